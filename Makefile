@@ -1,0 +1,71 @@
+# The two commands of the quick start (`make run`, `make test`) and the
+# developer conveniences around them. The real build is CMake.
+
+BUILD      ?= build
+ASAN_BUILD ?= build-asan
+JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
+LISTEN     ?= 127.0.0.1:5000
+DATA       ?= ./berth-data
+
+.PHONY: all setup build run test test-fast test-asan asan bench fuzz format format-check clean
+
+all: build
+
+setup:
+	@scripts/setup-deps.sh
+
+build: setup
+	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DBERTH_WERROR=ON >/dev/null
+	@cmake --build $(BUILD) -j $(JOBS)
+
+run: build
+	@mkdir -p $(DATA)
+	$(BUILD)/berth serve --listen $(LISTEN) --root $(DATA)
+
+# The whole suite twice: the gcc release build, then a clang ASan+UBSan build.
+test: test-fast test-asan
+
+test-fast: build
+	@scripts/check-format.sh
+	ctest --test-dir $(BUILD) --output-on-failure -j $(JOBS)
+
+asan: setup
+	@CC=clang cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DBERTH_WERROR=ON \
+		-DBERTH_SANITIZE=address,undefined >/dev/null
+	@cmake --build $(ASAN_BUILD) -j $(JOBS)
+
+test-asan: asan
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
+		ctest --test-dir $(ASAN_BUILD) --output-on-failure -j $(JOBS)
+
+# Build the libFuzzer targets and fuzz each for FUZZ_SECONDS (default 60); the first
+# one that crashes (or fails to start) stops the run with its log's tail.
+FUZZ_BUILD ?= build-fuzz
+FUZZ_SECONDS ?= 60
+fuzz: setup
+	@CC=clang cmake -S . -B $(FUZZ_BUILD) -DCMAKE_BUILD_TYPE=Debug -DBERTH_FUZZ=ON >/dev/null
+	@cmake --build $(FUZZ_BUILD) -j $(JOBS)
+	@for f in $(FUZZ_BUILD)/tests/fuzz/fuzz_*; do \
+		name=$$(basename $$f); mkdir -p $(FUZZ_BUILD)/corpus/$$name; \
+		echo "== $$name"; \
+		if ! $$f -max_total_time=$(FUZZ_SECONDS) -max_len=65536 \
+			$(FUZZ_BUILD)/corpus/$$name tests/fuzz/corpus/$$name \
+			>$(FUZZ_BUILD)/$$name.log 2>&1; then \
+			tail -n 40 $(FUZZ_BUILD)/$$name.log; \
+			echo "$$name failed (log: $(FUZZ_BUILD)/$$name.log)" >&2; exit 1; \
+		fi; \
+		tail -n 2 $(FUZZ_BUILD)/$$name.log; \
+	done
+
+bench: build
+	@scripts/setup-deps.sh --bench
+	@bench/run-bench.sh $(BUILD)
+
+format:
+	@git ls-files '*.c' '*.h' | xargs -r clang-format -i
+
+format-check:
+	@scripts/check-format.sh
+
+clean:
+	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD)

@@ -1,0 +1,275 @@
+#!/usr/bin/env python3
+"""Turn a run-bench.sh results directory into results.json and results.md,
+and print the comparison table (berth vs distribution, ratio, peak RSS,
+share of the machine's limits, and the issue's targets).
+
+    report.py RESULTS_DIR
+
+RESULTS_DIR holds limits.json, runs.tsv (one line per server run:
+workload, concurrency, server, exit status, peak RSS in KiB, JSON file)
+and the berth-bench JSON files named there. Exit status 1 when a run failed.
+"""
+import json
+import os
+import sys
+
+SERVERS = ("berth", "distribution")
+
+
+def load_runs(d):
+    runs = []
+    with open(os.path.join(d, "runs.tsv")) as f:
+        for line in f:
+            parts = line.rstrip("\n").split("\t")
+            if len(parts) != 6 or parts[0] == "workload":
+                continue
+            workload, conc, server, status, rss_kb, path = parts
+            doc = None
+            full = os.path.join(d, path)
+            if os.path.exists(full) and os.path.getsize(full) > 0:
+                try:
+                    with open(full) as jf:
+                        doc = json.load(jf)
+                except ValueError:
+                    doc = None
+            wl = None
+            if doc:
+                wl = next((w for w in doc.get("workloads", []) if w["name"] == workload), None)
+            runs.append({
+                "workload": workload,
+                "concurrency": int(conc),
+                "server": server,
+                "exit_status": int(status),
+                "peak_rss_kib": int(rss_kb) if rss_kb.isdigit() else None,
+                "result": wl,
+            })
+    return runs
+
+
+def limit_for(workload, limits):
+    """The single-stream bound a workload's MB/s is compared with."""
+    if workload.startswith("push-"):
+        vals = [limits.get("sha256_mb_per_sec"), limits.get("disk_write_mb_per_sec")]
+        vals = [v for v in vals if v]
+        return ("min(sha256, disk)", min(vals)) if vals else (None, None)
+    if workload.startswith("pull-"):
+        v = limits.get("loopback_mb_per_sec")
+        return ("loopback", v) if v else (None, None)
+    return (None, None)
+
+
+def build_rows(runs, limits):
+    rows = {}
+    order = []
+    for r in runs:
+        key = (r["workload"], r["concurrency"])
+        if key not in rows:
+            rows[key] = {"workload": key[0], "concurrency": key[1], "servers": {}}
+            order.append(key)
+        res = r["result"]
+        ok = r["exit_status"] == 0 and res is not None and res.get("ok", False)
+        cell = {
+            "ok": ok,
+            "exit_status": r["exit_status"],
+            "peak_rss_kib": r["peak_rss_kib"],
+        }
+        if res is not None:
+            cell.update({
+                "requests_per_sec": res["requests_per_sec"],
+                "mb_per_sec": res["mb_per_sec"],
+                "p50_ms": res["latency_ms"]["p50"],
+                "p99_ms": res["latency_ms"]["p99"],
+                "ops_ok": res["ops_ok"],
+                "ops_failed": res["ops_failed"],
+                "errors": res["errors"],
+                "client_cpu_seconds": res.get("client_cpu_seconds"),
+                "seconds": res["seconds"],
+            })
+        name, lim = limit_for(key[0], limits)
+        if lim and res is not None and ok:
+            cell["percent_of_limit"] = 100.0 * res["mb_per_sec"] / lim
+        rows[key]["servers"][r["server"]] = cell
+        rows[key]["limit"] = name
+    out = []
+    for key in order:
+        row = rows[key]
+        b = row["servers"].get("berth")
+        d = row["servers"].get("distribution")
+        if b and d and b["ok"] and d["ok"] and d["requests_per_sec"] > 0:
+            row["ratio"] = b["requests_per_sec"] / d["requests_per_sec"]
+        else:
+            row["ratio"] = None
+        out.append(row)
+    return out
+
+
+def find(rows, workload, conc):
+    return next((r for r in rows if r["workload"] == workload and r["concurrency"] == conc), None)
+
+
+def targets(rows):
+    """The targets of issue 6, each as (text, met: True/False/None)."""
+    res = []
+    ratios = [r for r in rows if r["ratio"] is not None]
+    missing = [r for r in rows if r["ratio"] is None]
+    slower = [f'{r["workload"]} c={r["concurrency"]}' for r in ratios if r["ratio"] < 1.0]
+    met = None if missing and not slower else not slower
+    res.append(("every workload at c=1 and c=16: berth >= 1.0x distribution"
+                + (f" (slower: {', '.join(slower)})" if slower else ""), met))
+
+    r = find(rows, "pull-100m", 1)
+    b = r and r["servers"].get("berth")
+    if r and b and b["ok"]:
+        pct = b.get("percent_of_limit", 0)
+        met = (r["ratio"] or 0) >= 2.0 or pct >= 80.0
+        res.append((f"pull-100m c=1: >= 2x distribution ({fmt(r['ratio'], 2)}x) "
+                    f"or >= 80% of loopback ({fmt(pct, 0)}%)", met))
+    else:
+        res.append(("pull-100m c=1: >= 2x distribution or >= 80% of loopback", None))
+
+    r = find(rows, "push-monolithic-100m", 1)
+    b = r and r["servers"].get("berth")
+    if b and b["ok"]:
+        pct = b.get("percent_of_limit", 0)
+        res.append((f"push-monolithic-100m c=1: >= 70% of min(sha256, disk) ({fmt(pct, 0)}%)",
+                    pct >= 70.0))
+    else:
+        res.append(("push-monolithic-100m c=1: >= 70% of min(sha256, disk)", None))
+
+    for wl in ("head-manifest", "tags-list"):
+        r = find(rows, wl, 16)
+        if r and r["ratio"] is not None:
+            res.append((f"{wl} c=16: >= 3x distribution ({fmt(r['ratio'], 2)}x)",
+                        r["ratio"] >= 3.0))
+        else:
+            res.append((f"{wl} c=16: >= 3x distribution", None))
+
+    r = find(rows, "mix-10m", 16)
+    b = r and r["servers"].get("berth")
+    d = r and r["servers"].get("distribution")
+    if b and d and b.get("peak_rss_kib") and d.get("peak_rss_kib"):
+        res.append((f"mix-10m c=16 peak RSS: berth {mib(b['peak_rss_kib'])} MiB "
+                    f"< distribution {mib(d['peak_rss_kib'])} MiB",
+                    b["peak_rss_kib"] < d["peak_rss_kib"]))
+    else:
+        res.append(("mix-10m c=16 peak RSS: berth below distribution", None))
+    return res
+
+
+def fmt(v, digits):
+    if v is None:
+        return "-"
+    return f"{v:.{digits}f}"
+
+
+def mib(kib):
+    return fmt(kib / 1024.0, 1) if kib else "-"
+
+
+def cell_text(cell, key, digits):
+    if cell is None:
+        return "-"
+    if not cell["ok"]:
+        return "FAILED"
+    return fmt(cell.get(key), digits)
+
+
+def table(rows, markdown):
+    head = ["workload", "c", "berth req/s", "distribution req/s", "ratio", "berth MB/s",
+            "distribution MB/s", "berth p99 ms", "distribution p99 ms", "berth RSS MiB",
+            "distribution RSS MiB", "berth % of limit", "distribution % of limit"]
+    body = []
+    for r in rows:
+        b = r["servers"].get("berth")
+        d = r["servers"].get("distribution")
+        digits = 1 if r["workload"].endswith("100m") or r["workload"].endswith("10m") else 0
+        body.append([
+            r["workload"], str(r["concurrency"]),
+            cell_text(b, "requests_per_sec", digits), cell_text(d, "requests_per_sec", digits),
+            fmt(r["ratio"], 2) + ("x" if r["ratio"] is not None else ""),
+            cell_text(b, "mb_per_sec", 0), cell_text(d, "mb_per_sec", 0),
+            cell_text(b, "p99_ms", 2), cell_text(d, "p99_ms", 2),
+            mib(b and b.get("peak_rss_kib")), mib(d and d.get("peak_rss_kib")),
+            fmt(b and b.get("percent_of_limit"), 0), fmt(d and d.get("percent_of_limit"), 0),
+        ])
+    if markdown:
+        lines = ["| " + " | ".join(head) + " |",
+                 "|" + "|".join(["---"] * 2 + ["---:"] * (len(head) - 2)) + "|"]
+        lines += ["| " + " | ".join(row) + " |" for row in body]
+        return "\n".join(lines)
+    short = [0, 1, 2, 3, 4, 9, 10, 11, 12]
+    titles = ["workload", "c", "berth req/s", "dist req/s", "ratio", "RSS MiB berth",
+              "RSS MiB dist", "%limit berth", "%limit dist"]
+    widths = [max(len(titles[i]), *(len(row[j]) for row in body)) if body else len(titles[i])
+              for i, j in enumerate(short)]
+    out = ["  ".join(t.rjust(w) if i else t.ljust(w)
+                     for i, (t, w) in enumerate(zip(titles, widths)))]
+    for row in body:
+        out.append("  ".join(row[j].rjust(w) if i else row[j].ljust(w)
+                             for i, (j, w) in enumerate(zip(short, widths))))
+    return "\n".join(out)
+
+
+def limits_text(limits):
+    def mbs(key):
+        v = limits.get(key)
+        return f"{v:,.0f} MB/s" if v else "not measured"
+    return [
+        f"SHA-256 (openssl speed -evp sha256, 1 MiB blocks, one core): {mbs('sha256_mb_per_sec')}",
+        f"disk write with fdatasync (dd, {limits.get('disk_write_mb', '?')} MiB): "
+        f"{mbs('disk_write_mb_per_sec')}",
+        f"loopback TCP, one stream (berth-bench --loopback, best of 3): "
+        f"{mbs('loopback_mb_per_sec')}",
+    ]
+
+
+def main():
+    if len(sys.argv) != 2:
+        print(__doc__, file=sys.stderr)
+        return 2
+    d = sys.argv[1]
+    with open(os.path.join(d, "limits.json")) as f:
+        limits = json.load(f)
+    runs = load_runs(d)
+    rows = build_rows(runs, limits)
+    tg = targets(rows)
+    failed = [f'{r["workload"]} c={r["concurrency"]} {r["server"]}' for r in runs
+              if r["exit_status"] != 0 or r["result"] is None or not r["result"].get("ok")]
+
+    doc = {"machine": limits.get("machine", {}), "limits": limits, "rows": rows,
+           "targets": [{"target": t, "met": m} for t, m in tg], "failed_runs": failed}
+    with open(os.path.join(d, "results.json"), "w") as f:
+        json.dump(doc, f, indent=2)
+        f.write("\n")
+
+    machine = limits.get("machine", {})
+    mark = {True: "met", False: "NOT met", None: "not measured"}
+    md = ["# berth-bench results", ""]
+    md += [f"- {k}: {v}" for k, v in machine.items()]
+    md += [""] + [f"- {line}" for line in limits_text(limits)]
+    md += ["", "req/s is operations per second (a pull is 4 requests, a push 5 or 6); "
+           "ratio = berth / distribution; RSS is each server's peak (VmHWM) during that run; "
+           "% of limit: push MB/s against min(SHA-256, disk), pull MB/s against loopback.", ""]
+    md += [table(rows, True), "", "## Targets (issue 6)", ""]
+    md += [f"- {mark[m]}: {t}" for t, m in tg]
+    if failed:
+        md += ["", "## Failed runs", ""] + [f"- {x}" for x in failed]
+    with open(os.path.join(d, "results.md"), "w") as f:
+        f.write("\n".join(md) + "\n")
+
+    print()
+    for line in limits_text(limits):
+        print(line)
+    print()
+    print(table(rows, False))
+    print()
+    for t, m in tg:
+        print(f"  [{mark[m]}] {t}")
+    if failed:
+        print("\nfailed runs: " + ", ".join(failed))
+    print(f"\nfull results: {os.path.join(d, 'results.md')} and results.json")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

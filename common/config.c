@@ -1,0 +1,404 @@
+/*
+ * Configuration loading: one table of keys, applied from defaults, a JSON
+ * file, BERTH_* environment variables and flags. Single-threaded.
+ */
+#include "berth/config.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "berth/str.h"
+
+enum config_type { CONFIG_STRING, CONFIG_BOOL, CONFIG_INT, CONFIG_JSON };
+
+struct config_key {
+    const char *path;
+    enum config_type type;
+    size_t offset;
+    const char *def;
+    int64_t min;
+    int64_t max;
+    const char *help;
+};
+
+#define OFF(field) offsetof(struct berth_config, field)
+#define DAY 86400
+
+static const struct config_key keys[] = {
+    {"listen", CONFIG_STRING, OFF(listen), "127.0.0.1:5000", 0, 0, "address and port to serve on"},
+    {"root", CONFIG_STRING, OFF(root), "./berth-data", 0, 0, "data directory"},
+    {"public_url", CONFIG_STRING, OFF(public_url), "", 0, 0,
+     "URL clients use to reach berth (default http://<listen>)"},
+    {"anonymous", CONFIG_BOOL, OFF(anonymous), "false", 0, 0,
+     "allow unauthenticated access on a non-loopback address"},
+    {"log.level", CONFIG_STRING, OFF(log_level), "info", 0, 0, "error, warn, info or debug"},
+    {"log.access", CONFIG_BOOL, OFF(log_access), "true", 0, 0, "one access-log line per request"},
+    {"http.threads", CONFIG_INT, OFF(http_threads), "0", 0, 1024, "worker threads (0 = 2 per CPU)"},
+    {"http.connection_limit", CONFIG_INT, OFF(http_connection_limit), "1024", 1, 1000000,
+     "maximum concurrent connections"},
+    {"http.timeout_seconds", CONFIG_INT, OFF(http_timeout_seconds), "300", 1, DAY,
+     "close a connection idle this long"},
+    {"http.memory_limit_kib", CONFIG_INT, OFF(http_memory_limit_kib), "128", 32, 65536,
+     "per-connection buffer for headers and body reads"},
+    {"http.turbo", CONFIG_BOOL, OFF(http_turbo), "true", 0, 0,
+     "libmicrohttpd's opportunistic reads and writes (MHD_USE_TURBO)"},
+    {"http.epoll", CONFIG_BOOL, OFF(http_epoll), "false", 0, 0,
+     "use epoll instead of poll (libmicrohttpd 0.9.75's epoll can miss a client's close)"},
+    {"storage.fsync", CONFIG_BOOL, OFF(storage_fsync), "true", 0, 0,
+     "fsync blobs and directories before acknowledging a push"},
+    {"storage.delete_enabled", CONFIG_BOOL, OFF(storage_delete_enabled), "true", 0, 0,
+     "allow DELETE of manifests, tags and blobs (405 UNSUPPORTED when off)"},
+    {"storage.auto_create_repositories", CONFIG_BOOL, OFF(storage_auto_create), "true", 0, 0,
+     "create a repository on its first push (off: 404 NAME_UNKNOWN, as ECR)"},
+    {"storage.manifest_max_bytes", CONFIG_INT, OFF(storage_manifest_max_bytes), "4194304", 1024,
+     64 * 1024 * 1024, "largest manifest accepted (413 above)"},
+    {"storage.upload_expiry_seconds", CONFIG_INT, OFF(storage_upload_expiry_seconds), "86400", 1,
+     365 * DAY, "abandoned upload sessions are removed after this long"},
+    {"storage.catalog_max_entries", CONFIG_INT, OFF(storage_catalog_max_entries), "1000", 1, 100000,
+     "largest n accepted by /v2/_catalog"},
+    {"storage.tags_max_entries", CONFIG_INT, OFF(storage_tags_max_entries), "10000", 1, 1000000,
+     "largest page of /v2/<name>/tags/list (larger n is clamped, with a Link)"},
+    {"registry.id", CONFIG_STRING, OFF(registry_id), "000000000000", 0, 0,
+     "12-digit registry (account) id used by the ECR API"},
+    {"registry.region", CONFIG_STRING, OFF(registry_region), "us-east-1", 0, 0,
+     "region named in ARNs"},
+    {"auth.required", CONFIG_BOOL, OFF(auth_required), "false", 0, 0,
+     "require credentials even before any access key exists"},
+    {"auth.token_ttl_seconds", CONFIG_INT, OFF(auth_token_ttl_seconds), "43200", 1, 7 * DAY,
+     "lifetime of GetAuthorizationToken passwords"},
+    {"auth.keys", CONFIG_JSON, OFF(auth_keys), NULL, 0, 0, "access keys defined in the file"},
+    {"auth.regions", CONFIG_JSON, OFF(auth_regions), NULL, 0, 0,
+     "regions accepted in SigV4 scopes (default: any)"},
+    {"gc.enabled", CONFIG_BOOL, OFF(gc_enabled), "true", 0, 0, "run garbage collection"},
+    {"gc.interval_seconds", CONFIG_INT, OFF(gc_interval_seconds), "3600", 1, 30 * DAY,
+     "time between garbage collection passes"},
+    {"gc.grace_seconds", CONFIG_INT, OFF(gc_grace_seconds), "3600", 0, 30 * DAY,
+     "unreferenced blobs younger than this are kept"},
+    {"lifecycle.enabled", CONFIG_BOOL, OFF(lifecycle_enabled), "true", 0, 0,
+     "enforce lifecycle policies"},
+    {"lifecycle.interval_seconds", CONFIG_INT, OFF(lifecycle_interval_seconds), "3600", 1, 30 * DAY,
+     "time between lifecycle policy runs"},
+    {"scan.workers", CONFIG_INT, OFF(scan_workers), "2", 0, 64, "scan worker threads"},
+    {"scan.hook", CONFIG_STRING, OFF(scan_hook), "", 0, 0,
+     "external scanner command (empty: built-in scanner)"},
+    {"scan.hook_timeout_seconds", CONFIG_INT, OFF(scan_hook_timeout_seconds), "300", 1, DAY,
+     "kill the hook after this long"},
+    {"scan.hook_max_output_bytes", CONFIG_INT, OFF(scan_hook_max_output_bytes), "16777216", 1024,
+     1024 * 1024 * 1024, "largest findings document read from the hook"},
+    {"scan.max_image_bytes", CONFIG_INT, OFF(scan_max_image_bytes), "17179869184", 1024, INT64_MAX,
+     "decompressed bytes read per image before a scan fails"},
+    {"scan.quota_seconds", CONFIG_INT, OFF(scan_quota_seconds), "86400", 0, 365 * DAY,
+     "one scan per image per this many seconds"},
+};
+
+#define NKEYS (sizeof(keys) / sizeof(keys[0]))
+
+static const struct config_key *find_key(const char *path)
+{
+    for (size_t i = 0; i < NKEYS; i++) {
+        if (strcmp(keys[i].path, path) == 0) {
+            return &keys[i];
+        }
+    }
+    return NULL;
+}
+
+static void *field(struct berth_config *cfg, const struct config_key *k)
+{
+    return (char *)cfg + k->offset;
+}
+
+static enum berth_err set_value(struct berth_config *cfg, const struct config_key *k,
+                                const char *value, char *err, size_t cap)
+{
+    switch (k->type) {
+    case CONFIG_STRING: {
+        char *dup = strdup(value);
+        if (dup == NULL) {
+            return BERTH_ENOMEM;
+        }
+        char **slot = field(cfg, k);
+        free(*slot);
+        *slot = dup;
+        return BERTH_OK;
+    }
+    case CONFIG_BOOL: {
+        bool *slot = field(cfg, k);
+        if (strcmp(value, "true") == 0 || strcmp(value, "1") == 0) {
+            *slot = true;
+        } else if (strcmp(value, "false") == 0 || strcmp(value, "0") == 0) {
+            *slot = false;
+        } else {
+            snprintf(err, cap, "config: %s must be true or false, not '%s'", k->path, value);
+            return BERTH_EINVAL;
+        }
+        return BERTH_OK;
+    }
+    case CONFIG_INT: {
+        uint64_t v;
+        if (str_parse_u64(value, (uint64_t)INT64_MAX, &v) != BERTH_OK || (int64_t)v < k->min ||
+            (int64_t)v > k->max) {
+            snprintf(err, cap, "config: %s must be an integer from %lld to %lld, not '%s'", k->path,
+                     (long long)k->min, (long long)k->max, value);
+            return BERTH_EINVAL;
+        }
+        *(int64_t *)field(cfg, k) = (int64_t)v;
+        return BERTH_OK;
+    }
+    case CONFIG_JSON:
+        snprintf(err, cap, "config: %s can only be set in the config file", k->path);
+        return BERTH_EINVAL;
+    }
+    return BERTH_EINVAL;
+}
+
+enum berth_err config_init(struct berth_config *cfg)
+{
+    memset(cfg, 0, sizeof(*cfg));
+    char err[256];
+    for (size_t i = 0; i < NKEYS; i++) {
+        if (keys[i].def == NULL) {
+            continue;
+        }
+        enum berth_err rc = set_value(cfg, &keys[i], keys[i].def, err, sizeof(err));
+        if (rc != BERTH_OK) {
+            return rc;
+        }
+    }
+    return BERTH_OK;
+}
+
+void config_fini(struct berth_config *cfg)
+{
+    for (size_t i = 0; i < NKEYS; i++) {
+        if (keys[i].type == CONFIG_STRING) {
+            char **slot = field(cfg, &keys[i]);
+            free(*slot);
+            *slot = NULL;
+        }
+    }
+    free(cfg->config_path);
+    cfg->config_path = NULL;
+    json_decref(cfg->doc);
+    cfg->doc = NULL;
+}
+
+enum berth_err config_set(struct berth_config *cfg, const char *path, const char *value, char *err,
+                          size_t cap)
+{
+    const struct config_key *k = find_key(path);
+    if (k == NULL) {
+        snprintf(err, cap, "config: unknown key '%s'", path);
+        return BERTH_ENOTFOUND;
+    }
+    return set_value(cfg, k, value, err, cap);
+}
+
+/* Walk one JSON object, applying leaves whose dotted path is a key. */
+static enum berth_err apply_object(struct berth_config *cfg, json_t *obj, const char *prefix,
+                                   const char *file, char *err, size_t cap)
+{
+    const char *name;
+    json_t *val;
+    json_object_foreach(obj, name, val)
+    {
+        char path[256];
+        int n = snprintf(path, sizeof(path), "%s%s%s", prefix, *prefix ? "." : "", name);
+        if (n < 0 || (size_t)n >= sizeof(path)) {
+            snprintf(err, cap, "config: %s: key path too long", file);
+            return BERTH_EINVAL;
+        }
+        const struct config_key *k = find_key(path);
+        if (k == NULL && json_is_object(val)) {
+            /* a section: recurse if any key lives under it */
+            size_t plen = strlen(path);
+            bool is_section = false;
+            for (size_t i = 0; i < NKEYS; i++) {
+                if (strncmp(keys[i].path, path, plen) == 0 && keys[i].path[plen] == '.') {
+                    is_section = true;
+                    break;
+                }
+            }
+            if (is_section) {
+                enum berth_err rc = apply_object(cfg, val, path, file, err, cap);
+                if (rc != BERTH_OK) {
+                    return rc;
+                }
+                continue;
+            }
+        }
+        if (k == NULL) {
+            snprintf(err, cap, "config: %s: unknown key '%s'", file, path);
+            return BERTH_EINVAL;
+        }
+        char text[64];
+        const char *value = NULL;
+        switch (k->type) {
+        case CONFIG_STRING:
+            if (!json_is_string(val)) {
+                snprintf(err, cap, "config: %s: %s must be a string", file, path);
+                return BERTH_EINVAL;
+            }
+            value = json_string_value(val);
+            break;
+        case CONFIG_BOOL:
+            if (!json_is_boolean(val)) {
+                snprintf(err, cap, "config: %s: %s must be true or false", file, path);
+                return BERTH_EINVAL;
+            }
+            value = json_is_true(val) ? "true" : "false";
+            break;
+        case CONFIG_INT:
+            if (!json_is_integer(val)) {
+                snprintf(err, cap, "config: %s: %s must be an integer", file, path);
+                return BERTH_EINVAL;
+            }
+            snprintf(text, sizeof(text), "%lld", (long long)json_integer_value(val));
+            value = text;
+            break;
+        case CONFIG_JSON:
+            *(json_t **)field(cfg, k) = val; /* borrowed from cfg->doc */
+            continue;
+        }
+        enum berth_err rc = set_value(cfg, k, value, err, cap);
+        if (rc != BERTH_OK) {
+            return rc;
+        }
+    }
+    return BERTH_OK;
+}
+
+enum berth_err config_load_file(struct berth_config *cfg, const char *path, char *err, size_t cap)
+{
+    json_error_t jerr;
+    json_t *doc = json_load_file(path, JSON_REJECT_DUPLICATES, &jerr);
+    if (doc == NULL) {
+        FILE *f = fopen(path, "r");
+        if (f == NULL) {
+            snprintf(err, cap, "config: cannot open %s: %s", path, strerror(errno));
+            return BERTH_ENOTFOUND;
+        }
+        fclose(f);
+        snprintf(err, cap, "config: %s:%d:%d: %s", path, jerr.line, jerr.column, jerr.text);
+        return BERTH_EINVAL;
+    }
+    if (!json_is_object(doc)) {
+        json_decref(doc);
+        snprintf(err, cap, "config: %s: the top level must be a JSON object", path);
+        return BERTH_EINVAL;
+    }
+    json_decref(cfg->doc);
+    cfg->doc = doc;
+    free(cfg->config_path);
+    cfg->config_path = strdup(path);
+    if (cfg->config_path == NULL) {
+        return BERTH_ENOMEM;
+    }
+    return apply_object(cfg, doc, "", path, err, cap);
+}
+
+enum berth_err config_load_env(struct berth_config *cfg, char *err, size_t cap)
+{
+    for (size_t i = 0; i < NKEYS; i++) {
+        if (keys[i].type == CONFIG_JSON) {
+            continue;
+        }
+        char env[128] = "BERTH_";
+        size_t o = strlen(env);
+        for (const char *p = keys[i].path; *p && o < sizeof(env) - 1; p++) {
+            env[o++] = (*p == '.') ? '_' : (char)toupper((unsigned char)*p);
+        }
+        env[o] = '\0';
+        const char *value = getenv(env);
+        if (value == NULL) {
+            continue;
+        }
+        char sub[256];
+        enum berth_err rc = set_value(cfg, &keys[i], value, sub, sizeof(sub));
+        if (rc != BERTH_OK) {
+            snprintf(err, cap, "%s (from %s)", sub, env);
+            return rc;
+        }
+    }
+    return BERTH_OK;
+}
+
+enum berth_err config_listen_parts(const char *listen, char *host, size_t host_cap, uint16_t *port)
+{
+    const char *colon = strrchr(listen, ':');
+    if (colon == NULL || colon == listen) {
+        return BERTH_EINVAL;
+    }
+    const char *h = listen;
+    size_t hlen = (size_t)(colon - listen);
+    if (h[0] == '[') {
+        if (hlen < 2 || h[hlen - 1] != ']') {
+            return BERTH_EINVAL;
+        }
+        h++;
+        hlen -= 2;
+    }
+    if (hlen == 0 || hlen >= host_cap) {
+        return BERTH_EINVAL;
+    }
+    uint64_t p;
+    if (str_parse_u64(colon + 1, 65535, &p) != BERTH_OK) {
+        return BERTH_EINVAL;
+    }
+    memcpy(host, h, hlen);
+    host[hlen] = '\0';
+    *port = (uint16_t)p;
+    return BERTH_OK;
+}
+
+enum berth_err config_validate(const struct berth_config *cfg, char *err, size_t cap)
+{
+    char host[256];
+    uint16_t port;
+    if (config_listen_parts(cfg->listen, host, sizeof(host), &port) != BERTH_OK) {
+        snprintf(err, cap, "config: listen must be ADDR:PORT (e.g. 127.0.0.1:5000), not '%s'",
+                 cfg->listen);
+        return BERTH_EINVAL;
+    }
+    size_t idlen = strlen(cfg->registry_id);
+    bool digits = idlen == 12;
+    for (size_t i = 0; digits && i < idlen; i++) {
+        digits = isdigit((unsigned char)cfg->registry_id[i]) != 0;
+    }
+    if (!digits) {
+        snprintf(err, cap, "config: registry.id must be 12 digits, not '%s'", cfg->registry_id);
+        return BERTH_EINVAL;
+    }
+    if (cfg->root[0] == '\0') {
+        snprintf(err, cap, "config: root must not be empty");
+        return BERTH_EINVAL;
+    }
+    if (cfg->auth_keys != NULL && !json_is_array(cfg->auth_keys)) {
+        snprintf(err, cap, "config: auth.keys must be an array");
+        return BERTH_EINVAL;
+    }
+    if (cfg->auth_regions != NULL && !json_is_array(cfg->auth_regions)) {
+        snprintf(err, cap, "config: auth.regions must be an array of strings");
+        return BERTH_EINVAL;
+    }
+    return BERTH_OK;
+}
+
+void config_print_keys(void *file)
+{
+    FILE *f = file;
+    for (size_t i = 0; i < NKEYS; i++) {
+        char env[128] = "BERTH_";
+        size_t o = strlen(env);
+        for (const char *p = keys[i].path; *p && o < sizeof(env) - 1; p++) {
+            env[o++] = (*p == '.') ? '_' : (char)toupper((unsigned char)*p);
+        }
+        env[o] = '\0';
+        fprintf(f, "  %-34s %-40s %s%s%s\n", keys[i].path,
+                keys[i].type == CONFIG_JSON ? "(file only)" : env, keys[i].help,
+                keys[i].def && *keys[i].def ? "; default " : "", keys[i].def ? keys[i].def : "");
+    }
+}

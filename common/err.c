@@ -1,0 +1,37 @@
+/* Names of berth_err values for log lines. */
+#include "berth/err.h"
+
+const char *berth_strerror(enum berth_err err)
+{
+    switch (err) {
+    case BERTH_OK:
+        return "OK";
+    case BERTH_EINVAL:
+        return "EINVAL";
+    case BERTH_ENOTFOUND:
+        return "ENOTFOUND";
+    case BERTH_EEXIST:
+        return "EEXIST";
+    case BERTH_ETOOBIG:
+        return "ETOOBIG";
+    case BERTH_EDIGEST:
+        return "EDIGEST";
+    case BERTH_ERANGE:
+        return "ERANGE";
+    case BERTH_EDENIED:
+        return "EDENIED";
+    case BERTH_ENOMEM:
+        return "ENOMEM";
+    case BERTH_EIO:
+        return "EIO";
+    case BERTH_EDB:
+        return "EDB";
+    case BERTH_EBUSY:
+        return "EBUSY";
+    case BERTH_EUNSUPPORTED:
+        return "EUNSUPPORTED";
+    case BERTH_ECONFLICT:
+        return "ECONFLICT";
+    }
+    return "EUNKNOWN";
+}

@@ -1,0 +1,47 @@
+#!/bin/sh
+# Install whatever berth needs to build and test that is missing, from
+# Debian's archive. Idempotent and silent when everything is present.
+#   scripts/setup-deps.sh          build + test dependencies
+#   scripts/setup-deps.sh --bench  also what `make bench` needs
+set -eu
+
+BUILD_PKGS="git cmake make gcc clang libclang-rt-14-dev pkg-config clang-format
+libmicrohttpd-dev libssl-dev libsqlite3-dev libjansson-dev libzstd-dev zlib1g-dev
+libarchive-dev libcurl4-openssl-dev"
+TEST_PKGS="python3 python3-boto3 awscli skopeo zstd"
+BENCH_PKGS="docker-registry openssl"
+
+pkgs="$BUILD_PKGS $TEST_PKGS"
+if [ "${1:-}" = "--bench" ]; then
+    pkgs="$pkgs $BENCH_PKGS"
+fi
+
+missing=""
+for p in $pkgs; do
+    status=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)
+    case "$status" in
+    *"install ok installed"*) ;;
+    *) missing="$missing $p" ;;
+    esac
+done
+[ -z "$missing" ] && exit 0
+
+if [ "$(id -u)" -eq 0 ]; then
+    SUDO=""
+elif command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then
+    SUDO="sudo -n"
+else
+    echo "berth setup: these Debian packages are missing:$missing" >&2
+    echo "berth setup: run as root (or with passwordless sudo), or install them:" >&2
+    echo "    apt-get install -y$missing" >&2
+    exit 1
+fi
+
+echo "berth setup: installing$missing" >&2
+export DEBIAN_FRONTEND=noninteractive
+# shellcheck disable=SC2086
+if ! $SUDO apt-get install -y -qq --no-install-recommends $missing >/dev/null 2>&1; then
+    $SUDO apt-get update -qq >/dev/null
+    # shellcheck disable=SC2086
+    $SUDO apt-get install -y -qq --no-install-recommends $missing >/dev/null
+fi

@@ -1,0 +1,150 @@
+/*
+ * Metadata: the image listings the ECR API needs (tags with their digests,
+ * manifests filtered by tag status, index sizes, layer media types). Every
+ * query walks an index: tags by (repo_id, name), manifests by (repo_id,
+ * digest), tags by manifest_id, manifest_refs by (manifest_id, ...) or
+ * (digest, kind). See meta.h.
+ */
+#include "meta_int.h"
+
+#include <string.h>
+
+struct tag_digest_ctx {
+    meta_tag_digest_cb cb;
+    void *arg;
+};
+
+static int tag_digest_row(sqlite3_stmt *st, void *ctx)
+{
+    struct tag_digest_ctx *c = ctx;
+    const unsigned char *tag = sqlite3_column_text(st, 0);
+    const unsigned char *digest = sqlite3_column_text(st, 1);
+    return c->cb(c->arg, tag ? (const char *)tag : "", digest ? (const char *)digest : "");
+}
+
+enum berth_err meta_tag_list_digests(struct meta *m, int64_t repo_id, const char *after,
+                                     int64_t limit, meta_tag_digest_cb cb, void *arg,
+                                     bool *has_more)
+{
+    sqlite3_stmt *st = meta_prepare(m, "SELECT t.name, m.digest FROM tags t "
+                                       "JOIN manifests m ON m.id = t.manifest_id "
+                                       "WHERE t.repo_id = ?1 AND t.name > ?2 "
+                                       "ORDER BY t.name LIMIT ?3");
+    if (st == NULL) {
+        return BERTH_EDB;
+    }
+    sqlite3_bind_int64(st, 1, repo_id);
+    sqlite3_bind_text(st, 2, after ? after : "", -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 3, limit + 1);
+    struct tag_digest_ctx c = {cb, arg};
+    return meta_page(m, st, limit, tag_digest_row, &c, has_more, "tag_list_digests");
+}
+
+/* One statement per tag status, so each stays a static string for the
+ * statement cache and SQLite plans each with the (repo_id, digest) index. */
+static const char *const list_sql[] = {
+    [META_TAGS_ANY] = "SELECT " META_MANIFEST_COLS " FROM manifests m "
+                      "WHERE m.repo_id = ?1 AND m.digest > ?2 ORDER BY m.digest LIMIT ?3",
+    [META_TAGS_TAGGED] = "SELECT " META_MANIFEST_COLS " FROM manifests m "
+                         "WHERE m.repo_id = ?1 AND m.digest > ?2 AND EXISTS "
+                         "(SELECT 1 FROM tags t WHERE t.manifest_id = m.id) "
+                         "ORDER BY m.digest LIMIT ?3",
+    [META_TAGS_UNTAGGED] = "SELECT " META_MANIFEST_COLS " FROM manifests m "
+                           "WHERE m.repo_id = ?1 AND m.digest > ?2 AND NOT EXISTS "
+                           "(SELECT 1 FROM tags t WHERE t.manifest_id = m.id) "
+                           "ORDER BY m.digest LIMIT ?3",
+};
+
+struct manifest_ctx {
+    meta_manifest_cb cb;
+    void *arg;
+};
+
+static int manifest_row(sqlite3_stmt *st, void *ctx)
+{
+    struct manifest_ctx *c = ctx;
+    struct meta_manifest mf;
+    meta_manifest_row(st, &mf);
+    return c->cb(c->arg, &mf);
+}
+
+enum berth_err meta_manifest_list(struct meta *m, int64_t repo_id, enum meta_tag_status status,
+                                  const char *after, int64_t limit, meta_manifest_cb cb, void *arg,
+                                  bool *has_more)
+{
+    if ((size_t)status >= sizeof(list_sql) / sizeof(list_sql[0]) || limit < 0) {
+        return BERTH_EINVAL;
+    }
+    sqlite3_stmt *st = meta_prepare(m, list_sql[status]);
+    if (st == NULL) {
+        return BERTH_EDB;
+    }
+    sqlite3_bind_int64(st, 1, repo_id);
+    sqlite3_bind_text(st, 2, after ? after : "", -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 3, limit + 1);
+    struct manifest_ctx c = {cb, arg};
+    return meta_page(m, st, limit, manifest_row, &c, has_more, "manifest_list");
+}
+
+/* Run a statement that yields one integer (NULL counts as 0). */
+static enum berth_err single_int(struct meta *m, sqlite3_stmt *st, int64_t *out, const char *what)
+{
+    enum berth_err err = BERTH_OK;
+    if (sqlite3_step(st) == SQLITE_ROW) {
+        *out = sqlite3_column_int64(st, 0);
+    } else {
+        err = meta_fail(m, what);
+    }
+    meta_done(st);
+    return err;
+}
+
+enum berth_err meta_manifest_tag_count(struct meta *m, int64_t manifest_id, int64_t *out)
+{
+    sqlite3_stmt *st = meta_prepare(m, "SELECT count(*) FROM tags WHERE manifest_id = ?1");
+    if (st == NULL) {
+        return BERTH_EDB;
+    }
+    sqlite3_bind_int64(st, 1, manifest_id);
+    return single_int(m, st, out, "manifest_tag_count");
+}
+
+enum berth_err meta_manifest_children_max_size(struct meta *m, int64_t repo_id, int64_t manifest_id,
+                                               int64_t *out)
+{
+    sqlite3_stmt *st = meta_prepare(m, "SELECT coalesce(max(c.image_size), 0) "
+                                       "FROM manifest_refs r JOIN manifests c "
+                                       "ON c.repo_id = ?1 AND c.digest = r.digest "
+                                       "WHERE r.manifest_id = ?2 AND r.kind = 1");
+    if (st == NULL) {
+        return BERTH_EDB;
+    }
+    sqlite3_bind_int64(st, 1, repo_id);
+    sqlite3_bind_int64(st, 2, manifest_id);
+    return single_int(m, st, out, "manifest_children_size");
+}
+
+enum berth_err meta_blob_media_type(struct meta *m, int64_t repo_id, const char *digest, char *out,
+                                    size_t cap)
+{
+    sqlite3_stmt *st = meta_prepare(m, "SELECT r.media_type FROM manifest_refs r "
+                                       "JOIN manifests m ON m.id = r.manifest_id "
+                                       "WHERE r.digest = ?1 AND r.kind = 0 AND m.repo_id = ?2 "
+                                       "AND r.media_type IS NOT NULL LIMIT 1");
+    if (st == NULL) {
+        return BERTH_EDB;
+    }
+    sqlite3_bind_text(st, 1, digest, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, repo_id);
+    enum berth_err err = BERTH_OK;
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        err = meta_col_text(st, 0, out, cap);
+    } else if (rc == SQLITE_DONE) {
+        out[0] = '\0';
+    } else {
+        err = meta_fail(m, "blob_media_type");
+    }
+    meta_done(st);
+    return err;
+}

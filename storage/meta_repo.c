@@ -1,0 +1,276 @@
+/* Metadata: the repositories table. See meta.h. */
+#include "meta_int.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static const char *const mutability_names[] = {"MUTABLE", "IMMUTABLE", "IMMUTABLE_WITH_EXCLUSION",
+                                               "MUTABLE_WITH_EXCLUSION"};
+
+const char *meta_mutability_name(enum meta_mutability m)
+{
+    if ((size_t)m < sizeof(mutability_names) / sizeof(mutability_names[0])) {
+        return mutability_names[m];
+    }
+    return "MUTABLE";
+}
+
+int meta_mutability_parse(const char *s)
+{
+    for (size_t i = 0; i < sizeof(mutability_names) / sizeof(mutability_names[0]); i++) {
+        if (strcmp(s, mutability_names[i]) == 0) {
+            return (int)i;
+        }
+    }
+    return -1;
+}
+
+#define REPO_COLS "id, name, created_at, tag_mutability, scan_on_push, lifecycle_evaluated_at"
+
+static void read_repo(sqlite3_stmt *st, struct meta_repo *out)
+{
+    out->id = sqlite3_column_int64(st, 0);
+    meta_col_text(st, 1, out->name, sizeof(out->name));
+    out->created_at = sqlite3_column_int64(st, 2);
+    const unsigned char *mu = sqlite3_column_text(st, 3);
+    int parsed = mu ? meta_mutability_parse((const char *)mu) : 0;
+    out->mutability = parsed < 0 ? META_MUTABLE : (enum meta_mutability)parsed;
+    out->scan_on_push = sqlite3_column_int(st, 4) != 0;
+    out->lifecycle_evaluated_at = sqlite3_column_int64(st, 5);
+}
+
+static enum berth_err fetch_one(struct meta *m, sqlite3_stmt *st, struct meta_repo *out)
+{
+    int rc = sqlite3_step(st);
+    enum berth_err err = BERTH_OK;
+    if (rc == SQLITE_ROW) {
+        read_repo(st, out);
+    } else if (rc == SQLITE_DONE) {
+        err = BERTH_ENOTFOUND;
+    } else {
+        err = meta_fail(m, "repo_get");
+    }
+    meta_done(st);
+    return err;
+}
+
+enum berth_err meta_repo_get(struct meta *m, const char *name, struct meta_repo *out)
+{
+    sqlite3_stmt *st = meta_prepare(m, "SELECT " REPO_COLS " FROM repositories WHERE name = ?1");
+    if (st == NULL) {
+        return BERTH_EDB;
+    }
+    sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+    return fetch_one(m, st, out);
+}
+
+enum berth_err meta_repo_get_by_id(struct meta *m, int64_t id, struct meta_repo *out)
+{
+    sqlite3_stmt *st = meta_prepare(m, "SELECT " REPO_COLS " FROM repositories WHERE id = ?1");
+    if (st == NULL) {
+        return BERTH_EDB;
+    }
+    sqlite3_bind_int64(st, 1, id);
+    return fetch_one(m, st, out);
+}
+
+enum berth_err meta_repo_create(struct meta *m, const char *name, int64_t now,
+                                struct meta_repo *out)
+{
+    sqlite3_stmt *st =
+        meta_prepare(m, "INSERT INTO repositories (name, created_at) VALUES (?1, ?2)");
+    if (st == NULL) {
+        return BERTH_EDB;
+    }
+    sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, now);
+    enum berth_err rc = meta_step_done(m, st, "repo_create");
+    if (rc != BERTH_OK) {
+        return rc;
+    }
+    return meta_repo_get_by_id(m, sqlite3_last_insert_rowid(m->db), out);
+}
+
+enum berth_err meta_repo_ensure(struct meta *m, const char *name, int64_t now,
+                                struct meta_repo *out)
+{
+    enum berth_err rc = meta_repo_get(m, name, out);
+    if (rc != BERTH_ENOTFOUND) {
+        return rc;
+    }
+    rc = meta_repo_create(m, name, now, out);
+    if (rc == BERTH_EEXIST) {
+        /* created by someone else between the two statements */
+        rc = meta_repo_get(m, name, out);
+    }
+    return rc;
+}
+
+enum berth_err meta_repo_delete(struct meta *m, int64_t id)
+{
+    sqlite3_stmt *st = meta_prepare(m, "DELETE FROM repositories WHERE id = ?1");
+    if (st == NULL) {
+        return BERTH_EDB;
+    }
+    sqlite3_bind_int64(st, 1, id);
+    enum berth_err rc = meta_step_done(m, st, "repo_delete");
+    if (rc == BERTH_OK && sqlite3_changes(m->db) == 0) {
+        rc = BERTH_ENOTFOUND;
+    }
+    return rc;
+}
+
+static enum berth_err update_int(struct meta *m, const char *sql, int64_t id, int64_t value)
+{
+    sqlite3_stmt *st = meta_prepare(m, sql);
+    if (st == NULL) {
+        return BERTH_EDB;
+    }
+    sqlite3_bind_int64(st, 1, value);
+    sqlite3_bind_int64(st, 2, id);
+    enum berth_err rc = meta_step_done(m, st, "repo_update");
+    if (rc == BERTH_OK && sqlite3_changes(m->db) == 0) {
+        rc = BERTH_ENOTFOUND;
+    }
+    return rc;
+}
+
+enum berth_err meta_repo_set_mutability(struct meta *m, int64_t id, enum meta_mutability mu)
+{
+    sqlite3_stmt *st = meta_prepare(m, "UPDATE repositories SET tag_mutability = ?1 WHERE id = ?2");
+    if (st == NULL) {
+        return BERTH_EDB;
+    }
+    sqlite3_bind_text(st, 1, meta_mutability_name(mu), -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, id);
+    enum berth_err rc = meta_step_done(m, st, "repo_update");
+    if (rc == BERTH_OK && sqlite3_changes(m->db) == 0) {
+        rc = BERTH_ENOTFOUND;
+    }
+    return rc;
+}
+
+enum berth_err meta_repo_set_scan_on_push(struct meta *m, int64_t id, bool on)
+{
+    return update_int(m, "UPDATE repositories SET scan_on_push = ?1 WHERE id = ?2", id, on);
+}
+
+enum berth_err meta_repo_set_lifecycle_evaluated(struct meta *m, int64_t id, int64_t when)
+{
+    return update_int(m, "UPDATE repositories SET lifecycle_evaluated_at = ?1 WHERE id = ?2", id,
+                      when);
+}
+
+/* One SELECT and one UPDATE per text column: SQLite cannot bind a column
+ * name, and the statements stay static strings for the cache. */
+static const char *const text_get_sql[] = {
+    [META_REPO_MUTABILITY_FILTERS] = "SELECT mutability_filters FROM repositories WHERE id = ?1",
+    [META_REPO_ENCRYPTION] = "SELECT encryption FROM repositories WHERE id = ?1",
+    [META_REPO_POLICY] = "SELECT policy_text FROM repositories WHERE id = ?1",
+    [META_REPO_LIFECYCLE] = "SELECT lifecycle_text FROM repositories WHERE id = ?1",
+    [META_REPO_RESOURCE_TAGS] = "SELECT resource_tags FROM repositories WHERE id = ?1",
+};
+static const char *const text_set_sql[] = {
+    [META_REPO_MUTABILITY_FILTERS] =
+        "UPDATE repositories SET mutability_filters = ?1 WHERE id = ?2",
+    [META_REPO_ENCRYPTION] = "UPDATE repositories SET encryption = ?1 WHERE id = ?2",
+    [META_REPO_POLICY] = "UPDATE repositories SET policy_text = ?1 WHERE id = ?2",
+    [META_REPO_LIFECYCLE] = "UPDATE repositories SET lifecycle_text = ?1 WHERE id = ?2",
+    [META_REPO_RESOURCE_TAGS] = "UPDATE repositories SET resource_tags = ?1 WHERE id = ?2",
+};
+
+enum berth_err meta_repo_get_text(struct meta *m, int64_t id, enum meta_repo_text which, char **out)
+{
+    if ((size_t)which >= sizeof(text_get_sql) / sizeof(text_get_sql[0])) {
+        return BERTH_EINVAL;
+    }
+    sqlite3_stmt *st = meta_prepare(m, text_get_sql[which]);
+    if (st == NULL) {
+        return BERTH_EDB;
+    }
+    sqlite3_bind_int64(st, 1, id);
+    return meta_get_text(m, st, out);
+}
+
+enum berth_err meta_repo_set_text(struct meta *m, int64_t id, enum meta_repo_text which,
+                                  const char *value)
+{
+    if ((size_t)which >= sizeof(text_set_sql) / sizeof(text_set_sql[0])) {
+        return BERTH_EINVAL;
+    }
+    sqlite3_stmt *st = meta_prepare(m, text_set_sql[which]);
+    if (st == NULL) {
+        return BERTH_EDB;
+    }
+    if (value == NULL) {
+        sqlite3_bind_null(st, 1);
+    } else {
+        sqlite3_bind_text(st, 1, value, -1, SQLITE_STATIC);
+    }
+    sqlite3_bind_int64(st, 2, id);
+    enum berth_err rc = meta_step_done(m, st, "repo_set_text");
+    if (rc == BERTH_OK && sqlite3_changes(m->db) == 0) {
+        rc = BERTH_ENOTFOUND;
+    }
+    return rc;
+}
+
+struct repo_ctx {
+    meta_repo_cb cb;
+    void *arg;
+};
+
+static int repo_row(sqlite3_stmt *st, void *ctx)
+{
+    struct repo_ctx *c = ctx;
+    struct meta_repo repo;
+    read_repo(st, &repo);
+    return c->cb(c->arg, &repo);
+}
+
+enum berth_err meta_repo_list(struct meta *m, const char *after, int64_t limit, meta_repo_cb cb,
+                              void *arg, bool *has_more)
+{
+    sqlite3_stmt *st = meta_prepare(m, "SELECT " REPO_COLS " FROM repositories WHERE name > ?1 "
+                                       "ORDER BY name LIMIT ?2");
+    if (st == NULL) {
+        return BERTH_EDB;
+    }
+    sqlite3_bind_text(st, 1, after ? after : "", -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, limit + 1);
+    struct repo_ctx c = {cb, arg};
+    return meta_page(m, st, limit, repo_row, &c, has_more, "repo_list");
+}
+
+enum berth_err meta_repo_count(struct meta *m, int64_t *out)
+{
+    sqlite3_stmt *st = meta_prepare(m, "SELECT count(*) FROM repositories");
+    if (st == NULL) {
+        return BERTH_EDB;
+    }
+    enum berth_err err = BERTH_OK;
+    if (sqlite3_step(st) == SQLITE_ROW) {
+        *out = sqlite3_column_int64(st, 0);
+    } else {
+        err = meta_fail(m, "repo_count");
+    }
+    meta_done(st);
+    return err;
+}
+
+enum berth_err meta_repo_image_count(struct meta *m, int64_t repo_id, int64_t *out)
+{
+    sqlite3_stmt *st = meta_prepare(m, "SELECT count(*) FROM manifests WHERE repo_id = ?1");
+    if (st == NULL) {
+        return BERTH_EDB;
+    }
+    sqlite3_bind_int64(st, 1, repo_id);
+    enum berth_err err = BERTH_OK;
+    if (sqlite3_step(st) == SQLITE_ROW) {
+        *out = sqlite3_column_int64(st, 0);
+    } else {
+        err = meta_fail(m, "repo_image_count");
+    }
+    meta_done(st);
+    return err;
+}
