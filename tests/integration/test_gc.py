@@ -174,6 +174,9 @@ class GcCrashTest(unittest.TestCase):
                      interval=0.2, what="the next pass to collect the rest")
         h.wait_until(lambda: not (set(garbage) & set(lg.blob_files(server.root))), 30,
                      interval=0.2, what="the garbage files to go")
+        # a batch renames its files into trash/ and unlinks them after its commit
+        h.wait_until(lambda: not lg.trash_files(server.root), 30, interval=0.2,
+                     what="the last batch's trash files to be unlinked")
         self.check_consistent(server, reg, repo, images)
         server.stop()
         self.assertEqual(lg.integrity_check(server.root), "ok")

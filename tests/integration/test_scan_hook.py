@@ -41,8 +41,9 @@ case "$BERTH_SCAN_REPOSITORY" in
     head -c 200000 /dev/zero | tr '\\0' 'x' ;;
 */hang*)
     sleep 300 &
-    echo $! > "$PROBE_DIR/child.pid"
-    echo $$ > "$PROBE_DIR/main.pid"
+    # written whole, then renamed: the test reads main.pid as soon as it appears
+    echo $! > "$PROBE_DIR/child.pid.tmp" && mv "$PROBE_DIR/child.pid.tmp" "$PROBE_DIR/child.pid"
+    echo $$ > "$PROBE_DIR/main.pid.tmp" && mv "$PROBE_DIR/main.pid.tmp" "$PROBE_DIR/main.pid"
     wait ;;
 */probe*)
     {
