@@ -889,30 +889,6 @@ enum berth_err registry_tags(struct store *st, const char *repo, const char *las
     return rc == BERTH_OK ? rc : internal(s, rc);
 }
 
-struct catalog_ctx {
-    meta_name_cb cb;
-    void *arg;
-};
-
-static int catalog_row(void *arg, const struct meta_repo *repo)
-{
-    struct catalog_ctx *c = arg;
-    return c->cb(c->arg, repo->name);
-}
-
-enum berth_err registry_catalog(struct store *st, const char *last, int64_t n, meta_name_cb cb,
-                                void *arg, bool *has_more, struct registry_status *s)
-{
-    clear_status(s);
-    struct meta *m = store_meta(st);
-    if (m == NULL) {
-        return internal(s, BERTH_EDB);
-    }
-    struct catalog_ctx c = {cb, arg};
-    enum berth_err rc = meta_repo_list(m, last, n, catalog_row, &c, has_more);
-    return rc == BERTH_OK ? rc : internal(s, rc);
-}
-
 enum berth_err registry_referrers(struct store *st, const char *repo, const struct digest *subject,
                                   const char *artifact_type, meta_referrer_cb cb, void *arg,
                                   struct registry_status *s)

@@ -163,10 +163,6 @@ enum berth_err registry_image_delete_unchanged(struct store *st, const char *rep
 enum berth_err registry_tags(struct store *st, const char *repo, const char *last, int64_t n,
                              meta_name_cb cb, void *arg, bool *has_more, struct registry_status *s);
 
-/* Repository listing (names > last, at most n). */
-enum berth_err registry_catalog(struct store *st, const char *last, int64_t n, meta_name_cb cb,
-                                void *arg, bool *has_more, struct registry_status *s);
-
 /* Referrers of subject in the repository (a missing repository has
  * none: BERTH_OK with no callbacks). */
 enum berth_err registry_referrers(struct store *st, const char *repo, const struct digest *subject,
