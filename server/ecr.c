@@ -579,6 +579,10 @@ static void send_result(struct ecr_call *call)
     }
     struct MHD_Response *resp = http_resp_bytes(text, strlen(text));
     http_add(resp, "x-amzn-RequestId", call->request_id);
+    /* the access log ties the two ids together (a client reports this one) */
+    str_copy(req->amzn_id, sizeof(req->amzn_id), call->request_id);
+    req->ecr_op = call->op;
+    str_copy(req->ecr_error, sizeof(req->ecr_error), call->failed ? call->type : "");
     if (call->failed) {
         http_add(resp, "x-amzn-ErrorType", call->type);
     }

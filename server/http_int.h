@@ -66,6 +66,9 @@ struct request {
     bool is_head;
     bool dispatch_later; /* no body: route on the final callback */
     bool is_ecr;         /* an ECR JSON API call: errors in AWS's format */
+    const char *ecr_op;  /* the ECR operation (a static name), for the access log */
+    char amzn_id[40];    /* the x-amzn-RequestId the ECR response carried */
+    char ecr_error[64];  /* its __type when it failed, else empty */
 
     /* response bookkeeping for the access log */
     bool responded;

@@ -367,11 +367,17 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
         }
         double ms = (double)(time_mono_ns() - req->start_ns) / 1e6;
         log_set_request_id(req->id);
+        char ecr[200] = "";
+        if (req->amzn_id[0] != '\0') {
+            snprintf(ecr, sizeof(ecr), " op=%s amzn_id=%s%s%s",
+                     req->ecr_op ? req->ecr_op : "unknown", req->amzn_id,
+                     req->ecr_error[0] ? " error=" : "", req->ecr_error);
+        }
         log_info("event=access method=%s path=%s status=%u bytes=%llu bytes_in=%llu "
-                 "duration_ms=%.3f remote=%s term=%s",
+                 "duration_ms=%.3f remote=%s term=%s%s",
                  req->method, log_value(req->path, path, sizeof(path)), req->status,
                  (unsigned long long)req->bytes_out, (unsigned long long)req->bytes_in, ms, remote,
-                 termination_name(toe));
+                 termination_name(toe), ecr);
         log_set_request_id(NULL);
     }
     request_free(req);

@@ -76,6 +76,18 @@ class RequestIdTest(h.ServerTestCase):
                 self.assertRegex(line, r'\bstatus="?%d\b' % status)
                 path = urllib.parse.urlsplit(target).path
                 self.assertIn("path=%s" % path, line.replace('"', ""))
+                if target == "/":
+                    # an ECR call: its operation, the x-amzn-RequestId a client reports, and
+                    # the __type of a failure
+                    op = headers["X-Amz-Target"][len(ECR_TARGET):]
+                    amzn = self.assertHasHeader(resp, "x-amzn-RequestId")
+                    fields = " op=%s amzn_id=%s" % (op if status == 200 or op == "ListImages"
+                                                    else "unknown", amzn)
+                    if status != 200:
+                        fields += " error=" + resp.header("x-amzn-ErrorType")
+                    self.assertIn(fields + " req=" + request_id, line)
+                else:
+                    self.assertNotIn("amzn_id=", line)
 
 
 class TagsMaxEntriesTest(h.ServerTestCase):
