@@ -309,6 +309,25 @@ static struct meta *begin_listing(struct ecr_call *call, const char *name, struc
     return m;
 }
 
+/* Append {imageDigest, imageTag (when tag is not NULL)} to list; false when
+ * out of memory. */
+static bool append_image_id(json_t *list, const char *digest, const char *tag)
+{
+    json_t *o = json_object();
+    bool ok = o != NULL;
+    if (ok) {
+        put(o, "imageDigest", json_string(digest), &ok);
+        if (tag != NULL) {
+            put(o, "imageTag", json_string(tag), &ok);
+        }
+    }
+    if (!ok) {
+        json_decref(o);
+        return false;
+    }
+    return json_array_append_new(list, o) == 0; /* frees o on failure */
+}
+
 /* ---- ListImages ---- */
 
 /* Pages list the tags in byte order, then the untagged images by digest;
@@ -322,18 +341,7 @@ struct list_ctx {
 
 static bool append_id(struct list_ctx *c, const char *digest, const char *tag)
 {
-    json_t *o = json_object();
-    bool ok = o != NULL;
-    if (ok) {
-        put(o, "imageDigest", json_string(digest), &ok);
-        if (tag != NULL) {
-            put(o, "imageTag", json_string(tag), &ok);
-        }
-    }
-    if (!ok || json_array_append_new(c->list, o) != 0) {
-        if (!ok) {
-            json_decref(o);
-        }
+    if (!append_image_id(c->list, digest, tag)) {
         c->out_of_memory = true;
         return false;
     }
@@ -751,18 +759,7 @@ struct removed_ctx {
 static int removed_row(void *arg, const char *digest, const char *tag)
 {
     struct removed_ctx *c = arg;
-    json_t *o = json_object();
-    bool ok = o != NULL;
-    if (ok) {
-        put(o, "imageDigest", json_string(digest), &ok);
-        if (tag != NULL) {
-            put(o, "imageTag", json_string(tag), &ok);
-        }
-    }
-    if (!ok || json_array_append_new(c->list, o) != 0) {
-        if (!ok) {
-            json_decref(o);
-        }
+    if (!append_image_id(c->list, digest, tag)) {
         c->out_of_memory = true;
     }
     return 0;
