@@ -87,6 +87,23 @@ static enum berth_err begin_write(struct store *st, struct meta **out, struct re
     return BERTH_OK;
 }
 
+/* The end of a begin_write transaction: commit when rc is BERTH_OK, else
+ * (or when the commit fails) roll back, with s saying why unless an
+ * earlier step already did. */
+static enum berth_err end_write(struct meta *m, enum berth_err rc, struct registry_status *s)
+{
+    if (rc == BERTH_OK) {
+        rc = meta_commit(m);
+    }
+    if (rc != BERTH_OK) {
+        if (s->reason == REG_OK) {
+            internal(s, rc);
+        }
+        meta_rollback(m);
+    }
+    return rc;
+}
+
 /* Clear s, take this thread's connection and find an existing repository
  * (no transaction): the prologue of every read. */
 static enum berth_err open_repo(struct store *st, const char *name, struct meta **m,
@@ -155,17 +172,8 @@ enum berth_err registry_blob_delete(struct store *st, const char *repo, const st
         /* the garbage collector's grace window starts now */
         rc = meta_blob_touch(m, b.id, time_now_ms());
     }
-    if (rc == BERTH_OK) {
-        rc = meta_commit(m);
-    }
-    if (rc != BERTH_OK && s->reason == REG_OK) {
-        internal(s, rc);
-    }
 out:
-    if (rc != BERTH_OK) {
-        meta_rollback(m);
-    }
-    return rc;
+    return end_write(m, rc, s);
 }
 
 enum berth_err registry_blob_mount(struct store *st, const char *repo, const struct digest *d,
@@ -210,17 +218,8 @@ enum berth_err registry_blob_mount(struct store *st, const char *repo, const str
     if (rc == BERTH_OK) {
         rc = meta_blob_touch(m, out->id, time_now_ms());
     }
-    if (rc == BERTH_OK) {
-        rc = meta_commit(m);
-    }
-    if (rc != BERTH_OK) {
-        internal(s, rc);
-    }
 out:
-    if (rc != BERTH_OK) {
-        meta_rollback(m);
-    }
-    return rc;
+    return end_write(m, rc, s);
 }
 
 /* registry_tag_is_immutable with the filter list already parsed (filters
@@ -680,17 +679,8 @@ enum berth_err registry_manifest_delete(struct store *st, const char *repo, cons
             rc = meta_manifest_delete(m, mf.id);
         }
     }
-    if (rc == BERTH_OK) {
-        rc = meta_commit(m);
-    }
-    if (rc != BERTH_OK) {
-        internal(s, rc);
-    }
 out:
-    if (rc != BERTH_OK) {
-        meta_rollback(m);
-    }
-    return rc;
+    return end_write(m, rc, s);
 }
 
 /* Tag names collected inside a transaction, reported after it commits. */
