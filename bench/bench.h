@@ -11,9 +11,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "berth/buf.h"
-#include "berth/digest.h"
-#include "berth/err.h"
+#include "common/buf.h"
+#include "storage/spec/digest.h"
+#include "common/err.h"
 
 #define BENCH_MIB (1024ULL * 1024ULL)
 

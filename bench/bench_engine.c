@@ -18,8 +18,8 @@
 #include <curl/curl.h>
 
 #include "bench.h"
-#include "berth/str.h"
-#include "berth/timeutil.h"
+#include "common/str.h"
+#include "common/timeutil.h"
 
 /* Response bytes kept per request: enough for the 1,000-tag list and a
  * 100-entry catalog page; larger bodies are counted only. */

@@ -8,7 +8,7 @@
 #include <string.h>
 
 #include "bench.h"
-#include "berth/str.h"
+#include "common/str.h"
 
 #define MANIFEST_TYPE "application/vnd.oci.image.manifest.v1+json"
 

@@ -15,7 +15,7 @@
 #include <sys/socket.h>
 
 #include "bench.h"
-#include "berth/timeutil.h"
+#include "common/timeutil.h"
 
 #define SEND_CHUNK (1024 * 1024)
 

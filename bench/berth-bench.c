@@ -15,8 +15,8 @@
 #include <jansson.h>
 
 #include "bench.h"
-#include "berth/rand.h"
-#include "berth/str.h"
+#include "common/rand.h"
+#include "common/str.h"
 
 #define WORKLOAD_LIST_MAX 64
 #define WORKLOAD_ARG_MAX 4096

@@ -1,5 +1,5 @@
 /* Standard padded base64. */
-#include "berth/base64.h"
+#include "common/base64.h"
 
 #include <stdbool.h>
 

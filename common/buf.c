@@ -1,5 +1,5 @@
 /* Bounded growable byte buffers. */
-#include "berth/buf.h"
+#include "common/buf.h"
 
 #include <stdarg.h>
 #include <stdint.h>

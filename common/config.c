@@ -2,7 +2,7 @@
  * Configuration loading: one table of keys, applied from defaults, a JSON
  * file, BERTH_* environment variables and flags. Single-threaded.
  */
-#include "berth/config.h"
+#include "common/config.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "berth/str.h"
+#include "common/str.h"
 
 enum config_type { CONFIG_STRING, CONFIG_BOOL, CONFIG_INT, CONFIG_JSON };
 

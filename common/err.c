@@ -1,5 +1,5 @@
 /* Names of berth_err values for log lines. */
-#include "berth/err.h"
+#include "common/err.h"
 
 const char *berth_strerror(enum berth_err err)
 {

@@ -1,5 +1,5 @@
 /* Robust file I/O helpers; see fileio.h. */
-#include "berth/fileio.h"
+#include "common/fileio.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -10,7 +10,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "berth/str.h"
+#include "common/str.h"
 
 enum berth_err file_write_all(int fd, const void *p, size_t n)
 {

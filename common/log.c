@@ -1,5 +1,5 @@
 /* key=value logging to stderr; one write(2) per line. Thread-safe. */
-#include "berth/log.h"
+#include "common/log.h"
 
 #include <errno.h>
 #include <stdarg.h>

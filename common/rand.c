@@ -1,5 +1,5 @@
 /* Random bytes from the kernel; version 4 UUIDs. */
-#include "berth/rand.h"
+#include "common/rand.h"
 
 #include <errno.h>
 #include <stdint.h>

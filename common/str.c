@@ -1,5 +1,5 @@
 /* String helpers with explicit limits. */
-#include "berth/str.h"
+#include "common/str.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -1,5 +1,5 @@
 /* Clocks and timestamp formatting. */
-#include "berth/timeutil.h"
+#include "common/timeutil.h"
 
 #include <errno.h>
 #include <stdio.h>

@@ -3,7 +3,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 
-#include "berth/authz.h"
+#include "server/auth/authz.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

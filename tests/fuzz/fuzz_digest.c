@@ -3,7 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "berth/digest.h"
+#include "storage/spec/digest.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "berth/scan_inventory.h"
+#include "scan/packages/scan_inventory.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

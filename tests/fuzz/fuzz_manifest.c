@@ -4,7 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "berth/manifest.h"
+#include "storage/spec/manifest.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

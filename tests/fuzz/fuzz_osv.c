@@ -6,8 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "berth/osv.h"
-#include "berth/scan_inventory.h"
+#include "scan/vulndb/osv.h"
+#include "scan/packages/scan_inventory.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

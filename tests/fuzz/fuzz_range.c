@@ -3,7 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "berth/range.h"
+#include "server/http/range.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -3,10 +3,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "server/http_int.h"
+#include "server/http/http.h"
 
-#include "berth/names.h"
-#include "berth/oci_route.h"
+#include "storage/spec/names.h"
+#include "server/oci/oci_route.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -9,13 +9,13 @@
 
 #include "unit.h"
 
-#include "berth/digest.h"
-#include "berth/fileio.h"
-#include "berth/manifest.h"
-#include "berth/meta.h"
-#include "berth/registry.h"
-#include "berth/store.h"
-#include "berth/upload.h"
+#include "storage/spec/digest.h"
+#include "common/fileio.h"
+#include "storage/spec/manifest.h"
+#include "storage/meta/meta.h"
+#include "storage/registry/registry.h"
+#include "storage/store/store.h"
+#include "storage/store/upload.h"
 
 /* Room for a root path from unit_store_new. */
 #define UNIT_ROOT_MAX 512

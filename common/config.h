@@ -1,0 +1,100 @@
+/*
+ * Configuration: built-in defaults, then the JSON config file, then BERTH_*
+ * environment variables, then command-line flags, each overriding the last.
+ * Every key is one row in the table in common/config.c; its environment
+ * variable is BERTH_ + the dotted path upper-cased with '.' as '_'
+ * (http.threads -> BERTH_HTTP_THREADS). Loading is single-threaded; a
+ * loaded config is read-only and may be shared by all threads.
+ */
+#ifndef BERTH_CONFIG_H
+#define BERTH_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+#include "common/err.h"
+
+struct berth_config {
+    char *config_path; /* the file that was loaded, or NULL */
+
+    char *listen;     /* ADDR:PORT */
+    char *root;       /* data directory */
+    char *public_url; /* how clients reach us; "" = http://<listen> */
+    bool anonymous;   /* allow anonymous access on a non-loopback address */
+
+    char *log_level;
+    bool log_access;
+
+    int64_t http_threads;
+    int64_t http_connection_limit;
+    int64_t http_timeout_seconds;
+    int64_t http_memory_limit_kib;
+    bool http_epoll;
+    bool http_turbo;
+
+    bool storage_fsync;
+    bool storage_delete_enabled;
+    bool storage_auto_create;
+    int64_t storage_manifest_max_bytes;
+    int64_t storage_upload_expiry_seconds;
+    int64_t storage_catalog_max_entries;
+    int64_t storage_tags_max_entries;
+
+    char *registry_id;     /* 12 digits, the ECR account id */
+    char *registry_region; /* used in ARNs */
+
+    bool auth_required;
+    int64_t auth_token_ttl_seconds;
+    json_t *auth_keys;    /* borrowed from doc: array of key objects, or NULL */
+    json_t *auth_regions; /* borrowed from doc: array of accepted regions, or NULL */
+
+    bool gc_enabled;
+    int64_t gc_interval_seconds;
+    int64_t gc_grace_seconds;
+
+    bool lifecycle_enabled;
+    int64_t lifecycle_interval_seconds;
+
+    int64_t scan_workers;
+    char *scan_hook;
+    int64_t scan_hook_timeout_seconds;
+    int64_t scan_hook_max_output_bytes;
+    int64_t scan_max_image_bytes;
+    int64_t scan_quota_seconds;
+
+    json_t *doc; /* the parsed config file (owned), or NULL */
+};
+
+/* Fill cfg with the built-in defaults. Returns BERTH_ENOMEM only. */
+enum berth_err config_init(struct berth_config *cfg);
+
+/* Release everything config_init and the loaders allocated. */
+void config_fini(struct berth_config *cfg);
+
+/* Apply the JSON file at path. On error writes a one-line reason into
+ * err (cap bytes) and returns BERTH_ENOTFOUND, BERTH_EINVAL or BERTH_EIO. */
+enum berth_err config_load_file(struct berth_config *cfg, const char *path, char *err, size_t cap);
+
+/* Apply every BERTH_* environment variable that names a key. Same error
+ * reporting as config_load_file. */
+enum berth_err config_load_env(struct berth_config *cfg, char *err, size_t cap);
+
+/* Set one key by dotted path from text ("true", "8", "127.0.0.1:5000").
+ * BERTH_ENOTFOUND for an unknown key, BERTH_EINVAL for a bad value. */
+enum berth_err config_set(struct berth_config *cfg, const char *path, const char *value, char *err,
+                          size_t cap);
+
+/* Check cross-key rules (listen syntax, registry id shape). */
+enum berth_err config_validate(const struct berth_config *cfg, char *err, size_t cap);
+
+/* Split cfg->listen into host and port. host gets the address without
+ * brackets. BERTH_EINVAL when malformed. */
+enum berth_err config_listen_parts(const char *listen, char *host, size_t host_cap, uint16_t *port);
+
+/* Print every key, its environment variable, default and help to f. */
+void config_print_keys(void *file);
+
+#endif

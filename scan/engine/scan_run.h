@@ -1,0 +1,88 @@
+/*
+ * Running scans over the store: one image through the configured engine
+ * (the external hook when scan.hook is set, else the built-in scanner with
+ * <root>/vulndb.db), recording the outcome as the image's scan, and
+ * working off the persistent queue one job at a time. Used by the scan
+ * workers and by `berth scan`. Thread-safe (each thread uses its own
+ * metadata connection); every call blocks for as long as a scan takes.
+ */
+#ifndef BERTH_SCAN_RUN_H
+#define BERTH_SCAN_RUN_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+#include "common/err.h"
+#include "storage/meta/meta.h"
+#include "scan/engine/scan_hook.h"
+#include "scan/findings/scan_severity.h"
+
+struct store;
+
+/* Directory under the data root where hook layouts are made. */
+#define SCAN_WORK_DIR "scan-tmp"
+/* A job claimed this many times without finishing (the process died while
+ * it ran) ends FAILED instead of being tried again. */
+#define SCAN_RUN_MAX_ATTEMPTS 3
+
+/* The engine settings (from the scan.* configuration keys). */
+struct scan_engine {
+    const char *root;          /* the data root */
+    const char *hook;          /* scan.hook; NULL or "" selects the built-in scanner */
+    int64_t hook_timeout_ms;   /* scan.hook_timeout_seconds */
+    size_t hook_max_output;    /* scan.hook_max_output_bytes */
+    uint64_t max_image_bytes;  /* scan.max_image_bytes (built-in) */
+    const atomic_bool *cancel; /* set to stop a running scan; may be NULL */
+};
+
+/* How a scan ended. */
+struct scan_outcome {
+    bool complete; /* COMPLETE, else FAILED */
+    /* ECR's status description: valid UTF-8 without control characters */
+    char description[SCAN_HOOK_DESCRIPTION_MAX];
+    int64_t completed_at_ms;
+    int64_t source_updated_at_ms; /* vulnerabilitySourceUpdatedAt, -1 when unknown */
+    json_t *findings;             /* ECR ImageScanFinding objects in order (owned), never NULL
+                                     after success */
+    /* severities[i] is the severity of findings[i] (owned; NULL without
+     * findings), counts[] the findings per severity: computed once, for
+     * the stored scan, `berth scan` and the API alike */
+    enum scan_severity *severities;
+    int64_t counts[SCAN_SEVERITY_COUNT];
+};
+
+void scan_outcome_fini(struct scan_outcome *o);
+
+/*
+ * Scan the image mf of the repository repo with the engine. Everything
+ * the image (or the hook) can cause is a FAILED outcome with a reason.
+ * Returns BERTH_OK with *out (release with scan_outcome_fini);
+ * BERTH_ENOTFOUND when the manifest blob is gone (the image was deleted);
+ * BERTH_EBUSY when eng->cancel was set; BERTH_ENOMEM; BERTH_EIO/BERTH_EDB.
+ */
+enum berth_err scan_run_image(struct store *st, const struct scan_engine *eng, const char *repo,
+                              const struct meta_manifest *mf, struct scan_outcome *out);
+
+/*
+ * Record an outcome as the manifest's scan, in one write transaction that
+ * also finishes the job job_id (0: no job, e.g. `berth scan`): it is
+ * removed, or queued again when a scan was requested while it ran
+ * (meta_scan_job_finish). BERTH_ENOTFOUND (nothing recorded) when the
+ * manifest or the job is gone.
+ */
+enum berth_err scan_run_record(struct store *st, int64_t manifest_id, int64_t job_id,
+                               const struct scan_outcome *o);
+
+/*
+ * Claim the oldest waiting job, scan its image and record the outcome.
+ * *ran is false when nothing was waiting. A job whose image was deleted
+ * meanwhile ends quietly; a cancelled scan puts its job back. Returns
+ * BERTH_OK, or a database error (the job is then left for a retry).
+ */
+enum berth_err scan_run_next(struct store *st, const struct scan_engine *eng, bool *ran);
+
+#endif

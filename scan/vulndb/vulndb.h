@@ -1,0 +1,83 @@
+/*
+ * The offline vulnerability database: OSV records imported by `berth
+ * vulndb import PATH` into <root>/vulndb.db (a separate SQLite file), and
+ * the matcher that turns an image's package list into findings. Importing
+ * is one write transaction; a reader (struct vulndb) is one read-only
+ * connection, to be used by one thread at a time (open one per worker).
+ */
+#ifndef BERTH_VULNDB_H
+#define BERTH_VULNDB_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/err.h"
+#include "scan/findings/scan_findings.h"
+#include "scan/packages/scan_inventory.h"
+
+/* The file inside the data root. */
+#define VULNDB_FILE "vulndb.db"
+/* The schema version (PRAGMA user_version) this build reads and writes. */
+#define VULNDB_SCHEMA_VERSION 1
+/* Most .json files one import reads. */
+#define VULNDB_MAX_FILES 4000000
+/* Most decompressed bytes read from one archive. */
+#define VULNDB_MAX_ARCHIVE_BYTES (64ULL << 30)
+
+struct vulndb_import_stats {
+    size_t files;            /* .json files read */
+    size_t records;          /* records stored (added or replaced) */
+    size_t withdrawn;        /* withdrawn records (removed if present) */
+    size_t not_os;           /* records with no affected OS package */
+    size_t invalid;          /* files that are not valid OSV records */
+    char first_invalid[256]; /* "<file>: <reason>" of the first invalid one */
+    int64_t imported_at_ms;  /* recorded as vulnerabilitySourceUpdatedAt */
+};
+
+/*
+ * Import OSV records from path: a directory of .json files (searched
+ * recursively, in name order, skipping names that start with '.'), a
+ * single .json file, or an archive of them, by name: .tar.gz or .tgz,
+ * .tar.zst or .tzst, .tar, or .zip (as OSV publishes them per ecosystem).
+ * Each record replaces any stored record with the same id; withdrawn
+ * records are removed; only affected entries of the OS families berth
+ * recognises in images are kept (scan_ecosystem_scheme: Debian, Ubuntu,
+ * Alpine, Wolfi, Chainguard, AlmaLinux, Rocky Linux). Files that are not valid OSV records are
+ * skipped and counted. Everything is written in one transaction, with the
+ * import time stored as vulnerabilitySourceUpdatedAt; on any error nothing
+ * changes. Creates root_dir and the database when missing.
+ * Returns BERTH_OK with *stats filled; BERTH_ENOTFOUND when path is
+ * missing or holds no .json file; BERTH_EINVAL for an unreadable archive;
+ * BERTH_ETOOBIG over VULNDB_MAX_FILES or VULNDB_MAX_ARCHIVE_BYTES;
+ * BERTH_EUNSUPPORTED when the database has a newer schema; BERTH_EDB,
+ * BERTH_EIO, BERTH_EBUSY (another import holds the lock), BERTH_ENOMEM.
+ * err (cap bytes) gets a one-line reason on failure. Blocks; safe to run
+ * while scans read the database.
+ */
+enum berth_err vulndb_import(const char *root_dir, const char *path,
+                             struct vulndb_import_stats *stats, char *err, size_t cap);
+
+struct vulndb;
+
+/* Open <root_dir>/vulndb.db read-only. BERTH_ENOTFOUND when nothing was
+ * ever imported; BERTH_EUNSUPPORTED for a newer schema; BERTH_EDB. */
+enum berth_err vulndb_open(const char *root_dir, struct vulndb **out);
+void vulndb_close(struct vulndb *db);
+
+/* When the data was last imported (ms since the epoch), as read at open. */
+int64_t vulndb_source_updated_at_ms(const struct vulndb *db);
+
+/*
+ * Append the findings for an image's packages: for each distinct (source
+ * name, source version) pair, the records whose affected entries name that
+ * package in os->ecosystem (or in os->family, for records that apply to
+ * every release) and include that version, compared with os->scheme.
+ * Findings carry the source package name and the compared version as
+ * package_name / package_version. Call scan_findings_finish afterwards for
+ * the final order. BERTH_EINVAL for NULL arguments; BERTH_EDB, BERTH_EBUSY,
+ * BERTH_ENOMEM (out may then hold some findings).
+ */
+enum berth_err vulndb_match(struct vulndb *db, const struct scan_os *os,
+                            const struct scan_pkgs *pkgs, struct scan_findings *out);
+
+#endif

@@ -1,0 +1,39 @@
+/*
+ * Private to the berth command line: options every subcommand shares and
+ * the subcommand entry points (server/cli/main.c dispatches; each command lives
+ * in server/cli/<name>.c). Single-threaded until a command starts threads.
+ */
+#ifndef BERTH_CLI_INT_H
+#define BERTH_CLI_INT_H
+
+#include <stdbool.h>
+
+#include "common/config.h"
+#include "storage/store/store.h"
+
+struct cli {
+    const char *config_path; /* --config, or $BERTH_CONFIG */
+    const char *listen;      /* --listen */
+    const char *root;        /* --root */
+    int argc;                /* remaining arguments after the subcommand */
+    char **argv;
+    struct berth_config cfg; /* loaded by cli_load_config */
+};
+
+/* Load defaults, the config file, BERTH_* variables and the flags into
+ * cli->cfg, validate, and set the log level. Prints the reason and returns
+ * false on error. */
+bool cli_load_config(struct cli *cli);
+
+/* Open the store at the configured root with the configured options.
+ * Prints the reason and returns NULL on error. */
+struct store *cli_open_store(const struct cli *cli);
+
+int cmd_serve(struct cli *cli);
+int cmd_keys(struct cli *cli);
+int cmd_scan(struct cli *cli);   /* cli_scan.c */
+int cmd_vulndb(struct cli *cli); /* cli_vulndb.c */
+int cmd_gc(struct cli *cli);
+int cmd_lifecycle(struct cli *cli);
+
+#endif

@@ -1,0 +1,185 @@
+/*
+ * berth: the command line. Parses the options shared by every subcommand
+ * (--config, --root, --listen) and dispatches. Exit status: 0 success,
+ * 1 failure, 2 usage or configuration error.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli_int.h"
+
+#include "common/log.h"
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "berth %s: an OCI container registry with Amazon ECR's API\n"
+            "\n"
+            "usage: berth <command> [--config FILE] [--root DIR] [options]\n"
+            "\n"
+            "commands:\n"
+            "  serve [--listen ADDR:PORT]   serve the registry (default 127.0.0.1:5000)\n"
+            "  gc [--dry-run]               one garbage-collection pass over the store\n"
+            "  lifecycle run [--dry-run] [REPOSITORY]\n"
+            "                               apply lifecycle policies now (every repository\n"
+            "                               with a policy, or one)\n"
+            "  keys create NAME [PERMISSION ...]\n"
+            "                               make an access key (no PERMISSION: admin) and\n"
+            "                               print AWS_ACCESS_KEY_ID=... AWS_SECRET_ACCESS_KEY=...\n"
+            "  keys list                    list access keys (never their secrets)\n"
+            "  keys delete ACCESS_KEY_ID    delete an access key\n"
+            "  scan REPO:TAG|REPO@DIGEST [--json]\n"
+            "                               scan an image now and print its findings\n"
+            "  vulndb import PATH           import OSV vulnerability records (a directory,\n"
+            "                               .json, .tar.gz, .tar.zst or .zip)\n"
+            "  version                      print the version\n"
+            "  help                         this text\n"
+            "\n"
+            "options for every command:\n"
+            "  --config FILE   JSON configuration (also $BERTH_CONFIG); see conf/berth.json\n"
+            "  --root DIR      data directory (default ./berth-data)\n"
+            "\n"
+            "Settings apply in this order, later ones winning: built-in defaults, the config\n"
+            "file, BERTH_* environment variables, command-line flags. Keys:\n",
+            BERTH_VERSION);
+    config_print_keys(f);
+}
+
+/* Take "--name VALUE" or "--name=VALUE" at argv[*i]; true when matched. */
+static bool take_flag(int argc, char **argv, int *i, const char *name, const char **out,
+                      bool *error)
+{
+    size_t n = strlen(name);
+    const char *arg = argv[*i];
+    if (strncmp(arg, name, n) != 0) {
+        return false;
+    }
+    if (arg[n] == '=') {
+        *out = arg + n + 1;
+        return true;
+    }
+    if (arg[n] != '\0') {
+        return false;
+    }
+    if (*i + 1 >= argc) {
+        fprintf(stderr, "berth: %s needs a value\n", name);
+        *error = true;
+        return true;
+    }
+    *out = argv[++*i];
+    return true;
+}
+
+bool cli_load_config(struct cli *cli)
+{
+    char err[512];
+    if (config_init(&cli->cfg) != BERTH_OK) {
+        fprintf(stderr, "berth: out of memory\n");
+        return false;
+    }
+    const char *path = cli->config_path ? cli->config_path : getenv("BERTH_CONFIG");
+    if (path != NULL && *path != '\0' &&
+        config_load_file(&cli->cfg, path, err, sizeof(err)) != BERTH_OK) {
+        fprintf(stderr, "berth: %s\n", err);
+        return false;
+    }
+    if (config_load_env(&cli->cfg, err, sizeof(err)) != BERTH_OK) {
+        fprintf(stderr, "berth: %s\n", err);
+        return false;
+    }
+    if ((cli->listen && config_set(&cli->cfg, "listen", cli->listen, err, sizeof(err))) ||
+        (cli->root && config_set(&cli->cfg, "root", cli->root, err, sizeof(err)))) {
+        fprintf(stderr, "berth: %s\n", err);
+        return false;
+    }
+    if (config_validate(&cli->cfg, err, sizeof(err)) != BERTH_OK) {
+        fprintf(stderr, "berth: %s\n", err);
+        return false;
+    }
+    enum log_level level;
+    if (log_parse_level(cli->cfg.log_level, &level) != 0) {
+        fprintf(stderr, "berth: config: log.level must be error, warn, info or debug\n");
+        return false;
+    }
+    log_set_level(level);
+    return true;
+}
+
+struct store *cli_open_store(const struct cli *cli)
+{
+    const struct berth_config *cfg = &cli->cfg;
+    struct store_options opt = {
+        .root = cfg->root,
+        .fsync = cfg->storage_fsync,
+        .auto_create = cfg->storage_auto_create,
+        .upload_expiry_ms = cfg->storage_upload_expiry_seconds * 1000,
+        .manifest_max = (size_t)cfg->storage_manifest_max_bytes,
+    };
+    struct store *st = NULL;
+    if (store_open(&opt, &st) != BERTH_OK) {
+        fprintf(stderr, "berth: cannot open the data directory %s (see the log above)\n",
+                cfg->root);
+        return NULL;
+    }
+    return st;
+}
+
+int main(int argc, char **argv)
+{
+    struct cli cli;
+    memset(&cli, 0, sizeof(cli));
+    const char *command = NULL;
+    char **rest = calloc((size_t)argc + 1, sizeof(*rest));
+    if (rest == NULL) {
+        return 1;
+    }
+    bool error = false;
+    for (int i = 1; i < argc && !error; i++) {
+        if (take_flag(argc, argv, &i, "--config", &cli.config_path, &error) ||
+            take_flag(argc, argv, &i, "--listen", &cli.listen, &error) ||
+            take_flag(argc, argv, &i, "--root", &cli.root, &error)) {
+            continue;
+        }
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            usage(stdout);
+            free(rest);
+            return 0;
+        }
+        if (strcmp(argv[i], "--version") == 0) {
+            command = "version";
+        } else if (command == NULL && argv[i][0] != '-') {
+            command = argv[i];
+        } else {
+            rest[cli.argc++] = argv[i];
+        }
+    }
+    cli.argv = rest;
+    int status = 2;
+    if (error) {
+        status = 2;
+    } else if (command == NULL || strcmp(command, "help") == 0) {
+        usage(command == NULL ? stderr : stdout);
+        status = command == NULL ? 2 : 0;
+    } else if (strcmp(command, "version") == 0) {
+        printf("berth %s\n", BERTH_VERSION);
+        status = 0;
+    } else if (strcmp(command, "serve") == 0) {
+        status = cmd_serve(&cli);
+    } else if (strcmp(command, "gc") == 0) {
+        status = cmd_gc(&cli);
+    } else if (strcmp(command, "lifecycle") == 0) {
+        status = cmd_lifecycle(&cli);
+    } else if (strcmp(command, "keys") == 0) {
+        status = cmd_keys(&cli);
+    } else if (strcmp(command, "scan") == 0) {
+        status = cmd_scan(&cli);
+    } else if (strcmp(command, "vulndb") == 0) {
+        status = cmd_vulndb(&cli);
+    } else {
+        fprintf(stderr, "berth: unknown command '%s' (try berth --help)\n", command);
+    }
+    config_fini(&cli.cfg);
+    free(rest);
+    return status;
+}

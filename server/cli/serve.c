@@ -1,0 +1,128 @@
+/*
+ * berth serve: open the store, start the scan workers, the background jobs
+ * (garbage collection, lifecycle) and the HTTP server, wait for SIGTERM or
+ * SIGINT, drain in-flight requests, stop the scans and jobs and exit
+ * cleanly.
+ */
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "server/auth/auth.h"
+#include "cli_int.h"
+
+#include "server/jobs/jobs.h"
+#include "common/log.h"
+#include "server/jobs/scan_workers.h"
+#include "server/http/server.h"
+#include "storage/store/store.h"
+
+#define DRAIN_MS 30000
+
+static void note_has_keys(void *arg, const struct meta_auth_row *row)
+{
+    *(bool *)arg = row->has_keys;
+}
+
+/* Whether credentials are configured (auth required, keys in the config
+ * file or in the database), which makes a non-loopback address acceptable. */
+static bool auth_configured(const struct berth_config *cfg, size_t config_keys, struct store *st)
+{
+    bool db_keys = false;
+    struct meta *m = store_meta(st);
+    if (m != NULL && meta_auth_lookup(m, NULL, NULL, note_has_keys, &db_keys) != BERTH_OK) {
+        db_keys = false;
+    }
+    return cfg->auth_required || config_keys > 0 || db_keys;
+}
+
+int cmd_serve(struct cli *cli)
+{
+    if (cli->argc > 0) {
+        fprintf(stderr, "berth serve: unexpected argument '%s'\n", cli->argv[0]);
+        return 2;
+    }
+    if (!cli_load_config(cli)) {
+        return 2;
+    }
+    const struct berth_config *cfg = &cli->cfg;
+    char err[512];
+    struct auth_config_key *keys = NULL;
+    size_t key_count = 0;
+    if (auth_config_keys(cfg, &keys, &key_count, err, sizeof(err)) != BERTH_OK) {
+        fprintf(stderr, "berth: %s\n", err);
+        return 2;
+    }
+    auth_config_keys_free(keys, key_count);
+
+    /* Signals are taken by sigwait below; block them before any thread
+     * starts so every thread inherits the mask. */
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    struct store *st = cli_open_store(cli);
+    if (st == NULL) {
+        return 1;
+    }
+    if (!server_listen_is_loopback(cfg->listen) && !cfg->anonymous &&
+        !auth_configured(cfg, key_count, st)) {
+        fprintf(stderr,
+                "berth: refusing to serve %s without authentication: anyone who can reach it "
+                "could push and delete images.\n"
+                "berth: create an access key (berth keys create NAME, or auth.keys in the config "
+                "file), or set \"anonymous\": true to allow anonymous access on purpose, or "
+                "listen on a loopback address such as 127.0.0.1.\n",
+                cfg->listen);
+        store_close(st);
+        return 2;
+    }
+    int64_t restored = 0, deleted = 0;
+    if (store_recover_trash(st, &restored, &deleted) != BERTH_OK) {
+        log_warn("event=trash_recovery_failed");
+    } else if (restored || deleted) {
+        log_info("event=trash_recovered restored=%lld deleted=%lld", (long long)restored,
+                 (long long)deleted);
+    }
+    struct scan_workers *scans = NULL;
+    enum berth_err rc = scan_workers_start(cfg, st, &scans);
+    if (rc != BERTH_OK) {
+        fprintf(stderr, "berth: cannot start the scan workers (%s)\n", berth_strerror(rc));
+        store_close(st);
+        return 1;
+    }
+    struct jobs_options jopt;
+    jobs_options_from_config(cfg, &jopt);
+    struct jobs *jobs = NULL;
+    if (jobs_start(st, &jopt, &jobs) != BERTH_OK) {
+        fprintf(stderr, "berth: cannot start the background jobs (see the log above)\n");
+        scan_workers_stop(scans);
+        store_close(st);
+        return 1;
+    }
+    struct server *srv = NULL;
+    if (server_start(cfg, st, &srv) != BERTH_OK) {
+        fprintf(stderr, "berth: cannot serve on %s (see the log above)\n", cfg->listen);
+        jobs_stop(jobs);
+        scan_workers_stop(scans);
+        store_close(st);
+        return 1;
+    }
+    jobs_attach(jobs, srv);
+    log_info("event=server_start version=%s listen=%s port=%u root=%s", BERTH_VERSION, cfg->listen,
+             server_port(srv), cfg->root);
+
+    int sig = 0;
+    sigwait(&set, &sig);
+    log_info("event=server_stopping signal=%s", sig == SIGINT ? "SIGINT" : "SIGTERM");
+    server_stop(srv, DRAIN_MS);
+    /* after the server: no request can queue a scan or wake a job any more */
+    jobs_stop(jobs);
+    scan_workers_stop(scans);
+    store_close(st);
+    log_info("event=server_stopped");
+    return 0;
+}

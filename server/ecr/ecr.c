@@ -1,0 +1,908 @@
+/*
+ * The ECR JSON API framework: routing on X-Amz-Target, the bounded body,
+ * AWS error responses, validation helpers that phrase errors as ECR does,
+ * pagination tokens and shared response structures. Operations are in
+ * server/ecr/<area>.c. Pool threads; see ecr_int.h.
+ */
+#include "ecr_int.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/base64.h"
+#include "common/log.h"
+#include "storage/spec/names.h"
+#include "common/rand.h"
+#include "storage/store/store.h"
+#include "common/str.h"
+#include "common/timeutil.h"
+
+/* Every table of operations; add a file's table here. */
+static const struct ecr_op *const op_tables[] = {
+    ecr_repo_ops, ecr_image_ops,  ecr_layer_ops, ecr_settings_ops,
+    ecr_auth_ops, ecr_policy_ops, ecr_scan_ops,  ecr_lifecycle_ops,
+};
+
+static const struct ecr_op *find_op(const char *name)
+{
+    for (size_t t = 0; t < sizeof(op_tables) / sizeof(op_tables[0]); t++) {
+        for (const struct ecr_op *op = op_tables[t]; op->name != NULL; op++) {
+            if (strcmp(op->name, name) == 0) {
+                return op;
+            }
+        }
+    }
+    return NULL;
+}
+
+bool ecr_fail(struct ecr_call *call, const char *type, const char *fmt, ...)
+{
+    if (call->failed) {
+        return false;
+    }
+    call->failed = true;
+    call->status = strcmp(type, "ServerException") == 0 ? 500 : 400;
+    str_copy(call->type, sizeof(call->type), type);
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(call->message, sizeof(call->message), fmt, ap);
+    va_end(ap);
+    /* echoed input cut by a bound may end mid-character: the JSON error
+     * body needs valid UTF-8 */
+    str_utf8_scrub(call->message);
+    return false;
+}
+
+bool ecr_invalid(struct ecr_call *call, const char *field, const char *fmt, ...)
+{
+    char detail[768];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(detail, sizeof(detail), fmt, ap);
+    va_end(ap);
+    return ecr_fail(call, "InvalidParameterException",
+                    "Invalid parameter at '%s' failed to satisfy constraint: '%s'", field, detail);
+}
+
+void ecr_server_error(struct ecr_call *call, enum berth_err rc)
+{
+    log_error("event=ecr_server_error op=%s err=%s", call->op, berth_strerror(rc));
+    ecr_fail(call, "ServerException", "The server encountered an internal error (%s).",
+             berth_strerror(rc));
+}
+
+const char *ecr_registry(struct ecr_call *call)
+{
+    return call->req->srv->cfg->registry_id;
+}
+
+const char *ecr_region(struct ecr_call *call)
+{
+    return call->req->srv->cfg->registry_region;
+}
+
+bool ecr_repo_not_found(struct ecr_call *call, const char *name)
+{
+    return ecr_fail(call, "RepositoryNotFoundException",
+                    "The repository with name '%s' does not exist in the registry with id '%s'",
+                    name, ecr_registry(call));
+}
+
+void ecr_fail_registry(struct ecr_call *call, const struct registry_status *s)
+{
+    const char *repo = json_string_value(json_object_get(call->in, "repositoryName"));
+    if (repo == NULL) {
+        repo = "";
+    }
+    switch (s->reason) {
+    case REG_REPO_UNKNOWN:
+        ecr_repo_not_found(call, repo);
+        return;
+    case REG_LAYERS_MISSING:
+    case REG_BLOB_UNKNOWN:
+        ecr_fail(call, "LayersNotFoundException",
+                 "Layers with digests '[%s]' required for pushing image into repository with "
+                 "name '%s' in registry with id '%s' do not exist",
+                 s->digest, repo, ecr_registry(call));
+        return;
+    case REG_CHILDREN_MISSING:
+        ecr_fail(call, "ReferencedImagesNotFoundException",
+                 "Manifest references images with digests '[%s]' that do not exist in the "
+                 "repository with name '%s'",
+                 s->digest, repo);
+        return;
+    case REG_DIGEST_INVALID:
+        ecr_fail(call, "ImageDigestDoesNotMatchException", "%s", s->message);
+        return;
+    case REG_TAG_IMMUTABLE:
+        ecr_fail(call, "ImageTagAlreadyExistsException", "%s", s->message);
+        return;
+    case REG_IMAGE_EXISTS:
+        ecr_fail(call, "ImageAlreadyExistsException", "%s in registry with id '%s'", s->message,
+                 ecr_registry(call));
+        return;
+    case REG_MANIFEST_UNKNOWN:
+    case REG_TAG_DIGEST_MISMATCH:
+        ecr_fail(call, "ImageNotFoundException", "%s", s->message);
+        return;
+    case REG_UPLOAD_UNKNOWN: {
+        const char *upload = json_string_value(json_object_get(call->in, "uploadId"));
+        ecr_fail(call, "UploadNotFoundException",
+                 "The upload with id '%s' does not exist in the repository with name '%s' in the "
+                 "registry with id '%s'",
+                 upload != NULL ? upload : "", repo, ecr_registry(call));
+        return;
+    }
+    case REG_UPLOAD_BUSY:
+        /* another request is writing the session: this part is refused and
+         * can be sent again */
+        ecr_fail(call, "InvalidLayerPartException", "%s", s->message);
+        return;
+    case REG_REFERENCED_BY_INDEX:
+        ecr_fail(call, "InvalidParameterException", "%s", s->message);
+        return;
+    case REG_MANIFEST_INVALID:
+    case REG_MANIFEST_TOO_BIG:
+        ecr_invalid(call, "imageManifest", "%s", s->message);
+        return;
+    case REG_TAG_INVALID:
+        ecr_invalid(call, "imageTag", "%s", s->message);
+        return;
+    case REG_OK:
+    case REG_INTERNAL:
+        break;
+    }
+    /* the registry's message says what failed (a database or I/O error):
+     * for the log, not the client */
+    char shown[sizeof(s->message) + 16];
+    log_error("event=ecr_server_error op=%s reason=%d msg=%s", call->op, (int)s->reason,
+              log_value(s->message[0] ? s->message : "-", shown, sizeof(shown)));
+    ecr_fail(call, "ServerException", "The server encountered an internal error.");
+}
+
+/* "{imageDigest:'…', imageTag:'…'}" as AWS prints an image id. */
+static void image_id_text(const char *tag, const char *digest, char *out, size_t cap)
+{
+    snprintf(out, cap, "{imageDigest:'%.200s', imageTag:'%.300s'}",
+             digest != NULL ? digest : "null", tag != NULL ? tag : "null");
+}
+
+void ecr_image_not_found(struct ecr_call *call, const char *repo, const char *tag,
+                         const char *digest)
+{
+    char id[600];
+    image_id_text(tag, digest, id, sizeof(id));
+    ecr_fail(call, "ImageNotFoundException",
+             "The image with imageId %s does not exist within the repository with name '%s' in "
+             "the registry with id '%s'",
+             id, repo, ecr_registry(call));
+}
+
+void ecr_fail_image(struct ecr_call *call, const char *repo, const char *tag, const char *digest,
+                    const struct registry_status *s)
+{
+    char id[600];
+    image_id_text(tag, digest, id, sizeof(id));
+    switch (s->reason) {
+    case REG_MANIFEST_UNKNOWN:
+        ecr_image_not_found(call, repo, tag, digest);
+        return;
+    case REG_TAG_DIGEST_MISMATCH:
+        /* what BatchGetImage reports as ImageTagDoesNotMatchDigest */
+        ecr_fail(call, "ImageNotFoundException",
+                 "The image with imageId %s does not exist within the repository with name '%s' "
+                 "in the registry with id '%s': the image tag does not point at the image digest "
+                 "given (it points at %s)",
+                 id, repo, ecr_registry(call), s->digest);
+        return;
+    default:
+        ecr_fail_registry(call, s);
+        return;
+    }
+}
+
+/* Length in characters (UTF-8 code points), as AWS counts. */
+static size_t utf8_length(const char *s)
+{
+    size_t n = 0;
+    for (; *s; s++) {
+        if (((unsigned char)*s & 0xc0) != 0x80) {
+            n++;
+        }
+    }
+    return n;
+}
+
+static bool type_error(struct ecr_call *call, const char *key, const char *want)
+{
+    return ecr_fail(call, "SerializationException", "Value of '%s' must be %s.", key, want);
+}
+
+static bool missing(struct ecr_call *call, const char *key)
+{
+    return ecr_invalid(call, key, "Member must not be null");
+}
+
+bool ecr_string(struct ecr_call *call, json_t *obj, const char *key, enum ecr_need need, size_t min,
+                size_t max, const char **out)
+{
+    json_t *v = json_object_get(obj, key);
+    *out = NULL;
+    if (v == NULL || json_is_null(v)) {
+        return need == ECR_REQUIRED ? missing(call, key) : true;
+    }
+    if (!json_is_string(v)) {
+        return type_error(call, key, "a string");
+    }
+    const char *s = json_string_value(v);
+    size_t len = utf8_length(s);
+    if (strlen(s) != json_string_length(v)) {
+        return ecr_invalid(call, key, "Member must not contain NUL characters");
+    }
+    if (len < min) {
+        return ecr_invalid(call, key, "Member must have length greater than or equal to %zu", min);
+    }
+    if (len > max) {
+        return ecr_invalid(call, key, "Member must have length less than or equal to %zu", max);
+    }
+    *out = s;
+    return true;
+}
+
+bool ecr_enum(struct ecr_call *call, json_t *obj, const char *key, enum ecr_need need,
+              const char *const *values, const char **out)
+{
+    if (!ecr_string(call, obj, key, need, 0, 4096, out)) {
+        return false;
+    }
+    if (*out == NULL) {
+        return true;
+    }
+    for (const char *const *v = values; *v; v++) {
+        if (strcmp(*v, *out) == 0) {
+            return true;
+        }
+    }
+    char set[512] = "";
+    size_t o = 0;
+    for (const char *const *v = values; *v && o < sizeof(set); v++) {
+        int n = snprintf(set + o, sizeof(set) - o, "%s%s", o ? ", " : "", *v);
+        if (n < 0) {
+            break;
+        }
+        o += (size_t)n;
+    }
+    *out = NULL;
+    return ecr_invalid(call, key, "Member must satisfy enum value set: [%s]", set);
+}
+
+bool ecr_int(struct ecr_call *call, json_t *obj, const char *key, enum ecr_need need, int64_t min,
+             int64_t max, int64_t *out, bool *present)
+{
+    json_t *v = json_object_get(obj, key);
+    if (present) {
+        *present = false;
+    }
+    if (v == NULL || json_is_null(v)) {
+        return need == ECR_REQUIRED ? missing(call, key) : true;
+    }
+    if (!json_is_integer(v)) {
+        return type_error(call, key, "an integer");
+    }
+    json_int_t i = json_integer_value(v);
+    if (i < min) {
+        return ecr_invalid(call, key, "Member must have value greater than or equal to %lld",
+                           (long long)min);
+    }
+    if (i > max) {
+        return ecr_invalid(call, key, "Member must have value less than or equal to %lld",
+                           (long long)max);
+    }
+    *out = (int64_t)i;
+    if (present) {
+        *present = true;
+    }
+    return true;
+}
+
+bool ecr_bool(struct ecr_call *call, json_t *obj, const char *key, enum ecr_need need, bool *out,
+              bool *present)
+{
+    json_t *v = json_object_get(obj, key);
+    if (present) {
+        *present = false;
+    }
+    if (v == NULL || json_is_null(v)) {
+        return need == ECR_REQUIRED ? missing(call, key) : true;
+    }
+    if (!json_is_boolean(v)) {
+        return type_error(call, key, "a boolean");
+    }
+    *out = json_is_true(v);
+    if (present) {
+        *present = true;
+    }
+    return true;
+}
+
+bool ecr_array(struct ecr_call *call, json_t *obj, const char *key, enum ecr_need need, size_t min,
+               size_t max, json_t **out)
+{
+    json_t *v = json_object_get(obj, key);
+    *out = NULL;
+    if (v == NULL || json_is_null(v)) {
+        return need == ECR_REQUIRED ? missing(call, key) : true;
+    }
+    if (!json_is_array(v)) {
+        return type_error(call, key, "a list");
+    }
+    size_t n = json_array_size(v);
+    if (n < min) {
+        return ecr_invalid(call, key, "Member must have length greater than or equal to %zu", min);
+    }
+    if (n > max) {
+        return ecr_invalid(call, key, "Member must have length less than or equal to %zu", max);
+    }
+    *out = v;
+    return true;
+}
+
+bool ecr_object(struct ecr_call *call, json_t *obj, const char *key, enum ecr_need need,
+                json_t **out)
+{
+    json_t *v = json_object_get(obj, key);
+    *out = NULL;
+    if (v == NULL || json_is_null(v)) {
+        return need == ECR_REQUIRED ? missing(call, key) : true;
+    }
+    if (!json_is_object(v)) {
+        return type_error(call, key, "a structure");
+    }
+    *out = v;
+    return true;
+}
+
+bool ecr_repo_name(struct ecr_call *call, const char **out)
+{
+    if (!ecr_string(call, call->in, "repositoryName", ECR_REQUIRED, 2, 256, out)) {
+        return false;
+    }
+    if (!names_repo_valid(*out)) {
+        return ecr_invalid(call, "repositoryName",
+                           "must satisfy regular expression "
+                           "'(?:[a-z0-9]+(?:[._-][a-z0-9]+)*/)*[a-z0-9]+(?:[._-][a-z0-9]+)*'");
+    }
+    return true;
+}
+
+bool ecr_registry_id(struct ecr_call *call)
+{
+    const char *id;
+    if (!ecr_string(call, call->in, "registryId", ECR_OPTIONAL, 0, 64, &id)) {
+        return false;
+    }
+    if (id == NULL) {
+        return true;
+    }
+    bool digits = strlen(id) == 12;
+    for (const char *p = id; digits && *p; p++) {
+        digits = *p >= '0' && *p <= '9';
+    }
+    if (!digits) {
+        return ecr_invalid(call, "registryId", "must satisfy regular expression '[0-9]{12}'");
+    }
+    if (strcmp(id, ecr_registry(call)) != 0) {
+        const char *repo = json_string_value(json_object_get(call->in, "repositoryName"));
+        if (repo != NULL) {
+            return ecr_fail(call, "RepositoryNotFoundException",
+                            "The repository with name '%s' does not exist in the registry with "
+                            "id '%s'",
+                            repo, id);
+        }
+        return ecr_fail(call, "RegistryNotFoundException",
+                        "The registry with id '%s' does not exist", id);
+    }
+    return true;
+}
+
+#define TOKEN_PREFIX "b1:"
+
+json_t *ecr_next_token(const char *last)
+{
+    size_t n = strlen(TOKEN_PREFIX) + strlen(last);
+    char *plain = malloc(n + 1);
+    char *enc = malloc(base64_encoded_size(n));
+    json_t *token = NULL;
+    if (plain != NULL && enc != NULL) {
+        snprintf(plain, n + 1, "%s%s", TOKEN_PREFIX, last);
+        base64_encode((const uint8_t *)plain, n, enc);
+        token = json_string(enc);
+    }
+    free(plain);
+    free(enc);
+    return token;
+}
+
+bool ecr_pagination(struct ecr_call *call, int64_t max, int64_t *limit, char *after,
+                    size_t after_cap)
+{
+    bool present = false;
+    int64_t n = 100 < max ? 100 : max;
+    if (!ecr_int(call, call->in, "maxResults", ECR_OPTIONAL, 1, max, &n, &present)) {
+        return false;
+    }
+    *limit = n;
+    after[0] = '\0';
+    const char *token;
+    if (!ecr_string(call, call->in, "nextToken", ECR_OPTIONAL, 0, 4096, &token)) {
+        return false;
+    }
+    if (token == NULL || *token == '\0') {
+        return true;
+    }
+    size_t tlen = strlen(token);
+    uint8_t *raw = malloc(tlen / 4 * 3 + 1);
+    size_t rlen = 0;
+    bool ok = raw != NULL && base64_decode(token, tlen, raw, &rlen) == BERTH_OK &&
+              rlen >= strlen(TOKEN_PREFIX) &&
+              memcmp(raw, TOKEN_PREFIX, strlen(TOKEN_PREFIX)) == 0 &&
+              rlen - strlen(TOKEN_PREFIX) < after_cap && memchr(raw, '\0', rlen) == NULL;
+    if (ok) {
+        size_t alen = rlen - strlen(TOKEN_PREFIX);
+        memcpy(after, raw + strlen(TOKEN_PREFIX), alen);
+        after[alen] = '\0';
+    }
+    free(raw);
+    if (!ok) {
+        return ecr_invalid(call, "nextToken", "Invalid NextToken");
+    }
+    return true;
+}
+
+json_t *ecr_time(int64_t ms)
+{
+    return json_real((double)ms / 1000.0);
+}
+
+void ecr_repo_arn(struct ecr_call *call, const char *name, char *out, size_t cap)
+{
+    snprintf(out, cap, "arn:aws:ecr:%s:%s:repository/%s", ecr_region(call), ecr_registry(call),
+             name);
+}
+
+bool ecr_repo_arn_parse(const char *arn, struct ecr_arn *out)
+{
+    struct ecr_span field[5];
+    const char *p = arn;
+    for (int i = 0; i < 5; i++) {
+        const char *colon = strchr(p, ':');
+        if (colon == NULL || colon == p) {
+            return false;
+        }
+        field[i] = (struct ecr_span){p, (size_t)(colon - p)};
+        p = colon + 1;
+    }
+    if (!ecr_span_is(field[0], "arn") || !ecr_span_is(field[2], "ecr") ||
+        !str_has_prefix(p, "repository/") || p[strlen("repository/")] == '\0') {
+        return false;
+    }
+    out->partition = field[1];
+    out->region = field[3];
+    out->account = field[4];
+    out->name = p + strlen("repository/");
+    return true;
+}
+
+bool ecr_span_is(struct ecr_span span, const char *s)
+{
+    return strlen(s) == span.len && memcmp(span.p, s, span.len) == 0;
+}
+
+/* The registry's host[:port] for repositoryUri (public_url without scheme
+ * or path). */
+static void public_host(struct ecr_call *call, char *out, size_t cap)
+{
+    const char *url = call->req->srv->public_url;
+    const char *p = strstr(url, "://");
+    p = p ? p + 3 : url;
+    size_t n = strcspn(p, "/");
+    snprintf(out, cap, "%.*s", (int)n, p);
+}
+
+json_t *ecr_repo_json(struct ecr_call *call, const struct meta_repo *repo)
+{
+    char arn[512], host[300], uri[600];
+    ecr_repo_arn(call, repo->name, arn, sizeof(arn));
+    public_host(call, host, sizeof(host));
+    snprintf(uri, sizeof(uri), "%s/%s", host, repo->name);
+    json_t *r = json_pack("{s:s, s:s, s:s, s:s, s:o, s:s, s:{s:b}}", "repositoryArn", arn,
+                          "registryId", ecr_registry(call), "repositoryName", repo->name,
+                          "repositoryUri", uri, "createdAt", ecr_time(repo->created_at),
+                          "imageTagMutability", meta_mutability_name(repo->mutability),
+                          "imageScanningConfiguration", "scanOnPush", repo->scan_on_push);
+    if (r == NULL) {
+        return NULL;
+    }
+    struct meta *m = store_meta(call->req->srv->store);
+    char *text = NULL;
+    json_t *enc = NULL;
+    if (m != NULL && meta_repo_get_text(m, repo->id, META_REPO_ENCRYPTION, &text) == BERTH_OK &&
+        text != NULL) {
+        enc = json_loads(text, 0, NULL);
+    }
+    free(text);
+    json_object_set_new(r, "encryptionConfiguration",
+                        enc ? enc : json_pack("{s:s}", "encryptionType", "AES256"));
+    text = NULL;
+    if (m != NULL &&
+        meta_repo_get_text(m, repo->id, META_REPO_MUTABILITY_FILTERS, &text) == BERTH_OK &&
+        text != NULL) {
+        json_t *filters = json_loads(text, 0, NULL);
+        if (filters != NULL) {
+            json_object_set_new(r, "imageTagMutabilityExclusionFilters", filters);
+        }
+    }
+    free(text);
+    return r;
+}
+
+bool ecr_find_repo(struct ecr_call *call, const char *name, struct meta_repo *out)
+{
+    struct registry_status s;
+    if (registry_repo(call->req->srv->store, name, false, out, &s) != BERTH_OK) {
+        ecr_fail_registry(call, &s);
+        return false;
+    }
+    return true;
+}
+
+/* ---- the request ---- */
+
+static void send_result(struct ecr_call *call)
+{
+    struct request *req = call->req;
+    char *text;
+    if (call->failed) {
+        json_t *err = json_pack("{s:s, s:s}", "__type", call->type, "message", call->message);
+        if (err != NULL && call->extra != NULL) {
+            json_object_update(err, call->extra);
+        }
+        text = err ? json_dumps(err, JSON_COMPACT) : NULL;
+        json_decref(err);
+    } else {
+        text = json_dumps(call->out, JSON_COMPACT | JSON_REAL_PRECISION(13));
+    }
+    if (text == NULL) {
+        http_send(req, 500, NULL, 0);
+        return;
+    }
+    struct MHD_Response *resp = http_resp_bytes(text, strlen(text));
+    http_add(resp, "x-amzn-RequestId", call->request_id);
+    /* the access log ties the two ids together (a client reports this one) */
+    str_copy(req->amzn_id, sizeof(req->amzn_id), call->request_id);
+    req->ecr_op = call->op;
+    str_copy(req->ecr_error, sizeof(req->ecr_error), call->failed ? call->type : "");
+    if (call->failed) {
+        http_add(resp, "x-amzn-ErrorType", call->type);
+    }
+    http_send_json(req, call->failed ? call->status : 200, "application/x-amz-json-1.1", text,
+                   resp);
+    free(text);
+}
+
+void ecr_send_error(struct request *req, unsigned status, const char *type, const char *message)
+{
+    struct ecr_call call;
+    memset(&call, 0, sizeof(call));
+    call.req = req;
+    rand_uuid(call.request_id);
+    ecr_fail(&call, type, "%s", message);
+    call.status = status;
+    send_result(&call);
+}
+
+/* ---- authentication and authorization ---- */
+
+/* Headers passed to SigV4; a request with more is refused. */
+#define ECR_HEADERS_MAX 128
+
+struct header_list {
+    struct sigv4_header h[ECR_HEADERS_MAX];
+    size_t count;
+    bool overflow;
+};
+
+static enum MHD_Result collect_header(void *cls, enum MHD_ValueKind kind, const char *key,
+                                      const char *value)
+{
+    (void)kind;
+    struct header_list *l = cls;
+    if (l->count == ECR_HEADERS_MAX) {
+        l->overflow = true;
+        return MHD_NO;
+    }
+    l->h[l->count++] = (struct sigv4_header){key, value != NULL ? value : ""};
+    return MHD_YES;
+}
+
+/* The repository a repository-scoped call names: a valid repositoryName,
+ * else the repository of a resourceArn; NULL when neither. Borrowed from
+ * in. */
+static const char *scoped_repo(json_t *in)
+{
+    if (in == NULL || !json_is_object(in)) {
+        return NULL;
+    }
+    json_t *v = json_object_get(in, "repositoryName");
+    if (json_is_string(v)) {
+        const char *name = json_string_value(v);
+        return strlen(name) == json_string_length(v) && names_repo_valid(name) ? name : NULL;
+    }
+    v = json_object_get(in, "resourceArn");
+    struct ecr_arn arn;
+    if (!json_is_string(v) || strlen(json_string_value(v)) != json_string_length(v) ||
+        !ecr_repo_arn_parse(json_string_value(v), &arn)) {
+        return NULL;
+    }
+    return names_repo_valid(arn.name) ? arn.name : NULL;
+}
+
+/* Verify the call's SigV4 signature against its access key, leaving the
+ * caller in call->ident and the named repository's policy in lk. While no
+ * key exists and auth is not required, every call is let through as
+ * anonymous. Returns false after failing the call. */
+static bool authenticate(struct ecr_call *call, const char *repo, struct auth_lookup *lk)
+{
+    struct request *req = call->req;
+    struct auth *a = req->srv->auth;
+    struct meta *m = store_meta(req->srv->store);
+    if (m == NULL) {
+        ecr_server_error(call, BERTH_EDB);
+        return false;
+    }
+    struct header_list headers = {.count = 0, .overflow = false};
+    MHD_get_connection_values(req->conn, MHD_HEADER_KIND, collect_header, &headers);
+    char *path = NULL;
+    const char *query = NULL;
+    if (req->raw_uri != NULL) {
+        path = strdup(req->raw_uri);
+        if (path == NULL) {
+            ecr_server_error(call, BERTH_ENOMEM);
+            return false;
+        }
+        char *q = strchr(path, '?');
+        if (q != NULL) {
+            *q = '\0';
+            query = q + 1;
+        }
+    }
+    struct sigv4_request sreq = {
+        .method = req->method,
+        .path = path,
+        .query = query,
+        .headers = headers.h,
+        .header_count = headers.count,
+        .body = req->body.len ? buf_cstr(&req->body) : NULL,
+        .body_len = req->body.len,
+        .body_sha256 = NULL,
+    };
+    struct sigv4_auth sauth;
+    struct sigv4_refusal refusal;
+    enum berth_err parsed = sigv4_parse(&sreq, &sauth, &refusal);
+    bool ok = false;
+    enum berth_err rc =
+        auth_lookup(a, m, parsed == BERTH_OK ? sauth.access_key_id : NULL, repo, lk);
+    if (rc != BERTH_OK) {
+        ecr_server_error(call, rc);
+        goto out;
+    }
+    call->ident.enforced = lk->enforced;
+    if (!lk->enforced) {
+        /* No credentials configured: the loopback-only anonymous mode. */
+        ok = true;
+        goto out;
+    }
+    if (headers.overflow || path == NULL) {
+        ecr_fail(call, "IncompleteSignatureException",
+                 "The request has too many headers or too long a target to be verified");
+        goto out;
+    }
+    if (parsed != BERTH_OK) {
+        ecr_fail(call, sigv4_error_name(refusal.error), "%s", refusal.message);
+        goto out;
+    }
+    if (sauth.has_security_token || !lk->key_found) {
+        char shown[AUTH_AKID_MAX + 8];
+        log_info("event=auth_refused reason=%s key=%s",
+                 sauth.has_security_token ? "session_token" : "unknown_key",
+                 log_value(sauth.access_key_id, shown, sizeof(shown)));
+        sigv4_refuse(&refusal, SIGV4_ERR_UNRECOGNIZED_CLIENT);
+        ecr_fail(call, sigv4_error_name(refusal.error), "%s", refusal.message);
+        goto out;
+    }
+    size_t region_count = 0;
+    const char *const *regions = auth_regions(a, &region_count);
+    struct sigv4_verify_opts opts = {
+        .now = time_now_ms() / 1000,
+        .service = SIGV4_SERVICE,
+        .regions = regions,
+        .region_count = region_count,
+        .allow_unsigned_payload = false,
+    };
+    rc = sigv4_verify(&sreq, &sauth, lk->secret, lk->secret_len, &opts, &refusal);
+    if (rc == BERTH_EDENIED) {
+        char shown[AUTH_AKID_MAX + 8];
+        log_info("event=auth_refused reason=bad_signature key=%s",
+                 log_value(sauth.access_key_id, shown, sizeof(shown)));
+        ecr_fail(call, sigv4_error_name(refusal.error), "%s", refusal.message);
+        goto out;
+    }
+    if (rc != BERTH_OK) {
+        ecr_server_error(call, rc);
+        goto out;
+    }
+    auth_lookup_take_identity(lk, &call->ident);
+    ok = true;
+out:
+    free(path);
+    return ok;
+}
+
+/* Authorize the operation itself (ecr:<Op> on its repository or on the
+ * registry) before it runs. Returns false after failing the call. */
+static bool authorize_op(struct ecr_call *call, const struct ecr_op *op, const char *repo,
+                         const struct auth_lookup *lk)
+{
+    if (!call->ident.enforced || op->self_authorized) {
+        return true;
+    }
+    if (op->repo_scoped && repo == NULL) {
+        /* Nothing valid to authorize against: fail as the operation's own
+         * validation would. */
+        const char *name;
+        if (json_object_get(call->in, "repositoryName") == NULL &&
+            json_object_get(call->in, "resourceArn") != NULL) {
+            return ecr_invalid(call, "resourceArn", "Invalid ARN");
+        }
+        if (ecr_repo_name(call, &name)) {
+            /* scoped_repo accepts every name ecr_repo_name does; should
+             * they ever differ, refuse (a 400, which clients do not retry) */
+            ecr_invalid(call, "repositoryName", "Member could not be authorized");
+        }
+        return false;
+    }
+    char action[96], denied[AUTHZ_DENIED_MESSAGE_MAX];
+    snprintf(action, sizeof(action), "ecr:%s", op->name);
+    if (auth_decide(call->req->srv->auth, &call->ident, lk->repo_policy, action,
+                    op->repo_scoped ? repo : NULL, denied, sizeof(denied))) {
+        return true;
+    }
+    char shown[AUTHZ_DENIED_MESSAGE_MAX + 16];
+    log_info("event=access_denied msg=%s", log_value(denied, shown, sizeof(shown)));
+    return ecr_fail(call, "AccessDeniedException", "%s", denied);
+}
+
+bool ecr_may(struct ecr_call *call, const char *action, const char *repo)
+{
+    if (!call->ident.enforced) {
+        return true;
+    }
+    struct meta *m = store_meta(call->req->srv->store);
+    bool allowed = false;
+    return m != NULL &&
+           auth_allowed(call->req->srv->auth, m, &call->ident, action, repo, &allowed, NULL, 0) ==
+               BERTH_OK &&
+           allowed;
+}
+
+bool ecr_authorize(struct ecr_call *call, const char *action, const char *repo)
+{
+    if (!call->ident.enforced) {
+        return true;
+    }
+    struct meta *m = store_meta(call->req->srv->store);
+    if (m == NULL) {
+        ecr_server_error(call, BERTH_EDB);
+        return false;
+    }
+    bool allowed = false;
+    char denied[AUTHZ_DENIED_MESSAGE_MAX];
+    enum berth_err rc = auth_allowed(call->req->srv->auth, m, &call->ident, action, repo, &allowed,
+                                     denied, sizeof(denied));
+    if (rc != BERTH_OK) {
+        ecr_server_error(call, rc);
+        return false;
+    }
+    if (!allowed) {
+        char shown[AUTHZ_DENIED_MESSAGE_MAX + 16];
+        log_info("event=access_denied msg=%s", log_value(denied, shown, sizeof(shown)));
+        return ecr_fail(call, "AccessDeniedException", "%s", denied);
+    }
+    return true;
+}
+
+static void ecr_run(struct request *req)
+{
+    struct ecr_call call;
+    memset(&call, 0, sizeof(call));
+    call.req = req;
+    call.ident.anonymous = true;
+    if (rand_uuid(call.request_id) != BERTH_OK) {
+        str_copy(call.request_id, sizeof(call.request_id), req->id);
+    }
+    const char *target = http_header(req, "X-Amz-Target");
+    const struct ecr_op *op = NULL;
+    if (target != NULL && str_has_prefix(target, ECR_TARGET_PREFIX)) {
+        op = find_op(target + strlen(ECR_TARGET_PREFIX));
+    }
+    call.op = op ? op->name : "unknown";
+    if (op == NULL) {
+        ecr_fail(&call, "UnknownOperationException", "Unknown operation %s",
+                 target ? target : "(no X-Amz-Target)");
+        send_result(&call);
+        return;
+    }
+    json_error_t jerr;
+    if (req->body.len == 0) {
+        call.in = json_object();
+    } else {
+        call.in = json_loadb(buf_cstr(&req->body), req->body.len, JSON_REJECT_DUPLICATES, &jerr);
+    }
+    /* Authentication comes before any complaint about the body. */
+    const char *repo = op->repo_scoped ? scoped_repo(call.in) : NULL;
+    struct auth_lookup lk;
+    memset(&lk, 0, sizeof(lk));
+    if (!authenticate(&call, repo, &lk)) {
+        /* failed */
+    } else if (call.in == NULL || !json_is_object(call.in)) {
+        ecr_fail(&call, "SerializationException", "The request body must be a JSON object%s%s",
+                 call.in ? "" : ": ", call.in ? "" : jerr.text);
+    } else {
+        call.out = json_object();
+        if (call.out == NULL) {
+            ecr_server_error(&call, BERTH_ENOMEM);
+        } else if (authorize_op(&call, op, repo, &lk)) {
+            op->fn(&call);
+        }
+    }
+    auth_lookup_fini(req->srv->auth, &lk);
+    send_result(&call);
+    auth_identity_clear(req->srv->auth, &call.ident);
+    json_decref(call.in);
+    json_decref(call.out);
+    json_decref(call.extra);
+}
+
+void ecr_dispatch(struct request *req)
+{
+    req->is_ecr = true;
+    if (strcmp(req->method, "POST") != 0) {
+        struct ecr_call call;
+        memset(&call, 0, sizeof(call));
+        call.req = req;
+        rand_uuid(call.request_id);
+        ecr_fail(&call, "UnknownOperationException", "The ECR API is called with POST, not %s",
+                 strlen(req->method) < 16 ? req->method : "?");
+        send_result(&call);
+        return;
+    }
+    uint64_t cl;
+    if (http_content_length(req, &cl) && cl > ECR_BODY_MAX) {
+        struct ecr_call call;
+        memset(&call, 0, sizeof(call));
+        call.req = req;
+        rand_uuid(call.request_id);
+        ecr_fail(&call, "SerializationException",
+                 "The request body is larger than the limit of %u bytes", ECR_BODY_MAX);
+        call.status = 413;
+        send_result(&call);
+        return;
+    }
+    buf_init(&req->body, ECR_BODY_MAX);
+    req->body_mode = BODY_BUFFER;
+    req->on_done = ecr_run;
+    if (!http_has_body(req)) {
+        ecr_run(req);
+    }
+}

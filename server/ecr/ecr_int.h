@@ -1,0 +1,216 @@
+/*
+ * Private to server/ecr/: the ECR JSON API (awsJson1_1) framework. A call
+ * is routed on X-Amz-Target, its body buffered (bounded), authenticated,
+ * parsed, validated by the operation with the helpers below (which write
+ * AWS-shaped errors), and answered with call->out. Operations live in
+ * server/ecr/<area>.c files, each exporting a table of struct ecr_op. Pool threads.
+ */
+#ifndef BERTH_ECR_INT_H
+#define BERTH_ECR_INT_H
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+#include "server/http/http.h"
+
+#include "storage/meta/meta.h"
+#include "storage/registry/registry.h"
+
+#define ECR_TARGET_PREFIX "AmazonEC2ContainerRegistry_V20150921."
+/* Largest JSON body: UploadLayerPart carries up to 20 MiB as base64. */
+#define ECR_BODY_MAX (28u << 20)
+
+struct ecr_call {
+    struct request *req;
+    const char *op; /* operation name, e.g. "CreateRepository" */
+    json_t *in;     /* the request object (owned) */
+    json_t *out;    /* the response object (owned); operations add members */
+    char request_id[40];
+    bool failed;
+    unsigned status; /* 400, or 500 for ServerException */
+    char type[64];   /* __type */
+    char message[1024];
+    json_t *extra; /* extra error members (InvalidLayerPartException), or NULL */
+    /* the authenticated caller (filled before the operation runs), with its
+     * identity policy for ecr_authorize */
+    struct auth_identity ident;
+};
+
+typedef void (*ecr_op_fn)(struct ecr_call *call);
+
+struct ecr_op {
+    const char *name; /* NULL ends a table */
+    ecr_op_fn fn;     /* the implementation */
+    /* Authorized as ecr:<name> on the repository named by repositoryName
+     * (or, without it, by a repository ARN in resourceArn); otherwise on
+     * the registry. */
+    bool repo_scoped;
+    /* The operation authorizes itself with ecr_authorize/ecr_may (e.g.
+     * per repository of a list); nothing is checked before it runs. */
+    bool self_authorized;
+};
+
+/* The tables, one per server/ecr/<area>.c. */
+extern const struct ecr_op ecr_repo_ops[];
+extern const struct ecr_op ecr_image_ops[];    /* ecr_images.c */
+extern const struct ecr_op ecr_layer_ops[];    /* ecr_layers.c */
+extern const struct ecr_op ecr_settings_ops[]; /* ecr_settings.c */
+extern const struct ecr_op ecr_auth_ops[];
+extern const struct ecr_op ecr_policy_ops[];
+extern const struct ecr_op ecr_scan_ops[];      /* ecr_scan.c */
+extern const struct ecr_op ecr_lifecycle_ops[]; /* ecr_lifecycle.c */
+
+/* ---- errors ---- */
+
+/* Fail the call with an AWS error (400; 500 for ServerException). Only the
+ * first failure counts. Returns false so validators can `return ecr_fail()`. */
+bool ecr_fail(struct ecr_call *call, const char *type, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* InvalidParameterException "Invalid parameter at '<field>' failed to
+ * satisfy constraint: '<detail>'". */
+bool ecr_invalid(struct ecr_call *call, const char *field, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* RepositoryNotFoundException for repository name of this registry.
+ * Returns false, as ecr_fail. */
+bool ecr_repo_not_found(struct ecr_call *call, const char *name);
+
+/* Map a registry status to the ECR exception an operation reports: the
+ * one table from registry reasons to ECR errors. Client conditions are
+ * 400s; REG_INTERNAL is a ServerException with its message logged. */
+void ecr_fail_registry(struct ecr_call *call, const struct registry_status *s);
+
+/* ImageNotFoundException for an image id (tag and/or digest as given,
+ * NULL when absent) in repository repo, in AWS's words. */
+void ecr_image_not_found(struct ecr_call *call, const char *repo, const char *tag,
+                         const char *digest);
+
+/* Fail a call about one image (tag and/or digest as given, NULL when
+ * absent) whose registry_image_find failed: ImageNotFoundException in
+ * AWS's words, saying so when the tag points at another image; other
+ * reasons as ecr_fail_registry. */
+void ecr_fail_image(struct ecr_call *call, const char *repo, const char *tag, const char *digest,
+                    const struct registry_status *s);
+
+/* ServerException for an unexpected internal failure (logged). */
+void ecr_server_error(struct ecr_call *call, enum berth_err rc);
+
+/* ---- authorization ---- */
+
+/* Whether the caller may perform action ("ecr:DescribeRepositories") on
+ * repository repo (NULL: the registry). Always true while auth is off. */
+bool ecr_may(struct ecr_call *call, const char *action, const char *repo);
+
+/* As ecr_may, failing the call with AccessDeniedException when not. */
+bool ecr_authorize(struct ecr_call *call, const char *action, const char *repo);
+
+/* ---- input validation: each returns false after failing the call ---- */
+
+enum ecr_need { ECR_OPTIONAL = 0, ECR_REQUIRED = 1 };
+
+/* A string member with a length range (characters). *out is NULL when an
+ * optional member is absent. */
+bool ecr_string(struct ecr_call *call, json_t *obj, const char *key, enum ecr_need need, size_t min,
+                size_t max, const char **out);
+
+/* A string member that must be one of values (NULL-terminated). */
+bool ecr_enum(struct ecr_call *call, json_t *obj, const char *key, enum ecr_need need,
+              const char *const *values, const char **out);
+
+/* An integer member in [min, max]. *present tells whether it was given. */
+bool ecr_int(struct ecr_call *call, json_t *obj, const char *key, enum ecr_need need, int64_t min,
+             int64_t max, int64_t *out, bool *present);
+
+/* A boolean member. */
+bool ecr_bool(struct ecr_call *call, json_t *obj, const char *key, enum ecr_need need, bool *out,
+              bool *present);
+
+/* An array member with an item-count range. *out is NULL when absent. */
+bool ecr_array(struct ecr_call *call, json_t *obj, const char *key, enum ecr_need need, size_t min,
+               size_t max, json_t **out);
+
+/* An object member. *out is NULL when absent. */
+bool ecr_object(struct ecr_call *call, json_t *obj, const char *key, enum ecr_need need,
+                json_t **out);
+
+/* repositoryName (required): length 2..256 and the ECR pattern. */
+bool ecr_repo_name(struct ecr_call *call, const char **out);
+
+/* registryId (optional): 12 digits; a registry other than ours is
+ * reported as the repository (or registry) not existing. */
+bool ecr_registry_id(struct ecr_call *call);
+
+/* maxResults (1..max) and nextToken; *after is the decoded position
+ * (static storage in call->req is not used: the caller owns buf). */
+bool ecr_pagination(struct ecr_call *call, int64_t max, int64_t *limit, char *after,
+                    size_t after_cap);
+
+/* An opaque, advancing token for the position after `last`. */
+json_t *ecr_next_token(const char *last);
+
+/* True when s matches ECR's digest pattern [a-zA-Z0-9-_+.]+:[a-fA-F0-9]+
+ * (whole string). In ecr_images.c. */
+bool ecr_digest_syntax_ok(const char *s);
+
+/* ---- response helpers ---- */
+
+/* Epoch seconds with milliseconds, as AWS timestamps are. */
+json_t *ecr_time(int64_t ms);
+
+/* "arn:aws:ecr:<region>:<registry>:repository/<name>" into out. */
+void ecr_repo_arn(struct ecr_call *call, const char *name, char *out, size_t cap);
+
+/* Part of a string: len bytes at p (not NUL-terminated). */
+struct ecr_span {
+    const char *p;
+    size_t len;
+};
+
+/* A repository ARN split into its parts, pointing into the text parsed. */
+struct ecr_arn {
+    struct ecr_span partition;
+    struct ecr_span region;
+    struct ecr_span account;
+    const char *name; /* everything after "repository/", to the end */
+};
+
+/* Split "arn:<partition>:ecr:<region>:<account>:repository/<name>": the
+ * pattern ^arn:[^:]+:ecr:[^:]+:[^:]+:repository/.+$ (the name may hold
+ * colons). False when arn is not a repository ARN of that shape; the
+ * fields are not otherwise checked. Pure. */
+bool ecr_repo_arn_parse(const char *arn, struct ecr_arn *out);
+
+/* Whether a span is exactly the string s. */
+bool ecr_span_is(struct ecr_span span, const char *s);
+
+/* imageTagMutability's values (CreateRepository, PutImageTagMutability). */
+extern const char *const ecr_mutability_values[];
+
+/* The Repository structure for a repository row. NULL when out of memory. */
+json_t *ecr_repo_json(struct ecr_call *call, const struct meta_repo *repo);
+
+/* Look up the repository named by repositoryName; RepositoryNotFound. */
+bool ecr_find_repo(struct ecr_call *call, const char *name, struct meta_repo *out);
+
+/* Validate a list of resource tags ({Key, Value}); existing is how many
+ * the repository already has (TooManyTagsException past 50). */
+bool ecr_validate_resource_tags(struct ecr_call *call, json_t *tags, size_t existing);
+
+/* Validate imageTagMutability with its exclusion filters. */
+bool ecr_validate_mutability(struct ecr_call *call, const char *mutability, json_t *filters);
+
+/* Add DescribeImages' imageScanStatus and, once a scan completed,
+ * imageScanFindingsSummary to an ImageDetail object (nothing for a
+ * never-scanned image). BERTH_ENOMEM, or a database error. In ecr_scan.c. */
+enum berth_err ecr_scan_decorate_image(struct ecr_call *call, const struct meta_manifest *mf,
+                                       json_t *detail);
+
+/* The configured registry id and region. */
+const char *ecr_registry(struct ecr_call *call);
+const char *ecr_region(struct ecr_call *call);
+
+#endif

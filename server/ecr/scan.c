@@ -1,0 +1,541 @@
+/*
+ * ECR image scanning operations: PutRegistryScanningConfiguration,
+ * GetRegistryScanningConfiguration, BatchGetRepositoryScanningConfiguration,
+ * StartImageScan and DescribeImageScanFindings, plus the scan members of
+ * DescribeImages' ImageDetail (ecr_scan_decorate_image). The rules (what
+ * is scanned when, the quota) live in storage/registry/scan_queue.c and
+ * storage/registry/scan_config.c. Pool threads; see ecr_int.h.
+ */
+#include "ecr_int.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/log.h"
+#include "storage/meta/meta_scan.h"
+#include "storage/spec/names.h"
+#include "storage/registry/scan_config.h"
+#include "storage/registry/scan_queue.h"
+#include "storage/store/store.h"
+#include "common/str.h"
+#include "common/timeutil.h"
+
+/* Most repositories one BatchGetRepositoryScanningConfiguration names. */
+#define BATCH_REPOS_MAX 25
+/* Most findings one DescribeImageScanFindings page holds. */
+#define FINDINGS_PAGE_MAX 1000
+
+static const char *const scan_types[] = {"BASIC", "ENHANCED", NULL};
+static const char *const frequencies[] = {"SCAN_ON_PUSH", "CONTINUOUS_SCAN", "MANUAL", NULL};
+static const char *const filter_types[] = {"WILDCARD", NULL};
+
+/* ---- shared pieces ---- */
+
+/* findingSeverityCounts: the counts stored with the scan. */
+static json_t *severity_counts(const struct meta_scan *scan)
+{
+    return scan_severity_counts_json(scan->counts);
+}
+
+/* ImageScanStatus: the status, and the description once the scan ended. */
+static json_t *status_json(const struct meta_scan *scan)
+{
+    json_t *st = json_pack("{s:s}", "status", meta_scan_status_name(scan->status));
+    if (st != NULL && scan->status != META_SCAN_IN_PROGRESS && scan->description[0] != '\0' &&
+        json_object_set_new(st, "description", json_string(scan->description)) != 0) {
+        json_decref(st);
+        return NULL;
+    }
+    return st;
+}
+
+/* The time members shared by ImageScanFindings and its summary. */
+static bool add_times(json_t *obj, const struct meta_scan *scan)
+{
+    if (json_object_set_new(obj, "imageScanCompletedAt", ecr_time(scan->completed_at)) != 0) {
+        return false;
+    }
+    return scan->source_updated_at < 0 ||
+           json_object_set_new(obj, "vulnerabilitySourceUpdatedAt",
+                               ecr_time(scan->source_updated_at)) == 0;
+}
+
+enum berth_err ecr_scan_decorate_image(struct ecr_call *call, const struct meta_manifest *mf,
+                                       json_t *detail)
+{
+    struct meta *m = store_meta(call->req->srv->store);
+    if (m == NULL) {
+        return BERTH_EDB;
+    }
+    struct meta_scan scan;
+    enum berth_err rc = meta_scan_get(m, mf->id, &scan);
+    if (rc == BERTH_ENOTFOUND) {
+        return BERTH_OK; /* never scanned: AWS omits both members */
+    }
+    if (rc != BERTH_OK) {
+        return rc;
+    }
+    if (json_object_set_new(detail, "imageScanStatus", status_json(&scan)) != 0) {
+        return BERTH_ENOMEM;
+    }
+    if (scan.status != META_SCAN_COMPLETE) {
+        return BERTH_OK;
+    }
+    json_t *summary = json_object();
+    if (summary == NULL || !add_times(summary, &scan) ||
+        json_object_set_new(summary, "findingSeverityCounts", severity_counts(&scan)) != 0) {
+        json_decref(summary);
+        return BERTH_ENOMEM;
+    }
+    return json_object_set_new(detail, "imageScanFindingsSummary", summary) == 0 ? BERTH_OK
+                                                                                 : BERTH_ENOMEM;
+}
+
+/* An imageId as given: the tag and the digest text (NULL when absent). */
+struct image_id {
+    const char *tag;
+    const char *digest_text;
+    struct digest digest; /* parsed digest_text */
+};
+
+/* imageId (required): at least one of imageDigest and imageTag. */
+static bool parse_image_id(struct ecr_call *call, struct image_id *out)
+{
+    json_t *id;
+    if (!ecr_object(call, call->in, "imageId", ECR_REQUIRED, &id) ||
+        !ecr_string(call, id, "imageTag", ECR_OPTIONAL, 1, 300, &out->tag) ||
+        !ecr_string(call, id, "imageDigest", ECR_OPTIONAL, 0, 1000, &out->digest_text)) {
+        return false;
+    }
+    if (out->digest_text != NULL && (!ecr_digest_syntax_ok(out->digest_text) ||
+                                     digest_parse(out->digest_text, &out->digest) != BERTH_OK)) {
+        return ecr_invalid(call, "imageDigest",
+                           "must satisfy regular expression '[a-zA-Z0-9-_+.]+:[a-fA-F0-9]+' "
+                           "and name a sha256 or sha512 digest");
+    }
+    if (out->tag == NULL && out->digest_text == NULL) {
+        return ecr_invalid(call, "imageId", "Either imageDigest or imageTag must be given");
+    }
+    return true;
+}
+
+/* The repository named and the image id names in it (registry_image_find),
+ * on this thread's connection: inside the caller's transaction, if any.
+ * False after failing the call. */
+static bool find_image(struct ecr_call *call, const char *name, const struct image_id *id,
+                       struct meta_repo *repo, struct meta_manifest *out)
+{
+    if (!ecr_find_repo(call, name, repo)) {
+        return false;
+    }
+    struct registry_status s;
+    if (registry_image_find(call->req->srv->store, repo, id->tag,
+                            id->digest_text != NULL ? &id->digest : NULL, out, &s) != BERTH_OK) {
+        ecr_fail_image(call, name, id->tag, id->digest_text, &s);
+        return false;
+    }
+    return true;
+}
+
+/* The imageId echoed in responses: the digest, and the tag if asked by tag. */
+static json_t *image_id_json(const char *digest, const char *tag)
+{
+    json_t *id = json_pack("{s:s}", "imageDigest", digest);
+    if (id != NULL && tag != NULL && json_object_set_new(id, "imageTag", json_string(tag)) != 0) {
+        json_decref(id);
+        return NULL;
+    }
+    return id;
+}
+
+static void put(struct ecr_call *call, json_t *obj, const char *key, json_t *value)
+{
+    if (value == NULL || json_object_set_new(obj, key, value) != 0) {
+        ecr_server_error(call, BERTH_ENOMEM);
+    }
+}
+
+/* ---- registry scanning configuration ---- */
+
+/* Validate one rule and append its normalized copy to rules_out. *seen
+ * collects the frequencies used (bit per enum value). */
+static bool check_rule(struct ecr_call *call, json_t *rule, const char *scan_type, unsigned *seen,
+                       json_t *rules_out)
+{
+    const char *freq;
+    json_t *filters;
+    if (!json_is_object(rule)) {
+        return ecr_fail(call, "SerializationException", "Each rule must be a structure.");
+    }
+    if (!ecr_enum(call, rule, "scanFrequency", ECR_REQUIRED, frequencies, &freq) ||
+        !ecr_array(call, rule, "repositoryFilters", ECR_REQUIRED, 0, SCAN_CONFIG_MAX_FILTERS,
+                   &filters)) {
+        return false;
+    }
+    if (strcmp(freq, "CONTINUOUS_SCAN") == 0 && strcmp(scan_type, "ENHANCED") != 0) {
+        return ecr_invalid(call, "rules",
+                           "scanFrequency CONTINUOUS_SCAN is only supported with scanType "
+                           "ENHANCED; BASIC scanning supports SCAN_ON_PUSH and MANUAL");
+    }
+    unsigned bit = 1u << (freq[0] == 'S' ? 0 : freq[0] == 'C' ? 1 : 2);
+    if (*seen & bit) {
+        return ecr_invalid(call, "rules", "more than one rule with scanFrequency %s", freq);
+    }
+    *seen |= bit;
+    json_t *list = json_array();
+    json_t *copy = json_pack("{s:s, s:o}", "scanFrequency", freq, "repositoryFilters", list);
+    if (copy == NULL || json_array_append_new(rules_out, copy) != 0) {
+        ecr_server_error(call, BERTH_ENOMEM);
+        return false;
+    }
+    size_t i;
+    json_t *f;
+    json_array_foreach(filters, i, f)
+    {
+        const char *pattern, *type;
+        if (!json_is_object(f)) {
+            return ecr_fail(call, "SerializationException",
+                            "Each repository filter must be a structure.");
+        }
+        if (!ecr_string(call, f, "filter", ECR_REQUIRED, 1, SCAN_FILTER_MAX, &pattern) ||
+            !ecr_enum(call, f, "filterType", ECR_REQUIRED, filter_types, &type)) {
+            return false;
+        }
+        if (!scan_filter_valid(pattern)) {
+            return ecr_invalid(call, "filter",
+                               "must satisfy regular expression "
+                               "'^[a-z0-9*](?:[._\\-/a-z0-9*]?[a-z0-9*]+)*$'");
+        }
+        json_t *fc = json_pack("{s:s, s:s}", "filter", pattern, "filterType", type);
+        if (fc == NULL || json_array_append_new(list, fc) != 0) {
+            ecr_server_error(call, BERTH_ENOMEM);
+            return false;
+        }
+    }
+    return true;
+}
+
+static void put_registry_scanning_configuration(struct ecr_call *call)
+{
+    const char *scan_type;
+    json_t *rules;
+    if (!ecr_enum(call, call->in, "scanType", ECR_OPTIONAL, scan_types, &scan_type) ||
+        !ecr_array(call, call->in, "rules", ECR_OPTIONAL, 0, SCAN_CONFIG_MAX_RULES, &rules)) {
+        return;
+    }
+    if (scan_type == NULL) {
+        scan_type = "BASIC";
+    }
+    json_t *norm_rules = json_array();
+    json_t *cfg = json_pack("{s:s, s:o}", "scanType", scan_type, "rules", norm_rules);
+    if (cfg == NULL) {
+        ecr_server_error(call, BERTH_ENOMEM);
+        return;
+    }
+    unsigned seen = 0;
+    size_t i;
+    json_t *rule;
+    json_array_foreach(rules, i, rule)
+    {
+        if (!check_rule(call, rule, scan_type, &seen, norm_rules)) {
+            json_decref(cfg);
+            return;
+        }
+    }
+    char *text = json_dumps(cfg, JSON_COMPACT);
+    struct meta *m = store_meta(call->req->srv->store);
+    enum berth_err rc = text == NULL ? BERTH_ENOMEM : m == NULL ? BERTH_EDB : meta_begin(m);
+    if (rc == BERTH_OK) {
+        rc = meta_setting_set(m, SCAN_CONFIG_SETTING, text, time_now_ms());
+        if (rc == BERTH_OK) {
+            rc = meta_commit(m);
+        } else {
+            meta_rollback(m);
+        }
+    }
+    free(text);
+    if (rc != BERTH_OK) {
+        json_decref(cfg);
+        ecr_server_error(call, rc);
+        return;
+    }
+    log_info("event=scan_config_set scan_type=%s rules=%zu", scan_type, json_array_size(rules));
+    put(call, call->out, "registryScanningConfiguration", cfg);
+}
+
+/* The stored configuration as JSON (the default when none). */
+static json_t *load_config(struct ecr_call *call, char **text_out)
+{
+    struct meta *m = store_meta(call->req->srv->store);
+    char *text = NULL;
+    enum berth_err rc = m == NULL ? BERTH_EDB : meta_setting_get(m, SCAN_CONFIG_SETTING, &text);
+    if (rc != BERTH_OK) {
+        ecr_server_error(call, rc);
+        return NULL;
+    }
+    json_t *cfg = text ? json_loads(text, 0, NULL) : NULL;
+    if (cfg == NULL) {
+        cfg = json_loads(SCAN_CONFIG_DEFAULT, 0, NULL);
+    }
+    if (cfg == NULL) {
+        ecr_server_error(call, BERTH_ENOMEM);
+    }
+    if (text_out != NULL) {
+        *text_out = text;
+    } else {
+        free(text);
+    }
+    return cfg;
+}
+
+static void get_registry_scanning_configuration(struct ecr_call *call)
+{
+    json_t *cfg = load_config(call, NULL);
+    if (cfg == NULL) {
+        return;
+    }
+    put(call, call->out, "registryId", json_string(ecr_registry(call)));
+    put(call, call->out, "scanningConfiguration", cfg);
+}
+
+static void batch_get_repository_scanning_configuration(struct ecr_call *call)
+{
+    json_t *names;
+    if (!ecr_array(call, call->in, "repositoryNames", ECR_REQUIRED, 1, BATCH_REPOS_MAX, &names)) {
+        return;
+    }
+    size_t i;
+    json_t *n;
+    json_array_foreach(names, i, n)
+    {
+        const char *name = json_string_value(n);
+        if (!json_is_string(n)) {
+            ecr_fail(call, "SerializationException", "Each repository name must be a string.");
+            return;
+        }
+        size_t len = strlen(name);
+        if (len < 2 || len > 256 || !names_repo_valid(name)) {
+            ecr_invalid(call, "repositoryNames",
+                        "must satisfy regular expression "
+                        "'(?:[a-z0-9]+(?:[._-][a-z0-9]+)*/)*[a-z0-9]+(?:[._-][a-z0-9]+)*'");
+            return;
+        }
+    }
+    /* every repository named must be readable by the caller */
+    json_array_foreach(names, i, n)
+    {
+        if (!ecr_authorize(call, "ecr:BatchGetRepositoryScanningConfiguration",
+                           json_string_value(n))) {
+            return;
+        }
+    }
+    char *config = NULL;
+    json_t *cfg = load_config(call, &config);
+    if (cfg == NULL) {
+        return;
+    }
+    json_decref(cfg);
+    struct meta *m = store_meta(call->req->srv->store);
+    json_t *configs = json_array();
+    json_t *failures = json_array();
+    put(call, call->out, "scanningConfigurations", configs);
+    put(call, call->out, "failures", failures);
+    json_array_foreach(names, i, n)
+    {
+        const char *name = json_string_value(n);
+        struct meta_repo repo;
+        enum berth_err rc = meta_repo_get(m, name, &repo);
+        if (rc == BERTH_ENOTFOUND) {
+            json_t *f = json_pack("{s:s, s:s, s:s}", "repositoryName", name, "failureCode",
+                                  "REPOSITORY_NOT_FOUND", "failureReason", "REPOSITORY_NOT_FOUND");
+            if (f == NULL || json_array_append_new(failures, f) != 0) {
+                ecr_server_error(call, BERTH_ENOMEM);
+                break;
+            }
+            continue;
+        }
+        if (rc != BERTH_OK) {
+            ecr_server_error(call, rc);
+            break;
+        }
+        struct scan_effective eff;
+        scan_config_effective(config, repo.name, repo.scan_on_push, &eff);
+        char arn[600];
+        ecr_repo_arn(call, repo.name, arn, sizeof(arn));
+        json_t *applied = json_array();
+        if (applied != NULL && eff.filter[0] != '\0') {
+            json_array_append_new(
+                applied, json_pack("{s:s, s:s}", "filter", eff.filter, "filterType", "WILDCARD"));
+        }
+        json_t *c =
+            json_pack("{s:s, s:s, s:b, s:s, s:o}", "repositoryArn", arn, "repositoryName",
+                      repo.name, "scanOnPush", eff.frequency != SCAN_FREQ_MANUAL, "scanFrequency",
+                      scan_frequency_name(eff.frequency), "appliedScanFilters", applied);
+        if (c == NULL || json_array_append_new(configs, c) != 0) {
+            ecr_server_error(call, BERTH_ENOMEM);
+            break;
+        }
+    }
+    free(config);
+}
+
+/* ---- scans of images ---- */
+
+static void start_image_scan(struct ecr_call *call)
+{
+    const char *repo;
+    struct image_id id;
+    struct meta_repo r;
+    struct meta_manifest mf;
+    if (!ecr_registry_id(call) || !ecr_repo_name(call, &repo) || !parse_image_id(call, &id) ||
+        !find_image(call, repo, &id, &r, &mf)) {
+        return;
+    }
+    /* queued by the digest found, so a tag and digest that disagree are
+     * reported as every other image lookup reports them */
+    const struct berth_config *cfg = call->req->srv->cfg;
+    enum scan_request_reason why;
+    enum berth_err rc = scan_queue_request(call->req->srv->store, repo, NULL, mf.digest,
+                                           cfg->scan_quota_seconds * 1000, &mf, &why);
+    if (rc != BERTH_OK) {
+        switch (why) {
+        case SCAN_REQ_REPO_UNKNOWN:
+            /* deleted since the image was found */
+            ecr_repo_not_found(call, repo);
+            return;
+        case SCAN_REQ_IMAGE_UNKNOWN:
+            /* deleted since it was found */
+            ecr_image_not_found(call, repo, id.tag, id.digest_text);
+            return;
+        case SCAN_REQ_UNSUPPORTED_TYPE:
+            ecr_fail(call, "UnsupportedImageTypeException",
+                     "The image type is not supported: only container images can be scanned, "
+                     "not manifest lists, image indexes or other artifacts.");
+            return;
+        case SCAN_REQ_QUOTA:
+            ecr_fail(call, "LimitExceededException",
+                     "The scan quota per image has been exceeded. Wait and try again.");
+            return;
+        case SCAN_REQ_OK:
+        case SCAN_REQ_INTERNAL:
+            break;
+        }
+        ecr_server_error(call, rc);
+        return;
+    }
+    put(call, call->out, "registryId", json_string(ecr_registry(call)));
+    put(call, call->out, "repositoryName", json_string(repo));
+    put(call, call->out, "imageId", image_id_json(mf.digest, id.tag));
+    put(call, call->out, "imageScanStatus", json_pack("{s:s}", "status", "IN_PROGRESS"));
+}
+
+struct findings_page {
+    json_t *list;
+    int64_t last;
+    bool out_of_memory;
+};
+
+static int add_finding(void *arg, int64_t seq, const char *text)
+{
+    struct findings_page *p = arg;
+    json_t *f = json_loads(text, 0, NULL);
+    if (f == NULL || json_array_append_new(p->list, f) != 0) {
+        p->out_of_memory = true;
+        return 1;
+    }
+    p->last = seq;
+    return 0;
+}
+
+static void describe_image_scan_findings(struct ecr_call *call)
+{
+    const char *repo;
+    struct image_id id;
+    int64_t limit;
+    char after[64];
+    if (!ecr_registry_id(call) || !ecr_repo_name(call, &repo) || !parse_image_id(call, &id) ||
+        !ecr_pagination(call, FINDINGS_PAGE_MAX, &limit, after, sizeof(after))) {
+        return;
+    }
+    uint64_t start = 0;
+    bool has_start = after[0] != '\0';
+    if (has_start && str_parse_u64(after, INT64_MAX, &start) != BERTH_OK) {
+        ecr_invalid(call, "nextToken", "Invalid NextToken");
+        return;
+    }
+    struct meta *m = store_meta(call->req->srv->store);
+    if (m == NULL) {
+        ecr_server_error(call, BERTH_EDB);
+        return;
+    }
+    /* one snapshot: the scan row and its findings agree */
+    enum berth_err rc = meta_begin_read(m);
+    if (rc != BERTH_OK) {
+        ecr_server_error(call, rc);
+        return;
+    }
+    struct meta_repo r;
+    struct meta_manifest mf;
+    struct meta_scan scan;
+    struct findings_page page = {.list = NULL, .last = -1};
+    bool more = false;
+    if (!find_image(call, repo, &id, &r, &mf)) {
+        goto out;
+    }
+    rc = meta_scan_get(m, mf.id, &scan);
+    if (rc == BERTH_ENOTFOUND) {
+        ecr_fail(call, "ScanNotFoundException",
+                 "Image scan does not exist for the image with '{imageDigest:'%s', "
+                 "imageTag:'%s'}' in the repository with name '%s' in the registry with id '%s'",
+                 id.digest_text ? id.digest_text : "null", id.tag ? id.tag : "null", repo,
+                 ecr_registry(call));
+        goto out;
+    }
+    if (rc == BERTH_OK && scan.status == META_SCAN_COMPLETE) {
+        page.list = json_array();
+        rc = page.list ? meta_scan_findings(m, mf.id, has_start ? (int64_t)start : -1, limit,
+                                            add_finding, &page, &more)
+                       : BERTH_ENOMEM;
+        if (rc == BERTH_OK && page.out_of_memory) {
+            rc = BERTH_ENOMEM;
+        }
+    }
+    if (rc != BERTH_OK) {
+        ecr_server_error(call, rc);
+        goto out;
+    }
+    put(call, call->out, "registryId", json_string(ecr_registry(call)));
+    put(call, call->out, "repositoryName", json_string(r.name));
+    put(call, call->out, "imageId", image_id_json(mf.digest, id.tag));
+    put(call, call->out, "imageScanStatus", status_json(&scan));
+    if (page.list != NULL) {
+        json_t *findings = json_object();
+        if (findings == NULL || !add_times(findings, &scan) ||
+            json_object_set_new(findings, "findingSeverityCounts", severity_counts(&scan)) != 0 ||
+            json_object_set(findings, "findings", page.list) != 0) {
+            json_decref(findings);
+            ecr_server_error(call, BERTH_ENOMEM);
+            goto out;
+        }
+        put(call, call->out, "imageScanFindings", findings);
+        if (more) {
+            char last[32];
+            snprintf(last, sizeof(last), "%lld", (long long)page.last);
+            put(call, call->out, "nextToken", ecr_next_token(last));
+        }
+    }
+out:
+    json_decref(page.list);
+    meta_rollback(m);
+}
+
+const struct ecr_op ecr_scan_ops[] = {
+    {"PutRegistryScanningConfiguration", put_registry_scanning_configuration, false, false},
+    {"GetRegistryScanningConfiguration", get_registry_scanning_configuration, false, false},
+    /* authorized per repository it names */
+    {"BatchGetRepositoryScanningConfiguration", batch_get_repository_scanning_configuration, false,
+     true},
+    {"StartImageScan", start_image_scan, true, false},
+    {"DescribeImageScanFindings", describe_image_scan_findings, true, false},
+    {NULL, NULL, false, false},
+};

@@ -1,0 +1,635 @@
+/*
+ * The libmicrohttpd daemon: start-up and drain, the access-handler state
+ * machine (first call, body calls, final call), response helpers, the
+ * completion callback that writes the access log and frees the request.
+ * Handlers run on pool threads; see server/http/http.h.
+ */
+#include "server/http/http.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "common/fileio.h"
+#include "common/log.h"
+#include "common/rand.h"
+#include "storage/store/store.h"
+#include "common/str.h"
+#include "common/timeutil.h"
+#include "storage/store/upload.h"
+
+/* A request body read after an error has been decided is dropped; past
+ * this many bytes the connection is closed instead. */
+#define DISCARD_MAX (64ull << 20)
+
+const char *http_header(struct request *req, const char *name)
+{
+    return MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, name);
+}
+
+const char *http_query(struct request *req, const char *name)
+{
+    return MHD_lookup_connection_value(req->conn, MHD_GET_ARGUMENT_KIND, name);
+}
+
+bool http_content_length(struct request *req, uint64_t *out)
+{
+    const char *cl = http_header(req, MHD_HTTP_HEADER_CONTENT_LENGTH);
+    return cl != NULL && str_parse_u64(cl, UINT64_MAX, out) == BERTH_OK;
+}
+
+bool http_has_body(struct request *req)
+{
+    uint64_t len;
+    if (http_content_length(req, &len)) {
+        return len > 0;
+    }
+    const char *te = http_header(req, MHD_HTTP_HEADER_TRANSFER_ENCODING);
+    return te != NULL && strstr(te, "chunked") != NULL;
+}
+
+struct MHD_Response *http_resp_bytes(const void *data, size_t len)
+{
+    return MHD_create_response_from_buffer(len, (void *)data, MHD_RESPMEM_MUST_COPY);
+}
+
+struct MHD_Response *http_resp_empty(void)
+{
+    return MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
+}
+
+static ssize_t never_read(void *cls, uint64_t pos, char *buf, size_t max)
+{
+    (void)cls;
+    (void)pos;
+    (void)buf;
+    (void)max;
+    return MHD_CONTENT_READER_END_WITH_ERROR;
+}
+
+struct MHD_Response *http_resp_head(uint64_t len)
+{
+    return MHD_create_response_from_callback(len, 4096, never_read, NULL, NULL);
+}
+
+struct MHD_Response *http_resp_fd(int fd, uint64_t offset, uint64_t len)
+{
+    return MHD_create_response_from_fd_at_offset64(len, fd, offset);
+}
+
+void http_add(struct MHD_Response *resp, const char *name, const char *value)
+{
+    if (resp != NULL && value != NULL) {
+        MHD_add_response_header(resp, name, value);
+    }
+}
+
+void http_send(struct request *req, unsigned status, struct MHD_Response *resp, uint64_t body_len)
+{
+    if (req->responded) {
+        if (resp) {
+            MHD_destroy_response(resp);
+        }
+        return;
+    }
+    if (resp == NULL) {
+        static const char oom[] =
+            "{\"errors\":[{\"code\":\"UNKNOWN\",\"message\":\"out of memory\"}]}";
+        status = MHD_HTTP_INTERNAL_SERVER_ERROR;
+        resp =
+            MHD_create_response_from_buffer(sizeof(oom) - 1, (void *)oom, MHD_RESPMEM_PERSISTENT);
+        body_len = sizeof(oom) - 1;
+        if (resp == NULL) {
+            req->responded = true;
+            req->status = status;
+            return;
+        }
+    }
+    http_add(resp, "Docker-Distribution-API-Version", "registry/2.0");
+    http_add(resp, "X-Request-Id", req->id);
+    if (atomic_load(&req->srv->draining)) {
+        http_add(resp, MHD_HTTP_HEADER_CONNECTION, "close");
+    }
+    if (MHD_queue_response(req->conn, status, resp) != MHD_YES) {
+        log_error("event=queue_failed status=%u", status);
+    }
+    MHD_destroy_response(resp);
+    req->responded = true;
+    req->status = status;
+    req->bytes_out = req->is_head ? 0 : body_len;
+}
+
+void http_send_json(struct request *req, unsigned status, const char *content_type,
+                    const char *json, struct MHD_Response *prepared)
+{
+    size_t len = strlen(json);
+    struct MHD_Response *resp = prepared;
+    if (resp == NULL) {
+        resp = http_resp_bytes(json, len);
+    }
+    http_add(resp, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
+    http_send(req, status, resp, len);
+}
+
+void http_defer_error(struct request *req, unsigned status, const char *code, const char *message)
+{
+    if (req->body_mode == BODY_DISCARD) {
+        return; /* the first error wins */
+    }
+    req->body_mode = BODY_DISCARD;
+    req->deferred_status = status;
+    req->deferred_code = code;
+    str_copy(req->deferred_message, sizeof(req->deferred_message), message);
+}
+
+/* Consume one piece of request body according to the request's mode.
+ * Returns false to drop the connection. */
+static bool consume_body(struct request *req, const char *data, size_t len)
+{
+    req->bytes_in += len;
+    switch (req->body_mode) {
+    case BODY_BUFFER: {
+        enum berth_err rc = buf_append(&req->body, data, len);
+        if (rc == BERTH_ETOOBIG) {
+            buf_fini(&req->body);
+            http_defer_error(req, MHD_HTTP_CONTENT_TOO_LARGE, "SIZE_INVALID",
+                             "request body is larger than the limit");
+        } else if (rc != BERTH_OK) {
+            http_defer_error(req, MHD_HTTP_INTERNAL_SERVER_ERROR, "UNKNOWN", "out of memory");
+        }
+        return true;
+    }
+    case BODY_UPLOAD: {
+        enum berth_err rc = upload_write(req->upload, data, len);
+        if (rc != BERTH_OK) {
+            req->body_failed = true;
+            http_defer_error(req, MHD_HTTP_INTERNAL_SERVER_ERROR, "UNKNOWN",
+                             "could not store the uploaded data");
+        }
+        return true;
+    }
+    case BODY_NONE:
+    case BODY_DISCARD:
+        break;
+    }
+    return req->bytes_in <= DISCARD_MAX;
+}
+
+/* Longest request target kept verbatim for SigV4 (path + query limits). */
+#define RAW_URI_MAX (SIGV4_PATH_MAX + SIGV4_QUERY_MAX)
+
+static struct request *request_alloc(struct server *srv, struct MHD_Connection *conn)
+{
+    struct request *req = calloc(1, sizeof(*req));
+    if (req == NULL) {
+        return NULL;
+    }
+    req->srv = srv;
+    req->conn = conn;
+    req->ident.anonymous = true;
+    buf_init(&req->body, 0);
+    return req;
+}
+
+/* libmicrohttpd's URI log hook runs before the target is unescaped and
+ * split: the one place to see it as the client sent it, which SigV4
+ * signs. Its result is the request's context from then on. */
+static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
+{
+    struct request *req = request_alloc(cls, conn);
+    if (req != NULL && uri != NULL) {
+        size_t n = strnlen(uri, RAW_URI_MAX + 1);
+        if (n <= RAW_URI_MAX) {
+            req->raw_uri = str_ndup(uri, n);
+        }
+    }
+    return req;
+}
+
+static void request_start(struct request *req, const char *url, const char *method)
+{
+    struct server *srv = req->srv;
+    req->started = true;
+    req->method = method;
+    req->path = url;
+    req->start_ns = time_mono_ns();
+    req->is_head = strcmp(method, MHD_HTTP_METHOD_HEAD) == 0;
+    uint64_t n = atomic_fetch_add(&srv->id_counter, 1);
+    snprintf(req->id, sizeof(req->id), "%08x%08llx", srv->id_prefix, (unsigned long long)n);
+}
+
+static void request_free(struct request *req)
+{
+    if (req->upload != NULL) {
+        upload_release(req->upload);
+    }
+    auth_identity_clear(req->srv->auth, &req->ident);
+    buf_fini(&req->body);
+    free(req->raw_uri);
+    free(req);
+}
+
+static void dispatch(struct request *req)
+{
+    if (strlen(req->path) > 2048) {
+        oci_error(req, MHD_HTTP_URI_TOO_LONG, "NAME_INVALID", "request URI too long", NULL);
+        return;
+    }
+    if (http_header(req, "X-Amz-Target") != NULL) {
+        ecr_dispatch(req);
+    } else if (strncmp(req->path, "/v2", 3) == 0 && (req->path[3] == '\0' || req->path[3] == '/')) {
+        oci_dispatch(req);
+    } else if (strcmp(req->method, "POST") == 0) {
+        ecr_dispatch(req); /* a JSON API call without its target */
+    } else {
+        oci_error(req, 404, "NOT_FOUND", "no such endpoint", NULL);
+    }
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
+                                  const char *method, const char *version, const char *upload_data,
+                                  size_t *upload_data_size, void **con_cls)
+{
+    (void)version;
+    struct server *srv = cls;
+    struct request *req = *con_cls;
+    if (req == NULL || !req->started) {
+        if (req == NULL) {
+            req = request_alloc(srv, conn); /* the URI hook ran out of memory */
+            if (req == NULL) {
+                return MHD_NO;
+            }
+            *con_cls = req;
+        }
+        request_start(req, url, method);
+        atomic_fetch_add(&srv->inflight, 1);
+        /* A response queued before the request is fully read makes
+         * libmicrohttpd close the connection, so requests without a body
+         * are handled on the final call, keeping keep-alive. Requests with
+         * a body are routed now to set up streaming (or refuse early). */
+        if (http_has_body(req)) {
+            log_set_request_id(req->id);
+            dispatch(req);
+            log_set_request_id(NULL);
+        } else {
+            req->dispatch_later = true;
+        }
+        return MHD_YES;
+    }
+    log_set_request_id(req->id);
+    enum MHD_Result result = MHD_YES;
+    if (*upload_data_size > 0) {
+        if (!consume_body(req, upload_data, *upload_data_size)) {
+            result = MHD_NO;
+        }
+        *upload_data_size = 0;
+    } else if (req->dispatch_later) {
+        req->dispatch_later = false;
+        dispatch(req);
+        if (!req->responded) {
+            log_error("event=handler_bug msg=\"no response queued\"");
+            oci_error(req, MHD_HTTP_INTERNAL_SERVER_ERROR, "UNKNOWN", "no response", NULL);
+        }
+    } else if (!req->responded) {
+        if (req->body_mode == BODY_DISCARD && req->is_ecr) {
+            ecr_send_error(req, req->deferred_status,
+                           req->deferred_status >= 500 ? "ServerException"
+                                                       : "SerializationException",
+                           req->deferred_message);
+        } else if (req->body_mode == BODY_DISCARD) {
+            oci_error(req, req->deferred_status, req->deferred_code, req->deferred_message, NULL);
+        } else if (req->on_done != NULL) {
+            req->on_done(req);
+        }
+        if (!req->responded) {
+            log_error("event=handler_bug msg=\"no response queued\"");
+            oci_error(req, MHD_HTTP_INTERNAL_SERVER_ERROR, "UNKNOWN", "no response", NULL);
+        }
+    }
+    log_set_request_id(NULL);
+    return result;
+}
+
+static const char *termination_name(enum MHD_RequestTerminationCode toe)
+{
+    switch (toe) {
+    case MHD_REQUEST_TERMINATED_COMPLETED_OK:
+        return "ok";
+    case MHD_REQUEST_TERMINATED_WITH_ERROR:
+        return "error";
+    case MHD_REQUEST_TERMINATED_TIMEOUT_REACHED:
+        return "timeout";
+    case MHD_REQUEST_TERMINATED_DAEMON_SHUTDOWN:
+        return "shutdown";
+    case MHD_REQUEST_TERMINATED_READ_ERROR:
+        return "read_error";
+    case MHD_REQUEST_TERMINATED_CLIENT_ABORT:
+        return "client_abort";
+    }
+    return "unknown";
+}
+
+static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+                         enum MHD_RequestTerminationCode toe)
+{
+    struct server *srv = cls;
+    struct request *req = *con_cls;
+    if (req == NULL) {
+        return;
+    }
+    if (!req->started) {
+        /* libmicrohttpd gave up on the request before handing it over */
+        request_free(req);
+        *con_cls = NULL;
+        return;
+    }
+    if (srv->cfg->log_access) {
+        char path[600], remote[64] = "-";
+        const union MHD_ConnectionInfo *ci =
+            MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+        if (ci != NULL && ci->client_addr != NULL) {
+            const struct sockaddr *sa = ci->client_addr;
+            if (sa->sa_family == AF_INET) {
+                inet_ntop(AF_INET, &((const struct sockaddr_in *)(const void *)sa)->sin_addr,
+                          remote, sizeof(remote));
+            } else if (sa->sa_family == AF_INET6) {
+                inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr,
+                          remote, sizeof(remote));
+            }
+        }
+        double ms = (double)(time_mono_ns() - req->start_ns) / 1e6;
+        log_set_request_id(req->id);
+        char ecr[200] = "";
+        if (req->amzn_id[0] != '\0') {
+            snprintf(ecr, sizeof(ecr), " op=%s amzn_id=%s%s%s",
+                     req->ecr_op ? req->ecr_op : "unknown", req->amzn_id,
+                     req->ecr_error[0] ? " error=" : "", req->ecr_error);
+        }
+        log_info("event=access method=%s path=%s status=%u bytes=%llu bytes_in=%llu "
+                 "duration_ms=%.3f remote=%s term=%s%s",
+                 req->method, log_value(req->path, path, sizeof(path)), req->status,
+                 (unsigned long long)req->bytes_out, (unsigned long long)req->bytes_in, ms, remote,
+                 termination_name(toe), ecr);
+        log_set_request_id(NULL);
+    }
+    request_free(req);
+    *con_cls = NULL;
+    atomic_fetch_sub(&srv->inflight, 1);
+}
+
+static void mhd_log(void *cls, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
+
+static void mhd_log(void *cls, const char *fmt, va_list ap)
+{
+    (void)cls;
+    char msg[512];
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    size_t n = strlen(msg);
+    while (n > 0 && (msg[n - 1] == '\n' || msg[n - 1] == '\r')) {
+        msg[--n] = '\0';
+    }
+    char val[600];
+    log_warn("event=httpd msg=%s", log_value(msg, val, sizeof(val)));
+}
+
+static int hex_value(char c)
+{
+    if (c >= '0' && c <= '9') {
+        return c - '0';
+    }
+    if (c >= 'a' && c <= 'f') {
+        return c - 'a' + 10;
+    }
+    if (c >= 'A' && c <= 'F') {
+        return c - 'A' + 10;
+    }
+    return -1;
+}
+
+size_t http_unescape(char *s, bool is_path)
+{
+    char *out = s;
+    for (const char *in = s; *in; in++) {
+        int hi, lo;
+        if (*in == '%' && (hi = hex_value(in[1])) >= 0 && (lo = hex_value(in[2])) >= 0) {
+            char c = (char)(hi * 16 + lo);
+            /* In the path an encoded '/' or NUL would change how the
+             * path splits (or end it early): keep them encoded, so the
+             * repository name grammar rejects them. */
+            if (!(is_path && (c == '/' || c == '\0'))) {
+                *out++ = c;
+                in += 2;
+                continue;
+            }
+        }
+        *out++ = *in;
+    }
+    *out = '\0';
+    return (size_t)(out - s);
+}
+
+/* libmicrohttpd's unescape hook: the request path is the one string that
+ * starts with '/' (query keys and values do not, in practice). */
+static size_t mhd_unescape(void *cls, struct MHD_Connection *conn, char *s)
+{
+    (void)cls;
+    (void)conn;
+    return http_unescape(s, s[0] == '/');
+}
+
+/* Resolve "host:port" into a socket address (numeric or a name). */
+static enum berth_err resolve_listen(const char *listen, struct sockaddr_storage *out,
+                                     socklen_t *len)
+{
+    char host[256];
+    uint16_t port;
+    if (config_listen_parts(listen, host, sizeof(host), &port) != BERTH_OK) {
+        return BERTH_EINVAL;
+    }
+    struct addrinfo hints = {0}, *res = NULL;
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_PASSIVE;
+    if (getaddrinfo(host, NULL, &hints, &res) != 0 || res == NULL) {
+        return BERTH_EINVAL;
+    }
+    memcpy(out, res->ai_addr, res->ai_addrlen);
+    *len = res->ai_addrlen;
+    freeaddrinfo(res);
+    if (out->ss_family == AF_INET) {
+        ((struct sockaddr_in *)(void *)out)->sin_port = htons(port);
+    } else {
+        ((struct sockaddr_in6 *)(void *)out)->sin6_port = htons(port);
+    }
+    return BERTH_OK;
+}
+
+static bool addr_is_loopback(const struct sockaddr *sa)
+{
+    if (sa->sa_family == AF_INET) {
+        uint32_t a = ntohl(((const struct sockaddr_in *)(const void *)sa)->sin_addr.s_addr);
+        return (a >> 24) == 127;
+    }
+    if (sa->sa_family == AF_INET6) {
+        const struct in6_addr *a6 = &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr;
+        if (IN6_IS_ADDR_LOOPBACK(a6)) {
+            return true;
+        }
+        return IN6_IS_ADDR_V4MAPPED(a6) && a6->s6_addr[12] == 127;
+    }
+    return false;
+}
+
+bool server_listen_is_loopback(const char *listen)
+{
+    char host[256];
+    uint16_t port;
+    if (config_listen_parts(listen, host, sizeof(host), &port) != BERTH_OK) {
+        return false;
+    }
+    struct addrinfo hints = {0}, *res = NULL;
+    hints.ai_socktype = SOCK_STREAM;
+    if (getaddrinfo(host, NULL, &hints, &res) != 0 || res == NULL) {
+        return false;
+    }
+    bool all = true;
+    for (struct addrinfo *ai = res; ai; ai = ai->ai_next) {
+        all = all && addr_is_loopback(ai->ai_addr);
+    }
+    freeaddrinfo(res);
+    return all;
+}
+
+static unsigned pool_size(const struct berth_config *cfg)
+{
+    if (cfg->http_threads > 0) {
+        return (unsigned)cfg->http_threads;
+    }
+    /* Two per CPU: more lets a blocking fsync or SQLite wait overlap with
+     * other connections; beyond that push tail latency and memory grow
+     * with no throughput gain (docs/benchmarks.md, tuning log). */
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    return (unsigned)(cpus > 0 ? cpus * 2 : 4);
+}
+
+enum berth_err server_start(const struct berth_config *cfg, struct store *store,
+                            struct server **out)
+{
+    struct server *srv = calloc(1, sizeof(*srv));
+    if (srv == NULL) {
+        return BERTH_ENOMEM;
+    }
+    srv->cfg = cfg;
+    srv->store = store;
+    uint32_t prefix = 0;
+    rand_bytes(&prefix, sizeof(prefix));
+    srv->id_prefix = prefix;
+    if (cfg->public_url[0] != '\0') {
+        str_copy(srv->public_url, sizeof(srv->public_url), cfg->public_url);
+    } else {
+        snprintf(srv->public_url, sizeof(srv->public_url), "http://%s", cfg->listen);
+    }
+    /* Served beyond loopback without "anonymous": true, auth stays on even
+     * if the last access key is deleted while running. */
+    bool required =
+        cfg->auth_required || (!cfg->anonymous && !server_listen_is_loopback(cfg->listen));
+    enum berth_err arc = auth_new(cfg, store, required, &srv->auth);
+    if (arc != BERTH_OK) {
+        free(srv);
+        return arc;
+    }
+
+    struct sockaddr_storage addr;
+    socklen_t addr_len = 0;
+    if (resolve_listen(cfg->listen, &addr, &addr_len) != BERTH_OK) {
+        log_error("event=server_error msg=\"cannot resolve listen address\" listen=%s",
+                  cfg->listen);
+        auth_free(srv->auth);
+        free(srv);
+        return BERTH_EINVAL;
+    }
+    /* poll(), not epoll: libmicrohttpd 0.9.75's edge-triggered epoll loop
+     * can miss a client's FIN that arrives together with the last body
+     * bytes, leaving the request (and a held upload session) alive until
+     * the idle timeout. Level-triggered poll() sees it. */
+    unsigned flags =
+        MHD_USE_ERROR_LOG | MHD_USE_ITC |
+        (cfg->http_epoll ? MHD_USE_AUTO_INTERNAL_THREAD : MHD_USE_POLL_INTERNAL_THREAD);
+    if (addr.ss_family == AF_INET6) {
+        flags |= MHD_USE_IPv6;
+    }
+    if (cfg->http_turbo) {
+        flags |= MHD_USE_TURBO;
+    }
+    srv->threads = pool_size(cfg);
+    struct MHD_OptionItem opts[16];
+    size_t o = 0;
+    opts[o++] = (struct MHD_OptionItem){MHD_OPTION_EXTERNAL_LOGGER, (intptr_t)mhd_log, NULL};
+    opts[o++] = (struct MHD_OptionItem){MHD_OPTION_SOCK_ADDR, 0, &addr};
+    opts[o++] = (struct MHD_OptionItem){MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)on_completed, srv};
+    opts[o++] = (struct MHD_OptionItem){MHD_OPTION_CONNECTION_LIMIT,
+                                        (intptr_t)cfg->http_connection_limit, NULL};
+    opts[o++] = (struct MHD_OptionItem){MHD_OPTION_CONNECTION_TIMEOUT,
+                                        (intptr_t)cfg->http_timeout_seconds, NULL};
+    opts[o++] = (struct MHD_OptionItem){MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+                                        (intptr_t)(cfg->http_memory_limit_kib * 1024), NULL};
+    opts[o++] = (struct MHD_OptionItem){MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024, NULL};
+    opts[o++] = (struct MHD_OptionItem){MHD_OPTION_UNESCAPE_CALLBACK, (intptr_t)mhd_unescape, NULL};
+    opts[o++] = (struct MHD_OptionItem){MHD_OPTION_URI_LOG_CALLBACK, (intptr_t)on_uri, srv};
+    if (srv->threads > 1) {
+        opts[o++] =
+            (struct MHD_OptionItem){MHD_OPTION_THREAD_POOL_SIZE, (intptr_t)srv->threads, NULL};
+    }
+    opts[o++] = (struct MHD_OptionItem){MHD_OPTION_END, 0, NULL};
+
+    srv->daemon = MHD_start_daemon(flags, 0, NULL, NULL, on_request, srv, MHD_OPTION_ARRAY, opts,
+                                   MHD_OPTION_END);
+    if (srv->daemon == NULL) {
+        log_error("event=server_error msg=\"cannot listen\" listen=%s", cfg->listen);
+        auth_free(srv->auth);
+        free(srv);
+        return BERTH_EIO;
+    }
+    const union MHD_DaemonInfo *info = MHD_get_daemon_info(srv->daemon, MHD_DAEMON_INFO_BIND_PORT);
+    srv->port = info ? info->port : 0;
+    *out = srv;
+    return BERTH_OK;
+}
+
+uint16_t server_port(const struct server *srv)
+{
+    return srv->port;
+}
+
+void server_stop(struct server *srv, int64_t drain_ms)
+{
+    if (srv == NULL) {
+        return;
+    }
+    /* Stop accepting; responses from now on carry "Connection: close", so
+     * clients leave as their requests finish. */
+    atomic_store(&srv->draining, true);
+    MHD_socket ls = MHD_quiesce_daemon(srv->daemon);
+    if (ls != MHD_INVALID_SOCKET) {
+        close(ls);
+    }
+    int64_t deadline = time_mono_ns() + drain_ms * 1000000;
+    while (atomic_load(&srv->inflight) > 0 && time_mono_ns() < deadline) {
+        time_sleep_ms(20);
+    }
+    int left = atomic_load(&srv->inflight);
+    if (left > 0) {
+        log_warn("event=drain_timeout inflight=%d", left);
+    }
+    MHD_stop_daemon(srv->daemon);
+    auth_free(srv->auth);
+    free(srv);
+}

@@ -1,0 +1,268 @@
+/*
+ * The background job runner of `berth serve` (see jobs.h): one thread per
+ * job, all sleeping on one condition variable (CLOCK_MONOTONIC) guarded by
+ * one mutex, which also guards the wake flags and the list of repositories
+ * to run soon. Each thread uses its own metadata connection, closed when
+ * the thread exits.
+ */
+#include "server/jobs/jobs.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "server/http/http.h"
+
+#include "storage/gc/gc.h"
+#include "storage/lifecycle/lifecycle.h"
+#include "storage/lifecycle/lifecycle_run.h"
+#include "common/log.h"
+#include "common/timeutil.h"
+
+/* The first periodic run comes after the interval or this, if shorter, so
+ * that a server restarted often still collects. */
+#define JOBS_FIRST_RUN_MAX_MS 60000
+
+struct jobs;
+
+struct job {
+    struct jobs *js;
+    const char *name;
+    int64_t interval_ms; /* 0: runs only when woken */
+    int64_t next_ns;     /* monotonic time of the next periodic run */
+    void (*fn)(struct job *jb, bool periodic);
+    bool wake; /* under js->lock */
+    bool started;
+    pthread_t thread;
+};
+
+struct jobs {
+    struct store *st;
+    struct jobs_options opt;
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    atomic_bool stop; /* also the cancel flag of the passes */
+    int64_t soon[JOBS_SOON_MAX];
+    size_t soon_count;
+    bool soon_overflow; /* more were asked for: run every repository */
+    struct job gc;
+    struct job lifecycle;
+    struct job preview;
+};
+
+void jobs_options_from_config(const struct berth_config *cfg, struct jobs_options *out)
+{
+    memset(out, 0, sizeof(*out));
+    out->gc_enabled = cfg->gc_enabled;
+    out->gc_interval_ms = cfg->gc_interval_seconds * 1000;
+    out->gc_grace_ms = cfg->gc_grace_seconds * 1000;
+    out->upload_expiry_ms = cfg->storage_upload_expiry_seconds * 1000;
+    out->lifecycle_enabled = cfg->lifecycle_enabled;
+    out->lifecycle_interval_ms = cfg->lifecycle_interval_seconds * 1000;
+}
+
+/* ---- the jobs ---- */
+
+static void run_gc(struct job *jb, bool periodic)
+{
+    (void)periodic;
+    struct jobs *js = jb->js;
+    struct gc_options opt = {.grace_ms = js->opt.gc_grace_ms,
+                             .upload_expiry_ms = js->opt.upload_expiry_ms,
+                             .cancel = &js->stop};
+    /* gc_run logs its own summary and errors. */
+    (void)gc_run(js->st, &opt, NULL);
+}
+
+static void run_lifecycle(struct job *jb, bool periodic)
+{
+    struct jobs *js = jb->js;
+    int64_t repos[JOBS_SOON_MAX];
+    size_t n;
+    pthread_mutex_lock(&js->lock);
+    bool all = periodic || js->soon_overflow;
+    n = js->soon_count;
+    memcpy(repos, js->soon, n * sizeof(repos[0]));
+    js->soon_count = 0;
+    js->soon_overflow = false;
+    pthread_mutex_unlock(&js->lock);
+
+    struct lifecycle_run_options opt = {.dry_run = false, .cancel = &js->stop};
+    if (all) {
+        (void)lifecycle_run_all(js->st, &opt, NULL, NULL, NULL);
+        return;
+    }
+    for (size_t i = 0; i < n && !atomic_load(&js->stop); i++) {
+        struct lifecycle_run_result *r = NULL;
+        char msg[LIFECYCLE_MSG_CAP];
+        enum berth_err rc = lifecycle_run_repo(js->st, repos[i], &opt, &r, msg, sizeof(msg));
+        if (rc != BERTH_OK && rc != BERTH_ENOTFOUND) {
+            char v[LIFECYCLE_MSG_CAP + 8];
+            log_error("event=lifecycle_error repo_id=%lld err=%s msg=%s", (long long)repos[i],
+                      berth_strerror(rc), log_value(msg, v, sizeof(v)));
+        }
+        lifecycle_run_result_free(r);
+    }
+}
+
+static void run_previews(struct job *jb, bool periodic)
+{
+    (void)periodic;
+    struct jobs *js = jb->js;
+    (void)lifecycle_preview_process_pending(js->st, &js->stop, NULL);
+}
+
+/* ---- the runner ---- */
+
+static void deadline(struct timespec *ts, int64_t mono_ns)
+{
+    ts->tv_sec = (time_t)(mono_ns / 1000000000);
+    ts->tv_nsec = (long)(mono_ns % 1000000000);
+}
+
+static void *job_main(void *arg)
+{
+    struct job *jb = arg;
+    struct jobs *js = jb->js;
+    pthread_mutex_lock(&js->lock);
+    while (!atomic_load(&js->stop)) {
+        int64_t now = time_mono_ns();
+        bool due = jb->interval_ms > 0 && now >= jb->next_ns;
+        if (!due && !jb->wake) {
+            if (jb->interval_ms > 0) {
+                struct timespec ts;
+                deadline(&ts, jb->next_ns);
+                pthread_cond_timedwait(&js->cond, &js->lock, &ts);
+            } else {
+                pthread_cond_wait(&js->cond, &js->lock);
+            }
+            continue;
+        }
+        jb->wake = false;
+        pthread_mutex_unlock(&js->lock);
+        jb->fn(jb, due);
+        pthread_mutex_lock(&js->lock);
+        if (due) {
+            jb->next_ns = time_mono_ns() + jb->interval_ms * 1000000;
+        }
+    }
+    pthread_mutex_unlock(&js->lock);
+    return NULL;
+}
+
+static enum berth_err start_job(struct jobs *js, struct job *jb, const char *name,
+                                int64_t interval_ms, void (*fn)(struct job *, bool))
+{
+    jb->js = js;
+    jb->name = name;
+    jb->interval_ms = interval_ms;
+    jb->fn = fn;
+    int64_t first = interval_ms < JOBS_FIRST_RUN_MAX_MS ? interval_ms : JOBS_FIRST_RUN_MAX_MS;
+    jb->next_ns = time_mono_ns() + first * 1000000;
+    if (pthread_create(&jb->thread, NULL, job_main, jb) != 0) {
+        log_error("event=jobs_error op=thread job=%s", name);
+        return BERTH_EIO;
+    }
+    jb->started = true;
+    log_info("event=job_started job=%s interval_ms=%lld", name, (long long)interval_ms);
+    return BERTH_OK;
+}
+
+enum berth_err jobs_start(struct store *st, const struct jobs_options *opt, struct jobs **out)
+{
+    if ((opt->gc_enabled && opt->gc_interval_ms < 1000) ||
+        (opt->lifecycle_enabled && opt->lifecycle_interval_ms < 1000) || opt->gc_grace_ms < 0 ||
+        opt->upload_expiry_ms <= 0) {
+        return BERTH_EINVAL;
+    }
+    struct jobs *js = calloc(1, sizeof(*js));
+    if (js == NULL) {
+        return BERTH_ENOMEM;
+    }
+    js->st = st;
+    js->opt = *opt;
+    atomic_init(&js->stop, false);
+    pthread_mutex_init(&js->lock, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&js->cond, &ca);
+    pthread_condattr_destroy(&ca);
+
+    /* previews left IN_PROGRESS by a restart are picked up at once */
+    js->preview.wake = true;
+    enum berth_err rc = start_job(js, &js->preview, "lifecycle-preview", 0, run_previews);
+    if (rc == BERTH_OK && opt->gc_enabled) {
+        rc = start_job(js, &js->gc, "gc", opt->gc_interval_ms, run_gc);
+    }
+    if (rc == BERTH_OK && opt->lifecycle_enabled) {
+        rc = start_job(js, &js->lifecycle, "lifecycle", opt->lifecycle_interval_ms, run_lifecycle);
+    }
+    if (rc != BERTH_OK) {
+        jobs_stop(js);
+        return rc;
+    }
+    *out = js;
+    return BERTH_OK;
+}
+
+void jobs_stop(struct jobs *js)
+{
+    if (js == NULL) {
+        return;
+    }
+    pthread_mutex_lock(&js->lock);
+    atomic_store(&js->stop, true);
+    pthread_cond_broadcast(&js->cond);
+    pthread_mutex_unlock(&js->lock);
+    struct job *all[] = {&js->gc, &js->lifecycle, &js->preview};
+    for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++) {
+        if (all[i]->started) {
+            pthread_join(all[i]->thread, NULL);
+        }
+    }
+    pthread_cond_destroy(&js->cond);
+    pthread_mutex_destroy(&js->lock);
+    log_info("event=jobs_stopped");
+    free(js);
+}
+
+void jobs_attach(struct jobs *js, struct server *srv)
+{
+    atomic_store(&srv->jobs, js);
+}
+
+void jobs_lifecycle_soon(struct jobs *js, int64_t repo_id)
+{
+    if (js == NULL || !js->lifecycle.started) {
+        return;
+    }
+    pthread_mutex_lock(&js->lock);
+    bool known = false;
+    for (size_t i = 0; i < js->soon_count && !known; i++) {
+        known = js->soon[i] == repo_id;
+    }
+    if (!known) {
+        if (js->soon_count < JOBS_SOON_MAX) {
+            js->soon[js->soon_count++] = repo_id;
+        } else {
+            js->soon_overflow = true;
+        }
+    }
+    js->lifecycle.wake = true;
+    pthread_cond_broadcast(&js->cond);
+    pthread_mutex_unlock(&js->lock);
+}
+
+void jobs_preview_soon(struct jobs *js)
+{
+    if (js == NULL) {
+        return;
+    }
+    pthread_mutex_lock(&js->lock);
+    js->preview.wake = true;
+    pthread_cond_broadcast(&js->cond);
+    pthread_mutex_unlock(&js->lock);
+}

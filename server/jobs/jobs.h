@@ -1,0 +1,65 @@
+/*
+ * Background jobs of `berth serve`: garbage collection and lifecycle
+ * enforcement, each on its own thread that sleeps on a condition variable
+ * until its interval passes (or it is woken), plus a thread that computes
+ * lifecycle policy previews on demand. The first periodic run comes after
+ * the interval or one minute, whichever is shorter. jobs_stop asks the
+ * passes in progress to stop at their next batch boundary and joins the
+ * threads; call it before the store closes. Thread-safe: jobs_*_soon may be
+ * called from any thread (request handlers) while the jobs run.
+ */
+#ifndef BERTH_JOBS_H
+#define BERTH_JOBS_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "common/config.h"
+#include "common/err.h"
+
+struct jobs;
+struct server;
+struct store;
+
+/* Repositories remembered for "run soon" before a full pass is done instead. */
+#define JOBS_SOON_MAX 256
+
+struct jobs_options {
+    bool gc_enabled;
+    int64_t gc_interval_ms;   /* >= 1000 */
+    int64_t gc_grace_ms;      /* >= 0 */
+    int64_t upload_expiry_ms; /* > 0 */
+    bool lifecycle_enabled;
+    int64_t lifecycle_interval_ms; /* >= 1000 */
+};
+
+/* The options the configuration asks for (gc.*, lifecycle.*,
+ * storage.upload_expiry_seconds). */
+void jobs_options_from_config(const struct berth_config *cfg, struct jobs_options *out);
+
+/*
+ * Start the threads over the store (borrowed; it must outlive the jobs).
+ * Disabled jobs get no thread; the preview thread always runs and first
+ * finishes previews left in progress by a restart. BERTH_EINVAL for an
+ * interval under one second, BERTH_ENOMEM, BERTH_EIO when a thread cannot
+ * be created (nothing is left running then).
+ */
+enum berth_err jobs_start(struct store *st, const struct jobs_options *opt, struct jobs **out);
+
+/* Stop and join every thread, then free (NULL is fine). Blocks until the
+ * current batch of each pass ends (milliseconds). */
+void jobs_stop(struct jobs *j);
+
+/* Make the server's request handlers see the jobs (so PutLifecyclePolicy
+ * can ask for a run soon). Call before serving starts or while serving;
+ * the jobs must outlive the server, or be detached with NULL first. */
+void jobs_attach(struct jobs *j, struct server *srv);
+
+/* Run the lifecycle policy of this repository soon (after
+ * PutLifecyclePolicy); ignored when lifecycle enforcement is disabled. */
+void jobs_lifecycle_soon(struct jobs *j, int64_t repo_id);
+
+/* Compute the previews that are IN_PROGRESS soon. */
+void jobs_preview_soon(struct jobs *j);
+
+#endif

@@ -1,0 +1,154 @@
+/*
+ * The scan worker pool. Each worker loops: claim and run one job, or wait
+ * for a wake-up (at most POLL_MS). The stop flag doubles as the engine's
+ * cancel flag, so stopping also ends the scans in flight. See
+ * scan_workers.h.
+ */
+#include "server/jobs/scan_workers.h"
+
+#include <dirent.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "common/fileio.h"
+#include "common/log.h"
+#include "storage/meta/meta_scan.h"
+#include "storage/registry/scan_queue.h"
+#include "scan/engine/scan_run.h"
+#include "storage/store/store.h"
+#include "common/str.h"
+#include "common/timeutil.h"
+
+/* Longest sleep between looks at the queue. */
+#define POLL_MS 1000
+/* Pause after a database error before trying again. */
+#define ERROR_PAUSE_MS 1000
+
+struct scan_workers {
+    struct store *st;
+    struct scan_engine engine;
+    atomic_bool stop;
+    pthread_t *threads;
+    size_t count;
+};
+
+static void *worker_main(void *arg)
+{
+    struct scan_workers *w = arg;
+    while (!atomic_load(&w->stop)) {
+        uint64_t seen = scan_queue_generation();
+        bool ran = false;
+        enum berth_err rc = scan_run_next(w->st, &w->engine, &ran);
+        if (rc != BERTH_OK) {
+            log_error("event=scan_worker_error err=%s", berth_strerror(rc));
+            scan_queue_wait(&seen, ERROR_PAUSE_MS, &w->stop);
+        } else if (!ran) {
+            scan_queue_wait(&seen, POLL_MS, &w->stop);
+        }
+    }
+    return NULL;
+}
+
+/* Remove hook layout directories left by a process that died while a hook
+ * ran: any older than the longest a hook may run, with a margin (a
+ * `berth scan` running beside the server keeps its own). */
+static void remove_stale_layouts(const struct berth_config *cfg)
+{
+    char dir[4096];
+    if (snprintf(dir, sizeof(dir), "%s/%s", cfg->root, SCAN_WORK_DIR) >= (int)sizeof(dir)) {
+        return;
+    }
+    DIR *d = opendir(dir);
+    if (d == NULL) {
+        return;
+    }
+    time_t limit = time(NULL) - (time_t)cfg->scan_hook_timeout_seconds - 60;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        char path[4400];
+        struct stat sb;
+        if (!str_has_prefix(e->d_name, "scan-") ||
+            snprintf(path, sizeof(path), "%s/%s", dir, e->d_name) >= (int)sizeof(path) ||
+            lstat(path, &sb) != 0 || sb.st_mtime > limit) {
+            continue;
+        }
+        if (file_remove_tree(path) == BERTH_OK) {
+            log_info("event=scan_stale_layout_removed path=%s", path);
+        }
+    }
+    closedir(d);
+}
+
+enum berth_err scan_workers_start(const struct berth_config *cfg, struct store *st,
+                                  struct scan_workers **out)
+{
+    struct meta *m = store_meta(st);
+    if (m == NULL) {
+        return BERTH_EDB;
+    }
+    int64_t released = 0, waiting = 0;
+    enum berth_err rc = meta_scan_jobs_reset(m, &released);
+    if (rc == BERTH_OK) {
+        rc = meta_scan_jobs_count(m, &waiting, NULL);
+    }
+    if (rc != BERTH_OK) {
+        return rc;
+    }
+    remove_stale_layouts(cfg);
+    struct scan_workers *w = calloc(1, sizeof(*w));
+    if (w == NULL) {
+        return BERTH_ENOMEM;
+    }
+    w->st = st;
+    atomic_init(&w->stop, false);
+    w->engine = (struct scan_engine){
+        .root = cfg->root,
+        .hook = cfg->scan_hook,
+        .hook_timeout_ms = cfg->scan_hook_timeout_seconds * 1000,
+        .hook_max_output = (size_t)cfg->scan_hook_max_output_bytes,
+        .max_image_bytes = (uint64_t)cfg->scan_max_image_bytes,
+        .cancel = &w->stop,
+    };
+    size_t want = (size_t)cfg->scan_workers;
+    w->threads = calloc(want ? want : 1, sizeof(*w->threads));
+    if (w->threads == NULL) {
+        free(w);
+        return BERTH_ENOMEM;
+    }
+    for (size_t i = 0; i < want; i++) {
+        if (pthread_create(&w->threads[i], NULL, worker_main, w) != 0) {
+            log_error("event=scan_worker_start_failed started=%zu", i);
+            scan_workers_stop(w);
+            return BERTH_EIO;
+        }
+        w->count++;
+    }
+    log_info("event=scan_workers_started workers=%zu engine=%s waiting_jobs=%lld "
+             "released_jobs=%lld",
+             w->count, cfg->scan_hook && cfg->scan_hook[0] ? "hook" : "builtin", (long long)waiting,
+             (long long)released);
+    *out = w;
+    return BERTH_OK;
+}
+
+void scan_workers_stop(struct scan_workers *w)
+{
+    if (w == NULL) {
+        return;
+    }
+    atomic_store(&w->stop, true);
+    scan_queue_notify();
+    for (size_t i = 0; i < w->count; i++) {
+        pthread_join(w->threads[i], NULL);
+    }
+    if (w->count > 0) {
+        log_info("event=scan_workers_stopped workers=%zu", w->count);
+    }
+    free(w->threads);
+    free(w);
+}

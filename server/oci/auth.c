@@ -1,0 +1,412 @@
+/*
+ * Authentication and authorization on the OCI API (/v2): the credentials a
+ * request may carry (Basic AWS:<login token> as `docker login` sends it,
+ * Basic <access key id>:<secret>, a download token in ?token= on a blob
+ * GET), the Basic challenge, and the ECR actions each route needs. One
+ * indexed query per request (auth_lookup). Pool threads.
+ */
+#include "oci_int.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <jansson.h>
+
+#include "common/base64.h"
+#include "common/log.h"
+#include "storage/store/store.h"
+#include "common/str.h"
+#include "common/timeutil.h"
+
+/* Longest Basic credential: "AWS:" + a token, or a key id and a secret. */
+#define BASIC_B64_MAX AUTHTOKEN_BASIC_MAX_LEN
+/* Repositories examined for an anonymous mount (no `from`). */
+#define MOUNT_CANDIDATES_MAX 64
+
+void oci_auth_need(enum oci_route route, const char *method, bool is_monolithic, bool has_body,
+                   struct oci_need *out)
+{
+    memset(out, 0, sizeof(*out));
+    bool get = strcmp(method, "GET") == 0;
+    bool head = strcmp(method, "HEAD") == 0;
+    bool put = strcmp(method, "PUT") == 0;
+    bool del = strcmp(method, "DELETE") == 0;
+    bool patch = strcmp(method, "PATCH") == 0;
+    bool post = strcmp(method, "POST") == 0;
+    const char **a = out->actions;
+    switch (route) {
+    case OCI_ROUTE_NONE:
+    case OCI_ROUTE_NAME_INVALID:
+        out->none = true; /* the handler answers 404 / 400; nothing is revealed */
+        return;
+    case OCI_ROUTE_BASE:
+    case OCI_ROUTE_CATALOG: /* filtered per repository by the handler */
+        out->login = true;
+        return;
+    case OCI_ROUTE_TAGS:
+        a[out->count++] = "ecr:ListImages";
+        break;
+    case OCI_ROUTE_REFERRERS:
+        a[out->count++] = "ecr:BatchGetImage";
+        break;
+    case OCI_ROUTE_MANIFEST:
+        if (get || head) {
+            a[out->count++] = "ecr:BatchGetImage";
+        } else if (put) {
+            a[out->count++] = "ecr:PutImage";
+        } else if (del) {
+            a[out->count++] = "ecr:BatchDeleteImage";
+        } else {
+            out->login = true; /* the handler answers 405 */
+        }
+        break;
+    case OCI_ROUTE_BLOB:
+        if (get) {
+            a[out->count++] = "ecr:GetDownloadUrlForLayer";
+        } else if (head) {
+            /* whoever may check a layer or download it may see it exists */
+            a[out->count++] = "ecr:BatchCheckLayerAvailability";
+            a[out->count++] = "ecr:GetDownloadUrlForLayer";
+            out->any = true;
+        } else if (del) {
+            a[out->count++] = "ecr:BatchDeleteImage";
+        } else {
+            out->login = true;
+        }
+        break;
+    case OCI_ROUTE_UPLOAD_START:
+        if (post) {
+            a[out->count++] = "ecr:InitiateLayerUpload";
+            if (is_monolithic) {
+                a[out->count++] = "ecr:UploadLayerPart";
+                a[out->count++] = "ecr:CompleteLayerUpload";
+            }
+        } else {
+            out->login = true;
+        }
+        break;
+    case OCI_ROUTE_UPLOAD:
+        if (put) {
+            a[out->count++] = "ecr:CompleteLayerUpload";
+            if (has_body) {
+                a[out->count++] = "ecr:UploadLayerPart";
+            }
+        } else if (patch || get || del) {
+            a[out->count++] = "ecr:UploadLayerPart";
+        } else {
+            out->login = true;
+        }
+        break;
+    }
+}
+
+enum cred_kind {
+    CRED_NONE,    /* nothing presented */
+    CRED_TOKEN,   /* a valid login or download token; akid is its principal */
+    CRED_KEY,     /* Basic <access key id>:<secret>, to be checked */
+    CRED_EXPIRED, /* an authentic token past its expiry */
+    CRED_INVALID, /* something malformed, forged or unsupported */
+};
+
+struct cred {
+    enum cred_kind kind;
+    char akid[AUTH_AKID_MAX + 1];
+    char secret[AUTH_SECRET_MAX + 1];
+    const char *why; /* for the log when invalid */
+};
+
+/* "Basic <b64>" of "AWS:<token>" or "<akid>:<secret>". */
+static void parse_basic(struct auth *a, const char *b64, int64_t now, struct cred *c)
+{
+    size_t len = strlen(b64);
+    while (len > 0 && (b64[len - 1] == ' ' || b64[len - 1] == '\t')) {
+        len--;
+    }
+    uint8_t raw[BASIC_B64_MAX / 4 * 3 + 1];
+    size_t raw_len = 0;
+    c->kind = CRED_INVALID;
+    if (len == 0 || len > BASIC_B64_MAX || base64_decode(b64, len, raw, &raw_len) != BERTH_OK ||
+        memchr(raw, '\0', raw_len) != NULL) {
+        c->why = "malformed_basic";
+        return;
+    }
+    raw[raw_len] = '\0';
+    char *colon = strchr((char *)raw, ':');
+    if (colon == NULL) {
+        c->why = "malformed_basic";
+        goto out;
+    }
+    *colon = '\0';
+    const char *user = (const char *)raw, *password = colon + 1;
+    if (*user == '\0' && *password == '\0') {
+        /* containers/image answers a Basic challenge with ":" when it
+         * has no credentials: that is an anonymous request */
+        c->kind = CRED_NONE;
+        goto out;
+    }
+    if (strcmp(user, AUTHTOKEN_BASIC_USER) == 0) {
+        struct authtoken tok;
+        enum berth_err rc = auth_token_verify(a, password, AUTHTOKEN_LOGIN, NULL, NULL, now, &tok);
+        if (rc == BERTH_OK && str_copy(c->akid, sizeof(c->akid), tok.principal) == BERTH_OK) {
+            c->kind = CRED_TOKEN;
+        } else if (rc == BERTH_EDENIED) {
+            c->kind = CRED_EXPIRED;
+        } else {
+            c->why = "bad_token";
+        }
+        goto out;
+    }
+    if (!auth_akid_valid(user) || strlen(password) > AUTH_SECRET_MAX) {
+        c->why = "bad_key_credential";
+        goto out;
+    }
+    str_copy(c->akid, sizeof(c->akid), user);
+    str_copy(c->secret, sizeof(c->secret), password);
+    c->kind = CRED_KEY;
+out:
+    auth_wipe(raw, sizeof(raw));
+}
+
+static void parse_credentials(struct request *req, enum oci_route route, struct cred *c)
+{
+    struct auth *a = req->srv->auth;
+    int64_t now = time_now_ms() / 1000;
+    memset(c, 0, sizeof(*c));
+    const char *token = http_query(req, "token");
+    if (route == OCI_ROUTE_BLOB && token != NULL && (oci_method_is(req, "GET") || req->is_head)) {
+        struct authtoken tok;
+        enum berth_err rc =
+            auth_token_verify(a, token, AUTHTOKEN_DOWNLOAD, req->repo, req->ref, now, &tok);
+        if (rc == BERTH_OK && str_copy(c->akid, sizeof(c->akid), tok.principal) == BERTH_OK) {
+            c->kind = CRED_TOKEN;
+        } else if (rc == BERTH_EDENIED) {
+            c->kind = CRED_EXPIRED;
+        } else {
+            c->kind = CRED_INVALID;
+            c->why = "bad_download_token";
+        }
+        return;
+    }
+    const char *h = http_header(req, MHD_HTTP_HEADER_AUTHORIZATION);
+    if (h == NULL) {
+        return;
+    }
+    while (*h == ' ') {
+        h++;
+    }
+    if (strncasecmp(h, "Basic ", 6) != 0) {
+        c->kind = CRED_INVALID;
+        c->why = "unsupported_scheme";
+        return;
+    }
+    h += 6;
+    while (*h == ' ') {
+        h++;
+    }
+    parse_basic(a, h, now, c);
+}
+
+void oci_auth_challenge(struct request *req, const char *message)
+{
+    char realm[sizeof(req->srv->public_url) + 1];
+    char value[sizeof(realm) + 64];
+    str_copy(realm, sizeof(realm), req->srv->public_url);
+    size_t n = strlen(realm);
+    while (n > 0 && realm[n - 1] == '/') {
+        realm[--n] = '\0';
+    }
+    snprintf(value, sizeof(value), "Basic realm=\"%s/\",service=\"ecr.amazonaws.com\"", realm);
+    json_t *doc =
+        json_pack("{s:[{s:s, s:s}]}", "errors", "code", "UNAUTHORIZED", "message", message);
+    char *text = doc ? json_dumps(doc, JSON_COMPACT) : NULL;
+    json_decref(doc);
+    if (text == NULL) {
+        http_send(req, MHD_HTTP_INTERNAL_SERVER_ERROR, NULL, 0);
+        return;
+    }
+    struct MHD_Response *resp = http_resp_bytes(text, strlen(text));
+    http_add(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE, value);
+    http_send_json(req, MHD_HTTP_UNAUTHORIZED, "application/json", text, resp);
+    free(text);
+}
+
+static void log_refusal(struct request *req, const char *why)
+{
+    char shown[AUTH_AKID_MAX + 8];
+    log_info("event=auth_refused reason=%s key=%s", why,
+             log_value(req->ident.access_key_id[0] ? req->ident.access_key_id : "-", shown,
+                       sizeof(shown)));
+}
+
+bool oci_authorize(struct request *req, enum oci_route route)
+{
+    struct oci_need need;
+    bool monolithic = route == OCI_ROUTE_UPLOAD_START && http_query(req, "digest") != NULL &&
+                      http_query(req, "mount") == NULL;
+    oci_auth_need(route, req->method, monolithic, http_has_body(req), &need);
+    if (need.none) {
+        return true;
+    }
+    struct auth *a = req->srv->auth;
+    struct meta *m = store_meta(req->srv->store);
+    if (m == NULL) {
+        oci_error(req, MHD_HTTP_INTERNAL_SERVER_ERROR, "UNKNOWN", "database unavailable", NULL);
+        return false;
+    }
+    struct cred c;
+    parse_credentials(req, route, &c);
+    const char *repo = req->repo[0] != '\0' && route != OCI_ROUTE_BASE && route != OCI_ROUTE_CATALOG
+                           ? req->repo
+                           : NULL;
+    struct auth_lookup lk;
+    enum berth_err rc =
+        auth_lookup(a, m, (c.kind == CRED_TOKEN || c.kind == CRED_KEY) ? c.akid : NULL, repo, &lk);
+    if (rc != BERTH_OK) {
+        auth_wipe(&c, sizeof(c));
+        log_error("event=auth_lookup_failed err=%s", berth_strerror(rc));
+        oci_error(req, MHD_HTTP_INTERNAL_SERVER_ERROR, "UNKNOWN", "authorization failed", NULL);
+        return false;
+    }
+    bool ok = false;
+    req->ident.enforced = lk.enforced;
+    if (!lk.enforced) {
+        ok = true; /* no credentials configured: the loopback-only anonymous mode */
+        goto out;
+    }
+    switch (c.kind) {
+    case CRED_NONE:
+        break;
+    case CRED_EXPIRED:
+        log_refusal(req, "token_expired");
+        oci_error(req, MHD_HTTP_FORBIDDEN, "DENIED", AUTHTOKEN_EXPIRED_MESSAGE, NULL);
+        goto out;
+    case CRED_INVALID:
+        log_refusal(req, c.why);
+        oci_auth_challenge(req, "invalid credentials");
+        goto out;
+    case CRED_TOKEN:
+    case CRED_KEY:
+        str_copy(req->ident.access_key_id, sizeof(req->ident.access_key_id), c.akid);
+        if (!lk.key_found) {
+            log_refusal(req, "unknown_key");
+            oci_auth_challenge(req, "invalid credentials");
+            goto out;
+        }
+        if (c.kind == CRED_KEY &&
+            !str_ct_equal(c.secret, strlen(c.secret), lk.secret, lk.secret_len)) {
+            log_refusal(req, "bad_secret");
+            oci_auth_challenge(req, "invalid credentials");
+            goto out;
+        }
+        req->ident.access_key_id[0] = '\0';
+        auth_lookup_take_identity(&lk, &req->ident);
+        break;
+    }
+    if (need.login) {
+        ok = !req->ident.anonymous;
+        if (!ok) {
+            oci_auth_challenge(req, "authentication required");
+        }
+        goto out;
+    }
+    char denied[AUTHZ_DENIED_MESSAGE_MAX] = "";
+    bool any_allowed = false, all_allowed = true;
+    for (size_t i = 0; i < need.count; i++) {
+        char *msg = denied[0] == '\0' ? denied : NULL;
+        bool allowed = auth_decide(a, &req->ident, lk.repo_policy, need.actions[i], repo, msg,
+                                   msg != NULL ? sizeof(denied) : 0);
+        any_allowed = any_allowed || allowed;
+        all_allowed = all_allowed && allowed;
+    }
+    ok = need.any ? any_allowed : all_allowed;
+    if (ok) {
+        goto out;
+    }
+    if (req->ident.anonymous) {
+        oci_auth_challenge(req, "authentication required");
+    } else {
+        char shown[AUTHZ_DENIED_MESSAGE_MAX + 16];
+        log_info("event=access_denied msg=%s", log_value(denied, shown, sizeof(shown)));
+        oci_error(req, MHD_HTTP_FORBIDDEN, "DENIED", denied, NULL);
+    }
+out:
+    auth_lookup_fini(a, &lk);
+    auth_wipe(&c, sizeof(c));
+    return ok;
+}
+
+/* Pull, as a mount source needs it: read the blob and the images. */
+static bool may_pull(struct request *req, struct meta *m, const char *repo)
+{
+    static const char *const pull[] = {"ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"};
+    for (size_t i = 0; i < sizeof(pull) / sizeof(pull[0]); i++) {
+        bool allowed = false;
+        if (auth_allowed(req->srv->auth, m, &req->ident, pull[i], repo, &allowed, NULL, 0) !=
+                BERTH_OK ||
+            !allowed) {
+            return false;
+        }
+    }
+    return true;
+}
+
+struct mount_ctx {
+    struct request *req;
+    struct meta *m;
+    char *out;
+    size_t cap;
+    bool found;
+};
+
+static int mount_candidate(void *arg, const char *name)
+{
+    struct mount_ctx *c = arg;
+    if (strcmp(name, c->req->repo) == 0 || !may_pull(c->req, c->m, name)) {
+        return 0;
+    }
+    c->found = str_copy(c->out, c->cap, name) == BERTH_OK;
+    return c->found ? 1 : 0;
+}
+
+bool oci_auth_mount_source(struct request *req, const char *from, const struct digest *d, char *buf,
+                           size_t cap, const char **source)
+{
+    *source = NULL;
+    if (!req->ident.enforced) {
+        *source = from; /* NULL: any repository */
+        return true;
+    }
+    struct meta *m = store_meta(req->srv->store);
+    if (m == NULL) {
+        return false;
+    }
+    if (from != NULL) {
+        if (!may_pull(req, m, from)) {
+            return false;
+        }
+        *source = from;
+        return true;
+    }
+    struct mount_ctx c = {.req = req, .m = m, .out = buf, .cap = cap, .found = false};
+    if (meta_blob_repos(m, d->str, MOUNT_CANDIDATES_MAX, mount_candidate, &c) != BERTH_OK ||
+        !c.found) {
+        return false;
+    }
+    *source = buf;
+    return true;
+}
+
+bool oci_auth_may_list(struct request *req, const char *repo)
+{
+    if (!req->ident.enforced) {
+        return true;
+    }
+    struct meta *m = store_meta(req->srv->store);
+    bool allowed = false;
+    return m != NULL &&
+           auth_allowed(req->srv->auth, m, &req->ident, "ecr:DescribeRepositories", repo, &allowed,
+                        NULL, 0) == BERTH_OK &&
+           allowed;
+}

@@ -1,0 +1,483 @@
+/*
+ * OCI blob endpoints: GET/HEAD (sendfile, Range) and DELETE of blobs, and
+ * the upload protocol (POST, chunked and streamed PATCH, PUT with or
+ * without a last chunk, status GET, cancel DELETE, cross-repository
+ * mount, single-POST monolithic uploads). Bodies are hashed and written as
+ * they arrive, never buffered whole. Pool threads.
+ */
+#include "oci_int.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common/fileio.h"
+#include "common/log.h"
+#include "storage/meta/meta.h"
+#include "common/rand.h"
+#include "storage/store/store.h"
+#include "common/str.h"
+#include "storage/store/upload.h"
+
+#define EMPTY_SHA256 "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+
+static void blob_location(struct request *req, const char *digest, char *out, size_t cap)
+{
+    snprintf(out, cap, "/v2/%s/blobs/%s", req->repo, digest);
+}
+
+static void upload_location(struct request *req, const char *uuid, char *out, size_t cap)
+{
+    snprintf(out, cap, "/v2/%s/blobs/uploads/%s", req->repo, uuid);
+}
+
+/* "0-<last byte>"; "0-0" for an empty session, as clients expect. */
+static void range_value(uint64_t offset, char *out, size_t cap)
+{
+    snprintf(out, cap, "0-%llu", (unsigned long long)(offset > 0 ? offset - 1 : 0));
+}
+
+/* 202/204/416 answers about a session carry where it is and how far. */
+static void send_session(struct request *req, unsigned status, const char *uuid, uint64_t offset)
+{
+    char loc[NAMES_REPO_MAX + 128], range[48];
+    upload_location(req, uuid, loc, sizeof(loc));
+    range_value(offset, range, sizeof(range));
+    struct MHD_Response *resp;
+    uint64_t len = 0;
+    if (status == MHD_HTTP_RANGE_NOT_SATISFIABLE) {
+        static const char body[] = "{\"errors\":[{\"code\":\"BLOB_UPLOAD_INVALID\",\"message\":"
+                                   "\"chunk out of order: resume from the Range given\"}]}";
+        len = sizeof(body) - 1;
+        resp = http_resp_bytes(body, len);
+        http_add(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
+    } else {
+        resp = http_resp_empty();
+    }
+    http_add(resp, MHD_HTTP_HEADER_LOCATION, loc);
+    http_add(resp, "Range", range);
+    http_add(resp, "Docker-Upload-UUID", uuid);
+    http_send(req, status, resp, len);
+}
+
+static void send_created_blob(struct request *req, const char *digest)
+{
+    char loc[NAMES_REPO_MAX + DIGEST_STR_MAX + 32];
+    blob_location(req, digest, loc, sizeof(loc));
+    struct MHD_Response *resp = http_resp_empty();
+    http_add(resp, MHD_HTTP_HEADER_LOCATION, loc);
+    http_add(resp, "Docker-Content-Digest", digest);
+    http_send(req, MHD_HTTP_CREATED, resp, 0);
+}
+
+void oci_upload_status(enum berth_err rc, struct registry_status *s)
+{
+    memset(s, 0, sizeof(*s));
+    switch (rc) {
+    case BERTH_ENOTFOUND:
+        s->reason = REG_UPLOAD_UNKNOWN;
+        str_copy(s->message, sizeof(s->message), "blob upload unknown to registry");
+        return;
+    case BERTH_EBUSY:
+        s->reason = REG_UPLOAD_BUSY;
+        str_copy(s->message, sizeof(s->message), "the upload is in use by another request");
+        return;
+    case BERTH_EDIGEST:
+        s->reason = REG_DIGEST_INVALID;
+        str_copy(s->message, sizeof(s->message), "provided digest did not match uploaded content");
+        return;
+    default:
+        s->reason = REG_INTERNAL;
+        snprintf(s->message, sizeof(s->message), "upload failed (%s)", berth_strerror(rc));
+        return;
+    }
+}
+
+/* Answer a failed upload-session call through the one reason table. */
+static void upload_fail(struct request *req, enum berth_err rc)
+{
+    struct registry_status s;
+    oci_upload_status(rc, &s);
+    oci_fail(req, &s);
+}
+
+/* ---- blobs ---- */
+
+static void blob_get(struct request *req, const struct digest *d)
+{
+    struct store *st = req->srv->store;
+    struct meta_blob blob;
+    struct registry_status s;
+    if (registry_blob_stat(st, req->repo, d, &blob, &s) != BERTH_OK) {
+        oci_fail(req, &s);
+        return;
+    }
+    uint64_t size = (uint64_t)blob.size;
+    struct byte_range r = {0, size ? size - 1 : 0};
+    enum range_result rr = RANGE_NONE;
+    if (!req->is_head) {
+        rr = range_parse(http_header(req, "Range"), size, &r);
+    }
+    char cr[96];
+    if (rr == RANGE_UNSATISFIABLE) {
+        snprintf(cr, sizeof(cr), "bytes */%llu", (unsigned long long)size);
+        static const char body[] = "{\"errors\":[{\"code\":\"RANGE_INVALID\",\"message\":"
+                                   "\"requested range not satisfiable\"}]}";
+        struct MHD_Response *resp = http_resp_bytes(body, sizeof(body) - 1);
+        http_add(resp, "Content-Range", cr);
+        http_send_json(req, MHD_HTTP_RANGE_NOT_SATISFIABLE, "application/json", body, resp);
+        return;
+    }
+    struct MHD_Response *resp;
+    uint64_t len = size;
+    if (req->is_head) {
+        resp = http_resp_head(size);
+    } else {
+        int fd;
+        uint64_t file_size;
+        enum berth_err rc = store_blob_open(st, d, &fd, &file_size);
+        if (rc != BERTH_OK || file_size != size) {
+            if (rc == BERTH_OK) {
+                file_close(fd);
+            }
+            log_error("event=blob_file_missing digest=%s err=%s", d->str, berth_strerror(rc));
+            oci_error(req, 404, "BLOB_UNKNOWN", "blob unknown to registry", NULL);
+            return;
+        }
+        len = rr == RANGE_PARTIAL ? r.last - r.first + 1 : size;
+        resp = http_resp_fd(fd, rr == RANGE_PARTIAL ? r.first : 0, len);
+        if (resp == NULL) {
+            file_close(fd);
+        }
+    }
+    http_add(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/octet-stream");
+    http_add(resp, "Docker-Content-Digest", d->str);
+    http_add(resp, MHD_HTTP_HEADER_ACCEPT_RANGES, "bytes");
+    char etag[DIGEST_STR_MAX + 2];
+    snprintf(etag, sizeof(etag), "\"%s\"", d->str);
+    http_add(resp, MHD_HTTP_HEADER_ETAG, etag);
+    if (rr == RANGE_PARTIAL) {
+        snprintf(cr, sizeof(cr), "bytes %llu-%llu/%llu", (unsigned long long)r.first,
+                 (unsigned long long)r.last, (unsigned long long)size);
+        http_add(resp, "Content-Range", cr);
+        http_send(req, MHD_HTTP_PARTIAL_CONTENT, resp, len);
+        return;
+    }
+    http_send(req, MHD_HTTP_OK, resp, len);
+}
+
+void oci_blob(struct request *req)
+{
+    struct digest d;
+    enum berth_err rc = digest_parse(req->ref, &d);
+    bool get = oci_method_is(req, "GET") || req->is_head;
+    bool del = oci_method_is(req, "DELETE");
+    if (!get && !del) {
+        oci_method_not_allowed(req, "GET, HEAD, DELETE");
+        return;
+    }
+    if (rc != BERTH_OK) {
+        oci_error(req, 400, "DIGEST_INVALID", "invalid or unsupported digest", NULL);
+        return;
+    }
+    if (get) {
+        blob_get(req, &d);
+        return;
+    }
+    if (!req->srv->cfg->storage_delete_enabled) {
+        oci_error(req, 405, "UNSUPPORTED", "deletes are disabled on this registry", NULL);
+        return;
+    }
+    struct registry_status s;
+    if (registry_blob_delete(req->srv->store, req->repo, &d, &s) != BERTH_OK) {
+        oci_fail(req, &s);
+        return;
+    }
+    struct MHD_Response *resp = http_resp_empty();
+    http_add(resp, "Docker-Content-Digest", d.str);
+    http_send(req, MHD_HTTP_ACCEPTED, resp, 0);
+}
+
+/* ---- uploads ---- */
+
+/* End of a PATCH body: check that a Content-Range was honoured exactly. */
+static bool content_range_honoured(struct request *req)
+{
+    if (!req->has_content_range) {
+        return true;
+    }
+    uint64_t got = upload_offset(req->upload) - req->upload_base;
+    uint64_t want = req->crange.last - req->crange.first + 1;
+    if (got == want) {
+        return true;
+    }
+    upload_truncate(req->upload, req->upload_base);
+    oci_error(req, 400, "SIZE_INVALID", "body length does not match Content-Range", NULL);
+    return false;
+}
+
+static void patch_done(struct request *req)
+{
+    if (!content_range_honoured(req)) {
+        return;
+    }
+    char uuid[RAND_UUID_LEN + 1];
+    str_copy(uuid, sizeof(uuid), req->ref);
+    uint64_t offset = upload_offset(req->upload);
+    upload_release(req->upload);
+    req->upload = NULL;
+    send_session(req, MHD_HTTP_ACCEPTED, uuid, offset);
+}
+
+static void finish_done(struct request *req)
+{
+    if (!content_range_honoured(req)) {
+        return;
+    }
+    struct meta_blob blob;
+    enum berth_err rc = upload_complete(req->upload, &req->digest, &blob);
+    req->upload = NULL; /* consumed either way */
+    if (rc != BERTH_OK) {
+        upload_fail(req, rc);
+        return;
+    }
+    send_created_blob(req, blob.digest);
+}
+
+/* Hold the session named in the URL; answer and return false on failure. */
+static bool hold_session(struct request *req)
+{
+    struct meta_repo repo;
+    struct registry_status s;
+    if (registry_repo(req->srv->store, req->repo, false, &repo, &s) != BERTH_OK) {
+        if (s.reason == REG_REPO_UNKNOWN) {
+            upload_fail(req, BERTH_ENOTFOUND);
+        } else {
+            oci_fail(req, &s);
+        }
+        return false;
+    }
+    enum berth_err rc = upload_acquire(req->srv->store, req->ref, repo.id, &req->upload);
+    if (rc != BERTH_OK) {
+        upload_fail(req, rc);
+        return false;
+    }
+    return true;
+}
+
+/* Answer early (before the body is read) and let the session go at once:
+ * libmicrohttpd frees the request only when it gets round to closing the
+ * connection, and the client's retry must not find the session held. */
+static void refuse_append(struct request *req)
+{
+    upload_release(req->upload);
+    req->upload = NULL;
+}
+
+/* Validate a Content-Range against the session and prepare to append.
+ * Returns false after answering. */
+static bool start_append(struct request *req, body_done_fn done)
+{
+    uint64_t offset = upload_offset(req->upload);
+    const char *cr = http_header(req, "Content-Range");
+    if (cr != NULL) {
+        if (range_parse_content_range(cr, &req->crange) != BERTH_OK) {
+            refuse_append(req);
+            oci_error(req, 400, "BLOB_UPLOAD_INVALID", "malformed Content-Range", NULL);
+            return false;
+        }
+        if (req->crange.first != offset) {
+            refuse_append(req);
+            send_session(req, MHD_HTTP_RANGE_NOT_SATISFIABLE, req->ref, offset);
+            return false;
+        }
+        uint64_t cl;
+        if (http_content_length(req, &cl) && cl != req->crange.last - req->crange.first + 1) {
+            refuse_append(req);
+            oci_error(req, 400, "SIZE_INVALID", "Content-Length does not match Content-Range",
+                      NULL);
+            return false;
+        }
+        req->has_content_range = true;
+    }
+    req->upload_base = offset;
+    req->on_done = done;
+    if (http_has_body(req)) {
+        req->body_mode = BODY_UPLOAD;
+    } else {
+        done(req);
+    }
+    return true;
+}
+
+static void upload_patch(struct request *req)
+{
+    if (!hold_session(req)) {
+        return;
+    }
+    start_append(req, patch_done);
+}
+
+static void upload_put(struct request *req)
+{
+    const char *dq = http_query(req, "digest");
+    if (dq == NULL || digest_parse(dq, &req->digest) != BERTH_OK) {
+        oci_error(req, 400, "DIGEST_INVALID",
+                  dq ? "invalid or unsupported digest" : "the digest parameter is required", NULL);
+        return;
+    }
+    req->has_digest = true;
+    if (!hold_session(req)) {
+        return;
+    }
+    start_append(req, finish_done);
+}
+
+static void upload_status(struct request *req)
+{
+    struct meta_repo repo;
+    struct registry_status s;
+    uint64_t offset = 0;
+    enum berth_err rc = registry_repo(req->srv->store, req->repo, false, &repo, &s);
+    if (rc == BERTH_OK) {
+        rc = upload_peek(req->srv->store, req->ref, repo.id, &offset);
+    } else if (s.reason == REG_REPO_UNKNOWN) {
+        rc = BERTH_ENOTFOUND;
+    }
+    if (rc != BERTH_OK) {
+        upload_fail(req, rc);
+        return;
+    }
+    send_session(req, MHD_HTTP_NO_CONTENT, req->ref, offset);
+}
+
+static void upload_delete(struct request *req)
+{
+    struct meta_repo repo;
+    struct registry_status s;
+    enum berth_err rc = registry_repo(req->srv->store, req->repo, false, &repo, &s);
+    if (rc == BERTH_OK) {
+        rc = upload_cancel(req->srv->store, req->ref, repo.id);
+    } else if (s.reason == REG_REPO_UNKNOWN) {
+        rc = BERTH_ENOTFOUND;
+    }
+    if (rc != BERTH_OK) {
+        upload_fail(req, rc);
+        return;
+    }
+    http_send(req, MHD_HTTP_NO_CONTENT, http_resp_empty(), 0);
+}
+
+void oci_upload(struct request *req)
+{
+    if (oci_method_is(req, "PATCH")) {
+        upload_patch(req);
+    } else if (oci_method_is(req, "PUT")) {
+        upload_put(req);
+    } else if (oci_method_is(req, "GET") || req->is_head) {
+        upload_status(req);
+    } else if (oci_method_is(req, "DELETE")) {
+        upload_delete(req);
+    } else {
+        oci_method_not_allowed(req, "GET, HEAD, PATCH, PUT, DELETE");
+    }
+}
+
+/* Create a session in the repository (made when missing and allowed):
+ * uuid receives its id, *repo_id (optional) the repository's. False after
+ * answering. */
+static bool open_session(struct request *req, enum digest_alg alg, char *uuid, int64_t *repo_id)
+{
+    struct meta_repo repo;
+    struct registry_status s;
+    if (registry_repo(req->srv->store, req->repo, true, &repo, &s) != BERTH_OK) {
+        oci_fail(req, &s);
+        return false;
+    }
+    enum berth_err rc = upload_create(req->srv->store, repo.id, alg, uuid);
+    if (rc != BERTH_OK) {
+        upload_fail(req, rc);
+        return false;
+    }
+    if (repo_id != NULL) {
+        *repo_id = repo.id;
+    }
+    return true;
+}
+
+void oci_upload_start(struct request *req)
+{
+    if (!oci_method_is(req, "POST")) {
+        oci_method_not_allowed(req, "POST");
+        return;
+    }
+    struct store *st = req->srv->store;
+    const char *mount = http_query(req, "mount");
+    if (mount != NULL) {
+        struct digest d;
+        const char *from = http_query(req, "from");
+        if (digest_parse(mount, &d) != BERTH_OK) {
+            oci_error(req, 400, "DIGEST_INVALID", "invalid or unsupported digest", NULL);
+            return;
+        }
+        if (from != NULL && !names_repo_valid(from)) {
+            oci_error(req, 400, "NAME_INVALID", "invalid repository name in from", NULL);
+            return;
+        }
+        struct meta_blob blob;
+        struct registry_status s;
+        char found[NAMES_REPO_MAX + 1];
+        const char *source = NULL;
+        /* Only from a repository the caller may pull from. */
+        if (oci_auth_mount_source(req, from, &d, found, sizeof(found), &source)) {
+            if (registry_blob_mount(st, req->repo, &d, source, &blob, &s) == BERTH_OK) {
+                send_created_blob(req, d.str);
+                return;
+            }
+            if (s.reason != REG_BLOB_UNKNOWN) {
+                oci_fail(req, &s);
+                return;
+            }
+        }
+        /* not mountable: fall back to a normal session */
+    }
+
+    enum digest_alg alg = DIGEST_SHA256;
+    const char *alg_name = http_query(req, "digest-algorithm");
+    if (alg_name != NULL) {
+        alg = digest_alg_from_name(alg_name);
+        if (alg == DIGEST_NONE) {
+            oci_error(req, 400, "DIGEST_INVALID", "unsupported digest algorithm", NULL);
+            return;
+        }
+    }
+    const char *dq = http_query(req, "digest");
+    char uuid[RAND_UUID_LEN + 1];
+    if (dq != NULL && mount == NULL) {
+        if (digest_parse(dq, &req->digest) != BERTH_OK) {
+            oci_error(req, 400, "DIGEST_INVALID", "invalid or unsupported digest", NULL);
+            return;
+        }
+        req->has_digest = true;
+        if (http_has_body(req) || strcmp(req->digest.str, EMPTY_SHA256) == 0) {
+            /* single-POST monolithic upload */
+            int64_t repo_id;
+            if (!open_session(req, req->digest.alg, uuid, &repo_id)) {
+                return;
+            }
+            enum berth_err rc = upload_acquire(st, uuid, repo_id, &req->upload);
+            if (rc != BERTH_OK) {
+                upload_fail(req, rc);
+                return;
+            }
+            str_copy(req->ref, sizeof(req->ref), uuid);
+            start_append(req, finish_done);
+            return;
+        }
+        alg = req->digest.alg;
+    }
+    if (!open_session(req, alg, uuid, NULL)) {
+        return;
+    }
+    send_session(req, MHD_HTTP_ACCEPTED, uuid, 0);
+}

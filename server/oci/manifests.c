@@ -1,0 +1,177 @@
+/*
+ * OCI manifest endpoints: GET/HEAD by tag or digest (stored bytes, stored
+ * Content-Type, lenient about Accept), PUT (bounded body, then the shared
+ * registry rules), DELETE of tags and manifests. Pool threads.
+ */
+#include "oci_int.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "common/fileio.h"
+#include "common/log.h"
+#include "storage/store/store.h"
+#include "common/str.h"
+
+/* Most ?tag= parameters accepted on one PUT. */
+#define MAX_TAG_PARAMS 100
+
+static void manifest_get(struct request *req)
+{
+    struct store *st = req->srv->store;
+    struct meta_manifest mf;
+    struct registry_status s;
+    if (registry_manifest_get(st, req->repo, req->ref, &mf, &s) != BERTH_OK) {
+        oci_fail(req, &s);
+        return;
+    }
+    struct MHD_Response *resp;
+    if (req->is_head) {
+        resp = http_resp_head((uint64_t)mf.size);
+    } else {
+        struct digest d;
+        int fd = -1;
+        uint64_t size = 0;
+        enum berth_err rc = digest_parse(mf.digest, &d);
+        if (rc == BERTH_OK) {
+            rc = store_blob_open(st, &d, &fd, &size);
+        }
+        if (rc != BERTH_OK || size != (uint64_t)mf.size) {
+            file_close(fd);
+            log_error("event=manifest_file_missing digest=%s err=%s", mf.digest,
+                      berth_strerror(rc));
+            oci_error(req, 404, "MANIFEST_UNKNOWN", "manifest unknown to registry", NULL);
+            return;
+        }
+        resp = http_resp_fd(fd, 0, size);
+        if (resp == NULL) {
+            file_close(fd);
+        }
+        registry_manifest_note_pull(st, &mf);
+    }
+    http_add(resp, MHD_HTTP_HEADER_CONTENT_TYPE, mf.media_type);
+    http_add(resp, "Docker-Content-Digest", mf.digest);
+    char etag[DIGEST_STR_MAX + 2];
+    snprintf(etag, sizeof(etag), "\"%s\"", mf.digest);
+    http_add(resp, MHD_HTTP_HEADER_ETAG, etag);
+    http_send(req, MHD_HTTP_OK, resp, (uint64_t)mf.size);
+}
+
+struct tag_params {
+    const char *tags[MAX_TAG_PARAMS + 1];
+    size_t count;
+    bool overflow;
+};
+
+static enum MHD_Result collect_tag(void *cls, enum MHD_ValueKind kind, const char *key,
+                                   const char *value)
+{
+    (void)kind;
+    struct tag_params *tp = cls;
+    if (strcmp(key, "tag") != 0 || value == NULL) {
+        return MHD_YES;
+    }
+    if (tp->count == MAX_TAG_PARAMS) {
+        tp->overflow = true;
+        return MHD_NO;
+    }
+    tp->tags[tp->count++] = value;
+    return MHD_YES;
+}
+
+static void manifest_put_done(struct request *req)
+{
+    struct tag_params tp = {.count = 0};
+    bool by_digest = req->has_digest;
+    if (!by_digest) {
+        tp.tags[tp.count++] = req->ref;
+    }
+    MHD_get_connection_values(req->conn, MHD_GET_ARGUMENT_KIND, collect_tag, &tp);
+    if (tp.overflow) {
+        oci_error(req, 414, "TAG_INVALID", "too many tag parameters", NULL);
+        return;
+    }
+    struct registry_put in = {
+        .repo = req->repo,
+        .body = buf_cstr(&req->body),
+        .len = req->body.len,
+        .content_type = http_header(req, MHD_HTTP_HEADER_CONTENT_TYPE),
+        .expected = by_digest ? &req->digest : NULL,
+        .tags = tp.tags,
+        .tag_count = tp.count,
+        .create_repo = true,
+    };
+    struct registry_put_result out;
+    struct registry_status s;
+    if (registry_manifest_put(req->srv->store, &in, &out, &s) != BERTH_OK) {
+        oci_fail(req, &s);
+        return;
+    }
+    char loc[NAMES_REPO_MAX + DIGEST_STR_MAX + 32];
+    snprintf(loc, sizeof(loc), "/v2/%s/manifests/%s", req->repo, out.digest.str);
+    struct MHD_Response *resp = http_resp_empty();
+    http_add(resp, MHD_HTTP_HEADER_LOCATION, loc);
+    http_add(resp, "Docker-Content-Digest", out.digest.str);
+    if (out.has_subject) {
+        http_add(resp, "OCI-Subject", out.subject);
+    }
+    if (by_digest) {
+        for (size_t i = 0; i < tp.count; i++) {
+            http_add(resp, "OCI-Tag", tp.tags[i]);
+        }
+    }
+    http_send(req, MHD_HTTP_CREATED, resp, 0);
+}
+
+static void manifest_put(struct request *req)
+{
+    size_t max = (size_t)req->srv->cfg->storage_manifest_max_bytes;
+    if (strchr(req->ref, ':') != NULL) {
+        if (digest_parse(req->ref, &req->digest) != BERTH_OK) {
+            oci_error(req, 400, "DIGEST_INVALID", "invalid or unsupported digest", NULL);
+            return;
+        }
+        req->has_digest = true;
+    } else if (!names_tag_valid(req->ref)) {
+        oci_error(req, 400, "TAG_INVALID", "invalid tag", NULL);
+        return;
+    }
+    uint64_t cl;
+    if (http_content_length(req, &cl) && cl > max) {
+        oci_error(req, 413, "SIZE_INVALID", "manifest is larger than the limit", NULL);
+        return;
+    }
+    buf_init(&req->body, max);
+    req->body_mode = BODY_BUFFER;
+    req->on_done = manifest_put_done;
+    if (!http_has_body(req)) {
+        manifest_put_done(req);
+    }
+}
+
+static void manifest_delete(struct request *req)
+{
+    if (!req->srv->cfg->storage_delete_enabled) {
+        oci_error(req, 405, "UNSUPPORTED", "deletes are disabled on this registry", NULL);
+        return;
+    }
+    struct registry_status s;
+    if (registry_manifest_delete(req->srv->store, req->repo, req->ref, false, &s) != BERTH_OK) {
+        oci_fail(req, &s);
+        return;
+    }
+    http_send(req, MHD_HTTP_ACCEPTED, http_resp_empty(), 0);
+}
+
+void oci_manifest(struct request *req)
+{
+    if (oci_method_is(req, "GET") || req->is_head) {
+        manifest_get(req);
+    } else if (oci_method_is(req, "PUT")) {
+        manifest_put(req);
+    } else if (oci_method_is(req, "DELETE")) {
+        manifest_delete(req);
+    } else {
+        oci_method_not_allowed(req, "GET, HEAD, PUT, DELETE");
+    }
+}

@@ -1,0 +1,60 @@
+/* Private to server/oci/: the handlers and shared helpers. */
+#ifndef BERTH_OCI_INT_H
+#define BERTH_OCI_INT_H
+
+#include "server/http/http.h"
+
+#include "server/oci/oci_route.h"
+#include "storage/registry/registry.h"
+
+/* Answer with the OCI error the one reason table maps s to. */
+void oci_fail(struct request *req, const struct registry_status *s);
+
+/* 405 UNSUPPORTED with an Allow header. */
+void oci_method_not_allowed(struct request *req, const char *allow);
+
+bool oci_method_is(struct request *req, const char *method);
+
+void oci_manifest(struct request *req);
+void oci_blob(struct request *req);
+void oci_upload_start(struct request *req);
+void oci_upload(struct request *req);
+
+/* ---- authentication and authorization (oci_auth.c) ---- */
+
+/* The ECR actions a /v2 request needs. */
+struct oci_need {
+    const char *actions[3];
+    size_t count;
+    bool any;   /* one of the actions suffices (otherwise all are needed) */
+    bool login; /* only an authenticated caller is needed (/v2/, _catalog, 405s) */
+    bool none;  /* nothing to check (unroutable paths, answered 404/400) */
+};
+
+/* What a route needs, for method; is_monolithic: a POST upload with
+ * ?digest= (initiate, upload and complete at once); has_body: the request
+ * carries data. Pure. */
+void oci_auth_need(enum oci_route route, const char *method, bool is_monolithic, bool has_body,
+                   struct oci_need *out);
+
+/* Authenticate and authorize a routed request before its handler runs,
+ * leaving the caller in req->ident. True when the handler may run;
+ * otherwise the answer (401 with the Basic challenge, 403 DENIED, 500) is
+ * sent. */
+bool oci_authorize(struct request *req, enum oci_route route);
+
+/* 401 UNAUTHORIZED with ECR's Basic challenge. */
+void oci_auth_challenge(struct request *req, const char *message);
+
+/* Where a cross-repository mount of d may take it from. With auth off,
+ * *source = from (NULL: any repository). With auth on, from itself if the
+ * caller may pull there, or (no from) the first repository holding the
+ * blob that the caller may pull from, copied into buf. False: do not
+ * mount (open a normal upload session). */
+bool oci_auth_mount_source(struct request *req, const char *from, const struct digest *d, char *buf,
+                           size_t cap, const char **source);
+
+/* Whether the caller may see repo in the catalog (ecr:DescribeRepositories). */
+bool oci_auth_may_list(struct request *req, const char *repo);
+
+#endif

@@ -1,0 +1,513 @@
+/*
+ * Online garbage collection (see gc.h). A pass: finish what an earlier
+ * pass or a crash left in trash/, expire upload sessions, sweep the blob
+ * table in id order (read pages without a lock, delete in short write
+ * transactions that re-check each blob), then walk blobs/ for files
+ * without a row. Runs on the calling thread with its metadata connection.
+ */
+#include "storage/store/store_int.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "storage/gc/gc.h"
+#include "common/log.h"
+#include "storage/meta/meta.h"
+#include "storage/meta/meta_gc.h"
+#include "common/timeutil.h"
+#include "storage/store/upload.h"
+
+/* Blob rows read per scan page (no lock is held while reading). */
+#define GC_SCAN_PAGE 1000
+/* Most blobs deleted in one write transaction. */
+#define GC_BATCH_MAX 256
+/* A batch stops taking more blobs once it has held the write lock this
+ * long, so that pushes wait at most a few milliseconds for it. */
+#define GC_BATCH_BUDGET_US 2000
+/* Orphan files checked and removed per write transaction. */
+#define GC_ORPHAN_BATCH 256
+
+struct cand_list {
+    struct meta_gc_blob *v;
+    size_t n;
+    size_t cap;
+    bool oom;
+};
+
+struct orphan {
+    struct digest d;
+    int64_t size;
+};
+
+/* A file a batch moved into trash, and which inode it was. */
+struct moved {
+    struct digest d;
+    ino_t ino;
+    dev_t dev;
+};
+
+struct gc {
+    struct store *st;
+    struct meta *m;
+    const struct gc_options *opt;
+    int64_t cutoff; /* ms: blobs touched and files modified before this may go */
+    struct gc_stats stats;
+    struct write_pace pace;
+    int64_t last_hold_us; /* of the last write transaction */
+    struct orphan orphans[GC_ORPHAN_BATCH];
+    size_t orphan_count;
+    struct moved moved[GC_BATCH_MAX];
+    size_t moved_count;
+};
+
+static bool cancelled(struct gc *g)
+{
+    if (g->opt->cancel != NULL && atomic_load(g->opt->cancel)) {
+        g->stats.cancelled = true;
+        return true;
+    }
+    return false;
+}
+
+static enum berth_err txn_begin(struct gc *g)
+{
+    enum berth_err rc = meta_begin(g->m);
+    if (rc == BERTH_OK) {
+        write_pace_start(&g->pace);
+    }
+    return rc;
+}
+
+static int64_t txn_elapsed_us(const struct gc *g)
+{
+    return write_pace_elapsed_us(&g->pace);
+}
+
+/* Commit (or, on rc != OK, roll back), account for the lock hold, then
+ * give waiting pushes the lock (write_pace_end). */
+static enum berth_err txn_end(struct gc *g, enum berth_err rc)
+{
+    if (rc == BERTH_OK) {
+        rc = meta_commit(g->m);
+    } else {
+        meta_rollback(g->m);
+    }
+    int64_t held = write_pace_end(&g->pace, g->m);
+    g->last_hold_us = held;
+    g->stats.batches++;
+    if (held > g->stats.max_lock_us) {
+        g->stats.max_lock_us = held;
+    }
+    return rc;
+}
+
+/* Inside a write transaction: unlink trash files whose row is gone and put
+ * back those whose row exists. Under the lock no removal is half done, so
+ * every trash file is either committed garbage (of this or another pass)
+ * or a crash leftover; a row that exists again (the blob was pushed anew
+ * after the removal committed) keeps the newly published file and the old
+ * copy is dropped. */
+static enum berth_err finish_trash(struct gc *g)
+{
+    int64_t restored = 0, deleted = 0;
+    enum berth_err rc = store_recover_trash(g->st, &restored, &deleted);
+    g->stats.trash_restored += restored;
+    g->stats.trash_deleted += deleted;
+    return rc;
+}
+
+/* finish_trash in a transaction of its own. */
+static enum berth_err finish_trash_txn(struct gc *g)
+{
+    enum berth_err rc = txn_begin(g);
+    if (rc != BERTH_OK) {
+        return rc;
+    }
+    return txn_end(g, finish_trash(g));
+}
+
+/* ---- the blob table ---- */
+
+static int collect(void *arg, const struct meta_gc_blob *b)
+{
+    struct cand_list *l = arg;
+    if (l->n == l->cap) {
+        size_t cap = l->cap ? l->cap * 2 : 64;
+        void *p = realloc(l->v, cap * sizeof(*l->v));
+        if (p == NULL) {
+            l->oom = true;
+            return 1;
+        }
+        l->v = p;
+        l->cap = cap;
+    }
+    l->v[l->n++] = *b;
+    return 0;
+}
+
+/*
+ * After the batch committed, outside the lock: unlink the trash files it
+ * made. A file is unlinked only while the blob still has no row (a blob
+ * pushed again since then keeps its new file in blobs/, and its old copy
+ * waits for the next recovery) and while it is still the very file this
+ * batch moved (same inode), so a removal by another collector that has
+ * not committed yet is never touched. Leftovers are finished by the trash
+ * recovery at the start and end of every pass, under the lock.
+ */
+static void unlink_moved(struct gc *g)
+{
+    for (size_t k = 0; k < g->moved_count; k++) {
+        const struct moved *mv = &g->moved[k];
+        struct meta_blob row;
+        char path[STORE_PATH_MAX];
+        struct stat sb;
+        if (meta_blob_get(g->m, mv->d.str, &row) != BERTH_ENOTFOUND ||
+            store_trash_path(g->st, &mv->d, path, sizeof(path)) != BERTH_OK ||
+            lstat(path, &sb) != 0 || sb.st_ino != mv->ino || sb.st_dev != mv->dev) {
+            continue;
+        }
+        if (unlink(path) == 0) {
+            g->stats.trash_deleted++;
+        } else if (errno != ENOENT) {
+            log_error("event=gc_error op=unlink path=%s errno=%d", path, errno);
+        }
+    }
+    g->moved_count = 0;
+}
+
+/*
+ * One write transaction: for candidates c[0..n), while the time budget
+ * lasts, delete the row if the blob is still garbage and move its file to
+ * trash. *used receives how many candidates were considered. After the
+ * commit the trash files are unlinked; on failure everything is rolled
+ * back and the files moved by this batch are put back.
+ */
+static enum berth_err delete_batch(struct gc *g, const struct meta_gc_blob *c, size_t n,
+                                   size_t *used)
+{
+    g->moved_count = 0;
+    enum berth_err rc = txn_begin(g);
+    if (rc != BERTH_OK) {
+        *used = 0;
+        return rc;
+    }
+    int64_t blobs = 0, bytes = 0;
+    size_t i = 0;
+    for (; rc == BERTH_OK && i < n && i < GC_BATCH_MAX; i++) {
+        if (i > 0 && txn_elapsed_us(g) > GC_BATCH_BUDGET_US) {
+            break;
+        }
+        bool deleted = false;
+        rc = meta_gc_blob_delete_if_garbage(g->m, c[i].id, g->cutoff, &deleted);
+        if (rc != BERTH_OK || !deleted) {
+            continue;
+        }
+        struct digest d;
+        if (digest_parse(c[i].digest, &d) == BERTH_OK) {
+            rc = store_blob_remove(g->st, &d);
+            if (rc != BERTH_OK) {
+                log_error("event=gc_error op=trash digest=%s errno=%d", d.str, errno);
+                continue;
+            }
+            char path[STORE_PATH_MAX];
+            struct stat sb;
+            if (store_trash_path(g->st, &d, path, sizeof(path)) == BERTH_OK &&
+                lstat(path, &sb) == 0) {
+                struct moved *mv = &g->moved[g->moved_count++];
+                mv->d = d;
+                mv->ino = sb.st_ino;
+                mv->dev = sb.st_dev;
+            }
+        }
+        blobs++;
+        bytes += c[i].size;
+        log_debug("event=gc_blob_deleted digest=%s size=%lld", c[i].digest, (long long)c[i].size);
+    }
+    *used = i;
+    rc = txn_end(g, rc);
+    if (rc != BERTH_OK) {
+        /* The rows are back; so must the files be. */
+        g->moved_count = 0;
+        log_error("event=gc_error op=batch err=%s", berth_strerror(rc));
+        if (finish_trash_txn(g) != BERTH_OK) {
+            log_error("event=gc_error op=restore msg=\"trash is repaired at the next pass or "
+                      "start-up\"");
+        }
+        return rc;
+    }
+    g->stats.blobs_deleted += blobs;
+    g->stats.bytes_deleted += bytes;
+    log_debug("event=gc_batch blobs=%lld bytes=%lld lock_us=%lld", (long long)blobs,
+              (long long)bytes, (long long)g->last_hold_us);
+    unlink_moved(g);
+    return BERTH_OK;
+}
+
+static enum berth_err sweep_blobs(struct gc *g)
+{
+    struct cand_list cands = {0};
+    enum berth_err rc = BERTH_OK;
+    int64_t after = 0;
+    while (!cancelled(g)) {
+        cands.n = 0;
+        int64_t last = after, scanned = 0;
+        rc = meta_gc_blob_scan(g->m, after, GC_SCAN_PAGE, g->cutoff, collect, &cands, &last,
+                               &scanned);
+        if (rc == BERTH_OK && cands.oom) {
+            rc = BERTH_ENOMEM;
+        }
+        if (rc != BERTH_OK || scanned == 0) {
+            break;
+        }
+        g->stats.blobs_scanned += scanned;
+        after = last;
+        if (g->opt->dry_run) {
+            for (size_t i = 0; i < cands.n; i++) {
+                g->stats.blobs_deleted++;
+                g->stats.bytes_deleted += cands.v[i].size;
+                log_debug("event=gc_blob_garbage digest=%s size=%lld", cands.v[i].digest,
+                          (long long)cands.v[i].size);
+            }
+            continue;
+        }
+        size_t done = 0;
+        while (rc == BERTH_OK && done < cands.n && !cancelled(g)) {
+            size_t used = 0;
+            rc = delete_batch(g, cands.v + done, cands.n - done, &used);
+            done += used;
+        }
+        if (rc != BERTH_OK) {
+            break;
+        }
+    }
+    free(cands.v);
+    return rc;
+}
+
+/* ---- blob files without a row ---- */
+
+/* Remove the noted files in write transactions of about GC_BATCH_BUDGET_US
+ * each: under the lock, a file whose row still does not exist cannot be in
+ * the middle of a publication (that renames it and inserts the row in one
+ * write transaction), so it is removed. */
+static enum berth_err flush_orphans(struct gc *g)
+{
+    enum berth_err rc = BERTH_OK;
+    size_t i = 0;
+    while (rc == BERTH_OK && i < g->orphan_count) {
+        rc = txn_begin(g);
+        if (rc != BERTH_OK) {
+            break;
+        }
+        for (size_t first = i; rc == BERTH_OK && i < g->orphan_count; i++) {
+            if (i > first && txn_elapsed_us(g) > GC_BATCH_BUDGET_US) {
+                break;
+            }
+            struct orphan *o = &g->orphans[i];
+            struct meta_blob row;
+            enum berth_err got = meta_blob_get(g->m, o->d.str, &row);
+            if (got == BERTH_OK) {
+                continue;
+            }
+            if (got != BERTH_ENOTFOUND) {
+                rc = got;
+                break;
+            }
+            char path[STORE_PATH_MAX];
+            if (store_blob_path(g->st, &o->d, path, sizeof(path)) != BERTH_OK) {
+                continue;
+            }
+            if (unlink(path) != 0) {
+                if (errno != ENOENT) {
+                    log_error("event=gc_error op=unlink path=%s errno=%d", path, errno);
+                }
+                continue;
+            }
+            g->stats.orphans_deleted++;
+            g->stats.orphan_bytes += o->size;
+            log_info("event=gc_orphan_removed digest=%s size=%lld", o->d.str, (long long)o->size);
+        }
+        rc = txn_end(g, rc);
+    }
+    g->orphan_count = 0;
+    return rc;
+}
+
+/* A file under blobs/<alg>/<xx>/: note it when it has no row and is older
+ * than the cutoff. Names that are not digests are left alone. */
+static enum berth_err check_file(struct gc *g, const char *alg, const char *prefix,
+                                 const char *dir_path, const char *name)
+{
+    char text[DIGEST_STR_MAX + 8];
+    struct digest d;
+    int n = snprintf(text, sizeof(text), "%s:%s", alg, name);
+    if (n < 0 || (size_t)n >= sizeof(text) || digest_parse(text, &d) != BERTH_OK ||
+        strncmp(name, prefix, 2) != 0) {
+        return BERTH_OK;
+    }
+    struct meta_blob row;
+    enum berth_err rc = meta_blob_get(g->m, d.str, &row);
+    if (rc == BERTH_OK) {
+        return BERTH_OK;
+    }
+    if (rc != BERTH_ENOTFOUND) {
+        return rc;
+    }
+    char path[STORE_PATH_MAX];
+    n = snprintf(path, sizeof(path), "%s/%s", dir_path, name);
+    struct stat sb;
+    if (n < 0 || (size_t)n >= sizeof(path) || lstat(path, &sb) != 0 || !S_ISREG(sb.st_mode)) {
+        return BERTH_OK;
+    }
+    int64_t mtime_ms = (int64_t)sb.st_mtim.tv_sec * 1000 + sb.st_mtim.tv_nsec / 1000000;
+    if (mtime_ms >= g->cutoff) {
+        return BERTH_OK;
+    }
+    if (g->opt->dry_run) {
+        g->stats.orphans_deleted++;
+        g->stats.orphan_bytes += (int64_t)sb.st_size;
+        return BERTH_OK;
+    }
+    g->orphans[g->orphan_count].d = d;
+    g->orphans[g->orphan_count].size = (int64_t)sb.st_size;
+    g->orphan_count++;
+    return g->orphan_count == GC_ORPHAN_BATCH ? flush_orphans(g) : BERTH_OK;
+}
+
+static bool is_hex2(const char *s)
+{
+    for (int i = 0; i < 2; i++) {
+        if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f'))) {
+            return false;
+        }
+    }
+    return s[2] == '\0';
+}
+
+static enum berth_err sweep_orphans(struct gc *g)
+{
+    static const char *const algs[] = {"sha256", "sha512"};
+    enum berth_err rc = BERTH_OK;
+    for (size_t a = 0; rc == BERTH_OK && a < sizeof(algs) / sizeof(algs[0]); a++) {
+        char alg_path[STORE_PATH_MAX];
+        int n = snprintf(alg_path, sizeof(alg_path), "%s/%s", g->st->blobs_dir, algs[a]);
+        if (n < 0 || (size_t)n >= sizeof(alg_path)) {
+            return BERTH_ETOOBIG;
+        }
+        DIR *top = opendir(alg_path);
+        if (top == NULL) {
+            if (errno == ENOENT) {
+                continue;
+            }
+            log_error("event=gc_error op=opendir path=%s errno=%d", alg_path, errno);
+            return BERTH_EIO;
+        }
+        struct dirent *e;
+        while (rc == BERTH_OK && (e = readdir(top)) != NULL) {
+            if (!is_hex2(e->d_name) || cancelled(g)) {
+                continue;
+            }
+            char sub_path[STORE_PATH_MAX];
+            n = snprintf(sub_path, sizeof(sub_path), "%s/%s", alg_path, e->d_name);
+            if (n < 0 || (size_t)n >= sizeof(sub_path)) {
+                continue;
+            }
+            DIR *sub = opendir(sub_path);
+            if (sub == NULL) {
+                continue;
+            }
+            struct dirent *f;
+            while (rc == BERTH_OK && (f = readdir(sub)) != NULL) {
+                if (f->d_name[0] != '.') {
+                    rc = check_file(g, algs[a], e->d_name, sub_path, f->d_name);
+                }
+            }
+            closedir(sub);
+        }
+        closedir(top);
+    }
+    if (rc == BERTH_OK) {
+        rc = flush_orphans(g);
+    }
+    g->orphan_count = 0;
+    return rc;
+}
+
+/* ---- uploads ---- */
+
+static enum berth_err sweep_uploads(struct gc *g, int64_t now)
+{
+    if (g->opt->upload_expiry_ms <= 0) {
+        return BERTH_OK;
+    }
+    int64_t removed = 0;
+    enum berth_err rc =
+        upload_expire(g->st, now - g->opt->upload_expiry_ms, g->opt->dry_run, &removed);
+    g->stats.uploads_removed = removed;
+    return rc;
+}
+
+/* ---- the pass ---- */
+
+enum berth_err gc_run(struct store *st, const struct gc_options *opt, struct gc_stats *out)
+{
+    if (opt->grace_ms < 0 || opt->upload_expiry_ms < 0) {
+        return BERTH_EINVAL;
+    }
+    struct gc *g = calloc(1, sizeof(*g));
+    if (g == NULL) {
+        return BERTH_ENOMEM;
+    }
+    g->st = st;
+    g->opt = opt;
+    g->m = store_meta(st);
+    int64_t started = time_mono_ns();
+    int64_t now = time_now_ms();
+    g->cutoff = now - opt->grace_ms;
+    enum berth_err rc = g->m == NULL ? BERTH_EDB : BERTH_OK;
+    const char *step = "open";
+    if (rc == BERTH_OK && !opt->dry_run) {
+        step = "trash";
+        rc = finish_trash_txn(g);
+    }
+    if (rc == BERTH_OK && !cancelled(g)) {
+        step = "uploads";
+        rc = sweep_uploads(g, now);
+    }
+    if (rc == BERTH_OK && !cancelled(g)) {
+        step = "blobs";
+        rc = sweep_blobs(g);
+    }
+    if (rc == BERTH_OK && !opt->dry_run) {
+        /* Unlink the last batch's trash files now rather than next pass. */
+        step = "trash";
+        rc = finish_trash_txn(g);
+    }
+    if (rc == BERTH_OK && !cancelled(g)) {
+        step = "orphans";
+        rc = sweep_orphans(g);
+    }
+    g->stats.duration_ms = (time_mono_ns() - started) / 1000000;
+    const struct gc_stats *s = &g->stats;
+    if (rc != BERTH_OK) {
+        log_error("event=gc_error step=%s err=%s", step, berth_strerror(rc));
+    }
+    log_info("event=gc_pass dry_run=%d ok=%d cancelled=%d scanned=%lld blobs=%lld bytes=%lld "
+             "orphans=%lld orphan_bytes=%lld uploads=%lld trash_restored=%lld batches=%lld "
+             "max_lock_us=%lld duration_ms=%lld",
+             opt->dry_run ? 1 : 0, rc == BERTH_OK ? 1 : 0, s->cancelled ? 1 : 0,
+             (long long)s->blobs_scanned, (long long)s->blobs_deleted, (long long)s->bytes_deleted,
+             (long long)s->orphans_deleted, (long long)s->orphan_bytes,
+             (long long)s->uploads_removed, (long long)s->trash_restored, (long long)s->batches,
+             (long long)s->max_lock_us, (long long)s->duration_ms);
+    if (rc == BERTH_OK && out != NULL) {
+        *out = g->stats;
+    }
+    free(g);
+    return rc;
+}

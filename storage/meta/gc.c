@@ -1,0 +1,106 @@
+/* Metadata: the garbage collector's blob queries. See meta_gc.h. */
+#include "meta_int.h"
+
+#include "storage/meta/meta_gc.h"
+
+/* The garbage predicate, shared by the scan and the delete so the two can
+ * never disagree. CASE evaluates in order and stops at the first match, so
+ * young blobs cost no index lookups. ?3 is the cutoff. */
+#define GARBAGE_EXPR                                                                               \
+    "CASE WHEN b.touched_at >= ?3 THEN 0 "                                                         \
+    "WHEN EXISTS (SELECT 1 FROM manifests m WHERE m.blob_id = b.id) THEN 0 "                       \
+    "WHEN EXISTS (SELECT 1 FROM manifest_refs r WHERE r.digest = b.digest) THEN 0 "                \
+    "ELSE 1 END"
+
+enum berth_err meta_gc_blob_scan(struct meta *m, int64_t after, int64_t limit, int64_t cutoff,
+                                 meta_gc_blob_cb cb, void *arg, int64_t *last, int64_t *scanned)
+{
+    if (limit < 1 || limit > META_GC_SCAN_MAX) {
+        return BERTH_EINVAL;
+    }
+    sqlite3_stmt *st = meta_prepare(m, "SELECT b.id, b.digest, b.size, b.touched_at, " GARBAGE_EXPR
+                                       " FROM blobs b WHERE b.id > ?1 ORDER BY b.id LIMIT ?2");
+    if (st == NULL) {
+        return BERTH_EDB;
+    }
+    sqlite3_bind_int64(st, 1, after);
+    sqlite3_bind_int64(st, 2, limit);
+    sqlite3_bind_int64(st, 3, cutoff);
+    enum berth_err err = BERTH_OK;
+    int64_t n = 0, last_id = after;
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        n++;
+        last_id = sqlite3_column_int64(st, 0);
+        if (sqlite3_column_int(st, 4) == 0) {
+            continue;
+        }
+        struct meta_gc_blob b;
+        b.id = last_id;
+        if (meta_col_text(st, 1, b.digest, sizeof(b.digest)) != BERTH_OK) {
+            continue; /* not a digest berth wrote: leave it alone */
+        }
+        b.size = sqlite3_column_int64(st, 2);
+        b.touched_at = sqlite3_column_int64(st, 3);
+        if (cb(arg, &b) != 0) {
+            break;
+        }
+    }
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+        err = meta_fail(m, "gc_blob_scan");
+    }
+    meta_done(st);
+    if (err == BERTH_OK) {
+        if (last != NULL) {
+            *last = last_id;
+        }
+        if (scanned != NULL) {
+            *scanned = n;
+        }
+    }
+    return err;
+}
+
+enum berth_err meta_gc_blob_delete_if_garbage(struct meta *m, int64_t id, int64_t cutoff,
+                                              bool *deleted)
+{
+    sqlite3_stmt *st =
+        meta_prepare(m, "DELETE FROM blobs WHERE id = ?1 AND id IN "
+                        "(SELECT b.id FROM blobs b WHERE b.id = ?1 AND " GARBAGE_EXPR " = 1)");
+    if (st == NULL) {
+        return BERTH_EDB;
+    }
+    sqlite3_bind_int64(st, 1, id);
+    sqlite3_bind_int64(st, 3, cutoff);
+    enum berth_err rc = meta_step_done(m, st, "gc_blob_delete");
+    if (rc == BERTH_OK) {
+        *deleted = sqlite3_changes(m->db) > 0;
+    }
+    return rc;
+}
+
+enum berth_err meta_gc_blob_totals(struct meta *m, int64_t *count, int64_t *bytes)
+{
+    sqlite3_stmt *st = meta_prepare(m, "SELECT count(*), coalesce(sum(size), 0) FROM blobs");
+    if (st == NULL) {
+        return BERTH_EDB;
+    }
+    enum berth_err err = BERTH_OK;
+    if (sqlite3_step(st) == SQLITE_ROW) {
+        *count = sqlite3_column_int64(st, 0);
+        *bytes = sqlite3_column_int64(st, 1);
+    } else {
+        err = meta_fail(m, "gc_blob_totals");
+    }
+    meta_done(st);
+    return err;
+}
+
+enum berth_err meta_gc_checkpoint(struct meta *m)
+{
+    int rc = sqlite3_wal_checkpoint_v2(m->db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+    if (rc != SQLITE_OK && rc != SQLITE_BUSY && rc != SQLITE_LOCKED) {
+        return meta_fail(m, "gc_checkpoint");
+    }
+    return BERTH_OK;
+}

@@ -1,0 +1,359 @@
+/*
+ * The metadata database (SQLite in WAL mode): repositories, blobs, links of
+ * blobs to repositories, manifests and their references, tags, upload
+ * sessions. A struct meta is one connection; it must be used by one thread
+ * at a time (the store hands each thread its own). Every function may block
+ * on the database (busy_timeout 10 s). Strings in result structs are copied
+ * into fixed buffers; callbacks receive borrowed strings valid only during
+ * the call. Timestamps are milliseconds since the Unix epoch.
+ */
+#ifndef BERTH_META_H
+#define BERTH_META_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "storage/spec/digest.h"
+#include "common/err.h"
+#include "storage/spec/names.h"
+#include "common/rand.h"
+
+/* Media types longer than this are refused (RFC 6838 allows 127/127). */
+#define META_MEDIA_TYPE_MAX 255
+
+struct meta;
+
+/* Open (creating if needed) the database at path and apply pending
+ * migrations. sync_full selects synchronous=FULL (each commit durable)
+ * rather than NORMAL. BERTH_EDB on failure. */
+enum berth_err meta_open(const char *path, bool sync_full, struct meta **out);
+
+/* Close a connection (NULL is fine). */
+void meta_close(struct meta *m);
+
+/* The schema version after migrations (PRAGMA user_version). */
+int meta_schema_version(struct meta *m);
+
+/* Write transaction (BEGIN IMMEDIATE): takes SQLite's single writer lock,
+ * so everything checked inside it stays true until commit. */
+enum berth_err meta_begin(struct meta *m);
+/* Read transaction (BEGIN DEFERRED): a consistent snapshot for reads. */
+enum berth_err meta_begin_read(struct meta *m);
+enum berth_err meta_commit(struct meta *m);
+/* Roll back if a transaction is open; always safe to call. */
+void meta_rollback(struct meta *m);
+
+/* ---- repositories ---- */
+
+enum meta_mutability {
+    META_MUTABLE = 0,
+    META_IMMUTABLE,
+    META_IMMUTABLE_WITH_EXCLUSION,
+    META_MUTABLE_WITH_EXCLUSION,
+};
+
+/* "MUTABLE", ... ; and back (-1 when unknown). */
+const char *meta_mutability_name(enum meta_mutability m);
+int meta_mutability_parse(const char *s);
+
+struct meta_repo {
+    int64_t id;
+    char name[NAMES_REPO_MAX + 1];
+    int64_t created_at;
+    enum meta_mutability mutability;
+    bool scan_on_push;
+    int64_t lifecycle_evaluated_at; /* 0 = never */
+};
+
+/* Text attributes of a repository, stored as given (JSON or plain). */
+enum meta_repo_text {
+    META_REPO_MUTABILITY_FILTERS, /* JSON array of {filterType, filter} */
+    META_REPO_ENCRYPTION,         /* JSON object encryptionConfiguration */
+    META_REPO_POLICY,             /* repository policy text */
+    META_REPO_LIFECYCLE,          /* lifecycle policy text */
+    META_REPO_RESOURCE_TAGS,      /* JSON array of {Key, Value} */
+};
+
+/* BERTH_ENOTFOUND when there is no such repository. */
+enum berth_err meta_repo_get(struct meta *m, const char *name, struct meta_repo *out);
+enum berth_err meta_repo_get_by_id(struct meta *m, int64_t id, struct meta_repo *out);
+
+/* Create a repository; BERTH_EEXIST if the name is taken. */
+enum berth_err meta_repo_create(struct meta *m, const char *name, int64_t now,
+                                struct meta_repo *out);
+
+/* Get the repository, creating it when missing. */
+enum berth_err meta_repo_ensure(struct meta *m, const char *name, int64_t now,
+                                struct meta_repo *out);
+
+/* Delete a repository and everything that hangs off it (tags, manifests,
+ * links, uploads rows). Blob rows stay for the garbage collector. */
+enum berth_err meta_repo_delete(struct meta *m, int64_t id);
+
+/* Set mutability / scan-on-push / lifecycle evaluation time. */
+enum berth_err meta_repo_set_mutability(struct meta *m, int64_t id, enum meta_mutability mu);
+enum berth_err meta_repo_set_scan_on_push(struct meta *m, int64_t id, bool on);
+enum berth_err meta_repo_set_lifecycle_evaluated(struct meta *m, int64_t id, int64_t when);
+
+/* Read a text attribute into a new string (caller frees; *out is NULL when
+ * unset). Set it (NULL clears). */
+enum berth_err meta_repo_get_text(struct meta *m, int64_t id, enum meta_repo_text which,
+                                  char **out);
+enum berth_err meta_repo_set_text(struct meta *m, int64_t id, enum meta_repo_text which,
+                                  const char *value);
+
+/* Callback for listings: return 0 to continue, non-zero to stop early. */
+typedef int (*meta_repo_cb)(void *arg, const struct meta_repo *repo);
+
+/* Repositories with name > after (NULL = from the start) in byte order, at
+ * most limit of them; *has_more tells whether more follow. */
+enum berth_err meta_repo_list(struct meta *m, const char *after, int64_t limit, meta_repo_cb cb,
+                              void *arg, bool *has_more);
+
+/* Number of repositories. */
+enum berth_err meta_repo_count(struct meta *m, int64_t *out);
+
+/* Number of manifests (images) in a repository. */
+enum berth_err meta_repo_image_count(struct meta *m, int64_t repo_id, int64_t *out);
+
+/* ---- blobs ---- */
+
+struct meta_blob {
+    int64_t id;
+    char digest[DIGEST_STR_MAX];
+    int64_t size;
+    int64_t created_at;
+    int64_t touched_at;
+};
+
+/* A blob by digest, anywhere in the store. BERTH_ENOTFOUND. */
+enum berth_err meta_blob_get(struct meta *m, const char *digest, struct meta_blob *out);
+
+/* A blob by digest that is linked to the repository. BERTH_ENOTFOUND. */
+enum berth_err meta_blob_get_linked(struct meta *m, int64_t repo_id, const char *digest,
+                                    struct meta_blob *out);
+
+/* Insert a blob row, or refresh touched_at of an existing one (the size
+ * must match: BERTH_ECONFLICT otherwise). *id receives its id. */
+enum berth_err meta_blob_upsert(struct meta *m, const char *digest, int64_t size, int64_t now,
+                                int64_t *id);
+
+/* Refresh touched_at, restarting the blob's garbage-collection grace. */
+enum berth_err meta_blob_touch(struct meta *m, int64_t blob_id, int64_t now);
+
+/* A blob by digest that is linked to at least one repository (a blob
+ * unlinked everywhere is deleted as far as clients are concerned, even
+ * before the garbage collector removes it). BERTH_ENOTFOUND. */
+enum berth_err meta_blob_get_visible(struct meta *m, const char *digest, struct meta_blob *out);
+
+/* Link a blob to a repository (idempotent) / unlink it (BERTH_ENOTFOUND
+ * when it was not linked). */
+enum berth_err meta_blob_link(struct meta *m, int64_t repo_id, int64_t blob_id);
+enum berth_err meta_blob_unlink(struct meta *m, int64_t repo_id, int64_t blob_id);
+
+/* ---- manifests and tags ---- */
+
+enum meta_ref_kind { META_REF_BLOB = 0, META_REF_MANIFEST = 1 };
+
+struct meta_manifest {
+    int64_t id;
+    int64_t repo_id;
+    int64_t blob_id;
+    char digest[DIGEST_STR_MAX];
+    char media_type[META_MEDIA_TYPE_MAX + 1];
+    char artifact_type[META_MEDIA_TYPE_MAX + 1];     /* effective: artifactType or config type */
+    char config_media_type[META_MEDIA_TYPE_MAX + 1]; /* "" for indexes */
+    char subject[DIGEST_STR_MAX];                    /* "" when none */
+    bool is_index;
+    int64_t size;       /* bytes of the manifest itself */
+    int64_t image_size; /* sum of layer sizes (0 for indexes) */
+    int64_t pushed_at;
+    int64_t last_pulled_at; /* 0 = never */
+};
+
+/* A manifest of the repository by digest / by tag. BERTH_ENOTFOUND. */
+enum berth_err meta_manifest_get(struct meta *m, int64_t repo_id, const char *digest,
+                                 struct meta_manifest *out);
+enum berth_err meta_manifest_get_by_tag(struct meta *m, int64_t repo_id, const char *tag,
+                                        struct meta_manifest *out);
+
+/* Insert a manifest row (in->id ignored); annotations is the manifest's
+ * annotations object as JSON text or NULL. BERTH_EEXIST when the repository
+ * already has that digest. */
+enum berth_err meta_manifest_insert(struct meta *m, const struct meta_manifest *in,
+                                    const char *annotations, int64_t *id);
+
+/* Record that a manifest references a blob or a child manifest, with the
+ * media type its descriptor gives (NULL or "" when unknown). */
+enum berth_err meta_manifest_ref_add(struct meta *m, int64_t manifest_id, const char *digest,
+                                     enum meta_ref_kind kind, const char *media_type);
+
+/* Delete a manifest row with its tags and references. */
+enum berth_err meta_manifest_delete(struct meta *m, int64_t manifest_id);
+
+/* Number of index manifests in the repository that list digest as a
+ * child. */
+enum berth_err meta_manifest_parent_count(struct meta *m, int64_t repo_id, const char *digest,
+                                          int64_t *out);
+
+/* Touch every blob a manifest references (and its own content blob), so
+ * they keep the grace window after the manifest goes. */
+enum berth_err meta_manifest_touch_refs(struct meta *m, int64_t manifest_id, int64_t now);
+
+/* Record a pull (only written when the stored value is older than
+ * min_interval_ms, to keep pulls read-only in the common case). */
+enum berth_err meta_manifest_note_pull(struct meta *m, int64_t manifest_id, int64_t now,
+                                       int64_t min_interval_ms);
+
+/* Point tag at manifest_id (insert or move). *previous receives the id it
+ * pointed at before, or 0. */
+enum berth_err meta_tag_set(struct meta *m, int64_t repo_id, const char *tag, int64_t manifest_id,
+                            int64_t now, int64_t *previous);
+
+/* Remove a tag; BERTH_ENOTFOUND if absent. */
+enum berth_err meta_tag_delete(struct meta *m, int64_t repo_id, const char *tag);
+
+typedef int (*meta_name_cb)(void *arg, const char *name);
+
+/* Tags of the repository with name > after in byte order, at most limit;
+ * *has_more tells whether more follow. */
+enum berth_err meta_tag_list(struct meta *m, int64_t repo_id, const char *after, int64_t limit,
+                             meta_name_cb cb, void *arg, bool *has_more);
+
+/* Tags pointing at a manifest, in byte order. */
+enum berth_err meta_manifest_tags(struct meta *m, int64_t manifest_id, meta_name_cb cb, void *arg);
+
+/* Referrers of subject in the repository, optionally only those whose
+ * artifact type equals artifact_type; ordered by digest. annotations is
+ * JSON text or NULL (borrowed for the call). */
+typedef int (*meta_referrer_cb)(void *arg, const struct meta_manifest *mf, const char *annotations);
+enum berth_err meta_referrers(struct meta *m, int64_t repo_id, const char *subject,
+                              const char *artifact_type, meta_referrer_cb cb, void *arg);
+
+/* ---- upload sessions ---- */
+
+struct meta_upload {
+    char uuid[RAND_UUID_LEN + 1];
+    int64_t repo_id;
+    enum digest_alg alg;
+    int64_t created_at;
+};
+
+enum berth_err meta_upload_insert(struct meta *m, const struct meta_upload *u);
+enum berth_err meta_upload_get(struct meta *m, const char *uuid, struct meta_upload *out);
+enum berth_err meta_upload_delete(struct meta *m, const char *uuid);
+
+typedef int (*meta_upload_cb)(void *arg, const struct meta_upload *u);
+/* Sessions created before `before`. */
+enum berth_err meta_upload_list_older(struct meta *m, int64_t before, meta_upload_cb cb, void *arg);
+
+/* ---- image listings (ECR ListImages, DescribeImages, layer checks) ---- */
+
+/* Which manifests a listing includes, by whether any tag points at them. */
+enum meta_tag_status { META_TAGS_ANY = 0, META_TAGS_TAGGED, META_TAGS_UNTAGGED };
+
+/* Tags of the repository with name > after (NULL = from the start) in byte
+ * order, each with the digest of its manifest; at most limit of them
+ * (limit >= 0); *has_more tells whether more follow. */
+typedef int (*meta_tag_digest_cb)(void *arg, const char *tag, const char *digest);
+enum berth_err meta_tag_list_digests(struct meta *m, int64_t repo_id, const char *after,
+                                     int64_t limit, meta_tag_digest_cb cb, void *arg,
+                                     bool *has_more);
+
+/* Manifests of the repository with digest > after (NULL = from the start)
+ * in byte order of digest, restricted by status; at most limit of them
+ * (limit >= 0, so limit 0 only reports *has_more). */
+typedef int (*meta_manifest_cb)(void *arg, const struct meta_manifest *mf);
+enum berth_err meta_manifest_list(struct meta *m, int64_t repo_id, enum meta_tag_status status,
+                                  const char *after, int64_t limit, meta_manifest_cb cb, void *arg,
+                                  bool *has_more);
+
+/* Number of tags pointing at a manifest. */
+enum berth_err meta_manifest_tag_count(struct meta *m, int64_t manifest_id, int64_t *out);
+
+/* The largest image_size among the child manifests an index lists that are
+ * manifests of the repository (0 when none are). */
+enum berth_err meta_manifest_children_max_size(struct meta *m, int64_t repo_id, int64_t manifest_id,
+                                               int64_t *out);
+
+/* The media type that a manifest of the repository gives the blob digest
+ * in its config or layer descriptors, into out (cap bytes); "" when no
+ * manifest of the repository references it (or only manifests stored
+ * before media types were recorded). */
+enum berth_err meta_blob_media_type(struct meta *m, int64_t repo_id, const char *digest, char *out,
+                                    size_t cap);
+/* ---- principals, access keys, server secrets (storage/meta/auth.c) ---- */
+
+#define META_PRINCIPAL_MAX 64       /* principal (IAM user) name */
+#define META_ACCESS_KEY_MAX 128     /* access key id */
+#define META_KEY_SECRET_MAX 128     /* secret access key */
+#define META_SERVER_SECRET_MAX 1024 /* a server secret's bytes */
+
+/* One access key as listed; strings borrowed for the callback's duration.
+ * The secret is never part of a listing. */
+struct meta_key_info {
+    const char *access_key_id;
+    const char *principal;
+    const char *permissions; /* the permission specs as given ("" = admin) */
+    int64_t created_at;
+};
+typedef int (*meta_key_cb)(void *arg, const struct meta_key_info *key);
+
+/* Add access key access_key_id with secret to the principal called name.
+ * When the principal does not exist it is created with the identity
+ * policy `policy` (JSON text) and the display text `permissions`; when it
+ * exists, the key shares its policy, unless require_new, which makes that
+ * BERTH_ECONFLICT. One write transaction (do not call inside another).
+ * Returns BERTH_OK, BERTH_ECONFLICT, BERTH_EEXIST (the access key id is
+ * taken), BERTH_EINVAL (a string over its limit), BERTH_EDB/BERTH_EBUSY. */
+enum berth_err meta_key_create(struct meta *m, const char *name, const char *policy,
+                               const char *permissions, bool require_new, const char *access_key_id,
+                               const char *secret, int64_t now);
+
+/* Delete an access key; a principal left without keys is deleted too.
+ * One write transaction. BERTH_ENOTFOUND when there is no such key. */
+enum berth_err meta_key_delete(struct meta *m, const char *access_key_id);
+
+/* Every access key, ordered by principal name then creation time. cb
+ * returns non-zero to stop. */
+enum berth_err meta_key_list(struct meta *m, meta_key_cb cb, void *arg);
+
+/* What the request path needs to authenticate and authorize one request,
+ * read with one query. Strings are borrowed for the callback's duration. */
+struct meta_auth_row {
+    bool has_keys;      /* at least one access key exists in the database */
+    const char *secret; /* the access key's secret; NULL when no such key */
+    size_t secret_len;
+    const char *principal; /* its principal's name */
+    const char *policy;    /* its principal's identity policy (JSON) */
+    size_t policy_len;
+    bool repo_found;         /* the repository exists */
+    const char *repo_policy; /* its repository policy; NULL when none */
+    size_t repo_policy_len;
+};
+typedef void (*meta_auth_cb)(void *arg, const struct meta_auth_row *row);
+
+/* Look up access key access_key_id (NULL: none) and repository repo
+ * (NULL: none) and call cb once with the row. BERTH_OK or BERTH_EDB. */
+enum berth_err meta_auth_lookup(struct meta *m, const char *access_key_id, const char *repo,
+                                meta_auth_cb cb, void *arg);
+
+/* Names of up to limit repositories the blob is linked to, in name order. */
+enum berth_err meta_blob_repos(struct meta *m, const char *digest, int64_t limit, meta_name_cb cb,
+                               void *arg);
+
+/* Whether a manifest of the repository references the blob. */
+enum berth_err meta_blob_in_image(struct meta *m, int64_t repo_id, const char *digest, bool *out);
+
+/* A named server secret: copy it into buf (cap bytes) and its length into
+ * *len. BERTH_ENOTFOUND when unset, BERTH_ETOOBIG when over cap. */
+enum berth_err meta_server_secret_get(struct meta *m, const char *name, void *buf, size_t cap,
+                                      size_t *len);
+
+/* Store a server secret unless one of that name exists (the first writer
+ * wins; read it back with meta_server_secret_get). */
+enum berth_err meta_server_secret_add(struct meta *m, const char *name, const void *value,
+                                      size_t len, int64_t now);
+
+#endif

@@ -1,0 +1,541 @@
+/* Metadata: registry settings, the scan queue, scans and findings. See
+ * meta_scan.h. */
+#include "meta_int.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "storage/meta/meta_scan.h"
+#include "common/str.h"
+
+/* ---- registry settings ---- */
+
+enum berth_err meta_setting_get(struct meta *m, const char *name, char **out)
+{
+    sqlite3_stmt *st = meta_prepare(m, "SELECT value FROM registry_settings WHERE name = ?1");
+    if (st == NULL) {
+        return BERTH_EDB;
+    }
+    sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+    char *value = NULL;
+    enum berth_err rc = meta_get_text(m, st, &value);
+    if (rc == BERTH_ENOTFOUND) {
+        rc = BERTH_OK;
+        value = NULL;
+    }
+    if (rc == BERTH_OK) {
+        *out = value;
+    }
+    return rc;
+}
+
+enum berth_err meta_setting_set(struct meta *m, const char *name, const char *value, int64_t now)
+{
+    if (strlen(value) > META_SETTING_MAX) {
+        return BERTH_ETOOBIG;
+    }
+    sqlite3_stmt *st = meta_prepare(m, "INSERT INTO registry_settings (name, value, updated_at) "
+                                       "VALUES (?1, ?2, ?3) ON CONFLICT(name) DO UPDATE SET "
+                                       "value = excluded.value, updated_at = excluded.updated_at");
+    if (st == NULL) {
+        return BERTH_EDB;
+    }
+    sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, value, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 3, now);
+    return meta_step_done(m, st, "setting_set");
+}
+
+/* ---- scans ---- */
+
+static const char *const status_names[] = {"IN_PROGRESS", "COMPLETE", "FAILED"};
+
+const char *meta_scan_status_name(enum meta_scan_status s)
+{
+    if ((size_t)s < sizeof(status_names) / sizeof(status_names[0])) {
+        return status_names[s];
+    }
+    return "FAILED";
+}
+
+static enum meta_scan_status status_parse(const unsigned char *s)
+{
+    for (size_t i = 0; s != NULL && i < sizeof(status_names) / sizeof(status_names[0]); i++) {
+        if (strcmp((const char *)s, status_names[i]) == 0) {
+            return (enum meta_scan_status)i;
+        }
+    }
+    return META_SCAN_FAILED;
+}
+
+bool meta_scan_is_image(bool is_index, const char *config_media_type)
+{
+    return !is_index && config_media_type != NULL &&
+           (strcmp(config_media_type, META_SCAN_CONFIG_OCI) == 0 ||
+            strcmp(config_media_type, META_SCAN_CONFIG_DOCKER) == 0);
+}
+
+enum berth_err meta_scan_get(struct meta *m, int64_t manifest_id, struct meta_scan *out)
+{
+    sqlite3_stmt *st = meta_prepare(
+        m, "SELECT status, description, requested_at, completed_at, source_updated_at, "
+           "finding_count, count_undefined, count_informational, count_low, count_medium, "
+           "count_high, count_critical FROM scans WHERE manifest_id = ?1");
+    if (st == NULL) {
+        return BERTH_EDB;
+    }
+    sqlite3_bind_int64(st, 1, manifest_id);
+    int rc = sqlite3_step(st);
+    enum berth_err err = BERTH_OK;
+    if (rc == SQLITE_ROW) {
+        out->manifest_id = manifest_id;
+        out->status = status_parse(sqlite3_column_text(st, 0));
+        /* descriptions are cut when stored; a longer one is cut here too */
+        meta_col_text(st, 1, out->description, sizeof(out->description));
+        out->requested_at = sqlite3_column_int64(st, 2);
+        out->completed_at = sqlite3_column_int64(st, 3);
+        out->source_updated_at =
+            sqlite3_column_type(st, 4) == SQLITE_NULL ? -1 : sqlite3_column_int64(st, 4);
+        out->finding_count = sqlite3_column_int64(st, 5);
+        for (int i = 0; i < SCAN_SEVERITY_COUNT; i++) {
+            out->counts[i] = sqlite3_column_int64(st, 6 + i);
+        }
+    } else if (rc == SQLITE_DONE) {
+        err = BERTH_ENOTFOUND;
+    } else {
+        err = meta_fail(m, "scan_get");
+    }
+    meta_done(st);
+    return err;
+}
+
+/* Mark the scan IN_PROGRESS, creating the row. */
+static enum berth_err mark_in_progress(struct meta *m, int64_t manifest_id, int64_t now,
+                                       bool count_quota)
+{
+    sqlite3_stmt *st = meta_prepare(
+        m, "INSERT INTO scans (manifest_id, status, requested_at) VALUES (?1, 'IN_PROGRESS', ?2) "
+           "ON CONFLICT(manifest_id) DO UPDATE SET status = 'IN_PROGRESS', description = NULL, "
+           "requested_at = coalesce(excluded.requested_at, requested_at)");
+    if (st == NULL) {
+        return BERTH_EDB;
+    }
+    sqlite3_bind_int64(st, 1, manifest_id);
+    if (count_quota) {
+        sqlite3_bind_int64(st, 2, now);
+    } else {
+        sqlite3_bind_null(st, 2);
+    }
+    return meta_step_done(m, st, "scan_mark");
+}
+
+enum berth_err meta_scan_enqueue(struct meta *m, int64_t manifest_id, int64_t now, bool count_quota,
+                                 bool *queued)
+{
+    /* A waiting job covers the request. A running one was claimed before
+     * it, so it is marked to run again when it ends: queued_at after
+     * claimed_at, whatever the clock did (see meta_scan_job_finish). */
+    sqlite3_stmt *st = meta_prepare(
+        m, "INSERT INTO scan_jobs (manifest_id, queued_at) VALUES (?1, ?2) "
+           "ON CONFLICT(manifest_id) DO UPDATE SET queued_at = max(?2, claimed_at + 1) "
+           "WHERE claimed_at IS NOT NULL");
+    if (st == NULL) {
+        return BERTH_EDB;
+    }
+    sqlite3_bind_int64(st, 1, manifest_id);
+    sqlite3_bind_int64(st, 2, now);
+    enum berth_err rc = meta_step_done(m, st, "scan_enqueue");
+    bool added = rc == BERTH_OK && sqlite3_changes(m->db) > 0;
+    if (rc == BERTH_OK) {
+        rc = mark_in_progress(m, manifest_id, now, count_quota);
+    }
+    if (rc == BERTH_OK && queued != NULL) {
+        *queued = added;
+    }
+    return rc;
+}
+
+/* Queue a scan of each id (from a batch). */
+static enum berth_err enqueue_ids(struct meta *m, const int64_t *ids, size_t n, int64_t now,
+                                  int64_t *count)
+{
+    enum berth_err rc = BERTH_OK;
+    for (size_t i = 0; rc == BERTH_OK && i < n; i++) {
+        bool added = false;
+        rc = meta_scan_enqueue(m, ids[i], now, false, &added);
+        *count += added ? 1 : 0;
+    }
+    return rc;
+}
+
+/* Run a batch query (?1 = a text or integer parameter, ?2 = the last id
+ * seen; selects ids in order, at most 256) until it returns a short batch,
+ * queueing a scan of every id. The statement is reset before the inserts,
+ * so no read cursor stays open across the writes. */
+static enum berth_err enqueue_batches(struct meta *m, const char *sql, int64_t int_param,
+                                      const char *text_param, int64_t now, int64_t *queued)
+{
+    int64_t after = 0, count = 0;
+    enum berth_err rc = BERTH_OK;
+    for (;;) {
+        int64_t ids[256];
+        size_t n = 0;
+        sqlite3_stmt *st = meta_prepare(m, sql);
+        if (st == NULL) {
+            return BERTH_EDB;
+        }
+        if (text_param != NULL) {
+            sqlite3_bind_text(st, 1, text_param, -1, SQLITE_STATIC);
+        } else {
+            sqlite3_bind_int64(st, 1, int_param);
+        }
+        sqlite3_bind_int64(st, 2, after);
+        int step = SQLITE_DONE;
+        while (n < 256 && (step = sqlite3_step(st)) == SQLITE_ROW) {
+            ids[n++] = sqlite3_column_int64(st, 0);
+        }
+        if (n < 256 && step != SQLITE_DONE) {
+            rc = meta_fail(m, "scan_enqueue_batch");
+        }
+        meta_done(st);
+        if (rc == BERTH_OK) {
+            rc = enqueue_ids(m, ids, n, now, &count);
+        }
+        if (rc != BERTH_OK || n < 256) {
+            break;
+        }
+        after = ids[n - 1];
+    }
+    if (rc == BERTH_OK) {
+        *queued = count;
+    }
+    return rc;
+}
+
+/* Image manifests of a repository after an id, in id order (a batch). */
+static const char enqueue_repo_sql[] =
+    "SELECT id FROM manifests WHERE repo_id = ?1 AND is_index = 0 AND "
+    "config_media_type IN ('" META_SCAN_CONFIG_OCI "', '" META_SCAN_CONFIG_DOCKER "') "
+    "AND id > ?2 ORDER BY id LIMIT 256";
+
+enum berth_err meta_scan_enqueue_repo(struct meta *m, int64_t repo_id, int64_t now, int64_t *queued)
+{
+    return enqueue_batches(m, enqueue_repo_sql, repo_id, NULL, now, queued);
+}
+
+/* Images whose last scan failed with a description starting with ?1. */
+static const char enqueue_failed_sql[] =
+    "SELECT manifest_id FROM scans WHERE status = 'FAILED' AND "
+    "substr(description, 1, length(?1)) = ?1 AND manifest_id > ?2 ORDER BY manifest_id "
+    "LIMIT 256";
+
+enum berth_err meta_scan_enqueue_failed(struct meta *m, const char *prefix, int64_t now,
+                                        int64_t *queued)
+{
+    return enqueue_batches(m, enqueue_failed_sql, 0, prefix, now, queued);
+}
+
+static enum berth_err delete_findings(struct meta *m, int64_t manifest_id)
+{
+    sqlite3_stmt *st = meta_prepare(m, "DELETE FROM scan_findings WHERE manifest_id = ?1");
+    if (st == NULL) {
+        return BERTH_EDB;
+    }
+    sqlite3_bind_int64(st, 1, manifest_id);
+    return meta_step_done(m, st, "scan_findings_delete");
+}
+
+static enum berth_err insert_finding(struct meta *m, int64_t manifest_id, int64_t seq,
+                                     const struct meta_scan_finding *f)
+{
+    sqlite3_stmt *st = meta_prepare(m, "INSERT INTO scan_findings (manifest_id, seq, severity, "
+                                       "finding) VALUES (?1, ?2, ?3, ?4)");
+    if (st == NULL) {
+        return BERTH_EDB;
+    }
+    sqlite3_bind_int64(st, 1, manifest_id);
+    sqlite3_bind_int64(st, 2, seq);
+    sqlite3_bind_int(st, 3, (int)f->severity);
+    sqlite3_bind_text(st, 4, f->json, -1, SQLITE_STATIC);
+    return meta_step_done(m, st, "scan_finding_insert");
+}
+
+static bool manifest_exists(struct meta *m, int64_t manifest_id, enum berth_err *rc)
+{
+    sqlite3_stmt *st = meta_prepare(m, "SELECT 1 FROM manifests WHERE id = ?1");
+    if (st == NULL) {
+        *rc = BERTH_EDB;
+        return false;
+    }
+    sqlite3_bind_int64(st, 1, manifest_id);
+    int step = sqlite3_step(st);
+    *rc = (step == SQLITE_ROW || step == SQLITE_DONE) ? BERTH_OK : meta_fail(m, "manifest_exists");
+    meta_done(st);
+    return step == SQLITE_ROW;
+}
+
+enum berth_err meta_scan_store(struct meta *m, int64_t manifest_id,
+                               const struct meta_scan_outcome *o)
+{
+    if (o->status != META_SCAN_COMPLETE && o->status != META_SCAN_FAILED) {
+        return BERTH_EINVAL;
+    }
+    enum berth_err rc;
+    if (!manifest_exists(m, manifest_id, &rc)) {
+        return rc == BERTH_OK ? BERTH_ENOTFOUND : rc;
+    }
+    char description[META_SCAN_DESCRIPTION_MAX + 1];
+    const char *text = o->description ? o->description : "";
+    size_t len = str_utf8_cut(text, META_SCAN_DESCRIPTION_MAX);
+    memcpy(description, text, len);
+    description[len] = '\0';
+    sqlite3_stmt *st = meta_prepare(
+        m, "INSERT INTO scans (manifest_id, status, description, requested_at, completed_at, "
+           "source_updated_at, finding_count, count_undefined, count_informational, count_low, "
+           "count_medium, count_high, count_critical) "
+           "VALUES (?1, ?2, ?3, NULL, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12) "
+           "ON CONFLICT(manifest_id) DO UPDATE SET status = excluded.status, "
+           "description = excluded.description, completed_at = excluded.completed_at, "
+           "source_updated_at = excluded.source_updated_at, "
+           "finding_count = excluded.finding_count, count_undefined = excluded.count_undefined, "
+           "count_informational = excluded.count_informational, count_low = excluded.count_low, "
+           "count_medium = excluded.count_medium, count_high = excluded.count_high, "
+           "count_critical = excluded.count_critical");
+    if (st == NULL) {
+        return BERTH_EDB;
+    }
+    sqlite3_bind_int64(st, 1, manifest_id);
+    sqlite3_bind_text(st, 2, meta_scan_status_name(o->status), -1, SQLITE_STATIC);
+    meta_bind_text_or_null(st, 3, description);
+    sqlite3_bind_int64(st, 4, o->completed_at);
+    if (o->source_updated_at >= 0) {
+        sqlite3_bind_int64(st, 5, o->source_updated_at);
+    } else {
+        sqlite3_bind_null(st, 5);
+    }
+    sqlite3_bind_int64(st, 6, (int64_t)o->finding_count);
+    for (int i = 0; i < SCAN_SEVERITY_COUNT; i++) {
+        sqlite3_bind_int64(st, 7 + i, o->counts[i]);
+    }
+    rc = meta_step_done(m, st, "scan_store");
+    if (rc == BERTH_OK) {
+        rc = delete_findings(m, manifest_id);
+    }
+    for (size_t i = 0; rc == BERTH_OK && i < o->finding_count; i++) {
+        rc = insert_finding(m, manifest_id, (int64_t)i, &o->findings[i]);
+    }
+    return rc;
+}
+
+struct finding_ctx {
+    meta_scan_finding_cb cb;
+    void *arg;
+};
+
+static int finding_row(sqlite3_stmt *st, void *ctx)
+{
+    struct finding_ctx *c = ctx;
+    const unsigned char *json = sqlite3_column_text(st, 1);
+    return c->cb(c->arg, sqlite3_column_int64(st, 0), json ? (const char *)json : "{}");
+}
+
+enum berth_err meta_scan_findings(struct meta *m, int64_t manifest_id, int64_t after, int64_t limit,
+                                  meta_scan_finding_cb cb, void *arg, bool *has_more)
+{
+    sqlite3_stmt *st = meta_prepare(m, "SELECT seq, finding FROM scan_findings "
+                                       "WHERE manifest_id = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3");
+    if (st == NULL) {
+        return BERTH_EDB;
+    }
+    sqlite3_bind_int64(st, 1, manifest_id);
+    sqlite3_bind_int64(st, 2, after);
+    /* one more than asked for tells whether more follow */
+    sqlite3_bind_int64(st, 3, limit < INT64_MAX ? limit + 1 : limit);
+    struct finding_ctx c = {cb, arg};
+    return meta_page(m, st, limit, finding_row, &c, has_more, "scan_findings");
+}
+
+/* ---- the queue ---- */
+
+/* Whether a job waits, by a plain read (no write lock). */
+static enum berth_err job_waiting(struct meta *m, bool *waiting)
+{
+    sqlite3_stmt *st =
+        meta_prepare(m, "SELECT EXISTS (SELECT 1 FROM scan_jobs WHERE claimed_at IS NULL)");
+    if (st == NULL) {
+        return BERTH_EDB;
+    }
+    enum berth_err rc = BERTH_OK;
+    if (sqlite3_step(st) == SQLITE_ROW) {
+        *waiting = sqlite3_column_int(st, 0) != 0;
+    } else {
+        rc = meta_fail(m, "scan_job_waiting");
+    }
+    meta_done(st);
+    return rc;
+}
+
+enum berth_err meta_scan_job_claim(struct meta *m, int64_t now, struct meta_scan_job *out)
+{
+    /* Idle workers look every second: an empty queue must not cost them
+     * (and every writer) the write lock. */
+    bool waiting = false;
+    enum berth_err rc = job_waiting(m, &waiting);
+    if (rc != BERTH_OK || !waiting) {
+        return rc != BERTH_OK ? rc : BERTH_ENOTFOUND;
+    }
+    rc = meta_begin(m);
+    if (rc != BERTH_OK) {
+        return rc;
+    }
+    sqlite3_stmt *st = meta_prepare(
+        m, "SELECT j.id, j.manifest_id, j.attempts, r.name, mf.digest FROM scan_jobs j "
+           "JOIN manifests mf ON mf.id = j.manifest_id "
+           "JOIN repositories r ON r.id = mf.repo_id "
+           "WHERE j.claimed_at IS NULL ORDER BY j.id LIMIT 1");
+    if (st == NULL) {
+        meta_rollback(m);
+        return BERTH_EDB;
+    }
+    struct meta_scan_job job;
+    int step = sqlite3_step(st);
+    if (step == SQLITE_ROW) {
+        job.id = sqlite3_column_int64(st, 0);
+        job.manifest_id = sqlite3_column_int64(st, 1);
+        job.attempts = sqlite3_column_int64(st, 2) + 1;
+        meta_col_text(st, 3, job.repo, sizeof(job.repo));
+        meta_col_text(st, 4, job.digest, sizeof(job.digest));
+        rc = BERTH_OK;
+    } else if (step == SQLITE_DONE) {
+        rc = BERTH_ENOTFOUND;
+    } else {
+        rc = meta_fail(m, "scan_job_claim");
+    }
+    meta_done(st);
+    if (rc == BERTH_OK) {
+        /* never before queued_at: a clock that went back must not make the
+         * request look newer than this run */
+        st = meta_prepare(m, "UPDATE scan_jobs SET claimed_at = max(?2, queued_at), "
+                             "attempts = attempts + 1 WHERE id = ?1");
+        if (st == NULL) {
+            rc = BERTH_EDB;
+        } else {
+            sqlite3_bind_int64(st, 1, job.id);
+            sqlite3_bind_int64(st, 2, now);
+            rc = meta_step_done(m, st, "scan_job_claim");
+        }
+    }
+    if (rc == BERTH_OK) {
+        rc = meta_commit(m);
+    } else {
+        meta_rollback(m);
+    }
+    if (rc == BERTH_OK) {
+        *out = job;
+    }
+    return rc;
+}
+
+enum berth_err meta_scan_job_release(struct meta *m, int64_t job_id)
+{
+    sqlite3_stmt *st = meta_prepare(m, "UPDATE scan_jobs SET claimed_at = NULL, "
+                                       "attempts = max(attempts - 1, 0) WHERE id = ?1");
+    if (st == NULL) {
+        return BERTH_EDB;
+    }
+    sqlite3_bind_int64(st, 1, job_id);
+    enum berth_err rc = meta_step_done(m, st, "scan_job_release");
+    if (rc == BERTH_OK && sqlite3_changes(m->db) == 0) {
+        rc = BERTH_ENOTFOUND;
+    }
+    return rc;
+}
+
+enum berth_err meta_scan_job_delete(struct meta *m, int64_t job_id)
+{
+    sqlite3_stmt *st = meta_prepare(m, "DELETE FROM scan_jobs WHERE id = ?1");
+    if (st == NULL) {
+        return BERTH_EDB;
+    }
+    sqlite3_bind_int64(st, 1, job_id);
+    enum berth_err rc = meta_step_done(m, st, "scan_job_delete");
+    if (rc == BERTH_OK && sqlite3_changes(m->db) == 0) {
+        rc = BERTH_ENOTFOUND;
+    }
+    return rc;
+}
+
+enum berth_err meta_scan_job_finish(struct meta *m, int64_t job_id, bool *requeued)
+{
+    *requeued = false;
+    sqlite3_stmt *st = meta_prepare(m, "DELETE FROM scan_jobs WHERE id = ?1 AND "
+                                       "(claimed_at IS NULL OR queued_at <= claimed_at)");
+    if (st == NULL) {
+        return BERTH_EDB;
+    }
+    sqlite3_bind_int64(st, 1, job_id);
+    enum berth_err rc = meta_step_done(m, st, "scan_job_finish");
+    if (rc != BERTH_OK || sqlite3_changes(m->db) > 0) {
+        return rc;
+    }
+    /* requested while it ran: the image's scan is pending again */
+    st = meta_prepare(m, "UPDATE scans SET status = 'IN_PROGRESS', description = NULL "
+                         "WHERE manifest_id = (SELECT manifest_id FROM scan_jobs WHERE id = ?1)");
+    if (st == NULL) {
+        return BERTH_EDB;
+    }
+    sqlite3_bind_int64(st, 1, job_id);
+    rc = meta_step_done(m, st, "scan_job_requeue");
+    if (rc != BERTH_OK) {
+        return rc;
+    }
+    st = meta_prepare(m, "UPDATE scan_jobs SET claimed_at = NULL, attempts = 0 WHERE id = ?1");
+    if (st == NULL) {
+        return BERTH_EDB;
+    }
+    sqlite3_bind_int64(st, 1, job_id);
+    rc = meta_step_done(m, st, "scan_job_requeue");
+    if (rc == BERTH_OK) {
+        if (sqlite3_changes(m->db) == 0) {
+            return BERTH_ENOTFOUND;
+        }
+        *requeued = true;
+    }
+    return rc;
+}
+
+enum berth_err meta_scan_jobs_reset(struct meta *m, int64_t *count)
+{
+    sqlite3_stmt *st =
+        meta_prepare(m, "UPDATE scan_jobs SET claimed_at = NULL WHERE claimed_at IS NOT NULL");
+    if (st == NULL) {
+        return BERTH_EDB;
+    }
+    enum berth_err rc = meta_step_done(m, st, "scan_jobs_reset");
+    if (rc == BERTH_OK && count != NULL) {
+        *count = sqlite3_changes(m->db);
+    }
+    return rc;
+}
+
+enum berth_err meta_scan_jobs_count(struct meta *m, int64_t *waiting, int64_t *total)
+{
+    sqlite3_stmt *st = meta_prepare(
+        m, "SELECT count(*) FILTER (WHERE claimed_at IS NULL), count(*) FROM scan_jobs");
+    if (st == NULL) {
+        return BERTH_EDB;
+    }
+    enum berth_err rc = BERTH_OK;
+    if (sqlite3_step(st) == SQLITE_ROW) {
+        if (waiting != NULL) {
+            *waiting = sqlite3_column_int64(st, 0);
+        }
+        if (total != NULL) {
+            *total = sqlite3_column_int64(st, 1);
+        }
+    } else {
+        rc = meta_fail(m, "scan_jobs_count");
+    }
+    meta_done(st);
+    return rc;
+}

@@ -1,0 +1,899 @@
+/*
+ * Registry rules shared by both APIs; see registry.h. Each operation runs
+ * on the calling thread's metadata connection; writes that must hold
+ * together run in one BEGIN IMMEDIATE transaction.
+ */
+#include "storage/registry/registry.h"
+
+#include <assert.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "common/fileio.h"
+#include "common/log.h"
+#include "storage/spec/manifest.h"
+#include "storage/spec/names.h"
+#include "storage/registry/scan_queue.h"
+#include "storage/store/store.h"
+#include "common/str.h"
+#include "common/timeutil.h"
+
+static enum berth_err set_status(struct registry_status *s, enum registry_reason reason,
+                                 enum berth_err rc, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static enum berth_err set_status(struct registry_status *s, enum registry_reason reason,
+                                 enum berth_err rc, const char *fmt, ...)
+{
+    s->reason = reason;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(s->message, sizeof(s->message), fmt, ap);
+    va_end(ap);
+    return rc;
+}
+
+static void clear_status(struct registry_status *s)
+{
+    s->reason = REG_OK;
+    s->message[0] = '\0';
+    s->digest[0] = '\0';
+}
+
+static enum berth_err internal(struct registry_status *s, enum berth_err rc)
+{
+    return set_status(s, REG_INTERNAL, rc, "internal error (%s)", berth_strerror(rc));
+}
+
+/* Repository lookup on an open connection. */
+static enum berth_err find_repo(struct store *st, struct meta *m, const char *name, bool create,
+                                struct meta_repo *out, struct registry_status *s)
+{
+    enum berth_err rc;
+    if (create && store_options(st)->auto_create) {
+        rc = meta_repo_ensure(m, name, time_now_ms(), out);
+    } else {
+        rc = meta_repo_get(m, name, out);
+    }
+    if (rc == BERTH_ENOTFOUND) {
+        return set_status(s, REG_REPO_UNKNOWN, rc, "repository name not known to registry");
+    }
+    if (rc != BERTH_OK) {
+        return internal(s, rc);
+    }
+    return BERTH_OK;
+}
+
+/* Clear s, take this thread's connection and open a write transaction
+ * (BEGIN IMMEDIATE). On failure s says why and no transaction is open. */
+static enum berth_err begin_write(struct store *st, struct meta **out, struct registry_status *s)
+{
+    clear_status(s);
+    struct meta *m = store_meta(st);
+    if (m == NULL) {
+        return internal(s, BERTH_EDB);
+    }
+    enum berth_err rc = meta_begin(m);
+    if (rc != BERTH_OK) {
+        return internal(s, rc);
+    }
+    *out = m;
+    return BERTH_OK;
+}
+
+/* The end of a begin_write transaction: commit when rc is BERTH_OK, else
+ * (or when the commit fails) roll back, with s saying why unless an
+ * earlier step already did. */
+static enum berth_err end_write(struct meta *m, enum berth_err rc, struct registry_status *s)
+{
+    if (rc == BERTH_OK) {
+        rc = meta_commit(m);
+    }
+    if (rc != BERTH_OK) {
+        if (s->reason == REG_OK) {
+            internal(s, rc);
+        }
+        meta_rollback(m);
+    }
+    return rc;
+}
+
+/* Clear s, take this thread's connection and find an existing repository
+ * (no transaction): the prologue of every read. */
+static enum berth_err open_repo(struct store *st, const char *name, struct meta **m,
+                                struct meta_repo *r, struct registry_status *s)
+{
+    clear_status(s);
+    *m = store_meta(st);
+    if (*m == NULL) {
+        return internal(s, BERTH_EDB);
+    }
+    return find_repo(st, *m, name, false, r, s);
+}
+
+enum berth_err registry_repo(struct store *st, const char *name, bool create, struct meta_repo *out,
+                             struct registry_status *s)
+{
+    clear_status(s);
+    struct meta *m = store_meta(st);
+    if (m == NULL) {
+        return internal(s, BERTH_EDB);
+    }
+    return find_repo(st, m, name, create, out, s);
+}
+
+enum berth_err registry_blob_stat(struct store *st, const char *repo, const struct digest *d,
+                                  struct meta_blob *out, struct registry_status *s)
+{
+    struct meta *m;
+    struct meta_repo r;
+    enum berth_err rc = open_repo(st, repo, &m, &r, s);
+    if (rc != BERTH_OK) {
+        return rc;
+    }
+    rc = meta_blob_get_linked(m, r.id, d->str, out);
+    if (rc == BERTH_ENOTFOUND) {
+        str_copy(s->digest, sizeof(s->digest), d->str);
+        return set_status(s, REG_BLOB_UNKNOWN, rc, "blob unknown to registry");
+    }
+    return rc == BERTH_OK ? rc : internal(s, rc);
+}
+
+enum berth_err registry_blob_delete(struct store *st, const char *repo, const struct digest *d,
+                                    struct registry_status *s)
+{
+    struct meta *m;
+    enum berth_err rc = begin_write(st, &m, s);
+    if (rc != BERTH_OK) {
+        return rc;
+    }
+    struct meta_repo r;
+    struct meta_blob b;
+    rc = find_repo(st, m, repo, false, &r, s);
+    if (rc != BERTH_OK) {
+        goto out;
+    }
+    rc = meta_blob_get_linked(m, r.id, d->str, &b);
+    if (rc == BERTH_ENOTFOUND) {
+        str_copy(s->digest, sizeof(s->digest), d->str);
+        rc = set_status(s, REG_BLOB_UNKNOWN, rc, "blob unknown to registry");
+        goto out;
+    }
+    if (rc == BERTH_OK) {
+        rc = meta_blob_unlink(m, r.id, b.id);
+    }
+    if (rc == BERTH_OK) {
+        /* the garbage collector's grace window starts now */
+        rc = meta_blob_touch(m, b.id, time_now_ms());
+    }
+out:
+    return end_write(m, rc, s);
+}
+
+enum berth_err registry_blob_mount(struct store *st, const char *repo, const struct digest *d,
+                                   const char *from_repo, struct meta_blob *out,
+                                   struct registry_status *s)
+{
+    struct meta *m;
+    enum berth_err rc = begin_write(st, &m, s);
+    if (rc != BERTH_OK) {
+        return rc;
+    }
+    struct meta_repo target, source;
+    rc = find_repo(st, m, repo, true, &target, s);
+    if (rc != BERTH_OK) {
+        goto out;
+    }
+    if (from_repo != NULL) {
+        struct registry_status ignored;
+        rc = find_repo(st, m, from_repo, false, &source, &ignored);
+        if (rc == BERTH_OK) {
+            rc = meta_blob_get_linked(m, source.id, d->str, out);
+        }
+    } else {
+        rc = meta_blob_get_visible(m, d->str, out);
+    }
+    if (rc == BERTH_OK) {
+        /* The row must be backed by a file: verify before linking. */
+        int fd;
+        uint64_t size;
+        rc = store_blob_open(st, d, &fd, &size);
+        if (rc == BERTH_OK) {
+            file_close(fd);
+        }
+    }
+    if (rc == BERTH_ENOTFOUND) {
+        rc = set_status(s, REG_BLOB_UNKNOWN, BERTH_ENOTFOUND, "blob cannot be mounted");
+        goto out;
+    }
+    if (rc == BERTH_OK) {
+        rc = meta_blob_link(m, target.id, out->id);
+    }
+    if (rc == BERTH_OK) {
+        rc = meta_blob_touch(m, out->id, time_now_ms());
+    }
+out:
+    return end_write(m, rc, s);
+}
+
+/* registry_tag_is_immutable with the filter list already parsed (filters
+ * may be NULL). */
+static bool tag_immutable(enum meta_mutability mu, const json_t *filters, const char *tag)
+{
+    if (mu == META_MUTABLE) {
+        return false;
+    }
+    if (mu == META_IMMUTABLE) {
+        return true;
+    }
+    bool matched = false;
+    size_t i;
+    const json_t *f;
+    json_array_foreach(filters, i, f)
+    {
+        const char *pattern = json_string_value(json_object_get(f, "filter"));
+        if (pattern != NULL && str_glob_match(pattern, tag)) {
+            matched = true;
+            break;
+        }
+    }
+    /* IMMUTABLE_WITH_EXCLUSION: matching tags are mutable;
+     * MUTABLE_WITH_EXCLUSION: matching tags are immutable. */
+    return mu == META_IMMUTABLE_WITH_EXCLUSION ? !matched : matched;
+}
+
+static bool has_filters(enum meta_mutability mu)
+{
+    return mu == META_IMMUTABLE_WITH_EXCLUSION || mu == META_MUTABLE_WITH_EXCLUSION;
+}
+
+bool registry_tag_is_immutable(enum meta_mutability mu, const char *filters_json, const char *tag)
+{
+    json_t *filters =
+        has_filters(mu) && filters_json != NULL ? json_loads(filters_json, 0, NULL) : NULL;
+    bool immutable = tag_immutable(mu, filters, tag);
+    json_decref(filters);
+    return immutable;
+}
+
+/* Write the manifest bytes to a fresh temp file, durably when configured. */
+static enum berth_err write_temp(struct store *st, const char *body, size_t len, char *path,
+                                 size_t cap)
+{
+    int fd;
+    enum berth_err rc = store_tmp_create(st, path, cap, &fd);
+    if (rc != BERTH_OK) {
+        return rc;
+    }
+    rc = file_write_all(fd, body, len);
+    if (rc == BERTH_OK && store_options(st)->fsync && fsync(fd) != 0) {
+        rc = BERTH_EIO;
+    }
+    if (file_close(fd) != BERTH_OK && rc == BERTH_OK) {
+        rc = BERTH_EIO;
+    }
+    if (rc != BERTH_OK) {
+        unlink(path);
+        path[0] = '\0';
+    }
+    return rc;
+}
+
+/* Inside the write transaction: every reference must be present. */
+static enum berth_err check_refs(struct meta *m, int64_t repo_id, const struct manifest_info *info,
+                                 struct registry_status *s)
+{
+    enum berth_err rc;
+    if (info->has_config) {
+        struct meta_blob b;
+        rc = meta_blob_get_linked(m, repo_id, info->config.digest.str, &b);
+        if (rc == BERTH_ENOTFOUND) {
+            str_copy(s->digest, sizeof(s->digest), info->config.digest.str);
+            return set_status(s, REG_LAYERS_MISSING, rc, "blob unknown to registry: %s",
+                              info->config.digest.str);
+        }
+        if (rc != BERTH_OK) {
+            return internal(s, rc);
+        }
+    }
+    for (size_t i = 0; i < info->ref_count; i++) {
+        const struct manifest_desc *ref = &info->refs[i];
+        if (info->is_index) {
+            struct meta_manifest child;
+            rc = meta_manifest_get(m, repo_id, ref->digest.str, &child);
+            if (rc == BERTH_ENOTFOUND) {
+                str_copy(s->digest, sizeof(s->digest), ref->digest.str);
+                return set_status(s, REG_CHILDREN_MISSING, rc, "manifest unknown to registry: %s",
+                                  ref->digest.str);
+            }
+        } else {
+            if (ref->non_distributable) {
+                continue;
+            }
+            struct meta_blob b;
+            rc = meta_blob_get_linked(m, repo_id, ref->digest.str, &b);
+            if (rc == BERTH_ENOTFOUND) {
+                str_copy(s->digest, sizeof(s->digest), ref->digest.str);
+                return set_status(s, REG_LAYERS_MISSING, rc, "blob unknown to registry: %s",
+                                  ref->digest.str);
+            }
+        }
+        if (rc != BERTH_OK) {
+            return internal(s, rc);
+        }
+    }
+    return BERTH_OK;
+}
+
+static enum berth_err insert_manifest(struct meta *m, int64_t repo_id, int64_t blob_id,
+                                      const struct digest *d, size_t len,
+                                      const struct manifest_info *info, int64_t now, int64_t *id)
+{
+    struct meta_manifest row;
+    memset(&row, 0, sizeof(row));
+    row.repo_id = repo_id;
+    row.blob_id = blob_id;
+    str_copy(row.digest, sizeof(row.digest), d->str);
+    str_copy(row.media_type, sizeof(row.media_type), info->media_type);
+    str_copy(row.artifact_type, sizeof(row.artifact_type), manifest_effective_artifact_type(info));
+    if (info->has_config) {
+        str_copy(row.config_media_type, sizeof(row.config_media_type), info->config.media_type);
+    }
+    if (info->has_subject) {
+        str_copy(row.subject, sizeof(row.subject), info->subject.digest.str);
+    }
+    row.is_index = info->is_index;
+    row.size = (int64_t)len;
+    row.image_size = info->is_index ? 0 : info->layers_size;
+    row.pushed_at = now;
+    enum berth_err rc = meta_manifest_insert(m, &row, info->annotations, id);
+    if (rc == BERTH_OK && info->has_config) {
+        rc = meta_manifest_ref_add(m, *id, info->config.digest.str, META_REF_BLOB,
+                                   info->config.media_type);
+    }
+    for (size_t i = 0; rc == BERTH_OK && i < info->ref_count; i++) {
+        rc = meta_manifest_ref_add(m, *id, info->refs[i].digest.str,
+                                   info->is_index ? META_REF_MANIFEST : META_REF_BLOB,
+                                   info->refs[i].media_type);
+    }
+    return rc;
+}
+
+/* Queue the scan that scan-on-push owes a newly stored manifest. */
+static enum berth_err queue_scan(struct meta *m, const struct meta_repo *repo, int64_t manifest_id,
+                                 const struct digest *d, const struct manifest_info *info,
+                                 int64_t now, bool *queued)
+{
+    struct meta_manifest mf;
+    memset(&mf, 0, sizeof(mf));
+    mf.id = manifest_id;
+    mf.repo_id = repo->id;
+    mf.is_index = info->is_index;
+    str_copy(mf.digest, sizeof(mf.digest), d->str);
+    if (info->has_config) {
+        str_copy(mf.config_media_type, sizeof(mf.config_media_type), info->config.media_type);
+    }
+    return scan_queue_on_push(m, repo, &mf, now, queued);
+}
+
+/* Point every requested tag at the manifest, honouring immutability. A
+ * refused tag may already have moved: on failure the caller rolls the
+ * transaction back. */
+static enum berth_err apply_tags(struct meta *m, const struct meta_repo *repo,
+                                 const struct registry_put *in, int64_t manifest_id, int64_t now,
+                                 bool *changed, struct registry_status *s)
+{
+    json_t *filters = NULL;
+    enum berth_err rc = BERTH_OK;
+    if (has_filters(repo->mutability)) {
+        char *text = NULL;
+        rc = meta_repo_get_text(m, repo->id, META_REPO_MUTABILITY_FILTERS, &text);
+        if (rc != BERTH_OK) {
+            return internal(s, rc);
+        }
+        filters = text != NULL ? json_loads(text, 0, NULL) : NULL;
+        free(text);
+    }
+    for (size_t i = 0; i < in->tag_count; i++) {
+        bool immutable = tag_immutable(repo->mutability, filters, in->tags[i]);
+        int64_t previous = 0;
+        rc = meta_tag_set(m, repo->id, in->tags[i], manifest_id, now, &previous);
+        if (rc != BERTH_OK) {
+            internal(s, rc);
+            break;
+        }
+        if (previous == manifest_id) {
+            continue;
+        }
+        if (previous != 0 && immutable) {
+            rc = set_status(s, REG_TAG_IMMUTABLE, BERTH_EDENIED,
+                            "The image tag '%s' already exists in the '%s' repository and "
+                            "cannot be overwritten because the tag is immutable.",
+                            in->tags[i], repo->name);
+            break;
+        }
+        *changed = true;
+    }
+    json_decref(filters);
+    return rc;
+}
+
+enum berth_err registry_manifest_put(struct store *st, const struct registry_put *in,
+                                     struct registry_put_result *out, struct registry_status *s)
+{
+    clear_status(s);
+    const struct store_options *opt = store_options(st);
+    if (in->len > opt->manifest_max) {
+        return set_status(s, REG_MANIFEST_TOO_BIG, BERTH_ETOOBIG,
+                          "manifest is larger than the limit of %zu bytes", opt->manifest_max);
+    }
+    for (size_t i = 0; i < in->tag_count; i++) {
+        if (!names_tag_valid(in->tags[i])) {
+            return set_status(s, REG_TAG_INVALID, BERTH_EINVAL, "invalid tag");
+        }
+    }
+    struct digest d;
+    enum berth_err rc =
+        digest_buffer(in->expected ? in->expected->alg : DIGEST_SHA256, in->body, in->len, &d);
+    if (rc != BERTH_OK) {
+        return internal(s, rc);
+    }
+    if (in->expected != NULL && strcmp(in->expected->str, d.str) != 0) {
+        str_copy(s->digest, sizeof(s->digest), d.str);
+        return set_status(s, REG_DIGEST_INVALID, BERTH_EDIGEST,
+                          "manifest digest %s does not match the digest given (%s)", d.str,
+                          in->expected->str);
+    }
+    struct manifest_info *info = NULL;
+    char why[256];
+    rc = manifest_parse(in->body, in->len, in->content_type, &info, why, sizeof(why));
+    if (rc == BERTH_EINVAL) {
+        return set_status(s, REG_MANIFEST_INVALID, rc, "manifest invalid: %s", why);
+    }
+    if (rc != BERTH_OK) {
+        return internal(s, rc);
+    }
+    struct meta *m = store_meta(st);
+    if (m == NULL) {
+        manifest_info_free(info);
+        return internal(s, BERTH_EDB);
+    }
+
+    char tmp[4096] = "";
+    struct meta_blob existing_blob;
+    bool blob_known = meta_blob_get(m, d.str, &existing_blob) == BERTH_OK;
+    struct meta_repo repo;
+    int64_t manifest_id = 0;
+    bool created = false, changed = false, scan_queued = false;
+    /* At most two rounds: a retry happens only when the content blob
+     * vanished while its bytes were not in tmp, and the retry writes them
+     * there first, so it never retries again. Every round ends in `goto out`
+     * or that one `continue`. */
+    for (;;) {
+        if (!blob_known && tmp[0] == '\0') {
+            rc = write_temp(st, in->body, in->len, tmp, sizeof(tmp));
+            if (rc != BERTH_OK) {
+                internal(s, rc);
+                goto out;
+            }
+        }
+        int64_t now = time_now_ms();
+        rc = meta_begin(m);
+        if (rc != BERTH_OK) {
+            internal(s, rc);
+            goto out;
+        }
+        rc = find_repo(st, m, in->repo, in->create_repo, &repo, s);
+        if (rc == BERTH_OK) {
+            rc = check_refs(m, repo.id, info, s);
+        }
+        if (rc != BERTH_OK) {
+            meta_rollback(m);
+            goto out;
+        }
+        struct meta_manifest have;
+        rc = meta_manifest_get(m, repo.id, d.str, &have);
+        if (rc == BERTH_OK) {
+            manifest_id = have.id;
+            created = false;
+        } else if (rc == BERTH_ENOTFOUND) {
+            struct meta_blob blob;
+            rc = meta_blob_get(m, d.str, &blob);
+            if (rc == BERTH_ENOTFOUND && tmp[0] == '\0') {
+                /* The content blob vanished since the optimistic check
+                 * (garbage collection): write it and try again. */
+                meta_rollback(m);
+                blob_known = false;
+                continue;
+            }
+            if (rc == BERTH_ENOTFOUND || rc == BERTH_OK) {
+                rc = BERTH_OK;
+                if (tmp[0] != '\0') {
+                    /* publishes, or drops the temp file if the blob exists */
+                    rc = store_blob_publish(st, tmp, &d);
+                    if (rc == BERTH_OK) {
+                        tmp[0] = '\0';
+                    }
+                }
+            }
+            int64_t blob_id = 0;
+            if (rc == BERTH_OK) {
+                rc = meta_blob_upsert(m, d.str, (int64_t)in->len, now, &blob_id);
+            }
+            if (rc == BERTH_OK) {
+                rc = meta_blob_link(m, repo.id, blob_id);
+            }
+            if (rc == BERTH_OK) {
+                rc = insert_manifest(m, repo.id, blob_id, &d, in->len, info, now, &manifest_id);
+            }
+            created = true;
+        }
+        if (rc != BERTH_OK) {
+            internal(s, rc);
+            meta_rollback(m);
+            goto out;
+        }
+        changed = created;
+        rc = apply_tags(m, &repo, in, manifest_id, now, &changed, s);
+        if (rc == BERTH_OK && in->fail_if_same && !changed) {
+            str_copy(s->digest, sizeof(s->digest), d.str);
+            rc = set_status(s, REG_IMAGE_EXISTS, BERTH_EEXIST,
+                            "Image with digest '%s' and tag '%s' already exists in the "
+                            "repository with name '%s'",
+                            d.str, in->tag_count ? in->tags[0] : "", in->repo);
+        }
+        if (rc == BERTH_OK && created) {
+            /* in the same transaction, so a stored image never misses the
+             * scan that scan-on-push owes it */
+            rc = queue_scan(m, &repo, manifest_id, &d, info, now, &scan_queued);
+            if (rc != BERTH_OK) {
+                internal(s, rc);
+            }
+        }
+        if (rc == BERTH_OK) {
+            rc = meta_commit(m);
+            if (rc != BERTH_OK) {
+                internal(s, rc);
+            }
+        }
+        if (rc != BERTH_OK) {
+            meta_rollback(m);
+        }
+        goto out;
+    }
+out:
+    if (tmp[0] != '\0') {
+        unlink(tmp);
+    }
+    if (rc == BERTH_OK && scan_queued) {
+        scan_queue_notify();
+    }
+    if (rc == BERTH_OK) {
+        out->digest = d;
+        out->has_subject = info->has_subject;
+        str_copy(out->subject, sizeof(out->subject),
+                 info->has_subject ? info->subject.digest.str : "");
+        out->created = created;
+        str_copy(out->media_type, sizeof(out->media_type), info->media_type);
+        out->repo_id = repo.id;
+        out->is_index = info->is_index;
+        log_debug("event=manifest_put repo=%s digest=%s created=%d", in->repo, d.str, created);
+    }
+    manifest_info_free(info);
+    return rc;
+}
+
+/* Resolve a reference on an open connection. */
+static enum berth_err resolve(struct meta *m, int64_t repo_id, const char *reference,
+                              struct meta_manifest *out, struct registry_status *s)
+{
+    enum berth_err rc;
+    if (strchr(reference, ':') != NULL) {
+        struct digest d;
+        if (digest_parse(reference, &d) != BERTH_OK) {
+            return set_status(s, REG_DIGEST_INVALID, BERTH_EINVAL, "invalid digest");
+        }
+        rc = meta_manifest_get(m, repo_id, d.str, out);
+    } else {
+        if (!names_tag_valid(reference)) {
+            return set_status(s, REG_TAG_INVALID, BERTH_EINVAL, "invalid tag");
+        }
+        rc = meta_manifest_get_by_tag(m, repo_id, reference, out);
+    }
+    if (rc == BERTH_ENOTFOUND) {
+        return set_status(s, REG_MANIFEST_UNKNOWN, rc, "manifest unknown to registry");
+    }
+    return rc == BERTH_OK ? rc : internal(s, rc);
+}
+
+enum berth_err registry_manifest_get(struct store *st, const char *repo, const char *reference,
+                                     struct meta_manifest *out, struct registry_status *s)
+{
+    struct meta *m;
+    struct meta_repo r;
+    enum berth_err rc = open_repo(st, repo, &m, &r, s);
+    if (rc != BERTH_OK) {
+        return rc;
+    }
+    return resolve(m, r.id, reference, out, s);
+}
+
+/* How often a manifest's last_pulled_at is written at most. */
+#define NOTE_PULL_INTERVAL_MS (60 * 1000)
+
+void registry_manifest_note_pull(struct store *st, const struct meta_manifest *mf)
+{
+    int64_t now = time_now_ms();
+    /* The row just read says whether the write is due. An UPDATE that
+     * matches no row still waits for SQLite's write lock, and a pull must
+     * not queue behind pushes and collection for that. */
+    if (mf->last_pulled_at != 0 && mf->last_pulled_at >= now - NOTE_PULL_INTERVAL_MS) {
+        return;
+    }
+    struct meta *m = store_meta(st);
+    if (m != NULL) {
+        meta_manifest_note_pull(m, mf->id, now, NOTE_PULL_INTERVAL_MS);
+    }
+}
+
+enum berth_err registry_manifest_delete(struct store *st, const char *repo, const char *reference,
+                                        bool refuse_if_referenced, struct registry_status *s)
+{
+    struct meta *m;
+    enum berth_err rc = begin_write(st, &m, s);
+    if (rc != BERTH_OK) {
+        return rc;
+    }
+    struct meta_repo r;
+    struct meta_manifest mf;
+    rc = find_repo(st, m, repo, false, &r, s);
+    if (rc == BERTH_OK) {
+        rc = resolve(m, r.id, reference, &mf, s);
+    }
+    if (rc != BERTH_OK) {
+        goto out;
+    }
+    if (strchr(reference, ':') == NULL) {
+        rc = meta_tag_delete(m, r.id, reference);
+    } else {
+        if (refuse_if_referenced) {
+            int64_t parents = 0;
+            rc = meta_manifest_parent_count(m, r.id, mf.digest, &parents);
+            if (rc == BERTH_OK && parents > 0) {
+                str_copy(s->digest, sizeof(s->digest), mf.digest);
+                rc = set_status(s, REG_REFERENCED_BY_INDEX, BERTH_ECONFLICT,
+                                "Requested image referenced by a manifest list: %s", mf.digest);
+                goto out;
+            }
+        }
+        if (rc == BERTH_OK) {
+            rc = meta_manifest_touch_refs(m, mf.id, time_now_ms());
+        }
+        if (rc == BERTH_OK) {
+            rc = meta_manifest_delete(m, mf.id);
+        }
+    }
+out:
+    return end_write(m, rc, s);
+}
+
+/* Tag names collected inside a transaction, reported after it commits. */
+struct tag_names {
+    char **names;
+    size_t count;
+    size_t cap;
+    bool out_of_memory;
+};
+
+static int collect_tag_name(void *arg, const char *name)
+{
+    struct tag_names *t = arg;
+    if (t->count == t->cap) {
+        size_t cap = t->cap ? t->cap * 2 : 8;
+        char **p = realloc(t->names, cap * sizeof(*p));
+        if (p == NULL) {
+            t->out_of_memory = true;
+            return 1;
+        }
+        t->names = p;
+        t->cap = cap;
+    }
+    t->names[t->count] = strdup(name);
+    if (t->names[t->count] == NULL) {
+        t->out_of_memory = true;
+        return 1;
+    }
+    t->count++;
+    return 0;
+}
+
+static void tag_names_free(struct tag_names *t)
+{
+    for (size_t i = 0; i < t->count; i++) {
+        free(t->names[i]);
+    }
+    free(t->names);
+}
+
+/* Inside the write transaction: remove a whole image unless an index of
+ * the repository lists it. */
+static enum berth_err remove_image(struct meta *m, int64_t repo_id, const struct meta_manifest *mf,
+                                   struct registry_status *s)
+{
+    int64_t parents = 0;
+    enum berth_err rc = meta_manifest_parent_count(m, repo_id, mf->digest, &parents);
+    if (rc != BERTH_OK) {
+        return internal(s, rc);
+    }
+    if (parents > 0) {
+        str_copy(s->digest, sizeof(s->digest), mf->digest);
+        return set_status(s, REG_REFERENCED_BY_INDEX, BERTH_ECONFLICT,
+                          "Requested image referenced by a manifest list: %s", mf->digest);
+    }
+    rc = meta_manifest_touch_refs(m, mf->id, time_now_ms());
+    if (rc == BERTH_OK) {
+        rc = meta_manifest_delete(m, mf->id);
+    }
+    return rc == BERTH_OK ? rc : internal(s, rc);
+}
+
+/* Whether the image (manifest row mf with the tags collected in t, in byte
+ * order) is the one the caller saw. */
+static bool same_image(const struct meta_manifest *mf, const struct tag_names *t,
+                       const struct registry_image_seen *seen)
+{
+    if (mf->id != seen->manifest_id || t->count != seen->tag_count) {
+        return false;
+    }
+    for (size_t i = 0; i < t->count; i++) {
+        if (strcmp(t->names[i], seen->tags[i]) != 0) {
+            return false;
+        }
+    }
+    return true;
+}
+
+/* registry_image_delete, and with seen (digest only) its precondition:
+ * *changed says the image was not as seen and nothing changed. */
+static enum berth_err image_delete(struct store *st, const char *repo, const char *tag,
+                                   const struct digest *digest,
+                                   const struct registry_image_seen *seen, registry_removed_cb cb,
+                                   void *arg, bool *changed, struct registry_status *s)
+{
+    assert(tag != NULL || digest != NULL);
+    assert(seen == NULL || (tag == NULL && changed != NULL));
+    struct tag_names removed = {0};
+    bool whole_image = true, is_changed = false;
+    struct meta *m;
+    enum berth_err rc = begin_write(st, &m, s);
+    if (rc != BERTH_OK) {
+        return rc;
+    }
+    struct meta_repo r;
+    struct meta_manifest mf;
+    rc = find_repo(st, m, repo, false, &r, s);
+    if (rc != BERTH_OK) {
+        goto out;
+    }
+    rc = tag ? meta_manifest_get_by_tag(m, r.id, tag, &mf)
+             : meta_manifest_get(m, r.id, digest->str, &mf);
+    if (rc == BERTH_ENOTFOUND) {
+        rc = set_status(s, REG_MANIFEST_UNKNOWN, rc, "Requested image not found");
+        goto out;
+    }
+    if (rc != BERTH_OK) {
+        internal(s, rc);
+        goto out;
+    }
+    if (tag != NULL && digest != NULL && strcmp(mf.digest, digest->str) != 0) {
+        str_copy(s->digest, sizeof(s->digest), mf.digest);
+        rc = set_status(s, REG_TAG_DIGEST_MISMATCH, BERTH_ECONFLICT,
+                        "The tag '%s' points at %s, not at %s", tag, mf.digest, digest->str);
+        goto out;
+    }
+    if (tag != NULL) {
+        int64_t tags = 0;
+        rc = meta_manifest_tag_count(m, mf.id, &tags);
+        whole_image = tags <= 1;
+        if (rc == BERTH_OK) {
+            collect_tag_name(&removed, tag);
+            rc = whole_image ? remove_image(m, r.id, &mf, s) : meta_tag_delete(m, r.id, tag);
+        }
+    } else {
+        rc = meta_manifest_tags(m, mf.id, collect_tag_name, &removed);
+        if (rc == BERTH_OK && removed.out_of_memory) {
+            rc = BERTH_ENOMEM;
+        }
+        if (rc == BERTH_OK && seen != NULL && !same_image(&mf, &removed, seen)) {
+            /* Checked under the write lock: a push that re-tagged the
+             * image since the caller looked keeps its tag. */
+            is_changed = true;
+            goto out;
+        }
+        if (rc == BERTH_OK) {
+            rc = remove_image(m, r.id, &mf, s);
+        }
+    }
+    if (rc == BERTH_OK && removed.out_of_memory) {
+        rc = BERTH_ENOMEM;
+    }
+    if (rc == BERTH_OK) {
+        rc = meta_commit(m);
+    }
+    if (rc != BERTH_OK && s->reason == REG_OK) {
+        internal(s, rc);
+    }
+out:
+    if (rc != BERTH_OK || is_changed) {
+        meta_rollback(m);
+    } else {
+        char tag_value[160];
+        log_info("event=%s repo=%s digest=%s tag=%s", whole_image ? "image_deleted" : "tag_deleted",
+                 repo, mf.digest, log_value(tag ? tag : "-", tag_value, sizeof(tag_value)));
+        if (cb != NULL && removed.count == 0) {
+            cb(arg, mf.digest, NULL);
+        }
+        for (size_t i = 0; cb != NULL && i < removed.count; i++) {
+            cb(arg, mf.digest, removed.names[i]);
+        }
+    }
+    if (rc == BERTH_OK && changed != NULL) {
+        *changed = is_changed;
+    }
+    tag_names_free(&removed);
+    return rc;
+}
+
+enum berth_err registry_image_delete(struct store *st, const char *repo, const char *tag,
+                                     const struct digest *digest, registry_removed_cb cb, void *arg,
+                                     struct registry_status *s)
+{
+    return image_delete(st, repo, tag, digest, NULL, cb, arg, NULL, s);
+}
+
+enum berth_err registry_image_delete_unchanged(struct store *st, const char *repo,
+                                               const struct digest *digest,
+                                               const struct registry_image_seen *seen,
+                                               registry_removed_cb cb, void *arg, bool *changed,
+                                               struct registry_status *s)
+{
+    return image_delete(st, repo, NULL, digest, seen, cb, arg, changed, s);
+}
+
+enum berth_err registry_tags(struct store *st, const char *repo, const char *last, int64_t n,
+                             meta_name_cb cb, void *arg, bool *has_more, struct registry_status *s)
+{
+    struct meta *m;
+    struct meta_repo r;
+    enum berth_err rc = open_repo(st, repo, &m, &r, s);
+    if (rc != BERTH_OK) {
+        return rc;
+    }
+    rc = meta_tag_list(m, r.id, last, n < 0 ? INT64_MAX - 1 : n, cb, arg, has_more);
+    return rc == BERTH_OK ? rc : internal(s, rc);
+}
+
+enum berth_err registry_referrers(struct store *st, const char *repo, const struct digest *subject,
+                                  const char *artifact_type, meta_referrer_cb cb, void *arg,
+                                  struct registry_status *s)
+{
+    struct meta *m;
+    struct meta_repo r;
+    enum berth_err rc = open_repo(st, repo, &m, &r, s);
+    if (rc == BERTH_ENOTFOUND) {
+        /* a repository that does not exist has no referrers */
+        clear_status(s);
+        return BERTH_OK;
+    }
+    if (rc != BERTH_OK) {
+        return rc;
+    }
+    rc = meta_referrers(m, r.id, subject->str, artifact_type, cb, arg);
+    return rc == BERTH_OK ? rc : internal(s, rc);
+}

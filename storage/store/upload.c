@@ -1,0 +1,674 @@
+/*
+ * Upload sessions: database rows, data files under <root>/uploads, and an
+ * in-memory table of running hash states keyed by session id (guarded by
+ * store->uploads_lock). A state is "held" by at most one request. See
+ * upload.h.
+ */
+#include "store_int.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "common/fileio.h"
+#include "common/log.h"
+#include "storage/meta/meta.h"
+#include "common/timeutil.h"
+#include "storage/store/upload.h"
+
+struct upload_state {
+    char uuid[RAND_UUID_LEN + 1];
+    int64_t repo_id;
+    enum digest_alg alg;
+    struct digest_ctx *ctx; /* hash of the first `offset` bytes; NULL = rebuild from file */
+    uint64_t offset;
+    bool held;
+    struct upload_state *next;
+};
+
+struct upload {
+    struct store *st;
+    struct upload_state *state;
+    int fd;
+    char path[STORE_PATH_MAX];
+};
+
+static size_t bucket_of(const struct store *st, const char *uuid)
+{
+    /* FNV-1a over the id */
+    uint64_t h = 1469598103934665603ULL;
+    for (const char *p = uuid; *p; p++) {
+        h = (h ^ (unsigned char)*p) * 1099511628211ULL;
+    }
+    return (size_t)(h % st->uploads_cap);
+}
+
+/* Under uploads_lock. */
+static struct upload_state *find_state(struct store *st, const char *uuid)
+{
+    if (st->uploads_cap == 0) {
+        return NULL;
+    }
+    for (struct upload_state *s = st->uploads[bucket_of(st, uuid)]; s; s = s->next) {
+        if (strcmp(s->uuid, uuid) == 0) {
+            return s;
+        }
+    }
+    return NULL;
+}
+
+/* Under uploads_lock. */
+static enum berth_err insert_state(struct store *st, struct upload_state *s)
+{
+    if (st->uploads_count + 1 > st->uploads_cap / 2) {
+        size_t cap = st->uploads_cap ? st->uploads_cap * 2 : 64;
+        struct upload_state **table = calloc(cap, sizeof(*table));
+        if (table == NULL) {
+            return BERTH_ENOMEM;
+        }
+        struct upload_state **old = st->uploads;
+        size_t old_cap = st->uploads_cap;
+        st->uploads = table;
+        st->uploads_cap = cap;
+        for (size_t i = 0; i < old_cap; i++) {
+            struct upload_state *e = old[i];
+            while (e) {
+                struct upload_state *next = e->next;
+                size_t b = bucket_of(st, e->uuid);
+                e->next = table[b];
+                table[b] = e;
+                e = next;
+            }
+        }
+        free(old);
+    }
+    size_t b = bucket_of(st, s->uuid);
+    s->next = st->uploads[b];
+    st->uploads[b] = s;
+    st->uploads_count++;
+    return BERTH_OK;
+}
+
+/* Under uploads_lock. */
+static void remove_state(struct store *st, struct upload_state *s)
+{
+    struct upload_state **pp = &st->uploads[bucket_of(st, s->uuid)];
+    while (*pp && *pp != s) {
+        pp = &(*pp)->next;
+    }
+    if (*pp) {
+        *pp = s->next;
+        st->uploads_count--;
+    }
+}
+
+static void free_state(struct upload_state *s)
+{
+    if (s) {
+        digest_ctx_free(s->ctx);
+        free(s);
+    }
+}
+
+void upload_states_free(struct store *st)
+{
+    for (size_t i = 0; i < st->uploads_cap; i++) {
+        struct upload_state *s = st->uploads[i];
+        while (s) {
+            struct upload_state *next = s->next;
+            free_state(s);
+            s = next;
+        }
+    }
+    free(st->uploads);
+    st->uploads = NULL;
+    st->uploads_cap = 0;
+    st->uploads_count = 0;
+}
+
+enum berth_err upload_create(struct store *st, int64_t repo_id, enum digest_alg alg, char *uuid)
+{
+    struct meta *m = store_meta(st);
+    if (m == NULL) {
+        return BERTH_EDB;
+    }
+    struct meta_upload row = {.repo_id = repo_id, .alg = alg, .created_at = time_now_ms()};
+    enum berth_err rc = rand_uuid(row.uuid);
+    if (rc != BERTH_OK) {
+        return rc;
+    }
+    char path[STORE_PATH_MAX];
+    rc = store_upload_path(st, row.uuid, path, sizeof(path));
+    if (rc != BERTH_OK) {
+        return rc;
+    }
+    /* File first: a row without a file would be a broken session, a file
+     * without a row is only garbage that expiry removes. */
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0640);
+    if (fd < 0) {
+        log_error("event=store_error op=create_upload path=%s errno=%d", path, errno);
+        return BERTH_EIO;
+    }
+    file_close(fd);
+    rc = meta_upload_insert(m, &row);
+    if (rc != BERTH_OK) {
+        unlink(path);
+        return rc;
+    }
+    struct upload_state *s = calloc(1, sizeof(*s));
+    if (s != NULL) {
+        memcpy(s->uuid, row.uuid, sizeof(s->uuid));
+        s->repo_id = repo_id;
+        s->alg = alg;
+        s->ctx = digest_ctx_new(alg);
+        pthread_mutex_lock(&st->uploads_lock);
+        if (s->ctx == NULL || insert_state(st, s) != BERTH_OK) {
+            free_state(s); /* rebuilt from the file on first use */
+        }
+        pthread_mutex_unlock(&st->uploads_lock);
+    }
+    memcpy(uuid, row.uuid, RAND_UUID_LEN + 1);
+    return BERTH_OK;
+}
+
+/* Find or load the session's state and mark it held. */
+static enum berth_err hold_state(struct store *st, const char *uuid, int64_t repo_id,
+                                 struct upload_state **out)
+{
+    pthread_mutex_lock(&st->uploads_lock);
+    struct upload_state *s = find_state(st, uuid);
+    if (s != NULL) {
+        enum berth_err rc = BERTH_OK;
+        if (s->repo_id != repo_id) {
+            rc = BERTH_ENOTFOUND;
+        } else if (s->held) {
+            rc = BERTH_EBUSY;
+        } else {
+            s->held = true;
+            *out = s;
+        }
+        pthread_mutex_unlock(&st->uploads_lock);
+        return rc;
+    }
+    pthread_mutex_unlock(&st->uploads_lock);
+
+    /* Not in memory (a restart, or memory pressure): load from the row. */
+    struct meta *m = store_meta(st);
+    if (m == NULL) {
+        return BERTH_EDB;
+    }
+    struct meta_upload row;
+    enum berth_err rc = meta_upload_get(m, uuid, &row);
+    if (rc != BERTH_OK) {
+        return rc;
+    }
+    if (row.repo_id != repo_id || row.alg == DIGEST_NONE) {
+        return BERTH_ENOTFOUND;
+    }
+    s = calloc(1, sizeof(*s));
+    if (s == NULL) {
+        return BERTH_ENOMEM;
+    }
+    memcpy(s->uuid, row.uuid, sizeof(s->uuid));
+    s->repo_id = row.repo_id;
+    s->alg = row.alg;
+    s->held = true;
+    pthread_mutex_lock(&st->uploads_lock);
+    struct upload_state *raced = find_state(st, uuid);
+    if (raced != NULL) {
+        rc = raced->held ? BERTH_EBUSY : BERTH_OK;
+        if (rc == BERTH_OK) {
+            raced->held = true;
+            *out = raced;
+        }
+        pthread_mutex_unlock(&st->uploads_lock);
+        free_state(s);
+        return rc;
+    }
+    rc = insert_state(st, s);
+    pthread_mutex_unlock(&st->uploads_lock);
+    if (rc != BERTH_OK) {
+        free_state(s);
+        return rc;
+    }
+    *out = s;
+    return BERTH_OK;
+}
+
+static void unhold_state(struct store *st, struct upload_state *s)
+{
+    pthread_mutex_lock(&st->uploads_lock);
+    s->held = false;
+    pthread_mutex_unlock(&st->uploads_lock);
+}
+
+/* Drop a held state from the table and free it. */
+static void drop_state(struct store *st, struct upload_state *s)
+{
+    pthread_mutex_lock(&st->uploads_lock);
+    remove_state(st, s);
+    pthread_mutex_unlock(&st->uploads_lock);
+    free_state(s);
+}
+
+/* Remove a session whose file vanished: its row is useless. */
+static void forget_session(struct store *st, struct upload_state *s)
+{
+    struct meta *m = store_meta(st);
+    if (m != NULL) {
+        meta_upload_delete(m, s->uuid);
+    }
+    drop_state(st, s);
+}
+
+enum berth_err upload_acquire(struct store *st, const char *uuid, int64_t repo_id,
+                              struct upload **out)
+{
+    if (!rand_is_uuid(uuid)) {
+        return BERTH_ENOTFOUND;
+    }
+    struct upload_state *s = NULL;
+    enum berth_err rc = hold_state(st, uuid, repo_id, &s);
+    if (rc != BERTH_OK) {
+        return rc;
+    }
+    struct upload *u = calloc(1, sizeof(*u));
+    if (u == NULL) {
+        unhold_state(st, s);
+        return BERTH_ENOMEM;
+    }
+    u->st = st;
+    u->state = s;
+    u->fd = -1;
+    rc = store_upload_path(st, uuid, u->path, sizeof(u->path));
+    if (rc != BERTH_OK) {
+        goto fail;
+    }
+    u->fd = open(u->path, O_RDWR | O_CLOEXEC);
+    if (u->fd < 0) {
+        if (errno == ENOENT) {
+            forget_session(st, s);
+            free(u);
+            return BERTH_ENOTFOUND;
+        }
+        rc = BERTH_EIO;
+        goto fail;
+    }
+    struct stat sb;
+    if (fstat(u->fd, &sb) != 0) {
+        rc = BERTH_EIO;
+        goto fail;
+    }
+    if (s->ctx == NULL || s->offset != (uint64_t)sb.st_size) {
+        /* The file is the truth: rebuild the hash from it when needed. */
+        digest_ctx_free(s->ctx);
+        s->ctx = NULL;
+        s->offset = (uint64_t)sb.st_size;
+    }
+    *out = u;
+    return BERTH_OK;
+fail:
+    file_close(u->fd);
+    free(u);
+    unhold_state(st, s);
+    return rc;
+}
+
+uint64_t upload_offset(const struct upload *u)
+{
+    return u->state->offset;
+}
+
+/* Make sure the running hash covers the file's first `offset` bytes. */
+static enum berth_err ensure_ctx(struct upload *u)
+{
+    struct upload_state *s = u->state;
+    if (s->ctx != NULL) {
+        return BERTH_OK;
+    }
+    struct digest_ctx *ctx = digest_ctx_new(s->alg);
+    if (ctx == NULL) {
+        return BERTH_ENOMEM;
+    }
+    enum berth_err rc = digest_ctx_update_fd(ctx, u->fd, (off_t)s->offset);
+    if (rc != BERTH_OK) {
+        digest_ctx_free(ctx);
+        return rc;
+    }
+    s->ctx = ctx;
+    return BERTH_OK;
+}
+
+enum berth_err upload_write(struct upload *u, const void *p, size_t n)
+{
+    if (n == 0) {
+        return BERTH_OK;
+    }
+    enum berth_err rc = ensure_ctx(u);
+    if (rc != BERTH_OK) {
+        return rc;
+    }
+    struct upload_state *s = u->state;
+    rc = file_pwrite_all(u->fd, p, n, (off_t)s->offset);
+    if (rc != BERTH_OK) {
+        log_error("event=store_error op=upload_write uuid=%s errno=%d", s->uuid, errno);
+        /* Cut off whatever part of the write landed: the file must keep
+         * matching the hash. */
+        if (ftruncate(u->fd, (off_t)s->offset) != 0) {
+            digest_ctx_free(s->ctx);
+            s->ctx = NULL;
+        }
+        return rc;
+    }
+    rc = digest_ctx_update(s->ctx, p, n);
+    if (rc != BERTH_OK) {
+        digest_ctx_free(s->ctx);
+        s->ctx = NULL;
+    }
+    s->offset += n;
+    return BERTH_OK;
+}
+
+enum berth_err upload_truncate(struct upload *u, uint64_t offset)
+{
+    struct upload_state *s = u->state;
+    if (offset > s->offset) {
+        return BERTH_ERANGE;
+    }
+    if (offset == s->offset) {
+        return BERTH_OK;
+    }
+    if (ftruncate(u->fd, (off_t)offset) != 0) {
+        return BERTH_EIO;
+    }
+    digest_ctx_free(s->ctx);
+    s->ctx = NULL;
+    s->offset = offset;
+    return BERTH_OK;
+}
+
+enum berth_err upload_peek(struct store *st, const char *uuid, int64_t repo_id, uint64_t *offset)
+{
+    if (!rand_is_uuid(uuid)) {
+        return BERTH_ENOTFOUND;
+    }
+    struct meta *m = store_meta(st);
+    if (m == NULL) {
+        return BERTH_EDB;
+    }
+    struct meta_upload row;
+    enum berth_err rc = meta_upload_get(m, uuid, &row);
+    if (rc != BERTH_OK) {
+        return rc;
+    }
+    if (row.repo_id != repo_id) {
+        return BERTH_ENOTFOUND;
+    }
+    char path[STORE_PATH_MAX];
+    rc = store_upload_path(st, uuid, path, sizeof(path));
+    if (rc != BERTH_OK) {
+        return rc;
+    }
+    struct stat sb;
+    if (stat(path, &sb) != 0) {
+        return errno == ENOENT ? BERTH_ENOTFOUND : BERTH_EIO;
+    }
+    *offset = (uint64_t)sb.st_size;
+    return BERTH_OK;
+}
+
+void upload_release(struct upload *u)
+{
+    if (u == NULL) {
+        return;
+    }
+    if (u->fd >= 0) {
+        file_close(u->fd);
+    }
+    unhold_state(u->st, u->state);
+    free(u);
+}
+
+/* Digest of the session's content with alg (the running hash when it is
+ * the session's own algorithm, otherwise one pass over the file). */
+static enum berth_err content_digest(struct upload *u, enum digest_alg alg, struct digest *out)
+{
+    struct upload_state *s = u->state;
+    if (alg == s->alg) {
+        enum berth_err rc = ensure_ctx(u);
+        if (rc != BERTH_OK) {
+            return rc;
+        }
+        struct digest_ctx *copy = digest_ctx_dup(s->ctx);
+        if (copy == NULL) {
+            return BERTH_ENOMEM;
+        }
+        rc = digest_ctx_final(copy, out);
+        digest_ctx_free(copy);
+        return rc;
+    }
+    struct digest_ctx *ctx = digest_ctx_new(alg);
+    if (ctx == NULL) {
+        return BERTH_ENOMEM;
+    }
+    enum berth_err rc = digest_ctx_update_fd(ctx, u->fd, (off_t)s->offset);
+    if (rc == BERTH_OK) {
+        rc = digest_ctx_final(ctx, out);
+    }
+    digest_ctx_free(ctx);
+    return rc;
+}
+
+/* Delete the session entirely (row, file, state) and free the handle. */
+static void destroy_session(struct upload *u)
+{
+    struct store *st = u->st;
+    struct meta *m = store_meta(st);
+    if (m != NULL) {
+        meta_upload_delete(m, u->state->uuid);
+    }
+    file_close(u->fd);
+    unlink(u->path);
+    drop_state(st, u->state);
+    free(u);
+}
+
+enum berth_err upload_complete(struct upload *u, const struct digest *expected,
+                               struct meta_blob *out)
+{
+    struct store *st = u->st;
+    struct upload_state *s = u->state;
+    struct digest got;
+    enum berth_err rc = content_digest(u, expected->alg, &got);
+    if (rc != BERTH_OK) {
+        upload_release(u);
+        return rc;
+    }
+    if (strcmp(got.str, expected->str) != 0) {
+        log_info("event=upload_digest_mismatch uuid=%s expected=%s got=%s", s->uuid, expected->str,
+                 got.str);
+        destroy_session(u);
+        return BERTH_EDIGEST;
+    }
+    if (st->opt.fsync && fsync(u->fd) != 0) {
+        upload_release(u);
+        return BERTH_EIO;
+    }
+    struct meta *m = store_meta(st);
+    if (m == NULL) {
+        upload_release(u);
+        return BERTH_EDB;
+    }
+    int64_t now = time_now_ms();
+    rc = meta_begin(m);
+    if (rc != BERTH_OK) {
+        upload_release(u);
+        return rc;
+    }
+    int64_t blob_id = 0;
+    rc = store_blob_publish(st, u->path, &got);
+    if (rc == BERTH_OK) {
+        rc = meta_blob_upsert(m, got.str, (int64_t)s->offset, now, &blob_id);
+    }
+    if (rc == BERTH_OK) {
+        rc = meta_blob_link(m, s->repo_id, blob_id);
+    }
+    if (rc == BERTH_OK) {
+        rc = meta_upload_delete(m, s->uuid);
+    }
+    if (rc == BERTH_OK) {
+        rc = meta_commit(m);
+    }
+    if (rc != BERTH_OK) {
+        meta_rollback(m);
+        log_error("event=upload_publish_failed uuid=%s digest=%s err=%s", s->uuid, got.str,
+                  berth_strerror(rc));
+        /* The data file may already be in the blob store (an unreferenced
+         * file the garbage collector removes); the session cannot go on. */
+        destroy_session(u);
+        return rc;
+    }
+    out->id = blob_id;
+    memcpy(out->digest, got.str, sizeof(out->digest));
+    out->size = (int64_t)s->offset;
+    out->created_at = now;
+    out->touched_at = now;
+    file_close(u->fd);
+    drop_state(st, s);
+    free(u);
+    return BERTH_OK;
+}
+
+enum berth_err upload_cancel(struct store *st, const char *uuid, int64_t repo_id)
+{
+    struct upload *u = NULL;
+    enum berth_err rc = upload_acquire(st, uuid, repo_id, &u);
+    if (rc != BERTH_OK) {
+        return rc;
+    }
+    destroy_session(u);
+    return BERTH_OK;
+}
+
+struct expire_ctx {
+    int64_t removed;
+    char (*uuids)[RAND_UUID_LEN + 1];
+    size_t count;
+    size_t cap;
+};
+
+static int collect_old(void *arg, const struct meta_upload *row)
+{
+    struct expire_ctx *ec = arg;
+    if (ec->count == ec->cap) {
+        size_t cap = ec->cap ? ec->cap * 2 : 64;
+        void *p = realloc(ec->uuids, cap * sizeof(*ec->uuids));
+        if (p == NULL) {
+            return 1;
+        }
+        ec->uuids = p;
+        ec->cap = cap;
+    }
+    memcpy(ec->uuids[ec->count++], row->uuid, RAND_UUID_LEN + 1);
+    return 0;
+}
+
+enum expiry {
+    EXPIRY_KEEP,   /* in use: written to since the cutoff, or held by a request */
+    EXPIRY_REMOVE, /* abandoned: row, file and state go */
+    EXPIRY_FORGET, /* the file is gone: the row goes, nothing to count */
+};
+
+/* The fate of a session created before `before`, decided without changing
+ * anything, so that a dry run counts what a real pass removes. */
+static enum expiry session_expiry(struct store *st, const char *uuid, int64_t before)
+{
+    char path[STORE_PATH_MAX];
+    struct stat sb;
+    if (store_upload_path(st, uuid, path, sizeof(path)) != BERTH_OK) {
+        return EXPIRY_KEEP;
+    }
+    if (stat(path, &sb) != 0) {
+        return errno == ENOENT ? EXPIRY_FORGET : EXPIRY_KEEP;
+    }
+    /* An old session still being written is not abandoned. */
+    if ((int64_t)sb.st_mtime * 1000 >= before) {
+        return EXPIRY_KEEP;
+    }
+    pthread_mutex_lock(&st->uploads_lock);
+    struct upload_state *s = find_state(st, uuid);
+    bool held = s != NULL && s->held;
+    pthread_mutex_unlock(&st->uploads_lock);
+    return held ? EXPIRY_KEEP : EXPIRY_REMOVE;
+}
+
+enum berth_err upload_expire(struct store *st, int64_t before, bool dry_run, int64_t *removed)
+{
+    struct meta *m = store_meta(st);
+    if (m == NULL) {
+        return BERTH_EDB;
+    }
+    struct expire_ctx ec = {0};
+    enum berth_err rc = meta_upload_list_older(m, before, collect_old, &ec);
+    for (size_t i = 0; rc == BERTH_OK && i < ec.count; i++) {
+        enum expiry what = session_expiry(st, ec.uuids[i], before);
+        struct meta_upload row;
+        if (what == EXPIRY_KEEP || meta_upload_get(m, ec.uuids[i], &row) != BERTH_OK) {
+            continue;
+        }
+        if (dry_run) {
+            ec.removed += what == EXPIRY_REMOVE;
+            continue;
+        }
+        /* Refused (BERTH_EBUSY) if a request took the session meanwhile;
+         * forgets a session whose file is gone (BERTH_ENOTFOUND). */
+        if (upload_cancel(st, ec.uuids[i], row.repo_id) == BERTH_OK) {
+            ec.removed++;
+            log_info("event=upload_expired uuid=%s", ec.uuids[i]);
+        }
+    }
+    free(ec.uuids);
+    if (rc != BERTH_OK) {
+        return rc;
+    }
+
+    /* Files with no session row: temp files and sessions whose row never
+     * committed or was removed while the file stayed (crashes). */
+    DIR *dir = opendir(st->uploads_dir);
+    if (dir == NULL) {
+        return BERTH_EIO;
+    }
+    struct dirent *e;
+    while ((e = readdir(dir)) != NULL) {
+        if (e->d_name[0] == '.') {
+            continue;
+        }
+        char path[STORE_PATH_MAX];
+        if (store_upload_path(st, e->d_name, path, sizeof(path)) != BERTH_OK) {
+            continue;
+        }
+        struct stat sb;
+        if (stat(path, &sb) != 0 || (int64_t)sb.st_mtime * 1000 >= before) {
+            continue;
+        }
+        struct meta_upload row;
+        if (rand_is_uuid(e->d_name) && meta_upload_get(m, e->d_name, &row) != BERTH_ENOTFOUND) {
+            continue;
+        }
+        if (dry_run) {
+            ec.removed++;
+        } else if (unlink(path) == 0) {
+            ec.removed++;
+            log_info("event=upload_file_removed file=%s", e->d_name);
+        }
+    }
+    closedir(dir);
+    if (removed) {
+        *removed = ec.removed;
+    }
+    return BERTH_OK;
+}

@@ -1,0 +1,74 @@
+/*
+ * Blob upload sessions (OCI chunked/streamed/monolithic uploads and ECR
+ * layer uploads): a row in the metadata database, a data file under
+ * <root>/uploads, and an in-memory running hash so that bytes are hashed
+ * once as they arrive. A session is held by one request at a time
+ * (upload_acquire/upload_release); after a restart the hash is rebuilt by
+ * hashing the partial file. Thread-safe; calls block on disk and database.
+ */
+#ifndef BERTH_UPLOAD_H
+#define BERTH_UPLOAD_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "storage/spec/digest.h"
+#include "common/err.h"
+#include "storage/meta/meta.h"
+#include "common/rand.h"
+
+struct store;
+struct upload;
+
+/* Create a session for the repository, hashing with alg. uuid receives
+ * its id (RAND_UUID_LEN + 1 bytes). */
+enum berth_err upload_create(struct store *st, int64_t repo_id, enum digest_alg alg, char *uuid);
+
+/* Hold a session for writing. BERTH_ENOTFOUND when it does not exist or
+ * belongs to another repository; BERTH_EBUSY while another request holds
+ * it. The caller must upload_release() it. */
+enum berth_err upload_acquire(struct store *st, const char *uuid, int64_t repo_id,
+                              struct upload **out);
+
+/* Bytes received so far. */
+uint64_t upload_offset(const struct upload *u);
+
+/* Append n bytes at the current offset, hashing them. On failure the
+ * session is rolled back to the offset it had before this call. */
+enum berth_err upload_write(struct upload *u, const void *p, size_t n);
+
+/* Roll the session back to offset (<= current offset): truncate the file
+ * and forget the running hash (it is rebuilt from the file when needed). */
+enum berth_err upload_truncate(struct upload *u, uint64_t offset);
+
+/* Finish: compare the content's digest with expected (BERTH_EDIGEST on a
+ * mismatch; the session is then deleted and nothing is published), publish
+ * the blob durably, record it, link it to the session's repository and
+ * delete the session, all in one metadata transaction. On success *out
+ * describes the blob. Always consumes u (released or freed): after a
+ * failure other than BERTH_EDIGEST the session may still exist. */
+enum berth_err upload_complete(struct upload *u, const struct digest *expected,
+                               struct meta_blob *out);
+
+/* The number of bytes a session holds, without holding it (for status
+ * queries). BERTH_ENOTFOUND when it does not exist in the repository. */
+enum berth_err upload_peek(struct store *st, const char *uuid, int64_t repo_id, uint64_t *offset);
+
+/* Release a held session (NULL is fine); the session itself remains. */
+void upload_release(struct upload *u);
+
+/* Cancel a session: its row, file and hash state go. BERTH_ENOTFOUND,
+ * BERTH_EBUSY while held. */
+enum berth_err upload_cancel(struct store *st, const char *uuid, int64_t repo_id);
+
+/* Remove sessions created before `before` that nobody holds and that were
+ * not written to since `before`, and upload files older than `before` with
+ * no session row (temp files, crash leftovers). A session row whose file is
+ * gone is dropped too (not counted). With dry_run nothing changes and
+ * *removed counts what a real pass would remove now, by the same rules.
+ * *removed (optional) counts sessions and files removed. BERTH_EDB,
+ * BERTH_EIO (uploads/ unreadable). */
+enum berth_err upload_expire(struct store *st, int64_t before, bool dry_run, int64_t *removed);
+
+#endif

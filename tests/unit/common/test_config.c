@@ -1,0 +1,203 @@
+/* Every key of the config table (common/config.c, included to reach it) is
+ * documented: conf/berth.json has it with its default value (and loads and
+ * validates), the help text (config_print_keys, what `berth --help` prints)
+ * names it and its environment variable, and README.md's configuration table
+ * has a row for it. A new key without its documentation fails here. */
+#include "unit.h"
+
+#include "common/config.c"
+
+#include "common/fileio.h"
+
+#define DOC_MAX (1u << 20)
+
+static char *read_doc(const char *relative)
+{
+    const char *data = getenv("BERTH_TEST_DATA");
+    char path[1024];
+    snprintf(path, sizeof(path), "%s/../../../%s", data ? data : "tests/unit/data", relative);
+    char *text = NULL;
+    size_t len = 0;
+    if (file_read_bounded(path, DOC_MAX, &text, &len) != BERTH_OK) {
+        fprintf(stderr, "cannot read %s\n", path);
+        abort();
+    }
+    return text;
+}
+
+/* The JSON value at a dotted path in doc, or NULL. */
+static json_t *lookup(json_t *doc, const char *dotted)
+{
+    json_t *node = doc;
+    const char *part = dotted;
+    while (node != NULL) {
+        const char *dot = strchr(part, '.');
+        size_t n = dot ? (size_t)(dot - part) : strlen(part);
+        char name[128];
+        if (n >= sizeof(name)) {
+            return NULL;
+        }
+        memcpy(name, part, n);
+        name[n] = '\0';
+        node = json_object_get(node, name);
+        if (dot == NULL) {
+            break;
+        }
+        part = dot + 1;
+    }
+    return node;
+}
+
+/* The default as the JSON file spells it: true/false, an integer, a string. */
+static bool json_matches_default(json_t *v, const struct config_key *k)
+{
+    char text[64];
+    switch (k->type) {
+    case CONFIG_STRING:
+        return json_is_string(v) && strcmp(json_string_value(v), k->def) == 0;
+    case CONFIG_BOOL:
+        return json_is_boolean(v) && strcmp(json_is_true(v) ? "true" : "false", k->def) == 0;
+    case CONFIG_INT:
+        if (!json_is_integer(v)) {
+            return false;
+        }
+        snprintf(text, sizeof(text), "%lld", (long long)json_integer_value(v));
+        return strcmp(text, k->def) == 0;
+    case CONFIG_JSON:
+        return json_is_array(v);
+    }
+    return false;
+}
+
+/* The environment variable of a key, as config_load_env derives it. */
+static void env_name(const char *path, char *out, size_t cap)
+{
+    size_t o = (size_t)snprintf(out, cap, "BERTH_");
+    for (const char *p = path; *p && o + 1 < cap; p++) {
+        out[o++] = (*p == '.') ? '_' : (char)toupper((unsigned char)*p);
+    }
+    out[o] = '\0';
+}
+
+/* True when text has a line "  <path> ..." (config_print_keys' layout) that
+ * also holds env (when not NULL) as a blank-delimited word. */
+static bool help_has_key(const char *text, const char *path, const char *env)
+{
+    for (const char *line = text; line != NULL && *line != '\0';) {
+        const char *end = strchr(line, '\n');
+        size_t len = end ? (size_t)(end - line) : strlen(line);
+        size_t plen = strlen(path);
+        if (len > plen + 2 && strncmp(line, "  ", 2) == 0 && strncmp(line + 2, path, plen) == 0 &&
+            line[2 + plen] == ' ') {
+            if (env == NULL) {
+                return true;
+            }
+            size_t elen = strlen(env);
+            for (const char *p = line + 2 + plen; p + elen <= line + len; p++) {
+                if (p[-1] == ' ' && strncmp(p, env, elen) == 0 &&
+                    (p + elen == line + len || p[elen] == ' ')) {
+                    return true;
+                }
+            }
+        }
+        line = end ? end + 1 : NULL;
+    }
+    return false;
+}
+
+/* True when a row of the README's configuration table names `path` in its
+ * first cell ("| `log.level`, `log.access` | ..."). */
+static bool readme_has_row(const char *readme, const char *path)
+{
+    char want[300];
+    snprintf(want, sizeof(want), "`%s`", path);
+    for (const char *line = readme; line != NULL && *line != '\0';) {
+        const char *end = strchr(line, '\n');
+        size_t len = end ? (size_t)(end - line) : strlen(line);
+        if (len > 2 && line[0] == '|' && line[1] == ' ') {
+            const char *cell_end = memchr(line + 1, '|', len - 1);
+            size_t cell_len = cell_end ? (size_t)(cell_end - line) : len;
+            for (const char *p = line; p + strlen(want) <= line + cell_len; p++) {
+                if (strncmp(p, want, strlen(want)) == 0) {
+                    return true;
+                }
+            }
+        }
+        line = end ? end + 1 : NULL;
+    }
+    return false;
+}
+
+static void test_example_config_loads(void)
+{
+    const char *data = getenv("BERTH_TEST_DATA");
+    char path[1024];
+    snprintf(path, sizeof(path), "%s/../../../conf/berth.json", data ? data : "tests/unit/data");
+    struct berth_config cfg;
+    char err[512] = "";
+    CHECK_INT(config_init(&cfg), BERTH_OK);
+    enum berth_err rc = config_load_file(&cfg, path, err, sizeof(err));
+    if (rc != BERTH_OK) {
+        fprintf(stderr, "%s\n", err);
+    }
+    CHECK_INT(rc, BERTH_OK);
+    CHECK_INT(config_validate(&cfg, err, sizeof(err)), BERTH_OK);
+    CHECK_STR(cfg.listen, "127.0.0.1:5000");
+    CHECK_STR(cfg.root, "./berth-data");
+    config_fini(&cfg);
+}
+
+static void test_every_key_is_documented(void)
+{
+    char *text = read_doc("conf/berth.json");
+    json_error_t jerr;
+    json_t *example = json_loads(text, 0, &jerr);
+    free(text);
+    CHECK(example != NULL);
+    char *readme = read_doc("README.md");
+
+    char *help = NULL;
+    size_t help_len = 0;
+    FILE *f = open_memstream(&help, &help_len);
+    CHECK(f != NULL);
+    if (f == NULL) {
+        abort();
+    }
+    config_print_keys(f);
+    CHECK_INT(fclose(f), 0);
+
+    for (size_t i = 0; i < NKEYS; i++) {
+        const struct config_key *k = &keys[i];
+        json_t *v = lookup(example, k->path);
+        if (v == NULL) {
+            fprintf(stderr, "conf/berth.json lacks %s\n", k->path);
+        } else if (!json_matches_default(v, k)) {
+            fprintf(stderr, "conf/berth.json: %s is not its default (%s)\n", k->path,
+                    k->def ? k->def : "an empty array");
+        }
+        CHECK(v != NULL && json_matches_default(v, k));
+
+        char env[128];
+        env_name(k->path, env, sizeof(env));
+        bool help_ok = help_has_key(help, k->path, k->type == CONFIG_JSON ? NULL : env);
+        if (!help_ok) {
+            fprintf(stderr, "the help text lacks %s (or its variable)\n", k->path);
+        }
+        CHECK(help_ok);
+
+        if (!readme_has_row(readme, k->path)) {
+            fprintf(stderr, "README.md's configuration table has no row for `%s`\n", k->path);
+        }
+        CHECK(readme_has_row(readme, k->path));
+    }
+    free(help);
+    free(readme);
+    json_decref(example);
+}
+
+int main(void)
+{
+    RUN(test_example_config_loads);
+    RUN(test_every_key_is_documented);
+    return unit_report("test_conf");
+}

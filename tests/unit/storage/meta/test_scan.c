@@ -1,0 +1,380 @@
+/*
+ * Unit tests for storage/meta/scan.c and the scan-on-push rule of
+ * storage/registry/scan_queue.c: settings, queueing (once per image), claims,
+ * releases and resets, stored outcomes with counts and findings pages,
+ * deletion cascades, and which manifests scan-on-push queues.
+ */
+#include "unit.h"
+
+#include "common/fileio.h"
+#include "storage/meta/meta_scan.h"
+#include "storage/registry/scan_config.h"
+#include "storage/registry/scan_queue.h"
+#include "common/timeutil.h"
+
+static char path[600];
+
+static int64_t add_manifest(struct meta *m, int64_t repo_id, const char *digest, bool is_index,
+                            const char *config_type)
+{
+    int64_t blob_id = 0;
+    CHECK_INT(meta_blob_upsert(m, digest, 100, 1000, &blob_id), BERTH_OK);
+    struct meta_manifest mf;
+    memset(&mf, 0, sizeof(mf));
+    mf.repo_id = repo_id;
+    mf.blob_id = blob_id;
+    snprintf(mf.digest, sizeof(mf.digest), "%s", digest);
+    snprintf(mf.media_type, sizeof(mf.media_type), "%s",
+             is_index ? "application/vnd.oci.image.index.v1+json"
+                      : "application/vnd.oci.image.manifest.v1+json");
+    snprintf(mf.config_media_type, sizeof(mf.config_media_type), "%s", config_type);
+    mf.is_index = is_index;
+    mf.size = 100;
+    mf.pushed_at = 1000;
+    int64_t id = 0;
+    CHECK_INT(meta_manifest_insert(m, &mf, NULL, &id), BERTH_OK);
+    return id;
+}
+
+static const char *digest(int n)
+{
+    static char buf[8][80];
+    char *d = buf[n % 8];
+    snprintf(d, sizeof(buf[0]), "sha256:%064d", n);
+    return d;
+}
+
+static int64_t count(struct meta *m, const char *what)
+{
+    int64_t waiting = -1, total = -1;
+    CHECK_INT(meta_scan_jobs_count(m, &waiting, &total), BERTH_OK);
+    return strcmp(what, "waiting") == 0 ? waiting : total;
+}
+
+static void test_settings(void)
+{
+    struct meta *m = NULL;
+    CHECK_INT(meta_open(path, false, &m), BERTH_OK);
+    char *v = (char *)"x";
+    CHECK_INT(meta_setting_get(m, "nothing", &v), BERTH_OK);
+    CHECK(v == NULL);
+    CHECK_INT(meta_setting_set(m, SCAN_CONFIG_SETTING, "{\"a\":1}", 5), BERTH_OK);
+    CHECK_INT(meta_setting_set(m, SCAN_CONFIG_SETTING, "{\"a\":2}", 6), BERTH_OK);
+    CHECK_INT(meta_setting_get(m, SCAN_CONFIG_SETTING, &v), BERTH_OK);
+    CHECK_STR(v, "{\"a\":2}");
+    free(v);
+    meta_close(m);
+}
+
+static void test_is_image(void)
+{
+    CHECK(meta_scan_is_image(false, META_SCAN_CONFIG_OCI));
+    CHECK(meta_scan_is_image(false, META_SCAN_CONFIG_DOCKER));
+    CHECK(!meta_scan_is_image(true, META_SCAN_CONFIG_OCI));
+    CHECK(!meta_scan_is_image(false, "application/vnd.cncf.helm.config.v1+json"));
+    CHECK(!meta_scan_is_image(false, ""));
+    CHECK(!meta_scan_is_image(false, NULL));
+}
+
+/* A page of findings as meta_scan_findings reports them. */
+struct page {
+    char names[8][64];
+    int64_t seqs[8];
+    int n;
+};
+
+static int collect(void *arg, int64_t seq, const char *json)
+{
+    struct page *p = arg;
+    if (p->n < 8) {
+        snprintf(p->names[p->n], sizeof(p->names[0]), "%s", json);
+        p->seqs[p->n++] = seq;
+    }
+    return 0;
+}
+
+static void test_queue(void)
+{
+    struct meta *m = NULL;
+    CHECK_INT(meta_open(path, false, &m), BERTH_OK);
+    struct meta_repo r;
+    CHECK_INT(meta_repo_create(m, "q/app", 1000, &r), BERTH_OK);
+    int64_t a = add_manifest(m, r.id, digest(1), false, META_SCAN_CONFIG_OCI);
+    int64_t b = add_manifest(m, r.id, digest(2), false, META_SCAN_CONFIG_DOCKER);
+
+    struct meta_scan scan;
+    CHECK_INT(meta_scan_get(m, a, &scan), BERTH_ENOTFOUND);
+    bool queued = false;
+    CHECK_INT(meta_begin(m), BERTH_OK);
+    CHECK_INT(meta_scan_enqueue(m, a, 2000, true, &queued), BERTH_OK);
+    CHECK(queued);
+    /* a second request while one waits adds nothing */
+    CHECK_INT(meta_scan_enqueue(m, a, 2500, true, &queued), BERTH_OK);
+    CHECK(!queued);
+    CHECK_INT(meta_scan_enqueue(m, b, 2600, false, &queued), BERTH_OK);
+    CHECK(queued);
+    CHECK_INT(meta_commit(m), BERTH_OK);
+    CHECK_INT(count(m, "total"), 2);
+    CHECK_INT(meta_scan_get(m, a, &scan), BERTH_OK);
+    CHECK_INT(scan.status, META_SCAN_IN_PROGRESS);
+    CHECK_INT(scan.requested_at, 2500);
+    CHECK_INT(scan.completed_at, 0);
+    CHECK_INT(scan.source_updated_at, -1);
+    CHECK_INT(meta_scan_get(m, b, &scan), BERTH_OK);
+    CHECK_INT(scan.requested_at, 0); /* not counted against the quota */
+
+    /* claims go oldest first, once each */
+    struct meta_scan_job j1, j2, j3;
+    CHECK_INT(meta_scan_job_claim(m, 3000, &j1), BERTH_OK);
+    CHECK_INT(j1.manifest_id, a);
+    CHECK_STR(j1.repo, "q/app");
+    CHECK_STR(j1.digest, digest(1));
+    CHECK_INT(j1.attempts, 1);
+    CHECK_INT(meta_scan_job_claim(m, 3000, &j2), BERTH_OK);
+    CHECK_INT(j2.manifest_id, b);
+    CHECK_INT(meta_scan_job_claim(m, 3000, &j3), BERTH_ENOTFOUND);
+    CHECK_INT(count(m, "waiting"), 0);
+    /* released (cancelled): claimable again, the attempt not counted */
+    CHECK_INT(meta_scan_job_release(m, j2.id), BERTH_OK);
+    CHECK_INT(meta_scan_job_claim(m, 3100, &j3), BERTH_OK);
+    CHECK_INT(j3.id, j2.id);
+    CHECK_INT(j3.attempts, 1);
+    /* a restart unclaims what a dead process held; attempts stay counted */
+    int64_t reset = 0;
+    CHECK_INT(meta_scan_jobs_reset(m, &reset), BERTH_OK);
+    CHECK_INT(reset, 2);
+    CHECK_INT(meta_scan_job_claim(m, 3200, &j1), BERTH_OK);
+    CHECK_INT(j1.attempts, 2);
+
+    /* record the outcome: COMPLETE with findings in order */
+    static const struct meta_scan_finding f[] = {
+        {SCAN_SEVERITY_CRITICAL, "{\"name\":\"CVE-3\",\"severity\":\"CRITICAL\"}"},
+        {SCAN_SEVERITY_HIGH, "{\"name\":\"CVE-1\",\"severity\":\"HIGH\"}"},
+        {SCAN_SEVERITY_HIGH, "{\"name\":\"CVE-2\",\"severity\":\"HIGH\"}"},
+        {SCAN_SEVERITY_UNDEFINED, "{\"name\":\"CVE-4\",\"severity\":\"UNDEFINED\"}"},
+    };
+    struct meta_scan_outcome o = {META_SCAN_COMPLETE, "done", 4000, 3500, f, 4, {0}};
+    o.counts[SCAN_SEVERITY_CRITICAL] = 1;
+    o.counts[SCAN_SEVERITY_HIGH] = 2;
+    o.counts[SCAN_SEVERITY_UNDEFINED] = 1;
+    CHECK_INT(meta_begin(m), BERTH_OK);
+    CHECK_INT(meta_scan_job_delete(m, j1.id), BERTH_OK);
+    CHECK_INT(meta_scan_store(m, a, &o), BERTH_OK);
+    CHECK_INT(meta_commit(m), BERTH_OK);
+    CHECK_INT(meta_scan_job_delete(m, j1.id), BERTH_ENOTFOUND);
+    CHECK_INT(meta_scan_get(m, a, &scan), BERTH_OK);
+    CHECK_INT(scan.status, META_SCAN_COMPLETE);
+    CHECK_STR(scan.description, "done");
+    CHECK_INT(scan.requested_at, 2500);
+    CHECK_INT(scan.completed_at, 4000);
+    CHECK_INT(scan.source_updated_at, 3500);
+    CHECK_INT(scan.finding_count, 4);
+    CHECK_INT(scan.counts[SCAN_SEVERITY_CRITICAL], 1);
+    CHECK_INT(scan.counts[SCAN_SEVERITY_HIGH], 2);
+    CHECK_INT(scan.counts[SCAN_SEVERITY_UNDEFINED], 1);
+    CHECK_INT(scan.counts[SCAN_SEVERITY_LOW], 0);
+    CHECK_STR(meta_scan_status_name(scan.status), "COMPLETE");
+
+    /* pages */
+    struct page p;
+    memset(&p, 0, sizeof(p));
+    bool more = false;
+    CHECK_INT(meta_scan_findings(m, a, -1, 3, collect, &p, &more), BERTH_OK);
+    CHECK_INT(p.n, 3);
+    CHECK(more);
+    CHECK_INT(p.seqs[0], 0);
+    CHECK_STR(p.names[0], "{\"name\":\"CVE-3\",\"severity\":\"CRITICAL\"}");
+    CHECK_INT(p.seqs[2], 2);
+    memset(&p, 0, sizeof(p));
+    CHECK_INT(meta_scan_findings(m, a, 2, 3, collect, &p, &more), BERTH_OK);
+    CHECK_INT(p.n, 1);
+    CHECK(!more);
+    CHECK_STR(p.names[0], "{\"name\":\"CVE-4\",\"severity\":\"UNDEFINED\"}");
+
+    /* a rescan replaces status, counts and findings; FAILED has none */
+    CHECK_INT(meta_begin(m), BERTH_OK);
+    CHECK_INT(meta_scan_enqueue(m, a, 5000, false, &queued), BERTH_OK);
+    CHECK_INT(meta_commit(m), BERTH_OK);
+    CHECK_INT(meta_scan_get(m, a, &scan), BERTH_OK);
+    CHECK_INT(scan.status, META_SCAN_IN_PROGRESS);
+    CHECK_STR(scan.description, "");
+    CHECK_INT(scan.requested_at, 2500); /* a rescan that does not count */
+    struct meta_scan_outcome failed = {META_SCAN_FAILED, "LayerError: x", 6000, -1, NULL, 0, {0}};
+    CHECK_INT(meta_begin(m), BERTH_OK);
+    CHECK_INT(meta_scan_store(m, a, &failed), BERTH_OK);
+    CHECK_INT(meta_commit(m), BERTH_OK);
+    CHECK_INT(meta_scan_get(m, a, &scan), BERTH_OK);
+    CHECK_INT(scan.status, META_SCAN_FAILED);
+    CHECK_INT(scan.finding_count, 0);
+    CHECK_INT(scan.counts[SCAN_SEVERITY_HIGH], 0);
+    CHECK_INT(scan.source_updated_at, -1);
+    memset(&p, 0, sizeof(p));
+    CHECK_INT(meta_scan_findings(m, a, -1, 10, collect, &p, &more), BERTH_OK);
+    CHECK_INT(p.n, 0);
+    struct meta_scan_outcome weird = {META_SCAN_IN_PROGRESS, "", 1, -1, NULL, 0, {0}};
+    CHECK_INT(meta_scan_store(m, a, &weird), BERTH_EINVAL);
+
+    /* a scan of a manifest that is gone is not recorded */
+    CHECK_INT(meta_scan_store(m, 999999, &failed), BERTH_ENOTFOUND);
+
+    /* deleting the image takes its job, scan and findings with it */
+    CHECK_INT(meta_begin(m), BERTH_OK);
+    CHECK_INT(meta_scan_store(m, a, &o), BERTH_OK);
+    CHECK_INT(meta_scan_enqueue(m, a, 7000, true, &queued), BERTH_OK);
+    CHECK_INT(meta_commit(m), BERTH_OK);
+    CHECK_INT(count(m, "total"), 2);
+    CHECK_INT(meta_manifest_delete(m, a), BERTH_OK);
+    CHECK_INT(meta_scan_get(m, a, &scan), BERTH_ENOTFOUND);
+    CHECK_INT(count(m, "total"), 1);
+    memset(&p, 0, sizeof(p));
+    CHECK_INT(meta_scan_findings(m, a, -1, 10, collect, &p, &more), BERTH_OK);
+    CHECK_INT(p.n, 0);
+    /* and the repository's deletion the rest */
+    CHECK_INT(meta_repo_delete(m, r.id), BERTH_OK);
+    CHECK_INT(count(m, "total"), 0);
+    CHECK_INT(meta_scan_get(m, b, &scan), BERTH_ENOTFOUND);
+    meta_close(m);
+}
+
+/* An idle worker's look at an empty queue is a plain read: it neither
+ * waits for nor takes the write lock another connection holds. */
+static void test_claim_idle_reads_only(void)
+{
+    struct meta *m = NULL, *writer = NULL;
+    CHECK_INT(meta_open(path, false, &m), BERTH_OK);
+    CHECK_INT(meta_open(path, false, &writer), BERTH_OK);
+    struct meta_scan_job job;
+    while (meta_scan_job_claim(m, 1, &job) == BERTH_OK) {
+        CHECK_INT(meta_scan_job_delete(m, job.id), BERTH_OK);
+    }
+    CHECK_INT(count(m, "waiting"), 0);
+    CHECK_INT(meta_begin(writer), BERTH_OK);
+    int64_t start = time_mono_ns();
+    CHECK_INT(meta_scan_job_claim(m, 1, &job), BERTH_ENOTFOUND);
+    CHECK((time_mono_ns() - start) / 1000000 < 2000);
+    meta_rollback(writer);
+    meta_close(writer);
+    meta_close(m);
+}
+
+static void test_enqueue_repo_and_on_push(void)
+{
+    struct meta *m = NULL;
+    CHECK_INT(meta_open(path, false, &m), BERTH_OK);
+    struct meta_repo flagged, plain, filtered;
+    CHECK_INT(meta_repo_create(m, "on/flagged", 1000, &flagged), BERTH_OK);
+    CHECK_INT(meta_repo_set_scan_on_push(m, flagged.id, true), BERTH_OK);
+    CHECK_INT(meta_repo_get(m, "on/flagged", &flagged), BERTH_OK);
+    CHECK_INT(meta_repo_create(m, "on/plain", 1000, &plain), BERTH_OK);
+    CHECK_INT(meta_repo_create(m, "web-1", 1000, &filtered), BERTH_OK);
+
+    struct meta_manifest img, idx, helm;
+    memset(&img, 0, sizeof(img));
+    img.id = add_manifest(m, flagged.id, digest(11), false, META_SCAN_CONFIG_OCI);
+    snprintf(img.config_media_type, sizeof(img.config_media_type), META_SCAN_CONFIG_OCI);
+    idx = img;
+    idx.id = add_manifest(m, flagged.id, digest(12), true, "");
+    idx.is_index = true;
+    idx.config_media_type[0] = '\0';
+    helm = img;
+    helm.id =
+        add_manifest(m, flagged.id, digest(13), false, "application/vnd.cncf.helm.config.v1+json");
+    snprintf(helm.config_media_type, sizeof(helm.config_media_type),
+             "application/vnd.cncf.helm.config.v1+json");
+
+    bool queued = true;
+    CHECK_INT(meta_begin(m), BERTH_OK);
+    CHECK_INT(scan_queue_on_push(m, &flagged, &img, 100, &queued), BERTH_OK);
+    CHECK(queued);
+    CHECK_INT(scan_queue_on_push(m, &flagged, &idx, 100, &queued), BERTH_OK);
+    CHECK(!queued);
+    CHECK_INT(scan_queue_on_push(m, &flagged, &helm, 100, &queued), BERTH_OK);
+    CHECK(!queued);
+    struct meta_manifest p_img = img;
+    p_img.id = add_manifest(m, plain.id, digest(14), false, META_SCAN_CONFIG_DOCKER);
+    CHECK_INT(scan_queue_on_push(m, &plain, &p_img, 100, &queued), BERTH_OK);
+    CHECK(!queued);
+    struct meta_manifest f_img = img;
+    f_img.id = add_manifest(m, filtered.id, digest(15), false, META_SCAN_CONFIG_OCI);
+    CHECK_INT(scan_queue_on_push(m, &filtered, &f_img, 100, &queued), BERTH_OK);
+    CHECK(!queued);
+    /* a registry SCAN_ON_PUSH filter turns it on */
+    CHECK_INT(meta_setting_set(m, SCAN_CONFIG_SETTING,
+                               "{\"scanType\":\"BASIC\",\"rules\":[{\"scanFrequency\":"
+                               "\"SCAN_ON_PUSH\",\"repositoryFilters\":[{\"filter\":\"web-*\","
+                               "\"filterType\":\"WILDCARD\"}]}]}",
+                               100),
+              BERTH_OK);
+    CHECK_INT(scan_queue_on_push(m, &filtered, &f_img, 100, &queued), BERTH_OK);
+    CHECK(queued);
+    CHECK_INT(scan_queue_on_push(m, &plain, &p_img, 100, &queued), BERTH_OK);
+    CHECK(!queued);
+    CHECK_INT(meta_commit(m), BERTH_OK);
+    struct meta_scan scan;
+    CHECK_INT(meta_scan_get(m, f_img.id, &scan), BERTH_OK);
+    CHECK_INT(scan.requested_at, 100); /* scan-on-push counts against the quota */
+    CHECK_INT(meta_scan_get(m, idx.id, &scan), BERTH_ENOTFOUND);
+
+    /* rescans of a whole repository: images only, not counted, not doubled */
+    int64_t n = -1;
+    CHECK_INT(meta_begin(m), BERTH_OK);
+    CHECK_INT(meta_scan_enqueue_repo(m, flagged.id, 200, &n), BERTH_OK);
+    CHECK_INT(n, 0); /* its one image already has a job waiting */
+    CHECK_INT(meta_scan_enqueue_repo(m, plain.id, 200, &n), BERTH_OK);
+    CHECK_INT(n, 1);
+    CHECK_INT(meta_commit(m), BERTH_OK);
+    CHECK_INT(meta_scan_get(m, p_img.id, &scan), BERTH_OK);
+    CHECK_INT(scan.status, META_SCAN_IN_PROGRESS);
+    CHECK_INT(scan.requested_at, 0);
+    CHECK_INT(meta_scan_get(m, helm.id, &scan), BERTH_ENOTFOUND);
+
+    /* retries of scans that failed for a given reason */
+    struct meta_scan_outcome nodb = {
+        META_SCAN_FAILED, "VulnerabilityDatabaseError: none", 300, -1, NULL, 0, {0}};
+    struct meta_scan_outcome other = {META_SCAN_FAILED, "LayerError: x", 300, -1, NULL, 0, {0}};
+    struct meta_scan_job job;
+    while (meta_scan_job_claim(m, 250, &job) == BERTH_OK) {
+        CHECK_INT(meta_scan_job_delete(m, job.id), BERTH_OK);
+    }
+    CHECK_INT(count(m, "total"), 0);
+    CHECK_INT(meta_begin(m), BERTH_OK);
+    CHECK_INT(meta_scan_store(m, img.id, &nodb), BERTH_OK);
+    CHECK_INT(meta_scan_store(m, p_img.id, &other), BERTH_OK);
+    CHECK_INT(meta_scan_store(m, f_img.id, &nodb), BERTH_OK);
+    CHECK_INT(meta_scan_enqueue_failed(m, "VulnerabilityDatabaseError:", 400, &n), BERTH_OK);
+    CHECK_INT(meta_commit(m), BERTH_OK);
+    CHECK_INT(n, 2);
+    CHECK_INT(meta_scan_get(m, img.id, &scan), BERTH_OK);
+    CHECK_INT(scan.status, META_SCAN_IN_PROGRESS);
+    CHECK_INT(meta_scan_get(m, p_img.id, &scan), BERTH_OK);
+    CHECK_INT(scan.status, META_SCAN_FAILED);
+    CHECK_INT(count(m, "waiting"), 2);
+
+    /* more than one batch */
+    struct meta_repo big;
+    CHECK_INT(meta_repo_create(m, "on/big", 1000, &big), BERTH_OK);
+    CHECK_INT(meta_begin(m), BERTH_OK);
+    for (int i = 0; i < 600; i++) {
+        char d[80];
+        snprintf(d, sizeof(d), "sha256:%064d", 1000 + i);
+        add_manifest(m, big.id, d, false, META_SCAN_CONFIG_OCI);
+    }
+    CHECK_INT(meta_scan_enqueue_repo(m, big.id, 300, &n), BERTH_OK);
+    CHECK_INT(meta_commit(m), BERTH_OK);
+    CHECK_INT(n, 600);
+    meta_close(m);
+}
+
+int main(void)
+{
+    char dir[512];
+    snprintf(dir, sizeof(dir), "%s", unit_tmpdir());
+    snprintf(path, sizeof(path), "%s/berth.db", dir);
+    RUN(test_settings);
+    RUN(test_is_image);
+    RUN(test_queue);
+    RUN(test_claim_idle_reads_only);
+    RUN(test_enqueue_repo_and_on_push);
+    file_remove_tree(dir);
+    return unit_report("test_meta_scan");
+}
