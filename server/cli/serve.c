@@ -14,7 +14,9 @@
 #include "server/jobs/jobs.h"
 #include "common/log.h"
 #include "server/jobs/scan_workers.h"
+#include "server/ecr/ecr.h"
 #include "server/http/server.h"
+#include "server/oci/oci.h"
 #include "storage/store/store.h"
 
 #define DRAIN_MS 30000
@@ -103,15 +105,17 @@ int cmd_serve(struct cli *cli)
         store_close(st);
         return 1;
     }
+    /* /v2 first: it answers what neither API takes (404 in its format) */
+    static const struct http_api *const apis[] = {&oci_api, &ecr_api};
     struct server *srv = NULL;
-    if (server_start(cfg, st, &srv) != BERTH_OK) {
+    if (server_start(cfg, st, apis, sizeof(apis) / sizeof(apis[0]), &srv) != BERTH_OK) {
         fprintf(stderr, "berth: cannot serve on %s (see the log above)\n", cfg->listen);
         jobs_stop(jobs);
         scan_workers_stop(scans);
         store_close(st);
         return 1;
     }
-    jobs_attach(jobs, srv);
+    server_attach_jobs(srv, jobs);
     log_info("event=server_start version=%s listen=%s port=%u root=%s", BERTH_VERSION, cfg->listen,
              server_port(srv), cfg->root);
 

@@ -580,9 +580,9 @@ static void send_result(struct ecr_call *call)
     struct MHD_Response *resp = http_resp_bytes(text, strlen(text));
     http_add(resp, "x-amzn-RequestId", call->request_id);
     /* the access log ties the two ids together (a client reports this one) */
-    str_copy(req->amzn_id, sizeof(req->amzn_id), call->request_id);
-    req->ecr_op = call->op;
-    str_copy(req->ecr_error, sizeof(req->ecr_error), call->failed ? call->type : "");
+    snprintf(req->log_extra, sizeof(req->log_extra), " op=%s amzn_id=%s%s%s",
+             call->op ? call->op : "unknown", call->request_id, call->failed ? " error=" : "",
+             call->failed ? call->type : "");
     if (call->failed) {
         http_add(resp, "x-amzn-ErrorType", call->type);
     }
@@ -591,8 +591,13 @@ static void send_result(struct ecr_call *call)
     free(text);
 }
 
-void ecr_send_error(struct request *req, unsigned status, const char *type, const char *message)
+/* A failure decided before an operation ran (the HTTP layer's deferred
+ * errors: a body over the limit, a failed read) as an AWS error. */
+static void ecr_api_error(struct request *req, unsigned status, const char *code,
+                          const char *message)
 {
+    (void)code; /* a /v2 code: ECR has its own for the status */
+    const char *type = status >= 500 ? "ServerException" : "SerializationException";
     struct ecr_call call;
     memset(&call, 0, sizeof(call));
     call.req = req;
@@ -874,9 +879,8 @@ static void ecr_run(struct request *req)
     json_decref(call.extra);
 }
 
-void ecr_dispatch(struct request *req)
+static void ecr_dispatch(struct request *req)
 {
-    req->is_ecr = true;
     if (strcmp(req->method, "POST") != 0) {
         struct ecr_call call;
         memset(&call, 0, sizeof(call));
@@ -906,3 +910,16 @@ void ecr_dispatch(struct request *req)
         ecr_run(req);
     }
 }
+
+static bool ecr_accepts(struct request *req)
+{
+    /* a JSON API call without its target is still ECR's to refuse */
+    return http_header(req, "X-Amz-Target") != NULL || strcmp(req->method, "POST") == 0;
+}
+
+const struct http_api ecr_api = {
+    .name = "ecr",
+    .accepts = ecr_accepts,
+    .dispatch = ecr_dispatch,
+    .error = ecr_api_error,
+};

@@ -14,7 +14,7 @@
 
 #include <jansson.h>
 
-#include "server/http/http.h"
+#include "server/ecr/ecr.h"
 
 #include "storage/meta/meta.h"
 #include "storage/registry/registry.h"

@@ -139,7 +139,7 @@ static void initiate_layer_upload(struct ecr_call *call)
     enum berth_err rc = upload_create(call->req->srv->store, repo.id, DIGEST_SHA256, uuid);
     if (rc != BERTH_OK) {
         struct registry_status s;
-        oci_upload_status(rc, &s);
+        registry_upload_status(rc, &s);
         ecr_fail_registry(call, &s);
         return;
     }
@@ -219,7 +219,7 @@ static void fail_upload(struct ecr_call *call, const struct meta_repo *repo, con
                         enum berth_err rc)
 {
     struct registry_status s;
-    oci_upload_status(rc, &s);
+    registry_upload_status(rc, &s);
     if (s.reason == REG_UPLOAD_BUSY) {
         /* with the members that say where the session stands */
         uint64_t offset = 0;

@@ -4,6 +4,8 @@
  */
 #include "ecr_int.h"
 
+#include "storage/registry/repo_list.h"
+
 #include <stdlib.h>
 #include <string.h>
 

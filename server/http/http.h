@@ -1,8 +1,11 @@
 /*
- * Private to server/: the running server, the per-request context, and the
- * response helpers every handler uses. A request lives from libmicrohttpd's
- * first access callback to its completion callback; all its callbacks run
- * on the one pool thread that owns the connection.
+ * The HTTP layer's contract with the APIs it serves (server/oci, server/ecr):
+ * the running server, the per-request context, the response helpers every
+ * handler uses, and struct http_api, through which an API is plugged in.
+ * This layer knows no API: server_start is handed the list. A request
+ * lives from libmicrohttpd's first access callback to its completion
+ * callback; all its callbacks run on the one pool thread that owns the
+ * connection.
  */
 #ifndef BERTH_SERVER_HTTP_H
 #define BERTH_SERVER_HTTP_H
@@ -23,16 +26,33 @@
 #include "server/http/server.h"
 
 struct jobs;
-struct meta_repo;
-struct registry_status;
 struct store;
 struct upload;
 struct request;
 
+/* An API served over HTTP. The server offers each request to its APIs in
+ * order (on the first access callback, when the method, path and headers
+ * are known); the first that accepts it owns it. Functions run on the
+ * request's pool thread. */
+struct http_api {
+    const char *name;
+    /* Whether the request belongs to this API. Pure: no response. */
+    bool (*accepts)(struct request *req);
+    /* Route and handle the request: answer now, or set up its body mode
+     * (a request with a body) to answer on the final callback. */
+    void (*dispatch)(struct request *req);
+    /* Answer with an error in this API's format. code is a /v2 error code
+     * (the HTTP layer's deferred errors use SIZE_INVALID and UNKNOWN); an
+     * API with codes of its own picks one for status instead. */
+    void (*error)(struct request *req, unsigned status, const char *code, const char *message);
+};
+
 struct server {
     const struct berth_config *cfg;
     struct store *store;
-    struct auth *auth; /* authentication and authorization (owned) */
+    struct auth *auth;                  /* authentication and authorization (owned) */
+    const struct http_api *const *apis; /* borrowed from server_start */
+    size_t api_count;
     struct MHD_Daemon *daemon;
     uint16_t port;
     unsigned threads;
@@ -41,7 +61,7 @@ struct server {
     atomic_uint_fast64_t id_counter;
     atomic_int inflight;
     atomic_bool draining;
-    _Atomic(struct jobs *) jobs; /* background jobs, NULL when none (jobs_attach) */
+    _Atomic(struct jobs *) jobs; /* background jobs, NULL when none (server_attach_jobs) */
 };
 
 enum body_mode {
@@ -64,11 +84,9 @@ struct request {
     char id[24];
     int64_t start_ns;
     bool is_head;
-    bool dispatch_later; /* no body: route on the final callback */
-    bool is_ecr;         /* an ECR JSON API call: errors in AWS's format */
-    const char *ecr_op;  /* the ECR operation (a static name), for the access log */
-    char amzn_id[40];    /* the x-amzn-RequestId the ECR response carried */
-    char ecr_error[64];  /* its __type when it failed, else empty */
+    bool dispatch_later;        /* no body: route on the final callback */
+    const struct http_api *api; /* the API that took the request; NULL before routing */
+    char log_extra[200];        /* " key=value..." the API adds to the access line */
 
     /* response bookkeeping for the access log */
     bool responded;
@@ -144,52 +162,5 @@ void http_send_json(struct request *req, unsigned status, const char *content_ty
 
 /* Switch to discarding the body and answer with an OCI error at the end. */
 void http_defer_error(struct request *req, unsigned status, const char *code, const char *message);
-
-/* ---- repository listings (repo_list.c) ---- */
-
-/* Whether the caller may see repository name in a listing. */
-typedef bool (*repo_list_allow_fn)(void *arg, const char *name);
-
-/* Take one listed repository (borrowed for the call); anything but
- * BERTH_OK stops the listing with that error. */
-typedef enum berth_err (*repo_list_take_fn)(void *arg, const struct meta_repo *repo);
-
-/* A page of at most limit repositories with names after `after` (NULL or
- * "": from the start), in byte order, of those allow accepts (allow NULL:
- * all): further names are read until the page is full or they run out, so
- * only the last page is short. take gets each in turn; last (last_cap
- * bytes) the name of the last taken ("" when none); *more whether the page
- * is full and names follow (they may all be hidden: the next page can be
- * empty). limit <= 0 is an empty page. On failure (the database, or take's
- * error) s says REG_INTERNAL with the error. Runs on this thread's
- * metadata connection; blocks. */
-enum berth_err repo_list_page(struct store *st, const char *after, int64_t limit,
-                              repo_list_allow_fn allow, repo_list_take_fn take, void *arg,
-                              char *last, size_t last_cap, bool *more, struct registry_status *s);
-
-/* ---- the ECR JSON API ---- */
-
-/* Route an ECR API request (a POST with X-Amz-Target). */
-void ecr_dispatch(struct request *req);
-
-/* An AWS-shaped error response {"__type":..,"message":..}. */
-void ecr_send_error(struct request *req, unsigned status, const char *type, const char *message);
-
-/* ---- the OCI API ---- */
-
-/* Route and handle a request under /v2 (first access callback). */
-void oci_dispatch(struct request *req);
-
-/* The registry reason a failed upload-session call (storage/store/upload.h)
- * stands for, into *s: BERTH_ENOTFOUND is REG_UPLOAD_UNKNOWN, BERTH_EBUSY
- * REG_UPLOAD_BUSY, BERTH_EDIGEST REG_DIGEST_INVALID, anything else
- * REG_INTERNAL. The sessions are shared by both APIs; each maps *s with
- * its one table (oci_fail, ecr_fail_registry). In oci_blobs.c. */
-void oci_upload_status(enum berth_err rc, struct registry_status *s);
-
-/* OCI error response: {"errors":[{"code":..,"message":..,"detail":..}]}. detail may be
- * NULL (JSON text otherwise). */
-void oci_error(struct request *req, unsigned status, const char *code, const char *message,
-               const char *detail_json);
 
 #endif

@@ -237,21 +237,28 @@ static void request_free(struct request *req)
     free(req);
 }
 
+/* An error in the format of the API that took the request, or of the
+ * first API when none did. */
+static void send_error(struct request *req, unsigned status, const char *code, const char *message)
+{
+    const struct http_api *api = req->api ? req->api : req->srv->apis[0];
+    api->error(req, status, code, message);
+}
+
 static void dispatch(struct request *req)
 {
     if (strlen(req->path) > 2048) {
-        oci_error(req, MHD_HTTP_URI_TOO_LONG, "NAME_INVALID", "request URI too long", NULL);
+        send_error(req, MHD_HTTP_URI_TOO_LONG, "NAME_INVALID", "request URI too long");
         return;
     }
-    if (http_header(req, "X-Amz-Target") != NULL) {
-        ecr_dispatch(req);
-    } else if (strncmp(req->path, "/v2", 3) == 0 && (req->path[3] == '\0' || req->path[3] == '/')) {
-        oci_dispatch(req);
-    } else if (strcmp(req->method, "POST") == 0) {
-        ecr_dispatch(req); /* a JSON API call without its target */
-    } else {
-        oci_error(req, 404, "NOT_FOUND", "no such endpoint", NULL);
+    for (size_t i = 0; i < req->srv->api_count; i++) {
+        if (req->srv->apis[i]->accepts(req)) {
+            req->api = req->srv->apis[i];
+            req->api->dispatch(req);
+            return;
+        }
     }
+    send_error(req, 404, "NOT_FOUND", "no such endpoint");
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
@@ -296,22 +303,17 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         dispatch(req);
         if (!req->responded) {
             log_error("event=handler_bug msg=\"no response queued\"");
-            oci_error(req, MHD_HTTP_INTERNAL_SERVER_ERROR, "UNKNOWN", "no response", NULL);
+            send_error(req, MHD_HTTP_INTERNAL_SERVER_ERROR, "UNKNOWN", "no response");
         }
     } else if (!req->responded) {
-        if (req->body_mode == BODY_DISCARD && req->is_ecr) {
-            ecr_send_error(req, req->deferred_status,
-                           req->deferred_status >= 500 ? "ServerException"
-                                                       : "SerializationException",
-                           req->deferred_message);
-        } else if (req->body_mode == BODY_DISCARD) {
-            oci_error(req, req->deferred_status, req->deferred_code, req->deferred_message, NULL);
+        if (req->body_mode == BODY_DISCARD) {
+            send_error(req, req->deferred_status, req->deferred_code, req->deferred_message);
         } else if (req->on_done != NULL) {
             req->on_done(req);
         }
         if (!req->responded) {
             log_error("event=handler_bug msg=\"no response queued\"");
-            oci_error(req, MHD_HTTP_INTERNAL_SERVER_ERROR, "UNKNOWN", "no response", NULL);
+            send_error(req, MHD_HTTP_INTERNAL_SERVER_ERROR, "UNKNOWN", "no response");
         }
     }
     log_set_request_id(NULL);
@@ -367,17 +369,11 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
         }
         double ms = (double)(time_mono_ns() - req->start_ns) / 1e6;
         log_set_request_id(req->id);
-        char ecr[200] = "";
-        if (req->amzn_id[0] != '\0') {
-            snprintf(ecr, sizeof(ecr), " op=%s amzn_id=%s%s%s",
-                     req->ecr_op ? req->ecr_op : "unknown", req->amzn_id,
-                     req->ecr_error[0] ? " error=" : "", req->ecr_error);
-        }
         log_info("event=access method=%s path=%s status=%u bytes=%llu bytes_in=%llu "
                  "duration_ms=%.3f remote=%s term=%s%s",
                  req->method, log_value(req->path, path, sizeof(path)), req->status,
                  (unsigned long long)req->bytes_out, (unsigned long long)req->bytes_in, ms, remote,
-                 termination_name(toe), ecr);
+                 termination_name(toe), req->log_extra);
         log_set_request_id(NULL);
     }
     request_free(req);
@@ -521,14 +517,20 @@ static unsigned pool_size(const struct berth_config *cfg)
 }
 
 enum berth_err server_start(const struct berth_config *cfg, struct store *store,
+                            const struct http_api *const *apis, size_t api_count,
                             struct server **out)
 {
+    if (api_count == 0) {
+        return BERTH_EINVAL;
+    }
     struct server *srv = calloc(1, sizeof(*srv));
     if (srv == NULL) {
         return BERTH_ENOMEM;
     }
     srv->cfg = cfg;
     srv->store = store;
+    srv->apis = apis;
+    srv->api_count = api_count;
     uint32_t prefix = 0;
     rand_bytes(&prefix, sizeof(prefix));
     srv->id_prefix = prefix;
@@ -607,6 +609,11 @@ enum berth_err server_start(const struct berth_config *cfg, struct store *store,
 uint16_t server_port(const struct server *srv)
 {
     return srv->port;
+}
+
+void server_attach_jobs(struct server *srv, struct jobs *jobs)
+{
+    atomic_store(&srv->jobs, jobs);
 }
 
 void server_stop(struct server *srv, int64_t drain_ms)

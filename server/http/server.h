@@ -1,7 +1,7 @@
 /*
  * The HTTP server: a libmicrohttpd daemon with an internal thread pool
- * (epoll) serving the OCI /v2 API (and, later, the ECR JSON API) over one
- * store. server_start and server_stop are called from one thread.
+ * serving the APIs it is given (the OCI /v2 API and the ECR JSON API) over
+ * one store. server_start and server_stop are called from one thread.
  */
 #ifndef BERTH_SERVER_H
 #define BERTH_SERVER_H
@@ -12,14 +12,26 @@
 #include "common/config.h"
 #include "common/err.h"
 
+struct http_api;
+struct jobs;
 struct server;
 struct store;
 
-/* Start serving cfg->listen over the store. Both are borrowed and must
- * outlive the server. BERTH_EINVAL for an unusable listen address,
- * BERTH_EIO when the socket cannot be bound (reason logged). */
+/* Start serving cfg->listen over the store. Each request goes to the first
+ * of the api_count APIs whose accepts() takes it; requests none takes, and
+ * failures before routing, are answered in the format of apis[0]. cfg,
+ * store and the apis array are borrowed and must outlive the server.
+ * BERTH_EINVAL for an unusable listen address or no API, BERTH_EIO when
+ * the socket cannot be bound (reason logged). */
 enum berth_err server_start(const struct berth_config *cfg, struct store *store,
+                            const struct http_api *const *apis, size_t api_count,
                             struct server **out);
+
+/* Let request handlers reach the background jobs (so PutLifecyclePolicy
+ * can ask for a run soon); NULL detaches them. Call before serving starts
+ * or while serving; the jobs must outlive the server or be detached
+ * first. Thread-safe. */
+void server_attach_jobs(struct server *srv, struct jobs *jobs);
 
 /* The bound TCP port (useful with port 0). */
 uint16_t server_port(const struct server *srv);

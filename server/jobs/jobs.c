@@ -13,8 +13,6 @@
 #include <string.h>
 #include <time.h>
 
-#include "server/http/http.h"
-
 #include "storage/gc/gc.h"
 #include "storage/lifecycle/lifecycle.h"
 #include "storage/lifecycle/lifecycle_run.h"
@@ -227,11 +225,6 @@ void jobs_stop(struct jobs *js)
     pthread_mutex_destroy(&js->lock);
     log_info("event=jobs_stopped");
     free(js);
-}
-
-void jobs_attach(struct jobs *js, struct server *srv)
-{
-    atomic_store(&srv->jobs, js);
 }
 
 void jobs_lifecycle_soon(struct jobs *js, int64_t repo_id)

@@ -18,7 +18,6 @@
 #include "common/err.h"
 
 struct jobs;
-struct server;
 struct store;
 
 /* Repositories remembered for "run soon" before a full pass is done instead. */
@@ -49,11 +48,6 @@ enum berth_err jobs_start(struct store *st, const struct jobs_options *opt, stru
 /* Stop and join every thread, then free (NULL is fine). Blocks until the
  * current batch of each pass ends (milliseconds). */
 void jobs_stop(struct jobs *j);
-
-/* Make the server's request handlers see the jobs (so PutLifecyclePolicy
- * can ask for a run soon). Call before serving starts or while serving;
- * the jobs must outlive the server, or be detached with NULL first. */
-void jobs_attach(struct jobs *j, struct server *srv);
 
 /* Run the lifecycle policy of this repository soon (after
  * PutLifecyclePolicy); ignored when lifecycle enforcement is disabled. */

@@ -70,34 +70,11 @@ static void send_created_blob(struct request *req, const char *digest)
     http_send(req, MHD_HTTP_CREATED, resp, 0);
 }
 
-void oci_upload_status(enum berth_err rc, struct registry_status *s)
-{
-    memset(s, 0, sizeof(*s));
-    switch (rc) {
-    case BERTH_ENOTFOUND:
-        s->reason = REG_UPLOAD_UNKNOWN;
-        str_copy(s->message, sizeof(s->message), "blob upload unknown to registry");
-        return;
-    case BERTH_EBUSY:
-        s->reason = REG_UPLOAD_BUSY;
-        str_copy(s->message, sizeof(s->message), "the upload is in use by another request");
-        return;
-    case BERTH_EDIGEST:
-        s->reason = REG_DIGEST_INVALID;
-        str_copy(s->message, sizeof(s->message), "provided digest did not match uploaded content");
-        return;
-    default:
-        s->reason = REG_INTERNAL;
-        snprintf(s->message, sizeof(s->message), "upload failed (%s)", berth_strerror(rc));
-        return;
-    }
-}
-
 /* Answer a failed upload-session call through the one reason table. */
 static void upload_fail(struct request *req, enum berth_err rc)
 {
     struct registry_status s;
-    oci_upload_status(rc, &s);
+    registry_upload_status(rc, &s);
     oci_fail(req, &s);
 }
 

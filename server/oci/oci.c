@@ -14,6 +14,7 @@
 
 #include "common/log.h"
 #include "server/oci/oci_route.h"
+#include "storage/registry/repo_list.h"
 #include "common/str.h"
 
 void oci_error(struct request *req, unsigned status, const char *code, const char *message,
@@ -339,7 +340,7 @@ static void handle_base(struct request *req)
     http_send_json(req, 200, "application/json", "{}", NULL);
 }
 
-void oci_dispatch(struct request *req)
+static void oci_dispatch(struct request *req)
 {
     enum oci_route route =
         oci_route_parse(req->path, req->repo, sizeof(req->repo), req->ref, sizeof(req->ref));
@@ -381,3 +382,22 @@ void oci_dispatch(struct request *req)
     }
     oci_error(req, 404, "NOT_FOUND", "no such endpoint", NULL);
 }
+
+static bool oci_accepts(struct request *req)
+{
+    return strncmp(req->path, "/v2", 3) == 0 && (req->path[3] == '\0' || req->path[3] == '/') &&
+           http_header(req, "X-Amz-Target") == NULL;
+}
+
+static void oci_api_error(struct request *req, unsigned status, const char *code,
+                          const char *message)
+{
+    oci_error(req, status, code, message, NULL);
+}
+
+const struct http_api oci_api = {
+    .name = "oci",
+    .accepts = oci_accepts,
+    .dispatch = oci_dispatch,
+    .error = oci_api_error,
+};

@@ -2,10 +2,15 @@
 #ifndef BERTH_OCI_INT_H
 #define BERTH_OCI_INT_H
 
-#include "server/http/http.h"
+#include "server/oci/oci.h"
 
 #include "server/oci/oci_route.h"
 #include "storage/registry/registry.h"
+
+/* OCI error response: {"errors":[{"code":..,"message":..,"detail":..}]}.
+ * detail may be NULL (JSON text otherwise). */
+void oci_error(struct request *req, unsigned status, const char *code, const char *message,
+               const char *detail_json);
 
 /* Answer with the OCI error the one reason table maps s to. */
 void oci_fail(struct request *req, const struct registry_status *s);

@@ -46,6 +46,29 @@ static void clear_status(struct registry_status *s)
     s->digest[0] = '\0';
 }
 
+void registry_upload_status(enum berth_err rc, struct registry_status *s)
+{
+    memset(s, 0, sizeof(*s));
+    switch (rc) {
+    case BERTH_ENOTFOUND:
+        s->reason = REG_UPLOAD_UNKNOWN;
+        str_copy(s->message, sizeof(s->message), "blob upload unknown to registry");
+        return;
+    case BERTH_EBUSY:
+        s->reason = REG_UPLOAD_BUSY;
+        str_copy(s->message, sizeof(s->message), "the upload is in use by another request");
+        return;
+    case BERTH_EDIGEST:
+        s->reason = REG_DIGEST_INVALID;
+        str_copy(s->message, sizeof(s->message), "provided digest did not match uploaded content");
+        return;
+    default:
+        s->reason = REG_INTERNAL;
+        snprintf(s->message, sizeof(s->message), "upload failed (%s)", berth_strerror(rc));
+        return;
+    }
+}
+
 static enum berth_err internal(struct registry_status *s, enum berth_err rc)
 {
     return set_status(s, REG_INTERNAL, rc, "internal error (%s)", berth_strerror(rc));

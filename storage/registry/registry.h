@@ -49,6 +49,13 @@ struct registry_status {
     char digest[DIGEST_STR_MAX]; /* the digest concerned, when there is one */
 };
 
+/* The registry reason a failed upload-session call (storage/store/upload.h)
+ * stands for, into *s: BERTH_ENOTFOUND is REG_UPLOAD_UNKNOWN, BERTH_EBUSY
+ * REG_UPLOAD_BUSY, BERTH_EDIGEST REG_DIGEST_INVALID, anything else
+ * REG_INTERNAL. The sessions are shared by both APIs; each maps *s with
+ * its one reason table. Pure. */
+void registry_upload_status(enum berth_err rc, struct registry_status *s);
+
 /* Find the repository; with create, make it when missing if the store
  * allows auto-creation. REG_REPO_UNKNOWN otherwise. */
 enum berth_err registry_repo(struct store *st, const char *name, bool create, struct meta_repo *out,

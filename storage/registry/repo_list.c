@@ -1,15 +1,13 @@
 /*
  * Pages of repositories filtered by what the caller may see: the one
- * refill loop behind /v2/_catalog and DescribeRepositories. Pool threads;
- * see server/http/http.h.
+ * refill loop behind /v2/_catalog and DescribeRepositories. See
+ * repo_list.h.
  */
-#include "server/http/http.h"
+#include "storage/registry/repo_list.h"
 
 #include <stdio.h>
 #include <string.h>
 
-#include "storage/meta/meta.h"
-#include "storage/registry/registry.h"
 #include "storage/store/store.h"
 #include "common/str.h"
 
