@@ -7,6 +7,8 @@
  */
 #include "storage/store/store_int.h"
 
+#include "storage/meta/pace.h"
+
 #include <dirent.h>
 #include <errno.h>
 #include <stdio.h>

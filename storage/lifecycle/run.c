@@ -24,7 +24,7 @@
 #include "common/str.h"
 #include "common/timeutil.h"
 
-#include "storage/store/store_int.h"
+#include "storage/meta/pace.h"
 
 /* Repositories read per page by lifecycle_run_all. */
 #define RUN_REPO_PAGE 100

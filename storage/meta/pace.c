@@ -1,8 +1,8 @@
 /*
  * Pacing of the background jobs' writes (garbage collection, lifecycle
- * enforcement and previews); see store_int.h. Runs on the calling thread.
+ * enforcement and previews); see pace.h. Runs on the calling thread.
  */
-#include "storage/store/store_int.h"
+#include "storage/meta/pace.h"
 
 #include "storage/meta/meta_gc.h"
 #include "common/timeutil.h"
