@@ -30,6 +30,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "storage/blob/blob.h"
 #include "storage/spec/digest.h"
 #include "storage/gc/gc.h"
 #include "storage/lifecycle/lifecycle.h"
@@ -224,7 +225,7 @@ static void *probe_puller(void *arg)
             uint64_t size = 0;
             enum berth_err rc = registry_manifest_get(p->st, PROBE_REPO, d.str, &mf, &s);
             if (rc == BERTH_OK) {
-                rc = store_blob_open(p->st, &d, &fd, &size);
+                rc = blob_open(store_blobs(p->st), &d, &fd, &size);
             }
             if (rc == BERTH_OK) {
                 ssize_t got = read(fd, buf, sizeof(buf));
@@ -260,12 +261,9 @@ static void *probe_locker(void *arg)
             p->lock_ns[p->locks++] = dt;
         }
         /* and a file system metadata operation: create, close, unlink */
-        char path[4096];
-        int fd;
         t0 = time_mono_ns();
-        if (store_tmp_create(p->st, path, sizeof(path), &fd) == BERTH_OK) {
-            close(fd);
-            unlink(path);
+        if (blob_stage_create(store_blobs(p->st), "bench-probe") == BERTH_OK) {
+            blob_stage_remove(store_blobs(p->st), "bench-probe");
             if (atomic_load(&p->counting) && p->fss < PROBE_MAX) {
                 p->fs_ns[p->fss++] = time_mono_ns() - t0;
             }
@@ -474,7 +472,7 @@ static int setup_gc(const char *dir, long n, long g, long o)
     /* garbage and orphans get files, a day old; an orphan's row never
      * commits, as after a crash between the rename and the commit */
     struct timespec times[2] = {{time(NULL) - 86400, 0}, {time(NULL) - 86400, 0}};
-    char tmp[4096];
+    char tmp[BLOB_STAGE_NAME_MAX + 1], path[4096];
     for (long i = 0; i < g + o; i++) {
         bool orphan = i >= g;
         if (i % ROWS_PER_TXN == 0 || i == g) {
@@ -487,13 +485,10 @@ static int setup_gc(const char *dir, long n, long g, long o)
         snprintf(data, sizeof(data), "%s %ld", orphan ? "orphan" : "garbage", i);
         struct digest d;
         digest_buffer(DIGEST_SHA256, data, strlen(data), &d);
-        int fd;
-        check(store_tmp_create(st, tmp, sizeof(tmp), &fd), "tmp");
-        if (write(fd, data, strlen(data)) != (ssize_t)strlen(data) || close(fd) != 0) {
-            die("write", BERTH_EIO);
-        }
-        utimensat(AT_FDCWD, tmp, times, 0);
-        check(store_blob_publish(st, tmp, &d), "publish");
+        check(blob_stage_put(store_blobs(st), data, strlen(data), tmp), "stage");
+        check(blob_stage_publish(store_blobs(st), tmp, &d), "publish");
+        check(blob_local_path(store_blobs(st), &d, path, sizeof(path)), "path");
+        utimensat(AT_FDCWD, path, times, 0);
         if (!orphan) {
             int64_t id;
             check(meta_blob_upsert(m, d.str, (int64_t)strlen(data), old, &id), "blob");

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "storage/blob/blob.h"
 #include "storage/spec/digest.h"
 #include "common/fileio.h"
 #include "common/log.h"
@@ -94,7 +95,7 @@ static enum berth_err locate(struct store *st, const struct manifest_info *info,
     enum berth_err rc = BERTH_OK;
     f->config[0] = '\0';
     if (info->has_config) {
-        rc = store_blob_path(st, &info->config.digest, f->config, sizeof(f->config));
+        rc = blob_local_path(store_blobs(st), &info->config.digest, f->config, sizeof(f->config));
     }
     if (rc != BERTH_OK) {
         return rc;
@@ -105,7 +106,8 @@ static enum berth_err locate(struct store *st, const struct manifest_info *info,
     }
     f->layer_count = info->ref_count;
     for (size_t i = 0; rc == BERTH_OK && i < info->ref_count; i++) {
-        rc = store_blob_path(st, &info->refs[i].digest, f->layers[i], sizeof(f->layers[i]));
+        rc = blob_local_path(store_blobs(st), &info->refs[i].digest, f->layers[i],
+                             sizeof(f->layers[i]));
         if (rc == BERTH_OK && info->refs[i].non_distributable && access(f->layers[i], F_OK) != 0) {
             f->layers[i][0] = '\0';
         }
@@ -258,10 +260,10 @@ enum berth_err scan_run_image(struct store *st, const struct scan_engine *eng, c
     char why[256];
     enum berth_err rc = digest_parse(mf->digest, &d);
     if (rc == BERTH_OK) {
-        rc = store_blob_path(st, &d, files.manifest, sizeof(files.manifest));
+        rc = blob_local_path(store_blobs(st), &d, files.manifest, sizeof(files.manifest));
     }
     if (rc == BERTH_OK) {
-        rc = file_read_bounded(files.manifest, store_options(st)->manifest_max, &bytes, &len);
+        rc = blob_read_all(store_blobs(st), &d, store_options(st)->manifest_max, &bytes, &len);
     }
     if (rc == BERTH_ETOOBIG || rc == BERTH_EINVAL || rc == BERTH_EUNSUPPORTED) {
         outcome_fail(out, "ManifestError: the manifest cannot be read (%s)", berth_strerror(rc));

@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "common/fileio.h"
+#include "storage/blob/blob.h"
 #include "common/log.h"
 #include "storage/spec/manifest.h"
 #include "storage/spec/names.h"
@@ -566,20 +566,16 @@ static void describe_images(struct ecr_call *call)
 /* ---- BatchGetImage ---- */
 
 /* The stored bytes of a manifest into a new NUL-terminated buffer (caller
- * frees). BERTH_ENOTFOUND when the file is gone; BERTH_EIO when it is not
+ * frees). BERTH_ENOTFOUND when the blob is gone; BERTH_EIO when it is not
  * the size recorded. */
 static enum berth_err read_manifest(struct store *st, const struct meta_manifest *mf, char **out)
 {
     struct digest d;
-    char path[PATH_MAX];
-    enum berth_err rc = digest_parse(mf->digest, &d);
-    if (rc == BERTH_OK) {
-        rc = store_blob_path(st, &d, path, sizeof(path));
-    }
     char *buf = NULL;
     size_t len = 0;
+    enum berth_err rc = digest_parse(mf->digest, &d);
     if (rc == BERTH_OK) {
-        rc = file_read_bounded(path, (size_t)mf->size, &buf, &len);
+        rc = blob_read_all(store_blobs(st), &d, (size_t)mf->size, &buf, &len);
     }
     if (rc == BERTH_ETOOBIG || (rc == BERTH_OK && len != (size_t)mf->size)) {
         rc = BERTH_EIO;

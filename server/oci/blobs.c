@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "common/fileio.h"
+#include "storage/blob/blob.h"
 #include "common/log.h"
 #include "storage/meta/meta.h"
 #include "common/rand.h"
@@ -112,7 +113,7 @@ static void blob_get(struct request *req, const struct digest *d)
     } else {
         int fd;
         uint64_t file_size;
-        enum berth_err rc = store_blob_open(st, d, &fd, &file_size);
+        enum berth_err rc = blob_open(store_blobs(st), d, &fd, &file_size);
         if (rc != BERTH_OK || file_size != size) {
             if (rc == BERTH_OK) {
                 file_close(fd);

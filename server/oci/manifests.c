@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "common/fileio.h"
+#include "storage/blob/blob.h"
 #include "common/log.h"
 #include "storage/store/store.h"
 #include "common/str.h"
@@ -34,7 +35,7 @@ static void manifest_get(struct request *req)
         uint64_t size = 0;
         enum berth_err rc = digest_parse(mf.digest, &d);
         if (rc == BERTH_OK) {
-            rc = store_blob_open(st, &d, &fd, &size);
+            rc = blob_open(store_blobs(st), &d, &fd, &size);
         }
         if (rc != BERTH_OK || size != (uint64_t)mf.size) {
             file_close(fd);

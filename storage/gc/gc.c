@@ -5,19 +5,16 @@
  * transactions that re-check each blob), then walk blobs/ for files
  * without a row. Runs on the calling thread with its metadata connection.
  */
-#include "storage/store/store_int.h"
+#include "storage/gc/gc.h"
 
-#include "storage/meta/pace.h"
-
-#include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
-#include "storage/gc/gc.h"
+#include "storage/blob/blob.h"
+#include "storage/meta/pace.h"
+#include "storage/store/store.h"
 #include "common/log.h"
 #include "storage/meta/meta.h"
 #include "storage/meta/meta_gc.h"
@@ -46,15 +43,9 @@ struct orphan {
     int64_t size;
 };
 
-/* A file a batch moved into trash, and which inode it was. */
-struct moved {
-    struct digest d;
-    ino_t ino;
-    dev_t dev;
-};
-
 struct gc {
     struct store *st;
+    struct blob_store *blobs;
     struct meta *m;
     const struct gc_options *opt;
     int64_t cutoff; /* ms: blobs touched and files modified before this may go */
@@ -63,7 +54,7 @@ struct gc {
     int64_t last_hold_us; /* of the last write transaction */
     struct orphan orphans[GC_ORPHAN_BATCH];
     size_t orphan_count;
-    struct moved moved[GC_BATCH_MAX];
+    struct blob_removal moved[GC_BATCH_MAX]; /* what the current batch moved aside */
     size_t moved_count;
 };
 
@@ -153,30 +144,22 @@ static int collect(void *arg, const struct meta_gc_blob *b)
 }
 
 /*
- * After the batch committed, outside the lock: unlink the trash files it
- * made. A file is unlinked only while the blob still has no row (a blob
- * pushed again since then keeps its new file in blobs/, and its old copy
- * waits for the next recovery) and while it is still the very file this
- * batch moved (same inode), so a removal by another collector that has
- * not committed yet is never touched. Leftovers are finished by the trash
- * recovery at the start and end of every pass, under the lock.
+ * After the batch committed, outside the lock: delete what it moved aside.
+ * A blob is deleted only while it still has no row (a blob pushed again
+ * since then keeps its new copy, and its old one waits for the next
+ * recovery) and while the aside copy is still the very object this batch
+ * moved (blob_removal_finish checks), so a removal by another collector
+ * that has not committed yet is never touched. Leftovers are finished by
+ * the recovery at the start and end of every pass, under the lock.
  */
-static void unlink_moved(struct gc *g)
+static void finish_moved(struct gc *g)
 {
     for (size_t k = 0; k < g->moved_count; k++) {
-        const struct moved *mv = &g->moved[k];
+        const struct blob_removal *mv = &g->moved[k];
         struct meta_blob row;
-        char path[STORE_PATH_MAX];
-        struct stat sb;
-        if (meta_blob_get(g->m, mv->d.str, &row) != BERTH_ENOTFOUND ||
-            store_trash_path(g->st, &mv->d, path, sizeof(path)) != BERTH_OK ||
-            lstat(path, &sb) != 0 || sb.st_ino != mv->ino || sb.st_dev != mv->dev) {
-            continue;
-        }
-        if (unlink(path) == 0) {
+        if (meta_blob_get(g->m, mv->d.str, &row) == BERTH_ENOTFOUND &&
+            blob_removal_finish(g->blobs, mv) == BERTH_OK) {
             g->stats.trash_deleted++;
-        } else if (errno != ENOENT) {
-            log_error("event=gc_error op=unlink path=%s errno=%d", path, errno);
         }
     }
     g->moved_count = 0;
@@ -211,20 +194,12 @@ static enum berth_err delete_batch(struct gc *g, const struct meta_gc_blob *c, s
         }
         struct digest d;
         if (digest_parse(c[i].digest, &d) == BERTH_OK) {
-            rc = store_blob_remove(g->st, &d);
+            rc = blob_remove(g->blobs, &d, &g->moved[g->moved_count]);
             if (rc != BERTH_OK) {
                 log_error("event=gc_error op=trash digest=%s errno=%d", d.str, errno);
                 continue;
             }
-            char path[STORE_PATH_MAX];
-            struct stat sb;
-            if (store_trash_path(g->st, &d, path, sizeof(path)) == BERTH_OK &&
-                lstat(path, &sb) == 0) {
-                struct moved *mv = &g->moved[g->moved_count++];
-                mv->d = d;
-                mv->ino = sb.st_ino;
-                mv->dev = sb.st_dev;
-            }
+            g->moved_count++;
         }
         blobs++;
         bytes += c[i].size;
@@ -246,7 +221,7 @@ static enum berth_err delete_batch(struct gc *g, const struct meta_gc_blob *c, s
     g->stats.bytes_deleted += bytes;
     log_debug("event=gc_batch blobs=%lld bytes=%lld lock_us=%lld", (long long)blobs,
               (long long)bytes, (long long)g->last_hold_us);
-    unlink_moved(g);
+    finish_moved(g);
     return BERTH_OK;
 }
 
@@ -291,9 +266,9 @@ static enum berth_err sweep_blobs(struct gc *g)
     return rc;
 }
 
-/* ---- blob files without a row ---- */
+/* ---- blobs without a row ---- */
 
-/* Remove the noted files in write transactions of about GC_BATCH_BUDGET_US
+/* Remove the noted blobs in write transactions of about GC_BATCH_BUDGET_US
  * each: under the lock, a file whose row still does not exist cannot be in
  * the middle of a publication (that renames it and inserts the row in one
  * write transaction), so it is removed. */
@@ -320,15 +295,8 @@ static enum berth_err flush_orphans(struct gc *g)
                 rc = got;
                 break;
             }
-            char path[STORE_PATH_MAX];
-            if (store_blob_path(g->st, &o->d, path, sizeof(path)) != BERTH_OK) {
-                continue;
-            }
-            if (unlink(path) != 0) {
-                if (errno != ENOENT) {
-                    log_error("event=gc_error op=unlink path=%s errno=%d", path, errno);
-                }
-                continue;
+            if (blob_delete(g->blobs, &o->d) != BERTH_OK) {
+                continue; /* gone already, or logged */
             }
             g->stats.orphans_deleted++;
             g->stats.orphan_bytes += o->size;
@@ -340,99 +308,39 @@ static enum berth_err flush_orphans(struct gc *g)
     return rc;
 }
 
-/* A file under blobs/<alg>/<xx>/: note it when it has no row and is older
- * than the cutoff. Names that are not digests are left alone. */
-static enum berth_err check_file(struct gc *g, const char *alg, const char *prefix,
-                                 const char *dir_path, const char *name)
+/* A published blob: note it when it has no row and is older than the
+ * cutoff. */
+static enum berth_err check_blob(void *arg, const struct digest *d, uint64_t size, int64_t mtime_ms)
 {
-    char text[DIGEST_STR_MAX + 8];
-    struct digest d;
-    int n = snprintf(text, sizeof(text), "%s:%s", alg, name);
-    if (n < 0 || (size_t)n >= sizeof(text) || digest_parse(text, &d) != BERTH_OK ||
-        strncmp(name, prefix, 2) != 0) {
+    struct gc *g = arg;
+    if (cancelled(g)) {
         return BERTH_OK;
     }
     struct meta_blob row;
-    enum berth_err rc = meta_blob_get(g->m, d.str, &row);
+    enum berth_err rc = meta_blob_get(g->m, d->str, &row);
     if (rc == BERTH_OK) {
         return BERTH_OK;
     }
     if (rc != BERTH_ENOTFOUND) {
         return rc;
     }
-    char path[STORE_PATH_MAX];
-    n = snprintf(path, sizeof(path), "%s/%s", dir_path, name);
-    struct stat sb;
-    if (n < 0 || (size_t)n >= sizeof(path) || lstat(path, &sb) != 0 || !S_ISREG(sb.st_mode)) {
-        return BERTH_OK;
-    }
-    int64_t mtime_ms = (int64_t)sb.st_mtim.tv_sec * 1000 + sb.st_mtim.tv_nsec / 1000000;
     if (mtime_ms >= g->cutoff) {
         return BERTH_OK;
     }
     if (g->opt->dry_run) {
         g->stats.orphans_deleted++;
-        g->stats.orphan_bytes += (int64_t)sb.st_size;
+        g->stats.orphan_bytes += (int64_t)size;
         return BERTH_OK;
     }
-    g->orphans[g->orphan_count].d = d;
-    g->orphans[g->orphan_count].size = (int64_t)sb.st_size;
+    g->orphans[g->orphan_count].d = *d;
+    g->orphans[g->orphan_count].size = (int64_t)size;
     g->orphan_count++;
     return g->orphan_count == GC_ORPHAN_BATCH ? flush_orphans(g) : BERTH_OK;
 }
 
-static bool is_hex2(const char *s)
-{
-    for (int i = 0; i < 2; i++) {
-        if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f'))) {
-            return false;
-        }
-    }
-    return s[2] == '\0';
-}
-
 static enum berth_err sweep_orphans(struct gc *g)
 {
-    static const char *const algs[] = {"sha256", "sha512"};
-    enum berth_err rc = BERTH_OK;
-    for (size_t a = 0; rc == BERTH_OK && a < sizeof(algs) / sizeof(algs[0]); a++) {
-        char alg_path[STORE_PATH_MAX];
-        int n = snprintf(alg_path, sizeof(alg_path), "%s/%s", g->st->blobs_dir, algs[a]);
-        if (n < 0 || (size_t)n >= sizeof(alg_path)) {
-            return BERTH_ETOOBIG;
-        }
-        DIR *top = opendir(alg_path);
-        if (top == NULL) {
-            if (errno == ENOENT) {
-                continue;
-            }
-            log_error("event=gc_error op=opendir path=%s errno=%d", alg_path, errno);
-            return BERTH_EIO;
-        }
-        struct dirent *e;
-        while (rc == BERTH_OK && (e = readdir(top)) != NULL) {
-            if (!is_hex2(e->d_name) || cancelled(g)) {
-                continue;
-            }
-            char sub_path[STORE_PATH_MAX];
-            n = snprintf(sub_path, sizeof(sub_path), "%s/%s", alg_path, e->d_name);
-            if (n < 0 || (size_t)n >= sizeof(sub_path)) {
-                continue;
-            }
-            DIR *sub = opendir(sub_path);
-            if (sub == NULL) {
-                continue;
-            }
-            struct dirent *f;
-            while (rc == BERTH_OK && (f = readdir(sub)) != NULL) {
-                if (f->d_name[0] != '.') {
-                    rc = check_file(g, algs[a], e->d_name, sub_path, f->d_name);
-                }
-            }
-            closedir(sub);
-        }
-        closedir(top);
-    }
+    enum berth_err rc = blob_walk(g->blobs, check_blob, g);
     if (rc == BERTH_OK) {
         rc = flush_orphans(g);
     }
@@ -466,6 +374,7 @@ enum berth_err gc_run(struct store *st, const struct gc_options *opt, struct gc_
         return BERTH_ENOMEM;
     }
     g->st = st;
+    g->blobs = store_blobs(st);
     g->opt = opt;
     g->m = store_meta(st);
     int64_t started = time_mono_ns();

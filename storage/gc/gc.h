@@ -7,9 +7,10 @@
  * reference names its digest, and it was last touched (pushed, mounted,
  * unlinked, or released by a manifest delete) before now - grace. Each
  * batch of deletions is one short write transaction in which the
- * "still garbage?" check, the row delete and the move of the file into
- * <root>/trash happen together (a batch stops after about 2 ms); after the
- * commit the batch's trash files are unlinked. A manifest push checks its
+ * "still garbage?" check, the row delete and the move of the blob aside
+ * (blob_remove: into <root>/trash with the filesystem backend) happen
+ * together (a batch stops after about 2 ms); after the commit what the
+ * batch moved aside is deleted. A manifest push checks its
  * blobs inside its own write transaction and an upload re-publishes its
  * blob inside its own, so no image can lose a layer; a crash at any point
  * is repaired by store_recover_trash (start-up, and the start and end of

@@ -17,6 +17,7 @@
 
 #include "common/fileio.h"
 #include "common/log.h"
+#include "storage/blob/blob.h"
 #include "storage/spec/manifest.h"
 #include "storage/spec/names.h"
 #include "storage/registry/scan_queue.h"
@@ -223,10 +224,10 @@ enum berth_err registry_blob_mount(struct store *st, const char *repo, const str
         rc = meta_blob_get_visible(m, d->str, out);
     }
     if (rc == BERTH_OK) {
-        /* The row must be backed by a file: verify before linking. */
+        /* The row must be backed by bytes: verify before linking. */
         int fd;
         uint64_t size;
-        rc = store_blob_open(st, d, &fd, &size);
+        rc = blob_open(store_blobs(st), d, &fd, &size);
         if (rc == BERTH_OK) {
             file_close(fd);
         }
@@ -283,29 +284,6 @@ bool registry_tag_is_immutable(enum meta_mutability mu, const char *filters_json
     bool immutable = tag_immutable(mu, filters, tag);
     json_decref(filters);
     return immutable;
-}
-
-/* Write the manifest bytes to a fresh temp file, durably when configured. */
-static enum berth_err write_temp(struct store *st, const char *body, size_t len, char *path,
-                                 size_t cap)
-{
-    int fd;
-    enum berth_err rc = store_tmp_create(st, path, cap, &fd);
-    if (rc != BERTH_OK) {
-        return rc;
-    }
-    rc = file_write_all(fd, body, len);
-    if (rc == BERTH_OK && store_options(st)->fsync && fsync(fd) != 0) {
-        rc = BERTH_EIO;
-    }
-    if (file_close(fd) != BERTH_OK && rc == BERTH_OK) {
-        rc = BERTH_EIO;
-    }
-    if (rc != BERTH_OK) {
-        unlink(path);
-        path[0] = '\0';
-    }
-    return rc;
 }
 
 /* Inside the write transaction: every reference must be present. */
@@ -488,7 +466,7 @@ enum berth_err registry_manifest_put(struct store *st, const struct registry_put
         return internal(s, BERTH_EDB);
     }
 
-    char tmp[4096] = "";
+    char tmp[BLOB_STAGE_NAME_MAX + 1] = ""; /* the manifest's bytes, staged */
     struct meta_blob existing_blob;
     bool blob_known = meta_blob_get(m, d.str, &existing_blob) == BERTH_OK;
     struct meta_repo repo;
@@ -500,7 +478,7 @@ enum berth_err registry_manifest_put(struct store *st, const struct registry_put
      * or that one `continue`. */
     for (;;) {
         if (!blob_known && tmp[0] == '\0') {
-            rc = write_temp(st, in->body, in->len, tmp, sizeof(tmp));
+            rc = blob_stage_put(store_blobs(st), in->body, in->len, tmp);
             if (rc != BERTH_OK) {
                 internal(s, rc);
                 goto out;
@@ -538,8 +516,8 @@ enum berth_err registry_manifest_put(struct store *st, const struct registry_put
             if (rc == BERTH_ENOTFOUND || rc == BERTH_OK) {
                 rc = BERTH_OK;
                 if (tmp[0] != '\0') {
-                    /* publishes, or drops the temp file if the blob exists */
-                    rc = store_blob_publish(st, tmp, &d);
+                    /* publishes, or drops the stage if the blob exists */
+                    rc = blob_stage_publish(store_blobs(st), tmp, &d);
                     if (rc == BERTH_OK) {
                         tmp[0] = '\0';
                     }
@@ -592,7 +570,7 @@ enum berth_err registry_manifest_put(struct store *st, const struct registry_put
     }
 out:
     if (tmp[0] != '\0') {
-        unlink(tmp);
+        blob_stage_remove(store_blobs(st), tmp);
     }
     if (rc == BERTH_OK && scan_queued) {
         scan_queue_notify();

@@ -11,16 +11,15 @@
 
 #define STORE_PATH_MAX 4096
 
+struct blob_store;
 struct upload_state;
 struct conn_node;
 
 struct store {
     struct store_options opt;
     char root[STORE_PATH_MAX];
-    char blobs_dir[STORE_PATH_MAX];
-    char uploads_dir[STORE_PATH_MAX];
-    char trash_dir[STORE_PATH_MAX];
-    char db_path[STORE_PATH_MAX];
+    char db_path[STORE_PATH_MAX + 16]; /* <root>/berth.db */
+    struct blob_store *blobs;
 
     pthread_key_t meta_key;
     pthread_mutex_t conns_lock;
@@ -31,12 +30,6 @@ struct store {
     size_t uploads_cap;
     size_t uploads_count;
 };
-
-/* Path of the file store_blob_remove moves a blob to: <root>/trash/<alg>-<hex>
- * (store_recover_trash parses the name back). BERTH_ETOOBIG when it does
- * not fit in cap. */
-enum berth_err store_trash_path(const struct store *st, const struct digest *d, char *out,
-                                size_t cap);
 
 /* Free every in-memory upload state (store_close). */
 void upload_states_free(struct store *st);

@@ -1,20 +1,16 @@
 /*
- * Upload sessions: database rows, data files under <root>/uploads, and an
- * in-memory table of running hash states keyed by session id (guarded by
- * store->uploads_lock). A state is "held" by at most one request. See
- * upload.h.
+ * Upload sessions: database rows, their data as blob-store stages named by
+ * the session id, and an in-memory table of running hash states keyed by
+ * session id (guarded by store->uploads_lock). A state is "held" by at
+ * most one request. See upload.h.
  */
 #include "store_int.h"
 
-#include <dirent.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
-#include "common/fileio.h"
+#include "storage/blob/blob.h"
 #include "common/log.h"
 #include "storage/meta/meta.h"
 #include "common/timeutil.h"
@@ -33,8 +29,7 @@ struct upload_state {
 struct upload {
     struct store *st;
     struct upload_state *state;
-    int fd;
-    char path[STORE_PATH_MAX];
+    struct blob_stage *data;
 };
 
 static size_t bucket_of(const struct store *st, const char *uuid)
@@ -141,22 +136,15 @@ enum berth_err upload_create(struct store *st, int64_t repo_id, enum digest_alg 
     if (rc != BERTH_OK) {
         return rc;
     }
-    char path[STORE_PATH_MAX];
-    rc = store_upload_path(st, row.uuid, path, sizeof(path));
-    if (rc != BERTH_OK) {
-        return rc;
-    }
-    /* File first: a row without a file would be a broken session, a file
+    /* Data first: a row without data would be a broken session, data
      * without a row is only garbage that expiry removes. */
-    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0640);
-    if (fd < 0) {
-        log_error("event=store_error op=create_upload path=%s errno=%d", path, errno);
-        return BERTH_EIO;
+    rc = blob_stage_create(st->blobs, row.uuid);
+    if (rc != BERTH_OK) {
+        return rc == BERTH_EEXIST ? BERTH_EIO : rc;
     }
-    file_close(fd);
     rc = meta_upload_insert(m, &row);
     if (rc != BERTH_OK) {
-        unlink(path);
+        blob_stage_remove(st->blobs, row.uuid);
         return rc;
     }
     struct upload_state *s = calloc(1, sizeof(*s));
@@ -255,7 +243,7 @@ static void drop_state(struct store *st, struct upload_state *s)
     free_state(s);
 }
 
-/* Remove a session whose file vanished: its row is useless. */
+/* Remove a session whose data vanished: its row is useless. */
 static void forget_session(struct store *st, struct upload_state *s)
 {
     struct meta *m = store_meta(st);
@@ -283,39 +271,26 @@ enum berth_err upload_acquire(struct store *st, const char *uuid, int64_t repo_i
     }
     u->st = st;
     u->state = s;
-    u->fd = -1;
-    rc = store_upload_path(st, uuid, u->path, sizeof(u->path));
+    uint64_t size = 0;
+    rc = blob_stage_open(st->blobs, uuid, &u->data, &size);
+    if (rc == BERTH_ENOTFOUND) {
+        forget_session(st, s);
+        free(u);
+        return BERTH_ENOTFOUND;
+    }
     if (rc != BERTH_OK) {
-        goto fail;
+        free(u);
+        unhold_state(st, s);
+        return rc;
     }
-    u->fd = open(u->path, O_RDWR | O_CLOEXEC);
-    if (u->fd < 0) {
-        if (errno == ENOENT) {
-            forget_session(st, s);
-            free(u);
-            return BERTH_ENOTFOUND;
-        }
-        rc = BERTH_EIO;
-        goto fail;
-    }
-    struct stat sb;
-    if (fstat(u->fd, &sb) != 0) {
-        rc = BERTH_EIO;
-        goto fail;
-    }
-    if (s->ctx == NULL || s->offset != (uint64_t)sb.st_size) {
-        /* The file is the truth: rebuild the hash from it when needed. */
+    if (s->ctx == NULL || s->offset != size) {
+        /* The data is the truth: rebuild the hash from it when needed. */
         digest_ctx_free(s->ctx);
         s->ctx = NULL;
-        s->offset = (uint64_t)sb.st_size;
+        s->offset = size;
     }
     *out = u;
     return BERTH_OK;
-fail:
-    file_close(u->fd);
-    free(u);
-    unhold_state(st, s);
-    return rc;
 }
 
 uint64_t upload_offset(const struct upload *u)
@@ -334,7 +309,7 @@ static enum berth_err ensure_ctx(struct upload *u)
     if (ctx == NULL) {
         return BERTH_ENOMEM;
     }
-    enum berth_err rc = digest_ctx_update_fd(ctx, u->fd, (off_t)s->offset);
+    enum berth_err rc = blob_stage_hash(u->data, ctx, s->offset);
     if (rc != BERTH_OK) {
         digest_ctx_free(ctx);
         return rc;
@@ -353,12 +328,12 @@ enum berth_err upload_write(struct upload *u, const void *p, size_t n)
         return rc;
     }
     struct upload_state *s = u->state;
-    rc = file_pwrite_all(u->fd, p, n, (off_t)s->offset);
+    rc = blob_stage_write(u->data, s->offset, p, n);
     if (rc != BERTH_OK) {
         log_error("event=store_error op=upload_write uuid=%s errno=%d", s->uuid, errno);
-        /* Cut off whatever part of the write landed: the file must keep
+        /* Cut off whatever part of the write landed: the data must keep
          * matching the hash. */
-        if (ftruncate(u->fd, (off_t)s->offset) != 0) {
+        if (blob_stage_truncate(u->data, s->offset) != BERTH_OK) {
             digest_ctx_free(s->ctx);
             s->ctx = NULL;
         }
@@ -382,8 +357,9 @@ enum berth_err upload_truncate(struct upload *u, uint64_t offset)
     if (offset == s->offset) {
         return BERTH_OK;
     }
-    if (ftruncate(u->fd, (off_t)offset) != 0) {
-        return BERTH_EIO;
+    enum berth_err rc = blob_stage_truncate(u->data, offset);
+    if (rc != BERTH_OK) {
+        return rc;
     }
     digest_ctx_free(s->ctx);
     s->ctx = NULL;
@@ -408,17 +384,8 @@ enum berth_err upload_peek(struct store *st, const char *uuid, int64_t repo_id, 
     if (row.repo_id != repo_id) {
         return BERTH_ENOTFOUND;
     }
-    char path[STORE_PATH_MAX];
-    rc = store_upload_path(st, uuid, path, sizeof(path));
-    if (rc != BERTH_OK) {
-        return rc;
-    }
-    struct stat sb;
-    if (stat(path, &sb) != 0) {
-        return errno == ENOENT ? BERTH_ENOTFOUND : BERTH_EIO;
-    }
-    *offset = (uint64_t)sb.st_size;
-    return BERTH_OK;
+    int64_t mtime;
+    return blob_stage_stat(st->blobs, uuid, offset, &mtime);
 }
 
 void upload_release(struct upload *u)
@@ -426,15 +393,13 @@ void upload_release(struct upload *u)
     if (u == NULL) {
         return;
     }
-    if (u->fd >= 0) {
-        file_close(u->fd);
-    }
+    blob_stage_close(u->data);
     unhold_state(u->st, u->state);
     free(u);
 }
 
 /* Digest of the session's content with alg (the running hash when it is
- * the session's own algorithm, otherwise one pass over the file). */
+ * the session's own algorithm, otherwise one pass over the data). */
 static enum berth_err content_digest(struct upload *u, enum digest_alg alg, struct digest *out)
 {
     struct upload_state *s = u->state;
@@ -455,7 +420,7 @@ static enum berth_err content_digest(struct upload *u, enum digest_alg alg, stru
     if (ctx == NULL) {
         return BERTH_ENOMEM;
     }
-    enum berth_err rc = digest_ctx_update_fd(ctx, u->fd, (off_t)s->offset);
+    enum berth_err rc = blob_stage_hash(u->data, ctx, s->offset);
     if (rc == BERTH_OK) {
         rc = digest_ctx_final(ctx, out);
     }
@@ -463,7 +428,7 @@ static enum berth_err content_digest(struct upload *u, enum digest_alg alg, stru
     return rc;
 }
 
-/* Delete the session entirely (row, file, state) and free the handle. */
+/* Delete the session entirely (row, data, state) and free the handle. */
 static void destroy_session(struct upload *u)
 {
     struct store *st = u->st;
@@ -471,8 +436,8 @@ static void destroy_session(struct upload *u)
     if (m != NULL) {
         meta_upload_delete(m, u->state->uuid);
     }
-    file_close(u->fd);
-    unlink(u->path);
+    blob_stage_close(u->data);
+    blob_stage_remove(st->blobs, u->state->uuid);
     drop_state(st, u->state);
     free(u);
 }
@@ -494,10 +459,14 @@ enum berth_err upload_complete(struct upload *u, const struct digest *expected,
         destroy_session(u);
         return BERTH_EDIGEST;
     }
-    if (st->opt.fsync && fsync(u->fd) != 0) {
+    rc = blob_stage_sync(u->data);
+    if (rc != BERTH_OK) {
         upload_release(u);
-        return BERTH_EIO;
+        return rc;
     }
+    /* published from its name: the handle is done */
+    blob_stage_close(u->data);
+    u->data = NULL;
     struct meta *m = store_meta(st);
     if (m == NULL) {
         upload_release(u);
@@ -510,7 +479,7 @@ enum berth_err upload_complete(struct upload *u, const struct digest *expected,
         return rc;
     }
     int64_t blob_id = 0;
-    rc = store_blob_publish(st, u->path, &got);
+    rc = blob_stage_publish(st->blobs, s->uuid, &got);
     if (rc == BERTH_OK) {
         rc = meta_blob_upsert(m, got.str, (int64_t)s->offset, now, &blob_id);
     }
@@ -537,7 +506,6 @@ enum berth_err upload_complete(struct upload *u, const struct digest *expected,
     out->size = (int64_t)s->offset;
     out->created_at = now;
     out->touched_at = now;
-    file_close(u->fd);
     drop_state(st, s);
     free(u);
     return BERTH_OK;
@@ -579,24 +547,22 @@ static int collect_old(void *arg, const struct meta_upload *row)
 
 enum expiry {
     EXPIRY_KEEP,   /* in use: written to since the cutoff, or held by a request */
-    EXPIRY_REMOVE, /* abandoned: row, file and state go */
-    EXPIRY_FORGET, /* the file is gone: the row goes, nothing to count */
+    EXPIRY_REMOVE, /* abandoned: row, data and state go */
+    EXPIRY_FORGET, /* the data is gone: the row goes, nothing to count */
 };
 
 /* The fate of a session created before `before`, decided without changing
  * anything, so that a dry run counts what a real pass removes. */
 static enum expiry session_expiry(struct store *st, const char *uuid, int64_t before)
 {
-    char path[STORE_PATH_MAX];
-    struct stat sb;
-    if (store_upload_path(st, uuid, path, sizeof(path)) != BERTH_OK) {
-        return EXPIRY_KEEP;
-    }
-    if (stat(path, &sb) != 0) {
-        return errno == ENOENT ? EXPIRY_FORGET : EXPIRY_KEEP;
+    uint64_t size;
+    int64_t mtime;
+    enum berth_err rc = blob_stage_stat(st->blobs, uuid, &size, &mtime);
+    if (rc != BERTH_OK) {
+        return rc == BERTH_ENOTFOUND ? EXPIRY_FORGET : EXPIRY_KEEP;
     }
     /* An old session still being written is not abandoned. */
-    if ((int64_t)sb.st_mtime * 1000 >= before) {
+    if (mtime >= before) {
         return EXPIRY_KEEP;
     }
     pthread_mutex_lock(&st->uploads_lock);
@@ -604,6 +570,32 @@ static enum expiry session_expiry(struct store *st, const char *uuid, int64_t be
     bool held = s != NULL && s->held;
     pthread_mutex_unlock(&st->uploads_lock);
     return held ? EXPIRY_KEEP : EXPIRY_REMOVE;
+}
+
+struct orphan_ctx {
+    struct store *st;
+    struct meta *m;
+    int64_t before;
+    bool dry_run;
+    int64_t removed;
+};
+
+/* A stage older than the cutoff with no session row goes. */
+static enum berth_err expire_orphan(void *arg, const char *name, int64_t mtime)
+{
+    struct orphan_ctx *oc = arg;
+    struct meta_upload row;
+    if (mtime >= oc->before ||
+        (rand_is_uuid(name) && meta_upload_get(oc->m, name, &row) != BERTH_ENOTFOUND)) {
+        return BERTH_OK;
+    }
+    if (oc->dry_run) {
+        oc->removed++;
+    } else if (blob_stage_remove(oc->st->blobs, name) == BERTH_OK) {
+        oc->removed++;
+        log_info("event=upload_file_removed file=%s", name);
+    }
+    return BERTH_OK;
 }
 
 enum berth_err upload_expire(struct store *st, int64_t before, bool dry_run, int64_t *removed)
@@ -625,7 +617,7 @@ enum berth_err upload_expire(struct store *st, int64_t before, bool dry_run, int
             continue;
         }
         /* Refused (BERTH_EBUSY) if a request took the session meanwhile;
-         * forgets a session whose file is gone (BERTH_ENOTFOUND). */
+         * forgets a session whose data is gone (BERTH_ENOTFOUND). */
         if (upload_cancel(st, ec.uuids[i], row.repo_id) == BERTH_OK) {
             ec.removed++;
             log_info("event=upload_expired uuid=%s", ec.uuids[i]);
@@ -636,39 +628,12 @@ enum berth_err upload_expire(struct store *st, int64_t before, bool dry_run, int
         return rc;
     }
 
-    /* Files with no session row: temp files and sessions whose row never
-     * committed or was removed while the file stayed (crashes). */
-    DIR *dir = opendir(st->uploads_dir);
-    if (dir == NULL) {
-        return BERTH_EIO;
+    /* Stages with no session row: temporary manifests and sessions whose
+     * row never committed or was removed while the data stayed (crashes). */
+    struct orphan_ctx oc = {.st = st, .m = m, .before = before, .dry_run = dry_run};
+    rc = blob_stage_list(st->blobs, expire_orphan, &oc);
+    if (rc == BERTH_OK && removed) {
+        *removed = ec.removed + oc.removed;
     }
-    struct dirent *e;
-    while ((e = readdir(dir)) != NULL) {
-        if (e->d_name[0] == '.') {
-            continue;
-        }
-        char path[STORE_PATH_MAX];
-        if (store_upload_path(st, e->d_name, path, sizeof(path)) != BERTH_OK) {
-            continue;
-        }
-        struct stat sb;
-        if (stat(path, &sb) != 0 || (int64_t)sb.st_mtime * 1000 >= before) {
-            continue;
-        }
-        struct meta_upload row;
-        if (rand_is_uuid(e->d_name) && meta_upload_get(m, e->d_name, &row) != BERTH_ENOTFOUND) {
-            continue;
-        }
-        if (dry_run) {
-            ec.removed++;
-        } else if (unlink(path) == 0) {
-            ec.removed++;
-            log_info("event=upload_file_removed file=%s", e->d_name);
-        }
-    }
-    closedir(dir);
-    if (removed) {
-        *removed = ec.removed;
-    }
-    return BERTH_OK;
+    return rc;
 }

@@ -9,6 +9,7 @@
 
 #include "unit.h"
 
+#include "storage/blob/blob.h"
 #include "storage/spec/digest.h"
 #include "common/fileio.h"
 #include "storage/spec/manifest.h"
@@ -47,6 +48,13 @@ static inline void unit_store_remove(struct store *st, const char *root)
 {
     store_close(st);
     CHECK_INT(file_remove_tree(root), BERTH_OK);
+}
+
+/* The file of a stage (an upload session's data, a staged manifest) in
+ * the filesystem backend's layout under root, into out. */
+static inline void unit_stage_path(const char *root, const char *name, char *out, size_t cap)
+{
+    snprintf(out, cap, "%s/uploads/%s", root, name);
 }
 
 /* Push data into repo (created when missing) through an upload session,

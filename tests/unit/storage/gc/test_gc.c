@@ -38,13 +38,10 @@ static struct digest old_blob(struct store *st, const char *repo, const char *da
     int64_t rid = repo ? repo_id(st, repo) : 0;
     struct digest d;
     digest_buffer(DIGEST_SHA256, data, strlen(data), &d);
-    char tmp[4096];
-    int fd = -1;
-    CHECK_INT(store_tmp_create(st, tmp, sizeof(tmp), &fd), BERTH_OK);
-    CHECK_INT(file_write_all(fd, data, strlen(data)), BERTH_OK);
-    CHECK_INT(file_close(fd), BERTH_OK);
+    char tmp[BLOB_STAGE_NAME_MAX + 1];
+    CHECK_INT(blob_stage_put(store_blobs(st), data, strlen(data), tmp), BERTH_OK);
     CHECK_INT(meta_begin(m), BERTH_OK);
-    CHECK_INT(store_blob_publish(st, tmp, &d), BERTH_OK);
+    CHECK_INT(blob_stage_publish(store_blobs(st), tmp, &d), BERTH_OK);
     int64_t id = 0;
     CHECK_INT(meta_blob_upsert(m, d.str, (int64_t)strlen(data), touched, &id), BERTH_OK);
     if (repo != NULL) {
@@ -64,7 +61,7 @@ static bool has_file(struct store *st, const struct digest *d)
 {
     char path[4096];
     struct stat sb;
-    CHECK_INT(store_blob_path(st, d, path, sizeof(path)), BERTH_OK);
+    CHECK_INT(blob_local_path(store_blobs(st), d, path, sizeof(path)), BERTH_OK);
     return stat(path, &sb) == 0;
 }
 
@@ -158,7 +155,7 @@ static void test_rules(void)
     CHECK_INT(registry_manifest_get(st, "app", "v1", &mf, &s), BERTH_OK);
     int fd;
     uint64_t size;
-    CHECK_INT(store_blob_open(st, &layer, &fd, &size), BERTH_OK);
+    CHECK_INT(blob_open(store_blobs(st), &layer, &fd, &size), BERTH_OK);
     close(fd);
 
     /* with a zero grace window the young blob goes too */
@@ -222,19 +219,16 @@ static void test_orphans(void)
     const char *data = "orphan bytes";
     struct digest d;
     digest_buffer(DIGEST_SHA256, data, strlen(data), &d);
-    char tmp[4096];
-    int fd;
-    CHECK_INT(store_tmp_create(st, tmp, sizeof(tmp), &fd), BERTH_OK);
-    CHECK_INT(file_write_all(fd, data, strlen(data)), BERTH_OK);
-    file_close(fd);
+    char tmp[BLOB_STAGE_NAME_MAX + 1];
+    CHECK_INT(blob_stage_put(store_blobs(st), data, strlen(data), tmp), BERTH_OK);
     /* publish, then "crash" before the row commits */
     CHECK_INT(meta_begin(m), BERTH_OK);
-    CHECK_INT(store_blob_publish(st, tmp, &d), BERTH_OK);
+    CHECK_INT(blob_stage_publish(store_blobs(st), tmp, &d), BERTH_OK);
     meta_rollback(m);
     CHECK(has_file(st, &d) && !has_row(st, &d));
     char stray[4096];
     snprintf(stray, sizeof(stray), "%s/blobs/sha256/notadigest", root);
-    fd = open(stray, O_WRONLY | O_CREAT | O_CLOEXEC, 0640);
+    int fd = open(stray, O_WRONLY | O_CREAT | O_CLOEXEC, 0640);
     CHECK(fd >= 0);
     close(fd);
 
@@ -244,7 +238,7 @@ static void test_orphans(void)
     CHECK(has_file(st, &d));
     /* made old: a dry run counts it, a real run removes it */
     char path[4096];
-    CHECK_INT(store_blob_path(st, &d, path, sizeof(path)), BERTH_OK);
+    CHECK_INT(blob_local_path(store_blobs(st), &d, path, sizeof(path)), BERTH_OK);
     struct timespec times[2] = {{time(NULL) - 7200, 0}, {time(NULL) - 7200, 0}};
     CHECK_INT(utimensat(AT_FDCWD, path, times, 0), 0);
     g = run_gc(st, HOUR_MS, true);
@@ -258,7 +252,7 @@ static void test_orphans(void)
 
     /* a file whose row exists is never an orphan, however old */
     struct digest kept = unit_push_blob(st, "r", "has a row");
-    CHECK_INT(store_blob_path(st, &kept, path, sizeof(path)), BERTH_OK);
+    CHECK_INT(blob_local_path(store_blobs(st), &kept, path, sizeof(path)), BERTH_OK);
     CHECK_INT(utimensat(AT_FDCWD, path, times, 0), 0);
     g = run_gc(st, HOUR_MS, false);
     CHECK_INT(g.orphans_deleted, 0);
@@ -277,17 +271,17 @@ static void test_uploads_and_temp_files(void)
     CHECK_INT(upload_create(st, rid, DIGEST_SHA256, fresh), BERTH_OK);
     CHECK_INT(upload_create(st, rid, DIGEST_SHA256, stale), BERTH_OK);
     CHECK_INT(upload_create(st, rid, DIGEST_SHA256, held), BERTH_OK);
+    char name_old[BLOB_STAGE_NAME_MAX + 1], name_new[BLOB_STAGE_NAME_MAX + 1];
     char tmp_old[4096], tmp_new[4096], path[4096];
-    int fd;
-    CHECK_INT(store_tmp_create(st, tmp_old, sizeof(tmp_old), &fd), BERTH_OK);
-    close(fd);
-    CHECK_INT(store_tmp_create(st, tmp_new, sizeof(tmp_new), &fd), BERTH_OK);
-    close(fd);
+    CHECK_INT(blob_stage_put(store_blobs(st), "", 0, name_old), BERTH_OK);
+    CHECK_INT(blob_stage_put(store_blobs(st), "", 0, name_new), BERTH_OK);
+    unit_stage_path(root, name_old, tmp_old, sizeof(tmp_old));
+    unit_stage_path(root, name_new, tmp_new, sizeof(tmp_new));
     struct timespec times[2] = {{time(NULL) - 7200, 0}, {time(NULL) - 7200, 0}};
     CHECK_INT(utimensat(AT_FDCWD, tmp_old, times, 0), 0);
-    CHECK_INT(store_upload_path(st, stale, path, sizeof(path)), BERTH_OK);
+    unit_stage_path(root, stale, path, sizeof(path));
     CHECK_INT(utimensat(AT_FDCWD, path, times, 0), 0);
-    CHECK_INT(store_upload_path(st, held, path, sizeof(path)), BERTH_OK);
+    unit_stage_path(root, held, path, sizeof(path));
     CHECK_INT(utimensat(AT_FDCWD, path, times, 0), 0);
     /* sessions are judged by creation time: wait past a 1 s expiry */
     time_sleep_ms(1100);
@@ -368,6 +362,7 @@ static void test_crash_points(void)
     struct meta_blob row;
     CHECK_INT(meta_blob_get(m, a.str, &row), BERTH_OK);
     int64_t cutoff = time_now_ms() - HOUR_MS;
+    struct blob_removal moved;
 
     /* 1: killed after the rename into trash, before COMMIT: the database
      * rolls back (row present), the file sits in trash */
@@ -375,7 +370,7 @@ static void test_crash_points(void)
     CHECK_INT(meta_begin(m), BERTH_OK);
     CHECK_INT(meta_gc_blob_delete_if_garbage(m, row.id, cutoff, &deleted), BERTH_OK);
     CHECK(deleted);
-    CHECK_INT(store_blob_remove(st, &a), BERTH_OK);
+    CHECK_INT(blob_remove(store_blobs(st), &a, &moved), BERTH_OK);
     meta_rollback(m);
     CHECK(has_row(st, &a) && !has_file(st, &a));
     CHECK_INT(count_dir("trash"), 1);
@@ -389,7 +384,7 @@ static void test_crash_points(void)
     CHECK(has_row(st, &a) && has_file(st, &a));
     int fd;
     uint64_t size;
-    CHECK_INT(store_blob_open(st, &a, &fd, &size), BERTH_OK);
+    CHECK_INT(blob_open(store_blobs(st), &a, &fd, &size), BERTH_OK);
     CHECK_INT(size, 6);
     close(fd);
 
@@ -397,7 +392,7 @@ static void test_crash_points(void)
      * trash under the write lock first), which then collects the blob */
     CHECK_INT(meta_begin(m), BERTH_OK);
     CHECK_INT(meta_gc_blob_delete_if_garbage(m, row.id, cutoff, &deleted), BERTH_OK);
-    CHECK_INT(store_blob_remove(st, &a), BERTH_OK);
+    CHECK_INT(blob_remove(store_blobs(st), &a, &moved), BERTH_OK);
     meta_rollback(m);
     struct gc_stats g = run_gc(st, HOUR_MS, false);
     CHECK_INT(g.trash_restored, 1);
@@ -412,7 +407,7 @@ static void test_crash_points(void)
     CHECK_INT(meta_blob_get(m, c.str, &row), BERTH_OK);
     CHECK_INT(meta_begin(m), BERTH_OK);
     CHECK_INT(meta_gc_blob_delete_if_garbage(m, row.id, cutoff, &deleted), BERTH_OK);
-    CHECK_INT(store_blob_remove(st, &c), BERTH_OK);
+    CHECK_INT(blob_remove(store_blobs(st), &c, &moved), BERTH_OK);
     CHECK_INT(meta_commit(m), BERTH_OK);
     CHECK_INT(count_dir("trash"), 1);
     g = run_gc(st, HOUR_MS, false);
@@ -425,7 +420,7 @@ static void test_crash_points(void)
     CHECK_INT(meta_blob_get(m, e.str, &row), BERTH_OK);
     CHECK_INT(meta_begin(m), BERTH_OK);
     CHECK_INT(meta_gc_blob_delete_if_garbage(m, row.id, cutoff, &deleted), BERTH_OK);
-    CHECK_INT(store_blob_remove(st, &e), BERTH_OK);
+    CHECK_INT(blob_remove(store_blobs(st), &e, &moved), BERTH_OK);
     CHECK_INT(meta_commit(m), BERTH_OK);
     struct digest e2 = unit_push_blob(st, "c", "blob e");
     CHECK_INT(strcmp(e2.str, e.str), 0);

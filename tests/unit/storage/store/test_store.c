@@ -108,7 +108,7 @@ static void test_uploads(void)
 
     int fd;
     uint64_t size;
-    CHECK_INT(store_blob_open(st, &want, &fd, &size), BERTH_OK);
+    CHECK_INT(blob_open(store_blobs(st), &want, &fd, &size), BERTH_OK);
     CHECK_INT(size, 11);
     close(fd);
     CHECK_INT(registry_blob_stat(st, "up", &want, &b, &s), BERTH_OK);
@@ -121,7 +121,7 @@ static void test_uploads(void)
     CHECK_INT(upload_acquire(st, uuid, r.id, &u), BERTH_ENOTFOUND);
     struct digest other;
     digest_buffer(DIGEST_SHA256, "other", 5, &other);
-    CHECK_INT(store_blob_open(st, &other, &fd, &size), BERTH_ENOTFOUND);
+    CHECK_INT(blob_open(store_blobs(st), &other, &fd, &size), BERTH_ENOTFOUND);
 
     /* sha512 content finished against a sha256 session (one extra pass) */
     CHECK_INT(upload_create(st, r.id, DIGEST_SHA256, uuid), BERTH_OK);
@@ -393,11 +393,12 @@ static void test_trash_recovery(void)
     /* a crash between a garbage-collection rename and its commit: the row
      * is still there, so recovery must put the file back */
     CHECK_INT(meta_begin(m), BERTH_OK);
-    CHECK_INT(store_blob_remove(st, &kept), BERTH_OK);
+    struct blob_removal moved;
+    CHECK_INT(blob_remove(store_blobs(st), &kept, &moved), BERTH_OK);
     meta_rollback(m);
     int fd;
     uint64_t size;
-    CHECK_INT(store_blob_open(st, &kept, &fd, &size), BERTH_ENOTFOUND);
+    CHECK_INT(blob_open(store_blobs(st), &kept, &fd, &size), BERTH_ENOTFOUND);
     /* a crash after the commit: no row, the trash file must go */
     struct digest orphan;
     digest_buffer(DIGEST_SHA256, "orphan", 6, &orphan);
@@ -411,7 +412,7 @@ static void test_trash_recovery(void)
     CHECK_INT(store_recover_trash(st, &restored, &deleted), BERTH_OK);
     CHECK_INT(restored, 1);
     CHECK_INT(deleted, 1);
-    CHECK_INT(store_blob_open(st, &kept, &fd, &size), BERTH_OK);
+    CHECK_INT(blob_open(store_blobs(st), &kept, &fd, &size), BERTH_OK);
     CHECK_INT(size, 4);
     close(fd);
     CHECK(access(path, F_OK) != 0);

@@ -1,0 +1,162 @@
+/*
+ * The blob store: content-addressed blob bytes (layers, configs and
+ * manifests alike) and the staged objects they are written through, behind
+ * one backend interface (blob_int.h). The filesystem backend (fs.c) is the
+ * one there is; a backend keeps bytes and nothing else: which blobs exist
+ * for the registry is the metadata's business (storage/meta), and the store
+ * (storage/store) ties the two together.
+ *
+ * Writing goes through a stage, an object under construction named by the
+ * caller (an upload session's id, or a temporary name): created, written
+ * at offsets, hashed, synced, then published under its digest or removed.
+ * Publishing and removing blobs happen inside a metadata write transaction
+ * (the store's rule, so that garbage collection, which removes inside its
+ * own, cannot interleave with a publication); removal moves a blob aside
+ * until the transaction's outcome is known.
+ *
+ * Thread-safe: a blob_store may be used by every thread at once; one stage
+ * handle is used by one thread at a time. Every call may block on I/O.
+ */
+#ifndef BERTH_BLOB_H
+#define BERTH_BLOB_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/err.h"
+#include "storage/spec/digest.h"
+
+struct blob_store;
+struct blob_stage;
+
+/* Longest stage name (the names are upload ids and "tmp-" + a uuid). */
+#define BLOB_STAGE_NAME_MAX 64
+
+struct blob_store_options {
+    const char *root; /* the data root: the filesystem backend keeps blobs/, uploads/, trash/ */
+    bool fsync;       /* make published blobs and synced stages durable */
+};
+
+/* Open the store's backend (creating its directories). BERTH_ETOOBIG for a
+ * root path too long, BERTH_EIO (logged), BERTH_ENOMEM. */
+enum berth_err blob_store_open(const struct blob_store_options *opt, struct blob_store **out);
+
+/* Close (NULL is fine). No call may be in progress. */
+void blob_store_close(struct blob_store *bs);
+
+/* ---- reading ---- */
+
+/* Open a published blob for reading. *fd (owned by the caller, read with
+ * pread or sendfile from offset 0) and *size. BERTH_ENOTFOUND when the
+ * backend does not hold it, BERTH_EIO. */
+enum berth_err blob_open(struct blob_store *bs, const struct digest *d, int *fd, uint64_t *size);
+
+/* The whole blob into a new NUL-terminated buffer (caller frees *out), for
+ * manifests: BERTH_ETOOBIG past max bytes, BERTH_ENOTFOUND, BERTH_EIO. */
+enum berth_err blob_read_all(struct blob_store *bs, const struct digest *d, size_t max, char **out,
+                             size_t *len);
+
+/* A path of a local file holding the blob's bytes, for programs that need
+ * one (the scanners and the scan hook read layers by path). The file must
+ * not be changed. The filesystem backend names its own file without
+ * looking (it may not exist); a backend keeping blobs elsewhere makes a
+ * local copy. BERTH_ETOOBIG when out (cap bytes) is too small. */
+enum berth_err blob_local_path(struct blob_store *bs, const struct digest *d, char *out,
+                               size_t cap);
+
+/* ---- stages ---- */
+
+/* Create an empty stage called name (1..BLOB_STAGE_NAME_MAX of
+ * [A-Za-z0-9-]). BERTH_EEXIST, BERTH_EINVAL (the name), BERTH_EIO. */
+enum berth_err blob_stage_create(struct blob_store *bs, const char *name);
+
+/* Open a stage for writing; *size is what it holds. Close it with
+ * blob_stage_close. BERTH_ENOTFOUND, BERTH_EINVAL, BERTH_EIO. */
+enum berth_err blob_stage_open(struct blob_store *bs, const char *name, struct blob_stage **out,
+                               uint64_t *size);
+
+/* Write n bytes at offset (at most the stage's size: stages have no
+ * holes). On BERTH_EIO part of it may have landed: truncate back. */
+enum berth_err blob_stage_write(struct blob_stage *s, uint64_t offset, const void *p, size_t n);
+
+/* Cut the stage to size bytes (not more than it holds). BERTH_EIO. */
+enum berth_err blob_stage_truncate(struct blob_stage *s, uint64_t size);
+
+/* Feed the stage's first len bytes into ctx. BERTH_EIO. */
+enum berth_err blob_stage_hash(struct blob_stage *s, struct digest_ctx *ctx, uint64_t len);
+
+/* Make what was written durable (a no-op when the store's fsync is off). */
+enum berth_err blob_stage_sync(struct blob_stage *s);
+
+/* Close a stage handle (NULL is fine); the stage itself remains. */
+void blob_stage_close(struct blob_stage *s);
+
+/* Size and last modification (ms since the epoch) of a stage, without
+ * opening it. BERTH_ENOTFOUND, BERTH_EINVAL, BERTH_EIO. */
+enum berth_err blob_stage_stat(struct blob_store *bs, const char *name, uint64_t *size,
+                               int64_t *mtime_ms);
+
+/* Remove a stage (no handle may be open on it). BERTH_ENOTFOUND,
+ * BERTH_EINVAL, BERTH_EIO. */
+enum berth_err blob_stage_remove(struct blob_store *bs, const char *name);
+
+/* Publish a closed stage as the blob d (its bytes must hash to d: the
+ * caller checked), durably when fsync is on; the stage is gone afterwards.
+ * When the blob exists already the stage is dropped (same digest, same
+ * bytes). Inside a metadata write transaction (see above). BERTH_EIO. */
+enum berth_err blob_stage_publish(struct blob_store *bs, const char *name, const struct digest *d);
+
+/* Call fn for every stage with its last modification time. A non-OK
+ * result of fn stops the walk and is returned. BERTH_EIO. */
+typedef enum berth_err (*blob_stage_fn)(void *arg, const char *name, int64_t mtime_ms);
+enum berth_err blob_stage_list(struct blob_store *bs, blob_stage_fn fn, void *arg);
+
+/* Stage bytes under a fresh temporary name (written into name, which
+ * needs BLOB_STAGE_NAME_MAX + 1 bytes) and sync them, ready for
+ * blob_stage_publish; on failure nothing is left behind. */
+enum berth_err blob_stage_put(struct blob_store *bs, const void *p, size_t len, char *name);
+
+/* ---- removal (garbage collection) ---- */
+
+/* What blob_remove moved aside, for blob_removal_finish. */
+struct blob_removal {
+    struct digest d;
+    uint64_t id[2]; /* which object was moved (the filesystem: device and inode) */
+};
+
+/* Inside a write transaction that deletes the blob's row: move the blob
+ * aside, where a rollback can still bring it back (blob_recover). *out
+ * says what was moved; *out->d is set even when there was nothing to move
+ * (BERTH_OK with id {0, 0}). BERTH_EIO. */
+enum berth_err blob_remove(struct blob_store *bs, const struct digest *d, struct blob_removal *out);
+
+/* After that transaction committed: delete what r moved aside, if it is
+ * still that very object (another removal of the same digest may have
+ * moved a newer copy there since). BERTH_ENOTFOUND when it is not there,
+ * BERTH_EIO. */
+enum berth_err blob_removal_finish(struct blob_store *bs, const struct blob_removal *r);
+
+/* Whether a blob moved aside is still wanted (its row exists): restore it
+ * unless a live copy exists again. */
+typedef bool (*blob_wanted_fn)(void *arg, const struct digest *d);
+
+/* Settle every blob moved aside: restore those wanted (a removal that
+ * never committed) that have no live copy, delete the rest. Inside a write
+ * transaction, so that no removal is half done. *restored and *deleted
+ * (optional) count them. BERTH_EIO. */
+enum berth_err blob_recover(struct blob_store *bs, blob_wanted_fn wanted, void *arg,
+                            int64_t *restored, int64_t *deleted);
+
+/* Call fn for every published blob with its size and last modification
+ * time; names that are not digests are skipped. A non-OK result of fn
+ * stops the walk and is returned. BERTH_EIO. */
+typedef enum berth_err (*blob_walk_fn)(void *arg, const struct digest *d, uint64_t size,
+                                       int64_t mtime_ms);
+enum berth_err blob_walk(struct blob_store *bs, blob_walk_fn fn, void *arg);
+
+/* Delete a published blob at once (a file without a row, inside a write
+ * transaction that saw none). BERTH_ENOTFOUND, BERTH_EIO. */
+enum berth_err blob_delete(struct blob_store *bs, const struct digest *d);
+
+#endif

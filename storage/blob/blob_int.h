@@ -1,0 +1,57 @@
+/*
+ * Private to storage/blob/: the backend interface. A backend allocates a
+ * structure that begins with struct blob_store (ops set) and implements
+ * every operation with the contract of the public function of the same
+ * name in blob.h; blob.c dispatches and adds what every backend shares.
+ * A new backend is one new file here plus its case in blob_store_open.
+ */
+#ifndef BERTH_BLOB_INT_H
+#define BERTH_BLOB_INT_H
+
+#include "storage/blob/blob.h"
+
+struct blob_backend {
+    const char *name;
+    void (*close)(struct blob_store *bs);
+
+    enum berth_err (*open)(struct blob_store *bs, const struct digest *d, int *fd, uint64_t *size);
+    enum berth_err (*local_path)(struct blob_store *bs, const struct digest *d, char *out,
+                                 size_t cap);
+
+    enum berth_err (*stage_create)(struct blob_store *bs, const char *name);
+    enum berth_err (*stage_open)(struct blob_store *bs, const char *name, struct blob_stage **out,
+                                 uint64_t *size);
+    enum berth_err (*stage_write)(struct blob_stage *s, uint64_t offset, const void *p, size_t n);
+    enum berth_err (*stage_truncate)(struct blob_stage *s, uint64_t size);
+    enum berth_err (*stage_hash)(struct blob_stage *s, struct digest_ctx *ctx, uint64_t len);
+    enum berth_err (*stage_sync)(struct blob_stage *s);
+    void (*stage_close)(struct blob_stage *s);
+    enum berth_err (*stage_stat)(struct blob_store *bs, const char *name, uint64_t *size,
+                                 int64_t *mtime_ms);
+    enum berth_err (*stage_remove)(struct blob_store *bs, const char *name);
+    enum berth_err (*stage_publish)(struct blob_store *bs, const char *name,
+                                    const struct digest *d);
+    enum berth_err (*stage_list)(struct blob_store *bs, blob_stage_fn fn, void *arg);
+
+    enum berth_err (*remove)(struct blob_store *bs, const struct digest *d,
+                             struct blob_removal *out);
+    enum berth_err (*removal_finish)(struct blob_store *bs, const struct blob_removal *r);
+    enum berth_err (*recover)(struct blob_store *bs, blob_wanted_fn wanted, void *arg,
+                              int64_t *restored, int64_t *deleted);
+    enum berth_err (*walk)(struct blob_store *bs, blob_walk_fn fn, void *arg);
+    enum berth_err (*delete)(struct blob_store *bs, const struct digest *d);
+};
+
+struct blob_store {
+    const struct blob_backend *ops;
+};
+
+/* A stage handle begins with this. */
+struct blob_stage {
+    const struct blob_backend *ops;
+};
+
+/* The filesystem backend (fs.c). */
+enum berth_err blob_fs_open(const struct blob_store_options *opt, struct blob_store **out);
+
+#endif

@@ -1,0 +1,559 @@
+/*
+ * The filesystem blob backend: blobs are files blobs/<alg>/<2 hex>/<hex>
+ * under the data root, stages are files uploads/<name>, and removal moves
+ * a blob to trash/<alg>-<hex> until its transaction's outcome is known.
+ * Publication is rename, with the file and its directories fsynced when
+ * the store asks for durability. Thread-safe (no shared mutable state).
+ */
+#include "blob_int.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "common/fileio.h"
+#include "common/log.h"
+#include "common/str.h"
+
+#define FS_PATH_MAX 4096
+
+struct fs_store {
+    struct blob_store base;
+    bool fsync;
+    char blobs_dir[FS_PATH_MAX];
+    char uploads_dir[FS_PATH_MAX];
+    char trash_dir[FS_PATH_MAX];
+};
+
+struct fs_stage {
+    struct blob_stage base;
+    struct fs_store *fs;
+    int fd;
+};
+
+static struct fs_store *fs_of(struct blob_store *bs)
+{
+    return (struct fs_store *)(void *)bs;
+}
+
+static struct fs_stage *stage_of(struct blob_stage *s)
+{
+    return (struct fs_stage *)(void *)s;
+}
+
+static enum berth_err join(char *out, size_t cap, const char *a, const char *b)
+{
+    int n = snprintf(out, cap, "%s/%s", a, b);
+    return (n < 0 || (size_t)n >= cap) ? BERTH_ETOOBIG : BERTH_OK;
+}
+
+static int64_t mtime_ms(const struct stat *sb)
+{
+    return (int64_t)sb->st_mtim.tv_sec * 1000 + sb->st_mtim.tv_nsec / 1000000;
+}
+
+/* <blobs>/<alg>/<first 2 hex>/<hex> */
+static enum berth_err blob_path(const struct fs_store *fs, const struct digest *d, char *out,
+                                size_t cap)
+{
+    const char *hex = digest_hex(d);
+    int n = snprintf(out, cap, "%s/%s/%.2s/%s", fs->blobs_dir, digest_alg_name(d->alg), hex, hex);
+    return (n < 0 || (size_t)n >= cap) ? BERTH_ETOOBIG : BERTH_OK;
+}
+
+/* <trash>/<alg>-<hex>: recover parses the name back (trash_name_digest). */
+static enum berth_err trash_path(const struct fs_store *fs, const struct digest *d, char *out,
+                                 size_t cap)
+{
+    int n = snprintf(out, cap, "%s/%s-%s", fs->trash_dir, digest_alg_name(d->alg), digest_hex(d));
+    return (n < 0 || (size_t)n >= cap) ? BERTH_ETOOBIG : BERTH_OK;
+}
+
+static bool trash_name_digest(const char *name, struct digest *d)
+{
+    const char *dash = strchr(name, '-');
+    if (dash == NULL || (size_t)(dash - name) >= 16) {
+        return false;
+    }
+    char text[DIGEST_STR_MAX];
+    int n = snprintf(text, sizeof(text), "%.*s:%s", (int)(dash - name), name, dash + 1);
+    return n > 0 && (size_t)n < sizeof(text) && digest_parse(text, d) == BERTH_OK;
+}
+
+static enum berth_err stage_path(const struct fs_store *fs, const char *name, char *out, size_t cap)
+{
+    return join(out, cap, fs->uploads_dir, name);
+}
+
+/* ---- the store ---- */
+
+static const struct blob_backend fs_backend;
+
+enum berth_err blob_fs_open(const struct blob_store_options *opt, struct blob_store **out)
+{
+    struct fs_store *fs = calloc(1, sizeof(*fs));
+    if (fs == NULL) {
+        return BERTH_ENOMEM;
+    }
+    fs->base.ops = &fs_backend;
+    fs->fsync = opt->fsync;
+    enum berth_err rc = BERTH_OK;
+    if (join(fs->blobs_dir, FS_PATH_MAX, opt->root, "blobs") != BERTH_OK ||
+        join(fs->uploads_dir, FS_PATH_MAX, opt->root, "uploads") != BERTH_OK ||
+        join(fs->trash_dir, FS_PATH_MAX, opt->root, "trash") != BERTH_OK ||
+        strlen(fs->blobs_dir) > FS_PATH_MAX - 300) {
+        /* room for <alg>/<xx>/<hex> below blobs/ */
+        rc = BERTH_ETOOBIG;
+        goto out;
+    }
+    const char *dirs[] = {opt->root, fs->blobs_dir, fs->uploads_dir, fs->trash_dir};
+    for (size_t i = 0; i < sizeof(dirs) / sizeof(dirs[0]); i++) {
+        rc = file_mkdir_p(dirs[i], 0750);
+        if (rc != BERTH_OK) {
+            log_error("event=store_error op=mkdir path=%s errno=%d", dirs[i], errno);
+            goto out;
+        }
+    }
+out:
+    if (rc != BERTH_OK) {
+        free(fs);
+        return rc;
+    }
+    *out = &fs->base;
+    return BERTH_OK;
+}
+
+static void fs_close(struct blob_store *bs)
+{
+    free(fs_of(bs));
+}
+
+/* ---- reading ---- */
+
+static enum berth_err fs_open(struct blob_store *bs, const struct digest *d, int *fd,
+                              uint64_t *size)
+{
+    char path[FS_PATH_MAX];
+    enum berth_err rc = blob_path(fs_of(bs), d, path, sizeof(path));
+    if (rc != BERTH_OK) {
+        return rc;
+    }
+    int f = open(path, O_RDONLY | O_CLOEXEC);
+    if (f < 0) {
+        return errno == ENOENT ? BERTH_ENOTFOUND : BERTH_EIO;
+    }
+    struct stat sb;
+    if (fstat(f, &sb) != 0 || !S_ISREG(sb.st_mode)) {
+        file_close(f);
+        return BERTH_EIO;
+    }
+    *fd = f;
+    *size = (uint64_t)sb.st_size;
+    return BERTH_OK;
+}
+
+static enum berth_err fs_local_path(struct blob_store *bs, const struct digest *d, char *out,
+                                    size_t cap)
+{
+    return blob_path(fs_of(bs), d, out, cap);
+}
+
+/* ---- stages ---- */
+
+static enum berth_err fs_stage_create(struct blob_store *bs, const char *name)
+{
+    char path[FS_PATH_MAX];
+    enum berth_err rc = stage_path(fs_of(bs), name, path, sizeof(path));
+    if (rc != BERTH_OK) {
+        return rc;
+    }
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0640);
+    if (fd < 0) {
+        if (errno == EEXIST) {
+            return BERTH_EEXIST;
+        }
+        log_error("event=store_error op=create_stage path=%s errno=%d", path, errno);
+        return BERTH_EIO;
+    }
+    return file_close(fd);
+}
+
+static enum berth_err fs_stage_open(struct blob_store *bs, const char *name,
+                                    struct blob_stage **out, uint64_t *size)
+{
+    char path[FS_PATH_MAX];
+    enum berth_err rc = stage_path(fs_of(bs), name, path, sizeof(path));
+    if (rc != BERTH_OK) {
+        return rc;
+    }
+    struct fs_stage *s = calloc(1, sizeof(*s));
+    if (s == NULL) {
+        return BERTH_ENOMEM;
+    }
+    s->fd = open(path, O_RDWR | O_CLOEXEC);
+    if (s->fd < 0) {
+        rc = errno == ENOENT ? BERTH_ENOTFOUND : BERTH_EIO;
+        free(s);
+        return rc;
+    }
+    struct stat sb;
+    if (fstat(s->fd, &sb) != 0) {
+        file_close(s->fd);
+        free(s);
+        return BERTH_EIO;
+    }
+    s->base.ops = &fs_backend;
+    s->fs = fs_of(bs);
+    *out = &s->base;
+    *size = (uint64_t)sb.st_size;
+    return BERTH_OK;
+}
+
+static enum berth_err fs_stage_write(struct blob_stage *bs, uint64_t offset, const void *p,
+                                     size_t n)
+{
+    return file_pwrite_all(stage_of(bs)->fd, p, n, (off_t)offset);
+}
+
+static enum berth_err fs_stage_truncate(struct blob_stage *bs, uint64_t size)
+{
+    return ftruncate(stage_of(bs)->fd, (off_t)size) == 0 ? BERTH_OK : BERTH_EIO;
+}
+
+static enum berth_err fs_stage_hash(struct blob_stage *bs, struct digest_ctx *ctx, uint64_t len)
+{
+    return digest_ctx_update_fd(ctx, stage_of(bs)->fd, (off_t)len);
+}
+
+static enum berth_err fs_stage_sync(struct blob_stage *bs)
+{
+    struct fs_stage *s = stage_of(bs);
+    return !s->fs->fsync || fsync(s->fd) == 0 ? BERTH_OK : BERTH_EIO;
+}
+
+static void fs_stage_close(struct blob_stage *bs)
+{
+    struct fs_stage *s = stage_of(bs);
+    file_close(s->fd);
+    free(s);
+}
+
+static enum berth_err fs_stage_stat(struct blob_store *bs, const char *name, uint64_t *size,
+                                    int64_t *mtime)
+{
+    char path[FS_PATH_MAX];
+    struct stat sb;
+    enum berth_err rc = stage_path(fs_of(bs), name, path, sizeof(path));
+    if (rc != BERTH_OK) {
+        return rc;
+    }
+    if (stat(path, &sb) != 0) {
+        return errno == ENOENT ? BERTH_ENOTFOUND : BERTH_EIO;
+    }
+    *size = (uint64_t)sb.st_size;
+    *mtime = mtime_ms(&sb);
+    return BERTH_OK;
+}
+
+static enum berth_err fs_stage_remove(struct blob_store *bs, const char *name)
+{
+    char path[FS_PATH_MAX];
+    enum berth_err rc = stage_path(fs_of(bs), name, path, sizeof(path));
+    if (rc != BERTH_OK) {
+        return rc;
+    }
+    if (unlink(path) != 0) {
+        return errno == ENOENT ? BERTH_ENOTFOUND : BERTH_EIO;
+    }
+    return BERTH_OK;
+}
+
+/* mkdir that reports whether it created the directory. */
+static enum berth_err ensure_dir(const char *path, bool *created)
+{
+    if (mkdir(path, 0750) == 0) {
+        *created = true;
+        return BERTH_OK;
+    }
+    *created = false;
+    return errno == EEXIST ? BERTH_OK : BERTH_EIO;
+}
+
+/* Move the file at from to be the blob d, durably when fsync is on. When
+ * the blob file exists already, from is removed instead. */
+static enum berth_err publish_file(struct fs_store *fs, const char *from, const struct digest *d)
+{
+    char alg_dir[FS_PATH_MAX], pre_dir[FS_PATH_MAX], path[FS_PATH_MAX];
+    const char *hex = digest_hex(d);
+    int n1 = snprintf(alg_dir, sizeof(alg_dir), "%s/%s", fs->blobs_dir, digest_alg_name(d->alg));
+    int n2 = snprintf(pre_dir, sizeof(pre_dir), "%s/%.2s", alg_dir, hex);
+    if (n1 < 0 || n1 >= (int)sizeof(alg_dir) || n2 < 0 || n2 >= (int)sizeof(pre_dir) ||
+        blob_path(fs, d, path, sizeof(path)) != BERTH_OK) {
+        return BERTH_ETOOBIG;
+    }
+    bool alg_new = false, pre_new = false;
+    enum berth_err rc = ensure_dir(alg_dir, &alg_new);
+    if (rc == BERTH_OK) {
+        rc = ensure_dir(pre_dir, &pre_new);
+    }
+    if (rc != BERTH_OK) {
+        log_error("event=store_error op=mkdir path=%s errno=%d", pre_dir, errno);
+        return rc;
+    }
+    struct stat sb;
+    if (stat(path, &sb) == 0 && S_ISREG(sb.st_mode)) {
+        /* Already published (content-addressed: same bytes). */
+        unlink(from);
+        return BERTH_OK;
+    }
+    if (rename(from, path) != 0) {
+        log_error("event=store_error op=rename from=%s to=%s errno=%d", from, path, errno);
+        return BERTH_EIO;
+    }
+    if (!fs->fsync) {
+        return BERTH_OK;
+    }
+    rc = file_fsync_dir(pre_dir);
+    if (rc == BERTH_OK && pre_new) {
+        rc = file_fsync_dir(alg_dir);
+    }
+    if (rc == BERTH_OK && alg_new) {
+        rc = file_fsync_dir(fs->blobs_dir);
+    }
+    /* The source's directory lost an entry; losing that on power failure
+     * only leaves a stray file, which expiry or recovery removes. */
+    return rc;
+}
+
+static enum berth_err fs_stage_publish(struct blob_store *bs, const char *name,
+                                       const struct digest *d)
+{
+    char path[FS_PATH_MAX];
+    enum berth_err rc = stage_path(fs_of(bs), name, path, sizeof(path));
+    return rc == BERTH_OK ? publish_file(fs_of(bs), path, d) : rc;
+}
+
+static enum berth_err fs_stage_list(struct blob_store *bs, blob_stage_fn fn, void *arg)
+{
+    struct fs_store *fs = fs_of(bs);
+    DIR *dir = opendir(fs->uploads_dir);
+    if (dir == NULL) {
+        return BERTH_EIO;
+    }
+    enum berth_err rc = BERTH_OK;
+    struct dirent *e;
+    while (rc == BERTH_OK && (e = readdir(dir)) != NULL) {
+        char path[FS_PATH_MAX];
+        struct stat sb;
+        if (e->d_name[0] == '.' || stage_path(fs, e->d_name, path, sizeof(path)) != BERTH_OK ||
+            stat(path, &sb) != 0) {
+            continue;
+        }
+        rc = fn(arg, e->d_name, mtime_ms(&sb));
+    }
+    closedir(dir);
+    return rc;
+}
+
+/* ---- removal ---- */
+
+static enum berth_err fs_remove(struct blob_store *bs, const struct digest *d,
+                                struct blob_removal *out)
+{
+    struct fs_store *fs = fs_of(bs);
+    char path[FS_PATH_MAX], trash[FS_PATH_MAX];
+    memset(out, 0, sizeof(*out));
+    out->d = *d;
+    if (blob_path(fs, d, path, sizeof(path)) != BERTH_OK ||
+        trash_path(fs, d, trash, sizeof(trash)) != BERTH_OK) {
+        return BERTH_ETOOBIG;
+    }
+    if (rename(path, trash) != 0) {
+        return errno == ENOENT ? BERTH_OK : BERTH_EIO;
+    }
+    struct stat sb;
+    if (lstat(trash, &sb) == 0) {
+        out->id[0] = (uint64_t)sb.st_dev;
+        out->id[1] = (uint64_t)sb.st_ino;
+    }
+    return BERTH_OK;
+}
+
+static enum berth_err fs_removal_finish(struct blob_store *bs, const struct blob_removal *r)
+{
+    char trash[FS_PATH_MAX];
+    struct stat sb;
+    if (r->id[0] == 0 && r->id[1] == 0) {
+        return BERTH_ENOTFOUND;
+    }
+    if (trash_path(fs_of(bs), &r->d, trash, sizeof(trash)) != BERTH_OK || lstat(trash, &sb) != 0 ||
+        (uint64_t)sb.st_dev != r->id[0] || (uint64_t)sb.st_ino != r->id[1]) {
+        return BERTH_ENOTFOUND;
+    }
+    if (unlink(trash) != 0) {
+        if (errno == ENOENT) {
+            return BERTH_ENOTFOUND;
+        }
+        log_error("event=gc_error op=unlink path=%s errno=%d", trash, errno);
+        return BERTH_EIO;
+    }
+    return BERTH_OK;
+}
+
+static enum berth_err fs_recover(struct blob_store *bs, blob_wanted_fn wanted, void *arg,
+                                 int64_t *restored, int64_t *deleted)
+{
+    struct fs_store *fs = fs_of(bs);
+    DIR *dir = opendir(fs->trash_dir);
+    if (dir == NULL) {
+        return errno == ENOENT ? BERTH_OK : BERTH_EIO;
+    }
+    enum berth_err rc = BERTH_OK;
+    struct dirent *e;
+    while ((e = readdir(dir)) != NULL) {
+        if (e->d_name[0] == '.') {
+            continue;
+        }
+        char path[FS_PATH_MAX], live[FS_PATH_MAX];
+        if (join(path, sizeof(path), fs->trash_dir, e->d_name) != BERTH_OK) {
+            continue;
+        }
+        struct digest d;
+        struct stat sb;
+        bool parsed = trash_name_digest(e->d_name, &d);
+        bool live_exists =
+            parsed && blob_path(fs, &d, live, sizeof(live)) == BERTH_OK && stat(live, &sb) == 0;
+        if (parsed && !live_exists && wanted(arg, &d)) {
+            /* The removal never committed: put the file back. (When the
+             * blob file exists again, the removal did commit and the blob
+             * was pushed anew since: the trash copy is just garbage.) */
+            rc = publish_file(fs, path, &d);
+            if (rc != BERTH_OK) {
+                break;
+            }
+            (*restored)++;
+            log_warn("event=trash_restored digest=%s", d.str);
+        } else {
+            if (unlink(path) != 0 && errno != ENOENT) {
+                rc = BERTH_EIO;
+                break;
+            }
+            (*deleted)++;
+        }
+    }
+    closedir(dir);
+    return rc;
+}
+
+static bool is_hex2(const char *s)
+{
+    for (int i = 0; i < 2; i++) {
+        if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f'))) {
+            return false;
+        }
+    }
+    return s[2] == '\0';
+}
+
+/* The blobs in one <alg>/<xx> directory. */
+static enum berth_err walk_prefix(const char *alg, const char *prefix, const char *dir_path,
+                                  blob_walk_fn fn, void *arg)
+{
+    DIR *sub = opendir(dir_path);
+    if (sub == NULL) {
+        return BERTH_OK;
+    }
+    enum berth_err rc = BERTH_OK;
+    struct dirent *f;
+    while (rc == BERTH_OK && (f = readdir(sub)) != NULL) {
+        char text[DIGEST_STR_MAX + 8], path[FS_PATH_MAX];
+        struct digest d;
+        struct stat sb;
+        int n = snprintf(text, sizeof(text), "%s:%s", alg, f->d_name);
+        if (f->d_name[0] == '.' || n < 0 || (size_t)n >= sizeof(text) ||
+            digest_parse(text, &d) != BERTH_OK || strncmp(f->d_name, prefix, 2) != 0 ||
+            join(path, sizeof(path), dir_path, f->d_name) != BERTH_OK || lstat(path, &sb) != 0 ||
+            !S_ISREG(sb.st_mode)) {
+            continue; /* not a blob file: left alone */
+        }
+        rc = fn(arg, &d, (uint64_t)sb.st_size, mtime_ms(&sb));
+    }
+    closedir(sub);
+    return rc;
+}
+
+static enum berth_err fs_walk(struct blob_store *bs, blob_walk_fn fn, void *arg)
+{
+    static const char *const algs[] = {"sha256", "sha512"};
+    struct fs_store *fs = fs_of(bs);
+    enum berth_err rc = BERTH_OK;
+    for (size_t a = 0; rc == BERTH_OK && a < sizeof(algs) / sizeof(algs[0]); a++) {
+        char alg_path[FS_PATH_MAX];
+        if (join(alg_path, sizeof(alg_path), fs->blobs_dir, algs[a]) != BERTH_OK) {
+            return BERTH_ETOOBIG;
+        }
+        DIR *top = opendir(alg_path);
+        if (top == NULL) {
+            if (errno == ENOENT) {
+                continue;
+            }
+            log_error("event=store_error op=opendir path=%s errno=%d", alg_path, errno);
+            return BERTH_EIO;
+        }
+        struct dirent *e;
+        while (rc == BERTH_OK && (e = readdir(top)) != NULL) {
+            char sub_path[FS_PATH_MAX];
+            if (is_hex2(e->d_name) &&
+                join(sub_path, sizeof(sub_path), alg_path, e->d_name) == BERTH_OK) {
+                rc = walk_prefix(algs[a], e->d_name, sub_path, fn, arg);
+            }
+        }
+        closedir(top);
+    }
+    return rc;
+}
+
+static enum berth_err fs_delete(struct blob_store *bs, const struct digest *d)
+{
+    char path[FS_PATH_MAX];
+    enum berth_err rc = blob_path(fs_of(bs), d, path, sizeof(path));
+    if (rc != BERTH_OK) {
+        return rc;
+    }
+    if (unlink(path) != 0) {
+        if (errno == ENOENT) {
+            return BERTH_ENOTFOUND;
+        }
+        log_error("event=gc_error op=unlink path=%s errno=%d", path, errno);
+        return BERTH_EIO;
+    }
+    return BERTH_OK;
+}
+
+static const struct blob_backend fs_backend = {
+    .name = "filesystem",
+    .close = fs_close,
+    .open = fs_open,
+    .local_path = fs_local_path,
+    .stage_create = fs_stage_create,
+    .stage_open = fs_stage_open,
+    .stage_write = fs_stage_write,
+    .stage_truncate = fs_stage_truncate,
+    .stage_hash = fs_stage_hash,
+    .stage_sync = fs_stage_sync,
+    .stage_close = fs_stage_close,
+    .stage_stat = fs_stage_stat,
+    .stage_remove = fs_stage_remove,
+    .stage_publish = fs_stage_publish,
+    .stage_list = fs_stage_list,
+    .remove = fs_remove,
+    .removal_finish = fs_removal_finish,
+    .recover = fs_recover,
+    .walk = fs_walk,
+    .delete = fs_delete,
+};

@@ -1,0 +1,294 @@
+/* Unit tests for storage/blob/ through its public calls, on the filesystem
+ * backend in a temporary directory: the contract every backend keeps
+ * (stages, publication, reads, removal and recovery, walks). */
+#include "unit.h"
+
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "common/fileio.h"
+#include "storage/blob/blob.h"
+
+static char root[512];
+
+static struct blob_store *open_store(void)
+{
+    snprintf(root, sizeof(root), "%s", unit_tmpdir());
+    struct blob_store_options opt = {.root = root, .fsync = true};
+    struct blob_store *bs = NULL;
+    CHECK_INT(blob_store_open(&opt, &bs), BERTH_OK);
+    return bs;
+}
+
+static void close_store(struct blob_store *bs)
+{
+    blob_store_close(bs);
+    CHECK_INT(file_remove_tree(root), BERTH_OK);
+}
+
+/* Stage bytes and publish them under their digest. */
+static struct digest publish(struct blob_store *bs, const char *data)
+{
+    struct digest d;
+    char name[BLOB_STAGE_NAME_MAX + 1];
+    digest_buffer(DIGEST_SHA256, data, strlen(data), &d);
+    CHECK_INT(blob_stage_put(bs, data, strlen(data), name), BERTH_OK);
+    CHECK_INT(blob_stage_publish(bs, name, &d), BERTH_OK);
+    return d;
+}
+
+static bool holds(struct blob_store *bs, const struct digest *d, const char *want)
+{
+    char *got = NULL;
+    size_t len = 0;
+    if (blob_read_all(bs, d, 1 << 20, &got, &len) != BERTH_OK) {
+        return false;
+    }
+    bool same = len == strlen(want) && memcmp(got, want, len) == 0;
+    free(got);
+    return same;
+}
+
+static void test_stage_names(void)
+{
+    struct blob_store *bs = open_store();
+    struct blob_stage *s = NULL;
+    uint64_t size;
+    int64_t mtime;
+    const char *bad[] = {
+        "",    "../x", "a/b",
+        "a.b", "x y",  "0123456789012345678901234567890123456789012345678901234567890123456789"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        CHECK_INT(blob_stage_create(bs, bad[i]), BERTH_EINVAL);
+        CHECK_INT(blob_stage_open(bs, bad[i], &s, &size), BERTH_EINVAL);
+        CHECK_INT(blob_stage_stat(bs, bad[i], &size, &mtime), BERTH_EINVAL);
+        CHECK_INT(blob_stage_remove(bs, bad[i]), BERTH_EINVAL);
+    }
+    CHECK_INT(blob_stage_create(bs, "sess-1"), BERTH_OK);
+    CHECK_INT(blob_stage_create(bs, "sess-1"), BERTH_EEXIST);
+    CHECK_INT(blob_stage_open(bs, "nope", &s, &size), BERTH_ENOTFOUND);
+    CHECK_INT(blob_stage_stat(bs, "nope", &size, &mtime), BERTH_ENOTFOUND);
+    CHECK_INT(blob_stage_remove(bs, "nope"), BERTH_ENOTFOUND);
+    close_store(bs);
+}
+
+static void test_stage_write_hash_truncate(void)
+{
+    struct blob_store *bs = open_store();
+    CHECK_INT(blob_stage_create(bs, "s"), BERTH_OK);
+    struct blob_stage *s = NULL;
+    uint64_t size = 99;
+    CHECK_INT(blob_stage_open(bs, "s", &s, &size), BERTH_OK);
+    CHECK_INT(size, 0);
+    CHECK_INT(blob_stage_write(s, 0, "hello ", 6), BERTH_OK);
+    CHECK_INT(blob_stage_write(s, 6, "world", 5), BERTH_OK);
+    CHECK_INT(blob_stage_sync(s), BERTH_OK);
+
+    struct digest want, got;
+    digest_buffer(DIGEST_SHA256, "hello world", 11, &want);
+    struct digest_ctx *ctx = digest_ctx_new(DIGEST_SHA256);
+    CHECK_INT(blob_stage_hash(s, ctx, 11), BERTH_OK);
+    CHECK_INT(digest_ctx_final(ctx, &got), BERTH_OK);
+    digest_ctx_free(ctx);
+    CHECK_STR(got.str, want.str);
+
+    /* cut back and write again: the stage holds what was kept */
+    CHECK_INT(blob_stage_truncate(s, 5), BERTH_OK);
+    CHECK_INT(blob_stage_write(s, 5, "!", 1), BERTH_OK);
+    blob_stage_close(s);
+    int64_t mtime = 0;
+    CHECK_INT(blob_stage_stat(bs, "s", &size, &mtime), BERTH_OK);
+    CHECK_INT(size, 6);
+    CHECK(mtime > 0);
+    CHECK_INT(blob_stage_open(bs, "s", &s, &size), BERTH_OK);
+    CHECK_INT(size, 6);
+    digest_buffer(DIGEST_SHA256, "hello!", 6, &want);
+    ctx = digest_ctx_new(DIGEST_SHA256);
+    CHECK_INT(blob_stage_hash(s, ctx, 6), BERTH_OK);
+    CHECK_INT(digest_ctx_final(ctx, &got), BERTH_OK);
+    digest_ctx_free(ctx);
+    CHECK_STR(got.str, want.str);
+    blob_stage_close(s);
+
+    CHECK_INT(blob_stage_publish(bs, "s", &want), BERTH_OK);
+    CHECK(holds(bs, &want, "hello!"));
+    CHECK_INT(blob_stage_stat(bs, "s", &size, &mtime), BERTH_ENOTFOUND);
+    close_store(bs);
+}
+
+static void test_publish_and_read(void)
+{
+    struct blob_store *bs = open_store();
+    struct digest d = publish(bs, "layer bytes");
+    int fd = -1;
+    uint64_t size = 0;
+    CHECK_INT(blob_open(bs, &d, &fd, &size), BERTH_OK);
+    CHECK_INT(size, 11);
+    close(fd);
+    char *buf = NULL;
+    size_t len = 0;
+    CHECK_INT(blob_read_all(bs, &d, 10, &buf, &len), BERTH_ETOOBIG);
+    CHECK(holds(bs, &d, "layer bytes"));
+
+    /* publishing the same content again drops the stage and keeps the blob */
+    char name[BLOB_STAGE_NAME_MAX + 1];
+    CHECK_INT(blob_stage_put(bs, "layer bytes", 11, name), BERTH_OK);
+    CHECK_INT(blob_stage_publish(bs, name, &d), BERTH_OK);
+    uint64_t ssize;
+    int64_t mtime;
+    CHECK_INT(blob_stage_stat(bs, name, &ssize, &mtime), BERTH_ENOTFOUND);
+    CHECK(holds(bs, &d, "layer bytes"));
+
+    struct digest missing;
+    digest_buffer(DIGEST_SHA256, "never stored", 12, &missing);
+    CHECK_INT(blob_open(bs, &missing, &fd, &size), BERTH_ENOTFOUND);
+    CHECK_INT(blob_read_all(bs, &missing, 100, &buf, &len), BERTH_ENOTFOUND);
+
+    /* the local path names the bytes, for programs that need a file */
+    char path[4096];
+    CHECK_INT(blob_local_path(bs, &d, path, sizeof(path)), BERTH_OK);
+    CHECK_INT(file_read_bounded(path, 100, &buf, &len), BERTH_OK);
+    CHECK_STR(buf, "layer bytes");
+    free(buf);
+    CHECK_INT(blob_local_path(bs, &d, path, 10), BERTH_ETOOBIG);
+    close_store(bs);
+}
+
+static void test_remove_finish_recover(void)
+{
+    struct blob_store *bs = open_store();
+    struct digest a = publish(bs, "blob a");
+    struct digest b = publish(bs, "blob b");
+    struct digest c = publish(bs, "blob c");
+    struct blob_removal ra, rb, rc, rnone;
+    CHECK_INT(blob_remove(bs, &a, &ra), BERTH_OK);
+    CHECK_INT(blob_remove(bs, &b, &rb), BERTH_OK);
+    CHECK_INT(blob_remove(bs, &c, &rc), BERTH_OK);
+    CHECK(!holds(bs, &a, "blob a") && !holds(bs, &b, "blob b"));
+    /* nothing to move is no error, and nothing to finish */
+    struct digest missing;
+    digest_buffer(DIGEST_SHA256, "missing", 7, &missing);
+    CHECK_INT(blob_remove(bs, &missing, &rnone), BERTH_OK);
+    CHECK_INT(blob_removal_finish(bs, &rnone), BERTH_ENOTFOUND);
+
+    /* a committed removal is finished once */
+    CHECK_INT(blob_removal_finish(bs, &rc), BERTH_OK);
+    CHECK_INT(blob_removal_finish(bs, &rc), BERTH_ENOTFOUND);
+
+    /* b is pushed again and removed again: the aside copy is now the newer
+     * one, which the first removal must not touch */
+    struct digest b2 = publish(bs, "blob b");
+    struct blob_removal rb2;
+    CHECK_INT(blob_remove(bs, &b2, &rb2), BERTH_OK);
+    CHECK_INT(blob_removal_finish(bs, &rb), BERTH_ENOTFOUND);
+
+    close_store(bs);
+}
+
+static bool wanted_a(void *arg, const struct digest *d)
+{
+    return strcmp(((const struct digest *)arg)->str, d->str) == 0;
+}
+
+static void test_recover(void)
+{
+    struct blob_store *bs = open_store();
+    struct digest a = publish(bs, "blob a");
+    struct digest b = publish(bs, "blob b");
+    struct digest c = publish(bs, "blob c");
+    struct blob_removal r;
+    CHECK_INT(blob_remove(bs, &a, &r), BERTH_OK);
+    CHECK_INT(blob_remove(bs, &b, &r), BERTH_OK);
+    CHECK_INT(blob_remove(bs, &c, &r), BERTH_OK);
+    /* c was pushed anew after its removal committed: the live copy stays,
+     * the aside one goes even if wanted */
+    publish(bs, "blob c");
+    int64_t restored = -1, deleted = -1;
+    CHECK_INT(blob_recover(bs, wanted_a, &a, &restored, &deleted), BERTH_OK);
+    CHECK_INT(restored, 1);
+    CHECK_INT(deleted, 2);
+    CHECK(holds(bs, &a, "blob a"));
+    CHECK(!holds(bs, &b, "blob b"));
+    CHECK(holds(bs, &c, "blob c"));
+    /* nothing is left aside */
+    CHECK_INT(blob_recover(bs, wanted_a, &a, &restored, &deleted), BERTH_OK);
+    CHECK_INT(restored + deleted, 0);
+    close_store(bs);
+}
+
+struct seen {
+    int count;
+    uint64_t bytes;
+};
+
+static enum berth_err count_blob(void *arg, const struct digest *d, uint64_t size, int64_t mtime)
+{
+    struct seen *s = arg;
+    (void)d;
+    CHECK(mtime > 0);
+    s->count++;
+    s->bytes += size;
+    return BERTH_OK;
+}
+
+static enum berth_err count_stage(void *arg, const char *name, int64_t mtime)
+{
+    struct seen *s = arg;
+    (void)name;
+    CHECK(mtime > 0);
+    s->count++;
+    return BERTH_OK;
+}
+
+static enum berth_err stop_walk(void *arg, const struct digest *d, uint64_t size, int64_t mtime)
+{
+    (void)arg;
+    (void)d;
+    (void)size;
+    (void)mtime;
+    return BERTH_ECONFLICT;
+}
+
+static void test_walk_and_delete(void)
+{
+    struct blob_store *bs = open_store();
+    struct digest a = publish(bs, "12345");
+    publish(bs, "1234567");
+    /* a file that is not a blob is never reported */
+    char stray[1024];
+    snprintf(stray, sizeof(stray), "%s/blobs/sha256/notadigest", root);
+    CHECK_INT(file_write_atomic(stray, "x", 1, 0600, false), BERTH_OK);
+    struct seen s = {0};
+    CHECK_INT(blob_walk(bs, count_blob, &s), BERTH_OK);
+    CHECK_INT(s.count, 2);
+    CHECK_INT(s.bytes, 12);
+    CHECK_INT(blob_walk(bs, stop_walk, NULL), BERTH_ECONFLICT);
+
+    CHECK_INT(blob_delete(bs, &a), BERTH_OK);
+    CHECK_INT(blob_delete(bs, &a), BERTH_ENOTFOUND);
+    s = (struct seen){0};
+    CHECK_INT(blob_walk(bs, count_blob, &s), BERTH_OK);
+    CHECK_INT(s.count, 1);
+
+    CHECK_INT(blob_stage_create(bs, "one"), BERTH_OK);
+    CHECK_INT(blob_stage_create(bs, "two"), BERTH_OK);
+    s = (struct seen){0};
+    CHECK_INT(blob_stage_list(bs, count_stage, &s), BERTH_OK);
+    CHECK_INT(s.count, 2);
+    close_store(bs);
+}
+
+int main(void)
+{
+    RUN(test_stage_names);
+    RUN(test_stage_write_hash_truncate);
+    RUN(test_publish_and_read);
+    RUN(test_remove_finish_recover);
+    RUN(test_recover);
+    RUN(test_walk_and_delete);
+    return unit_report("test_fs");
+}
