@@ -27,16 +27,16 @@ enum berth_err meta_key_create(struct meta *m, const char *name, const char *pol
         return rc;
     }
     int64_t principal_id = 0;
-    sqlite3_stmt *st = meta_prepare(m, "SELECT id FROM principals WHERE name = ?1");
+    struct meta_stmt *st = meta_prepare(m, "SELECT id FROM principals WHERE name = ?1");
     if (st == NULL) {
         rc = BERTH_EDB;
         goto out;
     }
-    sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
-    int step = sqlite3_step(st);
-    if (step == SQLITE_ROW) {
-        principal_id = sqlite3_column_int64(st, 0);
-    } else if (step != SQLITE_DONE) {
+    meta_bind_text(st, 1, name);
+    int step = meta_step(st);
+    if (step == META_STEP_ROW) {
+        principal_id = meta_col_int64(st, 0);
+    } else if (step != META_STEP_DONE) {
         rc = meta_fail(m, "principal_get");
     }
     meta_done(st);
@@ -54,15 +54,15 @@ enum berth_err meta_key_create(struct meta *m, const char *name, const char *pol
             rc = BERTH_EDB;
             goto out;
         }
-        sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 2, policy, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 3, permissions, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(st, 4, now);
+        meta_bind_text(st, 1, name);
+        meta_bind_text(st, 2, policy);
+        meta_bind_text(st, 3, permissions);
+        meta_bind_int64(st, 4, now);
         rc = meta_step_done(m, st, "principal_insert");
         if (rc != BERTH_OK) {
             goto out;
         }
-        principal_id = sqlite3_last_insert_rowid(m->db);
+        principal_id = meta_last_id(m);
     }
     st = meta_prepare(m, "INSERT INTO access_keys (access_key_id, principal_id, secret, "
                          "created_at) VALUES (?1, ?2, ?3, ?4)");
@@ -70,10 +70,10 @@ enum berth_err meta_key_create(struct meta *m, const char *name, const char *pol
         rc = BERTH_EDB;
         goto out;
     }
-    sqlite3_bind_text(st, 1, access_key_id, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 2, principal_id);
-    sqlite3_bind_text(st, 3, secret, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 4, now);
+    meta_bind_text(st, 1, access_key_id);
+    meta_bind_int64(st, 2, principal_id);
+    meta_bind_text(st, 3, secret);
+    meta_bind_int64(st, 4, now);
     rc = meta_step_done(m, st, "key_insert");
     if (rc == BERTH_OK) {
         rc = meta_commit(m);
@@ -94,14 +94,14 @@ enum berth_err meta_key_delete(struct meta *m, const char *access_key_id)
     if (rc != BERTH_OK) {
         return rc;
     }
-    sqlite3_stmt *st = meta_prepare(m, "DELETE FROM access_keys WHERE access_key_id = ?1");
+    struct meta_stmt *st = meta_prepare(m, "DELETE FROM access_keys WHERE access_key_id = ?1");
     if (st == NULL) {
         rc = BERTH_EDB;
         goto out;
     }
-    sqlite3_bind_text(st, 1, access_key_id, -1, SQLITE_STATIC);
+    meta_bind_text(st, 1, access_key_id);
     rc = meta_step_done(m, st, "key_delete");
-    if (rc == BERTH_OK && sqlite3_changes(m->db) == 0) {
+    if (rc == BERTH_OK && meta_changes(m) == 0) {
         rc = BERTH_ENOTFOUND;
     }
     if (rc != BERTH_OK) {
@@ -126,21 +126,22 @@ out:
 
 enum berth_err meta_key_list(struct meta *m, meta_key_cb cb, void *arg)
 {
-    sqlite3_stmt *st = meta_prepare(m, "SELECT k.access_key_id, p.name, p.permissions, "
-                                       "k.created_at FROM access_keys k JOIN principals p "
-                                       "ON p.id = k.principal_id ORDER BY p.name, k.created_at, "
-                                       "k.access_key_id");
+    struct meta_stmt *st =
+        meta_prepare(m, "SELECT k.access_key_id, p.name, p.permissions, "
+                        "k.created_at FROM access_keys k JOIN principals p "
+                        "ON p.id = k.principal_id ORDER BY p.name, k.created_at, "
+                        "k.access_key_id");
     if (st == NULL) {
         return BERTH_EDB;
     }
     enum berth_err err = BERTH_OK;
     int rc;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+    while ((rc = meta_step(st)) == META_STEP_ROW) {
         struct meta_key_info k = {
-            .access_key_id = (const char *)sqlite3_column_text(st, 0),
-            .principal = (const char *)sqlite3_column_text(st, 1),
-            .permissions = (const char *)sqlite3_column_text(st, 2),
-            .created_at = sqlite3_column_int64(st, 3),
+            .access_key_id = meta_col_cstr(st, 0),
+            .principal = meta_col_cstr(st, 1),
+            .permissions = meta_col_cstr(st, 2),
+            .created_at = meta_col_int64(st, 3),
         };
         if (k.access_key_id == NULL || k.principal == NULL || k.permissions == NULL) {
             continue; /* NOT NULL columns: only out of memory gets here */
@@ -149,7 +150,7 @@ enum berth_err meta_key_list(struct meta *m, meta_key_cb cb, void *arg)
             break;
         }
     }
-    if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+    if (rc != META_STEP_ROW && rc != META_STEP_DONE) {
         err = meta_fail(m, "key_list");
     }
     meta_done(st);
@@ -162,7 +163,7 @@ enum berth_err meta_auth_lookup(struct meta *m, const char *access_key_id, const
     /* One row whatever matches: the LEFT JOINs hang the key and the
      * repository off a constant row, each found through its unique
      * index. */
-    sqlite3_stmt *st =
+    struct meta_stmt *st =
         meta_prepare(m, "SELECT EXISTS (SELECT 1 FROM access_keys), k.secret, p.name, p.policy, "
                         "r.id, r.policy_text FROM (SELECT 1) AS one "
                         "LEFT JOIN access_keys k ON k.access_key_id = ?1 "
@@ -172,32 +173,30 @@ enum berth_err meta_auth_lookup(struct meta *m, const char *access_key_id, const
         return BERTH_EDB;
     }
     if (access_key_id != NULL) {
-        sqlite3_bind_text(st, 1, access_key_id, -1, SQLITE_STATIC);
+        meta_bind_text(st, 1, access_key_id);
     }
     if (repo != NULL) {
-        sqlite3_bind_text(st, 2, repo, -1, SQLITE_STATIC);
+        meta_bind_text(st, 2, repo);
     }
     enum berth_err err = BERTH_OK;
-    if (sqlite3_step(st) == SQLITE_ROW) {
+    if (meta_step(st) == META_STEP_ROW) {
         struct meta_auth_row row;
         memset(&row, 0, sizeof(row));
-        row.has_keys = sqlite3_column_int(st, 0) != 0;
-        if (sqlite3_column_type(st, 1) != SQLITE_NULL &&
-            sqlite3_column_type(st, 2) != SQLITE_NULL &&
-            sqlite3_column_type(st, 3) != SQLITE_NULL) {
-            row.secret = (const char *)sqlite3_column_text(st, 1);
-            row.secret_len = (size_t)sqlite3_column_bytes(st, 1);
-            row.principal = (const char *)sqlite3_column_text(st, 2);
-            row.policy = (const char *)sqlite3_column_text(st, 3);
-            row.policy_len = (size_t)sqlite3_column_bytes(st, 3);
+        row.has_keys = meta_col_int(st, 0) != 0;
+        if (!meta_col_is_null(st, 1) && !meta_col_is_null(st, 2) && !meta_col_is_null(st, 3)) {
+            row.secret = meta_col_cstr(st, 1);
+            row.secret_len = (size_t)meta_col_bytes(st, 1);
+            row.principal = meta_col_cstr(st, 2);
+            row.policy = meta_col_cstr(st, 3);
+            row.policy_len = (size_t)meta_col_bytes(st, 3);
             if (row.secret == NULL || row.principal == NULL || row.policy == NULL) {
                 err = BERTH_ENOMEM;
             }
         }
-        row.repo_found = sqlite3_column_type(st, 4) != SQLITE_NULL;
-        if (row.repo_found && sqlite3_column_type(st, 5) != SQLITE_NULL) {
-            row.repo_policy = (const char *)sqlite3_column_text(st, 5);
-            row.repo_policy_len = (size_t)sqlite3_column_bytes(st, 5);
+        row.repo_found = !meta_col_is_null(st, 4);
+        if (row.repo_found && !meta_col_is_null(st, 5)) {
+            row.repo_policy = meta_col_cstr(st, 5);
+            row.repo_policy_len = (size_t)meta_col_bytes(st, 5);
             if (row.repo_policy == NULL) {
                 err = BERTH_ENOMEM;
             }
@@ -217,42 +216,43 @@ struct repo_name_ctx {
     void *arg;
 };
 
-static int repo_name_row(sqlite3_stmt *st, void *ctx)
+static int repo_name_row(struct meta_stmt *st, void *ctx)
 {
     struct repo_name_ctx *c = ctx;
-    const char *name = (const char *)sqlite3_column_text(st, 0);
+    const char *name = meta_col_cstr(st, 0);
     return name != NULL ? c->cb(c->arg, name) : 0;
 }
 
 enum berth_err meta_blob_repos(struct meta *m, const char *digest, int64_t limit, meta_name_cb cb,
                                void *arg)
 {
-    sqlite3_stmt *st = meta_prepare(m, "SELECT r.name FROM blobs b "
-                                       "JOIN repo_blobs rb ON rb.blob_id = b.id "
-                                       "JOIN repositories r ON r.id = rb.repo_id "
-                                       "WHERE b.digest = ?1 ORDER BY r.name LIMIT ?2");
+    struct meta_stmt *st = meta_prepare(m, "SELECT r.name FROM blobs b "
+                                           "JOIN repo_blobs rb ON rb.blob_id = b.id "
+                                           "JOIN repositories r ON r.id = rb.repo_id "
+                                           "WHERE b.digest = ?1 ORDER BY r.name LIMIT ?2");
     if (st == NULL) {
         return BERTH_EDB;
     }
-    sqlite3_bind_text(st, 1, digest, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 2, limit);
+    meta_bind_text(st, 1, digest);
+    meta_bind_int64(st, 2, limit);
     struct repo_name_ctx c = {cb, arg};
     return meta_page(m, st, -1, repo_name_row, &c, NULL, "blob_repos");
 }
 
 enum berth_err meta_blob_in_image(struct meta *m, int64_t repo_id, const char *digest, bool *out)
 {
-    sqlite3_stmt *st = meta_prepare(m, "SELECT EXISTS (SELECT 1 FROM manifest_refs r "
-                                       "JOIN manifests mf ON mf.id = r.manifest_id "
-                                       "WHERE r.digest = ?1 AND r.kind = 0 AND mf.repo_id = ?2)");
+    struct meta_stmt *st =
+        meta_prepare(m, "SELECT EXISTS (SELECT 1 FROM manifest_refs r "
+                        "JOIN manifests mf ON mf.id = r.manifest_id "
+                        "WHERE r.digest = ?1 AND r.kind = 0 AND mf.repo_id = ?2)");
     if (st == NULL) {
         return BERTH_EDB;
     }
-    sqlite3_bind_text(st, 1, digest, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 2, repo_id);
+    meta_bind_text(st, 1, digest);
+    meta_bind_int64(st, 2, repo_id);
     enum berth_err err = BERTH_OK;
-    if (sqlite3_step(st) == SQLITE_ROW) {
-        *out = sqlite3_column_int(st, 0) != 0;
+    if (meta_step(st) == META_STEP_ROW) {
+        *out = meta_col_int(st, 0) != 0;
     } else {
         err = meta_fail(m, "blob_in_image");
     }
@@ -263,16 +263,16 @@ enum berth_err meta_blob_in_image(struct meta *m, int64_t repo_id, const char *d
 enum berth_err meta_server_secret_get(struct meta *m, const char *name, void *buf, size_t cap,
                                       size_t *len)
 {
-    sqlite3_stmt *st = meta_prepare(m, "SELECT value FROM server_secrets WHERE name = ?1");
+    struct meta_stmt *st = meta_prepare(m, "SELECT value FROM server_secrets WHERE name = ?1");
     if (st == NULL) {
         return BERTH_EDB;
     }
-    sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+    meta_bind_text(st, 1, name);
     enum berth_err err = BERTH_OK;
-    int rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW) {
-        const void *v = sqlite3_column_blob(st, 0);
-        size_t n = (size_t)sqlite3_column_bytes(st, 0);
+    int rc = meta_step(st);
+    if (rc == META_STEP_ROW) {
+        const void *v = meta_col_blob(st, 0);
+        size_t n = (size_t)meta_col_bytes(st, 0);
         if (n > cap) {
             err = BERTH_ETOOBIG;
         } else if (v == NULL && n > 0) {
@@ -283,7 +283,7 @@ enum berth_err meta_server_secret_get(struct meta *m, const char *name, void *bu
             }
             *len = n;
         }
-    } else if (rc == SQLITE_DONE) {
+    } else if (rc == META_STEP_DONE) {
         err = BERTH_ENOTFOUND;
     } else {
         err = meta_fail(m, "secret_get");
@@ -298,13 +298,13 @@ enum berth_err meta_server_secret_add(struct meta *m, const char *name, const vo
     if (len == 0 || len > META_SERVER_SECRET_MAX) {
         return BERTH_EINVAL;
     }
-    sqlite3_stmt *st = meta_prepare(m, "INSERT OR IGNORE INTO server_secrets (name, value, "
-                                       "created_at) VALUES (?1, ?2, ?3)");
+    struct meta_stmt *st = meta_prepare(m, "INSERT OR IGNORE INTO server_secrets (name, value, "
+                                           "created_at) VALUES (?1, ?2, ?3)");
     if (st == NULL) {
         return BERTH_EDB;
     }
-    sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
-    sqlite3_bind_blob(st, 2, value, (int)len, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 3, now);
+    meta_bind_text(st, 1, name);
+    meta_bind_blob(st, 2, value, len);
+    meta_bind_int64(st, 3, now);
     return meta_step_done(m, st, "secret_add");
 }

@@ -3,17 +3,17 @@
 
 #include <string.h>
 
-static enum berth_err fetch_blob(struct meta *m, sqlite3_stmt *st, struct meta_blob *out)
+static enum berth_err fetch_blob(struct meta *m, struct meta_stmt *st, struct meta_blob *out)
 {
-    int rc = sqlite3_step(st);
+    int rc = meta_step(st);
     enum berth_err err = BERTH_OK;
-    if (rc == SQLITE_ROW) {
-        out->id = sqlite3_column_int64(st, 0);
+    if (rc == META_STEP_ROW) {
+        out->id = meta_col_int64(st, 0);
         meta_col_text(st, 1, out->digest, sizeof(out->digest));
-        out->size = sqlite3_column_int64(st, 2);
-        out->created_at = sqlite3_column_int64(st, 3);
-        out->touched_at = sqlite3_column_int64(st, 4);
-    } else if (rc == SQLITE_DONE) {
+        out->size = meta_col_int64(st, 2);
+        out->created_at = meta_col_int64(st, 3);
+        out->touched_at = meta_col_int64(st, 4);
+    } else if (rc == META_STEP_DONE) {
         err = BERTH_ENOTFOUND;
     } else {
         err = meta_fail(m, "blob_get");
@@ -24,38 +24,40 @@ static enum berth_err fetch_blob(struct meta *m, sqlite3_stmt *st, struct meta_b
 
 enum berth_err meta_blob_get(struct meta *m, const char *digest, struct meta_blob *out)
 {
-    sqlite3_stmt *st = meta_prepare(
+    struct meta_stmt *st = meta_prepare(
         m, "SELECT id, digest, size, created_at, touched_at FROM blobs WHERE digest = ?1");
     if (st == NULL) {
         return BERTH_EDB;
     }
-    sqlite3_bind_text(st, 1, digest, -1, SQLITE_STATIC);
+    meta_bind_text(st, 1, digest);
     return fetch_blob(m, st, out);
 }
 
 enum berth_err meta_blob_get_linked(struct meta *m, int64_t repo_id, const char *digest,
                                     struct meta_blob *out)
 {
-    sqlite3_stmt *st = meta_prepare(m, "SELECT b.id, b.digest, b.size, b.created_at, b.touched_at "
-                                       "FROM blobs b JOIN repo_blobs rb ON rb.blob_id = b.id "
-                                       "WHERE b.digest = ?1 AND rb.repo_id = ?2");
+    struct meta_stmt *st =
+        meta_prepare(m, "SELECT b.id, b.digest, b.size, b.created_at, b.touched_at "
+                        "FROM blobs b JOIN repo_blobs rb ON rb.blob_id = b.id "
+                        "WHERE b.digest = ?1 AND rb.repo_id = ?2");
     if (st == NULL) {
         return BERTH_EDB;
     }
-    sqlite3_bind_text(st, 1, digest, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 2, repo_id);
+    meta_bind_text(st, 1, digest);
+    meta_bind_int64(st, 2, repo_id);
     return fetch_blob(m, st, out);
 }
 
 enum berth_err meta_blob_get_visible(struct meta *m, const char *digest, struct meta_blob *out)
 {
-    sqlite3_stmt *st = meta_prepare(m, "SELECT b.id, b.digest, b.size, b.created_at, b.touched_at "
-                                       "FROM blobs b WHERE b.digest = ?1 AND EXISTS "
-                                       "(SELECT 1 FROM repo_blobs rb WHERE rb.blob_id = b.id)");
+    struct meta_stmt *st =
+        meta_prepare(m, "SELECT b.id, b.digest, b.size, b.created_at, b.touched_at "
+                        "FROM blobs b WHERE b.digest = ?1 AND EXISTS "
+                        "(SELECT 1 FROM repo_blobs rb WHERE rb.blob_id = b.id)");
     if (st == NULL) {
         return BERTH_EDB;
     }
-    sqlite3_bind_text(st, 1, digest, -1, SQLITE_STATIC);
+    meta_bind_text(st, 1, digest);
     return fetch_blob(m, st, out);
 }
 
@@ -77,56 +79,56 @@ enum berth_err meta_blob_upsert(struct meta *m, const char *digest, int64_t size
     if (rc != BERTH_ENOTFOUND) {
         return rc;
     }
-    sqlite3_stmt *st = meta_prepare(
+    struct meta_stmt *st = meta_prepare(
         m, "INSERT INTO blobs (digest, size, created_at, touched_at) VALUES (?1, ?2, ?3, ?3)");
     if (st == NULL) {
         return BERTH_EDB;
     }
-    sqlite3_bind_text(st, 1, digest, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 2, size);
-    sqlite3_bind_int64(st, 3, now);
+    meta_bind_text(st, 1, digest);
+    meta_bind_int64(st, 2, size);
+    meta_bind_int64(st, 3, now);
     rc = meta_step_done(m, st, "blob_insert");
     if (rc == BERTH_OK) {
-        *id = sqlite3_last_insert_rowid(m->db);
+        *id = meta_last_id(m);
     }
     return rc;
 }
 
 enum berth_err meta_blob_touch(struct meta *m, int64_t blob_id, int64_t now)
 {
-    sqlite3_stmt *st =
+    struct meta_stmt *st =
         meta_prepare(m, "UPDATE blobs SET touched_at = ?1 WHERE id = ?2 AND touched_at < ?1");
     if (st == NULL) {
         return BERTH_EDB;
     }
-    sqlite3_bind_int64(st, 1, now);
-    sqlite3_bind_int64(st, 2, blob_id);
+    meta_bind_int64(st, 1, now);
+    meta_bind_int64(st, 2, blob_id);
     return meta_step_done(m, st, "blob_touch");
 }
 
 enum berth_err meta_blob_link(struct meta *m, int64_t repo_id, int64_t blob_id)
 {
-    sqlite3_stmt *st =
+    struct meta_stmt *st =
         meta_prepare(m, "INSERT OR IGNORE INTO repo_blobs (repo_id, blob_id) VALUES (?1, ?2)");
     if (st == NULL) {
         return BERTH_EDB;
     }
-    sqlite3_bind_int64(st, 1, repo_id);
-    sqlite3_bind_int64(st, 2, blob_id);
+    meta_bind_int64(st, 1, repo_id);
+    meta_bind_int64(st, 2, blob_id);
     return meta_step_done(m, st, "blob_link");
 }
 
 enum berth_err meta_blob_unlink(struct meta *m, int64_t repo_id, int64_t blob_id)
 {
-    sqlite3_stmt *st =
+    struct meta_stmt *st =
         meta_prepare(m, "DELETE FROM repo_blobs WHERE repo_id = ?1 AND blob_id = ?2");
     if (st == NULL) {
         return BERTH_EDB;
     }
-    sqlite3_bind_int64(st, 1, repo_id);
-    sqlite3_bind_int64(st, 2, blob_id);
+    meta_bind_int64(st, 1, repo_id);
+    meta_bind_int64(st, 2, blob_id);
     enum berth_err rc = meta_step_done(m, st, "blob_unlink");
-    if (rc == BERTH_OK && sqlite3_changes(m->db) == 0) {
+    if (rc == BERTH_OK && meta_changes(m) == 0) {
         rc = BERTH_ENOTFOUND;
     }
     return rc;

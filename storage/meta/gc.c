@@ -18,21 +18,22 @@ enum berth_err meta_gc_blob_scan(struct meta *m, int64_t after, int64_t limit, i
     if (limit < 1 || limit > META_GC_SCAN_MAX) {
         return BERTH_EINVAL;
     }
-    sqlite3_stmt *st = meta_prepare(m, "SELECT b.id, b.digest, b.size, b.touched_at, " GARBAGE_EXPR
-                                       " FROM blobs b WHERE b.id > ?1 ORDER BY b.id LIMIT ?2");
+    struct meta_stmt *st =
+        meta_prepare(m, "SELECT b.id, b.digest, b.size, b.touched_at, " GARBAGE_EXPR
+                        " FROM blobs b WHERE b.id > ?1 ORDER BY b.id LIMIT ?2");
     if (st == NULL) {
         return BERTH_EDB;
     }
-    sqlite3_bind_int64(st, 1, after);
-    sqlite3_bind_int64(st, 2, limit);
-    sqlite3_bind_int64(st, 3, cutoff);
+    meta_bind_int64(st, 1, after);
+    meta_bind_int64(st, 2, limit);
+    meta_bind_int64(st, 3, cutoff);
     enum berth_err err = BERTH_OK;
     int64_t n = 0, last_id = after;
     int rc;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+    while ((rc = meta_step(st)) == META_STEP_ROW) {
         n++;
-        last_id = sqlite3_column_int64(st, 0);
-        if (sqlite3_column_int(st, 4) == 0) {
+        last_id = meta_col_int64(st, 0);
+        if (meta_col_int(st, 4) == 0) {
             continue;
         }
         struct meta_gc_blob b;
@@ -40,13 +41,13 @@ enum berth_err meta_gc_blob_scan(struct meta *m, int64_t after, int64_t limit, i
         if (meta_col_text(st, 1, b.digest, sizeof(b.digest)) != BERTH_OK) {
             continue; /* not a digest berth wrote: leave it alone */
         }
-        b.size = sqlite3_column_int64(st, 2);
-        b.touched_at = sqlite3_column_int64(st, 3);
+        b.size = meta_col_int64(st, 2);
+        b.touched_at = meta_col_int64(st, 3);
         if (cb(arg, &b) != 0) {
             break;
         }
     }
-    if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+    if (rc != META_STEP_ROW && rc != META_STEP_DONE) {
         err = meta_fail(m, "gc_blob_scan");
     }
     meta_done(st);
@@ -64,31 +65,31 @@ enum berth_err meta_gc_blob_scan(struct meta *m, int64_t after, int64_t limit, i
 enum berth_err meta_gc_blob_delete_if_garbage(struct meta *m, int64_t id, int64_t cutoff,
                                               bool *deleted)
 {
-    sqlite3_stmt *st =
+    struct meta_stmt *st =
         meta_prepare(m, "DELETE FROM blobs WHERE id = ?1 AND id IN "
                         "(SELECT b.id FROM blobs b WHERE b.id = ?1 AND " GARBAGE_EXPR " = 1)");
     if (st == NULL) {
         return BERTH_EDB;
     }
-    sqlite3_bind_int64(st, 1, id);
-    sqlite3_bind_int64(st, 3, cutoff);
+    meta_bind_int64(st, 1, id);
+    meta_bind_int64(st, 3, cutoff);
     enum berth_err rc = meta_step_done(m, st, "gc_blob_delete");
     if (rc == BERTH_OK) {
-        *deleted = sqlite3_changes(m->db) > 0;
+        *deleted = meta_changes(m) > 0;
     }
     return rc;
 }
 
 enum berth_err meta_gc_blob_totals(struct meta *m, int64_t *count, int64_t *bytes)
 {
-    sqlite3_stmt *st = meta_prepare(m, "SELECT count(*), coalesce(sum(size), 0) FROM blobs");
+    struct meta_stmt *st = meta_prepare(m, "SELECT count(*), coalesce(sum(size), 0) FROM blobs");
     if (st == NULL) {
         return BERTH_EDB;
     }
     enum berth_err err = BERTH_OK;
-    if (sqlite3_step(st) == SQLITE_ROW) {
-        *count = sqlite3_column_int64(st, 0);
-        *bytes = sqlite3_column_int64(st, 1);
+    if (meta_step(st) == META_STEP_ROW) {
+        *count = meta_col_int64(st, 0);
+        *bytes = meta_col_int64(st, 1);
     } else {
         err = meta_fail(m, "gc_blob_totals");
     }
@@ -98,9 +99,5 @@ enum berth_err meta_gc_blob_totals(struct meta *m, int64_t *count, int64_t *byte
 
 enum berth_err meta_gc_checkpoint(struct meta *m)
 {
-    int rc = sqlite3_wal_checkpoint_v2(m->db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
-    if (rc != SQLITE_OK && rc != SQLITE_BUSY && rc != SQLITE_LOCKED) {
-        return meta_fail(m, "gc_checkpoint");
-    }
-    return BERTH_OK;
+    return m->drv->checkpoint(m->conn);
 }

@@ -14,28 +14,28 @@ struct tag_digest_ctx {
     void *arg;
 };
 
-static int tag_digest_row(sqlite3_stmt *st, void *ctx)
+static int tag_digest_row(struct meta_stmt *st, void *ctx)
 {
     struct tag_digest_ctx *c = ctx;
-    const unsigned char *tag = sqlite3_column_text(st, 0);
-    const unsigned char *digest = sqlite3_column_text(st, 1);
-    return c->cb(c->arg, tag ? (const char *)tag : "", digest ? (const char *)digest : "");
+    const char *tag = meta_col_cstr(st, 0);
+    const char *digest = meta_col_cstr(st, 1);
+    return c->cb(c->arg, tag ? tag : "", digest ? digest : "");
 }
 
 enum berth_err meta_tag_list_digests(struct meta *m, int64_t repo_id, const char *after,
                                      int64_t limit, meta_tag_digest_cb cb, void *arg,
                                      bool *has_more)
 {
-    sqlite3_stmt *st = meta_prepare(m, "SELECT t.name, m.digest FROM tags t "
-                                       "JOIN manifests m ON m.id = t.manifest_id "
-                                       "WHERE t.repo_id = ?1 AND t.name > ?2 "
-                                       "ORDER BY t.name LIMIT ?3");
+    struct meta_stmt *st = meta_prepare(m, "SELECT t.name, m.digest FROM tags t "
+                                           "JOIN manifests m ON m.id = t.manifest_id "
+                                           "WHERE t.repo_id = ?1 AND t.name > ?2 "
+                                           "ORDER BY t.name LIMIT ?3");
     if (st == NULL) {
         return BERTH_EDB;
     }
-    sqlite3_bind_int64(st, 1, repo_id);
-    sqlite3_bind_text(st, 2, after ? after : "", -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 3, limit + 1);
+    meta_bind_int64(st, 1, repo_id);
+    meta_bind_text(st, 2, after ? after : "");
+    meta_bind_int64(st, 3, limit + 1);
     struct tag_digest_ctx c = {cb, arg};
     return meta_page(m, st, limit, tag_digest_row, &c, has_more, "tag_list_digests");
 }
@@ -60,7 +60,7 @@ struct manifest_ctx {
     void *arg;
 };
 
-static int manifest_row(sqlite3_stmt *st, void *ctx)
+static int manifest_row(struct meta_stmt *st, void *ctx)
 {
     struct manifest_ctx *c = ctx;
     struct meta_manifest mf;
@@ -75,23 +75,24 @@ enum berth_err meta_manifest_list(struct meta *m, int64_t repo_id, enum meta_tag
     if ((size_t)status >= sizeof(list_sql) / sizeof(list_sql[0]) || limit < 0) {
         return BERTH_EINVAL;
     }
-    sqlite3_stmt *st = meta_prepare(m, list_sql[status]);
+    struct meta_stmt *st = meta_prepare(m, list_sql[status]);
     if (st == NULL) {
         return BERTH_EDB;
     }
-    sqlite3_bind_int64(st, 1, repo_id);
-    sqlite3_bind_text(st, 2, after ? after : "", -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 3, limit + 1);
+    meta_bind_int64(st, 1, repo_id);
+    meta_bind_text(st, 2, after ? after : "");
+    meta_bind_int64(st, 3, limit + 1);
     struct manifest_ctx c = {cb, arg};
     return meta_page(m, st, limit, manifest_row, &c, has_more, "manifest_list");
 }
 
 /* Run a statement that yields one integer (NULL counts as 0). */
-static enum berth_err single_int(struct meta *m, sqlite3_stmt *st, int64_t *out, const char *what)
+static enum berth_err single_int(struct meta *m, struct meta_stmt *st, int64_t *out,
+                                 const char *what)
 {
     enum berth_err err = BERTH_OK;
-    if (sqlite3_step(st) == SQLITE_ROW) {
-        *out = sqlite3_column_int64(st, 0);
+    if (meta_step(st) == META_STEP_ROW) {
+        *out = meta_col_int64(st, 0);
     } else {
         err = meta_fail(m, what);
     }
@@ -101,46 +102,46 @@ static enum berth_err single_int(struct meta *m, sqlite3_stmt *st, int64_t *out,
 
 enum berth_err meta_manifest_tag_count(struct meta *m, int64_t manifest_id, int64_t *out)
 {
-    sqlite3_stmt *st = meta_prepare(m, "SELECT count(*) FROM tags WHERE manifest_id = ?1");
+    struct meta_stmt *st = meta_prepare(m, "SELECT count(*) FROM tags WHERE manifest_id = ?1");
     if (st == NULL) {
         return BERTH_EDB;
     }
-    sqlite3_bind_int64(st, 1, manifest_id);
+    meta_bind_int64(st, 1, manifest_id);
     return single_int(m, st, out, "manifest_tag_count");
 }
 
 enum berth_err meta_manifest_children_max_size(struct meta *m, int64_t repo_id, int64_t manifest_id,
                                                int64_t *out)
 {
-    sqlite3_stmt *st = meta_prepare(m, "SELECT coalesce(max(c.image_size), 0) "
-                                       "FROM manifest_refs r JOIN manifests c "
-                                       "ON c.repo_id = ?1 AND c.digest = r.digest "
-                                       "WHERE r.manifest_id = ?2 AND r.kind = 1");
+    struct meta_stmt *st = meta_prepare(m, "SELECT coalesce(max(c.image_size), 0) "
+                                           "FROM manifest_refs r JOIN manifests c "
+                                           "ON c.repo_id = ?1 AND c.digest = r.digest "
+                                           "WHERE r.manifest_id = ?2 AND r.kind = 1");
     if (st == NULL) {
         return BERTH_EDB;
     }
-    sqlite3_bind_int64(st, 1, repo_id);
-    sqlite3_bind_int64(st, 2, manifest_id);
+    meta_bind_int64(st, 1, repo_id);
+    meta_bind_int64(st, 2, manifest_id);
     return single_int(m, st, out, "manifest_children_size");
 }
 
 enum berth_err meta_blob_media_type(struct meta *m, int64_t repo_id, const char *digest, char *out,
                                     size_t cap)
 {
-    sqlite3_stmt *st = meta_prepare(m, "SELECT r.media_type FROM manifest_refs r "
-                                       "JOIN manifests m ON m.id = r.manifest_id "
-                                       "WHERE r.digest = ?1 AND r.kind = 0 AND m.repo_id = ?2 "
-                                       "AND r.media_type IS NOT NULL LIMIT 1");
+    struct meta_stmt *st = meta_prepare(m, "SELECT r.media_type FROM manifest_refs r "
+                                           "JOIN manifests m ON m.id = r.manifest_id "
+                                           "WHERE r.digest = ?1 AND r.kind = 0 AND m.repo_id = ?2 "
+                                           "AND r.media_type IS NOT NULL LIMIT 1");
     if (st == NULL) {
         return BERTH_EDB;
     }
-    sqlite3_bind_text(st, 1, digest, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 2, repo_id);
+    meta_bind_text(st, 1, digest);
+    meta_bind_int64(st, 2, repo_id);
     enum berth_err err = BERTH_OK;
-    int rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW) {
+    int rc = meta_step(st);
+    if (rc == META_STEP_ROW) {
         err = meta_col_text(st, 0, out, cap);
-    } else if (rc == SQLITE_DONE) {
+    } else if (rc == META_STEP_DONE) {
         out[0] = '\0';
     } else {
         err = meta_fail(m, "blob_media_type");

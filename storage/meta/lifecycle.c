@@ -6,10 +6,10 @@
 
 #include "storage/meta/meta_lifecycle.h"
 
-static const char *col_str(sqlite3_stmt *st, int i)
+static const char *col_str(struct meta_stmt *st, int i)
 {
-    const unsigned char *t = sqlite3_column_text(st, i);
-    return t ? (const char *)t : "";
+    const char *t = meta_col_cstr(st, i);
+    return t ? t : "";
 }
 
 struct image_ctx {
@@ -17,21 +17,21 @@ struct image_ctx {
     void *arg;
 };
 
-static int image_row(sqlite3_stmt *st, void *p)
+static int image_row(struct meta_stmt *st, void *p)
 {
     struct image_ctx *c = p;
-    return c->cb(c->arg, sqlite3_column_int64(st, 0), col_str(st, 1), sqlite3_column_int64(st, 2));
+    return c->cb(c->arg, meta_col_int64(st, 0), col_str(st, 1), meta_col_int64(st, 2));
 }
 
 enum berth_err meta_lifecycle_images(struct meta *m, int64_t repo_id, meta_lc_image_cb cb,
                                      void *arg)
 {
-    sqlite3_stmt *st = meta_prepare(
+    struct meta_stmt *st = meta_prepare(
         m, "SELECT id, digest, pushed_at FROM manifests WHERE repo_id = ?1 ORDER BY id");
     if (st == NULL) {
         return BERTH_EDB;
     }
-    sqlite3_bind_int64(st, 1, repo_id);
+    meta_bind_int64(st, 1, repo_id);
     struct image_ctx c = {cb, arg};
     return meta_page(m, st, -1, image_row, &c, NULL, "lifecycle_images");
 }
@@ -41,20 +41,20 @@ struct tag_ctx {
     void *arg;
 };
 
-static int tag_row(sqlite3_stmt *st, void *p)
+static int tag_row(struct meta_stmt *st, void *p)
 {
     struct tag_ctx *c = p;
-    return c->cb(c->arg, sqlite3_column_int64(st, 0), col_str(st, 1));
+    return c->cb(c->arg, meta_col_int64(st, 0), col_str(st, 1));
 }
 
 enum berth_err meta_lifecycle_tags(struct meta *m, int64_t repo_id, meta_lc_tag_cb cb, void *arg)
 {
-    sqlite3_stmt *st = meta_prepare(
+    struct meta_stmt *st = meta_prepare(
         m, "SELECT manifest_id, name FROM tags WHERE repo_id = ?1 ORDER BY manifest_id, name");
     if (st == NULL) {
         return BERTH_EDB;
     }
-    sqlite3_bind_int64(st, 1, repo_id);
+    meta_bind_int64(st, 1, repo_id);
     struct tag_ctx c = {cb, arg};
     return meta_page(m, st, -1, tag_row, &c, NULL, "lifecycle_tags");
 }
@@ -64,16 +64,16 @@ struct edge_ctx {
     void *arg;
 };
 
-static int edge_row(sqlite3_stmt *st, void *p)
+static int edge_row(struct meta_stmt *st, void *p)
 {
     struct edge_ctx *c = p;
-    return c->cb(c->arg, sqlite3_column_int64(st, 0), sqlite3_column_int64(st, 1));
+    return c->cb(c->arg, meta_col_int64(st, 0), meta_col_int64(st, 1));
 }
 
 enum berth_err meta_lifecycle_children(struct meta *m, int64_t repo_id, meta_lc_edge_cb cb,
                                        void *arg)
 {
-    sqlite3_stmt *st =
+    struct meta_stmt *st =
         meta_prepare(m, "SELECT p.id, c.id FROM manifests p "
                         "JOIN manifest_refs r ON r.manifest_id = p.id AND r.kind = 1 "
                         "JOIN manifests c ON c.repo_id = p.repo_id "
@@ -82,7 +82,7 @@ enum berth_err meta_lifecycle_children(struct meta *m, int64_t repo_id, meta_lc_
     if (st == NULL) {
         return BERTH_EDB;
     }
-    sqlite3_bind_int64(st, 1, repo_id);
+    meta_bind_int64(st, 1, repo_id);
     struct edge_ctx c = {cb, arg};
     return meta_page(m, st, -1, edge_row, &c, NULL, "lifecycle_children");
 }
@@ -92,22 +92,22 @@ struct repo_ctx {
     void *arg;
 };
 
-static int repo_row(sqlite3_stmt *st, void *p)
+static int repo_row(struct meta_stmt *st, void *p)
 {
     struct repo_ctx *c = p;
-    return c->cb(c->arg, sqlite3_column_int64(st, 0), col_str(st, 1));
+    return c->cb(c->arg, meta_col_int64(st, 0), col_str(st, 1));
 }
 
 enum berth_err meta_lifecycle_repos(struct meta *m, int64_t after, int64_t limit,
                                     meta_lc_repo_cb cb, void *arg)
 {
-    sqlite3_stmt *st = meta_prepare(m, "SELECT id, name FROM repositories WHERE id > ?1 AND "
-                                       "lifecycle_text IS NOT NULL ORDER BY id LIMIT ?2");
+    struct meta_stmt *st = meta_prepare(m, "SELECT id, name FROM repositories WHERE id > ?1 AND "
+                                           "lifecycle_text IS NOT NULL ORDER BY id LIMIT ?2");
     if (st == NULL) {
         return BERTH_EDB;
     }
-    sqlite3_bind_int64(st, 1, after);
-    sqlite3_bind_int64(st, 2, limit);
+    meta_bind_int64(st, 1, after);
+    meta_bind_int64(st, 2, limit);
     struct repo_ctx c = {cb, arg};
     return meta_page(m, st, -1, repo_row, &c, NULL, "lifecycle_repos");
 }
@@ -141,16 +141,16 @@ static enum meta_preview_status parse_status(const char *s)
 enum berth_err meta_preview_get(struct meta *m, int64_t repo_id, struct meta_preview *out,
                                 char **policy_text)
 {
-    sqlite3_stmt *st =
+    struct meta_stmt *st =
         meta_prepare(m, "SELECT status, started_at, finished_at, expiring_count, policy_text "
                         "FROM lifecycle_previews WHERE repo_id = ?1");
     if (st == NULL) {
         return BERTH_EDB;
     }
-    sqlite3_bind_int64(st, 1, repo_id);
+    meta_bind_int64(st, 1, repo_id);
     enum berth_err err = BERTH_OK;
-    int rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW) {
+    int rc = meta_step(st);
+    if (rc == META_STEP_ROW) {
         char *text = NULL;
         if (policy_text != NULL) {
             text = strdup(col_str(st, 4));
@@ -161,14 +161,14 @@ enum berth_err meta_preview_get(struct meta *m, int64_t repo_id, struct meta_pre
         if (err == BERTH_OK) {
             out->repo_id = repo_id;
             out->status = parse_status(col_str(st, 0));
-            out->started_at = sqlite3_column_int64(st, 1);
-            out->finished_at = sqlite3_column_int64(st, 2);
-            out->expiring_count = sqlite3_column_int64(st, 3);
+            out->started_at = meta_col_int64(st, 1);
+            out->finished_at = meta_col_int64(st, 2);
+            out->expiring_count = meta_col_int64(st, 3);
             if (policy_text != NULL) {
                 *policy_text = text;
             }
         }
-    } else if (rc == SQLITE_DONE) {
+    } else if (rc == META_STEP_DONE) {
         err = BERTH_ENOTFOUND;
     } else {
         err = meta_fail(m, "preview_get");
@@ -180,7 +180,7 @@ enum berth_err meta_preview_get(struct meta *m, int64_t repo_id, struct meta_pre
 enum berth_err meta_preview_start(struct meta *m, int64_t repo_id, const char *policy_text,
                                   int64_t now)
 {
-    sqlite3_stmt *st =
+    struct meta_stmt *st =
         meta_prepare(m, "INSERT INTO lifecycle_previews (repo_id, status, policy_text, started_at, "
                         "finished_at, expiring_count) VALUES (?1, 'IN_PROGRESS', ?2, ?3, NULL, 0) "
                         "ON CONFLICT (repo_id) DO UPDATE SET status = excluded.status, "
@@ -189,26 +189,26 @@ enum berth_err meta_preview_start(struct meta *m, int64_t repo_id, const char *p
     if (st == NULL) {
         return BERTH_EDB;
     }
-    sqlite3_bind_int64(st, 1, repo_id);
-    sqlite3_bind_text(st, 2, policy_text, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 3, now);
+    meta_bind_int64(st, 1, repo_id);
+    meta_bind_text(st, 2, policy_text);
+    meta_bind_int64(st, 3, now);
     return meta_step_done(m, st, "preview_start");
 }
 
 enum berth_err meta_preview_clear_results(struct meta *m, int64_t repo_id, int64_t limit,
                                           int64_t *deleted)
 {
-    sqlite3_stmt *st = meta_prepare(
+    struct meta_stmt *st = meta_prepare(
         m, "DELETE FROM lifecycle_preview_results WHERE repo_id = ?1 AND seq IN "
            "(SELECT seq FROM lifecycle_preview_results WHERE repo_id = ?1 ORDER BY seq LIMIT ?2)");
     if (st == NULL) {
         return BERTH_EDB;
     }
-    sqlite3_bind_int64(st, 1, repo_id);
-    sqlite3_bind_int64(st, 2, limit);
+    meta_bind_int64(st, 1, repo_id);
+    meta_bind_int64(st, 2, limit);
     enum berth_err rc = meta_step_done(m, st, "preview_clear");
     if (rc == BERTH_OK) {
-        *deleted = sqlite3_changes(m->db);
+        *deleted = meta_changes(m);
     }
     return rc;
 }
@@ -216,35 +216,36 @@ enum berth_err meta_preview_clear_results(struct meta *m, int64_t repo_id, int64
 enum berth_err meta_preview_add_result(struct meta *m, int64_t repo_id,
                                        const struct meta_preview_result *r)
 {
-    sqlite3_stmt *st = meta_prepare(
+    struct meta_stmt *st = meta_prepare(
         m, "INSERT INTO lifecycle_preview_results (repo_id, seq, digest, pushed_at, tags, "
            "rule_priority) VALUES (?1, ?2, ?3, ?4, ?5, ?6)");
     if (st == NULL) {
         return BERTH_EDB;
     }
-    sqlite3_bind_int64(st, 1, repo_id);
-    sqlite3_bind_int64(st, 2, r->seq);
-    sqlite3_bind_text(st, 3, r->digest, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 4, r->pushed_at);
+    meta_bind_int64(st, 1, repo_id);
+    meta_bind_int64(st, 2, r->seq);
+    meta_bind_text(st, 3, r->digest);
+    meta_bind_int64(st, 4, r->pushed_at);
     meta_bind_text_or_null(st, 5, r->tags_json);
-    sqlite3_bind_int(st, 6, r->rule_priority);
+    meta_bind_int64(st, 6, r->rule_priority);
     return meta_step_done(m, st, "preview_add");
 }
 
 enum berth_err meta_preview_finish(struct meta *m, int64_t repo_id, enum meta_preview_status status,
                                    int64_t expiring_count, int64_t now)
 {
-    sqlite3_stmt *st = meta_prepare(m, "UPDATE lifecycle_previews SET status = ?2, "
-                                       "expiring_count = ?3, finished_at = ?4 WHERE repo_id = ?1");
+    struct meta_stmt *st =
+        meta_prepare(m, "UPDATE lifecycle_previews SET status = ?2, "
+                        "expiring_count = ?3, finished_at = ?4 WHERE repo_id = ?1");
     if (st == NULL) {
         return BERTH_EDB;
     }
-    sqlite3_bind_int64(st, 1, repo_id);
-    sqlite3_bind_text(st, 2, meta_preview_status_name(status), -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 3, expiring_count);
-    sqlite3_bind_int64(st, 4, now);
+    meta_bind_int64(st, 1, repo_id);
+    meta_bind_text(st, 2, meta_preview_status_name(status));
+    meta_bind_int64(st, 3, expiring_count);
+    meta_bind_int64(st, 4, now);
     enum berth_err rc = meta_step_done(m, st, "preview_finish");
-    if (rc == BERTH_OK && sqlite3_changes(m->db) == 0) {
+    if (rc == BERTH_OK && meta_changes(m) == 0) {
         rc = BERTH_ENOTFOUND;
     }
     return rc;
@@ -255,33 +256,33 @@ struct result_ctx {
     void *arg;
 };
 
-static int result_row(sqlite3_stmt *st, void *p)
+static int result_row(struct meta_stmt *st, void *p)
 {
     struct result_ctx *c = p;
     struct meta_preview_result r;
-    r.seq = sqlite3_column_int64(st, 0);
+    r.seq = meta_col_int64(st, 0);
     if (meta_col_text(st, 1, r.digest, sizeof(r.digest)) != BERTH_OK) {
         return 0;
     }
-    r.pushed_at = sqlite3_column_int64(st, 2);
-    const unsigned char *tags = sqlite3_column_text(st, 3);
-    r.tags_json = tags ? (const char *)tags : NULL;
-    r.rule_priority = sqlite3_column_int(st, 4);
+    r.pushed_at = meta_col_int64(st, 2);
+    const char *tags = meta_col_cstr(st, 3);
+    r.tags_json = tags;
+    r.rule_priority = meta_col_int(st, 4);
     return c->cb(c->arg, &r);
 }
 
 enum berth_err meta_preview_results(struct meta *m, int64_t repo_id, int64_t after,
                                     meta_preview_result_cb cb, void *arg)
 {
-    sqlite3_stmt *st =
+    struct meta_stmt *st =
         meta_prepare(m, "SELECT seq, digest, pushed_at, tags, rule_priority "
                         "FROM lifecycle_preview_results WHERE repo_id = ?1 AND seq > ?2 "
                         "ORDER BY seq");
     if (st == NULL) {
         return BERTH_EDB;
     }
-    sqlite3_bind_int64(st, 1, repo_id);
-    sqlite3_bind_int64(st, 2, after);
+    meta_bind_int64(st, 1, repo_id);
+    meta_bind_int64(st, 2, after);
     struct result_ctx c = {cb, arg};
     return meta_page(m, st, -1, result_row, &c, NULL, "preview_results");
 }
@@ -291,23 +292,23 @@ struct pending_ctx {
     void *arg;
 };
 
-static int pending_row(sqlite3_stmt *st, void *p)
+static int pending_row(struct meta_stmt *st, void *p)
 {
     struct pending_ctx *c = p;
-    return c->cb(c->arg, sqlite3_column_int64(st, 0));
+    return c->cb(c->arg, meta_col_int64(st, 0));
 }
 
 enum berth_err meta_preview_pending(struct meta *m, int64_t after, int64_t limit,
                                     meta_preview_repo_cb cb, void *arg)
 {
-    sqlite3_stmt *st =
+    struct meta_stmt *st =
         meta_prepare(m, "SELECT repo_id FROM lifecycle_previews WHERE status = 'IN_PROGRESS' "
                         "AND repo_id > ?1 ORDER BY repo_id LIMIT ?2");
     if (st == NULL) {
         return BERTH_EDB;
     }
-    sqlite3_bind_int64(st, 1, after);
-    sqlite3_bind_int64(st, 2, limit);
+    meta_bind_int64(st, 1, after);
+    meta_bind_int64(st, 2, limit);
     struct pending_ctx c = {cb, arg};
     return meta_page(m, st, -1, pending_row, &c, NULL, "preview_pending");
 }

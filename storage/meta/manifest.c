@@ -3,30 +3,31 @@
 
 #include <string.h>
 
-void meta_manifest_row(sqlite3_stmt *st, struct meta_manifest *out)
+void meta_manifest_row(struct meta_stmt *st, struct meta_manifest *out)
 {
-    out->id = sqlite3_column_int64(st, 0);
-    out->repo_id = sqlite3_column_int64(st, 1);
-    out->blob_id = sqlite3_column_int64(st, 2);
+    out->id = meta_col_int64(st, 0);
+    out->repo_id = meta_col_int64(st, 1);
+    out->blob_id = meta_col_int64(st, 2);
     meta_col_text(st, 3, out->digest, sizeof(out->digest));
     meta_col_text(st, 4, out->media_type, sizeof(out->media_type));
     meta_col_text(st, 5, out->artifact_type, sizeof(out->artifact_type));
     meta_col_text(st, 6, out->config_media_type, sizeof(out->config_media_type));
     meta_col_text(st, 7, out->subject, sizeof(out->subject));
-    out->is_index = sqlite3_column_int(st, 8) != 0;
-    out->size = sqlite3_column_int64(st, 9);
-    out->image_size = sqlite3_column_int64(st, 10);
-    out->pushed_at = sqlite3_column_int64(st, 11);
-    out->last_pulled_at = sqlite3_column_int64(st, 12);
+    out->is_index = meta_col_int(st, 8) != 0;
+    out->size = meta_col_int64(st, 9);
+    out->image_size = meta_col_int64(st, 10);
+    out->pushed_at = meta_col_int64(st, 11);
+    out->last_pulled_at = meta_col_int64(st, 12);
 }
 
-static enum berth_err fetch_manifest(struct meta *m, sqlite3_stmt *st, struct meta_manifest *out)
+static enum berth_err fetch_manifest(struct meta *m, struct meta_stmt *st,
+                                     struct meta_manifest *out)
 {
-    int rc = sqlite3_step(st);
+    int rc = meta_step(st);
     enum berth_err err = BERTH_OK;
-    if (rc == SQLITE_ROW) {
+    if (rc == META_STEP_ROW) {
         meta_manifest_row(st, out);
-    } else if (rc == SQLITE_DONE) {
+    } else if (rc == META_STEP_DONE) {
         err = BERTH_ENOTFOUND;
     } else {
         err = meta_fail(m, "manifest_get");
@@ -38,55 +39,55 @@ static enum berth_err fetch_manifest(struct meta *m, sqlite3_stmt *st, struct me
 enum berth_err meta_manifest_get(struct meta *m, int64_t repo_id, const char *digest,
                                  struct meta_manifest *out)
 {
-    sqlite3_stmt *st = meta_prepare(m, "SELECT " META_MANIFEST_COLS " FROM manifests m "
-                                       "WHERE m.repo_id = ?1 AND m.digest = ?2");
+    struct meta_stmt *st = meta_prepare(m, "SELECT " META_MANIFEST_COLS " FROM manifests m "
+                                           "WHERE m.repo_id = ?1 AND m.digest = ?2");
     if (st == NULL) {
         return BERTH_EDB;
     }
-    sqlite3_bind_int64(st, 1, repo_id);
-    sqlite3_bind_text(st, 2, digest, -1, SQLITE_STATIC);
+    meta_bind_int64(st, 1, repo_id);
+    meta_bind_text(st, 2, digest);
     return fetch_manifest(m, st, out);
 }
 
 enum berth_err meta_manifest_get_by_tag(struct meta *m, int64_t repo_id, const char *tag,
                                         struct meta_manifest *out)
 {
-    sqlite3_stmt *st = meta_prepare(m, "SELECT " META_MANIFEST_COLS " FROM tags t "
-                                       "JOIN manifests m ON m.id = t.manifest_id "
-                                       "WHERE t.repo_id = ?1 AND t.name = ?2");
+    struct meta_stmt *st = meta_prepare(m, "SELECT " META_MANIFEST_COLS " FROM tags t "
+                                           "JOIN manifests m ON m.id = t.manifest_id "
+                                           "WHERE t.repo_id = ?1 AND t.name = ?2");
     if (st == NULL) {
         return BERTH_EDB;
     }
-    sqlite3_bind_int64(st, 1, repo_id);
-    sqlite3_bind_text(st, 2, tag, -1, SQLITE_STATIC);
+    meta_bind_int64(st, 1, repo_id);
+    meta_bind_text(st, 2, tag);
     return fetch_manifest(m, st, out);
 }
 
 enum berth_err meta_manifest_insert(struct meta *m, const struct meta_manifest *in,
                                     const char *annotations, int64_t *id)
 {
-    sqlite3_stmt *st = meta_prepare(
+    struct meta_stmt *st = meta_prepare(
         m, "INSERT INTO manifests (repo_id, blob_id, digest, media_type, artifact_type, "
            "config_media_type, subject, is_index, size, image_size, pushed_at, annotations) "
            "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)");
     if (st == NULL) {
         return BERTH_EDB;
     }
-    sqlite3_bind_int64(st, 1, in->repo_id);
-    sqlite3_bind_int64(st, 2, in->blob_id);
-    sqlite3_bind_text(st, 3, in->digest, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 4, in->media_type, -1, SQLITE_STATIC);
+    meta_bind_int64(st, 1, in->repo_id);
+    meta_bind_int64(st, 2, in->blob_id);
+    meta_bind_text(st, 3, in->digest);
+    meta_bind_text(st, 4, in->media_type);
     meta_bind_text_or_null(st, 5, in->artifact_type);
     meta_bind_text_or_null(st, 6, in->config_media_type);
     meta_bind_text_or_null(st, 7, in->subject);
-    sqlite3_bind_int(st, 8, in->is_index ? 1 : 0);
-    sqlite3_bind_int64(st, 9, in->size);
-    sqlite3_bind_int64(st, 10, in->image_size);
-    sqlite3_bind_int64(st, 11, in->pushed_at);
+    meta_bind_int64(st, 8, in->is_index ? 1 : 0);
+    meta_bind_int64(st, 9, in->size);
+    meta_bind_int64(st, 10, in->image_size);
+    meta_bind_int64(st, 11, in->pushed_at);
     meta_bind_text_or_null(st, 12, annotations);
     enum berth_err rc = meta_step_done(m, st, "manifest_insert");
     if (rc == BERTH_OK) {
-        *id = sqlite3_last_insert_rowid(m->db);
+        *id = meta_last_id(m);
     }
     return rc;
 }
@@ -94,28 +95,28 @@ enum berth_err meta_manifest_insert(struct meta *m, const struct meta_manifest *
 enum berth_err meta_manifest_ref_add(struct meta *m, int64_t manifest_id, const char *digest,
                                      enum meta_ref_kind kind, const char *media_type)
 {
-    sqlite3_stmt *st =
+    struct meta_stmt *st =
         meta_prepare(m, "INSERT OR IGNORE INTO manifest_refs (manifest_id, digest, kind, "
                         "media_type) VALUES (?1, ?2, ?3, ?4)");
     if (st == NULL) {
         return BERTH_EDB;
     }
-    sqlite3_bind_int64(st, 1, manifest_id);
-    sqlite3_bind_text(st, 2, digest, -1, SQLITE_STATIC);
-    sqlite3_bind_int(st, 3, (int)kind);
+    meta_bind_int64(st, 1, manifest_id);
+    meta_bind_text(st, 2, digest);
+    meta_bind_int64(st, 3, (int)kind);
     meta_bind_text_or_null(st, 4, media_type);
     return meta_step_done(m, st, "manifest_ref_add");
 }
 
 enum berth_err meta_manifest_delete(struct meta *m, int64_t manifest_id)
 {
-    sqlite3_stmt *st = meta_prepare(m, "DELETE FROM manifests WHERE id = ?1");
+    struct meta_stmt *st = meta_prepare(m, "DELETE FROM manifests WHERE id = ?1");
     if (st == NULL) {
         return BERTH_EDB;
     }
-    sqlite3_bind_int64(st, 1, manifest_id);
+    meta_bind_int64(st, 1, manifest_id);
     enum berth_err rc = meta_step_done(m, st, "manifest_delete");
-    if (rc == BERTH_OK && sqlite3_changes(m->db) == 0) {
+    if (rc == BERTH_OK && meta_changes(m) == 0) {
         rc = BERTH_ENOTFOUND;
     }
     return rc;
@@ -124,17 +125,17 @@ enum berth_err meta_manifest_delete(struct meta *m, int64_t manifest_id)
 enum berth_err meta_manifest_parent_count(struct meta *m, int64_t repo_id, const char *digest,
                                           int64_t *out)
 {
-    sqlite3_stmt *st = meta_prepare(m, "SELECT count(*) FROM manifest_refs r "
-                                       "JOIN manifests m ON m.id = r.manifest_id "
-                                       "WHERE r.digest = ?1 AND r.kind = 1 AND m.repo_id = ?2");
+    struct meta_stmt *st = meta_prepare(m, "SELECT count(*) FROM manifest_refs r "
+                                           "JOIN manifests m ON m.id = r.manifest_id "
+                                           "WHERE r.digest = ?1 AND r.kind = 1 AND m.repo_id = ?2");
     if (st == NULL) {
         return BERTH_EDB;
     }
-    sqlite3_bind_text(st, 1, digest, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 2, repo_id);
+    meta_bind_text(st, 1, digest);
+    meta_bind_int64(st, 2, repo_id);
     enum berth_err err = BERTH_OK;
-    if (sqlite3_step(st) == SQLITE_ROW) {
-        *out = sqlite3_column_int64(st, 0);
+    if (meta_step(st) == META_STEP_ROW) {
+        *out = meta_col_int64(st, 0);
     } else {
         err = meta_fail(m, "manifest_parents");
     }
@@ -144,29 +145,29 @@ enum berth_err meta_manifest_parent_count(struct meta *m, int64_t repo_id, const
 
 enum berth_err meta_manifest_touch_refs(struct meta *m, int64_t manifest_id, int64_t now)
 {
-    sqlite3_stmt *st = meta_prepare(
+    struct meta_stmt *st = meta_prepare(
         m, "UPDATE blobs SET touched_at = ?1 WHERE touched_at < ?1 AND ("
            "digest IN (SELECT digest FROM manifest_refs WHERE manifest_id = ?2 AND kind = 0) OR "
            "id = (SELECT blob_id FROM manifests WHERE id = ?2))");
     if (st == NULL) {
         return BERTH_EDB;
     }
-    sqlite3_bind_int64(st, 1, now);
-    sqlite3_bind_int64(st, 2, manifest_id);
+    meta_bind_int64(st, 1, now);
+    meta_bind_int64(st, 2, manifest_id);
     return meta_step_done(m, st, "manifest_touch_refs");
 }
 
 enum berth_err meta_manifest_note_pull(struct meta *m, int64_t manifest_id, int64_t now,
                                        int64_t min_interval_ms)
 {
-    sqlite3_stmt *st = meta_prepare(m, "UPDATE manifests SET last_pulled_at = ?1 WHERE id = ?2 "
-                                       "AND (last_pulled_at IS NULL OR last_pulled_at < ?3)");
+    struct meta_stmt *st = meta_prepare(m, "UPDATE manifests SET last_pulled_at = ?1 WHERE id = ?2 "
+                                           "AND (last_pulled_at IS NULL OR last_pulled_at < ?3)");
     if (st == NULL) {
         return BERTH_EDB;
     }
-    sqlite3_bind_int64(st, 1, now);
-    sqlite3_bind_int64(st, 2, manifest_id);
-    sqlite3_bind_int64(st, 3, now - min_interval_ms);
+    meta_bind_int64(st, 1, now);
+    meta_bind_int64(st, 2, manifest_id);
+    meta_bind_int64(st, 3, now - min_interval_ms);
     return meta_step_done(m, st, "manifest_note_pull");
 }
 
@@ -174,17 +175,17 @@ enum berth_err meta_tag_set(struct meta *m, int64_t repo_id, const char *tag, in
                             int64_t now, int64_t *previous)
 {
     int64_t prev = 0;
-    sqlite3_stmt *st =
+    struct meta_stmt *st =
         meta_prepare(m, "SELECT manifest_id FROM tags WHERE repo_id = ?1 AND name = ?2");
     if (st == NULL) {
         return BERTH_EDB;
     }
-    sqlite3_bind_int64(st, 1, repo_id);
-    sqlite3_bind_text(st, 2, tag, -1, SQLITE_STATIC);
-    int rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW) {
-        prev = sqlite3_column_int64(st, 0);
-    } else if (rc != SQLITE_DONE) {
+    meta_bind_int64(st, 1, repo_id);
+    meta_bind_text(st, 2, tag);
+    int rc = meta_step(st);
+    if (rc == META_STEP_ROW) {
+        prev = meta_col_int64(st, 0);
+    } else if (rc != META_STEP_DONE) {
         enum berth_err err = meta_fail(m, "tag_get");
         meta_done(st);
         return err;
@@ -198,10 +199,10 @@ enum berth_err meta_tag_set(struct meta *m, int64_t repo_id, const char *tag, in
         if (st == NULL) {
             return BERTH_EDB;
         }
-        sqlite3_bind_int64(st, 1, repo_id);
-        sqlite3_bind_text(st, 2, tag, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(st, 3, manifest_id);
-        sqlite3_bind_int64(st, 4, now);
+        meta_bind_int64(st, 1, repo_id);
+        meta_bind_text(st, 2, tag);
+        meta_bind_int64(st, 3, manifest_id);
+        meta_bind_int64(st, 4, now);
         enum berth_err err = meta_step_done(m, st, "tag_set");
         if (err != BERTH_OK) {
             return err;
@@ -215,14 +216,14 @@ enum berth_err meta_tag_set(struct meta *m, int64_t repo_id, const char *tag, in
 
 enum berth_err meta_tag_delete(struct meta *m, int64_t repo_id, const char *tag)
 {
-    sqlite3_stmt *st = meta_prepare(m, "DELETE FROM tags WHERE repo_id = ?1 AND name = ?2");
+    struct meta_stmt *st = meta_prepare(m, "DELETE FROM tags WHERE repo_id = ?1 AND name = ?2");
     if (st == NULL) {
         return BERTH_EDB;
     }
-    sqlite3_bind_int64(st, 1, repo_id);
-    sqlite3_bind_text(st, 2, tag, -1, SQLITE_STATIC);
+    meta_bind_int64(st, 1, repo_id);
+    meta_bind_text(st, 2, tag);
     enum berth_err rc = meta_step_done(m, st, "tag_delete");
-    if (rc == BERTH_OK && sqlite3_changes(m->db) == 0) {
+    if (rc == BERTH_OK && meta_changes(m) == 0) {
         rc = BERTH_ENOTFOUND;
     }
     return rc;
@@ -233,16 +234,16 @@ struct name_ctx {
     void *arg;
 };
 
-static int name_row(sqlite3_stmt *st, void *ctx)
+static int name_row(struct meta_stmt *st, void *ctx)
 {
     struct name_ctx *c = ctx;
-    const unsigned char *name = sqlite3_column_text(st, 0);
-    return c->cb(c->arg, name ? (const char *)name : "");
+    const char *name = meta_col_cstr(st, 0);
+    return c->cb(c->arg, name ? name : "");
 }
 
 /* Feed cb the first column of each row (a name); see meta_page. */
-static enum berth_err list_names(struct meta *m, sqlite3_stmt *st, int64_t limit, meta_name_cb cb,
-                                 void *arg, bool *has_more, const char *what)
+static enum berth_err list_names(struct meta *m, struct meta_stmt *st, int64_t limit,
+                                 meta_name_cb cb, void *arg, bool *has_more, const char *what)
 {
     struct name_ctx c = {cb, arg};
     return meta_page(m, st, limit, name_row, &c, has_more, what);
@@ -251,25 +252,25 @@ static enum berth_err list_names(struct meta *m, sqlite3_stmt *st, int64_t limit
 enum berth_err meta_tag_list(struct meta *m, int64_t repo_id, const char *after, int64_t limit,
                              meta_name_cb cb, void *arg, bool *has_more)
 {
-    sqlite3_stmt *st = meta_prepare(m, "SELECT name FROM tags WHERE repo_id = ?1 AND name > ?2 "
-                                       "ORDER BY name LIMIT ?3");
+    struct meta_stmt *st = meta_prepare(m, "SELECT name FROM tags WHERE repo_id = ?1 AND name > ?2 "
+                                           "ORDER BY name LIMIT ?3");
     if (st == NULL) {
         return BERTH_EDB;
     }
-    sqlite3_bind_int64(st, 1, repo_id);
-    sqlite3_bind_text(st, 2, after ? after : "", -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 3, limit + 1);
+    meta_bind_int64(st, 1, repo_id);
+    meta_bind_text(st, 2, after ? after : "");
+    meta_bind_int64(st, 3, limit + 1);
     return list_names(m, st, limit, cb, arg, has_more, "tag_list");
 }
 
 enum berth_err meta_manifest_tags(struct meta *m, int64_t manifest_id, meta_name_cb cb, void *arg)
 {
-    sqlite3_stmt *st =
+    struct meta_stmt *st =
         meta_prepare(m, "SELECT name FROM tags WHERE manifest_id = ?1 ORDER BY name");
     if (st == NULL) {
         return BERTH_EDB;
     }
-    sqlite3_bind_int64(st, 1, manifest_id);
+    meta_bind_int64(st, 1, manifest_id);
     return list_names(m, st, -1, cb, arg, NULL, "manifest_tags");
 }
 
@@ -278,27 +279,27 @@ struct referrer_ctx {
     void *arg;
 };
 
-static int referrer_row(sqlite3_stmt *st, void *ctx)
+static int referrer_row(struct meta_stmt *st, void *ctx)
 {
     struct referrer_ctx *c = ctx;
     struct meta_manifest mf;
     meta_manifest_row(st, &mf);
-    const unsigned char *ann = sqlite3_column_text(st, 13);
-    return c->cb(c->arg, &mf, ann ? (const char *)ann : NULL);
+    const char *ann = meta_col_cstr(st, 13);
+    return c->cb(c->arg, &mf, ann ? ann : NULL);
 }
 
 enum berth_err meta_referrers(struct meta *m, int64_t repo_id, const char *subject,
                               const char *artifact_type, meta_referrer_cb cb, void *arg)
 {
-    sqlite3_stmt *st = meta_prepare(m, "SELECT " META_MANIFEST_COLS " FROM manifests m "
-                                       "WHERE m.repo_id = ?1 AND m.subject = ?2 "
-                                       "AND (?3 IS NULL OR m.artifact_type = ?3) "
-                                       "ORDER BY m.digest");
+    struct meta_stmt *st = meta_prepare(m, "SELECT " META_MANIFEST_COLS " FROM manifests m "
+                                           "WHERE m.repo_id = ?1 AND m.subject = ?2 "
+                                           "AND (?3 IS NULL OR m.artifact_type = ?3) "
+                                           "ORDER BY m.digest");
     if (st == NULL) {
         return BERTH_EDB;
     }
-    sqlite3_bind_int64(st, 1, repo_id);
-    sqlite3_bind_text(st, 2, subject, -1, SQLITE_STATIC);
+    meta_bind_int64(st, 1, repo_id);
+    meta_bind_text(st, 2, subject);
     meta_bind_text_or_null(st, 3, artifact_type);
     struct referrer_ctx c = {cb, arg};
     return meta_page(m, st, -1, referrer_row, &c, NULL, "referrers");

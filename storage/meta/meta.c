@@ -1,7 +1,7 @@
 /*
- * Metadata database connection: opening, pragmas, numbered migrations,
- * the per-connection prepared-statement cache and transactions. One
- * struct meta per thread; see meta.h.
+ * Metadata database connections over the SQL driver (meta_int.h): opening,
+ * numbered migrations, the per-connection prepared-statement cache and
+ * transactions. One struct meta per thread; see meta.h.
  */
 #include "meta_int.h"
 
@@ -9,7 +9,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "common/log.h"
 
@@ -175,15 +174,20 @@ static const char *const migrations[] = {
 
 enum berth_err meta_fail(struct meta *m, const char *what)
 {
-    int code = sqlite3_extended_errcode(m->db);
-    log_error("event=db_error op=%s code=%d msg=\"%s\"", what, code, sqlite3_errmsg(m->db));
-    if ((code & 0xff) == SQLITE_BUSY || (code & 0xff) == SQLITE_LOCKED) {
-        return BERTH_EBUSY;
-    }
-    return BERTH_EDB;
+    return m->drv->error(m->conn, what);
 }
 
-sqlite3_stmt *meta_prepare(struct meta *m, const char *sql)
+int64_t meta_changes(struct meta *m)
+{
+    return m->drv->changes(m->conn);
+}
+
+int64_t meta_last_id(struct meta *m)
+{
+    return m->drv->last_id(m->conn);
+}
+
+struct meta_stmt *meta_prepare(struct meta *m, const char *sql)
 {
     uintptr_t h = ((uintptr_t)sql >> 3) % META_STMT_CACHE;
     for (size_t probe = 0; probe < META_STMT_CACHE; probe++) {
@@ -192,11 +196,9 @@ sqlite3_stmt *meta_prepare(struct meta *m, const char *sql)
             return slot->stmt;
         }
         if (slot->sql == NULL) {
-            sqlite3_stmt *st = NULL;
-            if (sqlite3_prepare_v3(m->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &st, NULL) !=
-                SQLITE_OK) {
-                meta_fail(m, "prepare");
-                return NULL;
+            struct meta_stmt *st = m->drv->prepare(m->conn, sql);
+            if (st == NULL) {
+                return NULL; /* logged */
             }
             slot->sql = sql;
             slot->stmt = st;
@@ -210,22 +212,21 @@ sqlite3_stmt *meta_prepare(struct meta *m, const char *sql)
     return NULL;
 }
 
-void meta_done(sqlite3_stmt *st)
+void meta_done(struct meta_stmt *st)
 {
     if (st != NULL) {
-        sqlite3_reset(st);
-        sqlite3_clear_bindings(st);
+        st->drv->reset(st);
     }
 }
 
-enum berth_err meta_col_text(sqlite3_stmt *st, int i, char *dst, size_t cap)
+enum berth_err meta_col_text(struct meta_stmt *st, int i, char *dst, size_t cap)
 {
-    const unsigned char *t = sqlite3_column_text(st, i);
+    const char *t = meta_col_cstr(st, i);
     if (t == NULL) {
         dst[0] = '\0';
         return BERTH_OK;
     }
-    size_t n = (size_t)sqlite3_column_bytes(st, i);
+    size_t n = meta_col_bytes(st, i);
     if (n >= cap) {
         memcpy(dst, t, cap - 1);
         dst[cap - 1] = '\0';
@@ -235,38 +236,33 @@ enum berth_err meta_col_text(sqlite3_stmt *st, int i, char *dst, size_t cap)
     return BERTH_OK;
 }
 
-int meta_bind_text_or_null(sqlite3_stmt *st, int i, const char *s)
+void meta_bind_text_or_null(struct meta_stmt *st, int i, const char *s)
 {
     if (s == NULL || *s == '\0') {
-        return sqlite3_bind_null(st, i);
+        meta_bind_null(st, i);
+    } else {
+        meta_bind_text(st, i, s);
     }
-    return sqlite3_bind_text(st, i, s, -1, SQLITE_STATIC);
 }
 
-enum berth_err meta_step_done(struct meta *m, sqlite3_stmt *st, const char *what)
+enum berth_err meta_step_done(struct meta *m, struct meta_stmt *st, const char *what)
 {
-    int rc = sqlite3_step(st);
     enum berth_err err = BERTH_OK;
-    if (rc != SQLITE_DONE && rc != SQLITE_ROW) {
-        if (sqlite3_extended_errcode(m->db) == SQLITE_CONSTRAINT_UNIQUE ||
-            sqlite3_extended_errcode(m->db) == SQLITE_CONSTRAINT_PRIMARYKEY) {
-            err = BERTH_EEXIST;
-        } else {
-            err = meta_fail(m, what);
-        }
+    if (meta_step(st) == META_STEP_ERROR) {
+        err = m->drv->is_unique_violation(m->conn) ? BERTH_EEXIST : meta_fail(m, what);
     }
     meta_done(st);
     return err;
 }
 
-enum berth_err meta_page(struct meta *m, sqlite3_stmt *st, int64_t limit, meta_row_fn row,
+enum berth_err meta_page(struct meta *m, struct meta_stmt *st, int64_t limit, meta_row_fn row,
                          void *ctx, bool *has_more, const char *what)
 {
     enum berth_err err = BERTH_OK;
     int64_t n = 0;
     bool more = false;
-    int rc;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+    enum meta_step rc;
+    while ((rc = meta_step(st)) == META_STEP_ROW) {
         if (limit >= 0 && n == limit) {
             more = true;
             break;
@@ -276,7 +272,7 @@ enum berth_err meta_page(struct meta *m, sqlite3_stmt *st, int64_t limit, meta_r
             break;
         }
     }
-    if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+    if (rc == META_STEP_ERROR) {
         err = meta_fail(m, what);
     }
     meta_done(st);
@@ -286,15 +282,15 @@ enum berth_err meta_page(struct meta *m, sqlite3_stmt *st, int64_t limit, meta_r
     return err;
 }
 
-enum berth_err meta_get_text(struct meta *m, sqlite3_stmt *st, char **out)
+enum berth_err meta_get_text(struct meta *m, struct meta_stmt *st, char **out)
 {
-    int rc = sqlite3_step(st);
+    enum meta_step rc = meta_step(st);
     enum berth_err err = BERTH_OK;
-    if (rc == SQLITE_ROW) {
-        const unsigned char *t = sqlite3_column_text(st, 0);
+    if (rc == META_STEP_ROW) {
+        const char *t = meta_col_cstr(st, 0);
         char *copy = NULL;
         if (t != NULL) {
-            copy = strdup((const char *)t);
+            copy = strdup(t);
             if (copy == NULL) {
                 err = BERTH_ENOMEM;
             }
@@ -302,7 +298,7 @@ enum berth_err meta_get_text(struct meta *m, sqlite3_stmt *st, char **out)
         if (err == BERTH_OK) {
             *out = copy;
         }
-    } else if (rc == SQLITE_DONE) {
+    } else if (rc == META_STEP_DONE) {
         err = BERTH_ENOTFOUND;
     } else {
         err = meta_fail(m, "get_text");
@@ -311,28 +307,9 @@ enum berth_err meta_get_text(struct meta *m, sqlite3_stmt *st, char **out)
     return err;
 }
 
-static enum berth_err exec(struct meta *m, const char *sql, const char *what)
-{
-    char *msg = NULL;
-    if (sqlite3_exec(m->db, sql, NULL, NULL, &msg) != SQLITE_OK) {
-        log_error("event=db_error op=%s msg=\"%s\"", what, msg ? msg : "?");
-        sqlite3_free(msg);
-        int code = sqlite3_errcode(m->db);
-        return (code == SQLITE_BUSY || code == SQLITE_LOCKED) ? BERTH_EBUSY : BERTH_EDB;
-    }
-    return BERTH_OK;
-}
-
 int meta_schema_version(struct meta *m)
 {
-    sqlite3_stmt *st = NULL;
-    int version = -1;
-    if (sqlite3_prepare_v2(m->db, "PRAGMA user_version", -1, &st, NULL) == SQLITE_OK &&
-        sqlite3_step(st) == SQLITE_ROW) {
-        version = sqlite3_column_int(st, 0);
-    }
-    sqlite3_finalize(st);
-    return version;
+    return m->drv->schema_version(m->conn);
 }
 
 /* Refuse a database that a newer berth has migrated past what this one
@@ -371,14 +348,12 @@ static enum berth_err migrate(struct meta *m)
         return rc;
     }
     for (int v = version; v < NMIGRATIONS; v++) {
-        rc = exec(m, migrations[v], "migrate");
+        rc = m->drv->exec(m->conn, migrations[v], "migrate");
         if (rc != BERTH_OK) {
             meta_rollback(m);
             return rc;
         }
-        char pragma[64];
-        snprintf(pragma, sizeof(pragma), "PRAGMA user_version = %d", v + 1);
-        rc = exec(m, pragma, "migrate");
+        rc = m->drv->set_schema_version(m->conn, v + 1);
         if (rc != BERTH_OK) {
             meta_rollback(m);
             return rc;
@@ -388,58 +363,17 @@ static enum berth_err migrate(struct meta *m)
     return meta_commit(m);
 }
 
-/* The database holds secret access keys in the form SigV4 needs, so it and
- * its WAL and shared-memory files are readable by their owner only. SQLite
- * gives new -wal and -shm files the database file's mode, so tightening the
- * database right after it is opened (before journal_mode=WAL) covers new
- * stores; files of older stores are tightened too. Only stat and chmod:
- * opening and closing the file here would drop the POSIX locks that other
- * connections of this process hold on it. A failure (say, files owned by
- * another user) is logged, not fatal. */
-static void protect_files(const char *path)
-{
-    static const char *const suffixes[] = {"", "-wal", "-shm"};
-    for (size_t i = 0; i < sizeof(suffixes) / sizeof(suffixes[0]); i++) {
-        char p[4096];
-        struct stat sb;
-        int n = snprintf(p, sizeof(p), "%s%s", path, suffixes[i]);
-        if (n < 0 || (size_t)n >= sizeof(p) || stat(p, &sb) != 0 || (sb.st_mode & 077) == 0) {
-            continue;
-        }
-        if (chmod(p, sb.st_mode & 0700) != 0) {
-            log_warn("event=db_chmod_failed path=%s mode=0600", p);
-        }
-    }
-}
-
 enum berth_err meta_open(const char *path, bool sync_full, struct meta **out)
 {
     struct meta *m = calloc(1, sizeof(*m));
     if (m == NULL) {
         return BERTH_ENOMEM;
     }
-    enum berth_err rc = BERTH_OK;
-    int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX;
-    if (sqlite3_open_v2(path, &m->db, flags, NULL) != SQLITE_OK) {
-        log_error("event=db_error op=open path=%s msg=\"%s\"", path,
-                  m->db ? sqlite3_errmsg(m->db) : "out of memory");
-        rc = BERTH_EDB;
-        goto out;
-    }
-    protect_files(path);
-    sqlite3_busy_timeout(m->db, 10000);
-    sqlite3_extended_result_codes(m->db, 1);
-    rc = exec(m, "PRAGMA journal_mode=WAL", "pragma");
-    if (rc == BERTH_OK) {
-        rc = exec(m, sync_full ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL", "pragma");
-    }
-    if (rc == BERTH_OK) {
-        rc = exec(m, "PRAGMA foreign_keys=ON; PRAGMA temp_store=MEMORY", "pragma");
-    }
+    m->drv = &meta_sqlite_driver;
+    enum berth_err rc = m->drv->open(path, sync_full, &m->conn);
     if (rc == BERTH_OK) {
         rc = migrate(m);
     }
-out:
     if (rc != BERTH_OK) {
         meta_close(m);
         return rc;
@@ -454,15 +388,19 @@ void meta_close(struct meta *m)
         return;
     }
     for (size_t i = 0; i < META_STMT_CACHE; i++) {
-        sqlite3_finalize(m->cache[i].stmt);
+        if (m->cache[i].stmt != NULL) {
+            m->drv->finalize(m->cache[i].stmt);
+        }
     }
-    sqlite3_close(m->db);
+    if (m->conn != NULL) {
+        m->drv->close(m->conn);
+    }
     free(m);
 }
 
 enum berth_err meta_begin(struct meta *m)
 {
-    enum berth_err rc = exec(m, "BEGIN IMMEDIATE", "begin");
+    enum berth_err rc = m->drv->begin_write(m->conn);
     if (rc == BERTH_OK) {
         m->in_txn = 1;
     }
@@ -471,7 +409,7 @@ enum berth_err meta_begin(struct meta *m)
 
 enum berth_err meta_begin_read(struct meta *m)
 {
-    enum berth_err rc = exec(m, "BEGIN", "begin");
+    enum berth_err rc = m->drv->begin_read(m->conn);
     if (rc == BERTH_OK) {
         m->in_txn = 1;
     }
@@ -480,7 +418,7 @@ enum berth_err meta_begin_read(struct meta *m)
 
 enum berth_err meta_commit(struct meta *m)
 {
-    enum berth_err rc = exec(m, "COMMIT", "commit");
+    enum berth_err rc = m->drv->commit(m->conn);
     if (rc != BERTH_OK) {
         meta_rollback(m);
         return rc;
@@ -491,8 +429,6 @@ enum berth_err meta_commit(struct meta *m)
 
 void meta_rollback(struct meta *m)
 {
-    if (!sqlite3_get_autocommit(m->db)) {
-        sqlite3_exec(m->db, "ROLLBACK", NULL, NULL, NULL);
-    }
+    m->drv->rollback(m->conn);
     m->in_txn = 0;
 }

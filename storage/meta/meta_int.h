@@ -1,64 +1,209 @@
 /*
- * Private to storage/meta/: the connection structure and statement cache.
- * Nothing outside storage/meta/ includes this or <sqlite3.h>.
+ * Private to storage/meta/: the SQL driver seam, the connection structure
+ * and the statement helpers every query file uses.
+ *
+ * The metadata module is SQL written once (meta.c: connections, migrations,
+ * transactions; one file per area for the queries) over a small driver
+ * interface, struct meta_driver. sqlite.c is the driver there is; it alone
+ * includes <sqlite3.h>. A driver for another engine is one new file here:
+ * it implements the operations below, and the queries it cannot run as
+ * written get a dialect of their own where they are.
  */
 #ifndef BERTH_META_INT_H
 #define BERTH_META_INT_H
 
-#include <sqlite3.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "storage/meta/meta.h"
 
 #define META_STMT_CACHE 256
 
+/* A prepared statement of a connection's driver; drivers embed this first. */
+struct meta_stmt {
+    const struct meta_driver *drv;
+};
+
+/* What stepping a statement gave. */
+enum meta_step { META_STEP_ROW, META_STEP_DONE, META_STEP_ERROR };
+
+/* One database connection of a driver (opaque to the query files). */
+struct meta_conn;
+
+/*
+ * A driver. Parameters are numbered from 1 and columns from 0; SQL text
+ * uses ?N parameters. Text and blobs bound are borrowed until the
+ * statement is reset; column values are valid until the next step or
+ * reset. Errors: a call that fails leaves the reason in the connection,
+ * and error() logs it (as `what`) and maps it to BERTH_EBUSY (another
+ * connection holds a lock) or BERTH_EDB.
+ */
+struct meta_driver {
+    const char *name;
+    /* Open the database at target (created when missing), with every
+     * commit durable when sync_full. */
+    enum berth_err (*open)(const char *target, bool sync_full, struct meta_conn **out);
+    void (*close)(struct meta_conn *c);
+    /* Run SQL text of one or more statements without results. */
+    enum berth_err (*exec)(struct meta_conn *c, const char *sql, const char *what);
+    enum berth_err (*error)(struct meta_conn *c, const char *what);
+    /* Whether the last failure was a uniqueness violation. */
+    bool (*is_unique_violation)(struct meta_conn *c);
+
+    /* Transactions: begin_write takes the database's write lock at once
+     * (everything checked inside stays true until commit). */
+    enum berth_err (*begin_write)(struct meta_conn *c);
+    enum berth_err (*begin_read)(struct meta_conn *c);
+    enum berth_err (*commit)(struct meta_conn *c);
+    void (*rollback)(struct meta_conn *c); /* no-op outside a transaction */
+
+    /* The schema version the migrations reached (0: none), and setting it
+     * inside the migrating transaction. */
+    int (*schema_version)(struct meta_conn *c);
+    enum berth_err (*set_schema_version)(struct meta_conn *c, int version);
+
+    /* Fold the write-ahead log back when that is cheap, never waiting for
+     * other connections (nothing to do for a driver without one). */
+    enum berth_err (*checkpoint)(struct meta_conn *c);
+
+    /* Rows changed by the last write, and the id the last insert made. */
+    int64_t (*changes)(struct meta_conn *c);
+    int64_t (*last_id)(struct meta_conn *c);
+
+    /* Statements (kept for the connection's life: see meta_prepare). */
+    struct meta_stmt *(*prepare)(struct meta_conn *c, const char *sql);
+    void (*finalize)(struct meta_stmt *st);
+    void (*reset)(struct meta_stmt *st); /* also clears the bindings */
+    enum meta_step (*step)(struct meta_stmt *st);
+    void (*bind_int64)(struct meta_stmt *st, int i, int64_t v);
+    void (*bind_text)(struct meta_stmt *st, int i, const char *s);
+    void (*bind_blob)(struct meta_stmt *st, int i, const void *p, size_t n);
+    void (*bind_null)(struct meta_stmt *st, int i);
+    bool (*col_is_null)(struct meta_stmt *st, int i);
+    int64_t (*col_int64)(struct meta_stmt *st, int i);
+    const char *(*col_text)(struct meta_stmt *st, int i); /* NULL for NULL */
+    const void *(*col_blob)(struct meta_stmt *st, int i);
+    size_t (*col_bytes)(struct meta_stmt *st, int i); /* of the text or blob */
+};
+
+/* The SQLite driver (sqlite.c). */
+extern const struct meta_driver meta_sqlite_driver;
+
 struct meta_stmt_slot {
     const char *sql; /* static string: the cache key is its address */
-    sqlite3_stmt *stmt;
+    struct meta_stmt *stmt;
 };
 
 struct meta {
-    sqlite3 *db;
+    const struct meta_driver *drv;
+    struct meta_conn *conn;
     int in_txn;
     struct meta_stmt_slot cache[META_STMT_CACHE];
 };
 
+/* ---- statements ---- */
+
 /* Prepared statement for a static SQL string, cached per connection and
  * reset + unbound, ready for binding. NULL on error (logged). Never
  * finalize it; call meta_done() after the last step. */
-sqlite3_stmt *meta_prepare(struct meta *m, const char *sql);
+struct meta_stmt *meta_prepare(struct meta *m, const char *sql);
 
 /* Reset a statement from meta_prepare so it releases its read locks. */
-void meta_done(sqlite3_stmt *st);
+void meta_done(struct meta_stmt *st);
 
-/* Log a failed SQLite call and return BERTH_EDB (BERTH_EBUSY when locked). */
-enum berth_err meta_fail(struct meta *m, const char *what);
+static inline enum meta_step meta_step(struct meta_stmt *st)
+{
+    return st->drv->step(st);
+}
+
+static inline void meta_bind_int64(struct meta_stmt *st, int i, int64_t v)
+{
+    st->drv->bind_int64(st, i, v);
+}
+
+/* s is borrowed until the statement is reset. */
+static inline void meta_bind_text(struct meta_stmt *st, int i, const char *s)
+{
+    st->drv->bind_text(st, i, s);
+}
+
+static inline void meta_bind_blob(struct meta_stmt *st, int i, const void *p, size_t n)
+{
+    st->drv->bind_blob(st, i, p, n);
+}
+
+static inline void meta_bind_null(struct meta_stmt *st, int i)
+{
+    st->drv->bind_null(st, i);
+}
+
+/* Bind text or NULL when s is NULL or "". */
+void meta_bind_text_or_null(struct meta_stmt *st, int i, const char *s);
+
+static inline bool meta_col_is_null(struct meta_stmt *st, int i)
+{
+    return st->drv->col_is_null(st, i);
+}
+
+static inline int64_t meta_col_int64(struct meta_stmt *st, int i)
+{
+    return st->drv->col_int64(st, i);
+}
+
+static inline int meta_col_int(struct meta_stmt *st, int i)
+{
+    return (int)st->drv->col_int64(st, i);
+}
+
+/* Column i as text (NULL when the value is NULL), valid until the next
+ * step or reset. */
+static inline const char *meta_col_cstr(struct meta_stmt *st, int i)
+{
+    return st->drv->col_text(st, i);
+}
+
+static inline const void *meta_col_blob(struct meta_stmt *st, int i)
+{
+    return st->drv->col_blob(st, i);
+}
+
+static inline size_t meta_col_bytes(struct meta_stmt *st, int i)
+{
+    return st->drv->col_bytes(st, i);
+}
 
 /* Copy column i as text into dst (cap bytes, "" for NULL); truncation is
  * reported as BERTH_ETOOBIG. */
-enum berth_err meta_col_text(sqlite3_stmt *st, int i, char *dst, size_t cap);
+enum berth_err meta_col_text(struct meta_stmt *st, int i, char *dst, size_t cap);
 
-/* Bind text or NULL when s is NULL or "". */
-int meta_bind_text_or_null(sqlite3_stmt *st, int i, const char *s);
+/* ---- connection helpers ---- */
 
-/* Step a write statement expecting SQLITE_DONE; BERTH_EEXIST on a
- * uniqueness violation. */
-enum berth_err meta_step_done(struct meta *m, sqlite3_stmt *st, const char *what);
+/* Log a failed call on m's connection and return BERTH_EDB (BERTH_EBUSY
+ * when locked). */
+enum berth_err meta_fail(struct meta *m, const char *what);
+
+/* Rows changed by the last write on m, and the id its last insert made. */
+int64_t meta_changes(struct meta *m);
+int64_t meta_last_id(struct meta *m);
+
+/* Step a write statement expecting no rows (or one, ignored); BERTH_EEXIST
+ * on a uniqueness violation. Resets the statement. */
+enum berth_err meta_step_done(struct meta *m, struct meta_stmt *st, const char *what);
 
 /* Decode the current row and hand it on; non-zero stops the page early. */
-typedef int (*meta_row_fn)(sqlite3_stmt *st, void *ctx);
+typedef int (*meta_row_fn)(struct meta_stmt *st, void *ctx);
 
 /* Step a statement prepared with "LIMIT limit + 1" (or unlimited when
  * limit < 0), calling row for each of the first limit rows; *has_more
  * (optional, written on success) tells whether one more row followed.
  * Resets the statement. BERTH_EDB (logged as `what`) on a step error. */
-enum berth_err meta_page(struct meta *m, sqlite3_stmt *st, int64_t limit, meta_row_fn row,
+enum berth_err meta_page(struct meta *m, struct meta_stmt *st, int64_t limit, meta_row_fn row,
                          void *ctx, bool *has_more, const char *what);
 
 /* Run one statement returning a single text column into a new string
  * (*out NULL when the value is NULL). */
-enum berth_err meta_get_text(struct meta *m, sqlite3_stmt *st, char **out);
+enum berth_err meta_get_text(struct meta *m, struct meta_stmt *st, char **out);
 
 /* The manifest columns every manifest query selects (table alias m), in
  * the order meta_manifest_row reads them; column 13 is the annotations
@@ -69,6 +214,6 @@ enum berth_err meta_get_text(struct meta *m, sqlite3_stmt *st, char **out);
     "m.last_pulled_at, m.annotations"
 
 /* Read a row selected with META_MANIFEST_COLS. */
-void meta_manifest_row(sqlite3_stmt *st, struct meta_manifest *out);
+void meta_manifest_row(struct meta_stmt *st, struct meta_manifest *out);
 
 #endif

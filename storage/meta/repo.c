@@ -27,25 +27,25 @@ int meta_mutability_parse(const char *s)
 
 #define REPO_COLS "id, name, created_at, tag_mutability, scan_on_push, lifecycle_evaluated_at"
 
-static void read_repo(sqlite3_stmt *st, struct meta_repo *out)
+static void read_repo(struct meta_stmt *st, struct meta_repo *out)
 {
-    out->id = sqlite3_column_int64(st, 0);
+    out->id = meta_col_int64(st, 0);
     meta_col_text(st, 1, out->name, sizeof(out->name));
-    out->created_at = sqlite3_column_int64(st, 2);
-    const unsigned char *mu = sqlite3_column_text(st, 3);
-    int parsed = mu ? meta_mutability_parse((const char *)mu) : 0;
+    out->created_at = meta_col_int64(st, 2);
+    const char *mu = meta_col_cstr(st, 3);
+    int parsed = mu ? meta_mutability_parse(mu) : 0;
     out->mutability = parsed < 0 ? META_MUTABLE : (enum meta_mutability)parsed;
-    out->scan_on_push = sqlite3_column_int(st, 4) != 0;
-    out->lifecycle_evaluated_at = sqlite3_column_int64(st, 5);
+    out->scan_on_push = meta_col_int(st, 4) != 0;
+    out->lifecycle_evaluated_at = meta_col_int64(st, 5);
 }
 
-static enum berth_err fetch_one(struct meta *m, sqlite3_stmt *st, struct meta_repo *out)
+static enum berth_err fetch_one(struct meta *m, struct meta_stmt *st, struct meta_repo *out)
 {
-    int rc = sqlite3_step(st);
+    int rc = meta_step(st);
     enum berth_err err = BERTH_OK;
-    if (rc == SQLITE_ROW) {
+    if (rc == META_STEP_ROW) {
         read_repo(st, out);
-    } else if (rc == SQLITE_DONE) {
+    } else if (rc == META_STEP_DONE) {
         err = BERTH_ENOTFOUND;
     } else {
         err = meta_fail(m, "repo_get");
@@ -56,39 +56,40 @@ static enum berth_err fetch_one(struct meta *m, sqlite3_stmt *st, struct meta_re
 
 enum berth_err meta_repo_get(struct meta *m, const char *name, struct meta_repo *out)
 {
-    sqlite3_stmt *st = meta_prepare(m, "SELECT " REPO_COLS " FROM repositories WHERE name = ?1");
+    struct meta_stmt *st =
+        meta_prepare(m, "SELECT " REPO_COLS " FROM repositories WHERE name = ?1");
     if (st == NULL) {
         return BERTH_EDB;
     }
-    sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+    meta_bind_text(st, 1, name);
     return fetch_one(m, st, out);
 }
 
 enum berth_err meta_repo_get_by_id(struct meta *m, int64_t id, struct meta_repo *out)
 {
-    sqlite3_stmt *st = meta_prepare(m, "SELECT " REPO_COLS " FROM repositories WHERE id = ?1");
+    struct meta_stmt *st = meta_prepare(m, "SELECT " REPO_COLS " FROM repositories WHERE id = ?1");
     if (st == NULL) {
         return BERTH_EDB;
     }
-    sqlite3_bind_int64(st, 1, id);
+    meta_bind_int64(st, 1, id);
     return fetch_one(m, st, out);
 }
 
 enum berth_err meta_repo_create(struct meta *m, const char *name, int64_t now,
                                 struct meta_repo *out)
 {
-    sqlite3_stmt *st =
+    struct meta_stmt *st =
         meta_prepare(m, "INSERT INTO repositories (name, created_at) VALUES (?1, ?2)");
     if (st == NULL) {
         return BERTH_EDB;
     }
-    sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 2, now);
+    meta_bind_text(st, 1, name);
+    meta_bind_int64(st, 2, now);
     enum berth_err rc = meta_step_done(m, st, "repo_create");
     if (rc != BERTH_OK) {
         return rc;
     }
-    return meta_repo_get_by_id(m, sqlite3_last_insert_rowid(m->db), out);
+    return meta_repo_get_by_id(m, meta_last_id(m), out);
 }
 
 enum berth_err meta_repo_ensure(struct meta *m, const char *name, int64_t now,
@@ -108,13 +109,13 @@ enum berth_err meta_repo_ensure(struct meta *m, const char *name, int64_t now,
 
 enum berth_err meta_repo_delete(struct meta *m, int64_t id)
 {
-    sqlite3_stmt *st = meta_prepare(m, "DELETE FROM repositories WHERE id = ?1");
+    struct meta_stmt *st = meta_prepare(m, "DELETE FROM repositories WHERE id = ?1");
     if (st == NULL) {
         return BERTH_EDB;
     }
-    sqlite3_bind_int64(st, 1, id);
+    meta_bind_int64(st, 1, id);
     enum berth_err rc = meta_step_done(m, st, "repo_delete");
-    if (rc == BERTH_OK && sqlite3_changes(m->db) == 0) {
+    if (rc == BERTH_OK && meta_changes(m) == 0) {
         rc = BERTH_ENOTFOUND;
     }
     return rc;
@@ -122,14 +123,14 @@ enum berth_err meta_repo_delete(struct meta *m, int64_t id)
 
 static enum berth_err update_int(struct meta *m, const char *sql, int64_t id, int64_t value)
 {
-    sqlite3_stmt *st = meta_prepare(m, sql);
+    struct meta_stmt *st = meta_prepare(m, sql);
     if (st == NULL) {
         return BERTH_EDB;
     }
-    sqlite3_bind_int64(st, 1, value);
-    sqlite3_bind_int64(st, 2, id);
+    meta_bind_int64(st, 1, value);
+    meta_bind_int64(st, 2, id);
     enum berth_err rc = meta_step_done(m, st, "repo_update");
-    if (rc == BERTH_OK && sqlite3_changes(m->db) == 0) {
+    if (rc == BERTH_OK && meta_changes(m) == 0) {
         rc = BERTH_ENOTFOUND;
     }
     return rc;
@@ -137,14 +138,15 @@ static enum berth_err update_int(struct meta *m, const char *sql, int64_t id, in
 
 enum berth_err meta_repo_set_mutability(struct meta *m, int64_t id, enum meta_mutability mu)
 {
-    sqlite3_stmt *st = meta_prepare(m, "UPDATE repositories SET tag_mutability = ?1 WHERE id = ?2");
+    struct meta_stmt *st =
+        meta_prepare(m, "UPDATE repositories SET tag_mutability = ?1 WHERE id = ?2");
     if (st == NULL) {
         return BERTH_EDB;
     }
-    sqlite3_bind_text(st, 1, meta_mutability_name(mu), -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 2, id);
+    meta_bind_text(st, 1, meta_mutability_name(mu));
+    meta_bind_int64(st, 2, id);
     enum berth_err rc = meta_step_done(m, st, "repo_update");
-    if (rc == BERTH_OK && sqlite3_changes(m->db) == 0) {
+    if (rc == BERTH_OK && meta_changes(m) == 0) {
         rc = BERTH_ENOTFOUND;
     }
     return rc;
@@ -184,11 +186,11 @@ enum berth_err meta_repo_get_text(struct meta *m, int64_t id, enum meta_repo_tex
     if ((size_t)which >= sizeof(text_get_sql) / sizeof(text_get_sql[0])) {
         return BERTH_EINVAL;
     }
-    sqlite3_stmt *st = meta_prepare(m, text_get_sql[which]);
+    struct meta_stmt *st = meta_prepare(m, text_get_sql[which]);
     if (st == NULL) {
         return BERTH_EDB;
     }
-    sqlite3_bind_int64(st, 1, id);
+    meta_bind_int64(st, 1, id);
     return meta_get_text(m, st, out);
 }
 
@@ -198,18 +200,18 @@ enum berth_err meta_repo_set_text(struct meta *m, int64_t id, enum meta_repo_tex
     if ((size_t)which >= sizeof(text_set_sql) / sizeof(text_set_sql[0])) {
         return BERTH_EINVAL;
     }
-    sqlite3_stmt *st = meta_prepare(m, text_set_sql[which]);
+    struct meta_stmt *st = meta_prepare(m, text_set_sql[which]);
     if (st == NULL) {
         return BERTH_EDB;
     }
     if (value == NULL) {
-        sqlite3_bind_null(st, 1);
+        meta_bind_null(st, 1);
     } else {
-        sqlite3_bind_text(st, 1, value, -1, SQLITE_STATIC);
+        meta_bind_text(st, 1, value);
     }
-    sqlite3_bind_int64(st, 2, id);
+    meta_bind_int64(st, 2, id);
     enum berth_err rc = meta_step_done(m, st, "repo_set_text");
-    if (rc == BERTH_OK && sqlite3_changes(m->db) == 0) {
+    if (rc == BERTH_OK && meta_changes(m) == 0) {
         rc = BERTH_ENOTFOUND;
     }
     return rc;
@@ -220,7 +222,7 @@ struct repo_ctx {
     void *arg;
 };
 
-static int repo_row(sqlite3_stmt *st, void *ctx)
+static int repo_row(struct meta_stmt *st, void *ctx)
 {
     struct repo_ctx *c = ctx;
     struct meta_repo repo;
@@ -231,26 +233,26 @@ static int repo_row(sqlite3_stmt *st, void *ctx)
 enum berth_err meta_repo_list(struct meta *m, const char *after, int64_t limit, meta_repo_cb cb,
                               void *arg, bool *has_more)
 {
-    sqlite3_stmt *st = meta_prepare(m, "SELECT " REPO_COLS " FROM repositories WHERE name > ?1 "
-                                       "ORDER BY name LIMIT ?2");
+    struct meta_stmt *st = meta_prepare(m, "SELECT " REPO_COLS " FROM repositories WHERE name > ?1 "
+                                           "ORDER BY name LIMIT ?2");
     if (st == NULL) {
         return BERTH_EDB;
     }
-    sqlite3_bind_text(st, 1, after ? after : "", -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 2, limit + 1);
+    meta_bind_text(st, 1, after ? after : "");
+    meta_bind_int64(st, 2, limit + 1);
     struct repo_ctx c = {cb, arg};
     return meta_page(m, st, limit, repo_row, &c, has_more, "repo_list");
 }
 
 enum berth_err meta_repo_count(struct meta *m, int64_t *out)
 {
-    sqlite3_stmt *st = meta_prepare(m, "SELECT count(*) FROM repositories");
+    struct meta_stmt *st = meta_prepare(m, "SELECT count(*) FROM repositories");
     if (st == NULL) {
         return BERTH_EDB;
     }
     enum berth_err err = BERTH_OK;
-    if (sqlite3_step(st) == SQLITE_ROW) {
-        *out = sqlite3_column_int64(st, 0);
+    if (meta_step(st) == META_STEP_ROW) {
+        *out = meta_col_int64(st, 0);
     } else {
         err = meta_fail(m, "repo_count");
     }
@@ -260,14 +262,14 @@ enum berth_err meta_repo_count(struct meta *m, int64_t *out)
 
 enum berth_err meta_repo_image_count(struct meta *m, int64_t repo_id, int64_t *out)
 {
-    sqlite3_stmt *st = meta_prepare(m, "SELECT count(*) FROM manifests WHERE repo_id = ?1");
+    struct meta_stmt *st = meta_prepare(m, "SELECT count(*) FROM manifests WHERE repo_id = ?1");
     if (st == NULL) {
         return BERTH_EDB;
     }
-    sqlite3_bind_int64(st, 1, repo_id);
+    meta_bind_int64(st, 1, repo_id);
     enum berth_err err = BERTH_OK;
-    if (sqlite3_step(st) == SQLITE_ROW) {
-        *out = sqlite3_column_int64(st, 0);
+    if (meta_step(st) == META_STEP_ROW) {
+        *out = meta_col_int64(st, 0);
     } else {
         err = meta_fail(m, "repo_image_count");
     }

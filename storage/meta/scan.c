@@ -12,11 +12,11 @@
 
 enum berth_err meta_setting_get(struct meta *m, const char *name, char **out)
 {
-    sqlite3_stmt *st = meta_prepare(m, "SELECT value FROM registry_settings WHERE name = ?1");
+    struct meta_stmt *st = meta_prepare(m, "SELECT value FROM registry_settings WHERE name = ?1");
     if (st == NULL) {
         return BERTH_EDB;
     }
-    sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+    meta_bind_text(st, 1, name);
     char *value = NULL;
     enum berth_err rc = meta_get_text(m, st, &value);
     if (rc == BERTH_ENOTFOUND) {
@@ -34,15 +34,16 @@ enum berth_err meta_setting_set(struct meta *m, const char *name, const char *va
     if (strlen(value) > META_SETTING_MAX) {
         return BERTH_ETOOBIG;
     }
-    sqlite3_stmt *st = meta_prepare(m, "INSERT INTO registry_settings (name, value, updated_at) "
-                                       "VALUES (?1, ?2, ?3) ON CONFLICT(name) DO UPDATE SET "
-                                       "value = excluded.value, updated_at = excluded.updated_at");
+    struct meta_stmt *st =
+        meta_prepare(m, "INSERT INTO registry_settings (name, value, updated_at) "
+                        "VALUES (?1, ?2, ?3) ON CONFLICT(name) DO UPDATE SET "
+                        "value = excluded.value, updated_at = excluded.updated_at");
     if (st == NULL) {
         return BERTH_EDB;
     }
-    sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 2, value, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 3, now);
+    meta_bind_text(st, 1, name);
+    meta_bind_text(st, 2, value);
+    meta_bind_int64(st, 3, now);
     return meta_step_done(m, st, "setting_set");
 }
 
@@ -58,10 +59,10 @@ const char *meta_scan_status_name(enum meta_scan_status s)
     return "FAILED";
 }
 
-static enum meta_scan_status status_parse(const unsigned char *s)
+static enum meta_scan_status status_parse(const char *s)
 {
     for (size_t i = 0; s != NULL && i < sizeof(status_names) / sizeof(status_names[0]); i++) {
-        if (strcmp((const char *)s, status_names[i]) == 0) {
+        if (strcmp(s, status_names[i]) == 0) {
             return (enum meta_scan_status)i;
         }
     }
@@ -77,30 +78,29 @@ bool meta_scan_is_image(bool is_index, const char *config_media_type)
 
 enum berth_err meta_scan_get(struct meta *m, int64_t manifest_id, struct meta_scan *out)
 {
-    sqlite3_stmt *st = meta_prepare(
+    struct meta_stmt *st = meta_prepare(
         m, "SELECT status, description, requested_at, completed_at, source_updated_at, "
            "finding_count, count_undefined, count_informational, count_low, count_medium, "
            "count_high, count_critical FROM scans WHERE manifest_id = ?1");
     if (st == NULL) {
         return BERTH_EDB;
     }
-    sqlite3_bind_int64(st, 1, manifest_id);
-    int rc = sqlite3_step(st);
+    meta_bind_int64(st, 1, manifest_id);
+    int rc = meta_step(st);
     enum berth_err err = BERTH_OK;
-    if (rc == SQLITE_ROW) {
+    if (rc == META_STEP_ROW) {
         out->manifest_id = manifest_id;
-        out->status = status_parse(sqlite3_column_text(st, 0));
+        out->status = status_parse(meta_col_cstr(st, 0));
         /* descriptions are cut when stored; a longer one is cut here too */
         meta_col_text(st, 1, out->description, sizeof(out->description));
-        out->requested_at = sqlite3_column_int64(st, 2);
-        out->completed_at = sqlite3_column_int64(st, 3);
-        out->source_updated_at =
-            sqlite3_column_type(st, 4) == SQLITE_NULL ? -1 : sqlite3_column_int64(st, 4);
-        out->finding_count = sqlite3_column_int64(st, 5);
+        out->requested_at = meta_col_int64(st, 2);
+        out->completed_at = meta_col_int64(st, 3);
+        out->source_updated_at = meta_col_is_null(st, 4) ? -1 : meta_col_int64(st, 4);
+        out->finding_count = meta_col_int64(st, 5);
         for (int i = 0; i < SCAN_SEVERITY_COUNT; i++) {
-            out->counts[i] = sqlite3_column_int64(st, 6 + i);
+            out->counts[i] = meta_col_int64(st, 6 + i);
         }
-    } else if (rc == SQLITE_DONE) {
+    } else if (rc == META_STEP_DONE) {
         err = BERTH_ENOTFOUND;
     } else {
         err = meta_fail(m, "scan_get");
@@ -113,18 +113,18 @@ enum berth_err meta_scan_get(struct meta *m, int64_t manifest_id, struct meta_sc
 static enum berth_err mark_in_progress(struct meta *m, int64_t manifest_id, int64_t now,
                                        bool count_quota)
 {
-    sqlite3_stmt *st = meta_prepare(
+    struct meta_stmt *st = meta_prepare(
         m, "INSERT INTO scans (manifest_id, status, requested_at) VALUES (?1, 'IN_PROGRESS', ?2) "
            "ON CONFLICT(manifest_id) DO UPDATE SET status = 'IN_PROGRESS', description = NULL, "
            "requested_at = coalesce(excluded.requested_at, requested_at)");
     if (st == NULL) {
         return BERTH_EDB;
     }
-    sqlite3_bind_int64(st, 1, manifest_id);
+    meta_bind_int64(st, 1, manifest_id);
     if (count_quota) {
-        sqlite3_bind_int64(st, 2, now);
+        meta_bind_int64(st, 2, now);
     } else {
-        sqlite3_bind_null(st, 2);
+        meta_bind_null(st, 2);
     }
     return meta_step_done(m, st, "scan_mark");
 }
@@ -135,17 +135,17 @@ enum berth_err meta_scan_enqueue(struct meta *m, int64_t manifest_id, int64_t no
     /* A waiting job covers the request. A running one was claimed before
      * it, so it is marked to run again when it ends: queued_at after
      * claimed_at, whatever the clock did (see meta_scan_job_finish). */
-    sqlite3_stmt *st = meta_prepare(
+    struct meta_stmt *st = meta_prepare(
         m, "INSERT INTO scan_jobs (manifest_id, queued_at) VALUES (?1, ?2) "
            "ON CONFLICT(manifest_id) DO UPDATE SET queued_at = max(?2, claimed_at + 1) "
            "WHERE claimed_at IS NOT NULL");
     if (st == NULL) {
         return BERTH_EDB;
     }
-    sqlite3_bind_int64(st, 1, manifest_id);
-    sqlite3_bind_int64(st, 2, now);
+    meta_bind_int64(st, 1, manifest_id);
+    meta_bind_int64(st, 2, now);
     enum berth_err rc = meta_step_done(m, st, "scan_enqueue");
-    bool added = rc == BERTH_OK && sqlite3_changes(m->db) > 0;
+    bool added = rc == BERTH_OK && meta_changes(m) > 0;
     if (rc == BERTH_OK) {
         rc = mark_in_progress(m, manifest_id, now, count_quota);
     }
@@ -180,21 +180,21 @@ static enum berth_err enqueue_batches(struct meta *m, const char *sql, int64_t i
     for (;;) {
         int64_t ids[256];
         size_t n = 0;
-        sqlite3_stmt *st = meta_prepare(m, sql);
+        struct meta_stmt *st = meta_prepare(m, sql);
         if (st == NULL) {
             return BERTH_EDB;
         }
         if (text_param != NULL) {
-            sqlite3_bind_text(st, 1, text_param, -1, SQLITE_STATIC);
+            meta_bind_text(st, 1, text_param);
         } else {
-            sqlite3_bind_int64(st, 1, int_param);
+            meta_bind_int64(st, 1, int_param);
         }
-        sqlite3_bind_int64(st, 2, after);
-        int step = SQLITE_DONE;
-        while (n < 256 && (step = sqlite3_step(st)) == SQLITE_ROW) {
-            ids[n++] = sqlite3_column_int64(st, 0);
+        meta_bind_int64(st, 2, after);
+        int step = META_STEP_DONE;
+        while (n < 256 && (step = meta_step(st)) == META_STEP_ROW) {
+            ids[n++] = meta_col_int64(st, 0);
         }
-        if (n < 256 && step != SQLITE_DONE) {
+        if (n < 256 && step != META_STEP_DONE) {
             rc = meta_fail(m, "scan_enqueue_batch");
         }
         meta_done(st);
@@ -237,41 +237,42 @@ enum berth_err meta_scan_enqueue_failed(struct meta *m, const char *prefix, int6
 
 static enum berth_err delete_findings(struct meta *m, int64_t manifest_id)
 {
-    sqlite3_stmt *st = meta_prepare(m, "DELETE FROM scan_findings WHERE manifest_id = ?1");
+    struct meta_stmt *st = meta_prepare(m, "DELETE FROM scan_findings WHERE manifest_id = ?1");
     if (st == NULL) {
         return BERTH_EDB;
     }
-    sqlite3_bind_int64(st, 1, manifest_id);
+    meta_bind_int64(st, 1, manifest_id);
     return meta_step_done(m, st, "scan_findings_delete");
 }
 
 static enum berth_err insert_finding(struct meta *m, int64_t manifest_id, int64_t seq,
                                      const struct meta_scan_finding *f)
 {
-    sqlite3_stmt *st = meta_prepare(m, "INSERT INTO scan_findings (manifest_id, seq, severity, "
-                                       "finding) VALUES (?1, ?2, ?3, ?4)");
+    struct meta_stmt *st = meta_prepare(m, "INSERT INTO scan_findings (manifest_id, seq, severity, "
+                                           "finding) VALUES (?1, ?2, ?3, ?4)");
     if (st == NULL) {
         return BERTH_EDB;
     }
-    sqlite3_bind_int64(st, 1, manifest_id);
-    sqlite3_bind_int64(st, 2, seq);
-    sqlite3_bind_int(st, 3, (int)f->severity);
-    sqlite3_bind_text(st, 4, f->json, -1, SQLITE_STATIC);
+    meta_bind_int64(st, 1, manifest_id);
+    meta_bind_int64(st, 2, seq);
+    meta_bind_int64(st, 3, (int)f->severity);
+    meta_bind_text(st, 4, f->json);
     return meta_step_done(m, st, "scan_finding_insert");
 }
 
 static bool manifest_exists(struct meta *m, int64_t manifest_id, enum berth_err *rc)
 {
-    sqlite3_stmt *st = meta_prepare(m, "SELECT 1 FROM manifests WHERE id = ?1");
+    struct meta_stmt *st = meta_prepare(m, "SELECT 1 FROM manifests WHERE id = ?1");
     if (st == NULL) {
         *rc = BERTH_EDB;
         return false;
     }
-    sqlite3_bind_int64(st, 1, manifest_id);
-    int step = sqlite3_step(st);
-    *rc = (step == SQLITE_ROW || step == SQLITE_DONE) ? BERTH_OK : meta_fail(m, "manifest_exists");
+    meta_bind_int64(st, 1, manifest_id);
+    int step = meta_step(st);
+    *rc = (step == META_STEP_ROW || step == META_STEP_DONE) ? BERTH_OK
+                                                            : meta_fail(m, "manifest_exists");
     meta_done(st);
-    return step == SQLITE_ROW;
+    return step == META_STEP_ROW;
 }
 
 enum berth_err meta_scan_store(struct meta *m, int64_t manifest_id,
@@ -289,7 +290,7 @@ enum berth_err meta_scan_store(struct meta *m, int64_t manifest_id,
     size_t len = str_utf8_cut(text, META_SCAN_DESCRIPTION_MAX);
     memcpy(description, text, len);
     description[len] = '\0';
-    sqlite3_stmt *st = meta_prepare(
+    struct meta_stmt *st = meta_prepare(
         m, "INSERT INTO scans (manifest_id, status, description, requested_at, completed_at, "
            "source_updated_at, finding_count, count_undefined, count_informational, count_low, "
            "count_medium, count_high, count_critical) "
@@ -304,18 +305,18 @@ enum berth_err meta_scan_store(struct meta *m, int64_t manifest_id,
     if (st == NULL) {
         return BERTH_EDB;
     }
-    sqlite3_bind_int64(st, 1, manifest_id);
-    sqlite3_bind_text(st, 2, meta_scan_status_name(o->status), -1, SQLITE_STATIC);
+    meta_bind_int64(st, 1, manifest_id);
+    meta_bind_text(st, 2, meta_scan_status_name(o->status));
     meta_bind_text_or_null(st, 3, description);
-    sqlite3_bind_int64(st, 4, o->completed_at);
+    meta_bind_int64(st, 4, o->completed_at);
     if (o->source_updated_at >= 0) {
-        sqlite3_bind_int64(st, 5, o->source_updated_at);
+        meta_bind_int64(st, 5, o->source_updated_at);
     } else {
-        sqlite3_bind_null(st, 5);
+        meta_bind_null(st, 5);
     }
-    sqlite3_bind_int64(st, 6, (int64_t)o->finding_count);
+    meta_bind_int64(st, 6, (int64_t)o->finding_count);
     for (int i = 0; i < SCAN_SEVERITY_COUNT; i++) {
-        sqlite3_bind_int64(st, 7 + i, o->counts[i]);
+        meta_bind_int64(st, 7 + i, o->counts[i]);
     }
     rc = meta_step_done(m, st, "scan_store");
     if (rc == BERTH_OK) {
@@ -332,25 +333,26 @@ struct finding_ctx {
     void *arg;
 };
 
-static int finding_row(sqlite3_stmt *st, void *ctx)
+static int finding_row(struct meta_stmt *st, void *ctx)
 {
     struct finding_ctx *c = ctx;
-    const unsigned char *json = sqlite3_column_text(st, 1);
-    return c->cb(c->arg, sqlite3_column_int64(st, 0), json ? (const char *)json : "{}");
+    const char *json = meta_col_cstr(st, 1);
+    return c->cb(c->arg, meta_col_int64(st, 0), json ? json : "{}");
 }
 
 enum berth_err meta_scan_findings(struct meta *m, int64_t manifest_id, int64_t after, int64_t limit,
                                   meta_scan_finding_cb cb, void *arg, bool *has_more)
 {
-    sqlite3_stmt *st = meta_prepare(m, "SELECT seq, finding FROM scan_findings "
-                                       "WHERE manifest_id = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3");
+    struct meta_stmt *st =
+        meta_prepare(m, "SELECT seq, finding FROM scan_findings "
+                        "WHERE manifest_id = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3");
     if (st == NULL) {
         return BERTH_EDB;
     }
-    sqlite3_bind_int64(st, 1, manifest_id);
-    sqlite3_bind_int64(st, 2, after);
+    meta_bind_int64(st, 1, manifest_id);
+    meta_bind_int64(st, 2, after);
     /* one more than asked for tells whether more follow */
-    sqlite3_bind_int64(st, 3, limit < INT64_MAX ? limit + 1 : limit);
+    meta_bind_int64(st, 3, limit < INT64_MAX ? limit + 1 : limit);
     struct finding_ctx c = {cb, arg};
     return meta_page(m, st, limit, finding_row, &c, has_more, "scan_findings");
 }
@@ -360,14 +362,14 @@ enum berth_err meta_scan_findings(struct meta *m, int64_t manifest_id, int64_t a
 /* Whether a job waits, by a plain read (no write lock). */
 static enum berth_err job_waiting(struct meta *m, bool *waiting)
 {
-    sqlite3_stmt *st =
+    struct meta_stmt *st =
         meta_prepare(m, "SELECT EXISTS (SELECT 1 FROM scan_jobs WHERE claimed_at IS NULL)");
     if (st == NULL) {
         return BERTH_EDB;
     }
     enum berth_err rc = BERTH_OK;
-    if (sqlite3_step(st) == SQLITE_ROW) {
-        *waiting = sqlite3_column_int(st, 0) != 0;
+    if (meta_step(st) == META_STEP_ROW) {
+        *waiting = meta_col_int(st, 0) != 0;
     } else {
         rc = meta_fail(m, "scan_job_waiting");
     }
@@ -388,7 +390,7 @@ enum berth_err meta_scan_job_claim(struct meta *m, int64_t now, struct meta_scan
     if (rc != BERTH_OK) {
         return rc;
     }
-    sqlite3_stmt *st = meta_prepare(
+    struct meta_stmt *st = meta_prepare(
         m, "SELECT j.id, j.manifest_id, j.attempts, r.name, mf.digest FROM scan_jobs j "
            "JOIN manifests mf ON mf.id = j.manifest_id "
            "JOIN repositories r ON r.id = mf.repo_id "
@@ -398,15 +400,15 @@ enum berth_err meta_scan_job_claim(struct meta *m, int64_t now, struct meta_scan
         return BERTH_EDB;
     }
     struct meta_scan_job job;
-    int step = sqlite3_step(st);
-    if (step == SQLITE_ROW) {
-        job.id = sqlite3_column_int64(st, 0);
-        job.manifest_id = sqlite3_column_int64(st, 1);
-        job.attempts = sqlite3_column_int64(st, 2) + 1;
+    int step = meta_step(st);
+    if (step == META_STEP_ROW) {
+        job.id = meta_col_int64(st, 0);
+        job.manifest_id = meta_col_int64(st, 1);
+        job.attempts = meta_col_int64(st, 2) + 1;
         meta_col_text(st, 3, job.repo, sizeof(job.repo));
         meta_col_text(st, 4, job.digest, sizeof(job.digest));
         rc = BERTH_OK;
-    } else if (step == SQLITE_DONE) {
+    } else if (step == META_STEP_DONE) {
         rc = BERTH_ENOTFOUND;
     } else {
         rc = meta_fail(m, "scan_job_claim");
@@ -420,8 +422,8 @@ enum berth_err meta_scan_job_claim(struct meta *m, int64_t now, struct meta_scan
         if (st == NULL) {
             rc = BERTH_EDB;
         } else {
-            sqlite3_bind_int64(st, 1, job.id);
-            sqlite3_bind_int64(st, 2, now);
+            meta_bind_int64(st, 1, job.id);
+            meta_bind_int64(st, 2, now);
             rc = meta_step_done(m, st, "scan_job_claim");
         }
     }
@@ -438,14 +440,14 @@ enum berth_err meta_scan_job_claim(struct meta *m, int64_t now, struct meta_scan
 
 enum berth_err meta_scan_job_release(struct meta *m, int64_t job_id)
 {
-    sqlite3_stmt *st = meta_prepare(m, "UPDATE scan_jobs SET claimed_at = NULL, "
-                                       "attempts = max(attempts - 1, 0) WHERE id = ?1");
+    struct meta_stmt *st = meta_prepare(m, "UPDATE scan_jobs SET claimed_at = NULL, "
+                                           "attempts = max(attempts - 1, 0) WHERE id = ?1");
     if (st == NULL) {
         return BERTH_EDB;
     }
-    sqlite3_bind_int64(st, 1, job_id);
+    meta_bind_int64(st, 1, job_id);
     enum berth_err rc = meta_step_done(m, st, "scan_job_release");
-    if (rc == BERTH_OK && sqlite3_changes(m->db) == 0) {
+    if (rc == BERTH_OK && meta_changes(m) == 0) {
         rc = BERTH_ENOTFOUND;
     }
     return rc;
@@ -453,13 +455,13 @@ enum berth_err meta_scan_job_release(struct meta *m, int64_t job_id)
 
 enum berth_err meta_scan_job_delete(struct meta *m, int64_t job_id)
 {
-    sqlite3_stmt *st = meta_prepare(m, "DELETE FROM scan_jobs WHERE id = ?1");
+    struct meta_stmt *st = meta_prepare(m, "DELETE FROM scan_jobs WHERE id = ?1");
     if (st == NULL) {
         return BERTH_EDB;
     }
-    sqlite3_bind_int64(st, 1, job_id);
+    meta_bind_int64(st, 1, job_id);
     enum berth_err rc = meta_step_done(m, st, "scan_job_delete");
-    if (rc == BERTH_OK && sqlite3_changes(m->db) == 0) {
+    if (rc == BERTH_OK && meta_changes(m) == 0) {
         rc = BERTH_ENOTFOUND;
     }
     return rc;
@@ -468,14 +470,14 @@ enum berth_err meta_scan_job_delete(struct meta *m, int64_t job_id)
 enum berth_err meta_scan_job_finish(struct meta *m, int64_t job_id, bool *requeued)
 {
     *requeued = false;
-    sqlite3_stmt *st = meta_prepare(m, "DELETE FROM scan_jobs WHERE id = ?1 AND "
-                                       "(claimed_at IS NULL OR queued_at <= claimed_at)");
+    struct meta_stmt *st = meta_prepare(m, "DELETE FROM scan_jobs WHERE id = ?1 AND "
+                                           "(claimed_at IS NULL OR queued_at <= claimed_at)");
     if (st == NULL) {
         return BERTH_EDB;
     }
-    sqlite3_bind_int64(st, 1, job_id);
+    meta_bind_int64(st, 1, job_id);
     enum berth_err rc = meta_step_done(m, st, "scan_job_finish");
-    if (rc != BERTH_OK || sqlite3_changes(m->db) > 0) {
+    if (rc != BERTH_OK || meta_changes(m) > 0) {
         return rc;
     }
     /* requested while it ran: the image's scan is pending again */
@@ -484,7 +486,7 @@ enum berth_err meta_scan_job_finish(struct meta *m, int64_t job_id, bool *requeu
     if (st == NULL) {
         return BERTH_EDB;
     }
-    sqlite3_bind_int64(st, 1, job_id);
+    meta_bind_int64(st, 1, job_id);
     rc = meta_step_done(m, st, "scan_job_requeue");
     if (rc != BERTH_OK) {
         return rc;
@@ -493,10 +495,10 @@ enum berth_err meta_scan_job_finish(struct meta *m, int64_t job_id, bool *requeu
     if (st == NULL) {
         return BERTH_EDB;
     }
-    sqlite3_bind_int64(st, 1, job_id);
+    meta_bind_int64(st, 1, job_id);
     rc = meta_step_done(m, st, "scan_job_requeue");
     if (rc == BERTH_OK) {
-        if (sqlite3_changes(m->db) == 0) {
+        if (meta_changes(m) == 0) {
             return BERTH_ENOTFOUND;
         }
         *requeued = true;
@@ -506,32 +508,32 @@ enum berth_err meta_scan_job_finish(struct meta *m, int64_t job_id, bool *requeu
 
 enum berth_err meta_scan_jobs_reset(struct meta *m, int64_t *count)
 {
-    sqlite3_stmt *st =
+    struct meta_stmt *st =
         meta_prepare(m, "UPDATE scan_jobs SET claimed_at = NULL WHERE claimed_at IS NOT NULL");
     if (st == NULL) {
         return BERTH_EDB;
     }
     enum berth_err rc = meta_step_done(m, st, "scan_jobs_reset");
     if (rc == BERTH_OK && count != NULL) {
-        *count = sqlite3_changes(m->db);
+        *count = meta_changes(m);
     }
     return rc;
 }
 
 enum berth_err meta_scan_jobs_count(struct meta *m, int64_t *waiting, int64_t *total)
 {
-    sqlite3_stmt *st = meta_prepare(
+    struct meta_stmt *st = meta_prepare(
         m, "SELECT count(*) FILTER (WHERE claimed_at IS NULL), count(*) FROM scan_jobs");
     if (st == NULL) {
         return BERTH_EDB;
     }
     enum berth_err rc = BERTH_OK;
-    if (sqlite3_step(st) == SQLITE_ROW) {
+    if (meta_step(st) == META_STEP_ROW) {
         if (waiting != NULL) {
-            *waiting = sqlite3_column_int64(st, 0);
+            *waiting = meta_col_int64(st, 0);
         }
         if (total != NULL) {
-            *total = sqlite3_column_int64(st, 1);
+            *total = meta_col_int64(st, 1);
         }
     } else {
         rc = meta_fail(m, "scan_jobs_count");

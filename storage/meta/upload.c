@@ -5,40 +5,40 @@
 
 enum berth_err meta_upload_insert(struct meta *m, const struct meta_upload *u)
 {
-    sqlite3_stmt *st = meta_prepare(
+    struct meta_stmt *st = meta_prepare(
         m, "INSERT INTO uploads (uuid, repo_id, algorithm, created_at) VALUES (?1, ?2, ?3, ?4)");
     if (st == NULL) {
         return BERTH_EDB;
     }
-    sqlite3_bind_text(st, 1, u->uuid, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 2, u->repo_id);
-    sqlite3_bind_text(st, 3, digest_alg_name(u->alg), -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 4, u->created_at);
+    meta_bind_text(st, 1, u->uuid);
+    meta_bind_int64(st, 2, u->repo_id);
+    meta_bind_text(st, 3, digest_alg_name(u->alg));
+    meta_bind_int64(st, 4, u->created_at);
     return meta_step_done(m, st, "upload_insert");
 }
 
-static void read_upload(sqlite3_stmt *st, struct meta_upload *out)
+static void read_upload(struct meta_stmt *st, struct meta_upload *out)
 {
     meta_col_text(st, 0, out->uuid, sizeof(out->uuid));
-    out->repo_id = sqlite3_column_int64(st, 1);
-    const unsigned char *alg = sqlite3_column_text(st, 2);
-    out->alg = alg ? digest_alg_from_name((const char *)alg) : DIGEST_NONE;
-    out->created_at = sqlite3_column_int64(st, 3);
+    out->repo_id = meta_col_int64(st, 1);
+    const char *alg = meta_col_cstr(st, 2);
+    out->alg = alg ? digest_alg_from_name(alg) : DIGEST_NONE;
+    out->created_at = meta_col_int64(st, 3);
 }
 
 enum berth_err meta_upload_get(struct meta *m, const char *uuid, struct meta_upload *out)
 {
-    sqlite3_stmt *st =
+    struct meta_stmt *st =
         meta_prepare(m, "SELECT uuid, repo_id, algorithm, created_at FROM uploads WHERE uuid = ?1");
     if (st == NULL) {
         return BERTH_EDB;
     }
-    sqlite3_bind_text(st, 1, uuid, -1, SQLITE_STATIC);
-    int rc = sqlite3_step(st);
+    meta_bind_text(st, 1, uuid);
+    int rc = meta_step(st);
     enum berth_err err = BERTH_OK;
-    if (rc == SQLITE_ROW) {
+    if (rc == META_STEP_ROW) {
         read_upload(st, out);
-    } else if (rc == SQLITE_DONE) {
+    } else if (rc == META_STEP_DONE) {
         err = BERTH_ENOTFOUND;
     } else {
         err = meta_fail(m, "upload_get");
@@ -49,13 +49,13 @@ enum berth_err meta_upload_get(struct meta *m, const char *uuid, struct meta_upl
 
 enum berth_err meta_upload_delete(struct meta *m, const char *uuid)
 {
-    sqlite3_stmt *st = meta_prepare(m, "DELETE FROM uploads WHERE uuid = ?1");
+    struct meta_stmt *st = meta_prepare(m, "DELETE FROM uploads WHERE uuid = ?1");
     if (st == NULL) {
         return BERTH_EDB;
     }
-    sqlite3_bind_text(st, 1, uuid, -1, SQLITE_STATIC);
+    meta_bind_text(st, 1, uuid);
     enum berth_err rc = meta_step_done(m, st, "upload_delete");
-    if (rc == BERTH_OK && sqlite3_changes(m->db) == 0) {
+    if (rc == BERTH_OK && meta_changes(m) == 0) {
         rc = BERTH_ENOTFOUND;
     }
     return rc;
@@ -66,7 +66,7 @@ struct upload_ctx {
     void *arg;
 };
 
-static int upload_row(sqlite3_stmt *st, void *ctx)
+static int upload_row(struct meta_stmt *st, void *ctx)
 {
     struct upload_ctx *c = ctx;
     struct meta_upload u;
@@ -76,12 +76,13 @@ static int upload_row(sqlite3_stmt *st, void *ctx)
 
 enum berth_err meta_upload_list_older(struct meta *m, int64_t before, meta_upload_cb cb, void *arg)
 {
-    sqlite3_stmt *st = meta_prepare(m, "SELECT uuid, repo_id, algorithm, created_at FROM uploads "
-                                       "WHERE created_at < ?1 ORDER BY created_at");
+    struct meta_stmt *st =
+        meta_prepare(m, "SELECT uuid, repo_id, algorithm, created_at FROM uploads "
+                        "WHERE created_at < ?1 ORDER BY created_at");
     if (st == NULL) {
         return BERTH_EDB;
     }
-    sqlite3_bind_int64(st, 1, before);
+    meta_bind_int64(st, 1, before);
     struct upload_ctx c = {cb, arg};
     return meta_page(m, st, -1, upload_row, &c, NULL, "upload_list");
 }

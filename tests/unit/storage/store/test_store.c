@@ -1,6 +1,6 @@
 /* Unit tests for the store: metadata, uploads (incl. restart), registry
  * rules (references, immutability, deletes, referrers), trash recovery.
- * Includes storage/meta/meta.c to reach NMIGRATIONS and exec(). */
+ * Includes storage/meta/meta.c to reach NMIGRATIONS and the driver. */
 #include "unit.h"
 #include "unit_store.h"
 
@@ -57,9 +57,7 @@ static void test_schema_newer(void)
     snprintf(db, sizeof(db), "%s/berth.db", root);
     struct meta *m = NULL;
     CHECK_INT(meta_open(db, false, &m), BERTH_OK);
-    char pragma[64];
-    snprintf(pragma, sizeof(pragma), "PRAGMA user_version = %d", NMIGRATIONS + 1);
-    CHECK_INT(exec(m, pragma, "test"), BERTH_OK);
+    CHECK_INT(m->drv->set_schema_version(m->conn, NMIGRATIONS + 1), BERTH_OK);
     meta_close(m);
     m = NULL;
     CHECK_INT(meta_open(db, false, &m), BERTH_EDB);

@@ -1,0 +1,295 @@
+/*
+ * The SQLite driver of the metadata module: one sqlite3 connection in WAL
+ * mode per struct meta_conn, busy_timeout 10 s, foreign keys on, the
+ * schema version in PRAGMA user_version. The only file of storage/meta
+ * that includes <sqlite3.h>. A connection is used by one thread at a time.
+ */
+#include "meta_int.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <sqlite3.h>
+
+#include "common/log.h"
+
+struct meta_conn {
+    sqlite3 *db;
+};
+
+struct sqlite_stmt {
+    struct meta_stmt base;
+    sqlite3_stmt *st;
+};
+
+static sqlite3_stmt *raw(struct meta_stmt *st)
+{
+    return ((struct sqlite_stmt *)(void *)st)->st;
+}
+
+/* BERTH_EBUSY while another connection holds the lock, else BERTH_EDB. */
+static enum berth_err code_err(int code)
+{
+    return (code & 0xff) == SQLITE_BUSY || (code & 0xff) == SQLITE_LOCKED ? BERTH_EBUSY : BERTH_EDB;
+}
+
+static enum berth_err sq_error(struct meta_conn *c, const char *what)
+{
+    int code = sqlite3_extended_errcode(c->db);
+    log_error("event=db_error op=%s code=%d msg=\"%s\"", what, code, sqlite3_errmsg(c->db));
+    return code_err(code);
+}
+
+static bool sq_is_unique_violation(struct meta_conn *c)
+{
+    int code = sqlite3_extended_errcode(c->db);
+    return code == SQLITE_CONSTRAINT_UNIQUE || code == SQLITE_CONSTRAINT_PRIMARYKEY;
+}
+
+static enum berth_err sq_exec(struct meta_conn *c, const char *sql, const char *what)
+{
+    char *msg = NULL;
+    if (sqlite3_exec(c->db, sql, NULL, NULL, &msg) != SQLITE_OK) {
+        log_error("event=db_error op=%s msg=\"%s\"", what, msg ? msg : "?");
+        sqlite3_free(msg);
+        return code_err(sqlite3_errcode(c->db));
+    }
+    return BERTH_OK;
+}
+
+/* The database holds secret access keys in the form SigV4 needs, so it and
+ * its WAL and shared-memory files are readable by their owner only. SQLite
+ * gives new -wal and -shm files the database file's mode, so tightening the
+ * database right after it is opened (before journal_mode=WAL) covers new
+ * stores; files of older stores are tightened too. Only stat and chmod:
+ * opening and closing the file here would drop the POSIX locks that other
+ * connections of this process hold on it. A failure (say, files owned by
+ * another user) is logged, not fatal. */
+static void protect_files(const char *path)
+{
+    static const char *const suffixes[] = {"", "-wal", "-shm"};
+    for (size_t i = 0; i < sizeof(suffixes) / sizeof(suffixes[0]); i++) {
+        char p[4096];
+        struct stat sb;
+        int n = snprintf(p, sizeof(p), "%s%s", path, suffixes[i]);
+        if (n < 0 || (size_t)n >= sizeof(p) || stat(p, &sb) != 0 || (sb.st_mode & 077) == 0) {
+            continue;
+        }
+        if (chmod(p, sb.st_mode & 0700) != 0) {
+            log_warn("event=db_chmod_failed path=%s mode=0600", p);
+        }
+    }
+}
+
+static void sq_close(struct meta_conn *c)
+{
+    if (c != NULL) {
+        sqlite3_close(c->db);
+        free(c);
+    }
+}
+
+static enum berth_err sq_open(const char *path, bool sync_full, struct meta_conn **out)
+{
+    struct meta_conn *c = calloc(1, sizeof(*c));
+    if (c == NULL) {
+        return BERTH_ENOMEM;
+    }
+    int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX;
+    if (sqlite3_open_v2(path, &c->db, flags, NULL) != SQLITE_OK) {
+        log_error("event=db_error op=open path=%s msg=\"%s\"", path,
+                  c->db ? sqlite3_errmsg(c->db) : "out of memory");
+        sq_close(c);
+        return BERTH_EDB;
+    }
+    protect_files(path);
+    sqlite3_busy_timeout(c->db, 10000);
+    sqlite3_extended_result_codes(c->db, 1);
+    enum berth_err rc = sq_exec(c, "PRAGMA journal_mode=WAL", "pragma");
+    if (rc == BERTH_OK) {
+        rc = sq_exec(c, sync_full ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL",
+                     "pragma");
+    }
+    if (rc == BERTH_OK) {
+        rc = sq_exec(c, "PRAGMA foreign_keys=ON; PRAGMA temp_store=MEMORY", "pragma");
+    }
+    if (rc != BERTH_OK) {
+        sq_close(c);
+        return rc;
+    }
+    *out = c;
+    return BERTH_OK;
+}
+
+static enum berth_err sq_begin_write(struct meta_conn *c)
+{
+    return sq_exec(c, "BEGIN IMMEDIATE", "begin");
+}
+
+static enum berth_err sq_begin_read(struct meta_conn *c)
+{
+    return sq_exec(c, "BEGIN", "begin");
+}
+
+static enum berth_err sq_commit(struct meta_conn *c)
+{
+    return sq_exec(c, "COMMIT", "commit");
+}
+
+static void sq_rollback(struct meta_conn *c)
+{
+    if (!sqlite3_get_autocommit(c->db)) {
+        sqlite3_exec(c->db, "ROLLBACK", NULL, NULL, NULL);
+    }
+}
+
+static int sq_schema_version(struct meta_conn *c)
+{
+    sqlite3_stmt *st = NULL;
+    int version = -1;
+    if (sqlite3_prepare_v2(c->db, "PRAGMA user_version", -1, &st, NULL) == SQLITE_OK &&
+        sqlite3_step(st) == SQLITE_ROW) {
+        version = sqlite3_column_int(st, 0);
+    }
+    sqlite3_finalize(st);
+    return version;
+}
+
+static enum berth_err sq_set_schema_version(struct meta_conn *c, int version)
+{
+    char pragma[64];
+    snprintf(pragma, sizeof(pragma), "PRAGMA user_version = %d", version);
+    return sq_exec(c, pragma, "migrate");
+}
+
+static enum berth_err sq_checkpoint(struct meta_conn *c)
+{
+    int rc = sqlite3_wal_checkpoint_v2(c->db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+    if (rc != SQLITE_OK && rc != SQLITE_BUSY && rc != SQLITE_LOCKED) {
+        return sq_error(c, "checkpoint");
+    }
+    return BERTH_OK;
+}
+
+static int64_t sq_changes(struct meta_conn *c)
+{
+    return sqlite3_changes(c->db);
+}
+
+static int64_t sq_last_id(struct meta_conn *c)
+{
+    return sqlite3_last_insert_rowid(c->db);
+}
+
+static struct meta_stmt *sq_prepare(struct meta_conn *c, const char *sql)
+{
+    struct sqlite_stmt *s = calloc(1, sizeof(*s));
+    if (s == NULL) {
+        return NULL;
+    }
+    if (sqlite3_prepare_v3(c->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &s->st, NULL) != SQLITE_OK) {
+        sq_error(c, "prepare");
+        free(s);
+        return NULL;
+    }
+    s->base.drv = &meta_sqlite_driver;
+    return &s->base;
+}
+
+static void sq_finalize(struct meta_stmt *st)
+{
+    if (st != NULL) {
+        sqlite3_finalize(raw(st));
+        free(st);
+    }
+}
+
+static void sq_reset(struct meta_stmt *st)
+{
+    sqlite3_reset(raw(st));
+    sqlite3_clear_bindings(raw(st));
+}
+
+static enum meta_step sq_step(struct meta_stmt *st)
+{
+    int rc = sqlite3_step(raw(st));
+    return rc == SQLITE_ROW ? META_STEP_ROW : rc == SQLITE_DONE ? META_STEP_DONE : META_STEP_ERROR;
+}
+
+static void sq_bind_int64(struct meta_stmt *st, int i, int64_t v)
+{
+    sqlite3_bind_int64(raw(st), i, v);
+}
+
+static void sq_bind_text(struct meta_stmt *st, int i, const char *s)
+{
+    sqlite3_bind_text(raw(st), i, s, -1, SQLITE_STATIC);
+}
+
+static void sq_bind_blob(struct meta_stmt *st, int i, const void *p, size_t n)
+{
+    sqlite3_bind_blob64(raw(st), i, p, n, SQLITE_STATIC);
+}
+
+static void sq_bind_null(struct meta_stmt *st, int i)
+{
+    sqlite3_bind_null(raw(st), i);
+}
+
+static bool sq_col_is_null(struct meta_stmt *st, int i)
+{
+    return sqlite3_column_type(raw(st), i) == SQLITE_NULL;
+}
+
+static int64_t sq_col_int64(struct meta_stmt *st, int i)
+{
+    return sqlite3_column_int64(raw(st), i);
+}
+
+static const char *sq_col_text(struct meta_stmt *st, int i)
+{
+    return (const char *)sqlite3_column_text(raw(st), i);
+}
+
+static const void *sq_col_blob(struct meta_stmt *st, int i)
+{
+    return sqlite3_column_blob(raw(st), i);
+}
+
+static size_t sq_col_bytes(struct meta_stmt *st, int i)
+{
+    return (size_t)sqlite3_column_bytes(raw(st), i);
+}
+
+const struct meta_driver meta_sqlite_driver = {
+    .name = "sqlite",
+    .open = sq_open,
+    .close = sq_close,
+    .exec = sq_exec,
+    .error = sq_error,
+    .is_unique_violation = sq_is_unique_violation,
+    .begin_write = sq_begin_write,
+    .begin_read = sq_begin_read,
+    .commit = sq_commit,
+    .rollback = sq_rollback,
+    .schema_version = sq_schema_version,
+    .set_schema_version = sq_set_schema_version,
+    .checkpoint = sq_checkpoint,
+    .changes = sq_changes,
+    .last_id = sq_last_id,
+    .prepare = sq_prepare,
+    .finalize = sq_finalize,
+    .reset = sq_reset,
+    .step = sq_step,
+    .bind_int64 = sq_bind_int64,
+    .bind_text = sq_bind_text,
+    .bind_blob = sq_bind_blob,
+    .bind_null = sq_bind_null,
+    .col_is_null = sq_col_is_null,
+    .col_int64 = sq_col_int64,
+    .col_text = sq_col_text,
+    .col_blob = sq_col_blob,
+    .col_bytes = sq_col_bytes,
+};
