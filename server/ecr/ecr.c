@@ -577,7 +577,7 @@ static void send_result(struct ecr_call *call)
         http_send(req, 500, NULL, 0);
         return;
     }
-    struct MHD_Response *resp = http_resp_bytes(text, strlen(text));
+    struct http_response *resp = http_resp_bytes(text, strlen(text));
     http_add(resp, "x-amzn-RequestId", call->request_id);
     /* the access log ties the two ids together (a client reports this one) */
     snprintf(req->log_extra, sizeof(req->log_extra), " op=%s amzn_id=%s%s%s",
@@ -618,17 +618,15 @@ struct header_list {
     bool overflow;
 };
 
-static enum MHD_Result collect_header(void *cls, enum MHD_ValueKind kind, const char *key,
-                                      const char *value)
+static bool collect_header(void *arg, const char *key, const char *value)
 {
-    (void)kind;
-    struct header_list *l = cls;
+    struct header_list *l = arg;
     if (l->count == ECR_HEADERS_MAX) {
         l->overflow = true;
-        return MHD_NO;
+        return false;
     }
     l->h[l->count++] = (struct sigv4_header){key, value != NULL ? value : ""};
-    return MHD_YES;
+    return true;
 }
 
 /* The repository a repository-scoped call names: a valid repositoryName,
@@ -667,7 +665,7 @@ static bool authenticate(struct ecr_call *call, const char *repo, struct auth_lo
         return false;
     }
     struct header_list headers = {.count = 0, .overflow = false};
-    MHD_get_connection_values(req->conn, MHD_HEADER_KIND, collect_header, &headers);
+    http_headers_each(req, collect_header, &headers);
     char *path = NULL;
     const char *query = NULL;
     if (req->raw_uri != NULL) {

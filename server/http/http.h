@@ -14,8 +14,6 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include <microhttpd.h>
-
 #include "server/auth/auth.h"
 
 #include "common/buf.h"
@@ -25,10 +23,15 @@
 #include "server/http/range.h"
 #include "server/http/server.h"
 
+struct MHD_Connection;
+struct MHD_Daemon;
 struct jobs;
 struct store;
 struct upload;
 struct request;
+
+/* A response being built (libmicrohttpd's, which only this layer sees). */
+struct http_response;
 
 /* An API served over HTTP. The server offers each request to its APIs in
  * order (on the first access callback, when the method, path and headers
@@ -127,6 +130,13 @@ size_t http_unescape(char *s, bool is_path);
 const char *http_header(struct request *req, const char *name);
 const char *http_query(struct request *req, const char *name);
 
+/* Call fn for each request header / query argument in the order received
+ * (key and value borrowed for the request's life; value may be NULL for a
+ * query key without '='), until fn returns false. */
+typedef bool (*http_value_fn)(void *arg, const char *key, const char *value);
+void http_headers_each(struct request *req, http_value_fn fn, void *arg);
+void http_query_each(struct request *req, http_value_fn fn, void *arg);
+
 /* Content-Length as a number; false when absent or malformed. */
 bool http_content_length(struct request *req, uint64_t *out);
 
@@ -136,27 +146,27 @@ bool http_has_body(struct request *req);
 /* ---- responses ---- */
 
 /* A response with a copy of len bytes. NULL when out of memory. */
-struct MHD_Response *http_resp_bytes(const void *data, size_t len);
+struct http_response *http_resp_bytes(const void *data, size_t len);
 /* An empty response. */
-struct MHD_Response *http_resp_empty(void);
+struct http_response *http_resp_empty(void);
 /* A response whose Content-Length is len but whose body is never produced:
  * for HEAD. */
-struct MHD_Response *http_resp_head(uint64_t len);
+struct http_response *http_resp_head(uint64_t len);
 /* len bytes of the file fd from offset, sent with sendfile. Takes the fd
  * on success; on failure (NULL) the caller still owns it. */
-struct MHD_Response *http_resp_fd(int fd, uint64_t offset, uint64_t len);
+struct http_response *http_resp_fd(int fd, uint64_t offset, uint64_t len);
 
 /* Add a header to a response (ignored when resp is NULL). */
-void http_add(struct MHD_Response *resp, const char *name, const char *value);
+void http_add(struct http_response *resp, const char *name, const char *value);
 
 /* Queue resp with status, adding the headers every response carries, and
  * release it. body_len is what the access log reports. A NULL resp sends
  * a 500. Only the first response of a request counts. */
-void http_send(struct request *req, unsigned status, struct MHD_Response *resp, uint64_t body_len);
+void http_send(struct request *req, unsigned status, struct http_response *resp, uint64_t body_len);
 
 /* Send a JSON text body with the given content type. */
 void http_send_json(struct request *req, unsigned status, const char *content_type,
-                    const char *json, struct MHD_Response *prepared);
+                    const char *json, struct http_response *prepared);
 
 /* ---- body handling ---- */
 

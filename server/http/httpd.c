@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include <jansson.h>
+#include <microhttpd.h>
 
 #include "common/fileio.h"
 #include "common/log.h"
@@ -56,14 +57,51 @@ bool http_has_body(struct request *req)
     return te != NULL && strstr(te, "chunked") != NULL;
 }
 
-struct MHD_Response *http_resp_bytes(const void *data, size_t len)
+/* struct http_response is libmicrohttpd's response under a name of this
+ * layer: handlers never see the library. */
+static struct http_response *wrap(struct MHD_Response *r)
 {
-    return MHD_create_response_from_buffer(len, (void *)data, MHD_RESPMEM_MUST_COPY);
+    return (struct http_response *)(void *)r;
 }
 
-struct MHD_Response *http_resp_empty(void)
+static struct MHD_Response *unwrap(struct http_response *r)
 {
-    return MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
+    return (struct MHD_Response *)(void *)r;
+}
+
+struct value_walk {
+    http_value_fn fn;
+    void *arg;
+};
+
+static enum MHD_Result each_value(void *cls, enum MHD_ValueKind kind, const char *key,
+                                  const char *value)
+{
+    (void)kind;
+    struct value_walk *w = cls;
+    return w->fn(w->arg, key, value) ? MHD_YES : MHD_NO;
+}
+
+void http_headers_each(struct request *req, http_value_fn fn, void *arg)
+{
+    struct value_walk w = {fn, arg};
+    MHD_get_connection_values(req->conn, MHD_HEADER_KIND, each_value, &w);
+}
+
+void http_query_each(struct request *req, http_value_fn fn, void *arg)
+{
+    struct value_walk w = {fn, arg};
+    MHD_get_connection_values(req->conn, MHD_GET_ARGUMENT_KIND, each_value, &w);
+}
+
+struct http_response *http_resp_bytes(const void *data, size_t len)
+{
+    return wrap(MHD_create_response_from_buffer(len, (void *)data, MHD_RESPMEM_MUST_COPY));
+}
+
+struct http_response *http_resp_empty(void)
+{
+    return wrap(MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT));
 }
 
 static ssize_t never_read(void *cls, uint64_t pos, char *buf, size_t max)
@@ -75,25 +113,27 @@ static ssize_t never_read(void *cls, uint64_t pos, char *buf, size_t max)
     return MHD_CONTENT_READER_END_WITH_ERROR;
 }
 
-struct MHD_Response *http_resp_head(uint64_t len)
+struct http_response *http_resp_head(uint64_t len)
 {
-    return MHD_create_response_from_callback(len, 4096, never_read, NULL, NULL);
+    return wrap(MHD_create_response_from_callback(len, 4096, never_read, NULL, NULL));
 }
 
-struct MHD_Response *http_resp_fd(int fd, uint64_t offset, uint64_t len)
+struct http_response *http_resp_fd(int fd, uint64_t offset, uint64_t len)
 {
-    return MHD_create_response_from_fd_at_offset64(len, fd, offset);
+    return wrap(MHD_create_response_from_fd_at_offset64(len, fd, offset));
 }
 
-void http_add(struct MHD_Response *resp, const char *name, const char *value)
+void http_add(struct http_response *resp, const char *name, const char *value)
 {
     if (resp != NULL && value != NULL) {
-        MHD_add_response_header(resp, name, value);
+        MHD_add_response_header(unwrap(resp), name, value);
     }
 }
 
-void http_send(struct request *req, unsigned status, struct MHD_Response *resp, uint64_t body_len)
+void http_send(struct request *req, unsigned status, struct http_response *response,
+               uint64_t body_len)
 {
+    struct MHD_Response *resp = unwrap(response);
     if (req->responded) {
         if (resp) {
             MHD_destroy_response(resp);
@@ -113,10 +153,10 @@ void http_send(struct request *req, unsigned status, struct MHD_Response *resp, 
             return;
         }
     }
-    http_add(resp, "Docker-Distribution-API-Version", "registry/2.0");
-    http_add(resp, "X-Request-Id", req->id);
+    MHD_add_response_header(resp, "Docker-Distribution-API-Version", "registry/2.0");
+    MHD_add_response_header(resp, "X-Request-Id", req->id);
     if (atomic_load(&req->srv->draining)) {
-        http_add(resp, MHD_HTTP_HEADER_CONNECTION, "close");
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
     }
     if (MHD_queue_response(req->conn, status, resp) != MHD_YES) {
         log_error("event=queue_failed status=%u", status);
@@ -128,10 +168,10 @@ void http_send(struct request *req, unsigned status, struct MHD_Response *resp, 
 }
 
 void http_send_json(struct request *req, unsigned status, const char *content_type,
-                    const char *json, struct MHD_Response *prepared)
+                    const char *json, struct http_response *prepared)
 {
     size_t len = strlen(json);
-    struct MHD_Response *resp = prepared;
+    struct http_response *resp = prepared;
     if (resp == NULL) {
         resp = http_resp_bytes(json, len);
     }

@@ -189,7 +189,7 @@ static void parse_credentials(struct request *req, enum oci_route route, struct 
         }
         return;
     }
-    const char *h = http_header(req, MHD_HTTP_HEADER_AUTHORIZATION);
+    const char *h = http_header(req, "Authorization");
     if (h == NULL) {
         return;
     }
@@ -223,12 +223,12 @@ void oci_auth_challenge(struct request *req, const char *message)
     char *text = doc ? json_dumps(doc, JSON_COMPACT) : NULL;
     json_decref(doc);
     if (text == NULL) {
-        http_send(req, MHD_HTTP_INTERNAL_SERVER_ERROR, NULL, 0);
+        http_send(req, 500, NULL, 0);
         return;
     }
-    struct MHD_Response *resp = http_resp_bytes(text, strlen(text));
-    http_add(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE, value);
-    http_send_json(req, MHD_HTTP_UNAUTHORIZED, "application/json", text, resp);
+    struct http_response *resp = http_resp_bytes(text, strlen(text));
+    http_add(resp, "WWW-Authenticate", value);
+    http_send_json(req, 401, "application/json", text, resp);
     free(text);
 }
 
@@ -252,7 +252,7 @@ bool oci_authorize(struct request *req, enum oci_route route)
     struct auth *a = req->srv->auth;
     struct meta *m = store_meta(req->srv->store);
     if (m == NULL) {
-        oci_error(req, MHD_HTTP_INTERNAL_SERVER_ERROR, "UNKNOWN", "database unavailable", NULL);
+        oci_error(req, 500, "UNKNOWN", "database unavailable", NULL);
         return false;
     }
     struct cred c;
@@ -266,7 +266,7 @@ bool oci_authorize(struct request *req, enum oci_route route)
     if (rc != BERTH_OK) {
         auth_wipe(&c, sizeof(c));
         log_error("event=auth_lookup_failed err=%s", berth_strerror(rc));
-        oci_error(req, MHD_HTTP_INTERNAL_SERVER_ERROR, "UNKNOWN", "authorization failed", NULL);
+        oci_error(req, 500, "UNKNOWN", "authorization failed", NULL);
         return false;
     }
     bool ok = false;
@@ -280,7 +280,7 @@ bool oci_authorize(struct request *req, enum oci_route route)
         break;
     case CRED_EXPIRED:
         log_refusal(req, "token_expired");
-        oci_error(req, MHD_HTTP_FORBIDDEN, "DENIED", AUTHTOKEN_EXPIRED_MESSAGE, NULL);
+        oci_error(req, 403, "DENIED", AUTHTOKEN_EXPIRED_MESSAGE, NULL);
         goto out;
     case CRED_INVALID:
         log_refusal(req, c.why);
@@ -329,7 +329,7 @@ bool oci_authorize(struct request *req, enum oci_route route)
     } else {
         char shown[AUTHZ_DENIED_MESSAGE_MAX + 16];
         log_info("event=access_denied msg=%s", log_value(denied, shown, sizeof(shown)));
-        oci_error(req, MHD_HTTP_FORBIDDEN, "DENIED", denied, NULL);
+        oci_error(req, 403, "DENIED", denied, NULL);
     }
 out:
     auth_lookup_fini(a, &lk);

@@ -44,18 +44,18 @@ static void send_session(struct request *req, unsigned status, const char *uuid,
     char loc[NAMES_REPO_MAX + 128], range[48];
     upload_location(req, uuid, loc, sizeof(loc));
     range_value(offset, range, sizeof(range));
-    struct MHD_Response *resp;
+    struct http_response *resp;
     uint64_t len = 0;
-    if (status == MHD_HTTP_RANGE_NOT_SATISFIABLE) {
+    if (status == 416) {
         static const char body[] = "{\"errors\":[{\"code\":\"BLOB_UPLOAD_INVALID\",\"message\":"
                                    "\"chunk out of order: resume from the Range given\"}]}";
         len = sizeof(body) - 1;
         resp = http_resp_bytes(body, len);
-        http_add(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
+        http_add(resp, "Content-Type", "application/json");
     } else {
         resp = http_resp_empty();
     }
-    http_add(resp, MHD_HTTP_HEADER_LOCATION, loc);
+    http_add(resp, "Location", loc);
     http_add(resp, "Range", range);
     http_add(resp, "Docker-Upload-UUID", uuid);
     http_send(req, status, resp, len);
@@ -65,10 +65,10 @@ static void send_created_blob(struct request *req, const char *digest)
 {
     char loc[NAMES_REPO_MAX + DIGEST_STR_MAX + 32];
     blob_location(req, digest, loc, sizeof(loc));
-    struct MHD_Response *resp = http_resp_empty();
-    http_add(resp, MHD_HTTP_HEADER_LOCATION, loc);
+    struct http_response *resp = http_resp_empty();
+    http_add(resp, "Location", loc);
     http_add(resp, "Docker-Content-Digest", digest);
-    http_send(req, MHD_HTTP_CREATED, resp, 0);
+    http_send(req, 201, resp, 0);
 }
 
 /* Answer a failed upload-session call through the one reason table. */
@@ -101,12 +101,12 @@ static void blob_get(struct request *req, const struct digest *d)
         snprintf(cr, sizeof(cr), "bytes */%llu", (unsigned long long)size);
         static const char body[] = "{\"errors\":[{\"code\":\"RANGE_INVALID\",\"message\":"
                                    "\"requested range not satisfiable\"}]}";
-        struct MHD_Response *resp = http_resp_bytes(body, sizeof(body) - 1);
+        struct http_response *resp = http_resp_bytes(body, sizeof(body) - 1);
         http_add(resp, "Content-Range", cr);
-        http_send_json(req, MHD_HTTP_RANGE_NOT_SATISFIABLE, "application/json", body, resp);
+        http_send_json(req, 416, "application/json", body, resp);
         return;
     }
-    struct MHD_Response *resp;
+    struct http_response *resp;
     uint64_t len = size;
     if (req->is_head) {
         resp = http_resp_head(size);
@@ -128,20 +128,20 @@ static void blob_get(struct request *req, const struct digest *d)
             file_close(fd);
         }
     }
-    http_add(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/octet-stream");
+    http_add(resp, "Content-Type", "application/octet-stream");
     http_add(resp, "Docker-Content-Digest", d->str);
-    http_add(resp, MHD_HTTP_HEADER_ACCEPT_RANGES, "bytes");
+    http_add(resp, "Accept-Ranges", "bytes");
     char etag[DIGEST_STR_MAX + 2];
     snprintf(etag, sizeof(etag), "\"%s\"", d->str);
-    http_add(resp, MHD_HTTP_HEADER_ETAG, etag);
+    http_add(resp, "ETag", etag);
     if (rr == RANGE_PARTIAL) {
         snprintf(cr, sizeof(cr), "bytes %llu-%llu/%llu", (unsigned long long)r.first,
                  (unsigned long long)r.last, (unsigned long long)size);
         http_add(resp, "Content-Range", cr);
-        http_send(req, MHD_HTTP_PARTIAL_CONTENT, resp, len);
+        http_send(req, 206, resp, len);
         return;
     }
-    http_send(req, MHD_HTTP_OK, resp, len);
+    http_send(req, 200, resp, len);
 }
 
 void oci_blob(struct request *req)
@@ -171,9 +171,9 @@ void oci_blob(struct request *req)
         oci_fail(req, &s);
         return;
     }
-    struct MHD_Response *resp = http_resp_empty();
+    struct http_response *resp = http_resp_empty();
     http_add(resp, "Docker-Content-Digest", d.str);
-    http_send(req, MHD_HTTP_ACCEPTED, resp, 0);
+    http_send(req, 202, resp, 0);
 }
 
 /* ---- uploads ---- */
@@ -204,7 +204,7 @@ static void patch_done(struct request *req)
     uint64_t offset = upload_offset(req->upload);
     upload_release(req->upload);
     req->upload = NULL;
-    send_session(req, MHD_HTTP_ACCEPTED, uuid, offset);
+    send_session(req, 202, uuid, offset);
 }
 
 static void finish_done(struct request *req)
@@ -266,7 +266,7 @@ static bool start_append(struct request *req, body_done_fn done)
         }
         if (req->crange.first != offset) {
             refuse_append(req);
-            send_session(req, MHD_HTTP_RANGE_NOT_SATISFIABLE, req->ref, offset);
+            send_session(req, 416, req->ref, offset);
             return false;
         }
         uint64_t cl;
@@ -326,7 +326,7 @@ static void upload_status(struct request *req)
         upload_fail(req, rc);
         return;
     }
-    send_session(req, MHD_HTTP_NO_CONTENT, req->ref, offset);
+    send_session(req, 204, req->ref, offset);
 }
 
 static void upload_delete(struct request *req)
@@ -343,7 +343,7 @@ static void upload_delete(struct request *req)
         upload_fail(req, rc);
         return;
     }
-    http_send(req, MHD_HTTP_NO_CONTENT, http_resp_empty(), 0);
+    http_send(req, 204, http_resp_empty(), 0);
 }
 
 void oci_upload(struct request *req)
@@ -457,5 +457,5 @@ void oci_upload_start(struct request *req)
     if (!open_session(req, alg, uuid, NULL)) {
         return;
     }
-    send_session(req, MHD_HTTP_ACCEPTED, uuid, 0);
+    send_session(req, 202, uuid, 0);
 }

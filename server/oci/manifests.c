@@ -26,7 +26,7 @@ static void manifest_get(struct request *req)
         oci_fail(req, &s);
         return;
     }
-    struct MHD_Response *resp;
+    struct http_response *resp;
     if (req->is_head) {
         resp = http_resp_head((uint64_t)mf.size);
     } else {
@@ -50,12 +50,12 @@ static void manifest_get(struct request *req)
         }
         registry_manifest_note_pull(st, &mf);
     }
-    http_add(resp, MHD_HTTP_HEADER_CONTENT_TYPE, mf.media_type);
+    http_add(resp, "Content-Type", mf.media_type);
     http_add(resp, "Docker-Content-Digest", mf.digest);
     char etag[DIGEST_STR_MAX + 2];
     snprintf(etag, sizeof(etag), "\"%s\"", mf.digest);
-    http_add(resp, MHD_HTTP_HEADER_ETAG, etag);
-    http_send(req, MHD_HTTP_OK, resp, (uint64_t)mf.size);
+    http_add(resp, "ETag", etag);
+    http_send(req, 200, resp, (uint64_t)mf.size);
 }
 
 struct tag_params {
@@ -64,20 +64,18 @@ struct tag_params {
     bool overflow;
 };
 
-static enum MHD_Result collect_tag(void *cls, enum MHD_ValueKind kind, const char *key,
-                                   const char *value)
+static bool collect_tag(void *arg, const char *key, const char *value)
 {
-    (void)kind;
-    struct tag_params *tp = cls;
+    struct tag_params *tp = arg;
     if (strcmp(key, "tag") != 0 || value == NULL) {
-        return MHD_YES;
+        return true;
     }
     if (tp->count == MAX_TAG_PARAMS) {
         tp->overflow = true;
-        return MHD_NO;
+        return false;
     }
     tp->tags[tp->count++] = value;
-    return MHD_YES;
+    return true;
 }
 
 static void manifest_put_done(struct request *req)
@@ -87,7 +85,7 @@ static void manifest_put_done(struct request *req)
     if (!by_digest) {
         tp.tags[tp.count++] = req->ref;
     }
-    MHD_get_connection_values(req->conn, MHD_GET_ARGUMENT_KIND, collect_tag, &tp);
+    http_query_each(req, collect_tag, &tp);
     if (tp.overflow) {
         oci_error(req, 414, "TAG_INVALID", "too many tag parameters", NULL);
         return;
@@ -96,7 +94,7 @@ static void manifest_put_done(struct request *req)
         .repo = req->repo,
         .body = buf_cstr(&req->body),
         .len = req->body.len,
-        .content_type = http_header(req, MHD_HTTP_HEADER_CONTENT_TYPE),
+        .content_type = http_header(req, "Content-Type"),
         .expected = by_digest ? &req->digest : NULL,
         .tags = tp.tags,
         .tag_count = tp.count,
@@ -110,8 +108,8 @@ static void manifest_put_done(struct request *req)
     }
     char loc[NAMES_REPO_MAX + DIGEST_STR_MAX + 32];
     snprintf(loc, sizeof(loc), "/v2/%s/manifests/%s", req->repo, out.digest.str);
-    struct MHD_Response *resp = http_resp_empty();
-    http_add(resp, MHD_HTTP_HEADER_LOCATION, loc);
+    struct http_response *resp = http_resp_empty();
+    http_add(resp, "Location", loc);
     http_add(resp, "Docker-Content-Digest", out.digest.str);
     if (out.has_subject) {
         http_add(resp, "OCI-Subject", out.subject);
@@ -121,7 +119,7 @@ static void manifest_put_done(struct request *req)
             http_add(resp, "OCI-Tag", tp.tags[i]);
         }
     }
-    http_send(req, MHD_HTTP_CREATED, resp, 0);
+    http_send(req, 201, resp, 0);
 }
 
 static void manifest_put(struct request *req)
@@ -161,7 +159,7 @@ static void manifest_delete(struct request *req)
         oci_fail(req, &s);
         return;
     }
-    http_send(req, MHD_HTTP_ACCEPTED, http_resp_empty(), 0);
+    http_send(req, 202, http_resp_empty(), 0);
 }
 
 void oci_manifest(struct request *req)

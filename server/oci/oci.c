@@ -36,7 +36,7 @@ void oci_error(struct request *req, unsigned status, const char *code, const cha
     char *text = doc ? json_dumps(doc, JSON_COMPACT) : NULL;
     json_decref(doc);
     if (text == NULL) {
-        http_send(req, MHD_HTTP_INTERNAL_SERVER_ERROR, NULL, 0);
+        http_send(req, 500, NULL, 0);
         return;
     }
     http_send_json(req, status, "application/json", text, NULL);
@@ -93,9 +93,9 @@ void oci_method_not_allowed(struct request *req, const char *allow)
     snprintf(body, sizeof(body),
              "{\"errors\":[{\"code\":\"UNSUPPORTED\",\"message\":\"method %s not allowed\"}]}",
              strlen(req->method) < 32 ? req->method : "?");
-    struct MHD_Response *resp = http_resp_bytes(body, strlen(body));
+    struct http_response *resp = http_resp_bytes(body, strlen(body));
     http_add(resp, "Allow", allow);
-    http_send_json(req, MHD_HTTP_METHOD_NOT_ALLOWED, "application/json", body, resp);
+    http_send_json(req, 405, "application/json", body, resp);
 }
 
 bool oci_method_is(struct request *req, const char *method)
@@ -139,12 +139,12 @@ static void send_listing(struct request *req, json_t *doc, const char *link)
     char *text = json_dumps(doc, JSON_COMPACT);
     json_decref(doc);
     if (text == NULL) {
-        http_send(req, MHD_HTTP_INTERNAL_SERVER_ERROR, NULL, 0);
+        http_send(req, 500, NULL, 0);
         return;
     }
-    struct MHD_Response *resp = http_resp_bytes(text, strlen(text));
+    struct http_response *resp = http_resp_bytes(text, strlen(text));
     http_add(resp, "Link", link);
-    http_send_json(req, MHD_HTTP_OK, "application/json", text, resp);
+    http_send_json(req, 200, "application/json", text, resp);
     free(text);
 }
 
@@ -317,7 +317,7 @@ static void handle_referrers(struct request *req)
         http_send(req, 500, NULL, 0);
         return;
     }
-    struct MHD_Response *resp = http_resp_bytes(text, strlen(text));
+    struct http_response *resp = http_resp_bytes(text, strlen(text));
     if (artifact_type != NULL) {
         http_add(resp, "OCI-Filters-Applied", "artifactType");
     }
