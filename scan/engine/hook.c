@@ -25,7 +25,7 @@
 #include "common/log.h"
 #include "scan/engine/scan_builtin.h"
 #include "scan/findings/scan_findings.h"
-#include "scan/findings/scan_severity.h"
+#include "storage/spec/scan_severity.h"
 #include "common/str.h"
 #include "common/timeutil.h"
 

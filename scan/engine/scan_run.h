@@ -19,7 +19,7 @@
 #include "common/err.h"
 #include "storage/meta/meta.h"
 #include "scan/engine/scan_hook.h"
-#include "scan/findings/scan_severity.h"
+#include "storage/spec/scan_severity.h"
 
 struct store;
 

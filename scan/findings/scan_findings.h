@@ -13,7 +13,7 @@
 #include <jansson.h>
 
 #include "common/err.h"
-#include "scan/findings/scan_severity.h"
+#include "storage/spec/scan_severity.h"
 
 /* ECR's limits on a finding's description (cut at a UTF-8 character
  * boundary) and uri (dropped when longer), applied where findings enter

@@ -13,7 +13,7 @@
 #include <stddef.h>
 
 #include "common/err.h"
-#include "scan/findings/scan_severity.h"
+#include "storage/spec/scan_severity.h"
 #include "scan/packages/scan_version.h"
 
 /* Bounds on one record; a record over any of them is refused. */

@@ -17,7 +17,7 @@
 #include "storage/meta/meta_scan.h"
 #include "storage/registry/registry.h"
 #include "scan/engine/scan_run.h"
-#include "scan/findings/scan_severity.h"
+#include "storage/spec/scan_severity.h"
 #include "common/str.h"
 
 /* Widest column in the table (longer values are cut). */

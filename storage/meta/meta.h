@@ -15,12 +15,13 @@
 #include <stdint.h>
 
 #include "storage/spec/digest.h"
+#include "storage/spec/manifest.h"
 #include "common/err.h"
 #include "storage/spec/names.h"
 #include "common/rand.h"
 
-/* Media types longer than this are refused (RFC 6838 allows 127/127). */
-#define META_MEDIA_TYPE_MAX 255
+/* Media types longer than this are refused (the manifest parser's limit). */
+#define META_MEDIA_TYPE_MAX MANIFEST_MEDIA_TYPE_MAX
 
 struct meta;
 

@@ -18,7 +18,7 @@
 #include "common/err.h"
 #include "storage/meta/meta.h"
 #include "storage/spec/names.h"
-#include "scan/findings/scan_severity.h"
+#include "storage/spec/scan_severity.h"
 
 /* Longest stored scan description (longer ones are cut). */
 #define META_SCAN_DESCRIPTION_MAX 1023

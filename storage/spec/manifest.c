@@ -45,7 +45,7 @@ static enum berth_err fail(char *why, size_t cap, const char *fmt, ...)
 static bool media_type_ok(const char *s)
 {
     size_t n = strlen(s);
-    if (n == 0 || n > META_MEDIA_TYPE_MAX) {
+    if (n == 0 || n > MANIFEST_MEDIA_TYPE_MAX) {
         return false;
     }
     for (size_t i = 0; i < n; i++) {
@@ -150,7 +150,7 @@ enum berth_err manifest_parse(const char *bytes, size_t len, const char *content
         goto out;
     }
 
-    char ct[META_MEDIA_TYPE_MAX + 1] = "";
+    char ct[MANIFEST_MEDIA_TYPE_MAX + 1] = "";
     if (content_type != NULL) {
         bare_type(content_type, ct, sizeof(ct));
     }

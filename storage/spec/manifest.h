@@ -14,27 +14,29 @@
 
 #include "storage/spec/digest.h"
 #include "common/err.h"
-#include "storage/meta/meta.h"
 
 #define MANIFEST_OCI "application/vnd.oci.image.manifest.v1+json"
 #define MANIFEST_OCI_INDEX "application/vnd.oci.image.index.v1+json"
 #define MANIFEST_DOCKER "application/vnd.docker.distribution.manifest.v2+json"
 #define MANIFEST_DOCKER_LIST "application/vnd.docker.distribution.manifest.list.v2+json"
 
+/* Media types longer than this are refused (RFC 6838 allows 127/127). */
+#define MANIFEST_MEDIA_TYPE_MAX 255
+
 /* Most descriptors (layers or children) accepted in one manifest. */
 #define MANIFEST_MAX_REFS 10000
 
 struct manifest_desc {
     struct digest digest;
-    char media_type[META_MEDIA_TYPE_MAX + 1];
+    char media_type[MANIFEST_MEDIA_TYPE_MAX + 1];
     int64_t size;
     bool non_distributable; /* foreign/non-distributable layer: never pushed */
 };
 
 struct manifest_info {
     bool is_index;
-    char media_type[META_MEDIA_TYPE_MAX + 1];    /* effective manifest media type */
-    char artifact_type[META_MEDIA_TYPE_MAX + 1]; /* the artifactType field, or "" */
+    char media_type[MANIFEST_MEDIA_TYPE_MAX + 1];    /* effective manifest media type */
+    char artifact_type[MANIFEST_MEDIA_TYPE_MAX + 1]; /* the artifactType field, or "" */
     bool has_config;
     struct manifest_desc config;
     struct manifest_desc *refs; /* layers (images) or manifests (indexes) */

@@ -1,6 +1,5 @@
 /*
- * Unit tests for scan/findings/cvss.c and scan/findings/severity.c (with
- * findingSeverityCounts). The scores are published ones: the worked
+ * Unit tests for scan/findings/cvss.c. The scores are published ones: the worked
  * examples of FIRST's "CVSS v3.1: Examples" document (named by CVE below;
  * the same vectors and scores appear in NVD), plus the spec's own rules
  * for malformed vectors.
@@ -8,8 +7,6 @@
 #include "unit.h"
 
 #include "scan/findings/cvss.c"
-
-#include "scan/findings/scan_severity.h"
 
 static const struct {
     const char *vector;
@@ -164,43 +161,8 @@ static void test_every_base_vector(void)
     CHECK_INT(out_of_range, 0);
 }
 
-static void test_severity(void)
+static void test_format_score(void)
 {
-    CHECK_INT(scan_severity_from_score(0), SCAN_SEVERITY_INFORMATIONAL);
-    CHECK_INT(scan_severity_from_score(1), SCAN_SEVERITY_LOW);
-    CHECK_INT(scan_severity_from_score(39), SCAN_SEVERITY_LOW);
-    CHECK_INT(scan_severity_from_score(40), SCAN_SEVERITY_MEDIUM);
-    CHECK_INT(scan_severity_from_score(69), SCAN_SEVERITY_MEDIUM);
-    CHECK_INT(scan_severity_from_score(70), SCAN_SEVERITY_HIGH);
-    CHECK_INT(scan_severity_from_score(89), SCAN_SEVERITY_HIGH);
-    CHECK_INT(scan_severity_from_score(90), SCAN_SEVERITY_CRITICAL);
-    CHECK_INT(scan_severity_from_score(100), SCAN_SEVERITY_CRITICAL);
-    CHECK_INT(scan_severity_from_score(101), SCAN_SEVERITY_UNDEFINED);
-    CHECK_INT(scan_severity_from_score(-1), SCAN_SEVERITY_UNDEFINED);
-
-    enum scan_severity s = SCAN_SEVERITY_UNDEFINED;
-    CHECK_INT(scan_severity_from_word("MODERATE", &s), BERTH_OK);
-    CHECK_INT(s, SCAN_SEVERITY_MEDIUM);
-    CHECK_INT(scan_severity_from_word("important", &s), BERTH_OK);
-    CHECK_INT(s, SCAN_SEVERITY_HIGH);
-    CHECK_INT(scan_severity_from_word("Critical", &s), BERTH_OK);
-    CHECK_INT(s, SCAN_SEVERITY_CRITICAL);
-    CHECK_INT(scan_severity_from_word("negligible", &s), BERTH_OK);
-    CHECK_INT(s, SCAN_SEVERITY_INFORMATIONAL);
-    CHECK_INT(scan_severity_from_word("low", &s), BERTH_OK);
-    CHECK_INT(s, SCAN_SEVERITY_LOW);
-    CHECK_INT(scan_severity_from_word("untriaged", &s), BERTH_ENOTFOUND);
-    CHECK_INT(scan_severity_from_word("", &s), BERTH_ENOTFOUND);
-    CHECK_INT(scan_severity_from_word(NULL, &s), BERTH_ENOTFOUND);
-    CHECK_INT(s, SCAN_SEVERITY_LOW);
-
-    CHECK_STR(scan_severity_name(SCAN_SEVERITY_CRITICAL), "CRITICAL");
-    CHECK_STR(scan_severity_name(SCAN_SEVERITY_UNDEFINED), "UNDEFINED");
-    CHECK_STR(scan_severity_name((enum scan_severity)99), "UNDEFINED");
-    CHECK_INT(scan_severity_parse("INFORMATIONAL", &s), BERTH_OK);
-    CHECK_INT(s, SCAN_SEVERITY_INFORMATIONAL);
-    CHECK_INT(scan_severity_parse("high", &s), BERTH_EINVAL);
-
     char buf[8];
     scan_cvss_format_score(98, buf, sizeof(buf));
     CHECK_STR(buf, "9.8");
@@ -210,31 +172,11 @@ static void test_severity(void)
     CHECK_STR(buf, "0.0");
 }
 
-static void test_counts_json(void)
-{
-    int64_t counts[SCAN_SEVERITY_COUNT] = {0};
-    json_t *obj = scan_severity_counts_json(counts);
-    char *text = json_dumps(obj, JSON_COMPACT);
-    CHECK_STR(text, "{}");
-    free(text);
-    json_decref(obj);
-    counts[SCAN_SEVERITY_UNDEFINED] = 1;
-    counts[SCAN_SEVERITY_MEDIUM] = 12;
-    counts[SCAN_SEVERITY_CRITICAL] = 3;
-    obj = scan_severity_counts_json(counts);
-    text = json_dumps(obj, JSON_COMPACT);
-    /* the non-zero ones, most severe first */
-    CHECK_STR(text, "{\"CRITICAL\":3,\"MEDIUM\":12,\"UNDEFINED\":1}");
-    free(text);
-    json_decref(obj);
-}
-
 int main(void)
 {
     RUN(test_published_scores);
     RUN(test_malformed);
     RUN(test_every_base_vector);
-    RUN(test_severity);
-    RUN(test_counts_json);
+    RUN(test_format_score);
     return unit_report("test_scan_cvss");
 }

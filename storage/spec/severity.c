@@ -1,6 +1,6 @@
 /* ECR finding severities: names, CVSS score bands, record severity words,
  * findingSeverityCounts. */
-#include "scan/findings/scan_severity.h"
+#include "storage/spec/scan_severity.h"
 
 #include <stddef.h>
 #include <strings.h>
