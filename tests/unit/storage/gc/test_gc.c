@@ -4,7 +4,7 @@
  * (each simulated by running the pieces a batch is made of and stopping
  * where a kill would). */
 #include "unit.h"
-#include "unit_store.h"
+#include "unit_registry.h"
 
 #include <dirent.h>
 #include <errno.h>

@@ -5,7 +5,7 @@
  * (even in the instant before their delete) are left for the next run.
  * Includes the .c to reach delete_item() and to hook its registry call. */
 #include "unit.h"
-#include "unit_store.h"
+#include "unit_registry.h"
 
 /* The run's delete, with a hook that runs first: a push that lands between
  * the evaluation and the deletion's transaction. */

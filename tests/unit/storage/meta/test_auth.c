@@ -2,11 +2,11 @@
  * request-path lookup, blob queries for mounts and download URLs, server
  * secrets, and the database file's mode. */
 #include "unit.h"
-#include "unit_store.h"
+#include "unit_meta.h"
 
 #include <sys/stat.h>
 
-static char root[UNIT_ROOT_MAX]; /* the running test's store */
+static char root[512]; /* the running test's database directory */
 
 struct row_copy {
     int calls;
@@ -68,8 +68,7 @@ static int list_cb(void *arg, const struct meta_key_info *k)
 
 static void test_keys(void)
 {
-    struct store *st = unit_store_new(root, sizeof(root));
-    struct meta *m = store_meta(st);
+    struct meta *m = unit_meta_new(root, sizeof(root));
     struct row_copy c = lookup(m, "AKIANOSUCHKEY0000000", NULL);
     CHECK(!c.has_keys);
     CHECK_STR(c.secret, "(none)");
@@ -131,13 +130,12 @@ static void test_keys(void)
     CHECK_INT(meta_key_delete(m, "AKIABOB0000000000002"), BERTH_OK);
     c = lookup(m, NULL, NULL);
     CHECK(!c.has_keys);
-    unit_store_remove(st, root);
+    unit_meta_remove(m, root);
 }
 
 static void test_repository_lookup(void)
 {
-    struct store *st = unit_store_new(root, sizeof(root));
-    struct meta *m = store_meta(st);
+    struct meta *m = unit_meta_new(root, sizeof(root));
     struct meta_repo r;
     CHECK_INT(meta_repo_create(m, "team/pol", 1000, &r), BERTH_OK);
     struct row_copy c = lookup(m, NULL, "team/pol");
@@ -150,7 +148,7 @@ static void test_repository_lookup(void)
     c = lookup(m, NULL, "team/none");
     CHECK(!c.repo_found);
     CHECK(!c.has_repo_policy);
-    unit_store_remove(st, root);
+    unit_meta_remove(m, root);
 }
 
 static int collect_name(void *arg, const char *name)
@@ -165,8 +163,7 @@ static int collect_name(void *arg, const char *name)
 
 static void test_blob_queries(void)
 {
-    struct store *st = unit_store_new(root, sizeof(root));
-    struct meta *m = store_meta(st);
+    struct meta *m = unit_meta_new(root, sizeof(root));
     const char *layer = "sha256:1111111111111111111111111111111111111111111111111111111111111111";
     const char *loose = "sha256:2222222222222222222222222222222222222222222222222222222222222222";
     const char *mdig = "sha256:3333333333333333333333333333333333333333333333333333333333333333";
@@ -210,13 +207,12 @@ static void test_blob_queries(void)
     /* the image is in blob/a; blob/b only links the layer */
     CHECK_INT(meta_blob_in_image(m, b.id, layer, &in), BERTH_OK);
     CHECK(!in);
-    unit_store_remove(st, root);
+    unit_meta_remove(m, root);
 }
 
 static void test_server_secrets(void)
 {
-    struct store *st = unit_store_new(root, sizeof(root));
-    struct meta *m = store_meta(st);
+    struct meta *m = unit_meta_new(root, sizeof(root));
     uint8_t buf[64];
     size_t len = 0;
     CHECK_INT(meta_server_secret_get(m, "k", buf, sizeof(buf), &len), BERTH_ENOTFOUND);
@@ -228,13 +224,13 @@ static void test_server_secrets(void)
     CHECK(memcmp(buf, "first-value", 11) == 0);
     CHECK_INT(meta_server_secret_get(m, "k", buf, 4, &len), BERTH_ETOOBIG);
     CHECK_INT(meta_server_secret_add(m, "e", "", 0, 1), BERTH_EINVAL);
-    unit_store_remove(st, root);
+    unit_meta_remove(m, root);
 }
 
 static void test_file_mode(void)
 {
-    struct store *st = unit_store_new(root, sizeof(root));
-    store_close(st);
+    struct meta *m = unit_meta_new(root, sizeof(root));
+    meta_close(m);
     char path[700];
     snprintf(path, sizeof(path), "%s/berth.db", root);
     struct stat sb;
@@ -242,10 +238,10 @@ static void test_file_mode(void)
     CHECK_INT(sb.st_mode & 0777, 0600);
     /* an older store's looser mode is tightened on open */
     CHECK_INT(chmod(path, 0644), 0);
-    st = unit_store_open(root);
+    m = unit_meta_open(root);
     CHECK_INT(stat(path, &sb), 0);
     CHECK_INT(sb.st_mode & 0777, 0600);
-    unit_store_remove(st, root);
+    unit_meta_remove(m, root);
 }
 
 int main(void)

@@ -2,7 +2,7 @@
  * image deletion rule registry_image_delete, on a real store in a
  * temporary directory. */
 #include "unit.h"
-#include "unit_store.h"
+#include "unit_registry.h"
 
 static char root[UNIT_ROOT_MAX]; /* the running test's store */
 

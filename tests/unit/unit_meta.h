@@ -1,0 +1,72 @@
+/*
+ * Metadata helpers for the unit tests of storage/meta: a database in a fresh
+ * temporary directory, and manifest rows made without the registry's
+ * rules. Single-threaded.
+ */
+#ifndef BERTH_UNIT_META_H
+#define BERTH_UNIT_META_H
+
+#include "unit.h"
+
+#include "common/fileio.h"
+#include "storage/meta/meta.h"
+
+/* Open (creating it when new) the database <root>/berth.db. */
+static inline struct meta *unit_meta_open(const char *root)
+{
+    char path[600];
+    snprintf(path, sizeof(path), "%s/berth.db", root);
+    struct meta *m = NULL;
+    CHECK_INT(meta_open(path, false, &m), BERTH_OK);
+    return m;
+}
+
+/* A database in a fresh temporary directory, whose path is written to
+ * root (cap bytes). The test removes it with unit_meta_remove. */
+static inline struct meta *unit_meta_new(char *root, size_t cap)
+{
+    snprintf(root, cap, "%s", unit_tmpdir());
+    return unit_meta_open(root);
+}
+
+/* Close m (NULL: already closed) and remove root with all it holds. */
+static inline void unit_meta_remove(struct meta *m, const char *root)
+{
+    meta_close(m);
+    CHECK_INT(file_remove_tree(root), BERTH_OK);
+}
+
+/* A manifest row (and its content blob's row) in repository repo_id:
+ * an image with a config of config_type, or an index. Returns its id. */
+static inline int64_t unit_meta_add_manifest(struct meta *m, int64_t repo_id, const char *digest,
+                                             bool is_index, const char *config_type)
+{
+    int64_t blob_id = 0;
+    CHECK_INT(meta_blob_upsert(m, digest, 100, 1000, &blob_id), BERTH_OK);
+    struct meta_manifest mf;
+    memset(&mf, 0, sizeof(mf));
+    mf.repo_id = repo_id;
+    mf.blob_id = blob_id;
+    snprintf(mf.digest, sizeof(mf.digest), "%s", digest);
+    snprintf(mf.media_type, sizeof(mf.media_type), "%s",
+             is_index ? "application/vnd.oci.image.index.v1+json"
+                      : "application/vnd.oci.image.manifest.v1+json");
+    snprintf(mf.config_media_type, sizeof(mf.config_media_type), "%s", config_type);
+    mf.is_index = is_index;
+    mf.size = 100;
+    mf.pushed_at = 1000;
+    int64_t id = 0;
+    CHECK_INT(meta_manifest_insert(m, &mf, NULL, &id), BERTH_OK);
+    return id;
+}
+
+/* A distinct well-formed digest for n (eight rotating buffers). */
+static inline const char *unit_meta_digest(int n)
+{
+    static char buf[8][80];
+    char *d = buf[n % 8];
+    snprintf(d, sizeof(buf[0]), "sha256:%064d", n);
+    return d;
+}
+
+#endif
