@@ -7,7 +7,7 @@ JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
 LISTEN     ?= 127.0.0.1:5000
 DATA       ?= ./berth-data
 
-.PHONY: all setup build run test test-fast test-asan asan bench fuzz format format-check clean
+.PHONY: all setup build run test test-fast test-asan asan bench fuzz format format-check layers clean
 
 all: build
 
@@ -27,6 +27,7 @@ test: test-fast test-asan
 
 test-fast: build
 	@scripts/check-format.sh
+	@scripts/check-layers.py
 	ctest --test-dir $(BUILD) --output-on-failure -j $(JOBS)
 
 asan: setup
@@ -66,6 +67,9 @@ format:
 
 format-check:
 	@scripts/check-format.sh
+
+layers:
+	@scripts/check-layers.py
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD)
