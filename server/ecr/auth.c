@@ -103,7 +103,7 @@ static void get_authorization_token(struct ecr_call *call)
 static void get_download_url_for_layer(struct ecr_call *call)
 {
     const char *name, *layer;
-    if (!ecr_registry_id(call) || !ecr_repo_name(call, &name) ||
+    if (!ecr_repo_name(call, &name) ||
         !ecr_string(call, call->in, "layerDigest", ECR_REQUIRED, 1, 1000, &layer)) {
         return;
     }

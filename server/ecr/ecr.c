@@ -72,6 +72,15 @@ void ecr_server_error(struct ecr_call *call, enum berth_err rc)
              berth_strerror(rc));
 }
 
+struct meta *ecr_meta(struct ecr_call *call)
+{
+    struct meta *m = store_meta(call->req->srv->store);
+    if (m == NULL) {
+        ecr_server_error(call, BERTH_EDB);
+    }
+    return m;
+}
+
 const char *ecr_registry(struct ecr_call *call)
 {
     return call->req->srv->cfg->registry_id;
@@ -365,7 +374,8 @@ bool ecr_object(struct ecr_call *call, json_t *obj, const char *key, enum ecr_ne
 
 bool ecr_repo_name(struct ecr_call *call, const char **out)
 {
-    if (!ecr_string(call, call->in, "repositoryName", ECR_REQUIRED, 2, 256, out)) {
+    if (!ecr_registry_id(call) ||
+        !ecr_string(call, call->in, "repositoryName", ECR_REQUIRED, 2, 256, out)) {
         return false;
     }
     if (!names_repo_valid(*out)) {
@@ -804,9 +814,8 @@ bool ecr_authorize(struct ecr_call *call, const char *action, const char *repo)
     if (!call->ident.enforced) {
         return true;
     }
-    struct meta *m = store_meta(call->req->srv->store);
+    struct meta *m = ecr_meta(call);
     if (m == NULL) {
-        ecr_server_error(call, BERTH_EDB);
         return false;
     }
     bool allowed = false;

@@ -99,6 +99,10 @@ void ecr_fail_image(struct ecr_call *call, const char *repo, const char *tag, co
 /* ServerException for an unexpected internal failure (logged). */
 void ecr_server_error(struct ecr_call *call, enum berth_err rc);
 
+/* This thread's metadata connection; NULL after failing the call with a
+ * ServerException. */
+struct meta *ecr_meta(struct ecr_call *call);
+
 /* ---- authorization ---- */
 
 /* Whether the caller may perform action ("ecr:DescribeRepositories") on
@@ -137,7 +141,9 @@ bool ecr_array(struct ecr_call *call, json_t *obj, const char *key, enum ecr_nee
 bool ecr_object(struct ecr_call *call, json_t *obj, const char *key, enum ecr_need need,
                 json_t **out);
 
-/* repositoryName (required): length 2..256 and the ECR pattern. */
+/* The members every operation on one repository starts with, checked in
+ * ECR's order: registryId (optional, as ecr_registry_id), then
+ * repositoryName (required): length 2..256 and the ECR pattern. */
 bool ecr_repo_name(struct ecr_call *call, const char **out);
 
 /* registryId (optional): 12 digits; a registry other than ours is

@@ -292,9 +292,8 @@ static bool parse_filter(struct ecr_call *call, enum meta_tag_status *status, bo
  * so a listing sees one snapshot. The caller ends it with meta_rollback. */
 static struct meta *begin_listing(struct ecr_call *call, const char *name, struct meta_repo *repo)
 {
-    struct meta *m = store_meta(call->req->srv->store);
+    struct meta *m = ecr_meta(call);
     if (m == NULL) {
-        ecr_server_error(call, BERTH_EDB);
         return NULL;
     }
     enum berth_err rc = meta_begin_read(m);
@@ -369,8 +368,7 @@ static void list_images(struct ecr_call *call)
     char after[DIGEST_STR_MAX + 512];
     enum meta_tag_status status;
     bool none;
-    if (!ecr_registry_id(call) || !ecr_repo_name(call, &name) ||
-        !ecr_pagination(call, 1000, &limit, after, sizeof(after)) ||
+    if (!ecr_repo_name(call, &name) || !ecr_pagination(call, 1000, &limit, after, sizeof(after)) ||
         !parse_filter(call, &status, &none)) {
         return;
     }
@@ -510,7 +508,7 @@ static void describe_images(struct ecr_call *call)
     enum meta_tag_status status;
     bool none;
     json_t *ids;
-    if (!ecr_registry_id(call) || !ecr_repo_name(call, &name) ||
+    if (!ecr_repo_name(call, &name) ||
         !ecr_array(call, call->in, "imageIds", ECR_OPTIONAL, 1, 100, &ids) ||
         !ecr_pagination(call, 1000, &limit, after, sizeof(after)) ||
         !parse_filter(call, &status, &none)) {
@@ -635,7 +633,7 @@ static void batch_get_image(struct ecr_call *call)
 {
     const char *name;
     json_t *ids, *accepted;
-    if (!ecr_registry_id(call) || !ecr_repo_name(call, &name) ||
+    if (!ecr_repo_name(call, &name) ||
         !ecr_array(call, call->in, "imageIds", ECR_REQUIRED, 1, 100, &ids) ||
         !ecr_array(call, call->in, "acceptedMediaTypes", ECR_OPTIONAL, 1, 100, &accepted)) {
         return;
@@ -765,7 +763,7 @@ static void batch_delete_image(struct ecr_call *call)
 {
     const char *name;
     json_t *ids;
-    if (!ecr_registry_id(call) || !ecr_repo_name(call, &name) ||
+    if (!ecr_repo_name(call, &name) ||
         !ecr_array(call, call->in, "imageIds", ECR_REQUIRED, 1, 100, &ids)) {
         return;
     }
@@ -857,7 +855,7 @@ static bool check_media_type(struct ecr_call *call, const char *manifest, const 
 static void put_image(struct ecr_call *call)
 {
     const char *name, *manifest, *media_type, *tag, *digest_text;
-    if (!ecr_registry_id(call) || !ecr_repo_name(call, &name) ||
+    if (!ecr_repo_name(call, &name) ||
         !ecr_string(call, call->in, "imageManifest", ECR_REQUIRED, 1, 4194304, &manifest) ||
         !ecr_string(call, call->in, "imageManifestMediaType", ECR_OPTIONAL, 1, META_MEDIA_TYPE_MAX,
                     &media_type) ||
@@ -991,7 +989,7 @@ static void list_image_referrers(struct ecr_call *call)
     json_t *subject, *filter, *types = NULL;
     int64_t limit;
     char after[DIGEST_STR_MAX + 512];
-    if (!ecr_registry_id(call) || !ecr_repo_name(call, &name) ||
+    if (!ecr_repo_name(call, &name) ||
         !ecr_object(call, call->in, "subjectId", ECR_REQUIRED, &subject) ||
         !ecr_string(call, subject, "imageDigest", ECR_REQUIRED, 1, IMAGE_DIGEST_MAX,
                     &subject_text) ||

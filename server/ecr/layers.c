@@ -43,7 +43,7 @@ static void batch_check_layer_availability(struct ecr_call *call)
 {
     const char *name;
     json_t *digests;
-    if (!ecr_registry_id(call) || !ecr_repo_name(call, &name) ||
+    if (!ecr_repo_name(call, &name) ||
         !ecr_array(call, call->in, "layerDigests", ECR_REQUIRED, 1, 100, &digests)) {
         return;
     }
@@ -128,7 +128,7 @@ static void batch_check_layer_availability(struct ecr_call *call)
 static void initiate_layer_upload(struct ecr_call *call)
 {
     const char *name;
-    if (!ecr_registry_id(call) || !ecr_repo_name(call, &name)) {
+    if (!ecr_repo_name(call, &name)) {
         return;
     }
     struct meta_repo repo;
@@ -256,7 +256,7 @@ static void upload_layer_part(struct ecr_call *call)
 {
     const char *name, *uuid;
     int64_t first = 0, last = 0;
-    if (!ecr_registry_id(call) || !ecr_repo_name(call, &name) || !upload_id(call, &uuid) ||
+    if (!ecr_repo_name(call, &name) || !upload_id(call, &uuid) ||
         !ecr_int(call, call->in, "partFirstByte", ECR_REQUIRED, 0, INT64_MAX, &first, NULL) ||
         !ecr_int(call, call->in, "partLastByte", ECR_REQUIRED, 0, INT64_MAX, &last, NULL)) {
         return;
@@ -301,7 +301,7 @@ static void complete_layer_upload(struct ecr_call *call)
 {
     const char *name, *uuid;
     json_t *digests;
-    if (!ecr_registry_id(call) || !ecr_repo_name(call, &name) || !upload_id(call, &uuid) ||
+    if (!ecr_repo_name(call, &name) || !upload_id(call, &uuid) ||
         !ecr_array(call, call->in, "layerDigests", ECR_REQUIRED, 1, 100, &digests)) {
         return;
     }

@@ -25,15 +25,6 @@
 /* Largest preview page (ECR's maxResults bound for this operation). */
 #define PREVIEW_PAGE_MAX 100
 
-static struct meta *call_meta(struct ecr_call *call)
-{
-    struct meta *m = store_meta(call->req->srv->store);
-    if (m == NULL) {
-        ecr_server_error(call, BERTH_EDB);
-    }
-    return m;
-}
-
 static struct jobs *call_jobs(struct ecr_call *call)
 {
     return atomic_load(&call->req->srv->jobs);
@@ -81,11 +72,11 @@ static void put_lifecycle_policy(struct ecr_call *call)
 {
     const char *name, *text;
     struct meta_repo repo;
-    if (!ecr_registry_id(call) || !ecr_repo_name(call, &name) ||
-        !policy_text(call, ECR_REQUIRED, &text) || !ecr_find_repo(call, name, &repo)) {
+    if (!ecr_repo_name(call, &name) || !policy_text(call, ECR_REQUIRED, &text) ||
+        !ecr_find_repo(call, name, &repo)) {
         return;
     }
-    struct meta *m = call_meta(call);
+    struct meta *m = ecr_meta(call);
     if (m == NULL) {
         return;
     }
@@ -109,11 +100,10 @@ static void get_or_delete(struct ecr_call *call, bool delete)
 {
     const char *name;
     struct meta_repo repo;
-    if (!ecr_registry_id(call) || !ecr_repo_name(call, &name) ||
-        !ecr_find_repo(call, name, &repo)) {
+    if (!ecr_repo_name(call, &name) || !ecr_find_repo(call, name, &repo)) {
         return;
     }
-    struct meta *m = call_meta(call);
+    struct meta *m = ecr_meta(call);
     if (m == NULL) {
         return;
     }
@@ -171,11 +161,11 @@ static void start_lifecycle_policy_preview(struct ecr_call *call)
 {
     const char *name, *given;
     struct meta_repo repo;
-    if (!ecr_registry_id(call) || !ecr_repo_name(call, &name) ||
-        !policy_text(call, ECR_OPTIONAL, &given) || !ecr_find_repo(call, name, &repo)) {
+    if (!ecr_repo_name(call, &name) || !policy_text(call, ECR_OPTIONAL, &given) ||
+        !ecr_find_repo(call, name, &repo)) {
         return;
     }
-    struct meta *m = call_meta(call);
+    struct meta *m = ecr_meta(call);
     if (m == NULL) {
         return;
     }
@@ -343,7 +333,7 @@ static void get_lifecycle_policy_preview(struct ecr_call *call)
     int64_t limit;
     char after[32];
     struct wanted_id wanted_ids[100];
-    if (!ecr_registry_id(call) || !ecr_repo_name(call, &name) ||
+    if (!ecr_repo_name(call, &name) ||
         !ecr_array(call, call->in, "imageIds", ECR_OPTIONAL, 1, 100, &ids) ||
         (ids && !parse_image_ids(call, ids, wanted_ids)) ||
         !ecr_pagination(call, PREVIEW_PAGE_MAX, &limit, after, sizeof(after)) ||
@@ -370,7 +360,7 @@ static void get_lifecycle_policy_preview(struct ecr_call *call)
     if (!ecr_find_repo(call, name, &repo)) {
         return;
     }
-    struct meta *m = call_meta(call);
+    struct meta *m = ecr_meta(call);
     if (m == NULL) {
         return;
     }

@@ -36,7 +36,7 @@ static void set_repository_policy(struct ecr_call *call)
 {
     const char *name, *text;
     bool force = false;
-    if (!ecr_registry_id(call) || !ecr_repo_name(call, &name) ||
+    if (!ecr_repo_name(call, &name) ||
         !ecr_string(call, call->in, "policyText", ECR_REQUIRED, 0, AUTHZ_REPOSITORY_POLICY_MAX_LEN,
                     &text) ||
         !ecr_bool(call, call->in, "force", ECR_OPTIONAL, &force, NULL)) {
@@ -79,7 +79,7 @@ static void set_repository_policy(struct ecr_call *call)
 static void get_repository_policy(struct ecr_call *call)
 {
     const char *name;
-    if (!ecr_registry_id(call) || !ecr_repo_name(call, &name)) {
+    if (!ecr_repo_name(call, &name)) {
         return;
     }
     struct meta_repo repo;
@@ -103,16 +103,15 @@ static void get_repository_policy(struct ecr_call *call)
 static void delete_repository_policy(struct ecr_call *call)
 {
     const char *name;
-    if (!ecr_registry_id(call) || !ecr_repo_name(call, &name)) {
+    if (!ecr_repo_name(call, &name)) {
         return;
     }
     struct meta_repo repo;
     if (!ecr_find_repo(call, name, &repo)) {
         return;
     }
-    struct meta *m = store_meta(call->req->srv->store);
+    struct meta *m = ecr_meta(call);
     if (m == NULL) {
-        ecr_server_error(call, BERTH_EDB);
         return;
     }
     /* Read and clear in one transaction, so the text returned is the one

@@ -110,8 +110,7 @@ static void create_repository(struct ecr_call *call)
     json_t *tags, *filters, *scan, *enc;
     bool scan_on_push = false;
     static const char *const enc_types[] = {"AES256", "KMS", "KMS_DSSE", NULL};
-    if (!ecr_registry_id(call) || !ecr_repo_name(call, &name) ||
-        !ecr_array(call, in, "tags", ECR_OPTIONAL, 0, 1000, &tags) ||
+    if (!ecr_repo_name(call, &name) || !ecr_array(call, in, "tags", ECR_OPTIONAL, 0, 1000, &tags) ||
         (tags && !ecr_validate_resource_tags(call, tags, 0)) ||
         !ecr_enum(call, in, "imageTagMutability", ECR_OPTIONAL, ecr_mutability_values,
                   &mutability) ||
@@ -124,9 +123,8 @@ static void create_repository(struct ecr_call *call)
         (enc && !ecr_string(call, enc, "kmsKey", ECR_OPTIONAL, 1, 2048, &kms_key))) {
         return;
     }
-    struct meta *m = store_meta(call->req->srv->store);
+    struct meta *m = ecr_meta(call);
     if (m == NULL) {
-        ecr_server_error(call, BERTH_EDB);
         return;
     }
     struct meta_repo repo;
@@ -271,13 +269,12 @@ static void delete_repository(struct ecr_call *call)
 {
     const char *name;
     bool force = false;
-    if (!ecr_registry_id(call) || !ecr_repo_name(call, &name) ||
+    if (!ecr_repo_name(call, &name) ||
         !ecr_bool(call, call->in, "force", ECR_OPTIONAL, &force, NULL)) {
         return;
     }
-    struct meta *m = store_meta(call->req->srv->store);
+    struct meta *m = ecr_meta(call);
     if (m == NULL) {
-        ecr_server_error(call, BERTH_EDB);
         return;
     }
     struct meta_repo repo;

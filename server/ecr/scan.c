@@ -387,7 +387,7 @@ static void start_image_scan(struct ecr_call *call)
     struct image_id id;
     struct meta_repo r;
     struct meta_manifest mf;
-    if (!ecr_registry_id(call) || !ecr_repo_name(call, &repo) || !parse_image_id(call, &id) ||
+    if (!ecr_repo_name(call, &repo) || !parse_image_id(call, &id) ||
         !find_image(call, repo, &id, &r, &mf)) {
         return;
     }
@@ -453,7 +453,7 @@ static void describe_image_scan_findings(struct ecr_call *call)
     struct image_id id;
     int64_t limit;
     char after[64];
-    if (!ecr_registry_id(call) || !ecr_repo_name(call, &repo) || !parse_image_id(call, &id) ||
+    if (!ecr_repo_name(call, &repo) || !parse_image_id(call, &id) ||
         !ecr_pagination(call, FINDINGS_PAGE_MAX, &limit, after, sizeof(after))) {
         return;
     }
@@ -463,9 +463,8 @@ static void describe_image_scan_findings(struct ecr_call *call)
         ecr_invalid(call, "nextToken", "Invalid NextToken");
         return;
     }
-    struct meta *m = store_meta(call->req->srv->store);
+    struct meta *m = ecr_meta(call);
     if (m == NULL) {
-        ecr_server_error(call, BERTH_EDB);
         return;
     }
     /* one snapshot: the scan row and its findings agree */

@@ -129,9 +129,8 @@ typedef bool (*tags_change_fn)(struct ecr_call *call, json_t *tags);
 
 static void update_tags(struct ecr_call *call, const struct meta_repo *repo, tags_change_fn change)
 {
-    struct meta *m = store_meta(call->req->srv->store);
+    struct meta *m = ecr_meta(call);
     if (m == NULL) {
-        ecr_server_error(call, BERTH_EDB);
         return;
     }
     json_t *tags = NULL;
@@ -276,7 +275,7 @@ static void put_image_tag_mutability(struct ecr_call *call)
 {
     const char *name, *mutability;
     json_t *filters;
-    if (!ecr_registry_id(call) || !ecr_repo_name(call, &name) ||
+    if (!ecr_repo_name(call, &name) ||
         !ecr_enum(call, call->in, "imageTagMutability", ECR_REQUIRED, ecr_mutability_values,
                   &mutability) ||
         !ecr_array(call, call->in, "imageTagMutabilityExclusionFilters", ECR_OPTIONAL, 1, 5,
@@ -284,9 +283,8 @@ static void put_image_tag_mutability(struct ecr_call *call)
         !ecr_validate_mutability(call, mutability, filters)) {
         return;
     }
-    struct meta *m = store_meta(call->req->srv->store);
+    struct meta *m = ecr_meta(call);
     if (m == NULL) {
-        ecr_server_error(call, BERTH_EDB);
         return;
     }
     struct meta_repo repo;
@@ -334,14 +332,13 @@ static void put_image_scanning_configuration(struct ecr_call *call)
     const char *name;
     json_t *scan;
     bool scan_on_push = false;
-    if (!ecr_registry_id(call) || !ecr_repo_name(call, &name) ||
+    if (!ecr_repo_name(call, &name) ||
         !ecr_object(call, call->in, "imageScanningConfiguration", ECR_REQUIRED, &scan) ||
         !ecr_bool(call, scan, "scanOnPush", ECR_OPTIONAL, &scan_on_push, NULL)) {
         return;
     }
-    struct meta *m = store_meta(call->req->srv->store);
+    struct meta *m = ecr_meta(call);
     if (m == NULL) {
-        ecr_server_error(call, BERTH_EDB);
         return;
     }
     struct meta_repo repo;
