@@ -44,7 +44,7 @@ DEPENDS = {
     "server/http": ["server/auth"],
     "server/oci": ["server/http", "storage/registry"],
     "server/jobs": ["scan/engine", "storage/gc", "storage/lifecycle"],
-    "server/ecr": ["server/http", "server/jobs"],
+    "server/ecr": ["server/http", "server/jobs", "storage/lifecycle", "storage/registry"],
     "server/cli": ["server/ecr", "server/oci"],
 }
 

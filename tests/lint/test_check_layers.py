@@ -1,7 +1,9 @@
 """scripts/check-layers.py against small trees that break one rule each, and
 against the real tree, which must be clean."""
 
+import importlib.util
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -53,6 +55,19 @@ class LayersTest(unittest.TestCase):
     def test_the_tree_is_clean(self):
         rc, out = run(ROOT)
         self.assertEqual(rc, 0, out)
+
+    def test_architecture_doc_shows_the_table(self):
+        spec = importlib.util.spec_from_file_location("check_layers", SCRIPT)
+        mod = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(mod)
+        with open(os.path.join(ROOT, "docs", "architecture.md")) as f:
+            doc = f.read()
+        shown = {}
+        for folders, deps in re.findall(r"^\| (`[^|]+`) \| ([^|]+) \|$", doc, re.M):
+            targets = sorted(re.findall(r"`([^`]+)`", deps))
+            for folder in re.findall(r"`([^`]+)`", folders):
+                shown[folder] = targets
+        self.assertEqual(shown, {k: sorted(v) for k, v in mod.DEPENDS.items()})
 
     def test_upward_include(self):
         self.write("common/str.c", '#include "storage/meta/meta.h"\n')

@@ -119,7 +119,7 @@ def free_port():
 def find_berth_bin():
     path = os.environ.get("BERTH_BIN")
     if path:
-        return path
+        return os.path.abspath(path)  # servers run in their own directory
     build = os.environ.get("BERTH_BUILD_DIR")
     if not build:
         build = os.path.join(REPO_ROOT, "build")
