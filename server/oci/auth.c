@@ -220,16 +220,7 @@ void oci_auth_challenge(struct request *req, const char *message)
     snprintf(value, sizeof(value), "Basic realm=\"%s/\",service=\"ecr.amazonaws.com\"", realm);
     json_t *doc =
         json_pack("{s:[{s:s, s:s}]}", "errors", "code", "UNAUTHORIZED", "message", message);
-    char *text = doc ? json_dumps(doc, JSON_COMPACT) : NULL;
-    json_decref(doc);
-    if (text == NULL) {
-        http_send(req, 500, NULL, 0);
-        return;
-    }
-    struct http_response *resp = http_resp_bytes(text, strlen(text));
-    http_add(resp, "WWW-Authenticate", value);
-    http_send_json(req, 401, "application/json", text, resp);
-    free(text);
+    oci_send_doc(req, 401, doc, "WWW-Authenticate", value);
 }
 
 static void log_refusal(struct request *req, const char *why)

@@ -133,18 +133,20 @@ static int add_name(void *arg, const char *name)
     return 0;
 }
 
-/* Send {"<key0>":<val0>, "<list_key>":[...]} with an optional Link. */
-static void send_listing(struct request *req, json_t *doc, const char *link)
+void oci_send_doc(struct request *req, unsigned status, json_t *doc, const char *header,
+                  const char *value)
 {
-    char *text = json_dumps(doc, JSON_COMPACT);
+    char *text = doc ? json_dumps(doc, JSON_COMPACT) : NULL;
     json_decref(doc);
     if (text == NULL) {
         http_send(req, 500, NULL, 0);
         return;
     }
     struct http_response *resp = http_resp_bytes(text, strlen(text));
-    http_add(resp, "Link", link);
-    http_send_json(req, 200, "application/json", text, resp);
+    if (header != NULL) {
+        http_add(resp, header, value);
+    }
+    http_send_json(req, status, "application/json", text, resp);
     free(text);
 }
 
@@ -186,7 +188,7 @@ static void handle_tags(struct request *req)
                  c.last, (long long)page);
         link_value = link;
     }
-    send_listing(req, doc, link_value);
+    oci_send_doc(req, 200, doc, "Link", link_value);
 }
 
 struct catalog_ctx {
@@ -243,7 +245,7 @@ static void handle_catalog(struct request *req)
                  (long long)n);
         link_value = link;
     }
-    send_listing(req, doc, link_value);
+    oci_send_doc(req, 200, doc, "Link", link_value);
 }
 
 #define REFERRERS_PAGE 1000

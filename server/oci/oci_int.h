@@ -2,6 +2,8 @@
 #ifndef BERTH_OCI_INT_H
 #define BERTH_OCI_INT_H
 
+#include <jansson.h>
+
 #include "server/oci/oci.h"
 
 #include "server/oci/oci_route.h"
@@ -11,6 +13,11 @@
  * detail may be NULL (JSON text otherwise). */
 void oci_error(struct request *req, unsigned status, const char *code, const char *message,
                const char *detail_json);
+
+/* Send doc (consumed; NULL sends a 500) as application/json with status
+ * and, when header is not NULL, that one header more. */
+void oci_send_doc(struct request *req, unsigned status, json_t *doc, const char *header,
+                  const char *value);
 
 /* Answer with the OCI error the one reason table maps s to. */
 void oci_fail(struct request *req, const struct registry_status *s);

@@ -36,6 +36,19 @@ static inline void unit_meta_remove(struct meta *m, const char *root)
     CHECK_INT(file_remove_tree(root), BERTH_OK);
 }
 
+/* A new repository called name, with scan-on-push on or off. */
+static inline struct meta_repo unit_meta_repo(struct meta *m, const char *name, bool scan_on_push)
+{
+    struct meta_repo r;
+    memset(&r, 0, sizeof(r));
+    CHECK_INT(meta_repo_create(m, name, 1000, &r), BERTH_OK);
+    if (scan_on_push) {
+        CHECK_INT(meta_repo_set_scan_on_push(m, r.id, true), BERTH_OK);
+        CHECK_INT(meta_repo_get(m, name, &r), BERTH_OK);
+    }
+    return r;
+}
+
 /* A manifest row (and its content blob's row) in repository repo_id:
  * an image with a config of config_type, or an index. Returns its id. */
 static inline int64_t unit_meta_add_manifest(struct meta *m, int64_t repo_id, const char *digest,

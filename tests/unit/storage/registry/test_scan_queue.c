@@ -19,12 +19,9 @@ static char root[512];
 static void test_on_push(void)
 {
     struct meta *m = unit_meta_new(root, sizeof(root));
-    struct meta_repo flagged, plain, filtered;
-    CHECK_INT(meta_repo_create(m, "on/flagged", 1000, &flagged), BERTH_OK);
-    CHECK_INT(meta_repo_set_scan_on_push(m, flagged.id, true), BERTH_OK);
-    CHECK_INT(meta_repo_get(m, "on/flagged", &flagged), BERTH_OK);
-    CHECK_INT(meta_repo_create(m, "on/plain", 1000, &plain), BERTH_OK);
-    CHECK_INT(meta_repo_create(m, "web-1", 1000, &filtered), BERTH_OK);
+    struct meta_repo flagged = unit_meta_repo(m, "on/flagged", true);
+    struct meta_repo plain = unit_meta_repo(m, "on/plain", false);
+    struct meta_repo filtered = unit_meta_repo(m, "web-1", false);
 
     struct meta_manifest img, idx, helm;
     memset(&img, 0, sizeof(img));
