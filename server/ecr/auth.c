@@ -167,7 +167,7 @@ static void get_download_url_for_layer(struct ecr_call *call)
 }
 
 const struct ecr_op ecr_auth_ops[] = {
-    {"GetAuthorizationToken", get_authorization_token, false, false},
-    {"GetDownloadUrlForLayer", get_download_url_for_layer, true, false},
-    {NULL, NULL, false, false},
+    {"GetAuthorizationToken", get_authorization_token, ECR_SCOPE_REGISTRY},
+    {"GetDownloadUrlForLayer", get_download_url_for_layer, ECR_SCOPE_REPOSITORY_NAME},
+    {NULL, NULL, ECR_SCOPE_REGISTRY},
 };

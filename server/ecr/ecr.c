@@ -639,20 +639,27 @@ static bool collect_header(void *arg, const char *key, const char *value)
     return true;
 }
 
-/* The repository a repository-scoped call names: a valid repositoryName,
- * else the repository of a resourceArn; NULL when neither. Borrowed from
- * in. */
-static const char *scoped_repo(json_t *in)
+/* The repository the member named by scope names (repositoryName, or the
+ * repository of the ARN in resourceArn), when it is valid; NULL for other
+ * scopes or when the member is absent or invalid. Any other member is
+ * never looked at. Borrowed from in. */
+static const char *scoped_repo(json_t *in, enum ecr_scope scope)
 {
     if (in == NULL || !json_is_object(in)) {
         return NULL;
     }
-    json_t *v = json_object_get(in, "repositoryName");
-    if (json_is_string(v)) {
+    if (scope == ECR_SCOPE_REPOSITORY_NAME) {
+        json_t *v = json_object_get(in, "repositoryName");
+        if (!json_is_string(v)) {
+            return NULL;
+        }
         const char *name = json_string_value(v);
         return strlen(name) == json_string_length(v) && names_repo_valid(name) ? name : NULL;
     }
-    v = json_object_get(in, "resourceArn");
+    if (scope != ECR_SCOPE_RESOURCE_ARN) {
+        return NULL;
+    }
+    json_t *v = json_object_get(in, "resourceArn");
     struct ecr_arn arn;
     if (!json_is_string(v) || strlen(json_string_value(v)) != json_string_length(v) ||
         !ecr_repo_arn_parse(json_string_value(v), &arn)) {
@@ -767,18 +774,19 @@ out:
 static bool authorize_op(struct ecr_call *call, const struct ecr_op *op, const char *repo,
                          const struct auth_lookup *lk)
 {
-    if (!call->ident.enforced || op->self_authorized) {
+    if (!call->ident.enforced || op->scope == ECR_SCOPE_SELF) {
         return true;
     }
-    if (op->repo_scoped && repo == NULL) {
+    bool on_repo = op->scope == ECR_SCOPE_REPOSITORY_NAME || op->scope == ECR_SCOPE_RESOURCE_ARN;
+    if (on_repo && repo == NULL) {
         /* Nothing valid to authorize against: fail as the operation's own
-         * validation would. */
-        const char *name;
-        if (json_object_get(call->in, "repositoryName") == NULL &&
-            json_object_get(call->in, "resourceArn") != NULL) {
-            return ecr_invalid(call, "resourceArn", "Invalid ARN");
-        }
-        if (ecr_repo_name(call, &name)) {
+         * validation of that member would. */
+        const char *s;
+        if (op->scope == ECR_SCOPE_RESOURCE_ARN) {
+            if (ecr_string(call, call->in, "resourceArn", ECR_REQUIRED, 1, 1024, &s)) {
+                ecr_invalid(call, "resourceArn", "Invalid ARN");
+            }
+        } else if (ecr_repo_name(call, &s)) {
             /* scoped_repo accepts every name ecr_repo_name does; should
              * they ever differ, refuse (a 400, which clients do not retry) */
             ecr_invalid(call, "repositoryName", "Member could not be authorized");
@@ -788,7 +796,7 @@ static bool authorize_op(struct ecr_call *call, const struct ecr_op *op, const c
     char action[96], denied[AUTHZ_DENIED_MESSAGE_MAX];
     snprintf(action, sizeof(action), "ecr:%s", op->name);
     if (auth_decide(call->req->srv->auth, &call->ident, lk->repo_policy, action,
-                    op->repo_scoped ? repo : NULL, denied, sizeof(denied))) {
+                    on_repo ? repo : NULL, denied, sizeof(denied))) {
         return true;
     }
     char shown[AUTHZ_DENIED_MESSAGE_MAX + 16];
@@ -862,7 +870,7 @@ static void ecr_run(struct request *req)
         call.in = json_loadb(buf_cstr(&req->body), req->body.len, JSON_REJECT_DUPLICATES, &jerr);
     }
     /* Authentication comes before any complaint about the body. */
-    const char *repo = op->repo_scoped ? scoped_repo(call.in) : NULL;
+    const char *repo = scoped_repo(call.in, op->scope);
     struct auth_lookup lk;
     memset(&lk, 0, sizeof(lk));
     if (!authenticate(&call, repo, &lk)) {

@@ -41,16 +41,26 @@ struct ecr_call {
 
 typedef void (*ecr_op_fn)(struct ecr_call *call);
 
+/* What an operation is authorized against before it runs: the member of
+ * its input that names the resource it acts on, and only that member (the
+ * JSON protocol ignores members an operation does not define, so another
+ * one must never decide what is authorized). */
+enum ecr_scope {
+    /* ecr:<name> on the registry */
+    ECR_SCOPE_REGISTRY = 0,
+    /* ecr:<name> on the repository repositoryName names */
+    ECR_SCOPE_REPOSITORY_NAME,
+    /* ecr:<name> on the repository whose ARN is resourceArn */
+    ECR_SCOPE_RESOURCE_ARN,
+    /* nothing before it runs: the operation authorizes itself with
+     * ecr_authorize/ecr_may (e.g. per repository of a list) */
+    ECR_SCOPE_SELF,
+};
+
 struct ecr_op {
     const char *name; /* NULL ends a table */
     ecr_op_fn fn;     /* the implementation */
-    /* Authorized as ecr:<name> on the repository named by repositoryName
-     * (or, without it, by a repository ARN in resourceArn); otherwise on
-     * the registry. */
-    bool repo_scoped;
-    /* The operation authorizes itself with ecr_authorize/ecr_may (e.g.
-     * per repository of a list); nothing is checked before it runs. */
-    bool self_authorized;
+    enum ecr_scope scope;
 };
 
 /* The tables, one per server/ecr/<area>.c. */

@@ -1058,11 +1058,11 @@ static void list_image_referrers(struct ecr_call *call)
 }
 
 const struct ecr_op ecr_image_ops[] = {
-    {"ListImages", list_images, true, false},
-    {"DescribeImages", describe_images, true, false},
-    {"BatchGetImage", batch_get_image, true, false},
-    {"BatchDeleteImage", batch_delete_image, true, false},
-    {"PutImage", put_image, true, false},
-    {"ListImageReferrers", list_image_referrers, true, false},
-    {NULL, NULL, false, false},
+    {"ListImages", list_images, ECR_SCOPE_REPOSITORY_NAME},
+    {"DescribeImages", describe_images, ECR_SCOPE_REPOSITORY_NAME},
+    {"BatchGetImage", batch_get_image, ECR_SCOPE_REPOSITORY_NAME},
+    {"BatchDeleteImage", batch_delete_image, ECR_SCOPE_REPOSITORY_NAME},
+    {"PutImage", put_image, ECR_SCOPE_REPOSITORY_NAME},
+    {"ListImageReferrers", list_image_referrers, ECR_SCOPE_REPOSITORY_NAME},
+    {NULL, NULL, ECR_SCOPE_REGISTRY},
 };

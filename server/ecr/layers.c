@@ -376,9 +376,9 @@ static void complete_layer_upload(struct ecr_call *call)
 }
 
 const struct ecr_op ecr_layer_ops[] = {
-    {"BatchCheckLayerAvailability", batch_check_layer_availability, true, false},
-    {"InitiateLayerUpload", initiate_layer_upload, true, false},
-    {"UploadLayerPart", upload_layer_part, true, false},
-    {"CompleteLayerUpload", complete_layer_upload, true, false},
-    {NULL, NULL, false, false},
+    {"BatchCheckLayerAvailability", batch_check_layer_availability, ECR_SCOPE_REPOSITORY_NAME},
+    {"InitiateLayerUpload", initiate_layer_upload, ECR_SCOPE_REPOSITORY_NAME},
+    {"UploadLayerPart", upload_layer_part, ECR_SCOPE_REPOSITORY_NAME},
+    {"CompleteLayerUpload", complete_layer_upload, ECR_SCOPE_REPOSITORY_NAME},
+    {NULL, NULL, ECR_SCOPE_REGISTRY},
 };

@@ -425,10 +425,10 @@ static void get_lifecycle_policy_preview(struct ecr_call *call)
 }
 
 const struct ecr_op ecr_lifecycle_ops[] = {
-    {"PutLifecyclePolicy", put_lifecycle_policy, true, false},
-    {"GetLifecyclePolicy", get_lifecycle_policy, true, false},
-    {"DeleteLifecyclePolicy", delete_lifecycle_policy, true, false},
-    {"StartLifecyclePolicyPreview", start_lifecycle_policy_preview, true, false},
-    {"GetLifecyclePolicyPreview", get_lifecycle_policy_preview, true, false},
-    {NULL, NULL, false, false},
+    {"PutLifecyclePolicy", put_lifecycle_policy, ECR_SCOPE_REPOSITORY_NAME},
+    {"GetLifecyclePolicy", get_lifecycle_policy, ECR_SCOPE_REPOSITORY_NAME},
+    {"DeleteLifecyclePolicy", delete_lifecycle_policy, ECR_SCOPE_REPOSITORY_NAME},
+    {"StartLifecyclePolicyPreview", start_lifecycle_policy_preview, ECR_SCOPE_REPOSITORY_NAME},
+    {"GetLifecyclePolicyPreview", get_lifecycle_policy_preview, ECR_SCOPE_REPOSITORY_NAME},
+    {NULL, NULL, ECR_SCOPE_REGISTRY},
 };

@@ -140,8 +140,8 @@ static void delete_repository_policy(struct ecr_call *call)
 }
 
 const struct ecr_op ecr_policy_ops[] = {
-    {"SetRepositoryPolicy", set_repository_policy, true, false},
-    {"GetRepositoryPolicy", get_repository_policy, true, false},
-    {"DeleteRepositoryPolicy", delete_repository_policy, true, false},
-    {NULL, NULL, false, false},
+    {"SetRepositoryPolicy", set_repository_policy, ECR_SCOPE_REPOSITORY_NAME},
+    {"GetRepositoryPolicy", get_repository_policy, ECR_SCOPE_REPOSITORY_NAME},
+    {"DeleteRepositoryPolicy", delete_repository_policy, ECR_SCOPE_REPOSITORY_NAME},
+    {NULL, NULL, ECR_SCOPE_REGISTRY},
 };

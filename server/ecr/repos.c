@@ -321,8 +321,8 @@ static void delete_repository(struct ecr_call *call)
 }
 
 const struct ecr_op ecr_repo_ops[] = {
-    {"CreateRepository", create_repository, true, false},
-    {"DescribeRepositories", describe_repositories, false, true},
-    {"DeleteRepository", delete_repository, true, false},
-    {NULL, NULL, false, false},
+    {"CreateRepository", create_repository, ECR_SCOPE_REPOSITORY_NAME},
+    {"DescribeRepositories", describe_repositories, ECR_SCOPE_SELF},
+    {"DeleteRepository", delete_repository, ECR_SCOPE_REPOSITORY_NAME},
+    {NULL, NULL, ECR_SCOPE_REGISTRY},
 };

@@ -529,12 +529,12 @@ out:
 }
 
 const struct ecr_op ecr_scan_ops[] = {
-    {"PutRegistryScanningConfiguration", put_registry_scanning_configuration, false, false},
-    {"GetRegistryScanningConfiguration", get_registry_scanning_configuration, false, false},
+    {"PutRegistryScanningConfiguration", put_registry_scanning_configuration, ECR_SCOPE_REGISTRY},
+    {"GetRegistryScanningConfiguration", get_registry_scanning_configuration, ECR_SCOPE_REGISTRY},
     /* authorized per repository it names */
-    {"BatchGetRepositoryScanningConfiguration", batch_get_repository_scanning_configuration, false,
-     true},
-    {"StartImageScan", start_image_scan, true, false},
-    {"DescribeImageScanFindings", describe_image_scan_findings, true, false},
-    {NULL, NULL, false, false},
+    {"BatchGetRepositoryScanningConfiguration", batch_get_repository_scanning_configuration,
+     ECR_SCOPE_SELF},
+    {"StartImageScan", start_image_scan, ECR_SCOPE_REPOSITORY_NAME},
+    {"DescribeImageScanFindings", describe_image_scan_findings, ECR_SCOPE_REPOSITORY_NAME},
+    {NULL, NULL, ECR_SCOPE_REGISTRY},
 };

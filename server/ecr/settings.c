@@ -371,12 +371,12 @@ static void describe_registry(struct ecr_call *call)
 }
 
 const struct ecr_op ecr_settings_ops[] = {
-    {"PutImageTagMutability", put_image_tag_mutability, true, false},
-    {"PutImageScanningConfiguration", put_image_scanning_configuration, true, false},
+    {"PutImageTagMutability", put_image_tag_mutability, ECR_SCOPE_REPOSITORY_NAME},
+    {"PutImageScanningConfiguration", put_image_scanning_configuration, ECR_SCOPE_REPOSITORY_NAME},
     /* repo-scoped through the repository ARN in resourceArn */
-    {"TagResource", tag_resource, true, false},
-    {"UntagResource", untag_resource, true, false},
-    {"ListTagsForResource", list_tags_for_resource, true, false},
-    {"DescribeRegistry", describe_registry, false, false},
-    {NULL, NULL, false, false},
+    {"TagResource", tag_resource, ECR_SCOPE_RESOURCE_ARN},
+    {"UntagResource", untag_resource, ECR_SCOPE_RESOURCE_ARN},
+    {"ListTagsForResource", list_tags_for_resource, ECR_SCOPE_RESOURCE_ARN},
+    {"DescribeRegistry", describe_registry, ECR_SCOPE_REGISTRY},
+    {NULL, NULL, ECR_SCOPE_REGISTRY},
 };
