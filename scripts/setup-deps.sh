@@ -24,7 +24,29 @@ for p in $pkgs; do
     *) missing="$missing $p" ;;
     esac
 done
-[ -z "$missing" ] && exit 0
+# The tests of the 2024-2026 ECR operations use the machine image's Python
+# (the first python3 on PATH; tests/CMakeLists.txt, BERTH_MODERN_PYTHON) with
+# boto3/botocore >= 1.40 and AWS CLI v1: it is not a Debian package, so its
+# absence is an error here, never a reason to skip those tests.
+check_modern_python() {
+    modern=$(command -v python3 || true)
+    if [ -z "$modern" ] || ! "$modern" - <<'PY' >/dev/null 2>&1
+import boto3, botocore, awscli
+v = tuple(int(p) for p in boto3.__version__.split(".")[:2])
+raise SystemExit(0 if v >= (1, 40) else 1)
+PY
+    then
+        echo "berth setup: the first python3 on PATH (${modern:-none}) lacks boto3 >= 1.40" >&2
+        echo "berth setup: and the AWS CLI v1 (awscli) that the tests of the newest ECR" >&2
+        echo "berth setup: operations need (the machine image's Python has them)" >&2
+        exit 1
+    fi
+}
+
+if [ -z "$missing" ]; then
+    check_modern_python
+    exit 0
+fi
 
 if [ "$(id -u)" -eq 0 ]; then
     SUDO=""
@@ -45,3 +67,4 @@ if ! $SUDO apt-get install -y -qq --no-install-recommends $missing >/dev/null 2>
     # shellcheck disable=SC2086
     $SUDO apt-get install -y -qq --no-install-recommends $missing >/dev/null
 fi
+check_modern_python

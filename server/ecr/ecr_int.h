@@ -72,6 +72,7 @@ extern const struct ecr_op ecr_auth_ops[];
 extern const struct ecr_op ecr_policy_ops[];
 extern const struct ecr_op ecr_scan_ops[];      /* ecr_scan.c */
 extern const struct ecr_op ecr_lifecycle_ops[]; /* ecr_lifecycle.c */
+extern const struct ecr_op ecr_account_ops[];   /* account.c */
 
 /* ---- errors ---- */
 

@@ -18,6 +18,7 @@
 #include "common/fileio.h"
 #include "common/log.h"
 #include "storage/blob/blob.h"
+#include "storage/registry/account.h"
 #include "storage/spec/manifest.h"
 #include "storage/spec/names.h"
 #include "storage/registry/scan_queue.h"
@@ -212,6 +213,17 @@ enum berth_err registry_blob_mount(struct store *st, const char *repo, const str
     struct meta_repo target, source;
     rc = find_repo(st, m, repo, true, &target, s);
     if (rc != BERTH_OK) {
+        goto out;
+    }
+    /* The BLOB_MOUNTING account setting, read in this transaction: with
+     * mounting disabled nothing is mountable and the client uploads. */
+    char mounting[ACCOUNT_VALUE_MAX + 1];
+    rc = account_setting_get_on(m, ACCOUNT_BLOB_MOUNTING, mounting, sizeof(mounting));
+    if (rc != BERTH_OK) {
+        goto out;
+    }
+    if (strcmp(mounting, "DISABLED") == 0) {
+        rc = set_status(s, REG_BLOB_UNKNOWN, BERTH_ENOTFOUND, "blob mounting is disabled");
         goto out;
     }
     if (from_repo != NULL) {

@@ -17,6 +17,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 import tempfile
 
 for _key in [k for k in os.environ if k.startswith("AWS_")]:
@@ -30,6 +31,11 @@ os.environ.update({
 import berth_harness as h  # noqa: E402 (after the environment is clean)
 
 AWS_BIN = "/usr/bin/aws"
+# Tests of the 2024-2026 ECR operations run under the machine image's Python (tests/CMakeLists.txt
+# sets BERTH_MODERN_CLIENTS for them): its boto3 and its AWS CLI v1 (`python -m awscli`) are the
+# clients, since Debian's boto3 1.26 and CLI 2.9 lack those operations.
+MODERN = os.environ.get("BERTH_MODERN_CLIENTS") == "1"
+MODERN_BOTO3_MIN = (1, 40)
 SKOPEO_BIN = "/usr/bin/skopeo"
 REGION = "us-east-1"  # berth's default registry.region
 CLI_TIMEOUT = 120
@@ -59,6 +65,29 @@ def private_home():
         atexit.register(shutil.rmtree, _home, True)
         open(os.path.join(_home, "aws-config"), "w").close()
     return _home
+
+
+def require_modern():
+    """The running Python must carry boto3 >= 1.40 and the AWS CLI v1 (the machine image's
+    Python; scripts/setup-deps.sh checks it too). Missing is a failure, never a skip."""
+    import boto3
+    version = tuple(int(p) for p in boto3.__version__.split(".")[:2])
+    if version < MODERN_BOTO3_MIN:
+        raise AssertionError("%s has boto3 %s; these tests need >= %d.%d (run them under the "
+                             "machine image's python3, BERTH_MODERN_PYTHON)" % (
+                                 sys.executable, boto3.__version__, *MODERN_BOTO3_MIN))
+    try:
+        import awscli  # noqa: F401
+    except ImportError:
+        raise AssertionError("%s has no AWS CLI v1 (awscli)" % sys.executable)
+
+
+def aws_command():
+    """How to run the AWS CLI: /usr/bin/aws, or under MODERN this Python's CLI v1."""
+    if MODERN:
+        return [sys.executable, "-m", "awscli"]
+    require(AWS_BIN)
+    return [AWS_BIN]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -133,9 +162,8 @@ def aws(server, *args, key=None, secret=None, region=REGION, endpoint=None, outp
     """Run `/usr/bin/aws ecr ARGS` against server (at endpoint, a URL, when given): signed
     with key and secret when given, else with --no-sign-request. Returns an AwsResult; a
     failing command is not an exception."""
-    require(AWS_BIN)
     args = [str(a) for a in args]
-    cmd = [AWS_BIN, "ecr"] + args + ["--endpoint-url", endpoint or server.base_url,
+    cmd = aws_command() + ["ecr"] + args + ["--endpoint-url", endpoint or server.base_url,
                                      "--output", output]
     if key is None:
         cmd.append("--no-sign-request")

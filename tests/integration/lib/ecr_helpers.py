@@ -158,3 +158,16 @@ class EcrTestCase(h.ServerTestCase):
                 "tags": tags,
             }
         return state
+
+
+class ModernEcrTestCase(EcrTestCase):
+    """An EcrTestCase whose clients are the machine image's boto3 (>= 1.40) and AWS CLI v1,
+    for the operations Debian's clients lack. The test file must say "# berth-python: modern"
+    in its first lines so that ctest runs it under that Python (tests/CMakeLists.txt)."""
+
+    @classmethod
+    def setUpClass(cls):
+        c.require_modern()
+        if not c.MODERN:
+            raise AssertionError("run under ctest (BERTH_MODERN_CLIENTS=1), or set it")
+        super().setUpClass()
