@@ -77,7 +77,7 @@ static void put_account_setting(struct ecr_call *call)
 }
 
 const struct ecr_op ecr_account_ops[] = {
-    {"GetAccountSetting", get_account_setting, false, false},
-    {"PutAccountSetting", put_account_setting, false, false},
-    {NULL, NULL, false, false},
+    {"GetAccountSetting", get_account_setting, ECR_SCOPE_REGISTRY},
+    {"PutAccountSetting", put_account_setting, ECR_SCOPE_REGISTRY},
+    {NULL, NULL, ECR_SCOPE_REGISTRY},
 };
