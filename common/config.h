@@ -32,6 +32,7 @@ struct berth_config {
     int64_t http_connection_limit;
     int64_t http_timeout_seconds;
     int64_t http_memory_limit_kib;
+    int64_t http_unauthenticated_body_max_mib;
     bool http_epoll;
     bool http_turbo;
 

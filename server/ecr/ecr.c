@@ -601,17 +601,32 @@ static void send_result(struct ecr_call *call)
     free(text);
 }
 
-/* A failure decided before an operation ran (the HTTP layer's deferred
- * errors: a body over the limit, a failed read) as an AWS error. */
+/* A failure decided before an operation ran, as an AWS error: the HTTP
+ * layer's deferred errors (a body over the limit, a failed read, the
+ * budget of unauthenticated bodies) and this API's checks before the body
+ * (ecr_precheck, which passes its exception name as the code). */
 static void ecr_api_error(struct request *req, unsigned status, const char *code,
                           const char *message)
 {
-    (void)code; /* a /v2 code: ECR has its own for the status */
     const char *type = status >= 500 ? "ServerException" : "SerializationException";
+    size_t clen = code != NULL ? strlen(code) : 0;
+    if (clen > 9 && strcmp(code + clen - 9, "Exception") == 0) {
+        type = code;
+    } else if (status == 429) {
+        /* an error botocore backs off from and retries */
+        type = "ThrottlingException";
+        status = 400;
+    }
     struct ecr_call call;
     memset(&call, 0, sizeof(call));
     call.req = req;
     rand_uuid(call.request_id);
+    const char *target = http_header(req, "X-Amz-Target");
+    const struct ecr_op *op = NULL;
+    if (target != NULL && str_has_prefix(target, ECR_TARGET_PREFIX)) {
+        op = find_op(target + strlen(ECR_TARGET_PREFIX));
+    }
+    call.op = op != NULL ? op->name : NULL;
     ecr_fail(&call, type, "%s", message);
     call.status = status;
     send_result(&call);
@@ -894,6 +909,67 @@ static void ecr_run(struct request *req)
     json_decref(call.extra);
 }
 
+/* What can be refused before the body is read: an unknown target, and,
+ * while auth is enforced, a missing or malformed signature or an unknown
+ * access key. Fills type and message (an AWS exception) and returns false
+ * to refuse. The signature itself covers the body and is verified in
+ * ecr_run. */
+static bool ecr_precheck(struct request *req, char *type, size_t type_cap, char *message,
+                         size_t message_cap)
+{
+    const char *target = http_header(req, "X-Amz-Target");
+    if (target == NULL || !str_has_prefix(target, ECR_TARGET_PREFIX) ||
+        find_op(target + strlen(ECR_TARGET_PREFIX)) == NULL) {
+        str_copy(type, type_cap, "UnknownOperationException");
+        snprintf(message, message_cap, "Unknown operation %.200s",
+                 target ? target : "(no X-Amz-Target)");
+        return false;
+    }
+    struct meta *m = store_meta(req->srv->store);
+    if (m == NULL) {
+        return true; /* ecr_run reports it */
+    }
+    struct header_list headers = {.count = 0, .overflow = false};
+    http_headers_each(req, collect_header, &headers);
+    struct sigv4_request sreq = {
+        .method = req->method,
+        .path = "/",
+        .headers = headers.h,
+        .header_count = headers.count,
+    };
+    struct sigv4_auth sauth;
+    struct sigv4_refusal refusal;
+    enum berth_err parsed = sigv4_parse(&sreq, &sauth, &refusal);
+    struct auth_lookup lk;
+    memset(&lk, 0, sizeof(lk));
+    enum berth_err rc =
+        auth_lookup(req->srv->auth, m, parsed == BERTH_OK ? sauth.access_key_id : NULL, NULL, &lk);
+    bool ok = true;
+    if (rc != BERTH_OK || !lk.enforced) {
+        ok = true; /* a lookup error is ecr_run's to report */
+    } else if (headers.overflow) {
+        str_copy(type, type_cap, "IncompleteSignatureException");
+        str_copy(message, message_cap,
+                 "The request has too many headers or too long a target to be verified");
+        ok = false;
+    } else if (parsed != BERTH_OK) {
+        str_copy(type, type_cap, sigv4_error_name(refusal.error));
+        str_copy(message, message_cap, refusal.message);
+        ok = false;
+    } else if (sauth.has_security_token || !lk.key_found) {
+        char shown[AUTH_AKID_MAX + 8];
+        log_info("event=auth_refused reason=%s key=%s",
+                 sauth.has_security_token ? "session_token" : "unknown_key",
+                 log_value(sauth.access_key_id, shown, sizeof(shown)));
+        sigv4_refuse(&refusal, SIGV4_ERR_UNRECOGNIZED_CLIENT);
+        str_copy(type, type_cap, sigv4_error_name(refusal.error));
+        str_copy(message, message_cap, refusal.message);
+        ok = false;
+    }
+    auth_lookup_fini(req->srv->auth, &lk);
+    return ok;
+}
+
 static void ecr_dispatch(struct request *req)
 {
     if (strcmp(req->method, "POST") != 0) {
@@ -904,6 +980,10 @@ static void ecr_dispatch(struct request *req)
         ecr_fail(&call, "UnknownOperationException", "The ECR API is called with POST, not %s",
                  strlen(req->method) < 16 ? req->method : "?");
         send_result(&call);
+        return;
+    }
+    if (!http_has_body(req)) {
+        ecr_run(req);
         return;
     }
     uint64_t cl;
@@ -918,11 +998,17 @@ static void ecr_dispatch(struct request *req)
         send_result(&call);
         return;
     }
-    buf_init(&req->body, ECR_BODY_MAX);
-    req->body_mode = BODY_BUFFER;
-    req->on_done = ecr_run;
-    if (!http_has_body(req)) {
-        ecr_run(req);
+    /* Refused before the body: it is read and dropped, never held, and
+     * the answer follows it (a client reads only after sending). */
+    char type[64], message[256];
+    if (!ecr_precheck(req, type, sizeof(type), message, sizeof(message))) {
+        http_defer_error(req, 400, type, message);
+        return;
+    }
+    /* the signature covers the body: until it is verified, the body
+     * counts against the budget of unauthenticated bodies */
+    if (http_buffer_body(req, ECR_BODY_MAX, true)) {
+        req->on_done = ecr_run;
     }
 }
 

@@ -64,6 +64,9 @@ struct server {
     atomic_uint_fast64_t id_counter;
     atomic_int inflight;
     atomic_bool draining;
+    /* bytes of request body buffered for callers not yet authenticated
+     * (http_buffer_body), against cfg->http_unauthenticated_body_max_mib */
+    atomic_int_fast64_t unverified_bytes;
     _Atomic(struct jobs *) jobs; /* background jobs, NULL when none (server_attach_jobs) */
 };
 
@@ -104,13 +107,15 @@ struct request {
     /* body handling */
     enum body_mode body_mode;
     struct buf body;
+    bool body_unverified; /* BODY_BUFFER for a caller not yet authenticated */
+    uint64_t body_charge; /* bytes of it charged to srv->unverified_bytes */
     struct upload *upload;
     uint64_t upload_base;     /* session offset when this request began writing */
     bool has_content_range;   /* request carried Content-Range */
     struct byte_range crange; /* its value */
     bool body_failed;         /* a write failed mid-body */
     unsigned deferred_status; /* with BODY_DISCARD: the answer to send */
-    const char *deferred_code;
+    char deferred_code[64];
     char deferred_message[256];
     body_done_fn on_done;
     struct digest digest; /* a digest the handler parsed early */
@@ -170,7 +175,20 @@ void http_send_json(struct request *req, unsigned status, const char *content_ty
 
 /* ---- body handling ---- */
 
-/* Switch to discarding the body and answer with an OCI error at the end. */
+/* Switch to discarding the body and answer with an error in the API's
+ * format (struct http_api.error) once it has been read, so that the client,
+ * which sends its whole body before it reads, sees the answer. A body over
+ * 64 MiB closes the connection instead. */
 void http_defer_error(struct request *req, unsigned status, const char *code, const char *message);
+
+/* Buffer the request body into req->body, at most max bytes (413
+ * SIZE_INVALID above). With unverified (the caller is not authenticated
+ * yet: a SigV4 signature covers the body, or the caller is anonymous), the
+ * bytes count against the budget all such bodies share
+ * (http.unauthenticated_body_max_mib) while the request lives; a body that
+ * would pass it is not buffered but discarded and answered 429
+ * TOOMANYREQUESTS. Returns false when that answer is already decided (from
+ * Content-Length). */
+bool http_buffer_body(struct request *req, size_t max, bool unverified);
 
 #endif

@@ -186,8 +186,65 @@ void http_defer_error(struct request *req, unsigned status, const char *code, co
     }
     req->body_mode = BODY_DISCARD;
     req->deferred_status = status;
-    req->deferred_code = code;
+    str_copy(req->deferred_code, sizeof(req->deferred_code), code);
     str_copy(req->deferred_message, sizeof(req->deferred_message), message);
+}
+
+static int64_t unverified_budget(const struct server *srv)
+{
+    return srv->cfg->http_unauthenticated_body_max_mib * (1 << 20);
+}
+
+static void body_release(struct request *req)
+{
+    if (req->body_charge > 0) {
+        atomic_fetch_sub(&req->srv->unverified_bytes, (int_fast64_t)req->body_charge);
+        req->body_charge = 0;
+    }
+}
+
+static void budget_refuse(struct request *req)
+{
+    body_release(req);
+    buf_fini(&req->body);
+    log_warn("event=body_budget_full budget_mib=%lld",
+             (long long)req->srv->cfg->http_unauthenticated_body_max_mib);
+    http_defer_error(req, 429, "TOOMANYREQUESTS",
+                     "too many unauthenticated request bodies are being received; retry later");
+}
+
+/* Charge len more bytes of an unverified body; false (nothing charged)
+ * when the budget cannot hold them. */
+static bool body_charge(struct request *req, uint64_t len)
+{
+    int_fast64_t total = atomic_fetch_add(&req->srv->unverified_bytes, (int_fast64_t)len);
+    if (total + (int_fast64_t)len > unverified_budget(req->srv)) {
+        atomic_fetch_sub(&req->srv->unverified_bytes, (int_fast64_t)len);
+        return false;
+    }
+    req->body_charge += len;
+    return true;
+}
+
+bool http_buffer_body(struct request *req, size_t max, bool unverified)
+{
+    uint64_t cl;
+    bool has_cl = http_content_length(req, &cl);
+    if (has_cl && cl > max) {
+        http_defer_error(req, MHD_HTTP_CONTENT_TOO_LARGE, "SIZE_INVALID",
+                         "request body is larger than the limit");
+        return false;
+    }
+    buf_init(&req->body, max);
+    req->body_mode = BODY_BUFFER;
+    req->body_unverified = unverified;
+    /* the whole announced body is reserved at once: a request that
+     * cannot be held is refused before any of it is read */
+    if (unverified && has_cl && cl > 0 && !body_charge(req, cl)) {
+        budget_refuse(req);
+        return false;
+    }
+    return true;
 }
 
 /* Consume one piece of request body according to the request's mode.
@@ -197,8 +254,14 @@ static bool consume_body(struct request *req, const char *data, size_t len)
     req->bytes_in += len;
     switch (req->body_mode) {
     case BODY_BUFFER: {
+        if (req->body_unverified && req->body.len + len > req->body_charge &&
+            !body_charge(req, req->body.len + len - req->body_charge)) {
+            budget_refuse(req); /* a chunked body, or more than announced */
+            return true;
+        }
         enum berth_err rc = buf_append(&req->body, data, len);
         if (rc == BERTH_ETOOBIG) {
+            body_release(req);
             buf_fini(&req->body);
             http_defer_error(req, MHD_HTTP_CONTENT_TOO_LARGE, "SIZE_INVALID",
                              "request body is larger than the limit");
@@ -272,6 +335,7 @@ static void request_free(struct request *req)
         upload_release(req->upload);
     }
     auth_identity_clear(req->srv->auth, &req->ident);
+    body_release(req);
     buf_fini(&req->body);
     free(req->raw_uri);
     free(req);

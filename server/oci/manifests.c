@@ -140,11 +140,14 @@ static void manifest_put(struct request *req)
         oci_error(req, 413, "SIZE_INVALID", "manifest is larger than the limit", NULL);
         return;
     }
-    buf_init(&req->body, max);
-    req->body_mode = BODY_BUFFER;
-    req->on_done = manifest_put_done;
     if (!http_has_body(req)) {
         manifest_put_done(req);
+        return;
+    }
+    /* an anonymous caller's body counts against the budget of
+     * unauthenticated bodies */
+    if (http_buffer_body(req, max, req->ident.anonymous)) {
+        req->on_done = manifest_put_done;
     }
 }
 

@@ -1,0 +1,149 @@
+"""Hostile clients on loopback: unauthenticated bodies that would fill memory before the
+signature is checked. Each test is bounded (its own sockets, timeouts, a fixed number of
+connections) and synchronizes on answers, not on sleeps."""
+
+import json
+import socket
+import unittest
+import warnings
+
+import clients as c  # first: it cleans the environment botocore reads
+import berth_harness as h
+import auth_helpers as e
+
+BIG = 27 << 20  # under ECR_BODY_MAX (28 MiB): the size the attack used
+SOCKET_TIMEOUT = 120
+
+
+def vm_rss_kib(pid):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise AssertionError("no VmRSS for %d" % pid)
+
+
+def held_back(port, headers, length, chunk=1 << 20):
+    """Open a connection, send a POST / head announcing length bytes and all of the body
+    but its last byte; return the socket (the caller closes it)."""
+    s = socket.create_connection(("127.0.0.1", port), timeout=SOCKET_TIMEOUT)
+    head = "POST / HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nContent-Length: %d\r\n" % (port, length)
+    head += "".join("%s: %s\r\n" % kv for kv in headers.items()) + "\r\n"
+    s.sendall(head.encode())
+    block = b"a" * chunk
+    left = length - 1
+    while left > 0:
+        n = min(left, chunk)
+        s.sendall(block[:n])
+        left -= n
+    return s
+
+
+def put_image_headers(authorization=None):
+    headers = {"Content-Type": "application/x-amz-json-1.1",
+               "X-Amz-Target": e.TARGET_PREFIX + "PutImage",
+               "X-Amz-Date": "20260101T000000Z"}
+    if authorization is not None:
+        headers["Authorization"] = authorization
+    return headers
+
+
+def fake_authorization(akid):
+    return ("AWS4-HMAC-SHA256 Credential=%s/20260101/us-east-1/ecr/aws4_request, "
+            "SignedHeaders=content-type;host;x-amz-date;x-amz-target, Signature=%s"
+            % (akid, "0" * 64))
+
+
+@h.berth_only("berth's limits on unauthenticated request bodies")
+class PreAuthMemoryTest(h.ServerTestCase):
+    """Auth is enforced (a key exists): what can be refused before the body is, and the
+    bodies buffered before their signature is checked share a budget."""
+
+    server_config = {"http": {"unauthenticated_body_max_mib": 16}}
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.admin = e.keys_create(cls.server, "admin")
+        cls.ecr = c.ecr_client(cls.server, *cls.admin)
+        cls.ecr.create_repository(repositoryName="hostile/a")
+
+    def setUp(self):
+        super().setUp()
+        warnings.simplefilter("ignore", ResourceWarning)
+
+    def hold(self, headers, length, count):
+        socks = []
+        for _ in range(count):
+            socks.append(held_back(self.server.port, headers, length))
+            self.addCleanup(socks[-1].close)
+        return socks
+
+    def assertServed(self):
+        """An authenticated client is served while the attack holds its connections."""
+        repos = self.ecr.describe_repositories(repositoryNames=["hostile/a"])["repositories"]
+        self.assertEqual([r["repositoryName"] for r in repos], ["hostile/a"])
+
+    def test_refused_before_the_body(self):
+        # every one of these is answered (after its body is read and dropped), never held
+        cases = [
+            ({}, "MissingAuthenticationTokenException"),
+            ({"Authorization": "AWS4-HMAC-SHA256 nonsense"}, "IncompleteSignatureException"),
+            ({"Authorization": fake_authorization("AKIANOSUCHKEY0000000")},
+             "UnrecognizedClientException"),
+            ({"Authorization": fake_authorization(self.admin[0]),
+              "X-Amz-Target": e.TARGET_PREFIX + "NoSuchOperation"},
+             "UnknownOperationException"),
+        ]
+        body = json.dumps({"repositoryName": "hostile/a",
+                           "imageManifest": "x" * (4 << 20)}).encode()
+        for extra, error_type in cases:
+            headers = put_image_headers()
+            headers.update(extra)
+            resp = self.reg.request("POST", "/", headers=headers, body=body)
+            with self.subTest(error_type=error_type):
+                self.assertEqual(resp.status, 400, resp.describe())
+                self.assertEqual(resp.json()["__type"], error_type, resp.describe())
+                self.assertTrue(resp.header("x-amzn-RequestId"), resp.describe())
+
+    def test_held_back_bodies_keep_memory_bounded(self):
+        pid = self.server.proc.pid
+        self.assertServed()
+        before = vm_rss_kib(pid)
+        # 12 connections that hold back the last byte of a 27 MiB PutImage: without a
+        # signature, with a malformed one, with an unknown key
+        kinds = [None, "AWS4-HMAC-SHA256 nonsense", fake_authorization("AKIANOSUCHKEY0000000")]
+        socks = []
+        for i in range(12):
+            socks += self.hold(put_image_headers(kinds[i % 3]), BIG, 1)
+        self.assertServed()
+        # a known key with a bad signature is buffered until the signature is checked: within
+        # the budget (16 MiB) and no further
+        socks += self.hold(put_image_headers(fake_authorization(self.admin[0])), 6 << 20, 6)
+        self.assertServed()
+        grown = vm_rss_kib(pid) - before
+        self.assertLess(grown, 96 << 10, "berth's RSS grew by %d KiB" % grown)
+
+        # the budget is full: a correctly signed large body is refused with an error botocore
+        # backs off from, not buffered; a small one still fits
+        payload = {"repositoryName": "hostile/a", "imageManifest": "x" * (6 << 20)}
+        status, doc, resp = e.signed_call(self.server, "PutImage", payload, *self.admin)
+        self.assertEqual(status, 400, resp.describe())
+        self.assertEqual(doc["__type"], "ThrottlingException", resp.describe())
+        self.assertServed()
+
+        for s in socks:
+            s.close()
+        # the budget is released with the connections: the large signed call gets through
+        # to the operation (which refuses the manifest as a manifest)
+        for _ in range(100):
+            status, doc, resp = e.signed_call(self.server, "PutImage", payload, *self.admin)
+            if doc["__type"] != "ThrottlingException":
+                break
+            e.signed_call(self.server, "DescribeRepositories", {}, *self.admin)
+        self.assertNotEqual(doc["__type"], "ThrottlingException", resp.describe())
+        self.assertEqual(status, 400, resp.describe())
+
+
+if __name__ == "__main__":
+    unittest.main()
