@@ -36,6 +36,7 @@ DEPENDS = {
     "storage/registry": ["storage/store"],
     "storage/gc": ["storage/registry"],
     "storage/lifecycle": ["storage/registry"],
+    "storage/bundle": ["storage/registry"],
     "scan/findings": ["storage/spec"],
     "scan/packages": ["common"],
     "scan/vulndb": ["scan/findings", "scan/packages"],
@@ -45,7 +46,7 @@ DEPENDS = {
     "server/oci": ["server/http", "storage/registry"],
     "server/jobs": ["scan/engine", "storage/gc", "storage/lifecycle"],
     "server/ecr": ["server/http", "server/jobs", "storage/lifecycle", "storage/registry"],
-    "server/cli": ["server/ecr", "server/oci"],
+    "server/cli": ["server/ecr", "server/oci", "storage/bundle"],
 }
 
 # Libraries owned by a few files: (what, header pattern, symbol pattern,
@@ -63,7 +64,7 @@ LIBRARIES = [
         "libarchive",
         r"archive(_entry)?\.h",
         r"\barchive_(read|write|entry)_",
-        ["scan/packages/layers.c", "scan/vulndb/vulndb.c"],
+        ["scan/packages/layers.c", "scan/vulndb/vulndb.c", "storage/bundle/"],
     ),
 ]
 

@@ -35,5 +35,6 @@ int cmd_scan(struct cli *cli);   /* cli_scan.c */
 int cmd_vulndb(struct cli *cli); /* cli_vulndb.c */
 int cmd_gc(struct cli *cli);
 int cmd_lifecycle(struct cli *cli);
+int cmd_export(struct cli *cli);
 
 #endif

@@ -33,6 +33,9 @@ static void usage(FILE *f)
             "                               scan an image now and print its findings\n"
             "  vulndb import PATH           import OSV vulnerability records (a directory,\n"
             "                               .json, .tar.gz, .tar.zst or .zip)\n"
+            "  export REPO[:TAG|@DIGEST]... -o FILE\n"
+            "                               write images (with index children and referrers)\n"
+            "                               as an OCI image layout tar (.zst: zstd-compressed)\n"
             "  version                      print the version\n"
             "  help                         this text\n"
             "\n"
@@ -176,6 +179,8 @@ int main(int argc, char **argv)
         status = cmd_scan(&cli);
     } else if (strcmp(command, "vulndb") == 0) {
         status = cmd_vulndb(&cli);
+    } else if (strcmp(command, "export") == 0) {
+        status = cmd_export(&cli);
     } else {
         fprintf(stderr, "berth: unknown command '%s' (try berth --help)\n", command);
     }

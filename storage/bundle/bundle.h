@@ -1,0 +1,65 @@
+/*
+ * Bundles: images carried across an air gap as an OCI image layout
+ * (oci-layout, index.json, blobs/<alg>/<hex>), packed as a tar (plain,
+ * gzip or zstd) or kept as a directory. bundle_export writes one from the
+ * store; bundle_import (import.c) reads one into it, through the registry's
+ * rules so that both APIs see the images. Single-threaded per call; both
+ * block on disk and database and are safe while `berth serve` runs on the
+ * same root (the store is multi-process safe).
+ */
+#ifndef BERTH_BUNDLE_H
+#define BERTH_BUNDLE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/err.h"
+
+struct store;
+
+/* The annotation of index.json naming a tag ("repo:tag" in berth's own
+ * bundles, a bare tag in skopeo's), and berth's naming the repository of an
+ * untagged image or referrer. */
+#define BUNDLE_REF_NAME "org.opencontainers.image.ref.name"
+#define BUNDLE_REPOSITORY "io.berth.repository"
+
+/* Where a long run is, for a progress line (called at most a few times a
+ * second, and once at the end with done set). */
+struct bundle_progress {
+    int64_t blobs;   /* blobs written (export) or entries read (import) */
+    int64_t bytes;   /* bytes of them */
+    int64_t total;   /* blobs to write (export), 0 when not known */
+    bool done;
+};
+typedef void (*bundle_progress_fn)(void *arg, const struct bundle_progress *p);
+
+/* One image to export: a repository and a tag or digest in it. */
+struct bundle_ref {
+    const char *repo;
+    const char *reference;
+};
+
+struct bundle_export_stats {
+    int64_t images;    /* manifests listed in index.json (the images asked for and referrers) */
+    int64_t manifests; /* manifests written (children of indexes included) */
+    int64_t blobs;     /* blobs written, manifests included */
+    int64_t bytes;     /* bytes of them */
+};
+
+/* Write the images refs name (count of them), every child of an index, and
+ * the referrers (signatures, SBOMs, ...) of each manifest written, with
+ * their blobs, as an OCI image layout packed as tar into path (zstd
+ * compressed when zstd is set). Tags become index.json entries annotated
+ * BUNDLE_REF_NAME "repo:tag"; digests and referrers entries annotated
+ * BUNDLE_REPOSITORY. The file is written under a temporary name and renamed
+ * into place when complete: a failed export leaves nothing at path.
+ * progress (may be NULL) sees the run. On failure a one-line reason is in
+ * why. BERTH_ENOTFOUND (an image or blob missing), BERTH_EINVAL, BERTH_EIO,
+ * BERTH_EDB, BERTH_ENOMEM. */
+enum berth_err bundle_export(struct store *st, const struct bundle_ref *refs, size_t count,
+                             const char *path, bool zstd, bundle_progress_fn progress,
+                             void *progress_arg, struct bundle_export_stats *stats, char *why,
+                             size_t why_cap);
+
+#endif

@@ -1,0 +1,98 @@
+"""berth export: images of the store (a tag, a multi-arch index, a referrer) written as an
+OCI image layout in a tar or tar.zst, read back by Python and by skopeo; errors leave no
+file behind."""
+
+import os
+import unittest
+
+import berth_harness as h
+import bundle_helpers as bh
+import clients
+
+
+class ExportTest(unittest.TestCase):
+    def setUp(self):
+        self.server = h.Server()
+        self.addCleanup(self.server.cleanup)
+        self.server.start()
+        self.reg = self.server.registry()
+        self.repo = "itest/app"
+        self.images = bh.sample_images()
+        bh.push_sample(self.reg, self.repo, self.images)
+
+    def export(self, *args):
+        return h.run_berth(["export"] + list(args), server=self.server, timeout=120)
+
+    def check_bundle(self, path):
+        files = bh.read_bundle(path)
+        self.assertEqual(files["oci-layout"], b'{"imageLayoutVersion":"1.0.0"}')
+        bh.check_blobs(self, files)
+        present = {"sha256:" + n.split("/")[-1] for n in files if n.startswith("blobs/")}
+        for name in ("v1", "multi", "sbom"):
+            self.assertLessEqual(bh.all_digests(self.images[name]), present, name)
+        entries = bh.index_entries(files)
+        by_digest = {e["digest"]: e for e in entries}
+        v1, multi, sbom = self.images["v1"], self.images["multi"], self.images["sbom"]
+        self.assertEqual(by_digest[v1.digest]["annotations"][bh.REF_NAME], "itest/app:v1")
+        self.assertEqual(by_digest[multi.digest]["annotations"][bh.REF_NAME], "itest/app:multi")
+        self.assertEqual(by_digest[multi.digest]["mediaType"], h.MT_OCI_INDEX)
+        # the referrer is listed, with its repository and no tag
+        self.assertNotIn(bh.REF_NAME, by_digest[sbom.digest]["annotations"])
+        self.assertEqual(by_digest[sbom.digest]["annotations"][bh.REPOSITORY], self.repo)
+        # the children of the index are in the bundle, not in index.json
+        for child in multi.children:
+            self.assertNotIn(child.digest, by_digest)
+        self.assertEqual(len(entries), 3)
+        return files
+
+    def test_tar_and_zstd(self):
+        for name in ("bundle.tar", "bundle.tar.zst"):
+            path = os.path.join(self.server.tmp, name)
+            rc, out = self.export("itest/app:v1", "itest/app:multi", "-o", path)
+            self.assertEqual(rc, 0, out)
+            self.assertIn("export: 3 images", out)
+            with open(path, "rb") as f:
+                magic = f.read(4)
+            self.assertEqual(magic == b"\x28\xb5\x2f\xfd", name.endswith(".zst"), name)
+            self.check_bundle(path)
+            self.assertEqual([n for n in os.listdir(self.server.tmp) if ".tmp-" in n], [])
+
+    def test_by_digest_without_a_server(self):
+        self.server.stop()
+        path = os.path.join(self.server.tmp, "d.tar")
+        v1 = self.images["v1"]
+        rc, out = self.export("itest/app@" + v1.digest, "-o", path)
+        self.assertEqual(rc, 0, out)
+        files = bh.read_bundle(path)
+        bh.check_blobs(self, files)
+        entries = bh.index_entries(files)
+        self.assertEqual(entries[0]["digest"], v1.digest)
+        self.assertEqual(entries[0]["annotations"], {bh.REPOSITORY: self.repo})
+        self.assertEqual(entries[1]["digest"], self.images["sbom"].digest)
+
+    def test_skopeo_reads_the_bundle(self):
+        path = os.path.join(self.server.tmp, "bundle.tar")
+        rc, out = self.export("itest/app:multi", "itest/app:v1", "-o", path)
+        self.assertEqual(rc, 0, out)
+        skopeo = clients.Skopeo(self.server.tmp)
+        for tag in ("multi", "v1"):
+            skopeo.run("copy", "--all", "--preserve-digests", "--dest-tls-verify=false",
+                       "--dest-no-creds", "oci-archive:%s:itest/app:%s" % (path, tag),
+                       "docker://127.0.0.1:%d/copied:%s" % (self.server.port, tag))
+            resp = h.expect_status(self.reg.get_manifest("copied", tag), 200)
+            self.assertEqual(resp.header("Docker-Content-Digest"), self.images[tag].digest)
+
+    def test_errors_leave_no_file(self):
+        path = os.path.join(self.server.tmp, "bad.tar")
+        rc, out = self.export("itest/app:nope", "-o", path)
+        self.assertEqual(rc, 1, out)
+        self.assertIn("itest/app:nope", out)
+        rc, out = self.export("itest/app:v1", "-o", os.path.join(self.server.tmp, "no", "x.tar"))
+        self.assertEqual(rc, 1, out)
+        self.assertEqual(self.export("itest/app:v1")[0], 2)
+        self.assertEqual(self.export("-o", path)[0], 2)
+        self.assertEqual([n for n in os.listdir(self.server.tmp) if n.startswith("bad")], [])
+
+
+if __name__ == "__main__":
+    unittest.main()
