@@ -27,9 +27,9 @@ struct store;
 /* Where a long run is, for a progress line (called at most a few times a
  * second, and once at the end with done set). */
 struct bundle_progress {
-    int64_t blobs;   /* blobs written (export) or entries read (import) */
-    int64_t bytes;   /* bytes of them */
-    int64_t total;   /* blobs to write (export), 0 when not known */
+    int64_t blobs; /* blobs written (export) or entries read (import) */
+    int64_t bytes; /* bytes of them */
+    int64_t total; /* blobs to write (export), 0 when not known */
     bool done;
 };
 typedef void (*bundle_progress_fn)(void *arg, const struct bundle_progress *p);

@@ -100,8 +100,7 @@ static void report(struct exporter *ex, bool done)
     ex->progress(ex->progress_arg, &p);
 }
 
-static enum berth_err entry_header(struct exporter *ex, const char *name, int64_t size,
-                                   bool is_dir)
+static enum berth_err entry_header(struct exporter *ex, const char *name, int64_t size, bool is_dir)
 {
     struct archive_entry *e = archive_entry_new();
     if (e == NULL) {
@@ -368,8 +367,7 @@ static enum berth_err write_all(struct exporter *ex, const struct bundle_ref *re
         rc = registry_manifest_get(ex->st, refs[i].repo, refs[i].reference, &mf, &s);
         if (rc != BERTH_OK) {
             return fail(ex, rc, "%s%s%s: %s", refs[i].repo,
-                        is_digest_ref(refs[i].reference) ? "@" : ":", refs[i].reference,
-                        s.message);
+                        is_digest_ref(refs[i].reference) ? "@" : ":", refs[i].reference, s.message);
         }
         rc = add_entry(ex, &mf, refs[i].repo,
                        is_digest_ref(refs[i].reference) ? NULL : refs[i].reference);
@@ -380,8 +378,8 @@ static enum berth_err write_all(struct exporter *ex, const struct bundle_ref *re
     if (rc != BERTH_OK) {
         return rc;
     }
-    json_t *doc = json_pack("{s:i, s:s, s:O}", "schemaVersion", 2, "mediaType",
-                            MANIFEST_OCI_INDEX, "manifests", ex->index);
+    json_t *doc = json_pack("{s:i, s:s, s:O}", "schemaVersion", 2, "mediaType", MANIFEST_OCI_INDEX,
+                            "manifests", ex->index);
     char *text = doc ? json_dumps(doc, JSON_COMPACT) : NULL;
     json_decref(doc);
     if (text == NULL) {
