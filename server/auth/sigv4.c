@@ -32,8 +32,15 @@
     "Authorization header requires existence of either a 'X-Amz-Date' or a 'Date' header."
 #define MSG_HOST_NOT_SIGNED                                                                        \
     "'Host' or ':authority' must be a 'SignedHeader' in the AWS Authorization."
+#define MSG_MUST_BE_SIGNED "'%s' must be a 'SignedHeader' in the AWS Authorization."
 #define MSG_CONTENT_SHA256_MISMATCH                                                                \
     "The provided 'x-amz-content-sha256' header does not match what was computed."
+
+/* Headers a JSON-protocol request must sign when it carries them (as AWS
+ * requires): the operation and how the body is read. Unsigned, a captured
+ * request's X-Amz-Target could be swapped while its signature still holds.
+ * The name as AWS prints it in the refusal. */
+static const char *const required_signed[] = {"Content-Type", "X-Amz-Target"};
 
 /* Headers botocore never signs (auth.py SIGNED_HEADERS_BLACKLIST). */
 static const char *const unsigned_headers[] = {
@@ -1126,6 +1133,24 @@ static enum berth_err payload_hash(const struct sigv4_request *req, const struct
     return BERTH_OK;
 }
 
+/* Refuse a request that carries a header of required_signed without
+ * signing it. */
+static enum berth_err check_required_signed(const struct sigv4_request *req,
+                                            const struct sigv4_auth *auth, struct sigv4_refusal *r)
+{
+    for (size_t i = 0; i < sizeof(required_signed) / sizeof(required_signed[0]); i++) {
+        char name[32];
+        size_t n = strlen(required_signed[i]);
+        for (size_t k = 0; k <= n; k++) {
+            name[k] = lower(required_signed[i][k]);
+        }
+        if (find_header(req, name, NULL) != NULL && !list_has(auth->signed_headers, name)) {
+            return refuse(r, SIGV4_ERR_INVALID_SIGNATURE, MSG_MUST_BE_SIGNED, required_signed[i]);
+        }
+    }
+    return BERTH_OK;
+}
+
 enum berth_err sigv4_verify(const struct sigv4_request *req, const struct sigv4_auth *auth,
                             const char *secret, size_t secret_len,
                             const struct sigv4_verify_opts *opts, struct sigv4_refusal *refusal)
@@ -1133,7 +1158,11 @@ enum berth_err sigv4_verify(const struct sigv4_request *req, const struct sigv4_
     if (secret == NULL || secret_len > SIGV4_SECRET_MAX) {
         return BERTH_EINVAL;
     }
-    enum berth_err rc = check_scope(auth, opts, refusal);
+    enum berth_err rc = check_required_signed(req, auth, refusal);
+    if (rc != BERTH_OK) {
+        return rc;
+    }
+    rc = check_scope(auth, opts, refusal);
     if (rc != BERTH_OK) {
         return rc;
     }

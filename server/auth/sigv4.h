@@ -145,8 +145,10 @@ enum berth_err sigv4_parse(const struct sigv4_request *req, struct sigv4_auth *a
 
 /* Verify a request parsed by sigv4_parse against the secret of
  * auth->access_key_id (secret_len bytes, at most SIGV4_SECRET_MAX).
- * Checks, in order: the credential scope (service, region, terminator
- * "aws4_request", scope date == X-Amz-Date day), clock skew within
+ * Checks, in order: that Content-Type and X-Amz-Target are among the
+ * signed headers when the request carries them (refused otherwise with
+ * "'X-Amz-Target' must be a 'SignedHeader' in the AWS Authorization."), the credential scope
+ * (service, region, terminator "aws4_request", scope date == X-Amz-Date day), clock skew within
  * SIGV4_MAX_SKEW_SECONDS of opts->now, a signed x-amz-content-sha256
  * against the body, then the signature (constant-time compare).
  * Returns BERTH_OK when the signature is good, BERTH_EDENIED with refusal

@@ -170,6 +170,25 @@ class AuthTest(QuietMixin, h.ServerTestCase):
         status, doc, _ = e.signed_call(self.server, "DescribeRepositories", {}, *self.admin)
         self.assertEqual(status, 200, doc)
 
+    def test_target_and_content_type_must_be_signed(self):
+        # signing only host;x-amz-date would let a captured request's target be swapped
+        for unsigned, named in ((("x-amz-target",), "X-Amz-Target"),
+                                (("content-type",), "Content-Type"),
+                                (("content-type", "x-amz-target"), "Content-Type")):
+            with self.subTest(unsigned=unsigned):
+                status, doc, resp = e.signed_call(self.server, "CreateRepository",
+                                                  {"repositoryName": "team/unsigned-target"},
+                                                  *self.admin, unsigned=unsigned)
+                self.assertEqual((status, doc["__type"]), (400, "InvalidSignatureException"))
+                self.assertEqual(doc["message"], "'%s' must be a 'SignedHeader' in the AWS "
+                                 "Authorization." % named)
+                self.assertEqual(resp.header("x-amzn-ErrorType"), "InvalidSignatureException")
+        self.assertClientError("RepositoryNotFoundException", self.ecr.describe_repositories,
+                               repositoryNames=["team/unsigned-target"])
+        # signed as botocore signs, the same call is accepted
+        status, doc, _ = e.signed_call(self.server, "DescribeRepositories", {}, *self.admin)
+        self.assertEqual(status, 200, doc)
+
     def test_regions_outside_the_configured_set_are_refused(self):
         self.assertIn("repositories",
                       c.ecr_client(self.server, *self.admin, region="eu-west-1")

@@ -58,9 +58,11 @@ def _hmac(key, msg):
     return hmac.new(key, msg.encode("utf-8"), hashlib.sha256).digest()
 
 
-def sigv4_headers(url, body, akid, secret, op, when=None, region=REGION, extra=None):
+def sigv4_headers(url, body, akid, secret, op, when=None, region=REGION, extra=None,
+                  unsigned=()):
     """Headers of a signed ECR POST as botocore builds them, signed at `when` (a UTC
-    datetime; default now)."""
+    datetime; default now). Headers named in `unsigned` (lower case) are sent but left
+    out of SignedHeaders, as a careless signer or a tampered request would."""
     when = when or datetime.datetime.now(datetime.timezone.utc)
     amz_date = when.strftime("%Y%m%dT%H%M%SZ")
     parts = urllib.parse.urlsplit(url)
@@ -71,7 +73,7 @@ def sigv4_headers(url, body, akid, secret, op, when=None, region=REGION, extra=N
         "X-Amz-Target": TARGET_PREFIX + op,
     }
     headers.update(extra or {})
-    names = sorted(k.lower() for k in headers)
+    names = sorted(k.lower() for k in headers if k.lower() not in unsigned)
     lower = {k.lower(): " ".join(str(v).split()) for k, v in headers.items()}
     canonical = "\n".join([
         "POST",
@@ -106,10 +108,10 @@ def ecr_call(reg, op, payload, headers=None):
     return resp.status, doc, resp
 
 
-def signed_call(server, op, payload, akid, secret, when=None, region=REGION):
+def signed_call(server, op, payload, akid, secret, when=None, region=REGION, unsigned=()):
     body = json.dumps(payload).encode()
     headers = sigv4_headers(server.base_url + "/", body, akid, secret, op, when=when,
-                            region=region)
+                            region=region, unsigned=unsigned)
     resp = server.registry().request("POST", "/", headers=headers, body=body)
     return resp.status, resp.json(), resp
 

@@ -812,6 +812,56 @@ static void test_round_trip(void)
     }
 }
 
+/* A request that carries X-Amz-Target or Content-Type must sign them (a
+ * captured request's target could otherwise be swapped); one that does
+ * not carry them need not. */
+static void test_required_signed_headers(void)
+{
+    struct sigv4_credentials c = {"BERTHKEY0001", "s3cr3t", "us-west-2", NULL};
+    struct sigv4_verify_opts o = opts_at(T0 + 17);
+    static const struct {
+        bool has_type, has_target; /* carried, and added after signing */
+        bool signs_type;           /* Content-Type carried and signed */
+        const char *refused;       /* the header named in the refusal, or NULL */
+    } cases[] = {
+        {false, false, false, NULL},
+        {false, true, false, "'X-Amz-Target' must be a 'SignedHeader' in the AWS Authorization."},
+        {true, false, false, "'Content-Type' must be a 'SignedHeader' in the AWS Authorization."},
+        {true, true, false, "'Content-Type' must be a 'SignedHeader' in the AWS Authorization."},
+        {false, true, true, "'X-Amz-Target' must be a 'SignedHeader' in the AWS Authorization."},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct treq t;
+        char auth[512];
+        treq_init(&t, "/", NULL, "{}");
+        add(&t, "host", "registry.example:5000");
+        add(&t, "x-amz-date", "20261126T095054Z");
+        if (cases[i].signs_type) {
+            add(&t, "Content-Type", "application/x-amz-json-1.1");
+        }
+        CHECK_INT(sigv4_sign(&t.r, &c, auth, sizeof(auth)), BERTH_OK);
+        if (cases[i].has_type) {
+            add(&t, "content-type", "application/x-amz-json-1.1");
+        }
+        if (cases[i].has_target) {
+            add(&t, "x-amz-target", "AmazonEC2ContainerRegistry_V20150921.DeleteRepository");
+        }
+        add(&t, "Authorization", auth);
+        struct sigv4_auth a;
+        struct sigv4_refusal r;
+        memset(&r, 0, sizeof(r));
+        CHECK_INT(sigv4_parse(&t.r, &a, &r), BERTH_OK);
+        enum berth_err rc = sigv4_verify(&t.r, &a, c.secret, strlen(c.secret), &o, &r);
+        if (cases[i].refused == NULL) {
+            CHECK_INT(rc, BERTH_OK);
+        } else {
+            CHECK_INT(rc, BERTH_EDENIED);
+            CHECK_INT(r.error, SIGV4_ERR_INVALID_SIGNATURE);
+            CHECK_STR(r.message, cases[i].refused);
+        }
+    }
+}
+
 int main(void)
 {
     RUN(test_vector_canonical);
@@ -826,5 +876,6 @@ int main(void)
     RUN(test_parse_tolerant);
     RUN(test_parse_refusals);
     RUN(test_round_trip);
+    RUN(test_required_signed_headers);
     return unit_report("test_sigv4");
 }
