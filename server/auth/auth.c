@@ -711,6 +711,13 @@ static void lookup_row(void *arg, const struct meta_auth_row *row)
             c->rc = rc;
         }
     }
+    if (row->registry_policy != NULL && row->registry_policy_len > 0) {
+        enum berth_err rc = cache_get(&c->a->cache, AUTHZ_REGISTRY_POLICY, row->registry_policy,
+                                      row->registry_policy_len, &out->registry_policy);
+        if (rc != BERTH_OK) {
+            c->rc = rc;
+        }
+    }
 }
 
 enum berth_err auth_lookup(struct auth *a, struct meta *m, const char *akid, const char *repo,
@@ -753,6 +760,8 @@ void auth_lookup_fini(struct auth *a, struct auth_lookup *l)
     auth_identity_clear(a, &l->id);
     cache_put(&a->cache, l->repo_policy);
     l->repo_policy = NULL;
+    cache_put(&a->cache, l->registry_policy);
+    l->registry_policy = NULL;
     auth_wipe(l->secret, sizeof(l->secret));
     l->secret_len = 0;
     l->key_found = false;
@@ -780,8 +789,8 @@ void auth_identity_clear(struct auth *a, struct auth_identity *id)
 }
 
 bool auth_decide(struct auth *a, const struct auth_identity *id,
-                 const struct auth_policy *repo_policy, const char *action, const char *repo,
-                 char *denied, size_t cap)
+                 const struct auth_policy *repo_policy, const struct auth_policy *registry_policy,
+                 const char *action, const char *repo, char *denied, size_t cap)
 {
     if (!id->enforced) {
         return true;
@@ -795,6 +804,7 @@ bool auth_decide(struct auth *a, const struct auth_identity *id,
         .principal_arn = id->anonymous ? NULL : id->principal_arn,
         .identity = (id->anonymous || id->policy == NULL) ? NULL : id->policy->parsed,
         .repository_policy = repo_policy != NULL ? repo_policy->parsed : NULL,
+        .registry_policy = registry_policy != NULL ? registry_policy->parsed : NULL,
         .action = action,
         .repository = repo,
         .repository_arn = repo != NULL ? arn : NULL,
@@ -811,6 +821,7 @@ bool auth_decide(struct auth *a, const struct auth_identity *id,
 struct policy_ctx {
     struct auth *a;
     struct auth_policy *policy;
+    struct auth_policy *registry;
     enum berth_err rc;
 };
 
@@ -820,6 +831,10 @@ static void policy_row(void *arg, const struct meta_auth_row *row)
     if (row->repo_policy != NULL && row->repo_policy_len > 0) {
         c->rc = cache_get(&c->a->cache, AUTHZ_REPOSITORY_POLICY, row->repo_policy,
                           row->repo_policy_len, &c->policy);
+    }
+    if (c->rc == BERTH_OK && row->registry_policy != NULL && row->registry_policy_len > 0) {
+        c->rc = cache_get(&c->a->cache, AUTHZ_REGISTRY_POLICY, row->registry_policy,
+                          row->registry_policy_len, &c->registry);
     }
 }
 
@@ -831,18 +846,16 @@ enum berth_err auth_allowed(struct auth *a, struct meta *m, const struct auth_id
         *allowed = true;
         return BERTH_OK;
     }
-    struct policy_ctx c = {.a = a, .policy = NULL, .rc = BERTH_OK};
-    enum berth_err rc = BERTH_OK;
-    if (repo != NULL) {
-        rc = meta_auth_lookup(m, NULL, repo, policy_row, &c);
-        if (rc == BERTH_OK) {
-            rc = c.rc;
-        }
+    struct policy_ctx c = {.a = a, .policy = NULL, .registry = NULL, .rc = BERTH_OK};
+    enum berth_err rc = meta_auth_lookup(m, NULL, repo, policy_row, &c);
+    if (rc == BERTH_OK) {
+        rc = c.rc;
     }
     if (rc == BERTH_OK) {
-        *allowed = auth_decide(a, id, c.policy, action, repo, denied, cap);
+        *allowed = auth_decide(a, id, c.policy, c.registry, action, repo, denied, cap);
     }
     cache_put(&a->cache, c.policy);
+    cache_put(&a->cache, c.registry);
     return rc;
 }
 

@@ -71,7 +71,8 @@ struct auth_lookup {
     char secret[AUTH_SECRET_MAX + 1];
     size_t secret_len;
     struct auth_identity id;
-    struct auth_policy *repo_policy; /* one reference, NULL when none */
+    struct auth_policy *repo_policy;     /* one reference, NULL when none */
+    struct auth_policy *registry_policy; /* one reference, NULL when none */
 };
 
 /* ---- names and keys (pure) ---- */
@@ -118,7 +119,8 @@ enum berth_err auth_new(const struct berth_config *cfg, struct store *st, bool r
 void auth_free(struct auth *a);
 
 /* Look up access key akid (NULL: none; config keys first, then the
- * database) and repository repo (NULL: none) with one query, filling out.
+ * database), repository repo (NULL: none) and the registry policy with one
+ * query, filling out.
  * Release with auth_lookup_fini. BERTH_OK, BERTH_EDB, BERTH_ENOMEM. */
 enum berth_err auth_lookup(struct auth *a, struct meta *m, const char *akid, const char *repo,
                            struct auth_lookup *out);
@@ -135,14 +137,16 @@ void auth_identity_clear(struct auth *a, struct auth_identity *id);
 
 /* Decide whether id may perform action ("ecr:BatchGetImage") on repository
  * repo (NULL: a registry-level action) whose policy is repo_policy (NULL:
- * none). Always true when id is not enforced. On denial, when denied is
+ * none), with the registry policy registry_policy (NULL: none): an
+ * explicit Deny in any policy wins. Always true when id is not enforced. On denial, when denied is
  * not NULL, AWS's AccessDenied text goes there (AUTHZ_DENIED_MESSAGE_MAX
  * bytes suffice). */
 bool auth_decide(struct auth *a, const struct auth_identity *id,
-                 const struct auth_policy *repo_policy, const char *action, const char *repo,
-                 char *denied, size_t cap);
+                 const struct auth_policy *repo_policy, const struct auth_policy *registry_policy,
+                 const char *action, const char *repo, char *denied, size_t cap);
 
-/* As auth_decide, reading the repository's policy first (one query).
+/* As auth_decide, reading the repository's and the registry's policies
+ * first (one query).
  * BERTH_OK with *allowed set, or BERTH_EDB/BERTH_ENOMEM. */
 enum berth_err auth_allowed(struct auth *a, struct meta *m, const struct auth_identity *id,
                             const char *action, const char *repo, bool *allowed, char *denied,

@@ -19,6 +19,8 @@
 
 /* ---- ECR actions ---- */
 
+static bool ieq(const char *a, const char *b);
+
 static const char *const actions[] = {
     /* The 58 operations of the ECR API model (botocore 1.43.11). */
     "ecr:BatchCheckLayerAvailability",
@@ -86,6 +88,59 @@ static const char *const actions[] = {
 };
 
 #define ACTION_COUNT (sizeof(actions) / sizeof(actions[0]))
+
+/* What a registry policy can grant (REGISTRY_POLICY_SCOPE V2): replication,
+ * pull-through cache imports, repository creation, and every action on a
+ * repository, registry-wide. */
+static const char *const registry_actions[] = {
+    "ecr:ReplicateImage",
+    "ecr:BatchImportUpstreamImage",
+    "ecr:CreateRepository",
+    "ecr:BatchCheckLayerAvailability",
+    "ecr:BatchDeleteImage",
+    "ecr:BatchGetImage",
+    "ecr:BatchGetRepositoryScanningConfiguration",
+    "ecr:CompleteLayerUpload",
+    "ecr:DeleteLifecyclePolicy",
+    "ecr:DeleteRepository",
+    "ecr:DeleteRepositoryPolicy",
+    "ecr:DescribeImageReplicationStatus",
+    "ecr:DescribeImageScanFindings",
+    "ecr:DescribeImageSigningStatus",
+    "ecr:DescribeImages",
+    "ecr:DescribeRepositories",
+    "ecr:GetDownloadUrlForLayer",
+    "ecr:GetLifecyclePolicy",
+    "ecr:GetLifecyclePolicyPreview",
+    "ecr:GetRepositoryPolicy",
+    "ecr:InitiateLayerUpload",
+    "ecr:ListImageReferrers",
+    "ecr:ListImages",
+    "ecr:ListTagsForResource",
+    "ecr:PutImage",
+    "ecr:PutImageScanningConfiguration",
+    "ecr:PutImageTagMutability",
+    "ecr:PutLifecyclePolicy",
+    "ecr:SetRepositoryPolicy",
+    "ecr:StartImageScan",
+    "ecr:StartLifecyclePolicyPreview",
+    "ecr:TagResource",
+    "ecr:UntagResource",
+    "ecr:UpdateImageStorageClass",
+    "ecr:UploadLayerPart",
+};
+
+#define REGISTRY_ACTION_COUNT (sizeof(registry_actions) / sizeof(registry_actions[0]))
+
+bool authz_registry_grantable(const char *action)
+{
+    for (size_t i = 0; i < REGISTRY_ACTION_COUNT; i++) {
+        if (ieq(registry_actions[i], action)) {
+            return true;
+        }
+    }
+    return false;
+}
 
 static const char *const set_pull[] = {
     "ecr:BatchCheckLayerAvailability", "ecr:BatchGetImage",
@@ -310,6 +365,18 @@ static bool arn_field(const char *arn, size_t i, char *out, size_t cap)
     return true;
 }
 
+/* A registry policy's action pattern must name at least one action a
+ * registry policy can grant. */
+static bool registry_pattern_ok(const char *pattern)
+{
+    for (size_t i = 0; i < REGISTRY_ACTION_COUNT; i++) {
+        if (str_glob_match_flags(pattern, registry_actions[i], ACTION_GLOB)) {
+            return true;
+        }
+    }
+    return false;
+}
+
 static bool valid_action(const char *a, struct parse_ctx *ctx, enum berth_err *rc)
 {
     if (strcmp(a, "*") == 0) {
@@ -342,6 +409,12 @@ static bool valid_action(const char *a, struct parse_ctx *ctx, enum berth_err *r
     }
     if (!has_wildcard(name) && authz_action_lookup(a) == NULL) {
         *rc = FAIL(ctx, BERTH_EINVAL, "statement %zu: unknown action '%s'", ctx->index, echo(a).s);
+        return false;
+    }
+    if (ctx->kind == AUTHZ_REGISTRY_POLICY && !registry_pattern_ok(a)) {
+        *rc = FAIL(ctx, BERTH_EINVAL,
+                   "statement %zu: action '%s' cannot be granted by a registry policy", ctx->index,
+                   echo(a).s);
         return false;
     }
     return true;
@@ -568,6 +641,10 @@ static enum berth_err parse_statement(json_t *s, struct stmt *st, struct parse_c
         return FAIL(ctx, BERTH_EINVAL,
                     "statement %zu: an identity policy statement needs Resource or NotResource",
                     ctx->index);
+    } else if (ctx->kind == AUTHZ_REGISTRY_POLICY) {
+        return FAIL(ctx, BERTH_EINVAL,
+                    "statement %zu: a registry policy statement needs Resource or NotResource",
+                    ctx->index);
     }
 
     json_t *principal = json_object_get(s, "Principal");
@@ -580,8 +657,8 @@ static enum berth_err parse_statement(json_t *s, struct stmt *st, struct parse_c
         return BERTH_OK;
     }
     if (principal == NULL) {
-        return FAIL(ctx, BERTH_EINVAL,
-                    "statement %zu: a repository policy statement needs a Principal", ctx->index);
+        return FAIL(ctx, BERTH_EINVAL, "statement %zu: a %s policy statement needs a Principal",
+                    ctx->index, ctx->kind == AUTHZ_REGISTRY_POLICY ? "registry" : "repository");
     }
     return parse_principal(principal, st, ctx);
 }
@@ -591,6 +668,7 @@ enum berth_err authz_policy_parse(const char *text, size_t len, enum authz_polic
 {
     struct parse_ctx ctx = {kind, 0, detail, detail_cap};
     size_t max = kind == AUTHZ_REPOSITORY_POLICY ? AUTHZ_REPOSITORY_POLICY_MAX_LEN
+                 : kind == AUTHZ_REGISTRY_POLICY ? AUTHZ_REGISTRY_POLICY_MAX_LEN
                                                  : AUTHZ_IDENTITY_POLICY_MAX_LEN;
     if (text == NULL) {
         return FAIL(&ctx, BERTH_EINVAL, "no policy text");
@@ -767,7 +845,7 @@ static void evaluate(const struct authz_policy *p, const struct authz_request *r
 {
     for (size_t i = 0; i < p->count; i++) {
         const struct stmt *st = &p->stmts[i];
-        if (p->kind == AUTHZ_REPOSITORY_POLICY && !principal_applies(st, req->principal_arn)) {
+        if (p->kind != AUTHZ_IDENTITY_POLICY && !principal_applies(st, req->principal_arn)) {
             continue;
         }
         if (!action_applies(st, req->action) ||
@@ -785,6 +863,7 @@ static void evaluate(const struct authz_policy *p, const struct authz_request *r
 enum authz_decision authz_decide(const struct authz_request *req, enum authz_reason *reason)
 {
     bool id_deny = false, id_allow = false, repo_deny = false, repo_allow = false;
+    bool reg_deny = false, reg_allow = false;
     enum authz_reason why = AUTHZ_REASON_NO_ALLOW;
     enum authz_decision d = AUTHZ_DENY;
     if (req->action == NULL || req->action[0] == '\0') {
@@ -798,15 +877,26 @@ enum authz_decision authz_decide(const struct authz_request *req, enum authz_rea
         req->repository_policy->kind == AUTHZ_REPOSITORY_POLICY) {
         evaluate(req->repository_policy, req, &repo_deny, &repo_allow);
     }
+    /* The registry policy speaks only of what it can grant: its
+     * statements are read for those actions alone. */
+    if (req->registry_policy != NULL && req->registry_policy->kind == AUTHZ_REGISTRY_POLICY &&
+        authz_registry_grantable(req->action)) {
+        evaluate(req->registry_policy, req, &reg_deny, &reg_allow);
+    }
     if (id_deny) {
         why = AUTHZ_REASON_IDENTITY_DENY;
     } else if (repo_deny) {
         why = AUTHZ_REASON_REPOSITORY_DENY;
+    } else if (reg_deny) {
+        why = AUTHZ_REASON_REGISTRY_DENY;
     } else if (id_allow) {
         why = AUTHZ_REASON_IDENTITY_ALLOW;
         d = AUTHZ_ALLOW;
     } else if (repo_allow) {
         why = AUTHZ_REASON_REPOSITORY_ALLOW;
+        d = AUTHZ_ALLOW;
+    } else if (reg_allow) {
+        why = AUTHZ_REASON_REGISTRY_ALLOW;
         d = AUTHZ_ALLOW;
     }
 out:

@@ -1,9 +1,10 @@
 /*
  * Authorization: IAM in small. A principal's identity policy (what its
- * access key may do) and a repository's policy (SetRepositoryPolicy) are
- * parsed into struct authz_policy; authz_decide() combines them for one
- * action on one repository: an explicit Deny in either wins, otherwise an
- * Allow in either grants, otherwise the request is denied. Anonymous
+ * access key may do), a repository's policy (SetRepositoryPolicy) and
+ * the registry's policy (PutRegistryPolicy) are parsed into struct
+ * authz_policy; authz_decide() combines them for one action on one
+ * repository: an explicit Deny in any wins, otherwise an Allow in any
+ * grants, otherwise the request is denied. Anonymous
  * callers have no identity policy and are granted only by repository
  * policy statements whose Principal is "*" (or {"AWS": "*"}).
  *
@@ -50,6 +51,7 @@
 #include "common/err.h"
 
 #define AUTHZ_REPOSITORY_POLICY_MAX_LEN 10240 /* ECR policyText limit */
+#define AUTHZ_REGISTRY_POLICY_MAX_LEN 10240   /* ECR RegistryPolicyText limit */
 #define AUTHZ_IDENTITY_POLICY_MAX_LEN 65536
 #define AUTHZ_STATEMENTS_MAX 128      /* statements in one policy */
 #define AUTHZ_LIST_MAX 256            /* entries in one Action/Resource/Principal */
@@ -65,9 +67,17 @@
     "Invalid parameter at 'PolicyText' failed to satisfy constraint: 'Invalid repository policy "  \
     "provided'"
 
+/* ... and for an invalid registry policy (PutRegistryPolicy). */
+#define AUTHZ_INVALID_REGISTRY_POLICY_MESSAGE                                                      \
+    "Invalid parameter at 'PolicyText' failed to satisfy constraint: 'Invalid registry policy "    \
+    "provided'"
+
 enum authz_policy_kind {
     AUTHZ_IDENTITY_POLICY,   /* a principal's permissions: no Principal */
     AUTHZ_REPOSITORY_POLICY, /* SetRepositoryPolicy text: Principal required */
+    /* PutRegistryPolicy text: Principal and Resource required; only actions
+     * authz_registry_grantable accepts (a pattern must match one) */
+    AUTHZ_REGISTRY_POLICY,
 };
 
 struct authz_policy;
@@ -96,6 +106,8 @@ enum authz_reason {
     AUTHZ_REASON_REPOSITORY_DENY,  /* explicit Deny in the repository policy */
     AUTHZ_REASON_IDENTITY_ALLOW,   /* granted by the identity policy */
     AUTHZ_REASON_REPOSITORY_ALLOW, /* granted by the repository policy */
+    AUTHZ_REASON_REGISTRY_DENY,    /* explicit Deny in the registry policy */
+    AUTHZ_REASON_REGISTRY_ALLOW,   /* granted by the registry policy */
 };
 
 /* One authorization question. All borrowed. */
@@ -103,12 +115,17 @@ struct authz_request {
     const char *principal_arn;                    /* NULL: anonymous */
     const struct authz_policy *identity;          /* NULL: none; unused if anonymous */
     const struct authz_policy *repository_policy; /* NULL: none */
+    const struct authz_policy *registry_policy;   /* NULL: none */
     const char *action;                           /* "ecr:BatchGetImage" */
     const char *repository;     /* repository name; NULL for registry-level actions */
     const char *repository_arn; /* that repository's ARN; NULL if unknown */
 };
 
-/* Decide req. Never fails: a NULL or empty action is denied. When reason
+/* Decide req: an explicit Deny in any of the three policies wins, else an
+ * Allow in any grants, else it is denied. The registry policy is read only
+ * for the actions it can grant (authz_registry_grantable), on the
+ * repository of the request (its Resource patterns as a repository
+ * policy's). Never fails: a NULL or empty action is denied. When reason
  * is not NULL it says which rule decided. The policies must be of the
  * matching kinds (an identity policy passed as repository_policy grants
  * nothing, and the reverse). Thread-safe. */
@@ -131,6 +148,11 @@ size_t authz_action_count(void);
 
 /* The i-th name (i < authz_action_count()), or NULL. */
 const char *authz_action_name(size_t i);
+
+/* Whether a registry policy can grant action (REGISTRY_POLICY_SCOPE V2):
+ * ecr:ReplicateImage, ecr:BatchImportUpstreamImage, ecr:CreateRepository
+ * and every action on a repository. Case-insensitive. Pure. */
+bool authz_registry_grantable(const char *action);
 
 /* The canonical spelling of a known action, matched case-insensitively
  * ("ECR:batchgetimage" -> "ecr:BatchGetImage"), or NULL if unknown. */

@@ -21,7 +21,7 @@
 /* Every table of operations; add a file's table here. */
 static const struct ecr_op *const op_tables[] = {
     ecr_repo_ops,   ecr_image_ops, ecr_layer_ops,     ecr_settings_ops, ecr_auth_ops,
-    ecr_policy_ops, ecr_scan_ops,  ecr_lifecycle_ops, ecr_account_ops,
+    ecr_policy_ops, ecr_scan_ops,  ecr_lifecycle_ops, ecr_account_ops,  ecr_registry_policy_ops,
 };
 
 static const struct ecr_op *find_op(const char *name)
@@ -810,8 +810,8 @@ static bool authorize_op(struct ecr_call *call, const struct ecr_op *op, const c
     }
     char action[96], denied[AUTHZ_DENIED_MESSAGE_MAX];
     snprintf(action, sizeof(action), "ecr:%s", op->name);
-    if (auth_decide(call->req->srv->auth, &call->ident, lk->repo_policy, action,
-                    on_repo ? repo : NULL, denied, sizeof(denied))) {
+    if (auth_decide(call->req->srv->auth, &call->ident, lk->repo_policy, lk->registry_policy,
+                    action, on_repo ? repo : NULL, denied, sizeof(denied))) {
         return true;
     }
     char shown[AUTHZ_DENIED_MESSAGE_MAX + 16];

@@ -70,9 +70,10 @@ extern const struct ecr_op ecr_layer_ops[];    /* ecr_layers.c */
 extern const struct ecr_op ecr_settings_ops[]; /* ecr_settings.c */
 extern const struct ecr_op ecr_auth_ops[];
 extern const struct ecr_op ecr_policy_ops[];
-extern const struct ecr_op ecr_scan_ops[];      /* ecr_scan.c */
-extern const struct ecr_op ecr_lifecycle_ops[]; /* ecr_lifecycle.c */
-extern const struct ecr_op ecr_account_ops[];   /* account.c */
+extern const struct ecr_op ecr_scan_ops[];            /* ecr_scan.c */
+extern const struct ecr_op ecr_lifecycle_ops[];       /* ecr_lifecycle.c */
+extern const struct ecr_op ecr_account_ops[];         /* account.c */
+extern const struct ecr_op ecr_registry_policy_ops[]; /* registry_policy.c */
 
 /* ---- errors ---- */
 

@@ -306,8 +306,8 @@ bool oci_authorize(struct request *req, enum oci_route route)
     bool any_allowed = false, all_allowed = true;
     for (size_t i = 0; i < need.count; i++) {
         char *msg = denied[0] == '\0' ? denied : NULL;
-        bool allowed = auth_decide(a, &req->ident, lk.repo_policy, need.actions[i], repo, msg,
-                                   msg != NULL ? sizeof(denied) : 0);
+        bool allowed = auth_decide(a, &req->ident, lk.repo_policy, lk.registry_policy,
+                                   need.actions[i], repo, msg, msg != NULL ? sizeof(denied) : 0);
         any_allowed = any_allowed || allowed;
         all_allowed = all_allowed && allowed;
     }

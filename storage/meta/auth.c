@@ -163,12 +163,13 @@ enum berth_err meta_auth_lookup(struct meta *m, const char *access_key_id, const
     /* One row whatever matches: the LEFT JOINs hang the key and the
      * repository off a constant row, each found through its unique
      * index. */
-    struct meta_stmt *st =
-        meta_prepare(m, "SELECT EXISTS (SELECT 1 FROM access_keys), k.secret, p.name, p.policy, "
-                        "r.id, r.policy_text FROM (SELECT 1) AS one "
-                        "LEFT JOIN access_keys k ON k.access_key_id = ?1 "
-                        "LEFT JOIN principals p ON p.id = k.principal_id "
-                        "LEFT JOIN repositories r ON r.name = ?2");
+    struct meta_stmt *st = meta_prepare(
+        m, "SELECT EXISTS (SELECT 1 FROM access_keys), k.secret, p.name, p.policy, "
+           "r.id, r.policy_text, s.value FROM (SELECT 1) AS one "
+           "LEFT JOIN access_keys k ON k.access_key_id = ?1 "
+           "LEFT JOIN principals p ON p.id = k.principal_id "
+           "LEFT JOIN repositories r ON r.name = ?2 "
+           "LEFT JOIN registry_settings s ON s.name = '" META_REGISTRY_POLICY_SETTING "'");
     if (st == NULL) {
         return BERTH_EDB;
     }
@@ -198,6 +199,13 @@ enum berth_err meta_auth_lookup(struct meta *m, const char *access_key_id, const
             row.repo_policy = meta_col_cstr(st, 5);
             row.repo_policy_len = (size_t)meta_col_bytes(st, 5);
             if (row.repo_policy == NULL) {
+                err = BERTH_ENOMEM;
+            }
+        }
+        if (!meta_col_is_null(st, 6)) {
+            row.registry_policy = meta_col_cstr(st, 6);
+            row.registry_policy_len = (size_t)meta_col_bytes(st, 6);
+            if (row.registry_policy == NULL) {
                 err = BERTH_ENOMEM;
             }
         }

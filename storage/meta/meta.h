@@ -332,11 +332,17 @@ struct meta_auth_row {
     bool repo_found;         /* the repository exists */
     const char *repo_policy; /* its repository policy; NULL when none */
     size_t repo_policy_len;
+    const char *registry_policy; /* the registry policy; NULL when none */
+    size_t registry_policy_len;
 };
 typedef void (*meta_auth_cb)(void *arg, const struct meta_auth_row *row);
 
-/* Look up access key access_key_id (NULL: none) and repository repo
- * (NULL: none) and call cb once with the row. BERTH_OK or BERTH_EDB. */
+/* The registry_settings row that holds the registry policy
+ * (PutRegistryPolicy). */
+#define META_REGISTRY_POLICY_SETTING "registry_policy"
+
+/* Look up access key access_key_id (NULL: none), repository repo
+ * (NULL: none) and the registry policy, and call cb once with the row. BERTH_OK or BERTH_EDB. */
 enum berth_err meta_auth_lookup(struct meta *m, const char *access_key_id, const char *repo,
                                 meta_auth_cb cb, void *arg);
 

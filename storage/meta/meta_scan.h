@@ -37,6 +37,9 @@ enum berth_err meta_setting_get(struct meta *m, const char *name, char **out);
 /* Set a setting (insert or replace). BERTH_ETOOBIG over META_SETTING_MAX. */
 enum berth_err meta_setting_set(struct meta *m, const char *name, const char *value, int64_t now);
 
+/* Remove a setting. BERTH_ENOTFOUND when it was not set. */
+enum berth_err meta_setting_delete(struct meta *m, const char *name);
+
 /* ---- scans ---- */
 
 enum meta_scan_status {

@@ -47,6 +47,20 @@ enum berth_err meta_setting_set(struct meta *m, const char *name, const char *va
     return meta_step_done(m, st, "setting_set");
 }
 
+enum berth_err meta_setting_delete(struct meta *m, const char *name)
+{
+    struct meta_stmt *st = meta_prepare(m, "DELETE FROM registry_settings WHERE name = ?1");
+    if (st == NULL) {
+        return BERTH_EDB;
+    }
+    meta_bind_text(st, 1, name);
+    enum berth_err rc = meta_step_done(m, st, "setting_delete");
+    if (rc == BERTH_OK && meta_changes(m) == 0) {
+        rc = BERTH_ENOTFOUND;
+    }
+    return rc;
+}
+
 /* ---- scans ---- */
 
 static const char *const status_names[] = {"IN_PROGRESS", "COMPLETE", "FAILED"};

@@ -32,6 +32,9 @@ def b64(data):
 class EcrTestCase(h.ServerTestCase):
     """A berth server plus the aws CLI and a boto3 client pointed at it."""
 
+    # The key the CLI signs with (a test class with access keys sets its own).
+    cli_key = c.DUMMY_KEY
+
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
@@ -45,7 +48,7 @@ class EcrTestCase(h.ServerTestCase):
     def aws(self, *args, check=True):
         """Run '/usr/bin/aws ecr <args>' against the server; with check, require exit 0 and
         return the parsed JSON output, else return the clients.AwsResult."""
-        res = c.aws(self.server, *args, key=c.DUMMY_KEY[0], secret=c.DUMMY_KEY[1])
+        res = c.aws(self.server, *args, key=self.cli_key[0], secret=self.cli_key[1])
         if not check:
             return res
         if res.rc != 0:
@@ -54,7 +57,7 @@ class EcrTestCase(h.ServerTestCase):
 
     def aws_text(self, *args):
         """Run the CLI with --output text (after the given args) and return stdout."""
-        res = c.aws(self.server, *args, key=c.DUMMY_KEY[0], secret=c.DUMMY_KEY[1],
+        res = c.aws(self.server, *args, key=self.cli_key[0], secret=self.cli_key[1],
                     output="text")
         if res.rc != 0:
             self.fail(res.describe())

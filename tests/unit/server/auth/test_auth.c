@@ -291,13 +291,14 @@ static void test_state(void)
     memset(&id, 0, sizeof(id));
     auth_lookup_take_identity(&lk, &id);
     CHECK(!id.anonymous && id.enforced);
-    CHECK(auth_decide(a, &id, lk.repo_policy, "ecr:BatchGetImage", "team/app", NULL, 0));
+    CHECK(auth_decide(a, &id, lk.repo_policy, NULL, "ecr:BatchGetImage", "team/app", NULL, 0));
     char denied[AUTHZ_DENIED_MESSAGE_MAX];
-    CHECK(!auth_decide(a, &id, lk.repo_policy, "ecr:PutImage", "team/app", denied, sizeof(denied)));
+    CHECK(!auth_decide(a, &id, lk.repo_policy, NULL, "ecr:PutImage", "team/app", denied,
+                       sizeof(denied)));
     CHECK_STR(denied, "User: arn:aws:iam::000000000000:user/cfg is not authorized to perform: "
                       "ecr:PutImage on resource: "
                       "arn:aws:ecr:us-east-1:000000000000:repository/team/app");
-    CHECK(auth_decide(a, &id, NULL, "ecr:GetAuthorizationToken", NULL, NULL, 0));
+    CHECK(auth_decide(a, &id, NULL, NULL, "ecr:GetAuthorizationToken", NULL, NULL, 0));
     auth_lookup_fini(a, &lk);
     CHECK(lk.secret[0] == '\0');
 
@@ -321,12 +322,12 @@ static void test_state(void)
     struct auth_identity dbid;
     memset(&dbid, 0, sizeof(dbid));
     auth_lookup_take_identity(&lk, &dbid);
-    CHECK(auth_decide(a, &dbid, lk.repo_policy, "ecr:BatchGetImage", "team/locked", NULL, 0));
-    CHECK(!auth_decide(a, &dbid, lk.repo_policy, "ecr:PutImage", "team/locked", NULL, 0));
+    CHECK(auth_decide(a, &dbid, lk.repo_policy, NULL, "ecr:BatchGetImage", "team/locked", NULL, 0));
+    CHECK(!auth_decide(a, &dbid, lk.repo_policy, NULL, "ecr:PutImage", "team/locked", NULL, 0));
     /* anonymous callers get what Principal "*" grants, nothing more */
     struct auth_identity anon = {.enforced = true, .anonymous = true};
-    CHECK(auth_decide(a, &anon, lk.repo_policy, "ecr:BatchGetImage", "team/locked", NULL, 0));
-    CHECK(!auth_decide(a, &anon, lk.repo_policy, "ecr:ListImages", "team/locked", NULL, 0));
+    CHECK(auth_decide(a, &anon, lk.repo_policy, NULL, "ecr:BatchGetImage", "team/locked", NULL, 0));
+    CHECK(!auth_decide(a, &anon, lk.repo_policy, NULL, "ecr:ListImages", "team/locked", NULL, 0));
     bool allowed = false;
     CHECK_INT(auth_allowed(a, m, &anon, "ecr:BatchGetImage", "team/locked", &allowed, NULL, 0),
               BERTH_OK);

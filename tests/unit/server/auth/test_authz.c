@@ -33,18 +33,33 @@ static enum berth_err parse_fail(const char *text, enum authz_policy_kind kind, 
     return rc;
 }
 
-/* Decide with the repository's ARN derived from its name. */
-static enum authz_decision decide(const char *principal, const struct authz_policy *identity,
-                                  const struct authz_policy *repo_policy, const char *action,
-                                  const char *repository, enum authz_reason *why)
+/* Decide with the three policies, the repository's ARN derived from its
+ * name. */
+static enum authz_decision decide3(const char *principal, const struct authz_policy *identity,
+                                   const struct authz_policy *repo_policy,
+                                   const struct authz_policy *registry_policy, const char *action,
+                                   const char *repository, enum authz_reason *why)
 {
     char arn[512];
-    struct authz_request req = {principal, identity, repo_policy, action, repository, NULL};
+    struct authz_request req = {.principal_arn = principal,
+                                .identity = identity,
+                                .repository_policy = repo_policy,
+                                .registry_policy = registry_policy,
+                                .action = action,
+                                .repository = repository,
+                                .repository_arn = NULL};
     if (repository != NULL) {
         snprintf(arn, sizeof(arn), "arn:aws:ecr:us-east-1:%s:repository/%s", ACCOUNT, repository);
         req.repository_arn = arn;
     }
     return authz_decide(&req, why);
+}
+
+static enum authz_decision decide(const char *principal, const struct authz_policy *identity,
+                                  const struct authz_policy *repo_policy, const char *action,
+                                  const char *repository, enum authz_reason *why)
+{
+    return decide3(principal, identity, repo_policy, NULL, action, repository, why);
 }
 
 static void test_actions(void)
@@ -186,7 +201,8 @@ static void test_identity_decisions(void)
     CHECK_INT(decide(ALICE, id, NULL, "ecr:PutImage", "app-1", &why), AUTHZ_ALLOW);
     CHECK_INT(decide(ALICE, id, NULL, "ecr:PutLifecyclePolicy", "app-2", &why), AUTHZ_ALLOW);
     CHECK_INT(decide(ALICE, id, NULL, "ecr:PutImage", "app-10", &why), AUTHZ_DENY);
-    struct authz_request no_arn = {ALICE, id, NULL, "ecr:PutImage", "app-1", NULL};
+    struct authz_request no_arn = {
+        .principal_arn = ALICE, .identity = id, .action = "ecr:PutImage", .repository = "app-1"};
     CHECK_INT(authz_decide(&no_arn, &why), AUTHZ_DENY);
     /* Anonymous callers never use an identity policy. */
     CHECK_INT(decide(NULL, id, NULL, "ecr:BatchGetImage", "team/app", &why), AUTHZ_DENY);
@@ -624,12 +640,96 @@ static void test_denied_message(void)
     CHECK_STR(msg, "User: arn");
 }
 
+/* The registry policy: validated as its own kind, read only for what it
+ * can grant, and combined with the other two (explicit Deny wins). */
+static void test_registry_policies(void)
+{
+    char detail[AUTHZ_DETAIL_MAX];
+    /* Principal and Resource are required; only grantable actions. */
+    CHECK_INT(parse_fail("{\"Statement\":{\"Effect\":\"Allow\",\"Action\":"
+                         "\"ecr:ReplicateImage\",\"Resource\":\"*\"}}",
+                         AUTHZ_REGISTRY_POLICY, detail),
+              BERTH_EINVAL);
+    CHECK(strstr(detail, "registry policy statement needs a Principal") != NULL);
+    CHECK_INT(parse_fail("{\"Statement\":{\"Effect\":\"Allow\",\"Principal\":\"*\","
+                         "\"Action\":\"ecr:ReplicateImage\"}}",
+                         AUTHZ_REGISTRY_POLICY, detail),
+              BERTH_EINVAL);
+    CHECK(strstr(detail, "needs Resource") != NULL);
+    CHECK_INT(parse_fail("{\"Statement\":{\"Effect\":\"Allow\",\"Principal\":\"*\","
+                         "\"Action\":\"ecr:GetAuthorizationToken\",\"Resource\":\"*\"}}",
+                         AUTHZ_REGISTRY_POLICY, detail),
+              BERTH_EINVAL);
+    CHECK(strstr(detail, "cannot be granted by a registry policy") != NULL);
+    CHECK_INT(parse_fail("{\"Statement\":{\"Effect\":\"Allow\",\"Principal\":\"*\","
+                         "\"Action\":\"ecr:PutRegistry*\",\"Resource\":\"*\"}}",
+                         AUTHZ_REGISTRY_POLICY, detail),
+              BERTH_EINVAL);
+    CHECK(authz_registry_grantable("ecr:ReplicateImage"));
+    CHECK(authz_registry_grantable("ECR:batchimportupstreamimage"));
+    CHECK(authz_registry_grantable("ecr:CreateRepository"));
+    CHECK(authz_registry_grantable("ecr:BatchGetImage"));
+    CHECK(!authz_registry_grantable("ecr:PutRegistryPolicy"));
+    CHECK(!authz_registry_grantable("ecr:GetAuthorizationToken"));
+
+    struct authz_policy *reg =
+        parse("{\"Version\":\"2012-10-17\",\"Statement\":["
+              "{\"Effect\":\"Allow\",\"Principal\":{\"AWS\":\"" BOB "\"},"
+              "\"Action\":[\"ecr:ReplicateImage\",\"ecr:CreateRepository\","
+              "\"ecr:BatchImportUpstreamImage\"],\"Resource\":\"" ARN(
+                  "mirror/*") "\"},"
+                              "{\"Effect\":\"Allow\",\"Principal\":{\"AWS\":\"" BOB "\"},"
+                              "\"Action\":\"ecr:*\",\"Resource\":\"" ARN(
+                                  "shared/*") "\"},"
+                                              "{\"Effect\":\"Deny\",\"Principal\":\"*\",\"Action\":"
+                                              "\"ecr:BatchDeleteImage\","
+                                              "\"Resource\":\"" ARN("*") "\"}]}",
+              AUTHZ_REGISTRY_POLICY);
+    struct authz_policy *admin = parse("{\"Statement\":{\"Effect\":\"Allow\",\"Action\":"
+                                       "\"ecr:*\",\"Resource\":\"*\"}}",
+                                       AUTHZ_IDENTITY_POLICY);
+    enum authz_reason why;
+    /* the three permission-only or creation actions, on the repositories named */
+    const char *granted[] = {"ecr:ReplicateImage", "ecr:CreateRepository",
+                             "ecr:BatchImportUpstreamImage"};
+    for (size_t i = 0; i < 3; i++) {
+        CHECK_INT(decide3(BOB, NULL, NULL, reg, granted[i], "mirror/app", &why), AUTHZ_ALLOW);
+        CHECK_INT(why, AUTHZ_REASON_REGISTRY_ALLOW);
+        CHECK_INT(decide3(BOB, NULL, NULL, reg, granted[i], "other/app", &why), AUTHZ_DENY);
+        CHECK_INT(decide3(ALICE, NULL, NULL, reg, granted[i], "mirror/app", &why), AUTHZ_DENY);
+    }
+    /* repository actions registry-wide (scope V2), ecr:* read as what it can grant */
+    CHECK_INT(decide3(BOB, NULL, NULL, reg, "ecr:BatchGetImage", "shared/x", &why), AUTHZ_ALLOW);
+    CHECK_INT(decide3(BOB, NULL, NULL, reg, "ecr:PutImage", "shared/y/z", &why), AUTHZ_ALLOW);
+    CHECK_INT(decide3(BOB, NULL, NULL, reg, "ecr:GetAuthorizationToken", NULL, &why), AUTHZ_DENY);
+    CHECK_INT(decide3(BOB, NULL, NULL, reg, "ecr:PutRegistryPolicy", NULL, &why), AUTHZ_DENY);
+    /* its explicit Deny beats an identity Allow ... */
+    CHECK_INT(decide3(ALICE, admin, NULL, reg, "ecr:BatchDeleteImage", "team/app", &why),
+              AUTHZ_DENY);
+    CHECK_INT(why, AUTHZ_REASON_REGISTRY_DENY);
+    CHECK_INT(decide3(ALICE, admin, NULL, reg, "ecr:BatchGetImage", "team/app", &why), AUTHZ_ALLOW);
+    CHECK_INT(why, AUTHZ_REASON_IDENTITY_ALLOW);
+    /* ... and a repository policy's Deny beats its Allow */
+    struct authz_policy *repo_deny =
+        parse("{\"Statement\":{\"Effect\":\"Deny\",\"Principal\":\"*\",\"Action\":"
+              "\"ecr:PutImage\"}}",
+              AUTHZ_REPOSITORY_POLICY);
+    CHECK_INT(decide3(BOB, NULL, repo_deny, reg, "ecr:PutImage", "shared/x", &why), AUTHZ_DENY);
+    CHECK_INT(why, AUTHZ_REASON_REPOSITORY_DENY);
+    /* a registry policy passed where another kind is expected grants nothing */
+    CHECK_INT(decide3(BOB, NULL, reg, NULL, "ecr:PutImage", "shared/x", &why), AUTHZ_DENY);
+    authz_policy_free(repo_deny);
+    authz_policy_free(admin);
+    authz_policy_free(reg);
+}
+
 int main(void)
 {
     RUN(test_actions);
     RUN(test_identity_decisions);
     RUN(test_deny_precedence);
     RUN(test_repository_policies);
+    RUN(test_registry_policies);
     RUN(test_validation);
     RUN(test_specs);
     RUN(test_denied_message);

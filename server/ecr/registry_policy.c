@@ -1,0 +1,120 @@
+/*
+ * ECR registry policy operations: PutRegistryPolicy (validated as a
+ * registry policy by authz, stored as given in the registry settings),
+ * GetRegistryPolicy, DeleteRegistryPolicy. The policy takes effect on the
+ * next request: server/auth reads it with the key and repository policy
+ * and combines the three (explicit Deny wins). Pool threads; see ecr_int.h.
+ */
+#include "ecr_int.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/log.h"
+#include "common/timeutil.h"
+#include "storage/meta/meta_scan.h"
+
+static bool policy_not_found(struct ecr_call *call)
+{
+    return ecr_fail(call, "RegistryPolicyNotFoundException",
+                    "Registry policy does not exist in the registry with id '%s'",
+                    ecr_registry(call));
+}
+
+static void echo(struct ecr_call *call, const char *text)
+{
+    if (json_object_set_new(call->out, "registryId", json_string(ecr_registry(call))) != 0 ||
+        json_object_set_new(call->out, "policyText", json_string(text)) != 0) {
+        ecr_server_error(call, BERTH_ENOMEM);
+    }
+}
+
+static void put_registry_policy(struct ecr_call *call)
+{
+    const char *text;
+    if (!ecr_string(call, call->in, "policyText", ECR_REQUIRED, 0, AUTHZ_REGISTRY_POLICY_MAX_LEN,
+                    &text)) {
+        return;
+    }
+    struct authz_policy *parsed = NULL;
+    char detail[AUTHZ_DETAIL_MAX] = "";
+    enum berth_err rc = authz_policy_parse(text, strlen(text), AUTHZ_REGISTRY_POLICY, &parsed,
+                                           detail, sizeof(detail));
+    authz_policy_free(parsed);
+    if (rc == BERTH_ENOMEM) {
+        ecr_server_error(call, rc);
+        return;
+    }
+    if (rc != BERTH_OK) {
+        ecr_fail(call, "InvalidParameterException", "%s (%s)",
+                 AUTHZ_INVALID_REGISTRY_POLICY_MESSAGE, detail);
+        return;
+    }
+    struct meta *m = ecr_meta(call);
+    if (m == NULL) {
+        return;
+    }
+    rc = meta_setting_set(m, META_REGISTRY_POLICY_SETTING, text, time_now_ms());
+    if (rc != BERTH_OK) {
+        ecr_server_error(call, rc);
+        return;
+    }
+    log_info("event=registry_policy_set");
+    echo(call, text);
+}
+
+static void get_registry_policy(struct ecr_call *call)
+{
+    struct meta *m = ecr_meta(call);
+    if (m == NULL) {
+        return;
+    }
+    char *text = NULL;
+    enum berth_err rc = meta_setting_get(m, META_REGISTRY_POLICY_SETTING, &text);
+    if (rc != BERTH_OK) {
+        ecr_server_error(call, rc);
+    } else if (text == NULL) {
+        policy_not_found(call);
+    } else {
+        echo(call, text);
+    }
+    free(text);
+}
+
+static void delete_registry_policy(struct ecr_call *call)
+{
+    struct meta *m = ecr_meta(call);
+    if (m == NULL) {
+        return;
+    }
+    /* Read and delete in one transaction, so the text returned is the one
+     * deleted. */
+    char *text = NULL;
+    enum berth_err rc = meta_begin(m);
+    if (rc == BERTH_OK) {
+        rc = meta_setting_get(m, META_REGISTRY_POLICY_SETTING, &text);
+    }
+    if (rc == BERTH_OK && text != NULL) {
+        rc = meta_setting_delete(m, META_REGISTRY_POLICY_SETTING);
+    }
+    if (rc == BERTH_OK && text != NULL) {
+        rc = meta_commit(m);
+    }
+    meta_rollback(m);
+    if (rc == BERTH_ENOTFOUND || (rc == BERTH_OK && text == NULL)) {
+        policy_not_found(call);
+    } else if (rc != BERTH_OK) {
+        ecr_server_error(call, rc);
+    } else {
+        log_info("event=registry_policy_deleted");
+        echo(call, text);
+    }
+    free(text);
+}
+
+const struct ecr_op ecr_registry_policy_ops[] = {
+    {"PutRegistryPolicy", put_registry_policy, ECR_SCOPE_REGISTRY},
+    {"GetRegistryPolicy", get_registry_policy, ECR_SCOPE_REGISTRY},
+    {"DeleteRegistryPolicy", delete_registry_policy, ECR_SCOPE_REGISTRY},
+    {NULL, NULL, ECR_SCOPE_REGISTRY},
+};
