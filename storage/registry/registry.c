@@ -614,10 +614,11 @@ static enum berth_err resolve(struct meta *m, int64_t repo_id, const char *refer
         }
         rc = meta_manifest_get(m, repo_id, d.str, out);
     } else {
-        if (!names_tag_valid(reference)) {
-            return set_status(s, REG_TAG_INVALID, BERTH_EINVAL, "invalid tag");
-        }
-        rc = meta_manifest_get_by_tag(m, repo_id, reference, out);
+        /* a reference that cannot be a tag names no manifest: unknown, as
+         * distribution and the conformance suite have it (only a PUT
+         * refuses the tag as invalid) */
+        rc = names_tag_valid(reference) ? meta_manifest_get_by_tag(m, repo_id, reference, out)
+                                        : BERTH_ENOTFOUND;
     }
     if (rc == BERTH_ENOTFOUND) {
         return set_status(s, REG_MANIFEST_UNKNOWN, rc, "manifest unknown to registry");

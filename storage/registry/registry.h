@@ -114,7 +114,8 @@ enum berth_err registry_manifest_put(struct store *st, const struct registry_put
                                      struct registry_put_result *out, struct registry_status *s);
 
 /* Resolve a tag or digest reference to a manifest of the repository
- * (REG_REPO_UNKNOWN, REG_MANIFEST_UNKNOWN). */
+ * (REG_REPO_UNKNOWN, REG_DIGEST_INVALID for a malformed digest,
+ * REG_MANIFEST_UNKNOWN, also for a reference that is not a valid tag). */
 enum berth_err registry_manifest_get(struct store *st, const char *repo, const char *reference,
                                      struct meta_manifest *out, struct registry_status *s);
 

@@ -23,6 +23,9 @@ SPEC_ERROR_CODES = {
     "NAME_UNKNOWN", "SIZE_INVALID", "UNAUTHORIZED", "DENIED", "UNSUPPORTED", "TOOMANYREQUESTS",
 }
 CHUNK_MIN = 1024  # conformance/api.go chunkMin
+# v1.1.1 setup.go nonexistentManifest: a reference that is not even a valid tag names no
+# manifest, so GET and HEAD answer 404 (distribution: MANIFEST_UNKNOWN)
+NONEXISTENT_MANIFEST = ".INVALID_MANIFEST_NAME"
 EXAMPLE_CONF1 = "application/vnd.example.conformance.config1+json"
 EXAMPLE_CONF2 = "application/vnd.example.conformance.config2+json"
 TYPE_A = "application/vnd.example.conformance.type-a"
@@ -86,7 +89,8 @@ class ConformanceV111(ConformanceCase):
             self.assertEqual(self.assertStatus(self.reg.get_blob(repo, blob), 200).body, layer)
         accept = h.MT_OCI_MANIFEST
         with self.subTest("HEAD request to nonexistent manifest should return 404"):
-            self.assertStatus(self.reg.get_manifest(repo, nonexistent, accept, "HEAD"), 404)
+            self.assertStatus(self.reg.get_manifest(repo, NONEXISTENT_MANIFEST, accept, "HEAD"),
+                              404)
         for i in range(2):
             with self.subTest("HEAD request to manifest[%d] path (digest) should yield 200 "
                               "response" % i):
@@ -95,7 +99,8 @@ class ConformanceV111(ConformanceCase):
         with self.subTest("HEAD request to manifest path (tag) should yield 200 response"):
             self.assertStatus(self.reg.get_manifest(repo, "tagtest0", accept, "HEAD"), 200)
         with self.subTest("GET nonexistent manifest should return 404"):
-            self.assertStatus(self.reg.get_manifest(repo, nonexistent, accept), 404)
+            self.assertError(self.reg.get_manifest(repo, NONEXISTENT_MANIFEST, accept), 404,
+                             "MANIFEST_UNKNOWN")
         for i in range(2):
             with self.subTest("GET request to manifest[%d] path (digest) should yield 200 "
                               "response" % i):
@@ -243,8 +248,8 @@ class ConformanceV111(ConformanceCase):
                             "config": h.blob_descriptor(h.MT_OCI_CONFIG, config),
                             "layers": [h.blob_descriptor(h.MT_OCI_LAYER_GZIP, layer)]})
         with self.subTest("GET nonexistent manifest should return 404"):
-            self.assertStatus(self.reg.get_manifest(repo, "nonexistent-tag", h.MT_OCI_MANIFEST),
-                              404)
+            self.assertError(self.reg.get_manifest(repo, NONEXISTENT_MANIFEST,
+                                                   h.MT_OCI_MANIFEST), 404, "MANIFEST_UNKNOWN")
         with self.subTest("PUT should accept a manifest upload"):
             for i in range(4):
                 resp = self.reg.put_manifest(repo, "test%d" % i, manifest.manifest,

@@ -306,6 +306,21 @@ class ManifestBehaviourTest(h.ServerTestCase):
                 self.assertStatus(resp, 400)
                 resp.error_codes()
 
+    def test_invalid_tag_on_get_and_head_is_unknown(self):
+        # a reference that cannot be a tag names no manifest: 404 MANIFEST_UNKNOWN, as
+        # distribution answers and the v1.1.1 conformance suite expects; PUT refuses it
+        repo = self.repo()
+        img = h.build_image(layer_count=1)
+        self.push_blobs(repo, img)
+        self.assertStatus(self.reg.put_manifest(repo, "ok", img.manifest, img.media_type), 201)
+        for tag in (".INVALID_MANIFEST_NAME", "-dash", "a" * 129):
+            with self.subTest(tag=tag):
+                self.assertError(self.reg.get_manifest(repo, tag), 404, "MANIFEST_UNKNOWN")
+                self.assertStatus(self.reg.get_manifest(repo, tag, method="HEAD"), 404)
+                self.assertError(self.reg.put_manifest(repo, tag, img.manifest, img.media_type),
+                                 400, "TAG_INVALID")
+        self.assertEqual(self.reg.tags(repo).json().get("tags"), ["ok"])
+
     def test_longest_tag(self):
         repo = self.repo()
         img = h.build_image(layer_count=1)
