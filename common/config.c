@@ -41,6 +41,15 @@ static const struct config_key keys[] = {
      "maximum concurrent connections"},
     {"http.timeout_seconds", CONFIG_INT, OFF(http_timeout_seconds), "300", 1, DAY,
      "close a connection idle this long"},
+    {"http.head_timeout_seconds", CONFIG_INT, OFF(http_head_timeout_seconds), "30", 1, DAY,
+     "close a connection whose request head has not arrived this long after it opened or "
+     "after its previous request (idle keep-alive included)"},
+    {"http.min_body_rate_bytes", CONFIG_INT, OFF(http_min_body_rate_bytes), "1024", 0,
+     INT64_C(1) << 40,
+     "close a connection whose request body averages fewer bytes per second, once "
+     "http.head_timeout_seconds have passed (0: no minimum)"},
+    {"http.per_client_connection_limit", CONFIG_INT, OFF(http_per_client_connection_limit), "256",
+     0, 1000000, "maximum concurrent connections from one client address (0: none)"},
     {"http.memory_limit_kib", CONFIG_INT, OFF(http_memory_limit_kib), "128", 32, 65536,
      "per-connection buffer for headers and body reads"},
     {"http.unauthenticated_body_max_mib", CONFIG_INT, OFF(http_unauthenticated_body_max_mib), "256",

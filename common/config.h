@@ -33,6 +33,9 @@ struct berth_config {
     int64_t http_timeout_seconds;
     int64_t http_memory_limit_kib;
     int64_t http_unauthenticated_body_max_mib;
+    int64_t http_head_timeout_seconds;
+    int64_t http_min_body_rate_bytes;
+    int64_t http_per_client_connection_limit;
     bool http_epoll;
     bool http_turbo;
 

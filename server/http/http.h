@@ -25,6 +25,8 @@
 
 struct MHD_Connection;
 struct MHD_Daemon;
+struct guard;
+struct guard_slot;
 struct jobs;
 struct store;
 struct upload;
@@ -57,6 +59,7 @@ struct server {
     const struct http_api *const *apis; /* borrowed from server_start */
     size_t api_count;
     struct MHD_Daemon *daemon;
+    struct guard *guard; /* head deadline and body rate (server/http/guard.c) */
     uint16_t port;
     unsigned threads;
     char public_url[512];
@@ -83,10 +86,11 @@ typedef void (*body_done_fn)(struct request *req);
 struct request {
     struct server *srv;
     struct MHD_Connection *conn;
-    const char *method; /* borrowed from libmicrohttpd for the request's life */
-    const char *path;   /* decoded path, borrowed likewise */
-    char *raw_uri;      /* request target as received, for SigV4 (owned; NULL if over limit) */
-    bool started;       /* the first access callback has run */
+    struct guard_slot *slot; /* the connection's deadlines; NULL when unguarded */
+    const char *method;      /* borrowed from libmicrohttpd for the request's life */
+    const char *path;        /* decoded path, borrowed likewise */
+    char *raw_uri;           /* request target as received, for SigV4 (owned; NULL if over limit) */
+    bool started;            /* the first access callback has run */
     char id[24];
     int64_t start_ns;
     bool is_head;

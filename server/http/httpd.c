@@ -27,6 +27,8 @@
 #include "common/timeutil.h"
 #include "storage/store/upload.h"
 
+#include "guard_int.h"
+
 /* A request body read after an error has been decided is dropped; past
  * this many bytes the connection is closed instead. */
 #define DISCARD_MAX (64ull << 20)
@@ -252,6 +254,7 @@ bool http_buffer_body(struct request *req, size_t max, bool unverified)
 static bool consume_body(struct request *req, const char *data, size_t len)
 {
     req->bytes_in += len;
+    guard_body_bytes(req->slot, len);
     switch (req->body_mode) {
     case BODY_BUFFER: {
         if (req->body_unverified && req->body.len + len > req->body_charge &&
@@ -297,6 +300,7 @@ static struct request *request_alloc(struct server *srv, struct MHD_Connection *
     }
     req->srv = srv;
     req->conn = conn;
+    req->slot = guard_slot_of(conn);
     req->ident.anonymous = true;
     buf_init(&req->body, 0);
     return req;
@@ -382,6 +386,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         }
         request_start(req, url, method);
         atomic_fetch_add(&srv->inflight, 1);
+        guard_head_done(req->slot, http_has_body(req));
         /* A response queued before the request is fully read makes
          * libmicrohttpd close the connection, so requests without a body
          * are handled on the final call, keeping keep-alive. Requests with
@@ -404,12 +409,14 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         *upload_data_size = 0;
     } else if (req->dispatch_later) {
         req->dispatch_later = false;
+        guard_handling(req->slot);
         dispatch(req);
         if (!req->responded) {
             log_error("event=handler_bug msg=\"no response queued\"");
             send_error(req, MHD_HTTP_INTERNAL_SERVER_ERROR, "UNKNOWN", "no response");
         }
     } else if (!req->responded) {
+        guard_handling(req->slot);
         if (req->body_mode == BODY_DISCARD) {
             send_error(req, req->deferred_status, req->deferred_code, req->deferred_message);
         } else if (req->on_done != NULL) {
@@ -451,6 +458,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     if (req == NULL) {
         return;
     }
+    guard_idle(req->slot);
     if (!req->started) {
         /* libmicrohttpd gave up on the request before handing it over */
         request_free(req);
@@ -676,13 +684,23 @@ enum berth_err server_start(const struct berth_config *cfg, struct store *store,
         flags |= MHD_USE_TURBO;
     }
     srv->threads = pool_size(cfg);
-    struct MHD_OptionItem opts[16];
+    if (guard_start(cfg, &srv->guard) != BERTH_OK) {
+        log_error("event=server_error msg=\"cannot start the connection guard\"");
+        auth_free(srv->auth);
+        free(srv);
+        return BERTH_EIO;
+    }
+    struct MHD_OptionItem opts[20];
     size_t o = 0;
     opts[o++] = (struct MHD_OptionItem){MHD_OPTION_EXTERNAL_LOGGER, (intptr_t)mhd_log, NULL};
     opts[o++] = (struct MHD_OptionItem){MHD_OPTION_SOCK_ADDR, 0, &addr};
     opts[o++] = (struct MHD_OptionItem){MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)on_completed, srv};
     opts[o++] = (struct MHD_OptionItem){MHD_OPTION_CONNECTION_LIMIT,
                                         (intptr_t)cfg->http_connection_limit, NULL};
+    opts[o++] = (struct MHD_OptionItem){MHD_OPTION_PER_IP_CONNECTION_LIMIT,
+                                        (intptr_t)cfg->http_per_client_connection_limit, NULL};
+    opts[o++] =
+        (struct MHD_OptionItem){MHD_OPTION_NOTIFY_CONNECTION, (intptr_t)guard_notify, srv->guard};
     opts[o++] = (struct MHD_OptionItem){MHD_OPTION_CONNECTION_TIMEOUT,
                                         (intptr_t)cfg->http_timeout_seconds, NULL};
     opts[o++] = (struct MHD_OptionItem){MHD_OPTION_CONNECTION_MEMORY_LIMIT,
@@ -700,6 +718,7 @@ enum berth_err server_start(const struct berth_config *cfg, struct store *store,
                                    MHD_OPTION_END);
     if (srv->daemon == NULL) {
         log_error("event=server_error msg=\"cannot listen\" listen=%s", cfg->listen);
+        guard_stop(srv->guard);
         auth_free(srv->auth);
         free(srv);
         return BERTH_EIO;
@@ -741,6 +760,7 @@ void server_stop(struct server *srv, int64_t drain_ms)
         log_warn("event=drain_timeout inflight=%d", left);
     }
     MHD_stop_daemon(srv->daemon);
+    guard_stop(srv->guard);
     auth_free(srv->auth);
     free(srv);
 }

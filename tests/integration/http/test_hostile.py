@@ -1,9 +1,11 @@
 """Hostile clients on loopback: unauthenticated bodies that would fill memory before the
-signature is checked. Each test is bounded (its own sockets, timeouts, a fixed number of
+signature is checked; slowloris floods that trickle heads and bodies from one address. Each test is bounded (its own sockets, timeouts, a fixed number of
 connections) and synchronizes on answers, not on sleeps."""
 
 import json
 import socket
+import threading
+import time
 import unittest
 import warnings
 
@@ -143,6 +145,107 @@ class PreAuthMemoryTest(h.ServerTestCase):
             e.signed_call(self.server, "DescribeRepositories", {}, *self.admin)
         self.assertNotEqual(doc["__type"], "ThrottlingException", resp.describe())
         self.assertEqual(status, 400, resp.describe())
+
+
+def legit_get(port, source="127.0.0.2", timeout=3.0):
+    """GET /v2/ from another loopback address; return the status line."""
+    s = socket.create_connection(("127.0.0.1", port), timeout=timeout,
+                                 source_address=(source, 0))
+    try:
+        s.sendall(b"GET /v2/ HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        data = b""
+        while b"\r\n" not in data:
+            chunk = s.recv(4096)
+            if not chunk:
+                break
+            data += chunk
+        return data.split(b"\r\n", 1)[0].decode("latin-1")
+    finally:
+        s.close()
+
+
+class Trickler:
+    """A connection from 127.0.0.1 that sends its head, then keeps sending one byte every
+    interval (of the head, or of a body announced as large) until the server closes it."""
+
+    def __init__(self, port, head, interval):
+        self.closed_at = None
+        self.opened = time.monotonic()
+        try:
+            self.sock = socket.create_connection(("127.0.0.1", port), timeout=5)
+            self.sock.sendall(head)
+        except OSError:
+            self.sock = None  # refused at once (the per-address cap)
+            self.closed_at = self.opened
+            return
+        self.interval = interval
+        self.thread = threading.Thread(target=self.run, daemon=True)
+
+    def run(self, limit=60.0):
+        end = self.opened + limit
+        try:
+            while time.monotonic() < end:
+                self.sock.settimeout(self.interval)
+                try:
+                    if self.sock.recv(4096) == b"":
+                        break  # the server closed it
+                except socket.timeout:
+                    pass
+                self.sock.sendall(b"a")
+        except OSError:
+            pass  # reset by the server
+        self.closed_at = time.monotonic()
+        self.sock.close()
+
+
+@h.berth_only("berth's head deadline, body rate and per-address connection cap")
+class SlowlorisTest(h.ServerTestCase):
+    """A flood of trickling connections from one address (127.0.0.1) against small limits:
+    a client from another address (127.0.0.2) is served throughout, and the server closes
+    every trickler within its deadline."""
+
+    # two pool threads share the connection limit (20 each); one address may hold 10
+    server_config = {"http": {"threads": 2, "connection_limit": 40,
+                              "per_client_connection_limit": 10,
+                              "head_timeout_seconds": 2, "min_body_rate_bytes": 512}}
+
+    def test_flood_from_one_address(self):
+        port = self.server.port
+        self.assertEqual(legit_get(port), "HTTP/1.1 200 OK")
+        heads = [b"GET /v2/ HTTP/1.1\r\nHost: x\r\nX-Slow: ",  # a head never finished
+                 b"POST / HTTP/1.1\r\nHost: x\r\nX-Amz-Target: " +
+                 e.TARGET_PREFIX.encode() + b"DescribeRepositories\r\n"
+                 b"Content-Length: 1048576\r\n\r\n"]  # a body at 2 bytes per second
+        flood = [Trickler(port, heads[i % 2], 0.5) for i in range(60)]
+        for t in flood:
+            if t.sock is not None:
+                t.thread.start()
+        # served throughout: until every trickler is gone (bounded by the tricklers' own
+        # 60 s limit), one request after another, each answered within the timeout
+        served, worst = 0, 0.0
+        deadline = time.monotonic() + 90
+        while any(t.closed_at is None for t in flood) and time.monotonic() < deadline:
+            start = time.monotonic()
+            self.assertEqual(legit_get(port), "HTTP/1.1 200 OK")
+            worst = max(worst, time.monotonic() - start)
+            served += 1
+            time.sleep(0.1)  # pacing the probes, not waiting for an event
+        for t in flood:
+            if t.sock is not None:
+                t.thread.join(5)
+        accepted = [t for t in flood if t.closed_at > t.opened + 1]
+        # the per-address cap took at most 10 of the 60
+        self.assertLessEqual(len(accepted), 10, "accepted %d" % len(accepted))
+        # each accepted trickler was closed by the server, long before its own 60 s limit:
+        # the head deadline (2 s) or the body rate (512 B/s after 2 s), plus scheduling
+        for t in accepted:
+            self.assertLess(t.closed_at - t.opened, 30, "a trickler lived %.1f s"
+                            % (t.closed_at - t.opened))
+        log = self.server.log_text()
+        self.assertIn("event=connection_closed reason=head_timeout", log)
+        self.assertIn("event=connection_closed reason=body_rate", log)
+        self.assertGreater(served, 0)
+        self.assertEqual(legit_get(port), "HTTP/1.1 200 OK")
 
 
 if __name__ == "__main__":
