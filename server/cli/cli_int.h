@@ -36,5 +36,6 @@ int cmd_vulndb(struct cli *cli); /* cli_vulndb.c */
 int cmd_gc(struct cli *cli);
 int cmd_lifecycle(struct cli *cli);
 int cmd_export(struct cli *cli);
+int cmd_import(struct cli *cli);
 
 #endif

@@ -36,6 +36,9 @@ static void usage(FILE *f)
             "  export REPO[:TAG|@DIGEST]... -o FILE\n"
             "                               write images (with index children and referrers)\n"
             "                               as an OCI image layout tar (.zst: zstd-compressed)\n"
+            "  import [--repo NAME] FILE|DIR...\n"
+            "                               load bundles (OCI layout directories or tarballs:\n"
+            "                               plain, gzip, zstd), each verified whole first\n"
             "  version                      print the version\n"
             "  help                         this text\n"
             "\n"
@@ -181,6 +184,8 @@ int main(int argc, char **argv)
         status = cmd_vulndb(&cli);
     } else if (strcmp(command, "export") == 0) {
         status = cmd_export(&cli);
+    } else if (strcmp(command, "import") == 0) {
+        status = cmd_import(&cli);
     } else {
         fprintf(stderr, "berth: unknown command '%s' (try berth --help)\n", command);
     }

@@ -62,4 +62,41 @@ enum berth_err bundle_export(struct store *st, const struct bundle_ref *refs, si
                              void *progress_arg, struct bundle_export_stats *stats, char *why,
                              size_t why_cap);
 
+/* What an import is asked to do. */
+struct bundle_import_options {
+    const char *repo;            /* NULL, or the repository every image of the bundle goes to */
+    bundle_progress_fn progress; /* may be NULL */
+    void *progress_arg;
+};
+
+struct bundle_import_stats {
+    int64_t images;        /* index.json entries imported */
+    int64_t repos;         /* repositories they went to */
+    int64_t blobs_read;    /* blobs in the bundle (each verified) */
+    int64_t manifests_new; /* manifests new in their repository */
+    int64_t blobs_new;     /* blobs new in the store (manifests not counted) */
+    int64_t bytes_new;     /* bytes of them */
+    int64_t blobs_linked;  /* blobs the store had, newly linked to a repository */
+    int64_t tags_set;      /* tags created or moved */
+};
+
+/* Load the bundle at path (an OCI image layout directory, or one packed as
+ * tar, tar.gz or tar.zst: berth export's and skopeo's oci-archive: output)
+ * into the store. Every blob entry is streamed into a stage while its
+ * digest is checked, and every manifest index.json reaches is parsed and
+ * its references found in the bundle or the store, before anything is
+ * published: a corrupt, truncated or incomplete bundle is refused with
+ * nothing published, why naming the bad entry. Then, through the
+ * registry's rules, children before indexes and blobs before manifests,
+ * blobs are published and linked and manifests put with their tags.
+ * Repositories come from the ref.name annotation ("repo:tag"; a bare tag
+ * needs opt->repo), else BUNDLE_REPOSITORY, else opt->repo, which wins
+ * when given. Importing what the store holds already publishes nothing
+ * (stats say so). BERTH_EINVAL (a bad bundle), BERTH_EDIGEST, BERTH_ENOTFOUND
+ * (a missing blob or repository), BERTH_EDENIED (an immutable tag),
+ * BERTH_EIO, BERTH_EDB, BERTH_ENOMEM. */
+enum berth_err bundle_import(struct store *st, const char *path,
+                             const struct bundle_import_options *opt,
+                             struct bundle_import_stats *stats, char *why, size_t why_cap);
+
 #endif

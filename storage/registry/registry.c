@@ -258,6 +258,39 @@ out:
     return end_write(m, rc, s);
 }
 
+enum berth_err registry_blob_publish(struct store *st, const char *repo, const char *stage,
+                                     const struct digest *d, int64_t size, struct meta_blob *out,
+                                     struct registry_status *s)
+{
+    struct meta *m;
+    enum berth_err rc = begin_write(st, &m, s);
+    if (rc != BERTH_OK) {
+        return rc;
+    }
+    struct meta_repo target;
+    int64_t now = time_now_ms();
+    int64_t blob_id = 0;
+    rc = find_repo(st, m, repo, true, &target, s);
+    if (rc == BERTH_OK) {
+        rc = blob_stage_publish(store_blobs(st), stage, d);
+    }
+    if (rc == BERTH_OK) {
+        rc = meta_blob_upsert(m, d->str, size, now, &blob_id);
+    }
+    if (rc == BERTH_OK) {
+        rc = meta_blob_link(m, target.id, blob_id);
+    }
+    rc = end_write(m, rc, s);
+    if (rc == BERTH_OK) {
+        out->id = blob_id;
+        memcpy(out->digest, d->str, sizeof(out->digest));
+        out->size = size;
+        out->created_at = now;
+        out->touched_at = now;
+    }
+    return rc;
+}
+
 /* registry_tag_is_immutable with the filter list already parsed (filters
  * may be NULL). */
 static bool tag_immutable(enum meta_mutability mu, const json_t *filters, const char *tag)

@@ -76,6 +76,17 @@ enum berth_err registry_blob_mount(struct store *st, const char *repo, const str
                                    const char *from_repo, struct meta_blob *out,
                                    struct registry_status *s);
 
+/* Publish a blob staged by the caller (blob_stage_create/write/sync, then
+ * closed; its bytes hash to d and hold size bytes: the caller checked) and
+ * link it to repo, creating the repository when the store allows it, in one
+ * write transaction: the upload path for a caller that is not an upload
+ * session (berth import). The stage is gone afterwards, whatever the
+ * outcome but an error before publishing. Reasons: REG_REPO_UNKNOWN,
+ * REG_INTERNAL. */
+enum berth_err registry_blob_publish(struct store *st, const char *repo, const char *stage,
+                                     const struct digest *d, int64_t size, struct meta_blob *out,
+                                     struct registry_status *s);
+
 /* What a manifest push asks for. */
 struct registry_put {
     const char *repo;

@@ -13,10 +13,10 @@ REF_NAME = "org.opencontainers.image.ref.name"
 REPOSITORY = "io.berth.repository"
 
 
-def sample_images():
-    """{name: image}: an image 'v1', a two-platform index 'multi' and an SBOM whose
-    subject is v1 (pushed by digest)."""
-    v1 = h.build_image(layer_count=2, layer_size=3000)
+def sample_images(layer_size=3000):
+    """{name: image}: an image 'v1' (two layers of random files of layer_size bytes), a
+    two-platform index 'multi' and an SBOM whose subject is v1 (pushed by digest)."""
+    v1 = h.build_image(layer_count=2, layer_size=layer_size)
     amd = h.build_image(layer_count=1, layer_size=2000, arch="amd64")
     arm = h.build_image(layer_count=1, layer_size=2000, arch="arm64")
     multi = h.Index([amd, arm], platforms=[{"architecture": "amd64", "os": "linux"},

@@ -249,10 +249,40 @@ static void test_referrers(void)
     unit_store_remove(st, root);
 }
 
+/* registry_blob_publish: a staged blob is published and linked (the
+ * repository created), the stage gone; blob_stat sees it at once. */
+static void test_blob_publish(void)
+{
+    struct store *st = unit_store_new(root, sizeof(root));
+    struct registry_status s;
+    const char data[] = "bundle layer";
+    struct digest d;
+    digest_buffer(DIGEST_SHA256, data, strlen(data), &d);
+    struct meta_blob b = {0};
+    CHECK_INT(registry_blob_stat(st, "imp/one", &d, &b, &s), BERTH_ENOTFOUND);
+    char stage[BLOB_STAGE_NAME_MAX + 1];
+    CHECK_INT(blob_stage_put(store_blobs(st), data, strlen(data), stage), BERTH_OK);
+    CHECK_INT(registry_blob_publish(st, "imp/one", stage, &d, (int64_t)strlen(data), &b, &s),
+              BERTH_OK);
+    CHECK_STR(b.digest, d.str);
+    CHECK_INT(b.size, (long long)strlen(data));
+    uint64_t size;
+    int64_t mtime;
+    CHECK_INT(blob_stage_stat(store_blobs(st), stage, &size, &mtime), BERTH_ENOTFOUND);
+    struct meta_blob got = {0};
+    CHECK_INT(registry_blob_stat(st, "imp/one", &d, &got, &s), BERTH_OK);
+    CHECK_INT(got.id, b.id);
+    /* a second repository gets it by mount, the same row */
+    CHECK_INT(registry_blob_mount(st, "imp/two", &d, NULL, &got, &s), BERTH_OK);
+    CHECK_INT(got.id, b.id);
+    unit_store_remove(st, root);
+}
+
 int main(void)
 {
     RUN(test_registry_rules);
     RUN(test_note_pull_skips_lock);
     RUN(test_referrers);
+    RUN(test_blob_publish);
     return unit_report("test_registry");
 }

@@ -1,0 +1,915 @@
+/*
+ * berth import: an OCI image layout (a directory, or packed as tar, tar.gz,
+ * tar.zst) loaded into the store in three passes. Reading streams every
+ * blob entry into a blob stage while hashing it (manifests are also kept
+ * in memory, bounded); planning parses index.json and every manifest it
+ * reaches and finds each reference in the bundle or the store; only then
+ * does publishing go through the registry's rules. Nothing is published
+ * when reading or planning fails, and the stages are removed either way.
+ */
+#include "storage/bundle/bundle.h"
+
+#include <archive.h>
+#include <archive_entry.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "common/fileio.h"
+#include "common/rand.h"
+#include "common/str.h"
+#include "common/timeutil.h"
+#include "storage/blob/blob.h"
+#include "storage/meta/meta.h"
+#include "storage/registry/registry.h"
+#include "storage/spec/digest.h"
+#include "storage/spec/manifest.h"
+#include "storage/spec/names.h"
+#include "storage/store/store.h"
+
+#define COPY_BUF (1024 * 1024)
+#define PROGRESS_NS (250 * 1000 * 1000)
+/* Small JSON blobs (manifests, configs) kept in memory for planning. */
+#define KEPT_MAX ((size_t)256 * 1024 * 1024)
+#define SMALL_FILE_MAX 4096
+
+/* A blob entry of the bundle, verified. */
+struct item {
+    struct digest d;
+    int64_t size;
+    char stage[BLOB_STAGE_NAME_MAX + 1]; /* "" when the store had it, or once published */
+    char *json;                          /* the bytes when they may be a manifest, else NULL */
+    size_t json_len;
+};
+
+enum step_kind { STEP_BLOB, STEP_MANIFEST };
+
+/* What publishing does, in order. */
+struct step {
+    enum step_kind kind;
+    size_t repo; /* index into repos */
+    struct digest d;
+    const char *media_type; /* manifests: borrowed from the plan's strings */
+    const char *tag;        /* manifests: NULL or the tag (borrowed from index.json) */
+    const char *body;       /* manifests: borrowed from the item or owned_bodies */
+    size_t len;
+};
+
+struct importer {
+    struct store *st;
+    const struct bundle_import_options *opt;
+    const char *path;
+    struct item *items;
+    size_t item_count;
+    size_t item_cap;
+    size_t kept;
+    char *index_json;
+    size_t index_len;
+    bool has_layout;
+    bool has_docker_manifest;
+    char *buf;
+    struct step *steps;
+    size_t step_count;
+    size_t step_cap;
+    char **repos;
+    size_t repo_count;
+    char **owned; /* strings and bodies the plan owns */
+    size_t owned_count;
+    size_t owned_cap;
+    int64_t entries;
+    int64_t bytes;
+    int64_t last_progress_ns;
+    struct bundle_import_stats stats;
+    char *why;
+    size_t why_cap;
+};
+
+static enum berth_err fail(struct importer *im, enum berth_err rc, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static enum berth_err fail(struct importer *im, enum berth_err rc, const char *fmt, ...)
+{
+    if (im->why[0] == '\0') {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(im->why, im->why_cap, fmt, ap);
+        va_end(ap);
+    }
+    return rc;
+}
+
+static void report(struct importer *im, bool done)
+{
+    if (im->opt->progress == NULL) {
+        return;
+    }
+    int64_t now = time_mono_ns();
+    if (!done && now - im->last_progress_ns < PROGRESS_NS) {
+        return;
+    }
+    im->last_progress_ns = now;
+    struct bundle_progress p = {.blobs = im->entries, .bytes = im->bytes, .done = done};
+    im->opt->progress(im->opt->progress_arg, &p);
+}
+
+static enum berth_err own(struct importer *im, char *p)
+{
+    if (p == NULL) {
+        return BERTH_ENOMEM;
+    }
+    if (im->owned_count == im->owned_cap) {
+        size_t cap = im->owned_cap ? im->owned_cap * 2 : 16;
+        void *q = realloc(im->owned, cap * sizeof(*im->owned));
+        if (q == NULL) {
+            free(p);
+            return BERTH_ENOMEM;
+        }
+        im->owned = q;
+        im->owned_cap = cap;
+    }
+    im->owned[im->owned_count++] = p;
+    return BERTH_OK;
+}
+
+static struct item *find_item(struct importer *im, const char *digest)
+{
+    for (size_t i = 0; i < im->item_count; i++) {
+        if (strcmp(im->items[i].d.str, digest) == 0) {
+            return &im->items[i];
+        }
+    }
+    return NULL;
+}
+
+static void entry_name(const struct digest *d, char *out, size_t cap)
+{
+    snprintf(out, cap, "blobs/%s/%s", digest_alg_name(d->alg), digest_hex(d));
+}
+
+/* ---- reading ---- */
+
+/* Where an entry's bytes come from: the archive or a file. */
+struct reader {
+    struct archive *a;
+    int fd;
+};
+
+static la_ssize_t reader_read(struct reader *r, void *p, size_t n)
+{
+    if (r->a != NULL) {
+        return archive_read_data(r->a, p, n);
+    }
+    for (;;) {
+        ssize_t got = read(r->fd, p, n);
+        if (got < 0 && errno == EINTR) {
+            continue;
+        }
+        return got;
+    }
+}
+
+static const char *reader_error(struct reader *r)
+{
+    if (r->a != NULL) {
+        const char *msg = archive_error_string(r->a);
+        return msg ? msg : "read error";
+    }
+    return strerror(errno);
+}
+
+/* A small file entry (oci-layout, index.json) into a new buffer. */
+static enum berth_err read_small(struct importer *im, const char *name, struct reader *r,
+                                 size_t max, char **out, size_t *len)
+{
+    char *p = malloc(max + 1);
+    if (p == NULL) {
+        return BERTH_ENOMEM;
+    }
+    size_t n = 0;
+    for (;;) {
+        la_ssize_t got = reader_read(r, p + n, max + 1 - n);
+        if (got < 0) {
+            free(p);
+            return fail(im, BERTH_EINVAL, "%s: %s (a truncated or corrupt bundle)", name,
+                        reader_error(r));
+        }
+        if (got == 0) {
+            break;
+        }
+        n += (size_t)got;
+        if (n > max) {
+            free(p);
+            return fail(im, BERTH_EINVAL, "%s: larger than %zu bytes", name, max);
+        }
+    }
+    p[n] = '\0';
+    *out = p;
+    *len = n;
+    return BERTH_OK;
+}
+
+/* Whether the store has the blob, linked somewhere and backed by bytes. */
+static bool store_has(struct importer *im, const struct digest *d)
+{
+    struct meta *m = store_meta(im->st);
+    struct meta_blob b;
+    if (m == NULL || meta_blob_get_visible(m, d->str, &b) != BERTH_OK) {
+        return false;
+    }
+    int fd;
+    uint64_t size;
+    if (blob_open(store_blobs(im->st), d, &fd, &size) != BERTH_OK) {
+        return false;
+    }
+    file_close(fd);
+    return true;
+}
+
+static enum berth_err new_stage(struct importer *im, char *name)
+{
+    char uuid[RAND_UUID_LEN + 1];
+    enum berth_err rc = rand_uuid(uuid);
+    if (rc != BERTH_OK) {
+        return rc;
+    }
+    snprintf(name, BLOB_STAGE_NAME_MAX + 1, "tmp-%s", uuid);
+    return blob_stage_create(store_blobs(im->st), name);
+}
+
+/* A blobs/<alg>/<hex> entry: hash it, stage it unless the store has it,
+ * keep it when it may be a manifest. */
+static enum berth_err read_blob(struct importer *im, const char *name, const char *rest,
+                                int64_t size, struct reader *r)
+{
+    char text[DIGEST_STR_MAX + 1];
+    const char *slash = strchr(rest, '/');
+    struct digest d;
+    if (slash == NULL || (size_t)(slash - rest) + strlen(slash) >= sizeof(text)) {
+        return fail(im, BERTH_EINVAL, "%s: not a blob name (blobs/<algorithm>/<hex>)", name);
+    }
+    snprintf(text, sizeof(text), "%.*s:%s", (int)(slash - rest), rest, slash + 1);
+    if (digest_parse(text, &d) != BERTH_OK) {
+        return fail(im, BERTH_EINVAL, "%s: not a blob name (blobs/<algorithm>/<hex>)", name);
+    }
+    if (find_item(im, d.str) != NULL) {
+        return BERTH_OK; /* a second copy: the first was verified */
+    }
+    if (im->item_count == im->item_cap) {
+        size_t cap = im->item_cap ? im->item_cap * 2 : 64;
+        void *p = realloc(im->items, cap * sizeof(*im->items));
+        if (p == NULL) {
+            return BERTH_ENOMEM;
+        }
+        im->items = p;
+        im->item_cap = cap;
+    }
+    struct item *it = &im->items[im->item_count];
+    memset(it, 0, sizeof(*it));
+    it->d = d;
+    it->size = size;
+    im->item_count++; /* counted now so that its stage is removed on any failure */
+
+    size_t manifest_max = store_options(im->st)->manifest_max;
+    if (size >= 0 && (size_t)size <= manifest_max && im->kept + (size_t)size <= KEPT_MAX) {
+        it->json = malloc((size_t)size + 1);
+        if (it->json == NULL) {
+            return BERTH_ENOMEM;
+        }
+    }
+    enum berth_err rc = BERTH_OK;
+    struct blob_stage *stage = NULL;
+    if (!store_has(im, &d)) {
+        rc = new_stage(im, it->stage);
+        if (rc != BERTH_OK) {
+            it->stage[0] = '\0';
+            return fail(im, rc, "%s: cannot stage it in the store (%s)", name, berth_strerror(rc));
+        }
+        uint64_t ignored;
+        rc = blob_stage_open(store_blobs(im->st), it->stage, &stage, &ignored);
+        if (rc != BERTH_OK) {
+            return fail(im, rc, "%s: cannot stage it in the store (%s)", name, berth_strerror(rc));
+        }
+    }
+    struct digest_ctx *ctx = digest_ctx_new(d.alg);
+    if (ctx == NULL) {
+        blob_stage_close(stage);
+        return BERTH_ENOMEM;
+    }
+    uint64_t off = 0;
+    for (;;) {
+        la_ssize_t got = reader_read(r, im->buf, COPY_BUF);
+        if (got < 0) {
+            rc = fail(im, BERTH_EINVAL, "%s: %s (a truncated or corrupt bundle)", name,
+                      reader_error(r));
+            break;
+        }
+        if (got == 0) {
+            break;
+        }
+        if (size >= 0 && off + (uint64_t)got > (uint64_t)size) {
+            rc = fail(im, BERTH_EINVAL, "%s: longer than its entry says", name);
+            break;
+        }
+        rc = digest_ctx_update(ctx, im->buf, (size_t)got);
+        if (rc == BERTH_OK && stage != NULL) {
+            rc = blob_stage_write(stage, off, im->buf, (size_t)got);
+        }
+        if (rc != BERTH_OK) {
+            fail(im, rc, "%s: staging failed (%s)", name, berth_strerror(rc));
+            break;
+        }
+        if (it->json != NULL) {
+            memcpy(it->json + off, im->buf, (size_t)got);
+        }
+        off += (uint64_t)got;
+        im->bytes += got;
+        report(im, false);
+    }
+    struct digest got_d;
+    if (rc == BERTH_OK && size >= 0 && off != (uint64_t)size) {
+        rc = fail(im, BERTH_EINVAL, "%s: %llu bytes where its entry says %lld (truncated)", name,
+                  (unsigned long long)off, (long long)size);
+    }
+    if (rc == BERTH_OK) {
+        rc = digest_ctx_final(ctx, &got_d);
+    }
+    digest_ctx_free(ctx);
+    if (rc == BERTH_OK && strcmp(got_d.str, d.str) != 0) {
+        rc = fail(im, BERTH_EDIGEST, "%s: the content does not match its digest (it is %s)", name,
+                  got_d.str);
+    }
+    if (rc == BERTH_OK && stage != NULL) {
+        rc = blob_stage_sync(stage);
+    }
+    blob_stage_close(stage);
+    if (rc != BERTH_OK) {
+        return rc;
+    }
+    it->size = (int64_t)off;
+    if (it->json != NULL && (off == 0 || it->json[0] != '{')) {
+        free(it->json);
+        it->json = NULL;
+    }
+    if (it->json != NULL) {
+        it->json[off] = '\0';
+        it->json_len = (size_t)off;
+        im->kept += (size_t)off;
+    }
+    im->stats.blobs_read++;
+    return BERTH_OK;
+}
+
+static enum berth_err take_entry(struct importer *im, const char *name, int64_t size,
+                                 struct reader *r)
+{
+    while (name[0] == '.' && name[1] == '/') {
+        name += 2;
+    }
+    im->entries++;
+    if (strcmp(name, "oci-layout") == 0) {
+        char *text = NULL;
+        size_t len = 0;
+        enum berth_err rc = read_small(im, name, r, SMALL_FILE_MAX, &text, &len);
+        if (rc != BERTH_OK) {
+            return rc;
+        }
+        bool ok = strstr(text, "imageLayoutVersion") != NULL;
+        free(text);
+        if (!ok) {
+            return fail(im, BERTH_EINVAL, "oci-layout: no imageLayoutVersion");
+        }
+        im->has_layout = true;
+        return BERTH_OK;
+    }
+    if (strcmp(name, "index.json") == 0) {
+        free(im->index_json);
+        im->index_json = NULL;
+        return read_small(im, name, r, store_options(im->st)->manifest_max, &im->index_json,
+                          &im->index_len);
+    }
+    if (strcmp(name, "manifest.json") == 0) {
+        im->has_docker_manifest = true;
+    }
+    if (str_has_prefix(name, "blobs/") && name[strlen(name) - 1] != '/') {
+        return read_blob(im, name, name + strlen("blobs/"), size, r);
+    }
+    return BERTH_OK; /* directories and files a layout does not use */
+}
+
+static enum berth_err read_archive(struct importer *im)
+{
+    enum berth_err rc = BERTH_OK;
+    struct archive *a = archive_read_new();
+    if (a == NULL) {
+        return BERTH_ENOMEM;
+    }
+    archive_read_support_filter_gzip(a);
+    archive_read_support_filter_zstd(a);
+    archive_read_support_format_tar(a);
+    if (archive_read_open_filename(a, im->path, 128 * 1024) != ARCHIVE_OK) {
+        rc = fail(im, BERTH_EINVAL,
+                  "%s: %s (not a tar, tar.gz or tar.zst bundle, or a "
+                  "truncated or corrupt one)",
+                  im->path, archive_error_string(a));
+        goto out;
+    }
+    char last[1024] = "";
+    for (;;) {
+        struct archive_entry *e;
+        int ar = archive_read_next_header(a, &e);
+        if (ar == ARCHIVE_EOF) {
+            break;
+        }
+        if (ar != ARCHIVE_OK && ar != ARCHIVE_WARN) {
+            if (last[0] == '\0') {
+                rc = fail(im, BERTH_EINVAL, "%s: not a tar, tar.gz or tar.zst bundle (%s)",
+                          im->path, archive_error_string(a));
+            } else {
+                rc =
+                    fail(im, BERTH_EINVAL, "the entry after %s: %s (a truncated or corrupt bundle)",
+                         last, archive_error_string(a));
+            }
+            goto out;
+        }
+        const char *name = archive_entry_pathname(e);
+        if (name == NULL || archive_entry_filetype(e) != AE_IFREG) {
+            continue;
+        }
+        snprintf(last, sizeof(last), "%s", name);
+        struct reader r = {.a = a, .fd = -1};
+        rc = take_entry(im, name, archive_entry_size_is_set(e) ? archive_entry_size(e) : -1, &r);
+        if (rc != BERTH_OK) {
+            goto out;
+        }
+    }
+out:
+    archive_read_free(a);
+    return rc;
+}
+
+static enum berth_err read_file_entry(struct importer *im, const char *rel)
+{
+    char full[4096];
+    if ((size_t)snprintf(full, sizeof(full), "%s/%s", im->path, rel) >= sizeof(full)) {
+        return fail(im, BERTH_EINVAL, "%s: path too long", rel);
+    }
+    int fd = open(full, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        if (errno == ENOENT) {
+            return BERTH_OK;
+        }
+        return fail(im, BERTH_EIO, "%s: %s", rel, strerror(errno));
+    }
+    struct stat sb;
+    enum berth_err rc = BERTH_OK;
+    if (fstat(fd, &sb) != 0) {
+        rc = fail(im, BERTH_EIO, "%s: %s", rel, strerror(errno));
+    } else if (S_ISREG(sb.st_mode)) {
+        struct reader r = {.a = NULL, .fd = fd};
+        rc = take_entry(im, rel, (int64_t)sb.st_size, &r);
+    }
+    file_close(fd);
+    return rc;
+}
+
+static enum berth_err read_directory(struct importer *im)
+{
+    enum berth_err rc = read_file_entry(im, "oci-layout");
+    if (rc == BERTH_OK) {
+        rc = read_file_entry(im, "index.json");
+    }
+    if (rc == BERTH_OK) {
+        rc = read_file_entry(im, "manifest.json");
+    }
+    char dir[4096];
+    if ((size_t)snprintf(dir, sizeof(dir), "%s/blobs", im->path) >= sizeof(dir)) {
+        return fail(im, BERTH_EINVAL, "%s: path too long", im->path);
+    }
+    DIR *algs = rc == BERTH_OK ? opendir(dir) : NULL;
+    if (algs == NULL) {
+        return rc;
+    }
+    struct dirent *ae;
+    while (rc == BERTH_OK && (ae = readdir(algs)) != NULL) {
+        if (ae->d_name[0] == '.') {
+            continue;
+        }
+        char sub[4096];
+        if ((size_t)snprintf(sub, sizeof(sub), "%s/%s", dir, ae->d_name) >= sizeof(sub)) {
+            continue;
+        }
+        DIR *blobs = opendir(sub);
+        if (blobs == NULL) {
+            continue;
+        }
+        struct dirent *be;
+        while (rc == BERTH_OK && (be = readdir(blobs)) != NULL) {
+            if (be->d_name[0] == '.') {
+                continue;
+            }
+            char rel[1024];
+            if ((size_t)snprintf(rel, sizeof(rel), "blobs/%s/%s", ae->d_name, be->d_name) >=
+                sizeof(rel)) {
+                rc = fail(im, BERTH_EINVAL, "blobs/%s/%s: name too long", ae->d_name, be->d_name);
+                break;
+            }
+            rc = read_file_entry(im, rel);
+        }
+        closedir(blobs);
+    }
+    closedir(algs);
+    return rc;
+}
+
+/* ---- planning ---- */
+
+static enum berth_err add_step(struct importer *im, const struct step *s)
+{
+    if (im->step_count == im->step_cap) {
+        size_t cap = im->step_cap ? im->step_cap * 2 : 64;
+        void *p = realloc(im->steps, cap * sizeof(*im->steps));
+        if (p == NULL) {
+            return BERTH_ENOMEM;
+        }
+        im->steps = p;
+        im->step_cap = cap;
+    }
+    im->steps[im->step_count++] = *s;
+    return BERTH_OK;
+}
+
+static bool planned(const struct importer *im, enum step_kind kind, size_t repo, const char *digest)
+{
+    for (size_t i = 0; i < im->step_count; i++) {
+        const struct step *s = &im->steps[i];
+        if (s->kind == kind && s->repo == repo && strcmp(s->d.str, digest) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
+static enum berth_err repo_index(struct importer *im, const char *name, size_t *out)
+{
+    for (size_t i = 0; i < im->repo_count; i++) {
+        if (strcmp(im->repos[i], name) == 0) {
+            *out = i;
+            return BERTH_OK;
+        }
+    }
+    void *p = realloc(im->repos, (im->repo_count + 1) * sizeof(*im->repos));
+    if (p == NULL) {
+        return BERTH_ENOMEM;
+    }
+    im->repos = p;
+    im->repos[im->repo_count] = strdup(name);
+    if (im->repos[im->repo_count] == NULL) {
+        return BERTH_ENOMEM;
+    }
+    *out = im->repo_count++;
+    return BERTH_OK;
+}
+
+/* A config or layer of a manifest: in the bundle, or in the store. */
+static enum berth_err plan_blob(struct importer *im, size_t repo, const struct manifest_desc *desc,
+                                const char *owner)
+{
+    if (planned(im, STEP_BLOB, repo, desc->digest.str)) {
+        return BERTH_OK;
+    }
+    if (find_item(im, desc->digest.str) == NULL && !store_has(im, &desc->digest)) {
+        if (desc->non_distributable) {
+            return BERTH_OK;
+        }
+        char name[DIGEST_STR_MAX + 16];
+        entry_name(&desc->digest, name, sizeof(name));
+        return fail(im, BERTH_ENOTFOUND, "%s: missing from the bundle (named by %s)", name, owner);
+    }
+    struct step s = {.kind = STEP_BLOB, .repo = repo, .d = desc->digest};
+    return add_step(im, &s);
+}
+
+/* A manifest and, first, everything it references. */
+static enum berth_err plan_manifest(struct importer *im, size_t repo, const struct digest *d,
+                                    const char *media_type, const char *tag, const char *owner)
+{
+    char name[DIGEST_STR_MAX + 16];
+    entry_name(d, name, sizeof(name));
+    bool again = planned(im, STEP_MANIFEST, repo, d->str);
+    const char *body = NULL;
+    size_t len = 0;
+    struct item *it = find_item(im, d->str);
+    if (it != NULL && it->json != NULL) {
+        body = it->json;
+        len = it->json_len;
+    } else if (it == NULL && store_has(im, d)) {
+        char *copy = NULL;
+        enum berth_err rc =
+            blob_read_all(store_blobs(im->st), d, store_options(im->st)->manifest_max, &copy, &len);
+        if (rc == BERTH_OK) {
+            rc = own(im, copy);
+        }
+        if (rc != BERTH_OK) {
+            return fail(im, rc, "%s: cannot be read from the store (%s)", name, berth_strerror(rc));
+        }
+        body = copy;
+    } else if (it == NULL) {
+        return fail(im, BERTH_ENOTFOUND, "%s: missing from the bundle (named by %s)", name, owner);
+    } else {
+        return fail(im, BERTH_EINVAL, "%s: not a manifest (named by %s)", name, owner);
+    }
+    char *mt = strdup(media_type);
+    enum berth_err rc = own(im, mt);
+    if (rc != BERTH_OK) {
+        return rc;
+    }
+    if (!again) {
+        struct manifest_info *info = NULL;
+        char why[256];
+        rc = manifest_parse(body, len, media_type[0] ? media_type : NULL, &info, why, sizeof(why));
+        if (rc != BERTH_OK) {
+            return fail(im, BERTH_EINVAL, "%s: not a valid manifest (named by %s): %s", name, owner,
+                        why);
+        }
+        if (info->is_index) {
+            for (size_t i = 0; i < info->ref_count && rc == BERTH_OK; i++) {
+                rc = plan_manifest(im, repo, &info->refs[i].digest, info->refs[i].media_type, NULL,
+                                   name);
+            }
+        } else {
+            if (info->has_config) {
+                rc = plan_blob(im, repo, &info->config, name);
+            }
+            for (size_t i = 0; i < info->ref_count && rc == BERTH_OK; i++) {
+                rc = plan_blob(im, repo, &info->refs[i], name);
+            }
+        }
+        manifest_info_free(info);
+        if (rc != BERTH_OK) {
+            return rc;
+        }
+    } else if (tag == NULL) {
+        return BERTH_OK;
+    }
+    struct step s = {.kind = STEP_MANIFEST,
+                     .repo = repo,
+                     .d = *d,
+                     .media_type = mt,
+                     .tag = tag,
+                     .body = body,
+                     .len = len};
+    return add_step(im, &s);
+}
+
+/* The repository and tag an index.json entry names. A ref.name is
+ * "[registry/]repo:tag" (berth's bundles, skopeo's with a full name) or a
+ * bare tag (skopeo's usual). */
+static enum berth_err entry_target(struct importer *im, size_t i, json_t *desc, char *repo,
+                                   size_t repo_cap, const char **tag)
+{
+    json_t *ann = json_object_get(desc, "annotations");
+    const char *ref = json_string_value(json_object_get(ann, BUNDLE_REF_NAME));
+    const char *named = json_string_value(json_object_get(ann, BUNDLE_REPOSITORY));
+    repo[0] = '\0';
+    *tag = NULL;
+    if (ref != NULL && ref[0] != '\0' && strchr(ref, '@') == NULL) {
+        const char *slash = strrchr(ref, '/');
+        const char *colon = strrchr(slash ? slash : ref, ':');
+        if (colon == NULL) {
+            *tag = ref;
+        } else {
+            *tag = colon + 1;
+            const char *start = ref;
+            const char *first = strchr(ref, '/');
+            /* a registry host in front ("localhost:5000/", "example.com/") goes */
+            if (first != NULL && first < colon &&
+                (memchr(ref, '.', (size_t)(first - ref)) != NULL ||
+                 memchr(ref, ':', (size_t)(first - ref)) != NULL ||
+                 ((size_t)(first - ref) == strlen("localhost") &&
+                  strncmp(ref, "localhost", (size_t)(first - ref)) == 0))) {
+                start = first + 1;
+            }
+            if ((size_t)(colon - start) >= repo_cap) {
+                return fail(im, BERTH_EINVAL, "index.json: manifests[%zu]: ref.name too long", i);
+            }
+            memcpy(repo, start, (size_t)(colon - start));
+            repo[colon - start] = '\0';
+        }
+    }
+    if (repo[0] == '\0' && named != NULL) {
+        snprintf(repo, repo_cap, "%s", named);
+    }
+    if (im->opt->repo != NULL) {
+        snprintf(repo, repo_cap, "%s", im->opt->repo);
+    }
+    if (repo[0] == '\0') {
+        return fail(im, BERTH_EINVAL,
+                    "index.json: manifests[%zu] names no repository (ref.name '%s'): give "
+                    "--repo NAME",
+                    i, ref ? ref : "");
+    }
+    if (!names_repo_valid(repo)) {
+        return fail(im, BERTH_EINVAL, "index.json: manifests[%zu]: '%s' is not a repository name",
+                    i, repo);
+    }
+    if (*tag != NULL && !names_tag_valid(*tag)) {
+        return fail(im, BERTH_EINVAL, "index.json: manifests[%zu]: '%s' is not a tag", i, *tag);
+    }
+    return BERTH_OK;
+}
+
+static enum berth_err plan(struct importer *im, json_t *index)
+{
+    json_t *list = json_object_get(index, "manifests");
+    if (!json_is_array(list)) {
+        return fail(im, BERTH_EINVAL, "index.json: no manifests array");
+    }
+    size_t i;
+    json_t *desc;
+    json_array_foreach(list, i, desc)
+    {
+        const char *digest = json_string_value(json_object_get(desc, "digest"));
+        const char *mt = json_string_value(json_object_get(desc, "mediaType"));
+        struct digest d;
+        if (digest == NULL || digest_parse(digest, &d) != BERTH_OK) {
+            return fail(im, BERTH_EINVAL, "index.json: manifests[%zu]: no valid digest", i);
+        }
+        char repo[512];
+        const char *tag = NULL;
+        size_t r;
+        enum berth_err rc = entry_target(im, i, desc, repo, sizeof(repo), &tag);
+        if (rc == BERTH_OK) {
+            rc = repo_index(im, repo, &r);
+        }
+        if (rc == BERTH_OK) {
+            rc = plan_manifest(im, r, &d, mt ? mt : "", tag, "index.json");
+        }
+        if (rc != BERTH_OK) {
+            return rc;
+        }
+        im->stats.images++;
+    }
+    im->stats.repos = (int64_t)im->repo_count;
+    return BERTH_OK;
+}
+
+/* ---- publishing ---- */
+
+static enum berth_err publish_blob(struct importer *im, const struct step *s)
+{
+    const char *repo = im->repos[s->repo];
+    struct registry_status st;
+    struct meta_blob b;
+    if (registry_blob_stat(im->st, repo, &s->d, &b, &st) == BERTH_OK) {
+        return BERTH_OK;
+    }
+    struct item *it = find_item(im, s->d.str);
+    enum berth_err rc;
+    if (it != NULL && it->stage[0] != '\0') {
+        rc = registry_blob_publish(im->st, repo, it->stage, &s->d, it->size, &b, &st);
+        if (rc == BERTH_OK) {
+            it->stage[0] = '\0';
+            im->stats.blobs_new++;
+            im->stats.bytes_new += it->size;
+        }
+    } else {
+        rc = registry_blob_mount(im->st, repo, &s->d, NULL, &b, &st);
+        if (rc == BERTH_OK) {
+            im->stats.blobs_linked++;
+        }
+    }
+    if (rc != BERTH_OK) {
+        return fail(im, rc, "%s: blob %s: %s", repo, s->d.str, st.message);
+    }
+    return BERTH_OK;
+}
+
+static enum berth_err publish_manifest(struct importer *im, const struct step *s)
+{
+    const char *repo = im->repos[s->repo];
+    struct registry_status st;
+    struct meta_manifest before;
+    bool existed = registry_manifest_get(im->st, repo, s->d.str, &before, &st) == BERTH_OK;
+    bool tag_moves = false;
+    if (s->tag != NULL) {
+        tag_moves = registry_manifest_get(im->st, repo, s->tag, &before, &st) != BERTH_OK ||
+                    strcmp(before.digest, s->d.str) != 0;
+    }
+    if (existed && s->tag == NULL) {
+        return BERTH_OK;
+    }
+    if (existed && !tag_moves) {
+        return BERTH_OK;
+    }
+    struct registry_put in = {.repo = repo,
+                              .body = s->body,
+                              .len = s->len,
+                              .content_type = s->media_type[0] ? s->media_type : NULL,
+                              .expected = &s->d,
+                              .tags = s->tag ? &s->tag : NULL,
+                              .tag_count = s->tag ? 1 : 0,
+                              .create_repo = true};
+    struct registry_put_result out;
+    enum berth_err rc = registry_manifest_put(im->st, &in, &out, &st);
+    if (rc != BERTH_OK) {
+        return fail(im, rc, "%s%s%s: %s", repo, s->tag ? ":" : "@", s->tag ? s->tag : s->d.str,
+                    st.message);
+    }
+    if (out.created) {
+        im->stats.manifests_new++;
+    }
+    if (tag_moves) {
+        im->stats.tags_set++;
+    }
+    return BERTH_OK;
+}
+
+static enum berth_err publish(struct importer *im)
+{
+    enum berth_err rc = BERTH_OK;
+    for (size_t i = 0; i < im->step_count && rc == BERTH_OK; i++) {
+        const struct step *s = &im->steps[i];
+        rc = s->kind == STEP_BLOB ? publish_blob(im, s) : publish_manifest(im, s);
+    }
+    return rc;
+}
+
+static enum berth_err run(struct importer *im)
+{
+    struct stat sb;
+    if (stat(im->path, &sb) != 0) {
+        return fail(im, BERTH_ENOTFOUND, "%s: %s", im->path, strerror(errno));
+    }
+    enum berth_err rc = S_ISDIR(sb.st_mode) ? read_directory(im) : read_archive(im);
+    if (rc != BERTH_OK) {
+        return rc;
+    }
+    report(im, true);
+    if (im->index_json == NULL) {
+        if (im->has_docker_manifest) {
+            return fail(im, BERTH_EUNSUPPORTED,
+                        "%s: a docker save archive without an OCI layout (not supported yet)",
+                        im->path);
+        }
+        return fail(im, BERTH_EINVAL, "%s: not an OCI image layout (no index.json)", im->path);
+    }
+    if (!im->has_layout) {
+        return fail(im, BERTH_EINVAL, "%s: not an OCI image layout (no oci-layout)", im->path);
+    }
+    json_error_t jerr;
+    json_t *index = json_loadb(im->index_json, im->index_len, 0, &jerr);
+    if (!json_is_object(index)) {
+        json_decref(index);
+        return fail(im, BERTH_EINVAL, "index.json: not a JSON object (%s)", jerr.text);
+    }
+    rc = plan(im, index);
+    if (rc == BERTH_OK) {
+        rc = publish(im);
+    }
+    json_decref(index);
+    return rc;
+}
+
+enum berth_err bundle_import(struct store *st, const char *path,
+                             const struct bundle_import_options *opt,
+                             struct bundle_import_stats *stats, char *why, size_t why_cap)
+{
+    struct importer im = {.st = st, .opt = opt, .path = path, .why = why, .why_cap = why_cap};
+    why[0] = '\0';
+    enum berth_err rc = BERTH_ENOMEM;
+    im.buf = malloc(COPY_BUF);
+    if (im.buf != NULL) {
+        rc = run(&im);
+    }
+    for (size_t i = 0; i < im.item_count; i++) {
+        if (im.items[i].stage[0] != '\0') {
+            blob_stage_remove(store_blobs(st), im.items[i].stage);
+        }
+        free(im.items[i].json);
+    }
+    if (rc == BERTH_OK) {
+        *stats = im.stats;
+    } else if (why[0] == '\0') {
+        snprintf(why, why_cap, "%s", berth_strerror(rc));
+    }
+    for (size_t i = 0; i < im.owned_count; i++) {
+        free(im.owned[i]);
+    }
+    for (size_t i = 0; i < im.repo_count; i++) {
+        free(im.repos[i]);
+    }
+    free(im.owned);
+    free(im.repos);
+    free(im.steps);
+    free(im.items);
+    free(im.index_json);
+    free(im.buf);
+    return rc;
+}

@@ -1,0 +1,207 @@
+"""berth import: bundles from berth export (tar, tar.zst), OCI layout directories and
+gzip tarballs, and skopeo's oci-archive: output, loaded into a fresh store with identical
+digests; a second import publishes nothing; truncated, tampered and incomplete bundles are
+refused with the bad entry named and nothing published; an import into a running server is
+pulled through /v2 at once."""
+
+import gzip
+import io
+import json
+import os
+import shutil
+import tarfile
+import tempfile
+import unittest
+
+import berth_harness as h
+import bundle_helpers as bh
+import clients
+import lifegc_helpers as lg
+
+SUMMARY_NEW = "new: "
+NOTHING_NEW = "nothing new"
+
+
+def berth_import(server, *args):
+    return h.run_berth(["import"] + [str(a) for a in args], server=server, timeout=120)
+
+
+class ImportTest(unittest.TestCase):
+    def setUp(self):
+        self.work = tempfile.mkdtemp(prefix="berth-bundle-")
+        self.addCleanup(shutil.rmtree, self.work, True)
+        self.dest = h.Server()
+        self.addCleanup(self.dest.cleanup)
+
+    def make_export(self, name="bundle.tar.zst", layer_size=3000):
+        """Push the sample images to a source berth and export them; returns (path, images)."""
+        src = h.Server()
+        self.addCleanup(src.cleanup)
+        src.start()
+        images = bh.sample_images(layer_size)
+        bh.push_sample(src.registry(), "itest/app", images)
+        path = os.path.join(self.work, name)
+        rc, out = h.run_berth(["export", "itest/app:v1", "itest/app:multi", "-o", path],
+                              server=src, timeout=120)
+        self.assertEqual(rc, 0, out)
+        src.stop()
+        return path, images
+
+    def assert_has_sample(self, reg, repo, images, tags=True):
+        for name in ("v1", "multi"):
+            ref = name if tags else images[name].digest
+            resp = h.expect_status(reg.get_manifest(repo, ref, accept=images[name].media_type),
+                                   200)
+            self.assertEqual(resp.header("Docker-Content-Digest"), images[name].digest)
+            self.assertEqual(resp.body, images[name].manifest)
+        for digest in bh.all_digests(images["multi"]) | bh.all_digests(images["v1"]):
+            h.expect_status(reg.head(reg.manifest_path(repo, digest))
+                            if digest in (images["multi"].digest, images["v1"].digest)
+                            or digest in {c.digest for c in images["multi"].children}
+                            else reg.head_blob(repo, digest), 200)
+        for digest, data in images["v1"].blobs.items():
+            self.assertEqual(h.expect_status(reg.get_blob(repo, digest), 200).body, data)
+        refs = h.expect_status(reg.referrers(repo, images["v1"].digest), 200).json()
+        self.assertEqual([m["digest"] for m in refs["manifests"]], [images["sbom"].digest])
+
+    def assert_nothing_published(self):
+        self.assertEqual(lg.blob_files(self.dest.root), {})
+        uploads = os.path.join(self.dest.root, "uploads")
+        self.assertEqual(os.listdir(uploads) if os.path.isdir(uploads) else [], [])
+        self.dest.start()
+        cat = h.expect_status(self.dest.registry().catalog(), 200).json()
+        self.assertEqual(cat["repositories"], [])
+
+    def test_round_trip_into_a_fresh_berth(self):
+        path, images = self.make_export()
+        rc, out = berth_import(self.dest, path)
+        self.assertEqual(rc, 0, out)
+        self.assertIn("3 images in 1 repositories", out)
+        self.assertIn(SUMMARY_NEW, out)
+        self.assertIn("2 tags set", out)
+        # idempotent: the second import publishes nothing and says so
+        rc, out = berth_import(self.dest, path)
+        self.assertEqual(rc, 0, out)
+        self.assertIn(NOTHING_NEW, out)
+        self.dest.start()
+        self.assert_has_sample(self.dest.registry(), "itest/app", images)
+
+    def test_directory_and_gzip_with_repo(self):
+        path, images = self.make_export("bundle.tar")
+        layout = os.path.join(self.work, "layout")
+        with tarfile.open(path) as tar:
+            tar.extractall(layout)
+        gz = os.path.join(self.work, "bundle.tar.gz")
+        with open(path, "rb") as f, open(gz, "wb") as g:
+            g.write(gzip.compress(f.read()))
+        rc, out = berth_import(self.dest, "--repo", "copy/dir", layout)
+        self.assertEqual(rc, 0, out)
+        rc, out = berth_import(self.dest, "--repo", "copy/gz", gz)
+        self.assertEqual(rc, 0, out)
+        # the blobs were in the store already: linked, not written again
+        self.assertIn("0 blobs (0 bytes)", out)
+        self.dest.start()
+        for repo in ("copy/dir", "copy/gz"):
+            self.assert_has_sample(self.dest.registry(), repo, images)
+
+    def test_skopeo_oci_archive(self):
+        images = bh.sample_images()
+        layout = os.path.join(self.work, "layout")
+        h.write_oci_layout(layout, {"v1": images["v1"], "multi": images["multi"]})
+        skopeo = clients.Skopeo(self.work)
+        archives = []
+        for tag in ("v1", "multi"):
+            out = os.path.join(self.work, "%s.tar" % tag)
+            skopeo.run("copy", "--all", "--preserve-digests", "oci:%s:%s" % (layout, tag),
+                       "oci-archive:%s:%s" % (out, tag))
+            archives.append(out)
+        # skopeo's ref.name is a bare tag: the repository must be given
+        rc, out = berth_import(self.dest, archives[0])
+        self.assertEqual(rc, 1, out)
+        self.assertIn("--repo", out)
+        rc, out = berth_import(self.dest, "--repo", "from/skopeo", *archives)
+        self.assertEqual(rc, 0, out)
+        self.dest.start()
+        reg = self.dest.registry()
+        for tag in ("v1", "multi"):
+            resp = h.expect_status(reg.get_manifest("from/skopeo", tag,
+                                                    accept=images[tag].media_type), 200)
+            self.assertEqual(resp.header("Docker-Content-Digest"), images[tag].digest)
+        for child in images["multi"].children:
+            h.expect_status(reg.get_manifest("from/skopeo", child.digest,
+                                             accept=child.media_type), 200)
+
+    def test_truncated_bundle_is_refused(self):
+        # layers of 2 MiB of random bytes, so that the cut falls inside a blob entry
+        for name in ("bundle.tar", "bundle.tar.zst"):
+            path, images = self.make_export(name, layer_size=2 << 20)
+            with open(path, "rb") as f:
+                data = f.read()
+            bad = os.path.join(self.work, "cut-" + name)
+            with open(bad, "wb") as f:
+                f.write(data[: len(data) // 2])
+            rc, out = berth_import(self.dest, bad)
+            self.assertEqual(rc, 1, out)
+            self.assertIn("refused", out)
+            self.assertIn("truncated", out)
+            layers = ["blobs/sha256/" + d.split(":")[1] for d in images["v1"].layer_digests]
+            self.assertTrue(any(layer + ":" in out for layer in layers), out)
+        self.assert_nothing_published()
+
+    def test_tampered_blob_is_refused(self):
+        path, images = self.make_export("bundle.tar")
+        layer = images["v1"].layer_digests[1]
+        entry = "blobs/sha256/" + layer.split(":")[1]
+        with tarfile.open(path) as tar:
+            offset = tar.getmember(entry).offset_data
+        with open(path, "r+b") as f:
+            f.seek(offset + 10)
+            byte = f.read(1)
+            f.seek(offset + 10)
+            f.write(bytes([byte[0] ^ 0xFF]))
+        rc, out = berth_import(self.dest, path)
+        self.assertEqual(rc, 1, out)
+        self.assertIn(entry + ": the content does not match its digest", out)
+        self.assert_nothing_published()
+
+    def test_missing_blob_is_refused(self):
+        path, images = self.make_export("bundle.tar")
+        config = images["v1"].config_digest
+        entry = "blobs/sha256/" + config.split(":")[1]
+        holed = os.path.join(self.work, "holed.tar")
+        with tarfile.open(path) as src, tarfile.open(holed, "w") as dst:
+            for member in src.getmembers():
+                if member.name != entry:
+                    dst.addfile(member, src.extractfile(member) if member.isfile() else None)
+        rc, out = berth_import(self.dest, holed)
+        self.assertEqual(rc, 1, out)
+        self.assertIn(entry + ": missing from the bundle", out)
+        rc, out = berth_import(self.dest, os.path.join(self.work, "nonexistent.tar"))
+        self.assertEqual(rc, 1, out)
+        not_layout = os.path.join(self.work, "plain.tar")
+        with tarfile.open(not_layout, "w") as tar:
+            info = tarfile.TarInfo("hello.txt")
+            info.size = 2
+            tar.addfile(info, io.BytesIO(b"hi"))
+        rc, out = berth_import(self.dest, not_layout)
+        self.assertEqual(rc, 1, out)
+        self.assertIn("no index.json", out)
+        self.assert_nothing_published()
+
+    def test_import_into_a_running_server(self):
+        path, images = self.make_export()
+        self.dest.start()
+        reg = self.dest.registry()
+        h.expect_status(reg.push_image("other/repo", h.build_image(), tag="before"), 201)
+        rc, out = berth_import(self.dest, path)
+        self.assertEqual(rc, 0, out)
+        self.assert_has_sample(reg, "itest/app", images)
+        tags = h.expect_status(reg.tags("itest/app"), 200).json()
+        self.assertEqual(sorted(tags["tags"]), ["multi", "v1"])
+        # the server goes on accepting pushes
+        h.expect_status(reg.push_image("other/repo", h.build_image(), tag="after"), 201)
+        self.dest.stop()
+
+
+if __name__ == "__main__":
+    unittest.main()
