@@ -500,7 +500,9 @@ enum berth_err registry_manifest_put(struct store *st, const struct registry_put
     char why[256];
     rc = manifest_parse(in->body, in->len, in->content_type, &info, why, sizeof(why));
     if (rc == BERTH_EINVAL) {
-        return set_status(s, REG_MANIFEST_INVALID, rc, "manifest invalid: %s", why);
+        /* why alone: clients print the code's description ("manifest invalid")
+         * before the message themselves */
+        return set_status(s, REG_MANIFEST_INVALID, rc, "%s", why);
     }
     if (rc != BERTH_OK) {
         return internal(s, rc);

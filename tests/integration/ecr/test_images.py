@@ -439,6 +439,12 @@ class PutImageTest(e.EcrTestCase):
                                    repositoryName=repo, imageManifest="{not json")
         self.assertEqual(err["Message"], "Invalid parameter at 'ImageManifest' failed to "
                                          "satisfy constraint: 'Invalid JSON syntax'")
+        err = self.assertBotoError("InvalidParameterException", "put_image",
+                                   repositoryName=repo, imageManifest='{"schemaVersion": 1}',
+                                   imageManifestMediaType=h.MT_OCI_MANIFEST)
+        self.assertEqual(err["Message"], "Invalid parameter at 'imageManifest' failed to "
+                         "satisfy constraint: 'schemaVersion must be 2 (schema 1 manifests are "
+                         "not supported)'")
         self.assertBotoError("InvalidParameterException", "put_image", repositoryName=repo,
                              imageManifest=img.manifest.decode(),
                              imageManifestMediaType="application/vnd.docker.distribution."

@@ -455,6 +455,21 @@ class ManifestBehaviourTest(h.ServerTestCase):
             with self.subTest(case=name):
                 self.assertError(resp, 400, "MANIFEST_INVALID", "DIGEST_INVALID")
 
+    def test_manifest_invalid_message_says_it_once(self):
+        # docker and other distribution clients print "<code description>: <message>":
+        # a message that starts with "manifest invalid: " again reads twice
+        repo = self.repo()
+        cases = {
+            b'{"schemaVersion": 1}':
+                "schemaVersion must be 2 (schema 1 manifests are not supported)",
+            b'[1]': "manifest must be a JSON object",
+        }
+        for body, message in cases.items():
+            with self.subTest(body=body):
+                resp = self.reg.put_manifest(repo, "v1", body, h.MT_OCI_MANIFEST)
+                self.assertError(resp, 400, "MANIFEST_INVALID")
+                self.assertEqual(resp.json()["errors"][0]["message"], message)
+
     def test_missing_manifest(self):
         repo = self.repo()
         self.push_image_ok(repo, h.build_image(layer_count=1), tag="exists")
