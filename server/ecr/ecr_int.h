@@ -74,6 +74,7 @@ extern const struct ecr_op ecr_scan_ops[];            /* ecr_scan.c */
 extern const struct ecr_op ecr_lifecycle_ops[];       /* ecr_lifecycle.c */
 extern const struct ecr_op ecr_account_ops[];         /* account.c */
 extern const struct ecr_op ecr_registry_policy_ops[]; /* registry_policy.c */
+extern const struct ecr_op ecr_pull_exclusion_ops[];  /* pull_exclusions.c */
 
 /* ---- errors ---- */
 

@@ -732,7 +732,8 @@ static void batch_get_image(struct ecr_call *call)
             ecr_server_error(call, BERTH_ENOMEM);
             goto out;
         }
-        registry_manifest_note_pull(st, &mf);
+        registry_manifest_note_pull(st, &mf,
+                                    call->ident.anonymous ? NULL : call->ident.principal_arn);
     }
     json_object_set_new(call->out, "images", images);
     json_object_set_new(call->out, "failures", failures);

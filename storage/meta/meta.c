@@ -168,6 +168,12 @@ static const char *const migrations[] = {
     "  rule_priority INTEGER NOT NULL,"
     "  PRIMARY KEY (repo_id, seq)"
     ") WITHOUT ROWID;",
+    /* 6: pull-time update exclusions (RegisterPullTimeUpdateExclusion):
+     * principals whose pulls leave last_pulled_at as it is. */
+    "CREATE TABLE pull_time_exclusions ("
+    "  principal_arn TEXT PRIMARY KEY,"
+    "  created_at INTEGER NOT NULL"
+    ") WITHOUT ROWID;",
 };
 
 #define NMIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))

@@ -284,6 +284,31 @@ enum berth_err meta_manifest_children_max_size(struct meta *m, int64_t repo_id, 
  * before media types were recorded). */
 enum berth_err meta_blob_media_type(struct meta *m, int64_t repo_id, const char *digest, char *out,
                                     size_t cap);
+/* ---- pull-time update exclusions (storage/meta/exclusions.c) ---- */
+
+/* Longest principal ARN (ECR's PrincipalArn: 200). */
+#define META_PRINCIPAL_ARN_MAX 200
+
+/* Add principal_arn, created now, unless max exclusions exist already
+ * (one write transaction). BERTH_EEXIST when it is listed, BERTH_ETOOBIG at
+ * the limit, or a database error. */
+enum berth_err meta_pull_exclusion_add(struct meta *m, const char *principal_arn, int64_t now,
+                                       size_t max);
+
+/* Remove principal_arn. BERTH_ENOTFOUND when it is not listed. */
+enum berth_err meta_pull_exclusion_remove(struct meta *m, const char *principal_arn);
+
+/* Whether principal_arn is listed, into *out. */
+enum berth_err meta_pull_exclusion_has(struct meta *m, const char *principal_arn, bool *out);
+
+typedef int (*meta_exclusion_cb)(void *ctx, const char *principal_arn, int64_t created_at);
+
+/* The exclusions in byte order of their ARN, after `after` ("" from the
+ * start), at most limit; *has_more when more follow. cb returns non-zero
+ * to stop. */
+enum berth_err meta_pull_exclusion_list(struct meta *m, const char *after, int64_t limit,
+                                        meta_exclusion_cb cb, void *ctx, bool *has_more);
+
 /* ---- principals, access keys, server secrets (storage/meta/auth.c) ---- */
 
 #define META_PRINCIPAL_MAX 64       /* principal (IAM user) name */

@@ -676,7 +676,8 @@ enum berth_err registry_manifest_get(struct store *st, const char *repo, const c
 /* How often a manifest's last_pulled_at is written at most. */
 #define NOTE_PULL_INTERVAL_MS (60 * 1000)
 
-void registry_manifest_note_pull(struct store *st, const struct meta_manifest *mf)
+void registry_manifest_note_pull(struct store *st, const struct meta_manifest *mf,
+                                 const char *principal_arn)
 {
     int64_t now = time_now_ms();
     /* The row just read says whether the write is due. An UPDATE that
@@ -686,9 +687,16 @@ void registry_manifest_note_pull(struct store *st, const struct meta_manifest *m
         return;
     }
     struct meta *m = store_meta(st);
-    if (m != NULL) {
-        meta_manifest_note_pull(m, mf->id, now, NOTE_PULL_INTERVAL_MS);
+    if (m == NULL) {
+        return;
     }
+    /* Asked only when a write is due, so most pulls make no query. */
+    bool excluded = false;
+    if (principal_arn != NULL && *principal_arn != '\0' &&
+        (meta_pull_exclusion_has(m, principal_arn, &excluded) != BERTH_OK || excluded)) {
+        return;
+    }
+    meta_manifest_note_pull(m, mf->id, now, NOTE_PULL_INTERVAL_MS);
 }
 
 enum berth_err registry_manifest_delete(struct store *st, const char *repo, const char *reference,

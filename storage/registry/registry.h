@@ -130,9 +130,12 @@ enum berth_err registry_manifest_put(struct store *st, const struct registry_put
 enum berth_err registry_manifest_get(struct store *st, const char *repo, const char *reference,
                                      struct meta_manifest *out, struct registry_status *s);
 
-/* Note that a manifest was pulled (cheap: writes at most once a minute per
- * manifest). Failures are ignored. */
-void registry_manifest_note_pull(struct store *st, const struct meta_manifest *mf);
+/* Note that a manifest was pulled by principal_arn (NULL or "": anonymous
+ * or auth off): cheap, it writes at most once a minute per manifest, and
+ * not at all for a principal on the pull-time update exclusion list
+ * (RegisterPullTimeUpdateExclusion). Failures are ignored. */
+void registry_manifest_note_pull(struct store *st, const struct meta_manifest *mf,
+                                 const char *principal_arn);
 
 /* Delete by tag (removes only the tag) or by digest (removes the manifest
  * and every tag on it). With refuse_if_referenced, a manifest that an

@@ -12,7 +12,8 @@ static void test_meta_basics(void)
 {
     struct meta *m = unit_meta_new(root, sizeof(root));
     CHECK(m != NULL);
-    CHECK_INT(meta_schema_version(m), 5); /* core, media types, auth, scanning, previews */
+    /* core, media types, auth, scanning, previews, pull-time exclusions */
+    CHECK_INT(meta_schema_version(m), 6);
     struct meta_repo r;
     CHECK_INT(meta_repo_create(m, "team/app", 1000, &r), BERTH_OK);
     CHECK_INT(meta_repo_create(m, "team/app", 1000, &r), BERTH_EEXIST);

@@ -188,9 +188,18 @@ static void test_note_pull_skips_lock(void)
     struct meta_manifest mf;
     CHECK_INT(registry_manifest_get(st, "pulls", "v1", &mf, &s), BERTH_OK);
     CHECK_INT(mf.last_pulled_at, 0);
-    registry_manifest_note_pull(st, &mf);
+    /* a principal on the pull-time update exclusion list leaves it as it is */
+    const char *scanner = "arn:aws:iam::000000000000:user/scanner";
+    CHECK_INT(meta_pull_exclusion_add(store_meta(st), scanner, 1, 100), BERTH_OK);
+    CHECK_INT(meta_pull_exclusion_add(store_meta(st), scanner, 2, 100), BERTH_EEXIST);
+    registry_manifest_note_pull(st, &mf, scanner);
+    CHECK_INT(registry_manifest_get(st, "pulls", "v1", &mf, &s), BERTH_OK);
+    CHECK_INT(mf.last_pulled_at, 0);
+    registry_manifest_note_pull(st, &mf, "arn:aws:iam::000000000000:user/dev");
     CHECK_INT(registry_manifest_get(st, "pulls", "v1", &mf, &s), BERTH_OK);
     CHECK(mf.last_pulled_at > 0);
+    CHECK_INT(meta_pull_exclusion_remove(store_meta(st), scanner), BERTH_OK);
+    CHECK_INT(meta_pull_exclusion_remove(store_meta(st), scanner), BERTH_ENOTFOUND);
 
     char db[700];
     snprintf(db, sizeof(db), "%s/berth.db", root);
@@ -198,7 +207,7 @@ static void test_note_pull_skips_lock(void)
     CHECK_INT(meta_open(db, false, &writer), BERTH_OK);
     CHECK_INT(meta_begin(writer), BERTH_OK);
     int64_t t0 = time_mono_ns();
-    registry_manifest_note_pull(st, &mf);
+    registry_manifest_note_pull(st, &mf, NULL);
     int64_t took_ms = (time_mono_ns() - t0) / 1000000;
     CHECK(took_ms < 2000);
     meta_rollback(writer);
