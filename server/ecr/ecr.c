@@ -602,6 +602,36 @@ static void send_result(struct ecr_call *call)
     free(text);
 }
 
+static const struct ecr_op *target_op(struct request *req)
+{
+    const char *target = http_header(req, "X-Amz-Target");
+    if (target != NULL && str_has_prefix(target, ECR_TARGET_PREFIX)) {
+        return find_op(target + strlen(ECR_TARGET_PREFIX));
+    }
+    return NULL;
+}
+
+/* The answer to a body over ECR_BODY_MAX: a 400 that botocore reports
+ * rather than retries (it retries a connection reset, and a 413 sent
+ * before the body is read closes the connection). A part is refused as
+ * UploadLayerPart refuses an oversized part it has read. */
+static void too_big(struct request *req, char *type, size_t type_cap, char *message,
+                    size_t message_cap)
+{
+    const struct ecr_op *op = target_op(req);
+    if (op != NULL && strcmp(op->name, "UploadLayerPart") == 0) {
+        str_copy(type, type_cap, "InvalidParameterException");
+        snprintf(message, message_cap,
+                 "Invalid parameter at 'layerPartBlob' failed to satisfy constraint: 'Member "
+                 "must have length less than or equal to %d'",
+                 ECR_PART_MAX);
+        return;
+    }
+    str_copy(type, type_cap, "SerializationException");
+    snprintf(message, message_cap, "The request body is larger than the limit of %u bytes",
+             ECR_BODY_MAX);
+}
+
 /* A failure decided before an operation ran, as an AWS error: the HTTP
  * layer's deferred errors (a body over the limit, a failed read, the
  * budget of unauthenticated bodies) and this API's checks before the body
@@ -611,22 +641,25 @@ static void ecr_api_error(struct request *req, unsigned status, const char *code
 {
     const char *type = status >= 500 ? "ServerException" : "SerializationException";
     size_t clen = code != NULL ? strlen(code) : 0;
+    char big_type[64], big_message[256];
     if (clen > 9 && strcmp(code + clen - 9, "Exception") == 0) {
         type = code;
     } else if (status == 429) {
         /* an error botocore backs off from and retries */
         type = "ThrottlingException";
         status = 400;
+    } else if (status == 413) {
+        /* a chunked body that passed ECR_BODY_MAX */
+        too_big(req, big_type, sizeof(big_type), big_message, sizeof(big_message));
+        type = big_type;
+        message = big_message;
+        status = 400;
     }
     struct ecr_call call;
     memset(&call, 0, sizeof(call));
     call.req = req;
     rand_uuid(call.request_id);
-    const char *target = http_header(req, "X-Amz-Target");
-    const struct ecr_op *op = NULL;
-    if (target != NULL && str_has_prefix(target, ECR_TARGET_PREFIX)) {
-        op = find_op(target + strlen(ECR_TARGET_PREFIX));
-    }
+    const struct ecr_op *op = target_op(req);
     call.op = op != NULL ? op->name : NULL;
     ecr_fail(&call, type, "%s", message);
     call.status = status;
@@ -987,23 +1020,30 @@ static void ecr_dispatch(struct request *req)
         ecr_run(req);
         return;
     }
-    uint64_t cl;
-    if (http_content_length(req, &cl) && cl > ECR_BODY_MAX) {
-        struct ecr_call call;
-        memset(&call, 0, sizeof(call));
-        call.req = req;
-        rand_uuid(call.request_id);
-        ecr_fail(&call, "SerializationException",
-                 "The request body is larger than the limit of %u bytes", ECR_BODY_MAX);
-        call.status = 413;
-        send_result(&call);
-        return;
-    }
     /* Refused before the body: it is read and dropped, never held, and
      * the answer follows it (a client reads only after sending). */
     char type[64], message[256];
     if (!ecr_precheck(req, type, sizeof(type), message, sizeof(message))) {
         http_defer_error(req, 400, type, message);
+        return;
+    }
+    uint64_t cl;
+    if (http_content_length(req, &cl) && cl > ECR_BODY_MAX) {
+        too_big(req, type, sizeof(type), message, sizeof(message));
+        if (cl <= HTTP_DISCARD_MAX) {
+            http_defer_error(req, 400, type, message);
+            return;
+        }
+        /* too much to read through: answered now, and the connection
+         * closes */
+        struct ecr_call call;
+        memset(&call, 0, sizeof(call));
+        call.req = req;
+        rand_uuid(call.request_id);
+        const struct ecr_op *op = target_op(req);
+        call.op = op != NULL ? op->name : NULL;
+        ecr_fail(&call, type, "%s", message);
+        send_result(&call);
         return;
     }
     /* the signature covers the body: until it is verified, the body

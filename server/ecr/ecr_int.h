@@ -22,6 +22,8 @@
 #define ECR_TARGET_PREFIX "AmazonEC2ContainerRegistry_V20150921."
 /* Largest JSON body: UploadLayerPart carries up to 20 MiB as base64. */
 #define ECR_BODY_MAX (28u << 20)
+/* Largest UploadLayerPart part, as ECR: 20 MiB. */
+#define ECR_PART_MAX 20971520
 
 struct ecr_call {
     struct request *req;

@@ -21,7 +21,7 @@
 #include "storage/store/upload.h"
 
 /* Largest layer part (the model's maximum for layerPartBlob). */
-#define PART_MAX 20971520
+#define PART_MAX ECR_PART_MAX
 /* Characters of base64 that encode PART_MAX bytes. */
 #define PART_MAX_BASE64 ((PART_MAX + 2) / 3 * 4)
 /* The part size InitiateLayerUpload advises (AWS answers 10 MiB). */

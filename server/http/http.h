@@ -179,10 +179,14 @@ void http_send_json(struct request *req, unsigned status, const char *content_ty
 
 /* ---- body handling ---- */
 
+/* The most body read and dropped after an answer is decided; past it the
+ * connection is closed instead. */
+#define HTTP_DISCARD_MAX (64ull << 20)
+
 /* Switch to discarding the body and answer with an error in the API's
  * format (struct http_api.error) once it has been read, so that the client,
  * which sends its whole body before it reads, sees the answer. A body over
- * 64 MiB closes the connection instead. */
+ * HTTP_DISCARD_MAX closes the connection instead. */
 void http_defer_error(struct request *req, unsigned status, const char *code, const char *message);
 
 /* Buffer the request body into req->body, at most max bytes (413

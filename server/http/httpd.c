@@ -29,10 +29,6 @@
 
 #include "guard_int.h"
 
-/* A request body read after an error has been decided is dropped; past
- * this many bytes the connection is closed instead. */
-#define DISCARD_MAX (64ull << 20)
-
 const char *http_header(struct request *req, const char *name)
 {
     return MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, name);
@@ -286,7 +282,7 @@ static bool consume_body(struct request *req, const char *data, size_t len)
     case BODY_DISCARD:
         break;
     }
-    return req->bytes_in <= DISCARD_MAX;
+    return req->bytes_in <= HTTP_DISCARD_MAX;
 }
 
 /* Longest request target kept verbatim for SigV4 (path + query limits). */

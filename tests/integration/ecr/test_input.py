@@ -245,7 +245,7 @@ class BadInputTest(e.EcrTestCase):
     def test_huge_bodies(self):
         body = b'{"repositoryName":"' + b"a" * (BODY_MAX + 16) + b'"}'
         resp = self.call("PutImage", None, raw=body)
-        self.assertAwsError(resp, 413, "SerializationException")
+        self.assertAwsError(resp, 400, "SerializationException")
         # the same without a Content-Length: refused once the limit is passed
 
         def chunks():
@@ -254,7 +254,7 @@ class BadInputTest(e.EcrTestCase):
         resp = self.reg.request("POST", "/", headers={
             "Content-Type": e.JSON_CT, "X-Amz-Target": e.TARGET_PREFIX + "UploadLayerPart"},
             body=chunks(), chunked=True)
-        self.assertAwsError(resp, 413, "SerializationException")
+        self.assertAwsError(resp, 400, "InvalidParameterException")
 
     def test_unknown_targets_and_methods(self):
         body = {"repositoryName": self.repo_name}

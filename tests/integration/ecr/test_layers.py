@@ -169,6 +169,38 @@ class LayerUploadTest(e.EcrTestCase):
                                        layerDigests=[h.digest_of(b"abcdef")])
         self.assertBlob(repo, b"abcdef")
 
+    def test_oversized_part_is_not_retried(self):
+        """A part over 20 MiB makes a body over berth's 28 MiB limit: botocore, retrying as
+        it does by default, reads one 400 InvalidParameterException and sends it once (a 413
+        on a closed connection made it resend the body four more times)."""
+        import boto3
+        from botocore.config import Config
+        from botocore.exceptions import ClientError
+        repo = self.create_repo()
+        upload_id = self.ecr.initiate_layer_upload(repositoryName=repo)["uploadId"]
+        ecr = boto3.session.Session().client(
+            "ecr", endpoint_url=self.endpoint, region_name=e.REGION,
+            aws_access_key_id="AKIDEXAMPLE", aws_secret_access_key="x" * 40,
+            config=Config(retries={"mode": "standard", "max_attempts": 5}))
+        part = b"\0" * (21 << 20)
+
+        def attempts():
+            return sum("op=UploadLayerPart" in line for line in self.server.log_text().splitlines())
+        before = attempts()
+        with self.assertRaises(ClientError) as ctx:
+            ecr.upload_layer_part(repositoryName=repo, uploadId=upload_id, partFirstByte=0,
+                                  partLastByte=len(part) - 1, layerPartBlob=part)
+        err = ctx.exception.response
+        self.assertEqual(err["Error"]["Code"], "InvalidParameterException", err)
+        self.assertEqual(err["ResponseMetadata"]["HTTPStatusCode"], 400, err)
+        self.assertEqual(err["ResponseMetadata"]["RetryAttempts"], 0, err)
+        self.assertIn("Member must have length less than or equal to 20971520",
+                      err["Error"]["Message"])
+        self.assertEqual(attempts() - before, 1)
+        # the connection and the session are still good
+        self.ecr.upload_layer_part(repositoryName=repo, uploadId=upload_id, partFirstByte=0,
+                                   partLastByte=2, layerPartBlob=b"abc")
+
     def test_upload_not_found(self):
         repo = self.create_repo()
         other = self.create_repo()
