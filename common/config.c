@@ -36,6 +36,12 @@ static const struct config_key keys[] = {
      "allow unauthenticated access on a non-loopback address"},
     {"log.level", CONFIG_STRING, OFF(log_level), "info", 0, 0, "error, warn, info or debug"},
     {"log.access", CONFIG_BOOL, OFF(log_access), "true", 0, 0, "one access-log line per request"},
+    {"log.format", CONFIG_STRING, OFF(log_format), "text", 0, 0,
+     "text (key=value lines) or json (one JSON object per line)"},
+    {"metrics.enabled", CONFIG_BOOL, OFF(metrics_enabled), "true", 0, 0,
+     "serve Prometheus metrics on GET /metrics"},
+    {"metrics.require_auth", CONFIG_BOOL, OFF(metrics_require_auth), "false", 0, 0,
+     "GET /metrics needs an access key (HTTP Basic, as docker login)"},
     {"http.threads", CONFIG_INT, OFF(http_threads), "0", 0, 1024, "worker threads (0 = 2 per CPU)"},
     {"http.connection_limit", CONFIG_INT, OFF(http_connection_limit), "1024", 1, 1000000,
      "maximum concurrent connections"},
@@ -73,6 +79,8 @@ static const struct config_key keys[] = {
      "largest n accepted by /v2/_catalog"},
     {"storage.tags_max_entries", CONFIG_INT, OFF(storage_tags_max_entries), "10000", 1, 1000000,
      "largest page of /v2/<name>/tags/list (larger n is clamped, with a Link)"},
+    {"storage.min_free_bytes", CONFIG_INT, OFF(storage_min_free_bytes), "104857600", 0, INT64_MAX,
+     "GET /readyz fails while the data directory's file system has less free space"},
     {"registry.id", CONFIG_STRING, OFF(registry_id), "000000000000", 0, 0,
      "12-digit registry (account) id used by the ECR API"},
     {"registry.region", CONFIG_STRING, OFF(registry_region), "us-east-1", 0, 0,
@@ -382,6 +390,10 @@ enum berth_err config_validate(const struct berth_config *cfg, char *err, size_t
     }
     if (!digits) {
         snprintf(err, cap, "config: registry.id must be 12 digits, not '%s'", cfg->registry_id);
+        return BERTH_EINVAL;
+    }
+    if (strcmp(cfg->log_format, "text") != 0 && strcmp(cfg->log_format, "json") != 0) {
+        snprintf(err, cap, "config: log.format must be text or json, not '%s'", cfg->log_format);
         return BERTH_EINVAL;
     }
     if (cfg->root[0] == '\0') {

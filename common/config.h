@@ -27,6 +27,10 @@ struct berth_config {
 
     char *log_level;
     bool log_access;
+    char *log_format; /* "text" (key=value) or "json" */
+
+    bool metrics_enabled;      /* serve GET /metrics */
+    bool metrics_require_auth; /* /metrics asks for an access key */
 
     int64_t http_threads;
     int64_t http_connection_limit;
@@ -46,6 +50,7 @@ struct berth_config {
     int64_t storage_upload_expiry_seconds;
     int64_t storage_catalog_max_entries;
     int64_t storage_tags_max_entries;
+    int64_t storage_min_free_bytes; /* /readyz fails below this much free disk */
 
     char *registry_id;     /* 12 digits, the ECR account id */
     char *registry_region; /* used in ARNs */

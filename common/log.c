@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <stdarg.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/time.h>
@@ -13,6 +14,7 @@
 #define LOG_LINE_MAX 4096
 
 static atomic_int log_level = LOG_INFO;
+static atomic_bool log_json;
 static _Thread_local const char *log_req_id;
 
 static const char *const level_names[] = {"error", "warn", "info", "debug"};
@@ -36,6 +38,177 @@ int log_parse_level(const char *name, enum log_level *out)
         }
     }
     return -1;
+}
+
+void log_set_json(bool on)
+{
+    atomic_store(&log_json, on);
+}
+
+/* Appends to a bounded output; past the end it only counts. */
+struct jout {
+    char *p;
+    size_t len;
+    size_t cap; /* room for text, the NUL excluded */
+};
+
+static void jput(struct jout *o, const char *s, size_t n)
+{
+    for (size_t i = 0; i < n && o->len < o->cap; i++) {
+        o->p[o->len++] = s[i];
+    }
+}
+
+static void jputc(struct jout *o, char c)
+{
+    jput(o, &c, 1);
+}
+
+/* A JSON string body (no quotes) of raw bytes, escaping for JSON. */
+static void jstring_byte(struct jout *o, unsigned char c)
+{
+    if (c == '"' || c == '\\') {
+        jputc(o, '\\');
+        jputc(o, (char)c);
+    } else if (c < 0x20 || c == 0x7f) {
+        char esc[8];
+        snprintf(esc, sizeof(esc), "\\u%04x", c);
+        jput(o, esc, 6);
+    } else {
+        jputc(o, (char)c);
+    }
+}
+
+static int hexval(char c)
+{
+    if (c >= '0' && c <= '9') {
+        return c - '0';
+    }
+    if (c >= 'a' && c <= 'f') {
+        return c - 'a' + 10;
+    }
+    if (c >= 'A' && c <= 'F') {
+        return c - 'A' + 10;
+    }
+    return -1;
+}
+
+/* Whether [s, s+n) is a JSON number (-?digits[.digits]), leading zeros aside. */
+static bool is_number(const char *s, size_t n)
+{
+    size_t i = 0;
+    if (i < n && s[i] == '-') {
+        i++;
+    }
+    size_t digits = 0;
+    while (i < n && s[i] >= '0' && s[i] <= '9') {
+        i++;
+        digits++;
+    }
+    if (digits == 0 || (digits > 1 && s[i - digits] == '0')) {
+        return false;
+    }
+    if (i < n && s[i] == '.') {
+        i++;
+        size_t frac = 0;
+        while (i < n && s[i] >= '0' && s[i] <= '9') {
+            i++;
+            frac++;
+        }
+        if (frac == 0) {
+            return false;
+        }
+    }
+    return i == n && digits <= 15;
+}
+
+size_t log_line_to_json(const char *line, char *out, size_t cap)
+{
+    if (cap < 3) {
+        if (cap > 0) {
+            out[0] = '\0';
+        }
+        return 0;
+    }
+    /* keep room for the closing brace */
+    struct jout o = {out, 0, cap - 2};
+    jputc(&o, '{');
+    bool first = true;
+    const char *p = line;
+    while (*p) {
+        while (*p == ' ') {
+            p++;
+        }
+        if (*p == '\0') {
+            break;
+        }
+        const char *word = p;
+        const char *eq = NULL;
+        while (*p && *p != ' ' && *p != '=' && *p != '"') {
+            p++;
+        }
+        if (*p == '=' && p > word) {
+            eq = p;
+        }
+        size_t mark = o.len;
+        if (!first) {
+            jputc(&o, ',');
+        }
+        jputc(&o, '"');
+        if (eq != NULL) {
+            for (const char *k = word; k < eq; k++) {
+                jstring_byte(&o, (unsigned char)*k);
+            }
+            p = eq + 1;
+        } else {
+            jput(&o, "msg", 3);
+            p = word;
+        }
+        jput(&o, "\":", 2);
+        if (*p == '"') {
+            /* a quoted value as log_value writes it: \" \\ and \xNN */
+            p++;
+            jputc(&o, '"');
+            while (*p && *p != '"') {
+                if (*p == '\\' && p[1] == 'x' && hexval(p[2]) >= 0 && hexval(p[3]) >= 0) {
+                    jstring_byte(&o, (unsigned char)(hexval(p[2]) * 16 + hexval(p[3])));
+                    p += 4;
+                } else if (*p == '\\' && p[1] != '\0') {
+                    jstring_byte(&o, (unsigned char)p[1]);
+                    p += 2;
+                } else {
+                    jstring_byte(&o, (unsigned char)*p++);
+                }
+            }
+            if (*p == '"') {
+                p++;
+            }
+            jputc(&o, '"');
+        } else {
+            const char *v = p;
+            while (*p && *p != ' ') {
+                p++;
+            }
+            if (eq != NULL && is_number(v, (size_t)(p - v))) {
+                jput(&o, v, (size_t)(p - v));
+            } else {
+                jputc(&o, '"');
+                for (const char *c = v; c < p; c++) {
+                    jstring_byte(&o, (unsigned char)*c);
+                }
+                jputc(&o, '"');
+            }
+        }
+        if (o.len >= o.cap) {
+            /* cut short: drop the partial member so the object stays valid */
+            o.len = mark;
+            break;
+        }
+        first = false;
+    }
+    out[o.len++] = '}';
+    out[o.len] = '\0';
+    return o.len;
 }
 
 void log_set_request_id(const char *id)
@@ -77,8 +250,16 @@ void log_msg(enum log_level level, const char *fmt, ...)
             len = sizeof(line) - 2;
         }
     }
-    line[len++] = '\n';
+    line[len] = '\0';
+    char json[LOG_LINE_MAX + LOG_LINE_MAX / 2];
     const char *p = line;
+    if (atomic_load(&log_json)) {
+        len = log_line_to_json(line, json, sizeof(json) - 1);
+        p = json;
+        json[len++] = '\n';
+    } else {
+        line[len++] = '\n';
+    }
     while (len > 0) {
         ssize_t w = write(STDERR_FILENO, p, len);
         if (w < 0) {

@@ -1,11 +1,12 @@
 /*
- * Logging: one key=value line per event on stderr, written with a single
- * write(2) so lines from different threads never interleave. Thread-safe.
- * Each thread may carry a current request id, appended as req=<id>.
+ * Logging: one key=value line (or JSON object, log.format) per event on stderr, written with a
+ * single write(2) so lines from different threads never interleave. Thread-safe. Each thread may
+ * carry a current request id, appended as req=<id>.
  */
 #ifndef BERTH_LOG_H
 #define BERTH_LOG_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 enum log_level { LOG_ERROR = 0, LOG_WARN, LOG_INFO, LOG_DEBUG };
@@ -16,6 +17,19 @@ enum log_level log_get_level(void);
 
 /* Parse "error", "warn", "info", "debug". Returns 0 on success, -1 if unknown. */
 int log_parse_level(const char *name, enum log_level *out);
+
+/* Write each line as one JSON object instead of key=value pairs: the same
+ * keys (ts, level, the message's own, req) with string values, and the
+ * values that are plain numbers as JSON numbers. A word of the message
+ * that is not key=value goes under "msg". Process-wide; set it before
+ * threads start. */
+void log_set_json(bool on);
+
+/* Convert one key=value line (as written by log_msg, without its newline)
+ * into a JSON object in out (cap bytes, NUL-terminated; cut short lines
+ * still close the object). Returns the length written. For tests and
+ * log_msg. */
+size_t log_line_to_json(const char *line, char *out, size_t cap);
 
 /* Set (or with NULL clear) the calling thread's request id. The string is
  * borrowed: it must stay valid until cleared. */

@@ -42,11 +42,13 @@ DEPENDS = {
     "scan/vulndb": ["scan/findings", "scan/packages"],
     "scan/engine": ["scan/vulndb", "storage/registry"],
     "server/auth": ["storage/store"],
-    "server/http": ["server/auth"],
+    "server/metrics": ["common"],
+    "server/http": ["server/auth", "server/metrics"],
     "server/oci": ["server/http", "storage/registry"],
-    "server/jobs": ["scan/engine", "storage/gc", "storage/lifecycle"],
+    "server/jobs": ["scan/engine", "server/metrics", "storage/gc", "storage/lifecycle"],
     "server/ecr": ["server/http", "server/jobs", "storage/lifecycle", "storage/registry"],
-    "server/cli": ["server/ecr", "server/oci", "storage/bundle"],
+    "server/ops": ["server/http"],
+    "server/cli": ["server/ecr", "server/oci", "server/ops", "storage/bundle"],
 }
 
 # Libraries owned by a few files: (what, header pattern, symbol pattern,

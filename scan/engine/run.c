@@ -416,6 +416,7 @@ enum berth_err scan_run_next(struct store *st, const struct scan_engine *eng, bo
         return rc;
     }
     struct scan_outcome o;
+    int64_t started_ms = time_now_ms();
     if (job.attempts > SCAN_RUN_MAX_ATTEMPTS) {
         memset(&o, 0, sizeof(o));
         o.source_updated_at_ms = -1;
@@ -463,6 +464,9 @@ enum berth_err scan_run_next(struct store *st, const struct scan_engine *eng, bo
         log_info("event=scan_recorded repo=%s digest=%s status=%s findings=%zu description=%s",
                  job.repo, job.digest, o.complete ? "COMPLETE" : "FAILED",
                  json_array_size(o.findings), log_value(o.description, dv, sizeof(dv)));
+        if (eng->on_recorded != NULL) {
+            eng->on_recorded(eng->on_recorded_arg, o.complete, time_now_ms() - started_ms);
+        }
     } else {
         meta_scan_job_release(m, job.id);
     }

@@ -37,6 +37,10 @@ struct scan_engine {
     size_t hook_max_output;    /* scan.hook_max_output_bytes */
     uint64_t max_image_bytes;  /* scan.max_image_bytes (built-in) */
     const atomic_bool *cancel; /* set to stop a running scan; may be NULL */
+    /* Told of each scan scan_run_next records (complete or failed, and
+     * how long the image took), on the scanning thread; may be NULL. */
+    void (*on_recorded)(void *arg, bool complete, int64_t duration_ms);
+    void *on_recorded_arg;
 };
 
 /* How a scan ended. */

@@ -109,6 +109,7 @@ bool cli_load_config(struct cli *cli)
         return false;
     }
     log_set_level(level);
+    log_set_json(strcmp(cli->cfg.log_format, "json") == 0);
     return true;
 }
 

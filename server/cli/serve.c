@@ -17,6 +17,8 @@
 #include "server/ecr/ecr.h"
 #include "server/http/server.h"
 #include "server/oci/oci.h"
+#include "server/ops/ops.h"
+#include "server/metrics/metrics.h"
 #include "storage/store/store.h"
 
 #define DRAIN_MS 30000
@@ -66,6 +68,7 @@ int cmd_serve(struct cli *cli)
     pthread_sigmask(SIG_BLOCK, &set, NULL);
     signal(SIGPIPE, SIG_IGN);
 
+    metrics_init();
     struct store *st = cli_open_store(cli);
     if (st == NULL) {
         return 1;
@@ -105,8 +108,9 @@ int cmd_serve(struct cli *cli)
         store_close(st);
         return 1;
     }
-    /* /v2 first: it answers what neither API takes (404 in its format) */
-    static const struct http_api *const apis[] = {&oci_api, &ecr_api};
+    /* /v2 first: it answers what no API takes (404 in its format); the
+     * probes and metrics before ECR, which takes any POST */
+    static const struct http_api *const apis[] = {&oci_api, &ops_api, &ecr_api};
     struct server *srv = NULL;
     if (server_start(cfg, st, apis, sizeof(apis) / sizeof(apis[0]), &srv) != BERTH_OK) {
         fprintf(stderr, "berth: cannot serve on %s (see the log above)\n", cfg->listen);

@@ -17,6 +17,7 @@
 #include "storage/store/store.h"
 #include "common/str.h"
 #include "common/timeutil.h"
+#include "server/metrics/metrics.h"
 
 /* Every table of operations; add a file's table here. */
 static const struct ecr_op *const op_tables[] = {
@@ -773,15 +774,19 @@ static bool authenticate(struct ecr_call *call, const char *repo, struct auth_lo
         goto out;
     }
     if (headers.overflow || path == NULL) {
+        metrics_auth_failure("incomplete_signature");
         ecr_fail(call, "IncompleteSignatureException",
                  "The request has too many headers or too long a target to be verified");
         goto out;
     }
     if (parsed != BERTH_OK) {
+        metrics_auth_failure(refusal.error == SIGV4_ERR_MISSING_TOKEN ? "missing_credentials"
+                                                                      : "bad_signature_format");
         ecr_fail(call, sigv4_error_name(refusal.error), "%s", refusal.message);
         goto out;
     }
     if (sauth.has_security_token || !lk->key_found) {
+        metrics_auth_failure(sauth.has_security_token ? "session_token" : "unknown_key");
         char shown[AUTH_AKID_MAX + 8];
         log_info("event=auth_refused reason=%s key=%s",
                  sauth.has_security_token ? "session_token" : "unknown_key",
@@ -801,6 +806,7 @@ static bool authenticate(struct ecr_call *call, const char *repo, struct auth_lo
     };
     rc = sigv4_verify(&sreq, &sauth, lk->secret, lk->secret_len, &opts, &refusal);
     if (rc == BERTH_EDENIED) {
+        metrics_auth_failure("bad_signature");
         char shown[AUTH_AKID_MAX + 8];
         log_info("event=auth_refused reason=bad_signature key=%s",
                  log_value(sauth.access_key_id, shown, sizeof(shown)));
@@ -849,6 +855,7 @@ static bool authorize_op(struct ecr_call *call, const struct ecr_op *op, const c
         return true;
     }
     char shown[AUTHZ_DENIED_MESSAGE_MAX + 16];
+    metrics_auth_failure("denied");
     log_info("event=access_denied msg=%s", log_value(denied, shown, sizeof(shown)));
     return ecr_fail(call, "AccessDeniedException", "%s", denied);
 }
@@ -885,6 +892,7 @@ bool ecr_authorize(struct ecr_call *call, const char *action, const char *repo)
     }
     if (!allowed) {
         char shown[AUTHZ_DENIED_MESSAGE_MAX + 16];
+        metrics_auth_failure("denied");
         log_info("event=access_denied msg=%s", log_value(denied, shown, sizeof(shown)));
         return ecr_fail(call, "AccessDeniedException", "%s", denied);
     }
@@ -906,6 +914,7 @@ static void ecr_run(struct request *req)
         op = find_op(target + strlen(ECR_TARGET_PREFIX));
     }
     call.op = op ? op->name : "unknown";
+    req->route = call.op; /* operation names are static: a bounded label */
     if (op == NULL) {
         ecr_fail(&call, "UnknownOperationException", "Unknown operation %s",
                  target ? target : "(no X-Amz-Target)");

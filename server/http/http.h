@@ -96,6 +96,8 @@ struct request {
     bool is_head;
     bool dispatch_later;        /* no body: route on the final callback */
     const struct http_api *api; /* the API that took the request; NULL before routing */
+    const char *route;          /* route template for metrics (static string); NULL = none */
+    bool quiet;                 /* a probe: its access line is at debug level unless it failed */
     char log_extra[200];        /* " key=value..." the API adds to the access line */
 
     /* response bookkeeping for the access log */

@@ -25,6 +25,7 @@
 #include "storage/store/store.h"
 #include "common/str.h"
 #include "common/timeutil.h"
+#include "server/metrics/metrics.h"
 #include "storage/store/upload.h"
 
 #include "guard_int.h"
@@ -461,7 +462,13 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
         *con_cls = NULL;
         return;
     }
-    if (srv->cfg->log_access) {
+    double secs = (double)(time_mono_ns() - req->start_ns) / 1e9;
+    metrics_http_request(req->api ? req->api->name : NULL, req->route, req->method, req->status,
+                         secs, req->bytes_in, req->bytes_out);
+    /* probes (health checks, scrapes) come every few seconds: their
+     * access lines are debug unless they failed */
+    enum log_level access_level = req->quiet && req->status < 400 ? LOG_DEBUG : LOG_INFO;
+    if (srv->cfg->log_access && log_get_level() >= access_level) {
         char path[600], remote[64] = "-";
         const union MHD_ConnectionInfo *ci =
             MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
@@ -475,18 +482,28 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
                           remote, sizeof(remote));
             }
         }
-        double ms = (double)(time_mono_ns() - req->start_ns) / 1e6;
+        double ms = secs * 1e3;
         log_set_request_id(req->id);
-        log_info("event=access method=%s path=%s status=%u bytes=%llu bytes_in=%llu "
-                 "duration_ms=%.3f remote=%s term=%s%s",
-                 req->method, log_value(req->path, path, sizeof(path)), req->status,
-                 (unsigned long long)req->bytes_out, (unsigned long long)req->bytes_in, ms, remote,
-                 termination_name(toe), req->log_extra);
+        log_msg(access_level,
+                "event=access method=%s path=%s status=%u bytes=%llu bytes_in=%llu "
+                "duration_ms=%.3f remote=%s term=%s%s",
+                req->method, log_value(req->path, path, sizeof(path)), req->status,
+                (unsigned long long)req->bytes_out, (unsigned long long)req->bytes_in, ms, remote,
+                termination_name(toe), req->log_extra);
         log_set_request_id(NULL);
     }
     request_free(req);
     *con_cls = NULL;
     atomic_fetch_sub(&srv->inflight, 1);
+}
+
+static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
+                          enum MHD_ConnectionNotificationCode toe)
+{
+    (void)cls;
+    (void)conn;
+    (void)socket_context;
+    metrics_connection_delta(toe == MHD_CONNECTION_NOTIFY_STARTED ? 1 : -1);
 }
 
 static void mhd_log(void *cls, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
@@ -704,6 +721,8 @@ enum berth_err server_start(const struct berth_config *cfg, struct store *store,
     opts[o++] = (struct MHD_OptionItem){MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024, NULL};
     opts[o++] = (struct MHD_OptionItem){MHD_OPTION_UNESCAPE_CALLBACK, (intptr_t)mhd_unescape, NULL};
     opts[o++] = (struct MHD_OptionItem){MHD_OPTION_URI_LOG_CALLBACK, (intptr_t)on_uri, srv};
+    opts[o++] =
+        (struct MHD_OptionItem){MHD_OPTION_NOTIFY_CONNECTION, (intptr_t)on_connection, NULL};
     if (srv->threads > 1) {
         opts[o++] =
             (struct MHD_OptionItem){MHD_OPTION_THREAD_POOL_SIZE, (intptr_t)srv->threads, NULL};

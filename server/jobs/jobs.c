@@ -18,6 +18,7 @@
 #include "storage/lifecycle/lifecycle_run.h"
 #include "common/log.h"
 #include "common/timeutil.h"
+#include "server/metrics/metrics.h"
 
 /* The first periodic run comes after the interval or this, if shorter, so
  * that a server restarted often still collects. */
@@ -71,7 +72,13 @@ static void run_gc(struct job *jb, bool periodic)
                              .upload_expiry_ms = js->opt.upload_expiry_ms,
                              .cancel = &js->stop};
     /* gc_run logs its own summary and errors. */
-    (void)gc_run(js->st, &opt, NULL);
+    struct gc_stats stats;
+    memset(&stats, 0, sizeof(stats));
+    int64_t t0 = time_mono_ns();
+    enum berth_err rc = gc_run(js->st, &opt, &stats);
+    metrics_gc_pass((double)(time_mono_ns() - t0) / 1e9,
+                    (uint64_t)(stats.bytes_deleted + stats.orphan_bytes),
+                    (uint64_t)stats.blobs_deleted, rc != BERTH_OK);
 }
 
 static void run_lifecycle(struct job *jb, bool periodic)
@@ -89,9 +96,13 @@ static void run_lifecycle(struct job *jb, bool periodic)
 
     struct lifecycle_run_options opt = {.dry_run = false, .cancel = &js->stop};
     if (all) {
-        (void)lifecycle_run_all(js->st, &opt, NULL, NULL, NULL);
+        struct lifecycle_run_totals t;
+        memset(&t, 0, sizeof(t));
+        (void)lifecycle_run_all(js->st, &opt, NULL, NULL, &t);
+        metrics_lifecycle_run((uint64_t)t.repositories, (uint64_t)t.images, (uint64_t)t.expired);
         return;
     }
+    uint64_t evaluated = 0, images = 0, expired = 0;
     for (size_t i = 0; i < n && !atomic_load(&js->stop); i++) {
         struct lifecycle_run_result *r = NULL;
         char msg[LIFECYCLE_MSG_CAP];
@@ -101,7 +112,15 @@ static void run_lifecycle(struct job *jb, bool periodic)
             log_error("event=lifecycle_error repo_id=%lld err=%s msg=%s", (long long)repos[i],
                       berth_strerror(rc), log_value(msg, v, sizeof(v)));
         }
+        if (rc == BERTH_OK && r != NULL) {
+            evaluated++;
+            images += r->image_count;
+            expired += r->expired;
+        }
         lifecycle_run_result_free(r);
+    }
+    if (n > 0) {
+        metrics_lifecycle_run(evaluated, images, expired);
     }
 }
 

@@ -20,6 +20,7 @@
 #include "storage/meta/meta_scan.h"
 #include "storage/registry/scan_queue.h"
 #include "scan/engine/scan_run.h"
+#include "server/metrics/metrics.h"
 #include "storage/store/store.h"
 #include "common/str.h"
 #include "common/timeutil.h"
@@ -36,6 +37,12 @@ struct scan_workers {
     pthread_t *threads;
     size_t count;
 };
+
+static void note_scan(void *arg, bool complete, int64_t duration_ms)
+{
+    (void)arg;
+    metrics_scan_result(complete, (double)duration_ms / 1e3);
+}
 
 static void *worker_main(void *arg)
 {
@@ -113,6 +120,7 @@ enum berth_err scan_workers_start(const struct berth_config *cfg, struct store *
         .hook_max_output = (size_t)cfg->scan_hook_max_output_bytes,
         .max_image_bytes = (uint64_t)cfg->scan_max_image_bytes,
         .cancel = &w->stop,
+        .on_recorded = note_scan,
     };
     size_t want = (size_t)cfg->scan_workers;
     w->threads = calloc(want ? want : 1, sizeof(*w->threads));

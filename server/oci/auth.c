@@ -19,6 +19,7 @@
 #include "storage/store/store.h"
 #include "common/str.h"
 #include "common/timeutil.h"
+#include "server/metrics/metrics.h"
 
 /* Longest Basic credential: "AWS:" + a token, or a key id and a secret. */
 #define BASIC_B64_MAX AUTHTOKEN_BASIC_MAX_LEN
@@ -225,6 +226,7 @@ void oci_auth_challenge(struct request *req, const char *message)
 
 static void log_refusal(struct request *req, const char *why)
 {
+    metrics_auth_failure(why);
     char shown[AUTH_AKID_MAX + 8];
     log_info("event=auth_refused reason=%s key=%s", why,
              log_value(req->ident.access_key_id[0] ? req->ident.access_key_id : "-", shown,
@@ -316,9 +318,11 @@ bool oci_authorize(struct request *req, enum oci_route route)
         goto out;
     }
     if (req->ident.anonymous) {
+        metrics_auth_failure("missing_credentials");
         oci_auth_challenge(req, "authentication required");
     } else {
         char shown[AUTHZ_DENIED_MESSAGE_MAX + 16];
+        metrics_auth_failure("denied");
         log_info("event=access_denied msg=%s", log_value(denied, shown, sizeof(shown)));
         oci_error(req, 403, "DENIED", denied, NULL);
     }

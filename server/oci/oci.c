@@ -342,10 +342,39 @@ static void handle_base(struct request *req)
     http_send_json(req, 200, "application/json", "{}", NULL);
 }
 
+/* The route template each route is counted under in the metrics. */
+static const char *route_template(enum oci_route route)
+{
+    switch (route) {
+    case OCI_ROUTE_NONE:
+        return "unknown";
+    case OCI_ROUTE_NAME_INVALID:
+        return "name_invalid";
+    case OCI_ROUTE_BASE:
+        return "/v2/";
+    case OCI_ROUTE_CATALOG:
+        return "/v2/_catalog";
+    case OCI_ROUTE_TAGS:
+        return "/v2/{name}/tags/list";
+    case OCI_ROUTE_MANIFEST:
+        return "/v2/{name}/manifests/{reference}";
+    case OCI_ROUTE_BLOB:
+        return "/v2/{name}/blobs/{digest}";
+    case OCI_ROUTE_UPLOAD_START:
+        return "/v2/{name}/blobs/uploads/";
+    case OCI_ROUTE_UPLOAD:
+        return "/v2/{name}/blobs/uploads/{uuid}";
+    case OCI_ROUTE_REFERRERS:
+        return "/v2/{name}/referrers/{digest}";
+    }
+    return "unknown";
+}
+
 static void oci_dispatch(struct request *req)
 {
     enum oci_route route =
         oci_route_parse(req->path, req->repo, sizeof(req->repo), req->ref, sizeof(req->ref));
+    req->route = route_template(route);
     bool get = oci_method_is(req, "GET") || req->is_head;
     if (!oci_authorize(req, route)) {
         return;

@@ -249,6 +249,21 @@ typedef int (*meta_upload_cb)(void *arg, const struct meta_upload *u);
 /* Sessions created before `before`. */
 enum berth_err meta_upload_list_older(struct meta *m, int64_t before, meta_upload_cb cb, void *arg);
 
+/* ---- totals (metrics, readiness) ---- */
+
+struct meta_totals {
+    int64_t blobs;           /* blob rows */
+    int64_t blob_bytes;      /* the sum of their sizes */
+    int64_t upload_sessions; /* upload session rows */
+};
+
+/* Count what is stored. Reads every blob row's size (no write lock).
+ * BERTH_OK or BERTH_EDB. */
+enum berth_err meta_totals_get(struct meta *m, struct meta_totals *out);
+
+/* Whether the database answers a trivial query. BERTH_OK or BERTH_EDB. */
+enum berth_err meta_ping(struct meta *m);
+
 /* ---- image listings (ECR ListImages, DescribeImages, layer checks) ---- */
 
 /* Which manifests a listing includes, by whether any tag points at them. */

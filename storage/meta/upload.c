@@ -1,4 +1,4 @@
-/* Metadata: upload sessions. See meta.h. */
+/* Metadata: upload sessions, and the totals metrics report. See meta.h. */
 #include "meta_int.h"
 
 #include <string.h>
@@ -85,4 +85,38 @@ enum berth_err meta_upload_list_older(struct meta *m, int64_t before, meta_uploa
     meta_bind_int64(st, 1, before);
     struct upload_ctx c = {cb, arg};
     return meta_page(m, st, -1, upload_row, &c, NULL, "upload_list");
+}
+
+enum berth_err meta_totals_get(struct meta *m, struct meta_totals *out)
+{
+    struct meta_stmt *st = meta_prepare(m, "SELECT (SELECT count(*) FROM blobs),"
+                                           " (SELECT coalesce(sum(size), 0) FROM blobs),"
+                                           " (SELECT count(*) FROM uploads)");
+    if (st == NULL) {
+        return BERTH_EDB;
+    }
+    enum berth_err rc = BERTH_OK;
+    if (meta_step(st) == META_STEP_ROW) {
+        out->blobs = meta_col_int64(st, 0);
+        out->blob_bytes = meta_col_int64(st, 1);
+        out->upload_sessions = meta_col_int64(st, 2);
+    } else {
+        rc = meta_fail(m, "totals_get");
+    }
+    meta_done(st);
+    return rc;
+}
+
+enum berth_err meta_ping(struct meta *m)
+{
+    struct meta_stmt *st = meta_prepare(m, "SELECT 1");
+    if (st == NULL) {
+        return BERTH_EDB;
+    }
+    enum berth_err rc = BERTH_OK;
+    if (meta_step(st) != META_STEP_ROW) {
+        rc = meta_fail(m, "ping");
+    }
+    meta_done(st);
+    return rc;
 }

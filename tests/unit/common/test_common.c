@@ -187,6 +187,31 @@ static void test_log_value(void)
     CHECK(strlen(tiny) < sizeof(tiny));
 }
 
+static void test_log_json(void)
+{
+    char out[512];
+    log_line_to_json("ts=2026-01-01T00:00:00.000Z level=info event=access path=\"/a b\" "
+                     "status=200 duration_ms=0.579 id=007 n=-3 req=abc",
+                     out, sizeof(out));
+    CHECK_STR(out, "{\"ts\":\"2026-01-01T00:00:00.000Z\",\"level\":\"info\",\"event\":\"access\","
+                   "\"path\":\"/a b\",\"status\":200,\"duration_ms\":0.579,\"id\":\"007\","
+                   "\"n\":-3,\"req\":\"abc\"}");
+    /* log_value's escapes come back as the bytes they stand for */
+    char v[64];
+    char line[128];
+    snprintf(line, sizeof(line), "msg=%s", log_value("q\"\n\\x", v, sizeof(v)));
+    log_line_to_json(line, out, sizeof(out));
+    CHECK_STR(out, "{\"msg\":\"q\\\"\\u000a\\\\x\"}");
+    /* a word that is not key=value is kept under msg */
+    log_line_to_json("event=x stray 1.2.3", out, sizeof(out));
+    CHECK_STR(out, "{\"event\":\"x\",\"msg\":\"stray\",\"msg\":\"1.2.3\"}");
+    log_line_to_json("", out, sizeof(out));
+    CHECK_STR(out, "{}");
+    /* cut short, the object still closes without a partial member */
+    log_line_to_json("alpha=1 beta=\"long value here\"", out, 16);
+    CHECK_STR(out, "{\"alpha\":1}");
+}
+
 static void test_config(void)
 {
     struct berth_config cfg;
@@ -253,6 +278,7 @@ int main(void)
     RUN(test_base64url);
     RUN(test_uuid);
     RUN(test_log_value);
+    RUN(test_log_json);
     RUN(test_config);
     return unit_report("test_common");
 }

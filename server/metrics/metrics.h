@@ -1,0 +1,72 @@
+/*
+ * Process-wide metrics in the Prometheus text format: counters and
+ * histograms the HTTP layer and the background jobs feed as things
+ * happen, rendered on demand with the gauges the caller measures at
+ * scrape time (what is stored, the scan queue). Every label has a bounded
+ * set of values: APIs, route templates and reasons are static strings
+ * from the code, methods and statuses are folded into fixed sets, and a
+ * series table that fills up folds new series into route="other".
+ * Thread-safe: any thread may record; recording never blocks for long
+ * (one short mutex for labelled series, atomics elsewhere).
+ */
+#ifndef BERTH_METRICS_H
+#define BERTH_METRICS_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "common/buf.h"
+#include "common/err.h"
+
+/* Series kept per table before new label sets fold into route="other". */
+#define METRICS_SERIES_MAX 512
+
+/* Record the process start time (once; later calls do nothing). */
+void metrics_init(void);
+
+/* One finished HTTP request. api and route are static strings (borrowed
+ * for the life of the process): the API's name and the route template
+ * ("/v2/{name}/blobs/{digest}", an ECR operation name); NULL becomes
+ * "none". method is folded into GET, HEAD, POST, PUT, PATCH, DELETE,
+ * OPTIONS or OTHER; a status outside 100..599 counts as 0. */
+void metrics_http_request(const char *api, const char *route, const char *method, unsigned status,
+                          double seconds, uint64_t bytes_in, uint64_t bytes_out);
+
+/* A connection was accepted (+1) or closed (-1). */
+void metrics_connection_delta(int delta);
+
+/* An authentication or authorization refusal. reason is a static string
+ * of the code ("bad_secret", "unknown_key", "denied", ...); reasons beyond
+ * the fixed table count as "other". */
+void metrics_auth_failure(const char *reason);
+
+/* One garbage collection pass: its duration, bytes freed (blobs and
+ * orphan files), blobs deleted; failed when it ended in an error. */
+void metrics_gc_pass(double seconds, uint64_t bytes_freed, uint64_t blobs_deleted, bool failed);
+
+/* One lifecycle run over some repositories: images evaluated and deleted. */
+void metrics_lifecycle_run(uint64_t repositories, uint64_t images_evaluated,
+                           uint64_t images_expired);
+
+/* One recorded scan: complete or failed, and how long it ran. */
+void metrics_scan_result(bool complete, double seconds);
+
+/* What the caller measured at scrape time; a field below 0 is left out. */
+struct metrics_gauges {
+    int64_t blobs;           /* blob rows */
+    int64_t blob_bytes;      /* their sizes */
+    int64_t upload_sessions; /* open upload sessions */
+    int64_t scan_waiting;    /* scan jobs not yet claimed */
+    int64_t scan_running;    /* scan jobs claimed by a worker */
+};
+
+/* Append every metric in the Prometheus text exposition format (0.0.4)
+ * to out. The process metrics (RSS, open fds, start time) are read from
+ * /proc here. BERTH_OK, or BERTH_ENOMEM/BERTH_ETOOBIG from the buffer. */
+enum berth_err metrics_render(struct buf *out, const struct metrics_gauges *g);
+
+/* Forget every recorded value (for tests). Not thread-safe with
+ * recorders. */
+void metrics_reset(void);
+
+#endif
