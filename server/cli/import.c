@@ -1,7 +1,7 @@
 /*
  * berth import [--repo NAME] FILE...: load bundles (OCI image layout
  * directories, or tarballs: plain, gzip, zstd; berth export's and skopeo's
- * oci-archive: output) into the store at the configured root, safe while
+ * oci-archive: output; docker save archives) into the store at the configured root, safe while
  * `berth serve` runs on it. A bundle is verified whole before anything of
  * it is published. Prints a progress line on a terminal and, per bundle,
  * what was new.

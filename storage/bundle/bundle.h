@@ -81,8 +81,10 @@ struct bundle_import_stats {
 };
 
 /* Load the bundle at path (an OCI image layout directory, or one packed as
- * tar, tar.gz or tar.zst: berth export's and skopeo's oci-archive: output)
- * into the store. Every blob entry is streamed into a stage while its
+ * tar, tar.gz or tar.zst: berth export's and skopeo's oci-archive: output;
+ * or a docker save tar, each image of its manifest.json becoming an OCI
+ * manifest over its config and layer tars, tagged with its RepoTags) into
+ * the store. Every blob entry is streamed into a stage while its
  * digest is checked, and every manifest index.json reaches is parsed and
  * its references found in the bundle or the store, before anything is
  * published: a corrupt, truncated or incomplete bundle is refused with

@@ -6,6 +6,8 @@
  * reaches and finds each reference in the bundle or the store; only then
  * does publishing go through the registry's rules. Nothing is published
  * when reading or planning fails, and the stages are removed either way.
+ * A docker save archive without index.json is planned from its
+ * manifest.json instead: its files are staged by name and hash.
  */
 #include "storage/bundle/bundle.h"
 
@@ -40,6 +42,7 @@
 /* Small JSON blobs (manifests, configs) kept in memory for planning. */
 #define KEPT_MAX ((size_t)256 * 1024 * 1024)
 #define SMALL_FILE_MAX 4096
+#define OCI_LAYER_TAR "application/vnd.oci.image.layer.v1.tar"
 
 /* A blob entry of the bundle, verified. */
 struct item {
@@ -48,6 +51,12 @@ struct item {
     char stage[BLOB_STAGE_NAME_MAX + 1]; /* "" when the store had it, or once published */
     char *json;                          /* the bytes when they may be a manifest, else NULL */
     size_t json_len;
+};
+
+/* A file of a docker save archive: its name and what it hashes to. */
+struct loose {
+    char *name;
+    struct digest d;
 };
 
 enum step_kind { STEP_BLOB, STEP_MANIFEST };
@@ -74,7 +83,10 @@ struct importer {
     char *index_json;
     size_t index_len;
     bool has_layout;
-    bool has_docker_manifest;
+    char *docker_manifest; /* manifest.json of a docker save archive */
+    size_t docker_manifest_len;
+    struct loose *loose;
+    size_t loose_count;
     char *buf;
     struct step *steps;
     size_t step_count;
@@ -146,6 +158,21 @@ static struct item *find_item(struct importer *im, const char *digest)
         }
     }
     return NULL;
+}
+
+static enum berth_err add_loose(struct importer *im, const char *name, const struct digest *d)
+{
+    void *p = realloc(im->loose, (im->loose_count + 1) * sizeof(*im->loose));
+    if (p == NULL) {
+        return BERTH_ENOMEM;
+    }
+    im->loose = p;
+    im->loose[im->loose_count].name = strdup(name);
+    if (im->loose[im->loose_count].name == NULL) {
+        return BERTH_ENOMEM;
+    }
+    im->loose[im->loose_count++].d = *d;
+    return BERTH_OK;
 }
 
 static void entry_name(const struct digest *d, char *out, size_t cap)
@@ -243,23 +270,16 @@ static enum berth_err new_stage(struct importer *im, char *name)
     return blob_stage_create(store_blobs(im->st), name);
 }
 
-/* A blobs/<alg>/<hex> entry: hash it, stage it unless the store has it,
- * keep it when it may be a manifest. */
-static enum berth_err read_blob(struct importer *im, const char *name, const char *rest,
-                                int64_t size, struct reader *r)
+/* A blob entry: hash it, stage it unless the store has it, keep it when it
+ * may be a manifest. expected is the digest its name gives (blobs/), or
+ * NULL for a file of a docker save archive, named by what it hashes to
+ * (sha256) and recorded under its name. */
+static enum berth_err read_item(struct importer *im, const char *name,
+                                const struct digest *expected, int64_t size, struct reader *r)
 {
-    char text[DIGEST_STR_MAX + 1];
-    const char *slash = strchr(rest, '/');
-    struct digest d;
-    if (slash == NULL || (size_t)(slash - rest) + strlen(slash) >= sizeof(text)) {
-        return fail(im, BERTH_EINVAL, "%s: not a blob name (blobs/<algorithm>/<hex>)", name);
-    }
-    snprintf(text, sizeof(text), "%.*s:%s", (int)(slash - rest), rest, slash + 1);
-    if (digest_parse(text, &d) != BERTH_OK) {
-        return fail(im, BERTH_EINVAL, "%s: not a blob name (blobs/<algorithm>/<hex>)", name);
-    }
-    if (find_item(im, d.str) != NULL) {
-        return BERTH_OK; /* a second copy: the first was verified */
+    struct digest d = {.alg = DIGEST_SHA256};
+    if (expected != NULL) {
+        d = *expected;
     }
     if (im->item_count == im->item_cap) {
         size_t cap = im->item_cap ? im->item_cap * 2 : 64;
@@ -285,7 +305,7 @@ static enum berth_err read_blob(struct importer *im, const char *name, const cha
     }
     enum berth_err rc = BERTH_OK;
     struct blob_stage *stage = NULL;
-    if (!store_has(im, &d)) {
+    if (expected == NULL || !store_has(im, &d)) {
         rc = new_stage(im, it->stage);
         if (rc != BERTH_OK) {
             it->stage[0] = '\0';
@@ -341,7 +361,7 @@ static enum berth_err read_blob(struct importer *im, const char *name, const cha
         rc = digest_ctx_final(ctx, &got_d);
     }
     digest_ctx_free(ctx);
-    if (rc == BERTH_OK && strcmp(got_d.str, d.str) != 0) {
+    if (rc == BERTH_OK && expected != NULL && strcmp(got_d.str, d.str) != 0) {
         rc = fail(im, BERTH_EDIGEST, "%s: the content does not match its digest (it is %s)", name,
                   got_d.str);
     }
@@ -349,6 +369,17 @@ static enum berth_err read_blob(struct importer *im, const char *name, const cha
         rc = blob_stage_sync(stage);
     }
     blob_stage_close(stage);
+    if (rc == BERTH_OK && expected == NULL) {
+        rc = add_loose(im, name, &got_d);
+        if (rc == BERTH_OK && find_item(im, got_d.str) != NULL) {
+            /* the same bytes under another name: keep the first copy */
+            blob_stage_remove(store_blobs(im->st), it->stage);
+            free(it->json);
+            im->item_count--;
+            return BERTH_OK;
+        }
+        it->d = got_d;
+    }
     if (rc != BERTH_OK) {
         return rc;
     }
@@ -364,6 +395,26 @@ static enum berth_err read_blob(struct importer *im, const char *name, const cha
     }
     im->stats.blobs_read++;
     return BERTH_OK;
+}
+
+/* A blobs/<alg>/<hex> entry. */
+static enum berth_err read_blob(struct importer *im, const char *name, const char *rest,
+                                int64_t size, struct reader *r)
+{
+    char text[DIGEST_STR_MAX + 1];
+    const char *slash = strchr(rest, '/');
+    struct digest d;
+    if (slash == NULL || (size_t)(slash - rest) + strlen(slash) >= sizeof(text)) {
+        return fail(im, BERTH_EINVAL, "%s: not a blob name (blobs/<algorithm>/<hex>)", name);
+    }
+    snprintf(text, sizeof(text), "%.*s:%s", (int)(slash - rest), rest, slash + 1);
+    if (digest_parse(text, &d) != BERTH_OK) {
+        return fail(im, BERTH_EINVAL, "%s: not a blob name (blobs/<algorithm>/<hex>)", name);
+    }
+    if (find_item(im, d.str) != NULL) {
+        return BERTH_OK; /* a second copy: the first was verified */
+    }
+    return read_item(im, name, &d, size, r);
 }
 
 static enum berth_err take_entry(struct importer *im, const char *name, int64_t size,
@@ -395,10 +446,17 @@ static enum berth_err take_entry(struct importer *im, const char *name, int64_t 
                           &im->index_len);
     }
     if (strcmp(name, "manifest.json") == 0) {
-        im->has_docker_manifest = true;
+        free(im->docker_manifest);
+        im->docker_manifest = NULL;
+        return read_small(im, name, r, store_options(im->st)->manifest_max, &im->docker_manifest,
+                          &im->docker_manifest_len);
     }
     if (str_has_prefix(name, "blobs/") && name[strlen(name) - 1] != '/') {
         return read_blob(im, name, name + strlen("blobs/"), size, r);
+    }
+    if (str_has_suffix(name, ".tar") || (str_has_suffix(name, ".json") && !strchr(name, '/'))) {
+        /* a docker save archive's layer or config, named by a path */
+        return read_item(im, name, NULL, size, r);
     }
     return BERTH_OK; /* directories and files a layout does not use */
 }
@@ -668,61 +726,270 @@ static enum berth_err plan_manifest(struct importer *im, size_t repo, const stru
     return add_step(im, &s);
 }
 
+/* Split a reference name: "[registry/]repo:tag" into repo (the registry
+ * host dropped) and *tag (borrowed from ref); a bare "tag" leaves repo
+ * empty. False when the repository part does not fit in repo_cap. */
+static bool split_ref_name(const char *ref, char *repo, size_t repo_cap, const char **tag)
+{
+    repo[0] = '\0';
+    *tag = NULL;
+    if (ref == NULL || ref[0] == '\0' || strchr(ref, '@') != NULL) {
+        return true;
+    }
+    const char *slash = strrchr(ref, '/');
+    const char *colon = strrchr(slash ? slash : ref, ':');
+    if (colon == NULL) {
+        *tag = ref;
+        return true;
+    }
+    *tag = colon + 1;
+    const char *start = ref;
+    const char *first = strchr(ref, '/');
+    size_t host_len = first ? (size_t)(first - ref) : 0;
+    /* a registry host in front ("localhost:5000/", "example.com/") goes */
+    if (first != NULL && first < colon &&
+        (memchr(ref, '.', host_len) != NULL || memchr(ref, ':', host_len) != NULL ||
+         (host_len == strlen("localhost") && strncmp(ref, "localhost", host_len) == 0))) {
+        start = first + 1;
+    }
+    if ((size_t)(colon - start) >= repo_cap) {
+        return false;
+    }
+    memcpy(repo, start, (size_t)(colon - start));
+    repo[colon - start] = '\0';
+    return true;
+}
+
+/* The repository (opt->repo wins, else the one named, else fallback) and
+ * the tag are valid names. what says where they came from. */
+static enum berth_err check_target(struct importer *im, const char *what, char *repo,
+                                   size_t repo_cap, const char *fallback, const char *tag)
+{
+    if (repo[0] == '\0' && fallback != NULL) {
+        snprintf(repo, repo_cap, "%s", fallback);
+    }
+    if (im->opt->repo != NULL) {
+        snprintf(repo, repo_cap, "%s", im->opt->repo);
+    }
+    if (repo[0] == '\0') {
+        return fail(im, BERTH_EINVAL, "%s names no repository: give --repo NAME", what);
+    }
+    if (!names_repo_valid(repo)) {
+        return fail(im, BERTH_EINVAL, "%s: '%s' is not a repository name", what, repo);
+    }
+    if (tag != NULL && !names_tag_valid(tag)) {
+        return fail(im, BERTH_EINVAL, "%s: '%s' is not a tag", what, tag);
+    }
+    return BERTH_OK;
+}
+
 /* The repository and tag an index.json entry names. A ref.name is
  * "[registry/]repo:tag" (berth's bundles, skopeo's with a full name) or a
- * bare tag (skopeo's usual). */
+ * bare tag (skopeo's usual; containerd and Docker 25's docker save put the
+ * full name in io.containerd.image.name beside it). */
 static enum berth_err entry_target(struct importer *im, size_t i, json_t *desc, char *repo,
                                    size_t repo_cap, const char **tag)
 {
     json_t *ann = json_object_get(desc, "annotations");
     const char *ref = json_string_value(json_object_get(ann, BUNDLE_REF_NAME));
     const char *named = json_string_value(json_object_get(ann, BUNDLE_REPOSITORY));
-    repo[0] = '\0';
-    *tag = NULL;
-    if (ref != NULL && ref[0] != '\0' && strchr(ref, '@') == NULL) {
-        const char *slash = strrchr(ref, '/');
-        const char *colon = strrchr(slash ? slash : ref, ':');
-        if (colon == NULL) {
-            *tag = ref;
-        } else {
-            *tag = colon + 1;
-            const char *start = ref;
-            const char *first = strchr(ref, '/');
-            /* a registry host in front ("localhost:5000/", "example.com/") goes */
-            if (first != NULL && first < colon &&
-                (memchr(ref, '.', (size_t)(first - ref)) != NULL ||
-                 memchr(ref, ':', (size_t)(first - ref)) != NULL ||
-                 ((size_t)(first - ref) == strlen("localhost") &&
-                  strncmp(ref, "localhost", (size_t)(first - ref)) == 0))) {
-                start = first + 1;
-            }
-            if ((size_t)(colon - start) >= repo_cap) {
-                return fail(im, BERTH_EINVAL, "index.json: manifests[%zu]: ref.name too long", i);
-            }
-            memcpy(repo, start, (size_t)(colon - start));
-            repo[colon - start] = '\0';
+    const char *full = json_string_value(json_object_get(ann, "io.containerd.image.name"));
+    char what[128];
+    snprintf(what, sizeof(what), "index.json: manifests[%zu] (ref.name '%.40s')", i,
+             ref ? ref : "");
+    if (!split_ref_name(ref, repo, repo_cap, tag)) {
+        return fail(im, BERTH_EINVAL, "%s: the name is too long", what);
+    }
+    if (repo[0] == '\0' && named == NULL && full != NULL) {
+        const char *full_tag = NULL;
+        if (!split_ref_name(full, repo, repo_cap, &full_tag)) {
+            return fail(im, BERTH_EINVAL, "%s: the name is too long", what);
+        }
+        if (*tag == NULL) {
+            *tag = full_tag;
         }
     }
-    if (repo[0] == '\0' && named != NULL) {
-        snprintf(repo, repo_cap, "%s", named);
+    return check_target(im, what, repo, repo_cap, named, *tag);
+}
+
+/* ---- docker save archives ---- */
+
+/* The blob a manifest.json path names: a blobs/<alg>/<hex> entry, or a
+ * file recorded under its name. */
+static struct item *docker_file(struct importer *im, const char *name)
+{
+    if (name == NULL) {
+        return NULL;
     }
-    if (im->opt->repo != NULL) {
-        snprintf(repo, repo_cap, "%s", im->opt->repo);
+    while (name[0] == '.' && name[1] == '/') {
+        name += 2;
     }
-    if (repo[0] == '\0') {
-        return fail(im, BERTH_EINVAL,
-                    "index.json: manifests[%zu] names no repository (ref.name '%s'): give "
-                    "--repo NAME",
-                    i, ref ? ref : "");
+    for (size_t i = 0; i < im->loose_count; i++) {
+        if (strcmp(im->loose[i].name, name) == 0) {
+            return find_item(im, im->loose[i].d.str);
+        }
     }
-    if (!names_repo_valid(repo)) {
-        return fail(im, BERTH_EINVAL, "index.json: manifests[%zu]: '%s' is not a repository name",
-                    i, repo);
+    if (str_has_prefix(name, "blobs/")) {
+        const char *rest = name + strlen("blobs/");
+        const char *slash = strchr(rest, '/');
+        char text[DIGEST_STR_MAX + 1];
+        struct digest d;
+        if (slash != NULL && (size_t)(slash - rest) + strlen(slash) < sizeof(text)) {
+            snprintf(text, sizeof(text), "%.*s:%s", (int)(slash - rest), rest, slash + 1);
+            if (digest_parse(text, &d) == BERTH_OK) {
+                return find_item(im, d.str);
+            }
+        }
     }
-    if (*tag != NULL && !names_tag_valid(*tag)) {
-        return fail(im, BERTH_EINVAL, "index.json: manifests[%zu]: '%s' is not a tag", i, *tag);
+    return NULL;
+}
+
+static json_t *docker_desc(const char *media_type, const struct item *it)
+{
+    return json_pack("{s:s, s:s, s:I}", "mediaType", media_type, "digest", it->d.str, "size",
+                     (json_int_t)it->size);
+}
+
+/* One image of manifest.json: its config and layers checked (a config
+ * named <hex>.json must hash to hex, each layer to the config's diff_id),
+ * an OCI image manifest made over them (the same bytes every time), and
+ * the steps to push it under each of its RepoTags. */
+static enum berth_err plan_docker_image(struct importer *im, size_t i, json_t *entry)
+{
+    char what[64];
+    snprintf(what, sizeof(what), "manifest.json[%zu]", i);
+    const char *config_name = json_string_value(json_object_get(entry, "Config"));
+    json_t *layers = json_object_get(entry, "Layers");
+    json_t *repo_tags = json_object_get(entry, "RepoTags");
+    if (config_name == NULL || !json_is_array(layers)) {
+        return fail(im, BERTH_EINVAL, "%s: no Config or Layers", what);
     }
-    return BERTH_OK;
+    struct item *config = docker_file(im, config_name);
+    if (config == NULL) {
+        return fail(im, BERTH_ENOTFOUND, "%s: missing from the bundle (named by %s)", config_name,
+                    what);
+    }
+    const char *base = strrchr(config_name, '/') ? strrchr(config_name, '/') + 1 : config_name;
+    size_t hex_len = strlen(digest_hex(&config->d));
+    if (!str_has_prefix(config_name, "blobs/") && strlen(base) == hex_len + strlen(".json") &&
+        strncmp(base, digest_hex(&config->d), hex_len) != 0) {
+        return fail(im, BERTH_EDIGEST, "%s: the content does not match its digest (it is %s)",
+                    config_name, config->d.str);
+    }
+    json_t *cfg = config->json ? json_loadb(config->json, config->json_len, 0, NULL) : NULL;
+    json_t *diff_ids = json_object_get(json_object_get(cfg, "rootfs"), "diff_ids");
+    if (!json_is_array(diff_ids) || json_array_size(diff_ids) != json_array_size(layers)) {
+        json_decref(cfg);
+        return fail(im, BERTH_EINVAL, "%s: not an image config with one diff_id per layer",
+                    config_name);
+    }
+    enum berth_err rc = BERTH_OK;
+    json_t *descs = json_array();
+    json_t *manifest = NULL;
+    size_t j;
+    json_t *layer;
+    json_array_foreach(layers, j, layer)
+    {
+        const char *name = json_string_value(layer);
+        struct item *it = docker_file(im, name);
+        const char *diff_id = json_string_value(json_array_get(diff_ids, j));
+        if (it == NULL) {
+            rc = fail(im, BERTH_ENOTFOUND, "%s: missing from the bundle (named by %s)",
+                      name ? name : "(a layer)", what);
+        } else if (diff_id == NULL || strcmp(diff_id, it->d.str) != 0) {
+            rc = fail(im, BERTH_EDIGEST,
+                      "%s: the content does not match the config's diff_id (it is %s)", name,
+                      it->d.str);
+        } else if (json_array_append_new(descs, docker_desc(OCI_LAYER_TAR, it)) != 0) {
+            rc = BERTH_ENOMEM;
+        }
+        if (rc != BERTH_OK) {
+            break;
+        }
+    }
+    char *body = NULL;
+    if (rc == BERTH_OK) {
+        manifest = json_pack(
+            "{s:i, s:s, s:o, s:O}", "schemaVersion", 2, "mediaType", MANIFEST_OCI, "config",
+            docker_desc("application/vnd.oci.image.config.v1+json", config), "layers", descs);
+        body = manifest ? json_dumps(manifest, JSON_COMPACT) : NULL;
+        rc = own(im, body);
+    }
+    json_decref(manifest);
+    json_decref(descs);
+    json_decref(cfg);
+    if (rc != BERTH_OK) {
+        return rc;
+    }
+    struct digest d;
+    digest_buffer(DIGEST_SHA256, body, strlen(body), &d);
+    size_t tag_count = json_is_array(repo_tags) ? json_array_size(repo_tags) : 0;
+    for (j = 0; j < (tag_count ? tag_count : 1) && rc == BERTH_OK; j++) {
+        char repo[512];
+        const char *tag = NULL;
+        const char *ref = json_string_value(json_array_get(repo_tags, j));
+        if (!split_ref_name(ref, repo, sizeof(repo), &tag)) {
+            return fail(im, BERTH_EINVAL, "%s: RepoTags: a name too long", what);
+        }
+        rc = check_target(im, what, repo, sizeof(repo), NULL, tag);
+        if (rc == BERTH_OK && tag != NULL) {
+            /* manifest.json is gone before publishing: the plan keeps its own copy */
+            char *copy = strdup(tag);
+            rc = own(im, copy);
+            tag = copy;
+        }
+        size_t r = 0;
+        if (rc == BERTH_OK) {
+            rc = repo_index(im, repo, &r);
+        }
+        struct manifest_desc desc = {.digest = config->d, .size = config->size};
+        if (rc == BERTH_OK) {
+            rc = plan_blob(im, r, &desc, what);
+        }
+        size_t k;
+        json_array_foreach(layers, k, layer)
+        {
+            if (rc == BERTH_OK) {
+                desc.digest = docker_file(im, json_string_value(layer))->d;
+                rc = plan_blob(im, r, &desc, what);
+            }
+        }
+        struct step s = {.kind = STEP_MANIFEST,
+                         .repo = r,
+                         .d = d,
+                         .media_type = MANIFEST_OCI,
+                         .tag = tag,
+                         .body = body,
+                         .len = strlen(body)};
+        if (rc == BERTH_OK) {
+            rc = add_step(im, &s);
+        }
+    }
+    im->stats.images++;
+    return rc;
+}
+
+static enum berth_err plan_docker(struct importer *im)
+{
+    json_error_t jerr;
+    json_t *doc = json_loadb(im->docker_manifest, im->docker_manifest_len, 0, &jerr);
+    if (!json_is_array(doc)) {
+        json_decref(doc);
+        return fail(im, BERTH_EINVAL, "manifest.json: not a docker save manifest (%s)", jerr.text);
+    }
+    enum berth_err rc = BERTH_OK;
+    size_t i;
+    json_t *entry;
+    json_array_foreach(doc, i, entry)
+    {
+        rc = plan_docker_image(im, i, entry);
+        if (rc != BERTH_OK) {
+            break;
+        }
+    }
+    json_decref(doc);
+    im->stats.repos = (int64_t)im->repo_count;
+    return rc;
 }
 
 static enum berth_err plan(struct importer *im, json_t *index)
@@ -772,7 +1039,7 @@ static enum berth_err publish_blob(struct importer *im, const struct step *s)
     }
     struct item *it = find_item(im, s->d.str);
     enum berth_err rc;
-    if (it != NULL && it->stage[0] != '\0') {
+    if (it != NULL && it->stage[0] != '\0' && !store_has(im, &s->d)) {
         rc = registry_blob_publish(im->st, repo, it->stage, &s->d, it->size, &b, &st);
         if (rc == BERTH_OK) {
             it->stage[0] = '\0';
@@ -852,13 +1119,14 @@ static enum berth_err run(struct importer *im)
         return rc;
     }
     report(im, true);
+    if (im->index_json == NULL && im->docker_manifest != NULL) {
+        rc = plan_docker(im);
+        return rc == BERTH_OK ? publish(im) : rc;
+    }
     if (im->index_json == NULL) {
-        if (im->has_docker_manifest) {
-            return fail(im, BERTH_EUNSUPPORTED,
-                        "%s: a docker save archive without an OCI layout (not supported yet)",
-                        im->path);
-        }
-        return fail(im, BERTH_EINVAL, "%s: not an OCI image layout (no index.json)", im->path);
+        return fail(im, BERTH_EINVAL,
+                    "%s: not an OCI image layout (no index.json) nor a docker save archive",
+                    im->path);
     }
     if (!im->has_layout) {
         return fail(im, BERTH_EINVAL, "%s: not an OCI image layout (no oci-layout)", im->path);
@@ -909,7 +1177,12 @@ enum berth_err bundle_import(struct store *st, const char *path,
     free(im.repos);
     free(im.steps);
     free(im.items);
+    for (size_t i = 0; i < im.loose_count; i++) {
+        free(im.loose[i].name);
+    }
+    free(im.loose);
     free(im.index_json);
+    free(im.docker_manifest);
     free(im.buf);
     return rc;
 }

@@ -198,6 +198,12 @@ class ImportTest(unittest.TestCase):
         self.assert_has_sample(reg, "itest/app", images)
         tags = h.expect_status(reg.tags("itest/app"), 200).json()
         self.assertEqual(sorted(tags["tags"]), ["multi", "v1"])
+        # the ECR API sees the same images at once
+        ecr = clients.ecr_client(self.dest, *clients.DUMMY_KEY)
+        details = ecr.describe_images(repositoryName="itest/app")["imageDetails"]
+        by_digest = {d["imageDigest"]: sorted(d.get("imageTags", [])) for d in details}
+        self.assertEqual(by_digest[images["v1"].digest], ["v1"])
+        self.assertEqual(by_digest[images["multi"].digest], ["multi"])
         # the server goes on accepting pushes
         h.expect_status(reg.push_image("other/repo", h.build_image(), tag="after"), 201)
         self.dest.stop()
