@@ -159,7 +159,10 @@ static void manifest_delete(struct request *req)
         return;
     }
     struct registry_status s;
-    if (registry_manifest_delete(req->srv->store, req->repo, req->ref, false, &s) != BERTH_OK) {
+    /* deleting what an index lists would leave the index dangling: refused
+     * as ECR's BatchDeleteImage does, unless configured as the spec allows */
+    bool refuse = !req->srv->cfg->storage_delete_referenced;
+    if (registry_manifest_delete(req->srv->store, req->repo, req->ref, refuse, &s) != BERTH_OK) {
         oci_fail(req, &s);
         return;
     }

@@ -1,4 +1,5 @@
-"""Deletes (end-9, end-10), delete disabled, explicit repository creation."""
+"""Deletes (end-9, end-10), delete disabled, explicit repository creation, and the
+integrity of indexes: a manifest an index lists is not deleted unless configured so."""
 
 import berth_harness as h
 
@@ -112,6 +113,93 @@ class DeleteTest(h.ServerTestCase):
         self.push_tagged(repo, ["v1"])
         resp = self.reg.delete(self.reg.manifest_path(repo, "sha256:nothex"))
         self.assertError(resp, 400, "DIGEST_INVALID")
+
+
+PLATFORMS = [{"os": "linux", "architecture": "amd64"}, {"os": "linux", "architecture": "arm64"}]
+
+
+def push_index(test, repo, tag="multi"):
+    """Two children and an index over them, the index tagged; returns the Index."""
+    index = h.Index([h.build_image(arch=p["architecture"], layer_count=1) for p in PLATFORMS],
+                    platforms=PLATFORMS)
+    test.assertStatus(test.reg.push_image(repo, index, tag=tag), 201)
+    return index
+
+
+class IndexIntegrityTest(h.ServerTestCase):
+    """By default a DELETE by digest of a manifest an index of the repository lists is
+    refused, as ECR's BatchDeleteImage refuses it: the index would dangle."""
+
+    @h.berth_only("distribution deletes what an index lists, as the spec permits")
+    def test_child_of_a_tagged_index_is_not_deleted(self):
+        repo = self.repo()
+        index = push_index(self, repo)
+        child = index.children[0]
+        resp = self.reg.delete(self.reg.manifest_path(repo, child.digest))
+        self.assertError(resp, 409, "DENIED")
+        error = resp.json()["errors"][0]
+        self.assertIn("referenced by a manifest list", error["message"])
+        self.assertIn(child.digest, error["message"])
+        self.assertEqual(error.get("detail"), {"digest": child.digest})
+        # nothing changed: the index and both children are whole
+        self.assertManifest(repo, "multi", index)
+        for c in index.children:
+            self.assertManifest(repo, c.digest, c)
+        # the index first, then its children
+        self.assertStatus(self.reg.delete(self.reg.manifest_path(repo, index.digest)), 202)
+        for c in index.children:
+            self.assertStatus(self.reg.delete(self.reg.manifest_path(repo, c.digest)), 202)
+            self.assertError(self.reg.get_manifest(repo, c.digest), 404, "MANIFEST_UNKNOWN")
+
+    @h.berth_only("distribution deletes what an index lists, as the spec permits")
+    def test_untagged_index_still_protects_its_children(self):
+        repo = self.repo()
+        index = push_index(self, repo)
+        self.assertStatus(self.reg.delete(self.reg.manifest_path(repo, "multi")), 202)
+        resp = self.reg.delete(self.reg.manifest_path(repo, index.children[1].digest))
+        self.assertError(resp, 409, "DENIED")
+        self.assertManifest(repo, index.digest, index)
+
+    def test_tags_of_a_child_and_unlisted_manifests_are_deleted(self):
+        repo = self.repo()
+        index = push_index(self, repo)
+        child = index.children[0]
+        self.assertStatus(self.reg.put_manifest(repo, "amd64", child.manifest, child.media_type),
+                          201)
+        if not h.IS_DISTRIBUTION:
+            # a tag is only a name: deleting it leaves the index whole
+            self.assertStatus(self.reg.delete(self.reg.manifest_path(repo, "amd64")), 202)
+            self.assertManifest(repo, child.digest, child)
+        lone = h.build_image(layer_count=1)
+        self.push_image_ok(repo, lone, tag="lone")
+        self.assertStatus(self.reg.delete(self.reg.manifest_path(repo, lone.digest)), 202)
+        self.assertManifest(repo, "multi", index)
+
+    def test_index_in_another_repository_does_not_protect(self):
+        repo, other = self.repo(), self.repo("-other")
+        push_index(self, repo)
+        index = push_index(self, other)
+        child = index.children[0]
+        # the same child in a third repository on its own
+        third = self.repo("-third")
+        self.push_image_ok(third, child, tag="v1")
+        self.assertStatus(self.reg.delete(self.reg.manifest_path(third, child.digest)), 202)
+        self.assertManifest(other, child.digest, child)
+
+
+class PermissiveIndexDeleteTest(h.ServerTestCase):
+    """storage.delete_referenced_manifests: the spec's permissive behaviour."""
+
+    server_config = {"storage": {"delete_referenced_manifests": True}}
+
+    def test_child_of_an_index_is_deleted(self):
+        repo = self.repo()
+        index = push_index(self, repo)
+        child = index.children[0]
+        self.assertStatus(self.reg.delete(self.reg.manifest_path(repo, child.digest)), 202)
+        self.assertError(self.reg.get_manifest(repo, child.digest), 404, "MANIFEST_UNKNOWN")
+        # the index is kept as pushed, now listing a manifest that is gone
+        self.assertManifest(repo, "multi", index)
 
 
 class DeleteDisabledTest(h.ServerTestCase):
