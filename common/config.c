@@ -69,8 +69,8 @@ static const struct config_key keys[] = {
      "fsync blobs and directories before acknowledging a push"},
     {"storage.delete_enabled", CONFIG_BOOL, OFF(storage_delete_enabled), "true", 0, 0,
      "allow DELETE of manifests, tags and blobs (405 UNSUPPORTED when off)"},
-    {"storage.delete_referenced_manifests", CONFIG_BOOL, OFF(storage_delete_referenced), "false",
-     0, 0,
+    {"storage.delete_referenced_manifests", CONFIG_BOOL, OFF(storage_delete_referenced), "false", 0,
+     0,
      "allow DELETE by digest of a manifest an index of the repository lists (off: 409 DENIED, "
      "as ECR)"},
     {"storage.auto_create_repositories", CONFIG_BOOL, OFF(storage_auto_create), "true", 0, 0,
