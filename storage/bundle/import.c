@@ -42,6 +42,8 @@
 /* Small JSON blobs (manifests, configs) kept in memory for planning. */
 #define KEPT_MAX ((size_t)256 * 1024 * 1024)
 #define SMALL_FILE_MAX 4096
+/* Indexes within indexes, at most (the recursion's bound). */
+#define NEST_MAX 8
 #define OCI_LAYER_TAR "application/vnd.oci.image.layer.v1.tar"
 
 /* A blob entry of the bundle, verified. */
@@ -654,12 +656,17 @@ static enum berth_err plan_blob(struct importer *im, size_t repo, const struct m
     return add_step(im, &s);
 }
 
-/* A manifest and, first, everything it references. */
+/* A manifest and, first, everything it references; depth counts the
+ * indexes above it. */
 static enum berth_err plan_manifest(struct importer *im, size_t repo, const struct digest *d,
-                                    const char *media_type, const char *tag, const char *owner)
+                                    const char *media_type, const char *tag, const char *owner,
+                                    int depth)
 {
     char name[DIGEST_STR_MAX + 16];
     entry_name(d, name, sizeof(name));
+    if (depth > NEST_MAX) {
+        return fail(im, BERTH_EINVAL, "%s: indexes nested more than %d deep", name, NEST_MAX);
+    }
     bool again = planned(im, STEP_MANIFEST, repo, d->str);
     const char *body = NULL;
     size_t len = 0;
@@ -699,7 +706,7 @@ static enum berth_err plan_manifest(struct importer *im, size_t repo, const stru
         if (info->is_index) {
             for (size_t i = 0; i < info->ref_count && rc == BERTH_OK; i++) {
                 rc = plan_manifest(im, repo, &info->refs[i].digest, info->refs[i].media_type, NULL,
-                                   name);
+                                   name, depth + 1);
             }
         } else {
             if (info->has_config) {
@@ -1016,7 +1023,7 @@ static enum berth_err plan(struct importer *im, json_t *index)
             rc = repo_index(im, repo, &r);
         }
         if (rc == BERTH_OK) {
-            rc = plan_manifest(im, r, &d, mt ? mt : "", tag, "index.json");
+            rc = plan_manifest(im, r, &d, mt ? mt : "", tag, "index.json", 0);
         }
         if (rc != BERTH_OK) {
             return rc;

@@ -188,6 +188,17 @@ class ImportTest(unittest.TestCase):
         self.assertIn("no index.json", out)
         self.assert_nothing_published()
 
+    def test_deeply_nested_index_is_refused(self):
+        image = h.build_image(layer_count=1)
+        for _ in range(10):
+            image = h.Index([image])
+        layout = os.path.join(self.work, "deep")
+        h.write_oci_layout(layout, {"deep": image})
+        rc, out = berth_import(self.dest, "--repo", "deep/one", layout)
+        self.assertEqual(rc, 1, out)
+        self.assertIn("indexes nested more than 8 deep", out)
+        self.assert_nothing_published()
+
     def test_import_into_a_running_server(self):
         path, images = self.make_export()
         self.dest.start()
