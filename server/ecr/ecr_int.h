@@ -77,6 +77,7 @@ extern const struct ecr_op ecr_lifecycle_ops[];       /* ecr_lifecycle.c */
 extern const struct ecr_op ecr_account_ops[];         /* account.c */
 extern const struct ecr_op ecr_registry_policy_ops[]; /* registry_policy.c */
 extern const struct ecr_op ecr_pull_exclusion_ops[];  /* pull_exclusions.c */
+extern const struct ecr_op ecr_template_ops[];        /* templates.c */
 
 /* ---- errors ---- */
 

@@ -174,6 +174,15 @@ static const char *const migrations[] = {
     "  principal_arn TEXT PRIMARY KEY,"
     "  created_at INTEGER NOT NULL"
     ") WITHOUT ROWID;",
+    /* 7: repository creation templates (CreateRepositoryCreationTemplate):
+     * the prefix ("ROOT" or a namespace) and the template's settings as
+     * ECR's JSON, validated by the API. */
+    "CREATE TABLE creation_templates ("
+    "  prefix TEXT PRIMARY KEY,"
+    "  body TEXT NOT NULL,"
+    "  created_at INTEGER NOT NULL,"
+    "  updated_at INTEGER NOT NULL"
+    ") WITHOUT ROWID;",
 };
 
 #define NMIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))
@@ -431,6 +440,11 @@ enum berth_err meta_commit(struct meta *m)
     }
     m->in_txn = 0;
     return BERTH_OK;
+}
+
+bool meta_in_transaction(const struct meta *m)
+{
+    return m->in_txn != 0;
 }
 
 void meta_rollback(struct meta *m)

@@ -44,6 +44,8 @@ enum berth_err meta_begin_read(struct meta *m);
 enum berth_err meta_commit(struct meta *m);
 /* Roll back if a transaction is open; always safe to call. */
 void meta_rollback(struct meta *m);
+/* Whether a transaction begun with meta_begin/meta_begin_read is open. */
+bool meta_in_transaction(const struct meta *m);
 
 /* ---- repositories ---- */
 
@@ -323,6 +325,45 @@ typedef int (*meta_exclusion_cb)(void *ctx, const char *principal_arn, int64_t c
  * to stop. */
 enum berth_err meta_pull_exclusion_list(struct meta *m, const char *after, int64_t limit,
                                         meta_exclusion_cb cb, void *ctx, bool *has_more);
+
+/* ---- repository creation templates (storage/meta/templates.c) ---- */
+
+/* Longest prefix (ECR's Prefix: 256). */
+#define META_TEMPLATE_PREFIX_MAX 256
+
+/* One template: its prefix, its settings as JSON text (borrowed in
+ * callbacks), and its times. */
+struct meta_template {
+    const char *prefix;
+    const char *body;
+    int64_t created_at;
+    int64_t updated_at;
+};
+
+typedef int (*meta_template_cb)(void *ctx, const struct meta_template *t);
+
+/* Create a template unless max exist already. BERTH_EEXIST when the prefix
+ * has one, BERTH_ETOOBIG at the limit, or a database error. Opens its own
+ * write transaction unless one is open. */
+enum berth_err meta_template_create(struct meta *m, const char *prefix, const char *body,
+                                    int64_t now, size_t max);
+
+/* Replace a template's body (updated_at = now). BERTH_ENOTFOUND. */
+enum berth_err meta_template_update(struct meta *m, const char *prefix, const char *body,
+                                    int64_t now);
+
+/* Call cb with the template of prefix. BERTH_ENOTFOUND when none. */
+enum berth_err meta_template_get(struct meta *m, const char *prefix, meta_template_cb cb,
+                                 void *ctx);
+
+/* Delete the template of prefix. BERTH_ENOTFOUND when none. */
+enum berth_err meta_template_delete(struct meta *m, const char *prefix);
+
+/* Templates with prefix > after ("" from the start) in byte order, at most
+ * limit (-1: all); *has_more (may be NULL) when more follow. cb returns
+ * non-zero to stop. */
+enum berth_err meta_template_list(struct meta *m, const char *after, int64_t limit,
+                                  meta_template_cb cb, void *ctx, bool *has_more);
 
 /* ---- principals, access keys, server secrets (storage/meta/auth.c) ---- */
 

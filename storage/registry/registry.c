@@ -22,6 +22,7 @@
 #include "storage/spec/manifest.h"
 #include "storage/spec/names.h"
 #include "storage/registry/scan_queue.h"
+#include "storage/registry/templates.h"
 #include "storage/store/store.h"
 #include "common/str.h"
 #include "common/timeutil.h"
@@ -76,6 +77,50 @@ static enum berth_err internal(struct registry_status *s, enum berth_err rc)
     return set_status(s, REG_INTERNAL, rc, "internal error (%s)", berth_strerror(rc));
 }
 
+/* With automatic creation off, a push to a missing repository creates it
+ * when a CREATE_ON_PUSH creation template covers the name, with the
+ * template's settings, in one transaction (the caller's, or its own).
+ * BERTH_ENOTFOUND when no template applies. */
+static enum berth_err create_from_template(struct meta *m, const char *name, struct meta_repo *out)
+{
+    char *body = NULL;
+    enum berth_err rc = registry_template_find(m, name, "CREATE_ON_PUSH", &body);
+    if (rc != BERTH_OK) {
+        return rc;
+    }
+    if (body == NULL) {
+        return BERTH_ENOTFOUND;
+    }
+    bool own = !meta_in_transaction(m);
+    rc = own ? meta_begin(m) : BERTH_OK;
+    if (rc == BERTH_OK) {
+        rc = meta_repo_create(m, name, time_now_ms(), out);
+        if (rc == BERTH_EEXIST) {
+            /* created meanwhile by another push: use it as it is */
+            rc = meta_repo_get(m, name, out);
+            free(body);
+            body = NULL;
+        }
+    }
+    if (rc == BERTH_OK && body != NULL) {
+        rc = registry_template_apply(m, out->id, body);
+        if (rc == BERTH_OK) {
+            rc = meta_repo_get_by_id(m, out->id, out);
+        }
+        if (rc == BERTH_OK) {
+            log_info("event=repository_created repo=%s from=creation_template", name);
+        }
+    }
+    if (own) {
+        if (rc == BERTH_OK) {
+            rc = meta_commit(m);
+        }
+        meta_rollback(m);
+    }
+    free(body);
+    return rc;
+}
+
 /* Repository lookup on an open connection. */
 static enum berth_err find_repo(struct store *st, struct meta *m, const char *name, bool create,
                                 struct meta_repo *out, struct registry_status *s)
@@ -85,6 +130,9 @@ static enum berth_err find_repo(struct store *st, struct meta *m, const char *na
         rc = meta_repo_ensure(m, name, time_now_ms(), out);
     } else {
         rc = meta_repo_get(m, name, out);
+        if (rc == BERTH_ENOTFOUND && create) {
+            rc = create_from_template(m, name, out);
+        }
     }
     if (rc == BERTH_ENOTFOUND) {
         return set_status(s, REG_REPO_UNKNOWN, rc, "repository name not known to registry");

@@ -12,8 +12,9 @@ static void test_meta_basics(void)
 {
     struct meta *m = unit_meta_new(root, sizeof(root));
     CHECK(m != NULL);
-    /* core, media types, auth, scanning, previews, pull-time exclusions */
-    CHECK_INT(meta_schema_version(m), 6);
+    /* core, media types, auth, scanning, previews, pull-time exclusions,
+     * creation templates */
+    CHECK_INT(meta_schema_version(m), 7);
     struct meta_repo r;
     CHECK_INT(meta_repo_create(m, "team/app", 1000, &r), BERTH_OK);
     CHECK_INT(meta_repo_create(m, "team/app", 1000, &r), BERTH_EEXIST);
