@@ -96,6 +96,8 @@ static const struct config_key keys[] = {
     {"auth.keys", CONFIG_JSON, OFF(auth_keys), NULL, 0, 0, "access keys defined in the file"},
     {"auth.regions", CONFIG_JSON, OFF(auth_regions), NULL, 0, 0,
      "regions accepted in SigV4 scopes (default: any)"},
+    {"console.session_ttl_seconds", CONFIG_INT, OFF(console_session_ttl_seconds), "3600", 1, DAY,
+     "lifetime of a web console sign-in"},
     {"gc.enabled", CONFIG_BOOL, OFF(gc_enabled), "true", 0, 0, "run garbage collection"},
     {"gc.interval_seconds", CONFIG_INT, OFF(gc_interval_seconds), "3600", 1, 30 * DAY,
      "time between garbage collection passes"},

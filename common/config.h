@@ -61,6 +61,8 @@ struct berth_config {
     json_t *auth_keys;    /* borrowed from doc: array of key objects, or NULL */
     json_t *auth_regions; /* borrowed from doc: array of accepted regions, or NULL */
 
+    int64_t console_session_ttl_seconds;
+
     bool gc_enabled;
     int64_t gc_interval_seconds;
     int64_t gc_grace_seconds;

@@ -48,7 +48,8 @@ DEPENDS = {
     "server/jobs": ["scan/engine", "server/metrics", "storage/gc", "storage/lifecycle"],
     "server/ecr": ["server/http", "server/jobs", "storage/lifecycle", "storage/registry"],
     "server/ops": ["server/http"],
-    "server/cli": ["server/ecr", "server/oci", "server/ops", "storage/bundle"],
+    "server/console": ["server/http"],
+    "server/cli": ["server/console", "server/ecr", "server/oci", "server/ops", "storage/bundle"],
 }
 
 # Libraries owned by a few files: (what, header pattern, symbol pattern,

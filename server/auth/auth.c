@@ -52,6 +52,7 @@ struct auth {
     uint8_t token_key[AUTHTOKEN_KEY_MAX];
     size_t token_key_len;
     struct policy_cache cache;
+    struct auth_sessions *sessions; /* console sessions (owned) */
 };
 
 void auth_wipe(void *p, size_t n)
@@ -585,6 +586,11 @@ enum berth_err auth_new(const struct berth_config *cfg, struct store *st, bool r
     a->cfg = cfg;
     a->store = st;
     a->required = required;
+    a->sessions = auth_sessions_new();
+    if (a->sessions == NULL) {
+        auth_free(a);
+        return BERTH_ENOMEM;
+    }
     char err[512];
     enum berth_err rc = auth_config_keys(cfg, &a->keys, &a->key_count, err, sizeof(err));
     if (rc != BERTH_OK) {
@@ -627,11 +633,17 @@ out:
     return rc;
 }
 
+struct auth_sessions *auth_sessions(struct auth *a)
+{
+    return a->sessions;
+}
+
 void auth_free(struct auth *a)
 {
     if (a == NULL) {
         return;
     }
+    auth_sessions_free(a->sessions);
     for (size_t i = 0; a->key_policies != NULL && i < a->key_count; i++) {
         cache_put(&a->cache, a->key_policies[i]);
     }

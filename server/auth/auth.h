@@ -24,6 +24,7 @@
 #include "server/auth/authz.h"
 #include "common/config.h"
 #include "storage/meta/meta.h"
+#include "server/auth/session.h"
 #include "server/auth/sigv4.h"
 
 struct store;
@@ -163,6 +164,9 @@ enum berth_err auth_token_issue(struct auth *a, enum authtoken_purpose purpose,
 enum berth_err auth_token_verify(struct auth *a, const char *token, enum authtoken_purpose purpose,
                                  const char *repo, const char *digest, int64_t now,
                                  struct authtoken *out);
+
+/* The console sessions (server/auth/session.h). Borrowed. */
+struct auth_sessions *auth_sessions(struct auth *a);
 
 /* The accepted SigV4 regions (count 0: any). Borrowed. */
 const char *const *auth_regions(const struct auth *a, size_t *count);

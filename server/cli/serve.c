@@ -1,6 +1,6 @@
 /*
  * berth serve: open the store, start the scan workers, the background jobs
- * (garbage collection, lifecycle) and the HTTP server, wait for SIGTERM or
+ * (garbage collection, lifecycle) and the HTTP server (console, /v2, ECR), wait for SIGTERM or
  * SIGINT, drain in-flight requests, stop the scans and jobs and exit
  * cleanly.
  */
@@ -14,6 +14,7 @@
 #include "server/jobs/jobs.h"
 #include "common/log.h"
 #include "server/jobs/scan_workers.h"
+#include "server/console/console.h"
 #include "server/ecr/ecr.h"
 #include "server/http/server.h"
 #include "server/oci/oci.h"
@@ -109,8 +110,9 @@ int cmd_serve(struct cli *cli)
         return 1;
     }
     /* /v2 first: it answers what no API takes (404 in its format); the
-     * probes and metrics before ECR, which takes any POST */
-    static const struct http_api *const apis[] = {&oci_api, &ops_api, &ecr_api};
+     * probes, metrics and the console (/ui/ and a browser's GET /) before
+     * ECR, which takes any POST */
+    static const struct http_api *const apis[] = {&oci_api, &ops_api, &console_api, &ecr_api};
     struct server *srv = NULL;
     if (server_start(cfg, st, apis, sizeof(apis) / sizeof(apis[0]), &srv) != BERTH_OK) {
         fprintf(stderr, "berth: cannot serve on %s (see the log above)\n", cfg->listen);

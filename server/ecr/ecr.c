@@ -718,6 +718,42 @@ static const char *scoped_repo(json_t *in, enum ecr_scope scope)
     return names_repo_valid(arn.name) ? arn.name : NULL;
 }
 
+/* A call from the web console (server/console): no Authorization header
+ * but a session cookie. The session stands for its access key, whose
+ * policy applies as it is now; every call must carry the session's CSRF
+ * token (every ECR call is a POST, and reading calls are not told apart
+ * from changing ones). Returns false after failing the call. */
+static bool authenticate_session(struct ecr_call *call, const char *repo, struct auth_lookup *lk,
+                                 enum auth_session_state state, const struct auth_session *s)
+{
+    struct request *req = call->req;
+    struct auth *a = req->srv->auth;
+    struct meta *m = store_meta(req->srv->store);
+    enum berth_err rc =
+        auth_lookup(a, m, state == AUTH_SESSION_OK ? s->access_key_id : NULL, repo, lk);
+    if (rc != BERTH_OK) {
+        ecr_server_error(call, rc);
+        return false;
+    }
+    call->ident.enforced = lk->enforced;
+    if (!lk->enforced) {
+        return true;
+    }
+    if (state == AUTH_SESSION_CSRF) {
+        log_info("event=auth_refused reason=csrf");
+        return ecr_fail(call, "AccessDeniedException",
+                        "The request carries no valid " AUTH_SESSION_CSRF_HEADER " header");
+    }
+    if (state != AUTH_SESSION_OK || !lk->key_found) {
+        log_info("event=auth_refused reason=%s",
+                 state != AUTH_SESSION_OK ? "session_invalid" : "unknown_key");
+        return ecr_fail(call, "UnrecognizedClientException",
+                        "The console session has expired or was signed out");
+    }
+    auth_lookup_take_identity(lk, &call->ident);
+    return true;
+}
+
 /* Verify the call's SigV4 signature against its access key, leaving the
  * caller in call->ident and the named repository's policy in lk. While no
  * key exists and auth is not required, every call is let through as
@@ -730,6 +766,17 @@ static bool authenticate(struct ecr_call *call, const char *repo, struct auth_lo
     if (m == NULL) {
         ecr_server_error(call, BERTH_EDB);
         return false;
+    }
+    if (http_header(req, "Authorization") == NULL) {
+        struct auth_session s;
+        enum auth_session_state state = auth_session_check(
+            auth_sessions(a), http_header(req, "Cookie"), true,
+            http_header(req, AUTH_SESSION_CSRF_HEADER), time_now_ms() / 1000, &s);
+        if (state != AUTH_SESSION_NONE) {
+            bool ok = authenticate_session(call, repo, lk, state, &s);
+            auth_wipe(&s, sizeof(s));
+            return ok;
+        }
     }
     struct header_list headers = {.count = 0, .overflow = false};
     http_headers_each(req, collect_header, &headers);

@@ -104,11 +104,13 @@ void oci_auth_need(enum oci_route route, const char *method, bool is_monolithic,
 }
 
 enum cred_kind {
-    CRED_NONE,    /* nothing presented */
-    CRED_TOKEN,   /* a valid login or download token; akid is its principal */
-    CRED_KEY,     /* Basic <access key id>:<secret>, to be checked */
-    CRED_EXPIRED, /* an authentic token past its expiry */
-    CRED_INVALID, /* something malformed, forged or unsupported */
+    CRED_NONE,          /* nothing presented */
+    CRED_TOKEN,         /* a valid login or download token; akid is its principal */
+    CRED_KEY,           /* Basic <access key id>:<secret>, to be checked */
+    CRED_EXPIRED,       /* an authentic token past its expiry */
+    CRED_INVALID,       /* something malformed, forged or unsupported */
+    CRED_SESSION,       /* a live console session (GET and HEAD only); akid is its key */
+    CRED_SESSION_ENDED, /* a console session cookie that is no longer valid */
 };
 
 struct cred {
@@ -192,6 +194,21 @@ static void parse_credentials(struct request *req, enum oci_route route, struct 
     }
     const char *h = http_header(req, "Authorization");
     if (h == NULL) {
+        /* The web console reads manifests and blobs with its session
+         * cookie; a cookie never authorizes a change on /v2 (no CSRF
+         * token here), so other methods stay anonymous. */
+        if (oci_method_is(req, "GET") || req->is_head) {
+            struct auth_session s;
+            enum auth_session_state state = auth_session_check(
+                auth_sessions(a), http_header(req, "Cookie"), false, NULL, now, &s);
+            if (state == AUTH_SESSION_OK) {
+                c->kind = CRED_SESSION;
+                str_copy(c->akid, sizeof(c->akid), s.access_key_id);
+            } else if (state != AUTH_SESSION_NONE) {
+                c->kind = CRED_SESSION_ENDED;
+            }
+            auth_wipe(&s, sizeof(s));
+        }
         return;
     }
     while (*h == ' ') {
@@ -254,8 +271,10 @@ bool oci_authorize(struct request *req, enum oci_route route)
                            ? req->repo
                            : NULL;
     struct auth_lookup lk;
-    enum berth_err rc =
-        auth_lookup(a, m, (c.kind == CRED_TOKEN || c.kind == CRED_KEY) ? c.akid : NULL, repo, &lk);
+    enum berth_err rc = auth_lookup(
+        a, m,
+        (c.kind == CRED_TOKEN || c.kind == CRED_KEY || c.kind == CRED_SESSION) ? c.akid : NULL,
+        repo, &lk);
     if (rc != BERTH_OK) {
         auth_wipe(&c, sizeof(c));
         log_error("event=auth_lookup_failed err=%s", berth_strerror(rc));
@@ -279,6 +298,12 @@ bool oci_authorize(struct request *req, enum oci_route route)
         log_refusal(req, c.why);
         oci_auth_challenge(req, "invalid credentials");
         goto out;
+    case CRED_SESSION_ENDED:
+        /* a 403, not a Basic challenge the browser would prompt for */
+        log_refusal(req, "session_invalid");
+        oci_error(req, 403, "DENIED", "the console session has expired or was signed out", NULL);
+        goto out;
+    case CRED_SESSION:
     case CRED_TOKEN:
     case CRED_KEY:
         str_copy(req->ident.access_key_id, sizeof(req->ident.access_key_id), c.akid);

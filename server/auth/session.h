@@ -1,0 +1,66 @@
+/*
+ * Console sessions: an access key, once its secret is checked, exchanged
+ * for a random session token that the browser holds in an HttpOnly cookie,
+ * and a second random token the console sends in a header with every
+ * state-changing call (CSRF). Kept in memory with their expiry (a restart
+ * signs everyone out); the token is never logged. The session carries only
+ * the access key id: every request is authorized with that key's policy as
+ * it is at that moment, so a key deleted or narrowed takes effect at once.
+ * Thread-safe.
+ */
+#ifndef BERTH_SERVER_AUTH_SESSION_H
+#define BERTH_SERVER_AUTH_SESSION_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/err.h"
+#include "storage/meta/meta.h"
+
+#define AUTH_SESSION_COOKIE "berth_session" /* the cookie's name */
+#define AUTH_SESSION_CSRF_HEADER "X-CSRF-Token"
+#define AUTH_SESSION_TOKEN_LEN 64 /* hex of 32 random bytes, both tokens */
+#define AUTH_SESSIONS_MAX 4096    /* live sessions; the oldest goes first */
+
+struct auth_sessions;
+
+struct auth_session {
+    char access_key_id[META_ACCESS_KEY_MAX + 1];
+    char csrf[AUTH_SESSION_TOKEN_LEN + 1];
+    int64_t expires; /* unix seconds */
+};
+
+enum auth_session_state {
+    AUTH_SESSION_NONE,    /* no session cookie in the request */
+    AUTH_SESSION_OK,      /* a live session (and its CSRF token, when asked) */
+    AUTH_SESSION_INVALID, /* a session cookie that is unknown, ended or expired */
+    AUTH_SESSION_CSRF,    /* a live session, but the CSRF token is missing or wrong */
+};
+
+/* An empty table, or NULL when out of memory. */
+struct auth_sessions *auth_sessions_new(void);
+void auth_sessions_free(struct auth_sessions *s);
+
+/* Start a session for akid valid from now for ttl seconds: its token into
+ * token, its CSRF token and expiry into *out. BERTH_OK, BERTH_EIO (no
+ * randomness), BERTH_EINVAL (akid too long). */
+enum berth_err auth_session_create(struct auth_sessions *s, const char *akid, int64_t now,
+                                   int64_t ttl, char token[AUTH_SESSION_TOKEN_LEN + 1],
+                                   struct auth_session *out);
+
+/* The session named by the cookie header (NULL: none). With csrf_required,
+ * csrf (the header's value, NULL when absent) must be the session's CSRF
+ * token. On AUTH_SESSION_OK (and AUTH_SESSION_CSRF) *out is filled. */
+enum auth_session_state auth_session_check(struct auth_sessions *s, const char *cookie_header,
+                                           bool csrf_required, const char *csrf, int64_t now,
+                                           struct auth_session *out);
+
+/* End the session named by the cookie header, if any. */
+void auth_session_end(struct auth_sessions *s, const char *cookie_header);
+
+/* The session token in a Cookie header: true and the token in out when the
+ * header holds a well-formed berth_session cookie. Pure. */
+bool auth_session_cookie(const char *cookie_header, char out[AUTH_SESSION_TOKEN_LEN + 1]);
+
+#endif

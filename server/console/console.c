@@ -1,0 +1,399 @@
+/*
+ * The web console's HTTP side: static files from the embedded table with
+ * a strict Content-Security-Policy, and the session endpoints under
+ * /ui/api/ (JSON). Pool threads; the session table is server/auth's.
+ *
+ *   GET  /                      (Accept: text/html) 303 to /ui/
+ *   GET  /ui/, /ui/<file>       the application
+ *   GET  /ui/api/session        the session's state and CSRF token
+ *   POST /ui/api/session        sign in: {"accessKeyId", "secretAccessKey"}
+ *   DELETE /ui/api/session      sign out (X-CSRF-Token)
+ *   GET  /ui/api/permissions?repository=NAME   what the key may do there
+ */
+#include "server/console/console.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+
+#include <jansson.h>
+
+#include "server/console/assets.h"
+#include "common/log.h"
+#include "storage/spec/names.h"
+#include "storage/store/store.h"
+#include "common/str.h"
+#include "common/timeutil.h"
+
+#define CONSOLE_BODY_MAX 4096
+
+/* No inline script or style, nothing from another origin, never framed. */
+static const char CSP[] = "default-src 'none'; script-src 'self'; style-src 'self'; "
+                          "img-src 'self' data:; connect-src 'self'; base-uri 'none'; "
+                          "form-action 'self'; frame-ancestors 'none'";
+
+/* The actions whose buttons the console shows or hides per repository. */
+static const char *const REPO_ACTIONS[] = {
+    "ecr:BatchDeleteImage",    "ecr:PutImage",           "ecr:DeleteRepository",
+    "ecr:SetRepositoryPolicy", "ecr:PutLifecyclePolicy",
+};
+
+static void add_security(struct http_response *resp)
+{
+    http_add(resp, "Content-Security-Policy", CSP);
+    http_add(resp, "X-Frame-Options", "DENY");
+    http_add(resp, "X-Content-Type-Options", "nosniff");
+    http_add(resp, "Referrer-Policy", "no-referrer");
+    http_add(resp, "Cross-Origin-Opener-Policy", "same-origin");
+    http_add(resp, "Cross-Origin-Resource-Policy", "same-origin");
+}
+
+/* Send doc (taken) as JSON that is never cached, with an optional
+ * Set-Cookie. */
+static void send_doc(struct request *req, unsigned status, json_t *doc, const char *cookie)
+{
+    char *text = doc != NULL ? json_dumps(doc, JSON_COMPACT) : NULL;
+    json_decref(doc);
+    if (text == NULL) {
+        http_send(req, 500, NULL, 0);
+        return;
+    }
+    struct http_response *resp = http_resp_bytes(text, strlen(text));
+    add_security(resp);
+    http_add(resp, "Cache-Control", "no-store");
+    http_add(resp, "Set-Cookie", cookie);
+    http_send_json(req, status, "application/json", text, resp);
+    free(text);
+}
+
+static void fail(struct request *req, unsigned status, const char *code, const char *message)
+{
+    send_doc(req, status, json_pack("{s:s, s:s}", "error", code, "message", message), NULL);
+}
+
+static void console_error(struct request *req, unsigned status, const char *code,
+                          const char *message)
+{
+    fail(req, status, code, message);
+}
+
+static void redirect(struct request *req, unsigned status, const char *location)
+{
+    struct http_response *resp = http_resp_empty();
+    add_security(resp);
+    http_add(resp, "Location", location);
+    http_add(resp, "Cache-Control", "no-store");
+    http_send(req, status, resp, 0);
+}
+
+static const char *content_type(const char *name)
+{
+    static const struct {
+        const char *ext, *type;
+    } types[] = {
+        {".html", "text/html; charset=utf-8"},
+        {".css", "text/css; charset=utf-8"},
+        {".js", "text/javascript; charset=utf-8"},
+        {".svg", "image/svg+xml"},
+        {".png", "image/png"},
+        {".ico", "image/x-icon"},
+        {".json", "application/json"},
+    };
+    const char *dot = strrchr(name, '.');
+    for (size_t i = 0; dot != NULL && i < sizeof(types) / sizeof(types[0]); i++) {
+        if (strcmp(dot, types[i].ext) == 0) {
+            return types[i].type;
+        }
+    }
+    return "application/octet-stream";
+}
+
+/* An embedded file: revalidated on every use (the names carry no
+ * version), answered 304 when the browser's copy is current. */
+static void serve_asset(struct request *req, const char *name)
+{
+    const struct console_asset *a = NULL;
+    for (size_t i = 0; i < console_asset_count; i++) {
+        if (strcmp(console_assets[i].name, name) == 0) {
+            a = &console_assets[i];
+        }
+    }
+    if (a == NULL) {
+        fail(req, 404, "NotFound", "no such page");
+        return;
+    }
+    if (strcmp(req->method, "GET") != 0 && !req->is_head) {
+        fail(req, 405, "MethodNotAllowed", "the console's files are read with GET");
+        return;
+    }
+    const char *inm = http_header(req, "If-None-Match");
+    bool fresh = inm != NULL && strstr(inm, a->etag) != NULL;
+    struct http_response *resp =
+        fresh ? http_resp_empty()
+              : (req->is_head ? http_resp_head(a->len) : http_resp_bytes(a->data, a->len));
+    add_security(resp);
+    http_add(resp, "Content-Type", content_type(a->name));
+    http_add(resp, "Cache-Control", "no-cache");
+    http_add(resp, "ETag", a->etag);
+    http_send(req, fresh ? 304 : 200, resp, fresh ? 0 : a->len);
+}
+
+/* ---- sessions ---- */
+
+static struct meta *meta_or_fail(struct request *req)
+{
+    struct meta *m = store_meta(req->srv->store);
+    if (m == NULL) {
+        fail(req, 500, "ServerError", "database unavailable");
+    }
+    return m;
+}
+
+static void session_cookie(struct request *req, const char *token, int64_t max_age, char *out,
+                           size_t cap)
+{
+    bool tls = strncasecmp(req->srv->public_url, "https://", 8) == 0;
+    snprintf(out, cap, "%s=%s; Path=/; Max-Age=%lld; HttpOnly; SameSite=Strict%s",
+             AUTH_SESSION_COOKIE, token, (long long)max_age, tls ? "; Secure" : "");
+}
+
+/* The session document: signed in or not, and whether the server needs a
+ * sign-in at all. */
+static json_t *session_doc(bool enforced, const struct auth_session *s, const char *principal)
+{
+    json_t *doc = json_pack("{s:b, s:b}", "signedIn", s != NULL, "authEnforced", enforced);
+    if (doc != NULL && s != NULL) {
+        json_object_set_new(doc, "accessKeyId", json_string(s->access_key_id));
+        json_object_set_new(doc, "principal", json_string(principal));
+        json_object_set_new(doc, "csrfToken", json_string(s->csrf));
+        json_object_set_new(doc, "expiresAt", json_integer(s->expires));
+    }
+    return doc;
+}
+
+static void session_get(struct request *req)
+{
+    struct auth *a = req->srv->auth;
+    struct meta *m = meta_or_fail(req);
+    if (m == NULL) {
+        return;
+    }
+    struct auth_session s;
+    enum auth_session_state state = auth_session_check(auth_sessions(a), http_header(req, "Cookie"),
+                                                       false, NULL, time_now_ms() / 1000, &s);
+    struct auth_lookup lk;
+    enum berth_err rc =
+        auth_lookup(a, m, state == AUTH_SESSION_OK ? s.access_key_id : NULL, NULL, &lk);
+    if (rc != BERTH_OK) {
+        fail(req, 500, "ServerError", "authorization failed");
+        return;
+    }
+    bool live = state == AUTH_SESSION_OK && lk.key_found;
+    send_doc(req, 200, session_doc(lk.enforced, live ? &s : NULL, lk.id.principal_arn), NULL);
+    auth_lookup_fini(a, &lk);
+    auth_wipe(&s, sizeof(s));
+}
+
+static void session_create(struct request *req)
+{
+    struct auth *a = req->srv->auth;
+    const char *ctype = http_header(req, "Content-Type");
+    /* application/json cannot be sent cross-site without a CORS preflight,
+     * which berth never grants: no sign-in from another origin's page */
+    if (ctype == NULL || strncasecmp(ctype, "application/json", 16) != 0) {
+        fail(req, 415, "UnsupportedMediaType", "sign in with a JSON body");
+        return;
+    }
+    const char *site = http_header(req, "Sec-Fetch-Site");
+    if (site != NULL && strcmp(site, "same-origin") != 0 && strcmp(site, "none") != 0) {
+        fail(req, 403, "Forbidden", "sign in from the console's own page");
+        return;
+    }
+    json_error_t jerr;
+    json_t *in = json_loadb(buf_cstr(&req->body), req->body.len, JSON_REJECT_DUPLICATES, &jerr);
+    const char *akid = NULL, *secret = NULL;
+    if (in == NULL ||
+        json_unpack(in, "{s:s, s:s}", "accessKeyId", &akid, "secretAccessKey", &secret) != 0) {
+        json_decref(in);
+        fail(req, 400, "BadRequest", "accessKeyId and secretAccessKey are required");
+        return;
+    }
+    struct meta *m = meta_or_fail(req);
+    if (m == NULL) {
+        json_decref(in);
+        return;
+    }
+    struct auth_lookup lk;
+    bool valid = auth_akid_valid(akid);
+    enum berth_err rc = auth_lookup(a, m, valid ? akid : NULL, NULL, &lk);
+    if (rc != BERTH_OK) {
+        json_decref(in);
+        fail(req, 500, "ServerError", "authorization failed");
+        return;
+    }
+    char shown[AUTH_AKID_MAX + 8];
+    if (!lk.enforced) {
+        fail(req, 409, "NotRequired",
+             "no access key exists on this server: the console is open without signing in");
+    } else if (!valid || !lk.key_found ||
+               !str_ct_equal(secret, strlen(secret), lk.secret, lk.secret_len)) {
+        log_info("event=console_signin_refused key=%s",
+                 log_value(valid ? akid : "-", shown, sizeof(shown)));
+        fail(req, 401, "InvalidCredentials", "The access key id or the secret is wrong.");
+    } else {
+        int64_t now = time_now_ms() / 1000;
+        char token[AUTH_SESSION_TOKEN_LEN + 1], cookie[256];
+        struct auth_session s;
+        rc = auth_session_create(auth_sessions(a), akid, now,
+                                 req->srv->cfg->console_session_ttl_seconds, token, &s);
+        if (rc != BERTH_OK) {
+            fail(req, 500, "ServerError", "cannot start a session");
+        } else {
+            log_info("event=console_signin key=%s", log_value(akid, shown, sizeof(shown)));
+            session_cookie(req, token, req->srv->cfg->console_session_ttl_seconds, cookie,
+                           sizeof(cookie));
+            send_doc(req, 200, session_doc(true, &s, lk.id.principal_arn), cookie);
+            auth_wipe(cookie, sizeof(cookie));
+        }
+        auth_wipe(token, sizeof(token));
+        auth_wipe(&s, sizeof(s));
+    }
+    auth_lookup_fini(a, &lk);
+    json_decref(in);
+}
+
+static void session_delete(struct request *req)
+{
+    struct auth *a = req->srv->auth;
+    const char *cookie = http_header(req, "Cookie");
+    struct auth_session s;
+    enum auth_session_state state =
+        auth_session_check(auth_sessions(a), cookie, true,
+                           http_header(req, AUTH_SESSION_CSRF_HEADER), time_now_ms() / 1000, &s);
+    auth_wipe(&s, sizeof(s));
+    if (state == AUTH_SESSION_CSRF) {
+        fail(req, 403, "InvalidCsrfToken",
+             "The request carries no valid " AUTH_SESSION_CSRF_HEADER " header");
+        return;
+    }
+    if (state == AUTH_SESSION_OK) {
+        auth_session_end(auth_sessions(a), cookie);
+    }
+    char clear[256];
+    session_cookie(req, "", 0, clear, sizeof(clear));
+    send_doc(req, 200, json_pack("{s:b}", "signedIn", false), clear);
+}
+
+static void session_body_done(struct request *req)
+{
+    session_create(req);
+}
+
+/* What the session's key (or an anonymous caller) may do on a repository,
+ * by its identity policy and the repository's policy as they are now. */
+static void permissions(struct request *req)
+{
+    struct auth *a = req->srv->auth;
+    const char *repo = http_query(req, "repository");
+    if (repo == NULL || !names_repo_valid(repo)) {
+        fail(req, 400, "BadRequest", "repository must name a repository");
+        return;
+    }
+    struct meta *m = meta_or_fail(req);
+    if (m == NULL) {
+        return;
+    }
+    struct auth_session s;
+    enum auth_session_state state = auth_session_check(auth_sessions(a), http_header(req, "Cookie"),
+                                                       false, NULL, time_now_ms() / 1000, &s);
+    struct auth_lookup lk;
+    if (auth_lookup(a, m, state == AUTH_SESSION_OK ? s.access_key_id : NULL, repo, &lk) !=
+        BERTH_OK) {
+        auth_wipe(&s, sizeof(s));
+        fail(req, 500, "ServerError", "authorization failed");
+        return;
+    }
+    auth_wipe(&s, sizeof(s));
+    struct auth_identity id;
+    memset(&id, 0, sizeof(id));
+    id.anonymous = true;
+    if (lk.key_found) {
+        auth_lookup_take_identity(&lk, &id);
+    }
+    id.enforced = lk.enforced;
+    json_t *actions = json_object();
+    for (size_t i = 0; i < sizeof(REPO_ACTIONS) / sizeof(REPO_ACTIONS[0]); i++) {
+        bool ok = auth_decide(a, &id, lk.repo_policy, REPO_ACTIONS[i], repo, NULL, 0);
+        json_object_set_new(actions, REPO_ACTIONS[i], json_boolean(ok));
+    }
+    auth_identity_clear(a, &id);
+    auth_lookup_fini(a, &lk);
+    send_doc(req, 200, json_pack("{s:s, s:o}", "repository", repo, "actions", actions), NULL);
+}
+
+/* ---- routing ---- */
+
+static bool accepts_html(struct request *req)
+{
+    const char *accept = http_header(req, "Accept");
+    return accept != NULL && strstr(accept, "text/html") != NULL;
+}
+
+static bool console_accepts(struct request *req)
+{
+    const char *p = req->path;
+    if (strcmp(p, "/") == 0) {
+        return (strcmp(req->method, "GET") == 0 || req->is_head) && accepts_html(req) &&
+               http_header(req, "Authorization") == NULL;
+    }
+    return strcmp(p, "/ui") == 0 || str_has_prefix(p, "/ui/");
+}
+
+static void console_dispatch(struct request *req)
+{
+    const char *p = req->path;
+    bool get = strcmp(req->method, "GET") == 0 || req->is_head;
+    if (strcmp(p, "/") == 0) {
+        redirect(req, 303, "/ui/");
+    } else if (strcmp(p, "/ui") == 0) {
+        redirect(req, 301, "/ui/");
+    } else if (strcmp(p, "/ui/api/session") == 0) {
+        if (get) {
+            session_get(req);
+        } else if (strcmp(req->method, "DELETE") == 0) {
+            session_delete(req);
+        } else if (strcmp(req->method, "POST") == 0) {
+            uint64_t cl;
+            if (http_content_length(req, &cl) && cl > CONSOLE_BODY_MAX) {
+                fail(req, 413, "TooLarge", "the sign-in body is too large");
+                return;
+            }
+            buf_init(&req->body, CONSOLE_BODY_MAX);
+            req->body_mode = BODY_BUFFER;
+            req->on_done = session_body_done;
+            if (!http_has_body(req)) {
+                session_create(req);
+            }
+        } else {
+            fail(req, 405, "MethodNotAllowed", "GET, POST or DELETE");
+        }
+    } else if (strcmp(p, "/ui/api/permissions") == 0) {
+        if (get) {
+            permissions(req);
+        } else {
+            fail(req, 405, "MethodNotAllowed", "GET");
+        }
+    } else if (str_has_prefix(p, "/ui/api/")) {
+        fail(req, 404, "NotFound", "no such console endpoint");
+    } else {
+        const char *name = p + strlen("/ui/");
+        serve_asset(req, *name == '\0' ? "index.html" : name);
+    }
+}
+
+const struct http_api console_api = {
+    .name = "console",
+    .accepts = console_accepts,
+    .dispatch = console_dispatch,
+    .error = console_error,
+};
