@@ -323,7 +323,8 @@ static void permissions(struct request *req)
     id.enforced = lk.enforced;
     json_t *actions = json_object();
     for (size_t i = 0; i < sizeof(REPO_ACTIONS) / sizeof(REPO_ACTIONS[0]); i++) {
-        bool ok = auth_decide(a, &id, lk.repo_policy, REPO_ACTIONS[i], repo, NULL, 0);
+        bool ok =
+            auth_decide(a, &id, lk.repo_policy, lk.registry_policy, REPO_ACTIONS[i], repo, NULL, 0);
         json_object_set_new(actions, REPO_ACTIONS[i], json_boolean(ok));
     }
     auth_identity_clear(a, &id);
