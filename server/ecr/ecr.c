@@ -1019,6 +1019,19 @@ static bool ecr_precheck(struct request *req, char *type, size_t type_cap, char 
     if (m == NULL) {
         return true; /* ecr_run reports it */
     }
+    if (http_header(req, "Authorization") == NULL && http_header(req, "Cookie") != NULL) {
+        /* a console session (or what claims to be one): ecr_run checks it
+         * and its CSRF token, and says what is wrong; until then the body
+         * counts as unauthenticated */
+        struct auth_session s;
+        enum auth_session_state state =
+            auth_session_check(auth_sessions(req->srv->auth), http_header(req, "Cookie"), false,
+                               NULL, time_now_ms() / 1000, &s);
+        auth_wipe(&s, sizeof(s));
+        if (state != AUTH_SESSION_NONE) {
+            return true;
+        }
+    }
     struct header_list headers = {.count = 0, .overflow = false};
     http_headers_each(req, collect_header, &headers);
     struct sigv4_request sreq = {
