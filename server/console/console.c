@@ -354,6 +354,14 @@ static void console_dispatch(struct request *req)
 {
     const char *p = req->path;
     bool get = strcmp(req->method, "GET") == 0 || req->is_head;
+    /* the metrics label: a fixed template per endpoint, files as one */
+    static const char *const routes[] = {"/", "/ui", "/ui/api/session", "/ui/api/permissions"};
+    req->route = str_has_prefix(p, "/ui/api/") ? "/ui/api/*" : "/ui/*";
+    for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++) {
+        if (strcmp(p, routes[i]) == 0) {
+            req->route = routes[i];
+        }
+    }
     if (strcmp(p, "/") == 0) {
         redirect(req, 303, "/ui/");
     } else if (strcmp(p, "/ui") == 0) {
