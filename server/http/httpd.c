@@ -497,12 +497,14 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     atomic_fetch_sub(&srv->inflight, 1);
 }
 
+/* libmicrohttpd takes one connection-notify callback: it feeds the
+ * connection guard (which keeps its slot in the socket context) and the
+ * open-connections gauge. */
 static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
                           enum MHD_ConnectionNotificationCode toe)
 {
-    (void)cls;
-    (void)conn;
-    (void)socket_context;
+    struct server *srv = cls;
+    guard_notify(srv->guard, conn, socket_context, toe);
     metrics_connection_delta(toe == MHD_CONNECTION_NOTIFY_STARTED ? 1 : -1);
 }
 
@@ -712,8 +714,6 @@ enum berth_err server_start(const struct berth_config *cfg, struct store *store,
                                         (intptr_t)cfg->http_connection_limit, NULL};
     opts[o++] = (struct MHD_OptionItem){MHD_OPTION_PER_IP_CONNECTION_LIMIT,
                                         (intptr_t)cfg->http_per_client_connection_limit, NULL};
-    opts[o++] =
-        (struct MHD_OptionItem){MHD_OPTION_NOTIFY_CONNECTION, (intptr_t)guard_notify, srv->guard};
     opts[o++] = (struct MHD_OptionItem){MHD_OPTION_CONNECTION_TIMEOUT,
                                         (intptr_t)cfg->http_timeout_seconds, NULL};
     opts[o++] = (struct MHD_OptionItem){MHD_OPTION_CONNECTION_MEMORY_LIMIT,
@@ -721,8 +721,7 @@ enum berth_err server_start(const struct berth_config *cfg, struct store *store,
     opts[o++] = (struct MHD_OptionItem){MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024, NULL};
     opts[o++] = (struct MHD_OptionItem){MHD_OPTION_UNESCAPE_CALLBACK, (intptr_t)mhd_unescape, NULL};
     opts[o++] = (struct MHD_OptionItem){MHD_OPTION_URI_LOG_CALLBACK, (intptr_t)on_uri, srv};
-    opts[o++] =
-        (struct MHD_OptionItem){MHD_OPTION_NOTIFY_CONNECTION, (intptr_t)on_connection, NULL};
+    opts[o++] = (struct MHD_OptionItem){MHD_OPTION_NOTIFY_CONNECTION, (intptr_t)on_connection, srv};
     if (srv->threads > 1) {
         opts[o++] =
             (struct MHD_OptionItem){MHD_OPTION_THREAD_POOL_SIZE, (intptr_t)srv->threads, NULL};
