@@ -25,6 +25,7 @@
 
 struct MHD_Connection;
 struct MHD_Daemon;
+struct acceptor;
 struct guard;
 struct guard_slot;
 struct jobs;
@@ -59,7 +60,8 @@ struct server {
     const struct http_api *const *apis; /* borrowed from server_start */
     size_t api_count;
     struct MHD_Daemon *daemon;
-    struct guard *guard; /* head deadline and body rate (server/http/guard.c) */
+    struct guard *guard;       /* head deadline and body rate (server/http/guard.c) */
+    struct acceptor *acceptor; /* the listening socket (server/http/accept.c) */
     uint16_t port;
     unsigned threads;
     char public_url[512];

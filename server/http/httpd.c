@@ -28,6 +28,7 @@
 #include "server/metrics/metrics.h"
 #include "storage/store/upload.h"
 
+#include "accept_int.h"
 #include "guard_int.h"
 
 const char *http_header(struct request *req, const char *name)
@@ -689,11 +690,16 @@ enum berth_err server_start(const struct berth_config *cfg, struct store *store,
      * can miss a client's FIN that arrives together with the last body
      * bytes, leaving the request (and a held upload session) alive until
      * the idle timeout. Level-triggered poll() sees it. */
+    /* berth listens and accepts itself, to answer what libmicrohttpd
+     * would drop in silence (server/http/accept.c) */
     unsigned flags =
-        MHD_USE_ERROR_LOG | MHD_USE_ITC |
+        MHD_USE_ERROR_LOG | MHD_USE_ITC | MHD_USE_NO_LISTEN_SOCKET |
         (cfg->http_epoll ? MHD_USE_AUTO_INTERNAL_THREAD : MHD_USE_POLL_INTERNAL_THREAD);
-    if (addr.ss_family == AF_INET6) {
-        flags |= MHD_USE_IPv6;
+    if (acceptor_listen((const struct sockaddr *)&addr, addr_len, &srv->acceptor) != BERTH_OK) {
+        log_error("event=server_error msg=\"cannot listen\" listen=%s", cfg->listen);
+        auth_free(srv->auth);
+        free(srv);
+        return BERTH_EIO;
     }
     if (cfg->http_turbo) {
         flags |= MHD_USE_TURBO;
@@ -701,6 +707,7 @@ enum berth_err server_start(const struct berth_config *cfg, struct store *store,
     srv->threads = pool_size(cfg);
     if (guard_start(cfg, &srv->guard) != BERTH_OK) {
         log_error("event=server_error msg=\"cannot start the connection guard\"");
+        acceptor_stop(srv->acceptor);
         auth_free(srv->auth);
         free(srv);
         return BERTH_EIO;
@@ -708,7 +715,6 @@ enum berth_err server_start(const struct berth_config *cfg, struct store *store,
     struct MHD_OptionItem opts[20];
     size_t o = 0;
     opts[o++] = (struct MHD_OptionItem){MHD_OPTION_EXTERNAL_LOGGER, (intptr_t)mhd_log, NULL};
-    opts[o++] = (struct MHD_OptionItem){MHD_OPTION_SOCK_ADDR, 0, &addr};
     opts[o++] = (struct MHD_OptionItem){MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)on_completed, srv};
     opts[o++] = (struct MHD_OptionItem){MHD_OPTION_CONNECTION_LIMIT,
                                         (intptr_t)cfg->http_connection_limit, NULL};
@@ -718,7 +724,6 @@ enum berth_err server_start(const struct berth_config *cfg, struct store *store,
                                         (intptr_t)cfg->http_timeout_seconds, NULL};
     opts[o++] = (struct MHD_OptionItem){MHD_OPTION_CONNECTION_MEMORY_LIMIT,
                                         (intptr_t)(cfg->http_memory_limit_kib * 1024), NULL};
-    opts[o++] = (struct MHD_OptionItem){MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024, NULL};
     opts[o++] = (struct MHD_OptionItem){MHD_OPTION_UNESCAPE_CALLBACK, (intptr_t)mhd_unescape, NULL};
     opts[o++] = (struct MHD_OptionItem){MHD_OPTION_URI_LOG_CALLBACK, (intptr_t)on_uri, srv};
     opts[o++] = (struct MHD_OptionItem){MHD_OPTION_NOTIFY_CONNECTION, (intptr_t)on_connection, srv};
@@ -731,14 +736,23 @@ enum berth_err server_start(const struct berth_config *cfg, struct store *store,
     srv->daemon = MHD_start_daemon(flags, 0, NULL, NULL, on_request, srv, MHD_OPTION_ARRAY, opts,
                                    MHD_OPTION_END);
     if (srv->daemon == NULL) {
-        log_error("event=server_error msg=\"cannot listen\" listen=%s", cfg->listen);
+        log_error("event=server_error msg=\"cannot start the HTTP daemon\"");
+        acceptor_stop(srv->acceptor);
         guard_stop(srv->guard);
         auth_free(srv->auth);
         free(srv);
         return BERTH_EIO;
     }
-    const union MHD_DaemonInfo *info = MHD_get_daemon_info(srv->daemon, MHD_DAEMON_INFO_BIND_PORT);
-    srv->port = info ? info->port : 0;
+    if (acceptor_run(srv->acceptor, srv) != BERTH_OK) {
+        log_error("event=server_error msg=\"cannot start the listener\"");
+        MHD_stop_daemon(srv->daemon);
+        acceptor_stop(srv->acceptor);
+        guard_stop(srv->guard);
+        auth_free(srv->auth);
+        free(srv);
+        return BERTH_EIO;
+    }
+    srv->port = acceptor_port(srv->acceptor);
     *out = srv;
     return BERTH_OK;
 }
@@ -761,10 +775,8 @@ void server_stop(struct server *srv, int64_t drain_ms)
     /* Stop accepting; responses from now on carry "Connection: close", so
      * clients leave as their requests finish. */
     atomic_store(&srv->draining, true);
-    MHD_socket ls = MHD_quiesce_daemon(srv->daemon);
-    if (ls != MHD_INVALID_SOCKET) {
-        close(ls);
-    }
+    acceptor_stop(srv->acceptor);
+    srv->acceptor = NULL;
     int64_t deadline = time_mono_ns() + drain_ms * 1000000;
     while (atomic_load(&srv->inflight) > 0 && time_mono_ns() < deadline) {
         time_sleep_ms(20);

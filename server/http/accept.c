@@ -1,0 +1,373 @@
+/*
+ * The listener: accept, screen the first bytes, hand the connection to
+ * libmicrohttpd or answer 400 and close. See accept_int.h.
+ */
+#define _GNU_SOURCE /* accept4, pipe2 */
+#include "accept_int.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <microhttpd.h>
+
+#include "common/log.h"
+#include "common/timeutil.h"
+#include "server/http/http.h"
+
+/* Bytes looked at: a request line longer than this is left to libmicrohttpd. */
+#define PEEK_MAX 4096
+/* How often the thread wakes with nothing to do (to expire waiting
+ * connections and see a stop). */
+#define TICK_MS 250
+
+struct waiting {
+    int fd;
+    int64_t since_ns;
+    struct sockaddr_storage addr;
+    socklen_t addr_len;
+};
+
+struct acceptor {
+    int listen_fd;
+    int wake[2]; /* a byte on wake[1] stops the thread */
+    uint16_t port;
+    struct server *srv;
+    pthread_t thread;
+    bool running;
+    struct waiting *waiting;
+    size_t count, cap;
+};
+
+static bool is_tchar(unsigned char c)
+{
+    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+           (c != '\0' && strchr("!#$%&'*+-.^_`|~", c) != NULL);
+}
+
+enum accept_verdict accept_screen(const unsigned char *p, size_t n)
+{
+    size_t i = 0;
+    while (i < n && (p[i] == '\r' || p[i] == '\n')) {
+        i++; /* empty lines before a request are tolerated */
+    }
+    if (i == n) {
+        return ACCEPT_HTTP;
+    }
+    if (p[i] == 0x16 && (i + 1 == n || p[i + 1] == 0x03)) {
+        return ACCEPT_TLS;
+    }
+    /* method */
+    size_t start = i;
+    while (i < n && is_tchar(p[i])) {
+        i++;
+    }
+    if (i == n) {
+        return i - start <= 32 ? ACCEPT_HTTP : ACCEPT_GARBAGE;
+    }
+    if (i == start || p[i] != ' ') {
+        return ACCEPT_GARBAGE;
+    }
+    i++;
+    /* request target: visible characters */
+    start = i;
+    while (i < n && p[i] > 0x20 && p[i] < 0x7f) {
+        i++;
+    }
+    if (i == n) {
+        return ACCEPT_HTTP;
+    }
+    if (i == start || p[i] != ' ') {
+        return ACCEPT_GARBAGE;
+    }
+    i++;
+    /* version: HTTP/1.0 or HTTP/1.1, then the end of the line */
+    static const char v[] = "HTTP/1.";
+    for (size_t k = 0; k < sizeof(v) - 1; k++, i++) {
+        if (i == n) {
+            return ACCEPT_HTTP;
+        }
+        if (p[i] != (unsigned char)v[k]) {
+            return ACCEPT_GARBAGE;
+        }
+    }
+    if (i == n) {
+        return ACCEPT_HTTP;
+    }
+    if (p[i] != '0' && p[i] != '1') {
+        return ACCEPT_GARBAGE;
+    }
+    i++;
+    if (i < n && p[i] == '\r') {
+        i++;
+    }
+    if (i == n || p[i] == '\n') {
+        return ACCEPT_HTTP;
+    }
+    return ACCEPT_GARBAGE;
+}
+
+enum berth_err acceptor_listen(const struct sockaddr *addr, socklen_t len, struct acceptor **out)
+{
+    struct acceptor *a = calloc(1, sizeof(*a));
+    if (a == NULL) {
+        return BERTH_ENOMEM;
+    }
+    a->wake[0] = a->wake[1] = -1;
+    a->listen_fd = socket(addr->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    int one = 1;
+    if (a->listen_fd < 0 ||
+        setsockopt(a->listen_fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0 ||
+        (addr->sa_family == AF_INET6 &&
+         setsockopt(a->listen_fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)) != 0) ||
+        bind(a->listen_fd, addr, len) != 0 || listen(a->listen_fd, 1024) != 0 ||
+        pipe2(a->wake, O_CLOEXEC | O_NONBLOCK) != 0) {
+        char msg[160];
+        log_error("event=server_error msg=\"cannot listen\" err=%s",
+                  log_value(strerror(errno), msg, sizeof(msg)));
+        acceptor_stop(a);
+        return BERTH_EIO;
+    }
+    struct sockaddr_storage bound;
+    socklen_t blen = sizeof(bound);
+    if (getsockname(a->listen_fd, (struct sockaddr *)&bound, &blen) == 0) {
+        a->port =
+            ntohs(bound.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)(void *)&bound)->sin6_port
+                                              : ((struct sockaddr_in *)(void *)&bound)->sin_port);
+    }
+    *out = a;
+    return BERTH_OK;
+}
+
+uint16_t acceptor_port(const struct acceptor *a)
+{
+    return a->port;
+}
+
+static void remote_text(const struct sockaddr_storage *sa, char *out, size_t cap)
+{
+    snprintf(out, cap, "-");
+    if (sa->ss_family == AF_INET) {
+        inet_ntop(AF_INET, &((const struct sockaddr_in *)(const void *)sa)->sin_addr, out,
+                  (socklen_t)cap);
+    } else if (sa->ss_family == AF_INET6) {
+        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr, out,
+                  (socklen_t)cap);
+    }
+}
+
+static size_t drain(int fd)
+{
+    char buf[4096];
+    size_t total = 0;
+    ssize_t n;
+    while (total < (64u << 10) && (n = recv(fd, buf, sizeof(buf), MSG_DONTWAIT)) > 0) {
+        total += (size_t)n;
+    }
+    return total;
+}
+
+/* Answer a connection that is not speaking HTTP, log it, close it. */
+static void refuse(struct acceptor *a, struct waiting *w, enum accept_verdict verdict)
+{
+    struct server *srv = a->srv;
+    char id[24];
+    uint64_t seq = atomic_fetch_add(&srv->id_counter, 1);
+    snprintf(id, sizeof(id), "%08x%08llx", srv->id_prefix, (unsigned long long)seq);
+    bool tls = verdict == ACCEPT_TLS;
+    const char *body = tls ? "Client sent an HTTP request to an HTTPS server.\n"
+                           : "400 Bad Request: malformed request line\n";
+    char resp[512];
+    int len = snprintf(resp, sizeof(resp),
+                       "%s 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\n"
+                       "Content-Length: %zu\r\nConnection: close\r\nX-Request-Id: %s\r\n\r\n%s",
+                       tls ? "HTTP/1.0" : "HTTP/1.1", strlen(body), id, body);
+    /* read what was sent first: closing with unread data would reset
+     * the connection and could lose the answer */
+    size_t in = drain(w->fd);
+    ssize_t sent = send(w->fd, resp, (size_t)len, MSG_NOSIGNAL | MSG_DONTWAIT);
+    shutdown(w->fd, SHUT_WR);
+    in += drain(w->fd);
+    close(w->fd);
+    if (srv->cfg->log_access) {
+        char remote[64];
+        remote_text(&w->addr, remote, sizeof(remote));
+        double ms = (double)(time_mono_ns() - w->since_ns) / 1e6;
+        log_set_request_id(id);
+        log_info("event=access method=- path=- status=400 bytes=%zu bytes_in=%zu "
+                 "duration_ms=%.3f remote=%s term=%s",
+                 sent > 0 ? (size_t)sent : (size_t)0, in, ms, remote,
+                 tls ? "tls_handshake" : "bad_request_line");
+        log_set_request_id(NULL);
+    }
+}
+
+static void hand_over(struct acceptor *a, struct waiting *w)
+{
+    /* on failure (a limit) libmicrohttpd closes the socket itself */
+    MHD_add_connection(a->srv->daemon, w->fd, (const struct sockaddr *)&w->addr, w->addr_len);
+}
+
+/* Look at a readable connection: true when it is done with (handed over
+ * or answered), false to keep waiting. */
+static bool screen(struct acceptor *a, struct waiting *w)
+{
+    unsigned char buf[PEEK_MAX];
+    ssize_t n = recv(w->fd, buf, sizeof(buf), MSG_PEEK | MSG_DONTWAIT);
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
+        return false;
+    }
+    if (n <= 0) {
+        close(w->fd); /* gone before a word */
+        return true;
+    }
+    enum accept_verdict v = accept_screen(buf, (size_t)n);
+    if (v == ACCEPT_HTTP) {
+        hand_over(a, w);
+    } else {
+        refuse(a, w, v);
+    }
+    return true;
+}
+
+static void accept_new(struct acceptor *a)
+{
+    for (;;) {
+        struct waiting w;
+        w.addr_len = sizeof(w.addr);
+        w.fd = accept4(a->listen_fd, (struct sockaddr *)&w.addr, &w.addr_len,
+                       SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (w.fd < 0) {
+            if (errno == EMFILE || errno == ENFILE) {
+                log_warn("event=accept_failed err=too_many_open_files");
+                time_sleep_ms(50); /* the listener stays readable: no busy loop */
+            }
+            return;
+        }
+        w.since_ns = time_mono_ns();
+        size_t limit = 2 * (size_t)a->srv->cfg->http_connection_limit;
+        if (a->count > 0 && a->count >= (limit < 256 ? 256 : limit)) {
+            /* twice as many silent connections as the server takes (a
+             * burst arrives before its first bytes do): the oldest makes
+             * room */
+            char remote[64];
+            remote_text(&a->waiting[0].addr, remote, sizeof(remote));
+            log_info("event=connection_closed reason=too_many_silent remote=%s", remote);
+            close(a->waiting[0].fd);
+            memmove(a->waiting, a->waiting + 1, (a->count - 1) * sizeof(*a->waiting));
+            a->count--;
+        }
+        if (a->count == a->cap) {
+            size_t cap = a->cap ? a->cap * 2 : 64;
+            struct waiting *grown = realloc(a->waiting, cap * sizeof(*grown));
+            if (grown == NULL) {
+                hand_over(a, &w); /* unscreened rather than refused */
+                continue;
+            }
+            a->waiting = grown;
+            a->cap = cap;
+        }
+        a->waiting[a->count++] = w;
+    }
+}
+
+static void *run(void *arg)
+{
+    struct acceptor *a = arg;
+    int64_t head_ns = a->srv->cfg->http_head_timeout_seconds * 1000000000LL;
+    struct pollfd *fds = NULL;
+    size_t fds_cap = 0;
+    for (;;) {
+        size_t nfds = 2 + a->count;
+        if (nfds > fds_cap) {
+            struct pollfd *grown = realloc(fds, nfds * 2 * sizeof(*grown));
+            if (grown == NULL) {
+                time_sleep_ms(TICK_MS);
+                continue;
+            }
+            fds = grown;
+            fds_cap = nfds * 2;
+        }
+        fds[0] = (struct pollfd){.fd = a->wake[0], .events = POLLIN};
+        fds[1] = (struct pollfd){.fd = a->listen_fd, .events = POLLIN};
+        for (size_t i = 0; i < a->count; i++) {
+            fds[2 + i] = (struct pollfd){.fd = a->waiting[i].fd, .events = POLLIN};
+        }
+        int rc = poll(fds, (nfds_t)nfds, TICK_MS);
+        if (rc < 0 && errno != EINTR) {
+            time_sleep_ms(TICK_MS);
+            continue;
+        }
+        if (fds[0].revents != 0) {
+            break;
+        }
+        /* screen the waiting ones first: accept_new may move the array */
+        int64_t now = time_mono_ns();
+        size_t kept = 0;
+        size_t count = a->count;
+        for (size_t i = 0; i < count; i++) {
+            struct waiting *w = &a->waiting[i];
+            bool done = false;
+            if (fds[2 + i].revents != 0) {
+                done = screen(a, w);
+            } else if (now - w->since_ns > head_ns) {
+                char remote[64];
+                remote_text(&w->addr, remote, sizeof(remote));
+                log_info("event=connection_closed reason=head_timeout remote=%s", remote);
+                close(w->fd);
+                done = true;
+            }
+            if (!done) {
+                a->waiting[kept++] = *w;
+            }
+        }
+        a->count = kept;
+        if (fds[1].revents != 0) {
+            accept_new(a);
+        }
+    }
+    free(fds);
+    return NULL;
+}
+
+enum berth_err acceptor_run(struct acceptor *a, struct server *srv)
+{
+    a->srv = srv;
+    if (pthread_create(&a->thread, NULL, run, a) != 0) {
+        return BERTH_EIO;
+    }
+    a->running = true;
+    return BERTH_OK;
+}
+
+void acceptor_stop(struct acceptor *a)
+{
+    if (a == NULL) {
+        return;
+    }
+    if (a->running) {
+        ssize_t w = write(a->wake[1], "x", 1);
+        (void)w;
+        pthread_join(a->thread, NULL);
+    }
+    for (size_t i = 0; i < a->count; i++) {
+        close(a->waiting[i].fd);
+    }
+    free(a->waiting);
+    if (a->listen_fd >= 0) {
+        close(a->listen_fd);
+    }
+    if (a->wake[0] >= 0) {
+        close(a->wake[0]);
+        close(a->wake[1]);
+    }
+    free(a);
+}

@@ -1,0 +1,50 @@
+/*
+ * The listener: berth accepts connections itself and looks at the first
+ * bytes of each before libmicrohttpd sees it (MHD_add_connection), because
+ * libmicrohttpd closes a connection whose request line it cannot parse
+ * without a word, and waits in silence on a TLS ClientHello. A TLS record
+ * (0x16 0x03) is answered "HTTP/1.0 400 Bad Request" and "Client sent an
+ * HTTP request to an HTTPS server.", as Go's net/http does, so Go clients
+ * that probe HTTPS first learn that the server speaks plain HTTP; any
+ * other request line that cannot be HTTP is answered 400. Each such
+ * answer has a request id and an access-log line. Private to server/http.
+ *
+ * Threading: one thread accepts and screens; a connection whose first
+ * bytes are still to come waits in its poll set (at most
+ * http.head_timeout_seconds).
+ */
+#ifndef BERTH_SERVER_HTTP_ACCEPT_INT_H
+#define BERTH_SERVER_HTTP_ACCEPT_INT_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "common/err.h"
+
+struct server;
+struct acceptor;
+
+/* Bind and listen on addr. BERTH_EIO (logged, with the reason) or
+ * BERTH_ENOMEM. */
+enum berth_err acceptor_listen(const struct sockaddr *addr, socklen_t len, struct acceptor **out);
+
+/* The bound port. */
+uint16_t acceptor_port(const struct acceptor *a);
+
+/* Start accepting for srv (whose daemon is running). BERTH_OK or BERTH_EIO. */
+enum berth_err acceptor_run(struct acceptor *a, struct server *srv);
+
+/* Stop accepting: close the listening socket and the connections not yet
+ * handed over, join the thread, free a. NULL is ignored. */
+void acceptor_stop(struct acceptor *a);
+
+/* What the first bytes of a connection say (pure; for tests). */
+enum accept_verdict {
+    ACCEPT_HTTP,    /* an HTTP request line, or a prefix of one */
+    ACCEPT_TLS,     /* a TLS record */
+    ACCEPT_GARBAGE, /* cannot be an HTTP request line */
+};
+enum accept_verdict accept_screen(const unsigned char *p, size_t n);
+
+#endif
