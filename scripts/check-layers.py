@@ -62,6 +62,7 @@ LIBRARIES = [
         r"\bsqlite3_[a-z]",
         ["storage/meta/sqlite.c", "scan/packages/rpmdb.c", "scan/vulndb/sqlite.c"],
     ),
+    ("libpq", r"libpq-fe\.h", r"\bPQ[a-z]", ["storage/meta/postgres.c"]),
     ("OpenSSL", r"openssl/", r"\b(EVP|HMAC|SHA256|SHA512)_[A-Za-z]", ["storage/spec/digest.c"]),
     (
         "libarchive",

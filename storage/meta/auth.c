@@ -48,8 +48,11 @@ enum berth_err meta_key_create(struct meta *m, const char *name, const char *pol
         goto out;
     }
     if (principal_id == 0) {
-        st = meta_prepare(m, "INSERT INTO principals (name, policy, permissions, created_at) "
-                             "VALUES (?1, ?2, ?3, ?4)");
+        st = meta_prepare(m, meta_sql(m,
+                                      "INSERT INTO principals (name, policy, permissions, "
+                                      "created_at) VALUES (?1, ?2, ?3, ?4)",
+                                      "INSERT INTO principals (name, policy, permissions, "
+                                      "created_at) VALUES (?1, ?2, ?3, ?4) RETURNING id"));
         if (st == NULL) {
             rc = BERTH_EDB;
             goto out;
@@ -306,8 +309,12 @@ enum berth_err meta_server_secret_add(struct meta *m, const char *name, const vo
     if (len == 0 || len > META_SERVER_SECRET_MAX) {
         return BERTH_EINVAL;
     }
-    struct meta_stmt *st = meta_prepare(m, "INSERT OR IGNORE INTO server_secrets (name, value, "
-                                           "created_at) VALUES (?1, ?2, ?3)");
+    struct meta_stmt *st =
+        meta_prepare(m, meta_sql(m,
+                                 "INSERT OR IGNORE INTO server_secrets (name, value, "
+                                 "created_at) VALUES (?1, ?2, ?3)",
+                                 "INSERT INTO server_secrets (name, value, created_at) "
+                                 "VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING"));
     if (st == NULL) {
         return BERTH_EDB;
     }

@@ -79,8 +79,12 @@ enum berth_err meta_blob_upsert(struct meta *m, const char *digest, int64_t size
     if (rc != BERTH_ENOTFOUND) {
         return rc;
     }
-    struct meta_stmt *st = meta_prepare(
-        m, "INSERT INTO blobs (digest, size, created_at, touched_at) VALUES (?1, ?2, ?3, ?3)");
+    struct meta_stmt *st =
+        meta_prepare(m, meta_sql(m,
+                                 "INSERT INTO blobs (digest, size, created_at, touched_at) "
+                                 "VALUES (?1, ?2, ?3, ?3)",
+                                 "INSERT INTO blobs (digest, size, created_at, touched_at) "
+                                 "VALUES (?1, ?2, ?3, ?3) RETURNING id"));
     if (st == NULL) {
         return BERTH_EDB;
     }
@@ -109,7 +113,11 @@ enum berth_err meta_blob_touch(struct meta *m, int64_t blob_id, int64_t now)
 enum berth_err meta_blob_link(struct meta *m, int64_t repo_id, int64_t blob_id)
 {
     struct meta_stmt *st =
-        meta_prepare(m, "INSERT OR IGNORE INTO repo_blobs (repo_id, blob_id) VALUES (?1, ?2)");
+        meta_prepare(m, meta_sql(m,
+                                 "INSERT OR IGNORE INTO repo_blobs (repo_id, blob_id) "
+                                 "VALUES (?1, ?2)",
+                                 "INSERT INTO repo_blobs (repo_id, blob_id) VALUES (?1, ?2) "
+                                 "ON CONFLICT DO NOTHING"));
     if (st == NULL) {
         return BERTH_EDB;
     }

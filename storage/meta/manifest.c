@@ -66,10 +66,12 @@ enum berth_err meta_manifest_get_by_tag(struct meta *m, int64_t repo_id, const c
 enum berth_err meta_manifest_insert(struct meta *m, const struct meta_manifest *in,
                                     const char *annotations, int64_t *id)
 {
-    struct meta_stmt *st = meta_prepare(
-        m, "INSERT INTO manifests (repo_id, blob_id, digest, media_type, artifact_type, "
-           "config_media_type, subject, is_index, size, image_size, pushed_at, annotations) "
-           "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)");
+#define MANIFEST_INSERT                                                                            \
+    "INSERT INTO manifests (repo_id, blob_id, digest, media_type, artifact_type, "                 \
+    "config_media_type, subject, is_index, size, image_size, pushed_at, annotations) "             \
+    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"
+    struct meta_stmt *st =
+        meta_prepare(m, meta_sql(m, MANIFEST_INSERT, MANIFEST_INSERT " RETURNING id"));
     if (st == NULL) {
         return BERTH_EDB;
     }
@@ -96,8 +98,11 @@ enum berth_err meta_manifest_ref_add(struct meta *m, int64_t manifest_id, const 
                                      enum meta_ref_kind kind, const char *media_type)
 {
     struct meta_stmt *st =
-        meta_prepare(m, "INSERT OR IGNORE INTO manifest_refs (manifest_id, digest, kind, "
-                        "media_type) VALUES (?1, ?2, ?3, ?4)");
+        meta_prepare(m, meta_sql(m,
+                                 "INSERT OR IGNORE INTO manifest_refs (manifest_id, digest, kind, "
+                                 "media_type) VALUES (?1, ?2, ?3, ?4)",
+                                 "INSERT INTO manifest_refs (manifest_id, digest, kind, "
+                                 "media_type) VALUES (?1, ?2, ?3, ?4) ON CONFLICT DO NOTHING"));
     if (st == NULL) {
         return BERTH_EDB;
     }
@@ -291,10 +296,12 @@ static int referrer_row(struct meta_stmt *st, void *ctx)
 enum berth_err meta_referrers(struct meta *m, int64_t repo_id, const char *subject,
                               const char *artifact_type, meta_referrer_cb cb, void *arg)
 {
-    struct meta_stmt *st = meta_prepare(m, "SELECT " META_MANIFEST_COLS " FROM manifests m "
-                                           "WHERE m.repo_id = ?1 AND m.subject = ?2 "
-                                           "AND (?3 IS NULL OR m.artifact_type = ?3) "
-                                           "ORDER BY m.digest");
+#define REFERRERS_SELECT(type)                                                                     \
+    "SELECT " META_MANIFEST_COLS " FROM manifests m WHERE m.repo_id = ?1 AND m.subject = ?2 "      \
+    "AND (" type " IS NULL OR m.artifact_type = ?3) ORDER BY m.digest"
+    /* PostgreSQL cannot tell the type of a NULL ?3 by itself */
+    struct meta_stmt *st =
+        meta_prepare(m, meta_sql(m, REFERRERS_SELECT("?3"), REFERRERS_SELECT("?3::text")));
     if (st == NULL) {
         return BERTH_EDB;
     }

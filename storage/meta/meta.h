@@ -30,14 +30,25 @@ struct meta;
  * rather than NORMAL. BERTH_EDB on failure. */
 enum berth_err meta_open(const char *path, bool sync_full, struct meta **out);
 
+/* The same on the backend named backend: "sqlite" (target: the database
+ * file) or "postgres" (target: a libpq connection string). BERTH_EINVAL
+ * for another name. */
+enum berth_err meta_open_backend(const char *backend, const char *target, bool sync_full,
+                                 struct meta **out);
+
+/* Whether backend names a metadata backend meta_open_backend knows. */
+bool meta_backend_known(const char *backend);
+
 /* Close a connection (NULL is fine). */
 void meta_close(struct meta *m);
 
-/* The schema version after migrations (PRAGMA user_version). */
+/* The schema version after migrations (SQLite's PRAGMA user_version,
+ * PostgreSQL's table berth_schema). */
 int meta_schema_version(struct meta *m);
 
-/* Write transaction (BEGIN IMMEDIATE): takes SQLite's single writer lock,
- * so everything checked inside it stays true until commit. */
+/* Write transaction (BEGIN IMMEDIATE; on PostgreSQL an advisory lock every
+ * write takes): one writer at a time, so everything checked inside it
+ * stays true until commit. */
 enum berth_err meta_begin(struct meta *m);
 /* Read transaction (BEGIN DEFERRED): a consistent snapshot for reads. */
 enum berth_err meta_begin_read(struct meta *m);

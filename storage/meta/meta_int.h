@@ -4,10 +4,12 @@
  *
  * The metadata module is SQL written once (meta.c: connections, migrations,
  * transactions; one file per area for the queries) over a small driver
- * interface, struct meta_driver. sqlite.c is the driver there is; it alone
- * includes <sqlite3.h>. A driver for another engine is one new file here:
- * it implements the operations below, and the queries it cannot run as
- * written get a dialect of their own where they are.
+ * interface, struct meta_driver. sqlite.c (the default; it alone includes
+ * <sqlite3.h>) and postgres.c (libpq) are the drivers. A driver for another
+ * engine is one new file here: it implements the operations below, and the
+ * queries it cannot run as written get a dialect of their own where they
+ * are (meta_sql() picks it; the migrations in meta.c have one text per
+ * dialect).
  */
 #ifndef BERTH_META_INT_H
 #define BERTH_META_INT_H
@@ -25,6 +27,9 @@ struct meta_stmt {
     const struct meta_driver *drv;
 };
 
+/* The SQL a driver speaks: SQLite's, or PostgreSQL's where it differs. */
+enum meta_dialect { META_DIALECT_SQLITE, META_DIALECT_POSTGRES };
+
 /* What stepping a statement gave. */
 enum meta_step { META_STEP_ROW, META_STEP_DONE, META_STEP_ERROR };
 
@@ -41,8 +46,10 @@ struct meta_conn;
  */
 struct meta_driver {
     const char *name;
-    /* Open the database at target (created when missing), with every
-     * commit durable when sync_full. */
+    enum meta_dialect dialect;
+    /* Open the database at target (a file path for SQLite, created when
+     * missing; a connection string for PostgreSQL), with every commit
+     * durable when sync_full. */
     enum berth_err (*open)(const char *target, bool sync_full, struct meta_conn **out);
     void (*close)(struct meta_conn *c);
     /* Run SQL text of one or more statements without results. */
@@ -87,8 +94,9 @@ struct meta_driver {
     size_t (*col_bytes)(struct meta_stmt *st, int i); /* of the text or blob */
 };
 
-/* The SQLite driver (sqlite.c). */
+/* The SQLite driver (sqlite.c) and the PostgreSQL driver (postgres.c). */
 extern const struct meta_driver meta_sqlite_driver;
+extern const struct meta_driver meta_postgres_driver;
 
 struct meta_stmt_slot {
     const char *sql; /* static string: the cache key is its address */
@@ -108,6 +116,13 @@ struct meta {
  * reset + unbound, ready for binding. NULL on error (logged). Never
  * finalize it; call meta_done() after the last step. */
 struct meta_stmt *meta_prepare(struct meta *m, const char *sql);
+
+/* The text of a statement in m's dialect: sqlite as written, or pg where
+ * PostgreSQL needs its own (both static strings). */
+static inline const char *meta_sql(const struct meta *m, const char *sqlite, const char *pg)
+{
+    return m->drv->dialect == META_DIALECT_POSTGRES ? pg : sqlite;
+}
 
 /* Reset a statement from meta_prepare so it releases its read locks. */
 void meta_done(struct meta_stmt *st);

@@ -79,7 +79,9 @@ enum berth_err meta_repo_create(struct meta *m, const char *name, int64_t now,
                                 struct meta_repo *out)
 {
     struct meta_stmt *st =
-        meta_prepare(m, "INSERT INTO repositories (name, created_at) VALUES (?1, ?2)");
+        meta_prepare(m, meta_sql(m, "INSERT INTO repositories (name, created_at) VALUES (?1, ?2)",
+                                 "INSERT INTO repositories (name, created_at) VALUES (?1, ?2) "
+                                 "RETURNING id"));
     if (st == NULL) {
         return BERTH_EDB;
     }

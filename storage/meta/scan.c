@@ -128,9 +128,15 @@ static enum berth_err mark_in_progress(struct meta *m, int64_t manifest_id, int6
                                        bool count_quota)
 {
     struct meta_stmt *st = meta_prepare(
-        m, "INSERT INTO scans (manifest_id, status, requested_at) VALUES (?1, 'IN_PROGRESS', ?2) "
-           "ON CONFLICT(manifest_id) DO UPDATE SET status = 'IN_PROGRESS', description = NULL, "
-           "requested_at = coalesce(excluded.requested_at, requested_at)");
+        m, meta_sql(m,
+                    "INSERT INTO scans (manifest_id, status, requested_at) "
+                    "VALUES (?1, 'IN_PROGRESS', ?2) ON CONFLICT(manifest_id) DO UPDATE SET "
+                    "status = 'IN_PROGRESS', description = NULL, "
+                    "requested_at = coalesce(excluded.requested_at, requested_at)",
+                    "INSERT INTO scans (manifest_id, status, requested_at) "
+                    "VALUES (?1, 'IN_PROGRESS', ?2::bigint) ON CONFLICT(manifest_id) DO UPDATE SET "
+                    "status = 'IN_PROGRESS', description = NULL, "
+                    "requested_at = coalesce(excluded.requested_at, scans.requested_at)"));
     if (st == NULL) {
         return BERTH_EDB;
     }
@@ -150,9 +156,14 @@ enum berth_err meta_scan_enqueue(struct meta *m, int64_t manifest_id, int64_t no
      * it, so it is marked to run again when it ends: queued_at after
      * claimed_at, whatever the clock did (see meta_scan_job_finish). */
     struct meta_stmt *st = meta_prepare(
-        m, "INSERT INTO scan_jobs (manifest_id, queued_at) VALUES (?1, ?2) "
-           "ON CONFLICT(manifest_id) DO UPDATE SET queued_at = max(?2, claimed_at + 1) "
-           "WHERE claimed_at IS NOT NULL");
+        m, meta_sql(m,
+                    "INSERT INTO scan_jobs (manifest_id, queued_at) VALUES (?1, ?2) "
+                    "ON CONFLICT(manifest_id) DO UPDATE SET queued_at = max(?2, claimed_at + 1) "
+                    "WHERE claimed_at IS NOT NULL",
+                    "INSERT INTO scan_jobs (manifest_id, queued_at) VALUES (?1, ?2) "
+                    "ON CONFLICT(manifest_id) DO UPDATE SET "
+                    "queued_at = greatest(?2, scan_jobs.claimed_at + 1) "
+                    "WHERE scan_jobs.claimed_at IS NOT NULL"));
     if (st == NULL) {
         return BERTH_EDB;
     }
@@ -431,8 +442,11 @@ enum berth_err meta_scan_job_claim(struct meta *m, int64_t now, struct meta_scan
     if (rc == BERTH_OK) {
         /* never before queued_at: a clock that went back must not make the
          * request look newer than this run */
-        st = meta_prepare(m, "UPDATE scan_jobs SET claimed_at = max(?2, queued_at), "
-                             "attempts = attempts + 1 WHERE id = ?1");
+        st = meta_prepare(m, meta_sql(m,
+                                      "UPDATE scan_jobs SET claimed_at = max(?2, queued_at), "
+                                      "attempts = attempts + 1 WHERE id = ?1",
+                                      "UPDATE scan_jobs SET claimed_at = greatest(?2, queued_at), "
+                                      "attempts = attempts + 1 WHERE id = ?1"));
         if (st == NULL) {
             rc = BERTH_EDB;
         } else {
@@ -454,8 +468,12 @@ enum berth_err meta_scan_job_claim(struct meta *m, int64_t now, struct meta_scan
 
 enum berth_err meta_scan_job_release(struct meta *m, int64_t job_id)
 {
-    struct meta_stmt *st = meta_prepare(m, "UPDATE scan_jobs SET claimed_at = NULL, "
-                                           "attempts = max(attempts - 1, 0) WHERE id = ?1");
+    struct meta_stmt *st =
+        meta_prepare(m, meta_sql(m,
+                                 "UPDATE scan_jobs SET claimed_at = NULL, "
+                                 "attempts = max(attempts - 1, 0) WHERE id = ?1",
+                                 "UPDATE scan_jobs SET claimed_at = NULL, "
+                                 "attempts = greatest(attempts - 1, 0) WHERE id = ?1"));
     if (st == NULL) {
         return BERTH_EDB;
     }

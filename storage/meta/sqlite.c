@@ -265,6 +265,7 @@ static size_t sq_col_bytes(struct meta_stmt *st, int i)
 
 const struct meta_driver meta_sqlite_driver = {
     .name = "sqlite",
+    .dialect = META_DIALECT_SQLITE,
     .open = sq_open,
     .close = sq_close,
     .exec = sq_exec,

@@ -54,7 +54,7 @@ struct meta *store_meta(struct store *st)
     if (n == NULL) {
         return NULL;
     }
-    if (meta_open(st->db_path, st->opt.fsync, &n->m) != BERTH_OK) {
+    if (meta_open_backend(st->meta_backend, st->meta_target, st->opt.fsync, &n->m) != BERTH_OK) {
         free(n);
         return NULL;
     }
@@ -94,6 +94,25 @@ enum berth_err store_open(const struct store_options *opt, struct store **out)
     str_copy(st->root, sizeof(st->root), opt->root);
     st->opt.root = st->root;
     snprintf(st->db_path, sizeof(st->db_path), "%s/berth.db", st->root);
+    st->meta_backend = opt->meta_backend != NULL ? opt->meta_backend : "sqlite";
+    if (!meta_backend_known(st->meta_backend)) {
+        log_error("event=store_error msg=\"unknown metadata backend %s\"", st->meta_backend);
+        rc = BERTH_EINVAL;
+        goto out;
+    }
+    if (strcmp(st->meta_backend, "sqlite") == 0) {
+        st->meta_backend = "sqlite";
+        st->meta_target = strdup(st->db_path);
+    } else {
+        st->meta_backend = "postgres";
+        st->meta_target = strdup(opt->meta_target != NULL ? opt->meta_target : "");
+    }
+    st->opt.meta_backend = st->meta_backend;
+    st->opt.meta_target = NULL; /* the caller's string; see st->meta_target */
+    if (st->meta_target == NULL) {
+        rc = BERTH_ENOMEM;
+        goto out;
+    }
     struct blob_store_options bopt = {.root = st->root, .fsync = opt->fsync};
     rc = blob_store_open(&bopt, &st->blobs);
     if (rc != BERTH_OK) {
@@ -109,7 +128,11 @@ enum berth_err store_open(const struct store_options *opt, struct store **out)
     /* Open this thread's connection now: it creates and migrates the
      * database before any worker thread touches it. */
     if (store_meta(st) == NULL) {
-        log_error("event=store_error op=open_db path=%s", st->db_path);
+        if (strcmp(st->meta_backend, "sqlite") == 0) {
+            log_error("event=store_error op=open_db path=%s", st->db_path);
+        } else {
+            log_error("event=store_error op=open_db backend=%s", st->meta_backend);
+        }
         rc = BERTH_EDB;
         goto out;
     }
@@ -120,6 +143,7 @@ out:
         store_close(st);
     } else {
         blob_store_close(st->blobs);
+        free(st->meta_target);
         free(st);
     }
     return rc;
@@ -148,6 +172,7 @@ void store_close(struct store *st)
     blob_store_close(st->blobs);
     pthread_mutex_destroy(&st->conns_lock);
     pthread_mutex_destroy(&st->uploads_lock);
+    free(st->meta_target);
     free(st);
 }
 

@@ -25,6 +25,10 @@ struct store_options {
     bool auto_create;         /* create repositories on first push */
     int64_t upload_expiry_ms; /* sessions idle longer than this may be removed */
     size_t manifest_max;      /* bytes */
+    /* The metadata backend: "sqlite" (or NULL: <root>/berth.db) or
+     * "postgres", with meta_target its libpq connection string. */
+    const char *meta_backend;
+    const char *meta_target;
 };
 
 /* Open (creating directories and database as needed) the store at

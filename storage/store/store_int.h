@@ -19,6 +19,8 @@ struct store {
     struct store_options opt;
     char root[STORE_PATH_MAX];
     char db_path[STORE_PATH_MAX + 16]; /* <root>/berth.db */
+    const char *meta_backend;          /* "sqlite" or "postgres" */
+    char *meta_target;                 /* db_path, or the connection string */
     struct blob_store *blobs;
 
     pthread_key_t meta_key;

@@ -7,17 +7,34 @@
 #define BERTH_UNIT_META_H
 
 #include "unit.h"
+#include "unit_pg.h"
 
 #include "common/fileio.h"
 #include "storage/meta/meta.h"
 
-/* Open (creating it when new) the database <root>/berth.db. */
+/* Open the database of the data root whose SQLite file would be db_path
+ * (<root>/berth.db), on the run's backend (unit_pg.h). */
+static inline enum berth_err unit_meta_open_db(const char *db_path, struct meta **out)
+{
+    char root[1024];
+    snprintf(root, sizeof(root), "%s", db_path);
+    char *slash = strrchr(root, '/');
+    if (slash != NULL) {
+        *slash = '\0';
+    }
+    char target[1200];
+    const char *backend = unit_meta_target(root, target, sizeof(target));
+    return meta_open_backend(backend, target, false, out);
+}
+
+/* Open (creating it when new) the database of root: <root>/berth.db, or
+ * root's schema on a PostgreSQL run. */
 static inline struct meta *unit_meta_open(const char *root)
 {
     char path[600];
     snprintf(path, sizeof(path), "%s/berth.db", root);
     struct meta *m = NULL;
-    CHECK_INT(meta_open(path, false, &m), BERTH_OK);
+    CHECK_INT(unit_meta_open_db(path, &m), BERTH_OK);
     return m;
 }
 

@@ -8,6 +8,7 @@
 #define BERTH_UNIT_STORE_H
 
 #include "unit.h"
+#include "unit_pg.h"
 
 #include "storage/blob/blob.h"
 #include "storage/spec/digest.h"
@@ -20,14 +21,19 @@
 #define UNIT_ROOT_MAX 512
 
 /* Open, creating it when new, the store at root: no fsync, repositories
- * created on first push, 4 MiB manifests. NULL (a failed check) on error. */
+ * created on first push, 4 MiB manifests, metadata on the run's backend
+ * (unit_pg.h). NULL (a failed check) on error. */
 static inline struct store *unit_store_open(const char *root)
 {
+    char target[1200];
+    const char *backend = unit_meta_target(root, target, sizeof(target));
     struct store_options opt = {.root = root,
                                 .fsync = false,
                                 .auto_create = true,
                                 .upload_expiry_ms = 86400000,
-                                .manifest_max = 4 << 20};
+                                .manifest_max = 4 << 20,
+                                .meta_backend = backend,
+                                .meta_target = strcmp(backend, "sqlite") == 0 ? NULL : target};
     struct store *st = NULL;
     CHECK_INT(store_open(&opt, &st), BERTH_OK);
     return st;

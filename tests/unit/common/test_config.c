@@ -147,6 +147,27 @@ static void test_example_config_loads(void)
     config_fini(&cfg);
 }
 
+/* meta.backend is sqlite by default; postgres needs its connection string;
+ * another name is refused. */
+static void test_meta_backend(void)
+{
+    struct berth_config cfg;
+    char err[512] = "";
+    CHECK_INT(config_init(&cfg), BERTH_OK);
+    CHECK_STR(cfg.meta_backend, "sqlite");
+    CHECK_INT(config_validate(&cfg, err, sizeof(err)), BERTH_OK);
+    CHECK_INT(config_set(&cfg, "meta.backend", "postgres", err, sizeof(err)), BERTH_OK);
+    CHECK_INT(config_validate(&cfg, err, sizeof(err)), BERTH_EINVAL);
+    CHECK(strstr(err, "meta.postgres.dsn") != NULL);
+    CHECK_INT(config_set(&cfg, "meta.postgres.dsn", "host=/tmp dbname=berth", err, sizeof(err)),
+              BERTH_OK);
+    CHECK_INT(config_validate(&cfg, err, sizeof(err)), BERTH_OK);
+    CHECK_INT(config_set(&cfg, "meta.backend", "mysql", err, sizeof(err)), BERTH_OK);
+    CHECK_INT(config_validate(&cfg, err, sizeof(err)), BERTH_EINVAL);
+    CHECK(strstr(err, "meta.backend") != NULL);
+    config_fini(&cfg);
+}
+
 static void test_every_key_is_documented(void)
 {
     char *text = read_doc("conf/berth.json");
@@ -199,5 +220,6 @@ int main(void)
 {
     RUN(test_example_config_loads);
     RUN(test_every_key_is_documented);
+    RUN(test_meta_backend);
     return unit_report("test_conf");
 }

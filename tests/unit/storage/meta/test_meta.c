@@ -51,7 +51,7 @@ static void test_schema_newer(void)
     char db[700];
     snprintf(db, sizeof(db), "%s/berth.db", root);
     m = NULL;
-    CHECK_INT(meta_open(db, false, &m), BERTH_EDB);
+    CHECK_INT(unit_meta_open_db(db, &m), BERTH_EDB);
     CHECK(m == NULL);
     unit_meta_remove(NULL, root);
 }

@@ -24,7 +24,7 @@ static int64_t count(struct meta *m, const char *what)
 static void test_settings(void)
 {
     struct meta *m = NULL;
-    CHECK_INT(meta_open(path, false, &m), BERTH_OK);
+    CHECK_INT(unit_meta_open_db(path, &m), BERTH_OK);
     char *v = (char *)"x";
     CHECK_INT(meta_setting_get(m, "nothing", &v), BERTH_OK);
     CHECK(v == NULL);
@@ -66,7 +66,7 @@ static int collect(void *arg, int64_t seq, const char *json)
 static void test_queue(void)
 {
     struct meta *m = NULL;
-    CHECK_INT(meta_open(path, false, &m), BERTH_OK);
+    CHECK_INT(unit_meta_open_db(path, &m), BERTH_OK);
     struct meta_repo r;
     CHECK_INT(meta_repo_create(m, "q/app", 1000, &r), BERTH_OK);
     int64_t a = add_manifest(m, r.id, digest(1), false, META_SCAN_CONFIG_OCI);
@@ -211,8 +211,8 @@ static void test_queue(void)
 static void test_claim_idle_reads_only(void)
 {
     struct meta *m = NULL, *writer = NULL;
-    CHECK_INT(meta_open(path, false, &m), BERTH_OK);
-    CHECK_INT(meta_open(path, false, &writer), BERTH_OK);
+    CHECK_INT(unit_meta_open_db(path, &m), BERTH_OK);
+    CHECK_INT(unit_meta_open_db(path, &writer), BERTH_OK);
     struct meta_scan_job job;
     while (meta_scan_job_claim(m, 1, &job) == BERTH_OK) {
         CHECK_INT(meta_scan_job_delete(m, job.id), BERTH_OK);
@@ -230,7 +230,7 @@ static void test_claim_idle_reads_only(void)
 static void test_enqueue_repo_and_failed(void)
 {
     struct meta *m = NULL;
-    CHECK_INT(meta_open(path, false, &m), BERTH_OK);
+    CHECK_INT(unit_meta_open_db(path, &m), BERTH_OK);
     struct meta_repo flagged = unit_meta_repo(m, "on/flagged", true);
     struct meta_repo plain = unit_meta_repo(m, "on/plain", false);
     struct meta_repo filtered = unit_meta_repo(m, "web-1", false);

@@ -2,6 +2,7 @@
  * reference checks, tag immutability, deletes, mounts, pulls that write
  * nothing, referrers; on a real store in a temporary directory. */
 #include "unit.h"
+#include "unit_meta.h"
 #include "unit_registry.h"
 
 #include <unistd.h>
@@ -204,7 +205,7 @@ static void test_note_pull_skips_lock(void)
     char db[700];
     snprintf(db, sizeof(db), "%s/berth.db", root);
     struct meta *writer = NULL;
-    CHECK_INT(meta_open(db, false, &writer), BERTH_OK);
+    CHECK_INT(unit_meta_open_db(db, &writer), BERTH_OK);
     CHECK_INT(meta_begin(writer), BERTH_OK);
     int64_t t0 = time_mono_ns();
     registry_manifest_note_pull(st, &mf, NULL);

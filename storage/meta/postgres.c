@@ -1,0 +1,658 @@
+/*
+ * The PostgreSQL driver of the metadata module (libpq): one server
+ * connection per struct meta_conn, the only file of storage/meta that
+ * includes <libpq-fe.h>. A connection is used by one thread at a time.
+ *
+ * How it keeps SQLite's rules, which the query files rely on:
+ * - One writer at a time. begin_write takes a transaction-scoped advisory
+ *   lock (BEGIN IMMEDIATE's write lock), and a write statement run outside
+ *   a transaction runs in a transaction of its own that takes it too, so
+ *   everything a write transaction checks stays true until it commits.
+ *   Waiting for it is bounded by lock_timeout (SQLite's busy timeout), and
+ *   a wait that times out is BERTH_EBUSY.
+ * - A failed statement leaves its transaction usable: writes inside a
+ *   transaction run under a savepoint that a failure rolls back to.
+ * - Statements use ?N parameters, rewritten to $N; parameters are typed by
+ *   what was bound (int8, text, bytea; NULL untyped), results are read in
+ *   text form (bytea decoded, booleans as 1/0).
+ * - The schema version is the one row of the table berth_schema.
+ */
+#include "meta_int.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <libpq-fe.h>
+
+#include "common/log.h"
+
+/* The advisory lock key of the single writer ("berth" in ASCII). */
+#define PG_WRITE_LOCK "SELECT pg_advisory_xact_lock(435778860136)"
+
+/* The most parameters a statement has (the query files use at most 16). */
+#define PG_MAX_PARAMS 64
+
+#define OID_BYTEA 17
+#define OID_INT8 20
+#define OID_TEXT 25
+
+struct meta_conn {
+    PGconn *pg;
+    bool in_txn;
+    int64_t changes;
+    int64_t last_id;
+    char sqlstate[6];
+    char msg[512];
+};
+
+struct pg_param {
+    bool set;
+    bool is_null;
+    Oid type;
+    int format;        /* 0 text, 1 binary */
+    const char *value; /* borrowed, or num below */
+    int length;
+    char num[24];
+};
+
+struct pg_stmt {
+    struct meta_stmt base;
+    struct meta_conn *c;
+    char *sql;      /* with $N parameters */
+    bool is_write;  /* not a SELECT */
+    bool is_insert; /* sets last_id */
+    int nparams;
+    struct pg_param *params;
+    bool unused[PG_MAX_PARAMS + 1]; /* numbers below nparams the text skips */
+    PGresult *res; /* after the first step */
+    int row;       /* current row; -1 before the first */
+    unsigned char **blobs; /* decoded bytea of the current row, per column */
+    size_t *blob_len;
+    int ncols;
+};
+
+static struct pg_stmt *ps(struct meta_stmt *st)
+{
+    return (struct pg_stmt *)(void *)st;
+}
+
+static void set_error(struct meta_conn *c, const PGresult *res)
+{
+    const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+    snprintf(c->sqlstate, sizeof(c->sqlstate), "%s", state ? state : "");
+    const char *msg = res ? PQresultErrorMessage(res) : NULL;
+    if (msg == NULL || *msg == '\0') {
+        msg = PQerrorMessage(c->pg);
+    }
+    snprintf(c->msg, sizeof(c->msg), "%s", msg ? msg : "?");
+    /* One line in the log. */
+    for (char *p = c->msg; *p; p++) {
+        if (*p == '\n' || *p == '"') {
+            *p = *p == '"' ? '\'' : ' ';
+        }
+    }
+}
+
+/* Serialization failures, deadlocks and lock waits that timed out are
+ * another connection holding what this one needs. */
+static enum berth_err state_err(const char *state)
+{
+    return strcmp(state, "40001") == 0 || strcmp(state, "40P01") == 0 ||
+                   strcmp(state, "55P03") == 0
+               ? BERTH_EBUSY
+               : BERTH_EDB;
+}
+
+static enum berth_err pg_error(struct meta_conn *c, const char *what)
+{
+    log_error("event=db_error op=%s code=%s msg=\"%s\"", what, c->sqlstate, c->msg);
+    return state_err(c->sqlstate);
+}
+
+static bool pg_is_unique_violation(struct meta_conn *c)
+{
+    return strcmp(c->sqlstate, "23505") == 0;
+}
+
+/* Run a statement without parameters; on failure the reason is kept. */
+static bool run(struct meta_conn *c, const char *sql)
+{
+    PGresult *res = PQexec(c->pg, sql);
+    ExecStatusType s = PQresultStatus(res);
+    bool ok = s == PGRES_COMMAND_OK || s == PGRES_TUPLES_OK;
+    if (!ok) {
+        set_error(c, res);
+    }
+    PQclear(res);
+    return ok;
+}
+
+static enum berth_err pg_exec(struct meta_conn *c, const char *sql, const char *what)
+{
+    if (!run(c, sql)) {
+        return pg_error(c, what);
+    }
+    return BERTH_OK;
+}
+
+static void quiet_notices(void *arg, const char *message)
+{
+    (void)arg;
+    (void)message;
+}
+
+static void pg_close(struct meta_conn *c)
+{
+    if (c != NULL) {
+        PQfinish(c->pg);
+        free(c);
+    }
+}
+
+static enum berth_err pg_open(const char *dsn, bool sync_full, struct meta_conn **out)
+{
+    struct meta_conn *c = calloc(1, sizeof(*c));
+    if (c == NULL) {
+        return BERTH_ENOMEM;
+    }
+    c->pg = PQconnectdb(dsn);
+    if (c->pg == NULL || PQstatus(c->pg) != CONNECTION_OK) {
+        snprintf(c->msg, sizeof(c->msg), "%s", c->pg ? PQerrorMessage(c->pg) : "out of memory");
+        for (char *p = c->msg; *p; p++) {
+            if (*p == '\n' || *p == '"') {
+                *p = ' ';
+            }
+        }
+        log_error("event=db_error op=open backend=postgres msg=\"%s\"", c->msg);
+        pg_close(c);
+        return BERTH_EDB;
+    }
+    PQsetNoticeProcessor(c->pg, quiet_notices, NULL);
+    enum berth_err rc = pg_exec(c,
+                                sync_full ? "SET synchronous_commit = on"
+                                          : "SET synchronous_commit = off",
+                                "open");
+    if (rc == BERTH_OK) {
+        rc = pg_exec(c, "SET lock_timeout = '10s'; SET client_min_messages = warning", "open");
+    }
+    if (rc != BERTH_OK) {
+        pg_close(c);
+        return rc;
+    }
+    *out = c;
+    return BERTH_OK;
+}
+
+static enum berth_err pg_begin_write(struct meta_conn *c)
+{
+    if (!run(c, "BEGIN")) {
+        return pg_error(c, "begin");
+    }
+    if (!run(c, PG_WRITE_LOCK)) {
+        enum berth_err rc = pg_error(c, "begin");
+        run(c, "ROLLBACK");
+        return rc;
+    }
+    c->in_txn = true;
+    return BERTH_OK;
+}
+
+static enum berth_err pg_begin_read(struct meta_conn *c)
+{
+    if (!run(c, "BEGIN ISOLATION LEVEL REPEATABLE READ")) {
+        return pg_error(c, "begin");
+    }
+    c->in_txn = true;
+    return BERTH_OK;
+}
+
+static enum berth_err pg_commit(struct meta_conn *c)
+{
+    bool ok = run(c, "COMMIT");
+    c->in_txn = false;
+    return ok ? BERTH_OK : pg_error(c, "commit");
+}
+
+static void pg_rollback(struct meta_conn *c)
+{
+    if (PQtransactionStatus(c->pg) != PQTRANS_IDLE) {
+        PGresult *res = PQexec(c->pg, "ROLLBACK");
+        PQclear(res);
+    }
+    c->in_txn = false;
+}
+
+/* The single-column, single-row integer answer of sql; -1 on error. */
+static int64_t query_int(struct meta_conn *c, const char *sql)
+{
+    PGresult *res = PQexec(c->pg, sql);
+    int64_t v = -1;
+    if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1 && PQnfields(res) == 1) {
+        v = PQgetisnull(res, 0, 0) ? 0 : strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+    } else {
+        set_error(c, res);
+    }
+    PQclear(res);
+    return v;
+}
+
+static int pg_schema_version(struct meta_conn *c)
+{
+    int64_t exists = query_int(c, "SELECT count(*) FROM pg_catalog.pg_class "
+                                  "WHERE oid = to_regclass('berth_schema')");
+    if (exists <= 0) {
+        return exists == 0 ? 0 : -1;
+    }
+    return (int)query_int(c, "SELECT coalesce(max(version), 0) FROM berth_schema");
+}
+
+static enum berth_err pg_set_schema_version(struct meta_conn *c, int version)
+{
+    char sql[256];
+    snprintf(sql, sizeof(sql),
+             "CREATE TABLE IF NOT EXISTS berth_schema (version BIGINT NOT NULL); "
+             "DELETE FROM berth_schema; INSERT INTO berth_schema (version) VALUES (%d)",
+             version);
+    return pg_exec(c, sql, "migrate");
+}
+
+static enum berth_err pg_checkpoint(struct meta_conn *c)
+{
+    (void)c; /* the server manages its write-ahead log */
+    return BERTH_OK;
+}
+
+static int64_t pg_changes(struct meta_conn *c)
+{
+    return c->changes;
+}
+
+static int64_t pg_last_id(struct meta_conn *c)
+{
+    return c->last_id;
+}
+
+/* Whether sql starts with keyword (case-insensitive, after blanks). */
+static bool starts_with(const char *sql, const char *keyword)
+{
+    while (isspace((unsigned char)*sql)) {
+        sql++;
+    }
+    size_t n = strlen(keyword);
+    return strncasecmp(sql, keyword, n) == 0 && !isalnum((unsigned char)sql[n]);
+}
+
+/* sql with ?N (and bare ?) rewritten to $N outside quotes; *nparams is the
+ * highest number, and used[N] tells whether $N appears (room for
+ * PG_MAX_PARAMS + 1 entries). */
+static char *rewrite(const char *sql, int *nparams, bool *used)
+{
+    size_t len = strlen(sql);
+    char *out = malloc(len * 2 + 16);
+    if (out == NULL) {
+        return NULL;
+    }
+    size_t o = 0;
+    int next = 1;
+    int max = 0;
+    char quote = 0;
+    for (size_t i = 0; i < len; i++) {
+        char ch = sql[i];
+        if (quote) {
+            if (ch == quote) {
+                quote = 0;
+            }
+            out[o++] = ch;
+            continue;
+        }
+        if (ch == '\'' || ch == '"') {
+            quote = ch;
+            out[o++] = ch;
+            continue;
+        }
+        if (ch != '?') {
+            out[o++] = ch;
+            continue;
+        }
+        int n = 0;
+        size_t j = i + 1;
+        while (j < len && isdigit((unsigned char)sql[j])) {
+            n = n * 10 + (sql[j] - '0');
+            j++;
+        }
+        if (j == i + 1) {
+            n = next;
+        }
+        next = n + 1;
+        if (n <= PG_MAX_PARAMS) {
+            used[n] = true;
+        }
+        if (n > max) {
+            max = n;
+        }
+        o += (size_t)sprintf(out + o, "$%d", n);
+        i = j - 1;
+    }
+    out[o] = '\0';
+    *nparams = max;
+    return out;
+}
+
+static void clear_row(struct pg_stmt *s)
+{
+    for (int i = 0; i < s->ncols; i++) {
+        PQfreemem(s->blobs[i]);
+        s->blobs[i] = NULL;
+    }
+}
+
+static struct meta_stmt *pg_prepare(struct meta_conn *c, const char *sql)
+{
+    struct pg_stmt *s = calloc(1, sizeof(*s));
+    if (s == NULL) {
+        return NULL;
+    }
+    s->base.drv = &meta_postgres_driver;
+    s->c = c;
+    s->row = -1;
+    bool used[PG_MAX_PARAMS + 1] = {false};
+    s->sql = rewrite(sql, &s->nparams, used);
+    s->params = calloc((size_t)s->nparams + 1, sizeof(*s->params));
+    if (s->sql != NULL && s->params != NULL) {
+        for (int i = 1; i <= s->nparams && i <= PG_MAX_PARAMS; i++) {
+            s->unused[i] = !used[i];
+        }
+    }
+    if (s->sql == NULL || s->params == NULL || s->nparams > PG_MAX_PARAMS) {
+        log_error("event=db_error op=prepare backend=postgres msg=\"%s\"",
+                  s->sql == NULL || s->params == NULL ? "out of memory" : "too many parameters");
+        free(s->sql);
+        free(s->params);
+        free(s);
+        return NULL;
+    }
+    s->is_write = !starts_with(sql, "SELECT");
+    s->is_insert = starts_with(sql, "INSERT");
+    if (s->is_insert && strstr(s->sql, "RETURNING") == NULL) {
+        /* Every table rows are inserted into by a query file either has an
+         * identity column id or is not asked for its last id. */
+        s->is_insert = false;
+    }
+    return &s->base;
+}
+
+static void pg_reset(struct meta_stmt *st)
+{
+    struct pg_stmt *s = ps(st);
+    clear_row(s);
+    PQclear(s->res);
+    s->res = NULL;
+    s->row = -1;
+    memset(s->params, 0, sizeof(*s->params) * ((size_t)s->nparams + 1));
+}
+
+static void pg_finalize(struct meta_stmt *st)
+{
+    if (st == NULL) {
+        return;
+    }
+    struct pg_stmt *s = ps(st);
+    pg_reset(st);
+    free(s->blobs);
+    free(s->blob_len);
+    free(s->params);
+    free(s->sql);
+    free(s);
+}
+
+/* Execute the statement with its bindings; false on error (kept). */
+static bool execute(struct pg_stmt *s)
+{
+    struct meta_conn *c = s->c;
+    int n = s->nparams;
+    const char *values[PG_MAX_PARAMS];
+    int lengths[PG_MAX_PARAMS];
+    int formats[PG_MAX_PARAMS];
+    Oid types[PG_MAX_PARAMS];
+    for (int i = 0; i < n; i++) {
+        struct pg_param *p = &s->params[i + 1];
+        bool null = !p->set || p->is_null;
+        values[i] = null ? NULL : p->value;
+        lengths[i] = p->length;
+        formats[i] = null ? 0 : p->format;
+        /* an unused number still needs a type: any will do */
+        types[i] = s->unused[i + 1] ? OID_TEXT : null ? 0 : p->type;
+    }
+    /* A write outside a transaction runs in one of its own under the write
+     * lock; inside one, under a savepoint a failure rolls back to. */
+    bool own_txn = s->is_write && PQtransactionStatus(c->pg) == PQTRANS_IDLE;
+    bool savepoint = s->is_write && !own_txn;
+    if (own_txn) {
+        if (!run(c, "BEGIN")) {
+            return false;
+        }
+        if (!run(c, PG_WRITE_LOCK)) {
+            PQclear(PQexec(c->pg, "ROLLBACK"));
+            return false;
+        }
+    } else if (savepoint && !run(c, "SAVEPOINT berth_stmt")) {
+        return false;
+    }
+    PGresult *res = PQexecParams(c->pg, s->sql, n, types, values, lengths, formats, 0);
+    ExecStatusType status = PQresultStatus(res);
+    bool ok = status == PGRES_COMMAND_OK || status == PGRES_TUPLES_OK;
+    if (!ok) {
+        set_error(c, res);
+        PQclear(res);
+        if (own_txn) {
+            PQclear(PQexec(c->pg, "ROLLBACK"));
+        } else if (savepoint) {
+            PQclear(PQexec(c->pg, "ROLLBACK TO SAVEPOINT berth_stmt"));
+            PQclear(PQexec(c->pg, "RELEASE SAVEPOINT berth_stmt"));
+        }
+        return false;
+    }
+    if (own_txn && !run(c, "COMMIT")) {
+        PQclear(res);
+        return false;
+    }
+    if (savepoint && !run(c, "RELEASE SAVEPOINT berth_stmt")) {
+        PQclear(res);
+        return false;
+    }
+    const char *cmd = PQcmdStatus(res);
+    if (strncmp(cmd, "INSERT", 6) == 0 || strncmp(cmd, "UPDATE", 6) == 0 ||
+        strncmp(cmd, "DELETE", 6) == 0) {
+        c->changes = strtoll(PQcmdTuples(res), NULL, 10);
+    }
+    if (s->is_insert && PQntuples(res) > 0 && PQnfields(res) > 0) {
+        c->last_id = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+    }
+    s->res = res;
+    s->ncols = PQnfields(res);
+    return true;
+}
+
+static enum meta_step pg_step(struct meta_stmt *st)
+{
+    struct pg_stmt *s = ps(st);
+    if (s->res == NULL) {
+        if (!execute(s)) {
+            return META_STEP_ERROR;
+        }
+        if (s->ncols > 0) {
+            s->blobs = realloc(s->blobs, sizeof(*s->blobs) * (size_t)s->ncols);
+            s->blob_len = realloc(s->blob_len, sizeof(*s->blob_len) * (size_t)s->ncols);
+            if (s->blobs == NULL || s->blob_len == NULL) {
+                snprintf(s->c->msg, sizeof(s->c->msg), "out of memory");
+                return META_STEP_ERROR;
+            }
+            memset(s->blobs, 0, sizeof(*s->blobs) * (size_t)s->ncols);
+        }
+    } else {
+        clear_row(s);
+    }
+    /* A write with RETURNING has rows too, but steps like SQLite's. */
+    if (s->row + 1 < PQntuples(s->res)) {
+        s->row++;
+        return META_STEP_ROW;
+    }
+    s->row = PQntuples(s->res);
+    return META_STEP_DONE;
+}
+
+static struct pg_param *param(struct meta_stmt *st, int i)
+{
+    struct pg_stmt *s = ps(st);
+    if (i < 1 || i > s->nparams) {
+        return NULL;
+    }
+    struct pg_param *p = &s->params[i];
+    memset(p, 0, sizeof(*p));
+    p->set = true;
+    return p;
+}
+
+static void pg_bind_int64(struct meta_stmt *st, int i, int64_t v)
+{
+    struct pg_param *p = param(st, i);
+    if (p != NULL) {
+        snprintf(p->num, sizeof(p->num), "%" PRId64, v);
+        p->value = p->num;
+        p->type = OID_INT8;
+    }
+}
+
+static void pg_bind_text(struct meta_stmt *st, int i, const char *str)
+{
+    struct pg_param *p = param(st, i);
+    if (p != NULL) {
+        p->value = str;
+        p->type = OID_TEXT;
+        p->is_null = str == NULL;
+    }
+}
+
+static void pg_bind_blob(struct meta_stmt *st, int i, const void *ptr, size_t n)
+{
+    struct pg_param *p = param(st, i);
+    if (p != NULL) {
+        p->value = ptr != NULL ? ptr : "";
+        p->length = (int)n;
+        p->format = 1;
+        p->type = OID_BYTEA;
+    }
+}
+
+static void pg_bind_null(struct meta_stmt *st, int i)
+{
+    struct pg_param *p = param(st, i);
+    if (p != NULL) {
+        p->is_null = true;
+    }
+}
+
+static bool valid_cell(struct pg_stmt *s, int i)
+{
+    return s->res != NULL && s->row >= 0 && s->row < PQntuples(s->res) && i >= 0 && i < s->ncols;
+}
+
+static bool pg_col_is_null(struct meta_stmt *st, int i)
+{
+    struct pg_stmt *s = ps(st);
+    return !valid_cell(s, i) || PQgetisnull(s->res, s->row, i);
+}
+
+static int64_t pg_col_int64(struct meta_stmt *st, int i)
+{
+    struct pg_stmt *s = ps(st);
+    if (pg_col_is_null(st, i)) {
+        return 0;
+    }
+    const char *v = PQgetvalue(s->res, s->row, i);
+    if (v[0] == 't' && v[1] == '\0') {
+        return 1;
+    }
+    return strtoll(v, NULL, 10); /* 'f' and non-numbers read as 0 */
+}
+
+/* Column i of a bytea column, decoded for this row. */
+static bool decode_blob(struct pg_stmt *s, int i)
+{
+    if (s->blobs[i] != NULL) {
+        return true;
+    }
+    size_t n = 0;
+    s->blobs[i] = PQunescapeBytea((const unsigned char *)PQgetvalue(s->res, s->row, i), &n);
+    s->blob_len[i] = n;
+    return s->blobs[i] != NULL;
+}
+
+static const char *pg_col_text(struct meta_stmt *st, int i)
+{
+    struct pg_stmt *s = ps(st);
+    if (pg_col_is_null(st, i)) {
+        return NULL;
+    }
+    return PQgetvalue(s->res, s->row, i);
+}
+
+static const void *pg_col_blob(struct meta_stmt *st, int i)
+{
+    struct pg_stmt *s = ps(st);
+    if (pg_col_is_null(st, i)) {
+        return NULL;
+    }
+    if (PQftype(s->res, i) != OID_BYTEA) {
+        return PQgetvalue(s->res, s->row, i);
+    }
+    return decode_blob(s, i) ? s->blobs[i] : NULL;
+}
+
+static size_t pg_col_bytes(struct meta_stmt *st, int i)
+{
+    struct pg_stmt *s = ps(st);
+    if (pg_col_is_null(st, i)) {
+        return 0;
+    }
+    if (PQftype(s->res, i) != OID_BYTEA) {
+        return (size_t)PQgetlength(s->res, s->row, i);
+    }
+    return decode_blob(s, i) ? s->blob_len[i] : 0;
+}
+
+const struct meta_driver meta_postgres_driver = {
+    .name = "postgres",
+    .dialect = META_DIALECT_POSTGRES,
+    .open = pg_open,
+    .close = pg_close,
+    .exec = pg_exec,
+    .error = pg_error,
+    .is_unique_violation = pg_is_unique_violation,
+    .begin_write = pg_begin_write,
+    .begin_read = pg_begin_read,
+    .commit = pg_commit,
+    .rollback = pg_rollback,
+    .schema_version = pg_schema_version,
+    .set_schema_version = pg_set_schema_version,
+    .checkpoint = pg_checkpoint,
+    .changes = pg_changes,
+    .last_id = pg_last_id,
+    .prepare = pg_prepare,
+    .finalize = pg_finalize,
+    .reset = pg_reset,
+    .step = pg_step,
+    .bind_int64 = pg_bind_int64,
+    .bind_text = pg_bind_text,
+    .bind_blob = pg_bind_blob,
+    .bind_null = pg_bind_null,
+    .col_is_null = pg_col_is_null,
+    .col_int64 = pg_col_int64,
+    .col_text = pg_col_text,
+    .col_blob = pg_col_blob,
+    .col_bytes = pg_col_bytes,
+};

@@ -1,0 +1,178 @@
+/* The PostgreSQL driver (storage/meta/postgres.c) where it must behave like
+ * SQLite for the query files: ?N parameters (not inside quotes), blobs with
+ * NUL bytes, a failed statement inside a transaction leaving it usable, one
+ * writer at a time (a write outside a transaction waits for a write
+ * transaction), and a lock wait that times out reported as BERTH_EBUSY.
+ * Runs on the PostgreSQL pass (ctest label postgres, BERTH_TEST_PG_DSN);
+ * the SQLite pass has nothing to test here and says so. */
+#include "unit.h"
+#include "unit_meta.h"
+
+#include <pthread.h>
+
+#include "storage/meta/meta_int.h"
+
+static char root[600];
+
+static void test_parameters_and_columns(void)
+{
+    struct meta *m = unit_meta_new(root, sizeof(root));
+    static const char sql[] = "SELECT '?1 and ?2', ?2, ?1, length(?1), ?3::bytea, ?4";
+    struct meta_stmt *st = meta_prepare(m, sql);
+    CHECK(st != NULL);
+    const unsigned char blob[5] = {0, 1, 0xff, 0, 'x'};
+    meta_bind_text(st, 1, "it's");
+    meta_bind_int64(st, 2, -42);
+    meta_bind_blob(st, 3, blob, sizeof(blob));
+    meta_bind_null(st, 4);
+    CHECK_INT(meta_step(st), META_STEP_ROW);
+    CHECK_STR(meta_col_cstr(st, 0), "?1 and ?2");
+    CHECK_INT(meta_col_int64(st, 1), -42);
+    CHECK_STR(meta_col_cstr(st, 2), "it's");
+    CHECK_INT(meta_col_int64(st, 3), 4);
+    CHECK_INT(meta_col_bytes(st, 4), sizeof(blob));
+    CHECK(memcmp(meta_col_blob(st, 4), blob, sizeof(blob)) == 0);
+    CHECK(meta_col_is_null(st, 5));
+    CHECK(meta_col_cstr(st, 5) == NULL);
+    CHECK_INT(meta_step(st), META_STEP_DONE);
+    meta_done(st);
+
+    /* booleans read as 1 and 0, as SQLite's comparisons give */
+    static const char cmp[] = "SELECT ?1 > 1, ?1 < 1";
+    st = meta_prepare(m, cmp);
+    meta_bind_int64(st, 1, 5);
+    CHECK_INT(meta_step(st), META_STEP_ROW);
+    CHECK_INT(meta_col_int(st, 0), 1);
+    CHECK_INT(meta_col_int(st, 1), 0);
+    meta_done(st);
+    unit_meta_remove(m, root);
+}
+
+/* A uniqueness violation inside a write transaction is BERTH_EEXIST, and
+ * the transaction goes on: what it wrote before and after commits. */
+static void test_failure_inside_transaction(void)
+{
+    struct meta *m = unit_meta_new(root, sizeof(root));
+    struct meta_repo r;
+    CHECK_INT(meta_begin(m), BERTH_OK);
+    CHECK_INT(meta_repo_create(m, "one", 1000, &r), BERTH_OK);
+    CHECK_INT(meta_repo_create(m, "one", 1000, &r), BERTH_EEXIST);
+    CHECK_INT(meta_repo_create(m, "two", 1000, &r), BERTH_OK);
+    CHECK_INT(meta_commit(m), BERTH_OK);
+    CHECK_INT(meta_repo_get(m, "one", &r), BERTH_OK);
+    CHECK_INT(meta_repo_get(m, "two", &r), BERTH_OK);
+    /* ids come back from RETURNING: a new row's id is the row's */
+    int64_t id = r.id;
+    CHECK_INT(meta_repo_create(m, "three", 1000, &r), BERTH_OK);
+    CHECK(r.id > id);
+    CHECK_STR(r.name, "three");
+    unit_meta_remove(m, root);
+}
+
+struct writer {
+    const char *root;
+    enum berth_err rc;
+    int done;
+    pthread_mutex_t lock;
+};
+
+static void *write_outside_transaction(void *arg)
+{
+    struct writer *w = arg;
+    struct meta *m = unit_meta_open(w->root);
+    struct meta_repo r;
+    enum berth_err rc = meta_repo_create(m, "later", 2000, &r);
+    meta_close(m);
+    pthread_mutex_lock(&w->lock);
+    w->rc = rc;
+    w->done = 1;
+    pthread_mutex_unlock(&w->lock);
+    return NULL;
+}
+
+/* Waiters on an advisory lock, seen from another connection. */
+static int64_t lock_waiters(struct meta *observer)
+{
+    static const char sql[] = "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' "
+                              "AND NOT granted";
+    struct meta_stmt *st = meta_prepare(observer, sql);
+    int64_t n = -1;
+    if (meta_step(st) == META_STEP_ROW) {
+        n = meta_col_int64(st, 0);
+    }
+    meta_done(st);
+    return n;
+}
+
+/* While a write transaction is open, a write on another connection outside
+ * any transaction waits for it (SQLite's single writer), so what the
+ * transaction checked stays true until it commits. */
+static void test_single_writer(void)
+{
+    struct meta *m = unit_meta_new(root, sizeof(root));
+    struct meta *observer = unit_meta_open(root);
+    struct meta_repo r;
+    CHECK_INT(meta_begin(m), BERTH_OK);
+    CHECK_INT(meta_repo_get(m, "later", &r), BERTH_ENOTFOUND);
+
+    struct writer w = {.root = root};
+    pthread_mutex_init(&w.lock, NULL);
+    pthread_t t;
+    CHECK_INT(pthread_create(&t, NULL, write_outside_transaction, &w), 0);
+    /* the event: the other connection waits on the lock (or finished,
+     * which is the failure this test exists for) */
+    for (;;) {
+        pthread_mutex_lock(&w.lock);
+        int done = w.done;
+        pthread_mutex_unlock(&w.lock);
+        if (done || lock_waiters(observer) >= 1) {
+            break;
+        }
+        sched_yield();
+    }
+    pthread_mutex_lock(&w.lock);
+    CHECK_INT(w.done, 0);
+    pthread_mutex_unlock(&w.lock);
+    /* still true inside the transaction */
+    CHECK_INT(meta_repo_get(m, "later", &r), BERTH_ENOTFOUND);
+    CHECK_INT(meta_commit(m), BERTH_OK);
+    CHECK_INT(pthread_join(t, NULL), 0);
+    CHECK_INT(w.done, 1);
+    CHECK_INT(w.rc, BERTH_OK);
+    CHECK_INT(meta_repo_get(m, "later", &r), BERTH_OK);
+    pthread_mutex_destroy(&w.lock);
+    meta_close(observer);
+    unit_meta_remove(m, root);
+}
+
+/* A writer that cannot get the lock within lock_timeout gets BERTH_EBUSY
+ * (SQLite's busy timeout), for a transaction and for a single write. */
+static void test_busy(void)
+{
+    struct meta *m = unit_meta_new(root, sizeof(root));
+    struct meta *other = unit_meta_open(root);
+    CHECK_INT(other->drv->exec(other->conn, "SET lock_timeout = '50ms'", "test"), BERTH_OK);
+    CHECK_INT(meta_begin(m), BERTH_OK);
+    CHECK_INT(meta_begin(other), BERTH_EBUSY);
+    struct meta_repo r;
+    CHECK_INT(meta_repo_create(other, "blocked", 1000, &r), BERTH_EBUSY);
+    /* reads do not wait */
+    CHECK_INT(meta_repo_get(other, "blocked", &r), BERTH_ENOTFOUND);
+    meta_rollback(m);
+    CHECK_INT(meta_repo_create(other, "blocked", 1000, &r), BERTH_OK);
+    meta_close(other);
+    unit_meta_remove(m, root);
+}
+
+int main(void)
+{
+    if (unit_pg_dsn() == NULL) {
+        printf("test_meta_postgres: SQLite pass, nothing to run (see ctest -L postgres)\n");
+        return 0;
+    }
+    RUN(test_parameters_and_columns);
+    RUN(test_failure_inside_transaction);
+    RUN(test_single_writer);
+    RUN(test_busy);
+    return unit_report("test_meta_postgres");
+}
