@@ -85,6 +85,10 @@ static const struct config_key keys[] = {
      "largest page of /v2/<name>/tags/list (larger n is clamped, with a Link)"},
     {"storage.min_free_bytes", CONFIG_INT, OFF(storage_min_free_bytes), "104857600", 0, INT64_MAX,
      "GET /readyz fails while the data directory's file system has less free space"},
+    {"meta.backend", CONFIG_STRING, OFF(meta_backend), "sqlite", 0, 0,
+     "metadata database: sqlite (<root>/berth.db) or postgres"},
+    {"meta.postgres.dsn", CONFIG_STRING, OFF(meta_postgres_dsn), "", 0, 0,
+     "libpq connection string of the postgres backend (e.g. host=... dbname=...)"},
     {"registry.id", CONFIG_STRING, OFF(registry_id), "000000000000", 0, 0,
      "12-digit registry (account) id used by the ECR API"},
     {"registry.region", CONFIG_STRING, OFF(registry_region), "us-east-1", 0, 0,
@@ -404,6 +408,15 @@ enum berth_err config_validate(const struct berth_config *cfg, char *err, size_t
     }
     if (cfg->root[0] == '\0') {
         snprintf(err, cap, "config: root must not be empty");
+        return BERTH_EINVAL;
+    }
+    if (strcmp(cfg->meta_backend, "sqlite") != 0 && strcmp(cfg->meta_backend, "postgres") != 0) {
+        snprintf(err, cap, "config: meta.backend must be sqlite or postgres, not '%s'",
+                 cfg->meta_backend);
+        return BERTH_EINVAL;
+    }
+    if (strcmp(cfg->meta_backend, "postgres") == 0 && cfg->meta_postgres_dsn[0] == '\0') {
+        snprintf(err, cap, "config: meta.backend postgres needs meta.postgres.dsn");
         return BERTH_EINVAL;
     }
     if (cfg->auth_keys != NULL && !json_is_array(cfg->auth_keys)) {

@@ -53,6 +53,9 @@ struct berth_config {
     int64_t storage_tags_max_entries;
     int64_t storage_min_free_bytes; /* /readyz fails below this much free disk */
 
+    char *meta_backend;      /* "sqlite" or "postgres" */
+    char *meta_postgres_dsn; /* libpq connection string when postgres */
+
     char *registry_id;     /* 12 digits, the ECR account id */
     char *registry_region; /* used in ARNs */
 
