@@ -42,6 +42,7 @@
 
 struct meta_conn {
     PGconn *pg;
+    bool sync_full;
     bool in_txn;
     int64_t changes;
     int64_t last_id;
@@ -68,9 +69,9 @@ struct pg_stmt {
     int nparams;
     struct pg_param *params;
     bool unused[PG_MAX_PARAMS + 1]; /* numbers below nparams the text skips */
-    PGresult *res; /* after the first step */
-    int row;       /* current row; -1 before the first */
-    unsigned char **blobs; /* decoded bytea of the current row, per column */
+    PGresult *res;                  /* after the first step */
+    int row;                        /* current row; -1 before the first */
+    unsigned char **blobs;          /* decoded bytea of the current row, per column */
     size_t *blob_len;
     int ncols;
 };
@@ -101,8 +102,7 @@ static void set_error(struct meta_conn *c, const PGresult *res)
  * another connection holding what this one needs. */
 static enum berth_err state_err(const char *state)
 {
-    return strcmp(state, "40001") == 0 || strcmp(state, "40P01") == 0 ||
-                   strcmp(state, "55P03") == 0
+    return strcmp(state, "40001") == 0 || strcmp(state, "40P01") == 0 || strcmp(state, "55P03") == 0
                ? BERTH_EBUSY
                : BERTH_EDB;
 }
@@ -153,6 +153,40 @@ static void pg_close(struct meta_conn *c)
     }
 }
 
+/* The session settings every connection runs with. */
+static enum berth_err set_up_session(struct meta_conn *c)
+{
+    PQsetNoticeProcessor(c->pg, quiet_notices, NULL);
+    enum berth_err rc = pg_exec(
+        c, c->sync_full ? "SET synchronous_commit = on" : "SET synchronous_commit = off", "open");
+    if (rc == BERTH_OK) {
+        rc = pg_exec(c, "SET lock_timeout = '10s'; SET client_min_messages = warning", "open");
+    }
+    return rc;
+}
+
+/* After a failure outside a transaction: when it was the connection that
+ * failed (a server restart, a dropped link), connect again, so that the
+ * caller can run what failed once more: nothing of it ran. */
+static bool reconnected(struct meta_conn *c)
+{
+    if (PQstatus(c->pg) != CONNECTION_BAD) {
+        return false;
+    }
+    PQreset(c->pg);
+    if (PQstatus(c->pg) != CONNECTION_OK || set_up_session(c) != BERTH_OK) {
+        return false;
+    }
+    log_warn("event=db_reconnected backend=postgres");
+    return true;
+}
+
+/* BEGIN, on a new connection if the old one was lost. */
+static bool begin(struct meta_conn *c, const char *sql)
+{
+    return run(c, sql) || (reconnected(c) && run(c, sql));
+}
+
 static enum berth_err pg_open(const char *dsn, bool sync_full, struct meta_conn **out)
 {
     struct meta_conn *c = calloc(1, sizeof(*c));
@@ -171,14 +205,8 @@ static enum berth_err pg_open(const char *dsn, bool sync_full, struct meta_conn 
         pg_close(c);
         return BERTH_EDB;
     }
-    PQsetNoticeProcessor(c->pg, quiet_notices, NULL);
-    enum berth_err rc = pg_exec(c,
-                                sync_full ? "SET synchronous_commit = on"
-                                          : "SET synchronous_commit = off",
-                                "open");
-    if (rc == BERTH_OK) {
-        rc = pg_exec(c, "SET lock_timeout = '10s'; SET client_min_messages = warning", "open");
-    }
+    c->sync_full = sync_full;
+    enum berth_err rc = set_up_session(c);
     if (rc != BERTH_OK) {
         pg_close(c);
         return rc;
@@ -189,7 +217,7 @@ static enum berth_err pg_open(const char *dsn, bool sync_full, struct meta_conn 
 
 static enum berth_err pg_begin_write(struct meta_conn *c)
 {
-    if (!run(c, "BEGIN")) {
+    if (!begin(c, "BEGIN")) {
         return pg_error(c, "begin");
     }
     if (!run(c, PG_WRITE_LOCK)) {
@@ -203,7 +231,7 @@ static enum berth_err pg_begin_write(struct meta_conn *c)
 
 static enum berth_err pg_begin_read(struct meta_conn *c)
 {
-    if (!run(c, "BEGIN ISOLATION LEVEL REPEATABLE READ")) {
+    if (!begin(c, "BEGIN ISOLATION LEVEL REPEATABLE READ")) {
         return pg_error(c, "begin");
     }
     c->in_txn = true;
@@ -429,10 +457,10 @@ static bool execute(struct pg_stmt *s)
     }
     /* A write outside a transaction runs in one of its own under the write
      * lock; inside one, under a savepoint a failure rolls back to. */
-    bool own_txn = s->is_write && PQtransactionStatus(c->pg) == PQTRANS_IDLE;
-    bool savepoint = s->is_write && !own_txn;
+    bool own_txn = s->is_write && !c->in_txn;
+    bool savepoint = s->is_write && c->in_txn;
     if (own_txn) {
-        if (!run(c, "BEGIN")) {
+        if (!begin(c, "BEGIN")) {
             return false;
         }
         if (!run(c, PG_WRITE_LOCK)) {
@@ -442,9 +470,16 @@ static bool execute(struct pg_stmt *s)
     } else if (savepoint && !run(c, "SAVEPOINT berth_stmt")) {
         return false;
     }
+    bool lone_read = !s->is_write && !c->in_txn;
     PGresult *res = PQexecParams(c->pg, s->sql, n, types, values, lengths, formats, 0);
     ExecStatusType status = PQresultStatus(res);
     bool ok = status == PGRES_COMMAND_OK || status == PGRES_TUPLES_OK;
+    if (!ok && lone_read && reconnected(c)) {
+        PQclear(res);
+        res = PQexecParams(c->pg, s->sql, n, types, values, lengths, formats, 0);
+        status = PQresultStatus(res);
+        ok = status == PGRES_COMMAND_OK || status == PGRES_TUPLES_OK;
+    }
     if (!ok) {
         set_error(c, res);
         PQclear(res);

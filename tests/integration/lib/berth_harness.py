@@ -613,6 +613,14 @@ def _yaml_str(value):
     return json.dumps(str(value))  # a JSON string is a valid YAML scalar
 
 
+def postgres_env(name):
+    """With BERTH_TEST_PG_DSN set (pg_fixture.py running the suite on PostgreSQL), the
+    environment that puts a server's metadata in a schema of its own, named after name."""
+    import pg_fixture
+    dsn = pg_fixture.schema_dsn(os.environ["BERTH_TEST_PG_DSN"], os.path.basename(name))
+    return {"BERTH_META_BACKEND": "postgres", "BERTH_META_POSTGRES_DSN": dsn}
+
+
 class Server:
     """One registry process on 127.0.0.1:<free port> with its own temporary directory.
 
@@ -639,6 +647,9 @@ class Server:
         self.log_path = os.path.join(self.tmp, "server.log")
         self.port = port
         self.port_given = port is not None
+        if target == "berth" and os.environ.get("BERTH_TEST_PG_DSN") and \
+                "BERTH_META_BACKEND" not in self.env:
+            self.env.update(postgres_env(self.tmp))
         self.proc = None
         self._log = None
         self.starts = 0
@@ -823,6 +834,8 @@ def run_berth(args, env=None, timeout=20, server=None, split=False):
     (exit status, stdout + stderr) as text, or with split (exit status, stdout, stderr).
     A process still running after timeout is killed and reported as an AssertionError."""
     full_env = dict(os.environ)
+    if server is not None:
+        full_env.update(server.env)
     full_env.update(env or {})
     cmd = [find_berth_bin()] + list(args)
     if server is not None:

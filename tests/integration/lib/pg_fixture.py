@@ -12,7 +12,9 @@ As a library:
     with PostgresServer() as pg:
         pg.dsn      # a libpq connection string (database postgres)
 As a command, running another with BERTH_TEST_PG_DSN set to the server's
-connection string (how ctest runs the storage unit tests on PostgreSQL):
+connection string (how ctest runs the storage unit tests on PostgreSQL; the
+integration harness then gives every berth it starts a schema of its own
+there, so `pg_fixture.py ctest -L integration` runs the suites on it):
     python3 pg_fixture.py PROGRAM [ARGS...]
 """
 
@@ -90,7 +92,7 @@ class PostgresServer:
                        os.path.join(self.dir, "server.log"), "-w", "-t", "300", "-o", opts,
                        "start"])
             self.started = True
-            subprocess.run([os.path.join(self.bindir, "pg_isready"), "-q", "-t", "60", "-h",
+            subprocess.run([os.path.join(self.bindir, "pg_isready"), "-q", "-t", "60", "-U", "berth", "-h",
                             self.socket_dir, "-p", str(self.port)], check=True)
         except (subprocess.CalledProcessError, OSError) as e:
             out = getattr(e, "stdout", b"") or b""
@@ -133,6 +135,17 @@ class PostgresServer:
     def __exit__(self, *exc):
         self.stop()
         return False
+
+
+def schema_dsn(dsn, name):
+    """dsn with its search path set to a schema of its own for name (created when missing),
+    as tests/unit/unit_pg.h does for a unit test's data root."""
+    schema = "t_" + name.encode().hex()
+    bindir = _bindir()
+    subprocess.run([os.path.join(bindir, "psql"), "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", dsn,
+                    "-c", "SET client_min_messages = warning; CREATE SCHEMA IF NOT EXISTS %s"
+                    % schema], check=True, stdout=subprocess.DEVNULL)
+    return "%s options=-csearch_path=%s" % (dsn, schema)
 
 
 def main(argv):

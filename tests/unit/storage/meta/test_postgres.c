@@ -2,7 +2,8 @@
  * SQLite for the query files: ?N parameters (not inside quotes), blobs with
  * NUL bytes, a failed statement inside a transaction leaving it usable, one
  * writer at a time (a write outside a transaction waits for a write
- * transaction), and a lock wait that times out reported as BERTH_EBUSY.
+ * transaction), a lock wait that times out reported as BERTH_EBUSY, and a
+ * dropped connection made again.
  * Runs on the PostgreSQL pass (ctest label postgres, BERTH_TEST_PG_DSN);
  * the SQLite pass has nothing to test here and says so. */
 #include "unit.h"
@@ -164,6 +165,43 @@ static void test_busy(void)
     unit_meta_remove(m, root);
 }
 
+/* A connection the server dropped (a restart, a terminated backend) is made
+ * again by the next statement or transaction, without an error. */
+static void test_reconnect(void)
+{
+    struct meta *m = unit_meta_new(root, sizeof(root));
+    struct meta *observer = unit_meta_open(root);
+    static const char pid_sql[] = "SELECT pg_backend_pid()";
+    static const char kill_sql[] = "SELECT pg_terminate_backend(?1::int)";
+    struct meta_repo r;
+    CHECK_INT(meta_repo_create(m, "before", 1000, &r), BERTH_OK);
+    for (int round = 0; round < 3; round++) {
+        struct meta_stmt *st = meta_prepare(m, pid_sql);
+        CHECK_INT(meta_step(st), META_STEP_ROW);
+        int64_t pid = meta_col_int64(st, 0);
+        meta_done(st);
+        st = meta_prepare(observer, kill_sql);
+        meta_bind_int64(st, 1, pid);
+        CHECK_INT(meta_step(st), META_STEP_ROW);
+        CHECK_INT(meta_col_int(st, 0), 1);
+        meta_done(st);
+        /* each round, a different first use of the dropped connection */
+        if (round == 0) {
+            CHECK_INT(meta_repo_get(m, "before", &r), BERTH_OK);
+        } else if (round == 1) {
+            CHECK_INT(meta_repo_create(m, "after", 1000, &r), BERTH_OK);
+        } else {
+            CHECK_INT(meta_begin(m), BERTH_OK);
+            CHECK_INT(meta_repo_create(m, "inside", 1000, &r), BERTH_OK);
+            CHECK_INT(meta_commit(m), BERTH_OK);
+        }
+    }
+    CHECK_INT(meta_repo_get(observer, "after", &r), BERTH_OK);
+    CHECK_INT(meta_repo_get(observer, "inside", &r), BERTH_OK);
+    meta_close(observer);
+    unit_meta_remove(m, root);
+}
+
 int main(void)
 {
     if (unit_pg_dsn() == NULL) {
@@ -174,5 +212,6 @@ int main(void)
     RUN(test_failure_inside_transaction);
     RUN(test_single_writer);
     RUN(test_busy);
+    RUN(test_reconnect);
     return unit_report("test_meta_postgres");
 }
