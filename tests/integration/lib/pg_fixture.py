@@ -72,7 +72,10 @@ class PostgresServer:
         return "host=%s port=%d user=berth dbname=postgres" % (self.socket_dir, self.port)
 
     def start(self):
-        self.dir = tempfile.mkdtemp(prefix="berth-pg-")
+        # In /tmp whatever TMPDIR says: the server user must reach it, and a Unix
+        # socket's path is limited to 107 bytes.
+        self.dir = tempfile.mkdtemp(prefix="berth-pg-",
+                                    dir="/tmp" if os.path.isdir("/tmp") else None)
         os.mkdir(self.socket_dir)
         if os.geteuid() == 0:
             user = os.environ.get("BERTH_TEST_PG_USER", "nobody")
