@@ -336,6 +336,18 @@ static const char *const pg_migrations[] = {
     "  rule_priority BIGINT NOT NULL,"
     "  PRIMARY KEY (repo_id, seq)"
     ");",
+    /* 6 */
+    "CREATE TABLE pull_time_exclusions ("
+    "  principal_arn TEXT COLLATE \"C\" PRIMARY KEY,"
+    "  created_at BIGINT NOT NULL"
+    ");",
+    /* 7 */
+    "CREATE TABLE creation_templates ("
+    "  prefix TEXT COLLATE \"C\" PRIMARY KEY,"
+    "  body TEXT NOT NULL,"
+    "  created_at BIGINT NOT NULL,"
+    "  updated_at BIGINT NOT NULL"
+    ");",
 };
 
 #define NMIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))
