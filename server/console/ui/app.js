@@ -28,7 +28,7 @@ function el(tag, attrs, ...children) {
     else if (k.startsWith("on")) e.addEventListener(k.slice(2), v);
     else e.setAttribute(k, v === true ? "" : v);
   }
-  for (const c of children.flat()) {
+  for (const c of children.flat(Infinity)) {
     if (c === null || c === undefined || c === false) continue;
     e.append(c instanceof Node ? c : document.createTextNode(String(c)));
   }
@@ -236,7 +236,7 @@ async function signOut() {
   } catch (e) {
     /* the session is gone either way */
   }
-  location.hash = "#/";
+  history.replaceState(null, "", "#/"); // no hashchange: the notice stays
   signInPage("You have signed out.");
 }
 
@@ -311,7 +311,7 @@ function renderRepoList(region) {
   region.replaceChildren(
     el("table", {},
       el("caption", { class: "visually-hidden", text: "Repositories" }),
-      el("thead", {}, el("tr", {}, ["Name", "Images", "Created", "Scan on push", "Tags"].map((h) => el("th", { scope: "col", text: h })))),
+      el("thead", {}, el("tr", {}, ["Name", "Images", "Created", "Scan on push", "Tag mutability"].map((h) => el("th", { scope: "col", text: h })))),
       body),
     nav);
 }
@@ -339,7 +339,7 @@ function confirmDialog(title, lines, action) {
     const cancel = el("button", { type: "button", class: "secondary", onclick: () => d.close("cancel") }, "Cancel");
     d.append(
       el("h2", { id: "confirm-title", text: title }),
-      lines.map((l) => el("p", { text: l })),
+      ...lines.map((l) => el("p", { text: l })),
       el("div", { class: "actions" }, cancel, el("button", { type: "button", class: "danger", id: "confirm-delete", onclick: () => d.close("ok") }, action)));
     d.addEventListener("close", () => {
       d.remove();
