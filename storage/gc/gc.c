@@ -364,6 +364,35 @@ static enum berth_err sweep_uploads(struct gc *g, int64_t now)
 
 /* ---- the pass ---- */
 
+/* The steps of a pass; *step names the one that failed. */
+static enum berth_err pass(struct gc *g, int64_t now, const char **step)
+{
+    const struct gc_options *opt = g->opt;
+    enum berth_err rc = BERTH_OK;
+    if (!opt->dry_run) {
+        *step = "trash";
+        rc = finish_trash_txn(g);
+    }
+    if (rc == BERTH_OK && !cancelled(g)) {
+        *step = "uploads";
+        rc = sweep_uploads(g, now);
+    }
+    if (rc == BERTH_OK && !cancelled(g)) {
+        *step = "blobs";
+        rc = sweep_blobs(g);
+    }
+    if (rc == BERTH_OK && !opt->dry_run) {
+        /* Unlink the last batch's trash files now rather than next pass. */
+        *step = "trash";
+        rc = finish_trash_txn(g);
+    }
+    if (rc == BERTH_OK && !cancelled(g)) {
+        *step = "orphans";
+        rc = sweep_orphans(g);
+    }
+    return rc;
+}
+
 enum berth_err gc_run(struct store *st, const struct gc_options *opt, struct gc_stats *out)
 {
     if (opt->grace_ms < 0 || opt->upload_expiry_ms < 0) {
@@ -382,26 +411,25 @@ enum berth_err gc_run(struct store *st, const struct gc_options *opt, struct gc_
     g->cutoff = now - opt->grace_ms;
     enum berth_err rc = g->m == NULL ? BERTH_EDB : BERTH_OK;
     const char *step = "open";
-    if (rc == BERTH_OK && !opt->dry_run) {
-        step = "trash";
-        rc = finish_trash_txn(g);
+    if (rc == BERTH_OK) {
+        rc = pass(g, now, &step);
     }
-    if (rc == BERTH_OK && !cancelled(g)) {
-        step = "uploads";
-        rc = sweep_uploads(g, now);
+    uint64_t avail = 0;
+    if (rc != BERTH_OK && g->m != NULL && !opt->dry_run && !g->stats.cancelled &&
+        store_disk_full(st, &avail)) {
+        /* The deletions are database writes, which need room: the
+         * reserve gives it, and is taken again once space is freed. */
+        bool released = store_reserve_release(st);
+        log_error("event=disk_full avail_bytes=%llu step=%s err=%s reserve_released=%d "
+                  "msg=\"the data disk is full\"",
+                  (unsigned long long)avail, step, berth_strerror(rc), released ? 1 : 0);
+        if (released) {
+            rc = pass(g, now, &step);
+        }
     }
-    if (rc == BERTH_OK && !cancelled(g)) {
-        step = "blobs";
-        rc = sweep_blobs(g);
-    }
-    if (rc == BERTH_OK && !opt->dry_run) {
-        /* Unlink the last batch's trash files now rather than next pass. */
-        step = "trash";
-        rc = finish_trash_txn(g);
-    }
-    if (rc == BERTH_OK && !cancelled(g)) {
-        step = "orphans";
-        rc = sweep_orphans(g);
+    if (!opt->dry_run && g->m != NULL && !store_reserve_take(st)) {
+        log_warn("event=disk_reserve_missing msg=\"no room to set space aside for garbage "
+                 "collection on a full disk\"");
     }
     g->stats.duration_ms = (time_mono_ns() - started) / 1000000;
     const struct gc_stats *s = &g->stats;

@@ -4,9 +4,13 @@
  */
 #include "store_int.h"
 
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <unistd.h>
 
 #include "storage/blob/blob.h"
 #include "common/log.h"
@@ -125,6 +129,19 @@ enum berth_err store_open(const struct store_options *opt, struct store **out)
         goto out;
     }
     key_made = true;
+    uint64_t avail = 0;
+    if (store_disk_full(st, &avail) && store_reserve_release(st)) {
+        /* the database cannot even open without room: the reserve gives
+         * it, and garbage collection takes it again once it has freed
+         * space */
+        log_error("event=disk_full avail_bytes=%llu reserve_released=1 msg=\"the data disk is "
+                  "full\"",
+                  (unsigned long long)avail);
+    } else if (!store_reserve_take(st)) {
+        log_warn("event=disk_reserve_missing root=%s msg=\"no room to set space aside for "
+                 "garbage collection on a full disk\"",
+                 st->root);
+    }
     /* Open this thread's connection now: it creates and migrates the
      * database before any worker thread touches it. */
     if (store_meta(st) == NULL) {
@@ -200,4 +217,49 @@ enum berth_err store_recover_trash(struct store *st, int64_t *restored, int64_t 
         return BERTH_EDB;
     }
     return blob_recover(st->blobs, blob_wanted, m, restored, deleted);
+}
+
+/* ---- the space reserve ---- */
+
+bool store_reserve_take(struct store *st)
+{
+    char path[STORE_PATH_MAX + 16], tmp[STORE_PATH_MAX + 16];
+    snprintf(path, sizeof(path), "%s/reserve", st->root);
+    snprintf(tmp, sizeof(tmp), "%s/reserve.tmp", st->root);
+    struct stat sb;
+    if (stat(path, &sb) == 0 && sb.st_size == STORE_RESERVE_BYTES) {
+        return true;
+    }
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        return false;
+    }
+    /* blocks really allocated: a sparse file would free nothing */
+    bool ok = posix_fallocate(fd, 0, STORE_RESERVE_BYTES) == 0 && fsync(fd) == 0;
+    ok = close(fd) == 0 && ok;
+    if (ok && rename(tmp, path) == 0) {
+        return true;
+    }
+    unlink(tmp);
+    return false;
+}
+
+bool store_reserve_release(struct store *st)
+{
+    char path[STORE_PATH_MAX + 16];
+    snprintf(path, sizeof(path), "%s/reserve", st->root);
+    return unlink(path) == 0;
+}
+
+bool store_disk_full(struct store *st, uint64_t *avail)
+{
+    struct statvfs vfs;
+    if (statvfs(st->root, &vfs) != 0) {
+        return false;
+    }
+    uint64_t bytes = (uint64_t)vfs.f_bavail * (uint64_t)vfs.f_frsize;
+    if (avail != NULL) {
+        *avail = bytes;
+    }
+    return bytes < (1u << 20);
 }

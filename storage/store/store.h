@@ -56,4 +56,22 @@ struct blob_store *store_blobs(struct store *st);
  * (optional) receive the counts. */
 enum berth_err store_recover_trash(struct store *st, int64_t *restored, int64_t *deleted);
 
+/* ---- the space reserve ----
+ * <root>/reserve holds STORE_RESERVE_BYTES of the data disk aside, so that
+ * garbage collection, whose deletions are database writes, can still run
+ * when the disk is full: it releases the reserve, frees space, and takes
+ * it again. */
+#define STORE_RESERVE_BYTES (8 << 20)
+
+/* Take the reserve if it is not held (store_open does). True when it is
+ * held afterwards; false when there is no room for it (or no support). */
+bool store_reserve_take(struct store *st);
+
+/* Give the reserve back to the disk. True when there was one. */
+bool store_reserve_release(struct store *st);
+
+/* Whether the data disk is full (less than 1 MiB available to berth);
+ * *avail (optional) receives the bytes available. */
+bool store_disk_full(struct store *st, uint64_t *avail);
+
 #endif

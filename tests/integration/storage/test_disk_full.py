@@ -1,0 +1,114 @@
+"""Garbage collection on a full data disk: the data root is a small tmpfs mounted in a
+private user and mount namespace (`unshare -rm`, no root needed where unprivileged user
+namespaces are allowed; skipped where they are not). berth is filled to the last byte, its
+images are deleted, and `berth gc` must still free their layers (with its space reserve) and
+say in the log that the disk is full."""
+
+import errno
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import unittest
+
+import berth_harness as h
+
+TMPFS_MIB = 64
+LAYER = 4 << 20
+
+
+def can_mount_tmpfs():
+    if shutil.which("unshare") is None:
+        return False
+    d = tempfile.mkdtemp(prefix="berth-mnt-")
+    try:
+        rc = subprocess.run(["unshare", "-rm", "sh", "-c",
+                             'mount -t tmpfs -o size=1m tmpfs "$0"', d],
+                            capture_output=True, timeout=20).returncode
+        return rc == 0
+    finally:
+        os.rmdir(d)
+
+
+def avail(path):
+    st = os.statvfs(path)
+    return st.f_bavail * st.f_frsize
+
+
+def fill(path):
+    """Write a file until the file system is full; return its size."""
+    written = 0
+    with open(path, "wb", buffering=0) as f:
+        for size in (1 << 20, 64 << 10, 4 << 10, 512):
+            block = b"\0" * size
+            while True:
+                try:
+                    f.write(block)
+                    written += size
+                except OSError as exc:
+                    if exc.errno != errno.ENOSPC:
+                        raise
+                    break
+    return written
+
+
+def inner():
+    """In the namespace: the scenario itself. Exits 0 on success."""
+    server = h.Server(config={"gc": {"enabled": False, "grace_seconds": 0}})
+    try:
+        os.makedirs(server.root, exist_ok=True)
+        subprocess.run(["mount", "-t", "tmpfs", "-o", "size=%dm" % TMPFS_MIB, "tmpfs",
+                        server.root], check=True)
+        server.start()
+        reg = server.registry()
+        pushed = []
+        for i in range(5):
+            img = h.build_image(layer_count=1, layer_size=LAYER)
+            h.expect_status(reg.push_image("full/x%d" % i, img, tag="v1"), 201)
+            pushed.append(img)
+        for i, img in enumerate(pushed):
+            digest = h.digest_of(img.manifest)
+            h.expect_status(reg.delete(reg.manifest_path("full/x%d" % i, digest)), 202)
+        server.stop()
+        filled = fill(os.path.join(server.root, "filler"))
+        before = avail(server.root)
+        print("filled %d bytes, %d available" % (filled, before))
+        assert before < (1 << 20), before
+        rc, out = h.run_berth(["gc"], server=server, timeout=120)
+        print(out)
+        assert rc == 0, "berth gc failed on a full disk (%d)" % rc
+        assert "event=disk_full" in out, "the log does not say the disk is full"
+        freed = avail(server.root) - before
+        print("freed %d bytes" % freed)
+        # the five layers are gone; the reserve is taken again out of what they freed
+        assert freed >= 5 * LAYER - (8 << 20), freed
+        # once there is room again, a push works
+        os.unlink(os.path.join(server.root, "filler"))
+        server.start()
+        reg = server.registry()
+        h.expect_status(reg.push_image("full/after", h.build_image(layer_count=1), tag="v1"),
+                        201)
+        server.stop()
+    finally:
+        server._reap()
+        subprocess.run(["umount", server.root], capture_output=True)
+        server.cleanup()
+    return 0
+
+
+@h.berth_only("berth's garbage collection on a full disk")
+class DiskFullTest(unittest.TestCase):
+    def test_gc_frees_space_on_a_full_disk(self):
+        if not can_mount_tmpfs():
+            self.skipTest("cannot mount a tmpfs in a user namespace here (unshare -rm)")
+        proc = subprocess.run(["unshare", "-rm", sys.executable, "-B", __file__, "--inner"],
+                              capture_output=True, timeout=300, stdin=subprocess.DEVNULL)
+        out = (proc.stdout + proc.stderr).decode("utf-8", "replace")
+        self.assertEqual(proc.returncode, 0, out[-6000:])
+
+
+if __name__ == "__main__":
+    if sys.argv[1:] == ["--inner"]:
+        sys.exit(inner())
+    unittest.main()
