@@ -5,8 +5,9 @@
  *
  * How it keeps SQLite's rules, which the query files rely on:
  * - One writer at a time. begin_write takes a transaction-scoped advisory
- *   lock (BEGIN IMMEDIATE's write lock), and a write statement run outside
- *   a transaction runs in a transaction of its own that takes it too, so
+ *   lock (BEGIN IMMEDIATE's write lock), a write statement run outside
+ *   a transaction runs in a transaction of its own that takes it too, and
+ *   a write inside a read transaction takes it first, so
  *   everything a write transaction checks stays true until it commits.
  *   Waiting for it is bounded by lock_timeout (SQLite's busy timeout), and
  *   a wait that times out is BERTH_EBUSY.
@@ -44,6 +45,7 @@ struct meta_conn {
     PGconn *pg;
     bool sync_full;
     bool in_txn;
+    bool write_locked; /* this transaction holds the write lock */
     int64_t changes;
     int64_t last_id;
     char sqlstate[6];
@@ -226,6 +228,7 @@ static enum berth_err pg_begin_write(struct meta_conn *c)
         return rc;
     }
     c->in_txn = true;
+    c->write_locked = true;
     return BERTH_OK;
 }
 
@@ -242,6 +245,7 @@ static enum berth_err pg_commit(struct meta_conn *c)
 {
     bool ok = run(c, "COMMIT");
     c->in_txn = false;
+    c->write_locked = false;
     return ok ? BERTH_OK : pg_error(c, "commit");
 }
 
@@ -252,6 +256,7 @@ static void pg_rollback(struct meta_conn *c)
         PQclear(res);
     }
     c->in_txn = false;
+    c->write_locked = false;
 }
 
 /* The single-column, single-row integer answer of sql; -1 on error. */
@@ -467,8 +472,18 @@ static bool execute(struct pg_stmt *s)
             PQclear(PQexec(c->pg, "ROLLBACK"));
             return false;
         }
-    } else if (savepoint && !run(c, "SAVEPOINT berth_stmt")) {
-        return false;
+    } else if (savepoint) {
+        /* a write in a read transaction takes the lock first, as SQLite
+         * upgrades a deferred transaction to the writer */
+        if (!c->write_locked) {
+            if (!run(c, PG_WRITE_LOCK)) {
+                return false;
+            }
+            c->write_locked = true;
+        }
+        if (!run(c, "SAVEPOINT berth_stmt")) {
+            return false;
+        }
     }
     bool lone_read = !s->is_write && !c->in_txn;
     PGresult *res = PQexecParams(c->pg, s->sql, n, types, values, lengths, formats, 0);

@@ -87,8 +87,11 @@ class PostgresServer:
         try:
             self._run([os.path.join(self.bindir, "initdb"), "-D", self.data_dir, "-U", "berth",
                        "--auth=trust", "--no-locale", "-E", "UTF8", "--no-sync"])
+            # Small and private: no TCP, no fsync, shared memory in the data directory
+            # (containers often have a small /dev/shm), room for several berths.
             opts = ("-k %s -p %d -c listen_addresses='' -c fsync=off -c full_page_writes=off "
-                    "-c max_connections=200" % (self.socket_dir, self.port))
+                    "-c max_connections=200 -c shared_buffers=32MB "
+                    "-c dynamic_shared_memory_type=mmap" % (self.socket_dir, self.port))
             # -w: pg_ctl returns once the server reports itself ready (or
             # failed); pg_isready below confirms it accepts connections.
             self._run([os.path.join(self.bindir, "pg_ctl"), "-D", self.data_dir, "-l",

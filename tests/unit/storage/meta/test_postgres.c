@@ -159,6 +159,11 @@ static void test_busy(void)
     CHECK_INT(meta_repo_create(other, "blocked", 1000, &r), BERTH_EBUSY);
     /* reads do not wait */
     CHECK_INT(meta_repo_get(other, "blocked", &r), BERTH_ENOTFOUND);
+    /* a write inside a read transaction needs the lock too */
+    CHECK_INT(meta_begin_read(other), BERTH_OK);
+    CHECK_INT(meta_repo_get(other, "blocked", &r), BERTH_ENOTFOUND);
+    CHECK_INT(meta_repo_create(other, "blocked", 1000, &r), BERTH_EBUSY);
+    meta_rollback(other);
     meta_rollback(m);
     CHECK_INT(meta_repo_create(other, "blocked", 1000, &r), BERTH_OK);
     meta_close(other);
