@@ -272,6 +272,13 @@ class BrowserTest(h.ServerTestCase):
 
         # delete the tag v1: the confirmation names it, and says the image stays
         b.go(self.server.base_url + "/ui/#/repo/" + self.repo_name.replace("/", "%2F"))
+        # by keyboard: Escape cancels, with focus on Cancel first
+        b.click(b.wait_for('button[aria-label="Delete tag v0"]'))
+        b.wait_for("dialog.confirm", "Delete tag v0?")
+        self.assertEqual(b.script("return document.activeElement.textContent"), "Cancel")
+        b.keys("\ue00c")  # Escape
+        b.wait_gone("dialog.confirm")
+        b.wait_for('button[aria-label="Delete tag v0"]')
         b.click(b.wait_for('button[aria-label="Delete tag v1"]'))
         dialog = b.wait_for("dialog.confirm", "Delete tag v1?")
         self.assertIn(self.repo_name + ":v1", b.text(dialog))
