@@ -38,6 +38,12 @@ static const struct config_key keys[] = {
     {"log.access", CONFIG_BOOL, OFF(log_access), "true", 0, 0, "one access-log line per request"},
     {"log.format", CONFIG_STRING, OFF(log_format), "text", 0, 0,
      "text (key=value lines) or json (one JSON object per line)"},
+    {"tls.cert_file", CONFIG_STRING, OFF(tls_cert_file), "", 0, 0,
+     "serve HTTPS with this PEM certificate (then its intermediates); empty: plain HTTP"},
+    {"tls.key_file", CONFIG_STRING, OFF(tls_key_file), "", 0, 0,
+     "PEM private key of tls.cert_file (both are read again on SIGHUP)"},
+    {"tls.client_ca_file", CONFIG_STRING, OFF(tls_client_ca_file), "", 0, 0,
+     "PEM CA certificates: require client certificates they issued (mutual TLS)"},
     {"metrics.enabled", CONFIG_BOOL, OFF(metrics_enabled), "true", 0, 0,
      "serve Prometheus metrics on GET /metrics"},
     {"metrics.require_auth", CONFIG_BOOL, OFF(metrics_require_auth), "false", 0, 0,
@@ -404,6 +410,15 @@ enum berth_err config_validate(const struct berth_config *cfg, char *err, size_t
     }
     if (strcmp(cfg->log_format, "text") != 0 && strcmp(cfg->log_format, "json") != 0) {
         snprintf(err, cap, "config: log.format must be text or json, not '%s'", cfg->log_format);
+        return BERTH_EINVAL;
+    }
+    bool has_cert = cfg->tls_cert_file[0] != '\0', has_key = cfg->tls_key_file[0] != '\0';
+    if (has_cert != has_key) {
+        snprintf(err, cap, "config: tls.cert_file and tls.key_file go together");
+        return BERTH_EINVAL;
+    }
+    if (cfg->tls_client_ca_file[0] != '\0' && !has_cert) {
+        snprintf(err, cap, "config: tls.client_ca_file needs tls.cert_file and tls.key_file");
         return BERTH_EINVAL;
     }
     if (cfg->root[0] == '\0') {

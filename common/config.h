@@ -29,6 +29,10 @@ struct berth_config {
     bool log_access;
     char *log_format; /* "text" (key=value) or "json" */
 
+    char *tls_cert_file;      /* PEM chain; "" = plain HTTP */
+    char *tls_key_file;       /* PEM key */
+    char *tls_client_ca_file; /* PEM CAs for mutual TLS; "" = none */
+
     bool metrics_enabled;      /* serve GET /metrics */
     bool metrics_require_auth; /* /metrics asks for an access key */
 

@@ -63,6 +63,7 @@ LIBRARIES = [
         ["storage/meta/sqlite.c", "scan/packages/rpmdb.c", "scan/vulndb/sqlite.c"],
     ),
     ("libpq", r"libpq-fe\.h", r"\bPQ[a-z]", ["storage/meta/postgres.c"]),
+    ("GnuTLS", r"gnutls/", r"\bgnutls_[a-z]", ["server/http/tls.c"]),
     ("OpenSSL", r"openssl/", r"\b(EVP|HMAC|SHA256|SHA512)_[A-Za-z]", ["storage/spec/digest.c"]),
     (
         "libarchive",

@@ -6,9 +6,10 @@
 set -eu
 
 BUILD_PKGS="git cmake make gcc clang libclang-rt-14-dev pkg-config clang-format
-libmicrohttpd-dev libssl-dev libsqlite3-dev libjansson-dev libzstd-dev zlib1g-dev
+libmicrohttpd-dev libgnutls28-dev libssl-dev libsqlite3-dev libjansson-dev libzstd-dev zlib1g-dev
 libarchive-dev libcurl4-openssl-dev libpq-dev"
-TEST_PKGS="python3 python3-boto3 awscli skopeo zstd prometheus chromium chromium-driver postgresql"
+TEST_PKGS="python3 python3-boto3 awscli skopeo zstd prometheus chromium chromium-driver postgresql
+openssl curl"
 BENCH_PKGS="docker-registry openssl"
 
 pkgs="$BUILD_PKGS $TEST_PKGS"

@@ -1,8 +1,8 @@
 /*
  * berth serve: open the store, start the scan workers, the background jobs
  * (garbage collection, lifecycle) and the HTTP server (console, /v2, ECR), wait for SIGTERM or
- * SIGINT, drain in-flight requests, stop the scans and jobs and exit
- * cleanly.
+ * SIGINT (SIGHUP reloads the TLS certificate and key), drain in-flight requests, stop the scans
+ * and jobs and exit cleanly.
  */
 #include <signal.h>
 #include <stdio.h>
@@ -66,6 +66,7 @@ int cmd_serve(struct cli *cli)
     sigemptyset(&set);
     sigaddset(&set, SIGTERM);
     sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGHUP);
     pthread_sigmask(SIG_BLOCK, &set, NULL);
     signal(SIGPIPE, SIG_IGN);
 
@@ -126,7 +127,12 @@ int cmd_serve(struct cli *cli)
              server_port(srv), cfg->root);
 
     int sig = 0;
-    sigwait(&set, &sig);
+    /* SIGHUP reloads the TLS certificate and key; the others stop */
+    while (sigwait(&set, &sig) == 0 && sig == SIGHUP) {
+        if (server_reload_tls(srv) == BERTH_ENOTFOUND) {
+            log_info("event=sighup_ignored msg=\"no TLS certificate to reload\"");
+        }
+    }
     log_info("event=server_stopping signal=%s", sig == SIGINT ? "SIGINT" : "SIGTERM");
     server_stop(srv, DRAIN_MS);
     /* after the server: no request can queue a scan or wake a job any more */

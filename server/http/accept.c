@@ -175,7 +175,8 @@ static size_t drain(int fd)
     return total;
 }
 
-/* Answer a connection that is not speaking HTTP, log it, close it. */
+/* Answer a connection that is not speaking what this port speaks, log
+ * it, close it. */
 static void refuse(struct acceptor *a, struct waiting *w, enum accept_verdict verdict)
 {
     struct server *srv = a->srv;
@@ -183,8 +184,12 @@ static void refuse(struct acceptor *a, struct waiting *w, enum accept_verdict ve
     uint64_t seq = atomic_fetch_add(&srv->id_counter, 1);
     snprintf(id, sizeof(id), "%08x%08llx", srv->id_prefix, (unsigned long long)seq);
     bool tls = verdict == ACCEPT_TLS;
-    const char *body = tls ? "Client sent an HTTP request to an HTTPS server.\n"
-                           : "400 Bad Request: malformed request line\n";
+    /* on the TLS port the refused connection is one that is not TLS */
+    bool plain_on_tls = srv->tls != NULL;
+    const char *body = plain_on_tls ? "This port speaks HTTPS: the request was plain HTTP. Use an "
+                                      "https URL.\n"
+                       : tls        ? "Client sent an HTTP request to an HTTPS server.\n"
+                                    : "400 Bad Request: malformed request line\n";
     char resp[512];
     int len = snprintf(resp, sizeof(resp),
                        "%s 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\n"
@@ -205,7 +210,9 @@ static void refuse(struct acceptor *a, struct waiting *w, enum accept_verdict ve
         log_info("event=access method=- path=- status=400 bytes=%zu bytes_in=%zu "
                  "duration_ms=%.3f remote=%s term=%s",
                  sent > 0 ? (size_t)sent : (size_t)0, in, ms, remote,
-                 tls ? "tls_handshake" : "bad_request_line");
+                 plain_on_tls ? "plain_http_on_tls_port"
+                 : tls        ? "tls_handshake"
+                              : "bad_request_line");
         log_set_request_id(NULL);
     }
 }
@@ -230,7 +237,10 @@ static bool screen(struct acceptor *a, struct waiting *w)
         return true;
     }
     enum accept_verdict v = accept_screen(buf, (size_t)n);
-    if (v == ACCEPT_HTTP) {
+    /* a TLS port takes TLS handshakes (libmicrohttpd's GnuTLS answers
+     * them) and answers everything else; a plain port the reverse */
+    bool wanted = a->srv->tls != NULL ? v == ACCEPT_TLS : v == ACCEPT_HTTP;
+    if (wanted) {
         hand_over(a, w);
     } else {
         refuse(a, w, v);

@@ -6,8 +6,11 @@
  * (0x16 0x03) is answered "HTTP/1.0 400 Bad Request" and "Client sent an
  * HTTP request to an HTTPS server.", as Go's net/http does, so Go clients
  * that probe HTTPS first learn that the server speaks plain HTTP; any
- * other request line that cannot be HTTP is answered 400. Each such
- * answer has a request id and an access-log line. Private to server/http.
+ * other request line that cannot be HTTP is answered 400. On a TLS port
+ * (tls.cert_file) it is the reverse: a TLS record goes to libmicrohttpd,
+ * anything else gets a 400 in plain HTTP that says the port speaks HTTPS.
+ * Each such answer has a request id and an access-log line. Private to
+ * server/http.
  *
  * Threading: one thread accepts and screens; a connection whose first
  * bytes are still to come waits in its poll set (at most

@@ -87,13 +87,6 @@ void guard_idle(struct guard_slot *s)
     }
 }
 
-struct guard_slot *guard_slot_of(struct MHD_Connection *conn)
-{
-    const union MHD_ConnectionInfo *ci =
-        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
-    return ci != NULL ? ci->socket_context : NULL;
-}
-
 static void remote_text(struct MHD_Connection *conn, char *out, size_t cap)
 {
     snprintf(out, cap, "-");

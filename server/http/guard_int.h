@@ -37,12 +37,11 @@ enum berth_err guard_start(const struct berth_config *cfg, struct guard **out);
  * connection has been notified closed. NULL is ignored. */
 void guard_stop(struct guard *g);
 
-/* libmicrohttpd's MHD_OPTION_NOTIFY_CONNECTION callback (cls: the guard). */
+/* Called from the server's connection-notify callback (cls: the guard):
+ * on start it stores the connection's slot in *socket_context (NULL when
+ * out of memory), on close it frees it. */
 void guard_notify(void *cls, struct MHD_Connection *conn, void **socket_context,
                   enum MHD_ConnectionNotificationCode code);
-
-/* The slot of a connection (NULL when it has none). */
-struct guard_slot *guard_slot_of(struct MHD_Connection *conn);
 
 /* The connection's request head is complete; with has_body its body is
  * now awaited (the rate clock starts). NULL slots are ignored by all. */

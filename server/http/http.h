@@ -32,6 +32,7 @@ struct jobs;
 struct store;
 struct upload;
 struct request;
+struct tls;
 
 /* A response being built (libmicrohttpd's, which only this layer sees). */
 struct http_response;
@@ -57,6 +58,7 @@ struct server {
     const struct berth_config *cfg;
     struct store *store;
     struct auth *auth;                  /* authentication and authorization (owned) */
+    struct tls *tls;                    /* TLS state (owned), NULL for plain HTTP */
     const struct http_api *const *apis; /* borrowed from server_start */
     size_t api_count;
     struct MHD_Daemon *daemon;

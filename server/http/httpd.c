@@ -26,6 +26,7 @@
 #include "common/str.h"
 #include "common/timeutil.h"
 #include "server/metrics/metrics.h"
+#include "server/http/tls.h"
 #include "storage/store/upload.h"
 
 #include "accept_int.h"
@@ -290,6 +291,21 @@ static bool consume_body(struct request *req, const char *data, size_t len)
 /* Longest request target kept verbatim for SigV4 (path + query limits). */
 #define RAW_URI_MAX (SIGV4_PATH_MAX + SIGV4_QUERY_MAX)
 
+/* What a connection carries from its start to its close (libmicrohttpd's
+ * socket context): the guard's slot and the TLS transport. */
+struct conn_ctx {
+    struct guard_slot *slot;
+    struct tls_conn *tls;
+};
+
+static struct guard_slot *conn_slot(struct MHD_Connection *conn)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    const struct conn_ctx *c = ci != NULL ? ci->socket_context : NULL;
+    return c != NULL ? c->slot : NULL;
+}
+
 static struct request *request_alloc(struct server *srv, struct MHD_Connection *conn)
 {
     struct request *req = calloc(1, sizeof(*req));
@@ -298,7 +314,7 @@ static struct request *request_alloc(struct server *srv, struct MHD_Connection *
     }
     req->srv = srv;
     req->conn = conn;
-    req->slot = guard_slot_of(conn);
+    req->slot = conn_slot(conn);
     req->ident.anonymous = true;
     buf_init(&req->body, 0);
     return req;
@@ -499,14 +515,49 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 }
 
 /* libmicrohttpd takes one connection-notify callback: it feeds the
- * connection guard (which keeps its slot in the socket context) and the
- * open-connections gauge. */
+ * connection guard, the open-connections gauge and the TLS transport. */
 static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
                           enum MHD_ConnectionNotificationCode toe)
 {
     struct server *srv = cls;
-    guard_notify(srv->guard, conn, socket_context, toe);
-    metrics_connection_delta(toe == MHD_CONNECTION_NOTIFY_STARTED ? 1 : -1);
+    bool started = toe == MHD_CONNECTION_NOTIFY_STARTED;
+    /* the guard keeps its slot here; TLS its transport */
+    struct conn_ctx *c = started ? calloc(1, sizeof(*c)) : *socket_context;
+    if (started) {
+        *socket_context = c;
+    }
+    metrics_connection_delta(started ? 1 : -1);
+    if (c == NULL) {
+        if (started && srv->tls != NULL) {
+            /* no transport for the plain-HTTP check: refuse the connection */
+            const union MHD_ConnectionInfo *fi =
+                MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+            if (fi != NULL) {
+                shutdown(fi->connect_fd, SHUT_RDWR);
+            }
+        }
+        return; /* unguarded: libmicrohttpd's idle timeout still applies */
+    }
+    guard_notify(srv->guard, conn, (void **)&c->slot, toe);
+    if (!started) {
+        tls_connection_end(&c->tls);
+        free(c);
+        *socket_context = NULL;
+        return;
+    }
+    if (srv->tls != NULL) {
+        const union MHD_ConnectionInfo *si =
+            MHD_get_connection_info(conn, MHD_CONNECTION_INFO_GNUTLS_SESSION);
+        const union MHD_ConnectionInfo *fi =
+            MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+        if (si == NULL || fi == NULL ||
+            !tls_connection_start(srv->tls, si->tls_session, fi->connect_fd, &c->tls)) {
+            log_warn("event=tls_connection_setup_failed");
+            if (fi != NULL) {
+                shutdown(fi->connect_fd, SHUT_RDWR);
+            }
+        }
+    }
 }
 
 static void mhd_log(void *cls, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
@@ -662,10 +713,21 @@ enum berth_err server_start(const struct berth_config *cfg, struct store *store,
     uint32_t prefix = 0;
     rand_bytes(&prefix, sizeof(prefix));
     srv->id_prefix = prefix;
+    if (tls_configured(cfg)) {
+        char err[512];
+        enum berth_err trc = tls_new(cfg, &srv->tls, err, sizeof(err));
+        if (trc != BERTH_OK) {
+            char v[600];
+            log_error("event=server_error msg=%s", log_value(err, v, sizeof(v)));
+            free(srv);
+            return trc;
+        }
+    }
     if (cfg->public_url[0] != '\0') {
         str_copy(srv->public_url, sizeof(srv->public_url), cfg->public_url);
     } else {
-        snprintf(srv->public_url, sizeof(srv->public_url), "http://%s", cfg->listen);
+        snprintf(srv->public_url, sizeof(srv->public_url), "%s://%s", srv->tls ? "https" : "http",
+                 cfg->listen);
     }
     /* Served beyond loopback without "anonymous": true, auth stays on even
      * if the last access key is deleted while running. */
@@ -673,6 +735,7 @@ enum berth_err server_start(const struct berth_config *cfg, struct store *store,
         cfg->auth_required || (!cfg->anonymous && !server_listen_is_loopback(cfg->listen));
     enum berth_err arc = auth_new(cfg, store, required, &srv->auth);
     if (arc != BERTH_OK) {
+        tls_free(srv->tls);
         free(srv);
         return arc;
     }
@@ -683,6 +746,7 @@ enum berth_err server_start(const struct berth_config *cfg, struct store *store,
         log_error("event=server_error msg=\"cannot resolve listen address\" listen=%s",
                   cfg->listen);
         auth_free(srv->auth);
+        tls_free(srv->tls);
         free(srv);
         return BERTH_EINVAL;
     }
@@ -698,17 +762,22 @@ enum berth_err server_start(const struct berth_config *cfg, struct store *store,
     if (acceptor_listen((const struct sockaddr *)&addr, addr_len, &srv->acceptor) != BERTH_OK) {
         log_error("event=server_error msg=\"cannot listen\" listen=%s", cfg->listen);
         auth_free(srv->auth);
+        tls_free(srv->tls);
         free(srv);
         return BERTH_EIO;
     }
     if (cfg->http_turbo) {
         flags |= MHD_USE_TURBO;
     }
+    if (srv->tls != NULL) {
+        flags |= MHD_USE_TLS;
+    }
     srv->threads = pool_size(cfg);
     if (guard_start(cfg, &srv->guard) != BERTH_OK) {
         log_error("event=server_error msg=\"cannot start the connection guard\"");
         acceptor_stop(srv->acceptor);
         auth_free(srv->auth);
+        tls_free(srv->tls);
         free(srv);
         return BERTH_EIO;
     }
@@ -727,6 +796,14 @@ enum berth_err server_start(const struct berth_config *cfg, struct store *store,
     opts[o++] = (struct MHD_OptionItem){MHD_OPTION_UNESCAPE_CALLBACK, (intptr_t)mhd_unescape, NULL};
     opts[o++] = (struct MHD_OptionItem){MHD_OPTION_URI_LOG_CALLBACK, (intptr_t)on_uri, srv};
     opts[o++] = (struct MHD_OptionItem){MHD_OPTION_NOTIFY_CONNECTION, (intptr_t)on_connection, srv};
+    if (srv->tls != NULL) {
+        opts[o++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_PRIORITIES, 0, (void *)TLS_PRIORITIES};
+        opts[o++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_CERT_CALLBACK, 0, tls_cert_callback()};
+        if (tls_client_ca(srv->tls) != NULL) {
+            opts[o++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_TRUST, 0,
+                                                (void *)tls_client_ca(srv->tls)};
+        }
+    }
     if (srv->threads > 1) {
         opts[o++] =
             (struct MHD_OptionItem){MHD_OPTION_THREAD_POOL_SIZE, (intptr_t)srv->threads, NULL};
@@ -740,6 +817,7 @@ enum berth_err server_start(const struct berth_config *cfg, struct store *store,
         acceptor_stop(srv->acceptor);
         guard_stop(srv->guard);
         auth_free(srv->auth);
+        tls_free(srv->tls);
         free(srv);
         return BERTH_EIO;
     }
@@ -749,12 +827,29 @@ enum berth_err server_start(const struct berth_config *cfg, struct store *store,
         acceptor_stop(srv->acceptor);
         guard_stop(srv->guard);
         auth_free(srv->auth);
+        tls_free(srv->tls);
         free(srv);
         return BERTH_EIO;
     }
     srv->port = acceptor_port(srv->acceptor);
     *out = srv;
     return BERTH_OK;
+}
+
+enum berth_err server_reload_tls(struct server *srv)
+{
+    if (srv->tls == NULL) {
+        return BERTH_ENOTFOUND;
+    }
+    char err[512];
+    enum berth_err rc = tls_reload(srv->tls, err, sizeof(err));
+    if (rc != BERTH_OK) {
+        char v[600];
+        log_error("event=tls_reload_failed msg=%s", log_value(err, v, sizeof(v)));
+    } else {
+        log_info("event=tls_reloaded cert=%s", srv->cfg->tls_cert_file);
+    }
+    return rc;
 }
 
 uint16_t server_port(const struct server *srv)
@@ -788,5 +883,6 @@ void server_stop(struct server *srv, int64_t drain_ms)
     MHD_stop_daemon(srv->daemon);
     guard_stop(srv->guard);
     auth_free(srv->auth);
+    tls_free(srv->tls);
     free(srv);
 }

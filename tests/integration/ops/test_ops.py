@@ -225,6 +225,9 @@ class MetricsTest(OpsCase):
         base = parse_metrics(self.scrape())
         socks = [socket.create_connection(("127.0.0.1", self.server.port)) for _ in range(3)]
         try:
+            # the listener hands a connection over once its first bytes arrive
+            for s in socks:
+                s.sendall(b"GET /v2/ HTTP/1.1\r\n")
             sessions = [h.expect_status(self.reg.start_upload(self.repo()), 202)
                         for _ in range(2)]
             self.assertEqual(len(sessions), 2)

@@ -1,0 +1,382 @@
+/*
+ * TLS through GnuTLS under libmicrohttpd (see tls.h). The certificate
+ * pair is handed to GnuTLS by a retrieve callback, so a reload swaps it
+ * for new handshakes without restarting the daemon; the callback also
+ * requires and verifies a client certificate when a client CA is set.
+ * Each connection gets its own transport, which carries what those
+ * callbacks need. (Plain HTTP on the TLS port never reaches GnuTLS: the
+ * listener, accept.c, answers it.)
+ */
+#include "server/http/tls.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include <gnutls/abstract.h>
+#include <gnutls/gnutls.h>
+#include <gnutls/x509.h>
+
+#include "common/fileio.h"
+#include "common/log.h"
+#include "server/metrics/metrics.h"
+
+/* Certificates in a chain file, and the size of a PEM file read. */
+#define TLS_CHAIN_MAX 16
+#define TLS_PEM_MAX (1u << 20)
+
+const char TLS_PRIORITIES[] =
+    "SECURE128:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2:-CIPHER-ALL:+AES-256-GCM:+AES-128-GCM:"
+    "+CHACHA20-POLY1305:-MAC-ALL:+AEAD:-KX-ALL:+ECDHE-ECDSA:+ECDHE-RSA:%SERVER_PRECEDENCE";
+
+/* One loaded certificate chain and key. Superseded pairs stay on the
+ * older list until tls_free: a handshake may still be using them. */
+struct tls_pair {
+    gnutls_pcert_st pcerts[TLS_CHAIN_MAX];
+    unsigned count;
+    gnutls_privkey_t key;
+    struct tls_pair *older;
+};
+
+struct tls {
+    char *cert_file;
+    char *key_file;
+    char *client_ca; /* PEM text, NULL without mutual TLS */
+    pthread_mutex_t mu;
+    struct tls_pair *current; /* under mu */
+};
+
+/* A connection's transport: GnuTLS's pointer for it, so the callbacks of
+ * a handshake find the server's TLS state and the socket. */
+struct tls_conn {
+    struct tls *tls;
+    int fd;
+};
+
+bool tls_configured(const struct berth_config *cfg)
+{
+    return cfg->tls_cert_file != NULL && cfg->tls_cert_file[0] != '\0';
+}
+
+static void pair_free(struct tls_pair *p)
+{
+    while (p != NULL) {
+        struct tls_pair *older = p->older;
+        for (unsigned i = 0; i < p->count; i++) {
+            gnutls_pcert_deinit(&p->pcerts[i]);
+        }
+        gnutls_privkey_deinit(p->key);
+        free(p);
+        p = older;
+    }
+}
+
+static enum berth_err read_pem(const char *what, const char *path, char **out, size_t *len,
+                               char *err, size_t cap)
+{
+    enum berth_err rc = file_read_bounded(path, TLS_PEM_MAX, out, len);
+    if (rc != BERTH_OK) {
+        snprintf(err, cap, "tls: cannot read %s %s (%s)", what, path, berth_strerror(rc));
+        return rc == BERTH_ENOMEM ? rc : BERTH_EINVAL;
+    }
+    return BERTH_OK;
+}
+
+/* Load and check a chain and key: the pair must match, which GnuTLS
+ * checks when both are set on a credentials object. */
+static enum berth_err pair_load(const char *cert_file, const char *key_file, struct tls_pair **out,
+                                char *err, size_t cap)
+{
+    char *cert_pem = NULL, *key_pem = NULL;
+    size_t cert_len = 0, key_len = 0;
+    gnutls_certificate_credentials_t check = NULL;
+    struct tls_pair *p = NULL;
+    enum berth_err rc = read_pem("certificate", cert_file, &cert_pem, &cert_len, err, cap);
+    if (rc == BERTH_OK) {
+        rc = read_pem("key", key_file, &key_pem, &key_len, err, cap);
+    }
+    if (rc != BERTH_OK) {
+        goto out;
+    }
+    gnutls_datum_t cert = {(unsigned char *)cert_pem, (unsigned)cert_len};
+    gnutls_datum_t key = {(unsigned char *)key_pem, (unsigned)key_len};
+    rc = BERTH_EINVAL;
+    int grc = gnutls_certificate_allocate_credentials(&check);
+    if (grc < 0) {
+        rc = BERTH_ENOMEM;
+        goto out;
+    }
+    grc = gnutls_certificate_set_x509_key_mem(check, &cert, &key, GNUTLS_X509_FMT_PEM);
+    if (grc < 0) {
+        snprintf(err, cap, "tls: %s and %s do not make a certificate and key pair (%s)", cert_file,
+                 key_file, gnutls_strerror(grc));
+        goto out;
+    }
+    p = calloc(1, sizeof(*p));
+    if (p == NULL) {
+        rc = BERTH_ENOMEM;
+        goto out;
+    }
+    p->count = TLS_CHAIN_MAX;
+    grc = gnutls_pcert_list_import_x509_raw(p->pcerts, &p->count, &cert, GNUTLS_X509_FMT_PEM,
+                                            GNUTLS_X509_CRT_LIST_FAIL_IF_UNSORTED);
+    if (grc < 0) {
+        p->count = 0;
+        snprintf(err, cap, "tls: %s: %s (the server certificate first, then its issuers)",
+                 cert_file, gnutls_strerror(grc));
+        goto out;
+    }
+    grc = gnutls_privkey_init(&p->key);
+    if (grc >= 0) {
+        grc = gnutls_privkey_import_x509_raw(p->key, &key, GNUTLS_X509_FMT_PEM, NULL, 0);
+    }
+    if (grc < 0) {
+        snprintf(err, cap, "tls: %s: %s", key_file, gnutls_strerror(grc));
+        goto out;
+    }
+    *out = p;
+    p = NULL;
+    rc = BERTH_OK;
+out:
+    pair_free(p);
+    if (check != NULL) {
+        gnutls_certificate_free_credentials(check);
+    }
+    if (key_pem != NULL) {
+        memset(key_pem, 0, key_len);
+    }
+    free(key_pem);
+    free(cert_pem);
+    return rc;
+}
+
+enum berth_err tls_new(const struct berth_config *cfg, struct tls **out, char *err, size_t cap)
+{
+    if (!tls_configured(cfg) || cfg->tls_key_file == NULL || cfg->tls_key_file[0] == '\0') {
+        snprintf(err, cap, "tls: tls.cert_file and tls.key_file go together");
+        return BERTH_EINVAL;
+    }
+    struct tls *t = calloc(1, sizeof(*t));
+    if (t == NULL) {
+        return BERTH_ENOMEM;
+    }
+    pthread_mutex_init(&t->mu, NULL);
+    t->cert_file = strdup(cfg->tls_cert_file);
+    t->key_file = strdup(cfg->tls_key_file);
+    enum berth_err rc = BERTH_ENOMEM;
+    if (t->cert_file == NULL || t->key_file == NULL) {
+        goto fail;
+    }
+    if (cfg->tls_client_ca_file != NULL && cfg->tls_client_ca_file[0] != '\0') {
+        size_t len = 0;
+        rc = read_pem("client CA", cfg->tls_client_ca_file, &t->client_ca, &len, err, cap);
+        if (rc != BERTH_OK) {
+            goto fail;
+        }
+        /* a bundle without one certificate would make every client fail */
+        gnutls_x509_crt_t *crts = NULL;
+        unsigned n = 0;
+        gnutls_datum_t d = {(unsigned char *)t->client_ca, (unsigned)len};
+        int grc = gnutls_x509_crt_list_import2(&crts, &n, &d, GNUTLS_X509_FMT_PEM, 0);
+        if (grc < 0 || n == 0) {
+            snprintf(err, cap, "tls: %s holds no usable CA certificate (%s)",
+                     cfg->tls_client_ca_file, grc < 0 ? gnutls_strerror(grc) : "empty");
+            rc = BERTH_EINVAL;
+            goto fail;
+        }
+        for (unsigned i = 0; i < n; i++) {
+            gnutls_x509_crt_deinit(crts[i]);
+        }
+        gnutls_free(crts);
+    }
+    rc = pair_load(t->cert_file, t->key_file, &t->current, err, cap);
+    if (rc != BERTH_OK) {
+        goto fail;
+    }
+    *out = t;
+    return BERTH_OK;
+fail:
+    tls_free(t);
+    return rc;
+}
+
+enum berth_err tls_reload(struct tls *t, char *err, size_t cap)
+{
+    struct tls_pair *p = NULL;
+    enum berth_err rc = pair_load(t->cert_file, t->key_file, &p, err, cap);
+    if (rc != BERTH_OK) {
+        return rc;
+    }
+    pthread_mutex_lock(&t->mu);
+    p->older = t->current;
+    t->current = p;
+    pthread_mutex_unlock(&t->mu);
+    return BERTH_OK;
+}
+
+const char *tls_client_ca(const struct tls *t)
+{
+    return t->client_ca;
+}
+
+void tls_free(struct tls *t)
+{
+    if (t == NULL) {
+        return;
+    }
+    pair_free(t->current);
+    pthread_mutex_destroy(&t->mu);
+    free(t->cert_file);
+    free(t->key_file);
+    free(t->client_ca);
+    free(t);
+}
+
+/* ---- handshakes ---- */
+
+/* Read what the client sent, so that closing the socket after a refusal
+ * ends the connection with a FIN the client reads after our last bytes,
+ * not a reset that may overtake them. */
+static void drain_input(int fd)
+{
+    char sink[4096];
+    for (int i = 0; i < 16; i++) {
+        ssize_t r = recv(fd, sink, sizeof(sink), MSG_DONTWAIT);
+        if (r <= 0 && !(r < 0 && errno == EINTR)) {
+            break;
+        }
+    }
+}
+
+/* Mutual TLS: the client's certificate must chain to a client CA and be
+ * valid now. Runs inside the handshake once the client's certificate
+ * message is read; a refusal sends the fatal alert TLS names for it
+ * (certificate_required, unknown_ca, certificate_expired, bad_certificate)
+ * and fails the handshake. */
+static int verify_client(gnutls_session_t session)
+{
+    struct tls_conn *c = gnutls_transport_get_ptr(session);
+    unsigned int n = 0, status = 0;
+    const char *why = NULL;
+    gnutls_alert_description_t alert = GNUTLS_A_BAD_CERTIFICATE;
+    if (gnutls_certificate_get_peers(session, &n) == NULL || n == 0) {
+        why = "no_client_certificate";
+        alert = gnutls_protocol_get_version(session) == GNUTLS_TLS1_3
+                    ? GNUTLS_A_CERTIFICATE_REQUIRED
+                    : GNUTLS_A_HANDSHAKE_FAILURE;
+    } else if (gnutls_certificate_verify_peers2(session, &status) < 0) {
+        why = "client_certificate_unverifiable";
+    } else if (status != 0) {
+        if (status & GNUTLS_CERT_EXPIRED) {
+            why = "client_certificate_expired";
+            alert = GNUTLS_A_CERTIFICATE_EXPIRED;
+        } else if (status & (GNUTLS_CERT_SIGNER_NOT_FOUND | GNUTLS_CERT_SIGNER_NOT_CA)) {
+            why = "client_certificate_unknown_ca";
+            alert = GNUTLS_A_UNKNOWN_CA;
+        } else {
+            why = "client_certificate_invalid";
+        }
+    }
+    if (why == NULL) {
+        return 0;
+    }
+    log_info("event=tls_refused reason=%s", why);
+    metrics_auth_failure(why);
+    gnutls_alert_send(session, GNUTLS_AL_FATAL, alert);
+    if (c != NULL) {
+        drain_input(c->fd);
+    }
+    return -1;
+}
+
+/* GnuTLS asks for the server's certificate while it reads the ClientHello,
+ * before it sends any CertificateRequest: the place to require a client
+ * certificate for this session. */
+static int retrieve_cert(gnutls_session_t session, const gnutls_datum_t *req_ca_dn, int nreqs,
+                         const gnutls_pk_algorithm_t *pk_algos, int pk_algos_length,
+                         gnutls_pcert_st **pcert, unsigned int *pcert_length,
+                         gnutls_privkey_t *privkey)
+{
+    (void)req_ca_dn;
+    (void)nreqs;
+    (void)pk_algos;
+    (void)pk_algos_length;
+    /* the transport pointer is the connection's (tls_connection_start) */
+    struct tls_conn *c = gnutls_transport_get_ptr(session);
+    if (c == NULL) {
+        return -1;
+    }
+    struct tls *t = c->tls;
+    if (t->client_ca != NULL) {
+        /* asked for (libmicrohttpd does with a client CA) and checked by
+         * verify_client, which refuses with an alert the client can name */
+        gnutls_certificate_server_set_request(session, GNUTLS_CERT_REQUEST);
+        gnutls_session_set_verify_function(session, verify_client);
+    }
+    pthread_mutex_lock(&t->mu);
+    struct tls_pair *p = t->current;
+    pthread_mutex_unlock(&t->mu);
+    *pcert = p->pcerts;
+    *pcert_length = p->count;
+    *privkey = p->key;
+    return 0;
+}
+
+void *tls_cert_callback(void)
+{
+    gnutls_certificate_retrieve_function2 *fn = retrieve_cert;
+    return (void *)(intptr_t)fn;
+}
+
+/* ---- transport ---- */
+
+static ssize_t tls_pull(gnutls_transport_ptr_t ptr, void *buf, size_t n)
+{
+    struct tls_conn *c = ptr;
+    return recv(c->fd, buf, n, 0);
+}
+
+static ssize_t tls_push(gnutls_transport_ptr_t ptr, const void *buf, size_t n)
+{
+    struct tls_conn *c = ptr;
+    return send(c->fd, buf, n, MSG_NOSIGNAL);
+}
+
+static int tls_pull_timeout(gnutls_transport_ptr_t ptr, unsigned int ms)
+{
+    struct tls_conn *c = ptr;
+    struct pollfd pfd = {.fd = c->fd, .events = POLLIN};
+    int r;
+    do {
+        r = poll(&pfd, 1, ms == GNUTLS_INDEFINITE_TIMEOUT ? -1 : (int)ms);
+    } while (r < 0 && errno == EINTR);
+    return r;
+}
+
+bool tls_connection_start(struct tls *t, void *session, int fd, struct tls_conn **out)
+{
+    struct tls_conn *c = calloc(1, sizeof(*c));
+    if (c == NULL) {
+        return false;
+    }
+    c->tls = t;
+    c->fd = fd;
+    gnutls_session_t s = session;
+    gnutls_transport_set_ptr(s, c);
+    gnutls_transport_set_pull_function(s, tls_pull);
+    gnutls_transport_set_push_function(s, tls_push);
+    gnutls_transport_set_pull_timeout_function(s, tls_pull_timeout);
+    *out = c;
+    return true;
+}
+
+void tls_connection_end(struct tls_conn **c)
+{
+    free(*c);
+    *c = NULL;
+}

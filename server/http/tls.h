@@ -1,0 +1,60 @@
+/*
+ * Native TLS for the HTTP server, through libmicrohttpd's GnuTLS: the
+ * certificate chain and key (reloadable), the client CA for mutual TLS,
+ * the priority string (TLS 1.2 and 1.3, AEAD ciphers only), and the
+ * per-connection transport the handshake callbacks use. Only server/http uses
+ * it; GnuTLS is included by tls.c alone. The certificate callback and the
+ * transport run on pool threads; tls_reload may run on any thread.
+ */
+#ifndef BERTH_HTTP_TLS_H
+#define BERTH_HTTP_TLS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "common/config.h"
+#include "common/err.h"
+
+struct tls;
+struct tls_conn;
+
+/* The GnuTLS priority string: TLS 1.2 and 1.3, ECDHE key exchange, AEAD
+ * ciphers (AES-GCM, ChaCha20-Poly1305), the server's order. */
+extern const char TLS_PRIORITIES[];
+
+/* Whether cfg asks for TLS (tls.cert_file set). */
+bool tls_configured(const struct berth_config *cfg);
+
+/* Load tls.cert_file (PEM: the certificate, then any intermediates),
+ * tls.key_file (PEM) and tls.client_ca_file (PEM, optional). On error a
+ * one-line reason goes to err (cap bytes) and BERTH_EINVAL (unreadable or
+ * invalid files, a key that does not match the certificate) or
+ * BERTH_ENOMEM is returned. Free with tls_free. */
+enum berth_err tls_new(const struct berth_config *cfg, struct tls **out, char *err, size_t cap);
+
+/* Read the certificate and key files again; new handshakes use them, the
+ * ones in progress finish with the old pair (kept until tls_free). On
+ * failure the old pair stays in use and err says why (BERTH_EINVAL,
+ * BERTH_ENOMEM). Thread-safe. */
+enum berth_err tls_reload(struct tls *t, char *err, size_t cap);
+
+/* The client CA bundle (PEM text) for mutual TLS, or NULL without one.
+ * Borrowed for the life of t. */
+const char *tls_client_ca(const struct tls *t);
+
+/* The certificate callback to give libmicrohttpd
+ * (MHD_OPTION_HTTPS_CERT_CALLBACK), as an untyped pointer. */
+void *tls_cert_callback(void);
+
+/* A connection was accepted: set up its transport, stored in *out. session is the connection's
+ * gnutls_session_t, fd its socket. Returns false when out of memory: the caller must then refuse
+ * the connection (the certificate callback needs the transport). */
+bool tls_connection_start(struct tls *t, void *session, int fd, struct tls_conn **out);
+
+/* A connection closed (its session may already be gone): free what
+ * tls_connection_start set up and clear *c. NULL is fine. */
+void tls_connection_end(struct tls_conn **c);
+
+void tls_free(struct tls *t);
+
+#endif
