@@ -117,6 +117,10 @@ static const struct config_key keys[] = {
      "enforce lifecycle policies"},
     {"lifecycle.interval_seconds", CONFIG_INT, OFF(lifecycle_interval_seconds), "3600", 1, 30 * DAY,
      "time between lifecycle policy runs"},
+    {"lifecycle.new_policy_delay_seconds", CONFIG_INT, OFF(lifecycle_new_policy_delay_seconds),
+     "3600", 0, 30 * DAY,
+     "a new or changed lifecycle policy is first enforced by the background job this long after "
+     "it is put (berth lifecycle run: at once)"},
     {"scan.workers", CONFIG_INT, OFF(scan_workers), "2", 0, 64, "scan worker threads"},
     {"scan.hook", CONFIG_STRING, OFF(scan_hook), "", 0, 0,
      "external scanner command (empty: built-in scanner)"},

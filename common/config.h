@@ -76,6 +76,7 @@ struct berth_config {
 
     bool lifecycle_enabled;
     int64_t lifecycle_interval_seconds;
+    int64_t lifecycle_new_policy_delay_seconds;
 
     int64_t scan_workers;
     char *scan_hook;

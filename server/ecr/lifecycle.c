@@ -80,7 +80,28 @@ static void put_lifecycle_policy(struct ecr_call *call)
     if (m == NULL) {
         return;
     }
-    enum berth_err rc = meta_repo_set_text(m, repo.id, META_REPO_LIFECYCLE, text);
+    /* a new or changed policy waits lifecycle.new_policy_delay_seconds
+     * before the background job first enforces it; putting the same text
+     * again does not restart the wait */
+    char *old = NULL;
+    enum berth_err rc = meta_begin(m);
+    if (rc == BERTH_OK) {
+        rc = meta_repo_get_text(m, repo.id, META_REPO_LIFECYCLE, &old);
+    }
+    bool changed = old == NULL || strcmp(old, text) != 0;
+    free(old);
+    if (rc == BERTH_OK && changed) {
+        rc = meta_repo_set_text(m, repo.id, META_REPO_LIFECYCLE, text);
+    }
+    if (rc == BERTH_OK && changed) {
+        rc = meta_repo_set_lifecycle_set_at(m, repo.id, time_now_ms());
+    }
+    if (rc == BERTH_OK) {
+        rc = meta_commit(m);
+    }
+    if (rc != BERTH_OK) {
+        meta_rollback(m);
+    }
     if (rc == BERTH_ENOTFOUND) {
         ecr_repo_not_found(call, name);
         return;
@@ -89,7 +110,8 @@ static void put_lifecycle_policy(struct ecr_call *call)
         ecr_server_error(call, rc);
         return;
     }
-    log_info("event=lifecycle_policy_put repo=%s chars=%zu", name, strlen(text));
+    log_info("event=lifecycle_policy_put repo=%s chars=%zu changed=%d", name, strlen(text),
+             changed ? 1 : 0);
     echo_repo(call, name);
     json_object_set_new(call->out, "lifecyclePolicyText", json_string(text));
     jobs_lifecycle_soon(call_jobs(call), repo.id);

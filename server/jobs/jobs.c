@@ -32,7 +32,8 @@ struct job {
     int64_t interval_ms; /* 0: runs only when woken */
     int64_t next_ns;     /* monotonic time of the next periodic run */
     void (*fn)(struct job *jb, bool periodic);
-    bool wake; /* under js->lock */
+    bool wake;          /* under js->lock */
+    int64_t wake_at_ns; /* under js->lock: also run at this monotonic time (0: no) */
     bool started;
     pthread_t thread;
 };
@@ -43,7 +44,13 @@ struct jobs {
     pthread_mutex_t lock;
     pthread_cond_t cond;
     atomic_bool stop; /* also the cancel flag of the passes */
-    int64_t soon[JOBS_SOON_MAX];
+    /* repositories to run soon, each at its due time (monotonic ns): at
+     * once after PutLifecyclePolicy, or when a policy too new to enforce
+     * becomes due */
+    struct soon_repo {
+        int64_t repo_id;
+        int64_t due_ns;
+    } soon[JOBS_SOON_MAX];
     size_t soon_count;
     bool soon_overflow; /* more were asked for: run every repository */
     struct job gc;
@@ -60,6 +67,7 @@ void jobs_options_from_config(const struct berth_config *cfg, struct jobs_option
     out->upload_expiry_ms = cfg->storage_upload_expiry_seconds * 1000;
     out->lifecycle_enabled = cfg->lifecycle_enabled;
     out->lifecycle_interval_ms = cfg->lifecycle_interval_seconds * 1000;
+    out->lifecycle_new_policy_delay_ms = cfg->lifecycle_new_policy_delay_seconds * 1000;
 }
 
 /* ---- the jobs ---- */
@@ -81,24 +89,85 @@ static void run_gc(struct job *jb, bool periodic)
                     (uint64_t)stats.blobs_deleted, rc != BERTH_OK);
 }
 
+/* Under js->lock: remember repo_id to run at due_ns (an earlier time
+ * wins), or run every repository when the list is full; wake the job. */
+static void soon_add(struct jobs *js, int64_t repo_id, int64_t due_ns)
+{
+    size_t i = 0;
+    while (i < js->soon_count && js->soon[i].repo_id != repo_id) {
+        i++;
+    }
+    if (i < js->soon_count) {
+        if (due_ns < js->soon[i].due_ns) {
+            js->soon[i].due_ns = due_ns;
+        }
+    } else if (js->soon_count < JOBS_SOON_MAX) {
+        js->soon[js->soon_count++] = (struct soon_repo){repo_id, due_ns};
+    } else {
+        js->soon_overflow = true;
+        js->lifecycle.wake = true;
+    }
+    if (js->lifecycle.wake_at_ns == 0 || due_ns < js->lifecycle.wake_at_ns) {
+        js->lifecycle.wake_at_ns = due_ns;
+    }
+    pthread_cond_broadcast(&js->cond);
+}
+
+/* Under js->lock: the earliest due time left, or 0. */
+static int64_t soon_next(const struct jobs *js)
+{
+    int64_t next = 0;
+    for (size_t i = 0; i < js->soon_count; i++) {
+        if (next == 0 || js->soon[i].due_ns < next) {
+            next = js->soon[i].due_ns;
+        }
+    }
+    return next;
+}
+
+/* A policy too new to enforce: run it again when it is due. (Also the
+ * callback of a full pass, which sees every result.) */
+static void requeue_deferred(void *arg, const struct lifecycle_run_result *r)
+{
+    struct jobs *js = arg;
+    if (r->deferred_ms <= 0) {
+        return;
+    }
+    pthread_mutex_lock(&js->lock);
+    soon_add(js, r->repo_id, time_mono_ns() + r->deferred_ms * 1000000);
+    pthread_mutex_unlock(&js->lock);
+}
+
 static void run_lifecycle(struct job *jb, bool periodic)
 {
     struct jobs *js = jb->js;
     int64_t repos[JOBS_SOON_MAX];
-    size_t n;
+    size_t n = 0;
+    /* take the repositories that are due; the others wait for their time */
     pthread_mutex_lock(&js->lock);
+    int64_t now = time_mono_ns();
     bool all = periodic || js->soon_overflow;
-    n = js->soon_count;
-    memcpy(repos, js->soon, n * sizeof(repos[0]));
-    js->soon_count = 0;
+    size_t kept = 0;
+    for (size_t i = 0; i < js->soon_count; i++) {
+        if (js->soon[i].due_ns <= now) {
+            repos[n++] = js->soon[i].repo_id;
+        } else {
+            js->soon[kept++] = js->soon[i];
+        }
+    }
+    js->soon_count = kept;
     js->soon_overflow = false;
+    jb->wake_at_ns = soon_next(js);
     pthread_mutex_unlock(&js->lock);
 
-    struct lifecycle_run_options opt = {.dry_run = false, .cancel = &js->stop};
+    struct lifecycle_run_options opt = {.dry_run = false,
+                                        .cancel = &js->stop,
+                                        .new_policy_delay_ms =
+                                            js->opt.lifecycle_new_policy_delay_ms};
     if (all) {
         struct lifecycle_run_totals t;
         memset(&t, 0, sizeof(t));
-        (void)lifecycle_run_all(js->st, &opt, NULL, NULL, &t);
+        (void)lifecycle_run_all(js->st, &opt, requeue_deferred, js, &t);
         metrics_lifecycle_run((uint64_t)t.repositories, (uint64_t)t.images, (uint64_t)t.expired);
         return;
     }
@@ -112,14 +181,16 @@ static void run_lifecycle(struct job *jb, bool periodic)
             log_error("event=lifecycle_error repo_id=%lld err=%s msg=%s", (long long)repos[i],
                       berth_strerror(rc), log_value(msg, v, sizeof(v)));
         }
-        if (rc == BERTH_OK && r != NULL) {
+        if (rc == BERTH_OK && r != NULL && r->deferred_ms > 0) {
+            requeue_deferred(js, r);
+        } else if (rc == BERTH_OK && r != NULL) {
             evaluated++;
             images += r->image_count;
             expired += r->expired;
         }
         lifecycle_run_result_free(r);
     }
-    if (n > 0) {
+    if (evaluated > 0) {
         metrics_lifecycle_run(evaluated, images, expired);
     }
 }
@@ -147,10 +218,15 @@ static void *job_main(void *arg)
     while (!atomic_load(&js->stop)) {
         int64_t now = time_mono_ns();
         bool due = jb->interval_ms > 0 && now >= jb->next_ns;
-        if (!due && !jb->wake) {
-            if (jb->interval_ms > 0) {
+        bool timed = jb->wake_at_ns > 0 && now >= jb->wake_at_ns;
+        if (!due && !jb->wake && !timed) {
+            int64_t until = jb->interval_ms > 0 ? jb->next_ns : 0;
+            if (jb->wake_at_ns > 0 && (until == 0 || jb->wake_at_ns < until)) {
+                until = jb->wake_at_ns;
+            }
+            if (until > 0) {
                 struct timespec ts;
-                deadline(&ts, jb->next_ns);
+                deadline(&ts, until);
                 pthread_cond_timedwait(&js->cond, &js->lock, &ts);
             } else {
                 pthread_cond_wait(&js->cond, &js->lock);
@@ -191,7 +267,7 @@ enum berth_err jobs_start(struct store *st, const struct jobs_options *opt, stru
 {
     if ((opt->gc_enabled && opt->gc_interval_ms < 1000) ||
         (opt->lifecycle_enabled && opt->lifecycle_interval_ms < 1000) || opt->gc_grace_ms < 0 ||
-        opt->upload_expiry_ms <= 0) {
+        opt->lifecycle_new_policy_delay_ms < 0 || opt->upload_expiry_ms <= 0) {
         return BERTH_EINVAL;
     }
     struct jobs *js = calloc(1, sizeof(*js));
@@ -252,19 +328,9 @@ void jobs_lifecycle_soon(struct jobs *js, int64_t repo_id)
         return;
     }
     pthread_mutex_lock(&js->lock);
-    bool known = false;
-    for (size_t i = 0; i < js->soon_count && !known; i++) {
-        known = js->soon[i] == repo_id;
-    }
-    if (!known) {
-        if (js->soon_count < JOBS_SOON_MAX) {
-            js->soon[js->soon_count++] = repo_id;
-        } else {
-            js->soon_overflow = true;
-        }
-    }
-    js->lifecycle.wake = true;
-    pthread_cond_broadcast(&js->cond);
+    /* due now: a policy too new to enforce is deferred by that run, which
+     * schedules it for when it is due */
+    soon_add(js, repo_id, time_mono_ns());
     pthread_mutex_unlock(&js->lock);
 }
 

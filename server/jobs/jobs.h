@@ -30,6 +30,9 @@ struct jobs_options {
     int64_t upload_expiry_ms; /* > 0 */
     bool lifecycle_enabled;
     int64_t lifecycle_interval_ms; /* >= 1000 */
+    /* a new or changed policy is first enforced this long after it was set
+     * (>= 0); the job runs it then by itself */
+    int64_t lifecycle_new_policy_delay_ms;
 };
 
 /* The options the configuration asks for (gc.*, lifecycle.*,
@@ -50,7 +53,9 @@ enum berth_err jobs_start(struct store *st, const struct jobs_options *opt, stru
 void jobs_stop(struct jobs *j);
 
 /* Run the lifecycle policy of this repository soon (after
- * PutLifecyclePolicy); ignored when lifecycle enforcement is disabled. */
+ * PutLifecyclePolicy), or, while it is newer than
+ * lifecycle_new_policy_delay_ms, as soon as it is due; ignored when
+ * lifecycle enforcement is disabled. */
 void jobs_lifecycle_soon(struct jobs *j, int64_t repo_id);
 
 /* Compute the previews that are IN_PROGRESS soon. */

@@ -64,6 +64,10 @@ struct lifecycle_run_result {
     int64_t load_us;
     int64_t eval_us;
     int64_t delete_us;
+    /* > 0: the policy was not applied because it was set or changed less
+     * than opt->new_policy_delay_ms ago; it becomes due this many ms after
+     * now_ms. Nothing was evaluated then (no items, image_count 0). */
+    int64_t deferred_ms;
     struct lifecycle_snapshot *snap; /* private: owns the strings */
 };
 
@@ -72,6 +76,11 @@ struct lifecycle_run_options {
     const char *policy_text;   /* NULL: the repository's stored policy */
     int64_t now_ms;            /* 0: the wall clock */
     const atomic_bool *cancel; /* optional: stop deleting when it becomes true */
+    /* A real run of the stored policy leaves a policy set or changed less
+     * than this long ago (by now_ms) alone, and says when it is due
+     * (result->deferred_ms). 0: apply every policy at once (`berth
+     * lifecycle run`). Ignored by dry runs and with policy_text. */
+    int64_t new_policy_delay_ms;
 };
 
 /*
@@ -95,6 +104,7 @@ void lifecycle_run_result_free(struct lifecycle_run_result *r);
 
 struct lifecycle_run_totals {
     int64_t repositories; /* repositories with a policy that were run */
+    int64_t deferred;     /* repositories whose policy was too new to apply */
     int64_t failed_repositories;
     int64_t images;   /* images evaluated */
     int64_t selected; /* images the policies selected */
@@ -110,7 +120,10 @@ typedef void (*lifecycle_run_cb)(void *arg, const struct lifecycle_run_result *r
  * Run every repository that has a policy, in id order (opt->policy_text
  * must be NULL). A repository whose run fails is logged and skipped. cb
  * (optional) sees each result. *out (optional) receives the totals. Logs
- * one summary line (event=lifecycle_pass). BERTH_EINVAL, BERTH_EDB.
+ * one summary line (event=lifecycle_pass). A repository deferred by
+ * opt->new_policy_delay_ms is counted in deferred (not in repositories)
+ * and passed to cb with its deferred_ms.
+ * BERTH_EINVAL, BERTH_EDB.
  */
 enum berth_err lifecycle_run_all(struct store *st, const struct lifecycle_run_options *opt,
                                  lifecycle_run_cb cb, void *arg, struct lifecycle_run_totals *out);

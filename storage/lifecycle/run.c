@@ -508,6 +508,26 @@ enum berth_err lifecycle_run_repo(struct store *st, int64_t repo_id,
     if (rc != BERTH_OK) {
         goto out;
     }
+    int64_t now_ms = opt->now_ms ? opt->now_ms : time_now_ms();
+    if (!opt->dry_run && opt->policy_text == NULL && opt->new_policy_delay_ms > 0 &&
+        repo.lifecycle_set_at > 0 && now_ms - repo.lifecycle_set_at < opt->new_policy_delay_ms) {
+        /* a new or changed policy waits, so that "put, then preview" shows
+         * what it would expire before it does */
+        r = calloc(1, sizeof(*r));
+        if (r == NULL) {
+            rc = BERTH_ENOMEM;
+            goto out;
+        }
+        r->repo_id = repo_id;
+        str_copy(r->repo, sizeof(r->repo), repo.name);
+        r->now_ms = now_ms;
+        r->deferred_ms = repo.lifecycle_set_at + opt->new_policy_delay_ms - now_ms;
+        log_info("event=lifecycle_deferred repo=%s due_in_ms=%lld", r->repo,
+                 (long long)r->deferred_ms);
+        *out = r;
+        r = NULL;
+        goto out;
+    }
     char why[LIFECYCLE_MSG_CAP];
     rc = lifecycle_policy_parse(text, strlen(text), &policy, why, sizeof(why));
     if (rc != BERTH_OK) {
@@ -531,7 +551,7 @@ enum berth_err lifecycle_run_repo(struct store *st, int64_t repo_id,
     r->repo_id = repo_id;
     str_copy(r->repo, sizeof(r->repo), repo.name);
     r->image_count = snap->count;
-    r->now_ms = opt->now_ms ? opt->now_ms : time_now_ms();
+    r->now_ms = now_ms;
     for (size_t i = 0; i < snap->count; i++) {
         const struct snap_image *si = &snap->img[i];
         images[i].digest = snap->strs + si->digest_off;
@@ -681,6 +701,14 @@ enum berth_err lifecycle_run_all(struct store *st, const struct lifecycle_run_op
                 t.failed_repositories++;
                 continue;
             }
+            if (r->deferred_ms > 0) {
+                t.deferred++;
+                if (cb != NULL) {
+                    cb(arg, r);
+                }
+                lifecycle_run_result_free(r);
+                continue;
+            }
             t.repositories++;
             t.images += (int64_t)r->image_count;
             t.selected += (int64_t)r->item_count;
@@ -695,11 +723,12 @@ enum berth_err lifecycle_run_all(struct store *st, const struct lifecycle_run_op
         }
     }
     t.duration_ms = (time_mono_ns() - t0) / 1000000;
-    log_info("event=lifecycle_pass dry_run=%d ok=%d repositories=%lld failed=%lld images=%lld "
-             "selected=%lld expired=%lld cancelled=%d duration_ms=%lld",
+    log_info("event=lifecycle_pass dry_run=%d ok=%d repositories=%lld deferred=%lld failed=%lld "
+             "images=%lld selected=%lld expired=%lld cancelled=%d duration_ms=%lld",
              opt->dry_run ? 1 : 0, rc == BERTH_OK ? 1 : 0, (long long)t.repositories,
-             (long long)t.failed_repositories, (long long)t.images, (long long)t.selected,
-             (long long)t.expired, t.cancelled ? 1 : 0, (long long)t.duration_ms);
+             (long long)t.deferred, (long long)t.failed_repositories, (long long)t.images,
+             (long long)t.selected, (long long)t.expired, t.cancelled ? 1 : 0,
+             (long long)t.duration_ms);
     if (rc == BERTH_OK && out != NULL) {
         *out = t;
     }

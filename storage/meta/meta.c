@@ -183,6 +183,10 @@ static const char *const migrations[] = {
     "  created_at INTEGER NOT NULL,"
     "  updated_at INTEGER NOT NULL"
     ") WITHOUT ROWID;",
+    /* 8: when each repository's lifecycle policy was last set or changed,
+     * so that scheduled enforcement can wait lifecycle.new_policy_delay_seconds
+     * (0: set before berth recorded it, enforced as before). */
+    "ALTER TABLE repositories ADD COLUMN lifecycle_set_at INTEGER NOT NULL DEFAULT 0;",
 };
 
 /* The same migrations in PostgreSQL's dialect, entry for entry: rowid
@@ -348,6 +352,8 @@ static const char *const pg_migrations[] = {
     "  created_at BIGINT NOT NULL,"
     "  updated_at BIGINT NOT NULL"
     ");",
+    /* 8 */
+    "ALTER TABLE repositories ADD COLUMN lifecycle_set_at BIGINT NOT NULL DEFAULT 0;",
 };
 
 #define NMIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))

@@ -78,6 +78,9 @@ struct meta_repo {
     enum meta_mutability mutability;
     bool scan_on_push;
     int64_t lifecycle_evaluated_at; /* 0 = never */
+    /* when the lifecycle policy was last set or changed (epoch ms); 0 =
+     * before berth recorded it */
+    int64_t lifecycle_set_at;
 };
 
 /* Text attributes of a repository, stored as given (JSON or plain). */
@@ -109,6 +112,8 @@ enum berth_err meta_repo_delete(struct meta *m, int64_t id);
 enum berth_err meta_repo_set_mutability(struct meta *m, int64_t id, enum meta_mutability mu);
 enum berth_err meta_repo_set_scan_on_push(struct meta *m, int64_t id, bool on);
 enum berth_err meta_repo_set_lifecycle_evaluated(struct meta *m, int64_t id, int64_t when);
+/* Record when the repository's lifecycle policy was set or changed. */
+enum berth_err meta_repo_set_lifecycle_set_at(struct meta *m, int64_t id, int64_t when);
 
 /* Read a text attribute into a new string (caller frees; *out is NULL when
  * unset). Set it (NULL clears). */

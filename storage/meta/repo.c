@@ -25,7 +25,8 @@ int meta_mutability_parse(const char *s)
     return -1;
 }
 
-#define REPO_COLS "id, name, created_at, tag_mutability, scan_on_push, lifecycle_evaluated_at"
+#define REPO_COLS                                                                                  \
+    "id, name, created_at, tag_mutability, scan_on_push, lifecycle_evaluated_at, lifecycle_set_at"
 
 static void read_repo(struct meta_stmt *st, struct meta_repo *out)
 {
@@ -37,6 +38,7 @@ static void read_repo(struct meta_stmt *st, struct meta_repo *out)
     out->mutability = parsed < 0 ? META_MUTABLE : (enum meta_mutability)parsed;
     out->scan_on_push = meta_col_int(st, 4) != 0;
     out->lifecycle_evaluated_at = meta_col_int64(st, 5);
+    out->lifecycle_set_at = meta_col_int64(st, 6);
 }
 
 static enum berth_err fetch_one(struct meta *m, struct meta_stmt *st, struct meta_repo *out)
@@ -163,6 +165,11 @@ enum berth_err meta_repo_set_lifecycle_evaluated(struct meta *m, int64_t id, int
 {
     return update_int(m, "UPDATE repositories SET lifecycle_evaluated_at = ?1 WHERE id = ?2", id,
                       when);
+}
+
+enum berth_err meta_repo_set_lifecycle_set_at(struct meta *m, int64_t id, int64_t when)
+{
+    return update_int(m, "UPDATE repositories SET lifecycle_set_at = ?1 WHERE id = ?2", id, when);
 }
 
 /* One SELECT and one UPDATE per text column: SQLite cannot bind a column

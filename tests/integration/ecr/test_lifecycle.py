@@ -1,6 +1,7 @@
 """Lifecycle policies through the real aws CLI: Put/Get/Delete with ECR's validation messages
 and exceptions, previews (the CLI waiter, filters, imageIds, pagination), enforcement that runs
-by itself (soon after PutLifecyclePolicy and on the interval), `berth lifecycle run`, and the
+by itself (soon after PutLifecyclePolicy and on the interval), a new policy held back by
+lifecycle.new_policy_delay_seconds, `berth lifecycle run`, and the
 expired images' blobs leaving the disk after garbage collection with a zero grace window."""
 
 import concurrent.futures
@@ -242,7 +243,7 @@ class LifecycleEnforcementTest(h.ServerTestCase):
     """Preview, then enforcement by itself, then garbage collection of the expired images'
     blobs: lifecycle every 2 s, GC every second with a zero grace window."""
 
-    server_config = {"lifecycle": {"interval_seconds": 2},
+    server_config = {"lifecycle": {"interval_seconds": 2, "new_policy_delay_seconds": 0},
                      "gc": {"interval_seconds": 1, "grace_seconds": 0}}
 
     def push_set(self, repo, shared):
@@ -388,6 +389,100 @@ class LifecycleEnforcementTest(h.ServerTestCase):
         time.sleep(2.5)  # another scheduled run changes nothing
         self.assertEqual(lg.image_digests(self.server, self.reg, repo, everything), want)
         self.assertManifest(repo, "multi", index)
+
+
+KEEP_ONE_R = pad(lg.policy({"rulePriority": 1, "selection": {
+    "tagStatus": "tagged", "tagPrefixList": ["r"], "countType": "imageCountMoreThan",
+    "countNumber": 1}}))
+
+
+def push_r_images(test, reg, repo, count=3):
+    imgs = []
+    for i in range(count):
+        img = lg.distinct_image()
+        lg.push_image_retry(reg, repo, img, tag="r%d" % i)
+        imgs.append(img)
+        time.sleep(0.01)
+    return imgs
+
+
+class LifecycleNewPolicyDelayTest(h.ServerTestCase):
+    """The default lifecycle.new_policy_delay_seconds (one hour) with a run every second:
+    a new policy is previewed, not enforced, by the background job; `berth lifecycle run`
+    enforces it at once."""
+
+    server_config = {"lifecycle": {"interval_seconds": 1}}
+
+    def policy_set_at(self, repo):
+        conn = lg.db(self.server.root)
+        try:
+            return conn.execute("SELECT lifecycle_set_at FROM repositories WHERE name = ?",
+                                (repo,)).fetchone()[0]
+        finally:
+            conn.close()
+
+    def deferrals(self, repo):
+        return self.server.log_text().count("event=lifecycle_deferred repo=%s " % repo)
+
+    def test_put_then_preview_then_cli(self):
+        repo = self.repo()
+        imgs = push_r_images(self, self.reg, repo)
+        digests = [i.digest for i in imgs]
+        lg.aws_ok(self, self.server, "put-lifecycle-policy", "--repository-name", repo,
+                  "--lifecycle-policy-text", KEEP_ONE_R)
+        # the preview right after the put (of the stored policy) shows what would expire
+        lg.aws_ok(self, self.server, "start-lifecycle-policy-preview", "--repository-name",
+                  repo)
+        res = lg.aws(self.server, "wait", "lifecycle-policy-preview-complete",
+                     "--repository-name", repo)
+        self.assertEqual(res.rc, 0, res)
+        prev = lg.aws_ok(self, self.server, "get-lifecycle-policy-preview", "--repository-name",
+                         repo)
+        self.assertEqual(prev["summary"], {"expiringImageTotalCount": 2})
+        self.assertEqual({r["imageDigest"] for r in prev["previewResults"]}, set(digests[:2]))
+        # the run the put asked for and the periodic runs after it all hold back
+        h.wait_until(lambda: self.deferrals(repo) >= 3, 60, interval=0.2,
+                     what="three lifecycle runs to defer the new policy")
+        self.assertEqual(lg.image_digests(self.server, self.reg, repo, digests), set(digests))
+        self.assertIn("due_in_ms=", self.server.log_text())
+        got = lg.aws_ok(self, self.server, "get-lifecycle-policy", "--repository-name", repo)
+        self.assertNotIn("lastEvaluatedAt", got)
+        # the same text again does not restart the wait; a changed one does
+        set_at = self.policy_set_at(repo)
+        self.assertGreater(set_at, 0)
+        lg.aws_ok(self, self.server, "put-lifecycle-policy", "--repository-name", repo,
+                  "--lifecycle-policy-text", KEEP_ONE_R)
+        self.assertEqual(self.policy_set_at(repo), set_at)
+        lg.aws_ok(self, self.server, "put-lifecycle-policy", "--repository-name", repo,
+                  "--lifecycle-policy-text", KEEP_ONE_R + " ")
+        self.assertGreater(self.policy_set_at(repo), set_at)
+        # the command line does not wait
+        rc, out = h.run_berth(["lifecycle", "run", "--root", self.server.root, repo])
+        self.assertEqual(rc, 0, out)
+        self.assertIn("%s: 3 images, 2 selected, 2 expired" % repo, out)
+        self.assertEqual(lg.image_digests(self.server, self.reg, repo, digests), {digests[2]})
+
+
+class LifecycleShortDelayTest(h.ServerTestCase):
+    """A delay of one second and no periodic run for an hour: the put schedules the policy
+    for when it is due, and the job enforces it then by itself."""
+
+    server_config = {"lifecycle": {"interval_seconds": 3600, "new_policy_delay_seconds": 1}}
+
+    def test_enforced_by_itself_when_due(self):
+        repo = self.repo()
+        imgs = push_r_images(self, self.reg, repo)
+        digests = [i.digest for i in imgs]
+        lg.aws_ok(self, self.server, "put-lifecycle-policy", "--repository-name", repo,
+                  "--lifecycle-policy-text", KEEP_ONE_R)
+        # well before the first periodic run (one minute after start)
+        h.wait_until(lambda: lg.image_digests(self.server, self.reg, repo, digests)
+                     == {digests[2]}, 40, interval=0.2, what="the policy to be enforced")
+        log = self.server.log_text()
+        deferred = log.find("event=lifecycle_deferred repo=%s " % repo)
+        expired = log.find("event=lifecycle_expired repo=%s " % repo)
+        self.assertTrue(0 <= deferred < expired, "deferred first, then enforced")
+        self.assertNotIn("event=lifecycle_pass", log)  # no periodic run did it
 
 
 class LifecycleCommandLineTest(unittest.TestCase):

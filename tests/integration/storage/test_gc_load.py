@@ -30,7 +30,7 @@ POLICY = lg.policy(
 class LoadTest(unittest.TestCase):
     def test_push_pull_expire_collect(self):
         server = h.Server(config={
-            "lifecycle": {"interval_seconds": 1},
+            "lifecycle": {"interval_seconds": 1, "new_policy_delay_seconds": 0},
             "gc": {"interval_seconds": 1, "grace_seconds": 0},
             "storage": {"fsync": False},
             "log": {"access": False},

@@ -374,6 +374,78 @@ static void test_run_all(void)
     unit_store_remove(st, root);
 }
 
+/* A real run leaves a policy set less than new_policy_delay_ms ago alone
+ * and says when it is due; at that time, or with no delay, dry runs and
+ * policies set before berth recorded the time, it runs. */
+static void test_new_policy_delay(void)
+{
+    struct store *st = unit_store_new(root, sizeof(root));
+    const char *any1 = "{\"rules\":[{\"rulePriority\":1,\"selection\":{\"tagStatus\":\"any\","
+                       "\"countType\":\"imageCountMoreThan\",\"countNumber\":1},\"action\":{"
+                       "\"type\":\"expire\"}}]}";
+    for (int i = 0; i < 3; i++) {
+        push_image(st, "young", i, NULL, 0);
+    }
+    set_policy(st, "young", any1);
+    struct meta_repo r = repo_of(st, "young");
+    const int64_t set_at = time_now_ms();
+    const int64_t hour = 3600 * 1000;
+    CHECK_INT(meta_repo_set_lifecycle_set_at(store_meta(st), r.id, set_at), BERTH_OK);
+    CHECK_INT(repo_of(st, "young").lifecycle_set_at, set_at);
+    struct lifecycle_run_options opt = {
+        .dry_run = false, .new_policy_delay_ms = hour, .now_ms = set_at + hour - 1};
+    struct lifecycle_run_result *res = NULL;
+    char msg[LIFECYCLE_MSG_CAP];
+    CHECK_INT(lifecycle_run_repo(st, r.id, &opt, &res, msg, sizeof(msg)), BERTH_OK);
+    CHECK_INT(res->deferred_ms, 1);
+    CHECK_INT(res->item_count, 0);
+    CHECK_INT(res->expired, 0);
+    lifecycle_run_result_free(res);
+    int64_t n = 0;
+    CHECK_INT(meta_repo_image_count(store_meta(st), r.id, &n), BERTH_OK);
+    CHECK_INT(n, 3);
+    CHECK_INT(repo_of(st, "young").lifecycle_evaluated_at, 0);
+    /* every repository: deferred, counted apart, and seen by the callback */
+    struct seen seen = {0};
+    struct lifecycle_run_totals t;
+    CHECK_INT(lifecycle_run_all(st, &opt, on_result, &seen, &t), BERTH_OK);
+    CHECK_INT(t.deferred, 1);
+    CHECK_INT(t.repositories, 0);
+    CHECK_INT(t.expired, 0);
+    CHECK_INT(seen.calls, 1);
+    /* a dry run (the preview) evaluates it */
+    opt.dry_run = true;
+    CHECK_INT(lifecycle_run_repo(st, r.id, &opt, &res, msg, sizeof(msg)), BERTH_OK);
+    CHECK_INT(res->deferred_ms, 0);
+    CHECK_INT(res->item_count, 2);
+    lifecycle_run_result_free(res);
+    /* due: it runs */
+    opt.dry_run = false;
+    opt.now_ms = set_at + hour;
+    CHECK_INT(lifecycle_run_repo(st, r.id, &opt, &res, msg, sizeof(msg)), BERTH_OK);
+    CHECK_INT(res->deferred_ms, 0);
+    CHECK_INT(res->expired, 2);
+    lifecycle_run_result_free(res);
+    CHECK_INT(meta_repo_image_count(store_meta(st), r.id, &n), BERTH_OK);
+    CHECK_INT(n, 1);
+    /* no delay (berth lifecycle run), or a policy with no recorded time: at once */
+    for (int i = 10; i < 12; i++) {
+        push_image(st, "young", i, NULL, 0);
+    }
+    opt.now_ms = set_at + 1;
+    opt.new_policy_delay_ms = 0;
+    CHECK_INT(lifecycle_run_repo(st, r.id, &opt, &res, msg, sizeof(msg)), BERTH_OK);
+    CHECK_INT(res->expired, 2);
+    lifecycle_run_result_free(res);
+    push_image(st, "young", 20, NULL, 0);
+    CHECK_INT(meta_repo_set_lifecycle_set_at(store_meta(st), r.id, 0), BERTH_OK);
+    opt.new_policy_delay_ms = hour;
+    CHECK_INT(lifecycle_run_repo(st, r.id, &opt, &res, msg, sizeof(msg)), BERTH_OK);
+    CHECK_INT(res->expired, 1);
+    lifecycle_run_result_free(res);
+    unit_store_remove(st, root);
+}
+
 struct collected {
     int n;
     char first_tags[256];
@@ -458,6 +530,7 @@ int main(void)
     RUN(test_changed_since_snapshot);
     RUN(test_retagged_before_delete);
     RUN(test_run_all);
+    RUN(test_new_policy_delay);
     RUN(test_preview);
     return unit_report("test_lifecycle_run");
 }
