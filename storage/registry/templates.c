@@ -6,6 +6,7 @@
 
 #include <jansson.h>
 
+#include "common/timeutil.h"
 #include "storage/meta/meta.h"
 
 bool registry_template_covers(const char *prefix, const char *name)
@@ -128,6 +129,10 @@ enum berth_err registry_template_apply(struct meta *m, int64_t repo_id, const ch
     }
     if (rc == BERTH_OK) {
         rc = set_member(m, repo_id, doc, "lifecyclePolicy", META_REPO_LIFECYCLE);
+    }
+    if (rc == BERTH_OK && json_object_get(doc, "lifecyclePolicy") != NULL) {
+        /* a new policy: it waits lifecycle.new_policy_delay_seconds as a put one does */
+        rc = meta_repo_set_lifecycle_set_at(m, repo_id, time_now_ms());
     }
     if (rc == BERTH_OK) {
         rc = set_member(m, repo_id, doc, "resourceTags", META_REPO_RESOURCE_TAGS);

@@ -6,6 +6,8 @@ push to a missing repository that a template covers creates it with the template
 and without one it stays NAME_UNKNOWN."""
 
 import json
+import os
+import sqlite3
 import unittest
 
 import berth_harness as h
@@ -203,6 +205,15 @@ class CreateOnPushTest(TemplateTestCase):
                          ["policyText"], REPO_POLICY)
         self.assertEqual(self.ecr.get_lifecycle_policy(repositoryName="prod/web")
                          ["lifecyclePolicyText"], LIFECYCLE)
+        # a new policy, from the template: it waits lifecycle.new_policy_delay_seconds too
+        conn = sqlite3.connect("file:%s?mode=ro" % os.path.join(self.server.root, "berth.db"),
+                               uri=True, timeout=30)
+        try:
+            set_at = conn.execute("SELECT lifecycle_set_at FROM repositories WHERE name = ?",
+                                  ("prod/web",)).fetchone()[0]
+        finally:
+            conn.close()
+        self.assertGreater(set_at, 0)
         tags = self.ecr.list_tags_for_resource(resourceArn=r["repositoryArn"])["tags"]
         self.assertEqual(tags, [{"Key": "env", "Value": "prod"}])
         # IMMUTABLE from the template is enforced on /v2
