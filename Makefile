@@ -7,7 +7,8 @@ JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
 LISTEN     ?= 127.0.0.1:5000
 DATA       ?= ./berth-data
 
-.PHONY: all setup build run test test-fast test-asan asan bench fuzz format format-check layers clean
+.PHONY: all setup build run test test-fast test-asan test-postgres asan bench fuzz format format-check \
+	layers clean
 
 all: build
 
@@ -24,6 +25,14 @@ run: build
 
 # The whole suite twice: the gcc release build, then a clang ASan+UBSan build.
 test: test-fast test-asan
+
+# The registry and ECR integration suites (and the clients) on PostgreSQL
+# metadata: one server from tests/integration/lib/pg_fixture.py, a schema per
+# berth. Not part of `make test` (about four minutes more); the storage unit
+# tests' PostgreSQL pass (ctest label postgres) is.
+test-postgres: build
+	/usr/bin/python3 tests/integration/lib/pg_fixture.py ctest --test-dir $(BUILD) \
+		-R 'integration/(oci|ecr|clients)/' -E 'ecr/test_lifecycle' --output-on-failure -j $(JOBS)
 
 test-fast: build
 	@scripts/check-format.sh
