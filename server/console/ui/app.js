@@ -76,6 +76,11 @@ function host() {
   return location.host;
 }
 
+// A table that scrolls sideways on its own in a narrow window (keyboard: it takes focus).
+function tableWrap(...children) {
+  return el("div", { class: "table-wrap", tabindex: "0" }, el("table", {}, ...children));
+}
+
 function errorBox(message) {
   return el("p", { class: "error", role: "alert", text: message });
 }
@@ -309,7 +314,7 @@ function renderRepoList(region) {
     el("span", { role: "status", text: `${start + 1}–${start + rows.length} of ${matching.length}` }),
     el("button", { type: "button", class: "secondary", disabled: listState.page >= pages - 1, onclick: () => { listState.page++; renderRepoList(region); } }, "Next"));
   region.replaceChildren(
-    el("table", {},
+    tableWrap(
       el("caption", { class: "visually-hidden", text: "Repositories" }),
       el("thead", {}, el("tr", {}, ["Name", "Images", "Created", "Scan on push", "Tag mutability"].map((h) => el("th", { scope: "col", text: h })))),
       body),
@@ -432,7 +437,7 @@ async function repositoryPage(repo) {
   if (mayDelete) heads.push("Actions");
   show(crumbs, el("h1", { text: repo }), status,
     el("p", { class: "muted", text: images.length + (images.length === 1 ? " image" : " images") + (mayDelete ? "" : " · your key may not delete images here") }),
-    el("table", {}, el("caption", { class: "visually-hidden", text: "Images of " + repo }),
+    tableWrap( el("caption", { class: "visually-hidden", text: "Images of " + repo }),
       el("thead", {}, el("tr", {}, heads.map((h) => el("th", { scope: "col", text: h })))), body),
     pullCommands(ref));
 }
@@ -477,7 +482,7 @@ async function imagePage(repo, digest) {
         el("td", { class: "muted small", text: c.mediaType || "" }),
         el("td", { class: "num", text: fmtSize(c.size) })));
     }
-    parts.push(el("h2", { text: "Manifests" }), el("table", {}, el("thead", {}, el("tr", {}, ["Platform", "Digest", "Media type", "Size"].map((h) => el("th", { scope: "col", text: h })))), body));
+    parts.push(el("h2", { text: "Manifests" }), tableWrap( el("thead", {}, el("tr", {}, ["Platform", "Digest", "Media type", "Size"].map((h) => el("th", { scope: "col", text: h })))), body));
     parts.push(jsonBlock("Index", manifest));
     show(...parts);
     return;
@@ -491,7 +496,7 @@ async function imagePage(repo, digest) {
     el("td", { class: "muted small", text: l.mediaType || "" }),
     el("td", { class: "num", text: fmtSize(l.size) }))));
   parts.push(el("h2", { text: "Layers" }), layers.length
-    ? el("table", {}, el("thead", {}, el("tr", {}, ["#", "Digest", "Media type", "Size"].map((h) => el("th", { scope: "col", text: h })))), lbody)
+    ? tableWrap( el("thead", {}, el("tr", {}, ["#", "Digest", "Media type", "Size"].map((h) => el("th", { scope: "col", text: h })))), lbody)
     : el("p", { class: "empty", text: "This image has no layers." }));
 
   let config = null;
@@ -513,7 +518,7 @@ async function imagePage(repo, digest) {
         el("td", { text: h.empty_layer ? "no" : "yes" })));
     }
     parts.push(el("h2", { text: "History" }), history.length
-      ? el("table", {}, el("thead", {}, el("tr", {}, ["Created", "Step", "Layer"].map((x) => el("th", { scope: "col", text: x })))), hbody)
+      ? tableWrap( el("thead", {}, el("tr", {}, ["Created", "Step", "Layer"].map((x) => el("th", { scope: "col", text: x })))), hbody)
       : el("p", { class: "empty", text: "The config records no history." }));
   }
   parts.push(jsonBlock("Manifest", manifest));

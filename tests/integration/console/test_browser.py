@@ -310,6 +310,16 @@ class BrowserTest(h.ServerTestCase):
         self.assertEqual(b.find_all("button.chip-x"), [])
         self.assertEqual(b.find_all("button.danger"), [])
         b.screenshot("repository-read-only.png")
+        # a narrow window (a phone, or 200% zoom of a small one): nothing wider than the page
+        b.s("POST", "/window/rect", {"width": 420, "height": 900})
+        try:
+            b.wait_for("td.tags", "stable")
+            overflow = b.script("return document.documentElement.scrollWidth - "
+                                "document.documentElement.clientWidth")
+            self.assertLessEqual(overflow, 0)
+            b.screenshot("repository-narrow.png")
+        finally:
+            b.s("POST", "/window/rect", {"width": 1280, "height": 1000})
         self.sign_out()
 
 
