@@ -22,6 +22,7 @@
 #include "common/log.h"
 #include "common/timeutil.h"
 #include "server/http/http.h"
+#include "server/metrics/metrics.h"
 
 /* Bytes looked at: a request line longer than this is left to libmicrohttpd. */
 #define PEEK_MAX 4096
@@ -272,6 +273,7 @@ static void accept_new(struct acceptor *a)
             remote_text(&a->waiting[0].addr, remote, sizeof(remote));
             log_info("event=connection_closed reason=too_many_silent remote=%s", remote);
             close(a->waiting[0].fd);
+            metrics_connection_delta(-1);
             memmove(a->waiting, a->waiting + 1, (a->count - 1) * sizeof(*a->waiting));
             a->count--;
         }
@@ -286,6 +288,9 @@ static void accept_new(struct acceptor *a)
             a->cap = cap;
         }
         a->waiting[a->count++] = w;
+        /* open from the client's side: counted while it waits, then by
+         * libmicrohttpd once handed over */
+        metrics_connection_delta(1);
     }
 }
 
@@ -335,7 +340,9 @@ static void *run(void *arg)
                 close(w->fd);
                 done = true;
             }
-            if (!done) {
+            if (done) {
+                metrics_connection_delta(-1);
+            } else {
                 a->waiting[kept++] = *w;
             }
         }
@@ -370,6 +377,7 @@ void acceptor_stop(struct acceptor *a)
     }
     for (size_t i = 0; i < a->count; i++) {
         close(a->waiting[i].fd);
+        metrics_connection_delta(-1);
     }
     free(a->waiting);
     if (a->listen_fd >= 0) {
