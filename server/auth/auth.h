@@ -63,6 +63,7 @@ struct auth_identity {
     char access_key_id[AUTH_AKID_MAX + 1];
     char principal_arn[AUTH_ARN_MAX + 1];
     struct auth_policy *policy; /* identity policy (one reference), NULL when anonymous */
+    bool console;               /* authenticated by a web console session: reads browse */
 };
 
 /* What auth_lookup found. */

@@ -320,6 +320,7 @@ bool oci_authorize(struct request *req, enum oci_route route)
         }
         req->ident.access_key_id[0] = '\0';
         auth_lookup_take_identity(&lk, &req->ident);
+        req->ident.console = c.kind == CRED_SESSION;
         break;
     }
     if (need.login) {

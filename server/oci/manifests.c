@@ -48,8 +48,10 @@ static void manifest_get(struct request *req)
         if (resp == NULL) {
             file_close(fd);
         }
-        registry_manifest_note_pull(st, &mf,
-                                    req->ident.anonymous ? NULL : req->ident.principal_arn);
+        if (!req->ident.console) { /* looking at an image in the console is no pull */
+            registry_manifest_note_pull(st, &mf,
+                                        req->ident.anonymous ? NULL : req->ident.principal_arn);
+        }
     }
     http_add(resp, "Content-Type", mf.media_type);
     http_add(resp, "Docker-Content-Digest", mf.digest);

@@ -428,12 +428,13 @@ async function repositoryPage(repo) {
       el("td", {}, el("a", { href: "#/image/" + encodeURIComponent(repo) + "/" + img.imageDigest, class: "mono", title: img.imageDigest, text: shortDigest(img.imageDigest) }), " ", copyButton(img.imageDigest, "digest")),
       el("td", { class: "num", text: fmtSize(img.imageSizeInBytes) }),
       el("td", { text: fmtTime(img.imagePushedAt) }),
+      el("td", { text: img.lastRecordedPullTime ? fmtTime(img.lastRecordedPullTime) : "never" }),
       el("td", { class: "muted small", text: (img.imageManifestMediaType || "").replace(/^application\/vnd\./, "") }),
       mayDelete ? actions : null));
   }
   const newest = images[0];
   const ref = host() + "/" + repo + ((newest.imageTags || []).length ? ":" + newest.imageTags.slice().sort()[0] : "@" + newest.imageDigest);
-  const heads = ["Tags", "Digest", "Size", "Pushed", "Media type"];
+  const heads = ["Tags", "Digest", "Size", "Pushed", "Last pull", "Media type"];
   if (mayDelete) heads.push("Actions");
   show(crumbs, el("h1", { text: repo }), status,
     el("p", { class: "muted", text: images.length + (images.length === 1 ? " image" : " images") + (mayDelete ? "" : " · your key may not delete images here") }),
@@ -468,7 +469,8 @@ async function imagePage(repo, digest) {
     el("dt", { text: "Tags" }), el("dd", { text: tags.length ? tags.join(", ") : "none" }),
     el("dt", { text: "Media type" }), el("dd", { text: manifest.mediaType || m.type || "–" }),
     el("dt", { text: "Size" }), el("dd", { text: details ? fmtSize(details.imageSizeInBytes) : "–" }),
-    el("dt", { text: "Pushed" }), el("dd", { text: details ? fmtTime(details.imagePushedAt) : "–" }));
+    el("dt", { text: "Pushed" }), el("dd", { text: details ? fmtTime(details.imagePushedAt) : "–" }),
+    el("dt", { text: "Last pull" }), el("dd", { text: details && details.lastRecordedPullTime ? fmtTime(details.lastRecordedPullTime) : "never" }));
   const ref = host() + "/" + repo + (tags.length ? ":" + tags[0] : "@" + digest);
   const parts = [crumbs, el("h1", { text: repo + "@" + shortDigest(digest) }), facts, pullCommands(ref)];
 
@@ -517,6 +519,11 @@ async function imagePage(repo, digest) {
         el("td", {}, el("code", { class: "step", text: (h.created_by || h.comment || "").replace(/^\/bin\/sh -c #\(nop\)\s*/, "") })),
         el("td", { text: h.empty_layer ? "no" : "yes" })));
     }
+    const labels = Object.entries((config.config && config.config.Labels) || {}).sort();
+    parts.push(el("h2", { text: "Labels" }), labels.length
+      ? tableWrap(el("thead", {}, el("tr", {}, ["Label", "Value"].map((x) => el("th", { scope: "col", text: x })))),
+        el("tbody", {}, labels.map(([k, v]) => el("tr", {}, el("td", { class: "mono", text: k }), el("td", { text: String(v) })))))
+      : el("p", { class: "empty", text: "The config sets no labels." }));
     parts.push(el("h2", { text: "History" }), history.length
       ? tableWrap( el("thead", {}, el("tr", {}, ["Created", "Step", "Layer"].map((x) => el("th", { scope: "col", text: x })))), hbody)
       : el("p", { class: "empty", text: "The config records no history." }));

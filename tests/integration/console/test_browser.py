@@ -266,6 +266,7 @@ class BrowserTest(h.ServerTestCase):
         b.click(b.wait_for('a[href*="%s"]' % self.image.digest))
         b.wait_for("h2", "Layers")
         b.wait_for("table", "apk add --no-cache curl")
+        b.wait_for("table", "org.opencontainers.image.title")
         b.wait_for("details pre", '"schemaVersion": 2')
         b.wait_for(".facts", "stable")
         b.screenshot("image.png")

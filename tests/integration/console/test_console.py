@@ -204,6 +204,14 @@ class ConsoleTest(h.ServerTestCase):
         path = "/v2/%s/manifests/v1" % self.repo_name
         accept = {"Accept": h.MT_OCI_MANIFEST}
         self.assertEqual(cl.get(path, accept).status, 200)
+        # looking at an image in the console is not a pull
+        status, out = cl.ecr("DescribeImages", {"repositoryName": self.repo_name})
+        self.assertNotIn("lastRecordedPullTime", out["imageDetails"][0])
+        basic = "Basic " + base64.b64encode(("%s:%s" % self.admin).encode()).decode()
+        r = self.reg.request("GET", path, headers=dict(accept, Authorization=basic))
+        self.assertEqual(r.status, 200)
+        status, out = cl.ecr("DescribeImages", {"repositoryName": self.repo_name})
+        self.assertIn("lastRecordedPullTime", out["imageDetails"][0])
         self.assertEqual(self.reg.request("GET", path, headers=accept).status, 401)
         r = self.reg.request("DELETE", path, headers=cl.headers())
         self.assertEqual(r.status, 401, r.describe())
