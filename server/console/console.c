@@ -152,7 +152,8 @@ static struct meta *meta_or_fail(struct request *req)
 static void session_cookie(struct request *req, const char *token, int64_t max_age, char *out,
                            size_t cap)
 {
-    bool tls = strncasecmp(req->srv->public_url, "https://", 8) == 0;
+    /* served over TLS, here or by a proxy in front (public_url https) */
+    bool tls = req->srv->tls != NULL || strncasecmp(req->srv->public_url, "https://", 8) == 0;
     snprintf(out, cap, "%s=%s; Path=/; Max-Age=%lld; HttpOnly; SameSite=Strict%s",
              AUTH_SESSION_COOKIE, token, (long long)max_age, tls ? "; Secure" : "");
 }

@@ -4,8 +4,14 @@ for a session cookie, the session on the ECR API (CSRF token required) and on /v
 only), a read-only key refused a delete, sign-out, session expiry, and anonymous access."""
 
 import base64
+import http.client
 import json
+import os
 import re
+import shutil
+import ssl
+import subprocess
+import tempfile
 import time
 import unittest
 
@@ -282,6 +288,38 @@ class ConsoleTest(h.ServerTestCase):
         anon.csrf = "cd" * 32
         status, out = anon.ecr("DescribeRepositories")
         self.assertEqual(error_type(out), "UnrecognizedClientException", out)
+
+
+class ConsoleTlsTest(unittest.TestCase):
+    """Served over native TLS: the session cookie is Secure."""
+
+    def test_secure_cookie(self):
+        work = tempfile.mkdtemp(prefix="berth-console-tls-")
+        self.addCleanup(shutil.rmtree, work, True)
+        c.require("/usr/bin/openssl")
+        subprocess.run(["/usr/bin/openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                        "ec_paramgen_curve:P-256", "-nodes", "-keyout", "key.pem", "-out",
+                        "cert.pem", "-days", "2", "-subj", "/CN=localhost", "-addext",
+                        "subjectAltName=IP:127.0.0.1"], cwd=work, check=True,
+                       capture_output=True, timeout=60, stdin=subprocess.DEVNULL)
+        server = h.Server(config={"tls": {"cert_file": os.path.join(work, "cert.pem"),
+                                          "key_file": os.path.join(work, "key.pem")}})
+        self.addCleanup(server.cleanup)
+        server.start()  # its readiness probe is plain HTTP: the 400 counts as an answer
+        self.addCleanup(server.stop)
+        akid, secret = e.keys_create(server, "console-tls")
+        ctx = ssl.create_default_context(cafile=os.path.join(work, "cert.pem"))
+        conn = http.client.HTTPSConnection("127.0.0.1", server.port, context=ctx, timeout=60)
+        self.addCleanup(conn.close)
+        conn.request("POST", "/ui/api/session",
+                     body=json.dumps({"accessKeyId": akid, "secretAccessKey": secret}),
+                     headers={"Content-Type": "application/json"})
+        r = conn.getresponse()
+        r.read()
+        self.assertEqual(r.status, 200)
+        attrs = [a.strip() for a in r.getheader("Set-Cookie").split(";")]
+        self.assertIn("Secure", attrs)
+        self.assertIn("HttpOnly", attrs)
 
 
 class ConsoleExpiryTest(h.ServerTestCase):
