@@ -54,4 +54,8 @@ struct blob_stage {
 /* The filesystem backend (fs.c). */
 enum berth_err blob_fs_open(const struct blob_store_options *opt, struct blob_store **out);
 
+/* How far (bytes from the start) a filesystem stage handle has started
+ * the writeback of what was written through it (tests). */
+uint64_t blob_fs_stage_writeback_started(const struct blob_stage *s);
+
 #endif

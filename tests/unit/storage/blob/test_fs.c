@@ -12,6 +12,7 @@
 
 #include "common/fileio.h"
 #include "storage/blob/blob.h"
+#include "storage/blob/blob_int.h"
 
 static char root[512];
 
@@ -118,6 +119,80 @@ static void test_stage_write_hash_truncate(void)
     CHECK(holds(bs, &want, "hello!"));
     CHECK_INT(blob_stage_stat(bs, "s", &size, &mtime), BERTH_ENOTFOUND);
     close_store(bs);
+}
+
+/* Write len bytes of a byte pattern into stage s from its offset at, in
+ * pieces of piece bytes, hashing them into ctx. */
+static void write_pattern(struct blob_stage *s, uint64_t at, size_t len, size_t piece,
+                          struct digest_ctx *ctx)
+{
+    char *buf = malloc(piece);
+    CHECK(buf != NULL);
+    for (size_t done = 0; done < len;) {
+        size_t n = len - done < piece ? len - done : piece;
+        for (size_t i = 0; i < n; i++) {
+            buf[i] = (char)((at + done + i) * 131 % 251);
+        }
+        CHECK_INT(blob_stage_write(s, at + done, buf, n), BERTH_OK);
+        CHECK_INT(digest_ctx_update(ctx, buf, n), BERTH_OK);
+        done += n;
+    }
+    free(buf);
+}
+
+/* With fsync on, a stage starts writeback of whole 8 MiB pieces behind
+ * the write offset while writes go on; the bytes and the final sync are
+ * unchanged. With fsync off it starts none. */
+static void test_stage_writeback(void)
+{
+    const uint64_t mib = 1 << 20;
+    for (int fsync_on = 1; fsync_on >= 0; fsync_on--) {
+        snprintf(root, sizeof(root), "%s", unit_tmpdir());
+        struct blob_store_options opt = {.root = root, .fsync = fsync_on != 0};
+        struct blob_store *bs = NULL;
+        CHECK_INT(blob_store_open(&opt, &bs), BERTH_OK);
+        CHECK_INT(blob_stage_create(bs, "big"), BERTH_OK);
+        struct blob_stage *s = NULL;
+        uint64_t size = 0;
+        CHECK_INT(blob_stage_open(bs, "big", &s, &size), BERTH_OK);
+        struct digest_ctx *ctx = digest_ctx_new(DIGEST_SHA256);
+
+        /* 7 MiB + 1: not a whole piece yet */
+        write_pattern(s, 0, 7 * mib + 1, 100000, ctx);
+        CHECK_INT(blob_fs_stage_writeback_started(s), 0);
+        /* up to 20 MiB + 5 in odd pieces: two whole pieces started */
+        write_pattern(s, 7 * mib + 1, 13 * mib + 4, 65537, ctx);
+        CHECK_INT(blob_fs_stage_writeback_started(s), fsync_on ? 16 * mib : 0);
+        CHECK_INT(blob_stage_sync(s), BERTH_OK);
+        blob_stage_close(s);
+
+        /* a reopened stage goes on from its size */
+        CHECK_INT(blob_stage_open(bs, "big", &s, &size), BERTH_OK);
+        CHECK_INT(size, 20 * mib + 5);
+        CHECK_INT(blob_fs_stage_writeback_started(s), 20 * mib + 5);
+        write_pattern(s, size, 4 * mib, mib, ctx);
+        CHECK_INT(blob_fs_stage_writeback_started(s), 20 * mib + 5);
+        write_pattern(s, 24 * mib + 5, 4 * mib, mib, ctx);
+        CHECK_INT(blob_fs_stage_writeback_started(s), fsync_on ? 28 * mib + 5 : 20 * mib + 5);
+        CHECK_INT(blob_stage_sync(s), BERTH_OK);
+
+        /* what was written is what the stage holds */
+        struct digest want, got;
+        CHECK_INT(digest_ctx_final(ctx, &want), BERTH_OK);
+        digest_ctx_free(ctx);
+        ctx = digest_ctx_new(DIGEST_SHA256);
+        CHECK_INT(blob_stage_hash(s, ctx, 28 * mib + 5), BERTH_OK);
+        CHECK_INT(digest_ctx_final(ctx, &got), BERTH_OK);
+        digest_ctx_free(ctx);
+        CHECK_STR(got.str, want.str);
+
+        /* cutting back below the started range moves it back */
+        CHECK_INT(blob_stage_truncate(s, 3 * mib), BERTH_OK);
+        CHECK_INT(blob_fs_stage_writeback_started(s), 3 * mib);
+        blob_stage_close(s);
+        CHECK_INT(blob_stage_remove(bs, "big"), BERTH_OK);
+        close_store(bs);
+    }
 }
 
 static void test_publish_and_read(void)
@@ -286,6 +361,7 @@ int main(void)
 {
     RUN(test_stage_names);
     RUN(test_stage_write_hash_truncate);
+    RUN(test_stage_writeback);
     RUN(test_publish_and_read);
     RUN(test_remove_finish_recover);
     RUN(test_recover);
