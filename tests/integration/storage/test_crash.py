@@ -88,6 +88,32 @@ class CrashTest(h.ServerTestCase):
         self.check_database()
         self.assertBlob(repo, data)
 
+    def test_large_upload_across_writeback_pieces_survives_kill_9(self):
+        # Past 8 MiB a stage starts writeback while the body arrives
+        # (storage/blob/fs.c); a crash mid-session, a resumed session
+        # and the acknowledged blob must all come out whole.
+        repo = self.repo()
+        data = h.random_bytes(20 * 1024 * 1024 + 7)
+        first = 9 * 1024 * 1024 + 5
+        loc = self.assertStatus(self.reg.start_upload(repo), 202).header("Location")
+        resp = self.assertStatus(self.reg.patch_chunk(loc, data[:first], 0), 202)
+        self.assertRangeHeader(resp, first - 1)
+
+        self.crash_and_restart()
+
+        resp = self.assertStatus(self.reg.get(self.reg.resolve(loc)), 204)
+        self.assertRangeHeader(resp, first - 1)
+        loc = resp.header("Location") or loc
+        resp = self.assertStatus(self.reg.patch_chunk(loc, data[first:], first), 202)
+        resp = self.reg.finish_upload(resp.header("Location"), h.digest_of(data))
+        self.assertStatus(resp, 201)
+
+        self.crash_and_restart()
+
+        self.assertBlob(repo, data)
+        self.check_blob_store()
+        self.check_database()
+
     def test_pushed_image_survives_kill_9(self):
         repo = self.repo()
         img = h.build_image(layer_count=2)
