@@ -11,32 +11,17 @@ enum berth_err meta_pull_exclusion_add(struct meta *m, const char *principal_arn
     if (rc != BERTH_OK) {
         return rc;
     }
-    struct meta_stmt *st = meta_prepare(m, "SELECT count(*), EXISTS (SELECT 1 FROM "
-                                           "pull_time_exclusions WHERE principal_arn = ?1) "
-                                           "FROM pull_time_exclusions");
-    if (st == NULL) {
-        rc = BERTH_EDB;
+    rc = meta_check_room(m,
+                         meta_prepare(m, "SELECT count(*), EXISTS (SELECT 1 FROM "
+                                         "pull_time_exclusions WHERE principal_arn = ?1) "
+                                         "FROM pull_time_exclusions"),
+                         principal_arn, max, "pull_exclusion_count");
+    if (rc != BERTH_OK) {
         goto out;
     }
-    meta_bind_text(st, 1, principal_arn);
-    if (meta_step(st) != META_STEP_ROW) {
-        rc = meta_fail(m, "pull_exclusion_count");
-        meta_done(st);
-        goto out;
-    }
-    int64_t count = meta_col_int64(st, 0);
-    bool exists = meta_col_int(st, 1) != 0;
-    meta_done(st);
-    if (exists) {
-        rc = BERTH_EEXIST;
-        goto out;
-    }
-    if (count >= 0 && (size_t)count >= max) {
-        rc = BERTH_ETOOBIG;
-        goto out;
-    }
-    st = meta_prepare(m, "INSERT INTO pull_time_exclusions (principal_arn, created_at) "
-                         "VALUES (?1, ?2)");
+    struct meta_stmt *st =
+        meta_prepare(m, "INSERT INTO pull_time_exclusions (principal_arn, created_at) "
+                        "VALUES (?1, ?2)");
     if (st == NULL) {
         rc = BERTH_EDB;
         goto out;

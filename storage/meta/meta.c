@@ -472,6 +472,27 @@ enum berth_err meta_page(struct meta *m, struct meta_stmt *st, int64_t limit, me
     return err;
 }
 
+enum berth_err meta_check_room(struct meta *m, struct meta_stmt *st, const char *key, size_t max,
+                               const char *what)
+{
+    if (st == NULL) {
+        return BERTH_EDB;
+    }
+    meta_bind_text(st, 1, key);
+    if (meta_step(st) != META_STEP_ROW) {
+        enum berth_err rc = meta_fail(m, what);
+        meta_done(st);
+        return rc;
+    }
+    int64_t count = meta_col_int64(st, 0);
+    bool exists = meta_col_int(st, 1) != 0;
+    meta_done(st);
+    if (exists) {
+        return BERTH_EEXIST;
+    }
+    return count >= 0 && (size_t)count >= max ? BERTH_ETOOBIG : BERTH_OK;
+}
+
 enum berth_err meta_get_text(struct meta *m, struct meta_stmt *st, char **out)
 {
     enum meta_step rc = meta_step(st);

@@ -216,6 +216,14 @@ typedef int (*meta_row_fn)(struct meta_stmt *st, void *ctx);
 enum berth_err meta_page(struct meta *m, struct meta_stmt *st, int64_t limit, meta_row_fn row,
                          void *ctx, bool *has_more, const char *what);
 
+/* The check before inserting a uniquely keyed row into a table with a
+ * limit: st (from meta_prepare, or NULL: its preparation failed) selects
+ * (the table's row count, whether key's row exists) with key bound as ?1.
+ * BERTH_EEXIST when the row exists, BERTH_ETOOBIG when the count reached
+ * max, BERTH_OK when there is room, BERTH_EDB (logged as what). Resets st. */
+enum berth_err meta_check_room(struct meta *m, struct meta_stmt *st, const char *key, size_t max,
+                               const char *what);
+
 /* Run one statement returning a single text column into a new string
  * (*out NULL when the value is NULL). */
 enum berth_err meta_get_text(struct meta *m, struct meta_stmt *st, char **out);

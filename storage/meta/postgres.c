@@ -325,7 +325,8 @@ static bool starts_with(const char *sql, const char *keyword)
 static char *rewrite(const char *sql, int *nparams, bool *used)
 {
     size_t len = strlen(sql);
-    char *out = malloc(len * 2 + 16);
+    size_t cap = len * 2 + 16;
+    char *out = malloc(cap);
     if (out == NULL) {
         return NULL;
     }
@@ -367,7 +368,12 @@ static char *rewrite(const char *sql, int *nparams, bool *used)
         if (n > max) {
             max = n;
         }
-        o += (size_t)sprintf(out + o, "$%d", n);
+        int w = snprintf(out + o, cap - o, "$%d", n);
+        if (w < 0 || (size_t)w >= cap - o) {
+            free(out); /* cannot happen for the static texts this rewrites */
+            return NULL;
+        }
+        o += (size_t)w;
         i = j - 1;
     }
     out[o] = '\0';

@@ -11,32 +11,17 @@ enum berth_err meta_template_create(struct meta *m, const char *prefix, const ch
     if (rc != BERTH_OK) {
         return rc;
     }
+    rc = meta_check_room(m,
+                         meta_prepare(m, "SELECT count(*), EXISTS (SELECT 1 FROM "
+                                         "creation_templates WHERE prefix = ?1) "
+                                         "FROM creation_templates"),
+                         prefix, max, "template_count");
+    if (rc != BERTH_OK) {
+        goto out;
+    }
     struct meta_stmt *st =
-        meta_prepare(m, "SELECT count(*), EXISTS (SELECT 1 FROM creation_templates WHERE "
-                        "prefix = ?1) FROM creation_templates");
-    if (st == NULL) {
-        rc = BERTH_EDB;
-        goto out;
-    }
-    meta_bind_text(st, 1, prefix);
-    if (meta_step(st) != META_STEP_ROW) {
-        rc = meta_fail(m, "template_count");
-        meta_done(st);
-        goto out;
-    }
-    int64_t count = meta_col_int64(st, 0);
-    bool exists = meta_col_int(st, 1) != 0;
-    meta_done(st);
-    if (exists) {
-        rc = BERTH_EEXIST;
-        goto out;
-    }
-    if (count >= 0 && (size_t)count >= max) {
-        rc = BERTH_ETOOBIG;
-        goto out;
-    }
-    st = meta_prepare(m, "INSERT INTO creation_templates (prefix, body, created_at, updated_at) "
-                         "VALUES (?1, ?2, ?3, ?3)");
+        meta_prepare(m, "INSERT INTO creation_templates (prefix, body, created_at, updated_at) "
+                        "VALUES (?1, ?2, ?3, ?3)");
     if (st == NULL) {
         rc = BERTH_EDB;
         goto out;
