@@ -11,6 +11,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/str.h"
+
 #define LOG_LINE_MAX 4096
 
 static atomic_int log_level = LOG_INFO;
@@ -77,20 +79,6 @@ static void jstring_byte(struct jout *o, unsigned char c)
     } else {
         jputc(o, (char)c);
     }
-}
-
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9') {
-        return c - '0';
-    }
-    if (c >= 'a' && c <= 'f') {
-        return c - 'a' + 10;
-    }
-    if (c >= 'A' && c <= 'F') {
-        return c - 'A' + 10;
-    }
-    return -1;
 }
 
 /* Whether [s, s+n) is a JSON number (-?digits[.digits]), leading zeros aside. */
@@ -170,8 +158,10 @@ size_t log_line_to_json(const char *line, char *out, size_t cap)
             p++;
             jputc(&o, '"');
             while (*p && *p != '"') {
-                if (*p == '\\' && p[1] == 'x' && hexval(p[2]) >= 0 && hexval(p[3]) >= 0) {
-                    jstring_byte(&o, (unsigned char)(hexval(p[2]) * 16 + hexval(p[3])));
+                if (*p == '\\' && p[1] == 'x' && str_hex_value(p[2]) >= 0 &&
+                    str_hex_value(p[3]) >= 0) {
+                    jstring_byte(&o,
+                                 (unsigned char)(str_hex_value(p[2]) * 16 + str_hex_value(p[3])));
                     p += 4;
                 } else if (*p == '\\' && p[1] != '\0') {
                     jstring_byte(&o, (unsigned char)p[1]);

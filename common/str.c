@@ -69,6 +69,20 @@ enum berth_err str_parse_u64(const char *s, uint64_t max, uint64_t *out)
     return str_parse_u64_n(s, strlen(s), max, out);
 }
 
+int str_hex_value(char c)
+{
+    if (c >= '0' && c <= '9') {
+        return c - '0';
+    }
+    if (c >= 'a' && c <= 'f') {
+        return c - 'a' + 10;
+    }
+    if (c >= 'A' && c <= 'F') {
+        return c - 'A' + 10;
+    }
+    return -1;
+}
+
 void str_hex_encode(const uint8_t *in, size_t n, char *out)
 {
     static const char hex[] = "0123456789abcdef";

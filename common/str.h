@@ -29,6 +29,9 @@ enum berth_err str_parse_u64(const char *s, uint64_t max, uint64_t *out);
 /* The same over exactly len bytes of s (not NUL-terminated). */
 enum berth_err str_parse_u64_n(const char *s, size_t len, uint64_t max, uint64_t *out);
 
+/* The value of one hex digit (either case), or -1 for any other character. */
+int str_hex_value(char c);
+
 /* Lower-case hex of n bytes into out (2n+1 bytes, NUL-terminated). */
 void str_hex_encode(const uint8_t *in, size_t n, char *out);
 

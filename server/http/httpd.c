@@ -575,26 +575,12 @@ static void mhd_log(void *cls, const char *fmt, va_list ap)
     log_warn("event=httpd msg=%s", log_value(msg, val, sizeof(val)));
 }
 
-static int hex_value(char c)
-{
-    if (c >= '0' && c <= '9') {
-        return c - '0';
-    }
-    if (c >= 'a' && c <= 'f') {
-        return c - 'a' + 10;
-    }
-    if (c >= 'A' && c <= 'F') {
-        return c - 'A' + 10;
-    }
-    return -1;
-}
-
 size_t http_unescape(char *s, bool is_path)
 {
     char *out = s;
     for (const char *in = s; *in; in++) {
         int hi, lo;
-        if (*in == '%' && (hi = hex_value(in[1])) >= 0 && (lo = hex_value(in[2])) >= 0) {
+        if (*in == '%' && (hi = str_hex_value(in[1])) >= 0 && (lo = str_hex_value(in[2])) >= 0) {
             char c = (char)(hi * 16 + lo);
             /* In the path an encoded '/' or NUL would change how the
              * path splits (or end it early): keep them encoded, so the

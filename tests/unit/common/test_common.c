@@ -113,6 +113,17 @@ static void test_copy_and_ct(void)
     CHECK(!str_ct_equal("abc", 3, "ab", 2));
 }
 
+static void test_hex_value(void)
+{
+    CHECK_INT(str_hex_value('0'), 0);
+    CHECK_INT(str_hex_value('9'), 9);
+    CHECK_INT(str_hex_value('a'), 10);
+    CHECK_INT(str_hex_value('F'), 15);
+    CHECK_INT(str_hex_value('g'), -1);
+    CHECK_INT(str_hex_value('/'), -1);
+    CHECK_INT(str_hex_value('\0'), -1);
+}
+
 static void test_base64(void)
 {
     const char *cases[][2] = {{"", ""},
@@ -274,6 +285,7 @@ int main(void)
     RUN(test_glob_flags);
     RUN(test_utf8_scrub);
     RUN(test_copy_and_ct);
+    RUN(test_hex_value);
     RUN(test_base64);
     RUN(test_base64url);
     RUN(test_uuid);
