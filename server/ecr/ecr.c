@@ -74,6 +74,26 @@ void ecr_server_error(struct ecr_call *call, enum berth_err rc)
              berth_strerror(rc));
 }
 
+bool ecr_valid_policy(struct ecr_call *call, const char *text, enum authz_policy_kind kind)
+{
+    struct authz_policy *parsed = NULL;
+    char detail[AUTHZ_DETAIL_MAX] = "";
+    enum berth_err rc =
+        authz_policy_parse(text, strlen(text), kind, &parsed, detail, sizeof(detail));
+    authz_policy_free(parsed);
+    if (rc == BERTH_ENOMEM) {
+        ecr_server_error(call, rc);
+        return false;
+    }
+    if (rc != BERTH_OK) {
+        return ecr_fail(call, "InvalidParameterException", "%s (%s)",
+                        kind == AUTHZ_REGISTRY_POLICY ? AUTHZ_INVALID_REGISTRY_POLICY_MESSAGE
+                                                      : AUTHZ_INVALID_POLICY_MESSAGE,
+                        detail);
+    }
+    return true;
+}
+
 struct meta *ecr_meta(struct ecr_call *call)
 {
     struct meta *m = store_meta(call->req->srv->store);

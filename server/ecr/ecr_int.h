@@ -222,6 +222,12 @@ bool ecr_find_repo(struct ecr_call *call, const char *name, struct meta_repo *ou
  * the repository already has (TooManyTagsException past 50). */
 bool ecr_validate_resource_tags(struct ecr_call *call, json_t *tags, size_t existing);
 
+/* Whether text parses as a valid policy of kind (a repository or registry
+ * policy); otherwise the call fails with ECR's InvalidParameterException
+ * for that kind, with berth's reason appended (ServerException when out of
+ * memory). */
+bool ecr_valid_policy(struct ecr_call *call, const char *text, enum authz_policy_kind kind);
+
 /* Validate imageTagMutability with its exclusion filters. */
 bool ecr_validate_mutability(struct ecr_call *call, const char *mutability, json_t *filters);
 

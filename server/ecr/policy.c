@@ -44,18 +44,7 @@ static void set_repository_policy(struct ecr_call *call)
     }
     /* force only skips AWS's lock-out check, which berth does not make:
      * an administrator key can always replace the policy. */
-    struct authz_policy *parsed = NULL;
-    char detail[AUTHZ_DETAIL_MAX] = "";
-    enum berth_err rc = authz_policy_parse(text, strlen(text), AUTHZ_REPOSITORY_POLICY, &parsed,
-                                           detail, sizeof(detail));
-    authz_policy_free(parsed);
-    if (rc == BERTH_ENOMEM) {
-        ecr_server_error(call, rc);
-        return;
-    }
-    if (rc != BERTH_OK) {
-        ecr_fail(call, "InvalidParameterException", "%s (%s)", AUTHZ_INVALID_POLICY_MESSAGE,
-                 detail);
+    if (!ecr_valid_policy(call, text, AUTHZ_REPOSITORY_POLICY)) {
         return;
     }
     struct meta_repo repo;
@@ -63,7 +52,8 @@ static void set_repository_policy(struct ecr_call *call)
         return;
     }
     struct meta *m = store_meta(call->req->srv->store);
-    rc = m != NULL ? meta_repo_set_text(m, repo.id, META_REPO_POLICY, text) : BERTH_EDB;
+    enum berth_err rc =
+        m != NULL ? meta_repo_set_text(m, repo.id, META_REPO_POLICY, text) : BERTH_EDB;
     if (rc == BERTH_ENOTFOUND) {
         ecr_repo_not_found(call, name);
         return;

@@ -36,25 +36,14 @@ static void put_registry_policy(struct ecr_call *call)
                     &text)) {
         return;
     }
-    struct authz_policy *parsed = NULL;
-    char detail[AUTHZ_DETAIL_MAX] = "";
-    enum berth_err rc = authz_policy_parse(text, strlen(text), AUTHZ_REGISTRY_POLICY, &parsed,
-                                           detail, sizeof(detail));
-    authz_policy_free(parsed);
-    if (rc == BERTH_ENOMEM) {
-        ecr_server_error(call, rc);
-        return;
-    }
-    if (rc != BERTH_OK) {
-        ecr_fail(call, "InvalidParameterException", "%s (%s)",
-                 AUTHZ_INVALID_REGISTRY_POLICY_MESSAGE, detail);
+    if (!ecr_valid_policy(call, text, AUTHZ_REGISTRY_POLICY)) {
         return;
     }
     struct meta *m = ecr_meta(call);
     if (m == NULL) {
         return;
     }
-    rc = meta_setting_set(m, META_REGISTRY_POLICY_SETTING, text, time_now_ms());
+    enum berth_err rc = meta_setting_set(m, META_REGISTRY_POLICY_SETTING, text, time_now_ms());
     if (rc != BERTH_OK) {
         ecr_server_error(call, rc);
         return;

@@ -227,21 +227,9 @@ static bool read_members(struct ecr_call *call, json_t *doc, bool need_applied_f
         !ecr_validate_mutability(call, effective, filters)) {
         return false;
     }
-    if (repo_policy != NULL && *repo_policy != '\0') {
-        struct authz_policy *parsed = NULL;
-        char detail[AUTHZ_DETAIL_MAX] = "";
-        enum berth_err rc =
-            authz_policy_parse(repo_policy, strlen(repo_policy), AUTHZ_REPOSITORY_POLICY, &parsed,
-                               detail, sizeof(detail));
-        authz_policy_free(parsed);
-        if (rc == BERTH_ENOMEM) {
-            ecr_server_error(call, rc);
-            return false;
-        }
-        if (rc != BERTH_OK) {
-            return ecr_fail(call, "InvalidParameterException", "%s (%s)",
-                            AUTHZ_INVALID_POLICY_MESSAGE, detail);
-        }
+    if (repo_policy != NULL && *repo_policy != '\0' &&
+        !ecr_valid_policy(call, repo_policy, AUTHZ_REPOSITORY_POLICY)) {
+        return false;
     }
     if (lifecycle != NULL && *lifecycle != '\0') {
         char msg[LIFECYCLE_MSG_CAP];
