@@ -25,7 +25,7 @@
 #include "common/config.h"
 #include "storage/meta/meta.h"
 #include "server/auth/session.h"
-#include "server/auth/sigv4.h"
+#include "storage/spec/sigv4.h"
 
 struct store;
 

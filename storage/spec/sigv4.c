@@ -1,11 +1,13 @@
 /*
- * SigV4 parsing, canonicalisation, verification and signing for the ECR
- * JSON API (see server/auth/sigv4.h). Canonicalisation follows botocore's
- * SigV4Auth for non-S3 services: dot segments and empty path segments
- * removed, the received (already encoded) path encoded once more, sorted
- * query, trimmed header values. Pure functions; thread-safe.
+ * SigV4 parsing, canonicalisation, verification and signing (see
+ * storage/spec/sigv4.h): the ECR JSON API's verifier and the S3 blob
+ * backend's signer. Canonicalisation follows botocore's SigV4Auth for
+ * non-S3 services: dot segments and empty path segments removed, the
+ * received (already encoded) path encoded once more, sorted query, trimmed
+ * header values; for S3 (S3SigV4Auth) the path is taken as sent. Pure
+ * functions; thread-safe.
  */
-#include "server/auth/sigv4.h"
+#include "storage/spec/sigv4.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -384,6 +386,19 @@ static enum berth_err canonical_uri(struct buf *out, const char *path)
     return rc;
 }
 
+/* S3's canonical URI: the path as it goes on the request line (encoded
+ * once by the caller), neither normalised nor encoded again. */
+static enum berth_err s3_canonical_uri(struct buf *out, const char *path)
+{
+    if (path == NULL || path[0] == '\0') {
+        return buf_puts(out, "/");
+    }
+    if (strlen(path) > SIGV4_PATH_MAX) {
+        return BERTH_ETOOBIG;
+    }
+    return buf_puts(out, path);
+}
+
 struct qparam {
     const char *key;
     const char *value;
@@ -525,11 +540,12 @@ static enum berth_err canonical_header(struct buf *out, const struct sigv4_reque
  * lower-case ';' list; payload_hash the last line. BERTH_ETOOBIG when the
  * request is over a limit, BERTH_ENOMEM. */
 static enum berth_err canonical_request(struct buf *out, const struct sigv4_request *req,
-                                        const char *signed_headers, const char *payload_hash)
+                                        const char *signed_headers, const char *payload_hash,
+                                        bool s3)
 {
     enum berth_err rc = buf_printf(out, "%s\n", req->method != NULL ? req->method : "");
     if (rc == BERTH_OK) {
-        rc = canonical_uri(out, req->path);
+        rc = s3 ? s3_canonical_uri(out, req->path) : canonical_uri(out, req->path);
     }
     if (rc == BERTH_OK) {
         rc = buf_puts(out, "\n");
@@ -1166,7 +1182,7 @@ enum berth_err sigv4_verify(const struct sigv4_request *req, const struct sigv4_
     }
     struct buf canonical;
     buf_init(&canonical, SIGV4_CANONICAL_MAX);
-    rc = canonical_request(&canonical, req, auth->signed_headers, hash);
+    rc = canonical_request(&canonical, req, auth->signed_headers, hash, false);
     if (rc == BERTH_ETOOBIG) {
         rc = refuse(refusal, SIGV4_ERR_INCOMPLETE,
                     "The request is too large to verify: path, query or signed headers exceed "
@@ -1267,7 +1283,7 @@ enum berth_err sigv4_sign(const struct sigv4_request *req, const struct sigv4_cr
 
     struct buf canonical;
     buf_init(&canonical, SIGV4_CANONICAL_MAX);
-    enum berth_err rc = canonical_request(&canonical, req, signed_headers, hash);
+    enum berth_err rc = canonical_request(&canonical, req, signed_headers, hash, cred->s3);
     if (rc != BERTH_OK) {
         rc = rc == BERTH_ETOOBIG ? BERTH_EINVAL : rc;
         goto out;

@@ -1,8 +1,9 @@
 /*
- * AWS Signature Version 4 as the ECR JSON API uses it: parse the
- * Authorization header, canonicalise a request exactly as AWS does for
- * non-S3 services, verify the signature against a secret in constant time,
- * and sign requests (for tests and clients). No HTTP library types: the
+ * AWS Signature Version 4: parse the Authorization header, canonicalise a
+ * request exactly as AWS does for non-S3 services, verify the signature
+ * against a secret in constant time (the ECR JSON API's verifier, used by
+ * server/auth), and sign requests, for non-S3 services (tests, clients) and
+ * for S3 (the S3 blob backend, storage/blob/s3.c; sigv4_credentials.s3). No HTTP library types: the
  * caller describes the request. Pure functions on caller-owned memory;
  * thread-safe; nothing blocks.
  *
@@ -119,6 +120,10 @@ struct sigv4_credentials {
     const char *secret;
     const char *region;
     const char *service; /* NULL means SIGV4_SERVICE */
+    /* S3's canonicalisation: the request's path is used as given (the
+     * caller encoded it once, as on the request line), without the
+     * normalisation and second encoding of other services. */
+    bool s3;
 };
 
 /* The AWS error code for e ("InvalidSignatureException", ...); "" for
