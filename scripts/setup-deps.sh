@@ -10,9 +10,16 @@ libmicrohttpd-dev libgnutls28-dev libssl-dev libsqlite3-dev libjansson-dev libzs
 libarchive-dev libcurl4-openssl-dev libpq-dev"
 TEST_PKGS="python3 python3-boto3 awscli skopeo zstd prometheus chromium chromium-driver postgresql
 openssl curl"
+# The real clients' suites (tests/integration/clients, ctest label daemons): dockerd and the
+# docker CLI, containerd and ctr, podman and buildah, and crane, which the build compiles
+# from Debian's go-containerregistry source (bookworm-backports) with golang-go.
+CLIENT_PKGS="docker.io containerd podman buildah golang-go
+golang-github-google-go-containerregistry-dev"
+BACKPORTS_PKGS="golang-github-google-go-containerregistry-dev"
+BACKPORTS_LIST=/etc/apt/sources.list.d/berth-bookworm-backports.sources
 BENCH_PKGS="docker-registry openssl"
 
-pkgs="$BUILD_PKGS $TEST_PKGS"
+pkgs="$BUILD_PKGS $TEST_PKGS $CLIENT_PKGS"
 if [ "${1:-}" = "--bench" ]; then
     pkgs="$pkgs $BENCH_PKGS"
 fi
@@ -62,10 +69,44 @@ fi
 
 echo "berth setup: installing$missing" >&2
 export DEBIAN_FRONTEND=noninteractive
-# shellcheck disable=SC2086
-if ! $SUDO apt-get install -y -qq --no-install-recommends $missing >/dev/null 2>&1; then
-    $SUDO apt-get update -qq >/dev/null
-    # shellcheck disable=SC2086
-    $SUDO apt-get install -y -qq --no-install-recommends $missing >/dev/null
+# Other engineers' set-ups may hold apt's lock for a while: wait for it.
+APT="$SUDO apt-get -o DPkg::Lock::Timeout=600"
+update=""
+for p in $BACKPORTS_PKGS; do
+    case " $missing " in
+    *" $p "*)
+        if ! grep -rqs "bookworm-backports" /etc/apt/sources.list /etc/apt/sources.list.d/; then
+            printf '%s\n' "Types: deb" "URIs: http://deb.debian.org/debian" \
+                "Suites: bookworm-backports" "Components: main" \
+                "Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg" |
+                $SUDO tee "$BACKPORTS_LIST" >/dev/null
+            update=1
+        fi
+        ;;
+    esac
+done
+# docker.io and containerd must not start system-wide daemons (/run/docker.sock,
+# /var/lib/docker): the tests start their own. Without a policy-rc.d, one that forbids
+# starting services is in place for the install only.
+policy=""
+if [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\nexit 101\n' | $SUDO tee /usr/sbin/policy-rc.d >/dev/null
+    $SUDO chmod 755 /usr/sbin/policy-rc.d
+    policy=1
 fi
+status=0
+if [ -n "$update" ]; then
+    $APT update -qq >/dev/null || status=$?
+fi
+# shellcheck disable=SC2086
+if [ "$status" -eq 0 ] && ! $APT install -y -qq --no-install-recommends $missing >/dev/null 2>&1; then
+    $APT update -qq >/dev/null || status=$?
+    # shellcheck disable=SC2086
+    [ "$status" -ne 0 ] || $APT install -y -qq --no-install-recommends $missing >/dev/null ||
+        status=$?
+fi
+if [ -n "$policy" ]; then
+    $SUDO rm -f /usr/sbin/policy-rc.d
+fi
+[ "$status" -eq 0 ] || exit "$status"
 check_modern_python

@@ -1,0 +1,259 @@
+"""Real container engines for the client tests (tests/integration/clients/), each started by
+the test itself on private sockets and data directories and stopped after it.
+
+Nothing root-wide is used or changed: no /var/lib/docker, /run/docker.sock, /etc/docker,
+/var/lib/containerd or /etc/containers. Each daemon runs in a mount namespace of its own
+(`unshare --mount`) with a fresh tmpfs on /run, so the few paths the engines hard-code there
+(dockerd's /run/docker/plugins) vanish with it. Readiness is an event, never a sleep: the
+daemons speak systemd's sd_notify protocol, so the fixture binds a NOTIFY_SOCKET and waits
+for READY=1 (or for the process to die, which fails the test with its log's tail).
+
+The programs come from Debian (scripts/setup-deps.sh installs docker.io, containerd, podman,
+buildah); a missing one fails the test, it is never a reason to skip it.
+"""
+
+import io
+import json
+import os
+import select
+import shutil
+import signal
+import socket
+import subprocess
+import tarfile
+import tempfile
+import time
+
+import berth_harness as h
+
+DOCKERD_BIN = "/usr/sbin/dockerd"
+UNSHARE_BIN = "/usr/bin/unshare"
+START_TIMEOUT = 120
+STOP_TIMEOUT = 60
+CLIENT_TIMEOUT = 180
+
+
+def require(path):
+    if not os.access(path, os.X_OK):
+        raise AssertionError("%s is missing; scripts/setup-deps.sh installs it" % path)
+    return path
+
+
+def docker_cli():
+    """The docker CLI: the first `docker` on PATH (the machine image's, 28.x), else Debian's."""
+    path = shutil.which("docker") or "/usr/bin/docker"
+    return require(path)
+
+
+def private_run(cmd):
+    """cmd in a mount namespace of its own with an empty tmpfs on /run (and so /var/run)."""
+    require(UNSHARE_BIN)
+    return [UNSHARE_BIN, "--mount", "--propagation", "private", "/bin/sh", "-c",
+            'mount -t tmpfs -o mode=0755 berth-test-run /run && exec "$@"', "berth-daemon"] + cmd
+
+
+class Daemon:
+    """A daemon process with its log in <work>/NAME.log; started with NOTIFY_SOCKET set and
+    ready once it sends READY=1."""
+
+    name = "daemon"
+
+    def __init__(self, work):
+        self.work = work
+        os.makedirs(work, exist_ok=True)
+        self.log_path = os.path.join(work, self.name + ".log")
+        self.proc = None
+
+    def command(self):
+        raise NotImplementedError
+
+    def start(self):
+        notify_path = os.path.join(self.work, "notify.sock")
+        if os.path.exists(notify_path):
+            os.unlink(notify_path)
+        notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        try:
+            notify.bind(notify_path)
+            env = dict(os.environ)
+            env["NOTIFY_SOCKET"] = notify_path
+            with open(self.log_path, "ab") as log:
+                self.proc = subprocess.Popen(private_run(self.command()), stdin=subprocess.DEVNULL,
+                                             stdout=log, stderr=log, env=env, cwd=self.work,
+                                             start_new_session=True)
+            deadline = time.monotonic() + START_TIMEOUT
+            while True:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    self.stop()
+                    raise AssertionError("%s sent no READY=1 within %d s\n%s" % (
+                        self.name, START_TIMEOUT, self.log_tail()))
+                readable, _, _ = select.select([notify], [], [], min(left, 1.0))
+                if readable and b"READY=1" in notify.recv(4096):
+                    return self
+                if self.proc.poll() is not None:
+                    rc = self.proc.returncode
+                    self.proc = None
+                    raise AssertionError("%s exited %d before it was ready\n%s" % (
+                        self.name, rc, self.log_tail()))
+        finally:
+            notify.close()
+            if os.path.exists(notify_path):
+                os.unlink(notify_path)
+
+    def stop(self):
+        """SIGTERM, then SIGKILL to the whole process group if it does not stop in time."""
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(STOP_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                pass
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)  # children (containerd, shims) too
+        except ProcessLookupError:
+            pass
+        self.proc.wait()
+        self.proc = None
+
+    def log_tail(self, lines=40):
+        try:
+            with open(self.log_path, "rb") as f:
+                return "--- %s log tail ---\n%s" % (self.name, b"\n".join(
+                    f.read().splitlines()[-lines:]).decode("utf-8", "replace"))
+        except OSError:
+            return "(no %s log)" % self.name
+
+
+class Result:
+    """One client run: rc, out and err as text."""
+
+    def __init__(self, cmd, rc, out, err):
+        self.cmd, self.rc, self.out, self.err = cmd, rc, out, err
+
+    def __repr__(self):
+        return "%s -> %d\nstdout: %s\nstderr: %s" % (" ".join(self.cmd), self.rc,
+                                                    self.out[-3000:], self.err[-3000:])
+
+
+def run_client(cmd, env, check=True, input=None, timeout=CLIENT_TIMEOUT, daemon=None):
+    proc = subprocess.run(cmd, env=env, capture_output=True, timeout=timeout,
+                          input=input.encode() if isinstance(input, str) else input,
+                          stdin=None if input is not None else subprocess.DEVNULL)
+    result = Result(cmd, proc.returncode, proc.stdout.decode("utf-8", "replace"),
+                    proc.stderr.decode("utf-8", "replace"))
+    if check and result.rc != 0:
+        raise AssertionError("%r\n%s" % (result, daemon.log_tail() if daemon else ""))
+    return result
+
+
+# ---------------------------------------------------------------------------------------------
+# dockerd
+
+
+class Dockerd(Daemon):
+    """dockerd (Debian's docker.io, 20.10) with its own containerd, the vfs storage driver, no
+    bridge and no iptables, everything under work/. 127.0.0.0/8 registries are insecure to
+    dockerd by default, so it talks plain HTTP to berth."""
+
+    name = "dockerd"
+
+    def __init__(self, work):
+        super().__init__(work)
+        self.data_root = os.path.join(work, "data")
+        self.exec_root = os.path.join(work, "exec")
+        self.socket = os.path.join(work, "docker.sock")
+        self.client_config = os.path.join(work, "client")
+        self.client_home = os.path.join(work, "home")
+        for d in (self.data_root, self.exec_root, self.client_config, self.client_home):
+            os.makedirs(d, exist_ok=True)
+        self.config_file = os.path.join(work, "daemon.json")
+        with open(self.config_file, "w") as f:
+            # the daemon's identity key would otherwise go to /etc/docker/key.json
+            json.dump({"deprecated-key-path": os.path.join(work, "key.json")}, f)
+        self.reset_client_config()
+
+    def reset_client_config(self):
+        """An empty client configuration: no credentials, no credential helper."""
+        with open(os.path.join(self.client_config, "config.json"), "w") as f:
+            json.dump({"auths": {}}, f)
+
+    def command(self):
+        return [require(DOCKERD_BIN), "--config-file", self.config_file,
+                "--iptables=false", "--ip6tables=false", "--ip-masq=false", "--bridge=none",
+                "--storage-driver=vfs", "--data-root", self.data_root,
+                "--exec-root", self.exec_root, "-H", "unix://" + self.socket,
+                "--pidfile", os.path.join(self.work, "docker.pid"), "--log-level", "warn"]
+
+    def env(self):
+        env = {k: v for k, v in os.environ.items() if not k.startswith("DOCKER_")}
+        env.update({"DOCKER_HOST": "unix://" + self.socket, "DOCKER_CONFIG": self.client_config,
+                    "HOME": self.client_home, "DOCKER_CLI_HINTS": "false"})
+        return env
+
+    def docker(self, *args, check=True, input=None, timeout=CLIENT_TIMEOUT):
+        """Run the docker CLI against this daemon; returns a Result."""
+        return run_client([docker_cli()] + [str(a) for a in args], self.env(), check=check,
+                          input=input, timeout=timeout, daemon=self)
+
+    def credentials(self):
+        with open(os.path.join(self.client_config, "config.json")) as f:
+            return json.load(f).get("auths", {})
+
+
+# ---------------------------------------------------------------------------------------------
+# Images as the engines load them
+
+
+def tar_bytes(entries):
+    """An uncompressed tar of [(name, bytes)], in that order, deterministic."""
+    raw = io.BytesIO()
+    with tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for name, data in entries:
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            info.mtime = 1700000000
+            info.mode = 0o644
+            tar.addfile(info, io.BytesIO(data))
+    return raw.getvalue()
+
+
+class SavedImage:
+    """An image as `docker save` writes it (the classic layout that `docker load` reads):
+    uncompressed layers and a config whose digest is the image ID dockerd will report."""
+
+    def __init__(self, tag, layer_count=2, layer_size=64 * 1024, arch="amd64"):
+        self.tag = tag
+        self.layers = [h.make_layer({"layer%d/data.bin" % i: h.random_bytes(layer_size),
+                                     "layer%d/id.txt" % i: os.urandom(8).hex().encode()},
+                                    compress=False)[0] for i in range(layer_count)]
+        self.diff_ids = [h.digest_of(layer) for layer in self.layers]
+        self.config = h.canonical_json({
+            "architecture": arch, "os": "linux",
+            "config": {"Env": ["PATH=/usr/bin:/bin"], "Cmd": ["/bin/sh"]},
+            "created": "2024-01-01T00:00:00Z",
+            "history": [{"created": "2024-01-01T00:00:00Z", "comment": "berth itest"}
+                        for _ in self.layers],
+            "rootfs": {"type": "layers", "diff_ids": self.diff_ids},
+        })
+        self.image_id = h.digest_of(self.config)
+
+    def archive(self):
+        config_name = h.digest_hex(self.image_id) + ".json"
+        entries = []
+        names = []
+        for layer in self.layers:
+            layer_dir = h.digest_hex(h.digest_of(layer))
+            names.append(layer_dir + "/layer.tar")
+            entries += [(layer_dir + "/VERSION", b"1.0"), (layer_dir + "/json", b"{}"),
+                        (layer_dir + "/layer.tar", layer)]
+        entries.append((config_name, self.config))
+        entries.append(("manifest.json", json.dumps(
+            [{"Config": config_name, "RepoTags": [self.tag], "Layers": names}]).encode()))
+        return tar_bytes(entries)
+
+
+def scratch_dir(prefix):
+    """A temporary directory with a short path (sockets must fit in 108 bytes)."""
+    return tempfile.mkdtemp(prefix=prefix, dir="/tmp")
