@@ -27,6 +27,8 @@ import time
 import berth_harness as h
 
 DOCKERD_BIN = "/usr/sbin/dockerd"
+CONTAINERD_BIN = "/usr/bin/containerd"
+CTR_BIN = "/usr/bin/ctr"
 UNSHARE_BIN = "/usr/bin/unshare"
 START_TIMEOUT = 120
 STOP_TIMEOUT = 60
@@ -127,10 +129,11 @@ class Daemon:
 
 
 class Result:
-    """One client run: rc, out and err as text."""
+    """One client run: rc, out and err as text, raw the bytes of stdout."""
 
-    def __init__(self, cmd, rc, out, err):
-        self.cmd, self.rc, self.out, self.err = cmd, rc, out, err
+    def __init__(self, cmd, rc, raw, err):
+        self.cmd, self.rc, self.raw, self.err = cmd, rc, raw, err
+        self.out = raw.decode("utf-8", "replace")
 
     def __repr__(self):
         return "%s -> %d\nstdout: %s\nstderr: %s" % (" ".join(self.cmd), self.rc,
@@ -141,8 +144,7 @@ def run_client(cmd, env, check=True, input=None, timeout=CLIENT_TIMEOUT, daemon=
     proc = subprocess.run(cmd, env=env, capture_output=True, timeout=timeout,
                           input=input.encode() if isinstance(input, str) else input,
                           stdin=None if input is not None else subprocess.DEVNULL)
-    result = Result(cmd, proc.returncode, proc.stdout.decode("utf-8", "replace"),
-                    proc.stderr.decode("utf-8", "replace"))
+    result = Result(cmd, proc.returncode, proc.stdout, proc.stderr.decode("utf-8", "replace"))
     if check and result.rc != 0:
         raise AssertionError("%r\n%s" % (result, daemon.log_tail() if daemon else ""))
     return result
@@ -200,6 +202,54 @@ class Dockerd(Daemon):
     def credentials(self):
         with open(os.path.join(self.client_config, "config.json")) as f:
             return json.load(f).get("auths", {})
+
+
+# ---------------------------------------------------------------------------------------------
+# containerd
+
+
+class Containerd(Daemon):
+    """containerd (Debian's, 1.6) with its root, state, sockets and plugins under work/, the
+    CRI plugin off, and the native snapshotter (no mounts)."""
+
+    name = "containerd"
+
+    def __init__(self, work):
+        super().__init__(work)
+        self.socket = os.path.join(work, "containerd.sock")
+        self.config_file = os.path.join(work, "config.toml")
+        root = os.path.join(work, "root")
+        state = os.path.join(work, "state")
+        with open(self.config_file, "w") as f:
+            f.write("\n".join([
+                "version = 2",
+                'root = "%s"' % root,
+                'state = "%s"' % state,
+                'disabled_plugins = ["io.containerd.grpc.v1.cri", '
+                '"io.containerd.snapshotter.v1.btrfs", "io.containerd.snapshotter.v1.zfs", '
+                '"io.containerd.snapshotter.v1.devmapper", "io.containerd.snapshotter.v1.aufs"]',
+                "[grpc]",
+                '  address = "%s"' % self.socket,
+                "[ttrpc]",
+                '  address = "%s"' % os.path.join(work, "containerd.sock.ttrpc"),
+                "[debug]",
+                '  address = ""',
+                "[metrics]",
+                '  address = ""',
+                '[plugins."io.containerd.internal.v1.opt"]',
+                '  path = "%s"' % os.path.join(work, "opt"),
+                "",
+            ]))
+
+    def command(self):
+        return [require(CONTAINERD_BIN), "--config", self.config_file, "--log-level", "warn"]
+
+    def ctr(self, *args, check=True, timeout=CLIENT_TIMEOUT):
+        env = {k: v for k, v in os.environ.items() if not k.startswith("CONTAINERD_")}
+        env["CONTAINERD_SNAPSHOTTER"] = "native"  # unpacking copies files: no mounts
+        return run_client([require(CTR_BIN), "--address", self.socket, "--namespace", "berth-test"]
+                          + [str(a) for a in args], env, check=check, timeout=timeout,
+                          daemon=self)
 
 
 # ---------------------------------------------------------------------------------------------
