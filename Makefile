@@ -6,9 +6,11 @@ ASAN_BUILD ?= build-asan
 JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
 LISTEN     ?= 127.0.0.1:5000
 DATA       ?= ./berth-data
+PREFIX     ?= /usr/local
+DESTDIR    ?=
 
-.PHONY: all setup build run test test-fast test-asan test-postgres asan bench fuzz format format-check \
-	layers clean
+.PHONY: all setup build run install test test-fast test-asan test-postgres asan bench fuzz \
+	format format-check layers clean
 
 all: build
 
@@ -22,6 +24,13 @@ build: setup
 run: build
 	@mkdir -p $(DATA)
 	$(BUILD)/berth serve --listen $(LISTEN) --root $(DATA)
+
+# The binary, berth(8), the example configuration, the systemd unit (deploy/systemd/) under
+# $(DESTDIR)$(PREFIX); the service's own configuration in $(PREFIX)/etc/berth (/etc/berth for
+# PREFIX=/usr) only when none is there yet.
+install: build
+	@cmake -S . -B $(BUILD) -DCMAKE_INSTALL_PREFIX=$(PREFIX) >/dev/null
+	DESTDIR=$(DESTDIR) cmake --install $(BUILD)
 
 # The whole suite twice: the gcc release build, then a clang ASan+UBSan build.
 test: test-fast test-asan

@@ -449,18 +449,32 @@ enum berth_err config_validate(const struct berth_config *cfg, char *err, size_t
     return BERTH_OK;
 }
 
+bool config_key_doc(size_t i, struct config_key_doc *out)
+{
+    if (i >= NKEYS) {
+        return false;
+    }
+    const struct config_key *k = &keys[i];
+    out->path = k->path;
+    out->def = k->def ? k->def : "";
+    out->help = k->help;
+    out->env[0] = '\0';
+    if (k->type != CONFIG_JSON) {
+        size_t o = (size_t)snprintf(out->env, sizeof(out->env), "BERTH_");
+        for (const char *p = k->path; *p && o < sizeof(out->env) - 1; p++) {
+            out->env[o++] = (*p == '.') ? '_' : (char)toupper((unsigned char)*p);
+        }
+        out->env[o] = '\0';
+    }
+    return true;
+}
+
 void config_print_keys(void *file)
 {
     FILE *f = file;
-    for (size_t i = 0; i < NKEYS; i++) {
-        char env[128] = "BERTH_";
-        size_t o = strlen(env);
-        for (const char *p = keys[i].path; *p && o < sizeof(env) - 1; p++) {
-            env[o++] = (*p == '.') ? '_' : (char)toupper((unsigned char)*p);
-        }
-        env[o] = '\0';
-        fprintf(f, "  %-34s %-40s %s%s%s\n", keys[i].path,
-                keys[i].type == CONFIG_JSON ? "(file only)" : env, keys[i].help,
-                keys[i].def && *keys[i].def ? "; default " : "", keys[i].def ? keys[i].def : "");
+    struct config_key_doc d;
+    for (size_t i = 0; config_key_doc(i, &d); i++) {
+        fprintf(f, "  %-34s %-40s %s%s%s\n", d.path, d.env[0] ? d.env : "(file only)", d.help,
+                *d.def ? "; default " : "", d.def);
     }
 }

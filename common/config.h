@@ -117,4 +117,16 @@ enum berth_err config_listen_parts(const char *listen, char *host, size_t host_c
 /* Print every key, its environment variable, default and help to f. */
 void config_print_keys(void *file);
 
+/* One key of the configuration table, as --help and the man page show it. */
+struct config_key_doc {
+    const char *path; /* "http.threads" */
+    char env[128];    /* "BERTH_HTTP_THREADS"; "" when the key is read from the file only */
+    const char *def;  /* the default as text; "" when none */
+    const char *help; /* one sentence */
+};
+
+/* Fill *out with the i-th key of the table (0-based); false (out untouched) past the last.
+ * The strings are static. Thread-safe. */
+bool config_key_doc(size_t i, struct config_key_doc *out);
+
 #endif

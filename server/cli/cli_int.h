@@ -7,6 +7,7 @@
 #define BERTH_CLI_INT_H
 
 #include <stdbool.h>
+#include <stdio.h>
 
 #include "common/config.h"
 #include "storage/store/store.h"
@@ -28,6 +29,11 @@ bool cli_load_config(struct cli *cli);
 /* Open the store at the configured root with the configured options.
  * Prints the reason and returns NULL on error. */
 struct store *cli_open_store(const struct cli *cli);
+
+/* The usage text (commands, shared options, every configuration key) and the manual
+ * page berth(8) as roff, both from the same tables (help.c). */
+void cli_usage(FILE *f);
+void cli_man(FILE *f);
 
 int cmd_serve(struct cli *cli);
 int cmd_keys(struct cli *cli);

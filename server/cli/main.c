@@ -11,48 +11,6 @@
 
 #include "common/log.h"
 
-static void usage(FILE *f)
-{
-    fprintf(f,
-            "berth %s: an OCI container registry with Amazon ECR's API\n"
-            "\n"
-            "usage: berth <command> [--config FILE] [--root DIR] [options]\n"
-            "\n"
-            "commands:\n"
-            "  serve [--listen ADDR:PORT]   serve the registry (default 127.0.0.1:5000)\n"
-            "  gc [--dry-run]               one garbage-collection pass over the store\n"
-            "  lifecycle run [--dry-run] [REPOSITORY]\n"
-            "                               apply lifecycle policies now (every repository\n"
-            "                               with a policy, or one)\n"
-            "  keys create NAME [PERMISSION ...]\n"
-            "                               make an access key (no PERMISSION: admin) and\n"
-            "                               print AWS_ACCESS_KEY_ID=... AWS_SECRET_ACCESS_KEY=...\n"
-            "  keys list                    list access keys (never their secrets)\n"
-            "  keys delete ACCESS_KEY_ID    delete an access key\n"
-            "  scan REPO:TAG|REPO@DIGEST [--json]\n"
-            "                               scan an image now and print its findings\n"
-            "  vulndb import PATH           import OSV vulnerability records (a directory,\n"
-            "                               .json, .tar.gz, .tar.zst or .zip)\n"
-            "  export REPO[:TAG|@DIGEST]... -o FILE\n"
-            "                               write images (with index children and referrers)\n"
-            "                               as an OCI image layout tar (.zst: zstd-compressed)\n"
-            "  import [--repo NAME] FILE|DIR...\n"
-            "                               load bundles (OCI layout directories or tarballs:\n"
-            "                               plain, gzip, zstd; docker save archives), each\n"
-            "                               verified whole first\n"
-            "  version                      print the version\n"
-            "  help                         this text\n"
-            "\n"
-            "options for every command:\n"
-            "  --config FILE   JSON configuration (also $BERTH_CONFIG); see conf/berth.json\n"
-            "  --root DIR      data directory (default ./berth-data)\n"
-            "\n"
-            "Settings apply in this order, later ones winning: built-in defaults, the config\n"
-            "file, BERTH_* environment variables, command-line flags. Keys:\n",
-            BERTH_VERSION);
-    config_print_keys(f);
-}
-
 /* Take "--name VALUE" or "--name=VALUE" at argv[*i]; true when matched. */
 static bool take_flag(int argc, char **argv, int *i, const char *name, const char **out,
                       bool *error)
@@ -152,7 +110,7 @@ int main(int argc, char **argv)
             continue;
         }
         if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
-            usage(stdout);
+            cli_usage(stdout);
             free(rest);
             return 0;
         }
@@ -169,8 +127,11 @@ int main(int argc, char **argv)
     if (error) {
         status = 2;
     } else if (command == NULL || strcmp(command, "help") == 0) {
-        usage(command == NULL ? stderr : stdout);
+        cli_usage(command == NULL ? stderr : stdout);
         status = command == NULL ? 2 : 0;
+    } else if (strcmp(command, "man") == 0) {
+        cli_man(stdout);
+        status = fflush(stdout) == 0 ? 0 : 1;
     } else if (strcmp(command, "version") == 0) {
         printf("berth %s\n", BERTH_VERSION);
         status = 0;
