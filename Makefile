@@ -9,7 +9,7 @@ DATA       ?= ./berth-data
 PREFIX     ?= /usr/local
 DESTDIR    ?=
 
-.PHONY: all setup build run install test test-fast test-asan test-postgres asan bench fuzz \
+.PHONY: all setup build run install image test test-fast test-asan test-postgres asan bench fuzz \
 	format format-check layers clean
 
 all: build
@@ -31,6 +31,11 @@ run: build
 install: build
 	@cmake -S . -B $(BUILD) -DCMAKE_INSTALL_PREFIX=$(PREFIX) >/dev/null
 	DESTDIR=$(DESTDIR) cmake --install $(BUILD)
+
+# berth's OCI image, with no container engine and no network (scripts/build-image.sh):
+# $(BUILD)/image/layout (OCI layout, reference berth:<version>) and $(BUILD)/image/berth-image.tar.
+image: build
+	@scripts/build-image.sh $(BUILD) $(BUILD)/image
 
 # The whole suite twice: the gcc release build, then a clang ASan+UBSan build.
 test: test-fast test-asan
