@@ -1003,7 +1003,8 @@ enum berth_err sigv4_parse(const struct sigv4_request *req, struct sigv4_auth *a
                       SIGV4_SIGNED_HEADER_COUNT_MAX, SIGV4_SIGNED_HEADERS_MAX);
     }
     if (!list_has(a.signed_headers, "host")) {
-        return refuse(refusal, SIGV4_ERR_INCOMPLETE, "%s", MSG_HOST_NOT_SIGNED);
+        /* AWS's JSON services answer this one as a signature fault */
+        return refuse(refusal, SIGV4_ERR_INVALID_SIGNATURE, "%s", MSG_HOST_NOT_SIGNED);
     }
     /* A Signature that is not 64 hex digits stays "" and never matches. */
     if (p.sig_len == SIGV4_SIGNATURE_HEX_LEN) {

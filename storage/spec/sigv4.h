@@ -143,7 +143,8 @@ void sigv4_refuse(struct sigv4_refusal *r, enum sigv4_error e);
  * Returns BERTH_OK (auth filled) or BERTH_EDENIED (refusal filled:
  * MissingAuthenticationToken when there is no Authorization header,
  * IncompleteSignature when it or the date is malformed, incomplete or over
- * a limit). refusal is written only on BERTH_EDENIED, auth only on
+ * a limit, InvalidSignature when `host` is not among the signed headers,
+ * as AWS answers). refusal is written only on BERTH_EDENIED, auth only on
  * BERTH_OK. */
 enum berth_err sigv4_parse(const struct sigv4_request *req, struct sigv4_auth *auth,
                            struct sigv4_refusal *refusal);

@@ -174,7 +174,8 @@ class AuthTest(QuietMixin, h.ServerTestCase):
         # signing only host;x-amz-date would let a captured request's target be swapped
         for unsigned, named in ((("x-amz-target",), "X-Amz-Target"),
                                 (("content-type",), "Content-Type"),
-                                (("content-type", "x-amz-target"), "Content-Type")):
+                                (("content-type", "x-amz-target"), "Content-Type"),
+                                (("host",), "Host' or ':authority")):
             with self.subTest(unsigned=unsigned):
                 status, doc, resp = e.signed_call(self.server, "CreateRepository",
                                                   {"repositoryName": "team/unsigned-target"},
