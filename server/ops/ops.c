@@ -44,31 +44,56 @@ static void ops_error(struct request *req, unsigned status, const char *code, co
     send_text(req, status, text, NULL);
 }
 
+/* The data disk's state for /readyz: "full" (under the 1 MiB the store
+ * counts as full, whatever storage.min_free_bytes says), "low" (under
+ * storage.min_free_bytes) or "ok"; "unknown" when it cannot be read. */
+static const char *disk_state(struct server *srv, unsigned long long *free_bytes)
+{
+    struct statvfs vfs;
+    *free_bytes = 0;
+    if (statvfs(srv->cfg->root, &vfs) != 0) {
+        return "unknown";
+    }
+    *free_bytes = (unsigned long long)vfs.f_bavail * (unsigned long long)vfs.f_frsize;
+    uint64_t avail = 0;
+    if (srv->store != NULL && store_disk_full(srv->store, &avail)) {
+        *free_bytes = avail;
+        return "full";
+    }
+    if (*free_bytes < (unsigned long long)srv->cfg->storage_min_free_bytes) {
+        return "low";
+    }
+    return "ok";
+}
+
 static void handle_ready(struct request *req)
 {
     struct server *srv = req->srv;
-    char text[512];
+    char text[640];
     bool ok = true;
     struct meta *m = srv->store ? store_meta(srv->store) : NULL;
     bool store_ok = m != NULL;
     bool db_ok = store_ok && meta_ping(m) == BERTH_OK;
-    struct statvfs vfs;
-    bool disk_known = statvfs(srv->cfg->root, &vfs) == 0;
-    unsigned long long free_bytes =
-        disk_known ? (unsigned long long)vfs.f_bavail * (unsigned long long)vfs.f_frsize : 0;
-    bool disk_ok = disk_known && free_bytes >= (unsigned long long)srv->cfg->storage_min_free_bytes;
+    unsigned long long free_bytes;
+    const char *disk = disk_state(srv, &free_bytes);
+    bool disk_ok = strcmp(disk, "ok") == 0;
+    /* the space garbage collection needs on a full disk (storage/store) */
+    bool reserve = srv->store != NULL && store_reserve_held(srv->store);
     bool draining = atomic_load(&srv->draining);
     ok = store_ok && db_ok && disk_ok && !draining;
     snprintf(text, sizeof(text),
              "%s\nstore: %s\ndatabase: %s\ndisk: %s (%llu bytes free, %lld required)\n"
-             "draining: %s\n",
+             "disk reserve: %s\ndraining: %s\n",
              ok ? "ready" : "not ready", store_ok ? "ok" : "unavailable",
-             db_ok ? "ok" : "not answering", disk_ok ? "ok" : "low", free_bytes,
-             (long long)srv->cfg->storage_min_free_bytes, draining ? "yes" : "no");
+             db_ok ? "ok" : "not answering", disk, free_bytes,
+             (long long)srv->cfg->storage_min_free_bytes,
+             reserve ? "held" : "missing (no room to set it aside, or given to garbage collection)",
+             draining ? "yes" : "no");
     if (!ok) {
-        log_warn("event=not_ready store=%s database=%s disk=%s draining=%s",
-                 store_ok ? "ok" : "unavailable", db_ok ? "ok" : "down", disk_ok ? "ok" : "low",
-                 draining ? "yes" : "no");
+        log_warn("event=not_ready store=%s database=%s disk=%s free_bytes=%llu reserve=%s "
+                 "draining=%s",
+                 store_ok ? "ok" : "unavailable", db_ok ? "ok" : "down", disk, free_bytes,
+                 reserve ? "held" : "missing", draining ? "yes" : "no");
     }
     send_text(req, ok ? 200 : 503, text, NULL);
 }

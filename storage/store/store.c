@@ -251,6 +251,14 @@ bool store_reserve_release(struct store *st)
     return unlink(path) == 0;
 }
 
+bool store_reserve_held(struct store *st)
+{
+    char path[STORE_PATH_MAX + 16];
+    snprintf(path, sizeof(path), "%s/reserve", st->root);
+    struct stat sb;
+    return stat(path, &sb) == 0 && sb.st_size == STORE_RESERVE_BYTES;
+}
+
 bool store_disk_full(struct store *st, uint64_t *avail)
 {
     struct statvfs vfs;

@@ -70,6 +70,9 @@ bool store_reserve_take(struct store *st);
 /* Give the reserve back to the disk. True when there was one. */
 bool store_reserve_release(struct store *st);
 
+/* Whether the reserve is held now (a read: nothing is taken). */
+bool store_reserve_held(struct store *st);
+
 /* Whether the data disk is full (less than 1 MiB available to berth);
  * *avail (optional) receives the bytes available. */
 bool store_disk_full(struct store *st, uint64_t *avail);

@@ -2,10 +2,12 @@
 private user and mount namespace (`unshare -rm`, no root needed where unprivileged user
 namespaces are allowed; skipped where they are not). berth is filled to the last byte, its
 images are deleted, and `berth gc` must still free their layers (with its space reserve) and
-say in the log that the disk is full."""
+say in the log that the disk is full; and /readyz, served from that disk, says when it is
+full."""
 
 import errno
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -97,18 +99,68 @@ def inner():
     return 0
 
 
+def readyz(reg):
+    resp = reg.get("/readyz")
+    return resp.status, resp.body.decode()
+
+
+def inner_readyz():
+    """In the namespace: /readyz says the disk is full while the server runs on it, even
+    with storage.min_free_bytes at 0, and the log says so too."""
+    server = h.Server(config={"gc": {"enabled": False}, "storage": {"min_free_bytes": 0}})
+    try:
+        os.makedirs(server.root, exist_ok=True)
+        subprocess.run(["mount", "-t", "tmpfs", "-o", "size=%dm" % TMPFS_MIB, "tmpfs",
+                        server.root], check=True)
+        server.start()
+        reg = server.registry()
+        status, text = readyz(reg)
+        print(text)
+        assert status == 200, text
+        assert "disk reserve: held" in text.splitlines(), text
+        filler = os.path.join(server.root, "filler")
+        fill(filler)
+        status, text = readyz(reg)
+        print(text)
+        assert status == 503, text
+        assert text.startswith("not ready\n"), text
+        assert re.search(r"(?m)^disk: full \(\d+ bytes free, 0 required\)$", text), text
+        h.wait_until(lambda: "event=not_ready" in server.log_text(), 10, what="the log line")
+        line = [ln for ln in server.log_text().splitlines() if "event=not_ready" in ln][0]
+        print(line)
+        assert "disk=full" in line, line
+        os.unlink(filler)
+        status, text = readyz(reg)
+        assert status == 200, text
+        server.stop()
+    finally:
+        server._reap()
+        subprocess.run(["umount", server.root], capture_output=True)
+        server.cleanup()
+    return 0
+
+
+def run_inner(test, which):
+    if not can_mount_tmpfs():
+        test.skipTest("cannot mount a tmpfs in a user namespace here (unshare -rm)")
+    proc = subprocess.run(["unshare", "-rm", sys.executable, "-B", __file__, which],
+                          capture_output=True, timeout=300, stdin=subprocess.DEVNULL)
+    out = (proc.stdout + proc.stderr).decode("utf-8", "replace")
+    test.assertEqual(proc.returncode, 0, out[-6000:])
+
+
 @h.berth_only("berth's garbage collection on a full disk")
 class DiskFullTest(unittest.TestCase):
     def test_gc_frees_space_on_a_full_disk(self):
-        if not can_mount_tmpfs():
-            self.skipTest("cannot mount a tmpfs in a user namespace here (unshare -rm)")
-        proc = subprocess.run(["unshare", "-rm", sys.executable, "-B", __file__, "--inner"],
-                              capture_output=True, timeout=300, stdin=subprocess.DEVNULL)
-        out = (proc.stdout + proc.stderr).decode("utf-8", "replace")
-        self.assertEqual(proc.returncode, 0, out[-6000:])
+        run_inner(self, "--inner")
+
+    def test_readyz_says_the_disk_is_full(self):
+        run_inner(self, "--inner-readyz")
 
 
 if __name__ == "__main__":
     if sys.argv[1:] == ["--inner"]:
         sys.exit(inner())
+    if sys.argv[1:] == ["--inner-readyz"]:
+        sys.exit(inner_readyz())
     unittest.main()
