@@ -1118,21 +1118,10 @@ static void ecr_dispatch(struct request *req)
     }
     uint64_t cl;
     if (http_content_length(req, &cl) && cl > ECR_BODY_MAX) {
+        /* read through and answered (or, past HTTP_DISCARD_MAX, answered
+         * at once and closed) */
         too_big(req, type, sizeof(type), message, sizeof(message));
-        if (cl <= HTTP_DISCARD_MAX) {
-            http_defer_error(req, 400, type, message);
-            return;
-        }
-        /* too much to read through: answered now, and the connection
-         * closes */
-        struct ecr_call call;
-        memset(&call, 0, sizeof(call));
-        call.req = req;
-        rand_uuid(call.request_id);
-        const struct ecr_op *op = target_op(req);
-        call.op = op != NULL ? op->name : NULL;
-        ecr_fail(&call, type, "%s", message);
-        send_result(&call);
+        http_defer_error(req, 400, type, message);
         return;
     }
     /* the signature covers the body: until it is verified, the body

@@ -127,6 +127,12 @@ struct request {
     unsigned deferred_status; /* with BODY_DISCARD: the answer to send */
     char deferred_code[64];
     char deferred_message[256];
+    bool body_expected;         /* the head announced a body */
+    bool body_done;             /* the final access callback has come */
+    int64_t discard_ns;         /* when BODY_DISCARD began (monotonic) */
+    struct http_response *held; /* an answer given before the body was read */
+    unsigned held_status;       /* its status and */
+    uint64_t held_len;          /* body length, for http_send once the body is read */
     body_done_fn on_done;
     struct digest digest; /* a digest the handler parsed early */
     bool has_digest;
@@ -176,7 +182,10 @@ void http_add(struct http_response *resp, const char *name, const char *value);
 
 /* Queue resp with status, adding the headers every response carries, and
  * release it. body_len is what the access log reports. A NULL resp sends
- * a 500. Only the first response of a request counts. */
+ * a 500. Only the first response of a request counts. An answer given
+ * while the request's body is still to come is held, the body read and
+ * dropped, and the answer sent after it (as http_defer_error), so that the
+ * client, which sends its whole body before it reads, sees it. */
 void http_send(struct request *req, unsigned status, struct http_response *resp, uint64_t body_len);
 
 /* Send a JSON text body with the given content type. */
@@ -185,14 +194,18 @@ void http_send_json(struct request *req, unsigned status, const char *content_ty
 
 /* ---- body handling ---- */
 
-/* The most body read and dropped after an answer is decided; past it the
- * connection is closed instead. */
+/* The most body read and dropped after an answer is decided, and the
+ * longest time spent on it; past either the connection is closed instead.
+ * A body announced (Content-Length) over HTTP_DISCARD_MAX, or one the
+ * client waits to be told to send (Expect: 100-continue), is answered at
+ * once and the connection closes after the answer. */
 #define HTTP_DISCARD_MAX (64ull << 20)
+#define HTTP_DISCARD_SECONDS 60
 
 /* Switch to discarding the body and answer with an error in the API's
  * format (struct http_api.error) once it has been read, so that the client,
- * which sends its whole body before it reads, sees the answer. A body over
- * HTTP_DISCARD_MAX closes the connection instead. */
+ * which sends its whole body before it reads, sees the answer (see
+ * HTTP_DISCARD_MAX for the bounds). */
 void http_defer_error(struct request *req, unsigned status, const char *code, const char *message);
 
 /* Buffer the request body into req->body, at most max bytes (413

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -131,14 +132,55 @@ void http_add(struct http_response *resp, const char *name, const char *value)
     }
 }
 
+static void body_release(struct request *req);
+
+/* The client waits for "100 Continue" before it sends the body. */
+static bool expects_continue(struct request *req)
+{
+    const char *ex = http_header(req, MHD_HTTP_HEADER_EXPECT);
+    return ex != NULL && strcasecmp(ex, "100-continue") == 0;
+}
+
+/* Whether an answer decided now should wait for the body to be read and
+ * dropped: the body is still to come, and it is small enough to read
+ * through (a larger one, or one the client has not sent yet, is answered
+ * at once). */
+static bool answer_after_body(struct request *req)
+{
+    uint64_t cl;
+    if (!req->body_expected || req->body_done || expects_continue(req)) {
+        return false;
+    }
+    return !http_content_length(req, &cl) || cl <= HTTP_DISCARD_MAX;
+}
+
+static void start_discard(struct request *req)
+{
+    if (req->body_mode == BODY_BUFFER) {
+        body_release(req);
+        buf_fini(&req->body);
+    }
+    req->body_mode = BODY_DISCARD;
+    req->discard_ns = time_mono_ns();
+}
+
 void http_send(struct request *req, unsigned status, struct http_response *response,
                uint64_t body_len)
 {
     struct MHD_Response *resp = unwrap(response);
-    if (req->responded) {
+    if (req->responded || req->held != NULL) {
         if (resp) {
             MHD_destroy_response(resp);
         }
+        return;
+    }
+    if (resp != NULL && answer_after_body(req)) {
+        /* a response queued now would close the connection under a
+         * client still sending: hold it until the body is read */
+        start_discard(req);
+        req->held = response;
+        req->held_status = status;
+        req->held_len = body_len;
         return;
     }
     if (resp == NULL) {
@@ -180,12 +222,24 @@ void http_send_json(struct request *req, unsigned status, const char *content_ty
     http_send(req, status, resp, len);
 }
 
+/* An error in the format of the API that took the request, or of the
+ * first API when none did. */
+static void send_error(struct request *req, unsigned status, const char *code, const char *message)
+{
+    const struct http_api *api = req->api ? req->api : req->srv->apis[0];
+    api->error(req, status, code, message);
+}
+
 void http_defer_error(struct request *req, unsigned status, const char *code, const char *message)
 {
-    if (req->body_mode == BODY_DISCARD) {
+    if (req->body_mode == BODY_DISCARD || req->held != NULL || req->responded) {
         return; /* the first error wins */
     }
-    req->body_mode = BODY_DISCARD;
+    if (!answer_after_body(req)) {
+        send_error(req, status, code, message);
+        return;
+    }
+    start_discard(req);
     req->deferred_status = status;
     str_copy(req->deferred_code, sizeof(req->deferred_code), code);
     str_copy(req->deferred_message, sizeof(req->deferred_message), message);
@@ -281,8 +335,14 @@ static bool consume_body(struct request *req, const char *data, size_t len)
         }
         return true;
     }
-    case BODY_NONE:
     case BODY_DISCARD:
+        /* bounded in bytes and time: then the connection closes */
+        if (time_mono_ns() - req->discard_ns > (int64_t)HTTP_DISCARD_SECONDS * 1000000000) {
+            log_warn("event=discard_timeout bytes_in=%llu", (unsigned long long)req->bytes_in);
+            return false;
+        }
+        break;
+    case BODY_NONE:
         break;
     }
     return req->bytes_in <= HTTP_DISCARD_MAX;
@@ -352,19 +412,14 @@ static void request_free(struct request *req)
     if (req->upload != NULL) {
         upload_release(req->upload);
     }
+    if (req->held != NULL) {
+        MHD_destroy_response(unwrap(req->held));
+    }
     auth_identity_clear(req->srv->auth, &req->ident);
     body_release(req);
     buf_fini(&req->body);
     free(req->raw_uri);
     free(req);
-}
-
-/* An error in the format of the API that took the request, or of the
- * first API when none did. */
-static void send_error(struct request *req, unsigned status, const char *code, const char *message)
-{
-    const struct http_api *api = req->api ? req->api : req->srv->apis[0];
-    api->error(req, status, code, message);
 }
 
 static void dispatch(struct request *req)
@@ -400,7 +455,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         }
         request_start(req, url, method);
         atomic_fetch_add(&srv->inflight, 1);
-        guard_head_done(req->slot, http_has_body(req));
+        req->body_expected = http_has_body(req);
+        guard_head_done(req->slot, req->body_expected);
         /* A response queued before the request is fully read makes
          * libmicrohttpd close the connection, so requests without a body
          * are handled on the final call, keeping keep-alive. Requests with
@@ -431,7 +487,12 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         }
     } else if (!req->responded) {
         guard_handling(req->slot);
-        if (req->body_mode == BODY_DISCARD) {
+        req->body_done = true;
+        if (req->held != NULL) {
+            struct http_response *held = req->held;
+            req->held = NULL;
+            http_send(req, req->held_status, held, req->held_len);
+        } else if (req->body_mode == BODY_DISCARD) {
             send_error(req, req->deferred_status, req->deferred_code, req->deferred_message);
         } else if (req->on_done != NULL) {
             req->on_done(req);

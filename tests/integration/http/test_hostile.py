@@ -332,5 +332,128 @@ class NotHttpTest(h.ServerTestCase):
         self.assertTrue(got.startswith(b"HTTP/1.1 200 OK\r\n"), got)
 
 
+def read_response(s):
+    """One HTTP/1.1 response from s: (status, headers dict with lower-case names, body)."""
+    got = b""
+    while b"\r\n\r\n" not in got:
+        chunk = s.recv(65536)
+        if not chunk:
+            raise AssertionError("connection closed before a response: %r" % got)
+        got += chunk
+    head, _, body = got.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    headers = {}
+    for line in lines[1:]:
+        k, _, v = line.partition(":")
+        headers[k.strip().lower()] = v.strip()
+    length = int(headers.get("content-length", "0"))
+    while len(body) < length:
+        chunk = s.recv(65536)
+        if not chunk:
+            break
+        body += chunk
+    return int(lines[0].split()[1]), headers, body[:length]
+
+
+def send_body_then_read(port, method, target, length, headers=(), chunked=False, then=None):
+    """A client as docker's or requests': send the head and the whole body (length bytes,
+    in 1 MiB writes, chunked if asked) before reading anything, then read the answer. With
+    then, send that request on the same connection and read its answer too."""
+    s = socket.create_connection(("127.0.0.1", port), timeout=SOCKET_TIMEOUT)
+    try:
+        head = "%s %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n" % (method, target, port)
+        head += "Content-Type: application/octet-stream\r\n"
+        head += ("Transfer-Encoding: chunked\r\n" if chunked
+                 else "Content-Length: %d\r\n" % length)
+        head += "".join("%s: %s\r\n" % kv for kv in headers) + "\r\n"
+        s.sendall(head.encode())
+        block = b"b" * (1 << 20)
+        left = length
+        while left > 0:
+            n = min(left, len(block))
+            s.sendall(b"%x\r\n%s\r\n" % (n, block[:n]) if chunked else block[:n])
+            left -= n
+        if chunked:
+            s.sendall(b"0\r\n\r\n")
+        answers = [read_response(s)]
+        if then is not None:
+            s.sendall(then)
+            answers.append(read_response(s))
+        return answers
+    finally:
+        s.close()
+
+
+EARLY_BODY = 24 << 20  # far more than the socket buffers hold
+
+
+@h.berth_only("berth answers an early refusal after the body it did not want")
+class EarlyAnswerTest(h.ServerTestCase):
+    """An upload answered before its body is read (a bad digest, an unknown session) is
+    answered after the body has been read and dropped, so a client that sends its whole
+    body before reading gets the error instead of EPIPE, and the connection stays open."""
+
+    PING = b"GET /v2/ HTTP/1.1\r\nHost: x\r\n\r\n"
+
+    def assertOciError(self, answer, status, code):
+        got_status, headers, body = answer
+        self.assertEqual(got_status, status, body)
+        self.assertIn("x-request-id", headers)
+        self.assertEqual([e["code"] for e in json.loads(body)["errors"]], [code])
+
+    def test_monolithic_post_with_a_bad_digest(self):
+        answers = send_body_then_read(self.server.port, "POST",
+                                      "/v2/early/a/blobs/uploads/?digest=sha256:nothex",
+                                      EARLY_BODY, then=self.PING)
+        self.assertOciError(answers[0], 400, "DIGEST_INVALID")
+        self.assertEqual(answers[1][0], 200)  # the same connection serves the next request
+
+    def test_chunked_monolithic_post(self):
+        answers = send_body_then_read(self.server.port, "POST",
+                                      "/v2/early/a/blobs/uploads/?digest=sha256:nothex",
+                                      EARLY_BODY, chunked=True)
+        self.assertOciError(answers[0], 400, "DIGEST_INVALID")
+
+    def test_patch_and_put_to_an_unknown_session(self):
+        for method in ("PATCH", "PUT"):
+            with self.subTest(method=method):
+                target = "/v2/early/a/blobs/uploads/%s?digest=%s" % (
+                    "6f1b1d2e-0000-4000-8000-000000000000", h.digest_of(b""))
+                answers = send_body_then_read(self.server.port, method, target, EARLY_BODY)
+                self.assertOciError(answers[0], 404, "BLOB_UPLOAD_UNKNOWN")
+
+    def test_body_over_the_discard_bound_is_answered_at_once(self):
+        # 100 MiB announced: not read through, answered at once, then the connection closes
+        s = socket.create_connection(("127.0.0.1", self.server.port), timeout=SOCKET_TIMEOUT)
+        try:
+            s.sendall(b"POST /v2/early/a/blobs/uploads/?digest=sha256:nothex HTTP/1.1\r\n"
+                      b"Host: x\r\nContent-Length: %d\r\n\r\n" % (100 << 20))
+            self.assertOciError(read_response(s), 400, "DIGEST_INVALID")
+            self.assertEqual(s.recv(1), b"")
+        finally:
+            s.close()
+        self.assertEqual(self.reg.ping().status, 200)
+
+
+@h.berth_only("berth answers an early refusal after the body it did not want")
+class EarlyAuthAnswerTest(h.ServerTestCase):
+    """The same for the 401 of a push without credentials, and the ECR API's refusal of a
+    call without credentials."""
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.admin = e.keys_create(cls.server, "admin")
+
+    def test_unauthenticated_monolithic_post(self):
+        answers = send_body_then_read(self.server.port, "POST",
+                                      "/v2/early/a/blobs/uploads/?digest=%s" % h.digest_of(b"x"),
+                                      EARLY_BODY)
+        status, headers, body = answers[0]
+        self.assertEqual(status, 401, body)
+        self.assertIn("www-authenticate", headers)
+        self.assertEqual(json.loads(body)["errors"][0]["code"], "UNAUTHORIZED")
+
+
 if __name__ == "__main__":
     unittest.main()

@@ -323,12 +323,14 @@ class UploadSessionTest(h.ServerTestCase):
     @h.berth_only("upload sessions held per request")
     def test_refused_chunk_does_not_hold_the_session(self):
         # An out-of-order PATCH is refused before its body is read; while its
-        # connection lingers (the client has not sent the body), a correct
-        # chunk on another connection must be accepted at once.
+        # connection lingers (the client waits for "100 Continue" and has not sent the
+        # body, so it is answered at once), a correct chunk on another connection must
+        # be accepted at once.
         repo = self.repo()
         loc = self.assertStatus(self.reg.start_upload(repo), 202).header("Location")
         target = self.reg.resolve(loc)
         head = ("PATCH %s HTTP/1.1\r\nHost: x\r\nContent-Type: application/octet-stream\r\n"
+                "Expect: 100-continue\r\n"
                 "Content-Range: 500-1499\r\nContent-Length: 1000\r\n\r\n" % target).encode()
         with socket.create_connection(("127.0.0.1", self.server.port), timeout=10) as sock:
             sock.sendall(head)
