@@ -103,6 +103,8 @@ struct request {
     const char *route;          /* route template for metrics (static string); NULL = none */
     bool quiet;                 /* a probe: its access line is at debug level unless it failed */
     char log_extra[200];        /* " key=value..." the API adds to the access line */
+    bool header_nul;            /* a header value held a NUL byte: refused with 400 */
+    char nul_header[64];        /* that header's name (cut) */
 
     /* response bookkeeping for the access log */
     bool responded;

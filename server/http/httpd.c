@@ -395,6 +395,89 @@ static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
     return req;
 }
 
+/* ---- NUL in header values ----
+ * libmicrohttpd 0.9.75 hands header values over as C strings cut at the
+ * first NUL, and its value_size is their strlen: the API cannot show the
+ * NUL. It parses the head in place, though, in its read buffer, turning
+ * each line end (CR and LF) into NUL bytes, and every value it gives
+ * points into that buffer, in the order received. So a value's line ends
+ * with at most two NUL bytes right after the string, then the next
+ * header's name; anything else there (more NULs, or bytes) is what came
+ * after a NUL inside the value. The head spans header_size bytes from the
+ * method. A NUL that ends a value on a bare-LF line cannot be told from a
+ * CRLF and goes unseen; the bytes after it would be cut, and there are
+ * none. */
+struct nul_scan {
+    const char *head;     /* the head in libmicrohttpd's buffer */
+    const char *head_end; /* one past it */
+    const char *value_end;
+    const char *name;
+    const char *found; /* the name of the first header found with a NUL */
+};
+
+static bool in_head(const struct nul_scan *ns, const char *p)
+{
+    return p >= ns->head && p <= ns->head_end;
+}
+
+/* Whether [from, to) is what a line end leaves: at most max NUL bytes. */
+static bool only_line_end(const char *from, const char *to, ptrdiff_t max)
+{
+    if (to - from > max) {
+        return false;
+    }
+    for (const char *p = from; p < to; p++) {
+        if (*p != '\0') {
+            return false;
+        }
+    }
+    return true;
+}
+
+static enum MHD_Result nul_each(void *cls, enum MHD_ValueKind kind, const char *key,
+                                size_t key_size, const char *value, size_t value_size)
+{
+    (void)kind;
+    (void)key_size;
+    struct nul_scan *ns = cls;
+    /* names that are not in the head (libmicrohttpd copies a folded
+     * header's) say nothing of where the previous line ended */
+    if (ns->value_end != NULL && in_head(ns, key) && key > ns->value_end &&
+        !only_line_end(ns->value_end, key, 2)) {
+        ns->found = ns->name;
+        return MHD_NO;
+    }
+    ns->value_end = NULL;
+    if (value != NULL && in_head(ns, value) && in_head(ns, value + value_size)) {
+        ns->value_end = value + value_size;
+        ns->name = key;
+    }
+    return MHD_YES;
+}
+
+/* The name of a request header whose value held a NUL byte, or NULL. */
+static const char *header_with_nul(struct MHD_Connection *conn, const char *method)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_REQUEST_HEADER_SIZE);
+    if (ci == NULL || ci->header_size == 0) {
+        return NULL;
+    }
+    struct nul_scan ns = {.head = method, .head_end = method + ci->header_size};
+    MHD_get_connection_values_n(conn, MHD_HEADER_KIND, nul_each, &ns);
+    if (ns.found == NULL && ns.value_end != NULL) {
+        /* the last line: its end and the empty line's, at most four NULs */
+        const char *to = ns.value_end + 4 < ns.head_end ? ns.value_end + 4 : ns.head_end;
+        for (const char *p = ns.value_end; p < to; p++) {
+            if (*p != '\0') {
+                ns.found = ns.name;
+                break;
+            }
+        }
+    }
+    return ns.found;
+}
+
 static void request_start(struct request *req, const char *url, const char *method)
 {
     struct server *srv = req->srv;
@@ -403,6 +486,11 @@ static void request_start(struct request *req, const char *url, const char *meth
     req->path = url;
     req->start_ns = time_mono_ns();
     req->is_head = strcmp(method, MHD_HTTP_METHOD_HEAD) == 0;
+    const char *nul = header_with_nul(req->conn, method);
+    if (nul != NULL) {
+        str_copy(req->nul_header, sizeof(req->nul_header), nul);
+        req->header_nul = true;
+    }
     uint64_t n = atomic_fetch_add(&srv->id_counter, 1);
     snprintf(req->id, sizeof(req->id), "%08x%08llx", srv->id_prefix, (unsigned long long)n);
 }
@@ -431,6 +519,16 @@ static void dispatch(struct request *req)
     for (size_t i = 0; i < req->srv->api_count; i++) {
         if (req->srv->apis[i]->accepts(req)) {
             req->api = req->srv->apis[i];
+            if (req->header_nul) {
+                /* a value cut at a NUL is not what the client sent */
+                char message[160], name[80];
+                snprintf(message, sizeof(message), "the value of header '%s' contains a NUL byte",
+                         req->nul_header);
+                log_info("event=bad_header reason=nul name=%s",
+                         log_value(req->nul_header, name, sizeof(name)));
+                send_error(req, 400, "BAD_REQUEST", message);
+                return;
+            }
             req->api->dispatch(req);
             return;
         }

@@ -455,5 +455,75 @@ class EarlyAuthAnswerTest(h.ServerTestCase):
         self.assertEqual(json.loads(body)["errors"][0]["code"], "UNAUTHORIZED")
 
 
+@h.berth_only("berth refuses header values with a NUL byte")
+class NulHeaderTest(h.ServerTestCase):
+    """libmicrohttpd cuts a header value at a NUL byte; berth refuses the request instead
+    (400, in the format of the API it was for), on any request of a connection, and
+    leaves requests without NUL alone."""
+
+    def exchange(self, *requests):
+        s = socket.create_connection(("127.0.0.1", self.server.port), timeout=SOCKET_TIMEOUT)
+        try:
+            answers = []
+            for req in requests:
+                s.sendall(req)
+                answers.append(read_response(s))
+            return answers
+        finally:
+            s.close()
+
+    def assertRefusedOci(self, answer, name):
+        status, headers, body = answer
+        self.assertEqual(status, 400, body)
+        self.assertIn("x-request-id", headers)
+        err = json.loads(body)["errors"][0]
+        self.assertEqual(err["code"], "BAD_REQUEST", body)
+        self.assertIn("'%s' contains a NUL byte" % name, err["message"])
+
+    def test_nul_in_a_value_is_refused_on_v2(self):
+        cases = [
+            b"GET /v2/ HTTP/1.1\r\nHost: x\r\nX-Foo: a\x00b\r\nAccept: */*\r\n\r\n",
+            b"GET /v2/ HTTP/1.1\r\nHost: x\r\nX-Foo: a\x00\r\nAccept: */*\r\n\r\n",
+            b"GET /v2/ HTTP/1.1\r\nHost: x\r\nX-Foo: \x00b\r\n\r\n",  # the last header
+            b"GET /v2/ HTTP/1.1\nHost: x\nX-Foo: a\x00b\nAccept: */*\n\n",  # bare LF lines
+        ]
+        for req in cases:
+            with self.subTest(req=req):
+                self.assertRefusedOci(self.exchange(req)[0], "X-Foo")
+        self.assertGreaterEqual(self.server.log_text().count("event=bad_header reason=nul"), 4)
+
+    def test_any_request_of_a_connection(self):
+        ok, refused = self.exchange(
+            b"GET /v2/ HTTP/1.1\r\nHost: x\r\n\r\n",
+            b"GET /v2/ HTTP/1.1\r\nHost: x\r\nAuthorization: Basic \x00YWRtaW4=\r\n\r\n")
+        self.assertEqual(ok[0], 200)
+        self.assertRefusedOci(refused, "Authorization")
+
+    def test_with_a_body(self):
+        body = b"x" * (4 << 20)
+        head = (b"POST /v2/nul/a/blobs/uploads/?digest=%s HTTP/1.1\r\nHost: x\r\n"
+                b"X-Foo: a\x00b\r\nContent-Length: %d\r\n\r\n"
+                % (h.digest_of(body).encode(), len(body)))
+        self.assertRefusedOci(self.exchange(head + body)[0], "X-Foo")
+
+    def test_ecr_error(self):
+        body = b"{}"
+        req = (b"POST / HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-amz-json-1.1\r\n"
+               b"X-Amz-Target: %s\r\nX-Amz-Date: 2026\x0001\r\nContent-Length: %d\r\n\r\n"
+               % ((e.TARGET_PREFIX + "DescribeRepositories").encode(), len(body))) + body
+        status, headers, got = self.exchange(req)[0]
+        self.assertEqual(status, 400, got)
+        doc = json.loads(got)
+        self.assertEqual(doc["__type"], "SerializationException", got)
+        self.assertIn("'X-Amz-Date' contains a NUL byte", doc["message"])
+
+    def test_clean_heads_are_served(self):
+        answers = self.exchange(
+            b"GET /v2/ HTTP/1.1\r\nHost: x\r\nX-A: a  \t \r\nX-Empty:\r\nX-B: \r\n\r\n",
+            b"GET /v2/ HTTP/1.1\nHost: x\nX-A: a \nX-Empty:\n\n",
+            b"GET /v2/ HTTP/1.1\r\nHost: x\r\nX-A: a\r\n\r\n")
+        self.assertEqual([a[0] for a in answers], [200, 200, 200])
+
+
 if __name__ == "__main__":
     unittest.main()
