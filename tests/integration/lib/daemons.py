@@ -47,11 +47,14 @@ def docker_cli():
     return require(path)
 
 
-def private_run(cmd):
-    """cmd in a mount namespace of its own with an empty tmpfs on /run (and so /var/run)."""
+def private_run(cmd, tmpfs=("/run",)):
+    """cmd in a mount namespace of its own with an empty tmpfs on each of tmpfs (by default
+    /run, and so /var/run), created if missing."""
     require(UNSHARE_BIN)
+    script = " && ".join('mkdir -p %s && mount -t tmpfs -o mode=%s berth-test %s' % (
+        p, "1777" if p == "/dev/shm" else "0755", p) for p in tmpfs)
     return [UNSHARE_BIN, "--mount", "--propagation", "private", "/bin/sh", "-c",
-            'mount -t tmpfs -o mode=0755 berth-test-run /run && exec "$@"', "berth-daemon"] + cmd
+            script + ' && exec "$@"', "berth-private"] + cmd
 
 
 class Daemon:
@@ -250,6 +253,83 @@ class Containerd(Daemon):
         return run_client([require(CTR_BIN), "--address", self.socket, "--namespace", "berth-test"]
                           + [str(a) for a in args], env, check=check, timeout=timeout,
                           daemon=self)
+
+
+# ---------------------------------------------------------------------------------------------
+# podman and buildah
+
+
+class Podman:
+    """podman and buildah (Debian's, 4.3 and 1.28) on storage of their own: vfs under work/,
+    cgroupfs, file locks and events, a private containers.conf, storage.conf,
+    registries.conf and auth file, given through CONTAINERS_CONF, CONTAINERS_STORAGE_CONF,
+    CONTAINERS_REGISTRIES_CONF and REGISTRY_AUTH_FILE. Each command runs in its own mount
+    namespace with tmpfs on /run, /dev/shm and /var/lib/containers (where root's podman
+    would keep a lock segment and its blob-info cache whatever the configuration says)."""
+
+    PODMAN_BIN = "/usr/bin/podman"
+    BUILDAH_BIN = "/usr/bin/buildah"
+    TMPFS = ("/run", "/dev/shm", "/var/lib/containers")
+
+    def __init__(self, work):
+        self.work = work
+        self.home = os.path.join(work, "home")
+        self.storage = os.path.join(work, "storage")
+        for d in (self.home, os.path.join(work, "xdg"), os.path.join(work, "tmp")):
+            os.makedirs(d, exist_ok=True)
+        self.storage_conf = os.path.join(work, "storage.conf")
+        with open(self.storage_conf, "w") as f:
+            f.write('[storage]\ndriver = "vfs"\ngraphroot = "%s"\nrunroot = "%s"\n' % (
+                self.storage, os.path.join(work, "runroot")))
+        self.containers_conf = os.path.join(work, "containers.conf")
+        with open(self.containers_conf, "w") as f:
+            f.write("\n".join([
+                "[engine]",
+                'cgroup_manager = "cgroupfs"',
+                'events_logger = "file"',
+                'events_logfile_path = "%s"' % os.path.join(work, "events.log"),
+                'tmp_dir = "%s"' % os.path.join(work, "tmp"),
+                'static_dir = "%s"' % os.path.join(self.storage, "libpod"),
+                'volume_path = "%s"' % os.path.join(self.storage, "volumes"),
+                'lock_type = "file"',
+                "",
+            ]))
+        self.registries_conf = os.path.join(work, "registries.conf")
+        self.auth_file = os.path.join(work, "auth.json")
+        self.insecure()
+
+    def insecure(self, *hosts):
+        """registries.conf: no search registries; hosts reached over plain HTTP."""
+        with open(self.registries_conf, "w") as f:
+            f.write("unqualified-search-registries = []\n")
+            for host in hosts:
+                f.write('[[registry]]\nlocation = "%s"\ninsecure = true\n' % host)
+
+    def env(self):
+        env = {k: v for k, v in os.environ.items()
+               if not k.startswith(("CONTAINERS_", "REGISTRY_AUTH", "BUILDAH_"))}
+        env.update({
+            "HOME": self.home, "XDG_RUNTIME_DIR": os.path.join(self.work, "xdg"),
+            "XDG_CONFIG_HOME": os.path.join(self.home, ".config"),
+            "CONTAINERS_CONF": self.containers_conf,
+            "CONTAINERS_STORAGE_CONF": self.storage_conf,
+            "CONTAINERS_REGISTRIES_CONF": self.registries_conf,
+            "REGISTRY_AUTH_FILE": self.auth_file,
+            "BUILDAH_ISOLATION": "chroot",
+            "TMPDIR": os.path.join(self.work, "tmp"),
+        })
+        return env
+
+    def command(self, program, *args):
+        return private_run([require(program)] + [str(a) for a in args], self.TMPFS)
+
+    def podman(self, *args, check=True, input=None, timeout=CLIENT_TIMEOUT):
+        return run_client(self.command(self.PODMAN_BIN, *args), self.env(), check=check,
+                          input=input, timeout=timeout)
+
+    def buildah(self, *args, check=True, input=None, timeout=CLIENT_TIMEOUT):
+        return run_client(self.command(self.BUILDAH_BIN, *args), self.env(), check=check,
+                          input=input, timeout=timeout)
 
 
 # ---------------------------------------------------------------------------------------------
