@@ -91,6 +91,11 @@ static const struct config_key keys[] = {
      "largest page of /v2/<name>/tags/list (larger n is clamped, with a Link)"},
     {"storage.min_free_bytes", CONFIG_INT, OFF(storage_min_free_bytes), "104857600", 0, INT64_MAX,
      "GET /readyz fails while the data directory's file system has less free space"},
+    {"storage.archive.restore_seconds", CONFIG_INT, OFF(storage_archive_restore_seconds), "0", 0,
+     30 * DAY,
+     "a restored archived image (UpdateImageStorageClass STANDARD) is ACTIVATING this long before "
+     "it can be pulled again (berth keeps archived bytes in place, so 0 by default; ECR takes up "
+     "to 20 minutes)"},
     {"meta.backend", CONFIG_STRING, OFF(meta_backend), "sqlite", 0, 0,
      "metadata database: sqlite (<root>/berth.db) or postgres"},
     {"meta.postgres.dsn", CONFIG_STRING, OFF(meta_postgres_dsn), "", 0, 0,

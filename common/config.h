@@ -55,7 +55,8 @@ struct berth_config {
     int64_t storage_upload_expiry_seconds;
     int64_t storage_catalog_max_entries;
     int64_t storage_tags_max_entries;
-    int64_t storage_min_free_bytes; /* /readyz fails below this much free disk */
+    int64_t storage_min_free_bytes;          /* /readyz fails below this much free disk */
+    int64_t storage_archive_restore_seconds; /* an archived image is ACTIVATING this long */
 
     char *meta_backend;      /* "sqlite" or "postgres" */
     char *meta_postgres_dsn; /* libpq connection string when postgres */

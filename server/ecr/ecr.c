@@ -24,6 +24,7 @@ static const struct ecr_op *const op_tables[] = {
     ecr_repo_ops,    ecr_image_ops,           ecr_layer_ops,          ecr_settings_ops,
     ecr_auth_ops,    ecr_policy_ops,          ecr_scan_ops,           ecr_lifecycle_ops,
     ecr_account_ops, ecr_registry_policy_ops, ecr_pull_exclusion_ops, ecr_template_ops,
+    ecr_archive_ops,
 };
 
 static const struct ecr_op *find_op(const char *name)
@@ -172,6 +173,12 @@ void ecr_fail_registry(struct ecr_call *call, const struct registry_status *s)
         return;
     case REG_REFERENCED_BY_INDEX:
         ecr_fail(call, "InvalidParameterException", "%s", s->message);
+        return;
+    case REG_STORAGE_CLASS_UNSUPPORTED:
+        ecr_fail(call, "ImageStorageClassUpdateNotSupportedException", "%s", s->message);
+        return;
+    case REG_IMAGE_ARCHIVED:
+        ecr_fail(call, "ImageArchivedException", "%s", s->message);
         return;
     case REG_MANIFEST_INVALID:
     case REG_MANIFEST_TOO_BIG:
@@ -1143,3 +1150,34 @@ const struct http_api ecr_api = {
     .dispatch = ecr_dispatch,
     .error = ecr_api_error,
 };
+
+bool ecr_image_id_parse(struct ecr_call *call, struct ecr_image_id *out)
+{
+    json_t *id;
+    if (!ecr_object(call, call->in, "imageId", ECR_REQUIRED, &id) ||
+        !ecr_string(call, id, "imageTag", ECR_OPTIONAL, 1, 300, &out->tag) ||
+        !ecr_string(call, id, "imageDigest", ECR_OPTIONAL, 0, 1000, &out->digest_text)) {
+        return false;
+    }
+    if (out->digest_text != NULL && (!ecr_digest_syntax_ok(out->digest_text) ||
+                                     digest_parse(out->digest_text, &out->digest) != BERTH_OK)) {
+        return ecr_invalid(call, "imageDigest",
+                           "must satisfy regular expression '[a-zA-Z0-9-_+.]+:[a-fA-F0-9]+' "
+                           "and name a sha256 or sha512 digest");
+    }
+    if (out->tag == NULL && out->digest_text == NULL) {
+        return ecr_invalid(call, "imageId", "Either imageDigest or imageTag must be given");
+    }
+    return true;
+}
+
+/* The imageId echoed in responses: the digest, and the tag if asked by tag. */
+json_t *ecr_image_id_json(const char *digest, const char *tag)
+{
+    json_t *id = json_pack("{s:s}", "imageDigest", digest);
+    if (id != NULL && tag != NULL && json_object_set_new(id, "imageTag", json_string(tag)) != 0) {
+        json_decref(id);
+        return NULL;
+    }
+    return id;
+}

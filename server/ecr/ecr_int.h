@@ -78,6 +78,7 @@ extern const struct ecr_op ecr_account_ops[];         /* account.c */
 extern const struct ecr_op ecr_registry_policy_ops[]; /* registry_policy.c */
 extern const struct ecr_op ecr_pull_exclusion_ops[];  /* pull_exclusions.c */
 extern const struct ecr_op ecr_template_ops[];        /* templates.c */
+extern const struct ecr_op ecr_archive_ops[];         /* archive.c */
 
 /* ---- errors ---- */
 
@@ -173,6 +174,22 @@ bool ecr_pagination(struct ecr_call *call, int64_t max, int64_t *limit, char *af
 
 /* An opaque, advancing token for the position after `last`. */
 json_t *ecr_next_token(const char *last);
+
+/* A single imageId as given (StartImageScan, UpdateImageStorageClass, ...):
+ * the tag and the digest text (NULL when absent). Borrowed from call->in. */
+struct ecr_image_id {
+    const char *tag;
+    const char *digest_text;
+    struct digest digest; /* parsed digest_text */
+};
+
+/* imageId (required): at least one of imageDigest and imageTag, a digest
+ * berth can parse. False after failing the call. */
+bool ecr_image_id_parse(struct ecr_call *call, struct ecr_image_id *out);
+
+/* The imageId echoed in responses: the digest, and the tag if asked by
+ * tag. A new reference, NULL when out of memory. */
+json_t *ecr_image_id_json(const char *digest, const char *tag);
 
 /* True when s matches ECR's digest pattern [a-zA-Z0-9-_+.]+:[a-fA-F0-9]+
  * (whole string). In ecr_images.c. */

@@ -14,8 +14,10 @@
 #include "common/log.h"
 #include "storage/spec/manifest.h"
 #include "storage/spec/names.h"
+#include "storage/registry/archive.h"
 #include "storage/store/store.h"
 #include "common/str.h"
+#include "common/timeutil.h"
 
 /* The longest imageDigest string looked at (the model gives none; the
  * longest digest berth stores is 135 characters). */
@@ -173,6 +175,9 @@ static bool add_image_failure(struct ecr_call *call, json_t *failures, const str
     switch (s->reason) {
     case REG_MANIFEST_UNKNOWN:
         return add_failure(call, failures, id, "ImageNotFound", "Requested image not found");
+    case REG_IMAGE_ARCHIVED:
+        /* an archived image is not found for a pull, as on /v2 */
+        return add_failure(call, failures, id, "ImageNotFound", s->message);
     case REG_TAG_DIGEST_MISMATCH:
         return add_failure(call, failures, id, "ImageTagDoesNotMatchDigest",
                            "Invalid request parameters: the image tag does not point at the "
@@ -244,7 +249,14 @@ static enum berth_err image_detail(struct ecr_call *call, struct meta *m, const 
     if (mf->subject[0] != '\0') {
         put(d, "subjectManifestDigest", json_string(mf->subject), &ok);
     }
-    put(d, "imageStatus", json_string("ACTIVE"), &ok);
+    put(d, "imageStatus",
+        json_string(registry_image_status_name(registry_image_status(mf, time_now_ms()))), &ok);
+    if (mf->archived_at > 0) {
+        put(d, "lastArchivedAt", ecr_time(mf->archived_at), &ok);
+    }
+    if (mf->activated_at > 0) {
+        put(d, "lastActivatedAt", ecr_time(mf->activated_at), &ok);
+    }
     if (rc == BERTH_OK && !ok) {
         rc = BERTH_ENOMEM;
     }
@@ -260,14 +272,15 @@ static enum berth_err image_detail(struct ecr_call *call, struct meta *m, const 
     return BERTH_OK;
 }
 
-/* filter.tagStatus and filter.imageStatus. *none is set when the filter
- * can match nothing berth stores (every image is ACTIVE). */
-static bool parse_filter(struct ecr_call *call, enum meta_tag_status *status, bool *none)
+/* filter.tagStatus and filter.imageStatus (ECR: ACTIVE when not given). */
+static bool parse_filter(struct ecr_call *call, enum meta_tag_status *status,
+                         struct meta_status_filter *images)
 {
     json_t *filter;
     const char *tag_status = NULL, *image_status = NULL;
     *status = META_TAGS_ANY;
-    *none = false;
+    images->status = META_IMAGES_ACTIVE;
+    images->now_ms = time_now_ms();
     if (!ecr_object(call, call->in, "filter", ECR_OPTIONAL, &filter)) {
         return false;
     }
@@ -283,8 +296,16 @@ static bool parse_filter(struct ecr_call *call, enum meta_tag_status *status, bo
     } else if (tag_status != NULL && strcmp(tag_status, "UNTAGGED") == 0) {
         *status = META_TAGS_UNTAGGED;
     }
-    *none = image_status != NULL && strcmp(image_status, "ACTIVE") != 0 &&
-            strcmp(image_status, "ANY") != 0;
+    if (image_status == NULL) {
+        return true;
+    }
+    if (strcmp(image_status, "ARCHIVED") == 0) {
+        images->status = META_IMAGES_ARCHIVED;
+    } else if (strcmp(image_status, "ACTIVATING") == 0) {
+        images->status = META_IMAGES_ACTIVATING;
+    } else if (strcmp(image_status, "ANY") == 0) {
+        images->status = META_IMAGES_ANY;
+    }
     return true;
 }
 
@@ -367,9 +388,9 @@ static void list_images(struct ecr_call *call)
     int64_t limit;
     char after[DIGEST_STR_MAX + 512];
     enum meta_tag_status status;
-    bool none;
+    struct meta_status_filter images;
     if (!ecr_repo_name(call, &name) || !ecr_pagination(call, 1000, &limit, after, sizeof(after)) ||
-        !parse_filter(call, &status, &none)) {
+        !parse_filter(call, &status, &images)) {
         return;
     }
     bool in_tags = status != META_TAGS_UNTAGGED;
@@ -394,18 +415,18 @@ static void list_images(struct ecr_call *call)
     enum berth_err rc = c.list ? BERTH_OK : BERTH_ENOMEM;
     bool more = false;
     int64_t left = limit;
-    if (rc == BERTH_OK && !none && in_tags) {
+    if (rc == BERTH_OK && in_tags) {
         size_t before = json_array_size(c.list);
-        rc = meta_tag_list_digests(m, repo.id, position, left, list_tag_row, &c, &more);
+        rc = meta_tag_list_digests(m, repo.id, position, left, &images, list_tag_row, &c, &more);
         left -= (int64_t)(json_array_size(c.list) - before);
         position = "";
     }
-    if (rc == BERTH_OK && !none && !more && status != META_TAGS_TAGGED) {
+    if (rc == BERTH_OK && !more && status != META_TAGS_TAGGED) {
         /* with left == 0 this only asks whether untagged images follow */
         const char *from = in_tags ? "" : position;
         bool untagged_more = false;
-        rc = meta_manifest_list(m, repo.id, META_TAGS_UNTAGGED, from, left, list_untagged_row, &c,
-                                &untagged_more);
+        rc = meta_manifest_list(m, repo.id, META_TAGS_UNTAGGED, &images, from, left,
+                                list_untagged_row, &c, &untagged_more);
         if (rc == BERTH_OK && untagged_more && left == 0 && in_tags) {
             str_copy(c.last, sizeof(c.last), "u:");
         }
@@ -506,12 +527,12 @@ static void describe_images(struct ecr_call *call)
     int64_t limit;
     char after[DIGEST_STR_MAX + 512];
     enum meta_tag_status status;
-    bool none;
+    struct meta_status_filter images;
     json_t *ids;
     if (!ecr_repo_name(call, &name) ||
         !ecr_array(call, call->in, "imageIds", ECR_OPTIONAL, 1, 100, &ids) ||
         !ecr_pagination(call, 1000, &limit, after, sizeof(after)) ||
-        !parse_filter(call, &status, &none)) {
+        !parse_filter(call, &status, &images)) {
         return;
     }
     if (ids != NULL && (json_object_get(call->in, "maxResults") != NULL ||
@@ -540,9 +561,9 @@ static void describe_images(struct ecr_call *call)
     struct describe_ctx c = {.call = call, .m = m, .repo = repo.name, .list = list};
     if (ids != NULL) {
         c.rc = describe_ids(call, m, &repo, ids, list);
-    } else if (!none) {
-        enum berth_err rc = meta_manifest_list(m, repo.id, status, after[0] ? after + 2 : "", limit,
-                                               describe_row, &c, &more);
+    } else {
+        enum berth_err rc = meta_manifest_list(
+            m, repo.id, status, &images, after[0] ? after + 2 : "", limit, describe_row, &c, &more);
         if (c.rc == BERTH_OK) {
             c.rc = rc;
         }
@@ -688,7 +709,8 @@ static void batch_get_image(struct ecr_call *call)
         }
         struct meta_manifest mf;
         struct registry_status s;
-        if (find_image(call, &repo, id, &mf, &s) != BERTH_OK) {
+        if (find_image(call, &repo, id, &mf, &s) != BERTH_OK ||
+            registry_image_check_active(&mf, time_now_ms(), &s) != BERTH_OK) {
             if (!add_image_failure(call, failures, id, &s)) {
                 goto out;
             }

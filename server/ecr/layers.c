@@ -96,14 +96,20 @@ static void batch_check_layer_availability(struct ecr_call *call)
             continue;
         }
         char media_type[META_MEDIA_TYPE_MAX + 1] = "";
+        bool referenced = false, archived = false;
         if (rc == BERTH_OK) {
             rc = meta_blob_media_type(m, repo.id, d.str, media_type, sizeof(media_type));
+        }
+        if (rc == BERTH_OK) {
+            /* ARCHIVED: only archived images of the repository use it */
+            rc = meta_blob_archive_state(m, repo.id, d.str, &referenced, &archived);
         }
         if (rc != BERTH_OK) {
             break;
         }
-        json_t *layer = json_pack("{s:s, s:s, s:I}", "layerDigest", d.str, "layerAvailability",
-                                  "AVAILABLE", "layerSize", (json_int_t)blob.size);
+        json_t *layer =
+            json_pack("{s:s, s:s, s:I}", "layerDigest", d.str, "layerAvailability",
+                      archived ? "ARCHIVED" : "AVAILABLE", "layerSize", (json_int_t)blob.size);
         if (layer != NULL && media_type[0] != '\0' &&
             json_object_set_new(layer, "mediaType", json_string(media_type)) != 0) {
             json_decref(layer);

@@ -14,6 +14,7 @@
 #include "common/log.h"
 #include "storage/meta/meta_scan.h"
 #include "storage/spec/names.h"
+#include "storage/registry/archive.h"
 #include "storage/registry/scan_config.h"
 #include "storage/registry/scan_queue.h"
 #include "storage/store/store.h"
@@ -37,9 +38,14 @@ static json_t *severity_counts(const struct meta_scan *scan)
     return scan_severity_counts_json(scan->counts);
 }
 
-/* ImageScanStatus: the status, and the description once the scan ended. */
-static json_t *status_json(const struct meta_scan *scan)
+/* ImageScanStatus: the status, and the description once the scan ended;
+ * IMAGE_ARCHIVED for an image that is archived or being restored. */
+static json_t *status_json(const struct meta_scan *scan, const struct meta_manifest *mf)
 {
+    if (registry_image_status(mf, time_now_ms()) != REGISTRY_IMAGE_ACTIVE) {
+        return json_pack("{s:s, s:s}", "status", "IMAGE_ARCHIVED", "description",
+                         "The image is archived and cannot be scanned.");
+    }
     json_t *st = json_pack("{s:s}", "status", meta_scan_status_name(scan->status));
     if (st != NULL && scan->status != META_SCAN_IN_PROGRESS && scan->description[0] != '\0' &&
         json_object_set_new(st, "description", json_string(scan->description)) != 0) {
@@ -75,7 +81,7 @@ enum berth_err ecr_scan_decorate_image(struct ecr_call *call, const struct meta_
     if (rc != BERTH_OK) {
         return rc;
     }
-    if (json_object_set_new(detail, "imageScanStatus", status_json(&scan)) != 0) {
+    if (json_object_set_new(detail, "imageScanStatus", status_json(&scan, mf)) != 0) {
         return BERTH_ENOMEM;
     }
     if (scan.status != META_SCAN_COMPLETE) {
@@ -91,38 +97,10 @@ enum berth_err ecr_scan_decorate_image(struct ecr_call *call, const struct meta_
                                                                                  : BERTH_ENOMEM;
 }
 
-/* An imageId as given: the tag and the digest text (NULL when absent). */
-struct image_id {
-    const char *tag;
-    const char *digest_text;
-    struct digest digest; /* parsed digest_text */
-};
-
-/* imageId (required): at least one of imageDigest and imageTag. */
-static bool parse_image_id(struct ecr_call *call, struct image_id *out)
-{
-    json_t *id;
-    if (!ecr_object(call, call->in, "imageId", ECR_REQUIRED, &id) ||
-        !ecr_string(call, id, "imageTag", ECR_OPTIONAL, 1, 300, &out->tag) ||
-        !ecr_string(call, id, "imageDigest", ECR_OPTIONAL, 0, 1000, &out->digest_text)) {
-        return false;
-    }
-    if (out->digest_text != NULL && (!ecr_digest_syntax_ok(out->digest_text) ||
-                                     digest_parse(out->digest_text, &out->digest) != BERTH_OK)) {
-        return ecr_invalid(call, "imageDigest",
-                           "must satisfy regular expression '[a-zA-Z0-9-_+.]+:[a-fA-F0-9]+' "
-                           "and name a sha256 or sha512 digest");
-    }
-    if (out->tag == NULL && out->digest_text == NULL) {
-        return ecr_invalid(call, "imageId", "Either imageDigest or imageTag must be given");
-    }
-    return true;
-}
-
 /* The repository named and the image id names in it (registry_image_find),
  * on this thread's connection: inside the caller's transaction, if any.
  * False after failing the call. */
-static bool find_image(struct ecr_call *call, const char *name, const struct image_id *id,
+static bool find_image(struct ecr_call *call, const char *name, const struct ecr_image_id *id,
                        struct meta_repo *repo, struct meta_manifest *out)
 {
     if (!ecr_find_repo(call, name, repo)) {
@@ -135,17 +113,6 @@ static bool find_image(struct ecr_call *call, const char *name, const struct ima
         return false;
     }
     return true;
-}
-
-/* The imageId echoed in responses: the digest, and the tag if asked by tag. */
-static json_t *image_id_json(const char *digest, const char *tag)
-{
-    json_t *id = json_pack("{s:s}", "imageDigest", digest);
-    if (id != NULL && tag != NULL && json_object_set_new(id, "imageTag", json_string(tag)) != 0) {
-        json_decref(id);
-        return NULL;
-    }
-    return id;
 }
 
 static void put(struct ecr_call *call, json_t *obj, const char *key, json_t *value)
@@ -384,11 +351,19 @@ static void batch_get_repository_scanning_configuration(struct ecr_call *call)
 static void start_image_scan(struct ecr_call *call)
 {
     const char *repo;
-    struct image_id id;
+    struct ecr_image_id id;
     struct meta_repo r;
     struct meta_manifest mf;
-    if (!ecr_repo_name(call, &repo) || !parse_image_id(call, &id) ||
+    if (!ecr_repo_name(call, &repo) || !ecr_image_id_parse(call, &id) ||
         !find_image(call, repo, &id, &r, &mf)) {
+        return;
+    }
+    struct registry_status archived;
+    if (registry_image_check_active(&mf, time_now_ms(), &archived) != BERTH_OK) {
+        ecr_fail(call, "ImageArchivedException",
+                 "The image with imageId {imageDigest:'%s', imageTag:'%s'} in the repository "
+                 "with name '%s' is archived and cannot be scanned.",
+                 mf.digest, id.tag ? id.tag : "null", repo);
         return;
     }
     /* queued by the digest found, so a tag and digest that disagree are
@@ -425,7 +400,7 @@ static void start_image_scan(struct ecr_call *call)
     }
     put(call, call->out, "registryId", json_string(ecr_registry(call)));
     put(call, call->out, "repositoryName", json_string(repo));
-    put(call, call->out, "imageId", image_id_json(mf.digest, id.tag));
+    put(call, call->out, "imageId", ecr_image_id_json(mf.digest, id.tag));
     put(call, call->out, "imageScanStatus", json_pack("{s:s}", "status", "IN_PROGRESS"));
 }
 
@@ -450,10 +425,10 @@ static int add_finding(void *arg, int64_t seq, const char *text)
 static void describe_image_scan_findings(struct ecr_call *call)
 {
     const char *repo;
-    struct image_id id;
+    struct ecr_image_id id;
     int64_t limit;
     char after[64];
-    if (!ecr_repo_name(call, &repo) || !parse_image_id(call, &id) ||
+    if (!ecr_repo_name(call, &repo) || !ecr_image_id_parse(call, &id) ||
         !ecr_pagination(call, FINDINGS_PAGE_MAX, &limit, after, sizeof(after))) {
         return;
     }
@@ -505,8 +480,8 @@ static void describe_image_scan_findings(struct ecr_call *call)
     }
     put(call, call->out, "registryId", json_string(ecr_registry(call)));
     put(call, call->out, "repositoryName", json_string(r.name));
-    put(call, call->out, "imageId", image_id_json(mf.digest, id.tag));
-    put(call, call->out, "imageScanStatus", status_json(&scan));
+    put(call, call->out, "imageId", ecr_image_id_json(mf.digest, id.tag));
+    put(call, call->out, "imageScanStatus", status_json(&scan, &mf));
     if (page.list != NULL) {
         json_t *findings = json_object();
         if (findings == NULL || !add_times(findings, &scan) ||

@@ -13,6 +13,8 @@
 #include "common/log.h"
 #include "storage/store/store.h"
 #include "common/str.h"
+#include "common/timeutil.h"
+#include "storage/registry/archive.h"
 
 /* Most ?tag= parameters accepted on one PUT. */
 #define MAX_TAG_PARAMS 100
@@ -22,7 +24,8 @@ static void manifest_get(struct request *req)
     struct store *st = req->srv->store;
     struct meta_manifest mf;
     struct registry_status s;
-    if (registry_manifest_get(st, req->repo, req->ref, &mf, &s) != BERTH_OK) {
+    if (registry_manifest_get(st, req->repo, req->ref, &mf, &s) != BERTH_OK ||
+        registry_image_check_active(&mf, time_now_ms(), &s) != BERTH_OK) {
         oci_fail(req, &s);
         return;
     }

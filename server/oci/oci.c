@@ -66,6 +66,9 @@ static const struct {
     [REG_REFERENCED_BY_INDEX] = {409, "DENIED"},
     [REG_INTERNAL] = {500, "UNKNOWN"},
     [REG_TAG_DIGEST_MISMATCH] = {404, "MANIFEST_UNKNOWN"},
+    [REG_STORAGE_CLASS_UNSUPPORTED] = {400, "UNSUPPORTED"},
+    /* ECR: pulling an archived image is a 404 */
+    [REG_IMAGE_ARCHIVED] = {404, "MANIFEST_UNKNOWN"},
 };
 
 void oci_fail(struct request *req, const struct registry_status *s)

@@ -18,6 +18,11 @@ void meta_manifest_row(struct meta_stmt *st, struct meta_manifest *out)
     out->image_size = meta_col_int64(st, 10);
     out->pushed_at = meta_col_int64(st, 11);
     out->last_pulled_at = meta_col_int64(st, 12);
+    out->storage_class = meta_col_int64(st, 14) == META_STORAGE_ARCHIVE ? META_STORAGE_ARCHIVE
+                                                                        : META_STORAGE_STANDARD;
+    out->archived_at = meta_col_int64(st, 15);
+    out->activated_at = meta_col_int64(st, 16);
+    out->active_from = meta_col_int64(st, 17);
 }
 
 static enum berth_err fetch_manifest(struct meta *m, struct meta_stmt *st,

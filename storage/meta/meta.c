@@ -187,6 +187,14 @@ static const char *const migrations[] = {
      * so that scheduled enforcement can wait lifecycle.new_policy_delay_seconds
      * (0: set before berth recorded it, enforced as before). */
     "ALTER TABLE repositories ADD COLUMN lifecycle_set_at INTEGER NOT NULL DEFAULT 0;",
+    /* 9: ECR's archive storage class (UpdateImageStorageClass): each
+     * manifest's class (0 standard, 1 archive), when it was last archived
+     * and last restored, and when a restore completes (the image is
+     * ACTIVATING until then, 0: never restored). */
+    "ALTER TABLE manifests ADD COLUMN storage_class INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE manifests ADD COLUMN archived_at INTEGER;"
+    "ALTER TABLE manifests ADD COLUMN activated_at INTEGER;"
+    "ALTER TABLE manifests ADD COLUMN active_from INTEGER NOT NULL DEFAULT 0;",
 };
 
 /* The same migrations in PostgreSQL's dialect, entry for entry: rowid
@@ -354,6 +362,11 @@ static const char *const pg_migrations[] = {
     ");",
     /* 8 */
     "ALTER TABLE repositories ADD COLUMN lifecycle_set_at BIGINT NOT NULL DEFAULT 0;",
+    /* 9 */
+    "ALTER TABLE manifests ADD COLUMN storage_class BIGINT NOT NULL DEFAULT 0;"
+    "ALTER TABLE manifests ADD COLUMN archived_at BIGINT;"
+    "ALTER TABLE manifests ADD COLUMN activated_at BIGINT;"
+    "ALTER TABLE manifests ADD COLUMN active_from BIGINT NOT NULL DEFAULT 0;",
 };
 
 #define NMIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))

@@ -175,6 +175,9 @@ enum berth_err meta_blob_unlink(struct meta *m, int64_t repo_id, int64_t blob_id
 
 enum meta_ref_kind { META_REF_BLOB = 0, META_REF_MANIFEST = 1 };
 
+/* ECR's storage classes (UpdateImageStorageClass). */
+enum meta_storage_class { META_STORAGE_STANDARD = 0, META_STORAGE_ARCHIVE = 1 };
+
 struct meta_manifest {
     int64_t id;
     int64_t repo_id;
@@ -189,6 +192,10 @@ struct meta_manifest {
     int64_t image_size; /* sum of layer sizes (0 for indexes) */
     int64_t pushed_at;
     int64_t last_pulled_at; /* 0 = never */
+    enum meta_storage_class storage_class;
+    int64_t archived_at;  /* last moved to the archive class, 0 = never */
+    int64_t activated_at; /* last restore asked for, 0 = never */
+    int64_t active_from;  /* a restore completes at this time (ACTIVATING until then) */
 };
 
 /* A manifest of the repository by digest / by tag. BERTH_ENOTFOUND. */
@@ -287,21 +294,55 @@ enum berth_err meta_ping(struct meta *m);
 /* Which manifests a listing includes, by whether any tag points at them. */
 enum meta_tag_status { META_TAGS_ANY = 0, META_TAGS_TAGGED, META_TAGS_UNTAGGED };
 
+/* Which manifests a listing includes by ECR image status at a time now:
+ * ACTIVE (standard class, any restore complete), ARCHIVED (archive class),
+ * ACTIVATING (standard class, a restore still running), or all. */
+enum meta_image_status {
+    META_IMAGES_ACTIVE = 0,
+    META_IMAGES_ARCHIVED,
+    META_IMAGES_ACTIVATING,
+    META_IMAGES_ANY
+};
+
+/* A listing's image status restriction and the time it is judged at. */
+struct meta_status_filter {
+    enum meta_image_status status;
+    int64_t now_ms;
+};
+
 /* Tags of the repository with name > after (NULL = from the start) in byte
  * order, each with the digest of its manifest; at most limit of them
- * (limit >= 0); *has_more tells whether more follow. */
+ * (limit >= 0); *has_more tells whether more follow. With filter (NULL:
+ * every tag), only tags of manifests with that image status. */
 typedef int (*meta_tag_digest_cb)(void *arg, const char *tag, const char *digest);
 enum berth_err meta_tag_list_digests(struct meta *m, int64_t repo_id, const char *after,
-                                     int64_t limit, meta_tag_digest_cb cb, void *arg,
-                                     bool *has_more);
+                                     int64_t limit, const struct meta_status_filter *filter,
+                                     meta_tag_digest_cb cb, void *arg, bool *has_more);
 
 /* Manifests of the repository with digest > after (NULL = from the start)
- * in byte order of digest, restricted by status; at most limit of them
- * (limit >= 0, so limit 0 only reports *has_more). */
+ * in byte order of digest, restricted by status and by filter (NULL:
+ * every image status); at most limit of them (limit >= 0, so limit 0 only
+ * reports *has_more). */
 typedef int (*meta_manifest_cb)(void *arg, const struct meta_manifest *mf);
 enum berth_err meta_manifest_list(struct meta *m, int64_t repo_id, enum meta_tag_status status,
-                                  const char *after, int64_t limit, meta_manifest_cb cb, void *arg,
-                                  bool *has_more);
+                                  const struct meta_status_filter *filter, const char *after,
+                                  int64_t limit, meta_manifest_cb cb, void *arg, bool *has_more);
+
+/* Move a manifest of the repository, and the manifests of the repository
+ * an index lists (kind META_REF_MANIFEST), to a storage class at now_ms:
+ * archive sets archived_at to now_ms; standard sets activated_at to now_ms;
+ * both set active_from (when a restore completes; pass 0 to archive). The
+ * manifest itself is always written; listed manifests already in the class
+ * are left as they are. BERTH_OK (also when nothing changed). */
+enum berth_err meta_manifest_set_storage_class(struct meta *m, int64_t repo_id, int64_t manifest_id,
+                                               enum meta_storage_class cls, int64_t now_ms,
+                                               int64_t active_from);
+
+/* Whether a blob is referenced (as a layer or config) by manifests of the
+ * repository, and whether every such manifest is in the archive class:
+ * *any_ref and *all_archived. */
+enum berth_err meta_blob_archive_state(struct meta *m, int64_t repo_id, const char *digest,
+                                       bool *any_ref, bool *all_archived);
 
 /* Number of tags pointing at a manifest. */
 enum berth_err meta_manifest_tag_count(struct meta *m, int64_t manifest_id, int64_t *out);

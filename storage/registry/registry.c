@@ -594,10 +594,18 @@ enum berth_err registry_manifest_put(struct store *st, const struct registry_put
             goto out;
         }
         struct meta_manifest have;
+        bool restored = false;
         rc = meta_manifest_get(m, repo.id, d.str, &have);
         if (rc == BERTH_OK) {
             manifest_id = have.id;
             created = false;
+            if (have.storage_class == META_STORAGE_ARCHIVE || have.active_from > now) {
+                /* ECR: pushing an archived image again restores it, at once
+                 * (the push brought its bytes) */
+                rc = meta_manifest_set_storage_class(m, repo.id, have.id, META_STORAGE_STANDARD,
+                                                     now, now);
+                restored = true;
+            }
         } else if (rc == BERTH_ENOTFOUND) {
             struct meta_blob blob;
             rc = meta_blob_get(m, d.str, &blob);
@@ -635,7 +643,7 @@ enum berth_err registry_manifest_put(struct store *st, const struct registry_put
             meta_rollback(m);
             goto out;
         }
-        changed = created;
+        changed = created || restored;
         rc = apply_tags(m, &repo, in, manifest_id, now, &changed, s);
         if (rc == BERTH_OK && in->fail_if_same && !changed) {
             str_copy(s->digest, sizeof(s->digest), d.str);

@@ -41,6 +41,8 @@ enum registry_reason {
     REG_REFERENCED_BY_INDEX, /* (ECR delete) an index in the repository lists the image */
     REG_INTERNAL,            /* I/O or database failure */
     REG_TAG_DIGEST_MISMATCH, /* (ECR) the tag given points at another digest than the one given */
+    REG_STORAGE_CLASS_UNSUPPORTED, /* (ECR) this storage class change is not possible */
+    REG_IMAGE_ARCHIVED,            /* the image is archived (or still being restored) */
 };
 
 struct registry_status {

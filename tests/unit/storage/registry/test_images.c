@@ -83,7 +83,7 @@ static void test_tag_listing(void)
 
     struct rows r = {.count = 0};
     bool more = true;
-    CHECK_INT(meta_tag_list_digests(m, repo.id, NULL, 2, tag_row, &r, &more), BERTH_OK);
+    CHECK_INT(meta_tag_list_digests(m, repo.id, NULL, 2, NULL, tag_row, &r, &more), BERTH_OK);
     CHECK_INT(r.count, 2);
     CHECK(more);
     char want[64];
@@ -93,7 +93,7 @@ static void test_tag_listing(void)
     CHECK_STR(r.text[1], want);
 
     r.count = 0;
-    CHECK_INT(meta_tag_list_digests(m, repo.id, "b", 2, tag_row, &r, &more), BERTH_OK);
+    CHECK_INT(meta_tag_list_digests(m, repo.id, "b", 2, NULL, tag_row, &r, &more), BERTH_OK);
     CHECK_INT(r.count, 1);
     CHECK(!more);
     snprintf(want, sizeof(want), "c=%.12s", d2.str + 7);
@@ -101,10 +101,10 @@ static void test_tag_listing(void)
 
     /* limit 0 only says whether rows follow */
     r.count = 0;
-    CHECK_INT(meta_tag_list_digests(m, repo.id, "a", 0, tag_row, &r, &more), BERTH_OK);
+    CHECK_INT(meta_tag_list_digests(m, repo.id, "a", 0, NULL, tag_row, &r, &more), BERTH_OK);
     CHECK_INT(r.count, 0);
     CHECK(more);
-    CHECK_INT(meta_tag_list_digests(m, repo.id, "c", 0, tag_row, &r, &more), BERTH_OK);
+    CHECK_INT(meta_tag_list_digests(m, repo.id, "c", 0, NULL, tag_row, &r, &more), BERTH_OK);
     CHECK(!more);
     unit_store_remove(st, root);
 }
@@ -124,35 +124,39 @@ static void test_manifest_listing(void)
 
     struct rows r = {.count = 0};
     bool more = true;
-    CHECK_INT(meta_manifest_list(m, repo.id, META_TAGS_ANY, NULL, 10, manifest_row, &r, &more),
-              BERTH_OK);
+    CHECK_INT(
+        meta_manifest_list(m, repo.id, META_TAGS_ANY, NULL, NULL, 10, manifest_row, &r, &more),
+        BERTH_OK);
     CHECK_INT(r.count, 3);
     CHECK(!more);
     CHECK(strcmp(r.text[0], r.text[1]) < 0 && strcmp(r.text[1], r.text[2]) < 0);
 
     r.count = 0;
-    CHECK_INT(meta_manifest_list(m, repo.id, META_TAGS_TAGGED, NULL, 10, manifest_row, &r, &more),
-              BERTH_OK);
+    CHECK_INT(
+        meta_manifest_list(m, repo.id, META_TAGS_TAGGED, NULL, NULL, 10, manifest_row, &r, &more),
+        BERTH_OK);
     CHECK_INT(r.count, 1);
     CHECK_STR(r.text[0], tagged.str);
 
     r.count = 0;
-    CHECK_INT(meta_manifest_list(m, repo.id, META_TAGS_UNTAGGED, NULL, 1, manifest_row, &r, &more),
-              BERTH_OK);
+    CHECK_INT(
+        meta_manifest_list(m, repo.id, META_TAGS_UNTAGGED, NULL, NULL, 1, manifest_row, &r, &more),
+        BERTH_OK);
     CHECK_INT(r.count, 1);
     CHECK(more);
     const char *first = strcmp(u1.str, u2.str) < 0 ? u1.str : u2.str;
     const char *second = strcmp(u1.str, u2.str) < 0 ? u2.str : u1.str;
     CHECK_STR(r.text[0], first);
     r.count = 0;
-    CHECK_INT(meta_manifest_list(m, repo.id, META_TAGS_UNTAGGED, first, 1, manifest_row, &r, &more),
-              BERTH_OK);
+    CHECK_INT(
+        meta_manifest_list(m, repo.id, META_TAGS_UNTAGGED, NULL, first, 1, manifest_row, &r, &more),
+        BERTH_OK);
     CHECK_INT(r.count, 1);
     CHECK(!more);
     CHECK_STR(r.text[0], second);
-    CHECK_INT(
-        meta_manifest_list(m, repo.id, (enum meta_tag_status)7, NULL, 1, manifest_row, &r, &more),
-        BERTH_EINVAL);
+    CHECK_INT(meta_manifest_list(m, repo.id, (enum meta_tag_status)7, NULL, NULL, 1, manifest_row,
+                                 &r, &more),
+              BERTH_EINVAL);
 
     int64_t count = -1;
     struct meta_manifest mf;

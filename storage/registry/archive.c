@@ -1,0 +1,148 @@
+/*
+ * The archive storage class: image status and UpdateImageStorageClass's
+ * rule; see archive.h. Runs on the calling thread's metadata connection.
+ */
+#include "storage/registry/archive.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "common/timeutil.h"
+#include "storage/store/store.h"
+
+enum registry_image_status registry_image_status(const struct meta_manifest *mf, int64_t now_ms)
+{
+    if (mf->storage_class == META_STORAGE_ARCHIVE) {
+        return REGISTRY_IMAGE_ARCHIVED;
+    }
+    return mf->active_from > now_ms ? REGISTRY_IMAGE_ACTIVATING : REGISTRY_IMAGE_ACTIVE;
+}
+
+const char *registry_image_status_name(enum registry_image_status status)
+{
+    switch (status) {
+    case REGISTRY_IMAGE_ARCHIVED:
+        return "ARCHIVED";
+    case REGISTRY_IMAGE_ACTIVATING:
+        return "ACTIVATING";
+    case REGISTRY_IMAGE_ACTIVE:
+        break;
+    }
+    return "ACTIVE";
+}
+
+static enum berth_err fail(struct registry_status *s, enum registry_reason reason,
+                           enum berth_err rc, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static enum berth_err fail(struct registry_status *s, enum registry_reason reason,
+                           enum berth_err rc, const char *fmt, ...)
+{
+    s->reason = reason;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(s->message, sizeof(s->message), fmt, ap);
+    va_end(ap);
+    return rc;
+}
+
+enum berth_err registry_image_check_active(const struct meta_manifest *mf, int64_t now_ms,
+                                           struct registry_status *s)
+{
+    enum registry_image_status status = registry_image_status(mf, now_ms);
+    if (status == REGISTRY_IMAGE_ACTIVE) {
+        return BERTH_OK;
+    }
+    snprintf(s->digest, sizeof(s->digest), "%s", mf->digest);
+    return fail(s, REG_IMAGE_ARCHIVED, BERTH_ENOTFOUND,
+                status == REGISTRY_IMAGE_ARCHIVED
+                    ? "The image with digest '%s' is archived; restore it to pull it"
+                    : "The image with digest '%s' is being restored from the archive",
+                mf->digest);
+}
+
+static enum berth_err internal(struct registry_status *s, enum berth_err rc)
+{
+    return fail(s, REG_INTERNAL, rc, "internal error (%s)", berth_strerror(rc));
+}
+
+/* Inside the write transaction: the checks, then the move. */
+static enum berth_err move(struct store *st, struct meta *m, const char *repo, const char *tag,
+                           const struct digest *digest, enum meta_storage_class target, int64_t now,
+                           int64_t restore_ms, struct meta_manifest *out, struct registry_status *s)
+{
+    struct meta_repo r;
+    enum berth_err rc = registry_repo(st, repo, false, &r, s);
+    if (rc != BERTH_OK) {
+        return rc;
+    }
+    struct meta_manifest mf;
+    rc = registry_image_find(st, &r, tag, digest, &mf, s);
+    if (rc != BERTH_OK) {
+        return rc;
+    }
+    if (mf.storage_class == target) {
+        *out = mf;
+        return BERTH_OK;
+    }
+    if (target == META_STORAGE_ARCHIVE) {
+        if (registry_image_status(&mf, now) == REGISTRY_IMAGE_ACTIVATING) {
+            return fail(s, REG_STORAGE_CLASS_UNSUPPORTED, BERTH_ECONFLICT,
+                        "The image with digest '%s' is being restored from the archive and "
+                        "cannot be archived until the restore completes",
+                        mf.digest);
+        }
+        int64_t parents = 0;
+        rc = meta_manifest_parent_count(m, r.id, mf.digest, &parents);
+        if (rc != BERTH_OK) {
+            return internal(s, rc);
+        }
+        if (parents > 0) {
+            return fail(s, REG_STORAGE_CLASS_UNSUPPORTED, BERTH_ECONFLICT,
+                        "The image with digest '%s' is referenced by a manifest list; archive "
+                        "the manifest list instead",
+                        mf.digest);
+        }
+    }
+    int64_t active_from = target == META_STORAGE_STANDARD ? now + restore_ms : 0;
+    rc = meta_manifest_set_storage_class(m, r.id, mf.id, target, now, active_from);
+    if (rc == BERTH_OK) {
+        rc = meta_manifest_get(m, r.id, mf.digest, out);
+    }
+    return rc == BERTH_OK ? rc : internal(s, rc);
+}
+
+enum berth_err registry_image_set_storage_class(struct store *st, const char *repo, const char *tag,
+                                                const struct digest *digest,
+                                                enum meta_storage_class target, int64_t restore_ms,
+                                                struct meta_manifest *out,
+                                                struct registry_status *s)
+{
+    s->reason = REG_OK;
+    s->message[0] = '\0';
+    s->digest[0] = '\0';
+    struct meta *m = store_meta(st);
+    if (m == NULL) {
+        return internal(s, BERTH_EDB);
+    }
+    enum berth_err rc = meta_begin(m);
+    if (rc != BERTH_OK) {
+        return internal(s, rc);
+    }
+    struct meta_manifest after;
+    rc = move(st, m, repo, tag, digest, target, time_now_ms(), restore_ms < 0 ? 0 : restore_ms,
+              &after, s);
+    if (rc == BERTH_OK) {
+        rc = meta_commit(m);
+        if (rc != BERTH_OK) {
+            internal(s, rc);
+        }
+    }
+    if (rc != BERTH_OK) {
+        meta_rollback(m);
+        return rc;
+    }
+    *out = after;
+    return BERTH_OK;
+}

@@ -1,0 +1,204 @@
+# berth-python: modern
+"""ECR's archive storage class (UpdateImageStorageClass) against the real berth, with the
+machine image's boto3 and AWS CLI v1: image status and its filters in DescribeImages and
+ListImages, archived images refused to /v2 pulls, BatchGetImage and StartImageScan, layer
+availability ARCHIVED, restores (at once, or ACTIVATING for storage.archive.restore_seconds),
+a push restoring an archived image, indexes archived with their children."""
+
+import unittest
+
+import berth_harness as h
+import ecr_helpers as e
+
+
+class ArchiveTest(e.ModernEcrTestCase):
+    def describe(self, repo, status=None):
+        params = {"repositoryName": repo}
+        if status is not None:
+            params["filter"] = {"imageStatus": status}
+        return {d["imageDigest"]: d for d in self.ecr.describe_images(**params)["imageDetails"]}
+
+    def listed(self, repo, status=None):
+        params = {"repositoryName": repo}
+        if status is not None:
+            params["filter"] = {"imageStatus": status}
+        return sorted((i["imageDigest"], i.get("imageTag"))
+                      for i in self.ecr.list_images(**params)["imageIds"])
+
+    def test_archive_and_restore(self):
+        repo = self.create_repo()
+        image, other = h.build_image(), h.build_image()
+        self.push(repo, image, tag="v1")
+        self.push(repo, other, tag="v2")
+        detail = self.describe(repo)[image.digest]
+        self.assertEqual(detail["imageStatus"], "ACTIVE")
+        self.assertNotIn("lastArchivedAt", detail)
+        self.assertNotIn("lastActivatedAt", detail)
+
+        out = self.aws("update-image-storage-class", "--repository-name", repo,
+                       "--image-id", "imageTag=v1", "--target-storage-class", "ARCHIVE")
+        self.assertEqual(out, {"registryId": e.REGISTRY_ID, "repositoryName": repo,
+                               "imageId": {"imageDigest": image.digest, "imageTag": "v1"},
+                               "imageStatus": "ARCHIVED"})
+        # not pulled over /v2, by tag or digest, GET or HEAD
+        for ref in ("v1", image.digest):
+            for method in ("GET", "HEAD"):
+                resp = self.reg.get_manifest(repo, ref, method=method)
+                self.assertStatus(resp, 404)
+                if method == "GET":
+                    self.assertIn(b"MANIFEST_UNKNOWN", resp.body)
+        self.assertStatus(self.reg.get_manifest(repo, "v2"), 200)
+
+        # listings show ACTIVE images unless asked
+        self.assertEqual(set(self.describe(repo)), {other.digest})
+        archived = self.describe(repo, "ARCHIVED")
+        self.assertEqual(set(archived), {image.digest})
+        self.assertEqual(archived[image.digest]["imageStatus"], "ARCHIVED")
+        self.assertEqual(archived[image.digest]["imageTags"], ["v1"])
+        self.assertIn("lastArchivedAt", archived[image.digest])
+        self.assertEqual(set(self.describe(repo, "ANY")), {image.digest, other.digest})
+        self.assertEqual(self.describe(repo, "ACTIVATING"), {})
+        self.assertEqual(self.listed(repo), [(other.digest, "v2")])
+        self.assertEqual(self.listed(repo, "ARCHIVED"), [(image.digest, "v1")])
+        self.assertEqual(self.listed(repo, "ANY"), sorted([(image.digest, "v1"), (other.digest, "v2")]))
+        cli = self.aws("describe-images", "--repository-name", repo,
+                       "--filter", "imageStatus=ARCHIVED")["imageDetails"]
+        self.assertEqual([d["imageDigest"] for d in cli], [image.digest])
+        # described by id whatever its status
+        by_id = self.ecr.describe_images(repositoryName=repo, imageIds=[{"imageTag": "v1"}])
+        self.assertEqual(by_id["imageDetails"][0]["imageStatus"], "ARCHIVED")
+
+        # BatchGetImage fails it; StartImageScan refuses it
+        got = self.ecr.batch_get_image(repositoryName=repo, imageIds=[{"imageTag": "v1"},
+                                                                      {"imageTag": "v2"}])
+        self.assertEqual([i["imageId"]["imageTag"] for i in got["images"]], ["v2"])
+        self.assertEqual([(f["imageId"]["imageTag"], f["failureCode"]) for f in got["failures"]],
+                         [("v1", "ImageNotFound")])
+        self.assertBotoError("ImageArchivedException", "start_image_scan", repositoryName=repo,
+                             imageId={"imageTag": "v1"})
+        # its layers are ARCHIVED, the other image's AVAILABLE
+        layers = self.ecr.batch_check_layer_availability(
+            repositoryName=repo, layerDigests=image.layer_digests + other.layer_digests)["layers"]
+        self.assertEqual({l["layerDigest"]: l["layerAvailability"] for l in layers},
+                         dict([(d, "ARCHIVED") for d in image.layer_digests] +
+                              [(d, "AVAILABLE") for d in other.layer_digests]))
+
+        # archiving again changes nothing
+        again = self.ecr.update_image_storage_class(repositoryName=repo,
+                                                    imageId={"imageDigest": image.digest},
+                                                    targetStorageClass="ARCHIVE")
+        self.assertEqual(again["imageStatus"], "ARCHIVED")
+        self.assertEqual(again["imageId"], {"imageDigest": image.digest})
+
+        # restore: ACTIVE at once (storage.archive.restore_seconds is 0)
+        out = self.ecr.update_image_storage_class(repositoryName=repo,
+                                                  imageId={"imageTag": "v1"},
+                                                  targetStorageClass="STANDARD")
+        self.assertEqual(out["imageStatus"], "ACTIVE")
+        detail = self.describe(repo)[image.digest]
+        self.assertEqual(detail["imageStatus"], "ACTIVE")
+        self.assertIn("lastArchivedAt", detail)
+        self.assertGreaterEqual(detail["lastActivatedAt"], detail["lastArchivedAt"])
+        resp = self.reg.get_manifest(repo, "v1")
+        self.assertStatus(resp, 200)
+        self.assertEqual(resp.body, image.manifest)
+        self.assertEqual(self.describe(repo, "ARCHIVED"), {})
+
+    def test_push_restores(self):
+        repo = self.create_repo()
+        image = h.build_image()
+        self.push(repo, image, tag="v1")
+        self.ecr.update_image_storage_class(repositoryName=repo, imageId={"imageTag": "v1"},
+                                            targetStorageClass="ARCHIVE")
+        self.assertStatus(self.reg.get_manifest(repo, "v1"), 404)
+        self.push(repo, image, tag="v1")
+        detail = self.describe(repo)[image.digest]
+        self.assertEqual(detail["imageStatus"], "ACTIVE")
+        self.assertIn("lastActivatedAt", detail)
+        self.assertStatus(self.reg.get_manifest(repo, "v1"), 200)
+
+    def test_index_goes_with_its_children(self):
+        repo = self.create_repo()
+        children = [h.build_image(arch="amd64"), h.build_image(arch="arm64")]
+        index = h.Index(children)
+        self.push(repo, index, tag="multi")
+        err = self.assertBotoError("ImageStorageClassUpdateNotSupportedException",
+                                   "update_image_storage_class", repositoryName=repo,
+                                   imageId={"imageDigest": children[0].digest},
+                                   targetStorageClass="ARCHIVE")
+        self.assertIn("manifest list", err["Message"])
+        self.ecr.update_image_storage_class(repositoryName=repo, imageId={"imageTag": "multi"},
+                                            targetStorageClass="ARCHIVE")
+        self.assertEqual(set(self.describe(repo, "ARCHIVED")),
+                         {index.digest} | {c.digest for c in children})
+        for child in children:
+            self.assertStatus(self.reg.get_manifest(repo, child.digest), 404)
+        self.ecr.update_image_storage_class(repositoryName=repo, imageId={"imageTag": "multi"},
+                                            targetStorageClass="STANDARD")
+        self.assertEqual(set(self.describe(repo)), {index.digest} | {c.digest for c in children})
+        for child in children:
+            self.assertStatus(self.reg.get_manifest(repo, child.digest), 200)
+
+    def test_errors(self):
+        repo = self.create_repo()
+        image = h.build_image()
+        self.push(repo, image, tag="v1")
+        self.assertBotoError("RepositoryNotFoundException", "update_image_storage_class",
+                             repositoryName=repo + "-missing", imageId={"imageTag": "v1"},
+                             targetStorageClass="ARCHIVE")
+        self.assertBotoError("ImageNotFoundException", "update_image_storage_class",
+                             repositoryName=repo, imageId={"imageTag": "nope"},
+                             targetStorageClass="ARCHIVE")
+        self.assertCliError("ImageNotFoundException", "update-image-storage-class",
+                            "--repository-name", repo, "--image-id",
+                            "imageDigest=sha256:" + "0" * 64, "--target-storage-class",
+                            "ARCHIVE")
+        self.assertBotoError("InvalidParameterException", "update_image_storage_class",
+                             repositoryName=repo, imageId={"imageTag": "v1"},
+                             targetStorageClass="GLACIER")
+        self.assertAwsError(self.call("UpdateImageStorageClass",
+                                      {"repositoryName": repo, "imageId": {"imageTag": "v1"}}),
+                            400, "InvalidParameterException")
+        self.assertBotoError("InvalidParameterException", "describe_images",
+                             repositoryName=repo, filter={"imageStatus": "FROZEN"})
+        # nothing changed
+        self.assertEqual(self.describe(repo)[image.digest]["imageStatus"], "ACTIVE")
+
+
+class SlowRestoreTest(e.ModernEcrTestCase):
+    """A restore that takes an hour: the image is ACTIVATING, not pulled, and cannot be
+    archived again meanwhile; a push of it makes it ACTIVE at once."""
+
+    server_config = {"storage": {"archive": {"restore_seconds": 3600}}}
+
+    def test_activating(self):
+        repo = self.create_repo()
+        image = h.build_image()
+        self.push(repo, image, tag="v1")
+        self.ecr.update_image_storage_class(repositoryName=repo, imageId={"imageTag": "v1"},
+                                            targetStorageClass="ARCHIVE")
+        out = self.aws("update-image-storage-class", "--repository-name", repo,
+                       "--image-id", "imageTag=v1", "--target-storage-class", "STANDARD")
+        self.assertEqual(out["imageStatus"], "ACTIVATING")
+        self.assertStatus(self.reg.get_manifest(repo, "v1"), 404)
+        activating = self.ecr.describe_images(repositoryName=repo,
+                                              filter={"imageStatus": "ACTIVATING"})
+        self.assertEqual([(d["imageDigest"], d["imageStatus"])
+                          for d in activating["imageDetails"]], [(image.digest, "ACTIVATING")])
+        self.assertEqual(self.ecr.describe_images(repositoryName=repo)["imageDetails"], [])
+        self.assertBotoError("ImageStorageClassUpdateNotSupportedException",
+                             "update_image_storage_class", repositoryName=repo,
+                             imageId={"imageTag": "v1"}, targetStorageClass="ARCHIVE")
+        # a restore asked again leaves it as it is
+        again = self.ecr.update_image_storage_class(repositoryName=repo,
+                                                    imageId={"imageTag": "v1"},
+                                                    targetStorageClass="STANDARD")
+        self.assertEqual(again["imageStatus"], "ACTIVATING")
+        self.push(repo, image, tag="v1")
+        self.assertStatus(self.reg.get_manifest(repo, "v1"), 200)
+        self.assertEqual(self.ecr.describe_images(repositoryName=repo)["imageDetails"][0]
+                         ["imageStatus"], "ACTIVE")
+
+
+if __name__ == "__main__":
+    h.main()
