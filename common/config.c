@@ -108,6 +108,14 @@ static const struct config_key keys[] = {
      "require credentials even before any access key exists"},
     {"auth.token_ttl_seconds", CONFIG_INT, OFF(auth_token_ttl_seconds), "43200", 1, 7 * DAY,
      "lifetime of GetAuthorizationToken passwords"},
+    {"auth.scheme", CONFIG_STRING, OFF(auth_scheme), "basic", 0, 0,
+     "/v2 challenge: basic (ECR's) or bearer (Docker's token protocol, token endpoint /v2/token)"},
+    {"auth.service", CONFIG_STRING, OFF(auth_service), "", 0, 0,
+     "service name of bearer challenges and tokens (default: public_url's host[:port])"},
+    {"auth.bearer_ttl_seconds", CONFIG_INT, OFF(auth_bearer_ttl_seconds), "300", 60, DAY,
+     "lifetime of bearer tokens from /v2/token"},
+    {"auth.refresh_token_ttl_seconds", CONFIG_INT, OFF(auth_refresh_token_ttl_seconds), "43200", 60,
+     30 * DAY, "lifetime of refresh tokens from /v2/token (offline_token, docker login)"},
     {"auth.keys", CONFIG_JSON, OFF(auth_keys), NULL, 0, 0, "access keys defined in the file"},
     {"auth.regions", CONFIG_JSON, OFF(auth_regions), NULL, 0, 0,
      "regions accepted in SigV4 scopes (default: any)"},
@@ -442,6 +450,19 @@ enum berth_err config_validate(const struct berth_config *cfg, char *err, size_t
     if (strcmp(cfg->meta_backend, "postgres") == 0 && cfg->meta_postgres_dsn[0] == '\0') {
         snprintf(err, cap, "config: meta.backend postgres needs meta.postgres.dsn");
         return BERTH_EINVAL;
+    }
+    if (strcmp(cfg->auth_scheme, "basic") != 0 && strcmp(cfg->auth_scheme, "bearer") != 0) {
+        snprintf(err, cap, "config: auth.scheme must be basic or bearer, not '%s'",
+                 cfg->auth_scheme);
+        return BERTH_EINVAL;
+    }
+    for (const char *p = cfg->auth_service; *p; p++) {
+        if (*p <= ' ' || *p > '~' || *p == '"' || *p == '\\' || p - cfg->auth_service >= 255) {
+            snprintf(err, cap,
+                     "config: auth.service must be at most 255 printable characters without "
+                     "spaces, quotes or backslashes");
+            return BERTH_EINVAL;
+        }
     }
     if (cfg->auth_keys != NULL && !json_is_array(cfg->auth_keys)) {
         snprintf(err, cap, "config: auth.keys must be an array");

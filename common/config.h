@@ -66,7 +66,11 @@ struct berth_config {
 
     bool auth_required;
     int64_t auth_token_ttl_seconds;
-    json_t *auth_keys;    /* borrowed from doc: array of key objects, or NULL */
+    char *auth_scheme;               /* "basic" (ECR's challenge) or "bearer" (token protocol) */
+    char *auth_service;              /* bearer service name; "" = public_url's host[:port] */
+    int64_t auth_bearer_ttl_seconds; /* lifetime of bearer access tokens */
+    int64_t auth_refresh_token_ttl_seconds; /* lifetime of refresh tokens (offline_token) */
+    json_t *auth_keys;                      /* borrowed from doc: array of key objects, or NULL */
     json_t *auth_regions; /* borrowed from doc: array of accepted regions, or NULL */
 
     int64_t console_session_ttl_seconds;

@@ -888,6 +888,11 @@ enum berth_err auth_token_issue(struct auth *a, enum authtoken_purpose purpose,
     return authtoken_issue(a->token_key, a->token_key_len, &tok, out, cap);
 }
 
+enum berth_err auth_token_sign(struct auth *a, const struct authtoken *tok, char *out, size_t cap)
+{
+    return authtoken_issue(a->token_key, a->token_key_len, tok, out, cap);
+}
+
 enum berth_err auth_token_verify(struct auth *a, const char *token, enum authtoken_purpose purpose,
                                  const char *repo, const char *digest, int64_t now,
                                  struct authtoken *out)

@@ -21,6 +21,7 @@
 #include <stdint.h>
 
 #include "server/auth/authtoken.h"
+#include "server/auth/bearer.h"
 #include "server/auth/authz.h"
 #include "common/config.h"
 #include "storage/meta/meta.h"
@@ -64,6 +65,8 @@ struct auth_identity {
     char principal_arn[AUTH_ARN_MAX + 1];
     struct auth_policy *policy; /* identity policy (one reference), NULL when anonymous */
     bool console;               /* authenticated by a web console session: reads browse */
+    bool bearer;                /* authenticated by a bearer token: bearer_scope limits it */
+    char bearer_scope[AUTHTOKEN_SCOPE_MAX + 1]; /* the token's grants (server/auth/bearer.h) */
 };
 
 /* What auth_lookup found. */
@@ -160,6 +163,10 @@ enum berth_err auth_allowed(struct auth *a, struct meta *m, const struct auth_id
 enum berth_err auth_token_issue(struct auth *a, enum authtoken_purpose purpose,
                                 const char *principal, const char *repo, const char *digest,
                                 int64_t now, int64_t ttl, char *out, size_t cap);
+
+/* Sign tok (filled by the caller, any purpose) with the server key
+ * (authtoken_issue). BERTH_OK, BERTH_EINVAL, BERTH_ETOOBIG. */
+enum berth_err auth_token_sign(struct auth *a, const struct authtoken *tok, char *out, size_t cap);
 
 /* Verify a token (authtoken_verify) with the server key. */
 enum berth_err auth_token_verify(struct auth *a, const char *token, enum authtoken_purpose purpose,

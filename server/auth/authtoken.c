@@ -6,6 +6,8 @@
  *   principal_len(1) principal  repository_len(2) repository
  *   digest_len(1) digest  mac(32)
  *
+ * A BEARER token carries its scope text in the repository field.
+ *
  * mac = HMAC-SHA256(key, "berth-authtoken-v1" NUL || record). The MAC is
  * checked before any field is read. Pure functions; thread-safe.
  */
@@ -21,10 +23,19 @@
 #define MAC_LEN 32
 #define CONTEXT "berth-authtoken-v1"
 #define HEADER_LEN 18 /* version, purpose, issued, expires */
-/* Largest record: header, three length-prefixed fields, MAC. */
+/* Largest record: header, three length-prefixed fields, MAC. The second
+ * field holds a repository or (BEARER) a scope, the larger. */
+#define FIELD2_MAX                                                                                 \
+    (AUTHTOKEN_SCOPE_MAX > AUTHTOKEN_REPOSITORY_MAX ? AUTHTOKEN_SCOPE_MAX                          \
+                                                    : AUTHTOKEN_REPOSITORY_MAX)
 #define RECORD_MAX                                                                                 \
-    (HEADER_LEN + 1 + AUTHTOKEN_PRINCIPAL_MAX + 2 + AUTHTOKEN_REPOSITORY_MAX + 1 +                 \
-     AUTHTOKEN_DIGEST_MAX + MAC_LEN)
+    (HEADER_LEN + 1 + AUTHTOKEN_PRINCIPAL_MAX + 2 + FIELD2_MAX + 1 + AUTHTOKEN_DIGEST_MAX + MAC_LEN)
+_Static_assert((RECORD_MAX + 2) / 3 * 4 <= AUTHTOKEN_BEARER_MAX_LEN, "bearer tokens fit");
+_Static_assert((HEADER_LEN + 1 + AUTHTOKEN_PRINCIPAL_MAX + 2 + AUTHTOKEN_REPOSITORY_MAX + 1 +
+                AUTHTOKEN_DIGEST_MAX + MAC_LEN + 2) /
+                       3 * 4 <=
+                   AUTHTOKEN_MAX_LEN,
+               "other tokens fit");
 #define RECORD_MIN (HEADER_LEN + 1 + 1 + 2 + 1 + MAC_LEN)
 
 static void put_u64(uint8_t *p, uint64_t v)
@@ -52,6 +63,20 @@ static bool field_ok(const char *s, size_t len, size_t max)
     }
     for (size_t i = 0; i < len; i++) {
         if (s[i] <= 0x20 || s[i] > 0x7e) {
+            return false;
+        }
+    }
+    return true;
+}
+
+/* 0..max bytes of printable ASCII or spaces (scope text). */
+static bool scope_ok(const char *s, size_t len, size_t max)
+{
+    if (len > max) {
+        return false;
+    }
+    for (size_t i = 0; i < len; i++) {
+        if (s[i] < 0x20 || s[i] > 0x7e) {
             return false;
         }
     }
@@ -86,18 +111,26 @@ enum berth_err authtoken_issue(const uint8_t *key, size_t key_len, const struct 
     size_t plen = strnlen(tok->principal, sizeof(tok->principal));
     size_t rlen = strnlen(tok->repository, sizeof(tok->repository));
     size_t dlen = strnlen(tok->digest, sizeof(tok->digest));
+    size_t slen = strnlen(tok->scope, sizeof(tok->scope));
     if (!field_ok(tok->principal, plen, AUTHTOKEN_PRINCIPAL_MAX)) {
         return BERTH_EINVAL;
     }
-    if (tok->purpose == AUTHTOKEN_LOGIN) {
-        if (rlen != 0 || dlen != 0) {
+    const char *field2 = tok->repository;
+    if (tok->purpose == AUTHTOKEN_LOGIN || tok->purpose == AUTHTOKEN_REFRESH) {
+        if (rlen != 0 || dlen != 0 || slen != 0) {
             return BERTH_EINVAL;
         }
     } else if (tok->purpose == AUTHTOKEN_DOWNLOAD) {
         if (!field_ok(tok->repository, rlen, AUTHTOKEN_REPOSITORY_MAX) ||
-            !field_ok(tok->digest, dlen, AUTHTOKEN_DIGEST_MAX)) {
+            !field_ok(tok->digest, dlen, AUTHTOKEN_DIGEST_MAX) || slen != 0) {
             return BERTH_EINVAL;
         }
+    } else if (tok->purpose == AUTHTOKEN_BEARER) {
+        if (rlen != 0 || dlen != 0 || !scope_ok(tok->scope, slen, AUTHTOKEN_SCOPE_MAX)) {
+            return BERTH_EINVAL;
+        }
+        field2 = tok->scope;
+        rlen = slen;
     } else {
         return BERTH_EINVAL;
     }
@@ -115,7 +148,7 @@ enum berth_err authtoken_issue(const uint8_t *key, size_t key_len, const struct 
     n += plen;
     rec[n++] = (uint8_t)(rlen >> 8);
     rec[n++] = (uint8_t)rlen;
-    memcpy(rec + n, tok->repository, rlen);
+    memcpy(rec + n, field2, rlen);
     n += rlen;
     rec[n++] = (uint8_t)dlen;
     memcpy(rec + n, tok->digest, dlen);
@@ -123,7 +156,7 @@ enum berth_err authtoken_issue(const uint8_t *key, size_t key_len, const struct 
     mac_of(key, key_len, rec, n, rec + n);
     n += MAC_LEN;
 
-    char enc[AUTHTOKEN_MAX_LEN + 4];
+    char enc[AUTHTOKEN_BEARER_MAX_LEN + 4];
     size_t elen = base64url_encode(rec, n, enc);
     if (elen + 1 > cap) {
         return BERTH_ETOOBIG;
@@ -141,7 +174,8 @@ static bool parse_record(const uint8_t *rec, size_t len, struct authtoken *t)
         return false;
     }
     int purpose = rec[1];
-    if (purpose != AUTHTOKEN_LOGIN && purpose != AUTHTOKEN_DOWNLOAD) {
+    if (purpose != AUTHTOKEN_LOGIN && purpose != AUTHTOKEN_DOWNLOAD &&
+        purpose != AUTHTOKEN_BEARER && purpose != AUTHTOKEN_REFRESH) {
         return false;
     }
     t->purpose = (enum authtoken_purpose)purpose;
@@ -173,8 +207,12 @@ static bool parse_record(const uint8_t *rec, size_t len, struct authtoken *t)
     if (!field_ok(principal, plen, AUTHTOKEN_PRINCIPAL_MAX) || t->expires <= t->issued) {
         return false;
     }
-    if (t->purpose == AUTHTOKEN_LOGIN) {
+    if (t->purpose == AUTHTOKEN_LOGIN || t->purpose == AUTHTOKEN_REFRESH) {
         if (rlen != 0 || dlen != 0) {
+            return false;
+        }
+    } else if (t->purpose == AUTHTOKEN_BEARER) {
+        if (dlen != 0 || !scope_ok(repository, rlen, AUTHTOKEN_SCOPE_MAX)) {
             return false;
         }
     } else if (!field_ok(repository, rlen, AUTHTOKEN_REPOSITORY_MAX) ||
@@ -183,8 +221,13 @@ static bool parse_record(const uint8_t *rec, size_t len, struct authtoken *t)
     }
     memcpy(t->principal, principal, plen);
     t->principal[plen] = '\0';
-    memcpy(t->repository, repository, rlen);
-    t->repository[rlen] = '\0';
+    if (t->purpose == AUTHTOKEN_BEARER) {
+        memcpy(t->scope, repository, rlen);
+        t->scope[rlen] = '\0';
+    } else {
+        memcpy(t->repository, repository, rlen);
+        t->repository[rlen] = '\0';
+    }
     memcpy(t->digest, digest, dlen);
     t->digest[dlen] = '\0';
     return true;
@@ -197,11 +240,12 @@ enum berth_err authtoken_verify(const uint8_t *key, size_t key_len, const char *
     if (!key_ok(key, key_len) || token == NULL) {
         return BERTH_EINVAL;
     }
-    size_t len = strnlen(token, AUTHTOKEN_MAX_LEN + 1);
-    if (len > AUTHTOKEN_MAX_LEN) {
+    size_t max = purpose == AUTHTOKEN_BEARER ? AUTHTOKEN_BEARER_MAX_LEN : AUTHTOKEN_MAX_LEN;
+    size_t len = strnlen(token, max + 1);
+    if (len > max) {
         return BERTH_EINVAL;
     }
-    uint8_t rec[AUTHTOKEN_MAX_LEN * 3 / 4 + 3];
+    uint8_t rec[AUTHTOKEN_BEARER_MAX_LEN * 3 / 4 + 3];
     size_t n;
     if (base64url_decode(token, len, rec, &n) != BERTH_OK || n < RECORD_MIN || n > RECORD_MAX) {
         return BERTH_EINVAL;

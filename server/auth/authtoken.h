@@ -3,8 +3,12 @@
  * `docker login` password GetAuthorizationToken returns (and /v2/ accepts
  * as Basic AWS:<token>); a DOWNLOAD token goes into the pre-signed layer
  * URL GetDownloadUrlForLayer returns and is bound to one repository and
- * digest. A token carries its purpose, the principal (access key id), the
- * optional scope and its issue and expiry times, under an HMAC-SHA256 with
+ * digest. A BEARER token is the Docker token protocol's access token (see
+ * server/auth/bearer.h): it holds the access granted, as canonical scope
+ * text; a REFRESH token is the protocol's refresh token (offline_token),
+ * which buys new BEARER tokens for its principal. A token carries its
+ * purpose, the principal (access key id, or AUTHTOKEN_ANONYMOUS on a BEARER
+ * token), the optional scope and its issue and expiry times, under an HMAC-SHA256 with
  * a server key; it is base64url without padding, so it contains no ':',
  * no whitespace and nothing a URL query must escape. Pure functions;
  * thread-safe; nothing blocks (except authtoken_key_generate, which reads
@@ -25,7 +29,11 @@
 #define AUTHTOKEN_PRINCIPAL_MAX 128               /* access key id */
 #define AUTHTOKEN_REPOSITORY_MAX 256              /* ECR repository name limit */
 #define AUTHTOKEN_DIGEST_MAX (DIGEST_STR_MAX - 1) /* "sha512:" + 128 hex */
-#define AUTHTOKEN_MAX_LEN 1024                    /* encoded token, without NUL */
+#define AUTHTOKEN_SCOPE_MAX 2048                  /* BEARER access, canonical scope text */
+#define AUTHTOKEN_MAX_LEN 1024                    /* encoded LOGIN, DOWNLOAD, REFRESH token */
+#define AUTHTOKEN_BEARER_MAX_LEN 3328             /* encoded BEARER token, without NUL */
+/* The principal of a BEARER token issued to a caller without credentials. */
+#define AUTHTOKEN_ANONYMOUS "-"
 /* base64("AWS:" + token), without NUL */
 #define AUTHTOKEN_BASIC_MAX_LEN ((AUTHTOKEN_MAX_LEN + 4 + 2) / 3 * 4)
 /* Issue times further in the future than this are refused. */
@@ -39,6 +47,8 @@
 enum authtoken_purpose {
     AUTHTOKEN_LOGIN = 1,    /* docker login password; no scope */
     AUTHTOKEN_DOWNLOAD = 2, /* pre-signed blob download; repository + digest */
+    AUTHTOKEN_BEARER = 3,   /* Docker token protocol access token; scope (may be empty) */
+    AUTHTOKEN_REFRESH = 4,  /* Docker token protocol refresh token; no scope */
 };
 
 struct authtoken {
@@ -46,6 +56,7 @@ struct authtoken {
     char principal[AUTHTOKEN_PRINCIPAL_MAX + 1];   /* 1.. printable ASCII */
     char repository[AUTHTOKEN_REPOSITORY_MAX + 1]; /* "" for LOGIN */
     char digest[AUTHTOKEN_DIGEST_MAX + 1];         /* "" for LOGIN */
+    char scope[AUTHTOKEN_SCOPE_MAX + 1];           /* BEARER only: granted access, may be "" */
     int64_t issued;                                /* Unix seconds, >= 0 */
     int64_t expires;                               /* Unix seconds, > issued */
 };
@@ -55,23 +66,29 @@ enum berth_err authtoken_key_generate(uint8_t key[AUTHTOKEN_KEY_LEN]);
 
 /* Sign tok with key (key_len in AUTHTOKEN_KEY_MIN..AUTHTOKEN_KEY_MAX) and
  * write the NUL-terminated token into out (cap bytes; AUTHTOKEN_MAX_LEN + 1
- * always suffices). Returns BERTH_OK, BERTH_EINVAL (bad key length; empty
- * or non-printable principal, repository or digest; a field over its
- * limit; scope present on a LOGIN token or missing on a DOWNLOAD token;
- * issued < 0 or expires <= issued), BERTH_ETOOBIG (cap too small). */
+ * always suffices, AUTHTOKEN_BEARER_MAX_LEN + 1 for a BEARER token).
+ * Returns BERTH_OK, BERTH_EINVAL (bad key length; empty or non-printable
+ * principal, repository or digest; a field over its limit; repository or
+ * digest present on a LOGIN, BEARER or REFRESH token or missing on a
+ * DOWNLOAD token; scope on anything but a BEARER token, or a scope with
+ * characters other than printable ASCII and spaces; issued < 0 or
+ * expires <= issued), BERTH_ETOOBIG (cap too small). */
 enum berth_err authtoken_issue(const uint8_t *key, size_t key_len, const struct authtoken *tok,
                                char *out, size_t cap);
 
 /* Check token (NUL-terminated) against key for the given purpose at time
  * now. For AUTHTOKEN_DOWNLOAD, repository and digest are those of the
- * request and must equal the token's scope; for AUTHTOKEN_LOGIN pass NULL.
+ * request and must equal the token's scope; for the other purposes pass
+ * NULL (a BEARER token's scope is returned in out->scope for the caller to
+ * enforce).
  * Returns
  *   BERTH_OK      authentic, for this purpose and scope, unexpired; *out
  *                 filled when out is not NULL;
  *   BERTH_EDENIED authentic, for this purpose and scope, but expired
  *                 (now >= expires): answer AUTHTOKEN_EXPIRED_MESSAGE;
  *   BERTH_EINVAL  anything else: malformed, truncated, over
- *                 AUTHTOKEN_MAX_LEN, forged or signed with another key,
+ *                 AUTHTOKEN_MAX_LEN (AUTHTOKEN_BEARER_MAX_LEN for a
+ *                 BEARER token), forged or signed with another key,
  *                 another purpose or scope, or issued more than
  *                 AUTHTOKEN_MAX_CLOCK_SKEW seconds in the future.
  * out is written only on BERTH_OK. */

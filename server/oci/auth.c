@@ -2,8 +2,9 @@
  * Authentication and authorization on the OCI API (/v2): the credentials a
  * request may carry (Basic AWS:<login token> as `docker login` sends it,
  * Basic <access key id>:<secret>, a download token in ?token= on a blob
- * GET), the Basic challenge, and the ECR actions each route needs. One
- * indexed query per request (auth_lookup). Pool threads.
+ * GET, and with auth.scheme bearer a token from /v2/token), the Basic or
+ * Bearer challenge, and the ECR actions and token scope each route needs.
+ * One indexed query per request (auth_lookup). Pool threads.
  */
 #include "oci_int.h"
 
@@ -42,23 +43,34 @@ void oci_auth_need(enum oci_route route, const char *method, bool is_monolithic,
     case OCI_ROUTE_NAME_INVALID:
         out->none = true; /* the handler answers 404 / 400; nothing is revealed */
         return;
+    case OCI_ROUTE_TOKEN:
+        out->none = true; /* the token endpoint authenticates its callers itself */
+        return;
     case OCI_ROUTE_BASE:
+        out->login = true;
+        return;
     case OCI_ROUTE_CATALOG: /* filtered per repository by the handler */
         out->login = true;
+        out->scope = BEARER_CATALOG;
         return;
     case OCI_ROUTE_TAGS:
         a[out->count++] = "ecr:ListImages";
+        out->scope = BEARER_PULL;
         break;
     case OCI_ROUTE_REFERRERS:
         a[out->count++] = "ecr:BatchGetImage";
+        out->scope = BEARER_PULL;
         break;
     case OCI_ROUTE_MANIFEST:
         if (get || head) {
             a[out->count++] = "ecr:BatchGetImage";
+            out->scope = BEARER_PULL;
         } else if (put) {
             a[out->count++] = "ecr:PutImage";
+            out->scope = BEARER_PUSH;
         } else if (del) {
             a[out->count++] = "ecr:BatchDeleteImage";
+            out->scope = BEARER_DELETE;
         } else {
             out->login = true; /* the handler answers 405 */
         }
@@ -66,13 +78,16 @@ void oci_auth_need(enum oci_route route, const char *method, bool is_monolithic,
     case OCI_ROUTE_BLOB:
         if (get) {
             a[out->count++] = "ecr:GetDownloadUrlForLayer";
+            out->scope = BEARER_PULL;
         } else if (head) {
             /* whoever may check a layer or download it may see it exists */
             a[out->count++] = "ecr:BatchCheckLayerAvailability";
             a[out->count++] = "ecr:GetDownloadUrlForLayer";
             out->any = true;
+            out->scope = BEARER_PULL;
         } else if (del) {
             a[out->count++] = "ecr:BatchDeleteImage";
+            out->scope = BEARER_DELETE;
         } else {
             out->login = true;
         }
@@ -80,6 +95,7 @@ void oci_auth_need(enum oci_route route, const char *method, bool is_monolithic,
     case OCI_ROUTE_UPLOAD_START:
         if (post) {
             a[out->count++] = "ecr:InitiateLayerUpload";
+            out->scope = BEARER_PUSH;
             if (is_monolithic) {
                 a[out->count++] = "ecr:UploadLayerPart";
                 a[out->count++] = "ecr:CompleteLayerUpload";
@@ -91,11 +107,13 @@ void oci_auth_need(enum oci_route route, const char *method, bool is_monolithic,
     case OCI_ROUTE_UPLOAD:
         if (put) {
             a[out->count++] = "ecr:CompleteLayerUpload";
+            out->scope = BEARER_PUSH;
             if (has_body) {
                 a[out->count++] = "ecr:UploadLayerPart";
             }
         } else if (patch || get || del) {
             a[out->count++] = "ecr:UploadLayerPart";
+            out->scope = BEARER_PUSH;
         } else {
             out->login = true;
         }
@@ -111,43 +129,76 @@ enum cred_kind {
     CRED_INVALID,       /* something malformed, forged or unsupported */
     CRED_SESSION,       /* a live console session (GET and HEAD only); akid is its key */
     CRED_SESSION_ENDED, /* a console session cookie that is no longer valid */
+    CRED_BEARER,        /* a valid bearer token; akid is its principal, "" when anonymous */
+    CRED_BEARER_BAD,    /* a bearer token that is malformed, forged or expired */
 };
 
 struct cred {
     enum cred_kind kind;
     char akid[AUTH_AKID_MAX + 1];
     char secret[AUTH_SECRET_MAX + 1];
-    const char *why; /* for the log when invalid */
+    const char *why;                     /* for the log when invalid */
+    char scope[AUTHTOKEN_SCOPE_MAX + 1]; /* CRED_BEARER: what the token grants */
 };
 
-/* "Basic <b64>" of "AWS:<token>" or "<akid>:<secret>". */
-static void parse_basic(struct auth *a, const char *b64, int64_t now, struct cred *c)
+bool oci_auth_is_bearer(const struct request *req)
 {
-    size_t len = strlen(b64);
-    while (len > 0 && (b64[len - 1] == ' ' || b64[len - 1] == '\t')) {
-        len--;
+    return strcmp(req->srv->cfg->auth_scheme, "bearer") == 0;
+}
+
+/* public_url without a trailing '/'. */
+static void base_url(const struct request *req, char *out, size_t cap)
+{
+    str_copy(out, cap, req->srv->public_url);
+    size_t n = strlen(out);
+    while (n > 0 && out[n - 1] == '/') {
+        out[--n] = '\0';
     }
-    uint8_t raw[BASIC_B64_MAX / 4 * 3 + 1];
-    size_t raw_len = 0;
-    c->kind = CRED_INVALID;
-    if (len == 0 || len > BASIC_B64_MAX || base64_decode(b64, len, raw, &raw_len) != BERTH_OK ||
-        memchr(raw, '\0', raw_len) != NULL) {
-        c->why = "malformed_basic";
+}
+
+void oci_auth_service(const struct request *req, char *out, size_t cap)
+{
+    if (req->srv->cfg->auth_service[0] != '\0') {
+        str_copy(out, cap, req->srv->cfg->auth_service);
         return;
     }
-    raw[raw_len] = '\0';
-    char *colon = strchr((char *)raw, ':');
-    if (colon == NULL) {
-        c->why = "malformed_basic";
-        goto out;
+    const char *url = req->srv->public_url;
+    const char *host = strstr(url, "://");
+    host = host != NULL ? host + 3 : url;
+    size_t n = strcspn(host, "/");
+    if (n + 1 > cap) {
+        n = cap - 1;
     }
-    *colon = '\0';
-    const char *user = (const char *)raw, *password = colon + 1;
+    memcpy(out, host, n);
+    out[n] = '\0';
+}
+
+void oci_auth_bearer_challenge(struct request *req, const char *scope, const char *error, char *out,
+                               size_t cap)
+{
+    char url[sizeof(req->srv->public_url)], service[256];
+    base_url(req, url, sizeof(url));
+    oci_auth_service(req, service, sizeof(service));
+    int n = snprintf(out, cap, "Bearer realm=\"%s/v2/token\",service=\"%s\"", url, service);
+    if (n > 0 && (size_t)n < cap && scope != NULL) {
+        n += snprintf(out + n, cap - (size_t)n, ",scope=\"%s\"", scope);
+    }
+    if (n > 0 && (size_t)n < cap && error != NULL) {
+        snprintf(out + n, cap - (size_t)n, ",error=\"%s\"", error);
+    }
+}
+
+/* A user name and password: "AWS" and a login token, an access key id and
+ * its secret, or both empty (anonymous). */
+static void password_cred(struct auth *a, const char *user, const char *password, int64_t now,
+                          struct cred *c)
+{
+    c->kind = CRED_INVALID;
     if (*user == '\0' && *password == '\0') {
         /* containers/image answers a Basic challenge with ":" when it
          * has no credentials: that is an anonymous request */
         c->kind = CRED_NONE;
-        goto out;
+        return;
     }
     if (strcmp(user, AUTHTOKEN_BASIC_USER) == 0) {
         struct authtoken tok;
@@ -159,17 +210,141 @@ static void parse_basic(struct auth *a, const char *b64, int64_t now, struct cre
         } else {
             c->why = "bad_token";
         }
-        goto out;
+        return;
     }
     if (!auth_akid_valid(user) || strlen(password) > AUTH_SECRET_MAX) {
         c->why = "bad_key_credential";
-        goto out;
+        return;
     }
     str_copy(c->akid, sizeof(c->akid), user);
     str_copy(c->secret, sizeof(c->secret), password);
     c->kind = CRED_KEY;
-out:
+}
+
+/* Decode "Basic <b64>" into user and password (NUL-terminated, in raw of
+ * BASIC_B64_MAX / 4 * 3 + 1 bytes). False when malformed. */
+static bool basic_split(const char *b64, uint8_t *raw, const char **user, const char **password)
+{
+    size_t len = strlen(b64);
+    while (len > 0 && (b64[len - 1] == ' ' || b64[len - 1] == '\t')) {
+        len--;
+    }
+    size_t raw_len = 0;
+    if (len == 0 || len > BASIC_B64_MAX || base64_decode(b64, len, raw, &raw_len) != BERTH_OK ||
+        memchr(raw, '\0', raw_len) != NULL) {
+        return false;
+    }
+    raw[raw_len] = '\0';
+    char *colon = strchr((char *)raw, ':');
+    if (colon == NULL) {
+        return false;
+    }
+    *colon = '\0';
+    *user = (const char *)raw;
+    *password = colon + 1;
+    return true;
+}
+
+/* "Basic <b64>" of "AWS:<token>" or "<akid>:<secret>". */
+static void parse_basic(struct auth *a, const char *b64, int64_t now, struct cred *c)
+{
+    uint8_t raw[BASIC_B64_MAX / 4 * 3 + 1];
+    const char *user, *password;
+    if (basic_split(b64, raw, &user, &password)) {
+        password_cred(a, user, password, now, c);
+    } else {
+        c->kind = CRED_INVALID;
+        c->why = "malformed_basic";
+    }
     auth_wipe(raw, sizeof(raw));
+}
+
+enum oci_login oci_auth_login(struct request *req, struct meta *m, const char *user,
+                              const char *password, struct auth_identity *id, const char **why)
+{
+    struct auth *a = req->srv->auth;
+    struct cred c;
+    memset(&c, 0, sizeof(c));
+    enum oci_login out = OCI_LOGIN_BAD;
+    *why = NULL;
+    if (user == NULL) {
+        const char *h = http_header(req, "Authorization");
+        while (h != NULL && *h == ' ') {
+            h++;
+        }
+        if (h == NULL) {
+            c.kind = CRED_NONE;
+        } else if (strncasecmp(h, "Basic ", 6) != 0) {
+            c.kind = CRED_INVALID;
+            c.why = "unsupported_scheme";
+        } else {
+            parse_basic(a, h + 6 + strspn(h + 6, " "), time_now_ms() / 1000, &c);
+        }
+    } else {
+        password_cred(a, user, password, time_now_ms() / 1000, &c);
+    }
+    bool named = c.kind == CRED_TOKEN || c.kind == CRED_KEY;
+    if (c.kind == CRED_EXPIRED) {
+        *why = "token_expired";
+        auth_wipe(&c, sizeof(c));
+        return OCI_LOGIN_EXPIRED;
+    }
+    if (c.kind != CRED_NONE && !named) {
+        *why = c.why != NULL ? c.why : "invalid_credentials";
+        auth_wipe(&c, sizeof(c));
+        return OCI_LOGIN_BAD;
+    }
+    struct auth_lookup lk;
+    if (auth_lookup(a, m, named ? c.akid : NULL, NULL, &lk) != BERTH_OK) {
+        auth_wipe(&c, sizeof(c));
+        return OCI_LOGIN_ERROR;
+    }
+    if (!named) {
+        out = OCI_LOGIN_ANONYMOUS;
+    } else if (!lk.key_found) {
+        *why = "unknown_key";
+    } else if (c.kind == CRED_KEY &&
+               !str_ct_equal(c.secret, strlen(c.secret), lk.secret, lk.secret_len)) {
+        *why = "bad_secret";
+    } else {
+        out = OCI_LOGIN_OK;
+    }
+    id->enforced = lk.enforced;
+    id->anonymous = true;
+    if (out == OCI_LOGIN_OK) {
+        auth_lookup_take_identity(&lk, id);
+    }
+    auth_lookup_fini(a, &lk);
+    auth_wipe(&c, sizeof(c));
+    return out;
+}
+
+/* "Bearer <token>" (auth.scheme bearer only). */
+static void parse_bearer(struct auth *a, const char *token, int64_t now, struct cred *c)
+{
+    size_t len = strcspn(token, " \t");
+    struct authtoken tok;
+    char copy[AUTHTOKEN_BEARER_MAX_LEN + 1];
+    c->kind = CRED_BEARER_BAD;
+    c->why = "bad_bearer_token";
+    if (len == 0 || len > AUTHTOKEN_BEARER_MAX_LEN || token[len + strspn(token + len, " \t")]) {
+        return;
+    }
+    memcpy(copy, token, len);
+    copy[len] = '\0';
+    enum berth_err rc = auth_token_verify(a, copy, AUTHTOKEN_BEARER, NULL, NULL, now, &tok);
+    if (rc == BERTH_EDENIED) {
+        c->why = "bearer_token_expired";
+    } else if (rc == BERTH_OK) {
+        bool anonymous = strcmp(tok.principal, AUTHTOKEN_ANONYMOUS) == 0;
+        if (anonymous || str_copy(c->akid, sizeof(c->akid), tok.principal) == BERTH_OK) {
+            c->kind = CRED_BEARER;
+            c->why = NULL;
+            str_copy(c->scope, sizeof(c->scope), tok.scope);
+        }
+    }
+    auth_wipe(copy, sizeof(copy));
+    auth_wipe(&tok, sizeof(tok));
 }
 
 static void parse_credentials(struct request *req, enum oci_route route, struct cred *c)
@@ -214,6 +389,14 @@ static void parse_credentials(struct request *req, enum oci_route route, struct 
     while (*h == ' ') {
         h++;
     }
+    if (strncasecmp(h, "Bearer ", 7) == 0 && oci_auth_is_bearer(req)) {
+        h += 7;
+        while (*h == ' ') {
+            h++;
+        }
+        parse_bearer(a, h, now, c);
+        return;
+    }
     if (strncasecmp(h, "Basic ", 6) != 0) {
         c->kind = CRED_INVALID;
         c->why = "unsupported_scheme";
@@ -226,16 +409,17 @@ static void parse_credentials(struct request *req, enum oci_route route, struct 
     parse_basic(a, h, now, c);
 }
 
-void oci_auth_challenge(struct request *req, const char *message)
+void oci_auth_challenge(struct request *req, const char *message, const char *scope,
+                        const char *error)
 {
-    char realm[sizeof(req->srv->public_url) + 1];
-    char value[sizeof(realm) + 64];
-    str_copy(realm, sizeof(realm), req->srv->public_url);
-    size_t n = strlen(realm);
-    while (n > 0 && realm[n - 1] == '/') {
-        realm[--n] = '\0';
+    char value[sizeof(req->srv->public_url) + NAMES_REPO_MAX + 384];
+    if (oci_auth_is_bearer(req)) {
+        oci_auth_bearer_challenge(req, scope, error, value, sizeof(value));
+    } else {
+        char realm[sizeof(req->srv->public_url)];
+        base_url(req, realm, sizeof(realm));
+        snprintf(value, sizeof(value), "Basic realm=\"%s/\",service=\"ecr.amazonaws.com\"", realm);
     }
-    snprintf(value, sizeof(value), "Basic realm=\"%s/\",service=\"ecr.amazonaws.com\"", realm);
     json_t *doc =
         json_pack("{s:[{s:s, s:s}]}", "errors", "code", "UNAUTHORIZED", "message", message);
     oci_send_doc(req, 401, doc, "WWW-Authenticate", value);
@@ -248,6 +432,26 @@ static void log_refusal(struct request *req, const char *why)
     log_info("event=auth_refused reason=%s key=%s", why,
              log_value(req->ident.access_key_id[0] ? req->ident.access_key_id : "-", shown,
                        sizeof(shown)));
+}
+
+/* The scope a Bearer challenge asks for on this request (as distribution
+ * does, a write asks for pull and push). */
+static const char *challenge_scope(const struct oci_need *need, const char *repo, char *out,
+                                   size_t cap)
+{
+    if (need->scope == 0) {
+        return NULL;
+    }
+    if (need->scope == BEARER_CATALOG) {
+        bearer_scope_text(NULL, BEARER_CATALOG, out, cap);
+        return out;
+    }
+    if (repo == NULL) {
+        return NULL;
+    }
+    unsigned acts = need->scope & BEARER_PUSH ? (BEARER_PULL | BEARER_PUSH) : need->scope;
+    bearer_scope_text(repo, acts, out, cap);
+    return out;
 }
 
 bool oci_authorize(struct request *req, enum oci_route route)
@@ -270,11 +474,12 @@ bool oci_authorize(struct request *req, enum oci_route route)
     const char *repo = req->repo[0] != '\0' && route != OCI_ROUTE_BASE && route != OCI_ROUTE_CATALOG
                            ? req->repo
                            : NULL;
+    char scope_buf[NAMES_REPO_MAX + 64];
+    const char *scope = challenge_scope(&need, repo, scope_buf, sizeof(scope_buf));
+    bool named = c.kind == CRED_TOKEN || c.kind == CRED_KEY || c.kind == CRED_SESSION ||
+                 (c.kind == CRED_BEARER && c.akid[0] != '\0');
     struct auth_lookup lk;
-    enum berth_err rc = auth_lookup(
-        a, m,
-        (c.kind == CRED_TOKEN || c.kind == CRED_KEY || c.kind == CRED_SESSION) ? c.akid : NULL,
-        repo, &lk);
+    enum berth_err rc = auth_lookup(a, m, named ? c.akid : NULL, repo, &lk);
     if (rc != BERTH_OK) {
         auth_wipe(&c, sizeof(c));
         log_error("event=auth_lookup_failed err=%s", berth_strerror(rc));
@@ -296,37 +501,71 @@ bool oci_authorize(struct request *req, enum oci_route route)
         goto out;
     case CRED_INVALID:
         log_refusal(req, c.why);
-        oci_auth_challenge(req, "invalid credentials");
+        oci_auth_challenge(req, "invalid credentials", scope, NULL);
+        goto out;
+    case CRED_BEARER_BAD:
+        log_refusal(req, c.why);
+        oci_auth_challenge(req,
+                           strcmp(c.why, "bearer_token_expired") == 0
+                               ? "the bearer token has expired"
+                               : "invalid bearer token",
+                           scope, "invalid_token");
         goto out;
     case CRED_SESSION_ENDED:
         /* a 403, not a Basic challenge the browser would prompt for */
         log_refusal(req, "session_invalid");
         oci_error(req, 403, "DENIED", "the console session has expired or was signed out", NULL);
         goto out;
+    case CRED_BEARER:
+        if (c.akid[0] == '\0') {
+            /* an anonymous token: what repository policies grant everyone */
+            req->ident.bearer = true;
+            str_copy(req->ident.bearer_scope, sizeof(req->ident.bearer_scope), c.scope);
+            break;
+        }
+        /* fall through */
     case CRED_SESSION:
     case CRED_TOKEN:
     case CRED_KEY:
         str_copy(req->ident.access_key_id, sizeof(req->ident.access_key_id), c.akid);
         if (!lk.key_found) {
             log_refusal(req, "unknown_key");
-            oci_auth_challenge(req, "invalid credentials");
+            if (c.kind == CRED_BEARER) {
+                oci_auth_challenge(req, "invalid bearer token", scope, "invalid_token");
+            } else {
+                oci_auth_challenge(req, "invalid credentials", scope, NULL);
+            }
             goto out;
         }
         if (c.kind == CRED_KEY &&
             !str_ct_equal(c.secret, strlen(c.secret), lk.secret, lk.secret_len)) {
             log_refusal(req, "bad_secret");
-            oci_auth_challenge(req, "invalid credentials");
+            oci_auth_challenge(req, "invalid credentials", scope, NULL);
             goto out;
         }
         req->ident.access_key_id[0] = '\0';
         auth_lookup_take_identity(&lk, &req->ident);
         req->ident.console = c.kind == CRED_SESSION;
+        if (c.kind == CRED_BEARER) {
+            req->ident.bearer = true;
+            str_copy(req->ident.bearer_scope, sizeof(req->ident.bearer_scope), c.scope);
+        }
         break;
     }
+    /* A bearer token is good only for what it grants, whatever else the
+     * caller may do: a 401 tells the client to fetch a token for more. */
+    if (req->ident.bearer &&
+        !bearer_scope_allows(req->ident.bearer_scope, need.scope == BEARER_CATALOG ? NULL : repo,
+                             need.scope)) {
+        metrics_auth_failure("insufficient_scope");
+        oci_auth_challenge(req, "the bearer token does not grant this access", scope,
+                           "insufficient_scope");
+        goto out;
+    }
     if (need.login) {
-        ok = !req->ident.anonymous;
+        ok = !req->ident.anonymous || req->ident.bearer;
         if (!ok) {
-            oci_auth_challenge(req, "authentication required");
+            oci_auth_challenge(req, "authentication required", scope, NULL);
         }
         goto out;
     }
@@ -343,14 +582,22 @@ bool oci_authorize(struct request *req, enum oci_route route)
     if (ok) {
         goto out;
     }
-    if (req->ident.anonymous) {
+    if (req->ident.anonymous && !req->ident.bearer) {
         metrics_auth_failure("missing_credentials");
-        oci_auth_challenge(req, "authentication required");
+        oci_auth_challenge(req, "authentication required", scope, NULL);
     } else {
         char shown[AUTHZ_DENIED_MESSAGE_MAX + 16];
         metrics_auth_failure("denied");
         log_info("event=access_denied msg=%s", log_value(denied, shown, sizeof(shown)));
-        oci_error(req, 403, "DENIED", denied, NULL);
+        if (oci_auth_is_bearer(req)) {
+            char value[sizeof(req->srv->public_url) + NAMES_REPO_MAX + 384];
+            oci_auth_bearer_challenge(req, scope, "insufficient_scope", value, sizeof(value));
+            json_t *doc =
+                json_pack("{s:[{s:s, s:s}]}", "errors", "code", "DENIED", "message", denied);
+            oci_send_doc(req, 403, doc, "WWW-Authenticate", value);
+        } else {
+            oci_error(req, 403, "DENIED", denied, NULL);
+        }
     }
 out:
     auth_lookup_fini(a, &lk);
@@ -362,6 +609,11 @@ out:
 static bool may_pull(struct request *req, struct meta *m, const char *repo)
 {
     static const char *const pull[] = {"ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"};
+    /* a bearer token must grant pull on the source too (the client asks
+     * for it with the mount's scopes) */
+    if (req->ident.bearer && !bearer_scope_allows(req->ident.bearer_scope, repo, BEARER_PULL)) {
+        return false;
+    }
     for (size_t i = 0; i < sizeof(pull) / sizeof(pull[0]); i++) {
         bool allowed = false;
         if (auth_allowed(req->srv->auth, m, &req->ident, pull[i], repo, &allowed, NULL, 0) !=

@@ -369,6 +369,8 @@ static const char *route_template(enum oci_route route)
         return "/v2/{name}/blobs/uploads/{uuid}";
     case OCI_ROUTE_REFERRERS:
         return "/v2/{name}/referrers/{digest}";
+    case OCI_ROUTE_TOKEN:
+        return "/v2/token";
     }
     return "unknown";
 }
@@ -412,6 +414,9 @@ static void oci_dispatch(struct request *req)
         return;
     case OCI_ROUTE_UPLOAD:
         oci_upload(req);
+        return;
+    case OCI_ROUTE_TOKEN:
+        oci_token(req);
         return;
     }
     oci_error(req, 404, "NOT_FOUND", "no such endpoint", NULL);

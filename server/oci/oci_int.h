@@ -38,9 +38,10 @@ void oci_upload(struct request *req);
 struct oci_need {
     const char *actions[3];
     size_t count;
-    bool any;   /* one of the actions suffices (otherwise all are needed) */
-    bool login; /* only an authenticated caller is needed (/v2/, _catalog, 405s) */
-    bool none;  /* nothing to check (unroutable paths, answered 404/400) */
+    bool any;       /* one of the actions suffices (otherwise all are needed) */
+    bool login;     /* only an authenticated caller is needed (/v2/, _catalog, 405s) */
+    bool none;      /* nothing to check (unroutable paths, answered 404/400) */
+    unsigned scope; /* BEARER_* a bearer token must grant on the repository (catalog: registry) */
 };
 
 /* What a route needs, for method; is_monolithic: a POST upload with
@@ -55,8 +56,46 @@ void oci_auth_need(enum oci_route route, const char *method, bool is_monolithic,
  * sent. */
 bool oci_authorize(struct request *req, enum oci_route route);
 
-/* 401 UNAUTHORIZED with ECR's Basic challenge. */
-void oci_auth_challenge(struct request *req, const char *message);
+/* 401 UNAUTHORIZED with the configured challenge: ECR's Basic one, or
+ * (auth.scheme bearer) the token protocol's Bearer one; scope (NULL:
+ * none) and error (NULL: none, else "invalid_token" or
+ * "insufficient_scope") go into the Bearer challenge. */
+void oci_auth_challenge(struct request *req, const char *message, const char *scope,
+                        const char *error);
+
+/* Whether /v2 speaks the token protocol (auth.scheme bearer). */
+bool oci_auth_is_bearer(const struct request *req);
+
+/* The WWW-Authenticate value of a Bearer challenge into out (cap bytes):
+ * realm <public_url>/v2/token, service, and scope and error when not NULL. */
+void oci_auth_bearer_challenge(struct request *req, const char *scope, const char *error, char *out,
+                               size_t cap);
+
+/* The token service name (auth.service, or public_url's host[:port]). */
+void oci_auth_service(const struct request *req, char *out, size_t cap);
+
+/* What oci_auth_login found. */
+enum oci_login {
+    OCI_LOGIN_OK,        /* a valid key or login token: *id is the key's identity */
+    OCI_LOGIN_ANONYMOUS, /* no credentials: *id is anonymous */
+    OCI_LOGIN_BAD,       /* malformed, unknown or wrong credentials */
+    OCI_LOGIN_EXPIRED,   /* an authentic login token past its expiry */
+    OCI_LOGIN_ERROR,     /* the database failed */
+};
+
+/* Authenticate the token endpoint's caller: user and password from a
+ * form (grant_type=password), or, with user NULL, the request's
+ * Authorization: Basic header (absent: anonymous; user and password both
+ * empty: anonymous). "AWS" + a login token, or an access key id and its
+ * secret. *id must be empty (zeroed); on OCI_LOGIN_OK it holds the key's
+ * identity (release with auth_identity_clear), otherwise it stays
+ * anonymous with enforced set as auth_lookup found it, and *why names a
+ * refusal for the log. */
+enum oci_login oci_auth_login(struct request *req, struct meta *m, const char *user,
+                              const char *password, struct auth_identity *id, const char **why);
+
+/* GET or POST /v2/token: the token protocol's endpoint (token.c). */
+void oci_token(struct request *req);
 
 /* Where a cross-repository mount of d may take it from. With auth off,
  * *source = from (NULL: any repository). With auth on, from itself if the

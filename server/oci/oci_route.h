@@ -20,6 +20,7 @@ enum oci_route {
     OCI_ROUTE_UPLOAD_START, /* /v2/<name>/blobs/uploads/ */
     OCI_ROUTE_UPLOAD,       /* /v2/<name>/blobs/uploads/<id> */
     OCI_ROUTE_REFERRERS,    /* /v2/<name>/referrers/<digest> */
+    OCI_ROUTE_TOKEN,        /* /v2/token (the token protocol's endpoint) */
 };
 
 /* Route a decoded path. name and ref receive the repository name and the

@@ -34,6 +34,9 @@ enum oci_route oci_route_parse(const char *path, char *name, size_t name_cap, ch
     if (strcmp(rest, "_catalog") == 0) {
         return OCI_ROUTE_CATALOG;
     }
+    if (strcmp(rest, "token") == 0) {
+        return OCI_ROUTE_TOKEN;
+    }
     size_t len = strlen(rest);
     /* Scan slashes from the right; the first keyword that fits wins. */
     for (size_t i = len; i-- > 0;) {

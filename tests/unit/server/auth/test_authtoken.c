@@ -352,6 +352,78 @@ static void test_basic(void)
     CHECK_INT(authtoken_basic_decode(huge, sizeof(huge), pw, sizeof(pw)), BERTH_EINVAL);
 }
 
+static void test_bearer_and_refresh(void)
+{
+    struct authtoken in = login_token(), out;
+    in.purpose = AUTHTOKEN_BEARER;
+    in.expires = NOW + 300;
+    snprintf(in.scope, sizeof(in.scope), "repository:team/app:pull,push registry:catalog:*");
+    char tok[AUTHTOKEN_BEARER_MAX_LEN + 1];
+    CHECK_INT(authtoken_issue(key, sizeof(key), &in, tok, sizeof(tok)), BERTH_OK);
+    memset(&out, 0x55, sizeof(out));
+    CHECK_INT(authtoken_verify(key, sizeof(key), tok, AUTHTOKEN_BEARER, NULL, NULL, NOW, &out),
+              BERTH_OK);
+    CHECK_INT(out.purpose, AUTHTOKEN_BEARER);
+    CHECK_STR(out.scope, "repository:team/app:pull,push registry:catalog:*");
+    CHECK_STR(out.repository, "");
+    CHECK_STR(out.principal, "AKIDEXAMPLE");
+    /* not a login or refresh token, expired at its end, not with another key */
+    CHECK_INT(verify_login(tok, NOW), BERTH_EINVAL);
+    CHECK_INT(authtoken_verify(key, sizeof(key), tok, AUTHTOKEN_REFRESH, NULL, NULL, NOW, NULL),
+              BERTH_EINVAL);
+    CHECK_INT(
+        authtoken_verify(key, sizeof(key), tok, AUTHTOKEN_BEARER, NULL, NULL, NOW + 300, NULL),
+        BERTH_EDENIED);
+    CHECK_INT(authtoken_verify(other_key, sizeof(other_key), tok, AUTHTOKEN_BEARER, NULL, NULL, NOW,
+                               NULL),
+              BERTH_EINVAL);
+
+    /* an empty scope is a token that grants nothing; an anonymous principal */
+    in.scope[0] = '\0';
+    snprintf(in.principal, sizeof(in.principal), AUTHTOKEN_ANONYMOUS);
+    CHECK_INT(authtoken_issue(key, sizeof(key), &in, tok, sizeof(tok)), BERTH_OK);
+    CHECK_INT(authtoken_verify(key, sizeof(key), tok, AUTHTOKEN_BEARER, NULL, NULL, NOW, &out),
+              BERTH_OK);
+    CHECK_STR(out.scope, "");
+    CHECK_STR(out.principal, "-");
+
+    /* the largest scope fits AUTHTOKEN_BEARER_MAX_LEN */
+    memset(in.scope, 's', AUTHTOKEN_SCOPE_MAX);
+    in.scope[AUTHTOKEN_SCOPE_MAX] = '\0';
+    memset(in.principal, 'P', AUTHTOKEN_PRINCIPAL_MAX);
+    in.principal[AUTHTOKEN_PRINCIPAL_MAX] = '\0';
+    CHECK_INT(authtoken_issue(key, sizeof(key), &in, tok, sizeof(tok)), BERTH_OK);
+    CHECK(strlen(tok) <= AUTHTOKEN_BEARER_MAX_LEN);
+    CHECK_INT(authtoken_verify(key, sizeof(key), tok, AUTHTOKEN_BEARER, NULL, NULL, NOW, NULL),
+              BERTH_OK);
+    /* a scope with a control character, a bearer token with a repository */
+    in = login_token();
+    in.purpose = AUTHTOKEN_BEARER;
+    snprintf(in.scope, sizeof(in.scope), "repository:a:pull\n");
+    CHECK_INT(authtoken_issue(key, sizeof(key), &in, tok, sizeof(tok)), BERTH_EINVAL);
+    in.scope[0] = '\0';
+    snprintf(in.repository, sizeof(in.repository), "team/app");
+    CHECK_INT(authtoken_issue(key, sizeof(key), &in, tok, sizeof(tok)), BERTH_EINVAL);
+
+    /* refresh: no scope, its own purpose */
+    struct authtoken rt = login_token();
+    rt.purpose = AUTHTOKEN_REFRESH;
+    char rtok[AUTHTOKEN_MAX_LEN + 1];
+    CHECK_INT(authtoken_issue(key, sizeof(key), &rt, rtok, sizeof(rtok)), BERTH_OK);
+    CHECK_INT(authtoken_verify(key, sizeof(key), rtok, AUTHTOKEN_REFRESH, NULL, NULL, NOW, &out),
+              BERTH_OK);
+    CHECK_INT(out.purpose, AUTHTOKEN_REFRESH);
+    CHECK_INT(authtoken_verify(key, sizeof(key), rtok, AUTHTOKEN_BEARER, NULL, NULL, NOW, NULL),
+              BERTH_EINVAL);
+    CHECK_INT(verify_login(rtok, NOW), BERTH_EINVAL);
+    snprintf(rt.scope, sizeof(rt.scope), "repository:a:pull");
+    CHECK_INT(authtoken_issue(key, sizeof(key), &rt, rtok, sizeof(rtok)), BERTH_EINVAL);
+    /* and a login token with a scope is refused too */
+    struct authtoken lt = login_token();
+    snprintf(lt.scope, sizeof(lt.scope), "x");
+    CHECK_INT(authtoken_issue(key, sizeof(key), &lt, rtok, sizeof(rtok)), BERTH_EINVAL);
+}
+
 int main(void)
 {
     RUN(test_login_round_trip);
@@ -360,5 +432,6 @@ int main(void)
     RUN(test_tampering);
     RUN(test_issue_errors);
     RUN(test_basic);
+    RUN(test_bearer_and_refresh);
     return unit_report("test_authtoken");
 }

@@ -56,6 +56,36 @@ static void test_need(void)
     CHECK(n.login && n.count == 0); /* answered 405, but only to a known caller */
     oci_auth_need(OCI_ROUTE_NONE, "GET", false, false, &n);
     CHECK(n.none);
+    oci_auth_need(OCI_ROUTE_TOKEN, "POST", false, true, &n);
+    CHECK(n.none); /* the token endpoint authenticates by itself */
+
+    /* what a bearer token must grant */
+    static const struct {
+        enum oci_route route;
+        const char *method;
+        unsigned scope;
+    } scopes[] = {
+        {OCI_ROUTE_BASE, "GET", 0},
+        {OCI_ROUTE_CATALOG, "GET", BEARER_CATALOG},
+        {OCI_ROUTE_TAGS, "GET", BEARER_PULL},
+        {OCI_ROUTE_REFERRERS, "GET", BEARER_PULL},
+        {OCI_ROUTE_MANIFEST, "GET", BEARER_PULL},
+        {OCI_ROUTE_MANIFEST, "HEAD", BEARER_PULL},
+        {OCI_ROUTE_MANIFEST, "PUT", BEARER_PUSH},
+        {OCI_ROUTE_MANIFEST, "DELETE", BEARER_DELETE},
+        {OCI_ROUTE_BLOB, "GET", BEARER_PULL},
+        {OCI_ROUTE_BLOB, "HEAD", BEARER_PULL},
+        {OCI_ROUTE_BLOB, "DELETE", BEARER_DELETE},
+        {OCI_ROUTE_UPLOAD_START, "POST", BEARER_PUSH},
+        {OCI_ROUTE_UPLOAD, "PATCH", BEARER_PUSH},
+        {OCI_ROUTE_UPLOAD, "PUT", BEARER_PUSH},
+        {OCI_ROUTE_UPLOAD, "GET", BEARER_PUSH},
+        {OCI_ROUTE_UPLOAD, "DELETE", BEARER_PUSH},
+    };
+    for (size_t i = 0; i < sizeof(scopes) / sizeof(scopes[0]); i++) {
+        oci_auth_need(scopes[i].route, scopes[i].method, false, false, &n);
+        CHECK_INT(n.scope, scopes[i].scope);
+    }
     oci_auth_need(OCI_ROUTE_NAME_INVALID, "GET", false, false, &n);
     CHECK(n.none);
 }

@@ -21,6 +21,9 @@ static void test_routes(void)
     expect("/v2/", OCI_ROUTE_BASE, NULL, NULL);
     expect("/v2", OCI_ROUTE_BASE, NULL, NULL);
     expect("/v2/_catalog", OCI_ROUTE_CATALOG, NULL, NULL);
+    expect("/v2/token", OCI_ROUTE_TOKEN, NULL, NULL);
+    expect("/v2/token/", OCI_ROUTE_NONE, NULL, NULL);
+    expect("/v2/token/manifests/v1", OCI_ROUTE_MANIFEST, "token", "v1");
     expect("/v2/foo/tags/list", OCI_ROUTE_TAGS, "foo", "");
     expect("/v2/a/b/c/tags/list", OCI_ROUTE_TAGS, "a/b/c", "");
     expect("/v2/foo/manifests/latest", OCI_ROUTE_MANIFEST, "foo", "latest");
