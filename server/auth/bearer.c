@@ -220,7 +220,8 @@ bool bearer_scope_allows(const char *granted, const char *repo, unsigned actions
             add_one(&s, p, (size_t)(e - p));
             if (s.count == 1) {
                 const struct bearer_resource *r = &s.items[0];
-                if (repo == NULL ? r->is_registry : (!r->is_registry && strcmp(r->name, repo) == 0)) {
+                if (repo == NULL ? r->is_registry
+                                 : (!r->is_registry && strcmp(r->name, repo) == 0)) {
                     held |= r->actions;
                 }
             }

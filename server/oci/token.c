@@ -288,9 +288,8 @@ static bool form_parse(const char *text, size_t len, struct form *f)
             }
             http_unescape(v, false);
             char **slot = NULL;
-            static const char *const names[] = {"grant_type", "service",  "access_type",
-                                                "scope",      "username", "password",
-                                                "refresh_token"};
+            static const char *const names[] = {"grant_type", "service",  "access_type",  "scope",
+                                                "username",   "password", "refresh_token"};
             char **slots[] = {&f->grant_type, &f->service,  &f->access_type,  &f->scope,
                               &f->username,   &f->password, &f->refresh_token};
             for (size_t k = 0; k < sizeof(names) / sizeof(names[0]); k++) {
@@ -425,8 +424,7 @@ void oci_token(struct request *req)
     }
     const char *ctype = http_header(req, "Content-Type");
     if (ctype == NULL || strncasecmp(ctype, "application/x-www-form-urlencoded", 33) != 0) {
-        token_fail(req, 400, "invalid_request",
-                   "POST a form (application/x-www-form-urlencoded)");
+        token_fail(req, 400, "invalid_request", "POST a form (application/x-www-form-urlencoded)");
         return;
     }
     if (!http_has_body(req)) {

@@ -17,8 +17,7 @@ static void test_parse_and_format(void)
     format("repository:team/app:pull,push", out, sizeof(out));
     CHECK_STR(out, "repository:team/app:pull,push");
     /* order of actions and repeats do not matter; a resource named twice merges */
-    format("repository:a:push,pull,pull repository:b:delete repository:a:delete", out,
-           sizeof(out));
+    format("repository:a:push,pull,pull repository:b:delete repository:a:delete", out, sizeof(out));
     CHECK_STR(out, "repository:a:pull,push,delete repository:b:delete");
     format("repository:a:*", out, sizeof(out));
     CHECK_STR(out, "repository:a:pull,push,delete");
@@ -72,8 +71,8 @@ static void test_allows(void)
     CHECK(bearer_scope_allows("", "team/a", 0));
     CHECK(!bearer_scope_allows("", "team/a", BEARER_PULL));
     /* entries for one repository add up */
-    CHECK(bearer_scope_allows("repository:a:pull repository:a:push", "a",
-                              BEARER_PULL | BEARER_PUSH));
+    CHECK(
+        bearer_scope_allows("repository:a:pull repository:a:push", "a", BEARER_PULL | BEARER_PUSH));
 }
 
 static void test_challenge_text_and_actions(void)
