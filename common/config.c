@@ -79,6 +79,9 @@ static const struct config_key keys[] = {
      0,
      "allow DELETE by digest of a manifest an index of the repository lists (off: 409 DENIED, "
      "as ECR)"},
+    {"storage.sparse_manifests", CONFIG_BOOL, OFF(storage_sparse_manifests), "false", 0, 0,
+     "accept a manifest whose config or layers, or an index whose children, are not in the "
+     "repository (off: refused, as ECR)"},
     {"storage.auto_create_repositories", CONFIG_BOOL, OFF(storage_auto_create), "true", 0, 0,
      "create a repository on its first push (off: 404 NAME_UNKNOWN, as ECR)"},
     {"storage.manifest_max_bytes", CONFIG_INT, OFF(storage_manifest_max_bytes), "4194304", 1024,

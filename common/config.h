@@ -50,6 +50,7 @@ struct berth_config {
     bool storage_fsync;
     bool storage_delete_enabled;
     bool storage_delete_referenced;
+    bool storage_sparse_manifests;
     bool storage_auto_create;
     int64_t storage_manifest_max_bytes;
     int64_t storage_upload_expiry_seconds;

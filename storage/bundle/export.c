@@ -159,6 +159,18 @@ static enum berth_err put_manifest_blob(struct exporter *ex, const struct digest
     return rc;
 }
 
+/* Whether the store holds the bytes of d. */
+static bool stored(struct exporter *ex, const struct digest *d)
+{
+    int fd = -1;
+    uint64_t size = 0;
+    if (blob_open(store_blobs(ex->st), d, &fd, &size) != BERTH_OK) {
+        return false;
+    }
+    file_close(fd);
+    return true;
+}
+
 /* A blob streamed from the store. A missing non-distributable layer is
  * left out (it was never pushed). */
 static enum berth_err put_blob(struct exporter *ex, const struct manifest_desc *desc,
@@ -170,8 +182,9 @@ static enum berth_err put_blob(struct exporter *ex, const struct manifest_desc *
     int fd = -1;
     uint64_t size = 0;
     enum berth_err rc = blob_open(store_blobs(ex->st), &desc->digest, &fd, &size);
-    if (rc == BERTH_ENOTFOUND && desc->non_distributable) {
-        return BERTH_OK;
+    if (rc == BERTH_ENOTFOUND &&
+        (desc->non_distributable || store_options(ex->st)->sparse_manifests)) {
+        return BERTH_OK; /* never pushed, or a sparse manifest's */
     }
     if (rc != BERTH_OK) {
         return fail(ex, rc, "blob %s of %s is not in the store (%s)", desc->digest.str, owner,
@@ -321,6 +334,9 @@ static enum berth_err put_manifest(struct exporter *ex, const char *repo, const 
     }
     if (info->is_index) {
         for (size_t i = 0; i < info->ref_count && rc == BERTH_OK; i++) {
+            if (store_options(ex->st)->sparse_manifests && !stored(ex, &info->refs[i].digest)) {
+                continue; /* a child a sparse index goes without */
+            }
             rc = put_manifest(ex, repo, info->refs[i].digest.str, info->refs[i].media_type);
         }
     } else {

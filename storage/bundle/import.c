@@ -645,8 +645,8 @@ static enum berth_err plan_blob(struct importer *im, size_t repo, const struct m
         return BERTH_OK;
     }
     if (find_item(im, desc->digest.str) == NULL && !store_has(im, &desc->digest)) {
-        if (desc->non_distributable) {
-            return BERTH_OK;
+        if (desc->non_distributable || store_options(im->st)->sparse_manifests) {
+            return BERTH_OK; /* never pushed, or a sparse manifest's */
         }
         char name[DIGEST_STR_MAX + 16];
         entry_name(&desc->digest, name, sizeof(name));
@@ -686,6 +686,9 @@ static enum berth_err plan_manifest(struct importer *im, size_t repo, const stru
         }
         body = copy;
     } else if (it == NULL) {
+        if (depth > 0 && store_options(im->st)->sparse_manifests) {
+            return BERTH_OK; /* a child a sparse index goes without */
+        }
         return fail(im, BERTH_ENOTFOUND, "%s: missing from the bundle (named by %s)", name, owner);
     } else {
         return fail(im, BERTH_EINVAL, "%s: not a manifest (named by %s)", name, owner);

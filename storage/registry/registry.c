@@ -379,10 +379,15 @@ bool registry_tag_is_immutable(enum meta_mutability mu, const char *filters_json
     return immutable;
 }
 
-/* Inside the write transaction: every reference must be present. */
-static enum berth_err check_refs(struct meta *m, int64_t repo_id, const struct manifest_info *info,
-                                 struct registry_status *s)
+/* Inside the write transaction: every reference must be present, unless
+ * sparse manifests are allowed (storage.sparse_manifests): then nothing is
+ * looked up, and what is missing may come later or never. */
+static enum berth_err check_refs(struct store *st, struct meta *m, int64_t repo_id,
+                                 const struct manifest_info *info, struct registry_status *s)
 {
+    if (store_options(st)->sparse_manifests) {
+        return BERTH_OK;
+    }
     enum berth_err rc;
     if (info->has_config) {
         struct meta_blob b;
@@ -587,7 +592,7 @@ enum berth_err registry_manifest_put(struct store *st, const struct registry_put
         }
         rc = find_repo(st, m, in->repo, in->create_repo, &repo, s);
         if (rc == BERTH_OK) {
-            rc = check_refs(m, repo.id, info, s);
+            rc = check_refs(st, m, repo.id, info, s);
         }
         if (rc != BERTH_OK) {
             meta_rollback(m);

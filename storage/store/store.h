@@ -25,6 +25,9 @@ struct store_options {
     bool auto_create;         /* create repositories on first push */
     int64_t upload_expiry_ms; /* sessions idle longer than this may be removed */
     size_t manifest_max;      /* bytes */
+    /* accept manifests whose references are not in the repository
+     * (storage.sparse_manifests) */
+    bool sparse_manifests;
     /* The metadata backend: "sqlite" (or NULL: <root>/berth.db) or
      * "postgres", with meta_target its libpq connection string. */
     const char *meta_backend;

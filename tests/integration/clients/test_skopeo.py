@@ -9,7 +9,9 @@ import clients as c
 import berth_harness as h
 
 
-class SkopeoTest(h.ServerTestCase):
+class SkopeoCase(h.ServerTestCase):
+    """A layout of an image and a two-platform index, and skopeo to copy them."""
+
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
@@ -60,6 +62,8 @@ class SkopeoTest(h.ServerTestCase):
         for digest, data in image.blobs.items():
             self.assertEqual(h.read_oci_layout_blob(directory, digest), data)
 
+
+class SkopeoTest(SkopeoCase):
     def test_copy_image_by_tag_and_back(self):
         repo = "itest/skopeo/image"
         self.push("v1", repo + ":v1")
@@ -151,6 +155,29 @@ class SkopeoTest(h.ServerTestCase):
         self.pull(repo + ":docker", out, "docker")
         for digest in self.image.layer_digests:
             self.assertEqual(h.read_oci_layout_blob(out, digest), self.image.blobs[digest])
+
+
+@h.berth_only("storage.sparse_manifests is berth's option")
+class SkopeoSparseTest(SkopeoCase):
+    """Mirroring one platform: the image of this machine's platform, then the original
+    index alone (skopeo --multi-arch index-only), which berth keeps with
+    storage.sparse_manifests; skopeo then pulls the index for this platform."""
+
+    server_config = {"storage": {"sparse_manifests": True}}
+
+    def test_index_only_with_one_platform(self):
+        repo = "itest/skopeo/sparse"
+        amd64 = self.index.children[0]
+        h.expect_status(self.reg.push_image(repo, amd64), 201)
+        self.push("multi", repo + ":multi", "--multi-arch", "index-only")
+        self.assertManifest(repo, "multi", self.index)
+        self.assertStatus(self.reg.get_manifest(repo, self.index.children[1].digest), 404)
+        out = self.out_dir("back-sparse")
+        self.pull(repo + ":multi", out, "amd64", "--override-arch", "amd64", "--override-os",
+                  "linux")
+        self.assertEqual(self.layout_manifest_digest(out, "amd64"), amd64.digest)
+        for digest, data in amd64.blobs.items():
+            self.assertEqual(h.read_oci_layout_blob(out, digest), data)
 
 
 if __name__ == "__main__":

@@ -533,8 +533,28 @@ def platform_index(algo="sha256", extra=None, child=None):
     return h.Index(children, platforms=PLATFORMS, algo=algo, extra=extra)
 
 
-def build_data_sets():
-    """The data sets of run.go GenerateData, in its order (sparse is off by default)."""
+def sparse_data_set():
+    """run.go's "sparse" data set (OCI_DATA_SPARSE=true, off by default): an image whose
+    first layer is never pushed, and an index of an amd64 image that is pushed and an arm64
+    descriptor of 1024 random bytes that never is."""
+    ds = DataSet("sparse")
+    img = h.build_image()
+    ds.add(img, "sparse-image")
+    del ds.blobs[img.layer_digests[0]]
+    child = h.build_image(arch="amd64")
+    index = h.Index([child], platforms=[PLATFORMS[0]])
+    index.obj["manifests"].append({"mediaType": h.MT_OCI_MANIFEST,
+                                   "digest": h.digest_of(h.random_bytes(1024)), "size": 1024,
+                                   "platform": PLATFORMS[1]})
+    index.manifest = h.canonical_json(index.obj)
+    index.digest = h.digest_of(index.manifest)
+    ds.add(index, "sparse-index")
+    return ds
+
+
+def build_data_sets(sparse=False):
+    """The data sets of run.go GenerateData, in its order (sparse only when asked: it is
+    off by default in the suite, and needs storage.sparse_manifests)."""
     sets = []
 
     ds = DataSet("image")
@@ -632,6 +652,9 @@ def build_data_sets():
     ds.add(h.build_image(layer_count=0), "no-layers")
     sets.append(ds)
 
+    if sparse:
+        sets.append(sparse_data_set())
+
     ds = DataSet("sha512")  # non-canonical digests: pushed by digest only
     ds.add(platform_index(algo="sha512"))
     sets.append(ds)
@@ -666,6 +689,7 @@ DISTRIBUTION_FAILS = {
 class ConformanceMain(ConformanceCase):
     repo1 = "conformance/main"
     repo2 = "conformance/main2"
+    sparse = False  # OCI_DATA_SPARSE
 
     def test_01_ping(self):
         with self.subTest("ping"):
@@ -871,7 +895,7 @@ class ConformanceMain(ConformanceCase):
 
     def test_05_data_sets(self):
         repo = self.repo1
-        for ds in build_data_sets():
+        for ds in build_data_sets(sparse=self.sparse):
             if ds.name in DISTRIBUTION_FAILS and h.IS_DISTRIBUTION and not h.STRICT:
                 with self.subTest(ds.name):
                     self.known_failure(DISTRIBUTION_FAILS[ds.name])
@@ -1013,6 +1037,13 @@ class ConformanceMain(ConformanceCase):
             self.assertStatus(self.reg.delete(self.reg.manifest_path(repo, img.digest)), 202, 404)
             for digest in img.blobs:
                 self.assertStatus(self.reg.delete_blob(repo, digest), 202, 404)
+
+
+@h.berth_only("storage.sparse_manifests is berth's option")
+class ConformanceMainSparse(ConformanceMain):
+    """The main-branch suite with OCI_DATA_SPARSE=true, against storage.sparse_manifests."""
+    server_config = {"storage": {"sparse_manifests": True}}
+    sparse = True
 
 
 if __name__ == "__main__":
