@@ -9,10 +9,17 @@
  *   POST /ui/api/session        sign in: {"accessKeyId", "secretAccessKey"}
  *   DELETE /ui/api/session      sign out (X-CSRF-Token)
  *   GET  /ui/api/permissions?repository=NAME   what the key may do there
+ *                               (without repository: at the registry level)
+ *   GET  /ui/api/repositories?q=&sort=&order=&offset=&limit=
+ *                               one page of the repositories the key may
+ *                               describe, searched and sorted here
  */
 #include "server/console/console.h"
 
+#include <ctype.h>
+#include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
@@ -34,9 +41,25 @@ static const char CSP[] = "default-src 'none'; script-src 'self'; style-src 'sel
 
 /* The actions whose buttons the console shows or hides per repository. */
 static const char *const REPO_ACTIONS[] = {
-    "ecr:BatchDeleteImage",    "ecr:PutImage",           "ecr:DeleteRepository",
-    "ecr:SetRepositoryPolicy", "ecr:PutLifecyclePolicy",
+    "ecr:BatchDeleteImage",       "ecr:PutImage",
+    "ecr:DeleteRepository",       "ecr:SetRepositoryPolicy",
+    "ecr:DeleteRepositoryPolicy", "ecr:PutLifecyclePolicy",
+    "ecr:DeleteLifecyclePolicy",  "ecr:StartLifecyclePolicyPreview",
+    "ecr:PutImageTagMutability",  "ecr:PutImageScanningConfiguration",
+    "ecr:StartImageScan",         "ecr:TagResource",
+    "ecr:UntagResource",
 };
+
+/* ... and at the registry level (no repository named). */
+static const char *const REGISTRY_ACTIONS[] = {"ecr:CreateRepository"};
+
+/* The repository list's page size bounds. */
+#define LIST_LIMIT_DEFAULT 25
+#define LIST_LIMIT_MAX 100
+
+/* The list's sort keys, in enum meta_repo_sort's order. */
+static const char *const SORT_KEYS[META_REPO_SORT_COUNT] = {"name", "images", "tags",
+                                                            "size", "pushed", "pulled"};
 
 static void add_security(struct http_response *resp)
 {
@@ -296,7 +319,7 @@ static void permissions(struct request *req)
 {
     struct auth *a = req->srv->auth;
     const char *repo = http_query(req, "repository");
-    if (repo == NULL || !names_repo_valid(repo)) {
+    if (repo != NULL && !names_repo_valid(repo)) {
         fail(req, 400, "BadRequest", "repository must name a repository");
         return;
     }
@@ -323,14 +346,189 @@ static void permissions(struct request *req)
     }
     id.enforced = lk.enforced;
     json_t *actions = json_object();
-    for (size_t i = 0; i < sizeof(REPO_ACTIONS) / sizeof(REPO_ACTIONS[0]); i++) {
-        bool ok =
-            auth_decide(a, &id, lk.repo_policy, lk.registry_policy, REPO_ACTIONS[i], repo, NULL, 0);
-        json_object_set_new(actions, REPO_ACTIONS[i], json_boolean(ok));
+    const char *const *list = repo != NULL ? REPO_ACTIONS : REGISTRY_ACTIONS;
+    size_t n = repo != NULL ? sizeof(REPO_ACTIONS) / sizeof(REPO_ACTIONS[0])
+                            : sizeof(REGISTRY_ACTIONS) / sizeof(REGISTRY_ACTIONS[0]);
+    for (size_t i = 0; i < n; i++) {
+        bool ok = auth_decide(a, &id, lk.repo_policy, lk.registry_policy, list[i], repo, NULL, 0);
+        json_object_set_new(actions, list[i], json_boolean(ok));
     }
     auth_identity_clear(a, &id);
     auth_lookup_fini(a, &lk);
-    send_doc(req, 200, json_pack("{s:s, s:o}", "repository", repo, "actions", actions), NULL);
+    send_doc(
+        req, 200,
+        json_pack("{s:o?, s:o}", "repository", repo ? json_string(repo) : NULL, "actions", actions),
+        NULL);
+}
+
+/* ---- the repository list ---- */
+
+struct summary_rows {
+    struct meta_repo_summary *rows;
+    size_t count, cap;
+    bool oom;
+};
+
+static int keep_summary(void *arg, const struct meta_repo_summary *s)
+{
+    struct summary_rows *r = arg;
+    if (r->count == r->cap) {
+        size_t cap = r->cap ? r->cap * 2 : 256;
+        struct meta_repo_summary *grown = realloc(r->rows, cap * sizeof(*grown));
+        if (grown == NULL) {
+            r->oom = true;
+            return 1;
+        }
+        r->rows = grown;
+        r->cap = cap;
+    }
+    r->rows[r->count++] = *s;
+    return 0;
+}
+
+static bool query_int(struct request *req, const char *name, int64_t lo, int64_t hi, int64_t dflt,
+                      int64_t *out)
+{
+    const char *v = http_query(req, name);
+    *out = dflt;
+    if (v == NULL || *v == '\0') {
+        return true;
+    }
+    char *end;
+    long long n = strtoll(v, &end, 10);
+    if (*end != '\0' || n < lo || n > hi) {
+        return false;
+    }
+    *out = n;
+    return true;
+}
+
+static json_t *summary_json(const struct meta_repo_summary *s)
+{
+    json_t *o = json_pack("{s:s, s:f, s:s, s:b, s:I, s:I, s:I}", "repositoryName", s->repo.name,
+                          "createdAt", (double)s->repo.created_at / 1000.0, "imageTagMutability",
+                          meta_mutability_name(s->repo.mutability), "scanOnPush",
+                          s->repo.scan_on_push, "imageCount", (json_int_t)s->images, "tagCount",
+                          (json_int_t)s->tags, "sizeInBytes", (json_int_t)s->size);
+    if (o != NULL && s->pushed_at > 0) {
+        json_object_set_new(o, "lastPushedAt", json_real((double)s->pushed_at / 1000.0));
+    }
+    if (o != NULL && s->pulled_at > 0) {
+        json_object_set_new(o, "lastPulledAt", json_real((double)s->pulled_at / 1000.0));
+    }
+    return o;
+}
+
+/* One page of the repositories the caller may describe (the decision
+ * DescribeRepositories makes, per repository), matching q, in the order
+ * asked. The database sorts and filters; only the page is sent. A signed-in
+ * session must send its CSRF token, as on the ECR API. */
+static void repositories(struct request *req)
+{
+    struct auth *a = req->srv->auth;
+    const char *q = http_query(req, "q");
+    const char *sort = http_query(req, "sort");
+    const char *order = http_query(req, "order");
+    int64_t offset, limit;
+    int key = 0;
+    if (sort != NULL && *sort != '\0') {
+        for (key = 0; key < META_REPO_SORT_COUNT && strcmp(sort, SORT_KEYS[key]) != 0; key++) {
+        }
+    }
+    char needle[NAMES_REPO_MAX + 1];
+    size_t qlen = q != NULL ? strlen(q) : 0;
+    if (key == META_REPO_SORT_COUNT || qlen > NAMES_REPO_MAX ||
+        (order != NULL && *order != '\0' && strcmp(order, "asc") != 0 &&
+         strcmp(order, "desc") != 0) ||
+        !query_int(req, "offset", 0, INT32_MAX, 0, &offset) ||
+        !query_int(req, "limit", 1, LIST_LIMIT_MAX, LIST_LIMIT_DEFAULT, &limit)) {
+        fail(req, 400, "BadRequest",
+             "sort is name, images, tags, size, pushed or pulled; order asc or desc; "
+             "offset from 0; limit 1 to 100; q at most 256 characters");
+        return;
+    }
+    for (size_t i = 0; i < qlen; i++) {
+        needle[i] = (char)tolower((unsigned char)q[i]);
+    }
+    needle[qlen] = '\0';
+    bool desc = order != NULL && strcmp(order, "desc") == 0;
+    struct meta *m = meta_or_fail(req);
+    if (m == NULL) {
+        return;
+    }
+    const char *cookie = http_header(req, "Cookie");
+    struct auth_session s;
+    enum auth_session_state state =
+        auth_session_check(auth_sessions(a), cookie, true,
+                           http_header(req, AUTH_SESSION_CSRF_HEADER), time_now_ms() / 1000, &s);
+    if (state == AUTH_SESSION_CSRF) {
+        auth_wipe(&s, sizeof(s));
+        fail(req, 403, "InvalidCsrfToken",
+             "The request carries no valid " AUTH_SESSION_CSRF_HEADER " header");
+        return;
+    }
+    struct auth_lookup lk;
+    if (auth_lookup(a, m, state == AUTH_SESSION_OK ? s.access_key_id : NULL, NULL, &lk) !=
+        BERTH_OK) {
+        auth_wipe(&s, sizeof(s));
+        fail(req, 500, "ServerError", "authorization failed");
+        return;
+    }
+    auth_wipe(&s, sizeof(s));
+    if (lk.enforced && state == AUTH_SESSION_INVALID) {
+        auth_lookup_fini(a, &lk);
+        fail(req, 401, "SessionEnded", "The session has ended. Sign in again.");
+        return;
+    }
+    struct auth_identity id;
+    memset(&id, 0, sizeof(id));
+    id.anonymous = true;
+    if (lk.key_found) {
+        auth_lookup_take_identity(&lk, &id);
+    }
+    id.enforced = lk.enforced;
+
+    struct summary_rows rows = {0};
+    enum berth_err rc =
+        meta_repo_summaries(m, needle, (enum meta_repo_sort)key, desc, keep_summary, &rows);
+    if (rc == BERTH_OK && rows.oom) {
+        rc = BERTH_ENOMEM;
+    }
+    json_t *page = json_array();
+    int64_t total = 0;
+    for (size_t i = 0; rc == BERTH_OK && page != NULL && i < rows.count; i++) {
+        const struct meta_repo_summary *r = &rows.rows[i];
+        bool ok = true;
+        if (id.enforced && r->has_policy) {
+            /* its own policy: read it as DescribeRepositories does */
+            rc = auth_allowed(a, m, &id, "ecr:DescribeRepositories", r->repo.name, &ok, NULL, 0);
+        } else if (id.enforced) {
+            ok = auth_decide(a, &id, NULL, lk.registry_policy, "ecr:DescribeRepositories",
+                             r->repo.name, NULL, 0);
+        }
+        if (rc == BERTH_OK && ok) {
+            if (total >= offset && total < offset + limit) {
+                json_array_append_new(page, summary_json(r));
+            }
+            total++;
+        }
+    }
+    free(rows.rows);
+    bool may_create =
+        auth_decide(a, &id, NULL, lk.registry_policy, "ecr:CreateRepository", NULL, NULL, 0);
+    auth_identity_clear(a, &id);
+    auth_lookup_fini(a, &lk);
+    if (rc != BERTH_OK || page == NULL) {
+        json_decref(page);
+        fail(req, 500, "ServerError", "the repositories could not be listed");
+        return;
+    }
+    send_doc(req, 200,
+             json_pack("{s:I, s:I, s:I, s:s, s:s, s:o, s:b}", "total", (json_int_t)total, "offset",
+                       (json_int_t)offset, "limit", (json_int_t)limit, "sort", SORT_KEYS[key],
+                       "order", desc ? "desc" : "asc", "repositories", page, "mayCreate",
+                       may_create),
+             NULL);
 }
 
 /* ---- routing ---- */
@@ -356,7 +554,8 @@ static void console_dispatch(struct request *req)
     const char *p = req->path;
     bool get = strcmp(req->method, "GET") == 0 || req->is_head;
     /* the metrics label: a fixed template per endpoint, files as one */
-    static const char *const routes[] = {"/", "/ui", "/ui/api/session", "/ui/api/permissions"};
+    static const char *const routes[] = {"/", "/ui", "/ui/api/session", "/ui/api/permissions",
+                                         "/ui/api/repositories"};
     req->route = str_has_prefix(p, "/ui/api/") ? "/ui/api/*" : "/ui/*";
     for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++) {
         if (strcmp(p, routes[i]) == 0) {
@@ -390,6 +589,12 @@ static void console_dispatch(struct request *req)
     } else if (strcmp(p, "/ui/api/permissions") == 0) {
         if (get) {
             permissions(req);
+        } else {
+            fail(req, 405, "MethodNotAllowed", "GET");
+        }
+    } else if (strcmp(p, "/ui/api/repositories") == 0) {
+        if (get) {
+            repositories(req);
         } else {
             fail(req, 405, "MethodNotAllowed", "GET");
         }

@@ -136,6 +136,36 @@ enum berth_err meta_repo_count(struct meta *m, int64_t *out);
 /* Number of manifests (images) in a repository. */
 enum berth_err meta_repo_image_count(struct meta *m, int64_t repo_id, int64_t *out);
 
+/* A repository with the figures the console's list shows and sorts by. */
+struct meta_repo_summary {
+    struct meta_repo repo;
+    bool has_policy; /* a repository policy is set */
+    int64_t images;  /* manifests */
+    int64_t tags;
+    int64_t size;      /* bytes of the distinct blobs linked to it */
+    int64_t pushed_at; /* newest manifest's push (epoch ms); 0 = none */
+    int64_t pulled_at; /* latest recorded pull (epoch ms); 0 = never */
+};
+
+enum meta_repo_sort {
+    META_REPO_SORT_NAME,
+    META_REPO_SORT_IMAGES,
+    META_REPO_SORT_TAGS,
+    META_REPO_SORT_SIZE,
+    META_REPO_SORT_PUSHED,
+    META_REPO_SORT_PULLED,
+    META_REPO_SORT_COUNT
+};
+
+typedef int (*meta_repo_summary_cb)(void *arg, const struct meta_repo_summary *s);
+
+/* Every repository whose name contains contains (NULL or "": all; matched
+ * byte for byte, names are lower case) with its figures, ordered by sort
+ * (descending when desc; ties by name), one query. cb's non-zero return
+ * stops the listing (BERTH_OK). */
+enum berth_err meta_repo_summaries(struct meta *m, const char *contains, enum meta_repo_sort sort,
+                                   bool desc, meta_repo_summary_cb cb, void *arg);
+
 /* ---- blobs ---- */
 
 struct meta_blob {

@@ -285,3 +285,87 @@ enum berth_err meta_repo_image_count(struct meta *m, int64_t repo_id, int64_t *o
     meta_done(st);
     return err;
 }
+
+/* The summaries' query: one statement per order (the statement cache is
+ * keyed by the text's address). The figures come from the indexes that
+ * start with repo_id on manifests, tags and repo_blobs; NULLs become 0 so
+ * both drivers order them alike. */
+#define SUMMARY_SQL(order)                                                                         \
+    "SELECT r.id, r.name, r.created_at, r.tag_mutability, r.scan_on_push, "                        \
+    "r.lifecycle_evaluated_at, r.lifecycle_set_at, "                                               \
+    "CASE WHEN r.policy_text IS NULL THEN 0 ELSE 1 END, "                                          \
+    "(SELECT count(*) FROM manifests m WHERE m.repo_id = r.id) AS n_images, "                      \
+    "(SELECT count(*) FROM tags t WHERE t.repo_id = r.id) AS n_tags, "                             \
+    "(SELECT coalesce(sum(b.size), 0) FROM repo_blobs rb JOIN blobs b ON b.id = rb.blob_id "       \
+    "WHERE rb.repo_id = r.id) AS n_bytes, "                                                        \
+    "(SELECT coalesce(max(m.pushed_at), 0) FROM manifests m WHERE m.repo_id = r.id) AS t_pushed, " \
+    "(SELECT coalesce(max(m.last_pulled_at), 0) FROM manifests m WHERE m.repo_id = r.id) "         \
+    "AS t_pulled FROM repositories r WHERE r.name LIKE ?1 ESCAPE '!' ORDER BY " order
+
+#define SUMMARY_BY(col)                                                                            \
+    {                                                                                              \
+        SUMMARY_SQL(col " ASC, r.name ASC"), SUMMARY_SQL(col " DESC, r.name ASC")                  \
+    }
+
+static const char *const summary_sql[META_REPO_SORT_COUNT][2] = {
+    [META_REPO_SORT_NAME] = {SUMMARY_SQL("r.name ASC"), SUMMARY_SQL("r.name DESC")},
+    [META_REPO_SORT_IMAGES] = SUMMARY_BY("n_images"),
+    [META_REPO_SORT_TAGS] = SUMMARY_BY("n_tags"),
+    [META_REPO_SORT_SIZE] = SUMMARY_BY("n_bytes"),
+    [META_REPO_SORT_PUSHED] = SUMMARY_BY("t_pushed"),
+    [META_REPO_SORT_PULLED] = SUMMARY_BY("t_pulled"),
+};
+
+struct summary_ctx {
+    meta_repo_summary_cb cb;
+    void *arg;
+};
+
+static int summary_row(struct meta_stmt *st, void *ctx)
+{
+    struct summary_ctx *c = ctx;
+    struct meta_repo_summary s;
+    memset(&s, 0, sizeof(s));
+    read_repo(st, &s.repo);
+    s.has_policy = meta_col_int(st, 7) != 0;
+    s.images = meta_col_int64(st, 8);
+    s.tags = meta_col_int64(st, 9);
+    s.size = meta_col_int64(st, 10);
+    s.pushed_at = meta_col_int64(st, 11);
+    s.pulled_at = meta_col_int64(st, 12);
+    return c->cb(c->arg, &s);
+}
+
+enum berth_err meta_repo_summaries(struct meta *m, const char *contains, enum meta_repo_sort sort,
+                                   bool desc, meta_repo_summary_cb cb, void *arg)
+{
+    if ((unsigned)sort >= META_REPO_SORT_COUNT) {
+        return BERTH_EINVAL;
+    }
+    /* %contains% with LIKE's own characters escaped by '!' */
+    size_t len = contains != NULL ? strlen(contains) : 0;
+    char *pattern = malloc(2 * len + 3);
+    if (pattern == NULL) {
+        return BERTH_ENOMEM;
+    }
+    size_t o = 0;
+    pattern[o++] = '%';
+    for (size_t i = 0; i < len; i++) {
+        if (contains[i] == '%' || contains[i] == '_' || contains[i] == '!') {
+            pattern[o++] = '!';
+        }
+        pattern[o++] = contains[i];
+    }
+    pattern[o++] = '%';
+    pattern[o] = '\0';
+    struct meta_stmt *st = meta_prepare(m, summary_sql[sort][desc ? 1 : 0]);
+    if (st == NULL) {
+        free(pattern);
+        return BERTH_EDB;
+    }
+    meta_bind_text(st, 1, pattern);
+    struct summary_ctx c = {cb, arg};
+    enum berth_err rc = meta_page(m, st, -1, summary_row, &c, NULL, "repo_summaries");
+    free(pattern);
+    return rc;
+}

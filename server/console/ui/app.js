@@ -14,8 +14,7 @@ const MANIFEST_TYPES = [
 ].join(", ");
 
 let session = null; // {signedIn, authEnforced, accessKeyId, csrfToken, ...}
-let repoCache = null; // all repositories, fetched once per visit of the list
-const listState = { query: "", page: 0 };
+const listState = { query: "", page: 0, sort: "name", order: "asc" };
 
 // ---- small DOM helpers ----
 
@@ -202,7 +201,6 @@ function renderWho() {
 
 function signInPage(notice) {
   session = { signedIn: false, authEnforced: true };
-  repoCache = null;
   renderWho();
   const err = el("div", { id: "signin-error", "aria-live": "assertive" });
   if (notice) err.append(el("p", { class: "notice", role: "status", text: notice }));
@@ -260,65 +258,163 @@ async function guarded(fn) {
 
 // ---- repositories ----
 
+// The list is searched, sorted and paged by berth (/ui/api/repositories):
+// only the shown page comes to the browser, however many repositories exist.
+const COLUMNS = [
+  ["name", "Name"], ["images", "Images"], ["tags", "Tags"], ["size", "Size"],
+  ["pushed", "Last push"], ["pulled", "Last pull"], [null, "Scan on push"], [null, "Tag mutability"],
+];
+
 async function repositoriesPage() {
   show(el("h1", { text: "Repositories" }), el("p", { class: "loading", role: "status", text: "Loading repositories…" }));
-  if (repoCache === null) {
-    const repos = await allPages("DescribeRepositories", {}, "repositories");
-    repos.sort((a, b) => a.repositoryName.localeCompare(b.repositoryName));
-    repoCache = repos;
-  }
-  const search = el("input", { type: "search", id: "repo-search", placeholder: "Filter by name", value: listState.query, "aria-label": "Filter repositories by name" });
-  const region = el("div", { id: "repo-list" });
-  const refresh = el("button", { type: "button", class: "secondary", onclick: () => { repoCache = null; guarded(repositoriesPage); } }, "Refresh");
+  const search = el("input", { type: "search", id: "repo-search", placeholder: "Search by name", value: listState.query, "aria-label": "Search repositories by name" });
+  const region = el("div", { id: "repo-list", "aria-live": "polite" });
+  const refresh = el("button", { type: "button", class: "secondary", onclick: () => guarded(() => loadRepoList(region)) }, "Refresh");
+  const create = el("button", { type: "button", id: "create-repo", hidden: true, onclick: () => createRepositoryDialog() }, "Create repository");
+  let timer = null;
   search.addEventListener("input", () => {
-    listState.query = search.value;
-    listState.page = 0;
-    renderRepoList(region);
+    clearTimeout(timer);
+    timer = setTimeout(() => {
+      listState.query = search.value;
+      listState.page = 0;
+      guarded(() => loadRepoList(region));
+    }, 200);
   });
-  show(el("h1", { text: "Repositories" }), el("div", { class: "toolbar" }, search, refresh), region);
-  renderRepoList(region);
+  show(el("h1", { text: "Repositories" }), el("div", { class: "toolbar" }, search, refresh, create), region);
+  const page = await loadRepoList(region);
+  create.hidden = !(page && page.mayCreate);
 }
 
-function renderRepoList(region) {
-  const q = listState.query.trim().toLowerCase();
-  const matching = repoCache.filter((r) => r.repositoryName.toLowerCase().includes(q));
-  if (repoCache.length === 0) {
+let listSeq = 0; // answers that arrive after a newer request are dropped
+
+async function loadRepoList(region) {
+  const seq = ++listSeq;
+  const q = new URLSearchParams({
+    q: listState.query.trim().toLowerCase(), sort: listState.sort, order: listState.order,
+    offset: String(listState.page * PAGE_SIZE), limit: String(PAGE_SIZE),
+  });
+  region.setAttribute("aria-busy", "true");
+  const page = await consoleApi("GET", "repositories?" + q.toString());
+  if (seq !== listSeq) return page;
+  region.removeAttribute("aria-busy");
+  renderRepoList(region, page);
+  return page;
+}
+
+function renderRepoList(region, page) {
+  const rows = page.repositories || [];
+  if (page.total === 0 && !listState.query.trim()) {
     region.replaceChildren(el("div", { class: "empty" },
       el("p", { text: "No repositories yet." }),
       el("p", { class: "muted" }, "Push an image to create one: ", el("code", { text: "docker push " + host() + "/NAME:TAG" }))));
     return;
   }
-  if (matching.length === 0) {
+  if (page.total === 0) {
     region.replaceChildren(el("p", { class: "empty", role: "status", text: "No repository matches “" + listState.query + "”." }));
     return;
   }
-  const pages = Math.ceil(matching.length / PAGE_SIZE);
-  listState.page = Math.min(listState.page, pages - 1);
-  const start = listState.page * PAGE_SIZE;
-  const rows = matching.slice(start, start + PAGE_SIZE);
+  const pages = Math.ceil(page.total / PAGE_SIZE);
+  if (rows.length === 0 && listState.page > 0) {
+    listState.page = pages - 1;
+    guarded(() => loadRepoList(region));
+    return;
+  }
   const body = el("tbody", {});
   for (const r of rows) {
-    const count = el("td", { class: "num", text: "…" });
     body.append(el("tr", {},
       el("th", { scope: "row" }, el("a", { href: "#/repo/" + encodeURIComponent(r.repositoryName), text: r.repositoryName })),
-      count,
-      el("td", { text: fmtTime(r.createdAt) }),
-      el("td", { text: r.imageScanningConfiguration && r.imageScanningConfiguration.scanOnPush ? "on" : "off" }),
-      el("td", { text: (r.imageTagMutability || "MUTABLE").toLowerCase() })));
-    allPages("DescribeImages", { repositoryName: r.repositoryName }, "imageDetails")
-      .then((imgs) => (count.textContent = String(imgs.length)))
-      .catch(() => (count.textContent = "?"));
+      el("td", { class: "num", text: String(r.imageCount) }),
+      el("td", { class: "num", text: String(r.tagCount) }),
+      el("td", { class: "num", text: fmtSize(r.sizeInBytes) }),
+      el("td", { class: "nowrap", text: r.lastPushedAt ? fmtTime(r.lastPushedAt) : "–" }),
+      el("td", { class: "nowrap", text: r.lastPulledAt ? fmtTime(r.lastPulledAt) : "never" }),
+      el("td", { text: r.scanOnPush ? "on" : "off" }),
+      el("td", { text: r.imageTagMutability.toLowerCase().replace(/_/g, " ") })));
   }
+  const head = el("tr", {}, COLUMNS.map(([key, label]) => {
+    if (!key) return el("th", { scope: "col", text: label });
+    const active = listState.sort === key;
+    const sortLabel = active ? (listState.order === "asc" ? "ascending" : "descending") : undefined;
+    return el("th", { scope: "col", "aria-sort": sortLabel },
+      el("button", {
+        type: "button", class: "sort" + (active ? " active" : ""), "data-sort": key,
+        onclick: () => {
+          if (listState.sort === key) listState.order = listState.order === "asc" ? "desc" : "asc";
+          else {
+            listState.sort = key;
+            listState.order = key === "name" ? "asc" : "desc";
+          }
+          listState.page = 0;
+          guarded(() => loadRepoList(region));
+        },
+      }, label, el("span", { "aria-hidden": "true", class: "arrow", text: active ? (listState.order === "asc" ? " ▲" : " ▼") : "" })));
+  }));
+  const start = page.offset;
   const nav = el("nav", { class: "pager", "aria-label": "Pages" },
-    el("button", { type: "button", class: "secondary", disabled: listState.page === 0, onclick: () => { listState.page--; renderRepoList(region); } }, "Previous"),
-    el("span", { role: "status", text: `${start + 1}–${start + rows.length} of ${matching.length}` }),
-    el("button", { type: "button", class: "secondary", disabled: listState.page >= pages - 1, onclick: () => { listState.page++; renderRepoList(region); } }, "Next"));
+    el("button", { type: "button", class: "secondary", id: "page-prev", disabled: listState.page === 0, onclick: () => { listState.page--; guarded(() => loadRepoList(region)); } }, "Previous"),
+    el("span", { id: "page-status", text: `${start + 1}–${start + rows.length} of ${page.total}` }),
+    el("button", { type: "button", class: "secondary", id: "page-next", disabled: listState.page >= pages - 1, onclick: () => { listState.page++; guarded(() => loadRepoList(region)); } }, "Next"));
   region.replaceChildren(
-    tableWrap(
-      el("caption", { class: "visually-hidden", text: "Repositories" }),
-      el("thead", {}, el("tr", {}, ["Name", "Images", "Created", "Scan on push", "Tag mutability"].map((h) => el("th", { scope: "col", text: h })))),
-      body),
+    tableWrap(el("caption", { class: "visually-hidden", text: "Repositories" }), el("thead", {}, head), body),
     nav);
+}
+
+// A modal form; onsubmit(values, errorRegion) resolves true to close it.
+function formDialog(title, fields, submitLabel, onsubmit) {
+  const d = el("dialog", { class: "confirm", "aria-labelledby": "form-title" });
+  const err = el("div", { class: "form-error", "aria-live": "assertive" });
+  const submit = el("button", { type: "submit", id: "form-submit" }, submitLabel);
+  const form = el("form", { method: "dialog", class: "stack", onsubmit: async (ev) => {
+    ev.preventDefault();
+    submit.disabled = true;
+    err.replaceChildren(el("p", { class: "loading", role: "status", text: "Working…" }));
+    try {
+      if (await onsubmit(form, err)) d.close("ok");
+    } catch (e) {
+      if (sessionEnded(e)) {
+        d.close("cancel");
+        signInPage("Your session has expired. Sign in again.");
+        return;
+      }
+      err.replaceChildren(errorBox(e.message));
+    } finally {
+      submit.disabled = false;
+    }
+  } },
+  el("h2", { id: "form-title", text: title }), ...fields, err,
+  el("div", { class: "actions" }, el("button", { type: "button", class: "secondary", onclick: () => d.close("cancel") }, "Cancel"), submit));
+  d.append(form);
+  d.addEventListener("close", () => d.remove());
+  document.body.append(d);
+  d.showModal();
+  const first = form.querySelector("input, select, textarea");
+  if (first) first.focus();
+  return d;
+}
+
+function mutabilitySelect(id, value) {
+  return el("select", { id, name: id },
+    ["MUTABLE", "IMMUTABLE", "IMMUTABLE_WITH_EXCLUSION", "MUTABLE_WITH_EXCLUSION"].map((v) =>
+      el("option", { value: v, selected: v === value, text: v.toLowerCase().replace(/_/g, " ") })));
+}
+
+function createRepositoryDialog() {
+  formDialog("Create a repository", [
+    el("label", { for: "new-repo-name", text: "Name" }),
+    el("input", { id: "new-repo-name", name: "name", required: true, spellcheck: "false", autocapitalize: "off", placeholder: "team/app" }),
+    el("label", { for: "new-repo-mutability", text: "Tag mutability" }),
+    mutabilitySelect("new-repo-mutability", "MUTABLE"),
+    el("label", { class: "check" }, el("input", { type: "checkbox", id: "new-repo-scan" }), " Scan on push"),
+  ], "Create", async (form) => {
+    const name = form.querySelector("#new-repo-name").value.trim();
+    const out = await ecr("CreateRepository", {
+      repositoryName: name,
+      imageTagMutability: form.querySelector("#new-repo-mutability").value,
+      imageScanningConfiguration: { scanOnPush: form.querySelector("#new-repo-scan").checked },
+    });
+    location.hash = "#/repo/" + encodeURIComponent(out.repository.repositoryName);
+    return true;
+  });
 }
 
 // ---- a repository ----
@@ -372,75 +468,532 @@ async function deleteImageIds(repo, ids, status) {
   }
 }
 
+function repoCrumbs(repo) {
+  return el("nav", { class: "crumbs", "aria-label": "Breadcrumb" }, el("a", { href: "#/", text: "Repositories" }), " / ", repo);
+}
+
+// The repository's pages: images, settings, lifecycle.
+function repoTabs(repo, current) {
+  const base = "#/repo/" + encodeURIComponent(repo);
+  return el("nav", { class: "tabs", "aria-label": "Repository" },
+    [["images", "Images", base], ["settings", "Settings", base + "/settings"], ["lifecycle", "Lifecycle", base + "/lifecycle"]].map(([key, label, href]) =>
+      el("a", { href, "aria-current": key === current ? "page" : undefined, text: label })));
+}
+
+function repoPermissions(repo) {
+  return consoleApi("GET", "permissions?repository=" + encodeURIComponent(repo)).then((p) => p.actions);
+}
+
+const SEVERITIES = ["CRITICAL", "HIGH", "MEDIUM", "LOW", "INFORMATIONAL", "UNDEFINED"];
+
+function scanCell(img) {
+  const st = img.imageScanStatus;
+  if (!st) return el("td", { class: "muted", text: "not scanned" });
+  if (st.status !== "COMPLETE") return el("td", { class: "muted", title: st.description || "", text: st.status.toLowerCase().replace(/_/g, " ") });
+  const counts = (img.imageScanFindingsSummary && img.imageScanFindingsSummary.findingSeverityCounts) || {};
+  const parts = SEVERITIES.filter((s) => counts[s]).map((s) => el("span", { class: "sev sev-" + s.toLowerCase(), title: s.toLowerCase() }, counts[s] + " " + s.toLowerCase()));
+  return el("td", { class: "scan" }, parts.length ? parts : el("span", { class: "sev sev-none", text: "no findings" }));
+}
+
+// The referrers (signatures, SBOMs, attestations) of each image, by subject.
+async function referrersOf(repo, digests) {
+  const out = new Map();
+  const queue = digests.slice(0, 200);
+  async function worker() {
+    while (queue.length) {
+      const d = queue.shift();
+      try {
+        const r = await v2(repo + "/referrers/" + d, "application/vnd.oci.image.index.v1+json");
+        const list = JSON.parse(r.text).manifests || [];
+        if (list.length) out.set(d, list);
+      } catch (e) {
+        if (sessionEnded(e)) throw e;
+      }
+    }
+  }
+  await Promise.all([worker(), worker(), worker(), worker()]);
+  return out;
+}
+
+function artifactKind(type) {
+  const t = type || "";
+  if (/sigstore|signature|notary|cosign/i.test(t)) return "signature";
+  if (/spdx|cyclonedx|sbom|syft/i.test(t)) return "SBOM";
+  if (/in-toto|attestation|provenance|slsa|vex/i.test(t)) return "attestation";
+  return "artifact";
+}
+
 async function repositoryPage(repo) {
   show(el("h1", { text: repo }), el("p", { class: "loading", role: "status", text: "Loading images…" }));
-  const [images, perms] = await Promise.all([
+  const [images, actions] = await Promise.all([
     allPages("DescribeImages", { repositoryName: repo }, "imageDetails"),
-    consoleApi("GET", "permissions?repository=" + encodeURIComponent(repo)),
+    repoPermissions(repo),
   ]);
-  const mayDelete = !!perms.actions["ecr:BatchDeleteImage"];
+  const mayDelete = !!actions["ecr:BatchDeleteImage"];
   images.sort((a, b) => (b.imagePushedAt || 0) - (a.imagePushedAt || 0));
   const status = el("div", { id: "repo-status", "aria-live": "polite" });
-  const crumbs = el("nav", { class: "crumbs", "aria-label": "Breadcrumb" }, el("a", { href: "#/", text: "Repositories" }), " / ", repo);
   if (images.length === 0) {
-    show(crumbs, el("h1", { text: repo }), status, el("div", { class: "empty" },
+    show(repoCrumbs(repo), el("h1", { text: repo }), repoTabs(repo, "images"), status, el("div", { class: "empty" },
       el("p", { text: "This repository has no images." }),
       el("p", { class: "muted" }, "Push one: ", el("code", { text: "docker push " + host() + "/" + repo + ":TAG" }))));
     return;
   }
+  const referrers = await referrersOf(repo, images.map((i) => i.imageDigest));
+  const isReferrer = new Set();
+  for (const list of referrers.values()) for (const r of list) isReferrer.add(r.digest);
+  const byDigest = new Map(images.map((i) => [i.imageDigest, i]));
   const body = el("tbody", {});
-  for (const img of images) {
-    const tags = (img.imageTags || []).slice().sort();
-    const tagCell = el("td", { class: "tags" });
-    if (tags.length === 0) tagCell.append(el("span", { class: "muted", text: "untagged" }));
-    for (const t of tags) {
-      const chip = el("span", { class: "tag" }, t);
-      if (mayDelete) {
-        chip.append(el("button", {
-          type: "button", class: "chip-x", "aria-label": "Delete tag " + t, title: "Delete tag " + t,
-          onclick: async () => {
-            const only = tags.length === 1;
-            const ok = await confirmDialog("Delete tag " + t + "?", [
-              "The tag " + repo + ":" + t + " will be removed.",
-              only ? "It is the image's only tag, so the image " + img.imageDigest + " goes with it." : "The image " + img.imageDigest + " stays, with its other tags: " + tags.filter((x) => x !== t).join(", ") + ".",
-            ], "Delete tag");
-            if (ok && (await deleteImageIds(repo, [{ imageTag: t }], status))) guarded(() => repositoryPage(repo));
-          },
-        }, "×"));
-      }
-      tagCell.append(chip, " ");
-    }
-    const actions = el("td", {});
-    if (mayDelete) {
-      actions.append(el("button", {
-        type: "button", class: "danger small", "aria-label": "Delete image " + img.imageDigest,
-        onclick: async () => {
-          const ok = await confirmDialog("Delete this image?", [
-            "The image " + img.imageDigest + " will be deleted from " + repo + ".",
-            tags.length ? "Its tags go with it: " + tags.join(", ") + "." : "It has no tags.",
-          ], "Delete image");
-          if (ok && (await deleteImageIds(repo, [{ imageDigest: img.imageDigest }], status))) guarded(() => repositoryPage(repo));
-        },
-      }, "Delete"));
-    }
-    body.append(el("tr", {},
-      tagCell,
-      el("td", {}, el("a", { href: "#/image/" + encodeURIComponent(repo) + "/" + img.imageDigest, class: "mono", title: img.imageDigest, text: shortDigest(img.imageDigest) }), " ", copyButton(img.imageDigest, "digest")),
-      el("td", { class: "num", text: fmtSize(img.imageSizeInBytes) }),
-      el("td", { text: fmtTime(img.imagePushedAt) }),
-      el("td", { text: img.lastRecordedPullTime ? fmtTime(img.lastRecordedPullTime) : "never" }),
-      el("td", { class: "muted small", text: (img.imageManifestMediaType || "").replace(/^application\/vnd\./, "") }),
-      mayDelete ? actions : null));
-  }
-  const newest = images[0];
-  const ref = host() + "/" + repo + ((newest.imageTags || []).length ? ":" + newest.imageTags.slice().sort()[0] : "@" + newest.imageDigest);
-  const heads = ["Tags", "Digest", "Size", "Pushed", "Last pull", "Media type"];
+  const heads = ["Tags", "Digest", "Size", "Pushed", "Last pull", "Scan", "Media type"];
   if (mayDelete) heads.push("Actions");
-  show(crumbs, el("h1", { text: repo }), status,
-    el("p", { class: "muted", text: images.length + (images.length === 1 ? " image" : " images") + (mayDelete ? "" : " · your key may not delete images here") }),
-    tableWrap( el("caption", { class: "visually-hidden", text: "Images of " + repo }),
+  const top = images.filter((i) => !isReferrer.has(i.imageDigest));
+  const addRows = (img, referrer, depth) => {
+    body.append(imageRow(repo, img, mayDelete, status, referrer, depth));
+    for (const r of depth < 3 ? referrers.get(img.imageDigest) || [] : []) {
+      const detail = byDigest.get(r.digest);
+      if (detail) addRows(detail, r, depth + 1);
+    }
+  };
+  for (const img of top) addRows(img, null, 0);
+  const newest = top[0] || images[0];
+  const ref = host() + "/" + repo + ((newest.imageTags || []).length ? ":" + newest.imageTags.slice().sort()[0] : "@" + newest.imageDigest);
+  show(repoCrumbs(repo), el("h1", { text: repo }), repoTabs(repo, "images"), status,
+    el("p", { class: "muted", text: top.length + (top.length === 1 ? " image" : " images") + (isReferrer.size ? " and " + isReferrer.size + " referrers" : "") + (mayDelete ? "" : " · your key may not delete images here") }),
+    tableWrap(el("caption", { class: "visually-hidden", text: "Images of " + repo }),
       el("thead", {}, el("tr", {}, heads.map((h) => el("th", { scope: "col", text: h })))), body),
     pullCommands(ref));
+}
+
+function imageRow(repo, img, mayDelete, status, referrer, depth) {
+  const tags = (img.imageTags || []).slice().sort();
+  const tagCell = el("td", { class: "tags" });
+  if (referrer) tagCell.append(el("span", { class: "kind", style: undefined, "data-depth": String(depth), text: "↳ " + artifactKind(referrer.artifactType) }), " ");
+  else if (tags.length === 0) tagCell.append(el("span", { class: "muted", text: "untagged" }));
+  for (const t of tags) {
+    const chip = el("span", { class: "tag" }, t);
+    if (mayDelete) {
+      chip.append(el("button", {
+        type: "button", class: "chip-x", "aria-label": "Delete tag " + t, title: "Delete tag " + t,
+        onclick: async () => {
+          const only = tags.length === 1;
+          const ok = await confirmDialog("Delete tag " + t + "?", [
+            "The tag " + repo + ":" + t + " will be removed.",
+            only ? "It is the image's only tag, so the image " + img.imageDigest + " goes with it." : "The image " + img.imageDigest + " stays, with its other tags: " + tags.filter((x) => x !== t).join(", ") + ".",
+          ], "Delete tag");
+          if (ok && (await deleteImageIds(repo, [{ imageTag: t }], status))) guarded(() => repositoryPage(repo));
+        },
+      }, "×"));
+    }
+    tagCell.append(chip, " ");
+  }
+  const actions = el("td", {});
+  if (mayDelete) {
+    actions.append(el("button", {
+      type: "button", class: "danger small", "aria-label": "Delete image " + img.imageDigest,
+      onclick: async () => {
+        const ok = await confirmDialog("Delete this image?", [
+          "The image " + img.imageDigest + " will be deleted from " + repo + ".",
+          tags.length ? "Its tags go with it: " + tags.join(", ") + "." : "It has no tags.",
+        ], "Delete image");
+        if (ok && (await deleteImageIds(repo, [{ imageDigest: img.imageDigest }], status))) guarded(() => repositoryPage(repo));
+      },
+    }, "Delete"));
+  }
+  return el("tr", { class: referrer ? "referrer" : undefined },
+    tagCell,
+    el("td", {}, el("a", { href: "#/image/" + encodeURIComponent(repo) + "/" + img.imageDigest, class: "mono", title: img.imageDigest, text: shortDigest(img.imageDigest) }), " ", copyButton(img.imageDigest, "digest")),
+    el("td", { class: "num", text: fmtSize(img.imageSizeInBytes) }),
+    el("td", { class: "nowrap", text: fmtTime(img.imagePushedAt) }),
+    el("td", { class: "nowrap", text: img.lastRecordedPullTime ? fmtTime(img.lastRecordedPullTime) : "never" }),
+    scanCell(img),
+    el("td", { class: "muted small", text: (referrer && referrer.artifactType) || (img.imageManifestMediaType || "").replace(/^application\/vnd\./, "") }),
+    mayDelete ? actions : null);
+}
+
+// ---- a repository's settings ----
+
+// A section of a settings page: its own status line, so a save reports
+// beside the control it concerns.
+function section(title, id, ...children) {
+  return el("section", { class: "card setting", id, "aria-labelledby": id + "-title" },
+    el("h2", { id: id + "-title", text: title }), ...children);
+}
+
+async function saving(statusEl, fn, done) {
+  statusEl.replaceChildren(el("p", { class: "loading", role: "status", text: "Saving…" }));
+  try {
+    await fn();
+    statusEl.replaceChildren(el("p", { class: "ok", role: "status", text: done || "Saved." }));
+    return true;
+  } catch (e) {
+    if (sessionEnded(e)) throw e;
+    statusEl.replaceChildren(errorBox(e.message));
+    return false;
+  }
+}
+
+function statusLine(id) {
+  return el("div", { class: "save-status", id, "aria-live": "polite" });
+}
+
+async function settingsPage(repo) {
+  show(el("h1", { text: repo }), el("p", { class: "loading", role: "status", text: "Loading the settings…" }));
+  const [described, actions] = await Promise.all([
+    ecr("DescribeRepositories", { repositoryNames: [repo] }),
+    repoPermissions(repo),
+  ]);
+  const r = described.repositories[0];
+  let tags = [];
+  let policy = "";
+  const notes = [];
+  try {
+    tags = (await ecr("ListTagsForResource", { resourceArn: r.repositoryArn })).tags || [];
+  } catch (e) {
+    if (sessionEnded(e)) throw e;
+    notes.push("Resource tags: " + e.message);
+  }
+  try {
+    policy = (await ecr("GetRepositoryPolicy", { repositoryName: repo })).policyText || "";
+  } catch (e) {
+    if (sessionEnded(e)) throw e;
+    if (e.type !== "RepositoryPolicyNotFoundException") notes.push("Repository policy: " + e.message);
+  }
+  const may = (a) => !!actions["ecr:" + a];
+  const sections = [];
+
+  // tag mutability and its exclusion filters
+  {
+    const sel = mutabilitySelect("mutability", r.imageTagMutability || "MUTABLE");
+    const filters = el("textarea", { id: "mutability-filters", rows: "3", spellcheck: "false",
+      "aria-describedby": "mutability-help" });
+    filters.value = (r.imageTagMutabilityExclusionFilters || []).map((f) => f.filter).join("\n");
+    const st = statusLine("mutability-status");
+    const editable = may("PutImageTagMutability");
+    sel.disabled = !editable;
+    filters.readOnly = !editable;
+    sections.push(section("Tag mutability", "set-mutability",
+      el("label", { for: "mutability", text: "Tags are" }), sel,
+      el("label", { for: "mutability-filters", text: "Exclusion filters" }), filters,
+      el("p", { id: "mutability-help", class: "muted small", text: "One wildcard filter per line (e.g. latest or dev-*): tags matching them follow the opposite rule. Used with the “with exclusion” settings." }),
+      editable ? el("button", { type: "button", id: "save-mutability", onclick: () => guarded(() => saving(st, async () => {
+        const list = filters.value.split("\n").map((x) => x.trim()).filter(Boolean);
+        const body = { repositoryName: repo, imageTagMutability: sel.value };
+        if (list.length) body.imageTagMutabilityExclusionFilters = list.map((f) => ({ filterType: "WILDCARD", filter: f }));
+        await ecr("PutImageTagMutability", body);
+      })) }, "Save tag mutability") : null, st));
+  }
+
+  // scan on push
+  {
+    const box = el("input", { type: "checkbox", id: "scan-on-push", checked: !!(r.imageScanningConfiguration && r.imageScanningConfiguration.scanOnPush) });
+    const st = statusLine("scan-status");
+    const editable = may("PutImageScanningConfiguration");
+    box.disabled = !editable;
+    sections.push(section("Scanning", "set-scan",
+      el("label", { class: "check" }, box, " Scan images when they are pushed"),
+      editable ? el("button", { type: "button", id: "save-scan", onclick: () => guarded(() => saving(st, () =>
+        ecr("PutImageScanningConfiguration", { repositoryName: repo, imageScanningConfiguration: { scanOnPush: box.checked } }))) }, "Save scanning") : null, st));
+  }
+
+  // resource tags
+  {
+    const st = statusLine("tags-status");
+    const mayTag = may("TagResource");
+    const mayUntag = may("UntagResource");
+    const tbody = el("tbody", {}, tags.map((t) => el("tr", {},
+      el("td", { class: "mono", text: t.Key }), el("td", { text: t.Value }),
+      mayUntag ? el("td", {}, el("button", { type: "button", class: "danger small", "aria-label": "Remove tag " + t.Key,
+        onclick: () => guarded(async () => {
+          if (await saving(st, () => ecr("UntagResource", { resourceArn: r.repositoryArn, tagKeys: [t.Key] }), "Removed.")) settingsPage(repo);
+        }) }, "Remove")) : null)));
+    const key = el("input", { id: "tag-key", "aria-label": "Tag key", placeholder: "key" });
+    const value = el("input", { id: "tag-value", "aria-label": "Tag value", placeholder: "value" });
+    sections.push(section("Resource tags", "set-tags",
+      tags.length ? tableWrap(el("thead", {}, el("tr", {}, ["Key", "Value", mayUntag ? "Actions" : null].filter(Boolean).map((x) => el("th", { scope: "col", text: x })))), tbody)
+        : el("p", { class: "muted", text: "No resource tags." }),
+      mayTag ? el("div", { class: "inline-form" }, key, value, el("button", { type: "button", id: "add-tag", onclick: () => guarded(async () => {
+        if (await saving(st, () => ecr("TagResource", { resourceArn: r.repositoryArn, tags: [{ Key: key.value.trim(), Value: value.value }] }), "Added.")) settingsPage(repo);
+      }) }, "Add tag")) : null, st));
+  }
+
+  // the repository policy, as JSON, validated by the API
+  {
+    const text = el("textarea", { id: "repo-policy", rows: "14", spellcheck: "false", class: "mono", "aria-describedby": "policy-status" });
+    text.value = policy ? prettyJson(policy) : "";
+    const st = statusLine("policy-status");
+    const editable = may("SetRepositoryPolicy");
+    text.readOnly = !editable;
+    text.placeholder = editable ? '{"Version": "2012-10-17", "Statement": [...]}' : "No policy";
+    sections.push(section("Repository policy", "set-policy",
+      el("label", { for: "repo-policy", text: "Policy (JSON)" }), text,
+      el("div", { class: "actions left" },
+        editable ? el("button", { type: "button", id: "save-policy", onclick: () => guarded(() => saving(st, () =>
+          ecr("SetRepositoryPolicy", { repositoryName: repo, policyText: text.value }))) }, "Save policy") : null,
+        policy && may("DeleteRepositoryPolicy") ? el("button", { type: "button", class: "secondary", id: "delete-policy", onclick: () => guarded(async () => {
+          if (await confirmDialog("Delete the repository policy?", ["The policy of " + repo + " will be removed; access then follows the keys' own policies and the registry policy."], "Delete policy")
+            && await saving(st, () => ecr("DeleteRepositoryPolicy", { repositoryName: repo }), "Deleted.")) settingsPage(repo);
+        }) }, "Delete policy") : null), st));
+  }
+
+  // deleting the repository
+  if (may("DeleteRepository")) {
+    const st = statusLine("delete-status");
+    sections.push(section("Delete the repository", "set-delete",
+      el("p", { class: "muted", text: "Deletes the repository with all its images, tags and settings." }),
+      el("button", { type: "button", class: "danger", id: "delete-repo", onclick: () => guarded(async () => {
+        const images = await allPages("ListImages", { repositoryName: repo }, "imageIds");
+        const digests = new Set(images.map((i) => i.imageDigest));
+        const ok = await confirmDialog("Delete repository " + repo + "?", [
+          "The repository " + repo + " will be deleted" + (digests.size ? " with its " + digests.size + (digests.size === 1 ? " image" : " images") + "." : "; it has no images."),
+          "This cannot be undone.",
+        ], "Delete repository");
+        if (ok && await saving(st, () => ecr("DeleteRepository", { repositoryName: repo, force: digests.size > 0 }), "Deleted.")) {
+          location.hash = "#/";
+        }
+      }) }, "Delete repository"), st));
+  }
+  const readOnly = !["PutImageTagMutability", "PutImageScanningConfiguration", "TagResource", "SetRepositoryPolicy", "DeleteRepository"].some(may);
+  show(repoCrumbs(repo), el("h1", { text: repo }), repoTabs(repo, "settings"),
+    readOnly ? el("p", { class: "notice", id: "read-only", text: "Your key may read these settings but not change them." }) : null,
+    notes.length ? notes.map((n) => errorBox(n)) : null,
+    el("dl", { class: "facts" },
+      el("dt", { text: "URI" }), el("dd", {}, el("code", { text: r.repositoryUri }), copyButton(r.repositoryUri, "URI")),
+      el("dt", { text: "ARN" }), el("dd", {}, el("code", { text: r.repositoryArn })),
+      el("dt", { text: "Created" }), el("dd", { text: fmtTime(r.createdAt) })),
+    el("div", { class: "settings" }, sections));
+}
+
+function prettyJson(text) {
+  try {
+    return JSON.stringify(JSON.parse(text), null, 2);
+  } catch (e) {
+    return text;
+  }
+}
+
+// ---- a repository's lifecycle policy ----
+
+const COUNT_TYPES = [
+  ["imageCountMoreThan", "more images than"],
+  ["sinceImagePushed", "days since pushed, more than"],
+  ["sinceImagePulled", "days since last pulled, more than"],
+];
+
+function newRule(priority) {
+  return { rulePriority: priority, description: "", selection: { tagStatus: "untagged", countType: "imageCountMoreThan", countNumber: 10 }, action: { type: "expire" } };
+}
+
+// The rules of a policy text when the builder can show them all, or a
+// sentence saying why not.
+function rulesFromText(text) {
+  let doc;
+  try {
+    doc = JSON.parse(text);
+  } catch (e) {
+    return "the JSON does not parse (" + e.message + ")";
+  }
+  if (!doc || typeof doc !== "object" || Array.isArray(doc) || !Array.isArray(doc.rules)) return "it has no rules array";
+  if (Object.keys(doc).some((k) => k !== "rules")) return "it has members besides rules";
+  for (const r of doc.rules) {
+    if (!r || typeof r !== "object" || !r.selection || typeof r.selection !== "object") return "a rule has no selection";
+    if (Object.keys(r).some((k) => !["rulePriority", "description", "selection", "action"].includes(k))) return "a rule has members the builder does not know";
+    if (Object.keys(r.selection).some((k) => !["tagStatus", "tagPatternList", "tagPrefixList", "countType", "countNumber", "countUnit"].includes(k))) return "a rule's selection has members the builder does not know";
+    if (r.action && (typeof r.action !== "object" || r.action.type !== "expire" || Object.keys(r.action).length !== 1)) return "a rule's action is not expire";
+  }
+  return doc.rules;
+}
+
+function textFromRules(rules) {
+  return JSON.stringify({ rules }, null, 2);
+}
+
+function ruleEditor(rule, index, editable, onchange, onremove) {
+  const id = (n) => "rule-" + index + "-" + n;
+  const s = rule.selection;
+  const field = (label, input) => el("div", { class: "field" }, el("label", { for: input.id, text: label }), input);
+  const prio = el("input", { id: id("priority"), type: "number", min: "1", value: String(rule.rulePriority ?? ""), disabled: !editable });
+  const desc = el("input", { id: id("description"), value: rule.description || "", disabled: !editable });
+  const status = el("select", { id: id("status"), disabled: !editable },
+    [["untagged", "untagged images"], ["tagged", "tagged images"], ["any", "any image"]].map(([v, l]) => el("option", { value: v, selected: (s.tagStatus || "").toLowerCase() === v, text: l })));
+  const matchBy = el("select", { id: id("match"), disabled: !editable },
+    el("option", { value: "tagPatternList", selected: !s.tagPrefixList, text: "tag patterns" }),
+    el("option", { value: "tagPrefixList", selected: !!s.tagPrefixList, text: "tag prefixes" }));
+  const patterns = el("input", { id: id("patterns"), value: (s.tagPatternList || s.tagPrefixList || []).join(", "), placeholder: "prod-*, release-*", disabled: !editable });
+  const countType = el("select", { id: id("count-type"), disabled: !editable },
+    COUNT_TYPES.map(([v, l]) => el("option", { value: v, selected: s.countType === v, text: l })));
+  const count = el("input", { id: id("count"), type: "number", min: "1", value: String(s.countNumber ?? ""), disabled: !editable });
+  const tagFields = el("div", { class: "field-row", hidden: (s.tagStatus || "").toLowerCase() !== "tagged" },
+    field("Match by", matchBy), field("Tags (comma-separated)", patterns));
+  const read = () => {
+    const sel = { tagStatus: status.value };
+    if (status.value === "tagged") sel[matchBy.value] = patterns.value.split(",").map((x) => x.trim()).filter(Boolean);
+    sel.countType = countType.value;
+    if (countType.value !== "imageCountMoreThan") sel.countUnit = "days";
+    sel.countNumber = count.value === "" ? null : Number(count.value);
+    const r = { rulePriority: prio.value === "" ? null : Number(prio.value) };
+    if (desc.value) r.description = desc.value;
+    r.selection = sel;
+    r.action = { type: "expire" };
+    tagFields.hidden = status.value !== "tagged";
+    onchange(r);
+  };
+  for (const x of [prio, desc, status, matchBy, patterns, countType, count]) x.addEventListener("input", read);
+  return el("fieldset", { class: "rule", "data-rule": String(index) },
+    el("legend", { text: "Rule " + (index + 1) }),
+    el("div", { class: "field-row" }, field("Priority", prio), field("Description", desc)),
+    el("div", { class: "field-row" }, field("Applies to", status)),
+    tagFields,
+    el("div", { class: "field-row" }, field("Expire when there are", countType), field("Count", count)),
+    editable ? el("button", { type: "button", class: "secondary small", "aria-label": "Remove rule " + (index + 1), onclick: onremove }, "Remove rule") : null);
+}
+
+async function lifecyclePage(repo) {
+  show(el("h1", { text: repo }), el("p", { class: "loading", role: "status", text: "Loading the lifecycle policy…" }));
+  const actions = await repoPermissions(repo);
+  let current = null;
+  try {
+    current = await ecr("GetLifecyclePolicy", { repositoryName: repo });
+  } catch (e) {
+    if (e.type !== "LifecyclePolicyNotFoundException") throw e;
+  }
+  const editable = !!actions["ecr:PutLifecyclePolicy"];
+  const mayPreview = !!actions["ecr:StartLifecyclePolicyPreview"];
+  const mayDelete = !!actions["ecr:DeleteLifecyclePolicy"];
+  const text = el("textarea", { id: "lifecycle-json", class: "mono", rows: "18", spellcheck: "false", readOnly: !editable, "aria-describedby": "builder-note" });
+  text.value = current ? prettyJson(current.lifecyclePolicyText) : textFromRules([newRule(1)]);
+  const builder = el("div", { class: "builder", id: "rule-builder" });
+  const note = el("p", { id: "builder-note", class: "muted small", "aria-live": "polite" });
+  const errors = el("div", { id: "lifecycle-error", "aria-live": "assertive" });
+  const results = el("div", { id: "preview", "aria-live": "polite" });
+  let rules = [];
+
+  const renderBuilder = () => {
+    const parsed = rulesFromText(text.value);
+    if (typeof parsed === "string") {
+      note.textContent = "The builder cannot show this policy: " + parsed + ". Edit the JSON.";
+      builder.replaceChildren();
+      return;
+    }
+    note.textContent = "The builder and the JSON stay in step: a change in either shows in the other.";
+    rules = parsed;
+    builder.replaceChildren(...rules.map((r, i) => ruleEditor(r, i, editable, (updated) => {
+      rules[i] = updated;
+      text.value = textFromRules(rules);
+    }, () => {
+      rules.splice(i, 1);
+      text.value = textFromRules(rules);
+      renderBuilder();
+    })), editable ? el("button", { type: "button", class: "secondary", id: "add-rule", onclick: () => {
+      const next = rules.reduce((m, r) => Math.max(m, Number(r.rulePriority) || 0), 0) + 1;
+      rules.push(newRule(next));
+      text.value = textFromRules(rules);
+      renderBuilder();
+      const p = builder.querySelector('[data-rule="' + (rules.length - 1) + '"] input');
+      if (p) p.focus();
+    } }, "Add rule") : null);
+  };
+  text.addEventListener("input", renderBuilder);
+  renderBuilder();
+
+  const apiError = (e) => {
+    if (sessionEnded(e)) throw e;
+    errors.replaceChildren(errorBox(e.message));
+  };
+
+  const preview = async () => {
+    errors.replaceChildren();
+    results.replaceChildren(el("p", { class: "loading", role: "status", text: "Computing the preview…" }));
+    try {
+      await ecr("StartLifecyclePolicyPreview", { repositoryName: repo, lifecyclePolicyText: text.value });
+    } catch (e) {
+      results.replaceChildren();
+      apiError(e);
+      return;
+    }
+    let out;
+    for (let i = 0; ; i++) {
+      out = await ecr("GetLifecyclePolicyPreview", { repositoryName: repo, maxResults: 100 });
+      if (out.status !== "IN_PROGRESS") break;
+      await new Promise((r) => setTimeout(r, Math.min(200 * (i + 1), 1000)));
+    }
+    if (out.status !== "COMPLETE") {
+      results.replaceChildren(errorBox("The preview " + String(out.status).toLowerCase() + "."));
+      return;
+    }
+    let list = out.previewResults || [];
+    let token = out.nextToken;
+    while (token) {
+      const more = await ecr("GetLifecyclePolicyPreview", { repositoryName: repo, maxResults: 100, nextToken: token });
+      list = list.concat(more.previewResults || []);
+      token = more.nextToken;
+    }
+    let policyRules = [];
+    try {
+      policyRules = JSON.parse(text.value).rules || [];
+    } catch (e) { /* the API accepted it */ }
+    const why = (p) => {
+      const r = policyRules.find((x) => x.rulePriority === p);
+      return "rule " + p + (r && r.description ? ": " + r.description : "");
+    };
+    list.sort((a, b) => (a.appliedRulePriority - b.appliedRulePriority) || ((a.imagePushedAt || 0) - (b.imagePushedAt || 0)));
+    if (list.length === 0) {
+      results.replaceChildren(el("h2", { text: "Preview" }), el("p", { class: "empty", role: "status", text: "No image would expire under this policy." }));
+      return;
+    }
+    results.replaceChildren(el("h2", { text: "Preview" }),
+      el("p", { role: "status", text: list.length + (list.length === 1 ? " image would expire:" : " images would expire:") }),
+      tableWrap(el("caption", { class: "visually-hidden", text: "Images that would expire" }),
+        el("thead", {}, el("tr", {}, ["Image", "Tags", "Pushed", "Action", "Selected by"].map((x) => el("th", { scope: "col", text: x })))),
+        el("tbody", {}, list.map((p) => el("tr", { class: "expiring" },
+          el("td", {}, el("a", { class: "mono", href: "#/image/" + encodeURIComponent(repo) + "/" + p.imageDigest, title: p.imageDigest, text: shortDigest(p.imageDigest) })),
+          el("td", { text: (p.imageTags || []).join(", ") || "untagged" }),
+          el("td", { class: "nowrap", text: fmtTime(p.imagePushedAt) }),
+          el("td", { text: (p.action && p.action.type) || "expire" }),
+          el("td", { class: "rule-ref", text: why(p.appliedRulePriority) }))))));
+  };
+
+  const apply = async () => {
+    errors.replaceChildren();
+    const ok = await confirmDialog("Apply this lifecycle policy?", [
+      "berth will expire the images of " + repo + " that the policy selects, in the background, from now on.",
+      "Preview first to see which images that is.",
+    ], "Apply policy");
+    if (!ok) return;
+    results.replaceChildren(el("p", { class: "loading", role: "status", text: "Applying…" }));
+    try {
+      await ecr("PutLifecyclePolicy", { repositoryName: repo, lifecyclePolicyText: text.value });
+      results.replaceChildren(el("p", { class: "ok", role: "status", id: "applied", text: "Applied. The background job expires what it selects; the Images tab shows what is left." }));
+      current = { lifecyclePolicyText: text.value };
+      deleteButton.hidden = !mayDelete;
+    } catch (e) {
+      results.replaceChildren();
+      apiError(e);
+    }
+  };
+
+  const deleteButton = el("button", { type: "button", class: "secondary", id: "delete-lifecycle", hidden: !(mayDelete && current), onclick: () => guarded(async () => {
+    if (!(await confirmDialog("Delete the lifecycle policy?", ["No image of " + repo + " will expire by policy any more."], "Delete policy"))) return;
+    try {
+      await ecr("DeleteLifecyclePolicy", { repositoryName: repo });
+      guarded(() => lifecyclePage(repo));
+    } catch (e) {
+      apiError(e);
+    }
+  }) }, "Delete policy");
+
+  show(repoCrumbs(repo), el("h1", { text: repo }), repoTabs(repo, "lifecycle"),
+    el("p", { class: "muted", text: current
+      ? "This repository has a lifecycle policy" + (current.lastEvaluatedAt ? ", last evaluated " + fmtTime(current.lastEvaluatedAt) : "") + "."
+      : "This repository has no lifecycle policy; the rule below is a starting point." }),
+    editable ? null : el("p", { class: "notice", id: "read-only", text: "Your key may read this policy but not change it." }),
+    el("div", { class: "lifecycle" },
+      el("section", { class: "card", "aria-labelledby": "builder-title" }, el("h2", { id: "builder-title", text: "Rules" }), note, builder),
+      el("section", { class: "card", "aria-labelledby": "json-title" }, el("h2", { id: "json-title" }, el("label", { for: "lifecycle-json", text: "Policy JSON" })), text)),
+    errors,
+    el("div", { class: "actions left" },
+      mayPreview ? el("button", { type: "button", class: "secondary", id: "preview-lifecycle", onclick: () => guarded(preview) }, "Preview") : null,
+      editable ? el("button", { type: "button", id: "apply-lifecycle", onclick: () => guarded(apply) }, "Apply") : null,
+      deleteButton),
+    results);
 }
 
 // ---- an image ----
@@ -451,7 +1004,7 @@ function jsonBlock(title, obj) {
 
 async function imagePage(repo, digest) {
   show(el("h1", { text: repo + "@" + shortDigest(digest) }), el("p", { class: "loading", role: "status", text: "Loading the image…" }));
-  const m = await v2(repo + "/manifests/" + digest, MANIFEST_TYPES);
+  const [m, actions] = await Promise.all([v2(repo + "/manifests/" + digest, MANIFEST_TYPES), repoPermissions(repo)]);
   const manifest = JSON.parse(m.text);
   let details = null;
   try {
@@ -470,7 +1023,9 @@ async function imagePage(repo, digest) {
     el("dt", { text: "Media type" }), el("dd", { text: manifest.mediaType || m.type || "–" }),
     el("dt", { text: "Size" }), el("dd", { text: details ? fmtSize(details.imageSizeInBytes) : "–" }),
     el("dt", { text: "Pushed" }), el("dd", { text: details ? fmtTime(details.imagePushedAt) : "–" }),
-    el("dt", { text: "Last pull" }), el("dd", { text: details && details.lastRecordedPullTime ? fmtTime(details.lastRecordedPullTime) : "never" }));
+    el("dt", { text: "Last pull" }), el("dd", { text: details && details.lastRecordedPullTime ? fmtTime(details.lastRecordedPullTime) : "never" }),
+    manifest.subject ? [el("dt", { text: "Refers to" }), el("dd", {}, el("a", { class: "mono", id: "subject", href: "#/image/" + encodeURIComponent(repo) + "/" + manifest.subject.digest, text: shortDigest(manifest.subject.digest) }),
+      " (" + artifactKind(manifest.artifactType || (manifest.config && manifest.config.mediaType)) + ")")] : null);
   const ref = host() + "/" + repo + (tags.length ? ":" + tags[0] : "@" + digest);
   const parts = [crumbs, el("h1", { text: repo + "@" + shortDigest(digest) }), facts, pullCommands(ref)];
 
@@ -485,11 +1040,13 @@ async function imagePage(repo, digest) {
         el("td", { class: "num", text: fmtSize(c.size) })));
     }
     parts.push(el("h2", { text: "Manifests" }), tableWrap( el("thead", {}, el("tr", {}, ["Platform", "Digest", "Media type", "Size"].map((h) => el("th", { scope: "col", text: h })))), body));
+    parts.push(await referrersSection(repo, digest));
     parts.push(jsonBlock("Index", manifest));
     show(...parts);
     return;
   }
 
+  if (!manifest.subject) parts.push(await findingsSection(repo, digest, !!actions["ecr:StartImageScan"]));
   const layers = manifest.layers || [];
   const lbody = el("tbody", {});
   layers.forEach((l, i) => lbody.append(el("tr", {},
@@ -528,9 +1085,133 @@ async function imagePage(repo, digest) {
       ? tableWrap( el("thead", {}, el("tr", {}, ["Created", "Step", "Layer"].map((x) => el("th", { scope: "col", text: x })))), hbody)
       : el("p", { class: "empty", text: "The config records no history." }));
   }
+  parts.push(await referrersSection(repo, digest));
   parts.push(jsonBlock("Manifest", manifest));
   if (config) parts.push(jsonBlock("Config", config));
   show(...parts);
+}
+
+
+// ---- an image's scan findings ----
+
+function attr(f, key) {
+  const a = (f.attributes || []).find((x) => x.key === key);
+  return a ? a.value : undefined;
+}
+
+function safeUrl(u) {
+  return /^https?:\/\//i.test(u || "") ? u : null;
+}
+
+async function findingsSection(repo, digest, mayScan) {
+  const region = el("section", { id: "findings", "aria-labelledby": "findings-title" }, el("h2", { id: "findings-title", text: "Vulnerabilities" }));
+  const body = el("div", { "aria-live": "polite" });
+  region.append(body);
+  const scanButton = (label) => mayScan ? el("button", { type: "button", class: "secondary", id: "start-scan", onclick: () => guarded(async () => {
+    try {
+      await ecr("StartImageScan", { repositoryName: repo, imageId: { imageDigest: digest } });
+    } catch (e) {
+      if (sessionEnded(e)) throw e;
+      body.replaceChildren(errorBox("The scan did not start: " + e.message));
+      return;
+    }
+    body.replaceChildren(el("p", { class: "loading", role: "status", text: "Scanning…" }));
+    await loadFindings(true);
+  }) }, label) : null;
+  const loadFindings = async (wait) => {
+    let out;
+    for (let i = 0; ; i++) {
+      try {
+        out = await ecr("DescribeImageScanFindings", { repositoryName: repo, imageId: { imageDigest: digest }, maxResults: 1000 });
+      } catch (e) {
+        if (sessionEnded(e)) throw e;
+        if (e.type === "ScanNotFoundException") {
+          body.replaceChildren(el("p", { class: "empty", text: "This image has not been scanned." }), scanButton("Scan now"));
+          return;
+        }
+        body.replaceChildren(errorBox(e.message));
+        return;
+      }
+      if (!wait || out.imageScanStatus.status !== "IN_PROGRESS" || i > 120) break;
+      await new Promise((r) => setTimeout(r, 500));
+    }
+    let findings = (out.imageScanFindings && out.imageScanFindings.findings) || [];
+    let token = out.nextToken;
+    while (token) {
+      const more = await ecr("DescribeImageScanFindings", { repositoryName: repo, imageId: { imageDigest: digest }, maxResults: 1000, nextToken: token });
+      findings = findings.concat((more.imageScanFindings && more.imageScanFindings.findings) || []);
+      token = more.nextToken;
+    }
+    renderFindings(out, findings);
+  };
+  const renderFindings = (out, findings) => {
+    const st = out.imageScanStatus || {};
+    const sf = out.imageScanFindings || {};
+    const head = el("p", { class: "muted", id: "scan-status" },
+      "Scan " + String(st.status || "").toLowerCase().replace(/_/g, " ") + (sf.imageScanCompletedAt ? ", " + fmtTime(sf.imageScanCompletedAt) : "") +
+      (sf.vulnerabilitySourceUpdatedAt ? " · vulnerability data of " + fmtTime(sf.vulnerabilitySourceUpdatedAt) : "") + (st.description && st.status !== "COMPLETE" ? ": " + st.description : ""));
+    if (st.status !== "COMPLETE") {
+      body.replaceChildren(head, scanButton("Scan again"));
+      return;
+    }
+    const counts = sf.findingSeverityCounts || {};
+    const filter = el("select", { id: "severity-filter", "aria-label": "Show findings of severity" },
+      el("option", { value: "", text: "all severities (" + findings.length + ")" }),
+      SEVERITIES.filter((s) => counts[s]).map((s) => el("option", { value: s, text: s.toLowerCase() + " (" + counts[s] + ")" })));
+    const table = el("div", {});
+    const draw = () => {
+      const shown = findings.filter((f) => !filter.value || f.severity === filter.value);
+      if (findings.length === 0) {
+        table.replaceChildren(el("p", { class: "empty", text: "No known vulnerabilities." }));
+        return;
+      }
+      table.replaceChildren(tableWrap(el("caption", { class: "visually-hidden", text: "Findings" }),
+        el("thead", {}, el("tr", {}, ["Severity", "Vulnerability", "Package", "Installed", "Fixed in", "Description"].map((x) => el("th", { scope: "col", text: x })))),
+        el("tbody", {}, shown.map((f) => {
+          const url = safeUrl(f.uri);
+          const fixed = attr(f, "fixed_in_version") || attr(f, "package_fixed_version");
+          return el("tr", { class: "finding", "data-severity": f.severity },
+            el("td", {}, el("span", { class: "sev sev-" + String(f.severity).toLowerCase(), text: String(f.severity).toLowerCase() })),
+            el("td", { class: "nowrap" }, url ? el("a", { href: url, rel: "noreferrer noopener", target: "_blank", text: f.name }) : f.name),
+            el("td", { class: "mono", text: attr(f, "package_name") || "–" }),
+            el("td", { class: "mono", text: attr(f, "package_version") || "–" }),
+            el("td", { class: "mono", text: fixed || "–" }),
+            el("td", { class: "small", text: f.description || "" }));
+        }))));
+    };
+    filter.addEventListener("change", draw);
+    draw();
+    body.replaceChildren(head,
+      el("p", { class: "sevs" }, SEVERITIES.filter((s) => counts[s]).map((s) => el("span", { class: "sev sev-" + s.toLowerCase(), text: counts[s] + " " + s.toLowerCase() })), findings.length ? null : "no findings"),
+      findings.length ? el("div", { class: "toolbar" }, el("label", { for: "severity-filter", text: "Show" }), filter, scanButton("Scan again")) : scanButton("Scan again"),
+      table);
+  };
+  await loadFindings(false);
+  return region;
+}
+
+async function referrersSection(repo, digest) {
+  let list = [];
+  try {
+    list = JSON.parse((await v2(repo + "/referrers/" + digest, "application/vnd.oci.image.index.v1+json")).text).manifests || [];
+  } catch (e) {
+    if (sessionEnded(e)) throw e;
+    return errorBox("The referrers could not be read: " + e.message);
+  }
+  const region = el("section", { id: "referrers", "aria-labelledby": "referrers-title" }, el("h2", { id: "referrers-title", text: "Referrers" }));
+  if (list.length === 0) {
+    region.append(el("p", { class: "empty", text: "No signatures, SBOMs or attestations refer to this image." }));
+    return region;
+  }
+  region.append(tableWrap(el("caption", { class: "visually-hidden", text: "Referrers" }),
+    el("thead", {}, el("tr", {}, ["Kind", "Artifact type", "Digest", "Size", "Annotations"].map((x) => el("th", { scope: "col", text: x })))),
+    el("tbody", {}, list.map((r) => el("tr", { class: "referrer" },
+      el("td", { text: artifactKind(r.artifactType) }),
+      el("td", { class: "muted small", text: r.artifactType || "–" }),
+      el("td", {}, el("a", { class: "mono", href: "#/image/" + encodeURIComponent(repo) + "/" + r.digest, title: r.digest, text: shortDigest(r.digest) })),
+      el("td", { class: "num", text: fmtSize(r.size) }),
+      el("td", { class: "small" }, Object.entries(r.annotations || {}).map(([k, v]) => el("div", { class: "mono", text: k + ": " + v }))))))));
+  return region;
 }
 
 // ---- routing ----
@@ -540,12 +1221,19 @@ function route() {
     signInPage();
     return;
   }
+  for (const d of document.querySelectorAll("dialog")) d.remove();
   const h = location.hash.replace(/^#\/?/, "");
   let m;
   if ((m = h.match(/^image\/([^/]+)\/(sha256:[0-9a-f]{64})$/))) {
     const repo = decodeURIComponent(m[1]);
     const digest = m[2];
     guarded(() => imagePage(repo, digest));
+  } else if ((m = h.match(/^repo\/([^/]+)\/settings$/))) {
+    const repo = decodeURIComponent(m[1]);
+    guarded(() => settingsPage(repo));
+  } else if ((m = h.match(/^repo\/([^/]+)\/lifecycle$/))) {
+    const repo = decodeURIComponent(m[1]);
+    guarded(() => lifecyclePage(repo));
   } else if ((m = h.match(/^repo\/([^/]+)$/))) {
     const repo = decodeURIComponent(m[1]);
     guarded(() => repositoryPage(repo));

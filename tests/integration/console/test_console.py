@@ -260,6 +260,99 @@ class ConsoleTest(h.ServerTestCase):
         self.assertEqual(status, 200, out)
         self.assertEqual(out["failures"], [])
 
+    def list_repos(self, cl, query="", csrf=True, expect=200):
+        r = self.reg.request("GET", "/ui/api/repositories" + query, headers=cl.headers(csrf))
+        self.assertEqual(r.status, expect, r.describe())
+        self.assertEqual(r.header("Cache-Control"), "no-store")
+        return r.json()
+
+    def test_repository_list_served_by_the_server(self):
+        admin = ConsoleClient(self.reg)
+        admin.sign_in(*self.admin)
+        for name in ("list/alpha", "list/beta", "list/gamma_1", "other/delta"):
+            status, out = admin.ecr("CreateRepository", {"repositoryName": name})
+            self.assertEqual(status, 200, out)
+        img = h.build_image(layer_count=2)
+        auth = "Basic " + base64.b64encode(("%s:%s" % self.admin).encode()).decode()
+        for digest, blob in img.blobs.items():
+            r = self.reg.request("POST", "/v2/list/gamma_1/blobs/uploads/?digest=%s" % digest,
+                                 headers={"Authorization": auth,
+                                          "Content-Type": "application/octet-stream"},
+                                 body=blob)
+            self.assertEqual(r.status, 201, r.describe())
+        for tag in ("a", "b"):
+            r = self.reg.request("PUT", "/v2/list/gamma_1/manifests/" + tag,
+                                 headers={"Authorization": auth, "Content-Type": img.media_type},
+                                 body=img.manifest)
+            self.assertEqual(r.status, 201, r.describe())
+
+        # a search, in name order, with the figures
+        out = self.list_repos(admin, "?q=LIST/")
+        self.assertEqual([x["repositoryName"] for x in out["repositories"]],
+                         ["list/alpha", "list/beta", "list/gamma_1"])
+        self.assertEqual((out["total"], out["offset"], out["limit"], out["sort"], out["order"]),
+                         (3, 0, 25, "name", "asc"))
+        self.assertTrue(out["mayCreate"])
+        gamma = out["repositories"][2]
+        self.assertEqual((gamma["imageCount"], gamma["tagCount"]), (1, 2))
+        self.assertEqual(gamma["sizeInBytes"], sum(len(b) for b in img.blobs.values()) +
+                         len(img.manifest))
+        self.assertIn("lastPushedAt", gamma)
+        self.assertNotIn("lastPulledAt", gamma)
+        self.assertEqual(gamma["imageTagMutability"], "MUTABLE")
+        self.assertNotIn("lastPushedAt", out["repositories"][0])
+        # LIKE's characters are literal
+        self.assertEqual(self.list_repos(admin, "?q=a_1")["total"], 1)
+        self.assertEqual(self.list_repos(admin, "?q=%25")["total"], 0)
+        # sorted by size, largest first; pages of 2
+        out = self.list_repos(admin, "?q=list/&sort=size&order=desc&limit=2")
+        self.assertEqual([x["repositoryName"] for x in out["repositories"]],
+                         ["list/gamma_1", "list/alpha"])
+        out = self.list_repos(admin, "?q=list/&sort=size&order=desc&limit=2&offset=2")
+        self.assertEqual([x["repositoryName"] for x in out["repositories"]], ["list/beta"])
+        self.assertEqual(out["total"], 3)
+        out = self.list_repos(admin, "?q=list/&sort=name&order=desc")
+        self.assertEqual(out["repositories"][0]["repositoryName"], "list/gamma_1")
+        for bad in ("?sort=colour", "?order=up", "?limit=0", "?limit=101", "?offset=-1",
+                    "?offset=x", "?q=" + "a" * 257):
+            self.assertEqual(self.list_repos(admin, bad, expect=400)["error"], "BadRequest")
+        r = self.reg.request("POST", "/ui/api/repositories", headers=admin.headers())
+        self.assertEqual(r.status, 405)
+
+        # the session's CSRF token is required, as on the ECR API
+        self.assertEqual(self.list_repos(admin, "", csrf=False, expect=403)["error"],
+                         "InvalidCsrfToken")
+        # a key sees the repositories it may describe: here, list/* only
+        scoped = e.keys_create(self.server, "console-scoped", "pull:list/*")
+        cl = ConsoleClient(self.reg)
+        cl.sign_in(*scoped)
+        out = self.list_repos(cl)
+        self.assertEqual([x["repositoryName"] for x in out["repositories"]],
+                         ["list/alpha", "list/beta", "list/gamma_1"])
+        self.assertFalse(out["mayCreate"])
+        # ... as DescribeRepositories does, a repository policy's Deny included
+        deny = json.dumps({"Version": "2012-10-17", "Statement": [{
+            "Sid": "nobeta", "Effect": "Deny", "Principal": "*",
+            "Action": "ecr:DescribeRepositories"}]})
+        status, out = admin.ecr("SetRepositoryPolicy", {"repositoryName": "list/beta",
+                                                        "policyText": deny})
+        self.assertEqual(status, 200, out)
+        out = self.list_repos(cl, "?limit=1&offset=1")
+        self.assertEqual(out["total"], 2)
+        self.assertEqual([x["repositoryName"] for x in out["repositories"]], ["list/gamma_1"])
+        status, out = cl.ecr("DescribeRepositories")
+        self.assertEqual(sorted(x["repositoryName"] for x in out["repositories"]),
+                         ["list/alpha", "list/gamma_1"])
+        # the registry-level permissions say whether a key may create repositories
+        self.assertFalse(cl.get("/ui/api/permissions").json()["actions"]["ecr:CreateRepository"])
+        self.assertTrue(
+            admin.get("/ui/api/permissions").json()["actions"]["ecr:CreateRepository"])
+        # an ended session, and no session once keys exist
+        r = self.reg.request("DELETE", "/ui/api/session", headers=cl.headers())
+        self.assertEqual(r.status, 200)
+        self.assertEqual(self.list_repos(cl, expect=401)["error"], "SessionEnded")
+        self.assertEqual(self.list_repos(ConsoleClient(self.reg))["total"], 0)
+
     def test_sign_out(self):
         cl = ConsoleClient(self.reg)
         cl.sign_in(*self.admin)

@@ -42,6 +42,119 @@ static void test_meta_basics(void)
     unit_meta_remove(m, root);
 }
 
+struct summaries {
+    char names[8][NAMES_REPO_MAX + 1];
+    struct meta_repo_summary rows[8];
+    int n;
+};
+
+static int take_summary(void *arg, const struct meta_repo_summary *s)
+{
+    struct summaries *out = arg;
+    if (out->n >= 8) {
+        return 1;
+    }
+    snprintf(out->names[out->n], sizeof(out->names[0]), "%s", s->repo.name);
+    out->rows[out->n++] = *s;
+    return 0;
+}
+
+static void add_manifest(struct meta *m, int64_t repo, const char *digest, int64_t pushed,
+                         int64_t *id)
+{
+    int64_t blob;
+    CHECK_INT(meta_blob_upsert(m, digest, 100, pushed, &blob), BERTH_OK);
+    CHECK_INT(meta_blob_link(m, repo, blob), BERTH_OK);
+    struct meta_manifest mf;
+    memset(&mf, 0, sizeof(mf));
+    mf.repo_id = repo;
+    mf.blob_id = blob;
+    snprintf(mf.digest, sizeof(mf.digest), "%s", digest);
+    snprintf(mf.media_type, sizeof(mf.media_type), "application/vnd.oci.image.manifest.v1+json");
+    mf.size = 100;
+    mf.pushed_at = pushed;
+    CHECK_INT(meta_manifest_insert(m, &mf, NULL, id), BERTH_OK);
+}
+
+/* The console's list: figures per repository, a name filter with LIKE's
+ * characters taken literally, every order both ways with ties by name. */
+static void test_repo_summaries(void)
+{
+    struct meta *m = unit_meta_new(root, sizeof(root));
+    CHECK(m != NULL);
+    struct meta_repo a, b, c;
+    CHECK_INT(meta_repo_create(m, "team/a", 1000, &a), BERTH_OK);
+    CHECK_INT(meta_repo_create(m, "team/b_x", 1000, &b), BERTH_OK);
+    CHECK_INT(meta_repo_create(m, "other", 1000, &c), BERTH_OK);
+    CHECK_INT(meta_repo_set_text(m, c.id, META_REPO_POLICY, "{}"), BERTH_OK);
+    int64_t m1, m2, m3;
+    add_manifest(m, a.id, "sha256:01", 5000, &m1);
+    add_manifest(m, a.id, "sha256:02", 7000, &m2);
+    add_manifest(m, b.id, "sha256:03", 6000, &m3);
+    int64_t big;
+    CHECK_INT(meta_blob_upsert(m, "sha256:ff", 100000, 1000, &big), BERTH_OK);
+    CHECK_INT(meta_blob_link(m, b.id, big), BERTH_OK);
+    CHECK_INT(meta_tag_set(m, a.id, "v1", m1, 5000, NULL), BERTH_OK);
+    CHECK_INT(meta_manifest_note_pull(m, m3, 9000, 0), BERTH_OK);
+
+    struct summaries s = {0};
+    CHECK_INT(meta_repo_summaries(m, NULL, META_REPO_SORT_NAME, false, take_summary, &s), BERTH_OK);
+    CHECK_INT(s.n, 3);
+    CHECK_STR(s.names[0], "other");
+    CHECK_STR(s.names[1], "team/a");
+    CHECK(s.rows[0].has_policy && !s.rows[1].has_policy);
+    CHECK_INT(s.rows[1].images, 2);
+    CHECK_INT(s.rows[1].tags, 1);
+    CHECK_INT(s.rows[1].size, 200);
+    CHECK_INT(s.rows[1].pushed_at, 7000);
+    CHECK_INT(s.rows[1].pulled_at, 0);
+    CHECK_INT(s.rows[2].size, 100100);
+    CHECK_INT(s.rows[2].pulled_at, 9000);
+    CHECK_INT(s.rows[0].images + s.rows[0].tags + s.rows[0].size + s.rows[0].pushed_at, 0);
+
+    memset(&s, 0, sizeof(s));
+    CHECK_INT(meta_repo_summaries(m, "", META_REPO_SORT_SIZE, true, take_summary, &s), BERTH_OK);
+    CHECK_STR(s.names[0], "team/b_x");
+    CHECK_STR(s.names[2], "other");
+    memset(&s, 0, sizeof(s));
+    CHECK_INT(meta_repo_summaries(m, NULL, META_REPO_SORT_PUSHED, false, take_summary, &s),
+              BERTH_OK);
+    CHECK_STR(s.names[0], "other");
+    CHECK_STR(s.names[1], "team/b_x");
+    memset(&s, 0, sizeof(s));
+    CHECK_INT(meta_repo_summaries(m, NULL, META_REPO_SORT_IMAGES, true, take_summary, &s),
+              BERTH_OK);
+    CHECK_STR(s.names[0], "team/a");
+    memset(&s, 0, sizeof(s));
+    CHECK_INT(meta_repo_summaries(m, NULL, META_REPO_SORT_NAME, true, take_summary, &s), BERTH_OK);
+    CHECK_STR(s.names[0], "team/b_x");
+    /* ties (no tags, no pulls) fall back to the name */
+    memset(&s, 0, sizeof(s));
+    CHECK_INT(meta_repo_summaries(m, NULL, META_REPO_SORT_PULLED, false, take_summary, &s),
+              BERTH_OK);
+    CHECK_STR(s.names[0], "other");
+    CHECK_STR(s.names[1], "team/a");
+    CHECK_STR(s.names[2], "team/b_x");
+
+    /* the filter: a substring; '_' and '%' are literal */
+    memset(&s, 0, sizeof(s));
+    CHECK_INT(meta_repo_summaries(m, "team/", META_REPO_SORT_NAME, false, take_summary, &s),
+              BERTH_OK);
+    CHECK_INT(s.n, 2);
+    memset(&s, 0, sizeof(s));
+    CHECK_INT(meta_repo_summaries(m, "b_", META_REPO_SORT_NAME, false, take_summary, &s), BERTH_OK);
+    CHECK_INT(s.n, 1);
+    memset(&s, 0, sizeof(s));
+    CHECK_INT(meta_repo_summaries(m, "a_", META_REPO_SORT_NAME, false, take_summary, &s), BERTH_OK);
+    CHECK_INT(s.n, 0);
+    memset(&s, 0, sizeof(s));
+    CHECK_INT(meta_repo_summaries(m, "%", META_REPO_SORT_NAME, false, take_summary, &s), BERTH_OK);
+    CHECK_INT(s.n, 0);
+    CHECK_INT(meta_repo_summaries(m, NULL, META_REPO_SORT_COUNT, false, take_summary, &s),
+              BERTH_EINVAL);
+    unit_meta_remove(m, root);
+}
+
 /* A database a newer berth migrated past this one's schema is refused. */
 static void test_schema_newer(void)
 {
@@ -59,6 +172,7 @@ static void test_schema_newer(void)
 int main(void)
 {
     RUN(test_meta_basics);
+    RUN(test_repo_summaries);
     RUN(test_schema_newer);
     return unit_report("test_meta");
 }
