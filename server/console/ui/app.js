@@ -40,7 +40,7 @@ function main() {
 
 function show(...nodes) {
   const m = main();
-  m.replaceChildren(...nodes);
+  m.replaceChildren(...nodes.flat(Infinity).filter((n) => n !== null && n !== undefined && n !== false));
   const h = m.querySelector("h1");
   if (h) {
     h.setAttribute("tabindex", "-1");
@@ -112,8 +112,9 @@ class ApiError extends Error {
   }
 }
 
+// The session ended (signed out elsewhere, expired, or its cookie gone).
 function sessionEnded(err) {
-  return err.type === "UnrecognizedClientException" || err.type === "SessionEnded";
+  return ["UnrecognizedClientException", "SessionEnded", "MissingAuthenticationTokenException"].includes(err.type);
 }
 
 async function ecr(op, body) {
@@ -836,7 +837,10 @@ function ruleEditor(rule, index, editable, onchange, onremove) {
     tagFields.hidden = status.value !== "tagged";
     onchange(r);
   };
-  for (const x of [prio, desc, status, matchBy, patterns, countType, count]) x.addEventListener("input", read);
+  for (const x of [prio, desc, status, matchBy, patterns, countType, count]) {
+    x.addEventListener("input", read);
+    x.addEventListener("change", read);
+  }
   return el("fieldset", { class: "rule", "data-rule": String(index) },
     el("legend", { text: "Rule " + (index + 1) }),
     el("div", { class: "field-row" }, field("Priority", prio), field("Description", desc)),
@@ -992,7 +996,7 @@ async function lifecyclePage(repo) {
     el("div", { class: "actions left" },
       mayPreview ? el("button", { type: "button", class: "secondary", id: "preview-lifecycle", onclick: () => guarded(preview) }, "Preview") : null,
       editable ? el("button", { type: "button", id: "apply-lifecycle", onclick: () => guarded(apply) }, "Apply") : null,
-      deleteButton),
+      mayDelete ? deleteButton : null),
     results);
 }
 

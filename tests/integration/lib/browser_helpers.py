@@ -127,7 +127,12 @@ class Browser:
 
     def wait_gone(self, css, text=None):
         deadline = time.monotonic() + WAIT
-        while any(text is None or text in self.text(x) for x in self.find_all(css)):
+        while True:
+            try:
+                if not any(text is None or text in self.text(x) for x in self.find_all(css)):
+                    return
+            except WebDriverError:
+                pass  # replaced while we looked: look again
             if time.monotonic() > deadline:
                 raise AssertionError("%s still shows on %s" % (css, self.url()))
             time.sleep(0.1)
