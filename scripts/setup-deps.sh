@@ -9,7 +9,7 @@ BUILD_PKGS="git cmake make gcc clang libclang-rt-14-dev pkg-config clang-format
 libmicrohttpd-dev libgnutls28-dev libssl-dev libsqlite3-dev libjansson-dev libzstd-dev zlib1g-dev
 libarchive-dev libcurl4-openssl-dev libpq-dev"
 TEST_PKGS="python3 python3-boto3 awscli skopeo zstd prometheus chromium chromium-driver postgresql
-openssl curl systemd man-db groff-base umoci"
+openssl curl systemd man-db groff-base umoci python3-yaml python3-kubernetes docker-compose"
 # The real clients' suites (tests/integration/clients, ctest label daemons): dockerd and the
 # docker CLI, containerd and ctr, podman and buildah, and crane, which the build compiles
 # from Debian's go-containerregistry source (bookworm-backports) with golang-go.
@@ -20,6 +20,11 @@ BACKPORTS_LIST=/etc/apt/sources.list.d/berth-bookworm-backports.sources
 BENCH_PKGS="docker-registry openssl"
 
 pkgs="$BUILD_PKGS $TEST_PKGS $CLIENT_PKGS"
+# packaging/test_deploy reads deploy/kubernetes with kubectl: the machine's own when it has
+# one (another package may own /usr/bin/kubectl), else Debian's
+if ! command -v kubectl >/dev/null 2>&1; then
+    pkgs="$pkgs kubernetes-client"
+fi
 if [ "${1:-}" = "--bench" ]; then
     pkgs="$pkgs $BENCH_PKGS"
 fi
