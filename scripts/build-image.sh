@@ -11,7 +11,7 @@ set -eu
 
 build=${1:-build}
 out=${2:-$build/image}
-src=$(cd "$(dirname "$0")/.." && pwd)
+src=$(cd -P "$(dirname "$0")/.." && pwd)
 uid=10001
 epoch=${SOURCE_DATE_EPOCH:-$(git -C "$src" log -1 --format=%ct 2>/dev/null || echo 0)}
 

@@ -17,6 +17,7 @@ import subprocess
 import tempfile
 import unittest
 
+import boto3
 import yaml
 
 import berth_harness as h
@@ -109,6 +110,29 @@ class ImageUnderDockerTest(unittest.TestCase):
             inspect = json.loads(self.docker("image", "inspect", ref).out)[0]
             self.assertEqual(inspect["Id"], saved.image_id)
             self.assertEqual(inspect["RootFS"]["Layers"], saved.diff_ids)
+            # docs/auth.md: a repository policy with "Principal": "*" lets skopeo pull with no
+            # credentials, but not docker, which after /v2/'s Basic challenge sends nothing
+            # without them
+            ecr = boto3.client("ecr", endpoint_url="http://" + host, region_name="us-east-1",
+                               aws_access_key_id=creds["AWS_ACCESS_KEY_ID"],
+                               aws_secret_access_key=creds["AWS_SECRET_ACCESS_KEY"])
+            ecr.set_repository_policy(repositoryName="team/app", policyText=json.dumps({
+                "Version": "2012-10-17", "Statement": [{
+                    "Effect": "Allow", "Principal": "*",
+                    "Action": ["ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"]}]}))
+            self.docker("logout", host)
+            self.docker("rmi", ref)
+            anonymous = self.docker("pull", ref, check=False)
+            self.assertNotEqual(anonymous.rc, 0)
+            self.assertIn("no basic auth credentials", anonymous.err)
+            public_copy = os.path.join(state["tmp"], "public-copy")
+            auth_file = os.path.join(state["tmp"], "no-auth.json")
+            with open(auth_file, "w") as f:
+                f.write("{}")
+            run(["skopeo", "copy", "--quiet", "--src-tls-verify=false", "--authfile", auth_file,
+                 "docker://" + ref, "oci:%s:1" % public_copy])
+            self.docker("login", "--username", creds["AWS_ACCESS_KEY_ID"], "--password-stdin",
+                        host, input=creds["AWS_SECRET_ACCESS_KEY"])
             # berth's own image into the containerised berth, and back
             own = "%s/berth:%s" % (host, state["version"])
             self.docker("tag", image, own)
