@@ -12,6 +12,7 @@ The programs come from Debian (scripts/setup-deps.sh installs docker.io, contain
 buildah); a missing one fails the test, it is never a reason to skip it.
 """
 
+import ctypes
 import io
 import json
 import os
@@ -57,6 +58,14 @@ def private_run(cmd, tmpfs=("/run",)):
             script + ' && exec "$@"', "berth-private"] + cmd
 
 
+def _die_with_parent():
+    """preexec_fn: the daemon gets SIGTERM when the test process dies, however it dies (a
+    ctest timeout, a kill -9), so no engine outlives its test. unshare and sh exec in
+    place, so the setting reaches the daemon itself."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(1, signal.SIGTERM, 0, 0, 0)  # PR_SET_PDEATHSIG
+
+
 class Daemon:
     """A daemon process with its log in <work>/NAME.log; started with NOTIFY_SOCKET set and
     ready once it sends READY=1."""
@@ -84,7 +93,8 @@ class Daemon:
             with open(self.log_path, "ab") as log:
                 self.proc = subprocess.Popen(private_run(self.command()), stdin=subprocess.DEVNULL,
                                              stdout=log, stderr=log, env=env, cwd=self.work,
-                                             start_new_session=True)
+                                             start_new_session=True,
+                                             preexec_fn=_die_with_parent)
             deadline = time.monotonic() + START_TIMEOUT
             while True:
                 left = deadline - time.monotonic()
