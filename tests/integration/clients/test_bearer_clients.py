@@ -1,6 +1,7 @@
 """Real clients through Docker's token protocol (`auth.scheme: bearer`): skopeo, podman
-(private vfs storage, lib/daemons.py) and docker (a private dockerd) log in with an access
-key, push and pull through Bearer tokens from /v2/token; docker keeps the refresh token
+(private vfs storage, lib/daemons.py), docker (a private dockerd), ctr (a private
+containerd) and crane log in with an access key, push and pull through Bearer tokens from
+/v2/token; docker keeps the refresh token
 login returned and pulls a policy-public repository without `docker login`; a key that may
 only pull cannot push; an anonymous client cannot read a private repository. berth's log
 shows each token issued, so the Bearer flow (not Basic) is what the clients used. The raw
@@ -12,6 +13,7 @@ import os
 import re
 import shutil
 import subprocess
+import tarfile
 import tempfile
 
 import clients as c  # first: it cleans the environment botocore reads
@@ -26,26 +28,43 @@ PUBLIC_POLICY = json.dumps({"Version": "2012-10-17", "Statement": [{
 DIGEST_RE = re.compile(r"digest: (sha256:[0-9a-f]{64}) size: (\d+)")
 
 dockerd = None
+containerd = None
 engine = None
 
 
 def setUpModule():
-    global dockerd, engine
+    global dockerd, containerd, engine
     engine = d.Podman(d.scratch_dir("berth-bearer-podman-"))
     dockerd = d.Dockerd(d.scratch_dir("berth-bearer-dockerd-"))
+    containerd = d.Containerd(d.scratch_dir("berth-bearer-ctrd-"))
     try:
         dockerd.start()
+        containerd.start()
     except BaseException:
         dockerd.stop()
+        containerd.stop()
         raise
 
 
 def tearDownModule():
-    if dockerd is not None:
-        dockerd.stop()
-        subprocess.run(["rm", "-rf", dockerd.work])
+    for daemon in (dockerd, containerd):
+        if daemon is not None:
+            daemon.stop()
+            subprocess.run(["rm", "-rf", daemon.work])
     if engine is not None:
         subprocess.run(["rm", "-rf", engine.work])
+
+
+def crane_bin():
+    """<build>/tools/crane, built by the build from Debian's go-containerregistry source
+    (as clients/test_crane.py uses it)."""
+    build = os.environ.get("BERTH_BUILD_DIR") or os.path.join(
+        os.path.dirname(__file__), "..", "..", "..", "build")
+    path = os.path.join(build, "tools", "crane")
+    if not os.access(path, os.X_OK):
+        raise AssertionError("%s is missing: the build makes it (scripts/setup-deps.sh "
+                             "installs what it needs; re-run cmake after it)" % path)
+    return path
 
 
 class BearerClientsTest(h.ServerTestCase):
@@ -260,6 +279,86 @@ class BearerClientsTest(h.ServerTestCase):
                              self.host, input=self.admin[1] + "x", check=False)
         self.assertNotEqual(result.rc, 0)
         self.assertIn("unauthorized", result.err.lower())
+
+    # -- ctr (containerd) ----------------------------------------------------------------------
+
+    def ctr(self, *args, **kwargs):
+        return containerd.ctr(*args, **kwargs)
+
+    def ctr_import(self, repo, tag, image):
+        layout = os.path.join(containerd.work, "layout-" + tag)
+        h.write_oci_layout(layout, {tag: image})
+        path = layout + ".tar"
+        with tarfile.open(path, "w") as tar:
+            for name in sorted(os.listdir(layout)):
+                tar.add(os.path.join(layout, name), arcname=name)
+        self.ctr("images", "import", "--no-unpack", "--base-name", "%s/%s" % (self.host, repo),
+                 path)
+        return "%s/%s:%s" % (self.host, repo, tag)
+
+    def test_ctr_push_pull_and_anonymous(self):
+        image = h.build_image(layer_count=2, layer_size=16 * 1024)
+        ref = self.ctr_import("team/ctr", "v1", image)
+        before = self.tokens_issued(self.admin[0])
+        self.ctr("images", "push", "--plain-http", "--user", "%s:%s" % self.admin, ref)
+        self.assertTokensIssued(self.admin[0], before)
+        got = self.assertStatus(self.admin_reg.get_manifest("team/ctr", "v1"), 200)
+        self.assertEqual(got.body, image.manifest)
+        self.ctr("images", "rm", "--sync", ref)
+        self.ctr("images", "pull", "--plain-http", "--user", "%s:%s" % self.reader, ref)
+        self.assertEqual(self.ctr("content", "get", image.digest).raw, image.manifest)
+        self.ctr("images", "rm", "--sync", ref)
+        # no credentials: refused on a private repository, fine on a public one
+        result = self.ctr("images", "pull", "--plain-http", ref, check=False)
+        self.assertNotEqual(result.rc, 0)
+        self.assertIn("pull access denied, repository does not exist or may require "
+                      "authorization: server message: insufficient_scope", result.err)
+        self.assertStatus(self.admin_reg.push_image("pub/ctr", image, tag="v1"), 201)
+        self.ecr.set_repository_policy(repositoryName="pub/ctr", policyText=PUBLIC_POLICY)
+        # (containerd asks for a token only after a challenge; a public repository
+        # answers it without one)
+        self.ctr("images", "pull", "--plain-http", "%s/pub/ctr:v1" % self.host)
+        self.assertEqual(self.ctr("content", "get", image.digest).raw, image.manifest)
+
+    # -- crane ---------------------------------------------------------------------------------
+
+    def crane(self, config_dir, *args, check=True, input=None):
+        os.makedirs(config_dir, exist_ok=True)
+        env = {k: v for k, v in os.environ.items() if not k.startswith("DOCKER_")}
+        env.update({"DOCKER_CONFIG": config_dir, "HOME": config_dir})
+        return d.run_client([crane_bin()] + [str(a) for a in args] + ["--insecure"], env,
+                            check=check, input=input)
+
+    def test_crane_login_push_list_delete_and_anonymous(self):
+        config = os.path.join(self.work, "crane-admin")
+        self.crane(config, "auth", "login", self.host, "--username", self.admin[0],
+                   "--password-stdin", input=self.admin[1])
+        image = h.build_image(layer_count=2, layer_size=16 * 1024)
+        layout = os.path.join(self.work, "crane-layout")
+        h.write_oci_layout(layout, {"v": image})
+        before = self.tokens_issued(self.admin[0])
+        ref = "%s/team/crane:v1" % self.host
+        self.crane(config, "push", layout, ref)
+        self.assertTokensIssued(self.admin[0], before)
+        self.assertEqual(self.assertStatus(self.admin_reg.get_manifest("team/crane", "v1"),
+                                           200).body, image.manifest)
+        self.assertEqual(self.crane(config, "manifest", ref).raw, image.manifest)
+        self.assertIn("team/crane", self.crane(config, "catalog", self.host).out.split())
+        self.assertEqual(self.crane(config, "ls", "%s/team/crane" % self.host).out.split(),
+                         ["v1"])
+        self.crane(config, "copy", ref, "%s/team/crane-copy:v1" % self.host)
+        self.crane(config, "delete", "%s/team/crane-copy@%s" % (self.host, image.digest))
+        self.assertStatus(self.admin_reg.get_manifest("team/crane-copy", image.digest), 404)
+
+        # no login: a public repository reads, a private one is refused
+        anon = os.path.join(self.work, "crane-anon")
+        self.assertStatus(self.admin_reg.push_image("pub/crane", image, tag="v1"), 201)
+        self.ecr.set_repository_policy(repositoryName="pub/crane", policyText=PUBLIC_POLICY)
+        self.assertEqual(self.crane(anon, "manifest", "%s/pub/crane:v1" % self.host).raw,
+                         image.manifest)
+        result = self.crane(anon, "manifest", ref, check=False)
+        self.assertNotEqual(result.rc, 0)
+        self.assertIn("UNAUTHORIZED", result.err)
 
 
 if __name__ == "__main__":
