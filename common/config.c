@@ -148,6 +148,15 @@ static const struct config_key keys[] = {
      "decompressed bytes read per image before a scan fails"},
     {"scan.quota_seconds", CONFIG_INT, OFF(scan_quota_seconds), "86400", 0, 365 * DAY,
      "one scan per image per this many seconds"},
+    {"pull_through.secrets_key", CONFIG_STRING, OFF(pull_through_secrets_key), "", 0, 0,
+     "key sealing the upstream credentials of berth secrets (64 hex digits; empty: the key "
+     "file)"},
+    {"pull_through.secrets_key_file", CONFIG_STRING, OFF(pull_through_secrets_key_file), "", 0, 0,
+     "file holding that key, created 0600 when missing (empty: <root>/secrets.key)"},
+    {"pull_through.tag_ttl_seconds", CONFIG_INT, OFF(pull_through_tag_ttl_seconds), "3600", 0,
+     30 * DAY, "a tag cached from an upstream is checked with it again when older than this"},
+    {"pull_through.timeout_seconds", CONFIG_INT, OFF(pull_through_timeout_seconds), "30", 1, 3600,
+     "an upstream request fails after this long (a blob: after this long without data)"},
 };
 
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))

@@ -91,6 +91,10 @@ struct berth_config {
     int64_t scan_max_image_bytes;
     int64_t scan_quota_seconds;
 
+    char *pull_through_secrets_key;      /* 64 hex digits, or "" for the key file */
+    char *pull_through_secrets_key_file; /* "" = <root>/secrets.key */
+    int64_t pull_through_tag_ttl_seconds;
+    int64_t pull_through_timeout_seconds;
     json_t *doc; /* the parsed config file (owned), or NULL */
 };
 

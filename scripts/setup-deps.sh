@@ -9,7 +9,8 @@ BUILD_PKGS="git cmake make gcc clang libclang-rt-14-dev pkg-config clang-format
 libmicrohttpd-dev libgnutls28-dev libssl-dev libsqlite3-dev libjansson-dev libzstd-dev zlib1g-dev
 libarchive-dev libcurl4-openssl-dev libpq-dev"
 TEST_PKGS="python3 python3-boto3 awscli skopeo zstd prometheus chromium chromium-driver postgresql
-openssl curl systemd man-db groff-base umoci python3-yaml python3-kubernetes docker-compose"
+openssl curl systemd man-db groff-base umoci python3-yaml python3-kubernetes docker-compose
+docker-registry"
 # The real clients' suites (tests/integration/clients, ctest label daemons): dockerd and the
 # docker CLI, containerd and ctr, podman and buildah, and crane, which the build compiles
 # from Debian's go-containerregistry source (bookworm-backports) with golang-go.

@@ -7,9 +7,11 @@
 #define BERTH_CLI_INT_H
 
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 
 #include "common/config.h"
+#include "storage/spec/seal.h"
 #include "storage/store/store.h"
 
 struct cli {
@@ -43,5 +45,12 @@ int cmd_gc(struct cli *cli);
 int cmd_lifecycle(struct cli *cli);
 int cmd_export(struct cli *cli);
 int cmd_import(struct cli *cli);
+int cmd_secrets(struct cli *cli);
+
+/* The key that seals upstream secrets: pull_through.secrets_key, else the
+ * key file (pull_through.secrets_key_file or <root>/secrets.key), created
+ * when missing with create. *found false when there is none (only without
+ * create). Prints the reason and returns false when it cannot be used. */
+bool cli_upstream_key(const struct cli *cli, bool create, uint8_t key[SEAL_KEY_LEN], bool *found);
 
 #endif

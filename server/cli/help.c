@@ -56,6 +56,14 @@ static const struct command_doc commands[] = {
      "load bundles (OCI layout directories or tarballs: plain, gzip, zstd; docker save "
      "archives), each verified whole first",
      "Safe next to a running server; importing the same bundle twice changes nothing."},
+    {"secrets put NAME|ARN --username USER",
+     "store upstream credentials for pull-through cache rules (password on standard input)",
+     "NAME is ecr-pullthroughcache/<name> (the prefix is added when missing); put prints the "
+     "ARN a rule's credentialArn names. The values are sealed with AES-256-GCM under "
+     "pull_through.secrets_key or the key file (<root>/secrets.key, created 0600). A running "
+     "server uses a new value on its next fetch."},
+    {"secrets list", "list upstream secrets (their ARNs, never their values)", NULL},
+    {"secrets delete NAME|ARN", "delete an upstream secret", NULL},
     {"version", "print the version", NULL},
     {"help", "this text", NULL},
     {"man", "print this manual as a roff man page (man -l <(berth man))", NULL},

@@ -148,6 +148,8 @@ int main(int argc, char **argv)
         status = cmd_scan(&cli);
     } else if (strcmp(command, "vulndb") == 0) {
         status = cmd_vulndb(&cli);
+    } else if (strcmp(command, "secrets") == 0) {
+        status = cmd_secrets(&cli);
     } else if (strcmp(command, "export") == 0) {
         status = cmd_export(&cli);
     } else if (strcmp(command, "import") == 0) {

@@ -21,6 +21,7 @@
 #include "server/ops/ops.h"
 #include "server/metrics/metrics.h"
 #include "storage/store/store.h"
+#include "storage/upstream/cache.h"
 
 #define DRAIN_MS 30000
 
@@ -94,6 +95,20 @@ int cmd_serve(struct cli *cli)
         log_info("event=trash_recovered restored=%lld deleted=%lld", (long long)restored,
                  (long long)deleted);
     }
+    /* The pull-through cache: its options, and the key that opens the
+     * upstream credentials (created on first start). */
+    struct upstream_options uopt = {
+        .tag_ttl_ms = cfg->pull_through_tag_ttl_seconds * 1000,
+        .timeout_ms = cfg->pull_through_timeout_seconds * 1000,
+    };
+    if (upstream_client_global_init() != BERTH_OK ||
+        !cli_upstream_key(cli, true, uopt.key, &uopt.has_key)) {
+        fprintf(stderr, "berth: cannot set up the pull-through cache\n");
+        store_close(st);
+        return 1;
+    }
+    upstream_configure(&uopt);
+    memset(uopt.key, 0, sizeof(uopt.key));
     struct scan_workers *scans = NULL;
     enum berth_err rc = scan_workers_start(cfg, st, &scans);
     if (rc != BERTH_OK) {

@@ -79,6 +79,7 @@ extern const struct ecr_op ecr_registry_policy_ops[]; /* registry_policy.c */
 extern const struct ecr_op ecr_pull_exclusion_ops[];  /* pull_exclusions.c */
 extern const struct ecr_op ecr_template_ops[];        /* templates.c */
 extern const struct ecr_op ecr_archive_ops[];         /* archive.c */
+extern const struct ecr_op ecr_pull_through_ops[];    /* pullthrough.c */
 
 /* ---- errors ---- */
 
@@ -194,6 +195,11 @@ json_t *ecr_image_id_json(const char *digest, const char *tag);
 /* True when s matches ECR's digest pattern [a-zA-Z0-9-_+.]+:[a-fA-F0-9]+
  * (whole string). In ecr_images.c. */
 bool ecr_digest_syntax_ok(const char *s);
+
+/* Whether s matches the pattern of a template's prefix and a pull-through
+ * cache rule's ecrRepositoryPrefix: "ROOT", or a repository namespace with
+ * at most one trailing '/'. Pure. In templates.c. */
+bool ecr_prefix_pattern_ok(const char *s);
 
 /* ---- response helpers ---- */
 

@@ -69,8 +69,7 @@ static bool component(const char **s)
     return true;
 }
 
-/* PREFIX_PATTERN, by hand. Pure. */
-static bool prefix_ok(const char *s)
+bool ecr_prefix_pattern_ok(const char *s)
 {
     if (strcmp(s, TEMPLATE_ROOT) == 0) {
         return true;
@@ -107,7 +106,7 @@ static bool prefix_value(struct ecr_call *call, json_t *v, const char *field)
     if (len > META_TEMPLATE_PREFIX_MAX) {
         return ecr_invalid(call, field, "Member must have length less than or equal to 256");
     }
-    if (!prefix_ok(s)) {
+    if (!ecr_prefix_pattern_ok(s)) {
         return ecr_invalid(call, field, "must satisfy regular expression '" PREFIX_PATTERN "'");
     }
     return true;

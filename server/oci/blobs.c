@@ -19,6 +19,7 @@
 #include "storage/store/store.h"
 #include "common/str.h"
 #include "storage/store/upload.h"
+#include "storage/upstream/cache.h"
 
 #define EMPTY_SHA256 "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
 
@@ -87,8 +88,20 @@ static void blob_get(struct request *req, const struct digest *d)
     struct meta_blob blob;
     struct registry_status s;
     if (registry_blob_stat(st, req->repo, d, &blob, &s) != BERTH_OK) {
-        oci_fail(req, &s);
-        return;
+        /* a repository under a pull-through cache rule fetches it */
+        char err[512];
+        enum berth_err prc = BERTH_ENOTFOUND;
+        if (s.reason == REG_REPO_UNKNOWN || s.reason == REG_BLOB_UNKNOWN) {
+            prc = upstream_cache_blob(st, req->repo, d, err, sizeof(err));
+        }
+        if (prc != BERTH_OK && prc != BERTH_ENOTFOUND) {
+            oci_upstream_failed(req, prc, err);
+            return;
+        }
+        if (prc != BERTH_OK || registry_blob_stat(st, req->repo, d, &blob, &s) != BERTH_OK) {
+            oci_fail(req, &s);
+            return;
+        }
     }
     uint64_t size = (uint64_t)blob.size;
     struct byte_range r = {0, size ? size - 1 : 0};

@@ -15,6 +15,7 @@
 #include "common/str.h"
 #include "common/timeutil.h"
 #include "storage/registry/archive.h"
+#include "storage/upstream/cache.h"
 
 /* Most ?tag= parameters accepted on one PUT. */
 #define MAX_TAG_PARAMS 100
@@ -24,6 +25,14 @@ static void manifest_get(struct request *req)
     struct store *st = req->srv->store;
     struct meta_manifest mf;
     struct registry_status s;
+    /* a repository under a pull-through cache rule: fetched or revalidated
+     * first (nothing happens for other repositories) */
+    char err[512];
+    enum berth_err prc = upstream_cache_manifest(st, req->repo, req->ref, err, sizeof(err));
+    if (prc != BERTH_OK && prc != BERTH_ENOTFOUND) {
+        oci_upstream_failed(req, prc, err);
+        return;
+    }
     if (registry_manifest_get(st, req->repo, req->ref, &mf, &s) != BERTH_OK ||
         registry_image_check_active(&mf, time_now_ms(), &s) != BERTH_OK) {
         oci_fail(req, &s);

@@ -71,6 +71,17 @@ static const struct {
     [REG_IMAGE_ARCHIVED] = {404, "MANIFEST_UNKNOWN"},
 };
 
+void oci_upstream_failed(struct request *req, enum berth_err rc, const char *err)
+{
+    char msg[768];
+    snprintf(msg, sizeof(msg), "pull-through cache: %s", err[0] != '\0' ? err : berth_strerror(rc));
+    if (rc == BERTH_EBUSY) {
+        oci_error(req, 429, "TOOMANYREQUESTS", msg, NULL);
+    } else {
+        oci_error(req, 503, "UNAVAILABLE", msg, NULL);
+    }
+}
+
 void oci_fail(struct request *req, const struct registry_status *s)
 {
     enum registry_reason r = s->reason;

@@ -22,6 +22,11 @@ void oci_send_doc(struct request *req, unsigned status, json_t *doc, const char 
 /* Answer with the OCI error the one reason table maps s to. */
 void oci_fail(struct request *req, const struct registry_status *s);
 
+/* Answer a pull-through cache fetch that failed with rc (the reason in
+ * err): 429 TOOMANYREQUESTS when the upstream said so, else 503
+ * UNAVAILABLE naming the upstream's failure. In oci.c. */
+void oci_upstream_failed(struct request *req, enum berth_err rc, const char *err);
+
 /* 405 UNSUPPORTED with an Allow header. */
 void oci_method_not_allowed(struct request *req, const char *allow);
 

@@ -195,6 +195,28 @@ static const char *const migrations[] = {
     "ALTER TABLE manifests ADD COLUMN archived_at INTEGER;"
     "ALTER TABLE manifests ADD COLUMN activated_at INTEGER;"
     "ALTER TABLE manifests ADD COLUMN active_from INTEGER NOT NULL DEFAULT 0;",
+    /* 10: the pull-through cache: rules (CreatePullThroughCacheRule) keyed
+     * by ecrRepositoryPrefix with their settings as ECR's JSON; upstream
+     * credentials (berth secrets), sealed with AES-256-GCM as base64 text;
+     * and when each cached tag was last checked against its upstream. */
+    "CREATE TABLE ptc_rules ("
+    "  prefix TEXT PRIMARY KEY,"
+    "  body TEXT NOT NULL,"
+    "  created_at INTEGER NOT NULL,"
+    "  updated_at INTEGER NOT NULL"
+    ") WITHOUT ROWID;"
+    "CREATE TABLE upstream_secrets ("
+    "  name TEXT PRIMARY KEY,"
+    "  sealed TEXT NOT NULL,"
+    "  created_at INTEGER NOT NULL,"
+    "  updated_at INTEGER NOT NULL"
+    ") WITHOUT ROWID;"
+    "CREATE TABLE ptc_tag_checks ("
+    "  repo_id INTEGER NOT NULL REFERENCES repositories(id) ON DELETE CASCADE,"
+    "  tag TEXT NOT NULL,"
+    "  checked_at INTEGER NOT NULL,"
+    "  PRIMARY KEY (repo_id, tag)"
+    ") WITHOUT ROWID;",
 };
 
 /* The same migrations in PostgreSQL's dialect, entry for entry: rowid
@@ -367,6 +389,25 @@ static const char *const pg_migrations[] = {
     "ALTER TABLE manifests ADD COLUMN archived_at BIGINT;"
     "ALTER TABLE manifests ADD COLUMN activated_at BIGINT;"
     "ALTER TABLE manifests ADD COLUMN active_from BIGINT NOT NULL DEFAULT 0;",
+    /* 10 */
+    "CREATE TABLE ptc_rules ("
+    "  prefix TEXT COLLATE \"C\" PRIMARY KEY,"
+    "  body TEXT NOT NULL,"
+    "  created_at BIGINT NOT NULL,"
+    "  updated_at BIGINT NOT NULL"
+    ");"
+    "CREATE TABLE upstream_secrets ("
+    "  name TEXT COLLATE \"C\" PRIMARY KEY,"
+    "  sealed TEXT NOT NULL,"
+    "  created_at BIGINT NOT NULL,"
+    "  updated_at BIGINT NOT NULL"
+    ");"
+    "CREATE TABLE ptc_tag_checks ("
+    "  repo_id BIGINT NOT NULL REFERENCES repositories(id) ON DELETE CASCADE,"
+    "  tag TEXT COLLATE \"C\" NOT NULL,"
+    "  checked_at BIGINT NOT NULL,"
+    "  PRIMARY KEY (repo_id, tag)"
+    ");",
 };
 
 #define NMIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))

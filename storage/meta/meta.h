@@ -452,6 +452,73 @@ enum berth_err meta_template_delete(struct meta *m, const char *prefix);
 enum berth_err meta_template_list(struct meta *m, const char *after, int64_t limit,
                                   meta_template_cb cb, void *ctx, bool *has_more);
 
+/* ---- pull-through cache (storage/meta/pullthrough.c) ---- */
+
+/* Longest ecrRepositoryPrefix (ECR: 30). */
+#define META_PTC_PREFIX_MAX 30
+/* Longest upstream secret name (the part of a Secrets Manager ARN after
+ * "secret:"). */
+#define META_SECRET_NAME_MAX 512
+
+/* One pull-through cache rule: its ecrRepositoryPrefix, its settings as
+ * JSON text (borrowed in callbacks), and its times. */
+struct meta_ptc_rule {
+    const char *prefix;
+    const char *body;
+    int64_t created_at;
+    int64_t updated_at;
+};
+
+typedef int (*meta_ptc_rule_cb)(void *ctx, const struct meta_ptc_rule *r);
+
+/* Create a rule unless max exist already. BERTH_EEXIST when the prefix has
+ * one, BERTH_ETOOBIG at the limit, or a database error. Opens its own
+ * write transaction unless one is open. */
+enum berth_err meta_ptc_rule_create(struct meta *m, const char *prefix, const char *body,
+                                    int64_t now, size_t max);
+
+/* Replace a rule's body (updated_at = now). BERTH_ENOTFOUND. */
+enum berth_err meta_ptc_rule_update(struct meta *m, const char *prefix, const char *body,
+                                    int64_t now);
+
+/* Call cb with the rule of prefix. BERTH_ENOTFOUND when none. */
+enum berth_err meta_ptc_rule_get(struct meta *m, const char *prefix, meta_ptc_rule_cb cb,
+                                 void *ctx);
+
+/* Delete the rule of prefix. BERTH_ENOTFOUND when none. */
+enum berth_err meta_ptc_rule_delete(struct meta *m, const char *prefix);
+
+/* Rules with prefix > after ("" from the start) in byte order, at most
+ * limit (-1: all); *has_more (may be NULL) when more follow. cb returns
+ * non-zero to stop. */
+enum berth_err meta_ptc_rule_list(struct meta *m, const char *after, int64_t limit,
+                                  meta_ptc_rule_cb cb, void *ctx, bool *has_more);
+
+/* Store (or replace) an upstream secret: sealed is its sealed value as
+ * text (never the clear value). */
+enum berth_err meta_upstream_secret_put(struct meta *m, const char *name, const char *sealed,
+                                        int64_t now);
+
+/* The sealed value of secret name as a new string in *sealed (caller
+ * frees). BERTH_ENOTFOUND when none. */
+enum berth_err meta_upstream_secret_get(struct meta *m, const char *name, char **sealed);
+
+/* Delete secret name. BERTH_ENOTFOUND when none. */
+enum berth_err meta_upstream_secret_delete(struct meta *m, const char *name);
+
+/* Every secret's name and times, in byte order of name. cb returns
+ * non-zero to stop. */
+typedef int (*meta_secret_cb)(void *ctx, const char *name, int64_t created_at, int64_t updated_at);
+enum berth_err meta_upstream_secret_list(struct meta *m, meta_secret_cb cb, void *ctx);
+
+/* When the cached tag of repository repo_id was last checked against its
+ * upstream: *at, or BERTH_ENOTFOUND. */
+enum berth_err meta_ptc_tag_checked(struct meta *m, int64_t repo_id, const char *tag, int64_t *at);
+
+/* Record that the cached tag was checked at now. */
+enum berth_err meta_ptc_tag_check_set(struct meta *m, int64_t repo_id, const char *tag,
+                                      int64_t now);
+
 /* ---- principals, access keys, server secrets (storage/meta/auth.c) ---- */
 
 #define META_PRINCIPAL_MAX 64       /* principal (IAM user) name */

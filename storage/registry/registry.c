@@ -121,6 +121,51 @@ static enum berth_err create_from_template(struct meta *m, const char *name, str
     return rc;
 }
 
+enum berth_err registry_repo_for_cache(struct store *st, const char *name, struct meta_repo *out,
+                                       struct registry_status *s)
+{
+    clear_status(s);
+    struct meta *m = store_meta(st);
+    if (m == NULL) {
+        return internal(s, BERTH_EDB);
+    }
+    enum berth_err rc = meta_repo_get(m, name, out);
+    if (rc != BERTH_ENOTFOUND) {
+        return rc == BERTH_OK ? rc : internal(s, rc);
+    }
+    char *body = NULL;
+    rc = registry_template_find(m, name, "PULL_THROUGH_CACHE", &body);
+    if (rc == BERTH_OK) {
+        rc = meta_begin(m);
+    }
+    if (rc == BERTH_OK) {
+        rc = meta_repo_create(m, name, time_now_ms(), out);
+        if (rc == BERTH_EEXIST) {
+            /* created meanwhile by another pull: use it as it is */
+            rc = meta_repo_get(m, name, out);
+            free(body);
+            body = NULL;
+        } else if (rc == BERTH_OK) {
+            if (body != NULL) {
+                rc = registry_template_apply(m, out->id, body);
+            }
+            if (rc == BERTH_OK) {
+                rc = meta_repo_get_by_id(m, out->id, out);
+            }
+            if (rc == BERTH_OK) {
+                log_info("event=repository_created repo=%s from=%s", name,
+                         body != NULL ? "pull_through_cache_template" : "pull_through_cache");
+            }
+        }
+        if (rc == BERTH_OK) {
+            rc = meta_commit(m);
+        }
+        meta_rollback(m);
+    }
+    free(body);
+    return rc == BERTH_OK ? rc : internal(s, rc);
+}
+
 /* Repository lookup on an open connection. */
 static enum berth_err find_repo(struct store *st, struct meta *m, const char *name, bool create,
                                 struct meta_repo *out, struct registry_status *s)

@@ -63,6 +63,13 @@ void registry_upload_status(enum berth_err rc, struct registry_status *s);
 enum berth_err registry_repo(struct store *st, const char *name, bool create, struct meta_repo *out,
                              struct registry_status *s);
 
+/* The repository a pull-through cache rule covers: found, or created
+ * whatever storage.auto_create says, with the settings of the creation
+ * template that applies to the name for PULL_THROUGH_CACHE (none: ECR's
+ * defaults), in one write transaction. Reasons: REG_INTERNAL. */
+enum berth_err registry_repo_for_cache(struct store *st, const char *name, struct meta_repo *out,
+                                       struct registry_status *s);
+
 /* A blob linked to the repository (REG_REPO_UNKNOWN, REG_BLOB_UNKNOWN). */
 enum berth_err registry_blob_stat(struct store *st, const char *repo, const struct digest *d,
                                   struct meta_blob *out, struct registry_status *s);

@@ -13,8 +13,9 @@ static void test_meta_basics(void)
     struct meta *m = unit_meta_new(root, sizeof(root));
     CHECK(m != NULL);
     /* core, media types, auth, scanning, previews, pull-time exclusions,
-     * creation templates, lifecycle policy times, storage classes */
-    CHECK_INT(meta_schema_version(m), 9);
+     * creation templates, lifecycle policy times, storage classes, the pull-through
+     * cache */
+    CHECK_INT(meta_schema_version(m), 10);
     struct meta_repo r;
     CHECK_INT(meta_repo_create(m, "team/app", 1000, &r), BERTH_OK);
     CHECK_INT(meta_repo_create(m, "team/app", 1000, &r), BERTH_EEXIST);

@@ -1,0 +1,86 @@
+/*
+ * The pull-through cache: a repository under a pull-through cache rule's
+ * ecrRepositoryPrefix (ECR's CreatePullThroughCacheRule; "ROOT" covers
+ * every name) is a cache of the upstream repository named by the rest of
+ * its name (after upstreamRepositoryPrefix, when the rule has one). A pull
+ * of a manifest the store lacks fetches it from the upstream with its
+ * blobs (an index with every child manifest and their blobs), verifies
+ * every digest, creates the repository (with the creation template that
+ * applies for PULL_THROUGH_CACHE) and stores it through the registry's
+ * rules; only then is it served, from the store. A cached tag is checked
+ * again with the upstream (HEAD, comparing digests) once it is older than
+ * the configured TTL; a digest once stored never goes upstream again. When
+ * the upstream fails, what is stored is served and a line is logged. One
+ * fetch per blob and per manifest runs at a time in the process; others
+ * wanting the same wait for it. Blobs land as stages and are published
+ * only once verified; a manifest is stored only after all it references.
+ *
+ * upstream_configure runs once before any other call; the rest is
+ * thread-safe and blocks on the network, disk and database.
+ */
+#ifndef BERTH_UPSTREAM_CACHE_H
+#define BERTH_UPSTREAM_CACHE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/err.h"
+#include "storage/meta/meta.h"
+#include "storage/registry/registry.h"
+#include "storage/spec/seal.h"
+#include "storage/upstream/client.h"
+
+struct store;
+
+struct upstream_options {
+    bool has_key; /* key opens the upstream secrets (else credentials fail) */
+    uint8_t key[SEAL_KEY_LEN];
+    int64_t tag_ttl_ms; /* a cached tag is checked upstream when older */
+    int64_t timeout_ms; /* per upstream request (blobs: while stalled) */
+};
+
+/* Set the process's options (copied). Call before serving. */
+void upstream_configure(const struct upstream_options *opt);
+
+/* A rule as the cache uses it. */
+struct upstream_rule {
+    char prefix[META_PTC_PREFIX_MAX + 1];
+    char url[UPSTREAM_URL_MAX];                    /* normalized base URL */
+    char upstream_prefix[META_PTC_PREFIX_MAX + 1]; /* "" when none */
+    char secret[META_SECRET_NAME_MAX + 1];         /* secret name, "" when none */
+};
+
+/* Whether the rule of ecrRepositoryPrefix prefix covers repository repo,
+ * and if so the upstream repository into upstream (cap bytes). Pure. */
+bool upstream_rule_covers(const char *prefix, const char *upstream_prefix, const char *repo,
+                          char *upstream, size_t cap);
+
+/* The rule whose prefix covers repo (the longest; ROOT last), with the
+ * upstream repository name. *found false when none. A database error or
+ * BERTH_ENOMEM. */
+enum berth_err upstream_rule_for(struct meta *m, const char *repo, struct upstream_rule *rule,
+                                 char *upstream, size_t cap, bool *found);
+
+/* A client for rule's upstream with its credentials (opened with the
+ * configured key). BERTH_ENOTFOUND when the secret is gone, BERTH_EINVAL
+ * when it cannot be opened, BERTH_ENOMEM; err says why. */
+enum berth_err upstream_rule_client(struct meta *m, const struct upstream_rule *rule,
+                                    struct upstream_client **out, char *err, size_t cap);
+
+/* Make sure the manifest reference (tag or digest) of repo is in the store
+ * as the cache rules want it (see above). BERTH_OK when the store has it
+ * now, or still has it while the upstream failed; BERTH_ENOTFOUND when no
+ * rule covers repo or neither the store nor the upstream has it;
+ * otherwise the upstream's failure (BERTH_EIO, BERTH_EDENIED, BERTH_EBUSY,
+ * BERTH_EDIGEST for content that does not match its digest) or a store
+ * error, with a reason in err. */
+enum berth_err upstream_cache_manifest(struct store *st, const char *repo, const char *reference,
+                                       char *err, size_t cap);
+
+/* Make sure blob d is linked to repo, fetching it from the upstream when
+ * a rule covers repo and the store lacks it. Same returns. */
+enum berth_err upstream_cache_blob(struct store *st, const char *repo, const struct digest *d,
+                                   char *err, size_t cap);
+
+#endif

@@ -1,0 +1,607 @@
+/* The upstream registry client over libcurl; see client.h. */
+#include "storage/upstream/client.h"
+
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <curl/curl.h>
+#include <jansson.h>
+
+#include "common/base64.h"
+#include "common/buf.h"
+#include "common/str.h"
+
+/* Largest token response and error body read. */
+#define TOKEN_MAX 65536
+#define AUTH_HEADER_MAX 16384
+
+static const char MANIFEST_ACCEPT[] = "Accept: application/vnd.oci.image.index.v1+json, "
+                                      "application/vnd.oci.image.manifest.v1+json, "
+                                      "application/vnd.docker.distribution.manifest.list.v2+json, "
+                                      "application/vnd.docker.distribution.manifest.v2+json";
+
+struct upstream_client {
+    char base[UPSTREAM_URL_MAX];
+    char *username;
+    char *password;
+    char *auth; /* "Authorization: ..." once the upstream asked for it, or NULL */
+    int64_t timeout_ms;
+};
+
+enum berth_err upstream_client_global_init(void)
+{
+    return curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK ? BERTH_OK : BERTH_EIO;
+}
+
+static bool host_char(char c)
+{
+    return isalnum((unsigned char)c) || c == '.' || c == '-' || c == '_';
+}
+
+bool upstream_url_normalize(const char *url, char *out, size_t cap)
+{
+    const char *scheme = "https://";
+    const char *p = url;
+    if (str_has_prefix(p, "https://")) {
+        p += strlen("https://");
+    } else if (str_has_prefix(p, "http://")) {
+        scheme = "http://";
+        p += strlen("http://");
+    }
+    const char *host = p;
+    if (*p == '[') { /* [v6]:port */
+        p++;
+        while (isxdigit((unsigned char)*p) || *p == ':' || *p == '.') {
+            p++;
+        }
+        if (*p != ']') {
+            return false;
+        }
+        p++;
+    } else {
+        while (host_char(*p)) {
+            p++;
+        }
+    }
+    if (p == host) {
+        return false;
+    }
+    if (*p == ':') {
+        const char *port = ++p;
+        while (isdigit((unsigned char)*p)) {
+            p++;
+        }
+        if (p == port || p - port > 5) {
+            return false;
+        }
+    }
+    size_t host_len = (size_t)(p - host);
+    if (*p == '/') {
+        p++;
+    }
+    if (*p != '\0') {
+        return false;
+    }
+    int n = snprintf(out, cap, "%s%.*s", scheme, (int)host_len, host);
+    return n > 0 && (size_t)n < cap;
+}
+
+struct upstream_client *upstream_client_new(const char *base_url, const char *username,
+                                            const char *password, int64_t timeout_ms)
+{
+    struct upstream_client *c = calloc(1, sizeof(*c));
+    if (c == NULL) {
+        return NULL;
+    }
+    str_copy(c->base, sizeof(c->base), base_url);
+    c->timeout_ms = timeout_ms > 0 ? timeout_ms : 30000;
+    if (username != NULL && password != NULL) {
+        c->username = strdup(username);
+        c->password = strdup(password);
+        if (c->username == NULL || c->password == NULL) {
+            upstream_client_free(c);
+            return NULL;
+        }
+    }
+    return c;
+}
+
+static void wipe_free(char *s)
+{
+    if (s != NULL) {
+        memset(s, 0, strlen(s));
+        free(s);
+    }
+}
+
+void upstream_client_free(struct upstream_client *c)
+{
+    if (c == NULL) {
+        return;
+    }
+    wipe_free(c->username);
+    wipe_free(c->password);
+    wipe_free(c->auth);
+    free(c);
+}
+
+void upstream_manifest_fini(struct upstream_manifest *m)
+{
+    free(m->body);
+    m->body = NULL;
+}
+
+/* ---- challenges ---- */
+
+/* Copy a quoted or bare parameter value at *p into out, advancing *p. */
+static void param_value(const char **p, char *out, size_t cap)
+{
+    const char *s = *p;
+    size_t n = 0;
+    if (*s == '"') {
+        s++;
+        while (*s != '\0' && *s != '"') {
+            if (*s == '\\' && s[1] != '\0') {
+                s++;
+            }
+            if (n + 1 < cap) {
+                out[n++] = *s;
+            }
+            s++;
+        }
+        if (*s == '"') {
+            s++;
+        }
+    } else {
+        while (*s != '\0' && *s != ',' && !isspace((unsigned char)*s)) {
+            if (n + 1 < cap) {
+                out[n++] = *s;
+            }
+            s++;
+        }
+    }
+    out[n] = '\0';
+    *p = s;
+}
+
+bool upstream_challenge_parse(const char *header, struct upstream_challenge *out)
+{
+    memset(out, 0, sizeof(*out));
+    const char *p = header;
+    while (isspace((unsigned char)*p)) {
+        p++;
+    }
+    if (strncasecmp(p, "Basic", 5) == 0 && (p[5] == '\0' || isspace((unsigned char)p[5]))) {
+        str_copy(out->scheme, sizeof(out->scheme), "Basic");
+        return true;
+    }
+    if (strncasecmp(p, "Bearer", 6) != 0 || !isspace((unsigned char)p[6])) {
+        return false;
+    }
+    str_copy(out->scheme, sizeof(out->scheme), "Bearer");
+    p += 6;
+    while (*p != '\0') {
+        while (isspace((unsigned char)*p) || *p == ',') {
+            p++;
+        }
+        const char *key = p;
+        while (*p != '\0' && *p != '=' && *p != ',') {
+            p++;
+        }
+        if (*p != '=') {
+            break;
+        }
+        size_t key_len = (size_t)(p - key);
+        p++;
+        char scratch[8];
+        char *dst = scratch;
+        size_t dst_cap = sizeof(scratch);
+        if (key_len == 5 && strncasecmp(key, "realm", 5) == 0) {
+            dst = out->realm;
+            dst_cap = sizeof(out->realm);
+        } else if (key_len == 7 && strncasecmp(key, "service", 7) == 0) {
+            dst = out->service;
+            dst_cap = sizeof(out->service);
+        } else if (key_len == 5 && strncasecmp(key, "scope", 5) == 0) {
+            dst = out->scope;
+            dst_cap = sizeof(out->scope);
+        }
+        param_value(&p, dst, dst_cap);
+    }
+    return out->realm[0] != '\0' &&
+           (str_has_prefix(out->realm, "https://") || str_has_prefix(out->realm, "http://"));
+}
+
+/* ---- one transfer ---- */
+
+struct xfer {
+    CURL *curl;
+    struct buf body; /* the body when kept (manifests, tokens, errors) */
+    upstream_write_fn write;
+    void *arg;
+    enum berth_err write_rc;
+    bool too_big;
+    char www_auth[1024];
+    char content_type[256];
+    char digest[160];
+    long long content_length;
+};
+
+/* "Name: value" into out when the header line is name (case-insensitive). */
+static bool header_value(const char *line, size_t n, const char *name, char *out, size_t cap)
+{
+    size_t nl = strlen(name);
+    if (n <= nl || strncasecmp(line, name, nl) != 0 || line[nl] != ':') {
+        return false;
+    }
+    const char *v = line + nl + 1;
+    const char *end = line + n;
+    while (v < end && (*v == ' ' || *v == '\t')) {
+        v++;
+    }
+    while (end > v && (end[-1] == '\r' || end[-1] == '\n' || end[-1] == ' ')) {
+        end--;
+    }
+    size_t len = (size_t)(end - v);
+    if (len >= cap) {
+        len = cap - 1;
+    }
+    memcpy(out, v, len);
+    out[len] = '\0';
+    return true;
+}
+
+static size_t on_header(char *p, size_t size, size_t nitems, void *arg)
+{
+    struct xfer *x = arg;
+    size_t n = size * nitems;
+    if (n >= 5 && strncmp(p, "HTTP/", 5) == 0) {
+        /* a new response (after a redirect): forget the last one's */
+        x->www_auth[0] = x->content_type[0] = x->digest[0] = '\0';
+        x->content_length = -1;
+        return n;
+    }
+    char len[32];
+    if (header_value(p, n, "Content-Length", len, sizeof(len))) {
+        x->content_length = strtoll(len, NULL, 10);
+    }
+    header_value(p, n, "WWW-Authenticate", x->www_auth, sizeof(x->www_auth));
+    header_value(p, n, "Content-Type", x->content_type, sizeof(x->content_type));
+    header_value(p, n, "Docker-Content-Digest", x->digest, sizeof(x->digest));
+    return n;
+}
+
+static size_t on_body(char *p, size_t size, size_t nmemb, void *arg)
+{
+    struct xfer *x = arg;
+    size_t n = size * nmemb;
+    long code = 0;
+    curl_easy_getinfo(x->curl, CURLINFO_RESPONSE_CODE, &code);
+    if (x->write != NULL && code == 200) {
+        x->write_rc = x->write(x->arg, p, n);
+        return x->write_rc == BERTH_OK ? n : 0;
+    }
+    enum berth_err rc = buf_append(&x->body, p, n);
+    if (rc == BERTH_ETOOBIG && code != 200) {
+        return n; /* an error body: what fits is enough */
+    }
+    if (rc != BERTH_OK) {
+        x->too_big = rc == BERTH_ETOOBIG;
+        return 0;
+    }
+    return n;
+}
+
+/* Run one request of url; *code is the final HTTP status. auth is a whole
+ * header line or NULL; accept likewise. BERTH_EIO with err on a transport
+ * failure. */
+static enum berth_err perform(struct upstream_client *c, const char *url, bool head,
+                              const char *auth, const char *accept, bool bounded, struct xfer *x,
+                              long *code, char *err, size_t cap)
+{
+    CURL *curl = curl_easy_init();
+    if (curl == NULL) {
+        return BERTH_ENOMEM;
+    }
+    x->curl = curl;
+    x->write_rc = BERTH_OK;
+    x->too_big = false;
+    x->content_length = -1;
+    x->www_auth[0] = x->content_type[0] = x->digest[0] = '\0';
+    buf_reset(&x->body);
+    struct curl_slist *headers = NULL;
+    struct curl_slist *h = NULL;
+    if (accept != NULL && (h = curl_slist_append(headers, accept)) != NULL) {
+        headers = h;
+    }
+    if (auth != NULL && (h = curl_slist_append(headers, auth)) != NULL) {
+        headers = h;
+    }
+    curl_easy_setopt(curl, CURLOPT_URL, url);
+    curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(curl, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(curl, CURLOPT_FOLLOWLOCATION, 1L);
+    curl_easy_setopt(curl, CURLOPT_MAXREDIRS, 5L);
+    curl_easy_setopt(curl, CURLOPT_USERAGENT, "berth-pull-through");
+    curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS, (long)c->timeout_ms);
+    if (bounded) {
+        curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, (long)c->timeout_ms);
+    } else {
+        /* a large blob may take long: give up only when it stalls */
+        long secs = (long)(c->timeout_ms / 1000 > 0 ? c->timeout_ms / 1000 : 1);
+        curl_easy_setopt(curl, CURLOPT_LOW_SPEED_LIMIT, 1L);
+        curl_easy_setopt(curl, CURLOPT_LOW_SPEED_TIME, secs);
+    }
+    if (head) {
+        curl_easy_setopt(curl, CURLOPT_NOBODY, 1L);
+    }
+    curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
+    curl_easy_setopt(curl, CURLOPT_HEADERFUNCTION, on_header);
+    curl_easy_setopt(curl, CURLOPT_HEADERDATA, x);
+    curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(curl, CURLOPT_WRITEDATA, x);
+    CURLcode cc = curl_easy_perform(curl);
+    *code = 0;
+    curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, code);
+    curl_slist_free_all(headers);
+    curl_easy_cleanup(curl);
+    x->curl = NULL;
+    if (x->write_rc != BERTH_OK) {
+        snprintf(err, cap, "storing what the upstream sent failed (%s)",
+                 berth_strerror(x->write_rc));
+        return x->write_rc;
+    }
+    if (x->too_big) {
+        snprintf(err, cap, "the upstream's answer is too large");
+        return BERTH_ETOOBIG;
+    }
+    if (cc != CURLE_OK) {
+        snprintf(err, cap, "%s", curl_easy_strerror(cc));
+        return BERTH_EIO;
+    }
+    return BERTH_OK;
+}
+
+/* Ask the realm of a Bearer challenge for a token (scope from the
+ * challenge, else pull of repo) and keep it as c->auth. */
+static enum berth_err fetch_token(struct upstream_client *c, const struct upstream_challenge *ch,
+                                  const char *repo, char *err, size_t cap)
+{
+    struct buf url;
+    buf_init(&url, 4096);
+    struct xfer x;
+    memset(&x, 0, sizeof(x));
+    buf_init(&x.body, TOKEN_MAX);
+    char *basic = NULL;
+    CURL *esc = curl_easy_init();
+    enum berth_err rc = esc == NULL ? BERTH_ENOMEM : buf_puts(&url, ch->realm);
+    char sep = strchr(ch->realm, '?') != NULL ? '&' : '?';
+    if (rc == BERTH_OK && ch->service[0] != '\0') {
+        char *s = curl_easy_escape(esc, ch->service, 0);
+        rc = s != NULL ? buf_printf(&url, "%cservice=%s", sep, s) : BERTH_ENOMEM;
+        curl_free(s);
+        sep = '&';
+    }
+    char scope[600];
+    if (ch->scope[0] != '\0') {
+        str_copy(scope, sizeof(scope), ch->scope);
+    } else if (repo != NULL) {
+        snprintf(scope, sizeof(scope), "repository:%s:pull", repo);
+    } else {
+        scope[0] = '\0';
+    }
+    if (rc == BERTH_OK && scope[0] != '\0') {
+        char *s = curl_easy_escape(esc, scope, 0);
+        rc = s != NULL ? buf_printf(&url, "%cscope=%s", sep, s) : BERTH_ENOMEM;
+        curl_free(s);
+    }
+    if (rc == BERTH_OK && c->username != NULL) {
+        size_t ulen = strlen(c->username) + 1 + strlen(c->password);
+        char *pair = malloc(ulen + 1);
+        basic = malloc(base64_encoded_size(ulen) + 32);
+        if (pair == NULL || basic == NULL) {
+            rc = BERTH_ENOMEM;
+        } else {
+            snprintf(pair, ulen + 1, "%s:%s", c->username, c->password);
+            memcpy(basic, "Authorization: Basic ", 21);
+            base64_encode((const uint8_t *)pair, ulen, basic + 21);
+            memset(pair, 0, ulen);
+        }
+        free(pair);
+    }
+    long code = 0;
+    if (rc == BERTH_OK) {
+        rc = perform(c, buf_cstr(&url), false, basic, NULL, true, &x, &code, err, cap);
+    }
+    if (rc == BERTH_OK && code != 200) {
+        snprintf(err, cap, "the upstream's token service answered %ld", code);
+        rc = code == 401 || code == 403 ? BERTH_EDENIED : BERTH_EIO;
+    }
+    json_t *doc = rc == BERTH_OK ? json_loads(buf_cstr(&x.body), 0, NULL) : NULL;
+    if (rc == BERTH_OK) {
+        const char *tok = json_string_value(json_object_get(doc, "token"));
+        if (tok == NULL || *tok == '\0') {
+            tok = json_string_value(json_object_get(doc, "access_token"));
+        }
+        if (tok == NULL || *tok == '\0' || strlen(tok) > AUTH_HEADER_MAX ||
+            strpbrk(tok, "\r\n") != NULL) {
+            snprintf(err, cap, "the upstream's token service gave no token");
+            rc = BERTH_EIO;
+        } else {
+            size_t n = strlen(tok) + 32;
+            char *line = malloc(n);
+            if (line == NULL) {
+                rc = BERTH_ENOMEM;
+            } else {
+                snprintf(line, n, "Authorization: Bearer %s", tok);
+                wipe_free(c->auth);
+                c->auth = line;
+            }
+        }
+    }
+    json_decref(doc);
+    if (basic != NULL) {
+        wipe_free(basic);
+    }
+    curl_easy_cleanup(esc);
+    buf_fini(&url);
+    buf_fini(&x.body);
+    return rc;
+}
+
+/* Basic credentials as c->auth; BERTH_EDENIED when there are none. */
+static enum berth_err use_basic(struct upstream_client *c)
+{
+    if (c->username == NULL) {
+        return BERTH_EDENIED;
+    }
+    size_t ulen = strlen(c->username) + 1 + strlen(c->password);
+    char *pair = malloc(ulen + 1);
+    char *line = malloc(base64_encoded_size(ulen) + 32);
+    if (pair == NULL || line == NULL) {
+        free(pair);
+        free(line);
+        return BERTH_ENOMEM;
+    }
+    snprintf(pair, ulen + 1, "%s:%s", c->username, c->password);
+    memcpy(line, "Authorization: Basic ", 21);
+    base64_encode((const uint8_t *)pair, ulen, line + 21);
+    memset(pair, 0, ulen);
+    free(pair);
+    wipe_free(c->auth);
+    c->auth = line;
+    return BERTH_OK;
+}
+
+static enum berth_err status_rc(long code, const char *what, char *err, size_t cap)
+{
+    if (code >= 200 && code < 300) {
+        return BERTH_OK;
+    }
+    snprintf(err, cap, "the upstream answered %ld to %s", code, what);
+    switch (code) {
+    case 404:
+        return BERTH_ENOTFOUND;
+    case 401:
+    case 403:
+        return BERTH_EDENIED;
+    case 429:
+        return BERTH_EBUSY;
+    default:
+        return BERTH_EIO;
+    }
+}
+
+/* A request with authentication: as is (or with the kept token), then,
+ * after a 401 that challenges, once more authenticated. */
+static enum berth_err request(struct upstream_client *c, const char *path, bool head,
+                              const char *accept, bool bounded, const char *repo, struct xfer *x,
+                              long *code, char *err, size_t cap)
+{
+    char url[UPSTREAM_URL_MAX + 1024];
+    int n = snprintf(url, sizeof(url), "%s%s", c->base, path);
+    if (n < 0 || (size_t)n >= sizeof(url)) {
+        snprintf(err, cap, "upstream URL too long");
+        return BERTH_EINVAL;
+    }
+    enum berth_err rc = perform(c, url, head, c->auth, accept, bounded, x, code, err, cap);
+    if (rc != BERTH_OK || *code != 401) {
+        return rc;
+    }
+    struct upstream_challenge ch;
+    if (!upstream_challenge_parse(x->www_auth, &ch)) {
+        return BERTH_OK; /* a 401 berth cannot answer: the caller reports it */
+    }
+    if (strcmp(ch.scheme, "Basic") == 0) {
+        if (c->auth != NULL && str_has_prefix(c->auth, "Authorization: Basic")) {
+            return BERTH_OK; /* the credentials were refused */
+        }
+        rc = use_basic(c);
+        if (rc == BERTH_EDENIED) {
+            return BERTH_OK;
+        }
+    } else {
+        rc = fetch_token(c, &ch, repo, err, cap);
+    }
+    if (rc != BERTH_OK) {
+        return rc;
+    }
+    return perform(c, url, head, c->auth, accept, bounded, x, code, err, cap);
+}
+
+enum berth_err upstream_get_manifest(struct upstream_client *c, const char *repo,
+                                     const char *reference, bool head, size_t max,
+                                     struct upstream_manifest *out, char *err, size_t cap)
+{
+    char path[1024];
+    int n = snprintf(path, sizeof(path), "/v2/%s/manifests/%s", repo, reference);
+    if (n < 0 || (size_t)n >= sizeof(path)) {
+        snprintf(err, cap, "reference too long");
+        return BERTH_EINVAL;
+    }
+    struct xfer x;
+    memset(&x, 0, sizeof(x));
+    buf_init(&x.body, max);
+    long code = 0;
+    enum berth_err rc = request(c, path, head, MANIFEST_ACCEPT, true, repo, &x, &code, err, cap);
+    if (rc == BERTH_OK) {
+        rc = status_rc(code, "a manifest request", err, cap);
+    }
+    if (rc == BERTH_OK) {
+        memset(out, 0, sizeof(*out));
+        str_copy(out->content_type, sizeof(out->content_type), x.content_type);
+        str_copy(out->digest, sizeof(out->digest), x.digest);
+        if (head) {
+            out->len = x.content_length > 0 ? (size_t)x.content_length : 0;
+        } else {
+            out->len = x.body.len;
+            out->body = buf_steal(&x.body);
+            if (out->body == NULL) {
+                rc = BERTH_ENOMEM;
+            }
+        }
+    }
+    buf_fini(&x.body);
+    return rc;
+}
+
+enum berth_err upstream_get_blob(struct upstream_client *c, const char *repo, const char *digest,
+                                 upstream_write_fn write, void *arg, char *err, size_t cap)
+{
+    char path[1024];
+    int n = snprintf(path, sizeof(path), "/v2/%s/blobs/%s", repo, digest);
+    if (n < 0 || (size_t)n >= sizeof(path)) {
+        snprintf(err, cap, "reference too long");
+        return BERTH_EINVAL;
+    }
+    struct xfer x;
+    memset(&x, 0, sizeof(x));
+    buf_init(&x.body, TOKEN_MAX);
+    x.write = write;
+    x.arg = arg;
+    long code = 0;
+    enum berth_err rc = request(c, path, false, NULL, false, repo, &x, &code, err, cap);
+    if (rc == BERTH_OK) {
+        rc = status_rc(code, "a blob request", err, cap);
+    }
+    buf_fini(&x.body);
+    return rc;
+}
+
+enum berth_err upstream_ping(struct upstream_client *c, const char *repo, char *err, size_t cap)
+{
+    struct xfer x;
+    memset(&x, 0, sizeof(x));
+    buf_init(&x.body, TOKEN_MAX);
+    long code = 0;
+    enum berth_err rc = request(c, "/v2/", false, NULL, true, repo, &x, &code, err, cap);
+    if (rc == BERTH_OK) {
+        rc = status_rc(code, "GET /v2/", err, cap);
+    }
+    buf_fini(&x.body);
+    return rc;
+}

@@ -1,0 +1,90 @@
+/*
+ * A client of an upstream OCI registry (the pull-through cache's source),
+ * over libcurl: manifests and blobs by GET or HEAD, with the registry's
+ * authentication done as docker does it. Anonymous first; on a 401 with a
+ * Basic challenge the request is repeated with the credentials, and on a
+ * Bearer challenge (WWW-Authenticate: Bearer realm=...,service=...,scope=...)
+ * a token is asked of the realm (with the credentials as Basic, when there
+ * are any) and the request repeated with it; the token is kept for the
+ * client's later requests. Credentials are never logged. A client has one
+ * owner at a time; every call blocks on the network, at most the timeout.
+ */
+#ifndef BERTH_UPSTREAM_CLIENT_H
+#define BERTH_UPSTREAM_CLIENT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/err.h"
+
+struct upstream_client;
+
+/* Longest upstream URL berth accepts. */
+#define UPSTREAM_URL_MAX 512
+
+/* Initialise libcurl once per process (before any thread uses a client).
+ * BERTH_EIO when it cannot. */
+enum berth_err upstream_client_global_init(void);
+
+/* The base URL of an upstream given as "host[:port]" (https),
+ * "https://host[:port]" or "http://host[:port]", with an optional trailing
+ * "/": the scheme, host and port into out (no trailing '/'). False when url
+ * is none of these. Pure. */
+bool upstream_url_normalize(const char *url, char *out, size_t cap);
+
+/* A client of the registry at base_url (from upstream_url_normalize) with
+ * optional credentials (both NULL: anonymous; copied), each request taking
+ * at most timeout_ms. NULL when out of memory. */
+struct upstream_client *upstream_client_new(const char *base_url, const char *username,
+                                            const char *password, int64_t timeout_ms);
+
+/* Free a client (NULL is fine), wiping its credentials and token. */
+void upstream_client_free(struct upstream_client *c);
+
+/* A manifest as the upstream served it. */
+struct upstream_manifest {
+    char *body; /* owned; NULL after a HEAD */
+    size_t len; /* body bytes (GET), or Content-Length (HEAD) */
+    char content_type[256];
+    char digest[160]; /* Docker-Content-Digest, or "" */
+};
+
+void upstream_manifest_fini(struct upstream_manifest *m);
+
+/* GET (or HEAD, with head) /v2/<repo>/manifests/<reference>, accepting
+ * every manifest type berth stores; a body over max bytes fails.
+ * BERTH_ENOTFOUND (404), BERTH_EDENIED (401/403 after authenticating),
+ * BERTH_EBUSY (429), BERTH_ETOOBIG, BERTH_EIO (network, 5xx, anything
+ * else), BERTH_ENOMEM; err gets a one-line reason on failure. */
+enum berth_err upstream_get_manifest(struct upstream_client *c, const char *repo,
+                                     const char *reference, bool head, size_t max,
+                                     struct upstream_manifest *out, char *err, size_t cap);
+
+/* Called with each piece of a blob as it arrives; non-OK stops the
+ * transfer and is returned. */
+typedef enum berth_err (*upstream_write_fn)(void *arg, const void *p, size_t n);
+
+/* GET /v2/<repo>/blobs/<digest>, following redirects (credentials are not
+ * sent to another host), handing the bytes to write. Same returns as
+ * upstream_get_manifest, or write's. */
+enum berth_err upstream_get_blob(struct upstream_client *c, const char *repo, const char *digest,
+                                 upstream_write_fn write, void *arg, char *err, size_t cap);
+
+/* GET /v2/ with authentication (a token scoped to repo's pull when the
+ * upstream asks for one; repo may be NULL): whether berth can reach the
+ * upstream with these credentials. Same returns as upstream_get_manifest. */
+enum berth_err upstream_ping(struct upstream_client *c, const char *repo, char *err, size_t cap);
+
+/* The parameters of a WWW-Authenticate challenge: scheme ("Basic",
+ * "Bearer") and, for Bearer, realm, service and scope ("" when absent).
+ * False when header is not a challenge berth can answer. Pure. */
+struct upstream_challenge {
+    char scheme[16];
+    char realm[UPSTREAM_URL_MAX];
+    char service[256];
+    char scope[512];
+};
+bool upstream_challenge_parse(const char *header, struct upstream_challenge *out);
+
+#endif

@@ -1,0 +1,40 @@
+"""Helpers of the pull-through cache tests: `berth secrets` run against a test server's
+root and config, and the access-log lines of an upstream."""
+
+import os
+import re
+import subprocess
+
+import berth_harness as h
+
+SECRET_PREFIX = "ecr-pullthroughcache/"
+
+
+def secret_arn(name, region="us-east-1", account="000000000000"):
+    return "arn:aws:secretsmanager:%s:%s:secret:%s%s" % (region, account, SECRET_PREFIX, name)
+
+
+def berth_secrets(server, *args, password=None, timeout=30):
+    """`berth secrets ARGS --root <server root> [--config <its config>]` with password (if
+    any) on standard input; returns (exit status, stdout, stderr)."""
+    cmd = [h.find_berth_bin(), "secrets"] + list(args) + ["--root", server.root]
+    config = server.config_file()
+    if config is not None:
+        cmd += ["--config", config]
+    env = dict(os.environ)
+    env.update(server.env)
+    proc = subprocess.run(cmd, env=env, capture_output=True, timeout=timeout,
+                          input=(password + "\n").encode() if password is not None else b"")
+    return proc.returncode, proc.stdout.decode(), proc.stderr.decode()
+
+
+def upstream_gets(server, path_re):
+    """The successful GETs (status 200) of paths matching path_re in a berth's access log."""
+    out = []
+    for line in server.log_text().splitlines():
+        if "event=access" not in line or "method=GET" not in line or "status=200" not in line:
+            continue
+        m = re.search(r" path=(\S+)", line)
+        if m and re.search(path_re, m.group(1)):
+            out.append(m.group(1))
+    return out

@@ -1,0 +1,334 @@
+"""The pull-through cache through /v2: a rule made with the ECR API (CreatePullThroughCacheRule,
+raw JSON calls) over an upstream started by the test (another berth, Debian's distribution
+registry, or a small fake for failures). First pulls fetch from the upstream with every
+digest verified and create the repository (through a PULL_THROUGH_CACHE creation
+template when one applies); later pulls are served from the store, also with the upstream
+stopped; digests never go upstream again; tags are checked again after the TTL; two clients
+pulling the same uncached image cause one upstream fetch per blob; a bad or cut blob
+publishes nothing. skopeo pulls through berth as a client would."""
+
+import http.server
+import json
+import os
+import shutil
+import socketserver
+import subprocess
+import tempfile
+import threading
+import time
+import unittest
+
+import clients as c  # first: it cleans the environment botocore reads
+
+import auth_helpers as a
+import berth_harness as h
+import ecr_helpers as e
+import ptc_helpers as p
+
+
+def start_upstream(test, **kw):
+    up = h.Server(**kw)
+    test.addCleanup(up.cleanup)
+    up.start()
+    return up
+
+
+class CacheTestCase(e.EcrTestCase):
+    server_config = {"storage": {"auto_create_repositories": False}}
+
+    def setUp(self):
+        self.addCleanup(self.drop_rules)
+
+    def drop_rules(self):
+        rules = self.ok("DescribePullThroughCacheRules", {})["pullThroughCacheRules"]
+        for r in rules:
+            self.ok("DeletePullThroughCacheRule", {"ecrRepositoryPrefix": r["ecrRepositoryPrefix"]})
+
+    def rule(self, prefix, upstream_url, **extra):
+        body = {"ecrRepositoryPrefix": prefix, "upstreamRegistryUrl": upstream_url}
+        body.update(extra)
+        return self.ok("CreatePullThroughCacheRule", body)
+
+    def pull(self, repo, ref, status=200):
+        """GET a manifest through berth, then every blob it names (children of an index
+        too); returns the manifest Response."""
+        resp = self.reg.get_manifest(repo, ref, accept=h.DOCKER_ACCEPT)
+        self.assertStatus(resp, status)
+        if status != 200:
+            return resp
+        doc = json.loads(resp.body)
+        for child in doc.get("manifests", []):
+            self.pull(repo, child["digest"])
+        for desc in ([doc["config"]] if "config" in doc else []) + doc.get("layers", []):
+            blob = self.reg.get_blob(repo, desc["digest"])
+            self.assertStatus(blob, 200)
+            self.assertEqual(h.digest_of(blob.body), desc["digest"])
+        return resp
+
+
+class PullThroughBerthTest(CacheTestCase):
+    def test_first_pull_fetches_then_serves_locally(self):
+        up = start_upstream(self)
+        ur = up.registry()
+        img = h.build_image(layer_count=2)
+        ur.push_image("library/app", img, tag="v1")
+        arm = h.build_image(layer_count=1, arch="arm64")
+        amd = h.build_image(layer_count=1)
+        index = h.Index([amd, arm], platforms=[{"os": "linux", "architecture": "amd64"},
+                                               {"os": "linux", "architecture": "arm64"}])
+        ur.push_image("library/multi", index, tag="1.0")
+        self.rule("hub", up.base_url)
+        # a repository under no rule stays unknown
+        self.assertStatus(self.reg.get_manifest("other/app", "v1"), 404)
+        resp = self.pull("hub/library/app", "v1")
+        self.assertEqual(resp.header("Docker-Content-Digest"), img.digest)
+        self.assertEqual(resp.body, img.manifest)
+        resp = self.pull("hub/library/multi", "1.0")
+        self.assertEqual(resp.header("Docker-Content-Digest"), index.digest)
+        # the repositories exist now, with the images and the tags
+        names = [r["repositoryName"] for r in
+                 self.ok("DescribeRepositories", {})["repositories"]]
+        self.assertIn("hub/library/app", names)
+        images = self.ok("DescribeImages", {"repositoryName": "hub/library/multi"})
+        self.assertEqual(len(images["imageDetails"]), 3)
+        # skopeo pulls through berth as well
+        sk = c.Skopeo(self.work)
+        out = tempfile.mkdtemp(dir=self.work)
+        sk.run("copy", "--all", "--src-tls-verify=false", "--preserve-digests",
+               "docker://127.0.0.1:%d/hub/library/multi:1.0" % self.server.port,
+               "oci:%s:x" % out)
+        with open(os.path.join(out, "index.json")) as f:
+            self.assertEqual(json.load(f)["manifests"][0]["digest"], index.digest)
+        # every blob came from the upstream once
+        for d in list(img.blobs) + list(amd.blobs) + list(arm.blobs):
+            self.assertEqual(len(p.upstream_gets(up, "/blobs/" + d)), 1, d)
+        # with the upstream gone: tags (inside the TTL) and digests still pull
+        up.stop()
+        self.assertEqual(self.pull("hub/library/app", "v1").body, img.manifest)
+        self.pull("hub/library/multi", arm.digest)
+        self.pull("hub/library/app", img.digest)
+        # what was never fetched cannot be had
+        resp = self.reg.get_manifest("hub/library/app", "v2")
+        self.assertStatus(resp, 503)
+        self.assertIn("UNAVAILABLE", resp.error_codes())
+
+    def test_upstream_prefix_template_and_missing(self):
+        up = start_upstream(self)
+        img = h.build_image(layer_count=1)
+        up.registry().push_image("mirror/team/tool", img, tag="stable")
+        self.ok("CreateRepositoryCreationTemplate", {
+            "prefix": "dmz", "appliedFor": ["PULL_THROUGH_CACHE"],
+            "resourceTags": [{"Key": "origin", "Value": "dmz"}]})
+        self.addCleanup(self.ok, "DeleteRepositoryCreationTemplate", {"prefix": "dmz"})
+        self.rule("dmz", up.base_url, upstreamRepositoryPrefix="mirror")
+        resp = self.pull("dmz/team/tool", "stable")
+        self.assertEqual(resp.header("Docker-Content-Digest"), img.digest)
+        tags = self.ok("ListTagsForResource", {"resourceArn": self.arn("dmz/team/tool")})
+        self.assertEqual(tags["tags"], [{"Key": "origin", "Value": "dmz"}])
+        # not upstream: 404 as for any unknown manifest
+        resp = self.reg.get_manifest("dmz/team/tool", "nope")
+        self.assertStatus(resp, 404)
+        self.assertIn("MANIFEST_UNKNOWN", resp.error_codes())
+
+    def test_digest_pull_never_goes_upstream_and_tag_waits_for_ttl(self):
+        up = start_upstream(self)
+        ur = up.registry()
+        old = h.build_image(layer_count=1)
+        ur.push_image("lib/app", old, tag="v1")
+        self.rule("hub", up.base_url)
+        self.pull("hub/lib/app", "v1")
+        self.pull("hub/lib/app", old.digest)
+        before = len(p.upstream_gets(up, "/manifests/"))
+        new = h.build_image(layer_count=1)
+        ur.push_image("lib/app", new, tag="v1")
+        # the TTL (an hour by default) has not run out: the cached tag is served
+        self.assertEqual(self.pull("hub/lib/app", "v1").header("Docker-Content-Digest"),
+                         old.digest)
+        self.pull("hub/lib/app", old.digest)
+        self.assertEqual(len(p.upstream_gets(up, "/manifests/")), before)
+
+    def test_concurrent_first_pulls_fetch_each_blob_once(self):
+        up = start_upstream(self)
+        img = h.build_image(layer_count=3, layer_size=3 << 20)
+        up.registry().push_image("lib/big", img, tag="v1")
+        self.rule("hub", up.base_url)
+        barrier = threading.Barrier(3)
+        results = []
+
+        def client():
+            reg = self.server.registry()
+            barrier.wait()
+            got = [reg.get_manifest("hub/lib/big", "v1").status]
+            for d in img.layer_digests:
+                b = reg.get_blob("hub/lib/big", d)
+                got.append((b.status, h.digest_of(b.body) == d))
+            results.append(got)
+
+        threads = [threading.Thread(target=client) for _ in range(3)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(120)
+        self.assertEqual(len(results), 3)
+        for got in results:
+            self.assertEqual(got, [200] + [(200, True)] * 3)
+        for d in img.blobs:
+            self.assertEqual(len(p.upstream_gets(up, "/blobs/" + d)), 1, d)
+        self.assertEqual(len(p.upstream_gets(up, "/manifests/v1")), 1)
+
+
+class TagTtlTest(CacheTestCase):
+    server_config = {"storage": {"auto_create_repositories": False},
+                     "pull_through": {"tag_ttl_seconds": 1}}
+
+    def test_tag_refreshed_after_ttl_and_stale_when_upstream_down(self):
+        up = start_upstream(self)
+        ur = up.registry()
+        old = h.build_image(layer_count=1)
+        ur.push_image("lib/app", old, tag="v1")
+        self.rule("hub", up.base_url)
+        self.pull("hub/lib/app", "v1")
+        time.sleep(1.2)
+        # unchanged upstream: a HEAD, nothing fetched again
+        self.assertEqual(self.pull("hub/lib/app", "v1").header("Docker-Content-Digest"),
+                         old.digest)
+        self.assertIn("method=HEAD path=/v2/lib/app/manifests/v1 status=200", up.log_text())
+        self.assertEqual(len(p.upstream_gets(up, "/manifests/v1")), 1)
+        new = h.build_image(layer_count=1)
+        ur.push_image("lib/app", new, tag="v1")
+        h.wait_until(lambda: self.reg.get_manifest("hub/lib/app", "v1").header(
+            "Docker-Content-Digest") == new.digest, 20, interval=0.3, what="the new v1")
+        self.pull("hub/lib/app", "v1")
+        self.pull("hub/lib/app", old.digest)  # the old image stays cached
+        up.stop()
+        time.sleep(1.2)
+        resp = self.pull("hub/lib/app", "v1")
+        self.assertEqual(resp.header("Docker-Content-Digest"), new.digest)
+        self.assertIn("event=pull_through_stale repo=hub/lib/app tag=v1", self.server.log_text())
+
+
+class UpstreamAuthTest(CacheTestCase):
+    def test_basic_auth_upstream_with_a_secret(self):
+        up = start_upstream(self)
+        img = h.build_image(layer_count=1)
+        up.registry().push_image("private/app", img, tag="v1")
+        akid, secret = a.keys_create(up, "puller")
+        self.assertStatus(up.registry().get_manifest("private/app", "v1"), 401)
+        rc, out, err = p.berth_secrets(self.server, "put", "dmz", "--username", akid,
+                                       password=secret)
+        self.assertEqual(rc, 0, err)
+        arn = out.strip()
+        self.rule("anon", up.base_url)
+        self.rule("auth", up.base_url, credentialArn=arn)
+        resp = self.reg.get_manifest("anon/private/app", "v1")
+        self.assertStatus(resp, 503)
+        self.pull("auth/private/app", "v1")
+        valid = self.ok("ValidatePullThroughCacheRule", {"ecrRepositoryPrefix": "auth"})
+        self.assertTrue(valid["isValid"])
+        self.assertNotIn(secret, self.server.log_text())
+
+
+class DistributionUpstreamTest(CacheTestCase):
+    def test_pull_through_distribution(self):
+        up = start_upstream(self, target="distribution")
+        img = h.build_image(layer_count=2, docker=True)
+        up.registry().push_image("library/tool", img, tag="latest")
+        self.rule("dist", up.base_url)
+        resp = self.pull("dist/library/tool", "latest")
+        self.assertEqual(resp.header("Docker-Content-Digest"), img.digest)
+        self.assertEqual(resp.header("Content-Type"), h.MT_DOCKER_MANIFEST)
+        sk = c.Skopeo(self.work)
+        out = tempfile.mkdtemp(dir=self.work)
+        sk.run("copy", "--src-tls-verify=false",
+               "docker://127.0.0.1:%d/dist/library/tool:latest" % self.server.port,
+               "dir:%s" % out)
+        self.assertTrue(os.path.exists(os.path.join(out, "manifest.json")))
+
+
+class FakeUpstream:
+    """A minimal upstream serving one image from memory; bad_blob makes it send other
+    bytes for one blob, cut_blob only half of it (then closing the connection)."""
+
+    def __init__(self, image):
+        self.image = image
+        self.bad_blob = None
+        self.cut_blob = None
+        fake = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args):
+                pass
+
+            def do_GET(self):
+                path = self.path
+                if path == "/v2/":
+                    return self.send(200, b"{}")
+                if path.endswith("/manifests/v1") or path.endswith(
+                        "/manifests/" + fake.image.digest):
+                    return self.send(200, fake.image.manifest, fake.image.media_type)
+                for d, data in fake.image.blobs.items():
+                    if path.endswith("/blobs/" + d):
+                        if d == fake.bad_blob:
+                            data = bytes(len(data))
+                        if d == fake.cut_blob:
+                            self.send_response(200)
+                            self.send_header("Content-Length", str(len(data)))
+                            self.end_headers()
+                            self.wfile.write(data[:len(data) // 2])
+                            self.wfile.flush()
+                            self.close_connection = True
+                            return None
+                        return self.send(200, data, "application/octet-stream")
+                return self.send(404, b'{"errors":[{"code":"MANIFEST_UNKNOWN"}]}')
+
+            def send(self, status, body, ctype="application/json"):
+                self.send_response(status)
+                self.send_header("Content-Type", ctype)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+        self.httpd = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.port = self.httpd.server_address[1]
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+class FailedFetchTest(CacheTestCase):
+    def leftovers(self):
+        uploads = os.path.join(self.server.root, "uploads")
+        return sorted(os.listdir(uploads)) if os.path.isdir(uploads) else []
+
+    def test_bad_and_cut_blobs_publish_nothing(self):
+        img = h.build_image(layer_count=1, layer_size=1 << 20)
+        fake = FakeUpstream(img)
+        self.addCleanup(fake.close)
+        self.rule("fake", "http://127.0.0.1:%d" % fake.port)
+        layer = img.layer_digests[0]
+        for mode in ("bad_blob", "cut_blob"):
+            with self.subTest(mode=mode):
+                fake.bad_blob = fake.cut_blob = None
+                setattr(fake, mode, layer)
+                resp = self.reg.get_manifest("fake/app", "v1")
+                self.assertStatus(resp, 503)
+                self.assertStatus(self.reg.get_manifest("fake/app", img.digest), 503)
+                self.assertEqual(self.leftovers(), [])
+                self.assertFalse(os.path.exists(os.path.join(
+                    self.server.root, "blobs", "sha256", layer[7:9], layer[7:])))
+                images = self.ok("DescribeImages", {"repositoryName": "fake/app"})
+                self.assertEqual(images["imageDetails"], [])
+        # the upstream mended: the same pull works
+        fake.bad_blob = fake.cut_blob = None
+        resp = self.pull("fake/app", "v1")
+        self.assertEqual(resp.header("Docker-Content-Digest"), img.digest)
+
+
+if __name__ == "__main__":
+    h.main()
