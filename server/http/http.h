@@ -130,6 +130,7 @@ struct request {
     char deferred_code[64];
     char deferred_message[256];
     bool body_expected;         /* the head announced a body */
+    bool in_head;               /* dispatching on the first access callback */
     bool body_done;             /* the final access callback has come */
     int64_t discard_ns;         /* when BODY_DISCARD began (monotonic) */
     struct http_response *held; /* an answer given before the body was read */

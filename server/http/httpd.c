@@ -144,11 +144,18 @@ static bool expects_continue(struct request *req)
 /* Whether an answer decided now should wait for the body to be read and
  * dropped: the body is still to come, and it is small enough to read
  * through (a larger one, or one the client has not sent yet, is answered
- * at once). */
+ * at once, on the first call). libmicrohttpd takes a response only on the
+ * first or the final call, so one decided mid-body always waits. */
 static bool answer_after_body(struct request *req)
 {
     uint64_t cl;
-    if (!req->body_expected || req->body_done || expects_continue(req)) {
+    if (!req->body_expected || req->body_done) {
+        return false;
+    }
+    if (!req->in_head) {
+        return true;
+    }
+    if (expects_continue(req)) {
         return false;
     }
     return !http_content_length(req, &cl) || cl <= HTTP_DISCARD_MAX;
@@ -561,7 +568,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
          * a body are routed now to set up streaming (or refuse early). */
         if (http_has_body(req)) {
             log_set_request_id(req->id);
+            req->in_head = true;
             dispatch(req);
+            req->in_head = false;
             log_set_request_id(NULL);
         } else {
             req->dispatch_later = true;

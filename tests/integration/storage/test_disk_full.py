@@ -6,9 +6,12 @@ say in the log that the disk is full; and /readyz, served from that disk, says w
 full."""
 
 import errno
+import hashlib
+import json
 import os
 import re
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
@@ -99,6 +102,36 @@ def inner():
     return 0
 
 
+def monolithic_post(port, repo, length):
+    """POST a monolithic upload of length bytes, sending all of it before reading (as
+    docker does); return the answer's status and body."""
+    block = b"x" * (1 << 20)
+    digest = "sha256:" + hashlib.sha256(block * (length >> 20)).hexdigest()
+    s = socket.create_connection(("127.0.0.1", port), timeout=60)
+    try:
+        s.sendall(b"POST /v2/%s/blobs/uploads/?digest=%s HTTP/1.1\r\nHost: x\r\n"
+                  b"Content-Type: application/octet-stream\r\nContent-Length: %d\r\n\r\n"
+                  % (repo.encode(), digest.encode(), length))
+        for _ in range(length >> 20):
+            s.sendall(block)
+        got = b""
+        while b"\r\n\r\n" not in got:
+            chunk = s.recv(65536)
+            if not chunk:
+                raise AssertionError("closed before an answer: %r" % got)
+            got += chunk
+        head, _, body = got.partition(b"\r\n\r\n")
+        length = int(re.search(rb"(?im)^content-length:\s*(\d+)", head).group(1))
+        while len(body) < length:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            body += chunk
+        return int(head.split()[1]), body[:length].decode()
+    finally:
+        s.close()
+
+
 def readyz(reg):
     resp = reg.get("/readyz")
     return resp.status, resp.body.decode()
@@ -129,6 +162,11 @@ def inner_readyz():
         line = [ln for ln in server.log_text().splitlines() if "event=not_ready" in ln][0]
         print(line)
         assert "disk=full" in line, line
+        # a monolithic push on the full disk: a client that sends its whole body before
+        # reading gets the error, not EPIPE
+        status, body = monolithic_post(server.port, "full/push", 24 << 20)
+        print(status, body)
+        assert status >= 400 and json.loads(body)["errors"], (status, body)
         os.unlink(filler)
         status, text = readyz(reg)
         assert status == 200, text
