@@ -2,17 +2,20 @@
  * berth serve: open the store, start the scan workers, the background jobs
  * (garbage collection, lifecycle) and the HTTP server (console, /v2, ECR), wait for SIGTERM or
  * SIGINT (SIGHUP reloads the TLS certificate and key), drain in-flight requests, stop the scans
- * and jobs and exit cleanly.
+ * and jobs and exit cleanly. Under systemd (Type=notify) it reports READY=1 once it serves,
+ * RELOADING=1 around a reload and STOPPING=1 when it drains.
  */
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "server/auth/auth.h"
 #include "cli_int.h"
 
 #include "server/jobs/jobs.h"
 #include "common/log.h"
+#include "common/notify.h"
 #include "server/jobs/scan_workers.h"
 #include "server/console/console.h"
 #include "server/ecr/ecr.h"
@@ -24,6 +27,26 @@
 #include "storage/upstream/cache.h"
 
 #define DRAIN_MS 30000
+
+/* Tell systemd (when it started us with $NOTIFY_SOCKET) what state berth is in. */
+static void notify(const char *state)
+{
+    enum berth_err rc = notify_send(state);
+    if (rc != BERTH_OK) {
+        log_warn("event=sd_notify_failed error=%s", berth_strerror(rc));
+    }
+}
+
+static void notify_reloading(void)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    char state[96];
+    /* MONOTONIC_USEC: systemd 253's Type=notify-reload wants it with RELOADING=1 */
+    snprintf(state, sizeof(state), "RELOADING=1\nMONOTONIC_USEC=%lld",
+             (long long)now.tv_sec * 1000000 + now.tv_nsec / 1000);
+    notify(state);
+}
 
 static void note_has_keys(void *arg, const struct meta_auth_row *row)
 {
@@ -140,14 +163,20 @@ int cmd_serve(struct cli *cli)
     server_attach_jobs(srv, jobs);
     log_info("event=server_start version=%s listen=%s port=%u root=%s", BERTH_VERSION, cfg->listen,
              server_port(srv), cfg->root);
+    char ready[256];
+    snprintf(ready, sizeof(ready), "READY=1\nSTATUS=serving on %s", cfg->listen);
+    notify(ready);
 
     int sig = 0;
     /* SIGHUP reloads the TLS certificate and key; the others stop */
     while (sigwait(&set, &sig) == 0 && sig == SIGHUP) {
+        notify_reloading();
         if (server_reload_tls(srv) == BERTH_ENOTFOUND) {
             log_info("event=sighup_ignored msg=\"no TLS certificate to reload\"");
         }
+        notify(ready);
     }
+    notify("STOPPING=1");
     log_info("event=server_stopping signal=%s", sig == SIGINT ? "SIGINT" : "SIGTERM");
     server_stop(srv, DRAIN_MS);
     /* after the server: no request can queue a scan or wake a job any more */

@@ -13,6 +13,7 @@ import re
 import shlex
 import shutil
 import signal
+import socket
 import subprocess
 import tempfile
 import unittest
@@ -119,8 +120,11 @@ class SystemdUnitTest(unittest.TestCase):
         self.assertIn("man:berth(8)", dict(self.unit["Unit"])["Documentation"])
 
     def test_exec_start_reload_and_stop(self):
-        """ExecStart as written (its configuration pointed at a private directory and port),
-        ExecReload with $MAINPID, then the stop signal (KillSignal, SIGTERM by default)."""
+        """ExecStart as written (its configuration pointed at a private directory and port)
+        with a $NOTIFY_SOCKET as systemd gives a Type=notify service, ExecReload with
+        $MAINPID, then the stop signal (KillSignal, SIGTERM by default): berth says READY=1
+        once it serves, RELOADING=1 then READY=1 around the reload, STOPPING=1, and exits 0
+        within TimeoutStopSec."""
         argv = shlex.split(self.service["ExecStart"])
         self.assertEqual(argv[0], os.path.join(self.prefix, "bin", "berth"))
         config_path = argv[argv.index("--config") + 1]
@@ -131,19 +135,32 @@ class SystemdUnitTest(unittest.TestCase):
         conf.update(root=os.path.join(work, "state"), listen="127.0.0.1:%d" % port)
         with open(config_path, "w") as f:
             json.dump(conf, f)
-        p = pk.Process(argv, workdir=work)
+        notify_path = os.path.join(work, "notify.sock")
+        notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        notify.bind(notify_path)
+        notify.settimeout(h.START_TIMEOUT)
+        base = "http://127.0.0.1:%d" % port
+        p = pk.Process(argv, env=dict(os.environ, NOTIFY_SOCKET=notify_path), workdir=work)
         try:
-            p.wait_ready("http://127.0.0.1:%d" % port)
+            ready = notify.recv(4096).decode()
+            self.assertEqual(ready.splitlines()[0], "READY=1")
+            self.assertIn("STATUS=serving on 127.0.0.1:%d" % port, ready)
+            # ready means serving: the first request after READY=1 is answered
+            self.assertEqual(pk.http_get(base + "/readyz")[0], 200)
             reload = shlex.split(self.service["ExecReload"].replace("$MAINPID", str(p.pid)))
             self.assertEqual(subprocess.run(reload, timeout=20).returncode, 0)
-            h.wait_until(lambda: "event=sighup_ignored" in p.log_text(), 10,
-                         what="berth to take the SIGHUP of ExecReload")
+            reloading = notify.recv(4096).decode()
+            self.assertRegex(reloading, r"^RELOADING=1\nMONOTONIC_USEC=\d+$")
+            self.assertEqual(notify.recv(4096).decode().splitlines()[0], "READY=1")
+            self.assertIn("event=sighup_ignored", p.log_text())
             self.assertIsNone(p.proc.poll(), "berth stopped on SIGHUP")
             sig = getattr(signal, self.service.get("KillSignal", "SIGTERM"))
             p.proc.send_signal(sig)
+            self.assertEqual(notify.recv(4096).decode(), "STOPPING=1")
             self.assertEqual(p.wait_exit(int(self.service["TimeoutStopSec"])), 0, p.log_text())
             self.assertIn("event=server_stopped", p.log_text())
         finally:
+            notify.close()
             p.cleanup()
 
 
