@@ -118,7 +118,9 @@ class DockerTest(DockerMixin, h.ServerTestCase):
             .split(":", 1)
         self.assertEqual(user, "AWS")
 
-        image = d.SavedImage("itest/docker/token:v1", layer_count=3)
+        # a 24 MiB layer (random, so its gzip is as large) streams in one PATCH past berth's
+        # 8 MiB write-back pieces
+        image = d.SavedImage("itest/docker/token:v1", sizes=[24 << 20, 4096, 64 * 1024])
         ref = "%s/team/token:v1" % self.host
         digest = self.push(image, ref)
         # what berth holds is what docker pushed: the digest, the config, three layers
@@ -131,6 +133,11 @@ class DockerTest(DockerMixin, h.ServerTestCase):
         self.assertEqual(len(manifest["layers"]), 3)
         config = self.assertStatus(self.admin_reg.get_blob("team/token", image.image_id), 200)
         self.assertEqual(config.body, image.config)
+        # the ECR API lists the same image
+        listed = self.ecr.describe_images(repositoryName="team/token")["imageDetails"]
+        self.assertEqual([(i["imageDigest"], i["imageTags"]) for i in listed], [(digest, ["v1"])])
+        self.assertEqual(listed[0]["imageSizeInBytes"],
+                         sum(layer["size"] for layer in manifest["layers"]))
         # pushing the same image again uploads nothing and names the same digest
         out = self.docker("push", ref).out
         self.assertIn("Layer already exists", out)

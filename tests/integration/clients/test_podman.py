@@ -163,6 +163,30 @@ class PodmanTest(h.ServerTestCase):
         self.assertStatus(self.admin_reg.get_manifest("team/buildah", "v2"), 404)
         engine.podman("rmi", other)
 
+    def test_zstd_layers(self):
+        engine.podman("login", "--username", self.admin[0], "--password-stdin", self.host,
+                      input=self.admin[1])
+        content = h.random_bytes(50 * 1024)
+        ref = "%s/team/zstd:v1" % self.host
+        engine.podman("build", "-t", ref, self.context("zstd", content))
+        image_id = self.image_id(ref)
+        engine.podman("push", "--compression-format", "zstd",
+                      "--digestfile", self.digest_file("zstd"), ref)
+        digest = self.read_digest("zstd")
+        resp = self.assertStatus(self.admin_reg.get_manifest("team/zstd", "v1"), 200)
+        self.assertEqual(resp.header("Docker-Content-Digest"), digest)
+        manifest = json.loads(resp.body)
+        self.assertEqual(manifest["config"]["digest"], image_id)
+        self.assertEqual([x["mediaType"] for x in manifest["layers"]],
+                         ["application/vnd.oci.image.layer.v1.tar+zstd"])
+        layer = self.assertStatus(self.admin_reg.get_blob(
+            "team/zstd", manifest["layers"][0]["digest"]), 200).body
+        self.assertEqual(layer[:4], b"\x28\xb5\x2f\xfd")  # the zstd frame magic
+        engine.podman("rmi", ref)
+        engine.podman("pull", ref)
+        self.assertEqual(self.image_id(ref), image_id)
+        engine.podman("rmi", ref)
+
     def test_manifest_push_all(self):
         engine.podman("login", "--username", self.admin[0], "--password-stdin", self.host,
                       input=self.admin[1])

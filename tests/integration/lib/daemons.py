@@ -363,11 +363,12 @@ class SavedImage:
     """An image as `docker save` writes it (the classic layout that `docker load` reads):
     uncompressed layers and a config whose digest is the image ID dockerd will report."""
 
-    def __init__(self, tag, layer_count=2, layer_size=64 * 1024, arch="amd64"):
+    def __init__(self, tag, layer_count=2, layer_size=64 * 1024, arch="amd64", sizes=None):
         self.tag = tag
-        self.layers = [h.make_layer({"layer%d/data.bin" % i: h.random_bytes(layer_size),
+        sizes = sizes or [layer_size] * layer_count
+        self.layers = [h.make_layer({"layer%d/data.bin" % i: h.random_bytes(size),
                                      "layer%d/id.txt" % i: os.urandom(8).hex().encode()},
-                                    compress=False)[0] for i in range(layer_count)]
+                                    compress=False)[0] for i, size in enumerate(sizes)]
         self.diff_ids = [h.digest_of(layer) for layer in self.layers]
         self.config = h.canonical_json({
             "architecture": arch, "os": "linux",
