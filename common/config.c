@@ -137,6 +137,10 @@ static const struct config_key keys[] = {
      "3600", 0, 30 * DAY,
      "a new or changed lifecycle policy is first enforced by the background job this long after "
      "it is put (berth lifecycle run: at once)"},
+    {"signing.profiles_dir", CONFIG_STRING, OFF(signing_profiles_dir), "", 0, 0,
+     "managed signing: <profile>.pem here (a private key and its certificate chain, leaf first) "
+     "signs for the AWS Signer profile of that name; a profile without one gets a key and "
+     "self-signed certificate berth generates and keeps in the metadata"},
     {"scan.workers", CONFIG_INT, OFF(scan_workers), "2", 0, 64, "scan worker threads"},
     {"scan.hook", CONFIG_STRING, OFF(scan_hook), "", 0, 0,
      "external scanner command (empty: built-in scanner)"},

@@ -86,6 +86,8 @@ struct berth_config {
 
     int64_t scan_workers;
     char *scan_hook;
+
+    char *signing_profiles_dir; /* <profile>.pem files: a key and its certificate chain */
     int64_t scan_hook_timeout_seconds;
     int64_t scan_hook_max_output_bytes;
     int64_t scan_max_image_bytes;

@@ -84,6 +84,7 @@ struct store *cli_open_store(const struct cli *cli)
         .sparse_manifests = cfg->storage_sparse_manifests,
         .meta_backend = cfg->meta_backend,
         .meta_target = cfg->meta_postgres_dsn,
+        .signing_profiles_dir = cfg->signing_profiles_dir,
     };
     struct store *st = NULL;
     if (store_open(&opt, &st) != BERTH_OK) {

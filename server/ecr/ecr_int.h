@@ -80,6 +80,7 @@ extern const struct ecr_op ecr_pull_exclusion_ops[];  /* pull_exclusions.c */
 extern const struct ecr_op ecr_template_ops[];        /* templates.c */
 extern const struct ecr_op ecr_archive_ops[];         /* archive.c */
 extern const struct ecr_op ecr_pull_through_ops[];    /* pullthrough.c */
+extern const struct ecr_op ecr_signing_ops[];         /* signing.c */
 
 /* ---- errors ---- */
 

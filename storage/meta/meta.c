@@ -217,6 +217,18 @@ static const char *const migrations[] = {
     "  checked_at INTEGER NOT NULL,"
     "  PRIMARY KEY (repo_id, tag)"
     ") WITHOUT ROWID;",
+    /* 11: managed signing (PutSigningConfiguration): per image and signing
+     * profile, how signing went and the signature it stored. */
+    "CREATE TABLE signing_statuses ("
+    "  manifest_id INTEGER NOT NULL REFERENCES manifests(id) ON DELETE CASCADE,"
+    "  profile_arn TEXT NOT NULL,"
+    "  status TEXT NOT NULL,"
+    "  failure_code TEXT,"
+    "  failure_reason TEXT,"
+    "  signature_digest TEXT,"
+    "  updated_at INTEGER NOT NULL,"
+    "  PRIMARY KEY (manifest_id, profile_arn)"
+    ") WITHOUT ROWID;",
 };
 
 /* The same migrations in PostgreSQL's dialect, entry for entry: rowid
@@ -407,6 +419,17 @@ static const char *const pg_migrations[] = {
     "  tag TEXT COLLATE \"C\" NOT NULL,"
     "  checked_at BIGINT NOT NULL,"
     "  PRIMARY KEY (repo_id, tag)"
+    ");",
+    /* 11 */
+    "CREATE TABLE signing_statuses ("
+    "  manifest_id BIGINT NOT NULL REFERENCES manifests(id) ON DELETE CASCADE,"
+    "  profile_arn TEXT COLLATE \"C\" NOT NULL,"
+    "  status TEXT NOT NULL,"
+    "  failure_code TEXT,"
+    "  failure_reason TEXT,"
+    "  signature_digest TEXT,"
+    "  updated_at BIGINT NOT NULL,"
+    "  PRIMARY KEY (manifest_id, profile_arn)"
     ");",
 };
 

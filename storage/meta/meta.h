@@ -524,7 +524,7 @@ enum berth_err meta_ptc_tag_check_set(struct meta *m, int64_t repo_id, const cha
 #define META_PRINCIPAL_MAX 64       /* principal (IAM user) name */
 #define META_ACCESS_KEY_MAX 128     /* access key id */
 #define META_KEY_SECRET_MAX 128     /* secret access key */
-#define META_SERVER_SECRET_MAX 1024 /* a server secret's bytes */
+#define META_SERVER_SECRET_MAX 4096 /* a server secret's bytes */
 
 /* One access key as listed; strings borrowed for the callback's duration.
  * The secret is never part of a listing. */
@@ -597,5 +597,29 @@ enum berth_err meta_server_secret_get(struct meta *m, const char *name, void *bu
  * wins; read it back with meta_server_secret_get). */
 enum berth_err meta_server_secret_add(struct meta *m, const char *name, const void *value,
                                       size_t len, int64_t now);
+
+/* ---- managed signing (storage/meta/signing.c) ---- */
+
+/* The registry_settings row that holds the signing configuration
+ * (PutSigningConfiguration), ECR's JSON as validated by the API. */
+#define META_SIGNING_CONFIG_SETTING "signing_configuration"
+
+/* One image's signing outcome for one profile; strings borrowed. */
+struct meta_signing_status {
+    const char *profile_arn;
+    const char *status;           /* IN_PROGRESS, COMPLETE, FAILED */
+    const char *failure_code;     /* NULL unless FAILED */
+    const char *failure_reason;   /* NULL unless FAILED */
+    const char *signature_digest; /* the signature manifest (COMPLETE), else NULL */
+};
+typedef int (*meta_signing_status_cb)(void *arg, const struct meta_signing_status *st);
+
+/* Insert or replace the status of manifest_id for in->profile_arn. */
+enum berth_err meta_signing_status_put(struct meta *m, int64_t manifest_id,
+                                       const struct meta_signing_status *in, int64_t now);
+
+/* The statuses of a manifest, in byte order of the profile ARN. */
+enum berth_err meta_signing_status_list(struct meta *m, int64_t manifest_id,
+                                        meta_signing_status_cb cb, void *arg);
 
 #endif

@@ -22,6 +22,7 @@
 #include "storage/spec/manifest.h"
 #include "storage/spec/names.h"
 #include "storage/registry/scan_queue.h"
+#include "storage/registry/signing.h"
 #include "storage/registry/templates.h"
 #include "storage/store/store.h"
 #include "common/str.h"
@@ -727,6 +728,11 @@ out:
     }
     if (rc == BERTH_OK && scan_queued) {
         scan_queue_notify();
+    }
+    if (rc == BERTH_OK && created && !info->has_subject) {
+        /* managed signing, after the commit (a signature has a subject, so
+         * it is never signed itself) */
+        signing_sign_pushed(st, in->repo, manifest_id, &d, info->media_type, (int64_t)in->len);
     }
     if (rc == BERTH_OK) {
         out->digest = d;

@@ -32,6 +32,8 @@ struct store_options {
      * "postgres", with meta_target its libpq connection string. */
     const char *meta_backend;
     const char *meta_target;
+    /* managed signing's <profile>.pem files; NULL or "": none */
+    const char *signing_profiles_dir;
 };
 
 /* Open (creating directories and database as needed) the store at
