@@ -11,6 +11,8 @@ in packaging/test_docker_image):
   given to the built berth as the pod would give them, make a server whose probe paths
   answer 200 and which takes the Secret's key; ports, paths and the user agree with the
   image;
+- deploy/helm/berth renders (tests/tools/helm-render: Helm's engine, helm is not in Debian)
+  to exactly those objects with its defaults, and follows its values;
 - `docker-compose config` accepts the compose file (and refuses a broken one).
 
 Not checked here: a real cluster (scheduling, the volume claim, the probes' timing)."""
@@ -145,6 +147,37 @@ def model_errors(obj):
     return errors
 
 
+def kubectl_dry_run(test, path):
+    """The objects of path as `kubectl create --dry-run=client -o json` gives them back,
+    against a stand-in API server that answers discovery only (and sees no write)."""
+    kubectl = shutil.which("kubectl")
+    test.assertIsNotNone(kubectl, "kubectl is missing (scripts/setup-deps.sh)")
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), DiscoveryOnly)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    home = tempfile.mkdtemp(prefix="kubectl-home-")
+    try:
+        env = dict(os.environ, HOME=home, KUBECONFIG=os.path.join(home, "none"))
+        proc = subprocess.run(
+            [kubectl, "--server", "http://127.0.0.1:%d" % server.server_address[1],
+             "create", "--dry-run=client", "--validate=false", "-o", "json", "-f", path],
+            env=env, capture_output=True, text=True, timeout=120)
+    finally:
+        server.shutdown()
+        server.server_close()
+        shutil.rmtree(home, ignore_errors=True)
+    test.assertEqual(proc.returncode, 0, proc.stderr[-3000:])
+    test.assertEqual(DiscoveryOnly.writes, [])
+    # one JSON document per object, one after the other
+    items, text, pos = [], proc.stdout, 0
+    decoder = json.JSONDecoder()
+    while text[pos:].strip():
+        obj, end = decoder.raw_decode(text, pos + len(text[pos:]) - len(text[pos:].lstrip()))
+        items += obj["items"] if obj.get("kind") == "List" else [obj]
+        pos = end
+    return items
+
+
 def load_manifest(path=MANIFEST):
     with open(path) as f:
         return [doc for doc in yaml.safe_load_all(f) if doc]
@@ -177,31 +210,7 @@ class KubernetesTest(unittest.TestCase):
         self.assertIn("selector", errors)
 
     def test_kubectl_reads_the_manifest(self):
-        kubectl = shutil.which("kubectl")
-        self.assertIsNotNone(kubectl, "kubectl is missing (scripts/setup-deps.sh)")
-        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), DiscoveryOnly)
-        thread = threading.Thread(target=server.serve_forever, daemon=True)
-        thread.start()
-        home = tempfile.mkdtemp(prefix="kubectl-home-")
-        try:
-            env = dict(os.environ, HOME=home, KUBECONFIG=os.path.join(home, "none"))
-            proc = subprocess.run(
-                [kubectl, "--server", "http://127.0.0.1:%d" % server.server_address[1],
-                 "create", "--dry-run=client", "--validate=false", "-o", "json", "-f",
-                 MANIFEST], env=env, capture_output=True, text=True, timeout=120)
-        finally:
-            server.shutdown()
-            server.server_close()
-            shutil.rmtree(home, ignore_errors=True)
-        self.assertEqual(proc.returncode, 0, proc.stderr[-3000:])
-        self.assertEqual(DiscoveryOnly.writes, [])
-        # one JSON document per object, one after the other
-        items, text, pos = [], proc.stdout, 0
-        decoder = json.JSONDecoder()
-        while text[pos:].strip():
-            obj, end = decoder.raw_decode(text, pos + len(text[pos:]) - len(text[pos:].lstrip()))
-            items += obj["items"] if obj.get("kind") == "List" else [obj]
-            pos = end
+        items = kubectl_dry_run(self, MANIFEST)
         self.assertEqual([(o["kind"], o["metadata"]["name"]) for o in items],
                          [(o["kind"], o["metadata"]["name"]) for o in self.objects])
         sts = next(o for o in items if o["kind"] == "StatefulSet")
@@ -276,6 +285,122 @@ class KubernetesTest(unittest.TestCase):
             self.assertEqual(p.stop(), 0)
         finally:
             p.cleanup()
+
+
+def normalized(objects):
+    """Objects keyed by (kind, name), with a Secret's berth.json parsed (its text is
+    formatted differently by the chart and by hand)."""
+    out = {}
+    for obj in objects:
+        obj = json.loads(json.dumps(obj))
+        if obj["kind"] == "Secret" and "berth.json" in obj.get("stringData", {}):
+            obj["stringData"]["berth.json"] = json.loads(obj["stringData"]["berth.json"])
+        out[(obj["kind"], obj["metadata"]["name"])] = obj
+    return out
+
+
+class HelmTest(unittest.TestCase):
+    """deploy/helm/berth rendered by tests/tools/helm-render (Helm 3's template engine on
+    the same libraries: text/template and sprig; helm is not in Debian): with its default
+    values and the release name berth it gives exactly deploy/kubernetes/berth.yaml's
+    objects; with the usual values changed (image, TLS secret, persistence, resources,
+    an existing keys Secret, the service type, another release name) the objects change as
+    they should; every rendering passes the Kubernetes models and kubectl."""
+
+    chart = os.path.join(DEPLOY, "helm", "berth")
+
+    def render(self, release="berth", values=None, sets=()):
+        renderer = os.path.join(pk.BUILD_DIR, "tools", "helm-render")
+        self.assertTrue(os.access(renderer, os.X_OK),
+                        "%s was not built (golang-go and golang-github-masterminds-sprig-dev "
+                        "from scripts/setup-deps.sh, then cmake)" % renderer)
+        cmd = [renderer, "--release", release]
+        tmp = tempfile.mkdtemp(prefix="helm-values-")
+        try:
+            if values is not None:
+                path = os.path.join(tmp, "values.yaml")
+                with open(path, "w") as f:
+                    yaml.safe_dump(values, f)
+                cmd += ["-f", path]
+            for item in sets:
+                cmd += ["--set-string", item]
+            proc = subprocess.run(cmd + [self.chart], capture_output=True, text=True,
+                                  timeout=60)
+            self.assertEqual(proc.returncode, 0, proc.stderr)
+            out_path = os.path.join(tmp, "rendered.yaml")
+            with open(out_path, "w") as f:
+                f.write(proc.stdout)
+            objects = [o for o in yaml.safe_load_all(proc.stdout) if o]
+            for obj in objects:
+                with self.subTest(kind=obj["kind"], release=release):
+                    self.assertEqual(model_errors(obj), [])
+            items = kubectl_dry_run(self, out_path)
+            self.assertEqual(len(items), len(objects))
+            return objects
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+    def test_defaults_render_the_plain_manifests(self):
+        self.assertEqual(normalized(self.render()), normalized(load_manifest()))
+
+    def test_values(self):
+        objects = self.render(release="registry", values={
+            "image": {"repository": "mirror.example/tools/berth", "tag": "9.9"},
+            "tls": {"secretName": "berth-tls"},
+            "persistence": {"size": "500Gi", "storageClass": "fast"},
+            "resources": {"requests": {"cpu": "2", "memory": "1Gi"}},
+            "auth": {"existingSecret": "my-keys"},
+            "service": {"type": "NodePort", "port": 443},
+            "config": {"BERTH_LOG_LEVEL": "debug", "BERTH_GC_INTERVAL_SECONDS": 600},
+        })
+        by = {o["kind"]: o for o in objects}
+        self.assertNotIn("Secret", by, "an existing keys Secret: the chart makes none")
+        self.assertEqual({o["metadata"]["name"] for o in objects}, {"registry-berth"})
+        pod = by["StatefulSet"]["spec"]["template"]["spec"]
+        c = pod["containers"][0]
+        self.assertEqual(c["image"], "mirror.example/tools/berth:9.9")
+        # values merge into the chart's, as with helm: limits stay
+        self.assertEqual(c["resources"], {"requests": {"cpu": "2", "memory": "1Gi"},
+                                          "limits": {"memory": "1Gi"}})
+        for probe in ("readinessProbe", "livenessProbe"):
+            self.assertEqual(c[probe]["httpGet"]["scheme"], "HTTPS")
+        volumes = {v["name"]: v for v in pod["volumes"]}
+        self.assertEqual(volumes["keys"]["secret"]["secretName"], "my-keys")
+        self.assertEqual(volumes["tls"]["secret"]["secretName"], "berth-tls")
+        mounts = {m["name"]: m["mountPath"] for m in c["volumeMounts"]}
+        env = by["ConfigMap"]["data"]
+        self.assertEqual(os.path.dirname(env["BERTH_TLS_CERT_FILE"]), mounts["tls"])
+        self.assertEqual(os.path.dirname(env["BERTH_TLS_KEY_FILE"]), mounts["tls"])
+        self.assertEqual(env["BERTH_LOG_LEVEL"], "debug")
+        self.assertEqual(env["BERTH_GC_INTERVAL_SECONDS"], "600")
+        claim = by["StatefulSet"]["spec"]["volumeClaimTemplates"][0]["spec"]
+        self.assertEqual(claim["storageClassName"], "fast")
+        self.assertEqual(claim["resources"]["requests"]["storage"], "500Gi")
+        svc = by["Service"]["spec"]
+        self.assertEqual((svc["type"], svc["ports"][0]["port"]), ("NodePort", 443))
+        self.assertEqual(svc["selector"], by["StatefulSet"]["spec"]["selector"]["matchLabels"])
+        self.assertEqual(svc["selector"]["app.kubernetes.io/instance"], "registry")
+
+    def test_keys_values_reach_the_secret(self):
+        keys = [{"name": "ci", "access_key_id": "AKIDCI00000000000001",
+                 "secret_access_key": "s" * 40, "permissions": ["push:team/*", "pull"]}]
+        objects = self.render(values={"auth": {"keys": keys}})
+        secret = next(o for o in objects if o["kind"] == "Secret")
+        self.assertEqual(json.loads(secret["stringData"]["berth.json"]),
+                         {"auth": {"keys": keys}})
+        # and berth accepts that file as its configuration
+        work = tempfile.mkdtemp(prefix="helm-keys-")
+        try:
+            conf = os.path.join(work, "berth.json")
+            with open(conf, "w") as f:
+                f.write(secret["stringData"]["berth.json"])
+            proc = subprocess.run([h.find_berth_bin(), "keys", "list", "--config", conf,
+                                   "--root", os.path.join(work, "data")],
+                                  capture_output=True, text=True, timeout=30)
+            self.assertEqual(proc.returncode, 0, proc.stderr)
+            self.assertIn("AKIDCI00000000000001", proc.stdout)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
 
 
 class ComposeTest(unittest.TestCase):
