@@ -1,0 +1,186 @@
+"""containerd's ctr and podman against berth's native TLS (tls.cert_file, tls.key_file and,
+for mutual TLS, tls.client_ca_file), with the certificates of lib/tls_helpers.py: the
+server's chain is trusted through ctr's hosts.toml (`--hosts-dir`) and podman's
+`--cert-dir`, each of which also gives the client certificate; an unrelated CA is refused
+with the x509 error the user sees, and a client without a certificate reads "tls:
+certificate required".
+
+dockerd is not here: it treats every 127.0.0.0/8 registry as insecure whatever it is told
+(it skips verification and does not read certs.d for them), so a loopback test could not
+show that it trusts berth's CA or sends a client certificate.
+"""
+# berth-suite: daemons
+
+import json
+import os
+import shutil
+import subprocess
+import tarfile
+
+import clients as c  # first: it cleans the environment botocore reads  # noqa: F401
+import auth_helpers as e
+import berth_harness as h
+import daemons as d
+import tls_helpers as t
+
+containerd = None
+engine = None
+
+
+def setUpModule():
+    global containerd, engine
+    engine = d.Podman(d.scratch_dir("berth-tls-podman-"))
+    containerd = d.Containerd(d.scratch_dir("berth-tls-ctrd-"))
+    try:
+        containerd.start()
+    except BaseException:
+        containerd.stop()
+        raise
+
+
+def tearDownModule():
+    if containerd is not None:
+        containerd.stop()
+        subprocess.run(["rm", "-rf", containerd.work])
+    if engine is not None:
+        subprocess.run(["rm", "-rf", engine.work])
+
+
+class MutualTlsClientsTest(h.ServerTestCase):
+    """berth on HTTPS requiring client certificates issued by the test root."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.pki = t.Pki()
+        cls.addClassCleanup(cls.pki.cleanup)
+        cls.server_config = {"tls": {"cert_file": cls.pki.path("chain.pem"),
+                                     "key_file": cls.pki.path("server.key"),
+                                     "client_ca_file": cls.pki.path("root.pem")}}
+        super().setUpClass()
+        cls.host = "127.0.0.1:%d" % cls.server.port
+        cls.admin = e.keys_create(cls.server, "admin")
+
+    def https_get(self, path):
+        """GET over HTTPS with the test client certificate: (status, body)."""
+        proc = subprocess.run(["/usr/bin/curl", "-sS", "--max-time", "30", "--cacert",
+                               self.pki.path("root.pem"), "--cert", self.pki.path("client.pem"),
+                               "--key", self.pki.path("client.key"), "-u", "%s:%s" % self.admin,
+                               "-H", "Accept: " + h.DOCKER_ACCEPT + ", " + h.MT_OCI_MANIFEST,
+                               "-o", "-", "-w", "\n%{http_code}",
+                               "https://%s%s" % (self.host, path)],
+                              capture_output=True, timeout=60, stdin=subprocess.DEVNULL)
+        self.assertEqual(proc.returncode, 0, proc.stderr)
+        body, status = proc.stdout.rsplit(b"\n", 1)
+        return int(status), body
+
+    def assertInBerth(self, repo, ref, image):
+        status, body = self.https_get("/v2/%s/manifests/%s" % (repo, ref))
+        self.assertEqual(status, 200, body)
+        self.assertEqual(body, image.manifest)
+        for digest, data in image.blobs.items():
+            self.assertEqual(self.https_get("/v2/%s/blobs/%s" % (repo, digest)), (200, data))
+
+    # -- containerd ----------------------------------------------------------------------------
+
+    def hosts_dir(self, name, ca, client):
+        """A containerd hosts directory: <host:port>/hosts.toml naming the CA and the client
+        certificate."""
+        root = os.path.join(containerd.work, "hosts-" + name)
+        os.makedirs(os.path.join(root, self.host))
+        lines = ['server = "https://%s"' % self.host,
+                 '[host."https://%s"]' % self.host,
+                 '  capabilities = ["pull", "resolve", "push"]',
+                 '  ca = "%s"' % self.pki.path(ca + ".pem")]
+        if client:
+            lines.append('  client = [["%s", "%s"]]' % (self.pki.path(client + ".pem"),
+                                                        self.pki.path(client + ".key")))
+        with open(os.path.join(root, self.host, "hosts.toml"), "w") as f:
+            f.write("\n".join(lines) + "\n")
+        return root
+
+    def ctr_import(self, repo, image):
+        layout = os.path.join(containerd.work, "layout-" + repo.replace("/", "-"))
+        h.write_oci_layout(layout, {"v1": image})
+        with tarfile.open(layout + ".tar", "w") as tar:
+            for name in sorted(os.listdir(layout)):
+                tar.add(os.path.join(layout, name), arcname=name)
+        containerd.ctr("images", "import", "--no-unpack", "--base-name",
+                       "%s/%s" % (self.host, repo), layout + ".tar")
+        return "%s/%s:v1" % (self.host, repo)
+
+    def test_ctr_with_hosts_toml(self):
+        image = h.build_image(layer_count=2, layer_size=64 * 1024)
+        ref = self.ctr_import("team/ctr", image)
+        user = "%s:%s" % self.admin
+        good = self.hosts_dir("good", "root", "client")
+        containerd.ctr("images", "push", "--hosts-dir", good, "--user", user, ref)
+        self.assertInBerth("team/ctr", "v1", image)
+        containerd.ctr("images", "rm", "--sync", ref)
+        containerd.ctr("images", "pull", "--hosts-dir", good, "--user", user, ref)
+        self.assertEqual(containerd.ctr("content", "get", image.digest).raw, image.manifest)
+        for digest, data in image.blobs.items():
+            self.assertEqual(containerd.ctr("content", "get", digest).raw, data)
+        containerd.ctr("images", "rm", "--sync", ref)
+
+        # a CA that did not issue berth's certificate
+        result = containerd.ctr("images", "pull", "--hosts-dir",
+                                self.hosts_dir("other", "other-root", "client"), "--user", user,
+                                ref, check=False)
+        self.assertNotEqual(result.rc, 0)
+        self.assertIn("x509: certificate signed by unknown authority", result.err)
+        # no client certificate: berth ends the handshake
+        result = containerd.ctr("images", "pull", "--hosts-dir",
+                                self.hosts_dir("anon", "root", None), "--user", user, ref,
+                                check=False)
+        self.assertNotEqual(result.rc, 0)
+        self.assertIn("remote error: tls: certificate required", result.err)
+
+    # -- podman ----------------------------------------------------------------------------------
+
+    def cert_dir(self, name, ca, client):
+        d_ = os.path.join(engine.work, "certs-" + name)
+        shutil.rmtree(d_, ignore_errors=True)
+        shutil.copytree(self.pki.cert_dir("podman-" + name, ca=ca, client=client), d_)
+        return d_
+
+    def test_podman_with_cert_dir(self):
+        good = self.cert_dir("good", "root", "client")
+        engine.podman("login", "--cert-dir", good, "--username", self.admin[0],
+                      "--password-stdin", self.host, input=self.admin[1])
+        ctx = os.path.join(engine.work, "ctx")
+        os.makedirs(ctx, exist_ok=True)
+        content = h.random_bytes(8192)
+        with open(os.path.join(ctx, "payload.bin"), "wb") as f:
+            f.write(content)
+        with open(os.path.join(ctx, "Containerfile"), "w") as f:
+            f.write("FROM scratch\nCOPY payload.bin /payload.bin\n")
+        ref = "%s/team/podman:v1" % self.host
+        engine.podman("build", "-t", ref, ctx)
+        image_id = "sha256:" + json.loads(engine.podman("inspect", "--type", "image",
+                                                        ref).out)[0]["Id"]
+        digest_file = os.path.join(engine.work, "podman.digest")
+        engine.podman("push", "--cert-dir", good, "--digestfile", digest_file, ref)
+        with open(digest_file) as f:
+            digest = f.read().strip()
+        status, body = self.https_get("/v2/team/podman/manifests/v1")
+        self.assertEqual(status, 200)
+        self.assertEqual(h.digest_of(body), digest)
+        self.assertEqual(json.loads(body)["config"]["digest"], image_id)
+        engine.podman("rmi", ref)
+        engine.podman("pull", "--cert-dir", good, ref)
+        self.assertEqual("sha256:" + json.loads(engine.podman("inspect", "--type", "image",
+                                                              ref).out)[0]["Id"], image_id)
+        engine.podman("rmi", ref)
+
+        result = engine.podman("pull", "--cert-dir", self.cert_dir("other", "other-root",
+                                                                   "client"), ref, check=False)
+        self.assertNotEqual(result.rc, 0)
+        self.assertIn("x509: certificate signed by unknown authority", result.err)
+        result = engine.podman("pull", "--cert-dir", self.cert_dir("anon", "root", None), ref,
+                               check=False)
+        self.assertNotEqual(result.rc, 0)
+        self.assertIn("remote error: tls: certificate required", result.err)
+
+
+if __name__ == "__main__":
+    h.main()
