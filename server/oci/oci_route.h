@@ -14,13 +14,14 @@ enum oci_route {
     OCI_ROUTE_NAME_INVALID, /* an API path whose repository name is invalid */
     OCI_ROUTE_BASE,         /* /v2/ */
     OCI_ROUTE_CATALOG,      /* /v2/_catalog */
+    OCI_ROUTE_TOKEN,        /* /v2/token (the token protocol's endpoint); no name */
+    /* the routes from here on carry a repository name */
     OCI_ROUTE_TAGS,         /* /v2/<name>/tags/list */
     OCI_ROUTE_MANIFEST,     /* /v2/<name>/manifests/<reference> */
     OCI_ROUTE_BLOB,         /* /v2/<name>/blobs/<digest> */
     OCI_ROUTE_UPLOAD_START, /* /v2/<name>/blobs/uploads/ */
     OCI_ROUTE_UPLOAD,       /* /v2/<name>/blobs/uploads/<id> */
     OCI_ROUTE_REFERRERS,    /* /v2/<name>/referrers/<digest> */
-    OCI_ROUTE_TOKEN,        /* /v2/token (the token protocol's endpoint) */
 };
 
 /* Route a decoded path. name and ref receive the repository name and the
