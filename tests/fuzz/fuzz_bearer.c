@@ -45,8 +45,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     /* any string as a bearer token: refused without a crash (a forgery cannot pass) */
     struct authtoken tok;
-    if (authtoken_verify(key, sizeof(key), s, AUTHTOKEN_BEARER, NULL, NULL, 0, &tok) ==
-        BERTH_OK) {
+    if (authtoken_verify(key, sizeof(key), s, AUTHTOKEN_BEARER, NULL, NULL, 0, &tok) == BERTH_OK) {
         abort();
     }
 out:
