@@ -12,10 +12,14 @@ else()
 endif()
 set(BERTH_BIN "${prefix}/${BERTH_BINDIR}/berth")
 set(BERTH_CONFIG "${sysconfdir}/berth/berth.json")
-set(staging "${BERTH_BINARY_DIR}/install-staging")
+# a staging directory of this run's own: installs with other prefixes may run at once
+# (the tests do), and each writes its own unit
+string(RANDOM LENGTH 16 run)
+set(staging "${BERTH_BINARY_DIR}/install-staging/${run}")
 configure_file("${BERTH_SOURCE_DIR}/deploy/systemd/berth.service.in" "${staging}/berth.service"
     @ONLY)
 file(INSTALL "${staging}/berth.service" DESTINATION "${prefix}/lib/systemd/system")
+file(REMOVE_RECURSE "${staging}")
 file(INSTALL "${BERTH_SOURCE_DIR}/deploy/systemd/berth.sysusers"
     DESTINATION "${prefix}/lib/sysusers.d" RENAME berth.conf)
 # the service's configuration: installed once, never over an administrator's edits
