@@ -228,6 +228,29 @@ class UpstreamAuthTest(CacheTestCase):
         self.assertNotIn(secret, self.server.log_text())
 
 
+    def test_bearer_token_upstream(self):
+        up = start_upstream(self, config={"auth": {"scheme": "bearer"}})
+        img = h.build_image(layer_count=2)
+        up.registry().push_image("private/app", img, tag="v1")
+        akid, secret = a.keys_create(up, "puller", "pull")
+        resp = up.registry().get_manifest("private/app", "v1")
+        self.assertStatus(resp, 401)
+        self.assertTrue(resp.header("WWW-Authenticate").startswith("Bearer "))
+        rc, out, err = p.berth_secrets(self.server, "put", "tok", "--username", akid,
+                                       password=secret)
+        self.assertEqual(rc, 0, err)
+        self.rule("anon", up.base_url)
+        self.rule("tok", up.base_url, credentialArn=out.strip())
+        self.assertStatus(self.reg.get_manifest("anon/private/app", "v1"), 503)
+        resp = self.pull("tok/private/app", "v1")
+        self.assertEqual(resp.header("Docker-Content-Digest"), img.digest)
+        # the token came from the upstream's realm, asked for with the credentials
+        self.assertTrue(p.upstream_gets(up, "^/v2/token"))
+        self.assertTrue(self.ok("ValidatePullThroughCacheRule",
+                                {"ecrRepositoryPrefix": "tok"})["isValid"])
+        self.assertNotIn(secret, self.server.log_text())
+
+
 class DistributionUpstreamTest(CacheTestCase):
     def test_pull_through_distribution(self):
         up = start_upstream(self, target="distribution")
