@@ -179,6 +179,7 @@ int cmd_serve(struct cli *cli)
     notify("STOPPING=1");
     log_info("event=server_stopping signal=%s", sig == SIGINT ? "SIGINT" : "SIGTERM");
     server_stop(srv, DRAIN_MS);
+    upstream_stop(DRAIN_MS);
     /* after the server: no request can queue a scan or wake a job any more */
     jobs_stop(jobs);
     scan_workers_stop(scans);

@@ -180,6 +180,23 @@ struct http_response *http_resp_head(uint64_t len);
  * on success; on failure (NULL) the caller still owns it. */
 struct http_response *http_resp_fd(int fd, uint64_t offset, uint64_t len);
 
+/* A body produced while it is sent (the blob a pull-through cache fetch
+ * is landing): read(arg, pos, buf, max, wake, wake_arg) gives the bytes at
+ * pos, returning how many, 0 at the end, -1 to abort the connection (the
+ * client sees a cut body), or HTTP_READ_WAIT when it has none yet: then it
+ * must call wake(wake_arg) once, from any thread, when it may have some,
+ * and the connection sleeps until then (no pool thread waits). len is the
+ * Content-Length, or HTTP_LEN_UNKNOWN (chunked). done(arg) runs once when
+ * the response is freed; after it no wake may come. On failure (NULL) done
+ * is not called. */
+#define HTTP_LEN_UNKNOWN UINT64_MAX
+#define HTTP_READ_WAIT (-2)
+typedef void (*http_wake_fn)(void *wake_arg);
+typedef long long (*http_read_fn)(void *arg, uint64_t pos, char *buf, size_t max, http_wake_fn wake,
+                                  void *wake_arg);
+struct http_response *http_resp_stream(struct request *req, uint64_t len, http_read_fn read,
+                                       void (*done)(void *arg), void *arg);
+
 /* Add a header to a response (ignored when resp is NULL). */
 void http_add(struct http_response *resp, const char *name, const char *value);
 

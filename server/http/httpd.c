@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <netdb.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -123,6 +124,84 @@ struct http_response *http_resp_head(uint64_t len)
 struct http_response *http_resp_fd(int fd, uint64_t offset, uint64_t len)
 {
     return wrap(MHD_create_response_from_fd_at_offset64(len, fd, offset));
+}
+
+/* A streamed body. A read that has nothing yet suspends the connection
+ * until the producer's wake; mu orders the two, whichever comes first. */
+struct stream_ctx {
+    http_read_fn read;
+    void (*done)(void *arg);
+    void *arg;
+    struct MHD_Connection *conn;
+    pthread_mutex_t mu;
+    bool suspended; /* the connection sleeps until stream_wake */
+    bool woken;     /* a wake came before the connection slept */
+};
+
+static void stream_wake(void *wake_arg)
+{
+    struct stream_ctx *c = wake_arg;
+    pthread_mutex_lock(&c->mu);
+    if (c->suspended) {
+        c->suspended = false;
+        MHD_resume_connection(c->conn);
+    } else {
+        c->woken = true;
+    }
+    pthread_mutex_unlock(&c->mu);
+}
+
+static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max)
+{
+    struct stream_ctx *c = cls;
+    long long n = c->read(c->arg, pos, buf, max, stream_wake, c);
+    if (n == HTTP_READ_WAIT) {
+        pthread_mutex_lock(&c->mu);
+        if (c->woken) {
+            c->woken = false; /* progress already: read again at once */
+        } else {
+            c->suspended = true;
+            MHD_suspend_connection(c->conn);
+        }
+        pthread_mutex_unlock(&c->mu);
+        return 0;
+    }
+    if (n < 0) {
+        return MHD_CONTENT_READER_END_WITH_ERROR;
+    }
+    if (n == 0) {
+        return MHD_CONTENT_READER_END_OF_STREAM;
+    }
+    return (ssize_t)n;
+}
+
+static void stream_free(void *cls)
+{
+    struct stream_ctx *c = cls;
+    c->done(c->arg);
+    pthread_mutex_destroy(&c->mu);
+    free(c);
+}
+
+struct http_response *http_resp_stream(struct request *req, uint64_t len, http_read_fn read,
+                                       void (*done)(void *arg), void *arg)
+{
+    struct stream_ctx *c = calloc(1, sizeof(*c));
+    if (c == NULL) {
+        return NULL;
+    }
+    c->read = read;
+    c->done = done;
+    c->arg = arg;
+    c->conn = req->conn;
+    pthread_mutex_init(&c->mu, NULL);
+    struct MHD_Response *r = MHD_create_response_from_callback(
+        len == HTTP_LEN_UNKNOWN ? MHD_SIZE_UNKNOWN : len, 64 * 1024, stream_read, c, stream_free);
+    if (r == NULL) {
+        pthread_mutex_destroy(&c->mu);
+        free(c);
+    }
+    return wrap(r);
 }
 
 void http_add(struct http_response *resp, const char *name, const char *value)
@@ -911,7 +990,7 @@ enum berth_err server_start(const struct berth_config *cfg, struct store *store,
     /* berth listens and accepts itself, to answer what libmicrohttpd
      * would drop in silence (server/http/accept.c) */
     unsigned flags =
-        MHD_USE_ERROR_LOG | MHD_USE_ITC | MHD_USE_NO_LISTEN_SOCKET |
+        MHD_USE_ERROR_LOG | MHD_USE_ITC | MHD_USE_NO_LISTEN_SOCKET | MHD_ALLOW_SUSPEND_RESUME |
         (cfg->http_epoll ? MHD_USE_AUTO_INTERNAL_THREAD : MHD_USE_POLL_INTERNAL_THREAD);
     if (acceptor_listen((const struct sockaddr *)&addr, addr_len, &srv->acceptor) != BERTH_OK) {
         log_error("event=server_error msg=\"cannot listen\" listen=%s", cfg->listen);

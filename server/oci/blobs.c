@@ -82,17 +82,58 @@ static void upload_fail(struct request *req, enum berth_err rc)
 
 /* ---- blobs ---- */
 
+static long long stream_read(void *arg, uint64_t pos, char *buf, size_t max, http_wake_fn wake,
+                             void *wake_arg)
+{
+    long long n = upstream_stream_read(arg, pos, buf, max, wake, wake_arg);
+    return n == UPSTREAM_READ_WAIT ? HTTP_READ_WAIT : n;
+}
+
+static void stream_done(void *arg)
+{
+    upstream_stream_release(arg);
+}
+
+/* A pull-through cache blob, sent while it lands from the upstream (the
+ * whole of it: a Range is not honoured until it is stored). Takes us. */
+static void blob_stream(struct request *req, const struct digest *d, struct upstream_stream *us,
+                        int64_t len)
+{
+    struct http_response *resp = http_resp_stream(req, len >= 0 ? (uint64_t)len : HTTP_LEN_UNKNOWN,
+                                                  stream_read, stream_done, us);
+    if (resp == NULL) {
+        upstream_stream_release(us);
+    }
+    http_add(resp, "Content-Type", "application/octet-stream");
+    http_add(resp, "Docker-Content-Digest", d->str);
+    char etag[DIGEST_STR_MAX + 2];
+    snprintf(etag, sizeof(etag), "\"%s\"", d->str);
+    http_add(resp, "ETag", etag);
+    http_send(req, 200, resp, len >= 0 ? (uint64_t)len : 0);
+}
+
 static void blob_get(struct request *req, const struct digest *d)
 {
     struct store *st = req->srv->store;
     struct meta_blob blob;
     struct registry_status s;
     if (registry_blob_stat(st, req->repo, d, &blob, &s) != BERTH_OK) {
-        /* a repository under a pull-through cache rule fetches it */
+        /* a repository under a pull-through cache rule fetches it, and a
+         * GET is answered while it lands */
         char err[512];
         enum berth_err prc = BERTH_ENOTFOUND;
+        struct upstream_stream *us = NULL;
+        int64_t len = -1;
         if (s.reason == REG_REPO_UNKNOWN || s.reason == REG_BLOB_UNKNOWN) {
-            prc = upstream_cache_blob(st, req->repo, d, err, sizeof(err));
+            prc = upstream_stream_blob(st, req->repo, d, &us, &len, err, sizeof(err));
+        }
+        if (prc == BERTH_OK && us != NULL && !req->is_head) {
+            blob_stream(req, d, us, len);
+            return;
+        }
+        if (prc == BERTH_OK && us != NULL) {
+            prc = upstream_stream_wait(us, err, sizeof(err));
+            upstream_stream_release(us);
         }
         if (prc != BERTH_OK && prc != BERTH_ENOTFOUND) {
             oci_upstream_failed(req, prc, err);

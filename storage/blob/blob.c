@@ -95,6 +95,15 @@ enum berth_err blob_stage_write(struct blob_stage *s, uint64_t offset, const voi
     return n == 0 ? BERTH_OK : s->ops->stage_write(s, offset, p, n);
 }
 
+enum berth_err blob_stage_read(struct blob_stage *s, uint64_t offset, void *p, size_t n,
+                               size_t *got)
+{
+    if (s->ops->stage_read == NULL) {
+        return BERTH_EUNSUPPORTED;
+    }
+    return s->ops->stage_read(s, offset, p, n, got);
+}
+
 enum berth_err blob_stage_truncate(struct blob_stage *s, uint64_t size)
 {
     return s->ops->stage_truncate(s, size);

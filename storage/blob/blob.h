@@ -80,6 +80,13 @@ enum berth_err blob_stage_open(struct blob_store *bs, const char *name, struct b
  * holes). On BERTH_EIO part of it may have landed: truncate back. */
 enum berth_err blob_stage_write(struct blob_stage *s, uint64_t offset, const void *p, size_t n);
 
+/* Read up to n bytes at offset of what was written to the stage (through
+ * any handle) into p; *got is how many (0 at its end). Safe on a handle
+ * another thread writes through. BERTH_EUNSUPPORTED when the backend
+ * cannot, BERTH_EIO. */
+enum berth_err blob_stage_read(struct blob_stage *s, uint64_t offset, void *p, size_t n,
+                               size_t *got);
+
 /* Cut the stage to size bytes (not more than it holds). BERTH_EIO. */
 enum berth_err blob_stage_truncate(struct blob_stage *s, uint64_t size);
 

@@ -23,6 +23,9 @@ struct blob_backend {
                                  uint64_t *size);
     enum berth_err (*stage_write)(struct blob_stage *s, uint64_t offset, const void *p, size_t n);
     enum berth_err (*stage_truncate)(struct blob_stage *s, uint64_t size);
+    /* may be NULL: the backend cannot read a stage back (blob_stage_read) */
+    enum berth_err (*stage_read)(struct blob_stage *s, uint64_t offset, void *p, size_t n,
+                                 size_t *got);
     enum berth_err (*stage_hash)(struct blob_stage *s, struct digest_ctx *ctx, uint64_t len);
     enum berth_err (*stage_sync)(struct blob_stage *s);
     void (*stage_close)(struct blob_stage *s);

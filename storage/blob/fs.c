@@ -264,6 +264,22 @@ static enum berth_err fs_stage_write(struct blob_stage *bs, uint64_t offset, con
     return rc;
 }
 
+static enum berth_err fs_stage_read(struct blob_stage *bs, uint64_t offset, void *p, size_t n,
+                                    size_t *got)
+{
+    struct fs_stage *s = stage_of(bs);
+    for (;;) {
+        ssize_t r = pread(s->fd, p, n, (off_t)offset);
+        if (r >= 0) {
+            *got = (size_t)r;
+            return BERTH_OK;
+        }
+        if (errno != EINTR) {
+            return BERTH_EIO;
+        }
+    }
+}
+
 static enum berth_err fs_stage_truncate(struct blob_stage *bs, uint64_t size)
 {
     struct fs_stage *s = stage_of(bs);
@@ -595,6 +611,7 @@ static const struct blob_backend fs_backend = {
     .stage_open = fs_stage_open,
     .stage_write = fs_stage_write,
     .stage_truncate = fs_stage_truncate,
+    .stage_read = fs_stage_read,
     .stage_hash = fs_stage_hash,
     .stage_sync = fs_stage_sync,
     .stage_close = fs_stage_close,

@@ -429,9 +429,10 @@ bool registry_tag_is_immutable(enum meta_mutability mu, const char *filters_json
  * sparse manifests are allowed (storage.sparse_manifests): then nothing is
  * looked up, and what is missing may come later or never. */
 static enum berth_err check_refs(struct store *st, struct meta *m, int64_t repo_id,
-                                 const struct manifest_info *info, struct registry_status *s)
+                                 const struct manifest_info *info, bool allow_missing,
+                                 struct registry_status *s)
 {
-    if (store_options(st)->sparse_manifests) {
+    if (store_options(st)->sparse_manifests || allow_missing) {
         return BERTH_OK;
     }
     enum berth_err rc;
@@ -638,7 +639,7 @@ enum berth_err registry_manifest_put(struct store *st, const struct registry_put
         }
         rc = find_repo(st, m, in->repo, in->create_repo, &repo, s);
         if (rc == BERTH_OK) {
-            rc = check_refs(st, m, repo.id, info, s);
+            rc = check_refs(st, m, repo.id, info, in->allow_missing, s);
         }
         if (rc != BERTH_OK) {
             meta_rollback(m);

@@ -107,6 +107,9 @@ struct registry_put {
     size_t tag_count;
     bool create_repo;  /* auto-create when the store allows it */
     bool fail_if_same; /* ECR PutImage: REG_IMAGE_EXISTS when nothing would change */
+    /* (the pull-through cache) references need not be present yet, as
+     * with storage.sparse_manifests: they are fetched when pulled */
+    bool allow_missing;
 };
 
 struct registry_put_result {

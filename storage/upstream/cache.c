@@ -19,10 +19,6 @@
 #include "storage/store/store.h"
 #include "storage/upstream/secrets.h"
 
-/* An index's children are fetched with it; an index of indexes this deep
- * is refused. */
-#define MAX_DEPTH 4
-
 static struct upstream_options g_opt = {.tag_ttl_ms = 3600 * 1000, .timeout_ms = 30000};
 
 void upstream_configure(const struct upstream_options *opt)
@@ -211,158 +207,15 @@ struct fetch {
     size_t cap;
 };
 
-/* A blob arriving into a stage while it is hashed. */
-struct landing {
-    struct blob_stage *stage;
-    struct digest_ctx *hash;
-    uint64_t offset;
-    int64_t limit; /* the size the manifest gave, -1 when unknown */
-};
-
-static enum berth_err land(void *arg, const void *p, size_t n)
-{
-    struct landing *l = arg;
-    if (l->limit >= 0 && l->offset + n > (uint64_t)l->limit) {
-        return BERTH_EDIGEST; /* longer than its descriptor says */
-    }
-    enum berth_err rc = blob_stage_write(l->stage, l->offset, p, n);
-    if (rc == BERTH_OK) {
-        rc = digest_ctx_update(l->hash, p, n);
-    }
-    l->offset += n;
-    return rc;
-}
-
-/* Fetch blob d of the upstream repository into a stage, verify it and
- * publish it linked to the local repository. Nothing is published unless
- * every byte checked out; the stage is always removed. */
-static enum berth_err fetch_blob(struct fetch *f, const struct digest *d, int64_t size)
-{
-    struct blob_store *bs = store_blobs(f->st);
-    char uuid[40];
-    char name[BLOB_STAGE_NAME_MAX + 1];
-    enum berth_err rc = rand_uuid(uuid);
-    if (rc != BERTH_OK) {
-        return rc;
-    }
-    snprintf(name, sizeof(name), "tmp-%s", uuid);
-    rc = blob_stage_create(bs, name);
-    if (rc != BERTH_OK) {
-        snprintf(f->err, f->cap, "cannot stage a blob (%s)", berth_strerror(rc));
-        return rc;
-    }
-    struct landing l = {NULL, digest_ctx_new(d->alg), 0, size};
-    uint64_t have = 0;
-    rc = l.hash == NULL ? BERTH_ENOMEM : blob_stage_open(bs, name, &l.stage, &have);
-    int64_t started = time_now_ms();
-    if (rc == BERTH_OK) {
-        rc = upstream_get_blob(f->client, f->upstream, d->str, land, &l, f->err, f->cap);
-    }
-    struct digest got;
-    if (rc == BERTH_OK) {
-        rc = digest_ctx_final(l.hash, &got);
-    }
-    if (rc == BERTH_OK &&
-        (strcmp(got.str, d->str) != 0 || (size >= 0 && l.offset != (uint64_t)size))) {
-        snprintf(f->err, f->cap, "the upstream's blob %s does not match its digest", d->str);
-        rc = BERTH_EDIGEST;
-    } else if (rc == BERTH_EDIGEST) {
-        snprintf(f->err, f->cap, "the upstream's blob %s is longer than its descriptor", d->str);
-    }
-    if (rc == BERTH_OK) {
-        rc = blob_stage_sync(l.stage);
-    }
-    blob_stage_close(l.stage);
-    digest_ctx_free(l.hash);
-    struct meta_blob b;
-    struct registry_status s;
-    if (rc == BERTH_OK) {
-        rc = registry_blob_publish(f->st, f->repo, name, d, (int64_t)l.offset, &b, &s);
-        if (rc != BERTH_OK) {
-            snprintf(f->err, f->cap, "%s", s.message);
-        }
-    }
-    if (rc != BERTH_OK) {
-        blob_stage_remove(bs, name); /* gone already when published */
-        return rc;
-    }
-    log_info("event=pull_through_blob repo=%s upstream=%s/%s digest=%s bytes=%llu ms=%lld", f->repo,
-             f->url, f->upstream, d->str, (unsigned long long)l.offset,
-             (long long)(time_now_ms() - started));
-    return BERTH_OK;
-}
-
-/* Blob d linked to the local repository: there already, mounted from
- * another repository, or fetched (once in the process at a time). */
-static enum berth_err ensure_blob(struct fetch *f, const struct digest *d, int64_t size)
-{
-    struct meta_blob b;
-    struct registry_status s;
-    if (registry_blob_stat(f->st, f->repo, d, &b, &s) == BERTH_OK) {
-        return BERTH_OK;
-    }
-    char key[DIGEST_STR_MAX + 8];
-    snprintf(key, sizeof(key), "blob:%s", d->str);
-    for (;;) {
-        bool mine = claim(key);
-        /* another repository (or the fetch we waited for) may have it */
-        if (registry_blob_mount(f->st, f->repo, d, NULL, &b, &s) == BERTH_OK) {
-            if (mine) {
-                release(key);
-            }
-            return BERTH_OK;
-        }
-        if (!mine) {
-            continue; /* that fetch failed: try it ourselves */
-        }
-        enum berth_err rc = fetch_blob(f, d, size);
-        release(key);
-        return rc;
-    }
-}
-
 static bool is_digest_ref(const char *reference)
 {
     return strchr(reference, ':') != NULL;
 }
 
-static enum berth_err fetch_manifest(struct fetch *f, const char *reference, int depth);
-
-/* What a manifest references, each in the local repository before it. */
-static enum berth_err fetch_references(struct fetch *f, const struct manifest_info *info, int depth)
+/* Fetch a manifest by tag or digest and store it (a tag pointed at it);
+ * what it references is fetched when it is pulled. */
+static enum berth_err fetch_manifest(struct fetch *f, const char *reference)
 {
-    enum berth_err rc = BERTH_OK;
-    if (info->is_index) {
-        for (size_t i = 0; rc == BERTH_OK && i < info->ref_count; i++) {
-            struct meta_manifest mf;
-            struct registry_status s;
-            if (registry_manifest_get(f->st, f->repo, info->refs[i].digest.str, &mf, &s) ==
-                BERTH_OK) {
-                continue;
-            }
-            rc = fetch_manifest(f, info->refs[i].digest.str, depth + 1);
-        }
-        return rc;
-    }
-    if (info->has_config) {
-        rc = ensure_blob(f, &info->config.digest, info->config.size);
-    }
-    for (size_t i = 0; rc == BERTH_OK && i < info->ref_count; i++) {
-        if (!info->refs[i].non_distributable) {
-            rc = ensure_blob(f, &info->refs[i].digest, info->refs[i].size);
-        }
-    }
-    return rc;
-}
-
-/* Fetch a manifest by tag or digest with everything it references, and
- * store it (a tag pointed at it). */
-static enum berth_err fetch_manifest(struct fetch *f, const char *reference, int depth)
-{
-    if (depth > MAX_DEPTH) {
-        snprintf(f->err, f->cap, "the upstream's index nests more than %d deep", MAX_DEPTH);
-        return BERTH_EINVAL;
-    }
     size_t max = store_options(f->st)->manifest_max;
     struct upstream_manifest um;
     memset(&um, 0, sizeof(um));
@@ -411,9 +264,6 @@ static enum berth_err fetch_manifest(struct fetch *f, const char *reference, int
         }
     }
     if (rc == BERTH_OK) {
-        rc = fetch_references(f, info, depth);
-    }
-    if (rc == BERTH_OK) {
         const char *tags[1] = {reference};
         struct registry_put put = {
             .repo = f->repo,
@@ -425,6 +275,7 @@ static enum berth_err fetch_manifest(struct fetch *f, const char *reference, int
             .tag_count = by_digest ? 0 : 1,
             .create_repo = false,
             .fail_if_same = false,
+            .allow_missing = true,
         };
         struct registry_put_result res;
         rc = registry_manifest_put(f->st, &put, &res, &s);
@@ -470,7 +321,7 @@ static enum berth_err revalidate_tag(struct fetch *f, const struct meta_manifest
         return BERTH_OK;
     }
     if (rc == BERTH_OK) {
-        rc = fetch_manifest(f, tag, 0);
+        rc = fetch_manifest(f, tag);
         if (rc == BERTH_OK) {
             log_info("event=pull_through_tag_refreshed repo=%s tag=%s old=%s", f->repo, tag,
                      mf->digest);
@@ -574,7 +425,7 @@ enum berth_err upstream_cache_manifest(struct store *st, const char *repo, const
     }
     rc = fetch_client(&f, &rule);
     if (rc == BERTH_OK) {
-        rc = fetch_manifest(&f, reference, 0);
+        rc = fetch_manifest(&f, reference);
     }
     release(key);
     upstream_client_free(f.client);
@@ -585,30 +436,411 @@ enum berth_err upstream_cache_manifest(struct store *st, const char *repo, const
     return rc;
 }
 
-enum berth_err upstream_cache_blob(struct store *st, const char *repo, const struct digest *d,
-                                   char *err, size_t cap)
+/* ---- blobs, streamed while they land ---- */
+
+/* A blob landing from the upstream into a stage, hashed as it comes,
+ * which any number of requests read while it lands. The fetch thread and
+ * each reader hold a reference; g_mu guards the counters, g_cv signals
+ * progress. */
+struct landing {
+    struct landing *next;            /* in g_landings while the fetch runs */
+    struct upstream_stream *readers; /* the requests reading it */
+    struct digest d;
+    int refs;
+    uint64_t written; /* bytes in the stage */
+    int64_t size;     /* the upstream's Content-Length, -1 unknown */
+    bool started;     /* the upstream answered (or the fetch ended) */
+    bool done;
+    enum berth_err result;
+    struct blob_stage *reader;
+    /* the fetch thread's own */
+    struct store *st;
+    char repo[512];
+    char upstream[1024];
+    char url[UPSTREAM_URL_MAX];
+    struct upstream_client *client;
+    char stage[BLOB_STAGE_NAME_MAX + 1];
+    struct blob_stage *writer;
+    struct digest_ctx *hash;
+    char err[512];
+};
+
+static struct landing *g_landings;
+
+/* One request reading a landing blob, with how to wake it. */
+struct upstream_stream {
+    struct upstream_stream *next; /* in its landing's readers */
+    struct landing *l;
+    upstream_wake_fn wake; /* set while it waits for bytes, else NULL */
+    void *wake_arg;
+};
+
+/* Wake every reader waiting for bytes (with g_mu held). */
+static void wake_readers(struct landing *l)
+{
+    for (struct upstream_stream *r = l->readers; r != NULL; r = r->next) {
+        if (r->wake != NULL) {
+            upstream_wake_fn wake = r->wake;
+            r->wake = NULL;
+            wake(r->wake_arg);
+        }
+    }
+}
+static bool g_stopping; /* upstream_stop: fetches give up */
+
+static void stream_put(struct landing *l)
+{
+    pthread_mutex_lock(&g_mu);
+    bool last = --l->refs == 0;
+    pthread_mutex_unlock(&g_mu);
+    if (last) {
+        blob_stage_close(l->reader);
+        blob_stage_close(l->writer);
+        digest_ctx_free(l->hash);
+        upstream_client_free(l->client);
+        free(l);
+    }
+}
+
+static void on_length(void *arg, int64_t length)
+{
+    struct landing *l = arg;
+    pthread_mutex_lock(&g_mu);
+    l->size = length;
+    l->started = true;
+    pthread_cond_broadcast(&g_cv);
+    wake_readers(l);
+    pthread_mutex_unlock(&g_mu);
+}
+
+static enum berth_err on_piece(void *arg, const void *p, size_t n)
+{
+    struct landing *l = arg;
+    pthread_mutex_lock(&g_mu);
+    bool stopping = g_stopping;
+    pthread_mutex_unlock(&g_mu);
+    if (stopping) {
+        return BERTH_EBUSY;
+    }
+    /* only this thread writes: written is read here without the lock */
+    uint64_t at = l->written;
+    if (l->size >= 0 && at + n > (uint64_t)l->size) {
+        return BERTH_EDIGEST; /* longer than it said */
+    }
+    enum berth_err rc = blob_stage_write(l->writer, at, p, n);
+    if (rc == BERTH_OK) {
+        rc = digest_ctx_update(l->hash, p, n);
+    }
+    if (rc == BERTH_OK) {
+        pthread_mutex_lock(&g_mu);
+        l->written = at + n;
+        pthread_cond_broadcast(&g_cv);
+        wake_readers(l);
+        pthread_mutex_unlock(&g_mu);
+    }
+    return rc;
+}
+
+/* The end of a fetch: its result for the readers, and no longer one to
+ * join. */
+static void landing_finish(struct landing *l, enum berth_err rc)
+{
+    pthread_mutex_lock(&g_mu);
+    l->result = rc;
+    l->done = true;
+    l->started = true;
+    for (struct landing **p = &g_landings; *p != NULL; p = &(*p)->next) {
+        if (*p == l) {
+            *p = l->next;
+            break;
+        }
+    }
+    pthread_cond_broadcast(&g_cv);
+    wake_readers(l);
+    pthread_mutex_unlock(&g_mu);
+}
+
+/* The fetch: into the stage, verified, then published linked to the
+ * repository; on any failure the stage is removed and nothing published. */
+static void *land_thread(void *arg)
+{
+    struct landing *l = arg;
+    int64_t started = time_now_ms();
+    enum berth_err rc = upstream_get_blob(l->client, l->upstream, l->d.str, on_length, on_piece, l,
+                                          l->err, sizeof(l->err));
+    struct digest got;
+    if (rc == BERTH_OK) {
+        rc = digest_ctx_final(l->hash, &got);
+    }
+    if (rc == BERTH_OK &&
+        (strcmp(got.str, l->d.str) != 0 || (l->size >= 0 && l->written != (uint64_t)l->size))) {
+        snprintf(l->err, sizeof(l->err), "the upstream's blob %s does not match its digest",
+                 l->d.str);
+        rc = BERTH_EDIGEST;
+    } else if (rc == BERTH_EDIGEST) {
+        snprintf(l->err, sizeof(l->err), "the upstream's blob %s is longer than it said", l->d.str);
+    }
+    if (rc == BERTH_OK) {
+        rc = blob_stage_sync(l->writer);
+    }
+    blob_stage_close(l->writer);
+    l->writer = NULL;
+    struct meta_blob b;
+    struct registry_status s;
+    if (rc == BERTH_OK) {
+        rc = registry_blob_publish(l->st, l->repo, l->stage, &l->d, (int64_t)l->written, &b, &s);
+        if (rc != BERTH_OK) {
+            snprintf(l->err, sizeof(l->err), "%s", s.message);
+        }
+    }
+    if (rc != BERTH_OK) {
+        blob_stage_remove(store_blobs(l->st), l->stage);
+        log_warn("event=pull_through_failed repo=%s digest=%s upstream=%s/%s reason=\"%s\"",
+                 l->repo, l->d.str, l->url, l->upstream, l->err);
+    } else {
+        log_info("event=pull_through_blob repo=%s upstream=%s/%s digest=%s bytes=%llu ms=%lld",
+                 l->repo, l->url, l->upstream, l->d.str, (unsigned long long)l->written,
+                 (long long)(time_now_ms() - started));
+    }
+    landing_finish(l, rc);
+    stream_put(l);
+    return NULL;
+}
+
+/* A new landing for blob d of f's repository (not yet started). */
+static enum berth_err landing_new(struct fetch *f, const struct digest *d, struct landing **out)
+{
+    struct landing *l = calloc(1, sizeof(*l));
+    if (l == NULL) {
+        return BERTH_ENOMEM;
+    }
+    l->d = *d;
+    l->size = -1;
+    l->st = f->st;
+    str_copy(l->repo, sizeof(l->repo), f->repo);
+    str_copy(l->upstream, sizeof(l->upstream), f->upstream);
+    str_copy(l->url, sizeof(l->url), f->url);
+    l->client = f->client;
+    f->client = NULL;
+    struct blob_store *bs = store_blobs(f->st);
+    char uuid[40];
+    uint64_t have = 0;
+    l->hash = digest_ctx_new(d->alg);
+    enum berth_err rc = l->hash == NULL ? BERTH_ENOMEM : rand_uuid(uuid);
+    if (rc == BERTH_OK) {
+        snprintf(l->stage, sizeof(l->stage), "tmp-%s", uuid);
+        rc = blob_stage_create(bs, l->stage);
+        if (rc == BERTH_OK) {
+            rc = blob_stage_open(bs, l->stage, &l->writer, &have);
+            if (rc == BERTH_OK) {
+                rc = blob_stage_open(bs, l->stage, &l->reader, &have);
+            }
+            if (rc != BERTH_OK) {
+                blob_stage_close(l->writer);
+                l->writer = NULL;
+                blob_stage_remove(bs, l->stage);
+            }
+        }
+    }
+    if (rc != BERTH_OK) {
+        snprintf(f->err, f->cap, "cannot stage a blob (%s)", berth_strerror(rc));
+        l->refs = 1;
+        stream_put(l);
+        return rc;
+    }
+    *out = l;
+    return BERTH_OK;
+}
+
+enum berth_err upstream_stream_blob(struct store *st, const char *repo, const struct digest *d,
+                                    struct upstream_stream **out, int64_t *size, char *err,
+                                    size_t cap)
 {
     struct fetch f;
     struct upstream_rule rule;
     char upstream[1024];
     err[0] = '\0';
+    *out = NULL;
     enum berth_err rc = fetch_open(st, repo, &f, &rule, upstream, sizeof(upstream), err, cap);
     if (rc != BERTH_OK) {
         return rc;
     }
-    struct meta_repo r;
+    struct meta_repo repo_row;
+    struct meta_blob b;
     struct registry_status s;
-    rc = registry_repo_for_cache(st, repo, &r, &s);
-    if (rc == BERTH_OK) {
+    rc = registry_repo_for_cache(st, repo, &repo_row, &s);
+    if (rc != BERTH_OK) {
+        snprintf(err, cap, "%s", s.message);
+        return rc;
+    }
+    /* stored meanwhile, or in another repository: linked, nothing fetched */
+    if (registry_blob_stat(st, repo, d, &b, &s) == BERTH_OK ||
+        registry_blob_mount(st, repo, d, NULL, &b, &s) == BERTH_OK) {
+        return BERTH_OK;
+    }
+    struct landing *l = NULL;
+    pthread_mutex_lock(&g_mu);
+    for (l = g_landings; l != NULL && strcmp(l->d.str, d->str) != 0; l = l->next) {
+    }
+    if (l != NULL) {
+        l->refs++; /* join the fetch under way */
+    }
+    pthread_mutex_unlock(&g_mu);
+    if (l == NULL) {
         rc = fetch_client(&f, &rule);
+        if (rc == BERTH_OK) {
+            rc = landing_new(&f, d, &l);
+        }
+        upstream_client_free(f.client);
+        if (rc != BERTH_OK) {
+            return rc;
+        }
+        pthread_mutex_lock(&g_mu);
+        struct landing *other = g_landings;
+        while (other != NULL && strcmp(other->d.str, d->str) != 0) {
+            other = other->next;
+        }
+        if (other != NULL) { /* another request started it first: join that one */
+            other->refs++;
+            pthread_mutex_unlock(&g_mu);
+            blob_stage_close(l->writer);
+            l->writer = NULL;
+            blob_stage_close(l->reader);
+            l->reader = NULL;
+            blob_stage_remove(store_blobs(st), l->stage);
+            l->refs = 1;
+            stream_put(l);
+            l = other;
+        } else {
+            l->refs = 2; /* the thread's and the caller's */
+            l->next = g_landings;
+            g_landings = l;
+            pthread_mutex_unlock(&g_mu);
+            pthread_t t;
+            pthread_attr_t attr;
+            pthread_attr_init(&attr);
+            pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+            if (pthread_create(&t, &attr, land_thread, l) != 0) {
+                snprintf(l->err, sizeof(l->err), "cannot start a fetch");
+                blob_stage_close(l->writer);
+                l->writer = NULL;
+                blob_stage_remove(store_blobs(st), l->stage);
+                landing_finish(l, BERTH_ENOMEM);
+                stream_put(l); /* the thread's */
+            }
+            pthread_attr_destroy(&attr);
+        }
     }
-    if (rc == BERTH_OK) {
-        rc = ensure_blob(&f, d, -1);
+    /* wait for the upstream's answer */
+    pthread_mutex_lock(&g_mu);
+    while (!l->started) {
+        pthread_cond_wait(&g_cv, &g_mu);
     }
-    upstream_client_free(f.client);
-    if (rc != BERTH_OK && rc != BERTH_ENOTFOUND) {
-        log_warn("event=pull_through_failed repo=%s digest=%s upstream=%s/%s reason=\"%s\"", repo,
-                 d->str, rule.url, upstream, err);
+    bool failed = l->done && l->result != BERTH_OK;
+    *size = l->size;
+    if (failed) {
+        str_copy(err, cap, l->err);
+        rc = l->result;
     }
+    pthread_mutex_unlock(&g_mu);
+    struct upstream_stream *r = failed ? NULL : calloc(1, sizeof(*r));
+    if (!failed && r == NULL) {
+        rc = BERTH_ENOMEM;
+        failed = true;
+    }
+    if (failed) {
+        stream_put(l);
+        return rc;
+    }
+    r->l = l;
+    pthread_mutex_lock(&g_mu);
+    r->next = l->readers;
+    l->readers = r;
+    pthread_mutex_unlock(&g_mu);
+    *out = r;
+    return BERTH_OK;
+}
+
+long long upstream_stream_read(struct upstream_stream *r, uint64_t pos, char *buf, size_t max,
+                               upstream_wake_fn wake, void *wake_arg)
+{
+    struct landing *l = r->l;
+    pthread_mutex_lock(&g_mu);
+    uint64_t avail;
+    for (;;) {
+        if (l->done && l->result != BERTH_OK) {
+            pthread_mutex_unlock(&g_mu);
+            return -1;
+        }
+        /* the last byte waits for the verification: a client never gets a
+         * whole blob that does not match its digest */
+        avail = l->done ? l->written : (l->written > 0 ? l->written - 1 : 0);
+        if (pos < avail) {
+            break;
+        }
+        if (l->done) {
+            pthread_mutex_unlock(&g_mu);
+            return 0;
+        }
+        if (wake != NULL) { /* the caller waits elsewhere: wake it on progress */
+            r->wake = wake;
+            r->wake_arg = wake_arg;
+            pthread_mutex_unlock(&g_mu);
+            return UPSTREAM_READ_WAIT;
+        }
+        pthread_cond_wait(&g_cv, &g_mu);
+    }
+    pthread_mutex_unlock(&g_mu);
+    size_t n = avail - pos < max ? (size_t)(avail - pos) : max;
+    size_t got = 0;
+    if (blob_stage_read(l->reader, pos, buf, n, &got) != BERTH_OK || got == 0) {
+        return -1;
+    }
+    return (long long)got;
+}
+
+enum berth_err upstream_stream_wait(struct upstream_stream *r, char *err, size_t cap)
+{
+    struct landing *l = r->l;
+    pthread_mutex_lock(&g_mu);
+    while (!l->done) {
+        pthread_cond_wait(&g_cv, &g_mu);
+    }
+    enum berth_err rc = l->result;
+    if (rc != BERTH_OK) {
+        str_copy(err, cap, l->err);
+    }
+    pthread_mutex_unlock(&g_mu);
     return rc;
+}
+
+void upstream_stream_release(struct upstream_stream *r)
+{
+    if (r == NULL) {
+        return;
+    }
+    struct landing *l = r->l;
+    pthread_mutex_lock(&g_mu);
+    for (struct upstream_stream **p = &l->readers; *p != NULL; p = &(*p)->next) {
+        if (*p == r) {
+            *p = r->next;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&g_mu);
+    free(r);
+    stream_put(l);
+}
+
+void upstream_stop(int64_t timeout_ms)
+{
+    int64_t deadline = time_now_ms() + timeout_ms;
+    pthread_mutex_lock(&g_mu);
+    g_stopping = true;
+    while (g_landings != NULL && time_now_ms() < deadline) {
+        pthread_mutex_unlock(&g_mu);
+        time_sleep_ms(10);
+        pthread_mutex_lock(&g_mu);
+    }
+    pthread_mutex_unlock(&g_mu);
 }

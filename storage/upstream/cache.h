@@ -3,17 +3,18 @@
  * ecrRepositoryPrefix (ECR's CreatePullThroughCacheRule; "ROOT" covers
  * every name) is a cache of the upstream repository named by the rest of
  * its name (after upstreamRepositoryPrefix, when the rule has one). A pull
- * of a manifest the store lacks fetches it from the upstream with its
- * blobs (an index with every child manifest and their blobs), verifies
- * every digest, creates the repository (with the creation template that
- * applies for PULL_THROUGH_CACHE) and stores it through the registry's
- * rules; only then is it served, from the store. A cached tag is checked
+ * of a manifest the store lacks fetches it from the upstream, verifies its
+ * digest, creates the repository (with the creation template that applies
+ * for PULL_THROUGH_CACHE) and stores it through the registry's rules
+ * (what it references need not be there yet); a pull of a blob the store
+ * lacks fetches it in a thread of its own into a stage while the request,
+ * and any other that wants the same blob, reads it from the stage as it
+ * lands; it is published once its digest matched. A cached tag is checked
  * again with the upstream (HEAD, comparing digests) once it is older than
  * the configured TTL; a digest once stored never goes upstream again. When
  * the upstream fails, what is stored is served and a line is logged. One
  * fetch per blob and per manifest runs at a time in the process; others
- * wanting the same wait for it. Blobs land as stages and are published
- * only once verified; a manifest is stored only after all it references.
+ * wanting the same wait for it, or read the same landing blob.
  *
  * upstream_configure runs once before any other call; the rest is
  * thread-safe and blocks on the network, disk and database.
@@ -78,9 +79,45 @@ enum berth_err upstream_rule_client(struct meta *m, const struct upstream_rule *
 enum berth_err upstream_cache_manifest(struct store *st, const char *repo, const char *reference,
                                        char *err, size_t cap);
 
-/* Make sure blob d is linked to repo, fetching it from the upstream when
- * a rule covers repo and the store lacks it. Same returns. */
-enum berth_err upstream_cache_blob(struct store *st, const char *repo, const struct digest *d,
-                                   char *err, size_t cap);
+/* A blob landing from the upstream, read while it lands. */
+struct upstream_stream;
+
+/* Blob d of repo, which the store lacks, when a rule covers repo: linked
+ * from another repository when the store has it there (BERTH_OK with *out
+ * NULL: serve it from the store), else fetched from the upstream in a
+ * thread of its own, or joined when a fetch of it runs already: BERTH_OK
+ * with *out once the upstream answered, *size its Content-Length (-1 when
+ * unknown). BERTH_ENOTFOUND when no rule covers repo or the upstream has
+ * no such blob; the upstream's failure otherwise (err says why). Release
+ * *out with upstream_stream_release. */
+enum berth_err upstream_stream_blob(struct store *st, const char *repo, const struct digest *d,
+                                    struct upstream_stream **out, int64_t *size, char *err,
+                                    size_t cap);
+
+/* Called (from the fetch's thread) when a reader that was told to wait
+ * may read again. It must not call back into the stream. */
+typedef void (*upstream_wake_fn)(void *wake_arg);
+
+#define UPSTREAM_READ_WAIT (-2)
+
+/* Up to max bytes at pos once they have landed: how many, 0 at the end
+ * (the whole blob landed and matched its digest), -1 when the fetch
+ * failed. The last byte is given only once the blob is verified. With
+ * wake NULL the call blocks until there are bytes; with wake, it returns
+ * UPSTREAM_READ_WAIT instead and calls wake(wake_arg) once on the next
+ * progress (or at the end). */
+long long upstream_stream_read(struct upstream_stream *s, uint64_t pos, char *buf, size_t max,
+                               upstream_wake_fn wake, void *wake_arg);
+
+/* Wait until the fetch ended: BERTH_OK when the blob is published, or why
+ * not (err). */
+enum berth_err upstream_stream_wait(struct upstream_stream *s, char *err, size_t cap);
+
+/* At shutdown, before the store closes: fetches under way give up (their
+ * stages removed, nothing published), waiting up to timeout_ms for them. */
+void upstream_stop(int64_t timeout_ms);
+
+/* Drop a reference from upstream_stream_blob (NULL is fine). */
+void upstream_stream_release(struct upstream_stream *s);
 
 #endif

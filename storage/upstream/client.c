@@ -221,6 +221,8 @@ struct xfer {
     CURL *curl;
     struct buf body; /* the body when kept (manifests, tokens, errors) */
     upstream_write_fn write;
+    upstream_length_fn on_length;
+    bool started; /* on_length was called */
     void *arg;
     enum berth_err write_rc;
     bool too_big;
@@ -281,6 +283,14 @@ static size_t on_body(char *p, size_t size, size_t nmemb, void *arg)
     long code = 0;
     curl_easy_getinfo(x->curl, CURLINFO_RESPONSE_CODE, &code);
     if (x->write != NULL && code == 200) {
+        if (!x->started && x->on_length != NULL) {
+            curl_off_t len = -1;
+            if (curl_easy_getinfo(x->curl, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &len) != CURLE_OK) {
+                len = -1;
+            }
+            x->on_length(x->arg, (int64_t)len);
+        }
+        x->started = true;
         x->write_rc = x->write(x->arg, p, n);
         return x->write_rc == BERTH_OK ? n : 0;
     }
@@ -570,7 +580,8 @@ enum berth_err upstream_get_manifest(struct upstream_client *c, const char *repo
 }
 
 enum berth_err upstream_get_blob(struct upstream_client *c, const char *repo, const char *digest,
-                                 upstream_write_fn write, void *arg, char *err, size_t cap)
+                                 upstream_length_fn on_length, upstream_write_fn write, void *arg,
+                                 char *err, size_t cap)
 {
     char path[1024];
     int n = snprintf(path, sizeof(path), "/v2/%s/blobs/%s", repo, digest);
@@ -582,11 +593,15 @@ enum berth_err upstream_get_blob(struct upstream_client *c, const char *repo, co
     memset(&x, 0, sizeof(x));
     buf_init(&x.body, TOKEN_MAX);
     x.write = write;
+    x.on_length = on_length;
     x.arg = arg;
     long code = 0;
     enum berth_err rc = request(c, path, false, NULL, false, repo, &x, &code, err, cap);
     if (rc == BERTH_OK) {
         rc = status_rc(code, "a blob request", err, cap);
+    }
+    if (rc == BERTH_OK && !x.started && on_length != NULL) {
+        on_length(arg, 0); /* an empty blob: no piece came */
     }
     buf_fini(&x.body);
     return rc;

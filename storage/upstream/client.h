@@ -65,11 +65,17 @@ enum berth_err upstream_get_manifest(struct upstream_client *c, const char *repo
  * transfer and is returned. */
 typedef enum berth_err (*upstream_write_fn)(void *arg, const void *p, size_t n);
 
+/* Called once, before the first piece of a blob, with its Content-Length
+ * (-1 when the upstream gave none). */
+typedef void (*upstream_length_fn)(void *arg, int64_t length);
+
 /* GET /v2/<repo>/blobs/<digest>, following redirects (credentials are not
- * sent to another host), handing the bytes to write. Same returns as
- * upstream_get_manifest, or write's. */
+ * sent to another host), handing the bytes to write (and the length to
+ * on_length first, when not NULL). Same returns as upstream_get_manifest,
+ * or write's. */
 enum berth_err upstream_get_blob(struct upstream_client *c, const char *repo, const char *digest,
-                                 upstream_write_fn write, void *arg, char *err, size_t cap);
+                                 upstream_length_fn on_length, upstream_write_fn write, void *arg,
+                                 char *err, size_t cap);
 
 /* GET /v2/ with authentication (a token scoped to repo's pull when the
  * upstream asks for one; repo may be NULL): whether berth can reach the

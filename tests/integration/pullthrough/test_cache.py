@@ -7,6 +7,7 @@ stopped; digests never go upstream again; tags are checked again after the TTL; 
 pulling the same uncached image cause one upstream fetch per blob; a bad or cut blob
 publishes nothing. skopeo pulls through berth as a client would."""
 
+import http.client
 import http.server
 import json
 import os
@@ -159,7 +160,7 @@ class PullThroughBerthTest(CacheTestCase):
             reg = self.server.registry()
             barrier.wait()
             got = [reg.get_manifest("hub/lib/big", "v1").status]
-            for d in img.layer_digests:
+            for d in [img.config_digest] + img.layer_digests:
                 b = reg.get_blob("hub/lib/big", d)
                 got.append((b.status, h.digest_of(b.body) == d))
             results.append(got)
@@ -171,7 +172,7 @@ class PullThroughBerthTest(CacheTestCase):
             t.join(120)
         self.assertEqual(len(results), 3)
         for got in results:
-            self.assertEqual(got, [200] + [(200, True)] * 3)
+            self.assertEqual(got, [200] + [(200, True)] * 4)
         for d in img.blobs:
             self.assertEqual(len(p.upstream_gets(up, "/blobs/" + d)), 1, d)
         self.assertEqual(len(p.upstream_gets(up, "/manifests/v1")), 1)
@@ -276,6 +277,9 @@ class FakeUpstream:
         self.image = image
         self.bad_blob = None
         self.cut_blob = None
+        self.hold_blob = None  # send half of it, then wait for self.release
+        self.release = threading.Event()
+        self.blob_gets = 0
         fake = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -293,6 +297,16 @@ class FakeUpstream:
                     return self.send(200, fake.image.manifest, fake.image.media_type)
                 for d, data in fake.image.blobs.items():
                     if path.endswith("/blobs/" + d):
+                        fake.blob_gets += 1
+                        if d == fake.hold_blob:
+                            self.send_response(200)
+                            self.send_header("Content-Length", str(len(data)))
+                            self.end_headers()
+                            self.wfile.write(data[:len(data) // 2])
+                            self.wfile.flush()
+                            fake.release.wait(60)
+                            self.wfile.write(data[len(data) // 2:])
+                            return None
                         if d == fake.bad_blob:
                             data = bytes(len(data))
                         if d == fake.cut_blob:
@@ -324,10 +338,71 @@ class FakeUpstream:
         self.httpd.server_close()
 
 
+class StreamingTest(CacheTestCase):
+    # one pool thread: a reader waiting for bytes must not hold up the other connections
+    server_config = {"storage": {"auto_create_repositories": False}, "http": {"threads": 1}}
+
+    def test_blob_streams_while_it_lands(self):
+        img = h.build_image(layer_count=1, layer_size=4 << 20, compress=False)
+        layer = img.layer_digests[0]
+        data = img.blobs[layer]
+        fake = FakeUpstream(img)
+        self.addCleanup(fake.close)
+        self.addCleanup(fake.release.set)
+        fake.hold_blob = layer
+        self.rule("fake", "http://127.0.0.1:%d" % fake.port)
+        self.assertStatus(self.reg.get_manifest("fake/app", "v1"), 200)
+        # two clients: both get the first half while the upstream still holds the rest
+        conns = []
+        for _ in range(2):
+            conn = http.client.HTTPConnection("127.0.0.1", self.server.port, timeout=60)
+            self.addCleanup(conn.close)
+            conn.request("GET", "/v2/fake/app/blobs/" + layer)
+            resp = conn.getresponse()
+            self.assertEqual(resp.status, 200)
+            self.assertEqual(resp.getheader("Content-Length"), str(len(data)))
+            self.assertEqual(resp.getheader("Docker-Content-Digest"), layer)
+            conns.append(resp)
+        firsts = [resp.read(1 << 20) for resp in conns]
+        for first in firsts:
+            self.assertEqual(first, data[:1 << 20])
+        # meanwhile the server answers other requests
+        self.assertStatus(self.reg.get_manifest("fake/app", "v1"), 200)
+        self.assertFalse(fake.release.is_set())
+        fake.release.set()
+        for resp, first in zip(conns, firsts):
+            self.assertEqual(first + resp.read(), data)
+        self.assertEqual(fake.blob_gets, 1)
+        # published: later pulls come from the store (with Range), upstream or not
+        h.wait_until(lambda: self.reg.get_blob("fake/app", layer).status == 200, 20,
+                     what="the blob published")
+        fake.close()
+        resp = self.reg.get_blob("fake/app", layer, headers={"Range": "bytes=0-9"})
+        self.assertStatus(resp, 206)
+        self.assertEqual(resp.body, data[:10])
+        self.assertEqual(fake.blob_gets, 1)
+
+
 class FailedFetchTest(CacheTestCase):
     def leftovers(self):
         uploads = os.path.join(self.server.root, "uploads")
         return sorted(os.listdir(uploads)) if os.path.isdir(uploads) else []
+
+    def get_blob_body(self, repo, digest):
+        """A raw GET of a blob through berth: (status, the bytes that came, whether the
+        body came whole)."""
+        conn = http.client.HTTPConnection("127.0.0.1", self.server.port, timeout=60)
+        try:
+            conn.request("GET", "/v2/%s/blobs/%s" % (repo, digest))
+            resp = conn.getresponse()
+            try:
+                return resp.status, resp.read(), True
+            except http.client.IncompleteRead as exc:
+                return resp.status, exc.partial, False
+        except (ConnectionError, http.client.HTTPException):
+            return None, b"", False
+        finally:
+            conn.close()
 
     def test_bad_and_cut_blobs_publish_nothing(self):
         img = h.build_image(layer_count=1, layer_size=1 << 20)
@@ -339,14 +414,15 @@ class FailedFetchTest(CacheTestCase):
             with self.subTest(mode=mode):
                 fake.bad_blob = fake.cut_blob = None
                 setattr(fake, mode, layer)
-                resp = self.reg.get_manifest("fake/app", "v1")
-                self.assertStatus(resp, 503)
-                self.assertStatus(self.reg.get_manifest("fake/app", img.digest), 503)
-                self.assertEqual(self.leftovers(), [])
+                # the manifest is fine and stored; the blob's transfer is cut short, so
+                # that no client ever holds the whole of a blob that does not match
+                self.assertStatus(self.reg.get_manifest("fake/app", "v1"), 200)
+                status, body, whole = self.get_blob_body("fake/app", layer)
+                self.assertFalse(whole and status == 200 and h.digest_of(body) == layer)
+                self.assertLess(len(body), len(img.blobs[layer]))
+                h.wait_until(lambda: self.leftovers() == [], 20, what="the stage removed")
                 self.assertFalse(os.path.exists(os.path.join(
                     self.server.root, "blobs", "sha256", layer[7:9], layer[7:])))
-                images = self.ok("DescribeImages", {"repositoryName": "fake/app"})
-                self.assertEqual(images["imageDetails"], [])
         # the upstream mended: the same pull works
         fake.bad_blob = fake.cut_blob = None
         resp = self.pull("fake/app", "v1")

@@ -88,6 +88,22 @@ static void test_stage_write_hash_truncate(void)
     CHECK_INT(blob_stage_write(s, 0, "hello ", 6), BERTH_OK);
     CHECK_INT(blob_stage_write(s, 6, "world", 5), BERTH_OK);
     CHECK_INT(blob_stage_sync(s), BERTH_OK);
+    /* read back through a second handle, as the pull-through cache does while the
+     * first still writes */
+    struct blob_stage *r = NULL;
+    CHECK_INT(blob_stage_open(bs, "s", &r, &size), BERTH_OK);
+    char back[16] = "";
+    size_t got_len = 0;
+    CHECK_INT(blob_stage_read(r, 6, back, sizeof(back), &got_len), BERTH_OK);
+    CHECK_INT(got_len, 5);
+    CHECK(memcmp(back, "world", 5) == 0);
+    CHECK_INT(blob_stage_write(s, 11, "!", 1), BERTH_OK);
+    CHECK_INT(blob_stage_read(r, 11, back, sizeof(back), &got_len), BERTH_OK);
+    CHECK_INT(got_len, 1);
+    CHECK_INT(blob_stage_read(r, 12, back, sizeof(back), &got_len), BERTH_OK);
+    CHECK_INT(got_len, 0);
+    blob_stage_close(r);
+    CHECK_INT(blob_stage_truncate(s, 11), BERTH_OK);
 
     struct digest want, got;
     digest_buffer(DIGEST_SHA256, "hello world", 11, &want);
