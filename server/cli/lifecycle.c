@@ -26,8 +26,11 @@ static void print_result(void *arg, const struct lifecycle_run_result *r)
         const struct lifecycle_run_item *it = &r->items[k];
         char when[32];
         time_format_rfc3339(it->pushed_at_ms, when, sizeof(when));
-        printf("%-15s %s@%s rule=%d pushed=%s tags=", lifecycle_fate_name(it->fate), r->repo,
-               it->digest, it->rule_priority, when);
+        const char *fate = it->transition && it->fate == LIFECYCLE_WOULD_EXPIRE
+                               ? "would-archive"
+                               : lifecycle_fate_name(it->fate);
+        printf("%-15s %s@%s rule=%d pushed=%s tags=", fate, r->repo, it->digest, it->rule_priority,
+               when);
         if (it->tag_count == 0) {
             printf("-");
         }
@@ -36,8 +39,12 @@ static void print_result(void *arg, const struct lifecycle_run_result *r)
         }
         printf("\n");
     }
-    printf("%s: %zu images, %zu selected, %zu expired\n", r->repo, r->image_count, r->item_count,
+    printf("%s: %zu images, %zu selected, %zu expired", r->repo, r->image_count, r->item_count,
            r->expired);
+    if (r->archived > 0) {
+        printf(", %zu archived", r->archived);
+    }
+    printf("\n");
 }
 
 static int run_one(struct store *st, const char *name, const struct lifecycle_run_options *opt)

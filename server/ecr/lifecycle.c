@@ -318,8 +318,12 @@ static int preview_row(void *arg, const struct meta_preview_result *r)
     json_decref(tags);
     json_object_set_new(item, "imageDigest", json_string(r->digest));
     json_object_set_new(item, "imagePushedAt", ecr_time(r->pushed_at));
-    json_object_set_new(item, "action", json_pack("{s:s}", "type", "EXPIRE"));
+    json_object_set_new(item, "action",
+                        r->transition ? json_pack("{s:s, s:s}", "type", "TRANSITION",
+                                                  "targetStorageClass", "ARCHIVE")
+                                      : json_pack("{s:s}", "type", "EXPIRE"));
     json_object_set_new(item, "appliedRulePriority", json_integer(r->rule_priority));
+    json_object_set_new(item, "storageClass", json_string(r->is_archived ? "ARCHIVE" : "STANDARD"));
     json_array_append_new(p->list, item);
     p->last_seq = r->seq;
     return 0;
@@ -440,9 +444,15 @@ static void get_lifecycle_policy_preview(struct ecr_call *call)
             snprintf(seq, sizeof(seq), "%" PRId64, page.last_seq);
             json_object_set_new(call->out, "nextToken", ecr_next_token(seq));
         }
-        json_object_set_new(
-            call->out, "summary",
-            json_pack("{s:I}", "expiringImageTotalCount", (json_int_t)pv.expiring_count));
+        json_t *summary =
+            json_pack("{s:I}", "expiringImageTotalCount", (json_int_t)pv.expiring_count);
+        if (summary != NULL && pv.transitioning_count > 0) {
+            /* present only when something transitions, as the model says */
+            json_object_set_new(summary, "transitioningImageTotalCounts",
+                                json_pack("[{s:s, s:I}]", "targetStorageClass", "ARCHIVE",
+                                          "imageTotalCount", (json_int_t)pv.transitioning_count));
+        }
+        json_object_set_new(call->out, "summary", summary);
     }
 }
 

@@ -46,6 +46,9 @@ static bool entry_matches(const struct lc_rule *r, size_t e, const char *tag)
 /* Does the rule's tag selection take the image? */
 static bool selects(const struct lc_rule *r, const struct lifecycle_image *img)
 {
+    if (r->archive_class != img->is_archived) {
+        return false;
+    }
     switch (r->status) {
     case LC_ANY:
         return true;
@@ -104,11 +107,11 @@ static enum berth_err check_images(const struct lifecycle_image *images, size_t 
  * the candidates no earlier rule claimed, then claim everything it selects. */
 static void apply_rule(const struct lc_rule *r, const struct lifecycle_image *images,
                        const struct age_key *order, size_t count, int64_t now_ms,
-                       unsigned char *claimed, int *expired_by)
+                       unsigned char *claimed, int *expired_by, unsigned char *transition)
 {
     bool has_cutoff = false;
     int64_t cutoff = 0;
-    if (r->count_type == LC_SINCE_PUSHED) {
+    if (r->count_type != LC_COUNT_MORE_THAN) {
         /* "Older than N days": now - pushed > N days, i.e. pushed < cutoff.
          * N <= INT32_MAX days fits in int64 milliseconds. */
         int64_t age_ms = r->count_number * MS_PER_DAY;
@@ -125,13 +128,26 @@ static void apply_rule(const struct lc_rule *r, const struct lifecycle_image *im
         }
         matched++;
         bool candidate;
-        if (r->count_type == LC_COUNT_MORE_THAN) {
+        const struct lifecycle_image *img = &images[i];
+        switch (r->count_type) {
+        case LC_COUNT_MORE_THAN:
             candidate = matched > (uint64_t)r->count_number;
-        } else {
-            candidate = has_cutoff && images[i].pushed_at_ms < cutoff;
+            break;
+        case LC_SINCE_PULLED:
+            candidate = has_cutoff &&
+                        (img->pulled_at_ms > 0 ? img->pulled_at_ms : img->pushed_at_ms) < cutoff;
+            break;
+        case LC_SINCE_TRANSITIONED:
+            candidate = has_cutoff && img->archived_at_ms < cutoff;
+            break;
+        case LC_SINCE_PUSHED:
+        default:
+            candidate = has_cutoff && img->pushed_at_ms < cutoff;
+            break;
         }
         if (candidate && !claimed[i]) {
             expired_by[i] = r->priority;
+            transition[i] = r->transition;
         }
         claimed[i] = 1;
     }
@@ -206,6 +222,7 @@ enum berth_err lifecycle_evaluate(const struct lifecycle_policy *p,
     struct age_key *order = NULL;
     unsigned char *flags = NULL;
     int *expired_by = NULL;
+    unsigned char *transition = NULL;
     struct lifecycle_expiration *result = NULL;
     size_t edges = 0, n_expired = 0;
 
@@ -229,7 +246,8 @@ enum berth_err lifecycle_evaluate(const struct lifecycle_policy *p,
     order = malloc(count * sizeof(*order));
     flags = calloc(count, 1);
     expired_by = calloc(count, sizeof(*expired_by));
-    if (order == NULL || flags == NULL || expired_by == NULL) {
+    transition = calloc(count, 1);
+    if (order == NULL || flags == NULL || expired_by == NULL || transition == NULL) {
         rc = BERTH_ENOMEM;
         goto out;
     }
@@ -241,7 +259,7 @@ enum berth_err lifecycle_evaluate(const struct lifecycle_policy *p,
     qsort(order, count, sizeof(*order), cmp_youngest_first);
 
     for (size_t r = 0; r < p->rule_count; r++) {
-        apply_rule(&p->rules[r], images, order, count, now_ms, flags, expired_by);
+        apply_rule(&p->rules[r], images, order, count, now_ms, flags, expired_by, transition);
     }
     if (edges > 0) {
         memset(flags, 0, count);
@@ -265,6 +283,7 @@ enum berth_err lifecycle_evaluate(const struct lifecycle_policy *p,
             if (expired_by[i] != 0) {
                 result[k].image = i;
                 result[k].rule_priority = expired_by[i];
+                result[k].transition = transition[i] != 0;
                 k++;
             }
         }
@@ -274,6 +293,7 @@ enum berth_err lifecycle_evaluate(const struct lifecycle_policy *p,
     result = NULL;
 out:
     free(result);
+    free(transition);
     free(expired_by);
     free(flags);
     free(order);

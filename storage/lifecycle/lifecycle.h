@@ -8,21 +8,21 @@
  * Grammar (reference/ecr-api.md section 3): {"rules": [1..50 rules]}, a rule
  * is {rulePriority >= 1 (unique), description?, selection{tagStatus
  * tagged|untagged|any, tagPrefixList | tagPatternList (tagged only, not both,
- * <= 4 '*' per pattern), countType imageCountMoreThan | sinceImagePushed,
- * countUnit "days" (sinceImagePushed only, required there), countNumber >= 1,
- * storageClass "standard"?}, action{type "expire"}}; at most one untagged
- * rule; an "any" rule must have the highest rulePriority.
- *
- * Not supported, and rejected with a validation message rather than ignored:
- * the 2025 archive features (selection.storageClass "archive", countType
- * sinceImagePulled / sinceImageTransitioned, action type "transition",
- * action.targetStorageClass). berth has no archive storage class, and
- * pull-time rules are not implemented. "storageClass": "standard" is
- * accepted because it names what every berth image already is.
+ * <= 4 '*' per pattern), storageClass standard|archive (default standard),
+ * countType imageCountMoreThan | sinceImagePushed | sinceImagePulled |
+ * sinceImageTransitioned, countUnit "days" (required with the since* types,
+ * forbidden with imageCountMoreThan), countNumber >= 1}, action{type
+ * "expire", or "transition" with targetStorageClass "archive"}}. Per
+ * storage class: at most one untagged rule, and an "any" rule must have the
+ * highest rulePriority. The archive class is selected only with
+ * sinceImageTransitioned (and that type only there), at least
+ * LIFECYCLE_ARCHIVE_MIN_DAYS days (ECR's minimum archive storage
+ * duration); a transition rule selects standard-class images.
  */
 #ifndef BERTH_LIFECYCLE_H
 #define BERTH_LIFECYCLE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -39,6 +39,8 @@
 #define LIFECYCLE_PATTERN_STARS_MAX 4
 /* Images per evaluation (ECR's per-repository quota is 10,000 or 100,000). */
 #define LIFECYCLE_IMAGES_MAX 1000000
+/* Days an image stays in the archive class before a rule may expire it. */
+#define LIFECYCLE_ARCHIVE_MIN_DAYS 90
 /* A msg buffer of this size holds every validation message whole, except a
  * list of many long unknown property names, which is cut. */
 #define LIFECYCLE_MSG_CAP 1024
@@ -90,12 +92,16 @@ struct lifecycle_image {
     size_t tag_count;        /* 0 = untagged */
     const size_t *parents;   /* indices (into the images array) of the */
     size_t parent_count;     /* indexes / manifest lists referencing it */
+    int64_t pulled_at_ms;    /* last recorded pull, 0 = never (then the push time counts) */
+    int64_t archived_at_ms;  /* when it entered the archive class (archived images) */
+    bool is_archived;        /* in the archive storage class (else standard) */
 };
 
 /* One image the policy expires, and the rule that selected it. */
 struct lifecycle_expiration {
     size_t image;      /* index into the images array */
     int rule_priority; /* rulePriority of the rule that expired it */
+    bool transition;   /* the rule moves it to the archive class rather than deleting it */
 };
 
 /*
@@ -106,12 +112,13 @@ struct lifecycle_expiration {
  * every pattern matches some whole tag, '*' = any run); imageCountMoreThan N
  * makes every selected image after the N youngest a candidate,
  * sinceImagePushed N makes every selected image pushed more than N * 24 h
- * before now_ms a candidate. A candidate is expired by the rule unless an
- * earlier rule selected it (an image expired or kept by an earlier rule still
- * counts toward later rules' imageCountMoreThan, but is never expired by
- * them). Youngest means latest pushed_at_ms; equal push times are ordered
- * by digest (strcmp): the smaller digest counts as older and is expired
- * first; equal digests fall back to the lower array index as older.
+ * before now_ms a candidate, sinceImagePulled the same by the last pull (the
+ * push for an image never pulled), sinceImageTransitioned by the time it was
+ * archived. A rule selects only images of its storage class. A candidate is expired by the rule
+ * unless an earlier rule selected it (an image expired or kept by an earlier rule still counts
+ * toward later rules' imageCountMoreThan, but is never expired by them). Youngest means latest
+ * pushed_at_ms; equal push times are ordered by digest (strcmp): the smaller digest counts as older
+ * and is expired first; equal digests fall back to the lower array index as older.
  *
  * Then the repository rule: an image referenced (via parents) by an image
  * that is not expired is not expired either, transitively, so an index

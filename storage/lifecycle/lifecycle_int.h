@@ -12,14 +12,16 @@
 #include "storage/lifecycle/lifecycle.h"
 
 enum lc_status { LC_TAGGED, LC_UNTAGGED, LC_ANY };
-enum lc_count { LC_COUNT_MORE_THAN, LC_SINCE_PUSHED };
+enum lc_count { LC_COUNT_MORE_THAN, LC_SINCE_PUSHED, LC_SINCE_PULLED, LC_SINCE_TRANSITIONED };
 
 struct lc_rule {
     int priority;
     enum lc_status status;
     enum lc_count count_type;
     int64_t count_number;
-    bool is_pattern; /* list is a tagPatternList, else a tagPrefixList */
+    bool archive_class; /* selection.storageClass "archive" (else "standard") */
+    bool transition;    /* action transition to archive (else expire) */
+    bool is_pattern;    /* list is a tagPatternList, else a tagPrefixList */
     size_t list_count;
     char **list;      /* list_count owned strings (tagged rules only) */
     size_t *list_len; /* their lengths in bytes */

@@ -36,9 +36,11 @@ enum lifecycle_fate {
     LIFECYCLE_KEPT_CHANGED,     /* its manifest row or tags changed since the snapshot: the next
                                    run decides */
     LIFECYCLE_FAILED,           /* the delete failed (logged) */
+    LIFECYCLE_ARCHIVED,         /* moved to the archive storage class by this run */
 };
 
-/* "would-expire", "expired", "gone", "kept-referenced", "kept-changed", "failed". */
+/* "would-expire", "expired", "gone", "kept-referenced", "kept-changed", "failed",
+ * "archived". */
 const char *lifecycle_fate_name(enum lifecycle_fate f);
 
 /* One image the policy selected. Strings are borrowed from the result. */
@@ -48,6 +50,8 @@ struct lifecycle_run_item {
     const char *const *tags; /* tag_count names in byte order; NULL when untagged */
     size_t tag_count;
     int rule_priority; /* the rule that expired it */
+    bool transition;   /* the rule archives it (action transition) rather than deleting it */
+    bool is_archived;  /* it was in the archive storage class when evaluated */
     enum lifecycle_fate fate;
 };
 
@@ -59,8 +63,9 @@ struct lifecycle_run_result {
     size_t image_count;               /* images evaluated */
     struct lifecycle_run_item *items; /* the selected images, oldest push first */
     size_t item_count;
-    size_t expired; /* items deleted by this run */
-    int64_t now_ms; /* the evaluation time */
+    size_t expired;  /* items deleted by this run */
+    size_t archived; /* items moved to the archive class by this run */
+    int64_t now_ms;  /* the evaluation time */
     int64_t load_us;
     int64_t eval_us;
     int64_t delete_us;

@@ -19,6 +19,7 @@
 #include "common/log.h"
 #include "storage/meta/meta.h"
 #include "storage/meta/meta_lifecycle.h"
+#include "storage/registry/archive.h"
 #include "storage/registry/registry.h"
 #include "storage/store/store.h"
 #include "common/str.h"
@@ -34,6 +35,7 @@
 static const char *const fate_names[] = {
     [LIFECYCLE_WOULD_EXPIRE] = "would-expire",
     [LIFECYCLE_EXPIRED] = "expired",
+    [LIFECYCLE_ARCHIVED] = "archived",
     [LIFECYCLE_GONE] = "gone",
     [LIFECYCLE_KEPT_REFERENCED] = "kept-referenced",
     [LIFECYCLE_KEPT_CHANGED] = "kept-changed",
@@ -54,6 +56,9 @@ struct snap_image {
     int64_t id;
     size_t digest_off; /* into strs */
     int64_t pushed_at;
+    int64_t pulled_at;
+    int64_t archived_at;
+    bool is_archived;
     size_t tag_first; /* into tag_offs */
     size_t tag_count;
     size_t parent_first; /* into parents */
@@ -134,7 +139,7 @@ static bool add_str(struct lifecycle_snapshot *s, const char *str, size_t *off)
     return true;
 }
 
-static int load_image(void *arg, int64_t id, const char *digest, int64_t pushed_at)
+static int load_image(void *arg, const struct meta_lc_image *in)
 {
     struct lifecycle_snapshot *s = arg;
     if (s->count >= LIFECYCLE_IMAGES_MAX) {
@@ -147,9 +152,12 @@ static int load_image(void *arg, int64_t id, const char *digest, int64_t pushed_
     }
     struct snap_image *img = &s->img[s->count];
     memset(img, 0, sizeof(*img));
-    img->id = id;
-    img->pushed_at = pushed_at;
-    if (!add_str(s, digest, &img->digest_off)) {
+    img->id = in->id;
+    img->pushed_at = in->pushed_at;
+    img->pulled_at = in->pulled_at;
+    img->archived_at = in->archived_at;
+    img->is_archived = in->is_archived;
+    if (!add_str(s, in->digest, &img->digest_off)) {
         s->oom = true;
         return 1;
     }
@@ -351,10 +359,60 @@ static void join_tags(const struct lifecycle_run_item *it, char *out, size_t cap
  * the deletion's own transaction, so a push that re-tags the image after
  * the evaluation keeps it (kept, changed). Returns false when the registry
  * refused because an index lists the image (retry after the indexes). */
+/* Move one item to the archive class (a transition rule), as
+ * UpdateImageStorageClass does; an index takes the images it lists along. */
+static void archive_item(struct store *st, struct lifecycle_run_result *r, size_t k,
+                         bool *repo_gone, struct write_pace *pace)
+{
+    struct lifecycle_run_item *it = &r->items[k];
+    enum lifecycle_fate fate = LIFECYCLE_ARCHIVED;
+    struct digest d;
+    if (digest_parse(it->digest, &d) != BERTH_OK) {
+        fate = LIFECYCLE_FAILED;
+    } else {
+        struct meta_manifest mf;
+        struct registry_status s;
+        write_pace_start(pace);
+        enum berth_err rc = registry_image_set_storage_class(st, r->repo, NULL, &d,
+                                                             META_STORAGE_ARCHIVE, 0, &mf, &s);
+        write_pace_end(pace, store_meta(st));
+        if (rc != BERTH_OK) {
+            switch (s.reason) {
+            case REG_STORAGE_CLASS_UNSUPPORTED:
+                fate = LIFECYCLE_KEPT_REFERENCED; /* an index lists it, or it is restoring */
+                break;
+            case REG_MANIFEST_UNKNOWN:
+                fate = LIFECYCLE_GONE;
+                break;
+            case REG_REPO_UNKNOWN:
+                fate = LIFECYCLE_GONE;
+                *repo_gone = true;
+                break;
+            default:
+                fate = LIFECYCLE_FAILED;
+                char v[600];
+                log_error("event=lifecycle_error repo=%s digest=%s msg=%s", r->repo, it->digest,
+                          log_value(s.message, v, sizeof(v)));
+                break;
+            }
+        }
+    }
+    it->fate = fate;
+    if (fate == LIFECYCLE_ARCHIVED) {
+        r->archived++;
+        log_info("event=lifecycle_archived repo=%s digest=%s rule=%d", r->repo, it->digest,
+                 it->rule_priority);
+    }
+}
+
 static bool delete_item(struct store *st, struct lifecycle_run_result *r, size_t k,
                         int64_t manifest_id, bool *repo_gone, struct write_pace *pace)
 {
     struct lifecycle_run_item *it = &r->items[k];
+    if (it->transition) {
+        archive_item(st, r, k, repo_gone, pace);
+        return true;
+    }
     enum lifecycle_fate fate = LIFECYCLE_EXPIRED;
     struct digest d;
     if (digest_parse(it->digest, &d) != BERTH_OK) {
@@ -560,6 +618,9 @@ enum berth_err lifecycle_run_repo(struct store *st, int64_t repo_id,
         images[i].tags = si->tag_count ? snap->tag_ptrs + si->tag_first : NULL;
         images[i].parent_count = si->parent_count;
         images[i].parents = si->parent_count ? snap->parents + si->parent_first : NULL;
+        images[i].pulled_at_ms = si->pulled_at;
+        images[i].archived_at_ms = si->archived_at;
+        images[i].is_archived = si->is_archived;
     }
     int64_t t1 = time_mono_ns();
     r->load_us = (t1 - t0) / 1000;
@@ -586,6 +647,8 @@ enum berth_err lifecycle_run_repo(struct store *st, int64_t repo_id,
         it->tags = img->tags;
         it->tag_count = img->tag_count;
         it->rule_priority = exp[k].rule_priority;
+        it->transition = exp[k].transition;
+        it->is_archived = img->is_archived;
         it->fate = LIFECYCLE_WOULD_EXPIRE;
         entries[k].id = snap->img[exp[k].image].id;
         entries[k].is_parent = snap->img[exp[k].image].is_parent;
@@ -613,9 +676,9 @@ enum berth_err lifecycle_run_repo(struct store *st, int64_t repo_id,
         failed += r->items[k].fate == LIFECYCLE_FAILED;
     }
     log_info("event=lifecycle_run repo=%s dry_run=%d images=%zu selected=%zu expired=%zu "
-             "kept=%zu failed=%zu load_ms=%lld eval_ms=%lld delete_ms=%lld",
-             r->repo, opt->dry_run ? 1 : 0, r->image_count, r->item_count, r->expired, kept, failed,
-             (long long)(r->load_us / 1000), (long long)(r->eval_us / 1000),
+             "archived=%zu kept=%zu failed=%zu load_ms=%lld eval_ms=%lld delete_ms=%lld",
+             r->repo, opt->dry_run ? 1 : 0, r->image_count, r->item_count, r->expired, r->archived,
+             kept, failed, (long long)(r->load_us / 1000), (long long)(r->eval_us / 1000),
              (long long)(r->delete_us / 1000));
     r->snap = snap;
     snap = NULL;
@@ -791,6 +854,8 @@ static enum berth_err store_results(struct meta *m, const struct lifecycle_run_r
             str_copy(row.digest, sizeof(row.digest), it->digest);
             row.pushed_at = it->pushed_at_ms;
             row.rule_priority = it->rule_priority;
+            row.transition = it->transition;
+            row.is_archived = it->is_archived;
             char *tags = tags_json(it);
             if (it->tag_count > 0 && tags == NULL) {
                 rc = BERTH_ENOMEM;
@@ -801,7 +866,12 @@ static enum berth_err store_results(struct meta *m, const struct lifecycle_run_r
             free(tags);
         }
         if (rc == BERTH_OK && k == r->item_count) {
-            rc = meta_preview_finish(m, r->repo_id, META_PREVIEW_COMPLETE, (int64_t)r->item_count,
+            int64_t transitions = 0;
+            for (size_t j = 0; j < r->item_count; j++) {
+                transitions += r->items[j].transition;
+            }
+            rc = meta_preview_finish(m, r->repo_id, META_PREVIEW_COMPLETE,
+                                     (int64_t)r->item_count - transitions, transitions,
                                      time_now_ms());
         }
         if (rc == BERTH_OK) {
@@ -847,7 +917,7 @@ enum berth_err lifecycle_preview_process(struct store *st, int64_t repo_id,
             char v[LIFECYCLE_MSG_CAP + 8];
             log_error("event=lifecycle_preview_failed repo_id=%lld err=%s msg=%s",
                       (long long)repo_id, berth_strerror(rc), log_value(msg, v, sizeof(v)));
-            rc = meta_preview_finish(m, repo_id, META_PREVIEW_FAILED, 0, time_now_ms());
+            rc = meta_preview_finish(m, repo_id, META_PREVIEW_FAILED, 0, 0, time_now_ms());
             free(text);
             return rc == BERTH_ENOTFOUND ? BERTH_OK : rc;
         }

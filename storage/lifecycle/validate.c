@@ -200,13 +200,6 @@ static enum berth_err fail_enum(struct vmsg *m, const char *value, const char *p
                 possible);
 }
 
-static enum berth_err fail_unsupported(struct vmsg *m, const char *member, const char *value,
-                                       const char *available)
-{
-    return fail(m, "%s (%s) is not supported by this registry: only %s is available.", member,
-                value, available);
-}
-
 static int cmp_cstr(const void *a, const void *b)
 {
     return strcmp(*(const char *const *)a, *(const char *const *)b);
@@ -376,11 +369,9 @@ static enum berth_err copy_tag_list(struct vmsg *m, const json_t *j, bool is_pat
     return BERTH_OK;
 }
 
-static enum berth_err parse_action(struct vmsg *m, json_t *a)
+static enum berth_err parse_action(struct vmsg *m, json_t *a, struct lc_rule *r)
 {
     static const char *const required[] = {"type"};
-    /* targetStorageClass is known so that it gets ECR's answer below rather
-     * than "not allowed by the schema". */
     static const char *const allowed[] = {"targetStorageClass", "type"};
 
     if (!json_is_object(a)) {
@@ -395,15 +386,24 @@ static enum berth_err parse_action(struct vmsg *m, json_t *a)
         return fail_type(m, type, "string");
     }
     const char *t = json_string_value(type);
+    const json_t *target = json_object_get(a, "targetStorageClass");
     if (strcmp(t, "transition") == 0) {
-        return fail_unsupported(m, "action type", t, "expire");
+        /* ECR's transition schema: targetStorageClass "archive", required */
+        if (target == NULL || !json_is_string(target)) {
+            return fail_one_of(m);
+        }
+        if (strcmp(json_string_value(target), "archive") != 0) {
+            return fail_enum(m, json_string_value(target), "[\"archive\"]");
+        }
+        r->transition = true;
+        return BERTH_OK;
     }
     if (strcmp(t, "expire") != 0) {
-        return fail_enum(m, t, "[\"expire\"]");
+        return fail_enum(m, t, "[\"expire\",\"transition\"]");
     }
     /* An expire action with a targetStorageClass (even null) matches
      * neither of ECR's two action schemas. */
-    if (json_object_get(a, "targetStorageClass") != NULL) {
+    if (target != NULL) {
         return fail_one_of(m);
     }
     return BERTH_OK;
@@ -440,8 +440,10 @@ static enum berth_err parse_selection(struct vmsg *m, json_t *s, struct lc_rule 
         r->count_type = LC_COUNT_MORE_THAN;
     } else if (strcmp(ct, "sinceImagePushed") == 0) {
         r->count_type = LC_SINCE_PUSHED;
-    } else if (strcmp(ct, "sinceImagePulled") == 0 || strcmp(ct, "sinceImageTransitioned") == 0) {
-        return fail_unsupported(m, "countType", ct, "imageCountMoreThan or sinceImagePushed");
+    } else if (strcmp(ct, "sinceImagePulled") == 0) {
+        r->count_type = LC_SINCE_PULLED;
+    } else if (strcmp(ct, "sinceImageTransitioned") == 0) {
+        r->count_type = LC_SINCE_TRANSITIONED;
     } else {
         return fail_one_of(m);
     }
@@ -455,10 +457,8 @@ static enum berth_err parse_selection(struct vmsg *m, json_t *s, struct lc_rule 
             return fail_type(m, storage, "string");
         }
         const char *sc = json_string_value(storage);
-        if (strcmp(sc, "archive") == 0) {
-            return fail_unsupported(m, "storageClass", sc, "standard");
-        }
-        if (strcmp(sc, "standard") != 0) {
+        r->archive_class = strcmp(sc, "archive") == 0;
+        if (!r->archive_class && strcmp(sc, "standard") != 0) {
             return fail_enum(m, sc, "[\"archive\",\"standard\"]");
         }
     }
@@ -489,13 +489,24 @@ static enum berth_err parse_selection(struct vmsg *m, json_t *s, struct lc_rule 
     if (r->count_type == LC_COUNT_MORE_THAN && count_unit != NULL) {
         return fail_one_of(m);
     }
-    if (r->count_type == LC_SINCE_PUSHED) {
+    if (r->count_type != LC_COUNT_MORE_THAN) {
         if (count_unit == NULL) {
             return fail_one_of(m);
         }
         if (strcmp(json_string_value(count_unit), "days") != 0) {
             return fail_enum(m, json_string_value(count_unit), "[\"days\"]");
         }
+    }
+    /* the archive class is selected by time in the archive, and only by it */
+    if (r->archive_class != (r->count_type == LC_SINCE_TRANSITIONED)) {
+        return fail(m, "countType sinceImageTransitioned must be used with storageClass=archive, "
+                       "and storageClass=archive only with countType sinceImageTransitioned.");
+    }
+    if (r->archive_class && r->count_number < LIFECYCLE_ARCHIVE_MIN_DAYS) {
+        return fail(m,
+                    "Images must stay in the archive storage class for at least %d days: "
+                    "countNumber for sinceImageTransitioned must be at least %d.",
+                    LIFECYCLE_ARCHIVE_MIN_DAYS, LIFECYCLE_ARCHIVE_MIN_DAYS);
     }
     if (r->status != LC_TAGGED && (patterns != NULL || prefixes != NULL)) {
         return fail(m, "Cannot specify tagPrefixList or tagPatternList when tagStatus=%s.",
@@ -528,7 +539,7 @@ static enum berth_err parse_rule(struct vmsg *m, json_t *jr, struct lc_rule *r)
     if (rc != BERTH_OK) {
         return rc;
     }
-    rc = parse_action(m, json_object_get(jr, "action"));
+    rc = parse_action(m, json_object_get(jr, "action"), r);
     if (rc != BERTH_OK) {
         return rc;
     }
@@ -549,7 +560,12 @@ static enum berth_err parse_rule(struct vmsg *m, json_t *jr, struct lc_rule *r)
         return rc;
     }
     r->priority = (int)priority;
-    return parse_selection(m, json_object_get(jr, "selection"), r);
+    rc = parse_selection(m, json_object_get(jr, "selection"), r);
+    if (rc == BERTH_OK && r->transition && r->archive_class) {
+        return fail(m, "A rule with action type transition must select images in "
+                       "storageClass=standard.");
+    }
+    return rc;
 }
 
 static int cmp_rule_priority(const void *a, const void *b)
@@ -568,17 +584,23 @@ static enum berth_err check_rule_set(struct vmsg *m, const struct lifecycle_poli
                         p->rules[i].priority);
         }
     }
-    size_t untagged = 0;
-    for (size_t i = 0; i < p->rule_count; i++) {
-        untagged += p->rules[i].status == LC_UNTAGGED;
-    }
-    if (untagged > 1) {
-        return fail(m, "Only one rule can select Untagged images per storage class.");
-    }
-    for (size_t i = 0; i + 1 < p->rule_count; i++) {
-        if (p->rules[i].status == LC_ANY) {
-            return fail(m, "Rule for tagStatus=ANY must have the lowest priority per storage "
-                           "class.");
+    /* per storage class: one untagged rule, "any" last */
+    for (int archive = 0; archive <= 1; archive++) {
+        size_t untagged = 0, last = SIZE_MAX;
+        for (size_t i = 0; i < p->rule_count; i++) {
+            if (p->rules[i].archive_class == (archive == 1)) {
+                untagged += p->rules[i].status == LC_UNTAGGED;
+                last = i;
+            }
+        }
+        if (untagged > 1) {
+            return fail(m, "Only one rule can select Untagged images per storage class.");
+        }
+        for (size_t i = 0; last != SIZE_MAX && i < last; i++) {
+            if (p->rules[i].archive_class == (archive == 1) && p->rules[i].status == LC_ANY) {
+                return fail(m, "Rule for tagStatus=ANY must have the lowest priority per "
+                               "storage class.");
+            }
         }
     }
     return BERTH_OK;

@@ -20,14 +20,23 @@ struct image_ctx {
 static int image_row(struct meta_stmt *st, void *p)
 {
     struct image_ctx *c = p;
-    return c->cb(c->arg, meta_col_int64(st, 0), col_str(st, 1), meta_col_int64(st, 2));
+    struct meta_lc_image img = {
+        .id = meta_col_int64(st, 0),
+        .digest = col_str(st, 1),
+        .pushed_at = meta_col_int64(st, 2),
+        .pulled_at = meta_col_int64(st, 3),
+        .is_archived = meta_col_int64(st, 4) == META_STORAGE_ARCHIVE,
+        .archived_at = meta_col_int64(st, 5),
+    };
+    return c->cb(c->arg, &img);
 }
 
 enum berth_err meta_lifecycle_images(struct meta *m, int64_t repo_id, meta_lc_image_cb cb,
                                      void *arg)
 {
-    struct meta_stmt *st = meta_prepare(
-        m, "SELECT id, digest, pushed_at FROM manifests WHERE repo_id = ?1 ORDER BY id");
+    struct meta_stmt *st =
+        meta_prepare(m, "SELECT id, digest, pushed_at, last_pulled_at, storage_class, "
+                        "archived_at FROM manifests WHERE repo_id = ?1 ORDER BY id");
     if (st == NULL) {
         return BERTH_EDB;
     }
@@ -142,8 +151,8 @@ enum berth_err meta_preview_get(struct meta *m, int64_t repo_id, struct meta_pre
                                 char **policy_text)
 {
     struct meta_stmt *st =
-        meta_prepare(m, "SELECT status, started_at, finished_at, expiring_count, policy_text "
-                        "FROM lifecycle_previews WHERE repo_id = ?1");
+        meta_prepare(m, "SELECT status, started_at, finished_at, expiring_count, policy_text, "
+                        "transitioning_count FROM lifecycle_previews WHERE repo_id = ?1");
     if (st == NULL) {
         return BERTH_EDB;
     }
@@ -164,6 +173,7 @@ enum berth_err meta_preview_get(struct meta *m, int64_t repo_id, struct meta_pre
             out->started_at = meta_col_int64(st, 1);
             out->finished_at = meta_col_int64(st, 2);
             out->expiring_count = meta_col_int64(st, 3);
+            out->transitioning_count = meta_col_int64(st, 5);
             if (policy_text != NULL) {
                 *policy_text = text;
             }
@@ -182,10 +192,11 @@ enum berth_err meta_preview_start(struct meta *m, int64_t repo_id, const char *p
 {
     struct meta_stmt *st =
         meta_prepare(m, "INSERT INTO lifecycle_previews (repo_id, status, policy_text, started_at, "
-                        "finished_at, expiring_count) VALUES (?1, 'IN_PROGRESS', ?2, ?3, NULL, 0) "
+                        "finished_at, expiring_count, transitioning_count) "
+                        "VALUES (?1, 'IN_PROGRESS', ?2, ?3, NULL, 0, 0) "
                         "ON CONFLICT (repo_id) DO UPDATE SET status = excluded.status, "
                         "policy_text = excluded.policy_text, started_at = excluded.started_at, "
-                        "finished_at = NULL, expiring_count = 0");
+                        "finished_at = NULL, expiring_count = 0, transitioning_count = 0");
     if (st == NULL) {
         return BERTH_EDB;
     }
@@ -218,7 +229,7 @@ enum berth_err meta_preview_add_result(struct meta *m, int64_t repo_id,
 {
     struct meta_stmt *st = meta_prepare(
         m, "INSERT INTO lifecycle_preview_results (repo_id, seq, digest, pushed_at, tags, "
-           "rule_priority) VALUES (?1, ?2, ?3, ?4, ?5, ?6)");
+           "rule_priority, action, storage_class) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)");
     if (st == NULL) {
         return BERTH_EDB;
     }
@@ -228,15 +239,17 @@ enum berth_err meta_preview_add_result(struct meta *m, int64_t repo_id,
     meta_bind_int64(st, 4, r->pushed_at);
     meta_bind_text_or_null(st, 5, r->tags_json);
     meta_bind_int64(st, 6, r->rule_priority);
+    meta_bind_int64(st, 7, r->transition ? 1 : 0);
+    meta_bind_int64(st, 8, r->is_archived ? META_STORAGE_ARCHIVE : META_STORAGE_STANDARD);
     return meta_step_done(m, st, "preview_add");
 }
 
 enum berth_err meta_preview_finish(struct meta *m, int64_t repo_id, enum meta_preview_status status,
-                                   int64_t expiring_count, int64_t now)
+                                   int64_t expiring_count, int64_t transitioning_count, int64_t now)
 {
-    struct meta_stmt *st =
-        meta_prepare(m, "UPDATE lifecycle_previews SET status = ?2, "
-                        "expiring_count = ?3, finished_at = ?4 WHERE repo_id = ?1");
+    struct meta_stmt *st = meta_prepare(m, "UPDATE lifecycle_previews SET status = ?2, "
+                                           "expiring_count = ?3, finished_at = ?4, "
+                                           "transitioning_count = ?5 WHERE repo_id = ?1");
     if (st == NULL) {
         return BERTH_EDB;
     }
@@ -244,6 +257,7 @@ enum berth_err meta_preview_finish(struct meta *m, int64_t repo_id, enum meta_pr
     meta_bind_text(st, 2, meta_preview_status_name(status));
     meta_bind_int64(st, 3, expiring_count);
     meta_bind_int64(st, 4, now);
+    meta_bind_int64(st, 5, transitioning_count);
     enum berth_err rc = meta_step_done(m, st, "preview_finish");
     if (rc == BERTH_OK && meta_changes(m) == 0) {
         rc = BERTH_ENOTFOUND;
@@ -268,16 +282,18 @@ static int result_row(struct meta_stmt *st, void *p)
     const char *tags = meta_col_cstr(st, 3);
     r.tags_json = tags;
     r.rule_priority = meta_col_int(st, 4);
+    r.transition = meta_col_int64(st, 5) != 0;
+    r.is_archived = meta_col_int64(st, 6) == META_STORAGE_ARCHIVE;
     return c->cb(c->arg, &r);
 }
 
 enum berth_err meta_preview_results(struct meta *m, int64_t repo_id, int64_t after,
                                     meta_preview_result_cb cb, void *arg)
 {
-    struct meta_stmt *st =
-        meta_prepare(m, "SELECT seq, digest, pushed_at, tags, rule_priority "
-                        "FROM lifecycle_preview_results WHERE repo_id = ?1 AND seq > ?2 "
-                        "ORDER BY seq");
+    struct meta_stmt *st = meta_prepare(
+        m, "SELECT seq, digest, pushed_at, tags, rule_priority, action, "
+           "storage_class FROM lifecycle_preview_results WHERE repo_id = ?1 AND seq > ?2 "
+           "ORDER BY seq");
     if (st == NULL) {
         return BERTH_EDB;
     }

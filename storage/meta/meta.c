@@ -229,6 +229,12 @@ static const char *const migrations[] = {
     "  updated_at INTEGER NOT NULL,"
     "  PRIMARY KEY (manifest_id, profile_arn)"
     ") WITHOUT ROWID;",
+    /* 12: lifecycle transitions to the archive class: each preview result's
+     * action (0 expire, 1 transition) and the image's storage class, and the
+     * number of transitions a preview found. */
+    "ALTER TABLE lifecycle_preview_results ADD COLUMN action INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE lifecycle_preview_results ADD COLUMN storage_class INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE lifecycle_previews ADD COLUMN transitioning_count INTEGER NOT NULL DEFAULT 0;",
 };
 
 /* The same migrations in PostgreSQL's dialect, entry for entry: rowid
@@ -431,6 +437,10 @@ static const char *const pg_migrations[] = {
     "  updated_at BIGINT NOT NULL,"
     "  PRIMARY KEY (manifest_id, profile_arn)"
     ");",
+    /* 12 */
+    "ALTER TABLE lifecycle_preview_results ADD COLUMN action BIGINT NOT NULL DEFAULT 0;"
+    "ALTER TABLE lifecycle_preview_results ADD COLUMN storage_class BIGINT NOT NULL DEFAULT 0;"
+    "ALTER TABLE lifecycle_previews ADD COLUMN transitioning_count BIGINT NOT NULL DEFAULT 0;",
 };
 
 #define NMIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))

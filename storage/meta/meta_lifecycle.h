@@ -19,9 +19,18 @@
 
 /* ---- a repository's images (run inside meta_begin_read for one snapshot) ---- */
 
+/* One manifest as a lifecycle evaluation sees it; strings borrowed. */
+struct meta_lc_image {
+    int64_t id;
+    const char *digest;
+    int64_t pushed_at;
+    int64_t pulled_at; /* last recorded pull, 0 = never */
+    bool is_archived;  /* in the archive storage class */
+    int64_t archived_at;
+};
+
 /* Each manifest of the repository, in id order. Return non-zero to stop. */
-typedef int (*meta_lc_image_cb)(void *arg, int64_t manifest_id, const char *digest,
-                                int64_t pushed_at);
+typedef int (*meta_lc_image_cb)(void *arg, const struct meta_lc_image *img);
 enum berth_err meta_lifecycle_images(struct meta *m, int64_t repo_id, meta_lc_image_cb cb,
                                      void *arg);
 
@@ -58,6 +67,7 @@ struct meta_preview {
     int64_t started_at;
     int64_t finished_at; /* 0 while in progress */
     int64_t expiring_count;
+    int64_t transitioning_count; /* results that move an image to the archive class */
 };
 
 /* The repository's latest preview. With policy_text non-NULL, *policy_text
@@ -82,6 +92,8 @@ struct meta_preview_result {
     int64_t pushed_at;
     const char *tags_json; /* JSON array of strings; NULL when untagged */
     int rule_priority;
+    bool transition;  /* the rule moves it to the archive class (else expires it) */
+    bool is_archived; /* its storage class: archive (else standard) */
 };
 
 /* Store one result (BERTH_EEXIST when seq is taken). */
@@ -90,7 +102,8 @@ enum berth_err meta_preview_add_result(struct meta *m, int64_t repo_id,
 
 /* Mark the preview finished with a status and the number of results. */
 enum berth_err meta_preview_finish(struct meta *m, int64_t repo_id, enum meta_preview_status status,
-                                   int64_t expiring_count, int64_t now);
+                                   int64_t expiring_count, int64_t transitioning_count,
+                                   int64_t now);
 
 /* Results with seq > after, in seq order (tags_json borrowed for the
  * call). Return non-zero from cb to stop. */

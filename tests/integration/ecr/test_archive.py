@@ -5,6 +5,8 @@ ListImages, archived images refused to /v2 pulls, BatchGetImage and StartImageSc
 availability ARCHIVED, restores (at once, or ACTIVATING for storage.archive.restore_seconds),
 a push restoring an archived image, indexes archived with their children."""
 
+import json
+import time
 import unittest
 
 import berth_harness as h
@@ -198,6 +200,87 @@ class SlowRestoreTest(e.ModernEcrTestCase):
         self.assertStatus(self.reg.get_manifest(repo, "v1"), 200)
         self.assertEqual(self.ecr.describe_images(repositoryName=repo)["imageDetails"][0]
                          ["imageStatus"], "ACTIVE")
+
+
+ARCHIVE_ALL_BUT_NEWEST = json.dumps({"rules": [
+    {"rulePriority": 1, "description": "keep the newest image active, archive the others",
+     "selection": {"tagStatus": "any", "countType": "imageCountMoreThan", "countNumber": 1},
+     "action": {"type": "transition", "targetStorageClass": "archive"}},
+    {"rulePriority": 2, "description": "expire what has been archived for a year",
+     "selection": {"tagStatus": "any", "storageClass": "archive",
+                   "countType": "sinceImageTransitioned", "countUnit": "days",
+                   "countNumber": 365},
+     "action": {"type": "expire"}}]})
+
+
+class LifecycleTransitionTest(e.ModernEcrTestCase):
+    """Lifecycle rules with action transition: previewed with TRANSITION results and
+    transitioningImageTotalCounts, enforced by `berth lifecycle run` as archives."""
+
+    def test_preview_and_enforce(self):
+        repo = self.create_repo()
+        images = [h.build_image() for _ in range(3)]
+        for n, image in enumerate(images):
+            self.push(repo, image, tag="v%d" % n)
+            time.sleep(0.01)  # distinct push times: the last pushed is the newest
+        self.ecr.put_lifecycle_policy(repositoryName=repo,
+                                      lifecyclePolicyText=ARCHIVE_ALL_BUT_NEWEST)
+        self.assertEqual(self.ecr.get_lifecycle_policy(repositoryName=repo)
+                         ["lifecyclePolicyText"], ARCHIVE_ALL_BUT_NEWEST)
+        self.ecr.start_lifecycle_policy_preview(repositoryName=repo)
+        self.ecr.get_waiter("lifecycle_policy_preview_complete").wait(
+            repositoryName=repo, WaiterConfig={"Delay": 1, "MaxAttempts": 60})
+        prev = self.ecr.get_lifecycle_policy_preview(repositoryName=repo)
+        self.assertEqual(prev["summary"], {
+            "expiringImageTotalCount": 0,
+            "transitioningImageTotalCounts": [{"targetStorageClass": "ARCHIVE",
+                                               "imageTotalCount": 2}]})
+        self.assertEqual([(r["imageDigest"], r["action"], r["storageClass"],
+                           r["appliedRulePriority"]) for r in prev["previewResults"]],
+                         [(i.digest, {"type": "TRANSITION", "targetStorageClass": "ARCHIVE"},
+                           "STANDARD", 1) for i in images[:2]])
+        cli = self.aws("get-lifecycle-policy-preview", "--repository-name", repo)
+        self.assertEqual(cli["summary"]["transitioningImageTotalCounts"],
+                         [{"targetStorageClass": "ARCHIVE", "imageTotalCount": 2}])
+        # the preview archived nothing
+        self.assertEqual(len(self.ecr.describe_images(repositoryName=repo)["imageDetails"]), 3)
+
+        rc, out = h.run_berth(["lifecycle", "run", repo], server=self.server)
+        self.assertEqual(rc, 0, out)
+        self.assertIn("%s: 3 images, 2 selected, 0 expired, 2 archived" % repo, out)
+        archived = self.ecr.describe_images(repositoryName=repo,
+                                            filter={"imageStatus": "ARCHIVED"})["imageDetails"]
+        self.assertEqual(sorted(d["imageDigest"] for d in archived),
+                         sorted(i.digest for i in images[:2]))
+        self.assertEqual([d["imageDigest"] for d in
+                          self.ecr.describe_images(repositoryName=repo)["imageDetails"]],
+                         [images[2].digest])
+        self.assertStatus(self.reg.get_manifest(repo, "v0"), 404)
+        self.assertStatus(self.reg.get_manifest(repo, "v2"), 200)
+        # a second run finds nothing more to do: archived images are in another class
+        rc, out = h.run_berth(["lifecycle", "run", repo], server=self.server)
+        self.assertEqual(rc, 0, out)
+        self.assertIn("%s: 3 images, 0 selected, 0 expired" % repo, out)
+
+    def test_validation(self):
+        repo = self.create_repo()
+        bad = json.dumps({"rules": [
+            {"rulePriority": 1,
+             "selection": {"tagStatus": "any", "storageClass": "archive",
+                           "countType": "sinceImageTransitioned", "countUnit": "days",
+                           "countNumber": 30},
+             "action": {"type": "expire"}}]})
+        err = self.assertBotoError("InvalidParameterException", "put_lifecycle_policy",
+                                   repositoryName=repo, lifecyclePolicyText=bad)
+        self.assertIn("at least 90 days", err["Message"])
+        bad = json.dumps({"rules": [
+            {"rulePriority": 1,
+             "selection": {"tagStatus": "any", "countType": "sinceImagePulled",
+                           "countUnit": "days", "countNumber": 30},
+             "action": {"type": "transition"}}]})
+        err = self.assertBotoError("InvalidParameterException", "put_lifecycle_policy",
+                                   repositoryName=repo, lifecyclePolicyText=bad)
+        self.assertIn("instance failed to match exactly one schema", err["Message"])
 
 
 if __name__ == "__main__":

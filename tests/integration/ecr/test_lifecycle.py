@@ -65,7 +65,8 @@ INVALID = [
         "rulePriority": 1, "action": {"type": "delete"},
         "selection": {"tagStatus": "any", "countType": "imageCountMoreThan",
                       "countNumber": 1}}]})),
-     V + "instance value (delete) not found in enum :(possible values: [\"expire\"])'"),
+     V + "instance value (delete) not found in enum :(possible values: "
+         "[\"expire\",\"transition\"])'"),
     ("countUnit with imageCountMoreThan",
      with_selection({"tagStatus": "any", "countType": "imageCountMoreThan", "countUnit": "days",
                      "countNumber": 1}),

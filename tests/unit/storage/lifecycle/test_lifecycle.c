@@ -632,6 +632,80 @@ static void test_index_keeps_children(void)
     CHECK_STR(run(untagged_age, kept_cycle, 3), "");
 }
 
+/* Storage classes: a transition rule archives standard images by last pull
+ * (push time when never pulled), an archive rule expires images archived
+ * long enough, and neither class's rules see the other's images; "any"
+ * and "untagged" are per class. */
+static void test_storage_classes(void)
+{
+    const char *policy =
+        pad("{\"rules\":["
+            "{\"rulePriority\":1,\"selection\":{\"tagStatus\":\"any\",\"countType\":"
+            "\"sinceImagePulled\",\"countUnit\":\"days\",\"countNumber\":30},"
+            "\"action\":{\"type\":\"transition\",\"targetStorageClass\":\"archive\"}},"
+            "{\"rulePriority\":2,\"selection\":{\"tagStatus\":\"any\",\"storageClass\":"
+            "\"archive\",\"countType\":\"sinceImageTransitioned\",\"countUnit\":\"days\","
+            "\"countNumber\":90},\"action\":{\"type\":\"expire\"}}]}");
+    struct lifecycle_policy *p = NULL;
+    char msg[LIFECYCLE_MSG_CAP];
+    CHECK_INT(lifecycle_policy_parse(policy, strlen(policy), &p, msg, sizeof(msg)), BERTH_OK);
+    if (p == NULL) {
+        return;
+    }
+    struct lifecycle_image imgs[] = {
+        /* pushed long ago, pulled yesterday: stays */
+        {"sha256:a", NOW_MS - 100 * DAY_MS, NULL, 0, NULL, 0, NOW_MS - DAY_MS, 0, false},
+        /* pushed long ago, pulled 31 days ago: archived */
+        {"sha256:b", NOW_MS - 100 * DAY_MS, NULL, 0, NULL, 0, NOW_MS - 31 * DAY_MS, 0, false},
+        /* never pulled, pushed 40 days ago: archived */
+        {"sha256:c", NOW_MS - 40 * DAY_MS, NULL, 0, NULL, 0, 0, 0, false},
+        /* never pulled, pushed 10 days ago: stays */
+        {"sha256:d", NOW_MS - 10 * DAY_MS, NULL, 0, NULL, 0, 0, 0, false},
+        /* archived 91 days ago: expired */
+        {"sha256:e", NOW_MS - 200 * DAY_MS, NULL, 0, NULL, 0, 0, NOW_MS - 91 * DAY_MS, true},
+        /* archived 10 days ago (old pull): stays archived, not archived again */
+        {"sha256:f", NOW_MS - 200 * DAY_MS, NULL, 0, NULL, 0, NOW_MS - 150 * DAY_MS,
+         NOW_MS - 10 * DAY_MS, true},
+    };
+    struct lifecycle_expiration *exp = NULL;
+    size_t n = 0;
+    CHECK_INT(lifecycle_evaluate(p, imgs, 6, NOW_MS, &exp, &n), BERTH_OK);
+    CHECK_INT((long long)n, 3);
+    if (n == 3) {
+        CHECK_INT((long long)exp[0].image, 1);
+        CHECK(exp[0].transition && exp[0].rule_priority == 1);
+        CHECK_INT((long long)exp[1].image, 2);
+        CHECK(exp[1].transition && exp[1].rule_priority == 1);
+        CHECK_INT((long long)exp[2].image, 4);
+        CHECK(!exp[2].transition && exp[2].rule_priority == 2);
+    }
+    free(exp);
+    lifecycle_policy_free(p);
+
+    /* one untagged rule and "any" last, per storage class */
+    expect_valid(
+        pad("{\"rules\":["
+            "{\"rulePriority\":1,\"selection\":{\"tagStatus\":\"untagged\",\"countType\":"
+            "\"sinceImagePulled\",\"countUnit\":\"days\",\"countNumber\":30},"
+            "\"action\":{\"type\":\"transition\",\"targetStorageClass\":\"archive\"}},"
+            "{\"rulePriority\":2,\"selection\":{\"tagStatus\":\"untagged\",\"storageClass\":"
+            "\"archive\",\"countType\":\"sinceImageTransitioned\",\"countUnit\":\"days\","
+            "\"countNumber\":90},\"action\":{\"type\":\"expire\"}},"
+            "{\"rulePriority\":3,\"selection\":{\"tagStatus\":\"any\",\"storageClass\":"
+            "\"archive\",\"countType\":\"sinceImageTransitioned\",\"countUnit\":\"days\","
+            "\"countNumber\":365},\"action\":{\"type\":\"expire\"}},"
+            "{\"rulePriority\":4,\"selection\":{\"tagStatus\":\"any\",\"countType\":"
+            "\"imageCountMoreThan\",\"countNumber\":10},\"action\":{\"type\":\"expire\"}}]}"));
+    expect_invalid(
+        pad("{\"rules\":["
+            "{\"rulePriority\":1,\"selection\":{\"tagStatus\":\"any\",\"countType\":"
+            "\"imageCountMoreThan\",\"countNumber\":10},\"action\":{\"type\":\"expire\"}},"
+            "{\"rulePriority\":2,\"selection\":{\"tagStatus\":\"untagged\",\"countType\":"
+            "\"sinceImagePulled\",\"countUnit\":\"days\",\"countNumber\":30},"
+            "\"action\":{\"type\":\"transition\",\"targetStorageClass\":\"archive\"}}]}"),
+        V("Rule for tagStatus=ANY must have the lowest priority per storage class."));
+}
+
 static void test_evaluate_inputs(void)
 {
     char msg[LIFECYCLE_MSG_CAP];
@@ -649,8 +723,8 @@ static void test_evaluate_inputs(void)
     const char *tag[] = {"a"};
     size_t bad_parent[] = {5};
     struct lifecycle_image imgs[2] = {
-        {"sha256:1", NOW_MS - 10, tag, 1, NULL, 0},
-        {"sha256:2", NOW_MS - 20, NULL, 0, bad_parent, 1},
+        {"sha256:1", NOW_MS - 10, tag, 1, NULL, 0, 0, 0, false},
+        {"sha256:2", NOW_MS - 20, NULL, 0, bad_parent, 1, 0, 0, false},
     };
     static struct lifecycle_expiration sentinel;
     struct lifecycle_expiration *exp = &sentinel;
@@ -910,20 +984,23 @@ static void test_invalid_action(void)
                      "([\"days\"])"));
     expect_invalid(WITH_ACTION("{\"type\":\"delete\"}"),
                    V("instance value (delete) not found in enum :(possible values: "
-                     "[\"expire\"])"));
+                     "[\"expire\",\"transition\"])"));
     expect_invalid(WITH_ACTION("{\"type\":\"EXPIRE\"}"),
                    V("instance value (EXPIRE) not found in enum :(possible values: "
-                     "[\"expire\"])"));
+                     "[\"expire\",\"transition\"])"));
     expect_invalid(WITH_ACTION("{\"type\":5}"),
                    V("instance type (integer) does not match any "
                      "allowed primitive type (allowed: [\"string\"])"));
     /* What cloudposse/terraform-aws-ecr#158 sent to AWS. */
     expect_invalid(WITH_ACTION("{\"type\":\"expire\",\"targetStorageClass\":null}"), ONE_OF);
     expect_invalid(WITH_ACTION("{\"type\":\"expire\",\"targetStorageClass\":\"archive\"}"), ONE_OF);
-    /* Archive transitions are not supported. */
-    expect_invalid(WITH_ACTION("{\"type\":\"transition\",\"targetStorageClass\":\"archive\"}"),
-                   V("action type (transition) is not supported by this registry: only expire "
-                     "is available."));
+    /* Transitions: to the archive class, which must be named. */
+    expect_valid(WITH_ACTION("{\"type\":\"transition\",\"targetStorageClass\":\"archive\"}"));
+    expect_invalid(WITH_ACTION("{\"type\":\"transition\"}"), ONE_OF);
+    expect_invalid(WITH_ACTION("{\"type\":\"transition\",\"targetStorageClass\":null}"), ONE_OF);
+    expect_invalid(WITH_ACTION("{\"type\":\"transition\",\"targetStorageClass\":\"standard\"}"),
+                   V("instance value (standard) not found in enum :(possible values: "
+                     "[\"archive\"])"));
 }
 
 static void test_invalid_selection(void)
@@ -982,19 +1059,35 @@ static void test_invalid_selection(void)
                             "\"countUnit\":\"hours\",\"countNumber\":1}"),
                    V("instance value (hours) not found in enum :(possible values: [\"days\"])"));
     /* Archive features. */
+    expect_valid(WITH_SEL("{\"tagStatus\":\"any\",\"countType\":\"sinceImagePulled\","
+                          "\"countUnit\":\"days\",\"countNumber\":30}"));
+    expect_valid(WITH_SEL("{\"tagStatus\":\"any\",\"storageClass\":\"archive\",\"countType\":"
+                          "\"sinceImageTransitioned\",\"countUnit\":\"days\",\"countNumber\":"
+                          "90}"));
     expect_invalid(WITH_SEL("{\"tagStatus\":\"any\",\"countType\":\"sinceImagePulled\","
-                            "\"countUnit\":\"days\",\"countNumber\":30}"),
-                   V("countType (sinceImagePulled) is not supported by this registry: only "
-                     "imageCountMoreThan or sinceImagePushed is available."));
+                            "\"countNumber\":30}"),
+                   ONE_OF);
     expect_invalid(WITH_SEL("{\"tagStatus\":\"any\",\"storageClass\":\"archive\",\"countType\":"
                             "\"sinceImageTransitioned\",\"countUnit\":\"days\",\"countNumber\":"
-                            "90}"),
-                   V("countType (sinceImageTransitioned) is not supported by this registry: only "
-                     "imageCountMoreThan or sinceImagePushed is available."));
+                            "89}"),
+                   V("Images must stay in the archive storage class for at least 90 days: "
+                     "countNumber for sinceImageTransitioned must be at least 90."));
     expect_invalid(WITH_SEL("{\"tagStatus\":\"any\",\"storageClass\":\"archive\",\"countType\":"
                             "\"imageCountMoreThan\",\"countNumber\":1}"),
-                   V("storageClass (archive) is not supported by this registry: only standard is "
-                     "available."));
+                   V("countType sinceImageTransitioned must be used with storageClass=archive, "
+                     "and storageClass=archive only with countType sinceImageTransitioned."));
+    expect_invalid(WITH_SEL("{\"tagStatus\":\"any\",\"countType\":"
+                            "\"sinceImageTransitioned\",\"countUnit\":\"days\",\"countNumber\":"
+                            "90}"),
+                   V("countType sinceImageTransitioned must be used with storageClass=archive, "
+                     "and storageClass=archive only with countType sinceImageTransitioned."));
+    /* a transition selects standard images */
+    expect_invalid(
+        pad("{\"rules\":[{\"rulePriority\":1,\"selection\":{\"tagStatus\":\"any\","
+            "\"storageClass\":\"archive\",\"countType\":\"sinceImageTransitioned\","
+            "\"countUnit\":\"days\",\"countNumber\":90},\"action\":{\"type\":\"transition\","
+            "\"targetStorageClass\":\"archive\"}}]}"),
+        V("A rule with action type transition must select images in storageClass=standard."));
     expect_invalid(WITH_SEL("{\"tagStatus\":\"any\",\"storageClass\":\"cold\",\"countType\":"
                             "\"imageCountMoreThan\",\"countNumber\":1}"),
                    V("instance value (cold) not found in enum :(possible values: "
@@ -1077,7 +1170,7 @@ static void test_invalid_rule_set(void)
              rule_with(r1, sizeof(r1), 1, SEL_UNTAGGED, ACT_EXPIRE),
              rule_with(r2, sizeof(r2), 1, SEL_ANY, "{\"type\":\"purge\"}"));
     expect_invalid(policy, V("instance value (purge) not found in enum :(possible values: "
-                             "[\"expire\"])"));
+                             "[\"expire\",\"transition\"])"));
 }
 
 static bool utf8_valid(const char *s)
@@ -1142,7 +1235,7 @@ static void test_message_bounds(void)
     CHECK_INT(lifecycle_policy_parse(text, strlen(text), NULL, msg, sizeof(msg)), BERTH_EINVAL);
     snprintf(want, sizeof(want),
              MSG_VALIDATION "instance value (%.128s...) not found in enum "
-                            ":(possible values: [\"expire\"])'",
+                            ":(possible values: [\"expire\",\"transition\"])'",
              value);
     CHECK_STR(msg, want);
     /* No message buffer at all. */
@@ -1263,6 +1356,7 @@ int main(void)
     RUN(test_count_after_earlier_rules);
     RUN(test_age_boundaries);
     RUN(test_index_keeps_children);
+    RUN(test_storage_classes);
     RUN(test_evaluate_inputs);
     RUN(test_valid_policies);
     RUN(test_invalid_length_and_syntax);

@@ -14,8 +14,8 @@ static void test_meta_basics(void)
     CHECK(m != NULL);
     /* core, media types, auth, scanning, previews, pull-time exclusions,
      * creation templates, lifecycle policy times, storage classes, the pull-through
-     * cache, signing */
-    CHECK_INT(meta_schema_version(m), 11);
+     * cache, signing, lifecycle transitions */
+    CHECK_INT(meta_schema_version(m), 12);
     struct meta_repo r;
     CHECK_INT(meta_repo_create(m, "team/app", 1000, &r), BERTH_OK);
     CHECK_INT(meta_repo_create(m, "team/app", 1000, &r), BERTH_EEXIST);
