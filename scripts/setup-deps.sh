@@ -57,7 +57,24 @@ PY
     fi
 }
 
+# The console's browser tests load axe-core (npm, pinned by
+# tests/integration/console/package-lock.json) into Chromium for the
+# accessibility check: installed with npm ci when missing or older than the lock.
+npm_deps() {
+    dir="$(dirname "$0")/../tests/integration/console"
+    if [ ! -f "$dir/node_modules/axe-core/axe.min.js" ] ||
+        [ "$dir/package-lock.json" -nt "$dir/node_modules/.package-lock.json" ]; then
+        if ! command -v npm >/dev/null 2>&1; then
+            echo "berth setup: npm is needed to install axe-core for the console's tests" >&2
+            exit 1
+        fi
+        echo "berth setup: installing the console tests' npm packages (axe-core)" >&2
+        (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error >/dev/null) || exit 1
+    fi
+}
+
 if [ -z "$missing" ]; then
+    npm_deps
     check_modern_python
     exit 0
 fi
@@ -115,4 +132,5 @@ if [ -n "$policy" ]; then
     $SUDO rm -f /usr/sbin/policy-rc.d
 fi
 [ "$status" -eq 0 ] || exit "$status"
+npm_deps
 check_modern_python

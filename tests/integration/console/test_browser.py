@@ -426,5 +426,41 @@ class BrowserTest(h.ServerTestCase):
         b.wait_for("#findings h2", "Vulnerabilities")
         self.sign_out()
 
+    def assertAccessible(self, page):
+        violations = self.browser.accessibility()
+        self.assertEqual(violations, [], "axe-core on the %s page" % page)
+
+    def test_7_accessibility(self):
+        """axe-core on each page: no serious or critical violation."""
+        b = self.browser
+        b.go(self.server.base_url + "/ui/")
+        b.wait_for("#signin")
+        self.assertAccessible("sign-in")
+        self.sign_in(*self.admin)
+        b.wait_for("#page-status")
+        self.assertAccessible("repositories")
+        b.click(b.wait_for("#create-repo"))
+        b.wait_for("#new-repo-name")
+        self.assertAccessible("create-repository dialog")
+        b.keys("\ue00c")  # Escape
+        b.wait_gone("dialog")
+        b.go(self.repo_url("team/scanned"))
+        b.wait_for("td.scan", "high")
+        self.assertAccessible("repository")
+        b.go(self.repo_url("team/scanned", "/settings"))
+        b.wait_for("#set-policy")
+        self.assertAccessible("settings")
+        b.go(self.repo_url("team/scanned", "/lifecycle"))
+        b.wait_for("#rule-builder legend")
+        b.click(b.wait_for("#preview-lifecycle"))
+        b.wait_for("#preview", "expire")
+        self.assertAccessible("lifecycle")
+        b.go(self.server.base_url + "/ui/#/image/team%%2Fscanned/%s" % self.debian.digest)
+        b.wait_for("tr.finding")
+        b.wait_for("#referrers td")
+        self.assertAccessible("image")
+        self.sign_out()
+        self.assertAccessible("signed-out")
+
 if __name__ == "__main__":
     unittest.main()

@@ -14,6 +14,9 @@ import clients as c
 import berth_harness as h
 
 CHROMIUM = "/usr/bin/chromium"
+# axe-core, from npm (scripts/setup-deps.sh runs npm ci there)
+AXE = os.path.join(h.REPO_ROOT, "tests", "integration", "console", "node_modules", "axe-core",
+                   "axe.min.js")
 CHROMEDRIVER = "/usr/bin/chromedriver"
 ELEMENT = "element-6066-11e4-a52e-4f735466cecf"
 WAIT = 30.0  # seconds a page has to show what is awaited
@@ -166,3 +169,21 @@ class Browser:
         with open(path, "wb") as f:
             f.write(png)
         return path
+
+    def accessibility(self):
+        """axe-core's serious and critical violations on the page as it is now, each as
+        "rule (impact): help: the first few offending elements". axe is injected
+        through WebDriver, not by the page (whose CSP allows only its own scripts)."""
+        if not os.path.exists(AXE):
+            raise AssertionError("%s is missing: run scripts/setup-deps.sh" % AXE)
+        if not self.script("return typeof window.axe === 'object'"):
+            with open(AXE, encoding="utf-8") as f:
+                self.script(f.read() + "\nreturn true;")
+        found = self.s("POST", "/execute/async", {"args": [], "script": """
+            const done = arguments[arguments.length - 1];
+            axe.run(document, {resultTypes: ["violations"]}).then((r) => done(
+                r.violations.filter((v) => v.impact === "serious" || v.impact === "critical")
+                 .map((v) => v.id + " (" + v.impact + "): " + v.help + ": " +
+                      v.nodes.slice(0, 3).map((n) => n.target.join(" ")).join(", "))),
+              (e) => done(["axe failed: " + e]));"""})
+        return found
