@@ -50,6 +50,21 @@ CLI_ERROR_RE = re.compile(r"An error occurred \(([A-Za-z]+)\) when calling the (
 _home = None
 
 
+UNSHARE_BIN = "/usr/bin/unshare"
+
+
+def private_mounts(cmd, tmpfs):
+    """cmd in a mount namespace of its own with an empty tmpfs on each directory of tmpfs
+    (created if missing), so that a client run as root leaves nothing in them: skopeo and
+    podman keep their blob-info cache in /var/lib/containers/cache whatever HOME says,
+    dockerd creates /run/docker/plugins."""
+    require(UNSHARE_BIN)
+    script = " && ".join("mkdir -p %s && mount -t tmpfs -o mode=%s berth-test %s" % (
+        p, "1777" if p == "/dev/shm" else "0755", p) for p in tmpfs)
+    return [UNSHARE_BIN, "--mount", "--propagation", "private", "/bin/sh", "-c",
+            script + ' && exec "$@"', "berth-private"] + list(cmd)
+
+
 def require(path):
     """A client the set-up installs (scripts/setup-deps.sh, run by make test) is missing:
     that fails the test, it is no reason to skip it."""
@@ -178,9 +193,9 @@ def aws(server, *args, key=None, secret=None, region=REGION, endpoint=None, outp
 
 
 class Skopeo:
-    """skopeo with a private HOME (its blob-info cache, containers configuration and auth
-    file), an accept-anything signature policy, and no credentials until a login writes
-    auth_file."""
+    """skopeo with a private HOME (its containers configuration and auth file), an
+    accept-anything signature policy, no credentials until a login writes auth_file, and a
+    private /var/lib/containers (root's blob-info cache: private_mounts)."""
 
     def __init__(self, work):
         self.home = os.path.join(work, "skopeo-home")
@@ -204,8 +219,8 @@ class Skopeo:
         AssertionError. Returns the CompletedProcess (bytes)."""
         require(SKOPEO_BIN)
         cmd = [SKOPEO_BIN, "--policy", self.policy] + [str(a) for a in args]
-        proc = subprocess.run(cmd, env=self.env(), capture_output=True, timeout=timeout,
-                              stdin=subprocess.DEVNULL)
+        proc = subprocess.run(private_mounts(cmd, ("/var/lib/containers",)), env=self.env(),
+                              capture_output=True, timeout=timeout, stdin=subprocess.DEVNULL)
         if check and proc.returncode != 0:
             raise AssertionError("%s exited %d\nstdout: %s\nstderr: %s" % (
                 " ".join(cmd), proc.returncode, proc.stdout.decode(errors="replace")[-2000:],

@@ -25,12 +25,12 @@ import tarfile
 import tempfile
 import time
 
+import clients as c  # first: it cleans the environment botocore reads
 import berth_harness as h
 
 DOCKERD_BIN = "/usr/sbin/dockerd"
 CONTAINERD_BIN = "/usr/bin/containerd"
 CTR_BIN = "/usr/bin/ctr"
-UNSHARE_BIN = "/usr/bin/unshare"
 START_TIMEOUT = 120
 STOP_TIMEOUT = 60
 CLIENT_TIMEOUT = 180
@@ -51,11 +51,7 @@ def docker_cli():
 def private_run(cmd, tmpfs=("/run",)):
     """cmd in a mount namespace of its own with an empty tmpfs on each of tmpfs (by default
     /run, and so /var/run), created if missing."""
-    require(UNSHARE_BIN)
-    script = " && ".join('mkdir -p %s && mount -t tmpfs -o mode=%s berth-test %s' % (
-        p, "1777" if p == "/dev/shm" else "0755", p) for p in tmpfs)
-    return [UNSHARE_BIN, "--mount", "--propagation", "private", "/bin/sh", "-c",
-            script + ' && exec "$@"', "berth-private"] + cmd
+    return c.private_mounts(cmd, tmpfs)
 
 
 def _die_with_parent():
