@@ -156,13 +156,40 @@ static void base_url(const struct request *req, char *out, size_t cap)
     }
 }
 
-void oci_auth_service(const struct request *req, char *out, size_t cap)
+/* A Host header fit to name this registry in a challenge: 1..255 of
+ * [A-Za-z0-9.-:[]] (a name or address and a port). */
+static bool host_ok(const char *host)
+{
+    size_t n = 0;
+    for (const char *p = host; *p; p++, n++) {
+        char c = *p;
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              strchr(".-:[]", c) != NULL) ||
+            n >= 255) {
+            return false;
+        }
+    }
+    return n > 0;
+}
+
+void oci_auth_token_base(struct request *req, char *out, size_t cap)
+{
+    const char *host = http_header(req, "Host");
+    if (req->srv->cfg->public_url[0] == '\0' && host != NULL && host_ok(host)) {
+        snprintf(out, cap, "%s://%s", req->srv->tls != NULL ? "https" : "http", host);
+        return;
+    }
+    base_url(req, out, cap);
+}
+
+void oci_auth_service(struct request *req, char *out, size_t cap)
 {
     if (req->srv->cfg->auth_service[0] != '\0') {
         str_copy(out, cap, req->srv->cfg->auth_service);
         return;
     }
-    const char *url = req->srv->public_url;
+    char url[sizeof(req->srv->public_url) + 16];
+    oci_auth_token_base(req, url, sizeof(url));
     const char *host = strstr(url, "://");
     host = host != NULL ? host + 3 : url;
     size_t n = strcspn(host, "/");
@@ -176,8 +203,8 @@ void oci_auth_service(const struct request *req, char *out, size_t cap)
 void oci_auth_bearer_challenge(struct request *req, const char *scope, const char *error, char *out,
                                size_t cap)
 {
-    char url[sizeof(req->srv->public_url)], service[256];
-    base_url(req, url, sizeof(url));
+    char url[sizeof(req->srv->public_url) + 16], service[256];
+    oci_auth_token_base(req, url, sizeof(url));
     oci_auth_service(req, service, sizeof(service));
     int n = snprintf(out, cap, "Bearer realm=\"%s/v2/token\",service=\"%s\"", url, service);
     if (n > 0 && (size_t)n < cap && scope != NULL) {

@@ -71,13 +71,19 @@ void oci_auth_challenge(struct request *req, const char *message, const char *sc
 /* Whether /v2 speaks the token protocol (auth.scheme bearer). */
 bool oci_auth_is_bearer(const struct request *req);
 
+/* Where clients reach the token endpoint, without "/v2/token": public_url
+ * when configured; otherwise the scheme and the request's Host header (when
+ * it is a plain host[:port]), so that a server listening on 0.0.0.0 names
+ * the address the client used; else the listen address. */
+void oci_auth_token_base(struct request *req, char *out, size_t cap);
+
 /* The WWW-Authenticate value of a Bearer challenge into out (cap bytes):
- * realm <public_url>/v2/token, service, and scope and error when not NULL. */
+ * realm <token base>/v2/token, service, and scope and error when not NULL. */
 void oci_auth_bearer_challenge(struct request *req, const char *scope, const char *error, char *out,
                                size_t cap);
 
-/* The token service name (auth.service, or public_url's host[:port]). */
-void oci_auth_service(const struct request *req, char *out, size_t cap);
+/* The token service name (auth.service, or the token base's host[:port]). */
+void oci_auth_service(struct request *req, char *out, size_t cap);
 
 /* What oci_auth_login found. */
 enum oci_login {

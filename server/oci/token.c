@@ -35,16 +35,13 @@ static void token_fail(struct request *req, unsigned status, const char *oauth_e
     const char *code = status == 401 ? "UNAUTHORIZED" : status == 400 ? "UNSUPPORTED" : "UNKNOWN";
     json_t *doc = json_pack("{s:[{s:s, s:s}], s:s, s:s}", "errors", "code", code, "message",
                             message, "error", oauth_error, "error_description", message);
-    char challenge[sizeof(req->srv->public_url) + 300];
+    char challenge[sizeof(req->srv->public_url) + 600];
     if (status == 401) {
-        char service[256];
-        size_t n = strlen(req->srv->public_url);
-        while (n > 0 && req->srv->public_url[n - 1] == '/') {
-            n--;
-        }
+        char base[sizeof(req->srv->public_url) + 16], service[256];
+        oci_auth_token_base(req, base, sizeof(base));
         oci_auth_service(req, service, sizeof(service));
-        snprintf(challenge, sizeof(challenge), "Basic realm=\"%.*s/v2/token\",service=\"%s\"",
-                 (int)n, req->srv->public_url, service);
+        snprintf(challenge, sizeof(challenge), "Basic realm=\"%s/v2/token\",service=\"%s\"", base,
+                 service);
     }
     oci_send_doc(req, status, doc, status == 401 ? "WWW-Authenticate" : NULL,
                  status == 401 ? challenge : NULL);

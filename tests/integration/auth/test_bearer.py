@@ -122,6 +122,21 @@ class BearerTest(h.ServerTestCase):
         self.assertEqual(resp.header("WWW-Authenticate"),
                          'Bearer realm="%s",service="%s"' % (self.realm, self.service))
 
+    def test_realm_follows_the_host_without_public_url(self):
+        # listening on 0.0.0.0 the listen address would be useless to a client: without
+        # public_url the realm names the host the client used
+        resp = self.reg.get("/v2/", headers={"Host": "registry.example:5000"})
+        self.assertEqual(resp.header("WWW-Authenticate"),
+                         'Bearer realm="http://registry.example:5000/v2/token",'
+                         'service="registry.example:5000"')
+        got = self.reg.request("GET", "/v2/token?service=registry.example:5000",
+                               headers={"Host": "registry.example:5000"})
+        self.assertStatus(got, 200)
+        # a Host that is not a plain host[:port] is not echoed
+        resp = self.reg.get("/v2/", headers={"Host": 'evil",x="y'})
+        self.assertEqual(resp.header("WWW-Authenticate"),
+                         'Bearer realm="%s",service="%s"' % (self.realm, self.service))
+
     def test_repository_challenges_carry_the_scope(self):
         img = self.images["team/a"]
         cases = [
@@ -407,6 +422,21 @@ class BearerTest(h.ServerTestCase):
         # unsigned ECR calls are still refused the ECR way
         status, doc, _ = e.ecr_call(self.reg, "DescribeRepositories", {})
         self.assertEqual((status, doc["__type"]), (400, "MissingAuthenticationTokenException"))
+
+
+class PublicUrlTest(h.ServerTestCase):
+    """public_url and auth.service name the realm and the service, whatever Host says."""
+
+    server_config = {"public_url": "https://registry.example/", "auth": {
+        "scheme": "bearer", "service": "my-registry", "required": True}}
+
+    def test_realm_and_service_from_the_config(self):
+        resp = self.reg.get("/v2/", headers={"Host": "elsewhere:1"})
+        self.assertEqual(resp.header("WWW-Authenticate"),
+                         'Bearer realm="https://registry.example/v2/token",service="my-registry"')
+        self.assertStatus(self.reg.request("GET", "/v2/token?service=my-registry"), 200)
+        resp = self.reg.request("GET", "/v2/token?service=registry.example")
+        self.assertStatus(resp, 400)
 
 
 class BasicSchemeTest(h.ServerTestCase):
