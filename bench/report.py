@@ -223,6 +223,84 @@ def limits_text(limits):
     ]
 
 
+def load_storm(d):
+    """The pull storm's runs (storm.tsv and berth-storm's JSON), by server; {} if none ran."""
+    path = os.path.join(d, "storm.tsv")
+    if not os.path.exists(path):
+        return {}
+    out = {}
+    with open(path) as f:
+        next(f)
+        for line in f:
+            server, status, rel = line.rstrip("\n").split("\t")
+            result = None
+            try:
+                with open(os.path.join(d, rel)) as jf:
+                    result = json.load(jf)
+            except (OSError, ValueError):
+                pass
+            out[server] = {"exit_status": int(status), "result": result}
+    return out
+
+
+def storm_lines(storm, markdown):
+    """The pull storm's table (one row per server) and its targets."""
+    if not storm:
+        return [], []
+    cols = ["server", "pulls ok", "success %", "pull p50 ms", "pull p99 ms", "MB/s",
+            "HEAD p50 ms", "HEAD p99 ms", "HEAD max ms", "HEADs > 50 ms", "peak RSS MiB"]
+    rows = []
+    any_r = None
+    for server in sorted(storm):
+        r = storm[server]["result"]
+        if r is None:
+            rows.append([server] + ["failed"] + ["-"] * (len(cols) - 2))
+            continue
+        any_r = r
+        p, q = r["pulls"], r["probe"]
+        mbs = p["ok"] * r["layer_bytes"] / 1e6 / p["seconds"] if p["seconds"] else 0
+        rows.append([server, f'{p["ok"]}/{p["total"]}', f'{p["success_pct"]:.2f}',
+                     f'{p["p50_ms"]:.0f}', f'{p["p99_ms"]:.0f}', f"{mbs:.0f}",
+                     f'{q["p50_ms"]:.1f}', f'{q["p99_ms"]:.1f}', f'{q["max_ms"]:.1f}',
+                     f'{q["over_50ms"]}/{q["ok"] + q["failed"]}',
+                     f'{r["server_peak_rss_kib"] / 1024:.1f}'])
+    title = "pull storm"
+    if any_r is not None:
+        title = (f'pull storm: {any_r["clients"]} clients x {any_r["waves"]} waves, '
+                 f'{any_r["layer_bytes"] // 1048576} MiB layer, {any_r["addresses"]} client '
+                 f'addresses; HEAD probe every 20 ms from another address')
+    if markdown:
+        lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+        lines += ["| " + " | ".join(r) + " |" for r in rows]
+    else:
+        widths = [max(len(c), *(len(r[i]) for r in rows)) for i, c in enumerate(cols)]
+        lines = ["  ".join(c.rjust(w) for c, w in zip(cols, widths))]
+        lines += ["  ".join(v.rjust(w) for v, w in zip(r, widths)) for r in rows]
+    b = storm.get("berth", {}).get("result")
+    d = storm.get("distribution", {}).get("result")
+    if b is not None and d is not None:
+        def ratio(x, y):
+            return f"{x / y:.2f}x" if y else "-"
+
+        def mbs(r):
+            p = r["pulls"]
+            return p["ok"] * r["layer_bytes"] / p["seconds"] if p["seconds"] else 0
+
+        lines += ["", "berth / distribution: pull MB/s " + ratio(mbs(b), mbs(d)) +
+                  ", pull p99 " + ratio(b["pulls"]["p99_ms"], d["pulls"]["p99_ms"]) +
+                  ", HEAD p99 " + ratio(b["probe"]["p99_ms"], d["probe"]["p99_ms"]) +
+                  ", peak RSS " + ratio(b["server_peak_rss_kib"], d["server_peak_rss_kib"])]
+    targets = []
+    if b is not None:
+        targets = [
+            ("pull storm: every pull succeeds", b["pulls"]["failed"] == 0),
+            ("pull storm: berth's peak RSS under 64 MiB", b["server_peak_rss_kib"] < 64 * 1024),
+            ("pull storm: every HEAD of the other client within 50 ms",
+             b["probe"]["failed"] == 0 and b["probe"]["max_ms"] <= 50),
+        ]
+    return [title, ""] + lines, targets
+
+
 def main():
     if len(sys.argv) != 2:
         print(__doc__, file=sys.stderr)
@@ -235,9 +313,15 @@ def main():
     tg = targets(rows)
     failed = [f'{r["workload"]} c={r["concurrency"]} {r["server"]}' for r in runs
               if r["exit_status"] != 0 or r["result"] is None or not r["result"].get("ok")]
+    storm = load_storm(d)
+    failed += [f"pull-storm {s}" for s, r in sorted(storm.items())
+               if r["exit_status"] != 0 or r["result"] is None]
+    storm_md, storm_targets = storm_lines(storm, True)
+    storm_text, _ = storm_lines(storm, False)
 
     doc = {"machine": limits.get("machine", {}), "limits": limits, "rows": rows,
-           "targets": [{"target": t, "met": m} for t, m in tg], "failed_runs": failed}
+           "targets": [{"target": t, "met": m} for t, m in tg + storm_targets],
+           "pull_storm": storm, "failed_runs": failed}
     with open(os.path.join(d, "results.json"), "w") as f:
         json.dump(doc, f, indent=2)
         f.write("\n")
@@ -252,6 +336,9 @@ def main():
            "% of limit: push MB/s against min(SHA-256, disk), pull MB/s against loopback.", ""]
     md += [table(rows, True), "", "## Targets (issue 6)", ""]
     md += [f"- {mark[m]}: {t}" for t, m in tg]
+    if storm_md:
+        md += ["", "## Pull storm", ""] + storm_md + [""]
+        md += [f"- {mark[m]}: {t}" for t, m in storm_targets]
     if failed:
         md += ["", "## Failed runs", ""] + [f"- {x}" for x in failed]
     with open(os.path.join(d, "results.md"), "w") as f:
@@ -265,6 +352,12 @@ def main():
     print()
     for t, m in tg:
         print(f"  [{mark[m]}] {t}")
+    if storm_text:
+        print()
+        for line in storm_text:
+            print(line)
+        for t, m in storm_targets:
+            print(f"  [{mark[m]}] {t}")
     if failed:
         print("\nfailed runs: " + ", ".join(failed))
     print(f"\nfull results: {os.path.join(d, 'results.md')} and results.json")

@@ -23,6 +23,12 @@
 #   BENCH_DD_MB        MiB written by the disk test, default 1024
 #   BENCH_ACCESS_LOG=1 keep both servers' access logs on (default off)
 #   BERTH_BENCH_ARGS   extra arguments for `berth serve`
+#   BENCH_STORM_CLIENTS  clients per wave of the pull storm, default 1000
+#   BENCH_STORM_WAVES    waves of the pull storm, default 2
+#
+# The pull storm (bench/berth-storm, workload name pull-storm) runs after
+# the berth-bench workloads, once per server: every client on its own
+# connection from its own loopback address, a HEAD probe from another.
 set -euo pipefail
 
 if [ $# -ne 1 ]; then
@@ -32,6 +38,7 @@ fi
 here=$(cd "$(dirname "$0")" && pwd)
 build=$(cd "$1" && pwd)
 bench="$build/bench/berth-bench"
+storm="$build/bench/berth-storm"
 berth="$build/berth"
 registry=/usr/bin/docker-registry
 python=/usr/bin/python3
@@ -54,8 +61,19 @@ done
 if [ -n "${BENCH_WORKLOADS:-}" ]; then
     workloads=${BENCH_WORKLOADS//,/ }
 else
-    workloads=$("$bench" --list | awk '{print $1}')
+    workloads="$("$bench" --list | awk '{print $1}') pull-storm"
 fi
+# pull-storm is berth-storm's, not berth-bench's
+run_storm=0
+case " $workloads " in
+*" pull-storm "*)
+    run_storm=1
+    workloads=$(echo "$workloads" | tr ' ' '\n' | grep -vx pull-storm | tr '\n' ' ' || true)
+    [ -x "$storm" ] || { echo "run-bench: $storm not built" >&2; exit 1; }
+    ;;
+esac
+storm_clients=${BENCH_STORM_CLIENTS:-1000}
+storm_waves=${BENCH_STORM_WAVES:-2}
 
 # n per workload at c=1 and c=16 (other levels use the c=16 value), chosen
 # so that one run takes about 10 s against distribution 2.8 on a 2-core
@@ -300,6 +318,37 @@ for w in $workloads; do
         done
     done
 done
+
+# ---- the pull storm ----
+
+if [ "$run_storm" = 1 ]; then
+    printf 'server\texit\tjson\n' >"$results/storm.tsv"
+    for s in $servers; do
+        tag="pull-storm-$s"
+        dir="$work/$tag"
+        json="raw/$tag.json"
+        status=0
+        if start_server "$s" "$dir" "$results/logs/$tag.server.log"; then
+            "$storm" -c "$storm_clients" --waves "$storm_waves" --pid "$server_pid" \
+                --json-file "$results/$json" "$server_url" >"$results/logs/$tag.storm.log" 2>&1 &
+            bench_pid=$!
+            wait "$bench_pid" || status=$?
+            bench_pid=""
+            if ! kill -0 "$server_pid" 2>/dev/null; then
+                echo "run-bench: $s died during the pull storm" >&2
+                status=1
+            fi
+        else
+            status=1
+        fi
+        stop_server
+        rm -rf "$dir"
+        printf '%s\t%s\t%s\n' "$s" "$status" "$json" >>"$results/storm.tsv"
+        [ "$status" -eq 0 ] || overall=1
+        echo "run-bench: pull storm ($storm_clients clients x $storm_waves) $s:" >&2
+        sed 's/^/run-bench:   /' "$results/logs/$tag.storm.log" | grep -v '^run-bench:   berth-storm http' >&2 || true
+    done
+fi
 
 "$python" "$here/report.py" "$results" || overall=1
 exit "$overall"
