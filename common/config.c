@@ -62,7 +62,7 @@ static const struct config_key keys[] = {
      "http.head_timeout_seconds have passed (0: no minimum)"},
     {"http.per_client_connection_limit", CONFIG_INT, OFF(http_per_client_connection_limit), "256",
      0, 1000000, "maximum concurrent connections from one client address (0: none)"},
-    {"http.memory_limit_kib", CONFIG_INT, OFF(http_memory_limit_kib), "128", 32, 65536,
+    {"http.memory_limit_kib", CONFIG_INT, OFF(http_memory_limit_kib), "32", 32, 65536,
      "per-connection buffer for headers and body reads"},
     {"http.unauthenticated_body_max_mib", CONFIG_INT, OFF(http_unauthenticated_body_max_mib), "256",
      1, 1 << 20,

@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -928,6 +929,48 @@ static unsigned pool_size(const struct berth_config *cfg)
     return (unsigned)(cpus > 0 ? cpus * 2 : 4);
 }
 
+/* Descriptors the server may hold at its limits: one per connection
+ * libmicrohttpd serves, one per blob being sent on it, up to twice the
+ * connection limit (at least 256) of accepted sockets that have not sent
+ * anything yet (accept.c), and a margin for the store, logs and jobs. */
+static rlim_t fds_needed(const struct berth_config *cfg)
+{
+    rlim_t limit = (rlim_t)cfg->http_connection_limit;
+    rlim_t silent = limit * 2 < 256 ? 256 : limit * 2;
+    return limit * 2 + silent + 256;
+}
+
+/* The soft descriptor limit is often 1024 (systemd and most shells) while
+ * the hard one is far higher: at the default connection limit a pull storm
+ * would then fail with EMFILE (a socket or a blob that cannot be opened).
+ * Raise the soft limit to what the limits above need, or to the hard limit
+ * when that is lower (Go programs such as distribution raise it to the
+ * hard limit at start). */
+static void raise_fd_limit(const struct berth_config *cfg)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY) {
+        return;
+    }
+    rlim_t want = fds_needed(cfg);
+    if (rl.rlim_cur >= want) {
+        return;
+    }
+    rlim_t cur = rl.rlim_cur;
+    rl.rlim_cur = rl.rlim_max != RLIM_INFINITY && rl.rlim_max < want ? rl.rlim_max : want;
+    if (rl.rlim_cur > cur && setrlimit(RLIMIT_NOFILE, &rl) != 0) {
+        rl.rlim_cur = cur;
+    }
+    if (rl.rlim_cur < want) {
+        log_warn("event=fd_limit_low fds=%llu needed=%llu msg=\"raise the hard limit "
+                 "(ulimit -Hn, LimitNOFILE=) or lower http.connection_limit\"",
+                 (unsigned long long)rl.rlim_cur, (unsigned long long)want);
+    } else {
+        log_info("event=fd_limit_raised from=%llu to=%llu", (unsigned long long)cur,
+                 (unsigned long long)rl.rlim_cur);
+    }
+}
+
 enum berth_err server_start(const struct berth_config *cfg, struct store *store,
                             const struct http_api *const *apis, size_t api_count,
                             struct server **out)
@@ -973,6 +1016,7 @@ enum berth_err server_start(const struct berth_config *cfg, struct store *store,
         return arc;
     }
 
+    raise_fd_limit(cfg);
     struct sockaddr_storage addr;
     socklen_t addr_len = 0;
     if (resolve_listen(cfg->listen, &addr, &addr_len) != BERTH_OK) {

@@ -1,0 +1,111 @@
+"""A bounded pull storm (issue 10, "Load: Pull storm"): many clients pull one image at once.
+
+bench/berth-storm pushes an image with a 10 MiB layer, then runs two waves of 200 clients,
+each on its own connection from its own loopback address (127.1.x.y, as many nodes would
+be), pulling as docker does (HEAD manifest, GET manifest, GET config, GET layer), every byte
+checked; meanwhile a HEAD from another address (127.2.0.1) every 20 ms. `make bench` runs
+the full storm (1,000 clients, twice) beside distribution (docs/benchmarks.md).
+
+What must hold, at berth's default settings:
+- every pull succeeds, also when the server starts with a soft descriptor limit too low for
+  its connection limit (the common 1024, scaled down here to 256 for 200 clients): berth
+  raises it (before: EMFILE, failed pulls);
+- the server's memory grows by well under 64 KiB per concurrent client and stays under
+  64 MiB (before: libmicrohttpd's 128 KiB per-connection pool, cleared between requests,
+  was all resident: about 130 KiB per client, 151 MiB at 1,000);
+- the other client's HEADs are all answered throughout. Their latency is asserted with a
+  wide margin (2 s) because other work shares this machine; the numbers against the 50 ms
+  target are in docs/benchmarks.md.
+
+Runs only in the gcc pass ("berth-suite: no-sanitizer"): under ASan the memory bounds mean
+nothing and the storm would take minutes.
+"""
+# berth-suite: no-sanitizer
+
+import json
+import os
+import resource
+import subprocess
+import unittest
+
+import berth_harness as h
+
+CLIENTS = 200
+WAVES = 2
+SOFT_FDS = 256       # below what 200 pulling clients need (a socket and a blob each)
+FDS_NEEDED = 4352    # berth's need at the default http.connection_limit (httpd.c)
+MIB = 1024 * 1024
+
+
+def storm_bin():
+    build = os.environ.get("BERTH_BUILD_DIR") or os.path.join(
+        os.path.dirname(__file__), "..", "..", "..", "build")
+    return os.path.join(build, "bench", "berth-storm")
+
+
+def vm_kib(pid, field):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    raise AssertionError("no %s in /proc/%d/status" % (field, pid))
+
+
+class PullStormTest(unittest.TestCase):
+    def setUp(self):
+        if not os.access(storm_bin(), os.X_OK):
+            self.fail("%s not built" % storm_bin())
+        # The server inherits a low soft limit (the hard one stays), unless the hard limit
+        # itself is too low for berth to raise the soft one far enough.
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        self.lowered = hard == resource.RLIM_INFINITY or hard >= FDS_NEEDED
+        if self.lowered:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (SOFT_FDS, hard))
+        try:
+            self.server = h.Server()
+            self.addCleanup(self.server.cleanup)
+            self.server.start()
+        finally:
+            if self.lowered:
+                resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+    def test_storm(self):
+        pid = self.server.proc.pid
+        before_kib = vm_kib(pid, "VmRSS")
+        report = os.path.join(self.server.tmp, "storm.json")
+        proc = subprocess.run(
+            [storm_bin(), "-c", str(CLIENTS), "--waves", str(WAVES), "--probe-ms", "20",
+             "--timeout", "400", "--pid", str(pid), "--json-file", report,
+             self.server.base_url],
+            capture_output=True, text=True, timeout=900)
+        out = proc.stdout + proc.stderr
+        self.assertTrue(os.path.exists(report), out)
+        with open(report) as f:
+            r = json.load(f)
+        pulls, probe = r["pulls"], r["probe"]
+
+        # every pull succeeded, every byte as pushed
+        self.assertEqual(pulls["ok"], CLIENTS * WAVES, out)
+        self.assertEqual(pulls["failed"], 0, out)
+        self.assertEqual(proc.returncode, 0, out)
+        if self.lowered:
+            self.assertIn("event=fd_limit_raised", self.server.log_text())
+
+        # memory: peak against the quiet server
+        peak_kib = r["server_peak_rss_kib"]
+        per_client_kib = (peak_kib - before_kib) / CLIENTS
+        self.assertLess(peak_kib * 1024, 64 * MIB, out)
+        self.assertLess(per_client_kib, 64, "%.0f KiB per client\n%s" % (per_client_kib, out))
+
+        # the other client: answered throughout (it ran while the waves did)
+        self.assertEqual(probe["failed"], 0, out)
+        self.assertGreaterEqual(probe["ok"], 10, out)
+        self.assertLess(probe["max_ms"], 2000, out)
+
+        # and the server is still well
+        self.assertEqual(self.server.registry().ping().status, 200)
+        self.server.stop()
+
+
+if __name__ == "__main__":
+    unittest.main()
