@@ -383,6 +383,64 @@ class StreamingTest(CacheTestCase):
         self.assertEqual(fake.blob_gets, 1)
 
 
+class CrashDuringFetchTest(CacheTestCase):
+    def test_kill_during_a_fetch_publishes_nothing(self):
+        img = h.build_image(layer_count=1, layer_size=2 << 20, compress=False)
+        layer = img.layer_digests[0]
+        fake = FakeUpstream(img)
+        self.addCleanup(fake.close)
+        self.addCleanup(fake.release.set)
+        fake.hold_blob = layer
+        self.rule("fake", "http://127.0.0.1:%d" % fake.port)
+        self.assertStatus(self.reg.get_manifest("fake/app", "v1"), 200)
+        conn = http.client.HTTPConnection("127.0.0.1", self.server.port, timeout=60)
+        conn.request("GET", "/v2/fake/app/blobs/" + layer)
+        resp = conn.getresponse()
+        self.assertEqual(resp.read(1 << 16), img.blobs[layer][:1 << 16])
+        self.server.restart_after_crash()  # kill -9 while the blob lands
+        conn.close()
+        self.assertFalse(os.path.exists(os.path.join(
+            self.server.root, "blobs", "sha256", layer[7:9], layer[7:])))
+        self.assertEqual(self.ok("DescribeImages", {"repositoryName": "fake/app"})
+                         ["imageDetails"][0]["imageDigest"], img.digest)
+        # the next pull fetches it again, whole
+        fake.hold_blob = None
+        fake.release.set()
+        blob = self.reg.get_blob("fake/app", layer)
+        self.assertStatus(blob, 200)
+        self.assertEqual(h.digest_of(blob.body), layer)
+
+
+class DownstreamAuthTest(CacheTestCase):
+    """berth itself with access keys: a key allowed to pull the cache's namespace fills it;
+    one that may not is refused before anything is fetched."""
+
+    def test_pull_with_keys(self):
+        up = start_upstream(self)
+        img = h.build_image(layer_count=1)
+        up.registry().push_image("lib/app", img, tag="v1")
+        self.rule("hub", up.base_url)
+        puller = a.keys_create(self.server, "puller", "pull:hub/*")
+        other = a.keys_create(self.server, "other", "pull:team/*")
+        # (cleanups run last first: the keys go before the rules, which are dropped with
+        # unsigned calls)
+        self.addCleanup(a.keys_delete, self.server, puller[0])
+        self.addCleanup(a.keys_delete, self.server, other[0])
+
+        def get(key, path):
+            return self.reg.request("GET", path, headers={
+                "Authorization": "Basic " + e.b64(("%s:%s" % key).encode())})
+        resp = get(other, "/v2/hub/lib/app/manifests/v1")
+        self.assertIn(resp.status, (401, 403))
+        self.assertEqual(p.upstream_gets(up, "/manifests/"), [])
+        resp = get(puller, "/v2/hub/lib/app/manifests/v1")
+        self.assertStatus(resp, 200)
+        self.assertEqual(resp.header("Docker-Content-Digest"), img.digest)
+        resp = get(puller, "/v2/hub/lib/app/blobs/" + img.layer_digests[0])
+        self.assertStatus(resp, 200)
+        self.assertEqual(h.digest_of(resp.body), img.layer_digests[0])
+
+
 class FailedFetchTest(CacheTestCase):
     def leftovers(self):
         uploads = os.path.join(self.server.root, "uploads")
