@@ -29,8 +29,7 @@ run: build
 # $(DESTDIR)$(PREFIX); the service's own configuration in $(PREFIX)/etc/berth (/etc/berth for
 # PREFIX=/usr) only when none is there yet.
 install: build
-	@cmake -S . -B $(BUILD) -DCMAKE_INSTALL_PREFIX=$(PREFIX) >/dev/null
-	DESTDIR=$(DESTDIR) cmake --install $(BUILD)
+	DESTDIR=$(DESTDIR) cmake --install $(BUILD) --prefix $(PREFIX)
 
 # berth's OCI image, with no container engine and no network (scripts/build-image.sh):
 # $(BUILD)/image/layout (OCI layout, reference berth:<version>) and $(BUILD)/image/berth-image.tar.

@@ -51,6 +51,17 @@ def help_keys(text):
 
 
 class InstallTest(unittest.TestCase):
+    def test_make_install_is_what_the_test_runs(self):
+        """`make install` runs the very command packaging_helpers.install runs (after
+        `build`), so what is tested here is what `make install PREFIX= DESTDIR=` does."""
+        with open(os.path.join(h.REPO_ROOT, "Makefile")) as f:
+            text = f.read()
+        recipe = re.search(r"(?m)^install: build\n((?:\t.*\n)+)", text)
+        self.assertIsNotNone(recipe, "no install target after build in the Makefile")
+        self.assertEqual(recipe.group(1),
+                         "\tDESTDIR=$(DESTDIR) cmake --install $(BUILD) --prefix $(PREFIX)\n")
+        self.assertRegex(text, r"(?m)^PREFIX\s+\?= /usr/local$")
+
     @classmethod
     def setUpClass(cls):
         cls.tmp = tempfile.mkdtemp(prefix="berth-install-")
