@@ -18,9 +18,12 @@ CLIENT_PKGS="docker.io containerd podman buildah golang-go
 golang-github-google-go-containerregistry-dev"
 BACKPORTS_PKGS="golang-github-google-go-containerregistry-dev"
 BACKPORTS_LIST=/etc/apt/sources.list.d/berth-bookworm-backports.sources
+# The S3 tests (ctest label s3, tests/integration/storage/test_s3.py, make test-s3): a
+# single-node OpenStack Swift with s3api (tests/integration/lib/swift_fixture.py).
+S3_PKGS="swift-proxy swift-account swift-container swift-object memcached"
 BENCH_PKGS="docker-registry openssl"
 
-pkgs="$BUILD_PKGS $TEST_PKGS $CLIENT_PKGS"
+pkgs="$BUILD_PKGS $TEST_PKGS $CLIENT_PKGS $S3_PKGS"
 # packaging/test_deploy reads deploy/kubernetes with kubectl: the machine's own when it has
 # one (another package may own /usr/bin/kubectl), else Debian's
 if ! command -v kubectl >/dev/null 2>&1; then
