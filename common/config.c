@@ -99,6 +99,24 @@ static const struct config_key keys[] = {
      "a restored archived image (UpdateImageStorageClass STANDARD) is ACTIVATING this long before "
      "it can be pulled again (berth keeps archived bytes in place, so 0 by default; ECR takes up "
      "to 20 minutes)"},
+    {"storage.backend", CONFIG_STRING, OFF(storage_backend), "filesystem", 0, 0,
+     "where blobs are kept: filesystem (<root>/blobs) or s3 (storage.s3.*)"},
+    {"storage.s3.endpoint", CONFIG_STRING, OFF(storage_s3_endpoint), "", 0, 0,
+     "S3 endpoint URL, http(s)://host[:port] (empty: AWS's for storage.s3.region)"},
+    {"storage.s3.region", CONFIG_STRING, OFF(storage_s3_region), "us-east-1", 0, 0,
+     "region the S3 requests are signed for"},
+    {"storage.s3.bucket", CONFIG_STRING, OFF(storage_s3_bucket), "", 0, 0,
+     "bucket holding the blobs (it must exist)"},
+    {"storage.s3.prefix", CONFIG_STRING, OFF(storage_s3_prefix), "", 0, 0,
+     "put before every object key (e.g. berth/)"},
+    {"storage.s3.access_key_id", CONFIG_STRING, OFF(storage_s3_access_key_id), "", 0, 0,
+     "S3 access key id (empty: the environment's AWS_ACCESS_KEY_ID)"},
+    {"storage.s3.secret_access_key", CONFIG_STRING, OFF(storage_s3_secret_access_key), "", 0, 0,
+     "S3 secret access key (empty: the environment's AWS_SECRET_ACCESS_KEY)"},
+    {"storage.s3.path_style", CONFIG_BOOL, OFF(storage_s3_path_style), "false", 0, 0,
+     "path-style requests (host/bucket/key: MinIO, Swift, Ceph) instead of bucket.host/key"},
+    {"storage.s3.tls_ca_file", CONFIG_STRING, OFF(storage_s3_tls_ca_file), "", 0, 0,
+     "PEM CA certificates to verify an https endpoint with (empty: the system's)"},
     {"meta.backend", CONFIG_STRING, OFF(meta_backend), "sqlite", 0, 0,
      "metadata database: sqlite (<root>/berth.db) or postgres"},
     {"meta.postgres.dsn", CONFIG_STRING, OFF(meta_postgres_dsn), "", 0, 0,
@@ -456,6 +474,22 @@ enum berth_err config_validate(const struct berth_config *cfg, char *err, size_t
     }
     if (cfg->root[0] == '\0') {
         snprintf(err, cap, "config: root must not be empty");
+        return BERTH_EINVAL;
+    }
+    if (strcmp(cfg->storage_backend, "filesystem") != 0 &&
+        strcmp(cfg->storage_backend, "s3") != 0) {
+        snprintf(err, cap, "config: storage.backend must be filesystem or s3, not '%s'",
+                 cfg->storage_backend);
+        return BERTH_EINVAL;
+    }
+    if (strcmp(cfg->storage_backend, "s3") == 0 && cfg->storage_s3_bucket[0] == '\0') {
+        snprintf(err, cap, "config: storage.backend s3 needs storage.s3.bucket");
+        return BERTH_EINVAL;
+    }
+    const char *ep = cfg->storage_s3_endpoint;
+    if (ep[0] != '\0' && strncmp(ep, "http://", 7) != 0 && strncmp(ep, "https://", 8) != 0) {
+        snprintf(err, cap,
+                 "config: storage.s3.endpoint must be an http:// or https:// URL, not '%s'", ep);
         return BERTH_EINVAL;
     }
     if (strcmp(cfg->meta_backend, "sqlite") != 0 && strcmp(cfg->meta_backend, "postgres") != 0) {

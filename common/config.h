@@ -59,6 +59,16 @@ struct berth_config {
     int64_t storage_min_free_bytes;          /* /readyz fails below this much free disk */
     int64_t storage_archive_restore_seconds; /* an archived image is ACTIVATING this long */
 
+    char *storage_backend; /* "filesystem" or "s3" */
+    char *storage_s3_endpoint;
+    char *storage_s3_region;
+    char *storage_s3_bucket;
+    char *storage_s3_prefix;
+    char *storage_s3_access_key_id;
+    char *storage_s3_secret_access_key;
+    bool storage_s3_path_style;
+    char *storage_s3_tls_ca_file;
+
     char *meta_backend;      /* "sqlite" or "postgres" */
     char *meta_postgres_dsn; /* libpq connection string when postgres */
 

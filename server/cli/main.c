@@ -85,7 +85,27 @@ struct store *cli_open_store(const struct cli *cli)
         .meta_backend = cfg->meta_backend,
         .meta_target = cfg->meta_postgres_dsn,
         .signing_profiles_dir = cfg->signing_profiles_dir,
+        .blob_backend = cfg->storage_backend,
+        .s3 =
+            {
+                .endpoint = cfg->storage_s3_endpoint,
+                .region = cfg->storage_s3_region,
+                .bucket = cfg->storage_s3_bucket,
+                .prefix = cfg->storage_s3_prefix,
+                .access_key_id = cfg->storage_s3_access_key_id,
+                .secret_access_key = cfg->storage_s3_secret_access_key,
+                .path_style = cfg->storage_s3_path_style,
+                .tls_ca_file = cfg->storage_s3_tls_ca_file,
+            },
     };
+    /* Credentials left empty come from the environment, as AWS's tools
+     * read them. */
+    if (opt.s3.access_key_id[0] == '\0' && getenv("AWS_ACCESS_KEY_ID") != NULL) {
+        opt.s3.access_key_id = getenv("AWS_ACCESS_KEY_ID");
+    }
+    if (opt.s3.secret_access_key[0] == '\0' && getenv("AWS_SECRET_ACCESS_KEY") != NULL) {
+        opt.s3.secret_access_key = getenv("AWS_SECRET_ACCESS_KEY");
+    }
     struct store *st = NULL;
     if (store_open(&opt, &st) != BERTH_OK) {
         fprintf(stderr, "berth: cannot open the data directory %s (see the log above)\n",

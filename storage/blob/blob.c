@@ -13,7 +13,13 @@
 
 enum berth_err blob_store_open(const struct blob_store_options *opt, struct blob_store **out)
 {
-    return blob_fs_open(opt, out);
+    if (opt->backend == NULL || strcmp(opt->backend, "filesystem") == 0) {
+        return blob_fs_open(opt, out);
+    }
+    if (strcmp(opt->backend, "s3") == 0) {
+        return blob_s3_open(opt, out);
+    }
+    return BERTH_EINVAL;
 }
 
 void blob_store_close(struct blob_store *bs)
@@ -26,6 +32,11 @@ void blob_store_close(struct blob_store *bs)
 enum berth_err blob_open(struct blob_store *bs, const struct digest *d, int *fd, uint64_t *size)
 {
     return bs->ops->open(bs, d, fd, size);
+}
+
+enum berth_err blob_stat(struct blob_store *bs, const struct digest *d, uint64_t *size)
+{
+    return bs->ops->stat(bs, d, size);
 }
 
 enum berth_err blob_read_all(struct blob_store *bs, const struct digest *d, size_t max, char **out,

@@ -33,13 +33,30 @@ struct blob_stage;
 /* Longest stage name (the names are upload ids and "tmp-" + a uuid). */
 #define BLOB_STAGE_NAME_MAX 64
 
+/* Where the S3 backend keeps blobs (storage.backend s3). All borrowed. */
+struct blob_s3_options {
+    const char *endpoint; /* http(s)://host[:port]; NULL or "" is AWS's for region */
+    const char *region;   /* the SigV4 scope's region */
+    const char *bucket;
+    const char *prefix;            /* put before every key ("" or NULL: none) */
+    const char *access_key_id;     /* SigV4 credentials */
+    const char *secret_access_key; /* SigV4 credentials */
+    bool path_style;               /* http://host/bucket/key, not http://bucket.host/key */
+    const char *tls_ca_file;       /* PEM CAs for an https endpoint ("" or NULL: the system's) */
+};
+
 struct blob_store_options {
     const char *root; /* the data root: the filesystem backend keeps blobs/, uploads/, trash/ */
     bool fsync;       /* make published blobs and synced stages durable */
+    /* "filesystem" (or NULL) or "s3": blobs in an S3 bucket (s3 below),
+     * stages still files under root/uploads until they are published. */
+    const char *backend;
+    struct blob_s3_options s3;
 };
 
 /* Open the store's backend (creating its directories). BERTH_ETOOBIG for a
- * root path too long, BERTH_EIO (logged), BERTH_ENOMEM. */
+ * root path too long, BERTH_EINVAL for an unknown backend or incomplete S3
+ * options, BERTH_EIO (logged), BERTH_ENOMEM. */
 enum berth_err blob_store_open(const struct blob_store_options *opt, struct blob_store **out);
 
 /* Close (NULL is fine). No call may be in progress. */
@@ -51,6 +68,10 @@ void blob_store_close(struct blob_store *bs);
  * pread or sendfile from offset 0) and *size. BERTH_ENOTFOUND when the
  * backend does not hold it, BERTH_EIO. */
 enum berth_err blob_open(struct blob_store *bs, const struct digest *d, int *fd, uint64_t *size);
+
+/* Whether the backend holds the blob, and its size, without reading it
+ * (the S3 backend: one HEAD). BERTH_ENOTFOUND, BERTH_EIO. */
+enum berth_err blob_stat(struct blob_store *bs, const struct digest *d, uint64_t *size);
 
 /* The whole blob into a new NUL-terminated buffer (caller frees *out), for
  * manifests: BERTH_ETOOBIG past max bytes, BERTH_ENOTFOUND, BERTH_EIO. */

@@ -15,6 +15,7 @@ struct blob_backend {
     void (*close)(struct blob_store *bs);
 
     enum berth_err (*open)(struct blob_store *bs, const struct digest *d, int *fd, uint64_t *size);
+    enum berth_err (*stat)(struct blob_store *bs, const struct digest *d, uint64_t *size);
     enum berth_err (*local_path)(struct blob_store *bs, const struct digest *d, char *out,
                                  size_t cap);
 
@@ -56,6 +57,14 @@ struct blob_stage {
 
 /* The filesystem backend (fs.c). */
 enum berth_err blob_fs_open(const struct blob_store_options *opt, struct blob_store **out);
+
+/* The S3 backend (s3.c). */
+enum berth_err blob_s3_open(const struct blob_store_options *opt, struct blob_store **out);
+
+/* The file holding a filesystem stage's bytes (the S3 backend keeps its
+ * stages in a filesystem store and publishes from the file).
+ * BERTH_ETOOBIG. */
+enum berth_err blob_fs_stage_path(struct blob_store *bs, const char *name, char *out, size_t cap);
 
 /* How far (bytes from the start) a filesystem stage handle has started
  * the writeback of what was written through it (tests). */

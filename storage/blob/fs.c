@@ -104,6 +104,11 @@ static enum berth_err stage_path(const struct fs_store *fs, const char *name, ch
     return join(out, cap, fs->uploads_dir, name);
 }
 
+enum berth_err blob_fs_stage_path(struct blob_store *bs, const char *name, char *out, size_t cap)
+{
+    return stage_path(fs_of(bs), name, out, cap);
+}
+
 /* ---- the store ---- */
 
 static const struct blob_backend fs_backend;
@@ -167,6 +172,24 @@ static enum berth_err fs_open(struct blob_store *bs, const struct digest *d, int
         return BERTH_EIO;
     }
     *fd = f;
+    *size = (uint64_t)sb.st_size;
+    return BERTH_OK;
+}
+
+static enum berth_err fs_stat(struct blob_store *bs, const struct digest *d, uint64_t *size)
+{
+    char path[FS_PATH_MAX];
+    enum berth_err rc = blob_path(fs_of(bs), d, path, sizeof(path));
+    if (rc != BERTH_OK) {
+        return rc;
+    }
+    struct stat sb;
+    if (stat(path, &sb) != 0) {
+        return errno == ENOENT ? BERTH_ENOTFOUND : BERTH_EIO;
+    }
+    if (!S_ISREG(sb.st_mode)) {
+        return BERTH_EIO;
+    }
     *size = (uint64_t)sb.st_size;
     return BERTH_OK;
 }
@@ -606,6 +629,7 @@ static const struct blob_backend fs_backend = {
     .name = "filesystem",
     .close = fs_close,
     .open = fs_open,
+    .stat = fs_stat,
     .local_path = fs_local_path,
     .stage_create = fs_stage_create,
     .stage_open = fs_stage_open,

@@ -331,12 +331,8 @@ enum berth_err registry_blob_mount(struct store *st, const char *repo, const str
     }
     if (rc == BERTH_OK) {
         /* The row must be backed by bytes: verify before linking. */
-        int fd;
         uint64_t size;
-        rc = blob_open(store_blobs(st), d, &fd, &size);
-        if (rc == BERTH_OK) {
-            file_close(fd);
-        }
+        rc = blob_stat(store_blobs(st), d, &size);
     }
     if (rc == BERTH_ENOTFOUND) {
         rc = set_status(s, REG_BLOB_UNKNOWN, BERTH_ENOTFOUND, "blob cannot be mounted");

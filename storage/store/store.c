@@ -117,7 +117,8 @@ enum berth_err store_open(const struct store_options *opt, struct store **out)
         rc = BERTH_ENOMEM;
         goto out;
     }
-    struct blob_store_options bopt = {.root = st->root, .fsync = opt->fsync};
+    struct blob_store_options bopt = {
+        .root = st->root, .fsync = opt->fsync, .backend = opt->blob_backend, .s3 = opt->s3};
     rc = blob_store_open(&bopt, &st->blobs);
     if (rc != BERTH_OK) {
         goto out;

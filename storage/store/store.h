@@ -12,6 +12,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "storage/blob/blob.h"
 #include "storage/spec/digest.h"
 #include "common/err.h"
 
@@ -34,6 +35,9 @@ struct store_options {
     const char *meta_target;
     /* managed signing's <profile>.pem files; NULL or "": none */
     const char *signing_profiles_dir;
+    /* The blob backend: "filesystem" (or NULL) or "s3" with s3 set. */
+    const char *blob_backend;
+    struct blob_s3_options s3;
 };
 
 /* Open (creating directories and database as needed) the store at

@@ -621,6 +621,22 @@ def postgres_env(name):
     return {"BERTH_META_BACKEND": "postgres", "BERTH_META_POSTGRES_DSN": dsn}
 
 
+def s3_env(name):
+    """With BERTH_TEST_S3_ENDPOINT set (swift_fixture.py running the suite on S3), the
+    environment that puts a server's blobs in the fixture's bucket under a key prefix of its
+    own, named after name."""
+    return {
+        "BERTH_STORAGE_BACKEND": "s3",
+        "BERTH_STORAGE_S3_ENDPOINT": os.environ["BERTH_TEST_S3_ENDPOINT"],
+        "BERTH_STORAGE_S3_REGION": os.environ["BERTH_TEST_S3_REGION"],
+        "BERTH_STORAGE_S3_BUCKET": os.environ["BERTH_TEST_S3_BUCKET"],
+        "BERTH_STORAGE_S3_PREFIX": os.path.basename(name) + "/",
+        "BERTH_STORAGE_S3_PATH_STYLE": "true",
+        "AWS_ACCESS_KEY_ID": os.environ["BERTH_TEST_S3_ACCESS_KEY"],
+        "AWS_SECRET_ACCESS_KEY": os.environ["BERTH_TEST_S3_SECRET_KEY"],
+    }
+
+
 class Server:
     """One registry process on 127.0.0.1:<free port> with its own temporary directory.
 
@@ -650,6 +666,9 @@ class Server:
         if target == "berth" and os.environ.get("BERTH_TEST_PG_DSN") and \
                 "BERTH_META_BACKEND" not in self.env:
             self.env.update(postgres_env(self.tmp))
+        if target == "berth" and os.environ.get("BERTH_TEST_S3_ENDPOINT") and \
+                "BERTH_STORAGE_BACKEND" not in self.env:
+            self.env.update(s3_env(self.tmp))
         self.proc = None
         self._log = None
         self.starts = 0

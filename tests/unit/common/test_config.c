@@ -168,6 +168,36 @@ static void test_meta_backend(void)
     config_fini(&cfg);
 }
 
+/* storage.backend is filesystem by default; s3 needs a bucket, and an
+ * endpoint, when given, is an http(s) URL; another name is refused. */
+static void test_storage_backend(void)
+{
+    struct berth_config cfg;
+    char err[512] = "";
+    CHECK_INT(config_init(&cfg), BERTH_OK);
+    CHECK_STR(cfg.storage_backend, "filesystem");
+    CHECK_STR(cfg.storage_s3_region, "us-east-1");
+    CHECK(!cfg.storage_s3_path_style);
+    CHECK_INT(config_validate(&cfg, err, sizeof(err)), BERTH_OK);
+    CHECK_INT(config_set(&cfg, "storage.backend", "s3", err, sizeof(err)), BERTH_OK);
+    CHECK_INT(config_validate(&cfg, err, sizeof(err)), BERTH_EINVAL);
+    CHECK(strstr(err, "storage.s3.bucket") != NULL);
+    CHECK_INT(config_set(&cfg, "storage.s3.bucket", "blobs", err, sizeof(err)), BERTH_OK);
+    CHECK_INT(config_validate(&cfg, err, sizeof(err)), BERTH_OK);
+    CHECK_INT(config_set(&cfg, "storage.s3.endpoint", "minio:9000", err, sizeof(err)), BERTH_OK);
+    CHECK_INT(config_validate(&cfg, err, sizeof(err)), BERTH_EINVAL);
+    CHECK(strstr(err, "storage.s3.endpoint") != NULL);
+    CHECK_INT(config_set(&cfg, "storage.s3.endpoint", "http://127.0.0.1:9000", err, sizeof(err)),
+              BERTH_OK);
+    CHECK_INT(config_set(&cfg, "storage.s3.path_style", "true", err, sizeof(err)), BERTH_OK);
+    CHECK_INT(config_validate(&cfg, err, sizeof(err)), BERTH_OK);
+    CHECK(cfg.storage_s3_path_style);
+    CHECK_INT(config_set(&cfg, "storage.backend", "gcs", err, sizeof(err)), BERTH_OK);
+    CHECK_INT(config_validate(&cfg, err, sizeof(err)), BERTH_EINVAL);
+    CHECK(strstr(err, "storage.backend") != NULL);
+    config_fini(&cfg);
+}
+
 static void test_every_key_is_documented(void)
 {
     char *text = read_doc("conf/berth.json");
@@ -221,5 +251,6 @@ int main(void)
     RUN(test_example_config_loads);
     RUN(test_every_key_is_documented);
     RUN(test_meta_backend);
+    RUN(test_storage_backend);
     return unit_report("test_conf");
 }

@@ -1,0 +1,156 @@
+"""berth serve with its blobs in S3 (storage.backend s3) on a real OpenStack Swift with the
+s3api middleware (swift_fixture.py): monolithic, chunked and streamed uploads (one larger
+than an S3 part, so published as a multipart upload), pulls with Range, HEAD, a
+cross-repository mount, skopeo push and pull back byte for byte, delete and garbage
+collection removing the objects from the bucket, a restart; nothing is kept under the data
+root's blobs/ and no multipart upload is left behind."""
+
+import os
+import shutil
+import tempfile
+import unittest
+
+import berth_harness as h
+import clients as c
+from swift_fixture import SwiftServer
+
+PREFIX = "itest-s3/"
+
+
+@unittest.skipUnless(h.IS_BERTH, "berth's own backend")
+class S3ServeTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.s3 = SwiftServer().start()
+        cls.addClassCleanup(cls.s3.stop)
+        cls.client = cls.s3.client()
+        env = {
+            "BERTH_STORAGE_BACKEND": "s3",
+            "BERTH_STORAGE_S3_ENDPOINT": cls.s3.endpoint,
+            "BERTH_STORAGE_S3_REGION": cls.s3.region,
+            "BERTH_STORAGE_S3_BUCKET": cls.s3.bucket,
+            "BERTH_STORAGE_S3_PREFIX": PREFIX,
+            "BERTH_STORAGE_S3_PATH_STYLE": "true",
+            # the credentials from the environment, as AWS's tools take them
+            "AWS_ACCESS_KEY_ID": cls.s3.access_key,
+            "AWS_SECRET_ACCESS_KEY": cls.s3.secret_key,
+        }
+        cls.server = h.Server(env=env, config={"gc": {"enabled": False}})
+        cls.addClassCleanup(cls.server.cleanup)
+        cls.server.start()
+        cls.reg = cls.server.registry()
+        cls.work = tempfile.mkdtemp(prefix="berth-s3-skopeo-")
+        cls.addClassCleanup(shutil.rmtree, cls.work, True)
+
+    def run(self, result=None):
+        if result is None:
+            return super().run(result)
+        before = len(result.failures) + len(result.errors)
+        out = super().run(result)
+        if len(result.failures) + len(result.errors) > before:
+            self.s3.dump_logs()
+            print("\n--- server log tail ---\n%s" % self.server.log_tail())
+        return out
+
+    def keys(self, under="blobs/"):
+        out = []
+        kw = {"Bucket": self.s3.bucket, "Prefix": PREFIX + under}
+        while True:
+            page = self.client.list_objects_v2(**kw)
+            out += [o["Key"][len(PREFIX):] for o in page.get("Contents", [])]
+            if not page.get("IsTruncated"):
+                return out
+            kw["ContinuationToken"] = page["NextContinuationToken"]
+
+    def blob_key(self, digest):
+        alg, hexa = digest.split(":")
+        return "blobs/%s/%s/%s" % (alg, hexa[:2], hexa)
+
+    def assert_no_local_blobs(self):
+        blobs = os.path.join(self.server.root, "blobs")
+        found = [f for _, _, files in os.walk(blobs) for f in files]
+        self.assertEqual(found, [])
+
+    def test_uploads_pulls_mount_delete_gc(self):
+        repo = "itest/s3/app"
+        big = h.random_bytes(9 * 1024 * 1024 + 7)  # more than one 8 MiB part
+        small = h.random_bytes(70000)
+        streamed = h.random_bytes(300000)
+        for data, mode in ((big, "post_put"), (small, "chunked"), (streamed, "stream")):
+            h.expect_status(self.reg.push_blob(repo, data, mode=mode), 201)
+        for data in (big, small, streamed):
+            d = h.digest_of(data)
+            self.assertIn(self.blob_key(d), self.keys())
+            obj = self.client.get_object(Bucket=self.s3.bucket, Key=PREFIX + self.blob_key(d))
+            self.assertEqual(obj["Body"].read(), data)
+            r = self.reg.get_blob(repo, d)
+            self.assertEqual(r.status, 200, r.body)
+            self.assertEqual(r.body, data)
+            r = self.reg.head_blob(repo, d)
+            self.assertEqual((r.status, r.header("Content-Length")), (200, str(len(data))))
+        # Range
+        d = h.digest_of(big)
+        r = self.reg.get_blob(repo, d, headers={"Range": "bytes=8388600-8388620"})
+        self.assertEqual(r.status, 206, r.body)
+        self.assertEqual(r.body, big[8388600:8388621])
+        self.assertEqual(r.header("Content-Range"), "bytes 8388600-8388620/%d" % len(big))
+        # manifests over other layers, pulled back
+        image = h.build_image(layer_count=2, layer_size=200000)
+        keep = h.build_image(layer_count=1, layer_size=100000)
+        h.expect_status(self.reg.push_image(repo, image, tag="v1"), 201)
+        h.expect_status(self.reg.push_image(repo, keep, tag="keep"), 201)
+        self.assertEqual(self.reg.get_manifest(repo, "v1").body, image.manifest)
+        # a mount into another repository (checked with one HEAD on the bucket)
+        other = "itest/s3/other"
+        r = self.reg.request("POST", "/v2/%s/blobs/uploads/?mount=%s&from=%s"
+                             % (other, d, repo))
+        self.assertEqual(r.status, 201, r.body)
+        self.assertEqual(self.reg.get_blob(other, d).body, big)
+        self.assert_no_local_blobs()
+        # no multipart upload is left open in the bucket
+        ups = self.client.list_multipart_uploads(Bucket=self.s3.bucket, Prefix=PREFIX)
+        self.assertEqual(ups.get("Uploads", []), [])
+
+        # delete one image and collect with no grace: the objects of what nothing references
+        # (that image, the loose blobs) leave the bucket, the kept image's stay
+        h.expect_status(self.reg.delete(self.reg.manifest_path(repo, image.digest)), 202)
+        rc, out = h.run_berth(["gc"], env={"BERTH_GC_GRACE_SECONDS": "0"}, server=self.server,
+                              timeout=120)
+        self.assertEqual(rc, 0, out)
+        left = set(self.keys())
+        gone = list(image.blobs) + [image.digest] + [h.digest_of(x) for x in (big, small, streamed)]
+        for digest in gone:
+            self.assertNotIn(self.blob_key(digest), left, out)
+        for digest in list(keep.blobs) + [keep.digest]:
+            self.assertIn(self.blob_key(digest), left, out)
+        self.assertEqual(self.keys("trash/"), [])
+        self.assertEqual(self.reg.get_blob(repo, d).status, 404)
+
+        # a restart: the kept image is still there, and a collected blob can come back
+        self.server.stop()
+        self.server.start(reuse_port=True)
+        self.assertEqual(self.reg.get_manifest(repo, "keep").body, keep.manifest)
+        for digest, data in keep.blobs.items():
+            self.assertEqual(self.reg.get_blob(repo, digest).body, data)
+        h.expect_status(self.reg.push_blob(repo, small, mode="chunked"), 201)
+        self.assertEqual(self.reg.get_blob(repo, h.digest_of(small)).body, small)
+
+    def test_skopeo_push_pull(self):
+        sk = c.Skopeo(self.work)
+        image = h.build_image(layer_count=3, layer_size=256 * 1024)
+        layout = os.path.join(self.work, "src")
+        h.write_oci_layout(layout, {"v1": image})
+        host = "127.0.0.1:%d" % self.server.port
+        sk.run("copy", "--dest-tls-verify=false", "--dest-no-creds", "oci:%s:v1" % layout,
+               "docker://%s/itest/s3/skopeo:v1" % host)
+        out = os.path.join(self.work, "out")
+        sk.run("copy", "--src-tls-verify=false", "--src-no-creds",
+               "docker://%s/itest/s3/skopeo:v1" % host, "oci:%s:v1" % out)
+        self.assertEqual(h.read_oci_layout_blob(out, image.digest), image.manifest)
+        for digest, data in image.blobs.items():
+            self.assertEqual(h.read_oci_layout_blob(out, digest), data)
+            self.assertIn(self.blob_key(digest), self.keys())
+
+
+if __name__ == "__main__":
+    unittest.main()
