@@ -122,8 +122,8 @@ static void curl_init(void)
 
 static bool is_unreserved(unsigned char c)
 {
-    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-           c == '-' || c == '_' || c == '.' || c == '~';
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
+           c == '_' || c == '.' || c == '~';
 }
 
 /* Percent-encode a key for the path (keeping '/'). */
@@ -501,8 +501,7 @@ static enum berth_err copy_object(struct s3_store *s, const char *from, const ch
     struct s3_req req = {.method = "PUT", .key = to, .out_fd = -1, .out = &body};
     req.headers[req.header_count++] = (struct s3_header){"x-amz-copy-source", buf_cstr(&src)};
     if (removal != NULL) {
-        req.headers[req.header_count++] =
-            (struct s3_header){"x-amz-metadata-directive", "REPLACE"};
+        req.headers[req.header_count++] = (struct s3_header){"x-amz-metadata-directive", "REPLACE"};
         req.headers[req.header_count++] = (struct s3_header){S3_META_REMOVAL, removal};
     }
     struct s3_resp r;
@@ -612,9 +611,8 @@ enum berth_err blob_s3_open(const struct blob_store_options *opt, struct blob_st
     s->path_style = o->path_style;
     enum berth_err rc = BERTH_OK;
     if (o->bucket == NULL || o->bucket[0] == '\0' || o->region == NULL || o->region[0] == '\0' ||
-        o->access_key_id == NULL || o->access_key_id[0] == '\0' ||
-        o->secret_access_key == NULL || o->secret_access_key[0] == '\0' ||
-        !copy_opt(s->bucket, sizeof(s->bucket), o->bucket) ||
+        o->access_key_id == NULL || o->access_key_id[0] == '\0' || o->secret_access_key == NULL ||
+        o->secret_access_key[0] == '\0' || !copy_opt(s->bucket, sizeof(s->bucket), o->bucket) ||
         !copy_opt(s->prefix, sizeof(s->prefix), o->prefix) ||
         !copy_opt(s->region, sizeof(s->region), o->region) ||
         !copy_opt(s->akid, sizeof(s->akid), o->access_key_id) ||
@@ -664,8 +662,8 @@ out:
         free(s);
         return rc;
     }
-    log_info("event=blob_store backend=s3 endpoint=%s://%s bucket=%s prefix=%s", s->scheme,
-             s->host, s->bucket, s->prefix);
+    log_info("event=blob_store backend=s3 endpoint=%s://%s bucket=%s prefix=%s", s->scheme, s->host,
+             s->bucket, s->prefix);
     *out = &s->base;
     return BERTH_OK;
 }
@@ -835,7 +833,8 @@ static bool xml_next(const char **from, const char *tag, char *out, size_t cap)
         static const struct {
             const char *ent;
             char c;
-        } ents[] = {{"&amp;", '&'}, {"&lt;", '<'}, {"&gt;", '>'}, {"&quot;", '"'}, {"&apos;", '\''}};
+        } ents[] = {
+            {"&amp;", '&'}, {"&lt;", '<'}, {"&gt;", '>'}, {"&quot;", '"'}, {"&apos;", '\''}};
         bool done = false;
         for (size_t i = 0; i < sizeof(ents) / sizeof(ents[0]) && !done; i++) {
             size_t n = strlen(ents[i].ent);
@@ -875,14 +874,14 @@ static enum berth_err put_multipart(struct s3_store *s, const char *key, int fd,
 {
     struct buf xml;
     buf_init(&xml, S3_XML_MAX);
-    struct s3_req req = {.method = "POST", .key = key, .query = "uploads", .out_fd = -1,
-                         .out = &xml};
+    struct s3_req req = {
+        .method = "POST", .key = key, .query = "uploads", .out_fd = -1, .out = &xml};
     struct s3_resp r;
     enum berth_err rc = s3_do(s, &req, &r);
     char upload_id[256] = "";
     const char *at = buf_cstr(&xml);
-    if (rc == BERTH_OK && (r.status != 200 || !xml_next(&at, "UploadId", upload_id,
-                                                        sizeof(upload_id)))) {
+    if (rc == BERTH_OK &&
+        (r.status != 200 || !xml_next(&at, "UploadId", upload_id, sizeof(upload_id)))) {
         rc = r.status == 200 ? BERTH_EIO : s3_fail(&req, &r);
     }
     resp_fini(&r);
@@ -910,8 +909,8 @@ static enum berth_err put_multipart(struct s3_store *s, const char *key, int fd,
         }
         char query[700];
         snprintf(query, sizeof(query), "partNumber=%d&uploadId=%s", number, enc_id);
-        struct s3_req pr = {.method = "PUT", .key = key, .query = query, .body = part,
-                            .body_len = n, .out_fd = -1};
+        struct s3_req pr = {
+            .method = "PUT", .key = key, .query = query, .body = part, .body_len = n, .out_fd = -1};
         rc = s3_do(s, &pr, &r);
         if (rc == BERTH_OK && (r.status != 200 || r.etag[0] == '\0')) {
             rc = s3_fail(&pr, &r);
@@ -930,8 +929,13 @@ static enum berth_err put_multipart(struct s3_store *s, const char *key, int fd,
         char query[600];
         snprintf(query, sizeof(query), "uploadId=%s", enc_id);
         buf_reset(&xml);
-        struct s3_req cr = {.method = "POST", .key = key, .query = query, .body = done.data,
-                            .body_len = done.len, .out_fd = -1, .out = &xml};
+        struct s3_req cr = {.method = "POST",
+                            .key = key,
+                            .query = query,
+                            .body = done.data,
+                            .body_len = done.len,
+                            .out_fd = -1,
+                            .out = &xml};
         rc = s3_do(s, &cr, &r);
         if (rc == BERTH_OK && (r.status != 200 || body_is_error(&xml))) {
             if (r.status == 200) {
@@ -1010,8 +1014,7 @@ static enum berth_err s3_stage_publish(struct blob_store *bs, const char *name,
 
 static void removal_text(const struct blob_removal *r, char out[33])
 {
-    snprintf(out, 33, "%016llx%016llx", (unsigned long long)r->id[0],
-             (unsigned long long)r->id[1]);
+    snprintf(out, 33, "%016llx%016llx", (unsigned long long)r->id[0], (unsigned long long)r->id[1]);
 }
 
 static enum berth_err s3_remove(struct blob_store *bs, const struct digest *d,
@@ -1078,8 +1081,8 @@ static int64_t iso_ms(const char *t)
     struct tm tm;
     memset(&tm, 0, sizeof(tm));
     int ms = 0;
-    if (sscanf(t, "%4d-%2d-%2dT%2d:%2d:%2d.%3d", &tm.tm_year, &tm.tm_mon, &tm.tm_mday,
-               &tm.tm_hour, &tm.tm_min, &tm.tm_sec, &ms) < 6) {
+    if (sscanf(t, "%4d-%2d-%2dT%2d:%2d:%2d.%3d", &tm.tm_year, &tm.tm_mon, &tm.tm_mday, &tm.tm_hour,
+               &tm.tm_min, &tm.tm_sec, &ms) < 6) {
         return 0;
     }
     tm.tm_year -= 1900;
@@ -1106,14 +1109,14 @@ static enum berth_err list_objects(struct s3_store *s, const char *under, list_f
         char query[3200], enc_token[2048];
         encode_value(token, enc_token, sizeof(enc_token));
         if (token[0] != '\0') {
-            snprintf(query, sizeof(query), "continuation-token=%s&list-type=2&prefix=%s",
-                     enc_token, enc_prefix);
+            snprintf(query, sizeof(query), "continuation-token=%s&list-type=2&prefix=%s", enc_token,
+                     enc_prefix);
         } else {
             snprintf(query, sizeof(query), "list-type=2&prefix=%s", enc_prefix);
         }
         buf_reset(&xml);
-        struct s3_req req = {.method = "GET", .key = NULL, .query = query, .out_fd = -1,
-                             .out = &xml};
+        struct s3_req req = {
+            .method = "GET", .key = NULL, .query = query, .out_fd = -1, .out = &xml};
         struct s3_resp r;
         rc = s3_do(s, &req, &r);
         if (rc == BERTH_OK && r.status != 200) {
