@@ -601,12 +601,12 @@ function imageRow(repo, img, mayDelete, status, referrer, depth) {
   }
   return el("tr", { class: referrer ? "referrer" : undefined },
     tagCell,
-    el("td", {}, el("a", { href: "#/image/" + encodeURIComponent(repo) + "/" + img.imageDigest, class: "mono", title: img.imageDigest, text: shortDigest(img.imageDigest) }), " ", copyButton(img.imageDigest, "digest")),
+    el("td", { class: "nowrap" }, el("a", { href: "#/image/" + encodeURIComponent(repo) + "/" + img.imageDigest, class: "mono", title: img.imageDigest, text: shortDigest(img.imageDigest) }), " ", copyButton(img.imageDigest, "digest")),
     el("td", { class: "num", text: fmtSize(img.imageSizeInBytes) }),
     el("td", { class: "nowrap", text: fmtTime(img.imagePushedAt) }),
     el("td", { class: "nowrap", text: img.lastRecordedPullTime ? fmtTime(img.lastRecordedPullTime) : "never" }),
-    scanCell(img),
-    el("td", { class: "muted small", text: (referrer && referrer.artifactType) || (img.imageManifestMediaType || "").replace(/^application\/vnd\./, "") }),
+    referrer && !img.imageScanStatus ? el("td", { class: "muted", text: "–" }) : scanCell(img),
+    el("td", { class: "muted small media", text: ((referrer && referrer.artifactType) || img.imageManifestMediaType || "").replace(/^application\/(vnd\.)?/, "") }),
     mayDelete ? actions : null);
 }
 
