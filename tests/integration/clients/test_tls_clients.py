@@ -5,17 +5,20 @@ server's chain is trusted through ctr's hosts.toml (`--hosts-dir`) and podman's
 with the x509 error the user sees, and a client without a certificate reads "tls:
 certificate required".
 
-dockerd is not here: it treats every 127.0.0.0/8 registry as insecure whatever it is told
-(it skips verification and does not read certs.d for them), so a loopback test could not
-show that it trusts berth's CA or sends a client certificate.
+dockerd treats every 127.0.0.0/8 registry as insecure whatever it is told (it skips
+verification and reads no certs.d for it), so its test serves berth on [::1] under the name
+registry.berth.test, which only that dockerd resolves (a private /etc/hosts bound in its
+mount namespace, with a private /etc/docker whose certs.d the test fills).
 """
 # berth-suite: daemons
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import tarfile
+import unittest
 
 import clients as c  # first: it cleans the environment botocore reads  # noqa: F401
 import auth_helpers as e
@@ -180,6 +183,80 @@ class MutualTlsClientsTest(h.ServerTestCase):
                                check=False)
         self.assertNotEqual(result.rc, 0)
         self.assertIn("remote error: tls: certificate required", result.err)
+
+
+class DockerTlsTest(unittest.TestCase):
+    """berth on https://[::1]:PORT with mutual TLS; dockerd reaches it as
+    registry.berth.test:PORT and trusts it through certs.d."""
+
+    NAME = "registry.berth.test"
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.pki = t.Pki()
+        cls.addClassCleanup(cls.pki.cleanup)
+        cls.server = h.Server(listen_host="[::1]", config={"tls": {
+            "cert_file": cls.pki.path("chain.pem"), "key_file": cls.pki.path("server.key"),
+            "client_ca_file": cls.pki.path("root.pem")}})
+        cls.addClassCleanup(cls.server.cleanup)
+        cls.server.start()
+        cls.admin = e.keys_create(cls.server, "admin")
+        cls.host = "%s:%d" % (cls.NAME, cls.server.port)
+        cls.dockerd = d.Dockerd(d.scratch_dir("berth-tls-dockerd-"), hosts={cls.NAME: "::1"})
+        cls.addClassCleanup(subprocess.run, ["rm", "-rf", cls.dockerd.work])
+        cls.addClassCleanup(cls.dockerd.stop)
+        cls.dockerd.start()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.server.stop()
+        super().tearDownClass()
+
+    def login(self, check=True):
+        return self.dockerd.docker("login", "--username", self.admin[0], "--password-stdin",
+                                   self.host, input=self.admin[1], check=check)
+
+    def test_docker_with_certs_d(self):
+        certs = self.dockerd.certs_dir(self.host)
+        # no CA for the name: dockerd verifies berth's certificate and refuses it
+        result = self.login(check=False)
+        self.assertNotEqual(result.rc, 0)
+        self.assertIn("x509: certificate signed by unknown authority", result.err)
+        # the CA, but no client certificate: berth ends the handshake
+        shutil.copy(self.pki.path("root.pem"), os.path.join(certs, "ca.crt"))
+        result = self.login(check=False)
+        self.assertNotEqual(result.rc, 0)
+        self.assertIn("certificate required", result.err)
+        shutil.copy(self.pki.path("client.pem"), os.path.join(certs, "client.cert"))
+        shutil.copy(self.pki.path("client.key"), os.path.join(certs, "client.key"))
+        self.assertIn("Login Succeeded", self.login().out)
+
+        image = d.SavedImage("itest/tls/app:v1")
+        path = os.path.join(self.dockerd.work, "load.tar")
+        with open(path, "wb") as f:
+            f.write(image.archive())
+        self.dockerd.docker("load", "-i", path)
+        ref = "%s/team/tls:v1" % self.host
+        self.dockerd.docker("tag", image.tag, ref)
+        out = self.dockerd.docker("push", ref).out
+        digest = re.search(r"digest: (sha256:[0-9a-f]{64})", out).group(1)
+        self.dockerd.docker("rmi", ref, image.tag)
+        by_digest = "%s/team/tls@%s" % (self.host, digest)
+        self.dockerd.docker("pull", by_digest)
+        doc = json.loads(self.dockerd.docker("image", "inspect", by_digest).out)[0]
+        self.assertEqual(doc["Id"], image.image_id)
+        self.assertEqual(doc["RootFS"]["Layers"], image.diff_ids)
+        # berth over its own HTTPS names the same manifest
+        proc = subprocess.run(["/usr/bin/curl", "-sS", "--max-time", "30", "--cacert",
+                               self.pki.path("root.pem"), "--cert", self.pki.path("client.pem"),
+                               "--key", self.pki.path("client.key"), "-u", "%s:%s" % self.admin,
+                               "-H", "Accept: " + h.DOCKER_ACCEPT, "-o", "/dev/null", "-D", "-",
+                               "--resolve", "%s:[::1]" % self.host,
+                               "https://%s/v2/team/tls/manifests/v1" % self.host],
+                              capture_output=True, timeout=60, stdin=subprocess.DEVNULL)
+        self.assertEqual(proc.returncode, 0, proc.stderr)
+        self.assertIn(("docker-content-digest: " + digest).encode(), proc.stdout.lower())
 
 
 if __name__ == "__main__":

@@ -674,8 +674,15 @@ class Server:
         self.starts = 0
 
     @property
+    def connect_host(self):
+        """The address clients reach the server at: 127.0.0.1, or the IPv6 address that a
+        bracketed listen_host ("[::1]") names."""
+        return self.listen_host.strip("[]") if self.listen_host.startswith("[") else "127.0.0.1"
+
+    @property
     def base_url(self):
-        return "http://127.0.0.1:%d" % self.port
+        host = self.connect_host
+        return "http://%s:%d" % ("[%s]" % host if ":" in host else host, self.port)
 
     def registry(self, keep_alive=False):
         return Registry(self.base_url, keep_alive=keep_alive)
@@ -780,7 +787,7 @@ class Server:
             if rc is not None:
                 return "exited with status %d before answering GET /v2/" % rc
             try:
-                conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=2)
+                conn = http.client.HTTPConnection(self.connect_host, self.port, timeout=2)
                 conn.request("GET", "/v2/", headers={"Connection": "close"})
                 conn.getresponse().read()
                 conn.close()

@@ -15,6 +15,7 @@ import atexit
 import json
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -53,14 +54,17 @@ _home = None
 UNSHARE_BIN = "/usr/bin/unshare"
 
 
-def private_mounts(cmd, tmpfs):
+def private_mounts(cmd, tmpfs, binds=()):
     """cmd in a mount namespace of its own with an empty tmpfs on each directory of tmpfs
     (created if missing), so that a client run as root leaves nothing in them: skopeo and
     podman keep their blob-info cache in /var/lib/containers/cache whatever HOME says,
-    dockerd creates /run/docker/plugins."""
+    dockerd creates /run/docker/plugins. binds: (source, existing target) pairs bound over
+    root's files for this command alone (a private /etc/hosts, /etc/docker)."""
     require(UNSHARE_BIN)
-    script = " && ".join("mkdir -p %s && mount -t tmpfs -o mode=%s berth-test %s" % (
-        p, "1777" if p == "/dev/shm" else "0755", p) for p in tmpfs)
+    steps = ["mkdir -p %s && mount -t tmpfs -o mode=%s berth-test %s" % (
+        p, "1777" if p == "/dev/shm" else "0755", p) for p in tmpfs]
+    steps += ["mount --bind %s %s" % (shlex.quote(src), shlex.quote(dst)) for src, dst in binds]
+    script = " && ".join(steps)
     return [UNSHARE_BIN, "--mount", "--propagation", "private", "/bin/sh", "-c",
             script + ' && exec "$@"', "berth-private"] + list(cmd)
 

@@ -48,10 +48,10 @@ def docker_cli():
     return require(path)
 
 
-def private_run(cmd, tmpfs=("/run",)):
+def private_run(cmd, tmpfs=("/run",), binds=()):
     """cmd in a mount namespace of its own with an empty tmpfs on each of tmpfs (by default
-    /run, and so /var/run), created if missing."""
-    return c.private_mounts(cmd, tmpfs)
+    /run, and so /var/run), created if missing, and binds (source, target) mounted."""
+    return c.private_mounts(cmd, tmpfs, binds)
 
 
 def _die_with_parent():
@@ -67,6 +67,7 @@ class Daemon:
     ready once it sends READY=1."""
 
     name = "daemon"
+    binds = ()
 
     def __init__(self, work):
         self.work = work
@@ -87,7 +88,8 @@ class Daemon:
             env = dict(os.environ)
             env["NOTIFY_SOCKET"] = notify_path
             with open(self.log_path, "ab") as log:
-                self.proc = subprocess.Popen(private_run(self.command()), stdin=subprocess.DEVNULL,
+                self.proc = subprocess.Popen(private_run(self.command(), binds=self.binds),
+                                             stdin=subprocess.DEVNULL,
                                              stdout=log, stderr=log, env=env, cwd=self.work,
                                              start_new_session=True,
                                              preexec_fn=_die_with_parent)
@@ -170,8 +172,18 @@ class Dockerd(Daemon):
 
     name = "dockerd"
 
-    def __init__(self, work):
+    def __init__(self, work, hosts=None):
+        """hosts: {name: address} that dockerd alone resolves (a private /etc/hosts); with
+        it, dockerd also gets a private /etc/docker, whose certs.d the test fills
+        (certs_dir)."""
         super().__init__(work)
+        if hosts:
+            hosts_file = os.path.join(work, "hosts")
+            with open(hosts_file, "w") as f:
+                f.write("".join("%s %s\n" % (addr, name) for name, addr in hosts.items()))
+            self.etc_docker = os.path.join(work, "etc-docker")
+            os.makedirs(os.path.join(self.etc_docker, "certs.d"))
+            self.binds = ((hosts_file, "/etc/hosts"), (self.etc_docker, "/etc/docker"))
         self.data_root = os.path.join(work, "data")
         self.exec_root = os.path.join(work, "exec")
         self.socket = os.path.join(work, "docker.sock")
@@ -184,6 +196,12 @@ class Dockerd(Daemon):
             # the daemon's identity key would otherwise go to /etc/docker/key.json
             json.dump({"deprecated-key-path": os.path.join(work, "key.json")}, f)
         self.reset_client_config()
+
+    def certs_dir(self, host):
+        """dockerd's certs.d directory for host ("name:port"), created empty."""
+        path = os.path.join(self.etc_docker, "certs.d", host)
+        os.makedirs(path, exist_ok=True)
+        return path
 
     def reset_client_config(self):
         """An empty client configuration: no credentials, no credential helper."""

@@ -18,7 +18,7 @@ keyUsage = critical, keyCertSign, cRLSign
 basicConstraints = CA:FALSE
 keyUsage = critical, digitalSignature, keyEncipherment
 extendedKeyUsage = serverAuth
-subjectAltName = IP:127.0.0.1, DNS:localhost
+subjectAltName = IP:127.0.0.1, IP:::1, DNS:localhost, DNS:registry.berth.test
 [client]
 basicConstraints = CA:FALSE
 keyUsage = critical, digitalSignature
