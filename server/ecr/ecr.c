@@ -409,8 +409,7 @@ bool ecr_repo_name(struct ecr_call *call, const char **out)
     }
     if (!names_repo_valid(*out)) {
         return ecr_invalid(call, "repositoryName",
-                           "must satisfy regular expression "
-                           "'(?:[a-z0-9]+(?:[._-][a-z0-9]+)*/)*[a-z0-9]+(?:[._-][a-z0-9]+)*'");
+                           "must satisfy regular expression '" ECR_REPO_NAME_PATTERN "'");
     }
     return true;
 }

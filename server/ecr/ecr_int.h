@@ -65,6 +65,11 @@ struct ecr_op {
     enum ecr_scope scope;
 };
 
+/* RepositoryName's pattern in ECR's model (the OCI distribution grammar:
+ * "__" and runs of "-" separate too), as validation messages quote it. */
+#define ECR_REPO_NAME_PATTERN                                                                      \
+    "[a-z0-9]+((\\.|_|__|-+)[a-z0-9]+)*(\\/[a-z0-9]+((\\.|_|__|-+)[a-z0-9]+)*)*"
+
 /* The tables, one per server/ecr/<area>.c. */
 extern const struct ecr_op ecr_repo_ops[];
 extern const struct ecr_op ecr_image_ops[];    /* ecr_images.c */

@@ -222,8 +222,7 @@ static void describe_repositories(struct ecr_call *call)
             if (!json_is_string(n) || json_string_length(n) < 2 || json_string_length(n) > 256 ||
                 !names_repo_valid(json_string_value(n))) {
                 ecr_invalid(call, "repositoryNames",
-                            "Member must satisfy regular expression "
-                            "'(?:[a-z0-9]+(?:[._-][a-z0-9]+)*/)*[a-z0-9]+(?:[._-][a-z0-9]+)*'");
+                            "Member must satisfy regular expression '" ECR_REPO_NAME_PATTERN "'");
                 return;
             }
             if (!ecr_authorize(call, "ecr:DescribeRepositories", json_string_value(n))) {

@@ -283,8 +283,7 @@ static void batch_get_repository_scanning_configuration(struct ecr_call *call)
         size_t len = strlen(name);
         if (len < 2 || len > 256 || !names_repo_valid(name)) {
             ecr_invalid(call, "repositoryNames",
-                        "must satisfy regular expression "
-                        "'(?:[a-z0-9]+(?:[._-][a-z0-9]+)*/)*[a-z0-9]+(?:[._-][a-z0-9]+)*'");
+                        "must satisfy regular expression '" ECR_REPO_NAME_PATTERN "'");
             return;
         }
     }
