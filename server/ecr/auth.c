@@ -132,12 +132,23 @@ static void get_download_url_for_layer(struct ecr_call *call)
                  d.str, name, ecr_registry(call));
         return;
     }
-    bool in_image = false;
+    bool in_image = false, referenced = false, archived = false;
     if (rc == BERTH_OK) {
         rc = meta_blob_in_image(m, repo.id, d.str, &in_image);
     }
+    if (rc == BERTH_OK) {
+        rc = meta_blob_archive_state(m, repo.id, d.str, &referenced, &archived);
+    }
     if (rc != BERTH_OK) {
         ecr_server_error(call, rc);
+        return;
+    }
+    if (archived) {
+        /* only archived images use it: not pulled until one is restored */
+        ecr_fail(call, "LayerInaccessibleException",
+                 "The layer with digest '%s' in the repository with name '%s' in the registry "
+                 "with id '%s' belongs only to archived images",
+                 d.str, name, ecr_registry(call));
         return;
     }
     if (!in_image) {

@@ -85,6 +85,12 @@ class ArchiveTest(e.ModernEcrTestCase):
                          dict([(d, "ARCHIVED") for d in image.layer_digests] +
                               [(d, "AVAILABLE") for d in other.layer_digests]))
 
+        # no download URL for a layer only archived images use
+        self.assertBotoError("LayerInaccessibleException", "get_download_url_for_layer",
+                             repositoryName=repo, layerDigest=image.layer_digests[0])
+        self.ecr.get_download_url_for_layer(repositoryName=repo,
+                                            layerDigest=other.layer_digests[0])
+
         # archiving again changes nothing
         again = self.ecr.update_image_storage_class(repositoryName=repo,
                                                     imageId={"imageDigest": image.digest},
