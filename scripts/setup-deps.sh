@@ -10,7 +10,8 @@ libmicrohttpd-dev libgnutls28-dev libssl-dev libsqlite3-dev libjansson-dev libzs
 libarchive-dev libcurl4-openssl-dev libpq-dev"
 TEST_PKGS="python3 python3-boto3 awscli skopeo zstd prometheus chromium chromium-driver postgresql
 openssl curl systemd man-db groff-base umoci python3-yaml python3-kubernetes docker-compose
-docker-registry golang-go golang-github-masterminds-sprig-dev golang-gopkg-yaml.v2-dev"
+docker-registry golang-go golang-github-masterminds-sprig-dev golang-gopkg-yaml.v2-dev
+python3-cryptography"
 # The real clients' suites (tests/integration/clients, ctest label daemons): dockerd and the
 # docker CLI, containerd and ctr, podman and buildah, and crane, which the build compiles
 # from Debian's go-containerregistry source (bookworm-backports) with golang-go.
