@@ -61,6 +61,9 @@ enum berth_err blob_fs_open(const struct blob_store_options *opt, struct blob_st
 /* The S3 backend (s3.c). */
 enum berth_err blob_s3_open(const struct blob_store_options *opt, struct blob_store **out);
 
+/* How many multipart parts an S3 stage handle has sent (tests). */
+int blob_s3_stage_parts_sent(const struct blob_stage *s);
+
 /* The file holding a filesystem stage's bytes (the S3 backend keeps its
  * stages in a filesystem store and publishes from the file).
  * BERTH_ETOOBIG. */

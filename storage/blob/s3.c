@@ -8,13 +8,22 @@
  *
  * Stages are files of a filesystem store under the data root (uploads/),
  * exactly as the filesystem backend keeps them: written at offsets, cut
- * back, hashed. Publishing a stage (its digest already checked by the
- * caller) uploads it under its content key, in one PUT up to
- * S3_PART_BYTES, else as a multipart upload of S3_PART_BYTES parts; either
- * way S3 makes the object appear whole or not at all (a multipart upload
- * exists under its key only once completed), so a crash never leaves a
- * half-published blob under a content key; a multipart upload that failed
- * is aborted.
+ * back, hashed. As a stage's bytes arrive, every whole S3_PART_BYTES piece
+ * is also sent as a part of a multipart upload to the staging key
+ * <prefix>uploads/<name> (its upload id and the parts' ETags are kept in
+ * <root>/s3mpu/<name>, so a reopened stage goes on); a write or a cut
+ * below what was sent drops the parts from there, to be sent again.
+ * Publishing a stage (its digest already checked by the caller) sends the
+ * parts still missing, completes the multipart upload at the staging key
+ * and copies it server-side to the content key, then deletes the staging
+ * object; a stage that never reached a part is one PUT to the content key.
+ * S3 makes an object appear whole or not at all (a multipart upload exists
+ * under its key only once completed), and nothing is written under a
+ * content key before the digest matched, so a crash never leaves a
+ * half-published blob there. Removing a stage (a cancelled or expired
+ * upload) aborts its multipart upload and deletes its staging object.
+ * Blobs over S3_COPY_MAX (S3's largest single copy) are uploaded again
+ * from the local file as a multipart upload to the content key instead.
  *
  * Reads: blob_open downloads the object into an unlinked file under
  * <root>/s3tmp and hands that over (the interface is a file descriptor);
@@ -48,6 +57,10 @@
 /* Blobs up to this size are one PUT; larger ones a multipart upload of
  * parts this size (S3's minimum part is 5 MiB). */
 #define S3_PART_BYTES ((size_t)8 << 20)
+/* The largest object one server-side copy may make (S3's CopyObject). */
+#define S3_COPY_MAX ((uint64_t)5 << 30)
+#define S3_ETAG_MAX 128
+#define S3_MPU_STATE_MAX ((size_t)4 << 20)
 #define S3_PATH_MAX 4096
 #define S3_KEY_MAX 1024
 #define S3_URL_MAX 8192
@@ -70,11 +83,38 @@ struct s3_store {
     bool path_style;
     char tmp_dir[S3_PATH_MAX];
     char cache_dir[S3_PATH_MAX];
+    char mpu_dir[S3_PATH_MAX];
+};
+
+/* A stage's multipart upload: its id ("" when none was started) and the
+ * ETags of parts 1..parts, each S3_PART_BYTES of the stage in order. */
+struct mpu {
+    char upload_id[256];
+    int parts;
+    int cap;
+    char (*etags)[S3_ETAG_MAX];
+};
+
+/* A stage handle: the local file's handle, and the parts sent. */
+struct s3_stage {
+    struct blob_stage base;
+    struct s3_store *s;
+    struct blob_stage *local;
+    int fd; /* the local file, for reading parts */
+    char name[BLOB_STAGE_NAME_MAX + 1];
+    uint64_t size;
+    struct mpu mpu;
+    char *part; /* S3_PART_BYTES, allocated when the first part is sent */
 };
 
 static struct s3_store *s3_of(struct blob_store *bs)
 {
     return (struct s3_store *)(void *)bs;
+}
+
+static struct s3_stage *stage_of(struct blob_stage *s)
+{
+    return (struct s3_stage *)(void *)s;
 }
 
 /* ---- requests ---- */
@@ -627,8 +667,10 @@ enum berth_err blob_s3_open(const struct blob_store_options *opt, struct blob_st
     }
     int n1 = snprintf(s->tmp_dir, sizeof(s->tmp_dir), "%s/s3tmp", opt->root);
     int n2 = snprintf(s->cache_dir, sizeof(s->cache_dir), "%s/s3cache", opt->root);
+    int n3 = snprintf(s->mpu_dir, sizeof(s->mpu_dir), "%s/s3mpu", opt->root);
     if (n1 < 0 || (size_t)n1 >= sizeof(s->tmp_dir) - 200 || n2 < 0 ||
-        (size_t)n2 >= sizeof(s->cache_dir) - 200) {
+        (size_t)n2 >= sizeof(s->cache_dir) - 200 || n3 < 0 ||
+        (size_t)n3 >= sizeof(s->mpu_dir) - 200) {
         rc = BERTH_ETOOBIG;
         goto out;
     }
@@ -637,8 +679,8 @@ enum berth_err blob_s3_open(const struct blob_store_options *opt, struct blob_st
     if (rc != BERTH_OK) {
         goto out;
     }
-    const char *dirs[] = {s->tmp_dir, s->cache_dir};
-    for (size_t i = 0; i < 2 && rc == BERTH_OK; i++) {
+    const char *dirs[] = {s->tmp_dir, s->cache_dir, s->mpu_dir};
+    for (size_t i = 0; i < 3 && rc == BERTH_OK; i++) {
         rc = file_mkdir_p(dirs[i], 0750);
         if (rc != BERTH_OK) {
             log_error("event=store_error op=mkdir path=%s errno=%d", dirs[i], errno);
@@ -783,35 +825,6 @@ static void drop_cache(struct s3_store *s, const struct digest *d)
     }
 }
 
-/* ---- stages: the local filesystem store's ---- */
-
-static enum berth_err s3_stage_create(struct blob_store *bs, const char *name)
-{
-    return blob_stage_create(s3_of(bs)->local, name);
-}
-
-static enum berth_err s3_stage_open(struct blob_store *bs, const char *name,
-                                    struct blob_stage **out, uint64_t *size)
-{
-    return blob_stage_open(s3_of(bs)->local, name, out, size);
-}
-
-static enum berth_err s3_stage_stat(struct blob_store *bs, const char *name, uint64_t *size,
-                                    int64_t *mtime)
-{
-    return blob_stage_stat(s3_of(bs)->local, name, size, mtime);
-}
-
-static enum berth_err s3_stage_remove(struct blob_store *bs, const char *name)
-{
-    return blob_stage_remove(s3_of(bs)->local, name);
-}
-
-static enum berth_err s3_stage_list(struct blob_store *bs, blob_stage_fn fn, void *arg)
-{
-    return blob_stage_list(s3_of(bs)->local, fn, arg);
-}
-
 /* Text between <tag> and </tag> after *from (moved past it), unescaping
  * the XML entities S3 uses. False when there is none. */
 static bool xml_next(const char **from, const char *tag, char *out, size_t cap)
@@ -868,9 +881,8 @@ static enum berth_err abort_multipart(struct s3_store *s, const char *key, const
     return rc;
 }
 
-/* Upload the file fd (size bytes) to key as a multipart upload of
- * S3_PART_BYTES parts; the object appears only when it completes. */
-static enum berth_err put_multipart(struct s3_store *s, const char *key, int fd, uint64_t size)
+static enum berth_err create_multipart(struct s3_store *s, const char *key, char *upload_id,
+                                       size_t cap)
 {
     struct buf xml;
     buf_init(&xml, S3_XML_MAX);
@@ -878,81 +890,468 @@ static enum berth_err put_multipart(struct s3_store *s, const char *key, int fd,
         .method = "POST", .key = key, .query = "uploads", .out_fd = -1, .out = &xml};
     struct s3_resp r;
     enum berth_err rc = s3_do(s, &req, &r);
-    char upload_id[256] = "";
     const char *at = buf_cstr(&xml);
     if (rc == BERTH_OK &&
-        (r.status != 200 || !xml_next(&at, "UploadId", upload_id, sizeof(upload_id)))) {
+        (r.status != 200 || !xml_next(&at, "UploadId", upload_id, cap) || upload_id[0] == '\0')) {
         rc = r.status == 200 ? BERTH_EIO : s3_fail(&req, &r);
     }
     resp_fini(&r);
-    char *part = rc == BERTH_OK ? malloc(S3_PART_BYTES) : NULL;
-    if (rc == BERTH_OK && part == NULL) {
-        rc = BERTH_ENOMEM;
-    }
-    struct buf done;
-    buf_init(&done, S3_XML_MAX);
-    if (rc == BERTH_OK) {
-        rc = buf_puts(&done, "<CompleteMultipartUpload>");
-    }
-    char enc_id[512];
+    buf_fini(&xml);
+    return rc;
+}
+
+static enum berth_err upload_part(struct s3_store *s, const char *key, const char *upload_id,
+                                  int number, const void *p, size_t n, char etag[S3_ETAG_MAX])
+{
+    char enc_id[512], query[700];
     encode_value(upload_id, enc_id, sizeof(enc_id));
-    int number = 1;
-    for (uint64_t off = 0; rc == BERTH_OK && off < size; off += S3_PART_BYTES, number++) {
-        size_t n = size - off < S3_PART_BYTES ? (size_t)(size - off) : S3_PART_BYTES;
-        size_t got = 0;
-        rc = pread_full(fd, part, n, (off_t)off, &got);
-        if (rc == BERTH_OK && got != n) {
-            rc = BERTH_EIO;
-        }
-        if (rc != BERTH_OK) {
-            break;
-        }
-        char query[700];
-        snprintf(query, sizeof(query), "partNumber=%d&uploadId=%s", number, enc_id);
-        struct s3_req pr = {
-            .method = "PUT", .key = key, .query = query, .body = part, .body_len = n, .out_fd = -1};
-        rc = s3_do(s, &pr, &r);
-        if (rc == BERTH_OK && (r.status != 200 || r.etag[0] == '\0')) {
-            rc = s3_fail(&pr, &r);
-        }
-        if (rc == BERTH_OK) {
-            rc = buf_printf(&done, "<Part><PartNumber>%d</PartNumber><ETag>%s</ETag></Part>",
-                            number, r.etag);
-        }
-        resp_fini(&r);
+    snprintf(query, sizeof(query), "partNumber=%d&uploadId=%s", number, enc_id);
+    struct s3_req req = {
+        .method = "PUT", .key = key, .query = query, .body = p, .body_len = n, .out_fd = -1};
+    struct s3_resp r;
+    enum berth_err rc = s3_do(s, &req, &r);
+    if (rc == BERTH_OK && (r.status != 200 || r.etag[0] == '\0')) {
+        rc = s3_fail(&req, &r);
     }
-    free(part);
+    if (rc == BERTH_OK) {
+        snprintf(etag, S3_ETAG_MAX, "%s", r.etag);
+    }
+    resp_fini(&r);
+    return rc;
+}
+
+static enum berth_err complete_multipart(struct s3_store *s, const char *key, const struct mpu *m)
+{
+    struct buf done, xml;
+    buf_init(&done, S3_XML_MAX);
+    buf_init(&xml, S3_XML_MAX);
+    enum berth_err rc = buf_puts(&done, "<CompleteMultipartUpload>");
+    for (int i = 0; i < m->parts && rc == BERTH_OK; i++) {
+        rc = buf_printf(&done, "<Part><PartNumber>%d</PartNumber><ETag>%s</ETag></Part>", i + 1,
+                        m->etags[i]);
+    }
     if (rc == BERTH_OK) {
         rc = buf_puts(&done, "</CompleteMultipartUpload>");
     }
+    char enc_id[512], query[600];
+    encode_value(m->upload_id, enc_id, sizeof(enc_id));
+    snprintf(query, sizeof(query), "uploadId=%s", enc_id);
     if (rc == BERTH_OK) {
-        char query[600];
-        snprintf(query, sizeof(query), "uploadId=%s", enc_id);
-        buf_reset(&xml);
-        struct s3_req cr = {.method = "POST",
-                            .key = key,
-                            .query = query,
-                            .body = done.data,
-                            .body_len = done.len,
-                            .out_fd = -1,
-                            .out = &xml};
-        rc = s3_do(s, &cr, &r);
+        struct s3_req req = {.method = "POST",
+                             .key = key,
+                             .query = query,
+                             .body = done.data,
+                             .body_len = done.len,
+                             .out_fd = -1,
+                             .out = &xml};
+        struct s3_resp r;
+        rc = s3_do(s, &req, &r);
         if (rc == BERTH_OK && (r.status != 200 || body_is_error(&xml))) {
             if (r.status == 200) {
                 log_error("event=s3_error op=complete_multipart key=%s body=\"%.300s\"", key,
                           buf_cstr(&xml));
                 rc = BERTH_EIO;
             } else {
-                rc = s3_fail(&cr, &r);
+                rc = s3_fail(&req, &r);
             }
         }
         resp_fini(&r);
     }
-    if (rc != BERTH_OK && upload_id[0] != '\0') {
-        abort_multipart(s, key, upload_id);
-    }
     buf_fini(&done);
     buf_fini(&xml);
+    return rc;
+}
+
+static void mpu_free(struct mpu *m)
+{
+    free(m->etags);
+    memset(m, 0, sizeof(*m));
+}
+
+static enum berth_err mpu_add(struct mpu *m, int number, const char *etag)
+{
+    if (number > m->cap) {
+        int cap = m->cap > 0 ? m->cap * 2 : 16;
+        while (cap < number) {
+            cap *= 2;
+        }
+        char(*e)[S3_ETAG_MAX] = realloc(m->etags, (size_t)cap * S3_ETAG_MAX);
+        if (e == NULL) {
+            return BERTH_ENOMEM;
+        }
+        m->etags = e;
+        m->cap = cap;
+    }
+    snprintf(m->etags[number - 1], S3_ETAG_MAX, "%s", etag);
+    if (number > m->parts) {
+        m->parts = number;
+    }
+    return BERTH_OK;
+}
+
+/* Upload the file fd (size bytes) to key as a multipart upload of
+ * S3_PART_BYTES parts; the object appears only when it completes. */
+static enum berth_err put_multipart(struct s3_store *s, const char *key, int fd, uint64_t size)
+{
+    struct mpu m = {0};
+    enum berth_err rc = create_multipart(s, key, m.upload_id, sizeof(m.upload_id));
+    char *part = rc == BERTH_OK ? malloc(S3_PART_BYTES) : NULL;
+    if (rc == BERTH_OK && part == NULL) {
+        rc = BERTH_ENOMEM;
+    }
+    int number = 1;
+    for (uint64_t off = 0; rc == BERTH_OK && off < size; off += S3_PART_BYTES, number++) {
+        size_t n = size - off < S3_PART_BYTES ? (size_t)(size - off) : S3_PART_BYTES;
+        size_t got = 0;
+        char etag[S3_ETAG_MAX];
+        rc = pread_full(fd, part, n, (off_t)off, &got);
+        if (rc == BERTH_OK && got != n) {
+            rc = BERTH_EIO;
+        }
+        if (rc == BERTH_OK) {
+            rc = upload_part(s, key, m.upload_id, number, part, n, etag);
+        }
+        if (rc == BERTH_OK) {
+            rc = mpu_add(&m, number, etag);
+        }
+    }
+    free(part);
+    if (rc == BERTH_OK) {
+        rc = complete_multipart(s, key, &m);
+    }
+    if (rc != BERTH_OK && m.upload_id[0] != '\0') {
+        abort_multipart(s, key, m.upload_id);
+    }
+    mpu_free(&m);
+    return rc;
+}
+
+/* ---- stages ---- */
+
+static enum berth_err staging_key(const struct s3_store *s, const char *name, char *out, size_t cap)
+{
+    int n = snprintf(out, cap, "%suploads/%s", s->prefix, name);
+    return (n < 0 || (size_t)n >= cap) ? BERTH_ETOOBIG : BERTH_OK;
+}
+
+static enum berth_err mpu_path(const struct s3_store *s, const char *name, char *out, size_t cap)
+{
+    int n = snprintf(out, cap, "%s/%s", s->mpu_dir, name);
+    return (n < 0 || (size_t)n >= cap) ? BERTH_ETOOBIG : BERTH_OK;
+}
+
+/* The state file: the upload id, then one ETag a line, part 1 first. */
+static enum berth_err mpu_load(const struct s3_store *s, const char *name, struct mpu *m)
+{
+    memset(m, 0, sizeof(*m));
+    char path[S3_PATH_MAX + 80];
+    enum berth_err rc = mpu_path(s, name, path, sizeof(path));
+    char *text = NULL;
+    size_t len = 0;
+    if (rc == BERTH_OK) {
+        rc = file_read_bounded(path, S3_MPU_STATE_MAX, &text, &len);
+    }
+    if (rc != BERTH_OK) {
+        return rc;
+    }
+    char *save = NULL;
+    int number = 0;
+    for (char *line = strtok_r(text, "\n", &save); line != NULL && rc == BERTH_OK;
+         line = strtok_r(NULL, "\n", &save), number++) {
+        if (number == 0) {
+            snprintf(m->upload_id, sizeof(m->upload_id), "%s", line);
+        } else {
+            rc = mpu_add(m, number, line);
+        }
+    }
+    free(text);
+    if (rc != BERTH_OK) {
+        mpu_free(m);
+    }
+    return rc;
+}
+
+static enum berth_err mpu_save(const struct s3_store *s, const char *name, const struct mpu *m)
+{
+    char path[S3_PATH_MAX + 80];
+    enum berth_err rc = mpu_path(s, name, path, sizeof(path));
+    struct buf text;
+    buf_init(&text, S3_MPU_STATE_MAX);
+    if (rc == BERTH_OK) {
+        rc = buf_printf(&text, "%s\n", m->upload_id);
+    }
+    for (int i = 0; i < m->parts && rc == BERTH_OK; i++) {
+        rc = buf_printf(&text, "%s\n", m->etags[i]);
+    }
+    if (rc == BERTH_OK) {
+        rc = file_write_atomic(path, text.data, text.len, 0640, false);
+    }
+    buf_fini(&text);
+    return rc;
+}
+
+static void mpu_forget(const struct s3_store *s, const char *name)
+{
+    char path[S3_PATH_MAX + 80];
+    if (mpu_path(s, name, path, sizeof(path)) == BERTH_OK) {
+        unlink(path);
+    }
+}
+
+/* Send part number (1-based) of the stage, n bytes, from its local file. */
+static enum berth_err send_part(struct s3_stage *st, const char *key, int number, size_t n)
+{
+    if (st->part == NULL && (st->part = malloc(S3_PART_BYTES)) == NULL) {
+        return BERTH_ENOMEM;
+    }
+    size_t got = 0;
+    enum berth_err rc =
+        pread_full(st->fd, st->part, n, (off_t)((uint64_t)(number - 1) * S3_PART_BYTES), &got);
+    if (rc == BERTH_OK && got != n) {
+        rc = BERTH_EIO;
+    }
+    char etag[S3_ETAG_MAX];
+    if (rc == BERTH_OK) {
+        rc = upload_part(st->s, key, st->mpu.upload_id, number, st->part, n, etag);
+    }
+    if (rc == BERTH_OK) {
+        st->mpu.parts = number - 1;
+        rc = mpu_add(&st->mpu, number, etag);
+    }
+    if (rc == BERTH_OK) {
+        rc = mpu_save(st->s, st->name, &st->mpu);
+    }
+    return rc;
+}
+
+/* Send every whole part the stage holds that was not sent yet (parts
+ * gather the writes, whatever their sizes). A failure is logged and left
+ * for publication to retry: the local file has the bytes. */
+static void send_whole_parts(struct s3_stage *st)
+{
+    char key[S3_KEY_MAX];
+    if (staging_key(st->s, st->name, key, sizeof(key)) != BERTH_OK) {
+        return;
+    }
+    while (st->size >= (uint64_t)(st->mpu.parts + 1) * S3_PART_BYTES) {
+        enum berth_err rc = BERTH_OK;
+        if (st->mpu.upload_id[0] == '\0') {
+            rc = create_multipart(st->s, key, st->mpu.upload_id, sizeof(st->mpu.upload_id));
+            if (rc == BERTH_OK) {
+                rc = mpu_save(st->s, st->name, &st->mpu);
+            }
+        }
+        if (rc == BERTH_OK) {
+            rc = send_part(st, key, st->mpu.parts + 1, S3_PART_BYTES);
+        }
+        if (rc != BERTH_OK) {
+            log_warn("event=s3_part_deferred stage=%s part=%d err=%s", st->name, st->mpu.parts + 1,
+                     berth_strerror(rc));
+            return;
+        }
+    }
+}
+
+/* Parts from the one holding byte offset on are no longer the stage's. */
+static void drop_parts_from(struct s3_stage *st, uint64_t offset)
+{
+    int keep = (int)(offset / S3_PART_BYTES);
+    if (keep < st->mpu.parts) {
+        st->mpu.parts = keep;
+        if (st->mpu.upload_id[0] != '\0' && mpu_save(st->s, st->name, &st->mpu) != BERTH_OK) {
+            log_warn("event=s3_state_error stage=%s", st->name);
+        }
+    }
+}
+
+int blob_s3_stage_parts_sent(const struct blob_stage *bs)
+{
+    return ((const struct s3_stage *)(const void *)bs)->mpu.parts;
+}
+
+static enum berth_err s3_stage_create(struct blob_store *bs, const char *name)
+{
+    return blob_stage_create(s3_of(bs)->local, name);
+}
+
+static enum berth_err s3_stage_open(struct blob_store *bs, const char *name,
+                                    struct blob_stage **out, uint64_t *size)
+{
+    struct s3_store *s = s3_of(bs);
+    struct s3_stage *st = calloc(1, sizeof(*st));
+    if (st == NULL) {
+        return BERTH_ENOMEM;
+    }
+    st->fd = -1;
+    char path[S3_PATH_MAX];
+    enum berth_err rc = blob_stage_open(s->local, name, &st->local, &st->size);
+    if (rc == BERTH_OK) {
+        rc = blob_fs_stage_path(s->local, name, path, sizeof(path));
+    }
+    if (rc == BERTH_OK && (st->fd = open(path, O_RDONLY | O_CLOEXEC)) < 0) {
+        rc = BERTH_EIO;
+    }
+    if (rc == BERTH_OK) {
+        rc = mpu_load(s, name, &st->mpu);
+        if (rc == BERTH_ENOTFOUND) {
+            rc = BERTH_OK;
+        }
+    }
+    if (rc != BERTH_OK) {
+        if (st->fd >= 0) {
+            file_close(st->fd);
+        }
+        blob_stage_close(st->local);
+        free(st);
+        return rc;
+    }
+    st->base.ops = s->base.ops;
+    st->s = s;
+    snprintf(st->name, sizeof(st->name), "%s", name);
+    /* parts beyond what the file holds (cut while closed) are not its */
+    drop_parts_from(st, st->size);
+    *size = st->size;
+    *out = &st->base;
+    return BERTH_OK;
+}
+
+static enum berth_err s3_stage_write(struct blob_stage *bs, uint64_t offset, const void *p,
+                                     size_t n)
+{
+    struct s3_stage *st = stage_of(bs);
+    if (offset < (uint64_t)st->mpu.parts * S3_PART_BYTES) {
+        drop_parts_from(st, offset); /* rewriting bytes already sent */
+    }
+    enum berth_err rc = blob_stage_write(st->local, offset, p, n);
+    if (rc != BERTH_OK) {
+        return rc;
+    }
+    if (offset + n > st->size) {
+        st->size = offset + n;
+    }
+    send_whole_parts(st);
+    return BERTH_OK;
+}
+
+static enum berth_err s3_stage_read(struct blob_stage *bs, uint64_t offset, void *p, size_t n,
+                                    size_t *got)
+{
+    return blob_stage_read(stage_of(bs)->local, offset, p, n, got);
+}
+
+static enum berth_err s3_stage_truncate(struct blob_stage *bs, uint64_t size)
+{
+    struct s3_stage *st = stage_of(bs);
+    enum berth_err rc = blob_stage_truncate(st->local, size);
+    if (rc == BERTH_OK) {
+        st->size = size;
+        drop_parts_from(st, size);
+    }
+    return rc;
+}
+
+static enum berth_err s3_stage_hash(struct blob_stage *bs, struct digest_ctx *ctx, uint64_t len)
+{
+    return blob_stage_hash(stage_of(bs)->local, ctx, len);
+}
+
+static enum berth_err s3_stage_sync(struct blob_stage *bs)
+{
+    return blob_stage_sync(stage_of(bs)->local);
+}
+
+static void s3_stage_close(struct blob_stage *bs)
+{
+    struct s3_stage *st = stage_of(bs);
+    blob_stage_close(st->local);
+    if (st->fd >= 0) {
+        file_close(st->fd);
+    }
+    mpu_free(&st->mpu);
+    free(st->part);
+    free(st);
+}
+
+static enum berth_err s3_stage_stat(struct blob_store *bs, const char *name, uint64_t *size,
+                                    int64_t *mtime)
+{
+    return blob_stage_stat(s3_of(bs)->local, name, size, mtime);
+}
+
+/* Abort the stage's multipart upload and delete its staging object, if
+ * it has them. */
+static enum berth_err drop_staged(struct s3_store *s, const char *name)
+{
+    struct mpu m;
+    enum berth_err rc = mpu_load(s, name, &m);
+    if (rc == BERTH_ENOTFOUND) {
+        return BERTH_OK;
+    }
+    char key[S3_KEY_MAX];
+    if (rc == BERTH_OK) {
+        rc = staging_key(s, name, key, sizeof(key));
+    }
+    if (rc == BERTH_OK && m.upload_id[0] != '\0') {
+        rc = abort_multipart(s, key, m.upload_id);
+    }
+    if (rc == BERTH_OK) {
+        rc = delete_object(s, key);
+    }
+    mpu_free(&m);
+    if (rc == BERTH_OK) {
+        mpu_forget(s, name);
+    }
+    return rc;
+}
+
+static enum berth_err s3_stage_remove(struct blob_store *bs, const char *name)
+{
+    struct s3_store *s = s3_of(bs);
+    enum berth_err rc = drop_staged(s, name);
+    if (rc != BERTH_OK) {
+        log_warn("event=s3_abort_failed stage=%s err=%s", name, berth_strerror(rc));
+    }
+    return blob_stage_remove(s->local, name);
+}
+
+static enum berth_err s3_stage_list(struct blob_store *bs, blob_stage_fn fn, void *arg)
+{
+    return blob_stage_list(s3_of(bs)->local, fn, arg);
+}
+
+/* Publish through the staged multipart upload: the parts still missing,
+ * complete at the staging key, copy to the content key. */
+static enum berth_err publish_staged(struct s3_store *s, const char *name, const char *key)
+{
+    struct blob_stage *h = NULL;
+    uint64_t size = 0;
+    enum berth_err rc = s3_stage_open(&s->base, name, &h, &size);
+    if (rc != BERTH_OK) {
+        return rc;
+    }
+    struct s3_stage *st = stage_of(h);
+    char staging[S3_KEY_MAX];
+    rc = staging_key(s, name, staging, sizeof(staging));
+    send_whole_parts(st);
+    int total = (int)((size + S3_PART_BYTES - 1) / S3_PART_BYTES);
+    for (int number = st->mpu.parts + 1; rc == BERTH_OK && number <= total; number++) {
+        uint64_t off = (uint64_t)(number - 1) * S3_PART_BYTES;
+        size_t n = size - off < S3_PART_BYTES ? (size_t)(size - off) : S3_PART_BYTES;
+        rc = send_part(st, staging, number, n);
+    }
+    if (rc == BERTH_OK) {
+        rc = complete_multipart(s, staging, &st->mpu);
+    }
+    if (rc == BERTH_OK) {
+        /* the upload is no more: what is left is the staging object */
+        st->mpu.upload_id[0] = '\0';
+        st->mpu.parts = 0;
+        rc = mpu_save(s, name, &st->mpu);
+    }
+    if (rc == BERTH_OK) {
+        rc = copy_object(s, staging, key, NULL);
+    }
+    s3_stage_close(h);
     return rc;
 }
 
@@ -973,8 +1372,7 @@ static enum berth_err s3_stage_publish(struct blob_store *bs, const char *name,
     resp_fini(&r);
     if (rc == BERTH_OK) {
         /* Already published (content-addressed: same bytes). */
-        blob_stage_remove(s->local, name);
-        return BERTH_OK;
+        return s3_stage_remove(bs, name);
     }
     if (rc != BERTH_ENOTFOUND) {
         return rc;
@@ -989,7 +1387,12 @@ static enum berth_err s3_stage_publish(struct blob_store *bs, const char *name,
         return BERTH_EIO;
     }
     uint64_t size = (uint64_t)sb.st_size;
-    if (size <= S3_PART_BYTES) {
+    struct mpu m;
+    bool staged = mpu_load(s, name, &m) == BERTH_OK && m.upload_id[0] != '\0';
+    mpu_free(&m);
+    if (size > S3_PART_BYTES && size <= S3_COPY_MAX && staged) {
+        rc = publish_staged(s, name, key);
+    } else if (size <= S3_PART_BYTES) {
         char *p = malloc(size > 0 ? (size_t)size : 1);
         size_t got = 0;
         rc = p == NULL ? BERTH_ENOMEM : pread_full(fd, p, (size_t)size, 0, &got);
@@ -1005,7 +1408,12 @@ static enum berth_err s3_stage_publish(struct blob_store *bs, const char *name,
     }
     file_close(fd);
     if (rc == BERTH_OK) {
-        blob_stage_remove(s->local, name);
+        /* the staging object and state, then the local file */
+        rc = s3_stage_remove(bs, name);
+        if (rc != BERTH_OK) {
+            log_warn("event=s3_stage_cleanup_failed stage=%s err=%s", name, berth_strerror(rc));
+            rc = BERTH_OK; /* the blob is published; the stage is expired later */
+        }
     }
     return rc;
 }
@@ -1291,6 +1699,12 @@ static const struct blob_backend s3_backend = {
     .local_path = s3_local_path,
     .stage_create = s3_stage_create,
     .stage_open = s3_stage_open,
+    .stage_write = s3_stage_write,
+    .stage_read = s3_stage_read,
+    .stage_truncate = s3_stage_truncate,
+    .stage_hash = s3_stage_hash,
+    .stage_sync = s3_stage_sync,
+    .stage_close = s3_stage_close,
     .stage_stat = s3_stage_stat,
     .stage_remove = s3_stage_remove,
     .stage_publish = s3_stage_publish,

@@ -3,7 +3,8 @@ s3api middleware (swift_fixture.py): monolithic, chunked and streamed uploads (o
 than an S3 part, so published as a multipart upload), pulls with Range, HEAD, a
 cross-repository mount, skopeo push and pull back byte for byte, delete and garbage
 collection removing the objects from the bucket, a restart; nothing is kept under the data
-root's blobs/ and no multipart upload is left behind."""
+root's blobs/ and no multipart upload is left behind. PATCH chunks are gathered into
+multipart parts as they arrive; a cancelled upload aborts its multipart upload."""
 
 import os
 import shutil
@@ -134,6 +135,55 @@ class S3ServeTest(unittest.TestCase):
             self.assertEqual(self.reg.get_blob(repo, digest).body, data)
         h.expect_status(self.reg.push_blob(repo, small, mode="chunked"), 201)
         self.assertEqual(self.reg.get_blob(repo, h.digest_of(small)).body, small)
+
+    def open_multipart_uploads(self):
+        ups = self.client.list_multipart_uploads(Bucket=self.s3.bucket, Prefix=PREFIX)
+        return [u["Key"][len(PREFIX):] for u in ups.get("Uploads", [])]
+
+    def test_multipart_parts_as_they_arrive(self):
+        """PATCH chunks of 3 MiB gathered into 8 MiB parts of a multipart upload to a staging
+        key while they arrive; a cancelled upload aborts it; a completed one is copied to its
+        content key and leaves no staging object."""
+        repo = "itest/s3/parts"
+        data = h.random_bytes(17 * 1024 * 1024 + 3)
+        r = self.reg.start_upload(repo)
+        self.assertEqual(r.status, 202, r.body)
+        loc = r.header("Location")
+        step = 3 * 1024 * 1024
+        for start in range(0, 9 * 1024 * 1024, step):  # 9 MiB: one whole part
+            r = self.reg.patch_chunk(loc, data[start:start + step], start=start)
+            self.assertEqual(r.status, 202, r.body)
+            loc = r.header("Location")
+        uuid = loc.rstrip("/").split("/")[-1].split("?")[0]
+        self.assertEqual(self.open_multipart_uploads(), ["uploads/" + uuid])
+        r = self.reg.delete(self.reg.resolve(loc))
+        self.assertEqual(r.status, 204, r.body)
+        self.assertEqual(self.open_multipart_uploads(), [])
+
+        r = self.reg.start_upload(repo)
+        loc = r.header("Location")
+        for start in range(0, len(data), step):
+            r = self.reg.patch_chunk(loc, data[start:start + step], start=start)
+            self.assertEqual(r.status, 202, r.body)
+            loc = r.header("Location")
+        self.assertEqual(len(self.open_multipart_uploads()), 1)
+        d = h.digest_of(data)
+        r = self.reg.finish_upload(loc, d)
+        self.assertEqual(r.status, 201, r.body)
+        self.assertEqual(self.open_multipart_uploads(), [])
+        self.assertEqual(self.keys("uploads/"), [])
+        self.assertIn(self.blob_key(d), self.keys())
+        self.assertEqual(self.reg.get_blob(repo, d).body, data)
+        # a wrong digest publishes nothing and leaves nothing open
+        r = self.reg.start_upload(repo)
+        loc = r.header("Location")
+        other = h.random_bytes(9 * 1024 * 1024)
+        r = self.reg.patch_chunk(loc, other, start=0)
+        self.assertEqual(r.status, 202, r.body)
+        r = self.reg.finish_upload(r.header("Location"), h.digest_of(b"not it"))
+        self.assertEqual(r.status, 400, r.body)
+        self.assertNotIn(self.blob_key(h.digest_of(other)), self.keys())
+        self.assertEqual(self.open_multipart_uploads(), [])
 
     def test_skopeo_push_pull(self):
         sk = c.Skopeo(self.work)
