@@ -103,7 +103,8 @@ struct probe {
     size_t req_len;
     long interval_ms;
     atomic_bool stop;
-    uint64_t *lat;
+    uint64_t *lat;  /* connect to the answer's head */
+    uint64_t *conn; /* connect alone (the kernel's part and the listen backlog) */
     size_t count, cap;
     uint64_t failed;
     char first_error[200];
@@ -593,6 +594,7 @@ static void probe_once(struct probe *p)
         close(fd);
         return;
     }
+    int64_t tc = now_ns();
     if (send(fd, p->req, p->req_len, MSG_NOSIGNAL) != (ssize_t)p->req_len) {
         probe_fail(p, "send", errno);
         close(fd);
@@ -627,13 +629,18 @@ static void probe_once(struct probe *p)
     if (p->count == p->cap) {
         size_t cap = p->cap ? p->cap * 2 : 4096;
         uint64_t *lat = realloc(p->lat, cap * sizeof(*lat));
-        if (lat == NULL) {
+        if (lat != NULL) {
+            p->lat = lat;
+        }
+        uint64_t *conn = lat ? realloc(p->conn, cap * sizeof(*conn)) : NULL;
+        if (conn == NULL) {
             probe_fail(p, "memory", ENOMEM);
             return;
         }
-        p->lat = lat;
+        p->conn = conn;
         p->cap = cap;
     }
+    p->conn[p->count] = (uint64_t)(tc - t0);
     p->lat[p->count++] = (uint64_t)(t1 - t0);
 }
 
@@ -899,6 +906,7 @@ int main(int argc, char **argv)
     size_t total = s.clients * s.waves;
     qsort(s.lat, s.lat_count, sizeof(*s.lat), cmp_u64);
     qsort(p.lat, p.count, sizeof(*p.lat), cmp_u64);
+    qsort(p.conn, p.count, sizeof(*p.conn), cmp_u64);
     size_t probe_slow = 0;
     for (size_t i = 0; i < p.count; i++) {
         probe_slow += p.lat[i] > 50 * 1000000ULL;
@@ -918,6 +926,8 @@ int main(int argc, char **argv)
            "%zu (quiet: %.1f ms)\n",
            p.count, (unsigned long long)p.failed, pct_ms(p.lat, p.count, 50),
            pct_ms(p.lat, p.count, 99), pct_ms(p.lat, p.count, 100), probe_slow, quiet_ms);
+    printf("probe connect p50 %.1f ms p99 %.1f ms max %.1f ms\n", pct_ms(p.conn, p.count, 50),
+           pct_ms(p.conn, p.count, 99), pct_ms(p.conn, p.count, 100));
     if (p.first_error[0] != '\0') {
         printf("probe first error: %s\n", p.first_error);
     }
@@ -965,6 +975,10 @@ int main(int argc, char **argv)
                       pct_ms(p.lat, p.count, 99), "max_ms", pct_ms(p.lat, p.count, 100),
                       "over_50ms", (json_int_t)probe_slow, "quiet_ms", quiet_ms, "first_error",
                       p.first_error));
+        json_object_set_new(doc, "probe_connect",
+                            json_pack("{s:f,s:f,s:f}", "p50_ms", pct_ms(p.conn, p.count, 50),
+                                      "p99_ms", pct_ms(p.conn, p.count, 99), "max_ms",
+                                      pct_ms(p.conn, p.count, 100)));
         json_object_set_new(doc, "server_peak_rss_kib", json_integer(server_rss));
         json_object_set_new(doc, "client_cpu_seconds", json_real(cpu));
         if (json_dump_file(doc, json_file, JSON_INDENT(2) | JSON_REAL_PRECISION(6)) != 0) {
@@ -976,6 +990,7 @@ int main(int argc, char **argv)
     bool ok = failed == 0 && p.failed == 0;
     free(waves);
     free(p.lat);
+    free(p.conn);
     free(s.lat);
     free(s.conns);
     free(s.scratch);

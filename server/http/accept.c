@@ -264,6 +264,13 @@ static void accept_new(struct acceptor *a)
             return;
         }
         w.since_ns = time_mono_ns();
+        /* Most clients send their request right behind the handshake, so
+         * it is usually here already: screen it now instead of one more
+         * poll round later (a round over every waiting socket, which in a
+         * storm of new connections is most of a new client's wait). */
+        if (screen(a, &w)) {
+            continue;
+        }
         size_t limit = 2 * (size_t)a->srv->cfg->http_connection_limit;
         if (a->count > 0 && a->count >= (limit < 256 ? 256 : limit)) {
             /* twice as many silent connections as the server takes (a
