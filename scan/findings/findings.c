@@ -23,6 +23,7 @@ static void finding_free(struct scan_finding *x)
     free((char *)x->uri);
     free((char *)x->package_name);
     free((char *)x->package_version);
+    free((char *)x->fixed_version);
     free((char *)x->cvss3_vector);
     free((char *)x->source_id);
 }
@@ -47,6 +48,8 @@ enum berth_err scan_findings_add(struct scan_findings *f, const struct scan_find
         !field_ok(src->package_name, SCAN_ATTRIBUTE_VALUE_MAX) ||
         !field_ok(src->package_version, SCAN_ATTRIBUTE_VALUE_MAX) ||
         !field_ok(src->source_id, SCAN_ATTRIBUTE_VALUE_MAX) ||
+        (src->fixed_version != NULL &&
+         strnlen(src->fixed_version, SCAN_ATTRIBUTE_VALUE_MAX + 1) > SCAN_ATTRIBUTE_VALUE_MAX) ||
         (src->cvss3_vector != NULL && !field_ok(src->cvss3_vector, SCAN_ATTRIBUTE_VALUE_MAX))) {
         return BERTH_EINVAL;
     }
@@ -61,6 +64,7 @@ enum berth_err scan_findings_add(struct scan_findings *f, const struct scan_find
     }
     bool keep_uri = src->uri != NULL && src->uri[0] != '\0';
     bool has_cvss = src->cvss3_vector != NULL && src->cvss3_tenths >= 0 && src->cvss3_tenths <= 100;
+    bool has_fix = src->fixed_version != NULL && src->fixed_version[0] != '\0';
     struct scan_finding x = {
         .name = strdup(src->name),
         .description = strdup(src->description ? src->description : ""),
@@ -68,13 +72,15 @@ enum berth_err scan_findings_add(struct scan_findings *f, const struct scan_find
         .severity = src->severity,
         .package_name = strdup(src->package_name),
         .package_version = strdup(src->package_version),
+        .fixed_version = has_fix ? strdup(src->fixed_version) : NULL,
         .cvss3_tenths = has_cvss ? src->cvss3_tenths : -1,
         .cvss3_vector = has_cvss ? strdup(src->cvss3_vector) : NULL,
         .source_id = strdup(src->source_id),
     };
     if (x.name == NULL || x.description == NULL || (keep_uri && x.uri == NULL) ||
         x.package_name == NULL || x.package_version == NULL ||
-        (has_cvss && x.cvss3_vector == NULL) || x.source_id == NULL) {
+        (has_fix && x.fixed_version == NULL) || (has_cvss && x.cvss3_vector == NULL) ||
+        x.source_id == NULL) {
         finding_free(&x);
         return BERTH_ENOMEM;
     }
@@ -147,6 +153,11 @@ json_t *scan_finding_to_json(const struct scan_finding *f)
     json_t *obj = NULL;
     if (attrs == NULL || add_attr(attrs, "package_version", f->package_version) != 0 ||
         add_attr(attrs, "package_name", f->package_name) != 0) {
+        goto fail;
+    }
+    /* not one of ECR basic scanning's keys: the fix that enhanced scanning
+     * reports as fixedInVersion, for the console and other readers */
+    if (f->fixed_version != NULL && add_attr(attrs, "fixed_in_version", f->fixed_version) != 0) {
         goto fail;
     }
     if (f->cvss3_vector != NULL) {

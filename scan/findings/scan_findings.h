@@ -32,6 +32,7 @@ struct scan_finding {
     enum scan_severity severity;
     const char *package_name;    /* the package the record names (source package) */
     const char *package_version; /* the installed version that was compared */
+    const char *fixed_version;   /* the version that fixes it; NULL when none is known */
     int cvss3_tenths;            /* base score x 10, or -1 */
     const char *cvss3_vector;    /* NULL when cvss3_tenths is -1 */
     const char *source_id;       /* the vulnerability record's id (OSV id) */

@@ -524,10 +524,12 @@ static enum berth_err event_cmp(enum scan_version_scheme scheme, const struct os
 }
 
 /* Whether version is inside one ECOSYSTEM range; false when the range's
- * events cannot be ordered. */
+ * events cannot be ordered. When it is and fixed is not NULL, *fixed is
+ * the first fixed event above version (NULL when none: no fix yet). */
 static bool in_range(const struct osv_range *r, enum scan_version_scheme scheme,
-                     const char *version)
+                     const char *version, const char **fixed)
 {
+    const char *fix = NULL;
     size_t n = r->event_count;
     const struct osv_event **sorted = malloc((n ? n : 1) * sizeof(*sorted));
     bool vulnerable = false, has_limit = false, before_limit = false;
@@ -576,6 +578,8 @@ static bool in_range(const struct osv_range *r, enum scan_version_scheme scheme,
             vulnerable = false;
         } else if (e->kind == OSV_EVENT_LAST_AFFECTED && c > 0) {
             vulnerable = false;
+        } else if (e->kind == OSV_EVENT_FIXED && fix == NULL) {
+            fix = e->version; /* the first fix above version */
         }
     }
     if (has_limit && !before_limit) {
@@ -583,6 +587,9 @@ static bool in_range(const struct osv_range *r, enum scan_version_scheme scheme,
     }
 out:
     free(sorted);
+    if (fixed != NULL) {
+        *fixed = vulnerable ? fix : NULL;
+    }
     return vulnerable;
 }
 
@@ -609,13 +616,27 @@ enum berth_err osv_affected_includes(const struct osv_affected *aff,
     }
     for (size_t i = 0; i < aff->range_count; i++) {
         const struct osv_range *r = &aff->ranges[i];
-        if (strcmp(r->type, "ECOSYSTEM") == 0 && in_range(r, scheme, version)) {
+        if (strcmp(r->type, "ECOSYSTEM") == 0 && in_range(r, scheme, version, NULL)) {
             *out = true;
             return BERTH_OK;
         }
     }
     *out = false;
     return BERTH_OK;
+}
+
+const char *osv_affected_fixed(const struct osv_affected *aff, enum scan_version_scheme scheme,
+                               const char *version)
+{
+    for (size_t i = 0; i < aff->range_count; i++) {
+        const struct osv_range *r = &aff->ranges[i];
+        const char *fix = NULL;
+        if (strcmp(r->type, "ECOSYSTEM") == 0 && in_range(r, scheme, version, &fix) &&
+            fix != NULL) {
+            return fix;
+        }
+    }
+    return NULL;
 }
 
 char *osv_affected_dump(const struct osv_affected *aff)

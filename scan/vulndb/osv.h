@@ -144,6 +144,13 @@ enum berth_err osv_affected_includes(const struct osv_affected *aff,
                                      enum scan_version_scheme scheme, const char *version,
                                      bool *out);
 
+/* The version that fixes version: the first fixed event above it in an
+ * ECOSYSTEM range that includes it. NULL when no range that includes it has
+ * one (no fix yet, only last_affected, or it is listed in versions[] only).
+ * Borrowed from aff. */
+const char *osv_affected_fixed(const struct osv_affected *aff, enum scan_version_scheme scheme,
+                               const char *version);
+
 /*
  * Compact JSON holding only what matching needs from rec->affected[i]:
  * {"ranges":[ECOSYSTEM ranges],"versions":[...]}. Caller frees. NULL when

@@ -546,6 +546,12 @@ static enum berth_err on_row(void *arg, const struct vdb_row *row)
         return BERTH_OK;
     }
     enum berth_err rc = osv_affected_includes(a, m->os->scheme, m->version, &hit);
+    const char *fix =
+        rc == BERTH_OK && hit ? osv_affected_fixed(a, m->os->scheme, m->version) : NULL;
+    char fixed[SCAN_ATTRIBUTE_VALUE_MAX + 1] = "";
+    if (fix != NULL && strlen(fix) < sizeof(fixed)) {
+        memcpy(fixed, fix, strlen(fix) + 1);
+    }
     osv_affected_free(a);
     if (rc != BERTH_OK || !hit) {
         return BERTH_OK;
@@ -559,6 +565,7 @@ static enum berth_err on_row(void *arg, const struct vdb_row *row)
         .severity = sev,
         .package_name = m->package,
         .package_version = m->version,
+        .fixed_version = fixed[0] != '\0' ? fixed : NULL,
         .cvss3_tenths = row->cvss3_vector ? row->cvss3_tenths : -1,
         .cvss3_vector = row->cvss3_vector,
         .source_id = row->osv_id,

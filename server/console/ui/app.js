@@ -1173,7 +1173,7 @@ async function findingsSection(repo, digest, mayScan) {
         el("thead", {}, el("tr", {}, ["Severity", "Vulnerability", "Package", "Installed", "Fixed in", "Description"].map((x) => el("th", { scope: "col", text: x })))),
         el("tbody", {}, shown.map((f) => {
           const url = safeUrl(f.uri);
-          const fixed = attr(f, "fixed_in_version") || attr(f, "package_fixed_version");
+          const fixed = attr(f, "fixed_in_version");
           return el("tr", { class: "finding", "data-severity": f.severity },
             el("td", {}, el("span", { class: "sev sev-" + String(f.severity).toLowerCase(), text: String(f.severity).toLowerCase() })),
             el("td", { class: "nowrap" }, url ? el("a", { href: url, rel: "noreferrer noopener", target: "_blank", text: f.name }) : f.name),

@@ -407,7 +407,8 @@ class BrowserTest(h.ServerTestCase):
         findings = [b.text(x) for x in b.find_all("tr.finding")]
         self.assertEqual(len(findings), 3, findings)
         self.assertTrue(any("CVE-2023-5363" in f and "openssl" in f and
-                            "3.0.11-1~deb12u1" in f for f in findings), findings)
+                            "3.0.11-1~deb12u1" in f and "3.0.11-1~deb12u2" in f
+                            for f in findings), findings)  # installed, fixed in
         link = b.wait_for('tr.finding a[href="https://www.debian.org/security/2023/dsa-5532"]')
         self.assertEqual(b.text(link), "CVE-2023-5363")
         self.choose("#severity-filter", "MEDIUM")

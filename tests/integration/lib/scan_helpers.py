@@ -131,8 +131,10 @@ OSV_LATE = {
 }
 
 
-def attrs(version, name, vector=None, score=None):
+def attrs(version, name, vector=None, score=None, fixed=None):
     out = [{"key": "package_version", "value": version}, {"key": "package_name", "value": name}]
+    if fixed:  # berth's own attribute: the version that fixes it (none when no fix is known)
+        out.append({"key": "fixed_in_version", "value": fixed})
     if vector:
         out += [{"key": "CVSS3_VECTOR", "value": vector}, {"key": "CVSS3_SCORE", "value": score}]
     return out
@@ -141,20 +143,24 @@ def attrs(version, name, vector=None, score=None):
 # What ECR reports for them (severity order, then name).
 F_OPENSSL = {"name": "CVE-2023-5363", "description": "openssl - security update",
              "uri": "https://www.debian.org/security/2023/dsa-5532", "severity": "HIGH",
-             "attributes": attrs("3.0.11-1~deb12u1", "openssl", V3_HIGH, "7.5")}
+             "attributes": attrs("3.0.11-1~deb12u1", "openssl", V3_HIGH, "7.5",
+                                 "3.0.11-1~deb12u2")}
 F_GLIBC = {"name": "CVE-2023-4911", "description": "Looney Tunables", "severity": "MEDIUM",
-           "attributes": attrs("2.36-9+deb12u1", "glibc")}
+           "attributes": attrs("2.36-9+deb12u1", "glibc", fixed="2.36-9+deb12u3")}
 F_ZLIB = {"name": "CVE-2023-45853", "description": "zlib MiniZip overflow",
           "severity": "UNDEFINED", "attributes": attrs("1:1.2.13.dfsg-1", "zlib")}
 F_CURL = {"name": "CVE-2023-38545", "description": "SOCKS5 heap buffer overflow",
           "uri": "https://curl.se/docs/CVE-2023-38545.html", "severity": "CRITICAL",
-          "attributes": attrs("7.88.1-10+deb12u4", "curl", V3_CRITICAL, "9.8")}
+          "attributes": attrs("7.88.1-10+deb12u4", "curl", V3_CRITICAL, "9.8",
+                              "7.88.1-10+deb12u5")}
 F_OPENSSL_LATE = {"name": "CVE-2024-2511", "description": "openssl session cache growth",
-                  "severity": "LOW", "attributes": attrs("3.0.11-1~deb12u1", "openssl")}
+                  "severity": "LOW",
+                  "attributes": attrs("3.0.11-1~deb12u1", "openssl", fixed="3.0.13-1~deb12u1")}
 F_ALPINE_OPENSSL = {"name": "CVE-2023-5363", "description": "", "severity": "HIGH",
-                    "attributes": attrs("3.1.4-r0", "openssl", V3_HIGH, "7.5")}
+                    "attributes": attrs("3.1.4-r0", "openssl", V3_HIGH, "7.5", "3.1.4-r1")}
 F_ALPINE_BUSYBOX = {"name": "CVE-2023-42363", "description": "busybox awk use after free",
-                    "severity": "LOW", "attributes": attrs("1.36.1-r15", "busybox")}
+                    "severity": "LOW",
+                    "attributes": attrs("1.36.1-r15", "busybox", fixed="1.36.1-r16")}
 
 DEBIAN_FINDINGS = [F_OPENSSL, F_GLIBC, F_ZLIB]
 UPGRADED_FINDINGS = [F_CURL, F_OPENSSL, F_ZLIB]

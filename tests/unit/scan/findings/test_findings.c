@@ -117,6 +117,7 @@ static void test_json(void)
     a.uri = "http://people.ubuntu.com/~ubuntu-security/cve/CVE-2019-5188";
     a.cvss3_tenths = 67;
     a.cvss3_vector = "CVSS:3.1/AV:L/AC:L/PR:H/UI:N/S:U/C:H/I:H/A:H";
+    a.fixed_version = "1.44.1-1ubuntu1.2";
     struct scan_finding b = mk("CVE-2024-1", "zlib", "1", SCAN_SEVERITY_UNDEFINED, "CVE-2024-1");
     CHECK_INT(scan_findings_add(&f, &b), BERTH_OK);
     CHECK_INT(scan_findings_add(&f, &a), BERTH_OK);
@@ -129,6 +130,7 @@ static void test_json(void)
                     "people.ubuntu.com/~ubuntu-security/cve/CVE-2019-5188\",\"attributes\":["
                     "{\"key\":\"package_version\",\"value\":\"1.44.1-1ubuntu1.1\"},"
                     "{\"key\":\"package_name\",\"value\":\"e2fsprogs\"},"
+                    "{\"key\":\"fixed_in_version\",\"value\":\"1.44.1-1ubuntu1.2\"},"
                     "{\"key\":\"CVSS3_VECTOR\",\"value\":\"CVSS:3.1/AV:L/AC:L/PR:H/UI:N/S:U/C:H/"
                     "I:H/A:H\"},{\"key\":\"CVSS3_SCORE\",\"value\":\"6.7\"}]}");
     free(text);

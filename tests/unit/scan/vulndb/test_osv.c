@@ -125,6 +125,12 @@ static void test_multiple_events(void)
     CHECK_INT(affected(a, SCAN_VERSION_APK, "1.36.1-r9"), 1);
     CHECK_INT(affected(a, SCAN_VERSION_APK, "1.36.1-r10"), 0);
     CHECK_INT(affected(a, SCAN_VERSION_APK, "1.37.0-r0"), 0);
+    /* the fix of each affected version is the fixed event that closes its
+     * own interval; none for a version that is not affected */
+    CHECK_STR(osv_affected_fixed(a, SCAN_VERSION_APK, "1.34.0-r0"), "1.35.0-r2");
+    CHECK_STR(osv_affected_fixed(a, SCAN_VERSION_APK, "1.36.1-r9"), "1.36.1-r10");
+    CHECK(osv_affected_fixed(a, SCAN_VERSION_APK, "1.35.9-r0") == NULL);
+    CHECK(osv_affected_fixed(a, SCAN_VERSION_APK, "1.37.0-r0") == NULL);
     osv_record_free(rec);
 }
 
@@ -143,6 +149,7 @@ static void test_last_affected(void)
     CHECK_INT(affected(a, SCAN_VERSION_DPKG, "7.50.0-1"), 1);
     CHECK_INT(affected(a, SCAN_VERSION_DPKG, "7.88.1-10+deb12u5"), 1);
     CHECK_INT(affected(a, SCAN_VERSION_DPKG, "7.88.1-10+deb12u6"), 0);
+    CHECK(osv_affected_fixed(a, SCAN_VERSION_DPKG, "7.50.0-1") == NULL); /* no fix known */
     osv_record_free(rec);
 }
 
