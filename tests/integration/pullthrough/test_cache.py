@@ -258,6 +258,17 @@ class DistributionUpstreamTest(CacheTestCase):
         img = h.build_image(layer_count=2, docker=True)
         up.registry().push_image("library/tool", img, tag="latest")
         self.rule("dist", up.base_url)
+        # curl first: the manifest, and a layer's first pull streamed to it
+        base = "http://127.0.0.1:%d/v2/dist/library/tool" % self.server.port
+        out = subprocess.run(["curl", "-sSf", "-H", "Accept: " + h.MT_DOCKER_MANIFEST,
+                              base + "/manifests/latest"], capture_output=True, timeout=60)
+        self.assertEqual(out.returncode, 0, out.stderr)
+        self.assertEqual(out.stdout, img.manifest)
+        layer = img.layer_digests[0]
+        out = subprocess.run(["curl", "-sSf", base + "/blobs/" + layer], capture_output=True,
+                             timeout=60)
+        self.assertEqual(out.returncode, 0, out.stderr)
+        self.assertEqual(h.digest_of(out.stdout), layer)
         resp = self.pull("dist/library/tool", "latest")
         self.assertEqual(resp.header("Docker-Content-Digest"), img.digest)
         self.assertEqual(resp.header("Content-Type"), h.MT_DOCKER_MANIFEST)
