@@ -43,7 +43,11 @@ static const struct config_key keys[] = {
     {"tls.key_file", CONFIG_STRING, OFF(tls_key_file), "", 0, 0,
      "PEM private key of tls.cert_file (both are read again on SIGHUP)"},
     {"tls.client_ca_file", CONFIG_STRING, OFF(tls_client_ca_file), "", 0, 0,
-     "PEM CA certificates: require client certificates they issued (mutual TLS)"},
+     "PEM CA certificates: require client certificates they issued (mutual TLS; read again on "
+     "SIGHUP)"},
+    {"tls.client_principals", CONFIG_JSON, OFF(tls_client_principals), NULL, 0, 0,
+     "client certificates that act as an access key on /v2: [{\"common_name\" or \"dns_name\": "
+     "name, \"access_key_id\": id}]"},
     {"metrics.enabled", CONFIG_BOOL, OFF(metrics_enabled), "true", 0, 0,
      "serve Prometheus metrics on GET /metrics"},
     {"metrics.require_auth", CONFIG_BOOL, OFF(metrics_require_auth), "false", 0, 0,
@@ -470,6 +474,15 @@ enum berth_err config_validate(const struct berth_config *cfg, char *err, size_t
     }
     if (cfg->tls_client_ca_file[0] != '\0' && !has_cert) {
         snprintf(err, cap, "config: tls.client_ca_file needs tls.cert_file and tls.key_file");
+        return BERTH_EINVAL;
+    }
+    if (cfg->tls_client_principals != NULL && !json_is_array(cfg->tls_client_principals)) {
+        snprintf(err, cap, "config: tls.client_principals must be an array");
+        return BERTH_EINVAL;
+    }
+    if (cfg->tls_client_principals != NULL && json_array_size(cfg->tls_client_principals) > 0 &&
+        cfg->tls_client_ca_file[0] == '\0') {
+        snprintf(err, cap, "config: tls.client_principals needs tls.client_ca_file");
         return BERTH_EINVAL;
     }
     if (cfg->root[0] == '\0') {

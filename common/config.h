@@ -29,9 +29,10 @@ struct berth_config {
     bool log_access;
     char *log_format; /* "text" (key=value) or "json" */
 
-    char *tls_cert_file;      /* PEM chain; "" = plain HTTP */
-    char *tls_key_file;       /* PEM key */
-    char *tls_client_ca_file; /* PEM CAs for mutual TLS; "" = none */
+    char *tls_cert_file;           /* PEM chain; "" = plain HTTP */
+    char *tls_key_file;            /* PEM key */
+    char *tls_client_ca_file;      /* PEM CAs for mutual TLS; "" = none */
+    json_t *tls_client_principals; /* borrowed from doc: client certificate names to key ids */
 
     bool metrics_enabled;      /* serve GET /metrics */
     bool metrics_require_auth; /* /metrics asks for an access key */

@@ -140,6 +140,11 @@ struct request {
     struct digest digest; /* a digest the handler parsed early */
     bool has_digest;
 
+    /* the access key id the connection's verified client certificate maps
+     * to (tls.client_principals), "" when none: /v2 acts as it when the
+     * request carries no other credential */
+    char cert_principal[AUTH_AKID_MAX + 1];
+
     /* the caller, once authenticated (server/oci/auth.c) */
     struct auth_identity ident;
 };

@@ -445,12 +445,11 @@ struct conn_ctx {
     struct tls_conn *tls;
 };
 
-static struct guard_slot *conn_slot(struct MHD_Connection *conn)
+static const struct conn_ctx *conn_context(struct MHD_Connection *conn)
 {
     const union MHD_ConnectionInfo *ci =
         MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
-    const struct conn_ctx *c = ci != NULL ? ci->socket_context : NULL;
-    return c != NULL ? c->slot : NULL;
+    return ci != NULL ? ci->socket_context : NULL;
 }
 
 static struct request *request_alloc(struct server *srv, struct MHD_Connection *conn)
@@ -461,7 +460,12 @@ static struct request *request_alloc(struct server *srv, struct MHD_Connection *
     }
     req->srv = srv;
     req->conn = conn;
-    req->slot = conn_slot(conn);
+    const struct conn_ctx *c = conn_context(conn);
+    req->slot = c != NULL ? c->slot : NULL;
+    const char *principal = c != NULL ? tls_connection_principal(c->tls) : NULL;
+    if (principal != NULL) {
+        str_copy(req->cert_principal, sizeof(req->cert_principal), principal);
+    }
     req->ident.anonymous = true;
     buf_init(&req->body, 0);
     return req;
@@ -1076,10 +1080,8 @@ enum berth_err server_start(const struct berth_config *cfg, struct store *store,
     if (srv->tls != NULL) {
         opts[o++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_PRIORITIES, 0, (void *)TLS_PRIORITIES};
         opts[o++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_CERT_CALLBACK, 0, tls_cert_callback()};
-        if (tls_client_ca(srv->tls) != NULL) {
-            opts[o++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_TRUST, 0,
-                                                (void *)tls_client_ca(srv->tls)};
-        }
+        /* mutual TLS: no MHD_OPTION_HTTPS_MEM_TRUST; tls.c asks for the
+         * client certificate and checks it against a bundle it can reload */
     }
     if (srv->threads > 1) {
         opts[o++] =

@@ -22,8 +22,14 @@
 #include <gnutls/gnutls.h>
 #include <gnutls/x509.h>
 
+#include <strings.h>
+
+#include <jansson.h>
+
 #include "common/fileio.h"
 #include "common/log.h"
+#include "common/str.h"
+#include "server/auth/auth.h"
 #include "server/metrics/metrics.h"
 
 /* Certificates in a chain file, and the size of a PEM file read. */
@@ -43,19 +49,40 @@ struct tls_pair {
     struct tls_pair *older;
 };
 
+/* One loaded client CA bundle (mutual TLS), kept like the pairs: a
+ * verification may still be using a superseded one. */
+struct tls_ca {
+    gnutls_x509_trust_list_t list;
+    struct tls_ca *older;
+};
+
+/* One row of tls.client_principals: a name the client certificate must
+ * carry (its subject's common name, or a DNS name among its subject
+ * alternative names), exactly, and the access key id it acts as. */
+struct tls_principal {
+    bool dns;
+    char *name;
+    char akid[TLS_PRINCIPAL_MAX + 1];
+};
+
 struct tls {
     char *cert_file;
     char *key_file;
-    char *client_ca; /* PEM text, NULL without mutual TLS */
+    char *ca_file; /* NULL without mutual TLS */
+    struct tls_principal *principals;
+    size_t principal_count;
     pthread_mutex_t mu;
     struct tls_pair *current; /* under mu */
+    struct tls_ca *ca;        /* under mu; NULL without mutual TLS */
 };
 
 /* A connection's transport: GnuTLS's pointer for it, so the callbacks of
- * a handshake find the server's TLS state and the socket. */
+ * a handshake find the server's TLS state and the socket; and what the
+ * client's verified certificate maps to. */
 struct tls_conn {
     struct tls *tls;
     int fd;
+    char principal[TLS_PRINCIPAL_MAX + 1]; /* "" when none */
 };
 
 bool tls_configured(const struct berth_config *cfg)
@@ -155,6 +182,94 @@ out:
     return rc;
 }
 
+static void ca_free(struct tls_ca *ca)
+{
+    while (ca != NULL) {
+        struct tls_ca *older = ca->older;
+        gnutls_x509_trust_list_deinit(ca->list, 1);
+        free(ca);
+        ca = older;
+    }
+}
+
+/* Load a client CA bundle: at least one certificate. */
+static enum berth_err ca_load(const char *path, struct tls_ca **out, char *err, size_t cap)
+{
+    char *pem = NULL;
+    size_t len = 0;
+    enum berth_err rc = read_pem("client CA", path, &pem, &len, err, cap);
+    if (rc != BERTH_OK) {
+        return rc;
+    }
+    struct tls_ca *ca = calloc(1, sizeof(*ca));
+    if (ca == NULL || gnutls_x509_trust_list_init(&ca->list, 0) < 0) {
+        free(ca);
+        free(pem);
+        return BERTH_ENOMEM;
+    }
+    gnutls_datum_t d = {(unsigned char *)pem, (unsigned)len};
+    /* a bundle without one certificate would make every client fail */
+    int grc = gnutls_x509_trust_list_add_trust_mem(ca->list, &d, NULL, GNUTLS_X509_FMT_PEM, 0, 0);
+    free(pem);
+    if (grc <= 0) {
+        snprintf(err, cap, "tls: %s holds no usable CA certificate (%s)", path,
+                 grc < 0 ? gnutls_strerror(grc) : "empty");
+        ca_free(ca);
+        return BERTH_EINVAL;
+    }
+    *out = ca;
+    return BERTH_OK;
+}
+
+/* tls.client_principals: [{"common_name" or "dns_name": name, "access_key_id": id}, ...] */
+static enum berth_err principals_load(struct tls *t, const json_t *list, char *err, size_t cap)
+{
+    if (list == NULL || json_is_null(list)) {
+        return BERTH_OK;
+    }
+    if (!json_is_array(list)) {
+        snprintf(err, cap, "tls: tls.client_principals must be an array");
+        return BERTH_EINVAL;
+    }
+    if (json_array_size(list) > 0 && t->ca_file == NULL) {
+        snprintf(err, cap, "tls: tls.client_principals needs tls.client_ca_file");
+        return BERTH_EINVAL;
+    }
+    t->principals = calloc(json_array_size(list) + 1, sizeof(*t->principals));
+    if (t->principals == NULL) {
+        return BERTH_ENOMEM;
+    }
+    size_t i;
+    json_t *row;
+    json_array_foreach(list, i, row)
+    {
+        const json_t *cn = json_object_get(row, "common_name");
+        const json_t *dns = json_object_get(row, "dns_name");
+        const json_t *akid = json_object_get(row, "access_key_id");
+        const json_t *name = cn != NULL ? cn : dns;
+        if (!json_is_object(row) || json_object_size(row) != 2 || (cn == NULL) == (dns == NULL) ||
+            !json_is_string(name) || json_string_length(name) == 0 ||
+            json_string_length(name) > TLS_NAME_MAX ||
+            strlen(json_string_value(name)) != json_string_length(name) || !json_is_string(akid) ||
+            !auth_akid_valid(json_string_value(akid))) {
+            snprintf(err, cap,
+                     "tls: tls.client_principals[%zu] must be {\"common_name\" or "
+                     "\"dns_name\": a name of 1..%d characters, \"access_key_id\": a key id}",
+                     i, TLS_NAME_MAX);
+            return BERTH_EINVAL;
+        }
+        struct tls_principal *p = &t->principals[t->principal_count];
+        p->dns = dns != NULL;
+        p->name = strdup(json_string_value(name));
+        if (p->name == NULL) {
+            return BERTH_ENOMEM;
+        }
+        str_copy(p->akid, sizeof(p->akid), json_string_value(akid));
+        t->principal_count++;
+    }
+    return BERTH_OK;
+}
+
 enum berth_err tls_new(const struct berth_config *cfg, struct tls **out, char *err, size_t cap)
 {
     if (!tls_configured(cfg) || cfg->tls_key_file == NULL || cfg->tls_key_file[0] == '\0') {
@@ -173,26 +288,18 @@ enum berth_err tls_new(const struct berth_config *cfg, struct tls **out, char *e
         goto fail;
     }
     if (cfg->tls_client_ca_file != NULL && cfg->tls_client_ca_file[0] != '\0') {
-        size_t len = 0;
-        rc = read_pem("client CA", cfg->tls_client_ca_file, &t->client_ca, &len, err, cap);
+        t->ca_file = strdup(cfg->tls_client_ca_file);
+        if (t->ca_file == NULL) {
+            goto fail;
+        }
+        rc = ca_load(t->ca_file, &t->ca, err, cap);
         if (rc != BERTH_OK) {
             goto fail;
         }
-        /* a bundle without one certificate would make every client fail */
-        gnutls_x509_crt_t *crts = NULL;
-        unsigned n = 0;
-        gnutls_datum_t d = {(unsigned char *)t->client_ca, (unsigned)len};
-        int grc = gnutls_x509_crt_list_import2(&crts, &n, &d, GNUTLS_X509_FMT_PEM, 0);
-        if (grc < 0 || n == 0) {
-            snprintf(err, cap, "tls: %s holds no usable CA certificate (%s)",
-                     cfg->tls_client_ca_file, grc < 0 ? gnutls_strerror(grc) : "empty");
-            rc = BERTH_EINVAL;
-            goto fail;
-        }
-        for (unsigned i = 0; i < n; i++) {
-            gnutls_x509_crt_deinit(crts[i]);
-        }
-        gnutls_free(crts);
+    }
+    rc = principals_load(t, cfg->tls_client_principals, err, cap);
+    if (rc != BERTH_OK) {
+        goto fail;
     }
     rc = pair_load(t->cert_file, t->key_file, &t->current, err, cap);
     if (rc != BERTH_OK) {
@@ -208,20 +315,29 @@ fail:
 enum berth_err tls_reload(struct tls *t, char *err, size_t cap)
 {
     struct tls_pair *p = NULL;
+    struct tls_ca *ca = NULL;
     enum berth_err rc = pair_load(t->cert_file, t->key_file, &p, err, cap);
+    if (rc == BERTH_OK && t->ca_file != NULL) {
+        rc = ca_load(t->ca_file, &ca, err, cap);
+    }
     if (rc != BERTH_OK) {
-        return rc;
+        pair_free(p);
+        return rc; /* all or nothing: the files in use stay */
     }
     pthread_mutex_lock(&t->mu);
     p->older = t->current;
     t->current = p;
+    if (ca != NULL) {
+        ca->older = t->ca;
+        t->ca = ca;
+    }
     pthread_mutex_unlock(&t->mu);
     return BERTH_OK;
 }
 
-const char *tls_client_ca(const struct tls *t)
+bool tls_mutual(const struct tls *t)
 {
-    return t->client_ca;
+    return t->ca_file != NULL;
 }
 
 void tls_free(struct tls *t)
@@ -230,10 +346,15 @@ void tls_free(struct tls *t)
         return;
     }
     pair_free(t->current);
+    ca_free(t->ca);
     pthread_mutex_destroy(&t->mu);
     free(t->cert_file);
     free(t->key_file);
-    free(t->client_ca);
+    free(t->ca_file);
+    for (size_t i = 0; i < t->principal_count; i++) {
+        free(t->principals[i].name);
+    }
+    free(t->principals);
     free(t);
 }
 
@@ -253,23 +374,118 @@ static void drain_input(int fd)
     }
 }
 
-/* Mutual TLS: the client's certificate must chain to a client CA and be
- * valid now. Runs inside the handshake once the client's certificate
- * message is read; a refusal sends the fatal alert TLS names for it
- * (certificate_required, unknown_ca, certificate_expired, bad_certificate)
- * and fails the handshake. */
+/* Whether the certificate carries name: as a subject common name (exact),
+ * or with dns as a DNS subject alternative name (DNS names ignore case). A
+ * value holding a NUL byte never matches. */
+static bool cert_names(gnutls_x509_crt_t crt, const char *name, bool dns)
+{
+    char buf[TLS_NAME_MAX + 2];
+    size_t want = strlen(name);
+    for (unsigned i = 0; i < 64; i++) {
+        size_t sz = sizeof(buf);
+        int grc;
+        if (dns) {
+            grc = gnutls_x509_crt_get_subject_alt_name(crt, i, buf, &sz, NULL);
+            if (grc == GNUTLS_E_SHORT_MEMORY_BUFFER) {
+                continue;
+            }
+            if (grc < 0) {
+                return false;
+            }
+            if (grc == GNUTLS_SAN_DNSNAME && sz == want && memchr(buf, '\0', sz) == NULL &&
+                strncasecmp(buf, name, sz) == 0) {
+                return true;
+            }
+        } else {
+            grc = gnutls_x509_crt_get_dn_by_oid(crt, GNUTLS_OID_X520_COMMON_NAME, i, 0, buf, &sz);
+            if (grc == GNUTLS_E_SHORT_MEMORY_BUFFER) {
+                continue;
+            }
+            if (grc < 0) {
+                return false;
+            }
+            if (sz == want && memchr(buf, '\0', sz) == NULL && memcmp(buf, name, sz) == 0) {
+                return true;
+            }
+        }
+    }
+    return false;
+}
+
+/* The first row of tls.client_principals the verified leaf certificate
+ * matches, copied into c->principal. */
+static void map_principal(struct tls_conn *c, gnutls_x509_crt_t leaf)
+{
+    const struct tls *t = c->tls;
+    for (size_t i = 0; i < t->principal_count; i++) {
+        const struct tls_principal *p = &t->principals[i];
+        if (cert_names(leaf, p->name, p->dns)) {
+            str_copy(c->principal, sizeof(c->principal), p->akid);
+            log_debug("event=tls_client_principal %s=%s key=%s", p->dns ? "dns_name" : "cn",
+                      p->name, p->akid);
+            return;
+        }
+    }
+}
+
+/* Verify the client's chain against the current client CA bundle, for
+ * client authentication, valid now. 0 with *status set, or a GnuTLS error. */
+static int verify_chain(struct tls_conn *c, const gnutls_datum_t *raw, unsigned n, unsigned *status)
+{
+    gnutls_x509_crt_t crts[TLS_CHAIN_MAX];
+    unsigned count = 0;
+    int grc = 0;
+    for (; count < n && count < TLS_CHAIN_MAX; count++) {
+        grc = gnutls_x509_crt_init(&crts[count]);
+        if (grc < 0) {
+            break;
+        }
+        grc = gnutls_x509_crt_import(crts[count], &raw[count], GNUTLS_X509_FMT_DER);
+        if (grc < 0) {
+            count++;
+            break;
+        }
+    }
+    if (grc >= 0) {
+        struct tls *t = c->tls;
+        pthread_mutex_lock(&t->mu);
+        struct tls_ca *ca = t->ca; /* superseded lists live until tls_free */
+        pthread_mutex_unlock(&t->mu);
+        gnutls_typed_vdata_st purpose = {.type = GNUTLS_DT_KEY_PURPOSE_OID,
+                                         .data = (unsigned char *)GNUTLS_KP_TLS_WWW_CLIENT};
+        grc =
+            gnutls_x509_trust_list_verify_crt2(ca->list, crts, count, &purpose, 1, 0, status, NULL);
+        if (grc >= 0 && *status == 0) {
+            map_principal(c, crts[0]);
+        }
+    }
+    for (unsigned i = 0; i < count; i++) {
+        gnutls_x509_crt_deinit(crts[i]);
+    }
+    return grc;
+}
+
+/* Mutual TLS: the client's certificate must chain to a client CA (the
+ * bundle as last loaded: tls_reload reads it again) and be valid now.
+ * Runs inside the handshake once the client's certificate message is read;
+ * a refusal sends the fatal alert TLS names for it (certificate_required,
+ * unknown_ca, certificate_expired, bad_certificate) and fails the
+ * handshake. */
 static int verify_client(gnutls_session_t session)
 {
     struct tls_conn *c = gnutls_transport_get_ptr(session);
     unsigned int n = 0, status = 0;
     const char *why = NULL;
     gnutls_alert_description_t alert = GNUTLS_A_BAD_CERTIFICATE;
-    if (gnutls_certificate_get_peers(session, &n) == NULL || n == 0) {
+    const gnutls_datum_t *raw = gnutls_certificate_get_peers(session, &n);
+    if (c == NULL) {
+        why = "client_certificate_unverifiable";
+    } else if (raw == NULL || n == 0) {
         why = "no_client_certificate";
         alert = gnutls_protocol_get_version(session) == GNUTLS_TLS1_3
                     ? GNUTLS_A_CERTIFICATE_REQUIRED
                     : GNUTLS_A_HANDSHAKE_FAILURE;
-    } else if (gnutls_certificate_verify_peers2(session, &status) < 0) {
+    } else if (verify_chain(c, raw, n, &status) < 0) {
         why = "client_certificate_unverifiable";
     } else if (status != 0) {
         if (status & GNUTLS_CERT_EXPIRED) {
@@ -312,9 +528,11 @@ static int retrieve_cert(gnutls_session_t session, const gnutls_datum_t *req_ca_
         return -1;
     }
     struct tls *t = c->tls;
-    if (t->client_ca != NULL) {
-        /* asked for (libmicrohttpd does with a client CA) and checked by
-         * verify_client, which refuses with an alert the client can name */
+    if (t->ca_file != NULL) {
+        /* asked for here (libmicrohttpd is given no trust list, so the
+         * request names no CA and clients offer whatever certificate they
+         * have) and checked by verify_client against the current bundle,
+         * which refuses with an alert the client can name */
         gnutls_certificate_server_set_request(session, GNUTLS_CERT_REQUEST);
         gnutls_session_set_verify_function(session, verify_client);
     }
@@ -373,6 +591,11 @@ bool tls_connection_start(struct tls *t, void *session, int fd, struct tls_conn 
     gnutls_transport_set_pull_timeout_function(s, tls_pull_timeout);
     *out = c;
     return true;
+}
+
+const char *tls_connection_principal(const struct tls_conn *c)
+{
+    return c != NULL && c->principal[0] != '\0' ? c->principal : NULL;
 }
 
 void tls_connection_end(struct tls_conn **c)

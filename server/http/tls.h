@@ -18,6 +18,11 @@
 struct tls;
 struct tls_conn;
 
+/* Longest access key id a client certificate maps to (AUTH_AKID_MAX), and
+ * longest name a row of tls.client_principals matches. */
+#define TLS_PRINCIPAL_MAX 128
+#define TLS_NAME_MAX 255
+
 /* The GnuTLS priority string: TLS 1.2 and 1.3, ECDHE key exchange, AEAD
  * ciphers (AES-GCM, ChaCha20-Poly1305), the server's order. */
 extern const char TLS_PRIORITIES[];
@@ -26,21 +31,22 @@ extern const char TLS_PRIORITIES[];
 bool tls_configured(const struct berth_config *cfg);
 
 /* Load tls.cert_file (PEM: the certificate, then any intermediates),
- * tls.key_file (PEM) and tls.client_ca_file (PEM, optional). On error a
+ * tls.key_file (PEM), tls.client_ca_file (PEM, optional) and
+ * tls.client_principals (client certificate names to access key ids;
+ * needs the client CA). On error a
  * one-line reason goes to err (cap bytes) and BERTH_EINVAL (unreadable or
  * invalid files, a key that does not match the certificate) or
  * BERTH_ENOMEM is returned. Free with tls_free. */
 enum berth_err tls_new(const struct berth_config *cfg, struct tls **out, char *err, size_t cap);
 
-/* Read the certificate and key files again; new handshakes use them, the
- * ones in progress finish with the old pair (kept until tls_free). On
- * failure the old pair stays in use and err says why (BERTH_EINVAL,
- * BERTH_ENOMEM). Thread-safe. */
+/* Read the certificate and key files, and the client CA file, again; new
+ * handshakes use them, the ones in progress finish with the old ones (kept
+ * until tls_free). All or nothing: on failure the files in use stay and err
+ * says why (BERTH_EINVAL, BERTH_ENOMEM). Thread-safe. */
 enum berth_err tls_reload(struct tls *t, char *err, size_t cap);
 
-/* The client CA bundle (PEM text) for mutual TLS, or NULL without one.
- * Borrowed for the life of t. */
-const char *tls_client_ca(const struct tls *t);
+/* Whether clients must present a certificate a client CA issued. */
+bool tls_mutual(const struct tls *t);
 
 /* The certificate callback to give libmicrohttpd
  * (MHD_OPTION_HTTPS_CERT_CALLBACK), as an untyped pointer. */
@@ -54,6 +60,12 @@ bool tls_connection_start(struct tls *t, void *session, int fd, struct tls_conn 
 /* A connection closed (its session may already be gone): free what
  * tls_connection_start set up and clear *c. NULL is fine. */
 void tls_connection_end(struct tls_conn **c);
+
+/* The access key id the connection's verified client certificate maps to
+ * (tls.client_principals), or NULL (no mapping, no certificate, NULL c).
+ * Set during the handshake, before any request. Borrowed for the
+ * connection's life. */
+const char *tls_connection_principal(const struct tls_conn *c);
 
 void tls_free(struct tls *t);
 

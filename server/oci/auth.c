@@ -2,7 +2,8 @@
  * Authentication and authorization on the OCI API (/v2): the credentials a
  * request may carry (Basic AWS:<login token> as `docker login` sends it,
  * Basic <access key id>:<secret>, a download token in ?token= on a blob
- * GET, and with auth.scheme bearer a token from /v2/token), the Basic or
+ * GET, with auth.scheme bearer a token from /v2/token, and with none of
+ * these a verified client certificate tls.client_principals maps to a key), the Basic or
  * Bearer challenge, and the ECR actions and token scope each route needs.
  * One indexed query per request (auth_lookup). Pool threads.
  */
@@ -131,6 +132,8 @@ enum cred_kind {
     CRED_SESSION_ENDED, /* a console session cookie that is no longer valid */
     CRED_BEARER,        /* a valid bearer token; akid is its principal, "" when anonymous */
     CRED_BEARER_BAD,    /* a bearer token that is malformed, forged or expired */
+    CRED_CERT,          /* nothing presented, over a connection whose verified client
+                           certificate maps to akid (tls.client_principals) */
 };
 
 struct cred {
@@ -411,6 +414,12 @@ static void parse_credentials(struct request *req, enum oci_route route, struct 
             }
             auth_wipe(&s, sizeof(s));
         }
+        /* no credential: a client certificate mapped to a key speaks for
+         * the connection (checked inside the TLS handshake) */
+        if (c->kind == CRED_NONE && req->cert_principal[0] != '\0') {
+            c->kind = CRED_CERT;
+            str_copy(c->akid, sizeof(c->akid), req->cert_principal);
+        }
         return;
     }
     while (*h == ' ') {
@@ -504,7 +513,7 @@ bool oci_authorize(struct request *req, enum oci_route route)
     char scope_buf[NAMES_REPO_MAX + 64];
     const char *scope = challenge_scope(&need, repo, scope_buf, sizeof(scope_buf));
     bool named = c.kind == CRED_TOKEN || c.kind == CRED_KEY || c.kind == CRED_SESSION ||
-                 (c.kind == CRED_BEARER && c.akid[0] != '\0');
+                 c.kind == CRED_CERT || (c.kind == CRED_BEARER && c.akid[0] != '\0');
     struct auth_lookup lk;
     enum berth_err rc = auth_lookup(a, m, named ? c.akid : NULL, repo, &lk);
     if (rc != BERTH_OK) {
@@ -554,6 +563,7 @@ bool oci_authorize(struct request *req, enum oci_route route)
     case CRED_SESSION:
     case CRED_TOKEN:
     case CRED_KEY:
+    case CRED_CERT:
         str_copy(req->ident.access_key_id, sizeof(req->ident.access_key_id), c.akid);
         if (!lk.key_found) {
             log_refusal(req, "unknown_key");

@@ -23,6 +23,11 @@ subjectAltName = IP:127.0.0.1, IP:::1, DNS:localhost, DNS:registry.berth.test
 basicConstraints = CA:FALSE
 keyUsage = critical, digitalSignature
 extendedKeyUsage = clientAuth
+[client_san]
+basicConstraints = CA:FALSE
+keyUsage = critical, digitalSignature
+extendedKeyUsage = clientAuth
+subjectAltName = DNS:reader.nodes.example
 """
 
 CA_CONFIG = """\
