@@ -1309,7 +1309,10 @@ static enum berth_err s3_stage_remove(struct blob_store *bs, const char *name)
     struct s3_store *s = s3_of(bs);
     enum berth_err rc = drop_staged(s, name);
     if (rc != BERTH_OK) {
+        /* The local stage stays, so that upload expiry, which finds it
+         * without a session, tries again later. */
         log_warn("event=s3_abort_failed stage=%s err=%s", name, berth_strerror(rc));
+        return rc;
     }
     return blob_stage_remove(s->local, name);
 }
@@ -1371,8 +1374,12 @@ static enum berth_err s3_stage_publish(struct blob_store *bs, const char *name,
     rc = head_object(s, key, &r);
     resp_fini(&r);
     if (rc == BERTH_OK) {
-        /* Already published (content-addressed: same bytes). */
-        return s3_stage_remove(bs, name);
+        /* Already published (content-addressed: same bytes); a stage
+         * left behind is expired later. */
+        if (s3_stage_remove(bs, name) != BERTH_OK) {
+            log_warn("event=s3_stage_cleanup_failed stage=%s", name);
+        }
+        return BERTH_OK;
     }
     if (rc != BERTH_ENOTFOUND) {
         return rc;
