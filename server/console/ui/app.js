@@ -636,7 +636,8 @@ function statusLine(id) {
   return el("div", { class: "save-status", id, "aria-live": "polite" });
 }
 
-async function settingsPage(repo) {
+// flash: {id, text}, a status line to fill once the page is drawn again.
+async function settingsPage(repo, flash) {
   show(el("h1", { text: repo }), el("p", { class: "loading", role: "status", text: "Loading the settings…" }));
   const [described, actions] = await Promise.all([
     ecr("DescribeRepositories", { repositoryNames: [repo] }),
@@ -727,8 +728,12 @@ async function settingsPage(repo) {
     sections.push(section("Repository policy", "set-policy",
       el("label", { for: "repo-policy", text: "Policy (JSON)" }), text,
       el("div", { class: "actions left" },
-        editable ? el("button", { type: "button", id: "save-policy", onclick: () => guarded(() => saving(st, () =>
-          ecr("SetRepositoryPolicy", { repositoryName: repo, policyText: text.value }))) }, "Save policy") : null,
+        editable ? el("button", { type: "button", id: "save-policy", onclick: () => guarded(async () => {
+          // drawn again, so that the policy shows as stored and can be deleted
+          if (await saving(st, () => ecr("SetRepositoryPolicy", { repositoryName: repo, policyText: text.value }))) {
+            await settingsPage(repo, { id: "policy-status", text: "Saved." });
+          }
+        }) }, "Save policy") : null,
         policy && may("DeleteRepositoryPolicy") ? el("button", { type: "button", class: "secondary", id: "delete-policy", onclick: () => guarded(async () => {
           if (await confirmDialog("Delete the repository policy?", ["The policy of " + repo + " will be removed; access then follows the keys' own policies and the registry policy."], "Delete policy")
             && await saving(st, () => ecr("DeleteRepositoryPolicy", { repositoryName: repo }), "Deleted.")) settingsPage(repo);
@@ -761,6 +766,8 @@ async function settingsPage(repo) {
       el("dt", { text: "ARN" }), el("dd", {}, el("code", { text: r.repositoryArn })),
       el("dt", { text: "Created" }), el("dd", { text: fmtTime(r.createdAt) })),
     el("div", { class: "settings" }, sections));
+  const line = flash && document.getElementById(flash.id);
+  if (line) line.replaceChildren(el("p", { class: "ok", role: "status", text: flash.text }));
 }
 
 function prettyJson(text) {

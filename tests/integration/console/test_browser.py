@@ -196,6 +196,14 @@ class BrowserTest(h.ServerTestCase):
                                 "document.documentElement.clientWidth")
             self.assertLessEqual(overflow, 0)
             b.screenshot("repository-narrow.png")
+            for tab, ready in (("/settings", "#set-policy"), ("/lifecycle", "#rule-builder legend")):
+                b.go(self.repo_url(self.repo_name, tab))
+                b.wait_for(ready)
+                overflow = b.script("return document.documentElement.scrollWidth - "
+                                    "document.documentElement.clientWidth")
+                self.assertLessEqual(overflow, 0, tab)
+            b.screenshot("lifecycle-narrow.png")
+            b.go(self.repo_url(self.repo_name))
         finally:
             b.s("POST", "/window/rect", {"width": 1280, "height": 1000})
         # no create button; settings and lifecycle shown, but nothing to change them with
@@ -311,11 +319,12 @@ class BrowserTest(h.ServerTestCase):
         b.type(b.wait_for("#repo-policy"), json.dumps(policy))
         b.click(b.wait_for("#save-policy"))
         b.wait_for("#policy-status", "Saved")
+        b.wait_for("#delete-policy")  # the page shows the stored policy, which may go
+        self.assertIn('"Sid": "pull"',
+                      b.script("return document.getElementById('repo-policy').value"))
         got = json.loads(ecr.get_repository_policy(repositoryName="team/created")["policyText"])
         self.assertEqual(got["Statement"][0]["Sid"], "pull")
-        b.go(self.repo_url("team/created", "/settings"))
-        b.wait_for("#repo-policy")
-        self.assertIn('"Sid": "pull"', b.script("return document.getElementById('repo-policy').value"))
+        b.script("window.scrollTo(0, 0)")
         b.screenshot("settings.png")
         # delete the repository: the confirmation names it
         b.click(b.wait_for("#delete-repo"))
