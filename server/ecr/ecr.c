@@ -180,6 +180,9 @@ void ecr_fail_registry(struct ecr_call *call, const struct registry_status *s)
     case REG_IMAGE_ARCHIVED:
         ecr_fail(call, "ImageArchivedException", "%s", s->message);
         return;
+    case REG_LAYER_ARCHIVED:
+        ecr_fail(call, "LayerInaccessibleException", "%s", s->message);
+        return;
     case REG_MANIFEST_INVALID:
     case REG_MANIFEST_TOO_BIG:
         ecr_invalid(call, "imageManifest", "%s", s->message);

@@ -117,7 +117,12 @@ static void blob_get(struct request *req, const struct digest *d)
     struct store *st = req->srv->store;
     struct meta_blob blob;
     struct registry_status s;
-    if (registry_blob_stat(st, req->repo, d, &blob, &s) != BERTH_OK) {
+    if (registry_blob_pull_stat(st, req->repo, d, &blob, &s) != BERTH_OK) {
+        if (s.reason == REG_LAYER_ARCHIVED) {
+            /* ECR: a pull of an archived image is a 404; never refetched */
+            oci_fail(req, &s);
+            return;
+        }
         /* a repository under a pull-through cache rule fetches it, and a
          * GET is answered while it lands */
         char err[512];

@@ -69,6 +69,8 @@ static const struct {
     [REG_STORAGE_CLASS_UNSUPPORTED] = {400, "UNSUPPORTED"},
     /* ECR: pulling an archived image is a 404 */
     [REG_IMAGE_ARCHIVED] = {404, "MANIFEST_UNKNOWN"},
+    /* and so is fetching a layer only archived images use */
+    [REG_LAYER_ARCHIVED] = {404, "BLOB_UNKNOWN"},
 };
 
 void oci_upstream_failed(struct request *req, enum berth_err rc, const char *err)

@@ -215,3 +215,28 @@ enum berth_err meta_blob_archive_state(struct meta *m, int64_t repo_id, const ch
     meta_done(st);
     return err;
 }
+
+enum berth_err meta_blob_archived_only(struct meta *m, int64_t repo_id, const char *digest,
+                                       bool *out)
+{
+    *out = false;
+    /* the literal class lets both databases use the partial index
+     * manifests_archived: a repository without archived images costs one
+     * probe of an index that holds none of its rows */
+    struct meta_stmt *st = meta_prepare(m, "SELECT 1 FROM manifests "
+                                           "WHERE repo_id = ?1 AND storage_class = 1 LIMIT 1");
+    if (st == NULL) {
+        return BERTH_EDB;
+    }
+    meta_bind_int64(st, 1, repo_id);
+    enum meta_step r = meta_step(st);
+    meta_done(st);
+    if (r == META_STEP_DONE) {
+        return BERTH_OK;
+    }
+    if (r != META_STEP_ROW) {
+        return meta_fail(m, "blob_archived_only");
+    }
+    bool any_ref = false;
+    return meta_blob_archive_state(m, repo_id, digest, &any_ref, out);
+}

@@ -235,6 +235,10 @@ static const char *const migrations[] = {
     "ALTER TABLE lifecycle_preview_results ADD COLUMN action INTEGER NOT NULL DEFAULT 0;"
     "ALTER TABLE lifecycle_preview_results ADD COLUMN storage_class INTEGER NOT NULL DEFAULT 0;"
     "ALTER TABLE lifecycle_previews ADD COLUMN transitioning_count INTEGER NOT NULL DEFAULT 0;",
+    /* 13: the archived manifests of a repository, so that a /v2 blob pull
+     * learns at the cost of one empty index probe that a repository
+     * without archived images has nothing to refuse. */
+    "CREATE INDEX manifests_archived ON manifests(repo_id) WHERE storage_class = 1;",
 };
 
 /* The same migrations in PostgreSQL's dialect, entry for entry: rowid
@@ -441,6 +445,8 @@ static const char *const pg_migrations[] = {
     "ALTER TABLE lifecycle_preview_results ADD COLUMN action BIGINT NOT NULL DEFAULT 0;"
     "ALTER TABLE lifecycle_preview_results ADD COLUMN storage_class BIGINT NOT NULL DEFAULT 0;"
     "ALTER TABLE lifecycle_previews ADD COLUMN transitioning_count BIGINT NOT NULL DEFAULT 0;",
+    /* 13 */
+    "CREATE INDEX manifests_archived ON manifests(repo_id) WHERE storage_class = 1;",
 };
 
 #define NMIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))

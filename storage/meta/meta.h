@@ -374,6 +374,12 @@ enum berth_err meta_manifest_set_storage_class(struct meta *m, int64_t repo_id, 
 enum berth_err meta_blob_archive_state(struct meta *m, int64_t repo_id, const char *digest,
                                        bool *any_ref, bool *all_archived);
 
+/* Whether manifests of the repository use the blob (as a layer or config)
+ * and all of them are archived (*out). Probes the partial index of archived
+ * manifests first, so a repository without any answers at once. */
+enum berth_err meta_blob_archived_only(struct meta *m, int64_t repo_id, const char *digest,
+                                       bool *out);
+
 /* Number of tags pointing at a manifest. */
 enum berth_err meta_manifest_tag_count(struct meta *m, int64_t manifest_id, int64_t *out);
 

@@ -264,6 +264,36 @@ enum berth_err registry_blob_stat(struct store *st, const char *repo, const stru
     return rc == BERTH_OK ? rc : internal(s, rc);
 }
 
+enum berth_err registry_blob_pull_stat(struct store *st, const char *repo, const struct digest *d,
+                                       struct meta_blob *out, struct registry_status *s)
+{
+    struct meta *m;
+    struct meta_repo r;
+    enum berth_err rc = open_repo(st, repo, &m, &r, s);
+    if (rc != BERTH_OK) {
+        return rc;
+    }
+    rc = meta_blob_get_linked(m, r.id, d->str, out);
+    if (rc == BERTH_ENOTFOUND) {
+        str_copy(s->digest, sizeof(s->digest), d->str);
+        return set_status(s, REG_BLOB_UNKNOWN, rc, "blob unknown to registry");
+    }
+    bool archived = false;
+    if (rc == BERTH_OK) {
+        rc = meta_blob_archived_only(m, r.id, d->str, &archived);
+    }
+    if (rc != BERTH_OK) {
+        return internal(s, rc);
+    }
+    if (archived) {
+        str_copy(s->digest, sizeof(s->digest), d->str);
+        return set_status(s, REG_LAYER_ARCHIVED, BERTH_ENOTFOUND,
+                          "blob unknown to registry: only archived images use it; restore one "
+                          "of them to pull it");
+    }
+    return BERTH_OK;
+}
+
 enum berth_err registry_blob_delete(struct store *st, const char *repo, const struct digest *d,
                                     struct registry_status *s)
 {

@@ -43,6 +43,7 @@ enum registry_reason {
     REG_TAG_DIGEST_MISMATCH, /* (ECR) the tag given points at another digest than the one given */
     REG_STORAGE_CLASS_UNSUPPORTED, /* (ECR) this storage class change is not possible */
     REG_IMAGE_ARCHIVED,            /* the image is archived (or still being restored) */
+    REG_LAYER_ARCHIVED,            /* only archived images of the repository use the blob */
 };
 
 struct registry_status {
@@ -73,6 +74,14 @@ enum berth_err registry_repo_for_cache(struct store *st, const char *name, struc
 /* A blob linked to the repository (REG_REPO_UNKNOWN, REG_BLOB_UNKNOWN). */
 enum berth_err registry_blob_stat(struct store *st, const char *repo, const struct digest *d,
                                   struct meta_blob *out, struct registry_status *s);
+
+/* registry_blob_stat for a pull (/v2 GET/HEAD of a blob): also
+ * REG_LAYER_ARCHIVED (BERTH_ENOTFOUND) when manifests of the repository use
+ * the blob and all of them are archived. In a repository without archived
+ * images this costs one probe of an empty partial index. The pull-through
+ * cache and import keep calling registry_blob_stat. */
+enum berth_err registry_blob_pull_stat(struct store *st, const char *repo, const struct digest *d,
+                                       struct meta_blob *out, struct registry_status *s);
 
 /* Unlink a blob from the repository (REG_BLOB_UNKNOWN when not linked). */
 enum berth_err registry_blob_delete(struct store *st, const char *repo, const struct digest *d,

@@ -112,6 +112,68 @@ class ArchiveTest(e.ModernEcrTestCase):
         self.assertEqual(resp.body, image.manifest)
         self.assertEqual(self.describe(repo, "ARCHIVED"), {})
 
+    def assertBlobRefused(self, repo, digest):
+        self.assertStatus(self.reg.head_blob(repo, digest), 404)
+        resp = self.reg.get_blob(repo, digest)
+        self.assertStatus(resp, 404)
+        err = json.loads(resp.body)["errors"][0]
+        self.assertEqual(err["code"], "BLOB_UNKNOWN")
+        self.assertEqual(err["detail"], {"digest": digest})
+
+    def assertBlobServed(self, repo, digest, data):
+        resp = self.reg.head_blob(repo, digest)
+        self.assertStatus(resp, 200)
+        self.assertHeader(resp, "Docker-Content-Digest", digest)
+        resp = self.reg.get_blob(repo, digest)
+        self.assertStatus(resp, 200)
+        self.assertEqual(resp.body, data)
+
+    def test_blobs_of_archived_images(self):
+        repo = self.create_repo()
+        unique, active = h.build_image(), h.build_image()
+        # same layers and config as the active image, another manifest
+        sharing = h.Image(dict(active.obj, annotations={"copy": "1"}), active.blobs,
+                          active.media_type)
+        self.push(repo, unique, tag="unique")
+        self.push(repo, active, tag="active")
+        self.push(repo, sharing, tag="sharing")
+        loose = h.random_bytes(512)  # linked to the repository, in no manifest
+        loose_digest = h.digest_of(loose)
+        self.assertStatus(self.reg.push_blob(repo, loose), 201)
+        for tag in ("unique", "sharing"):
+            self.ecr.update_image_storage_class(repositoryName=repo, imageId={"imageTag": tag},
+                                                targetStorageClass="ARCHIVE")
+
+        # the unique image's layers and config are not pulled, GET or HEAD, nor a range
+        for digest in unique.layer_digests + [unique.config_digest]:
+            self.assertBlobRefused(repo, digest)
+        resp = self.reg.get_blob(repo, unique.layer_digests[0], headers={"Range": "bytes=0-9"})
+        self.assertStatus(resp, 404)
+        # the sharing image's are, since an active image uses them; and a loose blob
+        for digest, data in active.blobs.items():
+            self.assertBlobServed(repo, digest, data)
+        self.assertBlobServed(repo, loose_digest, loose)
+        # the rule is per repository, as in BatchCheckLayerAvailability
+        other = self.create_repo()
+        self.push(other, unique, tag="v1")
+        self.assertBlobServed(other, unique.layer_digests[0], unique.blobs[unique.layer_digests[0]])
+        self.assertBlobRefused(repo, unique.layer_digests[0])
+
+        # a restore makes them pullable again, byte for byte
+        self.ecr.update_image_storage_class(repositoryName=repo, imageId={"imageTag": "unique"},
+                                            targetStorageClass="STANDARD")
+        for digest, data in unique.blobs.items():
+            self.assertBlobServed(repo, digest, data)
+        # the whole image pulls again
+        self.assertEqual(self.reg.get_manifest(repo, "unique").body, unique.manifest)
+
+        # archiving the active image leaves the shared layers to archived images only
+        self.ecr.update_image_storage_class(repositoryName=repo, imageId={"imageTag": "active"},
+                                            targetStorageClass="ARCHIVE")
+        for digest in active.layer_digests:
+            self.assertBlobRefused(repo, digest)
+        self.assertBlobServed(repo, loose_digest, loose)
+
     def test_push_restores(self):
         repo = self.create_repo()
         image = h.build_image()

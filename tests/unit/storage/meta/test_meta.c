@@ -14,8 +14,8 @@ static void test_meta_basics(void)
     CHECK(m != NULL);
     /* core, media types, auth, scanning, previews, pull-time exclusions,
      * creation templates, lifecycle policy times, storage classes, the pull-through
-     * cache, signing, lifecycle transitions */
-    CHECK_INT(meta_schema_version(m), 12);
+     * cache, signing, lifecycle transitions, the archived manifests' index */
+    CHECK_INT(meta_schema_version(m), 13);
     struct meta_repo r;
     CHECK_INT(meta_repo_create(m, "team/app", 1000, &r), BERTH_OK);
     CHECK_INT(meta_repo_create(m, "team/app", 1000, &r), BERTH_EEXIST);
@@ -156,6 +156,49 @@ static void test_repo_summaries(void)
     unit_meta_remove(m, root);
 }
 
+/* meta_blob_archived_only: per repository, true only when manifests use
+ * the blob and every one of them is archived. */
+static void test_blob_archived_only(void)
+{
+    struct meta *m = unit_meta_new(root, sizeof(root));
+    struct meta_repo a, b;
+    CHECK_INT(meta_repo_create(m, "a", 1000, &a), BERTH_OK);
+    CHECK_INT(meta_repo_create(m, "b", 1000, &b), BERTH_OK);
+    int64_t one, two, three;
+    add_manifest(m, a.id, "sha256:01", 1000, &one);
+    add_manifest(m, a.id, "sha256:02", 1000, &two);
+    add_manifest(m, b.id, "sha256:01", 1000, &three);
+    CHECK_INT(meta_manifest_ref_add(m, one, "sha256:aa", META_REF_BLOB, NULL), BERTH_OK);
+    CHECK_INT(meta_manifest_ref_add(m, one, "sha256:cc", META_REF_BLOB, NULL), BERTH_OK);
+    CHECK_INT(meta_manifest_ref_add(m, two, "sha256:cc", META_REF_BLOB, NULL), BERTH_OK);
+    CHECK_INT(meta_manifest_ref_add(m, three, "sha256:aa", META_REF_BLOB, NULL), BERTH_OK);
+    bool archived = true;
+    CHECK_INT(meta_blob_archived_only(m, a.id, "sha256:aa", &archived), BERTH_OK);
+    CHECK(!archived);
+    CHECK_INT(meta_manifest_set_storage_class(m, a.id, one, META_STORAGE_ARCHIVE, 2000, 0),
+              BERTH_OK);
+    CHECK_INT(meta_blob_archived_only(m, a.id, "sha256:aa", &archived), BERTH_OK);
+    CHECK(archived);
+    /* shared with an active image of the repository */
+    CHECK_INT(meta_blob_archived_only(m, a.id, "sha256:cc", &archived), BERTH_OK);
+    CHECK(!archived);
+    /* used by no manifest */
+    CHECK_INT(meta_blob_archived_only(m, a.id, "sha256:dd", &archived), BERTH_OK);
+    CHECK(!archived);
+    /* another repository's images are its own business */
+    CHECK_INT(meta_blob_archived_only(m, b.id, "sha256:aa", &archived), BERTH_OK);
+    CHECK(!archived);
+    CHECK_INT(meta_manifest_set_storage_class(m, a.id, two, META_STORAGE_ARCHIVE, 2000, 0),
+              BERTH_OK);
+    CHECK_INT(meta_blob_archived_only(m, a.id, "sha256:cc", &archived), BERTH_OK);
+    CHECK(archived);
+    CHECK_INT(meta_manifest_set_storage_class(m, a.id, one, META_STORAGE_STANDARD, 3000, 0),
+              BERTH_OK);
+    CHECK_INT(meta_blob_archived_only(m, a.id, "sha256:aa", &archived), BERTH_OK);
+    CHECK(!archived);
+    unit_meta_remove(m, root);
+}
+
 /* A database a newer berth migrated past this one's schema is refused. */
 static void test_schema_newer(void)
 {
@@ -174,6 +217,7 @@ int main(void)
 {
     RUN(test_meta_basics);
     RUN(test_repo_summaries);
+    RUN(test_blob_archived_only);
     RUN(test_schema_newer);
     return unit_report("test_meta");
 }
