@@ -898,6 +898,23 @@ def wait_until(predicate, timeout, interval=0.05, what="condition", check=True):
         time.sleep(interval)
 
 
+def wait_draining(remaining, stall_timeout, interval=0.2, what="work to finish"):
+    """Wait until remaining() (a count of work left) reaches 0. Fails only when the count has
+    not fallen for stall_timeout seconds: slow progress on a loaded machine is still progress,
+    a stalled one is the failure."""
+    left = remaining()
+    stalled_since = time.monotonic()
+    while left:
+        time.sleep(interval)
+        now_left = remaining()
+        if now_left < left:
+            stalled_since = time.monotonic()
+        elif time.monotonic() - stalled_since > stall_timeout:
+            raise AssertionError("no progress for %.0f s waiting for %s (%d left)"
+                                 % (stall_timeout, what, now_left))
+        left = now_left
+
+
 # ---------------------------------------------------------------------------------------------
 # Test base class
 
