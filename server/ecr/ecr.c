@@ -24,7 +24,7 @@ static const struct ecr_op *const op_tables[] = {
     ecr_repo_ops,    ecr_image_ops,           ecr_layer_ops,          ecr_settings_ops,
     ecr_auth_ops,    ecr_policy_ops,          ecr_scan_ops,           ecr_lifecycle_ops,
     ecr_account_ops, ecr_registry_policy_ops, ecr_pull_exclusion_ops, ecr_template_ops,
-    ecr_archive_ops, ecr_pull_through_ops,    ecr_signing_ops,
+    ecr_archive_ops, ecr_pull_through_ops,    ecr_signing_ops,        ecr_replication_ops,
 };
 
 static const struct ecr_op *find_op(const char *name)

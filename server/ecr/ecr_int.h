@@ -86,6 +86,7 @@ extern const struct ecr_op ecr_template_ops[];        /* templates.c */
 extern const struct ecr_op ecr_archive_ops[];         /* archive.c */
 extern const struct ecr_op ecr_pull_through_ops[];    /* pullthrough.c */
 extern const struct ecr_op ecr_signing_ops[];         /* signing.c */
+extern const struct ecr_op ecr_replication_ops[];     /* replication.c */
 
 /* ---- errors ---- */
 

@@ -1,7 +1,7 @@
 /*
  * ECR repository and registry settings: PutImageTagMutability,
- * PutImageScanningConfiguration, TagResource, UntagResource,
- * ListTagsForResource and DescribeRegistry. Pool threads; see ecr_int.h.
+ * PutImageScanningConfiguration, TagResource, UntagResource
+ * and ListTagsForResource (DescribeRegistry is replication.c). Pool threads; see ecr_int.h.
  */
 #include "ecr_int.h"
 
@@ -363,13 +363,6 @@ static void put_image_scanning_configuration(struct ecr_call *call)
 
 /* ---- the registry ---- */
 
-static void describe_registry(struct ecr_call *call)
-{
-    /* Replication is not supported: the configuration is always empty. */
-    json_object_set_new(call->out, "registryId", json_string(ecr_registry(call)));
-    json_object_set_new(call->out, "replicationConfiguration", json_pack("{s:[]}", "rules"));
-}
-
 const struct ecr_op ecr_settings_ops[] = {
     {"PutImageTagMutability", put_image_tag_mutability, ECR_SCOPE_REPOSITORY_NAME},
     {"PutImageScanningConfiguration", put_image_scanning_configuration, ECR_SCOPE_REPOSITORY_NAME},
@@ -377,6 +370,5 @@ const struct ecr_op ecr_settings_ops[] = {
     {"TagResource", tag_resource, ECR_SCOPE_RESOURCE_ARN},
     {"UntagResource", untag_resource, ECR_SCOPE_RESOURCE_ARN},
     {"ListTagsForResource", list_tags_for_resource, ECR_SCOPE_RESOURCE_ARN},
-    {"DescribeRegistry", describe_registry, ECR_SCOPE_REGISTRY},
     {NULL, NULL, ECR_SCOPE_REGISTRY},
 };

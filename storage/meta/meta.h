@@ -604,6 +604,10 @@ enum berth_err meta_server_secret_get(struct meta *m, const char *name, void *bu
 enum berth_err meta_server_secret_add(struct meta *m, const char *name, const void *value,
                                       size_t len, int64_t now);
 
+/* The registry_settings row that holds the replication configuration
+ * (PutReplicationConfiguration), ECR's JSON as validated by the API. */
+#define META_REPLICATION_CONFIG_SETTING "replication_configuration"
+
 /* ---- managed signing (storage/meta/signing.c) ---- */
 
 /* The registry_settings row that holds the signing configuration
