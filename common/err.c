@@ -1,6 +1,8 @@
 /* Names of berth_err values for log lines. */
 #include "common/err.h"
 
+#include <errno.h>
+
 const char *berth_strerror(enum berth_err err)
 {
     switch (err) {
@@ -32,6 +34,23 @@ const char *berth_strerror(enum berth_err err)
         return "EUNSUPPORTED";
     case BERTH_ECONFLICT:
         return "ECONFLICT";
+    case BERTH_ENOFD:
+        return "ENOFD";
     }
     return "EUNKNOWN";
+}
+
+enum berth_err berth_err_from_errno(int err)
+{
+    switch (err) {
+    case ENOENT:
+        return BERTH_ENOTFOUND;
+    case EMFILE:
+    case ENFILE:
+        return BERTH_ENOFD;
+    case ENOMEM:
+        return BERTH_ENOMEM;
+    default:
+        return BERTH_EIO;
+    }
 }

@@ -21,9 +21,15 @@ enum berth_err {
     BERTH_EBUSY,        /* in use by someone else right now; retry */
     BERTH_EUNSUPPORTED, /* valid but not supported by this build or config */
     BERTH_ECONFLICT,    /* refused because of a reference (e.g. image in an index) */
+    BERTH_ENOFD,        /* out of file descriptors (EMFILE or ENFILE): transient, retry */
 };
 
 /* Short, stable name of an error ("EINVAL", ...) for logs. Never NULL. */
 const char *berth_strerror(enum berth_err err);
+
+/* The berth_err for a failed system call's errno: ENOENT is BERTH_ENOTFOUND,
+ * EMFILE and ENFILE BERTH_ENOFD, ENOMEM BERTH_ENOMEM, anything else BERTH_EIO.
+ * A resource running out is never "not found". */
+enum berth_err berth_err_from_errno(int err);
 
 #endif

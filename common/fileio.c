@@ -82,7 +82,7 @@ enum berth_err file_fsync_dir(const char *path)
 {
     int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (fd < 0) {
-        return errno == ENOENT ? BERTH_ENOTFOUND : BERTH_EIO;
+        return berth_err_from_errno(errno);
     }
     enum berth_err rc = BERTH_OK;
     if (fsync(fd) != 0) {
@@ -137,7 +137,7 @@ enum berth_err file_read_bounded(const char *path, size_t max, char **out, size_
 {
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
-        return errno == ENOENT ? BERTH_ENOTFOUND : BERTH_EIO;
+        return berth_err_from_errno(errno);
     }
     enum berth_err rc = BERTH_OK;
     char *data = NULL;

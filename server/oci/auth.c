@@ -518,8 +518,7 @@ bool oci_authorize(struct request *req, enum oci_route route)
     enum berth_err rc = auth_lookup(a, m, named ? c.akid : NULL, repo, &lk);
     if (rc != BERTH_OK) {
         auth_wipe(&c, sizeof(c));
-        log_error("event=auth_lookup_failed err=%s", berth_strerror(rc));
-        oci_error(req, 500, "UNKNOWN", "authorization failed", NULL);
+        oci_server_error(req, rc, "auth_lookup_failed");
         return false;
     }
     bool ok = false;

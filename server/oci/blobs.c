@@ -173,6 +173,11 @@ static void blob_get(struct request *req, const struct digest *d)
         int fd;
         uint64_t file_size;
         enum berth_err rc = blob_open(store_blobs(st), d, &fd, &file_size);
+        if (rc != BERTH_OK && rc != BERTH_ENOTFOUND) {
+            /* could not look: not the same as "not there" */
+            oci_server_error(req, rc, "blob_open_failed");
+            return;
+        }
         if (rc != BERTH_OK || file_size != size) {
             if (rc == BERTH_OK) {
                 file_close(fd);

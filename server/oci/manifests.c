@@ -49,6 +49,11 @@ static void manifest_get(struct request *req)
         if (rc == BERTH_OK) {
             rc = blob_open(store_blobs(st), &d, &fd, &size);
         }
+        if (rc != BERTH_OK && rc != BERTH_ENOTFOUND && rc != BERTH_EINVAL) {
+            /* could not look: not the same as "not there" */
+            oci_server_error(req, rc, "manifest_open_failed");
+            return;
+        }
         if (rc != BERTH_OK || size != (uint64_t)mf.size) {
             file_close(fd);
             log_error("event=manifest_file_missing digest=%s err=%s", mf.digest,

@@ -73,6 +73,19 @@ static const struct {
     [REG_LAYER_ARCHIVED] = {404, "BLOB_UNKNOWN"},
 };
 
+void oci_server_error(struct request *req, enum berth_err rc, const char *event)
+{
+    bool transient = rc == BERTH_ENOFD || rc == BERTH_ENOMEM || rc == BERTH_EBUSY;
+    log_error("event=%s err=%s", event, berth_strerror(rc));
+    if (!transient) {
+        oci_error(req, 500, "UNKNOWN", "internal error", NULL);
+        return;
+    }
+    json_t *doc = json_pack("{s:[{s:s, s:s}]}", "errors", "code", "UNAVAILABLE", "message",
+                            "server resources exhausted; retry later");
+    oci_send_doc(req, 503, doc, "Retry-After", "1");
+}
+
 void oci_upstream_failed(struct request *req, enum berth_err rc, const char *err)
 {
     char msg[768];

@@ -22,6 +22,12 @@ void oci_send_doc(struct request *req, unsigned status, json_t *doc, const char 
 /* Answer with the OCI error the one reason table maps s to. */
 void oci_fail(struct request *req, const struct registry_status *s);
 
+/* Answer a request that could not be served because something failed on
+ * this side (rc is not "not found" or "denied"): 503 UNAVAILABLE with
+ * Retry-After when a resource ran out for now (BERTH_ENOFD, BERTH_ENOMEM,
+ * BERTH_EBUSY), else 500 UNKNOWN. Logs event=<event> err=<rc>. In oci.c. */
+void oci_server_error(struct request *req, enum berth_err rc, const char *event);
+
 /* Answer a pull-through cache fetch that failed with rc (the reason in
  * err): 429 TOOMANYREQUESTS when the upstream said so, else 503
  * UNAVAILABLE naming the upstream's failure. In oci.c. */

@@ -164,7 +164,7 @@ static enum berth_err fs_open(struct blob_store *bs, const struct digest *d, int
     }
     int f = open(path, O_RDONLY | O_CLOEXEC);
     if (f < 0) {
-        return errno == ENOENT ? BERTH_ENOTFOUND : BERTH_EIO;
+        return berth_err_from_errno(errno);
     }
     struct stat sb;
     if (fstat(f, &sb) != 0 || !S_ISREG(sb.st_mode)) {
@@ -185,7 +185,7 @@ static enum berth_err fs_stat(struct blob_store *bs, const struct digest *d, uin
     }
     struct stat sb;
     if (stat(path, &sb) != 0) {
-        return errno == ENOENT ? BERTH_ENOTFOUND : BERTH_EIO;
+        return berth_err_from_errno(errno);
     }
     if (!S_ISREG(sb.st_mode)) {
         return BERTH_EIO;
@@ -215,7 +215,8 @@ static enum berth_err fs_stage_create(struct blob_store *bs, const char *name)
             return BERTH_EEXIST;
         }
         log_error("event=store_error op=create_stage path=%s errno=%d", path, errno);
-        return BERTH_EIO;
+        rc = berth_err_from_errno(errno);
+        return rc == BERTH_ENOTFOUND ? BERTH_EIO : rc;
     }
     return file_close(fd);
 }
@@ -234,7 +235,7 @@ static enum berth_err fs_stage_open(struct blob_store *bs, const char *name,
     }
     s->fd = open(path, O_RDWR | O_CLOEXEC);
     if (s->fd < 0) {
-        rc = errno == ENOENT ? BERTH_ENOTFOUND : BERTH_EIO;
+        rc = berth_err_from_errno(errno);
         free(s);
         return rc;
     }
@@ -343,7 +344,7 @@ static enum berth_err fs_stage_stat(struct blob_store *bs, const char *name, uin
         return rc;
     }
     if (stat(path, &sb) != 0) {
-        return errno == ENOENT ? BERTH_ENOTFOUND : BERTH_EIO;
+        return berth_err_from_errno(errno);
     }
     *size = (uint64_t)sb.st_size;
     *mtime = mtime_ms(&sb);
@@ -358,7 +359,7 @@ static enum berth_err fs_stage_remove(struct blob_store *bs, const char *name)
         return rc;
     }
     if (unlink(path) != 0) {
-        return errno == ENOENT ? BERTH_ENOTFOUND : BERTH_EIO;
+        return berth_err_from_errno(errno);
     }
     return BERTH_OK;
 }

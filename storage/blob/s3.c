@@ -1386,7 +1386,7 @@ static enum berth_err s3_stage_publish(struct blob_store *bs, const char *name,
     }
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
-        return errno == ENOENT ? BERTH_ENOTFOUND : BERTH_EIO;
+        return berth_err_from_errno(errno);
     }
     struct stat sb;
     if (fstat(fd, &sb) != 0) {

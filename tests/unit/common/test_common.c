@@ -1,11 +1,15 @@
 /* Unit tests for common/: buffers, strings, base64, random, config, log. */
 #include "unit.h"
 
+#include <errno.h>
+#include <fcntl.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "common/base64.h"
 #include "common/buf.h"
 #include "common/config.h"
+#include "common/err.h"
 #include "common/fileio.h"
 #include "common/log.h"
 #include "common/rand.h"
@@ -277,6 +281,35 @@ static void test_config(void)
     file_remove_tree(dir);
 }
 
+/* A resource running out is never "not found" (issue 10: EMFILE was served
+ * as 404 / logged as a missing file). */
+static void test_err_from_errno(void)
+{
+    CHECK_INT(berth_err_from_errno(ENOENT), BERTH_ENOTFOUND);
+    CHECK_INT(berth_err_from_errno(EMFILE), BERTH_ENOFD);
+    CHECK_INT(berth_err_from_errno(ENFILE), BERTH_ENOFD);
+    CHECK_INT(berth_err_from_errno(ENOMEM), BERTH_ENOMEM);
+    CHECK_INT(berth_err_from_errno(EACCES), BERTH_EIO);
+    CHECK_STR(berth_strerror(BERTH_ENOFD), "ENOFD");
+    /* and what open(2) really sets when the descriptors run out */
+    struct rlimit old;
+    CHECK_INT(getrlimit(RLIMIT_NOFILE, &old), 0);
+    int fds[64];
+    size_t n = 0;
+    struct rlimit low = {.rlim_cur = 16, .rlim_max = old.rlim_max};
+    CHECK_INT(setrlimit(RLIMIT_NOFILE, &low), 0);
+    for (int fd; n < 64 && (fd = open("/dev/null", O_RDONLY | O_CLOEXEC)) >= 0;) {
+        fds[n++] = fd;
+    }
+    CHECK(n < 64);
+    CHECK_INT(errno, EMFILE);
+    CHECK_INT(berth_err_from_errno(errno), BERTH_ENOFD);
+    while (n > 0) {
+        close(fds[--n]);
+    }
+    CHECK_INT(setrlimit(RLIMIT_NOFILE, &old), 0);
+}
+
 int main(void)
 {
     RUN(test_buf);
@@ -292,5 +325,6 @@ int main(void)
     RUN(test_log_value);
     RUN(test_log_json);
     RUN(test_config);
+    RUN(test_err_from_errno);
     return unit_report("test_common");
 }
