@@ -29,6 +29,9 @@
 # The pull storm (bench/berth-storm, workload name pull-storm) runs after
 # the berth-bench workloads, once per server: every client on its own
 # connection from its own loopback address, a HEAD probe from another.
+# Then the TLS benchmark (bench/tls-bench.sh, workload name tls-100m): a
+# 100 MiB push and pull over HTTPS on both servers with the same
+# certificate, and each server's CPU seconds per GB (results in tls.md).
 set -euo pipefail
 
 if [ $# -ne 1 ]; then
@@ -61,8 +64,16 @@ done
 if [ -n "${BENCH_WORKLOADS:-}" ]; then
     workloads=${BENCH_WORKLOADS//,/ }
 else
-    workloads="$("$bench" --list | awk '{print $1}') pull-storm"
+    workloads="$("$bench" --list | awk '{print $1}') pull-storm tls-100m"
 fi
+# tls-100m is tls-bench.sh's
+run_tls=0
+case " $workloads " in
+*" tls-100m "*)
+    run_tls=1
+    workloads=$(echo "$workloads" | tr ' ' '\n' | grep -vx tls-100m | tr '\n' ' ' || true)
+    ;;
+esac
 # pull-storm is berth-storm's, not berth-bench's
 run_storm=0
 case " $workloads " in
@@ -348,6 +359,16 @@ if [ "$run_storm" = 1 ]; then
         echo "run-bench: pull storm ($storm_clients clients x $storm_waves) $s:" >&2
         sed 's/^/run-bench:   /' "$results/logs/$tag.storm.log" | grep -v '^run-bench:   berth-storm http' >&2 || true
     done
+fi
+
+if [ "$run_tls" = 1 ]; then
+    echo "run-bench: TLS, 100 MiB push and pull (bench/tls-bench.sh)" >&2
+    if BENCH_SERVERS=$servers "$here/tls-bench.sh" "$build" "$results" >"$results/logs/tls.log" 2>&1; then
+        sed 's/^/run-bench:   /' "$results/tls.md" >&2
+    else
+        echo "run-bench: the TLS benchmark failed; see logs/tls.log" >&2
+        overall=1
+    fi
 fi
 
 "$python" "$here/report.py" "$results" || overall=1

@@ -165,6 +165,27 @@ class TlsTest(TlsCase):
         self.assertEqual(res.rc, 0, res.describe())
         self.assertEqual(res.json()["authorizationData"][0]["proxyEndpoint"], self.url)
 
+    def test_blob_bodies_over_tls_whole_and_ranged(self):
+        # over TLS berth reads file bodies itself in 256 KiB blocks (no sendfile under TLS)
+        data = os.urandom(3 * 256 * 1024 + 12345)
+        digest = h.digest_of(data)
+        body = os.path.join(self.work, "blob.bin")
+        with open(body, "wb") as f:
+            f.write(data)
+        rc, out, err = self.curl("/v2/tls/blob/blobs/uploads/?digest=" + digest,
+                                 extra=["-X", "POST", "--data-binary", "@" + body,
+                                        "-H", "Content-Type: application/octet-stream"])
+        self.assertEqual((rc, out.rsplit("\n", 1)[1]), (0, "201"), err)
+        for extra, want in (((), data),
+                            (("-H", "Range: bytes=262140-786440"), data[262140:786441]),
+                            (("-H", "Range: bytes=5-"), data[5:])):
+            proc = subprocess.run([CURL, "-sS", "--max-time", "60", "--cacert",
+                                   self.pki.path("root.pem"), "-o", "-"] + list(extra) +
+                                  [self.url + "/v2/tls/blob/blobs/" + digest],
+                                  capture_output=True, timeout=90, stdin=subprocess.DEVNULL)
+            self.assertEqual(proc.returncode, 0, proc.stderr)
+            self.assertEqual(proc.stdout, want, extra)
+
     def test_sighup_reloads_the_certificate(self):
         def served():
             ctx = ssl.create_default_context(cafile=self.pki.path("root.pem"))
