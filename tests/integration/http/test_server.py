@@ -289,7 +289,9 @@ class RobustnessTest(h.ServerTestCase):
                     headers={"Content-Type": "application/octet-stream",
                              "Content-Range": "%d-%d" % (offset, offset + 9)}))
                 return answers[-1].status == 202
-            h.wait_until(retry_accepted, 3, interval=0.1, check=False)
+            # the defect held the session until the body-rate check (30 s) or the idle
+            # timeout (300 s); 15 s tells the two apart on a loaded machine too
+            h.wait_until(retry_accepted, 15, interval=0.1, check=False)
             self.assertStatus(answers[-1], 202)
 
     @h.distribution_fails("answers 500 to a malformed chunked body")
