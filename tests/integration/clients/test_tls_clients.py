@@ -5,6 +5,9 @@ server's chain is trusted through ctr's hosts.toml (`--hosts-dir`) and podman's
 with the x509 error the user sees, and a client without a certificate reads "tls:
 certificate required".
 
+docker also pushes and pulls with no login when tls.client_principals maps its client
+certificate to an access key.
+
 dockerd treats every 127.0.0.0/8 registry as insecure whatever it is told (it skips
 verification and reads no certs.d for it), so its test serves berth on [::1] under the name
 registry.berth.test, which only that dockerd resolves (a private /etc/hosts bound in its
@@ -190,15 +193,25 @@ class DockerTlsTest(unittest.TestCase):
     registry.berth.test:PORT and trusts it through certs.d."""
 
     NAME = "registry.berth.test"
+    NODE = ("AKIDTLSDOCKERNODE001", "tls-docker-node-secret-0123456789abcdefg")
 
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
         cls.pki = t.Pki()
         cls.addClassCleanup(cls.pki.cleanup)
-        cls.server = h.Server(listen_host="[::1]", config={"tls": {
-            "cert_file": cls.pki.path("chain.pem"), "key_file": cls.pki.path("server.key"),
-            "client_ca_file": cls.pki.path("root.pem")}})
+        # a second client certificate (CN docker-node) is a node's identity: a key that may
+        # push under nodes/ (tls.client_principals); "client" (CN node-1) stays unmapped
+        cls.pki.issue("docker-node", "root", "client", cn="docker-node")
+        cls.server = h.Server(listen_host="[::1]", config={
+            "tls": {"cert_file": cls.pki.path("chain.pem"),
+                    "key_file": cls.pki.path("server.key"),
+                    "client_ca_file": cls.pki.path("root.pem"),
+                    "client_principals": [{"common_name": "docker-node",
+                                           "access_key_id": cls.NODE[0]}]},
+            "auth": {"keys": [{"name": "node", "access_key_id": cls.NODE[0],
+                               "secret_access_key": cls.NODE[1],
+                               "permissions": ["push:nodes/*"]}]}})
         cls.addClassCleanup(cls.server.cleanup)
         cls.server.start()
         cls.admin = e.keys_create(cls.server, "admin")
@@ -216,6 +229,35 @@ class DockerTlsTest(unittest.TestCase):
     def login(self, check=True):
         return self.dockerd.docker("login", "--username", self.admin[0], "--password-stdin",
                                    self.host, input=self.admin[1], check=check)
+
+    def test_docker_with_a_mapped_client_certificate_and_no_login(self):
+        self.dockerd.reset_client_config()
+        certs = self.dockerd.certs_dir(self.host)
+        for name in ("ca.crt", "client.cert", "client.key"):
+            self.addCleanup(lambda p=os.path.join(certs, name): os.path.exists(p) and os.unlink(p))
+        shutil.copy(self.pki.path("root.pem"), os.path.join(certs, "ca.crt"))
+        shutil.copy(self.pki.path("docker-node.pem"), os.path.join(certs, "client.cert"))
+        shutil.copy(self.pki.path("docker-node.key"), os.path.join(certs, "client.key"))
+        image = d.SavedImage("itest/tls/node:v1")
+        path = os.path.join(self.dockerd.work, "load-node.tar")
+        with open(path, "wb") as f:
+            f.write(image.archive())
+        self.dockerd.docker("load", "-i", path)
+        ref = "%s/nodes/app:v1" % self.host
+        self.dockerd.docker("tag", image.tag, ref)
+        self.dockerd.docker("push", ref)
+        self.dockerd.docker("rmi", ref, image.tag)
+        self.dockerd.docker("pull", ref)
+        doc = json.loads(self.dockerd.docker("image", "inspect", ref).out)[0]
+        self.assertEqual(doc["Id"], image.image_id)
+        self.assertEqual(self.dockerd.credentials(), {})  # never logged in
+        # the node key's permissions hold: nothing outside nodes/
+        other = "%s/team/node:v1" % self.host
+        self.dockerd.docker("tag", ref, other)
+        result = self.dockerd.docker("push", other, check=False)
+        self.assertNotEqual(result.rc, 0)
+        self.assertIn("denied", result.err)
+        self.dockerd.docker("rmi", ref, other)
 
     def test_docker_with_certs_d(self):
         certs = self.dockerd.certs_dir(self.host)
