@@ -5,8 +5,8 @@ server's chain is trusted through ctr's hosts.toml (`--hosts-dir`) and podman's
 with the x509 error the user sees, and a client without a certificate reads "tls:
 certificate required".
 
-docker also pushes and pulls with no login when tls.client_principals maps its client
-certificate to an access key.
+podman and docker also push and pull with no login when tls.client_principals maps their
+client certificate to an access key.
 
 dockerd treats every 127.0.0.0/8 registry as insecure whatever it is told (it skips
 verification and reads no certs.d for it), so its test serves berth on [::1] under the name
@@ -55,13 +55,23 @@ def tearDownModule():
 class MutualTlsClientsTest(h.ServerTestCase):
     """berth on HTTPS requiring client certificates issued by the test root."""
 
+    NODE = ("AKIDTLSPODMANNODE001", "tls-podman-node-secret-0123456789abcdefg")
+
     @classmethod
     def setUpClass(cls):
         cls.pki = t.Pki()
         cls.addClassCleanup(cls.pki.cleanup)
-        cls.server_config = {"tls": {"cert_file": cls.pki.path("chain.pem"),
-                                     "key_file": cls.pki.path("server.key"),
-                                     "client_ca_file": cls.pki.path("root.pem")}}
+        # podman-node (not "client") is a node's identity: a key that may push under nodes/
+        cls.pki.issue("podman-node", "root", "client", cn="podman-node")
+        cls.server_config = {
+            "tls": {"cert_file": cls.pki.path("chain.pem"),
+                    "key_file": cls.pki.path("server.key"),
+                    "client_ca_file": cls.pki.path("root.pem"),
+                    "client_principals": [{"common_name": "podman-node",
+                                           "access_key_id": cls.NODE[0]}]},
+            "auth": {"keys": [{"name": "node", "access_key_id": cls.NODE[0],
+                               "secret_access_key": cls.NODE[1],
+                               "permissions": ["push:nodes/*"]}]}}
         super().setUpClass()
         cls.host = "127.0.0.1:%d" % cls.server.port
         cls.admin = e.keys_create(cls.server, "admin")
@@ -148,6 +158,32 @@ class MutualTlsClientsTest(h.ServerTestCase):
         shutil.rmtree(d_, ignore_errors=True)
         shutil.copytree(self.pki.cert_dir("podman-" + name, ca=ca, client=client), d_)
         return d_
+
+    def test_podman_with_a_mapped_client_certificate_and_no_login(self):
+        with open(engine.auth_file, "w") as f:
+            json.dump({"auths": {}}, f)  # no stored login
+        node = self.cert_dir("node", "root", "podman-node")
+        ctx = os.path.join(engine.work, "ctx-node")
+        os.makedirs(ctx, exist_ok=True)
+        with open(os.path.join(ctx, "payload.bin"), "wb") as f:
+            f.write(h.random_bytes(4096))
+        with open(os.path.join(ctx, "Containerfile"), "w") as f:
+            f.write("FROM scratch\nCOPY payload.bin /payload.bin\n")
+        ref = "%s/nodes/podman:v1" % self.host
+        engine.podman("build", "-t", ref, ctx)
+        image_id = json.loads(engine.podman("inspect", "--type", "image", ref).out)[0]["Id"]
+        engine.podman("push", "--cert-dir", node, ref)
+        engine.podman("rmi", ref)
+        engine.podman("pull", "--cert-dir", node, ref)
+        self.assertEqual(json.loads(engine.podman("inspect", "--type", "image",
+                                                  ref).out)[0]["Id"], image_id)
+        # the node key's permissions hold: nothing outside nodes/
+        other = "%s/team/node:v1" % self.host
+        engine.podman("tag", ref, other)
+        result = engine.podman("push", "--cert-dir", node, other, check=False)
+        self.assertNotEqual(result.rc, 0)
+        self.assertIn("403 (Forbidden)", result.err)
+        engine.podman("rmi", ref, other)
 
     def test_podman_with_cert_dir(self):
         good = self.cert_dir("good", "root", "client")
