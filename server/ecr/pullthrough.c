@@ -150,7 +150,7 @@ static bool rule_not_found(struct ecr_call *call, const char *prefix)
 }
 
 /* The PullThroughCacheRule structure for a stored rule. */
-static json_t *rule_json(struct ecr_call *call, const struct meta_ptc_rule *r)
+static json_t *rule_json(struct ecr_call *call, const struct meta_prefix_doc *r)
 {
     json_t *doc = json_loads(r->body, 0, NULL);
     if (!json_is_object(doc)) {
@@ -176,7 +176,7 @@ struct one_ctx {
     json_t *json;
 };
 
-static int take_one(void *arg, const struct meta_ptc_rule *r)
+static int take_one(void *arg, const struct meta_prefix_doc *r)
 {
     struct one_ctx *c = arg;
     c->json = rule_json(c->call, r);
@@ -448,7 +448,7 @@ struct list_ctx {
     bool failed;
 };
 
-static int list_row(void *arg, const struct meta_ptc_rule *r)
+static int list_row(void *arg, const struct meta_prefix_doc *r)
 {
     struct list_ctx *c = arg;
     json_t *j = rule_json(c->call, r);

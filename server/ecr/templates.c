@@ -297,7 +297,7 @@ static bool read_members(struct ecr_call *call, json_t *doc, bool need_applied_f
 }
 
 /* The RepositoryCreationTemplate structure for a stored template. */
-static json_t *template_json(const struct meta_template *t)
+static json_t *template_json(const struct meta_prefix_doc *t)
 {
     json_t *doc = json_loads(t->body, 0, NULL);
     if (!json_is_object(doc)) {
@@ -321,7 +321,7 @@ struct one_ctx {
     char *body;   /* its stored body */
 };
 
-static int take_one(void *arg, const struct meta_template *t)
+static int take_one(void *arg, const struct meta_prefix_doc *t)
 {
     struct one_ctx *c = arg;
     c->json = template_json(t);
@@ -515,7 +515,7 @@ struct list_ctx {
     bool failed;
 };
 
-static int list_row(void *arg, const struct meta_template *t)
+static int list_row(void *arg, const struct meta_prefix_doc *t)
 {
     struct list_ctx *c = arg;
     if (c->only != NULL) {

@@ -424,16 +424,17 @@ enum berth_err meta_pull_exclusion_list(struct meta *m, const char *after, int64
 /* Longest prefix (ECR's Prefix: 256). */
 #define META_TEMPLATE_PREFIX_MAX 256
 
-/* One template: its prefix, its settings as JSON text (borrowed in
- * callbacks), and its times. */
-struct meta_template {
+/* A document keyed by a prefix (a template, a pull-through cache rule):
+ * the prefix, its settings as JSON text (borrowed in callbacks), and its
+ * times. */
+struct meta_prefix_doc {
     const char *prefix;
     const char *body;
     int64_t created_at;
     int64_t updated_at;
 };
 
-typedef int (*meta_template_cb)(void *ctx, const struct meta_template *t);
+typedef int (*meta_prefix_doc_cb)(void *ctx, const struct meta_prefix_doc *d);
 
 /* Create a template unless max exist already. BERTH_EEXIST when the prefix
  * has one, BERTH_ETOOBIG at the limit, or a database error. Opens its own
@@ -446,7 +447,7 @@ enum berth_err meta_template_update(struct meta *m, const char *prefix, const ch
                                     int64_t now);
 
 /* Call cb with the template of prefix. BERTH_ENOTFOUND when none. */
-enum berth_err meta_template_get(struct meta *m, const char *prefix, meta_template_cb cb,
+enum berth_err meta_template_get(struct meta *m, const char *prefix, meta_prefix_doc_cb cb,
                                  void *ctx);
 
 /* Delete the template of prefix. BERTH_ENOTFOUND when none. */
@@ -456,7 +457,7 @@ enum berth_err meta_template_delete(struct meta *m, const char *prefix);
  * limit (-1: all); *has_more (may be NULL) when more follow. cb returns
  * non-zero to stop. */
 enum berth_err meta_template_list(struct meta *m, const char *after, int64_t limit,
-                                  meta_template_cb cb, void *ctx, bool *has_more);
+                                  meta_prefix_doc_cb cb, void *ctx, bool *has_more);
 
 /* ---- pull-through cache (storage/meta/pullthrough.c) ---- */
 
@@ -466,16 +467,7 @@ enum berth_err meta_template_list(struct meta *m, const char *after, int64_t lim
  * "secret:"). */
 #define META_SECRET_NAME_MAX 512
 
-/* One pull-through cache rule: its ecrRepositoryPrefix, its settings as
- * JSON text (borrowed in callbacks), and its times. */
-struct meta_ptc_rule {
-    const char *prefix;
-    const char *body;
-    int64_t created_at;
-    int64_t updated_at;
-};
-
-typedef int (*meta_ptc_rule_cb)(void *ctx, const struct meta_ptc_rule *r);
+/* Rules are struct meta_prefix_doc (the prefix is the ecrRepositoryPrefix). */
 
 /* Create a rule unless max exist already. BERTH_EEXIST when the prefix has
  * one, BERTH_ETOOBIG at the limit, or a database error. Opens its own
@@ -488,7 +480,7 @@ enum berth_err meta_ptc_rule_update(struct meta *m, const char *prefix, const ch
                                     int64_t now);
 
 /* Call cb with the rule of prefix. BERTH_ENOTFOUND when none. */
-enum berth_err meta_ptc_rule_get(struct meta *m, const char *prefix, meta_ptc_rule_cb cb,
+enum berth_err meta_ptc_rule_get(struct meta *m, const char *prefix, meta_prefix_doc_cb cb,
                                  void *ctx);
 
 /* Delete the rule of prefix. BERTH_ENOTFOUND when none. */
@@ -498,7 +490,7 @@ enum berth_err meta_ptc_rule_delete(struct meta *m, const char *prefix);
  * limit (-1: all); *has_more (may be NULL) when more follow. cb returns
  * non-zero to stop. */
 enum berth_err meta_ptc_rule_list(struct meta *m, const char *after, int64_t limit,
-                                  meta_ptc_rule_cb cb, void *ctx, bool *has_more);
+                                  meta_prefix_doc_cb cb, void *ctx, bool *has_more);
 
 /* Store (or replace) an upstream secret: sealed is its sealed value as
  * text (never the clear value). */

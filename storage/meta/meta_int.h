@@ -224,6 +224,33 @@ enum berth_err meta_page(struct meta *m, struct meta_stmt *st, int64_t limit, me
 enum berth_err meta_check_room(struct meta *m, struct meta_stmt *st, const char *key, size_t max,
                                const char *what);
 
+/* A table of JSON documents keyed by a prefix (columns prefix, body,
+ * created_at, updated_at): creation templates, pull-through cache rules.
+ * Each table gives its statements (static strings: meta_prepare caches by
+ * address) and the names its operations are logged as. */
+struct meta_prefixed_sql {
+    const char *count;  /* (count, exists) of ?1, as meta_check_room wants */
+    const char *insert; /* ?1 prefix, ?2 body, ?3 now */
+    const char *update; /* ?1 prefix, ?2 body, ?3 now */
+    const char *get;    /* prefix, body, created_at, updated_at of ?1 */
+    const char *remove; /* ?1 prefix */
+    const char *list;   /* the get columns where prefix > ?1, by prefix */
+    const char *op_count, *op_create, *op_update, *op_get, *op_delete, *op_list;
+};
+
+/* The operations meta.h documents for templates and rules, on one table. */
+enum berth_err meta_prefixed_create(struct meta *m, const struct meta_prefixed_sql *t,
+                                    const char *prefix, const char *body, int64_t now, size_t max);
+enum berth_err meta_prefixed_update(struct meta *m, const struct meta_prefixed_sql *t,
+                                    const char *prefix, const char *body, int64_t now);
+enum berth_err meta_prefixed_get(struct meta *m, const struct meta_prefixed_sql *t,
+                                 const char *prefix, meta_prefix_doc_cb cb, void *ctx);
+enum berth_err meta_prefixed_delete(struct meta *m, const struct meta_prefixed_sql *t,
+                                    const char *prefix);
+enum berth_err meta_prefixed_list(struct meta *m, const struct meta_prefixed_sql *t,
+                                  const char *after, int64_t limit, meta_prefix_doc_cb cb,
+                                  void *ctx, bool *has_more);
+
 /* Run one statement returning a single text column into a new string
  * (*out NULL when the value is NULL). */
 enum berth_err meta_get_text(struct meta *m, struct meta_stmt *st, char **out);

@@ -42,7 +42,7 @@ struct find_ctx {
     bool failed;
 };
 
-static int consider(void *arg, const struct meta_template *t)
+static int consider(void *arg, const struct meta_prefix_doc *t)
 {
     struct find_ctx *c = arg;
     if (!registry_template_covers(t->prefix, c->name)) {

@@ -126,7 +126,7 @@ struct rule_ctx {
     size_t best_len;
 };
 
-static int rule_row(void *arg, const struct meta_ptc_rule *r)
+static int rule_row(void *arg, const struct meta_prefix_doc *r)
 {
     struct rule_ctx *c = arg;
     json_t *doc = json_loads(r->body, 0, NULL);

@@ -9,7 +9,7 @@
 
 static char root[512];
 
-static int count_rule(void *arg, const struct meta_ptc_rule *r)
+static int count_rule(void *arg, const struct meta_prefix_doc *r)
 {
     int *n = arg;
     (*n)++;
