@@ -76,21 +76,9 @@ static void delete_registry_policy(struct ecr_call *call)
     if (m == NULL) {
         return;
     }
-    /* Read and delete in one transaction, so the text returned is the one
-     * deleted. */
     char *text = NULL;
-    enum berth_err rc = meta_begin(m);
-    if (rc == BERTH_OK) {
-        rc = meta_setting_get(m, META_REGISTRY_POLICY_SETTING, &text);
-    }
-    if (rc == BERTH_OK && text != NULL) {
-        rc = meta_setting_delete(m, META_REGISTRY_POLICY_SETTING);
-    }
-    if (rc == BERTH_OK && text != NULL) {
-        rc = meta_commit(m);
-    }
-    meta_rollback(m);
-    if (rc == BERTH_ENOTFOUND || (rc == BERTH_OK && text == NULL)) {
+    enum berth_err rc = meta_setting_take(m, META_REGISTRY_POLICY_SETTING, &text);
+    if (rc == BERTH_OK && text == NULL) {
         policy_not_found(call);
     } else if (rc != BERTH_OK) {
         ecr_server_error(call, rc);

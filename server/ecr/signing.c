@@ -249,20 +249,9 @@ static void delete_signing_configuration(struct ecr_call *call)
     if (m == NULL) {
         return;
     }
-    /* read and delete in one transaction: the answer is what was deleted */
     char *text = NULL;
-    enum berth_err rc = meta_begin(m);
-    if (rc == BERTH_OK) {
-        rc = meta_setting_get(m, META_SIGNING_CONFIG_SETTING, &text);
-    }
-    if (rc == BERTH_OK && text != NULL) {
-        rc = meta_setting_delete(m, META_SIGNING_CONFIG_SETTING);
-    }
-    if (rc == BERTH_OK && text != NULL) {
-        rc = meta_commit(m);
-    }
-    meta_rollback(m);
-    if (rc == BERTH_ENOTFOUND || (rc == BERTH_OK && text == NULL)) {
+    enum berth_err rc = meta_setting_take(m, META_SIGNING_CONFIG_SETTING, &text);
+    if (rc == BERTH_OK && text == NULL) {
         not_found(call);
     } else if (rc != BERTH_OK) {
         ecr_server_error(call, rc);

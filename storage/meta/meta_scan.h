@@ -40,6 +40,12 @@ enum berth_err meta_setting_set(struct meta *m, const char *name, const char *va
 /* Remove a setting. BERTH_ENOTFOUND when it was not set. */
 enum berth_err meta_setting_delete(struct meta *m, const char *name);
 
+/* Remove a setting and hand back the value it had (a new string, caller
+ * frees; *out NULL, and nothing removed, when it was not set), read and
+ * removed in one write transaction (its own unless one is open), so the
+ * value returned is the one removed. */
+enum berth_err meta_setting_take(struct meta *m, const char *name, char **out);
+
 /* ---- scans ---- */
 
 enum meta_scan_status {

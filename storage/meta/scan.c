@@ -61,6 +61,37 @@ enum berth_err meta_setting_delete(struct meta *m, const char *name)
     return rc;
 }
 
+enum berth_err meta_setting_take(struct meta *m, const char *name, char **out)
+{
+    *out = NULL;
+    bool own = !meta_in_transaction(m);
+    enum berth_err rc = own ? meta_begin(m) : BERTH_OK;
+    char *text = NULL;
+    if (rc == BERTH_OK) {
+        rc = meta_setting_get(m, name, &text);
+    }
+    if (rc == BERTH_OK && text != NULL) {
+        rc = meta_setting_delete(m, name);
+        if (rc == BERTH_ENOTFOUND) { /* removed by another writer first */
+            free(text);
+            text = NULL;
+            rc = BERTH_OK;
+        }
+    }
+    if (rc == BERTH_OK && text != NULL && own) {
+        rc = meta_commit(m);
+    }
+    if (own) {
+        meta_rollback(m);
+    }
+    if (rc == BERTH_OK) {
+        *out = text;
+    } else {
+        free(text);
+    }
+    return rc;
+}
+
 /* ---- scans ---- */
 
 static const char *const status_names[] = {"IN_PROGRESS", "COMPLETE", "FAILED"};

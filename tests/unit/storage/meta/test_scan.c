@@ -33,6 +33,25 @@ static void test_settings(void)
     CHECK_INT(meta_setting_get(m, "scanning_configuration", &v), BERTH_OK);
     CHECK_STR(v, "{\"a\":2}");
     free(v);
+    /* take: the value back and the setting gone; then nothing to take */
+    CHECK_INT(meta_setting_take(m, "scanning_configuration", &v), BERTH_OK);
+    CHECK_STR(v, "{\"a\":2}");
+    free(v);
+    CHECK_INT(meta_setting_get(m, "scanning_configuration", &v), BERTH_OK);
+    CHECK(v == NULL);
+    v = (char *)"x";
+    CHECK_INT(meta_setting_take(m, "scanning_configuration", &v), BERTH_OK);
+    CHECK(v == NULL);
+    /* inside an open transaction it leaves the commit to its caller */
+    CHECK_INT(meta_setting_set(m, "k", "v", 7), BERTH_OK);
+    CHECK_INT(meta_begin(m), BERTH_OK);
+    CHECK_INT(meta_setting_take(m, "k", &v), BERTH_OK);
+    CHECK_STR(v, "v");
+    free(v);
+    meta_rollback(m);
+    CHECK_INT(meta_setting_get(m, "k", &v), BERTH_OK);
+    CHECK_STR(v, "v");
+    free(v);
     meta_close(m);
 }
 
