@@ -27,7 +27,7 @@ class RequestIdTest(h.ServerTestCase):
         def line():
             return next((ln for ln in self.server.log_text().splitlines()
                          if pattern.search(ln)), None)
-        return h.wait_until(line, 5, what="the access line of request %s" % request_id)
+        return h.wait_until(line, 30, what="the access line of request %s" % request_id)
 
     def test_every_response_carries_its_request_id(self):
         repo = self.repo()
