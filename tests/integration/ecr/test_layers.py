@@ -196,6 +196,8 @@ class LayerUploadTest(e.EcrTestCase):
         self.assertEqual(err["ResponseMetadata"]["RetryAttempts"], 0, err)
         self.assertIn("Member must have length less than or equal to 20971520",
                       err["Error"]["Message"])
+        # the access line is written once the answer is sent: wait for it
+        h.wait_until(lambda: attempts() - before >= 1, 30, what="the UploadLayerPart line")
         self.assertEqual(attempts() - before, 1)
         # the connection and the session are still good
         self.ecr.upload_layer_part(repositoryName=repo, uploadId=upload_id, partFirstByte=0,

@@ -104,7 +104,7 @@ class ProbeTest(OpsCase):
             self.assertStatus(self.get("/healthz"), 200)
             self.assertStatus(self.get("/readyz"), 200)
         marker = self.assertStatus(self.get("/v2/"), 401).header("X-Request-Id")
-        h.wait_until(lambda: marker in self.server.log_text(), 10, what="the /v2/ access line")
+        h.wait_until(lambda: marker in self.server.log_text(), 30, what="the /v2/ access line")
         self.assertEqual(self.access_lines("/healthz"), [])
         self.assertEqual(self.access_lines("/readyz"), [])
 
@@ -125,7 +125,7 @@ class LowDiskTest(OpsCase):
         self.assertRegex(text, r"(?m)^disk: low \(\d+ bytes free, %d required\)$" % 2 ** 62)
         self.assertStatus(self.get("/healthz"), 200)
         # a failing probe is worth a line at info
-        h.wait_until(lambda: self.access_lines("/readyz"), 10, what="the failed probe's line")
+        h.wait_until(lambda: self.access_lines("/readyz"), 30, what="the failed probe's line")
 
 
 @h.berth_only("berth's drain")
@@ -383,7 +383,7 @@ class JsonLogTest(OpsCase):
                 if rid in line:
                     return json.loads(line)
             return None
-        doc = h.wait_until(access, 10, what="the access line")
+        doc = h.wait_until(access, 30, what="the access line")
         self.assertEqual(doc["event"], "access")
         self.assertEqual(doc["level"], "info")
         self.assertEqual(doc["req"], rid)

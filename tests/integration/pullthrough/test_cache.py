@@ -193,7 +193,9 @@ class TagTtlTest(CacheTestCase):
         # unchanged upstream: a HEAD, nothing fetched again
         self.assertEqual(self.pull("hub/lib/app", "v1").header("Docker-Content-Digest"),
                          old.digest)
-        self.assertIn("method=HEAD path=/v2/lib/app/manifests/v1 status=200", up.log_text())
+        # the upstream writes its access line after sending the answer: wait for it
+        h.wait_until(lambda: "method=HEAD path=/v2/lib/app/manifests/v1 status=200"
+                     in up.log_text(), 30, what="the upstream's HEAD line")
         self.assertEqual(len(p.upstream_gets(up, "/manifests/v1")), 1)
         new = h.build_image(layer_count=1)
         ur.push_image("lib/app", new, tag="v1")

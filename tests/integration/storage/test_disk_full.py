@@ -158,7 +158,7 @@ def inner_readyz():
         assert status == 503, text
         assert text.startswith("not ready\n"), text
         assert re.search(r"(?m)^disk: full \(\d+ bytes free, 0 required\)$", text), text
-        h.wait_until(lambda: "event=not_ready" in server.log_text(), 10, what="the log line")
+        h.wait_until(lambda: "event=not_ready" in server.log_text(), 30, what="the log line")
         line = [ln for ln in server.log_text().splitlines() if "event=not_ready" in ln][0]
         print(line)
         assert "disk=full" in line, line
