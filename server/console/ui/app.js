@@ -784,6 +784,7 @@ const COUNT_TYPES = [
   ["imageCountMoreThan", "more images than"],
   ["sinceImagePushed", "days since pushed, more than"],
   ["sinceImagePulled", "days since last pulled, more than"],
+  ["sinceImageTransitioned", "days since archived, more than"],
 ];
 
 function newRule(priority) {
@@ -804,8 +805,15 @@ function rulesFromText(text) {
   for (const r of doc.rules) {
     if (!r || typeof r !== "object" || !r.selection || typeof r.selection !== "object") return "a rule has no selection";
     if (Object.keys(r).some((k) => !["rulePriority", "description", "selection", "action"].includes(k))) return "a rule has members the builder does not know";
-    if (Object.keys(r.selection).some((k) => !["tagStatus", "tagPatternList", "tagPrefixList", "countType", "countNumber", "countUnit"].includes(k))) return "a rule's selection has members the builder does not know";
-    if (r.action && (typeof r.action !== "object" || r.action.type !== "expire" || Object.keys(r.action).length !== 1)) return "a rule's action is not expire";
+    if (Object.keys(r.selection).some((k) => !["tagStatus", "tagPatternList", "tagPrefixList", "countType", "countNumber", "countUnit", "storageClass"].includes(k))) return "a rule's selection has members the builder does not know";
+    if (r.selection.storageClass !== undefined && !["standard", "archive"].includes(r.selection.storageClass)) return "a rule's storage class is neither standard nor archive";
+    if (r.action) {
+      if (typeof r.action !== "object") return "a rule's action is not an object";
+      const a = r.action;
+      const expire = a.type === "expire" && Object.keys(a).length === 1;
+      const transition = a.type === "transition" && a.targetStorageClass === "archive" && Object.keys(a).length === 2;
+      if (!expire && !transition) return "a rule's action is neither expire nor transition to archive";
+    }
   }
   return doc.rules;
 }
@@ -829,6 +837,20 @@ function ruleEditor(rule, index, editable, onchange, onremove) {
   const countType = el("select", { id: id("count-type"), disabled: !editable },
     COUNT_TYPES.map(([v, l]) => el("option", { value: v, selected: s.countType === v, text: l })));
   const count = el("input", { id: id("count"), type: "number", min: "1", value: String(s.countNumber ?? ""), disabled: !editable });
+  const storage = el("select", { id: id("storage-class"), disabled: !editable },
+    el("option", { value: "", selected: s.storageClass === undefined, text: "standard (not set)" }),
+    el("option", { value: "standard", selected: s.storageClass === "standard", text: "standard" }),
+    el("option", { value: "archive", selected: s.storageClass === "archive", text: "archive (archived images)" }));
+  const action = el("select", { id: id("action"), disabled: !editable },
+    el("option", { value: "expire", selected: !rule.action || rule.action.type !== "transition", text: "expire (delete)" }),
+    el("option", { value: "transition", selected: !!rule.action && rule.action.type === "transition", text: "transition to archive" }));
+  const countLabel = el("label", { for: count.id });
+  const typeLabel = el("label", { for: countType.id });
+  const relabel = () => {
+    typeLabel.textContent = (action.value === "transition" ? "Archive" : "Expire") + " when there are";
+    countLabel.textContent = "Count";
+  };
+  relabel();
   const tagFields = el("div", { class: "field-row", hidden: (s.tagStatus || "").toLowerCase() !== "tagged" },
     field("Match by", matchBy), field("Tags (comma-separated)", patterns));
   const read = () => {
@@ -837,23 +859,26 @@ function ruleEditor(rule, index, editable, onchange, onremove) {
     sel.countType = countType.value;
     if (countType.value !== "imageCountMoreThan") sel.countUnit = "days";
     sel.countNumber = count.value === "" ? null : Number(count.value);
+    if (storage.value) sel.storageClass = storage.value;
     const r = { rulePriority: prio.value === "" ? null : Number(prio.value) };
     if (desc.value) r.description = desc.value;
     r.selection = sel;
-    r.action = { type: "expire" };
+    r.action = action.value === "transition" ? { type: "transition", targetStorageClass: "archive" } : { type: "expire" };
+    relabel();
     tagFields.hidden = status.value !== "tagged";
     onchange(r);
   };
-  for (const x of [prio, desc, status, matchBy, patterns, countType, count]) {
+  for (const x of [prio, desc, status, matchBy, patterns, countType, count, storage, action]) {
     x.addEventListener("input", read);
     x.addEventListener("change", read);
   }
   return el("fieldset", { class: "rule", "data-rule": String(index) },
     el("legend", { text: "Rule " + (index + 1) }),
     el("div", { class: "field-row" }, field("Priority", prio), field("Description", desc)),
-    el("div", { class: "field-row" }, field("Applies to", status)),
+    el("div", { class: "field-row" }, field("Applies to", status), field("Storage class", storage)),
     tagFields,
-    el("div", { class: "field-row" }, field("Expire when there are", countType), field("Count", count)),
+    el("div", { class: "field-row" }, field("Action", action)),
+    el("div", { class: "field-row" }, el("div", { class: "field" }, typeLabel, countType), el("div", { class: "field" }, countLabel, count)),
     editable ? el("button", { type: "button", class: "secondary small", "aria-label": "Remove rule " + (index + 1), onclick: onremove }, "Remove rule") : null);
 }
 
@@ -947,25 +972,32 @@ async function lifecyclePage(repo) {
     };
     list.sort((a, b) => (a.appliedRulePriority - b.appliedRulePriority) || ((a.imagePushedAt || 0) - (b.imagePushedAt || 0)));
     if (list.length === 0) {
-      results.replaceChildren(el("h2", { text: "Preview" }), el("p", { class: "empty", role: "status", text: "No image would expire under this policy." }));
+      results.replaceChildren(el("h2", { text: "Preview" }), el("p", { class: "empty", role: "status", text: "No image would expire or be archived under this policy." }));
       return;
     }
+    const isTransition = (p) => !!p.action && String(p.action.type).toUpperCase() === "TRANSITION";
+    const nArchive = list.filter(isTransition).length;
+    const nExpire = list.length - nArchive;
+    const counts = [];
+    if (nExpire) counts.push(nExpire + (nExpire === 1 ? " image would expire" : " images would expire"));
+    if (nArchive) counts.push(nArchive + (nArchive === 1 ? " image would move to archive" : " images would move to archive"));
     results.replaceChildren(el("h2", { text: "Preview" }),
-      el("p", { role: "status", text: list.length + (list.length === 1 ? " image would expire:" : " images would expire:") }),
-      tableWrap(el("caption", { class: "visually-hidden", text: "Images that would expire" }),
-        el("thead", {}, el("tr", {}, ["Image", "Tags", "Pushed", "Action", "Selected by"].map((x) => el("th", { scope: "col", text: x })))),
-        el("tbody", {}, list.map((p) => el("tr", { class: "expiring" },
+      el("p", { role: "status", text: counts.join(", ") + ":" }),
+      tableWrap(el("caption", { class: "visually-hidden", text: "Images that would expire or be archived" }),
+        el("thead", {}, el("tr", {}, ["Image", "Tags", "Pushed", "Storage class", "Action", "Selected by"].map((x) => el("th", { scope: "col", text: x })))),
+        el("tbody", {}, list.map((p) => el("tr", { class: isTransition(p) ? "transitioning" : "expiring" },
           el("td", {}, el("a", { class: "mono", href: "#/image/" + encodeURIComponent(repo) + "/" + p.imageDigest, title: p.imageDigest, text: shortDigest(p.imageDigest) })),
           el("td", { text: (p.imageTags || []).join(", ") || "untagged" }),
           el("td", { class: "nowrap", text: fmtTime(p.imagePushedAt) }),
-          el("td", { text: (p.action && p.action.type) || "expire" }),
+          el("td", { text: String(p.storageClass || "standard").toLowerCase() }),
+          el("td", { class: "action", text: isTransition(p) ? "transition to " + String(p.action.targetStorageClass || "archive").toLowerCase() : "expire" }),
           el("td", { class: "rule-ref", text: why(p.appliedRulePriority) }))))));
   };
 
   const apply = async () => {
     errors.replaceChildren();
     const ok = await confirmDialog("Apply this lifecycle policy?", [
-      "berth will expire the images of " + repo + " that the policy selects, in the background, from now on.",
+      "berth will expire or archive the images of " + repo + " that the policy selects, in the background, from now on.",
       "Preview first to see which images that is.",
     ], "Apply policy");
     if (!ok) return;

@@ -74,6 +74,14 @@ class BrowserTest(h.ServerTestCase):
             time.sleep(0.01)  # distinct push times, oldest first
         h.expect_status(cls.reg.push_image("team/lifecycle", h.build_image(layer_count=1),
                                            tag="prod"), 201)
+        # images for a transition rule (arch-) beside an expire rule (tmp-)
+        cls.arch = [h.build_image(layer_count=1) for _ in range(2)]
+        for prefix in ("arch", "tmp"):
+            for i in range(2):
+                img = cls.arch[i] if prefix == "arch" else h.build_image(layer_count=1)
+                h.expect_status(cls.reg.push_image("team/archive", img,
+                                                   tag="%s-%d" % (prefix, i)), 201)
+                time.sleep(0.01)  # distinct push times, oldest first
         cls.admin = e.keys_create(cls.server, "browser-admin")
         cls.reader = e.keys_create(cls.server, "browser-reader", "pull")
         cls.browser = Browser(cls.work)
@@ -396,6 +404,100 @@ class BrowserTest(h.ServerTestCase):
         b.click(b.wait_for('.tabs a[href="#/repo/team%2Flifecycle"]'))
         b.wait_for("td.tags", "old-2")
         b.wait_gone("td.tags", "old-0")
+        self.sign_out()
+
+    def test_5b_lifecycle_transition_rule(self):
+        b = self.browser
+        ecr = c.ecr_client(self.server, *self.admin)
+        b.go(self.repo_url("team/archive", "/lifecycle"))
+        self.sign_in(*self.admin)
+        b.wait_for("#rule-builder legend", "Rule 1")
+        json_text = lambda: b.script("return document.getElementById('lifecycle-json').value")
+        # rule 1 archives all but the newest arch- image
+        self.choose("#rule-0-status", "tagged")
+        self.choose("#rule-0-match", "tagPrefixList")
+        b.type(b.wait_for("#rule-0-patterns"), "arch-")
+        b.type(b.wait_for("#rule-0-description"), "archive old")
+        b.type(b.wait_for("#rule-0-count"), "1")
+        self.choose("#rule-0-action", "transition")
+        b.wait_for('label[for="rule-0-count-type"]', "Archive when there are")
+        # rule 2 expires all but the newest tmp- image
+        b.click(b.wait_for("#add-rule"))
+        self.choose("#rule-1-status", "tagged")
+        self.choose("#rule-1-match", "tagPrefixList")
+        b.type(b.wait_for("#rule-1-patterns"), "tmp-")
+        b.type(b.wait_for("#rule-1-count"), "1")
+        doc = json.loads(json_text())
+        self.assertEqual(doc["rules"][0], {
+            "rulePriority": 1, "description": "archive old",
+            "selection": {"tagStatus": "tagged", "tagPrefixList": ["arch-"],
+                          "countType": "imageCountMoreThan", "countNumber": 1},
+            "action": {"type": "transition", "targetStorageClass": "archive"}})
+        self.assertEqual(doc["rules"][1]["action"], {"type": "expire"})
+        # the JSON writes the builder: an archive-class rule with sinceImageTransitioned
+        archived_rule = {"rulePriority": 3, "selection": {
+            "tagStatus": "any", "storageClass": "archive", "countType": "sinceImageTransitioned",
+            "countUnit": "days", "countNumber": 30}, "action": {"type": "expire"}}
+        b.type(b.wait_for("#lifecycle-json"),
+               json.dumps({"rules": doc["rules"] + [archived_rule]}, indent=2))
+        b.wait_for("#rule-2-count")
+        value = lambda css: b.script("return document.querySelector(arguments[0]).value", css)
+        self.assertEqual(value("#rule-2-storage-class"), "archive")
+        self.assertEqual(value("#rule-2-count-type"), "sinceImageTransitioned")
+        self.assertEqual(value("#rule-0-action"), "transition")
+        self.assertEqual(value("#rule-0-storage-class"), "")
+        # the API's validation error (at least 90 days in the archive) shows as before
+        b.click(b.wait_for("#preview-lifecycle"))
+        self.assertIn("at least 90 days", b.text(b.wait_for("#lifecycle-error .error")))
+        b.type(b.wait_for("#rule-2-count"), "90")
+        self.assertEqual(json.loads(json_text())["rules"][2]["selection"]["countNumber"], 90)
+        # a transition rule with storage class archive is refused too
+        self.choose("#rule-2-storage-class", "standard")
+        self.assertEqual(json.loads(json_text())["rules"][2]["selection"]["storageClass"],
+                         "standard")
+        b.click(b.wait_for("#preview-lifecycle"))
+        self.assertIn("sinceImageTransitioned", b.text(b.wait_for("#lifecycle-error .error")))
+        b.click(b.wait_for('button[aria-label="Remove rule 3"]'))
+        b.wait_gone("#rule-2-count")
+        doc = json.loads(json_text())
+        self.assertEqual(len(doc["rules"]), 2)
+        # the preview: arch-0 transitions, tmp-0 expires
+        b.click(b.wait_for("#preview-lifecycle"))
+        b.wait_for("#preview p", "1 image would expire, 1 image would move to archive")
+        moving = [b.text(x) for x in b.find_all("#preview tr.transitioning")]
+        expiring = [b.text(x) for x in b.find_all("#preview tr.expiring")]
+        self.assertEqual(len(moving), 1, moving)
+        self.assertIn("arch-0", moving[0])
+        self.assertIn("transition to archive", moving[0])
+        self.assertIn("rule 1: archive old", moving[0])
+        self.assertEqual(len(expiring), 1, expiring)
+        self.assertIn("tmp-0", expiring[0])
+        self.assertIn("rule 2", expiring[0])
+        b.screenshot("lifecycle-transition-preview.png")
+        # apply: arch-0 becomes archived, tmp-0 goes
+        b.click(b.wait_for("#apply-lifecycle"))
+        b.wait_for("dialog.confirm", "Apply this lifecycle policy?")
+        b.click(b.wait_for("#confirm-delete"))
+        b.wait_for("#applied", "Applied")
+        self.assertEqual(json.loads(ecr.get_lifecycle_policy(
+            repositoryName="team/archive")["lifecyclePolicyText"]), doc)
+
+        def archived():
+            # boto3 1.26 (Debian) does not know filter.imageStatus: a signed raw call
+            status, body, _ = e.signed_call(self.server, "DescribeImages", {
+                "repositoryName": "team/archive", "filter": {"imageStatus": "ARCHIVED"}},
+                *self.admin)
+            self.assertEqual(status, 200, body)
+            out = body["imageDetails"]
+            active = ecr.describe_images(repositoryName="team/archive")["imageDetails"]
+            tags = sorted(t for d in active for t in d.get("imageTags", []))
+            if [d["imageDigest"] for d in out] == [self.arch[0].digest] and \
+                    tags == ["arch-1", "tmp-1"]:
+                return out[0]
+            return None
+        detail = h.wait_until(archived, 60, what="the lifecycle job to archive arch-0")
+        self.assertEqual(detail["imageStatus"], "ARCHIVED")
+        self.assertEqual(detail["imageTags"], ["arch-0"])
         self.sign_out()
 
     def test_6_findings_and_referrers(self):
