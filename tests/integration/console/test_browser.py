@@ -456,7 +456,7 @@ class BrowserTest(h.ServerTestCase):
         self.assertEqual(json.loads(json_text())["rules"][2]["selection"]["storageClass"],
                          "standard")
         b.click(b.wait_for("#preview-lifecycle"))
-        self.assertIn("sinceImageTransitioned", b.text(b.wait_for("#lifecycle-error .error")))
+        b.wait_for("#lifecycle-error .error", "must be used with storageClass=archive")
         b.click(b.wait_for('button[aria-label="Remove rule 3"]'))
         b.wait_gone("#rule-2-count")
         doc = json.loads(json_text())
