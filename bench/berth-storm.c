@@ -23,6 +23,7 @@
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <errno.h>
 #include <getopt.h>
 #include <netdb.h>
@@ -273,7 +274,13 @@ static bool parse_head(struct conn *c)
     if (eol == NULL || eol - p < 12 || strncmp(p, "HTTP/1.", 7) != 0) {
         return false;
     }
-    c->status = atoi(p + 9);
+    /* "HTTP/1.x NNN": exactly three digits, then a space or the line's end */
+    const char *code = p + 9;
+    if (p[8] != ' ' || !isdigit((unsigned char)code[0]) || !isdigit((unsigned char)code[1]) ||
+        !isdigit((unsigned char)code[2]) || (code + 3 < eol && code[3] != ' ')) {
+        return false;
+    }
+    c->status = (code[0] - '0') * 100 + (code[1] - '0') * 10 + (code[2] - '0');
     if (strncmp(p, "HTTP/1.0", 8) == 0) {
         c->close_after = true;
     }
