@@ -77,7 +77,7 @@ LIBRARIES = [
         r"\b(EVP|HMAC|SHA256|SHA512)_[A-Za-z]",
         ["storage/spec/digest.c", "storage/spec/seal.c", "storage/spec/notation.c"],
     ),
-    ("libcurl", r"curl/curl\.h", r"\bcurl_[a-z]", ["storage/upstream/client.c", "storage/blob/s3.c"]),
+    ("libcurl", r"curl/curl\.h", r"\bcurl_[a-z]", ["storage/upstream/client.c", "storage/blob/s3_client.c"]),
     (
         "libarchive",
         r"archive(_entry)?\.h",

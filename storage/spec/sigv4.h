@@ -3,9 +3,10 @@
  * request exactly as AWS does for non-S3 services, verify the signature
  * against a secret in constant time (the ECR JSON API's verifier, used by
  * server/auth), and sign requests, for non-S3 services (tests, clients) and
- * for S3 (the S3 blob backend, storage/blob/s3.c; sigv4_credentials.s3). No HTTP library types: the
- * caller describes the request. Pure functions on caller-owned memory;
- * thread-safe; nothing blocks.
+ * for S3 (the S3 blob backend, storage/blob/s3_client.c;
+ * sigv4_credentials.s3). No HTTP library types: the caller describes the
+ * request. Pure functions on caller-owned memory; thread-safe; nothing
+ * blocks.
  *
  * Verification is split in two so that the caller can look the secret up
  * by access key id in between:

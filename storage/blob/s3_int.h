@@ -1,0 +1,170 @@
+/*
+ * Private to the S3 backend's files (storage/blob/s3*.c): the store, the
+ * requests and the object operations they share.
+ *
+ *   s3.c         the store (open, close), reads, removal, recovery, walk;
+ *                the backend table
+ *   s3_upload.c  stages and their multipart uploads, publication
+ *   s3_object.c  object and bucket operations (HEAD, GET, PUT, copy,
+ *                DELETE, multipart primitives, listing)
+ *   s3_client.c  the transport: one signed request over libcurl
+ */
+#ifndef BERTH_BLOB_S3_INT_H
+#define BERTH_BLOB_S3_INT_H
+
+#include "blob_int.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/buf.h"
+#include "storage/spec/sigv4.h"
+
+/* Blobs up to this size are one PUT; larger ones a multipart upload of
+ * parts this size (S3's minimum part is 5 MiB). */
+#define S3_PART_BYTES ((size_t)8 << 20)
+/* The largest object one server-side copy may make (S3's CopyObject). */
+#define S3_COPY_MAX ((uint64_t)5 << 30)
+#define S3_ETAG_MAX 128
+#define S3_MPU_STATE_MAX ((size_t)4 << 20)
+#define S3_PATH_MAX 4096
+#define S3_KEY_MAX 1024
+#define S3_URL_MAX 8192
+#define S3_ERRBODY_MAX 4096
+#define S3_XML_MAX ((size_t)16 << 20)
+#define S3_META_REMOVAL "x-amz-meta-berth-removal"
+
+struct s3_store {
+    struct blob_store base;
+    struct blob_store *local; /* the stages: a filesystem store on root */
+    char scheme[8];           /* "http" or "https" */
+    char host[512];           /* host[:port] as in the Host header */
+    char bucket[256];
+    char prefix[256];
+    char region[64];
+    char akid[SIGV4_AKID_MAX + 1];
+    char secret[SIGV4_SECRET_MAX + 1];
+    char ca_file[S3_PATH_MAX];
+    bool path_style;
+    char tmp_dir[S3_PATH_MAX];
+    char cache_dir[S3_PATH_MAX];
+    char mpu_dir[S3_PATH_MAX];
+};
+
+static inline struct s3_store *s3_of(struct blob_store *bs)
+{
+    return (struct s3_store *)(void *)bs;
+}
+
+/* A stage's multipart upload: its id ("" when none was started) and the
+ * ETags of parts 1..parts, each S3_PART_BYTES of the stage in order. */
+struct s3_mpu {
+    char upload_id[256];
+    int parts;
+    int cap;
+    char (*etags)[S3_ETAG_MAX];
+};
+
+/* ---- requests (s3_client.c) ---- */
+
+struct s3_header {
+    const char *name;
+    const char *value;
+};
+
+struct s3_req {
+    const char *method;
+    const char *key;   /* object key (prefix included), or NULL for the bucket */
+    const char *query; /* encoded query string, or NULL */
+    struct s3_header headers[4];
+    size_t header_count;
+    const void *body;
+    size_t body_len;
+    int out_fd;      /* a 2xx body goes here when >= 0 ... */
+    struct buf *out; /* ... or here when set (else dropped) */
+};
+
+struct s3_resp {
+    long status;
+    uint64_t content_length;
+    bool has_length;
+    char etag[128];
+    char removal[64];
+    char last_modified[64];
+    struct buf err; /* the body of a non-2xx answer (bounded) */
+    /* request-time state */
+    const struct s3_req *req;
+    void *curl;
+    const char *up;
+    size_t up_left;
+    bool write_failed;
+};
+
+/* libcurl's global set-up, once per process. BERTH_EIO (logged). */
+enum berth_err s3_client_init(void);
+
+/* Run one signed request. BERTH_OK with resp->status set whatever it is
+ * (the caller judges); BERTH_EIO when no answer came (logged). The
+ * answer is released with s3_resp_fini in every case. */
+enum berth_err s3_do(struct s3_store *s, const struct s3_req *req, struct s3_resp *resp);
+void s3_resp_fini(struct s3_resp *r);
+
+/* Map an answer that is not what was wanted to an error, logging it. */
+enum berth_err s3_fail(const struct s3_req *req, const struct s3_resp *r);
+
+/* Percent-encode a key for the path (keeping '/'). */
+enum berth_err s3_encode_key(struct buf *out, const char *key);
+
+/* Encode a query value (everything but unreserved bytes). */
+void s3_encode_value(const char *v, char *out, size_t cap);
+
+/* ---- objects (s3_object.c) ---- */
+
+/* The key of a published blob. BERTH_ETOOBIG. */
+enum berth_err s3_blob_key(const struct s3_store *s, const struct digest *d, char *out, size_t cap);
+
+/* BERTH_ENOTFOUND when the object does not exist. */
+enum berth_err s3_head_object(struct s3_store *s, const char *key, struct s3_resp *out);
+enum berth_err s3_delete_object(struct s3_store *s, const char *key);
+enum berth_err s3_put_object(struct s3_store *s, const char *key, const void *p, size_t n);
+/* Server-side copy from one key of the bucket to another, setting the
+ * removal id metadata when removal is not NULL. */
+enum berth_err s3_copy_object(struct s3_store *s, const char *from, const char *to,
+                              const char *removal);
+/* GET key into fd (from its current offset). */
+enum berth_err s3_get_object(struct s3_store *s, const char *key, int fd);
+/* HEAD the bucket: BERTH_OK when it answers 200 (logged otherwise). */
+enum berth_err s3_head_bucket(struct s3_store *s);
+
+enum berth_err s3_mpu_create(struct s3_store *s, const char *key, char *upload_id, size_t cap);
+enum berth_err s3_mpu_upload_part(struct s3_store *s, const char *key, const char *upload_id,
+                                  int number, const void *p, size_t n, char etag[S3_ETAG_MAX]);
+enum berth_err s3_mpu_complete(struct s3_store *s, const char *key, const struct s3_mpu *m);
+enum berth_err s3_mpu_abort(struct s3_store *s, const char *key, const char *upload_id);
+
+/* Call fn for every object under prefix (key relative to the store's
+ * prefix, size, mtime). */
+typedef enum berth_err (*s3_list_fn)(struct s3_store *s, void *arg, const char *rel, uint64_t size,
+                                     int64_t mtime_ms);
+enum berth_err s3_list_objects(struct s3_store *s, const char *under, s3_list_fn fn, void *arg);
+
+/* ---- stages (s3_upload.c): the backend operations of the same names ---- */
+
+enum berth_err s3_stage_create(struct blob_store *bs, const char *name);
+enum berth_err s3_stage_open(struct blob_store *bs, const char *name, struct blob_stage **out,
+                             uint64_t *size);
+enum berth_err s3_stage_write(struct blob_stage *bs, uint64_t offset, const void *p, size_t n);
+enum berth_err s3_stage_read(struct blob_stage *bs, uint64_t offset, void *p, size_t n,
+                             size_t *got);
+enum berth_err s3_stage_truncate(struct blob_stage *bs, uint64_t size);
+enum berth_err s3_stage_hash(struct blob_stage *bs, struct digest_ctx *ctx, uint64_t len);
+enum berth_err s3_stage_sync(struct blob_stage *bs);
+void s3_stage_close(struct blob_stage *bs);
+enum berth_err s3_stage_stat(struct blob_store *bs, const char *name, uint64_t *size,
+                             int64_t *mtime_ms);
+enum berth_err s3_stage_remove(struct blob_store *bs, const char *name);
+enum berth_err s3_stage_list(struct blob_store *bs, blob_stage_fn fn, void *arg);
+enum berth_err s3_stage_publish(struct blob_store *bs, const char *name, const struct digest *d);
+
+#endif

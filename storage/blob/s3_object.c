@@ -1,0 +1,356 @@
+/*
+ * The S3 backend's object and bucket operations, each one request of
+ * s3_client.c judged by its status (and, for the operations that answer
+ * 200 with an <Error> body, by the body): HEAD, GET, PUT, server-side
+ * copy, DELETE, the multipart upload primitives and ListObjectsV2.
+ */
+#define _GNU_SOURCE /* timegm */
+#include "s3_int.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "common/log.h"
+#include "common/str.h"
+
+/* A 200 whose body is an <Error> (CopyObject, CompleteMultipartUpload). */
+static bool body_is_error(const struct buf *b)
+{
+    return b != NULL && strstr(buf_cstr(b), "<Error>") != NULL;
+}
+
+enum berth_err s3_blob_key(const struct s3_store *s, const struct digest *d, char *out, size_t cap)
+{
+    const char *hex = digest_hex(d);
+    int n = snprintf(out, cap, "%sblobs/%s/%.2s/%s", s->prefix, digest_alg_name(d->alg), hex, hex);
+    return (n < 0 || (size_t)n >= cap) ? BERTH_ETOOBIG : BERTH_OK;
+}
+
+enum berth_err s3_head_object(struct s3_store *s, const char *key, struct s3_resp *out)
+{
+    struct s3_req req = {.method = "HEAD", .key = key, .out_fd = -1};
+    enum berth_err rc = s3_do(s, &req, out);
+    if (rc == BERTH_OK && out->status != 200) {
+        rc = s3_fail(&req, out);
+    }
+    return rc;
+}
+
+enum berth_err s3_delete_object(struct s3_store *s, const char *key)
+{
+    struct s3_req req = {.method = "DELETE", .key = key, .out_fd = -1};
+    struct s3_resp r;
+    enum berth_err rc = s3_do(s, &req, &r);
+    if (rc == BERTH_OK && r.status != 204 && r.status != 200 && r.status != 404) {
+        rc = s3_fail(&req, &r);
+    }
+    s3_resp_fini(&r);
+    return rc;
+}
+
+enum berth_err s3_put_object(struct s3_store *s, const char *key, const void *p, size_t n)
+{
+    struct s3_req req = {.method = "PUT", .key = key, .body = p, .body_len = n, .out_fd = -1};
+    struct s3_resp r;
+    enum berth_err rc = s3_do(s, &req, &r);
+    if (rc == BERTH_OK && r.status != 200) {
+        rc = s3_fail(&req, &r);
+    }
+    s3_resp_fini(&r);
+    return rc;
+}
+
+/* Server-side copy from one key of the bucket to another, setting the
+ * removal id metadata when removal is not NULL. */
+enum berth_err s3_copy_object(struct s3_store *s, const char *from, const char *to,
+                              const char *removal)
+{
+    struct buf src;
+    buf_init(&src, S3_URL_MAX);
+    enum berth_err rc = buf_printf(&src, "/%s/", s->bucket);
+    if (rc == BERTH_OK) {
+        rc = s3_encode_key(&src, from);
+    }
+    if (rc != BERTH_OK) {
+        buf_fini(&src);
+        return rc;
+    }
+    struct buf body;
+    buf_init(&body, S3_ERRBODY_MAX);
+    struct s3_req req = {.method = "PUT", .key = to, .out_fd = -1, .out = &body};
+    req.headers[req.header_count++] = (struct s3_header){"x-amz-copy-source", buf_cstr(&src)};
+    if (removal != NULL) {
+        req.headers[req.header_count++] = (struct s3_header){"x-amz-metadata-directive", "REPLACE"};
+        req.headers[req.header_count++] = (struct s3_header){S3_META_REMOVAL, removal};
+    }
+    struct s3_resp r;
+    rc = s3_do(s, &req, &r);
+    if (rc == BERTH_OK && (r.status != 200 || body_is_error(&body))) {
+        if (r.status == 200) {
+            log_error("event=s3_error op=copy from=%s to=%s body=\"%.300s\"", from, to,
+                      buf_cstr(&body));
+            rc = BERTH_EIO;
+        } else {
+            rc = s3_fail(&req, &r);
+        }
+    }
+    s3_resp_fini(&r);
+    buf_fini(&body);
+    buf_fini(&src);
+    return rc;
+}
+
+/* GET key into fd (from its current offset). */
+enum berth_err s3_get_object(struct s3_store *s, const char *key, int fd)
+{
+    struct s3_req req = {.method = "GET", .key = key, .out_fd = fd};
+    struct s3_resp r;
+    enum berth_err rc = s3_do(s, &req, &r);
+    if (rc == BERTH_OK && r.status != 200) {
+        rc = s3_fail(&req, &r);
+    }
+    s3_resp_fini(&r);
+    return rc;
+}
+
+/* Text between <tag> and </tag> after *from (moved past it), unescaping
+ * the XML entities S3 uses. False when there is none. */
+static bool xml_next(const char **from, const char *tag, char *out, size_t cap)
+{
+    char open[64], close[64];
+    snprintf(open, sizeof(open), "<%s>", tag);
+    snprintf(close, sizeof(close), "</%s>", tag);
+    const char *a = strstr(*from, open);
+    if (a == NULL) {
+        return false;
+    }
+    a += strlen(open);
+    const char *b = strstr(a, close);
+    if (b == NULL) {
+        return false;
+    }
+    size_t o = 0;
+    for (const char *p = a; p < b && o + 1 < cap;) {
+        static const struct {
+            const char *ent;
+            char c;
+        } ents[] = {
+            {"&amp;", '&'}, {"&lt;", '<'}, {"&gt;", '>'}, {"&quot;", '"'}, {"&apos;", '\''}};
+        bool done = false;
+        for (size_t i = 0; i < sizeof(ents) / sizeof(ents[0]) && !done; i++) {
+            size_t n = strlen(ents[i].ent);
+            if ((size_t)(b - p) >= n && strncmp(p, ents[i].ent, n) == 0) {
+                out[o++] = ents[i].c;
+                p += n;
+                done = true;
+            }
+        }
+        if (!done) {
+            out[o++] = *p++;
+        }
+    }
+    out[o] = '\0';
+    *from = b + strlen(close);
+    return true;
+}
+
+enum berth_err s3_mpu_abort(struct s3_store *s, const char *key, const char *upload_id)
+{
+    char enc[512], query[600];
+    s3_encode_value(upload_id, enc, sizeof(enc));
+    snprintf(query, sizeof(query), "uploadId=%s", enc);
+    struct s3_req req = {.method = "DELETE", .key = key, .query = query, .out_fd = -1};
+    struct s3_resp r;
+    enum berth_err rc = s3_do(s, &req, &r);
+    if (rc == BERTH_OK && r.status != 204 && r.status != 200 && r.status != 404) {
+        rc = s3_fail(&req, &r);
+    }
+    s3_resp_fini(&r);
+    return rc;
+}
+
+enum berth_err s3_mpu_create(struct s3_store *s, const char *key, char *upload_id, size_t cap)
+{
+    struct buf xml;
+    buf_init(&xml, S3_XML_MAX);
+    struct s3_req req = {
+        .method = "POST", .key = key, .query = "uploads", .out_fd = -1, .out = &xml};
+    struct s3_resp r;
+    enum berth_err rc = s3_do(s, &req, &r);
+    const char *at = buf_cstr(&xml);
+    if (rc == BERTH_OK &&
+        (r.status != 200 || !xml_next(&at, "UploadId", upload_id, cap) || upload_id[0] == '\0')) {
+        rc = r.status == 200 ? BERTH_EIO : s3_fail(&req, &r);
+    }
+    s3_resp_fini(&r);
+    buf_fini(&xml);
+    return rc;
+}
+
+enum berth_err s3_mpu_upload_part(struct s3_store *s, const char *key, const char *upload_id,
+                                  int number, const void *p, size_t n, char etag[S3_ETAG_MAX])
+{
+    char enc_id[512], query[700];
+    s3_encode_value(upload_id, enc_id, sizeof(enc_id));
+    snprintf(query, sizeof(query), "partNumber=%d&uploadId=%s", number, enc_id);
+    struct s3_req req = {
+        .method = "PUT", .key = key, .query = query, .body = p, .body_len = n, .out_fd = -1};
+    struct s3_resp r;
+    enum berth_err rc = s3_do(s, &req, &r);
+    if (rc == BERTH_OK && (r.status != 200 || r.etag[0] == '\0')) {
+        rc = s3_fail(&req, &r);
+    }
+    if (rc == BERTH_OK) {
+        snprintf(etag, S3_ETAG_MAX, "%s", r.etag);
+    }
+    s3_resp_fini(&r);
+    return rc;
+}
+
+enum berth_err s3_mpu_complete(struct s3_store *s, const char *key, const struct s3_mpu *m)
+{
+    struct buf done, xml;
+    buf_init(&done, S3_XML_MAX);
+    buf_init(&xml, S3_XML_MAX);
+    enum berth_err rc = buf_puts(&done, "<CompleteMultipartUpload>");
+    for (int i = 0; i < m->parts && rc == BERTH_OK; i++) {
+        rc = buf_printf(&done, "<Part><PartNumber>%d</PartNumber><ETag>%s</ETag></Part>", i + 1,
+                        m->etags[i]);
+    }
+    if (rc == BERTH_OK) {
+        rc = buf_puts(&done, "</CompleteMultipartUpload>");
+    }
+    char enc_id[512], query[600];
+    s3_encode_value(m->upload_id, enc_id, sizeof(enc_id));
+    snprintf(query, sizeof(query), "uploadId=%s", enc_id);
+    if (rc == BERTH_OK) {
+        struct s3_req req = {.method = "POST",
+                             .key = key,
+                             .query = query,
+                             .body = done.data,
+                             .body_len = done.len,
+                             .out_fd = -1,
+                             .out = &xml};
+        struct s3_resp r;
+        rc = s3_do(s, &req, &r);
+        if (rc == BERTH_OK && (r.status != 200 || body_is_error(&xml))) {
+            if (r.status == 200) {
+                log_error("event=s3_error op=s3_mpu_complete key=%s body=\"%.300s\"", key,
+                          buf_cstr(&xml));
+                rc = BERTH_EIO;
+            } else {
+                rc = s3_fail(&req, &r);
+            }
+        }
+        s3_resp_fini(&r);
+    }
+    buf_fini(&done);
+    buf_fini(&xml);
+    return rc;
+}
+
+/* ms since the epoch of an ISO 8601 UTC time ("2026-12-06T10:20:00.000Z"). */
+static int64_t iso_ms(const char *t)
+{
+    struct tm tm;
+    memset(&tm, 0, sizeof(tm));
+    int ms = 0;
+    if (sscanf(t, "%4d-%2d-%2dT%2d:%2d:%2d.%3d", &tm.tm_year, &tm.tm_mon, &tm.tm_mday, &tm.tm_hour,
+               &tm.tm_min, &tm.tm_sec, &ms) < 6) {
+        return 0;
+    }
+    tm.tm_year -= 1900;
+    tm.tm_mon -= 1;
+    return (int64_t)timegm(&tm) * 1000 + ms;
+}
+
+enum berth_err s3_list_objects(struct s3_store *s, const char *under, s3_list_fn fn, void *arg)
+{
+    char token[1024] = "";
+    struct buf xml;
+    buf_init(&xml, S3_XML_MAX);
+    enum berth_err rc = BERTH_OK;
+    char enc_prefix[1024];
+    char full[600];
+    snprintf(full, sizeof(full), "%s%s", s->prefix, under);
+    s3_encode_value(full, enc_prefix, sizeof(enc_prefix));
+    for (;;) {
+        char query[3200], enc_token[2048];
+        s3_encode_value(token, enc_token, sizeof(enc_token));
+        if (token[0] != '\0') {
+            snprintf(query, sizeof(query), "continuation-token=%s&list-type=2&prefix=%s", enc_token,
+                     enc_prefix);
+        } else {
+            snprintf(query, sizeof(query), "list-type=2&prefix=%s", enc_prefix);
+        }
+        buf_reset(&xml);
+        struct s3_req req = {
+            .method = "GET", .key = NULL, .query = query, .out_fd = -1, .out = &xml};
+        struct s3_resp r;
+        rc = s3_do(s, &req, &r);
+        if (rc == BERTH_OK && r.status != 200) {
+            rc = s3_fail(&req, &r);
+        }
+        s3_resp_fini(&r);
+        if (rc != BERTH_OK) {
+            break;
+        }
+        const char *at = buf_cstr(&xml);
+        const char *c;
+        while (rc == BERTH_OK && (c = strstr(at, "<Contents>")) != NULL) {
+            const char *end = strstr(c, "</Contents>");
+            if (end == NULL) {
+                break;
+            }
+            char one[4096];
+            size_t n = (size_t)(end - c);
+            if (n >= sizeof(one)) {
+                at = end + 1;
+                continue;
+            }
+            memcpy(one, c, n);
+            one[n] = '\0';
+            char key[S3_KEY_MAX], size_text[32], mod[64] = "";
+            const char *p = one;
+            uint64_t size = 0;
+            if (xml_next(&p, "Key", key, sizeof(key))) {
+                p = one;
+                if (xml_next(&p, "Size", size_text, sizeof(size_text))) {
+                    str_parse_u64(size_text, UINT64_MAX, &size);
+                }
+                p = one;
+                xml_next(&p, "LastModified", mod, sizeof(mod));
+                size_t plen = strlen(s->prefix);
+                if (strncmp(key, s->prefix, plen) == 0) {
+                    rc = fn(s, arg, key + plen, size, iso_ms(mod));
+                }
+            }
+            at = end + 1;
+        }
+        char truncated[16] = "";
+        const char *p = buf_cstr(&xml);
+        xml_next(&p, "IsTruncated", truncated, sizeof(truncated));
+        p = buf_cstr(&xml);
+        if (rc != BERTH_OK || strcmp(truncated, "true") != 0 ||
+            !xml_next(&p, "NextContinuationToken", token, sizeof(token))) {
+            break;
+        }
+    }
+    buf_fini(&xml);
+    return rc;
+}
+
+enum berth_err s3_head_bucket(struct s3_store *s)
+{
+    struct s3_req req = {.method = "HEAD", .key = NULL, .out_fd = -1};
+    struct s3_resp r;
+    enum berth_err rc = s3_do(s, &req, &r);
+    if (rc == BERTH_OK && r.status != 200) {
+        log_error("event=s3_error op=head_bucket bucket=%s status=%ld", s->bucket, r.status);
+        rc = BERTH_EIO;
+    }
+    s3_resp_fini(&r);
+    return rc;
+}

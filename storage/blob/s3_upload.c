@@ -1,0 +1,530 @@
+/*
+ * The S3 backend's stages and publication.
+ *
+ * Stages are files of a filesystem store under the data root (uploads/),
+ * exactly as the filesystem backend keeps them: written at offsets, cut
+ * back, hashed. As a stage's bytes arrive, every whole S3_PART_BYTES piece
+ * is also sent as a part of a multipart upload to the staging key
+ * <prefix>uploads/<name> (its upload id and the parts' ETags are kept in
+ * <root>/s3mpu/<name>, so a reopened stage goes on); a write or a cut
+ * below what was sent drops the parts from there, to be sent again.
+ * Publishing a stage (its digest already checked by the caller) sends the
+ * parts still missing, completes the multipart upload at the staging key
+ * and copies it server-side to the content key, then deletes the staging
+ * object; a stage that never reached a part is one PUT to the content key.
+ * S3 makes an object appear whole or not at all (a multipart upload exists
+ * under its key only once completed), and nothing is written under a
+ * content key before the digest matched, so a crash never leaves a
+ * half-published blob there. Removing a stage (a cancelled or expired
+ * upload) aborts its multipart upload and deletes its staging object.
+ * Blobs over S3_COPY_MAX (S3's largest single copy) are uploaded again
+ * from the local file as a multipart upload to the content key instead.
+ */
+#include "s3_int.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "common/fileio.h"
+#include "common/log.h"
+
+/* A stage handle: the local file's handle, and the parts sent. */
+struct s3_stage {
+    struct blob_stage base;
+    struct s3_store *s;
+    struct blob_stage *local;
+    int fd; /* the local file, for reading parts */
+    char name[BLOB_STAGE_NAME_MAX + 1];
+    uint64_t size;
+    struct s3_mpu mpu;
+    char *part; /* S3_PART_BYTES, allocated when the first part is sent */
+};
+
+static struct s3_stage *stage_of(struct blob_stage *s)
+{
+    return (struct s3_stage *)(void *)s;
+}
+
+/* n bytes at off of fd into p (fewer only at the end of the file). */
+static enum berth_err pread_full(int fd, void *p, size_t n, off_t off, size_t *got)
+{
+    size_t done = 0;
+    while (done < n) {
+        ssize_t r = pread(fd, (char *)p + done, n - done, off + (off_t)done);
+        if (r < 0 && errno == EINTR) {
+            continue;
+        }
+        if (r < 0) {
+            return BERTH_EIO;
+        }
+        if (r == 0) {
+            break;
+        }
+        done += (size_t)r;
+    }
+    *got = done;
+    return BERTH_OK;
+}
+
+static void mpu_free(struct s3_mpu *m)
+{
+    free(m->etags);
+    memset(m, 0, sizeof(*m));
+}
+
+static enum berth_err mpu_add(struct s3_mpu *m, int number, const char *etag)
+{
+    if (number > m->cap) {
+        int cap = m->cap > 0 ? m->cap * 2 : 16;
+        while (cap < number) {
+            cap *= 2;
+        }
+        char(*e)[S3_ETAG_MAX] = realloc(m->etags, (size_t)cap * S3_ETAG_MAX);
+        if (e == NULL) {
+            return BERTH_ENOMEM;
+        }
+        m->etags = e;
+        m->cap = cap;
+    }
+    snprintf(m->etags[number - 1], S3_ETAG_MAX, "%s", etag);
+    if (number > m->parts) {
+        m->parts = number;
+    }
+    return BERTH_OK;
+}
+
+/* Upload the file fd (size bytes) to key as a multipart upload of
+ * S3_PART_BYTES parts; the object appears only when it completes. */
+static enum berth_err put_multipart(struct s3_store *s, const char *key, int fd, uint64_t size)
+{
+    struct s3_mpu m = {0};
+    enum berth_err rc = s3_mpu_create(s, key, m.upload_id, sizeof(m.upload_id));
+    char *part = rc == BERTH_OK ? malloc(S3_PART_BYTES) : NULL;
+    if (rc == BERTH_OK && part == NULL) {
+        rc = BERTH_ENOMEM;
+    }
+    int number = 1;
+    for (uint64_t off = 0; rc == BERTH_OK && off < size; off += S3_PART_BYTES, number++) {
+        size_t n = size - off < S3_PART_BYTES ? (size_t)(size - off) : S3_PART_BYTES;
+        size_t got = 0;
+        char etag[S3_ETAG_MAX];
+        rc = pread_full(fd, part, n, (off_t)off, &got);
+        if (rc == BERTH_OK && got != n) {
+            rc = BERTH_EIO;
+        }
+        if (rc == BERTH_OK) {
+            rc = s3_mpu_upload_part(s, key, m.upload_id, number, part, n, etag);
+        }
+        if (rc == BERTH_OK) {
+            rc = mpu_add(&m, number, etag);
+        }
+    }
+    free(part);
+    if (rc == BERTH_OK) {
+        rc = s3_mpu_complete(s, key, &m);
+    }
+    if (rc != BERTH_OK && m.upload_id[0] != '\0') {
+        s3_mpu_abort(s, key, m.upload_id);
+    }
+    mpu_free(&m);
+    return rc;
+}
+
+static enum berth_err staging_key(const struct s3_store *s, const char *name, char *out, size_t cap)
+{
+    int n = snprintf(out, cap, "%suploads/%s", s->prefix, name);
+    return (n < 0 || (size_t)n >= cap) ? BERTH_ETOOBIG : BERTH_OK;
+}
+
+static enum berth_err mpu_path(const struct s3_store *s, const char *name, char *out, size_t cap)
+{
+    int n = snprintf(out, cap, "%s/%s", s->mpu_dir, name);
+    return (n < 0 || (size_t)n >= cap) ? BERTH_ETOOBIG : BERTH_OK;
+}
+
+/* The state file: the upload id, then one ETag a line, part 1 first. */
+static enum berth_err mpu_load(const struct s3_store *s, const char *name, struct s3_mpu *m)
+{
+    memset(m, 0, sizeof(*m));
+    char path[S3_PATH_MAX + 80];
+    enum berth_err rc = mpu_path(s, name, path, sizeof(path));
+    char *text = NULL;
+    size_t len = 0;
+    if (rc == BERTH_OK) {
+        rc = file_read_bounded(path, S3_MPU_STATE_MAX, &text, &len);
+    }
+    if (rc != BERTH_OK) {
+        return rc;
+    }
+    char *save = NULL;
+    int number = 0;
+    for (char *line = strtok_r(text, "\n", &save); line != NULL && rc == BERTH_OK;
+         line = strtok_r(NULL, "\n", &save), number++) {
+        if (number == 0) {
+            snprintf(m->upload_id, sizeof(m->upload_id), "%s", line);
+        } else {
+            rc = mpu_add(m, number, line);
+        }
+    }
+    free(text);
+    if (rc != BERTH_OK) {
+        mpu_free(m);
+    }
+    return rc;
+}
+
+static enum berth_err mpu_save(const struct s3_store *s, const char *name, const struct s3_mpu *m)
+{
+    char path[S3_PATH_MAX + 80];
+    enum berth_err rc = mpu_path(s, name, path, sizeof(path));
+    struct buf text;
+    buf_init(&text, S3_MPU_STATE_MAX);
+    if (rc == BERTH_OK) {
+        rc = buf_printf(&text, "%s\n", m->upload_id);
+    }
+    for (int i = 0; i < m->parts && rc == BERTH_OK; i++) {
+        rc = buf_printf(&text, "%s\n", m->etags[i]);
+    }
+    if (rc == BERTH_OK) {
+        rc = file_write_atomic(path, text.data, text.len, 0640, false);
+    }
+    buf_fini(&text);
+    return rc;
+}
+
+static void mpu_forget(const struct s3_store *s, const char *name)
+{
+    char path[S3_PATH_MAX + 80];
+    if (mpu_path(s, name, path, sizeof(path)) == BERTH_OK) {
+        unlink(path);
+    }
+}
+
+/* Send part number (1-based) of the stage, n bytes, from its local file. */
+static enum berth_err send_part(struct s3_stage *st, const char *key, int number, size_t n)
+{
+    if (st->part == NULL && (st->part = malloc(S3_PART_BYTES)) == NULL) {
+        return BERTH_ENOMEM;
+    }
+    size_t got = 0;
+    enum berth_err rc =
+        pread_full(st->fd, st->part, n, (off_t)((uint64_t)(number - 1) * S3_PART_BYTES), &got);
+    if (rc == BERTH_OK && got != n) {
+        rc = BERTH_EIO;
+    }
+    char etag[S3_ETAG_MAX];
+    if (rc == BERTH_OK) {
+        rc = s3_mpu_upload_part(st->s, key, st->mpu.upload_id, number, st->part, n, etag);
+    }
+    if (rc == BERTH_OK) {
+        st->mpu.parts = number - 1;
+        rc = mpu_add(&st->mpu, number, etag);
+    }
+    if (rc == BERTH_OK) {
+        rc = mpu_save(st->s, st->name, &st->mpu);
+    }
+    return rc;
+}
+
+/* Send every whole part the stage holds that was not sent yet (parts
+ * gather the writes, whatever their sizes). A failure is logged and left
+ * for publication to retry: the local file has the bytes. */
+static void send_whole_parts(struct s3_stage *st)
+{
+    char key[S3_KEY_MAX];
+    if (staging_key(st->s, st->name, key, sizeof(key)) != BERTH_OK) {
+        return;
+    }
+    while (st->size >= (uint64_t)(st->mpu.parts + 1) * S3_PART_BYTES) {
+        enum berth_err rc = BERTH_OK;
+        if (st->mpu.upload_id[0] == '\0') {
+            rc = s3_mpu_create(st->s, key, st->mpu.upload_id, sizeof(st->mpu.upload_id));
+            if (rc == BERTH_OK) {
+                rc = mpu_save(st->s, st->name, &st->mpu);
+            }
+        }
+        if (rc == BERTH_OK) {
+            rc = send_part(st, key, st->mpu.parts + 1, S3_PART_BYTES);
+        }
+        if (rc != BERTH_OK) {
+            log_warn("event=s3_part_deferred stage=%s part=%d err=%s", st->name, st->mpu.parts + 1,
+                     berth_strerror(rc));
+            return;
+        }
+    }
+}
+
+/* Parts from the one holding byte offset on are no longer the stage's. */
+static void drop_parts_from(struct s3_stage *st, uint64_t offset)
+{
+    int keep = (int)(offset / S3_PART_BYTES);
+    if (keep < st->mpu.parts) {
+        st->mpu.parts = keep;
+        if (st->mpu.upload_id[0] != '\0' && mpu_save(st->s, st->name, &st->mpu) != BERTH_OK) {
+            log_warn("event=s3_state_error stage=%s", st->name);
+        }
+    }
+}
+
+int blob_s3_stage_parts_sent(const struct blob_stage *bs)
+{
+    return ((const struct s3_stage *)(const void *)bs)->mpu.parts;
+}
+
+enum berth_err s3_stage_create(struct blob_store *bs, const char *name)
+{
+    return blob_stage_create(s3_of(bs)->local, name);
+}
+
+enum berth_err s3_stage_open(struct blob_store *bs, const char *name, struct blob_stage **out,
+                             uint64_t *size)
+{
+    struct s3_store *s = s3_of(bs);
+    struct s3_stage *st = calloc(1, sizeof(*st));
+    if (st == NULL) {
+        return BERTH_ENOMEM;
+    }
+    st->fd = -1;
+    char path[S3_PATH_MAX];
+    enum berth_err rc = blob_stage_open(s->local, name, &st->local, &st->size);
+    if (rc == BERTH_OK) {
+        rc = blob_fs_stage_path(s->local, name, path, sizeof(path));
+    }
+    if (rc == BERTH_OK && (st->fd = open(path, O_RDONLY | O_CLOEXEC)) < 0) {
+        rc = BERTH_EIO;
+    }
+    if (rc == BERTH_OK) {
+        rc = mpu_load(s, name, &st->mpu);
+        if (rc == BERTH_ENOTFOUND) {
+            rc = BERTH_OK;
+        }
+    }
+    if (rc != BERTH_OK) {
+        if (st->fd >= 0) {
+            file_close(st->fd);
+        }
+        blob_stage_close(st->local);
+        free(st);
+        return rc;
+    }
+    st->base.ops = s->base.ops;
+    st->s = s;
+    snprintf(st->name, sizeof(st->name), "%s", name);
+    /* parts beyond what the file holds (cut while closed) are not its */
+    drop_parts_from(st, st->size);
+    *size = st->size;
+    *out = &st->base;
+    return BERTH_OK;
+}
+
+enum berth_err s3_stage_write(struct blob_stage *bs, uint64_t offset, const void *p, size_t n)
+{
+    struct s3_stage *st = stage_of(bs);
+    if (offset < (uint64_t)st->mpu.parts * S3_PART_BYTES) {
+        drop_parts_from(st, offset); /* rewriting bytes already sent */
+    }
+    enum berth_err rc = blob_stage_write(st->local, offset, p, n);
+    if (rc != BERTH_OK) {
+        return rc;
+    }
+    if (offset + n > st->size) {
+        st->size = offset + n;
+    }
+    send_whole_parts(st);
+    return BERTH_OK;
+}
+
+enum berth_err s3_stage_read(struct blob_stage *bs, uint64_t offset, void *p, size_t n, size_t *got)
+{
+    return blob_stage_read(stage_of(bs)->local, offset, p, n, got);
+}
+
+enum berth_err s3_stage_truncate(struct blob_stage *bs, uint64_t size)
+{
+    struct s3_stage *st = stage_of(bs);
+    enum berth_err rc = blob_stage_truncate(st->local, size);
+    if (rc == BERTH_OK) {
+        st->size = size;
+        drop_parts_from(st, size);
+    }
+    return rc;
+}
+
+enum berth_err s3_stage_hash(struct blob_stage *bs, struct digest_ctx *ctx, uint64_t len)
+{
+    return blob_stage_hash(stage_of(bs)->local, ctx, len);
+}
+
+enum berth_err s3_stage_sync(struct blob_stage *bs)
+{
+    return blob_stage_sync(stage_of(bs)->local);
+}
+
+void s3_stage_close(struct blob_stage *bs)
+{
+    struct s3_stage *st = stage_of(bs);
+    blob_stage_close(st->local);
+    if (st->fd >= 0) {
+        file_close(st->fd);
+    }
+    mpu_free(&st->mpu);
+    free(st->part);
+    free(st);
+}
+
+enum berth_err s3_stage_stat(struct blob_store *bs, const char *name, uint64_t *size,
+                             int64_t *mtime)
+{
+    return blob_stage_stat(s3_of(bs)->local, name, size, mtime);
+}
+
+/* Abort the stage's multipart upload and delete its staging object, if
+ * it has them. */
+static enum berth_err drop_staged(struct s3_store *s, const char *name)
+{
+    struct s3_mpu m;
+    enum berth_err rc = mpu_load(s, name, &m);
+    if (rc == BERTH_ENOTFOUND) {
+        return BERTH_OK;
+    }
+    char key[S3_KEY_MAX];
+    if (rc == BERTH_OK) {
+        rc = staging_key(s, name, key, sizeof(key));
+    }
+    if (rc == BERTH_OK && m.upload_id[0] != '\0') {
+        rc = s3_mpu_abort(s, key, m.upload_id);
+    }
+    if (rc == BERTH_OK) {
+        rc = s3_delete_object(s, key);
+    }
+    mpu_free(&m);
+    if (rc == BERTH_OK) {
+        mpu_forget(s, name);
+    }
+    return rc;
+}
+
+enum berth_err s3_stage_remove(struct blob_store *bs, const char *name)
+{
+    struct s3_store *s = s3_of(bs);
+    enum berth_err rc = drop_staged(s, name);
+    if (rc != BERTH_OK) {
+        /* The local stage stays, so that upload expiry, which finds it
+         * without a session, tries again later. */
+        log_warn("event=s3_abort_failed stage=%s err=%s", name, berth_strerror(rc));
+        return rc;
+    }
+    return blob_stage_remove(s->local, name);
+}
+
+enum berth_err s3_stage_list(struct blob_store *bs, blob_stage_fn fn, void *arg)
+{
+    return blob_stage_list(s3_of(bs)->local, fn, arg);
+}
+
+/* Publish through the staged multipart upload: the parts still missing,
+ * complete at the staging key, copy to the content key. */
+static enum berth_err publish_staged(struct s3_store *s, const char *name, const char *key)
+{
+    struct blob_stage *h = NULL;
+    uint64_t size = 0;
+    enum berth_err rc = s3_stage_open(&s->base, name, &h, &size);
+    if (rc != BERTH_OK) {
+        return rc;
+    }
+    struct s3_stage *st = stage_of(h);
+    char staging[S3_KEY_MAX];
+    rc = staging_key(s, name, staging, sizeof(staging));
+    send_whole_parts(st);
+    int total = (int)((size + S3_PART_BYTES - 1) / S3_PART_BYTES);
+    for (int number = st->mpu.parts + 1; rc == BERTH_OK && number <= total; number++) {
+        uint64_t off = (uint64_t)(number - 1) * S3_PART_BYTES;
+        size_t n = size - off < S3_PART_BYTES ? (size_t)(size - off) : S3_PART_BYTES;
+        rc = send_part(st, staging, number, n);
+    }
+    if (rc == BERTH_OK) {
+        rc = s3_mpu_complete(s, staging, &st->mpu);
+    }
+    if (rc == BERTH_OK) {
+        /* the upload is no more: what is left is the staging object */
+        st->mpu.upload_id[0] = '\0';
+        st->mpu.parts = 0;
+        rc = mpu_save(s, name, &st->mpu);
+    }
+    if (rc == BERTH_OK) {
+        rc = s3_copy_object(s, staging, key, NULL);
+    }
+    s3_stage_close(h);
+    return rc;
+}
+
+enum berth_err s3_stage_publish(struct blob_store *bs, const char *name, const struct digest *d)
+{
+    struct s3_store *s = s3_of(bs);
+    char key[S3_KEY_MAX], path[S3_PATH_MAX];
+    enum berth_err rc = s3_blob_key(s, d, key, sizeof(key));
+    if (rc == BERTH_OK) {
+        rc = blob_fs_stage_path(s->local, name, path, sizeof(path));
+    }
+    if (rc != BERTH_OK) {
+        return rc;
+    }
+    struct s3_resp r;
+    rc = s3_head_object(s, key, &r);
+    s3_resp_fini(&r);
+    if (rc == BERTH_OK) {
+        /* Already published (content-addressed: same bytes); a stage
+         * left behind is expired later. */
+        if (s3_stage_remove(bs, name) != BERTH_OK) {
+            log_warn("event=s3_stage_cleanup_failed stage=%s", name);
+        }
+        return BERTH_OK;
+    }
+    if (rc != BERTH_ENOTFOUND) {
+        return rc;
+    }
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        return berth_err_from_errno(errno);
+    }
+    struct stat sb;
+    if (fstat(fd, &sb) != 0) {
+        file_close(fd);
+        return BERTH_EIO;
+    }
+    uint64_t size = (uint64_t)sb.st_size;
+    struct s3_mpu m;
+    bool staged = mpu_load(s, name, &m) == BERTH_OK && m.upload_id[0] != '\0';
+    mpu_free(&m);
+    if (size > S3_PART_BYTES && size <= S3_COPY_MAX && staged) {
+        rc = publish_staged(s, name, key);
+    } else if (size <= S3_PART_BYTES) {
+        char *p = malloc(size > 0 ? (size_t)size : 1);
+        size_t got = 0;
+        rc = p == NULL ? BERTH_ENOMEM : pread_full(fd, p, (size_t)size, 0, &got);
+        if (rc == BERTH_OK && got != size) {
+            rc = BERTH_EIO;
+        }
+        if (rc == BERTH_OK) {
+            rc = s3_put_object(s, key, p, (size_t)size);
+        }
+        free(p);
+    } else {
+        rc = put_multipart(s, key, fd, size);
+    }
+    file_close(fd);
+    if (rc == BERTH_OK) {
+        /* the staging object and state, then the local file */
+        rc = s3_stage_remove(bs, name);
+        if (rc != BERTH_OK) {
+            log_warn("event=s3_stage_cleanup_failed stage=%s err=%s", name, berth_strerror(rc));
+            rc = BERTH_OK; /* the blob is published; the stage is expired later */
+        }
+    }
+    return rc;
+}
