@@ -1,7 +1,8 @@
 /*
  * berth export REPO[:TAG|@DIGEST]... -o FILE: write images of the store at
  * the configured root (no server needed, safe while one runs) as an OCI
- * image layout packed as tar, or tar.zst when FILE ends in .zst. Prints a
+ * image layout packed as tar, or tar.zst when FILE ends in .zst; with
+ * --since PREVIOUS, only what the previous bundle lacks (a delta). Prints a
  * progress line on a terminal and a summary.
  */
 #include <stdio.h>
@@ -50,8 +51,10 @@ static bool split_ref(char *arg, struct bundle_ref *out)
 
 int cmd_export(struct cli *cli)
 {
-    const char *usage = "usage: berth export REPO[:TAG|@DIGEST]... -o FILE[.zst]";
+    const char *usage =
+        "usage: berth export REPO[:TAG|@DIGEST]... -o FILE[.zst] [--since PREVIOUS_BUNDLE]";
     const char *out = NULL;
+    const char *since = NULL;
     struct bundle_ref *refs = calloc((size_t)cli->argc + 1, sizeof(*refs));
     if (refs == NULL) {
         return 1;
@@ -68,6 +71,14 @@ int cmd_export(struct cli *cli)
             out = cli->argv[++i];
         } else if (str_has_prefix(a, "--output=")) {
             out = a + strlen("--output=");
+        } else if (strcmp(a, "--since") == 0) {
+            if (i + 1 >= cli->argc) {
+                fprintf(stderr, "berth export: --since needs the previous bundle\n%s\n", usage);
+                goto out;
+            }
+            since = cli->argv[++i];
+        } else if (str_has_prefix(a, "--since=")) {
+            since = a + strlen("--since=");
         } else if (a[0] == '-') {
             fprintf(stderr, "berth export: unknown option '%s'\n%s\n", a, usage);
             goto out;
@@ -91,7 +102,7 @@ int cmd_export(struct cli *cli)
     }
     struct bundle_export_stats stats;
     char why[1024];
-    enum berth_err rc = bundle_export(st, refs, count, out, str_has_suffix(out, ".zst"),
+    enum berth_err rc = bundle_export(st, refs, count, out, str_has_suffix(out, ".zst"), since,
                                       show_progress, NULL, &stats, why, sizeof(why));
     store_close(st);
     if (rc != BERTH_OK) {
@@ -102,6 +113,10 @@ int cmd_export(struct cli *cli)
     printf("export: %lld images (%lld manifests, %lld blobs, %lld bytes) written to %s\n",
            (long long)stats.images, (long long)stats.manifests, (long long)stats.blobs,
            (long long)stats.bytes, out);
+    if (since != NULL) {
+        printf("export: a delta of %s: %lld blobs (%lld bytes) it holds left out\n", since,
+               (long long)stats.blobs_skipped, (long long)stats.bytes_skipped);
+    }
     status = 0;
 out:
     free(refs);

@@ -48,10 +48,11 @@ static const struct command_doc commands[] = {
      "Uses the built-in scanner with the records of berth vulndb import, or scan.hook."},
     {"vulndb import PATH",
      "import OSV vulnerability records (a directory, .json, .tar.gz, .tar.zst or .zip)", NULL},
-    {"export REPO[:TAG|@DIGEST]... -o FILE",
+    {"export REPO[:TAG|@DIGEST]... -o FILE [--since OLD]",
      "write images (with index children and referrers) as an OCI image layout tar "
      "(.zst: zstd-compressed)",
-     NULL},
+     "With --since OLD (an earlier bundle), a delta: what OLD holds is left out, every image "
+     "is still named."},
     {"import [--repo NAME] FILE|DIR...",
      "load bundles (OCI layout directories or tarballs: plain, gzip, zstd; docker save "
      "archives), each verified whole first",

@@ -31,6 +31,9 @@ struct bundle_progress {
     int64_t bytes; /* bytes of them */
     int64_t total; /* blobs to write (export), 0 when not known */
     bool done;
+    const char *item;   /* the image being written (mirror), or NULL */
+    int64_t items_done; /* images written (mirror) */
+    int64_t items_total;
 };
 typedef void (*bundle_progress_fn)(void *arg, const struct bundle_progress *p);
 
@@ -45,6 +48,9 @@ struct bundle_export_stats {
     int64_t manifests; /* manifests written (children of indexes included) */
     int64_t blobs;     /* blobs written, manifests included */
     int64_t bytes;     /* bytes of them */
+    int64_t
+        blobs_skipped; /* blobs and manifests left out: the previous bundle (--since) has them */
+    int64_t bytes_skipped;
 };
 
 /* Write the images refs name (count of them), every child of an index, and
@@ -54,13 +60,18 @@ struct bundle_export_stats {
  * BUNDLE_REF_NAME "repo:tag"; digests and referrers entries annotated
  * BUNDLE_REPOSITORY. The file is written under a temporary name and renamed
  * into place when complete: a failed export leaves nothing at path.
- * progress (may be NULL) sees the run. On failure a one-line reason is in
+ * since, when not NULL, is a previous bundle (a tar, tar.gz, tar.zst or
+ * directory OCI layout): blobs and manifests it holds are left out, while
+ * index.json still lists every image, so that importing this delta into a
+ * store that holds the previous bundle gives every image (the importer
+ * finds what the delta lacks in the store, or refuses the delta naming
+ * the missing blob). progress (may be NULL) sees the run. On failure a one-line reason is in
  * why. BERTH_ENOTFOUND (an image or blob missing), BERTH_EINVAL, BERTH_EIO,
  * BERTH_EDB, BERTH_ENOMEM. */
 enum berth_err bundle_export(struct store *st, const struct bundle_ref *refs, size_t count,
-                             const char *path, bool zstd, bundle_progress_fn progress,
-                             void *progress_arg, struct bundle_export_stats *stats, char *why,
-                             size_t why_cap);
+                             const char *path, bool zstd, const char *since,
+                             bundle_progress_fn progress, void *progress_arg,
+                             struct bundle_export_stats *stats, char *why, size_t why_cap);
 
 /* What an import is asked to do. */
 struct bundle_import_options {

@@ -1,0 +1,462 @@
+/* The bundle writer (export and mirror) and the previous bundle of a
+ * delta; see bundle_int.h. */
+#include "storage/bundle/bundle_int.h"
+
+#include <archive.h>
+#include <archive_entry.h>
+#include <dirent.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "common/str.h"
+#include "common/timeutil.h"
+#include "storage/spec/manifest.h"
+
+/* Entries carry a fixed time so that the same images make the same bytes. */
+#define ENTRY_MTIME 1
+#define PROGRESS_NS (250 * 1000 * 1000)
+
+/* ---- digest sets ---- */
+
+static size_t slot_of(const char *digest, size_t mask)
+{
+    /* FNV-1a over the text: digests are already uniform, but the prefix is not */
+    uint64_t h = 1469598103934665603ULL;
+    for (const char *p = digest; *p != '\0'; p++) {
+        h = (h ^ (unsigned char)*p) * 1099511628211ULL;
+    }
+    return (size_t)h & mask;
+}
+
+bool digest_set_has(const struct digest_set *s, const char *digest)
+{
+    if (s->cap == 0) {
+        return false;
+    }
+    for (size_t i = slot_of(digest, s->cap - 1);; i = (i + 1) & (s->cap - 1)) {
+        if (s->slots[i][0] == '\0') {
+            return false;
+        }
+        if (strcmp(s->slots[i], digest) == 0) {
+            return true;
+        }
+    }
+}
+
+enum berth_err digest_set_add(struct digest_set *s, const char *digest)
+{
+    if (strlen(digest) >= DIGEST_STR_MAX || digest[0] == '\0') {
+        return BERTH_EINVAL;
+    }
+    if (digest_set_has(s, digest)) {
+        return BERTH_OK;
+    }
+    if ((s->count + 1) * 2 > s->cap) {
+        size_t cap = s->cap ? s->cap * 2 : 256;
+        char(*slots)[DIGEST_STR_MAX] = calloc(cap, sizeof(*slots));
+        if (slots == NULL) {
+            return BERTH_ENOMEM;
+        }
+        for (size_t i = 0; i < s->cap; i++) {
+            if (s->slots[i][0] != '\0') {
+                size_t j = slot_of(s->slots[i], cap - 1);
+                while (slots[j][0] != '\0') {
+                    j = (j + 1) & (cap - 1);
+                }
+                memcpy(slots[j], s->slots[i], DIGEST_STR_MAX);
+            }
+        }
+        free(s->slots);
+        s->slots = slots;
+        s->cap = cap;
+    }
+    size_t i = slot_of(digest, s->cap - 1);
+    while (s->slots[i][0] != '\0') {
+        i = (i + 1) & (s->cap - 1);
+    }
+    str_copy(s->slots[i], DIGEST_STR_MAX, digest);
+    s->count++;
+    return BERTH_OK;
+}
+
+void digest_set_fini(struct digest_set *s)
+{
+    free(s->slots);
+    memset(s, 0, sizeof(*s));
+}
+
+/* ---- the previous bundle ---- */
+
+/* "blobs/<alg>/<hex>" as a digest into the set; other names are ignored. */
+static enum berth_err since_name(struct bundle_writer *w, const char *name)
+{
+    while (name[0] == '.' && name[1] == '/') {
+        name += 2;
+    }
+    if (!str_has_prefix(name, "blobs/")) {
+        return BERTH_OK;
+    }
+    const char *rest = name + strlen("blobs/");
+    const char *slash = strchr(rest, '/');
+    char text[DIGEST_STR_MAX + 1];
+    struct digest d;
+    if (slash == NULL || (size_t)(slash - rest) + strlen(slash) >= sizeof(text)) {
+        return BERTH_OK;
+    }
+    snprintf(text, sizeof(text), "%.*s:%s", (int)(slash - rest), rest, slash + 1);
+    if (digest_parse(text, &d) != BERTH_OK) {
+        return BERTH_OK;
+    }
+    return digest_set_add(&w->since, d.str);
+}
+
+static enum berth_err since_directory(struct bundle_writer *w, const char *path, bool *layout)
+{
+    char dir[4096];
+    struct stat sb;
+    snprintf(dir, sizeof(dir), "%s/index.json", path);
+    *layout = stat(dir, &sb) == 0;
+    if ((size_t)snprintf(dir, sizeof(dir), "%s/blobs", path) >= sizeof(dir)) {
+        return bundle_writer_fail(w, BERTH_EINVAL, "%s: path too long", path);
+    }
+    DIR *algs = opendir(dir);
+    if (algs == NULL) {
+        return BERTH_OK;
+    }
+    enum berth_err rc = BERTH_OK;
+    struct dirent *ae;
+    while (rc == BERTH_OK && (ae = readdir(algs)) != NULL) {
+        char sub[4096];
+        if (ae->d_name[0] == '.' ||
+            (size_t)snprintf(sub, sizeof(sub), "%s/%s", dir, ae->d_name) >= sizeof(sub)) {
+            continue;
+        }
+        DIR *blobs = opendir(sub);
+        struct dirent *be;
+        while (rc == BERTH_OK && blobs != NULL && (be = readdir(blobs)) != NULL) {
+            char rel[1024];
+            if (be->d_name[0] != '.' && (size_t)snprintf(rel, sizeof(rel), "blobs/%s/%s",
+                                                         ae->d_name, be->d_name) < sizeof(rel)) {
+                rc = since_name(w, rel);
+            }
+        }
+        if (blobs != NULL) {
+            closedir(blobs);
+        }
+    }
+    closedir(algs);
+    return rc;
+}
+
+static enum berth_err since_archive(struct bundle_writer *w, const char *path, bool *layout)
+{
+    struct archive *a = archive_read_new();
+    if (a == NULL) {
+        return BERTH_ENOMEM;
+    }
+    archive_read_support_filter_gzip(a);
+    archive_read_support_filter_zstd(a);
+    archive_read_support_format_tar(a);
+    enum berth_err rc = BERTH_OK;
+    if (archive_read_open_filename(a, path, 128 * 1024) != ARCHIVE_OK) {
+        rc = bundle_writer_fail(w, BERTH_EINVAL, "--since %s: %s", path, archive_error_string(a));
+    }
+    while (rc == BERTH_OK) {
+        struct archive_entry *e;
+        int ar = archive_read_next_header(a, &e);
+        if (ar == ARCHIVE_EOF) {
+            break;
+        }
+        if (ar != ARCHIVE_OK && ar != ARCHIVE_WARN) {
+            rc = bundle_writer_fail(w, BERTH_EINVAL,
+                                    "--since %s: %s (a truncated or corrupt bundle)", path,
+                                    archive_error_string(a));
+            break;
+        }
+        const char *name = archive_entry_pathname(e);
+        if (name != NULL && archive_entry_filetype(e) == AE_IFREG) {
+            if (strcmp(name, "index.json") == 0 || strcmp(name, "./index.json") == 0) {
+                *layout = true;
+            }
+            rc = since_name(w, name);
+        }
+    }
+    archive_read_free(a);
+    return rc;
+}
+
+static enum berth_err read_since(struct bundle_writer *w, const char *path)
+{
+    struct stat sb;
+    if (stat(path, &sb) != 0) {
+        return bundle_writer_fail(w, BERTH_ENOTFOUND, "--since %s: %s", path, strerror(errno));
+    }
+    bool layout = false;
+    enum berth_err rc =
+        S_ISDIR(sb.st_mode) ? since_directory(w, path, &layout) : since_archive(w, path, &layout);
+    if (rc == BERTH_OK && !layout) {
+        rc = bundle_writer_fail(w, BERTH_EINVAL,
+                                "--since %s: not a bundle (an OCI image layout with index.json)",
+                                path);
+    }
+    return rc;
+}
+
+/* ---- writing ---- */
+
+enum berth_err bundle_writer_fail(struct bundle_writer *w, enum berth_err rc, const char *fmt, ...)
+{
+    if (w->why[0] == '\0') {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(w->why, w->why_cap, fmt, ap);
+        va_end(ap);
+    }
+    return rc;
+}
+
+void bundle_writer_report(struct bundle_writer *w, bool done)
+{
+    if (w->progress == NULL) {
+        return;
+    }
+    int64_t now = time_mono_ns();
+    if (!done && now - w->last_progress_ns < PROGRESS_NS) {
+        return;
+    }
+    w->last_progress_ns = now;
+    struct bundle_progress p = {.blobs = w->stats.blobs,
+                                .bytes = w->stats.bytes,
+                                .total = 0,
+                                .done = done,
+                                .item = w->item,
+                                .items_done = w->items_done,
+                                .items_total = w->items_total};
+    w->progress(w->progress_arg, &p);
+}
+
+static enum berth_err entry_header(struct bundle_writer *w, const char *name, int64_t size,
+                                   bool is_dir)
+{
+    struct archive_entry *e = archive_entry_new();
+    if (e == NULL) {
+        return BERTH_ENOMEM;
+    }
+    archive_entry_set_pathname(e, name);
+    archive_entry_set_filetype(e, is_dir ? AE_IFDIR : AE_IFREG);
+    archive_entry_set_perm(e, is_dir ? 0755 : 0644);
+    archive_entry_set_size(e, is_dir ? 0 : size);
+    archive_entry_set_mtime(e, ENTRY_MTIME, 0);
+    int ar = archive_write_header(w->a, e);
+    archive_entry_free(e);
+    if (ar != ARCHIVE_OK) {
+        return bundle_writer_fail(w, BERTH_EIO, "%s: %s", name, archive_error_string(w->a));
+    }
+    return BERTH_OK;
+}
+
+static enum berth_err entry_data(struct bundle_writer *w, const char *name, const void *p, size_t n)
+{
+    if (n > 0 && archive_write_data(w->a, p, n) != (la_ssize_t)n) {
+        return bundle_writer_fail(w, BERTH_EIO, "%s: %s", name, archive_error_string(w->a));
+    }
+    return BERTH_OK;
+}
+
+static enum berth_err put_small(struct bundle_writer *w, const char *name, const void *p, size_t n)
+{
+    enum berth_err rc = entry_header(w, name, (int64_t)n, false);
+    if (rc == BERTH_OK) {
+        rc = entry_data(w, name, p, n);
+    }
+    return rc;
+}
+
+static void free_all(struct bundle_writer *w)
+{
+    if (w->a != NULL) {
+        archive_write_free(w->a);
+        w->a = NULL;
+    }
+    json_decref(w->index);
+    w->index = NULL;
+    digest_set_fini(&w->done);
+    digest_set_fini(&w->since);
+}
+
+enum berth_err bundle_writer_open(struct bundle_writer *w, const char *path, bool zstd,
+                                  const char *since, bundle_progress_fn progress,
+                                  void *progress_arg, char *why, size_t why_cap)
+{
+    memset(w, 0, sizeof(*w));
+    w->path = path;
+    w->progress = progress;
+    w->progress_arg = progress_arg;
+    w->why = why;
+    w->why_cap = why_cap;
+    why[0] = '\0';
+    if ((size_t)snprintf(w->tmp, sizeof(w->tmp), "%s.tmp-%ld", path, (long)getpid()) >=
+        sizeof(w->tmp)) {
+        return bundle_writer_fail(w, BERTH_EINVAL, "%s: path too long", path);
+    }
+    enum berth_err rc = since != NULL ? read_since(w, since) : BERTH_OK;
+    if (rc != BERTH_OK) {
+        free_all(w);
+        return rc;
+    }
+    w->index = json_array();
+    w->a = archive_write_new();
+    if (w->index == NULL || w->a == NULL) {
+        free_all(w);
+        return BERTH_ENOMEM;
+    }
+    if (archive_write_set_format_pax_restricted(w->a) != ARCHIVE_OK ||
+        (zstd && archive_write_add_filter_zstd(w->a) != ARCHIVE_OK)) {
+        rc =
+            bundle_writer_fail(w, BERTH_EUNSUPPORTED, "libarchive: %s", archive_error_string(w->a));
+    } else if (archive_write_open_filename(w->a, w->tmp) != ARCHIVE_OK) {
+        rc = bundle_writer_fail(w, BERTH_EIO, "%s: %s", w->tmp, archive_error_string(w->a));
+    }
+    static const char layout[] = "{\"imageLayoutVersion\":\"1.0.0\"}";
+    if (rc == BERTH_OK) {
+        rc = entry_header(w, "blobs/", 0, true);
+    }
+    if (rc == BERTH_OK) {
+        rc = entry_header(w, "blobs/sha256/", 0, true);
+    }
+    if (rc == BERTH_OK) {
+        rc = put_small(w, "oci-layout", layout, sizeof(layout) - 1);
+    }
+    if (rc != BERTH_OK) {
+        bundle_writer_abort(w);
+    }
+    return rc;
+}
+
+bool bundle_writer_done(const struct bundle_writer *w, const char *digest)
+{
+    return digest_set_has(&w->done, digest);
+}
+
+bool bundle_writer_wants(struct bundle_writer *w, const struct digest *d, int64_t size)
+{
+    if (digest_set_has(&w->done, d->str)) {
+        return false;
+    }
+    if (digest_set_has(&w->since, d->str)) {
+        if (digest_set_add(&w->done, d->str) == BERTH_OK) {
+            w->stats.blobs_skipped++;
+            w->stats.bytes_skipped += size;
+        }
+        return false;
+    }
+    return true;
+}
+
+static void blob_name(const struct digest *d, char *out, size_t cap)
+{
+    snprintf(out, cap, "blobs/%s/%s", digest_alg_name(d->alg), digest_hex(d));
+}
+
+enum berth_err bundle_writer_put(struct bundle_writer *w, const struct digest *d, const void *p,
+                                 size_t n)
+{
+    if (!bundle_writer_wants(w, d, (int64_t)n)) {
+        return BERTH_OK;
+    }
+    char name[DIGEST_STR_MAX + 16];
+    blob_name(d, name, sizeof(name));
+    enum berth_err rc = put_small(w, name, p, n);
+    if (rc == BERTH_OK) {
+        rc = digest_set_add(&w->done, d->str);
+    }
+    if (rc == BERTH_OK) {
+        w->stats.blobs++;
+        w->stats.bytes += (int64_t)n;
+        bundle_writer_report(w, false);
+    }
+    return rc;
+}
+
+enum berth_err bundle_writer_begin(struct bundle_writer *w, const struct digest *d, int64_t size)
+{
+    blob_name(d, w->entry, sizeof(w->entry));
+    w->entry_size = size;
+    w->entry_written = 0;
+    return entry_header(w, w->entry, size, false);
+}
+
+enum berth_err bundle_writer_data(struct bundle_writer *w, const void *p, size_t n)
+{
+    if (w->entry_written + (int64_t)n > w->entry_size) {
+        return bundle_writer_fail(w, BERTH_EDIGEST, "%s: more bytes than its size %lld", w->entry,
+                                  (long long)w->entry_size);
+    }
+    enum berth_err rc = entry_data(w, w->entry, p, n);
+    if (rc == BERTH_OK) {
+        w->entry_written += (int64_t)n;
+        w->stats.bytes += (int64_t)n;
+        bundle_writer_report(w, false);
+    }
+    return rc;
+}
+
+enum berth_err bundle_writer_end(struct bundle_writer *w, const struct digest *d)
+{
+    if (w->entry_written != w->entry_size) {
+        return bundle_writer_fail(w, BERTH_EDIGEST, "%s: %lld bytes where its size is %lld",
+                                  w->entry, (long long)w->entry_written, (long long)w->entry_size);
+    }
+    enum berth_err rc = digest_set_add(&w->done, d->str);
+    if (rc == BERTH_OK) {
+        w->stats.blobs++;
+    }
+    return rc;
+}
+
+enum berth_err bundle_writer_entry(struct bundle_writer *w, json_t *desc)
+{
+    if (desc == NULL || json_array_append_new(w->index, desc) != 0) {
+        return BERTH_ENOMEM;
+    }
+    w->stats.images++;
+    return BERTH_OK;
+}
+
+enum berth_err bundle_writer_finish(struct bundle_writer *w)
+{
+    json_t *doc = json_pack("{s:i, s:s, s:O}", "schemaVersion", 2, "mediaType", MANIFEST_OCI_INDEX,
+                            "manifests", w->index);
+    char *text = doc ? json_dumps(doc, JSON_COMPACT) : NULL;
+    json_decref(doc);
+    enum berth_err rc =
+        text != NULL ? put_small(w, "index.json", text, strlen(text)) : BERTH_ENOMEM;
+    free(text);
+    if (archive_write_close(w->a) != ARCHIVE_OK && rc == BERTH_OK) {
+        rc = bundle_writer_fail(w, BERTH_EIO, "%s: %s", w->tmp, archive_error_string(w->a));
+    }
+    if (rc == BERTH_OK && rename(w->tmp, w->path) != 0) {
+        rc = bundle_writer_fail(w, BERTH_EIO, "%s: %s", w->path, strerror(errno));
+    }
+    if (rc != BERTH_OK) {
+        bundle_writer_abort(w);
+        return rc;
+    }
+    bundle_writer_report(w, true);
+    free_all(w);
+    return BERTH_OK;
+}
+
+void bundle_writer_abort(struct bundle_writer *w)
+{
+    free_all(w);
+    unlink(w->tmp);
+    if (w->why[0] == '\0') {
+        snprintf(w->why, w->why_cap, "the bundle could not be written");
+    }
+}
