@@ -55,7 +55,7 @@ DEPENDS = {
         "storage/upstream",
     ],
     "server/ops": ["server/http"],
-    "server/console": ["server/http"],
+    "server/console": ["server/http", "server/jobs"],
     "server/cli": ["server/console", "server/ecr", "server/oci", "server/ops", "storage/bundle"],
 }
 

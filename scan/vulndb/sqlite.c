@@ -298,6 +298,43 @@ enum berth_err vdb_meta_get(struct vdb *db, const char *key, int64_t *value)
     return rc;
 }
 
+enum berth_err vdb_counts(struct vdb *db, int64_t *records,
+                          enum berth_err (*fn)(void *ctx, const char *ecosystem, int64_t records),
+                          void *ctx)
+{
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(db->conn, "SELECT count(*) FROM vulns", -1, &st, NULL) != SQLITE_OK) {
+        return db_error(db, "counts");
+    }
+    enum berth_err rc = BERTH_OK;
+    if (sqlite3_step(st) == SQLITE_ROW) {
+        *records = sqlite3_column_int64(st, 0);
+    } else {
+        rc = db_error(db, "counts");
+    }
+    sqlite3_finalize(st);
+    st = NULL;
+    if (rc != BERTH_OK) {
+        return rc;
+    }
+    if (sqlite3_prepare_v2(db->conn,
+                           "SELECT ecosystem, count(DISTINCT osv_id) FROM affected "
+                           "GROUP BY ecosystem ORDER BY ecosystem",
+                           -1, &st, NULL) != SQLITE_OK) {
+        return db_error(db, "counts");
+    }
+    int step;
+    while (rc == BERTH_OK && (step = sqlite3_step(st)) == SQLITE_ROW) {
+        const char *eco = (const char *)sqlite3_column_text(st, 0);
+        rc = fn(ctx, eco != NULL ? eco : "", sqlite3_column_int64(st, 1));
+    }
+    if (rc == BERTH_OK && step != SQLITE_DONE) {
+        rc = db_error(db, "counts");
+    }
+    sqlite3_finalize(st);
+    return rc;
+}
+
 static const char *col_text(sqlite3_stmt *st, int i)
 {
     return (const char *)sqlite3_column_text(st, i);

@@ -529,6 +529,40 @@ int64_t vulndb_source_updated_at_ms(const struct vulndb *db)
     return db ? db->updated_at_ms : -1;
 }
 
+static enum berth_err summary_ecosystem(void *ctx, const char *ecosystem, int64_t records)
+{
+    struct vulndb_summary *out = ctx;
+    if (out->ecosystem_count < VULNDB_SUMMARY_ECOSYSTEMS) {
+        str_copy(out->ecosystems[out->ecosystem_count].name, sizeof(out->ecosystems[0].name),
+                 ecosystem);
+        out->ecosystems[out->ecosystem_count].records = records;
+    }
+    out->ecosystem_count++;
+    return BERTH_OK;
+}
+
+enum berth_err vulndb_summary(const char *root_dir, struct vulndb_summary *out)
+{
+    memset(out, 0, sizeof(*out));
+    out->updated_at_ms = -1;
+    out->schema_version = VULNDB_SCHEMA_VERSION;
+    struct vulndb *db = NULL;
+    enum berth_err rc = vulndb_open(root_dir, &db);
+    if (rc != BERTH_OK) {
+        return rc;
+    }
+    char *dbfile = NULL;
+    struct stat st;
+    if (db_path(root_dir, &dbfile) == BERTH_OK && stat(dbfile, &st) == 0) {
+        out->file_bytes = (int64_t)st.st_size;
+    }
+    free(dbfile);
+    out->updated_at_ms = db->updated_at_ms;
+    rc = vdb_counts(db->vdb, &out->records, summary_ecosystem, out);
+    vulndb_close(db);
+    return rc;
+}
+
 struct match_ctx {
     const struct scan_os *os;
     const char *package;

@@ -67,6 +67,29 @@ void vulndb_close(struct vulndb *db);
 /* When the data was last imported (ms since the epoch), as read at open. */
 int64_t vulndb_source_updated_at_ms(const struct vulndb *db);
 
+/* What the database holds, for status pages: the records, when they were
+ * last imported, the file's size, and the records per ecosystem (the
+ * first VULNDB_SUMMARY_ECOSYSTEMS by name; ecosystem_count says how many
+ * there are in all). */
+#define VULNDB_SUMMARY_ECOSYSTEMS 32
+struct vulndb_summary {
+    int64_t records;
+    int64_t updated_at_ms; /* -1 when unknown */
+    int64_t file_bytes;
+    int schema_version;
+    size_t ecosystem_count;
+    struct {
+        char name[64];
+        int64_t records;
+    } ecosystems[VULNDB_SUMMARY_ECOSYSTEMS];
+};
+
+/* Read the summary of <root_dir>/vulndb.db (a read-only connection of its
+ * own, closed again). BERTH_ENOTFOUND when nothing was ever imported;
+ * BERTH_EUNSUPPORTED for a newer schema; BERTH_EDB, BERTH_ENOMEM.
+ * Blocks for one scan of the affected rows; any thread. */
+enum berth_err vulndb_summary(const char *root_dir, struct vulndb_summary *out);
+
 /*
  * Append the findings for an image's packages: for each distinct (source
  * name, source version) pair, the records whose affected entries name that

@@ -65,6 +65,13 @@ enum berth_err vdb_meta_set(struct vdb *db, const char *key, int64_t value);
 /* BERTH_ENOTFOUND when the key is absent. */
 enum berth_err vdb_meta_get(struct vdb *db, const char *key, int64_t *value);
 
+/* The number of stored records, and for each ecosystem (in name order)
+ * the number of records with an affected package in it: fn is called
+ * once per ecosystem; its non-OK result stops the walk and is returned. */
+enum berth_err vdb_counts(struct vdb *db, int64_t *records,
+                          enum berth_err (*fn)(void *ctx, const char *ecosystem, int64_t records),
+                          void *ctx);
+
 /* Call fn for each affected row of package in either ecosystem (family
  * may be "" or NULL), in osv_id order. fn's non-OK result stops the walk
  * and is returned. */

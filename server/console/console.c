@@ -13,6 +13,11 @@
  *   GET  /ui/api/repositories?q=&sort=&order=&offset=&limit=
  *                               one page of the repositories the key may
  *                               describe, searched and sorted here
+ *   GET  /ui/api/registry       the registry page: storage, garbage
+ *                               collection, the vulnerability database and
+ *                               scan queue, jobs, version and configuration
+ *   POST /ui/api/gc             start a garbage collection pass (a key
+ *                               allowed every ECR action; X-CSRF-Token)
  */
 #include "server/console/console.h"
 
@@ -27,6 +32,10 @@
 
 #include "server/console/assets.h"
 #include "common/log.h"
+#include "scan/vulndb/vulndb.h"
+#include "server/jobs/jobs.h"
+#include "server/metrics/metrics.h"
+#include "storage/meta/meta_scan.h"
 #include "storage/spec/names.h"
 #include "storage/store/store.h"
 #include "common/str.h"
@@ -361,6 +370,95 @@ static void permissions(struct request *req)
         NULL);
 }
 
+/* ---- the caller ---- */
+
+static void csrf_refused(struct request *req)
+{
+    fail(req, 403, "InvalidCsrfToken",
+         "The request carries no valid " AUTH_SESSION_CSRF_HEADER " header");
+}
+
+/* Who calls a console endpoint: the session's key (its CSRF token checked
+ * when csrf is set), or anonymous. With need_key, a server that enforces
+ * auth answers 401 to anyone without a live key session. On true, *lk and
+ * *id are filled (release both: auth_identity_clear, auth_lookup_fini);
+ * on false the request was answered. */
+static bool caller_begin(struct request *req, struct meta *m, bool csrf, bool need_key,
+                         struct auth_lookup *lk, struct auth_identity *id)
+{
+    struct auth *a = req->srv->auth;
+    struct auth_session s;
+    enum auth_session_state state =
+        auth_session_check(auth_sessions(a), http_header(req, "Cookie"), csrf,
+                           http_header(req, AUTH_SESSION_CSRF_HEADER), time_now_ms() / 1000, &s);
+    if (state == AUTH_SESSION_CSRF) {
+        auth_wipe(&s, sizeof(s));
+        csrf_refused(req);
+        return false;
+    }
+    if (auth_lookup(a, m, state == AUTH_SESSION_OK ? s.access_key_id : NULL, NULL, lk) !=
+        BERTH_OK) {
+        auth_wipe(&s, sizeof(s));
+        fail(req, 500, "ServerError", "authorization failed");
+        return false;
+    }
+    auth_wipe(&s, sizeof(s));
+    if (lk->enforced && state == AUTH_SESSION_INVALID) {
+        auth_lookup_fini(a, lk);
+        fail(req, 401, "SessionEnded", "The session has ended. Sign in again.");
+        return false;
+    }
+    if (lk->enforced && need_key && !lk->key_found) {
+        auth_lookup_fini(a, lk);
+        fail(req, 401, "SignInRequired", "Sign in with an access key to see this.");
+        return false;
+    }
+    memset(id, 0, sizeof(*id));
+    id->anonymous = true;
+    if (lk->key_found) {
+        auth_lookup_take_identity(lk, id);
+    }
+    id->enforced = lk->enforced;
+    return true;
+}
+
+/* Whether the caller may see a repository in lists: the decision
+ * DescribeRepositories makes (a repository's own policy read as it does). */
+static enum berth_err repo_visible(struct auth *a, struct meta *m, const struct auth_identity *id,
+                                   const struct auth_lookup *lk, const struct meta_repo_summary *r,
+                                   bool *ok)
+{
+    *ok = true;
+    if (id->enforced && r->has_policy) {
+        return auth_allowed(a, m, id, "ecr:DescribeRepositories", r->repo.name, ok, NULL, 0);
+    }
+    if (id->enforced) {
+        *ok = auth_decide(a, id, NULL, lk->registry_policy, "ecr:DescribeRepositories",
+                          r->repo.name, NULL, 0);
+    }
+    return BERTH_OK;
+}
+
+/* An administrator of the registry: allowed every ECR action at the
+ * registry level (what `berth keys create NAME` with no permission, or
+ * "admin", gives), as the registry-wide operations need. */
+static bool registry_admin(struct auth *a, const struct auth_identity *id,
+                           const struct auth_policy *registry_policy)
+{
+    if (!id->enforced) {
+        return true;
+    }
+    if (id->anonymous) {
+        return false;
+    }
+    for (size_t i = 0; i < authz_action_count(); i++) {
+        if (!auth_decide(a, id, NULL, registry_policy, authz_action_name(i), NULL, NULL, 0)) {
+            return false;
+        }
+    }
+    return true;
+}
+
 /* ---- the repository list ---- */
 
 struct summary_rows {
@@ -456,37 +554,11 @@ static void repositories(struct request *req)
     if (m == NULL) {
         return;
     }
-    const char *cookie = http_header(req, "Cookie");
-    struct auth_session s;
-    enum auth_session_state state =
-        auth_session_check(auth_sessions(a), cookie, true,
-                           http_header(req, AUTH_SESSION_CSRF_HEADER), time_now_ms() / 1000, &s);
-    if (state == AUTH_SESSION_CSRF) {
-        auth_wipe(&s, sizeof(s));
-        fail(req, 403, "InvalidCsrfToken",
-             "The request carries no valid " AUTH_SESSION_CSRF_HEADER " header");
-        return;
-    }
     struct auth_lookup lk;
-    if (auth_lookup(a, m, state == AUTH_SESSION_OK ? s.access_key_id : NULL, NULL, &lk) !=
-        BERTH_OK) {
-        auth_wipe(&s, sizeof(s));
-        fail(req, 500, "ServerError", "authorization failed");
-        return;
-    }
-    auth_wipe(&s, sizeof(s));
-    if (lk.enforced && state == AUTH_SESSION_INVALID) {
-        auth_lookup_fini(a, &lk);
-        fail(req, 401, "SessionEnded", "The session has ended. Sign in again.");
-        return;
-    }
     struct auth_identity id;
-    memset(&id, 0, sizeof(id));
-    id.anonymous = true;
-    if (lk.key_found) {
-        auth_lookup_take_identity(&lk, &id);
+    if (!caller_begin(req, m, true, false, &lk, &id)) {
+        return;
     }
-    id.enforced = lk.enforced;
 
     struct summary_rows rows = {0};
     enum berth_err rc =
@@ -499,13 +571,7 @@ static void repositories(struct request *req)
     for (size_t i = 0; rc == BERTH_OK && page != NULL && i < rows.count; i++) {
         const struct meta_repo_summary *r = &rows.rows[i];
         bool ok = true;
-        if (id.enforced && r->has_policy) {
-            /* its own policy: read it as DescribeRepositories does */
-            rc = auth_allowed(a, m, &id, "ecr:DescribeRepositories", r->repo.name, &ok, NULL, 0);
-        } else if (id.enforced) {
-            ok = auth_decide(a, &id, NULL, lk.registry_policy, "ecr:DescribeRepositories",
-                             r->repo.name, NULL, 0);
-        }
+        rc = repo_visible(a, m, &id, &lk, r, &ok);
         if (rc == BERTH_OK && ok) {
             if (total >= offset && total < offset + limit) {
                 json_array_append_new(page, summary_json(r));
@@ -531,6 +597,243 @@ static void repositories(struct request *req)
              NULL);
 }
 
+/* ---- the registry page ---- */
+
+/* Repositories listed by size on the registry page; the rest are summed. */
+#define REGISTRY_TOP_REPOS 20
+
+static json_t *ms_or_null(int64_t ms)
+{
+    return ms > 0 ? json_real((double)ms / 1000.0) : json_null();
+}
+
+static json_t *job_json(const char *name, const struct jobs_job_status *j)
+{
+    return json_pack("{s:s, s:b, s:I, s:b, s:o, s:o, s:o, s:b}", "name", name, "enabled",
+                     j->enabled, "intervalSeconds", (json_int_t)(j->interval_ms / 1000), "running",
+                     j->running, "lastStartedAt", ms_or_null(j->last_started_at_ms),
+                     "lastFinishedAt", ms_or_null(j->last_finished_at_ms), "nextRunAt",
+                     ms_or_null(j->next_at_ms), "requested", j->requested);
+}
+
+static json_t *gc_json(const struct jobs_status *js, bool attached)
+{
+    json_t *runs = json_array();
+    for (size_t i = 0; i < js->gc_run_count && runs != NULL; i++) {
+        const struct jobs_gc_run *r = &js->gc_runs[i];
+        json_array_append_new(
+            runs, json_pack("{s:o, s:o, s:s, s:s, s:I, s:I, s:I, s:I}", "startedAt",
+                            ms_or_null(r->started_at_ms), "finishedAt",
+                            ms_or_null(r->finished_at_ms), "result", r->failed ? "failed" : "ok",
+                            "trigger", r->requested ? "requested" : "periodic", "blobsDeleted",
+                            (json_int_t)r->blobs_deleted, "bytesFreed", (json_int_t)r->bytes_freed,
+                            "orphansDeleted", (json_int_t)r->orphans_deleted, "uploadsRemoved",
+                            (json_int_t)r->uploads_removed));
+    }
+    json_t *o = job_json("gc", &js->gc);
+    if (o != NULL) {
+        json_object_set_new(o, "graceSeconds", json_integer(js->gc_grace_ms / 1000));
+        json_object_set_new(o, "runs", runs);
+        json_object_set_new(o, "attached", json_boolean(attached));
+    } else {
+        json_decref(runs);
+    }
+    return o;
+}
+
+static json_t *vulndb_json(const char *root)
+{
+    struct vulndb_summary *sum = malloc(sizeof(*sum));
+    if (sum == NULL) {
+        return NULL;
+    }
+    enum berth_err rc = vulndb_summary(root, sum);
+    json_t *o;
+    if (rc == BERTH_ENOTFOUND) {
+        o = json_pack("{s:b, s:s}", "present", false, "hint", "berth vulndb import PATH");
+    } else if (rc != BERTH_OK) {
+        o = json_pack("{s:b, s:s}", "present", false, "error", berth_strerror(rc));
+    } else {
+        json_t *ecos = json_array();
+        for (size_t i = 0;
+             ecos != NULL && i < sum->ecosystem_count && i < VULNDB_SUMMARY_ECOSYSTEMS; i++) {
+            json_array_append_new(ecos,
+                                  json_pack("{s:s, s:I}", "name", sum->ecosystems[i].name,
+                                            "records", (json_int_t)sum->ecosystems[i].records));
+        }
+        o = json_pack("{s:b, s:s, s:I, s:o, s:I, s:i, s:I, s:o}", "present", true, "source",
+                      "OSV records imported with berth vulndb import", "records",
+                      (json_int_t)sum->records, "updatedAt", ms_or_null(sum->updated_at_ms),
+                      "fileBytes", (json_int_t)sum->file_bytes, "schemaVersion",
+                      sum->schema_version, "ecosystemCount", (json_int_t)sum->ecosystem_count,
+                      "ecosystems", ecos);
+    }
+    free(sum);
+    return o;
+}
+
+/* What the server runs with, never a secret: no key, DSN, password or
+ * credential file's content. */
+static json_t *config_json(const struct server *srv)
+{
+    const struct berth_config *cfg = srv->cfg;
+    json_t *o = json_pack(
+        "{s:s, s:s, s:s, s:b, s:s, s:b, s:b, s:s, s:s, s:s, s:s, s:b, s:b, s:I, s:b, s:I, s:I, "
+        "s:b, s:I, s:I, s:b, s:b, s:I}",
+        "listen", cfg->listen, "publicUrl", srv->public_url, "root", cfg->root, "tls",
+        srv->tls != NULL, "authScheme", cfg->auth_scheme, "authRequired", cfg->auth_required,
+        "anonymous", cfg->anonymous, "storageBackend", cfg->storage_backend, "metadataBackend",
+        cfg->meta_backend, "registryId", cfg->registry_id, "region", cfg->registry_region,
+        "metricsEnabled", cfg->metrics_enabled, "deleteEnabled", cfg->storage_delete_enabled,
+        "uploadExpirySeconds", (json_int_t)cfg->storage_upload_expiry_seconds, "gcEnabled",
+        cfg->gc_enabled, "gcIntervalSeconds", (json_int_t)cfg->gc_interval_seconds,
+        "gcGraceSeconds", (json_int_t)cfg->gc_grace_seconds, "lifecycleEnabled",
+        cfg->lifecycle_enabled, "lifecycleIntervalSeconds",
+        (json_int_t)cfg->lifecycle_interval_seconds, "scanWorkers", (json_int_t)cfg->scan_workers,
+        "scanHook", cfg->scan_hook != NULL && cfg->scan_hook[0] != '\0', "autoCreate",
+        cfg->storage_auto_create, "consoleSessionTtlSeconds",
+        (json_int_t)cfg->console_session_ttl_seconds);
+    if (o != NULL && strcmp(cfg->storage_backend, "s3") == 0) {
+        json_object_set_new(o, "s3Endpoint", json_string(cfg->storage_s3_endpoint));
+        json_object_set_new(o, "s3Bucket", json_string(cfg->storage_s3_bucket));
+    }
+    if (o != NULL && cfg->config_path != NULL) {
+        json_object_set_new(o, "configFile", json_string(cfg->config_path));
+    }
+    return o;
+}
+
+struct storage_rows {
+    struct auth *a;
+    struct meta *m;
+    const struct auth_identity *id;
+    const struct auth_lookup *lk;
+    json_t *top;
+    int64_t visible, other_count, other_bytes, visible_bytes;
+    enum berth_err rc;
+};
+
+static int storage_row(void *arg, const struct meta_repo_summary *r)
+{
+    struct storage_rows *sr = arg;
+    bool ok = true;
+    sr->rc = repo_visible(sr->a, sr->m, sr->id, sr->lk, r, &ok);
+    if (sr->rc != BERTH_OK) {
+        return 1;
+    }
+    if (!ok) {
+        return 0;
+    }
+    sr->visible++;
+    sr->visible_bytes += r->size;
+    if (json_array_size(sr->top) < REGISTRY_TOP_REPOS) {
+        json_array_append_new(sr->top, summary_json(r));
+    } else {
+        sr->other_count++;
+        sr->other_bytes += r->size;
+    }
+    return 0;
+}
+
+/* The registry page's data. Any signed-in key sees the registry-wide
+ * figures; repositories by size are those it may describe. */
+static void registry(struct request *req)
+{
+    struct server *srv = req->srv;
+    struct auth *a = srv->auth;
+    struct meta *m = meta_or_fail(req);
+    if (m == NULL) {
+        return;
+    }
+    struct auth_lookup lk;
+    struct auth_identity id;
+    if (!caller_begin(req, m, true, true, &lk, &id)) {
+        return;
+    }
+    struct meta_totals t = {-1, -1, -1};
+    enum berth_err rc = meta_totals_get(m, &t);
+    struct storage_rows sr = {.a = a, .m = m, .id = &id, .lk = &lk, .top = json_array()};
+    if (rc == BERTH_OK && sr.top != NULL) {
+        rc = meta_repo_summaries(m, NULL, META_REPO_SORT_SIZE, true, storage_row, &sr);
+        if (rc == BERTH_OK) {
+            rc = sr.rc;
+        }
+    }
+    int64_t waiting = 0, total = 0;
+    if (rc == BERTH_OK) {
+        rc = meta_scan_jobs_count(m, &waiting, &total);
+    }
+    bool admin = registry_admin(a, &id, lk.registry_policy);
+    auth_identity_clear(a, &id);
+    auth_lookup_fini(a, &lk);
+    if (rc != BERTH_OK || sr.top == NULL) {
+        json_decref(sr.top);
+        fail(req, 500, "ServerError", "the registry's state could not be read");
+        return;
+    }
+    struct jobs *j = atomic_load(&srv->jobs);
+    struct jobs_status js;
+    jobs_status_get(j, &js);
+    json_t *storage =
+        json_pack("{s:I, s:I, s:I, s:I, s:I, s:o, s:{s:I, s:I}}", "blobs", (json_int_t)t.blobs,
+                  "blobBytes", (json_int_t)t.blob_bytes, "uploadSessions",
+                  (json_int_t)t.upload_sessions, "repositoryCount", (json_int_t)sr.visible,
+                  "repositoryBytes", (json_int_t)sr.visible_bytes, "largest", sr.top, "others",
+                  "count", (json_int_t)sr.other_count, "bytes", (json_int_t)sr.other_bytes);
+    json_t *jobs = json_array();
+    json_array_append_new(jobs, job_json("gc", &js.gc));
+    json_array_append_new(jobs, job_json("lifecycle", &js.lifecycle));
+    json_array_append_new(jobs, job_json("lifecycle-preview", &js.preview));
+    json_t *scan = json_pack("{s:I, s:I, s:I, s:o}", "workers", (json_int_t)srv->cfg->scan_workers,
+                             "waiting", (json_int_t)waiting, "running",
+                             (json_int_t)(total >= waiting ? total - waiting : 0), "database",
+                             vulndb_json(srv->cfg->root));
+    send_doc(req, 200,
+             json_pack("{s:s, s:o, s:o, s:o, s:o, s:o, s:o, s:b}", "version", BERTH_VERSION,
+                       "startedAt", ms_or_null(js.started_at_ms), "storage", storage, "gc",
+                       gc_json(&js, j != NULL), "scan", scan, "jobs", jobs, "config",
+                       config_json(srv), "mayStartGc", admin && js.gc.enabled),
+             NULL);
+}
+
+/* Start a garbage collection pass now: an administrator's key (every ECR
+ * action allowed at the registry level), with the session's CSRF token. */
+static void gc_start(struct request *req)
+{
+    struct server *srv = req->srv;
+    struct auth *a = srv->auth;
+    struct meta *m = meta_or_fail(req);
+    if (m == NULL) {
+        return;
+    }
+    struct auth_lookup lk;
+    struct auth_identity id;
+    if (!caller_begin(req, m, true, true, &lk, &id)) {
+        return;
+    }
+    bool admin = registry_admin(a, &id, lk.registry_policy);
+    char shown[AUTH_AKID_MAX + 8];
+    const char *who = id.anonymous ? "-" : id.access_key_id;
+    log_value(who, shown, sizeof(shown));
+    auth_identity_clear(a, &id);
+    auth_lookup_fini(a, &lk);
+    if (!admin) {
+        metrics_auth_failure("denied");
+        log_info("event=access_denied op=console_gc key=%s", shown);
+        fail(req, 403, "AccessDeniedException",
+             "Starting garbage collection needs a key allowed every ECR action (an "
+             "administrator's key)");
+        return;
+    }
+    if (!jobs_gc_soon(atomic_load(&srv->jobs))) {
+        fail(req, 409, "GarbageCollectionDisabled",
+             "Garbage collection is not running in this server (gc.enabled is false)");
+        return;
+    }
+    log_info("event=gc_requested key=%s", shown);
+    send_doc(req, 202, json_pack("{s:b}", "requested", true), NULL);
+}
+
 /* ---- routing ---- */
 
 static bool accepts_html(struct request *req)
@@ -554,8 +857,13 @@ static void console_dispatch(struct request *req)
     const char *p = req->path;
     bool get = strcmp(req->method, "GET") == 0 || req->is_head;
     /* the metrics label: a fixed template per endpoint, files as one */
-    static const char *const routes[] = {"/", "/ui", "/ui/api/session", "/ui/api/permissions",
-                                         "/ui/api/repositories"};
+    static const char *const routes[] = {"/",
+                                         "/ui",
+                                         "/ui/api/session",
+                                         "/ui/api/permissions",
+                                         "/ui/api/repositories",
+                                         "/ui/api/registry",
+                                         "/ui/api/gc"};
     req->route = str_has_prefix(p, "/ui/api/") ? "/ui/api/*" : "/ui/*";
     for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++) {
         if (strcmp(p, routes[i]) == 0) {
@@ -597,6 +905,18 @@ static void console_dispatch(struct request *req)
             repositories(req);
         } else {
             fail(req, 405, "MethodNotAllowed", "GET");
+        }
+    } else if (strcmp(p, "/ui/api/registry") == 0) {
+        if (get) {
+            registry(req);
+        } else {
+            fail(req, 405, "MethodNotAllowed", "GET");
+        }
+    } else if (strcmp(p, "/ui/api/gc") == 0) {
+        if (strcmp(req->method, "POST") == 0) {
+            gc_start(req);
+        } else {
+            fail(req, 405, "MethodNotAllowed", "POST");
         }
     } else if (str_has_prefix(p, "/ui/api/")) {
         fail(req, 404, "NotFound", "no such console endpoint");

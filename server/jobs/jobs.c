@@ -36,6 +36,10 @@ struct job {
     int64_t wake_at_ns; /* under js->lock: also run at this monotonic time (0: no) */
     bool started;
     pthread_t thread;
+    /* under js->lock, for jobs_status_get (wall clock ms) */
+    bool running;
+    bool requested; /* woken by jobs_gc_soon: the next run is an operator's */
+    int64_t last_started_ms, last_finished_ms;
 };
 
 struct jobs {
@@ -56,6 +60,10 @@ struct jobs {
     struct job gc;
     struct job lifecycle;
     struct job preview;
+    int64_t started_at_ms;
+    /* under lock: the last garbage collection passes, newest first */
+    struct jobs_gc_run gc_runs[JOBS_GC_HISTORY];
+    size_t gc_run_count;
 };
 
 void jobs_options_from_config(const struct berth_config *cfg, struct jobs_options *out)
@@ -76,6 +84,10 @@ static void run_gc(struct job *jb, bool periodic)
 {
     (void)periodic;
     struct jobs *js = jb->js;
+    pthread_mutex_lock(&js->lock);
+    struct jobs_gc_run run = {.started_at_ms = time_now_ms(), .requested = jb->requested};
+    jb->requested = false;
+    pthread_mutex_unlock(&js->lock);
     struct gc_options opt = {.grace_ms = js->opt.gc_grace_ms,
                              .upload_expiry_ms = js->opt.upload_expiry_ms,
                              .cancel = &js->stop};
@@ -87,6 +99,19 @@ static void run_gc(struct job *jb, bool periodic)
     metrics_gc_pass((double)(time_mono_ns() - t0) / 1e9,
                     (uint64_t)(stats.bytes_deleted + stats.orphan_bytes),
                     (uint64_t)stats.blobs_deleted, rc != BERTH_OK);
+    run.finished_at_ms = time_now_ms();
+    run.failed = rc != BERTH_OK;
+    run.blobs_deleted = stats.blobs_deleted;
+    run.bytes_freed = stats.bytes_deleted + stats.orphan_bytes;
+    run.orphans_deleted = stats.orphans_deleted;
+    run.uploads_removed = stats.uploads_removed;
+    pthread_mutex_lock(&js->lock);
+    memmove(&js->gc_runs[1], &js->gc_runs[0], (JOBS_GC_HISTORY - 1) * sizeof(js->gc_runs[0]));
+    js->gc_runs[0] = run;
+    if (js->gc_run_count < JOBS_GC_HISTORY) {
+        js->gc_run_count++;
+    }
+    pthread_mutex_unlock(&js->lock);
 }
 
 /* Under js->lock: remember repo_id to run at due_ns (an earlier time
@@ -234,9 +259,13 @@ static void *job_main(void *arg)
             continue;
         }
         jb->wake = false;
+        jb->running = true;
+        jb->last_started_ms = time_now_ms();
         pthread_mutex_unlock(&js->lock);
         jb->fn(jb, due);
         pthread_mutex_lock(&js->lock);
+        jb->running = false;
+        jb->last_finished_ms = time_now_ms();
         if (due) {
             jb->next_ns = time_mono_ns() + jb->interval_ms * 1000000;
         }
@@ -276,6 +305,7 @@ enum berth_err jobs_start(struct store *st, const struct jobs_options *opt, stru
     }
     js->st = st;
     js->opt = *opt;
+    js->started_at_ms = time_now_ms();
     atomic_init(&js->stop, false);
     pthread_mutex_init(&js->lock, NULL);
     pthread_condattr_t ca;
@@ -342,5 +372,53 @@ void jobs_preview_soon(struct jobs *js)
     pthread_mutex_lock(&js->lock);
     js->preview.wake = true;
     pthread_cond_broadcast(&js->cond);
+    pthread_mutex_unlock(&js->lock);
+}
+
+bool jobs_gc_soon(struct jobs *js)
+{
+    if (js == NULL || !js->gc.started) {
+        return false;
+    }
+    pthread_mutex_lock(&js->lock);
+    js->gc.wake = true;
+    js->gc.requested = true;
+    pthread_cond_broadcast(&js->cond);
+    pthread_mutex_unlock(&js->lock);
+    return true;
+}
+
+/* Under js->lock. */
+static void job_status(const struct job *jb, int64_t now_ms, int64_t now_ns,
+                       struct jobs_job_status *out)
+{
+    out->enabled = jb->started;
+    out->interval_ms = jb->interval_ms;
+    out->running = jb->running;
+    out->last_started_at_ms = jb->last_started_ms;
+    out->last_finished_at_ms = jb->last_finished_ms;
+    out->requested = jb->requested;
+    out->next_at_ms = 0;
+    if (jb->started && jb->interval_ms > 0) {
+        int64_t left_ms = (jb->next_ns - now_ns) / 1000000;
+        out->next_at_ms = now_ms + (left_ms > 0 ? left_ms : 0);
+    }
+}
+
+void jobs_status_get(struct jobs *js, struct jobs_status *out)
+{
+    memset(out, 0, sizeof(*out));
+    if (js == NULL) {
+        return;
+    }
+    pthread_mutex_lock(&js->lock);
+    int64_t now_ms = time_now_ms(), now_ns = time_mono_ns();
+    out->started_at_ms = js->started_at_ms;
+    out->gc_grace_ms = js->opt.gc_grace_ms;
+    job_status(&js->gc, now_ms, now_ns, &out->gc);
+    job_status(&js->lifecycle, now_ms, now_ns, &out->lifecycle);
+    job_status(&js->preview, now_ms, now_ns, &out->preview);
+    out->gc_run_count = js->gc_run_count;
+    memcpy(out->gc_runs, js->gc_runs, sizeof(out->gc_runs));
     pthread_mutex_unlock(&js->lock);
 }

@@ -67,6 +67,17 @@ function fmtTime(t) {
   return d.toISOString().replace("T", " ").replace(/\.\d+Z$/, " UTC");
 }
 
+// Each navigation gets a number: a page still loading when another is
+// opened must not draw over it (its answers may come last).
+let navSeq = 0;
+
+function pageShow() {
+  const nav = navSeq;
+  return (...nodes) => {
+    if (nav === navSeq) show(...nodes);
+  };
+}
+
 function shortDigest(d) {
   return d ? d.replace(/^(sha256:)?([0-9a-f]{12}).*$/, "$1$2…") : "";
 }
@@ -246,9 +257,11 @@ async function signOut() {
 
 // Run a page's loader; a session that ended leads back to the sign-in.
 async function guarded(fn) {
+  const nav = navSeq;
   try {
     await fn();
   } catch (e) {
+    if (nav !== navSeq) return; // left already
     if (sessionEnded(e)) {
       signInPage("Your session has expired. Sign in again.");
     } else {
@@ -267,6 +280,7 @@ const COLUMNS = [
 ];
 
 async function repositoriesPage() {
+  const show = pageShow(); // a page left before it loaded draws nothing
   show(el("h1", { text: "Repositories" }), el("p", { class: "loading", role: "status", text: "Loading repositories…" }));
   const search = el("input", { type: "search", id: "repo-search", placeholder: "Search by name", value: listState.query, "aria-label": "Search repositories by name" });
   const region = el("div", { id: "repo-list", "aria-live": "polite" });
@@ -525,6 +539,7 @@ function artifactKind(type) {
 }
 
 async function repositoryPage(repo) {
+  const show = pageShow(); // a page left before it loaded draws nothing
   show(el("h1", { text: repo }), el("p", { class: "loading", role: "status", text: "Loading images…" }));
   const [images, actions] = await Promise.all([
     allPages("DescribeImages", { repositoryName: repo }, "imageDetails"),
@@ -638,6 +653,7 @@ function statusLine(id) {
 
 // flash: {id, text}, a status line to fill once the page is drawn again.
 async function settingsPage(repo, flash) {
+  const show = pageShow(); // a page left before it loaded draws nothing
   show(el("h1", { text: repo }), el("p", { class: "loading", role: "status", text: "Loading the settings…" }));
   const [described, actions] = await Promise.all([
     ecr("DescribeRepositories", { repositoryNames: [repo] }),
@@ -883,6 +899,7 @@ function ruleEditor(rule, index, editable, onchange, onremove) {
 }
 
 async function lifecyclePage(repo) {
+  const show = pageShow(); // a page left before it loaded draws nothing
   show(el("h1", { text: repo }), el("p", { class: "loading", role: "status", text: "Loading the lifecycle policy…" }));
   const actions = await repoPermissions(repo);
   let current = null;
@@ -1046,6 +1063,7 @@ function jsonBlock(title, obj) {
 }
 
 async function imagePage(repo, digest) {
+  const show = pageShow(); // a page left before it loaded draws nothing
   show(el("h1", { text: repo + "@" + shortDigest(digest) }), el("p", { class: "loading", role: "status", text: "Loading the image…" }));
   const [m, actions] = await Promise.all([v2(repo + "/manifests/" + digest, MANIFEST_TYPES), repoPermissions(repo)]);
   const manifest = JSON.parse(m.text);
@@ -1257,9 +1275,201 @@ async function referrersSection(repo, digest) {
   return region;
 }
 
+// ---- the registry ----
+
+// "3 days ago", for the age of what the registry page shows.
+function fmtAge(t) {
+  if (t === undefined || t === null) return "";
+  const s = Math.max(0, Date.now() / 1000 - t);
+  const [n, unit] = s < 90 ? [Math.round(s), "second"] : s < 5400 ? [Math.round(s / 60), "minute"]
+    : s < 129600 ? [Math.round(s / 3600), "hour"] : [Math.round(s / 86400), "day"];
+  return n + " " + unit + (n === 1 ? "" : "s") + " ago";
+}
+
+function fmtWhen(t) {
+  return t === undefined || t === null ? "–" : fmtTime(t) + " (" + fmtAge(t) + ")";
+}
+
+function fmtSeconds(n) {
+  if (n === undefined || n === null) return "–";
+  if (n === 0) return "0 s";
+  if (n % 86400 === 0) return n / 86400 + " d";
+  if (n % 3600 === 0) return n / 3600 + " h";
+  if (n % 60 === 0) return n / 60 + " min";
+  return n + " s";
+}
+
+function facts(pairs) {
+  return el("dl", { class: "facts" }, pairs.filter(Boolean).map(([k, v, id]) => [el("dt", { text: k }), el("dd", { id }, v)]));
+}
+
+function registryStorage(st) {
+  const body = el("tbody", { id: "storage-rows" });
+  const max = st.largest.length ? Math.max(1, st.largest[0].sizeInBytes) : 1;
+  for (const r of st.largest) {
+    body.append(el("tr", {},
+      el("td", {}, el("a", { href: "#/repo/" + encodeURIComponent(r.repositoryName), text: r.repositoryName })),
+      el("td", { class: "num", text: fmtSize(r.sizeInBytes) }),
+      el("td", { class: "bar" }, el("meter", { min: "0", max: String(max), value: String(r.sizeInBytes), "aria-label": r.repositoryName + ": " + fmtSize(r.sizeInBytes) })),
+      el("td", { class: "num", text: String(r.imageCount) }),
+      el("td", { class: "nowrap", text: r.lastPushedAt ? fmtTime(r.lastPushedAt) : "–" })));
+  }
+  if (st.others.count) {
+    body.append(el("tr", { class: "muted" }, el("td", { text: st.others.count + " more repositories" }),
+      el("td", { class: "num", text: fmtSize(st.others.bytes) }), el("td", {}), el("td", {}), el("td", {})));
+  }
+  return section("Storage", "storage",
+    facts([
+      ["Blobs", st.blobs + " blobs, " + fmtSize(st.blobBytes), "blob-total"],
+      ["Upload sessions", String(st.uploadSessions)],
+      ["Repositories you may see", st.repositoryCount + ", " + fmtSize(st.repositoryBytes) + " linked (a blob shared by several counts in each)"],
+    ]),
+    el("h3", { text: "By repository, largest first" }),
+    st.largest.length
+      ? tableWrap(el("caption", { class: "visually-hidden", text: "Storage by repository" }),
+        el("thead", {}, el("tr", {}, ["Repository", "Size", "Share", "Images", "Last push"].map((h) => el("th", { scope: "col", text: h })))),
+        body)
+      : el("p", { class: "empty", text: "No repositories to show." }));
+}
+
+function registryGc(gc, mayStart, reload) {
+  const status = el("div", { id: "gc-status", "aria-live": "polite" });
+  const state = !gc.enabled ? "disabled (gc.enabled is false)"
+    : gc.running ? "running now" : gc.requested ? "requested, starting" : "idle";
+  const parts = [
+    facts([
+      ["State", state, "gc-state"],
+      ["Interval", fmtSeconds(gc.intervalSeconds)],
+      ["Grace", fmtSeconds(gc.graceSeconds) + " (blobs younger than this are kept)"],
+      gc.enabled ? ["Next periodic pass", fmtWhen(gc.nextRunAt)] : null,
+      ["Last pass", gc.runs.length ? fmtWhen(gc.runs[0].finishedAt) + ": freed " + fmtSize(gc.runs[0].bytesFreed) : "none since the server started", "gc-last"],
+    ]),
+  ];
+  if (mayStart) {
+    const button = el("button", { type: "button", id: "gc-start", disabled: gc.running || gc.requested ? true : undefined, onclick: async () => {
+      button.disabled = true;
+      status.replaceChildren(el("p", { class: "loading", role: "status", text: "Garbage collection requested…" }));
+      try {
+        await consoleApi("POST", "gc");
+      } catch (e) {
+        if (sessionEnded(e)) throw e;
+        status.replaceChildren(errorBox("Not started: " + e.message));
+        button.disabled = false;
+        return;
+      }
+      const before = gc.runs.length ? gc.runs[0].startedAt : 0;
+      const nav = navSeq;
+      for (let i = 0; i < 600; i++) {
+        await new Promise((r) => setTimeout(r, 500));
+        if (nav !== navSeq) return; // the page was left: stop watching
+        const now = await consoleApi("GET", "registry");
+        if (now.gc.runs.length && now.gc.runs[0].startedAt !== before && now.gc.runs[0].trigger === "requested") {
+          guarded(() => registryPage("Garbage collection finished: freed " + fmtSize(now.gc.runs[0].bytesFreed) + "."));
+          return;
+        }
+        status.replaceChildren(el("p", { class: "loading", role: "status", text: now.gc.running ? "Garbage collection is running…" : "Garbage collection requested…" }));
+      }
+      reload();
+    } }, "Run garbage collection now");
+    parts.push(el("div", { class: "actions" }, button), status);
+  }
+  const runs = gc.runs.map((r) => el("tr", {},
+    el("td", { class: "nowrap", text: fmtTime(r.startedAt) }),
+    el("td", { class: "num", text: ((r.finishedAt - r.startedAt) || 0).toFixed(1) + " s" }),
+    el("td", { text: r.trigger }),
+    el("td", { class: r.result === "ok" ? "" : "error-text", text: r.result }),
+    el("td", { class: "num", text: String(r.blobsDeleted) }),
+    el("td", { class: "num", text: fmtSize(r.bytesFreed) }),
+    el("td", { class: "num", text: String(r.uploadsRemoved) })));
+  parts.push(el("h3", { text: "Last passes" }), runs.length
+    ? tableWrap(el("caption", { class: "visually-hidden", text: "Garbage collection passes" }),
+      el("thead", {}, el("tr", {}, ["Started", "Took", "Trigger", "Result", "Blobs deleted", "Freed", "Uploads removed"].map((h) => el("th", { scope: "col", text: h })))),
+      el("tbody", { id: "gc-runs" }, runs))
+    : el("p", { class: "empty", id: "gc-runs-empty", text: "No garbage collection pass has run since the server started." }));
+  return section("Garbage collection", "gc", ...parts);
+}
+
+function registryScan(scan) {
+  const db = scan.database || {};
+  const dbFacts = db.present
+    ? [
+      ["Records", String(db.records), "vulndb-records"],
+      ["Last import", fmtWhen(db.updatedAt), "vulndb-updated"],
+      ["Source", db.source],
+      ["Ecosystems", db.ecosystems.map((e) => e.name + " (" + e.records + ")").join(", ") + (db.ecosystemCount > db.ecosystems.length ? ", …" : ""), "vulndb-ecosystems"],
+      ["Size", fmtSize(db.fileBytes) + ", schema " + db.schemaVersion],
+    ]
+    : [["Database", db.error ? "unreadable: " + db.error : "none imported: scans fail until one is (" + db.hint + ")", "vulndb-records"]];
+  return section("Vulnerability scanning", "scanning",
+    facts(dbFacts),
+    el("h3", { text: "Scan queue" }),
+    facts([
+      ["Waiting", String(scan.waiting), "scan-waiting"],
+      ["Running", String(scan.running), "scan-running"],
+      ["Workers", String(scan.workers)],
+    ]));
+}
+
+function registryJobs(jobs) {
+  return section("Background jobs", "jobs",
+    tableWrap(el("caption", { class: "visually-hidden", text: "Background jobs" }),
+      el("thead", {}, el("tr", {}, ["Job", "State", "Interval", "Last started", "Last finished", "Next run"].map((h) => el("th", { scope: "col", text: h })))),
+      el("tbody", { id: "job-rows" }, jobs.map((j) => el("tr", {},
+        el("td", { text: j.name }),
+        el("td", { text: !j.enabled ? "disabled" : j.running ? "running" : "idle" }),
+        el("td", { text: j.intervalSeconds ? fmtSeconds(j.intervalSeconds) : "on demand" }),
+        el("td", { class: "nowrap", text: fmtTime(j.lastStartedAt) }),
+        el("td", { class: "nowrap", text: fmtTime(j.lastFinishedAt) }),
+        el("td", { class: "nowrap", text: fmtTime(j.nextRunAt) }))))));
+}
+
+function registryConfig(doc) {
+  const c = doc.config;
+  const yes = (b) => (b ? "yes" : "no");
+  return section("Server", "server",
+    facts([
+      ["Version", "berth " + doc.version, "server-version"],
+      ["Running since", fmtWhen(doc.startedAt)],
+      ["Listen", c.listen],
+      ["Public URL", c.publicUrl],
+      ["TLS", yes(c.tls)],
+      ["Data root", c.root],
+      c.configFile ? ["Config file", c.configFile] : null,
+      ["Storage", c.storageBackend + (c.s3Bucket ? " (bucket " + c.s3Bucket + " at " + c.s3Endpoint + ")" : "")],
+      ["Metadata", c.metadataBackend],
+      ["Registry", c.registryId + " in " + c.region],
+      ["Auth", c.authScheme + (c.authRequired ? ", required" : "") + (c.anonymous ? ", anonymous browsing of public repositories" : "")],
+      ["Deletes", yes(c.deleteEnabled)],
+      ["Create on push", yes(c.autoCreate)],
+      ["Upload expiry", fmtSeconds(c.uploadExpirySeconds)],
+      ["Lifecycle", c.lifecycleEnabled ? "every " + fmtSeconds(c.lifecycleIntervalSeconds) : "disabled"],
+      ["Scan", c.scanWorkers + " workers" + (c.scanHook ? ", external hook" : ", built-in scanner")],
+      ["Metrics", c.metricsEnabled ? "/metrics" : "off"],
+      ["Console sessions", fmtSeconds(c.consoleSessionTtlSeconds)],
+    ]),
+    el("p", { class: "muted small", text: "Secrets (keys, passwords, connection strings) are never shown." }));
+}
+
+async function registryPage(flash) {
+  const show = pageShow(); // a page left before it loaded draws nothing
+  show(el("h1", { text: "Registry" }), el("p", { class: "loading", role: "status", text: "Loading the registry's state…" }));
+  const doc = await consoleApi("GET", "registry");
+  const reload = () => guarded(() => registryPage());
+  show(el("h1", { text: "Registry" }),
+    flash ? el("p", { class: "notice", role: "status", id: "registry-flash", text: flash }) : null,
+    el("div", { class: "toolbar" }, el("button", { type: "button", class: "secondary", id: "registry-refresh", onclick: reload }, "Refresh")),
+    el("div", { class: "registry" },
+      registryStorage(doc.storage),
+      registryGc(doc.gc, doc.mayStartGc, reload),
+      registryScan(doc.scan),
+      registryJobs(doc.jobs),
+      registryConfig(doc)));
+}
+
 // ---- routing ----
 
 function route() {
+  navSeq++;
   if (!session || (session.authEnforced && !session.signedIn)) {
     signInPage();
     return;
@@ -1277,6 +1487,8 @@ function route() {
   } else if ((m = h.match(/^repo\/([^/]+)\/lifecycle$/))) {
     const repo = decodeURIComponent(m[1]);
     guarded(() => lifecyclePage(repo));
+  } else if (h === "registry") {
+    guarded(() => registryPage());
   } else if ((m = h.match(/^repo\/([^/]+)$/))) {
     const repo = decodeURIComponent(m[1]);
     guarded(() => repositoryPage(repo));

@@ -201,6 +201,8 @@ static void test_import_dir_and_match(void)
 
     struct vulndb *db = NULL;
     CHECK_INT(vulndb_open(root, &db), BERTH_ENOTFOUND);
+    struct vulndb_summary sum;
+    CHECK_INT(vulndb_summary(root, &sum), BERTH_ENOTFOUND);
 
     struct vulndb_import_stats st;
     char err[256] = "";
@@ -222,6 +224,20 @@ static void test_import_dir_and_match(void)
     }
     CHECK_INT(vulndb_source_updated_at_ms(db), st.imported_at_ms);
     check_findings(db);
+
+    /* the summary a status page shows */
+    CHECK_INT(vulndb_summary(root, &sum), BERTH_OK);
+    CHECK_INT(sum.records, 10);
+    CHECK_INT(sum.updated_at_ms, st.imported_at_ms);
+    CHECK(sum.file_bytes > 0);
+    CHECK_INT(sum.schema_version, VULNDB_SCHEMA_VERSION);
+    CHECK_INT(sum.ecosystem_count, 4); /* in name order, records per ecosystem */
+    CHECK_STR(sum.ecosystems[0].name, "Alpine:v3.19");
+    CHECK_INT(sum.ecosystems[0].records, 1);
+    CHECK_STR(sum.ecosystems[1].name, "Debian");
+    CHECK_STR(sum.ecosystems[2].name, "Debian:11");
+    CHECK_STR(sum.ecosystems[3].name, "Debian:12");
+    CHECK_INT(sum.ecosystems[3].records, 7);
 
     /* the same packages on Alpine match only the Alpine record, by origin */
     struct scan_os os;

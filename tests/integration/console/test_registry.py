@@ -1,0 +1,309 @@
+"""The console's registry page: GET /ui/api/registry (storage by repository, garbage
+collection and its last passes, the vulnerability database and scan queue, background
+jobs, the server's version and configuration without secrets) and POST /ui/api/gc (an
+administrator's key, with the CSRF token), with their refusals; then the page itself in
+headless Chromium: an administrator runs a garbage collection pass from it, a read-only
+key sees no button and a forced request is refused; axe-core finds no serious or critical
+violation."""
+
+import json
+import os
+import shutil
+import tempfile
+import time
+
+import clients as c  # first: it cleans the environment botocore reads
+import berth_harness as h
+import auth_helpers as e
+import scan_helpers as sh
+from browser_helpers import Browser
+from test_console import ConsoleClient
+
+CONFIG_SECRET = "config-key-secret-0123456789abcdef"
+PG_LIKE_SECRET = "postgresql://berth:pg-password-42@db.example/berth"
+# garbage collection only when asked for (the hour never passes), nothing kept by age;
+# a config key whose secret must never show
+CONFIG = {"gc": {"interval_seconds": 3600, "grace_seconds": 0},
+          "auth": {"keys": [{"name": "cfgkey", "access_key_id": "AKIDCONFIG0000000001",
+                             "secret_access_key": CONFIG_SECRET,
+                             "permissions": ["pull:cfg/*"]}]}}
+
+
+def registry(cl, expect=200, csrf=True):
+    r = cl.reg.request("GET", "/ui/api/registry", headers=cl.headers(csrf))
+    if r.status != expect:
+        raise AssertionError("GET /ui/api/registry: %s" % r.describe())
+    return r
+
+
+def start_gc(cl, expect=202, csrf=True):
+    r = cl.reg.request("POST", "/ui/api/gc", headers=cl.headers(csrf))
+    if r.status != expect:
+        raise AssertionError("POST /ui/api/gc: %s" % r.describe())
+    return r.json()
+
+
+def wait_requested_gc(cl, before):
+    """The registry document once a requested pass started after `before` has finished."""
+    deadline = time.monotonic() + 120
+    while True:
+        doc = registry(cl).json()
+        runs = doc["gc"]["runs"]
+        if runs and runs[0]["trigger"] == "requested" and runs[0]["startedAt"] != before:
+            return doc
+        if time.monotonic() > deadline:
+            raise AssertionError("no requested gc pass finished: %s" % json.dumps(doc["gc"]))
+        time.sleep(0.2)
+
+
+def push_sized(server, admin):
+    """big/one (3 layers of 64 KiB), small/two, small/three (smaller), pushed as admin."""
+    reg = e.AuthRegistry(server.base_url, e.basic(*admin))
+    images = {"big/one": h.build_image(layer_count=3, layer_size=65536, compress=False),
+              "small/two": h.build_image(layer_count=2, layer_size=1024, compress=False),
+              "small/three": h.build_image(layer_count=1, layer_size=1024, compress=False)}
+    for repo, img in images.items():
+        h.expect_status(reg.push_image(repo, img, tag="v1"), 201)
+    return reg, images
+
+
+def size_of(img):
+    return sum(len(b) for b in img.blobs.values()) + len(img.manifest)
+
+
+class RegistryApiTest(h.ServerTestCase):
+    server_config = CONFIG
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.admin = e.keys_create(cls.server, "registry-admin")
+        cls.reader = e.keys_create(cls.server, "registry-reader", "pull")
+        cls.scoped = e.keys_create(cls.server, "registry-scoped", "pull:small/*")
+        cls.adm = ConsoleClient(cls.reg)
+        cls.adm.sign_in(*cls.admin)
+        cls.authreg, cls.images = push_sized(cls.server, cls.admin)
+
+    def test_refusals(self):
+        anon = ConsoleClient(self.reg)
+        self.assertEqual(registry(anon, 401).json()["error"], "SignInRequired")
+        self.assertEqual(start_gc(anon, 401)["error"], "SignInRequired")
+        reader = ConsoleClient(self.reg)
+        reader.sign_in(*self.reader)
+        # the session's CSRF token, as on every console endpoint
+        self.assertEqual(registry(reader, 403, csrf=False).json()["error"], "InvalidCsrfToken")
+        self.assertEqual(start_gc(self.adm, 403, csrf=False)["error"], "InvalidCsrfToken")
+        # a read-only key sees the page without the button, and is refused a pass
+        doc = registry(reader).json()
+        self.assertFalse(doc["mayStartGc"])
+        self.assertTrue(registry(self.adm).json()["mayStartGc"])
+        out = start_gc(reader, 403)
+        self.assertEqual(out["error"], "AccessDeniedException")
+        self.assertIn("administrator", out["message"])
+        # a key with push and delete is no administrator either
+        pusher = e.keys_create(self.server, "registry-pusher", "push", "delete")
+        cl = ConsoleClient(self.reg)
+        cl.sign_in(*pusher)
+        self.assertFalse(registry(cl).json()["mayStartGc"])
+        self.assertEqual(start_gc(cl, 403)["error"], "AccessDeniedException")
+        # the methods
+        r = self.reg.request("POST", "/ui/api/registry", headers=self.adm.headers())
+        self.assertEqual(r.status, 405)
+        r = self.reg.request("GET", "/ui/api/gc", headers=self.adm.headers())
+        self.assertEqual(r.status, 405)
+        # an ended session
+        r = self.reg.request("DELETE", "/ui/api/session", headers=reader.headers())
+        self.assertEqual(r.status, 200)
+        self.assertEqual(registry(reader, 401).json()["error"], "SessionEnded")
+
+    def test_storage_by_repository(self):
+        doc = registry(self.adm).json()
+        st = doc["storage"]
+        blobs = set()
+        for img in self.images.values():
+            blobs.update(img.blobs)
+            blobs.add(img.digest)
+        self.assertEqual(st["blobs"], len(blobs))
+        self.assertEqual(st["blobBytes"], sum(size_of(i) for i in self.images.values()))
+        # (gone/soon, emptied by test_gc_run_on_request, may be listed last)
+        names = [r["repositoryName"] for r in st["largest"] if r["repositoryName"] != "gone/soon"]
+        self.assertEqual(names, ["big/one", "small/two", "small/three"])
+        sizes = {r["repositoryName"]: r["sizeInBytes"] for r in st["largest"]}
+        self.assertEqual([sizes[n] for n in names], [size_of(self.images[n]) for n in names])
+        self.assertIn(st["repositoryCount"], (3, 4))
+        self.assertEqual(st["others"], {"count": 0, "bytes": 0})
+        # a scoped key sees the totals, but only its repositories by name
+        cl = ConsoleClient(self.reg)
+        cl.sign_in(*self.scoped)
+        st = registry(cl).json()["storage"]
+        self.assertEqual([r["repositoryName"] for r in st["largest"]],
+                         ["small/two", "small/three"])
+        self.assertEqual(st["blobs"], len(blobs))
+
+    def test_server_summary_without_secrets(self):
+        r = registry(self.adm)
+        doc = r.json()
+        self.assertEqual(r.header("Cache-Control"), "no-store")
+        status, out = h.run_berth(["--version"])
+        self.assertIn(doc["version"], out)
+        cfg = doc["config"]
+        self.assertEqual(cfg["authScheme"], "basic")
+        self.assertEqual(cfg["storageBackend"], "filesystem")
+        self.assertIn(cfg["metadataBackend"], ("sqlite", "postgres"))
+        self.assertEqual((cfg["gcIntervalSeconds"], cfg["gcGraceSeconds"]), (3600, 0))
+        self.assertFalse(cfg["tls"])
+        self.assertNotIn(CONFIG_SECRET, r.body.decode())
+        self.assertNotIn(self.admin[1], r.body.decode())
+        self.assertNotIn("AKIDCONFIG", r.body.decode())
+        for word in ("secret", "password", "dsn", "Dsn"):
+            self.assertNotIn(word, json.dumps(cfg))
+        jobs = {j["name"]: j for j in doc["jobs"]}
+        self.assertEqual(set(jobs), {"gc", "lifecycle", "lifecycle-preview"})
+        self.assertTrue(jobs["gc"]["enabled"])
+        self.assertEqual(jobs["gc"]["intervalSeconds"], 3600)
+        # the first periodic pass comes after a minute at most, then every hour
+        self.assertGreater(jobs["gc"]["nextRunAt"], time.time() - 5)
+        self.assertLess(jobs["gc"]["nextRunAt"], time.time() + 3605)
+        self.assertLessEqual(doc["startedAt"], time.time() + 1)
+
+    def test_vulnerability_database_and_queue(self):
+        doc = registry(self.adm).json()
+        db = doc["scan"]["database"]
+        if not db["present"]:
+            self.assertIn("vulndb import", db["hint"])
+            work = tempfile.mkdtemp(prefix="berth-registry-osv-")
+            self.addCleanup(shutil.rmtree, work, True)
+            before = time.time()
+            osv = sh.write_osv(os.path.join(work, "osv"), sh.OSV_RECORDS)
+            status, out = h.run_berth(["vulndb", "import", osv], server=self.server)
+            self.assertEqual(status, 0, out)
+            db = registry(self.adm).json()["scan"]["database"]
+            self.assertGreaterEqual(db["updatedAt"], before - 1)
+        self.assertTrue(db["present"])
+        self.assertGreater(db["records"], 0)
+        self.assertGreater(db["fileBytes"], 0)
+        self.assertTrue(db["ecosystems"])
+        self.assertIn("Debian:12", [x["name"] for x in db["ecosystems"]])
+        self.assertEqual(doc["scan"]["waiting"] + doc["scan"]["running"], 0)
+
+    def test_gc_run_on_request(self):
+        # an image deleted: its unique layers become garbage
+        doomed = h.build_image(layer_count=2, layer_size=8192, compress=False)
+        h.expect_status(self.authreg.push_image("gone/soon", doomed, tag="x"), 201)
+        status, out = self.adm.ecr("BatchDeleteImage", {"repositoryName": "gone/soon",
+                                                         "imageIds": [{"imageTag": "x"}]})
+        self.assertEqual(status, 200, out)
+        self.assertFalse(out.get("failures"), out)
+        doc = registry(self.adm).json()
+        before = doc["gc"]["runs"][0]["startedAt"] if doc["gc"]["runs"] else None
+        blobs_before = doc["storage"]["blobs"]
+        self.assertEqual(start_gc(self.adm), {"requested": True})
+        doc = wait_requested_gc(self.adm, before)
+        run = doc["gc"]["runs"][0]
+        self.assertEqual(run["result"], "ok")
+        self.assertLessEqual(run["startedAt"], run["finishedAt"])
+        # the passes since (the first periodic one, after a minute, may have come first)
+        runs = []
+        for r in doc["gc"]["runs"]:
+            if r["startedAt"] == before:
+                break
+            runs.append(r)
+        deleted = sum(r["blobsDeleted"] for r in runs)
+        self.assertGreaterEqual(deleted, len(doomed.blobs) + 1)
+        self.assertGreaterEqual(sum(r["bytesFreed"] for r in runs), size_of(doomed))
+        self.assertEqual(doc["storage"]["blobs"], blobs_before - deleted)
+        self.assertFalse(doc["gc"]["requested"])
+
+
+class RegistryGcDisabledTest(h.ServerTestCase):
+    server_config = {"gc": {"enabled": False}}
+
+    def test_no_gc_thread(self):
+        admin = e.keys_create(self.server, "registry-admin")
+        cl = ConsoleClient(self.reg)
+        cl.sign_in(*admin)
+        doc = registry(cl).json()
+        self.assertFalse(doc["mayStartGc"])
+        self.assertFalse(doc["gc"]["enabled"])
+        self.assertEqual(doc["gc"]["runs"], [])
+        self.assertEqual(start_gc(cl, 409)["error"], "GarbageCollectionDisabled")
+
+
+class RegistryBrowserTest(h.ServerTestCase):
+    server_config = CONFIG
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.work = tempfile.mkdtemp(prefix="berth-registry-browser-")
+        cls.addClassCleanup(shutil.rmtree, cls.work, True)
+        cls.admin = e.keys_create(cls.server, "registry-admin")
+        cls.reader = e.keys_create(cls.server, "registry-reader", "pull")
+        cls.authreg, cls.images = push_sized(cls.server, cls.admin)
+        osv = sh.write_osv(os.path.join(cls.work, "osv"), sh.OSV_RECORDS)
+        status, out = h.run_berth(["vulndb", "import", osv], server=cls.server)
+        assert status == 0, out
+        cls.browser = Browser(cls.work)
+        cls.addClassCleanup(cls.browser.close)
+
+    def setUp(self):
+        super().setUp()
+        self.browser.s("DELETE", "/cookie")
+        self.browser.go("about:blank")
+
+    def sign_in(self, akid, secret):
+        b = self.browser
+        b.go(self.server.base_url + "/ui/#/registry")
+        b.type(b.wait_for("#akid"), akid)
+        b.type(b.wait_for("#secret"), secret)
+        b.click(b.wait_for("#signin"))
+
+    def test_admin_runs_gc_from_the_page(self):
+        b = self.browser
+        self.sign_in(*self.admin)
+        b.wait_for("h1", "Registry")
+        b.wait_for("#storage-rows a", "big/one")
+        rows = [b.text(x) for x in b.find_all("#storage-rows tr")]
+        self.assertTrue(rows[0].startswith("big/one"), rows)
+        self.assertTrue(rows[1].startswith("small/two"), rows)
+        self.assertGreater(int(b.text(b.wait_for("#vulndb-records"))), 0)
+        b.wait_for("#vulndb-ecosystems", "Debian:12")
+        b.wait_for("#server-version", "berth ")
+        b.wait_for("#job-rows td", "lifecycle")
+        b.wait_for("#gc-runs-empty")
+        self.assertNotIn(CONFIG_SECRET, b.page_text())
+        self.assertEqual(b.accessibility(), [])
+        b.screenshot("registry.png")
+        # a deleted image's layers, collected from the page
+        doomed = h.build_image(layer_count=2, layer_size=8192, compress=False)
+        h.expect_status(self.authreg.push_image("gone/soon", doomed, tag="x"), 201)
+        status, out, _ = e.signed_call(self.server, "BatchDeleteImage", {
+            "repositoryName": "gone/soon", "imageIds": [{"imageTag": "x"}]}, *self.admin)
+        self.assertEqual(status, 200, out)
+        b.click(b.wait_for("#nav-registry"))
+        b.click(b.wait_for("#gc-start"))
+        b.wait_for("#registry-flash", "Garbage collection finished")
+        b.wait_for("#gc-runs td", "requested")
+        b.wait_for("#gc-last", "freed")
+        self.assertEqual(b.accessibility(), [])
+        b.screenshot("registry-gc.png")
+
+    def test_reader_sees_no_button_and_a_forced_request_is_refused(self):
+        b = self.browser
+        self.sign_in(*self.reader)
+        b.wait_for("h1", "Registry")
+        b.wait_for("#storage-rows a", "big/one")
+        self.assertEqual(b.find_all("#gc-start"), [])
+        out = b.s("POST", "/execute/async", {"args": [], "script": """
+            const done = arguments[arguments.length - 1];
+            fetch("/ui/api/session").then((r) => r.json()).then((s) =>
+              fetch("/ui/api/gc", {method: "POST", headers: {"X-CSRF-Token": s.csrfToken}}))
+              .then(async (r) => done([r.status, await r.json()]), (e) => done(["failed", String(e)]));
+            """})
+        self.assertEqual(out[0], 403, out)
+        self.assertEqual(out[1]["error"], "AccessDeniedException")
+
+
+if __name__ == "__main__":
+    import unittest
+    unittest.main()
