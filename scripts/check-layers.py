@@ -36,7 +36,7 @@ DEPENDS = {
     "storage/registry": ["storage/store"],
     "storage/gc": ["storage/registry"],
     "storage/lifecycle": ["storage/registry"],
-    "storage/bundle": ["storage/registry"],
+    "storage/bundle": ["storage/registry", "storage/upstream"],
     "storage/upstream": ["storage/registry"],
     "scan/findings": ["storage/spec"],
     "scan/packages": ["common"],

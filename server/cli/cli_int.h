@@ -45,6 +45,7 @@ int cmd_gc(struct cli *cli);
 int cmd_lifecycle(struct cli *cli);
 int cmd_export(struct cli *cli);
 int cmd_import(struct cli *cli);
+int cmd_mirror(struct cli *cli);
 int cmd_secrets(struct cli *cli);
 
 /* The key that seals upstream secrets: pull_through.secrets_key, else the

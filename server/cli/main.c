@@ -175,6 +175,8 @@ int main(int argc, char **argv)
         status = cmd_export(&cli);
     } else if (strcmp(command, "import") == 0) {
         status = cmd_import(&cli);
+    } else if (strcmp(command, "mirror") == 0) {
+        status = cmd_mirror(&cli);
     } else {
         fprintf(stderr, "berth: unknown command '%s' (try berth --help)\n", command);
     }

@@ -73,6 +73,65 @@ enum berth_err bundle_export(struct store *st, const struct bundle_ref *refs, si
                              bundle_progress_fn progress, void *progress_arg,
                              struct bundle_export_stats *stats, char *why, size_t why_cap);
 
+/* An image reference of another registry, as docker reads one:
+ * "[host[:port]/]repo[:tag|@digest]". A first component with a '.' or ':'
+ * or "localhost" is the registry, else it is Docker Hub (docker.io; a
+ * one-component repository gets "library/"); no tag or digest means
+ * "latest". */
+struct bundle_remote_ref {
+    char host[256];      /* "docker.io", "registry.example:5000" */
+    char repo[256];      /* "library/alpine", "team/app" */
+    char reference[160]; /* the tag, or the digest */
+    bool by_digest;
+};
+
+/* Parse text into out; false (why says what is wrong) when it is not a
+ * reference. Pure. */
+bool bundle_remote_ref_parse(const char *text, struct bundle_remote_ref *out, char *why,
+                             size_t why_cap);
+
+/* Credentials for a registry host, or false for none. user and password
+ * are copied by the caller at once. */
+typedef bool (*bundle_creds_fn)(void *arg, const char *host, const char **user,
+                                const char **password);
+
+/* What a mirror is asked to do. */
+struct bundle_mirror_options {
+    const char *const *platforms; /* "os/arch[/variant]" filters of indexes, or NULL: all */
+    size_t platform_count;
+    bool plain_http; /* http:// to every registry (else https://) */
+    int64_t timeout_ms;
+    size_t manifest_max;
+    bundle_creds_fn creds; /* may be NULL: anonymous */
+    void *creds_arg;
+    const char *since; /* a previous bundle (as bundle_export), or NULL */
+    bundle_progress_fn progress;
+    void *progress_arg;
+};
+
+struct bundle_mirror_stats {
+    struct bundle_export_stats written;
+    int64_t sparse_indexes; /* indexes written with only the platforms asked for */
+};
+
+/* Pull the images refs name (count of them) straight from their
+ * registries (anonymous, Basic or the Docker token flow with the
+ * credentials opt->creds gives) into a bundle at path in the same format
+ * as bundle_export: every child of an index (those of the platforms asked
+ * for, when opt->platforms is set: the index itself is kept byte for byte,
+ * so a berth importing it needs storage.sparse_manifests), config and
+ * layers, and the referrers of every manifest (the OCI referrers API, or
+ * the referrers tag schema where the registry has no such API). Every
+ * manifest and blob is verified against its digest (and size) as it
+ * comes; a manifest pulled by tag against the registry's
+ * Docker-Content-Digest. index.json names each image as berth export
+ * does ("repo:tag", the registry host left out). On any failure nothing
+ * is left at path and why says what failed. BERTH_EINVAL, BERTH_ENOTFOUND,
+ * BERTH_EDENIED, BERTH_EDIGEST, BERTH_EIO, BERTH_ENOMEM. */
+enum berth_err bundle_mirror(const char *const *refs, size_t count, const char *path, bool zstd,
+                             const struct bundle_mirror_options *opt,
+                             struct bundle_mirror_stats *stats, char *why, size_t why_cap);
+
 /* What an import is asked to do. */
 struct bundle_import_options {
     const char *repo;            /* NULL, or the repository every image of the bundle goes to */

@@ -579,6 +579,38 @@ enum berth_err upstream_get_manifest(struct upstream_client *c, const char *repo
     return rc;
 }
 
+enum berth_err upstream_get_referrers(struct upstream_client *c, const char *repo,
+                                      const char *digest, size_t max, struct upstream_manifest *out,
+                                      char *err, size_t cap)
+{
+    char path[1024];
+    int n = snprintf(path, sizeof(path), "/v2/%s/referrers/%s", repo, digest);
+    if (n < 0 || (size_t)n >= sizeof(path)) {
+        snprintf(err, cap, "reference too long");
+        return BERTH_EINVAL;
+    }
+    struct xfer x;
+    memset(&x, 0, sizeof(x));
+    buf_init(&x.body, max);
+    long code = 0;
+    enum berth_err rc = request(c, path, false, "Accept: application/vnd.oci.image.index.v1+json",
+                                true, repo, &x, &code, err, cap);
+    if (rc == BERTH_OK) {
+        rc = status_rc(code, "a referrers request", err, cap);
+    }
+    if (rc == BERTH_OK) {
+        memset(out, 0, sizeof(*out));
+        str_copy(out->content_type, sizeof(out->content_type), x.content_type);
+        out->len = x.body.len;
+        out->body = buf_steal(&x.body);
+        if (out->body == NULL) {
+            rc = BERTH_ENOMEM;
+        }
+    }
+    buf_fini(&x.body);
+    return rc;
+}
+
 enum berth_err upstream_get_blob(struct upstream_client *c, const char *repo, const char *digest,
                                  upstream_length_fn on_length, upstream_write_fn write, void *arg,
                                  char *err, size_t cap)

@@ -61,6 +61,15 @@ enum berth_err upstream_get_manifest(struct upstream_client *c, const char *repo
                                      const char *reference, bool head, size_t max,
                                      struct upstream_manifest *out, char *err, size_t cap);
 
+/* GET /v2/<repo>/referrers/<digest> (the OCI 1.1 referrers API): the
+ * image index listing the manifests whose subject is digest, in out->body.
+ * BERTH_ENOTFOUND when the upstream has no referrers API (404: fall back
+ * to the referrers tag schema, a manifest tagged <alg>-<hex>); other
+ * returns as upstream_get_manifest. */
+enum berth_err upstream_get_referrers(struct upstream_client *c, const char *repo,
+                                      const char *digest, size_t max, struct upstream_manifest *out,
+                                      char *err, size_t cap);
+
 /* Called with each piece of a blob as it arrives; non-OK stops the
  * transfer and is returned. */
 typedef enum berth_err (*upstream_write_fn)(void *arg, const void *p, size_t n);

@@ -1,0 +1,236 @@
+"""berth mirror: images pulled straight from registries (a berth with access keys over Basic,
+a berth with bearer tokens, Debian's distribution 2.8.2) into a bundle with no server, from
+a list file with docker config.json credentials; imported into a fresh berth with identical
+digests; a multi-arch index filtered by --platform; referrers carried (the referrers API,
+and the referrers tag schema where the registry has none); a tampered blob refused with
+nothing left behind; a delta with --since."""
+
+import base64
+import json
+import os
+import shutil
+import tempfile
+import unittest
+
+import auth_helpers as a
+import berth_harness as h
+import bundle_helpers as bh
+import lifegc_helpers as lg
+import ptc_helpers as p
+
+
+def b64(text):
+    return base64.b64encode(text.encode()).decode()
+
+
+class MirrorTest(unittest.TestCase):
+    def setUp(self):
+        self.work = tempfile.mkdtemp(prefix="berth-mirror-")
+        self.addCleanup(shutil.rmtree, self.work, True)
+        self.docker_config = os.path.join(self.work, "docker")
+        os.makedirs(self.docker_config)
+        self.write_auths({})
+
+    def write_auths(self, auths):
+        with open(os.path.join(self.docker_config, "config.json"), "w") as f:
+            json.dump({"auths": auths}, f)
+
+    def start(self, **kw):
+        server = h.Server(**kw)
+        self.addCleanup(server.cleanup)
+        server.start()
+        return server
+
+    def mirror(self, *args, expect=0):
+        rc, out = h.run_berth(["mirror", "--plain-http"] + [str(x) for x in args],
+                              env={"DOCKER_CONFIG": self.docker_config}, timeout=120)
+        self.assertEqual(rc, expect, out)
+        return out
+
+    def import_into(self, path, config=None, expect=0):
+        dest = h.Server(config=config)
+        self.addCleanup(dest.cleanup)
+        rc, out = h.run_berth(["import", path], server=dest, timeout=120)
+        self.assertEqual(rc, expect, out)
+        return dest, out
+
+    def assert_image(self, reg, repo, ref, image):
+        resp = h.expect_status(reg.get_manifest(repo, ref, accept=image.media_type), 200)
+        self.assertEqual(resp.header("Docker-Content-Digest"), image.digest)
+        self.assertEqual(resp.body, image.manifest)
+        for digest, data in image.blobs.items():
+            self.assertEqual(h.expect_status(reg.get_blob(repo, digest), 200).body, data)
+
+    def no_leftovers(self):
+        self.assertEqual([n for n in os.listdir(self.work) if ".tmp-" in n], [])
+
+    def test_from_berth_with_access_keys(self):
+        src = self.start()
+        images = bh.sample_images()
+        bh.push_sample(src.registry(), "itest/app", images)
+        akid, secret = a.keys_create(src, "puller")
+        host = "127.0.0.1:%d" % src.port
+        listing = os.path.join(self.work, "images.txt")
+        with open(listing, "w") as f:
+            f.write("# what site B runs\n%s/itest/app:v1\n\n  %s/itest/app:multi  \n"
+                    % (host, host))
+        out_path = os.path.join(self.work, "bundle.tar.zst")
+        # no credentials: refused, nothing left
+        out = self.mirror("--images", listing, "-o", out_path, expect=1)
+        self.assertIn("401", out)
+        self.assertFalse(os.path.exists(out_path))
+        self.no_leftovers()
+        self.write_auths({host: {"auth": b64("%s:%s" % (akid, secret))}})
+        out = self.mirror("--images", listing, "-o", out_path)
+        self.assertIn("mirror: [1/2] %s/itest/app:v1" % host, out)
+        self.assertIn("mirror: [2/2] %s/itest/app:multi" % host, out)
+        self.assertIn("mirror: 3 images", out)
+        self.assertNotIn(secret, out)
+        # the same bundle berth export writes from the store: the same blobs and entries
+        exported = os.path.join(self.work, "export.tar")
+        rc, text = h.run_berth(["export", "itest/app:v1", "itest/app:multi", "-o", exported],
+                               server=src, timeout=120)
+        self.assertEqual(rc, 0, text)
+        mine, theirs = bh.read_bundle(out_path), bh.read_bundle(exported)
+        bh.check_blobs(self, mine)
+        self.assertEqual(set(mine), set(theirs))
+        self.assertEqual(bh.index_entries(mine), bh.index_entries(theirs))
+        src.stop()
+        dest, out = self.import_into(out_path)
+        self.assertIn("3 images in 1 repositories", out)
+        dest.start()
+        reg = dest.registry()
+        self.assert_image(reg, "itest/app", "v1", images["v1"])
+        self.assert_image(reg, "itest/app", "multi", images["multi"])
+        for child in images["multi"].children:
+            self.assert_image(reg, "itest/app", child.digest, child)
+        refs = h.expect_status(reg.referrers("itest/app", images["v1"].digest), 200).json()
+        self.assertEqual([m["digest"] for m in refs["manifests"]], [images["sbom"].digest])
+
+    def test_bearer_token_registry_and_platform(self):
+        src = self.start(config={"auth": {"scheme": "bearer"}})
+        images = bh.sample_images()
+        bh.push_sample(src.registry(), "team/app", images)
+        multi = images["multi"]
+        sig = h.build_artifact("application/vnd.example.signature.v1",
+                               subject=multi.children[1].descriptor())
+        h.expect_status(src.registry().push_image("team/app", sig), 201)
+        akid, secret = a.keys_create(src, "puller", "pull")
+        host = "127.0.0.1:%d" % src.port
+        self.write_auths({"http://%s/v2/" % host: {"username": akid, "password": secret}})
+        out_path = os.path.join(self.work, "arm.tar")
+        out = self.mirror("%s/team/app:multi" % host, "-o", out_path,
+                          "--platform", "linux/arm64")
+        self.assertIn("storage.sparse_manifests", out)
+        self.assertTrue(p.upstream_gets(src, "^/v2/token"))
+        files = bh.read_bundle(out_path)
+        present = {"sha256:" + n.split("/")[-1] for n in files if n.startswith("blobs/")}
+        amd, arm = multi.children
+        self.assertIn(multi.digest, present)  # the index, byte for byte
+        self.assertLessEqual(bh.all_digests(arm) | {sig.digest}, present)
+        self.assertEqual(set(amd.blobs) & present, set())
+        self.assertNotIn(amd.digest, present)
+        # a berth that refuses sparse indexes refuses it, naming the missing child
+        _, out = self.import_into(out_path, expect=1)
+        self.assertIn("%s: missing from the bundle" % ("blobs/sha256/" + h.digest_hex(amd.digest)),
+                      out)
+        dest, out = self.import_into(out_path, config={"storage": {"sparse_manifests": True}})
+        dest.start()
+        reg = dest.registry()
+        self.assert_image(reg, "team/app", "multi", multi)
+        self.assert_image(reg, "team/app", arm.digest, arm)
+        h.expect_status(reg.get_manifest("team/app", amd.digest), 404)
+        refs = h.expect_status(reg.referrers("team/app", arm.digest), 200).json()
+        self.assertEqual([m["digest"] for m in refs["manifests"]], [sig.digest])
+        # a platform no child has
+        self.mirror("%s/team/app:multi" % host, "-o", out_path + "2", "--platform",
+                    "linux/s390x", expect=1)
+        self.assertFalse(os.path.exists(out_path + "2"))
+
+    def test_from_distribution_with_the_referrers_tag_schema(self):
+        src = self.start(target="distribution")
+        reg = src.registry()
+        img = h.build_image(layer_count=2, docker=True)
+        h.expect_status(reg.push_image("library/tool", img, tag="1.0"), 201)
+        images = bh.sample_images()
+        h.expect_status(reg.push_image("library/tool", images["multi"], tag="multi"), 201)
+        # distribution 2.8 has no referrers API: clients keep the sha256-<hex> tag
+        sbom = h.build_artifact(subject=img.descriptor())
+        h.expect_status(reg.push_image("library/tool", sbom), 201)
+        listed = h.Index([sbom])
+        listed.manifest = h.canonical_json({
+            "schemaVersion": 2, "mediaType": h.MT_OCI_INDEX,
+            "manifests": [sbom.descriptor(artifactType="application/vnd.example.sbom.v1+json")]})
+        h.expect_status(reg.put_manifest("library/tool", "sha256-" + h.digest_hex(img.digest),
+                                         listed.manifest, h.MT_OCI_INDEX), 201)
+        host = "127.0.0.1:%d" % src.port
+        out_path = os.path.join(self.work, "dist.tar.zst")
+        self.mirror("%s/library/tool:1.0" % host, "%s/library/tool@%s"
+                    % (host, images["multi"].digest), "-o", out_path)
+        entries = {e["digest"]: e for e in bh.index_entries(bh.read_bundle(out_path))}
+        self.assertEqual(entries[img.digest]["annotations"][bh.REF_NAME], "library/tool:1.0")
+        self.assertEqual(entries[images["multi"].digest]["annotations"],
+                         {bh.REPOSITORY: "library/tool"})
+        self.assertIn(sbom.digest, entries)
+        src.stop()
+        dest, _ = self.import_into(out_path)
+        dest.start()
+        reg = dest.registry()
+        self.assert_image(reg, "library/tool", "1.0", img)
+        self.assert_image(reg, "library/tool", images["multi"].digest, images["multi"])
+        refs = h.expect_status(reg.referrers("library/tool", img.digest), 200).json()
+        self.assertEqual([m["digest"] for m in refs["manifests"]], [sbom.digest])
+
+    def test_tampered_blob_refused_and_delta(self):
+        src = self.start()
+        images = bh.sample_images()
+        bh.push_sample(src.registry(), "itest/app", images)
+        host = "127.0.0.1:%d" % src.port
+        first = os.path.join(self.work, "first.tar")
+        self.mirror("%s/itest/app:v1" % host, "-o", first)
+        # a delta: v1 again and the index; only the index's part is new
+        delta = os.path.join(self.work, "delta.tar")
+        out = self.mirror("%s/itest/app:v1" % host, "%s/itest/app:multi" % host, "-o", delta,
+                          "--since", first)
+        self.assertIn("left out", out)
+        held = {n for n in bh.read_bundle(first) if n.startswith("blobs/")}
+        files = bh.read_bundle(delta)
+        self.assertEqual({n for n in files if n.startswith("blobs/")} & held, set())
+        self.assertIn(images["v1"].digest, {e["digest"] for e in bh.index_entries(files)})
+        dest = h.Server()
+        self.addCleanup(dest.cleanup)
+        for path in (first, delta):
+            rc, out = h.run_berth(["import", path], server=dest, timeout=120)
+            self.assertEqual(rc, 0, out)
+        dest.start()
+        self.assert_image(dest.registry(), "itest/app", "multi", images["multi"])
+        # a layer changed in the source's store (same length): refused, no file left
+        layer = images["multi"].children[0].layer_digests[0]
+        path = lg.blob_files(src.root)[layer]
+        with open(path, "r+b") as f:
+            data = bytearray(f.read())
+            data[len(data) // 2] ^= 0xFF
+            f.seek(0)
+            f.write(bytes(data))
+        out_path = os.path.join(self.work, "bad.tar.zst")
+        out = self.mirror("%s/itest/app:multi" % host, "-o", out_path, expect=1)
+        self.assertIn("blob %s" % layer, out)
+        self.assertIn("does not match its digest", out)
+        self.assertFalse(os.path.exists(out_path))
+        self.no_leftovers()
+
+    def test_bad_references(self):
+        for ref, msg in (("Upper/Case:1", "not a repository name"),
+                         ("example.com/app@sha256:abc", "not a digest"),
+                         ("example.com/app:bad tag!", "not a tag")):
+            out = self.mirror(ref, "-o", os.path.join(self.work, "x.tar"), expect=1)
+            self.assertIn(msg, out)
+        out = self.mirror("-o", os.path.join(self.work, "x.tar"), expect=2)
+        self.assertIn("no image named", out)
+        out = self.mirror("example.com/app:1", "-o", os.path.join(self.work, "x.tar"),
+                          "--platform", "amd64", expect=1)
+        self.assertIn("OS/ARCH", out)
+
+
+if __name__ == "__main__":
+    h.main()
