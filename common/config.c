@@ -183,6 +183,16 @@ static const struct config_key keys[] = {
      30 * DAY, "a tag cached from an upstream is checked with it again when older than this"},
     {"pull_through.timeout_seconds", CONFIG_INT, OFF(pull_through_timeout_seconds), "30", 1, 3600,
      "an upstream request fails after this long (a blob: after this long without data)"},
+    {"replication.peers", CONFIG_JSON, OFF(replication_peers), NULL, 0, 0,
+     "the registries replication destinations are: [{\"region\": r, \"registry_id\": id, "
+     "\"url\": \"http(s)://host[:port]\", \"secret\": name of a berth secret (optional)}]"},
+    {"replication.retry_initial_ms", CONFIG_INT, OFF(replication_retry_initial_ms), "2000", 10,
+     3600 * 1000, "a failed copy is tried again after this long, doubling each time"},
+    {"replication.retry_max_ms", CONFIG_INT, OFF(replication_retry_max_ms), "60000", 10, DAY * 1000,
+     "longest wait between two tries of a copy (a destination back after an outage catches up "
+     "within this long)"},
+    {"replication.timeout_seconds", CONFIG_INT, OFF(replication_timeout_seconds), "60", 1, 3600,
+     "a request to a destination fails after this long (a blob: after this long without progress)"},
 };
 
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))

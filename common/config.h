@@ -108,6 +108,10 @@ struct berth_config {
     char *pull_through_secrets_key_file; /* "" = <root>/secrets.key */
     int64_t pull_through_tag_ttl_seconds;
     int64_t pull_through_timeout_seconds;
+    json_t *replication_peers; /* borrowed from doc: destinations to peer registries */
+    int64_t replication_retry_initial_ms;
+    int64_t replication_retry_max_ms;
+    int64_t replication_timeout_seconds;
     json_t *doc; /* the parsed config file (owned), or NULL */
 };
 

@@ -46,7 +46,13 @@ DEPENDS = {
     "server/metrics": ["common"],
     "server/http": ["server/auth", "server/metrics"],
     "server/oci": ["server/http", "storage/registry", "storage/upstream"],
-    "server/jobs": ["scan/engine", "server/metrics", "storage/gc", "storage/lifecycle"],
+    "server/jobs": [
+        "scan/engine",
+        "server/metrics",
+        "storage/gc",
+        "storage/lifecycle",
+        "storage/upstream",
+    ],
     "server/ecr": [
         "server/http",
         "server/jobs",

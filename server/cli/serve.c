@@ -16,6 +16,7 @@
 #include "server/jobs/jobs.h"
 #include "common/log.h"
 #include "common/notify.h"
+#include "server/jobs/replication.h"
 #include "server/jobs/scan_workers.h"
 #include "server/console/console.h"
 #include "server/ecr/ecr.h"
@@ -148,6 +149,15 @@ int cmd_serve(struct cli *cli)
         store_close(st);
         return 1;
     }
+    struct replication_job *repl = NULL;
+    char rerr[512];
+    if (replication_job_start(cfg, st, &repl, rerr, sizeof(rerr)) != BERTH_OK) {
+        fprintf(stderr, "berth: config: %s\n", rerr);
+        jobs_stop(jobs);
+        scan_workers_stop(scans);
+        store_close(st);
+        return 2;
+    }
     /* /v2 first: it answers what no API takes (404 in its format); the
      * probes, metrics and the console (/ui/ and a browser's GET /) before
      * ECR, which takes any POST */
@@ -155,6 +165,7 @@ int cmd_serve(struct cli *cli)
     struct server *srv = NULL;
     if (server_start(cfg, st, apis, sizeof(apis) / sizeof(apis[0]), &srv) != BERTH_OK) {
         fprintf(stderr, "berth: cannot serve on %s (see the log above)\n", cfg->listen);
+        replication_job_stop(repl);
         jobs_stop(jobs);
         scan_workers_stop(scans);
         store_close(st);
@@ -181,6 +192,7 @@ int cmd_serve(struct cli *cli)
     server_stop(srv, DRAIN_MS);
     upstream_stop(DRAIN_MS);
     /* after the server: no request can queue a scan or wake a job any more */
+    replication_job_stop(repl);
     jobs_stop(jobs);
     scan_workers_stop(scans);
     store_close(st);

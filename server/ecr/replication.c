@@ -1,9 +1,10 @@
 /*
- * ECR replication configuration: PutReplicationConfiguration and
- * DescribeRegistry, which reports it. The configuration is validated as
- * ECR does and stored as validated (registry_settings). Images are not
- * copied to the destinations yet (see docs/ecr.md). Pool threads; see
- * ecr_int.h.
+ * ECR replication: PutReplicationConfiguration and DescribeRegistry, which
+ * reports it (the configuration is validated as ECR does and stored as
+ * validated in registry_settings), and DescribeImageReplicationStatus,
+ * which reads the replication queue (a push queues its copies; the
+ * replication job copies them to the peers of replication.peers). Pool
+ * threads; see ecr_int.h.
  */
 #include "ecr_int.h"
 
@@ -302,8 +303,74 @@ static void describe_registry(struct ecr_call *call)
     free(text);
 }
 
+struct status_list {
+    json_t *list;
+    bool out_of_memory;
+};
+
+/* One destination's status as ECR's ImageReplicationStatus: failureCode
+ * only when the copy failed for good. */
+static int add_status(void *arg, const struct meta_repl_status *st)
+{
+    struct status_list *l = arg;
+    json_t *o = json_pack("{s:s, s:s, s:s}", "region", st->region, "registryId", st->registry_id,
+                          "status", st->status);
+    if (o != NULL && strcmp(st->status, "FAILED") == 0 && st->failure_code != NULL &&
+        json_object_set_new(o, "failureCode", json_string(st->failure_code)) != 0) {
+        json_decref(o);
+        o = NULL;
+    }
+    if (o == NULL || json_array_append_new(l->list, o) != 0) {
+        l->out_of_memory = true;
+        return 1;
+    }
+    return 0;
+}
+
+static void describe_image_replication_status(struct ecr_call *call)
+{
+    const char *repo;
+    struct ecr_image_id id;
+    if (!ecr_repo_name(call, &repo) || !ecr_image_id_parse(call, &id)) {
+        return;
+    }
+    struct meta_repo r;
+    if (!ecr_find_repo(call, repo, &r)) {
+        return;
+    }
+    struct meta_manifest mf;
+    struct registry_status s;
+    if (registry_image_find(call->req->srv->store, &r, id.tag,
+                            id.digest_text != NULL ? &id.digest : NULL, &mf, &s) != BERTH_OK) {
+        ecr_fail_image(call, repo, id.tag, id.digest_text, &s);
+        return;
+    }
+    struct meta *m = ecr_meta(call);
+    if (m == NULL) {
+        return;
+    }
+    struct status_list l = {.list = json_array()};
+    enum berth_err rc = l.list ? meta_repl_status_list(m, mf.id, add_status, &l) : BERTH_ENOMEM;
+    if (rc == BERTH_OK && l.out_of_memory) {
+        rc = BERTH_ENOMEM;
+    }
+    if (rc != BERTH_OK) {
+        json_decref(l.list);
+        ecr_server_error(call, rc);
+        return;
+    }
+    json_t *image_id = ecr_image_id_json(mf.digest, id.tag);
+    if (image_id == NULL || json_object_set_new(call->out, "repositoryName", json_string(repo)) ||
+        json_object_set_new(call->out, "imageId", image_id) != 0 ||
+        json_object_set_new(call->out, "replicationStatuses", l.list) != 0) {
+        ecr_server_error(call, BERTH_ENOMEM);
+    }
+}
+
 const struct ecr_op ecr_replication_ops[] = {
     {"PutReplicationConfiguration", put_replication_configuration, ECR_SCOPE_REGISTRY},
     {"DescribeRegistry", describe_registry, ECR_SCOPE_REGISTRY},
+    {"DescribeImageReplicationStatus", describe_image_replication_status,
+     ECR_SCOPE_REPOSITORY_NAME},
     {NULL, NULL, ECR_SCOPE_REGISTRY},
 };

@@ -239,6 +239,27 @@ static const char *const migrations[] = {
      * learns at the cost of one empty index probe that a repository
      * without archived images has nothing to refuse. */
     "CREATE INDEX manifests_archived ON manifests(repo_id) WHERE storage_class = 1;",
+    /* 14: the replication queue: per image and destination (region,
+     * registry id) of the replication configuration, how its copy goes
+     * (IN_PROGRESS, COMPLETE, FAILED), the last failure, the attempts and
+     * when the next is due; seq grows each time a push queues it again, so
+     * that a copy finishing meanwhile does not mark the newer push done. */
+    "CREATE TABLE replication_queue ("
+    "  manifest_id INTEGER NOT NULL REFERENCES manifests(id) ON DELETE CASCADE,"
+    "  region TEXT NOT NULL,"
+    "  registry_id TEXT NOT NULL,"
+    "  status TEXT NOT NULL,"
+    "  failure_code TEXT,"
+    "  failure_reason TEXT,"
+    "  attempts INTEGER NOT NULL DEFAULT 0,"
+    "  next_at INTEGER NOT NULL,"
+    "  seq INTEGER NOT NULL DEFAULT 1,"
+    "  queued_at INTEGER NOT NULL,"
+    "  updated_at INTEGER NOT NULL,"
+    "  PRIMARY KEY (manifest_id, region, registry_id)"
+    ") WITHOUT ROWID;"
+    "CREATE INDEX replication_queue_due ON replication_queue(next_at) "
+    "WHERE status = 'IN_PROGRESS';",
 };
 
 /* The same migrations in PostgreSQL's dialect, entry for entry: rowid
@@ -447,6 +468,23 @@ static const char *const pg_migrations[] = {
     "ALTER TABLE lifecycle_previews ADD COLUMN transitioning_count BIGINT NOT NULL DEFAULT 0;",
     /* 13 */
     "CREATE INDEX manifests_archived ON manifests(repo_id) WHERE storage_class = 1;",
+    /* 14 */
+    "CREATE TABLE replication_queue ("
+    "  manifest_id BIGINT NOT NULL REFERENCES manifests(id) ON DELETE CASCADE,"
+    "  region TEXT COLLATE \"C\" NOT NULL,"
+    "  registry_id TEXT COLLATE \"C\" NOT NULL,"
+    "  status TEXT NOT NULL,"
+    "  failure_code TEXT,"
+    "  failure_reason TEXT,"
+    "  attempts BIGINT NOT NULL DEFAULT 0,"
+    "  next_at BIGINT NOT NULL,"
+    "  seq BIGINT NOT NULL DEFAULT 1,"
+    "  queued_at BIGINT NOT NULL,"
+    "  updated_at BIGINT NOT NULL,"
+    "  PRIMARY KEY (manifest_id, region, registry_id)"
+    ");"
+    "CREATE INDEX replication_queue_due ON replication_queue(next_at) "
+    "WHERE status = 'IN_PROGRESS';",
 };
 
 #define NMIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))

@@ -600,6 +600,60 @@ enum berth_err meta_server_secret_add(struct meta *m, const char *name, const vo
  * (PutReplicationConfiguration), ECR's JSON as validated by the API. */
 #define META_REPLICATION_CONFIG_SETTING "replication_configuration"
 
+/* ---- the replication queue (storage/meta/replication.c) ---- */
+
+#define META_REPL_REGION_MAX 25
+#define META_REPL_REGISTRY_ID_MAX 12
+#define META_REPL_FAILURE_MAX 512
+
+/* Inside the caller's write transaction: queue manifest_id for the
+ * destination (region, registry_id), due now: a new row, or the existing
+ * one set back to IN_PROGRESS with no attempts and its seq increased (a
+ * copy under way then does not mark it done). */
+enum berth_err meta_repl_enqueue(struct meta *m, int64_t manifest_id, const char *region,
+                                 const char *registry_id, int64_t now);
+
+/* A queued copy as the worker sees it. */
+struct meta_repl_item {
+    int64_t manifest_id;
+    char region[META_REPL_REGION_MAX + 1];
+    char registry_id[META_REPL_REGISTRY_ID_MAX + 1];
+    int64_t attempts;
+    int64_t seq;
+    char repo[NAMES_REPO_MAX + 1];
+    char digest[DIGEST_STR_MAX];
+};
+
+/* The IN_PROGRESS row due first (next_at <= now; earliest next_at, then
+ * manifest id), with its repository and digest. *found false when none is
+ * due; *next_at then gets the earliest next_at of the rows not yet due (0
+ * when there are none). */
+enum berth_err meta_repl_next(struct meta *m, int64_t now, struct meta_repl_item *out, bool *found,
+                              int64_t *next_at);
+
+/* Record how a copy went, only when the row is still at seq (a push may
+ * have queued it again meanwhile: then nothing changes and *applied is
+ * false). status is IN_PROGRESS (a retry due at next_at), COMPLETE or
+ * FAILED; failure_code/reason may be NULL. */
+enum berth_err meta_repl_finish(struct meta *m, const struct meta_repl_item *it, const char *status,
+                                const char *failure_code, const char *failure_reason,
+                                int64_t next_at, int64_t now, bool *applied);
+
+/* One destination's status of an image; strings borrowed. */
+struct meta_repl_status {
+    const char *region;
+    const char *registry_id;
+    const char *status;
+    const char *failure_code;   /* NULL when none */
+    const char *failure_reason; /* NULL when none */
+    int64_t attempts;
+};
+typedef int (*meta_repl_status_cb)(void *arg, const struct meta_repl_status *st);
+
+/* The destinations of manifest_id, by region then registry id. */
+enum berth_err meta_repl_status_list(struct meta *m, int64_t manifest_id, meta_repl_status_cb cb,
+                                     void *arg);
+
 /* ---- managed signing (storage/meta/signing.c) ---- */
 
 /* The registry_settings row that holds the signing configuration

@@ -21,6 +21,7 @@
 #include "storage/registry/account.h"
 #include "storage/spec/manifest.h"
 #include "storage/spec/names.h"
+#include "storage/registry/replication.h"
 #include "storage/registry/scan_queue.h"
 #include "storage/registry/signing.h"
 #include "storage/registry/templates.h"
@@ -644,7 +645,7 @@ enum berth_err registry_manifest_put(struct store *st, const struct registry_put
     bool blob_known = meta_blob_get(m, d.str, &existing_blob) == BERTH_OK;
     struct meta_repo repo;
     int64_t manifest_id = 0;
-    bool created = false, changed = false, scan_queued = false;
+    bool created = false, changed = false, scan_queued = false, repl_queued = false;
     /* At most two rounds: a retry happens only when the content blob
      * vanished while its bytes were not in tmp, and the retry writes them
      * there first, so it never retries again. Every round ends in `goto out`
@@ -738,6 +739,15 @@ enum berth_err registry_manifest_put(struct store *st, const struct registry_put
                 internal(s, rc);
             }
         }
+        if (rc == BERTH_OK && changed && !in->allow_missing) {
+            /* a new image or moved tags: queued for the replication
+             * destinations in the same transaction (a cached pull's
+             * manifest is not a push and may lack its blobs) */
+            rc = registry_repl_on_push(m, repo.name, manifest_id, now, &repl_queued);
+            if (rc != BERTH_OK) {
+                internal(s, rc);
+            }
+        }
         if (rc == BERTH_OK) {
             rc = meta_commit(m);
             if (rc != BERTH_OK) {
@@ -755,6 +765,9 @@ out:
     }
     if (rc == BERTH_OK && scan_queued) {
         scan_queue_notify();
+    }
+    if (rc == BERTH_OK && repl_queued) {
+        registry_repl_notify();
     }
     if (rc == BERTH_OK && created && !info->has_subject) {
         /* managed signing, after the commit (a signature has a subject, so

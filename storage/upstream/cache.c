@@ -169,23 +169,30 @@ enum berth_err upstream_rule_for(struct meta *m, const char *repo, struct upstre
 enum berth_err upstream_rule_client(struct meta *m, const struct upstream_rule *rule,
                                     struct upstream_client **out, char *err, size_t cap)
 {
+    return upstream_secret_client(m, rule->url, rule->secret, g_opt.timeout_ms, out, err, cap);
+}
+
+enum berth_err upstream_secret_client(struct meta *m, const char *url, const char *secret,
+                                      int64_t timeout_ms, struct upstream_client **out, char *err,
+                                      size_t cap)
+{
     char *user = NULL;
     char *pass = NULL;
-    if (rule->secret[0] != '\0') {
+    if (secret[0] != '\0') {
         if (!g_opt.has_key) {
-            snprintf(err, cap, "no key to open the secret %s", rule->secret);
+            snprintf(err, cap, "no key to open the secret %s", secret);
             return BERTH_EINVAL;
         }
-        enum berth_err rc = upstream_secret_get(m, g_opt.key, rule->secret, &user, &pass);
+        enum berth_err rc = upstream_secret_get(m, g_opt.key, secret, &user, &pass);
         if (rc != BERTH_OK) {
-            snprintf(err, cap, "the secret %s %s", rule->secret,
+            snprintf(err, cap, "the secret %s %s", secret,
                      rc == BERTH_ENOTFOUND ? "does not exist"
                      : rc == BERTH_EINVAL  ? "cannot be opened with berth's key"
                                            : "cannot be read");
             return rc;
         }
     }
-    *out = upstream_client_new(rule->url, user, pass, g_opt.timeout_ms);
+    *out = upstream_client_new(url, user, pass, timeout_ms);
     if (user != NULL) {
         memset(user, 0, strlen(user));
         memset(pass, 0, strlen(pass));

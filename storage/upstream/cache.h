@@ -69,6 +69,14 @@ enum berth_err upstream_rule_for(struct meta *m, const char *repo, struct upstre
 enum berth_err upstream_rule_client(struct meta *m, const struct upstream_rule *rule,
                                     struct upstream_client **out, char *err, size_t cap);
 
+/* A client for the registry at url (normalized) with the credentials of
+ * berth secret secret ("" for none), opened with the configured key, each
+ * request taking at most timeout_ms. Same returns as
+ * upstream_rule_client. */
+enum berth_err upstream_secret_client(struct meta *m, const char *url, const char *secret,
+                                      int64_t timeout_ms, struct upstream_client **out, char *err,
+                                      size_t cap);
+
 /* Make sure the manifest reference (tag or digest) of repo is in the store
  * as the cache rules want it (see above). BERTH_OK when the store has it
  * now, or still has it while the upstream failed; BERTH_ENOTFOUND when no

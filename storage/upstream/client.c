@@ -2,10 +2,12 @@
 #include "storage/upstream/client.h"
 
 #include <ctype.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 #include <curl/curl.h>
 #include <jansson.h>
@@ -229,7 +231,15 @@ struct xfer {
     char www_auth[1024];
     char content_type[256];
     char digest[160];
+    char location[2048];
     long long content_length;
+    /* a request body (PUT): from mem, else from fd; body_pos is where the
+     * next read starts (0 at each attempt) */
+    const char *method; /* "POST", "PUT", or NULL for GET/HEAD */
+    const char *mem;
+    int fd;
+    uint64_t body_len;
+    uint64_t body_pos;
 };
 
 /* "Name: value" into out when the header line is name (case-insensitive). */
@@ -262,7 +272,7 @@ static size_t on_header(char *p, size_t size, size_t nitems, void *arg)
     size_t n = size * nitems;
     if (n >= 5 && strncmp(p, "HTTP/", 5) == 0) {
         /* a new response (after a redirect): forget the last one's */
-        x->www_auth[0] = x->content_type[0] = x->digest[0] = '\0';
+        x->www_auth[0] = x->content_type[0] = x->digest[0] = x->location[0] = '\0';
         x->content_length = -1;
         return n;
     }
@@ -273,7 +283,36 @@ static size_t on_header(char *p, size_t size, size_t nitems, void *arg)
     header_value(p, n, "WWW-Authenticate", x->www_auth, sizeof(x->www_auth));
     header_value(p, n, "Content-Type", x->content_type, sizeof(x->content_type));
     header_value(p, n, "Docker-Content-Digest", x->digest, sizeof(x->digest));
+    header_value(p, n, "Location", x->location, sizeof(x->location));
     return n;
+}
+
+/* The request body, from memory or with pread from the blob's file. */
+static size_t on_read(char *p, size_t size, size_t nitems, void *arg)
+{
+    struct xfer *x = arg;
+    size_t want = size * nitems;
+    uint64_t left = x->body_len - x->body_pos;
+    if (want > left) {
+        want = (size_t)left;
+    }
+    if (want == 0) {
+        return 0;
+    }
+    if (x->mem != NULL) {
+        memcpy(p, x->mem + x->body_pos, want);
+        x->body_pos += want;
+        return want;
+    }
+    ssize_t got;
+    do {
+        got = pread(x->fd, p, want, (off_t)x->body_pos);
+    } while (got < 0 && errno == EINTR);
+    if (got <= 0) {
+        return CURL_READFUNC_ABORT;
+    }
+    x->body_pos += (uint64_t)got;
+    return (size_t)got;
 }
 
 static size_t on_body(char *p, size_t size, size_t nmemb, void *arg)
@@ -320,7 +359,8 @@ static enum berth_err perform(struct upstream_client *c, const char *url, bool h
     x->write_rc = BERTH_OK;
     x->too_big = false;
     x->content_length = -1;
-    x->www_auth[0] = x->content_type[0] = x->digest[0] = '\0';
+    x->www_auth[0] = x->content_type[0] = x->digest[0] = x->location[0] = '\0';
+    x->body_pos = 0;
     buf_reset(&x->body);
     struct curl_slist *headers = NULL;
     struct curl_slist *h = NULL;
@@ -334,9 +374,21 @@ static enum berth_err perform(struct upstream_client *c, const char *url, bool h
     curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "http,https");
     curl_easy_setopt(curl, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
-    curl_easy_setopt(curl, CURLOPT_FOLLOWLOCATION, 1L);
-    curl_easy_setopt(curl, CURLOPT_MAXREDIRS, 5L);
-    curl_easy_setopt(curl, CURLOPT_USERAGENT, "berth-pull-through");
+    if (x->method == NULL) {
+        curl_easy_setopt(curl, CURLOPT_FOLLOWLOCATION, 1L);
+        curl_easy_setopt(curl, CURLOPT_MAXREDIRS, 5L);
+    } else if (strcmp(x->method, "PUT") == 0) {
+        curl_easy_setopt(curl, CURLOPT_UPLOAD, 1L);
+        curl_easy_setopt(curl, CURLOPT_INFILESIZE_LARGE, (curl_off_t)x->body_len);
+        curl_easy_setopt(curl, CURLOPT_READFUNCTION, on_read);
+        curl_easy_setopt(curl, CURLOPT_READDATA, x);
+    } else {
+        curl_easy_setopt(curl, CURLOPT_POST, 1L);
+        curl_easy_setopt(curl, CURLOPT_POSTFIELDS, "");
+        curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE, 0L);
+    }
+    curl_easy_setopt(curl, CURLOPT_USERAGENT,
+                     x->method != NULL ? "berth-replication" : "berth-pull-through");
     curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS, (long)c->timeout_ms);
     if (bounded) {
         curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, (long)c->timeout_ms);
@@ -512,8 +564,9 @@ static enum berth_err request(struct upstream_client *c, const char *path, bool 
                               const char *accept, bool bounded, const char *repo, struct xfer *x,
                               long *code, char *err, size_t cap)
 {
-    char url[UPSTREAM_URL_MAX + 1024];
-    int n = snprintf(url, sizeof(url), "%s%s", c->base, path);
+    char url[UPSTREAM_URL_MAX + 2048];
+    bool absolute = str_has_prefix(path, "http://") || str_has_prefix(path, "https://");
+    int n = snprintf(url, sizeof(url), "%s%s", absolute ? "" : c->base, path);
     if (n < 0 || (size_t)n >= sizeof(url)) {
         snprintf(err, cap, "upstream URL too long");
         return BERTH_EINVAL;
@@ -648,6 +701,135 @@ enum berth_err upstream_ping(struct upstream_client *c, const char *repo, char *
     enum berth_err rc = request(c, "/v2/", false, NULL, true, repo, &x, &code, err, cap);
     if (rc == BERTH_OK) {
         rc = status_rc(code, "GET /v2/", err, cap);
+    }
+    buf_fini(&x.body);
+    return rc;
+}
+
+/* ---- pushing (replication) ---- */
+
+enum berth_err upstream_blob_exists(struct upstream_client *c, const char *repo, const char *digest,
+                                    bool *exists, char *err, size_t cap)
+{
+    char path[1024];
+    int n = snprintf(path, sizeof(path), "/v2/%s/blobs/%s", repo, digest);
+    if (n < 0 || (size_t)n >= sizeof(path)) {
+        snprintf(err, cap, "reference too long");
+        return BERTH_EINVAL;
+    }
+    struct xfer x;
+    memset(&x, 0, sizeof(x));
+    buf_init(&x.body, TOKEN_MAX);
+    long code = 0;
+    enum berth_err rc = request(c, path, true, NULL, true, repo, &x, &code, err, cap);
+    if (rc == BERTH_OK && code == 404) {
+        *exists = false;
+    } else if (rc == BERTH_OK) {
+        rc = status_rc(code, "a blob HEAD", err, cap);
+        *exists = rc == BERTH_OK;
+    }
+    buf_fini(&x.body);
+    return rc;
+}
+
+/* The URL of an upload session's Location (absolute, or a path on the
+ * destination) with digest added to its query. */
+static enum berth_err upload_url(const struct upstream_client *c, const char *location,
+                                 const char *digest, char *out, size_t cap)
+{
+    if (location[0] == '\0') {
+        return BERTH_EIO;
+    }
+    bool absolute = str_has_prefix(location, "http://") || str_has_prefix(location, "https://");
+    if (absolute && !str_has_prefix(location, c->base)) {
+        return BERTH_EIO; /* credentials go to the destination only */
+    }
+    int n = snprintf(out, cap, "%s%s%s%cdigest=%s", absolute ? "" : c->base,
+                     absolute || location[0] == '/' ? "" : "/", location,
+                     strchr(location, '?') != NULL ? '&' : '?', digest);
+    return n > 0 && (size_t)n < cap ? BERTH_OK : BERTH_ETOOBIG;
+}
+
+enum berth_err upstream_blob_push(struct upstream_client *c, const char *repo, const char *digest,
+                                  const char *from_repo, int fd, uint64_t size, bool *mounted,
+                                  char *err, size_t cap)
+{
+    *mounted = false;
+    char path[1536];
+    int n = from_repo != NULL
+                ? snprintf(path, sizeof(path), "/v2/%s/blobs/uploads/?mount=%s&from=%s", repo,
+                           digest, from_repo)
+                : snprintf(path, sizeof(path), "/v2/%s/blobs/uploads/?mount=%s", repo, digest);
+    if (n < 0 || (size_t)n >= sizeof(path)) {
+        snprintf(err, cap, "reference too long");
+        return BERTH_EINVAL;
+    }
+    struct xfer x;
+    memset(&x, 0, sizeof(x));
+    buf_init(&x.body, TOKEN_MAX);
+    x.method = "POST";
+    long code = 0;
+    enum berth_err rc = request(c, path, false, NULL, true, repo, &x, &code, err, cap);
+    if (rc == BERTH_OK && code == 201) {
+        *mounted = true;
+        buf_fini(&x.body);
+        return BERTH_OK;
+    }
+    if (rc == BERTH_OK && code != 202) {
+        rc = status_rc(code == 201 ? 500 : code, "an upload start", err, cap);
+    }
+    char url[UPSTREAM_URL_MAX + 2048];
+    if (rc == BERTH_OK && upload_url(c, x.location, digest, url, sizeof(url)) != BERTH_OK) {
+        snprintf(err, cap, "the destination's upload location is unusable");
+        rc = BERTH_EIO;
+    }
+    if (rc == BERTH_OK) {
+        x.method = "PUT";
+        x.mem = NULL;
+        x.fd = fd;
+        x.body_len = size;
+        rc = request(c, url, false, NULL, false, repo, &x, &code, err, cap);
+        if (rc == BERTH_OK && code != 201) {
+            rc = status_rc(code == 202 || code == 200 ? 500 : code, "a blob upload", err, cap);
+        }
+    }
+    buf_fini(&x.body);
+    return rc;
+}
+
+enum berth_err upstream_put_manifest(struct upstream_client *c, const char *repo,
+                                     const char *reference, const char *content_type,
+                                     const char *body, size_t len, char *err, size_t cap)
+{
+    char path[1024];
+    int n = snprintf(path, sizeof(path), "/v2/%s/manifests/%s", repo, reference);
+    char ctype[300];
+    int m = snprintf(ctype, sizeof(ctype), "Content-Type: %s", content_type);
+    if (n < 0 || (size_t)n >= sizeof(path) || m < 0 || (size_t)m >= sizeof(ctype)) {
+        snprintf(err, cap, "reference too long");
+        return BERTH_EINVAL;
+    }
+    struct xfer x;
+    memset(&x, 0, sizeof(x));
+    buf_init(&x.body, TOKEN_MAX);
+    x.method = "PUT";
+    x.mem = body;
+    x.body_len = len;
+    long code = 0;
+    enum berth_err rc = request(c, path, false, ctype, true, repo, &x, &code, err, cap);
+    if (rc == BERTH_OK) {
+        rc = status_rc(code, "a manifest upload", err, cap);
+    }
+    if (rc == BERTH_OK && code != 201) {
+        snprintf(err, cap, "the destination answered %ld to a manifest upload", code);
+        rc = BERTH_EIO;
+    }
+    if (rc != BERTH_OK && code >= 400 && code < 500 && code != 401 && code != 403 && code != 404 &&
+        code != 429 && x.body.len > 0) {
+        /* the destination refused the manifest: say what it said */
+        size_t used = strlen(err);
+        snprintf(err + used, cap - used, ": %.200s", buf_cstr(&x.body));
+        rc = BERTH_EINVAL;
     }
     buf_fini(&x.body);
     return rc;

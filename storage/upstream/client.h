@@ -1,6 +1,7 @@
 /*
- * A client of an upstream OCI registry (the pull-through cache's source),
- * over libcurl: manifests and blobs by GET or HEAD, with the registry's
+ * A client of an upstream OCI registry (the pull-through cache's source,
+ * and replication's destination), over libcurl: manifests and blobs by GET
+ * or HEAD, blob uploads and manifest PUTs, with the registry's
  * authentication done as docker does it. Anonymous first; on a 401 with a
  * Basic challenge the request is repeated with the credentials, and on a
  * Bearer challenge (WWW-Authenticate: Bearer realm=...,service=...,scope=...)
@@ -90,6 +91,32 @@ enum berth_err upstream_get_blob(struct upstream_client *c, const char *repo, co
  * upstream asks for one; repo may be NULL): whether berth can reach the
  * upstream with these credentials. Same returns as upstream_get_manifest. */
 enum berth_err upstream_ping(struct upstream_client *c, const char *repo, char *err, size_t cap);
+
+/* ---- pushing (replication copies to a destination registry) ---- */
+
+/* HEAD /v2/<repo>/blobs/<digest>: *exists when 200, false when 404. Same
+ * returns as upstream_get_manifest otherwise. */
+enum berth_err upstream_blob_exists(struct upstream_client *c, const char *repo, const char *digest,
+                                    bool *exists, char *err, size_t cap);
+
+/* Push a blob to repo: first as a cross-repository mount (POST
+ * .../blobs/uploads/?mount=<digest>[&from=<from_repo>]: *mounted on 201;
+ * without from_repo a berth destination mounts from any repository the
+ * caller may pull), and when the destination starts an upload instead
+ * (202), the size bytes read from fd (pread, from offset 0; borrowed) in
+ * one PUT to the session's Location with ?digest=. Credentials are sent
+ * to the destination's host only. Same returns as upstream_get_manifest. */
+enum berth_err upstream_blob_push(struct upstream_client *c, const char *repo, const char *digest,
+                                  const char *from_repo, int fd, uint64_t size, bool *mounted,
+                                  char *err, size_t cap);
+
+/* PUT /v2/<repo>/manifests/<reference> with body (len bytes) as
+ * content_type; 201 is success. BERTH_EINVAL when the destination refused
+ * it with another 4xx (err has the start of its answer); otherwise the
+ * returns of upstream_get_manifest. */
+enum berth_err upstream_put_manifest(struct upstream_client *c, const char *repo,
+                                     const char *reference, const char *content_type,
+                                     const char *body, size_t len, char *err, size_t cap);
 
 /* The parameters of a WWW-Authenticate challenge: scheme ("Basic",
  * "Bearer") and, for Bearer, realm, service and scope ("" when absent).

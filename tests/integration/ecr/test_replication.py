@@ -1,7 +1,7 @@
 # berth-python: modern
 """ECR replication configuration (PutReplicationConfiguration, DescribeRegistry) against
 the real berth, with the machine image's boto3 and AWS CLI v1: ECR's validation and errors,
-the configuration kept across a restart. Images are not copied to destinations yet."""
+the configuration kept across a restart. The copying is replication/test_replication_copy.py."""
 
 import json
 

@@ -14,8 +14,9 @@ static void test_meta_basics(void)
     CHECK(m != NULL);
     /* core, media types, auth, scanning, previews, pull-time exclusions,
      * creation templates, lifecycle policy times, storage classes, the pull-through
-     * cache, signing, lifecycle transitions, the archived manifests' index */
-    CHECK_INT(meta_schema_version(m), 13);
+     * cache, signing, lifecycle transitions, the archived manifests' index, the
+     * replication queue */
+    CHECK_INT(meta_schema_version(m), 14);
     struct meta_repo r;
     CHECK_INT(meta_repo_create(m, "team/app", 1000, &r), BERTH_OK);
     CHECK_INT(meta_repo_create(m, "team/app", 1000, &r), BERTH_EEXIST);

@@ -1,0 +1,152 @@
+/*
+ * Metadata: the replication queue (replication_queue, by manifest and
+ * destination), filled by a push's transaction and worked through by the
+ * replication job. See meta.h.
+ */
+#include "meta_int.h"
+
+#include <string.h>
+
+enum berth_err meta_repl_enqueue(struct meta *m, int64_t manifest_id, const char *region,
+                                 const char *registry_id, int64_t now)
+{
+    struct meta_stmt *st = meta_prepare(
+        m, "INSERT INTO replication_queue (manifest_id, region, registry_id, status, attempts, "
+           "next_at, seq, queued_at, updated_at) VALUES (?1, ?2, ?3, 'IN_PROGRESS', 0, ?4, 1, ?4, "
+           "?4) ON CONFLICT (manifest_id, region, registry_id) DO UPDATE SET "
+           "status = 'IN_PROGRESS', failure_code = NULL, failure_reason = NULL, attempts = 0, "
+           "next_at = excluded.next_at, seq = replication_queue.seq + 1, "
+           "queued_at = excluded.queued_at, updated_at = excluded.updated_at");
+    if (st == NULL) {
+        return BERTH_EDB;
+    }
+    meta_bind_int64(st, 1, manifest_id);
+    meta_bind_text(st, 2, region);
+    meta_bind_text(st, 3, registry_id);
+    meta_bind_int64(st, 4, now);
+    return meta_step_done(m, st, "repl_enqueue");
+}
+
+/* The earliest next_at of the IN_PROGRESS rows (0 when none). */
+static enum berth_err earliest(struct meta *m, int64_t *out)
+{
+    struct meta_stmt *st =
+        meta_prepare(m, "SELECT MIN(next_at) FROM replication_queue WHERE status = 'IN_PROGRESS'");
+    if (st == NULL) {
+        return BERTH_EDB;
+    }
+    enum berth_err err = BERTH_OK;
+    int rc = meta_step(st);
+    if (rc == META_STEP_ROW) {
+        *out = meta_col_is_null(st, 0) ? 0 : meta_col_int64(st, 0);
+    } else if (rc == META_STEP_DONE) {
+        *out = 0;
+    } else {
+        err = meta_fail(m, "repl_earliest");
+    }
+    meta_done(st);
+    return err;
+}
+
+enum berth_err meta_repl_next(struct meta *m, int64_t now, struct meta_repl_item *out, bool *found,
+                              int64_t *next_at)
+{
+    struct meta_stmt *st = meta_prepare(
+        m, "SELECT q.manifest_id, q.region, q.registry_id, q.attempts, q.seq, r.name, "
+           "mf.digest FROM replication_queue q JOIN manifests mf ON mf.id = q.manifest_id "
+           "JOIN repositories r ON r.id = mf.repo_id WHERE q.status = 'IN_PROGRESS' AND "
+           "q.next_at <= ?1 ORDER BY q.next_at, q.manifest_id LIMIT 1");
+    if (st == NULL) {
+        return BERTH_EDB;
+    }
+    meta_bind_int64(st, 1, now);
+    enum berth_err err = BERTH_OK;
+    *found = false;
+    int rc = meta_step(st);
+    if (rc == META_STEP_ROW) {
+        memset(out, 0, sizeof(*out));
+        out->manifest_id = meta_col_int64(st, 0);
+        err = meta_col_text(st, 1, out->region, sizeof(out->region));
+        if (err == BERTH_OK) {
+            err = meta_col_text(st, 2, out->registry_id, sizeof(out->registry_id));
+        }
+        out->attempts = meta_col_int64(st, 3);
+        out->seq = meta_col_int64(st, 4);
+        if (err == BERTH_OK) {
+            err = meta_col_text(st, 5, out->repo, sizeof(out->repo));
+        }
+        if (err == BERTH_OK) {
+            err = meta_col_text(st, 6, out->digest, sizeof(out->digest));
+        }
+        *found = err == BERTH_OK;
+    } else if (rc != META_STEP_DONE) {
+        err = meta_fail(m, "repl_next");
+    }
+    meta_done(st);
+    if (err == BERTH_OK && !*found) {
+        err = earliest(m, next_at);
+    }
+    return err;
+}
+
+enum berth_err meta_repl_finish(struct meta *m, const struct meta_repl_item *it, const char *status,
+                                const char *failure_code, const char *failure_reason,
+                                int64_t next_at, int64_t now, bool *applied)
+{
+    struct meta_stmt *st = meta_prepare(
+        m, "UPDATE replication_queue SET status = ?1, failure_code = ?2, failure_reason = ?3, "
+           "attempts = attempts + 1, next_at = ?4, updated_at = ?5 WHERE manifest_id = ?6 AND "
+           "region = ?7 AND registry_id = ?8 AND seq = ?9");
+    if (st == NULL) {
+        return BERTH_EDB;
+    }
+    meta_bind_text(st, 1, status);
+    meta_bind_text_or_null(st, 2, failure_code);
+    meta_bind_text_or_null(st, 3, failure_reason);
+    meta_bind_int64(st, 4, next_at);
+    meta_bind_int64(st, 5, now);
+    meta_bind_int64(st, 6, it->manifest_id);
+    meta_bind_text(st, 7, it->region);
+    meta_bind_text(st, 8, it->registry_id);
+    meta_bind_int64(st, 9, it->seq);
+    enum berth_err err = meta_step_done(m, st, "repl_finish");
+    if (err == BERTH_OK) {
+        *applied = meta_changes(m) > 0;
+    }
+    return err;
+}
+
+enum berth_err meta_repl_status_list(struct meta *m, int64_t manifest_id, meta_repl_status_cb cb,
+                                     void *arg)
+{
+    struct meta_stmt *st = meta_prepare(
+        m, "SELECT region, registry_id, status, failure_code, failure_reason, attempts FROM "
+           "replication_queue WHERE manifest_id = ?1 ORDER BY region, registry_id");
+    if (st == NULL) {
+        return BERTH_EDB;
+    }
+    meta_bind_int64(st, 1, manifest_id);
+    enum berth_err err = BERTH_OK;
+    int rc;
+    while ((rc = meta_step(st)) == META_STEP_ROW) {
+        struct meta_repl_status s = {
+            .region = meta_col_cstr(st, 0),
+            .registry_id = meta_col_cstr(st, 1),
+            .status = meta_col_cstr(st, 2),
+            .failure_code = meta_col_cstr(st, 3),
+            .failure_reason = meta_col_cstr(st, 4),
+            .attempts = meta_col_int64(st, 5),
+        };
+        if (s.region == NULL || s.registry_id == NULL || s.status == NULL) {
+            continue;
+        }
+        if (cb(arg, &s) != 0) {
+            break;
+        }
+    }
+    if (rc != META_STEP_ROW && rc != META_STEP_DONE) {
+        err = meta_fail(m, "repl_status_list");
+    }
+    meta_done(st);
+    return err;
+}

@@ -1,0 +1,76 @@
+/*
+ * Replication's copies: the images a push queued (storage/registry's
+ * replication.h) copied to the registry each destination (region,
+ * registry id) is mapped to by replication.peers, over /v2 with the
+ * upstream client (storage/upstream/client.h; credentials from berth
+ * secrets). Per image: its referenced blobs that the destination lacks
+ * (HEAD) are mounted or uploaded, the children of an index and the
+ * subject of a referrer go first, the manifest last (by each tag the
+ * image has, or by digest), then the referrers of a newly copied image.
+ * A failure the destination may get over (unreachable, 5xx, 429) is
+ * tried again later, the wait doubling from retry_initial_ms up to
+ * retry_max_ms; one it will not (no peer configured, credentials
+ * refused, repository missing, image refused) marks the copy FAILED.
+ * Called from one thread (the replication job); blocks on the network,
+ * the disk and the database.
+ */
+#ifndef BERTH_UPSTREAM_REPLICATE_H
+#define BERTH_UPSTREAM_REPLICATE_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+#include "common/err.h"
+#include "storage/meta/meta.h"
+#include "storage/upstream/client.h"
+
+struct store;
+
+/* A destination's registry (one row of replication.peers). */
+struct upstream_peer {
+    char region[META_REPL_REGION_MAX + 1];
+    char registry_id[META_REPL_REGISTRY_ID_MAX + 1];
+    char url[UPSTREAM_URL_MAX];            /* normalized base URL */
+    char secret[META_SECRET_NAME_MAX + 1]; /* berth secret name, "" for anonymous */
+};
+
+/* Parse replication.peers (NULL: no peers): an array of {"region",
+ * "registry_id", "url", "secret" (optional: a name or ARN of berth
+ * secrets)}, each destination once. *out is a new array (free()) of
+ * *count peers. BERTH_EINVAL with a reason in err, BERTH_ENOMEM. */
+enum berth_err upstream_peers_parse(json_t *peers, struct upstream_peer **out, size_t *count,
+                                    char *err, size_t cap);
+
+struct upstream_repl_options {
+    const struct upstream_peer *peers;
+    size_t peer_count;
+    int64_t retry_initial_ms;  /* > 0 */
+    int64_t retry_max_ms;      /* >= retry_initial_ms */
+    int64_t timeout_ms;        /* per request (a blob: while stalled) */
+    const atomic_bool *cancel; /* stop between copies (may be NULL) */
+};
+
+/* What a run did. */
+struct upstream_repl_totals {
+    int64_t complete;
+    int64_t retrying;
+    int64_t failed;
+};
+
+/* The wait before try number attempts + 1 of a copy that failed
+ * attempts times (>= 1): retry_initial_ms doubled per earlier failure,
+ * at most retry_max_ms. Pure. */
+int64_t upstream_repl_backoff_ms(const struct upstream_repl_options *opt, int64_t attempts);
+
+/* Copy every queued image that is due, one at a time, recording each
+ * outcome in the queue, until none is due or cancel is set. *next_at gets
+ * the wall-clock time (ms) the next queued copy is due (0: none queued).
+ * A database error stops the run and is returned. */
+enum berth_err upstream_repl_run(struct store *st, const struct upstream_repl_options *opt,
+                                 int64_t *next_at, struct upstream_repl_totals *totals);
+
+#endif

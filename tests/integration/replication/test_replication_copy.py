@@ -1,0 +1,258 @@
+# berth-python: modern
+"""ECR replication between two berths on loopback: a push to A (raw /v2, and ECR PutImage)
+is copied to B, the destination replication.peers maps {region, registryId} to, with B's
+access key kept as a berth secret on A. Identical digests on B for an image, a multi-arch
+index and a referrer; B stopped while A is pushed to, then started again, catches up; A
+restarted (and killed) with copies queued resumes them; DescribeImageReplicationStatus
+through boto3 and the AWS CLI v1."""
+
+import base64
+import json
+import time
+
+import auth_helpers as a
+import berth_harness as h
+import ecr_helpers as e
+import ptc_helpers as p
+
+B_REGION = "eu-west-1"
+B_ID = "210987654321"
+UNMAPPED_REGION = "ap-south-1"
+UNMAPPED_ID = "444444444444"
+SECRETS_KEY = "5e" * 32
+WAIT = 60  # seconds a copy may take on a loaded machine
+
+
+class Peer:
+    """A /v2 client of the destination with its access key (Basic)."""
+
+    def __init__(self, server, akid, secret):
+        self.server = server
+        self.auth = "Basic " + base64.b64encode(("%s:%s" % (akid, secret)).encode()).decode()
+
+    def get(self, path, method="GET", accept=None):
+        headers = {"Authorization": self.auth}
+        if accept:
+            headers["Accept"] = accept
+        return self.server.registry().request(method, path, headers=headers)
+
+    def manifest(self, repo, ref):
+        return self.get("/v2/%s/manifests/%s" % (repo, ref),
+                        accept=", ".join([h.MT_OCI_MANIFEST, h.MT_OCI_INDEX,
+                                          h.MT_DOCKER_MANIFEST, h.MT_DOCKER_LIST]))
+
+    def has_manifest(self, repo, ref, digest=None):
+        try:
+            resp = self.manifest(repo, ref)
+        except OSError:
+            return False
+        return resp.status == 200 and (digest is None or
+                                       resp.header("Docker-Content-Digest") == digest)
+
+
+class ReplicationCopyTest(e.ModernEcrTestCase):
+    @classmethod
+    def setUpClass(cls):
+        # B first: A's configuration names its URL
+        cls.b = h.Server(config={"registry": {"region": B_REGION, "id": B_ID}})
+        cls.addClassCleanup(cls.b.cleanup)
+        cls.b.start()
+        cls.b_key = a.keys_create(cls.b, "replicator")
+        cls.peer = Peer(cls.b, *cls.b_key)
+        cls.server_config = {
+            "pull_through": {"secrets_key": SECRETS_KEY},
+            "replication": {
+                "peers": [{"region": B_REGION, "registry_id": B_ID, "url": cls.b.base_url,
+                           "secret": "peer-b"}],
+                "retry_initial_ms": 200,
+                "retry_max_ms": 1000,
+            },
+        }
+        super().setUpClass()
+        rc, out, err = p.berth_secrets(cls.server, "put", "peer-b", "--username",
+                                       cls.b_key[0], password=cls.b_key[1])
+        if rc != 0:
+            raise AssertionError("berth secrets put: %s" % err)
+
+    @classmethod
+    def tearDownClass(cls):
+        super().tearDownClass()
+        if cls.b.proc is not None:
+            cls.b.stop()
+
+    def setUp(self):
+        if self.b.proc is None:
+            self.b.start(reuse_port=True)
+        self.configure([{"destinations": [{"region": B_REGION, "registryId": B_ID}],
+                         "repositoryFilters": [{"filter": "rep", "filterType": "PREFIX_MATCH"}]}])
+
+    def configure(self, rules):
+        self.ecr.put_replication_configuration(replicationConfiguration={"rules": rules})
+
+    def status(self, repo, **image_id):
+        return self.ecr.describe_image_replication_status(
+            repositoryName=repo, imageId=image_id)["replicationStatuses"]
+
+    def wait_status(self, repo, digest, want, what):
+        last = []
+
+        def done():
+            last[:] = self.status(repo, imageDigest=digest)
+            return bool(last) and all(s["status"] == want for s in last)
+        h.wait_until(done, WAIT, interval=0.1, what=what)
+        return last
+
+    def assertReplicated(self, repo, ref, image):
+        h.wait_until(lambda: self.peer.has_manifest(repo, ref, image.digest), WAIT,
+                     interval=0.1, what="%s:%s on B" % (repo, ref))
+        resp = self.peer.manifest(repo, image.digest)
+        self.assertEqual(resp.status, 200)
+        self.assertEqual(resp.body, image.manifest)
+        for child in image.children:
+            self.assertEqual(self.peer.manifest(repo, child.digest).body, child.manifest)
+            for digest, data in child.blobs.items():
+                self.assertEqual(self.peer.get("/v2/%s/blobs/%s" % (repo, digest)).body, data)
+        for digest, data in image.blobs.items():
+            self.assertEqual(self.peer.get("/v2/%s/blobs/%s" % (repo, digest)).body, data)
+
+    # ---------------------------------------------------------------------------------------
+
+    def test_image_index_and_referrer(self):
+        img = h.build_image(layer_count=2)
+        self.push_image_ok("rep/app", img, tag="v1")
+        self.assertReplicated("rep/app", "v1", img)
+        self.assertEqual(self.wait_status("rep/app", img.digest, "COMPLETE", "COMPLETE"),
+                         [{"region": B_REGION, "registryId": B_ID, "status": "COMPLETE"}])
+        # by tag too, with the image id answered as asked
+        out = self.ecr.describe_image_replication_status(repositoryName="rep/app",
+                                                         imageId={"imageTag": "v1"})
+        self.assertEqual(out["repositoryName"], "rep/app")
+        self.assertEqual(out["imageId"], {"imageDigest": img.digest, "imageTag": "v1"})
+
+        # a multi-arch index: children (untagged) before the index
+        amd, arm = h.build_image(arch="amd64"), h.build_image(arch="arm64")
+        index = h.Index([amd, arm], platforms=[{"os": "linux", "architecture": "amd64"},
+                                               {"os": "linux", "architecture": "arm64"}])
+        self.push_image_ok("rep/multi", index, tag="latest")
+        self.assertReplicated("rep/multi", "latest", index)
+
+        # a referrer of the image goes to B with its subject
+        sbom = h.build_artifact(subject=img.descriptor())
+        self.push_image_ok("rep/app", sbom)
+        h.wait_until(lambda: self.peer.has_manifest("rep/app", sbom.digest), WAIT, interval=0.1,
+                     what="the referrer on B")
+        refs = self.peer.get("/v2/rep/app/referrers/%s" % img.digest).json()
+        self.assertEqual([m["digest"] for m in refs["manifests"]], [sbom.digest])
+
+        # the layer B had already was not sent again (HEAD), and the password never shows
+        log = self.server.log_text()
+        self.assertIn("event=replication_copied repo=rep/app digest=%s" % sbom.digest, log)
+        self.assertNotIn(self.b_key[1], log)
+        self.assertNotIn(self.b_key[1], self.b.log_text())
+
+    def test_put_image_and_cli(self):
+        # ECR PutImage on A (blobs through /v2) is replicated too; the CLI reads the status
+        img = h.build_image(layer_count=1)
+        self.ecr.create_repository(repositoryName="rep/ecr")
+        for data in img.blobs.values():
+            h.expect_status(self.reg.push_blob("rep/ecr", data), 201)
+        self.ecr.put_image(repositoryName="rep/ecr", imageManifest=img.manifest.decode(),
+                           imageManifestMediaType=img.media_type, imageTag="v2")
+        self.assertReplicated("rep/ecr", "v2", img)
+        self.wait_status("rep/ecr", img.digest, "COMPLETE", "COMPLETE")
+        out = self.aws("describe-image-replication-status", "--repository-name", "rep/ecr",
+                       "--image-id", "imageTag=v2")
+        self.assertEqual(out["replicationStatuses"],
+                         [{"region": B_REGION, "registryId": B_ID, "status": "COMPLETE"}])
+        self.assertEqual(out["imageId"]["imageDigest"], img.digest)
+
+    def test_filters_and_unmapped_destination(self):
+        self.configure([
+            {"destinations": [{"region": B_REGION, "registryId": B_ID}],
+             "repositoryFilters": [{"filter": "rep/only", "filterType": "PREFIX_MATCH"}]},
+            {"destinations": [{"region": UNMAPPED_REGION, "registryId": UNMAPPED_ID},
+                              {"region": B_REGION, "registryId": B_ID}]},
+        ])
+        img = h.build_image(layer_count=1)
+        self.push_image_ok("other/app", img, tag="v1")
+        # the second rule has no filter: both destinations, B once; the unmapped one fails
+        statuses = None
+
+        def settled():
+            nonlocal statuses
+            statuses = self.status("other/app", imageTag="v1")
+            return len(statuses) == 2 and all(s["status"] != "IN_PROGRESS" for s in statuses)
+        h.wait_until(settled, WAIT, interval=0.1, what="both destinations settled")
+        self.assertEqual(statuses, [
+            {"region": UNMAPPED_REGION, "registryId": UNMAPPED_ID, "status": "FAILED",
+             "failureCode": "PEER_NOT_CONFIGURED"},
+            {"region": B_REGION, "registryId": B_ID, "status": "COMPLETE"},
+        ])
+        self.assertTrue(self.peer.has_manifest("other/app", "v1", img.digest))
+        # no rule covers a repository: nothing is queued, nothing copied
+        self.configure([{"destinations": [{"region": B_REGION, "registryId": B_ID}],
+                         "repositoryFilters": [{"filter": "rep", "filterType": "PREFIX_MATCH"}]}])
+        other = h.build_image(layer_count=1)
+        self.push_image_ok("norep/app", other, tag="v1")
+        self.assertEqual(self.status("norep/app", imageTag="v1"), [])
+        time.sleep(0.5)
+        self.assertFalse(self.peer.has_manifest("norep/app", "v1"))
+
+    def test_errors(self):
+        img = h.build_image(layer_count=1)
+        self.push_image_ok("rep/errors", img, tag="v1")
+        self.assertEqual(self.boto_error("describe_image_replication_status",
+                                         repositoryName="rep/missing",
+                                         imageId={"imageTag": "v1"})["Code"],
+                         "RepositoryNotFoundException")
+        self.assertEqual(self.boto_error("describe_image_replication_status",
+                                         repositoryName="rep/errors",
+                                         imageId={"imageTag": "v9"})["Code"],
+                         "ImageNotFoundException")
+        self.assertEqual(self.boto_error("describe_image_replication_status",
+                                         repositoryName="rep/errors",
+                                         imageId={"imageDigest": "sha256:" + "0" * 64})["Code"],
+                         "ImageNotFoundException")
+        res = self.aws("describe-image-replication-status", "--repository-name", "rep/errors",
+                       "--image-id", "imageTag=nope", check=False)
+        self.assertNotEqual(res.rc, 0)
+        self.assertIn("ImageNotFoundException", res.err)
+
+    def test_destination_down_then_back(self):
+        self.b.stop()
+        img = h.build_image(layer_count=2)
+        self.push_image_ok("rep/late", img, tag="v1")
+        # A keeps trying (IN_PROGRESS, no failure code) while B is down
+        h.wait_until(lambda: "event=replication_retry repo=rep/late" in self.server.log_text(),
+                     WAIT, interval=0.1, what="a retry")
+        h.wait_until(lambda: self.server.log_text().count(
+            "event=replication_retry repo=rep/late") >= 3, WAIT, interval=0.1,
+            what="three retries")
+        self.assertEqual(self.status("rep/late", imageTag="v1"),
+                         [{"region": B_REGION, "registryId": B_ID, "status": "IN_PROGRESS"}])
+        self.b.start(reuse_port=True)
+        started = time.monotonic()
+        self.assertReplicated("rep/late", "v1", img)
+        self.wait_status("rep/late", img.digest, "COMPLETE", "COMPLETE after B came back")
+        # within the capped backoff (1 s here), not the doubled waits of every retry
+        self.assertLess(time.monotonic() - started, 20)
+
+    def test_restart_of_a_resumes_the_queue(self):
+        self.b.stop()
+        first, second = h.build_image(layer_count=1), h.build_image(layer_count=1)
+        self.push_image_ok("rep/resume", first, tag="one")
+        self.push_image_ok("rep/resume", second, tag="two")
+        self.assertEqual(self.status("rep/resume", imageTag="one")[0]["status"], "IN_PROGRESS")
+        # a clean stop, then a crash: the queue is in the database
+        self.server.stop()
+        self.server.start(reuse_port=True)
+        self.server.kill9()
+        self.server.start(reuse_port=True)
+        self.b.start(reuse_port=True)
+        self.assertReplicated("rep/resume", "one", first)
+        self.assertReplicated("rep/resume", "two", second)
+        self.wait_status("rep/resume", second.digest, "COMPLETE", "COMPLETE after restarts")
+
+
+if __name__ == "__main__":
+    h.main()

@@ -1,0 +1,168 @@
+/*
+ * Unit tests for storage/registry/replication.c and the queue of
+ * storage/meta/replication.c: which destinations cover a repository (no
+ * filters: all; PREFIX_MATCH filters; each destination once), a push
+ * queueing them, a copy's outcome recorded only while the row is at the
+ * seq it read (a newer push wins), and the statuses listed. Run on
+ * PostgreSQL too (label postgres).
+ */
+#include "unit.h"
+#include "unit_meta.h"
+
+#include <string.h>
+
+#include "storage/meta/meta_scan.h"
+#include "storage/registry/replication.h"
+
+static char root[512];
+
+struct dests {
+    char text[512];
+};
+
+static int add_dest(void *arg, const char *region, const char *registry_id)
+{
+    struct dests *d = arg;
+    size_t used = strlen(d->text);
+    snprintf(d->text + used, sizeof(d->text) - used, "%s%s/%s", used ? " " : "", region,
+             registry_id);
+    return 0;
+}
+
+static const char *dests_of(const char *config, const char *repo)
+{
+    static struct dests d;
+    d.text[0] = '\0';
+    registry_repl_destinations(config, repo, add_dest, &d);
+    return d.text;
+}
+
+static const char CONFIG[] =
+    "{\"rules\":["
+    "{\"destinations\":[{\"region\":\"eu-west-1\",\"registryId\":\"111111111111\"}],"
+    "\"repositoryFilters\":[{\"filter\":\"team/\",\"filterType\":\"PREFIX_MATCH\"},"
+    "{\"filter\":\"prod\",\"filterType\":\"PREFIX_MATCH\"}]},"
+    "{\"destinations\":[{\"region\":\"us-west-2\",\"registryId\":\"222222222222\"},"
+    "{\"region\":\"eu-west-1\",\"registryId\":\"111111111111\"}],"
+    "\"repositoryFilters\":[{\"filter\":\"team/app\",\"filterType\":\"PREFIX_MATCH\"}]},"
+    "{\"destinations\":[]}]}";
+
+static void test_destinations(void)
+{
+    CHECK_STR(dests_of(CONFIG, "team/app"), "eu-west-1/111111111111 us-west-2/222222222222");
+    CHECK_STR(dests_of(CONFIG, "team/tool"), "eu-west-1/111111111111");
+    CHECK_STR(dests_of(CONFIG, "production/x"), "eu-west-1/111111111111");
+    CHECK_STR(dests_of(CONFIG, "teamx/app"), "");
+    CHECK_STR(dests_of(CONFIG, "other"), "");
+    /* no filters: every repository */
+    CHECK_STR(dests_of("{\"rules\":[{\"destinations\":[{\"region\":\"ap-south-1\","
+                       "\"registryId\":\"333333333333\"}]}]}",
+                       "anything"),
+              "ap-south-1/333333333333");
+    CHECK_STR(dests_of(NULL, "team/app"), "");
+    CHECK_STR(dests_of("not json", "team/app"), "");
+    CHECK_STR(dests_of("{\"rules\":[]}", "team/app"), "");
+}
+
+struct statuses {
+    char text[512];
+};
+
+static int add_status(void *arg, const struct meta_repl_status *s)
+{
+    struct statuses *l = arg;
+    size_t used = strlen(l->text);
+    snprintf(l->text + used, sizeof(l->text) - used, "%s%s/%s=%s:%s:%lld", used ? " " : "",
+             s->region, s->registry_id, s->status, s->failure_code ? s->failure_code : "-",
+             (long long)s->attempts);
+    return 0;
+}
+
+static const char *statuses_of(struct meta *m, int64_t manifest_id)
+{
+    static struct statuses l;
+    l.text[0] = '\0';
+    CHECK_INT(meta_repl_status_list(m, manifest_id, add_status, &l), BERTH_OK);
+    return l.text;
+}
+
+static void test_queue(void)
+{
+    struct meta *m = unit_meta_new(root, sizeof(root));
+    struct meta_repo repo = unit_meta_repo(m, "team/app", false);
+    struct meta_repo other = unit_meta_repo(m, "other", false);
+    int64_t a = unit_meta_add_manifest(m, repo.id, unit_meta_digest(1), false, "");
+    int64_t b = unit_meta_add_manifest(m, other.id, unit_meta_digest(2), false, "");
+    bool queued = true;
+    /* no configuration: nothing queued */
+    CHECK_INT(registry_repl_on_push(m, "team/app", a, 5000, &queued), BERTH_OK);
+    CHECK(!queued);
+    CHECK_INT(meta_setting_set(m, META_REPLICATION_CONFIG_SETTING, CONFIG, 1000), BERTH_OK);
+    CHECK_INT(registry_repl_on_push(m, "team/app", a, 5000, &queued), BERTH_OK);
+    CHECK(queued);
+    CHECK_INT(registry_repl_on_push(m, "other", b, 5000, &queued), BERTH_OK);
+    CHECK(!queued);
+    CHECK_STR(statuses_of(m, a),
+              "eu-west-1/111111111111=IN_PROGRESS:-:0 us-west-2/222222222222=IN_PROGRESS:-:0");
+    CHECK_STR(statuses_of(m, b), "");
+
+    /* due first: eu-west-1 (same next_at, region order is not promised: take either) */
+    struct meta_repl_item it;
+    bool found = false;
+    int64_t next_at = -1;
+    CHECK_INT(meta_repl_next(m, 4999, &it, &found, &next_at), BERTH_OK);
+    CHECK(!found);
+    CHECK_INT(next_at, 5000);
+    CHECK_INT(meta_repl_next(m, 5000, &it, &found, &next_at), BERTH_OK);
+    CHECK(found);
+    CHECK_STR(it.repo, "team/app");
+    CHECK_STR(it.digest, unit_meta_digest(1));
+    CHECK_INT(it.manifest_id, a);
+    CHECK_INT(it.attempts, 0);
+    /* a retry, then done */
+    bool applied = false;
+    CHECK_INT(
+        meta_repl_finish(m, &it, "IN_PROGRESS", "PEER_UNAVAILABLE", "down", 9000, 5001, &applied),
+        BERTH_OK);
+    CHECK(applied);
+    struct meta_repl_item second;
+    CHECK_INT(meta_repl_next(m, 5001, &second, &found, &next_at), BERTH_OK);
+    CHECK(found);
+    CHECK(strcmp(second.region, it.region) != 0);
+    CHECK_INT(meta_repl_finish(m, &second, "COMPLETE", NULL, NULL, 5002, 5002, &applied), BERTH_OK);
+    CHECK_INT(meta_repl_next(m, 5002, &second, &found, &next_at), BERTH_OK);
+    CHECK(!found);
+    CHECK_INT(next_at, 9000);
+    CHECK_INT(meta_repl_next(m, 9000, &it, &found, &next_at), BERTH_OK);
+    CHECK(found);
+    CHECK_INT(it.attempts, 1);
+
+    /* a push queues it again while the copy runs: the copy's outcome is not recorded */
+    CHECK_INT(registry_repl_on_push(m, "team/app", a, 9500, &queued), BERTH_OK);
+    CHECK_INT(meta_repl_finish(m, &it, "FAILED", "ACCESS_DENIED", "no", 9600, 9600, &applied),
+              BERTH_OK);
+    CHECK(!applied);
+    CHECK_STR(statuses_of(m, a),
+              "eu-west-1/111111111111=IN_PROGRESS:-:0 us-west-2/222222222222=IN_PROGRESS:-:0");
+    CHECK_INT(meta_repl_next(m, 9600, &it, &found, &next_at), BERTH_OK);
+    CHECK(found);
+    CHECK_INT(meta_repl_finish(m, &it, "FAILED", "ACCESS_DENIED", "no", 9700, 9700, &applied),
+              BERTH_OK);
+    CHECK(applied);
+    CHECK(strstr(statuses_of(m, a), "=FAILED:ACCESS_DENIED:1") != NULL);
+
+    /* deleting the image drops its queue rows (deletions are not replicated) */
+    CHECK_INT(meta_manifest_delete(m, a), BERTH_OK);
+    CHECK_STR(statuses_of(m, a), "");
+    CHECK_INT(meta_repl_next(m, 99999, &it, &found, &next_at), BERTH_OK);
+    CHECK(!found);
+    CHECK_INT(next_at, 0);
+    unit_meta_remove(m, root);
+}
+
+int main(void)
+{
+    RUN(test_destinations);
+    RUN(test_queue);
+    return unit_report("test_replication");
+}
