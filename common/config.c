@@ -66,6 +66,17 @@ static const struct config_key keys[] = {
      "http.head_timeout_seconds have passed (0: no minimum)"},
     {"http.per_client_connection_limit", CONFIG_INT, OFF(http_per_client_connection_limit), "256",
      0, 1000000, "maximum concurrent connections from one client address (0: none)"},
+    {"http.concurrent_bodies", CONFIG_INT, OFF(http_concurrent_bodies), "64", 0, 1000000,
+     "response bodies of 256 KiB or more sent at once; more wait their turn in arrival "
+     "order, so small requests stay fast under a pull storm (0: no limit)"},
+    {"http.body_slot_min_rate_bytes", CONFIG_INT, OFF(http_body_slot_min_rate_bytes), "1048576", 0,
+     INT64_C(1) << 40,
+     "a body holding one of http.concurrent_bodies' slots whose client acknowledges fewer bytes "
+     "per second (over a second, after its first) gives the slot to the next in line and goes "
+     "on uncounted (0: never)"},
+    {"http.drain_seconds", CONFIG_INT, OFF(http_drain_seconds), "30", 1, 3600,
+     "on SIGTERM, how long requests in flight may take to finish before the rest are cut "
+     "(bodies still waiting for a slot are answered 503)"},
     {"http.memory_limit_kib", CONFIG_INT, OFF(http_memory_limit_kib), "32", 32, 65536,
      "per-connection buffer for headers and body reads"},
     {"http.unauthenticated_body_max_mib", CONFIG_INT, OFF(http_unauthenticated_body_max_mib), "256",

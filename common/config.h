@@ -45,6 +45,9 @@ struct berth_config {
     int64_t http_head_timeout_seconds;
     int64_t http_min_body_rate_bytes;
     int64_t http_per_client_connection_limit;
+    int64_t http_concurrent_bodies;
+    int64_t http_drain_seconds;
+    int64_t http_body_slot_min_rate_bytes;
     bool http_epoll;
     bool http_turbo;
 

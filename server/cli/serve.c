@@ -27,8 +27,6 @@
 #include "storage/store/store.h"
 #include "storage/upstream/cache.h"
 
-#define DRAIN_MS 30000
-
 /* Tell systemd (when it started us with $NOTIFY_SOCKET) what state berth is in. */
 static void notify(const char *state)
 {
@@ -189,8 +187,8 @@ int cmd_serve(struct cli *cli)
     }
     notify("STOPPING=1");
     log_info("event=server_stopping signal=%s", sig == SIGINT ? "SIGINT" : "SIGTERM");
-    server_stop(srv, DRAIN_MS);
-    upstream_stop(DRAIN_MS);
+    server_stop(srv, cfg->http_drain_seconds * 1000);
+    upstream_stop(cfg->http_drain_seconds * 1000);
     /* after the server: no request can queue a scan or wake a job any more */
     replication_job_stop(repl);
     jobs_stop(jobs);

@@ -26,6 +26,8 @@
 struct MHD_Connection;
 struct MHD_Daemon;
 struct acceptor;
+struct admit;
+struct admit_entry;
 struct guard;
 struct guard_slot;
 struct jobs;
@@ -64,6 +66,8 @@ struct server {
     struct MHD_Daemon *daemon;
     struct guard *guard;       /* head deadline and body rate (server/http/guard.c) */
     struct acceptor *acceptor; /* the listening socket (server/http/accept.c) */
+    struct admit *admit;       /* large bodies sent at once (server/http/admit.c); NULL: no cap */
+    atomic_int refused_left;   /* waiting bodies refused at stop, not yet answered */
     uint16_t port;
     unsigned threads;
     char public_url[512];
@@ -137,6 +141,10 @@ struct request {
     unsigned held_status;       /* its status and */
     uint64_t held_len;          /* body length, for http_send once the body is read */
     body_done_fn on_done;
+    struct admit_entry *admit;    /* its place among large bodies (owned); NULL when none */
+    struct http_response *parked; /* a large body's answer waiting for a slot */
+    unsigned parked_status;
+    uint64_t parked_len;
     struct digest digest; /* a digest the handler parsed early */
     bool has_digest;
 

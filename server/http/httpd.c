@@ -33,6 +33,7 @@
 #include "storage/store/upload.h"
 
 #include "accept_int.h"
+#include "admit_int.h"
 #include "guard_int.h"
 
 const char *http_header(struct request *req, const char *name)
@@ -298,11 +299,98 @@ static void start_discard(struct request *req)
     req->discard_ns = time_mono_ns();
 }
 
+static void send_error(struct request *req, unsigned status, const char *code, const char *message);
+
+/* Queue resp (not NULL) now, with the headers every response carries. */
+static void queue_now(struct request *req, unsigned status, struct MHD_Response *resp,
+                      uint64_t body_len)
+{
+    MHD_add_response_header(resp, "Docker-Distribution-API-Version", "registry/2.0");
+    MHD_add_response_header(resp, "X-Request-Id", req->id);
+    if (atomic_load(&req->srv->draining)) {
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
+    }
+    if (MHD_queue_response(req->conn, status, resp) != MHD_YES) {
+        log_error("event=queue_failed status=%u", status);
+    }
+    MHD_destroy_response(resp);
+    req->responded = true;
+    req->status = status;
+    req->bytes_out = req->is_head ? 0 : body_len;
+}
+
+static void refuse_stopping(struct request *req)
+{
+    send_error(req, MHD_HTTP_SERVICE_UNAVAILABLE, "UNAVAILABLE",
+               "the server is shutting down; retry on another instance or later");
+}
+
+/* Whether the answer is a large body that needs one of the
+ * http.concurrent_bodies slots. Only on the final access callback, where
+ * the connection may be suspended until a slot frees. */
+static bool needs_slot(const struct request *req, unsigned status, uint64_t body_len)
+{
+    return req->srv->admit != NULL && !req->is_head && !req->in_head && req->admit == NULL &&
+           status >= 200 && status < 300 && body_len >= ADMIT_MIN_BYTES &&
+           body_len != HTTP_LEN_UNKNOWN;
+}
+
+/* Take a slot for the answer, or park it (the connection sleeps until
+ * admit.c resumes it; on_request then calls answer_parked). True when it
+ * may be queued now. On false the response is taken care of. */
+static bool take_slot(struct request *req, unsigned status, struct MHD_Response *resp,
+                      uint64_t body_len)
+{
+    req->admit = calloc(1, sizeof(*req->admit));
+    if (req->admit == NULL) {
+        return true; /* out of memory: send uncounted rather than fail */
+    }
+    int fd = -1;
+    const union MHD_ConnectionInfo *fi =
+        MHD_get_connection_info(req->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+    if (fi != NULL) {
+        fd = fi->connect_fd;
+    }
+    switch (admit_enter(req->srv->admit, req->admit, req->conn, fd)) {
+    case ADMIT_GO:
+        return true;
+    case ADMIT_QUEUED:
+        req->parked = wrap(resp);
+        req->parked_status = status;
+        req->parked_len = body_len;
+        return false;
+    case ADMIT_CLOSED:
+        break;
+    }
+    MHD_destroy_response(resp);
+    refuse_stopping(req);
+    return false;
+}
+
+/* The connection of a parked answer was resumed: send it if it now holds
+ * a slot, refuse it if the server is stopping. */
+static void answer_parked(struct request *req)
+{
+    enum admit_state st = admit_state(req->srv->admit, req->admit);
+    if (st == ADMIT_WAITING) {
+        return; /* not its turn yet (a spurious call) */
+    }
+    struct MHD_Response *resp = unwrap(req->parked);
+    req->parked = NULL;
+    if (st == ADMIT_REFUSED) {
+        MHD_destroy_response(resp);
+        refuse_stopping(req);
+        atomic_fetch_sub(&req->srv->refused_left, 1);
+        return;
+    }
+    queue_now(req, req->parked_status, resp, req->parked_len);
+}
+
 void http_send(struct request *req, unsigned status, struct http_response *response,
                uint64_t body_len)
 {
     struct MHD_Response *resp = unwrap(response);
-    if (req->responded || req->held != NULL) {
+    if (req->responded || req->held != NULL || req->parked != NULL) {
         if (resp) {
             MHD_destroy_response(resp);
         }
@@ -330,18 +418,10 @@ void http_send(struct request *req, unsigned status, struct http_response *respo
             return;
         }
     }
-    MHD_add_response_header(resp, "Docker-Distribution-API-Version", "registry/2.0");
-    MHD_add_response_header(resp, "X-Request-Id", req->id);
-    if (atomic_load(&req->srv->draining)) {
-        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
+    if (needs_slot(req, status, body_len) && !take_slot(req, status, resp, body_len)) {
+        return;
     }
-    if (MHD_queue_response(req->conn, status, resp) != MHD_YES) {
-        log_error("event=queue_failed status=%u", status);
-    }
-    MHD_destroy_response(resp);
-    req->responded = true;
-    req->status = status;
-    req->bytes_out = req->is_head ? 0 : body_len;
+    queue_now(req, status, resp, body_len);
 }
 
 void http_send_json(struct request *req, unsigned status, const char *content_type,
@@ -641,6 +721,17 @@ static void request_free(struct request *req)
     if (req->held != NULL) {
         MHD_destroy_response(unwrap(req->held));
     }
+    if (req->parked != NULL) {
+        /* resumed, then closed (the server stopping) before it answered */
+        MHD_destroy_response(unwrap(req->parked));
+        if (admit_state(req->srv->admit, req->admit) == ADMIT_REFUSED) {
+            atomic_fetch_sub(&req->srv->refused_left, 1);
+        }
+    }
+    if (req->admit != NULL) {
+        admit_leave(req->srv->admit, req->admit);
+        free(req->admit);
+    }
     auth_identity_clear(req->srv->auth, &req->ident);
     body_release(req);
     buf_fini(&req->body);
@@ -715,11 +806,13 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
             result = MHD_NO;
         }
         *upload_data_size = 0;
+    } else if (req->parked != NULL) {
+        answer_parked(req);
     } else if (req->dispatch_later) {
         req->dispatch_later = false;
         guard_handling(req->slot);
         dispatch(req);
-        if (!req->responded) {
+        if (!req->responded && req->parked == NULL) {
             log_error("event=handler_bug msg=\"no response queued\"");
             send_error(req, MHD_HTTP_INTERNAL_SERVER_ERROR, "UNKNOWN", "no response");
         }
@@ -735,7 +828,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         } else if (req->on_done != NULL) {
             req->on_done(req);
         }
-        if (!req->responded) {
+        if (!req->responded && req->parked == NULL) {
             log_error("event=handler_bug msg=\"no response queued\"");
             send_error(req, MHD_HTTP_INTERNAL_SERVER_ERROR, "UNKNOWN", "no response");
         }
@@ -1110,6 +1203,17 @@ enum berth_err server_start(const struct berth_config *cfg, struct store *store,
         free(srv);
         return BERTH_EIO;
     }
+    if (cfg->http_concurrent_bodies > 0 &&
+        admit_start((unsigned)cfg->http_concurrent_bodies,
+                    (uint64_t)cfg->http_body_slot_min_rate_bytes, &srv->admit) != BERTH_OK) {
+        log_error("event=server_error msg=\"cannot start the body admission\"");
+        guard_stop(srv->guard);
+        acceptor_stop(srv->acceptor);
+        auth_free(srv->auth);
+        tls_free(srv->tls);
+        free(srv);
+        return BERTH_EIO;
+    }
     struct MHD_OptionItem opts[20];
     size_t o = 0;
     opts[o++] = (struct MHD_OptionItem){MHD_OPTION_EXTERNAL_LOGGER, (intptr_t)mhd_log, NULL};
@@ -1142,6 +1246,7 @@ enum berth_err server_start(const struct berth_config *cfg, struct store *store,
     if (srv->daemon == NULL) {
         log_error("event=server_error msg=\"cannot start the HTTP daemon\"");
         acceptor_stop(srv->acceptor);
+        admit_stop(srv->admit);
         guard_stop(srv->guard);
         auth_free(srv->auth);
         tls_free(srv->tls);
@@ -1152,6 +1257,7 @@ enum berth_err server_start(const struct berth_config *cfg, struct store *store,
         log_error("event=server_error msg=\"cannot start the listener\"");
         MHD_stop_daemon(srv->daemon);
         acceptor_stop(srv->acceptor);
+        admit_stop(srv->admit);
         guard_stop(srv->guard);
         auth_free(srv->auth);
         tls_free(srv->tls);
@@ -1189,6 +1295,9 @@ void server_attach_jobs(struct server *srv, struct jobs *jobs)
     atomic_store(&srv->jobs, jobs);
 }
 
+/* How long bodies refused at stop have to send their 503. */
+#define STOP_REFUSE_MS 2000
+
 void server_stop(struct server *srv, int64_t drain_ms)
 {
     if (srv == NULL) {
@@ -1207,7 +1316,26 @@ void server_stop(struct server *srv, int64_t drain_ms)
     if (left > 0) {
         log_warn("event=drain_timeout inflight=%d", left);
     }
+    if (srv->admit != NULL) {
+        /* Bodies still waiting for a slot sleep in suspended connections,
+         * and libmicrohttpd 0.9.75 aborts the process when it is stopped
+         * with one: wake each to answer 503, and give them a moment to
+         * send it (MHD_stop_daemon closes whatever is left, suspended no
+         * more). */
+        /* added, not stored: the first may already have answered */
+        int refused = (int)admit_close(srv->admit);
+        atomic_fetch_add(&srv->refused_left, refused);
+        if (refused > 0) {
+            int64_t until = time_mono_ns() + (int64_t)STOP_REFUSE_MS * 1000000;
+            while (atomic_load(&srv->refused_left) > 0 && time_mono_ns() < until) {
+                time_sleep_ms(10);
+            }
+            log_warn("event=bodies_refused count=%d unanswered=%d", refused,
+                     atomic_load(&srv->refused_left));
+        }
+    }
     MHD_stop_daemon(srv->daemon);
+    admit_stop(srv->admit);
     guard_stop(srv->guard);
     auth_free(srv->auth);
     tls_free(srv->tls);

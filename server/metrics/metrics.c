@@ -105,6 +105,10 @@ static struct {
 } scans;
 
 static atomic_llong open_connections;
+static atomic_llong bodies_sending;
+static atomic_llong bodies_waiting;
+static atomic_llong bodies_queued_total;
+static atomic_llong body_slots_revoked_total;
 static atomic_llong start_time_ms;
 
 static const char *OTHER_ROUTE = "other";
@@ -226,6 +230,15 @@ void metrics_connection_delta(int delta)
     atomic_fetch_add(&open_connections, delta);
 }
 
+void metrics_body_queue(unsigned sending, unsigned waiting, uint64_t queued_total,
+                        uint64_t revoked_total)
+{
+    atomic_store(&bodies_sending, (long long)sending);
+    atomic_store(&bodies_waiting, (long long)waiting);
+    atomic_store(&bodies_queued_total, (long long)queued_total);
+    atomic_store(&body_slots_revoked_total, (long long)revoked_total);
+}
+
 void metrics_auth_failure(const char *reason)
 {
     reason = reason ? reason : "other";
@@ -299,6 +312,7 @@ void metrics_reset(void)
     memset(&scans, 0, sizeof(scans));
     pthread_mutex_unlock(&mu);
     atomic_store(&open_connections, 0);
+    metrics_body_queue(0, 0, 0, 0);
 }
 
 /* ---- rendering ---- */
@@ -439,6 +453,27 @@ static enum berth_err render_http(struct buf *out)
     if (rc == BERTH_OK) {
         long long c = atomic_load(&open_connections);
         rc = buf_printf(out, "berth_http_open_connections %lld\n", c < 0 ? 0 : c);
+    }
+    static const struct {
+        const char *name, *type, *help;
+        atomic_llong *value;
+    } queue[] = {
+        {"berth_http_bodies_sending", "gauge",
+         "Large response bodies being sent now (at most http.concurrent_bodies, besides slow "
+         "readers whose slot was taken back)",
+         &bodies_sending},
+        {"berth_http_bodies_waiting", "gauge",
+         "Large response bodies waiting for a slot (http.concurrent_bodies)", &bodies_waiting},
+        {"berth_http_bodies_queued_total", "counter",
+         "Large response bodies that had to wait for a slot", &bodies_queued_total},
+        {"berth_http_body_slots_revoked_total", "counter",
+         "Slots taken back from bodies whose client read too slowly", &body_slots_revoked_total},
+    };
+    for (size_t i = 0; i < sizeof(queue) / sizeof(queue[0]) && rc == BERTH_OK; i++) {
+        rc = header(out, queue[i].name, queue[i].type, queue[i].help);
+        if (rc == BERTH_OK) {
+            rc = buf_printf(out, "%s %lld\n", queue[i].name, atomic_load(queue[i].value));
+        }
     }
     return rc;
 }

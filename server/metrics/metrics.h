@@ -35,6 +35,12 @@ void metrics_http_request(const char *api, const char *route, const char *method
 /* A connection was accepted (+1) or closed (-1). */
 void metrics_connection_delta(int delta);
 
+/* The admission of large response bodies (server/http/admit.c): bodies
+ * sending and waiting now, bodies that ever waited, slots taken back from
+ * slow readers. */
+void metrics_body_queue(unsigned sending, unsigned waiting, uint64_t queued_total,
+                        uint64_t revoked_total);
+
 /* An authentication or authorization refusal. reason is a static string
  * of the code ("bad_secret", "unknown_key", "denied", ...); reasons beyond
  * the fixed table count as "other". */
