@@ -88,13 +88,13 @@ static bool key_ok(const uint8_t *key, size_t key_len)
     return key != NULL && key_len >= AUTHTOKEN_KEY_MIN && key_len <= AUTHTOKEN_KEY_MAX;
 }
 
-static void mac_of(const uint8_t *key, size_t key_len, const uint8_t *record, size_t len,
-                   uint8_t out[MAC_LEN])
+static enum berth_err mac_of(const uint8_t *key, size_t key_len, const uint8_t *record, size_t len,
+                             uint8_t out[MAC_LEN])
 {
     uint8_t msg[sizeof(CONTEXT) + RECORD_MAX];
     memcpy(msg, CONTEXT, sizeof(CONTEXT)); /* includes the NUL separator */
     memcpy(msg + sizeof(CONTEXT), record, len);
-    digest_hmac_sha256(key, key_len, msg, sizeof(CONTEXT) + len, out);
+    return digest_hmac_sha256(key, key_len, msg, sizeof(CONTEXT) + len, out);
 }
 
 enum berth_err authtoken_key_generate(uint8_t key[AUTHTOKEN_KEY_LEN])
@@ -153,7 +153,10 @@ enum berth_err authtoken_issue(const uint8_t *key, size_t key_len, const struct 
     rec[n++] = (uint8_t)dlen;
     memcpy(rec + n, tok->digest, dlen);
     n += dlen;
-    mac_of(key, key_len, rec, n, rec + n);
+    enum berth_err rc = mac_of(key, key_len, rec, n, rec + n);
+    if (rc != BERTH_OK) {
+        return rc;
+    }
     n += MAC_LEN;
 
     char enc[AUTHTOKEN_BEARER_MAX_LEN + 4];
@@ -251,7 +254,10 @@ enum berth_err authtoken_verify(const uint8_t *key, size_t key_len, const char *
         return BERTH_EINVAL;
     }
     uint8_t mac[MAC_LEN];
-    mac_of(key, key_len, rec, n - MAC_LEN, mac);
+    enum berth_err rc = mac_of(key, key_len, rec, n - MAC_LEN, mac);
+    if (rc != BERTH_OK) {
+        return rc; /* no MAC to compare: not the token's fault */
+    }
     if (!str_ct_equal(mac, MAC_LEN, rec + n - MAC_LEN, MAC_LEN)) {
         return BERTH_EINVAL;
     }

@@ -7,6 +7,7 @@
  */
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -24,6 +25,7 @@
 #include "server/oci/oci.h"
 #include "server/ops/ops.h"
 #include "server/metrics/metrics.h"
+#include "storage/spec/digest.h"
 #include "storage/store/store.h"
 #include "storage/upstream/cache.h"
 
@@ -94,6 +96,13 @@ int cmd_serve(struct cli *cli)
     signal(SIGPIPE, SIG_IGN);
 
     metrics_init();
+    /* Fault injection for the test suite (tests/integration/auth/test_mac_failure.py):
+     * BERTH_TEST_FAULTS=hmac makes every HMAC fail as an OpenSSL failure would. */
+    const char *faults = getenv("BERTH_TEST_FAULTS");
+    if (faults != NULL && strstr(faults, "hmac") != NULL) {
+        log_warn("event=test_fault_injected fault=hmac");
+        digest_fault_hmac(true);
+    }
     struct store *st = cli_open_store(cli);
     if (st == NULL) {
         return 1;

@@ -134,6 +134,7 @@ enum cred_kind {
     CRED_BEARER_BAD,    /* a bearer token that is malformed, forged or expired */
     CRED_CERT,          /* nothing presented, over a connection whose verified client
                            certificate maps to akid (tls.client_principals) */
+    CRED_ERROR,         /* a token that could not be checked (err): a server error */
 };
 
 struct cred {
@@ -141,6 +142,7 @@ struct cred {
     char akid[AUTH_AKID_MAX + 1];
     char secret[AUTH_SECRET_MAX + 1];
     const char *why;                     /* for the log when invalid */
+    enum berth_err err;                  /* CRED_ERROR: why the check failed */
     char scope[AUTHTOKEN_SCOPE_MAX + 1]; /* CRED_BEARER: what the token grants */
 };
 
@@ -218,6 +220,19 @@ void oci_auth_bearer_challenge(struct request *req, const char *scope, const cha
     }
 }
 
+/* Whether a token check failed on the server's side (the MAC could not be
+ * computed), not because of the token: then no verdict on it is known. */
+static bool token_check_failed(enum berth_err rc, struct cred *c)
+{
+    if (rc == BERTH_OK || rc == BERTH_EDENIED || rc == BERTH_EINVAL) {
+        return false;
+    }
+    c->kind = CRED_ERROR;
+    c->err = rc;
+    c->why = NULL;
+    return true;
+}
+
 /* A user name and password: "AWS" and a login token, an access key id and
  * its secret, or both empty (anonymous). */
 static void password_cred(struct auth *a, const char *user, const char *password, int64_t now,
@@ -233,6 +248,9 @@ static void password_cred(struct auth *a, const char *user, const char *password
     if (strcmp(user, AUTHTOKEN_BASIC_USER) == 0) {
         struct authtoken tok;
         enum berth_err rc = auth_token_verify(a, password, AUTHTOKEN_LOGIN, NULL, NULL, now, &tok);
+        if (token_check_failed(rc, c)) {
+            return;
+        }
         if (rc == BERTH_OK && str_copy(c->akid, sizeof(c->akid), tok.principal) == BERTH_OK) {
             c->kind = CRED_TOKEN;
         } else if (rc == BERTH_EDENIED) {
@@ -314,6 +332,11 @@ enum oci_login oci_auth_login(struct request *req, struct meta *m, const char *u
         password_cred(a, user, password, time_now_ms() / 1000, &c);
     }
     bool named = c.kind == CRED_TOKEN || c.kind == CRED_KEY;
+    if (c.kind == CRED_ERROR) {
+        log_error("event=token_check_failed err=%s", berth_strerror(c.err));
+        auth_wipe(&c, sizeof(c));
+        return OCI_LOGIN_ERROR;
+    }
     if (c.kind == CRED_EXPIRED) {
         *why = "token_expired";
         auth_wipe(&c, sizeof(c));
@@ -363,7 +386,9 @@ static void parse_bearer(struct auth *a, const char *token, int64_t now, struct 
     memcpy(copy, token, len);
     copy[len] = '\0';
     enum berth_err rc = auth_token_verify(a, copy, AUTHTOKEN_BEARER, NULL, NULL, now, &tok);
-    if (rc == BERTH_EDENIED) {
+    if (token_check_failed(rc, c)) {
+        /* nothing more */
+    } else if (rc == BERTH_EDENIED) {
         c->why = "bearer_token_expired";
     } else if (rc == BERTH_OK) {
         bool anonymous = strcmp(tok.principal, AUTHTOKEN_ANONYMOUS) == 0;
@@ -387,6 +412,9 @@ static void parse_credentials(struct request *req, enum oci_route route, struct 
         struct authtoken tok;
         enum berth_err rc =
             auth_token_verify(a, token, AUTHTOKEN_DOWNLOAD, req->repo, req->ref, now, &tok);
+        if (token_check_failed(rc, c)) {
+            return;
+        }
         if (rc == BERTH_OK && str_copy(c->akid, sizeof(c->akid), tok.principal) == BERTH_OK) {
             c->kind = CRED_TOKEN;
         } else if (rc == BERTH_EDENIED) {
@@ -507,6 +535,13 @@ bool oci_authorize(struct request *req, enum oci_route route)
     }
     struct cred c;
     parse_credentials(req, route, &c);
+    if (c.kind == CRED_ERROR) {
+        /* a 401 would tell a client with good credentials that they are bad */
+        enum berth_err err = c.err;
+        auth_wipe(&c, sizeof(c));
+        oci_server_error(req, err, "token_check_failed");
+        return false;
+    }
     const char *repo = req->repo[0] != '\0' && route != OCI_ROUTE_BASE && route != OCI_ROUTE_CATALOG
                            ? req->repo
                            : NULL;
@@ -529,6 +564,7 @@ bool oci_authorize(struct request *req, enum oci_route route)
     }
     switch (c.kind) {
     case CRED_NONE:
+    case CRED_ERROR: /* answered above */
         break;
     case CRED_EXPIRED:
         log_refusal(req, "token_expired");

@@ -365,6 +365,11 @@ static void token_post_done(struct request *req)
         struct authtoken rt;
         enum berth_err rc = auth_token_verify(req->srv->auth, f.refresh_token, AUTHTOKEN_REFRESH,
                                               NULL, NULL, time_now_ms() / 1000, &rt);
+        if (rc != BERTH_OK && rc != BERTH_EDENIED && rc != BERTH_EINVAL) {
+            log_error("event=token_check_failed err=%s endpoint=token", berth_strerror(rc));
+            token_fail(req, 500, "server_error", "cannot check the refresh token");
+            goto out;
+        }
         if (rc != BERTH_OK) {
             metrics_auth_failure("bad_refresh_token");
             log_info("event=auth_refused reason=%s endpoint=token",

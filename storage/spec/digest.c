@@ -2,6 +2,8 @@
 #include "storage/spec/digest.h"
 
 #include <errno.h>
+#include <limits.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -244,9 +246,20 @@ void digest_sha256_raw(const void *p, size_t n, uint8_t out[32])
     EVP_Digest(p, n, out, &len, EVP_sha256(), NULL);
 }
 
-void digest_hmac_sha256(const void *key, size_t key_len, const void *msg, size_t msg_len,
-                        uint8_t out[32])
+static atomic_bool hmac_fault;
+
+void digest_fault_hmac(bool on)
+{
+    atomic_store(&hmac_fault, on);
+}
+
+enum berth_err digest_hmac_sha256(const void *key, size_t key_len, const void *msg, size_t msg_len,
+                                  uint8_t out[32])
 {
     unsigned int len = 32;
-    HMAC(EVP_sha256(), key, (int)key_len, msg, msg_len, out, &len);
+    if (atomic_load(&hmac_fault) || key_len > INT_MAX ||
+        HMAC(EVP_sha256(), key, (int)key_len, msg, msg_len, out, &len) == NULL || len != 32) {
+        return BERTH_ENOMEM;
+    }
+    return BERTH_OK;
 }

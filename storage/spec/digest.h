@@ -7,6 +7,7 @@
 #ifndef BERTH_DIGEST_H
 #define BERTH_DIGEST_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -57,9 +58,19 @@ enum berth_err digest_ctx_update_fd(struct digest_ctx *ctx, int fd, off_t len);
 /* One-shot digest of a buffer. */
 enum berth_err digest_buffer(enum digest_alg alg, const void *p, size_t n, struct digest *out);
 
-/* Raw SHA-256 and HMAC-SHA256 (32-byte outputs). */
+/* Raw SHA-256 (32-byte output). */
 void digest_sha256_raw(const void *p, size_t n, uint8_t out[32]);
-void digest_hmac_sha256(const void *key, size_t key_len, const void *msg, size_t msg_len,
-                        uint8_t out[32]);
+
+/* HMAC-SHA256 of msg under key into out (32 bytes). BERTH_OK, or
+ * BERTH_ENOMEM when OpenSSL cannot compute it (an allocation or provider
+ * failure): out is then unset, and a MAC check must fail as a server
+ * error, not as a bad MAC. */
+enum berth_err digest_hmac_sha256(const void *key, size_t key_len, const void *msg, size_t msg_len,
+                                  uint8_t out[32]);
+
+/* Fault injection for tests: while on, every digest_hmac_sha256 fails as
+ * an OpenSSL failure would. `berth serve` turns it on when the variable
+ * BERTH_TEST_FAULTS names "hmac". Thread-safe. */
+void digest_fault_hmac(bool on);
 
 #endif

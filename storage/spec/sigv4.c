@@ -577,15 +577,17 @@ static enum berth_err canonical_request(struct buf *out, const struct sigv4_requ
 
 /* ---- signature ---- */
 
-static void hmac(const uint8_t key[32], const char *msg, uint8_t out[32])
+static enum berth_err hmac(const uint8_t key[32], const char *msg, uint8_t out[32])
 {
-    digest_hmac_sha256(key, 32, msg, strlen(msg), out);
+    return digest_hmac_sha256(key, 32, msg, strlen(msg), out);
 }
 
-/* hex(HMAC(kSigning, StringToSign)) for a canonical request. */
-static void signature_hex(const char *secret, size_t secret_len, const char *amz_date,
-                          const char *region, const char *service, const struct buf *canonical,
-                          char out[SIGV4_SIGNATURE_HEX_LEN + 1])
+/* hex(HMAC(kSigning, StringToSign)) for a canonical request. BERTH_OK, or
+ * BERTH_ENOMEM when a MAC cannot be computed. */
+static enum berth_err signature_hex(const char *secret, size_t secret_len, const char *amz_date,
+                                    const char *region, const char *service,
+                                    const struct buf *canonical,
+                                    char out[SIGV4_SIGNATURE_HEX_LEN + 1])
 {
     uint8_t k[32], hash[32];
     char kdate_key[4 + SIGV4_SECRET_MAX];
@@ -594,10 +596,16 @@ static void signature_hex(const char *secret, size_t secret_len, const char *amz
     memcpy(kdate_key + 4, secret, secret_len);
     memcpy(date, amz_date, 8);
     date[8] = '\0';
-    digest_hmac_sha256(kdate_key, 4 + secret_len, date, 8, k);
-    hmac(k, region, k);
-    hmac(k, service, k);
-    hmac(k, TERMINATOR, k);
+    enum berth_err rc = digest_hmac_sha256(kdate_key, 4 + secret_len, date, 8, k);
+    if (rc == BERTH_OK) {
+        rc = hmac(k, region, k);
+    }
+    if (rc == BERTH_OK) {
+        rc = hmac(k, service, k);
+    }
+    if (rc == BERTH_OK) {
+        rc = hmac(k, TERMINATOR, k);
+    }
 
     char hash_hex[65];
     digest_sha256_raw(canonical->data != NULL ? canonical->data : "", canonical->len, hash);
@@ -608,8 +616,12 @@ static void signature_hex(const char *secret, size_t secret_len, const char *amz
     snprintf(sts, sizeof(sts), "%s\n%s\n%s/%s/%s/%s\n%s", SIGV4_ALGORITHM, amz_date, date, region,
              service, TERMINATOR, hash_hex);
     uint8_t sig[32];
-    hmac(k, sts, sig);
-    str_hex_encode(sig, 32, out);
+    if (rc == BERTH_OK) {
+        rc = hmac(k, sts, sig);
+    }
+    if (rc == BERTH_OK) {
+        str_hex_encode(sig, 32, out);
+    }
     /* The derived key is as good as the secret for a day: wipe it. */
     volatile uint8_t *vk = k;
     for (size_t i = 0; i < sizeof(k); i++) {
@@ -619,6 +631,7 @@ static void signature_hex(const char *secret, size_t secret_len, const char *amz
     for (size_t i = 0; i < sizeof(kdate_key); i++) {
         vs[i] = 0;
     }
+    return rc;
 }
 
 static void body_hash_hex(const struct sigv4_request *req, char out[65])
@@ -1194,8 +1207,11 @@ enum berth_err sigv4_verify(const struct sigv4_request *req, const struct sigv4_
         goto out;
     }
     char computed[SIGV4_SIGNATURE_HEX_LEN + 1];
-    signature_hex(secret, secret_len, auth->amz_date, auth->region, auth->service, &canonical,
-                  computed);
+    rc = signature_hex(secret, secret_len, auth->amz_date, auth->region, auth->service, &canonical,
+                       computed);
+    if (rc != BERTH_OK) {
+        goto out; /* a server error, not a bad signature */
+    }
     /* An unusable Signature parameter is "" and compares unequal. */
     if (!str_ct_equal(computed, SIGV4_SIGNATURE_HEX_LEN, auth->signature,
                       strlen(auth->signature))) {
@@ -1290,8 +1306,11 @@ enum berth_err sigv4_sign(const struct sigv4_request *req, const struct sigv4_cr
         goto out;
     }
     char sig[SIGV4_SIGNATURE_HEX_LEN + 1];
-    signature_hex(cred->secret, strlen(cred->secret), amz_date, cred->region, service, &canonical,
-                  sig);
+    rc = signature_hex(cred->secret, strlen(cred->secret), amz_date, cred->region, service,
+                       &canonical, sig);
+    if (rc != BERTH_OK) {
+        goto out;
+    }
     int w = snprintf(out, cap, "%s Credential=%s/%.8s/%s/%s/%s, SignedHeaders=%s, Signature=%s",
                      SIGV4_ALGORITHM, cred->access_key_id, amz_date, cred->region, service,
                      TERMINATOR, signed_headers, sig);

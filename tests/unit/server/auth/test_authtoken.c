@@ -1,4 +1,5 @@
 /* Unit tests for server/auth/authtoken.c: round trips, tampering, expiry, Basic. */
+#include "storage/spec/digest.h"
 #include "unit.h"
 
 #include "server/auth/authtoken.c"
@@ -424,6 +425,23 @@ static void test_bearer_and_refresh(void)
     CHECK_INT(authtoken_issue(key, sizeof(key), &lt, rtok, sizeof(rtok)), BERTH_EINVAL);
 }
 
+/* When the MAC cannot be computed, a good token is neither issued nor
+ * called bad: the caller gets the error and answers a server error. */
+static void test_mac_failure(void)
+{
+    struct authtoken in = login_token();
+    char tok[AUTHTOKEN_MAX_LEN + 1];
+    CHECK_INT(authtoken_issue(key, sizeof(key), &in, tok, sizeof(tok)), BERTH_OK);
+    digest_fault_hmac(true);
+    CHECK_INT(authtoken_verify(key, sizeof(key), tok, AUTHTOKEN_LOGIN, NULL, NULL, NOW, NULL),
+              BERTH_ENOMEM);
+    char again[AUTHTOKEN_MAX_LEN + 1];
+    CHECK_INT(authtoken_issue(key, sizeof(key), &in, again, sizeof(again)), BERTH_ENOMEM);
+    digest_fault_hmac(false);
+    CHECK_INT(authtoken_verify(key, sizeof(key), tok, AUTHTOKEN_LOGIN, NULL, NULL, NOW, NULL),
+              BERTH_OK);
+}
+
 int main(void)
 {
     RUN(test_login_round_trip);
@@ -433,5 +451,6 @@ int main(void)
     RUN(test_issue_errors);
     RUN(test_basic);
     RUN(test_bearer_and_refresh);
+    RUN(test_mac_failure);
     return unit_report("test_authtoken");
 }

@@ -89,9 +89,14 @@ static void test_hmac(void)
     /* RFC 4231 test case 2 */
     uint8_t mac[32];
     char hex[65];
-    digest_hmac_sha256("Jefe", 4, "what do ya want for nothing?", 28, mac);
+    CHECK_INT(digest_hmac_sha256("Jefe", 4, "what do ya want for nothing?", 28, mac), BERTH_OK);
     str_hex_encode(mac, 32, hex);
     CHECK_STR(hex, "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843");
+    /* an OpenSSL failure is an error, not a MAC (the fault hook stands in for it) */
+    digest_fault_hmac(true);
+    CHECK_INT(digest_hmac_sha256("Jefe", 4, "what do ya want for nothing?", 28, mac), BERTH_ENOMEM);
+    digest_fault_hmac(false);
+    CHECK_INT(digest_hmac_sha256("Jefe", 4, "what do ya want for nothing?", 28, mac), BERTH_OK);
     digest_sha256_raw("abc", 3, mac);
     str_hex_encode(mac, 32, hex);
     CHECK_STR(hex, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");

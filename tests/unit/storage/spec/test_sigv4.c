@@ -5,6 +5,7 @@
  * SigV4Auth (service "ecr", region eu-west-1, the reference key pair,
  * timestamp 20261126T095037Z) for the request described in each test.
  */
+#include "storage/spec/digest.h"
 #include "unit.h"
 
 #include "storage/spec/sigv4.c"
@@ -140,6 +141,11 @@ static void test_vector_verify(void)
     CHECK(!a.has_security_token);
     struct sigv4_verify_opts o = opts_at(T0);
     CHECK_INT(sigv4_verify(&t.r, &a, SECRET, strlen(SECRET), &o, &r), BERTH_OK);
+    /* a MAC that cannot be computed is a server error, not a bad signature */
+    digest_fault_hmac(true);
+    CHECK_INT(sigv4_verify(&t.r, &a, SECRET, strlen(SECRET), &o, &r), BERTH_ENOMEM);
+    digest_fault_hmac(false);
+    CHECK_INT(sigv4_verify(&t.r, &a, SECRET, strlen(SECRET), &o, &r), BERTH_OK);
 
     /* The body hash may be supplied precomputed instead. */
     t.r.body = NULL;
@@ -164,6 +170,9 @@ static void test_vector_sign(void)
     CHECK_INT(sigv4_sign(&t.r, &c, out, sizeof(out)), BERTH_OK);
     CHECK_STR(out, VECTOR_AUTH);
     CHECK_INT(sigv4_sign(&t.r, &c, out, 40), BERTH_ETOOBIG);
+    digest_fault_hmac(true);
+    CHECK_INT(sigv4_sign(&t.r, &c, out, sizeof(out)), BERTH_ENOMEM);
+    digest_fault_hmac(false);
 
     /* Missing Host or X-Amz-Date, or a bad date, cannot be signed. */
     t.r.header_count = 4;
