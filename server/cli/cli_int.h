@@ -28,6 +28,12 @@ struct cli {
  * false on error. */
 bool cli_load_config(struct cli *cli);
 
+/* Read the configuration as cli_load_config does (defaults, the file, the
+ * environment, the flags; validated) into cfg, which the caller finishes
+ * with config_fini whatever the result; nothing else changes (the log
+ * level stays). False with the reason in err on error. For SIGHUP. */
+bool cli_read_config(const struct cli *cli, struct berth_config *cfg, char *err, size_t cap);
+
 /* Open the store at the configured root with the configured options.
  * Prints the reason and returns NULL on error. */
 struct store *cli_open_store(const struct cli *cli);

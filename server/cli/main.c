@@ -36,29 +36,30 @@ static bool take_flag(int argc, char **argv, int *i, const char *name, const cha
     return true;
 }
 
-bool cli_load_config(struct cli *cli)
+bool cli_read_config(const struct cli *cli, struct berth_config *cfg, char *err, size_t cap)
 {
-    char err[512];
-    if (config_init(&cli->cfg) != BERTH_OK) {
-        fprintf(stderr, "berth: out of memory\n");
+    if (config_init(cfg) != BERTH_OK) {
+        snprintf(err, cap, "out of memory");
         return false;
     }
     const char *path = cli->config_path ? cli->config_path : getenv("BERTH_CONFIG");
-    if (path != NULL && *path != '\0' &&
-        config_load_file(&cli->cfg, path, err, sizeof(err)) != BERTH_OK) {
-        fprintf(stderr, "berth: %s\n", err);
+    if (path != NULL && *path != '\0' && config_load_file(cfg, path, err, cap) != BERTH_OK) {
         return false;
     }
-    if (config_load_env(&cli->cfg, err, sizeof(err)) != BERTH_OK) {
-        fprintf(stderr, "berth: %s\n", err);
+    if (config_load_env(cfg, err, cap) != BERTH_OK) {
         return false;
     }
-    if ((cli->listen && config_set(&cli->cfg, "listen", cli->listen, err, sizeof(err))) ||
-        (cli->root && config_set(&cli->cfg, "root", cli->root, err, sizeof(err)))) {
-        fprintf(stderr, "berth: %s\n", err);
+    if ((cli->listen && config_set(cfg, "listen", cli->listen, err, cap)) ||
+        (cli->root && config_set(cfg, "root", cli->root, err, cap))) {
         return false;
     }
-    if (config_validate(&cli->cfg, err, sizeof(err)) != BERTH_OK) {
+    return config_validate(cfg, err, cap) == BERTH_OK;
+}
+
+bool cli_load_config(struct cli *cli)
+{
+    char err[512];
+    if (!cli_read_config(cli, &cli->cfg, err, sizeof(err))) {
         fprintf(stderr, "berth: %s\n", err);
         return false;
     }

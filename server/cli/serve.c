@@ -1,9 +1,9 @@
 /*
  * berth serve: open the store, start the scan workers, the background jobs
  * (garbage collection, lifecycle) and the HTTP server (console, /v2, ECR), wait for SIGTERM or
- * SIGINT (SIGHUP reloads the TLS certificate and key), drain in-flight requests, stop the scans
- * and jobs and exit cleanly. Under systemd (Type=notify) it reports READY=1 once it serves,
- * RELOADING=1 around a reload and STOPPING=1 when it drains.
+ * SIGINT (SIGHUP reloads the TLS certificate, key, client CA and tls.client_principals), drain
+ * in-flight requests, stop the scans and jobs and exit cleanly. Under systemd (Type=notify) it
+ * reports READY=1 once it serves, RELOADING=1 around a reload and STOPPING=1 when it drains.
  */
 #include <signal.h>
 #include <stdio.h>
@@ -64,6 +64,21 @@ static bool auth_configured(const struct berth_config *cfg, size_t config_keys, 
         db_keys = false;
     }
     return cfg->auth_required || config_keys > 0 || db_keys;
+}
+
+/* SIGHUP: the TLS files again, and tls.client_principals from the
+ * configuration as it reads now (the other keys take a restart). */
+static void reload(const struct cli *cli, struct server *srv)
+{
+    struct berth_config fresh;
+    char err[512];
+    if (!cli_read_config(cli, &fresh, err, sizeof(err))) {
+        char v[600];
+        log_error("event=tls_reload_failed msg=%s", log_value(err, v, sizeof(v)));
+    } else if (server_reload_tls(srv, &fresh) == BERTH_ENOTFOUND) {
+        log_info("event=sighup_ignored msg=\"no TLS certificate to reload\"");
+    }
+    config_fini(&fresh);
 }
 
 int cmd_serve(struct cli *cli)
@@ -189,9 +204,7 @@ int cmd_serve(struct cli *cli)
     /* SIGHUP reloads the TLS certificate and key; the others stop */
     while (sigwait(&set, &sig) == 0 && sig == SIGHUP) {
         notify_reloading();
-        if (server_reload_tls(srv) == BERTH_ENOTFOUND) {
-            log_info("event=sighup_ignored msg=\"no TLS certificate to reload\"");
-        }
+        reload(cli, srv);
         notify(ready);
     }
     notify("STOPPING=1");

@@ -1269,18 +1269,21 @@ enum berth_err server_start(const struct berth_config *cfg, struct store *store,
     return BERTH_OK;
 }
 
-enum berth_err server_reload_tls(struct server *srv)
+enum berth_err server_reload_tls(struct server *srv, const struct berth_config *fresh)
 {
     if (srv->tls == NULL) {
         return BERTH_ENOTFOUND;
     }
     char err[512];
-    enum berth_err rc = tls_reload(srv->tls, err, sizeof(err));
+    enum berth_err rc = tls_reload(srv->tls, fresh->tls_client_principals, err, sizeof(err));
     if (rc != BERTH_OK) {
         char v[600];
         log_error("event=tls_reload_failed msg=%s", log_value(err, v, sizeof(v)));
     } else {
-        log_info("event=tls_reloaded cert=%s", srv->cfg->tls_cert_file);
+        log_info("event=tls_reloaded cert=%s client_principals=%zu", srv->cfg->tls_cert_file,
+                 json_is_array(fresh->tls_client_principals)
+                     ? json_array_size(fresh->tls_client_principals)
+                     : (size_t)0);
     }
     return rc;
 }

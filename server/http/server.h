@@ -33,11 +33,12 @@ enum berth_err server_start(const struct berth_config *cfg, struct store *store,
  * first. Thread-safe. */
 void server_attach_jobs(struct server *srv, struct jobs *jobs);
 
-/* Read the TLS certificate and key files again (SIGHUP): new handshakes
- * use them, connections open stay as they are. Logs the outcome.
- * BERTH_OK; BERTH_ENOTFOUND without TLS; BERTH_EINVAL/BERTH_ENOMEM when
- * the files cannot be used (the old pair stays). Thread-safe. */
-enum berth_err server_reload_tls(struct server *srv);
+/* Read the TLS certificate, key and client CA files again and take fresh
+ * (the configuration as read again) for tls.client_principals (SIGHUP):
+ * new handshakes use them, connections open stay as they are. Logs the
+ * outcome. BERTH_OK; BERTH_ENOTFOUND without TLS; BERTH_EINVAL/BERTH_ENOMEM
+ * when they cannot be used (all that is in use stays). Thread-safe. */
+enum berth_err server_reload_tls(struct server *srv, const struct berth_config *fresh);
 
 /* The bound TCP port (useful with port 0). */
 uint16_t server_port(const struct server *srv);

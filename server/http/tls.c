@@ -65,15 +65,22 @@ struct tls_principal {
     char akid[TLS_PRINCIPAL_MAX + 1];
 };
 
+/* The whole table, as one reload installed it; superseded tables stay
+ * (older) until tls_free, as handshakes in progress may read them. */
+struct tls_principals {
+    struct tls_principal *rows;
+    size_t count;
+    struct tls_principals *older;
+};
+
 struct tls {
     char *cert_file;
     char *key_file;
     char *ca_file; /* NULL without mutual TLS */
-    struct tls_principal *principals;
-    size_t principal_count;
     pthread_mutex_t mu;
-    struct tls_pair *current; /* under mu */
-    struct tls_ca *ca;        /* under mu; NULL without mutual TLS */
+    struct tls_pair *current;          /* under mu */
+    struct tls_ca *ca;                 /* under mu; NULL without mutual TLS */
+    struct tls_principals *principals; /* under mu; never NULL once made */
 };
 
 /* A connection's transport: GnuTLS's pointer for it, so the callbacks of
@@ -221,26 +228,42 @@ static enum berth_err ca_load(const char *path, struct tls_ca **out, char *err, 
     return BERTH_OK;
 }
 
-/* tls.client_principals: [{"common_name" or "dns_name": name, "access_key_id": id}, ...] */
-static enum berth_err principals_load(struct tls *t, const json_t *list, char *err, size_t cap)
+static void principals_free(struct tls_principals *tab)
 {
-    if (list == NULL || json_is_null(list)) {
-        return BERTH_OK;
+    while (tab != NULL) {
+        struct tls_principals *older = tab->older;
+        for (size_t i = 0; i < tab->count; i++) {
+            free(tab->rows[i].name);
+        }
+        free(tab->rows);
+        free(tab);
+        tab = older;
     }
-    if (!json_is_array(list)) {
+}
+
+/* tls.client_principals: [{"common_name" or "dns_name": name, "access_key_id": id}, ...]
+ * into a new table (*out, the caller frees it); has_ca says whether a
+ * client CA is configured. */
+static enum berth_err principals_load(const json_t *list, bool has_ca, struct tls_principals **out,
+                                      char *err, size_t cap)
+{
+    if (list != NULL && !json_is_null(list) && !json_is_array(list)) {
         snprintf(err, cap, "tls: tls.client_principals must be an array");
         return BERTH_EINVAL;
     }
-    if (json_array_size(list) > 0 && t->ca_file == NULL) {
+    size_t n = json_is_array(list) ? json_array_size(list) : 0;
+    if (n > 0 && !has_ca) {
         snprintf(err, cap, "tls: tls.client_principals needs tls.client_ca_file");
         return BERTH_EINVAL;
     }
-    t->principals = calloc(json_array_size(list) + 1, sizeof(*t->principals));
-    if (t->principals == NULL) {
+    struct tls_principals *tab = calloc(1, sizeof(*tab));
+    if (tab == NULL || (tab->rows = calloc(n + 1, sizeof(*tab->rows))) == NULL) {
+        free(tab);
         return BERTH_ENOMEM;
     }
     size_t i;
     json_t *row;
+    enum berth_err rc = BERTH_OK;
     json_array_foreach(list, i, row)
     {
         const json_t *cn = json_object_get(row, "common_name");
@@ -256,17 +279,24 @@ static enum berth_err principals_load(struct tls *t, const json_t *list, char *e
                      "tls: tls.client_principals[%zu] must be {\"common_name\" or "
                      "\"dns_name\": a name of 1..%d characters, \"access_key_id\": a key id}",
                      i, TLS_NAME_MAX);
-            return BERTH_EINVAL;
+            rc = BERTH_EINVAL;
+            break;
         }
-        struct tls_principal *p = &t->principals[t->principal_count];
+        struct tls_principal *p = &tab->rows[tab->count];
         p->dns = dns != NULL;
         p->name = strdup(json_string_value(name));
         if (p->name == NULL) {
-            return BERTH_ENOMEM;
+            rc = BERTH_ENOMEM;
+            break;
         }
         str_copy(p->akid, sizeof(p->akid), json_string_value(akid));
-        t->principal_count++;
+        tab->count++;
     }
+    if (rc != BERTH_OK) {
+        principals_free(tab);
+        return rc;
+    }
+    *out = tab;
     return BERTH_OK;
 }
 
@@ -297,7 +327,7 @@ enum berth_err tls_new(const struct berth_config *cfg, struct tls **out, char *e
             goto fail;
         }
     }
-    rc = principals_load(t, cfg->tls_client_principals, err, cap);
+    rc = principals_load(cfg->tls_client_principals, t->ca_file != NULL, &t->principals, err, cap);
     if (rc != BERTH_OK) {
         goto fail;
     }
@@ -312,17 +342,22 @@ fail:
     return rc;
 }
 
-enum berth_err tls_reload(struct tls *t, char *err, size_t cap)
+enum berth_err tls_reload(struct tls *t, const json_t *principals, char *err, size_t cap)
 {
     struct tls_pair *p = NULL;
     struct tls_ca *ca = NULL;
+    struct tls_principals *tab = NULL;
     enum berth_err rc = pair_load(t->cert_file, t->key_file, &p, err, cap);
     if (rc == BERTH_OK && t->ca_file != NULL) {
         rc = ca_load(t->ca_file, &ca, err, cap);
     }
+    if (rc == BERTH_OK) {
+        rc = principals_load(principals, t->ca_file != NULL, &tab, err, cap);
+    }
     if (rc != BERTH_OK) {
         pair_free(p);
-        return rc; /* all or nothing: the files in use stay */
+        ca_free(ca);
+        return rc; /* all or nothing: what is in use stays */
     }
     pthread_mutex_lock(&t->mu);
     p->older = t->current;
@@ -331,6 +366,8 @@ enum berth_err tls_reload(struct tls *t, char *err, size_t cap)
         ca->older = t->ca;
         t->ca = ca;
     }
+    tab->older = t->principals;
+    t->principals = tab;
     pthread_mutex_unlock(&t->mu);
     return BERTH_OK;
 }
@@ -351,10 +388,7 @@ void tls_free(struct tls *t)
     free(t->cert_file);
     free(t->key_file);
     free(t->ca_file);
-    for (size_t i = 0; i < t->principal_count; i++) {
-        free(t->principals[i].name);
-    }
-    free(t->principals);
+    principals_free(t->principals);
     free(t);
 }
 
@@ -412,13 +446,13 @@ static bool cert_names(gnutls_x509_crt_t crt, const char *name, bool dns)
     return false;
 }
 
-/* The first row of tls.client_principals the verified leaf certificate
+/* The first row of the principals table tab the verified leaf certificate
  * matches, copied into c->principal. */
-static void map_principal(struct tls_conn *c, gnutls_x509_crt_t leaf)
+static void map_principal(struct tls_conn *c, const struct tls_principals *tab,
+                          gnutls_x509_crt_t leaf)
 {
-    const struct tls *t = c->tls;
-    for (size_t i = 0; i < t->principal_count; i++) {
-        const struct tls_principal *p = &t->principals[i];
+    for (size_t i = 0; i < tab->count; i++) {
+        const struct tls_principal *p = &tab->rows[i];
         if (cert_names(leaf, p->name, p->dns)) {
             str_copy(c->principal, sizeof(c->principal), p->akid);
             log_debug("event=tls_client_principal %s=%s key=%s", p->dns ? "dns_name" : "cn",
@@ -448,15 +482,18 @@ static int verify_chain(struct tls_conn *c, const gnutls_datum_t *raw, unsigned 
     }
     if (grc >= 0) {
         struct tls *t = c->tls;
+        /* the bundle and the table of one reload together; superseded
+         * ones live until tls_free */
         pthread_mutex_lock(&t->mu);
-        struct tls_ca *ca = t->ca; /* superseded lists live until tls_free */
+        struct tls_ca *ca = t->ca;
+        const struct tls_principals *tab = t->principals;
         pthread_mutex_unlock(&t->mu);
         gnutls_typed_vdata_st purpose = {.type = GNUTLS_DT_KEY_PURPOSE_OID,
                                          .data = (unsigned char *)GNUTLS_KP_TLS_WWW_CLIENT};
         grc =
             gnutls_x509_trust_list_verify_crt2(ca->list, crts, count, &purpose, 1, 0, status, NULL);
         if (grc >= 0 && *status == 0) {
-            map_principal(c, crts[0]);
+            map_principal(c, tab, crts[0]);
         }
     }
     for (unsigned i = 0; i < count; i++) {

@@ -39,11 +39,13 @@ bool tls_configured(const struct berth_config *cfg);
  * BERTH_ENOMEM is returned. Free with tls_free. */
 enum berth_err tls_new(const struct berth_config *cfg, struct tls **out, char *err, size_t cap);
 
-/* Read the certificate and key files, and the client CA file, again; new
- * handshakes use them, the ones in progress finish with the old ones (kept
- * until tls_free). All or nothing: on failure the files in use stay and err
- * says why (BERTH_EINVAL, BERTH_ENOMEM). Thread-safe. */
-enum berth_err tls_reload(struct tls *t, char *err, size_t cap);
+/* Read the certificate and key files, and the client CA file, again, and
+ * take principals (tls.client_principals as the configuration now says,
+ * borrowed; NULL: none) as the new mapping; new handshakes use them, the
+ * ones in progress finish with the old ones (kept until tls_free). All or
+ * nothing: on failure what is in use stays and err says why (BERTH_EINVAL,
+ * BERTH_ENOMEM). Thread-safe. */
+enum berth_err tls_reload(struct tls *t, const json_t *principals, char *err, size_t cap);
 
 /* Whether clients must present a certificate a client CA issued. */
 bool tls_mutual(const struct tls *t);

@@ -3,9 +3,12 @@ tls.client_principals maps to an access key acts as that key on /v2 when the req
 no other credential (curl and skopeo push and pull with a certificate only; a certificate
 mapped to a pull-only key cannot push; an unmapped certificate still needs credentials; the
 ECR API is not affected), and SIGHUP reads tls.client_ca_file again (a certificate from the
-new CA is accepted, one from the old refused, an open connection stays open). Certificates
+new CA is accepted, one from the old refused, an open connection stays open) and
+tls.client_principals from the configuration file (the new mapping applies, the old one no
+longer does; a malformed one leaves the mapping in use). Certificates
 from lib/tls_helpers.py plus a second root and its client certificate made here."""
 
+import hashlib
 import http.client
 import json
 import os
@@ -270,6 +273,61 @@ class ClientCaReloadTest(MtlsCase):
         self.assertEqual(self.status("/v2/", client="client-new"), 200)
         rc, _, _, err = self.curl("/v2/", client="client")
         self.assertIn("alert unknown ca", err)
+
+
+
+@h.berth_only("berth's mutual TLS")
+class PrincipalReloadTest(MtlsCase):
+    """SIGHUP takes tls.client_principals from the configuration file as it reads now, with
+    the certificate, key and client CA, all or nothing."""
+
+    principals = [{"common_name": "node-1", "access_key_id": WRITER[0]}]
+    keys = [{"name": "admin", "access_key_id": ADMIN[0], "secret_access_key": ADMIN[1]},
+            {"name": "writer", "access_key_id": WRITER[0], "secret_access_key": WRITER[1],
+             "permissions": ["push:team/*"]},
+            {"name": "reader", "access_key_id": READER[0], "secret_access_key": READER[1],
+             "permissions": ["pull"]}]
+
+    def rewrite(self, principals):
+        self.server.config["tls"]["client_principals"] = principals
+        self.server.config_file()
+
+    def sighup(self, event):
+        before = self.server.log_text().count(event)
+        self.server.proc.send_signal(signal.SIGHUP)
+        h.wait_until(lambda: self.server.log_text().count(event) > before, 30,
+                     what="the reload (%s)" % event)
+
+    def push_status(self, client, repo):
+        data = b"reload-" + repo.encode()
+        digest = "sha256:" + hashlib.sha256(data).hexdigest()
+        return self.status("/v2/%s/blobs/uploads/?digest=%s" % (repo, digest), client=client,
+                           method="POST", data=data,
+                           headers=["Content-Type: application/octet-stream"])
+
+    def test_sighup_reloads_the_principals(self):
+        self.addCleanup(self.rewrite, list(self.principals))
+        # as started: node-1 (the "client" certificate) acts as the writer
+        self.assertEqual(self.status("/v2/", client="client"), 200)
+        self.assertEqual(self.push_status("client", "team/before"), 201)
+        self.assertEqual(self.status("/v2/", client="unmapped"), 401)
+
+        # node-unmapped now maps to the pull-only reader; node-1 to nothing
+        self.rewrite([{"common_name": "node-unmapped", "access_key_id": READER[0]}])
+        self.sighup("event=tls_reloaded")
+        self.assertIn("client_principals=1", self.server.log_text())
+        self.assertEqual(self.status("/v2/", client="client"), 401)
+        self.assertEqual(self.push_status("client", "team/after"), 401)
+        self.assertEqual(self.status("/v2/", client="unmapped"), 200)
+        self.assertEqual(self.push_status("unmapped", "team/after"), 403)
+
+        # a malformed table is refused whole: the mapping in use stays
+        self.rewrite([{"common_name": "node-1"}])
+        self.sighup("event=tls_reload_failed")
+        self.assertIn("tls.client_principals[0] must be", self.server.log_text())
+        self.assertEqual(self.status("/v2/", client="client"), 401)
+        self.assertEqual(self.push_status("unmapped", "team/after"), 403)
+        self.assertEqual(self.status("/v2/", client="unmapped"), 200)
 
 
 if __name__ == "__main__":
