@@ -1,5 +1,6 @@
 /*
- * OCI blob endpoints: GET/HEAD (sendfile, Range) and DELETE of blobs, and
+ * OCI blob endpoints: GET/HEAD (sendfile from a local file or streamed
+ * from the blob store, Range) and DELETE of blobs, and
  * the upload protocol (POST, chunked and streamed PATCH, PUT with or
  * without a last chunk, status GET, cancel DELETE, cross-repository
  * mount, single-POST monolithic uploads). Bodies are hashed and written as
@@ -112,6 +113,44 @@ static void blob_stream(struct request *req, const struct digest *d, struct upst
     http_send(req, 200, resp, len >= 0 ? (uint64_t)len : 0);
 }
 
+static long long reader_read(void *arg, uint64_t pos, char *buf, size_t max, http_wake_fn wake,
+                             void *wake_arg)
+{
+    (void)pos; /* the body is read in order */
+    long long n = blob_reader_read(arg, buf, max, wake, wake_arg);
+    return n == BLOB_READ_WAIT ? HTTP_READ_WAIT : n;
+}
+
+static void reader_done(void *arg)
+{
+    blob_reader_close(arg);
+}
+
+enum berth_err oci_blob_body(struct request *req, const struct digest *d, uint64_t size,
+                             uint64_t offset, uint64_t len, struct http_response **out)
+{
+    struct blob_read br;
+    enum berth_err rc = blob_read_range(store_blobs(req->srv->store), d, size, offset, len, &br);
+    if (rc != BERTH_OK) {
+        if (rc == BERTH_ENOTFOUND) {
+            log_error("event=blob_file_missing digest=%s", d->str);
+        }
+        return rc;
+    }
+    if (br.fd >= 0) {
+        *out = http_resp_fd(br.fd, offset, len);
+        if (*out == NULL) {
+            file_close(br.fd);
+        }
+        return BERTH_OK;
+    }
+    *out = http_resp_stream(req, len, reader_read, reader_done, br.reader);
+    if (*out == NULL) {
+        blob_reader_close(br.reader);
+    }
+    return BERTH_OK;
+}
+
 static void blob_get(struct request *req, const struct digest *d)
 {
     struct store *st = req->srv->store;
@@ -170,26 +209,17 @@ static void blob_get(struct request *req, const struct digest *d)
     if (req->is_head) {
         resp = http_resp_head(size);
     } else {
-        int fd;
-        uint64_t file_size;
-        enum berth_err rc = blob_open(store_blobs(st), d, &fd, &file_size);
-        if (rc != BERTH_OK && rc != BERTH_ENOTFOUND) {
-            /* could not look: not the same as "not there" */
-            oci_server_error(req, rc, "blob_open_failed");
-            return;
-        }
-        if (rc != BERTH_OK || file_size != size) {
-            if (rc == BERTH_OK) {
-                file_close(fd);
-            }
-            log_error("event=blob_file_missing digest=%s err=%s", d->str, berth_strerror(rc));
+        len = rr == RANGE_PARTIAL ? r.last - r.first + 1 : size;
+        enum berth_err rc =
+            oci_blob_body(req, d, size, rr == RANGE_PARTIAL ? r.first : 0, len, &resp);
+        if (rc == BERTH_ENOTFOUND) {
             oci_error(req, 404, "BLOB_UNKNOWN", "blob unknown to registry", NULL);
             return;
         }
-        len = rr == RANGE_PARTIAL ? r.last - r.first + 1 : size;
-        resp = http_resp_fd(fd, rr == RANGE_PARTIAL ? r.first : 0, len);
-        if (resp == NULL) {
-            file_close(fd);
+        if (rc != BERTH_OK) {
+            /* could not look: not the same as "not there" */
+            oci_server_error(req, rc, "blob_open_failed");
+            return;
         }
     }
     http_add(resp, "Content-Type", "application/octet-stream");

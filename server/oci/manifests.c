@@ -43,27 +43,20 @@ static void manifest_get(struct request *req)
         resp = http_resp_head((uint64_t)mf.size);
     } else {
         struct digest d;
-        int fd = -1;
-        uint64_t size = 0;
         enum berth_err rc = digest_parse(mf.digest, &d);
         if (rc == BERTH_OK) {
-            rc = blob_open(store_blobs(st), &d, &fd, &size);
+            rc = oci_blob_body(req, &d, (uint64_t)mf.size, 0, (uint64_t)mf.size, &resp);
         }
         if (rc != BERTH_OK && rc != BERTH_ENOTFOUND && rc != BERTH_EINVAL) {
             /* could not look: not the same as "not there" */
             oci_server_error(req, rc, "manifest_open_failed");
             return;
         }
-        if (rc != BERTH_OK || size != (uint64_t)mf.size) {
-            file_close(fd);
+        if (rc != BERTH_OK) {
             log_error("event=manifest_file_missing digest=%s err=%s", mf.digest,
                       berth_strerror(rc));
             oci_error(req, 404, "MANIFEST_UNKNOWN", "manifest unknown to registry", NULL);
             return;
-        }
-        resp = http_resp_fd(fd, 0, size);
-        if (resp == NULL) {
-            file_close(fd);
         }
         if (!req->ident.console) { /* looking at an image in the console is no pull */
             registry_manifest_note_pull(st, &mf,

@@ -33,6 +33,14 @@ void oci_server_error(struct request *req, enum berth_err rc, const char *event)
  * UNAVAILABLE naming the upstream's failure. In oci.c. */
 void oci_upstream_failed(struct request *req, enum berth_err rc, const char *err);
 
+/* A response carrying bytes [offset, offset + len) of the blob d, size
+ * bytes as the metadata says: sent with sendfile from a local file, or
+ * streamed from the blob store as it comes (never whole in memory or on
+ * disk). BERTH_ENOTFOUND when the store lacks the blob (logged), else as
+ * blob_read_range; *out NULL only when out of memory. In blobs.c. */
+enum berth_err oci_blob_body(struct request *req, const struct digest *d, uint64_t size,
+                             uint64_t offset, uint64_t len, struct http_response **out);
+
 /* 405 UNSUPPORTED with an Allow header. */
 void oci_method_not_allowed(struct request *req, const char *allow);
 

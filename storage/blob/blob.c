@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "common/fileio.h"
+#include "common/log.h"
 #include "common/rand.h"
 
 enum berth_err blob_store_open(const struct blob_store_options *opt, struct blob_store **out)
@@ -37,6 +38,45 @@ enum berth_err blob_open(struct blob_store *bs, const struct digest *d, int *fd,
 enum berth_err blob_stat(struct blob_store *bs, const struct digest *d, uint64_t *size)
 {
     return bs->ops->stat(bs, d, size);
+}
+
+enum berth_err blob_read_range(struct blob_store *bs, const struct digest *d, uint64_t size,
+                               uint64_t offset, uint64_t len, struct blob_read *out)
+{
+    if (offset > size || len > size - offset) {
+        return BERTH_EINVAL;
+    }
+    out->fd = -1;
+    out->reader = NULL;
+    if (bs->ops->read_range != NULL) {
+        return bs->ops->read_range(bs, d, size, offset, len, &out->reader);
+    }
+    int fd = -1;
+    uint64_t got = 0;
+    enum berth_err rc = blob_open(bs, d, &fd, &got);
+    if (rc == BERTH_OK && got != size) {
+        log_error("event=blob_size_mismatch digest=%s size=%llu want=%llu", d->str,
+                  (unsigned long long)got, (unsigned long long)size);
+        file_close(fd);
+        rc = BERTH_ENOTFOUND;
+    }
+    if (rc == BERTH_OK) {
+        out->fd = fd;
+    }
+    return rc;
+}
+
+long long blob_reader_read(struct blob_reader *r, char *buf, size_t max, blob_wake_fn wake,
+                           void *wake_arg)
+{
+    return r->ops->reader_read(r, buf, max, wake, wake_arg);
+}
+
+void blob_reader_close(struct blob_reader *r)
+{
+    if (r != NULL) {
+        r->ops->reader_close(r);
+    }
 }
 
 enum berth_err blob_read_all(struct blob_store *bs, const struct digest *d, size_t max, char **out,

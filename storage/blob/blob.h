@@ -73,6 +73,41 @@ enum berth_err blob_open(struct blob_store *bs, const struct digest *d, int *fd,
  * (the S3 backend: one HEAD). BERTH_ENOTFOUND, BERTH_EIO. */
 enum berth_err blob_stat(struct blob_store *bs, const struct digest *d, uint64_t *size);
 
+/* ---- streaming reads ---- */
+
+/* A published blob's bytes as they come from a backend that keeps them
+ * elsewhere (the S3 backend: one GET, ranged for a part), in constant
+ * memory whatever the blob's size. One thread at a time. */
+struct blob_reader;
+
+/* What blob_read_range opened: a local file, or a reader. */
+struct blob_read {
+    int fd;                     /* >= 0: a file holding the whole blob from offset 0, owned by
+                                 * the caller (send the range from it with sendfile) */
+    struct blob_reader *reader; /* else: the range's bytes, in order */
+};
+
+/* Open bytes [offset, offset + len) of the blob d, whose size the caller
+ * knows (the metadata's), for reading. Waits for the backend to start
+ * answering, not for the bytes. BERTH_EINVAL for a range past size,
+ * BERTH_ENOTFOUND when the backend does not hold the blob or holds
+ * another size (logged), BERTH_EIO. */
+enum berth_err blob_read_range(struct blob_store *bs, const struct digest *d, uint64_t size,
+                               uint64_t offset, uint64_t len, struct blob_read *out);
+
+/* Up to max bytes of the range into buf: how many, 0 at its end, -1 when
+ * the transfer failed (logged). When nothing has come yet: with wake NULL
+ * it waits; else it returns BLOB_READ_WAIT and calls wake(wake_arg) once,
+ * from any thread, when there may be more (never after
+ * blob_reader_close). */
+#define BLOB_READ_WAIT (-2)
+typedef void (*blob_wake_fn)(void *wake_arg);
+long long blob_reader_read(struct blob_reader *r, char *buf, size_t max, blob_wake_fn wake,
+                           void *wake_arg);
+
+/* Close a reader (NULL is fine), whether or not it reached its end. */
+void blob_reader_close(struct blob_reader *r);
+
 /* The whole blob into a new NUL-terminated buffer (caller frees *out), for
  * manifests: BERTH_ETOOBIG past max bytes, BERTH_ENOTFOUND, BERTH_EIO. */
 enum berth_err blob_read_all(struct blob_store *bs, const struct digest *d, size_t max, char **out,

@@ -18,6 +18,12 @@ struct blob_backend {
     enum berth_err (*stat)(struct blob_store *bs, const struct digest *d, uint64_t *size);
     enum berth_err (*local_path)(struct blob_store *bs, const struct digest *d, char *out,
                                  size_t cap);
+    /* may be NULL: blob_read_range hands over the file open gives */
+    enum berth_err (*read_range)(struct blob_store *bs, const struct digest *d, uint64_t size,
+                                 uint64_t offset, uint64_t len, struct blob_reader **out);
+    long long (*reader_read)(struct blob_reader *r, char *buf, size_t max, blob_wake_fn wake,
+                             void *wake_arg);
+    void (*reader_close)(struct blob_reader *r);
 
     enum berth_err (*stage_create)(struct blob_store *bs, const char *name);
     enum berth_err (*stage_open)(struct blob_store *bs, const char *name, struct blob_stage **out,
@@ -47,6 +53,11 @@ struct blob_backend {
 };
 
 struct blob_store {
+    const struct blob_backend *ops;
+};
+
+/* A reader begins with this. */
+struct blob_reader {
     const struct blob_backend *ops;
 };
 

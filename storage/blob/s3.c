@@ -6,13 +6,14 @@
  * go through libcurl, signed with SigV4 (s3_client.c); stages and
  * publication are in s3_upload.c; s3_int.h lists the files.
  *
- * Reads: blob_open downloads the object into an unlinked file under
- * <root>/s3tmp and hands that over (the interface is a file descriptor);
- * blob_local_path keeps a copy in <root>/s3cache until the blob is
- * removed. blob_stat is one HEAD.
+ * Reads: blob_read_range streams one GET (ranged for a part) through the
+ * store's transfer thread (s3_client.c), in a bounded buffer; blob_open
+ * (exports, whole-blob reads) downloads the object into an unlinked file
+ * under <root>/s3tmp and hands that over; blob_local_path keeps a copy in
+ * <root>/s3cache until the blob is removed. blob_stat is one HEAD.
  *
- * Thread-safe: every request has its own curl handle; nothing shared is
- * mutable after open.
+ * Thread-safe: every request has its own curl handle; the transfer
+ * thread's queue is locked; nothing else shared is mutable after open.
  */
 #define _GNU_SOURCE /* O_TMPFILE */
 #include "s3_int.h"
@@ -135,6 +136,9 @@ enum berth_err blob_s3_open(const struct blob_store_options *opt, struct blob_st
          * anything is served. */
         rc = s3_head_bucket(s);
     }
+    if (rc == BERTH_OK) {
+        rc = s3_pump_start(s);
+    }
 out:
     if (rc != BERTH_OK) {
         blob_store_close(s->local);
@@ -150,6 +154,7 @@ out:
 static void s3_close(struct blob_store *bs)
 {
     struct s3_store *s = s3_of(bs);
+    s3_pump_stop(s);
     blob_store_close(s->local);
     volatile char *v = s->secret;
     for (size_t i = 0; i < sizeof(s->secret); i++) {
@@ -250,6 +255,33 @@ static enum berth_err s3_local_path(struct blob_store *bs, const struct digest *
         unlink(tmp);
     }
     return rc;
+}
+
+static enum berth_err s3_read_range(struct blob_store *bs, const struct digest *d, uint64_t size,
+                                    uint64_t offset, uint64_t len, struct blob_reader **out)
+{
+    struct s3_store *s = s3_of(bs);
+    char key[S3_KEY_MAX];
+    enum berth_err rc = s3_blob_key(s, d, key, sizeof(key));
+    struct s3_stream *st = NULL;
+    if (rc == BERTH_OK) {
+        rc = s3_stream_open(s, key, size, offset, len, &st);
+    }
+    if (rc == BERTH_OK) {
+        *out = (struct blob_reader *)(void *)st;
+    }
+    return rc;
+}
+
+static long long s3_reader_read(struct blob_reader *r, char *buf, size_t max, blob_wake_fn wake,
+                                void *wake_arg)
+{
+    return s3_stream_read((struct s3_stream *)(void *)r, buf, max, wake, wake_arg);
+}
+
+static void s3_reader_close(struct blob_reader *r)
+{
+    s3_stream_close((struct s3_stream *)(void *)r);
 }
 
 static void drop_cache(struct s3_store *s, const struct digest *d)
@@ -441,6 +473,9 @@ static const struct blob_backend s3_backend = {
     .open = s3_open,
     .stat = s3_stat,
     .local_path = s3_local_path,
+    .read_range = s3_read_range,
+    .reader_read = s3_reader_read,
+    .reader_close = s3_reader_close,
     .stage_create = s3_stage_create,
     .stage_open = s3_stage_open,
     .stage_write = s3_stage_write,

@@ -1,7 +1,9 @@
 /*
  * The S3 backend's transport: one request to the bucket over libcurl,
  * signed with SigV4 (storage/spec/sigv4.h, the code the ECR verifier
- * uses), path-style or virtual-hosted, with the real payload SHA-256.
+ * uses), path-style or virtual-hosted, with the real payload SHA-256:
+ * run on the calling thread (s3_do), or streamed by the store's transfer
+ * thread into a bounded buffer that a reader drains (s3_stream_*, below).
  *
  * Thread-safe: every request has its own curl handle.
  */
@@ -10,6 +12,7 @@
 #include <curl/curl.h>
 #include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <time.h>
@@ -93,6 +96,9 @@ static size_t on_header(char *p, size_t size, size_t n, void *arg)
     } else if (nlen == strlen(S3_META_REMOVAL) && strncasecmp(p, S3_META_REMOVAL, nlen) == 0) {
         dst = r->removal;
         cap = sizeof(r->removal);
+    } else if (nlen == 13 && strncasecmp(p, "content-range", 13) == 0) {
+        dst = r->content_range;
+        cap = sizeof(r->content_range);
     } else if (nlen == 13 && strncasecmp(p, "last-modified", 13) == 0) {
         dst = r->last_modified;
         cap = sizeof(r->last_modified);
@@ -156,7 +162,10 @@ static size_t on_upload(char *p, size_t size, size_t n, void *arg)
 
 /* Run one signed request. BERTH_OK with resp->status set whatever it is
  * (the caller judges); BERTH_EIO when no answer came (logged). */
-enum berth_err s3_do(struct s3_store *s, const struct s3_req *req, struct s3_resp *resp)
+/* A curl handle for req, signed, with its header list (*hl, freed by the
+ * caller after the transfer) and the plain callbacks into resp. */
+static enum berth_err prepare(struct s3_store *s, const struct s3_req *req, struct s3_resp *resp,
+                              CURL **out, struct curl_slist **out_hl)
 {
     memset(resp, 0, sizeof(*resp));
     buf_init(&resp->err, S3_ERRBODY_MAX);
@@ -291,6 +300,21 @@ enum berth_err s3_do(struct s3_store *s, const struct s3_req *req, struct s3_res
     } else if (strcmp(req->method, "GET") != 0) {
         curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, req->method);
     }
+    buf_fini(&path);
+    buf_fini(&url);
+    *out = c;
+    *out_hl = hl;
+    return BERTH_OK;
+}
+
+enum berth_err s3_do(struct s3_store *s, const struct s3_req *req, struct s3_resp *resp)
+{
+    CURL *c = NULL;
+    struct curl_slist *hl = NULL;
+    enum berth_err rc = prepare(s, req, resp, &c, &hl);
+    if (rc != BERTH_OK) {
+        return rc;
+    }
     CURLcode cc = curl_easy_perform(c);
     curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &resp->status);
     curl_slist_free_all(hl);
@@ -302,8 +326,6 @@ enum berth_err s3_do(struct s3_store *s, const struct s3_req *req, struct s3_res
                   resp->write_failed ? "local write failed" : curl_easy_strerror(cc));
         rc = BERTH_EIO;
     }
-    buf_fini(&path);
-    buf_fini(&url);
     return rc;
 }
 
@@ -331,4 +353,461 @@ enum berth_err s3_client_init(void)
         return BERTH_EIO;
     }
     return BERTH_OK;
+}
+
+/* ---- streamed GETs ----
+ *
+ * One thread per store (the pump) drives every streamed GET through one
+ * curl multi handle. A stream's bytes land in a ring of S3_STREAM_RING
+ * bytes; when it is full the transfer is paused (curl stops reading the
+ * socket) until the reader has made room, so memory stays the ring's
+ * whatever the blob's size, and a slow client slows the GET instead of
+ * filling memory. The reader (a pool thread answering the client) waits
+ * nowhere: with a wake function it is told when bytes have come. Readers
+ * ask the pump for what only the pump may do to a transfer (add it,
+ * unpause it, drop it) through a queue and curl_multi_wakeup. */
+
+#define S3_STREAM_RING ((size_t)256 << 10)
+/* curl hands the body over in pieces of at most this; a paused transfer
+ * is resumed once the ring has room for one. */
+#define S3_STREAM_PIECE ((size_t)64 << 10)
+
+struct s3_stream {
+    struct blob_reader base;
+    struct s3_pump *pump;
+    CURL *curl;
+    struct curl_slist *hl;
+    char key[S3_KEY_MAX];
+    struct s3_resp resp; /* the answer's head (and an error's body) */
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    /* under mu */
+    char *ring;
+    size_t ring_cap, start, fill;
+    uint64_t skip;      /* bytes before the range, when the store ignored Range */
+    uint64_t want;      /* bytes of the range */
+    uint64_t delivered; /* bytes given to the reader */
+    bool head_done;     /* the answer's head is in (resp.status) */
+    bool finished;      /* the transfer ended (result) */
+    CURLcode result;
+    bool paused;      /* the transfer waits for room in the ring */
+    bool resume_sent; /* ... and the pump was asked to resume it */
+    bool closed;      /* the reader is gone: the pump frees it */
+    void (*wake)(void *);
+    void *wake_arg;
+    /* under the pump's mu */
+    bool queued;
+    bool added; /* in the multi handle (the pump's thread only) */
+    struct s3_stream *next;
+};
+
+struct s3_pump {
+    CURLM *multi;
+    pthread_t thread;
+    pthread_mutex_t mu;
+    struct s3_stream *queue;
+    bool stop;
+};
+
+/* Ask the pump to look at st (add, resume or drop it). */
+static void pump_kick(struct s3_pump *p, struct s3_stream *st)
+{
+    pthread_mutex_lock(&p->mu);
+    if (!st->queued) {
+        st->queued = true;
+        st->next = p->queue;
+        p->queue = st;
+    }
+    pthread_mutex_unlock(&p->mu);
+    curl_multi_wakeup(p->multi);
+}
+
+/* Tell a waiting reader there is news (under st->mu). */
+static void stream_news(struct s3_stream *st)
+{
+    pthread_cond_broadcast(&st->cv);
+    if (st->wake != NULL) {
+        void (*wake)(void *) = st->wake;
+        st->wake = NULL;
+        wake(st->wake_arg);
+    }
+}
+
+static void stream_free(struct s3_stream *st)
+{
+    if (st->curl != NULL) {
+        curl_easy_cleanup(st->curl);
+    }
+    curl_slist_free_all(st->hl);
+    s3_resp_fini(&st->resp);
+    pthread_mutex_destroy(&st->mu);
+    pthread_cond_destroy(&st->cv);
+    free(st->ring);
+    free(st);
+}
+
+static size_t on_stream_header(char *p, size_t size, size_t n, void *arg)
+{
+    struct s3_stream *st = arg;
+    size_t len = size * n;
+    if (len <= 2 && (len == 0 || p[0] == '\r' || p[0] == '\n')) {
+        long status = 0;
+        curl_easy_getinfo(st->curl, CURLINFO_RESPONSE_CODE, &status);
+        if (status >= 200) { /* not an interim 1xx head */
+            pthread_mutex_lock(&st->mu);
+            st->resp.status = status;
+            st->head_done = true;
+            pthread_cond_broadcast(&st->cv);
+            pthread_mutex_unlock(&st->mu);
+        }
+        return len;
+    }
+    if (len > 5 && strncasecmp(p, "HTTP/", 5) == 0) {
+        /* a new head (after a 1xx): forget the last one's fields */
+        st->resp.content_range[0] = '\0';
+        st->resp.has_length = false;
+        return len;
+    }
+    return on_header(p, size, n, &st->resp);
+}
+
+static size_t on_stream_body(char *p, size_t size, size_t n, void *arg)
+{
+    struct s3_stream *st = arg;
+    size_t len = size * n;
+    pthread_mutex_lock(&st->mu);
+    if (st->closed) {
+        pthread_mutex_unlock(&st->mu);
+        return 0; /* ends the transfer */
+    }
+    if (st->resp.status < 200 || st->resp.status > 299) {
+        if (buf_append(&st->resp.err, p, len) != BERTH_OK) {
+            /* the rest of an error text is not needed */
+        }
+        pthread_mutex_unlock(&st->mu);
+        return len;
+    }
+    size_t skip = st->skip < len ? (size_t)st->skip : len;
+    size_t rest = len - skip;
+    if (rest > st->want - st->delivered - st->fill) {
+        rest = (size_t)(st->want - st->delivered - st->fill); /* past the range */
+    }
+    if (rest > st->ring_cap && st->fill == 0) {
+        /* a piece larger than the ring (curl's are S3_STREAM_PIECE at most) */
+        char *bigger = malloc(rest);
+        if (bigger == NULL) {
+            pthread_mutex_unlock(&st->mu);
+            return 0;
+        }
+        free(st->ring);
+        st->ring = bigger;
+        st->ring_cap = rest;
+        st->start = 0;
+    }
+    if (rest > st->ring_cap - st->fill) {
+        st->paused = true;
+        st->resume_sent = false;
+        pthread_mutex_unlock(&st->mu);
+        return CURL_WRITEFUNC_PAUSE; /* the same piece comes again on resume */
+    }
+    st->skip -= skip;
+    const char *from = p + skip;
+    size_t at = (st->start + st->fill) % st->ring_cap;
+    size_t first = st->ring_cap - at < rest ? st->ring_cap - at : rest;
+    memcpy(st->ring + at, from, first);
+    memcpy(st->ring, from + first, rest - first);
+    st->fill += rest;
+    if (rest > 0) {
+        stream_news(st);
+    }
+    pthread_mutex_unlock(&st->mu);
+    return len;
+}
+
+/* The pump's work on one queued stream. */
+static void pump_handle(struct s3_pump *p, struct s3_stream *st)
+{
+    pthread_mutex_lock(&st->mu);
+    bool closed = st->closed;
+    bool resume = st->paused && st->resume_sent;
+    if (resume) {
+        st->paused = false;
+    }
+    pthread_mutex_unlock(&st->mu);
+    if (closed) {
+        if (st->added) {
+            curl_multi_remove_handle(p->multi, st->curl);
+        }
+        stream_free(st);
+        return;
+    }
+    if (!st->added) {
+        st->added = true;
+        if (curl_multi_add_handle(p->multi, st->curl) != CURLM_OK) {
+            pthread_mutex_lock(&st->mu);
+            st->added = false;
+            st->finished = true;
+            st->result = CURLE_OUT_OF_MEMORY;
+            stream_news(st);
+            pthread_mutex_unlock(&st->mu);
+        }
+        return;
+    }
+    if (resume) {
+        /* may hand the held piece over at once (on_stream_body) */
+        curl_easy_pause(st->curl, CURLPAUSE_CONT);
+    }
+}
+
+static void *pump_main(void *arg)
+{
+    struct s3_pump *p = arg;
+    for (;;) {
+        pthread_mutex_lock(&p->mu);
+        struct s3_stream *q = p->queue;
+        p->queue = NULL;
+        for (struct s3_stream *st = q; st != NULL; st = st->next) {
+            st->queued = false;
+        }
+        bool stop = p->stop;
+        pthread_mutex_unlock(&p->mu);
+        while (q != NULL) {
+            struct s3_stream *next = q->next;
+            pump_handle(p, q);
+            q = next;
+        }
+        if (stop) {
+            break;
+        }
+        int running = 0;
+        curl_multi_perform(p->multi, &running);
+        CURLMsg *m;
+        int left = 0;
+        while ((m = curl_multi_info_read(p->multi, &left)) != NULL) {
+            if (m->msg != CURLMSG_DONE) {
+                continue;
+            }
+            char *priv = NULL;
+            curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, &priv);
+            struct s3_stream *st = (struct s3_stream *)(void *)priv;
+            CURLcode cc = m->data.result;
+            curl_multi_remove_handle(p->multi, m->easy_handle); /* its connection stays */
+            st->added = false;
+            pthread_mutex_lock(&st->mu);
+            st->finished = true;
+            st->result = cc;
+            st->head_done = true;
+            stream_news(st);
+            pthread_mutex_unlock(&st->mu);
+        }
+        curl_multi_poll(p->multi, NULL, 0, 1000, NULL);
+    }
+    return NULL;
+}
+
+enum berth_err s3_pump_start(struct s3_store *s)
+{
+    struct s3_pump *p = calloc(1, sizeof(*p));
+    if (p == NULL) {
+        return BERTH_ENOMEM;
+    }
+    p->multi = curl_multi_init();
+    if (p->multi == NULL) {
+        free(p);
+        return BERTH_ENOMEM;
+    }
+    pthread_mutex_init(&p->mu, NULL);
+    if (pthread_create(&p->thread, NULL, pump_main, p) != 0) {
+        pthread_mutex_destroy(&p->mu);
+        curl_multi_cleanup(p->multi);
+        free(p);
+        return BERTH_ENOMEM;
+    }
+    s->pump = p;
+    return BERTH_OK;
+}
+
+void s3_pump_stop(struct s3_store *s)
+{
+    struct s3_pump *p = s->pump;
+    if (p == NULL) {
+        return;
+    }
+    pthread_mutex_lock(&p->mu);
+    p->stop = true;
+    pthread_mutex_unlock(&p->mu);
+    curl_multi_wakeup(p->multi);
+    pthread_join(p->thread, NULL);
+    curl_multi_cleanup(p->multi);
+    pthread_mutex_destroy(&p->mu);
+    free(p);
+    s->pump = NULL;
+}
+
+/* "bytes <first>-<last>/<total>" */
+static bool parse_content_range(const char *v, uint64_t *first, uint64_t *last, uint64_t *total)
+{
+    unsigned long long a, b, c;
+    char end;
+    if (sscanf(v, "bytes %llu-%llu/%llu%c", &a, &b, &c, &end) != 3) {
+        return false;
+    }
+    *first = a;
+    *last = b;
+    *total = c;
+    return true;
+}
+
+enum berth_err s3_stream_open(struct s3_store *s, const char *key, uint64_t size, uint64_t offset,
+                              uint64_t len, struct s3_stream **out)
+{
+    if (offset > size || len > size - offset) {
+        return BERTH_EINVAL;
+    }
+    struct s3_stream *st = calloc(1, sizeof(*st));
+    char *ring = malloc(S3_STREAM_RING);
+    if (st == NULL || ring == NULL) {
+        free(st);
+        free(ring);
+        return BERTH_ENOMEM;
+    }
+    st->base.ops = s->base.ops;
+    st->ring = ring;
+    st->ring_cap = S3_STREAM_RING;
+    st->pump = s->pump;
+    st->want = len;
+    pthread_mutex_init(&st->mu, NULL);
+    pthread_cond_init(&st->cv, NULL);
+    snprintf(st->key, sizeof(st->key), "%s", key);
+    bool ranged = len > 0 && len < size;
+    char range[64];
+    snprintf(range, sizeof(range), "bytes=%llu-%llu", (unsigned long long)offset,
+             (unsigned long long)(offset + len - 1));
+    struct s3_req req = {.method = "GET", .key = st->key, .out_fd = -1};
+    if (ranged) {
+        req.headers[req.header_count++] = (struct s3_header){"Range", range};
+    }
+    enum berth_err rc = prepare(s, &req, &st->resp, &st->curl, &st->hl);
+    if (rc != BERTH_OK) {
+        st->curl = NULL;
+        st->hl = NULL;
+        stream_free(st);
+        return rc;
+    }
+    st->resp.req = NULL; /* req does not outlive this call */
+    curl_easy_setopt(st->curl, CURLOPT_HEADERFUNCTION, on_stream_header);
+    curl_easy_setopt(st->curl, CURLOPT_HEADERDATA, st);
+    curl_easy_setopt(st->curl, CURLOPT_WRITEFUNCTION, on_stream_body);
+    curl_easy_setopt(st->curl, CURLOPT_WRITEDATA, st);
+    curl_easy_setopt(st->curl, CURLOPT_PRIVATE, (char *)st);
+    curl_easy_setopt(st->curl, CURLOPT_BUFFERSIZE, (long)S3_STREAM_PIECE);
+    pump_kick(st->pump, st);
+
+    /* Wait for the head: the caller answers its client by it. */
+    pthread_mutex_lock(&st->mu);
+    while (!st->head_done) {
+        pthread_cond_wait(&st->cv, &st->mu);
+    }
+    long status = st->resp.status;
+    CURLcode cc = st->result;
+    pthread_mutex_unlock(&st->mu);
+
+    uint64_t first = 0, last = 0, total = 0;
+    if (status == 206 && (!parse_content_range(st->resp.content_range, &first, &last, &total) ||
+                          first != offset || last != offset + len - 1 || total != size)) {
+        log_error(
+            "event=s3_error op=GET key=%s status=206 content_range=\"%s\" want=%llu-%llu/%llu", key,
+            st->resp.content_range, (unsigned long long)offset,
+            (unsigned long long)(offset + len - 1), (unsigned long long)size);
+        rc = BERTH_ENOTFOUND;
+    } else if (status == 200 && st->resp.has_length && st->resp.content_length != size) {
+        log_error("event=s3_error op=GET key=%s status=200 length=%llu want=%llu", key,
+                  (unsigned long long)st->resp.content_length, (unsigned long long)size);
+        rc = BERTH_ENOTFOUND; /* another object than the metadata's */
+    } else if (status == 200 || status == 206) {
+        pthread_mutex_lock(&st->mu);
+        st->skip = status == 200 ? offset : 0;
+        pthread_mutex_unlock(&st->mu);
+    } else if (status == 404) {
+        rc = BERTH_ENOTFOUND;
+    } else if (status == 0) { /* no answer */
+        log_error("event=s3_error op=GET key=%s curl=%d error=\"%s\"", key, (int)cc,
+                  curl_easy_strerror(cc));
+        rc = BERTH_EIO;
+    } else {
+        /* wait for the error's body, for the log */
+        pthread_mutex_lock(&st->mu);
+        while (!st->finished) {
+            pthread_cond_wait(&st->cv, &st->mu);
+        }
+        pthread_mutex_unlock(&st->mu);
+        log_error("event=s3_error op=GET key=%s status=%ld body=\"%.300s\"", key, status,
+                  buf_cstr(&st->resp.err));
+        rc = BERTH_EIO;
+    }
+    if (rc != BERTH_OK) {
+        s3_stream_close(st);
+        return rc;
+    }
+    *out = st;
+    return BERTH_OK;
+}
+
+long long s3_stream_read(struct s3_stream *st, char *buf, size_t max, void (*wake)(void *),
+                         void *wake_arg)
+{
+    pthread_mutex_lock(&st->mu);
+    for (;;) {
+        if (st->fill > 0) {
+            size_t n = st->fill < max ? st->fill : max;
+            size_t first = st->ring_cap - st->start < n ? st->ring_cap - st->start : n;
+            memcpy(buf, st->ring + st->start, first);
+            memcpy(buf + first, st->ring, n - first);
+            st->start = (st->start + n) % st->ring_cap;
+            st->fill -= n;
+            st->delivered += n;
+            bool kick =
+                st->paused && !st->resume_sent && st->ring_cap - st->fill >= S3_STREAM_PIECE;
+            if (kick) {
+                st->resume_sent = true;
+            }
+            pthread_mutex_unlock(&st->mu);
+            if (kick) {
+                pump_kick(st->pump, st);
+            }
+            return (long long)n;
+        }
+        if (st->delivered == st->want) {
+            pthread_mutex_unlock(&st->mu);
+            return 0;
+        }
+        if (st->finished) {
+            /* ended before the range did */
+            log_error("event=s3_error op=GET key=%s curl=%d error=\"%s\" got=%llu want=%llu",
+                      st->key, (int)st->result,
+                      st->result != CURLE_OK ? curl_easy_strerror(st->result) : "short body",
+                      (unsigned long long)st->delivered, (unsigned long long)st->want);
+            pthread_mutex_unlock(&st->mu);
+            return -1;
+        }
+        if (wake != NULL) {
+            st->wake = wake;
+            st->wake_arg = wake_arg;
+            pthread_mutex_unlock(&st->mu);
+            return BLOB_READ_WAIT;
+        }
+        pthread_cond_wait(&st->cv, &st->mu);
+    }
+}
+
+void s3_stream_close(struct s3_stream *st)
+{
+    if (st == NULL) {
+        return;
+    }
+    pthread_mutex_lock(&st->mu);
+    st->closed = true;
+    st->wake = NULL;
+    pthread_mutex_unlock(&st->mu);
+    pump_kick(st->pump, st);
 }

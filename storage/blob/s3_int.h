@@ -50,6 +50,7 @@ struct s3_store {
     char tmp_dir[S3_PATH_MAX];
     char cache_dir[S3_PATH_MAX];
     char mpu_dir[S3_PATH_MAX];
+    struct s3_pump *pump; /* the thread of streamed GETs (s3_client.c) */
 };
 
 static inline struct s3_store *s3_of(struct blob_store *bs)
@@ -92,6 +93,7 @@ struct s3_resp {
     char etag[128];
     char removal[64];
     char last_modified[64];
+    char content_range[96];
     struct buf err; /* the body of a non-2xx answer (bounded) */
     /* request-time state */
     const struct s3_req *req;
@@ -118,6 +120,24 @@ enum berth_err s3_encode_key(struct buf *out, const char *key);
 
 /* Encode a query value (everything but unreserved bytes). */
 void s3_encode_value(const char *v, char *out, size_t cap);
+
+/* Streamed GETs, on a thread of the store's (the pump), started at open
+ * and stopped at close. */
+enum berth_err s3_pump_start(struct s3_store *s);
+void s3_pump_stop(struct s3_store *s);
+
+/* A streamed GET of bytes [offset, offset + len) of key, an object of
+ * size bytes; it is a blob_reader (its first member) of the store's
+ * backend. Returns once the answer's head is in: BERTH_ENOTFOUND for a
+ * 404 or an object of another size (logged), BERTH_EIO. */
+struct s3_stream;
+enum berth_err s3_stream_open(struct s3_store *s, const char *key, uint64_t size, uint64_t offset,
+                              uint64_t len, struct s3_stream **out);
+/* As blob_reader_read. */
+long long s3_stream_read(struct s3_stream *st, char *buf, size_t max, blob_wake_fn wake,
+                         void *wake_arg);
+/* As blob_reader_close. */
+void s3_stream_close(struct s3_stream *st);
 
 /* ---- objects (s3_object.c) ---- */
 

@@ -1,0 +1,114 @@
+"""A TCP relay in front of a server, for tests that watch or break the path to it (berth's
+object store): it counts connections and bytes each way, and it can be cut (listener closed,
+every connection reset: the server is unreachable) and opened again on the same port.
+
+    relay = TcpRelay("127.0.0.1", swift_port).start()
+    ... berth talks to relay.endpoint ...
+    relay.cut(); ...; relay.restore()
+"""
+
+import socket
+import threading
+
+
+class TcpRelay:
+    def __init__(self, host, port):
+        self.target = (host, port)
+        self.port = None
+        self.lock = threading.Lock()
+        self.connections = 0  # accepted so far
+        self.bytes_up = 0  # client -> server
+        self.bytes_down = 0  # server -> client
+        self._listener = None
+        self._socks = set()
+        self._thread = None
+
+    @property
+    def endpoint(self):
+        return "http://127.0.0.1:%d" % self.port
+
+    def counters(self):
+        with self.lock:
+            return {"connections": self.connections, "up": self.bytes_up,
+                    "down": self.bytes_down}
+
+    def start(self):
+        ls = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        ls.bind(("127.0.0.1", self.port or 0))
+        ls.listen(128)
+        self.port = ls.getsockname()[1]
+        self._listener = ls
+        self._thread = threading.Thread(target=self._accept, args=(ls,), daemon=True)
+        self._thread.start()
+        return self
+
+    def _accept(self, ls):
+        while True:
+            try:
+                client, _ = ls.accept()
+            except OSError:
+                return  # closed by cut()/stop()
+            try:
+                server = socket.create_connection(self.target, timeout=10)
+                server.settimeout(None)
+            except OSError:
+                client.close()
+                continue
+            with self.lock:
+                self.connections += 1
+                self._socks.update((client, server))
+            for a, b, up in ((client, server, True), (server, client, False)):
+                threading.Thread(target=self._pump, args=(a, b, up), daemon=True).start()
+
+    def _pump(self, src, dst, up):
+        try:
+            while True:
+                data = src.recv(65536)
+                if not data:
+                    break
+                with self.lock:
+                    if up:
+                        self.bytes_up += len(data)
+                    else:
+                        self.bytes_down += len(data)
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for s in (src, dst):
+                try:
+                    s.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+            with self.lock:
+                self._socks.discard(src)
+            src.close()  # dst is the other pump's src
+
+    def cut(self):
+        """The server becomes unreachable: no listener (connection refused), and every open
+        connection reset."""
+        if self._listener is not None:
+            self._listener.close()
+            self._listener = None
+        with self.lock:
+            socks = list(self._socks)
+            self._socks.clear()
+        for s in socks:
+            try:
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+            except OSError:
+                pass
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            s.close()
+
+    def restore(self):
+        """Listen again on the same port."""
+        if self._listener is None:
+            self.start()
+
+    def stop(self):
+        self.cut()
