@@ -79,18 +79,33 @@ enum berth_err auth_session_create(struct auth_sessions *s, const char *akid, in
     }
     fresh.used = true;
     fresh.s.expires = now + ttl;
+    bool anonymous = fresh.s.access_key_id[0] == '\0';
     pthread_mutex_lock(&s->lock);
-    /* a free or expired slot, else the one that expires first */
-    size_t pick = 0;
+    /* a free or expired slot; else the anonymous session that expires
+     * first; else, for a key's session only, the one that expires first:
+     * anonymous sessions never push out a key's */
+    size_t pick = AUTH_SESSIONS_MAX, anon = AUTH_SESSIONS_MAX, any = 0;
     for (size_t i = 0; i < AUTH_SESSIONS_MAX; i++) {
         struct slot *sl = &s->slots[i];
         if (!sl->used || sl->s.expires <= now) {
             pick = i;
             break;
         }
-        if (sl->s.expires < s->slots[pick].s.expires) {
-            pick = i;
+        if (sl->s.access_key_id[0] == '\0' &&
+            (anon == AUTH_SESSIONS_MAX || sl->s.expires < s->slots[anon].s.expires)) {
+            anon = i;
         }
+        if (sl->s.expires < s->slots[any].s.expires) {
+            any = i;
+        }
+    }
+    if (pick == AUTH_SESSIONS_MAX) {
+        pick = anon != AUTH_SESSIONS_MAX ? anon : anonymous ? AUTH_SESSIONS_MAX : any;
+    }
+    if (pick == AUTH_SESSIONS_MAX) {
+        pthread_mutex_unlock(&s->lock);
+        wipe(&fresh, sizeof(fresh));
+        return BERTH_EBUSY;
     }
     s->slots[pick] = fresh;
     pthread_mutex_unlock(&s->lock);

@@ -43,8 +43,12 @@ struct auth_sessions *auth_sessions_new(void);
 void auth_sessions_free(struct auth_sessions *s);
 
 /* Start a session for akid valid from now for ttl seconds: its token into
- * token, its CSRF token and expiry into *out. BERTH_OK, BERTH_EIO (no
- * randomness), BERTH_EINVAL (akid too long). */
+ * token, its CSRF token and expiry into *out. akid "" is an anonymous
+ * session (the console's browsing of public repositories): when the table
+ * is full it replaces only another anonymous session, while a key's session
+ * replaces an anonymous one first, else the one that expires first.
+ * BERTH_OK, BERTH_EIO (no randomness), BERTH_EINVAL (akid too long),
+ * BERTH_EBUSY (anonymous, and the table is full of keys' sessions). */
 enum berth_err auth_session_create(struct auth_sessions *s, const char *akid, int64_t now,
                                    int64_t ttl, char token[AUTH_SESSION_TOKEN_LEN + 1],
                                    struct auth_session *out);

@@ -190,14 +190,32 @@ static void session_cookie(struct request *req, const char *token, int64_t max_a
              AUTH_SESSION_COOKIE, token, (long long)max_age, tls ? "; Secure" : "");
 }
 
-/* The session document: signed in or not, and whether the server needs a
- * sign-in at all. */
-static json_t *session_doc(bool enforced, const struct auth_session *s, const char *principal)
+/* The key a live session stands for, or NULL: none, or anonymous (""). */
+static const char *session_key(enum auth_session_state state, const struct auth_session *s)
 {
-    json_t *doc = json_pack("{s:b, s:b}", "signedIn", s != NULL, "authEnforced", enforced);
+    return state == AUTH_SESSION_OK && s->access_key_id[0] != '\0' ? s->access_key_id : NULL;
+}
+
+/* Whether anonymous callers may browse the console once keys exist. */
+static bool anonymous_allowed(const struct request *req, bool enforced)
+{
+    return enforced && req->srv->cfg->anonymous;
+}
+
+/* The session document: signed in or not (or browsing anonymously, as
+ * "anonymous": true allows), and whether the server needs a sign-in. */
+static json_t *session_doc(bool enforced, bool anonymous_ok, const struct auth_session *s,
+                           const char *principal)
+{
+    bool anonymous = s != NULL && s->access_key_id[0] == '\0';
+    json_t *doc =
+        json_pack("{s:b, s:b, s:b, s:b}", "signedIn", s != NULL && !anonymous, "authEnforced",
+                  enforced, "anonymousAllowed", anonymous_ok, "anonymous", anonymous);
     if (doc != NULL && s != NULL) {
-        json_object_set_new(doc, "accessKeyId", json_string(s->access_key_id));
-        json_object_set_new(doc, "principal", json_string(principal));
+        if (!anonymous) {
+            json_object_set_new(doc, "accessKeyId", json_string(s->access_key_id));
+            json_object_set_new(doc, "principal", json_string(principal));
+        }
         json_object_set_new(doc, "csrfToken", json_string(s->csrf));
         json_object_set_new(doc, "expiresAt", json_integer(s->expires));
     }
@@ -215,15 +233,45 @@ static void session_get(struct request *req)
     enum auth_session_state state = auth_session_check(auth_sessions(a), http_header(req, "Cookie"),
                                                        false, NULL, time_now_ms() / 1000, &s);
     struct auth_lookup lk;
-    enum berth_err rc =
-        auth_lookup(a, m, state == AUTH_SESSION_OK ? s.access_key_id : NULL, NULL, &lk);
+    enum berth_err rc = auth_lookup(a, m, session_key(state, &s), NULL, &lk);
     if (rc != BERTH_OK) {
         fail(req, 500, "ServerError", "authorization failed");
         return;
     }
-    bool live = state == AUTH_SESSION_OK && lk.key_found;
-    send_doc(req, 200, session_doc(lk.enforced, live ? &s : NULL, lk.id.principal_arn), NULL);
+    bool anonymous_ok = anonymous_allowed(req, lk.enforced);
+    bool live =
+        state == AUTH_SESSION_OK && (lk.key_found || (s.access_key_id[0] == '\0' && anonymous_ok));
+    send_doc(req, 200,
+             session_doc(lk.enforced, anonymous_ok, live ? &s : NULL, lk.id.principal_arn), NULL);
     auth_lookup_fini(a, &lk);
+    auth_wipe(&s, sizeof(s));
+}
+
+/* POST /ui/api/session {"anonymous": true}: a session with no key, to
+ * browse what the policies grant everyone; only with "anonymous": true. */
+static void session_create_anonymous(struct request *req, bool enforced)
+{
+    if (!anonymous_allowed(req, enforced)) {
+        fail(req, 403, "AnonymousNotAllowed",
+             "This server does not allow anonymous browsing: sign in with an access key.");
+        return;
+    }
+    int64_t now = time_now_ms() / 1000;
+    char token[AUTH_SESSION_TOKEN_LEN + 1], cookie[256];
+    struct auth_session s;
+    enum berth_err rc = auth_session_create(auth_sessions(req->srv->auth), "", now,
+                                            req->srv->cfg->console_session_ttl_seconds, token, &s);
+    if (rc == BERTH_EBUSY) {
+        fail(req, 503, "TooManySessions", "Too many console sessions: try again later.");
+    } else if (rc != BERTH_OK) {
+        fail(req, 500, "ServerError", "cannot start a session");
+    } else {
+        session_cookie(req, token, req->srv->cfg->console_session_ttl_seconds, cookie,
+                       sizeof(cookie));
+        send_doc(req, 200, session_doc(true, true, &s, NULL), cookie);
+        auth_wipe(cookie, sizeof(cookie));
+    }
+    auth_wipe(token, sizeof(token));
     auth_wipe(&s, sizeof(s));
 }
 
@@ -245,6 +293,27 @@ static void session_create(struct request *req)
     json_error_t jerr;
     json_t *in = json_loadb(buf_cstr(&req->body), req->body.len, JSON_REJECT_DUPLICATES, &jerr);
     const char *akid = NULL, *secret = NULL;
+    if (in != NULL && json_is_true(json_object_get(in, "anonymous"))) {
+        json_decref(in);
+        struct meta *m = meta_or_fail(req);
+        struct auth_lookup lk;
+        if (m == NULL) {
+            return;
+        }
+        if (auth_lookup(a, m, NULL, NULL, &lk) != BERTH_OK) {
+            fail(req, 500, "ServerError", "authorization failed");
+            return;
+        }
+        bool enforced = lk.enforced;
+        auth_lookup_fini(a, &lk);
+        if (!enforced) {
+            fail(req, 409, "NotRequired",
+                 "no access key exists on this server: the console is open without signing in");
+            return;
+        }
+        session_create_anonymous(req, enforced);
+        return;
+    }
     if (in == NULL ||
         json_unpack(in, "{s:s, s:s}", "accessKeyId", &akid, "secretAccessKey", &secret) != 0) {
         json_decref(in);
@@ -285,7 +354,9 @@ static void session_create(struct request *req)
             log_info("event=console_signin key=%s", log_value(akid, shown, sizeof(shown)));
             session_cookie(req, token, req->srv->cfg->console_session_ttl_seconds, cookie,
                            sizeof(cookie));
-            send_doc(req, 200, session_doc(true, &s, lk.id.principal_arn), cookie);
+            send_doc(req, 200,
+                     session_doc(true, anonymous_allowed(req, true), &s, lk.id.principal_arn),
+                     cookie);
             auth_wipe(cookie, sizeof(cookie));
         }
         auth_wipe(token, sizeof(token));
@@ -340,8 +411,7 @@ static void permissions(struct request *req)
     enum auth_session_state state = auth_session_check(auth_sessions(a), http_header(req, "Cookie"),
                                                        false, NULL, time_now_ms() / 1000, &s);
     struct auth_lookup lk;
-    if (auth_lookup(a, m, state == AUTH_SESSION_OK ? s.access_key_id : NULL, repo, &lk) !=
-        BERTH_OK) {
+    if (auth_lookup(a, m, session_key(state, &s), repo, &lk) != BERTH_OK) {
         auth_wipe(&s, sizeof(s));
         fail(req, 500, "ServerError", "authorization failed");
         return;
@@ -379,11 +449,12 @@ static void csrf_refused(struct request *req)
 }
 
 /* Who calls a console endpoint: the session's key (its CSRF token checked
- * when csrf is set), or anonymous. With need_key, a server that enforces
- * auth answers 401 to anyone without a live key session. On true, *lk and
- * *id are filled (release both: auth_identity_clear, auth_lookup_fini);
- * on false the request was answered. */
-static bool caller_begin(struct request *req, struct meta *m, bool csrf, bool need_key,
+ * when csrf is set), or anonymous. Once keys exist, an anonymous caller
+ * (no session, or an anonymous one) is answered 401 unless anonymous_ok
+ * and the server allows anonymous browsing ("anonymous": true). On true,
+ * *lk and *id are filled (release both: auth_identity_clear,
+ * auth_lookup_fini); on false the request was answered. */
+static bool caller_begin(struct request *req, struct meta *m, bool csrf, bool anonymous_ok,
                          struct auth_lookup *lk, struct auth_identity *id)
 {
     struct auth *a = req->srv->auth;
@@ -396,19 +467,20 @@ static bool caller_begin(struct request *req, struct meta *m, bool csrf, bool ne
         csrf_refused(req);
         return false;
     }
-    if (auth_lookup(a, m, state == AUTH_SESSION_OK ? s.access_key_id : NULL, NULL, lk) !=
-        BERTH_OK) {
+    if (auth_lookup(a, m, session_key(state, &s), NULL, lk) != BERTH_OK) {
         auth_wipe(&s, sizeof(s));
         fail(req, 500, "ServerError", "authorization failed");
         return false;
     }
+    bool anonymous_session = state == AUTH_SESSION_OK && s.access_key_id[0] == '\0';
     auth_wipe(&s, sizeof(s));
-    if (lk->enforced && state == AUTH_SESSION_INVALID) {
+    bool allowed = anonymous_allowed(req, lk->enforced);
+    if (lk->enforced && (state == AUTH_SESSION_INVALID || (anonymous_session && !allowed))) {
         auth_lookup_fini(a, lk);
         fail(req, 401, "SessionEnded", "The session has ended. Sign in again.");
         return false;
     }
-    if (lk->enforced && need_key && !lk->key_found) {
+    if (lk->enforced && !lk->key_found && !(anonymous_ok && allowed)) {
         auth_lookup_fini(a, lk);
         fail(req, 401, "SignInRequired", "Sign in with an access key to see this.");
         return false;
@@ -556,7 +628,7 @@ static void repositories(struct request *req)
     }
     struct auth_lookup lk;
     struct auth_identity id;
-    if (!caller_begin(req, m, true, false, &lk, &id)) {
+    if (!caller_begin(req, m, true, true, &lk, &id)) {
         return;
     }
 
@@ -747,7 +819,7 @@ static void registry(struct request *req)
     }
     struct auth_lookup lk;
     struct auth_identity id;
-    if (!caller_begin(req, m, true, true, &lk, &id)) {
+    if (!caller_begin(req, m, true, false, &lk, &id)) {
         return;
     }
     struct meta_totals t = {-1, -1, -1};
@@ -808,7 +880,7 @@ static void gc_start(struct request *req)
     }
     struct auth_lookup lk;
     struct auth_identity id;
-    if (!caller_begin(req, m, true, true, &lk, &id)) {
+    if (!caller_begin(req, m, true, false, &lk, &id)) {
         return;
     }
     bool admin = registry_admin(a, &id, lk.registry_policy);

@@ -749,7 +749,8 @@ static const char *scoped_repo(json_t *in, enum ecr_scope scope)
 
 /* A call from the web console (server/console): no Authorization header
  * but a session cookie. The session stands for its access key, whose
- * policy applies as it is now; every call must carry the session's CSRF
+ * policy applies as it is now (an anonymous session, allowed by
+ * "anonymous": true, for the anonymous caller); every call must carry the session's CSRF
  * token (every ECR call is a POST, and reading calls are not told apart
  * from changing ones). Returns false after failing the call. */
 static bool authenticate_session(struct ecr_call *call, const char *repo, struct auth_lookup *lk,
@@ -758,8 +759,10 @@ static bool authenticate_session(struct ecr_call *call, const char *repo, struct
     struct request *req = call->req;
     struct auth *a = req->srv->auth;
     struct meta *m = store_meta(req->srv->store);
-    enum berth_err rc =
-        auth_lookup(a, m, state == AUTH_SESSION_OK ? s->access_key_id : NULL, repo, lk);
+    /* "" is an anonymous session (server/console, with "anonymous": true) */
+    bool anonymous = state == AUTH_SESSION_OK && s->access_key_id[0] == '\0';
+    enum berth_err rc = auth_lookup(
+        a, m, state == AUTH_SESSION_OK && !anonymous ? s->access_key_id : NULL, repo, lk);
     if (rc != BERTH_OK) {
         ecr_server_error(call, rc);
         return false;
@@ -772,6 +775,9 @@ static bool authenticate_session(struct ecr_call *call, const char *repo, struct
         log_info("event=auth_refused reason=csrf");
         return ecr_fail(call, "AccessDeniedException",
                         "The request carries no valid " AUTH_SESSION_CSRF_HEADER " header");
+    }
+    if (anonymous && req->srv->cfg->anonymous) {
+        return true; /* anonymous: what the policies grant everyone */
     }
     if (state != AUTH_SESSION_OK || !lk->key_found) {
         log_info("event=auth_refused reason=%s",

@@ -434,7 +434,13 @@ static void parse_credentials(struct request *req, enum oci_route route, struct 
             struct auth_session s;
             enum auth_session_state state = auth_session_check(
                 auth_sessions(a), http_header(req, "Cookie"), false, NULL, now, &s);
-            if (state == AUTH_SESSION_OK) {
+            if (state == AUTH_SESSION_OK && s.access_key_id[0] == '\0') {
+                /* an anonymous console session ("anonymous": true): the
+                 * anonymous caller, as without a cookie */
+                if (!req->srv->cfg->anonymous) {
+                    c->kind = CRED_SESSION_ENDED;
+                }
+            } else if (state == AUTH_SESSION_OK) {
                 c->kind = CRED_SESSION;
                 str_copy(c->akid, sizeof(c->akid), s.access_key_id);
             } else if (state != AUTH_SESSION_NONE) {

@@ -198,13 +198,21 @@ async function allPages(op, body, key) {
 function renderWho() {
   const who = document.getElementById("who");
   const name = document.getElementById("who-name");
+  const button = document.getElementById("signout");
+  button.textContent = "Sign out";
+  document.getElementById("nav-registry").hidden = !!(session && session.anonymous);
   if (session && session.signedIn) {
     name.textContent = session.principal ? session.principal.replace(/^.*:user\//, "") + " (" + session.accessKeyId + ")" : session.accessKeyId;
-    document.getElementById("signout").hidden = false;
+    button.hidden = false;
+    who.hidden = false;
+  } else if (session && session.anonymous) {
+    name.textContent = "Anonymous: public repositories only";
+    button.textContent = "Sign in";
+    button.hidden = false;
     who.hidden = false;
   } else if (session && !session.authEnforced) {
     name.textContent = "Anonymous: no access keys exist";
-    document.getElementById("signout").hidden = true;
+    button.hidden = true;
     who.hidden = false;
   } else {
     who.hidden = true;
@@ -212,7 +220,7 @@ function renderWho() {
 }
 
 function signInPage(notice) {
-  session = { signedIn: false, authEnforced: true };
+  session = { signedIn: false, authEnforced: true, anonymousAllowed: !!(session && session.anonymousAllowed) };
   renderWho();
   const err = el("div", { id: "signin-error", "aria-live": "assertive" });
   if (notice) err.append(el("p", { class: "notice", role: "status", text: notice }));
@@ -241,18 +249,35 @@ function signInPage(notice) {
   el("label", { for: "akid", text: "Access key id" }), akid,
   el("label", { for: "secret", text: "Secret access key" }), secret,
   button);
-  show(form);
+  const browse = session.anonymousAllowed
+    ? el("div", { class: "card signin anonymous" },
+      el("h2", { text: "No key?" }),
+      el("p", { class: "muted", text: "This server lets anyone browse the repositories that are public by policy." }),
+      el("button", { type: "button", class: "secondary", id: "browse-anonymously", onclick: async (ev) => {
+        ev.currentTarget.disabled = true;
+        try {
+          session = await consoleApi("POST", "session", { anonymous: true });
+          renderWho();
+          route();
+        } catch (e) {
+          err.replaceChildren(errorBox("Anonymous browsing failed: " + e.message));
+        }
+      } }, "Browse public repositories"))
+    : null;
+  show(form, browse);
   akid.focus();
 }
 
 async function signOut() {
+  const anonymous = session && session.anonymous;
   try {
     await consoleApi("DELETE", "session");
   } catch (e) {
     /* the session is gone either way */
   }
+  navSeq++; // nothing still loading draws over the sign-in
   history.replaceState(null, "", "#/"); // no hashchange: the notice stays
-  signInPage("You have signed out.");
+  signInPage(anonymous ? undefined : "You have signed out.");
 }
 
 // Run a page's loader; a session that ended leads back to the sign-in.
@@ -1470,7 +1495,7 @@ async function registryPage(flash) {
 
 function route() {
   navSeq++;
-  if (!session || (session.authEnforced && !session.signedIn)) {
+  if (!session || (session.authEnforced && !session.signedIn && !session.anonymous)) {
     signInPage();
     return;
   }

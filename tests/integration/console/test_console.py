@@ -95,7 +95,8 @@ class ConsoleTest(h.ServerTestCase):
         cls.reader = e.keys_create(cls.server, "console-reader", "pull")
 
     def test_no_key_no_signin(self):
-        self.assertEqual(self.anonymous_session, {"signedIn": False, "authEnforced": False})
+        self.assertEqual(self.anonymous_session, {"signedIn": False, "authEnforced": False,
+                                                  "anonymousAllowed": False, "anonymous": False})
         self.assertEqual(self.anonymous_signin.json()["error"], "NotRequired")
 
     def test_browser_root_redirects_to_the_console(self):
@@ -351,7 +352,9 @@ class ConsoleTest(h.ServerTestCase):
         r = self.reg.request("DELETE", "/ui/api/session", headers=cl.headers())
         self.assertEqual(r.status, 200)
         self.assertEqual(self.list_repos(cl, expect=401)["error"], "SessionEnded")
-        self.assertEqual(self.list_repos(ConsoleClient(self.reg))["total"], 0)
+        # (without "anonymous": true, no anonymous browsing once keys exist)
+        self.assertEqual(self.list_repos(ConsoleClient(self.reg), expect=401)["error"],
+                         "SignInRequired")
 
     def test_sign_out(self):
         cl = ConsoleClient(self.reg)
@@ -371,7 +374,8 @@ class ConsoleTest(h.ServerTestCase):
 
     def test_anonymous_refused_once_keys_exist(self):
         anon = ConsoleClient(self.reg)
-        self.assertEqual(anon.session(), {"signedIn": False, "authEnforced": True})
+        self.assertEqual(anon.session(), {"signedIn": False, "authEnforced": True,
+                                          "anonymousAllowed": False, "anonymous": False})
         status, out = anon.ecr("DescribeRepositories")
         self.assertNotEqual(status, 200, out)
         perms = anon.get("/ui/api/permissions?repository=" + self.repo_name).json()["actions"]

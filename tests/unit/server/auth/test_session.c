@@ -96,10 +96,48 @@ static void test_full_table(void)
     auth_sessions_free(s);
 }
 
+/* Anonymous sessions ("" as the key) never push out a key's session, and
+ * are the first to go when a key's session needs room. */
+static void test_anonymous_sessions(void)
+{
+    struct auth_sessions *s = auth_sessions_new();
+    char tok[AUTH_SESSION_TOKEN_LEN + 1], anon[AUTH_SESSION_TOKEN_LEN + 1];
+    char key0[AUTH_SESSION_TOKEN_LEN + 1];
+    struct auth_session made;
+    char cookie[128];
+    CHECK_INT(auth_session_create(s, "", NOW, 5000, anon, &made), BERTH_OK);
+    CHECK_STR(made.access_key_id, "");
+    CHECK_INT(auth_session_create(s, "AKIAEXAMPLE000000001", NOW, 10, key0, &made), BERTH_OK);
+    for (int i = 2; i < AUTH_SESSIONS_MAX; i++) {
+        CHECK_INT(auth_session_create(s, "AKIAEXAMPLE000000001", NOW, 100 + i, tok, &made),
+                  BERTH_OK);
+    }
+    /* full: a new anonymous session replaces the anonymous one, not a key's */
+    char anon2[AUTH_SESSION_TOKEN_LEN + 1];
+    CHECK_INT(auth_session_create(s, "", NOW, 50, anon2, &made), BERTH_OK);
+    snprintf(cookie, sizeof(cookie), "berth_session=%s", anon);
+    CHECK_INT(auth_session_check(s, cookie, false, NULL, NOW, &made), AUTH_SESSION_INVALID);
+    snprintf(cookie, sizeof(cookie), "berth_session=%s", key0);
+    CHECK_INT(auth_session_check(s, cookie, false, NULL, NOW, &made), AUTH_SESSION_OK);
+    /* a key's session takes the anonymous one's slot first, though key0 expires sooner */
+    CHECK_INT(auth_session_create(s, "AKIAEXAMPLE000000002", NOW, 1000, tok, &made), BERTH_OK);
+    snprintf(cookie, sizeof(cookie), "berth_session=%s", anon2);
+    CHECK_INT(auth_session_check(s, cookie, false, NULL, NOW, &made), AUTH_SESSION_INVALID);
+    snprintf(cookie, sizeof(cookie), "berth_session=%s", key0);
+    CHECK_INT(auth_session_check(s, cookie, false, NULL, NOW, &made), AUTH_SESSION_OK);
+    /* no anonymous session left to replace: an anonymous one is refused */
+    CHECK_INT(auth_session_create(s, "", NOW, 50, tok, &made), BERTH_EBUSY);
+    CHECK_INT(auth_session_check(s, cookie, false, NULL, NOW, &made), AUTH_SESSION_OK);
+    /* once one expires, there is room again */
+    CHECK_INT(auth_session_create(s, "", NOW + 20, 50, tok, &made), BERTH_OK);
+    auth_sessions_free(s);
+}
+
 int main(void)
 {
     RUN(test_cookie);
     RUN(test_lifecycle);
     RUN(test_full_table);
+    RUN(test_anonymous_sessions);
     return unit_report("test_session");
 }
