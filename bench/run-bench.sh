@@ -32,6 +32,9 @@
 # Then the TLS benchmark (bench/tls-bench.sh, workload name tls-100m): a
 # 100 MiB push and pull over HTTPS on both servers with the same
 # certificate, and each server's CPU seconds per GB (results in tls.md).
+# Then the bundle benchmark (bench/bundle-bench.sh, workload name
+# bundle-1g): a 1 GiB bundle imported and exported by berth, against skopeo
+# copy oci-archive: into and out of distribution (results in bundle.md).
 set -euo pipefail
 
 if [ $# -ne 1 ]; then
@@ -64,8 +67,16 @@ done
 if [ -n "${BENCH_WORKLOADS:-}" ]; then
     workloads=${BENCH_WORKLOADS//,/ }
 else
-    workloads="$("$bench" --list | awk '{print $1}') pull-storm tls-100m"
+    workloads="$("$bench" --list | awk '{print $1}') pull-storm tls-100m bundle-1g"
 fi
+# bundle-1g is bundle-bench.sh's
+run_bundle=0
+case " $workloads " in
+*" bundle-1g "*)
+    run_bundle=1
+    workloads=$(echo "$workloads" | tr ' ' '\n' | grep -vx bundle-1g | tr '\n' ' ' || true)
+    ;;
+esac
 # tls-100m is tls-bench.sh's
 run_tls=0
 case " $workloads " in
@@ -367,6 +378,16 @@ if [ "$run_tls" = 1 ]; then
         sed 's/^/run-bench:   /' "$results/tls.md" >&2
     else
         echo "run-bench: the TLS benchmark failed; see logs/tls.log" >&2
+        overall=1
+    fi
+fi
+
+if [ "$run_bundle" = 1 ]; then
+    echo "run-bench: bundles, 1 GiB import and export (bench/bundle-bench.sh)" >&2
+    if "$here/bundle-bench.sh" "$build" "$results" >"$results/logs/bundle.log" 2>&1; then
+        sed 's/^/run-bench:   /' "$results/bundle.md" >&2
+    else
+        echo "run-bench: the bundle benchmark failed; see logs/bundle.log" >&2
         overall=1
     fi
 fi
