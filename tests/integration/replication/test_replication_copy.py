@@ -254,5 +254,64 @@ class ReplicationCopyTest(e.ModernEcrTestCase):
         self.wait_status("rep/resume", second.digest, "COMPLETE", "COMPLETE after restarts")
 
 
+class DistributionPeerTest(e.ModernEcrTestCase):
+    """Debian's distribution registry (docker-registry 2.8) as the peer, anonymous: the
+    same copies, through a registry that is not berth (mounts need a from repository)."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.d = h.Server(target="distribution")
+        cls.addClassCleanup(cls.d.cleanup)
+        cls.d.start()
+        cls.server_config = {"replication": {
+            "peers": [{"region": "us-west-2", "registry_id": "333333333333",
+                       "url": cls.d.base_url}],
+            "retry_initial_ms": 200, "retry_max_ms": 1000}}
+        super().setUpClass()
+
+    @classmethod
+    def tearDownClass(cls):
+        super().tearDownClass()
+        cls.d.stop()
+
+    def test_copies_to_distribution(self):
+        self.ecr.put_replication_configuration(replicationConfiguration={"rules": [
+            {"destinations": [{"region": "us-west-2", "registryId": "333333333333"}]}]})
+        peer = self.d.registry()
+        img = h.build_image(layer_count=2)
+        self.push_image_ok("dist/app", img, tag="v1")
+        amd, arm = h.build_image(arch="amd64"), h.build_image(arch="arm64")
+        index = h.Index([amd, arm], platforms=[{"os": "linux", "architecture": "amd64"},
+                                               {"os": "linux", "architecture": "arm64"}])
+        self.push_image_ok("dist/multi", index, tag="latest")
+        sig = h.build_artifact(artifact_type="application/vnd.example.signature.v1",
+                               subject=img.descriptor())
+        self.push_image_ok("dist/app", sig)
+        # the same layers in another repository: offered as a mount from dist/app
+        again = h.Image(img.obj, img.blobs, img.media_type)
+        self.push_image_ok("dist/again", again, tag="v1")
+        for repo, ref, image in (("dist/app", "v1", img), ("dist/multi", "latest", index),
+                                 ("dist/app", sig.digest, sig), ("dist/again", "v1", again)):
+            h.wait_until(lambda: self.status_of(repo, image.digest) == "COMPLETE", WAIT,
+                         interval=0.1, what="%s@%s COMPLETE" % (repo, image.digest))
+            resp = peer.get_manifest(repo, ref, accept=", ".join([h.MT_OCI_MANIFEST,
+                                                                   h.MT_OCI_INDEX]))
+            self.assertEqual(resp.status, 200, resp.describe())
+            self.assertEqual(resp.header("Docker-Content-Digest"), image.digest)
+            self.assertEqual(resp.body, image.manifest)
+            for child in [image] + image.children:
+                for digest, data in child.blobs.items():
+                    self.assertEqual(peer.get_blob(repo, digest).body, data)
+        log = self.server.log_text()
+        self.assertRegex(log, r"event=replication_copied repo=dist/again digest=\S+ "
+                              r"destination=us-west-2/333333333333 manifests=1 blobs_sent=0 "
+                              r"blobs_mounted=3")
+
+    def status_of(self, repo, digest):
+        out = self.ecr.describe_image_replication_status(repositoryName=repo,
+                                                         imageId={"imageDigest": digest})
+        return out["replicationStatuses"][0]["status"] if out["replicationStatuses"] else None
+
+
 if __name__ == "__main__":
     h.main()
