@@ -15,6 +15,7 @@ struct replication_job {
     struct store *st;
     struct upstream_peer *peers;
     struct upstream_repl_options opt;
+    char source[64]; /* registry.region/registry.id */
     atomic_bool stop;
     pthread_t thread;
 };
@@ -67,6 +68,7 @@ enum berth_err replication_job_start(const struct berth_config *cfg, struct stor
         return BERTH_EINVAL;
     }
     j->st = st;
+    snprintf(j->source, sizeof(j->source), "%s/%s", cfg->registry_region, cfg->registry_id);
     atomic_init(&j->stop, false);
     j->opt = (struct upstream_repl_options){
         .peers = j->peers,
@@ -75,6 +77,7 @@ enum berth_err replication_job_start(const struct berth_config *cfg, struct stor
         .retry_max_ms = cfg->replication_retry_max_ms,
         .timeout_ms = cfg->replication_timeout_seconds * 1000,
         .cancel = &j->stop,
+        .source = j->source,
     };
     if (pthread_create(&j->thread, NULL, job_main, j) != 0) {
         free(j->peers);

@@ -761,3 +761,28 @@ bool oci_auth_may_list(struct request *req, const char *repo)
                         NULL, 0) == BERTH_OK &&
            allowed;
 }
+
+bool oci_replication_repo(struct request *req)
+{
+    const char *source = http_header(req, OCI_REPLICATION_HEADER);
+    if (source == NULL) {
+        return true;
+    }
+    struct meta *m = store_meta(req->srv->store);
+    bool allowed = !req->ident.enforced;
+    if (m != NULL && req->ident.enforced &&
+        auth_allowed(req->srv->auth, m, &req->ident, "ecr:ReplicateImage", req->repo, &allowed,
+                     NULL, 0) != BERTH_OK) {
+        allowed = false;
+    }
+    if (!allowed) {
+        return true; /* an ordinary push, then */
+    }
+    struct meta_repo repo;
+    struct registry_status s;
+    if (registry_repo_for_replication(req->srv->store, req->repo, &repo, &s) != BERTH_OK) {
+        oci_fail(req, &s);
+        return false;
+    }
+    return true;
+}

@@ -483,6 +483,9 @@ void oci_upload_start(struct request *req)
         oci_method_not_allowed(req, "POST");
         return;
     }
+    if (!oci_replication_repo(req)) {
+        return;
+    }
     struct store *st = req->srv->store;
     const char *mount = http_query(req, "mount");
     if (mount != NULL) {

@@ -103,6 +103,9 @@ static void manifest_put_done(struct request *req)
         oci_error(req, 414, "TAG_INVALID", "too many tag parameters", NULL);
         return;
     }
+    if (!oci_replication_repo(req)) {
+        return;
+    }
     struct registry_put in = {
         .repo = req->repo,
         .body = buf_cstr(&req->body),

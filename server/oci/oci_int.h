@@ -133,4 +133,16 @@ bool oci_auth_mount_source(struct request *req, const char *from, const struct d
 /* Whether the caller may see repo in the catalog (ecr:DescribeRepositories). */
 bool oci_auth_may_list(struct request *req, const char *repo);
 
+/* The header another berth's replication sends with its pushes, naming
+ * its region and registry id (UPSTREAM_REPLICATION_HEADER). */
+#define OCI_REPLICATION_HEADER "X-Berth-Replication-Source"
+
+/* Before a push (upload start, manifest PUT) that carries
+ * OCI_REPLICATION_HEADER from a caller allowed ecr:ReplicateImage on the
+ * repository: create the repository when missing with the REPLICATION
+ * creation template (registry_repo_for_replication), as ECR's replication
+ * creates it. Otherwise nothing (the push creates it as any push would).
+ * False after answering (a store failure). */
+bool oci_replication_repo(struct request *req);
+
 #endif

@@ -123,8 +123,12 @@ static enum berth_err create_from_template(struct meta *m, const char *name, str
     return rc;
 }
 
-enum berth_err registry_repo_for_cache(struct store *st, const char *name, struct meta_repo *out,
-                                       struct registry_status *s)
+/* The repository name, created when missing with the settings of the
+ * creation template that covers it for use (none: ECR's defaults),
+ * whatever storage.auto_create says; from names the creation in the log. */
+static enum berth_err repo_for_use(struct store *st, const char *name, const char *use,
+                                   const char *from, struct meta_repo *out,
+                                   struct registry_status *s)
 {
     clear_status(s);
     struct meta *m = store_meta(st);
@@ -136,14 +140,14 @@ enum berth_err registry_repo_for_cache(struct store *st, const char *name, struc
         return rc == BERTH_OK ? rc : internal(s, rc);
     }
     char *body = NULL;
-    rc = registry_template_find(m, name, "PULL_THROUGH_CACHE", &body);
+    rc = registry_template_find(m, name, use, &body);
     if (rc == BERTH_OK) {
         rc = meta_begin(m);
     }
     if (rc == BERTH_OK) {
         rc = meta_repo_create(m, name, time_now_ms(), out);
         if (rc == BERTH_EEXIST) {
-            /* created meanwhile by another pull: use it as it is */
+            /* created meanwhile by another request: use it as it is */
             rc = meta_repo_get(m, name, out);
             free(body);
             body = NULL;
@@ -155,8 +159,8 @@ enum berth_err registry_repo_for_cache(struct store *st, const char *name, struc
                 rc = meta_repo_get_by_id(m, out->id, out);
             }
             if (rc == BERTH_OK) {
-                log_info("event=repository_created repo=%s from=%s", name,
-                         body != NULL ? "pull_through_cache_template" : "pull_through_cache");
+                log_info("event=repository_created repo=%s from=%s%s", name, from,
+                         body != NULL ? "_template" : "");
             }
         }
         if (rc == BERTH_OK) {
@@ -166,6 +170,18 @@ enum berth_err registry_repo_for_cache(struct store *st, const char *name, struc
     }
     free(body);
     return rc == BERTH_OK ? rc : internal(s, rc);
+}
+
+enum berth_err registry_repo_for_cache(struct store *st, const char *name, struct meta_repo *out,
+                                       struct registry_status *s)
+{
+    return repo_for_use(st, name, "PULL_THROUGH_CACHE", "pull_through_cache", out, s);
+}
+
+enum berth_err registry_repo_for_replication(struct store *st, const char *name,
+                                             struct meta_repo *out, struct registry_status *s)
+{
+    return repo_for_use(st, name, "REPLICATION", "replication", out, s);
 }
 
 /* Repository lookup on an open connection. */

@@ -71,6 +71,14 @@ enum berth_err registry_repo(struct store *st, const char *name, bool create, st
 enum berth_err registry_repo_for_cache(struct store *st, const char *name, struct meta_repo *out,
                                        struct registry_status *s);
 
+/* The repository a replicated push (from another registry's replication)
+ * goes to: found, or created whatever storage.auto_create says, with the
+ * settings of the creation template that applies to the name for
+ * REPLICATION (none: ECR's defaults), in one write transaction. Reasons:
+ * REG_INTERNAL. */
+enum berth_err registry_repo_for_replication(struct store *st, const char *name,
+                                             struct meta_repo *out, struct registry_status *s);
+
 /* A blob linked to the repository (REG_REPO_UNKNOWN, REG_BLOB_UNKNOWN). */
 enum berth_err registry_blob_stat(struct store *st, const char *repo, const struct digest *d,
                                   struct meta_blob *out, struct registry_status *s);

@@ -31,6 +31,7 @@ struct upstream_client {
     char *password;
     char *auth; /* "Authorization: ..." once the upstream asked for it, or NULL */
     int64_t timeout_ms;
+    char extra[256]; /* a header line sent with every request, or "" */
 };
 
 enum berth_err upstream_client_global_init(void)
@@ -117,6 +118,19 @@ static void wipe_free(char *s)
         memset(s, 0, strlen(s));
         free(s);
     }
+}
+
+bool upstream_client_set_header(struct upstream_client *c, const char *name, const char *value)
+{
+    if (strpbrk(name, "\r\n:") != NULL || strpbrk(value, "\r\n") != NULL) {
+        return false;
+    }
+    int n = snprintf(c->extra, sizeof(c->extra), "%s: %s", name, value);
+    if (n < 0 || (size_t)n >= sizeof(c->extra)) {
+        c->extra[0] = '\0';
+        return false;
+    }
+    return true;
 }
 
 void upstream_client_free(struct upstream_client *c)
@@ -368,6 +382,9 @@ static enum berth_err perform(struct upstream_client *c, const char *url, bool h
         headers = h;
     }
     if (auth != NULL && (h = curl_slist_append(headers, auth)) != NULL) {
+        headers = h;
+    }
+    if (c->extra[0] != '\0' && (h = curl_slist_append(headers, c->extra)) != NULL) {
         headers = h;
     }
     curl_easy_setopt(curl, CURLOPT_URL, url);

@@ -40,6 +40,11 @@ bool upstream_url_normalize(const char *url, char *out, size_t cap);
 struct upstream_client *upstream_client_new(const char *base_url, const char *username,
                                             const char *password, int64_t timeout_ms);
 
+/* Send the header name: value with every later request of c (one such
+ * header; a later call replaces it). False when it does not fit or holds
+ * a line break or (in name) a colon. */
+bool upstream_client_set_header(struct upstream_client *c, const char *name, const char *value);
+
 /* Free a client (NULL is fine), wiping its credentials and token. */
 void upstream_client_free(struct upstream_client *c);
 

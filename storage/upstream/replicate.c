@@ -398,6 +398,9 @@ static enum berth_err copy_item(struct copy *cp, const struct upstream_repl_opti
         cp->code = rc == BERTH_ENOMEM ? NULL : FAIL_SECRET;
         return rc;
     }
+    if (opt->source != NULL) {
+        (void)upstream_client_set_header(cp->c, UPSTREAM_REPLICATION_HEADER, opt->source);
+    }
     struct names tags = {.max = TAGS_MAX};
     rc = meta_manifest_tags(cp->m, it->manifest_id, add_name, &tags);
     if (rc == BERTH_OK && tags.out_of_memory) {

@@ -52,7 +52,13 @@ struct upstream_repl_options {
     int64_t retry_max_ms;      /* >= retry_initial_ms */
     int64_t timeout_ms;        /* per request (a blob: while stalled) */
     const atomic_bool *cancel; /* stop between copies (may be NULL) */
+    /* "region/registry id" of this registry, sent to the peers as
+     * UPSTREAM_REPLICATION_HEADER (a berth peer then creates a missing
+     * repository with its REPLICATION creation template) */
+    const char *source;
 };
+
+#define UPSTREAM_REPLICATION_HEADER "X-Berth-Replication-Source"
 
 /* What a run did. */
 struct upstream_repl_totals {

@@ -254,6 +254,83 @@ class ReplicationCopyTest(e.ModernEcrTestCase):
         self.wait_status("rep/resume", second.digest, "COMPLETE", "COMPLETE after restarts")
 
 
+class TemplateDestinationTest(e.ModernEcrTestCase):
+    """A berth destination that creates no repository on a push (auto-create off, as ECR):
+    a replicated push from a key allowed ecr:ReplicateImage creates the repository with the
+    destination's REPLICATION creation template (ECR's defaults when none covers it); a
+    key without it is an ordinary push, refused, and the copy FAILED."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.b = h.Server(config={"registry": {"region": B_REGION, "id": B_ID},
+                                 "storage": {"auto_create_repositories": False}})
+        cls.addClassCleanup(cls.b.cleanup)
+        cls.b.start()
+        admin = a.keys_create(cls.b, "admin")
+        replicator = a.keys_create(cls.b, "replicator", "push", "ecr:ReplicateImage")
+        plain = a.keys_create(cls.b, "plain", "push")
+        cls.b_ecr = e.c.ecr_client(cls.b, *admin, region=B_REGION)
+        cls.peer = Peer(cls.b, *admin)
+        cls.server_config = {
+            "pull_through": {"secrets_key": SECRETS_KEY},
+            "replication": {"peers": [
+                {"region": B_REGION, "registry_id": B_ID, "url": cls.b.base_url,
+                 "secret": "replicator"},
+                {"region": "eu-central-1", "registry_id": B_ID, "url": cls.b.base_url,
+                 "secret": "plain"}],
+                "retry_initial_ms": 200, "retry_max_ms": 1000}}
+        super().setUpClass()
+        for name, key in (("replicator", replicator), ("plain", plain)):
+            rc, out, err = p.berth_secrets(cls.server, "put", name, "--username", key[0],
+                                           password=key[1])
+            if rc != 0:
+                raise AssertionError("berth secrets put: %s" % err)
+
+    @classmethod
+    def tearDownClass(cls):
+        super().tearDownClass()
+        cls.b.stop()
+
+    def test_replication_template(self):
+        self.b_ecr.create_repository_creation_template(
+            prefix="tmpl", appliedFor=["REPLICATION"], imageTagMutability="IMMUTABLE",
+            resourceTags=[{"Key": "from", "Value": "replication"}])
+        self.ecr.put_replication_configuration(replicationConfiguration={"rules": [
+            {"destinations": [{"region": B_REGION, "registryId": B_ID}],
+             "repositoryFilters": [{"filter": "tmpl", "filterType": "PREFIX_MATCH"}]},
+            {"destinations": [{"region": "eu-central-1", "registryId": B_ID}],
+             "repositoryFilters": [{"filter": "plain", "filterType": "PREFIX_MATCH"}]}]})
+        # an ordinary push to B cannot create a repository
+        resp = self.b.registry().request("POST", "/v2/tmpl/direct/blobs/uploads/",
+                                         headers={"Authorization": self.peer.auth})
+        self.assertEqual(resp.status, 404, resp.describe())
+
+        img, other, refused = (h.build_image(layer_count=1) for _ in range(3))
+        self.push_image_ok("tmpl/app", img, tag="v1")
+        self.push_image_ok("tmplx/app", other, tag="v1")
+        self.push_image_ok("plain/app", refused, tag="v1")
+        for repo, image in (("tmpl/app", img), ("tmplx/app", other)):
+            h.wait_until(lambda: self.peer.has_manifest(repo, "v1", image.digest), WAIT,
+                         interval=0.1, what="%s on B" % repo)
+        repos = {r["repositoryName"]: r for r in self.b_ecr.describe_repositories()[
+            "repositories"]}
+        # the template covers tmpl/app; tmplx/app got ECR's defaults
+        self.assertEqual(repos["tmpl/app"]["imageTagMutability"], "IMMUTABLE")
+        self.assertEqual(self.b_ecr.list_tags_for_resource(
+            resourceArn=repos["tmpl/app"]["repositoryArn"])["tags"],
+            [{"Key": "from", "Value": "replication"}])
+        self.assertEqual(repos["tmplx/app"]["imageTagMutability"], "MUTABLE")
+        # the key without ecr:ReplicateImage pushed as anyone would: refused, FAILED
+        h.wait_until(lambda: self.ecr.describe_image_replication_status(
+            repositoryName="plain/app", imageId={"imageTag": "v1"})["replicationStatuses"]
+            [0]["status"] == "FAILED", WAIT, interval=0.1, what="plain/app FAILED")
+        st = self.ecr.describe_image_replication_status(
+            repositoryName="plain/app", imageId={"imageTag": "v1"})["replicationStatuses"]
+        self.assertEqual(st, [{"region": "eu-central-1", "registryId": B_ID,
+                               "status": "FAILED", "failureCode": "REPOSITORY_NOT_FOUND"}])
+        self.assertNotIn("plain/app", repos)
+
+
 class DistributionPeerTest(e.ModernEcrTestCase):
     """Debian's distribution registry (docker-registry 2.8) as the peer, anonymous: the
     same copies, through a registry that is not berth (mounts need a from repository)."""
