@@ -98,6 +98,11 @@ struct meta_driver {
 extern const struct meta_driver meta_sqlite_driver;
 extern const struct meta_driver meta_postgres_driver;
 
+/* For tests: how many of this process's writers are queued for m's
+ * SQLite database file (sqlite.c's writer queue), -1 when m has no queue
+ * (another driver); *held (optional) tells whether a writer holds it. */
+int64_t meta_sqlite_writers_waiting(struct meta *m, bool *held);
+
 struct meta_stmt_slot {
     const char *sql; /* static string: the cache key is its address */
     struct meta_stmt *stmt;

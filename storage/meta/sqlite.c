@@ -3,26 +3,213 @@
  * mode per struct meta_conn, busy_timeout 10 s, foreign keys on, the
  * schema version in PRAGMA user_version. The only file of storage/meta
  * that includes <sqlite3.h>. A connection is used by one thread at a time.
+ *
+ * The writers of one database file in this process queue for SQLite's
+ * single write lock in the order they came (struct sq_writers), each
+ * woken the moment the one before it is done. SQLite's own busy handler
+ * would have them sleep and poll instead (1, 2, 5, ... 100 ms apart), so
+ * that under many concurrent pushes a writer could wait a second while
+ * the lock sat free most of that time, and a late writer could overtake
+ * one that had waited long. The queue only orders this process's
+ * writers: SQLite's lock is still what excludes, and the busy handler
+ * still waits for other processes (berth gc beside berth serve).
  */
 #include "meta_int.h"
 
+#include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 
 #include <sqlite3.h>
 
 #include "common/log.h"
 
+/* How long a writer waits in the queue before it stops queueing and
+ * leaves the wait to SQLite's busy handler (which then gives up after its
+ * own 10 s): the queue can never turn a lock SQLite would have granted
+ * into a deadlock, say a thread that opens a second write transaction on
+ * another connection while its first is open. */
+#define SQ_QUEUE_WAIT_MS 10000
+
+struct sq_waiter {
+    pthread_cond_t cv;
+    bool granted;
+    struct sq_waiter *next;
+};
+
+/* The queue of one database file's writers in this process, shared by
+ * every connection to that file (found by device and inode). */
+struct sq_writers {
+    dev_t dev;
+    ino_t ino;
+    int refs; /* connections using it; under writers_mu */
+    pthread_mutex_t mu;
+    bool held;                     /* a writer is between acquire and release */
+    struct sq_waiter *head, *tail; /* waiting, first come first */
+    int64_t waiting;               /* how many are queued (tests watch it) */
+    struct sq_writers *next;
+};
+
+static pthread_mutex_t writers_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct sq_writers *writers_list;
+
 struct meta_conn {
     sqlite3 *db;
+    struct sq_writers *writers; /* NULL: not queued (the file could not be stat'ed) */
+    bool queued_txn;            /* holds the queue for a write transaction */
+    bool queued_auto;           /* holds it for one autocommit write statement */
 };
 
 struct sqlite_stmt {
     struct meta_stmt base;
     sqlite3_stmt *st;
+    struct meta_conn *conn;
 };
+
+/* ---- the writer queue ---- */
+
+static struct sq_writers *writers_get(const char *path)
+{
+    struct stat sb;
+    if (stat(path, &sb) != 0) {
+        return NULL;
+    }
+    pthread_mutex_lock(&writers_mu);
+    struct sq_writers *w = writers_list;
+    while (w != NULL && (w->dev != sb.st_dev || w->ino != sb.st_ino)) {
+        w = w->next;
+    }
+    if (w == NULL) {
+        w = calloc(1, sizeof(*w));
+        if (w != NULL) {
+            w->dev = sb.st_dev;
+            w->ino = sb.st_ino;
+            pthread_mutex_init(&w->mu, NULL);
+            w->next = writers_list;
+            writers_list = w;
+        }
+    }
+    if (w != NULL) {
+        w->refs++;
+    }
+    pthread_mutex_unlock(&writers_mu);
+    return w;
+}
+
+static void writers_put(struct sq_writers *w)
+{
+    if (w == NULL) {
+        return;
+    }
+    pthread_mutex_lock(&writers_mu);
+    if (--w->refs == 0) {
+        struct sq_writers **pp = &writers_list;
+        while (*pp != w) {
+            pp = &(*pp)->next;
+        }
+        *pp = w->next;
+        pthread_mutex_destroy(&w->mu);
+        free(w);
+    }
+    pthread_mutex_unlock(&writers_mu);
+}
+
+/* Take the queue: at once when nobody holds it or waits, else after every
+ * writer that came earlier. false when SQ_QUEUE_WAIT_MS passed first (the
+ * caller goes on without the queue). */
+static bool writers_acquire(struct sq_writers *w)
+{
+    pthread_mutex_lock(&w->mu);
+    if (!w->held && w->head == NULL) {
+        w->held = true;
+        pthread_mutex_unlock(&w->mu);
+        return true;
+    }
+    struct sq_waiter me = {.granted = false, .next = NULL};
+    pthread_condattr_t attr;
+    pthread_condattr_init(&attr);
+    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+    pthread_cond_init(&me.cv, &attr);
+    pthread_condattr_destroy(&attr);
+    if (w->tail != NULL) {
+        w->tail->next = &me;
+    } else {
+        w->head = &me;
+    }
+    w->tail = &me;
+    w->waiting++;
+    struct timespec deadline;
+    clock_gettime(CLOCK_MONOTONIC, &deadline);
+    deadline.tv_sec += SQ_QUEUE_WAIT_MS / 1000;
+    int err = 0;
+    while (!me.granted && err != ETIMEDOUT) {
+        err = pthread_cond_timedwait(&me.cv, &w->mu, &deadline);
+    }
+    if (!me.granted) {
+        /* give up our place: unlink us from the queue */
+        struct sq_waiter **pp = &w->head, *prev = NULL;
+        while (*pp != &me) {
+            prev = *pp;
+            pp = &(*pp)->next;
+        }
+        *pp = me.next;
+        if (w->tail == &me) {
+            w->tail = prev;
+        }
+        w->waiting--;
+    }
+    pthread_mutex_unlock(&w->mu);
+    pthread_cond_destroy(&me.cv);
+    return me.granted;
+}
+
+/* Hand the queue to the next writer, or leave it free. */
+static void writers_release(struct sq_writers *w)
+{
+    pthread_mutex_lock(&w->mu);
+    struct sq_waiter *next = w->head;
+    if (next != NULL) {
+        w->head = next->next;
+        if (w->head == NULL) {
+            w->tail = NULL;
+        }
+        w->waiting--;
+        next->granted = true; /* held stays true: handed over */
+        pthread_cond_signal(&next->cv);
+    } else {
+        w->held = false;
+    }
+    pthread_mutex_unlock(&w->mu);
+}
+
+int64_t meta_sqlite_writers_waiting(struct meta *m, bool *held)
+{
+    struct sq_writers *w = m->drv == &meta_sqlite_driver ? m->conn->writers : NULL;
+    if (w == NULL) {
+        return -1;
+    }
+    pthread_mutex_lock(&w->mu);
+    int64_t n = w->waiting;
+    if (held != NULL) {
+        *held = w->held;
+    }
+    pthread_mutex_unlock(&w->mu);
+    return n;
+}
+
+/* Leave the queue if this connection holds it. */
+static void conn_release(struct meta_conn *c)
+{
+    if (c->queued_txn || c->queued_auto) {
+        c->queued_txn = false;
+        c->queued_auto = false;
+        writers_release(c->writers);
+    }
+}
 
 static sqlite3_stmt *raw(struct meta_stmt *st)
 {
@@ -87,6 +274,8 @@ static void sq_close(struct meta_conn *c)
 {
     if (c != NULL) {
         sqlite3_close(c->db);
+        conn_release(c);
+        writers_put(c->writers);
         free(c);
     }
 }
@@ -119,13 +308,21 @@ static enum berth_err sq_open(const char *path, bool sync_full, struct meta_conn
         sq_close(c);
         return rc;
     }
+    c->writers = writers_get(path);
     *out = c;
     return BERTH_OK;
 }
 
 static enum berth_err sq_begin_write(struct meta_conn *c)
 {
-    return sq_exec(c, "BEGIN IMMEDIATE", "begin");
+    if (c->writers != NULL && !c->queued_txn && !c->queued_auto) {
+        c->queued_txn = writers_acquire(c->writers);
+    }
+    enum berth_err rc = sq_exec(c, "BEGIN IMMEDIATE", "begin");
+    if (rc != BERTH_OK) {
+        conn_release(c);
+    }
+    return rc;
 }
 
 static enum berth_err sq_begin_read(struct meta_conn *c)
@@ -135,7 +332,11 @@ static enum berth_err sq_begin_read(struct meta_conn *c)
 
 static enum berth_err sq_commit(struct meta_conn *c)
 {
-    return sq_exec(c, "COMMIT", "commit");
+    enum berth_err rc = sq_exec(c, "COMMIT", "commit");
+    if (rc == BERTH_OK || sqlite3_get_autocommit(c->db)) {
+        conn_release(c);
+    }
+    return rc;
 }
 
 static void sq_rollback(struct meta_conn *c)
@@ -143,6 +344,7 @@ static void sq_rollback(struct meta_conn *c)
     if (!sqlite3_get_autocommit(c->db)) {
         sqlite3_exec(c->db, "ROLLBACK", NULL, NULL, NULL);
     }
+    conn_release(c);
 }
 
 static int sq_schema_version(struct meta_conn *c)
@@ -195,6 +397,7 @@ static struct meta_stmt *sq_prepare(struct meta_conn *c, const char *sql)
         return NULL;
     }
     s->base.drv = &meta_sqlite_driver;
+    s->conn = c;
     return &s->base;
 }
 
@@ -206,15 +409,34 @@ static void sq_finalize(struct meta_stmt *st)
     }
 }
 
+static struct meta_conn *conn_of(struct meta_stmt *st)
+{
+    return ((struct sqlite_stmt *)(void *)st)->conn;
+}
+
 static void sq_reset(struct meta_stmt *st)
 {
     sqlite3_reset(raw(st));
     sqlite3_clear_bindings(raw(st));
+    struct meta_conn *c = conn_of(st);
+    if (c->queued_auto) {
+        conn_release(c); /* the statement's own transaction ended */
+    }
 }
 
 static enum meta_step sq_step(struct meta_stmt *st)
 {
+    struct meta_conn *c = conn_of(st);
+    /* A write outside a transaction is a transaction of its own: it
+     * queues like one, until the statement is done. */
+    if (c->writers != NULL && !c->queued_txn && !c->queued_auto && sqlite3_get_autocommit(c->db) &&
+        !sqlite3_stmt_readonly(raw(st)) && !sqlite3_stmt_busy(raw(st))) {
+        c->queued_auto = writers_acquire(c->writers);
+    }
     int rc = sqlite3_step(raw(st));
+    if (c->queued_auto && rc != SQLITE_ROW) {
+        conn_release(c);
+    }
     return rc == SQLITE_ROW ? META_STEP_ROW : rc == SQLITE_DONE ? META_STEP_DONE : META_STEP_ERROR;
 }
 
