@@ -4,6 +4,8 @@
  */
 #include "common/notify.h"
 
+#include "common/str.h"
+
 #include <errno.h>
 #include <stddef.h>
 #include <stdlib.h>
@@ -41,4 +43,21 @@ enum berth_err notify_send(const char *state)
     } while (sent < 0 && errno == EINTR);
     close(fd);
     return sent == (ssize_t)strlen(state) ? BERTH_OK : BERTH_EIO;
+}
+
+bool notify_watchdog_usec(uint64_t *usec)
+{
+    const char *v = getenv("WATCHDOG_USEC");
+    uint64_t n;
+    if (v == NULL || str_parse_u64(v, UINT64_MAX, &n) != BERTH_OK || n == 0) {
+        return false;
+    }
+    const char *pid = getenv("WATCHDOG_PID");
+    uint64_t p;
+    if (pid != NULL && *pid != '\0' &&
+        (str_parse_u64(pid, UINT64_MAX, &p) != BERTH_OK || p != (uint64_t)getpid())) {
+        return false;
+    }
+    *usec = n;
+    return true;
 }

@@ -3,9 +3,12 @@
  * (garbage collection, lifecycle) and the HTTP server (console, /v2, ECR), wait for SIGTERM or
  * SIGINT (SIGHUP reloads the TLS certificate, key, client CA and tls.client_principals), drain
  * in-flight requests, stop the scans and jobs and exit cleanly. Under systemd (Type=notify) it
- * reports READY=1 once it serves, RELOADING=1 around a reload and STOPPING=1 when it drains.
+ * reports READY=1 once it serves, RELOADING=1 around a reload, STOPPING=1 when it drains and,
+ * when the unit sets WatchdogSec, WATCHDOG=1 every half interval while the server answers.
  */
+#include <pthread.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -64,6 +67,103 @@ static bool auth_configured(const struct berth_config *cfg, size_t config_keys, 
         db_keys = false;
     }
     return cfg->auth_required || config_keys > 0 || db_keys;
+}
+
+/* systemd's watchdog (WatchdogSec in the unit): every half interval a
+ * thread asks the server for GET /healthz as a client would
+ * (server_probe) and sends WATCHDOG=1 only when it answered, so a server
+ * whose listener or pool threads are stuck is restarted. */
+struct watchdog {
+    pthread_t thread;
+    pthread_mutex_t mu;
+    pthread_cond_t cond;
+    bool stop;
+    struct server *srv;
+    int64_t period_ms;
+};
+
+static void *watchdog_run(void *arg)
+{
+    struct watchdog *w = arg;
+    bool failing = false;
+    pthread_mutex_lock(&w->mu);
+    while (!w->stop) {
+        pthread_mutex_unlock(&w->mu);
+        const char *why = "";
+        /* a probe may take half the period: a ping still comes in time */
+        int timeout_ms = (int)(w->period_ms / 2 > 0 ? w->period_ms / 2 : 1);
+        if (server_probe(w->srv, timeout_ms, &why) == BERTH_OK) {
+            notify("WATCHDOG=1");
+            if (failing) {
+                log_info("event=watchdog_probe_ok");
+            }
+            failing = false;
+        } else {
+            log_warn("event=watchdog_probe_failed reason=%s timeout_ms=%d", why, timeout_ms);
+            failing = true;
+        }
+        pthread_mutex_lock(&w->mu);
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        int64_t ns = ts.tv_nsec + (w->period_ms % 1000) * 1000000;
+        ts.tv_sec += (time_t)(w->period_ms / 1000 + ns / 1000000000);
+        ts.tv_nsec = (long)(ns % 1000000000);
+        while (!w->stop && pthread_cond_timedwait(&w->cond, &w->mu, &ts) == 0) {
+        }
+    }
+    pthread_mutex_unlock(&w->mu);
+    return NULL;
+}
+
+/* Start the watchdog thread when systemd asks for pings; NULL otherwise
+ * (or when it cannot start: logged). */
+static struct watchdog *watchdog_start(struct server *srv)
+{
+    uint64_t usec;
+    if (!notify_watchdog_usec(&usec)) {
+        return NULL;
+    }
+    struct watchdog *w = calloc(1, sizeof(*w));
+    if (w == NULL) {
+        log_error("event=watchdog_failed msg=\"out of memory\"");
+        return NULL;
+    }
+    w->srv = srv;
+    w->period_ms = (int64_t)(usec / 2000);
+    if (w->period_ms < 1) {
+        w->period_ms = 1;
+    }
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&w->cond, &ca);
+    pthread_condattr_destroy(&ca);
+    pthread_mutex_init(&w->mu, NULL);
+    if (pthread_create(&w->thread, NULL, watchdog_run, w) != 0) {
+        log_error("event=watchdog_failed msg=\"cannot start its thread\"");
+        pthread_cond_destroy(&w->cond);
+        pthread_mutex_destroy(&w->mu);
+        free(w);
+        return NULL;
+    }
+    log_info("event=watchdog_started interval_ms=%llu ping_every_ms=%lld",
+             (unsigned long long)(usec / 1000), (long long)w->period_ms);
+    return w;
+}
+
+static void watchdog_stop(struct watchdog *w)
+{
+    if (w == NULL) {
+        return;
+    }
+    pthread_mutex_lock(&w->mu);
+    w->stop = true;
+    pthread_cond_signal(&w->cond);
+    pthread_mutex_unlock(&w->mu);
+    pthread_join(w->thread, NULL);
+    pthread_cond_destroy(&w->cond);
+    pthread_mutex_destroy(&w->mu);
+    free(w);
 }
 
 /* SIGHUP: the TLS files again, and tls.client_principals from the
@@ -199,6 +299,7 @@ int cmd_serve(struct cli *cli)
     char ready[256];
     snprintf(ready, sizeof(ready), "READY=1\nSTATUS=serving on %s", cfg->listen);
     notify(ready);
+    struct watchdog *wd = watchdog_start(srv);
 
     int sig = 0;
     /* SIGHUP reloads the TLS certificate and key; the others stop */
@@ -207,6 +308,7 @@ int cmd_serve(struct cli *cli)
         reload(cli, srv);
         notify(ready);
     }
+    watchdog_stop(wd); /* systemd stops watching once told STOPPING=1 */
     notify("STOPPING=1");
     log_info("event=server_stopping signal=%s", sig == SIGINT ? "SIGINT" : "SIGTERM");
     server_stop(srv, cfg->http_drain_seconds * 1000);

@@ -13,6 +13,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/socket.h>
 
 #include "server/auth/auth.h"
 
@@ -69,6 +70,7 @@ struct server {
     struct admit *admit;       /* large bodies sent at once (server/http/admit.c); NULL: no cap */
     atomic_int refused_left;   /* waiting bodies refused at stop, not yet answered */
     uint16_t port;
+    struct sockaddr_storage probe_addr; /* the listening address (server_probe) */
     unsigned threads;
     char public_url[512];
     uint32_t id_prefix;

@@ -964,6 +964,14 @@ static void mhd_log(void *cls, const char *fmt, va_list ap)
         msg[--n] = '\0';
     }
     char val[600];
+    /* libmicrohttpd says this of every TLS handshake that does not finish:
+     * a client that gave up, a scanner, the watchdog's probe of a mutual-TLS
+     * port (probe.c); refusals of client certificates have their own line
+     * (tls.c, event=tls_refused) */
+    if (strstr(msg, "handshake message out of context") != NULL) {
+        log_debug("event=httpd msg=%s", log_value(msg, val, sizeof(val)));
+        return;
+    }
     log_warn("event=httpd msg=%s", log_value(msg, val, sizeof(val)));
 }
 
@@ -1172,6 +1180,7 @@ enum berth_err server_start(const struct berth_config *cfg, struct store *store,
         free(srv);
         return BERTH_EINVAL;
     }
+    srv->probe_addr = addr;
     /* poll(), not epoll: libmicrohttpd 0.9.75's edge-triggered epoll loop
      * can miss a client's FIN that arrives together with the last body
      * bytes, leaving the request (and a held upload session) alive until

@@ -40,6 +40,16 @@ void server_attach_jobs(struct server *srv, struct jobs *jobs);
  * when they cannot be used (all that is in use stays). Thread-safe. */
 enum berth_err server_reload_tls(struct server *srv, const struct berth_config *fresh);
 
+/* Whether the server answers, as a client sees it: one GET /healthz to
+ * its own listening address (loopback for a wildcard), over TLS when it
+ * serves TLS, within timeout_ms. BERTH_OK when an HTTP answer (or, under
+ * mutual TLS, which the probe has no certificate for, the ServerHello)
+ * came, or when libmicrohttpd closed the connection at once because it
+ * holds http.connection_limit connections (busy, not stuck); BERTH_EIO
+ * otherwise, with *why ("timeout", "closed", ...). Blocks up to
+ * timeout_ms; thread-safe while the server runs (the systemd watchdog). */
+enum berth_err server_probe(struct server *srv, int timeout_ms, const char **why);
+
 /* The bound TCP port (useful with port 0). */
 uint16_t server_port(const struct server *srv);
 

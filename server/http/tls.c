@@ -29,6 +29,7 @@
 #include "common/fileio.h"
 #include "common/log.h"
 #include "common/str.h"
+#include "common/timeutil.h"
 #include "server/auth/auth.h"
 #include "server/metrics/metrics.h"
 
@@ -639,4 +640,121 @@ void tls_connection_end(struct tls_conn **c)
 {
     free(*c);
     *c = NULL;
+}
+
+/* ---- the watchdog's probe ---- */
+
+/* Wait until fd is ready for what the session wants next, or the
+ * deadline; false on timeout. */
+static bool probe_wait(gnutls_session_t s, int fd, int64_t deadline_ns)
+{
+    int64_t left_ms = (deadline_ns - time_mono_ns()) / 1000000;
+    if (left_ms <= 0) {
+        return false;
+    }
+    struct pollfd p = {.fd = fd, .events = gnutls_record_get_direction(s) == 1 ? POLLOUT : POLLIN};
+    int n;
+    do {
+        n = poll(&p, 1, (int)left_ms);
+    } while (n < 0 && errno == EINTR);
+    return n > 0;
+}
+
+static enum tls_probe_result probe_failure(int grc)
+{
+    if (grc == GNUTLS_E_FATAL_ALERT_RECEIVED || grc == GNUTLS_E_WARNING_ALERT_RECEIVED ||
+        grc == GNUTLS_E_CERTIFICATE_REQUIRED) {
+        return TLS_PROBE_ANSWERED;
+    }
+    if (grc == GNUTLS_E_PREMATURE_TERMINATION || grc == GNUTLS_E_PUSH_ERROR ||
+        grc == GNUTLS_E_PULL_ERROR || grc == GNUTLS_E_UNEXPECTED_PACKET_LENGTH) {
+        return TLS_PROBE_CLOSED;
+    }
+    return TLS_PROBE_ERROR;
+}
+
+/* The server's first flight arrived: enough to know a pool thread took
+ * the handshake. Stopping there spares a server that requires client
+ * certificates a refusal (and its log line and failure count) per probe. */
+static int probe_server_hello(gnutls_session_t s, unsigned htype, unsigned when, unsigned incoming,
+                              const gnutls_datum_t *msg)
+{
+    (void)s;
+    (void)htype;
+    (void)when;
+    (void)incoming;
+    (void)msg;
+    return GNUTLS_E_USER_ERROR;
+}
+
+enum tls_probe_result tls_probe(int fd, bool mutual, const char *request, int64_t deadline_ns)
+{
+    gnutls_certificate_credentials_t cred = NULL;
+    gnutls_session_t s = NULL;
+    enum tls_probe_result r = TLS_PROBE_ERROR;
+    if (gnutls_certificate_allocate_credentials(&cred) < 0 ||
+        gnutls_init(&s, GNUTLS_CLIENT | GNUTLS_NONBLOCK) < 0 ||
+        gnutls_set_default_priority(s) < 0 ||
+        gnutls_credentials_set(s, GNUTLS_CRD_CERTIFICATE, cred) < 0) {
+        goto out;
+    }
+    gnutls_transport_set_int(s, fd);
+    if (mutual) {
+        gnutls_handshake_set_hook_function(s, GNUTLS_HANDSHAKE_SERVER_HELLO, GNUTLS_HOOK_POST,
+                                           probe_server_hello);
+    }
+    int grc;
+    while ((grc = gnutls_handshake(s)) < 0) {
+        if (mutual && grc == GNUTLS_E_USER_ERROR) {
+            r = TLS_PROBE_ANSWERED; /* the ServerHello came */
+            goto out;
+        }
+        if (grc != GNUTLS_E_AGAIN && grc != GNUTLS_E_INTERRUPTED) {
+            r = probe_failure(grc);
+            goto out;
+        }
+        if (!probe_wait(s, fd, deadline_ns)) {
+            r = TLS_PROBE_TIMEOUT;
+            goto out;
+        }
+    }
+    size_t len = strlen(request), sent = 0;
+    while (sent < len) {
+        ssize_t n = gnutls_record_send(s, request + sent, len - sent);
+        if (n >= 0) {
+            sent += (size_t)n;
+        } else if (n != GNUTLS_E_AGAIN && n != GNUTLS_E_INTERRUPTED) {
+            r = probe_failure((int)n);
+            goto out;
+        } else if (!probe_wait(s, fd, deadline_ns)) {
+            r = TLS_PROBE_TIMEOUT;
+            goto out;
+        }
+    }
+    char head[16];
+    size_t got = 0;
+    while (got < 12) { /* "HTTP/1.1 200" */
+        ssize_t n = gnutls_record_recv(s, head + got, 12 - got);
+        if (n > 0) {
+            got += (size_t)n;
+        } else if (n == 0) {
+            r = TLS_PROBE_CLOSED;
+            goto out;
+        } else if (n != GNUTLS_E_AGAIN && n != GNUTLS_E_INTERRUPTED) {
+            r = probe_failure((int)n);
+            goto out;
+        } else if (!probe_wait(s, fd, deadline_ns)) {
+            r = TLS_PROBE_TIMEOUT;
+            goto out;
+        }
+    }
+    r = memcmp(head, "HTTP/1.", 7) == 0 ? TLS_PROBE_ANSWERED : TLS_PROBE_CLOSED;
+out:
+    if (s != NULL) {
+        gnutls_deinit(s);
+    }
+    if (cred != NULL) {
+        gnutls_certificate_free_credentials(cred);
+    }
+    return r;
 }

@@ -11,6 +11,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "common/config.h"
 #include "common/err.h"
@@ -46,6 +47,23 @@ enum berth_err tls_new(const struct berth_config *cfg, struct tls **out, char *e
  * nothing: on failure what is in use stays and err says why (BERTH_EINVAL,
  * BERTH_ENOMEM). Thread-safe. */
 enum berth_err tls_reload(struct tls *t, const json_t *principals, char *err, size_t cap);
+
+/* What a probe of berth's own port saw (server/http/probe.c). */
+enum tls_probe_result {
+    TLS_PROBE_ANSWERED, /* an HTTP status line, or a TLS alert: the server is there */
+    TLS_PROBE_CLOSED,   /* the connection was closed before any answer */
+    TLS_PROBE_TIMEOUT,  /* nothing before the deadline */
+    TLS_PROBE_ERROR,    /* a local failure (memory, GnuTLS) */
+};
+
+/* As a client on the connected, non-blocking socket fd (borrowed): a TLS
+ * handshake (the server's certificate is not checked: the peer is this
+ * process) and request, the text of an HTTP request, until deadline_ns
+ * (monotonic). With mutual (the server requires client certificates,
+ * which the probe has none of) it stops at the server's ServerHello, which
+ * counts as an answer: a pool thread took the handshake. A fatal alert
+ * from the server counts likewise. Thread-safe. */
+enum tls_probe_result tls_probe(int fd, bool mutual, const char *request, int64_t deadline_ns);
 
 /* Whether clients must present a certificate a client CA issued. */
 bool tls_mutual(const struct tls *t);

@@ -114,6 +114,8 @@ class SystemdUnitTest(unittest.TestCase):
         self.assertGreaterEqual(int(s["LimitNOFILE"]), 65536)
         # longer than berth's 30 s drain, so systemd does not SIGKILL a draining berth
         self.assertGreater(int(s["TimeoutStopSec"]), 30)
+        # berth pings every half interval while it answers its own probe
+        self.assertGreaterEqual(int(s["WatchdogSec"]), 30)
         self.assertIn("@system-service", self.values("SystemCallFilter"))
         # the data directory in the service's configuration is the one the unit makes writable
         self.assertEqual(self.service_config["root"], "/var/lib/berth")
@@ -140,23 +142,39 @@ class SystemdUnitTest(unittest.TestCase):
         notify.bind(notify_path)
         notify.settimeout(h.START_TIMEOUT)
         base = "http://127.0.0.1:%d" % port
-        p = pk.Process(argv, env=dict(os.environ, NOTIFY_SOCKET=notify_path), workdir=work)
+        # WATCHDOG_USEC as systemd derives it from WatchdogSec
+        env = dict(os.environ, NOTIFY_SOCKET=notify_path,
+                   WATCHDOG_USEC=str(int(self.service["WatchdogSec"]) * 1000000))
+        p = pk.Process(argv, env=env, workdir=work)
+        pings = []
+
+        def state():
+            # the next state but the watchdog's pings, which may come at any time
+            while True:
+                msg = notify.recv(4096).decode()
+                if msg != "WATCHDOG=1":
+                    return msg
+                pings.append(msg)
+
         try:
-            ready = notify.recv(4096).decode()
+            ready = state()
             self.assertEqual(ready.splitlines()[0], "READY=1")
             self.assertIn("STATUS=serving on 127.0.0.1:%d" % port, ready)
             # ready means serving: the first request after READY=1 is answered
             self.assertEqual(pk.http_get(base + "/readyz")[0], 200)
+            # the watchdog probes at once, then every half interval
+            if not pings:
+                self.assertEqual(notify.recv(4096).decode(), "WATCHDOG=1")
             reload = shlex.split(self.service["ExecReload"].replace("$MAINPID", str(p.pid)))
             self.assertEqual(subprocess.run(reload, timeout=20).returncode, 0)
-            reloading = notify.recv(4096).decode()
+            reloading = state()
             self.assertRegex(reloading, r"^RELOADING=1\nMONOTONIC_USEC=\d+$")
-            self.assertEqual(notify.recv(4096).decode().splitlines()[0], "READY=1")
+            self.assertEqual(state().splitlines()[0], "READY=1")
             self.assertIn("event=sighup_ignored", p.log_text())
             self.assertIsNone(p.proc.poll(), "berth stopped on SIGHUP")
             sig = getattr(signal, self.service.get("KillSignal", "SIGTERM"))
             p.proc.send_signal(sig)
-            self.assertEqual(notify.recv(4096).decode(), "STOPPING=1")
+            self.assertEqual(state(), "STOPPING=1")
             self.assertEqual(p.wait_exit(int(self.service["TimeoutStopSec"])), 0, p.log_text())
             self.assertIn("event=server_stopped", p.log_text())
         finally:
