@@ -164,7 +164,20 @@ async function v2(path, accept) {
     const type = r.status === 403 && /session/.test(msg) ? "SessionEnded" : "";
     throw new ApiError(msg, type, r.status);
   }
-  return { text, type: r.headers.get("Content-Type"), digest: r.headers.get("Docker-Content-Digest") };
+  return { text, type: r.headers.get("Content-Type"), digest: r.headers.get("Docker-Content-Digest"), link: r.headers.get("Link") };
+}
+
+// Every referrer of a subject: the referrers API's pages, following its Link.
+async function allReferrers(repo, digest) {
+  let path = repo + "/referrers/" + digest;
+  let out = [];
+  for (let i = 0; path && i < 1000; i++) {
+    const r = await v2(path, "application/vnd.oci.image.index.v1+json");
+    out = out.concat(JSON.parse(r.text).manifests || []);
+    const next = /<\/v2\/([^>]+)>;\s*rel="?next"?/.exec(r.link || "");
+    path = next ? next[1] : null;
+  }
+  return out;
 }
 
 async function consoleApi(method, path, body) {
@@ -535,23 +548,27 @@ function scanCell(img) {
   return el("td", { class: "scan" }, parts.length ? parts : el("span", { class: "sev sev-none", text: "no findings" }));
 }
 
-// The referrers (signatures, SBOMs, attestations) of each image, by subject.
-async function referrersOf(repo, digests) {
+// The referrers (signatures, SBOMs, attestations) of each image, by subject:
+// one referrers call per image, six at a time, for every image however many
+// (progress(done, total) reports as they come back).
+async function referrersOf(repo, digests, progress) {
   const out = new Map();
-  const queue = digests.slice(0, 200);
+  const queue = digests.slice();
+  let done = 0;
   async function worker() {
     while (queue.length) {
       const d = queue.shift();
       try {
-        const r = await v2(repo + "/referrers/" + d, "application/vnd.oci.image.index.v1+json");
-        const list = JSON.parse(r.text).manifests || [];
+        const list = await allReferrers(repo, d);
         if (list.length) out.set(d, list);
       } catch (e) {
         if (sessionEnded(e)) throw e;
       }
+      done++;
+      if (progress) progress(done, digests.length);
     }
   }
-  await Promise.all([worker(), worker(), worker(), worker()]);
+  await Promise.all([worker(), worker(), worker(), worker(), worker(), worker()]);
   return out;
 }
 
@@ -579,7 +596,11 @@ async function repositoryPage(repo) {
       el("p", { class: "muted" }, "Push one: ", el("code", { text: "docker push " + host() + "/" + repo + ":TAG" }))));
     return;
   }
-  const referrers = await referrersOf(repo, images.map((i) => i.imageDigest));
+  const progress = el("p", { class: "loading", role: "status", id: "referrers-progress", text: "Looking up signatures, SBOMs and attestations…" });
+  show(repoCrumbs(repo), el("h1", { text: repo }), repoTabs(repo, "images"), progress);
+  const referrers = await referrersOf(repo, images.map((i) => i.imageDigest), (done, total) => {
+    if (total > 50) progress.textContent = "Looking up signatures, SBOMs and attestations: " + done + " of " + total + " images…";
+  });
   const isReferrer = new Set();
   for (const list of referrers.values()) for (const r of list) isReferrer.add(r.digest);
   const byDigest = new Map(images.map((i) => [i.imageDigest, i]));
@@ -1279,7 +1300,7 @@ async function findingsSection(repo, digest, mayScan) {
 async function referrersSection(repo, digest) {
   let list = [];
   try {
-    list = JSON.parse((await v2(repo + "/referrers/" + digest, "application/vnd.oci.image.index.v1+json")).text).manifests || [];
+    list = await allReferrers(repo, digest);
   } catch (e) {
     if (sessionEnded(e)) throw e;
     return errorBox("The referrers could not be read: " + e.message);
