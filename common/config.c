@@ -132,6 +132,8 @@ static const struct config_key keys[] = {
      "path-style requests (host/bucket/key: MinIO, Swift, Ceph) instead of bucket.host/key"},
     {"storage.s3.tls_ca_file", CONFIG_STRING, OFF(storage_s3_tls_ca_file), "", 0, 0,
      "PEM CA certificates to verify an https endpoint with (empty: the system's)"},
+    {"storage.s3.redirect", CONFIG_BOOL, OFF(storage_s3_redirect), "false", 0, 0,
+     "answer blob GETs with 307 to a presigned URL of the object (valid 5 minutes)"},
     {"meta.backend", CONFIG_STRING, OFF(meta_backend), "sqlite", 0, 0,
      "metadata database: sqlite (<root>/berth.db) or postgres"},
     {"meta.postgres.dsn", CONFIG_STRING, OFF(meta_postgres_dsn), "", 0, 0,

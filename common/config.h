@@ -72,6 +72,7 @@ struct berth_config {
     char *storage_s3_secret_access_key;
     bool storage_s3_path_style;
     char *storage_s3_tls_ca_file;
+    bool storage_s3_redirect;
 
     char *meta_backend;      /* "sqlite" or "postgres" */
     char *meta_postgres_dsn; /* libpq connection string when postgres */

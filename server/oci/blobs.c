@@ -22,6 +22,9 @@
 #include "storage/store/upload.h"
 #include "storage/upstream/cache.h"
 
+/* How long the presigned URL of a redirected blob GET is valid. */
+#define BLOB_REDIRECT_SECONDS 300
+
 #define EMPTY_SHA256 "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
 
 static void blob_location(struct request *req, const char *digest, char *out, size_t cap)
@@ -151,6 +154,27 @@ enum berth_err oci_blob_body(struct request *req, const struct digest *d, uint64
     return BERTH_OK;
 }
 
+/* storage.s3.redirect: a 307 to a presigned URL of the object, which the
+ * client GETs itself (with its Range, if any). False when the store has no
+ * URL to give: the blob is then sent as usual. */
+static bool blob_redirect(struct request *req, const struct digest *d)
+{
+    char url[4096];
+    enum berth_err rc =
+        blob_url(store_blobs(req->srv->store), d, BLOB_REDIRECT_SECONDS, url, sizeof(url));
+    if (rc != BERTH_OK) {
+        if (rc != BERTH_EUNSUPPORTED) {
+            log_warn("event=blob_url_failed digest=%s err=%s", d->str, berth_strerror(rc));
+        }
+        return false;
+    }
+    struct http_response *resp = http_resp_empty();
+    http_add(resp, "Location", url);
+    http_add(resp, "Docker-Content-Digest", d->str);
+    http_send(req, 307, resp, 0);
+    return true;
+}
+
 static void blob_get(struct request *req, const struct digest *d)
 {
     struct store *st = req->srv->store;
@@ -187,6 +211,9 @@ static void blob_get(struct request *req, const struct digest *d)
             oci_fail(req, &s);
             return;
         }
+    }
+    if (!req->is_head && req->srv->cfg->storage_s3_redirect && blob_redirect(req, d)) {
+        return;
     }
     uint64_t size = (uint64_t)blob.size;
     struct byte_range r = {0, size ? size - 1 : 0};

@@ -66,6 +66,15 @@ enum berth_err blob_read_range(struct blob_store *bs, const struct digest *d, ui
     return rc;
 }
 
+enum berth_err blob_url(struct blob_store *bs, const struct digest *d, int64_t expires_seconds,
+                        char *out, size_t cap)
+{
+    if (bs->ops->url == NULL) {
+        return BERTH_EUNSUPPORTED;
+    }
+    return bs->ops->url(bs, d, expires_seconds, out, cap);
+}
+
 long long blob_reader_read(struct blob_reader *r, char *buf, size_t max, blob_wake_fn wake,
                            void *wake_arg)
 {

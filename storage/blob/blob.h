@@ -73,6 +73,14 @@ enum berth_err blob_open(struct blob_store *bs, const struct digest *d, int *fd,
  * (the S3 backend: one HEAD). BERTH_ENOTFOUND, BERTH_EIO. */
 enum berth_err blob_stat(struct blob_store *bs, const struct digest *d, uint64_t *size);
 
+/* A URL from which a client may GET the blob itself for expires_seconds
+ * (the S3 backend: a presigned URL of the object, SigV4 query signing),
+ * into out (cap bytes). BERTH_EUNSUPPORTED when the backend has none,
+ * BERTH_EINVAL (expires_seconds), BERTH_ETOOBIG. Nothing is checked with
+ * the backend. */
+enum berth_err blob_url(struct blob_store *bs, const struct digest *d, int64_t expires_seconds,
+                        char *out, size_t cap);
+
 /* ---- streaming reads ---- */
 
 /* A published blob's bytes as they come from a backend that keeps them

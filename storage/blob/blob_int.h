@@ -21,6 +21,9 @@ struct blob_backend {
     /* may be NULL: blob_read_range hands over the file open gives */
     enum berth_err (*read_range)(struct blob_store *bs, const struct digest *d, uint64_t size,
                                  uint64_t offset, uint64_t len, struct blob_reader **out);
+    /* may be NULL: no URL (blob_url is BERTH_EUNSUPPORTED) */
+    enum berth_err (*url)(struct blob_store *bs, const struct digest *d, int64_t expires_seconds,
+                          char *out, size_t cap);
     long long (*reader_read)(struct blob_reader *r, char *buf, size_t max, blob_wake_fn wake,
                              void *wake_arg);
     void (*reader_close)(struct blob_reader *r);

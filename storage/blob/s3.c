@@ -273,6 +273,18 @@ static enum berth_err s3_read_range(struct blob_store *bs, const struct digest *
     return rc;
 }
 
+static enum berth_err s3_url(struct blob_store *bs, const struct digest *d, int64_t expires_seconds,
+                             char *out, size_t cap)
+{
+    struct s3_store *s = s3_of(bs);
+    char key[S3_KEY_MAX];
+    enum berth_err rc = s3_blob_key(s, d, key, sizeof(key));
+    if (rc == BERTH_OK) {
+        rc = s3_presign_get(s, key, expires_seconds, out, cap);
+    }
+    return rc;
+}
+
 static long long s3_reader_read(struct blob_reader *r, char *buf, size_t max, blob_wake_fn wake,
                                 void *wake_arg)
 {
@@ -474,6 +486,7 @@ static const struct blob_backend s3_backend = {
     .stat = s3_stat,
     .local_path = s3_local_path,
     .read_range = s3_read_range,
+    .url = s3_url,
     .reader_read = s3_reader_read,
     .reader_close = s3_reader_close,
     .stage_create = s3_stage_create,

@@ -162,6 +162,52 @@ static size_t on_upload(char *p, size_t size, size_t n, void *arg)
 
 /* Run one signed request. BERTH_OK with resp->status set whatever it is
  * (the caller judges); BERTH_EIO when no answer came (logged). */
+/* The path (encoded, as on the request line) and Host of a request for key
+ * (NULL: the bucket). */
+static enum berth_err target(const struct s3_store *s, const char *key, struct buf *path,
+                             char host[S3_HOST_MAX])
+{
+    enum berth_err rc = BERTH_OK;
+    if (s->path_style) {
+        rc = buf_printf(path, "/%s", s->bucket);
+        if (rc == BERTH_OK && key != NULL) {
+            rc = buf_puts(path, "/");
+        }
+    } else {
+        rc = buf_puts(path, "/"); /* the bucket itself is "/" */
+    }
+    if (rc == BERTH_OK && key != NULL) {
+        rc = s3_encode_key(path, key);
+    }
+    if (s->path_style) {
+        snprintf(host, S3_HOST_MAX, "%s", s->host);
+    } else {
+        snprintf(host, S3_HOST_MAX, "%s.%s", s->bucket, s->host);
+    }
+    return rc;
+}
+
+enum berth_err s3_presign_get(struct s3_store *s, const char *key, int64_t expires_seconds,
+                              char *out, size_t cap)
+{
+    struct buf path;
+    buf_init(&path, S3_URL_MAX);
+    char host[S3_HOST_MAX];
+    enum berth_err rc = target(s, key, &path, host);
+    struct sigv4_credentials cred = {s->akid, s->secret, s->region, "s3", true};
+    char query[2048];
+    if (rc == BERTH_OK) {
+        rc = sigv4_presign("GET", buf_cstr(&path), host, &cred, (int64_t)time(NULL),
+                           expires_seconds, query, sizeof(query));
+    }
+    if (rc == BERTH_OK) {
+        int n = snprintf(out, cap, "%s://%s%s?%s", s->scheme, host, buf_cstr(&path), query);
+        rc = n < 0 || (size_t)n >= cap ? BERTH_ETOOBIG : BERTH_OK;
+    }
+    buf_fini(&path);
+    return rc;
+}
+
 /* A curl handle for req, signed, with its header list (*hl, freed by the
  * caller after the transfer) and the plain callbacks into resp. */
 static enum berth_err prepare(struct s3_store *s, const struct s3_req *req, struct s3_resp *resp,
@@ -173,27 +219,8 @@ static enum berth_err prepare(struct s3_store *s, const struct s3_req *req, stru
 
     struct buf path;
     buf_init(&path, S3_URL_MAX);
-    enum berth_err rc = BERTH_OK;
-    if (s->path_style) {
-        rc = buf_printf(&path, "/%s", s->bucket);
-        if (rc == BERTH_OK && req->key != NULL) {
-            rc = buf_puts(&path, "/");
-        }
-    } else {
-        rc = buf_puts(&path, "/");
-    }
-    if (rc == BERTH_OK && req->key != NULL) {
-        rc = s3_encode_key(&path, req->key);
-    }
-    if (rc == BERTH_OK && !s->path_style && req->key == NULL) {
-        /* the bucket itself: "/" */
-    }
-    char host[sizeof(s->host) + sizeof(s->bucket) + 2];
-    if (s->path_style) {
-        snprintf(host, sizeof(host), "%s", s->host);
-    } else {
-        snprintf(host, sizeof(host), "%s.%s", s->bucket, s->host);
-    }
+    char host[S3_HOST_MAX];
+    enum berth_err rc = target(s, req->key, &path, host);
     struct buf url;
     buf_init(&url, S3_URL_MAX + 1024);
     if (rc == BERTH_OK) {

@@ -31,6 +31,7 @@
 #define S3_PATH_MAX 4096
 #define S3_KEY_MAX 1024
 #define S3_URL_MAX 8192
+#define S3_HOST_MAX (512 + 256 + 2) /* bucket.host */
 #define S3_ERRBODY_MAX 4096
 #define S3_XML_MAX ((size_t)16 << 20)
 #define S3_META_REMOVAL "x-amz-meta-berth-removal"
@@ -114,6 +115,11 @@ void s3_resp_fini(struct s3_resp *r);
 
 /* Map an answer that is not what was wanted to an error, logging it. */
 enum berth_err s3_fail(const struct s3_req *req, const struct s3_resp *r);
+
+/* A presigned GET URL of key, valid expires_seconds from now. BERTH_EINVAL,
+ * BERTH_ETOOBIG. */
+enum berth_err s3_presign_get(struct s3_store *s, const char *key, int64_t expires_seconds,
+                              char *out, size_t cap);
 
 /* Percent-encode a key for the path (keeping '/'). */
 enum berth_err s3_encode_key(struct buf *out, const char *key);

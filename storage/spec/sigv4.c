@@ -1319,3 +1319,61 @@ out:
     buf_fini(&canonical);
     return rc;
 }
+
+enum berth_err sigv4_presign(const char *method, const char *path, const char *host,
+                             const struct sigv4_credentials *cred, int64_t now,
+                             int64_t expires_seconds, char *out, size_t cap)
+{
+    if (cred == NULL || cred->access_key_id == NULL || cred->secret == NULL ||
+        cred->region == NULL || method == NULL || path == NULL || host == NULL ||
+        strlen(cred->secret) > SIGV4_SECRET_MAX || strlen(cred->access_key_id) > SIGV4_AKID_MAX ||
+        strlen(cred->region) > SIGV4_SCOPE_PART_MAX || expires_seconds < 1 ||
+        expires_seconds > 604800) {
+        return BERTH_EINVAL;
+    }
+    const char *service = cred->service != NULL ? cred->service : SIGV4_SERVICE;
+    if (strlen(service) > SIGV4_SCOPE_PART_MAX) {
+        return BERTH_EINVAL;
+    }
+    char amz_date[SIGV4_AMZ_DATE_LEN + 1];
+    sigv4_format_amz_date(now, amz_date);
+    char credential[SIGV4_AKID_MAX + 4 * (SIGV4_SCOPE_PART_MAX + 1) + 16];
+    snprintf(credential, sizeof(credential), "%s/%.8s/%s/%s/%s", cred->access_key_id, amz_date,
+             cred->region, service, TERMINATOR);
+    struct buf query;
+    buf_init(&query, SIGV4_QUERY_MAX);
+    enum berth_err rc = buf_printf(&query, "X-Amz-Algorithm=%s&X-Amz-Credential=", SIGV4_ALGORITHM);
+    if (rc == BERTH_OK) {
+        rc = encode(&query, credential, strlen(credential), false);
+    }
+    if (rc == BERTH_OK) {
+        rc = buf_printf(&query, "&X-Amz-Date=%s&X-Amz-Expires=%lld&X-Amz-SignedHeaders=host",
+                        amz_date, (long long)expires_seconds);
+    }
+    struct sigv4_header h = {"host", host};
+    struct sigv4_request req = {
+        .method = method,
+        .path = path,
+        .query = buf_cstr(&query),
+        .headers = &h,
+        .header_count = 1,
+    };
+    struct buf canonical;
+    buf_init(&canonical, SIGV4_CANONICAL_MAX);
+    if (rc == BERTH_OK) {
+        rc = canonical_request(&canonical, &req, "host", "UNSIGNED-PAYLOAD", cred->s3);
+        rc = rc == BERTH_ETOOBIG ? BERTH_EINVAL : rc;
+    }
+    char sig[SIGV4_SIGNATURE_HEX_LEN + 1];
+    if (rc == BERTH_OK) {
+        rc = signature_hex(cred->secret, strlen(cred->secret), amz_date, cred->region, service,
+                           &canonical, sig);
+    }
+    if (rc == BERTH_OK) {
+        int w = snprintf(out, cap, "%s&X-Amz-Signature=%s", buf_cstr(&query), sig);
+        rc = (w < 0 || (size_t)w >= cap) ? BERTH_ETOOBIG : BERTH_OK;
+    }
+    buf_fini(&canonical);
+    buf_fini(&query);
+    return rc;
+}

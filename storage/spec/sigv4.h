@@ -178,6 +178,18 @@ enum berth_err sigv4_verify(const struct sigv4_request *req, const struct sigv4_
 enum berth_err sigv4_sign(const struct sigv4_request *req, const struct sigv4_credentials *cred,
                           char *out, size_t cap);
 
+/* Query-string authentication (a presigned URL, as botocore's
+ * S3SigV4QueryAuth makes them): the query to put after path on a request
+ * to host, signed at now for expires_seconds (1..604800), with only Host
+ * signed and an unsigned payload. path is encoded as on the request line
+ * (cred->s3: used as given). Written into out (cap bytes): X-Amz-Algorithm,
+ * X-Amz-Credential, X-Amz-Date, X-Amz-Expires, X-Amz-SignedHeaders,
+ * X-Amz-Signature. BERTH_EINVAL, BERTH_ETOOBIG (out too small),
+ * BERTH_ENOMEM. */
+enum berth_err sigv4_presign(const char *method, const char *path, const char *host,
+                             const struct sigv4_credentials *cred, int64_t now,
+                             int64_t expires_seconds, char *out, size_t cap);
+
 /* Format Unix seconds as "YYYYMMDDTHHMMSSZ" into out
  * (SIGV4_AMZ_DATE_LEN + 1 bytes). For clients building X-Amz-Date. */
 void sigv4_format_amz_date(int64_t t, char out[SIGV4_AMZ_DATE_LEN + 1]);

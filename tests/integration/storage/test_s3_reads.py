@@ -5,24 +5,72 @@ to nothing while it serves 64 MiB), a slow client slows the GET from the store i
 filling berth's memory, a Range is a ranged GET, HEAD never reaches the store, and concurrent
 pulls keep berth's memory flat.
 
+With storage.s3.redirect, blob GETs are answered 307 to a presigned URL of the object, and
+docker (dockerd), containerd's ctr, skopeo and crane follow it to Swift.
+
+Only in the gcc pass of `make test` (memory bounds mean nothing under ASan; the reader itself
+runs under ASan in the s3 label's blob contract test, tests/unit/storage/blob/test_fs.c):
 # berth-suite: no-sanitizer
-(memory bounds mean nothing under ASan; the reader itself runs under ASan in the s3 label's
-blob contract test, tests/unit/storage/blob/test_fs.c)
+# berth-suite: daemons
 """
 
 import hashlib
 import http.client
+import json
+import os
+import re
+import shutil
+import subprocess
+import tempfile
 import threading
 import time
 import unittest
+import urllib.parse
+import urllib.request
 
+import clients as c  # first: it cleans the environment botocore reads
 import berth_harness as h
+import daemons as d
 from swift_fixture import SwiftServer
 from tcp_relay import TcpRelay
 
 PREFIX = "itest-s3-reads/"
 MIB = 1 << 20
 REPO = "itest/s3/reads"
+
+
+s3 = None
+
+
+def setUpModule():
+    global s3
+    s3 = SwiftServer().start()
+
+
+def tearDownModule():
+    if s3 is not None:
+        s3.stop()
+
+
+def s3_env(endpoint, prefix):
+    return {
+        "BERTH_STORAGE_BACKEND": "s3",
+        "BERTH_STORAGE_S3_ENDPOINT": endpoint,
+        "BERTH_STORAGE_S3_REGION": s3.region,
+        "BERTH_STORAGE_S3_BUCKET": s3.bucket,
+        "BERTH_STORAGE_S3_PREFIX": prefix,
+        "BERTH_STORAGE_S3_PATH_STYLE": "true",
+        "AWS_ACCESS_KEY_ID": s3.access_key,
+        "AWS_SECRET_ACCESS_KEY": s3.secret_key,
+    }
+
+
+def crane_bin():
+    """crane, built into <build>/tools/crane (see clients/test_crane.py)."""
+    path = os.path.join(os.environ.get("BERTH_BUILD_DIR", "build"), "tools", "crane")
+    if not os.access(path, os.X_OK):
+        raise AssertionError("%s is missing: the build makes it (scripts/setup-deps.sh)" % path)
+    return path
 
 
 def proc_field(pid, name, field):
@@ -44,23 +92,15 @@ def wchar(pid):
 
 @unittest.skipUnless(h.IS_BERTH, "berth's own backend")
 class S3ReadsTest(unittest.TestCase):
+    """berth on S3 through a relay that counts what goes to and from the store."""
+
     @classmethod
     def setUpClass(cls):
-        cls.s3 = SwiftServer().start()
-        cls.addClassCleanup(cls.s3.stop)
-        cls.relay = TcpRelay("127.0.0.1", cls.s3.ports["proxy"]).start()
+        cls.s3 = s3
+        cls.relay = TcpRelay("127.0.0.1", s3.ports["proxy"]).start()
         cls.addClassCleanup(cls.relay.stop)
-        env = {
-            "BERTH_STORAGE_BACKEND": "s3",
-            "BERTH_STORAGE_S3_ENDPOINT": cls.relay.endpoint,
-            "BERTH_STORAGE_S3_REGION": cls.s3.region,
-            "BERTH_STORAGE_S3_BUCKET": cls.s3.bucket,
-            "BERTH_STORAGE_S3_PREFIX": PREFIX,
-            "BERTH_STORAGE_S3_PATH_STYLE": "true",
-            "AWS_ACCESS_KEY_ID": cls.s3.access_key,
-            "AWS_SECRET_ACCESS_KEY": cls.s3.secret_key,
-        }
-        cls.server = h.Server(env=env, config={"gc": {"enabled": False}})
+        cls.server = h.Server(env=s3_env(cls.relay.endpoint, PREFIX),
+                              config={"gc": {"enabled": False}})
         cls.addClassCleanup(cls.server.cleanup)
         cls.server.start()
         cls.reg = cls.server.registry()
@@ -74,7 +114,7 @@ class S3ReadsTest(unittest.TestCase):
         before = len(result.failures) + len(result.errors)
         out = super().run(result)
         if len(result.failures) + len(result.errors) > before:
-            self.s3.dump_logs()
+            s3.dump_logs()
             print("\n--- server log tail ---\n%s" % self.server.log_tail())
         return out
 
@@ -199,6 +239,135 @@ class S3ReadsTest(unittest.TestCase):
         # six pulls of 64 MiB each: berth holds a small buffer per pull, never the blob
         self.assertLess(peak[0] - base, 32 * 1024,
                         "RSS grew from %d KiB to %d KiB" % (base, peak[0]))
+
+
+@unittest.skipUnless(h.IS_BERTH, "berth's own backend")
+class S3RedirectTest(unittest.TestCase):
+    """storage.s3.redirect: blob GETs go to the store itself."""
+
+    @classmethod
+    def setUpClass(cls):
+        env = s3_env(s3.endpoint, "itest-s3-redirect/")
+        env["BERTH_STORAGE_S3_REDIRECT"] = "true"
+        cls.server = h.Server(env=env, config={"gc": {"enabled": False}})
+        cls.addClassCleanup(cls.server.cleanup)
+        cls.server.start()
+        cls.reg = cls.server.registry()
+        cls.host = "127.0.0.1:%d" % cls.server.port
+        cls.work = tempfile.mkdtemp(prefix="berth-s3-redirect-")
+        cls.addClassCleanup(shutil.rmtree, cls.work, True)
+
+    def run(self, result=None):
+        if result is None:
+            return super().run(result)
+        before = len(result.failures) + len(result.errors)
+        out = super().run(result)
+        if len(result.failures) + len(result.errors) > before:
+            s3.dump_logs()
+            print("\n--- server log tail ---\n%s" % self.server.log_tail())
+        return out
+
+    def redirects_seen(self):
+        """Blob GETs berth answered 307 (its access log)."""
+        return len(re.findall(r"event=access method=GET path=/v2/\S*/blobs/sha256:[0-9a-f]{64} "
+                              r"status=307", self.server.log_text()))
+
+    def test_get_is_a_redirect_to_a_presigned_url(self):
+        data = h.random_bytes(3 * MIB + 11)
+        digest = self.reg.ensure_blob("itest/redirect/raw", data)
+        resp = self.reg.get_blob("itest/redirect/raw", digest)
+        self.assertEqual(resp.status, 307, resp.describe())
+        self.assertEqual(resp.header("Docker-Content-Digest"), digest)
+        location = resp.header("Location")
+        url = urllib.parse.urlsplit(location)
+        self.assertEqual("%s://%s" % (url.scheme, url.netloc), s3.endpoint)
+        query = urllib.parse.parse_qs(url.query)
+        self.assertEqual(query["X-Amz-Expires"], ["300"])
+        self.assertEqual(query["X-Amz-SignedHeaders"], ["host"])
+        with urllib.request.urlopen(location, timeout=60) as got:
+            self.assertEqual(got.read(), data)
+        # the client's Range goes to the store with it
+        req = urllib.request.Request(location, headers={"Range": "bytes=100-199"})
+        with urllib.request.urlopen(req, timeout=60) as got:
+            self.assertEqual(got.status, 206)
+            self.assertEqual(got.read(), data[100:200])
+        # a URL whose signature was tampered with is refused by the store
+        bad = location.replace("X-Amz-Signature=", "X-Amz-Signature=0")
+        with self.assertRaises(urllib.error.HTTPError) as cm:
+            urllib.request.urlopen(bad, timeout=60)
+        self.assertEqual(cm.exception.code, 403)
+        # HEAD answers from the metadata, a blob not in the repository is no redirect
+        head = self.reg.head_blob("itest/redirect/raw", digest)
+        self.assertEqual(head.status, 200)
+        self.assertEqual(int(head.header("Content-Length")), len(data))
+        self.assertIsNone(head.header("Location"))
+        self.assertEqual(self.reg.get_blob("itest/redirect/other", digest).status, 404)
+        # manifests are served by berth
+        image = h.build_image(layer_count=1)
+        self.reg.push_image("itest/redirect/raw", image, tag="v1")
+        resp = self.reg.get_manifest("itest/redirect/raw", "v1")
+        self.assertEqual(resp.status, 200)
+        self.assertEqual(resp.body, image.manifest)
+
+    def test_skopeo_and_crane_follow_it(self):
+        image = h.build_image(layer_count=2, layer_size=512 * 1024)
+        h.expect_status(self.reg.push_image("itest/redirect/tools", image, tag="v1"), 201)
+        before = self.redirects_seen()
+        sk = c.Skopeo(self.work)
+        out = os.path.join(self.work, "skopeo-out")
+        sk.run("copy", "--src-tls-verify=false", "--src-no-creds",
+               "docker://%s/itest/redirect/tools:v1" % self.host, "oci:%s:v1" % out)
+        self.assertEqual(h.read_oci_layout_blob(out, image.digest), image.manifest)
+        for digest, data in image.blobs.items():
+            self.assertEqual(h.read_oci_layout_blob(out, digest), data)
+        after_skopeo = self.redirects_seen()
+        self.assertGreaterEqual(after_skopeo - before, len(image.blobs))
+
+        env = {k: v for k, v in os.environ.items() if not k.startswith("DOCKER_")}
+        env.update({"DOCKER_CONFIG": os.path.join(self.work, "crane-config"),
+                    "HOME": self.work})
+        for digest, data in image.blobs.items():
+            got = d.run_client([crane_bin(), "blob", "--insecure",
+                                "%s/itest/redirect/tools@%s" % (self.host, digest)], env)
+            self.assertEqual(got.raw, data)
+        self.assertGreaterEqual(self.redirects_seen() - after_skopeo, len(image.blobs))
+
+    def test_docker_and_ctr_follow_it(self):
+        work = d.scratch_dir("berth-s3-daemons-")
+        self.addCleanup(subprocess.run, ["rm", "-rf", work])
+        dockerd = d.Dockerd(os.path.join(work, "docker"))
+        containerd = d.Containerd(os.path.join(work, "ctrd"))
+        for daemon in (dockerd, containerd):
+            self.addCleanup(daemon.stop)
+            daemon.start()
+
+        # docker pushes through berth, forgets the image and pulls it back through Swift
+        saved = d.SavedImage("itest/s3/redirect:v1", sizes=[2 * MIB, 4096])
+        path = os.path.join(dockerd.work, "load.tar")
+        with open(path, "wb") as f:
+            f.write(saved.archive())
+        dockerd.docker("load", "-i", path)
+        ref = "%s/itest/redirect/docker:v1" % self.host
+        dockerd.docker("tag", saved.tag, ref)
+        dockerd.docker("push", ref)
+        dockerd.docker("rmi", "--force", ref, saved.tag)
+        before = self.redirects_seen()
+        dockerd.docker("pull", ref)
+        doc = json.loads(dockerd.docker("image", "inspect", ref).out)[0]
+        self.assertEqual(doc["Id"], saved.image_id)
+        self.assertEqual(doc["RootFS"]["Layers"], saved.diff_ids)
+        self.assertGreaterEqual(self.redirects_seen() - before, 3)  # config and two layers
+
+        # ctr pulls (and unpacks) an image pushed through berth's API
+        image = h.build_image(layer_count=2, layer_size=256 * 1024)
+        h.expect_status(self.reg.push_image("itest/redirect/ctr", image, tag="v1"), 201)
+        before = self.redirects_seen()
+        ref = "%s/itest/redirect/ctr:v1" % self.host
+        containerd.ctr("images", "pull", "--plain-http", ref)
+        self.assertEqual(containerd.ctr("content", "get", image.digest).raw, image.manifest)
+        for digest, data in image.blobs.items():
+            self.assertEqual(containerd.ctr("content", "get", digest).raw, data, digest)
+        self.assertGreaterEqual(self.redirects_seen() - before, len(image.blobs))
 
 
 if __name__ == "__main__":

@@ -178,6 +178,7 @@ static void test_storage_backend(void)
     CHECK_STR(cfg.storage_backend, "filesystem");
     CHECK_STR(cfg.storage_s3_region, "us-east-1");
     CHECK(!cfg.storage_s3_path_style);
+    CHECK(!cfg.storage_s3_redirect);
     CHECK_INT(config_validate(&cfg, err, sizeof(err)), BERTH_OK);
     CHECK_INT(config_set(&cfg, "storage.backend", "s3", err, sizeof(err)), BERTH_OK);
     CHECK_INT(config_validate(&cfg, err, sizeof(err)), BERTH_EINVAL);
@@ -192,6 +193,8 @@ static void test_storage_backend(void)
     CHECK_INT(config_set(&cfg, "storage.s3.path_style", "true", err, sizeof(err)), BERTH_OK);
     CHECK_INT(config_validate(&cfg, err, sizeof(err)), BERTH_OK);
     CHECK(cfg.storage_s3_path_style);
+    CHECK_INT(config_set(&cfg, "storage.s3.redirect", "true", err, sizeof(err)), BERTH_OK);
+    CHECK(cfg.storage_s3_redirect);
     CHECK_INT(config_set(&cfg, "storage.backend", "gcs", err, sizeof(err)), BERTH_OK);
     CHECK_INT(config_validate(&cfg, err, sizeof(err)), BERTH_EINVAL);
     CHECK(strstr(err, "storage.backend") != NULL);

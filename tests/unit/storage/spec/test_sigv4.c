@@ -269,6 +269,32 @@ static void test_s3_sign(void)
     CHECK(strstr(out, "d8c5eb5b85c8afa6372263552e07a455b7d7fa0b02335ca1bd9b09c6c6201097") == NULL);
 }
 
+/* Presigned URLs: AWS's published example ("Authenticating Requests:
+ * Using Query Parameters") and botocore's S3SigV4QueryAuth for a path-style
+ * key with encoded bytes. */
+static void test_s3_presign(void)
+{
+    struct sigv4_credentials c = {S3_AKID, S3_SECRET, "us-east-1", "s3", true};
+    int64_t t = 1369353600; /* 20130524T000000Z */
+    char out[1024];
+    CHECK_INT(sigv4_presign("GET", "/test.txt", "examplebucket.s3.amazonaws.com", &c, t, 86400, out,
+                            sizeof(out)),
+              BERTH_OK);
+    CHECK_STR(out, "X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=AKIAIOSFODNN7EXAMPLE%2F"
+                   "20130524%2Fus-east-1%2Fs3%2Faws4_request&X-Amz-Date=20130524T000000Z&"
+                   "X-Amz-Expires=86400&X-Amz-SignedHeaders=host&X-Amz-Signature="
+                   "aeeed9bbccd4d02ee5c0109b86d86835f995330da4c265957d157751f604d404");
+    CHECK_INT(sigv4_presign("GET", "/bkt/pre%20fix/a%2Bb", "127.0.0.1:8080", &c, t, 86400, out,
+                            sizeof(out)),
+              BERTH_OK);
+    CHECK(strstr(out, "X-Amz-Signature="
+                      "530c3cb3b56786fa79495baba87b0e55dc777f9753037172eeac6941198f4e3b") != NULL);
+    CHECK_INT(sigv4_presign("GET", "/test.txt", "h", &c, t, 0, out, sizeof(out)), BERTH_EINVAL);
+    CHECK_INT(sigv4_presign("GET", "/test.txt", "h", &c, t, 604801, out, sizeof(out)),
+              BERTH_EINVAL);
+    CHECK_INT(sigv4_presign("GET", "/test.txt", "h", &c, t, 60, out, 100), BERTH_ETOOBIG);
+}
+
 static void test_botocore_cases(void)
 {
     struct treq t;
@@ -938,6 +964,7 @@ int main(void)
     RUN(test_vector_verify);
     RUN(test_vector_sign);
     RUN(test_s3_sign);
+    RUN(test_s3_presign);
     RUN(test_botocore_cases);
     RUN(test_canonical_parts);
     RUN(test_security);
