@@ -8,6 +8,7 @@ through boto3 and the AWS CLI v1."""
 
 import base64
 import json
+import os
 import time
 
 import auth_helpers as a
@@ -150,6 +151,25 @@ class ReplicationCopyTest(e.ModernEcrTestCase):
         self.assertNotIn(self.b_key[1], log)
         self.assertNotIn(self.b_key[1], self.b.log_text())
 
+    def test_skopeo_push_and_pull(self):
+        # a real client pushes a multi-arch image with a 6 MiB layer to A, and pulls it
+        # from B with B's key, digests preserved
+        sk = e.c.Skopeo(self.work)
+        big = h.build_image(layer_count=1, layer_size=6 << 20)
+        small = h.build_image(arch="arm64")
+        index = h.Index([big, small], platforms=[{"os": "linux", "architecture": "amd64"},
+                                                 {"os": "linux", "architecture": "arm64"}])
+        sk.push(self.server, {"v1": index}, "rep/skopeo")
+        self.assertReplicated("rep/skopeo", "v1", index)
+        out = os.path.join(self.work, "pulled")
+        sk.run("copy", "--all", "--preserve-digests", "--src-tls-verify=false",
+               "--src-creds", "%s:%s" % self.b_key,
+               "docker://127.0.0.1:%d/rep/skopeo:v1" % self.b.port, "oci:%s:v1" % out)
+        with open(os.path.join(out, "index.json")) as f:
+            self.assertEqual(json.load(f)["manifests"][0]["digest"], index.digest)
+        self.assertEqual(h.read_oci_layout_blob(out, big.layer_digests[0]),
+                         big.blobs[big.layer_digests[0]])
+
     def test_put_image_and_cli(self):
         # ECR PutImage on A (blobs through /v2) is replicated too; the CLI reads the status
         img = h.build_image(layer_count=1)
@@ -255,15 +275,17 @@ class ReplicationCopyTest(e.ModernEcrTestCase):
 
 
 class TemplateDestinationTest(e.ModernEcrTestCase):
-    """A berth destination that creates no repository on a push (auto-create off, as ECR):
-    a replicated push from a key allowed ecr:ReplicateImage creates the repository with the
-    destination's REPLICATION creation template (ECR's defaults when none covers it); a
-    key without it is an ordinary push, refused, and the copy FAILED."""
+    """A berth destination that creates no repository on a push (auto-create off, as ECR)
+    and speaks Docker's token protocol (auth.scheme bearer: A fetches tokens from its
+    realm): a replicated push from a key allowed ecr:ReplicateImage creates the repository
+    with the destination's REPLICATION creation template (ECR's defaults when none covers
+    it); a key without it is an ordinary push, refused, and the copy FAILED."""
 
     @classmethod
     def setUpClass(cls):
         cls.b = h.Server(config={"registry": {"region": B_REGION, "id": B_ID},
-                                 "storage": {"auto_create_repositories": False}})
+                                 "storage": {"auto_create_repositories": False},
+                                 "auth": {"scheme": "bearer"}})
         cls.addClassCleanup(cls.b.cleanup)
         cls.b.start()
         admin = a.keys_create(cls.b, "admin")
@@ -329,6 +351,9 @@ class TemplateDestinationTest(e.ModernEcrTestCase):
         self.assertEqual(st, [{"region": "eu-central-1", "registryId": B_ID,
                                "status": "FAILED", "failureCode": "REPOSITORY_NOT_FOUND"}])
         self.assertNotIn("plain/app", repos)
+        # A authenticated with tokens from B's realm
+        self.assertRegex(self.b.log_text(), r"event=access method=GET path=/v2/token\S* "
+                                            r"status=200")
 
 
 class DistributionPeerTest(e.ModernEcrTestCase):
