@@ -572,6 +572,31 @@ async function referrersOf(repo, digests, progress) {
   return out;
 }
 
+const INDEX_TYPES = ["application/vnd.oci.image.index.v1+json", "application/vnd.docker.distribution.manifest.list.v2+json"];
+
+function platformName(p) {
+  return p ? [p.os, p.architecture, p.variant].filter(Boolean).join("/") : "";
+}
+
+// The manifests of each index ({digest, platform}), read through /v2, six at a time.
+async function indexChildren(repo, indexes) {
+  const out = new Map();
+  const queue = indexes.map((i) => i.imageDigest);
+  async function worker() {
+    while (queue.length) {
+      const d = queue.shift();
+      try {
+        const m = JSON.parse((await v2(repo + "/manifests/" + d, MANIFEST_TYPES)).text);
+        out.set(d, (m.manifests || []).map((c) => ({ digest: c.digest, platform: platformName(c.platform) })));
+      } catch (e) {
+        if (sessionEnded(e)) throw e;
+      }
+    }
+  }
+  await Promise.all([worker(), worker(), worker(), worker(), worker(), worker()]);
+  return out;
+}
+
 function artifactKind(type) {
   const t = type || "";
   if (/sigstore|signature|notary|cosign/i.test(t)) return "signature";
@@ -603,13 +628,24 @@ async function repositoryPage(repo) {
   });
   const isReferrer = new Set();
   for (const list of referrers.values()) for (const r of list) isReferrer.add(r.digest);
+  // an index's platforms, and its manifests listed under it
+  const children = await indexChildren(repo, images.filter((i) => INDEX_TYPES.includes(i.imageManifestMediaType)));
   const byDigest = new Map(images.map((i) => [i.imageDigest, i]));
+  const isChild = new Set();
+  for (const [digest, list] of children) {
+    byDigest.get(digest).platforms = list.map((x) => x.platform);
+    for (const x of list) if (byDigest.has(x.digest) && x.digest !== digest) isChild.add(x.digest);
+  }
   const body = el("tbody", {});
   const heads = ["Tags", "Digest", "Size", "Pushed", "Last pull", "Scan", "Media type"];
   if (mayDelete) heads.push("Actions");
-  const top = images.filter((i) => !isReferrer.has(i.imageDigest));
+  const top = images.filter((i) => !isReferrer.has(i.imageDigest) && !isChild.has(i.imageDigest));
   const addRows = (img, referrer, depth) => {
     body.append(imageRow(repo, img, mayDelete, status, referrer, depth));
+    for (const c of depth < 3 ? children.get(img.imageDigest) || [] : []) {
+      const detail = byDigest.get(c.digest);
+      if (detail) addRows(detail, { platform: c.platform }, depth + 1);
+    }
     for (const r of depth < 3 ? referrers.get(img.imageDigest) || [] : []) {
       const detail = byDigest.get(r.digest);
       if (detail) addRows(detail, r, depth + 1);
@@ -619,7 +655,7 @@ async function repositoryPage(repo) {
   const newest = top[0] || images[0];
   const ref = host() + "/" + repo + ((newest.imageTags || []).length ? ":" + newest.imageTags.slice().sort()[0] : "@" + newest.imageDigest);
   show(repoCrumbs(repo), el("h1", { text: repo }), repoTabs(repo, "images"), status,
-    el("p", { class: "muted", text: top.length + (top.length === 1 ? " image" : " images") + (isReferrer.size ? " and " + isReferrer.size + " referrers" : "") + (mayDelete ? "" : " · your key may not delete images here") }),
+    el("p", { class: "muted", text: top.length + (top.length === 1 ? " image" : " images") + (isChild.size ? ", " + isChild.size + " platform manifests" : "") + (isReferrer.size ? " and " + isReferrer.size + " referrers" : "") + (mayDelete ? "" : " · your key may not delete images here") }),
     tableWrap(el("caption", { class: "visually-hidden", text: "Images of " + repo }),
       el("thead", {}, el("tr", {}, heads.map((h) => el("th", { scope: "col", text: h })))), body),
     pullCommands(ref));
@@ -628,7 +664,7 @@ async function repositoryPage(repo) {
 function imageRow(repo, img, mayDelete, status, referrer, depth) {
   const tags = (img.imageTags || []).slice().sort();
   const tagCell = el("td", { class: "tags" });
-  if (referrer) tagCell.append(el("span", { class: "kind", style: undefined, "data-depth": String(depth), text: "↳ " + artifactKind(referrer.artifactType) }), " ");
+  if (referrer) tagCell.append(el("span", { class: "kind", "data-depth": String(depth), text: "↳ " + (referrer.platform !== undefined ? referrer.platform || "platform unknown" : artifactKind(referrer.artifactType)) }), " ");
   else if (tags.length === 0) tagCell.append(el("span", { class: "muted", text: "untagged" }));
   for (const t of tags) {
     const chip = el("span", { class: "tag" }, t);
@@ -660,14 +696,15 @@ function imageRow(repo, img, mayDelete, status, referrer, depth) {
       },
     }, "Delete"));
   }
-  return el("tr", { class: referrer ? "referrer" : undefined },
+  const media = ((referrer && referrer.artifactType) || img.imageManifestMediaType || "").replace(/^application\/(vnd\.)?/, "");
+  return el("tr", { class: referrer ? (referrer.platform !== undefined ? "referrer child" : "referrer") : undefined },
     tagCell,
     el("td", { class: "nowrap" }, el("a", { href: "#/image/" + encodeURIComponent(repo) + "/" + img.imageDigest, class: "mono", title: img.imageDigest, text: shortDigest(img.imageDigest) }), " ", copyButton(img.imageDigest, "digest")),
     el("td", { class: "num", text: fmtSize(img.imageSizeInBytes) }),
     el("td", { class: "nowrap", text: fmtTime(img.imagePushedAt) }),
     el("td", { class: "nowrap", text: img.lastRecordedPullTime ? fmtTime(img.lastRecordedPullTime) : "never" }),
     referrer && !img.imageScanStatus ? el("td", { class: "muted", text: "–" }) : scanCell(img),
-    el("td", { class: "muted small media", text: ((referrer && referrer.artifactType) || img.imageManifestMediaType || "").replace(/^application\/(vnd\.)?/, "") }),
+    el("td", { class: "muted small media" }, media, img.platforms && img.platforms.length ? el("div", { class: "platforms", text: img.platforms.map((p) => p || "?").join(", ") }) : null),
     mayDelete ? actions : null);
 }
 
