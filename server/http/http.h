@@ -10,6 +10,7 @@
 #ifndef BERTH_SERVER_HTTP_H
 #define BERTH_SERVER_HTTP_H
 
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -29,6 +30,7 @@ struct MHD_Daemon;
 struct acceptor;
 struct admit;
 struct admit_entry;
+struct stream_ctx;
 struct guard;
 struct guard_slot;
 struct jobs;
@@ -65,10 +67,13 @@ struct server {
     const struct http_api *const *apis; /* borrowed from server_start */
     size_t api_count;
     struct MHD_Daemon *daemon;
-    struct guard *guard;       /* head deadline and body rate (server/http/guard.c) */
-    struct acceptor *acceptor; /* the listening socket (server/http/accept.c) */
-    struct admit *admit;       /* large bodies sent at once (server/http/admit.c); NULL: no cap */
-    atomic_int refused_left;   /* waiting bodies refused at stop, not yet answered */
+    struct guard *guard;        /* head deadline and body rate (server/http/guard.c) */
+    struct acceptor *acceptor;  /* the listening socket (server/http/accept.c) */
+    struct admit *admit;        /* large bodies sent at once (server/http/admit.c); NULL: no cap */
+    atomic_int refused_left;    /* waiting bodies refused at stop, not yet answered */
+    pthread_mutex_t streams_mu; /* guards the two below */
+    struct stream_ctx *streams; /* streamed bodies alive (httpd.c) */
+    bool streams_closed;        /* server_stop has ended them */
     uint16_t port;
     struct sockaddr_storage probe_addr; /* the listening address (server_probe) */
     unsigned threads;

@@ -176,15 +176,21 @@ struct http_response *http_resp_fd(int fd, uint64_t offset, uint64_t len)
 }
 
 /* A streamed body. A read that has nothing yet suspends the connection
- * until the producer's wake; mu orders the two, whichever comes first. */
+ * until the producer's wake; mu orders the two, whichever comes first.
+ * Every stream is on its server's list (streams_mu, taken before mu), so
+ * that server_stop can wake the sleeping ones: libmicrohttpd 0.9.75 aborts
+ * the process when it is stopped with a connection suspended. */
 struct stream_ctx {
     http_read_fn read;
     void (*done)(void *arg);
     void *arg;
     struct MHD_Connection *conn;
+    struct server *srv;
+    struct stream_ctx *prev, *next; /* srv->streams, under srv->streams_mu */
     pthread_mutex_t mu;
     bool suspended; /* the connection sleeps until stream_wake */
     bool woken;     /* a wake came before the connection slept */
+    bool aborted;   /* the server stops: end the body with an error */
 };
 
 static void stream_wake(void *wake_arg)
@@ -203,9 +209,19 @@ static void stream_wake(void *wake_arg)
 static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max)
 {
     struct stream_ctx *c = cls;
+    pthread_mutex_lock(&c->mu);
+    bool aborted = c->aborted;
+    pthread_mutex_unlock(&c->mu);
+    if (aborted) {
+        return MHD_CONTENT_READER_END_WITH_ERROR;
+    }
     long long n = c->read(c->arg, pos, buf, max, stream_wake, c);
     if (n == HTTP_READ_WAIT) {
         pthread_mutex_lock(&c->mu);
+        if (c->aborted) {
+            pthread_mutex_unlock(&c->mu);
+            return MHD_CONTENT_READER_END_WITH_ERROR; /* never sleep once stopping */
+        }
         if (c->woken) {
             c->woken = false; /* progress already: read again at once */
         } else {
@@ -227,6 +243,17 @@ static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max)
 static void stream_free(void *cls)
 {
     struct stream_ctx *c = cls;
+    struct server *srv = c->srv;
+    pthread_mutex_lock(&srv->streams_mu);
+    if (c->prev != NULL) {
+        c->prev->next = c->next;
+    } else {
+        srv->streams = c->next;
+    }
+    if (c->next != NULL) {
+        c->next->prev = c->prev;
+    }
+    pthread_mutex_unlock(&srv->streams_mu);
     c->done(c->arg);
     pthread_mutex_destroy(&c->mu);
     free(c);
@@ -243,13 +270,24 @@ struct http_response *http_resp_stream(struct request *req, uint64_t len, http_r
     c->done = done;
     c->arg = arg;
     c->conn = req->conn;
+    c->srv = req->srv;
     pthread_mutex_init(&c->mu, NULL);
     struct MHD_Response *r = MHD_create_response_from_callback(
         len == HTTP_LEN_UNKNOWN ? MHD_SIZE_UNKNOWN : len, 64 * 1024, stream_read, c, stream_free);
     if (r == NULL) {
         pthread_mutex_destroy(&c->mu);
         free(c);
+        return NULL;
     }
+    struct server *srv = req->srv;
+    pthread_mutex_lock(&srv->streams_mu);
+    c->aborted = srv->streams_closed;
+    c->next = srv->streams;
+    if (c->next != NULL) {
+        c->next->prev = c;
+    }
+    srv->streams = c;
+    pthread_mutex_unlock(&srv->streams_mu);
     return wrap(r);
 }
 
@@ -1136,6 +1174,7 @@ enum berth_err server_start(const struct berth_config *cfg, struct store *store,
     }
     srv->cfg = cfg;
     srv->store = store;
+    pthread_mutex_init(&srv->streams_mu, NULL);
     srv->apis = apis;
     srv->api_count = api_count;
     uint32_t prefix = 0;
@@ -1307,6 +1346,28 @@ void server_attach_jobs(struct server *srv, struct jobs *jobs)
     atomic_store(&srv->jobs, jobs);
 }
 
+/* End every streamed body: the sleeping ones are woken to fail (the
+ * client sees a cut body), later reads fail at once. Returns how many were
+ * asleep. */
+static int streams_abort(struct server *srv)
+{
+    int woken = 0;
+    pthread_mutex_lock(&srv->streams_mu);
+    srv->streams_closed = true;
+    for (struct stream_ctx *c = srv->streams; c != NULL; c = c->next) {
+        pthread_mutex_lock(&c->mu);
+        c->aborted = true;
+        if (c->suspended) {
+            c->suspended = false;
+            MHD_resume_connection(c->conn);
+            woken++;
+        }
+        pthread_mutex_unlock(&c->mu);
+    }
+    pthread_mutex_unlock(&srv->streams_mu);
+    return woken;
+}
+
 /* How long bodies refused at stop have to send their 503. */
 #define STOP_REFUSE_MS 2000
 
@@ -1346,9 +1407,15 @@ void server_stop(struct server *srv, int64_t drain_ms)
                      atomic_load(&srv->refused_left));
         }
     }
+    int streams = streams_abort(srv);
+    if (streams > 0) {
+        log_warn("event=streams_cut count=%d msg=\"bodies still waiting for bytes at stop\"",
+                 streams);
+    }
     MHD_stop_daemon(srv->daemon);
     admit_stop(srv->admit);
     guard_stop(srv->guard);
+    pthread_mutex_destroy(&srv->streams_mu);
     auth_free(srv->auth);
     tls_free(srv->tls);
     free(srv);
