@@ -103,6 +103,16 @@ extern const struct meta_driver meta_postgres_driver;
  * (another driver); *held (optional) tells whether a writer holds it. */
 int64_t meta_sqlite_writers_waiting(struct meta *m, bool *held);
 
+/* For tests: how many write commits m's SQLite database has had in this
+ * process and how many syncs of its log made them durable (group commit,
+ * sqlite.c); zeros for another driver. */
+void meta_sqlite_group_stats(struct meta *m, uint64_t *commits, uint64_t *syncs);
+
+/* For tests: when set, called before each sync of a SQLite log; a
+ * non-zero return makes that sync fail. Set it only while no connection
+ * commits. */
+extern int (*meta_sqlite_sync_hook)(void);
+
 struct meta_stmt_slot {
     const char *sql; /* static string: the cache key is its address */
     struct meta_stmt *stmt;

@@ -13,6 +13,25 @@
  * one that had waited long. The queue only orders this process's
  * writers: SQLite's lock is still what excludes, and the busy handler
  * still waits for other processes (berth gc beside berth serve).
+ *
+ * Group commit. With every commit durable (sync_full), SQLite's own
+ * synchronous=FULL would fsync the write-ahead log inside the write lock,
+ * so that each writer waited for the disk once and every other writer
+ * waited for all of them. Instead the connection runs with
+ * synchronous=NORMAL (the log is still synced before each checkpoint and
+ * whenever its header is rewritten, so it stays consistent) and the
+ * driver syncs the log itself after COMMIT, once the next writer is in:
+ * each commit is numbered (in log order, since a number is taken after the
+ * commit's frames are written), one writer at a time syncs the log up to
+ * the highest number taken so far, and every commit at or below it
+ * returns. A commit returns only when its frames, and all frames before
+ * them, are on disk, as with FULL; but one fsync serves all the writers
+ * that committed while the previous one ran. A failed sync is final for
+ * the process (the kernel may have dropped the pages it could not write,
+ * so a later sync could succeed over a hole in the log): every commit
+ * after it fails. What is committed but not yet synced is visible to
+ * other connections; every write of theirs syncs through it before it
+ * returns, so nothing acknowledged can depend on a commit that is lost.
  */
 #include "meta_int.h"
 
@@ -42,7 +61,8 @@ struct sq_waiter {
 };
 
 /* The queue of one database file's writers in this process, shared by
- * every connection to that file (found by device and inode). */
+ * every connection to that file (found by device and inode), and its
+ * group commit. */
 struct sq_writers {
     dev_t dev;
     ino_t ino;
@@ -51,8 +71,17 @@ struct sq_writers {
     bool held;                     /* a writer is between acquire and release */
     struct sq_waiter *head, *tail; /* waiting, first come first */
     int64_t waiting;               /* how many are queued (tests watch it) */
+    /* group commit, under mu */
+    pthread_cond_t synced_cv; /* a sync ended */
+    uint64_t committed;       /* commits numbered so far */
+    uint64_t synced;          /* every commit up to this number is on disk */
+    bool syncing;             /* a writer is syncing the log */
+    bool sync_failed;         /* a sync failed: no commit is durable any more */
+    uint64_t syncs;           /* syncs done (tests watch it) */
     struct sq_writers *next;
 };
+
+int (*meta_sqlite_sync_hook)(void);
 
 static pthread_mutex_t writers_mu = PTHREAD_MUTEX_INITIALIZER;
 static struct sq_writers *writers_list;
@@ -62,6 +91,8 @@ struct meta_conn {
     struct sq_writers *writers; /* NULL: not queued (the file could not be stat'ed) */
     bool queued_txn;            /* holds the queue for a write transaction */
     bool queued_auto;           /* holds it for one autocommit write statement */
+    bool group_sync;            /* commits are synced by wait_durable, not SQLite */
+    bool sync_error;            /* the last failure was wait_durable's */
 };
 
 struct sqlite_stmt {
@@ -89,6 +120,7 @@ static struct sq_writers *writers_get(const char *path)
             w->dev = sb.st_dev;
             w->ino = sb.st_ino;
             pthread_mutex_init(&w->mu, NULL);
+            pthread_cond_init(&w->synced_cv, NULL);
             w->next = writers_list;
             writers_list = w;
         }
@@ -112,6 +144,7 @@ static void writers_put(struct sq_writers *w)
             pp = &(*pp)->next;
         }
         *pp = w->next;
+        pthread_cond_destroy(&w->synced_cv);
         pthread_mutex_destroy(&w->mu);
         free(w);
     }
@@ -201,6 +234,88 @@ int64_t meta_sqlite_writers_waiting(struct meta *m, bool *held)
     return n;
 }
 
+void meta_sqlite_group_stats(struct meta *m, uint64_t *commits, uint64_t *syncs)
+{
+    struct sq_writers *w = m->drv == &meta_sqlite_driver ? m->conn->writers : NULL;
+    *commits = 0;
+    *syncs = 0;
+    if (w != NULL) {
+        pthread_mutex_lock(&w->mu);
+        *commits = w->committed;
+        *syncs = w->syncs;
+        pthread_mutex_unlock(&w->mu);
+    }
+}
+
+/* Number a commit whose frames are in the log (before leaving the queue,
+ * though the order only needs the frames written first). */
+static uint64_t commit_number(struct sq_writers *w)
+{
+    pthread_mutex_lock(&w->mu);
+    uint64_t n = ++w->committed;
+    pthread_mutex_unlock(&w->mu);
+    return n;
+}
+
+/* fsync the write-ahead log through c's own handle of it, as SQLite's
+ * synchronous=FULL would (the VFS's xSync: fdatasync, and the directory
+ * once after the log was created). */
+static bool sync_log(struct meta_conn *c)
+{
+    if (meta_sqlite_sync_hook != NULL && meta_sqlite_sync_hook() != 0) {
+        return false;
+    }
+    sqlite3_file *f = NULL;
+    if (sqlite3_file_control(c->db, "main", SQLITE_FCNTL_JOURNAL_POINTER, &f) != SQLITE_OK ||
+        f == NULL || f->pMethods == NULL) {
+        log_error("event=db_error op=sync msg=\"no write-ahead log to sync\"");
+        return false;
+    }
+    int rc = f->pMethods->xSync(f, SQLITE_SYNC_NORMAL);
+    if (rc != SQLITE_OK) {
+        log_error("event=db_error op=sync code=%d msg=\"write-ahead log sync failed\"", rc);
+        return false;
+    }
+    return true;
+}
+
+/* Return once commit n is on disk: wait for the sync under way, or be the
+ * one that syncs everything committed so far. BERTH_EIO (logged) when a
+ * sync failed, this one or any before. */
+static enum berth_err wait_durable(struct meta_conn *c, uint64_t n)
+{
+    struct sq_writers *w = c->writers;
+    pthread_mutex_lock(&w->mu);
+    while (w->synced < n && !w->sync_failed) {
+        if (w->syncing) {
+            pthread_cond_wait(&w->synced_cv, &w->mu);
+            continue;
+        }
+        w->syncing = true;
+        uint64_t upto = w->committed;
+        pthread_mutex_unlock(&w->mu);
+        bool ok = sync_log(c);
+        pthread_mutex_lock(&w->mu);
+        w->syncing = false;
+        w->syncs++;
+        if (!ok) {
+            w->sync_failed = true;
+        } else if (upto > w->synced) {
+            w->synced = upto;
+        }
+        pthread_cond_broadcast(&w->synced_cv);
+    }
+    bool durable = w->synced >= n;
+    pthread_mutex_unlock(&w->mu);
+    c->sync_error = !durable;
+    if (!durable) {
+        log_error("event=db_error op=commit msg=\"the commit is not durable: a write-ahead log "
+                  "sync failed\"");
+        return BERTH_EIO;
+    }
+    return BERTH_OK;
+}
+
 /* Leave the queue if this connection holds it. */
 static void conn_release(struct meta_conn *c)
 {
@@ -224,6 +339,10 @@ static enum berth_err code_err(int code)
 
 static enum berth_err sq_error(struct meta_conn *c, const char *what)
 {
+    if (c->sync_error) {
+        /* logged by wait_durable */
+        return BERTH_EIO;
+    }
     int code = sqlite3_extended_errcode(c->db);
     log_error("event=db_error op=%s code=%d msg=\"%s\"", what, code, sqlite3_errmsg(c->db));
     return code_err(code);
@@ -270,6 +389,19 @@ static void protect_files(const char *path)
     }
 }
 
+static bool in_wal_mode(struct meta_conn *c)
+{
+    sqlite3_stmt *st = NULL;
+    bool wal = false;
+    if (sqlite3_prepare_v2(c->db, "PRAGMA journal_mode", -1, &st, NULL) == SQLITE_OK &&
+        sqlite3_step(st) == SQLITE_ROW) {
+        const char *mode = (const char *)sqlite3_column_text(st, 0);
+        wal = mode != NULL && strcmp(mode, "wal") == 0;
+    }
+    sqlite3_finalize(st);
+    return wal;
+}
+
 static void sq_close(struct meta_conn *c)
 {
     if (c != NULL) {
@@ -298,7 +430,13 @@ static enum berth_err sq_open(const char *path, bool sync_full, struct meta_conn
     sqlite3_extended_result_codes(c->db, 1);
     enum berth_err rc = sq_exec(c, "PRAGMA journal_mode=WAL", "pragma");
     if (rc == BERTH_OK) {
-        rc = sq_exec(c, sync_full ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL",
+        c->writers = writers_get(path);
+        /* group commit needs the log; without it (a file system that
+         * cannot map SQLite's shared memory) SQLite syncs each commit */
+        c->group_sync = sync_full && c->writers != NULL && in_wal_mode(c);
+        rc = sq_exec(c,
+                     sync_full && !c->group_sync ? "PRAGMA synchronous=FULL"
+                                                 : "PRAGMA synchronous=NORMAL",
                      "pragma");
     }
     if (rc == BERTH_OK) {
@@ -308,13 +446,13 @@ static enum berth_err sq_open(const char *path, bool sync_full, struct meta_conn
         sq_close(c);
         return rc;
     }
-    c->writers = writers_get(path);
     *out = c;
     return BERTH_OK;
 }
 
 static enum berth_err sq_begin_write(struct meta_conn *c)
 {
+    c->sync_error = false;
     if (c->writers != NULL && !c->queued_txn && !c->queued_auto) {
         c->queued_txn = writers_acquire(c->writers);
     }
@@ -332,9 +470,15 @@ static enum berth_err sq_begin_read(struct meta_conn *c)
 
 static enum berth_err sq_commit(struct meta_conn *c)
 {
+    c->sync_error = false;
+    bool wrote = sqlite3_txn_state(c->db, NULL) == SQLITE_TXN_WRITE;
     enum berth_err rc = sq_exec(c, "COMMIT", "commit");
+    uint64_t n = rc == BERTH_OK && wrote && c->group_sync ? commit_number(c->writers) : 0;
     if (rc == BERTH_OK || sqlite3_get_autocommit(c->db)) {
-        conn_release(c);
+        conn_release(c); /* the next writer goes on while this one syncs */
+    }
+    if (n != 0) {
+        rc = wait_durable(c, n);
     }
     return rc;
 }
@@ -416,26 +560,41 @@ static struct meta_conn *conn_of(struct meta_stmt *st)
 
 static void sq_reset(struct meta_stmt *st)
 {
-    sqlite3_reset(raw(st));
-    sqlite3_clear_bindings(raw(st));
     struct meta_conn *c = conn_of(st);
+    /* a write statement outside a transaction that stopped at a row
+     * commits here (none does today: no SQLite text uses RETURNING) */
+    bool commits = c->group_sync && sqlite3_stmt_busy(raw(st)) && !sqlite3_stmt_readonly(raw(st)) &&
+                   sqlite3_get_autocommit(c->db);
+    int rc = sqlite3_reset(raw(st));
+    sqlite3_clear_bindings(raw(st));
+    uint64_t n = commits && rc == SQLITE_OK ? commit_number(c->writers) : 0;
     if (c->queued_auto) {
         conn_release(c); /* the statement's own transaction ended */
+    }
+    if (n != 0) {
+        (void)wait_durable(c, n); /* a failure is logged and fails every later commit */
     }
 }
 
 static enum meta_step sq_step(struct meta_stmt *st)
 {
     struct meta_conn *c = conn_of(st);
+    c->sync_error = false;
     /* A write outside a transaction is a transaction of its own: it
-     * queues like one, until the statement is done. */
-    if (c->writers != NULL && !c->queued_txn && !c->queued_auto && sqlite3_get_autocommit(c->db) &&
-        !sqlite3_stmt_readonly(raw(st)) && !sqlite3_stmt_busy(raw(st))) {
+     * queues like one, until the statement is done, and is synced like
+     * one. */
+    bool own_txn = sqlite3_get_autocommit(c->db) && !sqlite3_stmt_readonly(raw(st)) &&
+                   !sqlite3_stmt_busy(raw(st));
+    if (own_txn && c->writers != NULL && !c->queued_txn && !c->queued_auto) {
         c->queued_auto = writers_acquire(c->writers);
     }
     int rc = sqlite3_step(raw(st));
+    uint64_t n = own_txn && c->group_sync && rc == SQLITE_DONE ? commit_number(c->writers) : 0;
     if (c->queued_auto && rc != SQLITE_ROW) {
         conn_release(c);
+    }
+    if (n != 0 && wait_durable(c, n) != BERTH_OK) {
+        return META_STEP_ERROR;
     }
     return rc == SQLITE_ROW ? META_STEP_ROW : rc == SQLITE_DONE ? META_STEP_DONE : META_STEP_ERROR;
 }

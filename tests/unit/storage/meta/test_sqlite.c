@@ -1,11 +1,13 @@
 /* Unit tests for storage/meta/sqlite.c: the writer queue (this process's
  * writers of one database take SQLite's write lock in the order they came,
- * each woken as the one before it finishes). Always on SQLite, also in the
- * PostgreSQL pass. Worker threads record what they saw; only the main
- * thread checks. */
+ * each woken as the one before it finishes) and group commit (one sync of
+ * the log makes every commit made while the previous sync ran durable).
+ * Always on SQLite, also in the PostgreSQL pass. Worker threads record
+ * what they saw; only the main thread checks. */
 #include "unit.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -153,9 +155,179 @@ static void test_queue_released_on_every_end(void)
     file_remove_tree(root);
 }
 
+/* ---- group commit ---- */
+
+#define GROUP_WRITERS 6
+
+static struct meta *group_watch; /* the main thread's connection */
+static _Atomic int group_hook_calls;
+static uint64_t group_base; /* commits before the test's */
+
+static uint64_t commits_now(void)
+{
+    uint64_t commits, syncs;
+    meta_sqlite_group_stats(group_watch, &commits, &syncs);
+    return commits;
+}
+
+/* The first sync waits until every other writer has committed (and is
+ * waiting to be durable) before it goes to the disk. */
+static int hold_first_sync(void)
+{
+    if (++group_hook_calls == 1) {
+        for (int i = 0; i < 60000 && commits_now() < group_base + 1 + GROUP_WRITERS; i++) {
+            sleep_ms(1);
+        }
+    }
+    return 0;
+}
+
+struct committer {
+    int id;
+    bool autocommit;
+    enum berth_err rc;
+    uint64_t syncs_after; /* syncs done when its commit returned */
+};
+
+static void *commit_once(void *arg)
+{
+    struct committer *w = arg;
+    struct meta *m = NULL;
+    w->rc = meta_open(db_path, true, &m);
+    if (w->rc != BERTH_OK) {
+        return NULL;
+    }
+    char name[32];
+    snprintf(name, sizeof(name), "committer-%d", w->id);
+    struct meta_repo r;
+    if (w->autocommit) {
+        w->rc = meta_repo_create(m, name, 1000, &r);
+    } else {
+        w->rc = meta_begin(m);
+        if (w->rc == BERTH_OK) {
+            w->rc = meta_repo_create(m, name, 1000, &r);
+        }
+        if (w->rc == BERTH_OK) {
+            w->rc = meta_commit(m);
+        }
+    }
+    uint64_t commits;
+    meta_sqlite_group_stats(m, &commits, &w->syncs_after);
+    meta_close(m);
+    return NULL;
+}
+
+/* Writers that commit while a sync is under way are made durable by one
+ * more sync between them, and none returns before it. */
+static void test_group_commit_one_sync_for_those_waiting(void)
+{
+    snprintf(root, sizeof(root), "%s", unit_tmpdir());
+    snprintf(db_path, sizeof(db_path), "%s/berth.db", root);
+    CHECK_INT(meta_open(db_path, true, &group_watch), BERTH_OK);
+    if (group_watch == NULL) {
+        return;
+    }
+    uint64_t commits0, syncs0, commits, syncs;
+    meta_sqlite_group_stats(group_watch, &commits0, &syncs0);
+    CHECK(commits0 > 0); /* the migrations' commit */
+    CHECK_INT(syncs0, commits0);
+    group_hook_calls = 0;
+    group_base = commits0;
+    meta_sqlite_sync_hook = hold_first_sync;
+    /* the first commit, whose sync waits for the others */
+    struct committer first = {.id = 0};
+    pthread_t first_th;
+    CHECK_INT(pthread_create(&first_th, NULL, commit_once, &first), 0);
+    for (int i = 0; i < 60000 && group_hook_calls == 0; i++) {
+        sleep_ms(1);
+    }
+    CHECK_INT(group_hook_calls, 1);
+    struct committer w[GROUP_WRITERS];
+    pthread_t th[GROUP_WRITERS];
+    for (int i = 0; i < GROUP_WRITERS; i++) {
+        w[i] = (struct committer){.id = i + 1, .autocommit = i % 2 == 1};
+        CHECK_INT(pthread_create(&th[i], NULL, commit_once, &w[i]), 0);
+    }
+    pthread_join(first_th, NULL);
+    CHECK_INT(first.rc, BERTH_OK);
+    for (int i = 0; i < GROUP_WRITERS; i++) {
+        pthread_join(th[i], NULL);
+        CHECK_INT(w[i].rc, BERTH_OK);
+        /* returned only after the sync that covered it */
+        CHECK_INT(w[i].syncs_after, syncs0 + 2);
+    }
+    meta_sqlite_sync_hook = NULL;
+    meta_sqlite_group_stats(group_watch, &commits, &syncs);
+    CHECK_INT(commits, commits0 + 1 + GROUP_WRITERS);
+    CHECK_INT(syncs, syncs0 + 2); /* not 1 + GROUP_WRITERS */
+    CHECK_INT(group_hook_calls, 2);
+    int64_t count = 0;
+    CHECK_INT(meta_repo_count(group_watch, &count), BERTH_OK);
+    CHECK_INT(count, 1 + GROUP_WRITERS);
+    meta_close(group_watch);
+    group_watch = NULL;
+    file_remove_tree(root);
+}
+
+static int fail_sync(void)
+{
+    return -1;
+}
+
+/* A failed sync fails its commit and every later one (the kernel may have
+ * dropped what it could not write); reads go on. */
+static void test_failed_sync_is_final(void)
+{
+    snprintf(root, sizeof(root), "%s", unit_tmpdir());
+    snprintf(db_path, sizeof(db_path), "%s/berth.db", root);
+    struct meta *m = NULL;
+    CHECK_INT(meta_open(db_path, true, &m), BERTH_OK);
+    if (m == NULL) {
+        return;
+    }
+    struct meta_repo r;
+    CHECK_INT(meta_repo_create(m, "before", 1000, &r), BERTH_OK);
+    meta_sqlite_sync_hook = fail_sync;
+    CHECK_INT(meta_begin(m), BERTH_OK);
+    CHECK_INT(meta_repo_create(m, "failed", 1000, &r), BERTH_OK);
+    CHECK_INT(meta_commit(m), BERTH_EIO);
+    CHECK(!meta_in_transaction(m));
+    meta_sqlite_sync_hook = NULL;
+    CHECK_INT(meta_begin(m), BERTH_OK);
+    CHECK_INT(meta_repo_create(m, "after", 1000, &r), BERTH_OK);
+    CHECK_INT(meta_commit(m), BERTH_EIO);
+    CHECK_INT(meta_repo_create(m, "after-autocommit", 1000, &r), BERTH_EIO);
+    CHECK_INT(meta_repo_get(m, "before", &r), BERTH_OK);
+    meta_close(m);
+    file_remove_tree(root);
+}
+
+/* Without sync_full nothing is synced per commit. */
+static void test_no_group_sync_without_sync_full(void)
+{
+    snprintf(root, sizeof(root), "%s", unit_tmpdir());
+    snprintf(db_path, sizeof(db_path), "%s/berth.db", root);
+    struct meta *m = NULL;
+    CHECK_INT(meta_open(db_path, false, &m), BERTH_OK);
+    if (m == NULL) {
+        return;
+    }
+    struct meta_repo r;
+    CHECK_INT(meta_repo_create(m, "x", 1000, &r), BERTH_OK);
+    uint64_t commits, syncs;
+    meta_sqlite_group_stats(m, &commits, &syncs);
+    CHECK_INT(commits, 0);
+    CHECK_INT(syncs, 0);
+    meta_close(m);
+    file_remove_tree(root);
+}
+
 int main(void)
 {
     RUN(test_writers_queue_in_order);
     RUN(test_queue_released_on_every_end);
+    RUN(test_group_commit_one_sync_for_those_waiting);
+    RUN(test_failed_sync_is_final);
+    RUN(test_no_group_sync_without_sync_full);
     return unit_report("test_sqlite");
 }
