@@ -8,6 +8,7 @@
 
 #include "common/log.h"
 #include "common/timeutil.h"
+#include "server/metrics/metrics.h"
 #include "storage/registry/replication.h"
 #include "storage/upstream/replicate.h"
 
@@ -32,6 +33,7 @@ static void *job_main(void *arg)
         if (rc != BERTH_OK) {
             log_error("event=replication_error err=%s", berth_strerror(rc));
         }
+        metrics_replication_copies((uint64_t)t.complete, (uint64_t)t.retrying, (uint64_t)t.failed);
         if (atomic_load(&j->stop)) {
             break;
         }

@@ -104,6 +104,12 @@ static struct {
     struct hist dur;
 } scans;
 
+static struct {
+    uint64_t complete;
+    uint64_t retrying;
+    uint64_t failed;
+} repl;
+
 static atomic_llong open_connections;
 static atomic_llong bodies_sending;
 static atomic_llong bodies_waiting;
@@ -301,6 +307,15 @@ void metrics_scan_result(bool complete, double seconds)
     pthread_mutex_unlock(&mu);
 }
 
+void metrics_replication_copies(uint64_t complete, uint64_t retrying, uint64_t failed)
+{
+    pthread_mutex_lock(&mu);
+    repl.complete += complete;
+    repl.retrying += retrying;
+    repl.failed += failed;
+    pthread_mutex_unlock(&mu);
+}
+
 void metrics_reset(void)
 {
     pthread_mutex_lock(&mu);
@@ -310,6 +325,7 @@ void metrics_reset(void)
     memset(&gc, 0, sizeof(gc));
     memset(&lifecycle, 0, sizeof(lifecycle));
     memset(&scans, 0, sizeof(scans));
+    memset(&repl, 0, sizeof(repl));
     pthread_mutex_unlock(&mu);
     atomic_store(&open_connections, 0);
     metrics_body_queue(0, 0, 0, 0);
@@ -561,6 +577,19 @@ static enum berth_err render_auth_jobs(struct buf *out)
         rc = put_hist(out, "berth_scan_duration_seconds", "", &scans.dur, job_buckets,
                       NBUCKETS(job_buckets));
     }
+    if (rc == BERTH_OK) {
+        rc = header(out, "berth_replication_copies_total", "counter",
+                    "Replication copies to peer registries, by outcome (retry: to be tried "
+                    "again)");
+    }
+    if (rc == BERTH_OK) {
+        rc = buf_printf(out,
+                        "berth_replication_copies_total{result=\"complete\"} %llu\n"
+                        "berth_replication_copies_total{result=\"retry\"} %llu\n"
+                        "berth_replication_copies_total{result=\"failed\"} %llu\n",
+                        (unsigned long long)repl.complete, (unsigned long long)repl.retrying,
+                        (unsigned long long)repl.failed);
+    }
     return rc;
 }
 
@@ -594,6 +623,16 @@ static enum berth_err render_store(struct buf *out, const struct metrics_gauges 
         if (rc == BERTH_OK && g->scan_running >= 0) {
             rc = buf_printf(out, "berth_scan_queue_jobs{state=\"running\"} %lld\n",
                             (long long)g->scan_running);
+        }
+    }
+    if (rc == BERTH_OK && g->repl_in_progress >= 0 && g->repl_failed >= 0) {
+        rc = header(out, "berth_replication_queue_copies", "gauge",
+                    "Replication copies in the queue, by status");
+        if (rc == BERTH_OK) {
+            rc = buf_printf(out,
+                            "berth_replication_queue_copies{status=\"in_progress\"} %lld\n"
+                            "berth_replication_queue_copies{status=\"failed\"} %lld\n",
+                            (long long)g->repl_in_progress, (long long)g->repl_failed);
         }
     }
     return rc;

@@ -57,13 +57,19 @@ void metrics_lifecycle_run(uint64_t repositories, uint64_t images_evaluated,
 /* One recorded scan: complete or failed, and how long it ran. */
 void metrics_scan_result(bool complete, double seconds);
 
+/* Replication copies recorded by one run: done, to be tried again, failed
+ * for good. */
+void metrics_replication_copies(uint64_t complete, uint64_t retrying, uint64_t failed);
+
 /* What the caller measured at scrape time; a field below 0 is left out. */
 struct metrics_gauges {
-    int64_t blobs;           /* blob rows */
-    int64_t blob_bytes;      /* their sizes */
-    int64_t upload_sessions; /* open upload sessions */
-    int64_t scan_waiting;    /* scan jobs not yet claimed */
-    int64_t scan_running;    /* scan jobs claimed by a worker */
+    int64_t blobs;            /* blob rows */
+    int64_t blob_bytes;       /* their sizes */
+    int64_t upload_sessions;  /* open upload sessions */
+    int64_t scan_waiting;     /* scan jobs not yet claimed */
+    int64_t scan_running;     /* scan jobs claimed by a worker */
+    int64_t repl_in_progress; /* replication copies queued or being retried */
+    int64_t repl_failed;      /* replication copies FAILED */
 };
 
 /* Append every metric in the Prometheus text exposition format (0.0.4)

@@ -163,7 +163,7 @@ static void handle_metrics(struct request *req)
     if (!metrics_authorized(req, m)) {
         return;
     }
-    struct metrics_gauges g = {-1, -1, -1, -1, -1};
+    struct metrics_gauges g = {-1, -1, -1, -1, -1, -1, -1};
     struct meta_totals t;
     if (meta_totals_get(m, &t) == BERTH_OK) {
         g.blobs = t.blobs;
@@ -174,6 +174,11 @@ static void handle_metrics(struct request *req)
     if (meta_scan_jobs_count(m, &waiting, &total) == BERTH_OK) {
         g.scan_waiting = waiting;
         g.scan_running = total >= waiting ? total - waiting : 0;
+    }
+    int64_t in_progress = 0, failed = 0;
+    if (meta_repl_count(m, &in_progress, &failed) == BERTH_OK) {
+        g.repl_in_progress = in_progress;
+        g.repl_failed = failed;
     }
     struct buf out;
     buf_init(&out, OPS_METRICS_MAX);

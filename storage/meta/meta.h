@@ -650,6 +650,9 @@ struct meta_repl_status {
 };
 typedef int (*meta_repl_status_cb)(void *arg, const struct meta_repl_status *st);
 
+/* How many copies are IN_PROGRESS and how many FAILED. */
+enum berth_err meta_repl_count(struct meta *m, int64_t *in_progress, int64_t *failed);
+
 /* The destinations of manifest_id, by region then registry id. */
 enum berth_err meta_repl_status_list(struct meta *m, int64_t manifest_id, meta_repl_status_cb cb,
                                      void *arg);

@@ -150,3 +150,23 @@ enum berth_err meta_repl_status_list(struct meta *m, int64_t manifest_id, meta_r
     meta_done(st);
     return err;
 }
+
+enum berth_err meta_repl_count(struct meta *m, int64_t *in_progress, int64_t *failed)
+{
+    struct meta_stmt *st = meta_prepare(
+        m, "SELECT COALESCE(SUM(CASE WHEN status = 'IN_PROGRESS' THEN 1 ELSE 0 END), 0), "
+           "COALESCE(SUM(CASE WHEN status = 'FAILED' THEN 1 ELSE 0 END), 0) FROM "
+           "replication_queue");
+    if (st == NULL) {
+        return BERTH_EDB;
+    }
+    enum berth_err err = BERTH_OK;
+    if (meta_step(st) == META_STEP_ROW) {
+        *in_progress = meta_col_int64(st, 0);
+        *failed = meta_col_int64(st, 1);
+    } else {
+        err = meta_fail(m, "repl_count");
+    }
+    meta_done(st);
+    return err;
+}

@@ -250,12 +250,27 @@ class ReplicationCopyTest(e.ModernEcrTestCase):
             what="three retries")
         self.assertEqual(self.status("rep/late", imageTag="v1"),
                          [{"region": B_REGION, "registryId": B_ID, "status": "IN_PROGRESS"}])
+        # the backlog and the retries show in /metrics
+        self.assertGreaterEqual(self.metric('berth_replication_queue_copies{status="in_progress"}'),
+                                1)
+        self.assertGreaterEqual(self.metric('berth_replication_copies_total{result="retry"}'), 3)
+        complete = self.metric('berth_replication_copies_total{result="complete"}')
         self.b.start(reuse_port=True)
         started = time.monotonic()
         self.assertReplicated("rep/late", "v1", img)
         self.wait_status("rep/late", img.digest, "COMPLETE", "COMPLETE after B came back")
         # within the capped backoff (1 s here), not the doubled waits of every retry
         self.assertLess(time.monotonic() - started, 20)
+        self.assertGreater(self.metric('berth_replication_copies_total{result="complete"}'),
+                           complete)
+
+    def metric(self, name):
+        resp = self.reg.get("/metrics")
+        self.assertEqual(resp.status, 200)
+        for line in resp.body.decode().splitlines():
+            if line.startswith(name + " "):
+                return float(line.split()[-1])
+        self.fail("no %s in /metrics" % name)
 
     def test_restart_of_a_resumes_the_queue(self):
         self.b.stop()
