@@ -134,6 +134,10 @@ static const struct config_key keys[] = {
      "PEM CA certificates to verify an https endpoint with (empty: the system's)"},
     {"storage.s3.redirect", CONFIG_BOOL, OFF(storage_s3_redirect), "false", 0, 0,
      "answer blob GETs with 307 to a presigned URL of the object (valid 5 minutes)"},
+    {"storage.s3.cache_max_bytes", CONFIG_INT, OFF(storage_s3_cache_max_bytes), "1073741824", 0,
+     INT64_MAX,
+     "bound of <root>/s3cache: local copies of small blobs (manifests, configs) and of the "
+     "layers scanners read; the least recently used go first"},
     {"meta.backend", CONFIG_STRING, OFF(meta_backend), "sqlite", 0, 0,
      "metadata database: sqlite (<root>/berth.db) or postgres"},
     {"meta.postgres.dsn", CONFIG_STRING, OFF(meta_postgres_dsn), "", 0, 0,

@@ -36,6 +36,8 @@ const char *berth_strerror(enum berth_err err)
         return "ECONFLICT";
     case BERTH_ENOFD:
         return "ENOFD";
+    case BERTH_EUNAVAILABLE:
+        return "EUNAVAILABLE";
     }
     return "EUNKNOWN";
 }

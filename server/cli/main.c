@@ -97,6 +97,7 @@ struct store *cli_open_store(const struct cli *cli)
                 .secret_access_key = cfg->storage_s3_secret_access_key,
                 .path_style = cfg->storage_s3_path_style,
                 .tls_ca_file = cfg->storage_s3_tls_ca_file,
+                .cache_max_bytes = (uint64_t)cfg->storage_s3_cache_max_bytes,
             },
     };
     /* Credentials left empty come from the environment, as AWS's tools

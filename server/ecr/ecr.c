@@ -71,6 +71,16 @@ bool ecr_invalid(struct ecr_call *call, const char *field, const char *fmt, ...)
 void ecr_server_error(struct ecr_call *call, enum berth_err rc)
 {
     log_error("event=ecr_server_error op=%s err=%s", call->op, berth_strerror(rc));
+    if (rc == BERTH_EUNAVAILABLE) {
+        /* the object store is down: a ServerException the SDKs retry, with
+         * 503 as a service unavailable for now answers */
+        if (!call->failed) {
+            ecr_fail(call, "ServerException",
+                     "The service is unavailable: blob storage cannot be reached. Retry later.");
+            call->status = 503;
+        }
+        return;
+    }
     ecr_fail(call, "ServerException", "The server encountered an internal error (%s).",
              berth_strerror(rc));
 }
@@ -189,6 +199,9 @@ void ecr_fail_registry(struct ecr_call *call, const struct registry_status *s)
         return;
     case REG_TAG_INVALID:
         ecr_invalid(call, "imageTag", "%s", s->message);
+        return;
+    case REG_UNAVAILABLE:
+        ecr_server_error(call, BERTH_EUNAVAILABLE);
         return;
     case REG_OK:
     case REG_INTERNAL:

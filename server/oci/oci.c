@@ -71,18 +71,22 @@ static const struct {
     [REG_IMAGE_ARCHIVED] = {404, "MANIFEST_UNKNOWN"},
     /* and so is fetching a layer only archived images use */
     [REG_LAYER_ARCHIVED] = {404, "BLOB_UNKNOWN"},
+    /* the object store is down: retry (with Retry-After, in oci_fail) */
+    [REG_UNAVAILABLE] = {503, "UNAVAILABLE"},
 };
 
 void oci_server_error(struct request *req, enum berth_err rc, const char *event)
 {
-    bool transient = rc == BERTH_ENOFD || rc == BERTH_ENOMEM || rc == BERTH_EBUSY;
+    bool transient =
+        rc == BERTH_ENOFD || rc == BERTH_ENOMEM || rc == BERTH_EBUSY || rc == BERTH_EUNAVAILABLE;
     log_error("event=%s err=%s", event, berth_strerror(rc));
     if (!transient) {
         oci_error(req, 500, "UNKNOWN", "internal error", NULL);
         return;
     }
     json_t *doc = json_pack("{s:[{s:s, s:s}]}", "errors", "code", "UNAVAILABLE", "message",
-                            "server resources exhausted; retry later");
+                            rc == BERTH_EUNAVAILABLE ? "blob storage unavailable; retry later"
+                                                     : "server resources exhausted; retry later");
     oci_send_doc(req, 503, doc, "Retry-After", "1");
 }
 
@@ -112,6 +116,12 @@ void oci_fail(struct request *req, const struct registry_status *s)
     const char *message = s->message[0] ? s->message : "error";
     if (r == REG_INTERNAL) {
         log_error("event=request_failed msg=\"%s\"", message);
+    }
+    if (r == REG_UNAVAILABLE) {
+        json_t *doc =
+            json_pack("{s:[{s:s, s:s}]}", "errors", "code", "UNAVAILABLE", "message", message);
+        oci_send_doc(req, 503, doc, "Retry-After", "1");
+        return;
     }
     oci_error(req, reason_map[r].status, reason_map[r].code, message, detail_json);
 }

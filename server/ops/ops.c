@@ -14,6 +14,7 @@
 #include "common/log.h"
 #include "common/str.h"
 #include "server/metrics/metrics.h"
+#include "storage/blob/blob.h"
 #include "storage/meta/meta_scan.h"
 #include "storage/store/store.h"
 
@@ -80,19 +81,26 @@ static void handle_ready(struct request *req)
     /* the space garbage collection needs on a full disk (storage/store) */
     bool reserve = srv->store != NULL && store_reserve_held(srv->store);
     bool draining = atomic_load(&srv->draining);
-    ok = store_ok && db_ok && disk_ok && !draining;
+    /* the blob backend (S3: a HEAD of the bucket, reused a few seconds) */
+    enum berth_err blobs_rc = store_ok ? blob_ping(store_blobs(srv->store)) : BERTH_EIO;
+    bool blobs_ok = blobs_rc == BERTH_OK;
+    const char *blobs = blobs_ok                         ? "ok"
+                        : blobs_rc == BERTH_EUNAVAILABLE ? "unreachable"
+                                                         : "refusing";
+    ok = store_ok && db_ok && disk_ok && blobs_ok && !draining;
     snprintf(text, sizeof(text),
-             "%s\nstore: %s\ndatabase: %s\ndisk: %s (%llu bytes free, %lld required)\n"
+             "%s\nstore: %s\ndatabase: %s\nblob storage: %s\n"
+             "disk: %s (%llu bytes free, %lld required)\n"
              "disk reserve: %s\ndraining: %s\n",
              ok ? "ready" : "not ready", store_ok ? "ok" : "unavailable",
-             db_ok ? "ok" : "not answering", disk, free_bytes,
+             db_ok ? "ok" : "not answering", blobs, disk, free_bytes,
              (long long)srv->cfg->storage_min_free_bytes,
              reserve ? "held" : "missing (no room to set it aside, or given to garbage collection)",
              draining ? "yes" : "no");
     if (!ok) {
-        log_warn("event=not_ready store=%s database=%s disk=%s free_bytes=%llu reserve=%s "
-                 "draining=%s",
-                 store_ok ? "ok" : "unavailable", db_ok ? "ok" : "down", disk, free_bytes,
+        log_warn("event=not_ready store=%s database=%s blobs=%s disk=%s free_bytes=%llu "
+                 "reserve=%s draining=%s",
+                 store_ok ? "ok" : "unavailable", db_ok ? "ok" : "down", blobs, disk, free_bytes,
                  reserve ? "held" : "missing", draining ? "yes" : "no");
     }
     send_text(req, ok ? 200 : 503, text, NULL);

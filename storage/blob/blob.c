@@ -30,6 +30,11 @@ void blob_store_close(struct blob_store *bs)
     }
 }
 
+enum berth_err blob_ping(struct blob_store *bs)
+{
+    return bs->ops->ping != NULL ? bs->ops->ping(bs) : BERTH_OK;
+}
+
 enum berth_err blob_open(struct blob_store *bs, const struct digest *d, int *fd, uint64_t *size)
 {
     return bs->ops->open(bs, d, fd, size);
@@ -49,7 +54,7 @@ enum berth_err blob_read_range(struct blob_store *bs, const struct digest *d, ui
     out->fd = -1;
     out->reader = NULL;
     if (bs->ops->read_range != NULL) {
-        return bs->ops->read_range(bs, d, size, offset, len, &out->reader);
+        return bs->ops->read_range(bs, d, size, offset, len, out);
     }
     int fd = -1;
     uint64_t got = 0;

@@ -43,6 +43,7 @@ struct blob_s3_options {
     const char *secret_access_key; /* SigV4 credentials */
     bool path_style;               /* http://host/bucket/key, not http://bucket.host/key */
     const char *tls_ca_file;       /* PEM CAs for an https endpoint ("" or NULL: the system's) */
+    uint64_t cache_max_bytes;      /* bound of <root>/s3cache, the local copies */
 };
 
 struct blob_store_options {
@@ -61,6 +62,14 @@ enum berth_err blob_store_open(const struct blob_store_options *opt, struct blob
 
 /* Close (NULL is fine). No call may be in progress. */
 void blob_store_close(struct blob_store *bs);
+
+/* Whether the backend can serve now, for readiness probes: the S3 backend
+ * HEADs the bucket, and reuses the answer for BLOB_PING_CACHE_MS (so a
+ * probe every second costs one request every few). BERTH_OK,
+ * BERTH_EUNAVAILABLE (the store cannot be reached or fails), BERTH_EIO
+ * (it refuses: credentials, bucket). Always BERTH_OK on the filesystem. */
+#define BLOB_PING_CACHE_MS 3000
+enum berth_err blob_ping(struct blob_store *bs);
 
 /* ---- reading ---- */
 

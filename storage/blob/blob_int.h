@@ -13,14 +13,17 @@
 struct blob_backend {
     const char *name;
     void (*close)(struct blob_store *bs);
+    /* may be NULL: always ready */
+    enum berth_err (*ping)(struct blob_store *bs);
 
     enum berth_err (*open)(struct blob_store *bs, const struct digest *d, int *fd, uint64_t *size);
     enum berth_err (*stat)(struct blob_store *bs, const struct digest *d, uint64_t *size);
     enum berth_err (*local_path)(struct blob_store *bs, const struct digest *d, char *out,
                                  size_t cap);
-    /* may be NULL: blob_read_range hands over the file open gives */
+    /* may be NULL: blob_read_range hands over the file open gives; fills
+     * out->fd or out->reader (both cleared by the caller) */
     enum berth_err (*read_range)(struct blob_store *bs, const struct digest *d, uint64_t size,
-                                 uint64_t offset, uint64_t len, struct blob_reader **out);
+                                 uint64_t offset, uint64_t len, struct blob_read *out);
     /* may be NULL: no URL (blob_url is BERTH_EUNSUPPORTED) */
     enum berth_err (*url)(struct blob_store *bs, const struct digest *d, int64_t expires_seconds,
                           char *out, size_t cap);

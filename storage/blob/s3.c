@@ -7,30 +7,41 @@
  * publication are in s3_upload.c; s3_int.h lists the files.
  *
  * Reads: blob_read_range streams one GET (ranged for a part) through the
- * store's transfer thread (s3_client.c), in a bounded buffer; blob_open
- * (exports, whole-blob reads) downloads the object into an unlinked file
- * under <root>/s3tmp and hands that over; blob_local_path keeps a copy in
- * <root>/s3cache until the blob is removed. blob_stat is one HEAD.
+ * store's transfer thread (s3_client.c), in a bounded buffer; blobs up to
+ * S3_CACHE_SMALL (manifests, configs) come from a local copy in
+ * <root>/s3cache instead, which also holds the copies blob_local_path
+ * makes for scanners, within cache_max bytes (see "the local cache");
+ * blob_open of a larger blob downloads it into an unlinked file under
+ * <root>/s3tmp. blob_stat is one HEAD; blob_ping a HEAD of the bucket,
+ * reused for BLOB_PING_CACHE_MS.
+ *
+ * The store failing or unreachable (no answer, 5xx, 429) is
+ * BERTH_EUNAVAILABLE throughout, which the APIs answer with 503.
  *
  * Thread-safe: every request has its own curl handle; the transfer
- * thread's queue is locked; nothing else shared is mutable after open.
+ * thread's queue, the cache's count and the last ping are locked; nothing
+ * else shared is mutable after open.
  */
 #define _GNU_SOURCE /* O_TMPFILE */
 #include "s3_int.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "common/fileio.h"
 #include "common/log.h"
 #include "common/rand.h"
+#include "common/timeutil.h"
 
 static const struct blob_backend s3_backend;
+static void cache_scan(struct s3_store *s);
 
 static enum berth_err trash_key(const struct s3_store *s, const struct digest *d, char *out,
                                 size_t cap)
@@ -93,6 +104,9 @@ enum berth_err blob_s3_open(const struct blob_store_options *opt, struct blob_st
         return BERTH_ENOMEM;
     }
     s->base.ops = &s3_backend;
+    pthread_mutex_init(&s->ping_mu, NULL);
+    pthread_mutex_init(&s->cache_mu, NULL);
+    s->cache_max = o->cache_max_bytes;
     s->path_style = o->path_style;
     enum berth_err rc = BERTH_OK;
     if (o->bucket == NULL || o->bucket[0] == '\0' || o->region == NULL || o->region[0] == '\0' ||
@@ -137,11 +151,15 @@ enum berth_err blob_s3_open(const struct blob_store_options *opt, struct blob_st
         rc = s3_head_bucket(s);
     }
     if (rc == BERTH_OK) {
+        cache_scan(s);
         rc = s3_pump_start(s);
     }
 out:
     if (rc != BERTH_OK) {
         blob_store_close(s->local);
+        pthread_mutex_destroy(&s->ping_mu);
+        pthread_mutex_destroy(&s->cache_mu);
+        pthread_mutex_destroy(&s->cache_mu);
         free(s);
         return rc;
     }
@@ -151,10 +169,26 @@ out:
     return BERTH_OK;
 }
 
+static enum berth_err s3_ping(struct blob_store *bs)
+{
+    struct s3_store *s = s3_of(bs);
+    /* one probe at a time; the others wait for it and share its answer */
+    pthread_mutex_lock(&s->ping_mu);
+    int64_t now = time_mono_ns();
+    if (s->ping_at_ns == 0 || now - s->ping_at_ns > (int64_t)BLOB_PING_CACHE_MS * 1000000) {
+        s->ping_rc = s3_head_bucket(s);
+        s->ping_at_ns = time_mono_ns();
+    }
+    enum berth_err rc = s->ping_rc;
+    pthread_mutex_unlock(&s->ping_mu);
+    return rc;
+}
+
 static void s3_close(struct blob_store *bs)
 {
     struct s3_store *s = s3_of(bs);
     s3_pump_stop(s);
+    pthread_mutex_destroy(&s->ping_mu);
     blob_store_close(s->local);
     volatile char *v = s->secret;
     for (size_t i = 0; i < sizeof(s->secret); i++) {
@@ -180,40 +214,197 @@ static enum berth_err s3_stat(struct blob_store *bs, const struct digest *d, uin
     return rc;
 }
 
-/* An unlinked file in dir, for reading and writing. */
-static int anon_file(const char *dir)
+/* ---- the local cache (<root>/s3cache) ----
+ *
+ * Whole copies of blobs, named <alg>-<hex>: the small ones (up to
+ * S3_CACHE_SMALL: manifests, configs), kept when they are published here
+ * or first read, so that they are read from the local disk (and still
+ * answer while the store is unreachable), and the ones scanners asked for
+ * a path (blob_local_path). Files appear complete (renamed into place).
+ * Content-addressed, so a copy is never stale. At most cache_max bytes:
+ * past it the least recently used copies go (a hit touches its mtime). */
+
+static void cache_evict(struct s3_store *s, const char *keep);
+
+/* Count bytes in or out of the cache (under cache_mu), evicting when it
+ * is over its bound; keep names the file just added (never evicted). */
+static void cache_account(struct s3_store *s, int64_t delta, const char *keep)
 {
-    int fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
-    if (fd >= 0) {
-        return fd;
+    pthread_mutex_lock(&s->cache_mu);
+    s->cache_bytes += delta;
+    if (s->cache_bytes < 0) {
+        s->cache_bytes = 0;
     }
-    char path[S3_PATH_MAX + 16];
-    snprintf(path, sizeof(path), "%s/get-XXXXXX", dir);
-    fd = mkostemp(path, O_CLOEXEC);
+    if (delta > 0 && (uint64_t)s->cache_bytes > s->cache_max) {
+        cache_evict(s, keep);
+    }
+    pthread_mutex_unlock(&s->cache_mu);
+}
+
+struct cache_entry {
+    int64_t mtime_ns;
+    uint64_t size;
+    char name[DIGEST_STR_MAX + 16];
+};
+
+static int entry_cmp(const void *a, const void *b)
+{
+    int64_t x = ((const struct cache_entry *)a)->mtime_ns;
+    int64_t y = ((const struct cache_entry *)b)->mtime_ns;
+    return x < y ? -1 : x > y;
+}
+
+/* Under cache_mu: delete the least recently used copies until the cache
+ * is under 90% of its bound (a copy being read stays readable: unlinking
+ * an open file keeps its bytes until it is closed). */
+static void cache_evict(struct s3_store *s, const char *keep)
+{
+    DIR *dir = opendir(s->cache_dir);
+    if (dir == NULL) {
+        return;
+    }
+    struct cache_entry *v = NULL;
+    size_t n = 0, cap = 0;
+    int64_t total = 0;
+    struct dirent *e;
+    while ((e = readdir(dir)) != NULL) {
+        struct stat sb;
+        if (e->d_name[0] == '.' || strlen(e->d_name) >= sizeof(v->name) ||
+            fstatat(dirfd(dir), e->d_name, &sb, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISREG(sb.st_mode)) {
+            continue;
+        }
+        total += (int64_t)sb.st_size;
+        if (keep != NULL && strcmp(e->d_name, keep) == 0) {
+            continue;
+        }
+        if (n == cap) {
+            size_t c = cap > 0 ? cap * 2 : 256;
+            struct cache_entry *nv = realloc(v, c * sizeof(*v));
+            if (nv == NULL) {
+                break;
+            }
+            v = nv;
+            cap = c;
+        }
+        v[n].mtime_ns = (int64_t)sb.st_mtim.tv_sec * 1000000000 + sb.st_mtim.tv_nsec;
+        v[n].size = (uint64_t)sb.st_size;
+        snprintf(v[n].name, sizeof(v[n].name), "%s", e->d_name);
+        n++;
+    }
+    if (v != NULL) {
+        qsort(v, n, sizeof(*v), entry_cmp);
+    }
+    uint64_t target = s->cache_max / 10 * 9;
+    int evicted = 0;
+    for (size_t i = 0; i < n && (uint64_t)total > target; i++) {
+        if (unlinkat(dirfd(dir), v[i].name, 0) == 0) {
+            total -= (int64_t)v[i].size;
+            evicted++;
+        }
+    }
+    closedir(dir);
+    free(v);
+    s->cache_bytes = total;
+    if (evicted > 0) {
+        log_info("event=s3_cache_evicted files=%d bytes_left=%lld max=%llu", evicted,
+                 (long long)total, (unsigned long long)s->cache_max);
+    }
+}
+
+/* The cache's size at open; temporary files of downloads that died with
+ * their process (older than an hour: another process may be using the
+ * root right now) are removed. */
+static void cache_scan(struct s3_store *s)
+{
+    DIR *dir = opendir(s->tmp_dir);
+    time_t now = time(NULL);
+    struct dirent *e;
+    while (dir != NULL && (e = readdir(dir)) != NULL) {
+        struct stat sb;
+        if (e->d_name[0] != '.' && fstatat(dirfd(dir), e->d_name, &sb, 0) == 0 &&
+            S_ISREG(sb.st_mode) && now - sb.st_mtime > 3600) {
+            unlinkat(dirfd(dir), e->d_name, 0);
+        }
+    }
+    if (dir != NULL) {
+        closedir(dir);
+    }
+    pthread_mutex_lock(&s->cache_mu);
+    s->cache_bytes = 0;
+    dir = opendir(s->cache_dir);
+    while (dir != NULL && (e = readdir(dir)) != NULL) {
+        struct stat sb;
+        if (e->d_name[0] != '.' && fstatat(dirfd(dir), e->d_name, &sb, 0) == 0 &&
+            S_ISREG(sb.st_mode)) {
+            s->cache_bytes += (int64_t)sb.st_size;
+        }
+    }
+    if (dir != NULL) {
+        closedir(dir);
+    }
+    if ((uint64_t)s->cache_bytes > s->cache_max) {
+        cache_evict(s, NULL);
+    }
+    pthread_mutex_unlock(&s->cache_mu);
+}
+
+/* The cached copy of d, opened for reading (its use touched): a file
+ * descriptor and *size, or -1 when there is none. */
+static int cache_open(struct s3_store *s, const struct digest *d, uint64_t *size)
+{
+    char path[S3_PATH_MAX];
+    if (cache_path(s, d, path, sizeof(path)) != BERTH_OK) {
+        return -1;
+    }
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    struct stat sb;
+    if (fd >= 0 && fstat(fd, &sb) != 0) {
+        file_close(fd);
+        fd = -1;
+    }
     if (fd >= 0) {
-        unlink(path);
+        *size = (uint64_t)sb.st_size;
+        utimensat(AT_FDCWD, path, NULL, 0); /* recently used */
     }
     return fd;
 }
 
-static enum berth_err s3_open(struct blob_store *bs, const struct digest *d, int *fd,
-                              uint64_t *size)
+/* GET d into a new file: kept in the cache when keep is set or it is
+ * small, else unlinked at once (the caller has it open). want is the size
+ * the caller knows, or UINT64_MAX: another size is BERTH_ENOTFOUND
+ * (logged). *fd (at offset 0) and *size. */
+static enum berth_err cache_fetch(struct s3_store *s, const struct digest *d, bool keep,
+                                  uint64_t want, int *fd, uint64_t *size)
 {
-    struct s3_store *s = s3_of(bs);
-    char key[S3_KEY_MAX];
+    char key[S3_KEY_MAX], tmp[S3_PATH_MAX + 16], path[S3_PATH_MAX];
     enum berth_err rc = s3_blob_key(s, d, key, sizeof(key));
+    if (rc == BERTH_OK) {
+        rc = cache_path(s, d, path, sizeof(path));
+    }
     if (rc != BERTH_OK) {
         return rc;
     }
-    int f = anon_file(s->tmp_dir);
+    snprintf(tmp, sizeof(tmp), "%s/get-XXXXXX", s->tmp_dir);
+    int f = mkostemp(tmp, O_CLOEXEC);
     if (f < 0) {
         log_error("event=store_error op=tmpfile path=%s errno=%d", s->tmp_dir, errno);
-        return BERTH_EIO;
+        return berth_err_from_errno(errno);
     }
     rc = s3_get_object(s, key, f);
     struct stat sb;
     if (rc == BERTH_OK && (fstat(f, &sb) != 0 || lseek(f, 0, SEEK_SET) != 0)) {
         rc = BERTH_EIO;
+    }
+    if (rc == BERTH_OK && want != UINT64_MAX && (uint64_t)sb.st_size != want) {
+        log_error("event=s3_error op=GET key=%s length=%lld want=%llu", key, (long long)sb.st_size,
+                  (unsigned long long)want);
+        rc = BERTH_ENOTFOUND; /* another object than the metadata's */
+    }
+    if (rc == BERTH_OK && (keep || (uint64_t)sb.st_size <= S3_CACHE_SMALL) &&
+        rename(tmp, path) == 0) {
+        cache_account(s, (int64_t)sb.st_size, path + strlen(s->cache_dir) + 1);
+    } else {
+        unlink(tmp);
     }
     if (rc != BERTH_OK) {
         file_close(f);
@@ -224,6 +415,28 @@ static enum berth_err s3_open(struct blob_store *bs, const struct digest *d, int
     return BERTH_OK;
 }
 
+static void drop_cache(struct s3_store *s, const struct digest *d)
+{
+    char path[S3_PATH_MAX];
+    struct stat sb;
+    if (cache_path(s, d, path, sizeof(path)) == BERTH_OK && stat(path, &sb) == 0 &&
+        unlink(path) == 0) {
+        cache_account(s, -(int64_t)sb.st_size, NULL);
+    }
+}
+
+static enum berth_err s3_open(struct blob_store *bs, const struct digest *d, int *fd,
+                              uint64_t *size)
+{
+    struct s3_store *s = s3_of(bs);
+    int f = cache_open(s, d, size);
+    if (f >= 0) {
+        *fd = f;
+        return BERTH_OK;
+    }
+    return cache_fetch(s, d, false, UINT64_MAX, fd, size);
+}
+
 static enum berth_err s3_local_path(struct blob_store *bs, const struct digest *d, char *out,
                                     size_t cap)
 {
@@ -232,35 +445,65 @@ static enum berth_err s3_local_path(struct blob_store *bs, const struct digest *
     if (rc != BERTH_OK) {
         return rc;
     }
-    struct stat sb;
-    if (stat(out, &sb) == 0) {
-        return BERTH_OK;
-    }
-    char key[S3_KEY_MAX], tmp[S3_PATH_MAX + 16];
-    rc = s3_blob_key(s, d, key, sizeof(key));
-    if (rc != BERTH_OK) {
-        return rc;
-    }
-    snprintf(tmp, sizeof(tmp), "%s/cache-XXXXXX", s->tmp_dir);
-    int f = mkostemp(tmp, O_CLOEXEC);
+    uint64_t size;
+    int f = cache_open(s, d, &size);
     if (f < 0) {
-        return BERTH_EIO;
+        rc = cache_fetch(s, d, true, UINT64_MAX, &f, &size);
     }
-    rc = s3_get_object(s, key, f);
-    file_close(f);
-    if (rc == BERTH_OK && rename(tmp, out) != 0) {
-        rc = BERTH_EIO;
+    if (rc == BERTH_OK) {
+        file_close(f);
     }
-    if (rc != BERTH_OK) {
+    return rc;
+}
+
+/* Publish, and keep a copy of a small blob (a manifest, a config) in the
+ * cache: a hard link to the stage's file, taken before it goes. */
+static enum berth_err s3_publish(struct blob_store *bs, const char *name, const struct digest *d)
+{
+    struct s3_store *s = s3_of(bs);
+    char stage[S3_PATH_MAX], tmp[S3_PATH_MAX + 16], path[S3_PATH_MAX];
+    struct stat sb;
+    bool linked = false;
+    if (blob_fs_stage_path(s->local, name, stage, sizeof(stage)) == BERTH_OK &&
+        cache_path(s, d, path, sizeof(path)) == BERTH_OK && stat(stage, &sb) == 0 &&
+        (uint64_t)sb.st_size <= S3_CACHE_SMALL) {
+        snprintf(tmp, sizeof(tmp), "%s/pub-%s", s->tmp_dir, name);
+        linked = link(stage, tmp) == 0;
+    }
+    enum berth_err rc = s3_stage_publish(bs, name, d);
+    if (linked && (rc != BERTH_OK || rename(tmp, path) != 0)) {
         unlink(tmp);
+        linked = false;
+    }
+    if (linked) {
+        cache_account(s, (int64_t)sb.st_size, path + strlen(s->cache_dir) + 1);
     }
     return rc;
 }
 
 static enum berth_err s3_read_range(struct blob_store *bs, const struct digest *d, uint64_t size,
-                                    uint64_t offset, uint64_t len, struct blob_reader **out)
+                                    uint64_t offset, uint64_t len, struct blob_read *out)
 {
     struct s3_store *s = s3_of(bs);
+    if (size <= S3_CACHE_SMALL) {
+        /* small (manifests, configs): from the local cache, filled now if
+         * need be */
+        uint64_t got = 0;
+        int fd = cache_open(s, d, &got);
+        enum berth_err rc = BERTH_OK;
+        if (fd >= 0 && got != size) {
+            file_close(fd);
+            drop_cache(s, d);
+            fd = -1;
+        }
+        if (fd < 0) {
+            rc = cache_fetch(s, d, false, size, &fd, &got);
+        }
+        if (rc == BERTH_OK) {
+            out->fd = fd;
+        }
+        return rc;
+    }
     char key[S3_KEY_MAX];
     enum berth_err rc = s3_blob_key(s, d, key, sizeof(key));
     struct s3_stream *st = NULL;
@@ -268,7 +511,7 @@ static enum berth_err s3_read_range(struct blob_store *bs, const struct digest *
         rc = s3_stream_open(s, key, size, offset, len, &st);
     }
     if (rc == BERTH_OK) {
-        *out = (struct blob_reader *)(void *)st;
+        out->reader = (struct blob_reader *)(void *)st;
     }
     return rc;
 }
@@ -294,14 +537,6 @@ static long long s3_reader_read(struct blob_reader *r, char *buf, size_t max, bl
 static void s3_reader_close(struct blob_reader *r)
 {
     s3_stream_close((struct s3_stream *)(void *)r);
-}
-
-static void drop_cache(struct s3_store *s, const struct digest *d)
-{
-    char path[S3_PATH_MAX];
-    if (cache_path(s, d, path, sizeof(path)) == BERTH_OK) {
-        unlink(path);
-    }
 }
 
 static void removal_text(const struct blob_removal *r, char out[33])
@@ -482,6 +717,7 @@ static enum berth_err s3_delete(struct blob_store *bs, const struct digest *d)
 static const struct blob_backend s3_backend = {
     .name = "s3",
     .close = s3_close,
+    .ping = s3_ping,
     .open = s3_open,
     .stat = s3_stat,
     .local_path = s3_local_path,
@@ -499,7 +735,7 @@ static const struct blob_backend s3_backend = {
     .stage_close = s3_stage_close,
     .stage_stat = s3_stage_stat,
     .stage_remove = s3_stage_remove,
-    .stage_publish = s3_stage_publish,
+    .stage_publish = s3_publish,
     .stage_list = s3_stage_list,
     .remove = s3_remove,
     .removal_finish = s3_removal_finish,

@@ -351,7 +351,8 @@ enum berth_err s3_do(struct s3_store *s, const struct s3_req *req, struct s3_res
         log_error("event=s3_error op=%s key=%s curl=%d error=\"%s\"", req->method,
                   req->key != NULL ? req->key : "", (int)cc,
                   resp->write_failed ? "local write failed" : curl_easy_strerror(cc));
-        rc = BERTH_EIO;
+        /* no answer (or a cut one) from the store: down for now */
+        rc = resp->write_failed ? BERTH_EIO : BERTH_EUNAVAILABLE;
     }
     return rc;
 }
@@ -362,6 +363,13 @@ void s3_resp_fini(struct s3_resp *r)
 }
 
 /* Map an answer that is not what was wanted to an error, logging it. */
+enum berth_err s3_status_err(long status)
+{
+    /* 5xx: the store fails for now (S3's 500 InternalError, 503 SlowDown,
+     * a proxy's 502/504); 429: it throttles. Both are retried later. */
+    return status >= 500 || status == 429 ? BERTH_EUNAVAILABLE : BERTH_EIO;
+}
+
 enum berth_err s3_fail(const struct s3_req *req, const struct s3_resp *r)
 {
     if (r->status == 404) {
@@ -369,7 +377,7 @@ enum berth_err s3_fail(const struct s3_req *req, const struct s3_resp *r)
     }
     log_error("event=s3_error op=%s key=%s status=%ld body=\"%.300s\"", req->method,
               req->key != NULL ? req->key : "", r->status, buf_cstr(&r->err));
-    return BERTH_EIO;
+    return s3_status_err(r->status);
 }
 
 enum berth_err s3_client_init(void)
@@ -760,7 +768,7 @@ enum berth_err s3_stream_open(struct s3_store *s, const char *key, uint64_t size
     } else if (status == 0) { /* no answer */
         log_error("event=s3_error op=GET key=%s curl=%d error=\"%s\"", key, (int)cc,
                   curl_easy_strerror(cc));
-        rc = BERTH_EIO;
+        rc = BERTH_EUNAVAILABLE;
     } else {
         /* wait for the error's body, for the log */
         pthread_mutex_lock(&st->mu);
@@ -770,7 +778,7 @@ enum berth_err s3_stream_open(struct s3_store *s, const char *key, uint64_t size
         pthread_mutex_unlock(&st->mu);
         log_error("event=s3_error op=GET key=%s status=%ld body=\"%.300s\"", key, status,
                   buf_cstr(&st->resp.err));
-        rc = BERTH_EIO;
+        rc = s3_status_err(status);
     }
     if (rc != BERTH_OK) {
         s3_stream_close(st);

@@ -14,6 +14,7 @@
 
 #include "blob_int.h"
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -35,6 +36,8 @@
 #define S3_ERRBODY_MAX 4096
 #define S3_XML_MAX ((size_t)16 << 20)
 #define S3_META_REMOVAL "x-amz-meta-berth-removal"
+/* Blobs up to this size (manifests, configs) are read from a local copy. */
+#define S3_CACHE_SMALL ((uint64_t)4 << 20)
 
 struct s3_store {
     struct blob_store base;
@@ -51,7 +54,14 @@ struct s3_store {
     char tmp_dir[S3_PATH_MAX];
     char cache_dir[S3_PATH_MAX];
     char mpu_dir[S3_PATH_MAX];
-    struct s3_pump *pump; /* the thread of streamed GETs (s3_client.c) */
+    struct s3_pump *pump;    /* the thread of streamed GETs (s3_client.c) */
+    pthread_mutex_t ping_mu; /* the last blob_ping's answer, reused a while */
+    int64_t ping_at_ns;
+    enum berth_err ping_rc;
+    /* the local cache (s3.c) */
+    pthread_mutex_t cache_mu;
+    uint64_t cache_max;
+    int64_t cache_bytes;
 };
 
 static inline struct s3_store *s3_of(struct blob_store *bs)
@@ -113,7 +123,13 @@ enum berth_err s3_client_init(void);
 enum berth_err s3_do(struct s3_store *s, const struct s3_req *req, struct s3_resp *resp);
 void s3_resp_fini(struct s3_resp *r);
 
-/* Map an answer that is not what was wanted to an error, logging it. */
+/* The error an unexpected HTTP status stands for: BERTH_EUNAVAILABLE for
+ * 5xx and 429 (the store fails or throttles for now), else BERTH_EIO. */
+enum berth_err s3_status_err(long status);
+
+/* Map an answer that is not what was wanted to an error, logging it:
+ * BERTH_ENOTFOUND for 404, else as s3_status_err. A request that got no
+ * answer at all is BERTH_EUNAVAILABLE (s3_do). */
 enum berth_err s3_fail(const struct s3_req *req, const struct s3_resp *r);
 
 /* A presigned GET URL of key, valid expires_seconds from now. BERTH_EINVAL,

@@ -349,7 +349,7 @@ enum berth_err s3_head_bucket(struct s3_store *s)
     enum berth_err rc = s3_do(s, &req, &r);
     if (rc == BERTH_OK && r.status != 200) {
         log_error("event=s3_error op=head_bucket bucket=%s status=%ld", s->bucket, r.status);
-        rc = BERTH_EIO;
+        rc = s3_status_err(r.status);
     }
     s3_resp_fini(&r);
     return rc;

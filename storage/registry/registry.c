@@ -67,6 +67,11 @@ void registry_upload_status(enum berth_err rc, struct registry_status *s)
         s->reason = REG_DIGEST_INVALID;
         str_copy(s->message, sizeof(s->message), "provided digest did not match uploaded content");
         return;
+    case BERTH_EUNAVAILABLE:
+        s->reason = REG_UNAVAILABLE;
+        str_copy(s->message, sizeof(s->message),
+                 "blob storage unavailable; nothing was published, retry later");
+        return;
     default:
         s->reason = REG_INTERNAL;
         snprintf(s->message, sizeof(s->message), "upload failed (%s)", berth_strerror(rc));
@@ -76,6 +81,9 @@ void registry_upload_status(enum berth_err rc, struct registry_status *s)
 
 static enum berth_err internal(struct registry_status *s, enum berth_err rc)
 {
+    if (rc == BERTH_EUNAVAILABLE) {
+        return set_status(s, REG_UNAVAILABLE, rc, "blob storage unavailable; retry later");
+    }
     return set_status(s, REG_INTERNAL, rc, "internal error (%s)", berth_strerror(rc));
 }
 

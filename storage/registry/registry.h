@@ -44,6 +44,7 @@ enum registry_reason {
     REG_STORAGE_CLASS_UNSUPPORTED, /* (ECR) this storage class change is not possible */
     REG_IMAGE_ARCHIVED,            /* the image is archived (or still being restored) */
     REG_LAYER_ARCHIVED,            /* only archived images of the repository use the blob */
+    REG_UNAVAILABLE,               /* the object store cannot be reached or fails for now: retry */
 };
 
 struct registry_status {
@@ -54,9 +55,9 @@ struct registry_status {
 
 /* The registry reason a failed upload-session call (storage/store/upload.h)
  * stands for, into *s: BERTH_ENOTFOUND is REG_UPLOAD_UNKNOWN, BERTH_EBUSY
- * REG_UPLOAD_BUSY, BERTH_EDIGEST REG_DIGEST_INVALID, anything else
- * REG_INTERNAL. The sessions are shared by both APIs; each maps *s with
- * its one reason table. Pure. */
+ * REG_UPLOAD_BUSY, BERTH_EDIGEST REG_DIGEST_INVALID, BERTH_EUNAVAILABLE
+ * REG_UNAVAILABLE, anything else REG_INTERNAL. The sessions are shared by both APIs; each maps *s
+ * with its one reason table. Pure. */
 void registry_upload_status(enum berth_err rc, struct registry_status *s);
 
 /* Find the repository; with create, make it when missing if the store

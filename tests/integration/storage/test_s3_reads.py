@@ -5,6 +5,10 @@ to nothing while it serves 64 MiB), a slow client slows the GET from the store i
 filling berth's memory, a Range is a ranged GET, HEAD never reaches the store, and concurrent
 pulls keep berth's memory flat.
 
+When the store becomes unreachable (the relay cut) and comes back: /readyz follows it,
+manifests and small blobs kept locally still answer, layers and pushes get 503 UNAVAILABLE
+(ECR: ServerException, 503), nothing is half-published, all works again without a restart.
+
 With storage.s3.redirect, blob GETs are answered 307 to a presigned URL of the object, and
 docker (dockerd), containerd's ctr, skopeo and crane follow it to Swift.
 
@@ -128,8 +132,14 @@ class S3ReadsTest(unittest.TestCase):
         return conn, conn.getresponse()
 
     def pull(self, headers=None, piece=MIB):
+        return self.pull_from(self.server.port, self.path, headers, piece)
+
+    @staticmethod
+    def pull_from(port, path, headers=None, piece=MIB):
         """(status, headers, sha256 hex, length) of a GET read piece by piece."""
-        conn, resp = self.open_get(headers)
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+        conn.request("GET", path, headers=dict(headers or {}, Connection="close"))
+        resp = conn.getresponse()
         sha = hashlib.sha256()
         n = 0
         while True:
@@ -368,6 +378,147 @@ class S3RedirectTest(unittest.TestCase):
         for digest, data in image.blobs.items():
             self.assertEqual(containerd.ctr("content", "get", digest).raw, data, digest)
         self.assertGreaterEqual(self.redirects_seen() - before, len(image.blobs))
+
+
+@unittest.skipUnless(h.IS_BERTH, "berth's own backend")
+class S3OutageTest(unittest.TestCase):
+    """The object store becomes unreachable (the relay in front of Swift is cut), then comes
+    back: /readyz follows it, manifests and small blobs kept locally still answer, other
+    reads and every push fail with 503 and the protocol's error, nothing is half-published,
+    and all works again once the store is back, without a restart."""
+
+    PREFIX = "itest-s3-outage/"
+
+    @classmethod
+    def setUpClass(cls):
+        cls.relay = TcpRelay("127.0.0.1", s3.ports["proxy"]).start()
+        cls.addClassCleanup(cls.relay.stop)
+        cls.server = h.Server(env=s3_env(cls.relay.endpoint, cls.PREFIX),
+                              config={"gc": {"enabled": False}})
+        cls.addClassCleanup(cls.server.cleanup)
+        cls.server.start()
+        cls.reg = cls.server.registry()
+        cls.ecr = c.ecr_client(cls.server)
+        cls.client = s3.client()
+
+    def run(self, result=None):
+        if result is None:
+            return super().run(result)
+        before = len(result.failures) + len(result.errors)
+        out = super().run(result)
+        if len(result.failures) + len(result.errors) > before:
+            s3.dump_logs()
+            print("\n--- server log tail ---\n%s" % self.server.log_tail())
+        return out
+
+    def ready(self):
+        resp = self.reg.get("/readyz")
+        return resp.status, resp.body.decode()
+
+    def wait_ready(self, want):
+        deadline = time.monotonic() + 60
+        while True:
+            status, text = self.ready()
+            if (status == 200) == want:
+                return text
+            if time.monotonic() > deadline:
+                self.fail("/readyz stayed %d: %s" % (status, text))
+            time.sleep(0.2)
+
+    def assertUnavailable(self, resp):
+        self.assertEqual(resp.status, 503, resp.describe())
+        self.assertEqual(resp.error_codes(), ["UNAVAILABLE"], resp.describe())
+        self.assertIsNotNone(resp.header("Retry-After"))
+
+    def keys(self, under):
+        page = self.client.list_objects_v2(Bucket=s3.bucket, Prefix=self.PREFIX + under)
+        return [o["Key"][len(self.PREFIX):] for o in page.get("Contents", [])]
+
+    def blob_key(self, digest):
+        alg, hexa = digest.split(":")
+        return "blobs/%s/%s/%s" % (alg, hexa[:2], hexa)
+
+    def test_store_down_then_back(self):
+        repo = "itest/outage/app"
+        image = h.build_image(layer_count=1, layer_size=4096)
+        big = h.random_bytes(24 * MIB + 1)
+        big_digest = self.reg.ensure_blob(repo, big)
+        h.expect_status(self.reg.push_image(repo, image, tag="v1"), 201)
+        text = self.wait_ready(True)
+        self.assertIn("blob storage: ok", text.splitlines())
+
+        # a pull under way when the store goes: its body is cut short, berth goes on
+        conn = http.client.HTTPConnection("127.0.0.1", self.server.port, timeout=120)
+        conn.request("GET", self.reg.blob_path(repo, big_digest), headers={"Connection": "close"})
+        resp = conn.getresponse()
+        self.assertEqual(resp.status, 200)
+        got = resp.read(MIB)
+        self.relay.cut()
+        try:
+            while True:
+                piece = resp.read(MIB)
+                if not piece:
+                    break
+                got += piece
+        except (http.client.IncompleteRead, OSError):
+            pass
+        conn.close()
+        self.assertLess(len(got), len(big))
+
+        text = self.wait_ready(False)
+        self.assertIn("blob storage: unreachable", text.splitlines())
+        self.assertIn("database: ok", text.splitlines())
+
+        # kept locally: the manifest and the config (published through this berth)
+        resp = self.reg.get_manifest(repo, "v1")
+        self.assertEqual((resp.status, resp.body), (200, image.manifest), resp.describe())
+        resp = self.reg.get_blob(repo, image.config_digest)
+        self.assertEqual(resp.status, 200, resp.describe())
+        self.assertEqual(resp.body, image.blobs[image.config_digest])
+        # HEAD answers from the metadata
+        self.assertEqual(self.reg.head_blob(repo, big_digest).status, 200)
+        # a layer that is only in the store
+        self.assertUnavailable(self.reg.get_blob(repo, big_digest))
+
+        # pushes fail cleanly: a small blob (one PUT), a larger one sent in chunks
+        # (multipart), a manifest
+        small = h.random_bytes(100000)
+        self.assertUnavailable(self.reg.push_blob(repo, small))
+        larger = h.random_bytes(9 * MIB + 5)
+        self.assertUnavailable(self.reg.push_blob(repo, larger, mode="chunked",
+                                                  chunk_size=3 * MIB))
+        for data in (small, larger):
+            self.assertEqual(self.reg.head_blob(repo, h.digest_of(data)).status, 404)
+        other = h.Image(dict(json.loads(image.manifest), annotations={"x": "outage"}),
+                        blobs=image.blobs)
+        self.assertUnavailable(self.reg.put_manifest(repo, "v2", other.manifest,
+                                                     other.media_type))
+        self.assertEqual(self.reg.get_manifest(repo, other.digest).status, 404)
+        self.assertEqual(self.reg.get_manifest(repo, "v2").status, 404)
+        # the ECR API: a ServerException answered 503
+        import botocore.exceptions
+        with self.assertRaises(botocore.exceptions.ClientError) as cm:
+            self.ecr.put_image(repositoryName=repo, imageManifest=other.manifest.decode(),
+                               imageTag="v3")
+        err = cm.exception.response
+        self.assertEqual(err["Error"]["Code"], "ServerException")
+        self.assertEqual(err["ResponseMetadata"]["HTTPStatusCode"], 503)
+
+        # the store is back: ready again, nothing of the failed pushes in the bucket
+        self.relay.restore()
+        self.wait_ready(True)
+        blobs = self.keys("blobs/")
+        for data in (small, larger, other.manifest):
+            self.assertNotIn(self.blob_key(h.digest_of(data)), blobs)
+        self.assertEqual(self.keys("trash/"), [])
+        # and everything works again
+        status, _, sha, n = S3ReadsTest.pull_from(self.server.port, self.reg.blob_path(
+            repo, big_digest))
+        self.assertEqual((status, n, "sha256:" + sha), (200, len(big), big_digest))
+        for data in (small, larger):
+            self.reg.ensure_blob(repo, data)
+        h.expect_status(self.reg.put_manifest(repo, "v2", other.manifest, other.media_type), 201)
+        self.assertEqual(self.reg.get_manifest(repo, "v2").body, other.manifest)
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@
  * prefix of its own in the fixture's bucket. */
 #include "unit.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -497,6 +498,72 @@ static void test_publish_large(void)
     close_store(bs);
 }
 
+/* Bytes of regular files in dir. */
+static uint64_t dir_bytes(const char *dir)
+{
+    DIR *d = opendir(dir);
+    CHECK(d != NULL);
+    uint64_t total = 0;
+    struct dirent *e;
+    while (d != NULL && (e = readdir(d)) != NULL) {
+        struct stat sb;
+        if (e->d_name[0] != '.' && fstatat(dirfd(d), e->d_name, &sb, 0) == 0 &&
+            S_ISREG(sb.st_mode)) {
+            total += (uint64_t)sb.st_size;
+        }
+    }
+    if (d != NULL) {
+        closedir(d);
+    }
+    return total;
+}
+
+/* S3 only: small blobs are kept in <root>/s3cache (at publication, or at
+ * their first read), and that directory stays within
+ * storage.s3.cache_max_bytes (the least recently used go); an evicted blob
+ * is fetched again when read. */
+static void test_s3_cache_bound(void)
+{
+    if (!on_s3()) {
+        return;
+    }
+    snprintf(root, sizeof(root), "%s", unit_tmpdir());
+    struct blob_store_options opt = store_opts(false);
+    opt.s3.cache_max_bytes = 1 << 20;
+    struct blob_store *bs = NULL;
+    CHECK_INT(blob_store_open(&opt, &bs), BERTH_OK);
+    char cache[600];
+    snprintf(cache, sizeof(cache), "%s/s3cache", root);
+    enum { N = 8, SIZE = 300 * 1024 };
+    static char data[N][SIZE];
+    struct digest d[N];
+    for (int i = 0; i < N; i++) {
+        for (size_t k = 0; k < SIZE; k++) {
+            data[i][k] = (char)((k * 7 + (size_t)i * 13) % 251);
+        }
+        digest_buffer(DIGEST_SHA256, data[i], SIZE, &d[i]);
+        char name[BLOB_STAGE_NAME_MAX + 1];
+        CHECK_INT(blob_stage_put(bs, data[i], SIZE, name), BERTH_OK);
+        CHECK_INT(blob_stage_publish(bs, name, &d[i]), BERTH_OK);
+        /* kept at publication, the directory within its bound */
+        CHECK(dir_bytes(cache) <= (1 << 20));
+        CHECK(dir_bytes(cache) >= SIZE);
+    }
+    /* every one reads back (from the cache, or fetched into it again) */
+    for (int i = 0; i < N; i++) {
+        struct blob_read br;
+        CHECK_INT(blob_read_range(bs, &d[i], SIZE, 0, SIZE, &br), BERTH_OK);
+        CHECK(br.fd >= 0);
+        static char got[SIZE];
+        CHECK_INT(pread(br.fd, got, SIZE, 0), SIZE);
+        CHECK(memcmp(got, data[i], SIZE) == 0);
+        close(br.fd);
+        CHECK(dir_bytes(cache) <= (1 << 20));
+    }
+    blob_store_close(bs);
+    CHECK_INT(file_remove_tree(root), BERTH_OK);
+}
+
 static void test_remove_finish_recover(void)
 {
     struct blob_store *bs = open_store();
@@ -630,6 +697,7 @@ int main(void)
     RUN(test_stage_writeback);
     RUN(test_publish_and_read);
     RUN(test_publish_large);
+    RUN(test_s3_cache_bound);
     RUN(test_remove_finish_recover);
     RUN(test_recover);
     RUN(test_walk_and_delete);
