@@ -160,7 +160,8 @@ int cmd_mirror(struct cli *cli)
     const char *usage =
         "usage: berth mirror [--images FILE] [REF...] -o FILE[.zst] [--platform "
         "OS/ARCH[/VARIANT]]..."
-        "\n                    [--authfile FILE] [--plain-http] [--since PREVIOUS_BUNDLE]";
+        "\n                    [--authfile FILE] [--ca-file PEM] [--plain-http] [--since "
+        "PREVIOUS_BUNDLE]";
     const char *out = NULL;
     const char *authfile = NULL;
     const char **refs = NULL;
@@ -178,7 +179,8 @@ int cmd_mirror(struct cli *cli)
     for (int i = 0; i < cli->argc; i++) {
         const char *a = cli->argv[i];
         const char *val = NULL;
-        const char *opts[] = {"-o", "--output", "--images", "--platform", "--authfile", "--since"};
+        const char *opts[] = {"-o",         "--output",  "--images", "--platform",
+                              "--authfile", "--ca-file", "--since"};
         for (size_t k = 0; k < sizeof(opts) / sizeof(opts[0]); k++) {
             size_t n = strlen(opts[k]);
             if (strcmp(a, opts[k]) == 0) {
@@ -215,6 +217,13 @@ int cmd_mirror(struct cli *cli)
             }
         } else if (strcmp(a, "--authfile") == 0) {
             authfile = val;
+        } else if (strcmp(a, "--ca-file") == 0) {
+            if (access(val, R_OK) != 0) {
+                fprintf(stderr, "berth mirror: --ca-file %s: %s\n", val, strerror(errno));
+                status = 1;
+                goto out;
+            }
+            opt.ca_file = val;
         } else if (strcmp(a, "--since") == 0) {
             opt.since = val;
         } else if (strcmp(a, "--plain-http") == 0) {

@@ -99,7 +99,8 @@ typedef bool (*bundle_creds_fn)(void *arg, const char *host, const char **user,
 struct bundle_mirror_options {
     const char *const *platforms; /* "os/arch[/variant]" filters of indexes, or NULL: all */
     size_t platform_count;
-    bool plain_http; /* http:// to every registry (else https://) */
+    bool plain_http;     /* http:// to every registry (else https://) */
+    const char *ca_file; /* PEM CA certificates trusted instead of the system's, or NULL */
     int64_t timeout_ms;
     size_t manifest_max;
     bundle_creds_fn creds; /* may be NULL: anonymous */

@@ -123,7 +123,9 @@ static enum berth_err client_for(struct mirror *m, const char *host, struct upst
         user = password = NULL;
     }
     struct upstream_client *c = upstream_client_new(base, user, password, m->opt->timeout_ms);
-    if (c == NULL) {
+    if (c == NULL ||
+        (m->opt->ca_file != NULL && upstream_client_set_ca_file(c, m->opt->ca_file) != BERTH_OK)) {
+        upstream_client_free(c);
         return BERTH_ENOMEM;
     }
     struct remote *r = &m->remotes[m->remote_count++];

@@ -32,6 +32,7 @@ struct upstream_client {
     char *auth; /* "Authorization: ..." once the upstream asked for it, or NULL */
     int64_t timeout_ms;
     char extra[256]; /* a header line sent with every request, or "" */
+    char *ca_file; /* PEM CA certificates trusted instead of the system's, or NULL */
 };
 
 enum berth_err upstream_client_global_init(void)
@@ -112,6 +113,17 @@ struct upstream_client *upstream_client_new(const char *base_url, const char *us
     return c;
 }
 
+enum berth_err upstream_client_set_ca_file(struct upstream_client *c, const char *path)
+{
+    char *copy = strdup(path);
+    if (copy == NULL) {
+        return BERTH_ENOMEM;
+    }
+    free(c->ca_file);
+    c->ca_file = copy;
+    return BERTH_OK;
+}
+
 static void wipe_free(char *s)
 {
     if (s != NULL) {
@@ -141,6 +153,7 @@ void upstream_client_free(struct upstream_client *c)
     wipe_free(c->username);
     wipe_free(c->password);
     wipe_free(c->auth);
+    free(c->ca_file);
     free(c);
 }
 
@@ -407,6 +420,9 @@ static enum berth_err perform(struct upstream_client *c, const char *url, bool h
     curl_easy_setopt(curl, CURLOPT_USERAGENT,
                      x->method != NULL ? "berth-replication" : "berth-pull-through");
     curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS, (long)c->timeout_ms);
+    if (c->ca_file != NULL) {
+        curl_easy_setopt(curl, CURLOPT_CAINFO, c->ca_file);
+    }
     if (bounded) {
         curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, (long)c->timeout_ms);
     } else {

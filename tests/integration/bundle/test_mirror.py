@@ -3,7 +3,7 @@ a berth with bearer tokens, Debian's distribution 2.8.2) into a bundle with no s
 a list file with docker config.json credentials; imported into a fresh berth with identical
 digests; a multi-arch index filtered by --platform; referrers carried (the referrers API,
 and the referrers tag schema where the registry has none); a tampered blob refused with
-nothing left behind; a delta with --since."""
+nothing left behind; a delta with --since; HTTPS with a private CA (--ca-file)."""
 
 import base64
 import json
@@ -17,6 +17,7 @@ import berth_harness as h
 import bundle_helpers as bh
 import lifegc_helpers as lg
 import ptc_helpers as p
+import tls_helpers as t
 
 
 def b64(text):
@@ -218,6 +219,32 @@ class MirrorTest(unittest.TestCase):
         self.assertIn("does not match its digest", out)
         self.assertFalse(os.path.exists(out_path))
         self.no_leftovers()
+
+    def test_https_with_a_private_ca(self):
+        src = h.Server()
+        self.addCleanup(src.cleanup)
+        src.start()
+        img = h.build_image(layer_count=1)
+        h.expect_status(src.registry().push_image("team/app", img, tag="1"), 201)
+        src.stop()
+        pki = t.Pki()
+        self.addCleanup(pki.cleanup)
+        src.config = {"tls": {"cert_file": pki.path("chain.pem"),
+                              "key_file": pki.path("server.key")}}
+        src.start()
+        ref = "localhost:%d/team/app:1" % src.port
+        out_path = os.path.join(self.work, "tls.tar")
+        rc, out = h.run_berth(["mirror", ref, "-o", out_path],
+                              env={"DOCKER_CONFIG": self.docker_config}, timeout=120)
+        self.assertEqual(rc, 1, out)  # the system does not trust the test CA
+        self.assertRegex(out, r"(?i)certificate")
+        self.assertFalse(os.path.exists(out_path))
+        rc, out = h.run_berth(["mirror", ref, "-o", out_path, "--ca-file", pki.path("root.pem")],
+                              env={"DOCKER_CONFIG": self.docker_config}, timeout=120)
+        self.assertEqual(rc, 0, out)
+        files = bh.read_bundle(out_path)
+        bh.check_blobs(self, files)
+        self.assertIn("blobs/sha256/" + h.digest_hex(img.digest), files)
 
     def test_bad_references(self):
         for ref, msg in (("Upper/Case:1", "not a repository name"),
