@@ -44,6 +44,7 @@ struct upstream_client *upstream_client_new(const char *base_url, const char *us
  * header; a later call replaces it). False when it does not fit or holds
  * a line break or (in name) a colon. */
 bool upstream_client_set_header(struct upstream_client *c, const char *name, const char *value);
+
 /* Trust the CA certificates of the PEM file at path (copied) instead of
  * the system's for this client's HTTPS requests (the token service's
  * included). BERTH_ENOMEM. */
