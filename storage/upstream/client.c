@@ -32,7 +32,7 @@ struct upstream_client {
     char *auth; /* "Authorization: ..." once the upstream asked for it, or NULL */
     int64_t timeout_ms;
     char extra[256]; /* a header line sent with every request, or "" */
-    char *ca_file; /* PEM CA certificates trusted instead of the system's, or NULL */
+    char *ca_file;   /* PEM CA certificates trusted instead of the system's, or NULL */
 };
 
 enum berth_err upstream_client_global_init(void)
