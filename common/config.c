@@ -111,9 +111,13 @@ static const struct config_key keys[] = {
      "GET /readyz fails while the data directory's file system has less free space"},
     {"storage.archive.restore_seconds", CONFIG_INT, OFF(storage_archive_restore_seconds), "0", 0,
      30 * DAY,
-     "a restored archived image (UpdateImageStorageClass STANDARD) is ACTIVATING this long before "
-     "it can be pulled again (berth keeps archived bytes in place, so 0 by default; ECR takes up "
-     "to 20 minutes)"},
+     "a restored archived image (UpdateImageStorageClass STANDARD) is ACTIVATING at least this "
+     "long, and until its blobs are back from the archive tier (ECR takes up to 20 minutes)"},
+    {"storage.archive.path", CONFIG_STRING, OFF(storage_archive_path), "", 0, 0,
+     "the archive tier: where the bytes of blobs only archived images use are moved (empty: "
+     "<root>/archive; \"off\": archiving is a status only; filesystem backend only)"},
+    {"storage.archive.zstd_level", CONFIG_INT, OFF(storage_archive_zstd_level), "6", 0, 19,
+     "zstd level of archive copies, kept only when it shrinks them (0: copies as they are)"},
     {"storage.backend", CONFIG_STRING, OFF(storage_backend), "filesystem", 0, 0,
      "where blobs are kept: filesystem (<root>/blobs) or s3 (storage.s3.*)"},
     {"storage.s3.endpoint", CONFIG_STRING, OFF(storage_s3_endpoint), "", 0, 0,

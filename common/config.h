@@ -62,6 +62,8 @@ struct berth_config {
     int64_t storage_tags_max_entries;
     int64_t storage_min_free_bytes;          /* /readyz fails below this much free disk */
     int64_t storage_archive_restore_seconds; /* an archived image is ACTIVATING this long */
+    char *storage_archive_path;              /* the archive tier ("" <root>/archive, "off") */
+    int64_t storage_archive_zstd_level;      /* 0: archive copies as they are */
 
     char *storage_backend; /* "filesystem" or "s3" */
     char *storage_s3_endpoint;

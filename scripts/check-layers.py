@@ -83,6 +83,7 @@ LIBRARIES = [
         r"\b(EVP|HMAC|SHA256|SHA512)_[A-Za-z]",
         ["storage/spec/digest.c", "storage/spec/seal.c", "storage/spec/notation.c"],
     ),
+    ("zstd", r"zstd\.h", r"\bZSTD_[a-z]", ["storage/store/tier.c"]),
     ("libcurl", r"curl/curl\.h", r"\bcurl_[a-z]", ["storage/upstream/client.c", "storage/blob/s3_client.c"]),
     (
         "libarchive",

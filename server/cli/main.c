@@ -108,6 +108,17 @@ struct store *cli_open_store(const struct cli *cli)
     if (opt.s3.secret_access_key[0] == '\0' && getenv("AWS_SECRET_ACCESS_KEY") != NULL) {
         opt.s3.secret_access_key = getenv("AWS_SECRET_ACCESS_KEY");
     }
+    /* the archive tier: <root>/archive unless set (or "off") */
+    char archive[4096];
+    if (strcmp(cfg->storage_archive_path, "off") == 0) {
+        archive[0] = '\0';
+    } else if (cfg->storage_archive_path[0] != '\0') {
+        snprintf(archive, sizeof(archive), "%s", cfg->storage_archive_path);
+    } else {
+        snprintf(archive, sizeof(archive), "%s/archive", cfg->root);
+    }
+    opt.archive_path = archive;
+    opt.archive_zstd_level = (int)cfg->storage_archive_zstd_level;
     struct store *st = NULL;
     if (store_open(&opt, &st) != BERTH_OK) {
         fprintf(stderr, "berth: cannot open the data directory %s (see the log above)\n",

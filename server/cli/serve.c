@@ -30,6 +30,7 @@
 #include "server/metrics/metrics.h"
 #include "storage/spec/digest.h"
 #include "storage/store/store.h"
+#include "storage/store/tier.h"
 #include "storage/upstream/cache.h"
 
 /* Tell systemd (when it started us with $NOTIFY_SOCKET) what state berth is in. */
@@ -240,6 +241,10 @@ int cmd_serve(struct cli *cli)
     } else if (restored || deleted) {
         log_info("event=trash_recovered restored=%lld deleted=%lld", (long long)restored,
                  (long long)deleted);
+    }
+    /* copies a crash left between the blob store and the archive tier */
+    if (store_tier_recover(st, true, NULL) != BERTH_OK) {
+        log_warn("event=archive_recovery_failed");
     }
     /* The pull-through cache: its options, and the key that opens the
      * upstream credentials (created on first start). */

@@ -16,6 +16,7 @@
 #include "storage/gc/gc.h"
 #include "storage/lifecycle/lifecycle.h"
 #include "storage/lifecycle/lifecycle_run.h"
+#include "storage/store/tier.h"
 #include "common/log.h"
 #include "common/timeutil.h"
 #include "server/metrics/metrics.h"
@@ -64,6 +65,9 @@ struct jobs {
     /* under lock: the last garbage collection passes, newest first */
     struct jobs_gc_run gc_runs[JOBS_GC_HISTORY];
     size_t gc_run_count;
+    /* the archive tier's mover: its own thread, woken by store_tier_notify */
+    bool tier_started;
+    pthread_t tier_thread;
 };
 
 void jobs_options_from_config(const struct berth_config *cfg, struct jobs_options *out)
@@ -227,6 +231,24 @@ static void run_previews(struct job *jb, bool periodic)
     (void)lifecycle_preview_process_pending(js->st, &js->stop, NULL);
 }
 
+/* The archive tier: a pass at start (moves a restart interrupted), then
+ * whenever an image is archived or restored, and every JOBS_TIER_RETRY_MS
+ * (moves that failed are tried again). */
+#define JOBS_TIER_RETRY_MS 60000
+
+static void *tier_main(void *arg)
+{
+    struct jobs *js = arg;
+    uint64_t seen = 0;
+    while (!atomic_load(&js->stop)) {
+        struct tier_stats stats;
+        memset(&stats, 0, sizeof(stats));
+        (void)store_tier_pass(js->st, &js->stop, &stats); /* logs its own summary */
+        store_tier_wait(&seen, JOBS_TIER_RETRY_MS, &js->stop);
+    }
+    return NULL;
+}
+
 /* ---- the runner ---- */
 
 static void deadline(struct timespec *ts, int64_t mono_ns)
@@ -323,6 +345,15 @@ enum berth_err jobs_start(struct store *st, const struct jobs_options *opt, stru
     if (rc == BERTH_OK && opt->lifecycle_enabled) {
         rc = start_job(js, &js->lifecycle, "lifecycle", opt->lifecycle_interval_ms, run_lifecycle);
     }
+    if (rc == BERTH_OK && store_tier_enabled(st)) {
+        if (pthread_create(&js->tier_thread, NULL, tier_main, js) != 0) {
+            log_error("event=jobs_error op=thread job=archive");
+            rc = BERTH_EIO;
+        } else {
+            js->tier_started = true;
+            log_info("event=job_started job=archive interval_ms=%d", JOBS_TIER_RETRY_MS);
+        }
+    }
     if (rc != BERTH_OK) {
         jobs_stop(js);
         return rc;
@@ -340,6 +371,10 @@ void jobs_stop(struct jobs *js)
     atomic_store(&js->stop, true);
     pthread_cond_broadcast(&js->cond);
     pthread_mutex_unlock(&js->lock);
+    if (js->tier_started) {
+        store_tier_notify();
+        pthread_join(js->tier_thread, NULL);
+    }
     struct job *all[] = {&js->gc, &js->lifecycle, &js->preview};
     for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++) {
         if (all[i]->started) {

@@ -614,6 +614,20 @@ static enum berth_err render_store(struct buf *out, const struct metrics_gauges 
     if (rc == BERTH_OK) {
         rc = gauge(out, "berth_upload_sessions", "Blob upload sessions open", g->upload_sessions);
     }
+    if (rc == BERTH_OK) {
+        rc = gauge(out, "berth_archive_blobs", "Blobs whose bytes are in the archive tier",
+                   g->archived_blobs);
+    }
+    if (rc == BERTH_OK) {
+        rc = gauge(out, "berth_archive_blob_bytes",
+                   "Bytes of the blobs in the archive tier (their size as pushed)",
+                   g->archived_bytes);
+    }
+    if (rc == BERTH_OK) {
+        rc = gauge(out, "berth_archive_stored_bytes",
+                   "Bytes the archive tier's copies take (zstd where it shrinks them)",
+                   g->archived_stored);
+    }
     if (rc == BERTH_OK && (g->scan_waiting >= 0 || g->scan_running >= 0)) {
         rc = header(out, "berth_scan_queue_jobs", "gauge", "Scan jobs queued, by state");
         if (rc == BERTH_OK && g->scan_waiting >= 0) {

@@ -70,6 +70,9 @@ struct metrics_gauges {
     int64_t scan_running;     /* scan jobs claimed by a worker */
     int64_t repl_in_progress; /* replication copies queued or being retried */
     int64_t repl_failed;      /* replication copies FAILED */
+    int64_t archived_blobs;   /* blobs whose bytes are in the archive tier */
+    int64_t archived_bytes;   /* their sizes */
+    int64_t archived_stored;  /* what their archive copies take */
 };
 
 /* Append every metric in the Prometheus text exposition format (0.0.4)

@@ -171,12 +171,15 @@ static void handle_metrics(struct request *req)
     if (!metrics_authorized(req, m)) {
         return;
     }
-    struct metrics_gauges g = {-1, -1, -1, -1, -1, -1, -1};
+    struct metrics_gauges g = {-1, -1, -1, -1, -1, -1, -1, -1, -1, -1};
     struct meta_totals t;
     if (meta_totals_get(m, &t) == BERTH_OK) {
         g.blobs = t.blobs;
         g.blob_bytes = t.blob_bytes;
         g.upload_sessions = t.upload_sessions;
+        g.archived_blobs = t.archived_blobs;
+        g.archived_bytes = t.archived_bytes;
+        g.archived_stored = t.archived_stored;
     }
     int64_t waiting = 0, total = 0;
     if (meta_scan_jobs_count(m, &waiting, &total) == BERTH_OK) {

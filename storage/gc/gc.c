@@ -15,6 +15,7 @@
 #include "storage/blob/blob.h"
 #include "storage/meta/pace.h"
 #include "storage/store/store.h"
+#include "storage/store/tier.h"
 #include "common/log.h"
 #include "storage/meta/meta.h"
 #include "storage/meta/meta_gc.h"
@@ -56,6 +57,9 @@ struct gc {
     size_t orphan_count;
     struct blob_removal moved[GC_BATCH_MAX]; /* what the current batch moved aside */
     size_t moved_count;
+    struct blob_store *archive;                      /* the archive tier, or NULL */
+    struct blob_removal moved_archive[GC_BATCH_MAX]; /* ... from the archive tier */
+    size_t moved_archive_count;
 };
 
 static bool cancelled(struct gc *g)
@@ -163,6 +167,15 @@ static void finish_moved(struct gc *g)
         }
     }
     g->moved_count = 0;
+    for (size_t k = 0; k < g->moved_archive_count; k++) {
+        const struct blob_removal *mv = &g->moved_archive[k];
+        struct meta_blob row;
+        if (meta_blob_get(g->m, mv->d.str, &row) == BERTH_ENOTFOUND &&
+            blob_removal_finish(g->archive, mv) == BERTH_OK) {
+            g->stats.trash_deleted++;
+        }
+    }
+    g->moved_archive_count = 0;
 }
 
 /*
@@ -176,6 +189,7 @@ static enum berth_err delete_batch(struct gc *g, const struct meta_gc_blob *c, s
                                    size_t *used)
 {
     g->moved_count = 0;
+    g->moved_archive_count = 0;
     enum berth_err rc = txn_begin(g);
     if (rc != BERTH_OK) {
         *used = 0;
@@ -200,6 +214,15 @@ static enum berth_err delete_batch(struct gc *g, const struct meta_gc_blob *c, s
                 continue;
             }
             g->moved_count++;
+            if (g->archive != NULL) {
+                /* its bytes may be in the archive tier instead */
+                rc = blob_remove(g->archive, &d, &g->moved_archive[g->moved_archive_count]);
+                if (rc != BERTH_OK) {
+                    log_error("event=gc_error op=trash_archive digest=%s errno=%d", d.str, errno);
+                    continue;
+                }
+                g->moved_archive_count++;
+            }
         }
         blobs++;
         bytes += c[i].size;
@@ -210,6 +233,7 @@ static enum berth_err delete_batch(struct gc *g, const struct meta_gc_blob *c, s
     if (rc != BERTH_OK) {
         /* The rows are back; so must the files be. */
         g->moved_count = 0;
+        g->moved_archive_count = 0;
         log_error("event=gc_error op=batch err=%s", berth_strerror(rc));
         if (finish_trash_txn(g) != BERTH_OK) {
             log_error("event=gc_error op=restore msg=\"trash is repaired at the next pass or "
@@ -390,6 +414,11 @@ static enum berth_err pass(struct gc *g, int64_t now, const char **step)
         *step = "orphans";
         rc = sweep_orphans(g);
     }
+    if (rc == BERTH_OK && !opt->dry_run && !cancelled(g)) {
+        /* copies left between the blob store and the archive tier */
+        *step = "archive";
+        rc = store_tier_recover(g->st, false, NULL);
+    }
     return rc;
 }
 
@@ -404,6 +433,7 @@ enum berth_err gc_run(struct store *st, const struct gc_options *opt, struct gc_
     }
     g->st = st;
     g->blobs = store_blobs(st);
+    g->archive = store_archive(st);
     g->opt = opt;
     g->m = store_meta(st);
     int64_t started = time_mono_ns();

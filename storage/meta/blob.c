@@ -13,6 +13,10 @@ static enum berth_err fetch_blob(struct meta *m, struct meta_stmt *st, struct me
         out->size = meta_col_int64(st, 2);
         out->created_at = meta_col_int64(st, 3);
         out->touched_at = meta_col_int64(st, 4);
+        out->tier =
+            meta_col_int64(st, 5) == META_TIER_ARCHIVE ? META_TIER_ARCHIVE : META_TIER_STANDARD;
+        out->archived_size = meta_col_int64(st, 6);
+        out->archive_codec = (int)meta_col_int64(st, 7);
     } else if (rc == META_STEP_DONE) {
         err = BERTH_ENOTFOUND;
     } else {
@@ -24,8 +28,9 @@ static enum berth_err fetch_blob(struct meta *m, struct meta_stmt *st, struct me
 
 enum berth_err meta_blob_get(struct meta *m, const char *digest, struct meta_blob *out)
 {
-    struct meta_stmt *st = meta_prepare(
-        m, "SELECT id, digest, size, created_at, touched_at FROM blobs WHERE digest = ?1");
+    struct meta_stmt *st =
+        meta_prepare(m, "SELECT id, digest, size, created_at, touched_at, tier, archived_size, "
+                        "archive_codec FROM blobs WHERE digest = ?1");
     if (st == NULL) {
         return BERTH_EDB;
     }
@@ -37,7 +42,8 @@ enum berth_err meta_blob_get_linked(struct meta *m, int64_t repo_id, const char 
                                     struct meta_blob *out)
 {
     struct meta_stmt *st =
-        meta_prepare(m, "SELECT b.id, b.digest, b.size, b.created_at, b.touched_at "
+        meta_prepare(m, "SELECT b.id, b.digest, b.size, b.created_at, b.touched_at, b.tier, "
+                        "b.archived_size, b.archive_codec "
                         "FROM blobs b JOIN repo_blobs rb ON rb.blob_id = b.id "
                         "WHERE b.digest = ?1 AND rb.repo_id = ?2");
     if (st == NULL) {
@@ -51,7 +57,8 @@ enum berth_err meta_blob_get_linked(struct meta *m, int64_t repo_id, const char 
 enum berth_err meta_blob_get_visible(struct meta *m, const char *digest, struct meta_blob *out)
 {
     struct meta_stmt *st =
-        meta_prepare(m, "SELECT b.id, b.digest, b.size, b.created_at, b.touched_at "
+        meta_prepare(m, "SELECT b.id, b.digest, b.size, b.created_at, b.touched_at, b.tier, "
+                        "b.archived_size, b.archive_codec "
                         "FROM blobs b WHERE b.digest = ?1 AND EXISTS "
                         "(SELECT 1 FROM repo_blobs rb WHERE rb.blob_id = b.id)");
     if (st == NULL) {
@@ -140,4 +147,21 @@ enum berth_err meta_blob_unlink(struct meta *m, int64_t repo_id, int64_t blob_id
         rc = BERTH_ENOTFOUND;
     }
     return rc;
+}
+
+enum berth_err meta_blob_set_tier(struct meta *m, int64_t blob_id, enum meta_blob_tier tier,
+                                  int64_t archived_size, int archive_codec)
+{
+    struct meta_stmt *st = meta_prepare(m, "UPDATE blobs SET tier = ?2, archived_size = ?3, "
+                                           "archive_codec = ?4 WHERE id = ?1 AND "
+                                           "(tier <> ?2 OR archived_size <> ?3 OR "
+                                           "archive_codec <> ?4)");
+    if (st == NULL) {
+        return BERTH_EDB;
+    }
+    meta_bind_int64(st, 1, blob_id);
+    meta_bind_int64(st, 2, (int64_t)tier);
+    meta_bind_int64(st, 3, tier == META_TIER_ARCHIVE ? archived_size : 0);
+    meta_bind_int64(st, 4, tier == META_TIER_ARCHIVE ? archive_codec : 0);
+    return meta_step_done(m, st, "blob_set_tier");
 }

@@ -25,9 +25,10 @@ static int tag_digest_row(struct meta_stmt *st, void *ctx)
 /* The image status restriction of a listing (parameters ?4, the status,
  * and ?5, the time), one static text for every status. */
 #define STATUS_COND                                                                                \
-    " AND (?4 = 3 OR (?4 = 0 AND m.storage_class = 0 AND m.active_from <= ?5) OR "                 \
+    " AND (?4 = 3 OR "                                                                             \
+    "(?4 = 0 AND m.storage_class = 0 AND m.active_from <= ?5 AND m.restoring = 0) OR "             \
     "(?4 = 1 AND m.storage_class = 1) OR "                                                         \
-    "(?4 = 2 AND m.storage_class = 0 AND m.active_from > ?5)) "
+    "(?4 = 2 AND m.storage_class = 0 AND (m.active_from > ?5 OR m.restoring = 1))) "
 
 static void bind_filter(struct meta_stmt *st, const struct meta_status_filter *filter)
 {

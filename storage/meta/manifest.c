@@ -23,6 +23,7 @@ void meta_manifest_row(struct meta_stmt *st, struct meta_manifest *out)
     out->archived_at = meta_col_int64(st, 15);
     out->activated_at = meta_col_int64(st, 16);
     out->active_from = meta_col_int64(st, 17);
+    out->restoring = meta_col_int64(st, 18) != 0;
 }
 
 static enum berth_err fetch_manifest(struct meta *m, struct meta_stmt *st,

@@ -260,6 +260,16 @@ static const char *const migrations[] = {
     ") WITHOUT ROWID;"
     "CREATE INDEX replication_queue_due ON replication_queue(next_at) "
     "WHERE status = 'IN_PROGRESS';",
+    /* 15: the archive tier: where each blob's bytes are (0 the blob store,
+     * 1 the archive tier), how many bytes its archive copy takes and how it
+     * is coded (0 as is, 1 zstd); each manifest whose blobs are on their
+     * way back from the archive tier (ACTIVATING until they are). */
+    "ALTER TABLE blobs ADD COLUMN tier INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE blobs ADD COLUMN archived_size INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE blobs ADD COLUMN archive_codec INTEGER NOT NULL DEFAULT 0;"
+    "CREATE INDEX blobs_archived ON blobs(id) WHERE tier = 1;"
+    "ALTER TABLE manifests ADD COLUMN restoring INTEGER NOT NULL DEFAULT 0;"
+    "CREATE INDEX manifests_restoring ON manifests(id) WHERE restoring = 1;",
 };
 
 /* The same migrations in PostgreSQL's dialect, entry for entry: rowid
@@ -485,6 +495,13 @@ static const char *const pg_migrations[] = {
     ");"
     "CREATE INDEX replication_queue_due ON replication_queue(next_at) "
     "WHERE status = 'IN_PROGRESS';",
+    /* 15 */
+    "ALTER TABLE blobs ADD COLUMN tier BIGINT NOT NULL DEFAULT 0;"
+    "ALTER TABLE blobs ADD COLUMN archived_size BIGINT NOT NULL DEFAULT 0;"
+    "ALTER TABLE blobs ADD COLUMN archive_codec BIGINT NOT NULL DEFAULT 0;"
+    "CREATE INDEX blobs_archived ON blobs(id) WHERE tier = 1;"
+    "ALTER TABLE manifests ADD COLUMN restoring BIGINT NOT NULL DEFAULT 0;"
+    "CREATE INDEX manifests_restoring ON manifests(id) WHERE restoring = 1;",
 };
 
 #define NMIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))

@@ -168,12 +168,19 @@ enum berth_err meta_repo_summaries(struct meta *m, const char *contains, enum me
 
 /* ---- blobs ---- */
 
+/* Where a blob's bytes are: the blob store, or the archive tier (the
+ * bytes of blobs only archived images use, storage/store/tier.h). */
+enum meta_blob_tier { META_TIER_STANDARD = 0, META_TIER_ARCHIVE = 1 };
+
 struct meta_blob {
     int64_t id;
     char digest[DIGEST_STR_MAX];
     int64_t size;
     int64_t created_at;
     int64_t touched_at;
+    enum meta_blob_tier tier;
+    int64_t archived_size; /* bytes of the archive copy (tier archive) */
+    int archive_codec;     /* how the archive copy is coded (storage/store/tier.h) */
 };
 
 /* A blob by digest, anywhere in the store. BERTH_ENOTFOUND. */
@@ -187,6 +194,12 @@ enum berth_err meta_blob_get_linked(struct meta *m, int64_t repo_id, const char 
  * must match: BERTH_ECONFLICT otherwise). *id receives its id. */
 enum berth_err meta_blob_upsert(struct meta *m, const char *digest, int64_t size, int64_t now,
                                 int64_t *id);
+
+/* Record where the blob's bytes are (archived_size and archive_codec are
+ * kept only for the archive tier). Inside the write transaction that moves
+ * them. BERTH_EDB. */
+enum berth_err meta_blob_set_tier(struct meta *m, int64_t blob_id, enum meta_blob_tier tier,
+                                  int64_t archived_size, int archive_codec);
 
 /* Refresh touched_at, restarting the blob's garbage-collection grace. */
 enum berth_err meta_blob_touch(struct meta *m, int64_t blob_id, int64_t now);
@@ -226,6 +239,7 @@ struct meta_manifest {
     int64_t archived_at;  /* last moved to the archive class, 0 = never */
     int64_t activated_at; /* last restore asked for, 0 = never */
     int64_t active_from;  /* a restore completes at this time (ACTIVATING until then) */
+    bool restoring;       /* blobs it uses are on their way back from the archive tier */
 };
 
 /* A manifest of the repository by digest / by tag. BERTH_ENOTFOUND. */
@@ -310,6 +324,9 @@ struct meta_totals {
     int64_t blobs;           /* blob rows */
     int64_t blob_bytes;      /* the sum of their sizes */
     int64_t upload_sessions; /* upload session rows */
+    int64_t archived_blobs;  /* blob rows whose bytes are in the archive tier */
+    int64_t archived_bytes;  /* the sum of their sizes */
+    int64_t archived_stored; /* what their archive copies take */
 };
 
 /* Count what is stored. Reads every blob row's size (no write lock).

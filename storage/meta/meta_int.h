@@ -277,7 +277,7 @@ enum berth_err meta_get_text(struct meta *m, struct meta_stmt *st, char **out);
     "m.id, m.repo_id, m.blob_id, m.digest, m.media_type, m.artifact_type, "                        \
     "m.config_media_type, m.subject, m.is_index, m.size, m.image_size, m.pushed_at, "              \
     "m.last_pulled_at, m.annotations, m.storage_class, m.archived_at, m.activated_at, "            \
-    "m.active_from"
+    "m.active_from, m.restoring"
 
 /* Read a row selected with META_MANIFEST_COLS. */
 void meta_manifest_row(struct meta_stmt *st, struct meta_manifest *out);

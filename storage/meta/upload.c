@@ -91,7 +91,12 @@ enum berth_err meta_totals_get(struct meta *m, struct meta_totals *out)
 {
     struct meta_stmt *st = meta_prepare(m, "SELECT (SELECT count(*) FROM blobs),"
                                            " (SELECT coalesce(sum(size), 0) FROM blobs),"
-                                           " (SELECT count(*) FROM uploads)");
+                                           " (SELECT count(*) FROM uploads),"
+                                           " (SELECT count(*) FROM blobs WHERE tier = 1),"
+                                           " (SELECT coalesce(sum(size), 0) FROM blobs"
+                                           " WHERE tier = 1),"
+                                           " (SELECT coalesce(sum(archived_size), 0) FROM blobs"
+                                           " WHERE tier = 1)");
     if (st == NULL) {
         return BERTH_EDB;
     }
@@ -100,6 +105,9 @@ enum berth_err meta_totals_get(struct meta *m, struct meta_totals *out)
         out->blobs = meta_col_int64(st, 0);
         out->blob_bytes = meta_col_int64(st, 1);
         out->upload_sessions = meta_col_int64(st, 2);
+        out->archived_blobs = meta_col_int64(st, 3);
+        out->archived_bytes = meta_col_int64(st, 4);
+        out->archived_stored = meta_col_int64(st, 5);
     } else {
         rc = meta_fail(m, "totals_get");
     }

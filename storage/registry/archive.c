@@ -9,14 +9,17 @@
 #include <string.h>
 
 #include "common/timeutil.h"
+#include "storage/meta/meta_tier.h"
 #include "storage/store/store.h"
+#include "storage/store/tier.h"
 
 enum registry_image_status registry_image_status(const struct meta_manifest *mf, int64_t now_ms)
 {
     if (mf->storage_class == META_STORAGE_ARCHIVE) {
         return REGISTRY_IMAGE_ARCHIVED;
     }
-    return mf->active_from > now_ms ? REGISTRY_IMAGE_ACTIVATING : REGISTRY_IMAGE_ACTIVE;
+    return mf->active_from > now_ms || mf->restoring ? REGISTRY_IMAGE_ACTIVATING
+                                                     : REGISTRY_IMAGE_ACTIVE;
 }
 
 const char *registry_image_status_name(enum registry_image_status status)
@@ -107,6 +110,10 @@ static enum berth_err move(struct store *st, struct meta *m, const char *repo, c
     }
     int64_t active_from = target == META_STORAGE_STANDARD ? now + restore_ms : 0;
     rc = meta_manifest_set_storage_class(m, r.id, mf.id, target, now, active_from);
+    if (rc == BERTH_OK && target == META_STORAGE_STANDARD && store_tier_enabled(st)) {
+        /* its blobs in the archive tier come back first (ACTIVATING) */
+        rc = meta_tier_mark_restoring(m, r.id, mf.id, NULL);
+    }
     if (rc == BERTH_OK) {
         rc = meta_manifest_get(m, r.id, mf.digest, out);
     }
@@ -142,6 +149,11 @@ enum berth_err registry_image_set_storage_class(struct store *st, const char *re
     if (rc != BERTH_OK) {
         meta_rollback(m);
         return rc;
+    }
+    if (store_tier_enabled(st)) {
+        /* archived: its blobs may move to the archive tier; restored: they
+         * come back */
+        store_tier_notify();
     }
     *out = after;
     return BERTH_OK;

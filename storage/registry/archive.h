@@ -3,9 +3,11 @@
  * (ACTIVE, ARCHIVED, ACTIVATING) from its manifest row, and moving an
  * image between the standard and archive classes. Both APIs ask
  * registry_image_status before serving an image: an archived or
- * activating image is not pulled. berth keeps an archived image's bytes
- * where they are (there is no separate archive tier yet); a restore is
- * complete after the delay the caller gives (storage.archive.restore_seconds).
+ * activating image is not pulled. With an archive tier
+ * (storage/store/tier.h) the bytes of blobs only archived images use move
+ * there; a restore marks the images restoring until the tier's job has
+ * brought them back, and is complete no earlier than the delay the caller
+ * gives (storage.archive.restore_seconds).
  * Thread-safe; the calls that take a store block on the database.
  */
 #ifndef BERTH_ARCHIVE_H

@@ -25,7 +25,9 @@
 #include "storage/registry/scan_queue.h"
 #include "storage/registry/signing.h"
 #include "storage/registry/templates.h"
+#include "storage/meta/meta_tier.h"
 #include "storage/store/store.h"
+#include "storage/store/tier.h"
 #include "common/str.h"
 #include "common/timeutil.h"
 
@@ -282,6 +284,11 @@ enum berth_err registry_blob_stat(struct store *st, const char *repo, const stru
         return rc;
     }
     rc = meta_blob_get_linked(m, r.id, d->str, out);
+    if (rc == BERTH_OK && out->tier == META_TIER_ARCHIVE) {
+        /* its bytes are in the archive tier: as good as absent here (an
+         * upload, fetch or import of them brings them back) */
+        rc = BERTH_ENOTFOUND;
+    }
     if (rc == BERTH_ENOTFOUND) {
         str_copy(s->digest, sizeof(s->digest), d->str);
         return set_status(s, REG_BLOB_UNKNOWN, rc, "blob unknown to registry");
@@ -303,8 +310,8 @@ enum berth_err registry_blob_pull_stat(struct store *st, const char *repo, const
         str_copy(s->digest, sizeof(s->digest), d->str);
         return set_status(s, REG_BLOB_UNKNOWN, rc, "blob unknown to registry");
     }
-    bool archived = false;
-    if (rc == BERTH_OK) {
+    bool archived = rc == BERTH_OK && out->tier == META_TIER_ARCHIVE;
+    if (rc == BERTH_OK && !archived) {
         rc = meta_blob_archived_only(m, r.id, d->str, &archived);
     }
     if (rc != BERTH_OK) {
@@ -384,6 +391,11 @@ enum berth_err registry_blob_mount(struct store *st, const char *repo, const str
     } else {
         rc = meta_blob_get_visible(m, d->str, out);
     }
+    if (rc == BERTH_OK && out->tier == META_TIER_ARCHIVE) {
+        /* its bytes are in the archive tier: the client uploads them,
+         * which brings them back */
+        rc = BERTH_ENOTFOUND;
+    }
     if (rc == BERTH_OK) {
         /* The row must be backed by bytes: verify before linking. */
         uint64_t size;
@@ -423,10 +435,15 @@ enum berth_err registry_blob_publish(struct store *st, const char *repo, const c
         rc = meta_blob_upsert(m, d->str, size, now, &blob_id);
     }
     if (rc == BERTH_OK) {
+        /* the bytes are in the blob store now, whatever tier they were in */
+        rc = meta_blob_set_tier(m, blob_id, META_TIER_STANDARD, 0, 0);
+    }
+    if (rc == BERTH_OK) {
         rc = meta_blob_link(m, target.id, blob_id);
     }
     rc = end_write(m, rc, s);
     if (rc == BERTH_OK) {
+        memset(out, 0, sizeof(*out));
         out->id = blob_id;
         memcpy(out->digest, d->str, sizeof(out->digest));
         out->size = size;
@@ -666,10 +683,13 @@ enum berth_err registry_manifest_put(struct store *st, const struct registry_put
 
     char tmp[BLOB_STAGE_NAME_MAX + 1] = ""; /* the manifest's bytes, staged */
     struct meta_blob existing_blob;
-    bool blob_known = meta_blob_get(m, d.str, &existing_blob) == BERTH_OK;
+    /* (a blob whose bytes are in the archive tier is written again) */
+    bool blob_known = meta_blob_get(m, d.str, &existing_blob) == BERTH_OK &&
+                      existing_blob.tier == META_TIER_STANDARD;
     struct meta_repo repo;
     int64_t manifest_id = 0;
     bool created = false, changed = false, scan_queued = false, repl_queued = false;
+    bool tier_wake = false;
     /* At most two rounds: a retry happens only when the content blob
      * vanished while its bytes were not in tmp, and the retry writes them
      * there first, so it never retries again. Every round ends in `goto out`
@@ -702,7 +722,8 @@ enum berth_err registry_manifest_put(struct store *st, const struct registry_put
         if (rc == BERTH_OK) {
             manifest_id = have.id;
             created = false;
-            if (have.storage_class == META_STORAGE_ARCHIVE || have.active_from > now) {
+            if (have.storage_class == META_STORAGE_ARCHIVE || have.active_from > now ||
+                have.restoring) {
                 /* ECR: pushing an archived image again restores it, at once
                  * (the push brought its bytes) */
                 rc = meta_manifest_set_storage_class(m, repo.id, have.id, META_STORAGE_STANDARD,
@@ -712,6 +733,9 @@ enum berth_err registry_manifest_put(struct store *st, const struct registry_put
         } else if (rc == BERTH_ENOTFOUND) {
             struct meta_blob blob;
             rc = meta_blob_get(m, d.str, &blob);
+            if (rc == BERTH_OK && blob.tier == META_TIER_ARCHIVE) {
+                rc = BERTH_ENOTFOUND; /* its bytes must be written again */
+            }
             if (rc == BERTH_ENOTFOUND && tmp[0] == '\0') {
                 /* The content blob vanished since the optimistic check
                  * (garbage collection): write it and try again. */
@@ -734,12 +758,27 @@ enum berth_err registry_manifest_put(struct store *st, const struct registry_put
                 rc = meta_blob_upsert(m, d.str, (int64_t)in->len, now, &blob_id);
             }
             if (rc == BERTH_OK) {
+                rc = meta_blob_set_tier(m, blob_id, META_TIER_STANDARD, 0, 0);
+            }
+            if (rc == BERTH_OK) {
                 rc = meta_blob_link(m, repo.id, blob_id);
             }
             if (rc == BERTH_OK) {
                 rc = insert_manifest(m, repo.id, blob_id, &d, in->len, info, now, &manifest_id);
             }
             created = true;
+        }
+        if (rc != BERTH_OK) {
+            internal(s, rc);
+            meta_rollback(m);
+            goto out;
+        }
+        if (rc == BERTH_OK && store_tier_enabled(st)) {
+            /* blobs it uses whose bytes are in the archive tier come back
+             * first: the image is ACTIVATING until they have */
+            int64_t marked = 0;
+            rc = meta_tier_mark_restoring(m, repo.id, manifest_id, &marked);
+            tier_wake = marked > 0;
         }
         if (rc != BERTH_OK) {
             internal(s, rc);
@@ -792,6 +831,9 @@ out:
     }
     if (rc == BERTH_OK && repl_queued) {
         registry_repl_notify();
+    }
+    if (rc == BERTH_OK && tier_wake) {
+        store_tier_notify();
     }
     if (rc == BERTH_OK && created && !info->has_subject) {
         /* managed signing, after the commit (a signature has a subject, so

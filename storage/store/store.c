@@ -123,6 +123,24 @@ enum berth_err store_open(const struct store_options *opt, struct store **out)
     if (rc != BERTH_OK) {
         goto out;
     }
+    bool fs_backend = opt->blob_backend == NULL || opt->blob_backend[0] == '\0' ||
+                      strcmp(opt->blob_backend, "filesystem") == 0;
+    if (opt->archive_path != NULL && opt->archive_path[0] != '\0' && fs_backend) {
+        if (strlen(opt->archive_path) >= 3800) {
+            log_error("event=store_error msg=\"archive path too long\"");
+            rc = BERTH_ETOOBIG;
+            goto out;
+        }
+        str_copy(st->archive_path, sizeof(st->archive_path), opt->archive_path);
+        struct blob_store_options aopt = {
+            .root = st->archive_path, .fsync = opt->fsync, .backend = "filesystem"};
+        rc = blob_store_open(&aopt, &st->archive);
+        if (rc != BERTH_OK) {
+            log_error("event=store_error op=open_archive path=%s", st->archive_path);
+            goto out;
+        }
+    }
+    st->opt.archive_path = st->archive != NULL ? st->archive_path : NULL;
     pthread_mutex_init(&st->conns_lock, NULL);
     pthread_mutex_init(&st->uploads_lock, NULL);
     if (pthread_key_create(&st->meta_key, conn_destroy) != 0) {
@@ -161,6 +179,7 @@ out:
         store_close(st);
     } else {
         blob_store_close(st->blobs);
+        blob_store_close(st->archive);
         free(st->meta_target);
         free(st);
     }
@@ -188,6 +207,7 @@ void store_close(struct store *st)
     }
     upload_states_free(st);
     blob_store_close(st->blobs);
+    blob_store_close(st->archive);
     pthread_mutex_destroy(&st->conns_lock);
     pthread_mutex_destroy(&st->uploads_lock);
     free(st->meta_target);
@@ -204,11 +224,25 @@ struct blob_store *store_blobs(struct store *st)
     return st->blobs;
 }
 
-/* blob_recover's question: does the blob still have its row? */
+struct blob_store *store_archive(struct store *st)
+{
+    return st->archive;
+}
+
+/* blob_recover's question for the blob store: does the blob still have
+ * its row, with its bytes in the blob store? (A blob whose row says
+ * archive tier was moved there: its old copy is not wanted.) */
 static bool blob_wanted(void *arg, const struct digest *d)
 {
     struct meta_blob row;
-    return meta_blob_get(arg, d->str, &row) == BERTH_OK;
+    return meta_blob_get(arg, d->str, &row) == BERTH_OK && row.tier == META_TIER_STANDARD;
+}
+
+/* ... and for the archive tier. */
+static bool archive_wanted(void *arg, const struct digest *d)
+{
+    struct meta_blob row;
+    return meta_blob_get(arg, d->str, &row) == BERTH_OK && row.tier == META_TIER_ARCHIVE;
 }
 
 enum berth_err store_recover_trash(struct store *st, int64_t *restored, int64_t *deleted)
@@ -217,7 +251,21 @@ enum berth_err store_recover_trash(struct store *st, int64_t *restored, int64_t 
     if (m == NULL) {
         return BERTH_EDB;
     }
-    return blob_recover(st->blobs, blob_wanted, m, restored, deleted);
+    int64_t r = 0, d = 0;
+    enum berth_err rc = blob_recover(st->blobs, blob_wanted, m, &r, &d);
+    if (rc == BERTH_OK && st->archive != NULL) {
+        int64_t ar = 0, ad = 0;
+        rc = blob_recover(st->archive, archive_wanted, m, &ar, &ad);
+        r += ar;
+        d += ad;
+    }
+    if (restored != NULL) {
+        *restored = r;
+    }
+    if (deleted != NULL) {
+        *deleted = d;
+    }
+    return rc;
 }
 
 /* ---- the space reserve ---- */

@@ -38,6 +38,12 @@ struct store_options {
     /* The blob backend: "filesystem" (or NULL) or "s3" with s3 set. */
     const char *blob_backend;
     struct blob_s3_options s3;
+    /* The archive tier (storage/store/tier.h): a directory for the bytes
+     * of blobs only archived images use (a filesystem blob store of its
+     * own, possibly on other media); NULL or "": no tier, archiving is a
+     * status only. Used only with the filesystem backend. */
+    const char *archive_path;
+    int archive_zstd_level; /* 0: archive copies as they are; 1..19: zstd where it shrinks */
 };
 
 /* Open (creating directories and database as needed) the store at
@@ -58,8 +64,14 @@ struct meta *store_meta(struct store *st);
  * removing blobs happen inside a metadata write transaction. */
 struct blob_store *store_blobs(struct store *st);
 
-/* Finish removals (blob_recover): blobs moved aside whose row still exists
- * are put back (a crash between the move and the commit), the rest are
+/* The archive tier's blob store (borrowed), or NULL when there is none.
+ * Its blobs are archive copies: the bytes as they are or a zstd frame, as
+ * the blob row's archive_codec says (tier.h); never served as they are. */
+struct blob_store *store_archive(struct store *st);
+
+/* Finish removals (blob_recover) in the blob store and the archive tier:
+ * blobs moved aside whose row still exists and names that tier are put
+ * back (a crash between the move and the commit), the rest are
  * deleted. Called inside a write transaction (garbage collection), or at
  * start-up before any request is served. *restored and *deleted
  * (optional) receive the counts. */

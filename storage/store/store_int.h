@@ -22,6 +22,8 @@ struct store {
     const char *meta_backend;          /* "sqlite" or "postgres" */
     char *meta_target;                 /* db_path, or the connection string */
     struct blob_store *blobs;
+    struct blob_store *archive; /* the archive tier, or NULL */
+    char archive_path[STORE_PATH_MAX];
 
     pthread_key_t meta_key;
     pthread_mutex_t conns_lock;

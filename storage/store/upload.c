@@ -484,6 +484,10 @@ enum berth_err upload_complete(struct upload *u, const struct digest *expected,
         rc = meta_blob_upsert(m, got.str, (int64_t)s->offset, now, &blob_id);
     }
     if (rc == BERTH_OK) {
+        /* the bytes are in the blob store now, whatever tier they were in */
+        rc = meta_blob_set_tier(m, blob_id, META_TIER_STANDARD, 0, 0);
+    }
+    if (rc == BERTH_OK) {
         rc = meta_blob_link(m, s->repo_id, blob_id);
     }
     if (rc == BERTH_OK) {
@@ -501,6 +505,7 @@ enum berth_err upload_complete(struct upload *u, const struct digest *expected,
         destroy_session(u);
         return rc;
     }
+    memset(out, 0, sizeof(*out));
     out->id = blob_id;
     memcpy(out->digest, got.str, sizeof(out->digest));
     out->size = (int64_t)s->offset;

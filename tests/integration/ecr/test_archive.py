@@ -2,7 +2,8 @@
 """ECR's archive storage class (UpdateImageStorageClass) against the real berth, with the
 machine image's boto3 and AWS CLI v1: image status and its filters in DescribeImages and
 ListImages, archived images refused to /v2 pulls, BatchGetImage and StartImageScan, layer
-availability ARCHIVED, restores (at once, or ACTIVATING for storage.archive.restore_seconds),
+availability ARCHIVED, restores (ACTIVATING while blobs come back from the archive tier, and
+for storage.archive.restore_seconds),
 a push restoring an archived image, indexes archived with their children."""
 
 import json
@@ -26,6 +27,15 @@ class ArchiveTest(e.ModernEcrTestCase):
             params["filter"] = {"imageStatus": status}
         return sorted((i["imageDigest"], i.get("imageTag"))
                       for i in self.ecr.list_images(**params)["imageIds"])
+
+    def wait_active(self, repo, *digests):
+        """Wait until the images are ACTIVE: a restore is ACTIVATING while the archive tier
+        job brings their blobs back (at once when the job had not moved them yet)."""
+        def active():
+            details = self.ecr.describe_images(
+                repositoryName=repo, imageIds=[{"imageDigest": d} for d in digests])
+            return all(d["imageStatus"] == "ACTIVE" for d in details["imageDetails"])
+        h.wait_until(active, 60, interval=0.1, what="images ACTIVE again")
 
     def test_archive_and_restore(self):
         repo = self.create_repo()
@@ -98,11 +108,13 @@ class ArchiveTest(e.ModernEcrTestCase):
         self.assertEqual(again["imageStatus"], "ARCHIVED")
         self.assertEqual(again["imageId"], {"imageDigest": image.digest})
 
-        # restore: ACTIVE at once (storage.archive.restore_seconds is 0)
+        # restore: ACTIVE once its blobs are back from the archive tier (ACTIVE at once when
+        # they had not moved yet: storage.archive.restore_seconds is 0)
         out = self.ecr.update_image_storage_class(repositoryName=repo,
                                                   imageId={"imageTag": "v1"},
                                                   targetStorageClass="STANDARD")
-        self.assertEqual(out["imageStatus"], "ACTIVE")
+        self.assertIn(out["imageStatus"], ("ACTIVE", "ACTIVATING"))
+        self.wait_active(repo, image.digest)
         detail = self.describe(repo)[image.digest]
         self.assertEqual(detail["imageStatus"], "ACTIVE")
         self.assertIn("lastArchivedAt", detail)
@@ -162,6 +174,7 @@ class ArchiveTest(e.ModernEcrTestCase):
         # a restore makes them pullable again, byte for byte
         self.ecr.update_image_storage_class(repositoryName=repo, imageId={"imageTag": "unique"},
                                             targetStorageClass="STANDARD")
+        self.wait_active(repo, unique.digest)
         for digest, data in unique.blobs.items():
             self.assertBlobServed(repo, digest, data)
         # the whole image pulls again
@@ -205,6 +218,7 @@ class ArchiveTest(e.ModernEcrTestCase):
             self.assertStatus(self.reg.get_manifest(repo, child.digest), 404)
         self.ecr.update_image_storage_class(repositoryName=repo, imageId={"imageTag": "multi"},
                                             targetStorageClass="STANDARD")
+        self.wait_active(repo, index.digest, *[c.digest for c in children])
         self.assertEqual(set(self.describe(repo)), {index.digest} | {c.digest for c in children})
         for child in children:
             self.assertStatus(self.reg.get_manifest(repo, child.digest), 200)

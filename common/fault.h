@@ -1,0 +1,15 @@
+/*
+ * Crash points for tests: a step that must survive kill -9 at a precise
+ * moment calls fault_point with the moment's name; when the environment
+ * variable BERTH_TEST_CRASH_AT names it, the process logs
+ * event=test_crash point=<name> and kills itself with SIGKILL, exactly as
+ * kill -9 would, so a test can restart on the same root and check what
+ * recovery makes of it. Without the variable a point costs one getenv.
+ * Thread-safe.
+ */
+#ifndef BERTH_FAULT_H
+#define BERTH_FAULT_H
+
+void fault_point(const char *name);
+
+#endif

@@ -1,0 +1,312 @@
+# berth-python: modern
+"""The archive tier: archiving an image moves the bytes of the blobs only archived images use
+(in every repository) from <root>/blobs to storage.archive.path, zstd-recompressed where that
+shrinks them; restoring brings them back byte-exact (ACTIVATING until they are); every way a
+blob is wanted again restores it or refuses cleanly (an upload of the same bytes, a mount, a
+manifest that uses it, a pull); garbage collection removes archived garbage; /metrics says
+what sits in the archive. And kill -9 at every point of a move (BERTH_TEST_CRASH_AT) leaves
+a store that restarts consistent and restores byte-exact."""
+
+import hashlib
+import os
+import re
+import uuid
+
+import berth_harness as h
+import clients as c
+import ecr_helpers as e
+
+ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
+
+
+def tier_image(text_kib=256):
+    """An image with a layer zstd shrinks (an uncompressed tar of text), a layer it does not
+    (gzip of random bytes) and a config, all unique to this image."""
+    token = uuid.uuid4().hex.encode()
+    text = (b"berth archive tier " + token + b"\n") * (text_kib * 1024 // 52)
+    text_layer, _ = h.make_layer({"etc/words.txt": text}, compress=False)
+    random_layer, _ = h.make_layer({"bin/blob": h.random_bytes(64 * 1024)}, compress=True)
+    config = h.canonical_json({"architecture": "amd64", "os": "linux",
+                               "config": {"Env": ["TOKEN=" + token.decode()]},
+                               "rootfs": {"type": "layers", "diff_ids": []}})
+    manifest = {"schemaVersion": 2, "mediaType": h.MT_OCI_MANIFEST,
+                "config": h.blob_descriptor(h.MT_OCI_CONFIG, config),
+                "layers": [h.blob_descriptor(h.MT_OCI_LAYER_TAR, text_layer),
+                           h.blob_descriptor(h.MT_OCI_LAYER_GZIP, random_layer)]}
+    blobs = {h.digest_of(b): b for b in (config, text_layer, random_layer)}
+    return h.Image(manifest, blobs, h.MT_OCI_MANIFEST)
+
+
+def run_gc(root):
+    rc, out = h.run_berth(["gc", "--root", root], env={"BERTH_GC_GRACE_SECONDS": "0"},
+                          timeout=120)
+    if rc != 0:
+        raise AssertionError("berth gc failed (%d):\n%s" % (rc, out[-3000:]))
+    return out
+
+
+class TierMixin:
+    """Where a blob's bytes are, read from the data root."""
+
+    def std_path(self, digest):
+        hexpart = h.digest_hex(digest)
+        return os.path.join(self.server.root, "blobs", "sha256", hexpart[:2], hexpart)
+
+    def arc_path(self, digest):
+        hexpart = h.digest_hex(digest)
+        return os.path.join(self.server.root, "archive", "blobs", "sha256", hexpart[:2], hexpart)
+
+    def where(self, digest):
+        return (os.path.exists(self.std_path(digest)), os.path.exists(self.arc_path(digest)))
+
+    def wait_archived(self, *digests):
+        h.wait_until(lambda: all(self.where(d) == (False, True) for d in digests), 60,
+                     what="blobs moved to the archive tier")
+
+    def wait_standard(self, *digests):
+        h.wait_until(lambda: all(self.where(d) == (True, False) for d in digests), 60,
+                     what="blobs back in the blob store")
+
+    def status(self, repo, digest):
+        details = self.ecr.describe_images(repositoryName=repo,
+                                           imageIds=[{"imageDigest": digest}])["imageDetails"]
+        return details[0]["imageStatus"]
+
+    def wait_active(self, repo, digest):
+        h.wait_until(lambda: self.status(repo, digest) == "ACTIVE", 60, interval=0.1,
+                     what="image ACTIVE")
+
+    def archive(self, repo, digest):
+        return self.ecr.update_image_storage_class(
+            repositoryName=repo, imageId={"imageDigest": digest}, targetStorageClass="ARCHIVE")
+
+    def restore(self, repo, digest):
+        return self.ecr.update_image_storage_class(
+            repositoryName=repo, imageId={"imageDigest": digest}, targetStorageClass="STANDARD")
+
+    def assertServed(self, repo, image):
+        for digest, data in image.blobs.items():
+            resp = self.reg.get_blob(repo, digest)
+            self.assertStatus(resp, 200)
+            self.assertEqual(hashlib.sha256(resp.body).hexdigest(), h.digest_hex(digest))
+            self.assertEqual(resp.body, data)
+
+    def assertRefused(self, repo, digest):
+        resp = self.reg.get_blob(repo, digest)
+        self.assertStatus(resp, 404)
+        self.assertIn(b"BLOB_UNKNOWN", resp.body)
+        self.assertStatus(self.reg.head_blob(repo, digest), 404)
+
+    def metrics(self):
+        resp = self.reg.get("/metrics")
+        self.assertStatus(resp, 200)
+        out = {}
+        for line in resp.body.decode().splitlines():
+            m = re.match(r"^(berth_archive_\w+) (\d+)$", line)
+            if m:
+                out[m.group(1)] = int(m.group(2))
+        return out
+
+
+class ArchiveTierTest(TierMixin, e.ModernEcrTestCase):
+    server_config = {"gc": {"enabled": False}}
+
+    def test_archive_and_restore_move_bytes(self):
+        repo, other = self.create_repo(), self.create_repo()
+        image = tier_image()
+        self.push(repo, image, tag="v1")
+        text_layer, random_layer = image.layer_digests
+        # another repository's active image shares the config-less random layer: it stays
+        shared = h.Image({"schemaVersion": 2, "mediaType": h.MT_OCI_MANIFEST,
+                          "config": h.blob_descriptor(h.MT_OCI_CONFIG, b"{}"),
+                          "layers": [image.obj["layers"][1]]},
+                         {h.digest_of(b"{}"): b"{}", random_layer: image.blobs[random_layer]})
+        self.push(other, shared, tag="keep")
+        before = self.metrics()
+
+        self.assertEqual(self.archive(repo, image.digest)["imageStatus"], "ARCHIVED")
+        self.wait_archived(text_layer, image.config_digest)
+        self.assertEqual(self.where(random_layer), (True, False))
+        # zstd where it shrinks the blob, as it is where it does not
+        with open(self.arc_path(text_layer), "rb") as f:
+            copy = f.read()
+        self.assertTrue(copy.startswith(ZSTD_MAGIC), "text layer not zstd-compressed")
+        self.assertLess(len(copy) * 10, len(image.blobs[text_layer]))
+        # the metrics say what sits in the archive and what it takes there
+        after = self.metrics()
+        self.assertEqual(after["berth_archive_blobs"] - before.get("berth_archive_blobs", 0), 2)
+        added = len(image.blobs[text_layer]) + len(image.blobs[image.config_digest])
+        self.assertEqual(after["berth_archive_blob_bytes"] -
+                         before.get("berth_archive_blob_bytes", 0), added)
+        self.assertLess(after["berth_archive_stored_bytes"] -
+                        before.get("berth_archive_stored_bytes", 0), added // 5)
+        self.assertIn("event=blob_archived digest=%s" % text_layer, self.server.log_text())
+
+        # not pulled from the archive; the shared layer is pulled in the other repository
+        self.assertRefused(repo, text_layer)
+        self.assertServed(other, shared)
+        # a mount of an archived blob is a normal upload session (the client uploads)
+        resp = self.reg.request("POST", self.reg.with_query(
+            "/v2/%s/blobs/uploads/" % self.create_repo(), mount=text_layer, **{"from": repo}))
+        self.assertStatus(resp, 202)
+        # layer availability says ARCHIVED
+        layers = self.ecr.batch_check_layer_availability(
+            repositoryName=repo, layerDigests=[text_layer])["layers"]
+        self.assertEqual(layers[0]["layerAvailability"], "ARCHIVED")
+
+        # restore: ACTIVATING while the bytes come back, then ACTIVE and byte-exact
+        self.assertEqual(self.restore(repo, image.digest)["imageStatus"], "ACTIVATING")
+        self.wait_active(repo, image.digest)
+        self.assertEqual(self.where(text_layer), (True, False))
+        self.assertEqual(self.where(image.config_digest), (True, False))
+        self.assertServed(repo, image)
+        self.assertEqual(self.reg.get_manifest(repo, "v1").body, image.manifest)
+        self.assertIn("event=blob_restored digest=%s" % text_layer, self.server.log_text())
+        # and back to the archive tier again
+        self.archive(repo, image.digest)
+        self.wait_archived(text_layer, image.config_digest)
+        self.restore(repo, image.digest)
+        self.wait_active(repo, image.digest)
+        self.wait_standard(text_layer, image.config_digest)
+        self.assertServed(repo, image)
+
+    def test_upload_of_the_same_bytes_restores(self):
+        repo = self.create_repo()
+        image = tier_image()
+        self.push(repo, image, tag="v1")
+        self.archive(repo, image.digest)
+        text_layer = image.layer_digests[0]
+        self.wait_archived(text_layer)
+        # docker's push: HEAD says unknown, so the layer is uploaded again; it is in the blob
+        # store at once, pulled from a repository that links it
+        elsewhere = self.create_repo()
+        self.assertStatus(self.reg.head_blob(repo, text_layer), 404)
+        self.assertStatus(self.reg.push_blob(elsewhere, image.blobs[text_layer]), 201)
+        self.assertTrue(self.where(text_layer)[0])
+        resp = self.reg.get_blob(elsewhere, text_layer)
+        self.assertStatus(resp, 200)
+        self.assertEqual(resp.body, image.blobs[text_layer])
+        # the archive copy left behind goes with the next garbage collection
+        run_gc(self.server.root)
+        self.assertEqual(self.where(text_layer), (True, False))
+        # a push of the archived image (blobs and manifest) restores it at once
+        self.push(repo, image, tag="v1")
+        self.assertEqual(self.status(repo, image.digest), "ACTIVE")
+        self.assertServed(repo, image)
+
+    def test_manifest_using_archived_blobs(self):
+        repo = self.create_repo()
+        image = tier_image()
+        self.push(repo, image, tag="v1")
+        self.archive(repo, image.digest)
+        self.wait_archived(*image.layer_digests, image.config_digest)
+        # a new manifest over the same (linked) blobs, pushed without its blobs: accepted,
+        # ACTIVATING until they are back, then pulled byte-exact
+        again = h.Image(dict(image.obj, annotations={"again": "1"}), image.blobs)
+        resp = self.reg.put_manifest(repo, "v2", again.manifest, again.media_type)
+        self.assertStatus(resp, 201)
+        self.wait_active(repo, again.digest)
+        self.wait_standard(*image.layer_digests, image.config_digest)
+        self.assertServed(repo, again)
+        self.assertEqual(self.reg.get_manifest(repo, "v2").body, again.manifest)
+        # the first image is still archived
+        self.assertEqual(self.status(repo, image.digest), "ARCHIVED")
+
+    def test_gc_removes_archived_garbage(self):
+        repo = self.create_repo()
+        image = tier_image()
+        self.push(repo, image, tag="v1")
+        self.archive(repo, image.digest)
+        self.wait_archived(*image.layer_digests, image.config_digest)
+        self.ecr.batch_delete_image(repositoryName=repo, imageIds=[{"imageTag": "v1"}])
+        run_gc(self.server.root)
+        for digest in image.blobs:
+            self.assertEqual(self.where(digest), (False, False))
+
+
+class ArchiveOffTest(TierMixin, e.ModernEcrTestCase):
+    """storage.archive.path "off": archiving is a status only, the bytes stay."""
+    server_config = {"storage": {"archive": {"path": "off"}}, "gc": {"enabled": False}}
+
+    def test_status_only(self):
+        repo = self.create_repo()
+        image = tier_image()
+        self.push(repo, image, tag="v1")
+        self.archive(repo, image.digest)
+        self.assertFalse(os.path.exists(os.path.join(self.server.root, "archive")))
+        self.assertEqual(self.restore(repo, image.digest)["imageStatus"], "ACTIVE")
+        self.assertEqual(self.where(image.layer_digests[0]), (True, False))
+        self.assertServed(repo, image)
+
+
+@h.berth_only("BERTH_TEST_CRASH_AT is berth's")
+class ArchiveCrashTest(TierMixin, e.ModernEcrTestCase):
+    """kill -9 at each point of a move; the restarted server settles the store."""
+    server_config = {"gc": {"enabled": False}}
+
+    def restart(self, crash_at=None):
+        """Restart the server (after a crash, or to arm a crash point)."""
+        if self.server.proc is not None and self.server.proc.poll() is None:
+            self.server.stop()
+        self.server._reap()
+        self.server.env.pop("BERTH_TEST_CRASH_AT", None)
+        if crash_at:
+            self.server.env["BERTH_TEST_CRASH_AT"] = crash_at
+        self.server.start(reuse_port=True)
+        type(self).reg = self.server.registry()
+        type(self).ecr = c.ecr_client(self.server, *c.DUMMY_KEY)
+
+    def wait_crash(self, point):
+        h.wait_until(lambda: self.server.proc.poll() is not None, 60,
+                     what="the crash at %s" % point)
+        self.assertIn("event=test_crash point=%s" % point, self.server.log_text())
+
+    def assertConsistent(self, image):
+        """Each blob in exactly one tier; no stage left in the archive store."""
+        for digest in image.blobs:
+            std, arc = self.where(digest)
+            self.assertTrue(std != arc, "%s: blob store %s, archive %s" % (digest, std, arc))
+        stages = os.path.join(self.server.root, "archive", "uploads")
+        self.assertEqual(os.listdir(stages) if os.path.isdir(stages) else [], [])
+
+    def test_crash_while_archiving(self):
+        for point in ("archive-staged", "archive-published", "archive-flipped",
+                      "archive-committed"):
+            with self.subTest(point=point):
+                self.restart(crash_at=point)
+                repo = self.create_repo()
+                image = tier_image(text_kib=64)
+                self.push(repo, image, tag="v1")
+                self.archive(repo, image.digest)
+                self.wait_crash(point)
+                self.restart()
+                # the restarted mover finishes the job (or it was done)
+                self.wait_archived(*image.layer_digests, image.config_digest)
+                self.assertConsistent(image)
+                self.assertRefused(repo, image.layer_digests[0])
+                self.restore(repo, image.digest)
+                self.wait_active(repo, image.digest)
+                self.assertConsistent(image)
+                self.assertServed(repo, image)
+
+    def test_crash_while_restoring(self):
+        for point in ("restore-staged", "restore-published", "restore-committed"):
+            with self.subTest(point=point):
+                self.restart()
+                repo = self.create_repo()
+                image = tier_image(text_kib=64)
+                self.push(repo, image, tag="v1")
+                self.archive(repo, image.digest)
+                self.wait_archived(*image.layer_digests, image.config_digest)
+                self.restart(crash_at=point)
+                self.restore(repo, image.digest)
+                self.wait_crash(point)
+                self.restart()
+                self.wait_active(repo, image.digest)
+                self.wait_standard(*image.layer_digests, image.config_digest)
+                self.assertConsistent(image)
+                self.assertServed(repo, image)
+
+
+if __name__ == "__main__":
+    h.main()
