@@ -9,7 +9,10 @@
  * manifest of the standard class refers to it in any way, no manifest is
  * stored in it, and every repository it is linked to has a manifest that
  * uses it (a blob linked on its own, an upload or mount nothing uses yet,
- * would be pulled from that repository). Blobs are shared by every
+ * would be pulled from that repository), and it was not touched (uploaded
+ * again, mounted) since the last of those manifests was archived, unless
+ * that was before quiet_before (a push of the same bytes, likely followed
+ * by its manifest, is left alone for a while). Blobs are shared by every
  * repository, so the rule is global.
  */
 #ifndef BERTH_META_TIER_H
@@ -27,11 +30,12 @@ typedef int (*meta_tier_blob_cb)(void *arg, const struct meta_blob *b);
 /* Up to limit blobs that may move to the archive tier (the rule above),
  * in id order after after_id. Reads only. BERTH_EDB. */
 enum berth_err meta_tier_candidates(struct meta *m, int64_t after_id, int64_t limit,
-                                    meta_tier_blob_cb cb, void *arg);
+                                    int64_t quiet_before, meta_tier_blob_cb cb, void *arg);
 
 /* Whether the blob id may move to the archive tier now (the same rule).
  * Inside the write transaction that moves it. BERTH_EDB. */
-enum berth_err meta_tier_archivable(struct meta *m, int64_t blob_id, bool *out);
+enum berth_err meta_tier_archivable(struct meta *m, int64_t blob_id, int64_t quiet_before,
+                                    bool *out);
 
 /* Up to limit blob rows of the archive tier, in id order after after_id
  * (recovery). BERTH_EDB. */

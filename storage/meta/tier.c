@@ -5,8 +5,11 @@
 
 /* The rule of meta_tier.h for the blob row b (kind 0 is META_REF_BLOB,
  * storage class 1 the archive class). */
-#define ARCHIVABLE_EXPR                                                                            \
+#define ARCHIVABLE_EXPR(quiet)                                                                     \
     "b.tier = 0 "                                                                                  \
+    "AND (b.touched_at < " quiet " OR b.touched_at <= (SELECT max(am.archived_at) "                \
+    "FROM manifest_refs r JOIN manifests am ON am.id = r.manifest_id "                             \
+    "WHERE r.digest = b.digest AND am.storage_class = 1)) "                                        \
     "AND EXISTS (SELECT 1 FROM manifest_refs r JOIN manifests am ON am.id = r.manifest_id "        \
     "WHERE r.digest = b.digest AND r.kind = 0 AND am.storage_class = 1) "                          \
     "AND NOT EXISTS (SELECT 1 FROM manifest_refs r JOIN manifests sm ON sm.id = r.manifest_id "    \
@@ -43,7 +46,7 @@ static int blob_row(struct meta_stmt *st, void *ctx)
 }
 
 enum berth_err meta_tier_candidates(struct meta *m, int64_t after_id, int64_t limit,
-                                    meta_tier_blob_cb cb, void *arg)
+                                    int64_t quiet_before, meta_tier_blob_cb cb, void *arg)
 {
     /* from the archived manifests (the partial index manifests_archived)
      * to the blobs they use */
@@ -52,24 +55,27 @@ enum berth_err meta_tier_candidates(struct meta *m, int64_t after_id, int64_t li
            "(SELECT b2.id FROM manifests am JOIN manifest_refs r ON r.manifest_id = am.id "
            "AND r.kind = 0 JOIN blobs b2 ON b2.digest = r.digest "
            "WHERE am.storage_class = 1 AND b2.tier = 0) "
-           "AND " ARCHIVABLE_EXPR "ORDER BY b.id LIMIT ?2");
+           "AND " ARCHIVABLE_EXPR("?3") "ORDER BY b.id LIMIT ?2");
     if (st == NULL) {
         return BERTH_EDB;
     }
     meta_bind_int64(st, 1, after_id);
     meta_bind_int64(st, 2, limit + 1);
+    meta_bind_int64(st, 3, quiet_before);
     struct blob_ctx c = {cb, arg};
     return meta_page(m, st, limit, blob_row, &c, NULL, "tier_candidates");
 }
 
-enum berth_err meta_tier_archivable(struct meta *m, int64_t blob_id, bool *out)
+enum berth_err meta_tier_archivable(struct meta *m, int64_t blob_id, int64_t quiet_before,
+                                    bool *out)
 {
     struct meta_stmt *st =
-        meta_prepare(m, "SELECT count(*) FROM blobs b WHERE b.id = ?1 AND " ARCHIVABLE_EXPR);
+        meta_prepare(m, "SELECT count(*) FROM blobs b WHERE b.id = ?1 AND " ARCHIVABLE_EXPR("?2"));
     if (st == NULL) {
         return BERTH_EDB;
     }
     meta_bind_int64(st, 1, blob_id);
+    meta_bind_int64(st, 2, quiet_before);
     enum berth_err err = BERTH_OK;
     if (meta_step(st) == META_STEP_ROW) {
         *out = meta_col_int64(st, 0) > 0;

@@ -26,6 +26,10 @@
 #define TIER_BLOCK (1u << 20)
 /* Rows read per page. */
 #define TIER_PAGE 256
+/* A blob touched (uploaded again, mounted) after its images were archived
+ * stays in the blob store this long: its push is likely to be followed by
+ * a manifest that uses it (meta_tier.h). */
+#define TIER_QUIET_MS (10 * 60 * 1000LL)
 
 bool store_tier_enabled(struct store *st)
 {
@@ -277,7 +281,7 @@ static enum berth_err archive_blob(struct store *st, struct meta *m, const struc
     bool ok = false;
     rc = meta_blob_get(m, d.str, &row);
     if (rc == BERTH_OK && row.id == b->id && row.tier == META_TIER_STANDARD) {
-        rc = meta_tier_archivable(m, row.id, &ok);
+        rc = meta_tier_archivable(m, row.id, time_now_ms() - TIER_QUIET_MS, &ok);
     } else if (rc == BERTH_ENOTFOUND || rc == BERTH_OK) {
         rc = BERTH_OK; /* gone, or changed since the candidate was read */
     }
@@ -649,7 +653,8 @@ static enum berth_err archive_candidates(struct store *st, struct meta *m,
     enum berth_err rc = BERTH_OK;
     while (rc == BERTH_OK && !is_cancelled(cancel)) {
         cands.n = 0;
-        rc = meta_tier_candidates(m, after, TIER_PAGE, collect_blob, &cands);
+        rc = meta_tier_candidates(m, after, TIER_PAGE, time_now_ms() - TIER_QUIET_MS, collect_blob,
+                                  &cands);
         if (rc == BERTH_OK && cands.oom) {
             rc = BERTH_ENOMEM;
         }

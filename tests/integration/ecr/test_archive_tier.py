@@ -37,9 +37,10 @@ def tier_image(text_kib=256):
     return h.Image(manifest, blobs, h.MT_OCI_MANIFEST)
 
 
-def run_gc(root):
-    rc, out = h.run_berth(["gc", "--root", root], env={"BERTH_GC_GRACE_SECONDS": "0"},
-                          timeout=120)
+def run_gc(server):
+    """berth gc over the server's store (its environment: the metadata backend too)."""
+    rc, out = h.run_berth(["gc", "--root", server.root], env={"BERTH_GC_GRACE_SECONDS": "0"},
+                          timeout=120, server=server)
     if rc != 0:
         raise AssertionError("berth gc failed (%d):\n%s" % (rc, out[-3000:]))
     return out
@@ -187,7 +188,7 @@ class ArchiveTierTest(TierMixin, e.ModernEcrTestCase):
         self.assertStatus(resp, 200)
         self.assertEqual(resp.body, image.blobs[text_layer])
         # the archive copy left behind goes with the next garbage collection
-        run_gc(self.server.root)
+        run_gc(self.server)
         self.assertEqual(self.where(text_layer), (True, False))
         # a push of the archived image (blobs and manifest) restores it at once
         self.push(repo, image, tag="v1")
@@ -219,7 +220,7 @@ class ArchiveTierTest(TierMixin, e.ModernEcrTestCase):
         self.archive(repo, image.digest)
         self.wait_archived(*image.layer_digests, image.config_digest)
         self.ecr.batch_delete_image(repositoryName=repo, imageIds=[{"imageTag": "v1"}])
-        run_gc(self.server.root)
+        run_gc(self.server)
         for digest in image.blobs:
             self.assertEqual(self.where(digest), (False, False))
 
