@@ -822,7 +822,7 @@ static void registry(struct request *req)
     if (!caller_begin(req, m, true, false, &lk, &id)) {
         return;
     }
-    struct meta_totals t = {-1, -1, -1};
+    struct meta_totals t = {-1, -1, -1, -1, -1, -1};
     enum berth_err rc = meta_totals_get(m, &t);
     struct storage_rows sr = {.a = a, .m = m, .id = &id, .lk = &lk, .top = json_array()};
     if (rc == BERTH_OK && sr.top != NULL) {
