@@ -24,6 +24,7 @@ import json
 import os
 import re
 import shutil
+import socket
 import subprocess
 import tempfile
 import threading
@@ -126,8 +127,16 @@ class S3ReadsTest(unittest.TestCase):
     def pid(self):
         return self.server.proc.pid
 
-    def open_get(self, headers=None):
+    def open_get(self, headers=None, rcvbuf=None):
         conn = http.client.HTTPConnection("127.0.0.1", self.server.port, timeout=120)
+        if rcvbuf:
+            # a fixed receive buffer turns off the kernel's autotuning, which on loopback
+            # lets one stalled socket absorb up to tcp_rmem's maximum (32 MiB here)
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+            sock.settimeout(120)
+            sock.connect(("127.0.0.1", self.server.port))
+            conn.sock = sock
         conn.request("GET", self.path, headers=dict(headers or {}, Connection="close"))
         return conn, conn.getresponse()
 
@@ -175,7 +184,7 @@ class S3ReadsTest(unittest.TestCase):
 
     def test_slow_client_slows_the_store_get(self):
         start = self.relay.counters()["down"]
-        conn, resp = self.open_get()
+        conn, resp = self.open_get(rcvbuf=256 * 1024)
         self.assertEqual(resp.status, 200)
         first = resp.read(MIB)
         self.assertEqual(first, self.big[:MIB])
