@@ -775,6 +775,38 @@ static json_t *config_json(const struct server *srv)
     return o;
 }
 
+/* The counters since the process started (server/metrics), folded. */
+static json_t *activity_json(void)
+{
+    struct metrics_summary *ms = malloc(sizeof(*ms));
+    if (ms == NULL) {
+        return NULL;
+    }
+    metrics_summary_get(ms);
+    json_t *apis = json_array();
+    for (size_t i = 0; apis != NULL && i < ms->api_count; i++) {
+        const uint64_t *c = ms->apis[i].by_class;
+        json_array_append_new(apis, json_pack("{s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "api",
+                                              ms->apis[i].api, "2xx", (json_int_t)c[2], "3xx",
+                                              (json_int_t)c[3], "4xx", (json_int_t)c[4], "5xx",
+                                              (json_int_t)c[5], "other", (json_int_t)(c[0] + c[1]),
+                                              "bytesIn", (json_int_t)ms->apis[i].bytes_in,
+                                              "bytesOut", (json_int_t)ms->apis[i].bytes_out));
+    }
+    json_t *o = json_pack(
+        "{s:o, s:o, s:I, s:I, s:{s:I, s:I, s:I, s:I}, s:{s:I, s:I, s:I}, s:{s:I, s:I}}", "since",
+        ms_or_null(ms->started_at_ms), "requests", apis, "authFailures",
+        (json_int_t)ms->auth_failures, "openConnections", (json_int_t)ms->open_connections, "gc",
+        "passesOk", (json_int_t)ms->gc_passes_ok, "passesFailed", (json_int_t)ms->gc_passes_failed,
+        "bytesFreed", (json_int_t)ms->gc_bytes_freed, "blobsDeleted",
+        (json_int_t)ms->gc_blobs_deleted, "lifecycle", "runs", (json_int_t)ms->lifecycle_runs,
+        "imagesEvaluated", (json_int_t)ms->lifecycle_images, "imagesExpired",
+        (json_int_t)ms->lifecycle_expired, "scans", "complete", (json_int_t)ms->scans_complete,
+        "failed", (json_int_t)ms->scans_failed);
+    free(ms);
+    return o;
+}
+
 struct storage_rows {
     struct auth *a;
     struct meta *m;
@@ -861,10 +893,11 @@ static void registry(struct request *req)
                              (json_int_t)(total >= waiting ? total - waiting : 0), "database",
                              vulndb_json(srv->cfg->root));
     send_doc(req, 200,
-             json_pack("{s:s, s:o, s:o, s:o, s:o, s:o, s:o, s:b}", "version", BERTH_VERSION,
+             json_pack("{s:s, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:b}", "version", BERTH_VERSION,
                        "startedAt", ms_or_null(js.started_at_ms), "storage", storage, "gc",
-                       gc_json(&js, j != NULL), "scan", scan, "jobs", jobs, "config",
-                       config_json(srv), "mayStartGc", admin && js.gc.enabled),
+                       gc_json(&js, j != NULL), "scan", scan, "jobs", jobs, "activity",
+                       activity_json(), "config", config_json(srv), "mayStartGc",
+                       admin && js.gc.enabled),
              NULL);
 }
 

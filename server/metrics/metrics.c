@@ -295,6 +295,53 @@ void metrics_lifecycle_run(uint64_t repositories, uint64_t images_evaluated,
     pthread_mutex_unlock(&mu);
 }
 
+/* Under mu: the summary row of api (the last row once they are all taken). */
+static size_t summary_api(struct metrics_summary *out, const char *api)
+{
+    for (size_t i = 0; i < out->api_count; i++) {
+        if (same(out->apis[i].api, api)) {
+            return i;
+        }
+    }
+    if (out->api_count < METRICS_SUMMARY_APIS) {
+        out->apis[out->api_count].api = api;
+        return out->api_count++;
+    }
+    out->apis[METRICS_SUMMARY_APIS - 1].api = OTHER_ROUTE;
+    return METRICS_SUMMARY_APIS - 1;
+}
+
+void metrics_summary_get(struct metrics_summary *out)
+{
+    memset(out, 0, sizeof(*out));
+    out->started_at_ms = (int64_t)atomic_load(&start_time_ms);
+    out->open_connections = (int64_t)atomic_load(&open_connections);
+    pthread_mutex_lock(&mu);
+    for (size_t i = 0; i < req_count; i++) {
+        size_t a = summary_api(out, reqs[i].api);
+        unsigned cls = reqs[i].status / 100;
+        out->apis[a].by_class[cls <= 5 ? cls : 0] += reqs[i].count;
+    }
+    for (size_t i = 0; i < route_count; i++) {
+        size_t a = summary_api(out, routes[i].api);
+        out->apis[a].bytes_in += routes[i].bytes_in;
+        out->apis[a].bytes_out += routes[i].bytes_out;
+    }
+    for (size_t i = 0; i < auth_fail_count; i++) {
+        out->auth_failures += auth_fail[i].count;
+    }
+    out->gc_passes_ok = gc.passes_ok;
+    out->gc_passes_failed = gc.passes_failed;
+    out->gc_bytes_freed = gc.bytes_freed;
+    out->gc_blobs_deleted = gc.blobs_deleted;
+    out->lifecycle_runs = lifecycle.runs;
+    out->lifecycle_images = lifecycle.images;
+    out->lifecycle_expired = lifecycle.expired;
+    out->scans_complete = scans.complete;
+    out->scans_failed = scans.failed;
+    pthread_mutex_unlock(&mu);
+}
+
 void metrics_scan_result(bool complete, double seconds)
 {
     pthread_mutex_lock(&mu);

@@ -80,6 +80,32 @@ struct metrics_gauges {
  * /proc here. BERTH_OK, or BERTH_ENOMEM/BERTH_ETOOBIG from the buffer. */
 enum berth_err metrics_render(struct buf *out, const struct metrics_gauges *g);
 
+/* APIs a summary tells apart; past them the last row becomes "other" and
+ * counts every API without a row of its own. */
+#define METRICS_SUMMARY_APIS 8
+
+/* The counters since the process started, folded for a status page (the
+ * web console's registry page): requests and bytes by API and status
+ * class, and the jobs' totals. */
+struct metrics_summary {
+    int64_t started_at_ms; /* metrics_init's time; 0 before it */
+    size_t api_count;
+    struct {
+        const char *api;      /* static, as recorded ("oci", "ecr", ...) */
+        uint64_t by_class[6]; /* [0] no status, [1] 1xx ... [5] 5xx */
+        uint64_t bytes_in, bytes_out;
+    } apis[METRICS_SUMMARY_APIS]; /* in the order first seen */
+    uint64_t auth_failures;
+    uint64_t gc_passes_ok, gc_passes_failed, gc_bytes_freed, gc_blobs_deleted;
+    uint64_t lifecycle_runs, lifecycle_images, lifecycle_expired;
+    uint64_t scans_complete, scans_failed;
+    int64_t open_connections;
+};
+
+/* A copy of the summary as it is now. Thread-safe (the recorders' lock,
+ * briefly). */
+void metrics_summary_get(struct metrics_summary *out);
+
 /* Forget every recorded value (for tests). Not thread-safe with
  * recorders. */
 void metrics_reset(void);

@@ -1506,6 +1506,51 @@ function registryJobs(jobs) {
         el("td", { class: "nowrap", text: fmtTime(j.nextRunAt) }))))));
 }
 
+// A horizontal bar of parts ([label, value, class]), widths by share of max;
+// read out as its label (the numbers are in the table beside it).
+function stackedBar(parts, max, label) {
+  const bar = el("div", { class: "barstack", role: "img", "aria-label": label });
+  for (const [name, value, cls] of parts) {
+    if (!value) continue;
+    const seg = el("span", { class: "seg " + cls, title: name + ": " + value });
+    seg.style.width = Math.max(0.5, (100 * value) / Math.max(1, max)) + "%";
+    bar.append(seg);
+  }
+  return bar;
+}
+
+function registryActivity(a) {
+  const classes = [["2xx", "ok"], ["3xx", "redirect"], ["4xx", "client"], ["5xx", "server"], ["other", "other"]];
+  const total = (r) => classes.reduce((n, [k]) => n + r[k], 0);
+  const maxReq = Math.max(1, ...a.requests.map(total));
+  const maxBytes = Math.max(1, ...a.requests.map((r) => r.bytesIn + r.bytesOut));
+  const rows = a.requests.map((r) => el("tr", {},
+    el("th", { scope: "row", text: r.api }),
+    el("td", { class: "chart" }, stackedBar(classes.map(([k, c]) => [k, r[k], c]), maxReq,
+      r.api + ": " + classes.filter(([k]) => r[k]).map(([k]) => r[k] + " " + k).join(", "))),
+    ...classes.map(([k]) => el("td", { class: "num", text: String(r[k]) })),
+    el("td", { class: "chart" }, stackedBar([["in", r.bytesIn, "in"], ["out", r.bytesOut, "out"]], maxBytes,
+      r.api + ": " + fmtSize(r.bytesIn) + " received, " + fmtSize(r.bytesOut) + " sent")),
+    el("td", { class: "num", text: fmtSize(r.bytesIn) }),
+    el("td", { class: "num", text: fmtSize(r.bytesOut) })));
+  return section("Activity since the server started", "activity",
+    el("p", { class: "muted small", text: "Counters since " + fmtWhen(a.since) + " (the same as /metrics); a restart resets them." }),
+    el("div", { class: "legend", "aria-hidden": "true" }, classes.map(([k, c]) => el("span", { class: "key" }, el("span", { class: "seg " + c }), k)),
+      el("span", { class: "key" }, el("span", { class: "seg in" }), "received"), el("span", { class: "key" }, el("span", { class: "seg out" }), "sent")),
+    a.requests.length
+      ? tableWrap(el("caption", { class: "visually-hidden", text: "Requests and bytes by API" }),
+        el("thead", {}, el("tr", {}, ["API", "Requests", ...classes.map(([k]) => k), "Bytes", "Received", "Sent"].map((h) => el("th", { scope: "col", text: h })))),
+        el("tbody", { id: "activity-rows" }, rows))
+      : el("p", { class: "empty", text: "No request recorded yet." }),
+    facts([
+      ["Garbage collection", a.gc.passesOk + " passes" + (a.gc.passesFailed ? ", " + a.gc.passesFailed + " failed" : "") + "; " + a.gc.blobsDeleted + " blobs, " + fmtSize(a.gc.bytesFreed) + " freed", "activity-gc"],
+      ["Lifecycle", a.lifecycle.runs + " runs; " + a.lifecycle.imagesEvaluated + " images evaluated, " + a.lifecycle.imagesExpired + " expired"],
+      ["Scans", a.scans.complete + " complete, " + a.scans.failed + " failed", "activity-scans"],
+      ["Refused authentications", String(a.authFailures), "activity-auth"],
+      ["Open connections", String(a.openConnections)],
+    ]));
+}
+
 function registryConfig(doc) {
   const c = doc.config;
   const yes = (b) => (b ? "yes" : "no");
@@ -1546,6 +1591,7 @@ async function registryPage(flash) {
       registryGc(doc.gc, doc.mayStartGc, reload),
       registryScan(doc.scan),
       registryJobs(doc.jobs),
+      registryActivity(doc.activity),
       registryConfig(doc)));
 }
 

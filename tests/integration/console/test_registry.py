@@ -213,6 +213,28 @@ class RegistryApiTest(h.ServerTestCase):
         self.assertGreaterEqual(sum(r["bytesFreed"] for r in runs), size_of(doomed))
         self.assertEqual(doc["storage"]["blobs"], blobs_before - deleted)
         self.assertFalse(doc["gc"]["requested"])
+        # the counters since the start (the same as /metrics) saw the passes too
+        act = doc["activity"]
+        self.assertGreaterEqual(act["gc"]["passesOk"], len(runs))
+        self.assertGreaterEqual(act["gc"]["bytesFreed"], size_of(doomed))
+
+    def test_activity_counters(self):
+        doc = registry(self.adm).json()
+        act = doc["activity"]
+        self.assertLessEqual(act["since"], time.time() + 1)
+        apis = {r["api"]: r for r in act["requests"]}
+        # the pushes of setUpClass on /v2, this console's own calls
+        self.assertGreaterEqual(apis["oci"]["2xx"], 3 * 3)
+        self.assertGreaterEqual(apis["oci"]["bytesIn"],
+                                sum(size_of(i) for i in self.images.values()))
+        self.assertGreater(apis["console"]["2xx"], 0)
+        before = apis["console"]["4xx"]
+        registry(ConsoleClient(self.reg), 401)
+        apis = {r["api"]: r for r in registry(self.adm).json()["activity"]["requests"]}
+        self.assertEqual(apis["console"]["4xx"], before + 1)
+        for key in ("authFailures", "openConnections"):
+            self.assertIn(key, act)
+        self.assertEqual(set(act["scans"]), {"complete", "failed"})
 
 
 class RegistryGcDisabledTest(h.ServerTestCase):
@@ -271,6 +293,11 @@ class RegistryBrowserTest(h.ServerTestCase):
         b.wait_for("#server-version", "berth ")
         b.wait_for("#job-rows td", "lifecycle")
         b.wait_for("#gc-runs-empty")
+        # the activity charts: a bar per API, read out with its numbers
+        b.wait_for("#activity-rows th", "oci")
+        label = b.script("return document.querySelector('#activity-rows .barstack[role=img]')"
+                         ".getAttribute('aria-label')")
+        self.assertRegex(label, r"^\w+: \d+ 2xx")
         self.assertNotIn(CONFIG_SECRET, b.page_text())
         self.assertEqual(b.accessibility(), [])
         b.screenshot("registry.png")

@@ -142,11 +142,63 @@ static void test_reasons_bounded(void)
     free(t);
 }
 
+/* The summary folds the same counters by API and status class. */
+static void test_summary(void)
+{
+    metrics_reset();
+    metrics_init();
+    metrics_http_request("oci", "/v2/{name}/blobs/{digest}", "GET", 200, 0.003, 0, 1000);
+    metrics_http_request("oci", "/v2/{name}/blobs/{digest}", "GET", 206, 0.003, 0, 10);
+    metrics_http_request("oci", "/v2/{name}/manifests/{reference}", "PUT", 404, 0.003, 50, 5);
+    metrics_http_request("ecr", "DescribeImages", "POST", 400, 0.01, 20, 30);
+    metrics_http_request("ecr", "DescribeImages", "POST", 700, 0.01, 0, 0);
+    for (int i = 0; i < METRICS_SUMMARY_APIS + 2; i++) {
+        static const char *const apis[] = {"a0", "a1", "a2", "a3", "a4",
+                                           "a5", "a6", "a7", "a8", "a9"};
+        metrics_http_request(apis[i], "r", "GET", 503, 0, 0, 0);
+    }
+    metrics_auth_failure("bad_secret");
+    metrics_auth_failure("denied");
+    metrics_gc_pass(0.5, 4096, 3, false);
+    metrics_gc_pass(0.5, 0, 0, true);
+    metrics_lifecycle_run(2, 10, 4);
+    metrics_scan_result(true, 1);
+    metrics_scan_result(false, 1);
+    struct metrics_summary s;
+    metrics_summary_get(&s);
+    CHECK(s.started_at_ms > 0);
+    CHECK_INT(s.api_count, METRICS_SUMMARY_APIS);
+    CHECK_STR(s.apis[0].api, "oci");
+    CHECK_INT(s.apis[0].by_class[2], 2);
+    CHECK_INT(s.apis[0].by_class[4], 1);
+    CHECK_INT(s.apis[0].bytes_in, 50);
+    CHECK_INT(s.apis[0].bytes_out, 1015);
+    CHECK_STR(s.apis[1].api, "ecr");
+    CHECK_INT(s.apis[1].by_class[4], 1);
+    CHECK_INT(s.apis[1].by_class[0], 1); /* a status outside 100..599 */
+    /* a0..a4 keep rows of their own; the last row, once more APIs come, is
+     * "other": a5..a9 */
+    CHECK_STR(s.apis[2].api, "a0");
+    CHECK_INT(s.apis[2].by_class[5], 1);
+    CHECK_STR(s.apis[METRICS_SUMMARY_APIS - 1].api, "other");
+    CHECK_INT(s.apis[METRICS_SUMMARY_APIS - 1].by_class[5], 5);
+    CHECK_INT(s.auth_failures, 2);
+    CHECK_INT(s.gc_passes_ok, 1);
+    CHECK_INT(s.gc_passes_failed, 1);
+    CHECK_INT(s.gc_bytes_freed, 4096);
+    CHECK_INT(s.gc_blobs_deleted, 3);
+    CHECK_INT(s.lifecycle_runs, 1);
+    CHECK_INT(s.lifecycle_expired, 4);
+    CHECK_INT(s.scans_complete, 1);
+    CHECK_INT(s.scans_failed, 1);
+}
+
 int main(void)
 {
     RUN(test_requests);
     RUN(test_bounded_series);
     RUN(test_jobs_and_gauges);
     RUN(test_reasons_bounded);
+    RUN(test_summary);
     return unit_report("test_metrics");
 }
