@@ -146,16 +146,17 @@ enum berth_err blob_s3_open(const struct blob_store_options *opt, struct blob_st
         }
     }
     if (rc == BERTH_OK) {
+        cache_scan(s);
+        rc = s3_pump_start(s);
+    }
+    if (rc == BERTH_OK) {
         /* The bucket must answer (and the credentials be good) before
          * anything is served. */
         rc = s3_head_bucket(s);
     }
-    if (rc == BERTH_OK) {
-        cache_scan(s);
-        rc = s3_pump_start(s);
-    }
 out:
     if (rc != BERTH_OK) {
+        s3_pump_stop(s);
         blob_store_close(s->local);
         pthread_mutex_destroy(&s->ping_mu);
         pthread_mutex_destroy(&s->cache_mu);

@@ -162,6 +162,17 @@ static size_t on_upload(char *p, size_t size, size_t n, void *arg)
 
 /* Run one signed request. BERTH_OK with resp->status set whatever it is
  * (the caller judges); BERTH_EIO when no answer came (logged). */
+static int on_seek(void *arg, curl_off_t offset, int origin)
+{
+    struct s3_resp *r = arg;
+    if (origin != SEEK_SET || offset < 0 || (uint64_t)offset > r->req->body_len) {
+        return CURL_SEEKFUNC_CANTSEEK;
+    }
+    r->up = (const char *)r->req->body + offset;
+    r->up_left = r->req->body_len - (size_t)offset;
+    return CURL_SEEKFUNC_OK;
+}
+
 /* The path (encoded, as on the request line) and Host of a request for key
  * (NULL: the bucket). */
 static enum berth_err target(const struct s3_store *s, const char *key, struct buf *path,
@@ -302,6 +313,9 @@ static enum berth_err prepare(struct s3_store *s, const struct s3_req *req, stru
     curl_easy_setopt(c, CURLOPT_URL, buf_cstr(&url));
     curl_easy_setopt(c, CURLOPT_HTTPHEADER, hl);
     curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    if (s->share != NULL) {
+        curl_easy_setopt(c, CURLOPT_SHARE, (CURLSH *)s->share);
+    }
     curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, 30L);
     /* a transfer slower than 1 KiB/s for a minute is given up */
     curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, 1024L);
@@ -319,6 +333,10 @@ static enum berth_err prepare(struct s3_store *s, const struct s3_req *req, stru
         curl_easy_setopt(c, CURLOPT_UPLOAD, 1L);
         curl_easy_setopt(c, CURLOPT_READFUNCTION, on_upload);
         curl_easy_setopt(c, CURLOPT_READDATA, resp);
+        /* a kept-alive connection the store closed meanwhile: curl sends
+         * the request again on a new one, from the start of the body */
+        curl_easy_setopt(c, CURLOPT_SEEKFUNCTION, on_seek);
+        curl_easy_setopt(c, CURLOPT_SEEKDATA, resp);
         curl_easy_setopt(c, CURLOPT_INFILESIZE_LARGE, (curl_off_t)req->body_len);
     } else if (strcmp(req->method, "POST") == 0) {
         curl_easy_setopt(c, CURLOPT_POST, 1L);
@@ -442,7 +460,24 @@ struct s3_pump {
     pthread_mutex_t mu;
     struct s3_stream *queue;
     bool stop;
+    CURLSH *share;
+    pthread_mutex_t share_mu[CURL_LOCK_DATA_LAST];
 };
+
+static void share_lock(CURL *c, curl_lock_data data, curl_lock_access access, void *arg)
+{
+    (void)c;
+    (void)access;
+    struct s3_pump *p = arg;
+    pthread_mutex_lock(&p->share_mu[data]);
+}
+
+static void share_unlock(CURL *c, curl_lock_data data, void *arg)
+{
+    (void)c;
+    struct s3_pump *p = arg;
+    pthread_mutex_unlock(&p->share_mu[data]);
+}
 
 /* Ask the pump to look at st (add, resume or drop it). */
 static void pump_kick(struct s3_pump *p, struct s3_stream *st)
@@ -647,18 +682,35 @@ enum berth_err s3_pump_start(struct s3_store *s)
         return BERTH_ENOMEM;
     }
     p->multi = curl_multi_init();
-    if (p->multi == NULL) {
+    p->share = curl_share_init();
+    if (p->multi == NULL || p->share == NULL) {
+        curl_multi_cleanup(p->multi);
+        curl_share_cleanup(p->share);
         free(p);
         return BERTH_ENOMEM;
     }
+    for (int i = 0; i < CURL_LOCK_DATA_LAST; i++) {
+        pthread_mutex_init(&p->share_mu[i], NULL);
+    }
+    curl_share_setopt(p->share, CURLSHOPT_LOCKFUNC, share_lock);
+    curl_share_setopt(p->share, CURLSHOPT_UNLOCKFUNC, share_unlock);
+    curl_share_setopt(p->share, CURLSHOPT_USERDATA, p);
+    curl_share_setopt(p->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_CONNECT);
+    curl_share_setopt(p->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS);
+    curl_share_setopt(p->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION);
     pthread_mutex_init(&p->mu, NULL);
     if (pthread_create(&p->thread, NULL, pump_main, p) != 0) {
         pthread_mutex_destroy(&p->mu);
+        for (int i = 0; i < CURL_LOCK_DATA_LAST; i++) {
+            pthread_mutex_destroy(&p->share_mu[i]);
+        }
         curl_multi_cleanup(p->multi);
+        curl_share_cleanup(p->share);
         free(p);
         return BERTH_ENOMEM;
     }
     s->pump = p;
+    s->share = p->share;
     return BERTH_OK;
 }
 
@@ -674,6 +726,13 @@ void s3_pump_stop(struct s3_store *s)
     curl_multi_wakeup(p->multi);
     pthread_join(p->thread, NULL);
     curl_multi_cleanup(p->multi);
+    /* every handle that used the share is gone (requests clean theirs up,
+     * the pump freed the streams) */
+    s->share = NULL;
+    curl_share_cleanup(p->share);
+    for (int i = 0; i < CURL_LOCK_DATA_LAST; i++) {
+        pthread_mutex_destroy(&p->share_mu[i]);
+    }
     pthread_mutex_destroy(&p->mu);
     free(p);
     s->pump = NULL;

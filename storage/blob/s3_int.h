@@ -55,6 +55,7 @@ struct s3_store {
     char cache_dir[S3_PATH_MAX];
     char mpu_dir[S3_PATH_MAX];
     struct s3_pump *pump;    /* the thread of streamed GETs (s3_client.c) */
+    void *share;             /* CURLSH: connections, DNS and TLS sessions every request shares */
     pthread_mutex_t ping_mu; /* the last blob_ping's answer, reused a while */
     int64_t ping_at_ns;
     enum berth_err ping_rc;
@@ -143,8 +144,10 @@ enum berth_err s3_encode_key(struct buf *out, const char *key);
 /* Encode a query value (everything but unreserved bytes). */
 void s3_encode_value(const char *v, char *out, size_t cap);
 
-/* Streamed GETs, on a thread of the store's (the pump), started at open
- * and stopped at close. */
+/* The transport's shared state, started at open (before any request) and
+ * stopped at close: the connection pool every request draws from (so
+ * requests reuse kept-alive connections), and the thread of streamed GETs
+ * (the pump). */
 enum berth_err s3_pump_start(struct s3_store *s);
 void s3_pump_stop(struct s3_store *s);
 

@@ -49,6 +49,9 @@ class TcpRelay:
                 client, _ = ls.accept()
             except OSError:
                 return  # closed by cut()/stop()
+            if self._listener is not ls:
+                client.close()  # accepted as the relay was cut
+                return
             try:
                 server = socket.create_connection(self.target, timeout=10)
                 server.settimeout(None)
@@ -89,8 +92,12 @@ class TcpRelay:
         """The server becomes unreachable: no listener (connection refused), and every open
         connection reset."""
         if self._listener is not None:
-            self._listener.close()
-            self._listener = None
+            ls, self._listener = self._listener, None
+            try:
+                ls.shutdown(socket.SHUT_RDWR)  # wakes the accept() blocked on it
+            except OSError:
+                pass
+            ls.close()
         with self.lock:
             socks = list(self._socks)
             self._socks.clear()

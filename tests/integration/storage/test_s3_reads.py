@@ -226,6 +226,19 @@ class S3ReadsTest(unittest.TestCase):
         self.assertEqual(after["up"], before["up"])
         self.assertEqual(after["connections"], before["connections"])
 
+    def test_connections_are_kept_alive(self):
+        self.wait_quiet(key="up", settle=0.2)
+        before = self.relay.counters()["connections"]
+        for i in range(8):  # each: a HEAD and a PUT of the blob
+            self.reg.ensure_blob(REPO, h.random_bytes(1000 + i))
+        for i in range(4):  # streamed, ranged GETs
+            first = (i + 1) * 10 * MIB
+            resp = self.reg.get(self.path, headers={"Range": "bytes=%d-%d" % (first, first + 99)})
+            self.assertEqual(resp.body, self.big[first:first + 100])
+        made = self.relay.counters()["connections"] - before
+        # 20 requests to the store; one connection each without reuse
+        self.assertLessEqual(made, 3, "%d connections for 20 requests" % made)
+
     def test_concurrent_pulls_keep_memory_flat(self):
         self.pull()  # warm: the first pull's allocations are not growth
         base = rss_kib(self.pid)
