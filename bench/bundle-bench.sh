@@ -18,7 +18,9 @@
 #                         docker://distribution/REPO:TAG oci-archive:out.tar:TAG
 #
 # Reported: the median MB/s (MB = 10^6 bytes of the bundle file, wall
-# clock) of each, in bundle.md and bundle-runs.tsv. Every imported image
+# clock) of each and its CPU seconds per GB (user + system of the command
+# and its children, plus the server's utime + stime from /proc/PID/stat
+# around it), in bundle.md and bundle-runs.tsv. Every imported image
 # is checked (its manifest digest read back) so that a fast failure cannot
 # pass for a fast run.
 #
@@ -159,30 +161,47 @@ check_digest() {
     [ "$got" = "$digest" ] || { echo "bundle-bench: $1 serves $got, not $digest" >&2; exit 1; }
 }
 
-now() { date +%s.%N; }
-record() { # op who seconds
-    printf '%s\t%s\t%s\t%s\t%s\n' "$r" "$1" "$2" "$bundle_bytes" "$3" >>"$results/bundle-runs.tsv"
-    echo "bundle-bench: round $r $1 $2: $(awk -v b="$bundle_bytes" -v s="$3" 'BEGIN { printf "%.1f MB/s", b / s / 1e6 }')" >&2
+hz=$(getconf CLK_TCK)
+server_ticks() { # utime + stime of the running server, 0 without one
+    if [ -n "$server_pid" ]; then awk '{ print $14 + $15 }' "/proc/$server_pid/stat"; else echo 0; fi
+}
+# timed OP WHO COMMAND...: run the command (after a sync), record its wall
+# seconds and the CPU seconds of it and of the running server
+timed() {
+    local op=$1 who=$2 t0 t1 s0 s1 cpu
+    shift 2
+    sync
+    s0=$(server_ticks)
+    t0=$(date +%s.%N)
+    TIMEFORMAT='%U %S'
+    { time "$@" >"$work/cmd.log" 2>&1; } 2>"$work/cpu" || {
+        cat "$work/cmd.log" >&2
+        echo "bundle-bench: $who failed" >&2
+        exit 1
+    }
+    t1=$(date +%s.%N)
+    s1=$(server_ticks)
+    cpu=$(awk -v s0="$s0" -v s1="$s1" -v hz="$hz" '{ printf "%.3f", $1 + $2 + (s1 - s0) / hz }' "$work/cpu")
+    secs=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f", b - a }')
+    printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$r" "$op" "$who" "$bundle_bytes" "$secs" "$cpu" \
+        >>"$results/bundle-runs.tsv"
+    echo "bundle-bench: round $r $op $who: $(awk -v b="$bundle_bytes" -v s="$secs" -v c="$cpu" \
+        'BEGIN { printf "%.1f MB/s, %.2f CPU s per GB", b / s / 1e6, c / (b / 1e9) }')" >&2
 }
 skopeo_copy() {
-    skopeo copy --all --preserve-digests --src-tls-verify=false --dest-tls-verify=false \
-        --src-no-creds --dest-no-creds "$@" >/dev/null
+    TMPDIR=$work skopeo copy --all --preserve-digests --src-tls-verify=false \
+        --dest-tls-verify=false --src-no-creds --dest-no-creds "$@"
 }
 
-printf 'round\top\twho\tbytes\tseconds\n' >"$results/bundle-runs.tsv"
+printf 'round\top\twho\tbytes\tseconds\tcpu_seconds\n' >"$results/bundle-runs.tsv"
 for r in $(seq 1 "$rounds"); do
     # import: berth import (no server), then berth's export from that store
     dir="$work/berth-$r"
     mkdir -p "$dir/root"
-    sync
-    t0=$(now)
-    BERTH_LOG_LEVEL=warn "$berth" import --root "$dir/root" "$work/bundle.tar" >"$dir/import.log" 2>&1
-    t1=$(now)
-    record import "berth import" "$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f", b - a }')"
-    t0=$(now)
-    BERTH_LOG_LEVEL=warn "$berth" export --root "$dir/root" bench/big:1 -o "$work/out.tar" >"$dir/export.log" 2>&1
-    t1=$(now)
-    record export "berth export" "$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f", b - a }')"
+    timed import "berth import" env BERTH_LOG_LEVEL=warn "$berth" import --root "$dir/root" \
+        "$work/bundle.tar"
+    timed export "berth export" env BERTH_LOG_LEVEL=warn "$berth" export --root "$dir/root" \
+        bench/big:1 -o "$work/out.tar"
     rm -f "$work/out.tar"
     start_server berth "$dir"
     check_digest "$url"
@@ -192,16 +211,11 @@ for r in $(seq 1 "$rounds"); do
     # skopeo from the bundle into distribution, and back out
     dir="$work/distribution-$r"
     start_server distribution "$dir"
-    sync
-    t0=$(now)
-    TMPDIR=$work skopeo_copy "oci-archive:$work/bundle.tar:bench/big:1" "docker://$url/bench/big:1"
-    t1=$(now)
-    record import "skopeo → distribution" "$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f", b - a }')"
+    timed import "skopeo → distribution" skopeo_copy "oci-archive:$work/bundle.tar:bench/big:1" \
+        "docker://$url/bench/big:1"
     check_digest "$url"
-    t0=$(now)
-    TMPDIR=$work skopeo_copy "docker://$url/bench/big:1" "oci-archive:$work/out.tar:bench/big:1"
-    t1=$(now)
-    record export "distribution → skopeo" "$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f", b - a }')"
+    timed export "distribution → skopeo" skopeo_copy "docker://$url/bench/big:1" \
+        "oci-archive:$work/out.tar:bench/big:1"
     rm -f "$work/out.tar"
     stop_server
     rm -rf "$dir"
@@ -209,11 +223,8 @@ for r in $(seq 1 "$rounds"); do
     # the same skopeo command into a running berth (the push path)
     dir="$work/berth-push-$r"
     start_server berth "$dir"
-    sync
-    t0=$(now)
-    TMPDIR=$work skopeo_copy "oci-archive:$work/bundle.tar:bench/big:1" "docker://$url/bench/big:1"
-    t1=$(now)
-    record import "skopeo → berth" "$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f", b - a }')"
+    timed import "skopeo → berth" skopeo_copy "oci-archive:$work/bundle.tar:bench/big:1" \
+        "docker://$url/bench/big:1"
     check_digest "$url"
     stop_server
     rm -rf "$dir"
@@ -223,16 +234,19 @@ done
 import csv, statistics, sys
 
 runs, out, mib, layers, rounds = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5]
-rates = {}
+rates, cpus = {}, {}
 for row in csv.DictReader(open(runs), delimiter="\t"):
-    rates.setdefault((row["op"], row["who"]), []).append(
-        int(row["bytes"]) / float(row["seconds"]) / 1e6)
-lines = ["A %s MiB bundle (%s gzip layers of random bytes, plain tar), median of %s rounds, "
-         "MB/s of the bundle file:" % (mib, layers, rounds), "",
-         "| | how | MB/s (median) | runs |", "|---|---|---|---|"]
+    gb = int(row["bytes"]) / 1e9
+    rates.setdefault((row["op"], row["who"]), []).append(gb * 1e3 / float(row["seconds"]))
+    cpus.setdefault((row["op"], row["who"]), []).append(float(row["cpu_seconds"]) / gb)
+lines = ["A %s MiB bundle (%s gzip layers of random bytes, plain tar), median of %s rounds: "
+         "MB/s of the bundle file, and CPU seconds per GB (the command's and the server's):"
+         % (mib, layers, rounds), "",
+         "| | how | MB/s (median) | runs | CPU s per GB (median) |", "|---|---|---|---|---|"]
 for (op, who), r in sorted(rates.items()):
-    lines.append("| %s | %s | %.1f | %s |" % (op, who, statistics.median(r),
-                                             ", ".join("%.1f" % x for x in r)))
+    lines.append("| %s | %s | %.1f | %s | %.2f |" % (op, who, statistics.median(r),
+                                                    ", ".join("%.1f" % x for x in r),
+                                                    statistics.median(cpus[(op, who)])))
 ratio = {}
 for op, mine, peer in (("import", "berth import", "skopeo → distribution"),
                        ("export", "berth export", "distribution → skopeo")):
