@@ -1,10 +1,11 @@
-/* The replication job's thread; see replication.h. */
+/* The replication job's threads; see replication.h. */
 #include "server/jobs/replication.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "common/log.h"
 #include "common/timeutil.h"
@@ -12,34 +13,47 @@
 #include "storage/registry/replication.h"
 #include "storage/upstream/replicate.h"
 
+/* One thread: the copies to one peer, or (filter.region NULL) to every
+ * destination no peer is configured for. */
+struct repl_thread {
+    struct replication_job *j;
+    struct meta_repl_filter filter;
+    struct upstream_repl_options opt;
+    pthread_t thread;
+    bool started;
+};
+
 struct replication_job {
     struct store *st;
     struct upstream_peer *peers;
-    struct upstream_repl_options opt;
+    size_t peer_count;
     char source[64]; /* registry.region/registry.id */
+    char *except;    /* ",region/id,...," of every peer */
     atomic_bool stop;
-    pthread_t thread;
+    struct repl_thread *threads; /* peer_count + 1 */
 };
 
-static void *job_main(void *arg)
+static void *thread_main(void *arg)
 {
-    struct replication_job *j = arg;
+    struct repl_thread *t = arg;
+    struct replication_job *j = t->j;
     while (!atomic_load(&j->stop)) {
         /* read before looking, so a push queued meanwhile wakes the wait */
         uint64_t seen = registry_repl_generation();
         int64_t next_at = 0;
-        struct upstream_repl_totals t = {0, 0, 0};
-        enum berth_err rc = upstream_repl_run(j->st, &j->opt, &next_at, &t);
+        struct upstream_repl_totals tot = {0, 0, 0};
+        enum berth_err rc = upstream_repl_run(j->st, &t->opt, &next_at, &tot);
         if (rc != BERTH_OK) {
             log_error("event=replication_error err=%s", berth_strerror(rc));
         }
-        metrics_replication_copies((uint64_t)t.complete, (uint64_t)t.retrying, (uint64_t)t.failed);
+        metrics_replication_copies((uint64_t)tot.complete, (uint64_t)tot.retrying,
+                                   (uint64_t)tot.failed);
         if (atomic_load(&j->stop)) {
             break;
         }
         int64_t wait = REPLICATION_POLL_MS;
         if (rc != BERTH_OK) {
-            wait = j->opt.retry_initial_ms;
+            wait = t->opt.retry_initial_ms;
         } else if (next_at > 0) {
             int64_t until = next_at - time_now_ms();
             wait = until < 1 ? 1 : until < wait ? until : wait;
@@ -49,6 +63,14 @@ static void *job_main(void *arg)
     return NULL;
 }
 
+static void job_free(struct replication_job *j)
+{
+    free(j->threads);
+    free(j->peers);
+    free(j->except);
+    free(j);
+}
+
 enum berth_err replication_job_start(const struct berth_config *cfg, struct store *st,
                                      struct replication_job **out, char *err, size_t cap)
 {
@@ -56,8 +78,8 @@ enum berth_err replication_job_start(const struct berth_config *cfg, struct stor
     if (j == NULL) {
         return BERTH_ENOMEM;
     }
-    size_t count = 0;
-    enum berth_err rc = upstream_peers_parse(cfg->replication_peers, &j->peers, &count, err, cap);
+    enum berth_err rc =
+        upstream_peers_parse(cfg->replication_peers, &j->peers, &j->peer_count, err, cap);
     if (rc != BERTH_OK) {
         free(j);
         return rc;
@@ -65,31 +87,54 @@ enum berth_err replication_job_start(const struct berth_config *cfg, struct stor
     if (cfg->replication_retry_max_ms < cfg->replication_retry_initial_ms) {
         snprintf(err, cap,
                  "replication.retry_max_ms must be at least replication.retry_initial_ms");
-        free(j->peers);
-        free(j);
+        job_free(j);
         return BERTH_EINVAL;
     }
     j->st = st;
     snprintf(j->source, sizeof(j->source), "%s/%s", cfg->registry_region, cfg->registry_id);
     atomic_init(&j->stop, false);
-    j->opt = (struct upstream_repl_options){
-        .peers = j->peers,
-        .peer_count = count,
-        .retry_initial_ms = cfg->replication_retry_initial_ms,
-        .retry_max_ms = cfg->replication_retry_max_ms,
-        .timeout_ms = cfg->replication_timeout_seconds * 1000,
-        .cancel = &j->stop,
-        .source = j->source,
-    };
-    if (pthread_create(&j->thread, NULL, job_main, j) != 0) {
-        free(j->peers);
-        free(j);
-        snprintf(err, cap, "cannot start the replication thread");
-        return BERTH_EIO;
+    size_t except_cap = 2 + j->peer_count * (META_REPL_REGION_MAX + META_REPL_REGISTRY_ID_MAX + 2);
+    j->except = malloc(except_cap);
+    j->threads = calloc(j->peer_count + 1, sizeof(*j->threads));
+    if (j->except == NULL || j->threads == NULL) {
+        job_free(j);
+        return BERTH_ENOMEM;
     }
-    log_info("event=job_started job=replication peers=%zu retry_initial_ms=%lld "
+    size_t used = (size_t)snprintf(j->except, except_cap, ",");
+    for (size_t i = 0; i < j->peer_count; i++) {
+        used += (size_t)snprintf(j->except + used, except_cap - used, "%s/%s,", j->peers[i].region,
+                                 j->peers[i].registry_id);
+    }
+    for (size_t i = 0; i <= j->peer_count; i++) {
+        struct repl_thread *t = &j->threads[i];
+        t->j = j;
+        if (i < j->peer_count) {
+            t->filter.region = j->peers[i].region;
+            t->filter.registry_id = j->peers[i].registry_id;
+        } else {
+            t->filter.except = j->except;
+        }
+        t->opt = (struct upstream_repl_options){
+            .peers = j->peers,
+            .peer_count = j->peer_count,
+            .retry_initial_ms = cfg->replication_retry_initial_ms,
+            .retry_max_ms = cfg->replication_retry_max_ms,
+            .timeout_ms = cfg->replication_timeout_seconds * 1000,
+            .cancel = &j->stop,
+            .filter = &t->filter,
+            .source = j->source,
+        };
+        if (pthread_create(&t->thread, NULL, thread_main, t) != 0) {
+            snprintf(err, cap, "cannot start the replication threads");
+            replication_job_stop(j);
+            return BERTH_EIO;
+        }
+        t->started = true;
+    }
+    log_info("event=job_started job=replication peers=%zu threads=%zu retry_initial_ms=%lld "
              "retry_max_ms=%lld",
-             count, (long long)j->opt.retry_initial_ms, (long long)j->opt.retry_max_ms);
+             j->peer_count, j->peer_count + 1, (long long)cfg->replication_retry_initial_ms,
+             (long long)cfg->replication_retry_max_ms);
     *out = j;
     return BERTH_OK;
 }
@@ -101,7 +146,10 @@ void replication_job_stop(struct replication_job *j)
     }
     atomic_store(&j->stop, true);
     registry_repl_notify();
-    pthread_join(j->thread, NULL);
-    free(j->peers);
-    free(j);
+    for (size_t i = 0; i <= j->peer_count; i++) {
+        if (j->threads[i].started) {
+            pthread_join(j->threads[i].thread, NULL);
+        }
+    }
+    job_free(j);
 }

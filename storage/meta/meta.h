@@ -641,12 +641,26 @@ struct meta_repl_item {
     char digest[DIGEST_STR_MAX];
 };
 
-/* The IN_PROGRESS row due first (next_at <= now; earliest next_at, then
- * manifest id), with its repository and digest. *found false when none is
- * due; *next_at then gets the earliest next_at of the rows not yet due (0
- * when there are none). */
-enum berth_err meta_repl_next(struct meta *m, int64_t now, struct meta_repl_item *out, bool *found,
-                              int64_t *next_at);
+/* Which destinations a worker takes: the one (region, registry_id), or,
+ * with both NULL, every destination except those listed in except
+ * (",region/id,region/id," or ""). All borrowed. */
+struct meta_repl_filter {
+    const char *region;
+    const char *registry_id;
+    const char *except;
+};
+
+/* The IN_PROGRESS row of a destination f takes that is due first (next_at
+ * <= now; earliest next_at, then manifest id), with its repository and
+ * digest. *found false when none is due; *next_at then gets the earliest
+ * next_at of f's rows not yet due (0 when there are none). */
+enum berth_err meta_repl_next(struct meta *m, int64_t now, const struct meta_repl_filter *f,
+                              struct meta_repl_item *out, bool *found, int64_t *next_at);
+
+/* A destination failed for now: its other IN_PROGRESS rows due before
+ * next_at wait until then too (their attempts unchanged). */
+enum berth_err meta_repl_defer(struct meta *m, const char *region, const char *registry_id,
+                               int64_t next_at, int64_t now);
 
 /* Record how a copy went, only when the row is still at seq (a push may
  * have queued it again meanwhile: then nothing changes and *applied is

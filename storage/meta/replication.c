@@ -27,14 +27,34 @@ enum berth_err meta_repl_enqueue(struct meta *m, int64_t manifest_id, const char
     return meta_step_done(m, st, "repl_enqueue");
 }
 
-/* The earliest next_at of the IN_PROGRESS rows (0 when none). */
-static enum berth_err earliest(struct meta *m, int64_t *out)
+#define REPL_PEER " AND q.region = ?2 AND q.registry_id = ?3"
+#define REPL_OTHERS_SQLITE " AND instr(?2, ',' || q.region || '/' || q.registry_id || ',') = 0"
+#define REPL_OTHERS_PG " AND strpos(?2::text, ',' || q.region || '/' || q.registry_id || ',') = 0"
+
+/* Bind f's destination (?2, ?3) or exception list (?2). */
+static void bind_filter(struct meta_stmt *st, const struct meta_repl_filter *f)
+{
+    if (f->region != NULL) {
+        meta_bind_text(st, 2, f->region);
+        meta_bind_text(st, 3, f->registry_id);
+    } else {
+        meta_bind_text(st, 2, f->except != NULL ? f->except : "");
+    }
+}
+
+#define EARLIEST "SELECT MIN(q.next_at) FROM replication_queue q WHERE q.status = 'IN_PROGRESS'"
+
+/* The earliest next_at of f's IN_PROGRESS rows (0 when none). */
+static enum berth_err earliest(struct meta *m, const struct meta_repl_filter *f, int64_t *out)
 {
     struct meta_stmt *st =
-        meta_prepare(m, "SELECT MIN(next_at) FROM replication_queue WHERE status = 'IN_PROGRESS'");
+        f->region != NULL
+            ? meta_prepare(m, EARLIEST REPL_PEER)
+            : meta_prepare(m, meta_sql(m, EARLIEST REPL_OTHERS_SQLITE, EARLIEST REPL_OTHERS_PG));
     if (st == NULL) {
         return BERTH_EDB;
     }
+    bind_filter(st, f);
     enum berth_err err = BERTH_OK;
     int rc = meta_step(st);
     if (rc == META_STEP_ROW) {
@@ -48,18 +68,25 @@ static enum berth_err earliest(struct meta *m, int64_t *out)
     return err;
 }
 
-enum berth_err meta_repl_next(struct meta *m, int64_t now, struct meta_repl_item *out, bool *found,
-                              int64_t *next_at)
+#define NEXT_HEAD                                                                                  \
+    "SELECT q.manifest_id, q.region, q.registry_id, q.attempts, q.seq, r.name, "                   \
+    "mf.digest FROM replication_queue q JOIN manifests mf ON mf.id = q.manifest_id "               \
+    "JOIN repositories r ON r.id = mf.repo_id WHERE q.status = 'IN_PROGRESS' AND "                 \
+    "q.next_at <= ?1"
+#define NEXT_TAIL " ORDER BY q.next_at, q.manifest_id LIMIT 1"
+
+enum berth_err meta_repl_next(struct meta *m, int64_t now, const struct meta_repl_filter *f,
+                              struct meta_repl_item *out, bool *found, int64_t *next_at)
 {
-    struct meta_stmt *st = meta_prepare(
-        m, "SELECT q.manifest_id, q.region, q.registry_id, q.attempts, q.seq, r.name, "
-           "mf.digest FROM replication_queue q JOIN manifests mf ON mf.id = q.manifest_id "
-           "JOIN repositories r ON r.id = mf.repo_id WHERE q.status = 'IN_PROGRESS' AND "
-           "q.next_at <= ?1 ORDER BY q.next_at, q.manifest_id LIMIT 1");
+    struct meta_stmt *st = f->region != NULL
+                               ? meta_prepare(m, NEXT_HEAD REPL_PEER NEXT_TAIL)
+                               : meta_prepare(m, meta_sql(m, NEXT_HEAD REPL_OTHERS_SQLITE NEXT_TAIL,
+                                                          NEXT_HEAD REPL_OTHERS_PG NEXT_TAIL));
     if (st == NULL) {
         return BERTH_EDB;
     }
     meta_bind_int64(st, 1, now);
+    bind_filter(st, f);
     enum berth_err err = BERTH_OK;
     *found = false;
     int rc = meta_step(st);
@@ -84,9 +111,25 @@ enum berth_err meta_repl_next(struct meta *m, int64_t now, struct meta_repl_item
     }
     meta_done(st);
     if (err == BERTH_OK && !*found) {
-        err = earliest(m, next_at);
+        err = earliest(m, f, next_at);
     }
     return err;
+}
+
+enum berth_err meta_repl_defer(struct meta *m, const char *region, const char *registry_id,
+                               int64_t next_at, int64_t now)
+{
+    struct meta_stmt *st =
+        meta_prepare(m, "UPDATE replication_queue SET next_at = ?1, updated_at = ?2 WHERE status = "
+                        "'IN_PROGRESS' AND region = ?3 AND registry_id = ?4 AND next_at < ?1");
+    if (st == NULL) {
+        return BERTH_EDB;
+    }
+    meta_bind_int64(st, 1, next_at);
+    meta_bind_int64(st, 2, now);
+    meta_bind_text(st, 3, region);
+    meta_bind_text(st, 4, registry_id);
+    return meta_step_done(m, st, "repl_defer");
 }
 
 enum berth_err meta_repl_finish(struct meta *m, const struct meta_repl_item *it, const char *status,

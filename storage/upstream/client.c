@@ -31,8 +31,9 @@ struct upstream_client {
     char *password;
     char *auth; /* "Authorization: ..." once the upstream asked for it, or NULL */
     int64_t timeout_ms;
-    char extra[256]; /* a header line sent with every request, or "" */
-    char *ca_file;   /* PEM CA certificates trusted instead of the system's, or NULL */
+    char extra[256];           /* a header line sent with every request, or "" */
+    char *ca_file;             /* PEM CA certificates trusted instead of the system's, or NULL */
+    const atomic_bool *cancel; /* a transfer under way stops when set, or NULL */
 };
 
 enum berth_err upstream_client_global_init(void)
@@ -143,6 +144,23 @@ bool upstream_client_set_header(struct upstream_client *c, const char *name, con
         return false;
     }
     return true;
+}
+
+void upstream_client_set_cancel(struct upstream_client *c, const atomic_bool *cancel)
+{
+    c->cancel = cancel;
+}
+
+/* libcurl's progress callback: non-zero aborts the transfer. */
+static int on_progress(void *arg, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
+                       curl_off_t ulnow)
+{
+    (void)dltotal;
+    (void)dlnow;
+    (void)ultotal;
+    (void)ulnow;
+    const atomic_bool *cancel = arg;
+    return atomic_load(cancel) ? 1 : 0;
 }
 
 void upstream_client_free(struct upstream_client *c)
@@ -433,6 +451,11 @@ static enum berth_err perform(struct upstream_client *c, const char *url, bool h
     }
     if (head) {
         curl_easy_setopt(curl, CURLOPT_NOBODY, 1L);
+    }
+    if (c->cancel != NULL) {
+        curl_easy_setopt(curl, CURLOPT_NOPROGRESS, 0L);
+        curl_easy_setopt(curl, CURLOPT_XFERINFOFUNCTION, on_progress);
+        curl_easy_setopt(curl, CURLOPT_XFERINFODATA, (void *)c->cancel);
     }
     curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
     curl_easy_setopt(curl, CURLOPT_HEADERFUNCTION, on_header);

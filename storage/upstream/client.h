@@ -13,6 +13,7 @@
 #ifndef BERTH_UPSTREAM_CLIENT_H
 #define BERTH_UPSTREAM_CLIENT_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -49,6 +50,10 @@ bool upstream_client_set_header(struct upstream_client *c, const char *name, con
  * the system's for this client's HTTPS requests (the token service's
  * included). BERTH_ENOMEM. */
 enum berth_err upstream_client_set_ca_file(struct upstream_client *c, const char *path);
+
+/* Make every later transfer of c give up (BERTH_EIO) within about a
+ * second of *cancel being set (borrowed; it must outlive c). */
+void upstream_client_set_cancel(struct upstream_client *c, const atomic_bool *cancel);
 
 /* Free a client (NULL is fine), wiping its credentials and token. */
 void upstream_client_free(struct upstream_client *c);

@@ -401,6 +401,9 @@ static enum berth_err copy_item(struct copy *cp, const struct upstream_repl_opti
     if (opt->source != NULL) {
         (void)upstream_client_set_header(cp->c, UPSTREAM_REPLICATION_HEADER, opt->source);
     }
+    if (opt->cancel != NULL) {
+        upstream_client_set_cancel(cp->c, opt->cancel);
+    }
     struct names tags = {.max = TAGS_MAX};
     rc = meta_manifest_tags(cp->m, it->manifest_id, add_name, &tags);
     if (rc == BERTH_OK && tags.out_of_memory) {
@@ -434,6 +437,10 @@ static enum berth_err record(struct meta *m, const struct upstream_repl_options 
     bool applied = false;
     enum berth_err db = meta_repl_finish(m, it, status, code, rc != BERTH_OK ? cp->err : NULL,
                                          next_at, now, &applied);
+    if (db == BERTH_OK && rc != BERTH_OK && cp->code == NULL) {
+        /* the destination is down for now: its other copies wait as long */
+        db = meta_repl_defer(m, it->region, it->registry_id, next_at, now);
+    }
     char v[600];
     if (rc == BERTH_OK) {
         t->complete++;
@@ -472,7 +479,7 @@ enum berth_err upstream_repl_run(struct store *st, const struct upstream_repl_op
         struct meta_repl_item it;
         bool found = false;
         int64_t later = 0;
-        enum berth_err rc = meta_repl_next(m, time_now_ms(), &it, &found, &later);
+        enum berth_err rc = meta_repl_next(m, time_now_ms(), opt->filter, &it, &found, &later);
         if (rc != BERTH_OK) {
             return rc;
         }

@@ -11,8 +11,8 @@
  * tried again later, the wait doubling from retry_initial_ms up to
  * retry_max_ms; one it will not (no peer configured, credentials
  * refused, repository missing, image refused) marks the copy FAILED.
- * Called from one thread (the replication job); blocks on the network,
- * the disk and the database.
+ * Called from the replication job's threads (one per peer); blocks on the
+ * network, the disk and the database.
  */
 #ifndef BERTH_UPSTREAM_REPLICATE_H
 #define BERTH_UPSTREAM_REPLICATE_H
@@ -52,6 +52,8 @@ struct upstream_repl_options {
     int64_t retry_max_ms;      /* >= retry_initial_ms */
     int64_t timeout_ms;        /* per request (a blob: while stalled) */
     const atomic_bool *cancel; /* stop between copies (may be NULL) */
+    /* the destinations this run takes (one peer's, or the others) */
+    const struct meta_repl_filter *filter;
     /* "region/registry id" of this registry, sent to the peers as
      * UPSTREAM_REPLICATION_HEADER (a berth peer then creates a missing
      * repository with its REPLICATION creation template) */
@@ -72,10 +74,13 @@ struct upstream_repl_totals {
  * at most retry_max_ms. Pure. */
 int64_t upstream_repl_backoff_ms(const struct upstream_repl_options *opt, int64_t attempts);
 
-/* Copy every queued image that is due, one at a time, recording each
- * outcome in the queue, until none is due or cancel is set. *next_at gets
- * the wall-clock time (ms) the next queued copy is due (0: none queued).
- * A database error stops the run and is returned. */
+/* Copy every queued image of the destinations opt->filter takes that is
+ * due, one at a time, recording each outcome in the queue, until none is
+ * due or cancel is set. A copy to be tried again defers the destination's
+ * other due copies to the same time (one failing request per wait, not
+ * one per image). *next_at gets the wall-clock time (ms) the next queued
+ * copy is due (0: none queued). A database error stops the run and is
+ * returned. Runs for different filters may run at once (threads). */
 enum berth_err upstream_repl_run(struct store *st, const struct upstream_repl_options *opt,
                                  int64_t *next_at, struct upstream_repl_totals *totals);
 

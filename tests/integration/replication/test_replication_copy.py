@@ -9,6 +9,7 @@ through boto3 and the AWS CLI v1."""
 import base64
 import json
 import os
+import socket
 import time
 
 import auth_helpers as a
@@ -18,6 +19,8 @@ import ptc_helpers as p
 
 B_REGION = "eu-west-1"
 B_ID = "210987654321"
+HANG_REGION = "sa-east-1"
+HANG_ID = "555555555555"
 UNMAPPED_REGION = "ap-south-1"
 UNMAPPED_ID = "444444444444"
 SECRETS_KEY = "5e" * 32
@@ -60,11 +63,18 @@ class ReplicationCopyTest(e.ModernEcrTestCase):
         cls.b.start()
         cls.b_key = a.keys_create(cls.b, "replicator")
         cls.peer = Peer(cls.b, *cls.b_key)
+        # a peer that accepts connections and never answers (never accept()ed)
+        cls.hang = socket.socket()
+        cls.hang.bind(("127.0.0.1", 0))
+        cls.hang.listen(64)
+        cls.addClassCleanup(cls.hang.close)
         cls.server_config = {
             "pull_through": {"secrets_key": SECRETS_KEY},
             "replication": {
                 "peers": [{"region": B_REGION, "registry_id": B_ID, "url": cls.b.base_url,
-                           "secret": "peer-b"}],
+                           "secret": "peer-b"},
+                          {"region": HANG_REGION, "registry_id": HANG_ID,
+                           "url": "http://127.0.0.1:%d" % cls.hang.getsockname()[1]}],
                 "retry_initial_ms": 200,
                 "retry_max_ms": 1000,
             },
@@ -271,6 +281,24 @@ class ReplicationCopyTest(e.ModernEcrTestCase):
             if line.startswith(name + " "):
                 return float(line.split()[-1])
         self.fail("no %s in /metrics" % name)
+
+    def test_a_peer_that_hangs_holds_up_only_its_own_copies(self):
+        # each peer has its own worker: copies to B go on while the other peer's first
+        # request waits out its 60 s timeout (and A's stop does not wait for it)
+        self.configure([
+            {"destinations": [{"region": HANG_REGION, "registryId": HANG_ID}],
+             "repositoryFilters": [{"filter": "hang", "filterType": "PREFIX_MATCH"}]},
+            {"destinations": [{"region": B_REGION, "registryId": B_ID}],
+             "repositoryFilters": [{"filter": "rep", "filterType": "PREFIX_MATCH"}]}])
+        stuck, fast = h.build_image(layer_count=1), h.build_image(layer_count=1)
+        self.push_image_ok("hang/app", stuck, tag="v1")
+        self.push_image_ok("rep/fast", fast, tag="v1")
+        started = time.monotonic()
+        self.assertReplicated("rep/fast", "v1", fast)
+        self.assertLess(time.monotonic() - started, 30)
+        self.assertEqual(self.status("hang/app", imageTag="v1"),
+                         [{"region": HANG_REGION, "registryId": HANG_ID,
+                           "status": "IN_PROGRESS"}])
 
     def test_restart_of_a_resumes_the_queue(self):
         self.b.stop()

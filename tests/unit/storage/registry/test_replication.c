@@ -86,6 +86,8 @@ static const char *statuses_of(struct meta *m, int64_t manifest_id)
     return l.text;
 }
 
+static const struct meta_repl_filter ALL = {.except = ""};
+
 static void test_queue(void)
 {
     struct meta *m = unit_meta_new(root, sizeof(root));
@@ -110,10 +112,10 @@ static void test_queue(void)
     struct meta_repl_item it;
     bool found = false;
     int64_t next_at = -1;
-    CHECK_INT(meta_repl_next(m, 4999, &it, &found, &next_at), BERTH_OK);
+    CHECK_INT(meta_repl_next(m, 4999, &ALL, &it, &found, &next_at), BERTH_OK);
     CHECK(!found);
     CHECK_INT(next_at, 5000);
-    CHECK_INT(meta_repl_next(m, 5000, &it, &found, &next_at), BERTH_OK);
+    CHECK_INT(meta_repl_next(m, 5000, &ALL, &it, &found, &next_at), BERTH_OK);
     CHECK(found);
     CHECK_STR(it.repo, "team/app");
     CHECK_STR(it.digest, unit_meta_digest(1));
@@ -126,14 +128,14 @@ static void test_queue(void)
         BERTH_OK);
     CHECK(applied);
     struct meta_repl_item second;
-    CHECK_INT(meta_repl_next(m, 5001, &second, &found, &next_at), BERTH_OK);
+    CHECK_INT(meta_repl_next(m, 5001, &ALL, &second, &found, &next_at), BERTH_OK);
     CHECK(found);
     CHECK(strcmp(second.region, it.region) != 0);
     CHECK_INT(meta_repl_finish(m, &second, "COMPLETE", NULL, NULL, 5002, 5002, &applied), BERTH_OK);
-    CHECK_INT(meta_repl_next(m, 5002, &second, &found, &next_at), BERTH_OK);
+    CHECK_INT(meta_repl_next(m, 5002, &ALL, &second, &found, &next_at), BERTH_OK);
     CHECK(!found);
     CHECK_INT(next_at, 9000);
-    CHECK_INT(meta_repl_next(m, 9000, &it, &found, &next_at), BERTH_OK);
+    CHECK_INT(meta_repl_next(m, 9000, &ALL, &it, &found, &next_at), BERTH_OK);
     CHECK(found);
     CHECK_INT(it.attempts, 1);
 
@@ -144,17 +146,46 @@ static void test_queue(void)
     CHECK(!applied);
     CHECK_STR(statuses_of(m, a),
               "eu-west-1/111111111111=IN_PROGRESS:-:0 us-west-2/222222222222=IN_PROGRESS:-:0");
-    CHECK_INT(meta_repl_next(m, 9600, &it, &found, &next_at), BERTH_OK);
+    CHECK_INT(meta_repl_next(m, 9600, &ALL, &it, &found, &next_at), BERTH_OK);
     CHECK(found);
     CHECK_INT(meta_repl_finish(m, &it, "FAILED", "ACCESS_DENIED", "no", 9700, 9700, &applied),
               BERTH_OK);
     CHECK(applied);
     CHECK(strstr(statuses_of(m, a), "=FAILED:ACCESS_DENIED:1") != NULL);
 
+    /* one peer's worker sees its rows only; the others' worker all but the peers' */
+    struct meta_repl_filter eu = {.region = "eu-west-1", .registry_id = "111111111111"};
+    struct meta_repl_filter us = {.region = "us-west-2", .registry_id = "222222222222"};
+    struct meta_repl_filter others = {.except = ",eu-west-1/111111111111,"};
+    struct meta_repl_filter none = {.except = ",eu-west-1/111111111111,us-west-2/222222222222,"};
+    CHECK_INT(meta_repl_next(m, 9700, &eu, &it, &found, &next_at), BERTH_OK);
+    CHECK(!found);
+    CHECK_INT(next_at, 0); /* eu-west-1 FAILED: nothing left queued */
+    CHECK_INT(meta_repl_next(m, 9700, &us, &it, &found, &next_at), BERTH_OK);
+    CHECK(found);
+    CHECK_STR(it.region, "us-west-2");
+    CHECK_INT(meta_repl_next(m, 9700, &others, &it, &found, &next_at), BERTH_OK);
+    CHECK(found);
+    CHECK_STR(it.region, "us-west-2");
+    CHECK_INT(meta_repl_next(m, 9700, &none, &it, &found, &next_at), BERTH_OK);
+    CHECK(!found);
+    CHECK_INT(next_at, 0);
+    /* a destination down defers its other due rows, not the others' */
+    int64_t c = unit_meta_add_manifest(m, repo.id, unit_meta_digest(3), false, "");
+    CHECK_INT(registry_repl_on_push(m, "team/app", c, 9800, &queued), BERTH_OK);
+    CHECK_INT(meta_repl_defer(m, "us-west-2", "222222222222", 20000, 9800), BERTH_OK);
+    CHECK_INT(meta_repl_next(m, 19999, &us, &it, &found, &next_at), BERTH_OK);
+    CHECK(!found);
+    CHECK_INT(next_at, 20000);
+    CHECK_INT(meta_repl_next(m, 9800, &eu, &it, &found, &next_at), BERTH_OK);
+    CHECK(found);
+    CHECK_INT(it.manifest_id, c);
+
     /* deleting the image drops its queue rows (deletions are not replicated) */
     CHECK_INT(meta_manifest_delete(m, a), BERTH_OK);
+    CHECK_INT(meta_manifest_delete(m, c), BERTH_OK);
     CHECK_STR(statuses_of(m, a), "");
-    CHECK_INT(meta_repl_next(m, 99999, &it, &found, &next_at), BERTH_OK);
+    CHECK_INT(meta_repl_next(m, 99999, &ALL, &it, &found, &next_at), BERTH_OK);
     CHECK(!found);
     CHECK_INT(next_at, 0);
     unit_meta_remove(m, root);
