@@ -301,6 +301,16 @@ class RegistryBrowserTest(h.ServerTestCase):
         self.assertNotIn(CONFIG_SECRET, b.page_text())
         self.assertEqual(b.accessibility(), [])
         b.screenshot("registry.png")
+        # a narrow window (a phone, or 200% zoom): nothing wider than the page
+        b.s("POST", "/window/rect", {"width": 420, "height": 900})
+        try:
+            b.wait_for("#storage-rows a", "big/one")
+            overflow = b.script("return document.documentElement.scrollWidth - "
+                                "document.documentElement.clientWidth")
+            self.assertLessEqual(overflow, 0)
+            b.screenshot("registry-narrow.png")
+        finally:
+            b.s("POST", "/window/rect", {"width": 1280, "height": 1000})
         # a deleted image's layers, collected from the page
         doomed = h.build_image(layer_count=2, layer_size=8192, compress=False)
         h.expect_status(self.authreg.push_image("gone/soon", doomed, tag="x"), 201)
