@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 """Turn a run-bench.sh results directory into results.json and results.md,
 and print the comparison table (berth vs distribution, ratio, peak RSS,
-share of the machine's limits, and the issue's targets).
+share of the machine's limits, and the issue's targets). When the run had a
+berth-before server (BENCH_BERTH_BEFORE), a second table compares it with
+berth and both with distribution.
 
     report.py RESULTS_DIR
 
@@ -99,7 +101,45 @@ def build_rows(runs, limits):
             row["ratio"] = b["requests_per_sec"] / d["requests_per_sec"]
         else:
             row["ratio"] = None
+        p = row["servers"].get("berth-before")
+        if p and b and p["ok"] and b["ok"] and p["requests_per_sec"] > 0:
+            row["after_over_before"] = b["requests_per_sec"] / p["requests_per_sec"]
+        if p and d and p["ok"] and d["ok"] and d["requests_per_sec"] > 0:
+            row["before_ratio"] = p["requests_per_sec"] / d["requests_per_sec"]
         out.append(row)
+    return out
+
+
+def before_after_table(rows, markdown):
+    """berth-before against berth, and each against distribution ([] without
+    berth-before)."""
+    rows = [r for r in rows if "berth-before" in r["servers"]]
+    if not rows:
+        return []
+    head = ["workload", "c", "before req/s", "after req/s", "after/before", "before p99 ms",
+            "after p99 ms", "distribution p99 ms", "before/dist", "after/dist"]
+    body = []
+    for r in rows:
+        b, p = r["servers"].get("berth"), r["servers"].get("berth-before")
+        d = r["servers"].get("distribution")
+        digits = 1 if r["workload"].endswith("100m") or r["workload"].endswith("10m") else 0
+
+        def x(v):
+            return fmt(v, 2) + ("x" if v is not None else "")
+        body.append([r["workload"], str(r["concurrency"]),
+                     cell_text(p, "requests_per_sec", digits),
+                     cell_text(b, "requests_per_sec", digits), x(r.get("after_over_before")),
+                     cell_text(p, "p99_ms", 1), cell_text(b, "p99_ms", 1), cell_text(d, "p99_ms", 1),
+                     x(r.get("before_ratio")), x(r.get("ratio"))])
+    if markdown:
+        lines = ["| " + " | ".join(head) + " |",
+                 "|" + "|".join(["---"] * 2 + ["---:"] * (len(head) - 2)) + "|"]
+        return lines + ["| " + " | ".join(row) + " |" for row in body]
+    widths = [max(len(h), *(len(row[i]) for row in body)) for i, h in enumerate(head)]
+    out = ["  ".join(h.rjust(w) if i else h.ljust(w) for i, (h, w) in enumerate(zip(head, widths)))]
+    for row in body:
+        out.append("  ".join(v.rjust(w) if i else v.ljust(w)
+                             for i, (v, w) in enumerate(zip(row, widths))))
     return out
 
 
@@ -334,7 +374,11 @@ def main():
     md += ["", "req/s is operations per second (a pull is 4 requests, a push 5 or 6); "
            "ratio = berth / distribution; RSS is each server's peak (VmHWM) during that run; "
            "% of limit: push MB/s against min(SHA-256, disk), pull MB/s against loopback.", ""]
-    md += [table(rows, True), "", "## Targets (issue 6)", ""]
+    md += [table(rows, True), ""]
+    ba_md = before_after_table(rows, True)
+    if ba_md:
+        md += ["## berth before and after (berth-before is BENCH_BERTH_BEFORE)", ""] + ba_md + [""]
+    md += ["## Targets (issue 6)", ""]
     md += [f"- {mark[m]}: {t}" for t, m in tg]
     if storm_md:
         md += ["", "## Pull storm", ""] + storm_md + [""]
@@ -350,6 +394,12 @@ def main():
     print()
     print(table(rows, False))
     print()
+    ba = before_after_table(rows, False)
+    if ba:
+        print("berth-before (BENCH_BERTH_BEFORE) and berth:")
+        for line in ba:
+            print(line)
+        print()
     for t, m in tg:
         print(f"  [{mark[m]}] {t}")
     if storm_text:

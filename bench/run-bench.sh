@@ -12,7 +12,13 @@
 # JSON and server logs into the results directory.
 #
 # Environment (all optional):
-#   BENCH_SERVERS      servers to run, default "berth distribution"
+#   BENCH_SERVERS      servers to run, default "berth distribution" (and
+#                      berth-before when BENCH_BERTH_BEFORE is set)
+#   BENCH_BERTH_BEFORE another berth binary (say, main before a change), run
+#                      as the server berth-before beside the others, so that
+#                      before, after and the peer share one run
+#   BENCH_REGISTRY     the distribution binary, default /usr/bin/docker-registry
+#                      (Debian's 2.8.2); any distribution build (3.x) works
 #   BENCH_WORKLOADS    comma-separated workloads, default all
 #   BENCH_CONCURRENCY  concurrency levels, default "1 16"
 #   BENCH_N            one n for every workload (default: the table below)
@@ -46,11 +52,14 @@ build=$(cd "$1" && pwd)
 bench="$build/bench/berth-bench"
 storm="$build/bench/berth-storm"
 berth="$build/berth"
-registry=/usr/bin/docker-registry
+registry=${BENCH_REGISTRY:-/usr/bin/docker-registry}
+berth_before=${BENCH_BERTH_BEFORE:-}
 python=/usr/bin/python3
 [ -x "$python" ] || python=python3
 
-servers=${BENCH_SERVERS:-"berth distribution"}
+default_servers="berth distribution"
+[ -n "$berth_before" ] && default_servers="berth berth-before distribution"
+servers=${BENCH_SERVERS:-$default_servers}
 concurrency=${BENCH_CONCURRENCY:-"1 16"}
 results=${BENCH_RESULTS:-"$build/bench-results/$(date +%Y%m%d-%H%M%S)"}
 dd_mb=${BENCH_DD_MB:-1024}
@@ -58,8 +67,12 @@ dd_mb=${BENCH_DD_MB:-1024}
 for s in $servers; do
     case "$s" in
     berth) [ -x "$berth" ] || { echo "run-bench: $berth not built" >&2; exit 1; } ;;
+    berth-before)
+        [ -n "$berth_before" ] && [ -x "$berth_before" ] ||
+            { echo "run-bench: berth-before needs BENCH_BERTH_BEFORE=/path/to/berth" >&2; exit 1; }
+        ;;
     distribution) [ -x "$registry" ] || { echo "run-bench: $registry missing" >&2; exit 1; } ;;
-    *) echo "run-bench: unknown server '$s' (berth, distribution)" >&2; exit 2 ;;
+    *) echo "run-bench: unknown server '$s' (berth, berth-before, distribution)" >&2; exit 2 ;;
     esac
 done
 [ -x "$bench" ] || { echo "run-bench: $bench not built" >&2; exit 1; }
@@ -177,12 +190,13 @@ start_server() {
     port=$("$bench" --free-port)
     mkdir -p "$dir/root"
     case "$name" in
-    berth)
-        local access=false
+    berth | berth-before)
+        local access=false bin=$berth
         [ "${BENCH_ACCESS_LOG:-0}" = 1 ] && access=true
+        [ "$name" = berth-before ] && bin=$berth_before
         # shellcheck disable=SC2086
         BERTH_LOG_LEVEL=warn BERTH_LOG_ACCESS=$access \
-            "$berth" serve --listen "127.0.0.1:$port" --root "$dir/root" ${BERTH_BENCH_ARGS:-} \
+            "$bin" serve --listen "127.0.0.1:$port" --root "$dir/root" ${BERTH_BENCH_ARGS:-} \
             >"$log" 2>&1 &
         ;;
     distribution)
@@ -234,13 +248,6 @@ sha_k=$( (openssl speed -evp sha256 -bytes 1048576 -seconds 3 2>/dev/null || tru
     awk '$1 == "sha256" { sub(/k$/, "", $2); print $2 }')
 sha_mbs=$(awk -v k="${sha_k:-0}" 'BEGIN { printf "%.1f", k / 1000 }')
 
-dd_out=$( (dd if=/dev/zero of="$work/dd.bin" bs=1M count="$dd_mb" conv=fdatasync 2>&1 || true) |
-    tail -n 1)
-rm -f "$work/dd.bin"
-# "1073741824 bytes (1.1 GB, 1.0 GiB) copied, 3.04 s, 353 MB/s"
-disk_mbs=$(echo "$dd_out" | awk -F', ' '{ split($1, b, " "); split($(NF-1), t, " ");
-    if (t[1] > 0) printf "%.1f", b[1] / t[1] / 1e6; else print 0 }')
-
 loop_mbs=0
 if "$bench" --loopback -o json --json-file "$results/loopback.json" >/dev/null; then
     loop_mbs=$("$python" -c 'import json, sys
@@ -251,32 +258,11 @@ cpu=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)
 mem_gib=$(awk '/^MemTotal:/ { printf "%.1f", $2 / 1048576 }' /proc/meminfo)
 fs=$(df -PT "$work" | awk 'NR == 2 { print $1 " (" $2 ")" }')
 berth_rev=$(git -C "$here/.." rev-parse --short HEAD 2>/dev/null || echo unknown)
+berth_rev="$berth_rev (of the script's tree; the binary is $berth)"
+[ -n "$berth_before" ] && berth_rev="$berth_rev; berth-before is $berth_before"
 dist_ver=$("$registry" --version 2>/dev/null | awk '{ print $NF }' || echo unknown)
-L_SHA=$sha_mbs L_DISK=$disk_mbs L_DD_MB=$dd_mb L_LOOP=$loop_mbs L_CPU=$cpu L_MEM=$mem_gib \
-    L_FS=$fs L_REV=$berth_rev L_DIST=$dist_ver L_SERVERS=$servers L_CONC=$concurrency \
-    "$python" - "$results/limits.json" <<'EOF'
-import json, os, platform, sys, time
-e = os.environ
-json.dump({
-    "sha256_mb_per_sec": float(e["L_SHA"] or 0) or None,
-    "disk_write_mb_per_sec": float(e["L_DISK"] or 0) or None,
-    "disk_write_mb": int(e["L_DD_MB"]),
-    "loopback_mb_per_sec": float(e["L_LOOP"] or 0) or None,
-    "machine": {
-        "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "cpu": e["L_CPU"],
-        "cpus": os.cpu_count(),
-        "memory_gib": float(e["L_MEM"] or 0),
-        "kernel": platform.release(),
-        "data filesystem": e["L_FS"],
-        "berth commit": e["L_REV"],
-        "distribution": e["L_DIST"],
-        "servers": e["L_SERVERS"],
-        "concurrency": e["L_CONC"],
-    },
-}, open(sys.argv[1], "w"), indent=2)
-EOF
-echo "run-bench: sha256 $sha_mbs MB/s, disk $disk_mbs MB/s, loopback $loop_mbs MB/s" >&2
+dist_ver="$dist_ver ($registry)"
+echo "run-bench: sha256 $sha_mbs MB/s, loopback $loop_mbs MB/s (the disk is measured last)" >&2
 
 # ---- the workloads ----
 
@@ -374,7 +360,9 @@ fi
 
 if [ "$run_tls" = 1 ]; then
     echo "run-bench: TLS, 100 MiB push and pull (bench/tls-bench.sh)" >&2
-    if BENCH_SERVERS=$servers "$here/tls-bench.sh" "$build" "$results" >"$results/logs/tls.log" 2>&1; then
+    tls_servers=$(echo "$servers" | tr ' ' '\n' | grep -vx berth-before | tr '\n' ' ' || true)
+    if BENCH_SERVERS=$tls_servers BENCH_REGISTRY=$registry "$here/tls-bench.sh" "$build" "$results" \
+        >"$results/logs/tls.log" 2>&1; then
         sed 's/^/run-bench:   /' "$results/tls.md" >&2
     else
         echo "run-bench: the TLS benchmark failed; see logs/tls.log" >&2
@@ -391,6 +379,42 @@ if [ "$run_bundle" = 1 ]; then
         overall=1
     fi
 fi
+
+# The disk is measured after the servers ran: a 1 GiB write leaves a
+# virtual disk busy for a while after its fdatasync returned, which slowed
+# whichever server ran first when this came at the start.
+dd_out=$( (dd if=/dev/zero of="$work/dd.bin" bs=1M count="$dd_mb" conv=fdatasync 2>&1 || true) |
+    tail -n 1)
+rm -f "$work/dd.bin"
+# "1073741824 bytes (1.1 GB, 1.0 GiB) copied, 3.04 s, 353 MB/s"
+disk_mbs=$(echo "$dd_out" | awk -F', ' '{ split($1, b, " "); split($(NF-1), t, " ");
+    if (t[1] > 0) printf "%.1f", b[1] / t[1] / 1e6; else print 0 }')
+
+L_SHA=$sha_mbs L_DISK=$disk_mbs L_DD_MB=$dd_mb L_LOOP=$loop_mbs L_CPU=$cpu L_MEM=$mem_gib \
+    L_FS=$fs L_REV=$berth_rev L_DIST=$dist_ver L_SERVERS=$servers L_CONC=$concurrency \
+    "$python" - "$results/limits.json" <<'EOF'
+import json, os, platform, sys, time
+e = os.environ
+json.dump({
+    "sha256_mb_per_sec": float(e["L_SHA"] or 0) or None,
+    "disk_write_mb_per_sec": float(e["L_DISK"] or 0) or None,
+    "disk_write_mb": int(e["L_DD_MB"]),
+    "loopback_mb_per_sec": float(e["L_LOOP"] or 0) or None,
+    "machine": {
+        "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "cpu": e["L_CPU"],
+        "cpus": os.cpu_count(),
+        "memory_gib": float(e["L_MEM"] or 0),
+        "kernel": platform.release(),
+        "data filesystem": e["L_FS"],
+        "berth commit": e["L_REV"],
+        "distribution": e["L_DIST"],
+        "servers": e["L_SERVERS"],
+        "concurrency": e["L_CONC"],
+    },
+}, open(sys.argv[1], "w"), indent=2)
+EOF
+echo "run-bench: disk $disk_mbs MB/s" >&2
 
 "$python" "$here/report.py" "$results" || overall=1
 exit "$overall"
