@@ -9,6 +9,7 @@ import base64
 import json
 import os
 import shutil
+import subprocess
 import tempfile
 import unittest
 
@@ -245,6 +246,25 @@ class MirrorTest(unittest.TestCase):
         files = bh.read_bundle(out_path)
         bh.check_blobs(self, files)
         self.assertIn("blobs/sha256/" + h.digest_hex(img.digest), files)
+
+    def test_progress_line_on_a_terminal(self):
+        src = self.start()
+        img = h.build_image(layer_count=2, layer_size=300000)
+        h.expect_status(src.registry().push_image("team/app", img, tag="1"), 201)
+        out_path = os.path.join(self.work, "tty.tar")
+        cmd = "%s mirror --plain-http 127.0.0.1:%d/team/app:1 -o %s" % (
+            h.find_berth_bin(), src.port, out_path)
+        # script(1) (util-linux, essential in Debian) gives berth a terminal
+        proc = subprocess.run(["script", "-qec", cmd, "/dev/null"], capture_output=True,
+                              timeout=120, stdin=subprocess.DEVNULL,
+                              env=dict(os.environ, DOCKER_CONFIG=self.docker_config))
+        text = proc.stdout.decode("utf-8", "replace")
+        self.assertEqual(proc.returncode, 0, text)
+        # one line rewritten in place ("\r", erase), ending with the totals
+        self.assertIn("\r\x1b[Kmirror: [1/1] 127.0.0.1:%d/team/app:1:" % src.port, text)
+        self.assertRegex(text, r"\r\x1b\[Kmirror: \[1/1\] done: 4 blobs, [0-9.]+ MiB\r?\n")
+        self.assertIn("mirror: 1 images", text)
+        self.assertNotIn("so far)", text)  # not the plain per-image lines
 
     def test_bad_references(self):
         for ref, msg in (("Upper/Case:1", "not a repository name"),
