@@ -437,6 +437,7 @@ struct s3_stream {
     /* under mu */
     char *ring;
     size_t ring_cap, start, fill;
+    uint64_t offset;    /* where the range starts */
     uint64_t skip;      /* bytes before the range, when the store ignored Range */
     uint64_t want;      /* bytes of the range */
     uint64_t delivered; /* bytes given to the reader */
@@ -526,6 +527,10 @@ static size_t on_stream_header(char *p, size_t size, size_t n, void *arg)
         if (status >= 200) { /* not an interim 1xx head */
             pthread_mutex_lock(&st->mu);
             st->resp.status = status;
+            /* a store that ignored the Range sends the whole object: the
+             * bytes before the range are dropped (set here, before the
+             * body's first bytes come) */
+            st->skip = status == 200 ? st->offset : 0;
             st->head_done = true;
             pthread_cond_broadcast(&st->cv);
             pthread_mutex_unlock(&st->mu);
@@ -770,6 +775,7 @@ enum berth_err s3_stream_open(struct s3_store *s, const char *key, uint64_t size
     st->ring_cap = S3_STREAM_RING;
     st->pump = s->pump;
     st->want = len;
+    st->offset = offset;
     pthread_mutex_init(&st->mu, NULL);
     pthread_cond_init(&st->cv, NULL);
     snprintf(st->key, sizeof(st->key), "%s", key);
@@ -819,9 +825,7 @@ enum berth_err s3_stream_open(struct s3_store *s, const char *key, uint64_t size
                   (unsigned long long)st->resp.content_length, (unsigned long long)size);
         rc = BERTH_ENOTFOUND; /* another object than the metadata's */
     } else if (status == 200 || status == 206) {
-        pthread_mutex_lock(&st->mu);
-        st->skip = status == 200 ? offset : 0;
-        pthread_mutex_unlock(&st->mu);
+        /* the body comes */
     } else if (status == 404) {
         rc = BERTH_ENOTFOUND;
     } else if (status == 0) { /* no answer */
