@@ -180,6 +180,25 @@ class ReplicationCopyTest(e.ModernEcrTestCase):
         self.assertEqual(h.read_oci_layout_blob(out, big.layer_digests[0]),
                          big.blobs[big.layer_digests[0]])
 
+    def test_a_moved_tag_is_replicated(self):
+        img, other = h.build_image(layer_count=1), h.build_image(layer_count=1)
+        self.push_image_ok("rep/retag", img, tag="v1")
+        self.push_image_ok("rep/retag", other, tag="latest")
+        self.assertReplicated("rep/retag", "latest", other)
+        self.assertReplicated("rep/retag", "v1", img)
+        # a new tag on an image B has, and a tag moved to it: no blob sent again
+        h.expect_status(self.reg.put_manifest("rep/retag", "v2", img.manifest, img.media_type),
+                        201)
+        h.expect_status(self.reg.put_manifest("rep/retag", "latest", img.manifest,
+                                              img.media_type), 201)
+        h.wait_until(lambda: self.peer.has_manifest("rep/retag", "latest", img.digest), WAIT,
+                     interval=0.1, what="latest moved on B")
+        self.assertTrue(self.peer.has_manifest("rep/retag", "v2", img.digest))
+        self.wait_status("rep/retag", img.digest, "COMPLETE", "COMPLETE after re-tagging")
+        self.assertRegex(self.server.log_text(),
+                         r"event=replication_copied repo=rep/retag digest=%s \S+ "
+                         r"manifests=3 blobs_sent=0 " % img.digest)
+
     def test_put_image_and_cli(self):
         # ECR PutImage on A (blobs through /v2) is replicated too; the CLI reads the status
         img = h.build_image(layer_count=1)
