@@ -529,7 +529,9 @@ function repoCrumbs(repo) {
 function repoTabs(repo, current) {
   const base = "#/repo/" + encodeURIComponent(repo);
   return el("nav", { class: "tabs", "aria-label": "Repository" },
-    [["images", "Images", base], ["settings", "Settings", base + "/settings"], ["lifecycle", "Lifecycle", base + "/lifecycle"]].map(([key, label, href]) =>
+    // anonymous browsing reads images only: the settings' calls are not granted to everyone
+    [["images", "Images", base], ["settings", "Settings", base + "/settings"], ["lifecycle", "Lifecycle", base + "/lifecycle"]]
+      .filter(([key]) => key === "images" || !(session && session.anonymous)).map(([key, label, href]) =>
       el("a", { href, "aria-current": key === current ? "page" : undefined, text: label })));
 }
 

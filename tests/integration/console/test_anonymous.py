@@ -150,6 +150,8 @@ class AnonymousAllowedTest(h.ServerTestCase):
         self.assertEqual(b.find_all("button.chip-x"), [])
         self.assertEqual(b.find_all("button.danger"), [])
         b.wait_for("p", "may not delete")
+        # images only: no settings or lifecycle tab
+        self.assertEqual([b.text(x) for x in b.find_all("nav.tabs a")], ["Images"])
         self.assertEqual(b.accessibility(), [])
         # the image page reads the manifest and config through /v2
         b.click(b.wait_for("td a.mono"))
