@@ -1,7 +1,12 @@
 /* Crash points for tests; see fault.h. */
 #include "common/fault.h"
 
+#include <ctype.h>
+#include <stdbool.h>
 #include <signal.h>
+#include <stdio.h>
+#include <time.h>
+#include <unistd.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -15,4 +20,27 @@ void fault_point(const char *name)
     }
     log_error("event=test_crash point=%s", name);
     raise(SIGKILL);
+}
+
+void fault_hold(const char *name)
+{
+    char var[64] = "BERTH_TEST_HOLD_";
+    size_t n = strlen(var);
+    for (const char *p = name; *p != '\0' && n + 1 < sizeof(var); p++) {
+        var[n++] = (char)toupper((unsigned char)*p);
+    }
+    var[n] = '\0';
+    const char *path = getenv(var);
+    if (path == NULL || path[0] == '\0') {
+        return;
+    }
+    bool logged = false;
+    while (access(path, F_OK) == 0) {
+        if (!logged) {
+            log_info("event=test_hold point=%s", name);
+            logged = true;
+        }
+        struct timespec ts = {0, 20 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
 }

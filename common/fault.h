@@ -12,4 +12,11 @@
 
 void fault_point(const char *name);
 
+/* Hold points: while the file named by the environment variable
+ * BERTH_TEST_HOLD_<NAME> (NAME upper-cased) exists, fault_hold waits
+ * (polling every 20 ms), so a test can observe the state before the step
+ * and release it by removing the file. Without the variable it returns at
+ * once. */
+void fault_hold(const char *name);
+
 #endif

@@ -1,7 +1,8 @@
 /*
  * berth serve: open the store, start the scan workers, the background jobs
  * (garbage collection, lifecycle) and the HTTP server (console, /v2, ECR), wait for SIGTERM or
- * SIGINT (SIGHUP reloads the TLS certificate, key, client CA and tls.client_principals), drain
+ * SIGINT (SIGHUP reloads the TLS certificate, key, client CA and tls.client_principals, and
+ * managed signing's profile keys), drain
  * in-flight requests, stop the scans and jobs and exit cleanly. Under systemd (Type=notify) it
  * reports READY=1 once it serves, RELOADING=1 around a reload, STOPPING=1 when it drains and,
  * when the unit sets WatchdogSec, WATCHDOG=1 every half interval while the server answers.
@@ -30,6 +31,7 @@
 #include "server/metrics/metrics.h"
 #include "storage/spec/digest.h"
 #include "storage/store/store.h"
+#include "storage/registry/signing.h"
 #include "storage/store/tier.h"
 #include "storage/upstream/cache.h"
 
@@ -167,10 +169,15 @@ static void watchdog_stop(struct watchdog *w)
     free(w);
 }
 
-/* SIGHUP: the TLS files again, and tls.client_principals from the
- * configuration as it reads now (the other keys take a restart). */
+/* SIGHUP: the TLS files again, tls.client_principals from the
+ * configuration as it reads now (the other keys take a restart), and the
+ * signing profiles' key files. */
 static void reload(const struct cli *cli, struct server *srv)
 {
+    /* managed signing's profiles: their key files are read again before
+     * the next signature */
+    signing_reload();
+    log_info("event=signing_reload msg=\"signing profiles' keys are read again\"");
     struct berth_config fresh;
     char err[512];
     if (!cli_read_config(cli, &fresh, err, sizeof(err))) {

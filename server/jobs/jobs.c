@@ -16,6 +16,7 @@
 #include "storage/gc/gc.h"
 #include "storage/lifecycle/lifecycle.h"
 #include "storage/lifecycle/lifecycle_run.h"
+#include "storage/registry/signing.h"
 #include "storage/store/tier.h"
 #include "common/log.h"
 #include "common/timeutil.h"
@@ -68,6 +69,9 @@ struct jobs {
     /* the archive tier's mover: its own thread, woken by store_tier_notify */
     bool tier_started;
     pthread_t tier_thread;
+    /* managed signing: its own thread, woken by signing_notify */
+    bool signing_started;
+    pthread_t signing_thread;
 };
 
 void jobs_options_from_config(const struct berth_config *cfg, struct jobs_options *out)
@@ -249,6 +253,23 @@ static void *tier_main(void *arg)
     return NULL;
 }
 
+/* Managed signing: what a restart left queued at start, then whenever a
+ * push queues a signature (and every minute, in case a wake-up was
+ * missed). */
+static void *signing_main(void *arg)
+{
+    struct jobs *js = arg;
+    uint64_t seen = 0;
+    while (!atomic_load(&js->stop)) {
+        enum berth_err rc = signing_run_pending(js->st, &js->stop, NULL);
+        if (rc != BERTH_OK) {
+            log_error("event=signing_error err=%s", berth_strerror(rc));
+        }
+        signing_wait(&seen, JOBS_TIER_RETRY_MS, &js->stop);
+    }
+    return NULL;
+}
+
 /* ---- the runner ---- */
 
 static void deadline(struct timespec *ts, int64_t mono_ns)
@@ -354,6 +375,14 @@ enum berth_err jobs_start(struct store *st, const struct jobs_options *opt, stru
             log_info("event=job_started job=archive interval_ms=%d", JOBS_TIER_RETRY_MS);
         }
     }
+    if (rc == BERTH_OK) {
+        if (pthread_create(&js->signing_thread, NULL, signing_main, js) != 0) {
+            log_error("event=jobs_error op=thread job=signing");
+            rc = BERTH_EIO;
+        } else {
+            js->signing_started = true;
+        }
+    }
     if (rc != BERTH_OK) {
         jobs_stop(js);
         return rc;
@@ -374,6 +403,10 @@ void jobs_stop(struct jobs *js)
     if (js->tier_started) {
         store_tier_notify();
         pthread_join(js->tier_thread, NULL);
+    }
+    if (js->signing_started) {
+        signing_notify();
+        pthread_join(js->signing_thread, NULL);
     }
     struct job *all[] = {&js->gc, &js->lifecycle, &js->preview};
     for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++) {

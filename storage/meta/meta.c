@@ -270,6 +270,10 @@ static const char *const migrations[] = {
     "CREATE INDEX blobs_archived ON blobs(id) WHERE tier = 1;"
     "ALTER TABLE manifests ADD COLUMN restoring INTEGER NOT NULL DEFAULT 0;"
     "CREATE INDEX manifests_restoring ON manifests(id) WHERE restoring = 1;",
+    /* 16: managed signing is a job: the signatures still to make
+     * (status IN_PROGRESS), oldest first. */
+    "CREATE INDEX signing_pending ON signing_statuses(updated_at) "
+    "WHERE status = 'IN_PROGRESS';",
 };
 
 /* The same migrations in PostgreSQL's dialect, entry for entry: rowid
@@ -502,6 +506,9 @@ static const char *const pg_migrations[] = {
     "CREATE INDEX blobs_archived ON blobs(id) WHERE tier = 1;"
     "ALTER TABLE manifests ADD COLUMN restoring BIGINT NOT NULL DEFAULT 0;"
     "CREATE INDEX manifests_restoring ON manifests(id) WHERE restoring = 1;",
+    /* 16 */
+    "CREATE INDEX signing_pending ON signing_statuses(updated_at) "
+    "WHERE status = 'IN_PROGRESS';",
 };
 
 #define NMIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))

@@ -712,4 +712,25 @@ enum berth_err meta_signing_status_put(struct meta *m, int64_t manifest_id,
 enum berth_err meta_signing_status_list(struct meta *m, int64_t manifest_id,
                                         meta_signing_status_cb cb, void *arg);
 
+/* Queue the signature of manifest_id by profile_arn: its status becomes
+ * IN_PROGRESS unless it is COMPLETE already. *queued tells whether it was
+ * queued. BERTH_EDB. */
+enum berth_err meta_signing_queue(struct meta *m, int64_t manifest_id, const char *profile_arn,
+                                  int64_t now, bool *queued);
+
+/* A signature still to make: the image and the profile; strings borrowed. */
+struct meta_signing_job {
+    int64_t manifest_id;
+    const char *profile_arn;
+    const char *repo;       /* the repository's name */
+    const char *digest;     /* the image's */
+    const char *media_type; /* the image's */
+    int64_t size;           /* the image manifest's bytes */
+};
+typedef int (*meta_signing_job_cb)(void *arg, const struct meta_signing_job *job);
+
+/* Up to limit signatures still to make (IN_PROGRESS), oldest first. */
+enum berth_err meta_signing_pending(struct meta *m, int64_t limit, meta_signing_job_cb cb,
+                                    void *arg);
+
 #endif

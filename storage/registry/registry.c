@@ -835,10 +835,11 @@ out:
     if (rc == BERTH_OK && tier_wake) {
         store_tier_notify();
     }
-    if (rc == BERTH_OK && created && !info->has_subject) {
-        /* managed signing, after the commit (a signature has a subject, so
-         * it is never signed itself) */
-        signing_sign_pushed(st, in->repo, manifest_id, &d, info->media_type, (int64_t)in->len);
+    if (rc == BERTH_OK && !info->has_subject) {
+        /* managed signing, after the commit: the signing job signs it (a
+         * signature has a subject, so it is never signed itself; an image
+         * pushed again only for profiles that failed) */
+        signing_queue_pushed(st, in->repo, manifest_id);
     }
     if (rc == BERTH_OK) {
         out->digest = d;

@@ -5,13 +5,16 @@
  */
 #include "storage/registry/signing.h"
 
+#include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <jansson.h>
 
+#include "common/fault.h"
 #include "common/fileio.h"
 #include "common/log.h"
 #include "common/str.h"
@@ -28,6 +31,8 @@
 #define EMPTY_CONFIG "{}"
 #define EMPTY_CONFIG_TYPE "application/vnd.oci.empty.v1+json"
 #define OCI_MANIFEST_TYPE "application/vnd.oci.image.manifest.v1+json"
+/* Pending signatures read per query. */
+#define SIGNING_BATCH 32
 
 bool signing_filter_match(const char *filter, const char *repo)
 {
@@ -49,10 +54,22 @@ struct cached_signer {
     struct cached_signer *next;
     char name[256];
     struct notation_signer *signer;
+    uint64_t generation; /* of signing_reload when it was loaded */
 };
 
 static pthread_mutex_t cache_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct cached_signer *cache;
+/* Signers of older generations: a signature in progress may still use
+ * one, so they are kept (a few per SIGHUP) until the process ends. */
+static struct cached_signer *retired;
+static uint64_t generation;
+
+void signing_reload(void)
+{
+    pthread_mutex_lock(&cache_lock);
+    generation++;
+    pthread_mutex_unlock(&cache_lock);
+}
 
 /* The PEM text of a profile: its file, or the generated one in the
  * metadata (generated now when there is none yet). */
@@ -115,11 +132,19 @@ static enum berth_err get_signer(struct store *st, const char *name,
 {
     pthread_mutex_lock(&cache_lock);
     enum berth_err rc = BERTH_OK;
-    struct cached_signer *c;
-    for (c = cache; c != NULL; c = c->next) {
+    struct cached_signer *c, **link = &cache;
+    while ((c = *link) != NULL) {
+        if (c->generation != generation) {
+            /* loaded before the last reload: read the key again */
+            *link = c->next;
+            c->next = retired;
+            retired = c;
+            continue;
+        }
         if (strcmp(c->name, name) == 0) {
             break;
         }
+        link = &c->next;
     }
     if (c == NULL) {
         char *pem = NULL;
@@ -141,6 +166,7 @@ static enum berth_err get_signer(struct store *st, const char *name,
         if (rc == BERTH_OK) {
             str_copy(c->name, sizeof(c->name), name);
             c->signer = signer;
+            c->generation = generation;
             c->next = cache;
             cache = c;
         } else {
@@ -282,8 +308,41 @@ static bool rule_matches(const json_t *rule, const char *repo)
     return false;
 }
 
-void signing_sign_pushed(struct store *st, const char *repo, int64_t manifest_id,
-                         const struct digest *d, const char *media_type, int64_t size)
+/* ---- the queue ---- */
+
+static pthread_mutex_t wake_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t wake_cond = PTHREAD_COND_INITIALIZER;
+static uint64_t wake_generation;
+
+void signing_notify(void)
+{
+    pthread_mutex_lock(&wake_lock);
+    wake_generation++;
+    pthread_cond_broadcast(&wake_cond);
+    pthread_mutex_unlock(&wake_lock);
+}
+
+void signing_wait(uint64_t *seen, int64_t timeout_ms, const atomic_bool *stop)
+{
+    struct timespec deadline;
+    clock_gettime(CLOCK_REALTIME, &deadline);
+    deadline.tv_sec += (time_t)(timeout_ms / 1000);
+    deadline.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+    if (deadline.tv_nsec >= 1000000000L) {
+        deadline.tv_sec++;
+        deadline.tv_nsec -= 1000000000L;
+    }
+    pthread_mutex_lock(&wake_lock);
+    while (wake_generation == *seen && !(stop != NULL && atomic_load(stop))) {
+        if (pthread_cond_timedwait(&wake_cond, &wake_lock, &deadline) == ETIMEDOUT) {
+            break;
+        }
+    }
+    *seen = wake_generation;
+    pthread_mutex_unlock(&wake_lock);
+}
+
+void signing_queue_pushed(struct store *st, const char *repo, int64_t manifest_id)
 {
     struct meta *m = store_meta(st);
     char *text = NULL;
@@ -294,7 +353,7 @@ void signing_sign_pushed(struct store *st, const char *repo, int64_t manifest_id
     json_t *config = json_loads(text, 0, NULL);
     free(text);
     const json_t *rules = json_object_get(config, "rules");
-    json_t *done = json_array(); /* the profiles signed for already */
+    bool any = false;
     size_t i;
     const json_t *rule;
     json_array_foreach(rules, i, rule)
@@ -303,39 +362,111 @@ void signing_sign_pushed(struct store *st, const char *repo, int64_t manifest_id
         if (arn == NULL || !rule_matches(rule, repo)) {
             continue;
         }
-        bool seen = false;
-        size_t j;
-        const json_t *prev;
-        json_array_foreach(done, j, prev)
-        {
-            seen = seen || strcmp(json_string_value(prev), arn) == 0;
-        }
-        if (seen || done == NULL || json_array_append_new(done, json_string(arn)) != 0) {
-            continue;
-        }
-        char why[512] = "";
-        const char *name = signing_profile_name(arn);
-        const struct notation_signer *signer = NULL;
-        struct digest sig;
-        enum berth_err rc =
-            name != NULL ? get_signer(st, name, &signer, why, sizeof(why)) : BERTH_EINVAL;
+        /* a profile two rules pick is queued once (the row is per profile) */
+        bool queued = false;
+        enum berth_err rc = meta_signing_queue(m, manifest_id, arn, time_now_ms(), &queued);
         if (rc != BERTH_OK) {
-            log_warn("event=signing_failed repo=%s digest=%s profile=%s why=\"%s\"", repo, d->str,
-                     arn, why);
-            record(st, manifest_id, arn, "FAILED", "SIGNING_PROFILE_UNAVAILABLE", why, NULL);
-            continue;
+            log_error("event=signing_queue_failed repo=%s manifest=%lld profile=%s err=%s", repo,
+                      (long long)manifest_id, arn, berth_strerror(rc));
         }
-        rc = sign_one(st, signer, repo, d, media_type, size, &sig, why, sizeof(why));
-        if (rc != BERTH_OK) {
-            log_warn("event=signing_failed repo=%s digest=%s profile=%s why=\"%s\"", repo, d->str,
-                     arn, why);
-            record(st, manifest_id, arn, "FAILED", "SIGNATURE_NOT_STORED", why, NULL);
-            continue;
-        }
-        log_info("event=image_signed repo=%s digest=%s profile=%s signature=%s", repo, d->str, arn,
-                 sig.str);
-        record(st, manifest_id, arn, "COMPLETE", NULL, NULL, sig.str);
+        any = any || queued;
     }
-    json_decref(done);
     json_decref(config);
+    if (any) {
+        signing_notify();
+    }
+}
+
+/* A pending signature, copied out of the query. */
+struct job_copy {
+    int64_t manifest_id;
+    char arn[1024];
+    char repo[256];
+    char digest[DIGEST_STR_MAX];
+    char media_type[256];
+    int64_t size;
+};
+
+struct job_list {
+    struct job_copy v[SIGNING_BATCH];
+    size_t n;
+};
+
+static int collect_job(void *arg, const struct meta_signing_job *job)
+{
+    struct job_list *l = arg;
+    if (l->n < SIGNING_BATCH) {
+        struct job_copy *c = &l->v[l->n++];
+        c->manifest_id = job->manifest_id;
+        str_copy(c->arn, sizeof(c->arn), job->profile_arn);
+        str_copy(c->repo, sizeof(c->repo), job->repo);
+        str_copy(c->digest, sizeof(c->digest), job->digest);
+        str_copy(c->media_type, sizeof(c->media_type), job->media_type);
+        c->size = job->size;
+    }
+    return 0;
+}
+
+/* Make one pending signature and record how it went. */
+static void run_job(struct store *st, const struct job_copy *job)
+{
+    char why[512] = "";
+    struct digest d;
+    if (digest_parse(job->digest, &d) != BERTH_OK) {
+        record(st, job->manifest_id, job->arn, "FAILED", "SIGNATURE_NOT_STORED",
+               "the image's digest is not one berth can sign", NULL);
+        return;
+    }
+    const char *name = signing_profile_name(job->arn);
+    const struct notation_signer *signer = NULL;
+    enum berth_err rc =
+        name != NULL ? get_signer(st, name, &signer, why, sizeof(why)) : BERTH_EINVAL;
+    if (rc != BERTH_OK) {
+        log_warn("event=signing_failed repo=%s digest=%s profile=%s why=\"%s\"", job->repo, d.str,
+                 job->arn, why);
+        record(st, job->manifest_id, job->arn, "FAILED", "SIGNING_PROFILE_UNAVAILABLE", why, NULL);
+        return;
+    }
+    struct digest sig;
+    rc = sign_one(st, signer, job->repo, &d, job->media_type, job->size, &sig, why, sizeof(why));
+    if (rc != BERTH_OK) {
+        log_warn("event=signing_failed repo=%s digest=%s profile=%s why=\"%s\"", job->repo, d.str,
+                 job->arn, why);
+        record(st, job->manifest_id, job->arn, "FAILED", "SIGNATURE_NOT_STORED", why, NULL);
+        return;
+    }
+    log_info("event=image_signed repo=%s digest=%s profile=%s signature=%s", job->repo, d.str,
+             job->arn, sig.str);
+    record(st, job->manifest_id, job->arn, "COMPLETE", NULL, NULL, sig.str);
+}
+
+enum berth_err signing_run_pending(struct store *st, const atomic_bool *cancel, int64_t *done)
+{
+    struct meta *m = store_meta(st);
+    if (m == NULL) {
+        return BERTH_EDB;
+    }
+    struct job_list *jobs = malloc(sizeof(*jobs));
+    if (jobs == NULL) {
+        return BERTH_ENOMEM;
+    }
+    enum berth_err rc = BERTH_OK;
+    int64_t count = 0;
+    while (!(cancel != NULL && atomic_load(cancel))) {
+        jobs->n = 0;
+        rc = meta_signing_pending(m, SIGNING_BATCH, collect_job, jobs);
+        if (rc != BERTH_OK || jobs->n == 0) {
+            break;
+        }
+        for (size_t i = 0; i < jobs->n && !(cancel != NULL && atomic_load(cancel)); i++) {
+            fault_hold("signing");
+            run_job(st, &jobs->v[i]);
+            count++;
+        }
+    }
+    free(jobs);
+    if (done != NULL) {
+        *done = count;
+    }
+    return rc;
 }

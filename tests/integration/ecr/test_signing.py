@@ -6,7 +6,9 @@ is a Notary Project JWS envelope stored as an OCI referrer of the image, verifie
 Python's cryptography and the openssl command (notation itself is not in Debian): the
 signature over the protected header and payload, the payload naming the image's media
 type, digest and size, and the certificate chain in x5c (berth's generated self-signed
-code-signing certificate, or a configured RSA chain)."""
+code-signing certificate, or a configured RSA chain). Signing is a job: IN_PROGRESS until it
+ran (and after kill -9, made by the restarted server), a failed signature is made when the
+image is pushed again, and SIGHUP reads the profiles' key files again."""
 
 import base64
 import datetime
@@ -52,7 +54,7 @@ class SigningCase(e.ModernEcrTestCase):
         out = self.ecr.put_signing_configuration(signingConfiguration={"rules": list(rules)})
         self.assertEqual(out["signingConfiguration"]["rules"], list(rules))
 
-    def statuses(self, repo, digest):
+    def raw_statuses(self, repo, digest):
         out = self.ecr.describe_image_signing_status(repositoryName=repo,
                                                      imageId={"imageDigest": digest})
         self.assertEqual(out["imageId"], {"imageDigest": digest})
@@ -60,7 +62,19 @@ class SigningCase(e.ModernEcrTestCase):
         self.assertEqual(out["registryId"], e.REGISTRY_ID)
         return out["signingStatuses"]
 
+    def statuses(self, repo, digest):
+        """The statuses once the signing job has made every signature it was asked for
+        (none IN_PROGRESS)."""
+        got = []
+
+        def settled():
+            got[:] = self.raw_statuses(repo, digest)
+            return all(s["status"] != "IN_PROGRESS" for s in got)
+        h.wait_until(settled, 60, interval=0.05, what="signing of %s" % digest)
+        return got
+
     def signatures(self, repo, image):
+        self.statuses(repo, image.digest)  # the job has run
         resp = self.reg.referrers(repo, image.digest, artifactType=NOTARY_SIGNATURE)
         self.assertStatus(resp, 200)
         return resp.json()["manifests"]
@@ -321,6 +335,41 @@ class GeneratedProfileTest(SigningCase):
         self.assertEqual(self.statuses(repo, other.digest), [])
 
 
+def write_profile(directory, name):
+    """<name>.pem: a fresh RSA 2048 key, its leaf and a root; returns the leaf."""
+    now = datetime.datetime.now(datetime.timezone.utc)
+    root_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    root_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "itest root " + name)])
+    root = (x509.CertificateBuilder().subject_name(root_name).issuer_name(root_name)
+            .public_key(root_key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(days=1))
+            .not_valid_after(now + datetime.timedelta(days=30))
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .sign(root_key, hashes.SHA256()))
+    leaf_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    leaf = (x509.CertificateBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)]))
+            .issuer_name(root_name).public_key(leaf_key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(days=1))
+            .not_valid_after(now + datetime.timedelta(days=30))
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .add_extension(x509.KeyUsage(True, False, False, False, False, False, False, False,
+                                         False), critical=True)
+            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CODE_SIGNING]),
+                           critical=False)
+            .sign(root_key, hashes.SHA256()))
+    pem = lambda c: c.public_bytes(serialization.Encoding.PEM)  # noqa: E731
+    key_pem = leaf_key.private_bytes(serialization.Encoding.PEM,
+                                     serialization.PrivateFormat.PKCS8,
+                                     serialization.NoEncryption())
+    tmp = os.path.join(directory, name + ".pem.tmp")
+    with open(tmp, "wb") as f:
+        f.write(key_pem + pem(leaf) + pem(root))
+    os.replace(tmp, os.path.join(directory, name + ".pem"))
+    return leaf
+
+
 def make_chain(directory):
     """rsaProfile.pem: an RSA 2048 leaf issued by a root CA (key, leaf, root), and
     broken.pem: a certificate without its key."""
@@ -397,6 +446,119 @@ class ConfiguredProfileTest(SigningCase):
         self.assertIn("no private key", statuses[0]["failureReason"])
         self.assertEqual(self.signatures(repo, image), [])
         self.assertStatus(self.reg.get_manifest(repo, "v1"), 200)
+
+
+class ProfileReloadTest(SigningCase):
+    """A profile's key file read again on SIGHUP; an image whose signing failed is signed
+    when pushed again."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.profiles = tempfile.mkdtemp(prefix="berth-profiles-")
+        cls.server_config = {"signing": {"profiles_dir": cls.profiles}}
+        try:
+            super().setUpClass()
+        finally:
+            cls.addClassCleanup(shutil.rmtree, cls.profiles, True)
+
+    def leaf_of(self, repo, image):
+        _, env, _ = self.envelope(repo, image)
+        der = base64.b64decode(env["header"]["x5c"][0])
+        return x509.load_der_x509_certificate(der)
+
+    def sighup(self):
+        import signal
+        before = self.server.log_text().count("event=signing_reload")
+        self.server.proc.send_signal(signal.SIGHUP)
+        h.wait_until(lambda: self.server.log_text().count("event=signing_reload") > before, 30,
+                     what="the SIGHUP reload")
+
+    def test_key_rotation_on_sighup(self):
+        first = write_profile(self.profiles, "rotating")
+        self.configure({"signingProfileArn": profile_arn("rotating")})
+        repo = self.create_repo()
+        one, two, three = h.build_image(), h.build_image(), h.build_image()
+        self.push(repo, one, tag="one")
+        self.assertEqual(self.leaf_of(repo, one), first)
+        # a new key in the file: the loaded one signs until SIGHUP
+        second = write_profile(self.profiles, "rotating")
+        self.push(repo, two, tag="two")
+        self.assertEqual(self.leaf_of(repo, two), first)
+        self.sighup()
+        self.push(repo, three, tag="three")
+        self.assertEqual(self.leaf_of(repo, three), second)
+        manifest, env, _ = self.envelope(repo, three)
+        self.verify(manifest, env, three, "PS256")
+
+    def test_failed_signing_is_retried_on_push(self):
+        # a certificate without its key: unusable
+        leaf = write_profile(self.profiles, "fixedLater")
+        with open(os.path.join(self.profiles, "fixedLater.pem"), "wb") as f:
+            f.write(leaf.public_bytes(serialization.Encoding.PEM))
+        self.configure({"signingProfileArn": profile_arn("fixedLater")})
+        repo = self.create_repo()
+        image = h.build_image()
+        self.push(repo, image, tag="v1")
+        statuses = self.statuses(repo, image.digest)
+        self.assertEqual([(s["status"], s["failureCode"]) for s in statuses],
+                         [("FAILED", "SIGNING_PROFILE_UNAVAILABLE")])
+        leaf = write_profile(self.profiles, "fixedLater")
+        # pushed again (here: PutImage of the same manifest under another tag)
+        self.ecr.put_image(repositoryName=repo, imageManifest=image.manifest.decode(),
+                           imageManifestMediaType=image.media_type, imageTag="v2")
+        self.assertEqual(self.statuses(repo, image.digest),
+                         [{"signingProfileArn": profile_arn("fixedLater"),
+                           "status": "COMPLETE"}])
+        self.assertEqual(self.leaf_of(repo, image), leaf)
+        # and once signed, a push does not sign it again
+        self.push(repo, image, tag="v3")
+        self.assertEqual(len(self.signatures(repo, image)), 1)
+
+
+class HeldSigningTest(SigningCase):
+    """Signing is a job: IN_PROGRESS while it waits (held by BERTH_TEST_HOLD_SIGNING), and a
+    signature queued before kill -9 is made after the restart."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.hold_dir = tempfile.mkdtemp(prefix="berth-hold-")
+        cls.hold = os.path.join(cls.hold_dir, "hold")
+        open(cls.hold, "w").close()
+        cls.server_env = {"BERTH_TEST_HOLD_SIGNING": cls.hold}
+        try:
+            super().setUpClass()
+        finally:
+            cls.addClassCleanup(shutil.rmtree, cls.hold_dir, True)
+
+    def test_in_progress_then_complete(self):
+        self.configure({"signingProfileArn": profile_arn("held")})
+        repo = self.create_repo()
+        image, other = h.build_image(), h.build_image()
+        self.push(repo, image, tag="v1")
+        self.push(repo, other, tag="v2")
+        h.wait_until(lambda: "event=test_hold point=signing" in self.server.log_text(), 30,
+                     what="the signing job to reach its hold")
+        for img in (image, other):
+            self.assertEqual(self.raw_statuses(repo, img.digest),
+                             [{"signingProfileArn": profile_arn("held"),
+                               "status": "IN_PROGRESS"}])
+        self.assertEqual(self.signatures_now(repo, image), [])
+        # kill -9 with both queued: the restarted job makes them
+        self.server.restart_after_crash()
+        type(self).reg = self.server.registry()
+        type(self).ecr = e.c.ecr_client(self.server, *e.c.DUMMY_KEY)
+        self.assertEqual(self.raw_statuses(repo, other.digest)[0]["status"], "IN_PROGRESS")
+        os.unlink(self.hold)
+        for img in (image, other):
+            self.assertEqual([s["status"] for s in self.statuses(repo, img.digest)],
+                             ["COMPLETE"])
+            manifest, env, _ = self.envelope(repo, img)
+            self.verify(manifest, env, img, "ES256")
+
+    def signatures_now(self, repo, image):
+        resp = self.reg.referrers(repo, image.digest, artifactType=NOTARY_SIGNATURE)
+        self.assertStatus(resp, 200)
+        return resp.json()["manifests"]
 
 
 if __name__ == "__main__":
