@@ -272,7 +272,8 @@ static const char *const migrations[] = {
     "CREATE INDEX manifests_restoring ON manifests(id) WHERE restoring = 1;",
     /* 16: managed signing is a job: the signatures still to make
      * (status IN_PROGRESS), oldest first. */
-    "CREATE INDEX signing_pending ON signing_statuses(updated_at) "
+    "CREATE INDEX signing_pending "
+    "ON signing_statuses(updated_at) "
     "WHERE status = 'IN_PROGRESS';",
 };
 
@@ -507,7 +508,8 @@ static const char *const pg_migrations[] = {
     "ALTER TABLE manifests ADD COLUMN restoring BIGINT NOT NULL DEFAULT 0;"
     "CREATE INDEX manifests_restoring ON manifests(id) WHERE restoring = 1;",
     /* 16 */
-    "CREATE INDEX signing_pending ON signing_statuses(updated_at) "
+    "CREATE INDEX signing_pending "
+    "ON signing_statuses(updated_at) "
     "WHERE status = 'IN_PROGRESS';",
 };
 
