@@ -15,7 +15,9 @@
 
 #include <jansson.h>
 
+#include "common/log.h"
 #include "common/str.h"
+#include "common/timeutil.h"
 #include "storage/spec/digest.h"
 #include "storage/spec/manifest.h"
 #include "storage/spec/names.h"
@@ -24,6 +26,10 @@
 #define CLIENTS_MAX 32
 /* Indexes within indexes and referrers of referrers, at most. */
 #define NEST_MAX 8
+/* Tries of a request that fails before any byte of it is written (the
+ * network, 5xx, 429), the waits between them doubling from RETRY_MS. */
+#define ATTEMPTS 4
+#define RETRY_MS 1000
 
 struct remote {
     char host[256];
@@ -135,6 +141,21 @@ static enum berth_err client_for(struct mirror *m, const char *host, struct upst
     return BERTH_OK;
 }
 
+/* Whether a failure may pass when the request is tried again. */
+static bool transient(enum berth_err rc)
+{
+    return rc == BERTH_EIO || rc == BERTH_EBUSY;
+}
+
+/* Before try attempt + 1 of what: a warning and the wait. */
+static void retry_wait(int attempt, const char *what, const char *err)
+{
+    int64_t ms = (int64_t)RETRY_MS << attempt;
+    log_warn("event=mirror_retry what=%s reason=\"%s\" attempt=%d wait_ms=%lld", what, err,
+             attempt + 2, (long long)ms);
+    time_sleep_ms(ms);
+}
+
 /* ---- manifests ---- */
 
 struct fetched {
@@ -162,8 +183,15 @@ static enum berth_err fetch_manifest(struct mirror *m, struct upstream_client *c
     char what[1024];
     snprintf(what, sizeof(what), "%s/%s%s%s", host, repo, expected ? "@" : ":", reference);
     struct upstream_manifest um;
-    enum berth_err rc = upstream_get_manifest(c, repo, reference, false, m->opt->manifest_max, &um,
-                                              err, sizeof(err));
+    enum berth_err rc = BERTH_OK;
+    for (int attempt = 0;; attempt++) {
+        rc = upstream_get_manifest(c, repo, reference, false, m->opt->manifest_max, &um, err,
+                                   sizeof(err));
+        if (rc == BERTH_OK || !transient(rc) || attempt + 1 == ATTEMPTS) {
+            break;
+        }
+        retry_wait(attempt, what, err);
+    }
     if (rc != BERTH_OK) {
         return fail(m, rc, "%s: %s", what, err);
     }
@@ -247,9 +275,11 @@ static enum berth_err put_tree(struct mirror *m, struct upstream_client *c, cons
 
 struct sink {
     struct mirror *m;
+    const struct digest *d;
     struct digest_ctx *ctx;
     int64_t size;
     int64_t told; /* the registry's Content-Length */
+    bool begun;   /* the tar entry is started: no second try */
 };
 
 static void on_length(void *arg, int64_t length)
@@ -267,7 +297,16 @@ static enum berth_err on_write(void *arg, const void *p, size_t n)
             "%s: the registry sends %lld bytes where its descriptor says %lld", s->m->w.entry,
             (long long)s->told, (long long)s->size);
     }
-    enum berth_err rc = digest_ctx_update(s->ctx, p, n);
+    enum berth_err rc = BERTH_OK;
+    if (!s->begun) {
+        /* the entry starts with the first byte, so that a request failing
+         * before it can be tried again */
+        rc = bundle_writer_begin(&s->m->w, s->d, s->size);
+        s->begun = true;
+    }
+    if (rc == BERTH_OK) {
+        rc = digest_ctx_update(s->ctx, p, n);
+    }
     return rc == BERTH_OK ? bundle_writer_data(&s->m->w, p, n) : rc;
 }
 
@@ -278,19 +317,33 @@ static enum berth_err put_blob(struct mirror *m, struct upstream_client *c, cons
     if (desc->non_distributable || !bundle_writer_wants(&m->w, &desc->digest, desc->size)) {
         return BERTH_OK; /* never pushed anywhere, or written already */
     }
-    struct sink s = {
-        .m = m, .ctx = digest_ctx_new(desc->digest.alg), .size = desc->size, .told = -1};
+    struct sink s = {.m = m,
+                     .d = &desc->digest,
+                     .ctx = digest_ctx_new(desc->digest.alg),
+                     .size = desc->size,
+                     .told = -1};
     if (s.ctx == NULL) {
         return BERTH_ENOMEM;
     }
-    enum berth_err rc = bundle_writer_begin(&m->w, &desc->digest, desc->size);
+    char what[1024];
+    snprintf(what, sizeof(what), "%s/%s@%s", host, repo, desc->digest.str);
     char err[512] = "";
-    if (rc == BERTH_OK) {
+    enum berth_err rc = BERTH_OK;
+    for (int attempt = 0;; attempt++) {
+        s.told = -1;
         rc =
             upstream_get_blob(c, repo, desc->digest.str, on_length, on_write, &s, err, sizeof(err));
-        if (rc != BERTH_OK) {
-            fail(m, rc, "blob %s of %s/%s@%s: %s", desc->digest.str, host, repo, owner, err);
+        if (rc == BERTH_OK || s.begun || !transient(rc) || attempt + 1 == ATTEMPTS) {
+            break;
         }
+        retry_wait(attempt, what, err);
+    }
+    if (rc == BERTH_OK && !s.begun) {
+        rc = bundle_writer_begin(&m->w, &desc->digest, desc->size); /* no byte came */
+        s.begun = true;
+    }
+    if (rc != BERTH_OK) {
+        fail(m, rc, "blob %s of %s/%s@%s: %s", desc->digest.str, host, repo, owner, err);
     }
     struct digest got;
     if (rc == BERTH_OK) {
@@ -340,8 +393,16 @@ static enum berth_err put_referrers(struct mirror *m, struct upstream_client *c,
 {
     char err[512];
     struct upstream_manifest um;
-    enum berth_err rc =
-        upstream_get_referrers(c, repo, d->str, m->opt->manifest_max, &um, err, sizeof(err));
+    char what[1024];
+    snprintf(what, sizeof(what), "%s/%s/referrers/%s", host, repo, d->str);
+    enum berth_err rc = BERTH_OK;
+    for (int attempt = 0;; attempt++) {
+        rc = upstream_get_referrers(c, repo, d->str, m->opt->manifest_max, &um, err, sizeof(err));
+        if (rc == BERTH_OK || !transient(rc) || attempt + 1 == ATTEMPTS) {
+            break;
+        }
+        retry_wait(attempt, what, err);
+    }
     if (rc == BERTH_ENOTFOUND) {
         char tag[DIGEST_STR_MAX + 8];
         snprintf(tag, sizeof(tag), "%s-%.64s", digest_alg_name(d->alg), digest_hex(d));

@@ -3,14 +3,18 @@ a berth with bearer tokens, Debian's distribution 2.8.2) into a bundle with no s
 a list file with docker config.json credentials; imported into a fresh berth with identical
 digests; a multi-arch index filtered by --platform; referrers carried (the referrers API,
 and the referrers tag schema where the registry has none); a tampered blob refused with
-nothing left behind; a delta with --since; HTTPS with a private CA (--ca-file)."""
+nothing left behind; a delta with --since; HTTPS with a private CA (--ca-file); a request that fails
+with 503 or 429 before any byte is tried again."""
 
 import base64
+import http.client
+import http.server
 import json
 import os
 import shutil
 import subprocess
 import tempfile
+import threading
 import unittest
 
 import auth_helpers as a
@@ -23,6 +27,53 @@ import tls_helpers as t
 
 def b64(text):
     return base64.b64encode(text.encode()).decode()
+
+
+class FlakyProxy:
+    """Forwards GETs to a registry on 127.0.0.1:port, but answers the first GET of every
+    manifest and blob path with 503 (blobs) or 429 (manifests), as a registry under load
+    or rate limiting does."""
+
+    def __init__(self, port):
+        self.failed = []
+        seen = set()
+        failed = self.failed
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):
+                path = self.path
+                if ("/blobs/" in path or "/manifests/" in path) and path not in seen:
+                    seen.add(path)
+                    failed.append(path)
+                    self.send_response(503 if "/blobs/" in path else 429)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
+                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+                conn.request("GET", path, headers={k: v for k, v in self.headers.items()
+                                                   if k.lower() in ("accept", "authorization")})
+                resp = conn.getresponse()
+                body = resp.read()
+                conn.close()
+                self.send_response(resp.status)
+                for k, v in resp.getheaders():
+                    if k.lower() in ("content-type", "docker-content-digest",
+                                     "www-authenticate"):
+                        self.send_header(k, v)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.httpd.server_address[1]
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def stop(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
 
 
 class MirrorTest(unittest.TestCase):
@@ -265,6 +316,23 @@ class MirrorTest(unittest.TestCase):
         self.assertRegex(text, r"\r\x1b\[Kmirror: \[1/1\] done: 4 blobs, [0-9.]+ MiB\r?\n")
         self.assertIn("mirror: 1 images", text)
         self.assertNotIn("so far)", text)  # not the plain per-image lines
+
+    def test_transient_failures_are_tried_again(self):
+        src = self.start()
+        img = h.build_image(layer_count=1)
+        h.expect_status(src.registry().push_image("team/app", img, tag="1"), 201)
+        proxy = FlakyProxy(src.port)
+        self.addCleanup(proxy.stop)
+        out_path = os.path.join(self.work, "flaky.tar")
+        out = self.mirror("127.0.0.1:%d/team/app:1" % proxy.port, "-o", out_path)
+        # the manifest (429), the config and the layer (503) each failed once, then came
+        self.assertEqual(len(proxy.failed), 3, proxy.failed)
+        self.assertEqual(out.count("event=mirror_retry"), 3, out)
+        self.assertIn("attempt=2 wait_ms=1000", out)
+        files = bh.read_bundle(out_path)
+        bh.check_blobs(self, files)
+        present = {"sha256:" + n.split("/")[-1] for n in files if n.startswith("blobs/")}
+        self.assertEqual(present, bh.all_digests(img))
 
     def test_bad_references(self):
         for ref, msg in (("Upper/Case:1", "not a repository name"),
