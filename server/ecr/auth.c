@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "common/log.h"
+#include "storage/blob/blob.h"
 #include "storage/store/store.h"
 #include "common/str.h"
 #include "common/timeutil.h"
@@ -157,6 +158,20 @@ static void get_download_url_for_layer(struct ecr_call *call)
                  "with id '%s' is not part of any image",
                  d.str, name, ecr_registry(call));
         return;
+    }
+    if (srv->cfg->storage_s3_redirect) {
+        /* as ECR does: a presigned URL of the object in the store */
+        char presigned[4096];
+        rc = blob_url(store_blobs(srv->store), &d, AUTH_DOWNLOAD_TTL_SECONDS, presigned,
+                      sizeof(presigned));
+        if (rc == BERTH_OK) {
+            json_object_set_new(call->out, "downloadUrl", json_string(presigned));
+            json_object_set_new(call->out, "layerDigest", json_string(d.str));
+            return;
+        }
+        if (rc != BERTH_EUNSUPPORTED) {
+            log_warn("event=blob_url_failed digest=%s err=%s", d.str, berth_strerror(rc));
+        }
     }
     char token[AUTHTOKEN_MAX_LEN + 1];
     int64_t now = time_now_ms() / 1000;

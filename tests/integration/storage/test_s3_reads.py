@@ -341,6 +341,19 @@ class S3RedirectTest(unittest.TestCase):
         self.assertEqual(resp.status, 200)
         self.assertEqual(resp.body, image.manifest)
 
+    def test_ecr_download_url_is_presigned(self):
+        image = h.build_image(layer_count=1)
+        h.expect_status(self.reg.push_image("itest/redirect/ecr", image, tag="v1"), 201)
+        layer = image.layer_digests[0]
+        out = c.ecr_client(self.server).get_download_url_for_layer(
+            repositoryName="itest/redirect/ecr", layerDigest=layer)
+        self.assertEqual(out["layerDigest"], layer)
+        url = urllib.parse.urlsplit(out["downloadUrl"])
+        self.assertEqual("%s://%s" % (url.scheme, url.netloc), s3.endpoint)
+        self.assertEqual(urllib.parse.parse_qs(url.query)["X-Amz-Expires"], ["900"])
+        with urllib.request.urlopen(out["downloadUrl"], timeout=60) as got:
+            self.assertEqual(got.read(), image.blobs[layer])
+
     def test_skopeo_and_crane_follow_it(self):
         image = h.build_image(layer_count=2, layer_size=512 * 1024)
         h.expect_status(self.reg.push_image("itest/redirect/tools", image, tag="v1"), 201)
