@@ -1582,6 +1582,11 @@ function registryConfig(doc) {
 
 async function registryPage(flash) {
   const show = pageShow(); // a page left before it loaded draws nothing
+  if (session && session.anonymous) {
+    show(el("h1", { text: "Registry" }), el("p", { class: "notice", id: "registry-signin", text: "The registry's state is for access keys: sign in to see it." }),
+      el("p", {}, el("a", { href: "#/", text: "Back to the public repositories" })));
+    return;
+  }
   show(el("h1", { text: "Registry" }), el("p", { class: "loading", role: "status", text: "Loading the registry's state…" }));
   const doc = await consoleApi("GET", "registry");
   const reload = () => guarded(() => registryPage());

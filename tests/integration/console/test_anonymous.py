@@ -156,6 +156,9 @@ class AnonymousAllowedTest(h.ServerTestCase):
         # the image page reads the manifest and config through /v2
         b.click(b.wait_for("td a.mono"))
         b.wait_for("h2", "Layers")
+        # the registry page is for keys
+        b.go(self.server.base_url + "/ui/#/registry")
+        b.wait_for("#registry-signin", "sign in")
         # "Sign in" leaves anonymous browsing for the form
         b.click(b.wait_for("#signout", "Sign in"))
         b.wait_for("#akid")
