@@ -9,7 +9,7 @@ DATA       ?= ./berth-data
 PREFIX     ?= /usr/local
 DESTDIR    ?=
 
-.PHONY: all setup build run install image test test-fast test-asan test-postgres test-s3 asan bench fuzz \
+.PHONY: all setup build run install image test test-fast test-asan test-postgres test-s3 test-cluster asan bench fuzz \
 	format format-check layers clean
 
 all: build
@@ -55,6 +55,12 @@ test-postgres: build
 test-s3: build
 	/usr/bin/python3 tests/integration/lib/swift_fixture.py ctest --test-dir $(BUILD) \
 		-R 'integration/(oci|ecr)/' -E 'ecr/test_lifecycle' --output-on-failure -j $(JOBS)
+
+# Replicas: several berths sharing one PostgreSQL and one S3 bucket (Swift), in
+# front of them haproxy (tests/integration/cluster, ctest label cluster). Also in
+# the gcc pass of `make test`; not under ASan.
+test-cluster: build
+	ctest --test-dir $(BUILD) -L cluster --output-on-failure -j $(JOBS)
 
 test-fast: build
 	@scripts/check-format.sh

@@ -146,6 +146,9 @@ static const struct config_key keys[] = {
      "metadata database: sqlite (<root>/berth.db) or postgres"},
     {"meta.postgres.dsn", CONFIG_STRING, OFF(meta_postgres_dsn), "", 0, 0,
      "libpq connection string of the postgres backend (e.g. host=... dbname=...)"},
+    {"meta.lease_seconds", CONFIG_INT, OFF(meta_lease_seconds), "30", 2, 3600,
+     "with meta.backend postgres (replicas), background jobs are claimed under leases this long: "
+     "the jobs of a replica that dies are taken over this long after"},
     {"registry.id", CONFIG_STRING, OFF(registry_id), "000000000000", 0, 0,
      "12-digit registry (account) id used by the ECR API"},
     {"registry.region", CONFIG_STRING, OFF(registry_region), "us-east-1", 0, 0,

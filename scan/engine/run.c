@@ -396,7 +396,10 @@ enum berth_err scan_run_next(struct store *st, const struct scan_engine *eng, bo
         return BERTH_EDB;
     }
     struct meta_scan_job job;
-    enum berth_err rc = meta_scan_job_claim(m, time_now_ms(), &job);
+    enum berth_err rc = eng->lease_holder != NULL
+                            ? meta_scan_job_claim_leased(m, time_now_ms(), eng->lease_holder,
+                                                         eng->lease_ttl_ms, &job)
+                            : meta_scan_job_claim(m, time_now_ms(), &job);
     if (rc == BERTH_ENOTFOUND) {
         return BERTH_OK;
     }

@@ -41,6 +41,11 @@ struct scan_engine {
      * how long the image took), on the scanning thread; may be NULL. */
     void (*on_recorded)(void *arg, bool complete, int64_t duration_ms);
     void *on_recorded_arg;
+    /* Replicas sharing the database: scan_run_next claims jobs under a
+     * lease of lease_ttl_ms for this holder (meta_scan_job_claim_leased),
+     * which the caller renews; NULL claims them for this node alone. */
+    const char *lease_holder;
+    int64_t lease_ttl_ms;
 };
 
 /* How a scan ended. */

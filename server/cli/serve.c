@@ -19,6 +19,7 @@
 #include "cli_int.h"
 
 #include "server/jobs/jobs.h"
+#include "server/jobs/leases.h"
 #include "common/log.h"
 #include "common/notify.h"
 #include "server/jobs/replication.h"
@@ -267,19 +268,34 @@ int cmd_serve(struct cli *cli)
     }
     upstream_configure(&uopt);
     memset(uopt.key, 0, sizeof(uopt.key));
+    /* Replicas share a PostgreSQL database: background work is claimed
+     * under leases there, so that it runs once among them. */
+    struct leases *leases = NULL;
+    enum berth_err rc = BERTH_OK;
+    if (strcmp(cfg->meta_backend, "postgres") == 0) {
+        rc = leases_start(st, cfg->meta_lease_seconds * 1000, &leases);
+        if (rc != BERTH_OK) {
+            fprintf(stderr, "berth: cannot start the lease keeper (%s)\n", berth_strerror(rc));
+            store_close(st);
+            return 1;
+        }
+    }
     struct scan_workers *scans = NULL;
-    enum berth_err rc = scan_workers_start(cfg, st, &scans);
+    rc = scan_workers_start(cfg, st, leases, &scans);
     if (rc != BERTH_OK) {
         fprintf(stderr, "berth: cannot start the scan workers (%s)\n", berth_strerror(rc));
+        leases_stop(leases);
         store_close(st);
         return 1;
     }
     struct jobs_options jopt;
     jobs_options_from_config(cfg, &jopt);
+    jopt.leases = leases;
     struct jobs *jobs = NULL;
     if (jobs_start(st, &jopt, &jobs) != BERTH_OK) {
         fprintf(stderr, "berth: cannot start the background jobs (see the log above)\n");
         scan_workers_stop(scans);
+        leases_stop(leases);
         store_close(st);
         return 1;
     }
@@ -302,6 +318,7 @@ int cmd_serve(struct cli *cli)
         replication_job_stop(repl);
         jobs_stop(jobs);
         scan_workers_stop(scans);
+        leases_stop(leases);
         store_close(st);
         return 1;
     }
@@ -329,6 +346,7 @@ int cmd_serve(struct cli *cli)
     replication_job_stop(repl);
     jobs_stop(jobs);
     scan_workers_stop(scans);
+    leases_stop(leases);
     store_close(st);
     log_info("event=server_stopped");
     return 0;

@@ -13,6 +13,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "server/jobs/leases.h"
 #include "storage/gc/gc.h"
 #include "storage/lifecycle/lifecycle.h"
 #include "storage/lifecycle/lifecycle_run.h"
@@ -42,6 +43,9 @@ struct job {
     bool running;
     bool requested; /* woken by jobs_gc_soon: the next run is an operator's */
     int64_t last_started_ms, last_finished_ms;
+    /* the cancel flag of this job's passes: set when the jobs stop or its
+     * lease is lost */
+    atomic_bool cancel;
 };
 
 struct jobs {
@@ -59,6 +63,7 @@ struct jobs {
     } soon[JOBS_SOON_MAX];
     size_t soon_count;
     bool soon_overflow; /* more were asked for: run every repository */
+    bool full_owed;     /* a periodic lifecycle pass is due but has not run */
     struct job gc;
     struct job lifecycle;
     struct job preview;
@@ -88,17 +93,70 @@ void jobs_options_from_config(const struct berth_config *cfg, struct jobs_option
 
 /* ---- the jobs ---- */
 
+/* Retry a job refused its lease at retry_ms (wall clock), no sooner than
+ * 100 ms and no later than max_ms from now. */
+static void retry_at(struct job *jb, int64_t retry_ms, int64_t max_ms)
+{
+    int64_t in_ms = retry_ms - time_now_ms();
+    if (in_ms < 100) {
+        in_ms = 100;
+    }
+    if (max_ms > 0 && in_ms > max_ms) {
+        in_ms = max_ms;
+    }
+    int64_t at = time_mono_ns() + in_ms * 1000000;
+    pthread_mutex_lock(&jb->js->lock);
+    if (jb->wake_at_ns == 0 || at < jb->wake_at_ns) {
+        jb->wake_at_ns = at;
+    }
+    pthread_cond_broadcast(&jb->js->cond);
+    pthread_mutex_unlock(&jb->js->lock);
+}
+
+/* Claim the job's lease; refused, the job is woken again when it may be
+ * granted (at most max_retry_ms later, 0: no bound). The job's cancel flag
+ * is cleared first, unless the jobs are stopping. */
+static bool claim(struct job *jb, const char *name, int64_t min_gap_ms, int64_t max_retry_ms)
+{
+    struct jobs *js = jb->js;
+    atomic_store(&jb->cancel, false);
+    if (atomic_load(&js->stop)) {
+        /* jobs_stop sets stop before the cancel flags: seen here, or its
+         * store to the flag comes after ours */
+        atomic_store(&jb->cancel, true);
+    }
+    int64_t retry = 0;
+    if (leases_claim(js->opt.leases, name, min_gap_ms, &jb->cancel, &retry)) {
+        return true;
+    }
+    retry_at(jb, retry, max_retry_ms);
+    return false;
+}
+
 static void run_gc(struct job *jb, bool periodic)
 {
     (void)periodic;
     struct jobs *js = jb->js;
     pthread_mutex_lock(&js->lock);
-    struct jobs_gc_run run = {.started_at_ms = time_now_ms(), .requested = jb->requested};
+    bool requested = jb->requested;
     jb->requested = false;
+    jb->wake_at_ns = 0;
     pthread_mutex_unlock(&js->lock);
+    /* once per interval among the replicas, whichever runs it (a woken
+     * retry too: it comes when the last pass is an interval old); an
+     * operator's run only waits for a pass in progress elsewhere */
+    if (!claim(jb, "gc", requested ? 0 : js->opt.gc_interval_ms, 0)) {
+        if (requested) {
+            pthread_mutex_lock(&js->lock);
+            jb->requested = true;
+            pthread_mutex_unlock(&js->lock);
+        }
+        return;
+    }
+    struct jobs_gc_run run = {.started_at_ms = time_now_ms(), .requested = requested};
     struct gc_options opt = {.grace_ms = js->opt.gc_grace_ms,
                              .upload_expiry_ms = js->opt.upload_expiry_ms,
-                             .cancel = &js->stop};
+                             .cancel = &jb->cancel};
     /* gc_run logs its own summary and errors. */
     struct gc_stats stats;
     memset(&stats, 0, sizeof(stats));
@@ -107,6 +165,7 @@ static void run_gc(struct job *jb, bool periodic)
     metrics_gc_pass((double)(time_mono_ns() - t0) / 1e9,
                     (uint64_t)(stats.bytes_deleted + stats.orphan_bytes),
                     (uint64_t)stats.blobs_deleted, rc != BERTH_OK);
+    leases_release(js->opt.leases, "gc", rc == BERTH_OK && !stats.cancelled);
     run.finished_at_ms = time_now_ms();
     run.failed = rc != BERTH_OK;
     run.blobs_deleted = stats.blobs_deleted;
@@ -179,7 +238,11 @@ static void run_lifecycle(struct job *jb, bool periodic)
     /* take the repositories that are due; the others wait for their time */
     pthread_mutex_lock(&js->lock);
     int64_t now = time_mono_ns();
-    bool all = periodic || js->soon_overflow;
+    if (periodic) {
+        js->full_owed = true;
+    }
+    bool all = js->full_owed || js->soon_overflow;
+    bool overflow = js->soon_overflow;
     size_t kept = 0;
     for (size_t i = 0; i < js->soon_count; i++) {
         if (js->soon[i].due_ns <= now) {
@@ -192,20 +255,43 @@ static void run_lifecycle(struct job *jb, bool periodic)
     js->soon_overflow = false;
     jb->wake_at_ns = soon_next(js);
     pthread_mutex_unlock(&js->lock);
+    if (!all && n == 0) {
+        return;
+    }
 
+    /* The periodic pass runs once per interval among the replicas; a run
+     * asked for now (a new policy) only waits for the lease. */
+    int64_t gap = all && !overflow ? js->opt.lifecycle_interval_ms : 0;
+    if (!claim(jb, "lifecycle", gap, all && !overflow ? 0 : 1000)) {
+        pthread_mutex_lock(&js->lock);
+        js->soon_overflow = js->soon_overflow || overflow;
+        int64_t due = time_mono_ns() + 1000000000LL;
+        for (size_t i = 0; i < n; i++) {
+            soon_add(js, repos[i], due);
+        }
+        pthread_mutex_unlock(&js->lock);
+        return;
+    }
     struct lifecycle_run_options opt = {.dry_run = false,
-                                        .cancel = &js->stop,
+                                        .cancel = &jb->cancel,
                                         .new_policy_delay_ms =
                                             js->opt.lifecycle_new_policy_delay_ms};
     if (all) {
         struct lifecycle_run_totals t;
         memset(&t, 0, sizeof(t));
-        (void)lifecycle_run_all(js->st, &opt, requeue_deferred, js, &t);
+        enum berth_err rc = lifecycle_run_all(js->st, &opt, requeue_deferred, js, &t);
         metrics_lifecycle_run((uint64_t)t.repositories, (uint64_t)t.images, (uint64_t)t.expired);
+        bool done = rc == BERTH_OK && !atomic_load(&jb->cancel);
+        if (done) {
+            pthread_mutex_lock(&js->lock);
+            js->full_owed = false;
+            pthread_mutex_unlock(&js->lock);
+        }
+        leases_release(js->opt.leases, "lifecycle", done && !overflow);
         return;
     }
     uint64_t evaluated = 0, images = 0, expired = 0;
-    for (size_t i = 0; i < n && !atomic_load(&js->stop); i++) {
+    for (size_t i = 0; i < n && !atomic_load(&jb->cancel); i++) {
         struct lifecycle_run_result *r = NULL;
         char msg[LIFECYCLE_MSG_CAP];
         enum berth_err rc = lifecycle_run_repo(js->st, repos[i], &opt, &r, msg, sizeof(msg));
@@ -223,6 +309,7 @@ static void run_lifecycle(struct job *jb, bool periodic)
         }
         lifecycle_run_result_free(r);
     }
+    leases_release(js->opt.leases, "lifecycle", false);
     if (evaluated > 0) {
         metrics_lifecycle_run(evaluated, images, expired);
     }
@@ -232,7 +319,14 @@ static void run_previews(struct job *jb, bool periodic)
 {
     (void)periodic;
     struct jobs *js = jb->js;
-    (void)lifecycle_preview_process_pending(js->st, &js->stop, NULL);
+    pthread_mutex_lock(&js->lock);
+    jb->wake_at_ns = 0;
+    pthread_mutex_unlock(&js->lock);
+    if (!claim(jb, "lifecycle-preview", 0, 1000)) {
+        return;
+    }
+    (void)lifecycle_preview_process_pending(js->st, &jb->cancel, NULL);
+    leases_release(js->opt.leases, "lifecycle-preview", false);
 }
 
 /* The archive tier: a pass at start (moves a restart interrupted), then
@@ -324,6 +418,7 @@ static enum berth_err start_job(struct jobs *js, struct job *jb, const char *nam
     jb->name = name;
     jb->interval_ms = interval_ms;
     jb->fn = fn;
+    atomic_init(&jb->cancel, false);
     int64_t first = interval_ms < JOBS_FIRST_RUN_MAX_MS ? interval_ms : JOBS_FIRST_RUN_MAX_MS;
     jb->next_ns = time_mono_ns() + first * 1000000;
     if (pthread_create(&jb->thread, NULL, job_main, jb) != 0) {
@@ -409,6 +504,9 @@ void jobs_stop(struct jobs *js)
         pthread_join(js->signing_thread, NULL);
     }
     struct job *all[] = {&js->gc, &js->lifecycle, &js->preview};
+    for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++) {
+        atomic_store(&all[i]->cancel, true);
+    }
     for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++) {
         if (all[i]->started) {
             pthread_join(all[i]->thread, NULL);

@@ -5,7 +5,10 @@
  * lifecycle policy previews on demand. The first periodic run comes after
  * the interval or one minute, whichever is shorter. jobs_stop asks the
  * passes in progress to stop at their next batch boundary and joins the
- * threads; call it before the store closes. Thread-safe: jobs_*_soon may be
+ * threads; call it before the store closes. With leases (replicas on one
+ * database), a job runs only while this process holds its lease: GC and the
+ * periodic lifecycle pass run once per interval among the replicas, and a
+ * job held elsewhere is tried again when its lease expires. Thread-safe: jobs_*_soon may be
  * called from any thread (request handlers) while the jobs run.
  */
 #ifndef BERTH_JOBS_H
@@ -33,6 +36,11 @@ struct jobs_options {
     /* a new or changed policy is first enforced this long after it was set
      * (>= 0); the job runs it then by itself */
     int64_t lifecycle_new_policy_delay_ms;
+    /* replicas sharing the database: each job runs under a lease
+     * (leases.h), GC and full lifecycle passes once per interval among
+     * them; NULL (one node) runs them all here, as without leases.
+     * Borrowed: it must outlive the jobs. */
+    struct leases *leases;
 };
 
 /* The options the configuration asks for (gc.*, lifecycle.*,

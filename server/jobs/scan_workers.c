@@ -20,6 +20,7 @@
 #include "storage/meta/meta_scan.h"
 #include "storage/registry/scan_queue.h"
 #include "scan/engine/scan_run.h"
+#include "server/jobs/leases.h"
 #include "server/metrics/metrics.h"
 #include "storage/store/store.h"
 #include "common/str.h"
@@ -92,14 +93,16 @@ static void remove_stale_layouts(const struct berth_config *cfg)
 }
 
 enum berth_err scan_workers_start(const struct berth_config *cfg, struct store *st,
-                                  struct scan_workers **out)
+                                  struct leases *leases, struct scan_workers **out)
 {
     struct meta *m = store_meta(st);
     if (m == NULL) {
         return BERTH_EDB;
     }
     int64_t released = 0, waiting = 0;
-    enum berth_err rc = meta_scan_jobs_reset(m, &released);
+    /* the claims of a process that died: one node's are all its own; a
+     * replica's are freed by their lease's expiry */
+    enum berth_err rc = leases == NULL ? meta_scan_jobs_reset(m, &released) : BERTH_OK;
     if (rc == BERTH_OK) {
         rc = meta_scan_jobs_count(m, &waiting, NULL);
     }
@@ -121,6 +124,8 @@ enum berth_err scan_workers_start(const struct berth_config *cfg, struct store *
         .max_image_bytes = (uint64_t)cfg->scan_max_image_bytes,
         .cancel = &w->stop,
         .on_recorded = note_scan,
+        .lease_holder = leases_holder(leases),
+        .lease_ttl_ms = leases_ttl_ms(leases),
     };
     size_t want = (size_t)cfg->scan_workers;
     w->threads = calloc(want ? want : 1, sizeof(*w->threads));

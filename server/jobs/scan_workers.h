@@ -10,12 +10,15 @@
 #include "common/config.h"
 #include "common/err.h"
 
+struct leases;
 struct store;
 struct scan_workers;
 
 /*
  * Prepare the queue (claims left by a previous process are released, so
- * its unfinished jobs run again; stale hook directories under
+ * its unfinished jobs run again; with leases, replicas share the queue:
+ * a claim is released only when its holder's lease expires, and this
+ * process claims jobs under its own (leases.h); stale hook directories under
  * <root>/scan-tmp are removed) and start cfg->scan_workers threads (none
  * when 0: jobs then wait in the queue). cfg and st are borrowed and must
  * outlive the pool. *out may be NULL afterwards only on error.
@@ -23,7 +26,7 @@ struct scan_workers;
  * thread cannot be started (the ones started are stopped again).
  */
 enum berth_err scan_workers_start(const struct berth_config *cfg, struct store *st,
-                                  struct scan_workers **out);
+                                  struct leases *leases, struct scan_workers **out);
 
 /* Stop: running scans are cancelled (a hook is killed, the built-in
  * scanner stops at its next read) and their jobs go back to the queue for

@@ -275,6 +275,17 @@ static const char *const migrations[] = {
     "CREATE INDEX signing_pending "
     "ON signing_statuses(updated_at) "
     "WHERE status = 'IN_PROGRESS';",
+    /* 17: leases on background work, so that replicas sharing one database
+     * run each job once: who holds a job (its replica's holder id, '' when
+     * nobody), until when (a holder that dies stops renewing, and the job
+     * is free again after this), and when a holder last finished it. */
+    "CREATE TABLE leases ("
+    "  name TEXT PRIMARY KEY,"
+    "  holder TEXT NOT NULL,"
+    "  expires_at INTEGER NOT NULL,"
+    "  done_at INTEGER NOT NULL DEFAULT 0"
+    ") WITHOUT ROWID;"
+    "CREATE INDEX leases_holder ON leases(holder);",
 };
 
 /* The same migrations in PostgreSQL's dialect, entry for entry: rowid
@@ -511,6 +522,14 @@ static const char *const pg_migrations[] = {
     "CREATE INDEX signing_pending "
     "ON signing_statuses(updated_at) "
     "WHERE status = 'IN_PROGRESS';",
+    /* 17 */
+    "CREATE TABLE leases ("
+    "  name TEXT COLLATE \"C\" PRIMARY KEY,"
+    "  holder TEXT COLLATE \"C\" NOT NULL,"
+    "  expires_at BIGINT NOT NULL,"
+    "  done_at BIGINT NOT NULL DEFAULT 0"
+    ");"
+    "CREATE INDEX leases_holder ON leases(holder);",
 };
 
 #define NMIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))

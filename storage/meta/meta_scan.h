@@ -152,6 +152,15 @@ struct meta_scan_job {
  * takes the write lock. */
 enum berth_err meta_scan_job_claim(struct meta *m, int64_t now, struct meta_scan_job *out);
 
+/* The same for replicas sharing the database: a job is claimable when
+ * unclaimed, or claimed by a holder whose lease on it (meta_lease.h, name
+ * "scan-job:<id>") expired before now, i.e. the replica running it died;
+ * the claim takes that lease for holder until now + ttl_ms (renewed with
+ * the holder's other leases). Releasing, deleting or finishing the job
+ * drops its lease. BERTH_EINVAL for an empty holder or ttl_ms < 1. */
+enum berth_err meta_scan_job_claim_leased(struct meta *m, int64_t now, const char *holder,
+                                          int64_t ttl_ms, struct meta_scan_job *out);
+
 /* Put a claimed job back in the queue, not counting the attempt (the
  * scan was cancelled). BERTH_ENOTFOUND when it is gone. */
 enum berth_err meta_scan_job_release(struct meta *m, int64_t job_id);
@@ -170,8 +179,9 @@ enum berth_err meta_scan_job_delete(struct meta *m, int64_t job_id);
  */
 enum berth_err meta_scan_job_finish(struct meta *m, int64_t job_id, bool *requeued);
 
-/* Unclaim every job: claims left by a process that is gone. *count
- * (optional) receives how many. */
+/* Unclaim every job: claims left by a process that is gone (one node
+ * only: replicas leave claims to their leases' expiry). *count (optional)
+ * receives how many. */
 enum berth_err meta_scan_jobs_reset(struct meta *m, int64_t *count);
 
 /* Jobs in the queue: waiting (unclaimed) and all. */

@@ -2,6 +2,7 @@
  * meta_scan.h. */
 #include "meta_int.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -415,13 +416,30 @@ enum berth_err meta_scan_findings(struct meta *m, int64_t manifest_id, int64_t a
 
 /* ---- the queue ---- */
 
-/* Whether a job waits, by a plain read (no write lock). */
-static enum berth_err job_waiting(struct meta *m, bool *waiting)
+/* A job's lease name (meta_lease.h) when replicas claim jobs with leases. */
+static void job_lease_name(int64_t job_id, char *out, size_t cap)
 {
-    struct meta_stmt *st =
-        meta_prepare(m, "SELECT EXISTS (SELECT 1 FROM scan_jobs WHERE claimed_at IS NULL)");
+    snprintf(out, cap, "scan-job:%lld", (long long)job_id);
+}
+
+/* The claimable jobs: unclaimed, or (leased) claimed by a holder whose
+ * lease on the job expired before ?1 (the holder died). */
+#define JOB_FREE "j.claimed_at IS NULL"
+#define JOB_FREE_LEASED                                                                            \
+    "(j.claimed_at IS NULL OR NOT EXISTS (SELECT 1 FROM leases l WHERE "                           \
+    "l.name = 'scan-job:' || j.id AND l.expires_at > ?1))"
+
+/* Whether a job waits, by a plain read (no write lock). */
+static enum berth_err job_waiting(struct meta *m, bool leased, int64_t now, bool *waiting)
+{
+    struct meta_stmt *st = meta_prepare(
+        m, leased ? "SELECT EXISTS (SELECT 1 FROM scan_jobs j WHERE " JOB_FREE_LEASED ")"
+                  : "SELECT EXISTS (SELECT 1 FROM scan_jobs j WHERE " JOB_FREE ")");
     if (st == NULL) {
         return BERTH_EDB;
+    }
+    if (leased) {
+        meta_bind_int64(st, 1, now);
     }
     enum berth_err rc = BERTH_OK;
     if (meta_step(st) == META_STEP_ROW) {
@@ -433,12 +451,14 @@ static enum berth_err job_waiting(struct meta *m, bool *waiting)
     return rc;
 }
 
-enum berth_err meta_scan_job_claim(struct meta *m, int64_t now, struct meta_scan_job *out)
+static enum berth_err job_claim(struct meta *m, int64_t now, const char *holder, int64_t ttl_ms,
+                                struct meta_scan_job *out)
 {
+    bool leased = holder != NULL;
     /* Idle workers look every second: an empty queue must not cost them
      * (and every writer) the write lock. */
     bool waiting = false;
-    enum berth_err rc = job_waiting(m, &waiting);
+    enum berth_err rc = job_waiting(m, leased, now, &waiting);
     if (rc != BERTH_OK || !waiting) {
         return rc != BERTH_OK ? rc : BERTH_ENOTFOUND;
     }
@@ -447,13 +467,20 @@ enum berth_err meta_scan_job_claim(struct meta *m, int64_t now, struct meta_scan
         return rc;
     }
     struct meta_stmt *st = meta_prepare(
-        m, "SELECT j.id, j.manifest_id, j.attempts, r.name, mf.digest FROM scan_jobs j "
-           "JOIN manifests mf ON mf.id = j.manifest_id "
-           "JOIN repositories r ON r.id = mf.repo_id "
-           "WHERE j.claimed_at IS NULL ORDER BY j.id LIMIT 1");
+        m, leased ? "SELECT j.id, j.manifest_id, j.attempts, r.name, mf.digest FROM scan_jobs j "
+                    "JOIN manifests mf ON mf.id = j.manifest_id "
+                    "JOIN repositories r ON r.id = mf.repo_id "
+                    "WHERE " JOB_FREE_LEASED " ORDER BY j.id LIMIT 1"
+                  : "SELECT j.id, j.manifest_id, j.attempts, r.name, mf.digest FROM scan_jobs j "
+                    "JOIN manifests mf ON mf.id = j.manifest_id "
+                    "JOIN repositories r ON r.id = mf.repo_id "
+                    "WHERE " JOB_FREE " ORDER BY j.id LIMIT 1");
     if (st == NULL) {
         meta_rollback(m);
         return BERTH_EDB;
+    }
+    if (leased) {
+        meta_bind_int64(st, 1, now);
     }
     struct meta_scan_job job;
     int step = meta_step(st);
@@ -472,7 +499,9 @@ enum berth_err meta_scan_job_claim(struct meta *m, int64_t now, struct meta_scan
     meta_done(st);
     if (rc == BERTH_OK) {
         /* never before queued_at: a clock that went back must not make the
-         * request look newer than this run */
+         * request look newer than this run (a job taken over from a holder
+         * that died is claimed anew: this run starts after any request
+         * made while that one ran, so it covers them) */
         st = meta_prepare(m, meta_sql(m,
                                       "UPDATE scan_jobs SET claimed_at = max(?2, queued_at), "
                                       "attempts = attempts + 1 WHERE id = ?1",
@@ -486,6 +515,21 @@ enum berth_err meta_scan_job_claim(struct meta *m, int64_t now, struct meta_scan
             rc = meta_step_done(m, st, "scan_job_claim");
         }
     }
+    if (rc == BERTH_OK && leased) {
+        char name[64];
+        job_lease_name(job.id, name, sizeof(name));
+        st = meta_prepare(m, "INSERT INTO leases (name, holder, expires_at, done_at) "
+                             "VALUES (?1, ?2, ?3, 0) ON CONFLICT (name) DO UPDATE SET "
+                             "holder = excluded.holder, expires_at = excluded.expires_at");
+        if (st == NULL) {
+            rc = BERTH_EDB;
+        } else {
+            meta_bind_text(st, 1, name);
+            meta_bind_text(st, 2, holder);
+            meta_bind_int64(st, 3, now + ttl_ms);
+            rc = meta_step_done(m, st, "scan_job_lease");
+        }
+    }
     if (rc == BERTH_OK) {
         rc = meta_commit(m);
     } else {
@@ -495,6 +539,33 @@ enum berth_err meta_scan_job_claim(struct meta *m, int64_t now, struct meta_scan
         *out = job;
     }
     return rc;
+}
+
+enum berth_err meta_scan_job_claim(struct meta *m, int64_t now, struct meta_scan_job *out)
+{
+    return job_claim(m, now, NULL, 0, out);
+}
+
+enum berth_err meta_scan_job_claim_leased(struct meta *m, int64_t now, const char *holder,
+                                          int64_t ttl_ms, struct meta_scan_job *out)
+{
+    if (holder == NULL || holder[0] == '\0' || ttl_ms < 1) {
+        return BERTH_EINVAL;
+    }
+    return job_claim(m, now, holder, ttl_ms, out);
+}
+
+/* Forget the lease of a job that ended or went back to the queue. */
+static enum berth_err job_lease_drop(struct meta *m, int64_t job_id)
+{
+    struct meta_stmt *st = meta_prepare(m, "DELETE FROM leases WHERE name = ?1");
+    if (st == NULL) {
+        return BERTH_EDB;
+    }
+    char name[64];
+    job_lease_name(job_id, name, sizeof(name));
+    meta_bind_text(st, 1, name);
+    return meta_step_done(m, st, "scan_job_lease_drop");
 }
 
 enum berth_err meta_scan_job_release(struct meta *m, int64_t job_id)
@@ -513,6 +584,9 @@ enum berth_err meta_scan_job_release(struct meta *m, int64_t job_id)
     if (rc == BERTH_OK && meta_changes(m) == 0) {
         rc = BERTH_ENOTFOUND;
     }
+    if (rc == BERTH_OK) {
+        rc = job_lease_drop(m, job_id);
+    }
     return rc;
 }
 
@@ -527,6 +601,9 @@ enum berth_err meta_scan_job_delete(struct meta *m, int64_t job_id)
     if (rc == BERTH_OK && meta_changes(m) == 0) {
         rc = BERTH_ENOTFOUND;
     }
+    if (rc == BERTH_OK) {
+        rc = job_lease_drop(m, job_id);
+    }
     return rc;
 }
 
@@ -540,7 +617,13 @@ enum berth_err meta_scan_job_finish(struct meta *m, int64_t job_id, bool *requeu
     }
     meta_bind_int64(st, 1, job_id);
     enum berth_err rc = meta_step_done(m, st, "scan_job_finish");
-    if (rc != BERTH_OK || meta_changes(m) > 0) {
+    if (rc == BERTH_OK) {
+        bool gone = meta_changes(m) > 0;
+        rc = job_lease_drop(m, job_id);
+        if (rc != BERTH_OK || gone) {
+            return rc;
+        }
+    } else {
         return rc;
     }
     /* requested while it ran: the image's scan is pending again */

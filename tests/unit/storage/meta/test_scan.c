@@ -6,6 +6,7 @@
 #include "unit.h"
 #include "unit_meta.h"
 
+#include "storage/meta/meta_lease.h"
 #include "storage/meta/meta_scan.h"
 #include "common/timeutil.h"
 
@@ -328,6 +329,62 @@ static void test_enqueue_repo_and_failed(void)
     meta_close(m);
 }
 
+/* Replicas: a job claimed under a lease is not claimable while the
+ * lease lasts, by the other replica or a reset-free restart; once it
+ * expires (the holder died) the other replica takes it over, the attempt
+ * counted; ending the job drops its lease. */
+static void test_leased_claims(void)
+{
+    char root[512];
+    struct meta *a = unit_meta_new(root, sizeof(root));
+    struct meta *b = unit_meta_open(root);
+    struct meta_repo r = unit_meta_repo(a, "lease/app", false);
+    int64_t x = add_manifest(a, r.id, digest(1), false, META_SCAN_CONFIG_OCI);
+    int64_t y = add_manifest(a, r.id, digest(2), false, META_SCAN_CONFIG_OCI);
+    bool queued = false;
+    CHECK_INT(meta_begin(a), BERTH_OK);
+    CHECK_INT(meta_scan_enqueue(a, x, 1000, false, &queued), BERTH_OK);
+    CHECK_INT(meta_scan_enqueue(a, y, 1000, false, &queued), BERTH_OK);
+    CHECK_INT(meta_commit(a), BERTH_OK);
+    struct meta_scan_job ja, jb, jc;
+    CHECK_INT(meta_scan_job_claim_leased(a, 2000, "replica-a", 500, &ja), BERTH_OK);
+    CHECK_INT(ja.manifest_id, x);
+    CHECK_INT(meta_scan_job_claim_leased(b, 2100, "replica-b", 500, &jb), BERTH_OK);
+    CHECK_INT(jb.manifest_id, y);
+    /* both held: nothing for either */
+    CHECK_INT(meta_scan_job_claim_leased(b, 2400, "replica-b", 500, &jc), BERTH_ENOTFOUND);
+    /* a renews (its keeper does), b dies: at 2700 b's job is free, a's not */
+    int64_t n = 0;
+    CHECK_INT(meta_lease_renew_all(a, "replica-a", 2400, 500, &n), BERTH_OK);
+    CHECK_INT(n, 1);
+    CHECK_INT(meta_scan_job_claim_leased(a, 2700, "replica-a", 500, &jc), BERTH_OK);
+    CHECK_INT(jc.id, jb.id);
+    CHECK_INT(jc.attempts, 2);
+    struct meta_lease l;
+    char name[64];
+    snprintf(name, sizeof(name), "scan-job:%lld", (long long)jc.id);
+    CHECK_INT(meta_lease_get(a, name, &l), BERTH_OK);
+    CHECK_STR(l.holder, "replica-a");
+    CHECK_INT(l.expires_at, 3200);
+    /* the plain (one node) claim never takes a claimed job */
+    CHECK_INT(meta_scan_job_claim(b, 9000, &jc), BERTH_ENOTFOUND);
+    /* ending a job drops its lease; a released one is claimable at once */
+    bool requeued = true;
+    CHECK_INT(meta_begin(a), BERTH_OK);
+    CHECK_INT(meta_scan_job_finish(a, jb.id, &requeued), BERTH_OK);
+    CHECK_INT(meta_commit(a), BERTH_OK);
+    CHECK(!requeued);
+    CHECK_INT(meta_lease_get(a, name, &l), BERTH_ENOTFOUND);
+    CHECK_INT(meta_scan_job_release(a, ja.id), BERTH_OK);
+    snprintf(name, sizeof(name), "scan-job:%lld", (long long)ja.id);
+    CHECK_INT(meta_lease_get(a, name, &l), BERTH_ENOTFOUND);
+    CHECK_INT(meta_scan_job_claim_leased(b, 2800, "replica-b", 500, &jc), BERTH_OK);
+    CHECK_INT(jc.id, ja.id);
+    CHECK_INT(meta_scan_job_claim_leased(b, 2800, "", 500, &jc), BERTH_EINVAL);
+    meta_close(b);
+    unit_meta_remove(a, root);
+}
+
 int main(void)
 {
     char dir[512];
@@ -338,6 +395,7 @@ int main(void)
     RUN(test_queue);
     RUN(test_claim_idle_reads_only);
     RUN(test_enqueue_repo_and_failed);
+    RUN(test_leased_claims);
     file_remove_tree(dir);
     return unit_report("test_meta_scan");
 }
