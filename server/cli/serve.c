@@ -305,6 +305,7 @@ int cmd_serve(struct cli *cli)
         fprintf(stderr, "berth: config: %s\n", rerr);
         jobs_stop(jobs);
         scan_workers_stop(scans);
+        leases_stop(leases);
         store_close(st);
         return 2;
     }
