@@ -160,6 +160,9 @@ void ecr_fail_registry(struct ecr_call *call, const struct registry_status *s)
     case REG_TAG_IMMUTABLE:
         ecr_fail(call, "ImageTagAlreadyExistsException", "%s", s->message);
         return;
+    case REG_TAG_LIMIT:
+        ecr_fail(call, "LimitExceededException", "%s", s->message);
+        return;
     case REG_IMAGE_EXISTS:
         ecr_fail(call, "ImageAlreadyExistsException", "%s in registry with id '%s'", s->message,
                  ecr_registry(call));

@@ -73,6 +73,8 @@ static const struct {
     [REG_LAYER_ARCHIVED] = {404, "BLOB_UNKNOWN"},
     /* the object store is down: retry (with Retry-After, in oci_fail) */
     [REG_UNAVAILABLE] = {503, "UNAVAILABLE"},
+    /* ECR's quota of tags per image: a refusal, not a malformed request */
+    [REG_TAG_LIMIT] = {403, "DENIED"},
 };
 
 void oci_server_error(struct request *req, enum berth_err rc, const char *event)

@@ -605,6 +605,7 @@ static enum berth_err apply_tags(struct meta *m, const struct meta_repo *repo,
 {
     json_t *filters = NULL;
     enum berth_err rc = BERTH_OK;
+    bool added = false; /* a tag now points at the manifest that did not */
     if (has_filters(repo->mutability)) {
         char *text = NULL;
         rc = meta_repo_get_text(m, repo->id, META_REPO_MUTABILITY_FILTERS, &text);
@@ -633,8 +634,23 @@ static enum berth_err apply_tags(struct meta *m, const struct meta_repo *repo,
             break;
         }
         *changed = true;
+        added = true;
     }
     json_decref(filters);
+    if (rc == BERTH_OK && added) {
+        /* ECR's quota: at most REGISTRY_TAGS_PER_IMAGE_MAX tags per image */
+        int64_t n = 0;
+        rc = meta_manifest_tag_count(m, manifest_id, &n);
+        if (rc != BERTH_OK) {
+            return internal(s, rc);
+        }
+        if (n > REGISTRY_TAGS_PER_IMAGE_MAX) {
+            rc = set_status(s, REG_TAG_LIMIT, BERTH_ETOOBIG,
+                            "The image in the repository with name '%s' would have %lld tags; "
+                            "an image can have at most %d tags",
+                            repo->name, (long long)n, REGISTRY_TAGS_PER_IMAGE_MAX);
+        }
+    }
     return rc;
 }
 

@@ -45,7 +45,12 @@ enum registry_reason {
     REG_IMAGE_ARCHIVED,            /* the image is archived (or still being restored) */
     REG_LAYER_ARCHIVED,            /* only archived images of the repository use the blob */
     REG_UNAVAILABLE,               /* the object store cannot be reached or fails for now: retry */
+    REG_TAG_LIMIT,                 /* (ECR's quota) the image would have more than
+                                      REGISTRY_TAGS_PER_IMAGE_MAX tags */
 };
+
+/* ECR's quota of tags per image (documented: 1,000). */
+#define REGISTRY_TAGS_PER_IMAGE_MAX 1000
 
 struct registry_status {
     enum registry_reason reason;

@@ -1,0 +1,48 @@
+"""ECR's documented quotas that berth enforces: at most 1,000 tags per image. The tag that
+would be the 1,001st is refused with LimitExceededException (PutImage) or 403 DENIED (/v2),
+nothing changes, and the image takes tags again once it has fewer."""
+
+import berth_harness as h
+import ecr_helpers as e
+
+
+class TagsPerImageTest(e.EcrTestCase):
+    server_config = {"storage": {"fsync": False}}
+
+    def test_thousand_tags_per_image(self):
+        repo = self.create_repo()
+        image = h.build_image(layer_count=1, layer_size=64)
+        self.push(repo, image, tag="t0")
+        reg = self.server.registry(keep_alive=True)
+        try:
+            for i in range(1, 1000):
+                resp = reg.put_manifest(repo, "t%d" % i, image.manifest, image.media_type)
+                self.assertStatus(resp, 201)
+            # the 1,001st: refused over both APIs, and nothing moved
+            resp = reg.put_manifest(repo, "t1000", image.manifest, image.media_type)
+            self.assertStatus(resp, 403)
+            self.assertEqual(resp.error_codes(), ["DENIED"])
+            err = self.assertBotoError("LimitExceededException", "put_image",
+                                       repositoryName=repo,
+                                       imageManifest=image.manifest.decode(),
+                                       imageManifestMediaType=image.media_type,
+                                       imageTag="t1000")
+            self.assertIn("at most 1000 tags", err["Message"])
+            self.assertStatus(reg.get_manifest(repo, "t1000"), 404)
+            tags = self.ecr.describe_images(repositoryName=repo)["imageDetails"][0]["imageTags"]
+            self.assertEqual(len(tags), 1000)
+            # a tag already on the image is not a new one; another image takes tags
+            self.assertStatus(reg.put_manifest(repo, "t5", image.manifest, image.media_type), 201)
+            other = h.build_image(layer_count=1, layer_size=64)
+            self.push(repo, other, tag="other")
+            # moving a tag away makes room
+            self.assertStatus(reg.put_manifest(repo, "t7", other.manifest, other.media_type),
+                              201)
+            self.assertStatus(reg.put_manifest(repo, "t1000", image.manifest,
+                                               image.media_type), 201)
+        finally:
+            reg.close()
+
+
+if __name__ == "__main__":
+    h.main()
