@@ -15,12 +15,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
 #include <time.h>
 
 #include "common/fileio.h"
 #include "common/log.h"
 #include "common/str.h"
 
+#define S3_SOCKET_RCVBUF (4 << 20)
 #define EMPTY_SHA256 "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
 
 static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
@@ -162,6 +164,22 @@ static size_t on_upload(char *p, size_t size, size_t n, void *arg)
 
 /* Run one signed request. BERTH_OK with resp->status set whatever it is
  * (the caller judges); BERTH_EIO when no answer came (logged). */
+/* A fixed receive buffer on every connection to the store: the kernel's
+ * autotuning would otherwise let the socket of a paused stream (a client
+ * that does not read) hold up to tcp_rmem's maximum (tens of MiB) besides
+ * the stream's ring. S3_SOCKET_RCVBUF still carries 80 MB/s at 50 ms. */
+static int on_socket(void *arg, curl_socket_t fd, curlsocktype purpose)
+{
+    (void)arg;
+    if (purpose == CURLSOCKTYPE_IPCXN) {
+        int size = S3_SOCKET_RCVBUF;
+        if (setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, sizeof(size)) != 0) {
+            /* not fatal: the kernel's default */
+        }
+    }
+    return CURL_SOCKOPT_OK;
+}
+
 static int on_seek(void *arg, curl_off_t offset, int origin)
 {
     struct s3_resp *r = arg;
@@ -313,6 +331,7 @@ static enum berth_err prepare(struct s3_store *s, const struct s3_req *req, stru
     curl_easy_setopt(c, CURLOPT_URL, buf_cstr(&url));
     curl_easy_setopt(c, CURLOPT_HTTPHEADER, hl);
     curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(c, CURLOPT_SOCKOPTFUNCTION, on_socket);
     if (s->share != NULL) {
         curl_easy_setopt(c, CURLOPT_SHARE, (CURLSH *)s->share);
     }
@@ -451,7 +470,8 @@ struct s3_stream {
     void *wake_arg;
     /* under the pump's mu */
     bool queued;
-    bool added; /* in the multi handle (the pump's thread only) */
+    bool added;                    /* in the multi handle (the pump's thread only) */
+    struct s3_stream *linger_next; /* closed, its transfer let end (the pump's only) */
     struct s3_stream *next;
 };
 
@@ -461,6 +481,7 @@ struct s3_pump {
     pthread_mutex_t mu;
     struct s3_stream *queue;
     bool stop;
+    struct s3_stream *lingering; /* closed streams whose transfer ends by itself */
     CURLSH *share;
     pthread_mutex_t share_mu[CURL_LOCK_DATA_LAST];
 };
@@ -610,6 +631,17 @@ static void pump_handle(struct s3_pump *p, struct s3_stream *st)
     }
     pthread_mutex_unlock(&st->mu);
     if (closed) {
+        pthread_mutex_lock(&st->mu);
+        bool received = st->delivered + st->fill == st->want && !st->paused;
+        pthread_mutex_unlock(&st->mu);
+        if (st->added && received) {
+            /* every byte is in: let the transfer end by itself, so that
+             * its connection goes back to the pool (removing it now would
+             * close it); freed when it is done */
+            st->linger_next = p->lingering;
+            p->lingering = st;
+            return;
+        }
         if (st->added) {
             curl_multi_remove_handle(p->multi, st->curl);
         }
@@ -634,6 +666,18 @@ static void pump_handle(struct s3_pump *p, struct s3_stream *st)
     }
 }
 
+/* Take st off the lingering list: true when it was there. */
+static bool unlinger(struct s3_pump *p, struct s3_stream *st)
+{
+    for (struct s3_stream **at = &p->lingering; *at != NULL; at = &(*at)->linger_next) {
+        if (*at == st) {
+            *at = st->linger_next;
+            return true;
+        }
+    }
+    return false;
+}
+
 static void *pump_main(void *arg)
 {
     struct s3_pump *p = arg;
@@ -652,6 +696,12 @@ static void *pump_main(void *arg)
             q = next;
         }
         if (stop) {
+            while (p->lingering != NULL) {
+                struct s3_stream *st = p->lingering;
+                p->lingering = st->linger_next;
+                curl_multi_remove_handle(p->multi, st->curl);
+                stream_free(st);
+            }
             break;
         }
         int running = 0;
@@ -668,6 +718,10 @@ static void *pump_main(void *arg)
             CURLcode cc = m->data.result;
             curl_multi_remove_handle(p->multi, m->easy_handle); /* its connection stays */
             st->added = false;
+            if (unlinger(p, st)) {
+                stream_free(st); /* its reader is gone */
+                continue;
+            }
             pthread_mutex_lock(&st->mu);
             st->finished = true;
             st->result = cc;
