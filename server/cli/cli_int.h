@@ -53,6 +53,7 @@ int cmd_export(struct cli *cli);
 int cmd_import(struct cli *cli);
 int cmd_mirror(struct cli *cli);
 int cmd_secrets(struct cli *cli);
+int cmd_migrate(struct cli *cli);
 
 /* The key that seals upstream secrets: pull_through.secrets_key, else the
  * key file (pull_through.secrets_key_file or <root>/secrets.key), created

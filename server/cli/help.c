@@ -62,6 +62,18 @@ static const struct command_doc commands[] = {
      "load bundles (OCI layout directories or tarballs: plain, gzip, zstd; docker save "
      "archives), each verified whole first",
      "Safe next to a running server; importing the same bundle twice changes nothing."},
+    {"migrate --from CONFIG --to CONFIG",
+     "copy the whole registry of one configuration's store into another's (filesystem+SQLite "
+     "to S3+PostgreSQL and back): blobs with every digest checked, then every metadata row in "
+     "one transaction, then every destination blob re-read and the row counts compared",
+     "The source may keep serving reads; stop writes to it for the cut-over. Interrupted, "
+     "run it again: blobs already in the destination are kept (verified at the end) and the "
+     "metadata of an earlier run is replaced. Refused when the destination holds another "
+     "registry's data. Not carried: upload sessions in progress, job leases, blobs in the "
+     "archive tier "
+     "(refused: restore them first), scanner/signing files outside the database (vulndb, "
+     "signing profiles, secrets.key). Each CONFIG file is read as written; the BERTH_* "
+     "environment does not apply to it."},
     {"secrets put NAME|ARN --username USER",
      "store upstream credentials for pull-through cache rules (password on standard input)",
      "NAME is ecr-pullthroughcache/<name> (the prefix is added when missing); put prints the "

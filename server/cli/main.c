@@ -184,6 +184,8 @@ int main(int argc, char **argv)
         status = cmd_vulndb(&cli);
     } else if (strcmp(command, "secrets") == 0) {
         status = cmd_secrets(&cli);
+    } else if (strcmp(command, "migrate") == 0) {
+        status = cmd_migrate(&cli);
     } else if (strcmp(command, "export") == 0) {
         status = cmd_export(&cli);
     } else if (strcmp(command, "import") == 0) {

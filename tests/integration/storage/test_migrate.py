@@ -1,0 +1,227 @@
+"""berth migrate: a filesystem+SQLite registry (images, an index, a referrer, tags, a
+repository policy, a lifecycle policy, an access key) is copied into S3 (a real OpenStack
+Swift, swift_fixture.py) + PostgreSQL (pg_fixture.py) while its server keeps serving; a
+first run is killed in the middle of the blobs and a second run completes, keeping what the
+first copied; berth on the destination serves every image byte for byte with the same ECR
+listings, policies and key; a destination that holds another registry is refused; and the
+registry is migrated back to a fresh filesystem+SQLite store that serves it the same way.
+
+Starts Swift and PostgreSQL, so it runs only in the gcc pass of make test.
+"""
+# berth-suite: no-sanitizer
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+import unittest
+
+import auth_helpers as e
+import berth_harness as h
+import clients as c
+from pg_fixture import PostgresServer
+from swift_fixture import SwiftServer
+
+LIFECYCLE = json.dumps({"rules": [{
+    "rulePriority": 1, "description": "expire old untagged",
+    "selection": {"tagStatus": "untagged", "countType": "sinceImagePushed",
+                  "countUnit": "days", "countNumber": 30},
+    "action": {"type": "expire"}}]})
+POLICY = json.dumps({"Version": "2012-10-17", "Statement": [{
+    "Sid": "pull", "Effect": "Allow", "Principal": "*",
+    "Action": ["ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"]}]})
+
+
+@unittest.skipUnless(h.IS_BERTH, "berth's own backend")
+class MigrateTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.pg = PostgresServer().start()
+        cls.addClassCleanup(cls.pg.stop)
+        cls.s3 = SwiftServer().start()
+        cls.addClassCleanup(cls.s3.stop)
+        cls.work = tempfile.mkdtemp(prefix="berth-migrate-")
+        cls.addClassCleanup(shutil.rmtree, cls.work, True)
+
+    def server(self, kind, name):
+        """A harness server (not started) for a store of kind 'local' (filesystem+SQLite) or
+        'remote' (S3 under prefix name/ + PostgreSQL), and its config file for migrate."""
+        srv = h.Server(config={}, env={"BERTH_META_BACKEND": "sqlite" if kind == "local"
+                                       else "postgres",
+                                       "BERTH_STORAGE_BACKEND": "filesystem" if kind == "local"
+                                       else "s3"})
+        self.addCleanup(srv.cleanup)
+        cfg = {"root": srv.root, "gc": {"enabled": False}}
+        if kind == "remote":
+            cfg["storage"] = {"backend": "s3", "s3": {
+                "endpoint": self.s3.endpoint, "region": self.s3.region,
+                "bucket": self.s3.bucket, "prefix": name + "/", "path_style": True,
+                "access_key_id": self.s3.access_key, "secret_access_key": self.s3.secret_key}}
+            cfg["meta"] = {"backend": "postgres", "postgres": {"dsn": self.pg.dsn}}
+        srv.config = cfg
+        path = srv.config_file()
+        return srv, path
+
+    def migrate(self, src_conf, dst_conf, env=None):
+        full = dict(os.environ)
+        full.update(env or {})
+        proc = subprocess.Popen([h.find_berth_bin(), "migrate", "--from", src_conf, "--to",
+                                 dst_conf], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                env=full, stdin=subprocess.DEVNULL)
+        return proc
+
+    def finish(self, proc):
+        out, err = proc.communicate(timeout=300)
+        return proc.returncode, out.decode(), err.decode()
+
+    # -- what a registry serves ------------------------------------------------------------------
+
+    def snapshot(self, srv, key):
+        """The ECR view of srv (signed with key): repositories, images, policies, tags."""
+        ecr = c.ecr_client(srv, *key)
+        host = "127.0.0.1:%d" % srv.port
+        view = {}
+        repos = ecr.describe_repositories()["repositories"]
+        for r in repos:
+            r["repositoryUri"] = r["repositoryUri"].replace(host, "HOST")
+        view["repositories"] = sorted(repos, key=lambda r: r["repositoryName"])
+        for r in view["repositories"]:
+            name = r["repositoryName"]
+            imgs = ecr.describe_images(repositoryName=name)["imageDetails"]
+            view["images " + name] = sorted(imgs, key=lambda i: i["imageDigest"])
+            ids = ecr.list_images(repositoryName=name)["imageIds"]
+            view["ids " + name] = sorted(ids, key=lambda i: (i["imageDigest"],
+                                                              i.get("imageTag", "")))
+            for op, field in (("get_repository_policy", "policyText"),
+                              ("get_lifecycle_policy", "lifecyclePolicyText")):
+                try:
+                    view[op + " " + name] = getattr(ecr, op)(repositoryName=name)[field]
+                except ecr.exceptions.ClientError as exc:
+                    view[op + " " + name] = e.error_code(exc)
+        return view
+
+    def pull_all(self, srv, key):
+        """Every manifest and blob of every image, byte for byte, over /v2."""
+        reg = srv.registry()
+        auth = e.basic(*key)
+        for repo, images in self.images.items():
+            for img in images:
+                for m in [img] + list(img.children):
+                    resp = reg.request("GET", reg.manifest_path(repo, m.digest),
+                                       headers=dict(auth, Accept=m.media_type))
+                    self.assertEqual(resp.status, 200, resp.describe())
+                    self.assertEqual(resp.body, m.manifest)
+                    for digest, data in m.blobs.items():
+                        resp = reg.request("GET", reg.blob_path(repo, digest), headers=auth)
+                        self.assertEqual(resp.status, 200, resp.describe())
+                        self.assertEqual(resp.body, data, digest)
+        resp = reg.request("GET", "/v2/itest/migrate/app/tags/list", headers=auth)
+        self.assertEqual(resp.json()["tags"], ["multi", "v1", "v2"])
+        resp = reg.request("GET", "/v2/itest/migrate/app/referrers/" + self.image.digest,
+                           headers=auth)
+        self.assertEqual([d["digest"] for d in resp.json()["manifests"]], [self.sbom.digest])
+
+    # -- the test ---------------------------------------------------------------------------------
+
+    def test_migrate_there_and_back(self):
+        src, src_conf = self.server("local", "src")
+        src.start()
+        reg = src.registry()
+        repo = "itest/migrate/app"
+        self.image = h.build_image(layer_count=4, layer_size=128 * 1024)
+        v2 = h.build_image(layer_count=2)
+        index = h.Index([h.build_image(layer_count=2, arch=a) for a in ("amd64", "arm64")],
+                        platforms=[{"os": "linux", "architecture": "amd64"},
+                                   {"os": "linux", "architecture": "arm64"}])
+        self.sbom = h.build_artifact(subject=self.image.descriptor())
+        other = h.build_image(layer_count=1)
+        for img, tag in ((self.image, "v1"), (v2, "v2"), (index, "multi"), (self.sbom, None)):
+            h.expect_status(reg.push_image(repo, img, tag=tag), 201)
+        h.expect_status(reg.push_image("itest/migrate/other", other, tag="latest"), 201)
+        self.images = {repo: [self.image, v2, index, self.sbom],
+                       "itest/migrate/other": [other]}
+        for op, body in (("SetRepositoryPolicy", {"repositoryName": repo, "policyText": POLICY}),
+                         ("PutLifecyclePolicy", {"repositoryName": repo,
+                                                 "lifecyclePolicyText": LIFECYCLE})):
+            status, doc, resp = e.ecr_call(reg, op, body)
+            self.assertEqual(status, 200, resp.describe())
+        key = e.keys_create(src, "admin")
+        before = self.snapshot(src, key)
+        self.assertEqual(len(before["repositories"]), 2)
+        self.assertIn("Statement", before["get_repository_policy " + repo])
+        blob_count = len({d for imgs in self.images.values() for img in imgs
+                          for m in [img] + list(img.children) for d in m.blobs} |
+                         {m.digest for imgs in self.images.values() for img in imgs
+                          for m in [img] + list(img.children)})
+
+        # a first run killed in the middle of the blobs leaves no metadata behind
+        dst, dst_conf = self.server("remote", "dst")
+        rc, out, err = self.finish(self.migrate(src_conf, dst_conf,
+                                                {"BERTH_TEST_MIGRATE_KILL_AFTER": "3"}))
+        self.assertEqual(rc, -9, err)
+        self.assertIn("migrate: blobs: 0/%d" % blob_count, err)
+        self.assertEqual(self.pg.psql("SELECT count(*) FROM repositories").strip(), "0")
+
+        # the second run, while the source serves reads, keeps the three blobs copied
+        proc = self.migrate(src_conf, dst_conf)
+        for d, data in self.image.blobs.items():
+            resp = reg.request("GET", reg.blob_path(repo, d), headers=e.basic(*key))
+            self.assertEqual(resp.body, data)
+        rc, out, err = self.finish(proc)
+        self.assertEqual(rc, 0, err)
+        m = re.search(r"migrate: (\d+) blobs \((\d+) copied, (\d+) already there", out)
+        self.assertIsNotNone(m, out)
+        self.assertEqual(int(m.group(1)), blob_count, out)
+        self.assertEqual(int(m.group(3)), 3, out)
+        self.assertEqual(int(m.group(2)), blob_count - 3, out)
+        self.assertIn("%d blobs verified" % blob_count, out)
+        for phase in ("blobs:", "metadata:", "verify:"):
+            self.assertIn("migrate: " + phase, err)
+
+        # nothing local on the destination: blobs in the bucket, rows in PostgreSQL
+        keys = [o["Key"] for o in self.s3.client().list_objects_v2(
+            Bucket=self.s3.bucket, Prefix="dst/blobs/").get("Contents", [])]
+        self.assertEqual(len(keys), blob_count)
+        self.assertFalse(os.path.exists(os.path.join(dst.root, "berth.db")))
+
+        # berth on the destination serves the same registry, to the same key
+        dst.start()
+        self.assertEqual(self.snapshot(dst, key), before)
+        self.pull_all(dst, key)
+        # new rows continue after the copied ids (PostgreSQL's identity columns moved on)
+        ecr = c.ecr_client(dst, *key)
+        ecr.create_repository(repositoryName="itest/migrate/new")
+        ecr.delete_repository(repositoryName="itest/migrate/new")
+        dst.stop()
+
+        # a re-run finds everything there and changes nothing
+        rc, out, err = self.finish(self.migrate(src_conf, dst_conf))
+        self.assertEqual(rc, 0, err)
+        self.assertIn("%d blobs (0 copied, %d already there" % (blob_count, blob_count), out)
+
+        # another registry's destination is refused, naming the problem
+        stranger, stranger_conf = self.server("local", "stranger")
+        stranger.start()
+        h.expect_status(stranger.registry().push_image("x/y", h.build_image(), tag="t"), 201)
+        stranger.stop()
+        rc, out, err = self.finish(self.migrate(stranger_conf, dst_conf))
+        self.assertNotEqual(rc, 0)
+        self.assertIn("already holds another registry's data", err)
+        self.assertEqual(self.pg.psql("SELECT count(*) FROM repositories").strip(), "2")
+
+        # and back, to a fresh filesystem+SQLite store
+        back, back_conf = self.server("local", "back")
+        rc, out, err = self.finish(self.migrate(dst_conf, back_conf))
+        self.assertEqual(rc, 0, err)
+        self.assertIn("%d blobs (%d copied" % (blob_count, blob_count), out)
+        back.start()
+        self.assertEqual(self.snapshot(back, key), before)
+        self.pull_all(back, key)
+        back.stop()
+        src.stop()
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
