@@ -21,8 +21,10 @@ def sparse_index(present, missing):
     return h.Index([present, missing], platforms=[AMD64, ARM64])
 
 
-def run_gc(root):
-    rc, out = h.run_berth(["gc", "--root", root], env={"BERTH_GC_GRACE_SECONDS": "0"},
+def run_gc(server):
+    # server=: its root, config and environment (under make test-postgres the metadata is
+    # in PostgreSQL; gc over the root alone would open an empty SQLite database)
+    rc, out = h.run_berth(["gc"], server=server, env={"BERTH_GC_GRACE_SECONDS": "0"},
                           timeout=120)
     if rc != 0:
         raise AssertionError("berth gc failed (%d):\n%s" % (rc, out[-3000:]))
@@ -70,7 +72,7 @@ class SparseOnTest(h.ServerTestCase):
         self.assertStatus(self.reg.get_manifest(repo, missing.digest), 404)
 
         # garbage collection keeps the index and the child that exists, with its blobs
-        out = run_gc(self.server.root)
+        out = run_gc(self.server)
         self.assertNotIn("level=error", out)
         self.assertManifest(repo, "multi", index)
         self.assertManifest(repo, present.digest, present)
@@ -96,7 +98,7 @@ class SparseOnTest(h.ServerTestCase):
         self.assertManifest(repo, "partial", img)
         self.assertStatus(self.reg.head_blob(repo, first), 404)
         second = img.layer_digests[1]
-        run_gc(self.server.root)
+        run_gc(self.server)
         self.assertEqual(self.assertStatus(self.reg.get_blob(repo, second), 200).body,
                          img.blobs[second])
         # the missing layer pushed later is served
