@@ -484,6 +484,13 @@ class S3OutageTest(unittest.TestCase):
 
         # a pull under way when the store goes: its body is cut short, berth goes on
         conn = http.client.HTTPConnection("127.0.0.1", self.server.port, timeout=120)
+        # a fixed receive buffer: autotuning on loopback would let this socket take the
+        # whole blob before the cut
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 256 * 1024)
+        sock.settimeout(120)
+        sock.connect(("127.0.0.1", self.server.port))
+        conn.sock = sock
         conn.request("GET", self.reg.blob_path(repo, big_digest), headers={"Connection": "close"})
         resp = conn.getresponse()
         self.assertEqual(resp.status, 200)
