@@ -87,6 +87,12 @@ class MigrateTest(unittest.TestCase):
         for r in repos:
             r["repositoryUri"] = r["repositoryUri"].replace(host, "HOST")
         view["repositories"] = sorted(repos, key=lambda r: r["repositoryName"])
+        view["registry policy"] = ecr.get_registry_policy()["policyText"]
+        view["scanning"] = ecr.get_registry_scanning_configuration()["scanningConfiguration"]
+        status, doc, resp = e.signed_call(srv, "DescribeRepositoryCreationTemplates", {},
+                                          *key)
+        self.assertEqual(status, 200, resp.describe())
+        view["templates"] = doc["repositoryCreationTemplates"]
         for r in view["repositories"]:
             name = r["repositoryName"]
             imgs = ecr.describe_images(repositoryName=name)["imageDetails"]
@@ -147,9 +153,26 @@ class MigrateTest(unittest.TestCase):
                                                  "lifecyclePolicyText": LIFECYCLE})):
             status, doc, resp = e.ecr_call(reg, op, body)
             self.assertEqual(status, 200, resp.describe())
+        # registry-wide settings: registry policy, scanning configuration, a template
+        ecr = c.ecr_client(src)
+        ecr.put_registry_policy(policyText=json.dumps({
+            "Version": "2012-10-17", "Statement": [{
+                "Sid": "replicate", "Effect": "Allow",
+                "Principal": {"AWS": "arn:aws:iam::111122223333:root"},
+                "Action": ["ecr:CreateRepository", "ecr:ReplicateImage"],
+                "Resource": "arn:aws:ecr:%s:%s:repository/*" % (c.REGION, "000000000000")}]}))
+        ecr.put_registry_scanning_configuration(scanType="BASIC", rules=[{
+            "scanFrequency": "SCAN_ON_PUSH",
+            "repositoryFilters": [{"filter": "itest/*", "filterType": "WILDCARD"}]}])
+        status, doc, resp = e.ecr_call(reg, "CreateRepositoryCreationTemplate", {
+            "prefix": "team/", "appliedFor": ["CREATE_ON_PUSH"],
+            "imageTagMutability": "IMMUTABLE"})
+        self.assertEqual(status, 200, resp.describe())
         key = e.keys_create(src, "admin")
         before = self.snapshot(src, key)
         self.assertEqual(len(before["repositories"]), 2)
+        self.assertEqual([t["prefix"] for t in before["templates"]], ["team/"])
+        self.assertIn("replicate", before["registry policy"])
         self.assertIn("Statement", before["get_repository_policy " + repo])
         blob_count = len({d for imgs in self.images.values() for img in imgs
                           for m in [img] + list(img.children) for d in m.blobs} |
@@ -221,6 +244,20 @@ class MigrateTest(unittest.TestCase):
         self.pull_all(back, key)
         back.stop()
         src.stop()
+
+        # a blob whose bytes do not match its digest is refused and not published
+        layer = self.image.layer_digests[0]
+        alg, hexd = layer.split(":")
+        path = os.path.join(back.root, "blobs", alg, hexd[:2], hexd)
+        self.assertTrue(os.path.exists(path), path)
+        with open(path, "r+b") as f:
+            f.seek(100)
+            f.write(b"\0corrupt\0")
+        bad, bad_conf = self.server("local", "bad")
+        rc, out, err = self.finish(self.migrate(back_conf, bad_conf))
+        self.assertEqual(rc, 1, err)
+        self.assertIn("blob %s of the source does not match its digest" % layer, err)
+        self.assertFalse(os.path.exists(os.path.join(bad.root, "blobs", alg, hexd[:2], hexd)))
 
 
 if __name__ == "__main__":
