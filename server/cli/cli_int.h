@@ -21,6 +21,9 @@ struct cli {
     int argc;                /* remaining arguments after the subcommand */
     char **argv;
     struct berth_config cfg; /* loaded by cli_load_config */
+    /* cli_open_store refuses a new SQLite database over published blobs
+     * (berth gc) */
+    bool existing_meta_only;
 };
 
 /* Load defaults, the config file, BERTH_* variables and the flags into
@@ -37,6 +40,10 @@ bool cli_read_config(const struct cli *cli, struct berth_config *cfg, char *err,
 /* Open the store at the configured root with the configured options.
  * Prints the reason and returns NULL on error. */
 struct store *cli_open_store(const struct cli *cli);
+
+/* The exit status for cli_open_store's last failure: 2 when the data
+ * directory was refused (it belongs to other backends), else 1. */
+int cli_open_store_status(void);
 
 /* The usage text (commands, shared options, every configuration key) and the manual
  * page berth(8) as roff, both from the same tables (help.c). */

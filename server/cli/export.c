@@ -97,7 +97,7 @@ int cmd_export(struct cli *cli)
     }
     struct store *st = cli_open_store(cli);
     if (st == NULL) {
-        status = 1;
+        status = cli_open_store_status();
         goto out;
     }
     struct bundle_export_stats stats;

@@ -27,9 +27,10 @@ int cmd_gc(struct cli *cli)
     if (!cli_load_config(cli)) {
         return 2;
     }
+    cli->existing_meta_only = true;
     struct store *st = cli_open_store(cli);
     if (st == NULL) {
-        return 1;
+        return cli_open_store_status();
     }
     const struct berth_config *cfg = &cli->cfg;
     struct gc_options opt = {.grace_ms = cfg->gc_grace_seconds * 1000,

@@ -78,7 +78,7 @@ int cmd_import(struct cli *cli)
     }
     struct store *st = cli_open_store(cli);
     if (st == NULL) {
-        status = 1;
+        status = cli_open_store_status();
         goto out;
     }
     status = 0;

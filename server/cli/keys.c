@@ -204,6 +204,9 @@ int cmd_keys(struct cli *cli)
     int status = 1;
     struct store *st = cli_open_store(cli);
     struct meta *m = st != NULL ? store_meta(st) : NULL;
+    if (st == NULL) {
+        status = cli_open_store_status();
+    }
     if (st != NULL && m == NULL) {
         fprintf(stderr, "berth keys: cannot open the database (see the log above)\n");
     }

@@ -92,7 +92,7 @@ int cmd_lifecycle(struct cli *cli)
     }
     struct store *st = cli_open_store(cli);
     if (st == NULL) {
-        return 1;
+        return cli_open_store_status();
     }
     struct lifecycle_run_options opt = {.dry_run = dry_run};
     int status = 0;

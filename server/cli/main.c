@@ -73,6 +73,14 @@ bool cli_load_config(struct cli *cli)
     return true;
 }
 
+/* cli_open_store's last failure: 2 when the root was refused, else 1. */
+static int open_status = 1;
+
+int cli_open_store_status(void)
+{
+    return open_status;
+}
+
 struct store *cli_open_store(const struct cli *cli)
 {
     const struct berth_config *cfg = &cli->cfg;
@@ -119,10 +127,22 @@ struct store *cli_open_store(const struct cli *cli)
     }
     opt.archive_path = archive;
     opt.archive_zstd_level = (int)cfg->storage_archive_zstd_level;
+    opt.existing_meta_only = cli->existing_meta_only;
     struct store *st = NULL;
-    if (store_open(&opt, &st) != BERTH_OK) {
+    enum berth_err rc = store_open(&opt, &st);
+    if (rc == BERTH_ECONFLICT) {
+        fprintf(stderr,
+                "berth: refusing to open the data directory %s with this configuration "
+                "(meta.backend %s, storage.backend %s; see the log above); nothing was changed\n",
+                cfg->root, cfg->meta_backend,
+                cfg->storage_backend[0] != '\0' ? cfg->storage_backend : "filesystem");
+        open_status = 2;
+        return NULL;
+    }
+    if (rc != BERTH_OK) {
         fprintf(stderr, "berth: cannot open the data directory %s (see the log above)\n",
                 cfg->root);
+        open_status = 1;
         return NULL;
     }
     return st;

@@ -188,7 +188,7 @@ int cmd_scan(struct cli *cli)
 
     struct store *st = cli_open_store(cli);
     if (st == NULL) {
-        return 1;
+        return cli_open_store_status();
     }
     int status = 1;
     struct registry_status rs;

@@ -229,7 +229,7 @@ int cmd_serve(struct cli *cli)
     }
     struct store *st = cli_open_store(cli);
     if (st == NULL) {
-        return 1;
+        return cli_open_store_status();
     }
     if (!server_listen_is_loopback(cfg->listen) && !cfg->anonymous &&
         !auth_configured(cfg, key_count, st)) {

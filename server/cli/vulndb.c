@@ -57,7 +57,7 @@ int cmd_vulndb(struct cli *cli)
     }
     struct store *st = cli_open_store(cli);
     if (st == NULL) {
-        return 1;
+        return cli_open_store_status();
     }
     int64_t rescans = 0, retries = 0;
     rc = scan_queue_after_import(st, &rescans, &retries);

@@ -117,6 +117,28 @@ enum berth_err store_open(const struct store_options *opt, struct store **out)
         rc = BERTH_ENOMEM;
         goto out;
     }
+    /* Before anything is created: the root must belong to these backends
+     * (its marker), and garbage collection must not start over a new,
+     * empty database when blobs are already published. */
+    char why[1024];
+    rc = store_marker_check(st->root, st->meta_backend, opt->blob_backend, why, sizeof(why));
+    if (rc != BERTH_OK) {
+        log_error("event=store_refused root=%s msg=\"%s\"", st->root, why);
+        goto out;
+    }
+    bool fs_blobs = opt->blob_backend == NULL || opt->blob_backend[0] == '\0' ||
+                    strcmp(opt->blob_backend, "filesystem") == 0;
+    struct stat db_sb;
+    if (opt->existing_meta_only && strcmp(st->meta_backend, "sqlite") == 0 && fs_blobs &&
+        stat(st->db_path, &db_sb) != 0 && store_root_has_blobs(st->root)) {
+        log_error("event=store_refused root=%s msg=\"%s does not exist but the data directory "
+                  "holds published blobs: the metadata is elsewhere (meta.backend postgres? give "
+                  "this command the server's configuration) or lost; refusing to create an empty "
+                  "database, nothing was deleted\"",
+                  st->root, st->db_path);
+        rc = BERTH_ECONFLICT;
+        goto out;
+    }
     struct blob_store_options bopt = {
         .root = st->root, .fsync = opt->fsync, .backend = opt->blob_backend, .s3 = opt->s3};
     rc = blob_store_open(&bopt, &st->blobs);
@@ -170,6 +192,11 @@ enum berth_err store_open(const struct store_options *opt, struct store **out)
             log_error("event=store_error op=open_db backend=%s", st->meta_backend);
         }
         rc = BERTH_EDB;
+        goto out;
+    }
+    rc = store_marker_write(st->root, st->meta_backend, opt->blob_backend);
+    if (rc != BERTH_OK) {
+        log_error("event=store_error op=write_marker root=%s err=%s", st->root, berth_strerror(rc));
         goto out;
     }
     *out = st;

@@ -44,10 +44,18 @@ struct store_options {
      * status only. Used only with the filesystem backend. */
     const char *archive_path;
     int archive_zstd_level; /* 0: archive copies as they are; 1..19: zstd where it shrinks */
+    /* Refuse (BERTH_ECONFLICT) to create a new SQLite database in a root
+     * that already holds published blobs: the metadata is elsewhere or
+     * lost, and garbage collection must not run (berth gc sets it). */
+    bool existing_meta_only;
 };
 
 /* Open (creating directories and database as needed) the store at
- * opt->root. Publishes nothing. BERTH_EIO/BERTH_EDB with a logged reason. */
+ * opt->root. Publishes nothing. BERTH_EIO/BERTH_EDB with a logged reason.
+ * BERTH_ECONFLICT, before anything is created or deleted, when the root's
+ * backend marker names other backends than opt (store_marker_check) or
+ * when opt->existing_meta_only refuses a new database; a root without a
+ * marker gets one for opt's backends once it is open. */
 enum berth_err store_open(const struct store_options *opt, struct store **out);
 
 /* Close: every thread that used the store must have stopped using it. */
@@ -76,6 +84,28 @@ struct blob_store *store_archive(struct store *st);
  * start-up before any request is served. *restored and *deleted
  * (optional) receive the counts. */
 enum berth_err store_recover_trash(struct store *st, int64_t *restored, int64_t *deleted);
+
+/* ---- the backend marker ----
+ * <root>/berth.backend records the metadata backend (meta.backend) and
+ * the blob backend (storage.backend) the root belongs to, so that a
+ * command run without the server's configuration cannot open it with the
+ * default SQLite database (every blob would look orphaned). */
+#define STORE_MARKER_NAME "berth.backend"
+
+/* BERTH_OK when root has no marker or its marker names meta_backend and
+ * blob_backend (NULL or "": sqlite, filesystem); BERTH_ECONFLICT when it
+ * names others or is malformed, with a message naming both in why;
+ * BERTH_EIO when it cannot be read. */
+enum berth_err store_marker_check(const char *root, const char *meta_backend,
+                                  const char *blob_backend, char *why, size_t cap);
+
+/* Write root's marker durably (temp file, fsync, rename, directory fsync)
+ * unless it has one. */
+enum berth_err store_marker_write(const char *root, const char *meta_backend,
+                                  const char *blob_backend);
+
+/* Whether root's filesystem blob store (<root>/blobs) holds any blob. */
+bool store_root_has_blobs(const char *root);
 
 /* ---- the space reserve ----
  * <root>/reserve holds STORE_RESERVE_BYTES of the data disk aside, so that

@@ -20,6 +20,11 @@ static void test_schema_newer(void)
     struct store *st = unit_store_new(root, sizeof(root));
     int current = meta_schema_version(store_meta(st));
     store_close(st);
+    /* the forged database is SQLite's whatever the run's backend: the
+     * root's backend marker (PostgreSQL in the postgres run) goes */
+    char marker[700];
+    snprintf(marker, sizeof(marker), "%s/%s", root, STORE_MARKER_NAME);
+    CHECK(unlink(marker) == 0);
     char db[700], pragma[64];
     snprintf(db, sizeof(db), "%s/berth.db", root);
     snprintf(pragma, sizeof(pragma), "PRAGMA user_version = %d", current + 1);
@@ -161,10 +166,107 @@ static void test_trash_recovery(void)
     unit_store_remove(st, root);
 }
 
+static bool exists(const char *dir, const char *name)
+{
+    char p[700];
+    snprintf(p, sizeof(p), "%s/%s", dir, name);
+    struct stat sb;
+    return stat(p, &sb) == 0;
+}
+
+/* The backend marker: written on first open, naming the run's backends;
+ * a reopen with another metadata or blob backend is refused before
+ * anything is created; a root without a marker adopts the configuration. */
+static void test_backend_marker(void)
+{
+    struct store *st = unit_store_new(root, sizeof(root));
+    store_close(st);
+    CHECK(exists(root, STORE_MARKER_NAME));
+    char target[1200];
+    const char *backend = unit_meta_target(root, target, sizeof(target));
+    bool sqlite = strcmp(backend, "sqlite") == 0;
+    const char *other = sqlite ? "postgres" : "sqlite";
+    char why[1024] = "";
+    CHECK_INT(store_marker_check(root, backend, NULL, why, sizeof(why)), BERTH_OK);
+    CHECK_INT(store_marker_check(root, backend, "filesystem", why, sizeof(why)), BERTH_OK);
+    CHECK_INT(store_marker_check(root, other, NULL, why, sizeof(why)), BERTH_ECONFLICT);
+    CHECK(strstr(why, "meta.backend postgres") != NULL);
+    CHECK(strstr(why, "meta.backend sqlite") != NULL);
+    CHECK_INT(store_marker_check(root, backend, "s3", why, sizeof(why)), BERTH_ECONFLICT);
+    CHECK(strstr(why, "storage.backend filesystem") != NULL);
+    CHECK(strstr(why, "storage.backend s3") != NULL);
+
+    /* store_open with the other metadata backend: refused, and (a
+     * PostgreSQL root) no SQLite database appears */
+    struct store_options opt = {.root = root,
+                                .manifest_max = 4 << 20,
+                                .meta_backend = other,
+                                .meta_target = sqlite ? "host=/nonexistent" : NULL};
+    st = NULL;
+    CHECK_INT(store_open(&opt, &st), BERTH_ECONFLICT);
+    CHECK(st == NULL);
+    CHECK(exists(root, "berth.db") == sqlite);
+
+    /* a malformed marker is refused too */
+    char path[700];
+    snprintf(path, sizeof(path), "%s/%s", root, STORE_MARKER_NAME);
+    CHECK_INT(file_write_atomic(path, "junk\n", 5, 0644, false), BERTH_OK);
+    CHECK_INT(store_marker_check(root, backend, NULL, why, sizeof(why)), BERTH_ECONFLICT);
+
+    /* an existing root without a marker keeps opening and adopts one */
+    CHECK(unlink(path) == 0);
+    st = unit_store_open(root);
+    CHECK(st != NULL);
+    store_close(st);
+    CHECK_INT(store_marker_check(root, backend, NULL, why, sizeof(why)), BERTH_OK);
+    CHECK_INT(store_marker_check(root, other, NULL, why, sizeof(why)), BERTH_ECONFLICT);
+    unit_store_remove(NULL, root);
+}
+
+/* existing_meta_only (berth gc): no new SQLite database over a root that
+ * holds published blobs; an empty root, or the option off, opens. */
+static void test_no_new_db_over_blobs(void)
+{
+    snprintf(root, sizeof(root), "%s", unit_tmpdir());
+    struct store_options opt = {.root = root,
+                                .manifest_max = 4 << 20,
+                                .meta_backend = "sqlite",
+                                .existing_meta_only = true};
+    CHECK(!store_root_has_blobs(root));
+    char dir[700], blob[800];
+    snprintf(dir, sizeof(dir), "%s/blobs/sha256/ab", root);
+    CHECK_INT(file_mkdir_p(dir, 0755), BERTH_OK);
+    CHECK(!store_root_has_blobs(root));
+    snprintf(blob, sizeof(blob), "%s/abcd", dir);
+    CHECK_INT(file_write_atomic(blob, "x", 1, 0644, false), BERTH_OK);
+    CHECK(store_root_has_blobs(root));
+    struct store *st = NULL;
+    CHECK_INT(store_open(&opt, &st), BERTH_ECONFLICT);
+    CHECK(st == NULL);
+    CHECK(!exists(root, "berth.db"));
+    CHECK(!exists(root, STORE_MARKER_NAME));
+    CHECK(exists(dir, "abcd"));
+    /* a database that exists is fine */
+    opt.existing_meta_only = false;
+    CHECK_INT(store_open(&opt, &st), BERTH_OK);
+    store_close(st);
+    opt.existing_meta_only = true;
+    st = NULL;
+    CHECK_INT(store_open(&opt, &st), BERTH_OK);
+    unit_store_remove(st, root);
+    /* an empty root: a new database */
+    snprintf(root, sizeof(root), "%s", unit_tmpdir());
+    st = NULL;
+    CHECK_INT(store_open(&opt, &st), BERTH_OK);
+    unit_store_remove(st, root);
+}
+
 int main(void)
 {
     RUN(test_schema_newer);
     RUN(test_uploads);
     RUN(test_trash_recovery);
+    RUN(test_backend_marker);
+    RUN(test_no_new_db_over_blobs);
     return unit_report("test_store");
 }

@@ -1,0 +1,165 @@
+/*
+ * The backend marker, <root>/berth.backend: which metadata backend and
+ * blob backend a data root belongs to, so that the root is never opened
+ * with another one (an empty SQLite database over a PostgreSQL root makes
+ * every blob look orphaned to garbage collection). See store.h.
+ */
+#include "store_int.h"
+
+#include <dirent.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "common/fileio.h"
+#include "common/str.h"
+
+static const char *blob_name(const char *blob_backend)
+{
+    return blob_backend == NULL || blob_backend[0] == '\0' ? "filesystem" : blob_backend;
+}
+
+static const char *meta_name(const char *meta_backend)
+{
+    return meta_backend == NULL || meta_backend[0] == '\0' ? "sqlite" : meta_backend;
+}
+
+static void marker_path(char *out, size_t cap, const char *root)
+{
+    snprintf(out, cap, "%s/%s", root, STORE_MARKER_NAME);
+}
+
+/* The value of key= in text (one key=value a line) into out; false when
+ * absent or too long. */
+static bool marker_value(const char *text, const char *key, char *out, size_t cap)
+{
+    size_t klen = strlen(key);
+    const char *line = text;
+    while (line != NULL && *line != '\0') {
+        const char *end = strchr(line, '\n');
+        size_t len = end != NULL ? (size_t)(end - line) : strlen(line);
+        if (len > klen && strncmp(line, key, klen) == 0 && line[klen] == '=') {
+            size_t vlen = len - klen - 1;
+            if (vlen == 0 || vlen >= cap) {
+                return false;
+            }
+            memcpy(out, line + klen + 1, vlen);
+            out[vlen] = '\0';
+            return true;
+        }
+        line = end != NULL ? end + 1 : NULL;
+    }
+    return false;
+}
+
+enum berth_err store_marker_check(const char *root, const char *meta_backend,
+                                  const char *blob_backend, char *why, size_t cap)
+{
+    char path[STORE_PATH_MAX + 32];
+    marker_path(path, sizeof(path), root);
+    char *text = NULL;
+    size_t len = 0;
+    enum berth_err rc = file_read_bounded(path, 4096, &text, &len);
+    if (rc == BERTH_ENOTFOUND) {
+        return BERTH_OK;
+    }
+    if (rc != BERTH_OK) {
+        snprintf(why, cap, "cannot read %s (%s)", path, berth_strerror(rc));
+        return rc == BERTH_ETOOBIG ? BERTH_ECONFLICT : rc;
+    }
+    char meta[64], blobs[64];
+    bool ok = marker_value(text, "meta.backend", meta, sizeof(meta)) &&
+              marker_value(text, "storage.backend", blobs, sizeof(blobs));
+    free(text);
+    if (!ok) {
+        snprintf(why, cap, "%s is malformed (it needs meta.backend= and storage.backend= lines)",
+                 path);
+        return BERTH_ECONFLICT;
+    }
+    const char *want_meta = meta_name(meta_backend);
+    const char *want_blobs = blob_name(blob_backend);
+    if (strcmp(meta, want_meta) != 0) {
+        snprintf(why, cap,
+                 "the data directory %s belongs to meta.backend %s (%s) but this configuration "
+                 "has meta.backend %s: give this command the configuration (file or BERTH_META_* "
+                 "environment) the server uses",
+                 root, meta, path, want_meta);
+        return BERTH_ECONFLICT;
+    }
+    if (strcmp(blobs, want_blobs) != 0) {
+        snprintf(why, cap,
+                 "the data directory %s belongs to storage.backend %s (%s) but this "
+                 "configuration has storage.backend %s: give this command the configuration "
+                 "(file or BERTH_STORAGE_* environment) the server uses",
+                 root, blobs, path, want_blobs);
+        return BERTH_ECONFLICT;
+    }
+    return BERTH_OK;
+}
+
+enum berth_err store_marker_write(const char *root, const char *meta_backend,
+                                  const char *blob_backend)
+{
+    char path[STORE_PATH_MAX + 32];
+    marker_path(path, sizeof(path), root);
+    struct stat sb;
+    if (stat(path, &sb) == 0) {
+        return BERTH_OK;
+    }
+    char text[256];
+    int n = snprintf(text, sizeof(text),
+                     "# the storage backends this berth data directory belongs to; berth "
+                     "refuses to open it with others\nmeta.backend=%s\nstorage.backend=%s\n",
+                     meta_name(meta_backend), blob_name(blob_backend));
+    if (n < 0 || (size_t)n >= sizeof(text)) {
+        return BERTH_ETOOBIG;
+    }
+    return file_write_atomic(path, text, (size_t)n, 0644, true);
+}
+
+bool store_root_has_blobs(const char *root)
+{
+    char blobs[STORE_PATH_MAX + 16];
+    snprintf(blobs, sizeof(blobs), "%s/blobs", root);
+    DIR *algs = opendir(blobs);
+    if (algs == NULL) {
+        return false;
+    }
+    bool found = false;
+    struct dirent *a;
+    while (!found && (a = readdir(algs)) != NULL) {
+        if (a->d_name[0] == '.') {
+            continue;
+        }
+        char alg[STORE_PATH_MAX + 300];
+        snprintf(alg, sizeof(alg), "%s/%s", blobs, a->d_name);
+        DIR *pres = opendir(alg);
+        if (pres == NULL) {
+            continue;
+        }
+        struct dirent *p;
+        while (!found && (p = readdir(pres)) != NULL) {
+            if (p->d_name[0] == '.') {
+                continue;
+            }
+            char pre[STORE_PATH_MAX + 600];
+            snprintf(pre, sizeof(pre), "%s/%s", alg, p->d_name);
+            DIR *files = opendir(pre);
+            if (files == NULL) {
+                continue;
+            }
+            struct dirent *f;
+            while ((f = readdir(files)) != NULL) {
+                if (f->d_name[0] != '.') {
+                    found = true;
+                    break;
+                }
+            }
+            closedir(files);
+        }
+        closedir(pres);
+    }
+    closedir(algs);
+    return found;
+}

@@ -1,0 +1,126 @@
+"""The backend marker (<root>/berth.backend): a data directory whose metadata lives in
+PostgreSQL is refused (exit 2, nothing created or deleted) by `berth gc` and `berth serve`
+run without the server's configuration, which would otherwise open it with a new, empty
+SQLite database and see every blob as orphaned; a root from before the marker is refused by
+`berth gc` too (no new database over published blobs), and adopts the marker when opened
+with its own configuration. The PostgreSQL server is pg_fixture.py's."""
+
+import os
+import unittest
+
+import berth_harness as h
+from pg_fixture import PostgresServer
+
+MARKER = "berth.backend"
+
+
+def blob_files(root):
+    out = {}
+    for d, _, files in os.walk(os.path.join(root, "blobs")):
+        for f in files:
+            p = os.path.join(d, f)
+            out[p] = os.path.getsize(p)
+    return out
+
+
+def read(path):
+    with open(path) as f:
+        return f.read()
+
+
+def gc(root, env=None):
+    full = {"BERTH_GC_GRACE_SECONDS": "0"}
+    full.update(env or {})
+    return h.run_berth(["gc", "--root", root], env=full, timeout=120)
+
+
+@unittest.skipUnless(h.IS_BERTH, "berth's own backend")
+class BackendGuardTest(unittest.TestCase):
+    def push_and_stop(self, server):
+        server.start()
+        reg = server.registry()
+        reg.push_image("itest/guard/app", h.build_image(layer_count=2), tag="v1")
+        server.stop()
+        blobs = blob_files(server.root)
+        self.assertGreaterEqual(len(blobs), 3)
+        return blobs
+
+    def test_postgres_root_without_its_config(self):
+        pg = PostgresServer().start()
+        self.addCleanup(pg.stop)
+        env = {"BERTH_META_BACKEND": "postgres", "BERTH_META_POSTGRES_DSN": pg.dsn}
+        server = h.Server(env=env, config={"gc": {"enabled": False}})
+        self.addCleanup(server.cleanup)
+        blobs = self.push_and_stop(server)
+        root = server.root
+        marker = os.path.join(root, MARKER)
+        self.assertIn("meta.backend=postgres\n", read(marker))
+        self.assertIn("storage.backend=filesystem\n", read(marker))
+
+        # berth gc without the PostgreSQL configuration: refused, naming both backends
+        rc, out = gc(root)
+        self.assertEqual(rc, 2, out)
+        self.assertIn("meta.backend postgres", out)
+        self.assertIn("meta.backend sqlite", out)
+        self.assertFalse(os.path.exists(os.path.join(root, "berth.db")))
+        self.assertEqual(blob_files(root), blobs)
+
+        # berth serve without it does not start
+        rc, out = h.run_berth(["serve", "--root", root, "--listen", "127.0.0.1:0"], timeout=60)
+        self.assertEqual(rc, 2, out)
+        self.assertIn("meta.backend postgres", out)
+        self.assertFalse(os.path.exists(os.path.join(root, "berth.db")))
+
+        # a root from before the marker: berth gc still refuses a new database over its
+        # published blobs, and writes no marker
+        os.unlink(marker)
+        rc, out = gc(root)
+        self.assertEqual(rc, 2, out)
+        self.assertIn("holds published blobs", out)
+        self.assertFalse(os.path.exists(os.path.join(root, "berth.db")))
+        self.assertFalse(os.path.exists(marker))
+        self.assertEqual(blob_files(root), blobs)
+
+        # with its own configuration it works, keeps every (referenced) blob, and the
+        # root adopts the marker
+        rc, out = gc(root, env)
+        self.assertEqual(rc, 0, out)
+        self.assertIn("gc: 0 blobs reclaimed", out)
+        self.assertEqual(blob_files(root), blobs)
+        self.assertIn("meta.backend=postgres\n", read(marker))
+
+    def test_sqlite_root_without_marker_keeps_working(self):
+        server = h.Server(config={"gc": {"enabled": False}})
+        self.addCleanup(server.cleanup)
+        blobs = self.push_and_stop(server)
+        root = server.root
+        marker = os.path.join(root, MARKER)
+        self.assertIn("meta.backend=sqlite\n", read(marker))
+        os.unlink(marker)
+        rc, out = gc(root)
+        self.assertEqual(rc, 0, out)
+        self.assertEqual(blob_files(root), blobs)
+        self.assertIn("meta.backend=sqlite\n", read(marker))
+        # now a PostgreSQL or S3 configuration over it is refused before connecting
+        rc, out = gc(root, {"BERTH_META_BACKEND": "postgres",
+                            "BERTH_META_POSTGRES_DSN": "host=/nonexistent dbname=x"})
+        self.assertEqual(rc, 2, out)
+        self.assertIn("meta.backend sqlite", out)
+        self.assertIn("meta.backend postgres", out)
+        rc, out = gc(root, {"BERTH_STORAGE_BACKEND": "s3",
+                            "BERTH_STORAGE_S3_ENDPOINT": "http://127.0.0.1:1",
+                            "BERTH_STORAGE_S3_REGION": "us-east-1",
+                            "BERTH_STORAGE_S3_BUCKET": "b",
+                            "AWS_ACCESS_KEY_ID": "k", "AWS_SECRET_ACCESS_KEY": "s"})
+        self.assertEqual(rc, 2, out)
+        self.assertIn("storage.backend filesystem", out)
+        self.assertIn("storage.backend s3", out)
+        self.assertEqual(blob_files(root), blobs)
+        # and the server starts again on it
+        server.start(reuse_port=True)
+        self.assertEqual(server.registry().get("/v2/itest/guard/app/tags/list").status, 200)
+        server.stop()
+
+
+if __name__ == "__main__":
+    unittest.main()
