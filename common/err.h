@@ -22,7 +22,8 @@ enum berth_err {
     BERTH_EUNSUPPORTED, /* valid but not supported by this build or config */
     BERTH_ECONFLICT,    /* refused because of a reference (e.g. image in an index) */
     BERTH_ENOFD,        /* out of file descriptors (EMFILE or ENFILE): transient, retry */
-    BERTH_EUNAVAILABLE, /* a service the store relies on (the object store) cannot be
+    BERTH_EUNAVAILABLE, /* a service the store relies on (the object store, the
+                         * PostgreSQL server) cannot be
                          * reached or fails for now: transient, retry */
 };
 

@@ -542,7 +542,7 @@ static enum berth_err load_token_key(struct auth *a)
 {
     struct meta *m = store_meta(a->store);
     if (m == NULL) {
-        return BERTH_EDB;
+        return BERTH_EUNAVAILABLE;
     }
     size_t len = 0;
     enum berth_err rc =

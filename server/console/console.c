@@ -176,7 +176,7 @@ static struct meta *meta_or_fail(struct request *req)
 {
     struct meta *m = store_meta(req->srv->store);
     if (m == NULL) {
-        fail(req, 500, "ServerError", "database unavailable");
+        fail(req, 503, "ServerError", "database unavailable; retry later");
     }
     return m;
 }

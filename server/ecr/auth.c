@@ -121,7 +121,7 @@ static void get_download_url_for_layer(struct ecr_call *call)
     struct server *srv = call->req->srv;
     struct meta *m = store_meta(srv->store);
     if (m == NULL) {
-        ecr_server_error(call, BERTH_EDB);
+        ecr_server_error(call, BERTH_EUNAVAILABLE);
         return;
     }
     struct meta_blob blob;

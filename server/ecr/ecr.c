@@ -72,11 +72,11 @@ void ecr_server_error(struct ecr_call *call, enum berth_err rc)
 {
     log_error("event=ecr_server_error op=%s err=%s", call->op, berth_strerror(rc));
     if (rc == BERTH_EUNAVAILABLE) {
-        /* the object store is down: a ServerException the SDKs retry, with
+        /* the object store or the metadata database is down: a ServerException the SDKs retry, with
          * 503 as a service unavailable for now answers */
         if (!call->failed) {
             ecr_fail(call, "ServerException",
-                     "The service is unavailable: blob storage cannot be reached. Retry later.");
+                     "The service is unavailable: storage cannot be reached. Retry later.");
             call->status = 503;
         }
         return;
@@ -109,7 +109,7 @@ struct meta *ecr_meta(struct ecr_call *call)
 {
     struct meta *m = store_meta(call->req->srv->store);
     if (m == NULL) {
-        ecr_server_error(call, BERTH_EDB);
+        ecr_server_error(call, BERTH_EUNAVAILABLE);
     }
     return m;
 }
@@ -815,7 +815,7 @@ static bool authenticate(struct ecr_call *call, const char *repo, struct auth_lo
     struct auth *a = req->srv->auth;
     struct meta *m = store_meta(req->srv->store);
     if (m == NULL) {
-        ecr_server_error(call, BERTH_EDB);
+        ecr_server_error(call, BERTH_EUNAVAILABLE);
         return false;
     }
     if (http_header(req, "Authorization") == NULL) {

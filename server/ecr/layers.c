@@ -66,7 +66,7 @@ static void batch_check_layer_availability(struct ecr_call *call)
     }
     struct meta *m = store_meta(call->req->srv->store);
     json_t *layers = json_array(), *failures = json_array();
-    enum berth_err rc = (m == NULL) ? BERTH_EDB : BERTH_OK;
+    enum berth_err rc = (m == NULL) ? BERTH_EUNAVAILABLE : BERTH_OK;
     if (rc == BERTH_OK && (layers == NULL || failures == NULL)) {
         rc = BERTH_ENOMEM;
     }

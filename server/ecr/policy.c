@@ -53,7 +53,7 @@ static void set_repository_policy(struct ecr_call *call)
     }
     struct meta *m = store_meta(call->req->srv->store);
     enum berth_err rc =
-        m != NULL ? meta_repo_set_text(m, repo.id, META_REPO_POLICY, text) : BERTH_EDB;
+        m != NULL ? meta_repo_set_text(m, repo.id, META_REPO_POLICY, text) : BERTH_EUNAVAILABLE;
     if (rc == BERTH_ENOTFOUND) {
         ecr_repo_not_found(call, name);
         return;
@@ -79,7 +79,7 @@ static void get_repository_policy(struct ecr_call *call)
     struct meta *m = store_meta(call->req->srv->store);
     char *text = NULL;
     enum berth_err rc =
-        m != NULL ? meta_repo_get_text(m, repo.id, META_REPO_POLICY, &text) : BERTH_EDB;
+        m != NULL ? meta_repo_get_text(m, repo.id, META_REPO_POLICY, &text) : BERTH_EUNAVAILABLE;
     if (rc == BERTH_ENOTFOUND || (rc == BERTH_OK && text == NULL)) {
         policy_not_found(call, name);
     } else if (rc != BERTH_OK) {

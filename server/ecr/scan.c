@@ -71,7 +71,7 @@ enum berth_err ecr_scan_decorate_image(struct ecr_call *call, const struct meta_
 {
     struct meta *m = store_meta(call->req->srv->store);
     if (m == NULL) {
-        return BERTH_EDB;
+        return BERTH_EUNAVAILABLE;
     }
     struct meta_scan scan;
     enum berth_err rc = meta_scan_get(m, mf->id, &scan);
@@ -211,7 +211,9 @@ static void put_registry_scanning_configuration(struct ecr_call *call)
     }
     char *text = json_dumps(cfg, JSON_COMPACT);
     struct meta *m = store_meta(call->req->srv->store);
-    enum berth_err rc = text == NULL ? BERTH_ENOMEM : m == NULL ? BERTH_EDB : meta_begin(m);
+    enum berth_err rc = text == NULL ? BERTH_ENOMEM
+                        : m == NULL  ? BERTH_EUNAVAILABLE
+                                     : meta_begin(m);
     if (rc == BERTH_OK) {
         rc = meta_setting_set(m, SCAN_CONFIG_SETTING, text, time_now_ms());
         if (rc == BERTH_OK) {
@@ -235,7 +237,8 @@ static json_t *load_config(struct ecr_call *call, char **text_out)
 {
     struct meta *m = store_meta(call->req->srv->store);
     char *text = NULL;
-    enum berth_err rc = m == NULL ? BERTH_EDB : meta_setting_get(m, SCAN_CONFIG_SETTING, &text);
+    enum berth_err rc =
+        m == NULL ? BERTH_EUNAVAILABLE : meta_setting_get(m, SCAN_CONFIG_SETTING, &text);
     if (rc != BERTH_OK) {
         ecr_server_error(call, rc);
         return NULL;

@@ -261,7 +261,7 @@ static void list_tags_for_resource(struct ecr_call *call)
     }
     struct meta *m = store_meta(call->req->srv->store);
     json_t *tags = NULL;
-    enum berth_err rc = m ? load_tags(m, repo.id, &tags) : BERTH_EDB;
+    enum berth_err rc = m ? load_tags(m, repo.id, &tags) : BERTH_EUNAVAILABLE;
     if (rc != BERTH_OK) {
         ecr_server_error(call, rc);
         return;

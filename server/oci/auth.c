@@ -536,7 +536,8 @@ bool oci_authorize(struct request *req, enum oci_route route)
     struct auth *a = req->srv->auth;
     struct meta *m = store_meta(req->srv->store);
     if (m == NULL) {
-        oci_error(req, 500, "UNKNOWN", "database unavailable", NULL);
+        /* no database connection (PostgreSQL down, no descriptor): retry */
+        oci_server_error(req, BERTH_EUNAVAILABLE, "db_connection_unavailable");
         return false;
     }
     struct cred c;

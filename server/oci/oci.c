@@ -71,7 +71,7 @@ static const struct {
     [REG_IMAGE_ARCHIVED] = {404, "MANIFEST_UNKNOWN"},
     /* and so is fetching a layer only archived images use */
     [REG_LAYER_ARCHIVED] = {404, "BLOB_UNKNOWN"},
-    /* the object store is down: retry (with Retry-After, in oci_fail) */
+    /* the object store or the database is down: retry (with Retry-After, in oci_fail) */
     [REG_UNAVAILABLE] = {503, "UNAVAILABLE"},
     /* ECR's quota of tags per image: a refusal, not a malformed request */
     [REG_TAG_LIMIT] = {403, "DENIED"},
@@ -87,7 +87,7 @@ void oci_server_error(struct request *req, enum berth_err rc, const char *event)
         return;
     }
     json_t *doc = json_pack("{s:[{s:s, s:s}]}", "errors", "code", "UNAVAILABLE", "message",
-                            rc == BERTH_EUNAVAILABLE ? "blob storage unavailable; retry later"
+                            rc == BERTH_EUNAVAILABLE ? "storage unavailable; retry later"
                                                      : "server resources exhausted; retry later");
     oci_send_doc(req, 503, doc, "Retry-After", "1");
 }
@@ -95,6 +95,11 @@ void oci_server_error(struct request *req, enum berth_err rc, const char *event)
 void oci_upstream_failed(struct request *req, enum berth_err rc, const char *err)
 {
     char msg[768];
+    if (rc == BERTH_EUNAVAILABLE) {
+        /* not the upstream: this berth's own storage (the database) */
+        oci_server_error(req, rc, "upstream_cache_local_failure");
+        return;
+    }
     snprintf(msg, sizeof(msg), "pull-through cache: %s", err[0] != '\0' ? err : berth_strerror(rc));
     if (rc == BERTH_EBUSY) {
         oci_error(req, 429, "TOOMANYREQUESTS", msg, NULL);

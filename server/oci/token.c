@@ -32,7 +32,10 @@
 static void token_fail(struct request *req, unsigned status, const char *oauth_error,
                        const char *message)
 {
-    const char *code = status == 401 ? "UNAUTHORIZED" : status == 400 ? "UNSUPPORTED" : "UNKNOWN";
+    const char *code = status == 401   ? "UNAUTHORIZED"
+                       : status == 400 ? "UNSUPPORTED"
+                       : status == 503 ? "UNAVAILABLE"
+                                       : "UNKNOWN";
     json_t *doc = json_pack("{s:[{s:s, s:s}], s:s, s:s}", "errors", "code", code, "message",
                             message, "error", oauth_error, "error_description", message);
     char challenge[sizeof(req->srv->public_url) + 600];
@@ -43,8 +46,13 @@ static void token_fail(struct request *req, unsigned status, const char *oauth_e
         snprintf(challenge, sizeof(challenge), "Basic realm=\"%s/v2/token\",service=\"%s\"", base,
                  service);
     }
-    oci_send_doc(req, status, doc, status == 401 ? "WWW-Authenticate" : NULL,
-                 status == 401 ? challenge : NULL);
+    oci_send_doc(req, status, doc,
+                 status == 401   ? "WWW-Authenticate"
+                 : status == 503 ? "Retry-After"
+                                 : NULL,
+                 status == 401   ? challenge
+                 : status == 503 ? "1"
+                                 : NULL);
 }
 
 /* The actions identity id may take on each requested resource, into
@@ -319,7 +327,7 @@ static void token_post_done(struct request *req)
 {
     struct meta *m = store_meta(req->srv->store);
     if (m == NULL) {
-        token_fail(req, 500, "server_error", "database unavailable");
+        token_fail(req, 503, "temporarily_unavailable", "database unavailable; retry later");
         return;
     }
     struct form f;
@@ -414,7 +422,7 @@ void oci_token(struct request *req)
     if (oci_method_is(req, "GET") || req->is_head) {
         struct meta *m = store_meta(req->srv->store);
         if (m == NULL) {
-            token_fail(req, 500, "server_error", "database unavailable");
+            token_fail(req, 503, "temporarily_unavailable", "database unavailable; retry later");
             return;
         }
         token_get(req, m);

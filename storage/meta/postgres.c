@@ -11,6 +11,10 @@
  *   everything a write transaction checks stays true until it commits.
  *   Waiting for it is bounded by lock_timeout (SQLite's busy timeout), and
  *   a wait that times out is BERTH_EBUSY.
+ * - A lost server (a restart, a dropped link, a server still starting or
+ *   shutting down) is BERTH_EUNAVAILABLE, which the APIs answer with 503:
+ *   the transaction it interrupted is rolled back by PostgreSQL, and the
+ *   next BEGIN or lone read on the connection connects again (PQreset).
  * - A failed statement leaves its transaction usable: writes inside a
  *   transaction run under a savepoint that a failure rolls back to.
  * - Statements use ?N parameters, rewritten to $N; parameters are typed by
@@ -48,6 +52,7 @@ struct meta_conn {
     bool write_locked; /* this transaction holds the write lock */
     int64_t changes;
     int64_t last_id;
+    bool lost; /* the last failure was the server connection's */
     char sqlstate[6];
     char msg[512];
 };
@@ -87,6 +92,11 @@ static void set_error(struct meta_conn *c, const PGresult *res)
 {
     const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
     snprintf(c->sqlstate, sizeof(c->sqlstate), "%s", state ? state : "");
+    /* class 08 is a connection exception; 57P01-57P03 an administrator's
+     * shutdown, a crash shutdown, a server not accepting connections yet */
+    c->lost = PQstatus(c->pg) == CONNECTION_BAD || strncmp(c->sqlstate, "08", 2) == 0 ||
+              strcmp(c->sqlstate, "57P01") == 0 || strcmp(c->sqlstate, "57P02") == 0 ||
+              strcmp(c->sqlstate, "57P03") == 0;
     const char *msg = res ? PQresultErrorMessage(res) : NULL;
     if (msg == NULL || *msg == '\0') {
         msg = PQerrorMessage(c->pg);
@@ -111,8 +121,9 @@ static enum berth_err state_err(const char *state)
 
 static enum berth_err pg_error(struct meta_conn *c, const char *what)
 {
-    log_error("event=db_error op=%s code=%s msg=\"%s\"", what, c->sqlstate, c->msg);
-    return state_err(c->sqlstate);
+    log_error("event=db_error op=%s code=%s lost=%d msg=\"%s\"", what, c->sqlstate, c->lost ? 1 : 0,
+              c->msg);
+    return c->lost ? BERTH_EUNAVAILABLE : state_err(c->sqlstate);
 }
 
 static bool pg_is_unique_violation(struct meta_conn *c)
@@ -205,7 +216,8 @@ static enum berth_err pg_open(const char *dsn, bool sync_full, struct meta_conn 
         }
         log_error("event=db_error op=open backend=postgres msg=\"%s\"", c->msg);
         pg_close(c);
-        return BERTH_EDB;
+        /* the server cannot be reached (down, restarting): retry later */
+        return BERTH_EUNAVAILABLE;
     }
     c->sync_full = sync_full;
     enum berth_err rc = set_up_session(c);

@@ -72,7 +72,7 @@ void registry_upload_status(enum berth_err rc, struct registry_status *s)
     case BERTH_EUNAVAILABLE:
         s->reason = REG_UNAVAILABLE;
         str_copy(s->message, sizeof(s->message),
-                 "blob storage unavailable; nothing was published, retry later");
+                 "storage unavailable; nothing was published, retry later");
         return;
     default:
         s->reason = REG_INTERNAL;
@@ -84,7 +84,7 @@ void registry_upload_status(enum berth_err rc, struct registry_status *s)
 static enum berth_err internal(struct registry_status *s, enum berth_err rc)
 {
     if (rc == BERTH_EUNAVAILABLE) {
-        return set_status(s, REG_UNAVAILABLE, rc, "blob storage unavailable; retry later");
+        return set_status(s, REG_UNAVAILABLE, rc, "storage unavailable; retry later");
     }
     return set_status(s, REG_INTERNAL, rc, "internal error (%s)", berth_strerror(rc));
 }

@@ -350,7 +350,7 @@ static enum berth_err fetch_open(struct store *st, const char *repo, struct fetc
     struct meta *m = store_meta(st);
     if (m == NULL) {
         snprintf(err, cap, "no database connection");
-        return BERTH_EDB;
+        return BERTH_EUNAVAILABLE;
     }
     bool found = false;
     enum berth_err rc = upstream_rule_for(m, repo, rule, upstream, ucap, &found);

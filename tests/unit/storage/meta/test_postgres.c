@@ -207,6 +207,35 @@ static void test_reconnect(void)
     unit_meta_remove(m, root);
 }
 
+/* A connection lost inside a write transaction: the statement that finds it
+ * gone is BERTH_EUNAVAILABLE (answered 503), PostgreSQL has rolled back what
+ * the transaction wrote, and the next statement connects again. */
+static void test_lost_in_transaction(void)
+{
+    struct meta *m = unit_meta_new(root, sizeof(root));
+    struct meta *observer = unit_meta_open(root);
+    struct meta_repo r;
+    struct meta_stmt *st = meta_prepare(m, "SELECT pg_backend_pid()");
+    CHECK_INT(meta_step(st), META_STEP_ROW);
+    int64_t pid = meta_col_int64(st, 0);
+    meta_done(st);
+    CHECK_INT(meta_begin(m), BERTH_OK);
+    CHECK_INT(meta_repo_create(m, "half", 1000, &r), BERTH_OK);
+    /* with a timeout, pg_terminate_backend waits until the backend is gone */
+    st = meta_prepare(observer, "SELECT pg_terminate_backend(?1::int, 30000)");
+    meta_bind_int64(st, 1, pid);
+    CHECK_INT(meta_step(st), META_STEP_ROW);
+    CHECK_INT(meta_col_int(st, 0), 1);
+    meta_done(st);
+    CHECK_INT(meta_repo_create(m, "second", 1000, &r), BERTH_EUNAVAILABLE);
+    meta_rollback(m);
+    CHECK_INT(meta_repo_get(observer, "half", &r), BERTH_ENOTFOUND);
+    CHECK_INT(meta_repo_create(m, "after", 1000, &r), BERTH_OK);
+    CHECK_INT(meta_repo_get(observer, "after", &r), BERTH_OK);
+    meta_close(observer);
+    unit_meta_remove(m, root);
+}
+
 int main(void)
 {
     if (unit_pg_dsn() == NULL) {
@@ -218,5 +247,6 @@ int main(void)
     RUN(test_single_writer);
     RUN(test_busy);
     RUN(test_reconnect);
+    RUN(test_lost_in_transaction);
     return unit_report("test_meta_postgres");
 }
