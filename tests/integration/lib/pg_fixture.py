@@ -94,9 +94,8 @@ class PostgresServer:
                     "-c dynamic_shared_memory_type=mmap" % (self.socket_dir, self.port))
             # -w: pg_ctl returns once the server reports itself ready (or
             # failed); pg_isready below confirms it accepts connections.
-            self._run([os.path.join(self.bindir, "pg_ctl"), "-D", self.data_dir, "-l",
-                       os.path.join(self.dir, "server.log"), "-w", "-t", "300", "-o", opts,
-                       "start"])
+            self._opts = opts
+            self._pg_ctl_start()
             self.started = True
             subprocess.run([os.path.join(self.bindir, "pg_isready"), "-q", "-t", "60", "-U", "berth", "-h",
                             self.socket_dir, "-p", str(self.port)], check=True)
@@ -107,6 +106,27 @@ class PostgresServer:
             self.stop()
             raise
         return self
+
+    def _pg_ctl_start(self):
+        self._run([os.path.join(self.bindir, "pg_ctl"), "-D", self.data_dir, "-l",
+                   os.path.join(self.dir, "server.log"), "-w", "-t", "300", "-o", self._opts,
+                   "start"])
+
+    def halt(self):
+        """Stop the server (fast: sessions are ended, their transactions rolled back)
+        and keep its data, for resume() (fault tests)."""
+        self._run([os.path.join(self.bindir, "pg_ctl"), "-D", self.data_dir, "-m", "fast",
+                   "-w", "-t", "120", "stop"])
+
+    def resume(self):
+        """Start the server halt() stopped, on the same port and socket."""
+        self._pg_ctl_start()
+
+    def restart(self):
+        """pg_ctl restart -m fast: the server stops and starts again at once."""
+        self._run([os.path.join(self.bindir, "pg_ctl"), "-D", self.data_dir, "-l",
+                   os.path.join(self.dir, "server.log"), "-m", "fast", "-w", "-t", "300",
+                   "-o", self._opts, "restart"])
 
     def dump_log(self):
         try:
