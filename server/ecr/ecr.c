@@ -614,6 +614,21 @@ bool ecr_find_repo(struct ecr_call *call, const char *name, struct meta_repo *ou
     return true;
 }
 
+bool ecr_find_image(struct ecr_call *call, const char *name, const struct ecr_image_id *id,
+                    struct meta_repo *repo, struct meta_manifest *out)
+{
+    if (!ecr_find_repo(call, name, repo)) {
+        return false;
+    }
+    struct registry_status s;
+    if (registry_image_find(call->req->srv->store, repo, id->tag,
+                            id->digest_text != NULL ? &id->digest : NULL, out, &s) != BERTH_OK) {
+        ecr_fail_image(call, name, id->tag, id->digest_text, &s);
+        return false;
+    }
+    return true;
+}
+
 /* ---- the request ---- */
 
 static void send_result(struct ecr_call *call)

@@ -248,6 +248,12 @@ json_t *ecr_repo_json(struct ecr_call *call, const struct meta_repo *repo);
 /* Look up the repository named by repositoryName; RepositoryNotFound. */
 bool ecr_find_repo(struct ecr_call *call, const char *name, struct meta_repo *out);
 
+/* The repository named and the image id names in it (registry_image_find),
+ * on this thread's connection: inside the caller's transaction, if any.
+ * False after failing the call (RepositoryNotFound, ImageNotFound, ...). */
+bool ecr_find_image(struct ecr_call *call, const char *name, const struct ecr_image_id *id,
+                    struct meta_repo *repo, struct meta_manifest *out);
+
 /* Validate a list of resource tags ({Key, Value}); existing is how many
  * the repository already has (TooManyTagsException past 50). */
 bool ecr_validate_resource_tags(struct ecr_call *call, json_t *tags, size_t existing);

@@ -97,24 +97,6 @@ enum berth_err ecr_scan_decorate_image(struct ecr_call *call, const struct meta_
                                                                                  : BERTH_ENOMEM;
 }
 
-/* The repository named and the image id names in it (registry_image_find),
- * on this thread's connection: inside the caller's transaction, if any.
- * False after failing the call. */
-static bool find_image(struct ecr_call *call, const char *name, const struct ecr_image_id *id,
-                       struct meta_repo *repo, struct meta_manifest *out)
-{
-    if (!ecr_find_repo(call, name, repo)) {
-        return false;
-    }
-    struct registry_status s;
-    if (registry_image_find(call->req->srv->store, repo, id->tag,
-                            id->digest_text != NULL ? &id->digest : NULL, out, &s) != BERTH_OK) {
-        ecr_fail_image(call, name, id->tag, id->digest_text, &s);
-        return false;
-    }
-    return true;
-}
-
 static void put(struct ecr_call *call, json_t *obj, const char *key, json_t *value)
 {
     if (value == NULL || json_object_set_new(obj, key, value) != 0) {
@@ -357,7 +339,7 @@ static void start_image_scan(struct ecr_call *call)
     struct meta_repo r;
     struct meta_manifest mf;
     if (!ecr_repo_name(call, &repo) || !ecr_image_id_parse(call, &id) ||
-        !find_image(call, repo, &id, &r, &mf)) {
+        !ecr_find_image(call, repo, &id, &r, &mf)) {
         return;
     }
     struct registry_status archived;
@@ -455,7 +437,7 @@ static void describe_image_scan_findings(struct ecr_call *call)
     struct meta_scan scan;
     struct findings_page page = {.list = NULL, .last = -1};
     bool more = false;
-    if (!find_image(call, repo, &id, &r, &mf)) {
+    if (!ecr_find_image(call, repo, &id, &r, &mf)) {
         goto out;
     }
     rc = meta_scan_get(m, mf.id, &scan);

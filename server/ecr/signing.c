@@ -296,14 +296,8 @@ static void describe_image_signing_status(struct ecr_call *call)
         return;
     }
     struct meta_repo r;
-    if (!ecr_find_repo(call, repo, &r)) {
-        return;
-    }
     struct meta_manifest mf;
-    struct registry_status s;
-    if (registry_image_find(call->req->srv->store, &r, id.tag,
-                            id.digest_text != NULL ? &id.digest : NULL, &mf, &s) != BERTH_OK) {
-        ecr_fail_image(call, repo, id.tag, id.digest_text, &s);
+    if (!ecr_find_image(call, repo, &id, &r, &mf)) {
         return;
     }
     struct meta *m = ecr_meta(call);
