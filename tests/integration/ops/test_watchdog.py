@@ -120,17 +120,34 @@ class WatchdogTest(unittest.TestCase):
     def test_a_server_at_its_connection_limit_is_busy_not_stuck(self):
         server = self.start(config={"http": {"connection_limit": 3,
                                              "head_timeout_seconds": 300}})
-        hogs = []
-        for i in range(3):
+        def hog(i):
             s = socket.socket()
             s.bind(("127.0.3.%d" % (i + 1), 0))
             s.settimeout(30)
             s.connect(("127.0.0.1", server.port))
             s.sendall(b"GET /v2/ HTTP/1.1\r\nHost: x\r\n")
-            hogs.append(s)
+            return s
+
+        hogs = [hog(i) for i in range(3)]
         self.addCleanup(lambda: [s.close() for s in hogs])
+
+        def refill():
+            # a hog that arrived while a watchdog probe held a slot was closed at the
+            # limit: open it again, so that the three hogs hold every slot
+            for i, s in enumerate(hogs):
+                try:
+                    closed = s.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b""
+                except BlockingIOError:
+                    closed = False
+                except OSError:
+                    closed = True
+                if closed:
+                    s.close()
+                    hogs[i] = hog(i)
+
         # every hog is inside libmicrohttpd once a fourth connection is closed unanswered
-        h.wait_until(lambda: self.refused(server), 60, what="the connection limit reached")
+        h.wait_until(lambda: refill() or self.refused(server), 60,
+                     what="the connection limit reached")
         since = time.monotonic()
         self.wait_pings(3, since=since, what="pings at the connection limit")
 
