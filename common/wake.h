@@ -19,7 +19,10 @@ struct wake {
     uint64_t generation;
 };
 
-#define WAKE_INIT {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0}
+#define WAKE_INIT                                                                                  \
+    {                                                                                              \
+        PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0                                     \
+    }
 
 /* Move the generation on and wake every waiter. */
 void wake_notify(struct wake *w);

@@ -14,47 +14,25 @@
 #include "storage/registry/scan_config.h"
 #include "storage/store/store.h"
 #include "common/timeutil.h"
+#include "common/wake.h"
 
 /* ---- wake-up ---- */
 
-static pthread_mutex_t wake_lock = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t wake_cond = PTHREAD_COND_INITIALIZER;
-static uint64_t wake_generation;
+static struct wake wake = WAKE_INIT;
 
 void scan_queue_notify(void)
 {
-    pthread_mutex_lock(&wake_lock);
-    wake_generation++;
-    pthread_cond_broadcast(&wake_cond);
-    pthread_mutex_unlock(&wake_lock);
+    wake_notify(&wake);
 }
 
 uint64_t scan_queue_generation(void)
 {
-    pthread_mutex_lock(&wake_lock);
-    uint64_t g = wake_generation;
-    pthread_mutex_unlock(&wake_lock);
-    return g;
+    return wake_generation(&wake);
 }
 
 void scan_queue_wait(uint64_t *seen, int64_t timeout_ms, const atomic_bool *stop)
 {
-    struct timespec deadline;
-    clock_gettime(CLOCK_REALTIME, &deadline);
-    deadline.tv_sec += (time_t)(timeout_ms / 1000);
-    deadline.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-    if (deadline.tv_nsec >= 1000000000L) {
-        deadline.tv_sec++;
-        deadline.tv_nsec -= 1000000000L;
-    }
-    pthread_mutex_lock(&wake_lock);
-    while (wake_generation == *seen && !(stop != NULL && atomic_load(stop))) {
-        if (pthread_cond_timedwait(&wake_cond, &wake_lock, &deadline) == ETIMEDOUT) {
-            break;
-        }
-    }
-    *seen = wake_generation;
-    pthread_mutex_unlock(&wake_lock);
+    wake_wait(&wake, seen, timeout_ms, stop);
 }
 
 /* ---- rules ---- */

@@ -19,6 +19,7 @@
 #include "common/log.h"
 #include "common/str.h"
 #include "common/timeutil.h"
+#include "common/wake.h"
 #include "storage/blob/blob.h"
 #include "storage/meta/meta.h"
 #include "storage/meta/meta_scan.h"
@@ -310,36 +311,16 @@ static bool rule_matches(const json_t *rule, const char *repo)
 
 /* ---- the queue ---- */
 
-static pthread_mutex_t wake_lock = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t wake_cond = PTHREAD_COND_INITIALIZER;
-static uint64_t wake_generation;
+static struct wake wake = WAKE_INIT;
 
 void signing_notify(void)
 {
-    pthread_mutex_lock(&wake_lock);
-    wake_generation++;
-    pthread_cond_broadcast(&wake_cond);
-    pthread_mutex_unlock(&wake_lock);
+    wake_notify(&wake);
 }
 
 void signing_wait(uint64_t *seen, int64_t timeout_ms, const atomic_bool *stop)
 {
-    struct timespec deadline;
-    clock_gettime(CLOCK_REALTIME, &deadline);
-    deadline.tv_sec += (time_t)(timeout_ms / 1000);
-    deadline.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-    if (deadline.tv_nsec >= 1000000000L) {
-        deadline.tv_sec++;
-        deadline.tv_nsec -= 1000000000L;
-    }
-    pthread_mutex_lock(&wake_lock);
-    while (wake_generation == *seen && !(stop != NULL && atomic_load(stop))) {
-        if (pthread_cond_timedwait(&wake_cond, &wake_lock, &deadline) == ETIMEDOUT) {
-            break;
-        }
-    }
-    *seen = wake_generation;
-    pthread_mutex_unlock(&wake_lock);
+    wake_wait(&wake, seen, timeout_ms, stop);
 }
 
 void signing_queue_pushed(struct store *st, const char *repo, int64_t manifest_id)
