@@ -3,6 +3,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -652,23 +653,34 @@ static enum berth_err request(struct upstream_client *c, const char *path, bool 
     return perform(c, url, head, c->auth, accept, bounded, x, code, err, cap);
 }
 
-enum berth_err upstream_get_manifest(struct upstream_client *c, const char *repo,
-                                     const char *reference, bool head, size_t max,
-                                     struct upstream_manifest *out, char *err, size_t cap)
+/* path = "/v2/..." from fmt; false (with err) when it does not fit. */
+__attribute__((format(printf, 5, 6))) static bool api_path(char *path, size_t size, char *err,
+                                                           size_t cap, const char *fmt, ...)
 {
-    char path[1024];
-    int n = snprintf(path, sizeof(path), "/v2/%s/manifests/%s", repo, reference);
-    if (n < 0 || (size_t)n >= sizeof(path)) {
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(path, size, fmt, ap);
+    va_end(ap);
+    if (n < 0 || (size_t)n >= size) {
         snprintf(err, cap, "reference too long");
-        return BERTH_EINVAL;
+        return false;
     }
+    return true;
+}
+
+/* A manifest or referrers document at path (at most max bytes; with head,
+ * only its type, digest and length). */
+static enum berth_err get_document(struct upstream_client *c, const char *repo, const char *path,
+                                   const char *accept, const char *what, bool head, size_t max,
+                                   struct upstream_manifest *out, char *err, size_t cap)
+{
     struct xfer x;
     memset(&x, 0, sizeof(x));
     buf_init(&x.body, max);
     long code = 0;
-    enum berth_err rc = request(c, path, head, MANIFEST_ACCEPT, true, repo, &x, &code, err, cap);
+    enum berth_err rc = request(c, path, head, accept, true, repo, &x, &code, err, cap);
     if (rc == BERTH_OK) {
-        rc = status_rc(code, "a manifest request", err, cap);
+        rc = status_rc(code, what, err, cap);
     }
     if (rc == BERTH_OK) {
         memset(out, 0, sizeof(*out));
@@ -688,36 +700,28 @@ enum berth_err upstream_get_manifest(struct upstream_client *c, const char *repo
     return rc;
 }
 
+enum berth_err upstream_get_manifest(struct upstream_client *c, const char *repo,
+                                     const char *reference, bool head, size_t max,
+                                     struct upstream_manifest *out, char *err, size_t cap)
+{
+    char path[1024];
+    if (!api_path(path, sizeof(path), err, cap, "/v2/%s/manifests/%s", repo, reference)) {
+        return BERTH_EINVAL;
+    }
+    return get_document(c, repo, path, MANIFEST_ACCEPT, "a manifest request", head, max, out, err,
+                        cap);
+}
+
 enum berth_err upstream_get_referrers(struct upstream_client *c, const char *repo,
                                       const char *digest, size_t max, struct upstream_manifest *out,
                                       char *err, size_t cap)
 {
     char path[1024];
-    int n = snprintf(path, sizeof(path), "/v2/%s/referrers/%s", repo, digest);
-    if (n < 0 || (size_t)n >= sizeof(path)) {
-        snprintf(err, cap, "reference too long");
+    if (!api_path(path, sizeof(path), err, cap, "/v2/%s/referrers/%s", repo, digest)) {
         return BERTH_EINVAL;
     }
-    struct xfer x;
-    memset(&x, 0, sizeof(x));
-    buf_init(&x.body, max);
-    long code = 0;
-    enum berth_err rc = request(c, path, false, "Accept: application/vnd.oci.image.index.v1+json",
-                                true, repo, &x, &code, err, cap);
-    if (rc == BERTH_OK) {
-        rc = status_rc(code, "a referrers request", err, cap);
-    }
-    if (rc == BERTH_OK) {
-        memset(out, 0, sizeof(*out));
-        str_copy(out->content_type, sizeof(out->content_type), x.content_type);
-        out->len = x.body.len;
-        out->body = buf_steal(&x.body);
-        if (out->body == NULL) {
-            rc = BERTH_ENOMEM;
-        }
-    }
-    buf_fini(&x.body);
-    return rc;
+    return get_document(c, repo, path, "Accept: application/vnd.oci.image.index.v1+json",
+                        "a referrers request", false, max, out, err, cap);
 }
 
 enum berth_err upstream_get_blob(struct upstream_client *c, const char *repo, const char *digest,
@@ -725,9 +729,7 @@ enum berth_err upstream_get_blob(struct upstream_client *c, const char *repo, co
                                  char *err, size_t cap)
 {
     char path[1024];
-    int n = snprintf(path, sizeof(path), "/v2/%s/blobs/%s", repo, digest);
-    if (n < 0 || (size_t)n >= sizeof(path)) {
-        snprintf(err, cap, "reference too long");
+    if (!api_path(path, sizeof(path), err, cap, "/v2/%s/blobs/%s", repo, digest)) {
         return BERTH_EINVAL;
     }
     struct xfer x;
@@ -768,9 +770,7 @@ enum berth_err upstream_blob_exists(struct upstream_client *c, const char *repo,
                                     bool *exists, char *err, size_t cap)
 {
     char path[1024];
-    int n = snprintf(path, sizeof(path), "/v2/%s/blobs/%s", repo, digest);
-    if (n < 0 || (size_t)n >= sizeof(path)) {
-        snprintf(err, cap, "reference too long");
+    if (!api_path(path, sizeof(path), err, cap, "/v2/%s/blobs/%s", repo, digest)) {
         return BERTH_EINVAL;
     }
     struct xfer x;
@@ -812,12 +812,12 @@ enum berth_err upstream_blob_push(struct upstream_client *c, const char *repo, c
 {
     *mounted = false;
     char path[1536];
-    int n = from_repo != NULL
-                ? snprintf(path, sizeof(path), "/v2/%s/blobs/uploads/?mount=%s&from=%s", repo,
-                           digest, from_repo)
-                : snprintf(path, sizeof(path), "/v2/%s/blobs/uploads/?mount=%s", repo, digest);
-    if (n < 0 || (size_t)n >= sizeof(path)) {
-        snprintf(err, cap, "reference too long");
+    bool fits = from_repo != NULL
+                    ? api_path(path, sizeof(path), err, cap,
+                               "/v2/%s/blobs/uploads/?mount=%s&from=%s", repo, digest, from_repo)
+                    : api_path(path, sizeof(path), err, cap, "/v2/%s/blobs/uploads/?mount=%s", repo,
+                               digest);
+    if (!fits) {
         return BERTH_EINVAL;
     }
     struct xfer x;
