@@ -145,9 +145,7 @@ enum berth_err store_open(const struct store_options *opt, struct store **out)
     if (rc != BERTH_OK) {
         goto out;
     }
-    bool fs_backend = opt->blob_backend == NULL || opt->blob_backend[0] == '\0' ||
-                      strcmp(opt->blob_backend, "filesystem") == 0;
-    if (opt->archive_path != NULL && opt->archive_path[0] != '\0' && fs_backend) {
+    if (opt->archive_path != NULL && opt->archive_path[0] != '\0' && fs_blobs) {
         if (strlen(opt->archive_path) >= 3800) {
             log_error("event=store_error msg=\"archive path too long\"");
             rc = BERTH_ETOOBIG;
