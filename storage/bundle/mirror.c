@@ -134,6 +134,7 @@ static enum berth_err client_for(struct mirror *m, const char *host, struct upst
         upstream_client_free(c);
         return BERTH_ENOMEM;
     }
+    upstream_client_set_role(c, "mirror");
     struct remote *r = &m->remotes[m->remote_count++];
     str_copy(r->host, sizeof(r->host), host);
     r->c = c;

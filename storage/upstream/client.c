@@ -34,6 +34,7 @@ struct upstream_client {
     int64_t timeout_ms;
     char extra[256];           /* a header line sent with every request, or "" */
     char *ca_file;             /* PEM CA certificates trusted instead of the system's, or NULL */
+    char user_agent[64];       /* "berth-<role>/<version>" */
     const atomic_bool *cancel; /* a transfer under way stops when set, or NULL */
 };
 
@@ -103,6 +104,7 @@ struct upstream_client *upstream_client_new(const char *base_url, const char *us
         return NULL;
     }
     str_copy(c->base, sizeof(c->base), base_url);
+    upstream_client_set_role(c, "pull-through");
     c->timeout_ms = timeout_ms > 0 ? timeout_ms : 30000;
     if (username != NULL && password != NULL) {
         c->username = strdup(username);
@@ -113,6 +115,11 @@ struct upstream_client *upstream_client_new(const char *base_url, const char *us
         }
     }
     return c;
+}
+
+void upstream_client_set_role(struct upstream_client *c, const char *role)
+{
+    snprintf(c->user_agent, sizeof(c->user_agent), "berth-%s/%s", role, BERTH_VERSION);
 }
 
 enum berth_err upstream_client_set_ca_file(struct upstream_client *c, const char *path)
@@ -436,8 +443,7 @@ static enum berth_err perform(struct upstream_client *c, const char *url, bool h
         curl_easy_setopt(curl, CURLOPT_POSTFIELDS, "");
         curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE, 0L);
     }
-    curl_easy_setopt(curl, CURLOPT_USERAGENT,
-                     x->method != NULL ? "berth-replication" : "berth-pull-through");
+    curl_easy_setopt(curl, CURLOPT_USERAGENT, c->user_agent);
     curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS, (long)c->timeout_ms);
     if (c->ca_file != NULL) {
         curl_easy_setopt(curl, CURLOPT_CAINFO, c->ca_file);

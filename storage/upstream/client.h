@@ -46,6 +46,11 @@ struct upstream_client *upstream_client_new(const char *base_url, const char *us
  * a line break or (in name) a colon. */
 bool upstream_client_set_header(struct upstream_client *c, const char *name, const char *value);
 
+/* The User-Agent of c's requests becomes "berth-<role>/<version>" (role:
+ * "pull-through", the default; "mirror"; "replication"), so that an
+ * upstream's access log tells berth's uses apart. */
+void upstream_client_set_role(struct upstream_client *c, const char *role);
+
 /* Trust the CA certificates of the PEM file at path (copied) instead of
  * the system's for this client's HTTPS requests (the token service's
  * included). BERTH_ENOMEM. */

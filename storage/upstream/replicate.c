@@ -398,6 +398,7 @@ static enum berth_err copy_item(struct copy *cp, const struct upstream_repl_opti
         cp->code = rc == BERTH_ENOMEM ? NULL : FAIL_SECRET;
         return rc;
     }
+    upstream_client_set_role(cp->c, "replication");
     if (opt->source != NULL) {
         (void)upstream_client_set_header(cp->c, UPSTREAM_REPLICATION_HEADER, opt->source);
     }

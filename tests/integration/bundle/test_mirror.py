@@ -225,6 +225,12 @@ class MirrorTest(unittest.TestCase):
         self.assertEqual(entries[images["multi"].digest]["annotations"],
                          {bh.REPOSITORY: "library/tool"})
         self.assertIn(sbom.digest, entries)
+        # distribution's access log names the client: mirror's own User-Agent
+        gets = [line for line in src.log_text().splitlines()
+                if "method=GET" in line and "uri=/v2/library/tool/" in line]
+        self.assertTrue(gets)
+        for line in gets:
+            self.assertRegex(line, r"useragent=berth-mirror/\d+\.\d+\.\d+ ")
         src.stop()
         dest, _ = self.import_into(out_path)
         dest.start()

@@ -280,6 +280,12 @@ class DistributionUpstreamTest(CacheTestCase):
                "docker://127.0.0.1:%d/dist/library/tool:latest" % self.server.port,
                "dir:%s" % out)
         self.assertTrue(os.path.exists(os.path.join(out, "manifest.json")))
+        # distribution's access log names the client: the cache's own User-Agent
+        gets = [line for line in up.log_text().splitlines()
+                if "method=GET" in line and "uri=/v2/library/tool/" in line]
+        self.assertTrue(gets)
+        for line in gets:
+            self.assertRegex(line, r"useragent=berth-pull-through/\d+\.\d+\.\d+ ")
 
 
 class FakeUpstream:

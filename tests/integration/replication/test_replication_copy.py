@@ -470,6 +470,12 @@ class DistributionPeerTest(e.ModernEcrTestCase):
         self.assertRegex(log, r"event=replication_copied repo=dist/again digest=\S+ "
                               r"destination=us-west-2/333333333333 manifests=1 blobs_sent=0 "
                               r"blobs_mounted=3")
+        # distribution's access log names the client: replication's own User-Agent
+        lines = [line for line in self.d.log_text().splitlines()
+                 if "uri=/v2/dist/" in line and "method=GET" not in line]  # not the test's
+        self.assertTrue(lines)
+        for line in lines:
+            self.assertRegex(line, r"useragent=berth-replication/\d+\.\d+\.\d+ ")
 
     def status_of(self, repo, digest):
         out = self.ecr.describe_image_replication_status(repositoryName=repo,
