@@ -22,9 +22,12 @@ BACKPORTS_LIST=/etc/apt/sources.list.d/berth-bookworm-backports.sources
 # The S3 tests (ctest label s3, tests/integration/storage/test_s3.py, make test-s3): a
 # single-node OpenStack Swift with s3api (tests/integration/lib/swift_fixture.py).
 S3_PKGS="swift-proxy swift-account swift-container swift-object memcached"
+# The replicas' suites (tests/integration/cluster, ctest label cluster) put three berths
+# behind haproxy (tests/integration/lib/cluster.py), as docs/scale-out.md does.
+CLUSTER_PKGS="haproxy"
 BENCH_PKGS="docker-registry openssl"
 
-pkgs="$BUILD_PKGS $TEST_PKGS $CLIENT_PKGS $S3_PKGS"
+pkgs="$BUILD_PKGS $TEST_PKGS $CLIENT_PKGS $S3_PKGS $CLUSTER_PKGS"
 # packaging/test_deploy reads deploy/kubernetes with kubectl: the machine's own when it has
 # one (another package may own /usr/bin/kubectl), else Debian's
 if ! command -v kubectl >/dev/null 2>&1; then
