@@ -13,9 +13,12 @@
  *   GET  /ui/api/repositories?q=&sort=&order=&offset=&limit=
  *                               one page of the repositories the key may
  *                               describe, searched and sorted here
- *   GET  /ui/api/registry       the registry page: storage, garbage
- *                               collection, the vulnerability database and
- *                               scan queue, jobs, version and configuration
+ *   GET  /ui/api/registry       the registry page: storage by repository;
+ *                               for a registry reader (ecr:DescribeRegistry)
+ *                               also the registry's totals, the archive tier,
+ *                               garbage collection, the vulnerability
+ *                               database and scan queue, jobs, activity,
+ *                               version and configuration
  *   POST /ui/api/gc             start a garbage collection pass (a key
  *                               allowed every ECR action; X-CSRF-Token)
  */
@@ -38,6 +41,7 @@
 #include "storage/meta/meta_scan.h"
 #include "storage/spec/names.h"
 #include "storage/store/store.h"
+#include "storage/store/tier.h"
 #include "common/str.h"
 #include "common/timeutil.h"
 
@@ -531,6 +535,21 @@ static bool registry_admin(struct auth *a, const struct auth_identity *id,
     return true;
 }
 
+/* Whether the caller may see the registry-wide figures (every blob, the
+ * archive tier, garbage collection, jobs, activity, the configuration):
+ * a key allowed ecr:DescribeRegistry at the registry level (Resource "*":
+ * an administrator's key, or a policy that grants it), as the ECR action
+ * that describes the registry itself. Others see their repositories. */
+static bool registry_reader(struct auth *a, const struct auth_identity *id,
+                            const struct auth_policy *registry_policy)
+{
+    if (!id->enforced) {
+        return true;
+    }
+    return !id->anonymous &&
+           auth_decide(a, id, NULL, registry_policy, "ecr:DescribeRegistry", NULL, NULL, 0);
+}
+
 /* ---- the repository list ---- */
 
 struct summary_rows {
@@ -839,8 +858,23 @@ static int storage_row(void *arg, const struct meta_repo_summary *r)
     return 0;
 }
 
-/* The registry page's data. Any signed-in key sees the registry-wide
- * figures; repositories by size are those it may describe. */
+/* The archive tier's figures: archived and ACTIVATING images, the blobs
+ * whose bytes are in the tier, what they take there. */
+static json_t *archive_json(struct store *st, struct meta *m, const struct meta_totals *t)
+{
+    int64_t archived = 0, activating = 0;
+    if (meta_image_class_counts(m, time_now_ms(), &archived, &activating) != BERTH_OK) {
+        return NULL;
+    }
+    return json_pack("{s:b, s:I, s:I, s:I, s:I, s:I}", "tier", store_tier_enabled(st),
+                     "archivedImages", (json_int_t)archived, "activatingImages",
+                     (json_int_t)activating, "blobs", (json_int_t)t->archived_blobs, "bytes",
+                     (json_int_t)t->archived_bytes, "storedBytes", (json_int_t)t->archived_stored);
+}
+
+/* The registry page's data. Repositories by size are those the caller may
+ * describe; the registry-wide figures only for a registry reader
+ * (registry_reader): "scope" says which the answer holds. */
 static void registry(struct request *req)
 {
     struct server *srv = req->srv;
@@ -854,8 +888,9 @@ static void registry(struct request *req)
     if (!caller_begin(req, m, true, false, &lk, &id)) {
         return;
     }
+    bool wide = registry_reader(a, &id, lk.registry_policy);
     struct meta_totals t = {-1, -1, -1, -1, -1, -1};
-    enum berth_err rc = meta_totals_get(m, &t);
+    enum berth_err rc = wide ? meta_totals_get(m, &t) : BERTH_OK;
     struct storage_rows sr = {.a = a, .m = m, .id = &id, .lk = &lk, .top = json_array()};
     if (rc == BERTH_OK && sr.top != NULL) {
         rc = meta_repo_summaries(m, NULL, META_REPO_SORT_SIZE, true, storage_row, &sr);
@@ -864,26 +899,39 @@ static void registry(struct request *req)
         }
     }
     int64_t waiting = 0, total = 0;
-    if (rc == BERTH_OK) {
+    if (rc == BERTH_OK && wide) {
         rc = meta_scan_jobs_count(m, &waiting, &total);
+    }
+    json_t *archive = NULL;
+    if (rc == BERTH_OK && wide && (archive = archive_json(srv->store, m, &t)) == NULL) {
+        rc = BERTH_EDB;
     }
     bool admin = registry_admin(a, &id, lk.registry_policy);
     auth_identity_clear(a, &id);
     auth_lookup_fini(a, &lk);
     if (rc != BERTH_OK || sr.top == NULL) {
         json_decref(sr.top);
+        json_decref(archive);
         fail(req, 500, "ServerError", "the registry's state could not be read");
         return;
     }
+    json_t *storage =
+        json_pack("{s:I, s:I, s:o, s:{s:I, s:I}}", "repositoryCount", (json_int_t)sr.visible,
+                  "repositoryBytes", (json_int_t)sr.visible_bytes, "largest", sr.top, "others",
+                  "count", (json_int_t)sr.other_count, "bytes", (json_int_t)sr.other_bytes);
+    if (!wide) {
+        send_doc(req, 200,
+                 json_pack("{s:s, s:s, s:o, s:b}", "scope", "repositories", "version",
+                           BERTH_VERSION, "storage", storage, "mayStartGc", false),
+                 NULL);
+        return;
+    }
+    json_object_set_new(storage, "blobs", json_integer(t.blobs));
+    json_object_set_new(storage, "blobBytes", json_integer(t.blob_bytes));
+    json_object_set_new(storage, "uploadSessions", json_integer(t.upload_sessions));
     struct jobs *j = atomic_load(&srv->jobs);
     struct jobs_status js;
     jobs_status_get(j, &js);
-    json_t *storage =
-        json_pack("{s:I, s:I, s:I, s:I, s:I, s:o, s:{s:I, s:I}}", "blobs", (json_int_t)t.blobs,
-                  "blobBytes", (json_int_t)t.blob_bytes, "uploadSessions",
-                  (json_int_t)t.upload_sessions, "repositoryCount", (json_int_t)sr.visible,
-                  "repositoryBytes", (json_int_t)sr.visible_bytes, "largest", sr.top, "others",
-                  "count", (json_int_t)sr.other_count, "bytes", (json_int_t)sr.other_bytes);
     json_t *jobs = json_array();
     json_array_append_new(jobs, job_json("gc", &js.gc));
     json_array_append_new(jobs, job_json("lifecycle", &js.lifecycle));
@@ -893,8 +941,9 @@ static void registry(struct request *req)
                              (json_int_t)(total >= waiting ? total - waiting : 0), "database",
                              vulndb_json(srv->cfg->root));
     send_doc(req, 200,
-             json_pack("{s:s, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:b}", "version", BERTH_VERSION,
-                       "startedAt", ms_or_null(js.started_at_ms), "storage", storage, "gc",
+             json_pack("{s:s, s:s, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:b}", "scope",
+                       "registry", "version", BERTH_VERSION, "startedAt",
+                       ms_or_null(js.started_at_ms), "storage", storage, "archive", archive, "gc",
                        gc_json(&js, j != NULL), "scan", scan, "jobs", jobs, "activity",
                        activity_json(), "config", config_json(srv), "mayStartGc",
                        admin && js.gc.enabled),

@@ -241,3 +241,25 @@ enum berth_err meta_blob_archived_only(struct meta *m, int64_t repo_id, const ch
     bool any_ref = false;
     return meta_blob_archive_state(m, repo_id, digest, &any_ref, out);
 }
+
+enum berth_err meta_image_class_counts(struct meta *m, int64_t now_ms, int64_t *archived,
+                                       int64_t *activating)
+{
+    struct meta_stmt *st =
+        meta_prepare(m, "SELECT (SELECT count(*) FROM manifests WHERE storage_class = 1),"
+                        " (SELECT count(*) FROM manifests WHERE storage_class = 0"
+                        " AND (active_from > ?1 OR restoring = 1))");
+    if (st == NULL) {
+        return BERTH_EDB;
+    }
+    meta_bind_int64(st, 1, now_ms);
+    enum berth_err rc = BERTH_OK;
+    if (meta_step(st) == META_STEP_ROW) {
+        *archived = meta_col_int64(st, 0);
+        *activating = meta_col_int64(st, 1);
+    } else {
+        rc = meta_fail(m, "image_class_counts");
+    }
+    meta_done(st);
+    return rc;
+}

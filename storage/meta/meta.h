@@ -357,6 +357,11 @@ struct meta_status_filter {
     int64_t now_ms;
 };
 
+/* How many images (manifest rows, every repository) are ARCHIVED and how
+ * many ACTIVATING at now_ms (the statuses above). Reads only. BERTH_EDB. */
+enum berth_err meta_image_class_counts(struct meta *m, int64_t now_ms, int64_t *archived,
+                                       int64_t *activating);
+
 /* Tags of the repository with name > after (NULL = from the start) in byte
  * order, each with the digest of its manifest; at most limit of them
  * (limit >= 0); *has_more tells whether more follow. With filter (NULL:

@@ -1403,11 +1403,12 @@ function registryStorage(st) {
     body.append(el("tr", { class: "muted" }, el("td", { text: st.others.count + " more repositories" }),
       el("td", { class: "num", text: fmtSize(st.others.bytes) }), el("td", {}), el("td", {}), el("td", {})));
   }
+  const wide = st.blobs !== undefined;
   return section("Storage", "storage",
     facts([
-      ["Blobs", st.blobs + " blobs, " + fmtSize(st.blobBytes), "blob-total"],
-      ["Upload sessions", String(st.uploadSessions)],
-      ["Repositories you may see", st.repositoryCount + ", " + fmtSize(st.repositoryBytes) + " linked (a blob shared by several counts in each)"],
+      wide ? ["Blobs", st.blobs + " blobs, " + fmtSize(st.blobBytes), "blob-total"] : null,
+      wide ? ["Upload sessions", String(st.uploadSessions)] : null,
+      ["Repositories you may see", st.repositoryCount + ", " + fmtSize(st.repositoryBytes) + " linked (a blob shared by several counts in each)", "repo-total"],
     ]),
     el("h3", { text: "By repository, largest first" }),
     st.largest.length
@@ -1472,6 +1473,16 @@ function registryGc(gc, mayStart, reload) {
       el("tbody", { id: "gc-runs" }, runs))
     : el("p", { class: "empty", id: "gc-runs-empty", text: "No garbage collection pass has run since the server started." }));
   return section("Garbage collection", "gc", ...parts);
+}
+
+function registryArchive(ar) {
+  return section("Archive", "archive",
+    facts([
+      ["Archive tier", ar.tier ? "on (blobs only archived images use move there)" : "off: archived images keep their bytes in the blob store", "archive-tier"],
+      ["Archived images", String(ar.archivedImages), "archive-images"],
+      ["Activating", ar.activatingImages + (ar.activatingImages === 1 ? " image" : " images") + " being restored (ACTIVATING)", "archive-activating"],
+      ["Archived blobs", ar.blobs + " blobs, " + fmtSize(ar.bytes) + (ar.blobs ? ", taking " + fmtSize(ar.storedBytes) + " in the archive tier" : ""), "archive-blobs"],
+    ]));
 }
 
 function registryScan(scan) {
@@ -1590,11 +1601,19 @@ async function registryPage(flash) {
   show(el("h1", { text: "Registry" }), el("p", { class: "loading", role: "status", text: "Loading the registry's state…" }));
   const doc = await consoleApi("GET", "registry");
   const reload = () => guarded(() => registryPage());
+  if (doc.scope !== "registry") {
+    show(el("h1", { text: "Registry" }),
+      el("div", { class: "toolbar" }, el("button", { type: "button", class: "secondary", id: "registry-refresh", onclick: reload }, "Refresh")),
+      el("p", { class: "notice", id: "registry-scope", text: "Your key sees its own repositories' figures. The registry's totals, garbage collection, jobs, activity and the server's configuration are shown to keys allowed ecr:DescribeRegistry." }),
+      el("div", { class: "registry" }, registryStorage(doc.storage)));
+    return;
+  }
   show(el("h1", { text: "Registry" }),
     flash ? el("p", { class: "notice", role: "status", id: "registry-flash", text: flash }) : null,
     el("div", { class: "toolbar" }, el("button", { type: "button", class: "secondary", id: "registry-refresh", onclick: reload }, "Refresh")),
     el("div", { class: "registry" },
       registryStorage(doc.storage),
+      registryArchive(doc.archive),
       registryGc(doc.gc, doc.mayStartGc, reload),
       registryScan(doc.scan),
       registryJobs(doc.jobs),

@@ -132,13 +132,48 @@ class RegistryApiTest(h.ServerTestCase):
         self.assertEqual([sizes[n] for n in names], [size_of(self.images[n]) for n in names])
         self.assertIn(st["repositoryCount"], (3, 4))
         self.assertEqual(st["others"], {"count": 0, "bytes": 0})
-        # a scoped key sees the totals, but only its repositories by name
+        self.assertEqual(doc["scope"], "registry")
+
+    def test_scoped_key_sees_only_its_repositories(self):
+        # a key allowed everything on small/* only: its repositories' figures, nothing of
+        # the registry's (no totals, archive, GC, jobs, activity, configuration), and no
+        # other repository's name or size anywhere in /ui/api
+        for spec in ("pull:small/*", "admin:small/*"):
+            key = e.keys_create(self.server, "registry-team-" + spec.split(":")[0], spec)
+            cl = ConsoleClient(self.reg)
+            cl.sign_in(*key)
+            r = registry(cl)
+            doc = r.json()
+            self.assertEqual(doc["scope"], "repositories")
+            self.assertEqual(set(doc), {"scope", "version", "storage", "mayStartGc"})
+            st = doc["storage"]
+            self.assertEqual(set(st), {"repositoryCount", "repositoryBytes", "largest", "others"})
+            self.assertEqual([x["repositoryName"] for x in st["largest"]],
+                             ["small/two", "small/three"])
+            self.assertEqual(st["repositoryBytes"], size_of(self.images["small/two"]) +
+                             size_of(self.images["small/three"]))
+            self.assertFalse(doc["mayStartGc"])
+            listed = cl.get("/ui/api/repositories?limit=100", {"X-CSRF-Token": cl.csrf})
+            self.assertEqual(listed.status, 200, listed.describe())
+            self.assertEqual(listed.json()["total"], 2)
+            for body in (r.body.decode(), listed.body.decode()):
+                self.assertNotIn("big/one", body)
+                self.assertNotIn("gone/soon", body)
+                self.assertNotIn('"%d"' % size_of(self.images["big/one"]), body)
+                self.assertNotIn(str(size_of(self.images["big/one"])), body)
+            self.assertEqual(start_gc(cl, 403)["error"], "AccessDeniedException")
+        # ecr:DescribeRegistry is what shows the registry-wide figures
+        key = e.keys_create(self.server, "registry-describer", "pull:small/*",
+                            "ecr:DescribeRegistry")
         cl = ConsoleClient(self.reg)
-        cl.sign_in(*self.scoped)
-        st = registry(cl).json()["storage"]
-        self.assertEqual([r["repositoryName"] for r in st["largest"]],
+        cl.sign_in(*key)
+        doc = registry(cl).json()
+        self.assertEqual(doc["scope"], "registry")
+        self.assertIn("config", doc)
+        self.assertGreaterEqual(doc["storage"]["blobs"], 3)
+        self.assertEqual([x["repositoryName"] for x in doc["storage"]["largest"]],
                          ["small/two", "small/three"])
-        self.assertEqual(st["blobs"], len(blobs))
+        self.assertFalse(doc["mayStartGc"])
 
     def test_server_summary_without_secrets(self):
         r = registry(self.adm)
@@ -219,22 +254,67 @@ class RegistryApiTest(h.ServerTestCase):
         self.assertGreaterEqual(act["gc"]["bytesFreed"], size_of(doomed))
 
     def test_activity_counters(self):
-        doc = registry(self.adm).json()
-        act = doc["activity"]
+        # a request is counted when it is done, which may be just after its answer
+        # arrived: wait for the counters to catch up
+        want = sum(size_of(i) for i in self.images.values())
+
+        def counted():
+            act = registry(self.adm).json()["activity"]
+            apis = {r["api"]: r for r in act["requests"]}
+            ok = apis.get("oci", {}).get("2xx", 0) >= 3 * 3 and \
+                apis["oci"]["bytesIn"] >= want
+            return (act, apis) if ok else None
+        act, apis = h.wait_until(counted, 30, interval=0.1, what="the pushes counted")
         self.assertLessEqual(act["since"], time.time() + 1)
-        apis = {r["api"]: r for r in act["requests"]}
-        # the pushes of setUpClass on /v2, this console's own calls
-        self.assertGreaterEqual(apis["oci"]["2xx"], 3 * 3)
-        self.assertGreaterEqual(apis["oci"]["bytesIn"],
-                                sum(size_of(i) for i in self.images.values()))
         self.assertGreater(apis["console"]["2xx"], 0)
         before = apis["console"]["4xx"]
         registry(ConsoleClient(self.reg), 401)
-        apis = {r["api"]: r for r in registry(self.adm).json()["activity"]["requests"]}
+
+        def refused_counted():
+            apis = {r["api"]: r for r in registry(self.adm).json()["activity"]["requests"]}
+            return apis["console"]["4xx"] >= before + 1 and apis
+        apis = h.wait_until(refused_counted, 30, interval=0.1, what="the 401 counted")
         self.assertEqual(apis["console"]["4xx"], before + 1)
         for key in ("authFailures", "openConnections"):
             self.assertIn(key, act)
         self.assertEqual(set(act["scans"]), {"complete", "failed"})
+
+
+class RegistryArchiveTest(h.ServerTestCase):
+    # a restored image stays ACTIVATING for the hour
+    server_config = {"storage": {"archive": {"restore_seconds": 3600}}}
+
+    def test_archive_figures(self):
+        admin = e.keys_create(self.server, "registry-admin")
+        cl = ConsoleClient(self.reg)
+        cl.sign_in(*admin)
+        ar = registry(cl).json()["archive"]
+        self.assertEqual(ar, {"tier": True, "archivedImages": 0, "activatingImages": 0,
+                              "blobs": 0, "bytes": 0, "storedBytes": 0})
+        reg = e.AuthRegistry(self.server.base_url, e.basic(*admin))
+        kept = h.build_image(layer_count=2, layer_size=32768, compress=False)
+        back = h.build_image(layer_count=1, layer_size=4096, compress=False)
+        h.expect_status(reg.push_image("arch/kept", kept, tag="v1"), 201)
+        h.expect_status(reg.push_image("arch/back", back, tag="v1"), 201)
+        for repo in ("arch/kept", "arch/back"):
+            status, out = cl.ecr("UpdateImageStorageClass", {
+                "repositoryName": repo, "imageId": {"imageTag": "v1"},
+                "targetStorageClass": "ARCHIVE"})
+            self.assertEqual(status, 200, out)
+        status, out = cl.ecr("UpdateImageStorageClass", {
+            "repositoryName": "arch/back", "imageId": {"imageTag": "v1"},
+            "targetStorageClass": "STANDARD"})
+        self.assertEqual((status, out.get("imageStatus")), (200, "ACTIVATING"), out)
+        # the archive tier's job moves the blobs only arch/kept uses (its layers and config)
+        h.wait_until(lambda: registry(cl).json()["archive"]["blobs"] >= len(kept.blobs), 60,
+                     interval=0.2, what="arch/kept's blobs in the archive tier")
+        ar = registry(cl).json()["archive"]
+        self.assertEqual((ar["archivedImages"], ar["activatingImages"]), (1, 1))
+        self.assertEqual(ar["blobs"], len(kept.blobs))
+        self.assertEqual(ar["bytes"], sum(len(b) for b in kept.blobs.values()))
+        self.assertGreater(ar["storedBytes"], 0)
+        # uncompressed layers: zstd copies are smaller
+        self.assertLess(ar["storedBytes"], ar["bytes"])
 
 
 class RegistryGcDisabledTest(h.ServerTestCase):
@@ -293,6 +373,7 @@ class RegistryBrowserTest(h.ServerTestCase):
         b.wait_for("#server-version", "berth ")
         b.wait_for("#job-rows td", "lifecycle")
         b.wait_for("#gc-runs-empty")
+        b.wait_for("#archive-images", "0")
         # the activity charts: a bar per API, read out with its numbers
         b.wait_for("#activity-rows th", "oci")
         label = b.script("return document.querySelector('#activity-rows .barstack[role=img]')"
@@ -331,6 +412,11 @@ class RegistryBrowserTest(h.ServerTestCase):
         b.wait_for("h1", "Registry")
         b.wait_for("#storage-rows a", "big/one")
         self.assertEqual(b.find_all("#gc-start"), [])
+        # a key without ecr:DescribeRegistry sees its repositories' figures only
+        b.wait_for("#registry-scope", "ecr:DescribeRegistry")
+        self.assertEqual(b.find_all("#server-version"), [])
+        self.assertEqual(b.find_all("#blob-total"), [])
+        self.assertEqual(b.accessibility(), [])
         out = b.s("POST", "/execute/async", {"args": [], "script": """
             const done = arguments[arguments.length - 1];
             fetch("/ui/api/session").then((r) => r.json()).then((s) =>
