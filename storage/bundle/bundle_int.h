@@ -33,6 +33,7 @@ void digest_set_fini(struct digest_set *s);
 
 struct bundle_writer {
     struct archive *a;
+    int fd; /* the temporary file, or -1 */
     char tmp[4096];
     const char *path;
     struct digest_set done;  /* blobs and manifests handled (written or left out) */
@@ -88,7 +89,12 @@ enum berth_err bundle_writer_entry(struct bundle_writer *w, json_t *desc);
 /* Progress, at most a few times a second (always when done). */
 void bundle_writer_report(struct bundle_writer *w, bool done);
 
-/* index.json written, the archive closed and renamed into place. Frees
+/* fsync(2) as the writer calls it (a test replaces it to see the order of
+ * what finish makes durable). */
+extern int (*bundle_writer_fsync)(int fd);
+
+/* index.json written, the archive closed, the file fsynced, renamed into
+ * place and its directory fsynced, in that order, before it returns. Frees
  * everything; on failure nothing is left at path. */
 enum berth_err bundle_writer_finish(struct bundle_writer *w);
 

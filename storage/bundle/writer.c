@@ -6,6 +6,7 @@
 #include <archive_entry.h>
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,6 +14,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "common/fileio.h"
 #include "common/str.h"
 #include "common/timeutil.h"
 #include "storage/spec/manifest.h"
@@ -20,6 +22,8 @@
 /* Entries carry a fixed time so that the same images make the same bytes. */
 #define ENTRY_MTIME 1
 #define PROGRESS_NS (250 * 1000 * 1000)
+
+int (*bundle_writer_fsync)(int fd) = fsync;
 
 /* ---- digest sets ---- */
 
@@ -283,6 +287,10 @@ static void free_all(struct bundle_writer *w)
         archive_write_free(w->a);
         w->a = NULL;
     }
+    if (w->fd >= 0) {
+        close(w->fd);
+        w->fd = -1;
+    }
     json_decref(w->index);
     w->index = NULL;
     digest_set_fini(&w->done);
@@ -294,6 +302,7 @@ enum berth_err bundle_writer_open(struct bundle_writer *w, const char *path, boo
                                   void *progress_arg, char *why, size_t why_cap)
 {
     memset(w, 0, sizeof(*w));
+    w->fd = -1;
     w->path = path;
     w->progress = progress;
     w->progress_arg = progress_arg;
@@ -319,7 +328,9 @@ enum berth_err bundle_writer_open(struct bundle_writer *w, const char *path, boo
         (zstd && archive_write_add_filter_zstd(w->a) != ARCHIVE_OK)) {
         rc =
             bundle_writer_fail(w, BERTH_EUNSUPPORTED, "libarchive: %s", archive_error_string(w->a));
-    } else if (archive_write_open_filename(w->a, w->tmp) != ARCHIVE_OK) {
+    } else if ((w->fd = open(w->tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644)) < 0) {
+        rc = bundle_writer_fail(w, BERTH_EIO, "%s: %s", w->tmp, strerror(errno));
+    } else if (archive_write_open_fd(w->a, w->fd) != ARCHIVE_OK) {
         rc = bundle_writer_fail(w, BERTH_EIO, "%s: %s", w->tmp, archive_error_string(w->a));
     }
     static const char layout[] = "{\"imageLayoutVersion\":\"1.0.0\"}";
@@ -428,6 +439,31 @@ enum berth_err bundle_writer_entry(struct bundle_writer *w, json_t *desc)
     return BERTH_OK;
 }
 
+/* fsync the directory holding w->path, so that the rename is durable; on
+ * failure the bundle is removed again (it was reported as not written). */
+static enum berth_err sync_parent(struct bundle_writer *w)
+{
+    char dir[sizeof(w->tmp)];
+    str_copy(dir, sizeof(dir), w->path);
+    char *slash = strrchr(dir, '/');
+    if (slash == NULL) {
+        str_copy(dir, sizeof(dir), ".");
+    } else {
+        slash[slash == dir ? 1 : 0] = '\0';
+    }
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    bool ok = fd >= 0 && bundle_writer_fsync(fd) == 0;
+    int saved = errno;
+    if (fd >= 0) {
+        close(fd);
+    }
+    if (!ok) {
+        unlink(w->path);
+        return bundle_writer_fail(w, BERTH_EIO, "%s: fsync: %s", dir, strerror(saved));
+    }
+    return BERTH_OK;
+}
+
 enum berth_err bundle_writer_finish(struct bundle_writer *w)
 {
     json_t *doc = json_pack("{s:i, s:s, s:O}", "schemaVersion", 2, "mediaType", MANIFEST_OCI_INDEX,
@@ -440,8 +476,22 @@ enum berth_err bundle_writer_finish(struct bundle_writer *w)
     if (archive_write_close(w->a) != ARCHIVE_OK && rc == BERTH_OK) {
         rc = bundle_writer_fail(w, BERTH_EIO, "%s: %s", w->tmp, archive_error_string(w->a));
     }
+    /* durable before it is reported: the file's bytes, then its name */
+    if (rc == BERTH_OK && bundle_writer_fsync(w->fd) != 0) {
+        rc = bundle_writer_fail(w, BERTH_EIO, "%s: fsync: %s", w->tmp, strerror(errno));
+    }
+    if (rc == BERTH_OK) {
+        int fd = w->fd;
+        w->fd = -1;
+        if (file_close(fd) != BERTH_OK) {
+            rc = bundle_writer_fail(w, BERTH_EIO, "%s: %s", w->tmp, strerror(errno));
+        }
+    }
     if (rc == BERTH_OK && rename(w->tmp, w->path) != 0) {
         rc = bundle_writer_fail(w, BERTH_EIO, "%s: %s", w->path, strerror(errno));
+    }
+    if (rc == BERTH_OK) {
+        rc = sync_parent(w);
     }
     if (rc != BERTH_OK) {
         bundle_writer_abort(w);
