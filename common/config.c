@@ -115,7 +115,14 @@ static const struct config_key keys[] = {
      "long, and until its blobs are back from the archive tier (ECR takes up to 20 minutes)"},
     {"storage.archive.path", CONFIG_STRING, OFF(storage_archive_path), "", 0, 0,
      "the archive tier: where the bytes of blobs only archived images use are moved (empty: "
-     "<root>/archive; \"off\": archiving is a status only; filesystem backend only)"},
+     "<root>/archive; \"off\": archiving is a status only); with storage.backend s3 the "
+     "local directory of the archive copies being written (they go to "
+     "storage.archive.s3_bucket/s3_prefix)"},
+    {"storage.archive.s3_bucket", CONFIG_STRING, OFF(storage_archive_s3_bucket), "", 0, 0,
+     "with storage.backend s3: the bucket of the archive tier (empty: storage.s3.bucket)"},
+    {"storage.archive.s3_prefix", CONFIG_STRING, OFF(storage_archive_s3_prefix), "", 0, 0,
+     "with storage.backend s3: put before the archive tier's object keys (empty: "
+     "<storage.s3.prefix>archive/)"},
     {"storage.archive.zstd_level", CONFIG_INT, OFF(storage_archive_zstd_level), "6", 0, 19,
      "zstd level of archive copies, kept only when it shrinks them (0: copies as they are)"},
     {"storage.backend", CONFIG_STRING, OFF(storage_backend), "filesystem", 0, 0,

@@ -64,6 +64,8 @@ struct berth_config {
     int64_t storage_archive_restore_seconds; /* an archived image is ACTIVATING this long */
     char *storage_archive_path;              /* the archive tier ("" <root>/archive, "off") */
     int64_t storage_archive_zstd_level;      /* 0: archive copies as they are */
+    char *storage_archive_s3_bucket;         /* "": storage.s3.bucket */
+    char *storage_archive_s3_prefix;         /* "": <storage.s3.prefix>archive/ */
 
     char *storage_backend; /* "filesystem" or "s3" */
     char *storage_s3_endpoint;

@@ -126,6 +126,8 @@ struct store *cli_open_store(const struct cli *cli)
         snprintf(archive, sizeof(archive), "%s/archive", cfg->root);
     }
     opt.archive_path = archive;
+    opt.archive_s3_bucket = cfg->storage_archive_s3_bucket;
+    opt.archive_s3_prefix = cfg->storage_archive_s3_prefix;
     opt.archive_zstd_level = (int)cfg->storage_archive_zstd_level;
     opt.existing_meta_only = cli->existing_meta_only;
     struct store *st = NULL;

@@ -81,6 +81,39 @@ struct meta *store_meta(struct store *st)
     return n->m;
 }
 
+/* The archive tier's S3 blob store: the blob store's options in another
+ * bucket or under another prefix (prefix: cap bytes for the default). */
+static enum berth_err archive_s3_options(const struct store_options *opt,
+                                         struct blob_store_options *aopt, char *prefix, size_t cap)
+{
+    aopt->backend = opt->blob_backend;
+    aopt->s3 = opt->s3;
+    /* small blobs of the archive are read once, by a restore */
+    aopt->s3.cache_max_bytes = 0;
+    if (opt->archive_s3_bucket != NULL && opt->archive_s3_bucket[0] != '\0') {
+        aopt->s3.bucket = opt->archive_s3_bucket;
+    }
+    const char *main_prefix = opt->s3.prefix != NULL ? opt->s3.prefix : "";
+    if (opt->archive_s3_prefix != NULL && opt->archive_s3_prefix[0] != '\0') {
+        aopt->s3.prefix = opt->archive_s3_prefix;
+    } else {
+        int n = snprintf(prefix, cap, "%sarchive/", main_prefix);
+        if (n < 0 || (size_t)n >= cap) {
+            return BERTH_ETOOBIG;
+        }
+        aopt->s3.prefix = prefix;
+    }
+    const char *main_bucket = opt->s3.bucket != NULL ? opt->s3.bucket : "";
+    if (strcmp(aopt->s3.bucket != NULL ? aopt->s3.bucket : "", main_bucket) == 0 &&
+        strcmp(aopt->s3.prefix, main_prefix) == 0) {
+        log_error("event=store_error msg=\"storage.archive.s3_prefix must differ from "
+                  "storage.s3.prefix in the same bucket: the archive tier needs keys of its "
+                  "own\"");
+        return BERTH_EINVAL;
+    }
+    return BERTH_OK;
+}
+
 enum berth_err store_open(const struct store_options *opt, struct store **out)
 {
     struct store *st = calloc(1, sizeof(*st));
@@ -145,7 +178,7 @@ enum berth_err store_open(const struct store_options *opt, struct store **out)
     if (rc != BERTH_OK) {
         goto out;
     }
-    if (opt->archive_path != NULL && opt->archive_path[0] != '\0' && fs_blobs) {
+    if (opt->archive_path != NULL && opt->archive_path[0] != '\0') {
         if (strlen(opt->archive_path) >= 3800) {
             log_error("event=store_error msg=\"archive path too long\"");
             rc = BERTH_ETOOBIG;
@@ -154,6 +187,13 @@ enum berth_err store_open(const struct store_options *opt, struct store **out)
         str_copy(st->archive_path, sizeof(st->archive_path), opt->archive_path);
         struct blob_store_options aopt = {
             .root = st->archive_path, .fsync = opt->fsync, .backend = "filesystem"};
+        char prefix[1024];
+        if (!fs_blobs) {
+            rc = archive_s3_options(opt, &aopt, prefix, sizeof(prefix));
+            if (rc != BERTH_OK) {
+                goto out;
+            }
+        }
         rc = blob_store_open(&aopt, &st->archive);
         if (rc != BERTH_OK) {
             log_error("event=store_error op=open_archive path=%s", st->archive_path);

@@ -41,8 +41,14 @@ struct store_options {
     /* The archive tier (storage/store/tier.h): a directory for the bytes
      * of blobs only archived images use (a filesystem blob store of its
      * own, possibly on other media); NULL or "": no tier, archiving is a
-     * status only. Used only with the filesystem backend. */
+     * status only. With the S3 backend the tier is an S3 blob store of its
+     * own (the options of s3 with archive_s3_bucket and archive_s3_prefix)
+     * and archive_path the local directory of its stages and cache. */
     const char *archive_path;
+    const char *archive_s3_bucket; /* NULL or "": s3.bucket */
+    /* NULL or "": <s3.prefix>archive/. The tier's keys must not be the
+     * blob store's: the same bucket and prefix is BERTH_EINVAL. */
+    const char *archive_s3_prefix;
     int archive_zstd_level; /* 0: archive copies as they are; 1..19: zstd where it shrinks */
     /* Refuse (BERTH_ECONFLICT) to create a new SQLite database in a root
      * that already holds published blobs: the metadata is elsewhere or

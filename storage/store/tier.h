@@ -1,7 +1,8 @@
 /*
  * The archive tier: the bytes of blobs that only archived images use move
  * out of the blob store into a blob store of their own (store_archive,
- * storage.archive.path: a directory, possibly on other media), recompressed
+ * storage.archive.path: a directory, possibly on other media; with the S3
+ * backend an S3 blob store under another prefix or bucket), recompressed
  * with zstd where that shrinks them, and come back byte-exact (the digest
  * is checked) when an image that uses them becomes standard again. Which
  * blobs may move is the rule of storage/meta/meta_tier.h; the blob row says

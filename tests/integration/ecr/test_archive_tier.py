@@ -58,7 +58,17 @@ class TierMixin:
         return os.path.join(self.server.root, "archive", "blobs", "sha256", hexpart[:2], hexpart)
 
     def where(self, digest):
+        """(in the blob store, in the archive tier)"""
         return (os.path.exists(self.std_path(digest)), os.path.exists(self.arc_path(digest)))
+
+    def arc_bytes(self, digest):
+        with open(self.arc_path(digest), "rb") as f:
+            return f.read()
+
+    def archive_stages(self):
+        """Archive copies being written (stages of the archive store), left by a crash."""
+        stages = os.path.join(self.server.root, "archive", "uploads")
+        return os.listdir(stages) if os.path.isdir(stages) else []
 
     def wait_archived(self, *digests):
         h.wait_until(lambda: all(self.where(d) == (False, True) for d in digests), 60,
@@ -133,8 +143,7 @@ class ArchiveTierTest(TierMixin, e.ModernEcrTestCase):
                          self.server.log_text(), 30, what="the move of %s committed" % digest)
         self.assertEqual(self.where(random_layer), (True, False))
         # zstd where it shrinks the blob, as it is where it does not
-        with open(self.arc_path(text_layer), "rb") as f:
-            copy = f.read()
+        copy = self.arc_bytes(text_layer)
         self.assertTrue(copy.startswith(ZSTD_MAGIC), "text layer not zstd-compressed")
         self.assertLess(len(copy) * 10, len(image.blobs[text_layer]))
         # the metrics say what sits in the archive and what it takes there
@@ -272,8 +281,7 @@ class ArchiveCrashTest(TierMixin, e.ModernEcrTestCase):
         for digest in image.blobs:
             std, arc = self.where(digest)
             self.assertTrue(std != arc, "%s: blob store %s, archive %s" % (digest, std, arc))
-        stages = os.path.join(self.server.root, "archive", "uploads")
-        self.assertEqual(os.listdir(stages) if os.path.isdir(stages) else [], [])
+        self.assertEqual(self.archive_stages(), [])
 
     def test_crash_while_archiving(self):
         for point in ("archive-staged", "archive-published", "archive-flipped",
