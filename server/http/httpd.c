@@ -554,6 +554,21 @@ bool http_buffer_body(struct request *req, size_t max, bool unverified)
     return true;
 }
 
+/* A request body that could not be kept (rc): out of memory or descriptors,
+ * a hash OpenSSL could not compute, or the object store out of reach is
+ * 503 (the client retries), anything else 500. */
+static void body_store_failed(struct request *req, enum berth_err rc)
+{
+    log_error("event=body_store_failed err=%s", berth_strerror(rc));
+    if (rc == BERTH_ENOMEM || rc == BERTH_ENOFD || rc == BERTH_EUNAVAILABLE) {
+        http_defer_error(req, MHD_HTTP_SERVICE_UNAVAILABLE, "UNAVAILABLE",
+                         "could not store the uploaded data now; retry later");
+        return;
+    }
+    http_defer_error(req, MHD_HTTP_INTERNAL_SERVER_ERROR, "UNKNOWN",
+                     "could not store the uploaded data");
+}
+
 /* Consume one piece of request body according to the request's mode.
  * Returns false to drop the connection. */
 static bool consume_body(struct request *req, const char *data, size_t len)
@@ -574,7 +589,7 @@ static bool consume_body(struct request *req, const char *data, size_t len)
             http_defer_error(req, MHD_HTTP_CONTENT_TOO_LARGE, "SIZE_INVALID",
                              "request body is larger than the limit");
         } else if (rc != BERTH_OK) {
-            http_defer_error(req, MHD_HTTP_INTERNAL_SERVER_ERROR, "UNKNOWN", "out of memory");
+            body_store_failed(req, rc);
         }
         return true;
     }
@@ -582,8 +597,7 @@ static bool consume_body(struct request *req, const char *data, size_t len)
         enum berth_err rc = upload_write(req->upload, data, len);
         if (rc != BERTH_OK) {
             req->body_failed = true;
-            http_defer_error(req, MHD_HTTP_INTERNAL_SERVER_ERROR, "UNKNOWN",
-                             "could not store the uploaded data");
+            body_store_failed(req, rc);
         }
         return true;
     }

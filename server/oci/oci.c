@@ -33,14 +33,8 @@ void oci_error(struct request *req, unsigned status, const char *code, const cha
         }
     }
     json_t *doc = err ? json_pack("{s:[o]}", "errors", err) : NULL;
-    char *text = doc ? json_dumps(doc, JSON_COMPACT) : NULL;
-    json_decref(doc);
-    if (text == NULL) {
-        http_send(req, 500, NULL, 0);
-        return;
-    }
-    http_send_json(req, status, "application/json", text, NULL);
-    free(text);
+    /* a 503 is always one the client may retry */
+    oci_send_doc(req, status, doc, status == 503 ? "Retry-After" : NULL, "1");
 }
 
 /* The one mapping from registry reasons to OCI status and code. */
@@ -121,6 +115,13 @@ void oci_fail(struct request *req, const struct registry_status *s)
         detail_json = detail;
     }
     const char *message = s->message[0] ? s->message : "error";
+    if (s->reason == REG_INTERNAL && (s->err == BERTH_ENOMEM || s->err == BERTH_ENOFD)) {
+        /* out of memory, descriptors, or a hash OpenSSL could not compute:
+         * the client may retry */
+        log_error("event=request_failed msg=\"%s\"", message);
+        oci_server_error(req, s->err, "request_unavailable");
+        return;
+    }
     if (r == REG_INTERNAL) {
         log_error("event=request_failed msg=\"%s\"", message);
     }

@@ -262,8 +262,10 @@ static enum berth_err prepare(struct s3_store *s, const struct s3_req *req, stru
     sigv4_format_amz_date((int64_t)time(NULL), amz_date);
     char payload[65];
     if (req->body_len > 0) {
-        uint8_t h[32];
-        digest_sha256_raw(req->body, req->body_len, h);
+        uint8_t h[32] = {0};
+        if (rc == BERTH_OK) {
+            rc = digest_sha256_raw(req->body, req->body_len, h); /* else nothing is sent */
+        }
         str_hex_encode(h, 32, payload);
     } else {
         memcpy(payload, EMPTY_SHA256, sizeof(payload));
@@ -377,6 +379,9 @@ enum berth_err s3_do(struct s3_store *s, const struct s3_req *req, struct s3_res
     struct curl_slist *hl = NULL;
     enum berth_err rc = prepare(s, req, resp, &c, &hl);
     if (rc != BERTH_OK) {
+        log_error("event=s3_error op=%s key=%s error=\"request not sent: cannot prepare or sign "
+                  "it\" err=%s",
+                  req->method, req->key != NULL ? req->key : "", berth_strerror(rc));
         return rc;
     }
     CURLcode cc = curl_easy_perform(c);

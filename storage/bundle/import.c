@@ -932,7 +932,10 @@ static enum berth_err plan_docker_image(struct importer *im, size_t i, json_t *e
         return rc;
     }
     struct digest d;
-    digest_buffer(DIGEST_SHA256, body, strlen(body), &d);
+    rc = digest_buffer(DIGEST_SHA256, body, strlen(body), &d);
+    if (rc != BERTH_OK) {
+        return fail(im, rc, "%s: cannot compute the manifest's digest", what);
+    }
     size_t tag_count = json_is_array(repo_tags) ? json_array_size(repo_tags) : 0;
     for (j = 0; j < (tag_count ? tag_count : 1) && rc == BERTH_OK; j++) {
         char repo[512];

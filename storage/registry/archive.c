@@ -43,6 +43,7 @@ static enum berth_err fail(struct registry_status *s, enum registry_reason reaso
                            enum berth_err rc, const char *fmt, ...)
 {
     s->reason = reason;
+    s->err = rc;
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(s->message, sizeof(s->message), fmt, ap);
@@ -129,6 +130,7 @@ enum berth_err registry_image_set_storage_class(struct store *st, const char *re
     s->reason = REG_OK;
     s->message[0] = '\0';
     s->digest[0] = '\0';
+    s->err = BERTH_OK;
     struct meta *m = store_meta(st);
     if (m == NULL) {
         return internal(s, BERTH_EDB);

@@ -22,6 +22,7 @@ static enum berth_err fail(struct registry_status *s, enum registry_reason reaso
                            enum berth_err rc, const char *fmt, ...)
 {
     s->reason = reason;
+    s->err = rc;
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(s->message, sizeof(s->message), fmt, ap);
@@ -36,6 +37,7 @@ enum berth_err registry_image_find(struct store *st, const struct meta_repo *rep
     s->reason = REG_OK;
     s->message[0] = '\0';
     s->digest[0] = '\0';
+    s->err = BERTH_OK;
     if (tag == NULL && digest == NULL) {
         return fail(s, REG_INTERNAL, BERTH_EINVAL, "an image is named by a tag or a digest");
     }

@@ -39,6 +39,7 @@ static enum berth_err set_status(struct registry_status *s, enum registry_reason
                                  enum berth_err rc, const char *fmt, ...)
 {
     s->reason = reason;
+    s->err = rc;
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(s->message, sizeof(s->message), fmt, ap);
@@ -51,6 +52,7 @@ static void clear_status(struct registry_status *s)
     s->reason = REG_OK;
     s->message[0] = '\0';
     s->digest[0] = '\0';
+    s->err = BERTH_OK;
 }
 
 void registry_upload_status(enum berth_err rc, struct registry_status *s)
@@ -76,6 +78,7 @@ void registry_upload_status(enum berth_err rc, struct registry_status *s)
         return;
     default:
         s->reason = REG_INTERNAL;
+        s->err = rc;
         snprintf(s->message, sizeof(s->message), "upload failed (%s)", berth_strerror(rc));
         return;
     }

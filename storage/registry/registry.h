@@ -54,6 +54,7 @@ enum registry_reason {
 
 struct registry_status {
     enum registry_reason reason;
+    enum berth_err err; /* the failure behind REG_INTERNAL (BERTH_ENOMEM: retry later) */
     char message[512];
     char digest[DIGEST_STR_MAX]; /* the digest concerned, when there is one */
 };

@@ -27,6 +27,7 @@ struct page {
 static enum berth_err internal(struct registry_status *s, enum berth_err rc)
 {
     s->reason = REG_INTERNAL;
+    s->err = rc;
     snprintf(s->message, sizeof(s->message), "repository listing failed (%s)", berth_strerror(rc));
     return rc;
 }

@@ -18,6 +18,19 @@ struct digest_ctx {
     EVP_MD_CTX *md;
 };
 
+/* digest_fault_hash: every hash computation fails while it is on. */
+static atomic_bool hash_fault;
+
+void digest_fault_hash(bool on)
+{
+    atomic_store(&hash_fault, on);
+}
+
+static bool hash_failing(void)
+{
+    return atomic_load(&hash_fault);
+}
+
 static const EVP_MD *evp_of(enum digest_alg alg)
 {
     switch (alg) {
@@ -128,7 +141,7 @@ struct digest_ctx *digest_ctx_new(enum digest_alg alg)
     if (md == NULL) {
         return NULL;
     }
-    struct digest_ctx *ctx = calloc(1, sizeof(*ctx));
+    struct digest_ctx *ctx = hash_failing() ? NULL : calloc(1, sizeof(*ctx));
     if (ctx == NULL) {
         return NULL;
     }
@@ -160,15 +173,15 @@ enum berth_err digest_ctx_update(struct digest_ctx *ctx, const void *p, size_t n
     if (n == 0) {
         return BERTH_OK;
     }
-    return EVP_DigestUpdate(ctx->md, p, n) == 1 ? BERTH_OK : BERTH_EIO;
+    return !hash_failing() && EVP_DigestUpdate(ctx->md, p, n) == 1 ? BERTH_OK : BERTH_ENOMEM;
 }
 
 enum berth_err digest_ctx_final(struct digest_ctx *ctx, struct digest *out)
 {
     unsigned char raw[EVP_MAX_MD_SIZE];
     unsigned int len = 0;
-    if (EVP_DigestFinal_ex(ctx->md, raw, &len) != 1) {
-        return BERTH_EIO;
+    if (hash_failing() || EVP_DigestFinal_ex(ctx->md, raw, &len) != 1) {
+        return BERTH_ENOMEM;
     }
     const char *name = digest_alg_name(ctx->alg);
     size_t nlen = strlen(name);
@@ -177,14 +190,14 @@ enum berth_err digest_ctx_final(struct digest_ctx *ctx, struct digest *out)
     str_hex_encode(raw, len, out->str + nlen + 1);
     out->alg = ctx->alg;
     if (EVP_DigestInit_ex(ctx->md, evp_of(ctx->alg), NULL) != 1) {
-        return BERTH_EIO;
+        return BERTH_ENOMEM;
     }
     return BERTH_OK;
 }
 
 struct digest_ctx *digest_ctx_dup(const struct digest_ctx *ctx)
 {
-    struct digest_ctx *copy = calloc(1, sizeof(*copy));
+    struct digest_ctx *copy = hash_failing() ? NULL : calloc(1, sizeof(*copy));
     if (copy == NULL) {
         return NULL;
     }
@@ -240,10 +253,13 @@ enum berth_err digest_buffer(enum digest_alg alg, const void *p, size_t n, struc
     return rc;
 }
 
-void digest_sha256_raw(const void *p, size_t n, uint8_t out[32])
+enum berth_err digest_sha256_raw(const void *p, size_t n, uint8_t out[32])
 {
     unsigned int len = 32;
-    EVP_Digest(p, n, out, &len, EVP_sha256(), NULL);
+    if (hash_failing() || EVP_Digest(p, n, out, &len, EVP_sha256(), NULL) != 1 || len != 32) {
+        return BERTH_ENOMEM;
+    }
+    return BERTH_OK;
 }
 
 static atomic_bool hmac_fault;

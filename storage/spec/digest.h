@@ -40,7 +40,11 @@ const char *digest_alg_name(enum digest_alg alg);
 /* The hex part of a parsed digest (borrowed from d). */
 const char *digest_hex(const struct digest *d);
 
-/* Streaming hasher. digest_ctx_new returns NULL when out of memory. */
+/* Streaming hasher. digest_ctx_new (and _dup) return NULL when out of
+ * memory or when OpenSSL cannot set the hash up; digest_ctx_update and
+ * digest_ctx_final return BERTH_ENOMEM when OpenSSL fails (an allocation or
+ * provider failure): the result is then unset, and the caller must fail as
+ * a server error, never as a digest mismatch. */
 struct digest_ctx;
 struct digest_ctx *digest_ctx_new(enum digest_alg alg);
 void digest_ctx_free(struct digest_ctx *ctx);
@@ -58,8 +62,9 @@ enum berth_err digest_ctx_update_fd(struct digest_ctx *ctx, int fd, off_t len);
 /* One-shot digest of a buffer. */
 enum berth_err digest_buffer(enum digest_alg alg, const void *p, size_t n, struct digest *out);
 
-/* Raw SHA-256 (32-byte output). */
-void digest_sha256_raw(const void *p, size_t n, uint8_t out[32]);
+/* Raw SHA-256 (32-byte output). BERTH_OK, or BERTH_ENOMEM when OpenSSL
+ * cannot compute it: out is then unset. */
+enum berth_err digest_sha256_raw(const void *p, size_t n, uint8_t out[32]);
 
 /* HMAC-SHA256 of msg under key into out (32 bytes). BERTH_OK, or
  * BERTH_ENOMEM when OpenSSL cannot compute it (an allocation or provider
@@ -72,5 +77,12 @@ enum berth_err digest_hmac_sha256(const void *key, size_t key_len, const void *m
  * an OpenSSL failure would. `berth serve` turns it on when the variable
  * BERTH_TEST_FAULTS names "hmac". Thread-safe. */
 void digest_fault_hmac(bool on);
+
+/* Fault injection for tests: while on, every hash fails as an OpenSSL
+ * failure would: digest_sha256_raw and digest_buffer return BERTH_ENOMEM,
+ * digest_ctx_new and digest_ctx_dup NULL, digest_ctx_update and
+ * digest_ctx_final BERTH_ENOMEM (HMACs are digest_fault_hmac's). `berth
+ * serve` turns it on when BERTH_TEST_FAULTS names "digest". Thread-safe. */
+void digest_fault_hash(bool on);
 
 #endif

@@ -450,8 +450,11 @@ enum berth_err notation_thumbprints(const struct notation_signer *s, char **out)
         }
         uint8_t sum[32];
         char hex[65];
-        digest_sha256_raw(der, der_len, sum);
+        rc = digest_sha256_raw(der, der_len, sum);
         free(der);
+        if (rc != BERTH_OK) {
+            break;
+        }
         str_hex_encode(sum, sizeof(sum), hex);
         if (json_array_append_new(list, json_string(hex)) != 0) {
             rc = BERTH_ENOMEM;

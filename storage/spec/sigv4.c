@@ -583,7 +583,8 @@ static enum berth_err hmac(const uint8_t key[32], const char *msg, uint8_t out[3
 }
 
 /* hex(HMAC(kSigning, StringToSign)) for a canonical request. BERTH_OK, or
- * BERTH_ENOMEM when a MAC cannot be computed. */
+ * BERTH_ENOMEM when a MAC or the canonical request's hash cannot be
+ * computed. */
 static enum berth_err signature_hex(const char *secret, size_t secret_len, const char *amz_date,
                                     const char *region, const char *service,
                                     const struct buf *canonical,
@@ -607,9 +608,14 @@ static enum berth_err signature_hex(const char *secret, size_t secret_len, const
         rc = hmac(k, TERMINATOR, k);
     }
 
-    char hash_hex[65];
-    digest_sha256_raw(canonical->data != NULL ? canonical->data : "", canonical->len, hash);
-    str_hex_encode(hash, 32, hash_hex);
+    char hash_hex[65] = "";
+    if (rc == BERTH_OK) {
+        rc =
+            digest_sha256_raw(canonical->data != NULL ? canonical->data : "", canonical->len, hash);
+    }
+    if (rc == BERTH_OK) {
+        str_hex_encode(hash, 32, hash_hex);
+    }
     /* "AWS4-HMAC-SHA256\n" + date + "\n" + scope + "\n" + hash: bounded by
      * the parse limits, so a fixed buffer suffices. */
     char sts[32 + SIGV4_AMZ_DATE_LEN + 4 * (SIGV4_SCOPE_PART_MAX + 1) + 64 + 8];
@@ -634,7 +640,9 @@ static enum berth_err signature_hex(const char *secret, size_t secret_len, const
     return rc;
 }
 
-static void body_hash_hex(const struct sigv4_request *req, char out[65])
+/* The body's SHA-256 in hex. BERTH_OK, or BERTH_ENOMEM when it cannot be
+ * computed (out is then unset). */
+static enum berth_err body_hash_hex(const struct sigv4_request *req, char out[65])
 {
     if (req->body_sha256 != NULL) {
         size_t i;
@@ -642,11 +650,15 @@ static void body_hash_hex(const struct sigv4_request *req, char out[65])
             out[i] = lower(req->body_sha256[i]);
         }
         out[i] = '\0';
-        return;
+        return BERTH_OK;
     }
     uint8_t h[32];
-    digest_sha256_raw(req->body != NULL ? req->body : "", req->body != NULL ? req->body_len : 0, h);
-    str_hex_encode(h, 32, out);
+    enum berth_err rc = digest_sha256_raw(req->body != NULL ? req->body : "",
+                                          req->body != NULL ? req->body_len : 0, h);
+    if (rc == BERTH_OK) {
+        str_hex_encode(h, 32, out);
+    }
+    return rc;
 }
 
 /* ---- parsing ---- */
@@ -1125,7 +1137,10 @@ static enum berth_err payload_hash(const struct sigv4_request *req, const struct
                                    struct sigv4_refusal *r)
 {
     char actual[65];
-    body_hash_hex(req, actual);
+    enum berth_err rc = body_hash_hex(req, actual);
+    if (rc != BERTH_OK) {
+        return rc;
+    }
     if (!list_has(auth->signed_headers, "x-amz-content-sha256")) {
         memcpy(out, actual, sizeof(actual));
         return BERTH_OK;
@@ -1294,8 +1309,8 @@ enum berth_err sigv4_sign(const struct sigv4_request *req, const struct sigv4_cr
             return BERTH_EINVAL;
         }
         memcpy(hash, given, strlen(given) + 1);
-    } else {
-        body_hash_hex(req, hash);
+    } else if (body_hash_hex(req, hash) != BERTH_OK) {
+        return BERTH_ENOMEM;
     }
 
     struct buf canonical;

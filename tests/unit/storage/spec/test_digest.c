@@ -97,9 +97,37 @@ static void test_hmac(void)
     CHECK_INT(digest_hmac_sha256("Jefe", 4, "what do ya want for nothing?", 28, mac), BERTH_ENOMEM);
     digest_fault_hmac(false);
     CHECK_INT(digest_hmac_sha256("Jefe", 4, "what do ya want for nothing?", 28, mac), BERTH_OK);
-    digest_sha256_raw("abc", 3, mac);
+    CHECK_INT(digest_sha256_raw("abc", 3, mac), BERTH_OK);
     str_hex_encode(mac, 32, hex);
     CHECK_STR(hex, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+}
+
+/* A hash OpenSSL cannot compute is an error from every entry point (the
+ * fault hook stands in for an allocation or provider failure), never a
+ * digest; HMACs are not affected, and all works again once it clears. */
+static void test_hash_failure(void)
+{
+    uint8_t raw[32];
+    struct digest d;
+    struct digest_ctx *ctx = digest_ctx_new(DIGEST_SHA256);
+    CHECK(ctx != NULL);
+    CHECK_INT(digest_ctx_update(ctx, "ab", 2), BERTH_OK);
+    digest_fault_hash(true);
+    CHECK_INT(digest_sha256_raw("abc", 3, raw), BERTH_ENOMEM);
+    CHECK_INT(digest_buffer(DIGEST_SHA256, "abc", 3, &d), BERTH_ENOMEM);
+    CHECK_INT(digest_buffer(DIGEST_SHA512, "abc", 3, &d), BERTH_ENOMEM);
+    CHECK(digest_ctx_new(DIGEST_SHA256) == NULL);
+    CHECK(digest_ctx_dup(ctx) == NULL);
+    CHECK_INT(digest_ctx_update(ctx, "c", 1), BERTH_ENOMEM);
+    CHECK_INT(digest_ctx_final(ctx, &d), BERTH_ENOMEM);
+    CHECK_INT(digest_hmac_sha256("k", 1, "m", 1, raw), BERTH_OK);
+    digest_fault_hash(false);
+    /* the failed update added nothing */
+    CHECK_INT(digest_ctx_update(ctx, "c", 1), BERTH_OK);
+    CHECK_INT(digest_ctx_final(ctx, &d), BERTH_OK);
+    CHECK_STR(d.str, "sha256:ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+    digest_ctx_free(ctx);
+    CHECK_INT(digest_sha256_raw("abc", 3, raw), BERTH_OK);
 }
 
 int main(void)
@@ -108,5 +136,6 @@ int main(void)
     RUN(test_hashes);
     RUN(test_update_fd);
     RUN(test_hmac);
+    RUN(test_hash_failure);
     return unit_report("test_digest");
 }

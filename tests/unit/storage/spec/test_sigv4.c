@@ -112,12 +112,20 @@ static void test_vector_canonical(void)
     /* The StringToSign's last line is the hash of that text. */
     uint8_t h[32];
     char hex[65];
-    digest_sha256_raw(b.data, b.len, h);
+    CHECK_INT(digest_sha256_raw(b.data, b.len, h), BERTH_OK);
     str_hex_encode(h, 32, hex);
     CHECK_STR(hex, "a3102689de5c3f82b68da87c0a4e81982da558cc894855a5c7625d389285644f");
     char sig[65];
-    signature_hex(SECRET, strlen(SECRET), "20261126T095037Z", "eu-west-1", "ecr", &b, sig);
+    CHECK_INT(
+        signature_hex(SECRET, strlen(SECRET), "20261126T095037Z", "eu-west-1", "ecr", &b, sig),
+        BERTH_OK);
     CHECK_STR(sig, VECTOR_SIG);
+    /* the canonical request's hash failing is an error, not a signature */
+    digest_fault_hash(true);
+    CHECK_INT(
+        signature_hex(SECRET, strlen(SECRET), "20261126T095037Z", "eu-west-1", "ecr", &b, sig),
+        BERTH_ENOMEM);
+    digest_fault_hash(false);
     buf_fini(&b);
 }
 
@@ -146,12 +154,20 @@ static void test_vector_verify(void)
     CHECK_INT(sigv4_verify(&t.r, &a, SECRET, strlen(SECRET), &o, &r), BERTH_ENOMEM);
     digest_fault_hmac(false);
     CHECK_INT(sigv4_verify(&t.r, &a, SECRET, strlen(SECRET), &o, &r), BERTH_OK);
+    /* and so is a hash (the body's, the canonical request's) that cannot be */
+    digest_fault_hash(true);
+    CHECK_INT(sigv4_verify(&t.r, &a, SECRET, strlen(SECRET), &o, &r), BERTH_ENOMEM);
+    digest_fault_hash(false);
+    CHECK_INT(sigv4_verify(&t.r, &a, SECRET, strlen(SECRET), &o, &r), BERTH_OK);
 
     /* The body hash may be supplied precomputed instead. */
     t.r.body = NULL;
     t.r.body_len = 0;
     t.r.body_sha256 = "027957EA81870C9C6D223F387E5E49F8112A1AAEBEF3B5CC1BB597164905F73F";
     CHECK_INT(check(&t, &o, &r), SIGV4_ERR_NONE);
+    digest_fault_hash(true); /* no body to hash: the canonical request's hash fails */
+    CHECK_INT(sigv4_verify(&t.r, &a, SECRET, strlen(SECRET), &o, &r), BERTH_ENOMEM);
+    digest_fault_hash(false);
 }
 
 static void test_vector_sign(void)
@@ -173,6 +189,11 @@ static void test_vector_sign(void)
     digest_fault_hmac(true);
     CHECK_INT(sigv4_sign(&t.r, &c, out, sizeof(out)), BERTH_ENOMEM);
     digest_fault_hmac(false);
+    digest_fault_hash(true);
+    CHECK_INT(sigv4_sign(&t.r, &c, out, sizeof(out)), BERTH_ENOMEM);
+    digest_fault_hash(false);
+    CHECK_INT(sigv4_sign(&t.r, &c, out, sizeof(out)), BERTH_OK);
+    CHECK_STR(out, VECTOR_AUTH);
 
     /* Missing Host or X-Amz-Date, or a bad date, cannot be signed. */
     t.r.header_count = 4;
@@ -293,6 +314,10 @@ static void test_s3_presign(void)
     CHECK_INT(sigv4_presign("GET", "/test.txt", "h", &c, t, 604801, out, sizeof(out)),
               BERTH_EINVAL);
     CHECK_INT(sigv4_presign("GET", "/test.txt", "h", &c, t, 60, out, 100), BERTH_ETOOBIG);
+    /* no URL when the canonical request cannot be hashed */
+    digest_fault_hash(true);
+    CHECK_INT(sigv4_presign("GET", "/test.txt", "h", &c, t, 60, out, sizeof(out)), BERTH_ENOMEM);
+    digest_fault_hash(false);
 }
 
 static void test_botocore_cases(void)
