@@ -38,6 +38,7 @@
 #include "scan/vulndb/vulndb.h"
 #include "server/jobs/jobs.h"
 #include "server/metrics/metrics.h"
+#include "storage/meta/meta_gc.h"
 #include "storage/meta/meta_scan.h"
 #include "storage/spec/names.h"
 #include "storage/store/store.h"
@@ -707,19 +708,29 @@ static json_t *job_json(const char *name, const struct jobs_job_status *j)
                      ms_or_null(j->next_at_ms), "requested", j->requested);
 }
 
-static json_t *gc_json(const struct jobs_status *js, bool attached)
+/* The garbage collection passes the registry page lists (the newest). */
+#define REGISTRY_GC_RUNS 20
+
+static int gc_run_json(void *arg, const struct meta_gc_run *r)
+{
+    json_array_append_new(
+        arg, json_pack("{s:o, s:o, s:s, s:s, s:s, s:s, s:I, s:I, s:I, s:I}", "startedAt",
+                       ms_or_null(r->started_at), "finishedAt", ms_or_null(r->finished_at),
+                       "result", r->result, "error", r->error, "trigger", r->reason, "node",
+                       r->node, "blobsDeleted", (json_int_t)r->blobs_deleted, "bytesFreed",
+                       (json_int_t)r->bytes_freed, "orphansDeleted", (json_int_t)r->orphans_deleted,
+                       "uploadsRemoved", (json_int_t)r->uploads_removed));
+    return 0;
+}
+
+/* The GC job's state, and the last passes from the history every replica
+ * and `berth gc` record (NULL when it cannot be read). */
+static json_t *gc_json(struct meta *m, const struct jobs_status *js, bool attached)
 {
     json_t *runs = json_array();
-    for (size_t i = 0; i < js->gc_run_count && runs != NULL; i++) {
-        const struct jobs_gc_run *r = &js->gc_runs[i];
-        json_array_append_new(
-            runs, json_pack("{s:o, s:o, s:s, s:s, s:I, s:I, s:I, s:I}", "startedAt",
-                            ms_or_null(r->started_at_ms), "finishedAt",
-                            ms_or_null(r->finished_at_ms), "result", r->failed ? "failed" : "ok",
-                            "trigger", r->requested ? "requested" : "periodic", "blobsDeleted",
-                            (json_int_t)r->blobs_deleted, "bytesFreed", (json_int_t)r->bytes_freed,
-                            "orphansDeleted", (json_int_t)r->orphans_deleted, "uploadsRemoved",
-                            (json_int_t)r->uploads_removed));
+    if (runs == NULL || meta_gc_runs_list(m, REGISTRY_GC_RUNS, gc_run_json, runs) != BERTH_OK) {
+        json_decref(runs);
+        return NULL;
     }
     json_t *o = job_json("gc", &js->gc);
     if (o != NULL) {
@@ -932,6 +943,13 @@ static void registry(struct request *req)
     struct jobs *j = atomic_load(&srv->jobs);
     struct jobs_status js;
     jobs_status_get(j, &js);
+    json_t *gc = gc_json(m, &js, j != NULL);
+    if (gc == NULL) {
+        json_decref(storage);
+        json_decref(archive);
+        fail(req, 500, "ServerError", "the garbage collection history could not be read");
+        return;
+    }
     json_t *jobs = json_array();
     json_array_append_new(jobs, job_json("gc", &js.gc));
     json_array_append_new(jobs, job_json("lifecycle", &js.lifecycle));
@@ -944,9 +962,8 @@ static void registry(struct request *req)
              json_pack("{s:s, s:s, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:b}", "scope",
                        "registry", "version", BERTH_VERSION, "startedAt",
                        ms_or_null(js.started_at_ms), "storage", storage, "archive", archive, "gc",
-                       gc_json(&js, j != NULL), "scan", scan, "jobs", jobs, "activity",
-                       activity_json(), "config", config_json(srv), "mayStartGc",
-                       admin && js.gc.enabled),
+                       gc, "scan", scan, "jobs", jobs, "activity", activity_json(), "config",
+                       config_json(srv), "mayStartGc", admin && js.gc.enabled),
              NULL);
 }
 

@@ -68,9 +68,6 @@ struct jobs {
     struct job lifecycle;
     struct job preview;
     int64_t started_at_ms;
-    /* under lock: the last garbage collection passes, newest first */
-    struct jobs_gc_run gc_runs[JOBS_GC_HISTORY];
-    size_t gc_run_count;
     /* the archive tier's mover: its own thread, woken by store_tier_notify */
     bool tier_started;
     pthread_t tier_thread;
@@ -153,11 +150,12 @@ static void run_gc(struct job *jb, bool periodic)
         }
         return;
     }
-    struct jobs_gc_run run = {.started_at_ms = time_now_ms(), .requested = requested};
     struct gc_options opt = {.grace_ms = js->opt.gc_grace_ms,
                              .upload_expiry_ms = js->opt.upload_expiry_ms,
-                             .cancel = &jb->cancel};
-    /* gc_run logs its own summary and errors. */
+                             .cancel = &jb->cancel,
+                             .reason = requested ? "requested" : "periodic"};
+    /* gc_run logs its own summary and errors, and records the pass in the
+     * history the registry page shows. */
     struct gc_stats stats;
     memset(&stats, 0, sizeof(stats));
     int64_t t0 = time_mono_ns();
@@ -166,19 +164,6 @@ static void run_gc(struct job *jb, bool periodic)
                     (uint64_t)(stats.bytes_deleted + stats.orphan_bytes),
                     (uint64_t)stats.blobs_deleted, rc != BERTH_OK);
     leases_release(js->opt.leases, "gc", rc == BERTH_OK && !stats.cancelled);
-    run.finished_at_ms = time_now_ms();
-    run.failed = rc != BERTH_OK;
-    run.blobs_deleted = stats.blobs_deleted;
-    run.bytes_freed = stats.bytes_deleted + stats.orphan_bytes;
-    run.orphans_deleted = stats.orphans_deleted;
-    run.uploads_removed = stats.uploads_removed;
-    pthread_mutex_lock(&js->lock);
-    memmove(&js->gc_runs[1], &js->gc_runs[0], (JOBS_GC_HISTORY - 1) * sizeof(js->gc_runs[0]));
-    js->gc_runs[0] = run;
-    if (js->gc_run_count < JOBS_GC_HISTORY) {
-        js->gc_run_count++;
-    }
-    pthread_mutex_unlock(&js->lock);
 }
 
 /* Under js->lock: remember repo_id to run at due_ns (an earlier time
@@ -584,7 +569,5 @@ void jobs_status_get(struct jobs *js, struct jobs_status *out)
     job_status(&js->gc, now_ms, now_ns, &out->gc);
     job_status(&js->lifecycle, now_ms, now_ns, &out->lifecycle);
     job_status(&js->preview, now_ms, now_ns, &out->preview);
-    out->gc_run_count = js->gc_run_count;
-    memcpy(out->gc_runs, js->gc_runs, sizeof(out->gc_runs));
     pthread_mutex_unlock(&js->lock);
 }

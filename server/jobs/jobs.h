@@ -73,21 +73,6 @@ void jobs_preview_soon(struct jobs *j);
  * when j is NULL or garbage collection is disabled (no GC thread). */
 bool jobs_gc_soon(struct jobs *j);
 
-/* The garbage collection passes remembered (the newest first). */
-#define JOBS_GC_HISTORY 10
-
-/* One finished garbage collection pass of this process. */
-struct jobs_gc_run {
-    int64_t started_at_ms; /* wall clock, epoch ms */
-    int64_t finished_at_ms;
-    bool failed;
-    bool requested; /* asked for (jobs_gc_soon), not periodic */
-    int64_t blobs_deleted;
-    int64_t bytes_freed; /* blobs and orphan files */
-    int64_t orphans_deleted;
-    int64_t uploads_removed;
-};
-
 /* One job's state; times are wall clock (epoch ms), 0 when none. */
 struct jobs_job_status {
     bool enabled;
@@ -103,8 +88,6 @@ struct jobs_status {
     int64_t started_at_ms; /* when jobs_start ran */
     int64_t gc_grace_ms;
     struct jobs_job_status gc, lifecycle, preview;
-    size_t gc_run_count; /* of gc_runs, newest first */
-    struct jobs_gc_run gc_runs[JOBS_GC_HISTORY];
 };
 
 /* A copy of the jobs' state as it is now (for status pages). j NULL: all

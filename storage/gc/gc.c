@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "storage/blob/blob.h"
 #include "storage/meta/pace.h"
@@ -422,6 +423,39 @@ static enum berth_err pass(struct gc *g, int64_t now, const char **step)
     return rc;
 }
 
+/* Record a finished pass in the history (meta_gc.h). */
+static void record(struct meta *m, const char *reason, int64_t started_ms, enum berth_err rc,
+                   const char *step, const struct gc_stats *s)
+{
+    struct meta_gc_run r;
+    memset(&r, 0, sizeof(r));
+    r.started_at = started_ms;
+    r.finished_at = time_now_ms();
+    snprintf(r.reason, sizeof(r.reason), "%s", reason);
+    if (gethostname(r.node, sizeof(r.node)) != 0) {
+        snprintf(r.node, sizeof(r.node), "-");
+    }
+    r.node[sizeof(r.node) - 1] = '\0';
+    snprintf(r.result, sizeof(r.result), "%s",
+             rc != BERTH_OK ? "failed"
+             : s->cancelled ? "cancelled"
+                            : "ok");
+    if (rc != BERTH_OK) {
+        snprintf(r.error, sizeof(r.error), "%s at %s", berth_strerror(rc), step);
+    }
+    r.blobs_deleted = s->blobs_deleted;
+    r.bytes_freed = s->bytes_deleted + s->orphan_bytes;
+    r.orphans_deleted = s->orphans_deleted;
+    r.uploads_removed = s->uploads_removed;
+    if (meta_in_transaction(m)) {
+        meta_rollback(m); /* a failed step may have left one open */
+    }
+    enum berth_err wrc = meta_gc_run_record(m, &r, META_GC_RUNS_KEEP);
+    if (wrc != BERTH_OK) {
+        log_warn("event=gc_history_error err=%s", berth_strerror(wrc));
+    }
+}
+
 enum berth_err gc_run(struct store *st, const struct gc_options *opt, struct gc_stats *out)
 {
     if (opt->grace_ms < 0 || opt->upload_expiry_ms < 0) {
@@ -474,6 +508,9 @@ enum berth_err gc_run(struct store *st, const struct gc_options *opt, struct gc_
              (long long)s->orphans_deleted, (long long)s->orphan_bytes,
              (long long)s->uploads_removed, (long long)s->trash_restored, (long long)s->batches,
              (long long)s->max_lock_us, (long long)s->duration_ms);
+    if (opt->reason != NULL && !opt->dry_run && g->m != NULL) {
+        record(g->m, opt->reason, now, rc, step, s);
+    }
     if (rc == BERTH_OK && out != NULL) {
         *out = g->stats;
     }

@@ -39,6 +39,10 @@ struct gc_options {
     bool dry_run;              /* count what would go; change nothing */
     const atomic_bool *cancel; /* optional: when it becomes true the pass stops at the
                                   next batch boundary (stats say cancelled) */
+    /* why the pass runs ("periodic", "requested", "command"), recorded with
+     * its outcome in the history of passes (meta_gc.h, the newest
+     * META_GC_RUNS_KEEP kept); NULL: not recorded. Dry runs never are. */
+    const char *reason;
 };
 
 struct gc_stats {
@@ -60,7 +64,9 @@ struct gc_stats {
  * Run one pass over the store. On BERTH_OK *out (optional) holds what was
  * done; on failure the pass stopped at the failing step (logged), with
  * nothing half-done: every batch either committed whole or was rolled back
- * and its files put back. One summary line (event=gc_pass) is logged.
+ * and its files put back. One summary line (event=gc_pass) is logged, and
+ * with opt->reason the pass is recorded in the history (a failure to
+ * record is logged, not returned).
  * Returns BERTH_OK, BERTH_EINVAL (negative grace or expiry), BERTH_EDB,
  * BERTH_EIO, BERTH_ENOMEM.
  */

@@ -65,4 +65,40 @@ enum berth_err meta_gc_checkpoint(struct meta *m);
 /* Number of blob rows and the sum of their sizes. BERTH_EDB. */
 enum berth_err meta_gc_blob_totals(struct meta *m, int64_t *count, int64_t *bytes);
 
+/* ---- the history of garbage collection passes (table gc_runs) ---- */
+
+/* Passes kept: recording one deletes those older than the newest this many. */
+#define META_GC_RUNS_KEEP 100
+
+#define META_GC_RUN_REASON_MAX 16
+#define META_GC_RUN_NODE_MAX 64
+#define META_GC_RUN_RESULT_MAX 16
+#define META_GC_RUN_ERROR_MAX 128
+
+/* One pass; times are wall clock (epoch ms). */
+struct meta_gc_run {
+    int64_t id; /* set by meta_gc_runs_list */
+    int64_t started_at, finished_at;
+    char reason[META_GC_RUN_REASON_MAX]; /* "periodic", "requested", "command" */
+    char node[META_GC_RUN_NODE_MAX];     /* the host that ran it */
+    char result[META_GC_RUN_RESULT_MAX]; /* "ok", "failed", "cancelled" */
+    char error[META_GC_RUN_ERROR_MAX];   /* what failed ("" when nothing) */
+    int64_t blobs_deleted;
+    int64_t bytes_freed; /* blobs and orphan files */
+    int64_t orphans_deleted;
+    int64_t uploads_removed;
+};
+
+/* Record a finished pass and delete the passes older than the newest keep
+ * (>= 1), in one write transaction of its own (not inside another).
+ * BERTH_EINVAL (keep < 1), BERTH_EDB, BERTH_EUNAVAILABLE. */
+enum berth_err meta_gc_run_record(struct meta *m, const struct meta_gc_run *r, int64_t keep);
+
+/* Called with each pass, newest first; non-zero stops. */
+typedef int (*meta_gc_run_cb)(void *arg, const struct meta_gc_run *r);
+
+/* The newest limit (>= 1) passes, newest first. Reads only. BERTH_EINVAL,
+ * BERTH_EDB. */
+enum berth_err meta_gc_runs_list(struct meta *m, int64_t limit, meta_gc_run_cb cb, void *arg);
+
 #endif

@@ -1428,7 +1428,7 @@ function registryGc(gc, mayStart, reload) {
       ["Interval", fmtSeconds(gc.intervalSeconds)],
       ["Grace", fmtSeconds(gc.graceSeconds) + " (blobs younger than this are kept)"],
       gc.enabled ? ["Next periodic pass", fmtWhen(gc.nextRunAt)] : null,
-      ["Last pass", gc.runs.length ? fmtWhen(gc.runs[0].finishedAt) + ": freed " + fmtSize(gc.runs[0].bytesFreed) : "none since the server started", "gc-last"],
+      ["Last pass", gc.runs.length ? fmtWhen(gc.runs[0].finishedAt) + ": freed " + fmtSize(gc.runs[0].bytesFreed) : "none recorded", "gc-last"],
     ]),
   ];
   if (mayStart) {
@@ -1463,15 +1463,18 @@ function registryGc(gc, mayStart, reload) {
     el("td", { class: "nowrap", text: fmtTime(r.startedAt) }),
     el("td", { class: "num", text: ((r.finishedAt - r.startedAt) || 0).toFixed(1) + " s" }),
     el("td", { text: r.trigger }),
-    el("td", { class: r.result === "ok" ? "" : "error-text", text: r.result }),
+    el("td", { text: r.node }),
+    el("td", { class: r.result === "ok" ? "" : "error-text", text: r.result + (r.error ? ": " + r.error : "") }),
     el("td", { class: "num", text: String(r.blobsDeleted) }),
     el("td", { class: "num", text: fmtSize(r.bytesFreed) }),
     el("td", { class: "num", text: String(r.uploadsRemoved) })));
-  parts.push(el("h3", { text: "Last passes" }), runs.length
-    ? tableWrap(el("caption", { class: "visually-hidden", text: "Garbage collection passes" }),
-      el("thead", {}, el("tr", {}, ["Started", "Took", "Trigger", "Result", "Blobs deleted", "Freed", "Uploads removed"].map((h) => el("th", { scope: "col", text: h })))),
-      el("tbody", { id: "gc-runs" }, runs))
-    : el("p", { class: "empty", id: "gc-runs-empty", text: "No garbage collection pass has run since the server started." }));
+  parts.push(el("h3", { text: "Last passes" }),
+    el("p", { class: "muted small", text: "Every replica's passes and berth gc runs, kept in the database (the newest 100)." }),
+    runs.length
+      ? tableWrap(el("caption", { class: "visually-hidden", text: "Garbage collection passes" }),
+        el("thead", {}, el("tr", {}, ["Started", "Took", "Trigger", "Node", "Result", "Blobs deleted", "Freed", "Uploads removed"].map((h) => el("th", { scope: "col", text: h })))),
+        el("tbody", { id: "gc-runs" }, runs))
+      : el("p", { class: "empty", id: "gc-runs-empty", text: "No garbage collection pass recorded yet." }));
   return section("Garbage collection", "gc", ...parts);
 }
 

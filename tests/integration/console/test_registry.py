@@ -317,6 +317,47 @@ class RegistryArchiveTest(h.ServerTestCase):
         self.assertLess(ar["storedBytes"], ar["bytes"])
 
 
+class RegistryGcHistoryTest(h.ServerTestCase):
+    server_config = CONFIG
+
+    def test_history_survives_a_restart_and_lists_berth_gc(self):
+        admin = e.keys_create(self.server, "registry-admin")
+        cl = ConsoleClient(self.reg)
+        cl.sign_in(*admin)
+        reg = e.AuthRegistry(self.server.base_url, e.basic(*admin))
+        doomed = h.build_image(layer_count=2, layer_size=8192, compress=False)
+        h.expect_status(reg.push_image("gone/soon", doomed, tag="x"), 201)
+        status, out = cl.ecr("BatchDeleteImage", {"repositoryName": "gone/soon",
+                                                   "imageIds": [{"imageTag": "x"}]})
+        self.assertEqual(status, 200, out)
+        before = registry(cl).json()["gc"]["runs"]
+        self.assertEqual(start_gc(cl), {"requested": True})
+        doc = wait_requested_gc(cl, before[0]["startedAt"] if before else None)
+        requested = doc["gc"]["runs"][0]
+        self.assertEqual((requested["trigger"], requested["result"], requested["error"]),
+                         ("requested", "ok", ""))
+        self.assertTrue(requested["node"])
+        # a pass from the command line is recorded too
+        status, out = h.run_berth(["gc"], server=self.server)
+        self.assertEqual(status, 0, out)
+        runs = registry(cl).json()["gc"]["runs"]
+        self.assertEqual(runs[0]["trigger"], "command")
+        self.assertEqual(runs[0]["result"], "ok")
+        self.assertIn(requested, runs[1:])
+        freed = sum(r["bytesFreed"] for r in runs)
+        self.assertGreaterEqual(freed, size_of(doomed))
+        # a restart forgets nothing
+        self.server.stop()
+        self.server.start(reuse_port=True)
+        type(self).reg = self.server.registry()
+        cl = ConsoleClient(self.reg)
+        cl.sign_in(*admin)
+        doc = registry(cl).json()
+        for r in runs:
+            self.assertIn(r, doc["gc"]["runs"])
+        self.assertGreater(doc["startedAt"], runs[0]["finishedAt"])
+
+
 class RegistryGcDisabledTest(h.ServerTestCase):
     server_config = {"gc": {"enabled": False}}
 

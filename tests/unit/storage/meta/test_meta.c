@@ -15,8 +15,9 @@ static void test_meta_basics(void)
     /* core, media types, auth, scanning, previews, pull-time exclusions,
      * creation templates, lifecycle policy times, storage classes, the pull-through
      * cache, signing, lifecycle transitions, the archived manifests' index, the
-     * replication queue, the archive tier, pending signatures, leases */
-    CHECK_INT(meta_schema_version(m), 17);
+     * replication queue, the archive tier, pending signatures, leases, the
+     * garbage collection history */
+    CHECK_INT(meta_schema_version(m), 18);
     struct meta_repo r;
     CHECK_INT(meta_repo_create(m, "team/app", 1000, &r), BERTH_OK);
     CHECK_INT(meta_repo_create(m, "team/app", 1000, &r), BERTH_EEXIST);
