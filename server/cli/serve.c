@@ -30,6 +30,7 @@
 #include "server/oci/oci.h"
 #include "server/ops/ops.h"
 #include "server/metrics/metrics.h"
+#include "storage/meta/meta.h"
 #include "storage/spec/digest.h"
 #include "storage/store/store.h"
 #include "storage/registry/signing.h"
@@ -343,6 +344,13 @@ int cmd_serve(struct cli *cli)
         leases_stop(leases);
         store_close(st);
         return 1;
+    }
+    /* BERTH_TEST_FAULTS=wal_sync (tests/integration/ops/test_ops.py): every
+     * sync of the database's log fails from here on, once start-up
+     * is done. */
+    if (faults != NULL && strstr(faults, "wal_sync") != NULL) {
+        log_warn("event=test_fault_injected fault=wal_sync");
+        meta_fault_wal_sync(true);
     }
     server_attach_jobs(srv, jobs);
     log_info("event=server_start version=%s listen=%s port=%u root=%s", BERTH_VERSION, cfg->listen,

@@ -74,7 +74,14 @@ static void handle_ready(struct request *req)
     bool ok = true;
     struct meta *m = srv->store ? store_meta(srv->store) : NULL;
     bool store_ok = m != NULL;
-    bool db_ok = store_ok && meta_ping(m) == BERTH_OK;
+    bool db_answers = store_ok && meta_ping(m) == BERTH_OK;
+    /* a failed sync of the database's log: every commit fails until a
+     * restart (storage/meta), so nothing can be pushed */
+    bool db_durable = !store_ok || !meta_durability_lost(m);
+    bool db_ok = db_answers && db_durable;
+    const char *db = db_ok         ? "ok"
+                     : !db_durable ? "write-ahead log sync failed (commits refused until restart)"
+                                   : "not answering";
     unsigned long long free_bytes;
     const char *disk = disk_state(srv, &free_bytes);
     bool disk_ok = strcmp(disk, "ok") == 0;
@@ -92,16 +99,18 @@ static void handle_ready(struct request *req)
              "%s\nstore: %s\ndatabase: %s\nblob storage: %s\n"
              "disk: %s (%llu bytes free, %lld required)\n"
              "disk reserve: %s\ndraining: %s\n",
-             ok ? "ready" : "not ready", store_ok ? "ok" : "unavailable",
-             db_ok ? "ok" : "not answering", blobs, disk, free_bytes,
-             (long long)srv->cfg->storage_min_free_bytes,
+             ok ? "ready" : "not ready", store_ok ? "ok" : "unavailable", db, blobs, disk,
+             free_bytes, (long long)srv->cfg->storage_min_free_bytes,
              reserve ? "held" : "missing (no room to set it aside, or given to garbage collection)",
              draining ? "yes" : "no");
     if (!ok) {
         log_warn("event=not_ready store=%s database=%s blobs=%s disk=%s free_bytes=%llu "
                  "reserve=%s draining=%s",
-                 store_ok ? "ok" : "unavailable", db_ok ? "ok" : "down", blobs, disk, free_bytes,
-                 reserve ? "held" : "missing", draining ? "yes" : "no");
+                 store_ok ? "ok" : "unavailable",
+                 db_ok         ? "ok"
+                 : !db_durable ? "sync_failed"
+                               : "down",
+                 blobs, disk, free_bytes, reserve ? "held" : "missing", draining ? "yes" : "no");
     }
     send_text(req, ok ? 200 : 503, text, NULL);
 }

@@ -336,6 +336,19 @@ enum berth_err meta_totals_get(struct meta *m, struct meta_totals *out);
 /* Whether the database answers a trivial query. BERTH_OK or BERTH_EDB. */
 enum berth_err meta_ping(struct meta *m);
 
+/* Whether this process can no longer make a commit durable: with SQLite
+ * and storage.fsync on, a sync of the database's write-ahead log failed,
+ * and every later commit fails (BERTH_EIO) until a restart, since what the
+ * failed sync should have written may never reach the disk. false for
+ * PostgreSQL (the server decides). */
+bool meta_durability_lost(struct meta *m);
+
+/* Fault injection for tests: while on, every sync of a SQLite write-ahead
+ * log fails as a disk error would. `berth serve` turns it on, once the
+ * store is open, when the variable BERTH_TEST_FAULTS names "wal_sync".
+ * Thread-safe. */
+void meta_fault_wal_sync(bool on);
+
 /* ---- image listings (ECR ListImages, DescribeImages, layer checks) ---- */
 
 /* Which manifests a listing includes, by whether any tag points at them. */

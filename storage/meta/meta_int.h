@@ -74,6 +74,11 @@ struct meta_driver {
      * other connections (nothing to do for a driver without one). */
     enum berth_err (*checkpoint)(struct meta_conn *c);
 
+    /* Whether commits can no longer be made durable in this process (a
+     * sync of the log failed; every later commit fails). Optional: NULL
+     * for a driver that has no such state. */
+    bool (*durability_lost)(struct meta_conn *c);
+
     /* Rows changed by the last write, and the id the last insert made. */
     int64_t (*changes)(struct meta_conn *c);
     int64_t (*last_id)(struct meta_conn *c);

@@ -37,6 +37,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -82,6 +83,14 @@ struct sq_writers {
 };
 
 int (*meta_sqlite_sync_hook)(void);
+
+/* meta_fault_wal_sync: every log sync fails while set. */
+static atomic_bool fault_wal_sync;
+
+void meta_fault_wal_sync(bool on)
+{
+    atomic_store(&fault_wal_sync, on);
+}
 
 static pthread_mutex_t writers_mu = PTHREAD_MUTEX_INITIALIZER;
 static struct sq_writers *writers_list;
@@ -265,6 +274,10 @@ static bool sync_log(struct meta_conn *c)
     if (meta_sqlite_sync_hook != NULL && meta_sqlite_sync_hook() != 0) {
         return false;
     }
+    if (atomic_load(&fault_wal_sync)) {
+        log_error("event=db_error op=sync msg=\"write-ahead log sync failed (injected fault)\"");
+        return false;
+    }
     sqlite3_file *f = NULL;
     if (sqlite3_file_control(c->db, "main", SQLITE_FCNTL_JOURNAL_POINTER, &f) != SQLITE_OK ||
         f == NULL || f->pMethods == NULL) {
@@ -314,6 +327,20 @@ static enum berth_err wait_durable(struct meta_conn *c, uint64_t n)
         return BERTH_EIO;
     }
     return BERTH_OK;
+}
+
+/* Whether a sync of the log failed in this process (wait_durable: then
+ * every later commit fails too). */
+static bool sq_durability_lost(struct meta_conn *c)
+{
+    struct sq_writers *w = c->writers;
+    if (w == NULL) {
+        return false;
+    }
+    pthread_mutex_lock(&w->mu);
+    bool lost = w->sync_failed;
+    pthread_mutex_unlock(&w->mu);
+    return lost;
 }
 
 /* Leave the queue if this connection holds it. */
@@ -659,6 +686,7 @@ const struct meta_driver meta_sqlite_driver = {
     .schema_version = sq_schema_version,
     .set_schema_version = sq_set_schema_version,
     .checkpoint = sq_checkpoint,
+    .durability_lost = sq_durability_lost,
     .changes = sq_changes,
     .last_id = sq_last_id,
     .prepare = sq_prepare,

@@ -128,3 +128,8 @@ enum berth_err meta_ping(struct meta *m)
     meta_done(st);
     return rc;
 }
+
+bool meta_durability_lost(struct meta *m)
+{
+    return m->drv->durability_lost != NULL && m->drv->durability_lost(m->conn);
+}

@@ -1,8 +1,8 @@
 """Health, readiness, metrics and JSON logs: what an operator's tooling reads.
 
 GET /healthz and /readyz answer without credentials (even with auth on) and are not
-logged at info; /readyz fails when the disk is below storage.min_free_bytes and while
-the server drains. GET /metrics is the Prometheus text format: Debian's promtool accepts
+logged at info; /readyz fails when the disk is below storage.min_free_bytes, while
+the server drains and after a failed sync of the database's log. GET /metrics is the Prometheus text format: Debian's promtool accepts
 it, its numbers follow the traffic, the jobs and the store, and a real Prometheus server
 started here on loopback scrapes it (with metrics.require_auth and Basic credentials).
 log.format json writes one JSON object per line."""
@@ -126,6 +126,34 @@ class LowDiskTest(OpsCase):
         self.assertStatus(self.get("/healthz"), 200)
         # a failing probe is worth a line at info
         h.wait_until(lambda: self.access_lines("/readyz"), 30, what="the failed probe's line")
+
+
+@h.berth_only("berth's readiness rules")
+class WalSyncFailedTest(OpsCase):
+    """A failed sync of the SQLite write-ahead log (injected: every sync fails once the
+    store is open) makes every later commit fail until a restart; /readyz says so."""
+    server_env = {"BERTH_TEST_FAULTS": "wal_sync"}
+
+    def test_readyz_fails_after_a_failed_log_sync(self):
+        # a write needs a commit, whose sync fails: no session, 500 (the fault is set
+        # just after the server starts listening: a first POST may come before it)
+        for _ in range(50):
+            resp = self.reg.request("POST", "/v2/walsync/blobs/uploads/")
+            if resp.status != 202:
+                break
+            time.sleep(0.1)
+        self.assertEqual(resp.status, 500, resp.body)
+        resp = self.assertStatus(self.get("/readyz"), 503)
+        text = resp.body.decode()
+        self.assertTrue(text.startswith("not ready\n"), text)
+        self.assertIn("database: write-ahead log sync failed (commits refused until restart)",
+                      text.splitlines())
+        # reads go on; liveness is not readiness
+        self.assertStatus(self.get("/healthz"), 200)
+        self.assertStatus(self.reg.request("GET", "/v2/_catalog"), 200)
+        h.wait_until(lambda: "event=not_ready" in self.server.log_text()
+                     and "database=sync_failed" in self.server.log_text(), 30,
+                     what="the not_ready line naming the failed sync")
 
 
 @h.berth_only("berth's drain")

@@ -287,17 +287,53 @@ static void test_failed_sync_is_final(void)
     }
     struct meta_repo r;
     CHECK_INT(meta_repo_create(m, "before", 1000, &r), BERTH_OK);
+    CHECK(!meta_durability_lost(m));
     meta_sqlite_sync_hook = fail_sync;
     CHECK_INT(meta_begin(m), BERTH_OK);
     CHECK_INT(meta_repo_create(m, "failed", 1000, &r), BERTH_OK);
     CHECK_INT(meta_commit(m), BERTH_EIO);
     CHECK(!meta_in_transaction(m));
+    CHECK(meta_durability_lost(m)); /* what /readyz reports */
     meta_sqlite_sync_hook = NULL;
     CHECK_INT(meta_begin(m), BERTH_OK);
     CHECK_INT(meta_repo_create(m, "after", 1000, &r), BERTH_OK);
     CHECK_INT(meta_commit(m), BERTH_EIO);
     CHECK_INT(meta_repo_create(m, "after-autocommit", 1000, &r), BERTH_EIO);
     CHECK_INT(meta_repo_get(m, "before", &r), BERTH_OK);
+    CHECK(meta_durability_lost(m));
+    meta_close(m);
+    file_remove_tree(root);
+}
+
+/* The injected fault (BERTH_TEST_FAULTS=wal_sync) fails syncs like the
+ * hook; without sync_full there is no sync to fail. */
+static void test_wal_sync_fault(void)
+{
+    snprintf(root, sizeof(root), "%s", unit_tmpdir());
+    snprintf(db_path, sizeof(db_path), "%s/berth.db", root);
+    struct meta *m = NULL;
+    CHECK_INT(meta_open(db_path, true, &m), BERTH_OK);
+    if (m == NULL) {
+        return;
+    }
+    struct meta_repo r;
+    meta_fault_wal_sync(true);
+    CHECK_INT(meta_repo_create(m, "failed", 1000, &r), BERTH_EIO);
+    meta_fault_wal_sync(false);
+    CHECK(meta_durability_lost(m));
+    meta_close(m);
+    file_remove_tree(root);
+
+    snprintf(root, sizeof(root), "%s", unit_tmpdir());
+    snprintf(db_path, sizeof(db_path), "%s/berth.db", root);
+    CHECK_INT(meta_open(db_path, false, &m), BERTH_OK);
+    if (m == NULL) {
+        return;
+    }
+    meta_fault_wal_sync(true);
+    CHECK_INT(meta_repo_create(m, "fine", 1000, &r), BERTH_OK);
+    meta_fault_wal_sync(false);
+    CHECK(!meta_durability_lost(m));
     meta_close(m);
     file_remove_tree(root);
 }
@@ -328,6 +364,7 @@ int main(void)
     RUN(test_queue_released_on_every_end);
     RUN(test_group_commit_one_sync_for_those_waiting);
     RUN(test_failed_sync_is_final);
+    RUN(test_wal_sync_fault);
     RUN(test_no_group_sync_without_sync_full);
     return unit_report("test_sqlite");
 }
