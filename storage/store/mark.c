@@ -163,3 +163,40 @@ bool store_root_has_blobs(const char *root)
     closedir(algs);
     return found;
 }
+
+bool store_marker_present(const char *root)
+{
+    char path[STORE_PATH_MAX + 32];
+    marker_path(path, sizeof(path), root);
+    struct stat sb;
+    return stat(path, &sb) == 0;
+}
+
+/* Whether the directory path holds any entry. */
+static bool dir_has_entries(const char *path)
+{
+    DIR *d = opendir(path);
+    if (d == NULL) {
+        return false;
+    }
+    bool found = false;
+    struct dirent *e;
+    while (!found && (e = readdir(d)) != NULL) {
+        found = strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0;
+    }
+    closedir(d);
+    return found;
+}
+
+bool store_root_has_s3_state(const char *root)
+{
+    static const char *const dirs[] = {"s3cache", "s3mpu"};
+    for (size_t i = 0; i < sizeof(dirs) / sizeof(dirs[0]); i++) {
+        char path[STORE_PATH_MAX + 16];
+        snprintf(path, sizeof(path), "%s/%s", root, dirs[i]);
+        if (dir_has_entries(path)) {
+            return true;
+        }
+    }
+    return false;
+}

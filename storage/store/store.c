@@ -161,14 +161,31 @@ enum berth_err store_open(const struct store_options *opt, struct store **out)
     }
     bool fs_blobs = opt->blob_backend == NULL || opt->blob_backend[0] == '\0' ||
                     strcmp(opt->blob_backend, "filesystem") == 0;
+    /* A root from before the marker says nothing of its backends: what it
+     * holds must then match the configuration (a PostgreSQL root opened
+     * without its configuration has published blobs or S3 state and no
+     * berth.db). */
+    bool marked = store_marker_present(st->root);
+    bool s3_state = store_root_has_s3_state(st->root);
     struct stat db_sb;
-    if (opt->existing_meta_only && strcmp(st->meta_backend, "sqlite") == 0 && fs_blobs &&
-        stat(st->db_path, &db_sb) != 0 && store_root_has_blobs(st->root)) {
+    if ((opt->existing_meta_only || !marked) && strcmp(st->meta_backend, "sqlite") == 0 &&
+        stat(st->db_path, &db_sb) != 0 &&
+        ((fs_blobs && store_root_has_blobs(st->root)) || s3_state)) {
         log_error("event=store_refused root=%s msg=\"%s does not exist but the data directory "
-                  "holds published blobs: the metadata is elsewhere (meta.backend postgres? give "
-                  "this command the server's configuration) or lost; refusing to create an empty "
-                  "database, nothing was deleted\"",
-                  st->root, st->db_path);
+                  "holds %s: the metadata is elsewhere (meta.backend postgres? give this "
+                  "command the server's configuration) or lost; refusing to create an empty "
+                  "database, nothing was created or deleted\"",
+                  st->root, st->db_path,
+                  s3_state ? "the S3 blob backend's state (s3cache, s3mpu)" : "published blobs");
+        rc = BERTH_ECONFLICT;
+        goto out;
+    }
+    if (!marked && fs_blobs && s3_state) {
+        log_error("event=store_refused root=%s msg=\"the data directory holds the S3 blob "
+                  "backend's state (s3cache, s3mpu) but this configuration has storage.backend "
+                  "filesystem: give this command the server's configuration (file or "
+                  "BERTH_STORAGE_* environment); nothing was created or deleted\"",
+                  st->root);
         rc = BERTH_ECONFLICT;
         goto out;
     }

@@ -51,17 +51,23 @@ struct store_options {
     const char *archive_s3_prefix;
     int archive_zstd_level; /* 0: archive copies as they are; 1..19: zstd where it shrinks */
     /* Refuse (BERTH_ECONFLICT) to create a new SQLite database in a root
-     * that already holds published blobs: the metadata is elsewhere or
-     * lost, and garbage collection must not run (berth gc sets it). */
+     * that already holds published blobs even when the root's marker says
+     * SQLite: the database is lost, and garbage collection must not run
+     * over it (berth gc sets it). A root without a marker is refused so
+     * whatever this says (see store_open). */
     bool existing_meta_only;
 };
 
 /* Open (creating directories and database as needed) the store at
  * opt->root. Publishes nothing. BERTH_EIO/BERTH_EDB with a logged reason.
  * BERTH_ECONFLICT, before anything is created or deleted, when the root's
- * backend marker names other backends than opt (store_marker_check) or
- * when opt->existing_meta_only refuses a new database; a root without a
- * marker gets one for opt's backends once it is open. */
+ * backend marker names other backends than opt (store_marker_check); when
+ * a new SQLite database would be created beside published blobs or the S3
+ * backend's local state (a root from before the marker, whose metadata is
+ * in PostgreSQL; or, with opt->existing_meta_only, any root); or when a
+ * root from before the marker with the S3 backend's state is opened with
+ * the filesystem backend. A root without a marker gets one for opt's
+ * backends once it is open. */
 enum berth_err store_open(const struct store_options *opt, struct store **out);
 
 /* Close: every thread that used the store must have stopped using it. */
@@ -112,6 +118,14 @@ enum berth_err store_marker_write(const char *root, const char *meta_backend,
 
 /* Whether root's filesystem blob store (<root>/blobs) holds any blob. */
 bool store_root_has_blobs(const char *root);
+
+/* Whether root has a marker at all (roots from before it have none). */
+bool store_marker_present(const char *root);
+
+/* Whether root holds the S3 blob backend's local state (an entry in
+ * <root>/s3cache or <root>/s3mpu): it was opened with storage.backend s3
+ * and pushed to. */
+bool store_root_has_s3_state(const char *root);
 
 /* ---- the space reserve ----
  * <root>/reserve holds STORE_RESERVE_BYTES of the data disk aside, so that

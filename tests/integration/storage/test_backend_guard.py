@@ -2,8 +2,9 @@
 PostgreSQL is refused (exit 2, nothing created or deleted) by `berth gc` and `berth serve`
 run without the server's configuration, which would otherwise open it with a new, empty
 SQLite database and see every blob as orphaned; a root from before the marker is refused by
-`berth gc` too (no new database over published blobs), and adopts the marker when opened
-with its own configuration. The PostgreSQL server is pg_fixture.py's."""
+`berth gc` and `berth serve` too (no new database over published blobs or the S3 backend's
+local state), and adopts the marker when opened with its own configuration. The PostgreSQL
+server is pg_fixture.py's."""
 
 import os
 import unittest
@@ -80,6 +81,13 @@ class BackendGuardTest(unittest.TestCase):
         self.assertFalse(os.path.exists(os.path.join(root, "berth.db")))
         self.assertFalse(os.path.exists(marker))
         self.assertEqual(blob_files(root), blobs)
+        # and so does berth serve: exit 2, nothing created
+        before = sorted(os.listdir(root))
+        rc, out = h.run_berth(["serve", "--root", root, "--listen", "127.0.0.1:0"], timeout=60)
+        self.assertEqual(rc, 2, out)
+        self.assertIn("holds published blobs", out)
+        self.assertEqual(sorted(os.listdir(root)), before)
+        self.assertEqual(blob_files(root), blobs)
 
         # with its own configuration it works, keeps every (referenced) blob, and the
         # root adopts the marker
@@ -88,6 +96,34 @@ class BackendGuardTest(unittest.TestCase):
         self.assertIn("gc: 0 blobs reclaimed", out)
         self.assertEqual(blob_files(root), blobs)
         self.assertIn("meta.backend=postgres\n", read(marker))
+
+    def test_s3_root_from_before_the_marker(self):
+        """A PostgreSQL + S3 root from before the marker has no berth.db and no blobs under
+        it, only the S3 backend's local state (s3cache: manifests and configs kept locally;
+        s3mpu: multipart uploads under way). Without its configuration berth serve refuses
+        it; a SQLite + S3 one (berth.db there) is refused with the filesystem backend."""
+        server = h.Server()
+        self.addCleanup(server.cleanup)
+        root = server.root
+        os.makedirs(os.path.join(root, "s3cache"))
+        os.makedirs(os.path.join(root, "s3mpu"))
+        with open(os.path.join(root, "s3cache", "sha256-" + "ab" * 32), "wb") as f:
+            f.write(b"{}")
+        before = sorted(os.listdir(root))
+        rc, out = h.run_berth(["serve", "--root", root, "--listen", "127.0.0.1:0"], timeout=60)
+        self.assertEqual(rc, 2, out)
+        self.assertIn("S3 blob backend's state", out)
+        self.assertEqual(sorted(os.listdir(root)), before)
+        rc, out = gc(root)
+        self.assertEqual(rc, 2, out)
+        self.assertEqual(sorted(os.listdir(root)), before)
+        # berth.db there: SQLite + S3; the filesystem backend is refused all the same
+        open(os.path.join(root, "berth.db"), "wb").close()
+        before = sorted(os.listdir(root))
+        rc, out = h.run_berth(["serve", "--root", root, "--listen", "127.0.0.1:0"], timeout=60)
+        self.assertEqual(rc, 2, out)
+        self.assertIn("storage.backend filesystem", out)
+        self.assertEqual(sorted(os.listdir(root)), before)
 
     def test_sqlite_root_without_marker_keeps_working(self):
         server = h.Server(config={"gc": {"enabled": False}})

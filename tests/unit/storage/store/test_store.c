@@ -223,8 +223,10 @@ static void test_backend_marker(void)
     unit_store_remove(NULL, root);
 }
 
-/* existing_meta_only (berth gc): no new SQLite database over a root that
- * holds published blobs; an empty root, or the option off, opens. */
+/* No new SQLite database over a root that holds published blobs: refused
+ * for a root without a marker (from before it: its metadata may be in
+ * PostgreSQL) whatever existing_meta_only says, and with existing_meta_only
+ * (berth gc) for a marked root too; an empty root opens. */
 static void test_no_new_db_over_blobs(void)
 {
     snprintf(root, sizeof(root), "%s", unit_tmpdir());
@@ -246,10 +248,19 @@ static void test_no_new_db_over_blobs(void)
     CHECK(!exists(root, "berth.db"));
     CHECK(!exists(root, STORE_MARKER_NAME));
     CHECK(exists(dir, "abcd"));
-    /* a database that exists is fine */
+    /* without existing_meta_only too, as long as the root has no marker */
+    opt.existing_meta_only = false;
+    CHECK_INT(store_open(&opt, &st), BERTH_ECONFLICT);
+    CHECK(!exists(root, "berth.db"));
+    CHECK(!exists(root, STORE_MARKER_NAME));
+    /* a root marked SQLite: only existing_meta_only refuses */
+    CHECK_INT(store_marker_write(root, "sqlite", NULL), BERTH_OK);
+    opt.existing_meta_only = true;
+    CHECK_INT(store_open(&opt, &st), BERTH_ECONFLICT);
     opt.existing_meta_only = false;
     CHECK_INT(store_open(&opt, &st), BERTH_OK);
     store_close(st);
+    /* a database that exists is fine */
     opt.existing_meta_only = true;
     st = NULL;
     CHECK_INT(store_open(&opt, &st), BERTH_OK);
@@ -261,6 +272,48 @@ static void test_no_new_db_over_blobs(void)
     unit_store_remove(st, root);
 }
 
+/* A root from before the marker that holds the S3 backend's local state
+ * (a PostgreSQL + S3 root, or SQLite + S3) is refused with the filesystem
+ * backend or without its database; empty state directories (a first start
+ * cut short) are not state. */
+static void test_s3_state_without_marker(void)
+{
+    snprintf(root, sizeof(root), "%s", unit_tmpdir());
+    struct store_options opt = {.root = root, .manifest_max = 4 << 20, .meta_backend = "sqlite"};
+    char dir[700], file[800];
+    snprintf(dir, sizeof(dir), "%s/s3cache", root);
+    CHECK_INT(file_mkdir_p(dir, 0755), BERTH_OK);
+    snprintf(dir, sizeof(dir), "%s/s3mpu", root);
+    CHECK_INT(file_mkdir_p(dir, 0755), BERTH_OK);
+    CHECK(!store_root_has_s3_state(root));
+    struct store *st = NULL;
+    CHECK_INT(store_open(&opt, &st), BERTH_OK);
+    unit_store_remove(st, root);
+    /* a root with cached blobs and no database or marker */
+    snprintf(root, sizeof(root), "%s", unit_tmpdir());
+    snprintf(dir, sizeof(dir), "%s/s3cache", root);
+    CHECK_INT(file_mkdir_p(dir, 0755), BERTH_OK);
+    snprintf(file, sizeof(file), "%s/sha256-ab", dir);
+    CHECK_INT(file_write_atomic(file, "x", 1, 0644, false), BERTH_OK);
+    CHECK(store_root_has_s3_state(root));
+    /* no database: the metadata is elsewhere */
+    st = NULL;
+    CHECK_INT(store_open(&opt, &st), BERTH_ECONFLICT);
+    CHECK(st == NULL);
+    CHECK(!exists(root, "berth.db"));
+    CHECK(!exists(root, STORE_MARKER_NAME));
+    CHECK(exists(dir, "sha256-ab"));
+    /* with a database (SQLite + S3 from before the marker), the filesystem
+     * backend is still refused */
+    char db[800];
+    snprintf(db, sizeof(db), "%s/berth.db", root);
+    CHECK_INT(file_write_atomic(db, "", 0, 0644, false), BERTH_OK);
+    CHECK_INT(store_open(&opt, &st), BERTH_ECONFLICT);
+    CHECK(!exists(root, STORE_MARKER_NAME));
+    CHECK(!exists(root, "blobs"));
+    unit_store_remove(NULL, root);
+}
+
 int main(void)
 {
     RUN(test_schema_newer);
@@ -268,5 +321,6 @@ int main(void)
     RUN(test_trash_recovery);
     RUN(test_backend_marker);
     RUN(test_no_new_db_over_blobs);
+    RUN(test_s3_state_without_marker);
     return unit_report("test_store");
 }
