@@ -14,11 +14,80 @@
 
 #include "common/log.h"
 #include "common/str.h"
+#include "common/timeutil.h"
 
-/* A 200 whose body is an <Error> (CopyObject, CompleteMultipartUpload). */
-static bool body_is_error(const struct buf *b)
+static bool xml_next(const char **from, const char *tag, char *out, size_t cap);
+
+/* Tries of a request answered 200 with an <Error> that AWS says to retry,
+ * and the wait before the first retry (doubled each time). */
+#define S3_EMBEDDED_TRIES 4
+#define S3_EMBEDDED_BACKOFF_MS 100
+
+/*
+ * CopyObject and CompleteMultipartUpload may answer 200 and then fail: the
+ * body is an <Error> document instead of the result (AWS documents it; the
+ * status was sent before the work was done). Judge such a body by its
+ * code: nothing when the body is not an error (BERTH_OK); a retryable code
+ * (*retry set: the store failing for now, as a 500 or 503 would say) or
+ * an error of the request (BERTH_EIO). Logged either way.
+ */
+static enum berth_err embedded_error(const char *op, const char *key, const struct buf *body,
+                                     bool *retry)
 {
-    return b != NULL && strstr(buf_cstr(b), "<Error>") != NULL;
+    *retry = false;
+    const char *at = body != NULL ? buf_cstr(body) : NULL;
+    if (at == NULL || strstr(at, "<Error>") == NULL) {
+        return BERTH_OK;
+    }
+    char code[64] = "";
+    at = strstr(at, "<Error>");
+    (void)xml_next(&at, "Code", code, sizeof(code));
+    /* what AWS answers with 500/503 and asks clients to retry */
+    static const char *const retryable[] = {"InternalError", "SlowDown", "ServiceUnavailable",
+                                            "RequestTimeout", "OperationAborted"};
+    for (size_t i = 0; i < sizeof(retryable) / sizeof(retryable[0]); i++) {
+        if (strcmp(code, retryable[i]) == 0) {
+            *retry = true;
+        }
+    }
+    log_error("event=s3_error op=%s key=%s status=200 code=%s retry=%s body=\"%.300s\"", op, key,
+              code[0] != '\0' ? code : "-", *retry ? "yes" : "no", buf_cstr(body));
+    return BERTH_EIO;
+}
+
+/*
+ * Send req, whose answer is 200 with the result or with an <Error> in the
+ * body (into req->out): a retryable <Error> (or a 5xx, 429) is retried (a
+ * few times, with backoff) and is BERTH_EUNAVAILABLE (503: the store is at
+ * fault) when it persists; another <Error> is BERTH_EIO, as the 4xx status
+ * it stands for would be; another status as s3_fail says.
+ */
+static enum berth_err do_judged(struct s3_store *s, const struct s3_req *req, const char *op)
+{
+    enum berth_err rc = BERTH_OK;
+    int64_t wait_ms = S3_EMBEDDED_BACKOFF_MS;
+    for (int attempt = 1;; attempt++) {
+        buf_reset(req->out);
+        struct s3_resp r;
+        rc = s3_do(s, req, &r);
+        bool retry = false;
+        if (rc == BERTH_OK && r.status != 200) {
+            /* AWS asks for retries of these after a 500 too */
+            rc = s3_fail(req, &r);
+            retry = rc == BERTH_EUNAVAILABLE;
+        } else if (rc == BERTH_OK) {
+            rc = embedded_error(op, req->key, req->out, &retry);
+        }
+        s3_resp_fini(&r);
+        if (!retry) {
+            return rc;
+        }
+        if (attempt == S3_EMBEDDED_TRIES) {
+            return BERTH_EUNAVAILABLE;
+        }
+        time_sleep_ms(wait_ms);
+        wait_ms *= 2;
+    }
 }
 
 enum berth_err s3_blob_key(const struct s3_store *s, const struct digest *d, char *out, size_t cap)
@@ -85,18 +154,7 @@ enum berth_err s3_copy_object(struct s3_store *s, const char *from, const char *
         req.headers[req.header_count++] = (struct s3_header){"x-amz-metadata-directive", "REPLACE"};
         req.headers[req.header_count++] = (struct s3_header){S3_META_REMOVAL, removal};
     }
-    struct s3_resp r;
-    rc = s3_do(s, &req, &r);
-    if (rc == BERTH_OK && (r.status != 200 || body_is_error(&body))) {
-        if (r.status == 200) {
-            log_error("event=s3_error op=copy from=%s to=%s body=\"%.300s\"", from, to,
-                      buf_cstr(&body));
-            rc = BERTH_EIO;
-        } else {
-            rc = s3_fail(&req, &r);
-        }
-    }
-    s3_resp_fini(&r);
+    rc = do_judged(s, &req, "copy");
     buf_fini(&body);
     buf_fini(&src);
     return rc;
@@ -233,18 +291,7 @@ enum berth_err s3_mpu_complete(struct s3_store *s, const char *key, const struct
                              .body_len = done.len,
                              .out_fd = -1,
                              .out = &xml};
-        struct s3_resp r;
-        rc = s3_do(s, &req, &r);
-        if (rc == BERTH_OK && (r.status != 200 || body_is_error(&xml))) {
-            if (r.status == 200) {
-                log_error("event=s3_error op=s3_mpu_complete key=%s body=\"%.300s\"", key,
-                          buf_cstr(&xml));
-                rc = BERTH_EIO;
-            } else {
-                rc = s3_fail(&req, &r);
-            }
-        }
-        s3_resp_fini(&r);
+        rc = do_judged(s, &req, "complete_multipart");
     }
     buf_fini(&done);
     buf_fini(&xml);

@@ -1,0 +1,169 @@
+"""S3's CopyObject and CompleteMultipartUpload may answer `200 OK` and an `<Error>` document
+(AWS documents it: the status went out before the work failed). berth must judge such an
+answer by its code, against a real OpenStack Swift with s3api behind a relay that answers
+chosen requests that way itself (s3_error_proxy.py; the store never sees them):
+
+- InternalError / SlowDown are retried, as AWS says: a few of them and the push still
+  succeeds, byte for byte;
+- when they persist, the push fails cleanly: 503 UNAVAILABLE with Retry-After on /v2
+  (the store is at fault), never 500, and nothing is published (no blob key in the bucket,
+  HEAD 404);
+- another code (AccessDenied) is an error of the request: not retried, the push fails,
+  nothing published;
+- all works again once the store answers properly.
+
+Swift start-up is slow under ASan's build of the rest: gcc pass only.
+# berth-suite: no-sanitizer
+# berth-suite: daemons
+"""
+
+import unittest
+
+import clients as c  # first: it cleans the environment botocore reads
+import berth_harness as h
+from s3_error_proxy import S3ErrorProxy
+from swift_fixture import SwiftServer
+
+PREFIX = "itest-s3-embedded/"
+MIB = 1 << 20
+REPO = "itest/s3/embedded"
+
+s3 = None
+
+
+def setUpModule():
+    global s3
+    s3 = SwiftServer().start()
+
+
+def tearDownModule():
+    if s3 is not None:
+        s3.stop()
+
+
+@unittest.skipUnless(h.IS_BERTH, "berth's S3 backend")
+class EmbeddedErrorTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.proxy = S3ErrorProxy("127.0.0.1", s3.ports["proxy"]).start()
+        cls.addClassCleanup(cls.proxy.stop)
+        cls.server = h.Server(config={"gc": {"enabled": False}}, env={
+            "BERTH_STORAGE_BACKEND": "s3",
+            "BERTH_STORAGE_S3_ENDPOINT": cls.proxy.endpoint,
+            "BERTH_STORAGE_S3_REGION": s3.region,
+            "BERTH_STORAGE_S3_BUCKET": s3.bucket,
+            "BERTH_STORAGE_S3_PREFIX": PREFIX,
+            "BERTH_STORAGE_S3_PATH_STYLE": "true",
+            "AWS_ACCESS_KEY_ID": s3.access_key,
+            "AWS_SECRET_ACCESS_KEY": s3.secret_key,
+        })
+        cls.addClassCleanup(cls.server.cleanup)
+        cls.server.start()
+        cls.reg = cls.server.registry()
+        cls.client = s3.client()
+
+    def setUp(self):
+        self.proxy.clear()
+        self.log_mark = len(self.server.log_text())
+
+    def run(self, result=None):
+        if result is None:
+            return super().run(result)
+        before = len(result.failures) + len(result.errors)
+        out = super().run(result)
+        if len(result.failures) + len(result.errors) > before:
+            s3.dump_logs()
+            print("\n--- server log tail ---\n%s" % self.server.log_tail(60))
+        return out
+
+    def in_bucket(self, digest):
+        alg, hexa = digest.split(":")
+        key = "%sblobs/%s/%s/%s" % (PREFIX, alg, hexa[:2], hexa)
+        page = self.client.list_objects_v2(Bucket=s3.bucket, Prefix=key)
+        return [o["Key"] for o in page.get("Contents", [])] == [key]
+
+    def assertPublished(self, data):
+        digest = h.digest_of(data)
+        self.assertTrue(self.in_bucket(digest), digest)
+        resp = self.reg.get_blob(REPO, digest)
+        self.assertEqual(resp.status, 200, resp.describe())
+        self.assertEqual(h.digest_of(resp.body), digest)
+
+    def assertNotPublished(self, data):
+        digest = h.digest_of(data)
+        self.assertFalse(self.in_bucket(digest), digest)
+        self.assertEqual(self.reg.head_blob(REPO, digest).status, 404)
+
+    def assertUnavailable(self, resp):
+        self.assertEqual(resp.status, 503, resp.describe())
+        self.assertEqual(resp.error_codes(), ["UNAVAILABLE"], resp.describe())
+        self.assertIsNotNone(resp.header("Retry-After"))
+
+    def log_codes(self, code):
+        """Embedded errors with code the server logged during this test."""
+        return sum(1 for line in self.server.log_text()[self.log_mark:].splitlines()
+                   if "event=s3_error" in line and "status=200 code=%s " % code in line)
+
+    def test_retried_complete_succeeds(self):
+        # a monolithic push of more than a part: one multipart upload, then complete
+        data = h.random_bytes(9 * MIB + 11)
+        self.proxy.fail("complete", "InternalError", times=2)
+        h.expect_status(self.reg.push_blob(REPO, data), 201)
+        seen, answered = self.proxy.counts()
+        self.assertEqual(answered["complete"], 2)
+        self.assertEqual(seen["complete"], 3)  # the third went to Swift
+        self.assertEqual(self.log_codes("InternalError"), 2)
+        self.assertPublished(data)
+
+    def test_retried_copy_succeeds(self):
+        # chunked: parts go out with the PATCHes, publication completes the staging
+        # object, then copies it to the blob's key
+        data = h.random_bytes(9 * MIB + 13)
+        self.proxy.fail("copy", "SlowDown", times=1)
+        h.expect_status(self.reg.push_blob(REPO, data, mode="chunked", chunk_size=3 * MIB), 201)
+        self.assertEqual(self.proxy.counts()[1]["copy"], 1)
+        self.assertPublished(data)
+
+    def test_persistent_internal_error_is_503_and_nothing_published(self):
+        data = h.random_bytes(9 * MIB + 17)
+        self.proxy.fail("complete", "InternalError")
+        self.assertUnavailable(self.reg.push_blob(REPO, data))
+        answered = self.proxy.counts()[1]["complete"]
+        self.assertGreater(answered, 1)  # retried before giving up
+        self.assertNotPublished(data)
+
+        chunked = h.random_bytes(9 * MIB + 19)
+        self.proxy.fail("complete", "SlowDown")
+        self.assertUnavailable(self.reg.push_blob(REPO, chunked, mode="chunked",
+                                                  chunk_size=3 * MIB))
+        self.assertNotPublished(chunked)
+
+        self.proxy.clear(counters=False)
+        self.proxy.fail("copy", "InternalError")
+        self.assertUnavailable(self.reg.push_blob(REPO, chunked, mode="chunked",
+                                                  chunk_size=3 * MIB))
+        self.assertNotPublished(chunked)
+
+        # the store answers properly again: the same pushes work
+        self.proxy.clear()
+        h.expect_status(self.reg.push_blob(REPO, data), 201)
+        h.expect_status(self.reg.push_blob(REPO, chunked, mode="chunked", chunk_size=3 * MIB),
+                        201)
+        self.assertPublished(data)
+        self.assertPublished(chunked)
+
+    def test_request_error_is_not_retried(self):
+        data = h.random_bytes(9 * MIB + 23)
+        self.proxy.fail("copy", "AccessDenied")
+        resp = self.reg.push_blob(REPO, data, mode="chunked", chunk_size=3 * MIB)
+        self.assertGreaterEqual(resp.status, 500, resp.describe())
+        self.assertEqual(self.proxy.counts()[1]["copy"], 1)  # once: not retried
+        self.assertEqual(self.log_codes("AccessDenied"), 1)
+        self.assertNotPublished(data)
+        self.proxy.clear()
+        h.expect_status(self.reg.push_blob(REPO, data, mode="chunked", chunk_size=3 * MIB), 201)
+        self.assertPublished(data)
+
+
+if __name__ == "__main__":
+    unittest.main()
