@@ -323,7 +323,7 @@ int cmd_serve(struct cli *cli)
     }
     struct replication_job *repl = NULL;
     char rerr[512];
-    if (replication_job_start(cfg, st, &repl, rerr, sizeof(rerr)) != BERTH_OK) {
+    if (replication_job_start(cfg, st, leases, &repl, rerr, sizeof(rerr)) != BERTH_OK) {
         fprintf(stderr, "berth: config: %s\n", rerr);
         jobs_stop(jobs);
         scan_workers_stop(scans);

@@ -71,9 +71,11 @@ struct jobs {
     /* the archive tier's mover: its own thread, woken by store_tier_notify */
     bool tier_started;
     pthread_t tier_thread;
+    atomic_bool tier_cancel; /* set when the jobs stop or its lease is lost */
     /* managed signing: its own thread, woken by signing_notify */
     bool signing_started;
     pthread_t signing_thread;
+    atomic_bool signing_cancel; /* likewise */
 };
 
 void jobs_options_from_config(const struct berth_config *cfg, struct jobs_options *out)
@@ -319,15 +321,40 @@ static void run_previews(struct job *jb, bool periodic)
  * (moves that failed are tried again). */
 #define JOBS_TIER_RETRY_MS 60000
 
+/* Claim a thread job's lease (the archive tier's, signing's: one replica
+ * runs them at a time); refused, *wait_ms says how long to wait before
+ * trying again (the holder's expiry, at most max_ms). The cancel flag is
+ * cleared first, unless the jobs are stopping. */
+static bool claim_thread_job(struct jobs *js, const char *name, atomic_bool *cancel, int64_t max_ms,
+                             int64_t *wait_ms)
+{
+    atomic_store(cancel, false);
+    if (atomic_load(&js->stop)) {
+        atomic_store(cancel, true); /* jobs_stop sets stop before the flags */
+    }
+    int64_t retry = 0;
+    if (leases_claim(js->opt.leases, name, 0, cancel, &retry)) {
+        return true;
+    }
+    int64_t in_ms = retry - time_now_ms();
+    *wait_ms = in_ms < 100 ? 100 : in_ms < max_ms ? in_ms : max_ms;
+    return false;
+}
+
 static void *tier_main(void *arg)
 {
     struct jobs *js = arg;
     uint64_t seen = 0;
     while (!atomic_load(&js->stop)) {
-        struct tier_stats stats;
-        memset(&stats, 0, sizeof(stats));
-        (void)store_tier_pass(js->st, &js->stop, &stats); /* logs its own summary */
-        store_tier_wait(&seen, JOBS_TIER_RETRY_MS, &js->stop);
+        int64_t wait = JOBS_TIER_RETRY_MS;
+        if (claim_thread_job(js, "archive", &js->tier_cancel, JOBS_TIER_RETRY_MS, &wait)) {
+            struct tier_stats stats;
+            memset(&stats, 0, sizeof(stats));
+            /* logs its own summary */
+            (void)store_tier_pass(js->st, &js->tier_cancel, &stats);
+            leases_release(js->opt.leases, "archive", false);
+        }
+        store_tier_wait(&seen, wait, &js->stop);
     }
     return NULL;
 }
@@ -340,11 +367,15 @@ static void *signing_main(void *arg)
     struct jobs *js = arg;
     uint64_t seen = 0;
     while (!atomic_load(&js->stop)) {
-        enum berth_err rc = signing_run_pending(js->st, &js->stop, NULL);
-        if (rc != BERTH_OK) {
-            log_error("event=signing_error err=%s", berth_strerror(rc));
+        int64_t wait = JOBS_TIER_RETRY_MS;
+        if (claim_thread_job(js, "signing", &js->signing_cancel, JOBS_TIER_RETRY_MS, &wait)) {
+            enum berth_err rc = signing_run_pending(js->st, &js->signing_cancel, NULL);
+            leases_release(js->opt.leases, "signing", false);
+            if (rc != BERTH_OK) {
+                log_error("event=signing_error err=%s", berth_strerror(rc));
+            }
         }
-        signing_wait(&seen, JOBS_TIER_RETRY_MS, &js->stop);
+        signing_wait(&seen, wait, &js->stop);
     }
     return NULL;
 }
@@ -430,6 +461,8 @@ enum berth_err jobs_start(struct store *st, const struct jobs_options *opt, stru
     js->opt = *opt;
     js->started_at_ms = time_now_ms();
     atomic_init(&js->stop, false);
+    atomic_init(&js->tier_cancel, false);
+    atomic_init(&js->signing_cancel, false);
     pthread_mutex_init(&js->lock, NULL);
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
@@ -480,6 +513,8 @@ void jobs_stop(struct jobs *js)
     atomic_store(&js->stop, true);
     pthread_cond_broadcast(&js->cond);
     pthread_mutex_unlock(&js->lock);
+    atomic_store(&js->tier_cancel, true);
+    atomic_store(&js->signing_cancel, true);
     if (js->tier_started) {
         store_tier_notify();
         pthread_join(js->tier_thread, NULL);

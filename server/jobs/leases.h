@@ -23,9 +23,11 @@
 struct leases;
 struct store;
 
-/* Jobs a process holds at once under leases_claim (scan jobs are claimed
- * by the scan queue itself and renewed with the rest). */
-#define LEASES_HELD_MAX 8
+/* Jobs a process holds at once under leases_claim: GC, lifecycle and its
+ * previews, the archive tier, signing, and a replication queue per peer
+ * (at most REPLICATION_LEASED_MAX); scan jobs are claimed by the scan
+ * queue itself and renewed with the rest. */
+#define LEASES_HELD_MAX 64
 
 /*
  * Start the keeper over the store (borrowed; it must outlive the leases)

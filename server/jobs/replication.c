@@ -9,7 +9,9 @@
 
 #include "common/log.h"
 #include "common/timeutil.h"
+#include "server/jobs/leases.h"
 #include "server/metrics/metrics.h"
+#include "storage/meta/meta_lease.h"
 #include "storage/registry/replication.h"
 #include "storage/upstream/replicate.h"
 
@@ -19,6 +21,11 @@ struct repl_thread {
     struct replication_job *j;
     struct meta_repl_filter filter;
     struct upstream_repl_options opt;
+    /* the lease on this queue among replicas ("replication:region/id",
+     * "replication:*" for the unmapped destinations) */
+    char lease[META_LEASE_NAME_MAX + 1];
+    /* the copies' cancel flag: set when the job stops or the lease is lost */
+    atomic_bool cancel;
     pthread_t thread;
     bool started;
 };
@@ -29,9 +36,29 @@ struct replication_job {
     size_t peer_count;
     char source[64]; /* registry.region/registry.id */
     char *except;    /* ",region/id,...," of every peer */
+    struct leases *leases;
     atomic_bool stop;
     struct repl_thread *threads; /* peer_count + 1 */
 };
+
+/* Claim the thread's queue among the replicas; refused, *wait_ms says how
+ * long to wait before trying again (the holder's expiry, at most the
+ * poll). The cancel flag is cleared first, unless the job is stopping. */
+static bool claim_queue(struct repl_thread *t, int64_t *wait_ms)
+{
+    atomic_store(&t->cancel, false);
+    if (atomic_load(&t->j->stop)) {
+        /* replication_job_stop sets stop before the cancel flags */
+        atomic_store(&t->cancel, true);
+    }
+    int64_t retry = 0;
+    if (leases_claim(t->j->leases, t->lease, 0, &t->cancel, &retry)) {
+        return true;
+    }
+    int64_t until = retry - time_now_ms();
+    *wait_ms = until < 100 ? 100 : until < REPLICATION_POLL_MS ? until : REPLICATION_POLL_MS;
+    return false;
+}
 
 static void *thread_main(void *arg)
 {
@@ -40,9 +67,17 @@ static void *thread_main(void *arg)
     while (!atomic_load(&j->stop)) {
         /* read before looking, so a push queued meanwhile wakes the wait */
         uint64_t seen = registry_repl_generation();
+        int64_t wait = REPLICATION_POLL_MS;
+        /* one replica copies a peer's queue at a time: in order, and never
+         * the same copy twice at once */
+        if (!claim_queue(t, &wait)) {
+            registry_repl_wait(&seen, wait, &j->stop);
+            continue;
+        }
         int64_t next_at = 0;
         struct upstream_repl_totals tot = {0, 0, 0};
         enum berth_err rc = upstream_repl_run(j->st, &t->opt, &next_at, &tot);
+        leases_release(j->leases, t->lease, false);
         if (rc != BERTH_OK) {
             log_error("event=replication_error err=%s", berth_strerror(rc));
         }
@@ -51,7 +86,6 @@ static void *thread_main(void *arg)
         if (atomic_load(&j->stop)) {
             break;
         }
-        int64_t wait = REPLICATION_POLL_MS;
         if (rc != BERTH_OK) {
             wait = t->opt.retry_initial_ms;
         } else if (next_at > 0) {
@@ -72,7 +106,8 @@ static void job_free(struct replication_job *j)
 }
 
 enum berth_err replication_job_start(const struct berth_config *cfg, struct store *st,
-                                     struct replication_job **out, char *err, size_t cap)
+                                     struct leases *leases, struct replication_job **out, char *err,
+                                     size_t cap)
 {
     struct replication_job *j = calloc(1, sizeof(*j));
     if (j == NULL) {
@@ -90,7 +125,16 @@ enum berth_err replication_job_start(const struct berth_config *cfg, struct stor
         job_free(j);
         return BERTH_EINVAL;
     }
+    if (leases != NULL && j->peer_count + 1 > REPLICATION_LEASED_MAX) {
+        snprintf(err, cap,
+                 "replication.peers: at most %d peers with meta.backend postgres (each "
+                 "peer's queue is claimed under a lease)",
+                 REPLICATION_LEASED_MAX - 1);
+        job_free(j);
+        return BERTH_EINVAL;
+    }
     j->st = st;
+    j->leases = leases;
     snprintf(j->source, sizeof(j->source), "%s/%s", cfg->registry_region, cfg->registry_id);
     atomic_init(&j->stop, false);
     size_t except_cap = 2 + j->peer_count * (META_REPL_REGION_MAX + META_REPL_REGISTRY_ID_MAX + 2);
@@ -108,11 +152,15 @@ enum berth_err replication_job_start(const struct berth_config *cfg, struct stor
     for (size_t i = 0; i <= j->peer_count; i++) {
         struct repl_thread *t = &j->threads[i];
         t->j = j;
+        atomic_init(&t->cancel, false);
         if (i < j->peer_count) {
             t->filter.region = j->peers[i].region;
             t->filter.registry_id = j->peers[i].registry_id;
+            snprintf(t->lease, sizeof(t->lease), "replication:%s/%s", j->peers[i].region,
+                     j->peers[i].registry_id);
         } else {
             t->filter.except = j->except;
+            snprintf(t->lease, sizeof(t->lease), "replication:*");
         }
         t->opt = (struct upstream_repl_options){
             .peers = j->peers,
@@ -120,7 +168,7 @@ enum berth_err replication_job_start(const struct berth_config *cfg, struct stor
             .retry_initial_ms = cfg->replication_retry_initial_ms,
             .retry_max_ms = cfg->replication_retry_max_ms,
             .timeout_ms = cfg->replication_timeout_seconds * 1000,
-            .cancel = &j->stop,
+            .cancel = &t->cancel,
             .filter = &t->filter,
             .source = j->source,
         };
@@ -145,6 +193,9 @@ void replication_job_stop(struct replication_job *j)
         return;
     }
     atomic_store(&j->stop, true);
+    for (size_t i = 0; i <= j->peer_count; i++) {
+        atomic_store(&j->threads[i].cancel, true);
+    }
     registry_repl_notify();
     for (size_t i = 0; i <= j->peer_count; i++) {
         if (j->threads[i].started) {

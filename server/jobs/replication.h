@@ -8,6 +8,14 @@
  * is due, and at least every REPLICATION_POLL_MS for copies queued by
  * another process on the same database. Copies left queued by a stop or
  * a crash are picked up at start.
+ *
+ * Replicas on one database (leases, server/jobs/leases.h) claim each queue
+ * under a lease, "replication:<region>/<registry id>" ("replication:*"
+ * for the unmapped destinations), held while a pass copies: one replica
+ * copies a peer's queue at a time, in order, and a replica that dies
+ * mid-copy leaves the queue to the others once its lease expires (the copy
+ * it was making is made again: a destination takes the same blobs and
+ * manifest twice without harm).
  */
 #ifndef BERTH_JOBS_REPLICATION_H
 #define BERTH_JOBS_REPLICATION_H
@@ -15,16 +23,24 @@
 #include "common/config.h"
 #include "common/err.h"
 
+struct leases;
 struct replication_job;
 struct store;
 
 #define REPLICATION_POLL_MS 30000
 
+/* Queues (peers + 1) at most under leases: the keeper's table also holds
+ * the other jobs' leases. */
+#define REPLICATION_LEASED_MAX 48
+
 /* Read replication.* from cfg and start the thread over st (borrowed; it
- * must outlive the job). BERTH_EINVAL with a reason in err (cap bytes) for
- * malformed peers, BERTH_ENOMEM, BERTH_EIO when the thread cannot start. */
+ * must outlive the job), claiming queues under leases (borrowed; NULL: one
+ * node, no claims). BERTH_EINVAL with a reason in err (cap bytes) for
+ * malformed peers or too many of them, BERTH_ENOMEM, BERTH_EIO when the
+ * thread cannot start. */
 enum berth_err replication_job_start(const struct berth_config *cfg, struct store *st,
-                                     struct replication_job **out, char *err, size_t cap);
+                                     struct leases *leases, struct replication_job **out, char *err,
+                                     size_t cap);
 
 /* Stop and join the threads, then free (NULL is fine). A copy under way
  * gives up at its next manifest or blob and stays queued. */

@@ -645,6 +645,7 @@ static enum berth_err archive_candidates(struct store *st, struct meta *m,
         after = cands.v[cands.n - 1].id;
         for (size_t i = 0; i < cands.n && !is_cancelled(cancel); i++) {
             bool moved = false;
+            fault_hold("archive"); /* a test's pause before a move */
             if (archive_blob(st, m, &cands.v[i], &moved) != BERTH_OK) {
                 stats->failed++;
             } else if (moved) {

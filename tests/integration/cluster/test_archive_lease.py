@@ -1,0 +1,108 @@
+# berth-python: modern
+"""The archive tier's mover under a lease (docs/scale-out.md): the tier keeps its copies on a
+filesystem, so replicas that use it share PostgreSQL and one data root (blobs and
+storage.archive.path on the same filesystem, as over NFS). Two `berth serve` on one root:
+a hold point (BERTH_TEST_HOLD_ARCHIVE) stops the replica moving blobs before its first move;
+the other, woken by an archive request of its own, is refused the lease and never reaches
+the hold; kill -9 of the holder: the other moves the blobs of both images after the lease
+expires, each blob once."""
+# berth-suite: cluster
+
+import os
+import re
+import shutil
+import tempfile
+import unittest
+
+import berth_harness as h
+import clients as c
+from pg_fixture import PostgresServer
+
+LEASE_SECONDS = 3
+WAIT = 90
+HOLD_LINE = "event=test_hold point=archive"
+
+
+@unittest.skipUnless(h.IS_BERTH, "berth's replicas")
+class ArchiveLeaseTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        c.require_modern()
+        cls.tmp = tempfile.mkdtemp(prefix="berth-archive-lease-")
+        cls.addClassCleanup(shutil.rmtree, cls.tmp, True)
+        cls.root = os.path.join(cls.tmp, "root")
+        os.makedirs(cls.root)
+        cls.hold = os.path.join(cls.tmp, "hold-archive")
+        open(cls.hold, "w").close()
+        cls.pg = PostgresServer().start()
+        cls.addClassCleanup(cls.pg.stop)
+        env = {"BERTH_META_BACKEND": "postgres", "BERTH_META_POSTGRES_DSN": cls.pg.dsn,
+               "BERTH_TEST_HOLD_ARCHIVE": cls.hold}
+        config = {"log": {"level": "debug"}, "meta": {"lease_seconds": LEASE_SECONDS},
+                  "gc": {"enabled": False}}
+        cls.replicas = []
+        for _ in range(2):
+            server = h.Server(config=config, env=env)
+            server.root = cls.root  # one data root for both
+            cls.addClassCleanup(server.cleanup)
+            server.start()
+            cls.replicas.append(server)
+        cls.ecr = [c.ecr_client(r) for r in cls.replicas]
+
+    def run(self, result=None):
+        if result is None:
+            return super().run(result)
+        before = len(result.failures) + len(result.errors)
+        out = super().run(result)
+        if len(result.failures) + len(result.errors) > before:
+            for i, r in enumerate(self.replicas):
+                print("\n--- replica %d log tail ---\n%s" % (i, r.log_tail(60)))
+        return out
+
+    def where(self, digest):
+        hexpart = h.digest_hex(digest)
+        std = os.path.join(self.root, "blobs", "sha256", hexpart[:2], hexpart)
+        arc = os.path.join(self.root, "archive", "blobs", "sha256", hexpart[:2], hexpart)
+        return os.path.exists(std), os.path.exists(arc)
+
+    def archived_counts(self, server):
+        return [int(m.group(1)) for m in re.finditer(r"event=archive_pass ok=1 archived=(\d+)",
+                                                     server.log_text())]
+
+    def push_and_archive(self, i, repo):
+        image = h.build_image(layer_count=2)
+        h.expect_status(self.replicas[i].registry().push_image(repo, image, tag="v1"), 201)
+        self.ecr[i].update_image_storage_class(repositoryName=repo,
+                                               imageId={"imageDigest": image.digest},
+                                               targetStorageClass="ARCHIVE")
+        return image
+
+    def test_archive_moves_once_and_taken_over(self):
+        first = self.push_and_archive(0, "arc/one")
+        h.wait_until(lambda: any(HOLD_LINE in r.log_text() for r in self.replicas), WAIT,
+                     interval=0.1, what="a replica's archive mover to reach its hold")
+        holders = [i for i, r in enumerate(self.replicas) if HOLD_LINE in r.log_text()]
+        self.assertEqual(len(holders), 1, holders)
+        holder = holders[0]
+        other = 1 - holder
+        second = self.push_and_archive(other, "arc/two")
+        # refused the lease (or, were there none, stopped at the hold too)
+        h.wait_until(lambda: re.search("event=lease_busy name=archive |" + HOLD_LINE,
+                                       self.replicas[other].log_text()), WAIT, interval=0.1,
+                     what="the other replica to try the archive mover")
+        self.assertNotIn(HOLD_LINE, self.replicas[other].log_text())
+        for digest in set(first.blobs) | set(second.blobs):
+            self.assertEqual(self.where(digest), (True, False), digest)
+
+        # kill -9 of the holder; the other moves every blob of both images, once
+        self.replicas[holder].kill9()
+        os.unlink(self.hold)
+        digests = set(first.blobs) | set(second.blobs)
+        h.wait_until(lambda: all(self.where(d) == (False, True) for d in digests), WAIT,
+                     interval=0.2, what="the blobs moved to the archive tier")
+        self.assertEqual(sum(self.archived_counts(self.replicas[other])), len(digests))
+        self.assertEqual(self.archived_counts(self.replicas[holder]), [])
+
+
+if __name__ == "__main__":
+    unittest.main()
