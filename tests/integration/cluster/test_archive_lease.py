@@ -1,11 +1,10 @@
 # berth-python: modern
-"""The archive tier's mover under a lease (docs/scale-out.md): the tier keeps its copies on a
-filesystem, so replicas that use it share PostgreSQL and one data root (blobs and
-storage.archive.path on the same filesystem, as over NFS). Two `berth serve` on one root:
-a hold point (BERTH_TEST_HOLD_ARCHIVE) stops the replica moving blobs before its first move;
-the other, woken by an archive request of its own, is refused the lease and never reaches
-the hold; kill -9 of the holder: the other moves the blobs of both images after the lease
-expires, each blob once."""
+"""The archive tier's mover under a lease (docs/scale-out.md): two `berth serve` replicas
+sharing PostgreSQL and S3 (cluster.py; the archive tier under <prefix>archive/ of the same
+bucket). A hold point (BERTH_TEST_HOLD_ARCHIVE) stops the replica moving blobs before its
+first move; the other, woken by an archive request of its own, is refused the lease and
+never reaches the hold; kill -9 of the holder: the other moves the blobs of both images
+after the lease expires, each blob once."""
 # berth-suite: cluster
 
 import os
@@ -16,7 +15,7 @@ import unittest
 
 import berth_harness as h
 import clients as c
-from pg_fixture import PostgresServer
+from cluster import PREFIX, Cluster
 
 LEASE_SECONDS = 3
 WAIT = 90
@@ -30,24 +29,18 @@ class ArchiveLeaseTest(unittest.TestCase):
         c.require_modern()
         cls.tmp = tempfile.mkdtemp(prefix="berth-archive-lease-")
         cls.addClassCleanup(shutil.rmtree, cls.tmp, True)
-        cls.root = os.path.join(cls.tmp, "root")
-        os.makedirs(cls.root)
         cls.hold = os.path.join(cls.tmp, "hold-archive")
         open(cls.hold, "w").close()
-        cls.pg = PostgresServer().start()
-        cls.addClassCleanup(cls.pg.stop)
-        env = {"BERTH_META_BACKEND": "postgres", "BERTH_META_POSTGRES_DSN": cls.pg.dsn,
-               "BERTH_TEST_HOLD_ARCHIVE": cls.hold}
-        config = {"log": {"level": "debug"}, "meta": {"lease_seconds": LEASE_SECONDS},
-                  "gc": {"enabled": False}}
-        cls.replicas = []
-        for _ in range(2):
-            server = h.Server(config=config, env=env)
-            server.root = cls.root  # one data root for both
-            cls.addClassCleanup(server.cleanup)
-            server.start()
-            cls.replicas.append(server)
+        cls.cluster = Cluster(replicas=2, env={"BERTH_TEST_HOLD_ARCHIVE": cls.hold}, config={
+            "log": {"level": "debug"},
+            "meta": {"lease_seconds": LEASE_SECONDS},
+            "gc": {"enabled": False},
+        })
+        cls.addClassCleanup(cls.cluster.stop)
+        cls.cluster.start()
+        cls.replicas = cls.cluster.replicas
         cls.ecr = [c.ecr_client(r) for r in cls.replicas]
+        cls.s3 = cls.cluster.s3.client()
 
     def run(self, result=None):
         if result is None:
@@ -55,15 +48,18 @@ class ArchiveLeaseTest(unittest.TestCase):
         before = len(result.failures) + len(result.errors)
         out = super().run(result)
         if len(result.failures) + len(result.errors) > before:
-            for i, r in enumerate(self.replicas):
-                print("\n--- replica %d log tail ---\n%s" % (i, r.log_tail(60)))
+            self.cluster.dump_logs()
         return out
 
+    def exists(self, key):
+        page = self.s3.list_objects_v2(Bucket=self.cluster.s3.bucket, Prefix=key)
+        return [o["Key"] for o in page.get("Contents", [])] == [key]
+
     def where(self, digest):
+        """(in the blob store, in the archive tier)"""
         hexpart = h.digest_hex(digest)
-        std = os.path.join(self.root, "blobs", "sha256", hexpart[:2], hexpart)
-        arc = os.path.join(self.root, "archive", "blobs", "sha256", hexpart[:2], hexpart)
-        return os.path.exists(std), os.path.exists(arc)
+        rel = "blobs/sha256/%s/%s" % (hexpart[:2], hexpart)
+        return self.exists(PREFIX + rel), self.exists(PREFIX + "archive/" + rel)
 
     def archived_counts(self, server):
         return [int(m.group(1)) for m in re.finditer(r"event=archive_pass ok=1 archived=(\d+)",
@@ -100,6 +96,9 @@ class ArchiveLeaseTest(unittest.TestCase):
         digests = set(first.blobs) | set(second.blobs)
         h.wait_until(lambda: all(self.where(d) == (False, True) for d in digests), WAIT,
                      interval=0.2, what="the blobs moved to the archive tier")
+        # each moved once, all by the survivor (its passes log what they moved at their end)
+        h.wait_until(lambda: sum(self.archived_counts(self.replicas[other])) >= len(digests),
+                     WAIT, interval=0.2, what="the survivor's archive pass to end")
         self.assertEqual(sum(self.archived_counts(self.replicas[other])), len(digests))
         self.assertEqual(self.archived_counts(self.replicas[holder]), [])
 
