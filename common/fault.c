@@ -44,3 +44,18 @@ void fault_hold(const char *name)
         nanosleep(&ts, NULL);
     }
 }
+
+bool fault_injected(const char *name)
+{
+    const char *list = getenv("BERTH_TEST_FAULTS");
+    size_t n = strlen(name);
+    for (const char *p = list; p != NULL && *p != '\0';) {
+        const char *end = strchr(p, ',');
+        size_t len = end != NULL ? (size_t)(end - p) : strlen(p);
+        if (len == n && strncmp(p, name, n) == 0) {
+            return true;
+        }
+        p = end != NULL ? end + 1 : NULL;
+    }
+    return false;
+}

@@ -10,6 +10,8 @@
 #ifndef BERTH_FAULT_H
 #define BERTH_FAULT_H
 
+#include <stdbool.h>
+
 void fault_point(const char *name);
 
 /* Hold points: while the file named by the environment variable
@@ -18,5 +20,12 @@ void fault_point(const char *name);
  * and release it by removing the file. Without the variable it returns at
  * once. */
 void fault_hold(const char *name);
+
+/* Injected failures: true while the environment variable
+ * BERTH_TEST_FAULTS (a comma-separated list) names name. A step that can
+ * fail for a reason a test cannot provoke at will (a database or file
+ * lookup under EMFILE, an OpenSSL failure) asks it and fails as it would
+ * then. Without the variable it costs one getenv. */
+bool fault_injected(const char *name);
 
 #endif

@@ -15,6 +15,7 @@
 #include <jansson.h>
 
 #include "common/base64.h"
+#include "common/fault.h"
 #include "common/log.h"
 #include "common/rand.h"
 #include "storage/store/store.h"
@@ -747,7 +748,10 @@ enum berth_err auth_lookup(struct auth *a, struct meta *m, const char *akid, con
         ck = config_key(a, akid, &index);
     }
     struct lookup_ctx c = {.a = a, .out = out, .akid = akid, .rc = BERTH_OK};
-    enum berth_err rc = meta_auth_lookup(m, ck != NULL ? NULL : akid, repo, lookup_row, &c);
+    /* the fault stands in for a lookup that cannot run (EMFILE) */
+    enum berth_err rc = fault_injected("auth_lookup")
+                            ? BERTH_ENOFD
+                            : meta_auth_lookup(m, ck != NULL ? NULL : akid, repo, lookup_row, &c);
     if (rc == BERTH_OK) {
         rc = c.rc;
     }
@@ -859,7 +863,9 @@ enum berth_err auth_allowed(struct auth *a, struct meta *m, const struct auth_id
         return BERTH_OK;
     }
     struct policy_ctx c = {.a = a, .policy = NULL, .registry = NULL, .rc = BERTH_OK};
-    enum berth_err rc = meta_auth_lookup(m, NULL, repo, policy_row, &c);
+    enum berth_err rc = fault_injected("auth_policy")
+                            ? BERTH_ENOFD
+                            : meta_auth_lookup(m, NULL, repo, policy_row, &c);
     if (rc == BERTH_OK) {
         rc = c.rc;
     }

@@ -20,6 +20,7 @@
 
 #include "server/jobs/jobs.h"
 #include "server/jobs/leases.h"
+#include "common/fault.h"
 #include "common/log.h"
 #include "common/notify.h"
 #include "server/jobs/replication.h"
@@ -174,21 +175,6 @@ static void watchdog_stop(struct watchdog *w)
 /* SIGHUP: the TLS files again, tls.client_principals from the
  * configuration as it reads now (the other keys take a restart), and the
  * signing profiles' key files. */
-/* Whether the comma-separated list names name (a whole item). */
-static bool fault_named(const char *list, const char *name)
-{
-    size_t n = strlen(name);
-    for (const char *p = list; p != NULL && *p != '\0';) {
-        const char *end = strchr(p, ',');
-        size_t len = end != NULL ? (size_t)(end - p) : strlen(p);
-        if (len == n && strncmp(p, name, n) == 0) {
-            return true;
-        }
-        p = end != NULL ? end + 1 : NULL;
-    }
-    return false;
-}
-
 static void reload(const struct cli *cli, struct server *srv)
 {
     /* managed signing's profiles: their key files are read again before
@@ -237,15 +223,21 @@ int cmd_serve(struct cli *cli)
 
     metrics_init();
     /* Fault injection for the test suite: BERTH_TEST_FAULTS lists faults
-     * (comma-separated). "hmac" makes every HMAC fail as an OpenSSL failure
-     * would (tests/integration/auth/test_mac_failure.py), "digest" every
-     * hash (tests/integration/auth/test_digest_failure.py). */
+     * (comma-separated, common/fault.h). "hmac" makes every HMAC fail as an
+     * OpenSSL failure would (tests/integration/auth/test_mac_failure.py),
+     * "digest" every hash (tests/integration/auth/test_digest_failure.py);
+     * "auth_lookup" and "auth_policy" are asked where they fail
+     * (server/auth, tests/integration/auth/test_auth_failure.py). */
     const char *faults = getenv("BERTH_TEST_FAULTS");
-    if (fault_named(faults, "hmac")) {
+    if (faults != NULL && faults[0] != '\0') {
+        char shown[256];
+        log_warn("event=test_faults_injected faults=%s", log_value(faults, shown, sizeof(shown)));
+    }
+    if (fault_injected("hmac")) {
         log_warn("event=test_fault_injected fault=hmac");
         digest_fault_hmac(true);
     }
-    if (fault_named(faults, "digest")) {
+    if (fault_injected("digest")) {
         log_warn("event=test_fault_injected fault=digest");
         digest_fault_hash(true);
     }

@@ -980,10 +980,15 @@ bool ecr_may(struct ecr_call *call, const char *action, const char *repo)
     }
     struct meta *m = store_meta(call->req->srv->store);
     bool allowed = false;
-    return m != NULL &&
-           auth_allowed(call->req->srv->auth, m, &call->ident, action, repo, &allowed, NULL, 0) ==
-               BERTH_OK &&
-           allowed;
+    enum berth_err rc = m == NULL ? BERTH_EUNAVAILABLE
+                                  : auth_allowed(call->req->srv->auth, m, &call->ident, action,
+                                                 repo, &allowed, NULL, 0);
+    if (rc != BERTH_OK) {
+        /* not a refusal: the call fails (a list must not just leave it out) */
+        ecr_server_error(call, rc);
+        return false;
+    }
+    return allowed;
 }
 
 bool ecr_authorize(struct ecr_call *call, const char *action, const char *repo)

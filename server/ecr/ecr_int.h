@@ -131,7 +131,9 @@ struct meta *ecr_meta(struct ecr_call *call);
 /* ---- authorization ---- */
 
 /* Whether the caller may perform action ("ecr:DescribeRepositories") on
- * repository repo (NULL: the registry). Always true while auth is off. */
+ * repository repo (NULL: the registry). Always true while auth is off.
+ * When the policies cannot be read, false after failing the call with a
+ * ServerException. */
 bool ecr_may(struct ecr_call *call, const char *action, const char *repo);
 
 /* As ecr_may, failing the call with AccessDeniedException when not. */

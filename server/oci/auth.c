@@ -750,17 +750,19 @@ bool oci_auth_mount_source(struct request *req, const char *from, const struct d
     return true;
 }
 
-bool oci_auth_may_list(struct request *req, const char *repo)
+enum berth_err oci_auth_may_list(struct request *req, const char *repo, bool *allowed)
 {
+    *allowed = false;
     if (!req->ident.enforced) {
-        return true;
+        *allowed = true;
+        return BERTH_OK;
     }
     struct meta *m = store_meta(req->srv->store);
-    bool allowed = false;
-    return m != NULL &&
-           auth_allowed(req->srv->auth, m, &req->ident, "ecr:DescribeRepositories", repo, &allowed,
-                        NULL, 0) == BERTH_OK &&
-           allowed;
+    if (m == NULL) {
+        return BERTH_EUNAVAILABLE;
+    }
+    return auth_allowed(req->srv->auth, m, &req->ident, "ecr:DescribeRepositories", repo, allowed,
+                        NULL, 0);
 }
 
 bool oci_replication_repo(struct request *req)
@@ -771,10 +773,15 @@ bool oci_replication_repo(struct request *req)
     }
     struct meta *m = store_meta(req->srv->store);
     bool allowed = !req->ident.enforced;
-    if (m != NULL && req->ident.enforced &&
-        auth_allowed(req->srv->auth, m, &req->ident, "ecr:ReplicateImage", req->repo, &allowed,
-                     NULL, 0) != BERTH_OK) {
-        allowed = false;
+    enum berth_err rc = m == NULL ? BERTH_EUNAVAILABLE : BERTH_OK;
+    if (m != NULL && req->ident.enforced) {
+        rc = auth_allowed(req->srv->auth, m, &req->ident, "ecr:ReplicateImage", req->repo, &allowed,
+                          NULL, 0);
+    }
+    if (rc != BERTH_OK) {
+        /* not known whether this is a replica's push: no answer yet */
+        oci_server_error(req, rc, "auth_policy_failed");
+        return false;
     }
     if (!allowed) {
         return true; /* an ordinary push, then */

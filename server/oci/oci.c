@@ -241,12 +241,17 @@ static void handle_tags(struct request *req)
 struct catalog_ctx {
     struct request *req;
     struct names_ctx *names;
+    enum berth_err rc; /* a policy that could not be read: no listing */
 };
 
 static bool catalog_allow(void *arg, const char *name)
 {
     struct catalog_ctx *c = arg;
-    return oci_auth_may_list(c->req, name);
+    bool allowed = false;
+    if (c->rc == BERTH_OK) {
+        c->rc = oci_auth_may_list(c->req, name, &allowed);
+    }
+    return c->rc == BERTH_OK && allowed;
 }
 
 static enum berth_err catalog_take(void *arg, const struct meta_repo *repo)
@@ -269,7 +274,7 @@ static void handle_catalog(struct request *req)
         n = 100 < cfg->storage_catalog_max_entries ? 100 : cfg->storage_catalog_max_entries;
     }
     struct names_ctx c = {.array = json_array()};
-    struct catalog_ctx cc = {req, &c};
+    struct catalog_ctx cc = {req, &c, BERTH_OK};
     bool more = false;
     struct registry_status s;
     if (c.array == NULL) {
@@ -282,6 +287,12 @@ static void handle_catalog(struct request *req)
                        sizeof(c.last), &more, &s) != BERTH_OK) {
         json_decref(c.array);
         oci_fail(req, &s);
+        return;
+    }
+    if (cc.rc != BERTH_OK) {
+        /* a repository left out for a failure, not a refusal */
+        json_decref(c.array);
+        oci_server_error(req, cc.rc, "auth_policy_failed");
         return;
     }
     json_t *doc = json_pack("{s:o}", "repositories", c.array);

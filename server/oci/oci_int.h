@@ -130,8 +130,10 @@ void oci_token(struct request *req);
 bool oci_auth_mount_source(struct request *req, const char *from, const struct digest *d, char *buf,
                            size_t cap, const char **source);
 
-/* Whether the caller may see repo in the catalog (ecr:DescribeRepositories). */
-bool oci_auth_may_list(struct request *req, const char *repo);
+/* Whether the caller may see repo in the catalog (ecr:DescribeRepositories)
+ * into *allowed. BERTH_OK, or why the policies could not be read (then the
+ * catalog is a server error, not a shorter list). */
+enum berth_err oci_auth_may_list(struct request *req, const char *repo, bool *allowed);
 
 /* The header another berth's replication sends with its pushes, naming
  * its region and registry id (UPSTREAM_REPLICATION_HEADER). */

@@ -127,6 +127,7 @@ static bool metrics_authorized(struct request *req, struct meta *m)
     uint8_t raw[OPS_BASIC_B64_MAX / 4 * 3 + 1];
     size_t raw_len = 0;
     bool ok = false;
+    enum berth_err rc = BERTH_OK;
     if (h != NULL) {
         while (*h == ' ') {
             h++;
@@ -146,7 +147,7 @@ static bool metrics_authorized(struct request *req, struct meta *m)
                     struct auth_lookup lk;
                     why = "unknown_key";
                     if (auth_akid_valid(akid) &&
-                        auth_lookup(req->srv->auth, m, akid, NULL, &lk) == BERTH_OK) {
+                        (rc = auth_lookup(req->srv->auth, m, akid, NULL, &lk)) == BERTH_OK) {
                         if (lk.key_found) {
                             ok = str_ct_equal(secret, strlen(secret), lk.secret, lk.secret_len);
                             why = "bad_secret";
@@ -160,6 +161,16 @@ static bool metrics_authorized(struct request *req, struct meta *m)
     auth_wipe(raw, sizeof(raw));
     if (ok) {
         return true;
+    }
+    if (rc != BERTH_OK) {
+        /* the key could not be looked up: no verdict on the credentials */
+        log_error("event=auth_lookup_failed err=%s path=/metrics", berth_strerror(rc));
+        static const char text[] = "cannot check the credentials now; retry later\n";
+        struct http_response *resp = http_resp_bytes(text, sizeof(text) - 1);
+        http_add(resp, "Content-Type", "text/plain; charset=utf-8");
+        http_add(resp, "Retry-After", "1");
+        http_send(req, 503, resp, sizeof(text) - 1);
+        return false;
     }
     metrics_auth_failure(why);
     log_info("event=auth_refused reason=%s path=/metrics", why);

@@ -10,6 +10,7 @@
 #include "common/buf.h"
 #include "common/config.h"
 #include "common/err.h"
+#include "common/fault.h"
 #include "common/fileio.h"
 #include "common/log.h"
 #include "common/rand.h"
@@ -310,6 +311,24 @@ static void test_err_from_errno(void)
     CHECK_INT(setrlimit(RLIMIT_NOFILE, &old), 0);
 }
 
+/* BERTH_TEST_FAULTS names whole items of a comma-separated list */
+static void test_fault_injected(void)
+{
+    unsetenv("BERTH_TEST_FAULTS");
+    CHECK(!fault_injected("auth_lookup"));
+    setenv("BERTH_TEST_FAULTS", "hmac,auth_lookup", 1);
+    CHECK(fault_injected("auth_lookup"));
+    CHECK(fault_injected("hmac"));
+    CHECK(!fault_injected("auth"));
+    CHECK(!fault_injected("lookup"));
+    CHECK(!fault_injected("auth_policy"));
+    setenv("BERTH_TEST_FAULTS", "auth_lookups", 1);
+    CHECK(!fault_injected("auth_lookup"));
+    setenv("BERTH_TEST_FAULTS", "", 1);
+    CHECK(!fault_injected("auth_lookup"));
+    unsetenv("BERTH_TEST_FAULTS");
+}
+
 int main(void)
 {
     RUN(test_buf);
@@ -326,5 +345,6 @@ int main(void)
     RUN(test_log_json);
     RUN(test_config);
     RUN(test_err_from_errno);
+    RUN(test_fault_injected);
     return unit_report("test_common");
 }
