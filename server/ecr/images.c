@@ -176,8 +176,10 @@ static bool add_image_failure(struct ecr_call *call, json_t *failures, const str
     case REG_MANIFEST_UNKNOWN:
         return add_failure(call, failures, id, "ImageNotFound", "Requested image not found");
     case REG_IMAGE_ARCHIVED:
-        /* an archived image is not found for a pull, as on /v2 */
-        return add_failure(call, failures, id, "ImageNotFound", s->message);
+        /* an archived (or activating) image exists but cannot be got: the
+         * model's code for that (ImageNotFound is for an image that is not
+         * there; /v2 answers 404 as ECR's pull does) */
+        return add_failure(call, failures, id, "ImageInaccessible", s->message);
     case REG_TAG_DIGEST_MISMATCH:
         return add_failure(call, failures, id, "ImageTagDoesNotMatchDigest",
                            "Invalid request parameters: the image tag does not point at the "

@@ -43,7 +43,7 @@ static bool component_valid(const char *p, const char *end)
 
 bool names_repo_valid_n(const char *name, size_t len)
 {
-    if (len == 0 || len > NAMES_REPO_MAX) {
+    if (len < NAMES_REPO_MIN || len > NAMES_REPO_MAX) {
         return false;
     }
     const char *end = name + len;

@@ -85,7 +85,8 @@ class ArchiveTest(e.ModernEcrTestCase):
                                                                       {"imageTag": "v2"}])
         self.assertEqual([i["imageId"]["imageTag"] for i in got["images"]], ["v2"])
         self.assertEqual([(f["imageId"]["imageTag"], f["failureCode"]) for f in got["failures"]],
-                         [("v1", "ImageNotFound")])
+                         [("v1", "ImageInaccessible")])
+        self.assertIn("is archived; restore it", got["failures"][0]["failureReason"])
         self.assertBotoError("ImageArchivedException", "start_image_scan", repositoryName=repo,
                              imageId={"imageTag": "v1"})
         # its layers are ARCHIVED, the other image's AVAILABLE
@@ -265,6 +266,10 @@ class SlowRestoreTest(e.ModernEcrTestCase):
                        "--image-id", "imageTag=v1", "--target-storage-class", "STANDARD")
         self.assertEqual(out["imageStatus"], "ACTIVATING")
         self.assertStatus(self.reg.get_manifest(repo, "v1"), 404)
+        got = self.ecr.batch_get_image(repositoryName=repo, imageIds=[{"imageTag": "v1"}])
+        self.assertEqual([(f["failureCode"], f["failureReason"]) for f in got["failures"]],
+                         [("ImageInaccessible", "The image with digest '%s' is being restored "
+                           "from the archive" % image.digest)])
         activating = self.ecr.describe_images(repositoryName=repo,
                                               filter={"imageStatus": "ACTIVATING"})
         self.assertEqual([(d["imageDigest"], d["imageStatus"])

@@ -485,8 +485,18 @@ class PutImageTest(e.EcrTestCase):
         self.ecr.put_image_tag_mutability(repositoryName=repo, imageTagMutability="IMMUTABLE")
         other = h.build_image(layer_count=1)
         self.push_blobs(repo, other)
-        self.assertBotoError("ImageTagAlreadyExistsException", "put_image", repositoryName=repo,
-                             imageManifest=other.manifest.decode(), imageTag="fixed")
+        err = self.assertBotoError("ImageTagAlreadyExistsException", "put_image",
+                                   repositoryName=repo, imageManifest=other.manifest.decode(),
+                                   imageTag="fixed")
+        # ECR's words since tag-mutability exclusions (2025; before: "because the repository
+        # is immutable"), the same as TAG_INVALID's message on /v2
+        wording = ("The image tag 'fixed' already exists in the '%s' repository and cannot be "
+                   "overwritten because the tag is immutable." % repo)
+        self.assertEqual(err["Message"], wording)
+        resp = self.reg.put_manifest(repo, "fixed", other.manifest, other.media_type)
+        self.assertStatus(resp, 400)
+        self.assertEqual(resp.json()["errors"][0]["code"], "TAG_INVALID")
+        self.assertEqual(resp.json()["errors"][0]["message"], wording)
         self.assertManifest(repo, "fixed", img)
 
     def test_retag_recipe(self):

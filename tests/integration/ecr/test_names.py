@@ -39,6 +39,30 @@ class RepositoryNameTest(e.ModernEcrTestCase):
                                    repositoryNames=[base + "/a___b"])
         self.assertIn(PATTERN, err["Message"])
 
+    def test_length(self):
+        """ECR's 2..256 characters, the same over /v2 (NAME_INVALID outside them)."""
+        base = self.repo() + "/"
+        name = base + "n" * (256 - len(base))
+        self.assertEqual(len(name), 256)
+        out = self.ecr.create_repository(repositoryName=name)
+        self.assertEqual(out["repository"]["repositoryName"], name)
+        image = h.build_image(layer_count=1)
+        self.push(name, image, tag="v1")
+        got = self.ecr.batch_get_image(repositoryName=name, imageIds=[{"imageTag": "v1"}])
+        self.assertEqual(got["images"][0]["imageId"]["imageDigest"], image.digest)
+        self.assertEqual(self.reg.get_manifest(name, "v1").body, image.manifest)
+        err = self.assertBotoError("InvalidParameterException", "create_repository",
+                                   repositoryName=name + "n")
+        self.assertIn("'repositoryName'", err["Message"])
+        self.assertIn("length less than or equal to 256", err["Message"])
+        resp = self.reg.request("POST", "/v2/%sn/blobs/uploads/" % name)
+        self.assertStatus(resp, 400)
+        self.assertIn(b"NAME_INVALID", resp.body)
+        # one character: ECR's minimum is 2 (botocore refuses it before sending; /v2 too)
+        resp = self.reg.request("POST", "/v2/a/blobs/uploads/")
+        self.assertStatus(resp, 400)
+        self.assertIn(b"NAME_INVALID", resp.body)
+
 
 if __name__ == "__main__":
     h.main()

@@ -113,13 +113,19 @@ class NameValidationTest(h.ServerTestCase):
 
     @h.distribution_fails("answers 500 for a name > 255 characters")
     def test_too_long(self):
+        # ECR's RepositoryName is 2..256 characters; berth takes the same names on /v2
         long_name = "/".join(["a" * 50] * 5) + "/abcdef"  # 50*5 + 4 + 7 = 261 characters
-        self.assertGreater(len(long_name), 255)
-        self.names_invalid([long_name, "b" * 256], routes=("tags", "upload"))
+        self.assertGreater(len(long_name), 256)
+        self.names_invalid([long_name, "b" * 257], routes=("tags", "upload", "manifest"))
 
+    @h.distribution_fails("accepts a one-character name")
+    def test_too_short(self):
+        self.names_invalid(["a", "7"], routes=("tags", "upload", "manifest"))
+
+    @h.distribution_fails("answers 500 for a name > 255 characters")
     def test_longest_valid_name(self):
-        name = "/".join(["c" * 50] * 4 + ["d" * 51])  # 4*50 + 3 + 1 + 51 = 255 characters
-        self.assertEqual(len(name), 255)
+        name = "/".join(["c" * 50] * 4 + ["d" * 52])  # 4*50 + 4 + 52 = 256 characters
+        self.assertEqual(len(name), 256)
         resp = self.reg.push_blob(name, b"long name")
         self.assertStatus(resp, 201)
         self.assertBlob(name, b"long name")
@@ -145,7 +151,7 @@ class NameValidationTest(h.ServerTestCase):
                 self.assertIn(resp.status, (400, 404), resp.describe())
 
     def test_valid_names_accepted(self):
-        for name in ("a", "a0", "itest/a.b", "itest/a_b", "itest/a__b", "itest/a-b",
+        for name in ("ab", "a0", "itest/a.b", "itest/a_b", "itest/a__b", "itest/a-b",
                      "itest/a---b", "itest/x/y/z", "0/1"):
             resp = self.reg.push_blob(name, b"ok")
             with self.subTest(name=name):

@@ -17,28 +17,29 @@ static void test_parse_and_format(void)
     format("repository:team/app:pull,push", out, sizeof(out));
     CHECK_STR(out, "repository:team/app:pull,push");
     /* order of actions and repeats do not matter; a resource named twice merges */
-    format("repository:a:push,pull,pull repository:b:delete repository:a:delete", out, sizeof(out));
-    CHECK_STR(out, "repository:a:pull,push,delete repository:b:delete");
-    format("repository:a:*", out, sizeof(out));
-    CHECK_STR(out, "repository:a:pull,push,delete");
+    format("repository:aa:push,pull,pull repository:bb:delete repository:aa:delete", out,
+           sizeof(out));
+    CHECK_STR(out, "repository:aa:pull,push,delete repository:bb:delete");
+    format("repository:aa:*", out, sizeof(out));
+    CHECK_STR(out, "repository:aa:pull,push,delete");
     format("registry:catalog:*", out, sizeof(out));
     CHECK_STR(out, "registry:catalog:*");
     /* the deprecated class is ignored */
-    format("repository(plugin):a:pull", out, sizeof(out));
-    CHECK_STR(out, "repository:a:pull");
+    format("repository(plugin):aa:pull", out, sizeof(out));
+    CHECK_STR(out, "repository:aa:pull");
     /* dropped: unknown types, actions and registry names, bad names, a host name in
      * front, empty parts, a malformed class */
-    format("bogus:a:pull repository:a:frob registry:other:* registry:catalog:pull "
+    format("bogus:aa:pull repository:aa:frob registry:other:* registry:catalog:pull "
            "repository:Upper:pull repository:host:5000/a:pull repository::pull "
-           "repository:a: repository:a repository(x:a:pull   ",
+           "repository:aa: repository:aa repository(x:aa:pull   ",
            out, sizeof(out));
     CHECK_STR(out, "");
     /* spaces around and between */
-    format("  repository:a:pull    repository:b:pull ", out, sizeof(out));
-    CHECK_STR(out, "repository:a:pull repository:b:pull");
+    format("  repository:aa:pull    repository:bb:pull ", out, sizeof(out));
+    CHECK_STR(out, "repository:aa:pull repository:bb:pull");
     /* an entry that does not fit is left out, later ones still come */
-    format("repository:aaaaaaaaaaaaaaaaaaaaaaaaa:pull repository:b:pull", out, 30);
-    CHECK_STR(out, "repository:b:pull");
+    format("repository:aaaaaaaaaaaaaaaaaaaaaaaaa:pull repository:bb:pull", out, 30);
+    CHECK_STR(out, "repository:bb:pull");
 }
 
 static void test_resource_limit(void)
@@ -67,12 +68,12 @@ static void test_allows(void)
     CHECK(!bearer_scope_allows(g, "team/c", BEARER_PULL));
     CHECK(!bearer_scope_allows(g, "team", BEARER_PULL));
     CHECK(bearer_scope_allows(g, NULL, BEARER_CATALOG));
-    CHECK(!bearer_scope_allows("repository:a:pull", NULL, BEARER_CATALOG));
+    CHECK(!bearer_scope_allows("repository:aa:pull", NULL, BEARER_CATALOG));
     CHECK(bearer_scope_allows("", "team/a", 0));
     CHECK(!bearer_scope_allows("", "team/a", BEARER_PULL));
     /* entries for one repository add up */
-    CHECK(
-        bearer_scope_allows("repository:a:pull repository:a:push", "a", BEARER_PULL | BEARER_PUSH));
+    CHECK(bearer_scope_allows("repository:aa:pull repository:aa:push", "aa",
+                              BEARER_PULL | BEARER_PUSH));
 }
 
 static void test_challenge_text_and_actions(void)

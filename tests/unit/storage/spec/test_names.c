@@ -5,25 +5,25 @@
 
 static void test_repo_names(void)
 {
-    const char *good[] = {"a",          "library/ubuntu", "a0/b1/c2",  "foo.bar",    "foo_bar",
+    const char *good[] = {"ab",         "library/ubuntu", "a0/b1/c2",  "foo.bar",    "foo_bar",
                           "foo__bar",   "foo-bar",        "foo---bar", "x/y.z-w__q", "123",
                           "team/app/v2"};
     for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
         CHECK(names_repo_valid(good[i]));
     }
-    const char *bad[] = {"",     "Foo",      "foo/",      "/foo",      "foo//bar",
-                         "..",   "foo/../x", "foo/./x",   "foo___bar", "-foo",
-                         "foo-", "foo.",     ".foo",      "foo..bar",  "foo._bar",
-                         "a b",  "foo:bar",  "foo%2fbar", "_foo",      "foo/_x"};
+    const char *bad[] = {"",          "a",        "Foo",      "foo/",      "/foo", "foo//bar",
+                         "..",        "foo/../x", "foo/./x",  "foo___bar", "-foo", "foo-",
+                         "foo.",      ".foo",     "foo..bar", "foo._bar",  "a b",  "foo:bar",
+                         "foo%2fbar", "_foo",     "foo/_x"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         CHECK(!names_repo_valid(bad[i]));
     }
     char longname[300];
     memset(longname, 'a', sizeof(longname));
-    longname[255] = '\0';
+    longname[256] = '\0'; /* ECR's longest */
     CHECK(names_repo_valid(longname));
-    longname[255] = 'a';
-    longname[256] = '\0';
+    longname[256] = 'a';
+    longname[257] = '\0';
     CHECK(!names_repo_valid(longname));
     CHECK(names_repo_valid_n("foo/barXX", 7));
 }
