@@ -52,6 +52,10 @@ static const struct config_key keys[] = {
      "serve Prometheus metrics on GET /metrics"},
     {"metrics.require_auth", CONFIG_BOOL, OFF(metrics_require_auth), "false", 0, 0,
      "GET /metrics needs an access key (HTTP Basic, as docker login)"},
+    {"metrics.activity_sample_seconds", CONFIG_INT, OFF(metrics_activity_sample_seconds), "60", 0,
+     3600,
+     "add the request counters' growth to the database's activity history this often "
+     "(the console's charts; 0: never)"},
     {"http.threads", CONFIG_INT, OFF(http_threads), "0", 0, 1024, "worker threads (0 = 2 per CPU)"},
     {"http.connection_limit", CONFIG_INT, OFF(http_connection_limit), "1024", 1, 1000000,
      "maximum concurrent connections"},

@@ -34,8 +34,9 @@ struct berth_config {
     char *tls_client_ca_file;      /* PEM CAs for mutual TLS; "" = none */
     json_t *tls_client_principals; /* borrowed from doc: client certificate names to key ids */
 
-    bool metrics_enabled;      /* serve GET /metrics */
-    bool metrics_require_auth; /* /metrics asks for an access key */
+    bool metrics_enabled;                    /* serve GET /metrics */
+    bool metrics_require_auth;               /* /metrics asks for an access key */
+    int64_t metrics_activity_sample_seconds; /* activity history samples; 0: none */
 
     int64_t http_threads;
     int64_t http_connection_limit;

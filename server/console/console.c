@@ -38,6 +38,7 @@
 #include "scan/vulndb/vulndb.h"
 #include "server/jobs/jobs.h"
 #include "server/metrics/metrics.h"
+#include "storage/meta/meta_activity.h"
 #include "storage/meta/meta_gc.h"
 #include "storage/meta/meta_scan.h"
 #include "storage/spec/names.h"
@@ -837,6 +838,51 @@ static json_t *activity_json(void)
     return o;
 }
 
+static int activity_bucket(void *arg, const struct meta_activity *b)
+{
+    json_array_append_new(arg, json_pack("[f, I, I, I, I, I, I, I, I]", (double)b->at / 1000.0,
+                                         (json_int_t)b->requests[0], (json_int_t)b->requests[1],
+                                         (json_int_t)b->requests[2], (json_int_t)b->requests[3],
+                                         (json_int_t)b->requests[4], (json_int_t)b->bytes_in,
+                                         (json_int_t)b->bytes_out, (json_int_t)b->auth_failures));
+    return 0;
+}
+
+/* The activity history (meta_activity.h): the minutes of the last day and
+ * the hours of the last 30 days, every replica's requests summed, each
+ * bucket [start, 2xx, 3xx, 4xx, 5xx, other, bytes in, bytes out, refused
+ * authentications]. NULL when it cannot be read. */
+static json_t *history_json(struct meta *m, const struct berth_config *cfg)
+{
+    int64_t now = time_now_ms();
+    static const struct {
+        const char *name;
+        int64_t step, span_ms;
+    } views[] = {{"minutes", META_ACTIVITY_MINUTE, META_ACTIVITY_MINUTES_KEPT_MS},
+                 {"hours", META_ACTIVITY_HOUR, META_ACTIVITY_HOURS_KEPT_MS}};
+    json_t *o = json_pack("{s:I, s:[s, s, s, s, s, s, s, s, s]}", "sampleSeconds",
+                          (json_int_t)cfg->metrics_activity_sample_seconds, "columns", "at", "2xx",
+                          "3xx", "4xx", "5xx", "other", "bytesIn", "bytesOut", "authFailures");
+    for (size_t i = 0; o != NULL && i < sizeof(views) / sizeof(views[0]); i++) {
+        int64_t step_ms = views[i].step * 1000;
+        /* whole buckets: the first starts a span before the current one */
+        int64_t from = now - now % step_ms - views[i].span_ms + step_ms;
+        json_t *buckets = json_array();
+        if (buckets == NULL ||
+            meta_activity_list(m, views[i].step, from, activity_bucket, buckets) != BERTH_OK) {
+            json_decref(buckets);
+            json_decref(o);
+            return NULL;
+        }
+        json_object_set_new(o, views[i].name,
+                            json_pack("{s:I, s:f, s:f, s:o}", "step", (json_int_t)views[i].step,
+                                      "from", (double)from / 1000.0, "to",
+                                      (double)(now - now % step_ms + step_ms) / 1000.0, "buckets",
+                                      buckets));
+    }
+    return o;
+}
+
 struct storage_rows {
     struct auth *a;
     struct meta *m;
@@ -944,10 +990,13 @@ static void registry(struct request *req)
     struct jobs_status js;
     jobs_status_get(j, &js);
     json_t *gc = gc_json(m, &js, j != NULL);
-    if (gc == NULL) {
+    json_t *history = history_json(m, srv->cfg);
+    if (gc == NULL || history == NULL) {
         json_decref(storage);
         json_decref(archive);
-        fail(req, 500, "ServerError", "the garbage collection history could not be read");
+        json_decref(gc);
+        json_decref(history);
+        fail(req, 500, "ServerError", "the registry's history could not be read");
         return;
     }
     json_t *jobs = json_array();
@@ -959,11 +1008,11 @@ static void registry(struct request *req)
                              (json_int_t)(total >= waiting ? total - waiting : 0), "database",
                              vulndb_json(srv->cfg->root));
     send_doc(req, 200,
-             json_pack("{s:s, s:s, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:b}", "scope",
+             json_pack("{s:s, s:s, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:b}", "scope",
                        "registry", "version", BERTH_VERSION, "startedAt",
                        ms_or_null(js.started_at_ms), "storage", storage, "archive", archive, "gc",
-                       gc, "scan", scan, "jobs", jobs, "activity", activity_json(), "config",
-                       config_json(srv), "mayStartGc", admin && js.gc.enabled),
+                       gc, "scan", scan, "jobs", jobs, "activity", activity_json(), "history",
+                       history, "config", config_json(srv), "mayStartGc", admin && js.gc.enabled),
              NULL);
 }
 

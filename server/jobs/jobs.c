@@ -13,6 +13,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "server/jobs/activity.h"
 #include "server/jobs/leases.h"
 #include "storage/gc/gc.h"
 #include "storage/lifecycle/lifecycle.h"
@@ -76,6 +77,8 @@ struct jobs {
     bool signing_started;
     pthread_t signing_thread;
     atomic_bool signing_cancel; /* likewise */
+    /* the activity history's sampler (NULL: none) */
+    struct activity_sampler *activity;
 };
 
 void jobs_options_from_config(const struct berth_config *cfg, struct jobs_options *out)
@@ -88,6 +91,7 @@ void jobs_options_from_config(const struct berth_config *cfg, struct jobs_option
     out->lifecycle_enabled = cfg->lifecycle_enabled;
     out->lifecycle_interval_ms = cfg->lifecycle_interval_seconds * 1000;
     out->lifecycle_new_policy_delay_ms = cfg->lifecycle_new_policy_delay_seconds * 1000;
+    out->activity_sample_ms = cfg->metrics_activity_sample_seconds * 1000;
 }
 
 /* ---- the jobs ---- */
@@ -450,6 +454,7 @@ enum berth_err jobs_start(struct store *st, const struct jobs_options *opt, stru
 {
     if ((opt->gc_enabled && opt->gc_interval_ms < 1000) ||
         (opt->lifecycle_enabled && opt->lifecycle_interval_ms < 1000) || opt->gc_grace_ms < 0 ||
+        (opt->activity_sample_ms != 0 && opt->activity_sample_ms < 1000) ||
         opt->lifecycle_new_policy_delay_ms < 0 || opt->upload_expiry_ms <= 0) {
         return BERTH_EINVAL;
     }
@@ -496,6 +501,9 @@ enum berth_err jobs_start(struct store *st, const struct jobs_options *opt, stru
             js->signing_started = true;
         }
     }
+    if (rc == BERTH_OK && opt->activity_sample_ms > 0) {
+        rc = activity_sampler_start(st, opt->activity_sample_ms, &js->activity);
+    }
     if (rc != BERTH_OK) {
         jobs_stop(js);
         return rc;
@@ -509,6 +517,7 @@ void jobs_stop(struct jobs *js)
     if (js == NULL) {
         return;
     }
+    activity_sampler_stop(js->activity); /* its last sample first */
     pthread_mutex_lock(&js->lock);
     atomic_store(&js->stop, true);
     pthread_cond_broadcast(&js->cond);

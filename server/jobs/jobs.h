@@ -36,6 +36,9 @@ struct jobs_options {
     /* a new or changed policy is first enforced this long after it was set
      * (>= 0); the job runs it then by itself */
     int64_t lifecycle_new_policy_delay_ms;
+    /* add the request counters' growth to the activity history this often
+     * (activity.h; >= 1000), 0: never */
+    int64_t activity_sample_ms;
     /* replicas sharing the database: each job runs under a lease
      * (leases.h), GC and full lifecycle passes once per interval among
      * them; NULL (one node) runs them all here, as without leases.

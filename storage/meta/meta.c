@@ -303,6 +303,25 @@ static const char *const migrations[] = {
     "  orphans_deleted INTEGER NOT NULL DEFAULT 0,"
     "  uploads_removed INTEGER NOT NULL DEFAULT 0"
     ");",
+    /* 19: the registry's activity over time, for the console's charts:
+     * requests by status class, bytes received and sent, refused
+     * authentications, summed over the replicas, per minute (step 60) and
+     * per hour (step 3600) from the bucket's start (at, epoch ms); each
+     * replica adds what its counters grew by (meta_activity.h), and old
+     * buckets are deleted as new ones come. */
+    "CREATE TABLE activity ("
+    "  step INTEGER NOT NULL,"
+    "  at INTEGER NOT NULL,"
+    "  requests_2xx INTEGER NOT NULL DEFAULT 0,"
+    "  requests_3xx INTEGER NOT NULL DEFAULT 0,"
+    "  requests_4xx INTEGER NOT NULL DEFAULT 0,"
+    "  requests_5xx INTEGER NOT NULL DEFAULT 0,"
+    "  requests_other INTEGER NOT NULL DEFAULT 0,"
+    "  bytes_in INTEGER NOT NULL DEFAULT 0,"
+    "  bytes_out INTEGER NOT NULL DEFAULT 0,"
+    "  auth_failures INTEGER NOT NULL DEFAULT 0,"
+    "  PRIMARY KEY (step, at)"
+    ") WITHOUT ROWID;",
 };
 
 /* The same migrations in PostgreSQL's dialect, entry for entry: rowid
@@ -560,6 +579,20 @@ static const char *const pg_migrations[] = {
     "  bytes_freed BIGINT NOT NULL DEFAULT 0,"
     "  orphans_deleted BIGINT NOT NULL DEFAULT 0,"
     "  uploads_removed BIGINT NOT NULL DEFAULT 0"
+    ");",
+    /* 19 */
+    "CREATE TABLE activity ("
+    "  step BIGINT NOT NULL,"
+    "  at BIGINT NOT NULL,"
+    "  requests_2xx BIGINT NOT NULL DEFAULT 0,"
+    "  requests_3xx BIGINT NOT NULL DEFAULT 0,"
+    "  requests_4xx BIGINT NOT NULL DEFAULT 0,"
+    "  requests_5xx BIGINT NOT NULL DEFAULT 0,"
+    "  requests_other BIGINT NOT NULL DEFAULT 0,"
+    "  bytes_in BIGINT NOT NULL DEFAULT 0,"
+    "  bytes_out BIGINT NOT NULL DEFAULT 0,"
+    "  auth_failures BIGINT NOT NULL DEFAULT 0,"
+    "  PRIMARY KEY (step, at)"
     ");",
 };
 

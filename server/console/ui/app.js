@@ -1535,6 +1535,81 @@ function stackedBar(parts, max, label) {
   return bar;
 }
 
+const SVGNS = "http://www.w3.org/2000/svg";
+
+function svgEl(tag, attrs) {
+  const e = document.createElementNS(SVGNS, tag);
+  for (const [k, v] of Object.entries(attrs || {})) e.setAttribute(k, String(v));
+  return e;
+}
+
+// A chart over time: a column per bucket of view (its slots from view.from to
+// view.to), stacked from series ([column index, class]); read out as label.
+function timeChart(view, series, label, id) {
+  const slots = Math.max(1, Math.round((view.to - view.from) / view.step));
+  const max = Math.max(1, ...view.buckets.map((b) => series.reduce((n, [i]) => n + b[i], 0)));
+  const H = 100;
+  const svg = svgEl("svg", { viewBox: "0 0 " + slots + " " + H, preserveAspectRatio: "none", class: "timechart", role: "img", "aria-label": label, id });
+  svg.append(svgEl("rect", { x: 0, y: 0, width: slots, height: H, class: "tc-bg" }));
+  for (const b of view.buckets) {
+    const x = Math.floor((b[0] - view.from) / view.step);
+    if (x < 0 || x >= slots) continue;
+    let y = H;
+    for (const [i, cls] of series) {
+      if (!b[i]) continue;
+      const h = (H * b[i]) / max;
+      y -= h;
+      svg.append(svgEl("rect", { x, y, width: 1, height: h, class: "tc-" + cls }));
+    }
+  }
+  return svg;
+}
+
+// The activity history: every replica's requests, per minute over the last
+// day or per hour over the last 30 days, from the database.
+function registryHistory(hist) {
+  const views = { minutes: ["per minute, the last 24 hours", "minute", "24 hours ago"], hours: ["per hour, the last 30 days", "hour", "30 days ago"] };
+  const body = el("div", { id: "history-body" });
+  const buttons = {};
+  const draw = (name) => {
+    const view = hist[name];
+    const [title, unit, start] = views[name];
+    for (const [n, b] of Object.entries(buttons)) b.setAttribute("aria-pressed", String(n === name));
+    const sum = (i) => view.buckets.reduce((n, b) => n + b[i], 0);
+    const reqs = (b) => b[1] + b[2] + b[3] + b[4] + b[5];
+    const total = sum(1) + sum(2) + sum(3) + sum(4) + sum(5);
+    const peak = view.buckets.reduce((best, b) => (reqs(b) > reqs(best) ? b : best), view.buckets[0] || [0, 0, 0, 0, 0, 0, 0, 0, 0]);
+    const classes = [[1, "ok", "2xx"], [2, "redirect", "3xx"], [3, "client", "4xx"], [4, "server", "5xx"], [5, "other", "other"]];
+    const byClass = classes.filter(([i]) => sum(i)).map(([i, , k]) => sum(i) + " " + k).join(", ");
+    const reqLabel = "Requests " + title + ": " + total + " in all" + (byClass ? " (" + byClass + ")" : "") +
+      (total ? ", at most " + reqs(peak) + " in the " + unit + " from " + fmtTime(peak[0]) : "");
+    const bytesLabel = "Bytes " + title + ": " + fmtSize(sum(6)) + " received, " + fmtSize(sum(7)) + " sent";
+    const axis = () => el("div", { class: "tc-axis", "aria-hidden": "true" }, el("span", { text: start }), el("span", { text: "now" }));
+    body.replaceChildren(
+      el("h3", { text: "Requests " + title }),
+      timeChart(view, classes.map(([i, c]) => [i, c]), reqLabel, "history-requests-" + name), axis(),
+      el("h3", { text: "Bytes " + title }),
+      timeChart(view, [[6, "in"], [7, "out"]], bytesLabel, "history-bytes-" + name), axis(),
+      facts([
+        ["Requests", String(total) + (byClass ? " (" + byClass + ")" : ""), "history-requests"],
+        ["Bytes", fmtSize(sum(6)) + " received, " + fmtSize(sum(7)) + " sent", "history-bytes"],
+        ["Refused authentications", String(sum(8)), "history-auth"],
+      ]));
+  };
+  for (const name of Object.keys(views)) {
+    buttons[name] = el("button", { type: "button", class: "secondary", id: "history-" + name, "aria-pressed": "false", onclick: () => draw(name) }, name === "minutes" ? "Last 24 hours" : "Last 30 days");
+  }
+  draw("minutes");
+  return section("Activity over time", "history",
+    el("p", { class: "muted small", text: hist.sampleSeconds
+      ? "Every replica's requests, kept in the database (written every " + fmtSeconds(hist.sampleSeconds) + "): restarts keep them."
+      : "Not recorded: metrics.activity_sample_seconds is 0." }),
+    el("div", { class: "toolbar", role: "group", "aria-label": "Time range" }, buttons.minutes, buttons.hours),
+    el("div", { class: "legend", "aria-hidden": "true" }, [["2xx", "ok"], ["3xx", "redirect"], ["4xx", "client"], ["5xx", "server"], ["other", "other"], ["received", "in"], ["sent", "out"]]
+      .map(([k, c]) => el("span", { class: "key" }, el("span", { class: "seg " + c }), k))),
+    body);
+}
+
 function registryActivity(a) {
   const classes = [["2xx", "ok"], ["3xx", "redirect"], ["4xx", "client"], ["5xx", "server"], ["other", "other"]];
   const total = (r) => classes.reduce((n, [k]) => n + r[k], 0);
@@ -1620,6 +1695,7 @@ async function registryPage(flash) {
       registryGc(doc.gc, doc.mayStartGc, reload),
       registryScan(doc.scan),
       registryJobs(doc.jobs),
+      registryHistory(doc.history),
       registryActivity(doc.activity),
       registryConfig(doc)));
 }

@@ -24,6 +24,8 @@ PG_LIKE_SECRET = "postgresql://berth:pg-password-42@db.example/berth"
 # garbage collection only when asked for (the hour never passes), nothing kept by age;
 # a config key whose secret must never show
 CONFIG = {"gc": {"interval_seconds": 3600, "grace_seconds": 0},
+          # the activity history written every second, not every minute
+          "metrics": {"activity_sample_seconds": 1},
           "auth": {"keys": [{"name": "cfgkey", "access_key_id": "AKIDCONFIG0000000001",
                              "secret_access_key": CONFIG_SECRET,
                              "permissions": ["pull:cfg/*"]}]}}
@@ -358,6 +360,57 @@ class RegistryGcHistoryTest(h.ServerTestCase):
         self.assertGreater(doc["startedAt"], runs[0]["finishedAt"])
 
 
+def history_sums(doc, view):
+    """The columns of the activity history's view summed, by name."""
+    hist = doc["history"]
+    cols = hist["columns"]
+    return {c: sum(b[i] for b in hist[view]["buckets"]) for i, c in enumerate(cols) if i}
+
+
+def since_start_2xx(doc):
+    return sum(r["2xx"] for r in doc["activity"]["requests"])
+
+
+class RegistryActivityHistoryTest(h.ServerTestCase):
+    server_config = {"metrics": {"activity_sample_seconds": 1}}
+
+    def test_history_survives_a_restart(self):
+        admin = e.keys_create(self.server, "registry-admin")
+        cl = ConsoleClient(self.reg)
+        cl.sign_in(*admin)
+        doc = registry(cl).json()
+        self.assertEqual(doc["history"]["sampleSeconds"], 1)
+        self.assertEqual(doc["history"]["minutes"]["step"], 60)
+        self.assertEqual(doc["history"]["hours"]["step"], 3600)
+        self.assertAlmostEqual(doc["history"]["minutes"]["to"] - doc["history"]["minutes"]["from"],
+                               86400, delta=1)
+        reg = e.AuthRegistry(self.server.base_url, e.basic(*admin))
+        img = h.build_image(layer_count=2, layer_size=65536, compress=False)
+        h.expect_status(reg.push_image("hist/app", img, tag="v1"), 201)
+        registry(ConsoleClient(self.reg), 401)
+
+        def written():
+            doc = registry(cl).json()
+            m = history_sums(doc, "minutes")
+            return doc if m["2xx"] >= 6 and m["bytesIn"] >= size_of(img) and m["4xx"] >= 1 \
+                else None
+        doc = h.wait_until(written, 30, interval=0.2, what="the pushes in the history")
+        # the hours hold the same requests (a sample may land between the two reads)
+        h.wait_until(lambda: (lambda d: history_sums(d, "minutes") == history_sums(d, "hours"))(
+            registry(cl).json()), 30, interval=0.2, what="hours and minutes agree")
+        # a stop writes what is left: the history holds every request of the process
+        before = since_start_2xx(registry(cl).json())
+        self.server.stop()
+        self.server.start(reuse_port=True)
+        type(self).reg = self.server.registry()
+        cl = ConsoleClient(self.reg)
+        cl.sign_in(*admin)
+        doc = registry(cl).json()
+        self.assertLess(since_start_2xx(doc), before)  # the counters started again
+        self.assertGreaterEqual(history_sums(doc, "minutes")["2xx"], before)
+        self.assertGreaterEqual(history_sums(doc, "hours")["bytesIn"], size_of(img))
+
+
 class RegistryGcDisabledTest(h.ServerTestCase):
     server_config = {"gc": {"enabled": False}}
 
@@ -415,6 +468,21 @@ class RegistryBrowserTest(h.ServerTestCase):
         b.wait_for("#job-rows td", "lifecycle")
         b.wait_for("#gc-runs-empty")
         b.wait_for("#archive-images", "0")
+        # the activity history: the pushes of setUpClass, written within a second
+        def charted():
+            b.click(b.wait_for("#registry-refresh"))
+            label = b.script("const c = document.querySelector('#history-requests-minutes');"
+                             "return c && c.getAttribute('aria-label')")
+            return label if label and not label.startswith("Requests per minute, the last "
+                                                           "24 hours: 0 in all") else None
+        label = h.wait_until(charted, 30, interval=0.5, what="the history charted")
+        self.assertRegex(label, r"^Requests per minute, the last 24 hours: \d+ in all \(\d+ 2xx")
+        self.assertTrue(b.find_all("#history-requests-minutes rect.tc-ok"))
+        b.click(b.wait_for("#history-hours"))
+        b.wait_for("#history-body h3", "per hour")
+        self.assertEqual(b.script("return document.querySelector('#history-hours')"
+                                  ".getAttribute('aria-pressed')"), "true")
+        self.assertTrue(b.find_all("#history-bytes-hours rect.tc-in"))
         # the activity charts: a bar per API, read out with its numbers
         b.wait_for("#activity-rows th", "oci")
         label = b.script("return document.querySelector('#activity-rows .barstack[role=img]')"

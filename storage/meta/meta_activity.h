@@ -1,0 +1,45 @@
+/*
+ * The registry's activity over time (table activity), for the console's
+ * charts: what the request counters grew by, summed over the replicas, in
+ * buckets of a minute (the last day kept) and of an hour (the last 30 days
+ * kept). Each replica adds its own growth now and then (one small write
+ * transaction: the two buckets it falls in, and the deletion of buckets
+ * past what is kept). Same rules as meta.h: a struct meta is used by one
+ * thread at a time and every call may block on the database.
+ */
+#ifndef BERTH_META_ACTIVITY_H
+#define BERTH_META_ACTIVITY_H
+
+#include <stdint.h>
+
+#include "common/err.h"
+#include "storage/meta/meta.h"
+
+#define META_ACTIVITY_MINUTE 60 /* bucket steps, seconds */
+#define META_ACTIVITY_HOUR 3600
+#define META_ACTIVITY_MINUTES_KEPT_MS (24LL * 3600 * 1000)
+#define META_ACTIVITY_HOURS_KEPT_MS (30LL * 24 * 3600 * 1000)
+
+/* Counts of one bucket (or the growth added to one). */
+struct meta_activity {
+    int64_t at;          /* the bucket's start, epoch ms (ignored when adding) */
+    int64_t requests[5]; /* by status class: 2xx, 3xx, 4xx, 5xx, other */
+    int64_t bytes_in, bytes_out;
+    int64_t auth_failures;
+};
+
+/* Add d to the minute and the hour buckets now_ms falls in, and delete
+ * the buckets older than what is kept; one write transaction of its own.
+ * BERTH_EDB, BERTH_EUNAVAILABLE. */
+enum berth_err meta_activity_add(struct meta *m, int64_t now_ms, const struct meta_activity *d);
+
+/* Called with each bucket, oldest first; non-zero stops. */
+typedef int (*meta_activity_cb)(void *arg, const struct meta_activity *a);
+
+/* The buckets of step seconds (META_ACTIVITY_MINUTE or _HOUR) that start
+ * at or after since_ms, oldest first. Reads only. BERTH_EINVAL (another
+ * step), BERTH_EDB. */
+enum berth_err meta_activity_list(struct meta *m, int64_t step, int64_t since_ms,
+                                  meta_activity_cb cb, void *arg);
+
+#endif

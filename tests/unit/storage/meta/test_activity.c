@@ -1,0 +1,120 @@
+/*
+ * Unit tests for storage/meta/activity.c: growth added by several
+ * connections (replicas, on the PostgreSQL pass) sums into minute and hour
+ * buckets, listings start where asked, and buckets past what is kept are
+ * deleted as new ones come.
+ */
+#include "unit.h"
+#include "unit_meta.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "storage/meta/meta_activity.h"
+
+static char root[512];
+
+#define MIN_MS 60000LL
+#define HOUR_MS 3600000LL
+#define T0 (1000LL * HOUR_MS) /* an hour's start */
+
+struct seen {
+    struct meta_activity b[16];
+    size_t count;
+};
+
+static int keep(void *arg, const struct meta_activity *a)
+{
+    struct seen *s = arg;
+    if (s->count < sizeof(s->b) / sizeof(s->b[0])) {
+        s->b[s->count++] = *a;
+    }
+    return 0;
+}
+
+static struct seen list(struct meta *m, int64_t step, int64_t since)
+{
+    struct seen s;
+    memset(&s, 0, sizeof(s));
+    CHECK_INT(meta_activity_list(m, step, since, keep, &s), BERTH_OK);
+    return s;
+}
+
+static struct meta_activity growth(int64_t n)
+{
+    struct meta_activity d;
+    memset(&d, 0, sizeof(d));
+    for (int i = 0; i < 5; i++) {
+        d.requests[i] = n * (i + 1);
+    }
+    d.bytes_in = 1000 * n;
+    d.bytes_out = 2000 * n;
+    d.auth_failures = n;
+    return d;
+}
+
+static void test_buckets(void)
+{
+    struct meta *a = unit_meta_open(root);
+    struct meta *b = unit_meta_open(root); /* another replica's connection */
+    struct meta_activity d = growth(1);
+    CHECK_INT(meta_activity_add(a, T0 + 5000, &d), BERTH_OK);
+    d = growth(2);
+    CHECK_INT(meta_activity_add(b, T0 + 59999, &d), BERTH_OK); /* the same minute */
+    d = growth(4);
+    CHECK_INT(meta_activity_add(a, T0 + 2 * MIN_MS + 1, &d), BERTH_OK);
+    struct seen s = list(b, META_ACTIVITY_MINUTE, 0);
+    CHECK_INT(s.count, 2);
+    CHECK_INT(s.b[0].at, T0);
+    CHECK_INT(s.b[0].requests[0], 3);
+    CHECK_INT(s.b[0].requests[4], 15);
+    CHECK_INT(s.b[0].bytes_in, 3000);
+    CHECK_INT(s.b[0].bytes_out, 6000);
+    CHECK_INT(s.b[0].auth_failures, 3);
+    CHECK_INT(s.b[1].at, T0 + 2 * MIN_MS);
+    CHECK_INT(s.b[1].requests[2], 12);
+    s = list(a, META_ACTIVITY_HOUR, 0);
+    CHECK_INT(s.count, 1);
+    CHECK_INT(s.b[0].at, T0);
+    CHECK_INT(s.b[0].requests[0], 7);
+    CHECK_INT(s.b[0].bytes_out, 14000);
+    /* since: from the bucket asked for */
+    s = list(a, META_ACTIVITY_MINUTE, T0 + 1);
+    CHECK_INT(s.count, 1);
+    CHECK_INT(s.b[0].at, T0 + 2 * MIN_MS);
+    CHECK_INT(meta_activity_list(a, 61, 0, keep, &s), BERTH_EINVAL);
+    meta_close(a);
+    meta_close(b);
+}
+
+static void test_kept(void)
+{
+    struct meta *m = unit_meta_open(root);
+    /* a day and a minute later: the minutes of test_buckets go, their hour stays */
+    int64_t later = T0 + META_ACTIVITY_MINUTES_KEPT_MS + 3 * MIN_MS;
+    struct meta_activity d = growth(1);
+    CHECK_INT(meta_activity_add(m, later, &d), BERTH_OK);
+    struct seen s = list(m, META_ACTIVITY_MINUTE, 0);
+    CHECK_INT(s.count, 1);
+    CHECK_INT(s.b[0].at, later - later % MIN_MS);
+    s = list(m, META_ACTIVITY_HOUR, 0);
+    CHECK_INT(s.count, 2);
+    CHECK_INT(s.b[0].at, T0);
+    /* 30 days later the first hour goes too */
+    int64_t much_later = T0 + META_ACTIVITY_HOURS_KEPT_MS + HOUR_MS;
+    CHECK_INT(meta_activity_add(m, much_later, &d), BERTH_OK);
+    s = list(m, META_ACTIVITY_HOUR, 0);
+    CHECK_INT(s.count, 2);
+    CHECK(s.b[0].at > T0);
+    CHECK_INT(s.b[1].at, much_later - much_later % HOUR_MS);
+    meta_close(m);
+}
+
+int main(void)
+{
+    snprintf(root, sizeof(root), "%s", unit_tmpdir());
+    RUN(test_buckets);
+    RUN(test_kept);
+    file_remove_tree(root);
+    return unit_report("test_meta_activity");
+}
