@@ -62,14 +62,16 @@ static const struct command_doc commands[] = {
      "load bundles (OCI layout directories or tarballs: plain, gzip, zstd; docker save "
      "archives), each verified whole first",
      "Safe next to a running server; importing the same bundle twice changes nothing."},
-    {"migrate --from CONFIG --to CONFIG",
+    {"migrate --from CONFIG --to CONFIG [--force]",
      "copy the whole registry of one configuration's store into another's (filesystem+SQLite "
      "to S3+PostgreSQL and back): blobs with every digest checked, then every metadata row in "
      "one transaction, then every destination blob re-read and the row counts compared",
      "The source may keep serving reads; stop writes to it for the cut-over. Interrupted, "
      "run it again: blobs already in the destination are kept (verified at the end) and the "
-     "metadata of an earlier run is replaced. Refused when the destination holds another "
-     "registry's data. Not carried: upload sessions in progress, job leases, blobs in the "
+     "metadata of an earlier run is replaced, unless berth serve has served the destination "
+     "since (its writes would be lost: refused without --force). Refused when the "
+     "destination holds another registry's data. Not carried: upload sessions in progress, job "
+     "leases, blobs in the "
      "archive tier "
      "(refused: restore them first), scanner/signing files outside the database (vulndb, "
      "signing profiles, secrets.key). Each CONFIG file is read as written; the BERTH_* "

@@ -85,11 +85,16 @@ static bool read_one(const char *path, struct berth_config *cfg)
 
 int cmd_migrate(struct cli *cli)
 {
-    const char *usage = "usage: berth migrate --from CONFIG --to CONFIG";
+    const char *usage = "usage: berth migrate --from CONFIG --to CONFIG [--force]";
     const char *from = NULL;
     const char *to = NULL;
+    bool force = false;
     for (int i = 0; i < cli->argc; i++) {
         const char *a = cli->argv[i];
+        if (strcmp(a, "--force") == 0) {
+            force = true;
+            continue;
+        }
         const char **slot = strcmp(a, "--from") == 0 ? &from : strcmp(a, "--to") == 0 ? &to : NULL;
         if (slot != NULL) {
             if (i + 1 >= cli->argc) {
@@ -148,7 +153,7 @@ int cmd_migrate(struct cli *cli)
     if (kill_after != NULL) {
         sh.kill_after = strtoll(kill_after, NULL, 10);
     }
-    enum berth_err rc = migrate_run(src, dst, show_progress, &sh, &stats, why, sizeof(why));
+    enum berth_err rc = migrate_run(src, dst, force, show_progress, &sh, &stats, why, sizeof(why));
     if (rc != BERTH_OK) {
         fprintf(stderr, "berth migrate: refused: %s\n", why);
         goto out;

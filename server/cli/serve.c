@@ -23,6 +23,7 @@
 #include "common/fault.h"
 #include "common/log.h"
 #include "common/notify.h"
+#include "common/timeutil.h"
 #include "server/jobs/replication.h"
 #include "server/jobs/scan_workers.h"
 #include "server/console/console.h"
@@ -32,6 +33,7 @@
 #include "server/ops/ops.h"
 #include "server/metrics/metrics.h"
 #include "storage/meta/meta.h"
+#include "storage/meta/meta_copy.h"
 #include "storage/spec/digest.h"
 #include "storage/store/store.h"
 #include "storage/registry/signing.h"
@@ -256,6 +258,12 @@ int cmd_serve(struct cli *cli)
                 cfg->listen);
         store_close(st);
         return 2;
+    }
+    /* a database berth migrate wrote is served from now on: a re-run of
+     * that migration would discard what this server writes, and refuses */
+    struct meta *m = store_meta(st);
+    if (m == NULL || meta_copy_note_served(m, time_now_ms()) != BERTH_OK) {
+        log_warn("event=migration_mark_failed");
     }
     int64_t restored = 0, deleted = 0;
     if (store_recover_trash(st, &restored, &deleted) != BERTH_OK) {

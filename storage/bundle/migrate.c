@@ -185,8 +185,9 @@ static void report(migrate_progress_fn fn, void *arg, const struct migrate_progr
     }
 }
 
-enum berth_err migrate_run(struct store *src, struct store *dst, migrate_progress_fn progress,
-                           void *arg, struct migrate_stats *stats, char *why, size_t why_cap)
+enum berth_err migrate_run(struct store *src, struct store *dst, bool force,
+                           migrate_progress_fn progress, void *arg, struct migrate_stats *stats,
+                           char *why, size_t why_cap)
 {
     memset(stats, 0, sizeof(*stats));
     why[0] = '\0';
@@ -199,7 +200,7 @@ enum berth_err migrate_run(struct store *src, struct store *dst, migrate_progres
                  berth_strerror(rc));
         return rc;
     }
-    rc = meta_copy_check(dm, src_id, why, why_cap);
+    rc = meta_copy_check(dm, src_id, force, why, why_cap);
     if (rc != BERTH_OK) {
         return rc;
     }

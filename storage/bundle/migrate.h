@@ -42,10 +42,12 @@ struct migrate_stats {
 };
 
 /* Copy src's registry into dst. why (why_cap bytes) says what went wrong:
- * BERTH_EEXIST when dst holds another registry's data, BERTH_EINVAL when a
+ * BERTH_EEXIST when dst holds another registry's data, or is a copy of src
+ * that berth serve has served since (unless force), BERTH_EINVAL when a
  * digest or a count does not match, BERTH_EUNSUPPORTED for what is not
  * carried (archived blobs), BERTH_EIO/BERTH_EDB otherwise. */
-enum berth_err migrate_run(struct store *src, struct store *dst, migrate_progress_fn progress,
-                           void *arg, struct migrate_stats *stats, char *why, size_t why_cap);
+enum berth_err migrate_run(struct store *src, struct store *dst, bool force,
+                           migrate_progress_fn progress, void *arg, struct migrate_stats *stats,
+                           char *why, size_t why_cap);
 
 #endif

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "common/log.h"
 #include "common/rand.h"
@@ -225,7 +226,7 @@ static enum berth_err setting_get(struct meta *m, const char *name, char *out, s
     return s == META_STEP_ERROR ? m->drv->error(m->conn, "migrate_setting") : BERTH_OK;
 }
 
-static enum berth_err setting_put(struct meta *m, const char *name, const char *value)
+static enum berth_err setting_delete(struct meta *m, const char *name)
 {
     struct meta_stmt *st = dyn_prepare(m, "DELETE FROM registry_settings WHERE name = ?1");
     if (st == NULL) {
@@ -234,19 +235,48 @@ static enum berth_err setting_put(struct meta *m, const char *name, const char *
     m->drv->bind_text(st, 1, name);
     enum meta_step s = m->drv->step(st);
     m->drv->finalize(st);
-    if (s == META_STEP_ERROR) {
-        return m->drv->error(m->conn, "migrate_setting");
+    return s == META_STEP_ERROR ? m->drv->error(m->conn, "migrate_setting") : BERTH_OK;
+}
+
+static enum berth_err setting_put(struct meta *m, const char *name, const char *value)
+{
+    enum berth_err rc = setting_delete(m, name);
+    if (rc != BERTH_OK) {
+        return rc;
     }
-    st = dyn_prepare(m, "INSERT INTO registry_settings (name, value, updated_at) "
-                        "VALUES (?1, ?2, 0)");
+    struct meta_stmt *st = dyn_prepare(m, "INSERT INTO registry_settings (name, value, updated_at) "
+                                          "VALUES (?1, ?2, 0)");
     if (st == NULL) {
         return BERTH_EDB;
     }
     m->drv->bind_text(st, 1, name);
     m->drv->bind_text(st, 2, value);
-    s = m->drv->step(st);
+    enum meta_step s = m->drv->step(st);
     m->drv->finalize(st);
     return s == META_STEP_ERROR ? m->drv->error(m->conn, "migrate_setting") : BERTH_OK;
+}
+
+enum berth_err meta_copy_note_served(struct meta *m, int64_t now_ms)
+{
+    enum berth_err rc = meta_begin(m);
+    if (rc != BERTH_OK) {
+        return rc;
+    }
+    char from[128], served[64];
+    rc = setting_get(m, META_COPY_FROM_SETTING, from, sizeof(from));
+    if (rc == BERTH_OK) {
+        rc = setting_get(m, META_COPY_SERVED_SETTING, served, sizeof(served));
+    }
+    if (rc == BERTH_OK && from[0] != '\0' && served[0] == '\0') {
+        char v[32];
+        snprintf(v, sizeof(v), "%" PRId64, now_ms);
+        rc = setting_put(m, META_COPY_SERVED_SETTING, v);
+        if (rc == BERTH_OK) {
+            rc = meta_commit(m);
+        }
+    }
+    meta_rollback(m);
+    return rc;
 }
 
 enum berth_err meta_copy_registry_id(struct meta *m, char *out)
@@ -287,8 +317,8 @@ static enum berth_err dst_holds_data(struct meta *dst, const struct table_list *
         char sql[256];
         if (strcmp(t, "registry_settings") == 0) {
             snprintf(sql, sizeof(sql),
-                     "SELECT count(*) FROM registry_settings WHERE name NOT IN ('%s', '%s')",
-                     META_COPY_ID_SETTING, META_COPY_FROM_SETTING);
+                     "SELECT count(*) FROM registry_settings WHERE name NOT IN ('%s', '%s', '%s')",
+                     META_COPY_ID_SETTING, META_COPY_FROM_SETTING, META_COPY_SERVED_SETTING);
         } else {
             snprintf(sql, sizeof(sql), "SELECT count(*) FROM %s", t);
         }
@@ -304,18 +334,36 @@ static enum berth_err dst_holds_data(struct meta *dst, const struct table_list *
     return BERTH_OK;
 }
 
-/* BERTH_OK when dst is empty or an earlier copy of src_id; BERTH_EEXIST
- * (why says so) when it holds another registry's data. */
+/* BERTH_OK when dst is empty or an earlier copy of src_id not served
+ * since (or force); BERTH_EEXIST (why says so) when it holds another
+ * registry's data or was served since. */
 static enum berth_err check_dst(struct meta *dst, const struct table_list *tl, const char *src_id,
-                                char *why, size_t why_cap)
+                                bool force, char *why, size_t why_cap)
 {
-    char from[128];
+    char from[128], served[64];
     enum berth_err rc = setting_get(dst, META_COPY_FROM_SETTING, from, sizeof(from));
+    if (rc == BERTH_OK) {
+        rc = setting_get(dst, META_COPY_SERVED_SETTING, served, sizeof(served));
+    }
     if (rc != BERTH_OK) {
         snprintf(why, why_cap, "cannot read the destination's settings");
         return rc;
     }
     if (strcmp(from, src_id) == 0) {
+        if (served[0] != '\0' && !force) {
+            time_t at = (time_t)(strtoll(served, NULL, 10) / 1000);
+            struct tm tm;
+            char when[32] = "?";
+            if (gmtime_r(&at, &tm) != NULL) {
+                strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
+            }
+            snprintf(why, why_cap,
+                     "the destination is a copy of this source, but berth serve has served it "
+                     "since the copy (from %s): it may hold writes that copying again would "
+                     "discard; refusing (--force copies again all the same)",
+                     when);
+            return BERTH_EEXIST;
+        }
         return BERTH_OK;
     }
     char what[256];
@@ -334,7 +382,8 @@ static enum berth_err check_dst(struct meta *dst, const struct table_list *tl, c
     return BERTH_OK;
 }
 
-enum berth_err meta_copy_check(struct meta *dst, const char *src_id, char *why, size_t why_cap)
+enum berth_err meta_copy_check(struct meta *dst, const char *src_id, bool force, char *why,
+                               size_t why_cap)
 {
     why[0] = '\0';
     struct table_list *tl = calloc(1, sizeof(*tl));
@@ -347,7 +396,7 @@ enum berth_err meta_copy_check(struct meta *dst, const char *src_id, char *why, 
         if (rc != BERTH_OK) {
             snprintf(why, why_cap, "cannot list the destination's tables");
         } else {
-            rc = check_dst(dst, tl, src_id, why, why_cap);
+            rc = check_dst(dst, tl, src_id, force, why, why_cap);
         }
         meta_rollback(dst);
     } else {
@@ -478,7 +527,8 @@ enum berth_err meta_copy_all(struct meta *src, struct meta *dst, const char *src
         rc = BERTH_EUNSUPPORTED;
         goto out;
     }
-    rc = check_dst(dst, tl, src_id, why, why_cap);
+    /* meta_copy_check ran first: a served copy was refused or forced */
+    rc = check_dst(dst, tl, src_id, true, why, why_cap);
     if (rc != BERTH_OK) {
         goto out;
     }
@@ -503,6 +553,10 @@ enum berth_err meta_copy_all(struct meta *src, struct meta *dst, const char *src
     rc = setting_put(dst, META_COPY_ID_SETTING, src_id);
     if (rc == BERTH_OK) {
         rc = setting_put(dst, META_COPY_FROM_SETTING, src_id);
+    }
+    if (rc == BERTH_OK) {
+        /* not served since this copy (the source's own mark is not dst's) */
+        rc = setting_delete(dst, META_COPY_SERVED_SETTING);
     }
     if (rc == BERTH_OK) {
         rc = meta_commit(dst);

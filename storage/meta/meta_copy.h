@@ -5,6 +5,7 @@
 #ifndef BERTH_META_COPY_H
 #define BERTH_META_COPY_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -14,6 +15,10 @@
  * (its META_COPY_ID_SETTING value). */
 #define META_COPY_ID_SETTING "berth.registry_id"
 #define META_COPY_FROM_SETTING "berth.migrated_from"
+/* Set (to the time, ms) by the first `berth serve` on a database a
+ * migration wrote: the registry may have changed since, and a re-run of
+ * the same migration would discard that (meta_copy_check refuses). */
+#define META_COPY_SERVED_SETTING "berth.served_since_migration"
 
 /* The registry's identity: its META_COPY_ID_SETTING, made (32 hex digits)
  * and stored when it has none. out needs 33 bytes. */
@@ -36,8 +41,16 @@ enum berth_err meta_copy_all(struct meta *src, struct meta *dst, const char *src
                              struct meta_copy_stats *stats, char *why, size_t why_cap);
 
 /* Refuse early (BERTH_EEXIST, why) when dst holds another registry's
- * data: what meta_copy_all would refuse. */
-enum berth_err meta_copy_check(struct meta *dst, const char *src_id, char *why, size_t why_cap);
+ * data (what meta_copy_all would refuse), or when dst is a copy of src_id
+ * that a server has served since (META_COPY_SERVED_SETTING: it may hold
+ * writes that copying again would discard) unless force. */
+enum berth_err meta_copy_check(struct meta *dst, const char *src_id, bool force, char *why,
+                               size_t why_cap);
+
+/* Record that a server serves m (META_COPY_SERVED_SETTING), when m was
+ * written by a migration and this is not recorded yet; nothing otherwise.
+ * Its own write transaction. BERTH_EDB. */
+enum berth_err meta_copy_note_served(struct meta *m, int64_t now_ms);
 
 /* Compare every copied table's row count in a and b; BERTH_EINVAL and
  * why names the first table that differs. */

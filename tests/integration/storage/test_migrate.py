@@ -3,7 +3,9 @@ repository policy, a lifecycle policy, an access key) is copied into S3 (a real 
 Swift, swift_fixture.py) + PostgreSQL (pg_fixture.py) while its server keeps serving; a
 first run is killed in the middle of the blobs and a second run completes, keeping what the
 first copied; berth on the destination serves every image byte for byte with the same ECR
-listings, policies and key; a destination that holds another registry is refused; and the
+listings, policies and key; once that server has run, a re-run of the migration (which
+would discard what it wrote) is refused unless --force; a destination that holds another
+registry is refused; and the
 registry is migrated back to a fresh filesystem+SQLite store that serves it the same way.
 
 Starts Swift and PostgreSQL, so it runs only in the gcc pass of make test.
@@ -64,11 +66,12 @@ class MigrateTest(unittest.TestCase):
         path = srv.config_file()
         return srv, path
 
-    def migrate(self, src_conf, dst_conf, env=None):
+    def migrate(self, src_conf, dst_conf, env=None, args=()):
         full = dict(os.environ)
         full.update(env or {})
         proc = subprocess.Popen([h.find_berth_bin(), "migrate", "--from", src_conf, "--to",
-                                 dst_conf], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                 dst_conf] + list(args), stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE,
                                 env=full, stdin=subprocess.DEVNULL)
         return proc
 
@@ -219,7 +222,21 @@ class MigrateTest(unittest.TestCase):
         ecr.delete_repository(repositoryName="itest/migrate/new")
         dst.stop()
 
-        # a re-run finds everything there and changes nothing
+        # a re-run after the destination was served (cut over) would discard its writes:
+        # refused, nothing changed
+        self.assertEqual(self.pg.psql("SELECT count(*) FROM registry_settings WHERE name = "
+                                      "'berth.served_since_migration'").strip(), "1")
+        rows = self.pg.psql("SELECT count(*) FROM manifests").strip()
+        rc, out, err = self.finish(self.migrate(src_conf, dst_conf))
+        self.assertEqual(rc, 1, err)
+        self.assertIn("berth serve has served it since the copy", err)
+        self.assertIn("--force", err)
+        self.assertEqual(self.pg.psql("SELECT count(*) FROM manifests").strip(), rows)
+        # --force copies again: everything is there, nothing to copy; then, not served
+        # since, a plain re-run is allowed
+        rc, out, err = self.finish(self.migrate(src_conf, dst_conf, args=["--force"]))
+        self.assertEqual(rc, 0, err)
+        self.assertIn("%d blobs (0 copied, %d already there" % (blob_count, blob_count), out)
         rc, out, err = self.finish(self.migrate(src_conf, dst_conf))
         self.assertEqual(rc, 0, err)
         self.assertIn("%d blobs (0 copied, %d already there" % (blob_count, blob_count), out)

@@ -1,0 +1,55 @@
+/*
+ * Unit tests for storage/meta/copy.c's guard against a re-run after the
+ * cut-over: a destination a migration wrote is marked once served
+ * (meta_copy_note_served), and a later copy of the same source is refused
+ * unless forced; a copy clears the mark; a database no migration wrote is
+ * never marked. Two roots stand for the source and the destination.
+ */
+#include "unit.h"
+#include "unit_meta.h"
+
+#include <string.h>
+
+#include "storage/meta/meta_copy.h"
+
+static char src_root[512], dst_root[512];
+
+static void test_rerun_after_serve(void)
+{
+    struct meta *src = unit_meta_open(src_root);
+    struct meta *dst = unit_meta_open(dst_root);
+    char id[33], why[512];
+    CHECK_INT(meta_copy_registry_id(src, id), BERTH_OK);
+    /* a source no migration wrote is never marked: its copy is not refused
+     * below for the source's own serving */
+    CHECK_INT(meta_copy_note_served(src, 1000), BERTH_OK);
+    /* an empty destination, then the copy */
+    CHECK_INT(meta_copy_check(dst, id, false, why, sizeof(why)), BERTH_OK);
+    struct meta_copy_stats stats;
+    CHECK_INT(meta_copy_all(src, dst, id, &stats, why, sizeof(why)), BERTH_OK);
+    /* copied again before any server ran: allowed */
+    CHECK_INT(meta_copy_check(dst, id, false, why, sizeof(why)), BERTH_OK);
+    /* served: marked once (the first time is kept); a re-run is refused,
+     * saying when it was first served; forced, allowed */
+    CHECK_INT(meta_copy_note_served(dst, 1700000000000LL), BERTH_OK);
+    CHECK_INT(meta_copy_note_served(dst, 1800000000000LL), BERTH_OK);
+    CHECK_INT(meta_copy_check(dst, id, false, why, sizeof(why)), BERTH_EEXIST);
+    CHECK(strstr(why, "2023-11-14T22:13:20Z") != NULL);
+    CHECK(strstr(why, "--force") != NULL);
+    CHECK_INT(meta_copy_check(dst, id, true, why, sizeof(why)), BERTH_OK);
+    CHECK_INT(meta_copy_all(src, dst, id, &stats, why, sizeof(why)), BERTH_OK);
+    /* the copy cleared the mark */
+    CHECK_INT(meta_copy_check(dst, id, false, why, sizeof(why)), BERTH_OK);
+    meta_close(dst);
+    meta_close(src);
+}
+
+int main(void)
+{
+    snprintf(src_root, sizeof(src_root), "%s", unit_tmpdir());
+    snprintf(dst_root, sizeof(dst_root), "%s", unit_tmpdir());
+    RUN(test_rerun_after_serve);
+    file_remove_tree(src_root);
+    file_remove_tree(dst_root);
+    return unit_report("test_meta_copy");
+}
