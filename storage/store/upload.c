@@ -7,8 +7,11 @@
 #include "store_int.h"
 
 #include <errno.h>
+#include <stdatomic.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "storage/blob/blob.h"
 #include "common/log.h"
@@ -26,10 +29,15 @@ struct upload_state {
     struct upload_state *next;
 };
 
+struct hasher;
+
 struct upload {
     struct store *st;
     struct upload_state *state;
     struct blob_stage *data;
+    uint64_t start;        /* the offset when this request took the session */
+    struct hasher *hasher; /* hashing the body on a thread of its own (below) */
+    bool inline_only;      /* a hasher was tried in this request */
 };
 
 static size_t bucket_of(const struct store *st, const char *uuid)
@@ -289,6 +297,7 @@ enum berth_err upload_acquire(struct store *st, const char *uuid, int64_t repo_i
         s->ctx = NULL;
         s->offset = size;
     }
+    u->start = s->offset;
     *out = u;
     return BERTH_OK;
 }
@@ -296,6 +305,172 @@ enum berth_err upload_acquire(struct store *st, const char *uuid, int64_t repo_i
 uint64_t upload_offset(const struct upload *u)
 {
     return u->state->offset;
+}
+
+/* ---- hashing on a thread of its own ----
+ *
+ * A request that writes more than UPLOAD_PIPE_MIN bytes hands the running
+ * hash to a thread of its own for the rest of its body: the request's
+ * thread receives and writes, the hasher reads back what was written (from
+ * the page cache, through the stage) and hashes it, so the two overlap on
+ * two cores. At most one hasher per CPU runs at once (beyond that a body is
+ * hashed inline, as a small one is): with every core busy a thread more
+ * would only add switches. The hash must cover exactly the stage's bytes,
+ * so the hasher is drained (joined, its hash handed back) before anything
+ * reads the hash, cuts the stage or lets the session go. */
+
+/* A body past this many bytes in one request gets a hasher (2 MiB: a
+ * 1 MiB layer never does). */
+#define UPLOAD_PIPE_MIN ((uint64_t)2 << 20)
+/* The hasher reads and hashes this many bytes at a time, and is woken
+ * when this much more waits for it. */
+#define UPLOAD_PIPE_READ ((size_t)256 << 10)
+
+struct hasher {
+    pthread_t thread;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    struct blob_stage *stage;
+    struct digest_ctx *ctx; /* the thread's until drained */
+    uint64_t hashed;        /* ctx covers [0, hashed); the thread's */
+    uint64_t target;        /* under mu: written, to be hashed */
+    uint64_t seen;          /* under mu: target when the thread last looked */
+    bool idle;              /* under mu: the thread waits for more */
+    bool stop;              /* under mu: hash up to target, then end */
+    enum berth_err err;     /* the thread's; read after the join */
+    uint8_t buf[UPLOAD_PIPE_READ];
+};
+
+static atomic_int hashers_running;
+static atomic_uint_fast64_t hashers_started;
+
+uint64_t upload_hashers_started(void)
+{
+    return atomic_load(&hashers_started);
+}
+
+static void *hasher_main(void *arg)
+{
+    struct hasher *h = arg;
+    pthread_mutex_lock(&h->mu);
+    for (;;) {
+        while (!h->stop && h->target == h->hashed) {
+            h->idle = true;
+            pthread_cond_wait(&h->cv, &h->mu);
+        }
+        h->idle = false;
+        uint64_t upto = h->target;
+        h->seen = upto;
+        if (upto == h->hashed) {
+            break; /* stopped, and all hashed */
+        }
+        pthread_mutex_unlock(&h->mu);
+        while (h->hashed < upto && h->err == BERTH_OK) {
+            uint64_t want = upto - h->hashed;
+            size_t n = want < UPLOAD_PIPE_READ ? (size_t)want : UPLOAD_PIPE_READ;
+            size_t got = 0;
+            h->err = blob_stage_read(h->stage, h->hashed, h->buf, n, &got);
+            if (h->err == BERTH_OK && got == 0) {
+                h->err = BERTH_EIO; /* shorter than written: cut under us */
+            }
+            if (h->err == BERTH_OK) {
+                h->err = digest_ctx_update(h->ctx, h->buf, got);
+                h->hashed += got;
+            }
+        }
+        pthread_mutex_lock(&h->mu);
+        if (h->err != BERTH_OK) {
+            break;
+        }
+    }
+    pthread_mutex_unlock(&h->mu);
+    return NULL;
+}
+
+/* Hand the session's hash to a hasher when this request's body grew large
+ * and a CPU is free for it; otherwise nothing changes. */
+static void hasher_start(struct upload *u)
+{
+    struct upload_state *s = u->state;
+    if (u->hasher != NULL || u->inline_only || s->ctx == NULL ||
+        s->offset - u->start < UPLOAD_PIPE_MIN) {
+        return;
+    }
+    u->inline_only = true; /* one try per request */
+    static long cpus;
+    if (cpus == 0) {
+        long n = sysconf(_SC_NPROCESSORS_ONLN);
+        cpus = n > 0 ? n : 1;
+    }
+    if (cpus < 2 || atomic_fetch_add(&hashers_running, 1) >= cpus) {
+        if (cpus >= 2) {
+            atomic_fetch_sub(&hashers_running, 1);
+        }
+        return;
+    }
+    struct hasher *h = malloc(sizeof(*h));
+    if (h == NULL) {
+        atomic_fetch_sub(&hashers_running, 1);
+        return;
+    }
+    memset(h, 0, offsetof(struct hasher, buf));
+    h->stage = u->data;
+    h->ctx = s->ctx;
+    h->hashed = s->offset;
+    h->target = s->offset;
+    h->seen = s->offset;
+    pthread_mutex_init(&h->mu, NULL);
+    pthread_cond_init(&h->cv, NULL);
+    if (pthread_create(&h->thread, NULL, hasher_main, h) != 0) {
+        pthread_cond_destroy(&h->cv);
+        pthread_mutex_destroy(&h->mu);
+        free(h);
+        atomic_fetch_sub(&hashers_running, 1);
+        return;
+    }
+    s->ctx = NULL; /* the hasher's until drained */
+    u->hasher = h;
+    atomic_fetch_add(&hashers_started, 1);
+}
+
+/* The stage now holds `written` bytes: wake the hasher when it waits and
+ * enough arrived for a read. */
+static void hasher_feed(struct hasher *h, uint64_t written)
+{
+    pthread_mutex_lock(&h->mu);
+    h->target = written;
+    if (h->idle && written - h->seen >= UPLOAD_PIPE_READ) {
+        pthread_cond_signal(&h->cv);
+    }
+    pthread_mutex_unlock(&h->mu);
+}
+
+/* Let the hasher hash everything written, end it, and give the session its
+ * hash back (none, to be rebuilt from the stage, when the hasher failed). */
+static void hasher_drain(struct upload *u)
+{
+    struct hasher *h = u->hasher;
+    if (h == NULL) {
+        return;
+    }
+    pthread_mutex_lock(&h->mu);
+    h->stop = true;
+    pthread_cond_signal(&h->cv);
+    pthread_mutex_unlock(&h->mu);
+    pthread_join(h->thread, NULL);
+    struct upload_state *s = u->state;
+    if (h->err == BERTH_OK && h->hashed == s->offset) {
+        s->ctx = h->ctx;
+    } else {
+        log_warn("event=upload_hash_rebuilt uuid=%s err=%s", s->uuid, berth_strerror(h->err));
+        digest_ctx_free(h->ctx);
+        s->ctx = NULL;
+    }
+    pthread_cond_destroy(&h->cv);
+    pthread_mutex_destroy(&h->mu);
+    free(h);
+    u->hasher = NULL;
+    atomic_fetch_sub(&hashers_running, 1);
 }
 
 /* Make sure the running hash covers the file's first `offset` bytes. */
@@ -323,14 +498,16 @@ enum berth_err upload_write(struct upload *u, const void *p, size_t n)
     if (n == 0) {
         return BERTH_OK;
     }
-    enum berth_err rc = ensure_ctx(u);
+    enum berth_err rc = u->hasher != NULL ? BERTH_OK : ensure_ctx(u);
     if (rc != BERTH_OK) {
         return rc;
     }
     struct upload_state *s = u->state;
     rc = blob_stage_write(u->data, s->offset, p, n);
     if (rc != BERTH_OK) {
-        log_error("event=store_error op=upload_write uuid=%s errno=%d", s->uuid, errno);
+        int err = errno;
+        hasher_drain(u);
+        log_error("event=store_error op=upload_write uuid=%s errno=%d", s->uuid, err);
         /* Cut off whatever part of the write landed: the data must keep
          * matching the hash. */
         if (blob_stage_truncate(u->data, s->offset) != BERTH_OK) {
@@ -339,12 +516,18 @@ enum berth_err upload_write(struct upload *u, const void *p, size_t n)
         }
         return rc;
     }
+    if (u->hasher != NULL) {
+        s->offset += n;
+        hasher_feed(u->hasher, s->offset);
+        return BERTH_OK;
+    }
     rc = digest_ctx_update(s->ctx, p, n);
     if (rc != BERTH_OK) {
         digest_ctx_free(s->ctx);
         s->ctx = NULL;
     }
     s->offset += n;
+    hasher_start(u);
     return BERTH_OK;
 }
 
@@ -357,6 +540,7 @@ enum berth_err upload_truncate(struct upload *u, uint64_t offset)
     if (offset == s->offset) {
         return BERTH_OK;
     }
+    hasher_drain(u);
     enum berth_err rc = blob_stage_truncate(u->data, offset);
     if (rc != BERTH_OK) {
         return rc;
@@ -393,6 +577,7 @@ void upload_release(struct upload *u)
     if (u == NULL) {
         return;
     }
+    hasher_drain(u);
     blob_stage_close(u->data);
     unhold_state(u->st, u->state);
     free(u);
@@ -403,6 +588,7 @@ void upload_release(struct upload *u)
 static enum berth_err content_digest(struct upload *u, enum digest_alg alg, struct digest *out)
 {
     struct upload_state *s = u->state;
+    hasher_drain(u);
     if (alg == s->alg) {
         enum berth_err rc = ensure_ctx(u);
         if (rc != BERTH_OK) {
@@ -432,6 +618,7 @@ static enum berth_err content_digest(struct upload *u, enum digest_alg alg, stru
 static void destroy_session(struct upload *u)
 {
     struct store *st = u->st;
+    hasher_drain(u);
     struct meta *m = store_meta(st);
     if (m != NULL) {
         meta_upload_delete(m, u->state->uuid);

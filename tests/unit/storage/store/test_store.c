@@ -122,6 +122,70 @@ static void test_uploads(void)
     unit_store_remove(st, root);
 }
 
+/* Bodies past 2 MiB in one request are hashed on a thread of their own
+ * while they are written: the hash must still be exactly the stage's,
+ * across a cut back, a new request and a completion. */
+static void test_large_upload_hashed_alongside(void)
+{
+    struct store *st = unit_store_new(root, sizeof(root));
+    struct meta_repo r = {.id = repo(st, "big")};
+    size_t total = 9 * 1024 * 1024 + 333;
+    unsigned char *data = malloc(total);
+    CHECK(data != NULL);
+    if (data == NULL) {
+        unit_store_remove(st, root);
+        return;
+    }
+    uint64_t x = 0x9e3779b97f4a7c15ULL;
+    for (size_t i = 0; i < total; i++) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        data[i] = (unsigned char)x;
+    }
+    bool threads = sysconf(_SC_NPROCESSORS_ONLN) >= 2;
+    uint64_t started = upload_hashers_started();
+    char uuid[RAND_UUID_LEN + 1];
+    CHECK_INT(upload_create(st, r.id, DIGEST_SHA256, uuid), BERTH_OK);
+    struct upload *u = NULL;
+    CHECK_INT(upload_acquire(st, uuid, r.id, &u), BERTH_OK);
+    /* 4 MiB in the pieces libmicrohttpd hands over, then a cut back to 3
+     * MiB + 1 while the hasher runs, and the rest of this request */
+    size_t at = 0, piece = 16384;
+    for (; at < ((size_t)4 << 20); at += piece) {
+        CHECK_INT(upload_write(u, data + at, piece), BERTH_OK);
+    }
+    if (threads) {
+        CHECK_INT(upload_hashers_started(), started + 1);
+    }
+    at = ((size_t)3 << 20) + 1;
+    CHECK_INT(upload_truncate(u, at), BERTH_OK);
+    for (size_t end = (size_t)6 << 20, n; at < end; at += n) {
+        n = end - at < piece ? end - at : piece;
+        CHECK_INT(upload_write(u, data + at, n), BERTH_OK);
+    }
+    upload_release(u);
+    /* a second request: another hasher for its own 3 MiB + 333 (the
+     * first had one only: after a cut back the rest is hashed inline) */
+    CHECK_INT(upload_acquire(st, uuid, r.id, &u), BERTH_OK);
+    CHECK_INT(upload_offset(u), at);
+    for (size_t n; at < total; at += n) {
+        n = total - at < piece ? total - at : piece;
+        CHECK_INT(upload_write(u, data + at, n), BERTH_OK);
+    }
+    if (threads) {
+        CHECK_INT(upload_hashers_started(), started + 2);
+    }
+    struct digest want;
+    digest_buffer(DIGEST_SHA256, data, total, &want);
+    struct meta_blob b;
+    CHECK_INT(upload_complete(u, &want, &b), BERTH_OK);
+    CHECK_STR(b.digest, want.str);
+    CHECK_INT(b.size, (int64_t)total);
+    free(data);
+    unit_store_remove(st, root);
+}
+
 static void test_trash_recovery(void)
 {
     struct store *st = unit_store_new(root, sizeof(root));
@@ -318,6 +382,7 @@ int main(void)
 {
     RUN(test_schema_newer);
     RUN(test_uploads);
+    RUN(test_large_upload_hashed_alongside);
     RUN(test_trash_recovery);
     RUN(test_backend_marker);
     RUN(test_no_new_db_over_blobs);
