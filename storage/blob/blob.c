@@ -207,6 +207,15 @@ enum berth_err blob_stage_publish(struct blob_store *bs, const char *name, const
     return stage_name_ok(name) ? bs->ops->stage_publish(bs, name, d) : BERTH_EINVAL;
 }
 
+enum berth_err blob_stage_prepublish(struct blob_store *bs, const char *name,
+                                     const struct digest *d)
+{
+    if (!stage_name_ok(name)) {
+        return BERTH_EINVAL;
+    }
+    return bs->ops->stage_prepublish != NULL ? bs->ops->stage_prepublish(bs, name, d) : BERTH_OK;
+}
+
 enum berth_err blob_stage_list(struct blob_store *bs, blob_stage_fn fn, void *arg)
 {
     return bs->ops->stage_list(bs, fn, arg);

@@ -187,6 +187,21 @@ enum berth_err blob_stage_remove(struct blob_store *bs, const char *name);
  * bytes). Inside a metadata write transaction (see above). BERTH_EIO. */
 enum berth_err blob_stage_publish(struct blob_store *bs, const char *name, const struct digest *d);
 
+/* The slow part of blob_stage_publish, done before the write transaction
+ * so that the database's write lock is not held across it: with fsync on,
+ * the filesystem backend links the closed stage's file in under the
+ * blob's name and fsyncs that directory (and, once per directory and
+ * process, its parents), so that blob_stage_publish inside the
+ * transaction only checks the file is there and drops the stage. A file
+ * visible in the blob store without its row is harmless (the garbage
+ * collector removes it after its grace), and when it vanished before the
+ * transaction (that collector), blob_stage_publish publishes the stage
+ * again: the order "the file's name durable, then the row" holds either
+ * way. A no-op (BERTH_OK) for a backend without such a step and with fsync
+ * off. BERTH_EIO: nothing may be acknowledged (the directory's sync failed). */
+enum berth_err blob_stage_prepublish(struct blob_store *bs, const char *name,
+                                     const struct digest *d);
+
 /* Call fn for every stage with its last modification time. A non-OK
  * result of fn stops the walk and is returned. BERTH_EIO. */
 typedef enum berth_err (*blob_stage_fn)(void *arg, const char *name, int64_t mtime_ms);

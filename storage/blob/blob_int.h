@@ -47,6 +47,9 @@ struct blob_backend {
     enum berth_err (*stage_remove)(struct blob_store *bs, const char *name);
     enum berth_err (*stage_publish)(struct blob_store *bs, const char *name,
                                     const struct digest *d);
+    /* may be NULL: nothing to do ahead of stage_publish */
+    enum berth_err (*stage_prepublish)(struct blob_store *bs, const char *name,
+                                       const struct digest *d);
     enum berth_err (*stage_list)(struct blob_store *bs, blob_stage_fn fn, void *arg);
 
     enum berth_err (*remove)(struct blob_store *bs, const struct digest *d,

@@ -11,6 +11,14 @@
  * fsync at the end of an upload has little left to write. It changes only
  * when the bytes go to the disk, never what is acknowledged: that still
  * waits for the final fsync.
+ *
+ * Publication in two steps (blob.h): before the metadata transaction,
+ * fs_stage_prepublish links the stage's file in under the blob's name and
+ * fsyncs its directory; inside it, publish_file finds the file there and
+ * only drops the stage, so the database's write lock is never held across
+ * a directory fsync on that path. Which prefix directories are known to
+ * be durable in their parents is kept per store (dirs_durable): each one
+ * costs its parents' fsyncs once per process.
  */
 #define _GNU_SOURCE /* sync_file_range */
 #include "blob_int.h"
@@ -18,6 +26,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,6 +47,15 @@
 struct fs_store {
     struct blob_store base;
     bool fsync;
+    /* per algorithm (sha256, sha512), one bit per <alg>/<xx> directory:
+     * it exists, and so does its name in <alg>/ and <alg>'s in blobs/,
+     * durably (fsynced in this process; never cleared: nothing removes
+     * these directories) */
+    atomic_uint_fast64_t dirs_durable[2][4];
+    /* links made by fs_stage_prepublish whose directory fsync has not
+     * returned yet (publish_file: a blob file that is not the caller's own
+     * may still be on its way to the disk) */
+    atomic_int links_pending;
     char blobs_dir[FS_PATH_MAX];
     char uploads_dir[FS_PATH_MAX];
     char trash_dir[FS_PATH_MAX];
@@ -375,49 +393,143 @@ static enum berth_err ensure_dir(const char *path, bool *created)
     return errno == EEXIST ? BERTH_OK : BERTH_EIO;
 }
 
-/* Move the file at from to be the blob d, durably when fsync is on. When
- * the blob file exists already, from is removed instead. */
-static enum berth_err publish_file(struct fs_store *fs, const char *from, const struct digest *d)
-{
+/* The paths of d's directories and file. */
+struct blob_paths {
     char alg_dir[FS_PATH_MAX], pre_dir[FS_PATH_MAX], path[FS_PATH_MAX];
+};
+
+static enum berth_err paths_of(const struct fs_store *fs, const struct digest *d,
+                               struct blob_paths *p)
+{
     const char *hex = digest_hex(d);
-    int n1 = snprintf(alg_dir, sizeof(alg_dir), "%s/%s", fs->blobs_dir, digest_alg_name(d->alg));
-    int n2 = snprintf(pre_dir, sizeof(pre_dir), "%s/%.2s", alg_dir, hex);
-    if (n1 < 0 || n1 >= (int)sizeof(alg_dir) || n2 < 0 || n2 >= (int)sizeof(pre_dir) ||
-        blob_path(fs, d, path, sizeof(path)) != BERTH_OK) {
+    int n1 =
+        snprintf(p->alg_dir, sizeof(p->alg_dir), "%s/%s", fs->blobs_dir, digest_alg_name(d->alg));
+    int n2 = snprintf(p->pre_dir, sizeof(p->pre_dir), "%s/%.2s", p->alg_dir, hex);
+    if (n1 < 0 || n1 >= (int)sizeof(p->alg_dir) || n2 < 0 || n2 >= (int)sizeof(p->pre_dir) ||
+        blob_path(fs, d, p->path, sizeof(p->path)) != BERTH_OK) {
         return BERTH_ETOOBIG;
     }
-    bool alg_new = false, pre_new = false;
-    enum berth_err rc = ensure_dir(alg_dir, &alg_new);
-    if (rc == BERTH_OK) {
-        rc = ensure_dir(pre_dir, &pre_new);
+    return BERTH_OK;
+}
+
+/* d's bit in dirs_durable, or NULL for an algorithm without one. */
+static atomic_uint_fast64_t *dir_bit(struct fs_store *fs, const struct digest *d, uint64_t *mask)
+{
+    unsigned v = 0;
+    const char *hex = digest_hex(d);
+    for (int i = 0; i < 2; i++) {
+        char c = hex[i];
+        v = v * 16 + (unsigned)(c >= 'a' ? c - 'a' + 10 : c - '0');
     }
-    if (rc != BERTH_OK) {
-        log_error("event=store_error op=mkdir path=%s errno=%d", pre_dir, errno);
-        return rc;
+    int a = d->alg == DIGEST_SHA256 ? 0 : d->alg == DIGEST_SHA512 ? 1 : -1;
+    if (a < 0 || v > 255) {
+        return NULL;
     }
-    struct stat sb;
-    if (stat(path, &sb) == 0 && S_ISREG(sb.st_mode)) {
-        /* Already published (content-addressed: same bytes). */
-        unlink(from);
+    *mask = (uint64_t)1 << (v % 64);
+    return &fs->dirs_durable[a][v / 64];
+}
+
+/* Create d's directories when missing, and with fsync on make their names
+ * durable in their parents (once per directory and process). */
+static enum berth_err ensure_dirs(struct fs_store *fs, const struct digest *d,
+                                  const struct blob_paths *p)
+{
+    uint64_t mask = 0;
+    atomic_uint_fast64_t *bit = dir_bit(fs, d, &mask);
+    if (bit != NULL && (atomic_load(bit) & mask) != 0) {
         return BERTH_OK;
     }
-    if (rename(from, path) != 0) {
-        log_error("event=store_error op=rename from=%s to=%s errno=%d", from, path, errno);
-        return BERTH_EIO;
+    bool created;
+    enum berth_err rc = ensure_dir(p->alg_dir, &created);
+    if (rc == BERTH_OK) {
+        rc = ensure_dir(p->pre_dir, &created);
+    }
+    if (rc != BERTH_OK) {
+        log_error("event=store_error op=mkdir path=%s errno=%d", p->pre_dir, errno);
+        return rc;
     }
     if (!fs->fsync) {
         return BERTH_OK;
     }
-    rc = file_fsync_dir(pre_dir);
-    if (rc == BERTH_OK && pre_new) {
-        rc = file_fsync_dir(alg_dir);
-    }
-    if (rc == BERTH_OK && alg_new) {
+    /* whether this call or another made them: their names may not be on
+     * the disk yet */
+    rc = file_fsync_dir(p->alg_dir);
+    if (rc == BERTH_OK) {
         rc = file_fsync_dir(fs->blobs_dir);
+    }
+    if (rc == BERTH_OK && bit != NULL) {
+        atomic_fetch_or(bit, mask);
+    }
+    return rc;
+}
+
+/* Move the file at from to be the blob d, durably when fsync is on. When
+ * the blob file exists already, from is removed instead. */
+static enum berth_err publish_file(struct fs_store *fs, const char *from, const struct digest *d)
+{
+    struct blob_paths p;
+    if (paths_of(fs, d, &p) != BERTH_OK) {
+        return BERTH_ETOOBIG;
+    }
+    enum berth_err rc = ensure_dirs(fs, d, &p);
+    if (rc != BERTH_OK) {
+        return rc;
+    }
+    struct stat sb, own;
+    if (stat(p.path, &sb) == 0 && S_ISREG(sb.st_mode)) {
+        /* Already published (content-addressed: same bytes): by
+         * fs_stage_prepublish of this stage (the same file, its name
+         * durable already), or by another publication. That one's name is
+         * durable unless a prepublish may still be syncing it. */
+        bool ours = stat(from, &own) == 0 && own.st_dev == sb.st_dev && own.st_ino == sb.st_ino;
+        unlink(from);
+        if (fs->fsync && !ours && atomic_load(&fs->links_pending) > 0) {
+            return file_fsync_dir(p.pre_dir);
+        }
+        return BERTH_OK;
+    }
+    if (rename(from, p.path) != 0) {
+        log_error("event=store_error op=rename from=%s to=%s errno=%d", from, p.path, errno);
+        return BERTH_EIO;
     }
     /* The source's directory lost an entry; losing that on power failure
      * only leaves a stray file, which expiry or recovery removes. */
+    return fs->fsync ? file_fsync_dir(p.pre_dir) : BERTH_OK;
+}
+
+/* See blob_stage_prepublish (blob.h) and the top of this file. */
+static enum berth_err fs_stage_prepublish(struct blob_store *bs, const char *name,
+                                          const struct digest *d)
+{
+    struct fs_store *fs = fs_of(bs);
+    if (!fs->fsync) {
+        return BERTH_OK; /* publish_file has no fsync to move */
+    }
+    char from[FS_PATH_MAX];
+    struct blob_paths p;
+    if (stage_path(fs, name, from, sizeof(from)) != BERTH_OK || paths_of(fs, d, &p) != BERTH_OK) {
+        return BERTH_ETOOBIG;
+    }
+    enum berth_err rc = ensure_dirs(fs, d, &p);
+    if (rc != BERTH_OK) {
+        return rc;
+    }
+    atomic_fetch_add(&fs->links_pending, 1);
+    bool linked = link(from, p.path) == 0;
+    if (!linked && errno != EEXIST) {
+        /* publish_file does it all inside the transaction */
+        log_warn("event=store_warning op=link from=%s to=%s errno=%d", from, p.path, errno);
+        atomic_fetch_sub(&fs->links_pending, 1);
+        return BERTH_OK;
+    }
+    /* Linked, or published already (perhaps by a publication whose sync
+     * is still under way): either way its name must be durable before a
+     * row can say the blob is there. */
+    rc = file_fsync_dir(p.pre_dir);
+    if (rc != BERTH_OK && linked) {
+        unlink(p.path); /* its name was never known durable: not ours */
+    }
+    atomic_fetch_sub(&fs->links_pending, 1);
     return rc;
 }
 
@@ -643,6 +755,7 @@ static const struct blob_backend fs_backend = {
     .stage_stat = fs_stage_stat,
     .stage_remove = fs_stage_remove,
     .stage_publish = fs_stage_publish,
+    .stage_prepublish = fs_stage_prepublish,
     .stage_list = fs_stage_list,
     .remove = fs_remove,
     .removal_finish = fs_removal_finish,

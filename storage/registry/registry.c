@@ -716,6 +716,10 @@ enum berth_err registry_manifest_put(struct store *st, const struct registry_put
     for (;;) {
         if (!blob_known && tmp[0] == '\0') {
             rc = blob_stage_put(store_blobs(st), in->body, in->len, tmp);
+            if (rc == BERTH_OK) {
+                /* the directory's fsync before the write lock (blob.h) */
+                rc = blob_stage_prepublish(store_blobs(st), tmp, &d);
+            }
             if (rc != BERTH_OK) {
                 internal(s, rc);
                 goto out;

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "storage/blob/blob.h"
+#include "common/fault.h"
 #include "common/log.h"
 #include "storage/meta/meta.h"
 #include "common/timeutil.h"
@@ -654,6 +655,16 @@ enum berth_err upload_complete(struct upload *u, const struct digest *expected,
     /* published from its name: the handle is done */
     blob_stage_close(u->data);
     u->data = NULL;
+    /* The order that makes a 201 mean "on disk": the bytes (the stage's
+     * fsync above), then the blob's name in its directory (here, outside
+     * the database's write lock; inside it when this step could not), then
+     * the rows (the commit, whose log sync ends meta_commit). */
+    rc = blob_stage_prepublish(st->blobs, s->uuid, &got);
+    if (rc != BERTH_OK) {
+        upload_release(u);
+        return rc;
+    }
+    fault_point("blob-prepublished");
     struct meta *m = store_meta(st);
     if (m == NULL) {
         upload_release(u);

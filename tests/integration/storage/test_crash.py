@@ -115,6 +115,98 @@ class CrashTest(h.ServerTestCase):
         self.check_blob_store()
         self.check_database()
 
+    def blob_file(self, digest):
+        alg, hexpart = digest.split(":")
+        return os.path.join(self.server.root, "blobs", alg, hexpart[:2], hexpart)
+
+    def upload_file(self, location):
+        """berth: the stage file of the upload session a Location names."""
+        uuid = self.reg.resolve(location).split("?")[0].rstrip("/").rsplit("/", 1)[1]
+        return os.path.join(self.server.root, "uploads", uuid)
+
+    @h.berth_only("reads berth's stage file to time the kill")
+    def test_kill_during_large_streamed_push(self):
+        # A body this large is hashed on a thread of its own while it arrives
+        # (storage/store/upload.c) and its stage is written back in 8 MiB pieces.
+        # kill -9 in the middle: nothing of it is published, the session resumes
+        # from what reached the stage (its hash rebuilt from the file), and the
+        # finished blob is whole.
+        repo = self.repo()
+        size = 48 * 1024 * 1024 + 11
+        data = h.random_bytes(size)
+        digest = h.digest_of(data)
+        loc = self.assertStatus(self.reg.start_upload(repo), 202).header("Location")
+        stage = self.upload_file(loc)
+        target = self.reg.resolve(loc)
+        head = ("PATCH %s HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/octet-stream"
+                "\r\nTransfer-Encoding: chunked\r\n\r\n" % target).encode()
+        sock = socket.create_connection(("127.0.0.1", self.server.port), timeout=60)
+        sent = 32 * 1024 * 1024 + 3
+        try:
+            sock.sendall(head)
+            piece = 1 << 20
+            for i in range(0, sent, piece):
+                chunk = data[i:min(i + piece, sent)]
+                sock.sendall(b"%x\r\n" % len(chunk) + chunk + b"\r\n")
+            # well past the hasher's start and several writeback pieces
+            h.wait_until(lambda: os.path.exists(stage) and os.path.getsize(stage) >= 24 << 20,
+                         120, what="24 MiB in the stage")
+            self.crash_and_restart()
+        finally:
+            sock.close()
+        self.assertStatus(self.reg.head_blob(repo, digest), 404)
+        self.assertFalse(os.path.exists(self.blob_file(digest)), "published after a cut body")
+        resp = self.assertStatus(self.reg.get(self.reg.resolve(loc)), 204)
+        have = int(resp.header("Range").split("-")[1]) + 1
+        self.assertGreaterEqual(have, 24 << 20)
+        self.assertLessEqual(have, sent)
+        loc = resp.header("Location") or loc
+        resp = self.assertStatus(self.reg.patch_chunk(loc, data[have:], have), 202)
+        resp = self.reg.finish_upload(resp.header("Location"), digest)
+        self.assertStatus(resp, 201)
+        self.assertHeader(resp, "Docker-Content-Digest", digest)
+        self.crash_and_restart()
+        self.assertBlob(repo, data)
+        self.check_blob_store()
+        self.check_database()
+
+    @h.berth_only("BERTH_TEST_CRASH_AT is berth's")
+    def test_crash_between_blob_file_and_row(self):
+        # The blob's file is linked into the blob store and its directory
+        # fsynced before the metadata transaction (storage/blob/fs.c); kill -9
+        # right there: the blob is not there for clients (no row), the file is
+        # whole, and the same session's PUT finishes the push.
+        repo = self.repo()
+        data = h.random_bytes(3 * 1024 * 1024 + 5)
+        digest = h.digest_of(data)
+        loc = self.assertStatus(self.reg.start_upload(repo), 202).header("Location")
+        loc = self.assertStatus(self.reg.patch_stream(loc, data), 202).header("Location")
+        stage = self.upload_file(loc)
+        self.server.stop()
+        self.server.env["BERTH_TEST_CRASH_AT"] = "blob-prepublished"
+        try:
+            self.server.start(reuse_port=True)
+            type(self).reg = self.server.registry()
+            try:
+                resp = self.reg.finish_upload(loc, digest)
+                self.assertNotEqual(resp.status, 201)
+            except Exception:  # the connection died with the server
+                pass
+            h.wait_until(lambda: self.server.proc.poll() is not None, 60, what="the crash")
+            self.assertIn("event=test_crash point=blob-prepublished", self.server.log_text())
+        finally:
+            self.server.env.pop("BERTH_TEST_CRASH_AT", None)
+        self.crash_and_restart()
+        self.assertStatus(self.reg.head_blob(repo, digest), 404)
+        self.assertTrue(os.path.exists(self.blob_file(digest)), "no file linked before the row")
+        self.check_blob_store()  # whole, under its own name
+        resp = self.reg.finish_upload(loc, digest)
+        self.assertStatus(resp, 201)
+        self.assertBlob(repo, data)
+        self.assertFalse(os.path.exists(stage), "the session's stage is left")
+        self.check_blob_store()
+        self.check_database()
+
     def test_pushed_image_survives_kill_9(self):
         repo = self.repo()
         img = h.build_image(layer_count=2)
