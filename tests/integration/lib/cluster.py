@@ -122,8 +122,9 @@ class Haproxy:
     Every request is balanced on its own (balance roundrobin, no prefer-last-server), so
     one client's consecutive requests on one connection go to different replicas;
     connections to the replicas are reused (http-reuse always). Health checks GET
-    /readyz every check_ms: a replica that stops answering is out after one failed
-    check, and a request that could not connect is sent to another (redispatch).
+    /readyz every check_ms: a replica that refuses connections or fails /readyz twice in
+    a row is out (a slow answer on a busy machine is not a failure: timeout check 10s),
+    and a request that could not connect is sent to another (redispatch).
 
     sticky_uploads: the requests of one blob upload go to the replica that answered its
     POST (a stick table keyed by the upload's id, learned from the Docker-Upload-UUID
@@ -178,7 +179,8 @@ backend replicas
     http-reuse always
     option httpchk GET /readyz
     http-check expect status 200
-    default-server inter %(inter)dms fastinter %(inter)dms downinter %(inter)dms fall 1 rise 1
+    timeout check 10s
+    default-server inter %(inter)dms fastinter %(inter)dms downinter %(inter)dms fall 2 rise 1
     http-response set-header %(served)s %%s
 %(sticky)s%(servers)s""" % {"sock": self.stats_socket, "port": self.port, "inter": self.check_ms,
                              "served": SERVED_BY, "sticky": sticky, "servers": servers}
