@@ -109,10 +109,11 @@ class BalancerTest(unittest.TestCase):
         # one keep-alive client, and no two consecutive requests on one replica
         for x, y in zip(order, order[1:]):
             self.assertNotEqual(x, y, order)
+        # haproxy counted requests on each replica too
         stats = self.lb.show_stat()
         self.assertEqual(sorted(stats), ["r0", "r1", "r2"])
         for name, row in stats.items():
-            self.assertEqual(row["status"], "UP", name)
+            self.assertGreater(int(row["stot"]), 0, name)
 
     def test_2_monolithic_push_and_pull(self):
         reg = Recorder(self.lb.base_url)
