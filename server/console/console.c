@@ -500,21 +500,46 @@ static bool caller_begin(struct request *req, struct meta *m, bool csrf, bool an
     return true;
 }
 
-/* Whether the caller may see a repository in lists: the decision
- * DescribeRepositories makes (a repository's own policy read as it does). */
+/* What an anonymous caller must be allowed for a repository to be listed:
+ * pulling it (its manifests and its blobs, as /v2 asks for them). */
+static const char *const PULL_ACTIONS[] = {"ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"};
+
+/* Whether the caller may do action on the repository r: its own policy read
+ * (as the API does) only when it has one. */
+static enum berth_err repo_may(struct auth *a, struct meta *m, const struct auth_identity *id,
+                               const struct auth_lookup *lk, const struct meta_repo_summary *r,
+                               const char *action, bool *ok)
+{
+    if (r->has_policy) {
+        return auth_allowed(a, m, id, action, r->repo.name, ok, NULL, 0);
+    }
+    *ok = auth_decide(a, id, NULL, lk->registry_policy, action, r->repo.name, NULL, 0);
+    return BERTH_OK;
+}
+
+/* Whether the caller may see a repository in lists. A key: the decision
+ * DescribeRepositories makes. An anonymous caller (once keys exist): the
+ * repositories it may pull, those whose policy allows everyone
+ * ("Principal": "*") ecr:BatchGetImage and ecr:GetDownloadUrlForLayer,
+ * ECR's public repository (a policy granting everyone
+ * DescribeRepositories alone lists nothing it could pull). */
 static enum berth_err repo_visible(struct auth *a, struct meta *m, const struct auth_identity *id,
                                    const struct auth_lookup *lk, const struct meta_repo_summary *r,
                                    bool *ok)
 {
     *ok = true;
-    if (id->enforced && r->has_policy) {
-        return auth_allowed(a, m, id, "ecr:DescribeRepositories", r->repo.name, ok, NULL, 0);
+    if (!id->enforced) {
+        return BERTH_OK;
     }
-    if (id->enforced) {
-        *ok = auth_decide(a, id, NULL, lk->registry_policy, "ecr:DescribeRepositories",
-                          r->repo.name, NULL, 0);
+    if (!id->anonymous) {
+        return repo_may(a, m, id, lk, r, "ecr:DescribeRepositories", ok);
     }
-    return BERTH_OK;
+    enum berth_err rc = BERTH_OK;
+    for (size_t i = 0; rc == BERTH_OK && *ok && i < sizeof(PULL_ACTIONS) / sizeof(PULL_ACTIONS[0]);
+         i++) {
+        rc = repo_may(a, m, id, lk, r, PULL_ACTIONS[i], ok);
+    }
+    return rc;
 }
 
 /* An administrator of the registry: allowed every ECR action at the

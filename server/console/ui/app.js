@@ -610,10 +610,20 @@ function artifactKind(type) {
 async function repositoryPage(repo) {
   const show = pageShow(); // a page left before it loaded draws nothing
   show(el("h1", { text: repo }), el("p", { class: "loading", role: "status", text: "Loading images…" }));
-  const [images, actions] = await Promise.all([
-    allPages("DescribeImages", { repositoryName: repo }, "imageDetails"),
-    repoPermissions(repo),
-  ]);
+  let images, actions;
+  try {
+    [images, actions] = await Promise.all([
+      allPages("DescribeImages", { repositoryName: repo }, "imageDetails"),
+      repoPermissions(repo),
+    ]);
+  } catch (e) {
+    // public for pulling (what anonymous browsing lists) but not for listing
+    if (e.type !== "AccessDeniedException" || !(session && session.anonymous)) throw e;
+    show(repoCrumbs(repo), el("h1", { text: repo }),
+      el("p", { class: "notice", id: "pull-only", text: "Everyone may pull from this repository, but its policy does not let everyone list its images: pull by a tag or digest you know." }),
+      pullCommands(host() + "/" + repo + ":TAG"));
+    return;
+  }
   const mayDelete = !!actions["ecr:BatchDeleteImage"];
   images.sort((a, b) => (b.imagePushedAt || 0) - (a.imagePushedAt || 0));
   const status = el("div", { id: "repo-status", "aria-live": "polite" });

@@ -1,6 +1,8 @@
 """Anonymous browsing of the console once access keys exist: only with "anonymous": true,
 and only of the repositories public by policy. Allowed: an anonymous session
-(POST /ui/api/session {"anonymous": true}) lists the public repository alone, reads its
+(POST /ui/api/session {"anonymous": true}) lists exactly the repositories anonymous
+clients may pull (the public one, one public for pulling only; not one everyone may only
+describe, not the private one), reads its
 images through ECR and /v2, is refused every change and the private repository, and has
 no registry page; in Chromium the sign-in page offers "Browse public repositories", the
 list and the images show without a create or delete control, axe-core finds nothing
@@ -24,15 +26,29 @@ READ_ACTIONS = ["ecr:DescribeRepositories", "ecr:DescribeImages", "ecr:ListImage
                 "ecr:BatchCheckLayerAvailability", "ecr:DescribeImageScanFindings"]
 PUBLIC_POLICY = json.dumps({"Version": "2012-10-17", "Statement": [{
     "Sid": "public", "Effect": "Allow", "Principal": "*", "Action": READ_ACTIONS}]})
+# public for pulling only (ECR's public repository): listed for anonymous browsing
+PULL_ONLY = "pull/only"
+PULL_POLICY = json.dumps({"Version": "2012-10-17", "Statement": [{
+    "Sid": "pull", "Effect": "Allow", "Principal": "*",
+    "Action": ["ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer",
+               "ecr:BatchCheckLayerAvailability"]}]})
+# everyone may describe it but not pull it: not listed
+DESCRIBE_ONLY = "desc/only"
+DESCRIBE_POLICY = json.dumps({"Version": "2012-10-17", "Statement": [{
+    "Sid": "describe", "Effect": "Allow", "Principal": "*",
+    "Action": ["ecr:DescribeRepositories", "ecr:DescribeImages"]}]})
 
 
 def set_up_registry(cls):
-    """Two repositories pushed while no key exists, pub/app public by policy; then keys."""
+    """Four repositories pushed while no key exists, pub/app public by policy, pull/only
+    public for pulling, desc/only for describing; then keys."""
     cls.image = h.build_image(layer_count=1)
-    for repo in (PUBLIC, PRIVATE):
+    for repo in (PUBLIC, PRIVATE, PULL_ONLY, DESCRIBE_ONLY):
         h.expect_status(cls.reg.push_image(repo, cls.image, tag="v1"), 201)
     anon = c.ecr_client(cls.server)
-    anon.set_repository_policy(repositoryName=PUBLIC, policyText=PUBLIC_POLICY)
+    for repo, policy in ((PUBLIC, PUBLIC_POLICY), (PULL_ONLY, PULL_POLICY),
+                         (DESCRIBE_ONLY, DESCRIBE_POLICY)):
+        anon.set_repository_policy(repositoryName=repo, policyText=policy)
     cls.admin = e.keys_create(cls.server, "anon-admin")
 
 
@@ -84,12 +100,24 @@ class AnonymousAllowedTest(h.ServerTestCase):
         self.assertFalse(doc["signedIn"])
         self.assertNotIn("accessKeyId", doc)
         self.assertEqual(doc["csrfToken"], cl.csrf)
-        # the list: the public repository alone, and no create
+        # the list: exactly the repositories anonymous callers may pull, and no create
         names, out = list_names(cl)
-        self.assertEqual(names, [PUBLIC])
+        self.assertEqual(names, [PUBLIC, PULL_ONLY])
         self.assertFalse(out["mayCreate"])
         # (without any session too: anonymous is allowed)
-        self.assertEqual(list_names(ConsoleClient(self.reg))[0], [PUBLIC])
+        self.assertEqual(list_names(ConsoleClient(self.reg))[0], [PUBLIC, PULL_ONLY])
+        # what is listed is what an anonymous client pulls, and nothing else
+        for repo in (PUBLIC, PULL_ONLY, DESCRIBE_ONLY, PRIVATE):
+            r = self.reg.request("GET", "/v2/%s/manifests/v1" % repo,
+                                 headers={"Accept": h.MT_OCI_MANIFEST})
+            self.assertEqual(r.status == 200, repo in names, (repo, r.describe()))
+            r = self.reg.request("GET", "/v2/%s/blobs/%s" % (repo, self.image.config_digest))
+            self.assertEqual(r.status == 200, repo in names, (repo, r.describe()))
+        # desc/only is described to everyone, but not pulled, so not listed
+        status, out = cl.ecr("DescribeRepositories", {"repositoryNames": [DESCRIBE_ONLY]})
+        self.assertEqual(status, 200, out)
+        status, out = cl.ecr("DescribeImages", {"repositoryName": PULL_ONLY})
+        self.assertEqual(error_type(out), "AccessDeniedException", out)
         # ECR with the anonymous session: reads of the public repository only
         status, out = cl.ecr("DescribeImages", {"repositoryName": PUBLIC})
         self.assertEqual(status, 200, out)
@@ -123,7 +151,8 @@ class AnonymousAllowedTest(h.ServerTestCase):
         # signing in with a key still works beside it, and sees both
         admin = ConsoleClient(self.reg)
         admin.sign_in(*self.admin)
-        self.assertEqual(sorted(list_names(admin)[0]), [PRIVATE, PUBLIC])
+        self.assertEqual(sorted(list_names(admin)[0]),
+                         sorted([PRIVATE, PUBLIC, PULL_ONLY, DESCRIBE_ONLY]))
         # leaving the anonymous session
         r = self.reg.request("DELETE", "/ui/api/session", headers=cl.headers())
         self.assertEqual(r.status, 200)
@@ -139,7 +168,10 @@ class AnonymousAllowedTest(h.ServerTestCase):
         b.click(b.wait_for("#browse-anonymously"))
         b.wait_for("#repo-list a", PUBLIC)
         b.wait_for("#who-name", "public repositories only")
-        self.assertNotIn(PRIVATE, b.text(b.wait_for("#repo-list")))
+        b.wait_for("#repo-list a", PULL_ONLY)
+        listed = b.text(b.wait_for("#repo-list"))
+        self.assertNotIn(PRIVATE, listed)
+        self.assertNotIn(DESCRIBE_ONLY, listed)
         self.assertFalse(b.script("const x = document.getElementById('create-repo'); "
                                   "return !!x && !x.hidden"))
         self.assertTrue(b.script("return document.getElementById('nav-registry').hidden"))
@@ -156,6 +188,13 @@ class AnonymousAllowedTest(h.ServerTestCase):
         # the image page reads the manifest and config through /v2
         b.click(b.wait_for("td a.mono"))
         b.wait_for("h2", "Layers")
+        # a repository public for pulling only: how to pull it, no image list
+        b.go(self.server.base_url + "/ui/#/")
+        b.click(b.wait_for("#repo-list a", PULL_ONLY))
+        b.wait_for("#pull-only", "Everyone may pull")
+        self.assertIn("docker pull %s/%s:TAG" % (self.server.base_url.split("//")[1], PULL_ONLY),
+                      b.page_text())
+        self.assertEqual(b.accessibility(), [])
         # the registry page is for keys
         b.go(self.server.base_url + "/ui/#/registry")
         b.wait_for("#registry-signin", "sign in")
