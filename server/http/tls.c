@@ -16,6 +16,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
 
 #include <gnutls/abstract.h>
@@ -37,9 +39,16 @@
 #define TLS_CHAIN_MAX 16
 #define TLS_PEM_MAX (1u << 20)
 
+/* X25519 first among the groups: the server's order decides, and a TLS 1.3
+ * client whose key share is not for the server's first group it supports
+ * gets a HelloRetryRequest, one more round trip per connection. OpenSSL's
+ * and Go's clients (curl, the AWS CLI, docker, containerd, podman, crane)
+ * offer an X25519 share; GnuTLS's own order put P-256 first. */
 const char TLS_PRIORITIES[] =
     "SECURE128:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2:-CIPHER-ALL:+AES-256-GCM:+AES-128-GCM:"
-    "+CHACHA20-POLY1305:-MAC-ALL:+AEAD:-KX-ALL:+ECDHE-ECDSA:+ECDHE-RSA:%SERVER_PRECEDENCE";
+    "+CHACHA20-POLY1305:-MAC-ALL:+AEAD:-KX-ALL:+ECDHE-ECDSA:+ECDHE-RSA:-GROUP-ALL:+GROUP-X25519:"
+    "+GROUP-SECP256R1:+GROUP-SECP384R1:+GROUP-SECP521R1:+GROUP-X448:+GROUP-FFDHE2048:"
+    "+GROUP-FFDHE3072:+GROUP-FFDHE4096:+GROUP-FFDHE6144:+GROUP-FFDHE8192:%SERVER_PRECEDENCE";
 
 /* One loaded certificate chain and key. Superseded pairs stay on the
  * older list until tls_free: a handshake may still be using them. */
@@ -622,6 +631,14 @@ bool tls_connection_start(struct tls *t, void *session, int fd, struct tls_conn 
     }
     c->tls = t;
     c->fd = fd;
+    /* The server's handshake flight is several small writes (ServerHello,
+     * certificate, verify, finished): with Nagle's algorithm on, all but
+     * the first waited for the client's delayed ACK, 40 ms per connection
+     * (libmicrohttpd sets TCP_NODELAY only when it sends a response). */
+    int one = 1;
+    if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) != 0) {
+        log_debug("event=tls_nodelay_failed errno=%d", errno);
+    }
     gnutls_session_t s = session;
     gnutls_transport_set_ptr(s, c);
     gnutls_transport_set_pull_function(s, tls_pull);

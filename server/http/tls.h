@@ -25,7 +25,8 @@ struct tls_conn;
 #define TLS_NAME_MAX 255
 
 /* The GnuTLS priority string: TLS 1.2 and 1.3, ECDHE key exchange, AEAD
- * ciphers (AES-GCM, ChaCha20-Poly1305), the server's order. */
+ * ciphers (AES-GCM, ChaCha20-Poly1305), X25519 the first group, the
+ * server's order. */
 extern const char TLS_PRIORITIES[];
 
 /* Whether cfg asks for TLS (tls.cert_file set). */
@@ -72,7 +73,8 @@ bool tls_mutual(const struct tls *t);
  * (MHD_OPTION_HTTPS_CERT_CALLBACK), as an untyped pointer. */
 void *tls_cert_callback(void);
 
-/* A connection was accepted: set up its transport, stored in *out. session is the connection's
+/* A connection was accepted: set up its transport, stored in *out, and turn
+ * Nagle's algorithm off on fd (TCP_NODELAY). session is the connection's
  * gnutls_session_t, fd its socket. Returns false when out of memory: the caller must then refuse
  * the connection (the certificate callback needs the transport). */
 bool tls_connection_start(struct tls *t, void *session, int fd, struct tls_conn **out);
