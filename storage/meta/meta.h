@@ -310,6 +310,12 @@ struct meta_upload {
     int64_t created_at;
 };
 
+/* Insert a session row. Outside a transaction it returns without waiting
+ * for the sync of the log that makes it durable (SQLite with
+ * storage.fsync on): a session need not survive power loss (the client
+ * starts the upload again; its data is not synced either), and the row
+ * becomes durable with the next sync of the log anyway, which covers
+ * everything written before it (the publication's commit, at the latest). */
 enum berth_err meta_upload_insert(struct meta *m, const struct meta_upload *u);
 enum berth_err meta_upload_get(struct meta *m, const char *uuid, struct meta_upload *out);
 enum berth_err meta_upload_delete(struct meta *m, const char *uuid);

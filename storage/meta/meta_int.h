@@ -79,6 +79,11 @@ struct meta_driver {
      * for a driver that has no such state. */
     bool (*durability_lost)(struct meta_conn *c);
 
+    /* The next statement stepped, when it is a write outside a
+     * transaction, returns without waiting for its own sync
+     * (meta_upload_insert). Optional. */
+    void (*write_lazily)(struct meta_conn *c);
+
     /* Rows changed by the last write, and the id the last insert made. */
     int64_t (*changes)(struct meta_conn *c);
     int64_t (*last_id)(struct meta_conn *c);

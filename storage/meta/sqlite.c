@@ -102,6 +102,7 @@ struct meta_conn {
     bool queued_auto;           /* holds it for one autocommit write statement */
     bool group_sync;            /* commits are synced by wait_durable, not SQLite */
     bool sync_error;            /* the last failure was wait_durable's */
+    bool lazy;                  /* the next autocommit write does not wait for its sync */
 };
 
 struct sqlite_stmt {
@@ -341,6 +342,11 @@ static bool sq_durability_lost(struct meta_conn *c)
     bool lost = w->sync_failed;
     pthread_mutex_unlock(&w->mu);
     return lost;
+}
+
+static void sq_write_lazily(struct meta_conn *c)
+{
+    c->lazy = true;
 }
 
 /* Leave the queue if this connection holds it. */
@@ -616,7 +622,12 @@ static enum meta_step sq_step(struct meta_stmt *st)
         c->queued_auto = writers_acquire(c->writers);
     }
     int rc = sqlite3_step(raw(st));
-    uint64_t n = own_txn && c->group_sync && rc == SQLITE_DONE ? commit_number(c->writers) : 0;
+    /* a lazy write's frames reach the disk with the next sync of the log
+     * (it syncs everything written before it) */
+    bool wait = own_txn && c->group_sync && rc == SQLITE_DONE &&
+                (!c->lazy || sq_durability_lost(c)); /* then it fails like any */
+    c->lazy = false;
+    uint64_t n = wait ? commit_number(c->writers) : 0;
     if (c->queued_auto && rc != SQLITE_ROW) {
         conn_release(c);
     }
@@ -687,6 +698,7 @@ const struct meta_driver meta_sqlite_driver = {
     .set_schema_version = sq_set_schema_version,
     .checkpoint = sq_checkpoint,
     .durability_lost = sq_durability_lost,
+    .write_lazily = sq_write_lazily,
     .changes = sq_changes,
     .last_id = sq_last_id,
     .prepare = sq_prepare,

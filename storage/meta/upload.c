@@ -14,6 +14,9 @@ enum berth_err meta_upload_insert(struct meta *m, const struct meta_upload *u)
     meta_bind_int64(st, 2, u->repo_id);
     meta_bind_text(st, 3, digest_alg_name(u->alg));
     meta_bind_int64(st, 4, u->created_at);
+    if (m->drv->write_lazily != NULL && !meta_in_transaction(m)) {
+        m->drv->write_lazily(m->conn); /* for this statement only */
+    }
     return meta_step_done(m, st, "upload_insert");
 }
 

@@ -338,6 +338,44 @@ static void test_wal_sync_fault(void)
     file_remove_tree(root);
 }
 
+/* An upload session's row is written without waiting for a sync of its
+ * own (meta_upload_insert); the next write that waits syncs it too. After
+ * a failed sync it fails like every write. */
+static void test_upload_insert_does_not_wait(void)
+{
+    snprintf(root, sizeof(root), "%s", unit_tmpdir());
+    snprintf(db_path, sizeof(db_path), "%s/berth.db", root);
+    struct meta *m = NULL;
+    CHECK_INT(meta_open(db_path, true, &m), BERTH_OK);
+    if (m == NULL) {
+        return;
+    }
+    struct meta_repo r;
+    CHECK_INT(meta_repo_create(m, "up", 1000, &r), BERTH_OK);
+    uint64_t commits0, syncs0, commits, syncs;
+    meta_sqlite_group_stats(m, &commits0, &syncs0);
+    struct meta_upload u = {.repo_id = r.id, .alg = DIGEST_SHA256, .created_at = 1000};
+    snprintf(u.uuid, sizeof(u.uuid), "%s", "00000000-0000-4000-8000-000000000001");
+    CHECK_INT(meta_upload_insert(m, &u), BERTH_OK);
+    meta_sqlite_group_stats(m, &commits, &syncs);
+    CHECK_INT(syncs, syncs0); /* no sync waited for */
+    struct meta_upload got;
+    CHECK_INT(meta_upload_get(m, u.uuid, &got), BERTH_OK);
+    /* only that one statement: the next write waits again */
+    CHECK_INT(meta_repo_create(m, "after", 1000, &r), BERTH_OK);
+    meta_sqlite_group_stats(m, &commits, &syncs);
+    CHECK_INT(syncs, syncs0 + 1);
+    CHECK_INT(commits, commits0 + 1);
+    /* after a failed sync, a session insert fails too */
+    meta_fault_wal_sync(true);
+    CHECK_INT(meta_repo_create(m, "failed", 1000, &r), BERTH_EIO);
+    meta_fault_wal_sync(false);
+    snprintf(u.uuid, sizeof(u.uuid), "%s", "00000000-0000-4000-8000-000000000002");
+    CHECK(meta_upload_insert(m, &u) != BERTH_OK);
+    meta_close(m);
+    file_remove_tree(root);
+}
+
 /* Without sync_full nothing is synced per commit. */
 static void test_no_group_sync_without_sync_full(void)
 {
@@ -365,6 +403,7 @@ int main(void)
     RUN(test_group_commit_one_sync_for_those_waiting);
     RUN(test_failed_sync_is_final);
     RUN(test_wal_sync_fault);
+    RUN(test_upload_insert_does_not_wait);
     RUN(test_no_group_sync_without_sync_full);
     return unit_report("test_sqlite");
 }
