@@ -74,7 +74,8 @@ static const struct command_doc commands[] = {
      "leases, blobs in the "
      "archive tier "
      "(refused: restore them first), scanner/signing files outside the database (vulndb, "
-     "signing profiles, secrets.key). Each CONFIG file is read as written; the BERTH_* "
+     "signing profiles); the upstream secrets key file is copied to a destination without "
+     "one. Each CONFIG file is read as written; the BERTH_* "
      "environment does not apply to it."},
     {"secrets put NAME|ARN --username USER",
      "store upstream credentials for pull-through cache rules (password on standard input)",

@@ -11,9 +11,11 @@
 
 #include "cli_int.h"
 
+#include "common/fileio.h"
 #include "common/log.h"
 #include "common/str.h"
 #include "storage/bundle/migrate.h"
+#include "storage/meta/meta.h"
 
 struct shown {
     int64_t last_ms;
@@ -83,6 +85,80 @@ static bool read_one(const char *path, struct berth_config *cfg)
     return true;
 }
 
+static int count_secret(void *ctx, const char *name, int64_t created_at, int64_t updated_at)
+{
+    (void)name;
+    (void)created_at;
+    (void)updated_at;
+    (*(int64_t *)ctx)++;
+    return 0;
+}
+
+/*
+ * The source's upstream secrets (berth secrets) are sealed with its key:
+ * the destination must open them with the same one. With secrets in the
+ * source and its key found: a destination without a key gets a copy of the
+ * source's in its key file (0600) when write is set (after the copy); one
+ * with another key is refused (before anything is copied). False
+ * (reported) to stop.
+ */
+static bool carry_secrets_key(const struct cli *src_cli, struct store *src,
+                              const struct cli *dst_cli, bool write)
+{
+    int64_t n = 0;
+    struct meta *m = store_meta(src);
+    if (m == NULL || meta_upstream_secret_list(m, count_secret, &n) != BERTH_OK) {
+        fprintf(stderr, "berth migrate: cannot list the source's upstream secrets\n");
+        return false;
+    }
+    if (n == 0) {
+        return true;
+    }
+    uint8_t sk[SEAL_KEY_LEN], dk[SEAL_KEY_LEN];
+    bool sfound = false, dfound = false;
+    if (!cli_upstream_key(src_cli, false, sk, &sfound)) {
+        return false;
+    }
+    if (!sfound) {
+        return true; /* sealed with a key this configuration does not name */
+    }
+    bool ok = cli_upstream_key(dst_cli, false, dk, &dfound);
+    if (ok && dfound && memcmp(sk, dk, SEAL_KEY_LEN) != 0) {
+        fprintf(stderr,
+                "berth migrate: refused: the destination's upstream secrets key "
+                "(pull_through.secrets_key or its key file) differs from the source's, so the "
+                "source's %lld upstream secrets could not be opened there; give the destination "
+                "the source's key, or none (then the source's key file is copied)\n",
+                (long long)n);
+        ok = false;
+    } else if (ok && !dfound && write) {
+        const struct berth_config *cfg = &dst_cli->cfg;
+        char path[4096], hex[2 * SEAL_KEY_LEN + 2];
+        if (cfg->pull_through_secrets_key_file[0] != '\0') {
+            snprintf(path, sizeof(path), "%s", cfg->pull_through_secrets_key_file);
+        } else {
+            snprintf(path, sizeof(path), "%s/secrets.key", cfg->root);
+        }
+        for (size_t i = 0; i < SEAL_KEY_LEN; i++) {
+            snprintf(hex + 2 * i, 3, "%02x", sk[i]);
+        }
+        hex[2 * SEAL_KEY_LEN] = '\n';
+        hex[2 * SEAL_KEY_LEN + 1] = '\0';
+        enum berth_err rc = file_write_atomic(path, hex, 2 * SEAL_KEY_LEN + 1, 0600, true);
+        memset(hex, 0, sizeof(hex));
+        if (rc != BERTH_OK) {
+            fprintf(stderr, "berth migrate: cannot write the upstream secrets key to %s (%s)\n",
+                    path, berth_strerror(rc));
+            ok = false;
+        } else {
+            fprintf(stderr, "migrate: the source's upstream secrets key copied to %s\n", path);
+        }
+    }
+    memset(sk, 0, sizeof(sk));
+    memset(dk, 0, sizeof(dk));
+    return ok;
+}
+
 int cmd_migrate(struct cli *cli)
 {
     const char *usage = "usage: berth migrate --from CONFIG --to CONFIG [--force]";
@@ -144,6 +220,9 @@ int cmd_migrate(struct cli *cli)
     if (dst == NULL) {
         goto out;
     }
+    if (!carry_secrets_key(&src_cli, src, &dst_cli, false)) {
+        goto out;
+    }
     fprintf(stderr, "migrate: from %s (%s, %s) to %s (%s, %s)\n", from, src_cli.cfg.storage_backend,
             src_cli.cfg.meta_backend, to, dst_cli.cfg.storage_backend, dst_cli.cfg.meta_backend);
     struct migrate_stats stats;
@@ -156,6 +235,9 @@ int cmd_migrate(struct cli *cli)
     enum berth_err rc = migrate_run(src, dst, force, show_progress, &sh, &stats, why, sizeof(why));
     if (rc != BERTH_OK) {
         fprintf(stderr, "berth migrate: refused: %s\n", why);
+        goto out;
+    }
+    if (!carry_secrets_key(&src_cli, src, &dst_cli, true)) {
         goto out;
     }
     printf("migrate: %lld blobs (%lld copied, %lld already there, %lld bytes copied), "

@@ -23,6 +23,7 @@ import unittest
 import auth_helpers as e
 import berth_harness as h
 import clients as c
+import ptc_helpers as p
 from pg_fixture import PostgresServer
 from swift_fixture import SwiftServer
 
@@ -275,6 +276,45 @@ class MigrateTest(unittest.TestCase):
         self.assertEqual(rc, 1, err)
         self.assertIn("blob %s of the source does not match its digest" % layer, err)
         self.assertFalse(os.path.exists(os.path.join(bad.root, "blobs", alg, hexd[:2], hexd)))
+
+    def test_upstream_secrets_key_carried(self):
+        """The source's upstream secrets (berth secrets) are sealed with its key file: a
+        destination without a key gets a copy of it (0600), one with another key is refused
+        before anything is copied."""
+        src, src_conf = self.server("local", "sec-src")
+        rc, _, err = p.berth_secrets(src, "put", "upstream", "--username", "u", password="pw")
+        self.assertEqual(rc, 0, err)
+        src_key = os.path.join(src.root, "secrets.key")
+        with open(src_key) as f:
+            key = f.read().strip()
+
+        # another key in the destination: refused, nothing copied, its key kept
+        other, other_conf = self.server("local", "sec-other")
+        other_key = os.path.join(other.root, "secrets.key")
+        with open(other_key, "w") as f:
+            f.write("ab" * 32 + "\n")
+        os.chmod(other_key, 0o600)
+        rc, out, err = self.finish(self.migrate(src_conf, other_conf))
+        self.assertEqual(rc, 1, err)
+        self.assertIn("upstream secrets key", err)
+        self.assertIn("differs from the source's", err)
+        with open(other_key) as f:
+            self.assertEqual(f.read().strip(), "ab" * 32)
+        rc, out, err = p.berth_secrets(other, "list")
+        self.assertEqual((rc, out.strip()), (0, ""), err)
+
+        # none: the source's is copied, and the secret is there under it
+        dst, dst_conf = self.server("local", "sec-dst")
+        rc, out, err = self.finish(self.migrate(src_conf, dst_conf))
+        self.assertEqual(rc, 0, err)
+        self.assertIn("upstream secrets key copied", err)
+        dst_key = os.path.join(dst.root, "secrets.key")
+        with open(dst_key) as f:
+            self.assertEqual(f.read().strip(), key)
+        self.assertEqual(os.stat(dst_key).st_mode & 0o777, 0o600)
+        rc, out, err = p.berth_secrets(dst, "list")
+        self.assertEqual(rc, 0, err)
+        self.assertIn("upstream", out)
 
 
 if __name__ == "__main__":
