@@ -6,7 +6,8 @@
  * either is visible to both. Pool threads; see ecr_int.h.
  *
  * Part sizes are not tracked, so LayerPartTooSmallException is never
- * raised: parts of any size are accepted, in order.
+ * raised: parts of any size are accepted, in order, up to ECR's quota of
+ * PARTS_MAX parts per upload (LimitExceededException).
  */
 #include "ecr_int.h"
 
@@ -24,6 +25,8 @@
 #define PART_MAX ECR_PART_MAX
 /* Characters of base64 that encode PART_MAX bytes. */
 #define PART_MAX_BASE64 ((PART_MAX + 2) / 3 * 4)
+/* ECR's quota of layer parts per upload. */
+#define PARTS_MAX 1000
 /* The part size InitiateLayerUpload advises (AWS answers 10 MiB). */
 #define PART_SIZE_ADVICE 10485760
 
@@ -279,7 +282,12 @@ static void upload_layer_part(struct ecr_call *call)
         return;
     }
     uint64_t offset = upload_offset(u);
-    if ((uint64_t)first != offset) {
+    if (upload_parts(u) >= PARTS_MAX) {
+        ecr_fail(call, "LimitExceededException",
+                 "The upload with id '%s' already has %d layer parts, the most an upload may "
+                 "have; complete it (CompleteLayerUpload) or send larger parts.",
+                 uuid, PARTS_MAX);
+    } else if ((uint64_t)first != offset) {
         invalid_part(call, name, uuid, offset, "partFirstByte is not the next byte of the upload");
     } else if (len == 0 || last < first || (uint64_t)(last - first) != (uint64_t)len - 1) {
         /* last - first cannot overflow once last >= first >= 0; last -
@@ -290,6 +298,8 @@ static void upload_layer_part(struct ecr_call *call)
         enum berth_err rc = upload_write(u, data, len);
         if (rc != BERTH_OK) {
             fail_upload(call, &repo, uuid, rc);
+        } else {
+            upload_add_part(u);
         }
     }
     upload_release(u);

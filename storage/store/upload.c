@@ -26,6 +26,7 @@ struct upload_state {
     enum digest_alg alg;
     struct digest_ctx *ctx; /* hash of the first `offset` bytes; NULL = rebuild from file */
     uint64_t offset;
+    unsigned parts; /* upload_add_part calls (ECR's layer parts) */
     bool held;
     struct upload_state *next;
 };
@@ -306,6 +307,16 @@ enum berth_err upload_acquire(struct store *st, const char *uuid, int64_t repo_i
 uint64_t upload_offset(const struct upload *u)
 {
     return u->state->offset;
+}
+
+unsigned upload_parts(const struct upload *u)
+{
+    return u->state->parts;
+}
+
+void upload_add_part(struct upload *u)
+{
+    u->state->parts++;
 }
 
 /* ---- hashing on a thread of its own ----

@@ -34,6 +34,12 @@ enum berth_err upload_acquire(struct store *st, const char *uuid, int64_t repo_i
 /* Bytes received so far. */
 uint64_t upload_offset(const struct upload *u);
 
+/* How many parts the session was told it received (upload_add_part: ECR's
+ * UploadLayerPart, which limits their number). Counted in memory: a
+ * restart of the process starts the count again. */
+unsigned upload_parts(const struct upload *u);
+void upload_add_part(struct upload *u);
+
 /* Append n bytes at the current offset, hashing them. On failure the
  * session is rolled back to the offset it had before this call. */
 enum berth_err upload_write(struct upload *u, const void *p, size_t n);

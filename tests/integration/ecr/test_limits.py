@@ -1,6 +1,8 @@
-"""ECR's documented quotas that berth enforces: at most 1,000 tags per image. The tag that
+"""ECR's documented quotas that berth enforces: at most 1,000 tags per image (the tag that
 would be the 1,001st is refused with LimitExceededException (PutImage) or 403 DENIED (/v2),
-nothing changes, and the image takes tags again once it has fewer."""
+nothing changes, and the image takes tags again once it has fewer), and at most 1,000 layer
+parts per upload (UploadLayerPart's 1,001st part is LimitExceededException, nothing is
+written, and the upload completes with what it holds)."""
 
 import berth_harness as h
 import ecr_helpers as e
@@ -42,6 +44,30 @@ class TagsPerImageTest(e.EcrTestCase):
                                                image.media_type), 201)
         finally:
             reg.close()
+
+
+class LayerPartsTest(e.EcrTestCase):
+    server_config = {"storage": {"fsync": False}}
+
+    def test_thousand_parts_per_upload(self):
+        repo = self.create_repo()
+        upload = self.ecr.initiate_layer_upload(repositoryName=repo)["uploadId"]
+        data = h.random_bytes(1001)
+        for i in range(1000):
+            out = self.ecr.upload_layer_part(repositoryName=repo, uploadId=upload,
+                                             partFirstByte=i, partLastByte=i,
+                                             layerPartBlob=data[i:i + 1])
+            self.assertEqual(out["lastByteReceived"], i)
+        err = self.assertBotoError("LimitExceededException", "upload_layer_part",
+                                   repositoryName=repo, uploadId=upload, partFirstByte=1000,
+                                   partLastByte=1000, layerPartBlob=data[1000:])
+        self.assertIn("1000 layer parts", err["Message"])
+        # nothing of the refused part was written: the upload completes with 1,000 bytes
+        digest = h.digest_of(data[:1000])
+        out = self.ecr.complete_layer_upload(repositoryName=repo, uploadId=upload,
+                                             layerDigests=[digest])
+        self.assertEqual(out["layerDigest"], digest)
+        self.assertEqual(self.reg.get_blob(repo, digest).body, data[:1000])
 
 
 if __name__ == "__main__":
