@@ -19,6 +19,8 @@
 #include "common/str.h"
 #include "common/timeutil.h"
 #include "storage/blob/blob.h"
+#include "storage/meta/meta.h"
+#include "storage/registry/archive.h"
 #include "storage/registry/registry.h"
 #include "storage/spec/digest.h"
 #include "storage/spec/manifest.h"
@@ -51,6 +53,14 @@ static bool stored(struct exporter *ex, const struct digest *d)
     return true;
 }
 
+/* Whether d's bytes were moved to the archive tier (storage/store/tier.h). */
+static bool in_archive_tier(struct exporter *ex, const struct digest *d)
+{
+    struct meta *m = store_meta(ex->st);
+    struct meta_blob row;
+    return m != NULL && meta_blob_get(m, d->str, &row) == BERTH_OK && row.tier == META_TIER_ARCHIVE;
+}
+
 /* A blob streamed from the store. A missing non-distributable layer is
  * left out (it was never pushed). */
 static enum berth_err put_blob(struct exporter *ex, const struct manifest_desc *desc,
@@ -65,6 +75,13 @@ static enum berth_err put_blob(struct exporter *ex, const struct manifest_desc *
     if (rc == BERTH_ENOTFOUND &&
         (desc->non_distributable || store_options(ex->st)->sparse_manifests)) {
         return BERTH_OK; /* never pushed, or a sparse manifest's */
+    }
+    if (rc == BERTH_ENOTFOUND && in_archive_tier(ex, &desc->digest)) {
+        return fail(ex, rc,
+                    "blob %s of %s is in the archive tier (only archived images use it): restore "
+                    "the image first (UpdateImageStorageClass STANDARD), wait until it is "
+                    "ACTIVE, then export",
+                    desc->digest.str, owner);
     }
     if (rc != BERTH_OK) {
         return fail(ex, rc, "blob %s of %s is not in the store (%s)", desc->digest.str, owner,
@@ -247,6 +264,16 @@ static enum berth_err write_all(struct exporter *ex, const struct bundle_ref *re
         if (rc != BERTH_OK) {
             return fail(ex, rc, "%s%s%s: %s", refs[i].repo,
                         is_digest_ref(refs[i].reference) ? "@" : ":", refs[i].reference, s.message);
+        }
+        /* an archived image's blobs may be in the archive tier: not exported
+         * (a pull of it is refused too) */
+        rc = registry_image_check_active(&mf, time_now_ms(), &s);
+        if (rc != BERTH_OK) {
+            return fail(ex, rc,
+                        "%s%s%s: %s; export it once it is ACTIVE (restore it first: "
+                        "UpdateImageStorageClass STANDARD)",
+                        refs[i].repo, is_digest_ref(refs[i].reference) ? "@" : ":",
+                        refs[i].reference, s.message);
         }
         rc = add_entry(ex, &mf, refs[i].repo,
                        is_digest_ref(refs[i].reference) ? NULL : refs[i].reference);

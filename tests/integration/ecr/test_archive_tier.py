@@ -227,6 +227,29 @@ class ArchiveTierTest(TierMixin, e.ModernEcrTestCase):
         # the first image is still archived
         self.assertEqual(self.status(repo, image.digest), "ARCHIVED")
 
+    def test_export_says_restore_first(self):
+        repo = self.create_repo()
+        image = tier_image(text_kib=64)
+        self.push(repo, image, tag="v1")
+        self.archive(repo, image.digest)
+        self.wait_archived(image.layer_digests[0])
+        path = os.path.join(self.server.tmp, "archived.tar")
+        rc, out = h.run_berth(["export", "%s:v1" % repo, "-o", path], server=self.server,
+                              timeout=120)
+        self.assertNotEqual(rc, 0, out)
+        self.assertIn("is archived", out)
+        self.assertIn("export it once it is ACTIVE (restore it first: UpdateImageStorageClass "
+                      "STANDARD)", out)
+        self.assertNotIn("not in the store", out)
+        self.assertFalse(os.path.exists(path))
+        # restored, it exports
+        self.restore(repo, image.digest)
+        self.wait_active(repo, image.digest)
+        rc, out = h.run_berth(["export", "%s:v1" % repo, "-o", path], server=self.server,
+                              timeout=120)
+        self.assertEqual(rc, 0, out)
+        self.assertTrue(os.path.getsize(path) > 0)
+
     def test_gc_removes_archived_garbage(self):
         repo = self.create_repo()
         image = tier_image()
