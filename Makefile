@@ -10,7 +10,7 @@ PREFIX     ?= /usr/local
 DESTDIR    ?=
 
 .PHONY: all setup build run install image test test-fast test-asan test-postgres test-s3 test-cluster asan bench fuzz \
-	format format-check layers clean
+	format format-check layers clean screenshot
 
 all: build
 
@@ -98,6 +98,12 @@ fuzz: setup
 bench: build
 	@scripts/setup-deps.sh --bench
 	@bench/run-bench.sh $(BUILD)
+
+# The README's screenshots of the console (docs/images/console*.png), taken in headless
+# Chromium from a berth started with sample images (tests/integration/console/screenshot.py).
+screenshot: build
+	BERTH_BIN=$(BUILD)/berth PYTHONPATH=tests/integration/lib \
+		/usr/bin/python3 -B tests/integration/console/screenshot.py --out docs/images
 
 format:
 	@git ls-files '*.c' '*.h' | xargs -r clang-format -i

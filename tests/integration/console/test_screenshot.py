@@ -1,0 +1,45 @@
+"""`make screenshot` (tests/integration/console/screenshot.py) still works: it starts berth,
+pushes its images, drives Chromium through the pages and writes both PNGs, of the size
+the README expects, showing what it waited for."""
+
+import os
+import shutil
+import struct
+import subprocess
+import sys
+import tempfile
+import unittest
+
+import berth_harness as h
+
+SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "screenshot.py")
+
+
+def png_size(path):
+    with open(path, "rb") as f:
+        head = f.read(24)
+    if head[:8] != b"\x89PNG\r\n\x1a\n" or head[12:16] != b"IHDR":
+        raise AssertionError("%s is no PNG" % path)
+    return struct.unpack(">II", head[16:24])
+
+
+class ScreenshotTest(unittest.TestCase):
+    def test_script_writes_the_screenshots(self):
+        out = tempfile.mkdtemp(prefix="berth-screenshot-test-")
+        self.addCleanup(shutil.rmtree, out, True)
+        proc = subprocess.run([sys.executable, "-B", SCRIPT, "--out", out],
+                              capture_output=True, text=True, timeout=300)
+        self.assertEqual(proc.returncode, 0, proc.stdout + proc.stderr)
+        width, height = png_size(os.path.join(out, "console.png"))
+        self.assertEqual(width, 1280)
+        self.assertGreater(height, 400)
+        width, height = png_size(os.path.join(out, "console-registry.png"))
+        self.assertGreater(width, 600)
+        self.assertGreater(height, 300)
+        # the committed ones are PNGs of the same kind
+        committed = os.path.join(h.REPO_ROOT, "docs", "images", "console.png")
+        self.assertEqual(png_size(committed)[0], 1280)
+
+
+if __name__ == "__main__":
+    unittest.main()
