@@ -135,12 +135,18 @@ class WatchdogTest(unittest.TestCase):
             # a hog that arrived while a watchdog probe held a slot was closed at the
             # limit: open it again, so that the three hogs hold every slot
             for i, s in enumerate(hogs):
+                # non-blocking for the look: with a timeout set, Python waits for
+                # the socket to be readable first (MSG_DONTWAIT or not), and a live
+                # hog would then time out and be taken for a closed one
+                s.setblocking(False)
                 try:
-                    closed = s.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b""
+                    closed = s.recv(1, socket.MSG_PEEK) == b""
                 except BlockingIOError:
                     closed = False
                 except OSError:
                     closed = True
+                finally:
+                    s.settimeout(30)
                 if closed:
                     s.close()
                     hogs[i] = hog(i)
