@@ -1,4 +1,12 @@
-/* Digests: parsing, streaming EVP hashing, HMAC. Thread-safe per ctx. */
+/* Digests: parsing, streaming hashing, HMAC. Thread-safe per ctx.
+ *
+ * The streaming hashers use OpenSSL's SHA256_CTX and SHA512_CTX directly
+ * (deprecated in OpenSSL 3 in favour of EVP, hence the suppression below)
+ * because their state is a plain structure that can be saved and restored
+ * (digest_ctx_export/import: an upload session continued on another
+ * replica), which EVP's provider contexts cannot. They run the same
+ * assembly as EVP (SHA-NI where the CPU has it): measured the same speed. */
+#define OPENSSL_SUPPRESS_DEPRECATED 1
 #include "storage/spec/digest.h"
 
 #include <errno.h>
@@ -8,14 +16,19 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
+#include <openssl/sha.h>
 
 #include "common/str.h"
 
 struct digest_ctx {
     enum digest_alg alg;
-    EVP_MD_CTX *md;
+    union {
+        SHA256_CTX s256;
+        SHA512_CTX s512;
+    } u;
 };
 
 /* digest_fault_hash: every hash computation fails while it is on. */
@@ -29,6 +42,19 @@ void digest_fault_hash(bool on)
 static bool hash_failing(void)
 {
     return atomic_load(&hash_fault);
+}
+
+static bool ctx_init(struct digest_ctx *ctx)
+{
+    switch (ctx->alg) {
+    case DIGEST_SHA256:
+        return SHA256_Init(&ctx->u.s256) == 1;
+    case DIGEST_SHA512:
+        return SHA512_Init(&ctx->u.s512) == 1;
+    case DIGEST_NONE:
+        break;
+    }
+    return false;
 }
 
 static const EVP_MD *evp_of(enum digest_alg alg)
@@ -137,8 +163,7 @@ enum berth_err digest_parse(const char *s, struct digest *out)
 
 struct digest_ctx *digest_ctx_new(enum digest_alg alg)
 {
-    const EVP_MD *md = evp_of(alg);
-    if (md == NULL) {
+    if (evp_of(alg) == NULL) {
         return NULL;
     }
     struct digest_ctx *ctx = hash_failing() ? NULL : calloc(1, sizeof(*ctx));
@@ -146,8 +171,7 @@ struct digest_ctx *digest_ctx_new(enum digest_alg alg)
         return NULL;
     }
     ctx->alg = alg;
-    ctx->md = EVP_MD_CTX_new();
-    if (ctx->md == NULL || EVP_DigestInit_ex(ctx->md, md, NULL) != 1) {
+    if (!ctx_init(ctx)) {
         digest_ctx_free(ctx);
         return NULL;
     }
@@ -159,7 +183,7 @@ void digest_ctx_free(struct digest_ctx *ctx)
     if (ctx == NULL) {
         return;
     }
-    EVP_MD_CTX_free(ctx->md);
+    OPENSSL_cleanse(ctx, sizeof(*ctx));
     free(ctx);
 }
 
@@ -173,14 +197,24 @@ enum berth_err digest_ctx_update(struct digest_ctx *ctx, const void *p, size_t n
     if (n == 0) {
         return BERTH_OK;
     }
-    return !hash_failing() && EVP_DigestUpdate(ctx->md, p, n) == 1 ? BERTH_OK : BERTH_ENOMEM;
+    if (hash_failing()) {
+        return BERTH_ENOMEM;
+    }
+    int ok = ctx->alg == DIGEST_SHA256 ? SHA256_Update(&ctx->u.s256, p, n)
+                                       : SHA512_Update(&ctx->u.s512, p, n);
+    return ok == 1 ? BERTH_OK : BERTH_ENOMEM;
 }
 
 enum berth_err digest_ctx_final(struct digest_ctx *ctx, struct digest *out)
 {
-    unsigned char raw[EVP_MAX_MD_SIZE];
-    unsigned int len = 0;
-    if (hash_failing() || EVP_DigestFinal_ex(ctx->md, raw, &len) != 1) {
+    unsigned char raw[SHA512_DIGEST_LENGTH];
+    size_t len = ctx->alg == DIGEST_SHA256 ? SHA256_DIGEST_LENGTH : SHA512_DIGEST_LENGTH;
+    if (hash_failing()) {
+        return BERTH_ENOMEM; /* the state stays as it was */
+    }
+    int ok = ctx->alg == DIGEST_SHA256 ? SHA256_Final(raw, &ctx->u.s256)
+                                       : SHA512_Final(raw, &ctx->u.s512);
+    if (ok != 1) {
         return BERTH_ENOMEM;
     }
     const char *name = digest_alg_name(ctx->alg);
@@ -189,25 +223,84 @@ enum berth_err digest_ctx_final(struct digest_ctx *ctx, struct digest *out)
     out->str[nlen] = ':';
     str_hex_encode(raw, len, out->str + nlen + 1);
     out->alg = ctx->alg;
-    if (EVP_DigestInit_ex(ctx->md, evp_of(ctx->alg), NULL) != 1) {
-        return BERTH_ENOMEM;
-    }
-    return BERTH_OK;
+    return ctx_init(ctx) ? BERTH_OK : BERTH_ENOMEM;
 }
 
 struct digest_ctx *digest_ctx_dup(const struct digest_ctx *ctx)
 {
-    struct digest_ctx *copy = hash_failing() ? NULL : calloc(1, sizeof(*copy));
-    if (copy == NULL) {
-        return NULL;
-    }
-    copy->alg = ctx->alg;
-    copy->md = EVP_MD_CTX_new();
-    if (copy->md == NULL || EVP_MD_CTX_copy_ex(copy->md, ctx->md) != 1) {
-        digest_ctx_free(copy);
-        return NULL;
+    struct digest_ctx *copy = hash_failing() ? NULL : malloc(sizeof(*copy));
+    if (copy != NULL) {
+        memcpy(copy, ctx, sizeof(*copy));
     }
     return copy;
+}
+
+/* The saved form: "<alg>:<version>:<size>:<hex of the structure>", where
+ * version is OpenSSL's (the structure's layout is its own) and size the
+ * structure's; both must match on import. */
+static size_t state_size(enum digest_alg alg)
+{
+    return alg == DIGEST_SHA256 ? sizeof(SHA256_CTX) : sizeof(SHA512_CTX);
+}
+
+enum berth_err digest_ctx_export(const struct digest_ctx *ctx, char *out, size_t cap)
+{
+    size_t size = state_size(ctx->alg);
+    int n = snprintf(out, cap, "%s:%lx:%zu:", digest_alg_name(ctx->alg),
+                     (unsigned long)OpenSSL_version_num(), size);
+    if (n < 0 || (size_t)n + 2 * size + 1 > cap) {
+        return BERTH_ETOOBIG;
+    }
+    str_hex_encode((const uint8_t *)&ctx->u, size, out + n);
+    return BERTH_OK;
+}
+
+static int hex_nibble(char c)
+{
+    if (c >= '0' && c <= '9') {
+        return c - '0';
+    }
+    if (c >= 'a' && c <= 'f') {
+        return c - 'a' + 10;
+    }
+    return -1;
+}
+
+enum berth_err digest_ctx_import(const char *text, struct digest_ctx **out)
+{
+    char alg_name[16];
+    unsigned long version = 0;
+    size_t size = 0;
+    int used = 0;
+    if (sscanf(text, "%15[a-z0-9]:%lx:%zu:%n", alg_name, &version, &size, &used) != 3 ||
+        used == 0) {
+        return BERTH_EINVAL;
+    }
+    enum digest_alg alg = digest_alg_from_name(alg_name);
+    if (alg == DIGEST_NONE || size != state_size(alg) || strlen(text + used) != 2 * size) {
+        return BERTH_EINVAL;
+    }
+    if (version != (unsigned long)OpenSSL_version_num()) {
+        /* another OpenSSL may lay the structure out otherwise */
+        return BERTH_EUNSUPPORTED;
+    }
+    struct digest_ctx *ctx = calloc(1, sizeof(*ctx));
+    if (ctx == NULL) {
+        return BERTH_ENOMEM;
+    }
+    ctx->alg = alg;
+    unsigned char *raw = (unsigned char *)&ctx->u;
+    const char *hex = text + used;
+    for (size_t i = 0; i < size; i++) {
+        int hi = hex_nibble(hex[2 * i]), lo = hex_nibble(hex[2 * i + 1]);
+        if (hi < 0 || lo < 0) {
+            digest_ctx_free(ctx);
+            return BERTH_EINVAL;
+        }
+        raw[i] = (unsigned char)(hi << 4 | lo);
+    }
+    *out = ctx;
+    return BERTH_OK;
 }
 
 enum berth_err digest_ctx_update_fd(struct digest_ctx *ctx, int fd, off_t len)

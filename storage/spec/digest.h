@@ -1,7 +1,8 @@
 /*
  * Content digests (OCI "algorithm:encoded"), streaming hashing with OpenSSL
- * EVP, and the HMAC-SHA256 the auth code needs. The only module that
- * includes OpenSSL's digest headers. Pure functions are thread-safe; a
+ * (whose state can be saved and carried elsewhere), and the HMAC-SHA256
+ * the auth code needs. The only module that includes OpenSSL's digest
+ * headers. Pure functions are thread-safe; a
  * digest_ctx has one owner at a time.
  */
 #ifndef BERTH_DIGEST_H
@@ -54,6 +55,19 @@ enum berth_err digest_ctx_update(struct digest_ctx *ctx, const void *p, size_t n
 enum berth_err digest_ctx_final(struct digest_ctx *ctx, struct digest *out);
 /* Copy of the running state (NULL when out of memory). */
 struct digest_ctx *digest_ctx_dup(const struct digest_ctx *ctx);
+
+/* The running state as text (NUL-terminated, at most DIGEST_STATE_MAX
+ * bytes with the NUL) into out, to be carried elsewhere (the shared
+ * metadata of an upload session) and continued with digest_ctx_import,
+ * by this build against the same OpenSSL. BERTH_ETOOBIG when cap is
+ * short. */
+#define DIGEST_STATE_MAX 512
+enum berth_err digest_ctx_export(const struct digest_ctx *ctx, char *out, size_t cap);
+
+/* A new hasher continuing the state text from digest_ctx_export (caller
+ * frees *out). BERTH_EINVAL for text that is not one, BERTH_EUNSUPPORTED
+ * for a state another OpenSSL version saved, BERTH_ENOMEM. */
+enum berth_err digest_ctx_import(const char *text, struct digest_ctx **out);
 
 /* Feed the first len bytes of the file open at fd into ctx (pread, so the
  * file offset is untouched). BERTH_EIO on read errors or a short file. */

@@ -2,6 +2,8 @@
 #include "unit.h"
 
 #include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "storage/spec/digest.h"
@@ -130,6 +132,67 @@ static void test_hash_failure(void)
     CHECK_INT(digest_sha256_raw("abc", 3, raw), BERTH_OK);
 }
 
+/* Hashing split at every offset, the state exported there and imported
+ * into a new hasher that finishes the rest, equals one-shot hashing (both
+ * algorithms, across block boundaries: 0..300 bytes covers SHA-512's
+ * 128-byte blocks twice); malformed states are refused. */
+static void test_export_import(void)
+{
+    unsigned char data[300];
+    for (size_t i = 0; i < sizeof(data); i++) {
+        data[i] = (unsigned char)(i * 7 + 3);
+    }
+    enum digest_alg algs[] = {DIGEST_SHA256, DIGEST_SHA512};
+    for (size_t a = 0; a < 2; a++) {
+        struct digest want;
+        CHECK_INT(digest_buffer(algs[a], data, sizeof(data), &want), BERTH_OK);
+        for (size_t cut = 0; cut <= sizeof(data); cut++) {
+            struct digest_ctx *ctx = digest_ctx_new(algs[a]);
+            CHECK(ctx != NULL);
+            CHECK_INT(digest_ctx_update(ctx, data, cut), BERTH_OK);
+            char state[DIGEST_STATE_MAX];
+            CHECK_INT(digest_ctx_export(ctx, state, sizeof(state)), BERTH_OK);
+            digest_ctx_free(ctx);
+            struct digest_ctx *back = NULL;
+            CHECK_INT(digest_ctx_import(state, &back), BERTH_OK);
+            CHECK_INT(digest_ctx_alg(back), algs[a]);
+            /* and once more halfway through the rest */
+            size_t mid = cut + (sizeof(data) - cut) / 2;
+            CHECK_INT(digest_ctx_update(back, data + cut, mid - cut), BERTH_OK);
+            CHECK_INT(digest_ctx_export(back, state, sizeof(state)), BERTH_OK);
+            digest_ctx_free(back);
+            CHECK_INT(digest_ctx_import(state, &back), BERTH_OK);
+            CHECK_INT(digest_ctx_update(back, data + mid, sizeof(data) - mid), BERTH_OK);
+            struct digest got;
+            CHECK_INT(digest_ctx_final(back, &got), BERTH_OK);
+            CHECK_STR(got.str, want.str);
+            digest_ctx_free(back);
+        }
+    }
+    struct digest_ctx *ctx = digest_ctx_new(DIGEST_SHA256);
+    char state[DIGEST_STATE_MAX], bad[DIGEST_STATE_MAX];
+    CHECK_INT(digest_ctx_export(ctx, state, sizeof(state)), BERTH_OK);
+    CHECK_INT(digest_ctx_export(ctx, bad, 40), BERTH_ETOOBIG);
+    struct digest_ctx *back = NULL;
+    CHECK_INT(digest_ctx_import("", &back), BERTH_EINVAL);
+    CHECK_INT(digest_ctx_import("sha256:1:2:abcd", &back), BERTH_EINVAL);
+    /* cut short, a non-hex digit, another algorithm's name */
+    str_copy(bad, sizeof(bad), state);
+    bad[strlen(bad) - 1] = '\0';
+    CHECK_INT(digest_ctx_import(bad, &back), BERTH_EINVAL);
+    str_copy(bad, sizeof(bad), state);
+    bad[strlen(bad) - 1] = 'x';
+    CHECK_INT(digest_ctx_import(bad, &back), BERTH_EINVAL);
+    str_copy(bad, sizeof(bad), state);
+    memcpy(bad, "sha512", 6);
+    CHECK_INT(digest_ctx_import(bad, &back), BERTH_EINVAL);
+    /* another OpenSSL version's state */
+    const char *colon = strchr(state, ':');
+    snprintf(bad, sizeof(bad), "sha256:1%s", strchr(colon + 1, ':'));
+    CHECK_INT(digest_ctx_import(bad, &back), BERTH_EUNSUPPORTED);
+    digest_ctx_free(ctx);
+}
+
 int main(void)
 {
     RUN(test_parse);
@@ -137,5 +200,6 @@ int main(void)
     RUN(test_update_fd);
     RUN(test_hmac);
     RUN(test_hash_failure);
+    RUN(test_export_import);
     return unit_report("test_digest");
 }
