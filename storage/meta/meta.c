@@ -322,6 +322,20 @@ static const char *const migrations[] = {
     "  auth_failures INTEGER NOT NULL DEFAULT 0,"
     "  PRIMARY KEY (step, at)"
     ") WITHOUT ROWID;",
+    /* 20: upload sessions whose state is shared (the S3 backend), so that
+     * one started on a replica continues on another: the bytes committed
+     * (size), a generation each commit bumps (a commit from a state
+     * another request has moved on from is refused), the part numbers
+     * handed out and the multipart upload they belong to, the hash state
+     * after the committed bytes, the blob store's own state (parts, the
+     * unsent tail's object), and the last commit's time (upload expiry). */
+    "ALTER TABLE uploads ADD COLUMN size INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE uploads ADD COLUMN gen INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE uploads ADD COLUMN part_seq INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE uploads ADD COLUMN mpu TEXT;"
+    "ALTER TABLE uploads ADD COLUMN hash_state TEXT;"
+    "ALTER TABLE uploads ADD COLUMN stage_state TEXT;"
+    "ALTER TABLE uploads ADD COLUMN updated_at INTEGER NOT NULL DEFAULT 0;",
 };
 
 /* The same migrations in PostgreSQL's dialect, entry for entry: rowid
@@ -594,6 +608,14 @@ static const char *const pg_migrations[] = {
     "  auth_failures BIGINT NOT NULL DEFAULT 0,"
     "  PRIMARY KEY (step, at)"
     ");",
+    /* 20 */
+    "ALTER TABLE uploads ADD COLUMN size BIGINT NOT NULL DEFAULT 0;"
+    "ALTER TABLE uploads ADD COLUMN gen BIGINT NOT NULL DEFAULT 0;"
+    "ALTER TABLE uploads ADD COLUMN part_seq BIGINT NOT NULL DEFAULT 0;"
+    "ALTER TABLE uploads ADD COLUMN mpu TEXT;"
+    "ALTER TABLE uploads ADD COLUMN hash_state TEXT;"
+    "ALTER TABLE uploads ADD COLUMN stage_state TEXT;"
+    "ALTER TABLE uploads ADD COLUMN updated_at BIGINT NOT NULL DEFAULT 0;",
 };
 
 #define NMIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))

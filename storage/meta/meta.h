@@ -308,6 +308,8 @@ struct meta_upload {
     int64_t repo_id;
     enum digest_alg alg;
     int64_t created_at;
+    int64_t size;       /* bytes committed (a shared session; 0 otherwise) */
+    int64_t updated_at; /* its last commit (0: none) */
 };
 
 /* Insert a session row. Outside a transaction it returns without waiting
@@ -319,6 +321,42 @@ struct meta_upload {
 enum berth_err meta_upload_insert(struct meta *m, const struct meta_upload *u);
 enum berth_err meta_upload_get(struct meta *m, const char *uuid, struct meta_upload *out);
 enum berth_err meta_upload_delete(struct meta *m, const char *uuid);
+
+/* The shared state of a session (one whose bytes the blob store keeps
+ * where every replica reaches them: storage/store/upload.c). */
+#define META_MPU_MAX 256
+struct meta_upload_state {
+    int64_t gen;             /* bumped by every commit */
+    char mpu[META_MPU_MAX];  /* the multipart upload ("" none yet) */
+    char *hash_state;        /* digest_ctx_export's text; NULL: nothing hashed */
+    char *stage_state;       /* the blob store's stage state; NULL: empty */
+};
+
+/* The session's row and its shared state (free with
+ * meta_upload_state_fini). BERTH_ENOTFOUND. */
+enum berth_err meta_upload_state_get(struct meta *m, const char *uuid, struct meta_upload *row,
+                                     struct meta_upload_state *out);
+void meta_upload_state_fini(struct meta_upload_state *s);
+
+/* Commit a session's new state (size bytes, the hash and stage state
+ * texts) if it is still at generation gen, bumping it. BERTH_ERANGE when
+ * another request committed since (its commit stands), BERTH_ENOTFOUND
+ * when the session is gone. */
+enum berth_err meta_upload_state_save(struct meta *m, const char *uuid, int64_t gen, int64_t size,
+                                      const char *hash_state, const char *stage_state,
+                                      int64_t now);
+
+/* Hand out the session's next part number (1, 2, ...: never the same
+ * twice, so concurrent writers never overwrite each other's parts) and
+ * record mpu as its multipart upload unless one was recorded first: the
+ * recorded one is copied to mpu_out (META_MPU_MAX bytes). Its own write
+ * transaction unless in one. BERTH_ENOTFOUND. */
+enum berth_err meta_upload_next_part(struct meta *m, const char *uuid, const char *mpu,
+                                     int64_t *number, char *mpu_out);
+
+/* Delete the session's row if it is still at generation gen:
+ * BERTH_ERANGE when it moved on, BERTH_ENOTFOUND. */
+enum berth_err meta_upload_delete_at(struct meta *m, const char *uuid, int64_t gen);
 
 typedef int (*meta_upload_cb)(void *arg, const struct meta_upload *u);
 /* Sessions created before `before`. */

@@ -4,6 +4,8 @@
 #include "unit.h"
 #include "unit_meta.h"
 
+#include "common/str.h"
+
 #include "storage/meta/meta.c"
 
 static char root[512]; /* the running test's database directory */
@@ -16,8 +18,8 @@ static void test_meta_basics(void)
      * creation templates, lifecycle policy times, storage classes, the pull-through
      * cache, signing, lifecycle transitions, the archived manifests' index, the
      * replication queue, the archive tier, pending signatures, leases, the
-     * garbage collection history, activity over time */
-    CHECK_INT(meta_schema_version(m), 19);
+     * garbage collection history, activity over time, shared upload state */
+    CHECK_INT(meta_schema_version(m), 20);
     struct meta_repo r;
     CHECK_INT(meta_repo_create(m, "team/app", 1000, &r), BERTH_OK);
     CHECK_INT(meta_repo_create(m, "team/app", 1000, &r), BERTH_EEXIST);
@@ -201,6 +203,53 @@ static void test_blob_archived_only(void)
     unit_meta_remove(m, root);
 }
 
+/* Shared upload state: part numbers never repeat and the first
+ * multipart upload recorded stays; a commit or delete from a generation
+ * another commit moved on from is refused. */
+static void test_upload_state(void)
+{
+    struct meta *m = unit_meta_new(root, sizeof(root));
+    struct meta_repo r;
+    CHECK_INT(meta_repo_create(m, "a", 1000, &r), BERTH_OK);
+    struct meta_upload u = {.repo_id = r.id, .alg = DIGEST_SHA256, .created_at = 1000};
+    str_copy(u.uuid, sizeof(u.uuid), "0123456789abcdef0123456789abcdef");
+    CHECK_INT(meta_upload_insert(m, &u), BERTH_OK);
+    struct meta_upload row;
+    struct meta_upload_state st;
+    CHECK_INT(meta_upload_state_get(m, u.uuid, &row, &st), BERTH_OK);
+    CHECK_INT(st.gen, 0);
+    CHECK_STR(st.mpu, "");
+    CHECK(st.hash_state == NULL && st.stage_state == NULL);
+    CHECK_INT(row.size, 0);
+    meta_upload_state_fini(&st);
+    int64_t n = 0;
+    char mpu[META_MPU_MAX];
+    CHECK_INT(meta_upload_next_part(m, u.uuid, "first", &n, mpu), BERTH_OK);
+    CHECK_INT(n, 1);
+    CHECK_STR(mpu, "first");
+    CHECK_INT(meta_upload_next_part(m, u.uuid, "second", &n, mpu), BERTH_OK);
+    CHECK_INT(n, 2);
+    CHECK_STR(mpu, "first");
+    CHECK_INT(meta_upload_state_save(m, u.uuid, 0, 77, "h1", "s1", 2000), BERTH_OK);
+    /* a second writer that loaded generation 0 too */
+    CHECK_INT(meta_upload_state_save(m, u.uuid, 0, 99, "h2", "s2", 2001), BERTH_ERANGE);
+    CHECK_INT(meta_upload_state_get(m, u.uuid, &row, &st), BERTH_OK);
+    CHECK_INT(st.gen, 1);
+    CHECK_INT(row.size, 77);
+    CHECK_INT(row.updated_at, 2000);
+    CHECK_STR(st.hash_state, "h1");
+    CHECK_STR(st.stage_state, "s1");
+    meta_upload_state_fini(&st);
+    CHECK_INT(meta_upload_get(m, u.uuid, &row), BERTH_OK);
+    CHECK_INT(row.size, 77);
+    CHECK_INT(meta_upload_delete_at(m, u.uuid, 0), BERTH_ERANGE);
+    CHECK_INT(meta_upload_delete_at(m, u.uuid, 1), BERTH_OK);
+    CHECK_INT(meta_upload_delete_at(m, u.uuid, 1), BERTH_ENOTFOUND);
+    CHECK_INT(meta_upload_state_save(m, u.uuid, 1, 1, NULL, NULL, 1), BERTH_ENOTFOUND);
+    CHECK_INT(meta_upload_next_part(m, u.uuid, "x", &n, mpu), BERTH_ENOTFOUND);
+    unit_meta_remove(m, root);
+}
+
 /* A database a newer berth migrated past this one's schema is refused. */
 static void test_schema_newer(void)
 {
@@ -220,6 +269,7 @@ int main(void)
     RUN(test_meta_basics);
     RUN(test_repo_summaries);
     RUN(test_blob_archived_only);
+    RUN(test_upload_state);
     RUN(test_schema_newer);
     return unit_report("test_meta");
 }
