@@ -296,6 +296,9 @@ static void upload_layer_part(struct ecr_call *call)
                      "partLastByte - partFirstByte + 1 is not the length of layerPartBlob");
     } else {
         enum berth_err rc = upload_write(u, data, len);
+        if (rc == BERTH_OK) {
+            rc = upload_save(u); /* committed where every replica sees it */
+        }
         if (rc != BERTH_OK) {
             fail_upload(call, &repo, uuid, rc);
         } else {

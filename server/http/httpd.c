@@ -595,7 +595,12 @@ static bool consume_body(struct request *req, const char *data, size_t len)
     }
     case BODY_UPLOAD: {
         enum berth_err rc = upload_write(req->upload, data, len);
-        if (rc != BERTH_OK) {
+        if (rc == BERTH_EUNAVAILABLE) {
+            /* the object store a shared session's bytes go to */
+            req->body_failed = true;
+            http_defer_error(req, MHD_HTTP_SERVICE_UNAVAILABLE, "UNAVAILABLE",
+                             "storage unavailable; nothing was kept of this request, retry later");
+        } else if (rc != BERTH_OK) {
             req->body_failed = true;
             body_store_failed(req, rc);
         }

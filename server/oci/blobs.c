@@ -322,9 +322,21 @@ static void patch_done(struct request *req)
     }
     char uuid[RAND_UUID_LEN + 1];
     str_copy(uuid, sizeof(uuid), req->ref);
+    /* committed where every replica sees it (shared sessions) */
+    enum berth_err rc = upload_save(req->upload);
     uint64_t offset = upload_offset(req->upload);
     upload_release(req->upload);
     req->upload = NULL;
+    if (rc == BERTH_ERANGE) {
+        /* another request committed to the session first: this chunk is
+         * dropped; resume from where the session stands */
+        send_session(req, 416, uuid, offset);
+        return;
+    }
+    if (rc != BERTH_OK) {
+        upload_fail(req, rc);
+        return;
+    }
     send_session(req, 202, uuid, offset);
 }
 

@@ -486,6 +486,12 @@ static bool oci_accepts(struct request *req)
 static void oci_api_error(struct request *req, unsigned status, const char *code,
                           const char *message)
 {
+    if (status == 503) {
+        /* a store down while a body arrived: retry, like oci_fail's 503 */
+        json_t *doc = json_pack("{s:[{s:s, s:s}]}", "errors", "code", code, "message", message);
+        oci_send_doc(req, 503, doc, "Retry-After", "1");
+        return;
+    }
     oci_error(req, status, code, message, NULL);
 }
 

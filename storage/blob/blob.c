@@ -221,6 +221,68 @@ enum berth_err blob_stage_list(struct blob_store *bs, blob_stage_fn fn, void *ar
     return bs->ops->stage_list(bs, fn, arg);
 }
 
+bool blob_shared_supported(struct blob_store *bs)
+{
+    return bs->ops->shared_open != NULL;
+}
+
+enum berth_err blob_shared_open(struct blob_store *bs, const char *name, const char *upload_id,
+                                const char *state, blob_part_fn part_fn, void *arg,
+                                struct blob_shared **out)
+{
+    if (bs->ops->shared_open == NULL) {
+        return BERTH_EUNSUPPORTED;
+    }
+    if (!stage_name_ok(name)) {
+        return BERTH_EINVAL;
+    }
+    return bs->ops->shared_open(bs, name, upload_id != NULL ? upload_id : "",
+                                state != NULL ? state : "", part_fn, arg, out);
+}
+
+uint64_t blob_shared_size(const struct blob_shared *sh)
+{
+    return sh->ops->shared_size(sh);
+}
+
+enum berth_err blob_shared_write(struct blob_shared *sh, const void *p, size_t n)
+{
+    return n == 0 ? BERTH_OK : sh->ops->shared_write(sh, p, n);
+}
+
+enum berth_err blob_shared_save(struct blob_shared *sh, char **state)
+{
+    return sh->ops->shared_save(sh, state);
+}
+
+void blob_shared_saved(struct blob_shared *sh, bool kept)
+{
+    sh->ops->shared_saved(sh, kept);
+}
+
+enum berth_err blob_shared_publish(struct blob_shared *sh, const struct digest *d)
+{
+    return sh->ops->shared_publish(sh, d);
+}
+
+void blob_shared_close(struct blob_shared *sh)
+{
+    if (sh != NULL) {
+        sh->ops->shared_close(sh);
+    }
+}
+
+enum berth_err blob_shared_remove(struct blob_store *bs, const char *name, const char *upload_id)
+{
+    if (bs->ops->shared_remove == NULL) {
+        return BERTH_EUNSUPPORTED;
+    }
+    if (!stage_name_ok(name)) {
+        return BERTH_EINVAL;
+    }
+    return bs->ops->shared_remove(bs, name, upload_id != NULL ? upload_id : "");
+}
+
 enum berth_err blob_stage_put(struct blob_store *bs, const void *p, size_t len, char *name)
 {
     char uuid[RAND_UUID_LEN + 1];

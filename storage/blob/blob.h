@@ -212,6 +212,77 @@ enum berth_err blob_stage_list(struct blob_store *bs, blob_stage_fn fn, void *ar
  * blob_stage_publish; on failure nothing is left behind. */
 enum berth_err blob_stage_put(struct blob_store *bs, const void *p, size_t len, char *name);
 
+/* ---- shared stages ---- */
+
+/* A stage whose state the caller keeps (an upload session's row in the
+ * shared metadata) instead of the backend keeping it on a local disk, so
+ * that any process using the same backend continues it: the S3 backend
+ * sends every whole part of a multipart upload to the staging key as the
+ * bytes come, and saves the unsent tail (less than a part) as an object
+ * of its own. Only appended to; one thread at a time per handle. Two
+ * handles on one stage (two processes) never overwrite each other: part
+ * numbers come from the caller and are never handed out twice, and each
+ * save writes a tail object of its own; whichever state the caller
+ * records is the stage. */
+struct blob_shared;
+
+/* Whether the backend has shared stages (the S3 backend). */
+bool blob_shared_supported(struct blob_store *bs);
+
+#define BLOB_UPLOAD_ID_MAX 256
+
+/* The caller's numbering: a part number (1...) never handed out before
+ * for the stage, into *number, and the multipart upload recorded for the
+ * stage: upload_id unless another was recorded first, copied into
+ * recorded (BLOB_UPLOAD_ID_MAX bytes). */
+typedef enum berth_err (*blob_part_fn)(void *arg, const char *upload_id, int64_t *number,
+                                       char *recorded);
+
+/* Continue the shared stage name from state (NULL or "": empty) and the
+ * multipart upload upload_id ("" or NULL: none) recorded with it,
+ * reading its saved tail back; part_fn(arg) numbers the parts it sends.
+ * BERTH_EINVAL (the name or a state that is not one), BERTH_ENOTFOUND
+ * (the tail object is gone: a state a newer save replaced), BERTH_EIO,
+ * BERTH_EUNAVAILABLE, BERTH_EUNSUPPORTED (no shared stages). */
+enum berth_err blob_shared_open(struct blob_store *bs, const char *name, const char *upload_id,
+                                const char *state, blob_part_fn part_fn, void *arg,
+                                struct blob_shared **out);
+
+/* Bytes the stage holds (saved or not). */
+uint64_t blob_shared_size(const struct blob_shared *sh);
+
+/* Append n bytes. After a failure only close is left (what was saved
+ * stands). */
+enum berth_err blob_shared_write(struct blob_shared *sh, const void *p, size_t n);
+
+/* Save: the unsent tail becomes an object of its own, and *state (the
+ * caller frees it) the text that blob_shared_open continues from. The
+ * tail the handle was opened with stays until blob_shared_saved. */
+enum berth_err blob_shared_save(struct blob_shared *sh, char **state);
+
+/* The caller recorded the saved state (kept) or could not (another
+ * writer's state was recorded first): delete the tail object no longer
+ * needed, the older one or the one just saved. */
+void blob_shared_saved(struct blob_shared *sh, bool kept);
+
+/* Publish the stage's bytes as the blob d (the caller checked the
+ * digest): the tail goes as the last part, the multipart upload is
+ * completed at the staging key and copied to the content key; a stage
+ * that never sent a part is one PUT. Nothing is done when the blob
+ * exists; so call it before the metadata write transaction that records
+ * the blob (the slow part), and again inside it (one HEAD), which makes
+ * sure the garbage collector did not take it in between. The staging
+ * objects stay for blob_shared_remove. BERTH_EIO, BERTH_EUNAVAILABLE. */
+enum berth_err blob_shared_publish(struct blob_shared *sh, const struct digest *d);
+
+/* Close a handle (NULL is fine); the stage is what was saved. */
+void blob_shared_close(struct blob_shared *sh);
+
+/* Remove what the shared stage name left in the backend: abort the
+ * multipart upload upload_id ("" or NULL: none), delete the staging and
+ * tail objects. BERTH_EIO, BERTH_EUNAVAILABLE. */
+enum berth_err blob_shared_remove(struct blob_store *bs, const char *name, const char *upload_id);
+
 /* ---- removal (garbage collection) ---- */
 
 /* What blob_remove moved aside, for blob_removal_finish. */

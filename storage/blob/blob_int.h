@@ -52,6 +52,18 @@ struct blob_backend {
                                        const struct digest *d);
     enum berth_err (*stage_list)(struct blob_store *bs, blob_stage_fn fn, void *arg);
 
+    /* all NULL: no shared stages (blob_shared_supported is false) */
+    enum berth_err (*shared_open)(struct blob_store *bs, const char *name, const char *upload_id,
+                                  const char *state, blob_part_fn part_fn, void *arg,
+                                  struct blob_shared **out);
+    uint64_t (*shared_size)(const struct blob_shared *sh);
+    enum berth_err (*shared_write)(struct blob_shared *sh, const void *p, size_t n);
+    enum berth_err (*shared_save)(struct blob_shared *sh, char **state);
+    void (*shared_saved)(struct blob_shared *sh, bool kept);
+    enum berth_err (*shared_publish)(struct blob_shared *sh, const struct digest *d);
+    void (*shared_close)(struct blob_shared *sh);
+    enum berth_err (*shared_remove)(struct blob_store *bs, const char *name, const char *upload_id);
+
     enum berth_err (*remove)(struct blob_store *bs, const struct digest *d,
                              struct blob_removal *out);
     enum berth_err (*removal_finish)(struct blob_store *bs, const struct blob_removal *r);
@@ -72,6 +84,11 @@ struct blob_reader {
 
 /* A stage handle begins with this. */
 struct blob_stage {
+    const struct blob_backend *ops;
+};
+
+/* A shared stage handle begins with this. */
+struct blob_shared {
     const struct blob_backend *ops;
 };
 

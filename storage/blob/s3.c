@@ -38,6 +38,7 @@
 #include "common/fileio.h"
 #include "common/log.h"
 #include "common/rand.h"
+#include "common/str.h"
 #include "common/timeutil.h"
 
 static const struct blob_backend s3_backend;
@@ -123,6 +124,14 @@ enum berth_err blob_s3_open(const struct blob_store_options *opt, struct blob_st
                   "and secret_access_key, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY)\"");
         rc = BERTH_EINVAL;
         goto out;
+    }
+    /* Tests lower the largest single copy to reach the ranged copy of
+     * larger blobs with small ones. */
+    s->copy_max = S3_COPY_MAX;
+    const char *copy_max = getenv("BERTH_TEST_S3_COPY_MAX");
+    uint64_t v = 0;
+    if (copy_max != NULL && str_parse_u64(copy_max, S3_COPY_MAX, &v) == BERTH_OK && v > 0) {
+        s->copy_max = v;
     }
     int n1 = snprintf(s->tmp_dir, sizeof(s->tmp_dir), "%s/s3tmp", opt->root);
     int n2 = snprintf(s->cache_dir, sizeof(s->cache_dir), "%s/s3cache", opt->root);
@@ -414,6 +423,19 @@ static enum berth_err cache_fetch(struct s3_store *s, const struct digest *d, bo
     *fd = f;
     *size = (uint64_t)sb.st_size;
     return BERTH_OK;
+}
+
+void s3_cache_put(struct s3_store *s, const struct digest *d, const void *p, size_t n)
+{
+    char path[S3_PATH_MAX];
+    struct stat sb;
+    if (n > S3_CACHE_SMALL || cache_path(s, d, path, sizeof(path)) != BERTH_OK ||
+        stat(path, &sb) == 0) {
+        return;
+    }
+    if (file_write_atomic(path, p, n, 0640, false) == BERTH_OK) {
+        cache_account(s, (int64_t)n, path + strlen(s->cache_dir) + 1);
+    }
 }
 
 static void drop_cache(struct s3_store *s, const struct digest *d)
@@ -738,6 +760,14 @@ static const struct blob_backend s3_backend = {
     .stage_remove = s3_stage_remove,
     .stage_publish = s3_publish,
     .stage_list = s3_stage_list,
+    .shared_open = s3_shared_open,
+    .shared_size = s3_shared_size,
+    .shared_write = s3_shared_write,
+    .shared_save = s3_shared_save,
+    .shared_saved = s3_shared_saved,
+    .shared_publish = s3_shared_publish,
+    .shared_close = s3_shared_close,
+    .shared_remove = s3_shared_remove,
     .remove = s3_remove,
     .removal_finish = s3_removal_finish,
     .recover = s3_recover,

@@ -54,6 +54,7 @@ struct s3_store {
     char tmp_dir[S3_PATH_MAX];
     char cache_dir[S3_PATH_MAX];
     char mpu_dir[S3_PATH_MAX];
+    uint64_t copy_max;       /* the largest single copy: S3_COPY_MAX (lowered by tests) */
     struct s3_pump *pump;    /* the thread of streamed GETs (s3_client.c) */
     void *share;             /* CURLSH: connections, DNS and TLS sessions every request shares */
     pthread_mutex_t ping_mu; /* the last blob_ping's answer, reused a while */
@@ -70,6 +71,11 @@ static inline struct s3_store *s3_of(struct blob_store *bs)
     return (struct s3_store *)(void *)bs;
 }
 
+static inline uint64_t s3_copy_max(const struct s3_store *s)
+{
+    return s->copy_max;
+}
+
 /* A stage's multipart upload: its id ("" when none was started) and the
  * ETags of parts 1..parts, each S3_PART_BYTES of the stage in order. */
 struct s3_mpu {
@@ -77,6 +83,7 @@ struct s3_mpu {
     int parts;
     int cap;
     char (*etags)[S3_ETAG_MAX];
+    int *numbers; /* the parts' numbers, ascending; NULL: 1..parts */
 };
 
 /* ---- requests (s3_client.c) ---- */
@@ -164,6 +171,11 @@ long long s3_stream_read(struct s3_stream *st, char *buf, size_t max, blob_wake_
 /* As blob_reader_close. */
 void s3_stream_close(struct s3_stream *st);
 
+/* Keep a local copy of a small blob (up to S3_CACHE_SMALL) just published
+ * from memory in <root>/s3cache (s3.c), as blobs published from a file
+ * are. Best effort. */
+void s3_cache_put(struct s3_store *s, const struct digest *d, const void *p, size_t n);
+
 /* ---- objects (s3_object.c) ---- */
 
 /* The key of a published blob. BERTH_ETOOBIG. */
@@ -186,6 +198,11 @@ enum berth_err s3_mpu_create(struct s3_store *s, const char *key, char *upload_i
 enum berth_err s3_mpu_upload_part(struct s3_store *s, const char *key, const char *upload_id,
                                   int number, const void *p, size_t n, char etag[S3_ETAG_MAX]);
 enum berth_err s3_mpu_complete(struct s3_store *s, const char *key, const struct s3_mpu *m);
+/* UploadPartCopy: bytes [first, last] of the object from as part number
+ * of the upload at key. */
+enum berth_err s3_mpu_copy_part(struct s3_store *s, const char *key, const char *upload_id,
+                                int number, const char *from, uint64_t first, uint64_t last,
+                                char etag[S3_ETAG_MAX]);
 enum berth_err s3_mpu_abort(struct s3_store *s, const char *key, const char *upload_id);
 
 /* Call fn for every object under prefix (key relative to the store's
@@ -211,5 +228,18 @@ enum berth_err s3_stage_stat(struct blob_store *bs, const char *name, uint64_t *
 enum berth_err s3_stage_remove(struct blob_store *bs, const char *name);
 enum berth_err s3_stage_list(struct blob_store *bs, blob_stage_fn fn, void *arg);
 enum berth_err s3_stage_publish(struct blob_store *bs, const char *name, const struct digest *d);
+
+/* ---- shared stages (s3_upload.c): the backend operations of the same names ---- */
+
+enum berth_err s3_shared_open(struct blob_store *bs, const char *name, const char *upload_id,
+                              const char *state, blob_part_fn part_fn, void *arg,
+                              struct blob_shared **out);
+uint64_t s3_shared_size(const struct blob_shared *sh);
+enum berth_err s3_shared_write(struct blob_shared *sh, const void *p, size_t n);
+enum berth_err s3_shared_save(struct blob_shared *sh, char **state);
+void s3_shared_saved(struct blob_shared *sh, bool kept);
+enum berth_err s3_shared_publish(struct blob_shared *sh, const struct digest *d);
+void s3_shared_close(struct blob_shared *sh);
+enum berth_err s3_shared_remove(struct blob_store *bs, const char *name, const char *upload_id);
 
 #endif

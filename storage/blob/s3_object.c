@@ -267,6 +267,40 @@ enum berth_err s3_mpu_upload_part(struct s3_store *s, const char *key, const cha
     return rc;
 }
 
+enum berth_err s3_mpu_copy_part(struct s3_store *s, const char *key, const char *upload_id,
+                                int number, const char *from, uint64_t first, uint64_t last,
+                                char etag[S3_ETAG_MAX])
+{
+    struct buf src, body;
+    buf_init(&src, S3_URL_MAX);
+    buf_init(&body, S3_ERRBODY_MAX);
+    enum berth_err rc = buf_printf(&src, "/%s/", s->bucket);
+    if (rc == BERTH_OK) {
+        rc = s3_encode_key(&src, from);
+    }
+    char enc_id[512], query[700], range[80];
+    s3_encode_value(upload_id, enc_id, sizeof(enc_id));
+    snprintf(query, sizeof(query), "partNumber=%d&uploadId=%s", number, enc_id);
+    snprintf(range, sizeof(range), "bytes=%llu-%llu", (unsigned long long)first,
+             (unsigned long long)last);
+    if (rc == BERTH_OK) {
+        struct s3_req req = {
+            .method = "PUT", .key = key, .query = query, .out_fd = -1, .out = &body};
+        req.headers[req.header_count++] = (struct s3_header){"x-amz-copy-source", buf_cstr(&src)};
+        req.headers[req.header_count++] = (struct s3_header){"x-amz-copy-source-range", range};
+        rc = do_judged(s, &req, "copy_part");
+        const char *at = buf_cstr(&body);
+        if (rc == BERTH_OK && !xml_next(&at, "ETag", etag, S3_ETAG_MAX)) {
+            log_error("event=s3_error op=copy_part from=%s to=%s body=\"%.300s\"", from, key,
+                      buf_cstr(&body));
+            rc = BERTH_EIO;
+        }
+    }
+    buf_fini(&src);
+    buf_fini(&body);
+    return rc;
+}
+
 enum berth_err s3_mpu_complete(struct s3_store *s, const char *key, const struct s3_mpu *m)
 {
     struct buf done, xml;
@@ -274,8 +308,8 @@ enum berth_err s3_mpu_complete(struct s3_store *s, const char *key, const struct
     buf_init(&xml, S3_XML_MAX);
     enum berth_err rc = buf_puts(&done, "<CompleteMultipartUpload>");
     for (int i = 0; i < m->parts && rc == BERTH_OK; i++) {
-        rc = buf_printf(&done, "<Part><PartNumber>%d</PartNumber><ETag>%s</ETag></Part>", i + 1,
-                        m->etags[i]);
+        rc = buf_printf(&done, "<Part><PartNumber>%d</PartNumber><ETag>%s</ETag></Part>",
+                        m->numbers != NULL ? m->numbers[i] : i + 1, m->etags[i]);
     }
     if (rc == BERTH_OK) {
         rc = buf_puts(&done, "</CompleteMultipartUpload>");

@@ -32,6 +32,7 @@
 
 #include "common/fileio.h"
 #include "common/log.h"
+#include "common/rand.h"
 
 /* A stage handle: the local file's handle, and the parts sent. */
 struct s3_stage {
@@ -527,4 +528,436 @@ enum berth_err s3_stage_publish(struct blob_store *bs, const char *name, const s
         }
     }
     return rc;
+}
+
+/* ---- shared stages ----
+ *
+ * A shared stage keeps nothing locally between calls: its parts (each
+ * S3_PART_BYTES of the stage, in order, sent to the staging key's
+ * multipart upload under numbers the caller hands out), and its tail, the
+ * bytes after the last part, in memory while a handle is open and saved as
+ * the object <prefix>uploads/<name>/tail-<random> by blob_shared_save. The
+ * state text the caller records:
+ *
+ *   berth-s3-shared 1
+ *   tail <key under the prefix, or -> <bytes>
+ *   part <number> <bytes> <etag>      (one line a part, in order)
+ */
+
+#define SHARED_HEADER "berth-s3-shared 1\n"
+#define S3_PARTS_MAX 10000 /* S3's highest part number */
+
+struct s3_shared {
+    struct blob_shared base;
+    struct s3_store *s;
+    char name[BLOB_STAGE_NAME_MAX + 1];
+    char staging[S3_KEY_MAX];
+    blob_part_fn part_fn;
+    void *arg;
+    struct s3_mpu mpu; /* upload_id, etags, numbers */
+    uint64_t *sizes;   /* each part's bytes */
+    uint64_t sent;     /* bytes in parts */
+    char *buf;         /* the tail: buf_len bytes, S3_PART_BYTES allocated */
+    size_t buf_len;
+    char old_tail[S3_KEY_MAX]; /* the tail object opened with (full key; "" none) */
+    char new_tail[S3_KEY_MAX]; /* the one the last save wrote */
+    bool completed;            /* the multipart upload is completed at the staging key */
+};
+
+static struct s3_shared *shared_of(struct blob_shared *sh)
+{
+    return (struct s3_shared *)(void *)sh;
+}
+
+static enum berth_err shared_add_part(struct s3_shared *sh, int number, uint64_t size,
+                                      const char *etag)
+{
+    struct s3_mpu *m = &sh->mpu;
+    if (m->parts == m->cap) {
+        int cap = m->cap > 0 ? m->cap * 2 : 16;
+        char(*e)[S3_ETAG_MAX] = realloc(m->etags, (size_t)cap * S3_ETAG_MAX);
+        if (e != NULL) {
+            m->etags = e;
+        }
+        int *n = e != NULL ? realloc(m->numbers, (size_t)cap * sizeof(int)) : NULL;
+        if (n != NULL) {
+            m->numbers = n;
+        }
+        uint64_t *z = n != NULL ? realloc(sh->sizes, (size_t)cap * sizeof(uint64_t)) : NULL;
+        if (z == NULL) {
+            return BERTH_ENOMEM;
+        }
+        sh->sizes = z;
+        m->cap = cap;
+    }
+    if (strlen(etag) >= S3_ETAG_MAX || strpbrk(etag, " \n") != NULL ||
+        (m->parts > 0 && number <= m->numbers[m->parts - 1])) {
+        return BERTH_EINVAL;
+    }
+    snprintf(m->etags[m->parts], S3_ETAG_MAX, "%s", etag);
+    m->numbers[m->parts] = number;
+    sh->sizes[m->parts] = size;
+    m->parts++;
+    sh->sent += size;
+    return BERTH_OK;
+}
+
+/* Parse a state text into sh (parts, the tail object's key and size). */
+static enum berth_err shared_parse(struct s3_shared *sh, const char *state, uint64_t *tail_len)
+{
+    *tail_len = 0;
+    if (state[0] == '\0') {
+        return BERTH_OK;
+    }
+    size_t hl = strlen(SHARED_HEADER);
+    if (strncmp(state, SHARED_HEADER, hl) != 0) {
+        return BERTH_EINVAL;
+    }
+    char *text = strdup(state + hl);
+    if (text == NULL) {
+        return BERTH_ENOMEM;
+    }
+    enum berth_err rc = BERTH_OK;
+    bool tail_seen = false;
+    char *save = NULL;
+    for (char *line = strtok_r(text, "\n", &save); line != NULL && rc == BERTH_OK;
+         line = strtok_r(NULL, "\n", &save)) {
+        char word[200], etag[S3_ETAG_MAX];
+        unsigned long long size = 0;
+        int number = 0;
+        if (!tail_seen && sscanf(line, "tail %199s %llu", word, &size) == 2) {
+            tail_seen = true;
+            char want[100];
+            snprintf(want, sizeof(want), "uploads/%s/tail-", sh->name);
+            if (strcmp(word, "-") == 0 ? size != 0
+                                       : (strncmp(word, want, strlen(want)) != 0 || size == 0 ||
+                                          size >= S3_PART_BYTES)) {
+                rc = BERTH_EINVAL;
+            } else if (strcmp(word, "-") != 0) {
+                snprintf(sh->old_tail, sizeof(sh->old_tail), "%s%s", sh->s->prefix, word);
+            }
+            *tail_len = size;
+        } else if (tail_seen && sscanf(line, "part %d %llu %127s", &number, &size, etag) == 3 &&
+                   number >= 1 && number <= S3_PARTS_MAX && size == S3_PART_BYTES) {
+            rc = shared_add_part(sh, number, size, etag);
+        } else {
+            rc = BERTH_EINVAL;
+        }
+    }
+    free(text);
+    return tail_seen || rc != BERTH_OK ? rc : BERTH_EINVAL;
+}
+
+/* GET the tail object (exactly len bytes) into the buffer. */
+static enum berth_err shared_read_tail(struct s3_shared *sh, uint64_t len)
+{
+    struct buf body;
+    buf_init(&body, S3_PART_BYTES + 1);
+    struct s3_req req = {.method = "GET", .key = sh->old_tail, .out_fd = -1, .out = &body};
+    struct s3_resp r;
+    enum berth_err rc = s3_do(sh->s, &req, &r);
+    if (rc == BERTH_OK && r.status != 200) {
+        rc = s3_fail(&req, &r);
+    }
+    s3_resp_fini(&r);
+    if (rc == BERTH_OK && body.len != len) {
+        log_error("event=s3_tail_size key=%s want=%llu got=%zu", sh->old_tail,
+                  (unsigned long long)len, body.len);
+        rc = BERTH_EIO;
+    }
+    if (rc == BERTH_OK) {
+        memcpy(sh->buf, body.data, body.len);
+        sh->buf_len = body.len;
+    }
+    buf_fini(&body);
+    return rc;
+}
+
+void s3_shared_close(struct blob_shared *bsh)
+{
+    if (bsh == NULL) {
+        return;
+    }
+    struct s3_shared *sh = shared_of(bsh);
+    free(sh->mpu.numbers);
+    mpu_free(&sh->mpu);
+    free(sh->sizes);
+    free(sh->buf);
+    free(sh);
+}
+
+enum berth_err s3_shared_open(struct blob_store *bs, const char *name, const char *upload_id,
+                              const char *state, blob_part_fn part_fn, void *arg,
+                              struct blob_shared **out)
+{
+    struct s3_store *s = s3_of(bs);
+    struct s3_shared *sh = calloc(1, sizeof(*sh));
+    if (sh == NULL) {
+        return BERTH_ENOMEM;
+    }
+    sh->base.ops = s->base.ops;
+    sh->s = s;
+    sh->part_fn = part_fn;
+    sh->arg = arg;
+    snprintf(sh->name, sizeof(sh->name), "%s", name);
+    snprintf(sh->mpu.upload_id, sizeof(sh->mpu.upload_id), "%s", upload_id);
+    enum berth_err rc = staging_key(s, name, sh->staging, sizeof(sh->staging));
+    sh->buf = rc == BERTH_OK ? malloc(S3_PART_BYTES) : NULL;
+    if (rc == BERTH_OK && sh->buf == NULL) {
+        rc = BERTH_ENOMEM;
+    }
+    uint64_t tail_len = 0;
+    if (rc == BERTH_OK) {
+        rc = shared_parse(sh, state, &tail_len);
+        if (rc == BERTH_EINVAL) {
+            log_error("event=s3_shared_state_invalid stage=%s", name);
+        }
+    }
+    if (rc == BERTH_OK && sh->mpu.parts > 0 && upload_id[0] == '\0') {
+        rc = BERTH_EINVAL; /* parts of no upload */
+    }
+    if (rc == BERTH_OK && tail_len > 0) {
+        rc = shared_read_tail(sh, tail_len);
+    }
+    if (rc != BERTH_OK) {
+        s3_shared_close(&sh->base);
+        return rc;
+    }
+    *out = &sh->base;
+    return BERTH_OK;
+}
+
+uint64_t s3_shared_size(const struct blob_shared *bsh)
+{
+    const struct s3_shared *sh = (const struct s3_shared *)(const void *)bsh;
+    return sh->sent + sh->buf_len;
+}
+
+/* Send the tail as the next part (a whole one, or the last one at
+ * publication), under a number the caller hands out, to the upload the
+ * caller recorded (starting one when none was). */
+static enum berth_err shared_send(struct s3_shared *sh)
+{
+    struct s3_store *s = sh->s;
+    bool started = false;
+    enum berth_err rc = BERTH_OK;
+    if (sh->mpu.upload_id[0] == '\0') {
+        rc = s3_mpu_create(s, sh->staging, sh->mpu.upload_id, sizeof(sh->mpu.upload_id));
+        started = rc == BERTH_OK;
+    }
+    int64_t number = 0;
+    char recorded[BLOB_UPLOAD_ID_MAX] = "";
+    if (rc == BERTH_OK) {
+        rc = sh->part_fn(sh->arg, sh->mpu.upload_id, &number, recorded);
+    }
+    if (started && (rc != BERTH_OK || strcmp(recorded, sh->mpu.upload_id) != 0)) {
+        /* another writer's upload was recorded first: this one is not used */
+        s3_mpu_abort(s, sh->staging, sh->mpu.upload_id);
+    }
+    if (rc != BERTH_OK) {
+        if (started) {
+            sh->mpu.upload_id[0] = '\0';
+        }
+        return rc;
+    }
+    snprintf(sh->mpu.upload_id, sizeof(sh->mpu.upload_id), "%s", recorded);
+    if (number < 1 || number > S3_PARTS_MAX) {
+        log_error("event=s3_parts_exhausted stage=%s number=%lld", sh->name, (long long)number);
+        return BERTH_ETOOBIG;
+    }
+    char etag[S3_ETAG_MAX];
+    rc = s3_mpu_upload_part(s, sh->staging, sh->mpu.upload_id, (int)number, sh->buf, sh->buf_len,
+                            etag);
+    if (rc == BERTH_OK) {
+        rc = shared_add_part(sh, (int)number, sh->buf_len, etag);
+    }
+    if (rc == BERTH_OK) {
+        sh->buf_len = 0;
+    }
+    return rc;
+}
+
+enum berth_err s3_shared_write(struct blob_shared *bsh, const void *p, size_t n)
+{
+    struct s3_shared *sh = shared_of(bsh);
+    if (sh->completed) {
+        return BERTH_EINVAL;
+    }
+    const char *at = p;
+    while (n > 0) {
+        size_t take = S3_PART_BYTES - sh->buf_len < n ? S3_PART_BYTES - sh->buf_len : n;
+        memcpy(sh->buf + sh->buf_len, at, take);
+        sh->buf_len += take;
+        at += take;
+        n -= take;
+        if (sh->buf_len == S3_PART_BYTES) {
+            enum berth_err rc = shared_send(sh);
+            if (rc != BERTH_OK) {
+                return rc;
+            }
+        }
+    }
+    return BERTH_OK;
+}
+
+enum berth_err s3_shared_save(struct blob_shared *bsh, char **state)
+{
+    struct s3_shared *sh = shared_of(bsh);
+    enum berth_err rc = BERTH_OK;
+    if (sh->new_tail[0] != '\0') {
+        return BERTH_EINVAL; /* the last save was not settled */
+    }
+    char rel[200] = "-";
+    if (sh->buf_len > 0) {
+        char uuid[RAND_UUID_LEN + 1];
+        rc = rand_uuid(uuid);
+        if (rc == BERTH_OK) {
+            snprintf(rel, sizeof(rel), "uploads/%s/tail-%s", sh->name, uuid);
+            snprintf(sh->new_tail, sizeof(sh->new_tail), "%s%s", sh->s->prefix, rel);
+            rc = s3_put_object(sh->s, sh->new_tail, sh->buf, sh->buf_len);
+        }
+        if (rc != BERTH_OK) {
+            sh->new_tail[0] = '\0';
+            return rc;
+        }
+    }
+    struct buf text;
+    buf_init(&text, S3_MPU_STATE_MAX);
+    rc = buf_printf(&text, "%stail %s %zu\n", SHARED_HEADER, rel, sh->buf_len);
+    for (int i = 0; i < sh->mpu.parts && rc == BERTH_OK; i++) {
+        rc = buf_printf(&text, "part %d %llu %s\n", sh->mpu.numbers[i],
+                        (unsigned long long)sh->sizes[i], sh->mpu.etags[i]);
+    }
+    if (rc == BERTH_OK && (*state = strdup(buf_cstr(&text))) == NULL) {
+        rc = BERTH_ENOMEM;
+    }
+    buf_fini(&text);
+    if (rc != BERTH_OK) {
+        s3_shared_saved(bsh, false);
+    }
+    return rc;
+}
+
+void s3_shared_saved(struct blob_shared *bsh, bool kept)
+{
+    struct s3_shared *sh = shared_of(bsh);
+    const char *gone = kept ? sh->old_tail : sh->new_tail;
+    if (gone[0] != '\0' && s3_delete_object(sh->s, gone) != BERTH_OK) {
+        /* left for the session's removal, which deletes every tail */
+        log_warn("event=s3_tail_delete_failed key=%s", gone);
+    }
+    if (kept) {
+        memcpy(sh->old_tail, sh->new_tail, sizeof(sh->old_tail));
+    }
+    sh->new_tail[0] = '\0';
+}
+
+/* Copy an object too large for one copy (over S3_COPY_MAX) as a
+ * multipart upload of ranges copied server-side. */
+static enum berth_err copy_large(struct s3_store *s, const char *from, const char *to,
+                                 uint64_t size)
+{
+    const uint64_t range = (uint64_t)1 << 30;
+    struct s3_mpu m = {0};
+    enum berth_err rc = s3_mpu_create(s, to, m.upload_id, sizeof(m.upload_id));
+    int number = 1;
+    for (uint64_t off = 0; rc == BERTH_OK && off < size; off += range, number++) {
+        uint64_t last = size - off < range ? size - 1 : off + range - 1;
+        char etag[S3_ETAG_MAX];
+        rc = s3_mpu_copy_part(s, to, m.upload_id, number, from, off, last, etag);
+        if (rc == BERTH_OK) {
+            rc = mpu_add(&m, number, etag);
+        }
+    }
+    if (rc == BERTH_OK) {
+        rc = s3_mpu_complete(s, to, &m);
+    }
+    if (rc != BERTH_OK && m.upload_id[0] != '\0') {
+        s3_mpu_abort(s, to, m.upload_id);
+    }
+    mpu_free(&m);
+    return rc;
+}
+
+static enum berth_err publish_parts(struct s3_shared *sh, const char *key);
+
+enum berth_err s3_shared_publish(struct blob_shared *bsh, const struct digest *d)
+{
+    struct s3_shared *sh = shared_of(bsh);
+    struct s3_store *s = sh->s;
+    char key[S3_KEY_MAX];
+    enum berth_err rc = s3_blob_key(s, d, key, sizeof(key));
+    if (rc != BERTH_OK) {
+        return rc;
+    }
+    struct s3_resp r;
+    rc = s3_head_object(s, key, &r);
+    s3_resp_fini(&r);
+    if (rc == BERTH_ENOTFOUND && sh->mpu.parts == 0) {
+        rc = s3_put_object(s, key, sh->buf_len > 0 ? sh->buf : "", sh->buf_len);
+    } else if (rc == BERTH_ENOTFOUND) {
+        rc = publish_parts(sh, key);
+    }
+    if (rc == BERTH_OK && sh->mpu.parts == 0) {
+        s3_cache_put(s, d, sh->buf_len > 0 ? sh->buf : "", sh->buf_len);
+    }
+    return rc;
+}
+
+/* Publish a stage that sent parts: the tail as the last part, completion
+ * at the staging key, copy to the content key. */
+static enum berth_err publish_parts(struct s3_shared *sh, const char *key)
+{
+    struct s3_store *s = sh->s;
+    enum berth_err rc = BERTH_OK;
+    uint64_t size = sh->sent + sh->buf_len;
+    if (!sh->completed) {
+        rc = sh->buf_len > 0 ? shared_send(sh) : BERTH_OK;
+        if (rc == BERTH_OK) {
+            rc = s3_mpu_complete(s, sh->staging, &sh->mpu);
+        }
+        if (rc != BERTH_OK) {
+            return rc;
+        }
+        sh->completed = true;
+    }
+    return size <= s3_copy_max(s) ? s3_copy_object(s, sh->staging, key, NULL)
+                                  : copy_large(s, sh->staging, key, size);
+}
+
+struct remove_ctx {
+    enum berth_err rc;
+};
+
+static enum berth_err remove_one(struct s3_store *s, void *arg, const char *rel, uint64_t size,
+                                 int64_t mtime_ms)
+{
+    (void)size;
+    (void)mtime_ms;
+    struct remove_ctx *c = arg;
+    char key[S3_KEY_MAX];
+    int n = snprintf(key, sizeof(key), "%s%s", s->prefix, rel);
+    enum berth_err rc =
+        n < 0 || (size_t)n >= sizeof(key) ? BERTH_ETOOBIG : s3_delete_object(s, key);
+    if (rc != BERTH_OK) {
+        c->rc = rc;
+    }
+    return BERTH_OK;
+}
+
+enum berth_err s3_shared_remove(struct blob_store *bs, const char *name, const char *upload_id)
+{
+    struct s3_store *s = s3_of(bs);
+    char key[S3_KEY_MAX], under[S3_KEY_MAX];
+    enum berth_err rc = staging_key(s, name, key, sizeof(key));
+    if (rc == BERTH_OK && upload_id[0] != '\0') {
+        rc = s3_mpu_abort(s, key, upload_id);
+    }
+    struct remove_ctx c = {BERTH_OK};
+    if (rc == BERTH_OK) {
+        /* the staging object (a completed upload) and every tail */
+        snprintf(under, sizeof(under), "uploads/%s", name);
+        rc = s3_list_objects(s, under, remove_one, &c);
+    }
+    return rc != BERTH_OK ? rc : c.rc;
 }

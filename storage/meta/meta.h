@@ -326,10 +326,10 @@ enum berth_err meta_upload_delete(struct meta *m, const char *uuid);
  * where every replica reaches them: storage/store/upload.c). */
 #define META_MPU_MAX 256
 struct meta_upload_state {
-    int64_t gen;             /* bumped by every commit */
-    char mpu[META_MPU_MAX];  /* the multipart upload ("" none yet) */
-    char *hash_state;        /* digest_ctx_export's text; NULL: nothing hashed */
-    char *stage_state;       /* the blob store's stage state; NULL: empty */
+    int64_t gen;            /* bumped by every commit */
+    char mpu[META_MPU_MAX]; /* the multipart upload ("" none yet) */
+    char *hash_state;       /* digest_ctx_export's text; NULL: nothing hashed */
+    char *stage_state;      /* the blob store's stage state; NULL: empty */
 };
 
 /* The session's row and its shared state (free with
@@ -343,8 +343,7 @@ void meta_upload_state_fini(struct meta_upload_state *s);
  * another request committed since (its commit stands), BERTH_ENOTFOUND
  * when the session is gone. */
 enum berth_err meta_upload_state_save(struct meta *m, const char *uuid, int64_t gen, int64_t size,
-                                      const char *hash_state, const char *stage_state,
-                                      int64_t now);
+                                      const char *hash_state, const char *stage_state, int64_t now);
 
 /* Hand out the session's next part number (1, 2, ...: never the same
  * twice, so concurrent writers never overwrite each other's parts) and

@@ -4,7 +4,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-
 enum berth_err meta_upload_insert(struct meta *m, const struct meta_upload *u)
 {
     struct meta_stmt *st = meta_prepare(
@@ -35,9 +34,9 @@ static void read_upload(struct meta_stmt *st, struct meta_upload *out)
 
 enum berth_err meta_upload_get(struct meta *m, const char *uuid, struct meta_upload *out)
 {
-    struct meta_stmt *st =
-        meta_prepare(m, "SELECT uuid, repo_id, algorithm, created_at, size, updated_at FROM uploads "
-                        "WHERE uuid = ?1");
+    struct meta_stmt *st = meta_prepare(
+        m, "SELECT uuid, repo_id, algorithm, created_at, size, updated_at FROM uploads "
+           "WHERE uuid = ?1");
     if (st == NULL) {
         return BERTH_EDB;
     }
@@ -131,8 +130,7 @@ static enum berth_err moved_or_gone(struct meta *m, const char *uuid)
 }
 
 enum berth_err meta_upload_state_save(struct meta *m, const char *uuid, int64_t gen, int64_t size,
-                                      const char *hash_state, const char *stage_state,
-                                      int64_t now)
+                                      const char *hash_state, const char *stage_state, int64_t now)
 {
     struct meta_stmt *st =
         meta_prepare(m, "UPDATE uploads SET size = ?3, hash_state = ?4, stage_state = ?5,"

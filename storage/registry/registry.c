@@ -67,6 +67,13 @@ void registry_upload_status(enum berth_err rc, struct registry_status *s)
         s->reason = REG_UPLOAD_BUSY;
         str_copy(s->message, sizeof(s->message), "the upload is in use by another request");
         return;
+    case BERTH_ERANGE:
+        /* a shared session another request (on any replica) committed to
+         * first */
+        s->reason = REG_UPLOAD_BUSY;
+        str_copy(s->message, sizeof(s->message),
+                 "another request wrote to the upload first; get its status and resume");
+        return;
     case BERTH_EDIGEST:
         s->reason = REG_DIGEST_INVALID;
         str_copy(s->message, sizeof(s->message), "provided digest did not match uploaded content");

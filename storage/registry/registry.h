@@ -61,6 +61,7 @@ struct registry_status {
 
 /* The registry reason a failed upload-session call (storage/store/upload.h)
  * stands for, into *s: BERTH_ENOTFOUND is REG_UPLOAD_UNKNOWN, BERTH_EBUSY
+ * and BERTH_ERANGE (a shared session another request committed to first)
  * REG_UPLOAD_BUSY, BERTH_EDIGEST REG_DIGEST_INVALID, BERTH_EUNAVAILABLE
  * REG_UNAVAILABLE, anything else REG_INTERNAL. The sessions are shared by both APIs; each maps *s
  * with its one reason table. Pure. */

@@ -195,6 +195,7 @@ enum berth_err store_open(const struct store_options *opt, struct store **out)
     if (rc != BERTH_OK) {
         goto out;
     }
+    st->shared_uploads = blob_shared_supported(st->blobs);
     if (opt->archive_path != NULL && opt->archive_path[0] != '\0') {
         if (strlen(opt->archive_path) >= 3800) {
             log_error("event=store_error msg=\"archive path too long\"");

@@ -6,6 +6,7 @@
 #define BERTH_STORE_INT_H
 
 #include <pthread.h>
+#include <stdbool.h>
 
 #include "storage/store/store.h"
 
@@ -22,6 +23,7 @@ struct store {
     const char *meta_backend;          /* "sqlite" or "postgres" */
     char *meta_target;                 /* db_path, or the connection string */
     struct blob_store *blobs;
+    bool shared_uploads;        /* upload sessions live in the shared metadata (upload.c) */
     struct blob_store *archive; /* the archive tier, or NULL */
     char archive_path[STORE_PATH_MAX];
 

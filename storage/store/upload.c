@@ -2,7 +2,14 @@
  * Upload sessions: database rows, their data as blob-store stages named by
  * the session id, and an in-memory table of running hash states keyed by
  * session id (guarded by store->uploads_lock). A state is "held" by at
- * most one request. See upload.h.
+ * most one request of this process. See upload.h.
+ *
+ * On a blob store with shared stages (S3) a session is shared instead
+ * (the "shared" functions below): its row holds everything (the bytes
+ * committed, the hash state after them, the blob store's stage state and
+ * multipart upload), a request loads it at upload_acquire and commits at
+ * upload_save only if the row is still at the generation it loaded, so
+ * that any replica continues a session and two writers never both commit.
  */
 #include "store_int.h"
 
@@ -16,6 +23,7 @@
 #include "storage/blob/blob.h"
 #include "common/fault.h"
 #include "common/log.h"
+#include "common/str.h"
 #include "storage/meta/meta.h"
 #include "common/timeutil.h"
 #include "storage/store/upload.h"
@@ -33,13 +41,27 @@ struct upload_state {
 
 struct hasher;
 
+/* A shared session as a request loaded it. */
+struct upload_shared {
+    struct blob_shared *stage;
+    struct digest_ctx *ctx; /* the hash of the first `offset` bytes */
+    int64_t gen;            /* the row's generation at load (or last save) */
+    uint64_t base;          /* bytes committed then */
+    uint64_t offset;        /* bytes held now */
+    char mpu[META_MPU_MAX]; /* the multipart upload recorded */
+    char *hash_state;       /* the row's texts at load (or last save) */
+    char *stage_state;
+    bool failed; /* a write failed: only release is left */
+};
+
 struct upload {
     struct store *st;
     struct upload_state *state;
     struct blob_stage *data;
-    uint64_t start;        /* the offset when this request took the session */
-    struct hasher *hasher; /* hashing the body on a thread of its own (below) */
-    bool inline_only;      /* a hasher was tried in this request */
+    uint64_t start;               /* the offset when this request took the session */
+    struct hasher *hasher;        /* hashing the body on a thread of its own (below) */
+    bool inline_only;             /* a hasher was tried in this request */
+    struct upload_shared *shared; /* a shared session (then data is NULL) */
 };
 
 static size_t bucket_of(const struct store *st, const char *uuid)
@@ -144,6 +166,14 @@ enum berth_err upload_create(struct store *st, int64_t repo_id, enum digest_alg 
     struct meta_upload row = {.repo_id = repo_id, .alg = alg, .created_at = time_now_ms()};
     enum berth_err rc = rand_uuid(row.uuid);
     if (rc != BERTH_OK) {
+        return rc;
+    }
+    if (st->shared_uploads) {
+        /* nothing in the blob store until the first bytes come */
+        rc = meta_upload_insert(m, &row);
+        if (rc == BERTH_OK) {
+            memcpy(uuid, row.uuid, RAND_UUID_LEN + 1);
+        }
         return rc;
     }
     /* Data first: a row without data would be a broken session, data
@@ -263,6 +293,410 @@ static void forget_session(struct store *st, struct upload_state *s)
     drop_state(st, s);
 }
 
+/* ---- shared sessions ---- */
+
+static void shared_free(struct upload_shared *sh)
+{
+    if (sh == NULL) {
+        return;
+    }
+    blob_shared_close(sh->stage);
+    digest_ctx_free(sh->ctx);
+    free(sh->hash_state);
+    free(sh->stage_state);
+    free(sh);
+}
+
+/* The blob store's part numbering: from the row, so that no two writers
+ * of the session (on any replica) ever send the same part number. */
+static enum berth_err shared_part_number(void *arg, const char *upload_id, int64_t *number,
+                                         char *recorded)
+{
+    struct upload *u = arg;
+    struct meta *m = store_meta(u->st);
+    if (m == NULL) {
+        return BERTH_EDB;
+    }
+    enum berth_err rc = meta_upload_next_part(m, u->state->uuid, upload_id, number, recorded);
+    if (rc == BERTH_OK) {
+        str_copy(u->shared->mpu, sizeof(u->shared->mpu), recorded);
+    }
+    return rc;
+}
+
+/* Open the hash and the blob store's stage from sh's texts. */
+static enum berth_err shared_open_parts(struct upload *u)
+{
+    struct upload_shared *sh = u->shared;
+    enum berth_err rc = BERTH_OK;
+    if (sh->hash_state != NULL) {
+        rc = digest_ctx_import(sh->hash_state, &sh->ctx);
+        if (rc == BERTH_OK && digest_ctx_alg(sh->ctx) != u->state->alg) {
+            rc = BERTH_EINVAL;
+        }
+        if (rc != BERTH_OK) {
+            log_error("event=upload_hash_state_refused uuid=%s err=%s", u->state->uuid,
+                      berth_strerror(rc));
+        }
+    } else if ((sh->ctx = digest_ctx_new(u->state->alg)) == NULL) {
+        rc = BERTH_ENOMEM;
+    }
+    if (rc == BERTH_OK) {
+        rc = blob_shared_open(u->st->blobs, u->state->uuid, sh->mpu, sh->stage_state,
+                              shared_part_number, u, &sh->stage);
+    }
+    if (rc == BERTH_OK && blob_shared_size(sh->stage) != sh->base) {
+        log_error("event=upload_state_size uuid=%s row=%llu stage=%llu", u->state->uuid,
+                  (unsigned long long)sh->base, (unsigned long long)blob_shared_size(sh->stage));
+        rc = BERTH_EIO;
+    }
+    if (rc != BERTH_OK) {
+        blob_shared_close(sh->stage);
+        sh->stage = NULL;
+        digest_ctx_free(sh->ctx);
+        sh->ctx = NULL;
+    }
+    sh->offset = sh->base;
+    return rc;
+}
+
+/* Load a held session's shared state from its row. BERTH_ENOTFOUND when
+ * the row is gone; BERTH_ERANGE when another writer kept replacing the
+ * state while it was read. */
+static enum berth_err shared_load(struct upload *u)
+{
+    struct meta *m = store_meta(u->st);
+    if (m == NULL) {
+        return BERTH_EDB;
+    }
+    enum berth_err rc = BERTH_OK;
+    for (int attempt = 0; attempt < 3; attempt++) {
+        struct upload_shared *sh = calloc(1, sizeof(*sh));
+        if (sh == NULL) {
+            return BERTH_ENOMEM;
+        }
+        struct meta_upload row;
+        struct meta_upload_state state;
+        rc = meta_upload_state_get(m, u->state->uuid, &row, &state);
+        if (rc != BERTH_OK) {
+            free(sh);
+            return rc;
+        }
+        if (row.repo_id != u->state->repo_id) {
+            meta_upload_state_fini(&state);
+            free(sh);
+            return BERTH_ENOTFOUND;
+        }
+        sh->gen = state.gen;
+        sh->base = (uint64_t)row.size;
+        str_copy(sh->mpu, sizeof(sh->mpu), state.mpu);
+        sh->hash_state = state.hash_state;
+        sh->stage_state = state.stage_state;
+        u->shared = sh;
+        rc = shared_open_parts(u);
+        if (rc == BERTH_OK) {
+            return BERTH_OK;
+        }
+        u->shared = NULL;
+        shared_free(sh);
+        if (rc != BERTH_ENOTFOUND) {
+            return rc;
+        }
+        /* the tail object of the state read is gone: a newer commit
+         * replaced it meanwhile; read the row again */
+        rc = BERTH_ERANGE;
+    }
+    return rc;
+}
+
+static enum berth_err shared_write(struct upload *u, const void *p, size_t n)
+{
+    struct upload_shared *sh = u->shared;
+    if (sh->failed || sh->stage == NULL) {
+        return BERTH_EIO;
+    }
+    enum berth_err rc = blob_shared_write(sh->stage, p, n);
+    if (rc == BERTH_OK) {
+        rc = digest_ctx_update(sh->ctx, p, n);
+    }
+    if (rc != BERTH_OK) {
+        /* what was committed stands; this request's bytes are dropped */
+        log_error("event=store_error op=upload_write uuid=%s err=%s", u->state->uuid,
+                  berth_strerror(rc));
+        sh->failed = true;
+        return rc;
+    }
+    sh->offset += n;
+    return BERTH_OK;
+}
+
+/* Only back to what was committed: the state is loaded again. */
+static enum berth_err shared_truncate(struct upload *u, uint64_t offset)
+{
+    struct upload_shared *sh = u->shared;
+    if (offset == sh->offset && !sh->failed) {
+        return BERTH_OK;
+    }
+    if (offset != sh->base) {
+        return offset > sh->offset ? BERTH_ERANGE : BERTH_EUNSUPPORTED;
+    }
+    blob_shared_close(sh->stage);
+    sh->stage = NULL;
+    digest_ctx_free(sh->ctx);
+    sh->ctx = NULL;
+    sh->failed = false;
+    enum berth_err rc = shared_open_parts(u);
+    if (rc != BERTH_OK) {
+        sh->failed = true;
+    }
+    return rc;
+}
+
+/* The row now says how far the session is (after a refused commit). */
+static void shared_reread(struct upload *u)
+{
+    struct meta *m = store_meta(u->st);
+    struct meta_upload row;
+    if (m != NULL && meta_upload_get(m, u->state->uuid, &row) == BERTH_OK) {
+        u->shared->offset = (uint64_t)row.size;
+    }
+}
+
+enum berth_err upload_save(struct upload *u)
+{
+    struct upload_shared *sh = u->shared;
+    if (sh == NULL) {
+        return BERTH_OK; /* a local session's bytes are where they were written */
+    }
+    if (sh->failed || sh->stage == NULL) {
+        return BERTH_EIO;
+    }
+    if (sh->offset == sh->base) {
+        return BERTH_OK;
+    }
+    struct meta *m = store_meta(u->st);
+    if (m == NULL) {
+        return BERTH_EDB;
+    }
+    char hash[DIGEST_STATE_MAX];
+    char *state = NULL;
+    enum berth_err rc = digest_ctx_export(sh->ctx, hash, sizeof(hash));
+    if (rc == BERTH_OK) {
+        rc = blob_shared_save(sh->stage, &state);
+    }
+    if (rc == BERTH_OK) {
+        rc = meta_upload_state_save(m, u->state->uuid, sh->gen, (int64_t)sh->offset, hash, state,
+                                    time_now_ms());
+        blob_shared_saved(sh->stage, rc == BERTH_OK);
+    }
+    if (rc == BERTH_OK) {
+        char *hash_copy = strdup(hash);
+        free(sh->hash_state);
+        free(sh->stage_state);
+        sh->hash_state = hash_copy;
+        sh->stage_state = state;
+        sh->gen++;
+        sh->base = sh->offset;
+        if (hash_copy == NULL) {
+            sh->failed = true; /* committed; this handle cannot go on */
+        }
+        return BERTH_OK;
+    }
+    free(state);
+    sh->failed = true;
+    if (rc == BERTH_ERANGE) {
+        log_info("event=upload_save_refused uuid=%s gen=%lld msg=\"another request committed "
+                 "first\"",
+                 u->state->uuid, (long long)sh->gen);
+        shared_reread(u);
+    }
+    return rc;
+}
+
+/* Remove what a shared session keeps in the blob store (its row is gone
+ * or going); mpu is the multipart upload the row recorded. */
+static void shared_remove_data(struct store *st, const char *uuid, const char *mpu)
+{
+    enum berth_err rc = blob_shared_remove(st->blobs, uuid, mpu);
+    if (rc != BERTH_OK) {
+        log_warn("event=upload_data_left uuid=%s err=%s", uuid, berth_strerror(rc));
+    }
+}
+
+/* Delete a held shared session entirely and free the handle. */
+static void shared_destroy(struct upload *u)
+{
+    struct store *st = u->st;
+    struct meta *m = store_meta(st);
+    char mpu[META_MPU_MAX];
+    str_copy(mpu, sizeof(mpu), u->shared->mpu);
+    if (m != NULL) {
+        /* the upload another writer may have recorded since the load */
+        struct meta_upload row;
+        struct meta_upload_state state;
+        if (meta_upload_state_get(m, u->state->uuid, &row, &state) == BERTH_OK) {
+            if (state.mpu[0] != '\0') {
+                str_copy(mpu, sizeof(mpu), state.mpu);
+            }
+            meta_upload_state_fini(&state);
+        }
+        meta_upload_delete(m, u->state->uuid);
+    }
+    shared_free(u->shared);
+    u->shared = NULL;
+    shared_remove_data(st, u->state->uuid, mpu);
+    drop_state(st, u->state);
+    free(u);
+}
+
+/* The digest of a shared session's bytes; BERTH_EDIGEST (logged) when it
+ * is not expected. */
+static enum berth_err shared_digest(struct upload *u, const struct digest *expected,
+                                    struct digest *got)
+{
+    struct upload_state *s = u->state;
+    if (expected->alg != s->alg) {
+        /* the bytes are not here to hash again with another algorithm */
+        log_info("event=upload_digest_algorithm uuid=%s session=%s expected=%s", s->uuid,
+                 digest_alg_name(s->alg), expected->str);
+        return BERTH_EDIGEST;
+    }
+    struct digest_ctx *copy = digest_ctx_dup(u->shared->ctx);
+    enum berth_err rc = copy == NULL ? BERTH_ENOMEM : digest_ctx_final(copy, got);
+    digest_ctx_free(copy);
+    if (rc == BERTH_OK && strcmp(got->str, expected->str) != 0) {
+        log_info("event=upload_digest_mismatch uuid=%s expected=%s got=%s", s->uuid, expected->str,
+                 got->str);
+        rc = BERTH_EDIGEST;
+    }
+    return rc;
+}
+
+/* Record the published blob and end the session, in one transaction that
+ * checks the blob is (still) there and that the session is still at the
+ * generation this request loaded. */
+static enum berth_err shared_record(struct upload *u, const struct digest *got, int64_t now,
+                                    int64_t *blob_id)
+{
+    struct meta *m = store_meta(u->st);
+    if (m == NULL) {
+        return BERTH_EDB;
+    }
+    struct upload_shared *sh = u->shared;
+    enum berth_err rc = meta_begin(m);
+    if (rc != BERTH_OK) {
+        return rc;
+    }
+    rc = blob_shared_publish(sh->stage, got);
+    if (rc == BERTH_OK) {
+        rc = meta_blob_upsert(m, got->str, (int64_t)sh->offset, now, blob_id);
+    }
+    if (rc == BERTH_OK) {
+        rc = meta_blob_set_tier(m, *blob_id, META_TIER_STANDARD, 0, 0);
+    }
+    if (rc == BERTH_OK) {
+        rc = meta_blob_link(m, u->state->repo_id, *blob_id);
+    }
+    if (rc == BERTH_OK) {
+        /* Refused when another request committed to the session since
+         * this one loaded it: what was published is still exactly the
+         * bytes hashed (an unreferenced blob for the collector), but the
+         * session is the other request's now. */
+        rc = meta_upload_delete_at(m, u->state->uuid, sh->gen);
+    }
+    if (rc == BERTH_OK) {
+        rc = meta_commit(m);
+    }
+    if (rc != BERTH_OK) {
+        meta_rollback(m);
+    }
+    return rc;
+}
+
+static enum berth_err shared_complete(struct upload *u, const struct digest *expected,
+                                      struct meta_blob *out)
+{
+    struct store *st = u->st;
+    struct upload_state *s = u->state;
+    struct upload_shared *sh = u->shared;
+    if (sh->failed || sh->stage == NULL) {
+        upload_release(u);
+        return BERTH_EIO;
+    }
+    struct digest got;
+    enum berth_err rc = shared_digest(u, expected, &got);
+    if (rc == BERTH_EDIGEST) {
+        shared_destroy(u);
+        return rc;
+    }
+    /* The slow part (the last part, completion, the server-side copy)
+     * before the write transaction, so that it does not hold every other
+     * writer of the cluster; inside, the blob is only checked again. */
+    if (rc == BERTH_OK) {
+        rc = blob_shared_publish(sh->stage, &got);
+    }
+    int64_t now = time_now_ms();
+    int64_t blob_id = 0;
+    if (rc == BERTH_OK) {
+        rc = shared_record(u, &got, now, &blob_id);
+    }
+    if (rc != BERTH_OK) {
+        log_error("event=upload_publish_failed uuid=%s digest=%s err=%s", s->uuid, got.str,
+                  berth_strerror(rc));
+        /* The session stays at what it committed (the client may try
+         * again), unless it is broken. */
+        if (rc == BERTH_ERANGE) {
+            shared_reread(u);
+        }
+        upload_release(u);
+        return rc;
+    }
+    char mpu[META_MPU_MAX];
+    str_copy(mpu, sizeof(mpu), sh->mpu);
+    memset(out, 0, sizeof(*out));
+    out->id = blob_id;
+    memcpy(out->digest, got.str, sizeof(out->digest));
+    out->size = (int64_t)sh->offset;
+    out->created_at = now;
+    out->touched_at = now;
+    shared_free(sh);
+    u->shared = NULL;
+    shared_remove_data(st, s->uuid, mpu);
+    drop_state(st, s);
+    free(u);
+    return BERTH_OK;
+}
+
+/* Cancel a shared session without loading its bytes. */
+static enum berth_err shared_cancel(struct store *st, const char *uuid, int64_t repo_id)
+{
+    if (!rand_is_uuid(uuid)) {
+        return BERTH_ENOTFOUND;
+    }
+    struct upload_state *s = NULL;
+    enum berth_err rc = hold_state(st, uuid, repo_id, &s);
+    if (rc != BERTH_OK) {
+        return rc;
+    }
+    struct meta *m = store_meta(st);
+    struct meta_upload row;
+    struct meta_upload_state state;
+    rc = m == NULL ? BERTH_EDB : meta_upload_state_get(m, uuid, &row, &state);
+    if (rc == BERTH_OK) {
+        meta_upload_state_fini(&state);
+        rc = meta_upload_delete(m, uuid);
+    }
+    if (rc == BERTH_OK) {
+        shared_remove_data(st, uuid, state.mpu);
+    }
+    if (rc == BERTH_OK || rc == BERTH_ENOTFOUND) {
+        drop_state(st, s);
+    } else {
+        unhold_state(st, s);
+    }
+    return rc;
+}
+
 enum berth_err upload_acquire(struct store *st, const char *uuid, int64_t repo_id,
                               struct upload **out)
 {
@@ -281,6 +715,21 @@ enum berth_err upload_acquire(struct store *st, const char *uuid, int64_t repo_i
     }
     u->st = st;
     u->state = s;
+    if (st->shared_uploads) {
+        rc = shared_load(u);
+        if (rc == BERTH_ENOTFOUND) {
+            drop_state(st, s);
+            free(u);
+            return rc;
+        }
+        if (rc != BERTH_OK) {
+            unhold_state(st, s);
+            free(u);
+            return rc;
+        }
+        *out = u;
+        return BERTH_OK;
+    }
     uint64_t size = 0;
     rc = blob_stage_open(st->blobs, uuid, &u->data, &size);
     if (rc == BERTH_ENOTFOUND) {
@@ -306,7 +755,7 @@ enum berth_err upload_acquire(struct store *st, const char *uuid, int64_t repo_i
 
 uint64_t upload_offset(const struct upload *u)
 {
-    return u->state->offset;
+    return u->shared != NULL ? u->shared->offset : u->state->offset;
 }
 
 unsigned upload_parts(const struct upload *u)
@@ -510,6 +959,9 @@ enum berth_err upload_write(struct upload *u, const void *p, size_t n)
     if (n == 0) {
         return BERTH_OK;
     }
+    if (u->shared != NULL) {
+        return shared_write(u, p, n);
+    }
     enum berth_err rc = u->hasher != NULL ? BERTH_OK : ensure_ctx(u);
     if (rc != BERTH_OK) {
         return rc;
@@ -545,6 +997,9 @@ enum berth_err upload_write(struct upload *u, const void *p, size_t n)
 
 enum berth_err upload_truncate(struct upload *u, uint64_t offset)
 {
+    if (u->shared != NULL) {
+        return shared_truncate(u, offset);
+    }
     struct upload_state *s = u->state;
     if (offset > s->offset) {
         return BERTH_ERANGE;
@@ -580,6 +1035,10 @@ enum berth_err upload_peek(struct store *st, const char *uuid, int64_t repo_id, 
     if (row.repo_id != repo_id) {
         return BERTH_ENOTFOUND;
     }
+    if (st->shared_uploads) {
+        *offset = (uint64_t)row.size; /* what was committed, on whichever replica */
+        return BERTH_OK;
+    }
     int64_t mtime;
     return blob_stage_stat(st->blobs, uuid, offset, &mtime);
 }
@@ -590,6 +1049,7 @@ void upload_release(struct upload *u)
         return;
     }
     hasher_drain(u);
+    shared_free(u->shared);
     blob_stage_close(u->data);
     unhold_state(u->st, u->state);
     free(u);
@@ -644,6 +1104,9 @@ static void destroy_session(struct upload *u)
 enum berth_err upload_complete(struct upload *u, const struct digest *expected,
                                struct meta_blob *out)
 {
+    if (u->shared != NULL) {
+        return shared_complete(u, expected, out);
+    }
     struct store *st = u->st;
     struct upload_state *s = u->state;
     struct digest got;
@@ -727,6 +1190,9 @@ enum berth_err upload_complete(struct upload *u, const struct digest *expected,
 
 enum berth_err upload_cancel(struct store *st, const char *uuid, int64_t repo_id)
 {
+    if (st->shared_uploads) {
+        return shared_cancel(st, uuid, repo_id);
+    }
     struct upload *u = NULL;
     enum berth_err rc = upload_acquire(st, uuid, repo_id, &u);
     if (rc != BERTH_OK) {
@@ -767,11 +1233,13 @@ enum expiry {
 
 /* The fate of a session created before `before`, decided without changing
  * anything, so that a dry run counts what a real pass removes. */
-static enum expiry session_expiry(struct store *st, const char *uuid, int64_t before)
+static enum expiry session_expiry(struct store *st, const struct meta_upload *row, int64_t before)
 {
+    const char *uuid = row->uuid;
     uint64_t size;
-    int64_t mtime;
-    enum berth_err rc = blob_stage_stat(st->blobs, uuid, &size, &mtime);
+    int64_t mtime = row->updated_at; /* a shared session: its last commit */
+    enum berth_err rc =
+        st->shared_uploads ? BERTH_OK : blob_stage_stat(st->blobs, uuid, &size, &mtime);
     if (rc != BERTH_OK) {
         return rc == BERTH_ENOTFOUND ? EXPIRY_FORGET : EXPIRY_KEEP;
     }
@@ -821,9 +1289,12 @@ enum berth_err upload_expire(struct store *st, int64_t before, bool dry_run, int
     struct expire_ctx ec = {0};
     enum berth_err rc = meta_upload_list_older(m, before, collect_old, &ec);
     for (size_t i = 0; rc == BERTH_OK && i < ec.count; i++) {
-        enum expiry what = session_expiry(st, ec.uuids[i], before);
         struct meta_upload row;
-        if (what == EXPIRY_KEEP || meta_upload_get(m, ec.uuids[i], &row) != BERTH_OK) {
+        if (meta_upload_get(m, ec.uuids[i], &row) != BERTH_OK) {
+            continue;
+        }
+        enum expiry what = session_expiry(st, &row, before);
+        if (what == EXPIRY_KEEP) {
             continue;
         }
         if (dry_run) {

@@ -4,7 +4,11 @@
  * <root>/uploads, and an in-memory running hash so that bytes are hashed
  * once as they arrive. A session is held by one request at a time
  * (upload_acquire/upload_release); after a restart the hash is rebuilt by
- * hashing the partial file. Thread-safe; calls block on disk and database.
+ * hashing the partial file. On a blob store with shared stages (S3) a
+ * session is shared by every replica instead: its row holds the bytes
+ * committed, the hash state after them and where the bytes are, and a
+ * request commits what it appended with upload_save. Thread-safe; calls
+ * block on disk, database and object store.
  */
 #ifndef BERTH_UPLOAD_H
 #define BERTH_UPLOAD_H
@@ -43,6 +47,16 @@ void upload_add_part(struct upload *u);
 /* Append n bytes at the current offset, hashing them. On failure the
  * session is rolled back to the offset it had before this call. */
 enum berth_err upload_write(struct upload *u, const void *p, size_t n);
+
+/* Commit what this request appended, where every replica sees it: a
+ * no-op for a session whose bytes are local (the filesystem), the commit
+ * of the session's shared state on a blob store with shared stages (S3;
+ * see upload.c). Call before answering a request that appended (a PATCH,
+ * an UploadLayerPart). BERTH_ERANGE when another request (on any replica)
+ * committed to the session since this one acquired it: nothing of this
+ * request's is kept, and upload_offset tells where the session stands.
+ * After any failure only upload_release is left. */
+enum berth_err upload_save(struct upload *u);
 
 /* Roll the session back to offset (<= current offset): truncate the file
  * and forget the running hash (it is rebuilt from the file when needed). */

@@ -523,12 +523,17 @@ class S3OutageTest(unittest.TestCase):
         self.assertUnavailable(self.reg.get_blob(repo, big_digest))
 
         # pushes fail cleanly: a small blob (one PUT), a larger one sent in chunks
-        # (multipart), a manifest
+        # (multipart; its first chunk is refused, since a session's bytes are committed
+        # to the shared store), a manifest
         small = h.random_bytes(100000)
         self.assertUnavailable(self.reg.push_blob(repo, small))
         larger = h.random_bytes(9 * MIB + 5)
-        self.assertUnavailable(self.reg.push_blob(repo, larger, mode="chunked",
-                                                  chunk_size=3 * MIB))
+        resp = self.reg.start_upload(repo)
+        self.assertEqual(resp.status, 202, resp.describe())
+        self.assertUnavailable(self.reg.patch_chunk(resp.header("Location"), larger[:3 * MIB]))
+        # a streamed PATCH: refused when its first whole part cannot be sent
+        resp = self.reg.start_upload(repo)
+        self.assertUnavailable(self.reg.patch_stream(resp.header("Location"), larger))
         for data in (small, larger):
             self.assertEqual(self.reg.head_blob(repo, h.digest_of(data)).status, 404)
         other = h.Image(dict(json.loads(image.manifest), annotations={"x": "outage"}),
