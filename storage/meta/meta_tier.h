@@ -44,7 +44,8 @@ enum berth_err meta_tier_archived(struct meta *m, int64_t after_id, int64_t limi
 
 /* Mark restoring the manifest (and, for an index, the standard-class
  * manifests of the repository it lists) when it uses blobs of the archive
- * tier; *marked (optional) counts the rows marked. Inside the write
+ * tier, an index also when one of those it lists does (so that it is
+ * ACTIVATING while a child is); *marked (optional) counts the rows marked. Inside the write
  * transaction that makes it standard. BERTH_EDB. */
 enum berth_err meta_tier_mark_restoring(struct meta *m, int64_t repo_id, int64_t manifest_id,
                                         int64_t *marked);
@@ -61,7 +62,8 @@ enum berth_err meta_tier_manifest_archived(struct meta *m, int64_t manifest_id,
                                            meta_tier_blob_cb cb, void *arg);
 
 /* Clear restoring on the manifest when none of its blobs is left in the
- * archive tier (a standard-class manifest only); *done tells whether it
+ * archive tier and, for an index, none of the manifests it lists is still
+ * restoring; *done tells whether it
  * was cleared. Inside a write transaction. BERTH_EDB. */
 enum berth_err meta_tier_finish_restoring(struct meta *m, int64_t manifest_id, bool *done);
 

@@ -423,11 +423,16 @@ static void job_lease_name(int64_t job_id, char *out, size_t cap)
 }
 
 /* The claimable jobs: unclaimed, or (leased) claimed by a holder whose
- * lease on the job expired before ?1 (the holder died). */
-#define JOB_FREE "j.claimed_at IS NULL"
+ * lease on the job expired before ?1 (the holder died); and not of an
+ * image whose blobs are coming back from the archive tier (restoring:
+ * ACTIVATING), which waits until they are back (a push over archived
+ * blobs queues its scan-on-push at once). */
+#define JOB_NOT_RESTORING                                                                          \
+    "NOT EXISTS (SELECT 1 FROM manifests w WHERE w.id = j.manifest_id AND w.restoring = 1)"
+#define JOB_FREE "(j.claimed_at IS NULL AND " JOB_NOT_RESTORING ")"
 #define JOB_FREE_LEASED                                                                            \
-    "(j.claimed_at IS NULL OR NOT EXISTS (SELECT 1 FROM leases l WHERE "                           \
-    "l.name = 'scan-job:' || j.id AND l.expires_at > ?1))"
+    "((j.claimed_at IS NULL OR NOT EXISTS (SELECT 1 FROM leases l WHERE "                          \
+    "l.name = 'scan-job:' || j.id AND l.expires_at > ?1)) AND " JOB_NOT_RESTORING ")"
 
 /* Whether a job waits, by a plain read (no write lock). */
 static enum berth_err job_waiting(struct meta *m, bool leased, int64_t now, bool *waiting)

@@ -106,13 +106,28 @@ enum berth_err meta_tier_archived(struct meta *m, int64_t after_id, int64_t limi
     "EXISTS (SELECT 1 FROM manifest_refs r JOIN blobs b ON b.digest = r.digest "                   \
     "WHERE r.manifest_id = " alias ".id AND r.kind = 0 AND b.tier = 1)"
 
+/* manifest alias is an index of which a child (a manifest of the same
+ * repository) uses a blob of the archive tier */
+#define CHILD_USES_ARCHIVED(alias)                                                                 \
+    "EXISTS (SELECT 1 FROM manifest_refs c JOIN manifests k ON k.digest = c.digest "               \
+    "AND k.repo_id = " alias ".repo_id WHERE c.manifest_id = " alias ".id AND c.kind = 1 AND "     \
+    "EXISTS (SELECT 1 FROM manifest_refs r JOIN blobs b ON b.digest = r.digest "                   \
+    "WHERE r.manifest_id = k.id AND r.kind = 0 AND b.tier = 1))"
+
+/* manifest alias is an index of which a child is still restoring */
+#define CHILD_RESTORING(alias)                                                                     \
+    "EXISTS (SELECT 1 FROM manifest_refs c JOIN manifests k ON k.digest = c.digest "               \
+    "AND k.repo_id = " alias ".repo_id WHERE c.manifest_id = " alias ".id AND c.kind = 1 AND "     \
+    "k.restoring = 1)"
+
 enum berth_err meta_tier_mark_restoring(struct meta *m, int64_t repo_id, int64_t manifest_id,
                                         int64_t *marked)
 {
     struct meta_stmt *st = meta_prepare(
         m, "UPDATE manifests SET restoring = 1 WHERE repo_id = ?1 AND storage_class = 0 "
            "AND restoring = 0 AND (id = ?2 OR digest IN (SELECT r.digest FROM manifest_refs r "
-           "WHERE r.manifest_id = ?2 AND r.kind = 1)) AND " USES_ARCHIVED("manifests"));
+           "WHERE r.manifest_id = ?2 AND r.kind = 1)) AND (" USES_ARCHIVED(
+               "manifests") " OR " CHILD_USES_ARCHIVED("manifests") ")");
     if (st == NULL) {
         return BERTH_EDB;
     }
@@ -167,9 +182,9 @@ enum berth_err meta_tier_manifest_archived(struct meta *m, int64_t manifest_id,
 
 enum berth_err meta_tier_finish_restoring(struct meta *m, int64_t manifest_id, bool *done)
 {
-    struct meta_stmt *st =
-        meta_prepare(m, "UPDATE manifests SET restoring = 0 WHERE id = ?1 AND restoring = 1 "
-                        "AND NOT " USES_ARCHIVED("manifests"));
+    struct meta_stmt *st = meta_prepare(
+        m, "UPDATE manifests SET restoring = 0 WHERE id = ?1 AND restoring = 1 "
+           "AND NOT " USES_ARCHIVED("manifests") " AND NOT " CHILD_RESTORING("manifests"));
     if (st == NULL) {
         return BERTH_EDB;
     }

@@ -445,6 +445,7 @@ static enum berth_err drop_archive_copy(struct store *st, struct meta *m, const 
 /* Bring one blob back from the archive tier. */
 static enum berth_err restore_blob(struct store *st, struct meta *m, const struct meta_blob *b)
 {
+    fault_hold("restore"); /* tests: BERTH_TEST_HOLD_RESTORE holds restores back */
     struct digest d;
     if (digest_parse(b->digest, &d) != BERTH_OK) {
         return BERTH_OK;
@@ -580,9 +581,18 @@ static enum berth_err restore_marked(struct store *st, struct meta *m, const ato
     int64_t after = 0;
     struct blob_list blobs = {0};
     enum berth_err rc = BERTH_OK;
+    /* an index finishes after the manifests it lists: one whose blobs are
+     * all back but that waited for a child finished later in the round is
+     * taken again in another round */
+    bool waited = false, finished = false;
     while (rc == BERTH_OK && !is_cancelled(cancel)) {
         struct id_list ids = {.n = 0};
         rc = meta_tier_restoring(m, after, TIER_PAGE, collect_id, &ids);
+        if (rc == BERTH_OK && ids.n == 0 && waited && finished) {
+            after = 0;
+            waited = finished = false;
+            continue;
+        }
         if (rc != BERTH_OK || ids.n == 0) {
             break;
         }
@@ -615,6 +625,8 @@ static enum berth_err restore_marked(struct store *st, struct meta *m, const ato
                     meta_rollback(m);
                 }
             }
+            waited = waited || (rc == BERTH_OK && !done);
+            finished = finished || (rc == BERTH_OK && done);
             if (rc == BERTH_OK && done) {
                 stats->images_restored++;
                 log_info("event=image_restored manifest_id=%lld", (long long)ids.v[i]);

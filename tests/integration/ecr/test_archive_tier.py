@@ -10,11 +10,15 @@ a store that restarts consistent and restores byte-exact."""
 import hashlib
 import os
 import re
+import shutil
+import tempfile
+import time
 import uuid
 
 import berth_harness as h
 import clients as c
 import ecr_helpers as e
+import scan_helpers as s
 
 ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 
@@ -275,6 +279,84 @@ class ArchiveOffTest(TierMixin, e.ModernEcrTestCase):
         self.assertEqual(self.restore(repo, image.digest)["imageStatus"], "ACTIVE")
         self.assertEqual(self.where(image.layer_digests[0]), (True, False))
         self.assertServed(repo, image)
+
+
+@h.berth_only("BERTH_TEST_HOLD_RESTORE is berth's")
+class ArchiveHeldRestoreTest(TierMixin, e.ModernEcrTestCase):
+    """Restores held back (BERTH_TEST_HOLD_RESTORE: the mover waits while a file exists), to
+    see what is ACTIVATING meanwhile: an index while its children are, and an image pushed
+    over archived blobs, whose scan-on-push waits until its blobs are back."""
+    server_config = {"gc": {"enabled": False}, "scan": {"workers": 1}}
+
+    @classmethod
+    def setUpClass(cls):
+        cls.hold_dir = tempfile.mkdtemp(prefix="berth-hold-")
+        cls.hold = os.path.join(cls.hold_dir, "hold")
+        cls.server_env = {"BERTH_TEST_HOLD_RESTORE": cls.hold}
+        super().setUpClass()
+        cls.addClassCleanup(shutil.rmtree, cls.hold_dir, True)
+
+    def tearDown(self):
+        if os.path.exists(self.hold):
+            os.unlink(self.hold)
+
+    def statuses(self, repo, *digests):
+        details = self.ecr.describe_images(repositoryName=repo,
+                                           imageIds=[{"imageDigest": d} for d in digests])
+        details = details["imageDetails"]
+        return {d["imageDigest"]: d["imageStatus"] for d in details}
+
+    def test_index_activating_while_a_child_is(self):
+        repo = self.create_repo()
+        children = [tier_image(text_kib=32), tier_image(text_kib=32)]
+        index = h.Index(children)
+        self.push(repo, index, tag="multi")
+        self.archive(repo, index.digest)
+        self.wait_archived(*[c.layer_digests[0] for c in children])
+        open(self.hold, "w").close()
+        self.assertEqual(self.restore(repo, index.digest)["imageStatus"], "ACTIVATING")
+        everything = [index.digest] + [c.digest for c in children]
+        self.assertEqual(self.statuses(repo, *everything),
+                         {d: "ACTIVATING" for d in everything})
+        self.assertStatus(self.reg.get_manifest(repo, "multi"), 404)
+        os.unlink(self.hold)
+        for digest in everything:
+            self.wait_active(repo, digest)
+        self.assertEqual(self.reg.get_manifest(repo, "multi").body, index.manifest)
+        for child in children:
+            self.assertServed(repo, child)
+
+    def test_scan_on_push_waits_for_the_blobs(self):
+        work = tempfile.mkdtemp(prefix="berth-osv-")
+        self.addCleanup(shutil.rmtree, work, True)
+        osv = s.write_osv(os.path.join(work, "osv"), s.OSV_RECORDS)
+        rc, out = h.run_berth(["vulndb", "import", osv], server=self.server, timeout=120)
+        self.assertEqual(rc, 0, out)
+        repo = self.create_repo()
+        self.ecr.put_image_scanning_configuration(
+            repositoryName=repo, imageScanningConfiguration={"scanOnPush": True})
+        image = s.debian_image("gzip", "held-" + uuid.uuid4().hex)
+        self.push(repo, image, tag="v1")
+        s.wait_scan(self.ecr, repo, {"imageTag": "v1"})
+        self.archive(repo, image.digest)
+        self.wait_archived(*image.layer_digests, image.config_digest)
+        # a new manifest over the archived blobs: ACTIVATING, its scan queued but not run
+        open(self.hold, "w").close()
+        again = h.Image(dict(image.obj, annotations={"again": "1"}), image.blobs)
+        self.assertStatus(self.reg.put_manifest(repo, "v2", again.manifest, again.media_type),
+                          201)
+        self.assertEqual(self.status(repo, again.digest), "ACTIVATING")
+        # (the API says IMAGE_ARCHIVED while it is ACTIVATING; the log says what the
+        # workers did, and they look for jobs every second)
+        recorded = "event=scan_recorded repo=%s digest=%s" % (repo, again.digest)
+        time.sleep(3)
+        self.assertNotIn(recorded, self.server.log_text())
+        os.unlink(self.hold)
+        self.wait_active(repo, again.digest)
+        out = s.wait_scan(self.ecr, repo, {"imageTag": "v2"})
+        self.assertEqual(out["imageScanStatus"]["status"], "COMPLETE", out)
+        self.assertEqual(s.findings_of(out), s.DEBIAN_FINDINGS)
+        self.assertIn(recorded + " status=COMPLETE", self.server.log_text())
 
 
 @h.berth_only("BERTH_TEST_CRASH_AT is berth's")
