@@ -52,6 +52,7 @@ struct fs_store {
      * durably (fsynced in this process; never cleared: nothing removes
      * these directories) */
     atomic_uint_fast64_t dirs_durable[2][4];
+    atomic_bool alg_durable[2]; /* <alg>'s name in blobs/, the same way */
     /* links made by fs_stage_prepublish whose directory fsync has not
      * returned yet (publish_file: a blob file that is not the caller's own
      * may still be on its way to the disk) */
@@ -412,8 +413,10 @@ static enum berth_err paths_of(const struct fs_store *fs, const struct digest *d
     return BERTH_OK;
 }
 
-/* d's bit in dirs_durable, or NULL for an algorithm without one. */
-static atomic_uint_fast64_t *dir_bit(struct fs_store *fs, const struct digest *d, uint64_t *mask)
+/* d's bit in dirs_durable, or NULL for an algorithm without one; *alg
+ * (may be NULL then too) its algorithm's flag. */
+static atomic_uint_fast64_t *dir_bit(struct fs_store *fs, const struct digest *d, uint64_t *mask,
+                                     atomic_bool **alg)
 {
     unsigned v = 0;
     const char *hex = digest_hex(d);
@@ -422,6 +425,7 @@ static atomic_uint_fast64_t *dir_bit(struct fs_store *fs, const struct digest *d
         v = v * 16 + (unsigned)(c >= 'a' ? c - 'a' + 10 : c - '0');
     }
     int a = d->alg == DIGEST_SHA256 ? 0 : d->alg == DIGEST_SHA512 ? 1 : -1;
+    *alg = a < 0 ? NULL : &fs->alg_durable[a];
     if (a < 0 || v > 255) {
         return NULL;
     }
@@ -435,7 +439,8 @@ static enum berth_err ensure_dirs(struct fs_store *fs, const struct digest *d,
                                   const struct blob_paths *p)
 {
     uint64_t mask = 0;
-    atomic_uint_fast64_t *bit = dir_bit(fs, d, &mask);
+    atomic_bool *alg = NULL;
+    atomic_uint_fast64_t *bit = dir_bit(fs, d, &mask, &alg);
     if (bit != NULL && (atomic_load(bit) & mask) != 0) {
         return BERTH_OK;
     }
@@ -454,8 +459,11 @@ static enum berth_err ensure_dirs(struct fs_store *fs, const struct digest *d,
     /* whether this call or another made them: their names may not be on
      * the disk yet */
     rc = file_fsync_dir(p->alg_dir);
-    if (rc == BERTH_OK) {
+    if (rc == BERTH_OK && (alg == NULL || !atomic_load(alg))) {
         rc = file_fsync_dir(fs->blobs_dir);
+        if (rc == BERTH_OK && alg != NULL) {
+            atomic_store(alg, true);
+        }
     }
     if (rc == BERTH_OK && bit != NULL) {
         atomic_fetch_or(bit, mask);
