@@ -1,0 +1,110 @@
+# berth-python: modern
+"""The console's registry page over replicas (docs/scale-out.md): two `berth serve`
+replicas sharing PostgreSQL and S3 (cluster.py). The activity history sums what both
+replicas served (each adds its own counters' growth), and a garbage collection pass
+asked for on one replica shows, with its node, on the other's page."""
+# berth-suite: cluster
+
+import json
+import unittest
+
+import berth_harness as h
+import clients as c
+import auth_helpers as a
+from cluster import Cluster
+
+WAIT = 90
+
+
+class ConsoleClient:
+    """A console session on one replica (sessions are each replica's own)."""
+
+    def __init__(self, reg):
+        self.reg = reg
+        self.cookie = self.csrf = None
+
+    def sign_in(self, akid, secret):
+        r = self.reg.request("POST", "/ui/api/session",
+                             headers={"Content-Type": "application/json"},
+                             body=json.dumps({"accessKeyId": akid,
+                                              "secretAccessKey": secret}).encode())
+        if r.status != 200:
+            raise AssertionError("sign-in: %s" % r.describe())
+        self.cookie = (r.header("Set-Cookie") or "").split(";")[0]
+        self.csrf = r.json()["csrfToken"]
+
+    def headers(self):
+        return {"Cookie": self.cookie, "X-CSRF-Token": self.csrf}
+
+
+def registry(cl):
+    r = cl.reg.request("GET", "/ui/api/registry", headers=cl.headers())
+    if r.status != 200:
+        raise AssertionError("GET /ui/api/registry: %s" % r.describe())
+    return r.json()
+
+
+def bytes_in(doc):
+    hist = doc["history"]
+    i = hist["columns"].index("bytesIn")
+    return sum(b[i] for b in hist["minutes"]["buckets"])
+
+
+@unittest.skipUnless(h.IS_BERTH, "berth's replicas")
+class ConsoleHistoryTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        c.require_modern()
+        cls.cluster = Cluster(replicas=2, config={
+            "metrics": {"activity_sample_seconds": 1},
+            "gc": {"interval_seconds": 3600, "grace_seconds": 0},
+        })
+        cls.addClassCleanup(cls.cluster.stop)
+        cls.cluster.start()
+        cls.replicas = cls.cluster.replicas
+        cls.admin = a.keys_create(cls.replicas[0], "history-admin")
+        cls.consoles = []
+        for r in cls.replicas:
+            cl = ConsoleClient(r.registry())
+            cl.sign_in(*cls.admin)
+            cls.consoles.append(cl)
+
+    def run(self, result=None):
+        if result is None:
+            return super().run(result)
+        before = len(result.failures) + len(result.errors)
+        out = super().run(result)
+        if len(result.failures) + len(result.errors) > before:
+            self.cluster.dump_logs()
+        return out
+
+    def test_activity_summed_over_replicas(self):
+        base = bytes_in(registry(self.consoles[1]))
+        sizes = 0
+        for i, r in enumerate(self.replicas):
+            img = h.build_image(layer_count=2, layer_size=100000 * (i + 1), compress=False)
+            reg = a.AuthRegistry(r.base_url, a.basic(*self.admin))
+            h.expect_status(reg.push_image("hist/r%d" % i, img, tag="v1"), 201)
+            sizes += sum(len(b) for b in img.blobs.values())
+        # every replica's pushes, on either replica's page
+        for cl in self.consoles:
+            h.wait_until(lambda: bytes_in(registry(cl)) >= base + sizes, WAIT, interval=0.2,
+                         what="both replicas' pushes in the history")
+
+    def test_gc_history_shared(self):
+        before = registry(self.consoles[1])["gc"]["runs"]
+        r = self.consoles[0].reg.request("POST", "/ui/api/gc",
+                                         headers=self.consoles[0].headers())
+        self.assertEqual(r.status, 202, r.describe())
+
+        def recorded():
+            runs = registry(self.consoles[1])["gc"]["runs"]
+            new = [x for x in runs if x not in before and x["trigger"] == "requested"]
+            return new[0] if new else None
+        run = h.wait_until(recorded, WAIT, interval=0.2, what="the pass on the other replica")
+        self.assertEqual(run["result"], "ok", json.dumps(run))
+        self.assertTrue(run["node"])
+
+
+if __name__ == "__main__":
+    unittest.main()
