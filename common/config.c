@@ -228,6 +228,11 @@ static const struct config_key keys[] = {
      "within this long)"},
     {"replication.timeout_seconds", CONFIG_INT, OFF(replication_timeout_seconds), "60", 1, 3600,
      "a request to a destination fails after this long (a blob: after this long without progress)"},
+    {"replication.failed_after_seconds", CONFIG_INT, OFF(replication_failed_after_seconds), "3600",
+     0, 30 * DAY,
+     "a copy a destination keeps failing for this long after it was queued shows FAILED "
+     "(failureCode PEER_UNAVAILABLE) and is still tried every replication.retry_max_ms, so the "
+     "destination's return clears it (0: it stays IN_PROGRESS)"},
 };
 
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))

@@ -123,6 +123,7 @@ struct berth_config {
     int64_t replication_retry_initial_ms;
     int64_t replication_retry_max_ms;
     int64_t replication_timeout_seconds;
+    int64_t replication_failed_after_seconds;
     json_t *doc; /* the parsed config file (owned), or NULL */
 };
 

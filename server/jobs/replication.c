@@ -168,6 +168,7 @@ enum berth_err replication_job_start(const struct berth_config *cfg, struct stor
             .retry_initial_ms = cfg->replication_retry_initial_ms,
             .retry_max_ms = cfg->replication_retry_max_ms,
             .timeout_ms = cfg->replication_timeout_seconds * 1000,
+            .failed_after_ms = cfg->replication_failed_after_seconds * 1000,
             .cancel = &t->cancel,
             .filter = &t->filter,
             .source = j->source,

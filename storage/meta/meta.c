@@ -336,6 +336,12 @@ static const char *const migrations[] = {
     "ALTER TABLE uploads ADD COLUMN hash_state TEXT;"
     "ALTER TABLE uploads ADD COLUMN stage_state TEXT;"
     "ALTER TABLE uploads ADD COLUMN updated_at INTEGER NOT NULL DEFAULT 0;",
+    /* 21: replication copies FAILED because the destination stayed
+     * unreachable are still tried: the due index covers every row not
+     * COMPLETE. */
+    "DROP INDEX replication_queue_due;"
+    "CREATE INDEX replication_queue_open ON replication_queue(next_at) "
+    "WHERE status <> 'COMPLETE';",
 };
 
 /* The same migrations in PostgreSQL's dialect, entry for entry: rowid
@@ -616,6 +622,10 @@ static const char *const pg_migrations[] = {
     "ALTER TABLE uploads ADD COLUMN hash_state TEXT;"
     "ALTER TABLE uploads ADD COLUMN stage_state TEXT;"
     "ALTER TABLE uploads ADD COLUMN updated_at BIGINT NOT NULL DEFAULT 0;",
+    /* 21 */
+    "DROP INDEX replication_queue_due;"
+    "CREATE INDEX replication_queue_open ON replication_queue(next_at) "
+    "WHERE status <> 'COMPLETE';",
 };
 
 #define NMIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))

@@ -691,9 +691,15 @@ enum berth_err meta_server_secret_add(struct meta *m, const char *name, const vo
 enum berth_err meta_repl_enqueue(struct meta *m, int64_t manifest_id, const char *region,
                                  const char *registry_id, int64_t now);
 
+/* The failureCode of a copy that shows FAILED because its destination
+ * has been unreachable too long: unlike other FAILED copies, it is still
+ * tried (meta_repl_next takes it when due). */
+#define META_REPL_RETRIED_CODE "PEER_UNAVAILABLE"
+
 /* A queued copy as the worker sees it. */
 struct meta_repl_item {
     int64_t manifest_id;
+    int64_t queued_at; /* when the push queued it (ms) */
     char region[META_REPL_REGION_MAX + 1];
     char registry_id[META_REPL_REGISTRY_ID_MAX + 1];
     int64_t attempts;
@@ -711,14 +717,16 @@ struct meta_repl_filter {
     const char *except;
 };
 
-/* The IN_PROGRESS row of a destination f takes that is due first (next_at
+/* The IN_PROGRESS (or FAILED with META_REPL_RETRIED_CODE) row of a
+ * destination f takes that is due first (next_at
  * <= now; earliest next_at, then manifest id), with its repository and
  * digest. *found false when none is due; *next_at then gets the earliest
  * next_at of f's rows not yet due (0 when there are none). */
 enum berth_err meta_repl_next(struct meta *m, int64_t now, const struct meta_repl_filter *f,
                               struct meta_repl_item *out, bool *found, int64_t *next_at);
 
-/* A destination failed for now: its other IN_PROGRESS rows due before
+/* A destination failed for now: its other rows still tried (IN_PROGRESS,
+ * FAILED with META_REPL_RETRIED_CODE) due before
  * next_at wait until then too (their attempts unchanged). */
 enum berth_err meta_repl_defer(struct meta *m, const char *region, const char *registry_id,
                                int64_t next_at, int64_t now);

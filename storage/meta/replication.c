@@ -42,9 +42,16 @@ static void bind_filter(struct meta_stmt *st, const struct meta_repl_filter *f)
     }
 }
 
-#define EARLIEST "SELECT MIN(q.next_at) FROM replication_queue q WHERE q.status = 'IN_PROGRESS'"
+/* The rows still tried: queued or being retried, and those FAILED for an
+ * unreachable destination (the partial index replication_queue_open
+ * covers both: status <> 'COMPLETE'). */
+#define TRIED                                                                                      \
+    "q.status <> 'COMPLETE' AND (q.status = 'IN_PROGRESS' OR q.failure_code = "                    \
+    "'" META_REPL_RETRIED_CODE "')"
 
-/* The earliest next_at of f's IN_PROGRESS rows (0 when none). */
+#define EARLIEST "SELECT MIN(q.next_at) FROM replication_queue q WHERE " TRIED
+
+/* The earliest next_at of f's rows still tried (0 when none). */
 static enum berth_err earliest(struct meta *m, const struct meta_repl_filter *f, int64_t *out)
 {
     struct meta_stmt *st =
@@ -70,9 +77,8 @@ static enum berth_err earliest(struct meta *m, const struct meta_repl_filter *f,
 
 #define NEXT_HEAD                                                                                  \
     "SELECT q.manifest_id, q.region, q.registry_id, q.attempts, q.seq, r.name, "                   \
-    "mf.digest FROM replication_queue q JOIN manifests mf ON mf.id = q.manifest_id "               \
-    "JOIN repositories r ON r.id = mf.repo_id WHERE q.status = 'IN_PROGRESS' AND "                 \
-    "q.next_at <= ?1"
+    "mf.digest, q.queued_at FROM replication_queue q JOIN manifests mf ON mf.id = q.manifest_id "  \
+    "JOIN repositories r ON r.id = mf.repo_id WHERE " TRIED " AND q.next_at <= ?1"
 #define NEXT_TAIL " ORDER BY q.next_at, q.manifest_id LIMIT 1"
 
 enum berth_err meta_repl_next(struct meta *m, int64_t now, const struct meta_repl_filter *f,
@@ -105,6 +111,7 @@ enum berth_err meta_repl_next(struct meta *m, int64_t now, const struct meta_rep
         if (err == BERTH_OK) {
             err = meta_col_text(st, 6, out->digest, sizeof(out->digest));
         }
+        out->queued_at = meta_col_int64(st, 7);
         *found = err == BERTH_OK;
     } else if (rc != META_STEP_DONE) {
         err = meta_fail(m, "repl_next");
@@ -119,9 +126,9 @@ enum berth_err meta_repl_next(struct meta *m, int64_t now, const struct meta_rep
 enum berth_err meta_repl_defer(struct meta *m, const char *region, const char *registry_id,
                                int64_t next_at, int64_t now)
 {
-    struct meta_stmt *st =
-        meta_prepare(m, "UPDATE replication_queue SET next_at = ?1, updated_at = ?2 WHERE status = "
-                        "'IN_PROGRESS' AND region = ?3 AND registry_id = ?4 AND next_at < ?1");
+    struct meta_stmt *st = meta_prepare(
+        m, "UPDATE replication_queue AS q SET next_at = ?1, updated_at = ?2 WHERE " TRIED
+           " AND region = ?3 AND registry_id = ?4 AND next_at < ?1");
     if (st == NULL) {
         return BERTH_EDB;
     }

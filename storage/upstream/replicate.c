@@ -31,8 +31,9 @@
 #define FAIL_REFUSED "IMAGE_REFUSED"
 #define FAIL_SOURCE "SOURCE_IMAGE_INCOMPLETE"
 #define FAIL_SECRET "CREDENTIALS_UNAVAILABLE"
-/* recorded on a copy that will be tried again */
-#define RETRY_UNREACHABLE "PEER_UNAVAILABLE"
+/* recorded on a copy that will be tried again (also once it shows FAILED
+ * for failing too long) */
+#define RETRY_UNREACHABLE META_REPL_RETRIED_CODE
 
 enum berth_err upstream_peers_parse(json_t *peers, struct upstream_peer **out, size_t *count,
                                     char *err, size_t cap)
@@ -427,6 +428,9 @@ static enum berth_err record(struct meta *m, const struct upstream_repl_options 
     const char *status = "COMPLETE";
     const char *code = NULL;
     int64_t next_at = now;
+    bool gave_up = false; /* failing too long: FAILED, still tried */
+    char reason[sizeof(cp->err) + 160];
+    str_copy(reason, sizeof(reason), cp->err);
     if (rc != BERTH_OK && cp->code != NULL) {
         status = "FAILED";
         code = cp->code;
@@ -434,9 +438,19 @@ static enum berth_err record(struct meta *m, const struct upstream_repl_options 
         status = "IN_PROGRESS";
         code = RETRY_UNREACHABLE;
         next_at = now + upstream_repl_backoff_ms(opt, it->attempts + 1);
+        int64_t failing = now - it->queued_at;
+        if (opt->failed_after_ms > 0 && failing >= opt->failed_after_ms) {
+            gave_up = true;
+            status = "FAILED";
+            snprintf(reason, sizeof(reason),
+                     "the destination has been unreachable for %lld s (%lld tries; tried again "
+                     "every %lld ms): %s",
+                     (long long)(failing / 1000), (long long)it->attempts + 1,
+                     (long long)opt->retry_max_ms, cp->err);
+        }
     }
     bool applied = false;
-    enum berth_err db = meta_repl_finish(m, it, status, code, rc != BERTH_OK ? cp->err : NULL,
+    enum berth_err db = meta_repl_finish(m, it, status, code, rc != BERTH_OK ? reason : NULL,
                                          next_at, now, &applied);
     if (db == BERTH_OK && rc != BERTH_OK && cp->code == NULL) {
         /* the destination is down for now: its other copies wait as long */
@@ -450,11 +464,12 @@ static enum berth_err record(struct meta *m, const struct upstream_repl_options 
                  it->repo, it->digest, it->region, it->registry_id, (long long)cp->manifests_put,
                  (long long)cp->blobs_sent, (long long)cp->blobs_mounted,
                  (long long)cp->blobs_skipped, !applied);
-    } else if (cp->code != NULL) {
+    } else if (cp->code != NULL || gave_up) {
         t->failed++;
-        log_warn("event=replication_failed repo=%s digest=%s destination=%s/%s code=%s msg=%s",
-                 it->repo, it->digest, it->region, it->registry_id, code,
-                 log_value(cp->err, v, sizeof(v)));
+        log_warn("event=replication_failed repo=%s digest=%s destination=%s/%s code=%s "
+                 "retried=%s msg=%s",
+                 it->repo, it->digest, it->region, it->registry_id, code, gave_up ? "yes" : "no",
+                 log_value(reason, v, sizeof(v)));
     } else {
         t->retrying++;
         log_warn("event=replication_retry repo=%s digest=%s destination=%s/%s attempts=%lld "

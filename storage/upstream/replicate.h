@@ -9,8 +9,12 @@
  * image has, or by digest), then the referrers of a newly copied image.
  * A failure the destination may get over (unreachable, 5xx, 429) is
  * tried again later, the wait doubling from retry_initial_ms up to
- * retry_max_ms; one it will not (no peer configured, credentials
- * refused, repository missing, image refused) marks the copy FAILED.
+ * retry_max_ms; when the copy has been failing so for failed_after_ms
+ * since it was queued, it shows FAILED (PEER_UNAVAILABLE) but is still
+ * tried at that pace, so that the destination's return completes it. A
+ * failure the destination will not get over (no peer configured,
+ * credentials refused, repository missing, image refused) marks the copy
+ * FAILED for good (until the image is pushed again).
  * Called from the replication job's threads (one per peer); blocks on the
  * network, the disk and the database.
  */
@@ -51,6 +55,8 @@ struct upstream_repl_options {
     int64_t retry_initial_ms;  /* > 0 */
     int64_t retry_max_ms;      /* >= retry_initial_ms */
     int64_t timeout_ms;        /* per request (a blob: while stalled) */
+    int64_t failed_after_ms;   /* a copy failing this long after it was queued is FAILED
+                                * (META_REPL_RETRIED_CODE, still tried); 0: never */
     const atomic_bool *cancel; /* stop between copies (may be NULL) */
     /* the destinations this run takes (one peer's, or the others) */
     const struct meta_repl_filter *filter;

@@ -486,5 +486,73 @@ class DistributionPeerTest(e.ModernEcrTestCase):
         return out["replicationStatuses"][0]["status"] if out["replicationStatuses"] else None
 
 
+class GiveUpTest(e.ModernEcrTestCase):
+    """A destination down longer than replication.failed_after_seconds: the copy shows
+    FAILED (failureCode PEER_UNAVAILABLE) while it is still tried at the capped pace; the
+    destination's return completes it with no new push; a new push while it is down
+    queues it again (IN_PROGRESS)."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.d = h.Server(target="distribution")
+        cls.addClassCleanup(cls.d.cleanup)
+        cls.d.start()
+        cls.server_config = {"replication": {
+            "peers": [{"region": "us-west-2", "registry_id": "333333333333",
+                       "url": cls.d.base_url}],
+            "retry_initial_ms": 100, "retry_max_ms": 300, "failed_after_seconds": 1}}
+        super().setUpClass()
+
+    @classmethod
+    def tearDownClass(cls):
+        super().tearDownClass()
+        if cls.d.proc is not None:
+            cls.d.stop()
+
+    def statuses(self, repo, **image_id):
+        return self.ecr.describe_image_replication_status(
+            repositoryName=repo, imageId=image_id)["replicationStatuses"]
+
+    def test_failed_after_the_limit_then_cleared(self):
+        self.ecr.put_replication_configuration(replicationConfiguration={"rules": [
+            {"destinations": [{"region": "us-west-2", "registryId": "333333333333"}]}]})
+        self.d.stop()
+        img = h.build_image(layer_count=1)
+        self.push_image_ok("down/app", img, tag="v1")
+        failed = [{"region": "us-west-2", "registryId": "333333333333", "status": "FAILED",
+                   "failureCode": "PEER_UNAVAILABLE"}]
+        h.wait_until(lambda: self.statuses("down/app", imageTag="v1") == failed, WAIT,
+                     interval=0.1, what="FAILED PEER_UNAVAILABLE")
+        log = self.server.log_text()
+        self.assertIn("event=replication_retry repo=down/app", log)  # before the limit
+        self.assertRegex(log, r"event=replication_failed repo=down/app digest=\S+ "
+                              r"destination=us-west-2/333333333333 code=PEER_UNAVAILABLE "
+                              r"retried=yes msg=\"the destination has been unreachable for")
+        # still tried while FAILED, at most retry_max_ms apart
+        count = log.count("event=replication_failed repo=down/app")
+        h.wait_until(lambda: self.server.log_text().count(
+            "event=replication_failed repo=down/app") >= count + 2, WAIT, interval=0.1,
+            what="two more tries while FAILED")
+        self.assertEqual(self.statuses("down/app", imageTag="v1"), failed)
+        # a new push queues it again: IN_PROGRESS until the limit passes again
+        again = h.Image(img.obj, img.blobs, img.media_type)
+        pushed = time.monotonic()
+        self.push_image_ok("down/app", again, tag="v2")
+        status = self.statuses("down/app", imageTag="v2")[0]["status"]
+        if time.monotonic() - pushed < 0.9:  # not judged when the machine took the second
+            self.assertEqual(status, "IN_PROGRESS")
+        h.wait_until(lambda: self.statuses("down/app", imageTag="v1") == failed, WAIT,
+                     interval=0.1, what="FAILED again")
+        # the destination back: completed with no push, the status cleared
+        self.d.start(reuse_port=True)
+        h.wait_until(lambda: self.statuses("down/app", imageTag="v1")[0]["status"] == "COMPLETE",
+                     WAIT, interval=0.1, what="COMPLETE after the destination came back")
+        self.assertEqual(self.statuses("down/app", imageTag="v1"),
+                         [{"region": "us-west-2", "registryId": "333333333333",
+                           "status": "COMPLETE"}])
+        resp = self.d.registry().get_manifest("down/app", "v2", accept=h.MT_OCI_MANIFEST)
+        self.assertEqual(resp.header("Docker-Content-Digest"), img.digest)
+
+
 if __name__ == "__main__":
     h.main()

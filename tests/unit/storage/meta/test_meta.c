@@ -18,8 +18,9 @@ static void test_meta_basics(void)
      * creation templates, lifecycle policy times, storage classes, the pull-through
      * cache, signing, lifecycle transitions, the archived manifests' index, the
      * replication queue, the archive tier, pending signatures, leases, the
-     * garbage collection history, activity over time, shared upload state */
-    CHECK_INT(meta_schema_version(m), 20);
+     * garbage collection history, activity over time, shared upload state, the
+     * replication queue's index of copies still tried */
+    CHECK_INT(meta_schema_version(m), 21);
     struct meta_repo r;
     CHECK_INT(meta_repo_create(m, "team/app", 1000, &r), BERTH_OK);
     CHECK_INT(meta_repo_create(m, "team/app", 1000, &r), BERTH_EEXIST);

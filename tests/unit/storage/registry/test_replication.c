@@ -191,9 +191,64 @@ static void test_queue(void)
     unit_meta_remove(m, root);
 }
 
+/* A copy FAILED because its destination stayed unreachable
+ * (META_REPL_RETRIED_CODE) is still taken when due, deferred with the
+ * destination's other copies, and cleared by a success; FAILED for another
+ * reason it is not taken. */
+static void test_failed_unreachable_still_tried(void)
+{
+    struct meta *m = unit_meta_new(root, sizeof(root));
+    struct meta_repo repo = unit_meta_repo(m, "team/app", false);
+    int64_t a = unit_meta_add_manifest(m, repo.id, unit_meta_digest(1), false, "");
+    int64_t b = unit_meta_add_manifest(m, repo.id, unit_meta_digest(2), false, "");
+    CHECK_INT(meta_setting_set(m, META_REPLICATION_CONFIG_SETTING, CONFIG, 1000), BERTH_OK);
+    bool queued = false;
+    CHECK_INT(registry_repl_on_push(m, "team/app", a, 1000, &queued), BERTH_OK);
+    CHECK_INT(registry_repl_on_push(m, "team/app", b, 1500, &queued), BERTH_OK);
+    struct meta_repl_filter eu = {.region = "eu-west-1", .registry_id = "111111111111"};
+    struct meta_repl_item it;
+    bool found = false;
+    bool applied = false;
+    int64_t next_at = -1;
+    CHECK_INT(meta_repl_next(m, 1000, &eu, &it, &found, &next_at), BERTH_OK);
+    CHECK(found);
+    CHECK_INT(it.manifest_id, a);
+    CHECK_INT(it.queued_at, 1000);
+    CHECK_INT(meta_repl_finish(m, &it, "FAILED", META_REPL_RETRIED_CODE, "down too long", 2000,
+                               1100, &applied),
+              BERTH_OK);
+    CHECK(strstr(statuses_of(m, a), "eu-west-1/111111111111=FAILED:PEER_UNAVAILABLE:1") != NULL);
+    /* b is due first; a when its time comes */
+    CHECK_INT(meta_repl_next(m, 1999, &eu, &it, &found, &next_at), BERTH_OK);
+    CHECK(found);
+    CHECK_INT(it.manifest_id, b);
+    CHECK_INT(meta_repl_finish(m, &it, "FAILED", "ACCESS_DENIED", "no", 1600, 1600, &applied),
+              BERTH_OK);
+    CHECK_INT(meta_repl_next(m, 1999, &eu, &it, &found, &next_at), BERTH_OK);
+    CHECK(!found);
+    CHECK_INT(next_at, 2000); /* a only: b FAILED for good */
+    /* the destination down: a waits with the others */
+    CHECK_INT(meta_repl_defer(m, "eu-west-1", "111111111111", 3000, 1900), BERTH_OK);
+    CHECK_INT(meta_repl_next(m, 2999, &eu, &it, &found, &next_at), BERTH_OK);
+    CHECK(!found);
+    CHECK_INT(next_at, 3000);
+    CHECK_INT(meta_repl_next(m, 3000, &eu, &it, &found, &next_at), BERTH_OK);
+    CHECK(found);
+    CHECK_INT(it.manifest_id, a);
+    /* back: a success clears it */
+    CHECK_INT(meta_repl_finish(m, &it, "COMPLETE", NULL, NULL, 3001, 3001, &applied), BERTH_OK);
+    CHECK(applied);
+    CHECK(strstr(statuses_of(m, a), "eu-west-1/111111111111=COMPLETE:-:2") != NULL);
+    CHECK_INT(meta_repl_next(m, 99999, &eu, &it, &found, &next_at), BERTH_OK);
+    CHECK(!found);
+    CHECK_INT(next_at, 0);
+    unit_meta_remove(m, root);
+}
+
 int main(void)
 {
     RUN(test_destinations);
     RUN(test_queue);
+    RUN(test_failed_unreachable_still_tried);
     return unit_report("test_replication");
 }
