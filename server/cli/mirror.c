@@ -3,13 +3,17 @@
  * side, with no server and no store, pull images straight from their
  * registries into a bundle that berth import reads (the format of berth
  * export). Credentials come from a docker config.json (--authfile, else
- * $DOCKER_CONFIG/config.json, else ~/.docker/config.json). A progress line
+ * $DOCKER_CONFIG/config.json, else ~/.docker/config.json), from its
+ * credential helpers (credHelpers, credsStore: `docker-credential-NAME
+ * get` run as docker runs it) or its auths entries. A progress line
  * on a terminal; plain lines, one per image, otherwise.
  */
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "cli_int.h"
@@ -21,6 +25,7 @@
 #include "storage/upstream/client.h"
 
 #define AUTHFILE_MAX (4 * 1024 * 1024)
+#define HELPER_OUT_MAX (64 * 1024)
 #define LIST_MAX (64 * 1024 * 1024)
 
 struct creds {
@@ -41,6 +46,124 @@ static void wipe(char **s)
     }
 }
 
+/* Run `docker-credential-<helper> get` (found on PATH) with server on its
+ * standard input, as docker does; its standard output into out (at most
+ * cap - 1 bytes, NUL-terminated). *status is its exit status (-1: it
+ * could not be run or was killed). */
+static enum berth_err run_helper(const char *helper, const char *server, char *out, size_t cap,
+                                 size_t *len, int *status)
+{
+    char program[160];
+    snprintf(program, sizeof(program), "docker-credential-%s", helper);
+    int in[2];
+    int from[2];
+    *len = 0;
+    *status = -1;
+    if (pipe(in) != 0) {
+        return BERTH_EIO;
+    }
+    if (pipe(from) != 0) {
+        close(in[0]);
+        close(in[1]);
+        return BERTH_EIO;
+    }
+    pid_t pid = fork();
+    if (pid < 0) {
+        close(in[0]);
+        close(in[1]);
+        close(from[0]);
+        close(from[1]);
+        return BERTH_EIO;
+    }
+    if (pid == 0) {
+        dup2(in[0], STDIN_FILENO);
+        dup2(from[1], STDOUT_FILENO);
+        close(in[0]);
+        close(in[1]);
+        close(from[0]);
+        close(from[1]);
+        execlp(program, program, "get", (char *)NULL);
+        fprintf(stderr, "berth mirror: %s: %s\n", program, strerror(errno));
+        _exit(127);
+    }
+    close(in[0]);
+    close(from[1]);
+    /* the helper reads the server URL (no newline, as docker writes it) */
+    void (*old)(int) = signal(SIGPIPE, SIG_IGN);
+    size_t n = strlen(server);
+    ssize_t w = write(in[1], server, n);
+    (void)w;
+    close(in[1]);
+    signal(SIGPIPE, old);
+    for (;;) {
+        if (*len + 1 >= cap) {
+            char drain[512];
+            if (read(from[0], drain, sizeof(drain)) <= 0) {
+                break;
+            }
+            continue;
+        }
+        ssize_t got = read(from[0], out + *len, cap - 1 - *len);
+        if (got < 0 && errno == EINTR) {
+            continue;
+        }
+        if (got <= 0) {
+            break;
+        }
+        *len += (size_t)got;
+    }
+    out[*len] = '\0';
+    close(from[0]);
+    int ws = 0;
+    while (waitpid(pid, &ws, 0) < 0 && errno == EINTR) {
+    }
+    *status = WIFEXITED(ws) ? WEXITSTATUS(ws) : -1;
+    return BERTH_OK;
+}
+
+/* The credentials of host's credential helper: BERTH_OK (c->user and
+ * c->password set), BERTH_ENOTFOUND (no helper, or it has none for host). */
+static enum berth_err helper_creds(struct creds *c, const char *host)
+{
+    char helper[128];
+    char server[512];
+    char why[256];
+    enum berth_err rc = upstream_authfile_helper(c->text, c->len, host, helper, sizeof(helper),
+                                                 server, sizeof(server), why, sizeof(why));
+    if (rc == BERTH_EINVAL) {
+        fprintf(stderr, "berth mirror: %s: %s (going on without a credential helper for %s)\n",
+                c->path, why, host);
+    }
+    if (rc != BERTH_OK) {
+        return BERTH_ENOTFOUND;
+    }
+    char *out = malloc(HELPER_OUT_MAX);
+    if (out == NULL) {
+        return BERTH_ENOMEM;
+    }
+    size_t len = 0;
+    int status = -1;
+    rc = run_helper(helper, server, out, HELPER_OUT_MAX, &len, &status);
+    if (rc == BERTH_OK && status == 0) {
+        rc = upstream_authfile_helper_output(out, len, &c->user, &c->password, why, sizeof(why));
+        if (rc == BERTH_EINVAL) {
+            fprintf(stderr, "berth mirror: docker-credential-%s get %s: %s\n", helper, server, why);
+        }
+    } else if (rc == BERTH_OK) {
+        /* docker's helpers say "credentials not found in native keychain" */
+        if (strstr(out, "not found") == NULL) {
+            fprintf(stderr, "berth mirror: docker-credential-%s get %s failed (exit status %d)\n",
+                    helper, server, status);
+        }
+        rc = BERTH_ENOTFOUND;
+    } else {
+        fprintf(stderr, "berth mirror: docker-credential-%s cannot be run\n", helper);
+    }
+    memset(out, 0, HELPER_OUT_MAX);
+    free(out);
+    return rc == BERTH_OK ? BERTH_OK : BERTH_ENOTFOUND;
+}
+
 static bool find_creds(void *arg, const char *host, const char **user, const char **password)
 {
     struct creds *c = arg;
@@ -48,6 +171,11 @@ static bool find_creds(void *arg, const char *host, const char **user, const cha
     wipe(&c->password);
     if (c->text == NULL) {
         return false;
+    }
+    if (helper_creds(c, host) == BERTH_OK) {
+        *user = c->user;
+        *password = c->password;
+        return true;
     }
     char why[256];
     enum berth_err rc =

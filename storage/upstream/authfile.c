@@ -1,6 +1,7 @@
 /* Registry credentials from a docker config.json; see authfile.h. */
 #include "storage/upstream/authfile.h"
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -74,6 +75,93 @@ static enum berth_err from_entry(json_t *entry, const char *key, char **user, ch
         return BERTH_ENOMEM;
     }
     return BERTH_OK;
+}
+
+static bool helper_name_ok(const char *name)
+{
+    if (name == NULL || name[0] == '\0' || strlen(name) > 64) {
+        return false;
+    }
+    for (const char *p = name; *p != '\0'; p++) {
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+              *p == '.' || *p == '_' || *p == '-')) {
+            return false;
+        }
+    }
+    return true;
+}
+
+enum berth_err upstream_authfile_helper(const char *text, size_t len, const char *host,
+                                        char *helper, size_t helper_cap, char *server,
+                                        size_t server_cap, char *why, size_t why_cap)
+{
+    why[0] = '\0';
+    json_error_t jerr;
+    json_t *doc = json_loadb(text, len, 0, &jerr);
+    if (!json_is_object(doc)) {
+        json_decref(doc);
+        snprintf(why, why_cap, "not a docker config.json (%s)", jerr.text);
+        return BERTH_EINVAL;
+    }
+    char want[512];
+    registry_of(host, want, sizeof(want));
+    const char *name = NULL;
+    const char *key;
+    json_t *entry;
+    json_object_foreach(json_object_get(doc, "credHelpers"), key, entry)
+    {
+        char have[512];
+        registry_of(key, have, sizeof(have));
+        if (strcmp(have, want) == 0 && json_is_string(entry)) {
+            name = json_string_value(entry);
+            break;
+        }
+    }
+    if (name == NULL) {
+        name = json_string_value(json_object_get(doc, "credsStore"));
+    }
+    enum berth_err rc = BERTH_OK;
+    if (name == NULL || name[0] == '\0') {
+        rc = BERTH_ENOTFOUND;
+    } else if (!helper_name_ok(name)) {
+        snprintf(why, why_cap, "'%.64s' is not a credential helper's name", name);
+        rc = BERTH_EINVAL;
+    } else {
+        str_copy(helper, helper_cap, name);
+        str_copy(server, server_cap,
+                 strcmp(want, "docker.io") == 0 ? "https://index.docker.io/v1/" : host);
+    }
+    json_decref(doc);
+    return rc;
+}
+
+enum berth_err upstream_authfile_helper_output(const char *out, size_t len, char **user,
+                                               char **password, char *why, size_t why_cap)
+{
+    *user = *password = NULL;
+    why[0] = '\0';
+    json_t *doc = json_loadb(out, len, 0, NULL);
+    const char *u = json_string_value(json_object_get(doc, "Username"));
+    const char *p = json_string_value(json_object_get(doc, "Secret"));
+    enum berth_err rc = BERTH_OK;
+    if (u == NULL || p == NULL) {
+        snprintf(why, why_cap, "the helper's answer has no Username and Secret");
+        rc = BERTH_EINVAL;
+    } else if (strcmp(u, "<token>") == 0) {
+        snprintf(why, why_cap, "the helper holds an identity token, which berth mirror cannot use");
+        rc = BERTH_EINVAL;
+    } else {
+        *user = strdup(u);
+        *password = strdup(p);
+        if (*user == NULL || *password == NULL) {
+            free(*user);
+            free(*password);
+            *user = *password = NULL;
+            rc = BERTH_ENOMEM;
+        }
+    }
+    json_decref(doc); /* the secret's copy in doc: freed (jansson does not wipe) */
+    return rc;
 }
 
 enum berth_err upstream_authfile_find(const char *text, size_t len, const char *host, char **user,

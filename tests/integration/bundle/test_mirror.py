@@ -200,6 +200,74 @@ class MirrorTest(unittest.TestCase):
                     "linux/s390x", expect=1)
         self.assertFalse(os.path.exists(out_path + "2"))
 
+    def test_credential_helpers(self):
+        """credsStore and credHelpers: `docker-credential-NAME get` run as docker runs it (the
+        registry on its standard input, JSON with Username and Secret on its output); a
+        registry's credHelpers entry wins over credsStore."""
+        src = self.start()
+        images = bh.sample_images()
+        bh.push_sample(src.registry(), "itest/app", images)
+        akid, secret = a.keys_create(src, "puller")
+        host = "127.0.0.1:%d" % src.port
+        bin_dir = os.path.join(self.work, "bin")
+        os.makedirs(bin_dir)
+        asked = os.path.join(self.work, "asked")
+        script = """#!/bin/sh
+# a docker credential helper holding one registry's credentials
+[ "$1" = get ] || exit 2
+server=$(cat)
+printf '%%s %%s\\n' "$(basename "$0")" "$server" >> %s
+if [ "$server" = "%s" ]; then
+    printf '{"ServerURL": "%%s", "Username": "%s", "Secret": "%s"}\\n' "$server"
+else
+    echo "credentials not found in native keychain"
+    exit 1
+fi
+""" % (asked, host, akid, secret)
+        for name in ("itest", "other"):
+            path = os.path.join(bin_dir, "docker-credential-" + name)
+            with open(path, "w") as f:
+                f.write(script if name == "itest" else
+                        "#!/bin/sh\ncat > /dev/null\necho 'helper other is broken' >&2\n"
+                        "printf '%%s %%s\\n' other x >> %s\nexit 3\n" % asked)
+            os.chmod(path, 0o755)
+        env = {"DOCKER_CONFIG": self.docker_config,
+               "PATH": bin_dir + ":" + os.environ["PATH"]}
+        out_path = os.path.join(self.work, "helped.tar")
+
+        def mirror(expect):
+            rc, out = h.run_berth(["mirror", "--plain-http", "%s/itest/app:v1" % host,
+                                   "-o", out_path], env=env, timeout=120)
+            self.assertEqual(rc, expect, out)
+            self.assertNotIn(secret, out)
+            return out
+
+        # credsStore: docker's "auths" entry is an empty placeholder then
+        with open(os.path.join(self.docker_config, "config.json"), "w") as f:
+            json.dump({"auths": {host: {}}, "credsStore": "itest"}, f)
+        mirror(0)
+        with open(asked) as f:
+            self.assertEqual(f.read(), "docker-credential-itest %s\n" % host)
+        self.assertIn("blobs/sha256/" + h.digest_hex(images["v1"].digest),
+                      bh.read_bundle(out_path))
+        os.remove(out_path)
+        os.remove(asked)
+        # credHelpers for this registry wins over a broken credsStore
+        with open(os.path.join(self.docker_config, "config.json"), "w") as f:
+            json.dump({"credsStore": "other", "credHelpers": {host: "itest"}}, f)
+        mirror(0)
+        with open(asked) as f:
+            self.assertEqual(f.read(), "docker-credential-itest %s\n" % host)
+        os.remove(asked)
+        os.remove(out_path)
+        # the broken one alone: no credentials, refused (401) and said so
+        with open(os.path.join(self.docker_config, "config.json"), "w") as f:
+            json.dump({"credsStore": "other"}, f)
+        out = mirror(1)
+        self.assertIn("docker-credential-other get %s failed (exit status 3)" % host, out)
+        self.assertIn("401", out)
+        self.assertFalse(os.path.exists(out_path))
+
     def test_from_distribution_with_the_referrers_tag_schema(self):
         src = self.start(target="distribution")
         reg = src.registry()

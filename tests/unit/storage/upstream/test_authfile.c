@@ -47,8 +47,56 @@ static void test_entries(void)
     CHECK_INT(find("{\"auths\": ", "docker.io", &user, &password), BERTH_EINVAL);
 }
 
+static void test_helpers(void)
+{
+    const char *text = "{\"auths\": {\"registry.example:5000\": {}},"
+                       "\"credsStore\": \"desktop\","
+                       "\"credHelpers\": {\"https://own.example\": \"ecr-login\","
+                       "\"index.docker.io\": \"hub\", \"bad.example\": \"../evil\"}}";
+    char helper[128];
+    char server[512];
+    char why[256];
+#define HELPER(t, host)                                                                            \
+    upstream_authfile_helper(t, strlen(t), host, helper, sizeof(helper), server, sizeof(server),   \
+                             why, sizeof(why))
+    /* credHelpers by registry first, then credsStore */
+    CHECK_INT(HELPER(text, "own.example"), BERTH_OK);
+    CHECK_STR(helper, "ecr-login");
+    CHECK_STR(server, "own.example");
+    CHECK_INT(HELPER(text, "registry.example:5000"), BERTH_OK);
+    CHECK_STR(helper, "desktop");
+    CHECK_STR(server, "registry.example:5000");
+    /* Docker Hub's helper gets Hub's legacy URL, as docker gives it */
+    CHECK_INT(HELPER(text, "docker.io"), BERTH_OK);
+    CHECK_STR(helper, "hub");
+    CHECK_STR(server, "https://index.docker.io/v1/");
+    CHECK_INT(HELPER(text, "bad.example"), BERTH_EINVAL); /* never a path */
+    CHECK_INT(HELPER("{\"auths\": {}}", "own.example"), BERTH_ENOTFOUND);
+    CHECK_INT(HELPER("{\"credsStore\": \"\"}", "own.example"), BERTH_ENOTFOUND);
+    CHECK_INT(HELPER("[", "own.example"), BERTH_EINVAL);
+#undef HELPER
+    char *user = NULL;
+    char *password = NULL;
+    const char *out = "{\"ServerURL\":\"own.example\",\"Username\":\"AWS\",\"Secret\":\"s3\"}";
+    CHECK_INT(upstream_authfile_helper_output(out, strlen(out), &user, &password, why, sizeof(why)),
+              BERTH_OK);
+    CHECK_STR(user, "AWS");
+    CHECK_STR(password, "s3");
+    free(user);
+    free(password);
+    out = "{\"Username\":\"<token>\",\"Secret\":\"refresh\"}";
+    CHECK_INT(upstream_authfile_helper_output(out, strlen(out), &user, &password, why, sizeof(why)),
+              BERTH_EINVAL);
+    CHECK(strstr(why, "identity token") != NULL);
+    out = "credentials not found in native keychain";
+    CHECK_INT(upstream_authfile_helper_output(out, strlen(out), &user, &password, why, sizeof(why)),
+              BERTH_EINVAL);
+    CHECK(user == NULL && password == NULL);
+}
+
 int main(void)
 {
+    RUN(test_helpers);
     RUN(test_entries);
     return unit_report("test_authfile");
 }
