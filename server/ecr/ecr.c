@@ -629,6 +629,38 @@ bool ecr_find_image(struct ecr_call *call, const char *name, const struct ecr_im
     return true;
 }
 
+void ecr_image_statuses(struct ecr_call *call, const char *key, bool with_registry,
+                        ecr_status_read_fn read)
+{
+    const char *repo;
+    struct ecr_image_id id;
+    struct meta_repo r;
+    struct meta_manifest mf;
+    if (!ecr_repo_name(call, &repo) || !ecr_image_id_parse(call, &id) ||
+        !ecr_find_image(call, repo, &id, &r, &mf)) {
+        return;
+    }
+    struct meta *m = ecr_meta(call);
+    if (m == NULL) {
+        return;
+    }
+    json_t *list = json_array();
+    enum berth_err rc = list != NULL ? read(m, mf.id, list) : BERTH_ENOMEM;
+    if (rc != BERTH_OK) {
+        json_decref(list);
+        ecr_server_error(call, rc);
+        return;
+    }
+    json_t *image_id = ecr_image_id_json(mf.digest, id.tag);
+    if (image_id == NULL || json_object_set_new(call->out, "repositoryName", json_string(repo)) ||
+        json_object_set_new(call->out, "imageId", image_id) != 0 ||
+        (with_registry &&
+         json_object_set_new(call->out, "registryId", json_string(ecr_registry(call))) != 0) ||
+        json_object_set_new(call->out, key, list) != 0) {
+        ecr_server_error(call, BERTH_ENOMEM);
+    }
+}
+
 /* ---- the request ---- */
 
 static void send_result(struct ecr_call *call)

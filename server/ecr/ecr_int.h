@@ -256,6 +256,17 @@ bool ecr_find_repo(struct ecr_call *call, const char *name, struct meta_repo *ou
 bool ecr_find_image(struct ecr_call *call, const char *name, const struct ecr_image_id *id,
                     struct meta_repo *repo, struct meta_manifest *out);
 
+/* Fill list (a JSON array) with the statuses of manifest_id; BERTH_ENOMEM
+ * or the database's error. */
+typedef enum berth_err (*ecr_status_read_fn)(struct meta *m, int64_t manifest_id, json_t *list);
+
+/* The per-image status operations (DescribeImageReplicationStatus,
+ * DescribeImageSigningStatus): the image repositoryName and imageId name,
+ * its statuses as read fills them, and the answer repositoryName, imageId,
+ * registryId (with_registry) and the list under key. */
+void ecr_image_statuses(struct ecr_call *call, const char *key, bool with_registry,
+                        ecr_status_read_fn read);
+
 /* Validate a list of resource tags ({Key, Value}); existing is how many
  * the repository already has (TooManyTagsException past 50). */
 bool ecr_validate_resource_tags(struct ecr_call *call, json_t *tags, size_t existing);

@@ -327,38 +327,16 @@ static int add_status(void *arg, const struct meta_repl_status *st)
     return 0;
 }
 
+static enum berth_err read_statuses(struct meta *m, int64_t manifest_id, json_t *list)
+{
+    struct status_list l = {.list = list};
+    enum berth_err rc = meta_repl_status_list(m, manifest_id, add_status, &l);
+    return rc == BERTH_OK && l.out_of_memory ? BERTH_ENOMEM : rc;
+}
+
 static void describe_image_replication_status(struct ecr_call *call)
 {
-    const char *repo;
-    struct ecr_image_id id;
-    if (!ecr_repo_name(call, &repo) || !ecr_image_id_parse(call, &id)) {
-        return;
-    }
-    struct meta_repo r;
-    struct meta_manifest mf;
-    if (!ecr_find_image(call, repo, &id, &r, &mf)) {
-        return;
-    }
-    struct meta *m = ecr_meta(call);
-    if (m == NULL) {
-        return;
-    }
-    struct status_list l = {.list = json_array()};
-    enum berth_err rc = l.list ? meta_repl_status_list(m, mf.id, add_status, &l) : BERTH_ENOMEM;
-    if (rc == BERTH_OK && l.out_of_memory) {
-        rc = BERTH_ENOMEM;
-    }
-    if (rc != BERTH_OK) {
-        json_decref(l.list);
-        ecr_server_error(call, rc);
-        return;
-    }
-    json_t *image_id = ecr_image_id_json(mf.digest, id.tag);
-    if (image_id == NULL || json_object_set_new(call->out, "repositoryName", json_string(repo)) ||
-        json_object_set_new(call->out, "imageId", image_id) != 0 ||
-        json_object_set_new(call->out, "replicationStatuses", l.list) != 0) {
-        ecr_server_error(call, BERTH_ENOMEM);
-    }
+    ecr_image_statuses(call, "replicationStatuses", false, read_statuses);
 }
 
 const struct ecr_op ecr_replication_ops[] = {
