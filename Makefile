@@ -9,7 +9,7 @@ DATA       ?= ./berth-data
 PREFIX     ?= /usr/local
 DESTDIR    ?=
 
-.PHONY: all setup build run install image test test-fast test-asan test-postgres test-s3 test-cluster asan bench fuzz \
+.PHONY: all setup build run install image test test-fast test-asan test-postgres test-s3 test-cluster asan bench bench-cluster fuzz \
 	format format-check layers clean screenshot
 
 all: build
@@ -104,6 +104,12 @@ bench: build
 screenshot: build
 	BERTH_BIN=$(BUILD)/berth PYTHONPATH=tests/integration/lib \
 		/usr/bin/python3 -B tests/integration/console/screenshot.py --out docs/images
+
+# berth on S3 (Swift) + PostgreSQL against distribution's S3 driver on the same Swift, and
+# one replica against three behind haproxy (docs/benchmarks.md). Never part of make test.
+bench-cluster: build
+	@scripts/setup-deps.sh --bench
+	@/usr/bin/python3 -B bench/cluster-bench.py $(BUILD)
 
 format:
 	@git ls-files '*.c' '*.h' | xargs -r clang-format -i
