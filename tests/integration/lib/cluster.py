@@ -29,7 +29,7 @@ PREFIX = "cluster/"
 
 class Cluster:
     def __init__(self, replicas=2, config=None, env=None, balancer=False,
-                 sticky_uploads=True):
+                 sticky_uploads=False):
         self.count = replicas
         self.config = config
         self.env = dict(env or {})
@@ -126,13 +126,14 @@ class Haproxy:
     a row is out (a slow answer on a busy machine is not a failure: timeout check 10s),
     and a request that could not connect is sent to another (redispatch).
 
-    sticky_uploads: the requests of one blob upload go to the replica that answered its
-    POST (a stick table keyed by the upload's id, learned from the Docker-Upload-UUID
-    header of the answers, matched against the last segment of
-    /v2/<name>/blobs/uploads/<id>): what docs/scale-out.md asks of a balancer while an
-    upload session lives on one replica. Every answer carries X-Berth-Replica: rN."""
+    Upload sessions are shared by the replicas, so by default the requests of one upload
+    are spread like any others. sticky_uploads: they go to the replica that answered the
+    upload's POST instead (a stick table keyed by the upload's id, learned from the
+    Docker-Upload-UUID header of the answers, matched against the last segment of
+    /v2/<name>/blobs/uploads/<id>; the walk-through's configuration in
+    docs/scale-out.md). Every answer carries X-Berth-Replica: rN."""
 
-    def __init__(self, backends, sticky_uploads=True, check_ms=200):
+    def __init__(self, backends, sticky_uploads=False, check_ms=200):
         self.backends = list(backends)
         self.sticky_uploads = sticky_uploads
         self.check_ms = check_ms
