@@ -780,9 +780,12 @@ void upload_add_part(struct upload *u)
  * so the hasher is drained (joined, its hash handed back) before anything
  * reads the hash, cuts the stage or lets the session go. */
 
-/* A body past this many bytes in one request gets a hasher (2 MiB: a
- * 1 MiB layer never does). */
-#define UPLOAD_PIPE_MIN ((uint64_t)2 << 20)
+/* A body past this many bytes in one request gets a hasher (16 MiB:
+ * with 2 MiB, 10 MiB pushes were 0.7x-1.0x of inline hashing in six
+ * side-by-side runs on a busy 2-core VM, docs/benchmarks.md; the hasher's
+ * read-back copy and its hand-over at the end cost more than a 10 MiB
+ * body's hashing gains). */
+#define UPLOAD_PIPE_MIN ((uint64_t)16 << 20)
 /* The hasher reads and hashes this many bytes at a time, and is woken
  * when this much more waits for it. */
 #define UPLOAD_PIPE_READ ((size_t)256 << 10)

@@ -79,7 +79,7 @@ enum berth_err upload_peek(struct store *st, const char *uuid, int64_t repo_id, 
 void upload_release(struct upload *u);
 
 /* For tests: how many bodies were hashed on a thread of their own (past
- * 2 MiB in one request, with a CPU free for it; upload.c) since start. */
+ * 16 MiB in one request, with a CPU free for it; upload.c) since start. */
 uint64_t upload_hashers_started(void);
 
 /* Cancel a session: its row, file and hash state go. BERTH_ENOTFOUND,

@@ -122,14 +122,14 @@ static void test_uploads(void)
     unit_store_remove(st, root);
 }
 
-/* Bodies past 2 MiB in one request are hashed on a thread of their own
+/* Bodies past 16 MiB in one request are hashed on a thread of their own
  * while they are written: the hash must still be exactly the stage's,
  * across a cut back, a new request and a completion. */
 static void test_large_upload_hashed_alongside(void)
 {
     struct store *st = unit_store_new(root, sizeof(root));
     struct meta_repo r = {.id = repo(st, "big")};
-    size_t total = 9 * 1024 * 1024 + 333;
+    size_t total = 54 * 1024 * 1024 + 333;
     unsigned char *data = malloc(total);
     CHECK(data != NULL);
     if (data == NULL) {
@@ -149,23 +149,23 @@ static void test_large_upload_hashed_alongside(void)
     CHECK_INT(upload_create(st, r.id, DIGEST_SHA256, uuid), BERTH_OK);
     struct upload *u = NULL;
     CHECK_INT(upload_acquire(st, uuid, r.id, &u), BERTH_OK);
-    /* 4 MiB in the pieces libmicrohttpd hands over, then a cut back to 3
-     * MiB + 1 while the hasher runs, and the rest of this request */
+    /* 20 MiB in the pieces libmicrohttpd hands over, then a cut back to
+     * 19 MiB + 1 while the hasher runs, and the rest of this request */
     size_t at = 0, piece = 16384;
-    for (; at < ((size_t)4 << 20); at += piece) {
+    for (; at < ((size_t)20 << 20); at += piece) {
         CHECK_INT(upload_write(u, data + at, piece), BERTH_OK);
     }
     if (threads) {
         CHECK_INT(upload_hashers_started(), started + 1);
     }
-    at = ((size_t)3 << 20) + 1;
+    at = ((size_t)19 << 20) + 1;
     CHECK_INT(upload_truncate(u, at), BERTH_OK);
-    for (size_t end = (size_t)6 << 20, n; at < end; at += n) {
+    for (size_t end = (size_t)36 << 20, n; at < end; at += n) {
         n = end - at < piece ? end - at : piece;
         CHECK_INT(upload_write(u, data + at, n), BERTH_OK);
     }
     upload_release(u);
-    /* a second request: another hasher for its own 3 MiB + 333 (the
+    /* a second request: another hasher for its own 18 MiB + 333 (the
      * first had one only: after a cut back the rest is hashed inline) */
     CHECK_INT(upload_acquire(st, uuid, r.id, &u), BERTH_OK);
     CHECK_INT(upload_offset(u), at);
