@@ -1,3 +1,4 @@
+# berth-python: modern
 """docs/air-gap.md's walk-through, run as it is written: the ```sh blocks of steps 1
 (mirror), 3 (import) and 4 (a delta), the first of each, are read out of the document each time (so the test
 fails when the document drifts) and run in one shell, in a temporary directory with a
@@ -8,14 +9,21 @@ of the source.
 Substitutions, each checked to apply: registry.example.com becomes 127.0.0.1:<port> (the
 test registry), berth mirror gets --plain-http and skopeo login --tls-verify=false (the
 test registry is plain HTTP), /srv/berth becomes a temporary data directory; the
-document's $REGISTRY_USER and $REGISTRY_PASSWORD are an access key of the source."""
+document's $REGISTRY_USER and $REGISTRY_PASSWORD are an access key of the source.
 
+PullThroughDmzTest runs the document's pull-through part ("Or: pull through a registry in
+the DMZ") the same way."""
+
+import json
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import tempfile
 import unittest
+
+import clients as c  # first: it cleans the environment botocore reads
 
 import auth_helpers as a
 import berth_harness as h
@@ -120,6 +128,103 @@ class WalkThroughTest(unittest.TestCase):
             self.assertEqual(h.expect_status(reg.get_blob("team/app", digest), 200).body, data)
         refs = h.expect_status(reg.referrers("team/app", self.app.digest), 200).json()
         self.assertEqual([m["digest"] for m in refs["manifests"]], [self.sbom.digest])
+
+
+class PullThroughDmzTest(unittest.TestCase):
+    """The document's "Or: pull through a registry in the DMZ": the first ```sh block of
+    each of its steps 1 (berth secrets), 2 (the rule, with the AWS CLI) and 3 (pull) read
+    out of the document and run in one shell against a site berth on a temporary data
+    directory; the DMZ registry is another berth with access keys holding team/app:1.4.
+
+    Substitutions, each checked to apply: /srv/berth becomes the site's data directory,
+    http://127.0.0.1:5000 its URL, berth.site:5000 its address, registry.dmz.example:5000
+    the DMZ berth's http:// URL (plain HTTP; the AWS CLI takes it as it is: v2, or v1 with
+    cli_follow_urlparam = false, as the document says); $UPSTREAM_USER and
+    $UPSTREAM_PASSWORD are an access key of the DMZ berth. The `docker pull` line is left
+    out (no docker daemon here: docker through berth is tests/integration/clients')."""
+
+    def setUp(self):
+        self.tmp = tempfile.mkdtemp(prefix="berth-airgap-dmz-")
+        self.addCleanup(shutil.rmtree, self.tmp, True)
+        self.dmz = h.Server()
+        self.addCleanup(self.dmz.cleanup)
+        self.dmz.start()
+        self.app = h.build_image(layer_count=2, layer_size=5000)
+        h.expect_status(self.dmz.registry().push_image("team/app", self.app, tag="1.4"), 201)
+        self.user, self.password = a.keys_create(self.dmz, "robot", "pull")
+        self.site = h.Server()
+        self.addCleanup(self.site.cleanup)
+        self.root = os.path.join(self.tmp, "srv-berth")
+        os.makedirs(self.root)
+        self.site.root = self.root
+        self.site.start()
+        self.work = os.path.join(self.tmp, "work")
+        bin_dir = os.path.join(self.tmp, "bin")
+        for d in (self.work, bin_dir):
+            os.makedirs(d)
+        with open(os.path.join(bin_dir, "aws"), "w") as f:
+            f.write("#!/bin/sh\nexec %s \"$@\"\n" % " ".join(shlex.quote(x)
+                                                          for x in c.aws_command()))
+        os.chmod(os.path.join(bin_dir, "aws"), 0o755)
+        aws_config = os.path.join(self.tmp, "aws-config")
+        with open(aws_config, "w") as f:
+            f.write("[default]\ncli_follow_urlparam = false\n")
+        self.env = c.aws_env(key="AKIDSITE", secret="site-secret")  # any key: no keys yet
+        self.env = {k: v for k, v in self.env.items()
+                    if not k.startswith(("BERTH_", "REGISTRY_AUTH", "DOCKER_"))}
+        self.env.update(HOME=os.path.join(self.tmp, "home"), AWS_CONFIG_FILE=aws_config,
+                        UPSTREAM_USER=self.user, UPSTREAM_PASSWORD=self.password,
+                        XDG_RUNTIME_DIR=os.path.join(self.tmp, "run"),
+                        PATH="%s:%s:%s" % (bin_dir, os.path.dirname(h.find_berth_bin()),
+                                           os.environ["PATH"]))
+        os.makedirs(self.env["HOME"])
+        os.makedirs(self.env["XDG_RUNTIME_DIR"], mode=0o700)
+
+    def script(self):
+        with open(AIR_GAP) as f:
+            text = f.read()
+        start = text.index("\n## Or: pull through a registry in the DMZ\n")
+        part = text[start:text.index("\n## ", start + 1)]
+        blocks = []
+        for heading in ("1. Credentials for the upstream (if it needs any)", "2. The rule",
+                        "3. Pull"):
+            found = sh_blocks(section(part, heading))
+            self.assertGreaterEqual(len(found), 1, "step %r lost its command block" % heading)
+            blocks.append(found[0])
+        body = "\n".join(blocks)
+        body = substitute(body, "/srv/berth", self.root)
+        body = substitute(body, "http://127.0.0.1:5000", self.site.base_url)
+        body = substitute(body, "registry.dmz.example:5000", self.dmz.base_url)
+        body = substitute(body, "docker pull berth.site:5000/dmz/team/app:1.4\n", "")
+        body = substitute(body, "berth.site:5000", "127.0.0.1:%d" % self.site.port)
+        return "set -eu\nset -o pipefail\nset -x\n" + body
+
+    def test_pull_through_as_written(self):
+        proc = subprocess.run(c.private_mounts(["bash", "-c", self.script()],
+                                               ("/var/lib/containers",)),
+                              cwd=self.work, env=self.env, capture_output=True, text=True,
+                              timeout=300, stdin=subprocess.DEVNULL)
+        self.assertEqual(proc.returncode, 0, "the walk-through failed:\n%s\n%s"
+                         % (proc.stdout[-4000:], proc.stderr[-6000:]))
+        out = proc.stdout + proc.stderr
+        self.assertIn("arn:aws:secretsmanager:us-east-1:000000000000:secret:"
+                      "ecr-pullthroughcache/dmz", out)
+        self.assertRegex(out, r'"isValid": true')
+        said = "\n".join(ln for ln in out.splitlines() if not ln.startswith("+ "))
+        self.assertNotIn(self.password, said)
+        self.assertNotIn(self.password, self.site.log_text())
+        # skopeo wrote the image as the DMZ has it
+        with open(os.path.join(self.work, "app", "index.json")) as f:
+            index = json.load(f)
+        self.assertEqual([m["digest"] for m in index["manifests"]], [self.app.digest])
+        # fetched from the DMZ once, with the secret's key; now served by the site
+        log = self.dmz.log_text()
+        self.assertRegex(log, r"event=access method=GET path=/v2/team/app/manifests/1\.4 "
+                              r"status=200")
+        resp = h.expect_status(self.site.registry().get_manifest(
+            "dmz/team/app", "1.4", accept=self.app.media_type), 200)
+        self.assertEqual(resp.header("Docker-Content-Digest"), self.app.digest)
+        self.assertEqual(resp.body, self.app.manifest)
 
 
 if __name__ == "__main__":
