@@ -15,7 +15,7 @@ import unittest
 
 import berth_harness as h
 import clients as c
-from cluster import PREFIX, Cluster
+from cluster import PREFIX, Cluster, ClusterTestCase
 
 LEASE_SECONDS = 3
 WAIT = 90
@@ -23,7 +23,7 @@ HOLD_LINE = "event=test_hold point=archive"
 
 
 @unittest.skipUnless(h.IS_BERTH, "berth's replicas")
-class ArchiveLeaseTest(unittest.TestCase):
+class ArchiveLeaseTest(ClusterTestCase):
     @classmethod
     def setUpClass(cls):
         c.require_modern()
@@ -41,15 +41,6 @@ class ArchiveLeaseTest(unittest.TestCase):
         cls.replicas = cls.cluster.replicas
         cls.ecr = [c.ecr_client(r) for r in cls.replicas]
         cls.s3 = cls.cluster.s3.client()
-
-    def run(self, result=None):
-        if result is None:
-            return super().run(result)
-        before = len(result.failures) + len(result.errors)
-        out = super().run(result)
-        if len(result.failures) + len(result.errors) > before:
-            self.cluster.dump_logs()
-        return out
 
     def exists(self, key):
         page = self.s3.list_objects_v2(Bucket=self.cluster.s3.bucket, Prefix=key)

@@ -24,7 +24,7 @@ import clients as c  # first: it cleans the environment botocore reads
 import auth_helpers as a
 import berth_harness as h
 import daemons as d
-from cluster import SERVED_BY, Cluster
+from cluster import SERVED_BY, Cluster, ClusterTestCase
 
 MIB = 1024 * 1024
 
@@ -57,7 +57,7 @@ class Recorder(h.Registry):
 
 
 @unittest.skipUnless(h.IS_BERTH, "berth's replicas")
-class BalancerTest(unittest.TestCase):
+class BalancerTest(ClusterTestCase):
     @classmethod
     def setUpClass(cls):
         c.require_modern()
@@ -69,15 +69,6 @@ class BalancerTest(unittest.TestCase):
         cls.work = tempfile.mkdtemp(prefix="berth-balancer-")
         cls.addClassCleanup(shutil.rmtree, cls.work, True)
         cls.host = "127.0.0.1:%d" % cls.lb.port
-
-    def run(self, result=None):
-        if result is None:
-            return super().run(result)
-        before = len(result.failures) + len(result.errors)
-        out = super().run(result)
-        if len(result.failures) + len(result.errors) > before:
-            self.cluster.dump_logs()
-        return out
 
     # -- helpers --------------------------------------------------------------------------
 

@@ -11,7 +11,7 @@ import unittest
 import berth_harness as h
 import clients as c
 import auth_helpers as a
-from cluster import Cluster
+from cluster import Cluster, ClusterTestCase
 
 WAIT = 90
 
@@ -51,7 +51,7 @@ def bytes_in(doc):
 
 
 @unittest.skipUnless(h.IS_BERTH, "berth's replicas")
-class ConsoleHistoryTest(unittest.TestCase):
+class ConsoleHistoryTest(ClusterTestCase):
     @classmethod
     def setUpClass(cls):
         c.require_modern()
@@ -68,15 +68,6 @@ class ConsoleHistoryTest(unittest.TestCase):
             cl = ConsoleClient(r.registry())
             cl.sign_in(*cls.admin)
             cls.consoles.append(cl)
-
-    def run(self, result=None):
-        if result is None:
-            return super().run(result)
-        before = len(result.failures) + len(result.errors)
-        out = super().run(result)
-        if len(result.failures) + len(result.errors) > before:
-            self.cluster.dump_logs()
-        return out
 
     def test_activity_summed_over_replicas(self):
         base = bytes_in(registry(self.consoles[1]))

@@ -19,7 +19,7 @@ import time
 import unittest
 
 import berth_harness as h
-from cluster import Cluster
+from cluster import Cluster, ClusterTestCase
 
 RACE_SECONDS = float(os.environ.get("BERTH_TEST_GC_RACE_SECONDS", "30"))
 MT_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
@@ -113,7 +113,7 @@ class Pusher:
 
 
 @unittest.skipUnless(h.IS_BERTH, "berth's replicas")
-class GcRaceTest(unittest.TestCase):
+class GcRaceTest(ClusterTestCase):
     @classmethod
     def setUpClass(cls):
         # GC only by the loop below, which collects everything unreferenced at once
@@ -121,15 +121,6 @@ class GcRaceTest(unittest.TestCase):
                                                           "grace_seconds": 0}})
         cls.addClassCleanup(cls.cluster.stop)
         cls.cluster.start()
-
-    def run(self, result=None):
-        if result is None:
-            return super().run(result)
-        before = len(result.failures) + len(result.errors)
-        out = super().run(result)
-        if len(result.failures) + len(result.errors) > before:
-            self.cluster.dump_logs()
-        return out
 
     def gc_loop(self, stop, stats):
         while not stop.is_set():

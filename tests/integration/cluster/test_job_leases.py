@@ -27,7 +27,7 @@ import berth_harness as h
 import clients as c
 import ecr_helpers as e
 import ptc_helpers as p
-from cluster import Cluster
+from cluster import Cluster, ClusterTestCase
 
 LEASE_SECONDS = 3
 PEER_REGION = "eu-west-1"
@@ -47,7 +47,7 @@ def manifest_puts(server, repo):
 
 
 @unittest.skipUnless(h.IS_BERTH, "berth's replicas")
-class JobLeaseTest(unittest.TestCase):
+class JobLeaseTest(ClusterTestCase):
     @classmethod
     def setUpClass(cls):
         c.require_modern()
@@ -86,15 +86,9 @@ class JobLeaseTest(unittest.TestCase):
         if cls.peer.proc is not None and cls.peer.proc.poll() is None:
             os.kill(cls.peer.proc.pid, signal.SIGCONT)
 
-    def run(self, result=None):
-        if result is None:
-            return super().run(result)
-        before = len(result.failures) + len(result.errors)
-        out = super().run(result)
-        if len(result.failures) + len(result.errors) > before:
-            self.cluster.dump_logs()
-            print("\n--- peer log tail ---\n%s" % self.peer.log_tail(40))
-        return out
+    def dump_logs(self):
+        super().dump_logs()
+        print("\n--- peer log tail ---\n%s" % self.peer.log_tail(40))
 
     def pause_peer(self):
         os.kill(self.peer.proc.pid, signal.SIGSTOP)

@@ -18,7 +18,7 @@ import unittest
 import berth_harness as h
 import clients as c
 import scan_helpers as s
-from cluster import Cluster
+from cluster import Cluster, ClusterTestCase
 
 LEASE_SECONDS = 3
 GC_INTERVAL = 2
@@ -53,7 +53,7 @@ def gc_passes(server):
 
 
 @unittest.skipUnless(h.IS_BERTH, "berth's replicas")
-class LeaseTest(unittest.TestCase):
+class LeaseTest(ClusterTestCase):
     @classmethod
     def setUpClass(cls):
         cls.probe = tempfile.mkdtemp(prefix="berth-leases-")
@@ -81,15 +81,6 @@ class LeaseTest(unittest.TestCase):
                     os.kill(int(name.split("-")[2]), signal.SIGKILL)
                 except (OSError, ValueError):
                     pass
-
-    def run(self, result=None):
-        if result is None:
-            return super().run(result)
-        before = len(result.failures) + len(result.errors)
-        out = super().run(result)
-        if len(result.failures) + len(result.errors) > before:
-            self.cluster.dump_logs()
-        return out
 
     def hook_runs(self):
         return sorted(n for n in os.listdir(self.runs) if n.startswith("run-"))

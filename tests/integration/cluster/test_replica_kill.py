@@ -20,7 +20,7 @@ import time
 import unittest
 
 import berth_harness as h
-from cluster import SERVED_BY, Cluster
+from cluster import SERVED_BY, Cluster, ClusterTestCase
 
 CLIENTS = 3
 BEFORE_KILL = 6  # pushes in before the kill
@@ -114,21 +114,12 @@ class Pusher(threading.Thread):
 
 
 @unittest.skipUnless(h.IS_BERTH, "berth's replicas")
-class ReplicaKillTest(unittest.TestCase):
+class ReplicaKillTest(ClusterTestCase):
     @classmethod
     def setUpClass(cls):
         cls.cluster = Cluster(replicas=3, balancer=True)
         cls.addClassCleanup(cls.cluster.stop)
         cls.cluster.start()
-
-    def run(self, result=None):
-        if result is None:
-            return super().run(result)
-        before = len(result.failures) + len(result.errors)
-        out = super().run(result)
-        if len(result.failures) + len(result.errors) > before:
-            self.cluster.dump_logs()
-        return out
 
     def total(self, pushers, since=None):
         return sum(1 for p in pushers for x in p.pushed if since is None or x[3] > since)

@@ -17,7 +17,7 @@ import json
 import unittest
 
 import berth_harness as h
-from cluster import Cluster, PREFIX
+from cluster import PREFIX, Cluster, ClusterTestCase
 
 MIB = 1024 * 1024
 
@@ -27,7 +27,7 @@ def upload_uuid(location):
 
 
 @unittest.skipUnless(h.IS_BERTH, "berth's replicas")
-class SharedUploadTest(unittest.TestCase):
+class SharedUploadTest(ClusterTestCase):
     @classmethod
     def setUpClass(cls):
         # blobs over 20 MiB are copied to their content key in ranges (UploadPartCopy), as
@@ -38,15 +38,6 @@ class SharedUploadTest(unittest.TestCase):
         cls.cluster.start()
         cls.regs = [r.registry() for r in cls.cluster.replicas]
         cls.s3 = cls.cluster.s3.client()
-
-    def run(self, result=None):
-        if result is None:
-            return super().run(result)
-        before = len(result.failures) + len(result.errors)
-        out = super().run(result)
-        if len(result.failures) + len(result.errors) > before:
-            self.cluster.dump_logs()
-        return out
 
     def keys(self, under):
         out = []

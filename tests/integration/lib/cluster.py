@@ -19,12 +19,31 @@ import socket
 import subprocess
 import tempfile
 import time
+import unittest
 
 import berth_harness as h
 from pg_fixture import PostgresServer
 from swift_fixture import SwiftServer
 
 PREFIX = "cluster/"
+
+
+class ClusterTestCase(unittest.TestCase):
+    """A test class whose set-up starts self.cluster (a Cluster): a failed or erring
+    test prints every replica's log tail (and the balancer's) under its traceback;
+    a test class with more to show extends dump_logs."""
+
+    def run(self, result=None):
+        if result is None:
+            return super().run(result)
+        before = len(result.failures) + len(result.errors)
+        out = super().run(result)
+        if len(result.failures) + len(result.errors) > before:
+            self.dump_logs()
+        return out
+
+    def dump_logs(self):
+        self.cluster.dump_logs()
 
 
 class Cluster:
