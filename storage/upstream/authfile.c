@@ -91,20 +91,32 @@ static bool helper_name_ok(const char *name)
     return true;
 }
 
-enum berth_err upstream_authfile_helper(const char *text, size_t len, const char *host,
-                                        char *helper, size_t helper_cap, char *server,
-                                        size_t server_cap, char *why, size_t why_cap)
+/* Parse a docker config.json (an object, or why not) and name the registry
+ * `host` is in the form its keys are compared in. */
+static json_t *load_config(const char *text, size_t len, const char *host, char *want,
+                           size_t want_cap, char *why, size_t why_cap)
 {
-    why[0] = '\0';
     json_error_t jerr;
     json_t *doc = json_loadb(text, len, 0, &jerr);
     if (!json_is_object(doc)) {
         json_decref(doc);
         snprintf(why, why_cap, "not a docker config.json (%s)", jerr.text);
+        return NULL;
+    }
+    registry_of(host, want, want_cap);
+    return doc;
+}
+
+enum berth_err upstream_authfile_helper(const char *text, size_t len, const char *host,
+                                        char *helper, size_t helper_cap, char *server,
+                                        size_t server_cap, char *why, size_t why_cap)
+{
+    why[0] = '\0';
+    char want[512];
+    json_t *doc = load_config(text, len, host, want, sizeof(want), why, why_cap);
+    if (doc == NULL) {
         return BERTH_EINVAL;
     }
-    char want[512];
-    registry_of(host, want, sizeof(want));
     const char *name = NULL;
     const char *key;
     json_t *entry;
@@ -169,15 +181,11 @@ enum berth_err upstream_authfile_find(const char *text, size_t len, const char *
 {
     *user = *password = NULL;
     why[0] = '\0';
-    json_error_t jerr;
-    json_t *doc = json_loadb(text, len, 0, &jerr);
-    if (!json_is_object(doc)) {
-        json_decref(doc);
-        snprintf(why, why_cap, "not a docker config.json (%s)", jerr.text);
+    char want[512];
+    json_t *doc = load_config(text, len, host, want, sizeof(want), why, why_cap);
+    if (doc == NULL) {
         return BERTH_EINVAL;
     }
-    char want[512];
-    registry_of(host, want, sizeof(want));
     enum berth_err rc = BERTH_ENOTFOUND;
     const char *key;
     json_t *entry;
