@@ -873,10 +873,23 @@ static int activity_bucket(void *arg, const struct meta_activity *b)
     return 0;
 }
 
+static int activity_api_json(void *arg, const struct meta_activity_api *a)
+{
+    json_array_append_new(
+        arg, json_pack("{s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "api", a->api, "2xx",
+                       (json_int_t)a->requests[0], "3xx", (json_int_t)a->requests[1], "4xx",
+                       (json_int_t)a->requests[2], "5xx", (json_int_t)a->requests[3], "other",
+                       (json_int_t)a->requests[4], "bytesIn", (json_int_t)a->bytes_in, "bytesOut",
+                       (json_int_t)a->bytes_out));
+    return 0;
+}
+
 /* The activity history (meta_activity.h): the minutes of the last day and
  * the hours of the last 30 days, every replica's requests summed, each
  * bucket [start, 2xx, 3xx, 4xx, 5xx, other, bytes in, bytes out, refused
- * authentications]. NULL when it cannot be read. */
+ * authentications], and each API's requests and bytes over the view
+ * ("apis", by name, the same objects as activity.requests). NULL when it
+ * cannot be read. */
 static json_t *history_json(struct meta *m, const struct berth_config *cfg)
 {
     int64_t now = time_now_ms();
@@ -893,17 +906,20 @@ static json_t *history_json(struct meta *m, const struct berth_config *cfg)
         /* whole buckets: the first starts a span before the current one */
         int64_t from = now - now % step_ms - views[i].span_ms + step_ms;
         json_t *buckets = json_array();
-        if (buckets == NULL ||
-            meta_activity_list(m, views[i].step, from, activity_bucket, buckets) != BERTH_OK) {
+        json_t *apis = json_array();
+        if (buckets == NULL || apis == NULL ||
+            meta_activity_list(m, views[i].step, from, activity_bucket, buckets) != BERTH_OK ||
+            meta_activity_apis(m, views[i].step, from, activity_api_json, apis) != BERTH_OK) {
             json_decref(buckets);
+            json_decref(apis);
             json_decref(o);
             return NULL;
         }
         json_object_set_new(o, views[i].name,
-                            json_pack("{s:I, s:f, s:f, s:o}", "step", (json_int_t)views[i].step,
-                                      "from", (double)from / 1000.0, "to",
-                                      (double)(now - now % step_ms + step_ms) / 1000.0, "buckets",
-                                      buckets));
+                            json_pack("{s:I, s:f, s:f, s:o, s:o}", "step",
+                                      (json_int_t)views[i].step, "from", (double)from / 1000.0,
+                                      "to", (double)(now - now % step_ms + step_ms) / 1000.0,
+                                      "buckets", buckets, "apis", apis));
     }
     return o;
 }

@@ -4,6 +4,7 @@
 
 #include <pthread.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -13,6 +14,9 @@
 #include "server/metrics/metrics.h"
 #include "storage/meta/meta_activity.h"
 #include "storage/store/store.h"
+
+_Static_assert(META_ACTIVITY_APIS >= METRICS_SUMMARY_APIS,
+               "the history tells apart every API the summary does");
 
 struct activity_sampler {
     struct store *st;
@@ -24,7 +28,7 @@ struct activity_sampler {
     struct meta_activity written; /* the counters as last written */
 };
 
-/* This process's request counters now, summed over the APIs. */
+/* This process's request counters now, summed over the APIs and by API. */
 static void counters_now(struct meta_activity *out)
 {
     struct metrics_summary *ms = malloc(sizeof(*ms));
@@ -33,45 +37,83 @@ static void counters_now(struct meta_activity *out)
         return;
     }
     metrics_summary_get(ms);
-    for (size_t i = 0; i < ms->api_count; i++) {
+    for (size_t i = 0; i < ms->api_count && i < META_ACTIVITY_APIS; i++) {
         const uint64_t *c = ms->apis[i].by_class;
+        struct meta_activity_api *a = &out->apis[out->api_count++];
+        snprintf(a->api, sizeof(a->api), "%s", ms->apis[i].api);
         for (int k = 0; k < 4; k++) {
-            out->requests[k] += (int64_t)c[2 + k];
+            a->requests[k] = (int64_t)c[2 + k];
         }
-        out->requests[4] += (int64_t)(c[0] + c[1]);
-        out->bytes_in += (int64_t)ms->apis[i].bytes_in;
-        out->bytes_out += (int64_t)ms->apis[i].bytes_out;
+        a->requests[4] = (int64_t)(c[0] + c[1]);
+        a->bytes_in = (int64_t)ms->apis[i].bytes_in;
+        a->bytes_out = (int64_t)ms->apis[i].bytes_out;
+        for (int k = 0; k < 5; k++) {
+            out->requests[k] += a->requests[k];
+        }
+        out->bytes_in += a->bytes_in;
+        out->bytes_out += a->bytes_out;
     }
     out->auth_failures = (int64_t)ms->auth_failures;
     free(ms);
+}
+
+/* The counters of api as last written (NULL: none yet). */
+static const struct meta_activity_api *written_api(const struct meta_activity *w, const char *api)
+{
+    for (size_t i = 0; i < w->api_count; i++) {
+        if (strcmp(w->apis[i].api, api) == 0) {
+            return &w->apis[i];
+        }
+    }
+    return NULL;
 }
 
 /* Add what the counters grew by since the last write; kept for the next
  * sample when the write fails. */
 static void sample(struct activity_sampler *s)
 {
-    struct meta_activity now, d;
-    counters_now(&now);
-    memset(&d, 0, sizeof(d));
-    bool any = false;
-    for (int k = 0; k < 5; k++) {
-        d.requests[k] = now.requests[k] - s->written.requests[k];
-        any = any || d.requests[k] != 0;
-    }
-    d.bytes_in = now.bytes_in - s->written.bytes_in;
-    d.bytes_out = now.bytes_out - s->written.bytes_out;
-    d.auth_failures = now.auth_failures - s->written.auth_failures;
-    any = any || d.bytes_in != 0 || d.bytes_out != 0 || d.auth_failures != 0;
-    if (!any) {
+    struct meta_activity *now = malloc(sizeof(*now));
+    struct meta_activity *d = malloc(sizeof(*d));
+    if (now == NULL || d == NULL) {
+        free(now);
+        free(d);
         return;
     }
-    struct meta *m = store_meta(s->st);
-    enum berth_err rc = m != NULL ? meta_activity_add(m, time_now_ms(), &d) : BERTH_EDB;
-    if (rc == BERTH_OK) {
-        s->written = now;
-    } else {
-        log_warn("event=activity_sample_error err=%s", berth_strerror(rc));
+    counters_now(now);
+    memset(d, 0, sizeof(*d));
+    bool any = false;
+    for (int k = 0; k < 5; k++) {
+        d->requests[k] = now->requests[k] - s->written.requests[k];
+        any = any || d->requests[k] != 0;
     }
+    d->bytes_in = now->bytes_in - s->written.bytes_in;
+    d->bytes_out = now->bytes_out - s->written.bytes_out;
+    d->auth_failures = now->auth_failures - s->written.auth_failures;
+    any = any || d->bytes_in != 0 || d->bytes_out != 0 || d->auth_failures != 0;
+    /* by API: the counters only grow, and an API once seen stays */
+    for (size_t i = 0; i < now->api_count; i++) {
+        const struct meta_activity_api *was = written_api(&s->written, now->apis[i].api);
+        struct meta_activity_api *a = &d->apis[d->api_count++];
+        *a = now->apis[i];
+        if (was != NULL) {
+            for (int k = 0; k < 5; k++) {
+                a->requests[k] -= was->requests[k];
+            }
+            a->bytes_in -= was->bytes_in;
+            a->bytes_out -= was->bytes_out;
+        }
+    }
+    if (any) {
+        struct meta *m = store_meta(s->st);
+        enum berth_err rc = m != NULL ? meta_activity_add(m, time_now_ms(), d) : BERTH_EDB;
+        if (rc == BERTH_OK) {
+            s->written = *now;
+        } else {
+            log_warn("event=activity_sample_error err=%s", berth_strerror(rc));
+        }
+    }
+    free(now);
+    free(d);
 }
 
 static void *sampler_main(void *arg)

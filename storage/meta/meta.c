@@ -342,6 +342,25 @@ static const char *const migrations[] = {
     "DROP INDEX replication_queue_due;"
     "CREATE INDEX replication_queue_open ON replication_queue(next_at) "
     "WHERE status <> 'COMPLETE';",
+    /* 22: the activity history by API (the console's per-API breakdown
+     * over a day or 30 days): the same buckets as activity (migration 19),
+     * a row per API that had requests in it ("oci", "ecr", "console",
+     * "ops", "none" for requests no API took), requests by status class and
+     * bytes; each replica adds its growth in the transaction that adds to
+     * activity, so the rows of a bucket sum to its activity row. */
+    "CREATE TABLE activity_apis ("
+    "  step INTEGER NOT NULL,"
+    "  at INTEGER NOT NULL,"
+    "  api TEXT NOT NULL,"
+    "  requests_2xx INTEGER NOT NULL DEFAULT 0,"
+    "  requests_3xx INTEGER NOT NULL DEFAULT 0,"
+    "  requests_4xx INTEGER NOT NULL DEFAULT 0,"
+    "  requests_5xx INTEGER NOT NULL DEFAULT 0,"
+    "  requests_other INTEGER NOT NULL DEFAULT 0,"
+    "  bytes_in INTEGER NOT NULL DEFAULT 0,"
+    "  bytes_out INTEGER NOT NULL DEFAULT 0,"
+    "  PRIMARY KEY (step, at, api)"
+    ") WITHOUT ROWID;",
 };
 
 /* The same migrations in PostgreSQL's dialect, entry for entry: rowid
@@ -626,6 +645,20 @@ static const char *const pg_migrations[] = {
     "DROP INDEX replication_queue_due;"
     "CREATE INDEX replication_queue_open ON replication_queue(next_at) "
     "WHERE status <> 'COMPLETE';",
+    /* 22 */
+    "CREATE TABLE activity_apis ("
+    "  step BIGINT NOT NULL,"
+    "  at BIGINT NOT NULL,"
+    "  api TEXT COLLATE \"C\" NOT NULL,"
+    "  requests_2xx BIGINT NOT NULL DEFAULT 0,"
+    "  requests_3xx BIGINT NOT NULL DEFAULT 0,"
+    "  requests_4xx BIGINT NOT NULL DEFAULT 0,"
+    "  requests_5xx BIGINT NOT NULL DEFAULT 0,"
+    "  requests_other BIGINT NOT NULL DEFAULT 0,"
+    "  bytes_in BIGINT NOT NULL DEFAULT 0,"
+    "  bytes_out BIGINT NOT NULL DEFAULT 0,"
+    "  PRIMARY KEY (step, at, api)"
+    ");",
 };
 
 #define NMIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))

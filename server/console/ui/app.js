@@ -1604,7 +1604,9 @@ function registryHistory(hist) {
         ["Requests", String(total) + (byClass ? " (" + byClass + ")" : ""), "history-requests"],
         ["Bytes", fmtSize(sum(6)) + " received, " + fmtSize(sum(7)) + " sent", "history-bytes"],
         ["Refused authentications", String(sum(8)), "history-auth"],
-      ]));
+      ]),
+      el("h3", { text: "By API, " + title }),
+      apiTable(view.apis || [], "history-api-rows", "Requests and bytes by API, " + title));
   };
   for (const name of Object.keys(views)) {
     buttons[name] = el("button", { type: "button", class: "secondary", id: "history-" + name, "aria-pressed": "false", onclick: () => draw(name) }, name === "minutes" ? "Last 24 hours" : "Last 30 days");
@@ -1620,29 +1622,39 @@ function registryHistory(hist) {
     body);
 }
 
-function registryActivity(a) {
+// Requests and bytes by API ([{api, 2xx, ..., bytesIn, bytesOut}]): a row per
+// API with its bars (read out with their numbers) and figures; tbody gets id.
+function apiTable(apis, id, caption) {
   const classes = [["2xx", "ok"], ["3xx", "redirect"], ["4xx", "client"], ["5xx", "server"], ["other", "other"]];
+  if (!apis.length) return el("p", { class: "empty", id: id + "-empty", text: "No request recorded yet." });
   const total = (r) => classes.reduce((n, [k]) => n + r[k], 0);
-  const maxReq = Math.max(1, ...a.requests.map(total));
-  const maxBytes = Math.max(1, ...a.requests.map((r) => r.bytesIn + r.bytesOut));
-  const rows = a.requests.map((r) => el("tr", {},
+  const maxReq = Math.max(1, ...apis.map(total));
+  const maxBytes = Math.max(1, ...apis.map((r) => r.bytesIn + r.bytesOut));
+  const rows = apis.map((r) => el("tr", {},
     el("th", { scope: "row", text: r.api }),
     el("td", { class: "chart" }, stackedBar(classes.map(([k, c]) => [k, r[k], c]), maxReq,
-      r.api + ": " + classes.filter(([k]) => r[k]).map(([k]) => r[k] + " " + k).join(", "))),
+      r.api + ": " + (classes.filter(([k]) => r[k]).map(([k]) => r[k] + " " + k).join(", ") || "no requests"))),
     ...classes.map(([k]) => el("td", { class: "num", text: String(r[k]) })),
     el("td", { class: "chart" }, stackedBar([["in", r.bytesIn, "in"], ["out", r.bytesOut, "out"]], maxBytes,
       r.api + ": " + fmtSize(r.bytesIn) + " received, " + fmtSize(r.bytesOut) + " sent")),
     el("td", { class: "num", text: fmtSize(r.bytesIn) }),
     el("td", { class: "num", text: fmtSize(r.bytesOut) })));
+  return tableWrap(el("caption", { class: "visually-hidden", text: caption }),
+    el("thead", {}, el("tr", {}, ["API", "Requests", ...classes.map(([k]) => k), "Bytes", "Received", "Sent"].map((h) => el("th", { scope: "col", text: h })))),
+    el("tbody", { id }, rows));
+}
+
+// The counters since the process started; their per-API table only when the
+// history (which has it over the chosen time range) is not recorded.
+function registryActivity(a, withApis) {
+  const classes = [["2xx", "ok"], ["3xx", "redirect"], ["4xx", "client"], ["5xx", "server"], ["other", "other"]];
   return section("Activity since the server started", "activity",
     el("p", { class: "muted small", text: "Counters since " + fmtWhen(a.since) + " (the same as /metrics); a restart resets them." }),
-    el("div", { class: "legend", "aria-hidden": "true" }, classes.map(([k, c]) => el("span", { class: "key" }, el("span", { class: "seg " + c }), k)),
-      el("span", { class: "key" }, el("span", { class: "seg in" }), "received"), el("span", { class: "key" }, el("span", { class: "seg out" }), "sent")),
-    a.requests.length
-      ? tableWrap(el("caption", { class: "visually-hidden", text: "Requests and bytes by API" }),
-        el("thead", {}, el("tr", {}, ["API", "Requests", ...classes.map(([k]) => k), "Bytes", "Received", "Sent"].map((h) => el("th", { scope: "col", text: h })))),
-        el("tbody", { id: "activity-rows" }, rows))
-      : el("p", { class: "empty", text: "No request recorded yet." }),
+    withApis ? [
+      el("div", { class: "legend", "aria-hidden": "true" }, classes.map(([k, c]) => el("span", { class: "key" }, el("span", { class: "seg " + c }), k)),
+        el("span", { class: "key" }, el("span", { class: "seg in" }), "received"), el("span", { class: "key" }, el("span", { class: "seg out" }), "sent")),
+      apiTable(a.requests, "activity-rows", "Requests and bytes by API since the server started"),
+    ] : null,
     facts([
       ["Garbage collection", a.gc.passesOk + " passes" + (a.gc.passesFailed ? ", " + a.gc.passesFailed + " failed" : "") + "; " + a.gc.blobsDeleted + " blobs, " + fmtSize(a.gc.bytesFreed) + " freed", "activity-gc"],
       ["Lifecycle", a.lifecycle.runs + " runs; " + a.lifecycle.imagesEvaluated + " images evaluated, " + a.lifecycle.imagesExpired + " expired"],
@@ -1706,7 +1718,7 @@ async function registryPage(flash) {
       registryScan(doc.scan),
       registryJobs(doc.jobs),
       registryHistory(doc.history),
-      registryActivity(doc.activity),
+      registryActivity(doc.activity, !doc.history.sampleSeconds),
       registryConfig(doc)));
 }
 

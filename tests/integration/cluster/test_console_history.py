@@ -1,8 +1,8 @@
 # berth-python: modern
 """The console's registry page over replicas (docs/scale-out.md): two `berth serve`
 replicas sharing PostgreSQL and S3 (cluster.py). The activity history sums what both
-replicas served (each adds its own counters' growth), and a garbage collection pass
-asked for on one replica shows, with its node, on the other's page."""
+replicas served (each adds its own counters' growth), in all and by API, and a garbage
+collection pass asked for on one replica shows, with its node, on the other's page."""
 # berth-suite: cluster
 
 import json
@@ -50,6 +50,11 @@ def bytes_in(doc):
     return sum(b[i] for b in hist["minutes"]["buckets"])
 
 
+def oci_in(doc, view):
+    """What the OCI API received over the history's view, by the per-API rows."""
+    return sum(r["bytesIn"] for r in doc["history"][view]["apis"] if r["api"] == "oci")
+
+
 @unittest.skipUnless(h.IS_BERTH, "berth's replicas")
 class ConsoleHistoryTest(ClusterTestCase):
     @classmethod
@@ -70,7 +75,9 @@ class ConsoleHistoryTest(ClusterTestCase):
             cls.consoles.append(cl)
 
     def test_activity_summed_over_replicas(self):
-        base = bytes_in(registry(self.consoles[1]))
+        doc = registry(self.consoles[1])
+        base = bytes_in(doc)
+        base_oci = {v: oci_in(doc, v) for v in ("minutes", "hours")}
         sizes = 0
         for i, r in enumerate(self.replicas):
             img = h.build_image(layer_count=2, layer_size=100000 * (i + 1), compress=False)
@@ -81,6 +88,10 @@ class ConsoleHistoryTest(ClusterTestCase):
         for cl in self.consoles:
             h.wait_until(lambda: bytes_in(registry(cl)) >= base + sizes, WAIT, interval=0.2,
                          what="both replicas' pushes in the history")
+            # and in the OCI API's row of the per-API breakdown, over both ranges
+            for v in ("minutes", "hours"):
+                h.wait_until(lambda: oci_in(registry(cl), v) >= base_oci[v] + sizes, WAIT,
+                             interval=0.2, what="both replicas' pushes in the oci row (%s)" % v)
 
     def test_gc_history_shared(self):
         before = registry(self.consoles[1])["gc"]["runs"]

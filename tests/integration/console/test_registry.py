@@ -371,6 +371,21 @@ def since_start_2xx(doc):
     return sum(r["2xx"] for r in doc["activity"]["requests"])
 
 
+def history_apis(doc, view):
+    """The activity history's view by API: {api: {"2xx": n, ..., "bytesOut": n}}."""
+    return {r["api"]: r for r in doc["history"][view]["apis"]}
+
+
+def apis_summed(doc, view):
+    """The view's APIs summed column by column, named as history_sums names them."""
+    out = {}
+    for r in doc["history"][view]["apis"]:
+        for k, v in r.items():
+            if k != "api":
+                out[k] = out.get(k, 0) + v
+    return out
+
+
 class RegistryActivityHistoryTest(h.ServerTestCase):
     server_config = {"metrics": {"activity_sample_seconds": 1}}
 
@@ -395,11 +410,27 @@ class RegistryActivityHistoryTest(h.ServerTestCase):
             return doc if m["2xx"] >= 6 and m["bytesIn"] >= size_of(img) and m["4xx"] >= 1 \
                 else None
         doc = h.wait_until(written, 30, interval=0.2, what="the pushes in the history")
-        # the hours hold the same requests (a sample may land between the two reads)
-        h.wait_until(lambda: (lambda d: history_sums(d, "minutes") == history_sums(d, "hours"))(
-            registry(cl).json()), 30, interval=0.2, what="hours and minutes agree")
-        # a stop writes what is left: the history holds every request of the process
-        before = since_start_2xx(registry(cl).json())
+        # by API: the pushes are the OCI API's, the refused call the console's
+        apis = history_apis(doc, "minutes")
+        self.assertGreaterEqual(apis["oci"]["2xx"], 6)
+        self.assertGreaterEqual(apis["oci"]["bytesIn"], size_of(img))
+        self.assertGreaterEqual(apis["console"]["4xx"], 1)
+        self.assertEqual(apis["oci"]["5xx"], 0)
+        # the hours hold the same requests, and the APIs add up to the totals (a sample
+        # may land between the reads)
+
+        def agree(d):
+            tot = {k: v for k, v in history_sums(d, "minutes").items() if k != "authFailures"}
+            return history_sums(d, "minutes") == history_sums(d, "hours") and \
+                apis_summed(d, "minutes") == tot and \
+                history_apis(d, "minutes") == history_apis(d, "hours")
+        h.wait_until(lambda: agree(registry(cl).json()), 30, interval=0.2,
+                     what="hours, minutes and APIs agree")
+        # a stop writes what is left: the history holds every request of the process,
+        # by API too
+        doc = registry(cl).json()
+        before = since_start_2xx(doc)
+        before_apis = {r["api"]: r for r in doc["activity"]["requests"]}
         self.server.stop()
         self.server.start(reuse_port=True)
         type(self).reg = self.server.registry()
@@ -409,6 +440,11 @@ class RegistryActivityHistoryTest(h.ServerTestCase):
         self.assertLess(since_start_2xx(doc), before)  # the counters started again
         self.assertGreaterEqual(history_sums(doc, "minutes")["2xx"], before)
         self.assertGreaterEqual(history_sums(doc, "hours")["bytesIn"], size_of(img))
+        for view in ("minutes", "hours"):
+            apis = history_apis(doc, view)
+            for api, was in before_apis.items():
+                for k in ("2xx", "4xx", "bytesIn", "bytesOut"):
+                    self.assertGreaterEqual(apis[api][k], was[k], (view, api, k))
 
 
 class RegistryGcDisabledTest(h.ServerTestCase):
@@ -483,11 +519,18 @@ class RegistryBrowserTest(h.ServerTestCase):
         self.assertEqual(b.script("return document.querySelector('#history-hours')"
                                   ".getAttribute('aria-pressed')"), "true")
         self.assertTrue(b.find_all("#history-bytes-hours rect.tc-in"))
-        # the activity charts: a bar per API, read out with its numbers
-        b.wait_for("#activity-rows th", "oci")
-        label = b.script("return document.querySelector('#activity-rows .barstack[role=img]')"
-                         ".getAttribute('aria-label')")
-        self.assertRegex(label, r"^\w+: \d+ 2xx")
+        # by API over the chosen range: a bar per API, read out with its numbers
+        b.wait_for("#history-body h3", "By API, per hour")
+        b.wait_for("#history-api-rows th", "oci")
+        label = b.script("return [...document.querySelectorAll('#history-api-rows tr')]"
+                         ".find((r) => r.querySelector('th').textContent === 'oci')"
+                         ".querySelector('.barstack[role=img]').getAttribute('aria-label')")
+        self.assertRegex(label, r"^oci: \d+ 2xx")
+        b.click(b.wait_for("#history-minutes"))
+        b.wait_for("#history-body h3", "By API, per minute")
+        b.wait_for("#history-api-rows th", "oci")
+        # the counters since the start have no table of their own while the history is kept
+        self.assertFalse(b.find_all("#activity-rows"))
         self.assertNotIn(CONFIG_SECRET, b.page_text())
         self.assertEqual(b.accessibility(), [])
         b.screenshot("registry.png")

@@ -2,7 +2,7 @@
  * Unit tests for storage/meta/activity.c: growth added by several
  * connections (replicas, on the PostgreSQL pass) sums into minute and hour
  * buckets, listings start where asked, and buckets past what is kept are
- * deleted as new ones come.
+ * deleted as new ones come; the same by API, summed over a span.
  */
 #include "unit.h"
 #include "unit_meta.h"
@@ -110,11 +110,99 @@ static void test_kept(void)
     meta_close(m);
 }
 
+struct api_seen {
+    struct meta_activity_api a[8];
+    size_t count;
+};
+
+static int keep_api(void *arg, const struct meta_activity_api *a)
+{
+    struct api_seen *s = arg;
+    if (s->count < sizeof(s->a) / sizeof(s->a[0])) {
+        s->a[s->count++] = *a;
+    }
+    return 0;
+}
+
+static struct api_seen list_apis(struct meta *m, int64_t step, int64_t since)
+{
+    struct api_seen s;
+    memset(&s, 0, sizeof(s));
+    CHECK_INT(meta_activity_apis(m, step, since, keep_api, &s), BERTH_OK);
+    return s;
+}
+
+static struct meta_activity_api api_growth(const char *name, int64_t n)
+{
+    struct meta_activity_api a;
+    memset(&a, 0, sizeof(a));
+    snprintf(a.api, sizeof(a.api), "%s", name);
+    for (int i = 0; i < 5; i++) {
+        a.requests[i] = n * (i + 1);
+    }
+    a.bytes_in = 10 * n;
+    a.bytes_out = 20 * n;
+    return a;
+}
+
+/* Growth by API, added by two connections (replicas) in several minutes of
+ * one hour, summed by API over a span; an idle API writes no row. */
+static void test_apis(void)
+{
+    struct meta *a = unit_meta_open(root);
+    struct meta *b = unit_meta_open(root);
+    int64_t t = T0 + 100 * HOUR_MS; /* past the buckets of the other tests */
+    struct meta_activity d = growth(0);
+    d.api_count = 3;
+    d.apis[0] = api_growth("oci", 1);
+    d.apis[1] = api_growth("ecr", 2);
+    d.apis[2] = api_growth("idle", 0);
+    CHECK_INT(meta_activity_add(a, t + 1000, &d), BERTH_OK);
+    d.api_count = 2;
+    d.apis[0] = api_growth("oci", 4);
+    d.apis[1] = api_growth("console", 8);
+    CHECK_INT(meta_activity_add(b, t + 1000, &d), BERTH_OK); /* the same minute */
+    d.api_count = 1;
+    d.apis[0] = api_growth("oci", 16);
+    CHECK_INT(meta_activity_add(a, t + 5 * MIN_MS, &d), BERTH_OK);
+    struct api_seen s = list_apis(b, META_ACTIVITY_MINUTE, t);
+    CHECK_INT(s.count, 3); /* by name: console, ecr, oci; no row for idle */
+    CHECK_STR(s.a[0].api, "console");
+    CHECK_INT(s.a[0].requests[0], 8);
+    CHECK_STR(s.a[1].api, "ecr");
+    CHECK_INT(s.a[1].requests[1], 4);
+    CHECK_STR(s.a[2].api, "oci");
+    CHECK_INT(s.a[2].requests[0], 21);
+    CHECK_INT(s.a[2].requests[4], 105);
+    CHECK_INT(s.a[2].bytes_in, 210);
+    CHECK_INT(s.a[2].bytes_out, 420);
+    /* the hour holds the same sums */
+    s = list_apis(a, META_ACTIVITY_HOUR, t);
+    CHECK_INT(s.count, 3);
+    CHECK_INT(s.a[2].requests[0], 21);
+    CHECK_INT(s.a[2].bytes_out, 420);
+    /* a span from the later minute: only its growth */
+    s = list_apis(a, META_ACTIVITY_MINUTE, t + MIN_MS);
+    CHECK_INT(s.count, 1);
+    CHECK_STR(s.a[0].api, "oci");
+    CHECK_INT(s.a[0].requests[0], 16);
+    struct api_seen none;
+    CHECK_INT(meta_activity_apis(a, 61, 0, keep_api, &none), BERTH_EINVAL);
+    /* kept like the totals: a day later the minutes go, the hour stays */
+    d = growth(1);
+    CHECK_INT(meta_activity_add(a, t + META_ACTIVITY_MINUTES_KEPT_MS + HOUR_MS, &d), BERTH_OK);
+    CHECK_INT(list_apis(a, META_ACTIVITY_MINUTE, t).count, 0);
+    CHECK_INT(list_apis(a, META_ACTIVITY_HOUR, t).count, 3);
+    meta_close(a);
+    meta_close(b);
+}
+
 int main(void)
 {
     snprintf(root, sizeof(root), "%s", unit_tmpdir());
     RUN(test_buckets);
     RUN(test_kept);
+    RUN(test_apis);
     file_remove_tree(root);
     return unit_report("test_meta_activity");
 }
