@@ -352,6 +352,19 @@ int cmd_serve(struct cli *cli)
         log_warn("event=test_fault_injected fault=wal_sync");
         meta_fault_wal_sync(true);
     }
+    /* BERTH_TEST_FAULTS=sqlite_emfile or sqlite_nomem
+     * (tests/integration/http/test_db_exhaustion.py): while the file
+     * BERTH_TEST_FAULT_FILE exists, every SQLite statement fails as it
+     * does without a descriptor or memory left. */
+    const char *fault_file = getenv("BERTH_TEST_FAULT_FILE");
+    enum meta_fault_kind db_fault = fault_injected("sqlite_emfile")  ? META_FAULT_EMFILE
+                                    : fault_injected("sqlite_nomem") ? META_FAULT_NOMEM
+                                                                     : META_FAULT_NONE;
+    if (db_fault != META_FAULT_NONE && fault_file != NULL && fault_file[0] != '\0') {
+        log_warn("event=test_fault_injected fault=%s while=%s",
+                 db_fault == META_FAULT_EMFILE ? "sqlite_emfile" : "sqlite_nomem", fault_file);
+        meta_fault_exhausted(db_fault, fault_file);
+    }
     server_attach_jobs(srv, jobs);
     log_info("event=server_start version=%s listen=%s port=%u root=%s", BERTH_VERSION, cfg->listen,
              server_port(srv), cfg->root);

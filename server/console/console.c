@@ -86,9 +86,10 @@ static void add_security(struct http_response *resp)
     http_add(resp, "Cross-Origin-Resource-Policy", "same-origin");
 }
 
-/* Send doc (taken) as JSON that is never cached, with an optional
- * Set-Cookie. */
-static void send_doc(struct request *req, unsigned status, json_t *doc, const char *cookie)
+/* Send doc (taken) as JSON that is never cached, with an optional header
+ * (value NULL: none). */
+static void send_doc_with(struct request *req, unsigned status, json_t *doc, const char *header,
+                          const char *value)
 {
     char *text = doc != NULL ? json_dumps(doc, JSON_COMPACT) : NULL;
     json_decref(doc);
@@ -99,14 +100,38 @@ static void send_doc(struct request *req, unsigned status, json_t *doc, const ch
     struct http_response *resp = http_resp_bytes(text, strlen(text));
     add_security(resp);
     http_add(resp, "Cache-Control", "no-store");
-    http_add(resp, "Set-Cookie", cookie);
+    http_add(resp, header, value);
     http_send_json(req, status, "application/json", text, resp);
     free(text);
+}
+
+/* Send doc (taken) as JSON that is never cached, with an optional
+ * Set-Cookie. */
+static void send_doc(struct request *req, unsigned status, json_t *doc, const char *cookie)
+{
+    send_doc_with(req, status, doc, "Set-Cookie", cookie);
 }
 
 static void fail(struct request *req, unsigned status, const char *code, const char *message)
 {
     send_doc(req, status, json_pack("{s:s, s:s}", "error", code, "message", message), NULL);
+}
+
+/* A check or read that could not run (what: "auth" for a key or policy
+ * lookup): the server's failure, never a 401/403 or a shorter list. One
+ * the client may retry (no descriptor or memory left, the database busy or
+ * unreachable) is 503 with Retry-After, as /v2 answers; anything else 500. */
+static void server_failed(struct request *req, enum berth_err rc, const char *what,
+                          const char *message)
+{
+    log_error("event=console_%s_failed err=%s", what, berth_strerror(rc));
+    bool transient =
+        rc == BERTH_ENOFD || rc == BERTH_ENOMEM || rc == BERTH_EBUSY || rc == BERTH_EUNAVAILABLE;
+    char text[256];
+    snprintf(text, sizeof(text), "%s%s", message, transient ? "; retry later" : "");
+    send_doc_with(req, transient ? 503 : 500,
+                  json_pack("{s:s, s:s}", "error", "ServerError", "message", text),
+                  transient ? "Retry-After" : NULL, transient ? "1" : NULL);
 }
 
 static void console_error(struct request *req, unsigned status, const char *code,
@@ -241,7 +266,8 @@ static void session_get(struct request *req)
     struct auth_lookup lk;
     enum berth_err rc = auth_lookup(a, m, session_key(state, &s), NULL, &lk);
     if (rc != BERTH_OK) {
-        fail(req, 500, "ServerError", "authorization failed");
+        auth_wipe(&s, sizeof(s));
+        server_failed(req, rc, "auth", "authorization could not be checked");
         return;
     }
     bool anonymous_ok = anonymous_allowed(req, lk.enforced);
@@ -306,8 +332,9 @@ static void session_create(struct request *req)
         if (m == NULL) {
             return;
         }
-        if (auth_lookup(a, m, NULL, NULL, &lk) != BERTH_OK) {
-            fail(req, 500, "ServerError", "authorization failed");
+        enum berth_err rc = auth_lookup(a, m, NULL, NULL, &lk);
+        if (rc != BERTH_OK) {
+            server_failed(req, rc, "auth", "authorization could not be checked");
             return;
         }
         bool enforced = lk.enforced;
@@ -336,7 +363,7 @@ static void session_create(struct request *req)
     enum berth_err rc = auth_lookup(a, m, valid ? akid : NULL, NULL, &lk);
     if (rc != BERTH_OK) {
         json_decref(in);
-        fail(req, 500, "ServerError", "authorization failed");
+        server_failed(req, rc, "auth", "authorization could not be checked");
         return;
     }
     char shown[AUTH_AKID_MAX + 8];
@@ -417,9 +444,10 @@ static void permissions(struct request *req)
     enum auth_session_state state = auth_session_check(auth_sessions(a), http_header(req, "Cookie"),
                                                        false, NULL, time_now_ms() / 1000, &s);
     struct auth_lookup lk;
-    if (auth_lookup(a, m, session_key(state, &s), repo, &lk) != BERTH_OK) {
+    enum berth_err rc = auth_lookup(a, m, session_key(state, &s), repo, &lk);
+    if (rc != BERTH_OK) {
         auth_wipe(&s, sizeof(s));
-        fail(req, 500, "ServerError", "authorization failed");
+        server_failed(req, rc, "auth", "authorization could not be checked");
         return;
     }
     auth_wipe(&s, sizeof(s));
@@ -473,9 +501,10 @@ static bool caller_begin(struct request *req, struct meta *m, bool csrf, bool an
         csrf_refused(req);
         return false;
     }
-    if (auth_lookup(a, m, session_key(state, &s), NULL, lk) != BERTH_OK) {
+    enum berth_err rc = auth_lookup(a, m, session_key(state, &s), NULL, lk);
+    if (rc != BERTH_OK) {
         auth_wipe(&s, sizeof(s));
-        fail(req, 500, "ServerError", "authorization failed");
+        server_failed(req, rc, "auth", "authorization could not be checked");
         return false;
     }
     bool anonymous_session = state == AUTH_SESSION_OK && s.access_key_id[0] == '\0';
@@ -704,7 +733,8 @@ static void repositories(struct request *req)
     auth_lookup_fini(a, &lk);
     if (rc != BERTH_OK || page == NULL) {
         json_decref(page);
-        fail(req, 500, "ServerError", "the repositories could not be listed");
+        server_failed(req, rc != BERTH_OK ? rc : BERTH_ENOMEM, "list",
+                      "the repositories could not be listed");
         return;
     }
     send_doc(req, 200,
@@ -1010,7 +1040,8 @@ static void registry(struct request *req)
     if (rc != BERTH_OK || sr.top == NULL) {
         json_decref(sr.top);
         json_decref(archive);
-        fail(req, 500, "ServerError", "the registry's state could not be read");
+        server_failed(req, rc != BERTH_OK ? rc : BERTH_ENOMEM, "registry",
+                      "the registry's state could not be read");
         return;
     }
     json_t *storage =

@@ -684,24 +684,27 @@ out:
     return ok;
 }
 
-/* Pull, as a mount source needs it: read the blob and the images. */
-static bool may_pull(struct request *req, struct meta *m, const char *repo)
+/* Pull, as a mount source needs it: read the blob and the images. *ok
+ * says whether the caller may; an error when a policy could not be read. */
+static enum berth_err may_pull(struct request *req, struct meta *m, const char *repo, bool *ok)
 {
     static const char *const pull[] = {"ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"};
+    *ok = false;
     /* a bearer token must grant pull on the source too (the client asks
      * for it with the mount's scopes) */
     if (req->ident.bearer && !bearer_scope_allows(req->ident.bearer_scope, repo, BEARER_PULL)) {
-        return false;
+        return BERTH_OK;
     }
     for (size_t i = 0; i < sizeof(pull) / sizeof(pull[0]); i++) {
         bool allowed = false;
-        if (auth_allowed(req->srv->auth, m, &req->ident, pull[i], repo, &allowed, NULL, 0) !=
-                BERTH_OK ||
-            !allowed) {
-            return false;
+        enum berth_err rc =
+            auth_allowed(req->srv->auth, m, &req->ident, pull[i], repo, &allowed, NULL, 0);
+        if (rc != BERTH_OK || !allowed) {
+            return rc;
         }
     }
-    return true;
+    *ok = true;
+    return BERTH_OK;
 }
 
 struct mount_ctx {
@@ -710,44 +713,57 @@ struct mount_ctx {
     char *out;
     size_t cap;
     bool found;
+    enum berth_err rc;
 };
 
 static int mount_candidate(void *arg, const char *name)
 {
     struct mount_ctx *c = arg;
-    if (strcmp(name, c->req->repo) == 0 || !may_pull(c->req, c->m, name)) {
+    bool ok = false;
+    if (strcmp(name, c->req->repo) == 0) {
+        return 0;
+    }
+    c->rc = may_pull(c->req, c->m, name, &ok);
+    if (c->rc != BERTH_OK) {
+        return 1;
+    }
+    if (!ok) {
         return 0;
     }
     c->found = str_copy(c->out, c->cap, name) == BERTH_OK;
     return c->found ? 1 : 0;
 }
 
-bool oci_auth_mount_source(struct request *req, const char *from, const struct digest *d, char *buf,
-                           size_t cap, const char **source)
+enum berth_err oci_auth_mount_source(struct request *req, const char *from, const struct digest *d,
+                                     char *buf, size_t cap, bool *mountable, const char **source)
 {
+    *mountable = false;
     *source = NULL;
     if (!req->ident.enforced) {
+        *mountable = true;
         *source = from; /* NULL: any repository */
-        return true;
+        return BERTH_OK;
     }
     struct meta *m = store_meta(req->srv->store);
     if (m == NULL) {
-        return false;
+        return BERTH_EUNAVAILABLE;
     }
     if (from != NULL) {
-        if (!may_pull(req, m, from)) {
-            return false;
-        }
-        *source = from;
-        return true;
+        enum berth_err rc = may_pull(req, m, from, mountable);
+        *source = *mountable ? from : NULL;
+        return rc;
     }
     struct mount_ctx c = {.req = req, .m = m, .out = buf, .cap = cap, .found = false};
-    if (meta_blob_repos(m, d->str, MOUNT_CANDIDATES_MAX, mount_candidate, &c) != BERTH_OK ||
-        !c.found) {
-        return false;
+    enum berth_err rc = meta_blob_repos(m, d->str, MOUNT_CANDIDATES_MAX, mount_candidate, &c);
+    if (rc == BERTH_OK) {
+        rc = c.rc;
     }
+    if (rc != BERTH_OK || !c.found) {
+        return rc;
+    }
+    *mountable = true;
     *source = buf;
-    return true;
+    return BERTH_OK;
 }
 
 enum berth_err oci_auth_may_list(struct request *req, const char *repo, bool *allowed)

@@ -542,8 +542,17 @@ void oci_upload_start(struct request *req)
         struct registry_status s;
         char found[NAMES_REPO_MAX + 1];
         const char *source = NULL;
+        bool mountable = false;
         /* Only from a repository the caller may pull from. */
-        if (oci_auth_mount_source(req, from, &d, found, sizeof(found), &source)) {
+        enum berth_err rc =
+            oci_auth_mount_source(req, from, &d, found, sizeof(found), &mountable, &source);
+        if (rc != BERTH_OK) {
+            /* whether the caller may pull the source is unknown: not a
+             * refusal (a normal upload would hide the failure) */
+            oci_server_error(req, rc, "mount_source_check_failed");
+            return;
+        }
+        if (mountable) {
             if (registry_blob_mount(st, req->repo, &d, source, &blob, &s) == BERTH_OK) {
                 send_created_blob(req, d.str);
                 return;

@@ -123,12 +123,14 @@ enum oci_login oci_auth_login(struct request *req, struct meta *m, const char *u
 void oci_token(struct request *req);
 
 /* Where a cross-repository mount of d may take it from. With auth off,
- * *source = from (NULL: any repository). With auth on, from itself if the
- * caller may pull there, or (no from) the first repository holding the
- * blob that the caller may pull from, copied into buf. False: do not
- * mount (open a normal upload session). */
-bool oci_auth_mount_source(struct request *req, const char *from, const struct digest *d, char *buf,
-                           size_t cap, const char **source);
+ * *mountable and *source = from (NULL: any repository). With auth on, from
+ * itself if the caller may pull there, or (no from) the first repository
+ * holding the blob that the caller may pull from, copied into buf.
+ * *mountable false: do not mount (open a normal upload session). An error
+ * when a source's policy or the blob's repositories could not be read:
+ * answer it (a refusal would hide the failure behind a normal upload). */
+enum berth_err oci_auth_mount_source(struct request *req, const char *from, const struct digest *d,
+                                     char *buf, size_t cap, bool *mountable, const char **source);
 
 /* Whether the caller may see repo in the catalog (ecr:DescribeRepositories)
  * into *allowed. BERTH_OK, or why the policies could not be read (then the

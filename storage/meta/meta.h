@@ -392,6 +392,18 @@ bool meta_durability_lost(struct meta *m);
  * Thread-safe. */
 void meta_fault_wal_sync(bool on);
 
+/* Fault injection for tests: while the file while_exists exists, every
+ * SQLite statement and transaction command of this process fails as
+ * SQLite fails when the process has no file descriptor left
+ * (META_FAULT_EMFILE: SQLITE_CANTOPEN, errno EMFILE -> BERTH_ENOFD) or no
+ * memory (META_FAULT_NOMEM: SQLITE_NOMEM -> BERTH_ENOMEM). `berth serve`
+ * turns it on once start-up is done when BERTH_TEST_FAULTS names
+ * "sqlite_emfile" or "sqlite_nomem", with the file named by
+ * BERTH_TEST_FAULT_FILE. META_FAULT_NONE (or a NULL path) turns it off.
+ * Not for PostgreSQL. Thread-safe. */
+enum meta_fault_kind { META_FAULT_NONE = 0, META_FAULT_EMFILE, META_FAULT_NOMEM };
+void meta_fault_exhausted(enum meta_fault_kind kind, const char *while_exists);
+
 /* ---- image listings (ECR ListImages, DescribeImages, layer checks) ---- */
 
 /* Which manifests a listing includes, by whether any tag points at them. */

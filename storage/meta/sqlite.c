@@ -43,6 +43,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <sqlite3.h>
 
@@ -92,6 +93,22 @@ void meta_fault_wal_sync(bool on)
     atomic_store(&fault_wal_sync, on);
 }
 
+/* meta_fault_exhausted: the failure every statement and transaction
+ * command meets while the file at fault_exhausted_path exists (0: none). */
+static atomic_int fault_exhausted;
+static char fault_exhausted_path[4096];
+
+void meta_fault_exhausted(enum meta_fault_kind kind, const char *while_exists)
+{
+    if (kind == META_FAULT_NONE || while_exists == NULL ||
+        strlen(while_exists) >= sizeof(fault_exhausted_path)) {
+        atomic_store(&fault_exhausted, 0);
+        return;
+    }
+    strcpy(fault_exhausted_path, while_exists);
+    atomic_store(&fault_exhausted, (int)kind);
+}
+
 static pthread_mutex_t writers_mu = PTHREAD_MUTEX_INITIALIZER;
 static struct sq_writers *writers_list;
 
@@ -103,6 +120,8 @@ struct meta_conn {
     bool group_sync;            /* commits are synced by wait_durable, not SQLite */
     bool sync_error;            /* the last failure was wait_durable's */
     bool lazy;                  /* the next autocommit write does not wait for its sync */
+    int fault_code;             /* an injected failure's SQLite code, read by sq_error */
+    int fault_errno;            /* and its system errno */
 };
 
 struct sqlite_stmt {
@@ -364,10 +383,41 @@ static sqlite3_stmt *raw(struct meta_stmt *st)
     return ((struct sqlite_stmt *)(void *)st)->st;
 }
 
-/* BERTH_EBUSY while another connection holds the lock, else BERTH_EDB. */
-static enum berth_err code_err(int code)
+/* BERTH_EBUSY while another connection holds the lock; BERTH_ENOMEM when
+ * SQLite ran out of memory; BERTH_ENOFD when it could not open or use a
+ * file because the process has no descriptor left (a connection's files
+ * are opened lazily: the write-ahead log and shared memory at the first
+ * transaction); else BERTH_EDB. sys_errno: sqlite3_system_errno. */
+static enum berth_err code_err(int code, int sys_errno)
 {
-    return (code & 0xff) == SQLITE_BUSY || (code & 0xff) == SQLITE_LOCKED ? BERTH_EBUSY : BERTH_EDB;
+    switch (code & 0xff) {
+    case SQLITE_BUSY:
+    case SQLITE_LOCKED:
+        return BERTH_EBUSY;
+    case SQLITE_NOMEM:
+        return BERTH_ENOMEM;
+    case SQLITE_CANTOPEN:
+    case SQLITE_IOERR:
+        if (code == SQLITE_IOERR_NOMEM) {
+            return BERTH_ENOMEM;
+        }
+        return sys_errno == EMFILE || sys_errno == ENFILE ? BERTH_ENOFD : BERTH_EDB;
+    default:
+        return BERTH_EDB;
+    }
+}
+
+/* A failure injected by meta_fault_exhausted: true (and the connection's
+ * error set as SQLite would set it) while the fault's file exists. */
+static bool injected(struct meta_conn *c)
+{
+    int kind = atomic_load(&fault_exhausted);
+    if (kind == META_FAULT_NONE || access(fault_exhausted_path, F_OK) != 0) {
+        return false;
+    }
+    c->fault_code = kind == META_FAULT_NOMEM ? SQLITE_NOMEM : SQLITE_CANTOPEN;
+    c->fault_errno = kind == META_FAULT_NOMEM ? 0 : EMFILE;
+    return true;
 }
 
 static enum berth_err sq_error(struct meta_conn *c, const char *what)
@@ -376,9 +426,19 @@ static enum berth_err sq_error(struct meta_conn *c, const char *what)
         /* logged by wait_durable */
         return BERTH_EIO;
     }
+    if (c->fault_code != 0) {
+        int code = c->fault_code;
+        int sys = c->fault_errno;
+        c->fault_code = 0;
+        log_error("event=db_error op=%s code=%d errno=%d msg=\"%s (injected)\"", what, code, sys,
+                  sqlite3_errstr(code));
+        return code_err(code, sys);
+    }
     int code = sqlite3_extended_errcode(c->db);
-    log_error("event=db_error op=%s code=%d msg=\"%s\"", what, code, sqlite3_errmsg(c->db));
-    return code_err(code);
+    int sys = sqlite3_system_errno(c->db);
+    log_error("event=db_error op=%s code=%d errno=%d msg=\"%s\"", what, code, sys,
+              sqlite3_errmsg(c->db));
+    return code_err(code, sys);
 }
 
 static bool sq_is_unique_violation(struct meta_conn *c)
@@ -389,11 +449,17 @@ static bool sq_is_unique_violation(struct meta_conn *c)
 
 static enum berth_err sq_exec(struct meta_conn *c, const char *sql, const char *what)
 {
+    if (injected(c)) {
+        return sq_error(c, what);
+    }
     char *msg = NULL;
     if (sqlite3_exec(c->db, sql, NULL, NULL, &msg) != SQLITE_OK) {
-        log_error("event=db_error op=%s msg=\"%s\"", what, msg ? msg : "?");
+        int code = sqlite3_extended_errcode(c->db);
+        int sys = sqlite3_system_errno(c->db);
+        log_error("event=db_error op=%s code=%d errno=%d msg=\"%s\"", what, code, sys,
+                  msg ? msg : "?");
         sqlite3_free(msg);
-        return code_err(sqlite3_errcode(c->db));
+        return code_err(code, sys);
     }
     return BERTH_OK;
 }
@@ -453,10 +519,12 @@ static enum berth_err sq_open(const char *path, bool sync_full, struct meta_conn
     }
     int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX;
     if (sqlite3_open_v2(path, &c->db, flags, NULL) != SQLITE_OK) {
-        log_error("event=db_error op=open path=%s msg=\"%s\"", path,
+        int code = c->db ? sqlite3_extended_errcode(c->db) : SQLITE_NOMEM;
+        int sys = c->db ? sqlite3_system_errno(c->db) : 0;
+        log_error("event=db_error op=open path=%s code=%d errno=%d msg=\"%s\"", path, code, sys,
                   c->db ? sqlite3_errmsg(c->db) : "out of memory");
         sq_close(c);
-        return BERTH_EDB;
+        return code_err(code, sys);
     }
     protect_files(path);
     sqlite3_busy_timeout(c->db, 10000);
@@ -621,7 +689,7 @@ static enum meta_step sq_step(struct meta_stmt *st)
     if (own_txn && c->writers != NULL && !c->queued_txn && !c->queued_auto) {
         c->queued_auto = writers_acquire(c->writers);
     }
-    int rc = sqlite3_step(raw(st));
+    int rc = injected(c) ? c->fault_code : sqlite3_step(raw(st));
     /* a lazy write's frames reach the disk with the next sync of the log
      * (it syncs everything written before it) */
     bool wait = own_txn && c->group_sync && rc == SQLITE_DONE &&

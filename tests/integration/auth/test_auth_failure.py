@@ -7,10 +7,14 @@ The failures are injected with BERTH_TEST_FAULTS: "auth_lookup" makes every key 
 as EMFILE would (ENOFD), "auth_policy" every policy read of a per-repository decision.
 Before the fix: /metrics (metrics.require_auth) answered 401 for a valid key, /v2/_catalog
 and DescribeRepositories answered 200 with the repositories left out, and a replica's push
-(X-Berth-Replication-Source) went on as an ordinary push.
+(X-Berth-Replication-Source) went on as an ordinary push; the console's session, sign-in,
+permissions and listings answered 500 (now 503 with Retry-After, as /v2); a cross-repository
+mount whose source policy could not be read fell back to an ordinary upload (202: the client
+then pushes a blob it need not push, and the failure is hidden; now 503).
 """
 
 import json
+import re
 import unittest
 
 import clients as c  # first: it cleans the environment botocore reads
@@ -51,8 +55,26 @@ class KeyLookupFailureTest(unittest.TestCase):
         status, doc, _ = e.signed_call(self.server, "DescribeRepositories", {}, *self.admin)
         self.assertEqual(status, 500, doc)
         self.assertEqual(doc["__type"], "ServerException")
-        resp = self.reg.get("/ui/api/session", headers=e.basic(*self.admin))
-        self.assertGreaterEqual(resp.status, 500, resp.describe())
+        self.assertNotIn("auth_refused", self.server.log_text())
+
+    def assert_console_unavailable(self, resp):
+        self.assertEqual(resp.status, 503, resp.describe())
+        self.assertEqual(resp.header("Retry-After"), "1", resp.describe())
+        self.assertEqual(resp.json()["error"], "ServerError", resp.describe())
+
+    def test_console_answers_503_not_500_or_401(self):
+        # signing in with a valid key: not a 401 (bad credentials), not a 500
+        resp = self.reg.request("POST", "/ui/api/session",
+                                headers={"Content-Type": "application/json"},
+                                body=json.dumps({"accessKeyId": self.admin[0],
+                                                 "secretAccessKey": self.admin[1]}).encode())
+        self.assert_console_unavailable(resp)
+        self.assertIsNone(resp.header("Set-Cookie"))
+        for path in ("/ui/api/session", "/ui/api/permissions?repository=" + REPO,
+                     "/ui/api/repositories", "/ui/api/registry"):
+            self.assert_console_unavailable(self.reg.get(path))
+        h.wait_until(lambda: "event=console_auth_failed err=ENOFD" in self.server.log_text(),
+                     30, what="the console_auth_failed log line")
         self.assertNotIn("auth_refused", self.server.log_text())
 
 
@@ -62,7 +84,8 @@ class PolicyReadFailureTest(unittest.TestCase):
         self.server = faulty_server("auth_policy")
         self.addCleanup(self.server.cleanup)
         self.server.start()
-        self.server.registry().push_image(REPO, h.build_image(layer_count=1), tag="v1")
+        self.image = h.build_image(layer_count=1)
+        self.server.registry().push_image(REPO, self.image, tag="v1")
         self.admin = e.keys_create(self.server, "admin")
         self.reg = e.AuthRegistry(self.server.base_url, e.basic(*self.admin))
 
@@ -82,6 +105,17 @@ class PolicyReadFailureTest(unittest.TestCase):
         self.assertEqual(doc["__type"], "ServerException")
         self.assertNotIn("repositories", doc)
 
+    def test_mount_whose_source_policy_cannot_be_read_is_503(self):
+        layer = self.image.layer_digests[0]
+        for query in ("?mount=%s&from=%s" % (layer, REPO), "?mount=%s" % layer):
+            resp = self.reg.request("POST", "/v2/other/app/blobs/uploads/" + query)
+            self.assertEqual(resp.status, 503, (query, resp.describe()))
+            self.assertEqual(resp.error_codes(), ["UNAVAILABLE"])
+            self.assertEqual(resp.header("Retry-After"), "1")
+            self.assertIsNone(resp.header("Location"))
+        h.wait_until(lambda: "event=mount_source_check_failed err=ENOFD"
+                     in self.server.log_text(), 30, what="the mount_source_check_failed line")
+
     def test_replica_push_is_not_taken_for_an_ordinary_one(self):
         body = json.dumps({"schemaVersion": 2}).encode()
         resp = self.reg.request("PUT", "/v2/" + REPO + "/manifests/v2",
@@ -90,6 +124,46 @@ class PolicyReadFailureTest(unittest.TestCase):
                                 body=body)
         self.assertEqual(resp.status, 503, resp.describe())
         self.assertEqual(resp.error_codes(), ["UNAVAILABLE"])
+
+
+@h.berth_only("berth's fault injection")
+class ConsolePolicyReadFailureTest(unittest.TestCase):
+    """The console's listings read a repository's own policy (when it has one) to decide
+    whether the caller may see it: a read that fails is a 503, not a 500 or a shorter list."""
+
+    def setUp(self):
+        self.server = h.Server()
+        self.addCleanup(self.server.cleanup)
+        self.server.start()
+        self.server.registry().push_image(REPO, h.build_image(layer_count=1), tag="v1")
+        self.admin = e.keys_create(self.server, "admin")
+        policy = {"Version": "2012-10-17",
+                  "Statement": [{"Sid": "pull", "Effect": "Allow", "Principal": "*",
+                                 "Action": ["ecr:BatchGetImage"]}]}
+        status, doc, _ = e.signed_call(self.server, "SetRepositoryPolicy",
+                                       {"repositoryName": REPO,
+                                        "policyText": json.dumps(policy)}, *self.admin)
+        self.assertEqual(status, 200, doc)
+        self.server.stop()
+        self.server.env["BERTH_TEST_FAULTS"] = "auth_policy"
+        self.server.start()
+        self.reg = self.server.registry()
+
+    def test_listings_answer_503(self):
+        resp = self.reg.request("POST", "/ui/api/session",
+                                headers={"Content-Type": "application/json"},
+                                body=json.dumps({"accessKeyId": self.admin[0],
+                                                 "secretAccessKey": self.admin[1]}).encode())
+        self.assertEqual(resp.status, 200, resp.describe())
+        cookie = re.match(r"berth_session=[0-9a-f]*", resp.header("Set-Cookie")).group(0)
+        headers = {"Cookie": cookie, "X-CSRF-Token": resp.json()["csrfToken"]}
+        for path in ("/ui/api/repositories", "/ui/api/registry"):
+            resp = self.reg.get(path, headers=headers)
+            self.assertEqual(resp.status, 503, (path, resp.describe()))
+            self.assertEqual(resp.header("Retry-After"), "1")
+            self.assertEqual(resp.json()["error"], "ServerError")
+        self.assertIn("event=console_list_failed err=ENOFD", self.server.log_text())
+        self.assertIn("event=console_registry_failed err=ENOFD", self.server.log_text())
 
 
 if __name__ == "__main__":

@@ -6,8 +6,12 @@
  * what they saw; only the main thread checks. */
 #include "unit.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdio.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -396,6 +400,113 @@ static void test_no_group_sync_without_sync_full(void)
     file_remove_tree(root);
 }
 
+/* Take every descriptor but `spare` under a lowered soft limit; the
+ * taken ones are closed and the limit put back by give_back. */
+static int taken[256];
+static size_t taken_n;
+static struct rlimit saved_limit;
+
+static bool take_descriptors(int spare)
+{
+    if (getrlimit(RLIMIT_NOFILE, &saved_limit) != 0) {
+        return false;
+    }
+    int probe = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    if (probe < 0) {
+        return false;
+    }
+    struct rlimit low = saved_limit;
+    low.rlim_cur = (rlim_t)probe + 64; /* at most 64 more to take (and any holes below) */
+    close(probe);
+    if (low.rlim_cur > saved_limit.rlim_cur || setrlimit(RLIMIT_NOFILE, &low) != 0) {
+        return false;
+    }
+    taken_n = 0;
+    int fd;
+    while (taken_n < sizeof(taken) / sizeof(taken[0]) &&
+           (fd = open("/dev/null", O_RDONLY | O_CLOEXEC)) >= 0) {
+        taken[taken_n++] = fd;
+    }
+    if (errno != EMFILE) {
+        return false;
+    }
+    for (int i = 0; i < spare && taken_n > 0; i++) {
+        close(taken[--taken_n]);
+    }
+    return true;
+}
+
+static void give_back(void)
+{
+    while (taken_n > 0) {
+        close(taken[--taken_n]);
+    }
+    setrlimit(RLIMIT_NOFILE, &saved_limit);
+}
+
+/* Without a descriptor for the database, its log or its shared memory
+ * (EMFILE), a connection fails with BERTH_ENOFD, the transient failure
+ * the APIs answer 503, not BERTH_EDB; once descriptors are free it opens.
+ * The fault hook (meta_fault_exhausted) fails an open connection's
+ * statements the same way, or as out of memory, while its file exists. */
+static void test_no_descriptor_is_enofd(void)
+{
+    snprintf(root, sizeof(root), "%s", unit_tmpdir());
+    snprintf(db_path, sizeof(db_path), "%s/berth.db", root);
+    struct meta *m = NULL;
+    struct meta_repo r;
+    CHECK_INT(meta_open(db_path, true, &m), BERTH_OK);
+    if (m == NULL) {
+        return;
+    }
+    CHECK_INT(meta_repo_create(m, "team/app", 1000, &r), BERTH_OK);
+    /* none free: the database file itself; one: its write-ahead log (the
+     * shared memory's descriptor is shared with m) */
+    for (int spare = 0; spare <= 1; spare++) {
+        struct meta *other = NULL;
+        enum berth_err rc = BERTH_OK;
+        if (!take_descriptors(spare)) {
+            give_back();
+            CHECK(!"cannot take the descriptors");
+            break;
+        }
+        rc = meta_open(db_path, true, &other);
+        if (rc == BERTH_OK) {
+            rc = meta_repo_get(other, "team/app", &r);
+        }
+        give_back();
+        if (rc != BERTH_ENOFD) {
+            fprintf(stderr, "with %d descriptors spare:\n", spare);
+        }
+        CHECK_INT(rc, BERTH_ENOFD);
+        meta_close(other);
+    }
+    /* the connection opened before still works without a new descriptor */
+    CHECK(take_descriptors(0));
+    CHECK_INT(meta_repo_get(m, "team/app", &r), BERTH_OK);
+    give_back();
+
+    char flag[700];
+    snprintf(flag, sizeof(flag), "%s/exhausted", root);
+    meta_fault_exhausted(META_FAULT_EMFILE, flag);
+    CHECK_INT(meta_repo_get(m, "team/app", &r), BERTH_OK); /* no file: no fault */
+    FILE *f = fopen(flag, "w");
+    CHECK(f != NULL);
+    if (f != NULL) {
+        fclose(f);
+    }
+    CHECK_INT(meta_repo_get(m, "team/app", &r), BERTH_ENOFD);
+    CHECK_INT(meta_repo_create(m, "team/b", 1000, &r), BERTH_ENOFD);
+    meta_fault_exhausted(META_FAULT_NOMEM, flag);
+    CHECK_INT(meta_repo_get(m, "team/app", &r), BERTH_ENOMEM);
+    unlink(flag);
+    CHECK_INT(meta_repo_get(m, "team/app", &r), BERTH_OK);
+    CHECK_INT(meta_repo_create(m, "team/b", 1000, &r), BERTH_OK);
+    meta_fault_exhausted(META_FAULT_NONE, NULL);
+    meta_close(m);
+    file_remove_tree(root);
+}
+
 int main(void)
 {
     RUN(test_writers_queue_in_order);
@@ -405,5 +516,6 @@ int main(void)
     RUN(test_wal_sync_fault);
     RUN(test_upload_insert_does_not_wait);
     RUN(test_no_group_sync_without_sync_full);
+    RUN(test_no_descriptor_is_enofd);
     return unit_report("test_sqlite");
 }
