@@ -89,7 +89,7 @@ static struct digest digest_of(const char *kind, long a, long b)
     char text[128];
     snprintf(text, sizeof(text), "%s %ld %ld", kind, a, b);
     struct digest d;
-    digest_buffer(DIGEST_SHA256, text, strlen(text), &d);
+    check(digest_buffer(DIGEST_SHA256, text, strlen(text), &d), "digest");
     return d;
 }
 
@@ -146,7 +146,7 @@ static void probe_push(struct probe *p, long n)
     struct upload *u = NULL;
     struct digest d;
     struct meta_blob b;
-    digest_buffer(DIGEST_SHA256, cfg, strlen(cfg), &d);
+    check(digest_buffer(DIGEST_SHA256, cfg, strlen(cfg), &d), "digest");
     int64_t stage[4] = {0, 0, 0, 0};
     int64_t ts = time_mono_ns();
     if (rc == BERTH_OK) {
@@ -484,7 +484,7 @@ static int setup_gc(const char *dir, long n, long g, long o)
         char data[64];
         snprintf(data, sizeof(data), "%s %ld", orphan ? "orphan" : "garbage", i);
         struct digest d;
-        digest_buffer(DIGEST_SHA256, data, strlen(data), &d);
+        check(digest_buffer(DIGEST_SHA256, data, strlen(data), &d), "digest");
         check(blob_stage_put(store_blobs(st), data, strlen(data), tmp), "stage");
         check(blob_stage_publish(store_blobs(st), tmp, &d), "publish");
         check(blob_local_path(store_blobs(st), &d, path, sizeof(path)), "path");
