@@ -153,6 +153,11 @@ static const struct config_key keys[] = {
      INT64_MAX,
      "bound of <root>/s3cache: local copies of small blobs (manifests, configs) and of the "
      "layers scanners read; the least recently used go first"},
+    {"storage.s3.orphan_upload_grace_seconds", CONFIG_INT, OFF(storage_s3_orphan_upload_grace),
+     "86400", 0, 365 * DAY,
+     "garbage collection aborts the multipart uploads and deletes the upload objects under the "
+     "prefix that no upload session owns once they are this old (a replica killed mid-upload; "
+     "keep it above the longest transfer); 0: never"},
     {"meta.backend", CONFIG_STRING, OFF(meta_backend), "sqlite", 0, 0,
      "metadata database: sqlite (<root>/berth.db) or postgres"},
     {"meta.postgres.dsn", CONFIG_STRING, OFF(meta_postgres_dsn), "", 0, 0,

@@ -79,6 +79,7 @@ struct berth_config {
     char *storage_s3_tls_ca_file;
     bool storage_s3_redirect;
     int64_t storage_s3_cache_max_bytes;
+    int64_t storage_s3_orphan_upload_grace;
 
     char *meta_backend;      /* "sqlite" or "postgres" */
     char *meta_postgres_dsn; /* libpq connection string when postgres */

@@ -35,6 +35,7 @@ int cmd_gc(struct cli *cli)
     const struct berth_config *cfg = &cli->cfg;
     struct gc_options opt = {.grace_ms = cfg->gc_grace_seconds * 1000,
                              .upload_expiry_ms = cfg->storage_upload_expiry_seconds * 1000,
+                             .orphan_upload_grace_ms = cfg->storage_s3_orphan_upload_grace * 1000,
                              .dry_run = dry_run,
                              .reason = "command"};
     struct gc_stats s;

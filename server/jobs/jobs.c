@@ -88,6 +88,7 @@ void jobs_options_from_config(const struct berth_config *cfg, struct jobs_option
     out->gc_interval_ms = cfg->gc_interval_seconds * 1000;
     out->gc_grace_ms = cfg->gc_grace_seconds * 1000;
     out->upload_expiry_ms = cfg->storage_upload_expiry_seconds * 1000;
+    out->orphan_upload_grace_ms = cfg->storage_s3_orphan_upload_grace * 1000;
     out->lifecycle_enabled = cfg->lifecycle_enabled;
     out->lifecycle_interval_ms = cfg->lifecycle_interval_seconds * 1000;
     out->lifecycle_new_policy_delay_ms = cfg->lifecycle_new_policy_delay_seconds * 1000;
@@ -158,6 +159,7 @@ static void run_gc(struct job *jb, bool periodic)
     }
     struct gc_options opt = {.grace_ms = js->opt.gc_grace_ms,
                              .upload_expiry_ms = js->opt.upload_expiry_ms,
+                             .orphan_upload_grace_ms = js->opt.orphan_upload_grace_ms,
                              .cancel = &jb->cancel,
                              .reason = requested ? "requested" : "periodic"};
     /* gc_run logs its own summary and errors, and records the pass in the
@@ -455,7 +457,8 @@ enum berth_err jobs_start(struct store *st, const struct jobs_options *opt, stru
     if ((opt->gc_enabled && opt->gc_interval_ms < 1000) ||
         (opt->lifecycle_enabled && opt->lifecycle_interval_ms < 1000) || opt->gc_grace_ms < 0 ||
         (opt->activity_sample_ms != 0 && opt->activity_sample_ms < 1000) ||
-        opt->lifecycle_new_policy_delay_ms < 0 || opt->upload_expiry_ms <= 0) {
+        opt->lifecycle_new_policy_delay_ms < 0 || opt->upload_expiry_ms <= 0 ||
+        opt->orphan_upload_grace_ms < 0) {
         return BERTH_EINVAL;
     }
     struct jobs *js = calloc(1, sizeof(*js));

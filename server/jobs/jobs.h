@@ -28,9 +28,10 @@ struct store;
 
 struct jobs_options {
     bool gc_enabled;
-    int64_t gc_interval_ms;   /* >= 1000 */
-    int64_t gc_grace_ms;      /* >= 0 */
-    int64_t upload_expiry_ms; /* > 0 */
+    int64_t gc_interval_ms;         /* >= 1000 */
+    int64_t gc_grace_ms;            /* >= 0 */
+    int64_t upload_expiry_ms;       /* > 0 */
+    int64_t orphan_upload_grace_ms; /* >= 0: GC's sweep of S3 upload leftovers (0: none) */
     bool lifecycle_enabled;
     int64_t lifecycle_interval_ms; /* >= 1000 */
     /* a new or changed policy is first enforced this long after it was set
@@ -47,7 +48,7 @@ struct jobs_options {
 };
 
 /* The options the configuration asks for (gc.*, lifecycle.*,
- * storage.upload_expiry_seconds). */
+ * storage.upload_expiry_seconds, storage.s3.orphan_upload_grace_seconds). */
 void jobs_options_from_config(const struct berth_config *cfg, struct jobs_options *out);
 
 /*

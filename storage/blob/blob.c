@@ -283,6 +283,18 @@ enum berth_err blob_shared_remove(struct blob_store *bs, const char *name, const
     return bs->ops->shared_remove(bs, name, upload_id != NULL ? upload_id : "");
 }
 
+enum berth_err blob_shared_sweep(struct blob_store *bs, int64_t before_ms, blob_live_fn live,
+                                 void *arg, bool dry_run, int64_t *removed)
+{
+    if (removed != NULL) {
+        *removed = 0;
+    }
+    if (bs->ops->shared_sweep == NULL) {
+        return BERTH_OK;
+    }
+    return bs->ops->shared_sweep(bs, before_ms, live, arg, dry_run, removed);
+}
+
 enum berth_err blob_stage_put(struct blob_store *bs, const void *p, size_t len, char *name)
 {
     char uuid[RAND_UUID_LEN + 1];

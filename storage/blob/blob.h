@@ -283,6 +283,28 @@ void blob_shared_close(struct blob_shared *sh);
  * tail objects. BERTH_EIO, BERTH_EUNAVAILABLE. */
 enum berth_err blob_shared_remove(struct blob_store *bs, const char *name, const char *upload_id);
 
+/* Whether the stage called name is still wanted (an upload session's row
+ * names it), into *live. A non-OK result stops the sweep and is returned. */
+typedef enum berth_err (*blob_live_fn)(void *arg, const char *name, bool *live);
+
+/* Remove what shared stages left in the backend with nothing left to
+ * remove it: a process killed between starting a multipart upload and
+ * the caller recording it, or between saving a tail and the caller
+ * recording it after the session ended. The S3 backend aborts the
+ * multipart uploads in progress under its uploads/ keys that were
+ * initiated before before_ms and whose stage is neither live(arg) nor a
+ * stage of this process, and those under its blob keys initiated before
+ * before_ms (a publication's copy or put cut short); and deletes the
+ * objects under uploads/ last modified before before_ms whose stage is
+ * neither. So before_ms must be older than any transfer still running
+ * anywhere (stages that are not shared are known only to the process
+ * writing them). Logged one by one; *removed (optional) counts them, or
+ * with dry_run counts what would go and changes nothing. BERTH_OK at once
+ * (nothing to do) for a backend without shared stages; BERTH_EIO,
+ * BERTH_EUNAVAILABLE, or live's error. */
+enum berth_err blob_shared_sweep(struct blob_store *bs, int64_t before_ms, blob_live_fn live,
+                                 void *arg, bool dry_run, int64_t *removed);
+
 /* ---- removal (garbage collection) ---- */
 
 /* What blob_remove moved aside, for blob_removal_finish. */

@@ -63,6 +63,8 @@ struct blob_backend {
     enum berth_err (*shared_publish)(struct blob_shared *sh, const struct digest *d);
     void (*shared_close)(struct blob_shared *sh);
     enum berth_err (*shared_remove)(struct blob_store *bs, const char *name, const char *upload_id);
+    enum berth_err (*shared_sweep)(struct blob_store *bs, int64_t before_ms, blob_live_fn live,
+                                   void *arg, bool dry_run, int64_t *removed);
 
     enum berth_err (*remove)(struct blob_store *bs, const struct digest *d,
                              struct blob_removal *out);

@@ -768,6 +768,7 @@ static const struct blob_backend s3_backend = {
     .shared_publish = s3_shared_publish,
     .shared_close = s3_shared_close,
     .shared_remove = s3_shared_remove,
+    .shared_sweep = s3_shared_sweep,
     .remove = s3_remove,
     .removal_finish = s3_removal_finish,
     .recover = s3_recover,

@@ -211,6 +211,13 @@ typedef enum berth_err (*s3_list_fn)(struct s3_store *s, void *arg, const char *
                                      int64_t mtime_ms);
 enum berth_err s3_list_objects(struct s3_store *s, const char *under, s3_list_fn fn, void *arg);
 
+/* Call fn for every multipart upload in progress whose key is under
+ * prefix (ListMultipartUploads): its key relative to the store's prefix,
+ * its id and when it was initiated (ms since the epoch; 0 unknown). */
+typedef enum berth_err (*s3_upload_fn)(struct s3_store *s, void *arg, const char *rel,
+                                       const char *upload_id, int64_t initiated_ms);
+enum berth_err s3_list_uploads(struct s3_store *s, const char *under, s3_upload_fn fn, void *arg);
+
 /* ---- stages (s3_upload.c): the backend operations of the same names ---- */
 
 enum berth_err s3_stage_create(struct blob_store *bs, const char *name);
@@ -241,5 +248,7 @@ void s3_shared_saved(struct blob_shared *sh, bool kept);
 enum berth_err s3_shared_publish(struct blob_shared *sh, const struct digest *d);
 void s3_shared_close(struct blob_shared *sh);
 enum berth_err s3_shared_remove(struct blob_store *bs, const char *name, const char *upload_id);
+enum berth_err s3_shared_sweep(struct blob_store *bs, int64_t before_ms, blob_live_fn live,
+                               void *arg, bool dry_run, int64_t *removed);
 
 #endif

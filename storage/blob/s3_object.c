@@ -2,7 +2,8 @@
  * The S3 backend's object and bucket operations, each one request of
  * s3_client.c judged by its status (and, for the operations that answer
  * 200 with an <Error> body, by the body): HEAD, GET, PUT, server-side
- * copy, DELETE, the multipart upload primitives and ListObjectsV2.
+ * copy, DELETE, the multipart upload primitives, ListObjectsV2 and
+ * ListMultipartUploads.
  */
 #define _GNU_SOURCE /* timegm */
 #include "s3_int.h"
@@ -418,6 +419,95 @@ enum berth_err s3_list_objects(struct s3_store *s, const char *under, s3_list_fn
             !xml_next(&p, "NextContinuationToken", token, sizeof(token))) {
             break;
         }
+    }
+    buf_fini(&xml);
+    return rc;
+}
+
+/* One <Upload> of a ListMultipartUploads page: fn with its key (relative
+ * to the store's prefix; others skipped), id and initiation time. */
+static enum berth_err upload_entry(struct s3_store *s, const char *one, s3_upload_fn fn, void *arg)
+{
+    char key[S3_KEY_MAX], id[256], initiated[64] = "";
+    const char *p = one;
+    if (!xml_next(&p, "Key", key, sizeof(key))) {
+        return BERTH_OK;
+    }
+    p = one;
+    if (!xml_next(&p, "UploadId", id, sizeof(id)) || id[0] == '\0') {
+        return BERTH_OK;
+    }
+    p = one;
+    xml_next(&p, "Initiated", initiated, sizeof(initiated));
+    size_t plen = strlen(s->prefix);
+    if (strncmp(key, s->prefix, plen) != 0) {
+        return BERTH_OK;
+    }
+    return fn(s, arg, key + plen, id, iso_ms(initiated));
+}
+
+enum berth_err s3_list_uploads(struct s3_store *s, const char *under, s3_upload_fn fn, void *arg)
+{
+    char key_marker[S3_KEY_MAX] = "", id_marker[256] = "";
+    struct buf xml;
+    buf_init(&xml, S3_XML_MAX);
+    enum berth_err rc = BERTH_OK;
+    char enc_prefix[1024], full[600];
+    snprintf(full, sizeof(full), "%s%s", s->prefix, under);
+    s3_encode_value(full, enc_prefix, sizeof(enc_prefix));
+    for (;;) {
+        char query[4096], enc_key[1200], enc_id[600];
+        if (key_marker[0] != '\0') {
+            s3_encode_value(key_marker, enc_key, sizeof(enc_key));
+            s3_encode_value(id_marker, enc_id, sizeof(enc_id));
+            snprintf(query, sizeof(query), "key-marker=%s&prefix=%s&upload-id-marker=%s&uploads",
+                     enc_key, enc_prefix, enc_id);
+        } else {
+            snprintf(query, sizeof(query), "prefix=%s&uploads", enc_prefix);
+        }
+        buf_reset(&xml);
+        struct s3_req req = {
+            .method = "GET", .key = NULL, .query = query, .out_fd = -1, .out = &xml};
+        struct s3_resp r;
+        rc = s3_do(s, &req, &r);
+        if (rc == BERTH_OK && r.status != 200) {
+            rc = s3_fail(&req, &r);
+        }
+        s3_resp_fini(&r);
+        if (rc != BERTH_OK) {
+            break;
+        }
+        const char *at = buf_cstr(&xml);
+        const char *c;
+        while (rc == BERTH_OK && (c = strstr(at, "<Upload>")) != NULL) {
+            const char *end = strstr(c, "</Upload>");
+            if (end == NULL) {
+                break;
+            }
+            char one[4096];
+            size_t n = (size_t)(end - c);
+            if (n < sizeof(one)) {
+                memcpy(one, c, n);
+                one[n] = '\0';
+                rc = upload_entry(s, one, fn, arg);
+            }
+            at = end + 1;
+        }
+        char truncated[16] = "", next_key[S3_KEY_MAX] = "", next_id[256] = "";
+        const char *p = buf_cstr(&xml);
+        xml_next(&p, "IsTruncated", truncated, sizeof(truncated));
+        p = buf_cstr(&xml);
+        xml_next(&p, "NextKeyMarker", next_key, sizeof(next_key));
+        p = buf_cstr(&xml);
+        xml_next(&p, "NextUploadIdMarker", next_id, sizeof(next_id));
+        /* a page that names no next position, or the same one again, ends
+         * the listing (Swift names none after a page of one upload) */
+        if (rc != BERTH_OK || strcmp(truncated, "true") != 0 || next_key[0] == '\0' ||
+            (strcmp(next_key, key_marker) == 0 && strcmp(next_id, id_marker) == 0)) {
+            break;
+        }
+        memcpy(key_marker, next_key, sizeof(key_marker));
+        memcpy(id_marker, next_id, sizeof(id_marker));
     }
     buf_fini(&xml);
     return rc;

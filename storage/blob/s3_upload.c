@@ -30,6 +30,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "common/fault.h"
 #include "common/fileio.h"
 #include "common/log.h"
 #include "common/rand.h"
@@ -744,6 +745,11 @@ static enum berth_err shared_send(struct s3_shared *sh)
     if (sh->mpu.upload_id[0] == '\0') {
         rc = s3_mpu_create(s, sh->staging, sh->mpu.upload_id, sizeof(sh->mpu.upload_id));
         started = rc == BERTH_OK;
+        if (started) {
+            /* a test's kill -9 before the caller records the upload: an orphan
+             * for blob_shared_sweep */
+            fault_point("s3_mpu_started");
+        }
     }
     int64_t number = 0;
     char recorded[BLOB_UPLOAD_ID_MAX] = "";
@@ -960,4 +966,119 @@ enum berth_err s3_shared_remove(struct blob_store *bs, const char *name, const c
         rc = s3_list_objects(s, under, remove_one, &c);
     }
     return rc != BERTH_OK ? rc : c.rc;
+}
+
+/* ---- the sweep of what no session will remove ---- */
+
+struct sweep_ctx {
+    int64_t before;
+    blob_live_fn live;
+    void *arg;
+    bool dry_run;
+    int64_t removed;
+};
+
+/* Whether the stage of rel ("uploads/<name>[/...]") is wanted: a stage of
+ * this process (its multipart upload is recorded under mpu_dir and goes
+ * with it) or live by the caller's account. */
+static enum berth_err stage_wanted(struct s3_store *s, struct sweep_ctx *c, const char *rel,
+                                   bool *wanted)
+{
+    char name[BLOB_STAGE_NAME_MAX + 2];
+    const char *at = rel + strlen("uploads/");
+    size_t n = strcspn(at, "/");
+    *wanted = false;
+    if (n == 0 || n > BLOB_STAGE_NAME_MAX) {
+        return BERTH_OK; /* no stage has such a name: not berth's making, or garbage */
+    }
+    memcpy(name, at, n);
+    name[n] = '\0';
+    uint64_t size;
+    int64_t mtime;
+    if (blob_stage_stat(s->local, name, &size, &mtime) == BERTH_OK) {
+        *wanted = true;
+        return BERTH_OK;
+    }
+    return c->live(c->arg, name, wanted);
+}
+
+static enum berth_err sweep_upload(struct s3_store *s, void *arg, const char *rel,
+                                   const char *upload_id, int64_t initiated_ms)
+{
+    struct sweep_ctx *c = arg;
+    /* an unknown initiation time is never old enough */
+    if (initiated_ms <= 0 || initiated_ms >= c->before) {
+        return BERTH_OK;
+    }
+    bool wanted = false;
+    enum berth_err rc =
+        strncmp(rel, "uploads/", 8) == 0 ? stage_wanted(s, c, rel, &wanted) : BERTH_OK;
+    if (rc != BERTH_OK || wanted) {
+        return rc;
+    }
+    char key[S3_KEY_MAX];
+    int n = snprintf(key, sizeof(key), "%s%s", s->prefix, rel);
+    if (n < 0 || (size_t)n >= sizeof(key)) {
+        return BERTH_OK;
+    }
+    if (!c->dry_run) {
+        rc = s3_mpu_abort(s, key, upload_id);
+        if (rc != BERTH_OK) {
+            return rc;
+        }
+        log_info("event=s3_orphan_upload_aborted key=%s upload_id=%s initiated_ms=%lld", key,
+                 upload_id, (long long)initiated_ms);
+    }
+    c->removed++;
+    return BERTH_OK;
+}
+
+static enum berth_err sweep_object(struct s3_store *s, void *arg, const char *rel, uint64_t size,
+                                   int64_t mtime_ms)
+{
+    (void)size;
+    struct sweep_ctx *c = arg;
+    if (mtime_ms <= 0 || mtime_ms >= c->before) {
+        return BERTH_OK;
+    }
+    bool wanted = false;
+    enum berth_err rc = stage_wanted(s, c, rel, &wanted);
+    if (rc != BERTH_OK || wanted) {
+        return rc;
+    }
+    char key[S3_KEY_MAX];
+    int n = snprintf(key, sizeof(key), "%s%s", s->prefix, rel);
+    if (n < 0 || (size_t)n >= sizeof(key)) {
+        return BERTH_OK;
+    }
+    if (!c->dry_run) {
+        rc = s3_delete_object(s, key);
+        if (rc != BERTH_OK) {
+            return rc;
+        }
+        log_info("event=s3_orphan_object_deleted key=%s mtime_ms=%lld", key, (long long)mtime_ms);
+    }
+    c->removed++;
+    return BERTH_OK;
+}
+
+enum berth_err s3_shared_sweep(struct blob_store *bs, int64_t before_ms, blob_live_fn live,
+                               void *arg, bool dry_run, int64_t *removed)
+{
+    struct s3_store *s = s3_of(bs);
+    struct sweep_ctx c = {.before = before_ms, .live = live, .arg = arg, .dry_run = dry_run};
+    /* the uploads a session or a stage left, then those of a publication
+     * (a put or ranged copy to a blob key) cut short, then the staging
+     * and tail objects of sessions that are no more */
+    enum berth_err rc = s3_list_uploads(s, "uploads/", sweep_upload, &c);
+    if (rc == BERTH_OK) {
+        rc = s3_list_uploads(s, "blobs/", sweep_upload, &c);
+    }
+    if (rc == BERTH_OK) {
+        rc = s3_list_objects(s, "uploads/", sweep_object, &c);
+    }
+    if (removed != NULL) {
+        *removed = c.removed;
+    }
+    return rc;
 }

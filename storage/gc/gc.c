@@ -387,6 +387,20 @@ static enum berth_err sweep_uploads(struct gc *g, int64_t now)
     return rc;
 }
 
+/* What sessions on S3 left in the bucket that nothing else removes
+ * (upload_sweep_shared), counted with the uploads. */
+static enum berth_err sweep_shared(struct gc *g, int64_t now)
+{
+    if (g->opt->orphan_upload_grace_ms <= 0) {
+        return BERTH_OK;
+    }
+    int64_t removed = 0;
+    enum berth_err rc =
+        upload_sweep_shared(g->st, now - g->opt->orphan_upload_grace_ms, g->opt->dry_run, &removed);
+    g->stats.uploads_removed += removed;
+    return rc;
+}
+
 /* ---- the pass ---- */
 
 /* The steps of a pass; *step names the one that failed. */
@@ -401,6 +415,10 @@ static enum berth_err pass(struct gc *g, int64_t now, const char **step)
     if (rc == BERTH_OK && !cancelled(g)) {
         *step = "uploads";
         rc = sweep_uploads(g, now);
+    }
+    if (rc == BERTH_OK && !cancelled(g)) {
+        *step = "s3_leftovers";
+        rc = sweep_shared(g, now);
     }
     if (rc == BERTH_OK && !cancelled(g)) {
         *step = "blobs";
@@ -458,7 +476,7 @@ static void record(struct meta *m, const char *reason, int64_t started_ms, enum 
 
 enum berth_err gc_run(struct store *st, const struct gc_options *opt, struct gc_stats *out)
 {
-    if (opt->grace_ms < 0 || opt->upload_expiry_ms < 0) {
+    if (opt->grace_ms < 0 || opt->upload_expiry_ms < 0 || opt->orphan_upload_grace_ms < 0) {
         return BERTH_EINVAL;
     }
     struct gc *g = calloc(1, sizeof(*g));

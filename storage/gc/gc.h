@@ -1,7 +1,8 @@
 /*
  * Online garbage collection: one pass removes blobs nothing references any
  * more (files and rows), blob files left without a row by a crash, expired
- * upload sessions and stray temporary files, while pushes and pulls go on.
+ * upload sessions and stray temporary files (and, on S3, the multipart
+ * uploads and upload objects sessions left behind), while pushes and pulls go on.
  *
  * A blob is garbage when no manifest uses it as its content, no manifest
  * reference names its digest, and it was last touched (pushed, mounted,
@@ -33,9 +34,13 @@
 struct store;
 
 struct gc_options {
-    int64_t grace_ms;          /* >= 0: blobs and orphan files younger than this stay */
-    int64_t upload_expiry_ms;  /* > 0: remove sessions and upload files older than this;
-                                  0: leave uploads alone */
+    int64_t grace_ms;         /* >= 0: blobs and orphan files younger than this stay */
+    int64_t upload_expiry_ms; /* > 0: remove sessions and upload files older than this;
+                                 0: leave uploads alone */
+    /* > 0: abort the multipart uploads and delete the upload objects that
+     * sessions on S3 left in the bucket older than this with no session row
+     * (upload_sweep_shared); 0: leave them */
+    int64_t orphan_upload_grace_ms;
     bool dry_run;              /* count what would go; change nothing */
     const atomic_bool *cancel; /* optional: when it becomes true the pass stops at the
                                   next batch boundary (stats say cancelled) */
@@ -51,7 +56,8 @@ struct gc_stats {
     int64_t bytes_deleted;   /* their sizes */
     int64_t orphans_deleted; /* blob files without a row removed (or found) */
     int64_t orphan_bytes;
-    int64_t uploads_removed; /* expired sessions and stray upload/temp files (or found) */
+    int64_t uploads_removed; /* expired sessions, stray upload/temp files and S3 upload
+                                leftovers (or found) */
     int64_t trash_restored;  /* crash leftovers put back (their row existed) */
     int64_t trash_deleted;   /* trash files unlinked */
     int64_t batches;         /* write transactions used */

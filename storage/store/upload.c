@@ -1325,3 +1325,34 @@ enum berth_err upload_expire(struct store *st, int64_t before, bool dry_run, int
     }
     return rc;
 }
+
+/* A stage is live while a session row names it. */
+static enum berth_err session_live(void *arg, const char *name, bool *live)
+{
+    struct meta *m = arg;
+    *live = false;
+    if (!rand_is_uuid(name)) {
+        return BERTH_OK;
+    }
+    struct meta_upload row;
+    enum berth_err rc = meta_upload_get(m, name, &row);
+    *live = rc != BERTH_ENOTFOUND;
+    return rc == BERTH_ENOTFOUND ? BERTH_OK : rc;
+}
+
+enum berth_err upload_sweep_shared(struct store *st, int64_t before, bool dry_run, int64_t *removed)
+{
+    struct meta *m = store_meta(st);
+    if (m == NULL) {
+        return BERTH_EDB;
+    }
+    int64_t in_blobs = 0, in_archive = 0;
+    enum berth_err rc = blob_shared_sweep(st->blobs, before, session_live, m, dry_run, &in_blobs);
+    if (rc == BERTH_OK && st->archive != NULL) {
+        rc = blob_shared_sweep(st->archive, before, session_live, m, dry_run, &in_archive);
+    }
+    if (removed != NULL) {
+        *removed = in_blobs + in_archive;
+    }
+    return rc;
+}

@@ -95,4 +95,16 @@ enum berth_err upload_cancel(struct store *st, const char *uuid, int64_t repo_id
  * BERTH_EIO (uploads/ unreadable). */
 enum berth_err upload_expire(struct store *st, int64_t before, bool dry_run, int64_t *removed);
 
+/* Remove what sessions on a shared blob store (S3) left there with nothing
+ * left to remove it (blob_shared_sweep): multipart uploads initiated and
+ * staging or tail objects written before `before` whose session has no
+ * row (a replica killed between starting a multipart upload and recording
+ * it, or a row gone while its objects stayed), and the uploads of
+ * publications cut short, in the blob store and the archive tier. `before`
+ * must be older than any transfer still running on any replica. A no-op
+ * on the filesystem. dry_run and *removed as upload_expire. BERTH_EDB,
+ * BERTH_EIO, BERTH_EUNAVAILABLE. */
+enum berth_err upload_sweep_shared(struct store *st, int64_t before, bool dry_run,
+                                   int64_t *removed);
+
 #endif
