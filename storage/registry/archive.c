@@ -3,8 +3,8 @@
  * rule; see archive.h. Runs on the calling thread's metadata connection.
  */
 #include "storage/registry/archive.h"
+#include "storage/registry/registry_int.h"
 
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -35,22 +35,6 @@ const char *registry_image_status_name(enum registry_image_status status)
     return "ACTIVE";
 }
 
-static enum berth_err fail(struct registry_status *s, enum registry_reason reason,
-                           enum berth_err rc, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-
-static enum berth_err fail(struct registry_status *s, enum registry_reason reason,
-                           enum berth_err rc, const char *fmt, ...)
-{
-    s->reason = reason;
-    s->err = rc;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(s->message, sizeof(s->message), fmt, ap);
-    va_end(ap);
-    return rc;
-}
-
 enum berth_err registry_image_check_active(const struct meta_manifest *mf, int64_t now_ms,
                                            struct registry_status *s)
 {
@@ -59,16 +43,16 @@ enum berth_err registry_image_check_active(const struct meta_manifest *mf, int64
         return BERTH_OK;
     }
     snprintf(s->digest, sizeof(s->digest), "%s", mf->digest);
-    return fail(s, REG_IMAGE_ARCHIVED, BERTH_ENOTFOUND,
-                status == REGISTRY_IMAGE_ARCHIVED
-                    ? "The image with digest '%s' is archived; restore it to pull it"
-                    : "The image with digest '%s' is being restored from the archive",
-                mf->digest);
+    return registry_fail(s, REG_IMAGE_ARCHIVED, BERTH_ENOTFOUND,
+                         status == REGISTRY_IMAGE_ARCHIVED
+                             ? "The image with digest '%s' is archived; restore it to pull it"
+                             : "The image with digest '%s' is being restored from the archive",
+                         mf->digest);
 }
 
 static enum berth_err internal(struct registry_status *s, enum berth_err rc)
 {
-    return fail(s, REG_INTERNAL, rc, "internal error (%s)", berth_strerror(rc));
+    return registry_fail(s, REG_INTERNAL, rc, "internal error (%s)", berth_strerror(rc));
 }
 
 /* Inside the write transaction: the checks, then the move. */
@@ -92,10 +76,11 @@ static enum berth_err move(struct store *st, struct meta *m, const char *repo, c
     }
     if (target == META_STORAGE_ARCHIVE) {
         if (registry_image_status(&mf, now) == REGISTRY_IMAGE_ACTIVATING) {
-            return fail(s, REG_STORAGE_CLASS_UNSUPPORTED, BERTH_ECONFLICT,
-                        "The image with digest '%s' is being restored from the archive and "
-                        "cannot be archived until the restore completes",
-                        mf.digest);
+            return registry_fail(
+                s, REG_STORAGE_CLASS_UNSUPPORTED, BERTH_ECONFLICT,
+                "The image with digest '%s' is being restored from the archive and "
+                "cannot be archived until the restore completes",
+                mf.digest);
         }
         int64_t parents = 0;
         rc = meta_manifest_parent_count(m, r.id, mf.digest, &parents);
@@ -103,10 +88,11 @@ static enum berth_err move(struct store *st, struct meta *m, const char *repo, c
             return internal(s, rc);
         }
         if (parents > 0) {
-            return fail(s, REG_STORAGE_CLASS_UNSUPPORTED, BERTH_ECONFLICT,
-                        "The image with digest '%s' is referenced by a manifest list; archive "
-                        "the manifest list instead",
-                        mf.digest);
+            return registry_fail(
+                s, REG_STORAGE_CLASS_UNSUPPORTED, BERTH_ECONFLICT,
+                "The image with digest '%s' is referenced by a manifest list; archive "
+                "the manifest list instead",
+                mf.digest);
         }
     }
     int64_t active_from = target == META_STORAGE_STANDARD ? now + restore_ms : 0;

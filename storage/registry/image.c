@@ -6,29 +6,13 @@
  * database.
  */
 #include "storage/registry/registry.h"
+#include "storage/registry/registry_int.h"
 
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "storage/store/store.h"
 #include "common/str.h"
-
-static enum berth_err fail(struct registry_status *s, enum registry_reason reason,
-                           enum berth_err rc, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-
-static enum berth_err fail(struct registry_status *s, enum registry_reason reason,
-                           enum berth_err rc, const char *fmt, ...)
-{
-    s->reason = reason;
-    s->err = rc;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(s->message, sizeof(s->message), fmt, ap);
-    va_end(ap);
-    return rc;
-}
 
 enum berth_err registry_image_find(struct store *st, const struct meta_repo *repo, const char *tag,
                                    const struct digest *digest, struct meta_manifest *out,
@@ -39,11 +23,13 @@ enum berth_err registry_image_find(struct store *st, const struct meta_repo *rep
     s->digest[0] = '\0';
     s->err = BERTH_OK;
     if (tag == NULL && digest == NULL) {
-        return fail(s, REG_INTERNAL, BERTH_EINVAL, "an image is named by a tag or a digest");
+        return registry_fail(s, REG_INTERNAL, BERTH_EINVAL,
+                             "an image is named by a tag or a digest");
     }
     struct meta *m = store_meta(st);
     if (m == NULL) {
-        return fail(s, REG_INTERNAL, BERTH_EDB, "internal error (%s)", berth_strerror(BERTH_EDB));
+        return registry_fail(s, REG_INTERNAL, BERTH_EDB, "internal error (%s)",
+                             berth_strerror(BERTH_EDB));
     }
     /* By the tag when there is one: it names one image, which the digest
      * (if given too) must then be. */
@@ -51,17 +37,18 @@ enum berth_err registry_image_find(struct store *st, const struct meta_repo *rep
     enum berth_err rc = tag != NULL ? meta_manifest_get_by_tag(m, repo->id, tag, &mf)
                                     : meta_manifest_get(m, repo->id, digest->str, &mf);
     if (rc == BERTH_ENOTFOUND) {
-        return fail(s, REG_MANIFEST_UNKNOWN, rc, "Requested image not found");
+        return registry_fail(s, REG_MANIFEST_UNKNOWN, rc, "Requested image not found");
     }
     if (rc != BERTH_OK) {
-        return fail(s, REG_INTERNAL, rc, "internal error (%s)", berth_strerror(rc));
+        return registry_fail(s, REG_INTERNAL, rc, "internal error (%s)", berth_strerror(rc));
     }
     if (tag != NULL && digest != NULL && strcmp(mf.digest, digest->str) != 0) {
         str_copy(s->digest, sizeof(s->digest), mf.digest);
-        return fail(s, REG_TAG_DIGEST_MISMATCH, BERTH_ECONFLICT,
-                    "The image tag '%.300s' does not point at the image digest '%s' (it points "
-                    "at %s)",
-                    tag, digest->str, mf.digest);
+        return registry_fail(
+            s, REG_TAG_DIGEST_MISMATCH, BERTH_ECONFLICT,
+            "The image tag '%.300s' does not point at the image digest '%s' (it points "
+            "at %s)",
+            tag, digest->str, mf.digest);
     }
     *out = mf;
     return BERTH_OK;

@@ -4,6 +4,7 @@
  * together run in one BEGIN IMMEDIATE transaction.
  */
 #include "storage/registry/registry.h"
+#include "storage/registry/registry_int.h"
 
 #include <assert.h>
 #include <errno.h>
@@ -31,12 +32,8 @@
 #include "common/str.h"
 #include "common/timeutil.h"
 
-static enum berth_err set_status(struct registry_status *s, enum registry_reason reason,
-                                 enum berth_err rc, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-
-static enum berth_err set_status(struct registry_status *s, enum registry_reason reason,
-                                 enum berth_err rc, const char *fmt, ...)
+enum berth_err registry_fail(struct registry_status *s, enum registry_reason reason,
+                             enum berth_err rc, const char *fmt, ...)
 {
     s->reason = reason;
     s->err = rc;
@@ -94,9 +91,9 @@ void registry_upload_status(enum berth_err rc, struct registry_status *s)
 static enum berth_err internal(struct registry_status *s, enum berth_err rc)
 {
     if (rc == BERTH_EUNAVAILABLE) {
-        return set_status(s, REG_UNAVAILABLE, rc, "storage unavailable; retry later");
+        return registry_fail(s, REG_UNAVAILABLE, rc, "storage unavailable; retry later");
     }
-    return set_status(s, REG_INTERNAL, rc, "internal error (%s)", berth_strerror(rc));
+    return registry_fail(s, REG_INTERNAL, rc, "internal error (%s)", berth_strerror(rc));
 }
 
 /* With automatic creation off, a push to a missing repository creates it
@@ -218,7 +215,7 @@ static enum berth_err find_repo(struct store *st, struct meta *m, const char *na
         }
     }
     if (rc == BERTH_ENOTFOUND) {
-        return set_status(s, REG_REPO_UNKNOWN, rc, "repository name not known to registry");
+        return registry_fail(s, REG_REPO_UNKNOWN, rc, "repository name not known to registry");
     }
     if (rc != BERTH_OK) {
         return internal(s, rc);
@@ -301,7 +298,7 @@ enum berth_err registry_blob_stat(struct store *st, const char *repo, const stru
     }
     if (rc == BERTH_ENOTFOUND) {
         str_copy(s->digest, sizeof(s->digest), d->str);
-        return set_status(s, REG_BLOB_UNKNOWN, rc, "blob unknown to registry");
+        return registry_fail(s, REG_BLOB_UNKNOWN, rc, "blob unknown to registry");
     }
     return rc == BERTH_OK ? rc : internal(s, rc);
 }
@@ -318,7 +315,7 @@ enum berth_err registry_blob_pull_stat(struct store *st, const char *repo, const
     rc = meta_blob_get_linked(m, r.id, d->str, out);
     if (rc == BERTH_ENOTFOUND) {
         str_copy(s->digest, sizeof(s->digest), d->str);
-        return set_status(s, REG_BLOB_UNKNOWN, rc, "blob unknown to registry");
+        return registry_fail(s, REG_BLOB_UNKNOWN, rc, "blob unknown to registry");
     }
     bool archived = rc == BERTH_OK && out->tier == META_TIER_ARCHIVE;
     if (rc == BERTH_OK && !archived) {
@@ -329,9 +326,9 @@ enum berth_err registry_blob_pull_stat(struct store *st, const char *repo, const
     }
     if (archived) {
         str_copy(s->digest, sizeof(s->digest), d->str);
-        return set_status(s, REG_LAYER_ARCHIVED, BERTH_ENOTFOUND,
-                          "blob unknown to registry: only archived images use it; restore one "
-                          "of them to pull it");
+        return registry_fail(s, REG_LAYER_ARCHIVED, BERTH_ENOTFOUND,
+                             "blob unknown to registry: only archived images use it; restore one "
+                             "of them to pull it");
     }
     return BERTH_OK;
 }
@@ -353,7 +350,7 @@ enum berth_err registry_blob_delete(struct store *st, const char *repo, const st
     rc = meta_blob_get_linked(m, r.id, d->str, &b);
     if (rc == BERTH_ENOTFOUND) {
         str_copy(s->digest, sizeof(s->digest), d->str);
-        rc = set_status(s, REG_BLOB_UNKNOWN, rc, "blob unknown to registry");
+        rc = registry_fail(s, REG_BLOB_UNKNOWN, rc, "blob unknown to registry");
         goto out;
     }
     if (rc == BERTH_OK) {
@@ -389,7 +386,7 @@ enum berth_err registry_blob_mount(struct store *st, const char *repo, const str
         goto out;
     }
     if (strcmp(mounting, "DISABLED") == 0) {
-        rc = set_status(s, REG_BLOB_UNKNOWN, BERTH_ENOTFOUND, "blob mounting is disabled");
+        rc = registry_fail(s, REG_BLOB_UNKNOWN, BERTH_ENOTFOUND, "blob mounting is disabled");
         goto out;
     }
     if (from_repo != NULL) {
@@ -412,7 +409,7 @@ enum berth_err registry_blob_mount(struct store *st, const char *repo, const str
         rc = blob_stat(store_blobs(st), d, &size);
     }
     if (rc == BERTH_ENOTFOUND) {
-        rc = set_status(s, REG_BLOB_UNKNOWN, BERTH_ENOTFOUND, "blob cannot be mounted");
+        rc = registry_fail(s, REG_BLOB_UNKNOWN, BERTH_ENOTFOUND, "blob cannot be mounted");
         goto out;
     }
     if (rc == BERTH_OK) {
@@ -519,8 +516,8 @@ static enum berth_err check_refs(struct store *st, struct meta *m, int64_t repo_
         rc = meta_blob_get_linked(m, repo_id, info->config.digest.str, &b);
         if (rc == BERTH_ENOTFOUND) {
             str_copy(s->digest, sizeof(s->digest), info->config.digest.str);
-            return set_status(s, REG_LAYERS_MISSING, rc, "blob unknown to registry: %s",
-                              info->config.digest.str);
+            return registry_fail(s, REG_LAYERS_MISSING, rc, "blob unknown to registry: %s",
+                                 info->config.digest.str);
         }
         if (rc != BERTH_OK) {
             return internal(s, rc);
@@ -533,8 +530,8 @@ static enum berth_err check_refs(struct store *st, struct meta *m, int64_t repo_
             rc = meta_manifest_get(m, repo_id, ref->digest.str, &child);
             if (rc == BERTH_ENOTFOUND) {
                 str_copy(s->digest, sizeof(s->digest), ref->digest.str);
-                return set_status(s, REG_CHILDREN_MISSING, rc, "manifest unknown to registry: %s",
-                                  ref->digest.str);
+                return registry_fail(s, REG_CHILDREN_MISSING, rc,
+                                     "manifest unknown to registry: %s", ref->digest.str);
             }
         } else {
             if (ref->non_distributable) {
@@ -544,8 +541,8 @@ static enum berth_err check_refs(struct store *st, struct meta *m, int64_t repo_
             rc = meta_blob_get_linked(m, repo_id, ref->digest.str, &b);
             if (rc == BERTH_ENOTFOUND) {
                 str_copy(s->digest, sizeof(s->digest), ref->digest.str);
-                return set_status(s, REG_LAYERS_MISSING, rc, "blob unknown to registry: %s",
-                                  ref->digest.str);
+                return registry_fail(s, REG_LAYERS_MISSING, rc, "blob unknown to registry: %s",
+                                     ref->digest.str);
             }
         }
         if (rc != BERTH_OK) {
@@ -637,10 +634,10 @@ static enum berth_err apply_tags(struct meta *m, const struct meta_repo *repo,
             continue;
         }
         if (previous != 0 && immutable) {
-            rc = set_status(s, REG_TAG_IMMUTABLE, BERTH_EDENIED,
-                            "The image tag '%s' already exists in the '%s' repository and "
-                            "cannot be overwritten because the tag is immutable.",
-                            in->tags[i], repo->name);
+            rc = registry_fail(s, REG_TAG_IMMUTABLE, BERTH_EDENIED,
+                               "The image tag '%s' already exists in the '%s' repository and "
+                               "cannot be overwritten because the tag is immutable.",
+                               in->tags[i], repo->name);
             break;
         }
         *changed = true;
@@ -655,10 +652,10 @@ static enum berth_err apply_tags(struct meta *m, const struct meta_repo *repo,
             return internal(s, rc);
         }
         if (n > REGISTRY_TAGS_PER_IMAGE_MAX) {
-            rc = set_status(s, REG_TAG_LIMIT, BERTH_ETOOBIG,
-                            "The image in the repository with name '%s' would have %lld tags; "
-                            "an image can have at most %d tags",
-                            repo->name, (long long)n, REGISTRY_TAGS_PER_IMAGE_MAX);
+            rc = registry_fail(s, REG_TAG_LIMIT, BERTH_ETOOBIG,
+                               "The image in the repository with name '%s' would have %lld tags; "
+                               "an image can have at most %d tags",
+                               repo->name, (long long)n, REGISTRY_TAGS_PER_IMAGE_MAX);
         }
     }
     return rc;
@@ -670,12 +667,12 @@ enum berth_err registry_manifest_put(struct store *st, const struct registry_put
     clear_status(s);
     const struct store_options *opt = store_options(st);
     if (in->len > opt->manifest_max) {
-        return set_status(s, REG_MANIFEST_TOO_BIG, BERTH_ETOOBIG,
-                          "manifest is larger than the limit of %zu bytes", opt->manifest_max);
+        return registry_fail(s, REG_MANIFEST_TOO_BIG, BERTH_ETOOBIG,
+                             "manifest is larger than the limit of %zu bytes", opt->manifest_max);
     }
     for (size_t i = 0; i < in->tag_count; i++) {
         if (!names_tag_valid(in->tags[i])) {
-            return set_status(s, REG_TAG_INVALID, BERTH_EINVAL, "invalid tag");
+            return registry_fail(s, REG_TAG_INVALID, BERTH_EINVAL, "invalid tag");
         }
     }
     struct digest d;
@@ -686,9 +683,9 @@ enum berth_err registry_manifest_put(struct store *st, const struct registry_put
     }
     if (in->expected != NULL && strcmp(in->expected->str, d.str) != 0) {
         str_copy(s->digest, sizeof(s->digest), d.str);
-        return set_status(s, REG_DIGEST_INVALID, BERTH_EDIGEST,
-                          "manifest digest %s does not match the digest given (%s)", d.str,
-                          in->expected->str);
+        return registry_fail(s, REG_DIGEST_INVALID, BERTH_EDIGEST,
+                             "manifest digest %s does not match the digest given (%s)", d.str,
+                             in->expected->str);
     }
     struct manifest_info *info = NULL;
     char why[256];
@@ -696,7 +693,7 @@ enum berth_err registry_manifest_put(struct store *st, const struct registry_put
     if (rc == BERTH_EINVAL) {
         /* why alone: clients print the code's description ("manifest invalid")
          * before the message themselves */
-        return set_status(s, REG_MANIFEST_INVALID, rc, "%s", why);
+        return registry_fail(s, REG_MANIFEST_INVALID, rc, "%s", why);
     }
     if (rc != BERTH_OK) {
         return internal(s, rc);
@@ -819,10 +816,10 @@ enum berth_err registry_manifest_put(struct store *st, const struct registry_put
         rc = apply_tags(m, &repo, in, manifest_id, now, &changed, s);
         if (rc == BERTH_OK && in->fail_if_same && !changed) {
             str_copy(s->digest, sizeof(s->digest), d.str);
-            rc = set_status(s, REG_IMAGE_EXISTS, BERTH_EEXIST,
-                            "Image with digest '%s' and tag '%s' already exists in the "
-                            "repository with name '%s'",
-                            d.str, in->tag_count ? in->tags[0] : "", in->repo);
+            rc = registry_fail(s, REG_IMAGE_EXISTS, BERTH_EEXIST,
+                               "Image with digest '%s' and tag '%s' already exists in the "
+                               "repository with name '%s'",
+                               d.str, in->tag_count ? in->tags[0] : "", in->repo);
         }
         if (rc == BERTH_OK && created) {
             /* in the same transaction, so a stored image never misses the
@@ -894,7 +891,7 @@ static enum berth_err resolve(struct meta *m, int64_t repo_id, const char *refer
     if (strchr(reference, ':') != NULL) {
         struct digest d;
         if (digest_parse(reference, &d) != BERTH_OK) {
-            return set_status(s, REG_DIGEST_INVALID, BERTH_EINVAL, "invalid digest");
+            return registry_fail(s, REG_DIGEST_INVALID, BERTH_EINVAL, "invalid digest");
         }
         rc = meta_manifest_get(m, repo_id, d.str, out);
     } else {
@@ -905,7 +902,7 @@ static enum berth_err resolve(struct meta *m, int64_t repo_id, const char *refer
                                         : BERTH_ENOTFOUND;
     }
     if (rc == BERTH_ENOTFOUND) {
-        return set_status(s, REG_MANIFEST_UNKNOWN, rc, "manifest unknown to registry");
+        return registry_fail(s, REG_MANIFEST_UNKNOWN, rc, "manifest unknown to registry");
     }
     return rc == BERTH_OK ? rc : internal(s, rc);
 }
@@ -973,8 +970,8 @@ enum berth_err registry_manifest_delete(struct store *st, const char *repo, cons
             rc = meta_manifest_parent_count(m, r.id, mf.digest, &parents);
             if (rc == BERTH_OK && parents > 0) {
                 str_copy(s->digest, sizeof(s->digest), mf.digest);
-                rc = set_status(s, REG_REFERENCED_BY_INDEX, BERTH_ECONFLICT,
-                                "Requested image referenced by a manifest list: %s", mf.digest);
+                rc = registry_fail(s, REG_REFERENCED_BY_INDEX, BERTH_ECONFLICT,
+                                   "Requested image referenced by a manifest list: %s", mf.digest);
                 goto out;
             }
         }
@@ -1039,8 +1036,8 @@ static enum berth_err remove_image(struct meta *m, int64_t repo_id, const struct
     }
     if (parents > 0) {
         str_copy(s->digest, sizeof(s->digest), mf->digest);
-        return set_status(s, REG_REFERENCED_BY_INDEX, BERTH_ECONFLICT,
-                          "Requested image referenced by a manifest list: %s", mf->digest);
+        return registry_fail(s, REG_REFERENCED_BY_INDEX, BERTH_ECONFLICT,
+                             "Requested image referenced by a manifest list: %s", mf->digest);
     }
     rc = meta_manifest_touch_refs(m, mf->id, time_now_ms());
     if (rc == BERTH_OK) {
@@ -1090,7 +1087,7 @@ static enum berth_err image_delete(struct store *st, const char *repo, const cha
     rc = tag ? meta_manifest_get_by_tag(m, r.id, tag, &mf)
              : meta_manifest_get(m, r.id, digest->str, &mf);
     if (rc == BERTH_ENOTFOUND) {
-        rc = set_status(s, REG_MANIFEST_UNKNOWN, rc, "Requested image not found");
+        rc = registry_fail(s, REG_MANIFEST_UNKNOWN, rc, "Requested image not found");
         goto out;
     }
     if (rc != BERTH_OK) {
@@ -1099,8 +1096,8 @@ static enum berth_err image_delete(struct store *st, const char *repo, const cha
     }
     if (tag != NULL && digest != NULL && strcmp(mf.digest, digest->str) != 0) {
         str_copy(s->digest, sizeof(s->digest), mf.digest);
-        rc = set_status(s, REG_TAG_DIGEST_MISMATCH, BERTH_ECONFLICT,
-                        "The tag '%s' points at %s, not at %s", tag, mf.digest, digest->str);
+        rc = registry_fail(s, REG_TAG_DIGEST_MISMATCH, BERTH_ECONFLICT,
+                           "The tag '%s' points at %s, not at %s", tag, mf.digest, digest->str);
         goto out;
     }
     if (tag != NULL) {
