@@ -135,6 +135,40 @@ class UploadSessionTest(h.ServerTestCase):
         self.assertRangeHeader(resp, len(data) - 1)
         self.status(resp.header("Location"), len(data) - 1)
 
+    def test_chunks_around_the_gathering_size(self):
+        # berth gathers body bytes (256 KiB) before writing them: PATCHes of
+        # sizes around it, with and without Content-Range, streamed pieces
+        # of odd sizes, a refused PATCH cut back inside what was gathered,
+        # and a last chunk on the PUT; every offset and every byte checked.
+        g = 256 * 1024
+        sizes = [g - 1, 1, g, g + 1, 16384, 2 * g + 7, 5, 600000]
+        data = h.random_bytes(sum(sizes) + 3 * g + 11)
+        repo = self.repo()
+        location = self.start(repo)
+        at = 0
+        for i, n in enumerate(sizes):
+            resp = self.reg.patch_chunk(location, data[at:at + n], at, content_range=i % 2 == 0)
+            self.assertStatus(resp, 202)
+            at += n
+            self.assertRangeHeader(resp, at - 1)
+            location = resp.header("Location")
+        # a Content-Range longer than the body: refused, nothing of it kept
+        resp = self.reg.request("PATCH", self.reg.resolve(location), body=data[at:at + g + 100],
+                                headers={"Content-Type": h.MT_OCTET,
+                                         "Content-Length": str(g + 100),
+                                         "Content-Range": "%d-%d" % (at, at + g + 200)})
+        self.assertError(resp, 400, "SIZE_INVALID")
+        self.status(location, at - 1)
+        resp = self.reg.patch_stream(location, data[at:at + 2 * g + 3], piece=g // 3 + 1)
+        self.assertStatus(resp, 202)
+        at += 2 * g + 3
+        self.assertRangeHeader(resp, at - 1)
+        location = resp.header("Location")
+        self.status(location, at - 1)
+        resp = self.reg.finish_upload(location, h.digest_of(data), data[at:], start=at)
+        self.assertStatus(resp, 201)
+        self.assertBlob(repo, data)
+
     @h.distribution_fails("accepts out-of-order chunks")
     def test_out_of_order_chunk_is_416(self):
         repo = self.repo()
