@@ -25,11 +25,12 @@ static void update_image_storage_class(struct ecr_call *call)
     enum meta_storage_class cls =
         strcmp(target, "ARCHIVE") == 0 ? META_STORAGE_ARCHIVE : META_STORAGE_STANDARD;
     int64_t restore_ms = call->req->srv->cfg->storage_archive_restore_seconds * 1000;
+    int64_t scan_quota_ms = call->req->srv->cfg->scan_quota_seconds * 1000;
     struct meta_manifest mf;
     struct registry_status s;
     if (registry_image_set_storage_class(call->req->srv->store, repo, id.tag,
                                          id.digest_text != NULL ? &id.digest : NULL, cls,
-                                         restore_ms, &mf, &s) != BERTH_OK) {
+                                         restore_ms, scan_quota_ms, &mf, &s) != BERTH_OK) {
         ecr_fail_image(call, repo, id.tag, id.digest_text, &s);
         return;
     }

@@ -913,6 +913,7 @@ static void put_image(struct ecr_call *call)
         .tag_count = tag ? 1 : 0,
         .create_repo = false,
         .fail_if_same = true,
+        .scan_quota_ms = call->req->srv->cfg->scan_quota_seconds * 1000,
     };
     struct registry_put_result res;
     struct registry_status s;

@@ -115,6 +115,7 @@ static void manifest_put_done(struct request *req)
         .tags = tp.tags,
         .tag_count = tp.count,
         .create_repo = true,
+        .scan_quota_ms = req->srv->cfg->scan_quota_seconds * 1000,
     };
     struct registry_put_result out;
     struct registry_status s;

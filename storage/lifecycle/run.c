@@ -373,8 +373,9 @@ static void archive_item(struct store *st, struct lifecycle_run_result *r, size_
         struct meta_manifest mf;
         struct registry_status s;
         write_pace_start(pace);
+        /* archives only: no restore delay, no scan quota to apply */
         enum berth_err rc = registry_image_set_storage_class(st, r->repo, NULL, &d,
-                                                             META_STORAGE_ARCHIVE, 0, &mf, &s);
+                                                             META_STORAGE_ARCHIVE, 0, 0, &mf, &s);
         write_pace_end(pace, store_meta(st));
         if (rc != BERTH_OK) {
             switch (s.reason) {

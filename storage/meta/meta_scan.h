@@ -52,9 +52,11 @@ enum meta_scan_status {
     META_SCAN_IN_PROGRESS = 0, /* queued or running */
     META_SCAN_COMPLETE,
     META_SCAN_FAILED,
+    /* a restored image's rescan was over the quota (meta_scan_on_restore) */
+    META_SCAN_LIMIT_EXCEEDED,
 };
 
-/* "IN_PROGRESS", "COMPLETE", "FAILED" (ECR's names). */
+/* "IN_PROGRESS", "COMPLETE", "FAILED", "LIMIT_EXCEEDED" (ECR's names). */
 const char *meta_scan_status_name(enum meta_scan_status s);
 
 /* Whether a manifest is a container image berth scans: not an index, and
@@ -99,6 +101,30 @@ enum berth_err meta_scan_enqueue_repo(struct meta *m, int64_t repo_id, int64_t n
  * number of new jobs. Call inside a write transaction. */
 enum berth_err meta_scan_enqueue_failed(struct meta *m, const char *prefix, int64_t now,
                                         int64_t *queued);
+
+/* The description of a LIMIT_EXCEEDED scan. */
+#define META_SCAN_LIMIT_DESCRIPTION                                                                \
+    "The scan quota per image has been exceeded: the image was scanned less than "                 \
+    "scan.quota_seconds before it was restored. Start a scan once the quota allows."
+
+/*
+ * An archived image is being restored (call inside the write transaction,
+ * before its storage class changes): the image manifest_id names and, for
+ * an index, the images of the repository it lists, those still in the
+ * archive class and scannable (meta_scan_is_image), lose their scan from
+ * before the archive (ECR: "scan results from before the image was
+ * archived will not be available"). With rescan (scan-on-push applies to
+ * the repository: a restored image is scanned as a pushed one is), each
+ * gets a new scan counting against the quota (meta_scan_enqueue), unless
+ * one was requested less than quota_ms before now (0: no quota): then its
+ * scan is LIMIT_EXCEEDED (requested_at kept, so StartImageScan is allowed
+ * once the quota allows). Without rescan the scan row goes, as if the
+ * image had never been scanned. *queued and *limited (optional) receive
+ * how many were queued and how many were over the quota.
+ */
+enum berth_err meta_scan_on_restore(struct meta *m, int64_t repo_id, int64_t manifest_id,
+                                    bool rescan, int64_t quota_ms, int64_t now, int64_t *queued,
+                                    int64_t *limited);
 
 /* One finding to store: ECR's ImageScanFinding as compact JSON text. */
 struct meta_scan_finding {

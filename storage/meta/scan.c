@@ -95,7 +95,7 @@ enum berth_err meta_setting_take(struct meta *m, const char *name, char **out)
 
 /* ---- scans ---- */
 
-static const char *const status_names[] = {"IN_PROGRESS", "COMPLETE", "FAILED"};
+static const char *const status_names[] = {"IN_PROGRESS", "COMPLETE", "FAILED", "LIMIT_EXCEEDED"};
 
 const char *meta_scan_status_name(enum meta_scan_status s)
 {
@@ -412,6 +412,122 @@ enum berth_err meta_scan_findings(struct meta *m, int64_t manifest_id, int64_t a
     meta_bind_int64(st, 3, limit < INT64_MAX ? limit + 1 : limit);
     struct finding_ctx c = {cb, arg};
     return meta_page(m, st, limit, finding_row, &c, has_more, "scan_findings");
+}
+
+/* ---- restore ---- */
+
+/* The archived images a restore of ?2 in repository ?1 brings back (the
+ * manifest, and an index's children), after id ?3, a batch. */
+static const char restored_images_sql[] =
+    "SELECT id FROM manifests WHERE repo_id = ?1 AND storage_class = 1 AND is_index = 0 AND "
+    "config_media_type IN ('" META_SCAN_CONFIG_OCI "', '" META_SCAN_CONFIG_DOCKER "') AND "
+    "(id = ?2 OR digest IN (SELECT r.digest FROM manifest_refs r WHERE r.manifest_id = ?2 "
+    "AND r.kind = 1)) AND id > ?3 ORDER BY id LIMIT 256";
+
+/* Run one statement with the manifest id as ?1 (and the text ?2 when
+ * given). */
+static enum berth_err exec_id(struct meta *m, const char *sql, int64_t manifest_id,
+                              const char *text, const char *what)
+{
+    struct meta_stmt *st = meta_prepare(m, sql);
+    if (st == NULL) {
+        return BERTH_EDB;
+    }
+    meta_bind_int64(st, 1, manifest_id);
+    if (text != NULL) {
+        meta_bind_text(st, 2, text);
+    }
+    return meta_step_done(m, st, what);
+}
+
+#define SCAN_ZERO_COUNTS                                                                           \
+    "finding_count = 0, count_undefined = 0, count_informational = 0, count_low = 0, "             \
+    "count_medium = 0, count_high = 0, count_critical = 0"
+
+/* One restored image: its scan reset as meta_scan_on_restore says. */
+static enum berth_err restore_one(struct meta *m, int64_t id, bool rescan, int64_t quota_ms,
+                                  int64_t now, int64_t *queued, int64_t *limited)
+{
+    enum berth_err rc = delete_findings(m, id);
+    if (rc != BERTH_OK) {
+        return rc;
+    }
+    if (!rescan) {
+        return exec_id(m, "DELETE FROM scans WHERE manifest_id = ?1", id, NULL, "scan_restore");
+    }
+    struct meta_scan scan;
+    rc = meta_scan_get(m, id, &scan);
+    if (rc != BERTH_OK && rc != BERTH_ENOTFOUND) {
+        return rc;
+    }
+    if (rc == BERTH_OK && quota_ms > 0 && scan.requested_at > 0 &&
+        now - scan.requested_at < quota_ms) {
+        (*limited)++;
+        return exec_id(m,
+                       "UPDATE scans SET status = 'LIMIT_EXCEEDED', description = ?2, "
+                       "completed_at = NULL, source_updated_at = NULL, " SCAN_ZERO_COUNTS
+                       " WHERE manifest_id = ?1",
+                       id, META_SCAN_LIMIT_DESCRIPTION, "scan_restore_limit");
+    }
+    if (rc == BERTH_OK) {
+        rc = exec_id(
+            m,
+            "UPDATE scans SET completed_at = NULL, source_updated_at = NULL, " SCAN_ZERO_COUNTS
+            " WHERE manifest_id = ?1",
+            id, NULL, "scan_restore_reset");
+    } else {
+        rc = BERTH_OK;
+    }
+    bool added = false;
+    if (rc == BERTH_OK) {
+        rc = meta_scan_enqueue(m, id, now, true, &added);
+    }
+    *queued += added ? 1 : 0;
+    return rc;
+}
+
+enum berth_err meta_scan_on_restore(struct meta *m, int64_t repo_id, int64_t manifest_id,
+                                    bool rescan, int64_t quota_ms, int64_t now, int64_t *queued,
+                                    int64_t *limited)
+{
+    int64_t after = 0, nq = 0, nl = 0;
+    enum berth_err rc = BERTH_OK;
+    for (;;) {
+        int64_t ids[256];
+        size_t n = 0;
+        struct meta_stmt *st = meta_prepare(m, restored_images_sql);
+        if (st == NULL) {
+            return BERTH_EDB;
+        }
+        meta_bind_int64(st, 1, repo_id);
+        meta_bind_int64(st, 2, manifest_id);
+        meta_bind_int64(st, 3, after);
+        int step = META_STEP_DONE;
+        while (n < 256 && (step = meta_step(st)) == META_STEP_ROW) {
+            ids[n++] = meta_col_int64(st, 0);
+        }
+        if (n < 256 && step != META_STEP_DONE) {
+            rc = meta_fail(m, "scan_restored_images");
+        }
+        /* reset before the writes: no read cursor stays open across them */
+        meta_done(st);
+        for (size_t i = 0; rc == BERTH_OK && i < n; i++) {
+            rc = restore_one(m, ids[i], rescan, quota_ms, now, &nq, &nl);
+        }
+        if (rc != BERTH_OK || n < 256) {
+            break;
+        }
+        after = ids[n - 1];
+    }
+    if (rc == BERTH_OK) {
+        if (queued != NULL) {
+            *queued = nq;
+        }
+        if (limited != NULL) {
+            *limited = nl;
+        }
+    }
+    return rc;
 }
 
 /* ---- the queue ---- */

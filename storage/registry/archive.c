@@ -10,6 +10,7 @@
 
 #include "common/timeutil.h"
 #include "storage/meta/meta_tier.h"
+#include "storage/registry/scan_queue.h"
 #include "storage/store/store.h"
 #include "storage/store/tier.h"
 
@@ -58,7 +59,8 @@ static enum berth_err internal(struct registry_status *s, enum berth_err rc)
 /* Inside the write transaction: the checks, then the move. */
 static enum berth_err move(struct store *st, struct meta *m, const char *repo, const char *tag,
                            const struct digest *digest, enum meta_storage_class target, int64_t now,
-                           int64_t restore_ms, struct meta_manifest *out, struct registry_status *s)
+                           int64_t restore_ms, int64_t scan_quota_ms, struct meta_manifest *out,
+                           bool *scan_queued, struct registry_status *s)
 {
     struct meta_repo r;
     enum berth_err rc = registry_repo(st, repo, false, &r, s);
@@ -95,6 +97,13 @@ static enum berth_err move(struct store *st, struct meta *m, const char *repo, c
                 mf.digest);
         }
     }
+    if (target == META_STORAGE_STANDARD) {
+        /* before the class changes: the scans of the images it restores */
+        rc = scan_queue_on_restore(m, &r, mf.id, now, scan_quota_ms, scan_queued);
+        if (rc != BERTH_OK) {
+            return internal(s, rc);
+        }
+    }
     int64_t active_from = target == META_STORAGE_STANDARD ? now + restore_ms : 0;
     rc = meta_manifest_set_storage_class(m, r.id, mf.id, target, now, active_from);
     if (rc == BERTH_OK && target == META_STORAGE_STANDARD && store_tier_enabled(st)) {
@@ -110,7 +119,7 @@ static enum berth_err move(struct store *st, struct meta *m, const char *repo, c
 enum berth_err registry_image_set_storage_class(struct store *st, const char *repo, const char *tag,
                                                 const struct digest *digest,
                                                 enum meta_storage_class target, int64_t restore_ms,
-                                                struct meta_manifest *out,
+                                                int64_t scan_quota_ms, struct meta_manifest *out,
                                                 struct registry_status *s)
 {
     s->reason = REG_OK;
@@ -126,8 +135,9 @@ enum berth_err registry_image_set_storage_class(struct store *st, const char *re
         return internal(s, rc);
     }
     struct meta_manifest after;
+    bool scan_queued = false;
     rc = move(st, m, repo, tag, digest, target, time_now_ms(), restore_ms < 0 ? 0 : restore_ms,
-              &after, s);
+              scan_quota_ms, &after, &scan_queued, s);
     if (rc == BERTH_OK) {
         rc = meta_commit(m);
         if (rc != BERTH_OK) {
@@ -142,6 +152,9 @@ enum berth_err registry_image_set_storage_class(struct store *st, const char *re
         /* archived: its blobs may move to the archive tier; restored: they
          * come back */
         store_tier_notify();
+    }
+    if (scan_queued) {
+        scan_queue_notify();
     }
     *out = after;
     return BERTH_OK;

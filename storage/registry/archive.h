@@ -43,8 +43,11 @@ const char *registry_image_status_name(enum registry_image_status status);
  * to the class target, in one write transaction; an index takes the
  * manifests of the repository it lists along. Archiving sets
  * lastArchivedAt; restoring sets lastActivatedAt and makes the image
- * ACTIVATING for restore_ms (0: ACTIVE at once). An image already in the
- * class is left as it is. *out (written on success) is the image as it is
+ * ACTIVATING for restore_ms (0: ACTIVE at once). A restore resets the
+ * scans of the images it brings back, in the same transaction: rescanned
+ * when scan-on-push applies, unless scanned less than scan_quota_ms ago
+ * (LIMIT_EXCEEDED; 0: no quota), see scan_queue_on_restore. An image
+ * already in the class is left as it is. *out (written on success) is the image as it is
  * afterwards. Reasons: REG_REPO_UNKNOWN, REG_MANIFEST_UNKNOWN,
  * REG_TAG_DIGEST_MISMATCH, REG_STORAGE_CLASS_UNSUPPORTED (archiving an
  * image that is being restored, or a manifest that an index of the
@@ -53,7 +56,7 @@ const char *registry_image_status_name(enum registry_image_status status);
 enum berth_err registry_image_set_storage_class(struct store *st, const char *repo, const char *tag,
                                                 const struct digest *digest,
                                                 enum meta_storage_class target, int64_t restore_ms,
-                                                struct meta_manifest *out,
+                                                int64_t scan_quota_ms, struct meta_manifest *out,
                                                 struct registry_status *s);
 
 #endif

@@ -752,9 +752,14 @@ enum berth_err registry_manifest_put(struct store *st, const struct registry_put
             if (have.storage_class == META_STORAGE_ARCHIVE || have.active_from > now ||
                 have.restoring) {
                 /* ECR: pushing an archived image again restores it, at once
-                 * (the push brought its bytes) */
-                rc = meta_manifest_set_storage_class(m, repo.id, have.id, META_STORAGE_STANDARD,
-                                                     now, now);
+                 * (the push brought its bytes); its scans as any restore's */
+                bool rescan = false;
+                rc = scan_queue_on_restore(m, &repo, have.id, now, in->scan_quota_ms, &rescan);
+                scan_queued = scan_queued || rescan;
+                if (rc == BERTH_OK) {
+                    rc = meta_manifest_set_storage_class(m, repo.id, have.id, META_STORAGE_STANDARD,
+                                                         now, now);
+                }
                 restored = true;
             }
         } else if (rc == BERTH_ENOTFOUND) {

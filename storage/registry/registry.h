@@ -135,6 +135,10 @@ struct registry_put {
     /* (the pull-through cache) references need not be present yet, as
      * with storage.sparse_manifests: they are fetched when pulled */
     bool allow_missing;
+    /* a push that restores an archived image rescans it (scan-on-push)
+     * unless it was scanned this recently: scan.quota_seconds in ms (0: no
+     * quota); see scan_queue_on_restore */
+    int64_t scan_quota_ms;
 };
 
 struct registry_put_result {

@@ -37,6 +37,31 @@ void scan_queue_wait(uint64_t *seen, int64_t timeout_ms, const atomic_bool *stop
 
 /* ---- rules ---- */
 
+/* Whether scan-on-push applies to the repository. The repository's own
+ * flag decides alone (any registry rule that also matches scans on push
+ * too): no registry setting to read and parse inside the push's
+ * transaction. */
+static enum berth_err push_scans(struct meta *m, const struct meta_repo *repo, bool *applies)
+{
+    *applies = true;
+    if (repo->scan_on_push) {
+        return BERTH_OK;
+    }
+    char *text = NULL;
+    enum berth_err rc = meta_setting_get(m, SCAN_CONFIG_SETTING, &text);
+    if (rc != BERTH_OK) {
+        return rc;
+    }
+    struct scan_config cfg;
+    struct scan_effective eff;
+    scan_config_init(&cfg, text);
+    scan_config_eval(&cfg, repo->name, false, &eff);
+    scan_config_fini(&cfg);
+    free(text);
+    *applies = eff.frequency != SCAN_FREQ_MANUAL;
+    return BERTH_OK;
+}
+
 enum berth_err scan_queue_on_push(struct meta *m, const struct meta_repo *repo,
                                   const struct meta_manifest *mf, int64_t now, bool *queued)
 {
@@ -44,29 +69,36 @@ enum berth_err scan_queue_on_push(struct meta *m, const struct meta_repo *repo,
     if (!meta_scan_is_image(mf->is_index, mf->config_media_type)) {
         return BERTH_OK;
     }
-    /* The repository's own flag decides alone (any registry rule that
-     * also matches scans on push too): no registry setting to read and
-     * parse inside the push's transaction. */
-    enum berth_err rc = BERTH_OK;
-    if (!repo->scan_on_push) {
-        char *text = NULL;
-        rc = meta_setting_get(m, SCAN_CONFIG_SETTING, &text);
-        if (rc != BERTH_OK) {
-            return rc;
-        }
-        struct scan_config cfg;
-        struct scan_effective eff;
-        scan_config_init(&cfg, text);
-        scan_config_eval(&cfg, repo->name, false, &eff);
-        scan_config_fini(&cfg);
-        free(text);
-        if (eff.frequency == SCAN_FREQ_MANUAL) {
-            return BERTH_OK;
-        }
+    bool applies = false;
+    enum berth_err rc = push_scans(m, repo, &applies);
+    if (rc != BERTH_OK || !applies) {
+        return rc;
     }
     rc = meta_scan_enqueue(m, mf->id, now, true, queued);
     if (rc == BERTH_OK) {
         log_debug("event=scan_queued repo=%s digest=%s reason=push", repo->name, mf->digest);
+    }
+    return rc;
+}
+
+enum berth_err scan_queue_on_restore(struct meta *m, const struct meta_repo *repo,
+                                     int64_t manifest_id, int64_t now, int64_t quota_ms,
+                                     bool *queued)
+{
+    *queued = false;
+    bool applies = false;
+    enum berth_err rc = push_scans(m, repo, &applies);
+    int64_t added = 0, limited = 0;
+    if (rc == BERTH_OK) {
+        rc = meta_scan_on_restore(m, repo->id, manifest_id, applies, quota_ms, now, &added,
+                                  &limited);
+    }
+    if (rc == BERTH_OK) {
+        *queued = added > 0;
+        log_debug("event=scan_restore repo=%s manifest_id=%lld rescan=%d queued=%lld "
+                  "limit_exceeded=%lld",
+                  repo->name, (long long)manifest_id, applies, (long long)added,
+                  (long long)limited);
     }
     return rc;
 }

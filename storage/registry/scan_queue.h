@@ -30,6 +30,21 @@ struct store;
 enum berth_err scan_queue_on_push(struct meta *m, const struct meta_repo *repo,
                                   const struct meta_manifest *mf, int64_t now, bool *queued);
 
+/*
+ * Inside the caller's write transaction, before an archived image's
+ * storage class goes back to standard (UpdateImageStorageClass STANDARD,
+ * or a push of the archived image): the images it restores lose their
+ * scan from before the archive, and when scan-on-push applies to the
+ * repository (as scan_queue_on_push decides) they are scanned again,
+ * counting against the quota, or marked LIMIT_EXCEEDED when scanned less
+ * than quota_ms ago (0: no quota); see meta_scan_on_restore. *queued
+ * tells whether a job was added; after the commit, call
+ * scan_queue_notify().
+ */
+enum berth_err scan_queue_on_restore(struct meta *m, const struct meta_repo *repo,
+                                     int64_t manifest_id, int64_t now, int64_t quota_ms,
+                                     bool *queued);
+
 enum scan_request_reason {
     SCAN_REQ_OK = 0,
     SCAN_REQ_REPO_UNKNOWN,     /* no such repository */

@@ -99,6 +99,33 @@ class TierMixin:
         return self.ecr.update_image_storage_class(
             repositoryName=repo, imageId={"imageDigest": digest}, targetStorageClass="STANDARD")
 
+    def import_osv(self):
+        work = tempfile.mkdtemp(prefix="berth-osv-")
+        self.addCleanup(shutil.rmtree, work, True)
+        osv = s.write_osv(os.path.join(work, "osv"), s.OSV_RECORDS)
+        rc, out = h.run_berth(["vulndb", "import", osv], server=self.server, timeout=120)
+        self.assertEqual(rc, 0, out)
+
+    def scan_repo(self, scan_on_push):
+        """A repository for a Debian image, deleted after the test: every Debian image of
+        scan_helpers has the same layer, which an active image elsewhere would keep out of
+        the archive tier."""
+        repo = self.create_repo()
+        self.addCleanup(self.ecr.delete_repository, repositoryName=repo, force=True)
+        if scan_on_push:
+            self.ecr.put_image_scanning_configuration(
+                repositoryName=repo, imageScanningConfiguration={"scanOnPush": True})
+        return repo
+
+    def scan_findings(self, repo, digest):
+        return self.ecr.describe_image_scan_findings(repositoryName=repo,
+                                                     imageId={"imageDigest": digest})
+
+    def scans_recorded(self, repo, digest):
+        """How many scans of the image ended, from the log."""
+        return self.server.log_text().count("event=scan_recorded repo=%s digest=%s "
+                                            % (repo, digest))
+
     def assertServed(self, repo, image):
         for digest, data in image.blobs.items():
             resp = self.reg.get_blob(repo, digest)
@@ -357,6 +384,103 @@ class ArchiveHeldRestoreTest(TierMixin, e.ModernEcrTestCase):
         self.assertEqual(out["imageScanStatus"]["status"], "COMPLETE", out)
         self.assertEqual(s.findings_of(out), s.DEBIAN_FINDINGS)
         self.assertIn(recorded + " status=COMPLETE", self.server.log_text())
+
+
+    def test_restore_over_the_scan_quota(self):
+        """A restored image with scan-on-push is scanned again (ECR: "restored images are
+        subject to scanning"; the scan from before the archive is not available): scanned
+        less than scan.quota_seconds (a day here) before, the rescan is LIMIT_EXCEEDED.
+        While the restore runs, the scan status is IMAGE_ARCHIVED (ECR: the image remains
+        in the archival state until its restore completes)."""
+        self.import_osv()
+        repo = self.scan_repo(True)
+        image = s.debian_image("gzip", "quota-" + uuid.uuid4().hex)
+        self.push(repo, image, tag="v1")
+        out = s.wait_scan(self.ecr, repo, {"imageTag": "v1"})
+        self.assertEqual(s.findings_of(out), s.DEBIAN_FINDINGS)
+        self.archive(repo, image.digest)
+        self.wait_archived(*image.layer_digests)
+        self.assertEqual(self.scan_findings(repo, image.digest)["imageScanStatus"]["status"],
+                         "IMAGE_ARCHIVED")
+        open(self.hold, "w").close()
+        self.assertEqual(self.restore(repo, image.digest)["imageStatus"], "ACTIVATING")
+        out = self.scan_findings(repo, image.digest)
+        self.assertEqual(out["imageScanStatus"]["status"], "IMAGE_ARCHIVED")
+        self.assertNotIn("imageScanFindings", out)  # the old findings are gone already
+        self.assertBotoError("ImageArchivedException", "start_image_scan", repositoryName=repo,
+                             imageId={"imageDigest": image.digest})
+        os.unlink(self.hold)
+        self.wait_active(repo, image.digest)
+        out = self.scan_findings(repo, image.digest)
+        self.assertEqual(out["imageScanStatus"]["status"], "LIMIT_EXCEEDED", out)
+        self.assertIn("scan quota per image has been exceeded",
+                      out["imageScanStatus"]["description"])
+        self.assertNotIn("imageScanFindings", out)
+        detail = self.ecr.describe_images(repositoryName=repo,
+                                          imageIds=[{"imageDigest": image.digest}])
+        detail = detail["imageDetails"][0]
+        self.assertEqual(detail["imageScanStatus"]["status"], "LIMIT_EXCEEDED")
+        self.assertNotIn("imageScanFindingsSummary", detail)
+        self.assertBotoError("LimitExceededException", "start_image_scan", repositoryName=repo,
+                             imageId={"imageDigest": image.digest})
+        self.assertEqual(self.scans_recorded(repo, image.digest), 1)
+
+
+@h.berth_only("berth's scan workers and log")
+class RestoreRescanTest(TierMixin, e.ModernEcrTestCase):
+    """Without a scan quota: a restore rescans an image with scan-on-push (through the
+    archive tier, after its blobs are back), also when a push restores it; without
+    scan-on-push the scan from before the archive is gone."""
+    server_config = {"gc": {"enabled": False}, "scan": {"workers": 1, "quota_seconds": 0}}
+
+    def test_restore_rescans(self):
+        self.import_osv()
+        repo = self.scan_repo(True)
+        image = s.debian_image("gzip", "rescan-" + uuid.uuid4().hex)
+        self.push(repo, image, tag="v1")
+        first = s.wait_scan(self.ecr, repo, {"imageTag": "v1"})
+        self.assertEqual(s.findings_of(first), s.DEBIAN_FINDINGS)
+        self.archive(repo, image.digest)
+        self.wait_archived(*image.layer_digests)
+        self.restore(repo, image.digest)
+        self.wait_active(repo, image.digest)
+        h.wait_until(lambda: self.scans_recorded(repo, image.digest) == 2, 60,
+                     what="the restored image scanned again")
+        out = s.wait_scan(self.ecr, repo, {"imageTag": "v1"})
+        self.assertEqual(out["imageScanStatus"]["status"], "COMPLETE", out)
+        self.assertEqual(s.findings_of(out), s.DEBIAN_FINDINGS)
+        self.assertGreater(out["imageScanFindings"]["imageScanCompletedAt"],
+                           first["imageScanFindings"]["imageScanCompletedAt"])
+        # pushing the archived image again restores it at once, and rescans it too
+        self.archive(repo, image.digest)
+        self.wait_archived(*image.layer_digests)
+        self.push(repo, image, tag="v1")
+        self.assertEqual(self.status(repo, image.digest), "ACTIVE")
+        h.wait_until(lambda: self.scans_recorded(repo, image.digest) == 3, 60,
+                     what="the image restored by a push scanned again")
+        out = s.wait_scan(self.ecr, repo, {"imageTag": "v1"})
+        self.assertEqual(s.findings_of(out), s.DEBIAN_FINDINGS)
+
+    def test_restore_without_scan_on_push(self):
+        self.import_osv()
+        repo = self.scan_repo(False)
+        image = s.debian_image("gzip", "manual-" + uuid.uuid4().hex)
+        self.push(repo, image, tag="v1")
+        self.ecr.start_image_scan(repositoryName=repo, imageId={"imageTag": "v1"})
+        out = s.wait_scan(self.ecr, repo, {"imageTag": "v1"})
+        self.assertEqual(s.findings_of(out), s.DEBIAN_FINDINGS)
+        self.archive(repo, image.digest)
+        self.restore(repo, image.digest)
+        self.wait_active(repo, image.digest)
+        # as a newly pushed image without scan-on-push: no scan
+        self.assertBotoError("ScanNotFoundException", "describe_image_scan_findings",
+                             repositoryName=repo, imageId={"imageTag": "v1"})
+        detail = self.ecr.describe_images(repositoryName=repo,
+                                          imageIds=[{"imageTag": "v1"}])["imageDetails"][0]
+        self.assertNotIn("imageScanStatus", detail)
+        self.ecr.start_image_scan(repositoryName=repo, imageId={"imageTag": "v1"})
+        out = s.wait_scan(self.ecr, repo, {"imageTag": "v1"})
+        self.assertEqual(s.findings_of(out), s.DEBIAN_FINDINGS)
 
 
 @h.berth_only("BERTH_TEST_CRASH_AT is berth's")

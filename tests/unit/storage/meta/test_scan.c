@@ -385,6 +385,104 @@ static void test_leased_claims(void)
     unit_meta_remove(a, root);
 }
 
+/* A restore: the archived images it brings back lose their old scan; with
+ * rescan each is queued again, or LIMIT_EXCEEDED inside the quota; without,
+ * the scan goes. Images not archived, or not restored, keep theirs. */
+static void test_on_restore(void)
+{
+    char root[512];
+    struct meta *m = unit_meta_new(root, sizeof(root));
+    struct meta_repo r = unit_meta_repo(m, "restore/app", false);
+    int64_t a = add_manifest(m, r.id, digest(41), false, META_SCAN_CONFIG_OCI);
+    int64_t b = add_manifest(m, r.id, digest(42), false, META_SCAN_CONFIG_DOCKER);
+    int64_t idx = add_manifest(m, r.id, digest(43), true, "");
+    int64_t c = add_manifest(m, r.id, digest(44), false, META_SCAN_CONFIG_OCI);
+    int64_t d = add_manifest(m, r.id, digest(45), false, META_SCAN_CONFIG_OCI);
+    CHECK_INT(meta_manifest_ref_add(m, idx, digest(41), META_REF_MANIFEST,
+                                    "application/vnd.oci.image.manifest.v1+json"),
+              BERTH_OK);
+    CHECK_INT(meta_manifest_ref_add(m, idx, digest(42), META_REF_MANIFEST,
+                                    "application/vnd.oci.image.manifest.v1+json"),
+              BERTH_OK);
+    struct meta_scan_finding f[1] = {{SCAN_SEVERITY_HIGH, "{\"name\":\"CVE-1\"}"}};
+    struct meta_scan_outcome done = {META_SCAN_COMPLETE, "ok", 2100, 1500, f, 1, {0}};
+    done.counts[SCAN_SEVERITY_HIGH] = 1;
+    CHECK_INT(meta_begin(m), BERTH_OK);
+    /* a: scanned on push at 2000 (counts); b, c and d: scanned by `berth scan` (not) */
+    CHECK_INT(meta_scan_enqueue(m, a, 2000, true, NULL), BERTH_OK);
+    int64_t ids[4] = {a, b, c, d};
+    for (int i = 0; i < 4; i++) {
+        CHECK_INT(meta_scan_store(m, ids[i], &done), BERTH_OK);
+    }
+    CHECK_INT(meta_commit(m), BERTH_OK);
+    struct meta_scan_job job;
+    CHECK_INT(meta_scan_job_claim(m, 2050, &job), BERTH_OK);
+    CHECK_INT(meta_begin(m), BERTH_OK);
+    bool requeued = true;
+    CHECK_INT(meta_scan_job_finish(m, job.id, &requeued), BERTH_OK);
+    CHECK_INT(meta_manifest_set_storage_class(m, r.id, idx, META_STORAGE_ARCHIVE, 2200, 0),
+              BERTH_OK);
+    CHECK_INT(meta_manifest_set_storage_class(m, r.id, c, META_STORAGE_ARCHIVE, 2200, 0), BERTH_OK);
+    CHECK_INT(meta_commit(m), BERTH_OK);
+
+    /* restoring the index: a inside the quota, b queued; c and d untouched */
+    int64_t queued = -1, limited = -1;
+    CHECK_INT(meta_begin(m), BERTH_OK);
+    CHECK_INT(meta_scan_on_restore(m, r.id, idx, true, 1000, 2500, &queued, &limited), BERTH_OK);
+    CHECK_INT(meta_commit(m), BERTH_OK);
+    CHECK_INT(queued, 1);
+    CHECK_INT(limited, 1);
+    struct meta_scan scan;
+    CHECK_INT(meta_scan_get(m, a, &scan), BERTH_OK);
+    CHECK_INT(scan.status, META_SCAN_LIMIT_EXCEEDED);
+    CHECK_STR(meta_scan_status_name(scan.status), "LIMIT_EXCEEDED");
+    CHECK_STR(scan.description, META_SCAN_LIMIT_DESCRIPTION);
+    CHECK_INT(scan.requested_at, 2000); /* StartImageScan once the quota allows */
+    CHECK_INT(scan.finding_count, 0);
+    CHECK_INT(scan.counts[SCAN_SEVERITY_HIGH], 0);
+    struct page p = {.n = 0};
+    bool more = true;
+    CHECK_INT(meta_scan_findings(m, a, -1, 10, collect, &p, &more), BERTH_OK);
+    CHECK_INT(p.n, 0);
+    CHECK_INT(meta_scan_get(m, b, &scan), BERTH_OK);
+    CHECK_INT(scan.status, META_SCAN_IN_PROGRESS);
+    CHECK_INT(scan.requested_at, 2500); /* the rescan counts */
+    CHECK_INT(scan.finding_count, 0);
+    CHECK_INT(meta_scan_findings(m, b, -1, 10, collect, &p, &more), BERTH_OK);
+    CHECK_INT(p.n, 0);
+    CHECK_INT(count(m, "waiting"), 1);
+    CHECK_INT(meta_scan_job_claim(m, 2600, &job), BERTH_OK);
+    CHECK_INT(job.manifest_id, b);
+    for (int i = 2; i < 4; i++) {
+        CHECK_INT(meta_scan_get(m, ids[i], &scan), BERTH_OK);
+        CHECK_INT(scan.status, META_SCAN_COMPLETE);
+        CHECK_INT(scan.finding_count, 1);
+    }
+    /* no quota: a is queued too once the index's images are archived again */
+    CHECK_INT(meta_begin(m), BERTH_OK);
+    CHECK_INT(meta_manifest_set_storage_class(m, r.id, idx, META_STORAGE_ARCHIVE, 2700, 0),
+              BERTH_OK);
+    CHECK_INT(meta_scan_on_restore(m, r.id, a, true, 0, 2800, &queued, &limited), BERTH_OK);
+    CHECK_INT(meta_commit(m), BERTH_OK);
+    CHECK_INT(queued, 1);
+    CHECK_INT(limited, 0);
+    CHECK_INT(meta_scan_get(m, a, &scan), BERTH_OK);
+    CHECK_INT(scan.status, META_SCAN_IN_PROGRESS);
+
+    /* without rescan the scan goes; d, not archived, keeps its own */
+    CHECK_INT(meta_begin(m), BERTH_OK);
+    CHECK_INT(meta_scan_on_restore(m, r.id, c, false, 1000, 2900, &queued, &limited), BERTH_OK);
+    CHECK_INT(meta_scan_on_restore(m, r.id, d, true, 1000, 2900, NULL, NULL), BERTH_OK);
+    CHECK_INT(meta_commit(m), BERTH_OK);
+    CHECK_INT(queued, 0);
+    CHECK_INT(meta_scan_get(m, c, &scan), BERTH_ENOTFOUND);
+    CHECK_INT(meta_scan_findings(m, c, -1, 10, collect, &p, &more), BERTH_OK);
+    CHECK_INT(p.n, 0);
+    CHECK_INT(meta_scan_get(m, d, &scan), BERTH_OK);
+    CHECK_INT(scan.status, META_SCAN_COMPLETE);
+    unit_meta_remove(m, root);
+}
+
 int main(void)
 {
     char dir[512];
@@ -396,6 +494,7 @@ int main(void)
     RUN(test_claim_idle_reads_only);
     RUN(test_enqueue_repo_and_failed);
     RUN(test_leased_claims);
+    RUN(test_on_restore);
     file_remove_tree(dir);
     return unit_report("test_meta_scan");
 }
