@@ -286,6 +286,29 @@ bool ecr_validate_mutability(struct ecr_call *call, const char *mutability, json
 enum berth_err ecr_scan_decorate_image(struct ecr_call *call, const struct meta_manifest *mf,
                                        json_t *detail);
 
+/* The image an enhanced finding is about (all borrowed). */
+struct ecr_enhanced_image {
+    const char *account;    /* registry id */
+    const char *region;     /* the registry's region */
+    const char *repo;       /* repository name */
+    const char *repo_arn;   /* the repository's ARN */
+    const char *digest;     /* the image's manifest digest */
+    const json_t *tags;     /* its tags (array of strings), or NULL */
+    int64_t pushed_at_ms;   /* when it was pushed, 0: unknown */
+    int64_t observed_at_ms; /* when its scan ended (first/last observed) */
+};
+
+/* One stored basic finding (ImageScanFinding JSON: name, description, uri,
+ * severity, attributes package_name, package_version, fixed_in_version,
+ * CVSS3_VECTOR/SCORE or CVSS2_VECTOR/SCORE) as ECR's
+ * EnhancedImageScanFinding: packageVulnerabilityDetails (the package, its
+ * version and fixedInVersion, the CVSS scores), fixAvailable YES when a
+ * fixed version is known else NO, score, severity (UNDEFINED is
+ * Inspector's UNTRIAGED), title, findingArn, resources and remediation.
+ * New reference; NULL when out of memory or basic lacks name or severity.
+ * Pure. In enhanced.c. */
+json_t *ecr_enhanced_finding(const json_t *basic, const struct ecr_enhanced_image *img);
+
 /* The configured registry id and region. */
 const char *ecr_registry(struct ecr_call *call);
 const char *ecr_region(struct ecr_call *call);

@@ -39,7 +39,9 @@ static json_t *severity_counts(const struct meta_scan *scan)
 }
 
 /* ImageScanStatus: the status, and the description once the scan ended;
- * IMAGE_ARCHIVED for an image that is archived or being restored. */
+ * IMAGE_ARCHIVED for an image that is archived or being restored (ECR's
+ * user guide, "Restoring an image": during the restore the image remains
+ * in the archival state until the restore completes). */
 static json_t *status_json(const struct meta_scan *scan, const struct meta_manifest *mf)
 {
     if (registry_image_status(mf, time_now_ms()) != REGISTRY_IMAGE_ACTIVE) {
@@ -406,6 +408,65 @@ static int add_finding(void *arg, int64_t seq, const char *text)
     return 0;
 }
 
+static int add_tag(void *arg, const char *name)
+{
+    return json_array_append_new(arg, json_string(name)) == 0 ? 0 : 1;
+}
+
+/* Under scanType ENHANCED: the page of basic findings as ECR's
+ * enhancedFindings (a new array; NULL when out of memory or a database
+ * error, *rc saying which). */
+static json_t *enhanced_findings(struct ecr_call *call, struct meta *m, const char *repo,
+                                 const struct meta_manifest *mf, const struct meta_scan *scan,
+                                 const json_t *basic, enum berth_err *rc)
+{
+    json_t *tags = json_array();
+    json_t *out = json_array();
+    *rc = tags != NULL && out != NULL ? meta_manifest_tags(m, mf->id, add_tag, tags) : BERTH_ENOMEM;
+    char arn[600];
+    ecr_repo_arn(call, repo, arn, sizeof(arn));
+    struct ecr_enhanced_image img = {
+        .account = ecr_registry(call),
+        .region = ecr_region(call),
+        .repo = repo,
+        .repo_arn = arn,
+        .digest = mf->digest,
+        .tags = tags,
+        .pushed_at_ms = mf->pushed_at,
+        .observed_at_ms = scan->completed_at,
+    };
+    size_t i;
+    json_t *f;
+    json_array_foreach(basic, i, f)
+    {
+        if (*rc != BERTH_OK) {
+            break;
+        }
+        json_t *e = ecr_enhanced_finding(f, &img);
+        if (e == NULL || json_array_append_new(out, e) != 0) {
+            *rc = BERTH_ENOMEM;
+        }
+    }
+    json_decref(tags);
+    if (*rc != BERTH_OK) {
+        json_decref(out);
+        return NULL;
+    }
+    return out;
+}
+
+/* Whether the registry scanning configuration's scanType is ENHANCED
+ * (false, with the error answered, when it cannot be read: *failed). */
+static bool scan_type_enhanced(struct ecr_call *call, bool *failed)
+{
+    json_t *cfg = load_config(call, NULL);
+    *failed = cfg == NULL;
+    const char *type = json_string_value(json_object_get(cfg, "scanType"));
+    bool enhanced = type != NULL && strcmp(type, "ENHANCED") == 0;
+    json_decref(cfg);
+    return enhanced;
+}
+
 static void describe_image_scan_findings(struct ecr_call *call)
 {
     const char *repo;
@@ -424,6 +485,11 @@ static void describe_image_scan_findings(struct ecr_call *call)
     }
     struct meta *m = ecr_meta(call);
     if (m == NULL) {
+        return;
+    }
+    bool failed = false;
+    bool enhanced = scan_type_enhanced(call, &failed);
+    if (failed) {
         return;
     }
     /* one snapshot: the scan row and its findings agree */
@@ -467,10 +533,27 @@ static void describe_image_scan_findings(struct ecr_call *call)
     put(call, call->out, "imageId", ecr_image_id_json(mf.digest, id.tag));
     put(call, call->out, "imageScanStatus", status_json(&scan, &mf));
     if (page.list != NULL) {
+        json_t *list = page.list;
+        if (enhanced) {
+            list = enhanced_findings(call, m, r.name, &mf, &scan, page.list, &rc);
+            if (list == NULL) {
+                ecr_server_error(call, rc);
+                goto out;
+            }
+        } else {
+            json_incref(list);
+        }
         json_t *findings = json_object();
         if (findings == NULL || !add_times(findings, &scan) ||
-            json_object_set_new(findings, "findingSeverityCounts", severity_counts(&scan)) != 0 ||
-            json_object_set(findings, "findings", page.list) != 0) {
+            json_object_set_new(findings, "findingSeverityCounts", severity_counts(&scan)) != 0) {
+            json_decref(list);
+            json_decref(findings);
+            ecr_server_error(call, BERTH_ENOMEM);
+            goto out;
+        }
+        /* ENHANCED: Inspector's shape, as ECR answers then (the paginator
+         * follows either key) */
+        if (json_object_set_new(findings, enhanced ? "enhancedFindings" : "findings", list) != 0) {
             json_decref(findings);
             ecr_server_error(call, BERTH_ENOMEM);
             goto out;

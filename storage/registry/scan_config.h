@@ -17,8 +17,9 @@
  *                    `berth vulndb import`; takes precedence over
  *                    SCAN_ON_PUSH when both match;
  *   MANUAL           scans only when asked (StartImageScan, `berth scan`).
- * BASIC and ENHANCED use the same engine and report findings in the basic
- * `findings` shape; ENHANCED only enables CONTINUOUS_SCAN.
+ * BASIC and ENHANCED use the same engine; ENHANCED enables CONTINUOUS_SCAN,
+ * and DescribeImageScanFindings renders the findings in Inspector's
+ * enhancedFindings shape then (server/ecr/enhanced.c).
  */
 #ifndef BERTH_SCAN_CONFIG_H
 #define BERTH_SCAN_CONFIG_H

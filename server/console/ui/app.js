@@ -1291,14 +1291,27 @@ async function findingsSection(repo, digest, mayScan) {
       if (!wait || out.imageScanStatus.status !== "IN_PROGRESS" || i > 120) break;
       await new Promise((r) => setTimeout(r, 500));
     }
-    let findings = (out.imageScanFindings && out.imageScanFindings.findings) || [];
+    let findings = pageFindings(out);
     let token = out.nextToken;
     while (token) {
       const more = await ecr("DescribeImageScanFindings", { repositoryName: repo, imageId: { imageDigest: digest }, maxResults: 1000, nextToken: token });
-      findings = findings.concat((more.imageScanFindings && more.imageScanFindings.findings) || []);
+      findings = findings.concat(pageFindings(more));
       token = more.nextToken;
     }
     renderFindings(out, findings);
+  };
+  // A page's findings in the basic shape: under ENHANCED scanning the API answers
+  // Inspector's enhancedFindings (one vulnerable package each).
+  const pageFindings = (o) => {
+    const sf = o.imageScanFindings || {};
+    if (sf.findings) return sf.findings;
+    return (sf.enhancedFindings || []).map((e) => {
+      const d = e.packageVulnerabilityDetails || {};
+      const p = (d.vulnerablePackages || [])[0] || {};
+      const attributes = [["package_name", p.name], ["package_version", p.version], ["fixed_in_version", p.fixedInVersion]]
+        .filter((a) => a[1]).map((a) => ({ key: a[0], value: a[1] }));
+      return { name: d.vulnerabilityId, description: e.description, uri: d.sourceUrl, severity: d.vendorSeverity || e.severity, attributes };
+    });
   };
   const renderFindings = (out, findings) => {
     const st = out.imageScanStatus || {};

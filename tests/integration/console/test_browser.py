@@ -516,6 +516,7 @@ class BrowserTest(h.ServerTestCase):
         b.wait_for("#findings h2", "Vulnerabilities")
         b.wait_for("#scan-status", "complete")
         findings = [b.text(x) for x in b.find_all("tr.finding")]
+        findings_all = findings
         self.assertEqual(len(findings), 3, findings)
         self.assertTrue(any("CVE-2023-5363" in f and "openssl" in f and
                             "3.0.11-1~deb12u1" in f and "3.0.11-1~deb12u2" in f
@@ -529,6 +530,19 @@ class BrowserTest(h.ServerTestCase):
         self.assertIn("CVE-2023-4911", findings[0])
         self.choose("#severity-filter", "")
         b.wait_for("tr.finding", "CVE-2023-5363")
+        # under ENHANCED scanning the API answers enhancedFindings: the same table
+        admin = c.ecr_client(self.server, *self.admin)
+        admin.put_registry_scanning_configuration(scanType="ENHANCED", rules=[])
+        self.addCleanup(admin.put_registry_scanning_configuration, scanType="BASIC", rules=[])
+        b.go("about:blank")
+        b.go(self.repo_url("team/scanned"))
+        b.wait_for("td.scan", "1 high")
+        b.click(b.wait_for('a[href$="%s"]' % self.debian.digest))
+        b.wait_for("#scan-status", "complete")
+        b.wait_for("tr.finding", "CVE-2023-5363")
+        enhanced = [b.text(x) for x in b.find_all("tr.finding")]
+        self.assertEqual(enhanced, findings_all, "the same rows from enhancedFindings")
+        admin.put_registry_scanning_configuration(scanType="BASIC", rules=[])
         # its referrers, and the way back from one to its subject
         b.wait_for("#referrers td", "SBOM")
         b.wait_for("#referrers td", "org.example.kind: sbom")

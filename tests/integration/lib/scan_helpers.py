@@ -315,3 +315,20 @@ def wait_scan(client, repo, image_id, timeout=30.0):
 
 def findings_of(resp):
     return resp["imageScanFindings"]["findings"]
+
+
+def names_of(resp):
+    """(name, package) of each finding, from findings or (scanType ENHANCED) enhancedFindings."""
+    got = resp["imageScanFindings"]
+    if "findings" in got:
+        return [(f["name"], {a["key"]: a["value"] for a in f["attributes"]}["package_name"])
+                for f in got["findings"]]
+    return [(f["packageVulnerabilityDetails"]["vulnerabilityId"],
+             f["packageVulnerabilityDetails"]["vulnerablePackages"][0]["name"])
+            for f in got["enhancedFindings"]]
+
+
+def names(findings):
+    """(name, package) of each of these basic findings."""
+    return [(f["name"], {a["key"]: a["value"] for a in f["attributes"]}["package_name"])
+            for f in findings]

@@ -175,9 +175,10 @@ class ScanQueueTest(unittest.TestCase):
                           for c in conf],
                          [("cont/app", "CONTINUOUS_SCAN", rules[0]["repositoryFilters"]),
                           ("push/app", "SCAN_ON_PUSH", rules[1]["repositoryFilters"])])
+        # (under ENHANCED the findings are enhancedFindings: test_enhanced checks the shape)
         for repo in ("cont/app", "push/app"):
-            self.assertEqual(s.findings_of(s.wait_scan(ecr, repo, {"imageTag": "v"})),
-                             s.DEBIAN_FINDINGS)
+            self.assertEqual(s.names_of(s.wait_scan(ecr, repo, {"imageTag": "v"})),
+                             s.names(s.DEBIAN_FINDINGS))
         before = ecr.describe_image_scan_findings(repositoryName="cont/app",
                                                   imageId={"imageTag": "v"})
         # a new record: the import queues a rescan of the CONTINUOUS_SCAN repository only
@@ -189,17 +190,17 @@ class ScanQueueTest(unittest.TestCase):
             resp = ecr.describe_image_scan_findings(repositoryName="cont/app",
                                                     imageId={"imageTag": "v"})
             return resp if resp["imageScanStatus"]["status"] == "COMPLETE" and \
-                len(s.findings_of(resp)) == 4 else None
+                len(s.names_of(resp)) == 4 else None
         resp = h.wait_until(rescanned, 15, what="the CONTINUOUS_SCAN rescan")
-        self.assertEqual(s.findings_of(resp),
-                         [s.F_OPENSSL, s.F_GLIBC, s.F_OPENSSL_LATE, s.F_ZLIB])
+        self.assertEqual(s.names_of(resp),
+                         s.names([s.F_OPENSSL, s.F_GLIBC, s.F_OPENSSL_LATE, s.F_ZLIB]))
         self.assertGreater(resp["imageScanFindings"]["vulnerabilitySourceUpdatedAt"],
                            before["imageScanFindings"]["vulnerabilitySourceUpdatedAt"])
         # the quota still counts from the push (the rescan is not a request)
         with self.assertRaises(ecr.exceptions.LimitExceededException):
             ecr.start_image_scan(repositoryName="cont/app", imageId={"imageTag": "v"})
-        self.assertEqual(s.findings_of(ecr.describe_image_scan_findings(
-            repositoryName="push/app", imageId={"imageTag": "v"})), s.DEBIAN_FINDINGS)
+        self.assertEqual(s.names_of(ecr.describe_image_scan_findings(
+            repositoryName="push/app", imageId={"imageTag": "v"})), s.names(s.DEBIAN_FINDINGS))
         server.stop()
 
 

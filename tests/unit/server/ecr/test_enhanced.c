@@ -1,0 +1,165 @@
+/* Unit tests for server/ecr/enhanced.c: a stored basic finding rendered
+ * as ECR's EnhancedImageScanFinding (fixAvailable, fixedInVersion, the
+ * CVSS scores, severity, title, the image resource). */
+#include "unit.h"
+
+#include "server/ecr/enhanced.c"
+
+static const struct ecr_enhanced_image image = {
+    .account = "000000000000",
+    .region = "us-east-1",
+    .repo = "team/app",
+    .repo_arn = "arn:aws:ecr:us-east-1:000000000000:repository/team/app",
+    .digest = "sha256:00000000000000000000000000000000000000000000000000000000000000aa",
+    .tags = NULL,
+    .pushed_at_ms = 1700000000000,
+    .observed_at_ms = 1700000100500,
+};
+
+static json_t *render(const char *basic_text, const struct ecr_enhanced_image *img)
+{
+    json_t *basic = json_loads(basic_text, 0, NULL);
+    CHECK(basic != NULL);
+    json_t *out = ecr_enhanced_finding(basic, img);
+    json_decref(basic);
+    return out;
+}
+
+static const char *str(json_t *obj, const char *path)
+{
+    /* "a.b.c", with digits for array indexes */
+    json_t *cur = obj;
+    const char *p = path;
+    while (cur != NULL && *p != '\0') {
+        const char *dot = strchr(p, '.');
+        size_t len = dot != NULL ? (size_t)(dot - p) : strlen(p);
+        char part[64];
+        snprintf(part, sizeof(part), "%.*s", (int)len, p);
+        cur = json_is_array(cur) ? json_array_get(cur, (size_t)strtoul(part, NULL, 10))
+                                 : json_object_get(cur, part);
+        p += len + (dot != NULL ? 1 : 0);
+    }
+    return json_string_value(cur);
+}
+
+static double num(json_t *obj, const char *key)
+{
+    return json_number_value(json_object_get(obj, key));
+}
+
+static void test_fixed(void)
+{
+    json_t *tags = json_pack("[s, s]", "v1", "latest");
+    struct ecr_enhanced_image img = image;
+    img.tags = tags;
+    json_t *e = render(
+        "{\"name\": \"CVE-2023-5363\", \"description\": \"openssl - security update\", "
+        "\"uri\": \"https://www.debian.org/security/2023/dsa-5532\", \"severity\": \"HIGH\", "
+        "\"attributes\": [{\"key\": \"package_version\", \"value\": \"3.0.11-1~deb12u1\"}, "
+        "{\"key\": \"package_name\", \"value\": \"openssl\"}, "
+        "{\"key\": \"fixed_in_version\", \"value\": \"3.0.11-1~deb12u2\"}, "
+        "{\"key\": \"CVSS3_VECTOR\", \"value\": \"CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:N/I:N/A:H\"}, "
+        "{\"key\": \"CVSS3_SCORE\", \"value\": \"7.5\"}]}",
+        &img);
+    CHECK(e != NULL);
+    CHECK_STR(str(e, "fixAvailable"), "YES");
+    CHECK(json_object_get(e, "exploitAvailable") == NULL); /* berth has no exploit data */
+    CHECK_STR(str(e, "packageVulnerabilityDetails.vulnerablePackages.0.fixedInVersion"),
+              "3.0.11-1~deb12u2");
+    CHECK_STR(str(e, "packageVulnerabilityDetails.vulnerablePackages.0.name"), "openssl");
+    CHECK_STR(str(e, "packageVulnerabilityDetails.vulnerablePackages.0.version"),
+              "3.0.11-1~deb12u1");
+    CHECK_STR(str(e, "packageVulnerabilityDetails.vulnerabilityId"), "CVE-2023-5363");
+    CHECK_STR(str(e, "packageVulnerabilityDetails.vendorSeverity"), "HIGH");
+    CHECK_STR(str(e, "packageVulnerabilityDetails.sourceUrl"),
+              "https://www.debian.org/security/2023/dsa-5532");
+    CHECK_STR(str(e, "packageVulnerabilityDetails.cvss.0.version"), "3.1");
+    CHECK(num(json_array_get(
+                  json_object_get(json_object_get(e, "packageVulnerabilityDetails"), "cvss"), 0),
+              "baseScore") == 7.5);
+    CHECK(num(e, "score") == 7.5);
+    CHECK_STR(str(e, "scoreDetails.cvss.scoringVector"),
+              "CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:N/I:N/A:H");
+    CHECK_STR(str(e, "severity"), "HIGH");
+    CHECK_STR(str(e, "status"), "ACTIVE");
+    CHECK_STR(str(e, "type"), "PACKAGE_VULNERABILITY");
+    CHECK_STR(str(e, "title"), "CVE-2023-5363 - openssl");
+    CHECK_STR(str(e, "description"), "openssl - security update");
+    CHECK_STR(str(e, "awsAccountId"), "000000000000");
+    CHECK_STR(str(e, "remediation.recommendation.text"),
+              "Upgrade openssl to version 3.0.11-1~deb12u2 or later.");
+    CHECK_STR(str(e, "resources.0.type"), "AWS_ECR_CONTAINER_IMAGE");
+    CHECK_STR(str(e, "resources.0.id"), "arn:aws:ecr:us-east-1:000000000000:repository/team/app/"
+                                        "sha256:00000000000000000000000000000000000000000000000000"
+                                        "000000000000aa");
+    CHECK_STR(str(e, "resources.0.details.awsEcrContainerImage.imageTags.1"), "latest");
+    CHECK_STR(str(e, "resources.0.details.awsEcrContainerImage.repositoryName"), "team/app");
+    CHECK(num(e, "lastObservedAt") == 1700000100.5);
+    /* the finding's id is stable and Inspector's shape */
+    const char *arn = str(e, "findingArn");
+    CHECK(arn != NULL &&
+          strncmp(arn, "arn:aws:inspector2:us-east-1:000000000000:finding/", 50) == 0);
+    CHECK(arn != NULL && strlen(arn) == 50 + 32);
+    json_t *again = render("{\"name\": \"CVE-2023-5363\", \"severity\": \"HIGH\", \"attributes\": "
+                           "[{\"key\": \"package_version\", \"value\": \"3.0.11-1~deb12u1\"}, "
+                           "{\"key\": \"package_name\", \"value\": \"openssl\"}]}",
+                           &img);
+    CHECK_STR(str(again, "findingArn"), arn);
+    json_decref(again);
+    json_decref(e);
+    json_decref(tags);
+}
+
+static void test_no_fix(void)
+{
+    json_t *e = render("{\"name\": \"CVE-2023-45853\", \"description\": \"\", \"severity\": "
+                       "\"UNDEFINED\", \"attributes\": [{\"key\": \"package_version\", \"value\": "
+                       "\"1:1.2.13.dfsg-1\"}, {\"key\": \"package_name\", \"value\": \"zlib\"}]}",
+                       &image);
+    CHECK(e != NULL);
+    CHECK_STR(str(e, "fixAvailable"), "NO");
+    json_t *pkg = json_array_get(
+        json_object_get(json_object_get(e, "packageVulnerabilityDetails"), "vulnerablePackages"),
+        0);
+    CHECK(json_object_get(pkg, "fixedInVersion") == NULL);
+    CHECK(json_object_get(e, "remediation") == NULL);
+    CHECK(json_object_get(e, "score") == NULL);
+    CHECK(json_object_get(e, "description") == NULL);
+    CHECK(json_object_get(json_object_get(e, "packageVulnerabilityDetails"), "cvss") == NULL);
+    CHECK_STR(str(e, "severity"), "UNTRIAGED");
+    CHECK(json_object_get(
+              json_object_get(
+                  json_object_get(json_array_get(json_object_get(e, "resources"), 0), "details"),
+                  "awsEcrContainerImage"),
+              "imageTags") == NULL);
+    json_decref(e);
+}
+
+static void test_cvss2_and_bad_input(void)
+{
+    /* a hook's CVSS v2 score; a v3 score that is not a number is left out */
+    json_t *e = render("{\"name\": \"CVE-1\", \"severity\": \"MEDIUM\", \"attributes\": ["
+                       "{\"key\": \"CVSS3_VECTOR\", \"value\": \"CVSS:3.0/AV:L\"}, "
+                       "{\"key\": \"CVSS3_SCORE\", \"value\": \"high\"}, "
+                       "{\"key\": \"CVSS2_VECTOR\", \"value\": \"AV:L/AC:L/Au:N/C:P/I:P/A:P\"}, "
+                       "{\"key\": \"CVSS2_SCORE\", \"value\": \"4.6\"}]}",
+                       &image);
+    CHECK(e != NULL);
+    CHECK_STR(str(e, "packageVulnerabilityDetails.cvss.0.version"), "2.0");
+    CHECK(json_array_size(
+              json_object_get(json_object_get(e, "packageVulnerabilityDetails"), "cvss")) == 1);
+    CHECK(num(e, "score") == 4.6);
+    CHECK_STR(str(e, "title"), "CVE-1");
+    json_decref(e);
+    /* no name or severity: nothing to render */
+    CHECK(render("{\"severity\": \"LOW\"}", &image) == NULL);
+    CHECK(render("{\"name\": \"CVE-2\"}", &image) == NULL);
+}
+
+int main(void)
+{
+    RUN(test_fixed);
+    RUN(test_no_fix);
+    RUN(test_cvss2_and_bad_input);
+    return unit_report("test_ecr_enhanced");
+}
