@@ -277,7 +277,9 @@ struct xfer {
     struct buf body; /* the body when kept (manifests, tokens, errors) */
     upstream_write_fn write;
     upstream_length_fn on_length;
-    bool started; /* on_length was called */
+    upstream_range_fn on_range;
+    int64_t range_from; /* > 0: the blob asked for from this byte on (a Range) */
+    bool started;       /* on_length (or on_range) was called */
     void *arg;
     enum berth_err write_rc;
     bool too_big;
@@ -285,6 +287,7 @@ struct xfer {
     char content_type[256];
     char digest[160];
     char location[2048];
+    char content_range[128];
     long long content_length;
     /* a request body (PUT): from mem, else from fd; body_pos is where the
      * next read starts (0 at each attempt) */
@@ -326,6 +329,7 @@ static size_t on_header(char *p, size_t size, size_t nitems, void *arg)
     if (n >= 5 && strncmp(p, "HTTP/", 5) == 0) {
         /* a new response (after a redirect): forget the last one's */
         x->www_auth[0] = x->content_type[0] = x->digest[0] = x->location[0] = '\0';
+        x->content_range[0] = '\0';
         x->content_length = -1;
         return n;
     }
@@ -337,6 +341,7 @@ static size_t on_header(char *p, size_t size, size_t nitems, void *arg)
     header_value(p, n, "Content-Type", x->content_type, sizeof(x->content_type));
     header_value(p, n, "Docker-Content-Digest", x->digest, sizeof(x->digest));
     header_value(p, n, "Location", x->location, sizeof(x->location));
+    header_value(p, n, "Content-Range", x->content_range, sizeof(x->content_range));
     return n;
 }
 
@@ -368,19 +373,35 @@ static size_t on_read(char *p, size_t size, size_t nitems, void *arg)
     return (size_t)got;
 }
 
+/* The first byte of a Content-Range ("bytes 100-199/200"), or -1. */
+static int64_t range_start(const char *value)
+{
+    if (strncasecmp(value, "bytes ", 6) != 0 || !isdigit((unsigned char)value[6])) {
+        return -1;
+    }
+    char *end = NULL;
+    errno = 0;
+    long long from = strtoll(value + 6, &end, 10);
+    return errno == 0 && end != NULL && *end == '-' ? (int64_t)from : -1;
+}
+
 static size_t on_body(char *p, size_t size, size_t nmemb, void *arg)
 {
     struct xfer *x = arg;
     size_t n = size * nmemb;
     long code = 0;
     curl_easy_getinfo(x->curl, CURLINFO_RESPONSE_CODE, &code);
-    if (x->write != NULL && code == 200) {
-        if (!x->started && x->on_length != NULL) {
+    if (x->write != NULL && (code == 200 || (code == 206 && x->range_from > 0))) {
+        if (!x->started && (x->on_length != NULL || x->on_range != NULL)) {
             curl_off_t len = -1;
             if (curl_easy_getinfo(x->curl, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &len) != CURLE_OK) {
                 len = -1;
             }
-            x->on_length(x->arg, (int64_t)len);
+            if (x->on_length != NULL) {
+                x->on_length(x->arg, (int64_t)len);
+            } else {
+                x->on_range(x->arg, code == 206 ? range_start(x->content_range) : 0, (int64_t)len);
+            }
         }
         x->started = true;
         x->write_rc = x->write(x->arg, p, n);
@@ -413,6 +434,7 @@ static enum berth_err perform(struct upstream_client *c, const char *url, bool h
     x->too_big = false;
     x->content_length = -1;
     x->www_auth[0] = x->content_type[0] = x->digest[0] = x->location[0] = '\0';
+    x->content_range[0] = '\0';
     x->body_pos = 0;
     buf_reset(&x->body);
     struct curl_slist *headers = NULL;
@@ -458,6 +480,11 @@ static enum berth_err perform(struct upstream_client *c, const char *url, bool h
     }
     if (head) {
         curl_easy_setopt(curl, CURLOPT_NOBODY, 1L);
+    }
+    char range[32];
+    if (x->range_from > 0) {
+        snprintf(range, sizeof(range), "%lld-", (long long)x->range_from);
+        curl_easy_setopt(curl, CURLOPT_RANGE, range);
     }
     if (c->cancel != NULL) {
         curl_easy_setopt(curl, CURLOPT_NOPROGRESS, 0L);
@@ -730,9 +757,10 @@ enum berth_err upstream_get_referrers(struct upstream_client *c, const char *rep
                         "a referrers request", false, max, out, err, cap);
 }
 
-enum berth_err upstream_get_blob(struct upstream_client *c, const char *repo, const char *digest,
-                                 upstream_length_fn on_length, upstream_write_fn write, void *arg,
-                                 char *err, size_t cap)
+static enum berth_err get_blob(struct upstream_client *c, const char *repo, const char *digest,
+                               int64_t from, upstream_length_fn on_length,
+                               upstream_range_fn on_range, upstream_write_fn write, void *arg,
+                               char *err, size_t cap)
 {
     char path[1024];
     if (!api_path(path, sizeof(path), err, cap, "/v2/%s/blobs/%s", repo, digest)) {
@@ -743,6 +771,8 @@ enum berth_err upstream_get_blob(struct upstream_client *c, const char *repo, co
     buf_init(&x.body, TOKEN_MAX);
     x.write = write;
     x.on_length = on_length;
+    x.on_range = on_range;
+    x.range_from = from;
     x.arg = arg;
     long code = 0;
     enum berth_err rc = request(c, path, false, NULL, false, repo, &x, &code, err, cap);
@@ -751,9 +781,25 @@ enum berth_err upstream_get_blob(struct upstream_client *c, const char *repo, co
     }
     if (rc == BERTH_OK && !x.started && on_length != NULL) {
         on_length(arg, 0); /* an empty blob: no piece came */
+    } else if (rc == BERTH_OK && !x.started && on_range != NULL) {
+        on_range(arg, code == 206 ? from : 0, 0);
     }
     buf_fini(&x.body);
     return rc;
+}
+
+enum berth_err upstream_get_blob(struct upstream_client *c, const char *repo, const char *digest,
+                                 upstream_length_fn on_length, upstream_write_fn write, void *arg,
+                                 char *err, size_t cap)
+{
+    return get_blob(c, repo, digest, 0, on_length, NULL, write, arg, err, cap);
+}
+
+enum berth_err upstream_get_blob_from(struct upstream_client *c, const char *repo,
+                                      const char *digest, int64_t from, upstream_range_fn on_range,
+                                      upstream_write_fn write, void *arg, char *err, size_t cap)
+{
+    return get_blob(c, repo, digest, from, NULL, on_range, write, arg, err, cap);
 }
 
 enum berth_err upstream_ping(struct upstream_client *c, const char *repo, char *err, size_t cap)

@@ -99,6 +99,12 @@ typedef enum berth_err (*upstream_write_fn)(void *arg, const void *p, size_t n);
  * (-1 when the upstream gave none). */
 typedef void (*upstream_length_fn)(void *arg, int64_t length);
 
+/* Called once, before the first piece of a blob asked for from a byte on,
+ * with the byte the answer starts at (0: the upstream sent the whole blob,
+ * a 200; the byte asked for: it honoured the Range, a 206; -1: a 206 whose
+ * Content-Range berth cannot read) and its Content-Length (-1 when none). */
+typedef void (*upstream_range_fn)(void *arg, int64_t from, int64_t length);
+
 /* GET /v2/<repo>/blobs/<digest>, following redirects (credentials are not
  * sent to another host), handing the bytes to write (and the length to
  * on_length first, when not NULL). Same returns as upstream_get_manifest,
@@ -106,6 +112,14 @@ typedef void (*upstream_length_fn)(void *arg, int64_t length);
 enum berth_err upstream_get_blob(struct upstream_client *c, const char *repo, const char *digest,
                                  upstream_length_fn on_length, upstream_write_fn write, void *arg,
                                  char *err, size_t cap);
+
+/* upstream_get_blob from byte from on (from > 0: with "Range: bytes=<from>-",
+ * a 206 answer accepted; on_range says where the bytes handed to write
+ * start, which is 0 when the upstream ignored the Range and sent the whole
+ * blob). Same returns as upstream_get_blob. */
+enum berth_err upstream_get_blob_from(struct upstream_client *c, const char *repo,
+                                      const char *digest, int64_t from, upstream_range_fn on_range,
+                                      upstream_write_fn write, void *arg, char *err, size_t cap);
 
 /* GET /v2/ with authentication (a token scoped to repo's pull when the
  * upstream asks for one; repo may be NULL): whether berth can reach the
