@@ -65,6 +65,16 @@ enum berth_err bundle_writer_open(struct bundle_writer *w, const char *path, boo
 enum berth_err bundle_writer_fail(struct bundle_writer *w, enum berth_err rc, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
+/* bundle_writer_open in two steps, for a caller that decides what goes
+ * in before it writes any of it (mirror fetches the blobs first):
+ * prepare (the sets, the previous bundle, index.json's list; no file yet)
+ * and start (the temporary file and the layout's first entries). After a
+ * failed start, bundle_writer_abort. */
+enum berth_err bundle_writer_prepare(struct bundle_writer *w, const char *path, const char *since,
+                                     bundle_progress_fn progress, void *progress_arg, char *why,
+                                     size_t why_cap);
+enum berth_err bundle_writer_start(struct bundle_writer *w, bool zstd);
+
 /* Whether digest was handled already in this bundle. */
 bool bundle_writer_done(const struct bundle_writer *w, const char *digest);
 
@@ -76,6 +86,11 @@ bool bundle_writer_wants(struct bundle_writer *w, const struct digest *d, int64_
 /* A blob whose bytes are in memory (a manifest), unless not wanted. */
 enum berth_err bundle_writer_put(struct bundle_writer *w, const struct digest *d, const void *p,
                                  size_t n);
+
+/* The same whatever was decided before: the entry is written (a caller
+ * that marked d handled itself). */
+enum berth_err bundle_writer_put_entry(struct bundle_writer *w, const struct digest *d,
+                                       const void *p, size_t n);
 
 /* A blob streamed: begin with its size (the tar entry's), data until size
  * bytes came, end (which checks the count). Call only when wanted. */

@@ -297,9 +297,9 @@ static void free_all(struct bundle_writer *w)
     digest_set_fini(&w->since);
 }
 
-enum berth_err bundle_writer_open(struct bundle_writer *w, const char *path, bool zstd,
-                                  const char *since, bundle_progress_fn progress,
-                                  void *progress_arg, char *why, size_t why_cap)
+enum berth_err bundle_writer_prepare(struct bundle_writer *w, const char *path, const char *since,
+                                     bundle_progress_fn progress, void *progress_arg, char *why,
+                                     size_t why_cap)
 {
     memset(w, 0, sizeof(*w));
     w->fd = -1;
@@ -319,13 +319,21 @@ enum berth_err bundle_writer_open(struct bundle_writer *w, const char *path, boo
         return rc;
     }
     w->index = json_array();
-    w->a = archive_write_new();
-    if (w->index == NULL || w->a == NULL) {
+    if (w->index == NULL) {
         free_all(w);
         return BERTH_ENOMEM;
     }
-    if (archive_write_set_format_pax_restricted(w->a) != ARCHIVE_OK ||
-        (zstd && archive_write_add_filter_zstd(w->a) != ARCHIVE_OK)) {
+    return BERTH_OK;
+}
+
+enum berth_err bundle_writer_start(struct bundle_writer *w, bool zstd)
+{
+    enum berth_err rc = BERTH_OK;
+    w->a = archive_write_new();
+    if (w->a == NULL) {
+        rc = BERTH_ENOMEM;
+    } else if (archive_write_set_format_pax_restricted(w->a) != ARCHIVE_OK ||
+               (zstd && archive_write_add_filter_zstd(w->a) != ARCHIVE_OK)) {
         rc =
             bundle_writer_fail(w, BERTH_EUNSUPPORTED, "libarchive: %s", archive_error_string(w->a));
     } else if ((w->fd = open(w->tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644)) < 0) {
@@ -343,6 +351,18 @@ enum berth_err bundle_writer_open(struct bundle_writer *w, const char *path, boo
     if (rc == BERTH_OK) {
         rc = put_small(w, "oci-layout", layout, sizeof(layout) - 1);
     }
+    return rc;
+}
+
+enum berth_err bundle_writer_open(struct bundle_writer *w, const char *path, bool zstd,
+                                  const char *since, bundle_progress_fn progress,
+                                  void *progress_arg, char *why, size_t why_cap)
+{
+    enum berth_err rc = bundle_writer_prepare(w, path, since, progress, progress_arg, why, why_cap);
+    if (rc != BERTH_OK) {
+        return rc;
+    }
+    rc = bundle_writer_start(w, zstd);
     if (rc != BERTH_OK) {
         bundle_writer_abort(w);
     }
@@ -380,6 +400,12 @@ enum berth_err bundle_writer_put(struct bundle_writer *w, const struct digest *d
     if (!bundle_writer_wants(w, d, (int64_t)n)) {
         return BERTH_OK;
     }
+    return bundle_writer_put_entry(w, d, p, n);
+}
+
+enum berth_err bundle_writer_put_entry(struct bundle_writer *w, const struct digest *d,
+                                       const void *p, size_t n)
+{
     char name[DIGEST_STR_MAX + 16];
     blob_name(d, name, sizeof(name));
     enum berth_err rc = put_small(w, name, p, n);
