@@ -57,7 +57,9 @@ static const struct command_doc commands[] = {
      "pull images straight from their registries into a bundle (no server; "
      "credentials from a docker config.json)",
      "REF is [HOST[:PORT]/]REPO[:TAG|@DIGEST]; --images FILE lists them one a line. Options: "
-     "--authfile FILE, --ca-file PEM, --plain-http, --since OLD (a delta). Referrers come too."},
+     "--authfile FILE, --ca-file PEM, --plain-http, --since OLD (a delta), --parallel N (blobs "
+     "fetched at once, 4). Referrers come too. Blobs land in FILE.parts/ first: an interrupted "
+     "run, run again, resumes them."},
     {"import [--repo NAME] FILE|DIR...",
      "load bundles (OCI layout directories or tarballs: plain, gzip, zstd; docker save "
      "archives), each verified whole first",

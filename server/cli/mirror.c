@@ -289,7 +289,7 @@ int cmd_mirror(struct cli *cli)
         "usage: berth mirror [--images FILE] [REF...] -o FILE[.zst] [--platform "
         "OS/ARCH[/VARIANT]]..."
         "\n                    [--authfile FILE] [--ca-file PEM] [--plain-http] [--since "
-        "PREVIOUS_BUNDLE]";
+        "PREVIOUS_BUNDLE] [--parallel N]";
     const char *out = NULL;
     const char *authfile = NULL;
     const char **refs = NULL;
@@ -308,7 +308,7 @@ int cmd_mirror(struct cli *cli)
         const char *a = cli->argv[i];
         const char *val = NULL;
         const char *opts[] = {"-o",         "--output",  "--images", "--platform",
-                              "--authfile", "--ca-file", "--since"};
+                              "--authfile", "--ca-file", "--since",  "--parallel"};
         for (size_t k = 0; k < sizeof(opts) / sizeof(opts[0]); k++) {
             size_t n = strlen(opts[k]);
             if (strcmp(a, opts[k]) == 0) {
@@ -354,6 +354,15 @@ int cmd_mirror(struct cli *cli)
             opt.ca_file = val;
         } else if (strcmp(a, "--since") == 0) {
             opt.since = val;
+        } else if (strcmp(a, "--parallel") == 0) {
+            char *end = NULL;
+            long n = strtol(val, &end, 10);
+            if (end == val || *end != '\0' || n < 1 || n > 64) {
+                fprintf(stderr, "berth mirror: --parallel %s: a number from 1 to 64\n%s\n", val,
+                        usage);
+                goto out;
+            }
+            opt.parallel = (int)n;
         } else if (strcmp(a, "--plain-http") == 0) {
             opt.plain_http = true;
         } else if (a[0] == '-') {

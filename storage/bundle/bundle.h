@@ -106,6 +106,7 @@ struct bundle_mirror_options {
     bundle_creds_fn creds; /* may be NULL: anonymous */
     void *creds_arg;
     const char *since; /* a previous bundle (as bundle_export), or NULL */
+    int parallel;      /* blobs fetched at once (1-64); 0: 4 */
     bundle_progress_fn progress;
     void *progress_arg;
 };
@@ -126,8 +127,13 @@ struct bundle_mirror_stats {
  * manifest and blob is verified against its digest (and size) as it
  * comes; a manifest pulled by tag against the registry's
  * Docker-Content-Digest. index.json names each image as berth export
- * does ("repo:tag", the registry host left out). On any failure nothing
- * is left at path and why says what failed. BERTH_EINVAL, BERTH_ENOTFOUND,
+ * does ("repo:tag", the registry host left out). The manifests are
+ * walked first; then the blobs are fetched, opt->parallel at a time, into
+ * "<path>.parts/" (a part file left there by an interrupted run is
+ * resumed: a complete one kept, a partial one hashed again and only the
+ * rest asked for with a Range); then the bundle is written from them and
+ * the directory removed. On any failure nothing is left at path (the
+ * part files are kept for the next run) and why says what failed. BERTH_EINVAL, BERTH_ENOTFOUND,
  * BERTH_EDENIED, BERTH_EDIGEST, BERTH_EIO, BERTH_ENOMEM. */
 enum berth_err bundle_mirror(const char *const *refs, size_t count, const char *path, bool zstd,
                              const struct bundle_mirror_options *opt,

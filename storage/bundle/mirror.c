@@ -1,20 +1,44 @@
 /*
  * berth mirror: images of other registries written straight into a bundle
- * (the bundle writer, writer.c), with no store. Manifests are fetched
- * whole (bounded) and verified before anything of them is written; blobs
- * are streamed from the registry into the archive entry while hashed, and
- * a blob whose bytes do not match its descriptor fails the whole bundle
- * (the temporary file is removed). One registry client per registry host.
+ * (the bundle writer, writer.c), with no store. Three steps:
+ * 1. the manifests, walked from each reference and fetched whole (bounded)
+ *    and verified; what the bundle will hold is recorded in order (the
+ *    manifests' bytes, the blobs' descriptors);
+ * 2. the blobs, fetched by opt->parallel threads (each with its own
+ *    registry clients) into <out>.parts/: <alg>-<hex>.partial while it
+ *    comes, renamed <alg>-<hex> once it matched its digest and size. A
+ *    run that finds a part file from an earlier, interrupted run keeps it:
+ *    a complete one is not fetched again; a partial one is hashed again
+ *    and only the rest asked for (Range: bytes=N-; an upstream that
+ *    answers with the whole blob instead starts it again). A connection
+ *    broken mid-blob is resumed the same way within the run;
+ * 3. the bundle, written in the recorded order from memory and the part
+ *    files (each hashed again as it is copied), then made durable and
+ *    renamed into place; <out>.parts/ is removed.
+ * A failure leaves no bundle (the temporary file is removed) and keeps
+ * <out>.parts/ for the next run, except a part whose bytes do not match
+ * its digest.
  */
 #include "storage/bundle/bundle.h"
 #include "storage/bundle/bundle_int.h"
 
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <jansson.h>
 
+#include "common/fault.h"
+#include "common/fileio.h"
 #include "common/log.h"
 #include "common/str.h"
 #include "common/timeutil.h"
@@ -31,9 +55,27 @@
 #define ATTEMPTS 4
 #define RETRY_MS 1000
 
+/* Blobs fetched at once when the options do not say, and at most. */
+#define PARALLEL_DEFAULT 4
+#define PARALLEL_MAX 64
+#define COPY_BUF (256 * 1024)
+
 struct remote {
     char host[256];
-    struct upstream_client *c;
+    char base[UPSTREAM_URL_MAX];
+    char *user; /* copies, for the fetching threads' clients; or NULL */
+    char *password;
+    struct upstream_client *c; /* the walking thread's */
+};
+
+/* One entry of the bundle, in the order it is written. */
+struct planned {
+    struct digest d;
+    int64_t size;
+    char *body;    /* a manifest's bytes (owned), or NULL: a blob */
+    size_t remote; /* a blob's registry, repository and the manifest naming it */
+    char repo[256];
+    char owner[DIGEST_STR_MAX];
 };
 
 struct mirror {
@@ -42,6 +84,13 @@ struct mirror {
     struct remote remotes[CLIENTS_MAX];
     size_t remote_count;
     int64_t sparse;
+    struct planned *plan;
+    size_t plan_count;
+    size_t plan_cap;
+    size_t blob_count;
+    char parts[4096]; /* <out>.parts */
+    int lock_fd;
+    bool locked; /* this run holds <out>.parts/lock */
 };
 
 #define fail(m, ...) bundle_writer_fail(&(m)->w, __VA_ARGS__)
@@ -105,6 +154,48 @@ bool bundle_remote_ref_parse(const char *text, struct bundle_remote_ref *out, ch
 
 /* ---- registries ---- */
 
+static void wipe_free(char *s)
+{
+    if (s != NULL) {
+        memset(s, 0, strlen(s));
+        free(s);
+    }
+}
+
+static void remote_fini(struct remote *r)
+{
+    upstream_client_free(r->c);
+    wipe_free(r->user);
+    wipe_free(r->password);
+    memset(r, 0, sizeof(*r));
+}
+
+/* A new client of r's registry with its credentials (NULL: out of memory). */
+static struct upstream_client *remote_client(const struct mirror *m, const struct remote *r)
+{
+    struct upstream_client *c =
+        upstream_client_new(r->base, r->user, r->password, m->opt->timeout_ms);
+    if (c != NULL && m->opt->ca_file != NULL &&
+        upstream_client_set_ca_file(c, m->opt->ca_file) != BERTH_OK) {
+        upstream_client_free(c);
+        return NULL;
+    }
+    if (c != NULL) {
+        upstream_client_set_role(c, "mirror");
+    }
+    return c;
+}
+
+static size_t remote_index(const struct mirror *m, const char *host)
+{
+    for (size_t i = 0; i < m->remote_count; i++) {
+        if (strcmp(m->remotes[i].host, host) == 0) {
+            return i;
+        }
+    }
+    return 0;
+}
+
 static enum berth_err client_for(struct mirror *m, const char *host, struct upstream_client **out)
 {
     for (size_t i = 0; i < m->remote_count; i++) {
@@ -128,17 +219,21 @@ static enum berth_err client_for(struct mirror *m, const char *host, struct upst
     if (m->opt->creds != NULL && !m->opt->creds(m->opt->creds_arg, host, &user, &password)) {
         user = password = NULL;
     }
-    struct upstream_client *c = upstream_client_new(base, user, password, m->opt->timeout_ms);
-    if (c == NULL ||
-        (m->opt->ca_file != NULL && upstream_client_set_ca_file(c, m->opt->ca_file) != BERTH_OK)) {
-        upstream_client_free(c);
+    struct remote *r = &m->remotes[m->remote_count];
+    memset(r, 0, sizeof(*r));
+    str_copy(r->host, sizeof(r->host), host);
+    str_copy(r->base, sizeof(r->base), base);
+    if (user != NULL && password != NULL) {
+        r->user = strdup(user);
+        r->password = strdup(password);
+    }
+    r->c = remote_client(m, r);
+    if (r->c == NULL || (user != NULL && password != NULL && r->password == NULL)) {
+        remote_fini(r);
         return BERTH_ENOMEM;
     }
-    upstream_client_set_role(c, "mirror");
-    struct remote *r = &m->remotes[m->remote_count++];
-    str_copy(r->host, sizeof(r->host), host);
-    r->c = c;
-    *out = c;
+    m->remote_count++;
+    *out = r->c;
     return BERTH_OK;
 }
 
@@ -272,94 +367,486 @@ static bool platform_wanted(const struct mirror *m, json_t *desc)
 static enum berth_err put_tree(struct mirror *m, struct upstream_client *c, const char *host,
                                const char *repo, struct fetched *f, int depth);
 
-/* ---- blobs ---- */
+/* ---- what the bundle holds, in order ---- */
 
-struct sink {
+static enum berth_err plan_add(struct mirror *m, struct planned **out)
+{
+    if (m->plan_count == m->plan_cap) {
+        size_t cap = m->plan_cap ? m->plan_cap * 2 : 64;
+        struct planned *p = realloc(m->plan, cap * sizeof(*p));
+        if (p == NULL) {
+            return BERTH_ENOMEM;
+        }
+        m->plan = p;
+        m->plan_cap = cap;
+    }
+    *out = &m->plan[m->plan_count++];
+    memset(*out, 0, sizeof(**out));
+    return BERTH_OK;
+}
+
+/* A blob of a manifest, unless never to be carried or handled already. */
+static enum berth_err plan_blob(struct mirror *m, const char *host, const char *repo,
+                                const struct manifest_desc *desc, const char *owner)
+{
+    if (desc->non_distributable || !bundle_writer_wants(&m->w, &desc->digest, desc->size)) {
+        return BERTH_OK; /* never pushed anywhere, or written already */
+    }
+    if (desc->size < 0) {
+        return fail(m, BERTH_EINVAL, "blob %s of %s/%s@%s: a negative size", desc->digest.str, host,
+                    repo, owner);
+    }
+    struct planned *p = NULL;
+    enum berth_err rc = plan_add(m, &p);
+    if (rc == BERTH_OK) {
+        p->d = desc->digest;
+        p->size = desc->size;
+        p->remote = remote_index(m, host);
+        str_copy(p->repo, sizeof(p->repo), repo);
+        str_copy(p->owner, sizeof(p->owner), owner);
+        m->blob_count++;
+        rc = digest_set_add(&m->w.done, desc->digest.str);
+    }
+    return rc;
+}
+
+/* A manifest's bytes (copied), unless handled already. */
+static enum berth_err plan_manifest(struct mirror *m, const struct fetched *f)
+{
+    if (!bundle_writer_wants(&m->w, &f->d, (int64_t)f->len)) {
+        return BERTH_OK;
+    }
+    struct planned *p = NULL;
+    enum berth_err rc = plan_add(m, &p);
+    if (rc != BERTH_OK) {
+        return rc;
+    }
+    p->d = f->d;
+    p->size = (int64_t)f->len;
+    p->body = malloc(f->len ? f->len : 1);
+    if (p->body == NULL) {
+        m->plan_count--;
+        return BERTH_ENOMEM;
+    }
+    memcpy(p->body, f->body, f->len);
+    m->w.stats.manifests++;
+    return digest_set_add(&m->w.done, f->d.str);
+}
+
+/* ---- blobs: fetched into <out>.parts/ ---- */
+
+/* <parts>/<alg>-<hex>[.partial] */
+static void part_path(const struct mirror *m, const struct digest *d, bool partial, char *out,
+                      size_t cap)
+{
+    snprintf(out, cap, "%s/%s-%s%s", m->parts, digest_alg_name(d->alg), digest_hex(d),
+             partial ? ".partial" : "");
+}
+
+struct pool {
     struct mirror *m;
-    const struct digest *d;
-    struct digest_ctx *ctx;
-    int64_t size;
-    int64_t told; /* the registry's Content-Length */
-    bool begun;   /* the tar entry is started: no second try */
+    pthread_mutex_t mu;
+    size_t next;      /* the plan entry a thread looks at next */
+    atomic_bool stop; /* a blob failed: the others give up */
+    enum berth_err rc;
+    int64_t blobs; /* fetched (or found complete), bytes of them */
+    int64_t bytes;
 };
 
-static void on_length(void *arg, int64_t length)
+/* Record a failure (the first one's reason wins) and stop every thread. */
+__attribute__((format(printf, 3, 4))) static enum berth_err
+pool_fail(struct pool *p, enum berth_err rc, const char *fmt, ...)
+{
+    char why[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(why, sizeof(why), fmt, ap);
+    va_end(ap);
+    pthread_mutex_lock(&p->mu);
+    if (p->rc == BERTH_OK) {
+        p->rc = rc;
+        bundle_writer_fail(&p->m->w, rc, "%s", why);
+    }
+    atomic_store(&p->stop, true);
+    pthread_mutex_unlock(&p->mu);
+    return rc;
+}
+
+static void pool_progress(struct pool *p, int64_t blobs, int64_t bytes)
+{
+    pthread_mutex_lock(&p->mu);
+    p->blobs += blobs;
+    p->bytes += bytes;
+    p->m->w.stats.blobs = p->blobs;
+    p->m->w.stats.bytes = p->bytes;
+    bundle_writer_report(&p->m->w, false);
+    pthread_mutex_unlock(&p->mu);
+}
+
+/* A blob arriving into its .partial file. */
+struct sink {
+    struct pool *pool;
+    const struct planned *b;
+    int fd;
+    struct digest_ctx *ctx;
+    int64_t have;  /* bytes in the file (and hashed) */
+    int64_t from;  /* where this answer starts: have when honoured, 0 when whole */
+    int64_t told;  /* the answer's Content-Length */
+    bool came;     /* a byte came in this attempt */
+    char why[512]; /* what was wrong with the answer, or "" */
+};
+
+/* Back to nothing: the file emptied, the hash started again. */
+static enum berth_err sink_restart(struct sink *s)
+{
+    digest_ctx_free(s->ctx);
+    s->ctx = digest_ctx_new(s->b->d.alg);
+    s->have = 0;
+    if (s->ctx == NULL) {
+        return BERTH_ENOMEM;
+    }
+    return ftruncate(s->fd, 0) == 0 ? BERTH_OK : BERTH_EIO;
+}
+
+static void on_range(void *arg, int64_t from, int64_t length)
 {
     struct sink *s = arg;
+    s->from = from;
     s->told = length;
 }
 
 static enum berth_err on_write(void *arg, const void *p, size_t n)
 {
     struct sink *s = arg;
-    if (s->told >= 0 && s->told != s->size) {
-        return bundle_writer_fail(
-            &s->m->w, BERTH_EDIGEST,
-            "%s: the registry sends %lld bytes where its descriptor says %lld", s->m->w.entry,
-            (long long)s->told, (long long)s->size);
+    if (!s->came) {
+        s->came = true;
+        if (s->from != s->have && s->from != 0) {
+            snprintf(s->why, sizeof(s->why),
+                     "the registry answered a request from byte %lld with bytes from %lld",
+                     (long long)s->have, (long long)s->from);
+            return BERTH_EINVAL;
+        }
+        if (s->from == 0 && s->have > 0) {
+            /* the registry ignored the Range: the whole blob comes again */
+            log_info("event=mirror_restart digest=%s had=%lld reason=\"a whole answer to a "
+                     "range request\"",
+                     s->b->d.str, (long long)s->have);
+            pool_progress(s->pool, 0, -s->have);
+            enum berth_err rc = sink_restart(s);
+            if (rc != BERTH_OK) {
+                return rc;
+            }
+        }
+        if (s->told >= 0 && s->from + s->told != s->b->size) {
+            snprintf(s->why, sizeof(s->why),
+                     "the registry sends %lld bytes where its descriptor says %lld",
+                     (long long)(s->from + s->told), (long long)s->b->size);
+            return BERTH_EDIGEST;
+        }
+        fault_hold("mirror_blob");
     }
-    enum berth_err rc = BERTH_OK;
-    if (!s->begun) {
-        /* the entry starts with the first byte, so that a request failing
-         * before it can be tried again */
-        rc = bundle_writer_begin(&s->m->w, s->d, s->size);
-        s->begun = true;
+    if (s->have + (int64_t)n > s->b->size) {
+        snprintf(s->why, sizeof(s->why), "more bytes than its size %lld", (long long)s->b->size);
+        return BERTH_EDIGEST;
     }
+    enum berth_err rc = file_pwrite_all(s->fd, p, n, (off_t)s->have);
     if (rc == BERTH_OK) {
         rc = digest_ctx_update(s->ctx, p, n);
     }
-    return rc == BERTH_OK ? bundle_writer_data(&s->m->w, p, n) : rc;
+    if (rc != BERTH_OK) {
+        return rc;
+    }
+    int64_t before = s->have;
+    s->have += (int64_t)n;
+    if (before * 2 < s->b->size && s->have * 2 >= s->b->size && s->have < s->b->size) {
+        fault_point("mirror-blob-half");
+    }
+    pool_progress(s->pool, 0, (int64_t)n);
+    return atomic_load(&s->pool->stop) ? BERTH_EIO : BERTH_OK;
 }
 
-static enum berth_err put_blob(struct mirror *m, struct upstream_client *c, const char *host,
-                               const char *repo, const struct manifest_desc *desc,
-                               const char *owner)
+/* The part file of blob b: found complete, or fetched (the rest of a
+ * partial one, or all of it), verified and renamed complete. */
+static enum berth_err fetch_blob(struct pool *pool, struct upstream_client *c,
+                                 const struct planned *b)
 {
-    if (desc->non_distributable || !bundle_writer_wants(&m->w, &desc->digest, desc->size)) {
-        return BERTH_OK; /* never pushed anywhere, or written already */
+    struct mirror *m = pool->m;
+    const char *host = m->remotes[b->remote].host;
+    char done_path[4200];
+    char partial[4200];
+    part_path(m, &b->d, false, done_path, sizeof(done_path));
+    part_path(m, &b->d, true, partial, sizeof(partial));
+    struct stat sb;
+    if (stat(done_path, &sb) == 0 && S_ISREG(sb.st_mode) && sb.st_size == b->size) {
+        pool_progress(pool, 1, b->size); /* complete in an earlier run (hashed when written) */
+        return BERTH_OK;
     }
-    struct sink s = {.m = m,
-                     .d = &desc->digest,
-                     .ctx = digest_ctx_new(desc->digest.alg),
-                     .size = desc->size,
-                     .told = -1};
-    if (s.ctx == NULL) {
-        return BERTH_ENOMEM;
+    struct sink s = {.pool = pool, .b = b, .told = -1};
+    s.fd = open(partial, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (s.fd < 0) {
+        return pool_fail(pool, BERTH_EIO, "%s: %s", partial, strerror(errno));
+    }
+    s.ctx = digest_ctx_new(b->d.alg);
+    enum berth_err rc = s.ctx != NULL ? BERTH_OK : BERTH_ENOMEM;
+    if (rc == BERTH_OK && fstat(s.fd, &sb) != 0) {
+        rc = BERTH_EIO;
+    }
+    if (rc == BERTH_OK && sb.st_size > 0) {
+        /* an interrupted run's bytes: hashed again, only the rest fetched */
+        if (sb.st_size > b->size || digest_ctx_update_fd(s.ctx, s.fd, sb.st_size) != BERTH_OK) {
+            rc = sink_restart(&s);
+        } else {
+            s.have = sb.st_size;
+            pool_progress(pool, 0, s.have);
+        }
     }
     char what[1024];
-    snprintf(what, sizeof(what), "%s/%s@%s", host, repo, desc->digest.str);
+    snprintf(what, sizeof(what), "%s/%s@%s", host, b->repo, b->d.str);
     char err[512] = "";
-    enum berth_err rc = BERTH_OK;
-    for (int attempt = 0;; attempt++) {
+    /* an empty blob needs no request; one found whole is only checked */
+    for (int attempt = 0; rc == BERTH_OK && s.have < b->size;) {
+        s.came = false;
         s.told = -1;
-        rc =
-            upstream_get_blob(c, repo, desc->digest.str, on_length, on_write, &s, err, sizeof(err));
-        if (rc == BERTH_OK || s.begun || !transient(rc) || attempt + 1 == ATTEMPTS) {
+        s.from = s.have;
+        s.why[0] = '\0';
+        int64_t before = s.have;
+        if (s.have > 0) {
+            log_info("event=mirror_resume digest=%s from=%lld size=%lld", b->d.str,
+                     (long long)s.have, (long long)b->size);
+        }
+        rc = upstream_get_blob_from(c, b->repo, b->d.str, s.have, on_range, on_write, &s, err,
+                                    sizeof(err));
+        if (s.why[0] != '\0') {
+            str_copy(err, sizeof(err), s.why);
+        }
+        if (rc == BERTH_OK && s.have < b->size) {
+            snprintf(err, sizeof(err), "%lld bytes where its size is %lld", (long long)s.have,
+                     (long long)b->size);
+            rc = BERTH_EIO; /* cut short: the rest is asked for again */
+        }
+        if (rc == BERTH_OK || !transient(rc) || s.why[0] != '\0' || atomic_load(&pool->stop)) {
             break;
         }
-        retry_wait(attempt, what, err);
-    }
-    if (rc == BERTH_OK && !s.begun) {
-        rc = bundle_writer_begin(&m->w, &desc->digest, desc->size); /* no byte came */
-        s.begun = true;
-    }
-    if (rc != BERTH_OK) {
-        fail(m, rc, "blob %s of %s/%s@%s: %s", desc->digest.str, host, repo, owner, err);
+        bool progress = s.have > before;
+        attempt = progress ? 0 : attempt + 1; /* bytes came: the tries start again */
+        if (attempt == ATTEMPTS) {
+            break;
+        }
+        retry_wait(progress ? 0 : attempt - 1, what, err);
+        rc = BERTH_OK;
     }
     struct digest got;
     if (rc == BERTH_OK) {
         rc = digest_ctx_final(s.ctx, &got);
     }
+    if (rc == BERTH_OK && strcmp(got.str, b->d.str) != 0) {
+        unlink(partial); /* no use keeping it */
+        rc = pool_fail(pool, BERTH_EDIGEST,
+                       "blob %s of %s/%s@%s: the content does not match its digest (it is %s)",
+                       b->d.str, host, b->repo, b->owner, got.str);
+    } else if (rc == BERTH_OK && rename(partial, done_path) != 0) {
+        rc = pool_fail(pool, BERTH_EIO, "%s: %s", done_path, strerror(errno));
+    } else if (rc == BERTH_OK) {
+        pool_progress(pool, 1, 0);
+    } else {
+        if (err[0] == '\0') {
+            str_copy(err, sizeof(err), berth_strerror(rc));
+        }
+        pool_fail(pool, rc, "blob %s of %s/%s@%s: %s", b->d.str, host, b->repo, b->owner, err);
+    }
     digest_ctx_free(s.ctx);
-    if (rc == BERTH_OK && m->w.entry_written == desc->size &&
-        strcmp(got.str, desc->digest.str) != 0) {
-        rc = fail(m, BERTH_EDIGEST,
-                  "blob %s of %s/%s@%s: the content does not match its digest (it is %s)",
-                  desc->digest.str, host, repo, owner, got.str);
+    close(s.fd);
+    return rc;
+}
+
+static void *fetch_thread(void *arg)
+{
+    struct pool *pool = arg;
+    struct mirror *m = pool->m;
+    struct upstream_client *clients[CLIENTS_MAX] = {0};
+    for (;;) {
+        pthread_mutex_lock(&pool->mu);
+        while (pool->next < m->plan_count && m->plan[pool->next].body != NULL) {
+            pool->next++;
+        }
+        const struct planned *b = pool->next < m->plan_count ? &m->plan[pool->next++] : NULL;
+        pthread_mutex_unlock(&pool->mu);
+        if (b == NULL || atomic_load(&pool->stop)) {
+            break;
+        }
+        if (clients[b->remote] == NULL) {
+            clients[b->remote] = remote_client(m, &m->remotes[b->remote]);
+            if (clients[b->remote] == NULL) {
+                pool_fail(pool, BERTH_ENOMEM, "out of memory");
+                break;
+            }
+            upstream_client_set_cancel(clients[b->remote], &pool->stop);
+        }
+        if (fetch_blob(pool, clients[b->remote], b) != BERTH_OK) {
+            break;
+        }
     }
-    if (rc == BERTH_OK) {
-        rc = bundle_writer_end(&m->w, &desc->digest);
+    for (size_t i = 0; i < CLIENTS_MAX; i++) {
+        upstream_client_free(clients[i]);
     }
+    return NULL;
+}
+
+/* <out>.parts/ made (or found) and locked against another mirror to the
+ * same file. */
+static enum berth_err parts_open(struct mirror *m)
+{
+    if ((size_t)snprintf(m->parts, sizeof(m->parts), "%s.parts", m->w.path) >= sizeof(m->parts)) {
+        return fail(m, BERTH_EINVAL, "%s: path too long", m->w.path);
+    }
+    if (mkdir(m->parts, 0755) != 0 && errno != EEXIST) {
+        return fail(m, BERTH_EIO, "%s: %s", m->parts, strerror(errno));
+    }
+    char lock[4200];
+    snprintf(lock, sizeof(lock), "%s/lock", m->parts);
+    m->lock_fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (m->lock_fd < 0) {
+        return fail(m, BERTH_EIO, "%s: %s", lock, strerror(errno));
+    }
+    if (flock(m->lock_fd, LOCK_EX | LOCK_NB) != 0) {
+        return fail(m, BERTH_EBUSY, "%s: another berth mirror is writing %s", m->parts, m->w.path);
+    }
+    m->locked = true;
+    return BERTH_OK;
+}
+
+/* Every file of <out>.parts/ and the directory removed (the bundle is
+ * written: nothing in it is needed again). */
+static void parts_remove(struct mirror *m)
+{
+    DIR *dir = opendir(m->parts);
+    struct dirent *e;
+    while (dir != NULL && (e = readdir(dir)) != NULL) {
+        char path[4400];
+        if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0 &&
+            (size_t)snprintf(path, sizeof(path), "%s/%s", m->parts, e->d_name) < sizeof(path)) {
+            unlink(path);
+        }
+    }
+    if (dir != NULL) {
+        closedir(dir);
+    }
+    rmdir(m->parts);
+}
+
+/* After a failure: <out>.parts/ removed when it holds nothing for the
+ * next run. */
+static void parts_remove_if_empty(struct mirror *m)
+{
+    DIR *dir = opendir(m->parts);
+    struct dirent *e;
+    bool empty = dir != NULL;
+    while (dir != NULL && (e = readdir(dir)) != NULL) {
+        if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0 &&
+            strcmp(e->d_name, "lock") != 0) {
+            empty = false;
+        }
+    }
+    if (dir != NULL) {
+        closedir(dir);
+    }
+    if (empty) {
+        parts_remove(m);
+    }
+}
+
+/* Step 2: every blob of the plan into its part file, parallel at once. */
+static enum berth_err fetch_blobs(struct mirror *m, int parallel)
+{
+    struct pool pool = {.m = m};
+    pthread_mutex_init(&pool.mu, NULL);
+    atomic_init(&pool.stop, false);
+    size_t threads = (size_t)parallel;
+    if (threads > m->blob_count) {
+        threads = m->blob_count;
+    }
+    char item[128];
+    snprintf(item, sizeof(item), "fetching %zu blobs, %zu at a time", m->blob_count, threads);
+    m->w.item = item;
+    m->w.last_progress_ns = 0;
+    bundle_writer_report(&m->w, false);
+    pthread_t tids[PARALLEL_MAX];
+    size_t started = 0;
+    for (; started < threads; started++) {
+        if (pthread_create(&tids[started], NULL, fetch_thread, &pool) != 0) {
+            break;
+        }
+    }
+    if (started == 0 && threads > 0) {
+        fetch_thread(&pool); /* no thread to be had: this one */
+    }
+    for (size_t i = 0; i < started; i++) {
+        pthread_join(tids[i], NULL);
+    }
+    pthread_mutex_destroy(&pool.mu);
+    m->w.item = NULL;
+    return pool.rc;
+}
+
+/* Step 3: the bundle, in the recorded order; every part hashed again as
+ * it is copied. */
+static enum berth_err write_bundle(struct mirror *m, bool zstd)
+{
+    m->w.stats.blobs = 0;
+    m->w.stats.bytes = 0;
+    enum berth_err rc = bundle_writer_start(&m->w, zstd);
+    char *buf = rc == BERTH_OK ? malloc(COPY_BUF) : NULL;
+    if (rc == BERTH_OK && buf == NULL) {
+        rc = BERTH_ENOMEM;
+    }
+    for (size_t i = 0; i < m->plan_count && rc == BERTH_OK; i++) {
+        const struct planned *p = &m->plan[i];
+        if (p->body != NULL) {
+            rc = bundle_writer_put_entry(&m->w, &p->d, p->body, (size_t)p->size);
+            continue;
+        }
+        char path[4200];
+        part_path(m, &p->d, false, path, sizeof(path));
+        int fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0) {
+            rc = fail(m, BERTH_EIO, "%s: %s", path, strerror(errno));
+            break;
+        }
+        struct digest_ctx *ctx = digest_ctx_new(p->d.alg);
+        rc = ctx != NULL ? bundle_writer_begin(&m->w, &p->d, p->size) : BERTH_ENOMEM;
+        while (rc == BERTH_OK) {
+            ssize_t got = read(fd, buf, COPY_BUF);
+            if (got < 0 && errno == EINTR) {
+                continue;
+            }
+            if (got < 0) {
+                rc = fail(m, BERTH_EIO, "%s: %s", path, strerror(errno));
+            }
+            if (got <= 0) {
+                break;
+            }
+            rc = digest_ctx_update(ctx, buf, (size_t)got);
+            if (rc == BERTH_OK) {
+                rc = bundle_writer_data(&m->w, buf, (size_t)got);
+            }
+        }
+        struct digest got;
+        if (rc == BERTH_OK) {
+            rc = digest_ctx_final(ctx, &got);
+        }
+        if (rc == BERTH_OK && strcmp(got.str, p->d.str) != 0) {
+            unlink(path);
+            rc = fail(m, BERTH_EDIGEST,
+                      "blob %s of %s/%s@%s: %s changed since it was fetched (it is %s)", p->d.str,
+                      m->remotes[p->remote].host, p->repo, p->owner, path, got.str);
+        }
+        if (rc == BERTH_OK) {
+            rc = bundle_writer_end(&m->w, &p->d);
+        }
+        digest_ctx_free(ctx);
+        close(fd);
+    }
+    free(buf);
     return rc;
 }
 
@@ -506,18 +993,14 @@ static enum berth_err put_tree(struct mirror *m, struct upstream_client *c, cons
         }
     } else {
         if (f->info->has_config) {
-            rc = put_blob(m, c, host, repo, &f->info->config, f->d.str);
+            rc = plan_blob(m, host, repo, &f->info->config, f->d.str);
         }
         for (size_t i = 0; i < f->info->ref_count && rc == BERTH_OK; i++) {
-            rc = put_blob(m, c, host, repo, &f->info->refs[i], f->d.str);
+            rc = plan_blob(m, host, repo, &f->info->refs[i], f->d.str);
         }
     }
     if (rc == BERTH_OK && !bundle_writer_done(&m->w, f->d.str)) {
-        bool wanted = bundle_writer_wants(&m->w, &f->d, (int64_t)f->len);
-        rc = wanted ? bundle_writer_put(&m->w, &f->d, f->body, f->len) : BERTH_OK;
-        if (rc == BERTH_OK && wanted) {
-            m->w.stats.manifests++;
-        }
+        rc = plan_manifest(m, f);
     }
     if (rc == BERTH_OK) {
         rc = put_referrers(m, c, host, repo, &f->d, depth);
@@ -567,12 +1050,18 @@ enum berth_err bundle_mirror(const char *const *refs, size_t count, const char *
             return BERTH_EINVAL;
         }
     }
-    struct mirror m = {.opt = opt};
-    enum berth_err rc = bundle_writer_open(&m.w, path, zstd, opt->since, opt->progress,
-                                           opt->progress_arg, why, why_cap);
+    int parallel = opt->parallel > 0 ? opt->parallel : PARALLEL_DEFAULT;
+    if (parallel > PARALLEL_MAX) {
+        snprintf(why, why_cap, "--parallel %d: at most %d", parallel, PARALLEL_MAX);
+        return BERTH_EINVAL;
+    }
+    struct mirror m = {.opt = opt, .lock_fd = -1};
+    enum berth_err rc = bundle_writer_prepare(&m.w, path, opt->since, opt->progress,
+                                              opt->progress_arg, why, why_cap);
     if (rc != BERTH_OK) {
         return rc;
     }
+    /* 1: the manifests, and what the bundle holds in order */
     m.w.items_total = (int64_t)count;
     for (size_t i = 0; i < count && rc == BERTH_OK; i++) {
         m.w.item = refs[i];
@@ -581,23 +1070,47 @@ enum berth_err bundle_mirror(const char *const *refs, size_t count, const char *
         bundle_writer_report(&m.w, false);
         rc = mirror_one(&m, refs[i]);
     }
-    for (size_t i = 0; i < m.remote_count; i++) {
-        upstream_client_free(m.remotes[i].c);
+    /* 2: the blobs, into <path>.parts */
+    if (rc == BERTH_OK) {
+        m.w.items_done = count > 0 ? (int64_t)count - 1 : 0;
+        rc = parts_open(&m);
     }
-    if (rc != BERTH_OK) {
+    if (rc == BERTH_OK) {
+        rc = fetch_blobs(&m, parallel);
+    }
+    /* 3: the bundle */
+    if (rc == BERTH_OK) {
+        m.w.item = "writing the bundle";
+        rc = write_bundle(&m, zstd);
+    }
+    for (size_t i = 0; i < m.remote_count; i++) {
+        remote_fini(&m.remotes[i]);
+    }
+    for (size_t i = 0; i < m.plan_count; i++) {
+        free(m.plan[i].body);
+    }
+    free(m.plan);
+    if (rc == BERTH_OK) {
+        m.w.items_done = (int64_t)count;
+        m.w.item = NULL;
+        struct bundle_export_stats done = m.w.stats;
+        rc = bundle_writer_finish(&m.w);
+        if (rc == BERTH_OK) {
+            stats->written = done;
+            stats->sparse_indexes = m.sparse;
+            parts_remove(&m);
+        }
+    } else {
         if (why[0] == '\0') {
             snprintf(why, why_cap, "%s", berth_strerror(rc));
         }
         bundle_writer_abort(&m.w);
-        return rc;
+        if (m.locked) {
+            parts_remove_if_empty(&m);
+        }
     }
-    m.w.items_done = (int64_t)count;
-    m.w.item = NULL;
-    struct bundle_export_stats done = m.w.stats;
-    rc = bundle_writer_finish(&m.w);
-    if (rc == BERTH_OK) {
-        stats->written = done;
-        stats->sparse_indexes = m.sparse;
+    if (m.lock_fd >= 0) {
+        close(m.lock_fd);
     }
     return rc;
 }

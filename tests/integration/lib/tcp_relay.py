@@ -1,10 +1,14 @@
 """A TCP relay in front of a server, for tests that watch or break the path to it (berth's
-object store): it counts connections and bytes each way, and it can be cut (listener closed,
-every connection reset: the server is unreachable) and opened again on the same port.
+object store, a registry berth mirror pulls from): it counts connections (also how many
+were open at once at most) and bytes each way, and it can be cut (listener closed, every
+connection reset: the server is unreachable) and opened again on the same port, or armed to
+reset the connections open once some more bytes came from the server (a network cut in the
+middle of an answer; new connections are accepted as before).
 
     relay = TcpRelay("127.0.0.1", swift_port).start()
     ... berth talks to relay.endpoint ...
     relay.cut(); ...; relay.restore()
+    relay.reset_after_down(4 << 20)  # once 4 MiB more came down
 """
 
 import socket
@@ -19,6 +23,11 @@ class TcpRelay:
         self.connections = 0  # accepted so far
         self.bytes_up = 0  # client -> server
         self.bytes_down = 0  # server -> client
+        self.open_now = 0  # connections open
+        self.max_open = 0  # the most open at once
+        self.resets = 0  # times reset_after_down fired
+        self.down_at_reset = None  # bytes_down when it last fired
+        self._reset_at = None  # bytes_down at which to reset the connections, or None
         self._listener = None
         self._socks = set()
         self._thread = None
@@ -30,7 +39,13 @@ class TcpRelay:
     def counters(self):
         with self.lock:
             return {"connections": self.connections, "up": self.bytes_up,
-                    "down": self.bytes_down}
+                    "down": self.bytes_down, "open": self.open_now, "max_open": self.max_open,
+                    "resets": self.resets, "down_at_reset": self.down_at_reset}
+
+    def reset_after_down(self, nbytes):
+        """Once nbytes more came from the server, reset every open connection (once)."""
+        with self.lock:
+            self._reset_at = self.bytes_down + nbytes
 
     def start(self):
         ls = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -58,23 +73,35 @@ class TcpRelay:
             except OSError:
                 client.close()
                 continue
+            conn = {"open": True}
             with self.lock:
                 self.connections += 1
+                self.open_now += 1
+                self.max_open = max(self.max_open, self.open_now)
                 self._socks.update((client, server))
             for a, b, up in ((client, server, True), (server, client, False)):
-                threading.Thread(target=self._pump, args=(a, b, up), daemon=True).start()
+                threading.Thread(target=self._pump, args=(a, b, up, conn), daemon=True).start()
 
-    def _pump(self, src, dst, up):
+    def _pump(self, src, dst, up, conn):
         try:
             while True:
                 data = src.recv(65536)
                 if not data:
                     break
+                reset = False
                 with self.lock:
                     if up:
                         self.bytes_up += len(data)
                     else:
                         self.bytes_down += len(data)
+                        if self._reset_at is not None and self.bytes_down >= self._reset_at:
+                            self._reset_at = None
+                            self.resets += 1
+                            self.down_at_reset = self.bytes_down
+                            reset = True
+                if reset:
+                    self._reset_all()
+                    break
                 dst.sendall(data)
         except OSError:
             pass
@@ -86,18 +113,12 @@ class TcpRelay:
                     pass
             with self.lock:
                 self._socks.discard(src)
+                if conn["open"]:
+                    conn["open"] = False
+                    self.open_now -= 1
             src.close()  # dst is the other pump's src
 
-    def cut(self):
-        """The server becomes unreachable: no listener (connection refused), and every open
-        connection reset."""
-        if self._listener is not None:
-            ls, self._listener = self._listener, None
-            try:
-                ls.shutdown(socket.SHUT_RDWR)  # wakes the accept() blocked on it
-            except OSError:
-                pass
-            ls.close()
+    def _reset_all(self):
         with self.lock:
             socks = list(self._socks)
             self._socks.clear()
@@ -111,6 +132,18 @@ class TcpRelay:
             except OSError:
                 pass
             s.close()
+
+    def cut(self):
+        """The server becomes unreachable: no listener (connection refused), and every open
+        connection reset."""
+        if self._listener is not None:
+            ls, self._listener = self._listener, None
+            try:
+                ls.shutdown(socket.SHUT_RDWR)  # wakes the accept() blocked on it
+            except OSError:
+                pass
+            ls.close()
+        self._reset_all()
 
     def restore(self):
         """Listen again on the same port."""
