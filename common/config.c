@@ -238,6 +238,9 @@ static const struct config_key keys[] = {
      "a copy a destination keeps failing for this long after it was queued shows FAILED "
      "(failureCode PEER_UNAVAILABLE) and is still tried every replication.retry_max_ms, so the "
      "destination's return clears it (0: it stays IN_PROGRESS)"},
+    {"replication.poll_seconds", CONFIG_INT, OFF(replication_poll_seconds), "30", 1, DAY,
+     "the replication workers look at their queues at least this often (a push wakes them at "
+     "once: on PostgreSQL through LISTEN/NOTIFY)"},
 };
 
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))

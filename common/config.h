@@ -125,6 +125,7 @@ struct berth_config {
     int64_t replication_retry_max_ms;
     int64_t replication_timeout_seconds;
     int64_t replication_failed_after_seconds;
+    int64_t replication_poll_seconds;
     json_t *doc; /* the parsed config file (owned), or NULL */
 };
 

@@ -7,12 +7,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/fault.h"
 #include "common/log.h"
 #include "common/timeutil.h"
 #include "server/jobs/leases.h"
 #include "server/metrics/metrics.h"
 #include "storage/meta/meta_lease.h"
 #include "storage/registry/replication.h"
+#include "storage/store/store.h"
 #include "storage/upstream/replicate.h"
 
 /* One thread: the copies to one peer, or (filter.region NULL) to every
@@ -37,8 +39,15 @@ struct replication_job {
     char source[64]; /* registry.region/registry.id */
     char *except;    /* ",region/id,...," of every peer */
     struct leases *leases;
+    int64_t poll_ms; /* replication.poll_seconds */
     atomic_bool stop;
     struct repl_thread *threads; /* peer_count + 1 */
+    /* on PostgreSQL: the thread listening for the other replicas' pushes */
+    pthread_t listener;
+    bool listening;
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    bool listen_tried; /* under lock: the listener's first LISTEN was made */
 };
 
 /* Claim the thread's queue among the replicas; refused, *wait_ms says how
@@ -56,7 +65,8 @@ static bool claim_queue(struct repl_thread *t, int64_t *wait_ms)
         return true;
     }
     int64_t until = retry - time_now_ms();
-    *wait_ms = until < 100 ? 100 : until < REPLICATION_POLL_MS ? until : REPLICATION_POLL_MS;
+    int64_t poll = t->j->poll_ms;
+    *wait_ms = until < 100 ? 100 : until < poll ? until : poll;
     return false;
 }
 
@@ -67,7 +77,7 @@ static void *thread_main(void *arg)
     while (!atomic_load(&j->stop)) {
         /* read before looking, so a push queued meanwhile wakes the wait */
         uint64_t seen = registry_repl_generation();
-        int64_t wait = REPLICATION_POLL_MS;
+        int64_t wait = j->poll_ms;
         /* one replica copies a peer's queue at a time: in order, and never
          * the same copy twice at once */
         if (!claim_queue(t, &wait)) {
@@ -77,6 +87,8 @@ static void *thread_main(void *arg)
         int64_t next_at = 0;
         struct upstream_repl_totals tot = {0, 0, 0};
         enum berth_err rc = upstream_repl_run(j->st, &t->opt, &next_at, &tot);
+        /* for tests: the queue looked at for the last time, still held */
+        fault_hold("replication_release");
         leases_release(j->leases, t->lease, false);
         if (rc != BERTH_OK) {
             log_error("event=replication_error err=%s", berth_strerror(rc));
@@ -97,8 +109,86 @@ static void *thread_main(void *arg)
     return NULL;
 }
 
+/* On PostgreSQL: a push through another replica queued a copy; its
+ * announcement (registry_repl_on_push) wakes this process's threads as a
+ * push of its own would: the one holding a peer's queue looks at it again
+ * before it lets it go, a refused one tries again. The connection is this
+ * thread's alone. The first LISTEN is made before the peer threads start
+ * (replication_job_start waits for it), so nothing queued after their
+ * first look goes unheard; a lost connection is listened on again once it
+ * is back, and the threads are woken then for what was missed meanwhile. */
+static void *listener_main(void *arg)
+{
+    struct replication_job *j = arg;
+    bool listening = false;
+    bool first = true;
+    bool failed = false; /* logged once per outage */
+    while (!atomic_load(&j->stop)) {
+        struct meta *m = store_meta(j->st);
+        enum berth_err rc = BERTH_EDB;
+        if (m != NULL && !listening) {
+            rc = meta_listen(m, META_CHANNEL_REPLICATION);
+            if (rc == BERTH_OK) {
+                listening = true;
+                if (failed) {
+                    log_info("event=replication_listening");
+                    failed = false;
+                }
+                if (!first) {
+                    registry_repl_notify();
+                }
+            }
+            if (first) {
+                first = false;
+                pthread_mutex_lock(&j->lock);
+                j->listen_tried = true;
+                pthread_cond_broadcast(&j->cond);
+                pthread_mutex_unlock(&j->lock);
+            }
+        }
+        bool notified = false;
+        if (listening) {
+            /* short, so that a stop is seen soon */
+            rc = meta_wait_notify(m, 250, &notified);
+            if (rc != BERTH_OK) {
+                listening = false;
+            } else if (notified) {
+                registry_repl_notify();
+            }
+        }
+        if (!listening) {
+            if (!failed) {
+                log_warn("event=replication_listen_failed err=%s", berth_strerror(rc));
+                failed = true;
+            }
+            /* a second, or a stop (or a push of this process: tried
+             * again sooner) */
+            uint64_t seen = registry_repl_generation();
+            registry_repl_wait(&seen, 1000, &j->stop);
+        }
+    }
+    return NULL;
+}
+
+/* Start the listener (PostgreSQL) and wait for its first LISTEN. */
+static enum berth_err start_listener(struct replication_job *j)
+{
+    if (pthread_create(&j->listener, NULL, listener_main, j) != 0) {
+        return BERTH_EIO;
+    }
+    j->listening = true;
+    pthread_mutex_lock(&j->lock);
+    while (!j->listen_tried) {
+        pthread_cond_wait(&j->cond, &j->lock);
+    }
+    pthread_mutex_unlock(&j->lock);
+    return BERTH_OK;
+}
+
 static void job_free(struct replication_job *j)
 {
+    pthread_cond_destroy(&j->cond);
+    pthread_mutex_destroy(&j->lock);
     free(j->threads);
     free(j->peers);
     free(j->except);
@@ -113,10 +203,12 @@ enum berth_err replication_job_start(const struct berth_config *cfg, struct stor
     if (j == NULL) {
         return BERTH_ENOMEM;
     }
+    pthread_mutex_init(&j->lock, NULL);
+    pthread_cond_init(&j->cond, NULL);
     enum berth_err rc =
         upstream_peers_parse(cfg->replication_peers, &j->peers, &j->peer_count, err, cap);
     if (rc != BERTH_OK) {
-        free(j);
+        job_free(j);
         return rc;
     }
     if (cfg->replication_retry_max_ms < cfg->replication_retry_initial_ms) {
@@ -135,6 +227,7 @@ enum berth_err replication_job_start(const struct berth_config *cfg, struct stor
     }
     j->st = st;
     j->leases = leases;
+    j->poll_ms = cfg->replication_poll_seconds * 1000;
     snprintf(j->source, sizeof(j->source), "%s/%s", cfg->registry_region, cfg->registry_id);
     atomic_init(&j->stop, false);
     size_t except_cap = 2 + j->peer_count * (META_REPL_REGION_MAX + META_REPL_REGISTRY_ID_MAX + 2);
@@ -148,6 +241,12 @@ enum berth_err replication_job_start(const struct berth_config *cfg, struct stor
     for (size_t i = 0; i < j->peer_count; i++) {
         used += (size_t)snprintf(j->except + used, except_cap - used, "%s/%s,", j->peers[i].region,
                                  j->peers[i].registry_id);
+    }
+    struct meta *m = store_meta(st);
+    if (leases != NULL && m != NULL && meta_can_listen(m) && start_listener(j) != BERTH_OK) {
+        snprintf(err, cap, "cannot start the replication threads");
+        replication_job_stop(j);
+        return BERTH_EIO;
     }
     for (size_t i = 0; i <= j->peer_count; i++) {
         struct repl_thread *t = &j->threads[i];
@@ -202,6 +301,9 @@ void replication_job_stop(struct replication_job *j)
         if (j->threads[i].started) {
             pthread_join(j->threads[i].thread, NULL);
         }
+    }
+    if (j->listening) {
+        pthread_join(j->listener, NULL);
     }
     job_free(j);
 }

@@ -5,9 +5,12 @@
  * holds up only its own copies, and one more thread for the destinations
  * no peer is configured for (they fail at once). Each is woken by every
  * push that queues a copy (registry_repl_notify), when a retry of its own
- * is due, and at least every REPLICATION_POLL_MS for copies queued by
- * another process on the same database. Copies left queued by a stop or
- * a crash are picked up at start.
+ * is due, by a push through another replica on the same PostgreSQL
+ * database (LISTEN/NOTIFY on META_CHANNEL_REPLICATION: a thread of the
+ * job listens on a connection of its own), and at least every
+ * replication.poll_seconds in case a wake-up was missed (the listening
+ * connection lost). Copies left queued by a stop or a crash are picked up
+ * at start.
  *
  * Replicas on one database (leases, server/jobs/leases.h) claim each queue
  * under a lease, "replication:<region>/<registry id>" ("replication:*"
@@ -26,8 +29,6 @@
 struct leases;
 struct replication_job;
 struct store;
-
-#define REPLICATION_POLL_MS 30000
 
 /* Queues (peers + 1) at most under leases: the keeper's table also holds
  * the other jobs' leases. */

@@ -980,3 +980,62 @@ void meta_rollback(struct meta *m)
     m->drv->rollback(m->conn);
     m->in_txn = 0;
 }
+
+/* ---- wake-ups among replicas ---- */
+
+/* A channel name is a plain identifier: it goes into LISTEN's text. */
+static bool channel_ok(const char *channel)
+{
+    if (channel == NULL || *channel == '\0' || strlen(channel) > 63) {
+        return false;
+    }
+    for (const char *p = channel; *p != '\0'; p++) {
+        if (!((*p >= 'a' && *p <= 'z') || *p == '_')) {
+            return false;
+        }
+    }
+    return true;
+}
+
+bool meta_can_listen(const struct meta *m)
+{
+    return m->drv->listen != NULL && m->drv->wait_notify != NULL;
+}
+
+enum berth_err meta_notify(struct meta *m, const char *channel)
+{
+    if (!channel_ok(channel)) {
+        return BERTH_EINVAL;
+    }
+    if (!meta_can_listen(m)) {
+        return BERTH_OK;
+    }
+    struct meta_stmt *st = meta_prepare(m, "SELECT pg_notify(?1, '')");
+    if (st == NULL) {
+        return BERTH_EDB;
+    }
+    meta_bind_text(st, 1, channel);
+    enum berth_err err = meta_step(st) == META_STEP_ROW ? BERTH_OK : meta_fail(m, "notify");
+    meta_done(st);
+    return err;
+}
+
+enum berth_err meta_listen(struct meta *m, const char *channel)
+{
+    if (!channel_ok(channel)) {
+        return BERTH_EINVAL;
+    }
+    if (!meta_can_listen(m)) {
+        return BERTH_EUNSUPPORTED;
+    }
+    return m->drv->listen(m->conn, channel);
+}
+
+enum berth_err meta_wait_notify(struct meta *m, int64_t timeout_ms, bool *notified)
+{
+    *notified = false;
+    if (!meta_can_listen(m)) {
+        return BERTH_EUNSUPPORTED;
+    }
+    return m->drv->wait_notify(m->conn, timeout_ms, notified);
+}

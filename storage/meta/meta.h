@@ -58,6 +58,32 @@ void meta_rollback(struct meta *m);
 /* Whether a transaction begun with meta_begin/meta_begin_read is open. */
 bool meta_in_transaction(const struct meta *m);
 
+/* ---- wake-ups among replicas (PostgreSQL LISTEN/NOTIFY) ---- */
+
+/* The channel a queued replication copy is announced on. */
+#define META_CHANNEL_REPLICATION "berth_replication"
+
+/* Announce on channel (a plain identifier: [a-z_]) to every connection
+ * listening on it, in any process: inside a transaction, when it commits
+ * (and not if it rolls back). Nothing on SQLite (one process; its
+ * threads wake each other in memory). */
+enum berth_err meta_notify(struct meta *m, const char *channel);
+
+/* Whether m's backend carries notifications among processes. */
+bool meta_can_listen(const struct meta *m);
+
+/* Listen on channel on m's connection, which is then given to
+ * meta_wait_notify alone (no other statements). Connects again first when
+ * the connection was lost (the listening is then new: notifications sent
+ * meanwhile were missed). BERTH_EUNSUPPORTED without meta_can_listen,
+ * BERTH_EUNAVAILABLE when the server cannot be reached. */
+enum berth_err meta_listen(struct meta *m, const char *channel);
+
+/* Wait up to timeout_ms for a notification on what m listens to;
+ * *notified tells whether one (or several) came. BERTH_EUNAVAILABLE when
+ * the connection is lost (meta_listen again). */
+enum berth_err meta_wait_notify(struct meta *m, int64_t timeout_ms, bool *notified);
+
 /* ---- repositories ---- */
 
 enum meta_mutability {

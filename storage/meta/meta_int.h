@@ -84,6 +84,13 @@ struct meta_driver {
      * (meta_upload_insert). Optional. */
     void (*write_lazily)(struct meta_conn *c);
 
+    /* Wake-ups among processes on one database (meta_listen): start
+     * listening on channel (a plain identifier) on this connection, and
+     * wait for a notification. Optional: NULL for a driver whose database
+     * one process holds (SQLite). */
+    enum berth_err (*listen)(struct meta_conn *c, const char *channel);
+    enum berth_err (*wait_notify)(struct meta_conn *c, int64_t timeout_ms, bool *notified);
+
     /* Rows changed by the last write, and the id the last insert made. */
     int64_t (*changes)(struct meta_conn *c);
     int64_t (*last_id)(struct meta_conn *c);

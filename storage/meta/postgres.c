@@ -27,6 +27,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -303,6 +304,73 @@ static enum berth_err pg_set_schema_version(struct meta_conn *c, int version)
              "DELETE FROM berth_schema; INSERT INTO berth_schema (version) VALUES (%d)",
              version);
     return pg_exec(c, sql, "migrate");
+}
+
+/* LISTEN channel (an identifier meta.c checked), on a new connection if
+ * the old one was lost. */
+static enum berth_err pg_listen(struct meta_conn *c, const char *channel)
+{
+    char sql[96];
+    snprintf(sql, sizeof(sql), "LISTEN %s", channel);
+    if (PQstatus(c->pg) == CONNECTION_BAD && !reconnected(c)) {
+        set_error(c, NULL);
+        return pg_error(c, "listen");
+    }
+    if (!run(c, sql) && !(reconnected(c) && run(c, sql))) {
+        return pg_error(c, "listen");
+    }
+    return BERTH_OK;
+}
+
+/* Take the notifications libpq has read; whether there were any. */
+static bool take_notifies(struct meta_conn *c)
+{
+    bool any = false;
+    PGnotify *n;
+    while ((n = PQnotifies(c->pg)) != NULL) {
+        any = true;
+        PQfreemem(n);
+    }
+    return any;
+}
+
+static enum berth_err pg_wait_notify(struct meta_conn *c, int64_t timeout_ms, bool *notified)
+{
+    *notified = false;
+    if (PQconsumeInput(c->pg) == 0) {
+        set_error(c, NULL);
+        c->lost = true;
+        return pg_error(c, "wait_notify");
+    }
+    if (take_notifies(c)) {
+        *notified = true;
+        return BERTH_OK;
+    }
+    int fd = PQsocket(c->pg);
+    if (fd < 0) {
+        set_error(c, NULL);
+        c->lost = true;
+        return pg_error(c, "wait_notify");
+    }
+    struct pollfd pfd = {.fd = fd, .events = POLLIN};
+    int r = poll(&pfd, 1, timeout_ms < 0 ? 0 : timeout_ms > 60000 ? 60000 : (int)timeout_ms);
+    if (r < 0 && errno != EINTR) {
+        return BERTH_EIO;
+    }
+    if (r > 0) {
+        if (PQconsumeInput(c->pg) == 0) {
+            set_error(c, NULL);
+            c->lost = true;
+            return pg_error(c, "wait_notify");
+        }
+        *notified = take_notifies(c);
+    }
+    if (PQstatus(c->pg) == CONNECTION_BAD) {
+        set_error(c, NULL);
+        c->lost = true;
+        return pg_error(c, "wait_notify");
+    }
+    return BERTH_OK;
 }
 
 static enum berth_err pg_checkpoint(struct meta_conn *c)
@@ -708,6 +776,8 @@ const struct meta_driver meta_postgres_driver = {
     .schema_version = pg_schema_version,
     .set_schema_version = pg_set_schema_version,
     .checkpoint = pg_checkpoint,
+    .listen = pg_listen,
+    .wait_notify = pg_wait_notify,
     .changes = pg_changes,
     .last_id = pg_last_id,
     .prepare = pg_prepare,

@@ -103,6 +103,8 @@ enum berth_err registry_repl_on_push(struct meta *m, const char *repo, int64_t m
     free(config);
     if (e.rc == BERTH_OK && n > 0) {
         *queued = true;
+        /* the other replicas' workers (PostgreSQL), at commit */
+        e.rc = meta_notify(m, META_CHANNEL_REPLICATION);
     }
     return e.rc;
 }

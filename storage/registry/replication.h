@@ -31,8 +31,11 @@ size_t registry_repl_destinations(const char *config, const char *repo, registry
 
 /* Inside the caller's write transaction, after a push stored or re-tagged
  * manifest_id in repo: queue it for every destination that covers repo
- * (meta_repl_enqueue). *queued tells whether any was; after the commit,
- * call registry_repl_notify(). */
+ * (meta_repl_enqueue) and, when any was, announce it to the other
+ * replicas at commit (meta_notify on META_CHANNEL_REPLICATION; their
+ * workers listen, see server/jobs/replication.h). *queued tells whether
+ * any was; after the commit, call registry_repl_notify() (this
+ * process's workers). */
 enum berth_err registry_repl_on_push(struct meta *m, const char *repo, int64_t manifest_id,
                                      int64_t now, bool *queued);
 
