@@ -45,6 +45,12 @@ struct store *cli_open_store(const struct cli *cli);
  * directory was refused (it belongs to other backends), else 1. */
 int cli_open_store_status(void);
 
+/* cli_open_store, then its metadata database, for a command named `who`
+ * ("berth keys") that works on the database alone. Returns the database,
+ * or NULL with the reason printed and the exit status in *status; *st is
+ * the store to close either way (store_close takes NULL). */
+struct meta *cli_open_meta(const struct cli *cli, const char *who, struct store **st, int *status);
+
 /* The usage text (commands, shared options, every configuration key) and the manual
  * page berth(8) as roff, both from the same tables (help.c). */
 void cli_usage(FILE *f);

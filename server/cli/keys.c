@@ -202,14 +202,8 @@ int cmd_keys(struct cli *cli)
         return 2;
     }
     int status = 1;
-    struct store *st = cli_open_store(cli);
-    struct meta *m = st != NULL ? store_meta(st) : NULL;
-    if (st == NULL) {
-        status = cli_open_store_status();
-    }
-    if (st != NULL && m == NULL) {
-        fprintf(stderr, "berth keys: cannot open the database (see the log above)\n");
-    }
+    struct store *st = NULL;
+    struct meta *m = cli_open_meta(cli, "berth keys", &st, &status);
     if (m != NULL) {
         if (strcmp(cli->argv[0], "create") == 0) {
             status = keys_create(cli, m, ck, ckn);

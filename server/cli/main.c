@@ -150,6 +150,21 @@ struct store *cli_open_store(const struct cli *cli)
     return st;
 }
 
+struct meta *cli_open_meta(const struct cli *cli, const char *who, struct store **st, int *status)
+{
+    *st = cli_open_store(cli);
+    if (*st == NULL) {
+        *status = open_status;
+        return NULL;
+    }
+    struct meta *m = store_meta(*st);
+    if (m == NULL) {
+        fprintf(stderr, "%s: cannot open the database (see the log above)\n", who);
+        *status = 1;
+    }
+    return m;
+}
+
 int main(int argc, char **argv)
 {
     struct cli cli;
