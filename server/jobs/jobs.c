@@ -8,10 +8,12 @@
 #include "server/jobs/jobs.h"
 
 #include <pthread.h>
+#include <stdio.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "server/jobs/activity.h"
 #include "server/jobs/leases.h"
@@ -93,6 +95,18 @@ void jobs_options_from_config(const struct berth_config *cfg, struct jobs_option
     out->lifecycle_interval_ms = cfg->lifecycle_interval_seconds * 1000;
     out->lifecycle_new_policy_delay_ms = cfg->lifecycle_new_policy_delay_seconds * 1000;
     out->activity_sample_ms = cfg->metrics_activity_sample_seconds * 1000;
+    char host[65] = "";
+    if (gethostname(host, sizeof(host) - 1) != 0 || host[0] == '\0') {
+        snprintf(host, sizeof(host), "host");
+    }
+    host[sizeof(host) - 1] = '\0';
+    char addr[256];
+    uint16_t port = 0;
+    if (config_listen_parts(cfg->listen, addr, sizeof(addr), &port) == BERTH_OK && port != 0) {
+        snprintf(out->node, sizeof(out->node), "%.40s:%u", host, (unsigned)port);
+    } else {
+        snprintf(out->node, sizeof(out->node), "%.40s/%ld", host, (long)getpid());
+    }
 }
 
 /* ---- the jobs ---- */
@@ -161,7 +175,8 @@ static void run_gc(struct job *jb, bool periodic)
                              .upload_expiry_ms = js->opt.upload_expiry_ms,
                              .orphan_upload_grace_ms = js->opt.orphan_upload_grace_ms,
                              .cancel = &jb->cancel,
-                             .reason = requested ? "requested" : "periodic"};
+                             .reason = requested ? "requested" : "periodic",
+                             .node = js->opt.node};
     /* gc_run logs its own summary and errors, and records the pass in the
      * history the registry page shows. */
     struct gc_stats stats;

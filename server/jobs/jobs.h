@@ -40,6 +40,9 @@ struct jobs_options {
     /* add the request counters' growth to the activity history this often
      * (activity.h; >= 1000), 0: never */
     int64_t activity_sample_ms;
+    /* this replica's name, recorded with the garbage collection passes it
+     * runs (the console's history): "host:port" of the listen address */
+    char node[64];
     /* replicas sharing the database: each job runs under a lease
      * (leases.h), GC and full lifecycle passes once per interval among
      * them; NULL (one node) runs them all here, as without leases.
@@ -48,7 +51,10 @@ struct jobs_options {
 };
 
 /* The options the configuration asks for (gc.*, lifecycle.*,
- * storage.upload_expiry_seconds, storage.s3.orphan_upload_grace_seconds). */
+ * storage.upload_expiry_seconds, storage.s3.orphan_upload_grace_seconds,
+ * metrics.activity_sample_seconds), and the replica's name: this host's
+ * name and the port of listen (two replicas on one machine differ by port;
+ * on several, by host). */
 void jobs_options_from_config(const struct berth_config *cfg, struct jobs_options *out);
 
 /*

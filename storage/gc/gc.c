@@ -442,15 +442,17 @@ static enum berth_err pass(struct gc *g, int64_t now, const char **step)
 }
 
 /* Record a finished pass in the history (meta_gc.h). */
-static void record(struct meta *m, const char *reason, int64_t started_ms, enum berth_err rc,
-                   const char *step, const struct gc_stats *s)
+static void record(struct meta *m, const char *reason, const char *node, int64_t started_ms,
+                   enum berth_err rc, const char *step, const struct gc_stats *s)
 {
     struct meta_gc_run r;
     memset(&r, 0, sizeof(r));
     r.started_at = started_ms;
     r.finished_at = time_now_ms();
     snprintf(r.reason, sizeof(r.reason), "%s", reason);
-    if (gethostname(r.node, sizeof(r.node)) != 0) {
+    if (node != NULL && node[0] != '\0') {
+        snprintf(r.node, sizeof(r.node), "%s", node);
+    } else if (gethostname(r.node, sizeof(r.node)) != 0) {
         snprintf(r.node, sizeof(r.node), "-");
     }
     r.node[sizeof(r.node) - 1] = '\0';
@@ -527,7 +529,7 @@ enum berth_err gc_run(struct store *st, const struct gc_options *opt, struct gc_
              (long long)s->uploads_removed, (long long)s->trash_restored, (long long)s->batches,
              (long long)s->max_lock_us, (long long)s->duration_ms);
     if (opt->reason != NULL && !opt->dry_run && g->m != NULL) {
-        record(g->m, opt->reason, now, rc, step, s);
+        record(g->m, opt->reason, opt->node, now, rc, step, s);
     }
     if (rc == BERTH_OK && out != NULL) {
         *out = g->stats;

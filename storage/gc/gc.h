@@ -48,6 +48,9 @@ struct gc_options {
      * its outcome in the history of passes (meta_gc.h, the newest
      * META_GC_RUNS_KEEP kept); NULL: not recorded. Dry runs never are. */
     const char *reason;
+    /* who runs it, recorded with it: a server's replica name
+     * (jobs_options.node); NULL: this host's name (`berth gc`) */
+    const char *node;
 };
 
 struct gc_stats {

@@ -80,7 +80,7 @@ struct meta_gc_run {
     int64_t id; /* set by meta_gc_runs_list */
     int64_t started_at, finished_at;
     char reason[META_GC_RUN_REASON_MAX]; /* "periodic", "requested", "command" */
-    char node[META_GC_RUN_NODE_MAX];     /* the host that ran it */
+    char node[META_GC_RUN_NODE_MAX];     /* who ran it: a replica's host:port, a host */
     char result[META_GC_RUN_RESULT_MAX]; /* "ok", "failed", "cancelled" */
     char error[META_GC_RUN_ERROR_MAX];   /* what failed ("" when nothing) */
     int64_t blobs_deleted;

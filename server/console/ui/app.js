@@ -1492,10 +1492,10 @@ function registryGc(gc, mayStart, reload) {
     el("td", { class: "num", text: fmtSize(r.bytesFreed) }),
     el("td", { class: "num", text: String(r.uploadsRemoved) })));
   parts.push(el("h3", { text: "Last passes" }),
-    el("p", { class: "muted small", text: "Every replica's passes and berth gc runs, kept in the database (the newest 100)." }),
+    el("p", { class: "muted small", text: "Every replica's passes (the replica named by its host and port) and berth gc runs (named by their host), kept in the database (the newest 100)." }),
     runs.length
       ? tableWrap(el("caption", { class: "visually-hidden", text: "Garbage collection passes" }),
-        el("thead", {}, el("tr", {}, ["Started", "Took", "Trigger", "Node", "Result", "Blobs deleted", "Freed", "Uploads removed"].map((h) => el("th", { scope: "col", text: h })))),
+        el("thead", {}, el("tr", {}, ["Started", "Took", "Trigger", "Replica", "Result", "Blobs deleted", "Freed", "Uploads removed"].map((h) => el("th", { scope: "col", text: h })))),
         el("tbody", { id: "gc-runs" }, runs))
       : el("p", { class: "empty", id: "gc-runs-empty", text: "No garbage collection pass recorded yet." }));
   return section("Garbage collection", "gc", ...parts);

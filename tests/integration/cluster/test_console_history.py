@@ -2,10 +2,12 @@
 """The console's registry page over replicas (docs/scale-out.md): two `berth serve`
 replicas sharing PostgreSQL and S3 (cluster.py). The activity history sums what both
 replicas served (each adds its own counters' growth), in all and by API, and a garbage
-collection pass asked for on one replica shows, with its node, on the other's page."""
+collection pass asked for on one replica shows on the other's page, named by the replica
+that ran it (host:port, so that two replicas on one machine differ)."""
 # berth-suite: cluster
 
 import json
+import socket
 import unittest
 
 import berth_harness as h
@@ -94,18 +96,25 @@ class ConsoleHistoryTest(ClusterTestCase):
                              interval=0.2, what="both replicas' pushes in the oci row (%s)" % v)
 
     def test_gc_history_shared(self):
-        before = registry(self.consoles[1])["gc"]["runs"]
-        r = self.consoles[0].reg.request("POST", "/ui/api/gc",
-                                         headers=self.consoles[0].headers())
-        self.assertEqual(r.status, 202, r.describe())
+        # a pass asked for on each replica, listed on the other's page, each named by
+        # the replica that ran it (host:port: both run on this host)
+        names = set()
+        for asked, other in ((0, 1), (1, 0)):
+            before = registry(self.consoles[other])["gc"]["runs"]
+            r = self.consoles[asked].reg.request("POST", "/ui/api/gc",
+                                                 headers=self.consoles[asked].headers())
+            self.assertEqual(r.status, 202, r.describe())
 
-        def recorded():
-            runs = registry(self.consoles[1])["gc"]["runs"]
-            new = [x for x in runs if x not in before and x["trigger"] == "requested"]
-            return new[0] if new else None
-        run = h.wait_until(recorded, WAIT, interval=0.2, what="the pass on the other replica")
-        self.assertEqual(run["result"], "ok", json.dumps(run))
-        self.assertTrue(run["node"])
+            def recorded():
+                runs = registry(self.consoles[other])["gc"]["runs"]
+                new = [x for x in runs if x not in before and x["trigger"] == "requested"]
+                return new[0] if new else None
+            run = h.wait_until(recorded, WAIT, interval=0.2, what="the pass on the other replica")
+            self.assertEqual(run["result"], "ok", json.dumps(run))
+            self.assertEqual(run["node"], "%s:%d" % (socket.gethostname()[:40],
+                                                     self.replicas[asked].port))
+            names.add(run["node"])
+        self.assertEqual(len(names), 2)
 
 
 if __name__ == "__main__":

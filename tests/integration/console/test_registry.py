@@ -9,6 +9,7 @@ violation."""
 import json
 import os
 import shutil
+import socket
 import tempfile
 import time
 
@@ -338,13 +339,15 @@ class RegistryGcHistoryTest(h.ServerTestCase):
         requested = doc["gc"]["runs"][0]
         self.assertEqual((requested["trigger"], requested["result"], requested["error"]),
                          ("requested", "ok", ""))
-        self.assertTrue(requested["node"])
-        # a pass from the command line is recorded too
+        # named by the replica that ran it: this host and the server's port
+        self.assertEqual(requested["node"], "%s:%d" % (socket.gethostname()[:40], self.server.port))
+        # a pass from the command line is recorded too, named by its host
         status, out = h.run_berth(["gc"], server=self.server)
         self.assertEqual(status, 0, out)
         runs = registry(cl).json()["gc"]["runs"]
         self.assertEqual(runs[0]["trigger"], "command")
         self.assertEqual(runs[0]["result"], "ok")
+        self.assertEqual(runs[0]["node"], socket.gethostname())
         self.assertIn(requested, runs[1:])
         freed = sum(r["bytesFreed"] for r in runs)
         self.assertGreaterEqual(freed, size_of(doomed))
