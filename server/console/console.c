@@ -207,7 +207,8 @@ static struct meta *meta_or_fail(struct request *req)
 {
     struct meta *m = store_meta(req->srv->store);
     if (m == NULL) {
-        fail(req, 503, "ServerError", "database unavailable; retry later");
+        /* no connection (no descriptor left, PostgreSQL down) */
+        server_failed(req, BERTH_EUNAVAILABLE, "db", "database unavailable");
     }
     return m;
 }

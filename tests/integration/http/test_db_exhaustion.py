@@ -33,7 +33,11 @@ class DbExhaustionBase:
         self.flags = tempfile.mkdtemp(prefix="berth-dbfault-")
         self.addCleanup(shutil.rmtree, self.flags, True)
         self.flag = os.path.join(self.flags, "exhausted")
-        self.server = h.Server(env={"BERTH_TEST_FAULTS": self.FAULT,
+        # one request thread: it has its database connection from the set-up, so the
+        # injected failure meets statements (a thread without one fails to open it:
+        # 503 as well, tested by http/test_fd_exhaustion's real EMFILE)
+        self.server = h.Server(config={"http": {"threads": 1}},
+                               env={"BERTH_TEST_FAULTS": self.FAULT,
                                     "BERTH_TEST_FAULT_FILE": self.flag,
                                     "BERTH_META_BACKEND": "sqlite"})
         self.addCleanup(self.server.cleanup)
