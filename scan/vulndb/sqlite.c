@@ -177,6 +177,45 @@ fail:
     return rc;
 }
 
+enum berth_err vdb_backup(const char *from_path, const char *to_path, char *err, size_t cap)
+{
+    sqlite3 *from = NULL, *to = NULL;
+    enum berth_err rc = BERTH_EDB;
+    if (sqlite3_open_v2(from_path, &from, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, NULL) !=
+        SQLITE_OK) {
+        say(err, cap, "cannot open %s: %s", from_path, from ? sqlite3_errmsg(from) : "no memory");
+        goto out;
+    }
+    if (sqlite3_open_v2(to_path, &to,
+                        SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+                        NULL) != SQLITE_OK) {
+        say(err, cap, "cannot open %s: %s", to_path, to ? sqlite3_errmsg(to) : "no memory");
+        goto out;
+    }
+    sqlite3_busy_timeout(from, 5000);
+    sqlite3_busy_timeout(to, 5000);
+    sqlite3_backup *b = sqlite3_backup_init(to, "main", from, "main");
+    if (b == NULL) {
+        say(err, cap, "cannot copy %s into %s: %s", from_path, to_path, sqlite3_errmsg(to));
+        goto out;
+    }
+    int step = sqlite3_backup_step(b, -1);
+    int fin = sqlite3_backup_finish(b);
+    if (step != SQLITE_DONE || fin != SQLITE_OK) {
+        int code = step != SQLITE_DONE ? step : fin;
+        say(err, cap, "cannot copy %s into %s: %s", from_path, to_path, sqlite3_errstr(code));
+        rc = (code & 0xff) == SQLITE_BUSY || (code & 0xff) == SQLITE_LOCKED ? BERTH_EBUSY
+             : (code & 0xff) == SQLITE_NOMEM                                ? BERTH_ENOMEM
+                                                                            : BERTH_EDB;
+        goto out;
+    }
+    rc = BERTH_OK;
+out:
+    sqlite3_close(from);
+    sqlite3_close(to);
+    return rc;
+}
+
 enum berth_err vdb_begin(struct vdb *db)
 {
     if (sqlite3_exec(db->conn, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK) {

@@ -645,3 +645,51 @@ enum berth_err vulndb_match(struct vulndb *db, const struct scan_os *os,
     free(order);
     return rc;
 }
+
+enum berth_err vulndb_copy(const char *from_root, const char *to_root, enum vulndb_copied *what,
+                           char *err, size_t cap)
+{
+    *what = VULNDB_COPY_NONE;
+    struct vulndb_summary *from = calloc(2, sizeof(*from));
+    if (from == NULL) {
+        return BERTH_ENOMEM;
+    }
+    struct vulndb_summary *to = from + 1;
+    enum berth_err rc = vulndb_summary(from_root, from);
+    if (rc == BERTH_ENOTFOUND) {
+        free(from);
+        return BERTH_OK;
+    }
+    if (rc != BERTH_OK) {
+        snprintf(err, cap, "cannot read the vulnerability database under %s: %s", from_root,
+                 berth_strerror(rc));
+        free(from);
+        return rc;
+    }
+    rc = vulndb_summary(to_root, to);
+    if (rc == BERTH_OK && to->updated_at_ms >= from->updated_at_ms) {
+        *what = VULNDB_COPY_KEPT;
+        free(from);
+        return BERTH_OK;
+    }
+    free(from);
+    if (rc != BERTH_OK && rc != BERTH_ENOTFOUND) {
+        snprintf(err, cap, "cannot read the vulnerability database under %s: %s", to_root,
+                 berth_strerror(rc));
+        return rc;
+    }
+    char *src = NULL, *dst = NULL;
+    rc = db_path(from_root, &src);
+    if (rc == BERTH_OK) {
+        rc = db_path(to_root, &dst);
+    }
+    if (rc == BERTH_OK) {
+        rc = vdb_backup(src, dst, err, cap);
+    }
+    free(src);
+    free(dst);
+    if (rc == BERTH_OK) {
+        *what = VULNDB_COPY_DONE;
+    }
+    return rc;
+}

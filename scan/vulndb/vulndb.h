@@ -57,6 +57,25 @@ struct vulndb_import_stats {
 enum berth_err vulndb_import(const char *root_dir, const char *path,
                              struct vulndb_import_stats *stats, char *err, size_t cap);
 
+/* What vulndb_copy did. */
+enum vulndb_copied {
+    VULNDB_COPY_NONE, /* the source has no database: nothing to do */
+    VULNDB_COPY_DONE, /* copied (the destination had none, or an older one) */
+    VULNDB_COPY_KEPT, /* the destination's was imported as late or later: kept */
+};
+
+/*
+ * Copy <from_root>/vulndb.db into <to_root>/vulndb.db (berth migrate)
+ * unless the destination holds one imported at the same time or later
+ * (vulnerabilitySourceUpdatedAt); *what says which. The source is read in
+ * one snapshot (it may be serving, or importing); the destination's file
+ * is replaced whole in one transaction. BERTH_EUNSUPPORTED when either has
+ * a newer schema; BERTH_EBUSY, BERTH_EDB, BERTH_ENOMEM; err (cap bytes)
+ * gets a reason.
+ */
+enum berth_err vulndb_copy(const char *from_root, const char *to_root, enum vulndb_copied *what,
+                           char *err, size_t cap);
+
 struct vulndb;
 
 /* Open <root_dir>/vulndb.db read-only. BERTH_ENOTFOUND when nothing was

@@ -49,6 +49,14 @@ struct vdb_row {
 enum berth_err vdb_open(const char *path, bool writable, struct vdb **out, char *err, size_t cap);
 void vdb_close(struct vdb *db);
 
+/* Copy the database file from_path into to_path (created when missing;
+ * its previous contents replaced whole, in one write transaction, so its
+ * readers see the old or the new) with SQLite's online backup, which
+ * reads from_path in one read transaction (a consistent snapshot while an
+ * import writes it). err gets a reason. BERTH_EBUSY, BERTH_EDB,
+ * BERTH_ENOMEM. */
+enum berth_err vdb_backup(const char *from_path, const char *to_path, char *err, size_t cap);
+
 /* BEGIN IMMEDIATE (BERTH_EBUSY when another writer holds it), COMMIT,
  * ROLLBACK. */
 enum berth_err vdb_begin(struct vdb *db);

@@ -75,9 +75,11 @@ static const struct command_doc commands[] = {
      "destination holds another registry's data. Not carried: upload sessions in progress, job "
      "leases, blobs in the "
      "archive tier "
-     "(refused: restore them first), scanner/signing files outside the database (vulndb, "
-     "signing profiles); the upstream secrets key file is copied to a destination without "
-     "one. Each CONFIG file is read as written; the BERTH_* "
+     "(refused: restore them first). Copied after the metadata: the upstream secrets key "
+     "file to a destination without one, the signing.profiles_dir key files into the "
+     "destination's signing.profiles_dir (refused when it names none or a file differs), "
+     "<root>/vulndb.db unless the destination's is as new. Each CONFIG file is read as "
+     "written; the BERTH_* "
      "environment does not apply to it."},
     {"secrets put NAME|ARN --username USER",
      "store upstream credentials for pull-through cache rules (password on standard input)",

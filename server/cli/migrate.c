@@ -1,8 +1,14 @@
 /*
  * berth migrate --from CONFIG --to CONFIG: copy one configuration's
  * registry into another's store (storage/bundle/migrate.h), printing a
- * line per phase and periodic counts on standard error, and a summary.
+ * line per phase and periodic counts on standard error, and a summary;
+ * then the files outside the database the destination needs to serve the
+ * same: the upstream secrets key, the signing profiles' keys and the
+ * vulnerability database.
  */
+#include <dirent.h>
+#include <errno.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,6 +20,7 @@
 #include "common/fileio.h"
 #include "common/log.h"
 #include "common/str.h"
+#include "scan/vulndb/vulndb.h"
 #include "storage/bundle/migrate.h"
 #include "storage/meta/meta.h"
 
@@ -159,6 +166,168 @@ static bool carry_secrets_key(const struct cli *src_cli, struct store *src,
     return ok;
 }
 
+/* Largest signing profile file carried (a PEM key and its chain). */
+#define PROFILE_MAX ((size_t)1 << 20)
+
+struct profiles {
+    char (*names)[NAME_MAX + 1]; /* <profile>.pem, in directory order */
+    size_t count;
+    size_t cap;
+};
+
+/* The <profile>.pem files of dir (none when dir is "" or missing). */
+static bool list_profiles(const char *dir, struct profiles *out)
+{
+    memset(out, 0, sizeof(*out));
+    if (dir[0] == '\0') {
+        return true;
+    }
+    DIR *d = opendir(dir);
+    if (d == NULL) {
+        if (errno == ENOENT) {
+            return true;
+        }
+        fprintf(stderr, "berth migrate: cannot read signing.profiles_dir %s: %s\n", dir,
+                strerror(errno));
+        return false;
+    }
+    struct dirent *e;
+    bool ok = true;
+    while (ok && (e = readdir(d)) != NULL) {
+        size_t n = strlen(e->d_name);
+        if (e->d_name[0] == '.' || n <= 4 || strcmp(e->d_name + n - 4, ".pem") != 0) {
+            continue;
+        }
+        if (out->count == out->cap) {
+            size_t cap = out->cap ? out->cap * 2 : 16;
+            void *p = realloc(out->names, cap * sizeof(*out->names));
+            if (p == NULL) {
+                fprintf(stderr, "berth migrate: out of memory\n");
+                ok = false;
+                break;
+            }
+            out->names = p;
+            out->cap = cap;
+        }
+        memcpy(out->names[out->count++], e->d_name, n + 1);
+    }
+    closedir(d);
+    return ok;
+}
+
+/*
+ * signing.profiles_dir: managed signing signs for a profile with the key
+ * in <profile>.pem there, else with a key berth generates and keeps in the
+ * metadata (carried with it). The source's files must sign the same at the
+ * destination: a destination naming no directory is refused (its
+ * signatures would silently use generated keys), as is one whose file of
+ * the same name differs; with write (after the copy) the files the
+ * destination's directory lacks are copied there (0600, the directory
+ * created 0700). Nothing to do when both name the same directory. False
+ * (reported) to stop.
+ */
+static bool carry_profiles(const char *to, const struct berth_config *src,
+                           const struct berth_config *dst, bool write)
+{
+    struct profiles pf;
+    if (!list_profiles(src->signing_profiles_dir, &pf)) {
+        return false;
+    }
+    bool ok = true;
+    size_t copied = 0;
+    char sreal[PATH_MAX], dreal[PATH_MAX];
+    if (pf.count == 0) {
+        goto out;
+    }
+    if (dst->signing_profiles_dir[0] == '\0') {
+        fprintf(stderr,
+                "berth migrate: refused: the source signs with the keys of %zu signing "
+                "profiles in %s (signing.profiles_dir) and %s names no signing.profiles_dir, "
+                "so the destination would sign those profiles with keys of its own; set "
+                "signing.profiles_dir there (a missing or empty directory gets copies of the "
+                "source's files)\n",
+                pf.count, src->signing_profiles_dir, to);
+        ok = false;
+        goto out;
+    }
+    if (realpath(src->signing_profiles_dir, sreal) != NULL &&
+        realpath(dst->signing_profiles_dir, dreal) != NULL && strcmp(sreal, dreal) == 0) {
+        goto out; /* the same files */
+    }
+    for (size_t i = 0; ok && i < pf.count; i++) {
+        char spath[PATH_MAX], dpath[PATH_MAX];
+        snprintf(spath, sizeof(spath), "%s/%s", src->signing_profiles_dir, pf.names[i]);
+        snprintf(dpath, sizeof(dpath), "%s/%s", dst->signing_profiles_dir, pf.names[i]);
+        char *sdata = NULL, *ddata = NULL;
+        size_t slen = 0, dlen = 0;
+        enum berth_err rc = file_read_bounded(spath, PROFILE_MAX, &sdata, &slen);
+        if (rc != BERTH_OK) {
+            fprintf(stderr, "berth migrate: cannot read %s (%s)\n", spath, berth_strerror(rc));
+            ok = false;
+        }
+        enum berth_err drc = ok ? file_read_bounded(dpath, PROFILE_MAX, &ddata, &dlen) : BERTH_OK;
+        if (ok && drc == BERTH_OK && (dlen != slen || memcmp(sdata, ddata, slen) != 0)) {
+            fprintf(stderr,
+                    "berth migrate: refused: the destination's signing profile file %s differs "
+                    "from the source's %s, so that profile would sign with another key; remove "
+                    "one or make them the same\n",
+                    dpath, spath);
+            ok = false;
+        } else if (ok && drc != BERTH_OK && drc != BERTH_ENOTFOUND) {
+            fprintf(stderr, "berth migrate: cannot read %s (%s)\n", dpath, berth_strerror(drc));
+            ok = false;
+        } else if (ok && drc == BERTH_ENOTFOUND && write) {
+            rc = file_mkdir_p(dst->signing_profiles_dir, 0700);
+            if (rc == BERTH_OK) {
+                rc = file_write_atomic(dpath, sdata, slen, 0600, true);
+            }
+            if (rc != BERTH_OK) {
+                fprintf(stderr, "berth migrate: cannot write %s (%s)\n", dpath, berth_strerror(rc));
+                ok = false;
+            } else {
+                copied++;
+            }
+        }
+        if (sdata != NULL) {
+            memset(sdata, 0, slen);
+        }
+        free(sdata);
+        if (ddata != NULL) {
+            memset(ddata, 0, dlen);
+        }
+        free(ddata);
+    }
+    if (ok && copied > 0) {
+        fprintf(stderr, "migrate: %zu signing profile keys copied to %s\n", copied,
+                dst->signing_profiles_dir);
+    }
+out:
+    free(pf.names);
+    return ok;
+}
+
+/* <root>/vulndb.db, the scanner's vulnerability database, unless the
+ * destination's was imported as late. False (reported) to stop. */
+static bool carry_vulndb(const struct berth_config *src, const struct berth_config *dst)
+{
+    enum vulndb_copied what = VULNDB_COPY_NONE;
+    char err[512] = "";
+    enum berth_err rc = vulndb_copy(src->root, dst->root, &what, err, sizeof(err));
+    if (rc != BERTH_OK) {
+        fprintf(stderr, "berth migrate: the vulnerability database: %s\n",
+                err[0] != '\0' ? err : berth_strerror(rc));
+        return false;
+    }
+    if (what == VULNDB_COPY_DONE) {
+        fprintf(stderr, "migrate: the vulnerability database copied to %s/%s\n", dst->root,
+                VULNDB_FILE);
+    } else if (what == VULNDB_COPY_KEPT) {
+        fprintf(stderr, "migrate: the destination's vulnerability database was imported as late as "
+                        "the source's: kept\n");
+    }
+    return true;
+}
+
 int cmd_migrate(struct cli *cli)
 {
     const char *usage = "usage: berth migrate --from CONFIG --to CONFIG [--force]";
@@ -220,7 +389,8 @@ int cmd_migrate(struct cli *cli)
     if (dst == NULL) {
         goto out;
     }
-    if (!carry_secrets_key(&src_cli, src, &dst_cli, false)) {
+    if (!carry_secrets_key(&src_cli, src, &dst_cli, false) ||
+        !carry_profiles(to, &src_cli.cfg, &dst_cli.cfg, false)) {
         goto out;
     }
     fprintf(stderr, "migrate: from %s (%s, %s) to %s (%s, %s)\n", from, src_cli.cfg.storage_backend,
@@ -237,7 +407,9 @@ int cmd_migrate(struct cli *cli)
         fprintf(stderr, "berth migrate: refused: %s\n", why);
         goto out;
     }
-    if (!carry_secrets_key(&src_cli, src, &dst_cli, true)) {
+    if (!carry_secrets_key(&src_cli, src, &dst_cli, true) ||
+        !carry_profiles(to, &src_cli.cfg, &dst_cli.cfg, true) ||
+        !carry_vulndb(&src_cli.cfg, &dst_cli.cfg)) {
         goto out;
     }
     printf("migrate: %lld blobs (%lld copied, %lld already there, %lld bytes copied), "

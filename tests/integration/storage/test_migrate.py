@@ -7,6 +7,8 @@ listings, policies and key; once that server has run, a re-run of the migration 
 would discard what it wrote) is refused unless --force; a destination that holds another
 registry is refused; and the
 registry is migrated back to a fresh filesystem+SQLite store that serves it the same way.
+The upstream secrets key, the signing profiles' key files and the vulnerability database
+are carried (or the run refused before copying anything when they could not be).
 
 Starts Swift and PostgreSQL, so it runs only in the gcc pass of make test.
 """
@@ -16,6 +18,7 @@ import json
 import os
 import re
 import shutil
+import sqlite3
 import subprocess
 import tempfile
 import unittest
@@ -24,6 +27,7 @@ import auth_helpers as e
 import berth_harness as h
 import clients as c
 import ptc_helpers as p
+import scan_helpers as sh
 from pg_fixture import PostgresServer
 from swift_fixture import SwiftServer
 
@@ -48,9 +52,10 @@ class MigrateTest(unittest.TestCase):
         cls.work = tempfile.mkdtemp(prefix="berth-migrate-")
         cls.addClassCleanup(shutil.rmtree, cls.work, True)
 
-    def server(self, kind, name):
+    def server(self, kind, name, extra=None):
         """A harness server (not started) for a store of kind 'local' (filesystem+SQLite) or
-        'remote' (S3 under prefix name/ + PostgreSQL), and its config file for migrate."""
+        'remote' (S3 under prefix name/ + PostgreSQL), and its config file for migrate
+        (with extra's sections added)."""
         srv = h.Server(config={}, env={"BERTH_META_BACKEND": "sqlite" if kind == "local"
                                        else "postgres",
                                        "BERTH_STORAGE_BACKEND": "filesystem" if kind == "local"
@@ -63,6 +68,7 @@ class MigrateTest(unittest.TestCase):
                 "bucket": self.s3.bucket, "prefix": name + "/", "path_style": True,
                 "access_key_id": self.s3.access_key, "secret_access_key": self.s3.secret_key}}
             cfg["meta"] = {"backend": "postgres", "postgres": {"dsn": self.pg.dsn}}
+        cfg.update(extra or {})
         srv.config = cfg
         path = srv.config_file()
         return srv, path
@@ -315,6 +321,106 @@ class MigrateTest(unittest.TestCase):
         rc, out, err = p.berth_secrets(dst, "list")
         self.assertEqual(rc, 0, err)
         self.assertIn("upstream", out)
+
+    def vulndb_rows(self, root):
+        path = os.path.join(root, "vulndb.db")
+        if not os.path.exists(path):
+            return None
+        db = sqlite3.connect("file:%s?mode=ro" % path, uri=True)
+        try:
+            return (sorted(r[0] for r in db.execute("SELECT osv_id FROM vulns")),
+                    sorted(db.execute("SELECT key, value FROM meta")))
+        finally:
+            db.close()
+
+    def test_signing_profiles_and_vulndb_carried(self):
+        """The source's signing profile keys (signing.profiles_dir) and its vulnerability
+        database (<root>/vulndb.db) go with it: a destination naming no profiles directory,
+        or one whose file of a profile differs, is refused before anything is copied; one
+        with a missing directory gets copies (0600, the directory 0700) and the database;
+        a re-run keeps the destination's database while it is as new as the source's and
+        copies it again after the source imported more."""
+        profiles = os.path.join(self.work, "src-profiles")
+        os.makedirs(profiles)
+        keys = {"alpha.pem": b"-----BEGIN PRIVATE KEY-----\nalpha\n",
+                "beta.pem": b"-----BEGIN PRIVATE KEY-----\nbeta\n"}
+        for name, data in keys.items():
+            with open(os.path.join(profiles, name), "wb") as f:
+                f.write(data)
+        with open(os.path.join(profiles, "README"), "w") as f:
+            f.write("not a profile\n")
+        src, src_conf = self.server("local", "prof-src",
+                                    {"signing": {"profiles_dir": profiles}})
+        osv = sh.write_osv(os.path.join(self.work, "osv-1"), sh.OSV_RECORDS)
+        rc, out = h.run_berth(["vulndb", "import", osv], server=src, timeout=120)
+        self.assertEqual(rc, 0, out)
+        src_rows = self.vulndb_rows(src.root)
+        self.assertTrue(src_rows[0], src_rows)
+
+        # no profiles directory named: refused, nothing copied
+        bare, bare_conf = self.server("local", "prof-bare")
+        rc, out, err = self.finish(self.migrate(src_conf, bare_conf))
+        self.assertEqual(rc, 1, err)
+        self.assertIn("names no signing.profiles_dir", err)
+        self.assertIsNone(self.vulndb_rows(bare.root))
+        self.assertNotIn("blobs", out)
+
+        # a profile's file differs: refused, the destination's file kept
+        other_dir = os.path.join(self.work, "other-profiles")
+        os.makedirs(other_dir)
+        with open(os.path.join(other_dir, "beta.pem"), "wb") as f:
+            f.write(b"another key")
+        other, other_conf = self.server("local", "prof-other",
+                                        {"signing": {"profiles_dir": other_dir}})
+        rc, out, err = self.finish(self.migrate(src_conf, other_conf))
+        self.assertEqual(rc, 1, err)
+        self.assertIn("differs from the source's", err)
+        self.assertEqual(sorted(os.listdir(other_dir)), ["beta.pem"])
+        with open(os.path.join(other_dir, "beta.pem"), "rb") as f:
+            self.assertEqual(f.read(), b"another key")
+        self.assertIsNone(self.vulndb_rows(other.root))
+
+        # a directory yet to be made: the keys and the database are copied
+        dst_dir = os.path.join(self.work, "dst", "profiles")
+        dst, dst_conf = self.server("local", "prof-dst",
+                                    {"signing": {"profiles_dir": dst_dir}})
+        rc, out, err = self.finish(self.migrate(src_conf, dst_conf))
+        self.assertEqual(rc, 0, err)
+        self.assertIn("2 signing profile keys copied", err)
+        self.assertIn("vulnerability database copied", err)
+        self.assertEqual(sorted(os.listdir(dst_dir)), sorted(keys))
+        self.assertEqual(os.stat(dst_dir).st_mode & 0o777, 0o700)
+        for name, data in keys.items():
+            path = os.path.join(dst_dir, name)
+            with open(path, "rb") as f:
+                self.assertEqual(f.read(), data)
+            self.assertEqual(os.stat(path).st_mode & 0o777, 0o600)
+        self.assertEqual(self.vulndb_rows(dst.root), src_rows)
+
+        # again: the files are the same, the database as new: kept
+        rc, out, err = self.finish(self.migrate(src_conf, dst_conf))
+        self.assertEqual(rc, 0, err)
+        self.assertNotIn("signing profile keys copied", err)
+        self.assertIn("vulnerability database was imported as late as the source's: kept", err)
+
+        # the source imports more: the next run brings it
+        late = sh.write_osv(os.path.join(self.work, "osv-2"), sh.OSV_LATE)
+        rc, out = h.run_berth(["vulndb", "import", late], server=src, timeout=120)
+        self.assertEqual(rc, 0, out)
+        newer = self.vulndb_rows(src.root)
+        self.assertNotEqual(newer, src_rows)
+        rc, out, err = self.finish(self.migrate(src_conf, dst_conf))
+        self.assertEqual(rc, 0, err)
+        self.assertIn("vulnerability database copied", err)
+        self.assertEqual(self.vulndb_rows(dst.root), newer)
+
+        # both naming the same directory: nothing to copy
+        same, same_conf = self.server("local", "prof-same",
+                                      {"signing": {"profiles_dir": profiles}})
+        rc, out, err = self.finish(self.migrate(src_conf, same_conf))
+        self.assertEqual(rc, 0, err)
+        self.assertNotIn("signing profile keys copied", err)
+        self.assertEqual(sorted(os.listdir(profiles)), sorted(list(keys) + ["README"]))
 
 
 if __name__ == "__main__":

@@ -537,6 +537,67 @@ static void test_schema_version(void)
     CHECK_INT(vulndb_open(root2, &db), BERTH_EDB);
 }
 
+/* berth migrate's copy: into a root without a database, kept while the
+ * destination's is as new, replacing an older one whole (a reader open on
+ * it goes on with what it had). */
+static void test_copy(void)
+{
+    const char *recs = tmp("records-copy");
+    CHECK_INT(file_mkdir_p(recs, 0755), BERTH_OK);
+    write_records(recs);
+    const char *older = tmp("root-copy-older");
+    const char *from = tmp("root-copy-from");
+    const char *to = tmp("root-copy-to");
+    const char *none = tmp("root-copy-none");
+    CHECK_INT(file_mkdir_p(to, 0755), BERTH_OK);
+    CHECK_INT(file_mkdir_p(none, 0755), BERTH_OK);
+    struct vulndb_import_stats st;
+    char err[512] = "";
+    CHECK_INT(vulndb_import(older, recs, &st, err, sizeof(err)), BERTH_OK);
+    int64_t old_at = st.imported_at_ms;
+    time_sleep_ms(5);
+    CHECK_INT(vulndb_import(from, recs, &st, err, sizeof(err)), BERTH_OK);
+    int64_t new_at = st.imported_at_ms;
+    CHECK(new_at > old_at);
+
+    enum vulndb_copied what = VULNDB_COPY_DONE;
+    CHECK_INT(vulndb_copy(none, to, &what, err, sizeof(err)), BERTH_OK);
+    CHECK_INT(what, VULNDB_COPY_NONE);
+    struct vulndb *db = NULL;
+    CHECK_INT(vulndb_open(to, &db), BERTH_ENOTFOUND);
+
+    CHECK_INT(vulndb_copy(from, to, &what, err, sizeof(err)), BERTH_OK);
+    CHECK_INT(what, VULNDB_COPY_DONE);
+    CHECK_INT(vulndb_open(to, &db), BERTH_OK);
+    if (db != NULL) {
+        CHECK_INT(vulndb_source_updated_at_ms(db), new_at);
+        check_findings(db);
+        vulndb_close(db);
+    }
+    CHECK_INT(vulndb_copy(from, to, &what, err, sizeof(err)), BERTH_OK);
+    CHECK_INT(what, VULNDB_COPY_KEPT);
+    /* the destination newer than the source: kept */
+    CHECK_INT(vulndb_copy(older, to, &what, err, sizeof(err)), BERTH_OK);
+    CHECK_INT(what, VULNDB_COPY_KEPT);
+
+    /* an older database (written by an import, in WAL mode) replaced whole
+     * while a reader holds it */
+    struct vulndb *reader = NULL;
+    CHECK_INT(vulndb_open(older, &reader), BERTH_OK);
+    CHECK_INT(vulndb_copy(from, older, &what, err, sizeof(err)), BERTH_OK);
+    CHECK_INT(what, VULNDB_COPY_DONE);
+    if (reader != NULL) {
+        check_findings(reader);
+        vulndb_close(reader);
+    }
+    CHECK_INT(vulndb_open(older, &db), BERTH_OK);
+    if (db != NULL) {
+        CHECK_INT(vulndb_source_updated_at_ms(db), new_at);
+        check_findings(db);
+        vulndb_close(db);
+    }
+}
+
 int main(void)
 {
     snprintf(dir, sizeof(dir), "%s", unit_tmpdir());
@@ -546,6 +607,7 @@ int main(void)
     RUN(test_failed_import_keeps_data);
     RUN(test_archives);
     RUN(test_schema_version);
+    RUN(test_copy);
     file_remove_tree(dir);
     return unit_report("test_vulndb");
 }
