@@ -6,7 +6,8 @@ upstream's access log showing one 200 and one 206 for the rest only; berth mirro
 (SIGKILL) in the middle of a blob, then run again: the blobs complete before the kill are
 not fetched again, the cut one only from where it stopped, and the bundle is byte for byte
 the one an uninterrupted run writes; an upstream that answers a Range request with the
-whole blob (a proxy that drops the header) is followed from the start."""
+whole blob (a proxy that drops the header) is followed from the start; the same kill and
+re-run against Debian's distribution, which answers the Range with a 206."""
 
 import http.client
 import http.server
@@ -257,6 +258,52 @@ class MirrorResumeTest(unittest.TestCase):
         self.assertIn("event=mirror_restart", out)
         self.assertEqual(len([r for r in proxy.ranges if r[1]]), 1, proxy.ranges)
         self.check_bundle(out_path, reference)
+
+
+class DistributionResumeTest(unittest.TestCase):
+    """The same resume against Debian's distribution (docker-registry 2.8) as the upstream:
+    it honours the Range (a 206 for the rest, in its access log), no restart."""
+
+    def test_kill_mid_blob_then_run_again(self):
+        work = tempfile.mkdtemp(prefix="berth-mirror-dist-")
+        self.addCleanup(shutil.rmtree, work, True)
+        os.makedirs(os.path.join(work, "docker"))
+        src = h.Server(target="distribution")
+        self.addCleanup(src.cleanup)
+        src.start()
+        img = h.build_image(layer_count=1, layer_size=BIG, docker=True)
+        h.expect_status(src.registry().push_image("team/big", img, tag="1"), 201)
+        ref = "127.0.0.1:%d/team/big:1" % src.port
+        env = dict(DOCKER_CONFIG=os.path.join(work, "docker"))
+        out_path = os.path.join(work, "dist.tar")
+        rc, out = h.run_berth(["mirror", "--plain-http", ref, "-o", out_path],
+                              env=dict(env, BERTH_TEST_CRASH_AT="mirror-blob-half"), timeout=180)
+        self.assertEqual(rc, -9, out)
+        layer = img.layer_digests[0]
+        partial = os.path.join(out_path + ".parts", "sha256-%s.partial" % h.digest_hex(layer))
+        have = os.path.getsize(partial)
+        self.assertTrue(0 < have < len(img.blobs[layer]))
+        mark = len(src.log_text())
+        rc, out = h.run_berth(["mirror", "--plain-http", ref, "-o", out_path], env=env,
+                              timeout=180)
+        self.assertEqual(rc, 0, out)
+        self.assertIn("event=mirror_resume digest=%s from=%d" % (layer, have), out)
+        self.assertNotIn("event=mirror_restart", out)
+        files = bh.read_bundle(out_path)
+        bh.check_blobs(self, files)
+        self.assertEqual(files["blobs/sha256/" + h.digest_hex(layer)], img.blobs[layer])
+        self.assertFalse(os.path.exists(out_path + ".parts"))
+
+        def layer_gets():
+            return [line for line in src.log_text()[mark:].splitlines()
+                    if "http.request.method=GET" in line and
+                    'uri="/v2/team/big/blobs/%s"' % layer in line and
+                    "http.response.status=" in line]
+        gets = h.wait_until(layer_gets, 10, what="distribution's access line of the layer")
+        self.assertEqual(len(gets), 1, gets)
+        self.assertIn("http.response.status=206", gets[0])
+        rest = len(img.blobs[layer]) - have
+        self.assertRegex(gets[0], r"http\.response\.written=%d(\s|$)" % rest)
 
 
 if __name__ == "__main__":
