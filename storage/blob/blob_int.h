@@ -112,4 +112,7 @@ enum berth_err blob_fs_stage_path(struct blob_store *bs, const char *name, char 
  * the writeback of what was written through it (tests). */
 uint64_t blob_fs_stage_writeback_started(const struct blob_stage *s);
 
+/* How many directory fsyncs a filesystem store made (tests). */
+uint64_t blob_fs_dir_fsyncs(struct blob_store *bs);
+
 #endif

@@ -17,8 +17,9 @@
  * fsyncs its directory; inside it, publish_file finds the file there and
  * only drops the stage, so the database's write lock is never held across
  * a directory fsync on that path. Which prefix directories are known to
- * be durable in their parents is kept per store (dirs_durable): each one
- * costs its parents' fsyncs once per process.
+ * be durable in their parents is kept per store (dirs_durable): with fsync
+ * on, the first publication of an algorithm in a process creates all 256
+ * and fsyncs their parents once (ensure_all_dirs).
  */
 #define _GNU_SOURCE /* sync_file_range */
 #include "blob_int.h"
@@ -57,6 +58,7 @@ struct fs_store {
      * returned yet (publish_file: a blob file that is not the caller's own
      * may still be on its way to the disk) */
     atomic_int links_pending;
+    atomic_uint_fast64_t dir_fsyncs; /* for tests (blob_fs_dir_fsyncs) */
     char blobs_dir[FS_PATH_MAX];
     char uploads_dir[FS_PATH_MAX];
     char trash_dir[FS_PATH_MAX];
@@ -72,6 +74,18 @@ struct fs_stage {
 static struct fs_store *fs_of(struct blob_store *bs)
 {
     return (struct fs_store *)(void *)bs;
+}
+
+/* fsync of a directory of the store, counted. */
+static enum berth_err dir_fsync(struct fs_store *fs, const char *path)
+{
+    atomic_fetch_add(&fs->dir_fsyncs, 1);
+    return file_fsync_dir(path);
+}
+
+uint64_t blob_fs_dir_fsyncs(struct blob_store *bs)
+{
+    return atomic_load(&fs_of(bs)->dir_fsyncs);
 }
 
 static struct fs_stage *stage_of(struct blob_stage *s)
@@ -433,6 +447,38 @@ static atomic_uint_fast64_t *dir_bit(struct fs_store *fs, const struct digest *d
     return &fs->dirs_durable[a][v / 64];
 }
 
+/* With fsync on, the first publication of an algorithm in a process
+ * creates all 256 of its <xx> directories (those missing) and makes their
+ * names durable with one fsync of <alg>/ (and one of blobs/), instead of
+ * two fsyncs at the first use of each: 1 instead of up to 256 per process
+ * and algorithm. words are the algorithm's dirs_durable. */
+static enum berth_err ensure_all_dirs(struct fs_store *fs, const struct blob_paths *p,
+                                      atomic_uint_fast64_t *words, atomic_bool *alg)
+{
+    bool created;
+    enum berth_err rc = ensure_dir(p->alg_dir, &created);
+    char dir[FS_PATH_MAX];
+    for (unsigned v = 0; rc == BERTH_OK && v < 256; v++) {
+        int n = snprintf(dir, sizeof(dir), "%s/%02x", p->alg_dir, v);
+        rc = n < 0 || (size_t)n >= sizeof(dir) ? BERTH_ETOOBIG : ensure_dir(dir, &created);
+    }
+    if (rc != BERTH_OK) {
+        log_error("event=store_error op=mkdir path=%s errno=%d", dir, errno);
+        return rc;
+    }
+    rc = dir_fsync(fs, p->alg_dir);
+    if (rc == BERTH_OK && !atomic_load(alg)) {
+        rc = dir_fsync(fs, fs->blobs_dir);
+        if (rc == BERTH_OK) {
+            atomic_store(alg, true);
+        }
+    }
+    for (int i = 0; rc == BERTH_OK && i < 4; i++) {
+        atomic_store(&words[i], UINT64_MAX);
+    }
+    return rc;
+}
+
 /* Create d's directories when missing, and with fsync on make their names
  * durable in their parents (once per directory and process). */
 static enum berth_err ensure_dirs(struct fs_store *fs, const struct digest *d,
@@ -443,6 +489,9 @@ static enum berth_err ensure_dirs(struct fs_store *fs, const struct digest *d,
     atomic_uint_fast64_t *bit = dir_bit(fs, d, &mask, &alg);
     if (bit != NULL && (atomic_load(bit) & mask) != 0) {
         return BERTH_OK;
+    }
+    if (fs->fsync && bit != NULL) {
+        return ensure_all_dirs(fs, p, fs->dirs_durable[d->alg == DIGEST_SHA256 ? 0 : 1], alg);
     }
     bool created;
     enum berth_err rc = ensure_dir(p->alg_dir, &created);
@@ -458,9 +507,9 @@ static enum berth_err ensure_dirs(struct fs_store *fs, const struct digest *d,
     }
     /* whether this call or another made them: their names may not be on
      * the disk yet */
-    rc = file_fsync_dir(p->alg_dir);
+    rc = dir_fsync(fs, p->alg_dir);
     if (rc == BERTH_OK && (alg == NULL || !atomic_load(alg))) {
-        rc = file_fsync_dir(fs->blobs_dir);
+        rc = dir_fsync(fs, fs->blobs_dir);
         if (rc == BERTH_OK && alg != NULL) {
             atomic_store(alg, true);
         }
@@ -492,7 +541,7 @@ static enum berth_err publish_file(struct fs_store *fs, const char *from, const 
         bool ours = stat(from, &own) == 0 && own.st_dev == sb.st_dev && own.st_ino == sb.st_ino;
         unlink(from);
         if (fs->fsync && !ours && atomic_load(&fs->links_pending) > 0) {
-            return file_fsync_dir(p.pre_dir);
+            return dir_fsync(fs, p.pre_dir);
         }
         return BERTH_OK;
     }
@@ -502,7 +551,7 @@ static enum berth_err publish_file(struct fs_store *fs, const char *from, const 
     }
     /* The source's directory lost an entry; losing that on power failure
      * only leaves a stray file, which expiry or recovery removes. */
-    return fs->fsync ? file_fsync_dir(p.pre_dir) : BERTH_OK;
+    return fs->fsync ? dir_fsync(fs, p.pre_dir) : BERTH_OK;
 }
 
 /* See blob_stage_prepublish (blob.h) and the top of this file. */
@@ -533,7 +582,7 @@ static enum berth_err fs_stage_prepublish(struct blob_store *bs, const char *nam
     /* Linked, or published already (perhaps by a publication whose sync
      * is still under way): either way its name must be durable before a
      * row can say the blob is there. */
-    rc = file_fsync_dir(p.pre_dir);
+    rc = dir_fsync(fs, p.pre_dir);
     if (rc != BERTH_OK && linked) {
         unlink(p.path); /* its name was never known durable: not ours */
     }

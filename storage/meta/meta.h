@@ -126,7 +126,9 @@ enum berth_err meta_repo_get_by_id(struct meta *m, int64_t id, struct meta_repo 
 enum berth_err meta_repo_create(struct meta *m, const char *name, int64_t now,
                                 struct meta_repo *out);
 
-/* Get the repository, creating it when missing. */
+/* Get the repository, creating it when missing. Outside a transaction a
+ * new repository's row does not wait for a log sync of its own (the next
+ * synced commit covers it: a push's first blob). */
 enum berth_err meta_repo_ensure(struct meta *m, const char *name, int64_t now,
                                 struct meta_repo *out);
 

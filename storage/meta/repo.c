@@ -77,8 +77,10 @@ enum berth_err meta_repo_get_by_id(struct meta *m, int64_t id, struct meta_repo 
     return fetch_one(m, st, out);
 }
 
-enum berth_err meta_repo_create(struct meta *m, const char *name, int64_t now,
-                                struct meta_repo *out)
+/* The insert of meta_repo_create; lazily: without waiting for a log sync
+ * of its own (outside a transaction, on a driver that can). */
+static enum berth_err repo_create(struct meta *m, const char *name, int64_t now, bool lazily,
+                                  struct meta_repo *out)
 {
     struct meta_stmt *st =
         meta_prepare(m, meta_sql(m, "INSERT INTO repositories (name, created_at) VALUES (?1, ?2)",
@@ -89,11 +91,20 @@ enum berth_err meta_repo_create(struct meta *m, const char *name, int64_t now,
     }
     meta_bind_text(st, 1, name);
     meta_bind_int64(st, 2, now);
+    if (lazily && m->drv->write_lazily != NULL && !meta_in_transaction(m)) {
+        m->drv->write_lazily(m->conn); /* for this statement only */
+    }
     enum berth_err rc = meta_step_done(m, st, "repo_create");
     if (rc != BERTH_OK) {
         return rc;
     }
     return meta_repo_get_by_id(m, meta_last_id(m), out);
+}
+
+enum berth_err meta_repo_create(struct meta *m, const char *name, int64_t now,
+                                struct meta_repo *out)
+{
+    return repo_create(m, name, now, false, out);
 }
 
 enum berth_err meta_repo_ensure(struct meta *m, const char *name, int64_t now,
@@ -103,7 +114,11 @@ enum berth_err meta_repo_ensure(struct meta *m, const char *name, int64_t now,
     if (rc != BERTH_ENOTFOUND) {
         return rc;
     }
-    rc = meta_repo_create(m, name, now, out);
+    /* A repository made on first push need not survive power loss by
+     * itself: the push's first acknowledged write (a blob's publication)
+     * commits after it, and that commit's log sync makes it durable too.
+     * One log sync fewer per push to a new repository. */
+    rc = repo_create(m, name, now, true, out);
     if (rc == BERTH_EEXIST) {
         /* created by someone else between the two statements */
         rc = meta_repo_get(m, name, out);

@@ -292,6 +292,62 @@ static void test_stage_writeback(void)
     }
 }
 
+/* With fsync on, the first publication of sha256 in a process creates all
+ * 256 prefix directories and fsyncs <alg>/ and blobs/ once; every later
+ * publication fsyncs only its own prefix directory (its new name), also
+ * at the first use of a prefix. */
+static void test_prefix_dirs_synced_once(void)
+{
+    if (on_s3()) {
+        return;
+    }
+    struct blob_store *bs = open_store();
+    uint64_t before = blob_fs_dir_fsyncs(bs);
+    publish(bs, "the first blob");
+    CHECK_INT(blob_fs_dir_fsyncs(bs) - before, 3);
+    char dir[700];
+    snprintf(dir, sizeof(dir), "%s/blobs/sha256", root);
+    int subdirs = 0;
+    DIR *dh = opendir(dir);
+    CHECK(dh != NULL);
+    for (struct dirent *e; dh != NULL && (e = readdir(dh)) != NULL;) {
+        subdirs += e->d_name[0] != '.';
+    }
+    if (dh != NULL) {
+        closedir(dh);
+    }
+    CHECK_INT(subdirs, 256);
+    /* 40 more blobs, most under prefixes not used before: one each */
+    before = blob_fs_dir_fsyncs(bs);
+    for (int i = 0; i < 40; i++) {
+        char text[32];
+        snprintf(text, sizeof(text), "blob number %d", i);
+        publish(bs, text);
+    }
+    CHECK_INT(blob_fs_dir_fsyncs(bs) - before, 40);
+    /* the link before the transaction syncs it; the publication inside
+     * then finds its own file and syncs nothing */
+    char name[BLOB_STAGE_NAME_MAX + 1];
+    struct digest d;
+    digest_buffer(DIGEST_SHA256, "prepublished", 12, &d);
+    CHECK_INT(blob_stage_put(bs, "prepublished", 12, name), BERTH_OK);
+    before = blob_fs_dir_fsyncs(bs);
+    CHECK_INT(blob_stage_prepublish(bs, name, &d), BERTH_OK);
+    CHECK_INT(blob_stage_publish(bs, name, &d), BERTH_OK);
+    CHECK_INT(blob_fs_dir_fsyncs(bs) - before, 1);
+    CHECK(holds(bs, &d, "prepublished"));
+    /* another process (a store opened again) syncs the parents once more */
+    blob_store_close(bs);
+    struct blob_store_options opt = store_opts(true);
+    bs = NULL;
+    CHECK_INT(blob_store_open(&opt, &bs), BERTH_OK);
+    before = blob_fs_dir_fsyncs(bs);
+    publish(bs, "after a restart");
+    publish(bs, "after a restart, again");
+    CHECK_INT(blob_fs_dir_fsyncs(bs) - before, 4);
+    close_store(bs);
+}
+
 static void test_publish_and_read(void)
 {
     struct blob_store *bs = open_store();
@@ -695,6 +751,7 @@ int main(void)
     RUN(test_stage_names);
     RUN(test_stage_write_hash_truncate);
     RUN(test_stage_writeback);
+    RUN(test_prefix_dirs_synced_once);
     RUN(test_publish_and_read);
     RUN(test_publish_large);
     RUN(test_s3_cache_bound);

@@ -380,6 +380,48 @@ static void test_upload_insert_does_not_wait(void)
     file_remove_tree(root);
 }
 
+/* A repository made by meta_repo_ensure (first push) does not wait for a
+ * sync of its own either; meta_repo_create (an explicit creation) does,
+ * and so does the next write after it. In a transaction the commit syncs. */
+static void test_repo_ensure_does_not_wait(void)
+{
+    snprintf(root, sizeof(root), "%s", unit_tmpdir());
+    snprintf(db_path, sizeof(db_path), "%s/berth.db", root);
+    struct meta *m = NULL;
+    CHECK_INT(meta_open(db_path, true, &m), BERTH_OK);
+    if (m == NULL) {
+        return;
+    }
+    struct meta_repo r, again;
+    uint64_t commits0, syncs0, commits, syncs;
+    meta_sqlite_group_stats(m, &commits0, &syncs0);
+    CHECK_INT(meta_repo_ensure(m, "pushed/first", 1000, &r), BERTH_OK);
+    meta_sqlite_group_stats(m, &commits, &syncs);
+    CHECK_INT(syncs, syncs0); /* no sync waited for */
+    CHECK_INT(meta_repo_get(m, "pushed/first", &again), BERTH_OK);
+    CHECK_INT(again.id, r.id);
+    /* there already: nothing written */
+    CHECK_INT(meta_repo_ensure(m, "pushed/first", 1000, &again), BERTH_OK);
+    CHECK_INT(again.id, r.id);
+    /* the next write waits, and its sync covers the repository's row */
+    CHECK_INT(meta_repo_create(m, "explicit", 1000, &r), BERTH_OK);
+    meta_sqlite_group_stats(m, &commits, &syncs);
+    CHECK_INT(syncs, syncs0 + 1);
+    /* inside a transaction: the commit's sync */
+    CHECK_INT(meta_begin(m), BERTH_OK);
+    CHECK_INT(meta_repo_ensure(m, "pushed/in-txn", 1000, &r), BERTH_OK);
+    CHECK_INT(meta_commit(m), BERTH_OK);
+    meta_sqlite_group_stats(m, &commits, &syncs);
+    CHECK_INT(syncs, syncs0 + 2);
+    /* after a failed sync it fails like any write */
+    meta_fault_wal_sync(true);
+    CHECK_INT(meta_repo_create(m, "failed", 1000, &r), BERTH_EIO);
+    meta_fault_wal_sync(false);
+    CHECK(meta_repo_ensure(m, "pushed/after-failure", 1000, &r) != BERTH_OK);
+    meta_close(m);
+    file_remove_tree(root);
+}
+
 /* Without sync_full nothing is synced per commit. */
 static void test_no_group_sync_without_sync_full(void)
 {
@@ -515,6 +557,7 @@ int main(void)
     RUN(test_failed_sync_is_final);
     RUN(test_wal_sync_fault);
     RUN(test_upload_insert_does_not_wait);
+    RUN(test_repo_ensure_does_not_wait);
     RUN(test_no_group_sync_without_sync_full);
     RUN(test_no_descriptor_is_enofd);
     return unit_report("test_sqlite");
