@@ -135,13 +135,21 @@ class WalSyncFailedTest(OpsCase):
     server_env = {"BERTH_TEST_FAULTS": "wal_sync"}
 
     def test_readyz_fails_after_a_failed_log_sync(self):
-        # a write needs a commit, whose sync fails: no session, 500 (the fault is set
-        # just after the server starts listening: a first POST may come before it)
+        # a blob's publication needs a commit, whose sync fails: 500 (the fault is set
+        # just after the server starts listening: a first push may come before it; a
+        # POST's rows wait for no sync of their own)
+        data = b"walsync"
         for _ in range(50):
             resp = self.reg.request("POST", "/v2/walsync/blobs/uploads/")
             if resp.status != 202:
                 break
+            resp = self.reg.finish_upload(resp.header("Location"), h.digest_of(data), data)
+            if resp.status != 201:
+                break
             time.sleep(0.1)
+        self.assertEqual(resp.status, 500, resp.body)
+        # every later write fails, a session's row too: no session, 500
+        resp = self.reg.request("POST", "/v2/walsync/blobs/uploads/")
         self.assertEqual(resp.status, 500, resp.body)
         resp = self.assertStatus(self.get("/readyz"), 503)
         text = resp.body.decode()
@@ -175,9 +183,10 @@ class DrainTest(unittest.TestCase):
         upload.putheader("Transfer-Encoding", "chunked")
         upload.putheader("Content-Type", "application/octet-stream")
         upload.endheaders()
-        upload.send(b"5\r\nhello\r\n")
+        # 256 KiB: what berth gathers before it writes to the session's data
+        upload.send(b"40000\r\n" + b"x" * 0x40000 + b"\r\n")
         # the server has taken the PATCH once its first bytes are in the session
-        h.wait_until(lambda: reg.get(reg.resolve(location)).header("Range") == "0-4", 20,
+        h.wait_until(lambda: reg.get(reg.resolve(location)).header("Range") == "0-262143", 20,
                      what="the PATCH's first bytes in the session")
         server.proc.send_signal(signal.SIGTERM)
         h.wait_until(lambda: "event=server_stopping" in server.log_text(), 20,
