@@ -14,6 +14,7 @@
 #include "store_int.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdlib.h>
@@ -764,7 +765,13 @@ uint64_t upload_offset(const struct upload *u)
 
 unsigned upload_parts(const struct upload *u)
 {
-    return u->state->parts;
+    /* A shared session's row counts its commits, one per part (a part is
+     * never empty), for every replica and across restarts. */
+    unsigned parts = u->state->parts;
+    if (u->shared != NULL && u->shared->gen > (int64_t)parts) {
+        parts = u->shared->gen > (int64_t)UINT_MAX ? UINT_MAX : (unsigned)u->shared->gen;
+    }
+    return parts;
 }
 
 void upload_add_part(struct upload *u)

@@ -39,8 +39,11 @@ enum berth_err upload_acquire(struct store *st, const char *uuid, int64_t repo_i
 uint64_t upload_offset(const struct upload *u);
 
 /* How many parts the session was told it received (upload_add_part: ECR's
- * UploadLayerPart, which limits their number). Counted in memory: a
- * restart of the process starts the count again. */
+ * UploadLayerPart, which limits their number). A session shared among
+ * replicas (the S3 backend) counts them in its row, one per committed
+ * request (so a /v2 PATCH of the same session counts too): the count
+ * holds on every replica and across restarts. A local session counts in
+ * memory: a restart of the process starts the count again. */
 unsigned upload_parts(const struct upload *u);
 void upload_add_part(struct upload *u);
 

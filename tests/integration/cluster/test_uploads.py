@@ -277,6 +277,33 @@ class SharedUploadTest(ClusterTestCase):
         self.assertEqual(out["layerDigest"], h.digest_of(data))
         self.assert_everywhere(repo, data)
 
+    def test_ecr_layer_part_limit_across_replicas(self):
+        """ECR's 1,000 layer parts per upload count on every replica: 500 on A and 500 on
+        B, the 1,001st is refused on A (the count is the session row's, not a process's)."""
+        repo = "cluster/ecr-parts"
+        status, out = self.ecr(self.regs[0], "CreateRepository", {"repositoryName": repo})
+        self.assertEqual(status, 200, out)
+        status, out = self.ecr(self.regs[0], "InitiateLayerUpload", {"repositoryName": repo})
+        self.assertEqual(status, 200, out)
+        uid = out["uploadId"]
+        data = h.random_bytes(1001)
+
+        def part(reg, i):
+            return self.ecr(reg, "UploadLayerPart", {
+                "repositoryName": repo, "uploadId": uid, "partFirstByte": i,
+                "partLastByte": i, "layerPartBlob": base64.b64encode(data[i:i + 1]).decode()})
+        for i in range(1000):
+            status, out = part(self.regs[0] if i < 500 else self.regs[1], i)
+            self.assertEqual(status, 200, out)
+        for reg in (self.regs[0], self.regs[2]):
+            status, out = part(reg, 1000)
+            self.assertEqual((status, out.get("__type")), (400, "LimitExceededException"), out)
+            self.assertIn("1000 layer parts", out["message"])
+        status, out = self.ecr(self.regs[1], "CompleteLayerUpload", {
+            "repositoryName": repo, "uploadId": uid, "layerDigests": [h.digest_of(data[:1000])]})
+        self.assertEqual(status, 200, out)
+        self.assert_everywhere(repo, data[:1000])
+
 
 if __name__ == "__main__":
     unittest.main()
