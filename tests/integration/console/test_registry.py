@@ -287,6 +287,16 @@ class RegistryArchiveTest(h.ServerTestCase):
     # a restored image stays ACTIVATING for the hour
     server_config = {"storage": {"archive": {"restore_seconds": 3600}}}
 
+    @classmethod
+    def setUpClass(cls):
+        # holds the tier job before each move until arch/back is restored: without it a
+        # busy machine's job could move arch/back's blobs between its two storage-class calls
+        cls.hold_dir = tempfile.mkdtemp(prefix="berth-hold-")
+        cls.hold = os.path.join(cls.hold_dir, "hold")
+        cls.server_env = {"BERTH_TEST_HOLD_ARCHIVE": cls.hold}
+        super().setUpClass()
+        cls.addClassCleanup(shutil.rmtree, cls.hold_dir, True)
+
     def test_archive_figures(self):
         admin = e.keys_create(self.server, "registry-admin")
         cl = ConsoleClient(self.reg)
@@ -299,6 +309,7 @@ class RegistryArchiveTest(h.ServerTestCase):
         back = h.build_image(layer_count=1, layer_size=4096, compress=False)
         h.expect_status(reg.push_image("arch/kept", kept, tag="v1"), 201)
         h.expect_status(reg.push_image("arch/back", back, tag="v1"), 201)
+        open(self.hold, "w").close()
         for repo in ("arch/kept", "arch/back"):
             status, out = cl.ecr("UpdateImageStorageClass", {
                 "repositoryName": repo, "imageId": {"imageTag": "v1"},
@@ -308,6 +319,7 @@ class RegistryArchiveTest(h.ServerTestCase):
             "repositoryName": "arch/back", "imageId": {"imageTag": "v1"},
             "targetStorageClass": "STANDARD"})
         self.assertEqual((status, out.get("imageStatus")), (200, "ACTIVATING"), out)
+        os.unlink(self.hold)
         # the archive tier's job moves the blobs only arch/kept uses (its layers and config)
         h.wait_until(lambda: registry(cl).json()["archive"]["blobs"] >= len(kept.blobs), 60,
                      interval=0.2, what="arch/kept's blobs in the archive tier")

@@ -9,6 +9,7 @@ through boto3 and the AWS CLI v1."""
 import base64
 import json
 import os
+import re
 import socket
 import time
 
@@ -156,8 +157,11 @@ class ReplicationCopyTest(e.ModernEcrTestCase):
         self.assertEqual([m["digest"] for m in refs["manifests"]], [sbom.digest])
 
         # the layer B had already was not sent again (HEAD), and the password never shows
+        # (the copy's line is written after its last PUT, which B may answer first)
+        copied = "event=replication_copied repo=rep/app digest=%s" % sbom.digest
+        h.wait_until(lambda: copied in self.server.log_text(), WAIT, interval=0.1,
+                     what="the referrer's copy in A's log")
         log = self.server.log_text()
-        self.assertIn("event=replication_copied repo=rep/app digest=%s" % sbom.digest, log)
         self.assertNotIn(self.b_key[1], log)
         self.assertNotIn(self.b_key[1], self.b.log_text())
 
@@ -195,9 +199,11 @@ class ReplicationCopyTest(e.ModernEcrTestCase):
                      interval=0.1, what="latest moved on B")
         self.assertTrue(self.peer.has_manifest("rep/retag", "v2", img.digest))
         self.wait_status("rep/retag", img.digest, "COMPLETE", "COMPLETE after re-tagging")
-        self.assertRegex(self.server.log_text(),
-                         r"event=replication_copied repo=rep/retag digest=%s \S+ "
-                         r"manifests=3 blobs_sent=0 " % img.digest)
+        # the line is written after the copy's last PUT, which the waits above can see first
+        copied = re.compile(r"event=replication_copied repo=rep/retag digest=%s \S+ "
+                            r"manifests=3 blobs_sent=0 " % img.digest)
+        h.wait_until(lambda: copied.search(self.server.log_text()), WAIT, interval=0.1,
+                     what="the re-tag copy in A's log")
 
     def test_put_image_and_cli(self):
         # ECR PutImage on A (blobs through /v2) is replicated too; the CLI reads the status
@@ -523,6 +529,9 @@ class GiveUpTest(e.ModernEcrTestCase):
                    "failureCode": "PEER_UNAVAILABLE"}]
         h.wait_until(lambda: self.statuses("down/app", imageTag="v1") == failed, WAIT,
                      interval=0.1, what="FAILED PEER_UNAVAILABLE")
+        # (the line is written just after the status)
+        h.wait_until(lambda: "event=replication_failed repo=down/app" in self.server.log_text(),
+                     WAIT, interval=0.1, what="the failure in A's log")
         log = self.server.log_text()
         self.assertIn("event=replication_retry repo=down/app", log)  # before the limit
         self.assertRegex(log, r"event=replication_failed repo=down/app digest=\S+ "
