@@ -1,6 +1,6 @@
 """`make screenshot` (tests/integration/console/screenshot.py) still works: it starts berth,
-pushes its images, drives Chromium through the pages and writes both PNGs, of the size
-the README expects, showing what it waited for."""
+pushes its images, seeds the registry page's history, drives Chromium through the pages
+and writes both PNGs, of the size the README expects, showing what it waited for."""
 
 import os
 import shutil
@@ -30,6 +30,8 @@ class ScreenshotTest(unittest.TestCase):
         proc = subprocess.run([sys.executable, "-B", SCRIPT, "--out", out],
                               capture_output=True, text=True, timeout=300)
         self.assertEqual(proc.returncode, 0, proc.stdout + proc.stderr)
+        # the registry page's history was seeded (and the script saw it charted)
+        self.assertRegex(proc.stdout, r"seeded \d+ minute and hour buckets, [1-9]\d* requests")
         width, height = png_size(os.path.join(out, "console.png"))
         self.assertEqual(width, 1280)
         self.assertGreater(height, 400)
