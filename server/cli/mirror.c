@@ -226,7 +226,13 @@ struct show {
 static void show_progress(void *arg, const struct bundle_progress *p)
 {
     struct show *s = arg;
-    if (s->tty) {
+    if (s->tty && p->total > 0 && !p->done) {
+        fprintf(stderr, "\r\033[Kmirror: [%lld/%lld] %s: %lld/%lld blobs, %.1f/%.1f MiB",
+                (long long)(p->items_done + 1), (long long)p->items_total, p->item ? p->item : "",
+                (long long)p->blobs, (long long)p->total, (double)p->bytes / (1024.0 * 1024.0),
+                (double)p->bytes_total / (1024.0 * 1024.0));
+        fflush(stderr);
+    } else if (s->tty) {
         fprintf(stderr, "\r\033[Kmirror: [%lld/%lld] %s: %lld blobs, %.1f MiB%s",
                 (long long)(p->items_done + (p->done ? 0 : 1)), (long long)p->items_total,
                 p->item ? p->item : "done", (long long)p->blobs,

@@ -27,9 +27,10 @@ struct store;
 /* Where a long run is, for a progress line (called at most a few times a
  * second, and once at the end with done set). */
 struct bundle_progress {
-    int64_t blobs; /* blobs written (export) or entries read (import) */
-    int64_t bytes; /* bytes of them */
-    int64_t total; /* blobs to write (export), 0 when not known */
+    int64_t blobs;       /* blobs written (export) or entries read (import) */
+    int64_t bytes;       /* bytes of them */
+    int64_t total;       /* blobs to fetch (mirror), 0 when not known */
+    int64_t bytes_total; /* bytes of them, 0 when not known */
     bool done;
     const char *item;   /* the image being written (mirror), or NULL */
     int64_t items_done; /* images written (mirror) */

@@ -45,6 +45,8 @@ struct bundle_writer {
     const char *item; /* the image being written, for progress */
     int64_t items_done;
     int64_t items_total;
+    int64_t blobs_total; /* for progress: what is to come, 0 when not known */
+    int64_t bytes_total;
     struct bundle_export_stats stats;
     /* the blob being streamed */
     char entry[DIGEST_STR_MAX + 16];

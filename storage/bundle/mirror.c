@@ -26,6 +26,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -692,6 +693,52 @@ static void *fetch_thread(void *arg)
     return NULL;
 }
 
+/* The temporary bundles (<out>.tmp-<pid>) of runs killed while writing
+ * it, removed: a run writes one only while holding the lock this run now
+ * holds, so one whose process is gone is nobody's. */
+static void remove_stale_tmp(const struct mirror *m)
+{
+    char dir[4096];
+    str_copy(dir, sizeof(dir), m->w.path);
+    char *slash = strrchr(dir, '/');
+    const char *base = m->w.path;
+    if (slash == NULL) {
+        str_copy(dir, sizeof(dir), ".");
+    } else {
+        base = m->w.path + (slash - dir) + 1;
+        slash[slash == dir ? 1 : 0] = '\0';
+    }
+    char prefix[1024];
+    if ((size_t)snprintf(prefix, sizeof(prefix), "%s.tmp-", base) >= sizeof(prefix)) {
+        return;
+    }
+    DIR *d = opendir(dir);
+    struct dirent *e;
+    while (d != NULL && (e = readdir(d)) != NULL) {
+        if (!str_has_prefix(e->d_name, prefix)) {
+            continue;
+        }
+        const char *digits = e->d_name + strlen(prefix);
+        char *end = NULL;
+        long pid = strtol(digits, &end, 10);
+        if (end == digits || *end != '\0' || pid <= 0 || pid == (long)getpid()) {
+            continue;
+        }
+        bool gone = kill((pid_t)pid, 0) != 0 && errno == ESRCH;
+        char path[8192];
+        if (!gone ||
+            (size_t)snprintf(path, sizeof(path), "%s/%s", dir, e->d_name) >= sizeof(path)) {
+            continue;
+        }
+        if (unlink(path) == 0) {
+            log_info("event=mirror_stale_removed path=%s", path);
+        }
+    }
+    if (d != NULL) {
+        closedir(d);
+    }
+}
+
 /* <out>.parts/ made (or found) and locked against another mirror to the
  * same file. */
 static enum berth_err parts_open(struct mirror *m)
@@ -712,6 +759,7 @@ static enum berth_err parts_open(struct mirror *m)
         return fail(m, BERTH_EBUSY, "%s: another berth mirror is writing %s", m->parts, m->w.path);
     }
     m->locked = true;
+    remove_stale_tmp(m);
     return BERTH_OK;
 }
 
@@ -769,6 +817,11 @@ static enum berth_err fetch_blobs(struct mirror *m, int parallel)
     snprintf(item, sizeof(item), "fetching %zu blobs, %zu at a time", m->blob_count, threads);
     m->w.item = item;
     m->w.last_progress_ns = 0;
+    m->w.blobs_total = (int64_t)m->blob_count;
+    m->w.bytes_total = 0;
+    for (size_t i = 0; i < m->plan_count; i++) {
+        m->w.bytes_total += m->plan[i].body == NULL ? m->plan[i].size : 0;
+    }
     bundle_writer_report(&m->w, false);
     pthread_t tids[PARALLEL_MAX];
     size_t started = 0;
@@ -785,6 +838,7 @@ static enum berth_err fetch_blobs(struct mirror *m, int parallel)
     }
     pthread_mutex_destroy(&pool.mu);
     m->w.item = NULL;
+    m->w.blobs_total = m->w.bytes_total = 0;
     return pool.rc;
 }
 
@@ -842,6 +896,7 @@ static enum berth_err write_bundle(struct mirror *m, bool zstd)
         }
         if (rc == BERTH_OK) {
             rc = bundle_writer_end(&m->w, &p->d);
+            fault_point("mirror-bundle-started");
         }
         digest_ctx_free(ctx);
         close(fd);

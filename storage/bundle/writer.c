@@ -236,7 +236,8 @@ void bundle_writer_report(struct bundle_writer *w, bool done)
     w->last_progress_ns = now;
     struct bundle_progress p = {.blobs = w->stats.blobs,
                                 .bytes = w->stats.bytes,
-                                .total = 0,
+                                .total = w->blobs_total,
+                                .bytes_total = w->bytes_total,
                                 .done = done,
                                 .item = w->item,
                                 .items_done = w->items_done,

@@ -387,6 +387,9 @@ fi
         self.assertEqual(proc.returncode, 0, text)
         # one line rewritten in place ("\r", erase), ending with the totals
         self.assertIn("\r\x1b[Kmirror: [1/1] 127.0.0.1:%d/team/app:1:" % src.port, text)
+        # the blobs' fetch shows what is to come (the 3 blobs and their MiB)
+        self.assertRegex(text, r"\r\x1b\[Kmirror: \[1/1\] fetching 3 blobs, 3 at a time: "
+                               r"[0-3]/3 blobs, [0-9.]+/[0-9.]+ MiB")
         self.assertRegex(text, r"\r\x1b\[Kmirror: \[1/1\] done: 4 blobs, [0-9.]+ MiB\r?\n")
         self.assertIn("mirror: 1 images", text)
         self.assertNotIn("so far)", text)  # not the plain per-image lines

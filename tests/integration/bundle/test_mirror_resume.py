@@ -7,7 +7,8 @@ upstream's access log showing one 200 and one 206 for the rest only; berth mirro
 not fetched again, the cut one only from where it stopped, and the bundle is byte for byte
 the one an uninterrupted run writes; an upstream that answers a Range request with the
 whole blob (a proxy that drops the header) is followed from the start; the same kill and
-re-run against Debian's distribution, which answers the Range with a 206."""
+re-run against Debian's distribution, which answers the Range with a 206; killed while
+writing the tar: the run again fetches no blob and removes the dead run's temporary file."""
 
 import http.client
 import http.server
@@ -240,6 +241,26 @@ class MirrorResumeTest(unittest.TestCase):
         self.assertEqual(fetched | complete, set(self.blobs))
         self.assertIn((cut, 206, len(self.blobs[cut]) - have), again)
         self.assertTrue({g[0] for g in first} >= complete)
+
+    def test_kill_while_writing_the_bundle(self):
+        reference = self.reference_bundle()
+        host = "127.0.0.1:%d" % self.src.port
+        out_path = os.path.join(self.work, "late.tar")
+        self.mirror(host, out_path, expect=-9, env={"BERTH_TEST_CRASH_AT": "mirror-bundle-started"})
+        self.assertFalse(os.path.exists(out_path))
+        stale = [n for n in os.listdir(self.work) if n.startswith("late.tar.tmp-")]
+        self.assertEqual(len(stale), 1)
+        names = set(os.listdir(out_path + ".parts"))
+        self.assertEqual(names, {"lock"} | {"sha256-" + h.digest_hex(d) for d in self.blobs})
+        mark = len(self.src.log_text())
+        out = self.mirror(host, out_path)
+        self.assertIn("event=mirror_stale_removed", out)
+        self.check_bundle(out_path, reference)
+        self.assertEqual([n for n in os.listdir(self.work) if ".tmp-" in n], [])
+        # every blob was complete in the parts: none asked for again (the manifests are)
+        h.wait_until(lambda: "/v2/team/big/manifests/" in self.src.log_text()[mark:], 10,
+                     what="the second run's manifest GETs")
+        self.assertEqual(blob_gets(self.src.log_text(), mark), [])
 
     def test_parallel_option_checked(self):
         for bad in ("0", "65", "x"):
