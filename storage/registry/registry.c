@@ -426,8 +426,14 @@ enum berth_err registry_blob_publish(struct store *st, const char *repo, const c
                                      const struct digest *d, int64_t size, struct meta_blob *out,
                                      struct registry_status *s)
 {
+    /* the name's directory fsync before the write lock, as an upload's
+     * (blob.h); inside, the file is only checked */
+    enum berth_err rc = blob_stage_prepublish(store_blobs(st), stage, d);
+    if (rc != BERTH_OK) {
+        return internal(s, rc);
+    }
     struct meta *m;
-    enum berth_err rc = begin_write(st, &m, s);
+    rc = begin_write(st, &m, s);
     if (rc != BERTH_OK) {
         return rc;
     }

@@ -5,6 +5,7 @@
 #include "unit_meta.h"
 #include "unit_registry.h"
 
+#include <pthread.h>
 #include <unistd.h>
 
 #include "common/timeutil.h"
@@ -288,11 +289,120 @@ static void test_blob_publish(void)
     unit_store_remove(st, root);
 }
 
+/* registry_blob_publish (pull-through cache, import, signing) links the
+ * stage in under the blob's name and syncs its directory before it takes
+ * the write lock: while another writer holds the lock, the file is there
+ * already; the row comes once the lock is free. */
+struct holder {
+    struct store *st;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int phase; /* 1: the lock is held; 2: let it go */
+};
+
+static void *hold_write_lock(void *arg)
+{
+    struct holder *hd = arg;
+    struct meta *m = store_meta(hd->st);
+    CHECK_INT(meta_begin(m), BERTH_OK);
+    pthread_mutex_lock(&hd->mu);
+    hd->phase = 1;
+    pthread_cond_broadcast(&hd->cv);
+    while (hd->phase != 2) {
+        pthread_cond_wait(&hd->cv, &hd->mu);
+    }
+    pthread_mutex_unlock(&hd->mu);
+    meta_rollback(m);
+    return NULL;
+}
+
+struct publisher {
+    struct store *st;
+    const char *stage;
+    struct digest d;
+    enum berth_err rc;
+};
+
+static void *publish_blob(void *arg)
+{
+    struct publisher *pb = arg;
+    struct meta_blob b;
+    struct registry_status s;
+    pb->rc = registry_blob_publish(pb->st, "imp/locked", pb->stage, &pb->d, 11, &b, &s);
+    return NULL;
+}
+
+static void test_blob_publish_links_before_the_lock(void)
+{
+    snprintf(root, sizeof(root), "%s", unit_tmpdir());
+    char target[1200];
+    const char *backend = unit_meta_target(root, target, sizeof(target));
+    struct store_options opt = {.root = root,
+                                .fsync = true,
+                                .auto_create = true,
+                                .upload_expiry_ms = 86400000,
+                                .manifest_max = 4 << 20,
+                                .meta_backend = backend,
+                                .meta_target = strcmp(backend, "sqlite") == 0 ? NULL : target};
+    struct store *st = NULL;
+    CHECK_INT(store_open(&opt, &st), BERTH_OK);
+    if (st == NULL) {
+        return;
+    }
+    char stage[BLOB_STAGE_NAME_MAX + 1];
+    struct publisher pb = {.st = st, .stage = stage};
+    digest_buffer(DIGEST_SHA256, "locked blob", 11, &pb.d);
+    CHECK_INT(blob_stage_put(store_blobs(st), "locked blob", 11, stage), BERTH_OK);
+    char path[UNIT_ROOT_MAX + 200];
+    snprintf(path, sizeof(path), "%s/blobs/sha256/%.2s/%s", root, digest_hex(&pb.d),
+             digest_hex(&pb.d));
+
+    struct holder hd = {.st = st};
+    pthread_mutex_init(&hd.mu, NULL);
+    pthread_cond_init(&hd.cv, NULL);
+    pthread_t holder, publisher;
+    CHECK_INT(pthread_create(&holder, NULL, hold_write_lock, &hd), 0);
+    pthread_mutex_lock(&hd.mu);
+    while (hd.phase != 1) {
+        pthread_cond_wait(&hd.cv, &hd.mu);
+    }
+    pthread_mutex_unlock(&hd.mu);
+    CHECK_INT(pthread_create(&publisher, NULL, publish_blob, &pb), 0);
+    /* the file appears while the lock is still held (bounded wait: a
+     * publication inside the lock would never show it here) */
+    bool linked = false;
+    for (int i = 0; i < 500 && !linked; i++) {
+        linked = access(path, F_OK) == 0;
+        if (!linked) {
+            usleep(10000);
+        }
+    }
+    CHECK(linked);
+    struct registry_status s;
+    struct meta_blob b;
+    CHECK_INT(registry_blob_stat(st, "imp/locked", &pb.d, &b, &s), BERTH_ENOTFOUND);
+    pthread_mutex_lock(&hd.mu);
+    hd.phase = 2;
+    pthread_cond_broadcast(&hd.cv);
+    pthread_mutex_unlock(&hd.mu);
+    pthread_join(holder, NULL);
+    pthread_join(publisher, NULL);
+    CHECK_INT(pb.rc, BERTH_OK);
+    CHECK_INT(registry_blob_stat(st, "imp/locked", &pb.d, &b, &s), BERTH_OK);
+    uint64_t size;
+    int64_t mtime;
+    CHECK_INT(blob_stage_stat(store_blobs(st), stage, &size, &mtime), BERTH_ENOTFOUND);
+    pthread_cond_destroy(&hd.cv);
+    pthread_mutex_destroy(&hd.mu);
+    unit_store_remove(st, root);
+}
+
 int main(void)
 {
     RUN(test_registry_rules);
     RUN(test_note_pull_skips_lock);
     RUN(test_referrers);
     RUN(test_blob_publish);
+    RUN(test_blob_publish_links_before_the_lock);
     return unit_report("test_registry");
 }
