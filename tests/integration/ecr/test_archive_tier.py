@@ -383,7 +383,9 @@ class ArchiveHeldRestoreTest(TierMixin, e.ModernEcrTestCase):
         out = s.wait_scan(self.ecr, repo, {"imageTag": "v2"})
         self.assertEqual(out["imageScanStatus"]["status"], "COMPLETE", out)
         self.assertEqual(s.findings_of(out), s.DEBIAN_FINDINGS)
-        self.assertIn(recorded + " status=COMPLETE", self.server.log_text())
+        # the line follows the scan's commit, which the API may show first
+        h.wait_until(lambda: recorded + " status=COMPLETE" in self.server.log_text(), 30,
+                     what="the scan's log line")
 
 
     def test_restore_over_the_scan_quota(self):
