@@ -221,6 +221,29 @@ enum berth_err blob_stage_list(struct blob_store *bs, blob_stage_fn fn, void *ar
     return bs->ops->stage_list(bs, fn, arg);
 }
 
+bool blob_store_id_supported(struct blob_store *bs)
+{
+    return bs->ops->id_get != NULL;
+}
+
+enum berth_err blob_store_id_get(struct blob_store *bs, char *out)
+{
+    out[0] = '\0';
+    return bs->ops->id_get != NULL ? bs->ops->id_get(bs, out) : BERTH_EUNSUPPORTED;
+}
+
+enum berth_err blob_store_id_put(struct blob_store *bs, const char *id)
+{
+    if (bs->ops->id_put == NULL) {
+        return BERTH_EUNSUPPORTED;
+    }
+    size_t n = strlen(id);
+    if (n == 0 || n >= BLOB_STORE_ID_MAX || strspn(id, "0123456789abcdef") != n) {
+        return BERTH_EINVAL;
+    }
+    return bs->ops->id_put(bs, id);
+}
+
 bool blob_shared_supported(struct blob_store *bs)
 {
     return bs->ops->shared_open != NULL;

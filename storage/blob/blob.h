@@ -71,6 +71,23 @@ void blob_store_close(struct blob_store *bs);
 #define BLOB_PING_CACHE_MS 3000
 enum berth_err blob_ping(struct blob_store *bs);
 
+/* The identity of the registry whose blobs these are, kept beside them by
+ * a backend that other databases may reach (the S3 backend: the object
+ * <prefix>berth-store-id), so that a database and a blob store of
+ * different registries are never paired (storage/store/mark.c). Whether
+ * the backend keeps one; the filesystem's blobs are under the data root,
+ * beside its marker, and keep none. */
+#define BLOB_STORE_ID_MAX 64
+bool blob_store_id_supported(struct blob_store *bs);
+
+/* The identity into out (BLOB_STORE_ID_MAX bytes; "" when none was
+ * recorded). BERTH_EUNSUPPORTED (none kept), BERTH_EUNAVAILABLE, BERTH_EIO. */
+enum berth_err blob_store_id_get(struct blob_store *bs, char *out);
+
+/* Record the identity (1..BLOB_STORE_ID_MAX-1 of [0-9a-f]).
+ * BERTH_EUNSUPPORTED, BERTH_EINVAL, BERTH_EUNAVAILABLE, BERTH_EIO. */
+enum berth_err blob_store_id_put(struct blob_store *bs, const char *id);
+
 /* ---- reading ---- */
 
 /* Open a published blob for reading. *fd (owned by the caller, read with

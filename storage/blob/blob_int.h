@@ -15,6 +15,9 @@ struct blob_backend {
     void (*close)(struct blob_store *bs);
     /* may be NULL: always ready */
     enum berth_err (*ping)(struct blob_store *bs);
+    /* may be NULL: no identity kept (blob_store_id_supported) */
+    enum berth_err (*id_get)(struct blob_store *bs, char *out);
+    enum berth_err (*id_put)(struct blob_store *bs, const char *id);
 
     enum berth_err (*open)(struct blob_store *bs, const struct digest *d, int *fd, uint64_t *size);
     enum berth_err (*stat)(struct blob_store *bs, const struct digest *d, uint64_t *size);

@@ -218,6 +218,11 @@ typedef enum berth_err (*s3_upload_fn)(struct s3_store *s, void *arg, const char
                                        const char *upload_id, int64_t initiated_ms);
 enum berth_err s3_list_uploads(struct s3_store *s, const char *under, s3_upload_fn fn, void *arg);
 
+/* The object <prefix>berth-store-id (blob_store_id_get/put): its text
+ * (a hex identity) into out (BLOB_STORE_ID_MAX bytes; "" when absent). */
+enum berth_err s3_store_id_get(struct blob_store *bs, char *out);
+enum berth_err s3_store_id_put(struct blob_store *bs, const char *id);
+
 /* ---- stages (s3_upload.c): the backend operations of the same names ---- */
 
 enum berth_err s3_stage_create(struct blob_store *bs, const char *name);

@@ -513,6 +513,46 @@ enum berth_err s3_list_uploads(struct s3_store *s, const char *under, s3_upload_
     return rc;
 }
 
+#define S3_STORE_ID_KEY "berth-store-id"
+
+enum berth_err s3_store_id_get(struct blob_store *bs, char *out)
+{
+    struct s3_store *s = s3_of(bs);
+    char key[S3_KEY_MAX];
+    snprintf(key, sizeof(key), "%s%s", s->prefix, S3_STORE_ID_KEY);
+    struct buf body;
+    buf_init(&body, BLOB_STORE_ID_MAX);
+    struct s3_req req = {.method = "GET", .key = key, .out_fd = -1, .out = &body};
+    struct s3_resp r;
+    enum berth_err rc = s3_do(s, &req, &r);
+    out[0] = '\0';
+    if (rc == BERTH_OK && r.status == 200) {
+        const char *text = buf_cstr(&body);
+        size_t n = strspn(text, "0123456789abcdef");
+        if (n == 0 || n >= BLOB_STORE_ID_MAX) {
+            log_error("event=s3_error op=store_id key=%s msg=\"not an identity\"", key);
+            rc = BERTH_EIO;
+        } else {
+            memcpy(out, text, n);
+            out[n] = '\0';
+        }
+    } else if (rc == BERTH_OK && r.status != 404) {
+        rc = s3_fail(&req, &r);
+    }
+    s3_resp_fini(&r);
+    buf_fini(&body);
+    return rc;
+}
+
+enum berth_err s3_store_id_put(struct blob_store *bs, const char *id)
+{
+    struct s3_store *s = s3_of(bs);
+    char key[S3_KEY_MAX], text[BLOB_STORE_ID_MAX + 1];
+    snprintf(key, sizeof(key), "%s%s", s->prefix, S3_STORE_ID_KEY);
+    int n = snprintf(text, sizeof(text), "%s\n", id);
+    return s3_put_object(s, key, text, (size_t)n);
+}
+
 enum berth_err s3_head_bucket(struct s3_store *s)
 {
     struct s3_req req = {.method = "HEAD", .key = NULL, .out_fd = -1};

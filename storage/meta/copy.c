@@ -279,6 +279,33 @@ enum berth_err meta_copy_note_served(struct meta *m, int64_t now_ms)
     return rc;
 }
 
+enum berth_err meta_copy_store_id(struct meta *m, bool create, char *out)
+{
+    enum berth_err rc = create ? meta_begin(m) : meta_begin_read(m);
+    if (rc != BERTH_OK) {
+        return rc;
+    }
+    rc = setting_get(m, META_COPY_STORE_SETTING, out, 33);
+    if (rc == BERTH_OK && out[0] == '\0' && create) {
+        uint8_t raw[16];
+        rc = rand_bytes(raw, sizeof(raw));
+        for (size_t i = 0; rc == BERTH_OK && i < sizeof(raw); i++) {
+            snprintf(out + 2 * i, 3, "%02x", raw[i]);
+        }
+        if (rc == BERTH_OK) {
+            rc = setting_put(m, META_COPY_STORE_SETTING, out);
+        }
+        if (rc == BERTH_OK) {
+            rc = meta_commit(m);
+        }
+        if (rc != BERTH_OK) {
+            out[0] = '\0';
+        }
+    }
+    meta_rollback(m);
+    return rc;
+}
+
 enum berth_err meta_copy_registry_id(struct meta *m, char *out)
 {
     enum berth_err rc = meta_begin(m);
@@ -317,8 +344,10 @@ static enum berth_err dst_holds_data(struct meta *dst, const struct table_list *
         char sql[256];
         if (strcmp(t, "registry_settings") == 0) {
             snprintf(sql, sizeof(sql),
-                     "SELECT count(*) FROM registry_settings WHERE name NOT IN ('%s', '%s', '%s')",
-                     META_COPY_ID_SETTING, META_COPY_FROM_SETTING, META_COPY_SERVED_SETTING);
+                     "SELECT count(*) FROM registry_settings WHERE name NOT IN ('%s', '%s', '%s', "
+                     "'%s')",
+                     META_COPY_ID_SETTING, META_COPY_FROM_SETTING, META_COPY_SERVED_SETTING,
+                     META_COPY_STORE_SETTING);
         } else {
             snprintf(sql, sizeof(sql), "SELECT count(*) FROM %s", t);
         }
@@ -532,6 +561,13 @@ enum berth_err meta_copy_all(struct meta *src, struct meta *dst, const char *src
     if (rc != BERTH_OK) {
         goto out;
     }
+    /* the destination's pairing with its own blob store stays */
+    char store_id[64];
+    rc = setting_get(dst, META_COPY_STORE_SETTING, store_id, sizeof(store_id));
+    if (rc != BERTH_OK) {
+        snprintf(why, why_cap, "cannot read the destination's settings");
+        goto out;
+    }
     /* empty, or an earlier copy of this registry: clear it, newest tables first */
     for (size_t i = tl->n; i-- > 0;) {
         char sql[256];
@@ -557,6 +593,12 @@ enum berth_err meta_copy_all(struct meta *src, struct meta *dst, const char *src
     if (rc == BERTH_OK) {
         /* not served since this copy (the source's own mark is not dst's) */
         rc = setting_delete(dst, META_COPY_SERVED_SETTING);
+    }
+    if (rc == BERTH_OK) {
+        rc = setting_delete(dst, META_COPY_STORE_SETTING);
+    }
+    if (rc == BERTH_OK && store_id[0] != '\0') {
+        rc = setting_put(dst, META_COPY_STORE_SETTING, store_id);
     }
     if (rc == BERTH_OK) {
         rc = meta_commit(dst);
@@ -589,6 +631,13 @@ enum berth_err meta_copy_compare(struct meta *a, struct meta *b, char *why, size
                 na--;
             }
             if (setting_get(b, META_COPY_FROM_SETTING, v, sizeof(v)) == BERTH_OK && v[0]) {
+                nb--;
+            }
+            /* and each its own pairing with its blob store */
+            if (setting_get(a, META_COPY_STORE_SETTING, v, sizeof(v)) == BERTH_OK && v[0]) {
+                na--;
+            }
+            if (setting_get(b, META_COPY_STORE_SETTING, v, sizeof(v)) == BERTH_OK && v[0]) {
                 nb--;
             }
         }

@@ -20,6 +20,18 @@
  * the same migration would discard that (meta_copy_check refuses). */
 #define META_COPY_SERVED_SETTING "berth.served_since_migration"
 
+/* The identity of the pairing of this database with its blob store
+ * (made at the first open of a store over both, recorded in the database
+ * and beside the blobs: storage/store/mark.c). A database and a blob store
+ * whose identities differ belong to different registries. Never copied by
+ * meta_copy_all: the destination keeps its own, as its blob store does. */
+#define META_COPY_STORE_SETTING "berth.blob_store_id"
+
+/* The database's META_COPY_STORE_SETTING into out (33 bytes; "" when it
+ * has none), made (32 hex digits) and stored first when create is set
+ * and it has none. BERTH_EDB. */
+enum berth_err meta_copy_store_id(struct meta *m, bool create, char *out);
+
 /* The registry's identity: its META_COPY_ID_SETTING, made (32 hex digits)
  * and stored when it has none. out needs 33 bytes. */
 enum berth_err meta_copy_registry_id(struct meta *m, char *out);

@@ -13,7 +13,10 @@
 #include <sys/stat.h>
 
 #include "common/fileio.h"
+#include "common/log.h"
 #include "common/str.h"
+#include "storage/blob/blob.h"
+#include "storage/meta/meta_copy.h"
 
 static const char *blob_name(const char *blob_backend)
 {
@@ -199,4 +202,64 @@ bool store_root_has_s3_state(const char *root)
         }
     }
     return false;
+}
+
+enum berth_err store_pairing_check(struct store *st, const struct store_options *opt)
+{
+    if (!blob_store_id_supported(st->blobs)) {
+        return BERTH_OK;
+    }
+    const char *bucket = opt->s3.bucket != NULL ? opt->s3.bucket : "";
+    const char *prefix = opt->s3.prefix != NULL ? opt->s3.prefix : "";
+    char in_blobs[BLOB_STORE_ID_MAX];
+    enum berth_err rc = blob_store_id_get(st->blobs, in_blobs);
+    if (rc != BERTH_OK) {
+        log_warn("event=store_pairing_unchecked bucket=%s prefix=%s err=%s msg=\"the blob "
+                 "store's identity cannot be read now; checked at the next start\"",
+                 bucket, prefix, berth_strerror(rc));
+        return BERTH_OK;
+    }
+    struct meta *m = store_meta(st);
+    char in_db[33] = "";
+    rc = m != NULL ? meta_copy_store_id(m, false, in_db) : BERTH_EDB;
+    if (rc != BERTH_OK) {
+        return rc;
+    }
+    if (in_blobs[0] != '\0' && strcmp(in_blobs, in_db) != 0) {
+        if (in_db[0] != '\0') {
+            log_error("event=store_refused bucket=%s prefix=%s msg=\"the blobs under s3://%s/%s "
+                      "belong to another registry's database (their berth-store-id is %s, this "
+                      "database's %s is %s): give this command the configuration the server "
+                      "uses (meta.*, storage.s3.*); nothing was created or deleted\"",
+                      bucket, prefix, bucket, prefix, in_blobs, META_COPY_STORE_SETTING, in_db);
+        } else {
+            log_error("event=store_refused bucket=%s prefix=%s msg=\"the blobs under s3://%s/%s "
+                      "belong to a registry whose database is not this one (their "
+                      "berth-store-id is %s; this database has none: a new or another "
+                      "database, whose garbage collection would delete those blobs): give this "
+                      "command the configuration the server uses (meta.*, storage.s3.*), or "
+                      "use berth migrate to copy a registry; only if this database is meant to "
+                      "take these blobs over, delete the object %sberth-store-id; nothing was "
+                      "created or deleted\"",
+                      bucket, prefix, bucket, prefix, in_blobs, prefix);
+        }
+        return BERTH_ECONFLICT;
+    }
+    if (in_db[0] == '\0') {
+        rc = meta_copy_store_id(m, true, in_db);
+        if (rc != BERTH_OK) {
+            return rc;
+        }
+    }
+    if (in_blobs[0] == '\0') {
+        rc = blob_store_id_put(st->blobs, in_db);
+        if (rc != BERTH_OK) {
+            log_warn("event=store_pairing_unchecked bucket=%s prefix=%s err=%s msg=\"the blob "
+                     "store's identity cannot be recorded now; recorded at the next start\"",
+                     bucket, prefix, berth_strerror(rc));
+        } else {
+            log_info("event=store_paired bucket=%s prefix=%s store_id=%s", bucket, prefix, in_db);
+        }
+    }
+    return BERTH_OK;
 }

@@ -250,6 +250,10 @@ enum berth_err store_open(const struct store_options *opt, struct store **out)
         rc = BERTH_EDB;
         goto out;
     }
+    rc = store_pairing_check(st, opt);
+    if (rc != BERTH_OK) {
+        goto out;
+    }
     rc = store_marker_write(st->root, st->meta_backend, opt->blob_backend);
     if (rc != BERTH_OK) {
         log_error("event=store_error op=write_marker root=%s err=%s", st->root, berth_strerror(rc));

@@ -40,4 +40,18 @@ struct store {
 /* Free every in-memory upload state (store_close). */
 void upload_states_free(struct store *st);
 
+/* Called by store_open once the database and the blob store are open:
+ * a blob store that keeps an identity (S3: blob_store_id_get) and the
+ * database (META_COPY_STORE_SETTING) must name the same one. Both
+ * without: one is made and recorded in both (a fresh pairing, or one from
+ * before identities). The database without and the blob store with one,
+ * or different ones: BERTH_ECONFLICT (logged event=store_refused), a
+ * database of another registry, or a new one, over these blobs (garbage
+ * collection would take every blob for an orphan). The database with and
+ * the blob store without: recorded in the blob store (its object lost, or
+ * a fresh prefix for this database). The blob store unreachable: not
+ * checked (logged), so that a restart during an outage still serves what
+ * it can. BERTH_EDB. */
+enum berth_err store_pairing_check(struct store *st, const struct store_options *opt);
+
 #endif

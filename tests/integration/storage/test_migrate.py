@@ -322,6 +322,131 @@ class MigrateTest(unittest.TestCase):
         self.assertEqual(rc, 0, err)
         self.assertIn("upstream", out)
 
+    # -- the pairing of a database with its blob store ------------------------------------------
+
+    def database(self, name):
+        """The DSN of a new, empty database of the fixture's PostgreSQL."""
+        self.pg.psql("CREATE DATABASE %s" % name)
+        return self.pg.dsn.replace("dbname=postgres", "dbname=" + name)
+
+    def config(self, name, root, prefix=None, dsn=None, endpoint=None):
+        """A config file (filesystem+SQLite when dsn is None) for root, with S3 blobs
+        under prefix when given."""
+        cfg = {"root": root, "gc": {"enabled": False, "grace_seconds": 0}}
+        if prefix is not None:
+            cfg["storage"] = {"backend": "s3", "s3": {
+                "endpoint": endpoint or self.s3.endpoint, "region": self.s3.region,
+                "bucket": self.s3.bucket, "prefix": prefix, "path_style": True,
+                "access_key_id": self.s3.access_key, "secret_access_key": self.s3.secret_key}}
+        if dsn is not None:
+            cfg["meta"] = {"backend": "postgres", "postgres": {"dsn": dsn}}
+        path = os.path.join(self.work, name + ".json")
+        with open(path, "w") as f:
+            json.dump(cfg, f)
+        return path
+
+    def load(self, conf):
+        with open(conf) as f:
+            return json.load(f)
+
+    def gc(self, conf):
+        return h.run_berth(["gc", "--config", conf], timeout=120)
+
+    def store_id(self, prefix):
+        try:
+            obj = self.s3.client().get_object(Bucket=self.s3.bucket,
+                                              Key=prefix + "berth-store-id")
+        except Exception:  # NoSuchKey
+            return None
+        return obj["Body"].read().decode().strip()
+
+    def db_store_id(self, dsn):
+        out = subprocess.run([os.path.join(self.pg.bindir, "psql"), "-X", "-A", "-t", "-d", dsn,
+                              "-c", "SELECT value FROM registry_settings "
+                              "WHERE name = 'berth.blob_store_id'"],
+                             check=True, stdout=subprocess.PIPE).stdout.decode().strip()
+        return out or None
+
+    def blob_keys(self, prefix):
+        page = self.s3.client().list_objects_v2(Bucket=self.s3.bucket, Prefix=prefix + "blobs/")
+        return sorted(o["Key"] for o in page.get("Contents", []))
+
+    def test_blob_store_pairing(self):
+        """A database and the S3 prefix of its blobs record one identity at their first
+        open (berth-store-id beside the blobs, berth.blob_store_id in the database); a new or
+        another database over those blobs (whose garbage collection would take every blob
+        for an orphan) is refused with nothing deleted, an alias of the endpoint and another
+        replica's root are not; berth migrate keeps each side's own pairing."""
+        dsn = self.database("pairing")
+        root = os.path.join(self.work, "pair-root")
+        conf = self.config("pair", root, "pair/", dsn)
+        srv = h.Server(config=self.load(conf))
+        self.addCleanup(srv.cleanup)
+        srv.start()
+        h.expect_status(srv.registry().push_image("pair/app", h.build_image(layer_count=2),
+                                                  tag="v1"), 201)
+        srv.stop()
+        paired = self.store_id("pair/")
+        self.assertIsNotNone(paired)
+        self.assertRegex(paired, "^[0-9a-f]{32}$")
+        self.assertEqual(self.db_store_id(dsn), paired)
+        blobs = self.blob_keys("pair/")
+        self.assertTrue(blobs)
+
+        # another replica's root, and the endpoint under another name: the same registry
+        alias = self.s3.endpoint.replace("127.0.0.1", "localhost")
+        self.assertNotEqual(alias, self.s3.endpoint)
+        rc, out = self.gc(self.config("pair-replica", os.path.join(self.work, "pair-root-2"),
+                                      "pair/", dsn, endpoint=alias))
+        self.assertEqual(rc, 0, out)
+
+        # a new database over these blobs (a wrong dsn): refused, nothing deleted
+        fresh = self.database("pairing_fresh")
+        rc, out = self.gc(self.config("pair-fresh", os.path.join(self.work, "pair-root-3"),
+                                      "pair/", fresh))
+        self.assertEqual(rc, 2, out)
+        self.assertIn("belong to a registry whose database is not this one", out)
+        self.assertIsNone(self.db_store_id(fresh))
+        # and a SQLite root's
+        rc, out = self.gc(self.config("pair-sqlite", os.path.join(self.work, "pair-root-4"),
+                                      "pair/"))
+        self.assertEqual(rc, 2, out)
+        self.assertIn("belong to a registry whose database is not this one", out)
+        # a database paired with other blobs: refused too
+        rc, out = self.gc(self.config("pair-other", os.path.join(self.work, "pair-root-5"),
+                                      "pair-other/", fresh))
+        self.assertEqual(rc, 0, out)
+        other_id = self.store_id("pair-other/")
+        self.assertEqual(self.db_store_id(fresh), other_id)
+        rc, out = self.gc(self.config("pair-crossed", os.path.join(self.work, "pair-root-6"),
+                                      "pair/", fresh))
+        self.assertEqual(rc, 2, out)
+        self.assertIn("belong to another registry's database", out)
+        self.assertEqual(self.blob_keys("pair/"), blobs)
+        self.assertEqual(self.store_id("pair/"), paired)
+
+        # migrate S3 + PostgreSQL into S3 + PostgreSQL: the destination keeps its own pairing
+        dst_dsn = self.database("pairing_dst")
+        dst_conf = self.config("pair-dst", os.path.join(self.work, "pair-dst-root"),
+                               "pair-dst/", dst_dsn)
+        rc, out, err = self.finish(self.migrate(conf, dst_conf))
+        self.assertEqual(rc, 0, err)
+        dst_id = self.store_id("pair-dst/")
+        self.assertIsNotNone(dst_id)
+        self.assertNotEqual(dst_id, paired)
+        self.assertEqual(self.db_store_id(dst_dsn), dst_id)
+        self.assertEqual(self.db_store_id(dsn), paired)
+        dst = h.Server(config=self.load(dst_conf))
+        self.addCleanup(dst.cleanup)
+        dst.start()
+        r = dst.registry().get("/v2/pair/app/tags/list")
+        self.assertEqual(r.status, 200, r.body)
+        dst.stop()
+        # and again (a resumed run), now that it was served: --force
+        rc, out, err = self.finish(self.migrate(conf, dst_conf, args=["--force"]))
+        self.assertEqual(rc, 0, err)
+        self.assertEqual(self.db_store_id(dst_dsn), dst_id)
+
     def vulndb_rows(self, root):
         path = os.path.join(root, "vulndb.db")
         if not os.path.exists(path):

@@ -3,7 +3,8 @@
  * cut-over: a destination a migration wrote is marked once served
  * (meta_copy_note_served), and a later copy of the same source is refused
  * unless forced; a copy clears the mark; a database no migration wrote is
- * never marked. Two roots stand for the source and the destination.
+ * never marked. Two roots stand for the source and the destination. The
+ * pairing of a database with its blob store is never copied.
  */
 #include "unit.h"
 #include "unit_meta.h"
@@ -44,11 +45,59 @@ static void test_rerun_after_serve(void)
     meta_close(src);
 }
 
+/* The pairing of a database with its blob store (META_COPY_STORE_SETTING)
+ * is each database's own: made once and stable, not data that makes a
+ * destination "hold another registry", never copied over the
+ * destination's, and left out of the row comparison. */
+static void test_store_id_kept(void)
+{
+    char a[512], b[512], c[512];
+    snprintf(a, sizeof(a), "%s", unit_tmpdir());
+    snprintf(b, sizeof(b), "%s", unit_tmpdir());
+    snprintf(c, sizeof(c), "%s", unit_tmpdir());
+    struct meta *src = unit_meta_open(a);
+    struct meta *dst = unit_meta_open(b);
+    struct meta *bare = unit_meta_open(c);
+    char sid[33], did[33], got[33], id[33], why[512];
+    CHECK_INT(meta_copy_store_id(src, false, sid), BERTH_OK);
+    CHECK_STR(sid, "");
+    CHECK_INT(meta_copy_store_id(src, true, sid), BERTH_OK);
+    CHECK_INT((int)strlen(sid), 32);
+    CHECK_INT(meta_copy_store_id(src, true, got), BERTH_OK);
+    CHECK_STR(got, sid);
+    CHECK_INT(meta_copy_store_id(src, false, got), BERTH_OK);
+    CHECK_STR(got, sid);
+    CHECK_INT(meta_copy_store_id(dst, true, did), BERTH_OK);
+    CHECK(strcmp(did, sid) != 0);
+
+    CHECK_INT(meta_copy_registry_id(src, id), BERTH_OK);
+    CHECK_INT(meta_copy_check(dst, id, false, why, sizeof(why)), BERTH_OK);
+    struct meta_copy_stats stats;
+    CHECK_INT(meta_copy_all(src, dst, id, &stats, why, sizeof(why)), BERTH_OK);
+    CHECK_INT(meta_copy_store_id(dst, false, got), BERTH_OK);
+    CHECK_STR(got, did);
+    CHECK_INT(meta_copy_store_id(src, false, got), BERTH_OK);
+    CHECK_STR(got, sid);
+    CHECK_INT(meta_copy_compare(src, dst, why, sizeof(why)), BERTH_OK);
+    /* a destination without one gets none */
+    CHECK_INT(meta_copy_all(src, bare, id, &stats, why, sizeof(why)), BERTH_OK);
+    CHECK_INT(meta_copy_store_id(bare, false, got), BERTH_OK);
+    CHECK_STR(got, "");
+    CHECK_INT(meta_copy_compare(src, bare, why, sizeof(why)), BERTH_OK);
+    meta_close(bare);
+    meta_close(dst);
+    meta_close(src);
+    file_remove_tree(a);
+    file_remove_tree(b);
+    file_remove_tree(c);
+}
+
 int main(void)
 {
     snprintf(src_root, sizeof(src_root), "%s", unit_tmpdir());
     snprintf(dst_root, sizeof(dst_root), "%s", unit_tmpdir());
     RUN(test_rerun_after_serve);
+    RUN(test_store_id_kept);
     file_remove_tree(src_root);
     file_remove_tree(dst_root);
     return unit_report("test_meta_copy");
