@@ -6,12 +6,12 @@
  *    manifests' bytes, the blobs' descriptors);
  * 2. the blobs, fetched by opt->parallel threads (each with its own
  *    registry clients) into <out>.parts/: <alg>-<hex>.partial while it
- *    comes, renamed <alg>-<hex> once it matched its digest and size. A
- *    run that finds a part file from an earlier, interrupted run keeps it:
- *    a complete one is not fetched again; a partial one is hashed again
- *    and only the rest asked for (Range: bytes=N-; an upstream that
- *    answers with the whole blob instead starts it again). A connection
- *    broken mid-blob is resumed the same way within the run;
+ *    comes, synced and renamed <alg>-<hex> once it matched its digest
+ *    and size. A run that finds a part file from an earlier, interrupted
+ *    run keeps it: a complete one is not fetched again; a partial one is
+ *    hashed again and only the rest asked for (Range: bytes=N-; an
+ *    upstream that answers with the whole blob instead starts it again).
+ *    A connection broken mid-blob is resumed the same way within the run;
  * 3. the bundle, written in the recorded order from memory and the part
  *    files (each hashed again as it is copied), then made durable and
  *    renamed into place; <out>.parts/ is removed.
@@ -645,6 +645,9 @@ static enum berth_err fetch_blob(struct pool *pool, struct upstream_client *c,
         rc = pool_fail(pool, BERTH_EDIGEST,
                        "blob %s of %s/%s@%s: the content does not match its digest (it is %s)",
                        b->d.str, host, b->repo, b->owner, got.str);
+    } else if (rc == BERTH_OK && fdatasync(s.fd) != 0) {
+        /* durable before it is named complete: a later run trusts the name */
+        rc = pool_fail(pool, BERTH_EIO, "%s: fsync: %s", partial, strerror(errno));
     } else if (rc == BERTH_OK && rename(partial, done_path) != 0) {
         rc = pool_fail(pool, BERTH_EIO, "%s: %s", done_path, strerror(errno));
     } else if (rc == BERTH_OK) {
