@@ -522,6 +522,8 @@ class RegistryBrowserTest(h.ServerTestCase):
         # the activity history: the pushes of setUpClass, written within a second
         def charted():
             b.click(b.wait_for("#registry-refresh"))
+            # the click redraws the page: read the chart once it is there again
+            b.wait_for("#history-requests-minutes")
             label = b.script("const c = document.querySelector('#history-requests-minutes');"
                              "return c && c.getAttribute('aria-label')")
             return label if label and not label.startswith("Requests per minute, the last "
