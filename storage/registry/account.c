@@ -93,7 +93,7 @@ enum berth_err account_setting_get(struct store *st, const char *name, char *out
 {
     struct meta *m = store_meta(st);
     if (m == NULL) {
-        return BERTH_EDB;
+        return BERTH_EUNAVAILABLE;
     }
     return account_setting_get_on(m, name, out, cap);
 }
@@ -106,7 +106,7 @@ enum berth_err account_setting_put(struct store *st, const char *name, const cha
     }
     struct meta *m = store_meta(st);
     if (m == NULL) {
-        return BERTH_EDB;
+        return BERTH_EUNAVAILABLE;
     }
     char key[96];
     key_of(name, key, sizeof(key));

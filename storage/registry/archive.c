@@ -128,7 +128,7 @@ enum berth_err registry_image_set_storage_class(struct store *st, const char *re
     s->err = BERTH_OK;
     struct meta *m = store_meta(st);
     if (m == NULL) {
-        return internal(s, BERTH_EDB);
+        return internal(s, BERTH_EUNAVAILABLE);
     }
     enum berth_err rc = meta_begin(m);
     if (rc != BERTH_OK) {

@@ -28,8 +28,8 @@ enum berth_err registry_image_find(struct store *st, const struct meta_repo *rep
     }
     struct meta *m = store_meta(st);
     if (m == NULL) {
-        return registry_fail(s, REG_INTERNAL, BERTH_EDB, "internal error (%s)",
-                             berth_strerror(BERTH_EDB));
+        return registry_fail(s, REG_UNAVAILABLE, BERTH_EUNAVAILABLE,
+                             "storage unavailable; retry later");
     }
     /* By the tag when there is one: it names one image, which the digest
      * (if given too) must then be. */

@@ -150,7 +150,7 @@ static enum berth_err repo_for_use(struct store *st, const char *name, const cha
     clear_status(s);
     struct meta *m = store_meta(st);
     if (m == NULL) {
-        return internal(s, BERTH_EDB);
+        return internal(s, BERTH_EUNAVAILABLE);
     }
     enum berth_err rc = meta_repo_get(m, name, out);
     if (rc != BERTH_ENOTFOUND) {
@@ -230,7 +230,7 @@ static enum berth_err begin_write(struct store *st, struct meta **out, struct re
     clear_status(s);
     struct meta *m = store_meta(st);
     if (m == NULL) {
-        return internal(s, BERTH_EDB);
+        return internal(s, BERTH_EUNAVAILABLE);
     }
     enum berth_err rc = meta_begin(m);
     if (rc != BERTH_OK) {
@@ -265,7 +265,7 @@ static enum berth_err open_repo(struct store *st, const char *name, struct meta 
     clear_status(s);
     *m = store_meta(st);
     if (*m == NULL) {
-        return internal(s, BERTH_EDB);
+        return internal(s, BERTH_EUNAVAILABLE);
     }
     return find_repo(st, *m, name, false, r, s);
 }
@@ -276,7 +276,7 @@ enum berth_err registry_repo(struct store *st, const char *name, bool create, st
     clear_status(s);
     struct meta *m = store_meta(st);
     if (m == NULL) {
-        return internal(s, BERTH_EDB);
+        return internal(s, BERTH_EUNAVAILABLE);
     }
     return find_repo(st, m, name, create, out, s);
 }
@@ -707,7 +707,7 @@ enum berth_err registry_manifest_put(struct store *st, const struct registry_put
     struct meta *m = store_meta(st);
     if (m == NULL) {
         manifest_info_free(info);
-        return internal(s, BERTH_EDB);
+        return internal(s, BERTH_EUNAVAILABLE);
     }
 
     char tmp[BLOB_STAGE_NAME_MAX + 1] = ""; /* the manifest's bytes, staged */

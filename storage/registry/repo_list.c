@@ -64,7 +64,7 @@ enum berth_err repo_list_page(struct store *st, const char *after, int64_t limit
     }
     struct meta *m = store_meta(st);
     if (m == NULL) {
-        return internal(s, BERTH_EDB);
+        return internal(s, BERTH_EUNAVAILABLE);
     }
     struct page p = {
         .allow = allow,

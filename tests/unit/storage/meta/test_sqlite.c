@@ -5,13 +5,11 @@
  * Always on SQLite, also in the PostgreSQL pass. Worker threads record
  * what they saw; only the main thread checks. */
 #include "unit.h"
+#include "unit_fds.h"
 
-#include <errno.h>
-#include <fcntl.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
-#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -442,50 +440,6 @@ static void test_no_group_sync_without_sync_full(void)
     file_remove_tree(root);
 }
 
-/* Take every descriptor but `spare` under a lowered soft limit; the
- * taken ones are closed and the limit put back by give_back. */
-static int taken[256];
-static size_t taken_n;
-static struct rlimit saved_limit;
-
-static bool take_descriptors(int spare)
-{
-    if (getrlimit(RLIMIT_NOFILE, &saved_limit) != 0) {
-        return false;
-    }
-    int probe = open("/dev/null", O_RDONLY | O_CLOEXEC);
-    if (probe < 0) {
-        return false;
-    }
-    struct rlimit low = saved_limit;
-    low.rlim_cur = (rlim_t)probe + 64; /* at most 64 more to take (and any holes below) */
-    close(probe);
-    if (low.rlim_cur > saved_limit.rlim_cur || setrlimit(RLIMIT_NOFILE, &low) != 0) {
-        return false;
-    }
-    taken_n = 0;
-    int fd;
-    while (taken_n < sizeof(taken) / sizeof(taken[0]) &&
-           (fd = open("/dev/null", O_RDONLY | O_CLOEXEC)) >= 0) {
-        taken[taken_n++] = fd;
-    }
-    if (errno != EMFILE) {
-        return false;
-    }
-    for (int i = 0; i < spare && taken_n > 0; i++) {
-        close(taken[--taken_n]);
-    }
-    return true;
-}
-
-static void give_back(void)
-{
-    while (taken_n > 0) {
-        close(taken[--taken_n]);
-    }
-    setrlimit(RLIMIT_NOFILE, &saved_limit);
-}
-
 /* Without a descriptor for the database, its log or its shared memory
  * (EMFILE), a connection fails with BERTH_ENOFD, the transient failure
  * the APIs answer 503, not BERTH_EDB; once descriptors are free it opens.
@@ -507,8 +461,8 @@ static void test_no_descriptor_is_enofd(void)
     for (int spare = 0; spare <= 1; spare++) {
         struct meta *other = NULL;
         enum berth_err rc = BERTH_OK;
-        if (!take_descriptors(spare)) {
-            give_back();
+        if (!unit_fds_take(spare)) {
+            unit_fds_give_back();
             CHECK(!"cannot take the descriptors");
             break;
         }
@@ -516,7 +470,7 @@ static void test_no_descriptor_is_enofd(void)
         if (rc == BERTH_OK) {
             rc = meta_repo_get(other, "team/app", &r);
         }
-        give_back();
+        unit_fds_give_back();
         if (rc != BERTH_ENOFD) {
             fprintf(stderr, "with %d descriptors spare:\n", spare);
         }
@@ -524,9 +478,9 @@ static void test_no_descriptor_is_enofd(void)
         meta_close(other);
     }
     /* the connection opened before still works without a new descriptor */
-    CHECK(take_descriptors(0));
+    CHECK(unit_fds_take(0));
     CHECK_INT(meta_repo_get(m, "team/app", &r), BERTH_OK);
-    give_back();
+    unit_fds_give_back();
 
     char flag[700];
     snprintf(flag, sizeof(flag), "%s/exhausted", root);

@@ -4,8 +4,10 @@
 #include "unit.h"
 #include "unit_meta.h"
 #include "unit_registry.h"
+#include "unit_fds.h"
 
 #include <pthread.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "common/timeutil.h"
@@ -394,6 +396,52 @@ static void test_blob_publish_links_before_the_lock(void)
     CHECK_INT(blob_stage_stat(store_blobs(st), stage, &size, &mtime), BERTH_ENOTFOUND);
     pthread_cond_destroy(&hd.cv);
     pthread_mutex_destroy(&hd.mu);
+}
+
+struct lookup {
+    struct store *st;
+    enum berth_err rc;
+    struct registry_status s;
+    struct meta_repo repo;
+};
+
+static void *lookup_repo(void *arg)
+{
+    struct lookup *l = arg;
+    l->rc = registry_repo(l->st, "img", false, &l->repo, &l->s);
+    return NULL;
+}
+
+/* A thread that cannot open its database connection (no descriptor left:
+ * EMFILE) gets REG_UNAVAILABLE (503, retry), not REG_INTERNAL (500); once
+ * descriptors are free it gets its connection and the answer. */
+static void test_no_connection_is_unavailable(void)
+{
+    struct store *st = unit_store_new(root, sizeof(root));
+    unit_push_blob(st, "img", "{}");
+    struct lookup l = {.st = st};
+    pthread_t t;
+    if (!unit_fds_take(0)) {
+        unit_fds_give_back();
+        CHECK(!"cannot take the descriptors");
+        unit_store_remove(st, root);
+        return;
+    }
+    int started = pthread_create(&t, NULL, lookup_repo, &l);
+    if (started == 0) {
+        pthread_join(t, NULL);
+    }
+    unit_fds_give_back();
+    CHECK_INT(started, 0);
+    CHECK_INT(l.rc, BERTH_EUNAVAILABLE);
+    CHECK_INT(l.s.reason, REG_UNAVAILABLE);
+    CHECK_INT(l.s.err, BERTH_EUNAVAILABLE);
+    memset(&l, 0, sizeof(l));
+    l.st = st;
+    CHECK_INT(pthread_create(&t, NULL, lookup_repo, &l), 0);
+    pthread_join(t, NULL);
+    CHECK_INT(l.rc, BERTH_OK);
+    CHECK_STR(l.repo.name, "img");
     unit_store_remove(st, root);
 }
 
@@ -404,5 +452,6 @@ int main(void)
     RUN(test_referrers);
     RUN(test_blob_publish);
     RUN(test_blob_publish_links_before_the_lock);
+    RUN(test_no_connection_is_unavailable);
     return unit_report("test_registry");
 }
