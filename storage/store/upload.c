@@ -60,14 +60,10 @@ struct upload {
     struct upload_state *state;
     struct blob_stage *data;
     uint64_t start;               /* the offset when this request took the session */
-    uint8_t *pend;                /* body bytes not yet written to the stage (below) */
-    size_t pend_len;              /* the last pend_len of state->offset's bytes */
     struct hasher *hasher;        /* hashing the body on a thread of its own (below) */
     bool inline_only;             /* a hasher was tried in this request */
     struct upload_shared *shared; /* a shared session (then data is NULL) */
 };
-
-static enum berth_err pend_flush(struct upload *u);
 
 static size_t bucket_of(const struct store *st, const char *uuid)
 {
@@ -471,7 +467,7 @@ enum berth_err upload_save(struct upload *u)
 {
     struct upload_shared *sh = u->shared;
     if (sh == NULL) {
-        return pend_flush(u); /* a local session's bytes: on its stage */
+        return BERTH_OK; /* a local session's bytes are where they were written */
     }
     if (sh->failed || sh->stage == NULL) {
         return BERTH_EIO;
@@ -948,67 +944,6 @@ static void hasher_drain(struct upload *u)
     atomic_fetch_sub(&hashers_running, 1);
 }
 
-/* ---- gathering the body ----
- *
- * libmicrohttpd hands a body over in pieces of its read buffer (16 KiB
- * with http.memory_limit_kib 32). Each piece is hashed as it comes (while
- * it is in the cache), but gathered into UPLOAD_PEND bytes before it is
- * written to the stage: one pwrite per 256 KiB instead of sixteen. The
- * session's offset counts the gathered bytes (what the client sent and the
- * hash covers); the stage holds all but the last pend_len of them. They
- * are written before anything reads the stage or answers for the request:
- * upload_save, upload_truncate, the digest of upload_complete and
- * upload_release. A failed write rolls the session back to what the stage
- * holds, which the hash is then rebuilt from. A hasher (above) reads only
- * what was written, and is fed each time the gathered bytes are. */
-
-/* Bytes gathered before a write to the stage (the hasher's read size too,
- * so that it is woken once per write). */
-#define UPLOAD_PEND UPLOAD_PIPE_READ
-
-/* After a failed write: back to the stage's bytes, the hash to be rebuilt
- * from them (a hasher's kept when it hashed exactly those). */
-static void pend_rollback(struct upload *u, uint64_t disk, int err)
-{
-    struct upload_state *s = u->state;
-    log_error("event=store_error op=upload_write uuid=%s errno=%d", s->uuid, err);
-    u->pend_len = 0;
-    bool had_hasher = u->hasher != NULL;
-    s->offset = disk;
-    hasher_drain(u);
-    if (!had_hasher) {
-        /* the inline hash covered the bytes just lost */
-        digest_ctx_free(s->ctx);
-        s->ctx = NULL;
-    }
-    /* Cut off whatever part of the write landed: the data must keep
-     * matching the hash. */
-    if (blob_stage_truncate(u->data, disk) != BERTH_OK) {
-        digest_ctx_free(s->ctx);
-        s->ctx = NULL;
-    }
-}
-
-/* Write the gathered bytes to the stage. */
-static enum berth_err pend_flush(struct upload *u)
-{
-    if (u->pend_len == 0) {
-        return BERTH_OK;
-    }
-    struct upload_state *s = u->state;
-    uint64_t disk = s->offset - u->pend_len;
-    enum berth_err rc = blob_stage_write(u->data, disk, u->pend, u->pend_len);
-    if (rc != BERTH_OK) {
-        pend_rollback(u, disk, errno);
-        return rc;
-    }
-    u->pend_len = 0;
-    if (u->hasher != NULL) {
-        hasher_feed(u->hasher, s->offset);
-    }
-    return BERTH_OK;
-}
-
 /* Make sure the running hash covers the file's first `offset` bytes. */
 static enum berth_err ensure_ctx(struct upload *u)
 {
@@ -1037,50 +972,35 @@ enum berth_err upload_write(struct upload *u, const void *p, size_t n)
     if (u->shared != NULL) {
         return shared_write(u, p, n);
     }
+    enum berth_err rc = u->hasher != NULL ? BERTH_OK : ensure_ctx(u);
+    if (rc != BERTH_OK) {
+        return rc;
+    }
     struct upload_state *s = u->state;
-    bool direct = u->pend_len == 0 && n >= UPLOAD_PEND; /* as large as a gathering */
-    if (!direct && u->pend == NULL && (u->pend = malloc(UPLOAD_PEND)) == NULL) {
-        return BERTH_ENOMEM;
-    }
-    enum berth_err rc = BERTH_OK;
-    if (u->hasher == NULL && s->ctx == NULL) {
-        /* the hash is rebuilt from the stage: it must hold everything */
-        rc = pend_flush(u);
-        if (rc == BERTH_OK) {
-            rc = ensure_ctx(u);
+    rc = blob_stage_write(u->data, s->offset, p, n);
+    if (rc != BERTH_OK) {
+        int err = errno;
+        hasher_drain(u);
+        log_error("event=store_error op=upload_write uuid=%s errno=%d", s->uuid, err);
+        /* Cut off whatever part of the write landed: the data must keep
+         * matching the hash. */
+        if (blob_stage_truncate(u->data, s->offset) != BERTH_OK) {
+            digest_ctx_free(s->ctx);
+            s->ctx = NULL;
         }
-        if (rc != BERTH_OK) {
-            return rc;
-        }
+        return rc;
     }
-    if (u->hasher == NULL && digest_ctx_update(s->ctx, p, n) != BERTH_OK) {
+    if (u->hasher != NULL) {
+        s->offset += n;
+        hasher_feed(u->hasher, s->offset);
+        return BERTH_OK;
+    }
+    rc = digest_ctx_update(s->ctx, p, n);
+    if (rc != BERTH_OK) {
         digest_ctx_free(s->ctx);
-        s->ctx = NULL; /* rebuilt from the stage when needed */
+        s->ctx = NULL;
     }
-    if (direct) {
-        rc = blob_stage_write(u->data, s->offset, p, n);
-        s->offset += n; /* what the inline hash covers */
-        if (rc != BERTH_OK) {
-            pend_rollback(u, s->offset - n, errno);
-            return rc;
-        }
-        if (u->hasher != NULL) {
-            hasher_feed(u->hasher, s->offset);
-        }
-    } else {
-        const uint8_t *b = p;
-        while (n > 0) {
-            size_t c = UPLOAD_PEND - u->pend_len < n ? UPLOAD_PEND - u->pend_len : n;
-            memcpy(u->pend + u->pend_len, b, c);
-            u->pend_len += c;
-            s->offset += c;
-            b += c;
-            n -= c;
-            if (u->pend_len == UPLOAD_PEND && (rc = pend_flush(u)) != BERTH_OK) {
-                return rc;
-            }
-        }
-    }
+    s->offset += n;
     hasher_start(u);
     return BERTH_OK;
 }
@@ -1097,15 +1017,8 @@ enum berth_err upload_truncate(struct upload *u, uint64_t offset)
     if (offset == s->offset) {
         return BERTH_OK;
     }
-    enum berth_err rc = pend_flush(u);
-    if (rc != BERTH_OK) {
-        return rc;
-    }
-    if (offset > s->offset) {
-        return BERTH_ERANGE; /* the failed write took the rest back */
-    }
     hasher_drain(u);
-    rc = blob_stage_truncate(u->data, offset);
+    enum berth_err rc = blob_stage_truncate(u->data, offset);
     if (rc != BERTH_OK) {
         return rc;
     }
@@ -1145,13 +1058,6 @@ void upload_release(struct upload *u)
     if (u == NULL) {
         return;
     }
-    if (u->shared == NULL && u->data != NULL) {
-        /* what arrived is kept, as it would have been written piece by
-         * piece (a cut PATCH resumes from it); a failure is logged and
-         * leaves the session at what the stage holds */
-        pend_flush(u);
-    }
-    free(u->pend);
     hasher_drain(u);
     shared_free(u->shared);
     blob_stage_close(u->data);
@@ -1164,10 +1070,6 @@ void upload_release(struct upload *u)
 static enum berth_err content_digest(struct upload *u, enum digest_alg alg, struct digest *out)
 {
     struct upload_state *s = u->state;
-    enum berth_err frc = pend_flush(u);
-    if (frc != BERTH_OK) {
-        return frc;
-    }
     hasher_drain(u);
     if (alg == s->alg) {
         enum berth_err rc = ensure_ctx(u);
@@ -1198,10 +1100,6 @@ static enum berth_err content_digest(struct upload *u, enum digest_alg alg, stru
 static void destroy_session(struct upload *u)
 {
     struct store *st = u->st;
-    u->state->offset -= u->pend_len; /* dropped with the rest */
-    u->pend_len = 0;
-    free(u->pend);
-    u->pend = NULL;
     hasher_drain(u);
     struct meta *m = store_meta(st);
     if (m != NULL) {
@@ -1296,7 +1194,6 @@ enum berth_err upload_complete(struct upload *u, const struct digest *expected,
     out->created_at = now;
     out->touched_at = now;
     drop_state(st, s);
-    free(u->pend);
     free(u);
     return BERTH_OK;
 }

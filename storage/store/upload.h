@@ -47,17 +47,12 @@ uint64_t upload_offset(const struct upload *u);
 unsigned upload_parts(const struct upload *u);
 void upload_add_part(struct upload *u);
 
-/* Append n bytes at the current offset, hashing them. Bytes may be
- * gathered in memory (256 KiB) before they reach the session's data; they
- * do by upload_save, upload_truncate, upload_complete and upload_release.
- * On failure (here or in one of those) the session is rolled back to what
- * its data holds, which may drop earlier bytes of the same request:
- * upload_offset tells where it stands. */
+/* Append n bytes at the current offset, hashing them. On failure the
+ * session is rolled back to the offset it had before this call. */
 enum berth_err upload_write(struct upload *u, const void *p, size_t n);
 
-/* Commit what this request appended, where every replica sees it: the
- * write of the gathered bytes for a session whose bytes are local (the
- * filesystem; not synced), the commit
+/* Commit what this request appended, where every replica sees it: a
+ * no-op for a session whose bytes are local (the filesystem), the commit
  * of the session's shared state on a blob store with shared stages (S3;
  * see upload.c). Call before answering a request that appended (a PATCH,
  * an UploadLayerPart). BERTH_ERANGE when another request (on any replica)

@@ -135,11 +135,10 @@ class UploadSessionTest(h.ServerTestCase):
         self.assertRangeHeader(resp, len(data) - 1)
         self.status(resp.header("Location"), len(data) - 1)
 
-    def test_chunks_around_the_gathering_size(self):
-        # berth gathers body bytes (256 KiB) before writing them: PATCHes of
-        # sizes around it, with and without Content-Range, streamed pieces
-        # of odd sizes, a refused PATCH cut back inside what was gathered,
-        # and a last chunk on the PUT; every offset and every byte checked.
+    def test_chunks_around_256_kib(self):
+        # PATCHes of sizes around 256 KiB, with and without Content-Range,
+        # streamed pieces of odd sizes, a refused PATCH cut back, and a last
+        # chunk on the PUT; every offset and every byte checked.
         g = 256 * 1024
         sizes = [g - 1, 1, g, g + 1, 16384, 2 * g + 7, 5, 600000]
         data = h.random_bytes(sum(sizes) + 3 * g + 11)

@@ -183,7 +183,7 @@ class DrainTest(unittest.TestCase):
         upload.putheader("Transfer-Encoding", "chunked")
         upload.putheader("Content-Type", "application/octet-stream")
         upload.endheaders()
-        # 256 KiB: what berth gathers before it writes to the session's data
+        # 256 KiB: enough to be in the session's data even if pieces were gathered
         upload.send(b"40000\r\n" + b"x" * 0x40000 + b"\r\n")
         # the server has taken the PATCH once its first bytes are in the session
         h.wait_until(lambda: reg.get(reg.resolve(location)).header("Range") == "0-262143", 20,

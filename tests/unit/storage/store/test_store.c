@@ -207,17 +207,16 @@ static void write_pieces(struct upload *u, const unsigned char *data, size_t *at
     }
 }
 
-/* Body bytes are gathered (256 KiB) before they reach the stage; every
- * byte still lands once and in order whatever the pieces' sizes around
- * the gathering's size, across cut backs inside and before what is
- * gathered, saves, releases (a cut request), a restart (the hash rebuilt
- * from the file) and pieces larger than the gathering. The published
- * blob is read back and compared byte for byte. */
-static void test_upload_gathered_bytes(void)
+/* Every byte of a body lands once and in order whatever the pieces' sizes
+ * (around 256 KiB: the size a gathering of pieces into larger writes was
+ * tried with, docs/benchmarks.md), across cut backs, saves, releases (a
+ * cut request), a restart (the hash rebuilt from the file) and large
+ * pieces. The published blob is read back and compared byte for byte. */
+static void test_upload_bytes_in_order(void)
 {
     struct store *st = unit_store_new(root, sizeof(root));
     struct meta_repo r = {.id = repo(st, "gather")};
-    const size_t K = 1024, G = 256 * K; /* UPLOAD_PEND */
+    const size_t K = 1024, G = 256 * K;
     size_t total = 5 * G * 4 + 12345;
     unsigned char *data = malloc(total);
     CHECK(data != NULL);
@@ -240,19 +239,16 @@ static void test_upload_gathered_bytes(void)
     struct upload *u = NULL;
     CHECK_INT(upload_acquire(st, uuid, r.id, &u), BERTH_OK);
 
-    /* small pieces are gathered: nothing on the stage yet */
     const size_t small[] = {16 * K};
     write_pieces(u, data, &at, 100 * K, small, 1, &turn);
     CHECK_INT(upload_offset(u), 100 * K);
-    CHECK_INT(stage_size(st, uuid), 0);
-    /* the save writes them */
     CHECK_INT(upload_save(u), BERTH_OK);
     CHECK_INT(stage_size(st, uuid), 100 * K);
-    /* more, in every size around the gathering's */
+    /* more, in every size around 256 KiB */
     write_pieces(u, data, &at, 100 * K + 5 * G + 3, around, n_around, &turn);
     CHECK_INT(upload_offset(u), at);
     CHECK(stage_size(st, uuid) <= at);
-    /* a cut back inside what is gathered, and one before it */
+    /* a cut back near the end, and one far before it */
     at -= 1000;
     CHECK_INT(upload_truncate(u, at), BERTH_OK);
     CHECK_INT(upload_offset(u), at);
@@ -294,8 +290,7 @@ static void test_upload_gathered_bytes(void)
     CHECK(back != NULL && memcmp(back, data, total) == 0);
     free(back);
 
-    /* pieces as large as the gathering, from the start (ECR's parts):
-     * written as they come, and the hash of the request's own bytes */
+    /* large pieces from the start (ECR's parts) */
     CHECK_INT(upload_create(st, r.id, DIGEST_SHA256, uuid), BERTH_OK);
     CHECK_INT(upload_acquire(st, uuid, r.id, &u), BERTH_OK);
     CHECK_INT(upload_write(u, data, 2 * G + 1), BERTH_OK);
@@ -509,7 +504,7 @@ int main(void)
     RUN(test_schema_newer);
     RUN(test_uploads);
     RUN(test_large_upload_hashed_alongside);
-    RUN(test_upload_gathered_bytes);
+    RUN(test_upload_bytes_in_order);
     RUN(test_trash_recovery);
     RUN(test_backend_marker);
     RUN(test_no_new_db_over_blobs);
