@@ -241,6 +241,8 @@ static const struct config_key keys[] = {
     {"replication.poll_seconds", CONFIG_INT, OFF(replication_poll_seconds), "30", 1, DAY,
      "the replication workers look at their queues at least this often (a push wakes them at "
      "once: on PostgreSQL through LISTEN/NOTIFY)"},
+    {"replication.concurrency_per_peer", CONFIG_INT, OFF(replication_concurrency_per_peer), "4", 1,
+     64, "how many images are copied to one peer at once (a repository's one at a time, in order)"},
 };
 
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))

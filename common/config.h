@@ -126,6 +126,7 @@ struct berth_config {
     int64_t replication_timeout_seconds;
     int64_t replication_failed_after_seconds;
     int64_t replication_poll_seconds;
+    int64_t replication_concurrency_per_peer;
     json_t *doc; /* the parsed config file (owned), or NULL */
 };
 

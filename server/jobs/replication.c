@@ -6,6 +6,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "common/fault.h"
 #include "common/log.h"
@@ -30,6 +32,18 @@ struct repl_thread {
     atomic_bool cancel;
     pthread_t thread;
     bool started;
+    /* the workers copying at once during a pass (each claims its copies in
+     * the queue), handed runs by this thread */
+    pthread_t *workers;
+    size_t nworkers; /* replication.concurrency_per_peer; 1 for the unmapped */
+    size_t workers_started;
+    pthread_mutex_t lock;
+    pthread_cond_t cond;                /* runs handed out, runs finished, stop */
+    size_t runs;                        /* under lock: runs handed out, not yet taken */
+    size_t busy;                        /* under lock: workers in a run */
+    int64_t next_at;                    /* under lock: earliest next_at runs reported (0: none) */
+    enum berth_err rc;                  /* under lock: a run's database error */
+    struct upstream_repl_totals totals; /* under lock: what the runs did */
 };
 
 struct replication_job {
@@ -39,7 +53,10 @@ struct replication_job {
     char source[64]; /* registry.region/registry.id */
     char *except;    /* ",region/id,...," of every peer */
     struct leases *leases;
-    int64_t poll_ms; /* replication.poll_seconds */
+    int64_t poll_ms;  /* replication.poll_seconds */
+    size_t workers;   /* replication.concurrency_per_peer */
+    int64_t claim_ms; /* a copy's claim in the queue: the lease length, renewed */
+    char holder[128]; /* whose claims: the lease holder id (or this process's) */
     atomic_bool stop;
     struct repl_thread *threads; /* peer_count + 1 */
     /* on PostgreSQL: the thread listening for the other replicas' pushes */
@@ -70,6 +87,103 @@ static bool claim_queue(struct repl_thread *t, int64_t *wait_ms)
     return false;
 }
 
+/* A worker: a run over the thread's queue whenever one is handed out. */
+static void *worker_main(void *arg)
+{
+    struct repl_thread *t = arg;
+    struct replication_job *j = t->j;
+    pthread_mutex_lock(&t->lock);
+    for (;;) {
+        while (t->runs == 0 && !atomic_load(&j->stop)) {
+            pthread_cond_wait(&t->cond, &t->lock);
+        }
+        if (atomic_load(&j->stop)) {
+            break;
+        }
+        t->runs--;
+        t->busy++;
+        pthread_mutex_unlock(&t->lock);
+        int64_t next_at = 0;
+        struct upstream_repl_totals tot = {0, 0, 0};
+        enum berth_err rc = upstream_repl_run(j->st, &t->opt, &next_at, &tot);
+        pthread_mutex_lock(&t->lock);
+        t->busy--;
+        t->totals.complete += tot.complete;
+        t->totals.retrying += tot.retrying;
+        t->totals.failed += tot.failed;
+        if (rc != BERTH_OK) {
+            t->rc = rc;
+        }
+        if (next_at > 0 && (t->next_at == 0 || next_at < t->next_at)) {
+            t->next_at = next_at;
+        }
+        pthread_cond_broadcast(&t->cond);
+    }
+    pthread_mutex_unlock(&t->lock);
+    return NULL;
+}
+
+/* Under t->lock: hand a run to every idle worker. */
+static void hand_out(struct repl_thread *t)
+{
+    t->runs = t->nworkers - t->busy;
+    t->next_at = 0;
+    pthread_cond_broadcast(&t->cond);
+}
+
+/* One pass over the queue, the lease held: the workers copy at once (each
+ * claims its copies), and idle ones get another run when a push queues a
+ * copy (*seen: the wake-up count the caller waits on) or a retry is due,
+ * until none has anything left. Claims are renewed meanwhile. */
+static enum berth_err run_pass(struct repl_thread *t, uint64_t *seen, int64_t *next_at,
+                               struct upstream_repl_totals *tot)
+{
+    struct replication_job *j = t->j;
+    int64_t renew_at = time_mono_ns() / 1000000 + j->claim_ms / 3;
+    pthread_mutex_lock(&t->lock);
+    t->rc = BERTH_OK;
+    t->totals = (struct upstream_repl_totals){0, 0, 0};
+    hand_out(t);
+    while (t->runs > 0 || t->busy > 0) {
+        if (atomic_load(&t->cancel)) {
+            t->runs = 0; /* stopping, or the lease was lost */
+        }
+        struct timespec ts;
+        int64_t at = time_mono_ns() + 200 * 1000000LL;
+        ts.tv_sec = (time_t)(at / 1000000000);
+        ts.tv_nsec = (long)(at % 1000000000);
+        pthread_cond_timedwait(&t->cond, &t->lock, &ts);
+        if (t->runs == 0 && t->busy == 0) {
+            break;
+        }
+        int64_t due = t->next_at;
+        pthread_mutex_unlock(&t->lock);
+        int64_t mono = time_mono_ns() / 1000000;
+        if (mono >= renew_at) {
+            struct meta *m = store_meta(j->st);
+            enum berth_err rc =
+                m == NULL ? BERTH_EDB
+                          : meta_repl_renew(m, j->holder, time_now_ms() + j->claim_ms, NULL);
+            if (rc != BERTH_OK) {
+                log_error("event=replication_error op=renew_claims err=%s", berth_strerror(rc));
+            }
+            renew_at = mono + j->claim_ms / 3;
+        }
+        uint64_t gen = registry_repl_generation();
+        bool more = gen != *seen || (due > 0 && time_now_ms() >= due);
+        pthread_mutex_lock(&t->lock);
+        if (more && !atomic_load(&t->cancel) && t->busy < t->nworkers) {
+            *seen = gen;
+            hand_out(t);
+        }
+    }
+    *next_at = t->next_at;
+    *tot = t->totals;
+    enum berth_err rc = t->rc;
+    pthread_mutex_unlock(&t->lock);
+    return rc;
+}
+
 static void *thread_main(void *arg)
 {
     struct repl_thread *t = arg;
@@ -86,7 +200,7 @@ static void *thread_main(void *arg)
         }
         int64_t next_at = 0;
         struct upstream_repl_totals tot = {0, 0, 0};
-        enum berth_err rc = upstream_repl_run(j->st, &t->opt, &next_at, &tot);
+        enum berth_err rc = run_pass(t, &seen, &next_at, &tot);
         /* for tests: the queue looked at for the last time, still held */
         fault_hold("replication_release");
         leases_release(j->leases, t->lease, false);
@@ -189,6 +303,11 @@ static void job_free(struct replication_job *j)
 {
     pthread_cond_destroy(&j->cond);
     pthread_mutex_destroy(&j->lock);
+    for (size_t i = 0; j->threads != NULL && i <= j->peer_count; i++) {
+        pthread_cond_destroy(&j->threads[i].cond);
+        pthread_mutex_destroy(&j->threads[i].lock);
+        free(j->threads[i].workers);
+    }
     free(j->threads);
     free(j->peers);
     free(j->except);
@@ -228,6 +347,13 @@ enum berth_err replication_job_start(const struct berth_config *cfg, struct stor
     j->st = st;
     j->leases = leases;
     j->poll_ms = cfg->replication_poll_seconds * 1000;
+    j->workers = (size_t)cfg->replication_concurrency_per_peer;
+    j->claim_ms = leases != NULL ? leases_ttl_ms(leases) : REPLICATION_CLAIM_MS;
+    if (leases != NULL) {
+        snprintf(j->holder, sizeof(j->holder), "%s", leases_holder(leases));
+    } else {
+        snprintf(j->holder, sizeof(j->holder), "local/%ld", (long)getpid());
+    }
     snprintf(j->source, sizeof(j->source), "%s/%s", cfg->registry_region, cfg->registry_id);
     atomic_init(&j->stop, false);
     size_t except_cap = 2 + j->peer_count * (META_REPL_REGION_MAX + META_REPL_REGISTRY_ID_MAX + 2);
@@ -237,12 +363,34 @@ enum berth_err replication_job_start(const struct berth_config *cfg, struct stor
         job_free(j);
         return BERTH_ENOMEM;
     }
+    for (size_t i = 0; i <= j->peer_count; i++) {
+        pthread_mutex_init(&j->threads[i].lock, NULL);
+        pthread_condattr_t ca;
+        pthread_condattr_init(&ca);
+        pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+        pthread_cond_init(&j->threads[i].cond, &ca);
+        pthread_condattr_destroy(&ca);
+        /* the destinations with no peer fail at once: one worker */
+        j->threads[i].nworkers = i < j->peer_count ? j->workers : 1;
+        j->threads[i].workers = calloc(j->threads[i].nworkers, sizeof(pthread_t));
+        if (j->threads[i].workers == NULL) {
+            job_free(j);
+            return BERTH_ENOMEM;
+        }
+    }
     size_t used = (size_t)snprintf(j->except, except_cap, ",");
     for (size_t i = 0; i < j->peer_count; i++) {
         used += (size_t)snprintf(j->except + used, except_cap - used, "%s/%s,", j->peers[i].region,
                                  j->peers[i].registry_id);
     }
     struct meta *m = store_meta(st);
+    /* one node: the claims left are of a process gone (killed mid-copy) */
+    rc = leases == NULL && m != NULL ? meta_repl_unclaim_all(m) : BERTH_OK;
+    if (rc != BERTH_OK) {
+        snprintf(err, cap, "cannot read the replication queue: %s", berth_strerror(rc));
+        job_free(j);
+        return rc;
+    }
     if (leases != NULL && m != NULL && meta_can_listen(m) && start_listener(j) != BERTH_OK) {
         snprintf(err, cap, "cannot start the replication threads");
         replication_job_stop(j);
@@ -271,7 +419,17 @@ enum berth_err replication_job_start(const struct berth_config *cfg, struct stor
             .cancel = &t->cancel,
             .filter = &t->filter,
             .source = j->source,
+            .holder = j->holder,
+            .claim_ms = j->claim_ms,
         };
+        for (size_t w = 0; w < t->nworkers; w++) {
+            if (pthread_create(&t->workers[w], NULL, worker_main, t) != 0) {
+                snprintf(err, cap, "cannot start the replication threads");
+                replication_job_stop(j);
+                return BERTH_EIO;
+            }
+            t->workers_started++;
+        }
         if (pthread_create(&t->thread, NULL, thread_main, t) != 0) {
             snprintf(err, cap, "cannot start the replication threads");
             replication_job_stop(j);
@@ -279,9 +437,10 @@ enum berth_err replication_job_start(const struct berth_config *cfg, struct stor
         }
         t->started = true;
     }
-    log_info("event=job_started job=replication peers=%zu threads=%zu retry_initial_ms=%lld "
-             "retry_max_ms=%lld",
-             j->peer_count, j->peer_count + 1, (long long)cfg->replication_retry_initial_ms,
+    log_info("event=job_started job=replication peers=%zu threads=%zu workers_per_peer=%zu "
+             "retry_initial_ms=%lld retry_max_ms=%lld",
+             j->peer_count, j->peer_count + 1, j->workers,
+             (long long)cfg->replication_retry_initial_ms,
              (long long)cfg->replication_retry_max_ms);
     *out = j;
     return BERTH_OK;
@@ -300,6 +459,15 @@ void replication_job_stop(struct replication_job *j)
     for (size_t i = 0; i <= j->peer_count; i++) {
         if (j->threads[i].started) {
             pthread_join(j->threads[i].thread, NULL);
+        }
+    }
+    for (size_t i = 0; i <= j->peer_count; i++) {
+        struct repl_thread *t = &j->threads[i];
+        pthread_mutex_lock(&t->lock);
+        pthread_cond_broadcast(&t->cond);
+        pthread_mutex_unlock(&t->lock);
+        for (size_t w = 0; w < t->workers_started; w++) {
+            pthread_join(t->workers[w], NULL);
         }
     }
     if (j->listening) {

@@ -12,13 +12,22 @@
  * connection lost). Copies left queued by a stop or a crash are picked up
  * at start.
  *
+ * A pass over a peer's queue hands runs to replication.concurrency_per_peer
+ * workers (one for the unmapped destinations), each claiming its copies
+ * in the queue (meta_repl_claim: never one copy twice, a repository's
+ * images one at a time so that a tag moved between two pushes ends where
+ * the source has it); idle workers get another run when a push queues a
+ * copy or a retry is due during the pass, and the pass renews its workers'
+ * claims (the lease length on PostgreSQL, REPLICATION_CLAIM_MS on one
+ * node, where the claims a killed process left are given back at start).
+ *
  * Replicas on one database (leases, server/jobs/leases.h) claim each queue
  * under a lease, "replication:<region>/<registry id>" ("replication:*"
  * for the unmapped destinations), held while a pass copies: one replica
- * copies a peer's queue at a time, in order, and a replica that dies
- * mid-copy leaves the queue to the others once its lease expires (the copy
- * it was making is made again: a destination takes the same blobs and
- * manifest twice without harm).
+ * copies a peer's queue at a time, and a replica that dies mid-copy leaves
+ * the queue to the others once its lease expires, its copies once their
+ * claims expire (a copy it was making is made again: a destination takes
+ * the same blobs and manifest twice without harm).
  */
 #ifndef BERTH_JOBS_REPLICATION_H
 #define BERTH_JOBS_REPLICATION_H
@@ -29,6 +38,10 @@
 struct leases;
 struct replication_job;
 struct store;
+
+/* A copy's claim in the queue on one node (SQLite; renewed while the copy
+ * lasts); on PostgreSQL it is the lease length. */
+#define REPLICATION_CLAIM_MS 60000
 
 /* Queues (peers + 1) at most under leases: the keeper's table also holds
  * the other jobs' leases. */

@@ -361,6 +361,15 @@ static const char *const migrations[] = {
     "  bytes_out INTEGER NOT NULL DEFAULT 0,"
     "  PRIMARY KEY (step, at, api)"
     ") WITHOUT ROWID;",
+    /* 23: claims of replication copies, so that several copies to one
+     * peer run at once (replication.concurrency_per_peer), never the same
+     * one twice: the worker (claimed_by, a lease holder id) and until when
+     * (ms; 0 when not claimed); a claim its worker stopped renewing (a
+     * replica killed) expires. The index holds the claimed rows only. */
+    "ALTER TABLE replication_queue ADD COLUMN claimed_by TEXT;"
+    "ALTER TABLE replication_queue ADD COLUMN claimed_until INTEGER NOT NULL DEFAULT 0;"
+    "CREATE INDEX replication_queue_claimed ON replication_queue(region, registry_id) "
+    "WHERE claimed_until > 0;",
 };
 
 /* The same migrations in PostgreSQL's dialect, entry for entry: rowid
@@ -659,6 +668,11 @@ static const char *const pg_migrations[] = {
     "  bytes_out BIGINT NOT NULL DEFAULT 0,"
     "  PRIMARY KEY (step, at, api)"
     ");",
+    /* 23 */
+    "ALTER TABLE replication_queue ADD COLUMN claimed_by TEXT COLLATE \"C\";"
+    "ALTER TABLE replication_queue ADD COLUMN claimed_until BIGINT NOT NULL DEFAULT 0;"
+    "CREATE INDEX replication_queue_claimed ON replication_queue(region, registry_id) "
+    "WHERE claimed_until > 0;",
 };
 
 #define NMIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))

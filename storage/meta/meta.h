@@ -765,6 +765,31 @@ struct meta_repl_filter {
 enum berth_err meta_repl_next(struct meta *m, int64_t now, const struct meta_repl_filter *f,
                               struct meta_repl_item *out, bool *found, int64_t *next_at);
 
+/* Claim for holder (a worker's id, non-empty) until (> now) the row of a
+ * destination f takes that meta_repl_next would give, among those not
+ * claimed (claimed_until <= now) whose repository has no other row of the
+ * same destination claimed (a repository's images go to a destination one
+ * at a time), in a write transaction of its own (two workers never claim
+ * one row). *found false when none can be: *next_at then gets the
+ * earliest time one of f's rows still tried may be (its next_at, or the
+ * expiry of its claim or of its repository's other claims; 0 when there
+ * are none). Give the claim back with meta_repl_unclaim after
+ * meta_repl_finish. */
+enum berth_err meta_repl_claim(struct meta *m, int64_t now, const struct meta_repl_filter *f,
+                               const char *holder, int64_t until, struct meta_repl_item *out,
+                               bool *found, int64_t *next_at);
+
+/* Extend every claim of holder to until; *renewed (optional) counts them. */
+enum berth_err meta_repl_renew(struct meta *m, const char *holder, int64_t until, int64_t *renewed);
+
+/* Give back holder's claim of it (nothing when another holds it now). */
+enum berth_err meta_repl_unclaim(struct meta *m, const struct meta_repl_item *it,
+                                 const char *holder);
+
+/* Give back every claim (one process on SQLite, at start: whoever held
+ * them is gone). */
+enum berth_err meta_repl_unclaim_all(struct meta *m);
+
 /* A destination failed for now: its other rows still tried (IN_PROGRESS,
  * FAILED with META_REPL_RETRIED_CODE) due before
  * next_at wait until then too (their attempts unchanged). */

@@ -123,6 +123,184 @@ enum berth_err meta_repl_next(struct meta *m, int64_t now, const struct meta_rep
     return err;
 }
 
+/* ---- claims (several workers on one destination) ---- */
+
+/* Another row of q's destination and repository claimed now (?1): q waits,
+ * so that a repository's images go to a destination one at a time, in
+ * order (a tag moved between two pushes ends where the source has it). The
+ * terms match the partial index replication_queue_claimed. */
+#define SIBLING_CLAIMED                                                                            \
+    "SELECT 1 FROM replication_queue c JOIN manifests cm ON cm.id = c.manifest_id "                \
+    "WHERE c.claimed_until > 0 AND c.claimed_until > ?1 AND c.region = q.region AND "              \
+    "c.registry_id = q.registry_id AND cm.repo_id = mf.repo_id AND c.manifest_id <> q.manifest_id"
+
+#define CLAIM_HEAD NEXT_HEAD " AND q.claimed_until <= ?1 AND NOT EXISTS (" SIBLING_CLAIMED ")"
+
+/* When the earliest of f's rows still tried may be claimed: its next_at,
+ * or later its claim's or its repository's other claims' expiry. */
+#define SIBLING_UNTIL                                                                              \
+    "COALESCE((SELECT MAX(c.claimed_until) FROM replication_queue c JOIN manifests cm ON "         \
+    "cm.id = c.manifest_id WHERE c.claimed_until > 0 AND c.region = q.region AND "                 \
+    "c.registry_id = q.registry_id AND cm.repo_id = mf.repo_id AND c.manifest_id <> "              \
+    "q.manifest_id), 0)"
+#define CLAIMABLE_FROM                                                                             \
+    " FROM replication_queue q JOIN manifests mf ON mf.id = q.manifest_id WHERE " TRIED
+#define CLAIMABLE_SQLITE                                                                           \
+    "SELECT MIN(MAX(q.next_at, q.claimed_until, " SIBLING_UNTIL "))" CLAIMABLE_FROM
+#define CLAIMABLE_PG                                                                               \
+    "SELECT MIN(GREATEST(q.next_at, q.claimed_until, " SIBLING_UNTIL "))" CLAIMABLE_FROM
+
+static enum berth_err claimable_at(struct meta *m, const struct meta_repl_filter *f, int64_t *out)
+{
+    struct meta_stmt *st =
+        f->region != NULL
+            ? meta_prepare(m, meta_sql(m, CLAIMABLE_SQLITE REPL_PEER, CLAIMABLE_PG REPL_PEER))
+            : meta_prepare(
+                  m, meta_sql(m, CLAIMABLE_SQLITE REPL_OTHERS_SQLITE, CLAIMABLE_PG REPL_OTHERS_PG));
+    if (st == NULL) {
+        return BERTH_EDB;
+    }
+    bind_filter(st, f);
+    enum berth_err err = BERTH_OK;
+    int rc = meta_step(st);
+    if (rc == META_STEP_ROW) {
+        *out = meta_col_is_null(st, 0) ? 0 : meta_col_int64(st, 0);
+    } else if (rc == META_STEP_DONE) {
+        *out = 0;
+    } else {
+        err = meta_fail(m, "repl_claimable_at");
+    }
+    meta_done(st);
+    return err;
+}
+
+/* The first claimable row of f (read inside the claim's transaction). */
+static enum berth_err claim_pick(struct meta *m, int64_t now, const struct meta_repl_filter *f,
+                                 struct meta_repl_item *out, bool *found)
+{
+    struct meta_stmt *st =
+        f->region != NULL ? meta_prepare(m, CLAIM_HEAD REPL_PEER NEXT_TAIL)
+                          : meta_prepare(m, meta_sql(m, CLAIM_HEAD REPL_OTHERS_SQLITE NEXT_TAIL,
+                                                     CLAIM_HEAD REPL_OTHERS_PG NEXT_TAIL));
+    if (st == NULL) {
+        return BERTH_EDB;
+    }
+    meta_bind_int64(st, 1, now);
+    bind_filter(st, f);
+    enum berth_err err = BERTH_OK;
+    *found = false;
+    int rc = meta_step(st);
+    if (rc == META_STEP_ROW) {
+        memset(out, 0, sizeof(*out));
+        out->manifest_id = meta_col_int64(st, 0);
+        err = meta_col_text(st, 1, out->region, sizeof(out->region));
+        if (err == BERTH_OK) {
+            err = meta_col_text(st, 2, out->registry_id, sizeof(out->registry_id));
+        }
+        out->attempts = meta_col_int64(st, 3);
+        out->seq = meta_col_int64(st, 4);
+        if (err == BERTH_OK) {
+            err = meta_col_text(st, 5, out->repo, sizeof(out->repo));
+        }
+        if (err == BERTH_OK) {
+            err = meta_col_text(st, 6, out->digest, sizeof(out->digest));
+        }
+        out->queued_at = meta_col_int64(st, 7);
+        *found = err == BERTH_OK;
+    } else if (rc != META_STEP_DONE) {
+        err = meta_fail(m, "repl_claim");
+    }
+    meta_done(st);
+    return err;
+}
+
+enum berth_err meta_repl_claim(struct meta *m, int64_t now, const struct meta_repl_filter *f,
+                               const char *holder, int64_t until, struct meta_repl_item *out,
+                               bool *found, int64_t *next_at)
+{
+    *found = false;
+    if (holder == NULL || holder[0] == '\0' || until <= now) {
+        return BERTH_EINVAL;
+    }
+    enum berth_err err = meta_begin(m);
+    if (err != BERTH_OK) {
+        return err;
+    }
+    err = claim_pick(m, now, f, out, found);
+    if (err == BERTH_OK && *found) {
+        struct meta_stmt *st = meta_prepare(
+            m, "UPDATE replication_queue SET claimed_by = ?1, claimed_until = ?2 WHERE "
+               "manifest_id = ?3 AND region = ?4 AND registry_id = ?5");
+        if (st == NULL) {
+            err = BERTH_EDB;
+        } else {
+            meta_bind_text(st, 1, holder);
+            meta_bind_int64(st, 2, until);
+            meta_bind_int64(st, 3, out->manifest_id);
+            meta_bind_text(st, 4, out->region);
+            meta_bind_text(st, 5, out->registry_id);
+            err = meta_step_done(m, st, "repl_claim");
+        }
+    }
+    if (err == BERTH_OK) {
+        err = meta_commit(m);
+    } else {
+        meta_rollback(m);
+    }
+    if (err != BERTH_OK) {
+        *found = false;
+        return err;
+    }
+    if (!*found) {
+        err = claimable_at(m, f, next_at);
+    }
+    return err;
+}
+
+enum berth_err meta_repl_renew(struct meta *m, const char *holder, int64_t until, int64_t *renewed)
+{
+    struct meta_stmt *st =
+        meta_prepare(m, "UPDATE replication_queue SET claimed_until = ?2 WHERE claimed_until > 0 "
+                        "AND claimed_by = ?1");
+    if (st == NULL) {
+        return BERTH_EDB;
+    }
+    meta_bind_text(st, 1, holder);
+    meta_bind_int64(st, 2, until);
+    enum berth_err err = meta_step_done(m, st, "repl_renew");
+    if (err == BERTH_OK && renewed != NULL) {
+        *renewed = meta_changes(m);
+    }
+    return err;
+}
+
+enum berth_err meta_repl_unclaim(struct meta *m, const struct meta_repl_item *it,
+                                 const char *holder)
+{
+    struct meta_stmt *st = meta_prepare(
+        m, "UPDATE replication_queue SET claimed_by = NULL, claimed_until = 0 WHERE "
+           "manifest_id = ?1 AND region = ?2 AND registry_id = ?3 AND claimed_by = ?4");
+    if (st == NULL) {
+        return BERTH_EDB;
+    }
+    meta_bind_int64(st, 1, it->manifest_id);
+    meta_bind_text(st, 2, it->region);
+    meta_bind_text(st, 3, it->registry_id);
+    meta_bind_text(st, 4, holder);
+    return meta_step_done(m, st, "repl_unclaim");
+}
+
+enum berth_err meta_repl_unclaim_all(struct meta *m)
+{
+    struct meta_stmt *st =
+        meta_prepare(m, "UPDATE replication_queue SET claimed_by = NULL, claimed_until = 0 "
+                        "WHERE claimed_until > 0");
+    if (st == NULL) {
+        return BERTH_EDB;
+    }
+    return meta_step_done(m, st, "repl_unclaim_all");
+}
+
 enum berth_err meta_repl_defer(struct meta *m, const char *region, const char *registry_id,
                                int64_t next_at, int64_t now)
 {

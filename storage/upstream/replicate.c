@@ -495,7 +495,11 @@ enum berth_err upstream_repl_run(struct store *st, const struct upstream_repl_op
         struct meta_repl_item it;
         bool found = false;
         int64_t later = 0;
-        enum berth_err rc = meta_repl_next(m, time_now_ms(), opt->filter, &it, &found, &later);
+        int64_t now = time_now_ms();
+        enum berth_err rc = opt->holder != NULL
+                                ? meta_repl_claim(m, now, opt->filter, opt->holder,
+                                                  now + opt->claim_ms, &it, &found, &later)
+                                : meta_repl_next(m, now, opt->filter, &it, &found, &later);
         if (rc != BERTH_OK) {
             return rc;
         }
@@ -514,11 +518,18 @@ enum berth_err upstream_repl_run(struct store *st, const struct upstream_repl_op
                             : source_failed(&cp, rc, "repository of", it.digest);
         upstream_client_free(cp.c);
         if (opt->cancel != NULL && atomic_load(opt->cancel) && rc != BERTH_OK) {
-            return BERTH_OK; /* stopping: the copy stays due as it was */
+            /* stopping: the copy stays due as it was */
+            if (opt->holder != NULL) {
+                (void)meta_repl_unclaim(m, &it, opt->holder);
+            }
+            return BERTH_OK;
         }
         rc = record(m, opt, &it, &cp, rc, totals);
+        if (rc == BERTH_OK && opt->holder != NULL) {
+            rc = meta_repl_unclaim(m, &it, opt->holder);
+        }
         if (rc != BERTH_OK) {
-            return rc;
+            return rc; /* a claim left expires */
         }
     }
 }

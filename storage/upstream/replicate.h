@@ -64,6 +64,12 @@ struct upstream_repl_options {
      * UPSTREAM_REPLICATION_HEADER (a berth peer then creates a missing
      * repository with its REPLICATION creation template) */
     const char *source;
+    /* several runs on one destination at once: each copy is claimed in
+     * the queue for holder (meta_repl_claim) for claim_ms, renewed by the
+     * caller (meta_repl_renew) while it lasts, given back after; NULL: one
+     * run per destination, no claims (meta_repl_next) */
+    const char *holder;
+    int64_t claim_ms;
 };
 
 #define UPSTREAM_REPLICATION_HEADER "X-Berth-Replication-Source"
@@ -82,11 +88,11 @@ int64_t upstream_repl_backoff_ms(const struct upstream_repl_options *opt, int64_
 
 /* Copy every queued image of the destinations opt->filter takes that is
  * due, one at a time, recording each outcome in the queue, until none is
- * due or cancel is set. A copy to be tried again defers the destination's
- * other due copies to the same time (one failing request per wait, not
- * one per image). *next_at gets the wall-clock time (ms) the next queued
- * copy is due (0: none queued). A database error stops the run and is
- * returned. Runs for different filters may run at once (threads). */
+ * due (with opt->holder: none can be claimed) or cancel is set. A copy to be tried again defers the
+ * destination's other due copies to the same time (one failing request per wait, not one per
+ * image). *next_at gets the wall-clock time (ms) the next queued copy is due (0: none queued). A
+ * database error stops the run and is returned. Runs for different filters may run at once
+ * (threads), and, with opt->holder, runs for the same one. */
 enum berth_err upstream_repl_run(struct store *st, const struct upstream_repl_options *opt,
                                  int64_t *next_at, struct upstream_repl_totals *totals);
 

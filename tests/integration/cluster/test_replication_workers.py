@@ -7,18 +7,27 @@ lease (120 s) or the poll (300 s) would let it: the push announces itself on Pos
 (NOTIFY in its transaction) and the holder, listening, looks at the queue again before it
 lets it go. A hold point (BERTH_TEST_HOLD_REPLICATION_RELEASE) keeps the holder between its
 last look at the queue and its release while the push comes in: without the announcement
-nothing would copy it for at least 80 s."""
+nothing would copy it for at least 80 s.
+
+Several images to one peer at once (replication.concurrency_per_peer: 3): a second peer
+behind a TCP relay (tcp_relay.py) that holds every connection while images are pushed
+through both replicas: exactly 3 copies are claimed in the queue and 3 connections open at
+the relay, never more; once it lets go every image is on the peer, each manifest PUT
+exactly once (the peer's access log), and two images pushed under one tag of one
+repository went in order (the peer's tag is the later one)."""
 # berth-suite: cluster
 
 import os
 import re
 import shutil
 import tempfile
+import time
 import unittest
 
 import berth_harness as h
 import clients as c
 from cluster import Cluster, ClusterTestCase
+from tcp_relay import TcpRelay
 
 LEASE_SECONDS = 120
 POLL_SECONDS = 300
@@ -27,6 +36,9 @@ PEER_ID = "333333333333"
 PEER_LEASE = "replication:%s/%s" % (PEER_REGION, PEER_ID)
 # how long a copy may take on a loaded machine: well under the lease and the poll
 WAIT = 60
+SLOW_REGION = "eu-central-1"
+SLOW_ID = "444444444444"
+CONCURRENCY = 3
 
 
 @unittest.skipUnless(h.IS_BERTH, "berth's replicas")
@@ -43,6 +55,10 @@ class ReplicationWorkersTest(ClusterTestCase):
         cls.peer = h.Server(target="distribution")
         cls.addClassCleanup(cls.peer.cleanup)
         cls.peer.start()
+        # the slow peer: the same registry behind a relay (other repositories)
+        cls.relay = TcpRelay("127.0.0.1", cls.peer.port).start()
+        cls.addClassCleanup(cls.relay.stop)
+        cls.addClassCleanup(cls.relay.release)
         cls.cluster = Cluster(replicas=2, env={
             "BERTH_TEST_HOLD_REPLICATION_RELEASE": cls.hold,
         }, config={
@@ -50,17 +66,24 @@ class ReplicationWorkersTest(ClusterTestCase):
             "meta": {"lease_seconds": LEASE_SECONDS},
             "replication": {
                 "peers": [{"region": PEER_REGION, "registry_id": PEER_ID,
-                           "url": cls.peer.base_url}],
+                           "url": cls.peer.base_url},
+                          {"region": SLOW_REGION, "registry_id": SLOW_ID,
+                           "url": cls.relay.endpoint}],
                 "retry_initial_ms": 200,
                 "retry_max_ms": 1000,
                 "poll_seconds": POLL_SECONDS,
+                "timeout_seconds": 300,
+                "concurrency_per_peer": CONCURRENCY,
             },
         })
         cls.addClassCleanup(cls.cluster.stop)
         cls.cluster.start()
         cls.ecr = [c.ecr_client(r) for r in cls.cluster.replicas]
-        cls.ecr[0].put_replication_configuration(replicationConfiguration={"rules": [{
-            "destinations": [{"region": PEER_REGION, "registryId": PEER_ID}]}]})
+        cls.ecr[0].put_replication_configuration(replicationConfiguration={"rules": [
+            {"destinations": [{"region": PEER_REGION, "registryId": PEER_ID}],
+             "repositoryFilters": [{"filter": "wake/", "filterType": "PREFIX_MATCH"}]},
+            {"destinations": [{"region": SLOW_REGION, "registryId": SLOW_ID}],
+             "repositoryFilters": [{"filter": "many/", "filterType": "PREFIX_MATCH"}]}]})
 
     def dump_logs(self):
         super().dump_logs()
@@ -124,6 +147,58 @@ class ReplicationWorkersTest(ClusterTestCase):
         h.wait_until(lambda: any(copied in r.log_text() for r in self.cluster.replicas), WAIT,
                      interval=0.1, what="the copy's log line")
         self.assertEqual(sum(r.log_text().count(copied) for r in self.cluster.replicas), 1)
+
+    def claimed(self):
+        out = self.cluster.psql("SELECT count(*) FROM replication_queue WHERE region = '%s' "
+                                "AND claimed_until > 0" % SLOW_REGION).strip()
+        return int(out)
+
+    def manifest_puts(self, repo):
+        pat = re.compile(r'"PUT /v2/%s/manifests/\S+ HTTP/1.1" 201' % re.escape(repo))
+        return len([line for line in self.peer.log_text().splitlines() if pat.search(line)])
+
+    def test_2_several_images_to_one_peer_at_once(self):
+        if os.path.exists(self.hold):
+            os.unlink(self.hold)  # when run alone
+        self.relay.hold()
+        try:
+            # two images under one tag of one repository, the first the slower to copy: its
+            # copy starts (tags read, stuck at the relay) before the second is pushed; were
+            # the two copied at once, the first's tag would go last
+            first = self.push(0, "many/same", "v1", layer_count=4, layer_size=3 << 20)
+            h.wait_until(lambda: self.relay.counters()["open"] >= 1, WAIT, interval=0.1,
+                         what="the first copy to reach the peer")
+            later = self.push(1, "many/same", "v1")
+            images = {"many/same": later}
+            for k in range(6):
+                repo = "many/r%d" % k
+                images[repo] = self.push(k % 2, repo, "v1", layer_count=2)
+            # the workers are stuck on their first request: as many copies claimed (and
+            # connections open) as concurrency_per_peer allows, the others waiting
+            h.wait_until(lambda: self.claimed() == CONCURRENCY and
+                         self.relay.counters()["max_open"] == CONCURRENCY, WAIT, interval=0.2,
+                         what="%d copies under way at the slow peer" % CONCURRENCY)
+            for _ in range(10):  # and never more
+                self.assertEqual(self.claimed(), CONCURRENCY)
+                self.assertEqual(self.relay.counters()["max_open"], CONCURRENCY)
+                time.sleep(0.3)
+        finally:
+            self.relay.release()
+        for repo, image in sorted(images.items()):
+            h.wait_until(lambda: self.status(0, repo, image) == ["COMPLETE"], WAIT,
+                         interval=0.2, what="%s replicated" % repo)
+            self.assertTrue(self.on_peer(repo, "v1", image), repo)
+        h.wait_until(lambda: self.status(0, "many/same", first) == ["COMPLETE"], WAIT,
+                     interval=0.2, what="many/same's first image replicated")
+        # the tag moved in order: the later image's PUT came last
+        self.assertTrue(self.on_peer("many/same", "v1", later))
+        for repo in sorted(images):
+            if repo != "many/same":
+                h.wait_until(lambda: self.manifest_puts(repo) >= 1, WAIT, interval=0.1,
+                             what="the peer's log of %s's manifest" % repo)
+                self.assertEqual(self.manifest_puts(repo), 1, "%s copied more than once" % repo)
+        self.assertEqual(self.claimed(), 0)
+
 
 if __name__ == "__main__":
     unittest.main()

@@ -3,12 +3,15 @@ object store, a registry berth mirror pulls from): it counts connections (also h
 were open at once at most) and bytes each way, and it can be cut (listener closed, every
 connection reset: the server is unreachable) and opened again on the same port, or armed to
 reset the connections open once some more bytes came from the server (a network cut in the
-middle of an answer; new connections are accepted as before).
+middle of an answer; new connections are accepted as before). It can also hold: connections
+are accepted and stay open but nothing goes through until release() (a peer slow to answer;
+max_open then tells how many a client opened at once).
 
     relay = TcpRelay("127.0.0.1", swift_port).start()
     ... berth talks to relay.endpoint ...
     relay.cut(); ...; relay.restore()
     relay.reset_after_down(4 << 20)  # once 4 MiB more came down
+    relay.hold(); ...; relay.counters()["max_open"]; relay.release()
 """
 
 import socket
@@ -28,6 +31,8 @@ class TcpRelay:
         self.resets = 0  # times reset_after_down fired
         self.down_at_reset = None  # bytes_down when it last fired
         self._reset_at = None  # bytes_down at which to reset the connections, or None
+        self._go = threading.Event()  # cleared while held
+        self._go.set()
         self._listener = None
         self._socks = set()
         self._thread = None
@@ -46,6 +51,15 @@ class TcpRelay:
         """Once nbytes more came from the server, reset every open connection (once)."""
         with self.lock:
             self._reset_at = self.bytes_down + nbytes
+
+    def hold(self):
+        """Forward nothing more until release(); max_open counts from now."""
+        with self.lock:
+            self.max_open = self.open_now
+        self._go.clear()
+
+    def release(self):
+        self._go.set()
 
     def start(self):
         ls = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -88,6 +102,7 @@ class TcpRelay:
                 data = src.recv(65536)
                 if not data:
                     break
+                self._go.wait()
                 reset = False
                 with self.lock:
                     if up:

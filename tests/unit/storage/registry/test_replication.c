@@ -3,8 +3,10 @@
  * storage/meta/replication.c: which destinations cover a repository (no
  * filters: all; PREFIX_MATCH filters; each destination once), a push
  * queueing them, a copy's outcome recorded only while the row is at the
- * seq it read (a newer push wins), and the statuses listed. Run on
- * PostgreSQL too (label postgres).
+ * seq it read (a newer push wins), the statuses listed, and copies
+ * claimed by several workers at once (never one twice, a repository's one
+ * at a time, an expired claim free again). Run on PostgreSQL too (label
+ * postgres), where two connections stand for two replicas.
  */
 #include "unit.h"
 #include "unit_meta.h"
@@ -195,6 +197,78 @@ static void test_queue(void)
  * (META_REPL_RETRIED_CODE) is still taken when due, deferred with the
  * destination's other copies, and cleared by a success; FAILED for another
  * reason it is not taken. */
+static const char EU[] = "eu-west-1";
+static const char EU_ID[] = "111111111111";
+
+/* A claim by holder at now until until: the digest's last hex digit of
+ * what was claimed ('-' when nothing; *next_at then). */
+static char claim(struct meta *m, int64_t now, const char *holder, int64_t until,
+                  struct meta_repl_item *it, int64_t *next_at)
+{
+    static const struct meta_repl_filter eu = {.region = EU, .registry_id = EU_ID};
+    bool found = true;
+    *next_at = -1;
+    CHECK_INT(meta_repl_claim(m, now, &eu, holder, until, it, &found, next_at), BERTH_OK);
+    return found ? it->digest[strlen(it->digest) - 1] : '-';
+}
+
+static void test_claims(void)
+{
+    struct meta *a = unit_meta_new(root, sizeof(root));
+    struct meta *b = unit_meta_open(root); /* another replica's connection */
+    struct meta_repo x = unit_meta_repo(a, "x", false);
+    struct meta_repo y = unit_meta_repo(a, "y", false);
+    struct meta_repo z = unit_meta_repo(a, "z", false);
+    /* digests ending in 1, 2 (both x), 3 (y), 4 (z) */
+    int64_t ids[4] = {
+        unit_meta_add_manifest(a, x.id, unit_meta_digest(1), false, ""),
+        unit_meta_add_manifest(a, x.id, unit_meta_digest(2), false, ""),
+        unit_meta_add_manifest(a, y.id, unit_meta_digest(3), false, ""),
+        unit_meta_add_manifest(a, z.id, unit_meta_digest(4), false, ""),
+    };
+    for (int i = 0; i < 4; i++) {
+        CHECK_INT(meta_repl_enqueue(a, ids[i], EU, EU_ID, 1000), BERTH_OK);
+    }
+    struct meta_repl_item x1, y1, z1, it;
+    int64_t next_at = 0;
+    CHECK_INT(meta_repl_claim(a, 2000, &ALL, "", 3000, &it, &(bool){false}, &next_at),
+              BERTH_EINVAL);
+    /* not due yet */
+    CHECK(claim(a, 999, "w1", 3000, &it, &next_at) == '-');
+    CHECK_INT(next_at, 1000);
+    /* each worker its own copy; x's second waits for its first */
+    CHECK(claim(a, 2000, "w1", 3000, &x1, &next_at) == '1');
+    CHECK(claim(b, 2000, "w2", 3000, &y1, &next_at) == '3');
+    CHECK(claim(a, 2000, "w3", 3000, &z1, &next_at) == '4');
+    CHECK(claim(b, 2000, "w4", 3000, &it, &next_at) == '-');
+    CHECK_INT(next_at, 3000); /* the claims' expiry */
+    /* w2 renews its claim; w1 and w3 stopped (killed): theirs expire */
+    int64_t n = 0;
+    CHECK_INT(meta_repl_renew(b, "w2", 5000, &n), BERTH_OK);
+    CHECK_INT(n, 1);
+    CHECK(claim(b, 3000, "w4", 4000, &it, &next_at) == '1');
+    CHECK_INT(it.manifest_id, x1.manifest_id);
+    /* done: given back, x's second is free */
+    bool applied = false;
+    CHECK_INT(meta_repl_finish(b, &it, "COMPLETE", NULL, NULL, 3100, 3100, &applied), BERTH_OK);
+    CHECK(applied);
+    CHECK_INT(meta_repl_unclaim(b, &it, "w4"), BERTH_OK);
+    CHECK(claim(a, 3100, "w5", 4100, &it, &next_at) == '2');
+    CHECK(claim(a, 3100, "w6", 4100, &it, &next_at) == '4'); /* z's expired claim */
+    CHECK(claim(a, 3100, "w7", 4100, &it, &next_at) == '-');
+    CHECK_INT(next_at, 4100);
+    /* another holder cannot give w2's claim back */
+    CHECK_INT(meta_repl_unclaim(a, &y1, "w1"), BERTH_OK);
+    CHECK(claim(a, 3200, "w7", 4200, &it, &next_at) == '-');
+    CHECK_INT(meta_repl_unclaim(a, &y1, "w2"), BERTH_OK);
+    CHECK(claim(a, 3200, "w7", 4200, &it, &next_at) == '3');
+    /* one node starting: every claim given back */
+    CHECK_INT(meta_repl_unclaim_all(b), BERTH_OK);
+    CHECK(claim(b, 3300, "w8", 4300, &it, &next_at) == '2');
+    meta_close(b);
+    unit_meta_remove(a, root);
+}
+
 static void test_failed_unreachable_still_tried(void)
 {
     struct meta *m = unit_meta_new(root, sizeof(root));
@@ -250,5 +324,6 @@ int main(void)
     RUN(test_destinations);
     RUN(test_queue);
     RUN(test_failed_unreachable_still_tried);
+    RUN(test_claims);
     return unit_report("test_replication");
 }
