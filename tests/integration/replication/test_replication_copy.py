@@ -197,7 +197,10 @@ class ReplicationCopyTest(e.ModernEcrTestCase):
                                               img.media_type), 201)
         h.wait_until(lambda: self.peer.has_manifest("rep/retag", "latest", img.digest), WAIT,
                      interval=0.1, what="latest moved on B")
-        self.assertTrue(self.peer.has_manifest("rep/retag", "v2", img.digest))
+        # one copy may put both tags (the second push came before it read the image's
+        # tags), one PUT after the other: latest there does not mean v2 is yet
+        h.wait_until(lambda: self.peer.has_manifest("rep/retag", "v2", img.digest), WAIT,
+                     interval=0.1, what="v2 on B")
         self.wait_status("rep/retag", img.digest, "COMPLETE", "COMPLETE after re-tagging")
         # the line is written after the copy's last PUT, which the waits above can see first
         copied = re.compile(r"event=replication_copied repo=rep/retag digest=%s \S+ "
