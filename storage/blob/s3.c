@@ -133,6 +133,12 @@ enum berth_err blob_s3_open(const struct blob_store_options *opt, struct blob_st
     if (copy_max != NULL && str_parse_u64(copy_max, S3_COPY_MAX, &v) == BERTH_OK && v > 0) {
         s->copy_max = v;
     }
+    size_t tails_max = S3_TAILS_BYTES;
+    const char *tails_env = getenv("BERTH_TEST_S3_TAIL_CACHE_BYTES");
+    if (tails_env != NULL && str_parse_u64(tails_env, UINT32_MAX, &v) == BERTH_OK) {
+        tails_max = (size_t)v;
+    }
+    s->tails = s3_tails_new(tails_max);
     int n1 = snprintf(s->tmp_dir, sizeof(s->tmp_dir), "%s/s3tmp", opt->root);
     int n2 = snprintf(s->cache_dir, sizeof(s->cache_dir), "%s/s3cache", opt->root);
     int n3 = snprintf(s->mpu_dir, sizeof(s->mpu_dir), "%s/s3mpu", opt->root);
@@ -169,7 +175,7 @@ out:
         blob_store_close(s->local);
         pthread_mutex_destroy(&s->ping_mu);
         pthread_mutex_destroy(&s->cache_mu);
-        pthread_mutex_destroy(&s->cache_mu);
+        s3_tails_free(s->tails);
         free(s);
         return rc;
     }
@@ -199,6 +205,7 @@ static void s3_close(struct blob_store *bs)
     struct s3_store *s = s3_of(bs);
     s3_pump_stop(s);
     pthread_mutex_destroy(&s->ping_mu);
+    s3_tails_free(s->tails);
     blob_store_close(s->local);
     volatile char *v = s->secret;
     for (size_t i = 0; i < sizeof(s->secret); i++) {

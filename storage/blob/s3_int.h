@@ -64,6 +64,7 @@ struct s3_store {
     pthread_mutex_t cache_mu;
     uint64_t cache_max;
     int64_t cache_bytes;
+    struct s3_tails *tails; /* shared stages' tails this process committed (s3_tails.c) */
 };
 
 static inline struct s3_store *s3_of(struct blob_store *bs)
@@ -240,6 +241,37 @@ enum berth_err s3_stage_stat(struct blob_store *bs, const char *name, uint64_t *
 enum berth_err s3_stage_remove(struct blob_store *bs, const char *name);
 enum berth_err s3_stage_list(struct blob_store *bs, blob_stage_fn fn, void *arg);
 enum berth_err s3_stage_publish(struct blob_store *bs, const char *name, const struct digest *d);
+
+/* ---- the tail cache (s3_tails.c) ---- */
+
+/* The most bytes of tails kept in memory per store (BERTH_TEST_S3_TAIL_CACHE_BYTES
+ * changes it; 0 keeps none). */
+#define S3_TAILS_BYTES ((size_t)32 << 20)
+
+struct s3_tails;
+
+struct s3_tails_stats {
+    uint64_t hits;    /* gets answered from memory */
+    uint64_t misses;  /* gets that were not */
+    uint64_t evicted; /* entries dropped for room */
+    size_t bytes;     /* held now */
+    int entries;      /* held now */
+};
+
+/* A cache of at most max_bytes (NULL when out of memory: every call below
+ * takes NULL and does nothing). */
+struct s3_tails *s3_tails_new(size_t max_bytes);
+void s3_tails_free(struct s3_tails *t);
+/* Keep a copy of the len bytes of stage name's committed tail object key,
+ * in place of any tail of name held before; too large for the cache:
+ * nothing kept. */
+void s3_tails_put(struct s3_tails *t, const char *name, const char *key, const void *p, size_t len);
+/* Copy stage name's tail into p (len bytes) if the one held is key at len
+ * bytes: true. A tail of name held under another key is dropped. */
+bool s3_tails_get(struct s3_tails *t, const char *name, const char *key, void *p, size_t len);
+/* Forget stage name's tail. */
+void s3_tails_drop(struct s3_tails *t, const char *name);
+struct s3_tails_stats s3_tails_stats(struct s3_tails *t);
 
 /* ---- shared stages (s3_upload.c): the backend operations of the same names ---- */
 

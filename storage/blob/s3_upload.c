@@ -718,7 +718,13 @@ enum berth_err s3_shared_open(struct blob_store *bs, const char *name, const cha
         rc = BERTH_EINVAL; /* parts of no upload */
     }
     if (rc == BERTH_OK && tail_len > 0) {
-        rc = shared_read_tail(sh, tail_len);
+        /* the tail this replica committed last, if the row still names it */
+        if (s3_tails_get(s->tails, name, sh->old_tail, sh->buf, (size_t)tail_len)) {
+            sh->buf_len = (size_t)tail_len;
+            log_debug("event=s3_tail_cached stage=%s bytes=%zu", name, sh->buf_len);
+        } else {
+            rc = shared_read_tail(sh, tail_len);
+        }
     }
     if (rc != BERTH_OK) {
         s3_shared_close(&sh->base);
@@ -854,6 +860,12 @@ void s3_shared_saved(struct blob_shared *bsh, bool kept)
     }
     if (kept) {
         memcpy(sh->old_tail, sh->new_tail, sizeof(sh->old_tail));
+        /* committed: the next request of the session here reads it from memory */
+        if (sh->new_tail[0] != '\0') {
+            s3_tails_put(sh->s->tails, sh->name, sh->new_tail, sh->buf, sh->buf_len);
+        } else {
+            s3_tails_drop(sh->s->tails, sh->name);
+        }
     }
     sh->new_tail[0] = '\0';
 }
@@ -954,6 +966,7 @@ static enum berth_err remove_one(struct s3_store *s, void *arg, const char *rel,
 enum berth_err s3_shared_remove(struct blob_store *bs, const char *name, const char *upload_id)
 {
     struct s3_store *s = s3_of(bs);
+    s3_tails_drop(s->tails, name);
     char key[S3_KEY_MAX], under[S3_KEY_MAX];
     enum berth_err rc = staging_key(s, name, key, sizeof(key));
     if (rc == BERTH_OK && upload_id[0] != '\0') {

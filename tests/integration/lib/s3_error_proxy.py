@@ -9,6 +9,7 @@ client signed it).
     proxy.fail("copy", "AccessDenied")                 # every copy from now on
     proxy.clear()                                      # counters too
     proxy.seen["complete"], proxy.answered["copy"]     # counters
+    proxy.requests_matching("GET", "/tail-")           # every request seen: (method, target)
 
 Kinds: "complete" (POST ...?uploadId=...), "copy" (PUT with x-amz-copy-source). A request
 the relay answers is never sent to the store: the store did nothing."""
@@ -35,6 +36,7 @@ class S3ErrorProxy:
         self.rules = {}  # kind -> [code, times left (None: always)]
         self.seen = {k: 0 for k in KINDS}  # requests of each kind
         self.answered = {k: 0 for k in KINDS}  # answered with an <Error> by the relay
+        self.requests = []  # (method, target) of every request, in order
         self._listener = None
 
     @property
@@ -53,6 +55,14 @@ class S3ErrorProxy:
             if counters:
                 self.seen = {k: 0 for k in KINDS}
                 self.answered = {k: 0 for k in KINDS}
+                self.requests = []
+
+    def requests_matching(self, method=None, part=""):
+        """The (method, target) of requests seen with that method (any when None) whose
+        target contains part."""
+        with self.lock:
+            return [(m, t) for m, t in self.requests
+                    if (method is None or m == method) and part in t]
 
     def counts(self):
         with self.lock:
@@ -120,6 +130,8 @@ class S3ErrorProxy:
                 for line in lines[1:]:
                     name, _, value = line.partition(":")
                     headers[name.strip().lower()] = value.strip()
+                with self.lock:
+                    self.requests.append((method, target))
                 if "chunked" in headers.get("transfer-encoding", "").lower():
                     # not parsed: the rest of the connection is relayed as it is
                     server.sendall(head + b"\r\n\r\n" + buf)

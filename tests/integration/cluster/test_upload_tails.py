@@ -1,0 +1,117 @@
+"""The tail cache of S3 upload sessions (storage/blob/s3_tails.c): a replica that committed
+a session's tail (the bytes after its last whole 8 MiB part, saved as
+uploads/<uuid>/tail-<random>) keeps it in memory, and its next request of the same session
+takes it from there instead of GETting it back, but only while the session's row still names
+that tail. Two replicas on one PostgreSQL, their S3 requests through a counting relay
+(lib/s3_error_proxy.py) in front of Swift: chunks on one replica GET no tail; chunks
+alternating between the replicas GET every tail the other one wrote (a cache trusted across
+another replica's commit would fold stale bytes in: the digest or the size would not match),
+and every blob pulls back byte for byte from both."""
+# berth-suite: cluster
+
+import unittest
+
+import berth_harness as h
+from cluster import PREFIX, Cluster, ClusterTestCase
+from s3_error_proxy import S3ErrorProxy
+
+MIB = 1024 * 1024
+
+
+def upload_uuid(location):
+    return location.rstrip("/").split("/")[-1].split("?")[0]
+
+
+@unittest.skipUnless(h.IS_BERTH, "berth's replicas")
+class TailCacheTest(ClusterTestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.cluster = Cluster(replicas=0, config={"gc": {"enabled": False}})
+        cls.addClassCleanup(cls.cluster.stop)
+        cls.cluster.start()
+        cls.relay = S3ErrorProxy("127.0.0.1", cls.cluster.s3.ports["proxy"]).start()
+        cls.addClassCleanup(cls.relay.stop)
+        cls.cluster.env["BERTH_STORAGE_S3_ENDPOINT"] = cls.relay.endpoint
+        for _ in range(2):
+            cls.cluster.add_replica()
+        cls.regs = [r.registry() for r in cls.cluster.replicas]
+
+    def tail_requests(self, uuid, method):
+        return self.relay.requests_matching(method, "uploads/%s/tail-" % uuid)
+
+    def push(self, repo, chunks, last):
+        """POST on replica chunks[0][0], PATCH each (replica, size), PUT on replica `last`;
+        pulled back from both replicas. The upload's uuid."""
+        data = h.random_bytes(sum(n for _, n in chunks))
+        r = self.regs[chunks[0][0]].start_upload(repo)
+        self.assertEqual(r.status, 202, r.body)
+        loc = r.header("Location")
+        uuid = upload_uuid(loc)
+        path = "/v2/%s/blobs/uploads/%s" % (repo, uuid)
+        at = 0
+        for i, (replica, n) in enumerate(chunks):
+            r = self.regs[replica].patch_chunk(path, data[at:at + n], start=at)
+            self.assertEqual(r.status, 202, "chunk %d on replica %d: %s" % (i, replica, r.body))
+            at += n
+            self.assertEqual(r.header("Range"), "0-%d" % (at - 1))
+        r = self.regs[last].finish_upload(path, h.digest_of(data))
+        self.assertEqual(r.status, 201, r.body)
+        for i, reg in enumerate(self.regs):
+            got = reg.get_blob(repo, h.digest_of(data))
+            self.assertEqual(got.status, 200, got.body[:200])
+            self.assertTrue(got.body == data, "replica %d: the bytes differ" % i)
+        self.assertEqual(self.cluster.s3.client().list_objects_v2(
+            Bucket=self.cluster.s3.bucket, Prefix=PREFIX + "uploads/" + uuid).get("KeyCount"), 0)
+        return uuid
+
+    def test_same_replica_reads_no_tail(self):
+        # tails of 1, 4, 9-8=1 MiB (a part sent), 3 MiB, then 3 MiB + 1 byte, all on one
+        # replica: every tail PUT, none read back
+        for replica in (0, 1):
+            uuid = self.push("tails/same%d" % replica,
+                             [(replica, n) for n in (MIB, 3 * MIB, 5 * MIB, 2 * MIB, 1)],
+                             last=replica)
+            self.assertEqual(len(self.tail_requests(uuid, "PUT")), 5)
+            self.assertEqual(self.tail_requests(uuid, "GET"), [])
+
+    def test_alternating_replicas_read_the_row_s_tail(self):
+        # A, B, A, B, ...: each request finds the other replica's tail in the row (its own
+        # cached one is stale) and must GET it. Where a whole part went between, the row's
+        # tail has the length of the stale one (A: 1 MiB, B: 8 MiB -> a part and a 1 MiB
+        # tail; B: 4 MiB, A: 8 MiB -> 4 MiB): the hash state in the row is right either
+        # way, so stale bytes would be published under the right digest; the pull-back
+        # compares the bytes
+        sizes = [MIB, 8 * MIB, MIB, 2 * MIB, 8 * MIB, 8 * MIB, 1, 1, 700 * 1024]
+        chunks = [(i % 2, n) for i, n in enumerate(sizes)]
+        uuid = self.push("tails/alternate", chunks, last=1)
+        # every PATCH after the first and the PUT (on A after B's last) read a tail: the
+        # ones whose row named a tail, that is all of them here (no chunk ends on 8 MiB)
+        self.assertEqual(len(self.tail_requests(uuid, "GET")), len(sizes))
+        # then back to one replica: from the second request on, no GET
+        uuid = self.push("tails/switch", [(0, MIB), (1, MIB), (1, MIB), (1, 3 * MIB)], last=1)
+        self.assertEqual(len(self.tail_requests(uuid, "GET")), 1)
+
+    def test_refused_writer_keeps_nothing_stale(self):
+        """A PATCH that loses to another replica's commit (a stale Content-Range: 416)
+        leaves the winner's tail in the row; the loser's next request GETs it."""
+        data = h.random_bytes(11 * MIB)
+        r = self.regs[0].start_upload("tails/refused")
+        loc = r.header("Location")
+        r = self.regs[0].patch_chunk(loc, data[:MIB], start=0)
+        self.assertEqual(r.status, 202, r.body)
+        # B: a whole part and a tail of 1 MiB again, other bytes than A's cached one
+        r = self.regs[1].patch_chunk(loc, data[MIB:9 * MIB], start=MIB)
+        self.assertEqual(r.status, 202, r.body)
+        r = self.regs[0].patch_chunk(loc, data[MIB:2 * MIB], start=MIB)
+        self.assertEqual(r.status, 416, r.body)
+        r = self.regs[0].patch_chunk(loc, data[9 * MIB:], start=9 * MIB)
+        self.assertEqual(r.status, 202, r.body)
+        r = self.regs[0].finish_upload(loc, h.digest_of(data))
+        self.assertEqual(r.status, 201, r.body)
+        got = self.regs[1].get_blob("tails/refused", h.digest_of(data))
+        self.assertEqual(got.status, 200, got.body[:200])
+        self.assertTrue(got.body == data, "the bytes differ")
+
+
+if __name__ == "__main__":
+    unittest.main()
