@@ -675,6 +675,17 @@ static enum berth_err render_store(struct buf *out, const struct metrics_gauges 
                    "Bytes the archive tier's copies take (zstd where it shrinks them)",
                    g->archived_stored);
     }
+    if (rc == BERTH_OK && g->tail_hits >= 0 && g->tail_misses >= 0) {
+        rc = header(out, "berth_s3_upload_tail_reads_total", "counter",
+                    "Upload requests that needed their session's tail, by where it came from "
+                    "(memory: this replica committed it last; bucket: a GET)");
+        if (rc == BERTH_OK) {
+            rc = buf_printf(out,
+                            "berth_s3_upload_tail_reads_total{source=\"memory\"} %lld\n"
+                            "berth_s3_upload_tail_reads_total{source=\"bucket\"} %lld\n",
+                            (long long)g->tail_hits, (long long)g->tail_misses);
+        }
+    }
     if (rc == BERTH_OK && (g->scan_waiting >= 0 || g->scan_running >= 0)) {
         rc = header(out, "berth_scan_queue_jobs", "gauge", "Scan jobs queued, by state");
         if (rc == BERTH_OK && g->scan_waiting >= 0) {

@@ -73,6 +73,8 @@ struct metrics_gauges {
     int64_t archived_blobs;   /* blobs whose bytes are in the archive tier */
     int64_t archived_bytes;   /* their sizes */
     int64_t archived_stored;  /* what their archive copies take */
+    int64_t tail_hits;        /* S3 upload tails taken from memory (-1: not S3) */
+    int64_t tail_misses;      /* ... read from the bucket */
 };
 
 /* Append every metric in the Prometheus text exposition format (0.0.4)

@@ -191,7 +191,12 @@ static void handle_metrics(struct request *req)
     if (!metrics_authorized(req, m)) {
         return;
     }
-    struct metrics_gauges g = {-1, -1, -1, -1, -1, -1, -1, -1, -1, -1};
+    struct metrics_gauges g = {-1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1};
+    uint64_t tail_hits = 0, tail_misses = 0;
+    if (blob_tail_cache_stats(store_blobs(req->srv->store), &tail_hits, &tail_misses)) {
+        g.tail_hits = (int64_t)tail_hits;
+        g.tail_misses = (int64_t)tail_misses;
+    }
     struct meta_totals t;
     if (meta_totals_get(m, &t) == BERTH_OK) {
         g.blobs = t.blobs;

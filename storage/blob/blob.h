@@ -246,6 +246,11 @@ struct blob_shared;
 /* Whether the backend has shared stages (the S3 backend). */
 bool blob_shared_supported(struct blob_store *bs);
 
+/* The S3 backend's upload tail cache (requests that took a session's tail
+ * from this process's memory, and those that read it from the bucket)
+ * since the store opened: false, nothing set, for another backend. */
+bool blob_tail_cache_stats(struct blob_store *bs, uint64_t *hits, uint64_t *misses);
+
 #define BLOB_UPLOAD_ID_MAX 256
 
 /* The caller's numbering: a part number (1...) never handed out before

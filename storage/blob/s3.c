@@ -200,6 +200,17 @@ static enum berth_err s3_ping(struct blob_store *bs)
     return rc;
 }
 
+bool blob_tail_cache_stats(struct blob_store *bs, uint64_t *hits, uint64_t *misses)
+{
+    if (bs == NULL || bs->ops != &s3_backend) {
+        return false;
+    }
+    struct s3_tails_stats st = s3_tails_stats(s3_of(bs)->tails);
+    *hits = st.hits;
+    *misses = st.misses;
+    return true;
+}
+
 static void s3_close(struct blob_store *bs)
 {
     struct s3_store *s = s3_of(bs);

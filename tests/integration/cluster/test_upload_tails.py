@@ -39,6 +39,16 @@ class TailCacheTest(ClusterTestCase):
     def tail_requests(self, uuid, method):
         return self.relay.requests_matching(method, "uploads/%s/tail-" % uuid)
 
+    def tail_reads(self, replica):
+        """(from memory, from the bucket) in the replica's /metrics."""
+        r = self.regs[replica].get("/metrics")
+        self.assertEqual(r.status, 200, r.body[:200])
+        out = {}
+        for line in r.body.decode().splitlines():
+            if line.startswith("berth_s3_upload_tail_reads_total{source="):
+                out[line.split('"')[1]] = int(line.split()[-1])
+        return out.get("memory"), out.get("bucket")
+
     def push(self, repo, chunks, last):
         """POST on replica chunks[0][0], PATCH each (replica, size), PUT on replica `last`;
         pulled back from both replicas. The upload's uuid."""
@@ -68,11 +78,14 @@ class TailCacheTest(ClusterTestCase):
         # tails of 1, 4, 9-8=1 MiB (a part sent), 3 MiB, then 3 MiB + 1 byte, all on one
         # replica: every tail PUT, none read back
         for replica in (0, 1):
+            mem, bucket = self.tail_reads(replica)
             uuid = self.push("tails/same%d" % replica,
                              [(replica, n) for n in (MIB, 3 * MIB, 5 * MIB, 2 * MIB, 1)],
                              last=replica)
             self.assertEqual(len(self.tail_requests(uuid, "PUT")), 5)
             self.assertEqual(self.tail_requests(uuid, "GET"), [])
+            # the 4 PATCHes after the first and the PUT took the tail from memory
+            self.assertEqual(self.tail_reads(replica), (mem + 5, bucket))
 
     def test_alternating_replicas_read_the_row_s_tail(self):
         # A, B, A, B, ...: each request finds the other replica's tail in the row (its own

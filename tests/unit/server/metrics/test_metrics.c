@@ -102,8 +102,12 @@ static void test_jobs_and_gauges(void)
                                .blob_bytes = 12345,
                                .upload_sessions = 2,
                                .scan_waiting = 1,
-                               .scan_running = -1};
+                               .scan_running = -1,
+                               .tail_hits = 3,
+                               .tail_misses = 5};
     char *t = render(&g);
+    CHECK(has_line(t, "berth_s3_upload_tail_reads_total{source=\"memory\"} 3"));
+    CHECK(has_line(t, "berth_s3_upload_tail_reads_total{source=\"bucket\"} 5"));
     CHECK(has_line(t, "berth_auth_failures_total{reason=\"bad_secret\"} 2"));
     CHECK(has_line(t, "berth_auth_failures_total{reason=\"with \\\"quote\\\"\"} 1"));
     CHECK(has_line(t, "berth_gc_passes_total{result=\"ok\"} 1"));
@@ -124,6 +128,11 @@ static void test_jobs_and_gauges(void)
     CHECK(has_line(t, "berth_upload_sessions 2"));
     CHECK(has_line(t, "berth_scan_queue_jobs{state=\"waiting\"} 1"));
     CHECK(strstr(t, "state=\"running\"") == NULL);
+    free(t);
+    /* not S3: no tail cache line */
+    g.tail_hits = g.tail_misses = -1;
+    t = render(&g);
+    CHECK(strstr(t, "berth_s3_upload_tail_reads_total") == NULL);
     free(t);
 }
 
