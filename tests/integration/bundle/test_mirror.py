@@ -7,14 +7,11 @@ nothing left behind; a delta with --since; HTTPS with a private CA (--ca-file); 
 with 503 or 429 before any byte is tried again."""
 
 import base64
-import http.client
-import http.server
 import json
 import os
 import shutil
 import subprocess
 import tempfile
-import threading
 import unittest
 
 import auth_helpers as a
@@ -29,7 +26,7 @@ def b64(text):
     return base64.b64encode(text.encode()).decode()
 
 
-class FlakyProxy:
+class FlakyProxy(bh.ForwardingProxy):
     """Forwards GETs to a registry on 127.0.0.1:port, but answers the first GET of every
     manifest and blob path with 503 (blobs) or 429 (manifests), as a registry under load
     or rate limiting does."""
@@ -37,43 +34,18 @@ class FlakyProxy:
     def __init__(self, port):
         self.failed = []
         seen = set()
-        failed = self.failed
 
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_GET(self):
-                path = self.path
-                if ("/blobs/" in path or "/manifests/" in path) and path not in seen:
-                    seen.add(path)
-                    failed.append(path)
-                    self.send_response(503 if "/blobs/" in path else 429)
-                    self.send_header("Content-Length", "0")
-                    self.end_headers()
-                    return
-                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
-                conn.request("GET", path, headers={k: v for k, v in self.headers.items()
-                                                   if k.lower() in ("accept", "authorization")})
-                resp = conn.getresponse()
-                body = resp.read()
-                conn.close()
-                self.send_response(resp.status)
-                for k, v in resp.getheaders():
-                    if k.lower() in ("content-type", "docker-content-digest",
-                                     "www-authenticate"):
-                        self.send_header(k, v)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args):
-                pass
-
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.port = self.httpd.server_address[1]
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-
-    def stop(self):
-        self.httpd.shutdown()
-        self.httpd.server_close()
+        def fail_first(handler):
+            path = handler.path
+            if ("/blobs/" not in path and "/manifests/" not in path) or path in seen:
+                return False
+            seen.add(path)
+            self.failed.append(path)
+            handler.send_response(503 if "/blobs/" in path else 429)
+            handler.send_header("Content-Length", "0")
+            handler.end_headers()
+            return True
+        super().__init__(port, fail_first)
 
 
 class MirrorTest(unittest.TestCase):

@@ -10,14 +10,11 @@ whole blob (a proxy that drops the header) is followed from the start; the same 
 re-run against Debian's distribution, which answers the Range with a 206; killed while
 writing the tar: the run again fetches no blob and removes the dead run's temporary file."""
 
-import http.client
-import http.server
 import os
 import re
 import shutil
 import subprocess
 import tempfile
-import threading
 import time
 import unittest
 
@@ -28,43 +25,17 @@ from tcp_relay import TcpRelay
 BIG = 3 * 1024 * 1024
 
 
-class NoRangeProxy:
+class NoRangeProxy(bh.ForwardingProxy):
     """Forwards GETs to a registry on 127.0.0.1:port without their Range header (a registry
     or cache that ignores ranges: the whole blob, 200), recording the Range each one had."""
 
     def __init__(self, port):
         self.ranges = []
-        ranges = self.ranges
 
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_GET(self):
-                ranges.append((self.path, self.headers.get("Range")))
-                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
-                conn.request("GET", self.path, headers={
-                    k: v for k, v in self.headers.items()
-                    if k.lower() in ("accept", "authorization")})
-                resp = conn.getresponse()
-                body = resp.read()
-                conn.close()
-                self.send_response(resp.status)
-                for k, v in resp.getheaders():
-                    if k.lower() in ("content-type", "docker-content-digest",
-                                     "www-authenticate"):
-                        self.send_header(k, v)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args):
-                pass
-
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.port = self.httpd.server_address[1]
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-
-    def stop(self):
-        self.httpd.shutdown()
-        self.httpd.server_close()
+        def record(handler):
+            self.ranges.append((handler.path, handler.headers.get("Range")))
+            return False
+        super().__init__(port, record)
 
 
 def blob_gets(log, since=0):

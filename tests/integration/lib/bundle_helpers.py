@@ -1,11 +1,15 @@
-"""Helpers for the bundle tests (berth export / berth import): a set of images with a
-multi-arch index and a referrer, pushed to a server; a bundle read back as a dict."""
+"""Helpers for the bundle tests (berth export / berth import / berth mirror): a set of images
+with a multi-arch index and a referrer, pushed to a server; a bundle read back as a dict; a
+forwarding proxy in front of an upstream registry."""
 
 import hashlib
+import http.client
+import http.server
 import io
 import json
 import subprocess
 import tarfile
+import threading
 
 import berth_harness as h
 
@@ -68,3 +72,42 @@ def check_blobs(testcase, files):
 
 def index_entries(files):
     return json.loads(files["index.json"])["manifests"]
+
+
+class ForwardingProxy:
+    """Forwards GETs to a registry on 127.0.0.1:port with their Accept and Authorization
+    headers only (no Range: a registry or cache that ignores ranges), and sends back the
+    answer's status, type, digest and challenge with its whole body. intercept(handler),
+    when given, sees each request first and may answer it itself (it then returns True)."""
+
+    def __init__(self, port, intercept=None):
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):
+                if intercept is not None and intercept(self):
+                    return
+                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+                conn.request("GET", self.path, headers={
+                    k: v for k, v in self.headers.items()
+                    if k.lower() in ("accept", "authorization")})
+                resp = conn.getresponse()
+                body = resp.read()
+                conn.close()
+                self.send_response(resp.status)
+                for k, v in resp.getheaders():
+                    if k.lower() in ("content-type", "docker-content-digest",
+                                     "www-authenticate"):
+                        self.send_header(k, v)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.httpd.server_address[1]
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def stop(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
