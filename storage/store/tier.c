@@ -489,6 +489,18 @@ static enum berth_err restore_blob(struct store *st, struct meta *m, const struc
         return rc;
     }
     fault_point("restore-staged");
+    /* the name's directory fsync before the write lock, as an upload's
+     * (blob.h): a file with a row still on the archive tier is what a
+     * crash inside the transaction leaves too (recovery keeps the tier
+     * the row names) */
+    rc = blob_stage_prepublish(st->blobs, name, &d);
+    if (rc != BERTH_OK) {
+        log_error("event=archive_error op=restore_link digest=%s err=%s", d.str,
+                  berth_strerror(rc));
+        blob_stage_remove(st->blobs, name);
+        return rc;
+    }
+    fault_point("restore-prepublished");
     bool flipped = false;
     rc = meta_begin(m);
     if (rc == BERTH_OK) {
