@@ -265,6 +265,17 @@ static void test_claims(void)
     /* one node starting: every claim given back */
     CHECK_INT(meta_repl_unclaim_all(b), BERTH_OK);
     CHECK(claim(b, 3300, "w8", 4300, &it, &next_at) == '2');
+    /* the thread of the destinations no peer is for claims the same way */
+    bool found = false;
+    CHECK_INT(meta_repl_claim(a, 3300, &ALL, "w9", 4300, &it, &found, &next_at), BERTH_OK);
+    CHECK(found);
+    CHECK_INT(it.manifest_id, ids[2]);
+    CHECK_INT(meta_repl_claim(a, 3300, &ALL, "w9", 4300, &it, &found, &next_at), BERTH_OK);
+    CHECK(found);
+    CHECK_INT(it.manifest_id, ids[3]);
+    CHECK_INT(meta_repl_claim(b, 3300, &ALL, "w9", 4300, &it, &found, &next_at), BERTH_OK);
+    CHECK(!found);
+    CHECK_INT(next_at, 4300);
     meta_close(b);
     unit_meta_remove(a, root);
 }
