@@ -348,16 +348,100 @@ static int64_t iso_ms(const char *t)
     return (int64_t)timegm(&tm) * 1000 + ms;
 }
 
+/* GETs one page of a bucket listing (query says which) into xml. */
+static enum berth_err list_page(struct s3_store *s, const char *query, struct buf *xml)
+{
+    buf_reset(xml);
+    struct s3_req req = {.method = "GET", .key = NULL, .query = query, .out_fd = -1, .out = xml};
+    struct s3_resp r;
+    enum berth_err rc = s3_do(s, &req, &r);
+    if (rc == BERTH_OK && r.status != 200) {
+        rc = s3_fail(&req, &r);
+    }
+    s3_resp_fini(&r);
+    return rc;
+}
+
+/* One listing: the caller's callback and argument. */
+struct lister {
+    struct s3_store *s;
+    s3_list_fn objects;
+    s3_upload_fn uploads;
+    void *arg;
+};
+
+typedef enum berth_err (*entry_fn)(const struct lister *l, const char *one);
+
+/* Calls entry with the text of each <tag> element of a listing page, in
+ * order, until one fails; an element of 4 KiB or more (no key is that long)
+ * is passed over. */
+static enum berth_err each_entry(const struct lister *l, const struct buf *xml, const char *tag,
+                                 entry_fn entry)
+{
+    char open[32], close[32];
+    snprintf(open, sizeof(open), "<%s>", tag);
+    snprintf(close, sizeof(close), "</%s>", tag);
+    enum berth_err rc = BERTH_OK;
+    const char *at = buf_cstr(xml);
+    const char *c;
+    while (rc == BERTH_OK && (c = strstr(at, open)) != NULL) {
+        const char *end = strstr(c, close);
+        if (end == NULL) {
+            break;
+        }
+        char one[4096];
+        size_t n = (size_t)(end - c);
+        if (n < sizeof(one)) {
+            memcpy(one, c, n);
+            one[n] = '\0';
+            rc = entry(l, one);
+        }
+        at = end + 1;
+    }
+    return rc;
+}
+
+/* The text of the first <name> element of a page ("" if none). */
+static void page_value(const struct buf *xml, const char *name, char *out, size_t cap)
+{
+    const char *p = buf_cstr(xml);
+    out[0] = '\0';
+    xml_next(&p, name, out, cap);
+}
+
+/* One <Contents> of a ListObjectsV2 page: the callback with its key
+ * (relative to the store's prefix; others skipped), size and time. */
+static enum berth_err object_entry(const struct lister *l, const char *one)
+{
+    char key[S3_KEY_MAX], size_text[32] = "", mod[64] = "";
+    const char *p = one;
+    if (!xml_next(&p, "Key", key, sizeof(key))) {
+        return BERTH_OK;
+    }
+    p = one;
+    uint64_t size = 0;
+    if (xml_next(&p, "Size", size_text, sizeof(size_text))) {
+        str_parse_u64(size_text, UINT64_MAX, &size);
+    }
+    p = one;
+    xml_next(&p, "LastModified", mod, sizeof(mod));
+    size_t plen = strlen(l->s->prefix);
+    if (strncmp(key, l->s->prefix, plen) != 0) {
+        return BERTH_OK;
+    }
+    return l->objects(l->s, l->arg, key + plen, size, iso_ms(mod));
+}
+
 enum berth_err s3_list_objects(struct s3_store *s, const char *under, s3_list_fn fn, void *arg)
 {
+    const struct lister l = {.s = s, .objects = fn, .arg = arg};
     char token[1024] = "";
     struct buf xml;
     buf_init(&xml, S3_XML_MAX);
-    enum berth_err rc = BERTH_OK;
-    char enc_prefix[1024];
-    char full[600];
+    char enc_prefix[1024], full[600];
     snprintf(full, sizeof(full), "%s%s", s->prefix, under);
     s3_encode_value(full, enc_prefix, sizeof(enc_prefix));
+    enum berth_err rc;
     for (;;) {
         char query[3200], enc_token[2048];
         s3_encode_value(token, enc_token, sizeof(enc_token));
@@ -367,56 +451,17 @@ enum berth_err s3_list_objects(struct s3_store *s, const char *under, s3_list_fn
         } else {
             snprintf(query, sizeof(query), "list-type=2&prefix=%s", enc_prefix);
         }
-        buf_reset(&xml);
-        struct s3_req req = {
-            .method = "GET", .key = NULL, .query = query, .out_fd = -1, .out = &xml};
-        struct s3_resp r;
-        rc = s3_do(s, &req, &r);
-        if (rc == BERTH_OK && r.status != 200) {
-            rc = s3_fail(&req, &r);
+        rc = list_page(s, query, &xml);
+        if (rc == BERTH_OK) {
+            rc = each_entry(&l, &xml, "Contents", object_entry);
         }
-        s3_resp_fini(&r);
-        if (rc != BERTH_OK) {
+        char truncated[16];
+        page_value(&xml, "IsTruncated", truncated, sizeof(truncated));
+        if (rc != BERTH_OK || strcmp(truncated, "true") != 0) {
             break;
         }
-        const char *at = buf_cstr(&xml);
-        const char *c;
-        while (rc == BERTH_OK && (c = strstr(at, "<Contents>")) != NULL) {
-            const char *end = strstr(c, "</Contents>");
-            if (end == NULL) {
-                break;
-            }
-            char one[4096];
-            size_t n = (size_t)(end - c);
-            if (n >= sizeof(one)) {
-                at = end + 1;
-                continue;
-            }
-            memcpy(one, c, n);
-            one[n] = '\0';
-            char key[S3_KEY_MAX], size_text[32], mod[64] = "";
-            const char *p = one;
-            uint64_t size = 0;
-            if (xml_next(&p, "Key", key, sizeof(key))) {
-                p = one;
-                if (xml_next(&p, "Size", size_text, sizeof(size_text))) {
-                    str_parse_u64(size_text, UINT64_MAX, &size);
-                }
-                p = one;
-                xml_next(&p, "LastModified", mod, sizeof(mod));
-                size_t plen = strlen(s->prefix);
-                if (strncmp(key, s->prefix, plen) == 0) {
-                    rc = fn(s, arg, key + plen, size, iso_ms(mod));
-                }
-            }
-            at = end + 1;
-        }
-        char truncated[16] = "";
-        const char *p = buf_cstr(&xml);
-        xml_next(&p, "IsTruncated", truncated, sizeof(truncated));
-        p = buf_cstr(&xml);
-        if (rc != BERTH_OK || strcmp(truncated, "true") != 0 ||
-            !xml_next(&p, "NextContinuationToken", token, sizeof(token))) {
+        page_value(&xml, "NextContinuationToken", token, sizeof(token));
+        if (token[0] == '\0') {
             break;
         }
     }
@@ -424,9 +469,9 @@ enum berth_err s3_list_objects(struct s3_store *s, const char *under, s3_list_fn
     return rc;
 }
 
-/* One <Upload> of a ListMultipartUploads page: fn with its key (relative
- * to the store's prefix; others skipped), id and initiation time. */
-static enum berth_err upload_entry(struct s3_store *s, const char *one, s3_upload_fn fn, void *arg)
+/* One <Upload> of a ListMultipartUploads page: the callback with its key
+ * (relative to the store's prefix; others skipped), id and initiation time. */
+static enum berth_err upload_entry(const struct lister *l, const char *one)
 {
     char key[S3_KEY_MAX], id[256], initiated[64] = "";
     const char *p = one;
@@ -439,22 +484,23 @@ static enum berth_err upload_entry(struct s3_store *s, const char *one, s3_uploa
     }
     p = one;
     xml_next(&p, "Initiated", initiated, sizeof(initiated));
-    size_t plen = strlen(s->prefix);
-    if (strncmp(key, s->prefix, plen) != 0) {
+    size_t plen = strlen(l->s->prefix);
+    if (strncmp(key, l->s->prefix, plen) != 0) {
         return BERTH_OK;
     }
-    return fn(s, arg, key + plen, id, iso_ms(initiated));
+    return l->uploads(l->s, l->arg, key + plen, id, iso_ms(initiated));
 }
 
 enum berth_err s3_list_uploads(struct s3_store *s, const char *under, s3_upload_fn fn, void *arg)
 {
+    const struct lister l = {.s = s, .uploads = fn, .arg = arg};
     char key_marker[S3_KEY_MAX] = "", id_marker[256] = "";
     struct buf xml;
     buf_init(&xml, S3_XML_MAX);
-    enum berth_err rc = BERTH_OK;
     char enc_prefix[1024], full[600];
     snprintf(full, sizeof(full), "%s%s", s->prefix, under);
     s3_encode_value(full, enc_prefix, sizeof(enc_prefix));
+    enum berth_err rc;
     for (;;) {
         char query[4096], enc_key[1200], enc_id[600];
         if (key_marker[0] != '\0') {
@@ -465,41 +511,14 @@ enum berth_err s3_list_uploads(struct s3_store *s, const char *under, s3_upload_
         } else {
             snprintf(query, sizeof(query), "prefix=%s&uploads", enc_prefix);
         }
-        buf_reset(&xml);
-        struct s3_req req = {
-            .method = "GET", .key = NULL, .query = query, .out_fd = -1, .out = &xml};
-        struct s3_resp r;
-        rc = s3_do(s, &req, &r);
-        if (rc == BERTH_OK && r.status != 200) {
-            rc = s3_fail(&req, &r);
+        rc = list_page(s, query, &xml);
+        if (rc == BERTH_OK) {
+            rc = each_entry(&l, &xml, "Upload", upload_entry);
         }
-        s3_resp_fini(&r);
-        if (rc != BERTH_OK) {
-            break;
-        }
-        const char *at = buf_cstr(&xml);
-        const char *c;
-        while (rc == BERTH_OK && (c = strstr(at, "<Upload>")) != NULL) {
-            const char *end = strstr(c, "</Upload>");
-            if (end == NULL) {
-                break;
-            }
-            char one[4096];
-            size_t n = (size_t)(end - c);
-            if (n < sizeof(one)) {
-                memcpy(one, c, n);
-                one[n] = '\0';
-                rc = upload_entry(s, one, fn, arg);
-            }
-            at = end + 1;
-        }
-        char truncated[16] = "", next_key[S3_KEY_MAX] = "", next_id[256] = "";
-        const char *p = buf_cstr(&xml);
-        xml_next(&p, "IsTruncated", truncated, sizeof(truncated));
-        p = buf_cstr(&xml);
-        xml_next(&p, "NextKeyMarker", next_key, sizeof(next_key));
-        p = buf_cstr(&xml);
-        xml_next(&p, "NextUploadIdMarker", next_id, sizeof(next_id));
+        char truncated[16], next_key[S3_KEY_MAX], next_id[256];
+        page_value(&xml, "IsTruncated", truncated, sizeof(truncated));
+        page_value(&xml, "NextKeyMarker", next_key, sizeof(next_key));
+        page_value(&xml, "NextUploadIdMarker", next_id, sizeof(next_id));
         /* a page that names no next position, or the same one again, ends
          * the listing (Swift names none after a page of one upload) */
         if (rc != BERTH_OK || strcmp(truncated, "true") != 0 || next_key[0] == '\0' ||
