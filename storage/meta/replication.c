@@ -81,20 +81,19 @@ static enum berth_err earliest(struct meta *m, const struct meta_repl_filter *f,
     "JOIN repositories r ON r.id = mf.repo_id WHERE " TRIED " AND q.next_at <= ?1"
 #define NEXT_TAIL " ORDER BY q.next_at, q.manifest_id LIMIT 1"
 
-enum berth_err meta_repl_next(struct meta *m, int64_t now, const struct meta_repl_filter *f,
-                              struct meta_repl_item *out, bool *found, int64_t *next_at)
+/* The first row of an item query (NEXT_HEAD's columns) for f, due at now;
+ * what names the query in a failure's log line. */
+static enum berth_err first_item(struct meta *m, struct meta_stmt *st, int64_t now,
+                                 const struct meta_repl_filter *f, const char *what,
+                                 struct meta_repl_item *out, bool *found)
 {
-    struct meta_stmt *st = f->region != NULL
-                               ? meta_prepare(m, NEXT_HEAD REPL_PEER NEXT_TAIL)
-                               : meta_prepare(m, meta_sql(m, NEXT_HEAD REPL_OTHERS_SQLITE NEXT_TAIL,
-                                                          NEXT_HEAD REPL_OTHERS_PG NEXT_TAIL));
+    *found = false;
     if (st == NULL) {
         return BERTH_EDB;
     }
     meta_bind_int64(st, 1, now);
     bind_filter(st, f);
     enum berth_err err = BERTH_OK;
-    *found = false;
     int rc = meta_step(st);
     if (rc == META_STEP_ROW) {
         memset(out, 0, sizeof(*out));
@@ -114,9 +113,20 @@ enum berth_err meta_repl_next(struct meta *m, int64_t now, const struct meta_rep
         out->queued_at = meta_col_int64(st, 7);
         *found = err == BERTH_OK;
     } else if (rc != META_STEP_DONE) {
-        err = meta_fail(m, "repl_next");
+        err = meta_fail(m, what);
     }
     meta_done(st);
+    return err;
+}
+
+enum berth_err meta_repl_next(struct meta *m, int64_t now, const struct meta_repl_filter *f,
+                              struct meta_repl_item *out, bool *found, int64_t *next_at)
+{
+    struct meta_stmt *st = f->region != NULL
+                               ? meta_prepare(m, NEXT_HEAD REPL_PEER NEXT_TAIL)
+                               : meta_prepare(m, meta_sql(m, NEXT_HEAD REPL_OTHERS_SQLITE NEXT_TAIL,
+                                                          NEXT_HEAD REPL_OTHERS_PG NEXT_TAIL));
+    enum berth_err err = first_item(m, st, now, f, "repl_next", out, found);
     if (err == BERTH_OK && !*found) {
         err = earliest(m, f, next_at);
     }
@@ -182,36 +192,7 @@ static enum berth_err claim_pick(struct meta *m, int64_t now, const struct meta_
         f->region != NULL ? meta_prepare(m, CLAIM_HEAD REPL_PEER NEXT_TAIL)
                           : meta_prepare(m, meta_sql(m, CLAIM_HEAD REPL_OTHERS_SQLITE NEXT_TAIL,
                                                      CLAIM_HEAD REPL_OTHERS_PG NEXT_TAIL));
-    if (st == NULL) {
-        return BERTH_EDB;
-    }
-    meta_bind_int64(st, 1, now);
-    bind_filter(st, f);
-    enum berth_err err = BERTH_OK;
-    *found = false;
-    int rc = meta_step(st);
-    if (rc == META_STEP_ROW) {
-        memset(out, 0, sizeof(*out));
-        out->manifest_id = meta_col_int64(st, 0);
-        err = meta_col_text(st, 1, out->region, sizeof(out->region));
-        if (err == BERTH_OK) {
-            err = meta_col_text(st, 2, out->registry_id, sizeof(out->registry_id));
-        }
-        out->attempts = meta_col_int64(st, 3);
-        out->seq = meta_col_int64(st, 4);
-        if (err == BERTH_OK) {
-            err = meta_col_text(st, 5, out->repo, sizeof(out->repo));
-        }
-        if (err == BERTH_OK) {
-            err = meta_col_text(st, 6, out->digest, sizeof(out->digest));
-        }
-        out->queued_at = meta_col_int64(st, 7);
-        *found = err == BERTH_OK;
-    } else if (rc != META_STEP_DONE) {
-        err = meta_fail(m, "repl_claim");
-    }
-    meta_done(st);
-    return err;
+    return first_item(m, st, now, f, "repl_claim", out, found);
 }
 
 enum berth_err meta_repl_claim(struct meta *m, int64_t now, const struct meta_repl_filter *f,
