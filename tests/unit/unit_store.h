@@ -20,15 +20,15 @@
 /* Room for a root path from unit_store_new. */
 #define UNIT_ROOT_MAX 512
 
-/* Open, creating it when new, the store at root: no fsync, repositories
- * created on first push, 4 MiB manifests, metadata on the run's backend
- * (unit_pg.h). NULL (a failed check) on error. */
-static inline struct store *unit_store_open(const char *root)
+/* Open, creating it when new, the store at root: fsync as asked,
+ * repositories created on first push, 4 MiB manifests, metadata on the
+ * run's backend (unit_pg.h). NULL (a failed check) on error. */
+static inline struct store *unit_store_open_fsync(const char *root, bool fsync)
 {
     char target[1200];
     const char *backend = unit_meta_target(root, target, sizeof(target));
     struct store_options opt = {.root = root,
-                                .fsync = false,
+                                .fsync = fsync,
                                 .auto_create = true,
                                 .upload_expiry_ms = 86400000,
                                 .manifest_max = 4 << 20,
@@ -37,6 +37,12 @@ static inline struct store *unit_store_open(const char *root)
     struct store *st = NULL;
     CHECK_INT(store_open(&opt, &st), BERTH_OK);
     return st;
+}
+
+/* unit_store_open_fsync without fsync. */
+static inline struct store *unit_store_open(const char *root)
+{
+    return unit_store_open_fsync(root, false);
 }
 
 /* A store in a fresh temporary directory, whose path is written to root

@@ -337,17 +337,7 @@ static void *publish_blob(void *arg)
 static void test_blob_publish_links_before_the_lock(void)
 {
     snprintf(root, sizeof(root), "%s", unit_tmpdir());
-    char target[1200];
-    const char *backend = unit_meta_target(root, target, sizeof(target));
-    struct store_options opt = {.root = root,
-                                .fsync = true,
-                                .auto_create = true,
-                                .upload_expiry_ms = 86400000,
-                                .manifest_max = 4 << 20,
-                                .meta_backend = backend,
-                                .meta_target = strcmp(backend, "sqlite") == 0 ? NULL : target};
-    struct store *st = NULL;
-    CHECK_INT(store_open(&opt, &st), BERTH_OK);
+    struct store *st = unit_store_open_fsync(root, true);
     if (st == NULL) {
         return;
     }
