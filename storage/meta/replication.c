@@ -49,15 +49,11 @@ static void bind_filter(struct meta_stmt *st, const struct meta_repl_filter *f)
     "q.status <> 'COMPLETE' AND (q.status = 'IN_PROGRESS' OR q.failure_code = "                    \
     "'" META_REPL_RETRIED_CODE "')"
 
-#define EARLIEST "SELECT MIN(q.next_at) FROM replication_queue q WHERE " TRIED
-
-/* The earliest next_at of f's rows still tried (0 when none). */
-static enum berth_err earliest(struct meta *m, const struct meta_repl_filter *f, int64_t *out)
+/* The one time (a MIN(...)) a prepared query of f's rows answers, 0 when
+ * it is NULL or there is no row; what names it in a failure's log line. */
+static enum berth_err first_time(struct meta *m, struct meta_stmt *st,
+                                 const struct meta_repl_filter *f, const char *what, int64_t *out)
 {
-    struct meta_stmt *st =
-        f->region != NULL
-            ? meta_prepare(m, EARLIEST REPL_PEER)
-            : meta_prepare(m, meta_sql(m, EARLIEST REPL_OTHERS_SQLITE, EARLIEST REPL_OTHERS_PG));
     if (st == NULL) {
         return BERTH_EDB;
     }
@@ -69,10 +65,22 @@ static enum berth_err earliest(struct meta *m, const struct meta_repl_filter *f,
     } else if (rc == META_STEP_DONE) {
         *out = 0;
     } else {
-        err = meta_fail(m, "repl_earliest");
+        err = meta_fail(m, what);
     }
     meta_done(st);
     return err;
+}
+
+#define EARLIEST "SELECT MIN(q.next_at) FROM replication_queue q WHERE " TRIED
+
+/* The earliest next_at of f's rows still tried (0 when none). */
+static enum berth_err earliest(struct meta *m, const struct meta_repl_filter *f, int64_t *out)
+{
+    struct meta_stmt *st =
+        f->region != NULL
+            ? meta_prepare(m, EARLIEST REPL_PEER)
+            : meta_prepare(m, meta_sql(m, EARLIEST REPL_OTHERS_SQLITE, EARLIEST REPL_OTHERS_PG));
+    return first_time(m, st, f, "repl_earliest", out);
 }
 
 #define NEXT_HEAD                                                                                  \
@@ -167,21 +175,7 @@ static enum berth_err claimable_at(struct meta *m, const struct meta_repl_filter
             ? meta_prepare(m, meta_sql(m, CLAIMABLE_SQLITE REPL_PEER, CLAIMABLE_PG REPL_PEER))
             : meta_prepare(
                   m, meta_sql(m, CLAIMABLE_SQLITE REPL_OTHERS_SQLITE, CLAIMABLE_PG REPL_OTHERS_PG));
-    if (st == NULL) {
-        return BERTH_EDB;
-    }
-    bind_filter(st, f);
-    enum berth_err err = BERTH_OK;
-    int rc = meta_step(st);
-    if (rc == META_STEP_ROW) {
-        *out = meta_col_is_null(st, 0) ? 0 : meta_col_int64(st, 0);
-    } else if (rc == META_STEP_DONE) {
-        *out = 0;
-    } else {
-        err = meta_fail(m, "repl_claimable_at");
-    }
-    meta_done(st);
-    return err;
+    return first_time(m, st, f, "repl_claimable_at", out);
 }
 
 /* The first claimable row of f (read inside the claim's transaction). */

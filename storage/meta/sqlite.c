@@ -48,6 +48,7 @@
 #include <sqlite3.h>
 
 #include "common/log.h"
+#include "common/str.h"
 
 /* How long a writer waits in the queue before it stops queueing and
  * leaves the wait to SQLite's busy handler (which then gives up after its
@@ -101,11 +102,10 @@ static char fault_exhausted_path[4096];
 void meta_fault_exhausted(enum meta_fault_kind kind, const char *while_exists)
 {
     if (kind == META_FAULT_NONE || while_exists == NULL ||
-        strlen(while_exists) >= sizeof(fault_exhausted_path)) {
+        str_copy(fault_exhausted_path, sizeof(fault_exhausted_path), while_exists) != BERTH_OK) {
         atomic_store(&fault_exhausted, 0);
         return;
     }
-    strcpy(fault_exhausted_path, while_exists);
     atomic_store(&fault_exhausted, (int)kind);
 }
 
