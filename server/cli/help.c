@@ -58,8 +58,9 @@ static const struct command_doc commands[] = {
      "credentials from a docker config.json)",
      "REF is [HOST[:PORT]/]REPO[:TAG|@DIGEST]; --images FILE lists them one a line. Options: "
      "--authfile FILE, --ca-file PEM, --plain-http, --since OLD (a delta), --parallel N (blobs "
-     "fetched at once, 4). Referrers come too. Blobs land in FILE.parts/ first: an interrupted "
-     "run, run again, resumes them."},
+     "fetched at once, 4). Referrers come too. Manifests and blobs land in FILE.parts/ first: "
+     "an interrupted run, run again, resumes the blobs and fetches no manifest it holds (tags "
+     "are asked for again: a moved tag is followed)."},
     {"import [--repo NAME] FILE|DIR...",
      "load bundles (OCI layout directories or tarballs: plain, gzip, zstd; docker save "
      "archives), each verified whole first",

@@ -3,7 +3,10 @@
  * (the bundle writer, writer.c), with no store. Three steps:
  * 1. the manifests, walked from each reference and fetched whole (bounded)
  *    and verified; what the bundle will hold is recorded in order (the
- *    manifests' bytes, the blobs' descriptors);
+ *    manifests' bytes, the blobs' descriptors). Each is kept in
+ *    <out>.parts/ (<alg>-<hex>.manifest): a later run reads one it needs
+ *    by digest from there (verified again) and asks the registry only
+ *    where each tag points now (HEAD);
  * 2. the blobs, fetched by opt->parallel threads (each with its own
  *    registry clients) into <out>.parts/: <alg>-<hex>.partial while it
  *    comes, synced and renamed <alg>-<hex> once it matched its digest
@@ -91,7 +94,10 @@ struct mirror {
     size_t blob_count;
     char parts[4096]; /* <out>.parts */
     int lock_fd;
-    bool locked; /* this run holds <out>.parts/lock */
+    bool locked;            /* this run holds <out>.parts/lock */
+    size_t manifests_found; /* manifests an earlier run left in <out>.parts/ */
+    size_t manifests_kept;  /* read from there by this run */
+    size_t manifests_fetched;
 };
 
 #define fail(m, ...) bundle_writer_fail(&(m)->w, __VA_ARGS__)
@@ -269,8 +275,99 @@ static void fetched_fini(struct fetched *f)
     memset(f, 0, sizeof(*f));
 }
 
+/* ---- manifests kept in <out>.parts/ ---- */
+
+/* <parts>/<alg>-<hex>.manifest: the media type the registry served it
+ * as, a newline, then the manifest's bytes. */
+static void manifest_part_path(const struct mirror *m, const struct digest *d, char *out,
+                               size_t cap)
+{
+    snprintf(out, cap, "%s/%s-%s.manifest", m->parts, digest_alg_name(d->alg), digest_hex(d));
+}
+
+/* The manifest d kept by an earlier run, read back into um and verified:
+ * false when there is none, or when it does not match d (then removed, to
+ * be fetched again). */
+static bool manifest_part_load(struct mirror *m, const struct digest *d,
+                               struct upstream_manifest *um)
+{
+    char path[4200];
+    manifest_part_path(m, d, path, sizeof(path));
+    char *text = NULL;
+    size_t len = 0;
+    if (file_read_bounded(path, m->opt->manifest_max + sizeof(um->content_type) + 1, &text, &len) !=
+        BERTH_OK) {
+        return false;
+    }
+    memset(um, 0, sizeof(*um));
+    char *nl = memchr(text, '\n', len);
+    size_t type_len = nl != NULL ? (size_t)(nl - text) : 0;
+    struct digest got;
+    bool matches = nl != NULL && type_len < sizeof(um->content_type) &&
+                   digest_buffer(d->alg, nl + 1, len - type_len - 1, &got) == BERTH_OK &&
+                   strcmp(got.str, d->str) == 0;
+    if (!matches) {
+        log_warn("event=mirror_manifest_dropped path=%s reason=\"it does not match its digest\"",
+                 path);
+        unlink(path);
+        free(text);
+        return false;
+    }
+    um->len = len - type_len - 1;
+    um->body = malloc(um->len ? um->len : 1);
+    if (um->body != NULL) {
+        memcpy(um->body, nl + 1, um->len);
+        memcpy(um->content_type, text, type_len);
+        um->content_type[type_len] = '\0';
+        str_copy(um->digest, sizeof(um->digest), d->str);
+    }
+    free(text);
+    return um->body != NULL;
+}
+
+/* A manifest just fetched and verified, kept for a later run (written
+ * whole under a temporary name, then renamed: a run reads it only
+ * verified, so it is not synced). A failure costs only a fetch again. */
+static void manifest_part_store(struct mirror *m, const struct digest *d,
+                                const struct upstream_manifest *um, const char *type)
+{
+    char path[4200];
+    manifest_part_path(m, d, path, sizeof(path));
+    size_t type_len = strlen(type);
+    char *text = malloc(type_len + 1 + um->len);
+    if (text == NULL) {
+        return;
+    }
+    memcpy(text, type, type_len);
+    text[type_len] = '\n';
+    memcpy(text + type_len + 1, um->body, um->len);
+    if (file_write_atomic(path, text, type_len + 1 + um->len, 0644, false) != BERTH_OK) {
+        log_warn("event=mirror_manifest_not_kept path=%s", path);
+    }
+    free(text);
+}
+
+/* GET (or HEAD) of a manifest, tried again on transient failures. */
+static enum berth_err get_manifest(struct mirror *m, struct upstream_client *c, const char *what,
+                                   const char *repo, const char *reference, bool head,
+                                   struct upstream_manifest *um, char *err, size_t cap)
+{
+    enum berth_err rc = BERTH_OK;
+    for (int attempt = 0;; attempt++) {
+        rc = upstream_get_manifest(c, repo, reference, head, m->opt->manifest_max, um, err, cap);
+        if (rc == BERTH_OK || !transient(rc) || attempt + 1 == ATTEMPTS) {
+            return rc;
+        }
+        retry_wait(attempt, what, err);
+    }
+}
+
 /* A manifest of repo by tag or digest, verified (the digest asked for, or
- * the registry's Docker-Content-Digest) and parsed. */
+ * the registry's Docker-Content-Digest) and parsed. One by digest that
+ * <out>.parts/ holds is read from there; a tag is asked of the registry
+ * (HEAD: where it points now) when <out>.parts/ holds manifests of an
+ * earlier run, and read from there when it holds that digest. A manifest
+ * fetched is kept there. */
 static enum berth_err fetch_manifest(struct mirror *m, struct upstream_client *c, const char *host,
                                      const char *repo, const char *reference,
                                      const struct digest *expected, struct fetched *out)
@@ -281,16 +378,30 @@ static enum berth_err fetch_manifest(struct mirror *m, struct upstream_client *c
     snprintf(what, sizeof(what), "%s/%s%s%s", host, repo, expected ? "@" : ":", reference);
     struct upstream_manifest um;
     enum berth_err rc = BERTH_OK;
-    for (int attempt = 0;; attempt++) {
-        rc = upstream_get_manifest(c, repo, reference, false, m->opt->manifest_max, &um, err,
-                                   sizeof(err));
-        if (rc == BERTH_OK || !transient(rc) || attempt + 1 == ATTEMPTS) {
-            break;
+    bool kept = expected != NULL && manifest_part_load(m, expected, &um);
+    if (!kept && expected == NULL && m->manifests_found > 0) {
+        struct digest now;
+        rc = get_manifest(m, c, what, repo, reference, true, &um, err, sizeof(err));
+        if (rc == BERTH_OK && um.digest[0] != '\0' && digest_parse(um.digest, &now) == BERTH_OK) {
+            upstream_manifest_fini(&um);
+            kept = manifest_part_load(m, &now, &um);
+        } else if (rc == BERTH_OK) {
+            upstream_manifest_fini(&um);
+        } else if (rc != BERTH_ENOTFOUND && rc != BERTH_EDENIED) {
+            rc = BERTH_OK; /* the GET says what is wrong, or passes */
         }
-        retry_wait(attempt, what, err);
+        if (rc != BERTH_OK) {
+            return fail(m, rc, "%s: %s", what, err);
+        }
     }
-    if (rc != BERTH_OK) {
-        return fail(m, rc, "%s: %s", what, err);
+    if (kept) {
+        m->manifests_kept++;
+    } else {
+        rc = get_manifest(m, c, what, repo, reference, false, &um, err, sizeof(err));
+        if (rc != BERTH_OK) {
+            return fail(m, rc, "%s: %s", what, err);
+        }
+        m->manifests_fetched++;
     }
     struct digest told;
     bool has_told = um.digest[0] != '\0' && digest_parse(um.digest, &told) == BERTH_OK;
@@ -320,6 +431,9 @@ static enum berth_err fetch_manifest(struct mirror *m, struct upstream_client *c
         upstream_manifest_fini(&um);
         fetched_fini(out);
         return rc;
+    }
+    if (!kept) {
+        manifest_part_store(m, &out->d, &um, mt);
     }
     out->body = um.body;
     out->len = um.len;
@@ -763,6 +877,14 @@ static enum berth_err parts_open(struct mirror *m)
     }
     m->locked = true;
     remove_stale_tmp(m);
+    DIR *dir = opendir(m->parts);
+    struct dirent *e;
+    while (dir != NULL && (e = readdir(dir)) != NULL) {
+        m->manifests_found += str_has_suffix(e->d_name, ".manifest") ? 1 : 0;
+    }
+    if (dir != NULL) {
+        closedir(dir);
+    }
     return BERTH_OK;
 }
 
@@ -1119,7 +1241,8 @@ enum berth_err bundle_mirror(const char *const *refs, size_t count, const char *
     if (rc != BERTH_OK) {
         return rc;
     }
-    /* 1: the manifests, and what the bundle holds in order */
+    /* 1: the manifests (kept in <path>.parts), and what the bundle holds in order */
+    rc = parts_open(&m);
     m.w.items_total = (int64_t)count;
     for (size_t i = 0; i < count && rc == BERTH_OK; i++) {
         m.w.item = refs[i];
@@ -1128,10 +1251,13 @@ enum berth_err bundle_mirror(const char *const *refs, size_t count, const char *
         bundle_writer_report(&m.w, false);
         rc = mirror_one(&m, refs[i]);
     }
+    if (rc == BERTH_OK) {
+        log_info("event=mirror_manifests fetched=%zu kept=%zu", m.manifests_fetched,
+                 m.manifests_kept);
+    }
     /* 2: the blobs, into <path>.parts */
     if (rc == BERTH_OK) {
         m.w.items_done = count > 0 ? (int64_t)count - 1 : 0;
-        rc = parts_open(&m);
     }
     if (rc == BERTH_OK) {
         rc = fetch_blobs(&m, parallel);

@@ -49,6 +49,17 @@ def blob_gets(log, since=0):
     return out
 
 
+def manifest_requests(log, since=0):
+    """(method, repo, reference) of every manifest request in a berth access log from
+    offset since."""
+    out = []
+    for line in log[since:].splitlines():
+        m = re.search(r"event=access method=(GET|HEAD) path=/v2/(\S+)/manifests/(\S+) ", line)
+        if m:
+            out.append((m.group(1), m.group(2), m.group(3)))
+    return out
+
+
 class MirrorResumeTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
@@ -196,7 +207,7 @@ class MirrorResumeTest(unittest.TestCase):
         have = os.path.getsize(os.path.join(parts, partial[0]))
         self.assertGreaterEqual(have * 2, len(self.blobs[cut]))
         complete = {"sha256:" + n[len("sha256-"):] for n in names
-                    if n.startswith("sha256-") and not n.endswith(".partial")}
+                    if n.startswith("sha256-") and not n.endswith((".partial", ".manifest"))}
         # the small image's blobs and the large one's config came whole before the kill
         self.assertEqual(complete, set(self.small.blobs) | {self.big.config_digest})
         first = blob_gets(self.src.log_text(), mark)
@@ -224,16 +235,77 @@ class MirrorResumeTest(unittest.TestCase):
         stale = [n for n in os.listdir(self.work) if n.startswith("late.tar.tmp-")]
         self.assertEqual(len(stale), 1)
         names = set(os.listdir(out_path + ".parts"))
-        self.assertEqual(names, {"lock"} | {"sha256-" + h.digest_hex(d) for d in self.blobs})
+        self.assertEqual(names, {"lock"} | {"sha256-" + h.digest_hex(d) for d in self.blobs} |
+                         {"sha256-%s.manifest" % h.digest_hex(i.digest)
+                          for i in (self.small, self.big)})
         mark = len(self.src.log_text())
         out = self.mirror(host, out_path)
         self.assertIn("event=mirror_stale_removed", out)
         self.check_bundle(out_path, reference)
         self.assertEqual([n for n in os.listdir(self.work) if ".tmp-" in n], [])
-        # every blob was complete in the parts: none asked for again (the manifests are)
+        # every blob and manifest was complete in the parts: none asked for again, only
+        # where the tags point
         h.wait_until(lambda: "/v2/team/big/manifests/" in self.src.log_text()[mark:], 10,
-                     what="the second run's manifest GETs")
+                     what="the second run's manifest HEADs")
         self.assertEqual(blob_gets(self.src.log_text(), mark), [])
+        self.assertEqual(sorted(manifest_requests(self.src.log_text(), mark)),
+                         [("HEAD", "team/big", "1"), ("HEAD", "team/small", "1")])
+
+    def test_a_run_again_asks_for_no_manifest_it_holds(self):
+        """Killed in the middle of a blob (every manifest fetched by then), run again after a
+        tag moved: the registry is asked where each tag points (HEAD) and for the body of the
+        moved tag's new manifest only; a kept manifest whose bytes were changed on disk is
+        dropped and fetched again."""
+        reg = self.src.registry()
+        old, new = h.build_image(layer_count=1, layer_size=500), \
+            h.build_image(layer_count=1, layer_size=600)
+        h.expect_status(reg.push_image("team/moving", old, tag="1"), 201)
+        host = "127.0.0.1:%d" % self.src.port
+        refs = self.refs(host) + ["%s/team/moving:1" % host, "%s/team/small@%s"
+                                  % (host, self.small.digest)]
+        out_path = os.path.join(self.work, "moved.tar")
+        env = self.env()
+        mark = len(self.src.log_text())
+        rc, out = h.run_berth(["mirror", "--plain-http"] + refs + ["-o", out_path,
+                              "--parallel", "1"], env=dict(env, BERTH_TEST_CRASH_AT=
+                                                          "mirror-blob-half"), timeout=180)
+        self.assertEqual(rc, -9, out)
+        parts = out_path + ".parts"
+        kept = sorted(n for n in os.listdir(parts) if n.endswith(".manifest"))
+        self.assertEqual(kept, sorted("sha256-%s.manifest" % h.digest_hex(d) for d in
+                                      (self.small.digest, self.big.digest, old.digest)))
+        first = manifest_requests(self.src.log_text(), mark)
+        # the first run found no manifest kept: GETs only, no HEAD
+        self.assertEqual(sorted(first), sorted([("GET", "team/small", "1"),
+                                                ("GET", "team/big", "1"),
+                                                ("GET", "team/moving", "1")]))
+        # the tag moves; the small image's kept manifest is damaged
+        h.expect_status(reg.push_image("team/moving", new, tag="1"), 201)
+        damaged = os.path.join(parts, "sha256-%s.manifest" % h.digest_hex(self.small.digest))
+        with open(damaged, "r+b") as f:
+            f.seek(-2, os.SEEK_END)
+            f.write(b"  ")
+        mark = len(self.src.log_text())
+        rc, out = h.run_berth(["mirror", "--plain-http"] + refs + ["-o", out_path,
+                              "--parallel", "1"], env=env, timeout=180)
+        self.assertEqual(rc, 0, out)
+        self.assertIn("event=mirror_manifest_dropped", out)
+        self.assertIn("event=mirror_manifests fetched=2 kept=2", out)
+        want = [("HEAD", "team/small", "1"), ("GET", "team/small", "1"),
+                ("HEAD", "team/big", "1"),
+                ("HEAD", "team/moving", "1"), ("GET", "team/moving", "1")]
+        got = h.wait_until(lambda: (lambda r: r if len(r) >= len(want) else None)(
+            manifest_requests(self.src.log_text(), mark)), 10, what="the second run's requests")
+        self.assertEqual(sorted(got), sorted(want))
+        files = bh.read_bundle(out_path)
+        bh.check_blobs(self, files)
+        tagged = {e["annotations"].get("org.opencontainers.image.ref.name"): e["digest"]
+                  for e in bh.index_entries(files)}
+        self.assertEqual(tagged["team/moving:1"], new.digest)
+        for digest in set(new.blobs) | set(self.big.blobs):
+            self.assertIn("blobs/sha256/" + h.digest_hex(digest), files)
+        self.assertNotIn("blobs/sha256/" + h.digest_hex(old.digest), files)
+        self.assertFalse(os.path.exists(parts))
 
     def test_parallel_option_checked(self):
         for bad in ("0", "65", "x"):
