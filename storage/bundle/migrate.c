@@ -157,6 +157,14 @@ static enum berth_err copy_blob(struct store *src, struct store *dst, const stru
         rc = blob_stage_sync(stage);
     }
     blob_stage_close(stage);
+    /* the name's directory fsync before the write lock, as an upload's
+     * (blob.h); inside, the file is only checked */
+    if (rc == BERTH_OK) {
+        rc = blob_stage_prepublish(db, name, &r->d);
+    }
+    if (rc != BERTH_OK) {
+        (void)blob_stage_remove(db, name);
+    }
     if (rc == BERTH_OK) {
         struct meta *m = store_meta(dst);
         rc = meta_begin(m);
@@ -167,8 +175,6 @@ static enum berth_err copy_blob(struct store *src, struct store *dst, const stru
             }
             meta_rollback(m);
         }
-    } else {
-        (void)blob_stage_remove(db, name);
     }
     if (rc != BERTH_OK && why[0] == '\0') {
         snprintf(why, why_cap, "copying blob %s failed (%s)", r->d.str, berth_strerror(rc));
