@@ -15,6 +15,13 @@
  *   shutting down) is BERTH_EUNAVAILABLE, which the APIs answer with 503:
  *   the transaction it interrupted is rolled back by PostgreSQL, and the
  *   next BEGIN or lone read on the connection connects again (PQreset).
+ * - Resources running out map as SQLite's do (state_err, connect_err): the
+ *   server out of memory (SQLSTATE 53200) or libpq out of memory is
+ *   BERTH_ENOMEM, this process out of descriptors when it connects
+ *   BERTH_ENOFD, the server out of connection slots (53300) or of other
+ *   resources (53000, its own EMFILE/ENFILE) BERTH_EUNAVAILABLE: all
+ *   answered 503 with Retry-After on /v2. A refused connection's SQLSTATE
+ *   is read from its message, made verbose while connecting.
  * - A failed statement leaves its transaction usable: writes inside a
  *   transaction run under a savepoint that a failure rolls back to.
  * - Statements use ?N parameters, rewritten to $N; parameters are typed by
@@ -54,6 +61,7 @@ struct meta_conn {
     int64_t changes;
     int64_t last_id;
     bool lost; /* the last failure was the server connection's */
+    bool oom;  /* the last failure was libpq (this process) out of memory */
     char sqlstate[6];
     char msg[512];
 };
@@ -103,6 +111,10 @@ static void set_error(struct meta_conn *c, const PGresult *res)
         msg = PQerrorMessage(c->pg);
     }
     snprintf(c->msg, sizeof(c->msg), "%s", msg ? msg : "?");
+    /* libpq's own failures carry no SQLSTATE: no result at all (PQexec's
+     * out-of-memory answer) or its "out of memory" result */
+    c->oom = !c->lost && c->sqlstate[0] == '\0' &&
+             (res == NULL || strncmp(c->msg, "out of memory", 13) == 0);
     /* One line in the log. */
     for (char *p = c->msg; *p; p++) {
         if (*p == '\n' || *p == '"') {
@@ -111,20 +123,36 @@ static void set_error(struct meta_conn *c, const PGresult *res)
     }
 }
 
-/* Serialization failures, deadlocks and lock waits that timed out are
- * another connection holding what this one needs. */
+/* What a statement's SQLSTATE means. Serialization failures, deadlocks and
+ * lock waits that timed out are another connection holding what this one
+ * needs; class 53 (insufficient resources) is the server running out:
+ * memory (53200, also "out of shared memory") as SQLite's SQLITE_NOMEM,
+ * connection slots (53300) and other resources (53000, which is how the
+ * server reports its own EMFILE/ENFILE) for now, retry later. A full disk
+ * (53100) and a configured limit exceeded (53400) stay database errors, as
+ * SQLite's SQLITE_FULL does. */
 static enum berth_err state_err(const char *state)
 {
-    return strcmp(state, "40001") == 0 || strcmp(state, "40P01") == 0 || strcmp(state, "55P03") == 0
-               ? BERTH_EBUSY
-               : BERTH_EDB;
+    if (strcmp(state, "40001") == 0 || strcmp(state, "40P01") == 0 || strcmp(state, "55P03") == 0) {
+        return BERTH_EBUSY;
+    }
+    if (strcmp(state, "53200") == 0) {
+        return BERTH_ENOMEM;
+    }
+    if (strcmp(state, "53300") == 0 || strcmp(state, "53000") == 0) {
+        return BERTH_EUNAVAILABLE;
+    }
+    return BERTH_EDB;
 }
 
 static enum berth_err pg_error(struct meta_conn *c, const char *what)
 {
-    log_error("event=db_error op=%s code=%s lost=%d msg=\"%s\"", what, c->sqlstate, c->lost ? 1 : 0,
-              c->msg);
-    return c->lost ? BERTH_EUNAVAILABLE : state_err(c->sqlstate);
+    enum berth_err rc = c->lost  ? BERTH_EUNAVAILABLE
+                        : c->oom ? BERTH_ENOMEM
+                                 : state_err(c->sqlstate);
+    log_error("event=db_error op=%s code=%s lost=%d err=%s msg=\"%s\"", what, c->sqlstate,
+              c->lost ? 1 : 0, berth_strerror(rc), c->msg);
+    return rc;
 }
 
 static bool pg_is_unique_violation(struct meta_conn *c)
@@ -201,24 +229,121 @@ static bool begin(struct meta_conn *c, const char *sql)
     return run(c, sql) || (reconnected(c) && run(c, sql));
 }
 
+/* The connect_timeout of the connection string in milliseconds (libpq
+ * waits at least 2 s), or -1 when it has none: wait as long as libpq would. */
+static int connect_timeout_ms(PGconn *pg)
+{
+    PQconninfoOption *opts = PQconninfo(pg);
+    int ms = -1;
+    for (PQconninfoOption *o = opts; o != NULL && o->keyword != NULL; o++) {
+        if (strcmp(o->keyword, "connect_timeout") == 0 && o->val != NULL && *o->val != '\0') {
+            long s = strtol(o->val, NULL, 10);
+            if (s > 0) {
+                ms = (int)((s < 2 ? 2 : s > 3600 ? 3600 : s) * 1000);
+            }
+        }
+    }
+    PQconninfoFree(opts);
+    return ms;
+}
+
+/* Connect as PQconnectdb does, with the connection's error messages
+ * verbose while it is made, so that a server's refusal says its SQLSTATE
+ * ("FATAL:  53300: sorry, too many clients already"); NULL when libpq is
+ * out of memory. The caller checks PQstatus. */
+static PGconn *connect_verbose(const char *dsn)
+{
+    PGconn *pg = PQconnectStart(dsn);
+    if (pg == NULL || PQstatus(pg) == CONNECTION_BAD) {
+        return pg;
+    }
+    PQsetErrorVerbosity(pg, PQERRORS_VERBOSE);
+    int timeout = connect_timeout_ms(pg);
+    PostgresPollingStatusType st = PGRES_POLLING_WRITING;
+    while (st != PGRES_POLLING_OK && st != PGRES_POLLING_FAILED) {
+        struct pollfd pfd = {.fd = PQsocket(pg),
+                             .events = st == PGRES_POLLING_READING ? POLLIN : POLLOUT};
+        int r = poll(&pfd, 1, timeout);
+        if (r < 0 && errno == EINTR) {
+            continue;
+        }
+        if (r <= 0) {
+            break; /* timed out (or poll failed): the caller sees no CONNECTION_OK */
+        }
+        st = PQconnectPoll(pg);
+    }
+    PQsetErrorVerbosity(pg, PQERRORS_DEFAULT);
+    return pg;
+}
+
+/* The SQLSTATE a verbose connection error names after its severity
+ * ("...: FATAL:  53300: sorry, ..."), copied to state (6 bytes); "" when it
+ * names none (a failure on this side: no server answered). */
+static void connect_state(const char *msg, char *state)
+{
+    state[0] = '\0';
+    for (const char *p = strstr(msg, ":  "); p != NULL; p = strstr(p + 1, ":  ")) {
+        const char *code = p + 3;
+        bool ok = true;
+        for (int i = 0; i < 5 && ok; i++) {
+            ok = isdigit((unsigned char)code[i]) || isupper((unsigned char)code[i]);
+        }
+        if (ok && code[5] == ':') {
+            memcpy(state, code, 5);
+            state[5] = '\0';
+            return;
+        }
+    }
+}
+
+/* Whether msg says what strerror says of err (libpq's socket errors are
+ * "could not create socket: <strerror>"). */
+static bool says_errno(const char *msg, int err)
+{
+    char text[128];
+    return strerror_r(err, text, sizeof(text)) == 0 && text[0] != '\0' && strstr(msg, text) != NULL;
+}
+
+/* What a failed connection means: the server's refusal by its SQLSTATE
+ * (state_err: 53300 too many connections and 53000 are unavailable, 53200
+ * out of memory), this process out of descriptors (EMFILE, ENFILE) or
+ * memory, and anything else (the server down, restarting, unreachable)
+ * unavailable: retry later. */
+static enum berth_err connect_err(const char *msg, const char *state)
+{
+    if (state[0] != '\0') {
+        enum berth_err rc = state_err(state);
+        return rc == BERTH_EDB || rc == BERTH_EBUSY ? BERTH_EUNAVAILABLE : rc;
+    }
+    if (says_errno(msg, EMFILE) || says_errno(msg, ENFILE)) {
+        return BERTH_ENOFD;
+    }
+    if (strstr(msg, "out of memory") != NULL || says_errno(msg, ENOMEM)) {
+        return BERTH_ENOMEM;
+    }
+    return BERTH_EUNAVAILABLE;
+}
+
 static enum berth_err pg_open(const char *dsn, bool sync_full, struct meta_conn **out)
 {
     struct meta_conn *c = calloc(1, sizeof(*c));
     if (c == NULL) {
         return BERTH_ENOMEM;
     }
-    c->pg = PQconnectdb(dsn);
+    c->pg = connect_verbose(dsn);
     if (c->pg == NULL || PQstatus(c->pg) != CONNECTION_OK) {
         snprintf(c->msg, sizeof(c->msg), "%s", c->pg ? PQerrorMessage(c->pg) : "out of memory");
+        connect_state(c->msg, c->sqlstate);
+        enum berth_err rc = c->pg == NULL ? BERTH_ENOMEM : connect_err(c->msg, c->sqlstate);
         for (char *p = c->msg; *p; p++) {
             if (*p == '\n' || *p == '"') {
                 *p = ' ';
             }
         }
-        log_error("event=db_error op=open backend=postgres msg=\"%s\"", c->msg);
+        log_error("event=db_error op=open backend=postgres code=%s err=%s msg=\"%s\"", c->sqlstate,
+                  berth_strerror(rc), c->msg);
         pg_close(c);
-        /* the server cannot be reached (down, restarting): retry later */
-        return BERTH_EUNAVAILABLE;
+        return rc;
     }
     c->sync_full = sync_full;
     enum berth_err rc = set_up_session(c);
@@ -625,6 +750,9 @@ static enum meta_step pg_step(struct meta_stmt *st)
             s->blob_len = realloc(s->blob_len, sizeof(*s->blob_len) * (size_t)s->ncols);
             if (s->blobs == NULL || s->blob_len == NULL) {
                 snprintf(s->c->msg, sizeof(s->c->msg), "out of memory");
+                s->c->sqlstate[0] = '\0';
+                s->c->lost = false;
+                s->c->oom = true;
                 return META_STEP_ERROR;
             }
             memset(s->blobs, 0, sizeof(*s->blobs) * (size_t)s->ncols);

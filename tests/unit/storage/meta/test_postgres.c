@@ -2,11 +2,14 @@
  * SQLite for the query files: ?N parameters (not inside quotes), blobs with
  * NUL bytes, a failed statement inside a transaction leaving it usable, one
  * writer at a time (a write outside a transaction waits for a write
- * transaction), a lock wait that times out reported as BERTH_EBUSY, and a
- * dropped connection made again.
+ * transaction), a lock wait that times out reported as BERTH_EBUSY, a
+ * dropped connection made again, and resources running out mapped as
+ * SQLite's are (server out of memory ENOMEM, out of connection slots
+ * EUNAVAILABLE, this process out of descriptors ENOFD).
  * Runs on the PostgreSQL pass (ctest label postgres, BERTH_TEST_PG_DSN);
  * the SQLite pass has nothing to test here and says so. */
 #include "unit.h"
+#include "unit_fds.h"
 #include "unit_meta.h"
 
 #include <pthread.h>
@@ -236,6 +239,101 @@ static void test_lost_in_transaction(void)
     unit_meta_remove(m, root);
 }
 
+/* The server running out, as a statement meets it: a plpgsql function
+ * raises the SQLSTATE the server's own failure would carry (the real
+ * server, the real error message), in a lone read, in a lone write, and
+ * inside a transaction (which stays usable). */
+static void test_server_out_of_resources(void)
+{
+    struct meta *m = unit_meta_new(root, sizeof(root));
+    CHECK_INT(m->drv->exec(m->conn,
+                           "CREATE FUNCTION raise_state(code text) RETURNS bigint "
+                           "LANGUAGE plpgsql AS $$BEGIN RAISE EXCEPTION 'injected %', code "
+                           "USING ERRCODE = code; RETURN 0; END$$",
+                           "test"),
+              BERTH_OK);
+    static const struct {
+        const char *state;
+        enum berth_err want;
+    } cases[] = {
+        {"53200", BERTH_ENOMEM},       /* out_of_memory (also "out of shared memory") */
+        {"53300", BERTH_EUNAVAILABLE}, /* too_many_connections */
+        {"53000", BERTH_EUNAVAILABLE}, /* insufficient_resources (the server's EMFILE) */
+        {"53100", BERTH_EDB},          /* disk_full: as SQLITE_FULL */
+        {"53400", BERTH_EDB},          /* configuration_limit_exceeded */
+        {"40001", BERTH_EBUSY},        /* serialization_failure, as before */
+        {"22012", BERTH_EDB},          /* division_by_zero: anything else */
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct meta_stmt *st = meta_prepare(m, "SELECT raise_state(?1)");
+        meta_bind_text(st, 1, cases[i].state);
+        CHECK_INT(meta_step(st), META_STEP_ERROR);
+        CHECK_INT(meta_fail(m, "test"), cases[i].want);
+        meta_done(st);
+    }
+    /* a statement without parameters and a write inside a transaction meet
+     * it the same way */
+    CHECK_INT(m->drv->exec(m->conn, "DO $$BEGIN PERFORM raise_state('53200'); END$$", "test"),
+              BERTH_ENOMEM);
+    struct meta_repo r;
+    CHECK_INT(meta_begin(m), BERTH_OK);
+    CHECK_INT(meta_repo_create(m, "kept", 1000, &r), BERTH_OK);
+    struct meta_stmt *st = meta_prepare(m, "UPDATE repositories SET name = name "
+                                           "WHERE raise_state(?1) = 0");
+    meta_bind_text(st, 1, "53200");
+    CHECK_INT(meta_step(st), META_STEP_ERROR);
+    CHECK_INT(meta_fail(m, "test"), BERTH_ENOMEM);
+    meta_done(st);
+    CHECK_INT(meta_commit(m), BERTH_OK);
+    CHECK_INT(meta_repo_get(m, "kept", &r), BERTH_OK);
+    unit_meta_remove(m, root);
+}
+
+/* A connection the server refuses for want of slots (a role's CONNECTION
+ * LIMIT gives the real 53300 without using up the whole server) is
+ * unavailable, retry later; this process out of descriptors when it
+ * connects is BERTH_ENOFD (a real EMFILE under a lowered soft limit), and
+ * both open once the resource is back. */
+static void test_connect_out_of_resources(void)
+{
+    const char *dsn = unit_pg_dsn();
+    PGconn *admin = PQconnectdb(dsn);
+    CHECK(PQstatus(admin) == CONNECTION_OK);
+    PQclear(PQexec(admin, "SET client_min_messages = warning; DROP ROLE IF EXISTS berth_limited"));
+    PGresult *res = PQexec(admin, "CREATE ROLE berth_limited LOGIN CONNECTION LIMIT 1");
+    CHECK(PQresultStatus(res) == PGRES_COMMAND_OK);
+    PQclear(res);
+
+    char limited[1200];
+    snprintf(limited, sizeof(limited), "%s user=berth_limited", dsn);
+    PGconn *holder = PQconnectdb(limited);
+    CHECK(PQstatus(holder) == CONNECTION_OK);
+    struct meta_conn *c = NULL;
+    CHECK_INT(meta_postgres_driver.open(limited, false, &c), BERTH_EUNAVAILABLE);
+    CHECK(c == NULL);
+    PQfinish(holder);
+    /* the slot is free once the holder's backend has gone */
+    for (int i = 0; i < 600 && meta_postgres_driver.open(limited, false, &c) != BERTH_OK; i++) {
+        usleep(50 * 1000);
+    }
+    CHECK(c != NULL);
+    meta_postgres_driver.close(c);
+    c = NULL;
+
+    CHECK(unit_fds_take(0));
+    enum berth_err rc = meta_postgres_driver.open(dsn, false, &c);
+    unit_fds_give_back();
+    CHECK_INT(rc, BERTH_ENOFD);
+    CHECK(c == NULL);
+    CHECK_INT(meta_postgres_driver.open(dsn, false, &c), BERTH_OK);
+    meta_postgres_driver.close(c);
+
+    res = PQexec(admin, "DROP ROLE berth_limited");
+    CHECK(PQresultStatus(res) == PGRES_COMMAND_OK);
+    PQclear(res);
+    PQfinish(admin);
+}
+
 int main(void)
 {
     if (unit_pg_dsn() == NULL) {
@@ -248,5 +346,7 @@ int main(void)
     RUN(test_busy);
     RUN(test_reconnect);
     RUN(test_lost_in_transaction);
+    RUN(test_server_out_of_resources);
+    RUN(test_connect_out_of_resources);
     return unit_report("test_meta_postgres");
 }
