@@ -127,9 +127,10 @@ static enum berth_err run_hook(struct store *st, const struct scan_engine *eng, 
                                struct scan_outcome *out)
 {
     char tag[NAMES_TAG_MAX + 1] = "";
-    struct meta *m = store_meta(st);
-    if (m == NULL) {
-        return BERTH_EDB;
+    struct meta *m;
+    enum berth_err got = store_meta_get(st, &m);
+    if (got != BERTH_OK) {
+        return got;
     }
     enum berth_err rc = meta_manifest_tags(m, mf->id, first_tag, tag);
     if (rc != BERTH_OK) {
@@ -320,9 +321,10 @@ out:
 enum berth_err scan_run_record(struct store *st, int64_t manifest_id, int64_t job_id,
                                const struct scan_outcome *o)
 {
-    struct meta *m = store_meta(st);
-    if (m == NULL) {
-        return BERTH_EDB;
+    struct meta *m;
+    enum berth_err got = store_meta_get(st, &m);
+    if (got != BERTH_OK) {
+        return got;
     }
     size_t count = json_array_size(o->findings);
     struct meta_scan_finding *rows = calloc(count ? count : 1, sizeof(*rows));
@@ -391,9 +393,10 @@ static enum berth_err job_manifest(struct meta *m, const struct meta_scan_job *j
 enum berth_err scan_run_next(struct store *st, const struct scan_engine *eng, bool *ran)
 {
     *ran = false;
-    struct meta *m = store_meta(st);
-    if (m == NULL) {
-        return BERTH_EDB;
+    struct meta *m;
+    enum berth_err got = store_meta_get(st, &m);
+    if (got != BERTH_OK) {
+        return got;
     }
     struct meta_scan_job job;
     enum berth_err rc = eng->lease_holder != NULL

@@ -363,9 +363,12 @@ static void complete_layer_upload(struct ecr_call *call)
                  uuid, name);
         return;
     }
-    struct meta *m = store_meta(st);
+    struct meta *m;
     struct meta_blob blob;
-    enum berth_err rc = m ? meta_blob_get_linked(m, repo.id, d.str, &blob) : BERTH_EDB;
+    enum berth_err rc = store_meta_get(st, &m);
+    if (rc == BERTH_OK) {
+        rc = meta_blob_get_linked(m, repo.id, d.str, &blob);
+    }
     if (rc == BERTH_OK) {
         /* nothing to publish: the session's bytes are not needed */
         upload_release(u);

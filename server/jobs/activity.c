@@ -104,8 +104,11 @@ static void sample(struct activity_sampler *s)
         }
     }
     if (any) {
-        struct meta *m = store_meta(s->st);
-        enum berth_err rc = m != NULL ? meta_activity_add(m, time_now_ms(), d) : BERTH_EDB;
+        struct meta *m;
+        enum berth_err rc = store_meta_get(s->st, &m);
+        if (rc == BERTH_OK) {
+            rc = meta_activity_add(m, time_now_ms(), d);
+        }
         if (rc == BERTH_OK) {
             s->written = *now;
         } else {

@@ -61,10 +61,12 @@ static void all_lost(struct leases *l, const char *why)
 /* Renew everything, then check that each held job is still ours. */
 static void renew(struct leases *l)
 {
-    struct meta *m = store_meta(l->st);
+    struct meta *m;
     int64_t now = time_now_ms();
-    enum berth_err rc =
-        m == NULL ? BERTH_EDB : meta_lease_renew_all(m, l->holder, now, l->ttl_ms, NULL);
+    enum berth_err rc = store_meta_get(l->st, &m);
+    if (rc == BERTH_OK) {
+        rc = meta_lease_renew_all(m, l->holder, now, l->ttl_ms, NULL);
+    }
     pthread_mutex_lock(&l->lock);
     if (rc != BERTH_OK) {
         log_error("event=lease_renew_failed holder=%s err=%s", l->holder, berth_strerror(rc));
@@ -239,9 +241,11 @@ void leases_release(struct leases *l, const char *name, bool done)
         }
     }
     pthread_mutex_unlock(&l->lock);
-    struct meta *m = store_meta(l->st);
-    enum berth_err rc =
-        m == NULL ? BERTH_EDB : meta_lease_release(m, name, l->holder, done, time_now_ms(), NULL);
+    struct meta *m;
+    enum berth_err rc = store_meta_get(l->st, &m);
+    if (rc == BERTH_OK) {
+        rc = meta_lease_release(m, name, l->holder, done, time_now_ms(), NULL);
+    }
     if (rc != BERTH_OK) {
         log_error("event=lease_error name=%s op=release err=%s", name, berth_strerror(rc));
     }

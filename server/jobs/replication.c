@@ -160,10 +160,11 @@ static enum berth_err run_pass(struct repl_thread *t, uint64_t *seen, int64_t *n
         pthread_mutex_unlock(&t->lock);
         int64_t mono = time_mono_ns() / 1000000;
         if (mono >= renew_at) {
-            struct meta *m = store_meta(j->st);
-            enum berth_err rc =
-                m == NULL ? BERTH_EDB
-                          : meta_repl_renew(m, j->holder, time_now_ms() + j->claim_ms, NULL);
+            struct meta *m;
+            enum berth_err rc = store_meta_get(j->st, &m);
+            if (rc == BERTH_OK) {
+                rc = meta_repl_renew(m, j->holder, time_now_ms() + j->claim_ms, NULL);
+            }
             if (rc != BERTH_OK) {
                 log_error("event=replication_error op=renew_claims err=%s", berth_strerror(rc));
             }
@@ -238,9 +239,9 @@ static void *listener_main(void *arg)
     bool first = true;
     bool failed = false; /* logged once per outage */
     while (!atomic_load(&j->stop)) {
-        struct meta *m = store_meta(j->st);
-        enum berth_err rc = BERTH_EDB;
-        if (m != NULL && !listening) {
+        struct meta *m;
+        enum berth_err rc = store_meta_get(j->st, &m);
+        if (rc == BERTH_OK && !listening) {
             rc = meta_listen(m, META_CHANNEL_REPLICATION);
             if (rc == BERTH_OK) {
                 listening = true;

@@ -95,9 +95,10 @@ static void remove_stale_layouts(const struct berth_config *cfg)
 enum berth_err scan_workers_start(const struct berth_config *cfg, struct store *st,
                                   struct leases *leases, struct scan_workers **out)
 {
-    struct meta *m = store_meta(st);
-    if (m == NULL) {
-        return BERTH_EDB;
+    struct meta *m;
+    enum berth_err got = store_meta_get(st, &m);
+    if (got != BERTH_OK) {
+        return got;
     }
     int64_t released = 0, waiting = 0;
     /* the claims of a process that died: one node's are all its own; a

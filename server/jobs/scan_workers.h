@@ -22,7 +22,8 @@ struct scan_workers;
  * <root>/scan-tmp are removed) and start cfg->scan_workers threads (none
  * when 0: jobs then wait in the queue). cfg and st are borrowed and must
  * outlive the pool. *out may be NULL afterwards only on error.
- * BERTH_EDB when the queue cannot be read; BERTH_ENOMEM; BERTH_EIO when a
+ * BERTH_EUNAVAILABLE when this thread has no metadata connection (none can
+ * be opened: retry later), BERTH_EDB when the queue cannot be read; BERTH_ENOMEM; BERTH_EIO when a
  * thread cannot be started (the ones started are stopped again).
  */
 enum berth_err scan_workers_start(const struct berth_config *cfg, struct store *st,

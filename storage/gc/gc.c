@@ -493,7 +493,7 @@ enum berth_err gc_run(struct store *st, const struct gc_options *opt, struct gc_
     int64_t started = time_mono_ns();
     int64_t now = time_now_ms();
     g->cutoff = now - opt->grace_ms;
-    enum berth_err rc = g->m == NULL ? BERTH_EDB : BERTH_OK;
+    enum berth_err rc = g->m == NULL ? BERTH_EUNAVAILABLE : BERTH_OK;
     const char *step = "open";
     if (rc == BERTH_OK) {
         rc = pass(g, now, &step);

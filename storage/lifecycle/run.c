@@ -546,9 +546,10 @@ enum berth_err lifecycle_run_repo(struct store *st, int64_t repo_id,
                                   struct lifecycle_run_result **out, char *msg, size_t msg_cap)
 {
     set_msg(msg, msg_cap, "%s", "");
-    struct meta *m = store_meta(st);
-    if (m == NULL) {
-        return BERTH_EDB;
+    struct meta *m;
+    enum berth_err got = store_meta_get(st, &m);
+    if (got != BERTH_OK) {
+        return got;
     }
     int64_t t0 = time_mono_ns();
     struct meta_repo repo;
@@ -729,9 +730,10 @@ enum berth_err lifecycle_run_all(struct store *st, const struct lifecycle_run_op
     if (opt->policy_text != NULL) {
         return BERTH_EINVAL;
     }
-    struct meta *m = store_meta(st);
-    if (m == NULL) {
-        return BERTH_EDB;
+    struct meta *m;
+    enum berth_err got = store_meta_get(st, &m);
+    if (got != BERTH_OK) {
+        return got;
     }
     int64_t t0 = time_mono_ns();
     struct lifecycle_run_totals t;
@@ -890,9 +892,10 @@ static enum berth_err store_results(struct meta *m, const struct lifecycle_run_r
 enum berth_err lifecycle_preview_process(struct store *st, int64_t repo_id,
                                          const atomic_bool *cancel)
 {
-    struct meta *m = store_meta(st);
-    if (m == NULL) {
-        return BERTH_EDB;
+    struct meta *m;
+    enum berth_err got = store_meta_get(st, &m);
+    if (got != BERTH_OK) {
+        return got;
     }
     struct meta_preview pv;
     char *text = NULL;
@@ -950,9 +953,10 @@ static int page_pending(void *arg, int64_t repo_id)
 enum berth_err lifecycle_preview_process_pending(struct store *st, const atomic_bool *cancel,
                                                  int64_t *processed)
 {
-    struct meta *m = store_meta(st);
-    if (m == NULL) {
-        return BERTH_EDB;
+    struct meta *m;
+    enum berth_err got = store_meta_get(st, &m);
+    if (got != BERTH_OK) {
+        return got;
     }
     int64_t n = 0, after = 0;
     enum berth_err rc = BERTH_OK;

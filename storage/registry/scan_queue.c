@@ -131,9 +131,10 @@ enum berth_err scan_queue_request(struct store *st, const char *repo, const char
                                   enum scan_request_reason *why)
 {
     *why = SCAN_REQ_OK;
-    struct meta *m = store_meta(st);
-    if (m == NULL) {
-        return refuse(why, SCAN_REQ_INTERNAL, BERTH_EDB);
+    struct meta *m;
+    enum berth_err got = store_meta_get(st, &m);
+    if (got != BERTH_OK) {
+        return refuse(why, SCAN_REQ_INTERNAL, got);
     }
     enum berth_err rc = meta_begin(m);
     if (rc != BERTH_OK) {
@@ -220,9 +221,10 @@ enum berth_err scan_queue_after_import(struct store *st, int64_t *rescans, int64
 {
     *rescans = 0;
     *retries = 0;
-    struct meta *m = store_meta(st);
-    if (m == NULL) {
-        return BERTH_EDB;
+    struct meta *m;
+    enum berth_err got = store_meta_get(st, &m);
+    if (got != BERTH_OK) {
+        return got;
     }
     char *text = NULL;
     enum berth_err rc = meta_setting_get(m, SCAN_CONFIG_SETTING, &text);

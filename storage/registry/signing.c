@@ -89,10 +89,11 @@ static enum berth_err profile_pem(struct store *st, const char *name, char **pem
             return rc;
         }
     }
-    struct meta *m = store_meta(st);
-    if (m == NULL) {
+    struct meta *m;
+    enum berth_err got = store_meta_get(st, &m);
+    if (got != BERTH_OK) {
         snprintf(why, why_cap, "no metadata connection");
-        return BERTH_EDB;
+        return got;
     }
     char secret[64 + 256];
     snprintf(secret, sizeof(secret), "signing.profile.%s", name);
@@ -280,10 +281,12 @@ out:
 static void record(struct store *st, int64_t manifest_id, const char *arn, const char *status,
                    const char *code, const char *reason, const char *sig_digest)
 {
-    struct meta *m = store_meta(st);
+    struct meta *m;
     struct meta_signing_status row = {arn, status, code, reason, sig_digest};
-    enum berth_err rc =
-        m ? meta_signing_status_put(m, manifest_id, &row, time_now_ms()) : BERTH_EDB;
+    enum berth_err rc = store_meta_get(st, &m);
+    if (rc == BERTH_OK) {
+        rc = meta_signing_status_put(m, manifest_id, &row, time_now_ms());
+    }
     if (rc != BERTH_OK) {
         log_error("event=signing_status_failed manifest=%lld err=%s", (long long)manifest_id,
                   berth_strerror(rc));
@@ -423,9 +426,10 @@ static void run_job(struct store *st, const struct job_copy *job)
 
 enum berth_err signing_run_pending(struct store *st, const atomic_bool *cancel, int64_t *done)
 {
-    struct meta *m = store_meta(st);
-    if (m == NULL) {
-        return BERTH_EDB;
+    struct meta *m;
+    enum berth_err got = store_meta_get(st, &m);
+    if (got != BERTH_OK) {
+        return got;
     }
     struct job_list *jobs = malloc(sizeof(*jobs));
     if (jobs == NULL) {

@@ -219,9 +219,12 @@ enum berth_err store_pairing_check(struct store *st, const struct store_options 
                  bucket, prefix, berth_strerror(rc));
         return BERTH_OK;
     }
-    struct meta *m = store_meta(st);
+    struct meta *m;
     char in_db[33] = "";
-    rc = m != NULL ? meta_copy_store_id(m, false, in_db) : BERTH_EDB;
+    rc = store_meta_get(st, &m);
+    if (rc == BERTH_OK) {
+        rc = meta_copy_store_id(m, false, in_db);
+    }
     if (rc != BERTH_OK) {
         return rc;
     }

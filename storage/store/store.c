@@ -81,6 +81,12 @@ struct meta *store_meta(struct store *st)
     return n->m;
 }
 
+enum berth_err store_meta_get(struct store *st, struct meta **out)
+{
+    *out = store_meta(st);
+    return *out != NULL ? BERTH_OK : BERTH_EUNAVAILABLE;
+}
+
 /* The archive tier's S3 blob store: the blob store's options in another
  * bucket or under another prefix (prefix: cap bytes for the default). */
 static enum berth_err archive_s3_options(const struct store_options *opt,
@@ -334,9 +340,10 @@ static bool archive_wanted(void *arg, const struct digest *d)
 
 enum berth_err store_recover_trash(struct store *st, int64_t *restored, int64_t *deleted)
 {
-    struct meta *m = store_meta(st);
-    if (m == NULL) {
-        return BERTH_EDB;
+    struct meta *m;
+    enum berth_err got = store_meta_get(st, &m);
+    if (got != BERTH_OK) {
+        return got;
     }
     int64_t r = 0, d = 0;
     enum berth_err rc = blob_recover(st->blobs, blob_wanted, m, &r, &d);

@@ -80,6 +80,12 @@ const struct store_options *store_options(const struct store *st);
  * closed when the thread exits or the store closes. NULL on failure. */
 struct meta *store_meta(struct store *st);
 
+/* store_meta as a result: BERTH_EUNAVAILABLE when the connection cannot be
+ * opened (no descriptor or memory left, the PostgreSQL server down: the
+ * driver logged why), which callers report and retry as "unavailable",
+ * never as a database error. */
+enum berth_err store_meta_get(struct store *st, struct meta **out);
+
 /* The blob store (borrowed; valid until store_close). Publishing and
  * removing blobs happen inside a metadata write transaction. */
 struct blob_store *store_blobs(struct store *st);

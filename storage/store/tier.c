@@ -693,9 +693,10 @@ enum berth_err store_tier_pass(struct store *st, const atomic_bool *cancel, stru
     if (st->archive == NULL) {
         return BERTH_OK;
     }
-    struct meta *m = store_meta(st);
-    if (m == NULL) {
-        return BERTH_EDB;
+    struct meta *m;
+    enum berth_err got = store_meta_get(st, &m);
+    if (got != BERTH_OK) {
+        return got;
     }
     struct tier_stats stats;
     memset(&stats, 0, sizeof(stats));
@@ -856,9 +857,10 @@ enum berth_err store_tier_recover(struct store *st, bool startup, struct tier_st
     if (st->archive == NULL) {
         return BERTH_OK;
     }
-    struct meta *m = store_meta(st);
-    if (m == NULL) {
-        return BERTH_EDB;
+    struct meta *m;
+    enum berth_err got = store_meta_get(st, &m);
+    if (got != BERTH_OK) {
+        return got;
     }
     struct recover r = {.st = st, .m = m};
     /* stages: every one at start-up; later only those a day old (a move

@@ -376,9 +376,10 @@ static enum berth_err fetch_client(struct fetch *f, const struct upstream_rule *
     if (f->client != NULL) {
         return BERTH_OK;
     }
-    struct meta *m = store_meta(f->st);
-    if (m == NULL) {
-        return BERTH_EDB;
+    struct meta *m;
+    enum berth_err got = store_meta_get(f->st, &m);
+    if (got != BERTH_OK) {
+        return got;
     }
     return upstream_rule_client(m, rule, &f->client, f->err, f->cap);
 }

@@ -484,9 +484,10 @@ enum berth_err upstream_repl_run(struct store *st, const struct upstream_repl_op
                                  int64_t *next_at, struct upstream_repl_totals *totals)
 {
     *next_at = 0;
-    struct meta *m = store_meta(st);
-    if (m == NULL) {
-        return BERTH_EDB;
+    struct meta *m;
+    enum berth_err got = store_meta_get(st, &m);
+    if (got != BERTH_OK) {
+        return got;
     }
     for (;;) {
         if (opt->cancel != NULL && atomic_load(opt->cancel)) {

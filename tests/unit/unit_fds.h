@@ -11,6 +11,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <sys/resource.h>
 #include <unistd.h>
@@ -55,6 +56,24 @@ static inline void unit_fds_give_back(void)
         close(unit_fds_taken[--unit_fds_count]);
     }
     setrlimit(RLIMIT_NOFILE, &unit_fds_saved);
+}
+
+/* Run fn(arg) on a new thread while every descriptor is taken: the thread's
+ * metadata connection (not open yet) cannot open, as a background job's in
+ * a server out of descriptors. false when that could not be arranged. */
+static inline bool unit_fds_run_starved(void *(*fn)(void *), void *arg)
+{
+    if (!unit_fds_take(0)) {
+        unit_fds_give_back();
+        return false;
+    }
+    pthread_t t;
+    int started = pthread_create(&t, NULL, fn, arg);
+    if (started == 0) {
+        pthread_join(t, NULL);
+    }
+    unit_fds_give_back();
+    return started == 0;
 }
 
 #endif

@@ -4,6 +4,7 @@
  * (each simulated by running the pieces a batch is made of and stopping
  * where a kill would). */
 #include "unit.h"
+#include "unit_fds.h"
 #include "unit_registry.h"
 
 #include <dirent.h>
@@ -501,6 +502,36 @@ static void test_batches_and_cancel(void)
     unit_store_remove(st, root);
 }
 
+struct starved_gc {
+    struct store *st;
+    enum berth_err rc;
+};
+
+static void *starved_gc(void *arg)
+{
+    struct starved_gc *g = arg;
+    struct gc_options opt = {.grace_ms = HOUR_MS};
+    struct gc_stats stats;
+    g->rc = gc_run(g->st, &opt, &stats);
+    return NULL;
+}
+
+/* A pass on a thread that cannot open its metadata connection (no
+ * descriptor left) fails as unavailable (retry later), not as a database
+ * error, and the next pass runs. */
+static void test_no_connection_is_unavailable(void)
+{
+    struct store *st = unit_store_new(root, sizeof(root));
+    struct starved_gc g = {.st = st, .rc = BERTH_OK};
+    CHECK(unit_fds_run_starved(starved_gc, &g));
+    CHECK_INT(g.rc, BERTH_EUNAVAILABLE);
+    pthread_t t;
+    CHECK_INT(pthread_create(&t, NULL, starved_gc, &g), 0);
+    pthread_join(t, NULL);
+    CHECK_INT(g.rc, BERTH_OK);
+    unit_store_remove(st, root);
+}
+
 int main(void)
 {
     RUN(test_rules);
@@ -510,5 +541,6 @@ int main(void)
     RUN(test_upload_racing_collection);
     RUN(test_crash_points);
     RUN(test_batches_and_cancel);
+    RUN(test_no_connection_is_unavailable);
     return unit_report("test_gc");
 }

@@ -5,6 +5,7 @@
  * (even in the instant before their delete) are left for the next run.
  * Includes the .c to reach delete_item() and to hook its registry call. */
 #include "unit.h"
+#include "unit_fds.h"
 #include "unit_registry.h"
 
 /* The run's delete, with a hook that runs first: a push that lands between
@@ -523,6 +524,41 @@ static void test_preview(void)
     unit_store_remove(st, root);
 }
 
+struct starved_run {
+    struct store *st;
+    enum berth_err all, pending;
+};
+
+static void *starved_run(void *arg)
+{
+    struct starved_run *r = arg;
+    struct lifecycle_run_options opt = {.dry_run = true};
+    struct lifecycle_run_totals t;
+    r->all = lifecycle_run_all(r->st, &opt, NULL, NULL, &t);
+    atomic_bool cancel = false;
+    int64_t n = 0;
+    r->pending = lifecycle_preview_process_pending(r->st, &cancel, &n);
+    return NULL;
+}
+
+/* The lifecycle job on a thread that cannot open its metadata connection
+ * (no descriptor left): the run and the pending previews fail as
+ * unavailable (retry later), not as a database error. */
+static void test_no_connection_is_unavailable(void)
+{
+    struct store *st = unit_store_new(root, sizeof(root));
+    struct starved_run r = {.st = st};
+    CHECK(unit_fds_run_starved(starved_run, &r));
+    CHECK_INT(r.all, BERTH_EUNAVAILABLE);
+    CHECK_INT(r.pending, BERTH_EUNAVAILABLE);
+    pthread_t t;
+    CHECK_INT(pthread_create(&t, NULL, starved_run, &r), 0);
+    pthread_join(t, NULL);
+    CHECK_INT(r.all, BERTH_OK);
+    CHECK_INT(r.pending, BERTH_OK);
+    unit_store_remove(st, root);
+}
+
 int main(void)
 {
     RUN(test_enforce);
@@ -532,5 +568,6 @@ int main(void)
     RUN(test_run_all);
     RUN(test_new_policy_delay);
     RUN(test_preview);
+    RUN(test_no_connection_is_unavailable);
     return unit_report("test_lifecycle_run");
 }

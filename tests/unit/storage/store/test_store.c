@@ -1,6 +1,7 @@
 /* Unit tests for the store: opening (a database from a newer berth is
  * refused), upload sessions (incl. a restart), trash recovery. */
 #include "unit.h"
+#include "unit_fds.h"
 #include "unit_store.h"
 
 #include <sqlite3.h>
@@ -499,6 +500,44 @@ static void test_s3_state_without_marker(void)
     unit_store_remove(NULL, root);
 }
 
+struct starved {
+    struct store *st;
+    struct meta *m;
+    enum berth_err get, recover;
+};
+
+static void *starved_calls(void *arg)
+{
+    struct starved *s = arg;
+    s->get = store_meta_get(s->st, &s->m);
+    int64_t restored = 0, deleted = 0;
+    s->recover = store_recover_trash(s->st, &restored, &deleted);
+    return NULL;
+}
+
+/* A thread whose metadata connection cannot open (no descriptor left) gets
+ * BERTH_EUNAVAILABLE from store_meta_get and from the store's background
+ * passes (the trash recovery), not a database error; with descriptors back
+ * it gets its connection. */
+static void test_no_connection_is_unavailable(void)
+{
+    struct store *st = unit_store_new(root, sizeof(root));
+    struct starved s = {.st = st, .get = BERTH_OK, .recover = BERTH_OK};
+    CHECK(unit_fds_run_starved(starved_calls, &s));
+    CHECK_INT(s.get, BERTH_EUNAVAILABLE);
+    CHECK(s.m == NULL);
+    CHECK_INT(s.recover, BERTH_EUNAVAILABLE);
+    memset(&s, 0, sizeof(s));
+    s.st = st;
+    pthread_t t;
+    CHECK_INT(pthread_create(&t, NULL, starved_calls, &s), 0);
+    pthread_join(t, NULL);
+    CHECK_INT(s.get, BERTH_OK);
+    CHECK(s.m != NULL);
+    CHECK_INT(s.recover, BERTH_OK);
+    unit_store_remove(st, root);
+}
+
 int main(void)
 {
     RUN(test_schema_newer);
@@ -509,5 +548,6 @@ int main(void)
     RUN(test_backend_marker);
     RUN(test_no_new_db_over_blobs);
     RUN(test_s3_state_without_marker);
+    RUN(test_no_connection_is_unavailable);
     return unit_report("test_store");
 }
