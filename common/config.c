@@ -32,6 +32,9 @@ static const struct config_key keys[] = {
     {"root", CONFIG_STRING, OFF(root), "./berth-data", 0, 0, "data directory"},
     {"public_url", CONFIG_STRING, OFF(public_url), "", 0, 0,
      "URL clients use to reach berth (default http://<listen>)"},
+    {"replica_name", CONFIG_STRING, OFF(replica_name), "", 0, 0,
+     "this server's name where the console and the GC history name a replica (printable "
+     "ASCII, at most 63 bytes; empty: <host name>:<listen port>)"},
     {"anonymous", CONFIG_BOOL, OFF(anonymous), "false", 0, 0,
      "allow unauthenticated access on a non-loopback address"},
     {"log.level", CONFIG_STRING, OFF(log_level), "info", 0, 0, "error, warn, info or debug"},
@@ -544,6 +547,16 @@ enum berth_err config_validate(const struct berth_config *cfg, char *err, size_t
         cfg->tls_client_ca_file[0] == '\0') {
         snprintf(err, cap, "config: tls.client_principals needs tls.client_ca_file");
         return BERTH_EINVAL;
+    }
+    if (strlen(cfg->replica_name) > 63) {
+        snprintf(err, cap, "config: replica_name must be at most 63 bytes");
+        return BERTH_EINVAL;
+    }
+    for (const char *c = cfg->replica_name; *c != '\0'; c++) {
+        if ((unsigned char)*c < 0x20 || (unsigned char)*c > 0x7e) {
+            snprintf(err, cap, "config: replica_name must be printable ASCII");
+            return BERTH_EINVAL;
+        }
     }
     if (cfg->root[0] == '\0') {
         snprintf(err, cap, "config: root must not be empty");

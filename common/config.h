@@ -20,10 +20,11 @@
 struct berth_config {
     char *config_path; /* the file that was loaded, or NULL */
 
-    char *listen;     /* ADDR:PORT */
-    char *root;       /* data directory */
-    char *public_url; /* how clients reach us; "" = http://<listen> */
-    bool anonymous;   /* allow anonymous access on a non-loopback address */
+    char *listen;       /* ADDR:PORT */
+    char *root;         /* data directory */
+    char *public_url;   /* how clients reach us; "" = http://<listen> */
+    char *replica_name; /* this server's name in the GC history; "" = <host>:<port> */
+    bool anonymous;     /* allow anonymous access on a non-loopback address */
 
     char *log_level;
     bool log_access;

@@ -37,7 +37,8 @@ int cmd_gc(struct cli *cli)
                              .upload_expiry_ms = cfg->storage_upload_expiry_seconds * 1000,
                              .orphan_upload_grace_ms = cfg->storage_s3_orphan_upload_grace * 1000,
                              .dry_run = dry_run,
-                             .reason = "command"};
+                             .reason = "command",
+                             .node = cfg->replica_name};
     struct gc_stats s;
     enum berth_err rc = gc_run(st, &opt, &s);
     store_close(st);

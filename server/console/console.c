@@ -856,6 +856,11 @@ static json_t *config_json(const struct server *srv)
         json_object_set_new(o, "s3Endpoint", json_string(cfg->storage_s3_endpoint));
         json_object_set_new(o, "s3Bucket", json_string(cfg->storage_s3_bucket));
     }
+    char replica[64];
+    jobs_replica_name(cfg, replica, sizeof(replica));
+    if (o != NULL) {
+        json_object_set_new(o, "replicaName", json_string(replica));
+    }
     if (o != NULL && cfg->config_path != NULL) {
         json_object_set_new(o, "configFile", json_string(cfg->config_path));
     }
@@ -915,11 +920,33 @@ static int activity_api_json(void *arg, const struct meta_activity_api *a)
     return 0;
 }
 
+/* An API's bucket, appended to its series (the last of the array, or a new
+ * one: the rows come by API, then oldest first). */
+static int activity_api_bucket(void *arg, const struct meta_activity_api *a)
+{
+    json_t *series = arg;
+    json_t *last = json_array_get(series, json_array_size(series) - 1);
+    const char *name = json_string_value(json_object_get(last, "api"));
+    if (name == NULL || strcmp(name, a->api) != 0) {
+        last = json_pack("{s:s, s:[]}", "api", a->api, "buckets");
+        if (last == NULL || json_array_append_new(series, last) != 0) {
+            return 1;
+        }
+    }
+    json_t *b = json_pack(
+        "[f, I, I, I, I, I, I, I]", (double)a->at / 1000.0, (json_int_t)a->requests[0],
+        (json_int_t)a->requests[1], (json_int_t)a->requests[2], (json_int_t)a->requests[3],
+        (json_int_t)a->requests[4], (json_int_t)a->bytes_in, (json_int_t)a->bytes_out);
+    return b == NULL || json_array_append_new(json_object_get(last, "buckets"), b) != 0;
+}
+
 /* The activity history (meta_activity.h): the minutes of the last day and
  * the hours of the last 30 days, every replica's requests summed, each
  * bucket [start, 2xx, 3xx, 4xx, 5xx, other, bytes in, bytes out, refused
  * authentications], and each API's requests and bytes over the view
- * ("apis", by name, the same objects as activity.requests). NULL when it
+ * ("apis", by name, the same objects as activity.requests), and each API's
+ * buckets ("apiBuckets": [{api, buckets}] by name, each bucket the first
+ * eight columns, only those in which the API had requests). NULL when it
  * cannot be read. */
 static json_t *history_json(struct meta *m, const struct berth_config *cfg)
 {
@@ -938,19 +965,23 @@ static json_t *history_json(struct meta *m, const struct berth_config *cfg)
         int64_t from = now - now % step_ms - views[i].span_ms + step_ms;
         json_t *buckets = json_array();
         json_t *apis = json_array();
-        if (buckets == NULL || apis == NULL ||
+        json_t *series = json_array();
+        if (buckets == NULL || apis == NULL || series == NULL ||
             meta_activity_list(m, views[i].step, from, activity_bucket, buckets) != BERTH_OK ||
-            meta_activity_apis(m, views[i].step, from, activity_api_json, apis) != BERTH_OK) {
+            meta_activity_apis(m, views[i].step, from, activity_api_json, apis) != BERTH_OK ||
+            meta_activity_api_list(m, views[i].step, from, activity_api_bucket, series) !=
+                BERTH_OK) {
             json_decref(buckets);
             json_decref(apis);
+            json_decref(series);
             json_decref(o);
             return NULL;
         }
         json_object_set_new(o, views[i].name,
-                            json_pack("{s:I, s:f, s:f, s:o, s:o}", "step",
+                            json_pack("{s:I, s:f, s:f, s:o, s:o, s:o}", "step",
                                       (json_int_t)views[i].step, "from", (double)from / 1000.0,
                                       "to", (double)(now - now % step_ms + step_ms) / 1000.0,
-                                      "buckets", buckets, "apis", apis));
+                                      "buckets", buckets, "apis", apis, "apiBuckets", series));
     }
     return o;
 }

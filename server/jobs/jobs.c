@@ -95,6 +95,15 @@ void jobs_options_from_config(const struct berth_config *cfg, struct jobs_option
     out->lifecycle_interval_ms = cfg->lifecycle_interval_seconds * 1000;
     out->lifecycle_new_policy_delay_ms = cfg->lifecycle_new_policy_delay_seconds * 1000;
     out->activity_sample_ms = cfg->metrics_activity_sample_seconds * 1000;
+    jobs_replica_name(cfg, out->node, sizeof(out->node));
+}
+
+void jobs_replica_name(const struct berth_config *cfg, char *out, size_t cap)
+{
+    if (cfg->replica_name[0] != '\0') {
+        snprintf(out, cap, "%s", cfg->replica_name);
+        return;
+    }
     char host[65] = "";
     if (gethostname(host, sizeof(host) - 1) != 0 || host[0] == '\0') {
         snprintf(host, sizeof(host), "host");
@@ -103,9 +112,9 @@ void jobs_options_from_config(const struct berth_config *cfg, struct jobs_option
     char addr[256];
     uint16_t port = 0;
     if (config_listen_parts(cfg->listen, addr, sizeof(addr), &port) == BERTH_OK && port != 0) {
-        snprintf(out->node, sizeof(out->node), "%.40s:%u", host, (unsigned)port);
+        snprintf(out, cap, "%.40s:%u", host, (unsigned)port);
     } else {
-        snprintf(out->node, sizeof(out->node), "%.40s/%ld", host, (long)getpid());
+        snprintf(out, cap, "%.40s/%ld", host, (long)getpid());
     }
 }
 

@@ -41,7 +41,7 @@ struct jobs_options {
      * (activity.h; >= 1000), 0: never */
     int64_t activity_sample_ms;
     /* this replica's name, recorded with the garbage collection passes it
-     * runs (the console's history): "host:port" of the listen address */
+     * runs (the console's history): jobs_replica_name() */
     char node[64];
     /* replicas sharing the database: each job runs under a lease
      * (leases.h), GC and full lifecycle passes once per interval among
@@ -52,10 +52,15 @@ struct jobs_options {
 
 /* The options the configuration asks for (gc.*, lifecycle.*,
  * storage.upload_expiry_seconds, storage.s3.orphan_upload_grace_seconds,
- * metrics.activity_sample_seconds), and the replica's name: this host's
- * name and the port of listen (two replicas on one machine differ by port;
- * on several, by host). */
+ * metrics.activity_sample_seconds), and the replica's name
+ * (jobs_replica_name). */
 void jobs_options_from_config(const struct berth_config *cfg, struct jobs_options *out);
+
+/* This replica's name into out (cap bytes, NUL-terminated): replica_name
+ * when configured, else this host's name and the port of listen (two
+ * replicas on one machine differ by port; on several, by host), or the
+ * host's name and the process id when listen's port is 0. */
+void jobs_replica_name(const struct berth_config *cfg, char *out, size_t cap);
 
 /*
  * Start the threads over the store (borrowed; it must outlive the jobs).

@@ -49,7 +49,8 @@ struct gc_options {
      * META_GC_RUNS_KEEP kept); NULL: not recorded. Dry runs never are. */
     const char *reason;
     /* who runs it, recorded with it: a server's replica name
-     * (jobs_options.node); NULL: this host's name (`berth gc`) */
+     * (jobs_options.node), `berth gc`'s replica_name; NULL or "": this
+     * host's name */
     const char *node;
 };
 

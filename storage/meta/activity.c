@@ -189,30 +189,50 @@ static int api_row(struct meta_stmt *st, void *ctx)
     struct api_ctx *c = ctx;
     struct meta_activity_api a;
     memset(&a, 0, sizeof(a));
-    (void)meta_col_text(st, 0, a.api, sizeof(a.api)); /* names are short; a long one is cut */
+    a.at = meta_col_int64(st, 0);
+    (void)meta_col_text(st, 1, a.api, sizeof(a.api)); /* names are short; a long one is cut */
     for (int i = 0; i < 5; i++) {
-        a.requests[i] = meta_col_int64(st, 1 + i);
+        a.requests[i] = meta_col_int64(st, 2 + i);
     }
-    a.bytes_in = meta_col_int64(st, 6);
-    a.bytes_out = meta_col_int64(st, 7);
+    a.bytes_in = meta_col_int64(st, 7);
+    a.bytes_out = meta_col_int64(st, 8);
     return c->cb(c->arg, &a);
 }
 
-enum berth_err meta_activity_apis(struct meta *m, int64_t step, int64_t since_ms,
-                                  meta_activity_api_cb cb, void *arg)
+/* Run sql (columns: at, api, the five request counts, bytes in and out;
+ * ?1 the step, ?2 the start) with api_row. */
+static enum berth_err api_query(struct meta *m, const char *sql, const char *what, int64_t step,
+                                int64_t since_ms, meta_activity_api_cb cb, void *arg)
 {
     if (step != META_ACTIVITY_MINUTE && step != META_ACTIVITY_HOUR) {
         return BERTH_EINVAL;
     }
-    struct meta_stmt *st = meta_prepare(
-        m, "SELECT api, SUM(requests_2xx), SUM(requests_3xx), SUM(requests_4xx), "
-           "SUM(requests_5xx), SUM(requests_other), SUM(bytes_in), SUM(bytes_out) "
-           "FROM activity_apis WHERE step = ?1 AND at >= ?2 GROUP BY api ORDER BY api");
+    struct meta_stmt *st = meta_prepare(m, sql);
     if (st == NULL) {
         return BERTH_EDB;
     }
     meta_bind_int64(st, 1, step);
     meta_bind_int64(st, 2, since_ms);
     struct api_ctx c = {cb, arg};
-    return meta_page(m, st, -1, api_row, &c, NULL, "activity_apis");
+    return meta_page(m, st, -1, api_row, &c, NULL, what);
+}
+
+enum berth_err meta_activity_apis(struct meta *m, int64_t step, int64_t since_ms,
+                                  meta_activity_api_cb cb, void *arg)
+{
+    return api_query(m,
+                     "SELECT 0, api, SUM(requests_2xx), SUM(requests_3xx), SUM(requests_4xx), "
+                     "SUM(requests_5xx), SUM(requests_other), SUM(bytes_in), SUM(bytes_out) "
+                     "FROM activity_apis WHERE step = ?1 AND at >= ?2 GROUP BY api ORDER BY api",
+                     "activity_apis", step, since_ms, cb, arg);
+}
+
+enum berth_err meta_activity_api_list(struct meta *m, int64_t step, int64_t since_ms,
+                                      meta_activity_api_cb cb, void *arg)
+{
+    return api_query(m,
+                     "SELECT at, api, requests_2xx, requests_3xx, requests_4xx, requests_5xx, "
+                     "requests_other, bytes_in, bytes_out FROM activity_apis "
+                     "WHERE step = ?1 AND at >= ?2 ORDER BY api, at",
+                     "activity_api_list", step, since_ms, cb, arg);
 }

@@ -26,6 +26,8 @@
 
 /* Counts of one API in a bucket (or over a span, or the growth added). */
 struct meta_activity_api {
+    int64_t at;                      /* the bucket's start, epoch ms (0 over a span; ignored
+                                        when adding) */
     char api[META_ACTIVITY_API_MAX]; /* "oci", "ecr", "console", ... */
     int64_t requests[5];             /* by status class: 2xx, 3xx, 4xx, 5xx, other */
     int64_t bytes_in, bytes_out;
@@ -66,5 +68,12 @@ typedef int (*meta_activity_api_cb)(void *arg, const struct meta_activity_api *a
  * BERTH_EINVAL (another step), BERTH_EDB. */
 enum berth_err meta_activity_apis(struct meta *m, int64_t step, int64_t since_ms,
                                   meta_activity_api_cb cb, void *arg);
+
+/* Each API's buckets of step seconds that start at or after since_ms
+ * (every replica's summed, as the table holds them), by API name, then
+ * oldest first; a bucket in which an API had nothing is not there. Reads
+ * only. BERTH_EINVAL (another step), BERTH_EDB. */
+enum berth_err meta_activity_api_list(struct meta *m, int64_t step, int64_t since_ms,
+                                      meta_activity_api_cb cb, void *arg);
 
 #endif

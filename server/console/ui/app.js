@@ -1588,6 +1588,38 @@ function timeChart(view, series, label, id) {
   return svg;
 }
 
+// The columns of a history bucket with requests by status class: [index, chart
+// class, name].
+const historyClasses = [[1, "ok", "2xx"], [2, "redirect", "3xx"], [3, "client", "4xx"], [4, "server", "5xx"], [5, "other", "other"]];
+
+// What a chart of requests over buckets shows, in words: the total, by status
+// class, and the busiest bucket (unit: "minute" or "hour").
+function requestsSummary(buckets, unit) {
+  const sum = (i) => buckets.reduce((n, b) => n + b[i], 0);
+  const reqs = (b) => b[1] + b[2] + b[3] + b[4] + b[5];
+  const total = sum(1) + sum(2) + sum(3) + sum(4) + sum(5);
+  const byClass = historyClasses.filter(([i]) => sum(i)).map(([i, , k]) => sum(i) + " " + k).join(", ");
+  const peak = buckets.reduce((best, b) => (reqs(b) > reqs(best) ? b : best), buckets[0] || [0, 0, 0, 0, 0, 0]);
+  return total + " in all" + (byClass ? " (" + byClass + ")" : "") +
+    (total ? ", at most " + reqs(peak) + " in the " + unit + " from " + fmtTime(peak[0]) : "");
+}
+
+// Each API's requests over the view's buckets (view.apiBuckets), a small chart
+// per API on its own scale, with its figures in words beside it and as the
+// chart's label; the list gets id.
+function apiCharts(view, title, unit, start, id) {
+  const series = view.apiBuckets || [];
+  if (!series.length) return el("p", { class: "empty", id: id + "-empty", text: "No request recorded yet." });
+  return el("div", { class: "apicharts", id }, series.map((s) => {
+    const summary = requestsSummary(s.buckets, unit);
+    return el("figure", { class: "apichart", id: id + "-" + s.api },
+      el("figcaption", {}, el("strong", { text: s.api }), " ", el("span", { class: "muted small", text: summary })),
+      timeChart({ from: view.from, to: view.to, step: view.step, buckets: s.buckets }, historyClasses.map(([i, c]) => [i, c]),
+        s.api + " requests " + title + ": " + summary, id + "-" + s.api + "-chart"),
+      el("div", { class: "tc-axis", "aria-hidden": "true" }, el("span", { text: start }), el("span", { text: "now" })));
+  }));
+}
+
 // The activity history: every replica's requests, per minute over the last
 // day or per hour over the last 30 days, from the database.
 function registryHistory(hist) {
@@ -1599,18 +1631,14 @@ function registryHistory(hist) {
     const [title, unit, start] = views[name];
     for (const [n, b] of Object.entries(buttons)) b.setAttribute("aria-pressed", String(n === name));
     const sum = (i) => view.buckets.reduce((n, b) => n + b[i], 0);
-    const reqs = (b) => b[1] + b[2] + b[3] + b[4] + b[5];
     const total = sum(1) + sum(2) + sum(3) + sum(4) + sum(5);
-    const peak = view.buckets.reduce((best, b) => (reqs(b) > reqs(best) ? b : best), view.buckets[0] || [0, 0, 0, 0, 0, 0, 0, 0, 0]);
-    const classes = [[1, "ok", "2xx"], [2, "redirect", "3xx"], [3, "client", "4xx"], [4, "server", "5xx"], [5, "other", "other"]];
-    const byClass = classes.filter(([i]) => sum(i)).map(([i, , k]) => sum(i) + " " + k).join(", ");
-    const reqLabel = "Requests " + title + ": " + total + " in all" + (byClass ? " (" + byClass + ")" : "") +
-      (total ? ", at most " + reqs(peak) + " in the " + unit + " from " + fmtTime(peak[0]) : "");
+    const byClass = historyClasses.filter(([i]) => sum(i)).map(([i, , k]) => sum(i) + " " + k).join(", ");
+    const reqLabel = "Requests " + title + ": " + requestsSummary(view.buckets, unit);
     const bytesLabel = "Bytes " + title + ": " + fmtSize(sum(6)) + " received, " + fmtSize(sum(7)) + " sent";
     const axis = () => el("div", { class: "tc-axis", "aria-hidden": "true" }, el("span", { text: start }), el("span", { text: "now" }));
     body.replaceChildren(
       el("h3", { text: "Requests " + title }),
-      timeChart(view, classes.map(([i, c]) => [i, c]), reqLabel, "history-requests-" + name), axis(),
+      timeChart(view, historyClasses.map(([i, c]) => [i, c]), reqLabel, "history-requests-" + name), axis(),
       el("h3", { text: "Bytes " + title }),
       timeChart(view, [[6, "in"], [7, "out"]], bytesLabel, "history-bytes-" + name), axis(),
       facts([
@@ -1619,7 +1647,9 @@ function registryHistory(hist) {
         ["Refused authentications", String(sum(8)), "history-auth"],
       ]),
       el("h3", { text: "By API, " + title }),
-      apiTable(view.apis || [], "history-api-rows", "Requests and bytes by API, " + title));
+      apiTable(view.apis || [], "history-api-rows", "Requests and bytes by API, " + title),
+      el("h3", { text: "Requests by API " + title }),
+      apiCharts(view, title, unit, start, "history-api-charts"));
   };
   for (const name of Object.keys(views)) {
     buttons[name] = el("button", { type: "button", class: "secondary", id: "history-" + name, "aria-pressed": "false", onclick: () => draw(name) }, name === "minutes" ? "Last 24 hours" : "Last 30 days");
@@ -1685,6 +1715,7 @@ function registryConfig(doc) {
       ["Version", "berth " + doc.version, "server-version"],
       ["Running since", fmtWhen(doc.startedAt)],
       ["Listen", c.listen],
+      ["Replica name", c.replicaName, "server-replica"],
       ["Public URL", c.publicUrl],
       ["TLS", yes(c.tls)],
       ["Data root", c.root],

@@ -3,11 +3,11 @@
 replicas sharing PostgreSQL and S3 (cluster.py). The activity history sums what both
 replicas served (each adds its own counters' growth), in all and by API, and a garbage
 collection pass asked for on one replica shows on the other's page, named by the replica
-that ran it (host:port, so that two replicas on one machine differ)."""
+that ran it: its replica_name, here "edge/berth:5000" and "core/berth:5000" (what two
+containers behind NAT, same host name and port, might be called), else host:port."""
 # berth-suite: cluster
 
 import json
-import socket
 import unittest
 
 import berth_harness as h
@@ -16,6 +16,8 @@ import auth_helpers as a
 from cluster import Cluster, ClusterTestCase
 
 WAIT = 90
+# the replicas' configured names: alike but for the key
+NAMES = ("edge/berth:5000", "core/berth:5000")
 
 
 class ConsoleClient:
@@ -65,7 +67,7 @@ class ConsoleHistoryTest(ClusterTestCase):
         cls.cluster = Cluster(replicas=2, config={
             "metrics": {"activity_sample_seconds": 1},
             "gc": {"interval_seconds": 3600, "grace_seconds": 0},
-        })
+        }, replica_envs=[{"BERTH_REPLICA_NAME": n} for n in NAMES])
         cls.addClassCleanup(cls.cluster.stop)
         cls.cluster.start()
         cls.replicas = cls.cluster.replicas
@@ -97,7 +99,7 @@ class ConsoleHistoryTest(ClusterTestCase):
 
     def test_gc_history_shared(self):
         # a pass asked for on each replica, listed on the other's page, each named by
-        # the replica that ran it (host:port: both run on this host)
+        # the replica that ran it (its replica_name)
         names = set()
         for asked, other in ((0, 1), (1, 0)):
             before = registry(self.consoles[other])["gc"]["runs"]
@@ -111,9 +113,11 @@ class ConsoleHistoryTest(ClusterTestCase):
                 return new[0] if new else None
             run = h.wait_until(recorded, WAIT, interval=0.2, what="the pass on the other replica")
             self.assertEqual(run["result"], "ok", json.dumps(run))
-            self.assertEqual(run["node"], "%s:%d" % (socket.gethostname()[:40],
-                                                     self.replicas[asked].port))
+            self.assertEqual(run["node"], NAMES[asked])
             names.add(run["node"])
+            # and each replica's page says which replica it is
+            self.assertEqual(registry(self.consoles[asked])["config"]["replicaName"],
+                             NAMES[asked])
         self.assertEqual(len(names), 2)
 
 

@@ -194,14 +194,15 @@ def main():
             label = b.script("const c = document.querySelector('#history-requests-minutes');"
                              "return c && c.getAttribute('aria-label')")
             total = re.search(r": (\d+) in all", label or "")
-            if total and int(total.group(1)) > seeded and b.find_all("#history-api-rows tr"):
+            if total and int(total.group(1)) > seeded and b.find_all("#history-api-rows tr") \
+                    and b.find_all("#history-api-charts figure"):
                 break
             if time.monotonic() > deadline:
                 raise SystemExit("the activity history stayed empty (seeded %d; chart: %s); "
                                  "the page says:\n%s" % (seeded, label, b.page_text()))
             time.sleep(0.5)
-        # tall enough for the whole section: charts, totals and the table by API
-        b.s("POST", "/window/rect", {"width": WIDTH, "height": 1500})
+        # tall enough for the whole section: charts, totals, the table and the charts by API
+        b.s("POST", "/window/rect", {"width": WIDTH, "height": 2000})
         b.script("document.activeElement && document.activeElement.blur();"
                  "document.getElementById('history').scrollIntoView()")
         shoot_element(b, "#history", os.path.join(args.out, "console-registry.png"))

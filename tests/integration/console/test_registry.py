@@ -190,6 +190,9 @@ class RegistryApiTest(h.ServerTestCase):
         self.assertIn(cfg["metadataBackend"], ("sqlite", "postgres"))
         self.assertEqual((cfg["gcIntervalSeconds"], cfg["gcGraceSeconds"]), (3600, 0))
         self.assertFalse(cfg["tls"])
+        # no replica_name: this host's name and the listen port
+        self.assertEqual(cfg["replicaName"], "%s:%d" % (socket.gethostname()[:40],
+                                                        self.server.port))
         self.assertNotIn(CONFIG_SECRET, r.body.decode())
         self.assertNotIn(self.admin[1], r.body.decode())
         self.assertNotIn("AKIDCONFIG", r.body.decode())
@@ -401,6 +404,54 @@ def apis_summed(doc, view):
     return out
 
 
+def api_buckets_summed(doc, view):
+    """Each API's buckets (apiBuckets) summed, in history_apis' shape; and a check of
+    their order and place: by API name, each oldest first, at a bucket start within the
+    view, only buckets with requests."""
+    v = doc["history"][view]
+    cols = doc["history"]["columns"][1:8]
+    names = [s["api"] for s in v["apiBuckets"]]
+    assert names == sorted(names) and len(set(names)) == len(names), names
+    out = {}
+    for s in v["apiBuckets"]:
+        ats = [b[0] for b in s["buckets"]]
+        assert ats == sorted(ats) and len(set(ats)) == len(ats), (s["api"], ats)
+        for b in s["buckets"]:
+            assert len(b) == 8, b
+            assert v["from"] <= b[0] < v["to"] and b[0] % v["step"] == 0, (v, b)
+            assert sum(b[1:6]) > 0, b
+        out[s["api"]] = dict({"api": s["api"]}, **{c: sum(b[1 + i] for b in s["buckets"])
+                                                   for i, c in enumerate(cols)})
+    return out
+
+
+class RegistryReplicaNameTest(h.ServerTestCase):
+    """replica_name names this server in the GC history (a requested pass and `berth gc`
+    with the same configuration) and in the server summary, instead of host:port."""
+    NAME = "edge/berth:5000"
+    server_config = dict(CONFIG, replica_name=NAME)
+
+    def test_gc_history_names_the_configured_replica(self):
+        admin = e.keys_create(self.server, "registry-admin")
+        cl = ConsoleClient(self.reg)
+        cl.sign_in(*admin)
+        doc = registry(cl).json()
+        self.assertEqual(doc["config"]["replicaName"], self.NAME)
+        before = doc["gc"]["runs"]
+        self.assertEqual(start_gc(cl), {"requested": True})
+        doc = wait_requested_gc(cl, before[0]["startedAt"] if before else None)
+        self.assertEqual(doc["gc"]["runs"][0]["node"], self.NAME)
+        status, out = h.run_berth(["gc"], server=self.server)
+        self.assertEqual(status, 0, out)
+        runs = registry(cl).json()["gc"]["runs"]
+        self.assertEqual((runs[0]["trigger"], runs[0]["node"]), ("command", self.NAME))
+        # a name that is not printable ASCII is refused at start
+        status, out = h.run_berth(["gc"], server=self.server,
+                                  env={"BERTH_REPLICA_NAME": "bad\tname"})
+        self.assertEqual(status, 2, out)
+        self.assertIn("replica_name", out)
+
+
 class RegistryActivityHistoryTest(h.ServerTestCase):
     server_config = {"metrics": {"activity_sample_seconds": 1}}
 
@@ -425,6 +476,11 @@ class RegistryActivityHistoryTest(h.ServerTestCase):
             return doc if m["2xx"] >= 6 and m["bytesIn"] >= size_of(img) and m["4xx"] >= 1 \
                 else None
         doc = h.wait_until(written, 30, interval=0.2, what="the pushes in the history")
+        # each API over time: the OCI API's pushes in its minutes, summed as its row
+        series = {s["api"]: s["buckets"] for s in doc["history"]["minutes"]["apiBuckets"]}
+        self.assertGreaterEqual(sum(b[1] for b in series["oci"]), 6)
+        self.assertGreaterEqual(sum(b[6] for b in series["oci"]), size_of(img))
+        self.assertGreaterEqual(sum(b[3] for b in series["console"]), 1)
         # by API: the pushes are the OCI API's, the refused call the console's
         apis = history_apis(doc, "minutes")
         self.assertGreaterEqual(apis["oci"]["2xx"], 6)
@@ -438,7 +494,8 @@ class RegistryActivityHistoryTest(h.ServerTestCase):
             tot = {k: v for k, v in history_sums(d, "minutes").items() if k != "authFailures"}
             return history_sums(d, "minutes") == history_sums(d, "hours") and \
                 apis_summed(d, "minutes") == tot and \
-                history_apis(d, "minutes") == history_apis(d, "hours")
+                history_apis(d, "minutes") == history_apis(d, "hours") and \
+                all(api_buckets_summed(d, v) == history_apis(d, v) for v in ("minutes", "hours"))
         h.wait_until(lambda: agree(registry(cl).json()), 30, interval=0.2,
                      what="hours, minutes and APIs agree")
         # a stop writes what is left: the history holds every request of the process,
@@ -543,9 +600,36 @@ class RegistryBrowserTest(h.ServerTestCase):
                          ".find((r) => r.querySelector('th').textContent === 'oci')"
                          ".querySelector('.barstack[role=img]').getAttribute('aria-label')")
         self.assertRegex(label, r"^oci: \d+ 2xx")
-        b.click(b.wait_for("#history-minutes"))
+        # each API over time: a chart per API, read out with its figures
+        b.wait_for("#history-body h3", "Requests by API per hour")
+        b.wait_for("#history-api-charts-oci figcaption", "oci")
+        label = b.script("return document.querySelector('#history-api-charts-oci-chart')"
+                         ".getAttribute('aria-label')")
+        self.assertRegex(label, r"^oci requests per hour, the last 30 days: \d+ in all "
+                                r"\(\d+ 2xx.*\), at most \d+ in the hour from ")
+        self.assertTrue(b.find_all("#history-api-charts-oci-chart rect.tc-ok"))
+        self.assertEqual(b.script("return document.querySelector('#history-api-charts-oci-chart')"
+                                  ".getAttribute('role')"), "img")
+        # by keyboard: from the range buttons' first, Tab to the second... and back
+        b.script("document.querySelector('#history-hours').focus()")
+        # Shift+Tab: the previous button, "Last 24 hours"
+        b.s("POST", "/actions", {"actions": [{"type": "key", "id": "kb", "actions": [
+            {"type": "keyDown", "value": "\ue008"}, {"type": "keyDown", "value": "\ue004"},
+            {"type": "keyUp", "value": "\ue004"}, {"type": "keyUp", "value": "\ue008"}]}]})
+        self.assertEqual(b.script("return document.activeElement.id"), "history-minutes")
+        b.keys("\ue007")  # Enter
         b.wait_for("#history-body h3", "By API, per minute")
         b.wait_for("#history-api-rows th", "oci")
+        b.wait_for("#history-body h3", "Requests by API per minute")
+        label = b.script("return document.querySelector('#history-api-charts-oci-chart')"
+                         ".getAttribute('aria-label')")
+        self.assertRegex(label, r"^oci requests per minute, the last 24 hours: \d+ in all "
+                                r"\(\d+ 2xx")
+        self.assertEqual(b.script("return document.querySelector('#history-minutes')"
+                                  ".getAttribute('aria-pressed')"), "true")
+        b.script("document.querySelector('#history-api-charts')"
+                 ".scrollIntoView({block: 'center'})")
+        b.screenshot("registry-api-charts.png")
         # the counters since the start have no table of their own while the history is kept
         self.assertFalse(b.find_all("#activity-rows"))
         self.assertNotIn(CONFIG_SECRET, b.page_text())

@@ -48,10 +48,12 @@ class ClusterTestCase(unittest.TestCase):
 
 class Cluster:
     def __init__(self, replicas=2, config=None, env=None, balancer=False,
-                 sticky_uploads=False):
+                 sticky_uploads=False, replica_envs=None):
         self.count = replicas
         self.config = config
         self.env = dict(env or {})
+        # each replica's own additions to env (the i-th replica started gets the i-th)
+        self.replica_envs = list(replica_envs or [])
         self.pg = None
         self.s3 = None
         self.replicas = []
@@ -90,7 +92,10 @@ class Cluster:
         return self
 
     def add_replica(self):
-        server = h.Server(config=self.config, env=self.replica_env())
+        env = self.replica_env()
+        if len(self.replicas) < len(self.replica_envs):
+            env.update(self.replica_envs[len(self.replicas)])
+        server = h.Server(config=self.config, env=env)
         self.replicas.append(server)
         server.start()
         return server

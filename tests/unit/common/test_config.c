@@ -201,6 +201,34 @@ static void test_storage_backend(void)
     config_fini(&cfg);
 }
 
+/* replica_name is empty by default (the jobs derive host:port); a name is
+ * printable ASCII of at most 63 bytes. */
+static void test_replica_name(void)
+{
+    struct berth_config cfg;
+    char err[512] = "";
+    CHECK_INT(config_init(&cfg), BERTH_OK);
+    CHECK_STR(cfg.replica_name, "");
+    CHECK_INT(config_set(&cfg, "replica_name", "edge/berth:5000", err, sizeof(err)), BERTH_OK);
+    CHECK_INT(config_validate(&cfg, err, sizeof(err)), BERTH_OK);
+    CHECK_STR(cfg.replica_name, "edge/berth:5000");
+    char name[70];
+    memset(name, 'r', 63);
+    name[63] = '\0';
+    CHECK_INT(config_set(&cfg, "replica_name", name, err, sizeof(err)), BERTH_OK);
+    CHECK_INT(config_validate(&cfg, err, sizeof(err)), BERTH_OK);
+    name[63] = 'r';
+    name[64] = '\0';
+    CHECK_INT(config_set(&cfg, "replica_name", name, err, sizeof(err)), BERTH_OK);
+    CHECK_INT(config_validate(&cfg, err, sizeof(err)), BERTH_EINVAL);
+    CHECK(strstr(err, "replica_name") != NULL);
+    CHECK_INT(config_set(&cfg, "replica_name", "tab\there", err, sizeof(err)), BERTH_OK);
+    CHECK_INT(config_validate(&cfg, err, sizeof(err)), BERTH_EINVAL);
+    CHECK_INT(config_set(&cfg, "replica_name", "caf\xc3\xa9", err, sizeof(err)), BERTH_OK);
+    CHECK_INT(config_validate(&cfg, err, sizeof(err)), BERTH_EINVAL);
+    config_fini(&cfg);
+}
+
 static void test_every_key_is_documented(void)
 {
     char *text = read_doc("conf/berth.json");
@@ -255,5 +283,6 @@ int main(void)
     RUN(test_every_key_is_documented);
     RUN(test_meta_backend);
     RUN(test_storage_backend);
+    RUN(test_replica_name);
     return unit_report("test_conf");
 }

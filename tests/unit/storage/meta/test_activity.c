@@ -197,12 +197,64 @@ static void test_apis(void)
     meta_close(b);
 }
 
+/* Each API's buckets: by API name, then oldest first, each at its
+ * bucket's start, two connections' growth in one bucket summed; a minute
+ * in which an API had nothing has no row for it; the hour holds one row
+ * per API with the whole hour's growth. */
+static void test_api_buckets(void)
+{
+    struct meta *a = unit_meta_open(root);
+    struct meta *b = unit_meta_open(root);
+    int64_t t = T0 + 200 * HOUR_MS; /* past the buckets of the other tests */
+    struct meta_activity d = growth(0);
+    d.api_count = 2;
+    d.apis[0] = api_growth("oci", 1);
+    d.apis[1] = api_growth("ecr", 2);
+    CHECK_INT(meta_activity_add(a, t + 1000, &d), BERTH_OK);
+    d.api_count = 1;
+    d.apis[0] = api_growth("oci", 4);
+    CHECK_INT(meta_activity_add(b, t + 2000, &d), BERTH_OK); /* the same minute */
+    d.apis[0] = api_growth("oci", 16);
+    CHECK_INT(meta_activity_add(a, t + 3 * MIN_MS + 5, &d), BERTH_OK);
+    struct api_seen s;
+    memset(&s, 0, sizeof(s));
+    CHECK_INT(meta_activity_api_list(b, META_ACTIVITY_MINUTE, t, keep_api, &s), BERTH_OK);
+    CHECK_INT(s.count, 3);
+    CHECK_STR(s.a[0].api, "ecr");
+    CHECK_INT(s.a[0].at, t);
+    CHECK_INT(s.a[0].requests[0], 2);
+    CHECK_STR(s.a[1].api, "oci");
+    CHECK_INT(s.a[1].at, t);
+    CHECK_INT(s.a[1].requests[0], 5);
+    CHECK_INT(s.a[1].bytes_in, 50);
+    CHECK_STR(s.a[2].api, "oci");
+    CHECK_INT(s.a[2].at, t + 3 * MIN_MS);
+    CHECK_INT(s.a[2].requests[4], 80);
+    CHECK_INT(s.a[2].bytes_out, 320);
+    /* from the later minute on: only its row */
+    memset(&s, 0, sizeof(s));
+    CHECK_INT(meta_activity_api_list(a, META_ACTIVITY_MINUTE, t + MIN_MS, keep_api, &s), BERTH_OK);
+    CHECK_INT(s.count, 1);
+    CHECK_INT(s.a[0].at, t + 3 * MIN_MS);
+    /* the hour: one row per API, the sums of its minutes */
+    memset(&s, 0, sizeof(s));
+    CHECK_INT(meta_activity_api_list(a, META_ACTIVITY_HOUR, t, keep_api, &s), BERTH_OK);
+    CHECK_INT(s.count, 2);
+    CHECK_STR(s.a[1].api, "oci");
+    CHECK_INT(s.a[1].at, t - t % HOUR_MS);
+    CHECK_INT(s.a[1].requests[0], 21);
+    CHECK_INT(meta_activity_api_list(a, 61, 0, keep_api, &s), BERTH_EINVAL);
+    meta_close(a);
+    meta_close(b);
+}
+
 int main(void)
 {
     snprintf(root, sizeof(root), "%s", unit_tmpdir());
     RUN(test_buckets);
     RUN(test_kept);
     RUN(test_apis);
+    RUN(test_api_buckets);
     file_remove_tree(root);
     return unit_report("test_meta_activity");
 }
