@@ -57,7 +57,11 @@ static const struct command_doc commands[] = {
      "pull images straight from their registries into a bundle (no server; "
      "credentials from a docker config.json)",
      "REF is [HOST[:PORT]/]REPO[:TAG|@DIGEST]; --images FILE lists them one a line. Options: "
-     "--authfile FILE, --ca-file PEM, --plain-http, --since OLD (a delta), --parallel N (blobs "
+     "--authfile FILE, --ca-file PEM (the CA certificates trusted for every registry instead of "
+     "the system's), --ca-file REGISTRY=PEM (for the registry HOST[:PORT] as the references name "
+     "it; repeatable; it wins over the plain one there), --plain-http, --since OLD (a delta), "
+     "--parallel N "
+     "(blobs "
      "fetched at once, 4). Referrers come too. Manifests and blobs land in FILE.parts/ first: "
      "an interrupted run, run again, resumes the blobs and fetches no manifest it holds (tags "
      "are asked for again: a moved tag is followed)."},

@@ -294,20 +294,23 @@ int cmd_mirror(struct cli *cli)
     const char *usage =
         "usage: berth mirror [--images FILE] [REF...] -o FILE[.zst] [--platform "
         "OS/ARCH[/VARIANT]]..."
-        "\n                    [--authfile FILE] [--ca-file PEM] [--plain-http] [--since "
-        "PREVIOUS_BUNDLE] [--parallel N]";
+        "\n                    [--authfile FILE] [--ca-file [REGISTRY=]PEM]... [--plain-http] "
+        "[--since PREVIOUS_BUNDLE] [--parallel N]";
     const char *out = NULL;
     const char *authfile = NULL;
     const char **refs = NULL;
     size_t count = 0;
     size_t cap = 0;
     const char **platforms = calloc((size_t)cli->argc + 1, sizeof(*platforms));
+    struct bundle_registry_ca *cas = calloc((size_t)cli->argc + 1, sizeof(*cas));
     char *lists[16] = {0};
     size_t list_count = 0;
-    struct bundle_mirror_options opt = {.platforms = platforms};
+    struct bundle_mirror_options opt = {.platforms = platforms, .registry_cas = cas};
     struct creds creds = {0};
     int status = 2;
-    if (platforms == NULL) {
+    if (platforms == NULL || cas == NULL) {
+        free(platforms);
+        free(cas);
         return 1;
     }
     for (int i = 0; i < cli->argc; i++) {
@@ -352,12 +355,26 @@ int cmd_mirror(struct cli *cli)
         } else if (strcmp(a, "--authfile") == 0) {
             authfile = val;
         } else if (strcmp(a, "--ca-file") == 0) {
-            if (access(val, R_OK) != 0) {
+            /* REGISTRY=FILE (no '/' before the '='): that registry's; else every one's */
+            const char *eq = strchr(val, '=');
+            const char *file = val;
+            if (eq != NULL && eq != val && memchr(val, '/', (size_t)(eq - val)) == NULL) {
+                file = eq + 1;
+            }
+            if (access(file, R_OK) != 0) {
                 fprintf(stderr, "berth mirror: --ca-file %s: %s\n", val, strerror(errno));
                 status = 1;
                 goto out;
             }
-            opt.ca_file = val;
+            if (file == val) {
+                opt.ca_file = val;
+            } else {
+                /* val is in argv: the registry's name ends where the '=' was */
+                char *arg = cli->argv[i] + (strlen(cli->argv[i]) - strlen(val));
+                arg[eq - val] = '\0';
+                cas[opt.registry_ca_count].registry = arg;
+                cas[opt.registry_ca_count++].file = file;
+            }
         } else if (strcmp(a, "--since") == 0) {
             opt.since = val;
         } else if (strcmp(a, "--parallel") == 0) {
@@ -393,6 +410,19 @@ int cmd_mirror(struct cli *cli)
                            : "no output file (-o FILE)",
                 usage);
         goto out;
+    }
+    for (size_t k = 0; k < opt.registry_ca_count; k++) {
+        bool named = false;
+        for (size_t r = 0; r < count && !named; r++) {
+            struct bundle_remote_ref ref;
+            char why[512];
+            named = bundle_remote_ref_parse(refs[r], &ref, why, sizeof(why)) &&
+                    strcmp(ref.host, cas[k].registry) == 0;
+        }
+        if (!named) {
+            fprintf(stderr, "berth mirror: --ca-file %s=%s: no image named is of %s\n",
+                    cas[k].registry, cas[k].file, cas[k].registry);
+        }
     }
     if (!cli_load_config(cli)) {
         goto out;
@@ -446,5 +476,6 @@ out:
     }
     free(refs);
     free(platforms);
+    free(cas);
     return status;
 }

@@ -96,12 +96,22 @@ bool bundle_remote_ref_parse(const char *text, struct bundle_remote_ref *out, ch
 typedef bool (*bundle_creds_fn)(void *arg, const char *host, const char **user,
                                 const char **password);
 
+/* The CA certificates (a PEM file) trusted for one registry of a mirror:
+ * registry is its host as the references name it ("host[:port]",
+ * "docker.io"). */
+struct bundle_registry_ca {
+    const char *registry;
+    const char *file;
+};
+
 /* What a mirror is asked to do. */
 struct bundle_mirror_options {
     const char *const *platforms; /* "os/arch[/variant]" filters of indexes, or NULL: all */
     size_t platform_count;
     bool plain_http;     /* http:// to every registry (else https://) */
     const char *ca_file; /* PEM CA certificates trusted instead of the system's, or NULL */
+    const struct bundle_registry_ca *registry_cas; /* per registry: instead of ca_file */
+    size_t registry_ca_count;
     int64_t timeout_ms;
     size_t manifest_max;
     bundle_creds_fn creds; /* may be NULL: anonymous */

@@ -177,13 +177,25 @@ static void remote_fini(struct remote *r)
     memset(r, 0, sizeof(*r));
 }
 
+/* The CA file trusted for registry host: its own, else the one for every
+ * registry, else NULL (the system's). */
+static const char *ca_file_for(const struct mirror *m, const char *host)
+{
+    for (size_t i = 0; i < m->opt->registry_ca_count; i++) {
+        if (strcmp(m->opt->registry_cas[i].registry, host) == 0) {
+            return m->opt->registry_cas[i].file;
+        }
+    }
+    return m->opt->ca_file;
+}
+
 /* A new client of r's registry with its credentials (NULL: out of memory). */
 static struct upstream_client *remote_client(const struct mirror *m, const struct remote *r)
 {
     struct upstream_client *c =
         upstream_client_new(r->base, r->user, r->password, m->opt->timeout_ms);
-    if (c != NULL && m->opt->ca_file != NULL &&
-        upstream_client_set_ca_file(c, m->opt->ca_file) != BERTH_OK) {
+    const char *ca_file = ca_file_for(m, r->host);
+    if (c != NULL && ca_file != NULL && upstream_client_set_ca_file(c, ca_file) != BERTH_OK) {
         upstream_client_free(c);
         return NULL;
     }

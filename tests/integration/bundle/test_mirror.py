@@ -344,6 +344,65 @@ fi
         bh.check_blobs(self, files)
         self.assertIn("blobs/sha256/" + h.digest_hex(img.digest), files)
 
+    def test_a_ca_file_per_registry(self):
+        """Two HTTPS upstreams, each with a certificate of its own private CA: a plain
+        --ca-file trusts one CA for both (the other registry fails); --ca-file REGISTRY=PEM
+        gives each registry its own, alone or beside a plain one for the others."""
+        ups = []
+        for name in ("a", "b"):
+            src = h.Server()
+            self.addCleanup(src.cleanup)
+            src.start()
+            img = h.build_image(layer_count=1)
+            h.expect_status(src.registry().push_image("team/" + name, img, tag="1"), 201)
+            src.stop()
+            pki = t.Pki()
+            self.addCleanup(pki.cleanup)
+            src.config = {"tls": {"cert_file": pki.path("chain.pem"),
+                                  "key_file": pki.path("server.key")}}
+            src.start()
+            ups.append(("localhost:%d" % src.port, pki.path("root.pem"), img))
+        (host_a, ca_a, img_a), (host_b, ca_b, img_b) = ups
+        refs = ["%s/team/a:1" % host_a, "%s/team/b:1" % host_b]
+        env = {"DOCKER_CONFIG": self.docker_config}
+
+        def run(*cas, expect):
+            out_path = os.path.join(self.work, "cas.tar")
+            rc, out = h.run_berth(["mirror"] + refs + ["-o", out_path] +
+                                  [a for ca in cas for a in
+                                   ((ca,) if ca.startswith("--") else ("--ca-file", ca))],
+                                  env=env, timeout=120)
+            self.assertEqual(rc, expect, out)
+            if expect == 0:
+                files = bh.read_bundle(out_path)
+                bh.check_blobs(self, files)
+                for img in (img_a, img_b):
+                    self.assertIn("blobs/sha256/" + h.digest_hex(img.digest), files)
+                os.unlink(out_path)
+            else:
+                self.assertFalse(os.path.exists(out_path))
+                shutil.rmtree(out_path + ".parts", ignore_errors=True)
+            return out
+
+        # one CA for every registry: b's certificate is not trusted
+        out = run(ca_a, expect=1)
+        self.assertIn(host_b, out)
+        self.assertRegex(out, r"(?i)certificate")
+        # each its own
+        run("%s=%s" % (host_a, ca_a), "%s=%s" % (host_b, ca_b), expect=0)
+        # a plain one for the others, b's own (either order)
+        run("%s=%s" % (host_b, ca_b), ca_a, expect=0)
+        run(ca_a, "--ca-file=%s=%s" % (host_b, ca_b), expect=0)
+        # b's own CA given to a: a is not trusted
+        out = run("%s=%s" % (host_a, ca_b), ca_b, expect=1)
+        self.assertIn(host_a, out)
+        # a registry no reference names: a warning, and it is used for none
+        out = run("localhost:1=%s" % ca_a, ca_a, expect=1)
+        self.assertIn("--ca-file localhost:1=%s: no image named is of localhost:1" % ca_a, out)
+        # a missing file is refused before anything is fetched
+        out = run("%s=%s" % (host_a, os.path.join(self.work, "none.pem")), expect=1)
+        self.assertIn("none.pem", out)
+
     def test_progress_line_on_a_terminal(self):
         src = self.start()
         img = h.build_image(layer_count=2, layer_size=300000)
