@@ -368,8 +368,37 @@ enum berth_err registry_blob_mount(struct store *st, const char *repo, const str
                                    const char *from_repo, struct meta_blob *out,
                                    struct registry_status *s)
 {
-    struct meta *m;
-    enum berth_err rc = begin_write(st, &m, s);
+    /* The row must be backed by bytes: verified before the write lock, which
+     * on PostgreSQL every replica's writes share (a stat on S3 is a request
+     * to the store, and a mount holding the lock across it stalled every
+     * push of the cluster that long). Done only when a row names the blob
+     * (one read, no lock): a mount of an unknown blob fails below without
+     * asking the store. Checking before the lock is as safe as inside it: a
+     * row seen in the transaction below has its bytes, since garbage
+     * collection removes a blob's bytes in the transaction that deletes its
+     * row (and puts them back if that transaction fails), and bytes lost to
+     * anything else may be lost just after an in-lock check too. */
+    struct meta *m = store_meta(st);
+    if (m == NULL) {
+        clear_status(s);
+        return internal(s, BERTH_EUNAVAILABLE);
+    }
+    struct meta_blob known;
+    enum berth_err rc = meta_blob_get(m, d->str, &known);
+    if (rc == BERTH_OK && known.tier != META_TIER_ARCHIVE) {
+        uint64_t size;
+        rc = blob_stat(store_blobs(st), d, &size);
+        if (rc == BERTH_ENOTFOUND) {
+            clear_status(s);
+            return registry_fail(s, REG_BLOB_UNKNOWN, BERTH_ENOTFOUND, "blob cannot be mounted");
+        }
+        if (rc != BERTH_OK) {
+            clear_status(s);
+            return internal(s, rc);
+        }
+    }
+    bool stat_done = rc == BERTH_OK;
+    rc = begin_write(st, &m, s);
     if (rc != BERTH_OK) {
         return rc;
     }
@@ -403,8 +432,9 @@ enum berth_err registry_blob_mount(struct store *st, const char *repo, const str
          * which brings them back */
         rc = BERTH_ENOTFOUND;
     }
-    if (rc == BERTH_OK) {
-        /* The row must be backed by bytes: verify before linking. */
+    if (rc == BERTH_OK && !stat_done) {
+        /* the row appeared since the look above (a publication on another
+         * connection): its bytes are checked here, under the lock */
         uint64_t size;
         rc = blob_stat(store_blobs(st), d, &size);
     }

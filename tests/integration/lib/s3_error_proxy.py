@@ -10,6 +10,9 @@ client signed it).
     proxy.clear()                                      # counters too
     proxy.seen["complete"], proxy.answered["copy"]     # counters
     proxy.requests_matching("GET", "/tail-")           # every request seen: (method, target)
+    proxy.hold("HEAD", "/blobs/")      # such requests wait in the relay until release()
+    proxy.wait_held("HEAD", "/blobs/", timeout=30)     # True once one is waiting
+    proxy.release()
 
 Kinds: "complete" (POST ...?uploadId=...), "copy" (PUT with x-amz-copy-source). A request
 the relay answers is never sent to the store: the store did nothing."""
@@ -37,6 +40,10 @@ class S3ErrorProxy:
         self.seen = {k: 0 for k in KINDS}  # requests of each kind
         self.answered = {k: 0 for k in KINDS}  # answered with an <Error> by the relay
         self.requests = []  # (method, target) of every request, in order
+        self.holds = []  # (method, part): matching requests wait until release()
+        self.held = []  # (method, target) of the requests waiting
+        self.released = threading.Event()
+        self.cond = threading.Condition(self.lock)
         self._listener = None
 
     @property
@@ -63,6 +70,34 @@ class S3ErrorProxy:
         with self.lock:
             return [(m, t) for m, t in self.requests
                     if (method is None or m == method) and part in t]
+
+    def hold(self, method, part):
+        """Requests with that method whose target contains part wait in the relay, not sent
+        to the store, until release()."""
+        with self.lock:
+            self.released.clear()
+            self.holds.append((method, part))
+
+    def release(self):
+        with self.lock:
+            self.holds = []
+            self.held = []
+            self.released.set()
+
+    def wait_held(self, method, part, timeout):
+        """True once a request with that method and part in its target waits in the relay."""
+        with self.cond:
+            return self.cond.wait_for(lambda: any(m == method and part in t
+                                                  for m, t in self.held), timeout)
+
+    def _hold(self, method, target):
+        with self.cond:
+            if not any(m == method and part in target for m, part in self.holds):
+                return
+            self.held.append((method, target))
+            self.cond.notify_all()
+            released = self.released
+        released.wait()
 
     def counts(self):
         with self.lock:
@@ -132,6 +167,7 @@ class S3ErrorProxy:
                     headers[name.strip().lower()] = value.strip()
                 with self.lock:
                     self.requests.append((method, target))
+                self._hold(method, target)
                 if "chunked" in headers.get("transfer-encoding", "").lower():
                     # not parsed: the rest of the connection is relayed as it is
                     server.sendall(head + b"\r\n\r\n" + buf)
