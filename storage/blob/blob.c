@@ -278,9 +278,9 @@ enum berth_err blob_shared_save(struct blob_shared *sh, char **state)
     return sh->ops->shared_save(sh, state);
 }
 
-void blob_shared_saved(struct blob_shared *sh, bool kept)
+void blob_shared_saved(struct blob_shared *sh, enum blob_saved how)
 {
-    sh->ops->shared_saved(sh, kept);
+    sh->ops->shared_saved(sh, how);
 }
 
 enum berth_err blob_shared_publish(struct blob_shared *sh, const struct digest *d)

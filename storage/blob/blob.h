@@ -282,10 +282,17 @@ enum berth_err blob_shared_write(struct blob_shared *sh, const void *p, size_t n
  * tail the handle was opened with stays until blob_shared_saved. */
 enum berth_err blob_shared_save(struct blob_shared *sh, char **state);
 
-/* The caller recorded the saved state (kept) or could not (another
- * writer's state was recorded first): delete the tail object no longer
- * needed, the older one or the one just saved. */
-void blob_shared_saved(struct blob_shared *sh, bool kept);
+/* What became of a saved state: the caller recorded it (KEPT), another
+ * writer's state was recorded first (REFUSED), or the caller cannot tell
+ * (UNKNOWN: the database's answer to the commit was lost and its row
+ * could not be read again, or it has moved on since). */
+enum blob_saved { BLOB_SAVED_REFUSED, BLOB_SAVED_KEPT, BLOB_SAVED_UNKNOWN };
+
+/* Settle the last save: KEPT deletes the tail object the handle was
+ * opened with, REFUSED the one just saved; UNKNOWN deletes neither, since
+ * the recorded state may name either (both stay for blob_shared_remove,
+ * which deletes every tail of the stage). */
+void blob_shared_saved(struct blob_shared *sh, enum blob_saved how);
 
 /* Publish the stage's bytes as the blob d (the caller checked the
  * digest): the tail goes as the last part, the multipart upload is

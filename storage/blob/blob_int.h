@@ -62,7 +62,7 @@ struct blob_backend {
     uint64_t (*shared_size)(const struct blob_shared *sh);
     enum berth_err (*shared_write)(struct blob_shared *sh, const void *p, size_t n);
     enum berth_err (*shared_save)(struct blob_shared *sh, char **state);
-    void (*shared_saved)(struct blob_shared *sh, bool kept);
+    void (*shared_saved)(struct blob_shared *sh, enum blob_saved how);
     enum berth_err (*shared_publish)(struct blob_shared *sh, const struct digest *d);
     void (*shared_close)(struct blob_shared *sh);
     enum berth_err (*shared_remove)(struct blob_store *bs, const char *name, const char *upload_id);

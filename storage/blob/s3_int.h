@@ -281,7 +281,7 @@ enum berth_err s3_shared_open(struct blob_store *bs, const char *name, const cha
 uint64_t s3_shared_size(const struct blob_shared *sh);
 enum berth_err s3_shared_write(struct blob_shared *sh, const void *p, size_t n);
 enum berth_err s3_shared_save(struct blob_shared *sh, char **state);
-void s3_shared_saved(struct blob_shared *sh, bool kept);
+void s3_shared_saved(struct blob_shared *sh, enum blob_saved how);
 enum berth_err s3_shared_publish(struct blob_shared *sh, const struct digest *d);
 void s3_shared_close(struct blob_shared *sh);
 enum berth_err s3_shared_remove(struct blob_store *bs, const char *name, const char *upload_id);

@@ -845,14 +845,25 @@ enum berth_err s3_shared_save(struct blob_shared *bsh, char **state)
     }
     buf_fini(&text);
     if (rc != BERTH_OK) {
-        s3_shared_saved(bsh, false);
+        s3_shared_saved(bsh, BLOB_SAVED_REFUSED);
     }
     return rc;
 }
 
-void s3_shared_saved(struct blob_shared *bsh, bool kept)
+void s3_shared_saved(struct blob_shared *bsh, enum blob_saved how)
 {
     struct s3_shared *sh = shared_of(bsh);
+    if (how == BLOB_SAVED_UNKNOWN) {
+        /* the row may name either tail: deleting one could leave a committed
+         * state naming a deleted object; both go with the session */
+        log_warn("event=s3_tails_kept stage=%s old=%s new=%s msg=\"save outcome unknown\"",
+                 sh->name, sh->old_tail[0] != '\0' ? sh->old_tail : "-",
+                 sh->new_tail[0] != '\0' ? sh->new_tail : "-");
+        s3_tails_drop(sh->s->tails, sh->name);
+        sh->new_tail[0] = '\0';
+        return;
+    }
+    bool kept = how == BLOB_SAVED_KEPT;
     const char *gone = kept ? sh->old_tail : sh->new_tail;
     if (gone[0] != '\0' && s3_delete_object(sh->s, gone) != BERTH_OK) {
         /* left for the session's removal, which deletes every tail */

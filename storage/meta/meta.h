@@ -369,7 +369,9 @@ void meta_upload_state_fini(struct meta_upload_state *s);
 /* Commit a session's new state (size bytes, the hash and stage state
  * texts) if it is still at generation gen, bumping it. BERTH_ERANGE when
  * another request committed since (its commit stands), BERTH_ENOTFOUND
- * when the session is gone. */
+ * when the session is gone. Any other failure may come after the commit
+ * was made (a connection lost before its answer): read the row again to
+ * know. */
 enum berth_err meta_upload_state_save(struct meta *m, const char *uuid, int64_t gen, int64_t size,
                                       const char *hash_state, const char *stage_state, int64_t now);
 

@@ -4,6 +4,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/fault.h"
+#include "common/log.h"
+
 enum berth_err meta_upload_insert(struct meta *m, const struct meta_upload *u)
 {
     struct meta_stmt *st = meta_prepare(
@@ -147,6 +150,12 @@ enum berth_err meta_upload_state_save(struct meta *m, const char *uuid, int64_t 
     enum berth_err rc = meta_step_done(m, st, "upload_state_save");
     if (rc == BERTH_OK && meta_changes(m) == 0) {
         rc = moved_or_gone(m, uuid);
+    }
+    if (rc == BERTH_OK && fault_injected("upload_commit_lost")) {
+        /* a test's lost answer to a commit that was made (a connection cut
+         * after the server's COMMIT): the caller cannot tell */
+        log_warn("event=test_fault_injected fault=upload_commit_lost uuid=%s", uuid);
+        rc = BERTH_EUNAVAILABLE;
     }
     return rc;
 }

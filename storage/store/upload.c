@@ -453,6 +453,47 @@ static enum berth_err shared_truncate(struct upload *u, uint64_t offset)
     return rc;
 }
 
+/* A row's text (NULL: empty) is this one. */
+static bool same_text(const char *row, const char *mine)
+{
+    return strcmp(row != NULL ? row : "", mine) == 0;
+}
+
+/* A save whose commit failed otherwise than by a refusal (ERANGE) or a
+ * gone session: the database may have made it and lost the answer, so the
+ * row says what happened. Committed (the row is at the next generation
+ * with this save's texts): *rc becomes BERTH_OK. Not committed (the row is
+ * where this request loaded it): the saved tail goes. Otherwise (the row
+ * unreadable, or moved on since) neither tail is deleted: the row may name
+ * either, and the session's removal takes both. */
+static enum blob_saved shared_settle(struct upload *u, const char *hash, const char *state,
+                                     enum berth_err *rc)
+{
+    struct upload_shared *sh = u->shared;
+    struct meta_upload row;
+    struct meta_upload_state now;
+    enum berth_err got = fault_injected("upload_reread_lost")
+                             ? BERTH_EUNAVAILABLE
+                             : meta_upload_state_get(store_meta(u->st), u->state->uuid, &row, &now);
+    enum blob_saved how = BLOB_SAVED_UNKNOWN;
+    if (got == BERTH_OK) {
+        if (now.gen == sh->gen + 1 && row.size == (int64_t)sh->offset &&
+            same_text(now.hash_state, hash) && same_text(now.stage_state, state)) {
+            how = BLOB_SAVED_KEPT;
+            *rc = BERTH_OK;
+        } else if (now.gen == sh->gen) {
+            how = BLOB_SAVED_REFUSED;
+        }
+        meta_upload_state_fini(&now);
+    }
+    log_warn("event=upload_save_uncertain uuid=%s gen=%lld err=%s outcome=%s", u->state->uuid,
+             (long long)sh->gen, berth_strerror(*rc),
+             how == BLOB_SAVED_KEPT      ? "committed"
+             : how == BLOB_SAVED_REFUSED ? "not_committed"
+                                         : "unknown");
+    return how;
+}
+
 /* The row now says how far the session is (after a refused commit). */
 static void shared_reread(struct upload *u)
 {
@@ -488,7 +529,11 @@ enum berth_err upload_save(struct upload *u)
     if (rc == BERTH_OK) {
         rc = meta_upload_state_save(m, u->state->uuid, sh->gen, (int64_t)sh->offset, hash, state,
                                     time_now_ms());
-        blob_shared_saved(sh->stage, rc == BERTH_OK);
+        enum blob_saved how = rc == BERTH_OK ? BLOB_SAVED_KEPT : BLOB_SAVED_REFUSED;
+        if (rc != BERTH_OK && rc != BERTH_ERANGE && rc != BERTH_ENOTFOUND) {
+            how = shared_settle(u, hash, state, &rc);
+        }
+        blob_shared_saved(sh->stage, how);
     }
     if (rc == BERTH_OK) {
         char *hash_copy = strdup(hash);

@@ -125,6 +125,80 @@ class TailCacheTest(ClusterTestCase):
         self.assertEqual(got.status, 200, got.body[:200])
         self.assertTrue(got.body == data, "the bytes differ")
 
+    def add_faulty_replica(self, faults):
+        self.cluster.env["BERTH_TEST_FAULTS"] = faults
+        try:
+            server = self.cluster.add_replica()
+        finally:
+            del self.cluster.env["BERTH_TEST_FAULTS"]
+        return server
+
+    def continue_and_check(self, loc, data, at, uuid, repo):
+        """The session continues on replica 0 from `at` (its GET says so), is published and
+        pulls back byte for byte; no object of it stays in the bucket."""
+        r = self.regs[0].get(self.regs[0].resolve(loc))
+        self.assertEqual(r.status, 204, r.body)
+        self.assertEqual(r.header("Range"), "0-%d" % (at - 1))
+        r = self.regs[0].patch_chunk(loc, data[at:], start=at)
+        self.assertEqual(r.status, 202, r.body)
+        r = self.regs[0].finish_upload(loc, h.digest_of(data))
+        self.assertEqual(r.status, 201, r.body)
+        for i, reg in enumerate(self.regs):
+            got = reg.get_blob(repo, h.digest_of(data))
+            self.assertEqual(got.status, 200, got.body[:200])
+            self.assertTrue(got.body == data, "replica %d: the bytes differ" % i)
+        self.assertEqual(self.cluster.s3.client().list_objects_v2(
+            Bucket=self.cluster.s3.bucket, Prefix=PREFIX + "uploads/" + uuid).get("KeyCount"), 0)
+
+    def test_lost_commit_answer_keeps_the_row_s_tail(self):
+        """PostgreSQL commits a PATCH's save but its answer is lost (the fault
+        upload_commit_lost reports an error after the real UPDATE's commit). The row, read
+        again, says the save was made: the PATCH answers 202 and the tail it names stays.
+        Before, the new tail was deleted while the committed row named it, and every later
+        request of the session failed."""
+        server = self.add_faulty_replica("upload_commit_lost")
+        faulty = server.registry()
+        repo = "tails/lost"
+        # a part and a tail of 1 MiB on replica 0, then 2 MiB more on the faulty one
+        data = h.random_bytes(15 * MIB)
+        r = self.regs[0].start_upload(repo)
+        loc = r.header("Location")
+        uuid = upload_uuid(loc)
+        r = self.regs[0].patch_chunk(loc, data[:9 * MIB], start=0)
+        self.assertEqual(r.status, 202, r.body)
+        r = faulty.patch_chunk(loc, data[9 * MIB:11 * MIB], start=9 * MIB)
+        self.assertEqual(r.status, 202, r.body)
+        self.assertEqual(r.header("Range"), "0-%d" % (11 * MIB - 1))
+        h.wait_until(lambda: "outcome=committed" in server.log_text(), 10,
+                     what="the re-read's verdict in the log")
+        self.continue_and_check(loc, data, 11 * MIB, uuid, repo)
+
+    def test_lost_commit_answer_and_row_keeps_both_tails(self):
+        """The same, and the row cannot be read again either (upload_reread_lost): the
+        PATCH fails (503) and deletes neither tail, since the row may name either; the
+        session's committed state (here: the save was made) continues on another replica,
+        and the publication's removal takes both tails."""
+        server = self.add_faulty_replica("upload_commit_lost,upload_reread_lost")
+        faulty = server.registry()
+        repo = "tails/unknown"
+        data = h.random_bytes(6 * MIB)
+        r = self.regs[0].start_upload(repo)
+        loc = r.header("Location")
+        uuid = upload_uuid(loc)
+        r = self.regs[0].patch_chunk(loc, data[:MIB], start=0)
+        self.assertEqual(r.status, 202, r.body)
+        r = faulty.patch_chunk(loc, data[MIB:3 * MIB], start=MIB)
+        self.assertEqual(r.status, 503, r.body)
+        # the 503 is sent after the tails were settled
+        tails = [o["Key"] for o in self.cluster.s3.client().list_objects_v2(
+            Bucket=self.cluster.s3.bucket,
+            Prefix=PREFIX + "uploads/%s/tail-" % uuid).get("Contents", [])]
+        self.assertEqual(len(tails), 2, tails)
+        self.continue_and_check(loc, data, 3 * MIB, uuid, repo)
+        log = server.log_text()
+        self.assertIn("outcome=unknown", log)
+        self.assertIn("event=s3_tails_kept", log)
+
 
 if __name__ == "__main__":
     unittest.main()
