@@ -301,11 +301,30 @@ async function guarded(fn) {
   } catch (e) {
     if (nav !== navSeq) return; // left already
     if (sessionEnded(e)) {
-      signInPage("Your session has expired. Sign in again.");
+      signInPage("Your session has ended (it expired, was signed out elsewhere, or berth restarted). Sign in again.");
     } else {
-      show(el("h1", { text: "Something went wrong" }), errorBox(e.message), el("p", {}, el("a", { href: "#/" }, "Back to the repositories")));
+      const [title, message] = failure(e);
+      const retry = el("button", { type: "button", id: "retry", onclick: () => route() }, "Try again");
+      show(el("h1", { id: "error-title", text: title }), errorBox(message),
+        el("div", { class: "toolbar" }, retry, el("a", { href: "#/", id: "error-back" }, "Back to the repositories")));
+      retry.focus();
     }
   }
+}
+
+// A failed page's heading and message, by cause: berth unreachable (the request
+// never got an answer), unavailable for a while (503, or a server error), a thing
+// that does not exist, a refusal, or anything else with the API's own words.
+function failure(e) {
+  if (!(e instanceof ApiError)) {
+    return ["berth is not answering", "The request got no answer (" + e.message + "): berth may be stopped or restarting, or the network is down. Try again in a moment."];
+  }
+  if (e.status === 503 || e.status >= 500 || e.type === "ServerException") {
+    return ["berth cannot answer right now", e.message + " (HTTP " + e.status + "). This is usually temporary: try again in a moment."];
+  }
+  if (e.status === 404 || /NotFound/.test(e.type)) return ["Not found", e.message];
+  if (e.status === 403 || e.type === "AccessDeniedException") return ["Not allowed", e.message];
+  return ["Something went wrong", e.message];
 }
 
 // ---- repositories ----
@@ -426,7 +445,7 @@ function formDialog(title, fields, submitLabel, onsubmit) {
     } catch (e) {
       if (sessionEnded(e)) {
         d.close("cancel");
-        signInPage("Your session has expired. Sign in again.");
+        signInPage("Your session has ended (it expired, was signed out elsewhere, or berth restarted). Sign in again.");
         return;
       }
       err.replaceChildren(errorBox(e.message));

@@ -1,0 +1,144 @@
+"""The console's empty and error states, and its pages in a narrow window, in headless
+Chromium. An empty registry says how to push a first image. A repository or image that
+does not exist says "Not found" with the API's message. While the database is out of
+descriptors (BERTH_TEST_FAULTS=sqlite_emfile, active while a flag file exists) each page
+says berth cannot answer right now, offers "Try again" (focused), and once the fault is
+gone Try again shows the page. With berth stopped, a refresh says berth is not answering
+instead of the browser's "Failed to fetch"; once it is back, Try again asks to sign in
+again (the session ended with the process) and then shows the page. In a 420 px window (a phone, or 200% zoom of
+an 840 px one) the sign-in page, the repository list, the image page and the error page
+are no wider than the window. axe-core finds no serious or critical violation on the
+error pages."""
+
+import os
+import shutil
+import tempfile
+
+import clients as c  # first: it cleans the environment botocore reads
+import berth_harness as h
+import auth_helpers as e
+from browser_helpers import Browser
+
+REPO = "team/app"
+
+
+def overflow(b):
+    return b.script("return document.documentElement.scrollWidth - "
+                    "document.documentElement.clientWidth")
+
+
+class ConsoleStatesTest(h.ServerTestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.work = tempfile.mkdtemp(prefix="berth-states-")
+        cls.addClassCleanup(shutil.rmtree, cls.work, True)
+        cls.flag = os.path.join(cls.work, "exhausted")
+        # SQLite: the fault hook is SQLite's
+        cls.server_env = {"BERTH_TEST_FAULTS": "sqlite_emfile",
+                          "BERTH_TEST_FAULT_FILE": cls.flag, "BERTH_META_BACKEND": "sqlite"}
+        super().setUpClass()
+        cls.admin = e.keys_create(cls.server, "states-admin")
+        cls.browser = Browser(cls.work)
+        cls.addClassCleanup(cls.browser.close)
+
+    def setUp(self):
+        super().setUp()
+        self.browser.s("DELETE", "/cookie")
+        self.browser.go("about:blank")
+
+    def sign_in(self, fragment=""):
+        b = self.browser
+        b.go(self.server.base_url + "/ui/" + fragment)
+        b.type(b.wait_for("#akid"), self.admin[0])
+        b.type(b.wait_for("#secret"), self.admin[1])
+        b.click(b.wait_for("#signin"))
+
+    def test_1_empty_registry_and_not_found(self):
+        b = self.browser
+        self.sign_in()
+        b.wait_for("#repo-list", "No repositories yet")
+        b.wait_for("#repo-list", "docker push")
+        for fragment, message in (("#/repo/no%2Fsuch", "'no/such' does not exist"),
+                                  ("#/repo/no%2Fsuch/settings", "'no/such' does not exist"),
+                                  ("#/repo/no%2Fsuch/lifecycle", "'no/such' does not exist"),
+                                  ("#/image/no%2Fsuch/sha256:" + "0" * 64, "")):
+            b.go(self.server.base_url + "/ui/" + fragment)
+            b.wait_for("#error-title", "Not found")
+            b.wait_for("p.error[role=alert]", message)
+            b.wait_for("#error-back")
+        self.assertEqual(b.accessibility(), [])
+
+    def test_2_unavailable_then_try_again(self):
+        b = self.browser
+        img = h.build_image(layer_count=1, layer_size=4096)
+        h.expect_status(e.AuthRegistry(self.server.base_url, e.basic(*self.admin))
+                        .push_image(REPO, img, tag="v1"), 201)
+        self.sign_in()
+        b.wait_for("#repo-list a", REPO)
+        pages = ["#/", "#/repo/team%2Fapp", "#/repo/team%2Fapp/settings",
+                 "#/repo/team%2Fapp/lifecycle", "#/image/team%2Fapp/" + img.digest,
+                 "#/registry"]
+        open(self.flag, "w").close()
+        try:
+            for fragment in pages:
+                b.go(self.server.base_url + "/ui/" + fragment)
+                b.wait_for("#error-title", "berth cannot answer right now")
+                b.wait_for("p.error", "try again in a moment")
+                self.assertEqual(b.script("return document.activeElement.id"), "retry", fragment)
+            self.assertEqual(b.accessibility(), [])
+            b.screenshot("error-unavailable.png")
+        finally:
+            os.unlink(self.flag)
+        # served again: Try again shows the page (the registry's, the last one opened)
+        b.click(b.wait_for("#retry"))
+        b.wait_for("#storage-rows a", REPO)
+        self.assertEqual(b.find_all("#error-title"), [])
+
+    def test_3_narrow_window(self):
+        b = self.browser
+        img = h.build_image(layer_count=2, layer_size=4096)
+        h.expect_status(e.AuthRegistry(self.server.base_url, e.basic(*self.admin))
+                        .push_image("team/narrow-with-a-rather-long-repository-name", img,
+                                    tag="a-rather-long-tag-name-for-a-narrow-window"), 201)
+        b.s("POST", "/window/rect", {"width": 420, "height": 900})
+        try:
+            b.go(self.server.base_url + "/ui/")
+            b.wait_for("#akid")
+            self.assertLessEqual(overflow(b), 0, "sign-in")
+            self.sign_in()
+            b.wait_for("#repo-list a", "team/narrow")
+            self.assertLessEqual(overflow(b), 0, "repositories")
+            b.screenshot("repositories-narrow.png")
+            b.go(self.server.base_url + "/ui/#/image/team%2Fnarrow-with-a-rather-long-"
+                 "repository-name/" + img.digest)
+            b.wait_for("h2", "Layers")
+            self.assertLessEqual(overflow(b), 0, "image")
+            b.screenshot("image-narrow.png")
+            b.go(self.server.base_url + "/ui/#/repo/no%2Fsuch")
+            b.wait_for("#error-title", "Not found")
+            self.assertLessEqual(overflow(b), 0, "error")
+        finally:
+            b.s("POST", "/window/rect", {"width": 1280, "height": 1000})
+
+    def test_4_berth_stopped(self):
+        b = self.browser
+        self.sign_in("#/registry")
+        b.wait_for("#registry-refresh")
+        self.server.stop()
+        try:
+            b.click(b.wait_for("#registry-refresh"))
+            b.wait_for("#error-title", "berth is not answering")
+            b.wait_for("p.error", "may be stopped or restarting")
+            self.assertEqual(b.script("return document.activeElement.id"), "retry")
+        finally:
+            self.server.start(reuse_port=True)
+            type(self).reg = self.server.registry()
+        # back: Try again asks to sign in again (sessions are the process's own), then
+        # shows the page
+        b.click(b.wait_for("#retry"))
+        b.wait_for("#signin-error .notice", "berth restarted")
+        b.type(b.wait_for("#akid"), self.admin[0])
+        b.type(b.wait_for("#secret"), self.admin[1])
+        b.click(b.wait_for("#signin"))
+        b.wait_for("#registry-refresh")
+        self.assertEqual(b.find_all("#error-title"), [])
