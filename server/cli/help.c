@@ -62,7 +62,8 @@ static const struct command_doc commands[] = {
      "it; repeatable; it wins over the plain one there), --plain-http, --since OLD (a delta), "
      "--parallel N "
      "(blobs "
-     "fetched at once, 4). Referrers come too. Manifests and blobs land in FILE.parts/ first: "
+     "fetched at once, 4), --progress-interval SECONDS (not on a terminal: a line of totals "
+     "this often, 10; 0: none). Referrers come too. Manifests and blobs land in FILE.parts/ first: "
      "an interrupted run, run again, resumes the blobs and fetches no manifest it holds (tags "
      "are asked for again: a moved tag is followed)."},
     {"import [--repo NAME] FILE|DIR...",

@@ -6,7 +6,8 @@
  * $DOCKER_CONFIG/config.json, else ~/.docker/config.json), from its
  * credential helpers (credHelpers, credsStore: `docker-credential-NAME
  * get` run as docker runs it) or its auths entries. A progress line
- * on a terminal; plain lines, one per image, otherwise.
+ * on a terminal; plain lines otherwise, one per image and the totals
+ * every --progress-interval seconds (10) while the run goes on.
  */
 #include <errno.h>
 #include <signal.h>
@@ -20,6 +21,7 @@
 
 #include "common/fileio.h"
 #include "common/str.h"
+#include "common/timeutil.h"
 #include "storage/bundle/bundle.h"
 #include "storage/upstream/authfile.h"
 #include "storage/upstream/client.h"
@@ -218,9 +220,17 @@ static bool load_creds(struct creds *c, const char *given)
     return true;
 }
 
+/* Seconds between two lines of totals when standard error is not a
+ * terminal, when --progress-interval does not say. */
+#define PROGRESS_INTERVAL_DEFAULT 10
+#define PROGRESS_INTERVAL_MAX 86400
+
 struct show {
     bool tty;
     char last[1024];
+    int64_t start_ns;
+    int64_t interval_ns; /* between lines of totals (not a terminal); 0: none */
+    int64_t last_ns;     /* when the last line was printed */
 };
 
 static void show_progress(void *arg, const struct bundle_progress *p)
@@ -243,6 +253,20 @@ static void show_progress(void *arg, const struct bundle_progress *p)
         fprintf(stderr, "mirror: [%lld/%lld] %s (%lld blobs, %lld bytes so far)\n",
                 (long long)p->items_done + 1, (long long)p->items_total, p->item,
                 (long long)p->blobs, (long long)p->bytes);
+        s->last_ns = time_mono_ns();
+    } else if (!p->done && s->interval_ns > 0 && time_mono_ns() - s->last_ns >= s->interval_ns) {
+        /* a log, not a terminal: the totals now and then, at most one line an interval */
+        s->last_ns = time_mono_ns();
+        double secs = (double)(s->last_ns - s->start_ns) / 1e9;
+        if (p->total > 0) {
+            fprintf(stderr, "mirror: %.1f s: %lld/%lld blobs, %.1f/%.1f MiB\n", secs,
+                    (long long)p->blobs, (long long)p->total, (double)p->bytes / (1024.0 * 1024.0),
+                    (double)p->bytes_total / (1024.0 * 1024.0));
+        } else {
+            fprintf(stderr, "mirror: %.1f s: %s: %lld blobs, %.1f MiB\n", secs,
+                    p->item ? p->item : "", (long long)p->blobs,
+                    (double)p->bytes / (1024.0 * 1024.0));
+        }
     }
 }
 
@@ -295,7 +319,8 @@ int cmd_mirror(struct cli *cli)
         "usage: berth mirror [--images FILE] [REF...] -o FILE[.zst] [--platform "
         "OS/ARCH[/VARIANT]]..."
         "\n                    [--authfile FILE] [--ca-file [REGISTRY=]PEM]... [--plain-http] "
-        "[--since PREVIOUS_BUNDLE] [--parallel N]";
+        "[--since PREVIOUS_BUNDLE] [--parallel N]"
+        "\n                    [--progress-interval SECONDS]";
     const char *out = NULL;
     const char *authfile = NULL;
     const char **refs = NULL;
@@ -308,6 +333,7 @@ int cmd_mirror(struct cli *cli)
     struct bundle_mirror_options opt = {.platforms = platforms, .registry_cas = cas};
     struct creds creds = {0};
     int status = 2;
+    long interval = PROGRESS_INTERVAL_DEFAULT;
     if (platforms == NULL || cas == NULL) {
         free(platforms);
         free(cas);
@@ -316,8 +342,9 @@ int cmd_mirror(struct cli *cli)
     for (int i = 0; i < cli->argc; i++) {
         const char *a = cli->argv[i];
         const char *val = NULL;
-        const char *opts[] = {"-o",         "--output",  "--images", "--platform",
-                              "--authfile", "--ca-file", "--since",  "--parallel"};
+        const char *opts[] = {"-o",         "--output",   "--images",
+                              "--platform", "--authfile", "--ca-file",
+                              "--since",    "--parallel", "--progress-interval"};
         for (size_t k = 0; k < sizeof(opts) / sizeof(opts[0]); k++) {
             size_t n = strlen(opts[k]);
             if (strcmp(a, opts[k]) == 0) {
@@ -386,6 +413,17 @@ int cmd_mirror(struct cli *cli)
                 goto out;
             }
             opt.parallel = (int)n;
+        } else if (strcmp(a, "--progress-interval") == 0) {
+            char *end = NULL;
+            long n = strtol(val, &end, 10);
+            if (end == val || *end != '\0' || n < 0 || n > PROGRESS_INTERVAL_MAX) {
+                fprintf(stderr,
+                        "berth mirror: --progress-interval %s: a number of seconds from 0 to "
+                        "%d\n%s\n",
+                        val, PROGRESS_INTERVAL_MAX, usage);
+                goto out;
+            }
+            interval = n;
         } else if (strcmp(a, "--plain-http") == 0) {
             opt.plain_http = true;
         } else if (a[0] == '-') {
@@ -435,7 +473,10 @@ int cmd_mirror(struct cli *cli)
         fprintf(stderr, "berth mirror: libcurl cannot be initialised\n");
         goto out;
     }
-    struct show show = {.tty = isatty(STDERR_FILENO) != 0};
+    struct show show = {.tty = isatty(STDERR_FILENO) != 0,
+                        .start_ns = time_mono_ns(),
+                        .interval_ns = (int64_t)interval * 1000000000LL};
+    show.last_ns = show.start_ns;
     opt.timeout_ms = cli->cfg.pull_through_timeout_seconds * 1000;
     opt.manifest_max = (size_t)cli->cfg.storage_manifest_max_bytes;
     opt.creds = find_creds;

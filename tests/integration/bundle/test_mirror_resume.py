@@ -312,6 +312,35 @@ class MirrorResumeTest(unittest.TestCase):
             out = self.mirror("127.0.0.1:%d" % self.src.port, os.path.join(self.work, "x.tar"),
                               "--parallel", bad, expect=2)
             self.assertIn("a number from 1 to 64", out)
+        for bad in ("-1", "86401", "x"):
+            out = self.mirror("127.0.0.1:%d" % self.src.port, os.path.join(self.work, "x.tar"),
+                              "--progress-interval", bad, expect=2)
+            self.assertIn("a number of seconds from 0 to 86400", out)
+
+    def test_totals_every_interval_when_not_a_terminal(self):
+        """Standard error is a pipe (no terminal): besides a line per image, a line of totals
+        every --progress-interval seconds while the blobs come (slowly, through a relay that
+        throttles them), never two within one interval."""
+        relay = TcpRelay("127.0.0.1", self.src.port).start()
+        self.addCleanup(relay.stop)
+        relay.throttle_down(1536 * 1024)  # the two 3 MiB layers take 4 s at least
+        out_path = os.path.join(self.work, "slow.tar")
+        out = self.mirror("127.0.0.1:%d" % relay.port, out_path, "--parallel", "1",
+                          "--progress-interval", "1")
+        lines = re.findall(r"^mirror: (\d+\.\d) s: (\d+)/(\d+) blobs, ([\d.]+)/([\d.]+) MiB$",
+                           out, re.M)
+        self.assertGreaterEqual(len(lines), 2, out)
+        secs = [float(x[0]) for x in lines]
+        for before, after in zip(secs, secs[1:]):
+            self.assertGreaterEqual(after - before, 0.95, out)  # one line an interval at most
+        self.assertEqual({int(x[2]) for x in lines}, {len(self.blobs)})
+        done = [float(x[3]) for x in lines]
+        self.assertEqual(done, sorted(done))
+        total = sum(len(b) for b in self.blobs.values()) / (1024.0 * 1024.0)
+        self.assertEqual({x[4] for x in lines}, {"%.1f" % total})
+        self.assertIn("fetching %d blobs, 1 at a time" % len(self.blobs), out)
+        with open(out_path, "rb") as f:
+            self.assertEqual(f.read(), self.reference_bundle())
 
     def test_whole_answer_to_a_range_starts_again(self):
         reference = self.reference_bundle()

@@ -12,10 +12,12 @@ max_open then tells how many a client opened at once).
     relay.cut(); ...; relay.restore()
     relay.reset_after_down(4 << 20)  # once 4 MiB more came down
     relay.hold(); ...; relay.counters()["max_open"]; relay.release()
+    relay.throttle_down(1 << 20)  # each connection's answers at most 1 MiB/s
 """
 
 import socket
 import threading
+import time
 
 
 class TcpRelay:
@@ -31,6 +33,7 @@ class TcpRelay:
         self.resets = 0  # times reset_after_down fired
         self.down_at_reset = None  # bytes_down when it last fired
         self._reset_at = None  # bytes_down at which to reset the connections, or None
+        self._down_rate = None  # bytes a second each connection's answers get, or None
         self._go = threading.Event()  # cleared while held
         self._go.set()
         self._listener = None
@@ -60,6 +63,11 @@ class TcpRelay:
 
     def release(self):
         self._go.set()
+
+    def throttle_down(self, bytes_per_second):
+        """From now on, each connection's server -> client bytes at most this fast (None:
+        as fast as they come)."""
+        self._down_rate = bytes_per_second
 
     def start(self):
         ls = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -118,6 +126,9 @@ class TcpRelay:
                     self._reset_all()
                     break
                 dst.sendall(data)
+                rate = self._down_rate
+                if not up and rate:
+                    time.sleep(len(data) / rate)
         except OSError:
             pass
         finally:
