@@ -354,11 +354,28 @@ static void join_tags(const struct lifecycle_run_item *it, char *out, size_t cap
     log_value(raw, out, cap);
 }
 
-/* Delete one item through the registry, provided the image is still as
- * the snapshot saw it (manifest row manifest_id, the same tags): checked in
- * the deletion's own transaction, so a push that re-tags the image after
- * the evaluation keeps it (kept, changed). Returns false when the registry
- * refused because an index lists the image (retry after the indexes). */
+/* The fate of an item the registry refused to archive or delete for a reason
+ * the caller did not handle itself: gone when the image or its repository is
+ * (*repo_gone set for the latter), failed (and logged) otherwise. */
+static enum lifecycle_fate refused_fate(const struct lifecycle_run_result *r,
+                                        const struct lifecycle_run_item *it,
+                                        const struct registry_status *s, bool *repo_gone)
+{
+    switch (s->reason) {
+    case REG_MANIFEST_UNKNOWN:
+        return LIFECYCLE_GONE;
+    case REG_REPO_UNKNOWN:
+        *repo_gone = true;
+        return LIFECYCLE_GONE;
+    default: {
+        char v[600];
+        log_error("event=lifecycle_error repo=%s digest=%s msg=%s", r->repo, it->digest,
+                  log_value(s->message, v, sizeof(v)));
+        return LIFECYCLE_FAILED;
+    }
+    }
+}
+
 /* Move one item to the archive class (a transition rule), as
  * UpdateImageStorageClass does; an index takes the images it lists along. */
 static void archive_item(struct store *st, struct lifecycle_run_result *r, size_t k,
@@ -378,24 +395,9 @@ static void archive_item(struct store *st, struct lifecycle_run_result *r, size_
                                                              META_STORAGE_ARCHIVE, 0, 0, &mf, &s);
         write_pace_end(pace, store_meta(st));
         if (rc != BERTH_OK) {
-            switch (s.reason) {
-            case REG_STORAGE_CLASS_UNSUPPORTED:
-                fate = LIFECYCLE_KEPT_REFERENCED; /* an index lists it, or it is restoring */
-                break;
-            case REG_MANIFEST_UNKNOWN:
-                fate = LIFECYCLE_GONE;
-                break;
-            case REG_REPO_UNKNOWN:
-                fate = LIFECYCLE_GONE;
-                *repo_gone = true;
-                break;
-            default:
-                fate = LIFECYCLE_FAILED;
-                char v[600];
-                log_error("event=lifecycle_error repo=%s digest=%s msg=%s", r->repo, it->digest,
-                          log_value(s.message, v, sizeof(v)));
-                break;
-            }
+            fate = s.reason == REG_STORAGE_CLASS_UNSUPPORTED
+                       ? LIFECYCLE_KEPT_REFERENCED /* an index lists it, or it is restoring */
+                       : refused_fate(r, it, &s, repo_gone);
         }
     }
     it->fate = fate;
@@ -406,6 +408,11 @@ static void archive_item(struct store *st, struct lifecycle_run_result *r, size_
     }
 }
 
+/* Delete one item through the registry, provided the image is still as
+ * the snapshot saw it (manifest row manifest_id, the same tags): checked in
+ * the deletion's own transaction, so a push that re-tags the image after
+ * the evaluation keeps it (kept, changed). Returns false when the registry
+ * refused because an index lists the image (retry after the indexes). */
 static bool delete_item(struct store *st, struct lifecycle_run_result *r, size_t k,
                         int64_t manifest_id, bool *repo_gone, struct write_pace *pace)
 {
@@ -432,23 +439,10 @@ static bool delete_item(struct store *st, struct lifecycle_run_result *r, size_t
             fate = LIFECYCLE_KEPT_CHANGED;
         }
         if (rc != BERTH_OK) {
-            switch (s.reason) {
-            case REG_REFERENCED_BY_INDEX:
+            if (s.reason == REG_REFERENCED_BY_INDEX) {
                 return false;
-            case REG_MANIFEST_UNKNOWN:
-                fate = LIFECYCLE_GONE;
-                break;
-            case REG_REPO_UNKNOWN:
-                fate = LIFECYCLE_GONE;
-                *repo_gone = true;
-                break;
-            default:
-                fate = LIFECYCLE_FAILED;
-                char v[600];
-                log_error("event=lifecycle_error repo=%s digest=%s msg=%s", r->repo, it->digest,
-                          log_value(s.message, v, sizeof(v)));
-                break;
             }
+            fate = refused_fate(r, it, &s, repo_gone);
         }
     }
     it->fate = fate;
