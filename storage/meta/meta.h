@@ -338,6 +338,10 @@ struct meta_upload {
     int64_t created_at;
     int64_t size;       /* bytes committed (a shared session; 0 otherwise) */
     int64_t updated_at; /* its last commit (0: none) */
+    /* meta_upload_get only (0 elsewhere): a shared session's generation
+     * (its commits), a filesystem session's ECR layer parts
+     * (meta_upload_count_part) */
+    int64_t gen;
 };
 
 /* Insert a session row. Outside a transaction it returns without waiting
@@ -382,6 +386,12 @@ enum berth_err meta_upload_state_save(struct meta *m, const char *uuid, int64_t 
  * transaction unless in one. BERTH_ENOTFOUND. */
 enum berth_err meta_upload_next_part(struct meta *m, const char *uuid, const char *mpu,
                                      int64_t *number, char *mpu_out);
+
+/* Count one more ECR layer part of a filesystem session (whose row has
+ * no other use for gen): bump gen and read it into *parts, so the count
+ * outlives a restart. Its own statements unless in a transaction (the
+ * caller holds the session). BERTH_ENOTFOUND. */
+enum berth_err meta_upload_count_part(struct meta *m, const char *uuid, int64_t *parts);
 
 /* Delete the session's row if it is still at generation gen:
  * BERTH_ERANGE when it moved on, BERTH_ENOTFOUND. */

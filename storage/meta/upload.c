@@ -33,12 +33,13 @@ static void read_upload(struct meta_stmt *st, struct meta_upload *out)
     out->created_at = meta_col_int64(st, 3);
     out->size = meta_col_int64(st, 4);
     out->updated_at = meta_col_int64(st, 5);
+    out->gen = 0;
 }
 
 enum berth_err meta_upload_get(struct meta *m, const char *uuid, struct meta_upload *out)
 {
     struct meta_stmt *st = meta_prepare(
-        m, "SELECT uuid, repo_id, algorithm, created_at, size, updated_at FROM uploads "
+        m, "SELECT uuid, repo_id, algorithm, created_at, size, updated_at, gen FROM uploads "
            "WHERE uuid = ?1");
     if (st == NULL) {
         return BERTH_EDB;
@@ -48,6 +49,7 @@ enum berth_err meta_upload_get(struct meta *m, const char *uuid, struct meta_upl
     enum berth_err err = BERTH_OK;
     if (rc == META_STEP_ROW) {
         read_upload(st, out);
+        out->gen = meta_col_int64(st, 6);
     } else if (rc == META_STEP_DONE) {
         err = BERTH_ENOTFOUND;
     } else {
@@ -156,6 +158,27 @@ enum berth_err meta_upload_state_save(struct meta *m, const char *uuid, int64_t 
          * after the server's COMMIT): the caller cannot tell */
         log_warn("event=test_fault_injected fault=upload_commit_lost uuid=%s", uuid);
         rc = BERTH_EUNAVAILABLE;
+    }
+    return rc;
+}
+
+enum berth_err meta_upload_count_part(struct meta *m, const char *uuid, int64_t *parts)
+{
+    struct meta_stmt *st = meta_prepare(m, "UPDATE uploads SET gen = gen + 1 WHERE uuid = ?1");
+    if (st == NULL) {
+        return BERTH_EDB;
+    }
+    meta_bind_text(st, 1, uuid);
+    enum berth_err rc = meta_step_done(m, st, "upload_count_part");
+    if (rc == BERTH_OK && meta_changes(m) == 0) {
+        rc = BERTH_ENOTFOUND;
+    }
+    struct meta_upload row;
+    if (rc == BERTH_OK) {
+        rc = meta_upload_get(m, uuid, &row);
+    }
+    if (rc == BERTH_OK) {
+        *parts = row.gen;
     }
     return rc;
 }

@@ -245,6 +245,10 @@ static enum berth_err hold_state(struct store *st, const char *uuid, int64_t rep
     memcpy(s->uuid, row.uuid, sizeof(s->uuid));
     s->repo_id = row.repo_id;
     s->alg = row.alg;
+    /* a filesystem session's row counts its ECR layer parts */
+    s->parts = st->shared_uploads || row.gen <= 0 ? 0
+               : row.gen > (int64_t)UINT_MAX      ? UINT_MAX
+                                                  : (unsigned)row.gen;
     s->held = true;
     pthread_mutex_lock(&st->uploads_lock);
     struct upload_state *raced = find_state(st, uuid);
@@ -818,6 +822,19 @@ unsigned upload_parts(const struct upload *u)
 void upload_add_part(struct upload *u)
 {
     u->state->parts++;
+    if (u->shared != NULL) {
+        return; /* its commit counted it (upload_parts) */
+    }
+    /* the row counts them too, for after a restart (hold_state) */
+    struct meta *m = store_meta(u->st);
+    int64_t parts = 0;
+    enum berth_err rc = m == NULL ? BERTH_EDB : meta_upload_count_part(m, u->state->uuid, &parts);
+    if (rc != BERTH_OK) {
+        log_warn("event=upload_part_count_failed uuid=%s err=%s", u->state->uuid,
+                 berth_strerror(rc));
+    } else if (parts > (int64_t)u->state->parts) {
+        u->state->parts = parts > (int64_t)UINT_MAX ? UINT_MAX : (unsigned)parts;
+    }
 }
 
 /* ---- hashing on a thread of its own ----

@@ -42,9 +42,13 @@ uint64_t upload_offset(const struct upload *u);
  * UploadLayerPart, which limits their number). A session shared among
  * replicas (the S3 backend) counts them in its row, one per committed
  * request (so a /v2 PATCH of the same session counts too): the count
- * holds on every replica and across restarts. A local session counts in
- * memory: a restart of the process starts the count again. */
+ * holds on every replica and across restarts. A local session counts them
+ * in its row too (upload_add_part, the row's gen), so the count holds
+ * across restarts; /v2 PATCH requests are not parts there. */
 unsigned upload_parts(const struct upload *u);
+/* Count one more part (a failure to record it in a local session's row is
+ * logged: the count in memory still holds until a restart). Blocks on
+ * the metadata write for a local session. */
 void upload_add_part(struct upload *u);
 
 /* Append n bytes at the current offset, hashing them. On failure the

@@ -69,6 +69,36 @@ class LayerPartsTest(e.EcrTestCase):
         self.assertEqual(out["layerDigest"], digest)
         self.assertEqual(self.reg.get_blob(repo, digest).body, data[:1000])
 
+    def test_part_count_survives_a_restart(self):
+        """The filesystem session's row counts its parts: 600 before a restart and 400
+        after make 1,000, and the next is refused."""
+        repo = self.create_repo()
+        upload = self.ecr.initiate_layer_upload(repositoryName=repo)["uploadId"]
+        data = h.random_bytes(1001)
+
+        def part(i):
+            return self.ecr.upload_layer_part(repositoryName=repo, uploadId=upload,
+                                              partFirstByte=i, partLastByte=i,
+                                              layerPartBlob=data[i:i + 1])
+
+        for i in range(600):
+            part(i)
+        self.server.stop()
+        self.server.start(reuse_port=True)
+        cls = type(self)
+        cls.reg = self.server.registry()
+        cls.ecr = e.c.ecr_client(self.server, *e.c.DUMMY_KEY)
+        for i in range(600, 1000):
+            self.assertEqual(part(i)["lastByteReceived"], i)
+        err = self.assertBotoError("LimitExceededException", "upload_layer_part",
+                                   repositoryName=repo, uploadId=upload, partFirstByte=1000,
+                                   partLastByte=1000, layerPartBlob=data[1000:])
+        self.assertIn("1000 layer parts", err["Message"])
+        digest = h.digest_of(data[:1000])
+        out = self.ecr.complete_layer_upload(repositoryName=repo, uploadId=upload,
+                                             layerDigests=[digest])
+        self.assertEqual(out["layerDigest"], digest)
+
 
 if __name__ == "__main__":
     h.main()
