@@ -790,7 +790,9 @@ enum berth_err registry_manifest_put(struct store *st, const struct registry_put
                 /* ECR: pushing an archived image again restores it, at once
                  * (the push brought its bytes); its scans as any restore's */
                 bool rescan = false;
-                rc = scan_queue_on_restore(m, &repo, have.id, now, in->scan_quota_ms, &rescan);
+                int64_t quota =
+                    in->scan_quota_ms > 0 ? in->scan_quota_ms : store_options(st)->scan_quota_ms;
+                rc = scan_queue_on_restore(m, &repo, have.id, now, quota, &rescan);
                 scan_queued = scan_queued || rescan;
                 if (rc == BERTH_OK) {
                     rc = meta_manifest_set_storage_class(m, repo.id, have.id, META_STORAGE_STANDARD,

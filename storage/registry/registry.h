@@ -136,8 +136,8 @@ struct registry_put {
      * with storage.sparse_manifests: they are fetched when pulled */
     bool allow_missing;
     /* a push that restores an archived image rescans it (scan-on-push)
-     * unless it was scanned this recently: scan.quota_seconds in ms (0: no
-     * quota); see scan_queue_on_restore */
+     * unless it was scanned this recently: scan.quota_seconds in ms (0: the
+     * store's, store_options' scan_quota_ms); see scan_queue_on_restore */
     int64_t scan_quota_ms;
 };
 

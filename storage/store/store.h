@@ -56,6 +56,11 @@ struct store_options {
      * over it (berth gc sets it). A root without a marker is refused so
      * whatever this says (see store_open). */
     bool existing_meta_only;
+    /* scan.quota_seconds in ms (0: no quota): a manifest push that restores
+     * an archived image and names no quota of its own (the pull-through
+     * cache, bundle import, managed signing) rescans it under this one
+     * (struct registry_put's scan_quota_ms) */
+    int64_t scan_quota_ms;
 };
 
 /* Open (creating directories and database as needed) the store at

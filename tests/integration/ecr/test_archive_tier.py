@@ -428,6 +428,35 @@ class ArchiveHeldRestoreTest(TierMixin, e.ModernEcrTestCase):
         self.assertEqual(self.scans_recorded(repo, image.digest), 1)
 
 
+    def test_import_restores_within_the_quota(self):
+        """A bundle import that restores an archived image (its tag moves back to it) is
+        a push like the others: the rescan counts against scan.quota_seconds (a day), so
+        an image scanned minutes ago is LIMIT_EXCEEDED, not scanned again."""
+        self.import_osv()
+        repo = self.scan_repo(True)
+        image = s.debian_image("gzip", "import-" + uuid.uuid4().hex)
+        self.push(repo, image, tag="v1")
+        out = s.wait_scan(self.ecr, repo, {"imageDigest": image.digest})
+        self.assertEqual(s.findings_of(out), s.DEBIAN_FINDINGS)
+        path = os.path.join(self.server.tmp, "import-%s.tar" % uuid.uuid4().hex)
+        rc, out = h.run_berth(["export", "%s:v1" % repo, "-o", path], server=self.server,
+                              timeout=120)
+        self.assertEqual(rc, 0, out)
+        # v1 moves to another image, and the first is archived
+        other = s.debian_image("gzip", "other-" + uuid.uuid4().hex)
+        self.push(repo, other, tag="v1")
+        s.wait_scan(self.ecr, repo, {"imageDigest": other.digest})
+        self.archive(repo, image.digest)
+        self.assertEqual(self.status(repo, image.digest), "ARCHIVED")
+        rc, out = h.run_berth(["import", path], server=self.server, timeout=120)
+        self.assertEqual(rc, 0, out)
+        self.wait_active(repo, image.digest)
+        out = self.scan_findings(repo, image.digest)
+        self.assertEqual(out["imageScanStatus"]["status"], "LIMIT_EXCEEDED", out)
+        self.assertNotIn("imageScanFindings", out)
+        self.assertEqual(self.scans_recorded(repo, image.digest), 1)
+
+
 @h.berth_only("berth's scan workers and log")
 class RestoreRescanTest(TierMixin, e.ModernEcrTestCase):
     """Without a scan quota: a restore rescans an image with scan-on-push (through the
