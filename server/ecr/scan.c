@@ -38,13 +38,20 @@ static json_t *severity_counts(const struct meta_scan *scan)
     return scan_severity_counts_json(scan->counts);
 }
 
+/* An archived image, or one being restored: its scan status is
+ * IMAGE_ARCHIVED. */
+static bool is_archived(const struct meta_manifest *mf)
+{
+    return registry_image_status(mf, time_now_ms()) != REGISTRY_IMAGE_ACTIVE;
+}
+
 /* ImageScanStatus: the status, and the description once the scan ended;
  * IMAGE_ARCHIVED for an image that is archived or being restored (ECR's
  * user guide, "Restoring an image": during the restore the image remains
  * in the archival state until the restore completes). */
 static json_t *status_json(const struct meta_scan *scan, const struct meta_manifest *mf)
 {
-    if (registry_image_status(mf, time_now_ms()) != REGISTRY_IMAGE_ACTIVE) {
+    if (is_archived(mf)) {
         return json_pack("{s:s, s:s}", "status", "IMAGE_ARCHIVED", "description",
                          "The image is archived and cannot be scanned.");
     }
@@ -86,7 +93,9 @@ enum berth_err ecr_scan_decorate_image(struct ecr_call *call, const struct meta_
     if (json_object_set_new(detail, "imageScanStatus", status_json(&scan, mf)) != 0) {
         return BERTH_ENOMEM;
     }
-    if (scan.status != META_SCAN_COMPLETE) {
+    /* IMAGE_ARCHIVED, like IN_PROGRESS and FAILED, has no results (see
+     * describe_image_scan_findings) */
+    if (scan.status != META_SCAN_COMPLETE || is_archived(mf)) {
         return BERTH_OK;
     }
     json_t *summary = json_object();
@@ -515,7 +524,10 @@ static void describe_image_scan_findings(struct ecr_call *call)
                  ecr_registry(call));
         goto out;
     }
-    if (rc == BERTH_OK && scan.status == META_SCAN_COMPLETE) {
+    /* An archived (or activating) image's status is IMAGE_ARCHIVED, which
+     * carries no findings: ECR cannot scan it, and its findings from
+     * before archiving are gone once restored (docs/ecr.md). */
+    if (rc == BERTH_OK && scan.status == META_SCAN_COMPLETE && !is_archived(&mf)) {
         page.list = json_array();
         rc = page.list ? meta_scan_findings(m, mf.id, has_start ? (int64_t)start : -1, limit,
                                             add_finding, &page, &more)

@@ -402,8 +402,16 @@ class ArchiveHeldRestoreTest(TierMixin, e.ModernEcrTestCase):
         self.assertEqual(s.findings_of(out), s.DEBIAN_FINDINGS)
         self.archive(repo, image.digest)
         self.wait_archived(*image.layer_digests)
-        self.assertEqual(self.scan_findings(repo, image.digest)["imageScanStatus"]["status"],
+        # archived: IMAGE_ARCHIVED carries no findings (the old ones are still stored
+        # until the restore, but never shown), in neither API
+        out = self.scan_findings(repo, image.digest)
+        self.assertEqual(out["imageScanStatus"]["status"], "IMAGE_ARCHIVED")
+        self.assertNotIn("imageScanFindings", out)
+        detail = self.ecr.describe_images(repositoryName=repo,
+                                          imageIds=[{"imageDigest": image.digest}])
+        self.assertEqual(detail["imageDetails"][0]["imageScanStatus"]["status"],
                          "IMAGE_ARCHIVED")
+        self.assertNotIn("imageScanFindingsSummary", detail["imageDetails"][0])
         open(self.hold, "w").close()
         self.assertEqual(self.restore(repo, image.digest)["imageStatus"], "ACTIVATING")
         out = self.scan_findings(repo, image.digest)
