@@ -26,6 +26,9 @@ static void finding_free(struct scan_finding *x)
     free((char *)x->fixed_version);
     free((char *)x->cvss3_vector);
     free((char *)x->source_id);
+    free((char *)x->package_manager);
+    free((char *)x->package_arch);
+    free((char *)x->platform);
 }
 
 void scan_findings_fini(struct scan_findings *f)
@@ -42,6 +45,25 @@ static bool field_ok(const char *s, size_t max)
     return s != NULL && s[0] != '\0' && strnlen(s, max + 1) <= max;
 }
 
+static bool optional_ok(const char *s)
+{
+    return s == NULL || s[0] == '\0' || field_ok(s, SCAN_ATTRIBUTE_VALUE_MAX);
+}
+
+/* A copy of an optional field ("" is none): *ok turns false when out of
+ * memory. */
+static const char *optional_dup(const char *s, bool *ok)
+{
+    if (s == NULL || s[0] == '\0') {
+        return NULL;
+    }
+    char *d = strdup(s);
+    if (d == NULL) {
+        *ok = false;
+    }
+    return d;
+}
+
 enum berth_err scan_findings_add(struct scan_findings *f, const struct scan_finding *src)
 {
     if (!field_ok(src->name, SCAN_ATTRIBUTE_VALUE_MAX) ||
@@ -50,7 +72,9 @@ enum berth_err scan_findings_add(struct scan_findings *f, const struct scan_find
         !field_ok(src->source_id, SCAN_ATTRIBUTE_VALUE_MAX) ||
         (src->fixed_version != NULL &&
          strnlen(src->fixed_version, SCAN_ATTRIBUTE_VALUE_MAX + 1) > SCAN_ATTRIBUTE_VALUE_MAX) ||
-        (src->cvss3_vector != NULL && !field_ok(src->cvss3_vector, SCAN_ATTRIBUTE_VALUE_MAX))) {
+        (src->cvss3_vector != NULL && !field_ok(src->cvss3_vector, SCAN_ATTRIBUTE_VALUE_MAX)) ||
+        !optional_ok(src->package_manager) || !optional_ok(src->package_arch) ||
+        !optional_ok(src->platform)) {
         return BERTH_EINVAL;
     }
     if (f->count == f->cap) {
@@ -77,7 +101,11 @@ enum berth_err scan_findings_add(struct scan_findings *f, const struct scan_find
         .cvss3_vector = has_cvss ? strdup(src->cvss3_vector) : NULL,
         .source_id = strdup(src->source_id),
     };
-    if (x.name == NULL || x.description == NULL || (keep_uri && x.uri == NULL) ||
+    bool ok = true;
+    x.package_manager = optional_dup(src->package_manager, &ok);
+    x.package_arch = optional_dup(src->package_arch, &ok);
+    x.platform = optional_dup(src->platform, &ok);
+    if (!ok || x.name == NULL || x.description == NULL || (keep_uri && x.uri == NULL) ||
         x.package_name == NULL || x.package_version == NULL ||
         (has_fix && x.fixed_version == NULL) || (has_cvss && x.cvss3_vector == NULL) ||
         x.source_id == NULL) {
@@ -141,6 +169,27 @@ void scan_findings_finish(struct scan_findings *f)
     qsort(f->items, f->count, sizeof(f->items[0]), order_cmp);
 }
 
+/* The attributes only the enhanced shape reports (scan_finding_to_json
+ * adds them in this order). */
+static const char *const enhanced_keys[] = {"package_manager", "package_arch", "platform"};
+
+void scan_finding_strip_enhanced(json_t *finding)
+{
+    json_t *attrs = json_object_get(finding, "attributes");
+    size_t i = 0;
+    while (i < json_array_size(attrs)) {
+        const char *k = json_string_value(json_object_get(json_array_get(attrs, i), "key"));
+        bool drop = false;
+        for (size_t j = 0; k != NULL && j < sizeof(enhanced_keys) / sizeof(enhanced_keys[0]); j++) {
+            drop = drop || strcmp(k, enhanced_keys[j]) == 0;
+        }
+        if (drop && json_array_remove(attrs, i) == 0) {
+            continue;
+        }
+        i++;
+    }
+}
+
 static int add_attr(json_t *attrs, const char *key, const char *value)
 {
     json_t *a = json_pack("{s:s, s:s}", "key", key, "value", value);
@@ -165,6 +214,14 @@ json_t *scan_finding_to_json(const struct scan_finding *f)
         scan_cvss_format_score(f->cvss3_tenths, score, sizeof(score));
         if (add_attr(attrs, "CVSS3_VECTOR", f->cvss3_vector) != 0 ||
             add_attr(attrs, "CVSS3_SCORE", score) != 0) {
+            goto fail;
+        }
+    }
+    /* berth's too: what enhanced scanning reports as the package's
+     * packageManager, arch, epoch and release and the image's platform */
+    const char *values[] = {f->package_manager, f->package_arch, f->platform};
+    for (size_t i = 0; i < sizeof(enhanced_keys) / sizeof(enhanced_keys[0]); i++) {
+        if (values[i] != NULL && add_attr(attrs, enhanced_keys[i], values[i]) != 0) {
             goto fail;
         }
     }

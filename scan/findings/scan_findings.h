@@ -36,6 +36,13 @@ struct scan_finding {
     int cvss3_tenths;            /* base score x 10, or -1 */
     const char *cvss3_vector;    /* NULL when cvss3_tenths is -1 */
     const char *source_id;       /* the vulnerability record's id (OSV id) */
+    /* What the scanner knew about the installed package and the image,
+     * each NULL when unknown: the package manager ("dpkg", "apk", "rpm"),
+     * the package's architecture as its database names it, and the
+     * image's OS in Amazon Inspector's form ("DEBIAN_12"). */
+    const char *package_manager;
+    const char *package_arch;
+    const char *platform;
 };
 
 struct scan_findings {
@@ -51,7 +58,8 @@ void scan_findings_fini(struct scan_findings *f);
  * Append a copy of *src (strings copied as they are: the description and
  * uri come from the vulnerability database, which keeps them within
  * SCAN_DESCRIPTION_MAX and SCAN_URI_MAX; a CVSS vector or package field
- * over SCAN_ATTRIBUTE_VALUE_MAX is refused). BERTH_EINVAL when name,
+ * over SCAN_ATTRIBUTE_VALUE_MAX is refused; so is a package_manager,
+ * package_arch or platform over it). BERTH_EINVAL when name,
  * package_name, package_version or source_id is missing or too long;
  * BERTH_ENOMEM.
  */
@@ -69,9 +77,16 @@ void scan_findings_finish(struct scan_findings *f);
 /*
  * One finding in ECR's shape: {"name", "description", "uri", "severity",
  * "attributes": [{"key": "package_version", ...}, {"key":
- * "package_name", ...}, and when known "CVSS3_VECTOR", "CVSS3_SCORE"]}.
+ * "package_name", ...}, and when known "fixed_in_version", "CVSS3_VECTOR",
+ * "CVSS3_SCORE", "package_manager", "package_arch", "platform"]}.
  * New reference (json_decref it); NULL when out of memory.
  */
 json_t *scan_finding_to_json(const struct scan_finding *f);
+
+/* Remove from a finding in that shape the attributes only ECR's enhanced
+ * shape reports (package_manager, package_arch, platform: its
+ * packageManager, arch and platform), for ECR's basic shape, which has
+ * no such members. Out of memory leaves them. */
+void scan_finding_strip_enhanced(json_t *finding);
 
 #endif

@@ -234,18 +234,19 @@ enum os_release {
 static const struct os_family {
     const char *id;        /* os-release ID */
     const char *ecosystem; /* OSV ecosystem name, before any ":<release>" */
+    const char *platform;  /* Amazon Inspector's platform name, before any "_<release>" */
     enum os_release release;
     bool family_records; /* records may name the family without a release */
     enum scan_pkg_manager manager;
     enum scan_version_scheme scheme;
 } os_families[] = {
-    {"debian", "Debian", REL_DEBIAN, true, SCAN_PKG_DPKG, SCAN_VERSION_DPKG},
-    {"ubuntu", "Ubuntu", REL_UBUNTU, false, SCAN_PKG_DPKG, SCAN_VERSION_DPKG},
-    {"alpine", "Alpine", REL_ALPINE, false, SCAN_PKG_APK, SCAN_VERSION_APK},
-    {"wolfi", "Wolfi", REL_NONE, false, SCAN_PKG_APK, SCAN_VERSION_APK},
-    {"chainguard", "Chainguard", REL_NONE, false, SCAN_PKG_APK, SCAN_VERSION_APK},
-    {"almalinux", "AlmaLinux", REL_MAJOR, true, SCAN_PKG_RPM, SCAN_VERSION_RPM},
-    {"rocky", "Rocky Linux", REL_MAJOR, true, SCAN_PKG_RPM, SCAN_VERSION_RPM},
+    {"debian", "Debian", "DEBIAN", REL_DEBIAN, true, SCAN_PKG_DPKG, SCAN_VERSION_DPKG},
+    {"ubuntu", "Ubuntu", "UBUNTU", REL_UBUNTU, false, SCAN_PKG_DPKG, SCAN_VERSION_DPKG},
+    {"alpine", "Alpine", "ALPINE_LINUX", REL_ALPINE, false, SCAN_PKG_APK, SCAN_VERSION_APK},
+    {"wolfi", "Wolfi", "WOLFI", REL_NONE, false, SCAN_PKG_APK, SCAN_VERSION_APK},
+    {"chainguard", "Chainguard", "CHAINGUARD", REL_NONE, false, SCAN_PKG_APK, SCAN_VERSION_APK},
+    {"almalinux", "AlmaLinux", "ALMA_LINUX", REL_MAJOR, true, SCAN_PKG_RPM, SCAN_VERSION_RPM},
+    {"rocky", "Rocky Linux", "ROCKY_LINUX", REL_MAJOR, true, SCAN_PKG_RPM, SCAN_VERSION_RPM},
 };
 
 #define OS_FAMILY_COUNT (sizeof(os_families) / sizeof(os_families[0]))
@@ -263,6 +264,21 @@ enum scan_version_scheme scan_ecosystem_scheme(const char *ecosystem)
         }
     }
     return SCAN_VERSION_NONE;
+}
+
+const char *scan_pkg_manager_name(enum scan_pkg_manager manager)
+{
+    switch (manager) {
+    case SCAN_PKG_DPKG:
+        return "dpkg";
+    case SCAN_PKG_APK:
+        return "apk";
+    case SCAN_PKG_RPM:
+        return "rpm";
+    case SCAN_PKG_NONE:
+        break;
+    }
+    return NULL;
 }
 
 enum berth_err scan_os_parse(const char *text, size_t len, struct scan_os *out)
@@ -316,6 +332,7 @@ enum berth_err scan_os_parse(const char *text, size_t len, struct scan_os *out)
     case REL_MAJOR:
         if (major >= 0) {
             n = snprintf(out->ecosystem, sizeof(out->ecosystem), "%s:%ld", fam->ecosystem, major);
+            snprintf(out->platform, sizeof(out->platform), "%s_%ld", fam->platform, major);
         }
         break;
     case REL_UBUNTU: {
@@ -325,6 +342,8 @@ enum berth_err scan_os_parse(const char *text, size_t len, struct scan_os *out)
             bool lts = strstr(version, "LTS") != NULL || strstr(pretty, " LTS") != NULL;
             n = snprintf(out->ecosystem, sizeof(out->ecosystem), "%s:%s%s", fam->ecosystem,
                          out->version_id, lts ? ":LTS" : "");
+            snprintf(out->platform, sizeof(out->platform), "%s_%ld_%.*s", fam->platform, major,
+                     (int)(minor_rest - rest - 1), rest + 1);
         }
         break;
     }
@@ -333,17 +352,21 @@ enum berth_err scan_os_parse(const char *text, size_t len, struct scan_os *out)
         if (major >= 0 && minor >= 0) {
             n = snprintf(out->ecosystem, sizeof(out->ecosystem), "%s:v%ld.%ld", fam->ecosystem,
                          major, minor);
+            snprintf(out->platform, sizeof(out->platform), "%s_%ld_%ld", fam->platform, major,
+                     minor);
         }
         break;
     }
     case REL_NONE:
         if (fam != NULL) {
             n = snprintf(out->ecosystem, sizeof(out->ecosystem), "%s", fam->ecosystem);
+            snprintf(out->platform, sizeof(out->platform), "%s", fam->platform);
         }
         break;
     }
     if (n < 0 || (size_t)n >= sizeof(out->ecosystem)) {
         out->ecosystem[0] = '\0';
+        out->platform[0] = '\0';
         out->family[0] = '\0';
         out->manager = SCAN_PKG_NONE;
         out->scheme = SCAN_VERSION_NONE;

@@ -48,6 +48,10 @@ struct scan_os {
     char codename[SCAN_OS_VALUE_MAX];   /* VERSION_CODENAME, may be "" */
     char ecosystem[SCAN_OS_VALUE_MAX];  /* OSV ecosystem ("Debian:12") */
     char family[SCAN_OS_VALUE_MAX]; /* release-less ecosystem records may use ("Debian"), or "" */
+    /* Amazon Inspector's name for it ("DEBIAN_12", "UBUNTU_22_04",
+     * "ALPINE_LINUX_3_19", "ALMA_LINUX_9", "ROCKY_LINUX_9", "WOLFI",
+     * "CHAINGUARD"); "" when unsupported */
+    char platform[SCAN_OS_VALUE_MAX];
     enum scan_pkg_manager manager;
     enum scan_version_scheme scheme;
 };
@@ -81,6 +85,9 @@ void scan_pkgs_fini(struct scan_pkgs *pkgs);
  * BERTH_ETOOBIG past SCAN_MAX_PACKAGES; BERTH_ENOMEM. */
 enum berth_err scan_pkgs_add(struct scan_pkgs *pkgs, const char *name, const char *version,
                              const char *arch, const char *source, const char *source_version);
+
+/* "dpkg", "apk" or "rpm"; NULL for SCAN_PKG_NONE. Static string. */
+const char *scan_pkg_manager_name(enum scan_pkg_manager manager);
 
 /*
  * Parse os-release text (KEY=value lines, values optionally quoted) into

@@ -567,6 +567,7 @@ struct match_ctx {
     const struct scan_os *os;
     const char *package;
     const char *version;
+    const char *arch; /* of the first binary package built from it, or NULL */
     struct scan_findings *out;
 };
 
@@ -603,6 +604,9 @@ static enum berth_err on_row(void *arg, const struct vdb_row *row)
         .cvss3_tenths = row->cvss3_vector ? row->cvss3_tenths : -1,
         .cvss3_vector = row->cvss3_vector,
         .source_id = row->osv_id,
+        .package_manager = scan_pkg_manager_name(m->os->manager),
+        .package_arch = m->arch,
+        .platform = m->os->platform,
     };
     rc = scan_findings_add(m->out, &f);
     return rc == BERTH_EINVAL ? BERTH_OK : rc;
@@ -615,6 +619,19 @@ static int pair_cmp(const void *pa, const void *pb)
     const struct scan_pkg *b = *(const struct scan_pkg *const *)pb;
     int c = strcmp(a->source, b->source);
     return c ? c : strcmp(a->source_version, b->source_version);
+}
+
+/* pair_cmp, then the binary package's name: the first of a pair is the
+ * same for any input order. */
+static int order_cmp(const void *pa, const void *pb)
+{
+    int c = pair_cmp(pa, pb);
+    if (c == 0) {
+        const struct scan_pkg *a = *(const struct scan_pkg *const *)pa;
+        const struct scan_pkg *b = *(const struct scan_pkg *const *)pb;
+        c = strcmp(a->name, b->name);
+    }
+    return c;
 }
 
 enum berth_err vulndb_match(struct vulndb *db, const struct scan_os *os,
@@ -633,13 +650,13 @@ enum berth_err vulndb_match(struct vulndb *db, const struct scan_os *os,
     for (size_t i = 0; i < pkgs->count; i++) {
         order[i] = &pkgs->items[i];
     }
-    qsort(order, pkgs->count, sizeof(*order), pair_cmp);
+    qsort(order, pkgs->count, sizeof(*order), order_cmp);
     enum berth_err rc = BERTH_OK;
     for (size_t i = 0; i < pkgs->count && rc == BERTH_OK; i++) {
         if (i > 0 && pair_cmp(&order[i - 1], &order[i]) == 0) {
             continue;
         }
-        struct match_ctx m = {os, order[i]->source, order[i]->source_version, out};
+        struct match_ctx m = {os, order[i]->source, order[i]->source_version, order[i]->arch, out};
         rc = vdb_query(db->vdb, os->ecosystem, os->family, m.package, on_row, &m);
     }
     free(order);

@@ -17,6 +17,7 @@
 #include "storage/meta/meta_scan.h"
 #include "storage/registry/registry.h"
 #include "scan/engine/scan_run.h"
+#include "scan/findings/scan_findings.h"
 #include "storage/spec/scan_severity.h"
 #include "common/str.h"
 
@@ -140,6 +141,12 @@ static int print_json(const char *repo, const char *tag, const struct meta_manif
         json_object_set_new(json_object_get(doc, "imageId"), "imageTag", json_string(tag));
     }
     if (doc != NULL && o->complete) {
+        size_t i;
+        json_t *f;
+        json_array_foreach(o->findings, i, f)
+        {
+            scan_finding_strip_enhanced(f); /* the basic shape */
+        }
         json_t *findings = json_pack("{s:f, s:o, s:O}", "imageScanCompletedAt",
                                      (double)o->completed_at_ms / 1000.0, "findingSeverityCounts",
                                      scan_severity_counts_json(o->counts), "findings", o->findings);

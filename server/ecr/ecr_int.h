@@ -288,21 +288,26 @@ enum berth_err ecr_scan_decorate_image(struct ecr_call *call, const struct meta_
 
 /* The image an enhanced finding is about (all borrowed). */
 struct ecr_enhanced_image {
-    const char *account;    /* registry id */
-    const char *region;     /* the registry's region */
-    const char *repo;       /* repository name */
-    const char *repo_arn;   /* the repository's ARN */
-    const char *digest;     /* the image's manifest digest */
-    const json_t *tags;     /* its tags (array of strings), or NULL */
-    int64_t pushed_at_ms;   /* when it was pushed, 0: unknown */
-    int64_t observed_at_ms; /* when its scan ended (first/last observed) */
+    const char *account;      /* registry id */
+    const char *region;       /* the registry's region */
+    const char *repo;         /* repository name */
+    const char *repo_arn;     /* the repository's ARN */
+    const char *digest;       /* the image's manifest digest */
+    const json_t *tags;       /* its tags (array of strings), or NULL */
+    int64_t pushed_at_ms;     /* when it was pushed, 0: unknown */
+    int64_t observed_at_ms;   /* when its scan ended (first/last observed) */
+    const char *architecture; /* the image config's architecture, or NULL */
+    const char *author;       /* the image config's author, or NULL */
 };
 
 /* One stored basic finding (ImageScanFinding JSON: name, description, uri,
  * severity, attributes package_name, package_version, fixed_in_version,
- * CVSS3_VECTOR/SCORE or CVSS2_VECTOR/SCORE) as ECR's
- * EnhancedImageScanFinding: packageVulnerabilityDetails (the package, its
- * version and fixedInVersion, the CVSS scores), fixAvailable YES when a
+ * CVSS3_VECTOR/SCORE or CVSS2_VECTOR/SCORE, package_manager, package_arch,
+ * platform) as ECR's EnhancedImageScanFinding: packageVulnerabilityDetails
+ * (the package, its version and fixedInVersion, for a dpkg, apk or rpm
+ * package packageManager OS and the version split into epoch, version and
+ * release, its arch; the CVSS scores), the resource's architecture, author
+ * and platform, fixAvailable YES when a
  * fixed version is known else NO, score, severity (UNDEFINED is
  * Inspector's UNTRIAGED), title, findingArn, resources and remediation.
  * New reference; NULL when out of memory or basic lacks name or severity.

@@ -7,11 +7,15 @@
  */
 #include "ecr_int.h"
 
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "storage/spec/digest.h"
+
+/* Longest package architecture rendered. */
+#define SCAN_ARCH_TEXT_MAX 257
 
 /* The value of the attribute key of a basic finding, or NULL. Borrowed. */
 static const char *attribute(const json_t *basic, const char *key)
@@ -97,8 +101,9 @@ static void finding_arn(const struct ecr_enhanced_image *img, const char *id, co
     snprintf(out, cap, "arn:aws:inspector2:%s:%s:finding/%s", img->region, img->account, hex);
 }
 
-/* resources: the image the finding is in. */
-static json_t *resources(const struct ecr_enhanced_image *img, bool *ok)
+/* resources: the image the finding is in (platform: the OS the scanner
+ * found, Inspector's name for it, or NULL). */
+static json_t *resources(const struct ecr_enhanced_image *img, const char *platform, bool *ok)
 {
     json_t *details = json_pack("{s:s, s:s, s:s}", "registry", img->account, "repositoryName",
                                 img->repo, "imageHash", img->digest);
@@ -112,6 +117,9 @@ static json_t *resources(const struct ecr_enhanced_image *img, bool *ok)
     if (img->pushed_at_ms > 0) {
         set(details, "pushedAt", ecr_time(img->pushed_at_ms), ok);
     }
+    set(details, "architecture", string_or_null(img->architecture), ok);
+    set(details, "author", string_or_null(img->author), ok);
+    set(details, "platform", string_or_null(platform), ok);
     char id[1200];
     snprintf(id, sizeof(id), "%s/%s", img->repo_arn, img->digest);
     json_t *list = json_pack("[{s:s, s:s, s:{s:o}}]", "type", "AWS_ECR_CONTAINER_IMAGE", "id", id,
@@ -120,6 +128,43 @@ static json_t *resources(const struct ecr_enhanced_image *img, bool *ok)
         *ok = false;
     }
     return list;
+}
+
+/* An OS package's version as its manager writes it, "[epoch:]version
+ * [-release]" (dpkg's upstream version and Debian revision, rpm's version
+ * and release, apk's version and "-r<N>"), split as Inspector reports it:
+ * epoch 0 when none. The parts go into pkg. */
+static void split_version(json_t *pkg, const char *full, bool *ok)
+{
+    long long epoch = 0;
+    const char *colon = strchr(full, ':');
+    if (colon != NULL && colon > full && strspn(full, "0123456789") == (size_t)(colon - full) &&
+        colon - full < 10) {
+        epoch = strtoll(full, NULL, 10);
+        full = colon + 1;
+    }
+    const char *dash = strrchr(full, '-');
+    size_t n =
+        dash != NULL && dash > full && dash[1] != '\0' ? (size_t)(dash - full) : strlen(full);
+    set(pkg, "epoch", json_integer(epoch), ok);
+    set(pkg, "version", json_stringn(full, n), ok);
+    if (n < strlen(full)) {
+        set(pkg, "release", json_string(full + n + 1), ok);
+    }
+}
+
+/* A package architecture in Inspector's upper case ("amd64" -> "AMD64"). */
+static json_t *upper(const char *s)
+{
+    if (s == NULL) {
+        return NULL;
+    }
+    char buf[SCAN_ARCH_TEXT_MAX];
+    size_t n = 0;
+    for (; s[n] != '\0' && n + 1 < sizeof(buf); n++) {
+        buf[n] = (char)toupper((unsigned char)s[n]);
+    }
+    return json_stringn(buf, n);
 }
 
 json_t *ecr_enhanced_finding(const json_t *basic, const struct ecr_enhanced_image *img)
@@ -133,6 +178,9 @@ json_t *ecr_enhanced_finding(const json_t *basic, const struct ecr_enhanced_imag
     const char *version = attribute(basic, "package_version");
     const char *fixed = attribute(basic, "fixed_in_version");
     const char *uri = member(basic, "uri");
+    const char *manager = attribute(basic, "package_manager");
+    bool is_os = manager != NULL && (strcmp(manager, "dpkg") == 0 || strcmp(manager, "apk") == 0 ||
+                                     strcmp(manager, "rpm") == 0);
     bool ok = true;
     json_t *out = json_object();
     json_t *details = json_object();
@@ -150,8 +198,15 @@ json_t *ecr_enhanced_finding(const json_t *basic, const struct ecr_enhanced_imag
         ok = false;
     } else {
         set(pkg, "name", string_or_null(package), &ok);
-        set(pkg, "version", string_or_null(version), &ok);
+        if (is_os && version != NULL) {
+            split_version(pkg, version, &ok);
+        } else {
+            set(pkg, "version", string_or_null(version), &ok);
+        }
         set(pkg, "fixedInVersion", string_or_null(fixed), &ok);
+        /* Inspector's word for a distribution's package manager */
+        set(pkg, "packageManager", is_os ? json_string("OS") : string_or_null(manager), &ok);
+        set(pkg, "arch", upper(attribute(basic, "package_arch")), &ok);
     }
 
     /* CVSS: v3 as berth's scanner reports it, v2 as a hook may */
@@ -217,7 +272,7 @@ json_t *ecr_enhanced_finding(const json_t *basic, const struct ecr_enhanced_imag
                  package != NULL ? package : "the package", fixed);
         set(out, "remediation", json_pack("{s:{s:s}}", "recommendation", "text", text), &ok);
     }
-    set(out, "resources", resources(img, &ok), &ok);
+    set(out, "resources", resources(img, attribute(basic, "platform"), &ok), &ok);
     if (score_vector != NULL) {
         set(out, "score", json_real(score), &ok);
         set(out, "scoreDetails",

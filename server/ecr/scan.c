@@ -12,7 +12,11 @@
 #include <string.h>
 
 #include "common/log.h"
+#include "scan/findings/scan_findings.h"
+#include "storage/blob/blob.h"
 #include "storage/meta/meta_scan.h"
+#include "storage/spec/digest.h"
+#include "storage/spec/manifest.h"
 #include "storage/spec/names.h"
 #include "storage/registry/archive.h"
 #include "storage/registry/scan_config.h"
@@ -422,6 +426,48 @@ static int add_tag(void *arg, const char *name)
     return json_array_append_new(arg, json_string(name)) == 0 ? 0 : 1;
 }
 
+/* Most bytes of an image config read for its architecture and author. */
+#define CONFIG_READ_MAX (1u << 20)
+
+/* The image config of an image manifest as a new JSON object, or NULL
+ * when it cannot be read (a missing, archived or oversized blob, or
+ * not JSON: the resource then names no architecture; not an error). */
+static json_t *image_config(struct ecr_call *call, const struct meta_manifest *mf)
+{
+    struct blob_store *bs = store_blobs(call->req->srv->store);
+    struct digest d;
+    char *bytes = NULL;
+    size_t len = 0;
+    struct manifest_info *info = NULL;
+    json_t *config = NULL;
+    char why[200];
+    if (mf->is_index || digest_parse(mf->digest, &d) != BERTH_OK || mf->size <= 0 ||
+        blob_read_all(bs, &d, (size_t)mf->size, &bytes, &len) != BERTH_OK ||
+        manifest_parse(bytes, len, mf->media_type, &info, why, sizeof(why)) != BERTH_OK ||
+        !info->has_config) {
+        goto out;
+    }
+    free(bytes);
+    bytes = NULL;
+    if (blob_read_all(bs, &info->config.digest, CONFIG_READ_MAX, &bytes, &len) == BERTH_OK) {
+        config = json_loadb(bytes, len, JSON_REJECT_DUPLICATES, NULL);
+    }
+    if (!json_is_object(config)) {
+        json_decref(config);
+        config = NULL;
+    }
+out:
+    manifest_info_free(info);
+    free(bytes);
+    return config;
+}
+
+static const char *config_string(const json_t *config, const char *key)
+{
+    const char *s = json_string_value(json_object_get(config, key));
+    return s != NULL && s[0] != '\0' ? s : NULL;
+}
+
 /* Under scanType ENHANCED: the page of basic findings as ECR's
  * enhancedFindings (a new array; NULL when out of memory or a database
  * error, *rc saying which). */
@@ -434,6 +480,7 @@ static json_t *enhanced_findings(struct ecr_call *call, struct meta *m, const ch
     *rc = tags != NULL && out != NULL ? meta_manifest_tags(m, mf->id, add_tag, tags) : BERTH_ENOMEM;
     char arn[600];
     ecr_repo_arn(call, repo, arn, sizeof(arn));
+    json_t *config = image_config(call, mf);
     struct ecr_enhanced_image img = {
         .account = ecr_registry(call),
         .region = ecr_region(call),
@@ -443,6 +490,8 @@ static json_t *enhanced_findings(struct ecr_call *call, struct meta *m, const ch
         .tags = tags,
         .pushed_at_ms = mf->pushed_at,
         .observed_at_ms = scan->completed_at,
+        .architecture = config_string(config, "architecture"),
+        .author = config_string(config, "author"),
     };
     size_t i;
     json_t *f;
@@ -457,6 +506,7 @@ static json_t *enhanced_findings(struct ecr_call *call, struct meta *m, const ch
         }
     }
     json_decref(tags);
+    json_decref(config);
     if (*rc != BERTH_OK) {
         json_decref(out);
         return NULL;
@@ -553,6 +603,13 @@ static void describe_image_scan_findings(struct ecr_call *call)
                 goto out;
             }
         } else {
+            /* ECR's basic shape: without what only the enhanced one reports */
+            size_t i;
+            json_t *f;
+            json_array_foreach(list, i, f)
+            {
+                scan_finding_strip_enhanced(f);
+            }
             json_incref(list);
         }
         json_t *findings = json_object();

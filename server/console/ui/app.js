@@ -1327,7 +1327,9 @@ async function findingsSection(repo, digest, mayScan) {
     return (sf.enhancedFindings || []).map((e) => {
       const d = e.packageVulnerabilityDetails || {};
       const p = (d.vulnerablePackages || [])[0] || {};
-      const attributes = [["package_name", p.name], ["package_version", p.version], ["fixed_in_version", p.fixedInVersion]]
+      // Inspector splits an OS package's version: put "[epoch:]version[-release]" together again
+      const version = p.version && (p.epoch ? p.epoch + ":" : "") + p.version + (p.release ? "-" + p.release : "");
+      const attributes = [["package_name", p.name], ["package_version", version], ["fixed_in_version", p.fixedInVersion]]
         .filter((a) => a[1]).map((a) => ({ key: a[0], value: a[1] }));
       return { name: d.vulnerabilityId, description: e.description, uri: d.sourceUrl, severity: d.vendorSeverity || e.severity, attributes };
     });

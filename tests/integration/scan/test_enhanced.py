@@ -1,8 +1,9 @@
 # berth-python: modern
 """Enhanced scanning's findings shape: with the registry scanning configuration's scanType
 ENHANCED, DescribeImageScanFindings answers enhancedFindings (Inspector's
-EnhancedImageScanFinding: packageVulnerabilityDetails with the vulnerable package and its
-fixedInVersion, fixAvailable YES/NO, score, severity, title, resources) from the built-in
+EnhancedImageScanFinding: packageVulnerabilityDetails with the vulnerable package (its
+packageManager, epoch, version, release, arch and fixedInVersion), fixAvailable YES/NO,
+score, severity, title, resources with the image's architecture and platform) from the built-in
 scanner's findings, read with the machine image's boto3 and AWS CLI v1 (botocore 1.43 knows
 the shape); BASIC answers the basic findings of the same scan."""
 
@@ -21,10 +22,20 @@ def package(finding):
     return attrs["package_name"], attrs["package_version"], attrs.get("fixed_in_version")
 
 
+def split(version):
+    """A dpkg version as Inspector reports it: (epoch, upstream version, release)."""
+    epoch, _, rest = version.rpartition(":")
+    upstream, _, release = rest.rpartition("-")
+    return int(epoch or 0), upstream, release
+
+
 def expected(finding):
-    """The members of the enhanced finding that berth derives from a basic one."""
+    """The members of the enhanced finding that berth derives from a basic one (the
+    test's Debian packages are all amd64)."""
     name, version, fixed = package(finding)
-    pkg = {"name": name, "version": version}
+    epoch, upstream, release = split(version)
+    pkg = {"name": name, "version": upstream, "epoch": epoch, "release": release,
+           "arch": "AMD64", "packageManager": "OS"}
     if fixed:
         pkg["fixedInVersion"] = fixed
     return {
@@ -108,7 +119,16 @@ class EnhancedFindingsTest(e.ModernEcrTestCase):
             self.assertEqual(resource["details"]["awsEcrContainerImage"]["imageHash"],
                              image.digest)
             self.assertEqual(resource["details"]["awsEcrContainerImage"]["imageTags"], ["v1"])
+            # the image config's architecture, the scanned OS as Inspector names it
+            self.assertEqual(resource["details"]["awsEcrContainerImage"]["architecture"],
+                             "amd64")
+            self.assertEqual(resource["details"]["awsEcrContainerImage"]["platform"],
+                             "DEBIAN_12")
         self.assertEqual(len({f["findingArn"] for f in enhanced}), 3)
+        # zlib's Debian version has an epoch: 1:1.2.13.dfsg-1
+        self.assertEqual({k: zlib["packageVulnerabilityDetails"]["vulnerablePackages"][0][k]
+                          for k in ("epoch", "version", "release")},
+                         {"epoch": 1, "version": "1.2.13.dfsg", "release": "1"})
 
         # pages of enhancedFindings: boto3 by hand, the CLI's paginator by itself
         page = self.ecr.describe_image_scan_findings(repositoryName=repo,
@@ -131,6 +151,14 @@ class EnhancedFindingsTest(e.ModernEcrTestCase):
                              "imageScanFindings.enhancedFindings[?fixAvailable=='YES']"
                              ".packageVulnerabilityDetails.vulnerablePackages[0].fixedInVersion")
         self.assertEqual(text.split(), ["3.0.11-1~deb12u2", "2.36-9+deb12u3"])
+        got = self.aws("describe-image-scan-findings", "--repository-name", repo,
+                       "--image-id", "imageTag=v1", "--query",
+                       "imageScanFindings.enhancedFindings[].[packageVulnerabilityDetails"
+                       ".vulnerablePackages[0].[packageManager, arch, epoch, release], "
+                       "resources[0].details.awsEcrContainerImage.[architecture, platform]]")
+        self.assertEqual(got, [[["OS", "AMD64", 0, "1~deb12u1"], ["amd64", "DEBIAN_12"]],
+                               [["OS", "AMD64", 0, "9+deb12u1"], ["amd64", "DEBIAN_12"]],
+                               [["OS", "AMD64", 1, "1"], ["amd64", "DEBIAN_12"]]])
 
         # BASIC: the same scan in the basic shape
         self.scan_type("BASIC")

@@ -118,6 +118,9 @@ static void test_json(void)
     a.cvss3_tenths = 67;
     a.cvss3_vector = "CVSS:3.1/AV:L/AC:L/PR:H/UI:N/S:U/C:H/I:H/A:H";
     a.fixed_version = "1.44.1-1ubuntu1.2";
+    a.package_manager = "dpkg";
+    a.package_arch = "amd64";
+    a.platform = "UBUNTU_18_04";
     struct scan_finding b = mk("CVE-2024-1", "zlib", "1", SCAN_SEVERITY_UNDEFINED, "CVE-2024-1");
     CHECK_INT(scan_findings_add(&f, &b), BERTH_OK);
     CHECK_INT(scan_findings_add(&f, &a), BERTH_OK);
@@ -132,7 +135,19 @@ static void test_json(void)
                     "{\"key\":\"package_name\",\"value\":\"e2fsprogs\"},"
                     "{\"key\":\"fixed_in_version\",\"value\":\"1.44.1-1ubuntu1.2\"},"
                     "{\"key\":\"CVSS3_VECTOR\",\"value\":\"CVSS:3.1/AV:L/AC:L/PR:H/UI:N/S:U/C:H/"
-                    "I:H/A:H\"},{\"key\":\"CVSS3_SCORE\",\"value\":\"6.7\"}]}");
+                    "I:H/A:H\"},{\"key\":\"CVSS3_SCORE\",\"value\":\"6.7\"},"
+                    "{\"key\":\"package_manager\",\"value\":\"dpkg\"},"
+                    "{\"key\":\"package_arch\",\"value\":\"amd64\"},"
+                    "{\"key\":\"platform\",\"value\":\"UBUNTU_18_04\"}]}");
+    free(text);
+    /* the basic shape drops what only the enhanced one reports */
+    scan_finding_strip_enhanced(one);
+    text = json_dumps(json_object_get(one, "attributes"), JSON_COMPACT);
+    CHECK_STR(text, "[{\"key\":\"package_version\",\"value\":\"1.44.1-1ubuntu1.1\"},"
+                    "{\"key\":\"package_name\",\"value\":\"e2fsprogs\"},"
+                    "{\"key\":\"fixed_in_version\",\"value\":\"1.44.1-1ubuntu1.2\"},"
+                    "{\"key\":\"CVSS3_VECTOR\",\"value\":\"CVSS:3.1/AV:L/AC:L/PR:H/UI:N/S:U/"
+                    "C:H/I:H/A:H\"},{\"key\":\"CVSS3_SCORE\",\"value\":\"6.7\"}]");
     free(text);
     json_decref(one);
 

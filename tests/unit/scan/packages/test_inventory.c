@@ -39,7 +39,9 @@ static void test_os_release(void)
     CHECK_STR(os.ecosystem, "Debian:12");
     CHECK_STR(os.family, "Debian");
     CHECK_STR(os.codename, "bookworm");
+    CHECK_STR(os.platform, "DEBIAN_12");
     CHECK_INT(os.manager, SCAN_PKG_DPKG);
+    CHECK_STR(scan_pkg_manager_name(os.manager), "dpkg");
     CHECK_INT(os.scheme, SCAN_VERSION_DPKG);
 
     /* distroless: same ID and VERSION_ID, its own PRETTY_NAME */
@@ -64,6 +66,7 @@ static void test_os_release(void)
                     &os),
               BERTH_OK);
     CHECK_STR(os.ecosystem, "Ubuntu:22.04:LTS");
+    CHECK_STR(os.platform, "UBUNTU_22_04");
     CHECK_STR(os.family, "");
     CHECK_INT(os_of("NAME=\"Ubuntu\"\nVERSION_ID=\"23.10\"\nVERSION=\"23.10 (Mantic Minotaur)\"\n"
                     "ID=ubuntu\n",
@@ -77,7 +80,9 @@ static void test_os_release(void)
                     &os),
               BERTH_OK);
     CHECK_STR(os.ecosystem, "Alpine:v3.19");
+    CHECK_STR(os.platform, "ALPINE_LINUX_3_19");
     CHECK_INT(os.manager, SCAN_PKG_APK);
+    CHECK_STR(scan_pkg_manager_name(os.manager), "apk");
     CHECK_INT(os.scheme, SCAN_VERSION_APK);
     CHECK_INT(os_of("ID=alpine\nVERSION_ID=3.20.0_alpha20240315\n", &os), BERTH_OK);
     CHECK_STR(os.ecosystem, "Alpine:v3.20");
@@ -87,13 +92,17 @@ static void test_os_release(void)
         os_of("ID=wolfi\nNAME=\"Wolfi\"\nPRETTY_NAME=\"Wolfi\"\nVERSION_ID=\"20230201\"\n", &os),
         BERTH_OK);
     CHECK_STR(os.ecosystem, "Wolfi");
+    CHECK_STR(os.platform, "WOLFI");
     CHECK_INT(os_of("ID=\"almalinux\"\nVERSION_ID=\"9.3\"\nID_LIKE=\"rhel centos fedora\"\n", &os),
               BERTH_OK);
     CHECK_STR(os.ecosystem, "AlmaLinux:9");
     CHECK_STR(os.family, "AlmaLinux");
+    CHECK_STR(os.platform, "ALMA_LINUX_9");
     CHECK_INT(os.manager, SCAN_PKG_RPM);
+    CHECK_STR(scan_pkg_manager_name(os.manager), "rpm");
     CHECK_INT(os_of("ID=\"rocky\"\nVERSION_ID=\"9.3\"\n", &os), BERTH_OK);
     CHECK_STR(os.ecosystem, "Rocky Linux:9");
+    CHECK_STR(os.platform, "ROCKY_LINUX_9");
 
     /* quoting: single quotes, escapes, comments, CRLF, stray lines */
     CHECK_INT(os_of("# comment\r\nID='debian'\r\nnot a pair\r\nVERSION_ID=\"1\\\"2\"\r\n", &os),
@@ -104,7 +113,9 @@ static void test_os_release(void)
     CHECK_INT(os_of("ID=fedora\nVERSION_ID=40\n", &os), BERTH_EUNSUPPORTED);
     CHECK_STR(os.id, "fedora");
     CHECK_STR(os.ecosystem, "");
+    CHECK_STR(os.platform, "");
     CHECK_INT(os.manager, SCAN_PKG_NONE);
+    CHECK(scan_pkg_manager_name(os.manager) == NULL);
     CHECK_INT(os_of("", &os), BERTH_EUNSUPPORTED);
     CHECK_INT(os_of("ID=debian\nVERSION_ID=999999\n", &os), BERTH_EUNSUPPORTED);
 }

@@ -176,6 +176,10 @@ static void check_findings(struct vulndb *db)
         CHECK_STR(f.items[i].package_version, expected[i].ver);
         CHECK_STR(scan_severity_name(f.items[i].severity), expected[i].sev);
         CHECK_STR(f.items[i].source_id, expected[i].source_id);
+        /* what the scanner knew besides: the manager, the arch, the OS */
+        CHECK_STR(f.items[i].package_manager, "dpkg");
+        CHECK_STR(f.items[i].package_arch, "amd64");
+        CHECK_STR(f.items[i].platform, "DEBIAN_12");
     }
     if (f.count == EXPECTED_COUNT) {
         CHECK_INT(f.items[0].cvss3_tenths, 98);

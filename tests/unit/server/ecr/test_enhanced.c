@@ -156,9 +156,101 @@ static void test_cvss2_and_bad_input(void)
     CHECK(render("{\"name\": \"CVE-2\"}", &image) == NULL);
 }
 
+static json_int_t integer(json_t *obj, const char *key)
+{
+    json_t *v = json_object_get(obj, key);
+    CHECK(json_is_integer(v));
+    return json_integer_value(v);
+}
+
+/* What berth's scanner knew about the package and the image: Inspector's
+ * packageManager, epoch, version, release and arch; the image's
+ * architecture, author and platform. */
+static void test_package_and_image_details(void)
+{
+    struct ecr_enhanced_image img = image;
+    img.architecture = "amd64";
+    img.author = "team@example.com";
+    static const char *const dpkg =
+        "{\"name\": \"CVE-2022-49043\", \"severity\": \"HIGH\", \"attributes\": ["
+        "{\"key\": \"package_version\", \"value\": \"1:2.9.14+dfsg-1.3~deb12u1\"}, "
+        "{\"key\": \"package_name\", \"value\": \"libxml2\"}, "
+        "{\"key\": \"package_manager\", \"value\": \"dpkg\"}, "
+        "{\"key\": \"package_arch\", \"value\": \"amd64\"}, "
+        "{\"key\": \"platform\", \"value\": \"DEBIAN_12\"}]}";
+    json_t *e = render(dpkg, &img);
+    CHECK(e != NULL);
+    json_t *pkg = json_array_get(
+        json_object_get(json_object_get(e, "packageVulnerabilityDetails"), "vulnerablePackages"),
+        0);
+    CHECK_STR(str(pkg, "packageManager"), "OS");
+    CHECK(integer(pkg, "epoch") == 1);
+    CHECK_STR(str(pkg, "version"), "2.9.14+dfsg");
+    CHECK_STR(str(pkg, "release"), "1.3~deb12u1");
+    CHECK_STR(str(pkg, "arch"), "AMD64");
+    CHECK_STR(str(e, "resources.0.details.awsEcrContainerImage.architecture"), "amd64");
+    CHECK_STR(str(e, "resources.0.details.awsEcrContainerImage.author"), "team@example.com");
+    CHECK_STR(str(e, "resources.0.details.awsEcrContainerImage.platform"), "DEBIAN_12");
+    /* the title and id still name the whole version */
+    CHECK_STR(str(e, "title"), "CVE-2022-49043 - libxml2");
+    json_decref(e);
+
+    /* rpm without an epoch: 0; apk's -r<N> is the release; a version
+     * without a release has none */
+    static const struct {
+        const char *manager, *full, *version, *release;
+    } cases[] = {
+        {"rpm", "3.0.7-27.el9", "3.0.7", "27.el9"},
+        {"apk", "3.1.4-r5", "3.1.4", "r5"},
+        {"dpkg", "2.36", "2.36", NULL},
+        {"dpkg", "1:2.36", "2.36", NULL},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char text[512];
+        snprintf(text, sizeof(text),
+                 "{\"name\": \"CVE-3\", \"severity\": \"LOW\", \"attributes\": ["
+                 "{\"key\": \"package_version\", \"value\": \"%s\"}, "
+                 "{\"key\": \"package_name\", \"value\": \"p\"}, "
+                 "{\"key\": \"package_manager\", \"value\": \"%s\"}]}",
+                 cases[i].full, cases[i].manager);
+        e = render(text, &image);
+        CHECK(e != NULL);
+        pkg = json_array_get(json_object_get(json_object_get(e, "packageVulnerabilityDetails"),
+                                             "vulnerablePackages"),
+                             0);
+        CHECK_STR(str(pkg, "packageManager"), "OS");
+        CHECK(integer(pkg, "epoch") == (strchr(cases[i].full, ':') != NULL ? 1 : 0));
+        CHECK_STR(str(pkg, "version"), cases[i].version);
+        if (cases[i].release != NULL) {
+            CHECK_STR(str(pkg, "release"), cases[i].release);
+        } else {
+            CHECK(json_object_get(pkg, "release") == NULL);
+        }
+        CHECK(json_object_get(pkg, "arch") == NULL);
+        /* no config read: no architecture; no platform attribute: none */
+        CHECK(str(e, "resources.0.details.awsEcrContainerImage.architecture") == NULL);
+        CHECK(str(e, "resources.0.details.awsEcrContainerImage.platform") == NULL);
+        json_decref(e);
+    }
+
+    /* a hook's finding names no package manager: the version as it is */
+    e = render("{\"name\": \"CVE-4\", \"severity\": \"LOW\", \"attributes\": ["
+               "{\"key\": \"package_version\", \"value\": \"1:2.0-3\"}, "
+               "{\"key\": \"package_name\", \"value\": \"q\"}]}",
+               &image);
+    pkg = json_array_get(
+        json_object_get(json_object_get(e, "packageVulnerabilityDetails"), "vulnerablePackages"),
+        0);
+    CHECK_STR(str(pkg, "version"), "1:2.0-3");
+    CHECK(json_object_get(pkg, "epoch") == NULL);
+    CHECK(json_object_get(pkg, "packageManager") == NULL);
+    json_decref(e);
+}
+
 int main(void)
 {
     RUN(test_fixed);
+    RUN(test_package_and_image_details);
     RUN(test_no_fix);
     RUN(test_cvss2_and_bad_input);
     return unit_report("test_ecr_enhanced");
