@@ -13,6 +13,7 @@ error pages."""
 import os
 import shutil
 import tempfile
+import unittest
 
 import clients as c  # first: it cleans the environment botocore reads
 import berth_harness as h
@@ -142,3 +143,7 @@ class ConsoleStatesTest(h.ServerTestCase):
         b.click(b.wait_for("#signin"))
         b.wait_for("#registry-refresh")
         self.assertEqual(b.find_all("#error-title"), [])
+
+
+if __name__ == "__main__":
+    unittest.main()
