@@ -71,12 +71,12 @@ void blob_store_close(struct blob_store *bs);
 #define BLOB_PING_CACHE_MS 3000
 enum berth_err blob_ping(struct blob_store *bs);
 
-/* The identity of the registry whose blobs these are, kept beside them by
- * a backend that other databases may reach (the S3 backend: the object
- * <prefix>berth-store-id), so that a database and a blob store of
- * different registries are never paired (storage/store/mark.c). Whether
- * the backend keeps one; the filesystem's blobs are under the data root,
- * beside its marker, and keep none. */
+/* The identity of the registry whose blobs these are, kept beside them,
+ * so that a database and a blob store of different registries are never
+ * paired (storage/store/mark.c). The S3 backend keeps it in the object
+ * <prefix>berth-store-id, the filesystem backend in the file
+ * <root>/blobs/berth-store-id (paired by the store only with PostgreSQL).
+ * Whether the backend keeps one. */
 #define BLOB_STORE_ID_MAX 64
 bool blob_store_id_supported(struct blob_store *bs);
 

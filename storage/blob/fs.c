@@ -795,6 +795,43 @@ static enum berth_err fs_delete(struct blob_store *bs, const struct digest *d)
     return BERTH_OK;
 }
 
+/* The identity file blobs/berth-store-id (blob_store_id_get/put), beside
+ * the algorithm directories (nothing walks blobs/ itself). */
+#define FS_STORE_ID_NAME "berth-store-id"
+
+static enum berth_err fs_id_get(struct blob_store *bs, char *out)
+{
+    char path[FS_PATH_MAX];
+    enum berth_err rc = join(path, sizeof(path), fs_of(bs)->blobs_dir, FS_STORE_ID_NAME);
+    char *text = NULL;
+    size_t len = 0;
+    if (rc == BERTH_OK) {
+        rc = file_read_bounded(path, BLOB_STORE_ID_MAX, &text, &len);
+    }
+    if (rc == BERTH_ENOTFOUND) {
+        return BERTH_OK;
+    }
+    size_t n = rc == BERTH_OK ? strspn(text, "0123456789abcdef") : 0;
+    if (rc == BERTH_OK && (n == 0 || n >= BLOB_STORE_ID_MAX)) {
+        log_error("event=store_error op=store_id path=%s msg=\"not an identity\"", path);
+        rc = BERTH_EIO;
+    } else if (rc == BERTH_OK) {
+        memcpy(out, text, n);
+        out[n] = '\0';
+    }
+    free(text);
+    return rc == BERTH_OK || rc == BERTH_EIO ? rc : BERTH_EIO;
+}
+
+static enum berth_err fs_id_put(struct blob_store *bs, const char *id)
+{
+    struct fs_store *fs = fs_of(bs);
+    char path[FS_PATH_MAX], text[BLOB_STORE_ID_MAX + 1];
+    enum berth_err rc = join(path, sizeof(path), fs->blobs_dir, FS_STORE_ID_NAME);
+    int n = snprintf(text, sizeof(text), "%s\n", id);
+    return rc == BERTH_OK ? file_write_atomic(path, text, (size_t)n, 0644, fs->fsync) : rc;
+}
+
 static const struct blob_backend fs_backend = {
     .name = "filesystem",
     .close = fs_close,
@@ -819,4 +856,6 @@ static const struct blob_backend fs_backend = {
     .recover = fs_recover,
     .walk = fs_walk,
     .delete = fs_delete,
+    .id_get = fs_id_get,
+    .id_put = fs_id_put,
 };

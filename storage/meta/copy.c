@@ -306,6 +306,24 @@ enum berth_err meta_copy_store_id(struct meta *m, bool create, char *out)
     return rc;
 }
 
+enum berth_err meta_copy_store_id_peek(const char *backend, const char *target, char *out)
+{
+    out[0] = '\0';
+    struct meta *m;
+    enum berth_err rc = meta_open_unmigrated(backend, target, &m);
+    if (rc != BERTH_OK) {
+        return rc;
+    }
+    int version = meta_schema_version(m);
+    if (version < 0) {
+        rc = m->drv->error(m->conn, "store_id_peek");
+    } else if (version >= META_SETTINGS_VERSION) {
+        rc = setting_get(m, META_COPY_STORE_SETTING, out, 33);
+    }
+    meta_close(m);
+    return rc;
+}
+
 enum berth_err meta_copy_registry_id(struct meta *m, char *out)
 {
     enum berth_err rc = meta_begin(m);

@@ -109,7 +109,7 @@ static const char *const migrations[] = {
     "  value BLOB NOT NULL,"
     "  created_at INTEGER NOT NULL"
     ") WITHOUT ROWID;",
-    /* 4: image scanning: the registry's settings (the registry scanning
+    /* 4 (META_SETTINGS_VERSION): image scanning: the registry's settings (the registry scanning
      * configuration), the persistent scan queue, and per image the latest
      * scan with its findings (ECR's ImageScanFinding JSON, in order). All
      * of an image's scan rows go with its manifest row. */
@@ -914,8 +914,8 @@ enum berth_err meta_open(const char *path, bool sync_full, struct meta **out)
     return meta_open_backend("sqlite", path, sync_full, out);
 }
 
-enum berth_err meta_open_backend(const char *backend, const char *target, bool sync_full,
-                                 struct meta **out)
+static enum berth_err open_conn(const char *backend, const char *target, bool sync_full,
+                                bool migrated, struct meta **out)
 {
     const struct meta_driver *drv = find_driver(backend);
     if (drv == NULL) {
@@ -928,7 +928,7 @@ enum berth_err meta_open_backend(const char *backend, const char *target, bool s
     }
     m->drv = drv;
     enum berth_err rc = m->drv->open(target, sync_full, &m->conn);
-    if (rc == BERTH_OK) {
+    if (rc == BERTH_OK && migrated) {
         rc = migrate(m);
     }
     if (rc != BERTH_OK) {
@@ -937,6 +937,17 @@ enum berth_err meta_open_backend(const char *backend, const char *target, bool s
     }
     *out = m;
     return BERTH_OK;
+}
+
+enum berth_err meta_open_backend(const char *backend, const char *target, bool sync_full,
+                                 struct meta **out)
+{
+    return open_conn(backend, target, sync_full, true, out);
+}
+
+enum berth_err meta_open_unmigrated(const char *backend, const char *target, struct meta **out)
+{
+    return open_conn(backend, target, false, false, out);
 }
 
 void meta_close(struct meta *m)

@@ -32,6 +32,12 @@
  * and it has none. BERTH_EDB. */
 enum berth_err meta_copy_store_id(struct meta *m, bool create, char *out);
 
+/* The same, read from the database backend/target names without creating
+ * or migrating anything in it (a database that is not berth's, or an
+ * older schema, has none), so that a start can be refused before it
+ * alters the database. BERTH_EDB, BERTH_EUNAVAILABLE. */
+enum berth_err meta_copy_store_id_peek(const char *backend, const char *target, char *out);
+
 /* The registry's identity: its META_COPY_ID_SETTING, made (32 hex digits)
  * and stored when it has none. out needs 33 bytes. */
 enum berth_err meta_copy_registry_id(struct meta *m, char *out);

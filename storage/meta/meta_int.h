@@ -142,6 +142,13 @@ struct meta {
     struct meta_stmt_slot cache[META_STMT_CACHE];
 };
 
+/* Open a connection without creating or migrating the schema (meta_open_backend
+ * does both): for a look at a database a start may yet refuse. */
+enum berth_err meta_open_unmigrated(const char *backend, const char *target, struct meta **out);
+
+/* The schema version from which registry_settings exists (migration 4). */
+#define META_SETTINGS_VERSION 4
+
 /* ---- statements ---- */
 
 /* Prepared statement for a static SQL string, cached per connection and

@@ -204,64 +204,116 @@ bool store_root_has_s3_state(const char *root)
     return false;
 }
 
+/* Where the blobs are, for messages: s3://bucket/prefix or the directory. */
+static void pairing_where(const struct store *st, const struct store_options *opt, bool s3,
+                          char *out, size_t cap)
+{
+    if (s3) {
+        snprintf(out, cap, "s3://%s/%s", opt->s3.bucket != NULL ? opt->s3.bucket : "",
+                 opt->s3.prefix != NULL ? opt->s3.prefix : "");
+    } else {
+        snprintf(out, cap, "%s/blobs", st->root);
+    }
+}
+
+/* Refuse: the blobs' identity in_blobs is not the database's in_db. */
+static enum berth_err pairing_refused(const struct store *st, const struct store_options *opt,
+                                      const char *in_blobs, const char *in_db)
+{
+    bool s3 = st->pair_s3;
+    char where[STORE_PATH_MAX + 1100];
+    pairing_where(st, opt, s3, where, sizeof(where));
+    char id_at[STORE_PATH_MAX + 1200];
+    snprintf(id_at, sizeof(id_at), "%s %s%s", s3 ? "the object" : "the file",
+             s3 ? (opt->s3.prefix != NULL ? opt->s3.prefix : "") : where,
+             s3 ? "berth-store-id" : "/berth-store-id");
+    const char *cfg = s3 ? "meta.*, storage.s3.*" : "meta.*, root";
+    if (in_db[0] != '\0') {
+        log_error("event=store_refused blobs=%s msg=\"the blobs under %s belong to another "
+                  "registry's database (their berth-store-id is %s, this database's %s is %s): "
+                  "give this command the configuration the server uses (%s); nothing was "
+                  "created, altered or deleted\"",
+                  where, where, in_blobs, META_COPY_STORE_SETTING, in_db, cfg);
+    } else {
+        log_error("event=store_refused blobs=%s msg=\"the blobs under %s belong to a registry "
+                  "whose database is not this one (their berth-store-id is %s; this database "
+                  "has none: a new or another database, whose garbage collection would delete "
+                  "those blobs): give this command the configuration the server uses (%s), or "
+                  "use berth migrate to copy a registry; only if this database is meant to take "
+                  "these blobs over, delete %s; nothing was created, altered or deleted\"",
+                  where, where, in_blobs, cfg, id_at);
+    }
+    return BERTH_ECONFLICT;
+}
+
 enum berth_err store_pairing_check(struct store *st, const struct store_options *opt)
 {
-    if (!blob_store_id_supported(st->blobs)) {
+    st->pair_pending = false;
+    st->pair_s3 = strcmp(blob_name(opt->blob_backend), "s3") == 0;
+    /* the filesystem's blobs with SQLite: the database is a file of the
+     * same root, which its marker covers */
+    if (!blob_store_id_supported(st->blobs) ||
+        (!st->pair_s3 && strcmp(st->meta_backend, "sqlite") == 0)) {
         return BERTH_OK;
     }
-    const char *bucket = opt->s3.bucket != NULL ? opt->s3.bucket : "";
-    const char *prefix = opt->s3.prefix != NULL ? opt->s3.prefix : "";
-    char in_blobs[BLOB_STORE_ID_MAX];
-    enum berth_err rc = blob_store_id_get(st->blobs, in_blobs);
+    char where[STORE_PATH_MAX + 1100];
+    pairing_where(st, opt, st->pair_s3, where, sizeof(where));
+    enum berth_err rc = blob_store_id_get(st->blobs, st->pair_blobs);
     if (rc != BERTH_OK) {
-        log_warn("event=store_pairing_unchecked bucket=%s prefix=%s err=%s msg=\"the blob "
-                 "store's identity cannot be read now; checked at the next start\"",
-                 bucket, prefix, berth_strerror(rc));
+        log_warn("event=store_pairing_unchecked blobs=%s err=%s msg=\"the blob store's identity "
+                 "cannot be read now; checked at the next start\"",
+                 where, berth_strerror(rc));
         return BERTH_OK;
     }
-    struct meta *m;
+    /* read without creating or migrating anything: a refused start leaves
+     * the database as it was (a SQLite file yet to be made has none) */
     char in_db[33] = "";
-    rc = store_meta_get(st, &m);
-    if (rc == BERTH_OK) {
-        rc = meta_copy_store_id(m, false, in_db);
-    }
-    if (rc != BERTH_OK) {
-        return rc;
-    }
-    if (in_blobs[0] != '\0' && strcmp(in_blobs, in_db) != 0) {
-        if (in_db[0] != '\0') {
-            log_error("event=store_refused bucket=%s prefix=%s msg=\"the blobs under s3://%s/%s "
-                      "belong to another registry's database (their berth-store-id is %s, this "
-                      "database's %s is %s): give this command the configuration the server "
-                      "uses (meta.*, storage.s3.*); nothing was created or deleted\"",
-                      bucket, prefix, bucket, prefix, in_blobs, META_COPY_STORE_SETTING, in_db);
-        } else {
-            log_error("event=store_refused bucket=%s prefix=%s msg=\"the blobs under s3://%s/%s "
-                      "belong to a registry whose database is not this one (their "
-                      "berth-store-id is %s; this database has none: a new or another "
-                      "database, whose garbage collection would delete those blobs): give this "
-                      "command the configuration the server uses (meta.*, storage.s3.*), or "
-                      "use berth migrate to copy a registry; only if this database is meant to "
-                      "take these blobs over, delete the object %sberth-store-id; nothing was "
-                      "created or deleted\"",
-                      bucket, prefix, bucket, prefix, in_blobs, prefix);
-        }
-        return BERTH_ECONFLICT;
-    }
-    if (in_db[0] == '\0') {
-        rc = meta_copy_store_id(m, true, in_db);
+    struct stat sb;
+    if (strcmp(st->meta_backend, "sqlite") != 0 || stat(st->db_path, &sb) == 0) {
+        rc = meta_copy_store_id_peek(st->meta_backend, st->meta_target, in_db);
         if (rc != BERTH_OK) {
             return rc;
         }
     }
-    if (in_blobs[0] == '\0') {
+    if (st->pair_blobs[0] != '\0' && strcmp(st->pair_blobs, in_db) != 0) {
+        return pairing_refused(st, opt, st->pair_blobs, in_db);
+    }
+    st->pair_pending = true;
+    return BERTH_OK;
+}
+
+enum berth_err store_pairing_record(struct store *st, const struct store_options *opt)
+{
+    if (!st->pair_pending) {
+        return BERTH_OK;
+    }
+    st->pair_pending = false;
+    struct meta *m;
+    char in_db[33] = "";
+    enum berth_err rc = store_meta_get(st, &m);
+    if (rc == BERTH_OK) {
+        rc = meta_copy_store_id(m, false, in_db);
+    }
+    if (rc == BERTH_OK && in_db[0] == '\0') {
+        rc = meta_copy_store_id(m, true, in_db);
+    }
+    if (rc != BERTH_OK) {
+        return rc;
+    }
+    /* another start may have paired this database meanwhile */
+    if (st->pair_blobs[0] != '\0' && strcmp(st->pair_blobs, in_db) != 0) {
+        return pairing_refused(st, opt, st->pair_blobs, in_db);
+    }
+    if (st->pair_blobs[0] == '\0') {
+        char where[STORE_PATH_MAX + 1100];
+        pairing_where(st, opt, st->pair_s3, where, sizeof(where));
         rc = blob_store_id_put(st->blobs, in_db);
         if (rc != BERTH_OK) {
-            log_warn("event=store_pairing_unchecked bucket=%s prefix=%s err=%s msg=\"the blob "
-                     "store's identity cannot be recorded now; recorded at the next start\"",
-                     bucket, prefix, berth_strerror(rc));
+            log_warn("event=store_pairing_unchecked blobs=%s err=%s msg=\"the blob store's "
+                     "identity cannot be recorded now; recorded at the next start\"",
+                     where, berth_strerror(rc));
         } else {
-            log_info("event=store_paired bucket=%s prefix=%s store_id=%s", bucket, prefix, in_db);
+            log_info("event=store_paired blobs=%s store_id=%s", where, in_db);
         }
     }
     return BERTH_OK;

@@ -245,6 +245,11 @@ enum berth_err store_open(const struct store_options *opt, struct store **out)
                  "garbage collection on a full disk\"",
                  st->root);
     }
+    /* Before the database is created or migrated: is it the blobs'? */
+    rc = store_pairing_check(st, opt);
+    if (rc != BERTH_OK) {
+        goto out;
+    }
     /* Open this thread's connection now: it creates and migrates the
      * database before any worker thread touches it. */
     if (store_meta(st) == NULL) {
@@ -256,7 +261,7 @@ enum berth_err store_open(const struct store_options *opt, struct store **out)
         rc = BERTH_EDB;
         goto out;
     }
-    rc = store_pairing_check(st, opt);
+    rc = store_pairing_record(st, opt);
     if (rc != BERTH_OK) {
         goto out;
     }

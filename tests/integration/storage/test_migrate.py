@@ -367,6 +367,17 @@ class MigrateTest(unittest.TestCase):
                              check=True, stdout=subprocess.PIPE).stdout.decode().strip()
         return out or None
 
+    def psql(self, dsn, sql):
+        return subprocess.run([os.path.join(self.pg.bindir, "psql"), "-X", "-A", "-t", "-q",
+                               "-v", "ON_ERROR_STOP=1", "-d", dsn, "-c", sql],
+                              check=True, stdout=subprocess.PIPE).stdout.decode().strip()
+
+    def db_tables(self, dsn):
+        """The tables of the database's public schema, sorted."""
+        out = self.psql(dsn, "SELECT tablename FROM pg_tables WHERE schemaname = 'public' "
+                             "ORDER BY tablename")
+        return out.split() if out else []
+
     def blob_keys(self, prefix):
         page = self.s3.client().list_objects_v2(Bucket=self.s3.bucket, Prefix=prefix + "blobs/")
         return sorted(o["Key"] for o in page.get("Contents", []))
@@ -400,13 +411,30 @@ class MigrateTest(unittest.TestCase):
                                       "pair/", dsn, endpoint=alias))
         self.assertEqual(rc, 0, out)
 
-        # a new database over these blobs (a wrong dsn): refused, nothing deleted
+        # a new database over these blobs (a wrong dsn): refused before its schema is made,
+        # nothing deleted
         fresh = self.database("pairing_fresh")
         rc, out = self.gc(self.config("pair-fresh", os.path.join(self.work, "pair-root-3"),
                                       "pair/", fresh))
         self.assertEqual(rc, 2, out)
         self.assertIn("belong to a registry whose database is not this one", out)
-        self.assertIsNone(self.db_store_id(fresh))
+        self.assertEqual(self.db_tables(fresh), [])
+        # another application's database, and one of a newer berth: refused, not altered
+        foreign = self.database("pairing_foreign")
+        self.psql(foreign, "CREATE TABLE app_data (x INT); INSERT INTO app_data VALUES (1)")
+        newer = self.database("pairing_newer")
+        self.psql(newer, "CREATE TABLE berth_schema (version BIGINT NOT NULL);"
+                         "INSERT INTO berth_schema VALUES (9999);"
+                         "CREATE TABLE registry_settings (name TEXT PRIMARY KEY, "
+                         "value TEXT NOT NULL, updated_at BIGINT NOT NULL)")
+        for name, db, tables in (("foreign", foreign, ["app_data"]),
+                                 ("newer", newer, ["berth_schema", "registry_settings"])):
+            rc, out = self.gc(self.config("pair-" + name, os.path.join(self.work, "pair-r-" + name),
+                                          "pair/", db))
+            self.assertEqual(rc, 2, out)
+            self.assertIn("belong to a registry whose database is not this one", out)
+            self.assertEqual(self.db_tables(db), tables)
+        self.assertEqual(self.psql(newer, "SELECT version FROM berth_schema"), "9999")
         # and a SQLite root's
         rc, out = self.gc(self.config("pair-sqlite", os.path.join(self.work, "pair-root-4"),
                                       "pair/"))
@@ -446,6 +474,89 @@ class MigrateTest(unittest.TestCase):
         rc, out, err = self.finish(self.migrate(conf, dst_conf, args=["--force"]))
         self.assertEqual(rc, 0, err)
         self.assertEqual(self.db_store_id(dst_dsn), dst_id)
+
+    def test_blob_store_pairing_filesystem(self):
+        """PostgreSQL with filesystem blobs is paired the same way, through the file
+        <root>/blobs/berth-store-id: a new pair records one identity in both; the same pair
+        starts; a new or another database over these blobs is refused (exit 2) before its
+        schema is made, nothing deleted; blobs from before the pairing (no file) are adopted
+        by their database, or paired anew when neither has an identity. SQLite with
+        filesystem blobs (one root holds both) writes no file."""
+        srv = h.Server(config={})
+        self.addCleanup(srv.cleanup)
+        root = srv.root
+        dsn = self.database("fspair")
+        conf = self.config("fspair", root, None, dsn)
+        srv.config = self.load(conf)
+        srv.start()
+        h.expect_status(srv.registry().push_image("fspair/app", h.build_image(layer_count=2),
+                                                  tag="v1"), 201)
+        srv.stop()
+        id_file = os.path.join(root, "blobs", "berth-store-id")
+
+        def file_id():
+            try:
+                with open(id_file) as f:
+                    return f.read().strip()
+            except FileNotFoundError:
+                return None
+
+        def blob_files():
+            return sorted(os.path.join(d, f) for d, _, fs in os.walk(os.path.join(root, "blobs"))
+                          for f in fs if f != "berth-store-id")
+
+        paired = file_id()
+        self.assertRegex(paired or "", "^[0-9a-f]{32}$")
+        self.assertEqual(self.db_store_id(dsn), paired)
+        blobs = blob_files()
+        self.assertTrue(blobs)
+        # the same pair
+        rc, out = self.gc(conf)
+        self.assertEqual(rc, 0, out)
+        # a new database over these blobs: refused, its schema not made, nothing deleted
+        fresh = self.database("fspair_fresh")
+        rc, out = self.gc(self.config("fspair-fresh", root, None, fresh))
+        self.assertEqual(rc, 2, out)
+        self.assertIn("belong to a registry whose database is not this one", out)
+        self.assertIn(id_file, out)
+        self.assertEqual(self.db_tables(fresh), [])
+        # a database paired with other blobs: refused too
+        rc, out = self.gc(self.config("fspair-other", os.path.join(self.work, "fspair-other"),
+                                      None, fresh))
+        self.assertEqual(rc, 0, out)
+        other_id = self.db_store_id(fresh)
+        self.assertRegex(other_id or "", "^[0-9a-f]{32}$")
+        self.assertNotEqual(other_id, paired)
+        rc, out = self.gc(self.config("fspair-crossed", root, None, fresh))
+        self.assertEqual(rc, 2, out)
+        self.assertIn("belong to another registry's database", out)
+        self.assertEqual(blob_files(), blobs)
+        self.assertEqual(file_id(), paired)
+        # blobs from before the pairing (no file): their database's identity is recorded
+        os.unlink(id_file)
+        rc, out = self.gc(conf)
+        self.assertEqual(rc, 0, out)
+        self.assertEqual(file_id(), paired)
+        # neither with one (both from before): a new pairing
+        os.unlink(id_file)
+        self.psql(dsn, "DELETE FROM registry_settings WHERE name = 'berth.blob_store_id'")
+        rc, out = self.gc(conf)
+        self.assertEqual(rc, 0, out)
+        renewed = file_id()
+        self.assertRegex(renewed or "", "^[0-9a-f]{32}$")
+        self.assertNotEqual(renewed, paired)
+        self.assertEqual(self.db_store_id(dsn), renewed)
+        self.assertEqual(blob_files(), blobs)
+        srv.start()
+        r = srv.registry().get("/v2/fspair/app/tags/list")
+        self.assertEqual(r.status, 200, r.body)
+        srv.stop()
+        # SQLite and filesystem blobs: no identity file
+        sqlite_root = os.path.join(self.work, "fspair-sqlite")
+        rc, out = self.gc(self.config("fspair-sqlite", sqlite_root))
+        self.assertEqual(rc, 0, out)
+        self.assertTrue(os.path.isdir(os.path.join(sqlite_root, "blobs")))
+        self.assertFalse(os.path.exists(os.path.join(sqlite_root, "blobs", "berth-store-id")))
 
     def vulndb_rows(self, root):
         path = os.path.join(root, "vulndb.db")

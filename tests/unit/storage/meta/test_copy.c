@@ -9,6 +9,7 @@
 #include "unit.h"
 #include "unit_meta.h"
 
+#include <sqlite3.h>
 #include <string.h>
 
 #include "storage/meta/meta_copy.h"
@@ -92,12 +93,58 @@ static void test_store_id_kept(void)
     file_remove_tree(c);
 }
 
+/* The single integer answer of sql on the SQLite file path (-1 on error). */
+static int sqlite_int(const char *path, const char *sql)
+{
+    sqlite3 *db = NULL;
+    sqlite3_stmt *st = NULL;
+    int v = -1;
+    if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK &&
+        sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW) {
+        v = sqlite3_column_int(st, 0);
+    }
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    return v;
+}
+
+/* The pairing is read before a start may be refused: without creating or
+ * migrating anything in the database. */
+static void test_store_id_peek(void)
+{
+    char dir[512], path[600], got[33], id[33];
+    snprintf(dir, sizeof(dir), "%s", unit_tmpdir());
+    /* another application's database: none, and left as it was */
+    snprintf(path, sizeof(path), "%s/other.db", dir);
+    sqlite3 *db = NULL;
+    CHECK_INT(sqlite3_open(path, &db), SQLITE_OK);
+    CHECK_INT(sqlite3_exec(db, "CREATE TABLE app (x INT)", NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
+    snprintf(got, sizeof(got), "junk");
+    CHECK_INT(meta_copy_store_id_peek("sqlite", path, got), BERTH_OK);
+    CHECK_STR(got, "");
+    CHECK_INT(sqlite_int(path, "PRAGMA user_version"), 0);
+    CHECK_INT(sqlite_int(path, "SELECT count(*) FROM sqlite_master"), 1);
+    /* berth's (SQLite in either pass), without and with one */
+    struct meta *m = NULL;
+    snprintf(path, sizeof(path), "%s/berth.db", dir);
+    CHECK_INT(meta_open(path, false, &m), BERTH_OK);
+    CHECK_INT(meta_copy_store_id_peek("sqlite", path, got), BERTH_OK);
+    CHECK_STR(got, "");
+    CHECK_INT(meta_copy_store_id(m, true, id), BERTH_OK);
+    CHECK_INT(meta_copy_store_id_peek("sqlite", path, got), BERTH_OK);
+    CHECK_STR(got, id);
+    meta_close(m);
+    file_remove_tree(dir);
+}
+
 int main(void)
 {
     snprintf(src_root, sizeof(src_root), "%s", unit_tmpdir());
     snprintf(dst_root, sizeof(dst_root), "%s", unit_tmpdir());
     RUN(test_rerun_after_serve);
     RUN(test_store_id_kept);
+    RUN(test_store_id_peek);
     file_remove_tree(src_root);
     file_remove_tree(dst_root);
     return unit_report("test_meta_copy");
