@@ -247,6 +247,20 @@ class ReplicationCopyTest(e.ModernEcrTestCase):
             {"region": B_REGION, "registryId": B_ID, "status": "COMPLETE"},
         ])
         self.assertTrue(self.peer.has_manifest("other/app", "v1", img.digest))
+        # the raw answer has ECR's members only: botocore's ImageReplicationStatus (no
+        # failureReason: ECR's model has none; failureCode a string, ECR lists no values)
+        raw = self.ok("DescribeImageReplicationStatus",
+                      {"repositoryName": "other/app", "imageId": {"imageTag": "v1"}})
+        model = self.ecr.meta.service_model
+        shape = model.shape_for("ImageReplicationStatus")
+        self.assertEqual(shape.members["failureCode"].type_name, "string")
+        self.assertEqual(shape.members["failureCode"].enum, [])
+        for st in raw["replicationStatuses"]:
+            self.assertLessEqual(set(st), set(shape.members), st)
+            self.assertIn(st["status"], shape.members["status"].enum)
+        self.assertEqual(sorted(model.operation_model("DescribeImageReplicationStatus")
+                                .output_shape.members),
+                         sorted(raw))
         # no rule covers a repository: nothing is queued, nothing copied
         self.configure([{"destinations": [{"region": B_REGION, "registryId": B_ID}],
                          "repositoryFilters": [{"filter": "rep", "filterType": "PREFIX_MATCH"}]}])
