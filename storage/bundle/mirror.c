@@ -96,8 +96,12 @@ struct mirror {
     int lock_fd;
     bool locked;            /* this run holds <out>.parts/lock */
     size_t manifests_found; /* manifests an earlier run left in <out>.parts/ */
-    size_t manifests_kept;  /* read from there by this run */
+    /* Below: shared by the threads walking ahead (mu). */
+    pthread_mutex_t mu;
+    size_t manifests_kept; /* of an earlier run, read from <out>.parts/ by this one */
     size_t manifests_fetched;
+    struct digest_set seen;    /* manifests this run fetched or read back */
+    struct digest_set claimed; /* manifests by digest a thread walking ahead took */
 };
 
 #define fail(m, ...) bundle_writer_fail(&(m)->w, __VA_ARGS__)
@@ -332,6 +336,11 @@ static bool manifest_part_load(struct mirror *m, const struct digest *d,
         memcpy(um->content_type, text, type_len);
         um->content_type[type_len] = '\0';
         str_copy(um->digest, sizeof(um->digest), d->str);
+        pthread_mutex_lock(&m->mu);
+        if (!digest_set_has(&m->seen, d->str) && digest_set_add(&m->seen, d->str) == BERTH_OK) {
+            m->manifests_kept++;
+        }
+        pthread_mutex_unlock(&m->mu);
     }
     free(text);
     return um->body != NULL;
@@ -357,6 +366,9 @@ static void manifest_part_store(struct mirror *m, const struct digest *d,
         log_warn("event=mirror_manifest_not_kept path=%s", path);
     }
     free(text);
+    pthread_mutex_lock(&m->mu);
+    (void)digest_set_add(&m->seen, d->str); /* out of memory: it may count as kept */
+    pthread_mutex_unlock(&m->mu);
 }
 
 /* GET (or HEAD) of a manifest, tried again on transient failures. */
@@ -376,13 +388,16 @@ static enum berth_err get_manifest(struct mirror *m, struct upstream_client *c, 
 
 /* A manifest of repo by tag or digest, verified (the digest asked for, or
  * the registry's Docker-Content-Digest) and parsed. One by digest that
- * <out>.parts/ holds is read from there; a tag is asked of the registry
+ * <out>.parts/ holds is read from there; so is a tag whose digest the walk
+ * ahead found (resolved, or NULL); another tag is asked of the registry
  * (HEAD: where it points now) when <out>.parts/ holds manifests of an
  * earlier run, and read from there when it holds that digest. A manifest
- * fetched is kept there. */
-static enum berth_err fetch_manifest(struct mirror *m, struct upstream_client *c, const char *host,
-                                     const char *repo, const char *reference,
-                                     const struct digest *expected, struct fetched *out)
+ * fetched is kept there. Safe in several threads (each with its own
+ * client); on failure why says what failed. */
+static enum berth_err load_manifest(struct mirror *m, struct upstream_client *c, const char *host,
+                                    const char *repo, const char *reference,
+                                    const struct digest *expected, const struct digest *resolved,
+                                    struct fetched *out, char *why, size_t why_cap)
 {
     memset(out, 0, sizeof(*out));
     char err[512];
@@ -390,8 +405,10 @@ static enum berth_err fetch_manifest(struct mirror *m, struct upstream_client *c
     snprintf(what, sizeof(what), "%s/%s%s%s", host, repo, expected ? "@" : ":", reference);
     struct upstream_manifest um;
     enum berth_err rc = BERTH_OK;
-    bool kept = expected != NULL && manifest_part_load(m, expected, &um);
-    if (!kept && expected == NULL && m->manifests_found > 0) {
+    bool kept = expected != NULL   ? manifest_part_load(m, expected, &um)
+                : resolved != NULL ? manifest_part_load(m, resolved, &um)
+                                   : false;
+    if (!kept && expected == NULL && resolved == NULL && m->manifests_found > 0) {
         struct digest now;
         rc = get_manifest(m, c, what, repo, reference, true, &um, err, sizeof(err));
         if (rc == BERTH_OK && um.digest[0] != '\0' && digest_parse(um.digest, &now) == BERTH_OK) {
@@ -403,40 +420,47 @@ static enum berth_err fetch_manifest(struct mirror *m, struct upstream_client *c
             rc = BERTH_OK; /* the GET says what is wrong, or passes */
         }
         if (rc != BERTH_OK) {
-            return fail(m, rc, "%s: %s", what, err);
+            snprintf(why, why_cap, "%.480s: %s", what, err);
+            return rc;
         }
     }
-    if (kept) {
-        m->manifests_kept++;
-    } else {
+    if (!kept) {
         rc = get_manifest(m, c, what, repo, reference, false, &um, err, sizeof(err));
         if (rc != BERTH_OK) {
-            return fail(m, rc, "%s: %s", what, err);
+            snprintf(why, why_cap, "%.480s: %s", what, err);
+            return rc;
         }
+        pthread_mutex_lock(&m->mu);
         m->manifests_fetched++;
+        pthread_mutex_unlock(&m->mu);
     }
     struct digest told;
     bool has_told = um.digest[0] != '\0' && digest_parse(um.digest, &told) == BERTH_OK;
     enum digest_alg alg = expected ? expected->alg : has_told ? told.alg : DIGEST_SHA256;
     rc = digest_buffer(alg, um.body, um.len, &out->d);
     if (rc == BERTH_OK && expected != NULL && strcmp(out->d.str, expected->str) != 0) {
-        rc = fail(m, BERTH_EDIGEST, "%s: the manifest does not match its digest (it is %s)", what,
-                  out->d.str);
+        rc = BERTH_EDIGEST;
+        snprintf(why, why_cap, "%.480s: the manifest does not match its digest (it is %s)", what,
+                 out->d.str);
     } else if (rc == BERTH_OK && expected == NULL && has_told &&
                strcmp(out->d.str, told.str) != 0) {
-        rc = fail(m, BERTH_EDIGEST,
-                  "%s: the manifest (%s) does not match the registry's Docker-Content-Digest %s",
-                  what, out->d.str, told.str);
+        rc = BERTH_EDIGEST;
+        snprintf(why, why_cap,
+                 "%.480s: the manifest (%s) does not match the registry's Docker-Content-Digest %s",
+                 what, out->d.str, told.str);
+    } else if (rc != BERTH_OK) {
+        snprintf(why, why_cap, "%.480s: %s", what, berth_strerror(rc));
     }
     char mt[MANIFEST_MEDIA_TYPE_MAX + 1];
     str_copy(mt, sizeof(mt), um.content_type);
     mt[strcspn(mt, "; ")] = '\0';
-    char why[256];
+    char reason[256];
     if (rc == BERTH_OK) {
         rc = manifest_parse(um.body, um.len, manifest_is_known_type(mt) ? mt : NULL, &out->info,
-                            why, sizeof(why));
+                            reason, sizeof(reason));
         if (rc != BERTH_OK) {
-            rc = fail(m, BERTH_EINVAL, "%s: not a manifest berth stores: %s", what, why);
+            rc = BERTH_EINVAL;
+            snprintf(why, why_cap, "%.480s: not a manifest berth stores: %s", what, reason);
         }
     }
     if (rc != BERTH_OK) {
@@ -450,6 +474,18 @@ static enum berth_err fetch_manifest(struct mirror *m, struct upstream_client *c
     out->body = um.body;
     out->len = um.len;
     return BERTH_OK;
+}
+
+/* load_manifest on the walking thread, its failure the run's. */
+static enum berth_err fetch_manifest(struct mirror *m, struct upstream_client *c, const char *host,
+                                     const char *repo, const char *reference,
+                                     const struct digest *expected, const struct digest *resolved,
+                                     struct fetched *out)
+{
+    char why[1024];
+    enum berth_err rc =
+        load_manifest(m, c, host, repo, reference, expected, resolved, out, why, sizeof(why));
+    return rc == BERTH_OK ? BERTH_OK : fail(m, rc, "%s", why);
 }
 
 /* Whether an index's descriptor is of a platform asked for ("os/arch" or
@@ -1118,7 +1154,7 @@ static enum berth_err put_referrers(struct mirror *m, struct upstream_client *c,
             continue;
         }
         struct fetched f;
-        rc = fetch_manifest(m, c, host, repo, rd.str, &rd, &f);
+        rc = fetch_manifest(m, c, host, repo, rd.str, &rd, NULL, &f);
         if (rc == BERTH_OK &&
             (!f.info->has_subject || strcmp(f.info->subject.digest.str, d->str) != 0)) {
             fetched_fini(&f);
@@ -1169,7 +1205,7 @@ static enum berth_err put_tree(struct mirror *m, struct upstream_client *c, cons
                 continue;
             }
             struct fetched cf;
-            rc = fetch_manifest(m, c, host, repo, child->digest.str, &child->digest, &cf);
+            rc = fetch_manifest(m, c, host, repo, child->digest.str, &child->digest, NULL, &cf);
             if (rc == BERTH_OK) {
                 rc = put_tree(m, c, host, repo, &cf, depth + 1);
             }
@@ -1200,7 +1236,155 @@ static enum berth_err put_tree(struct mirror *m, struct upstream_client *c, cons
     return rc;
 }
 
-static enum berth_err mirror_one(struct mirror *m, const char *text)
+/* ---- the manifests walked ahead, in parallel ---- */
+
+/* What the walk ahead found of one reference. */
+struct ahead_ref {
+    struct digest d; /* where its tag pointed (the manifest is in <out>.parts/) */
+    bool resolved;
+    enum berth_err rc; /* its own manifest's failure, or BERTH_OK */
+    char why[1024];
+};
+
+struct ahead {
+    struct mirror *m;
+    const char *const *refs;
+    size_t count;
+    struct ahead_ref *out;
+    size_t next; /* the reference a thread takes next (m->mu) */
+};
+
+/* Whether this thread is the first to take manifest d. */
+static bool claim(struct mirror *m, const struct digest *d)
+{
+    pthread_mutex_lock(&m->mu);
+    bool mine =
+        !digest_set_has(&m->claimed, d->str) && digest_set_add(&m->claimed, d->str) == BERTH_OK;
+    pthread_mutex_unlock(&m->mu);
+    return mine;
+}
+
+/* The children of an index (of the platforms asked for), and theirs,
+ * fetched into <out>.parts/; a failure is left for the walk proper. */
+static void ahead_tree(struct mirror *m, struct upstream_client *c, const char *host,
+                       const char *repo, const struct fetched *f, int depth)
+{
+    if (!f->info->is_index || depth >= NEST_MAX) {
+        return;
+    }
+    json_t *doc = json_loadb(f->body, f->len, 0, NULL);
+    json_t *list = json_object_get(doc, "manifests");
+    for (size_t i = 0; i < f->info->ref_count; i++) {
+        const struct manifest_desc *child = &f->info->refs[i];
+        if (!platform_wanted(m, json_array_get(list, i)) || !claim(m, &child->digest)) {
+            continue;
+        }
+        struct fetched cf;
+        char why[1024];
+        if (load_manifest(m, c, host, repo, child->digest.str, &child->digest, NULL, &cf, why,
+                          sizeof(why)) == BERTH_OK) {
+            ahead_tree(m, c, host, repo, &cf, depth + 1);
+            fetched_fini(&cf);
+        }
+    }
+    json_decref(doc);
+}
+
+static bool remote_find(const struct mirror *m, const char *host, size_t *out)
+{
+    for (size_t i = 0; i < m->remote_count; i++) {
+        if (strcmp(m->remotes[i].host, host) == 0) {
+            *out = i;
+            return true;
+        }
+    }
+    return false;
+}
+
+/* A thread walking ahead: the references one after the other (the next
+ * not taken), each with the children of its indexes. */
+static void *ahead_thread(void *arg)
+{
+    struct ahead *a = arg;
+    struct mirror *m = a->m;
+    struct upstream_client *clients[CLIENTS_MAX] = {0};
+    for (;;) {
+        pthread_mutex_lock(&m->mu);
+        size_t i = a->next < a->count ? a->next++ : a->count;
+        pthread_mutex_unlock(&m->mu);
+        if (i == a->count) {
+            break;
+        }
+        struct bundle_remote_ref r;
+        char why[512];
+        size_t ri = 0;
+        if (!bundle_remote_ref_parse(a->refs[i], &r, why, sizeof(why)) ||
+            !remote_find(m, r.host, &ri)) {
+            continue; /* the walk proper says what is wrong */
+        }
+        if (clients[ri] == NULL && (clients[ri] = remote_client(m, &m->remotes[ri])) == NULL) {
+            continue;
+        }
+        struct digest want;
+        if (r.by_digest && (digest_parse(r.reference, &want) != BERTH_OK || !claim(m, &want))) {
+            continue;
+        }
+        struct ahead_ref *out = &a->out[i];
+        struct fetched f;
+        out->rc = load_manifest(m, clients[ri], r.host, r.repo, r.reference,
+                                r.by_digest ? &want : NULL, NULL, &f, out->why, sizeof(out->why));
+        if (out->rc == BERTH_OK) {
+            out->d = f.d;
+            out->resolved = !r.by_digest;
+            ahead_tree(m, clients[ri], r.host, r.repo, &f, 0);
+            fetched_fini(&f);
+        }
+    }
+    for (size_t i = 0; i < CLIENTS_MAX; i++) {
+        upstream_client_free(clients[i]);
+    }
+    return NULL;
+}
+
+/* Step 1a: the manifests of every reference, and of the children of their
+ * indexes, fetched into <out>.parts/ by up to parallel threads (each with
+ * its own clients; the registries' credentials taken on this thread
+ * first), so that the walk proper (in order, on this thread) reads them
+ * from there. Each tag's digest and each reference's own failure into out
+ * (count of them). */
+static void walk_ahead(struct mirror *m, const char *const *refs, size_t count, int parallel,
+                       struct ahead_ref *out)
+{
+    for (size_t i = 0; i < count; i++) {
+        struct bundle_remote_ref r;
+        char why[512];
+        struct upstream_client *c;
+        if (bundle_remote_ref_parse(refs[i], &r, why, sizeof(why)) &&
+            client_for(m, r.host, &c) != BERTH_OK) {
+            m->w.why[0] = '\0'; /* the walk proper says it again, in order */
+        }
+    }
+    struct ahead a = {.m = m, .refs = refs, .count = count, .out = out};
+    size_t threads = (size_t)parallel < count ? (size_t)parallel : count;
+    char item[128];
+    snprintf(item, sizeof(item), "walking %zu images, %zu at a time", count, threads);
+    m->w.item = item;
+    m->w.last_progress_ns = 0;
+    bundle_writer_report(&m->w, false);
+    pthread_t tids[PARALLEL_MAX];
+    size_t started = 0;
+    for (; started < threads; started++) {
+        if (pthread_create(&tids[started], NULL, ahead_thread, &a) != 0) {
+            break;
+        }
+    }
+    for (size_t i = 0; i < started; i++) {
+        pthread_join(tids[i], NULL);
+    }
+    m->w.item = NULL;
+}
+
+static enum berth_err mirror_one(struct mirror *m, const char *text, const struct ahead_ref *pre)
 {
     struct bundle_remote_ref r;
     char why[512];
@@ -1216,8 +1400,12 @@ static enum berth_err mirror_one(struct mirror *m, const char *text)
     if (r.by_digest) {
         digest_parse(r.reference, &want);
     }
+    if (pre->rc != BERTH_OK) {
+        return fail(m, pre->rc, "%s", pre->why); /* tried (and tried again) already */
+    }
     struct fetched f;
-    rc = fetch_manifest(m, c, r.host, r.repo, r.reference, r.by_digest ? &want : NULL, &f);
+    rc = fetch_manifest(m, c, r.host, r.repo, r.reference, r.by_digest ? &want : NULL,
+                        pre->resolved ? &pre->d : NULL, &f);
     if (rc != BERTH_OK) {
         return rc;
     }
@@ -1253,16 +1441,26 @@ enum berth_err bundle_mirror(const char *const *refs, size_t count, const char *
     if (rc != BERTH_OK) {
         return rc;
     }
-    /* 1: the manifests (kept in <path>.parts), and what the bundle holds in order */
+    /* 1: the manifests (kept in <path>.parts): walked ahead in parallel,
+     * then in order (from the parts) into what the bundle holds */
+    pthread_mutex_init(&m.mu, NULL);
     rc = parts_open(&m);
     m.w.items_total = (int64_t)count;
+    struct ahead_ref *pre = rc == BERTH_OK ? calloc(count ? count : 1, sizeof(*pre)) : NULL;
+    if (rc == BERTH_OK && pre == NULL) {
+        rc = BERTH_ENOMEM;
+    }
+    if (rc == BERTH_OK) {
+        walk_ahead(&m, refs, count, parallel, pre);
+    }
     for (size_t i = 0; i < count && rc == BERTH_OK; i++) {
         m.w.item = refs[i];
         m.w.items_done = (int64_t)i;
         m.w.last_progress_ns = 0; /* a new image: always shown */
         bundle_writer_report(&m.w, false);
-        rc = mirror_one(&m, refs[i]);
+        rc = mirror_one(&m, refs[i], &pre[i]);
     }
+    free(pre);
     if (rc == BERTH_OK) {
         log_info("event=mirror_manifests fetched=%zu kept=%zu", m.manifests_fetched,
                  m.manifests_kept);
@@ -1308,5 +1506,8 @@ enum berth_err bundle_mirror(const char *const *refs, size_t count, const char *
     if (m.lock_fd >= 0) {
         close(m.lock_fd);
     }
+    digest_set_fini(&m.seen);
+    digest_set_fini(&m.claimed);
+    pthread_mutex_destroy(&m.mu);
     return rc;
 }

@@ -155,6 +155,58 @@ class MirrorResumeTest(unittest.TestCase):
             self.check_bundle(out_path, reference)
         self.assertGreaterEqual(relay.counters()["max_open"], 3)
 
+    def test_manifests_walked_in_parallel(self):
+        """The images' manifests are fetched --parallel at a time (a relay that holds every
+        connection shows how many are open at once), then walked in order from the parts:
+        the bundle is the same whatever --parallel is, and each manifest is asked for once."""
+        self.reference_bundle()
+        reg = self.src.registry()
+        h.expect_status(reg.push_image("team/third", h.build_image(layer_count=1), tag="1"),
+                        201)
+        relay = TcpRelay("127.0.0.1", self.src.port).start()
+        self.addCleanup(relay.stop)
+        host = "127.0.0.1:%d" % relay.port
+        for parallel in (3, 1):
+            relay.hold()
+            out_path = os.path.join(self.work, "walk%d.tar" % parallel)
+            err_path = os.path.join(self.work, "walk%d.err" % parallel)
+            mark = len(self.src.log_text())
+            with open(err_path, "wb") as err:
+                proc = subprocess.Popen(
+                    [h.find_berth_bin(), "mirror", "--plain-http"] + self.refs(host) +
+                    ["%s/team/third:1" % host, "-o", out_path, "--parallel", str(parallel)],
+                    stdout=err, stderr=err, stdin=subprocess.DEVNULL, env=dict(os.environ,
+                                                                             **self.env()))
+            self.addCleanup(lambda p=proc: p.poll() is None and p.kill())
+            h.wait_until(lambda: relay.counters()["open"] >= parallel, 60,
+                         what="%d manifests asked for at once" % parallel)
+            time.sleep(0.5)  # no other connection is opened meanwhile
+            self.assertEqual(relay.counters()["open"], parallel)
+            relay.release()
+            rc = proc.wait(timeout=120)
+            with open(err_path) as f:
+                text = f.read()
+            self.assertEqual(rc, 0, text)
+            self.assertIn("walking 3 images, %d at a time" % parallel, text)
+            self.assertIn("event=mirror_manifests fetched=3 kept=0", text)
+            got = h.wait_until(lambda: (lambda r: r if len(r) >= 3 else None)(
+                manifest_requests(self.src.log_text(), mark)), 10, what="the manifest GETs")
+            self.assertEqual(sorted(got), [("GET", "team/big", "1"), ("GET", "team/small", "1"),
+                                           ("GET", "team/third", "1")])
+            files = bh.read_bundle(out_path)
+            bh.check_blobs(self, files)
+            self.assertEqual(len(bh.index_entries(files)), 3)
+            if parallel == 3:
+                first = files
+            else:
+                with open(out_path, "rb") as f, open(os.path.join(self.work, "walk3.tar"),
+                                                      "rb") as g:
+                    self.assertEqual(f.read(), g.read())
+        # the two images of the reference bundle come first, in the same order
+        self.assertEqual(bh.index_entries(first)[:2],
+                         bh.index_entries(bh.read_bundle(os.path.join(self.work,
+                                                                      "reference.tar"))))
+
     def test_connection_reset_mid_blob_resumes_with_a_range(self):
         reference = self.reference_bundle()
         relay = TcpRelay("127.0.0.1", self.src.port).start()
@@ -290,7 +342,8 @@ class MirrorResumeTest(unittest.TestCase):
                               "--parallel", "1"], env=env, timeout=180)
         self.assertEqual(rc, 0, out)
         self.assertIn("event=mirror_manifest_dropped", out)
-        self.assertIn("event=mirror_manifests fetched=2 kept=2", out)
+        # small's was fetched again: the one kept is big's
+        self.assertIn("event=mirror_manifests fetched=2 kept=1", out)
         want = [("HEAD", "team/small", "1"), ("GET", "team/small", "1"),
                 ("HEAD", "team/big", "1"),
                 ("HEAD", "team/moving", "1"), ("GET", "team/moving", "1")]
