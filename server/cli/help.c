@@ -61,7 +61,7 @@ static const struct command_doc commands[] = {
      "the system's), --ca-file REGISTRY=PEM (for the registry HOST[:PORT] as the references name "
      "it; repeatable; it wins over the plain one there), --plain-http, --since OLD (a delta), "
      "--parallel N "
-     "(blobs "
+     "(images walked and blobs "
      "fetched at once, 4), --progress-interval SECONDS (not on a terminal: a line of totals "
      "this often, 10; 0: none). Referrers come too. Manifests and blobs land in FILE.parts/ first: "
      "an interrupted run, run again, resumes the blobs and fetches no manifest it holds (tags "

@@ -139,9 +139,11 @@ struct bundle_mirror_stats {
  * comes; a manifest pulled by tag against the registry's
  * Docker-Content-Digest. index.json names each image as berth export
  * does ("repo:tag", the registry host left out). The manifests are
- * walked first, each kept in "<path>.parts/" (a later run reads one it
- * needs by digest from there, verified, and asks the registry only where
- * each tag points now); then the blobs are fetched, opt->parallel at a time, into
+ * walked first (opt->parallel references at a time, each with the
+ * children of its indexes; then in order), each kept in "<path>.parts/"
+ * (a later run reads one it needs by digest from there, verified, and
+ * asks the registry only where each tag points now); then the blobs are fetched, opt->parallel at a
+ * time, into
  * "<path>.parts/" (a part file left there by an interrupted run is
  * resumed: a complete one kept, a partial one hashed again and only the
  * rest asked for with a Range); then the bundle is written from them and

@@ -1,12 +1,12 @@
 /*
  * berth mirror: images of other registries written straight into a bundle
  * (the bundle writer, writer.c), with no store. Three steps:
- * 1. the manifests, walked from each reference and fetched whole (bounded)
- *    and verified; what the bundle will hold is recorded in order (the
- *    manifests' bytes, the blobs' descriptors). Each is kept in
- *    <out>.parts/ (<alg>-<hex>.manifest): a later run reads one it needs
- *    by digest from there (verified again) and asks the registry only
- *    where each tag points now (HEAD);
+ * 1. the manifests, walked ahead from each reference by opt->parallel
+ *    threads (a reference and the children of its indexes each), then
+ *    walked in order; fetched whole (bounded) and verified; what the bundle will hold is recorded
+ * in order (the manifests' bytes, the blobs' descriptors). Each is kept in <out>.parts/
+ * (<alg>-<hex>.manifest): a later run reads one it needs by digest from there (verified again) and
+ * asks the registry only where each tag points now (HEAD);
  * 2. the blobs, fetched by opt->parallel threads (each with its own
  *    registry clients) into <out>.parts/: <alg>-<hex>.partial while it
  *    comes, synced and renamed <alg>-<hex> once it matched its digest
