@@ -25,6 +25,7 @@
 #define BENCH_LOCATION_MAX 6144 /* a Location header value */
 #define BENCH_REPO_MAX 200      /* repository names we generate */
 #define BENCH_PREFIX_MAX 64     /* --repo-prefix */
+#define BENCH_AUTH_MAX 512      /* an Authorization header line */
 #define BENCH_TIMEOUT_MAX 3600  /* --timeout seconds */
 #define BENCH_CATALOG_REPOS_MAX 10000
 
@@ -151,6 +152,9 @@ struct bench_options {
     size_t catalog_repos;
     bool patch_content_length; /* streamed PATCH with Content-Length, not chunked */
     bool verbose;
+    /* a header line sent with every request ("Authorization: Basic ..."),
+     * or "" */
+    char authorization[BENCH_AUTH_MAX];
 };
 
 /* An image as the tool pushes and pulls it: one layer of random bytes, a

@@ -382,6 +382,9 @@ static enum berth_err submit(struct client *cl)
             goto out;
         }
     }
+    if (o->authorization[0] != '\0' && !add_header(cl, o->authorization)) {
+        goto out;
+    }
 
     if (strcmp(q->method, "HEAD") == 0) {
         SETOPT(CURLOPT_NOBODY, 1L);
@@ -983,10 +986,19 @@ enum berth_err bench_wait_ready(const struct bench_options *opts, long seconds)
         return BERTH_ENOMEM;
     }
     snprintf(url, sizeof(url), "%s/v2/", opts->url);
+    struct curl_slist *headers = NULL;
+    if (opts->authorization[0] != '\0') {
+        headers = curl_slist_append(NULL, opts->authorization);
+        if (headers == NULL) {
+            curl_easy_cleanup(h);
+            return BERTH_ENOMEM;
+        }
+    }
     for (;;) {
         long status = 0;
         curl_easy_reset(h);
         if (curl_easy_setopt(h, CURLOPT_URL, url) == CURLE_OK &&
+            curl_easy_setopt(h, CURLOPT_HTTPHEADER, headers) == CURLE_OK &&
             curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L) == CURLE_OK &&
             curl_easy_setopt(h, CURLOPT_TIMEOUT, 2L) == CURLE_OK &&
             curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, discard) == CURLE_OK &&
@@ -1002,6 +1014,7 @@ enum berth_err bench_wait_ready(const struct bench_options *opts, long seconds)
         }
         time_sleep_ms(50);
     }
+    curl_slist_free_all(headers);
     curl_easy_cleanup(h);
     return rc;
 }

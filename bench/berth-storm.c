@@ -17,8 +17,12 @@
  *
  * One thread drives every storm connection with epoll; its memory is the
  * expected layer plus a few KiB per client. With --pid, the server's peak
- * RSS (VmHWM) is read at the end. The report is a table line on stdout and
- * JSON with --json-file. Exit status 0 when every pull and every probe
+ * RSS (VmHWM) is read at the end. With --basic KEY:SECRET every request (the
+ * setup push, the storm's, the probe's) carries that credential as HTTP
+ * Basic authorization, as `docker login` with an access key makes docker
+ * send it; the report counts the answers by status, so a refusal of the
+ * valid credential (a 401 or 403) shows by number. The report is a table
+ * line on stdout and JSON with --json-file. Exit status 0 when every pull and every probe
  * succeeded, 1 otherwise, 2 on usage errors.
  */
 #define _GNU_SOURCE
@@ -44,6 +48,7 @@
 #include <jansson.h>
 
 #include "bench.h"
+#include "common/base64.h"
 #include "common/rand.h"
 #include "common/str.h"
 
@@ -94,6 +99,8 @@ struct storm {
     /* per pull latency (ns) of successful pulls, all waves */
     uint64_t *lat;
     size_t lat_count;
+    char authorization[BENCH_AUTH_MAX + 2]; /* with its CRLF, or "" */
+    uint64_t statuses[1000];                /* the storm's answers by status */
 };
 
 struct probe {
@@ -109,6 +116,7 @@ struct probe {
     size_t count, cap;
     uint64_t failed;
     char first_error[200];
+    uint64_t statuses[1000]; /* answers by status */
 };
 
 static int64_t now_ns(void)
@@ -185,8 +193,8 @@ static void build_request(struct storm *s, struct conn *c)
         break;
     }
     int n = snprintf(c->req, sizeof(c->req),
-                     "%s %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: berth-storm\r\n%s\r\n", method,
-                     path, s->hostport, c->step <= 1 ? accept_manifest : "");
+                     "%s %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: berth-storm\r\n%s%s\r\n", method,
+                     path, s->hostport, c->step <= 1 ? accept_manifest : "", s->authorization);
     c->req_len = n > 0 && (size_t)n < sizeof(c->req) ? (size_t)n : 0;
     c->req_off = 0;
     c->head_len = 0;
@@ -432,6 +440,7 @@ static void conn_read(struct storm *s, struct conn *c)
                 fail_conn(s, c, F_CHECK, "malformed response head");
                 return;
             }
+            s->statuses[c->status]++; /* three digits: below 1000 */
             if (c->status != 200) {
                 fail_conn(s, c, F_STATUS, "status %d", c->status);
                 return;
@@ -629,6 +638,10 @@ static void probe_once(struct probe *p)
     }
     int64_t t1 = now_ns();
     close(fd);
+    if (len >= 12 && strncmp(buf, "HTTP/1.", 7) == 0 && isdigit((unsigned char)buf[9]) &&
+        isdigit((unsigned char)buf[10]) && isdigit((unsigned char)buf[11])) {
+        p->statuses[(buf[9] - '0') * 100 + (buf[10] - '0') * 10 + (buf[11] - '0')]++;
+    }
     if (strncmp(buf, "HTTP/1.1 200", 12) != 0 && strncmp(buf, "HTTP/1.0 200", 12) != 0) {
         probe_fail(p, "status", 0);
         return;
@@ -733,7 +746,9 @@ static void usage(FILE *f)
                "      --timeout S       a wave not done after S seconds fails (default 600)\n"
                "      --pid PID         report this process's peak RSS (VmHWM) at the end\n"
                "      --json-file F     write the report as JSON to F\n"
-               "      --wait S          first wait until GET /v2/ answers 200 (default 30)\n");
+               "      --wait S          first wait until GET /v2/ answers 200 (default 30)\n"
+               "      --basic KEY:SECRET  send this credential (HTTP Basic) with every request:\n"
+               "                        the setup push, the storm's, the probe's\n");
 }
 
 int main(int argc, char **argv)
@@ -747,6 +762,7 @@ int main(int argc, char **argv)
                                           {"pid", required_argument, NULL, 'p'},
                                           {"json-file", required_argument, NULL, 'j'},
                                           {"wait", required_argument, NULL, 'w'},
+                                          {"basic", required_argument, NULL, 'B'},
                                           {"help", no_argument, NULL, 'h'},
                                           {NULL, 0, NULL, 0}};
     struct storm s = {.clients = 1000, .waves = 2, .timeout_s = 600};
@@ -754,10 +770,11 @@ int main(int argc, char **argv)
     long probe_ms = 20, pid = 0;
     long addresses = -1;
     const char *json_file = NULL;
+    const char *basic = NULL;
     int opt;
     while ((opt = getopt_long(argc, argv, "c:h", longs, NULL)) != -1) {
         uint64_t v = 0;
-        bool num = opt != 'j' && opt != 'h' && opt != '?';
+        bool num = opt != 'j' && opt != 'B' && opt != 'h' && opt != '?';
         if (num && str_parse_u64(optarg, 1000000000, &v) != BERTH_OK) {
             fprintf(stderr, "berth-storm: not a number: '%s'\n", optarg);
             return 2;
@@ -789,6 +806,9 @@ int main(int argc, char **argv)
             break;
         case 'w':
             wait_s = v;
+            break;
+        case 'B':
+            basic = optarg;
             break;
         case 'h':
             usage(stdout);
@@ -823,6 +843,19 @@ int main(int argc, char **argv)
     snprintf(o.url, sizeof(o.url), "%.*s", (int)(strcspn(url + 7, "/") + 7), url);
     snprintf(o.origin, sizeof(o.origin), "%s", o.url);
     snprintf(o.prefix, sizeof(o.prefix), "berth-storm");
+    if (basic != NULL) {
+        /* "Authorization: Basic " + base64 of KEY:SECRET */
+        size_t n = strlen(basic);
+        if (strchr(basic, ':') == NULL || base64_encoded_size(n) + 24 > sizeof(o.authorization)) {
+            fprintf(stderr, "berth-storm: --basic wants KEY:SECRET (at most %zu bytes)\n",
+                    (sizeof(o.authorization) - 24) / 4 * 3);
+            return 2;
+        }
+        char b64[BENCH_AUTH_MAX - 24];
+        base64_encode((const uint8_t *)basic, n, b64);
+        snprintf(o.authorization, sizeof(o.authorization), "Authorization: Basic %s", b64);
+        snprintf(s.authorization, sizeof(s.authorization), "%s\r\n", o.authorization);
+    }
     if (wait_s > 0 && bench_wait_ready(&o, (long)wait_s) != BERTH_OK) {
         fprintf(stderr, "berth-storm: %s/v2/ did not answer 200\n", o.url);
         return 1;
@@ -873,8 +906,8 @@ int main(int argc, char **argv)
     int rn = snprintf(p.req, sizeof(p.req),
                       "HEAD /v2/%s/manifests/%s HTTP/1.1\r\nHost: %s\r\nUser-Agent: "
                       "berth-storm-probe\r\nAccept: application/vnd.oci.image.manifest.v1+json\r\n"
-                      "Connection: close\r\n\r\n",
-                      s.img.repo, s.img.tag, s.hostport);
+                      "%sConnection: close\r\n\r\n",
+                      s.img.repo, s.img.tag, s.hostport, s.authorization);
     p.req_len = (size_t)rn;
     atomic_init(&p.stop, false);
     /* one probe before the storm: the quiet baseline */
@@ -939,6 +972,26 @@ int main(int argc, char **argv)
         printf("probe first error: %s\n", p.first_error);
     }
     printf("server peak RSS %ld KiB; client CPU %.1f s\n", server_rss, cpu);
+    json_t *jstatus = json_object(), *jpstatus = json_object();
+    printf("answers by status:");
+    for (int st = 0; st < 1000; st++) {
+        char key[8];
+        snprintf(key, sizeof(key), "%d", st);
+        if (s.statuses[st] > 0) {
+            printf(" %d:%llu", st, (unsigned long long)s.statuses[st]);
+            json_object_set_new(jstatus, key, json_integer((json_int_t)s.statuses[st]));
+        }
+        if (p.statuses[st] > 0) {
+            json_object_set_new(jpstatus, key, json_integer((json_int_t)p.statuses[st]));
+        }
+    }
+    printf("; probe:");
+    for (int st = 0; st < 1000; st++) {
+        if (p.statuses[st] > 0) {
+            printf(" %d:%llu", st, (unsigned long long)p.statuses[st]);
+        }
+    }
+    printf("%s\n", basic != NULL ? " (with --basic)" : "");
     if (failed > 0) {
         printf("failures:");
         for (int k = 0; k < F_COUNT; k++) {
@@ -987,6 +1040,9 @@ int main(int argc, char **argv)
                                       "p99_ms", pct_ms(p.conn, p.count, 99), "max_ms",
                                       pct_ms(p.conn, p.count, 100)));
         json_object_set_new(doc, "server_peak_rss_kib", json_integer(server_rss));
+        json_object_set_new(doc, "statuses", json_incref(jstatus));
+        json_object_set_new(doc, "probe_statuses", json_incref(jpstatus));
+        json_object_set_new(doc, "authenticated", json_boolean(basic != NULL));
         json_object_set_new(doc, "client_cpu_seconds", json_real(cpu));
         if (json_dump_file(doc, json_file, JSON_INDENT(2) | JSON_REAL_PRECISION(6)) != 0) {
             fprintf(stderr, "berth-storm: cannot write %s\n", json_file);
@@ -994,6 +1050,8 @@ int main(int argc, char **argv)
         }
         json_decref(doc);
     }
+    json_decref(jstatus);
+    json_decref(jpstatus);
     bool ok = failed == 0 && p.failed == 0;
     free(waves);
     free(p.lat);
