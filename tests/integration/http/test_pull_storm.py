@@ -18,7 +18,9 @@ What must hold, at berth's default settings:
   target are in docs/benchmarks.md;
 - the layers went out at most http.concurrent_bodies (64) at a time: 200 clients at once
   made some wait (berth_http_bodies_queued_total > 0), every one of them was served, and
-  at the end nothing sends or waits.
+  at the end nothing sends or waits;
+- with an access key (auth enforced) and `berth-storm --basic`, a smaller storm (40 x 2)
+  gets nothing but 200s: a valid credential is never refused under load.
 
 Runs only in the gcc pass ("berth-suite: no-sanitizer"): under ASan the memory bounds mean
 nothing and the storm would take minutes.
@@ -124,6 +126,53 @@ class PullStormTest(unittest.TestCase):
         # and the server is still well
         self.assertEqual(self.server.registry().ping().status, 200)
         self.server.stop()
+
+
+class AuthenticatedStormTest(unittest.TestCase):
+    """berth-storm --basic: with an access key, auth is enforced, and every request of the
+    storm (the setup push, the pulls, the probe) carries the key as HTTP Basic credentials,
+    as docker does after `docker login` with an access key. Every answer must be a 200: a
+    valid credential is never refused (a 401 or 403 counted by status would show it); the
+    same storm without the credential cannot even push its image."""
+
+    def setUp(self):
+        if not os.access(storm_bin(), os.X_OK):
+            self.fail("%s not built" % storm_bin())
+        import auth_helpers
+        self.server = h.Server()
+        self.addCleanup(self.server.cleanup)
+        self.server.start()
+        self.akid, self.secret = auth_helpers.keys_create(self.server, "storm")
+        self.assertEqual(self.server.registry().ping().status, 401)
+
+    def storm(self, *extra):
+        report = os.path.join(self.server.tmp, "auth-storm.json")
+        if os.path.exists(report):
+            os.unlink(report)
+        proc = subprocess.run(
+            [storm_bin(), "-c", "40", "--waves", "2", "--layer-mib", "1", "--probe-ms", "20",
+             "--timeout", "300", "--wait", "0", "--json-file", report] + list(extra) +
+            [self.server.base_url], capture_output=True, text=True, timeout=600)
+        r = None
+        if os.path.exists(report):
+            with open(report) as f:
+                r = json.load(f)
+        return proc, r
+
+    def test_every_request_authenticated(self):
+        proc, r = self.storm("--basic", "%s:%s" % (self.akid, self.secret))
+        out = proc.stdout + proc.stderr
+        self.assertIsNotNone(r, out)
+        self.assertTrue(r["authenticated"], out)
+        self.assertEqual(r["pulls"]["ok"], 80, out)
+        self.assertEqual(proc.returncode, 0, out)
+        # four requests per pull, all 200; the probe's too
+        self.assertEqual(r["statuses"], {"200": 320}, out)
+        self.assertEqual(set(r["probe_statuses"]), {"200"}, out)
+
+        proc, r = self.storm()
+        self.assertEqual(proc.returncode, 1, proc.stdout + proc.stderr)
+        self.assertIn("setup push failed", proc.stderr)
 
 
 if __name__ == "__main__":
