@@ -102,15 +102,36 @@ function copyButton(text, label) {
     "aria-label": "Copy " + label,
     onclick: async (ev) => {
       const b = ev.currentTarget;
+      let ok = false;
       try {
         await navigator.clipboard.writeText(text);
-        b.textContent = "Copied";
+        ok = true;
       } catch (e) {
-        b.textContent = "Select and copy";
+        ok = copyBySelection(text, b);
       }
+      b.textContent = ok ? "Copied" : "Select and copy";
       setTimeout(() => (b.textContent = "Copy"), 1500);
     },
   }, "Copy");
+}
+
+// Copying where the Clipboard API is missing (a plain-HTTP address other than
+// localhost is no secure context) or refused: the text selected in a
+// scratch field and copied as Ctrl+C would; focus goes back to the button.
+function copyBySelection(text, button) {
+  const t = el("textarea", { class: "visually-hidden", readonly: true, "aria-hidden": "true", tabindex: "-1" });
+  t.value = text;
+  document.body.append(t);
+  t.select();
+  let ok = false;
+  try {
+    ok = document.execCommand("copy");
+  } catch (e) {
+    ok = false;
+  }
+  t.remove();
+  button.focus();
+  return ok;
 }
 
 // ---- calls to berth ----

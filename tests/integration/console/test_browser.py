@@ -552,6 +552,62 @@ class BrowserTest(h.ServerTestCase):
         b.wait_for("#findings h2", "Vulnerabilities")
         self.sign_out()
 
+    def read_clipboard(self):
+        return self.browser.s("POST", "/execute/async", {"args": [], "script": """
+            const done = arguments[arguments.length - 1];
+            navigator.clipboard.readText().then(done, (e) => done("unreadable: " + e));"""})
+
+    def test_8_copy_a_digest_and_delete_an_image(self):
+        b = self.browser
+        reg = e.AuthRegistry(self.server.base_url, e.basic(*self.admin))
+        doomed, kept = h.build_image(layer_count=1), h.build_image(layer_count=1)
+        h.expect_status(reg.push_image("team/copy-del", doomed, tag="old"), 201)
+        h.expect_status(reg.push_image("team/copy-del", doomed, tag="older"), 201)
+        h.expect_status(reg.push_image("team/copy-del", kept, tag="new"), 201)
+        b.go(self.repo_url("team/copy-del"))
+        # (for this origin: the test reads the clipboard back)
+        for name in ("clipboard-read", "clipboard-write"):
+            b.s("POST", "/permissions", {"descriptor": {"name": name}, "state": "granted"})
+        self.sign_in(*self.admin)
+        b.wait_for("td.tags", "older")
+        # the digest's Copy button puts the whole digest on the clipboard
+        b.click(b.wait_for('button[aria-label="Copy digest"]'))
+        b.wait_for('button[aria-label="Copy digest"]', "Copied")
+        first = self.read_clipboard()
+        self.assertRegex(first, r"^sha256:[0-9a-f]{64}$")
+        # where the Clipboard API is refused (a plain-HTTP address other than localhost
+        # has none): copied by selection all the same, and focus stays on the button
+        b.go(self.server.base_url + "/ui/#/image/team%%2Fcopy-del/%s" % kept.digest)
+        b.wait_for("h2", "Layers")
+        b.s("POST", "/execute/async", {"args": [], "script": """
+            const done = arguments[arguments.length - 1];
+            navigator.clipboard.writeText("before").then(() => {
+              navigator.clipboard.writeText = () => Promise.reject(new Error("refused"));
+              done();
+            });"""})
+        self.assertEqual(self.read_clipboard(), "before")
+        copy = b.wait_for('.facts button[aria-label="Copy digest"]')
+        b.click(copy)
+        b.wait_for('.facts button[aria-label="Copy digest"]', "Copied")
+        self.assertEqual(self.read_clipboard(), kept.digest)
+        self.assertEqual(b.script("return document.activeElement.getAttribute('aria-label')"),
+                         "Copy digest")
+        # delete an image: the confirmation names its digest and every tag that goes
+        b.go(self.repo_url("team/copy-del"))
+        b.click(b.wait_for('button[aria-label="Delete image %s"]' % doomed.digest))
+        dialog = b.text(b.wait_for("dialog.confirm"))
+        self.assertIn(doomed.digest[:19], dialog)
+        self.assertIn("old", dialog)
+        self.assertIn("older", dialog)
+        b.click(b.wait_for("#confirm-delete"))
+        b.wait_gone("td.tags", "older")
+        b.wait_for("td.tags", "new")
+        ecr = c.ecr_client(self.server, *self.admin)
+        left = [d["imageDigest"] for d in
+                ecr.describe_images(repositoryName="team/copy-del")["imageDetails"]]
+        self.assertEqual(left, [kept.digest])
+        self.sign_out()
+
     def assertAccessible(self, page):
         violations = self.browser.accessibility()
         self.assertEqual(violations, [], "axe-core on the %s page" % page)
