@@ -130,6 +130,11 @@ static const struct config_key keys[] = {
     {"storage.archive.s3_prefix", CONFIG_STRING, OFF(storage_archive_s3_prefix), "", 0, 0,
      "with storage.backend s3: put before the archive tier's object keys (empty: "
      "<storage.s3.prefix>archive/)"},
+    {"storage.archive.s3_storage_class", CONFIG_STRING, OFF(storage_archive_s3_storage_class), "",
+     0, 0,
+     "with storage.backend s3: the storage class the archive tier's blob objects are written "
+     "with (x-amz-storage-class: STANDARD, STANDARD_IA, ONEZONE_IA, INTELLIGENT_TIERING or "
+     "GLACIER_IR, the classes a GET reads at once; empty: none sent, the bucket's default)"},
     {"storage.archive.zstd_level", CONFIG_INT, OFF(storage_archive_zstd_level), "6", 0, 19,
      "zstd level of archive copies, kept only when it shrinks them (0: copies as they are)"},
     {"storage.backend", CONFIG_STRING, OFF(storage_backend), "filesystem", 0, 0,
@@ -570,6 +575,21 @@ enum berth_err config_validate(const struct berth_config *cfg, char *err, size_t
     }
     if (strcmp(cfg->storage_backend, "s3") == 0 && cfg->storage_s3_bucket[0] == '\0') {
         snprintf(err, cap, "config: storage.backend s3 needs storage.s3.bucket");
+        return BERTH_EINVAL;
+    }
+    static const char *const archive_classes[] = {
+        "", "STANDARD", "STANDARD_IA", "ONEZONE_IA", "INTELLIGENT_TIERING", "GLACIER_IR"};
+    bool class_ok = false;
+    for (size_t i = 0; i < sizeof(archive_classes) / sizeof(archive_classes[0]); i++) {
+        class_ok =
+            class_ok || strcmp(cfg->storage_archive_s3_storage_class, archive_classes[i]) == 0;
+    }
+    if (!class_ok) {
+        snprintf(err, cap,
+                 "config: storage.archive.s3_storage_class must be STANDARD, STANDARD_IA, "
+                 "ONEZONE_IA, INTELLIGENT_TIERING or GLACIER_IR (a restore reads the objects "
+                 "with a GET; GLACIER and DEEP_ARCHIVE need a RestoreObject first), not '%s'",
+                 cfg->storage_archive_s3_storage_class);
         return BERTH_EINVAL;
     }
     const char *ep = cfg->storage_s3_endpoint;

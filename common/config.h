@@ -68,6 +68,7 @@ struct berth_config {
     int64_t storage_archive_zstd_level;      /* 0: archive copies as they are */
     char *storage_archive_s3_bucket;         /* "": storage.s3.bucket */
     char *storage_archive_s3_prefix;         /* "": <storage.s3.prefix>archive/ */
+    char *storage_archive_s3_storage_class;  /* "": none sent (the bucket's default) */
 
     char *storage_backend; /* "filesystem" or "s3" */
     char *storage_s3_endpoint;

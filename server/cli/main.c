@@ -128,6 +128,7 @@ struct store *cli_open_store(const struct cli *cli)
     opt.archive_path = archive;
     opt.archive_s3_bucket = cfg->storage_archive_s3_bucket;
     opt.archive_s3_prefix = cfg->storage_archive_s3_prefix;
+    opt.archive_s3_storage_class = cfg->storage_archive_s3_storage_class;
     opt.archive_zstd_level = (int)cfg->storage_archive_zstd_level;
     opt.existing_meta_only = cli->existing_meta_only;
     opt.scan_quota_ms = cfg->scan_quota_seconds * 1000;

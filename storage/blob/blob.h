@@ -44,6 +44,10 @@ struct blob_s3_options {
     bool path_style;               /* http://host/bucket/key, not http://bucket.host/key */
     const char *tls_ca_file;       /* PEM CAs for an https endpoint ("" or NULL: the system's) */
     uint64_t cache_max_bytes;      /* bound of <root>/s3cache, the local copies */
+    /* sent as x-amz-storage-class when a blob object (<prefix>blobs/...) is
+     * written; "" or NULL: none (the bucket's default). Staging objects
+     * and the store's own objects never carry it. */
+    const char *storage_class;
 };
 
 struct blob_store_options {

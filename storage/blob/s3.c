@@ -118,6 +118,7 @@ enum berth_err blob_s3_open(const struct blob_store_options *opt, struct blob_st
         !copy_opt(s->akid, sizeof(s->akid), o->access_key_id) ||
         !copy_opt(s->secret, sizeof(s->secret), o->secret_access_key) ||
         !copy_opt(s->ca_file, sizeof(s->ca_file), o->tls_ca_file) ||
+        !copy_opt(s->storage_class, sizeof(s->storage_class), o->storage_class) ||
         parse_endpoint(s, o->endpoint, s->region) != BERTH_OK) {
         log_error("event=s3_error op=open error=\"storage.s3 needs a bucket, a region, an "
                   "http(s) endpoint without a path, and credentials (storage.s3.access_key_id "

@@ -51,6 +51,7 @@ struct s3_store {
     char secret[SIGV4_SECRET_MAX + 1];
     char ca_file[S3_PATH_MAX];
     bool path_style;
+    char storage_class[32]; /* of blob objects ("": none) */
     char tmp_dir[S3_PATH_MAX];
     char cache_dir[S3_PATH_MAX];
     char mpu_dir[S3_PATH_MAX];

@@ -98,6 +98,18 @@ enum berth_err s3_blob_key(const struct s3_store *s, const struct digest *d, cha
     return (n < 0 || (size_t)n >= cap) ? BERTH_ETOOBIG : BERTH_OK;
 }
 
+/* A write of a blob object carries the store's storage class (the
+ * archive tier's, storage.archive.s3_storage_class). */
+static void add_storage_class(const struct s3_store *s, struct s3_req *req, const char *key)
+{
+    size_t n = strlen(s->prefix);
+    if (s->storage_class[0] != '\0' && strncmp(key, s->prefix, n) == 0 &&
+        strncmp(key + n, "blobs/", 6) == 0) {
+        req->headers[req->header_count++] =
+            (struct s3_header){"x-amz-storage-class", s->storage_class};
+    }
+}
+
 enum berth_err s3_head_object(struct s3_store *s, const char *key, struct s3_resp *out)
 {
     struct s3_req req = {.method = "HEAD", .key = key, .out_fd = -1};
@@ -123,6 +135,7 @@ enum berth_err s3_delete_object(struct s3_store *s, const char *key)
 enum berth_err s3_put_object(struct s3_store *s, const char *key, const void *p, size_t n)
 {
     struct s3_req req = {.method = "PUT", .key = key, .body = p, .body_len = n, .out_fd = -1};
+    add_storage_class(s, &req, key);
     struct s3_resp r;
     enum berth_err rc = s3_do(s, &req, &r);
     if (rc == BERTH_OK && r.status != 200) {
@@ -151,6 +164,7 @@ enum berth_err s3_copy_object(struct s3_store *s, const char *from, const char *
     buf_init(&body, S3_ERRBODY_MAX);
     struct s3_req req = {.method = "PUT", .key = to, .out_fd = -1, .out = &body};
     req.headers[req.header_count++] = (struct s3_header){"x-amz-copy-source", buf_cstr(&src)};
+    add_storage_class(s, &req, to);
     if (removal != NULL) {
         req.headers[req.header_count++] = (struct s3_header){"x-amz-metadata-directive", "REPLACE"};
         req.headers[req.header_count++] = (struct s3_header){S3_META_REMOVAL, removal};
@@ -236,6 +250,7 @@ enum berth_err s3_mpu_create(struct s3_store *s, const char *key, char *upload_i
     buf_init(&xml, S3_XML_MAX);
     struct s3_req req = {
         .method = "POST", .key = key, .query = "uploads", .out_fd = -1, .out = &xml};
+    add_storage_class(s, &req, key);
     struct s3_resp r;
     enum berth_err rc = s3_do(s, &req, &r);
     const char *at = buf_cstr(&xml);

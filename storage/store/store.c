@@ -96,6 +96,7 @@ static enum berth_err archive_s3_options(const struct store_options *opt,
     aopt->s3 = opt->s3;
     /* small blobs of the archive are read once, by a restore */
     aopt->s3.cache_max_bytes = 0;
+    aopt->s3.storage_class = opt->archive_s3_storage_class;
     if (opt->archive_s3_bucket != NULL && opt->archive_s3_bucket[0] != '\0') {
         aopt->s3.bucket = opt->archive_s3_bucket;
     }

@@ -49,6 +49,8 @@ struct store_options {
     /* NULL or "": <s3.prefix>archive/. The tier's keys must not be the
      * blob store's: the same bucket and prefix is BERTH_EINVAL. */
     const char *archive_s3_prefix;
+    /* NULL or "": none. The x-amz-storage-class of the tier's blob objects. */
+    const char *archive_s3_storage_class;
     int archive_zstd_level; /* 0: archive copies as they are; 1..19: zstd where it shrinks */
     /* Refuse (BERTH_ECONFLICT) to create a new SQLite database in a root
      * that already holds published blobs even when the root's marker says

@@ -10,6 +10,7 @@ client signed it).
     proxy.clear()                                      # counters too
     proxy.seen["complete"], proxy.answered["copy"]     # counters
     proxy.requests_matching("GET", "/tail-")           # every request seen: (method, target)
+    proxy.headers_matching("PUT", "/blobs/")           # (method, target, headers)
     proxy.hold("HEAD", "/blobs/")      # such requests wait in the relay until release()
     proxy.wait_held("HEAD", "/blobs/", timeout=30)     # True once one is waiting
     proxy.release()
@@ -40,6 +41,7 @@ class S3ErrorProxy:
         self.seen = {k: 0 for k in KINDS}  # requests of each kind
         self.answered = {k: 0 for k in KINDS}  # answered with an <Error> by the relay
         self.requests = []  # (method, target) of every request, in order
+        self.headers = []  # (method, target, {lower-case name: value}) of every request
         self.holds = []  # (method, part): matching requests wait until release()
         self.held = []  # (method, target) of the requests waiting
         self.released = threading.Event()
@@ -63,12 +65,19 @@ class S3ErrorProxy:
                 self.seen = {k: 0 for k in KINDS}
                 self.answered = {k: 0 for k in KINDS}
                 self.requests = []
+                self.headers = []
 
     def requests_matching(self, method=None, part=""):
         """The (method, target) of requests seen with that method (any when None) whose
         target contains part."""
         with self.lock:
             return [(m, t) for m, t in self.requests
+                    if (method is None or m == method) and part in t]
+
+    def headers_matching(self, method=None, part=""):
+        """(method, target, headers) of the requests requests_matching gives."""
+        with self.lock:
+            return [(m, t, hd) for m, t, hd in self.headers
                     if (method is None or m == method) and part in t]
 
     def hold(self, method, part):
@@ -167,6 +176,7 @@ class S3ErrorProxy:
                     headers[name.strip().lower()] = value.strip()
                 with self.lock:
                     self.requests.append((method, target))
+                    self.headers.append((method, target, headers))
                 self._hold(method, target)
                 if "chunked" in headers.get("transfer-encoding", "").lower():
                     # not parsed: the rest of the connection is relayed as it is
