@@ -59,7 +59,7 @@ static const struct config_key keys[] = {
      3600,
      "add the request counters' growth to the database's activity history this often "
      "(the console's charts; 0: never)"},
-    {"http.threads", CONFIG_INT, OFF(http_threads), "0", 0, 1024, "worker threads (0 = 2 per CPU)"},
+    {"http.threads", CONFIG_INT, OFF(http_threads), "0", 0, 1024, "worker threads (0 = 4 per CPU)"},
     {"http.connection_limit", CONFIG_INT, OFF(http_connection_limit), "1024", 1, 1000000,
      "maximum concurrent connections"},
     {"http.timeout_seconds", CONFIG_INT, OFF(http_timeout_seconds), "300", 1, DAY,

@@ -1131,11 +1131,14 @@ static unsigned pool_size(const struct berth_config *cfg)
     if (cfg->http_threads > 0) {
         return (unsigned)cfg->http_threads;
     }
-    /* Two per CPU: more lets a blocking fsync or SQLite wait overlap with
-     * other connections; beyond that push tail latency and memory grow
-     * with no throughput gain (docs/benchmarks.md, tuning log). */
+    /* Four per CPU: a worker's connections wait while it blocks (a
+     * stage's fsync, a hasher's drain, a log sync) or waits for a CPU, so
+     * with 16 large pushes on 2 CPUs four connections per worker left
+     * some pushes far behind the others; 2 per CPU was 0.5x-0.96x of
+     * this there, with 1 MiB pushes and peak RSS (+1.5 MiB) about the
+     * same (docs/benchmarks.md, issue 16's third pass). */
     long cpus = sysconf(_SC_NPROCESSORS_ONLN);
-    return (unsigned)(cpus > 0 ? cpus * 2 : 4);
+    return (unsigned)(cpus > 0 ? cpus * 4 : 8);
 }
 
 /* Descriptors the server may hold at its limits: one per connection

@@ -112,6 +112,36 @@ class SafeDefaultTest(unittest.TestCase):
         server.stop()
 
 
+@h.berth_only("berth's worker pool")
+class WorkerPoolTest(unittest.TestCase):
+    """http.threads 0 runs 4 libmicrohttpd workers per CPU (with 2 per CPU, 16 large pushes
+    on 2 CPUs left some far behind: docs/benchmarks.md, issue 16); a number runs that many."""
+
+    def workers(self, config):
+        server = h.Server(config=config)
+        self.addCleanup(server.cleanup)
+        server.start()
+        self.assertEqual(server.registry().ping().status, 200)
+        task = "/proc/%d/task" % server.proc.pid
+        names = []
+        for tid in os.listdir(task):
+            try:
+                with open(os.path.join(task, tid, "comm")) as f:
+                    names.append(f.read().strip())
+            except OSError:
+                pass  # a short-lived thread ended meanwhile
+        server.stop()
+        return names.count("MHD-worker")
+
+    @unittest.skipUnless(os.path.isdir("/proc/self/task"), "needs /proc")
+    def test_four_per_cpu_by_default(self):
+        self.assertEqual(self.workers({}), 4 * os.sysconf("SC_NPROCESSORS_ONLN"))
+
+    @unittest.skipUnless(os.path.isdir("/proc/self/task"), "needs /proc")
+    def test_configured_count(self):
+        self.assertEqual(self.workers({"http": {"threads": 3}}), 3)
+
+
 class SignalTest(unittest.TestCase):
     def start(self):
         server = h.Server()
