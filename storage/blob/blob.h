@@ -292,8 +292,10 @@ enum berth_err blob_shared_save(struct blob_shared *sh, char **state);
  * could not be read again, or it has moved on since). */
 enum blob_saved { BLOB_SAVED_REFUSED, BLOB_SAVED_KEPT, BLOB_SAVED_UNKNOWN };
 
-/* Settle the last save: KEPT deletes the tail object the handle was
- * opened with, REFUSED the one just saved; UNKNOWN deletes neither, since
+/* Settle the last save: KEPT is done with the tail object the handle was
+ * opened with (deleted, or listed as dead in the saved state for a later
+ * commit to delete with others: the S3 backend), REFUSED deletes the one
+ * just saved; UNKNOWN deletes neither, since
  * the recorded state may name either (both stay for blob_shared_remove,
  * which deletes every tail of the stage). */
 void blob_shared_saved(struct blob_shared *sh, enum blob_saved how);

@@ -186,6 +186,12 @@ enum berth_err s3_blob_key(const struct s3_store *s, const struct digest *d, cha
 /* BERTH_ENOTFOUND when the object does not exist. */
 enum berth_err s3_head_object(struct s3_store *s, const char *key, struct s3_resp *out);
 enum berth_err s3_delete_object(struct s3_store *s, const char *key);
+
+/* Delete n (1..S3_DELETE_MAX) objects in one request (DeleteObjects,
+ * quiet): BERTH_OK when every key is gone (absent ones too), else the
+ * first failure (each logged). */
+#define S3_DELETE_MAX 1000
+enum berth_err s3_delete_objects(struct s3_store *s, const char *const *keys, size_t n);
 enum berth_err s3_put_object(struct s3_store *s, const char *key, const void *p, size_t n);
 /* Server-side copy from one key of the bucket to another, setting the
  * removal id metadata when removal is not NULL. */

@@ -13,9 +13,11 @@
 #include <string.h>
 #include <time.h>
 
+#include "common/base64.h"
 #include "common/log.h"
 #include "common/str.h"
 #include "common/timeutil.h"
+#include "storage/spec/digest.h"
 
 static bool xml_next(const char **from, const char *tag, char *out, size_t cap);
 
@@ -129,6 +131,100 @@ enum berth_err s3_delete_object(struct s3_store *s, const char *key)
         rc = s3_fail(&req, &r);
     }
     s3_resp_fini(&r);
+    return rc;
+}
+
+/* Append text to b with XML's five special characters escaped. */
+static enum berth_err xml_escaped(struct buf *b, const char *text)
+{
+    enum berth_err rc = BERTH_OK;
+    for (const char *p = text; *p != '\0' && rc == BERTH_OK; p++) {
+        switch (*p) {
+        case '&':
+            rc = buf_printf(b, "&amp;");
+            break;
+        case '<':
+            rc = buf_printf(b, "&lt;");
+            break;
+        case '>':
+            rc = buf_printf(b, "&gt;");
+            break;
+        case '"':
+            rc = buf_printf(b, "&quot;");
+            break;
+        case '\'':
+            rc = buf_printf(b, "&apos;");
+            break;
+        default:
+            rc = buf_printf(b, "%c", *p);
+            break;
+        }
+    }
+    return rc;
+}
+
+enum berth_err s3_delete_objects(struct s3_store *s, const char *const *keys, size_t n)
+{
+    if (n == 0 || n > S3_DELETE_MAX) {
+        return n == 0 ? BERTH_OK : BERTH_EINVAL;
+    }
+    struct buf body;
+    buf_init(&body, n * (S3_KEY_MAX * 6 + 32) + 128);
+    enum berth_err rc =
+        buf_printf(&body, "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Delete><Quiet>true</Quiet>");
+    for (size_t i = 0; i < n && rc == BERTH_OK; i++) {
+        rc = buf_printf(&body, "<Object><Key>");
+        if (rc == BERTH_OK) {
+            rc = xml_escaped(&body, keys[i]);
+        }
+        if (rc == BERTH_OK) {
+            rc = buf_printf(&body, "</Key></Object>");
+        }
+    }
+    if (rc == BERTH_OK) {
+        rc = buf_printf(&body, "</Delete>");
+    }
+    uint8_t md5[16];
+    char md5_b64[32];
+    if (rc == BERTH_OK) {
+        rc = digest_md5_raw(body.data, body.len, md5);
+    }
+    if (rc != BERTH_OK) {
+        buf_fini(&body);
+        return rc;
+    }
+    base64_encode(md5, sizeof(md5), md5_b64);
+    struct buf xml;
+    buf_init(&xml, S3_XML_MAX);
+    struct s3_req req = {.method = "POST",
+                         .key = NULL,
+                         .query = "delete",
+                         .headers = {{"Content-MD5", md5_b64}, {"Content-Type", "application/xml"}},
+                         .header_count = 2,
+                         .body = body.data,
+                         .body_len = body.len,
+                         .out_fd = -1,
+                         .out = &xml};
+    struct s3_resp r;
+    rc = s3_do(s, &req, &r);
+    if (rc == BERTH_OK && r.status != 200) {
+        rc = s3_fail(&req, &r);
+    }
+    /* quiet: only the keys that could not be deleted are listed */
+    const char *at = rc == BERTH_OK ? buf_cstr(&xml) : NULL;
+    while (at != NULL && (at = strstr(at, "<Error>")) != NULL) {
+        at += strlen("<Error>");
+        const char *from = at;
+        char key[S3_KEY_MAX] = "", code[64] = "";
+        (void)xml_next(&from, "Key", key, sizeof(key));
+        from = at;
+        (void)xml_next(&from, "Code", code, sizeof(code));
+        log_warn("event=s3_delete_failed key=%s code=%s", key, code);
+        rc = BERTH_EIO;
+    }
+    s3_resp_fini(&r);
+    buf_fini(&xml);
+    buf_fini(&body);
     return rc;
 }
 

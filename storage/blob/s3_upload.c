@@ -543,10 +543,22 @@ enum berth_err s3_stage_publish(struct blob_store *bs, const char *name, const s
  *   berth-s3-shared 1
  *   tail <key under the prefix, or -> <bytes>
  *   part <number> <bytes> <etag>      (one line a part, in order)
+ *   dead <key under the prefix>       (tails replaced, not yet deleted)
+ *
+ * A commit does not delete the tail it replaced (a DELETE per PATCH) but
+ * lists it as dead in the state it commits; the first commit that sent a
+ * part (or finds S3_DEAD_MAX listed) deletes the loaded state's dead tails
+ * and its replaced tail with one DeleteObjects, after its commit, and
+ * lists none. So a chunked push deletes its old tails once per 8 MiB part
+ * window; the session's removal takes whatever is left. Rows without dead
+ * lines (written before them) are read the same; a berth older than them
+ * refuses a state that has some (a session in flight across that upgrade
+ * starts again).
  */
 
 #define SHARED_HEADER "berth-s3-shared 1\n"
 #define S3_PARTS_MAX 10000 /* S3's highest part number */
+#define S3_DEAD_MAX 16     /* dead tails a state lists at most */
 
 struct s3_shared {
     struct blob_shared base;
@@ -560,9 +572,13 @@ struct s3_shared {
     uint64_t sent;     /* bytes in parts */
     char *buf;         /* the tail: buf_len bytes, S3_PART_BYTES allocated */
     size_t buf_len;
-    char old_tail[S3_KEY_MAX]; /* the tail object opened with (full key; "" none) */
-    char new_tail[S3_KEY_MAX]; /* the one the last save wrote */
-    bool completed;            /* the multipart upload is completed at the staging key */
+    char old_tail[S3_KEY_MAX];          /* the tail object opened with (full key; "" none) */
+    char new_tail[S3_KEY_MAX];          /* the one the last save wrote */
+    bool completed;                     /* the multipart upload is completed at the staging key */
+    char dead[S3_DEAD_MAX][S3_KEY_MAX]; /* the state's dead tails (full keys) */
+    int dead_n;
+    int parts_saved; /* parts in the state opened or last committed */
+    bool flush;      /* the last save lists no dead tail: its commit deletes them */
 };
 
 static struct s3_shared *shared_of(struct blob_shared *sh)
@@ -638,9 +654,18 @@ static enum berth_err shared_parse(struct s3_shared *sh, const char *state, uint
                 snprintf(sh->old_tail, sizeof(sh->old_tail), "%s%s", sh->s->prefix, word);
             }
             *tail_len = size;
-        } else if (tail_seen && sscanf(line, "part %d %llu %127s", &number, &size, etag) == 3 &&
-                   number >= 1 && number <= S3_PARTS_MAX && size == S3_PART_BYTES) {
+        } else if (tail_seen && sh->dead_n == 0 &&
+                   sscanf(line, "part %d %llu %127s", &number, &size, etag) == 3 && number >= 1 &&
+                   number <= S3_PARTS_MAX && size == S3_PART_BYTES) {
             rc = shared_add_part(sh, number, size, etag);
+        } else if (tail_seen && sscanf(line, "dead %199s", word) == 1) {
+            char want[100];
+            snprintf(want, sizeof(want), "uploads/%s/tail-", sh->name);
+            if (sh->dead_n == S3_DEAD_MAX || strncmp(word, want, strlen(want)) != 0) {
+                rc = BERTH_EINVAL;
+            } else {
+                snprintf(sh->dead[sh->dead_n++], S3_KEY_MAX, "%s%s", sh->s->prefix, word);
+            }
         } else {
             rc = BERTH_EINVAL;
         }
@@ -717,6 +742,7 @@ enum berth_err s3_shared_open(struct blob_store *bs, const char *name, const cha
     if (rc == BERTH_OK && sh->mpu.parts > 0 && upload_id[0] == '\0') {
         rc = BERTH_EINVAL; /* parts of no upload */
     }
+    sh->parts_saved = sh->mpu.parts;
     if (rc == BERTH_OK && tail_len > 0) {
         /* the tail this replica committed last, if the row still names it */
         if (s3_tails_get(s->tails, name, sh->old_tail, sh->buf, (size_t)tail_len)) {
@@ -840,6 +866,14 @@ enum berth_err s3_shared_save(struct blob_shared *bsh, char **state)
         rc = buf_printf(&text, "part %d %llu %s\n", sh->mpu.numbers[i],
                         (unsigned long long)sh->sizes[i], sh->mpu.etags[i]);
     }
+    /* the replaced tail joins the dead ones, unless this commit deletes them */
+    int dead_after = sh->dead_n + (sh->old_tail[0] != '\0' ? 1 : 0);
+    sh->flush = sh->mpu.parts > sh->parts_saved || dead_after > S3_DEAD_MAX;
+    size_t plen = strlen(sh->s->prefix);
+    for (int i = 0; i < dead_after && !sh->flush && rc == BERTH_OK; i++) {
+        const char *key = i < sh->dead_n ? sh->dead[i] : sh->old_tail;
+        rc = buf_printf(&text, "dead %s\n", key + plen);
+    }
     if (rc == BERTH_OK && (*state = strdup(buf_cstr(&text))) == NULL) {
         rc = BERTH_ENOMEM;
     }
@@ -864,12 +898,33 @@ void s3_shared_saved(struct blob_shared *bsh, enum blob_saved how)
         return;
     }
     bool kept = how == BLOB_SAVED_KEPT;
-    const char *gone = kept ? sh->old_tail : sh->new_tail;
-    if (gone[0] != '\0' && s3_delete_object(sh->s, gone) != BERTH_OK) {
-        /* left for the session's removal, which deletes every tail */
-        log_warn("event=s3_tail_delete_failed key=%s", gone);
+    if (!kept) {
+        if (sh->new_tail[0] != '\0' && s3_delete_object(sh->s, sh->new_tail) != BERTH_OK) {
+            /* left for the session's removal, which deletes every tail */
+            log_warn("event=s3_tail_delete_failed key=%s", sh->new_tail);
+        }
+    } else if (sh->flush) {
+        /* committed without them: the dead tails and the replaced one go */
+        const char *keys[S3_DEAD_MAX + 1];
+        size_t n = 0;
+        for (int i = 0; i < sh->dead_n; i++) {
+            keys[n++] = sh->dead[i];
+        }
+        if (sh->old_tail[0] != '\0') {
+            keys[n++] = sh->old_tail;
+        }
+        enum berth_err rc =
+            n == 1 ? s3_delete_object(sh->s, keys[0]) : s3_delete_objects(sh->s, keys, n);
+        if (rc != BERTH_OK) {
+            log_warn("event=s3_tail_delete_failed tails=%zu", n);
+        }
+        sh->dead_n = 0;
+    } else if (sh->old_tail[0] != '\0') {
+        /* listed as dead in the state just committed */
+        memcpy(sh->dead[sh->dead_n++], sh->old_tail, S3_KEY_MAX);
     }
     if (kept) {
+        sh->parts_saved = sh->mpu.parts;
         memcpy(sh->old_tail, sh->new_tail, sizeof(sh->old_tail));
         /* committed: the next request of the session here reads it from memory */
         if (sh->new_tail[0] != '\0') {
@@ -956,6 +1011,8 @@ static enum berth_err publish_parts(struct s3_shared *sh, const char *key)
 
 struct remove_ctx {
     enum berth_err rc;
+    char **keys; /* listed, to delete */
+    size_t n, cap;
 };
 
 static enum berth_err remove_one(struct s3_store *s, void *arg, const char *rel, uint64_t size,
@@ -964,13 +1021,20 @@ static enum berth_err remove_one(struct s3_store *s, void *arg, const char *rel,
     (void)size;
     (void)mtime_ms;
     struct remove_ctx *c = arg;
-    char key[S3_KEY_MAX];
-    int n = snprintf(key, sizeof(key), "%s%s", s->prefix, rel);
-    enum berth_err rc =
-        n < 0 || (size_t)n >= sizeof(key) ? BERTH_ETOOBIG : s3_delete_object(s, key);
-    if (rc != BERTH_OK) {
-        c->rc = rc;
+    if (c->n == c->cap) {
+        size_t cap = c->cap > 0 ? c->cap * 2 : 16;
+        char **k = realloc(c->keys, cap * sizeof(*k));
+        if (k == NULL) {
+            return BERTH_ENOMEM;
+        }
+        c->keys = k;
+        c->cap = cap;
     }
+    size_t len = strlen(s->prefix) + strlen(rel) + 1;
+    if (len > S3_KEY_MAX || (c->keys[c->n] = malloc(len)) == NULL) {
+        return len > S3_KEY_MAX ? BERTH_ETOOBIG : BERTH_ENOMEM;
+    }
+    snprintf(c->keys[c->n++], len, "%s%s", s->prefix, rel);
     return BERTH_OK;
 }
 
@@ -983,13 +1047,23 @@ enum berth_err s3_shared_remove(struct blob_store *bs, const char *name, const c
     if (rc == BERTH_OK && upload_id[0] != '\0') {
         rc = s3_mpu_abort(s, key, upload_id);
     }
-    struct remove_ctx c = {BERTH_OK};
+    struct remove_ctx c = {BERTH_OK, NULL, 0, 0};
     if (rc == BERTH_OK) {
-        /* the staging object (a completed upload) and every tail */
+        /* the staging object (a completed upload) and every tail, dead or
+         * not: one DeleteObjects for up to S3_DELETE_MAX of them */
         snprintf(under, sizeof(under), "uploads/%s", name);
         rc = s3_list_objects(s, under, remove_one, &c);
     }
-    return rc != BERTH_OK ? rc : c.rc;
+    for (size_t at = 0; rc == BERTH_OK && at < c.n; at += S3_DELETE_MAX) {
+        size_t n = c.n - at < S3_DELETE_MAX ? c.n - at : S3_DELETE_MAX;
+        rc = n == 1 ? s3_delete_object(s, c.keys[at])
+                    : s3_delete_objects(s, (const char *const *)(c.keys + at), n);
+    }
+    for (size_t i = 0; i < c.n; i++) {
+        free(c.keys[i]);
+    }
+    free(c.keys);
+    return rc;
 }
 
 /* ---- the sweep of what no session will remove ---- */

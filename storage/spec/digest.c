@@ -355,6 +355,15 @@ enum berth_err digest_sha256_raw(const void *p, size_t n, uint8_t out[32])
     return BERTH_OK;
 }
 
+enum berth_err digest_md5_raw(const void *p, size_t n, uint8_t out[16])
+{
+    unsigned int len = 16;
+    if (hash_failing() || EVP_Digest(p, n, out, &len, EVP_md5(), NULL) != 1 || len != 16) {
+        return BERTH_ENOMEM;
+    }
+    return BERTH_OK;
+}
+
 static atomic_bool hmac_fault;
 
 void digest_fault_hmac(bool on)

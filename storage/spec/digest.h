@@ -80,6 +80,10 @@ enum berth_err digest_buffer(enum digest_alg alg, const void *p, size_t n, struc
  * cannot compute it: out is then unset. */
 enum berth_err digest_sha256_raw(const void *p, size_t n, uint8_t out[32]);
 
+/* MD5 of n bytes (S3's Content-MD5, which multi-object delete requires;
+ * never for content addressing). BERTH_ENOMEM. */
+enum berth_err digest_md5_raw(const void *p, size_t n, uint8_t out[16]);
+
 /* HMAC-SHA256 of msg under key into out (32 bytes). BERTH_OK, or
  * BERTH_ENOMEM when OpenSSL cannot compute it (an allocation or provider
  * failure): out is then unset, and a MAC check must fail as a server

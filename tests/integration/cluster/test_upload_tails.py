@@ -74,16 +74,25 @@ class TailCacheTest(ClusterTestCase):
             Bucket=self.cluster.s3.bucket, Prefix=PREFIX + "uploads/" + uuid).get("KeyCount"), 0)
         return uuid
 
+    def multi_deletes(self):
+        return len(self.relay.requests_matching("POST", "?delete"))
+
     def test_same_replica_reads_no_tail(self):
         # tails of 1, 4, 9-8=1 MiB (a part sent), 3 MiB, then 3 MiB + 1 byte, all on one
         # replica: every tail PUT, none read back
         for replica in (0, 1):
             mem, bucket = self.tail_reads(replica)
+            deletes = self.multi_deletes()
             uuid = self.push("tails/same%d" % replica,
                              [(replica, n) for n in (MIB, 3 * MIB, 5 * MIB, 2 * MIB, 1)],
                              last=replica)
             self.assertEqual(len(self.tail_requests(uuid, "PUT")), 5)
             self.assertEqual(self.tail_requests(uuid, "GET"), [])
+            # replaced tails are not deleted one by one: the commit that sent the part
+            # deletes the two before it in one DeleteObjects, the session's removal the
+            # rest (two dead tails, the last one, the staging object) in another
+            self.assertEqual(self.tail_requests(uuid, "DELETE"), [])
+            self.assertEqual(self.multi_deletes(), deletes + 2)
             # the 4 PATCHes after the first and the PUT took the tail from memory
             self.assertEqual(self.tail_reads(replica), (mem + 5, bucket))
 
@@ -124,6 +133,41 @@ class TailCacheTest(ClusterTestCase):
         got = self.regs[1].get_blob("tails/refused", h.digest_of(data))
         self.assertEqual(got.status, 200, got.body[:200])
         self.assertTrue(got.body == data, "the bytes differ")
+
+    def test_dead_tails_capped_and_old_rows(self):
+        """Many small chunks and no part: a state lists at most 16 dead tails, the commit
+        that would list a 17th deletes them all at once. A row without dead lines (as berth
+        wrote them before) continues: its replaced tails go with the session's removal."""
+        data = h.random_bytes(24 * 64 * 1024)
+        r = self.regs[0].start_upload("tails/small")
+        loc = r.header("Location")
+        uuid = upload_uuid(loc)
+        deletes = self.multi_deletes()
+        piece = 64 * 1024
+        for i in range(20):
+            r = self.regs[0].patch_chunk(loc, data[i * piece:(i + 1) * piece], start=i * piece)
+            self.assertEqual(r.status, 202, r.body)
+        # saves 2..17 listed 1..16 dead tails; the 18th deleted 17 in one request
+        self.assertEqual(self.multi_deletes(), deletes + 1)
+        self.assertEqual(self.tail_requests(uuid, "DELETE"), [])
+        state = self.cluster.psql("SELECT stage_state FROM uploads WHERE uuid = '%s'" % uuid)
+        self.assertEqual(state.count("dead uploads/%s/tail-" % uuid), 2, state)
+        # an old row: no dead lines
+        self.cluster.psql("UPDATE uploads SET stage_state = regexp_replace(stage_state, "
+                          "'dead [^\\n]*\\n', '', 'g') WHERE uuid = '%s'" % uuid)
+        state = self.cluster.psql("SELECT stage_state FROM uploads WHERE uuid = '%s'" % uuid)
+        self.assertNotIn("dead", state)
+        for i in range(20, 24):
+            r = self.regs[1].patch_chunk(loc, data[i * piece:(i + 1) * piece], start=i * piece)
+            self.assertEqual(r.status, 202, r.body)
+        r = self.regs[1].finish_upload(loc, h.digest_of(data))
+        self.assertEqual(r.status, 201, r.body)
+        got = self.regs[0].get_blob("tails/small", h.digest_of(data))
+        self.assertEqual(got.status, 200, got.body[:200])
+        self.assertTrue(got.body == data, "the bytes differ")
+        self.assertEqual(self.cluster.s3.client().list_objects_v2(
+            Bucket=self.cluster.s3.bucket, Prefix=PREFIX + "uploads/" + uuid).get("KeyCount"), 0)
+        self.assertEqual(self.tail_requests(uuid, "DELETE"), [])
 
     def add_faulty_replica(self, faults):
         self.cluster.env["BERTH_TEST_FAULTS"] = faults
