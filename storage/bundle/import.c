@@ -793,12 +793,71 @@ static enum berth_err check_target(struct importer *im, const char *what, char *
     return BERTH_OK;
 }
 
+/* Hauler's store (hauler.dev: `hauler store save` -> haul.tar.zst) marks
+ * each index.json entry with a "kind"; signatures, attestations, SBOMs and
+ * OCI referrers carry the ref.name of the image they belong to. */
+#define HAULER_KIND "kind"
+#define HAULER_COSIGN "dev.cosignproject.cosign/"
+
+/* The digest of the image entry (kind image or imageIndex) of list whose
+ * ref.name is ref; NULL when there is none. */
+static const char *hauler_image_digest(json_t *list, const char *ref)
+{
+    size_t i;
+    json_t *desc;
+    json_array_foreach(list, i, desc)
+    {
+        json_t *ann = json_object_get(desc, "annotations");
+        const char *kind = json_string_value(json_object_get(ann, HAULER_KIND));
+        const char *name = json_string_value(json_object_get(ann, BUNDLE_REF_NAME));
+        if (kind != NULL && name != NULL && strcmp(name, ref) == 0 &&
+            (strcmp(kind, HAULER_COSIGN "image") == 0 ||
+             strcmp(kind, HAULER_COSIGN "imageIndex") == 0)) {
+            return json_string_value(json_object_get(desc, "digest"));
+        }
+    }
+    return NULL;
+}
+
+/* The tag of a Hauler entry that is not an image: cosign's own tag
+ * ("sha256-<hex>.sig", ".att", ".sbom" of the image's digest) for
+ * signatures, attestations and SBOMs; none (kept by digest, found through
+ * its subject) for referrers and any other kind. Images keep their tag. */
+static enum berth_err hauler_tag(struct importer *im, json_t *list, json_t *desc, const char **tag)
+{
+    json_t *ann = json_object_get(desc, "annotations");
+    const char *kind = json_string_value(json_object_get(ann, HAULER_KIND));
+    const char *ref = json_string_value(json_object_get(ann, BUNDLE_REF_NAME));
+    if (kind == NULL || strncmp(kind, HAULER_COSIGN, strlen(HAULER_COSIGN)) != 0 ||
+        strcmp(kind, HAULER_COSIGN "image") == 0 || strcmp(kind, HAULER_COSIGN "imageIndex") == 0) {
+        return BERTH_OK;
+    }
+    const char *what = kind + strlen(HAULER_COSIGN);
+    const char *suffix = strcmp(what, "sigs") == 0    ? "sig"
+                         : strcmp(what, "atts") == 0  ? "att"
+                         : strcmp(what, "sboms") == 0 ? "sbom"
+                                                      : NULL;
+    const char *image = suffix && ref ? hauler_image_digest(list, ref) : NULL;
+    const char *colon = image ? strchr(image, ':') : NULL;
+    *tag = NULL;
+    if (colon == NULL) {
+        return BERTH_OK;
+    }
+    size_t len = strlen(image) + strlen(suffix) + 2;
+    char *cosign = malloc(len);
+    if (cosign != NULL) {
+        snprintf(cosign, len, "%.*s-%s.%s", (int)(colon - image), image, colon + 1, suffix);
+    }
+    *tag = cosign;
+    return own(im, cosign);
+}
+
 /* The repository and tag an index.json entry names. A ref.name is
  * "[registry/]repo:tag" (berth's bundles, skopeo's with a full name) or a
  * bare tag (skopeo's usual; containerd and Docker 25's docker save put the
  * full name in io.containerd.image.name beside it). */
-static enum berth_err entry_target(struct importer *im, size_t i, json_t *desc, char *repo,
-                                   size_t repo_cap, const char **tag)
+static enum berth_err entry_target(struct importer *im, json_t *list, size_t i, json_t *desc,
+                                   char *repo, size_t repo_cap, const char **tag)
 {
     json_t *ann = json_object_get(desc, "annotations");
     const char *ref = json_string_value(json_object_get(ann, BUNDLE_REF_NAME));
@@ -818,6 +877,10 @@ static enum berth_err entry_target(struct importer *im, size_t i, json_t *desc, 
         if (*tag == NULL) {
             *tag = full_tag;
         }
+    }
+    enum berth_err rc = hauler_tag(im, list, desc, tag);
+    if (rc != BERTH_OK) {
+        return rc;
     }
     return check_target(im, what, repo, repo_cap, named, *tag);
 }
@@ -1024,7 +1087,7 @@ static enum berth_err plan(struct importer *im, json_t *index)
         char repo[512];
         const char *tag = NULL;
         size_t r;
-        enum berth_err rc = entry_target(im, i, desc, repo, sizeof(repo), &tag);
+        enum berth_err rc = entry_target(im, list, i, desc, repo, sizeof(repo), &tag);
         if (rc == BERTH_OK) {
             rc = repo_index(im, repo, &r);
         }
