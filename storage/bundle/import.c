@@ -25,6 +25,7 @@
 
 #include <jansson.h>
 
+#include "common/fault.h"
 #include "common/fileio.h"
 #include "common/rand.h"
 #include "common/str.h"
@@ -1180,6 +1181,9 @@ static enum berth_err publish(struct importer *im)
     for (size_t i = 0; i < im->step_count && rc == BERTH_OK; i++) {
         const struct step *s = &im->steps[i];
         rc = s->kind == STEP_BLOB ? publish_blob(im, s) : publish_manifest(im, s);
+        if (rc == BERTH_OK) {
+            fault_point("import-step-published");
+        }
     }
     return rc;
 }

@@ -219,6 +219,27 @@ class ImportTest(unittest.TestCase):
         h.expect_status(reg.push_image("other/repo", h.build_image(), tag="after"), 201)
         self.dest.stop()
 
+    def test_killed_import_runs_again(self):
+        path, images = self.make_export()
+        rc, out = h.run_berth(["import", path], server=self.dest, timeout=120,
+                              env={"BERTH_TEST_CRASH_AT": "import-step-published"})
+        self.assertEqual(rc, -9, out)
+        # killed after its first blob was published, before any manifest: no image yet
+        self.assertEqual(len(lg.blob_files(self.dest.root)), 1)
+        uploads = os.path.join(self.dest.root, "uploads")
+        left = set(os.listdir(uploads))  # the killed run's stages (garbage collection's)
+        self.assertTrue(left)
+        rc, out = berth_import(self.dest, path)
+        self.assertEqual(rc, 0, out)
+        # the run again publishes the rest: every manifest, every blob but the first
+        self.assertIn("new: 5 manifests, 8 blobs", out)
+        self.assertIn("2 tags set", out)
+        self.assertEqual(set(os.listdir(uploads)), left)  # nothing of its own left
+        rc, out = berth_import(self.dest, path)
+        self.assertEqual(rc, 0, out)
+        self.assertIn(NOTHING_NEW, out)
+        self.dest.start()
+        self.assert_has_sample(self.dest.registry(), "itest/app", images)
 
 if __name__ == "__main__":
     unittest.main()
