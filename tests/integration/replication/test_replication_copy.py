@@ -474,7 +474,10 @@ class DistributionPeerTest(e.ModernEcrTestCase):
         sig = h.build_artifact(artifact_type="application/vnd.example.signature.v1",
                                subject=img.descriptor())
         self.push_image_ok("dist/app", sig)
-        # the same layers in another repository: offered as a mount from dist/app
+        # the same layers in another repository: offered as a mount from dist/app, once
+        # dist/app's copy is done (copies run in parallel: the mount would race it)
+        h.wait_until(lambda: self.status_of("dist/app", img.digest) == "COMPLETE", WAIT,
+                     interval=0.1, what="dist/app@%s COMPLETE" % img.digest)
         again = h.Image(img.obj, img.blobs, img.media_type)
         self.push_image_ok("dist/again", again, tag="v1")
         for repo, ref, image in (("dist/app", "v1", img), ("dist/multi", "latest", index),
