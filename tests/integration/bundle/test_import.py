@@ -9,6 +9,7 @@ import io
 import json
 import os
 import shutil
+import subprocess
 import tarfile
 import tempfile
 import unittest
@@ -240,6 +241,26 @@ class ImportTest(unittest.TestCase):
         self.assertIn(NOTHING_NEW, out)
         self.dest.start()
         self.assert_has_sample(self.dest.registry(), "itest/app", images)
+    def test_progress_line_on_a_terminal(self):
+        path, _ = self.make_export()
+        cmd = [h.find_berth_bin(), "import", path, "--root", self.dest.root]
+        if self.dest.config_file() is not None:
+            cmd += ["--config", self.dest.config_file()]
+        # script(1) (util-linux, essential in Debian) gives berth a terminal
+        proc = subprocess.run(["script", "-qec", " ".join(cmd), "/dev/null"],
+                              capture_output=True, timeout=120, stdin=subprocess.DEVNULL,
+                              env=dict(os.environ, **self.dest.env))
+        text = proc.stdout.decode("utf-8", "replace")
+        self.assertEqual(proc.returncode, 0, text)
+        # one line rewritten in place, ending with the totals, then the summary
+        self.assertRegex(text, r"\rimport: 16 entries verified, [0-9.]+ MiB\r?\nimport: ")
+        self.assertIn("new: 5 manifests, 9 blobs", text)
+        # not on a terminal: the summary only
+        rc, out = berth_import(self.dest, path)
+        self.assertEqual(rc, 0, out)
+        self.assertNotIn("entries verified", out)
+        self.assertIn(NOTHING_NEW, out)
+
 
 if __name__ == "__main__":
     unittest.main()
