@@ -447,9 +447,18 @@ function renderRepoList(region, page) {
     el("button", { type: "button", class: "secondary", id: "page-prev", disabled: listState.page === 0, onclick: () => { listState.page--; guarded(() => loadRepoList(region)); } }, "Previous"),
     el("span", { id: "page-status", text: `${start + 1}–${start + rows.length} of ${page.total}` }),
     el("button", { type: "button", class: "secondary", id: "page-next", disabled: listState.page >= pages - 1, onclick: () => { listState.page++; guarded(() => loadRepoList(region)); } }, "Next"));
+  // a sort or page button used from the keyboard keeps the focus once the list is
+  // drawn again (its new copy takes it; a page button now disabled gives it to the other)
+  const was = region.contains(document.activeElement) ? document.activeElement : null;
   region.replaceChildren(
     tableWrap(el("caption", { class: "visually-hidden", text: "Repositories" }), el("thead", {}, head), body),
     nav);
+  if (was && was.dataset.sort) {
+    region.querySelector('button[data-sort="' + was.dataset.sort + '"]').focus();
+  } else if (was && (was.id === "page-prev" || was.id === "page-next")) {
+    const same = document.getElementById(was.id);
+    (same.disabled ? document.getElementById(was.id === "page-prev" ? "page-next" : "page-prev") : same).focus();
+  }
 }
 
 // A modal form; onsubmit(values, errorRegion) resolves true to close it.

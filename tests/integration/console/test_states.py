@@ -8,7 +8,8 @@ instead of the browser's "Failed to fetch"; once it is back, Try again asks to s
 again (the session ended with the process) and then shows the page. In a 420 px window (a phone, or 200% zoom of
 an 840 px one) the sign-in page, the repository list, the image page and the error page
 are no wider than the window. axe-core finds no serious or critical violation on the
-error pages."""
+error pages. The repository list sorts from the keyboard: Enter on a column's header
+sorts by it, and the focus stays on that header for Enter again (reversing) or Tab."""
 
 import os
 import shutil
@@ -143,6 +144,36 @@ class ConsoleStatesTest(h.ServerTestCase):
         b.click(b.wait_for("#signin"))
         b.wait_for("#registry-refresh")
         self.assertEqual(b.find_all("#error-title"), [])
+
+    def test_5_sort_by_keyboard(self):
+        b = self.browser
+        reg = e.AuthRegistry(self.server.base_url, e.basic(*self.admin))
+        h.expect_status(reg.push_image("sorted/big", h.build_image(
+            layer_count=3, layer_size=16384, compress=False), tag="v1"), 201)
+        h.expect_status(reg.push_image("sorted/small", h.build_image(
+            layer_count=1, layer_size=1024, compress=False), tag="v1"), 201)
+        self.sign_in()
+        b.type(b.wait_for("#repo-search"), "sorted/")
+        b.wait_for("#repo-list a", "sorted/big")
+        names = lambda: b.script("return [...document.querySelectorAll("
+                                 "'#repo-list tbody th a')].map((a) => a.textContent)")
+        # Enter on the Size header: largest first, the header says so, and the focus
+        # stays on it (the list is drawn again), so Enter again reverses it
+        b.script("document.querySelector('button[data-sort=size]').focus()")
+        b.keys("\ue007")  # Enter
+        h.wait_until(lambda: names() == ["sorted/big", "sorted/small"], 30,
+                     what="largest first")
+        b.wait_for("th[aria-sort=descending] button[data-sort=size]")
+        self.assertEqual(b.script("return document.activeElement.dataset.sort"), "size")
+        b.keys("\ue007")
+        b.wait_for("th[aria-sort=ascending] button[data-sort=size]")
+        h.wait_until(lambda: names() == ["sorted/small", "sorted/big"], 30,
+                     what="smallest first")
+        self.assertEqual(b.script("return document.activeElement.dataset.sort"), "size")
+        # Tab from it reaches the next header's button
+        b.keys("\ue004")  # Tab
+        self.assertEqual(b.script("return document.activeElement.dataset.sort"), "pushed")
+        self.assertEqual(b.accessibility(), [])
 
 
 if __name__ == "__main__":
