@@ -3,6 +3,7 @@
  * the destination's write lock is taken, as an upload's is. */
 #include "unit.h"
 #include "unit_registry.h"
+#include "unit_lock.h"
 
 #include <dirent.h>
 #include <pthread.h>
@@ -13,30 +14,6 @@
 
 static char src_root[UNIT_ROOT_MAX];
 static char dst_root[UNIT_ROOT_MAX];
-
-/* Holds the destination's write lock until phase 2. */
-struct holder {
-    struct store *st;
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-    int phase; /* 1: the lock is held; 2: let it go */
-};
-
-static void *hold_write_lock(void *arg)
-{
-    struct holder *hd = arg;
-    struct meta *m = store_meta(hd->st);
-    CHECK_INT(meta_begin(m), BERTH_OK);
-    pthread_mutex_lock(&hd->mu);
-    hd->phase = 1;
-    pthread_cond_broadcast(&hd->cv);
-    while (hd->phase != 2) {
-        pthread_cond_wait(&hd->cv, &hd->mu);
-    }
-    pthread_mutex_unlock(&hd->mu);
-    meta_rollback(m);
-    return NULL;
-}
 
 struct migration {
     struct store *src, *dst;
@@ -66,33 +43,15 @@ static void test_blob_linked_before_the_lock(void)
     snprintf(path, sizeof(path), "%s/blobs/sha256/%.2s/%s", dst_root, digest_hex(&d),
              digest_hex(&d));
 
-    struct holder hd = {.st = dst};
-    pthread_mutex_init(&hd.mu, NULL);
-    pthread_cond_init(&hd.cv, NULL);
-    pthread_t holder, migrator;
-    CHECK_INT(pthread_create(&holder, NULL, hold_write_lock, &hd), 0);
-    pthread_mutex_lock(&hd.mu);
-    while (hd.phase != 1) {
-        pthread_cond_wait(&hd.cv, &hd.mu);
-    }
-    pthread_mutex_unlock(&hd.mu);
+    struct unit_lock_holder hd;
+    unit_lock_hold(&hd, dst);
+    pthread_t migrator;
     struct migration mg = {.src = src, .dst = dst};
     CHECK_INT(pthread_create(&migrator, NULL, run_migration, &mg), 0);
     /* the file appears while the lock is still held (bounded wait: a
      * publication inside the lock would never show it here) */
-    bool linked = false;
-    for (int i = 0; i < 1000 && !linked; i++) {
-        linked = access(path, F_OK) == 0;
-        if (!linked) {
-            usleep(10000);
-        }
-    }
-    CHECK(linked);
-    pthread_mutex_lock(&hd.mu);
-    hd.phase = 2;
-    pthread_cond_broadcast(&hd.cv);
-    pthread_mutex_unlock(&hd.mu);
-    pthread_join(holder, NULL);
+    CHECK(unit_file_appears(path));
+    unit_lock_release(&hd);
     pthread_join(migrator, NULL);
     CHECK_INT(mg.rc, BERTH_OK);
     if (mg.rc != BERTH_OK) {
@@ -117,8 +76,6 @@ static void test_blob_linked_before_the_lock(void)
         closedir(dir);
     }
     CHECK_INT(left, 0);
-    pthread_cond_destroy(&hd.cv);
-    pthread_mutex_destroy(&hd.mu);
     unit_store_remove(src, src_root);
     unit_store_remove(dst, dst_root);
 }

@@ -5,6 +5,7 @@
 #include "unit_meta.h"
 #include "unit_registry.h"
 #include "unit_fds.h"
+#include "unit_lock.h"
 
 #include <pthread.h>
 #include <string.h>
@@ -295,29 +296,6 @@ static void test_blob_publish(void)
  * stage in under the blob's name and syncs its directory before it takes
  * the write lock: while another writer holds the lock, the file is there
  * already; the row comes once the lock is free. */
-struct holder {
-    struct store *st;
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-    int phase; /* 1: the lock is held; 2: let it go */
-};
-
-static void *hold_write_lock(void *arg)
-{
-    struct holder *hd = arg;
-    struct meta *m = store_meta(hd->st);
-    CHECK_INT(meta_begin(m), BERTH_OK);
-    pthread_mutex_lock(&hd->mu);
-    hd->phase = 1;
-    pthread_cond_broadcast(&hd->cv);
-    while (hd->phase != 2) {
-        pthread_cond_wait(&hd->cv, &hd->mu);
-    }
-    pthread_mutex_unlock(&hd->mu);
-    meta_rollback(m);
-    return NULL;
-}
-
 struct publisher {
     struct store *st;
     const char *stage;
@@ -349,43 +327,23 @@ static void test_blob_publish_links_before_the_lock(void)
     snprintf(path, sizeof(path), "%s/blobs/sha256/%.2s/%s", root, digest_hex(&pb.d),
              digest_hex(&pb.d));
 
-    struct holder hd = {.st = st};
-    pthread_mutex_init(&hd.mu, NULL);
-    pthread_cond_init(&hd.cv, NULL);
-    pthread_t holder, publisher;
-    CHECK_INT(pthread_create(&holder, NULL, hold_write_lock, &hd), 0);
-    pthread_mutex_lock(&hd.mu);
-    while (hd.phase != 1) {
-        pthread_cond_wait(&hd.cv, &hd.mu);
-    }
-    pthread_mutex_unlock(&hd.mu);
+    struct unit_lock_holder hd;
+    unit_lock_hold(&hd, st);
+    pthread_t publisher;
     CHECK_INT(pthread_create(&publisher, NULL, publish_blob, &pb), 0);
     /* the file appears while the lock is still held (bounded wait: a
      * publication inside the lock would never show it here) */
-    bool linked = false;
-    for (int i = 0; i < 500 && !linked; i++) {
-        linked = access(path, F_OK) == 0;
-        if (!linked) {
-            usleep(10000);
-        }
-    }
-    CHECK(linked);
+    CHECK(unit_file_appears(path));
     struct registry_status s;
     struct meta_blob b;
     CHECK_INT(registry_blob_stat(st, "imp/locked", &pb.d, &b, &s), BERTH_ENOTFOUND);
-    pthread_mutex_lock(&hd.mu);
-    hd.phase = 2;
-    pthread_cond_broadcast(&hd.cv);
-    pthread_mutex_unlock(&hd.mu);
-    pthread_join(holder, NULL);
+    unit_lock_release(&hd);
     pthread_join(publisher, NULL);
     CHECK_INT(pb.rc, BERTH_OK);
     CHECK_INT(registry_blob_stat(st, "imp/locked", &pb.d, &b, &s), BERTH_OK);
     uint64_t size;
     int64_t mtime;
     CHECK_INT(blob_stage_stat(store_blobs(st), stage, &size, &mtime), BERTH_ENOTFOUND);
-    pthread_cond_destroy(&hd.cv);
-    pthread_mutex_destroy(&hd.mu);
 }
 
 struct lookup {
