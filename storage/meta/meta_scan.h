@@ -91,14 +91,16 @@ enum berth_err meta_scan_enqueue(struct meta *m, int64_t manifest_id, int64_t no
                                  bool *queued);
 
 /* Queue a rescan (count_quota false) of every image manifest of a
- * repository (those meta_scan_is_image accepts). *queued receives the number of new jobs. Call
- * inside a write transaction. */
+ * repository (those meta_scan_is_image accepts) that is not archived (an
+ * archived image cannot be scanned; an activating one is, once its blobs are
+ * back). *queued receives the number of new jobs. Call inside a write
+ * transaction. */
 enum berth_err meta_scan_enqueue_repo(struct meta *m, int64_t repo_id, int64_t now,
                                       int64_t *queued);
 
-/* Queue a new scan (count_quota false) of every image whose last scan
- * FAILED with a description starting with prefix. *queued receives the
- * number of new jobs. Call inside a write transaction. */
+/* Queue a new scan (count_quota false) of every image, not archived, whose
+ * last scan FAILED with a description starting with prefix. *queued
+ * receives the number of new jobs. Call inside a write transaction. */
 enum berth_err meta_scan_enqueue_failed(struct meta *m, const char *prefix, int64_t now,
                                         int64_t *queued);
 

@@ -269,9 +269,12 @@ static enum berth_err enqueue_batches(struct meta *m, const char *sql, int64_t i
     return rc;
 }
 
-/* Image manifests of a repository after an id, in id order (a batch). */
+/* Image manifests of a repository after an id, in id order (a batch).
+ * Archived ones (storage_class 1) are left out: an archived image cannot be
+ * scanned until it is restored, and its restore decides its scan
+ * (meta_scan_on_restore). */
 static const char enqueue_repo_sql[] =
-    "SELECT id FROM manifests WHERE repo_id = ?1 AND is_index = 0 AND "
+    "SELECT id FROM manifests WHERE repo_id = ?1 AND is_index = 0 AND storage_class = 0 AND "
     "config_media_type IN ('" META_SCAN_CONFIG_OCI "', '" META_SCAN_CONFIG_DOCKER "') "
     "AND id > ?2 ORDER BY id LIMIT 256";
 
@@ -280,11 +283,13 @@ enum berth_err meta_scan_enqueue_repo(struct meta *m, int64_t repo_id, int64_t n
     return enqueue_batches(m, enqueue_repo_sql, repo_id, NULL, now, queued);
 }
 
-/* Images whose last scan failed with a description starting with ?1. */
+/* Images whose last scan failed with a description starting with ?1, but
+ * not archived ones (as above). */
 static const char enqueue_failed_sql[] =
-    "SELECT manifest_id FROM scans WHERE status = 'FAILED' AND "
-    "substr(description, 1, length(?1)) = ?1 AND manifest_id > ?2 ORDER BY manifest_id "
-    "LIMIT 256";
+    "SELECT s.manifest_id FROM scans s JOIN manifests m ON m.id = s.manifest_id "
+    "WHERE s.status = 'FAILED' AND m.storage_class = 0 AND "
+    "substr(s.description, 1, length(?1)) = ?1 AND s.manifest_id > ?2 "
+    "ORDER BY s.manifest_id LIMIT 256";
 
 enum berth_err meta_scan_enqueue_failed(struct meta *m, const char *prefix, int64_t now,
                                         int64_t *queued)

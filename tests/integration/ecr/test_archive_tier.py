@@ -522,6 +522,62 @@ class RestoreRescanTest(TierMixin, e.ModernEcrTestCase):
         self.assertEqual(s.findings_of(out), s.DEBIAN_FINDINGS)
 
 
+@h.berth_only("berth vulndb import and berth's scan log")
+class ImportSkipsArchivedTest(TierMixin, e.ModernEcrTestCase):
+    """`berth vulndb import` queues rescans of CONTINUOUS_SCAN repositories' images and of
+    scans that failed for want of a database, but not of archived images: they cannot be
+    scanned (ECR: archived images must be restored before they can be scanned), their status
+    stays IMAGE_ARCHIVED and their blobs stay in the archive tier."""
+    server_config = {"gc": {"enabled": False}, "scan": {"workers": 1}}
+
+    def test_import_leaves_archived_images_alone(self):
+        cont = self.scan_repo(False)
+        self.ecr.put_registry_scanning_configuration(scanType="ENHANCED", rules=[
+            {"scanFrequency": "CONTINUOUS_SCAN",
+             "repositoryFilters": [{"filter": cont, "filterType": "WILDCARD"}]}])
+        self.addCleanup(self.ecr.put_registry_scanning_configuration, scanType="BASIC",
+                        rules=[])
+        push = self.scan_repo(True)
+        # no database yet: every scan on push fails, and an import retries them; the
+        # layers differ by compression, so each image's blobs are its own
+        kept = s.debian_image("gzip", "kept-" + uuid.uuid4().hex)
+        cold = s.debian_image("zstd", "cold-" + uuid.uuid4().hex)
+        failed = s.debian_image("none", "failed-" + uuid.uuid4().hex)
+        for repo, image in ((cont, kept), (cont, cold), (push, failed)):
+            self.push(repo, image)
+            out = s.wait_scan(self.ecr, repo, {"imageDigest": image.digest})
+            self.assertEqual(out["imageScanStatus"]["status"], "FAILED", out)
+        for repo, image in ((cont, cold), (push, failed)):
+            self.archive(repo, image.digest)
+            self.wait_archived(*image.layer_digests, image.config_digest)
+        work = tempfile.mkdtemp(prefix="berth-osv-")
+        self.addCleanup(shutil.rmtree, work, True)
+        osv = s.write_osv(os.path.join(work, "osv"), s.OSV_RECORDS)
+        rc, out = h.run_berth(["vulndb", "import", osv], server=self.server, timeout=120)
+        self.assertEqual(rc, 0, out)
+        # the active image only (its failed scan is covered by the continuous rescan)
+        self.assertIn("rescans queued    1 (CONTINUOUS_SCAN)", out)
+        self.assertNotIn("retries queued", out)
+        done = s.wait_scan(self.ecr, cont, {"imageDigest": kept.digest})
+        self.assertEqual(done["imageScanStatus"]["status"], "COMPLETE", done)
+        self.assertEqual(s.names_of(done), s.names(s.DEBIAN_FINDINGS))
+        for repo, image in ((cont, cold), (push, failed)):
+            self.assertEqual(self.scans_recorded(repo, image.digest), 1)
+            out = self.scan_findings(repo, image.digest)
+            self.assertEqual(out["imageScanStatus"]["status"], "IMAGE_ARCHIVED", out)
+            self.assertNotIn("imageScanFindings", out)
+            self.assertEqual(self.status(repo, image.digest), "ARCHIVED")
+            for digest in image.layer_digests + [image.config_digest]:
+                self.assertEqual(self.where(digest), (False, True), digest)
+        # no job waits for them: after a restore each is scanned as a restored image is
+        # (the quota counts from the push a moment ago: LIMIT_EXCEEDED), once
+        self.restore(cont, cold.digest)
+        self.wait_active(cont, cold.digest)
+        out = self.scan_findings(cont, cold.digest)
+        self.assertEqual(out["imageScanStatus"]["status"], "LIMIT_EXCEEDED", out)
+        self.assertEqual(self.scans_recorded(cont, cold.digest), 1)
+
+
 @h.berth_only("BERTH_TEST_CRASH_AT is berth's")
 class ArchiveCrashTest(TierMixin, e.ModernEcrTestCase):
     """kill -9 at each point of a move; the restarted server settles the store."""

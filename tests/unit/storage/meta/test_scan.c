@@ -326,6 +326,42 @@ static void test_enqueue_repo_and_failed(void)
     CHECK_INT(meta_scan_enqueue_repo(m, big.id, 300, &n), BERTH_OK);
     CHECK_INT(meta_commit(m), BERTH_OK);
     CHECK_INT(n, 600);
+
+    /* archived images are neither rescanned nor retried (they cannot be
+     * scanned until restored); a restored one is again */
+    struct meta_repo cold;
+    CHECK_INT(meta_repo_create(m, "on/cold", 1000, &cold), BERTH_OK);
+    int64_t a_id = add_manifest(m, cold.id, digest(16), false, META_SCAN_CONFIG_OCI);
+    int64_t b_id = add_manifest(m, cold.id, digest(17), false, META_SCAN_CONFIG_DOCKER);
+    while (meta_scan_job_claim(m, 450, &job) == BERTH_OK) {
+        CHECK_INT(meta_scan_job_delete(m, job.id), BERTH_OK);
+    }
+    CHECK_INT(meta_begin(m), BERTH_OK);
+    CHECK_INT(meta_scan_store(m, a_id, &nodb), BERTH_OK);
+    CHECK_INT(meta_scan_store(m, b_id, &nodb), BERTH_OK);
+    CHECK_INT(meta_manifest_set_storage_class(m, cold.id, a_id, META_STORAGE_ARCHIVE, 500, 0),
+              BERTH_OK);
+    CHECK_INT(meta_scan_enqueue_repo(m, cold.id, 600, &n), BERTH_OK);
+    CHECK_INT(n, 1);
+    CHECK_INT(meta_scan_enqueue_failed(m, "VulnerabilityDatabaseError:", 600, &n), BERTH_OK);
+    CHECK_INT(n, 0); /* b's job waits already; a is archived */
+    CHECK_INT(meta_commit(m), BERTH_OK);
+    CHECK_INT(meta_scan_get(m, a_id, &scan), BERTH_OK);
+    CHECK_INT(scan.status, META_SCAN_FAILED);
+    CHECK_INT(meta_scan_get(m, b_id, &scan), BERTH_OK);
+    CHECK_INT(scan.status, META_SCAN_IN_PROGRESS);
+    while (meta_scan_job_claim(m, 650, &job) == BERTH_OK) {
+        CHECK_INT(job.manifest_id, b_id);
+        CHECK_INT(meta_scan_job_delete(m, job.id), BERTH_OK);
+    }
+    CHECK_INT(meta_begin(m), BERTH_OK);
+    CHECK_INT(meta_scan_enqueue_failed(m, "VulnerabilityDatabaseError:", 700, &n), BERTH_OK);
+    CHECK_INT(n, 0);
+    CHECK_INT(meta_manifest_set_storage_class(m, cold.id, a_id, META_STORAGE_STANDARD, 800, 800),
+              BERTH_OK);
+    CHECK_INT(meta_scan_enqueue_failed(m, "VulnerabilityDatabaseError:", 900, &n), BERTH_OK);
+    CHECK_INT(n, 1);
+    CHECK_INT(meta_commit(m), BERTH_OK);
     meta_close(m);
 }
 
