@@ -18,31 +18,26 @@
  * 3. the bundle, written in the recorded order from memory and the part
  *    files (each hashed again as it is copied), then made durable and
  *    renamed into place; <out>.parts/ is removed.
+ * <out>.parts/ itself (its files, its lock, what is verified when read
+ * back) is the part store, parts.c.
  * A failure leaves no bundle (the temporary file is removed) and keeps
  * <out>.parts/ for the next run, except a part whose bytes do not match
  * its digest.
  */
 #include "storage/bundle/bundle.h"
 #include "storage/bundle/bundle_int.h"
+#include "storage/bundle/parts_int.h"
 
-#include <dirent.h>
-#include <errno.h>
-#include <fcntl.h>
 #include <pthread.h>
-#include <signal.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/file.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include <jansson.h>
 
 #include "common/fault.h"
-#include "common/fileio.h"
 #include "common/log.h"
 #include "common/str.h"
 #include "common/timeutil.h"
@@ -62,7 +57,6 @@
 /* Blobs fetched at once when the options do not say, and at most. */
 #define PARALLEL_DEFAULT 4
 #define PARALLEL_MAX 64
-#define COPY_BUF (256 * 1024)
 
 struct remote {
     char host[256];
@@ -92,10 +86,7 @@ struct mirror {
     size_t plan_count;
     size_t plan_cap;
     size_t blob_count;
-    char parts[4096]; /* <out>.parts */
-    int lock_fd;
-    bool locked;            /* this run holds <out>.parts/lock */
-    size_t manifests_found; /* manifests an earlier run left in <out>.parts/ */
+    struct bundle_parts parts; /* <out>.parts */
     /* Below: shared by the threads walking ahead (mu). */
     pthread_mutex_t mu;
     size_t manifests_kept; /* of an earlier run, read from <out>.parts/ by this one */
@@ -293,79 +284,32 @@ static void fetched_fini(struct fetched *f)
 
 /* ---- manifests kept in <out>.parts/ ---- */
 
-/* <parts>/<alg>-<hex>.manifest: the media type the registry served it
- * as, a newline, then the manifest's bytes. */
-static void manifest_part_path(const struct mirror *m, const struct digest *d, char *out,
-                               size_t cap)
-{
-    snprintf(out, cap, "%s/%s-%s.manifest", m->parts, digest_alg_name(d->alg), digest_hex(d));
-}
-
-/* The manifest d kept by an earlier run, read back into um and verified:
- * false when there is none, or when it does not match d (then removed, to
- * be fetched again). */
+/* The manifest d kept by an earlier run in <out>.parts/, read back into
+ * um and verified: false when there is none, or when it does not match d
+ * (then removed, to be fetched again). */
 static bool manifest_part_load(struct mirror *m, const struct digest *d,
                                struct upstream_manifest *um)
 {
-    char path[4200];
-    manifest_part_path(m, d, path, sizeof(path));
-    char *text = NULL;
-    size_t len = 0;
-    if (file_read_bounded(path, m->opt->manifest_max + sizeof(um->content_type) + 1, &text, &len) !=
-        BERTH_OK) {
-        return false;
-    }
     memset(um, 0, sizeof(*um));
-    char *nl = memchr(text, '\n', len);
-    size_t type_len = nl != NULL ? (size_t)(nl - text) : 0;
-    struct digest got;
-    bool matches = nl != NULL && type_len < sizeof(um->content_type) &&
-                   digest_buffer(d->alg, nl + 1, len - type_len - 1, &got) == BERTH_OK &&
-                   strcmp(got.str, d->str) == 0;
-    if (!matches) {
-        log_warn("event=mirror_manifest_dropped path=%s reason=\"it does not match its digest\"",
-                 path);
-        unlink(path);
-        free(text);
+    if (bundle_parts_manifest_get(&m->parts, d, m->opt->manifest_max, um->content_type,
+                                  sizeof(um->content_type), &um->body, &um->len) != BERTH_OK) {
         return false;
     }
-    um->len = len - type_len - 1;
-    um->body = malloc(um->len ? um->len : 1);
-    if (um->body != NULL) {
-        memcpy(um->body, nl + 1, um->len);
-        memcpy(um->content_type, text, type_len);
-        um->content_type[type_len] = '\0';
-        str_copy(um->digest, sizeof(um->digest), d->str);
-        pthread_mutex_lock(&m->mu);
-        if (!digest_set_has(&m->seen, d->str) && digest_set_add(&m->seen, d->str) == BERTH_OK) {
-            m->manifests_kept++;
-        }
-        pthread_mutex_unlock(&m->mu);
+    str_copy(um->digest, sizeof(um->digest), d->str);
+    pthread_mutex_lock(&m->mu);
+    if (!digest_set_has(&m->seen, d->str) && digest_set_add(&m->seen, d->str) == BERTH_OK) {
+        m->manifests_kept++;
     }
-    free(text);
-    return um->body != NULL;
+    pthread_mutex_unlock(&m->mu);
+    return true;
 }
 
-/* A manifest just fetched and verified, kept for a later run (written
- * whole under a temporary name, then renamed: a run reads it only
- * verified, so it is not synced). A failure costs only a fetch again. */
+/* A manifest just fetched and verified, kept in <out>.parts/ for a later
+ * run. */
 static void manifest_part_store(struct mirror *m, const struct digest *d,
                                 const struct upstream_manifest *um, const char *type)
 {
-    char path[4200];
-    manifest_part_path(m, d, path, sizeof(path));
-    size_t type_len = strlen(type);
-    char *text = malloc(type_len + 1 + um->len);
-    if (text == NULL) {
-        return;
-    }
-    memcpy(text, type, type_len);
-    text[type_len] = '\n';
-    memcpy(text + type_len + 1, um->body, um->len);
-    if (file_write_atomic(path, text, type_len + 1 + um->len, 0644, false) != BERTH_OK) {
-        log_warn("event=mirror_manifest_not_kept path=%s", path);
-    }
-    free(text);
+    bundle_parts_manifest_put(&m->parts, d, type, um->body, um->len);
     pthread_mutex_lock(&m->mu);
     (void)digest_set_add(&m->seen, d->str); /* out of memory: it may count as kept */
     pthread_mutex_unlock(&m->mu);
@@ -408,7 +352,7 @@ static enum berth_err load_manifest(struct mirror *m, struct upstream_client *c,
     bool kept = expected != NULL   ? manifest_part_load(m, expected, &um)
                 : resolved != NULL ? manifest_part_load(m, resolved, &um)
                                    : false;
-    if (!kept && expected == NULL && resolved == NULL && m->manifests_found > 0) {
+    if (!kept && expected == NULL && resolved == NULL && m->parts.manifests_found > 0) {
         struct digest now;
         rc = get_manifest(m, c, what, repo, reference, true, &um, err, sizeof(err));
         if (rc == BERTH_OK && um.digest[0] != '\0' && digest_parse(um.digest, &now) == BERTH_OK) {
@@ -598,14 +542,6 @@ static enum berth_err plan_manifest(struct mirror *m, const struct fetched *f)
 
 /* ---- blobs: fetched into <out>.parts/ ---- */
 
-/* <parts>/<alg>-<hex>[.partial] */
-static void part_path(const struct mirror *m, const struct digest *d, bool partial, char *out,
-                      size_t cap)
-{
-    snprintf(out, cap, "%s/%s-%s%s", m->parts, digest_alg_name(d->alg), digest_hex(d),
-             partial ? ".partial" : "");
-}
-
 struct pool {
     struct mirror *m;
     pthread_mutex_t mu;
@@ -650,26 +586,12 @@ static void pool_progress(struct pool *p, int64_t blobs, int64_t bytes)
 struct sink {
     struct pool *pool;
     const struct planned *b;
-    int fd;
-    struct digest_ctx *ctx;
-    int64_t have;  /* bytes in the file (and hashed) */
-    int64_t from;  /* where this answer starts: have when honoured, 0 when whole */
+    struct bundle_part part;
+    int64_t from;  /* where this answer starts: part.have when honoured, 0 when whole */
     int64_t told;  /* the answer's Content-Length */
     bool came;     /* a byte came in this attempt */
     char why[512]; /* what was wrong with the answer, or "" */
 };
-
-/* Back to nothing: the file emptied, the hash started again. */
-static enum berth_err sink_restart(struct sink *s)
-{
-    digest_ctx_free(s->ctx);
-    s->ctx = digest_ctx_new(s->b->d.alg);
-    s->have = 0;
-    if (s->ctx == NULL) {
-        return BERTH_ENOMEM;
-    }
-    return ftruncate(s->fd, 0) == 0 ? BERTH_OK : BERTH_EIO;
-}
 
 static void on_range(void *arg, int64_t from, int64_t length)
 {
@@ -681,24 +603,26 @@ static void on_range(void *arg, int64_t from, int64_t length)
 static enum berth_err on_write(void *arg, const void *p, size_t n)
 {
     struct sink *s = arg;
+    int64_t have = s->part.have;
     if (!s->came) {
         s->came = true;
-        if (s->from != s->have && s->from != 0) {
+        if (s->from != have && s->from != 0) {
             snprintf(s->why, sizeof(s->why),
                      "the registry answered a request from byte %lld with bytes from %lld",
-                     (long long)s->have, (long long)s->from);
+                     (long long)have, (long long)s->from);
             return BERTH_EINVAL;
         }
-        if (s->from == 0 && s->have > 0) {
+        if (s->from == 0 && have > 0) {
             /* the registry ignored the Range: the whole blob comes again */
             log_info("event=mirror_restart digest=%s had=%lld reason=\"a whole answer to a "
                      "range request\"",
-                     s->b->d.str, (long long)s->have);
-            pool_progress(s->pool, 0, -s->have);
-            enum berth_err rc = sink_restart(s);
+                     s->b->d.str, (long long)have);
+            pool_progress(s->pool, 0, -have);
+            enum berth_err rc = bundle_part_restart(&s->part);
             if (rc != BERTH_OK) {
                 return rc;
             }
+            have = 0;
         }
         if (s->told >= 0 && s->from + s->told != s->b->size) {
             snprintf(s->why, sizeof(s->why),
@@ -708,20 +632,15 @@ static enum berth_err on_write(void *arg, const void *p, size_t n)
         }
         fault_hold("mirror_blob");
     }
-    if (s->have + (int64_t)n > s->b->size) {
+    if (have + (int64_t)n > s->b->size) {
         snprintf(s->why, sizeof(s->why), "more bytes than its size %lld", (long long)s->b->size);
         return BERTH_EDIGEST;
     }
-    enum berth_err rc = file_pwrite_all(s->fd, p, n, (off_t)s->have);
-    if (rc == BERTH_OK) {
-        rc = digest_ctx_update(s->ctx, p, n);
-    }
+    enum berth_err rc = bundle_part_append(&s->part, p, n);
     if (rc != BERTH_OK) {
         return rc;
     }
-    int64_t before = s->have;
-    s->have += (int64_t)n;
-    if (before * 2 < s->b->size && s->have * 2 >= s->b->size && s->have < s->b->size) {
+    if (have * 2 < s->b->size && s->part.have * 2 >= s->b->size && s->part.have < s->b->size) {
         fault_point("mirror-blob-half");
     }
     pool_progress(s->pool, 0, (int64_t)n);
@@ -735,62 +654,47 @@ static enum berth_err fetch_blob(struct pool *pool, struct upstream_client *c,
 {
     struct mirror *m = pool->m;
     const char *host = m->remotes[b->remote].host;
-    char done_path[4200];
-    char partial[4200];
-    part_path(m, &b->d, false, done_path, sizeof(done_path));
-    part_path(m, &b->d, true, partial, sizeof(partial));
-    struct stat sb;
-    if (stat(done_path, &sb) == 0 && S_ISREG(sb.st_mode) && sb.st_size == b->size) {
+    if (bundle_parts_blob_has(&m->parts, &b->d, b->size)) {
         pool_progress(pool, 1, b->size); /* complete in an earlier run (hashed when written) */
         return BERTH_OK;
     }
     struct sink s = {.pool = pool, .b = b, .told = -1};
-    s.fd = open(partial, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-    if (s.fd < 0) {
-        return pool_fail(pool, BERTH_EIO, "%s: %s", partial, strerror(errno));
+    char err[512] = "";
+    enum berth_err rc = bundle_part_open(&m->parts, &b->d, b->size, &s.part, err, sizeof(err));
+    if (rc != BERTH_OK && err[0] != '\0') {
+        bundle_part_close(&s.part);
+        return pool_fail(pool, rc, "%s", err);
     }
-    s.ctx = digest_ctx_new(b->d.alg);
-    enum berth_err rc = s.ctx != NULL ? BERTH_OK : BERTH_ENOMEM;
-    if (rc == BERTH_OK && fstat(s.fd, &sb) != 0) {
-        rc = BERTH_EIO;
-    }
-    if (rc == BERTH_OK && sb.st_size > 0) {
-        /* an interrupted run's bytes: hashed again, only the rest fetched */
-        if (sb.st_size > b->size || digest_ctx_update_fd(s.ctx, s.fd, sb.st_size) != BERTH_OK) {
-            rc = sink_restart(&s);
-        } else {
-            s.have = sb.st_size;
-            pool_progress(pool, 0, s.have);
-        }
+    if (rc == BERTH_OK && s.part.have > 0) {
+        pool_progress(pool, 0, s.part.have);
     }
     char what[1024];
     snprintf(what, sizeof(what), "%s/%s@%s", host, b->repo, b->d.str);
-    char err[512] = "";
     /* an empty blob needs no request; one found whole is only checked */
-    for (int attempt = 0; rc == BERTH_OK && s.have < b->size;) {
+    for (int attempt = 0; rc == BERTH_OK && s.part.have < b->size;) {
         s.came = false;
         s.told = -1;
-        s.from = s.have;
+        s.from = s.part.have;
         s.why[0] = '\0';
-        int64_t before = s.have;
-        if (s.have > 0) {
+        int64_t before = s.part.have;
+        if (s.part.have > 0) {
             log_info("event=mirror_resume digest=%s from=%lld size=%lld", b->d.str,
-                     (long long)s.have, (long long)b->size);
+                     (long long)s.part.have, (long long)b->size);
         }
-        rc = upstream_get_blob_from(c, b->repo, b->d.str, s.have, on_range, on_write, &s, err,
+        rc = upstream_get_blob_from(c, b->repo, b->d.str, s.part.have, on_range, on_write, &s, err,
                                     sizeof(err));
         if (s.why[0] != '\0') {
             str_copy(err, sizeof(err), s.why);
         }
-        if (rc == BERTH_OK && s.have < b->size) {
-            snprintf(err, sizeof(err), "%lld bytes where its size is %lld", (long long)s.have,
+        if (rc == BERTH_OK && s.part.have < b->size) {
+            snprintf(err, sizeof(err), "%lld bytes where its size is %lld", (long long)s.part.have,
                      (long long)b->size);
             rc = BERTH_EIO; /* cut short: the rest is asked for again */
         }
         if (rc == BERTH_OK || !transient(rc) || s.why[0] != '\0' || atomic_load(&pool->stop)) {
             break;
         }
-        bool progress = s.have > before;
+        bool progress = s.part.have > before;
         attempt = progress ? 0 : attempt + 1; /* bytes came: the tries start again */
         if (attempt == ATTEMPTS) {
             break;
@@ -799,29 +703,29 @@ static enum berth_err fetch_blob(struct pool *pool, struct upstream_client *c,
         rc = BERTH_OK;
     }
     struct digest got;
+    char why[1024] = "";
+    bool reported = false;
     if (rc == BERTH_OK) {
-        rc = digest_ctx_final(s.ctx, &got);
+        rc = bundle_part_commit(&s.part, &got, why, sizeof(why));
+        if (rc == BERTH_EDIGEST) {
+            reported = true;
+            pool_fail(pool, rc,
+                      "blob %s of %s/%s@%s: the content does not match its digest (it is %s)",
+                      b->d.str, host, b->repo, b->owner, got.str);
+        } else if (rc != BERTH_OK && why[0] != '\0') {
+            reported = true;
+            pool_fail(pool, rc, "%s", why);
+        }
     }
-    if (rc == BERTH_OK && strcmp(got.str, b->d.str) != 0) {
-        unlink(partial); /* no use keeping it */
-        rc = pool_fail(pool, BERTH_EDIGEST,
-                       "blob %s of %s/%s@%s: the content does not match its digest (it is %s)",
-                       b->d.str, host, b->repo, b->owner, got.str);
-    } else if (rc == BERTH_OK && fdatasync(s.fd) != 0) {
-        /* durable before it is named complete: a later run trusts the name */
-        rc = pool_fail(pool, BERTH_EIO, "%s: fsync: %s", partial, strerror(errno));
-    } else if (rc == BERTH_OK && rename(partial, done_path) != 0) {
-        rc = pool_fail(pool, BERTH_EIO, "%s: %s", done_path, strerror(errno));
-    } else if (rc == BERTH_OK) {
+    if (rc == BERTH_OK) {
         pool_progress(pool, 1, 0);
-    } else {
+    } else if (!reported) {
         if (err[0] == '\0') {
             str_copy(err, sizeof(err), berth_strerror(rc));
         }
         pool_fail(pool, rc, "blob %s of %s/%s@%s: %s", b->d.str, host, b->repo, b->owner, err);
     }
-    digest_ctx_free(s.ctx);
-    close(s.fd);
+    bundle_part_close(&s.part);
     return rc;
 }
 
@@ -856,124 +760,6 @@ static void *fetch_thread(void *arg)
         upstream_client_free(clients[i]);
     }
     return NULL;
-}
-
-/* The temporary bundles (<out>.tmp-<pid>) of runs killed while writing
- * it, removed: a run writes one only while holding the lock this run now
- * holds, so one whose process is gone is nobody's. */
-static void remove_stale_tmp(const struct mirror *m)
-{
-    char dir[4096];
-    str_copy(dir, sizeof(dir), m->w.path);
-    char *slash = strrchr(dir, '/');
-    const char *base = m->w.path;
-    if (slash == NULL) {
-        str_copy(dir, sizeof(dir), ".");
-    } else {
-        base = m->w.path + (slash - dir) + 1;
-        slash[slash == dir ? 1 : 0] = '\0';
-    }
-    char prefix[1024];
-    if ((size_t)snprintf(prefix, sizeof(prefix), "%s.tmp-", base) >= sizeof(prefix)) {
-        return;
-    }
-    DIR *d = opendir(dir);
-    struct dirent *e;
-    while (d != NULL && (e = readdir(d)) != NULL) {
-        if (!str_has_prefix(e->d_name, prefix)) {
-            continue;
-        }
-        const char *digits = e->d_name + strlen(prefix);
-        char *end = NULL;
-        long pid = strtol(digits, &end, 10);
-        if (end == digits || *end != '\0' || pid <= 0 || pid == (long)getpid()) {
-            continue;
-        }
-        bool gone = kill((pid_t)pid, 0) != 0 && errno == ESRCH;
-        char path[8192];
-        if (!gone ||
-            (size_t)snprintf(path, sizeof(path), "%s/%s", dir, e->d_name) >= sizeof(path)) {
-            continue;
-        }
-        if (unlink(path) == 0) {
-            log_info("event=mirror_stale_removed path=%s", path);
-        }
-    }
-    if (d != NULL) {
-        closedir(d);
-    }
-}
-
-/* <out>.parts/ made (or found) and locked against another mirror to the
- * same file. */
-static enum berth_err parts_open(struct mirror *m)
-{
-    if ((size_t)snprintf(m->parts, sizeof(m->parts), "%s.parts", m->w.path) >= sizeof(m->parts)) {
-        return fail(m, BERTH_EINVAL, "%s: path too long", m->w.path);
-    }
-    if (mkdir(m->parts, 0755) != 0 && errno != EEXIST) {
-        return fail(m, BERTH_EIO, "%s: %s", m->parts, strerror(errno));
-    }
-    char lock[4200];
-    snprintf(lock, sizeof(lock), "%s/lock", m->parts);
-    m->lock_fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-    if (m->lock_fd < 0) {
-        return fail(m, BERTH_EIO, "%s: %s", lock, strerror(errno));
-    }
-    if (flock(m->lock_fd, LOCK_EX | LOCK_NB) != 0) {
-        return fail(m, BERTH_EBUSY, "%s: another berth mirror is writing %s", m->parts, m->w.path);
-    }
-    m->locked = true;
-    remove_stale_tmp(m);
-    DIR *dir = opendir(m->parts);
-    struct dirent *e;
-    while (dir != NULL && (e = readdir(dir)) != NULL) {
-        m->manifests_found += str_has_suffix(e->d_name, ".manifest") ? 1 : 0;
-    }
-    if (dir != NULL) {
-        closedir(dir);
-    }
-    return BERTH_OK;
-}
-
-/* Every file of <out>.parts/ and the directory removed (the bundle is
- * written: nothing in it is needed again). */
-static void parts_remove(struct mirror *m)
-{
-    DIR *dir = opendir(m->parts);
-    struct dirent *e;
-    while (dir != NULL && (e = readdir(dir)) != NULL) {
-        char path[4400];
-        if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0 &&
-            (size_t)snprintf(path, sizeof(path), "%s/%s", m->parts, e->d_name) < sizeof(path)) {
-            unlink(path);
-        }
-    }
-    if (dir != NULL) {
-        closedir(dir);
-    }
-    rmdir(m->parts);
-}
-
-/* After a failure: <out>.parts/ removed when it holds nothing for the
- * next run. */
-static void parts_remove_if_empty(struct mirror *m)
-{
-    DIR *dir = opendir(m->parts);
-    struct dirent *e;
-    bool empty = dir != NULL;
-    while (dir != NULL && (e = readdir(dir)) != NULL) {
-        if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0 &&
-            strcmp(e->d_name, "lock") != 0) {
-            empty = false;
-        }
-    }
-    if (dir != NULL) {
-        closedir(dir);
-    }
-    if (empty) {
-        parts_remove(m);
-    }
 }
 
 /* Step 2: every blob of the plan into its part file, parallel at once. */
@@ -1015,6 +801,11 @@ static enum berth_err fetch_blobs(struct mirror *m, int parallel)
     return pool.rc;
 }
 
+static enum berth_err write_data(void *arg, const void *p, size_t n)
+{
+    return bundle_writer_data(arg, p, n);
+}
+
 /* Step 3: the bundle, in the recorded order; every part hashed again as
  * it is copied. */
 static enum berth_err write_bundle(struct mirror *m, bool zstd)
@@ -1022,59 +813,33 @@ static enum berth_err write_bundle(struct mirror *m, bool zstd)
     m->w.stats.blobs = 0;
     m->w.stats.bytes = 0;
     enum berth_err rc = bundle_writer_start(&m->w, zstd);
-    char *buf = rc == BERTH_OK ? malloc(COPY_BUF) : NULL;
-    if (rc == BERTH_OK && buf == NULL) {
-        rc = BERTH_ENOMEM;
-    }
     for (size_t i = 0; i < m->plan_count && rc == BERTH_OK; i++) {
         const struct planned *p = &m->plan[i];
         if (p->body != NULL) {
             rc = bundle_writer_put_entry(&m->w, &p->d, p->body, (size_t)p->size);
             continue;
         }
-        char path[4200];
-        part_path(m, &p->d, false, path, sizeof(path));
-        int fd = open(path, O_RDONLY | O_CLOEXEC);
-        if (fd < 0) {
-            rc = fail(m, BERTH_EIO, "%s: %s", path, strerror(errno));
-            break;
-        }
-        struct digest_ctx *ctx = digest_ctx_new(p->d.alg);
-        rc = ctx != NULL ? bundle_writer_begin(&m->w, &p->d, p->size) : BERTH_ENOMEM;
-        while (rc == BERTH_OK) {
-            ssize_t got = read(fd, buf, COPY_BUF);
-            if (got < 0 && errno == EINTR) {
-                continue;
-            }
-            if (got < 0) {
-                rc = fail(m, BERTH_EIO, "%s: %s", path, strerror(errno));
-            }
-            if (got <= 0) {
-                break;
-            }
-            rc = digest_ctx_update(ctx, buf, (size_t)got);
-            if (rc == BERTH_OK) {
-                rc = bundle_writer_data(&m->w, buf, (size_t)got);
-            }
-        }
+        rc = bundle_writer_begin(&m->w, &p->d, p->size);
         struct digest got;
+        char why[1024] = "";
         if (rc == BERTH_OK) {
-            rc = digest_ctx_final(ctx, &got);
+            rc =
+                bundle_parts_blob_read(&m->parts, &p->d, write_data, &m->w, &got, why, sizeof(why));
         }
-        if (rc == BERTH_OK && strcmp(got.str, p->d.str) != 0) {
-            unlink(path);
+        if (rc == BERTH_EDIGEST) {
+            char path[BUNDLE_PARTS_PATH_MAX];
+            bundle_parts_blob_path(&m->parts, &p->d, false, path, sizeof(path));
             rc = fail(m, BERTH_EDIGEST,
                       "blob %s of %s/%s@%s: %s changed since it was fetched (it is %s)", p->d.str,
                       m->remotes[p->remote].host, p->repo, p->owner, path, got.str);
+        } else if (rc != BERTH_OK && why[0] != '\0') {
+            rc = fail(m, rc, "%s", why);
         }
         if (rc == BERTH_OK) {
             rc = bundle_writer_end(&m->w, &p->d);
             fault_point("mirror-bundle-started");
         }
-        digest_ctx_free(ctx);
-        close(fd);
     }
-    free(buf);
     return rc;
 }
 
@@ -1435,7 +1200,8 @@ enum berth_err bundle_mirror(const char *const *refs, size_t count, const char *
         snprintf(why, why_cap, "--parallel %d: at most %d", parallel, PARALLEL_MAX);
         return BERTH_EINVAL;
     }
-    struct mirror m = {.opt = opt, .lock_fd = -1};
+    struct mirror m = {.opt = opt};
+    bundle_parts_init(&m.parts);
     enum berth_err rc = bundle_writer_prepare(&m.w, path, opt->since, opt->progress,
                                               opt->progress_arg, why, why_cap);
     if (rc != BERTH_OK) {
@@ -1444,7 +1210,11 @@ enum berth_err bundle_mirror(const char *const *refs, size_t count, const char *
     /* 1: the manifests (kept in <path>.parts): walked ahead in parallel,
      * then in order (from the parts) into what the bundle holds */
     pthread_mutex_init(&m.mu, NULL);
-    rc = parts_open(&m);
+    char parts_why[1024];
+    rc = bundle_parts_open(&m.parts, path, parts_why, sizeof(parts_why));
+    if (rc != BERTH_OK) {
+        fail(&m, rc, "%s", parts_why);
+    }
     m.w.items_total = (int64_t)count;
     struct ahead_ref *pre = rc == BERTH_OK ? calloc(count ? count : 1, sizeof(*pre)) : NULL;
     if (rc == BERTH_OK && pre == NULL) {
@@ -1492,20 +1262,16 @@ enum berth_err bundle_mirror(const char *const *refs, size_t count, const char *
         if (rc == BERTH_OK) {
             stats->written = done;
             stats->sparse_indexes = m.sparse;
-            parts_remove(&m);
+            bundle_parts_remove(&m.parts);
         }
     } else {
         if (why[0] == '\0') {
             snprintf(why, why_cap, "%s", berth_strerror(rc));
         }
         bundle_writer_abort(&m.w);
-        if (m.locked) {
-            parts_remove_if_empty(&m);
-        }
+        bundle_parts_remove_if_empty(&m.parts);
     }
-    if (m.lock_fd >= 0) {
-        close(m.lock_fd);
-    }
+    bundle_parts_close(&m.parts);
     digest_set_fini(&m.seen);
     digest_set_fini(&m.claimed);
     pthread_mutex_destroy(&m.mu);
