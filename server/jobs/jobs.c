@@ -22,6 +22,7 @@
 #include "storage/lifecycle/lifecycle_run.h"
 #include "storage/registry/signing.h"
 #include "storage/store/tier.h"
+#include "common/fault.h"
 #include "common/log.h"
 #include "common/timeutil.h"
 #include "server/metrics/metrics.h"
@@ -190,6 +191,7 @@ static void run_gc(struct job *jb, bool periodic)
      * history the registry page shows. */
     struct gc_stats stats;
     memset(&stats, 0, sizeof(stats));
+    fault_hold("gc"); /* tests: the pass shows as running while held */
     int64_t t0 = time_mono_ns();
     enum berth_err rc = gc_run(js->st, &opt, &stats);
     metrics_gc_pass((double)(time_mono_ns() - t0) / 1e9,
@@ -342,6 +344,7 @@ static void run_previews(struct job *jb, bool periodic)
     if (!claim(jb, "lifecycle-preview", 0, 1000)) {
         return;
     }
+    fault_hold("lifecycle_preview"); /* tests: previews stay IN_PROGRESS while held */
     (void)lifecycle_preview_process_pending(js->st, &jb->cancel, NULL);
     leases_release(js->opt.leases, "lifecycle-preview", false);
 }

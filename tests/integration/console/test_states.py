@@ -5,12 +5,18 @@ descriptors (BERTH_TEST_FAULTS=sqlite_emfile, active while a flag file exists) e
 says berth cannot answer right now, offers "Try again" (focused), and once the fault is
 gone Try again shows the page. With berth stopped, a refresh says berth is not answering
 instead of the browser's "Failed to fetch"; once it is back, Try again asks to sign in
-again (the session ended with the process) and then shows the page. In a 420 px window (a phone, or 200% zoom of
-an 840 px one) the sign-in page, the repository list, the image page and the error page
-are no wider than the window. axe-core finds no serious or critical violation on the
+again (the session ended with the process) and then shows the page. In a 420 px window
+(a phone) the sign-in page, the repository list, the image page and the error page are
+no wider than the window. axe-core finds no serious or critical violation on the
 error pages. The repository list sorts from the keyboard: Enter on a column's header
-sorts by it, and the focus stays on that header for Enter again (reversing) or Tab."""
+sorts by it, and the focus stays on that header for Enter again (reversing) or Tab.
+While a long action runs (the lifecycle preview job, a garbage collection pass: held by
+the server at fault_hold points while a file exists) the page says so in a status a
+screen reader announces, and shows the result once released. Each main page at 200%
+zoom of a 1280 x 800 window (640 x 400 CSS pixels at 2 device pixels each): no sideways
+scrolling, no control cut off, squeezed or drawn over another, axe-core clean."""
 
+import json
 import os
 import shutil
 import tempfile
@@ -36,8 +42,13 @@ class ConsoleStatesTest(h.ServerTestCase):
         cls.addClassCleanup(shutil.rmtree, cls.work, True)
         cls.flag = os.path.join(cls.work, "exhausted")
         # SQLite: the fault hook is SQLite's
+        # long actions held while these files exist (common/fault.h's fault_hold)
+        cls.hold_preview = os.path.join(cls.work, "hold-preview")
+        cls.hold_gc = os.path.join(cls.work, "hold-gc")
         cls.server_env = {"BERTH_TEST_FAULTS": "sqlite_emfile",
-                          "BERTH_TEST_FAULT_FILE": cls.flag, "BERTH_META_BACKEND": "sqlite"}
+                          "BERTH_TEST_FAULT_FILE": cls.flag, "BERTH_META_BACKEND": "sqlite",
+                          "BERTH_TEST_HOLD_LIFECYCLE_PREVIEW": cls.hold_preview,
+                          "BERTH_TEST_HOLD_GC": cls.hold_gc}
         super().setUpClass()
         cls.admin = e.keys_create(cls.server, "states-admin")
         cls.browser = Browser(cls.work)
@@ -174,6 +185,110 @@ class ConsoleStatesTest(h.ServerTestCase):
         b.keys("\ue004")  # Tab
         self.assertEqual(b.script("return document.activeElement.dataset.sort"), "pushed")
         self.assertEqual(b.accessibility(), [])
+
+    def held(self, point):
+        """Once the server logs that it waits at the hold point."""
+        def logged():
+            with open(self.server.log_path, encoding="utf-8", errors="replace") as f:
+                return "event=test_hold point=%s" % point in f.read()
+        h.wait_until(logged, 30, interval=0.1, what="berth held at " + point)
+
+    def test_6_progress_while_a_long_action_runs(self):
+        b = self.browser
+        reg = e.AuthRegistry(self.server.base_url, e.basic(*self.admin))
+        for tag in ("v1", "v2"):
+            h.expect_status(reg.push_image("slow/preview", h.build_image(
+                layer_count=1, layer_size=2048), tag=tag), 201)
+        policy = {"rules": [{"rulePriority": 1, "description": "keep the newest",
+                             "selection": {"tagStatus": "any", "countType": "imageCountMoreThan",
+                                           "countNumber": 1},
+                             "action": {"type": "expire"}}]}
+        self.sign_in("#/repo/slow%2Fpreview/lifecycle")
+        b.wait_for("#rule-builder legend", "Rule 1")
+        b.type(b.wait_for("#lifecycle-json"), json.dumps(policy))
+        b.wait_for("#builder-note", "stay in step")
+        # the preview job held: the page says it is computing, in a status that a screen
+        # reader announces, for as long as the job runs
+        open(self.hold_preview, "w").close()
+        try:
+            b.click(b.wait_for("#preview-lifecycle"))
+            self.held("lifecycle_preview")
+            ecr = c.ecr_client(self.server, *self.admin)
+            self.assertEqual(ecr.get_lifecycle_policy_preview(
+                repositoryName="slow/preview")["status"], "IN_PROGRESS")
+            b.wait_for("#preview p[role=status]", "Computing the preview…")
+            node = b.ax_node("#preview p[role=status]")
+            self.assertEqual((node["role"], node["live"]), ("status", "polite"), node)
+            b.screenshot("progress-preview.png")
+        finally:
+            os.unlink(self.hold_preview)
+        b.wait_for("#preview p[role=status]", "1 image would expire")
+        self.assertNotIn("Computing", b.text(b.wait_for("#preview")))
+        # a garbage collection pass held while it runs: requested, then running, then done
+        b.go(self.server.base_url + "/ui/#/registry")
+        start = b.wait_for("#gc-start")
+        open(self.hold_gc, "w").close()
+        try:
+            b.click(start)
+            self.held("gc")
+            b.wait_for("#gc-status p[role=status]", "Garbage collection is running…")
+            node = b.ax_node("#gc-status p[role=status]")
+            self.assertEqual((node["role"], node["live"]), ("status", "polite"), node)
+            self.assertTrue(b.script("return document.getElementById('gc-start').disabled"))
+            self.assertEqual(b.accessibility(), [])
+            b.screenshot("progress-gc.png")
+        finally:
+            os.unlink(self.hold_gc)
+        b.wait_for("#registry-flash", "Garbage collection finished")
+        self.assertEqual(b.find_all("#gc-status p.loading"), [])
+
+    def test_7_zoom_200(self):
+        """Each main page as Chromium draws it zoomed to 200% in a 1280 x 800 window (a
+        640 x 400 CSS-pixel viewport at 2 device pixels per CSS pixel)."""
+        b = self.browser
+        repo = "zoom/a-repository-with-a-long-name"
+        img = h.build_image(layer_count=2, layer_size=4096)
+        h.expect_status(e.AuthRegistry(self.server.base_url, e.basic(*self.admin))
+                        .push_image(repo, img, tag="a-long-tag-name-for-the-zoomed-page"), 201)
+        enc = repo.replace("/", "%2F")
+        b.zoom(200)
+        try:
+            self.assertEqual(b.script("return [innerWidth, innerHeight, devicePixelRatio]"),
+                             [640, 400, 2])
+
+            def check(name):
+                self.assertEqual(b.layout_problems(), [], name)
+                self.assertEqual(b.accessibility(), [], name)
+                b.screenshot("zoom200-%s.png" % name)
+
+            b.go(self.server.base_url + "/ui/")
+            b.wait_for("#akid")
+            check("signin")
+            self.sign_in()
+            b.wait_for("#repo-list a", repo)
+            check("repositories")
+            b.click(b.wait_for("#create-repo"))
+            b.wait_for("dialog[open]")
+            check("create-dialog")
+            b.keys("\ue00c")  # Escape
+            b.wait_gone("dialog[open]")
+            b.go(self.server.base_url + "/ui/#/repo/" + enc)
+            b.wait_for("td.tags", "a-long-tag-name")
+            check("repository")
+            b.go(self.server.base_url + "/ui/#/repo/" + enc + "/settings")
+            b.wait_for("#repo-policy")
+            check("settings")
+            b.go(self.server.base_url + "/ui/#/repo/" + enc + "/lifecycle")
+            b.wait_for("#rule-builder legend", "Rule 1")
+            check("lifecycle")
+            b.go(self.server.base_url + "/ui/#/image/" + enc + "/" + img.digest)
+            b.wait_for("h2", "Layers")
+            check("image")
+            b.go(self.server.base_url + "/ui/#/registry")
+            b.wait_for("#storage-rows a", repo)
+            check("registry")
+        finally:
+            b.zoom(100)
 
 
 if __name__ == "__main__":

@@ -35,6 +35,58 @@ def output_dir():
     return out
 
 
+LAYOUT_PROBLEMS = r"""
+const vw = document.documentElement.clientWidth;
+const out = [];
+if (document.documentElement.scrollWidth > vw) {
+  out.push("the page scrolls sideways: " + document.documentElement.scrollWidth + " px wide in " + vw);
+}
+const name = (e) => e.tagName.toLowerCase() + (e.id ? "#" + e.id : "") + " " +
+  JSON.stringify((e.getAttribute("aria-label") || e.textContent || e.value || "").trim().slice(0, 40));
+const scroller = (e) => {
+  for (let p = e.parentElement; p; p = p.parentElement) {
+    const o = getComputedStyle(p).overflowX;
+    if (o === "auto" || o === "scroll") return p;
+  }
+  return null;
+};
+// under a modal dialog the page is inert: only the dialog's controls count
+const modal = document.querySelector("dialog:modal");
+const shown = [];
+for (const e of (modal || document).querySelectorAll(
+    "button, input, select, textarea, a[href], summary, [tabindex]:not([tabindex='-1'])")) {
+  if (e.classList.contains("skip")) continue; // on screen once focused
+  const cs = getComputedStyle(e);
+  let r = e.getBoundingClientRect();
+  if (r.width === 0 || r.height === 0 || cs.visibility === "hidden" || e.closest(".visually-hidden")) continue;
+  const sc = scroller(e);
+  if (sc) { // only what its scrolling box shows
+    const b = sc.getBoundingClientRect();
+    const left = Math.max(r.left, b.left), right = Math.min(r.right, b.right);
+    const top = Math.max(r.top, b.top), bottom = Math.min(r.bottom, b.bottom);
+    if (right - left < 1 || bottom - top < 1) continue;
+    r = { left, right, top, bottom };
+  } else if (r.left < -0.5 || r.right > vw + 0.5) {
+    out.push(name(e) + " is cut off: it spans " + Math.round(r.left) + " to " + Math.round(r.right) + " of " + vw + " px");
+  }
+  if (e.tagName === "BUTTON" && e.scrollWidth > e.clientWidth + 1) {
+    out.push(name(e) + ": its label does not fit (" + e.scrollWidth + " px in " + e.clientWidth + ")");
+  }
+  shown.push([e, r]);
+}
+for (let i = 0; i < shown.length; i++) {
+  for (let j = i + 1; j < shown.length; j++) {
+    const [a, ra] = shown[i], [b, rb] = shown[j];
+    if (a.contains(b) || b.contains(a)) continue;
+    const w = Math.min(ra.right, rb.right) - Math.max(ra.left, rb.left);
+    const h = Math.min(ra.bottom, rb.bottom) - Math.max(ra.top, rb.top);
+    if (w > 1 && h > 1) out.push(name(a) + " and " + name(b) + " overlap (" + Math.round(w) + "x" + Math.round(h) + " px)");
+  }
+}
+return out;
+"""
+
+
 class WebDriverError(AssertionError):
     pass
 
@@ -169,6 +221,48 @@ class Browser:
         with open(path, "wb") as f:
             f.write(png)
         return path
+
+    # -- Chromium's own protocol (through chromedriver) ----------------------------------------
+
+    def cdp(self, cmd, params=None):
+        return self.s("POST", "/goog/cdp/execute", {"cmd": cmd, "params": params or {}})
+
+    def zoom(self, percent, width=1280, height=800):
+        """What the browser's zoom to percent does to a width x height window: a viewport of
+        width/height divided by the zoom in CSS pixels, drawn at zoom/100 device pixels per
+        CSS pixel (so media queries, window.innerWidth and devicePixelRatio all change as
+        with Ctrl +). zoom(100) goes back to the window as it is."""
+        if percent == 100:
+            self.cdp("Emulation.clearDeviceMetricsOverride")
+            return
+        f = percent / 100.0
+        self.cdp("Emulation.setDeviceMetricsOverride", {
+            "width": int(width / f), "height": int(height / f), "deviceScaleFactor": f,
+            "mobile": False})
+
+    def ax_node(self, css):
+        """The accessibility tree's view of the first element matching css, as Chromium
+        gives it to a screen reader: {"role": ..., "name": ..., "live": ...} (live: the
+        politeness of the live region it announces in, "" if none)."""
+        root = self.cdp("DOM.getDocument", {"depth": 0})["root"]["nodeId"]
+        node = self.cdp("DOM.querySelector", {"nodeId": root, "selector": css})["nodeId"]
+        if not node:
+            raise AssertionError("no %s on %s" % (css, self.url()))
+        ax = self.cdp("Accessibility.getPartialAXTree", {"nodeId": node,
+                                                         "fetchRelatives": False})["nodes"][0]
+        props = {p["name"]: p["value"].get("value") for p in ax.get("properties", [])}
+        return {"role": ax.get("role", {}).get("value", ""),
+                "name": ax.get("name", {}).get("value", ""),
+                "live": props.get("live") or ""}
+
+    def layout_problems(self):
+        """What a reader cannot read or reach on the page as it is laid out now: the page
+        scrolling sideways; a control (button, field, link, summary, focusable box) cut off
+        by the window's edge (one inside a box that scrolls sideways, a wide table's, is
+        reached by scrolling that box: only its visible part counts); a button whose label
+        does not fit in it; two controls drawn over each other (while a modal dialog is
+        open, its controls only: the page under it is inert). Each as a line of text."""
+        return self.script(LAYOUT_PROBLEMS)
 
     def accessibility(self):
         """axe-core's serious and critical violations on the page as it is now, each as
