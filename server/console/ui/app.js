@@ -1617,21 +1617,30 @@ function svgEl(tag, attrs) {
   return e;
 }
 
+// The sum of series' columns in bucket b.
+const seriesTotal = (b, series) => series.reduce((n, [i]) => n + b[i], 0);
+
 // A chart over time: a column per bucket of view (its slots from view.from to
 // view.to), stacked from series ([column index, class]); read out as label.
-function timeChart(view, series, label, id) {
+// A full column is scaleMax (default: this chart's busiest bucket); a column
+// with anything in it is at least TC_MIN_HEIGHT of the chart tall, so that a
+// quiet bucket still shows beside a busy one.
+const TC_MIN_HEIGHT = 2;
+function timeChart(view, series, label, id, scaleMax) {
   const slots = Math.max(1, Math.round((view.to - view.from) / view.step));
-  const max = Math.max(1, ...view.buckets.map((b) => series.reduce((n, [i]) => n + b[i], 0)));
+  const max = Math.max(1, scaleMax || 0, ...view.buckets.map((b) => seriesTotal(b, series)));
   const H = 100;
   const svg = svgEl("svg", { viewBox: "0 0 " + slots + " " + H, preserveAspectRatio: "none", class: "timechart", role: "img", "aria-label": label, id });
   svg.append(svgEl("rect", { x: 0, y: 0, width: slots, height: H, class: "tc-bg" }));
   for (const b of view.buckets) {
     const x = Math.floor((b[0] - view.from) / view.step);
-    if (x < 0 || x >= slots) continue;
+    const total = seriesTotal(b, series);
+    if (x < 0 || x >= slots || !total) continue;
+    const column = Math.max(TC_MIN_HEIGHT, (H * total) / max);
     let y = H;
     for (const [i, cls] of series) {
       if (!b[i]) continue;
-      const h = (H * b[i]) / max;
+      const h = (column * b[i]) / total;
       y -= h;
       svg.append(svgEl("rect", { x, y, width: 1, height: h, class: "tc-" + cls }));
     }
@@ -1656,19 +1665,27 @@ function requestsSummary(buckets, unit) {
 }
 
 // Each API's requests over the view's buckets (view.apiBuckets), a small chart
-// per API on its own scale, with its figures in words beside it and as the
-// chart's label; the list gets id.
+// per API, with its figures in words beside it and as the chart's label; the
+// list gets id. The charts share one scale (a full column is the busiest
+// bucket of any API), said above them: side by side, a reader compares their
+// heights, and an API with a few requests drawn as tall as one with thousands
+// would mislead; its quiet buckets still show as slivers.
 function apiCharts(view, title, unit, start, id) {
   const series = view.apiBuckets || [];
   if (!series.length) return el("p", { class: "empty", id: id + "-empty", text: "No request recorded yet." });
-  return el("div", { class: "apicharts", id }, series.map((s) => {
-    const summary = requestsSummary(s.buckets, unit);
-    return el("figure", { class: "apichart", id: id + "-" + s.api },
-      el("figcaption", {}, el("strong", { text: s.api }), " ", el("span", { class: "muted small", text: summary })),
-      timeChart({ from: view.from, to: view.to, step: view.step, buckets: s.buckets }, historyClasses.map(([i, c]) => [i, c]),
-        s.api + " requests " + title + ": " + summary, id + "-" + s.api + "-chart"),
-      el("div", { class: "tc-axis", "aria-hidden": "true" }, el("span", { text: start }), el("span", { text: "now" })));
-  }));
+  const cols = historyClasses.map(([i, c]) => [i, c]);
+  const scale = Math.max(1, ...series.map((s) => Math.max(0, ...s.buckets.map((b) => seriesTotal(b, cols)))));
+  const scaleText = "One scale for every API: a full column is " + scale + (scale === 1 ? " request" : " requests") + " in a " + unit + ".";
+  return el("div", {},
+    el("p", { class: "muted small", id: id + "-scale", text: scaleText + " A " + unit + " with any request shows at least as a sliver." }),
+    el("div", { class: "apicharts", id }, series.map((s) => {
+      const summary = requestsSummary(s.buckets, unit);
+      return el("figure", { class: "apichart", id: id + "-" + s.api },
+        el("figcaption", {}, el("strong", { text: s.api }), " ", el("span", { class: "muted small", text: summary })),
+        timeChart({ from: view.from, to: view.to, step: view.step, buckets: s.buckets }, cols,
+          s.api + " requests " + title + ": " + summary + ". " + scaleText, id + "-" + s.api + "-chart", scale),
+        el("div", { class: "tc-axis", "aria-hidden": "true" }, el("span", { text: start }), el("span", { text: "now" })));
+    })));
 }
 
 // The activity history: every replica's requests, per minute over the last

@@ -8,6 +8,7 @@ violation."""
 
 import json
 import os
+import re
 import shutil
 import socket
 import tempfile
@@ -627,6 +628,26 @@ class RegistryBrowserTest(h.ServerTestCase):
                                 r"\(\d+ 2xx")
         self.assertEqual(b.script("return document.querySelector('#history-minutes')"
                                   ".getAttribute('aria-pressed')"), "true")
+        # the charts share one scale, so that their heights compare: each API's tallest
+        # column is its busiest minute against the busiest minute of any API (oci's
+        # pushes here; the console's few calls draw lower), as the text above them says
+        charts = b.script("""
+            return [...document.querySelectorAll('#history-api-charts svg')].map((svg) => {
+              const cols = {};
+              for (const r of svg.querySelectorAll('rect:not(.tc-bg)'))
+                cols[r.getAttribute('x')] = (cols[r.getAttribute('x')] || 0) +
+                  Number(r.getAttribute('height'));
+              return [svg.id, svg.getAttribute('aria-label'), Math.max(...Object.values(cols))];
+            });""")
+        peaks = {cid: int(re.search(r"at most (\d+) in the minute", label).group(1))
+                 for cid, label, _ in charts}
+        top = max(peaks.values())
+        self.assertLess(min(peaks.values()), top, "an API quieter than the busiest: %r" % peaks)
+        for cid, label, tallest in charts:
+            self.assertAlmostEqual(tallest, max(2, 100 * peaks[cid] / top), delta=0.01,
+                                   msg="%s: %s" % (cid, label))
+            self.assertIn("a full column is %d requests in a minute" % top, label)
+        b.wait_for("#history-api-charts-scale", "a full column is %d requests" % top)
         b.script("document.querySelector('#history-api-charts')"
                  ".scrollIntoView({block: 'center'})")
         b.screenshot("registry-api-charts.png")
