@@ -1666,26 +1666,47 @@ function requestsSummary(buckets, unit) {
 
 // Each API's requests over the view's buckets (view.apiBuckets), a small chart
 // per API, with its figures in words beside it and as the chart's label; the
-// list gets id. The charts share one scale (a full column is the busiest
-// bucket of any API), said above them: side by side, a reader compares their
-// heights, and an API with a few requests drawn as tall as one with thousands
-// would mislead; its quiet buckets still show as slivers.
+// list gets id. By default the charts share one scale (a full column is the
+// busiest bucket of any API), said above them: side by side, a reader compares
+// their heights, and an API with a few requests drawn as tall as one with
+// thousands would mislead (its quiet buckets still show as slivers). A button
+// gives each chart its own scale, to see a quiet API's shape; then every
+// label says so and names the chart's own full column.
+let apiChartsOwnScale = false;
 function apiCharts(view, title, unit, start, id) {
   const series = view.apiBuckets || [];
   if (!series.length) return el("p", { class: "empty", id: id + "-empty", text: "No request recorded yet." });
   const cols = historyClasses.map(([i, c]) => [i, c]);
-  const scale = Math.max(1, ...series.map((s) => Math.max(0, ...s.buckets.map((b) => seriesTotal(b, cols)))));
-  const scaleText = "One scale for every API: a full column is " + scale + (scale === 1 ? " request" : " requests") + " in a " + unit + ".";
-  return el("div", {},
-    el("p", { class: "muted small", id: id + "-scale", text: scaleText + " A " + unit + " with any request shows at least as a sliver." }),
-    el("div", { class: "apicharts", id }, series.map((s) => {
-      const summary = requestsSummary(s.buckets, unit);
-      return el("figure", { class: "apichart", id: id + "-" + s.api },
-        el("figcaption", {}, el("strong", { text: s.api }), " ", el("span", { class: "muted small", text: summary })),
-        timeChart({ from: view.from, to: view.to, step: view.step, buckets: s.buckets }, cols,
-          s.api + " requests " + title + ": " + summary + ". " + scaleText, id + "-" + s.api + "-chart", scale),
-        el("div", { class: "tc-axis", "aria-hidden": "true" }, el("span", { text: start }), el("span", { text: "now" })));
-    })));
+  const peak = (s) => Math.max(1, ...s.buckets.map((b) => seriesTotal(b, cols)));
+  const shared = Math.max(...series.map(peak));
+  const per = (n) => n + (n === 1 ? " request" : " requests") + " in a " + unit;
+  const holder = el("div", { id: id + "-holder" });
+  const draw = () => {
+    const own = apiChartsOwnScale;
+    const scaleText = own
+      ? "Each chart on its own scale: a full column is that API's busiest " + unit + ", so compare the numbers, not the heights."
+      : "One scale for every API: a full column is " + per(shared) + ".";
+    const toggle = el("button", { type: "button", class: "secondary small", id: id + "-scale-toggle", "aria-pressed": String(own), onclick: () => {
+      apiChartsOwnScale = !apiChartsOwnScale;
+      draw();
+      const b = document.getElementById(id + "-scale-toggle");
+      if (b) b.focus();
+    } }, "Each chart on its own scale");
+    holder.replaceChildren(
+      el("div", { class: "toolbar" }, el("p", { class: "muted small", id: id + "-scale", text: scaleText + " A " + unit + " with any request shows at least as a sliver." }), toggle),
+      el("div", { class: "apicharts", id }, series.map((s) => {
+        const summary = requestsSummary(s.buckets, unit);
+        const scale = own ? peak(s) : shared;
+        const label = s.api + " requests " + title + ": " + summary + ". " +
+          (own ? "On its own scale: a full column is " + per(scale) + "." : "One scale for every API: a full column is " + per(scale) + ".");
+        return el("figure", { class: "apichart", id: id + "-" + s.api },
+          el("figcaption", {}, el("strong", { text: s.api }), " ", el("span", { class: "muted small", text: summary })),
+          timeChart({ from: view.from, to: view.to, step: view.step, buckets: s.buckets }, cols, label, id + "-" + s.api + "-chart", scale),
+          el("div", { class: "tc-axis", "aria-hidden": "true" }, el("span", { text: start }), el("span", { text: "now" })));
+      })));
+  };
+  draw();
+  return holder;
 }
 
 // The activity history: every replica's requests, per minute over the last

@@ -631,14 +631,15 @@ class RegistryBrowserTest(h.ServerTestCase):
         # the charts share one scale, so that their heights compare: each API's tallest
         # column is its busiest minute against the busiest minute of any API (oci's
         # pushes here; the console's few calls draw lower), as the text above them says
-        charts = b.script("""
+        tallest_columns = """
             return [...document.querySelectorAll('#history-api-charts svg')].map((svg) => {
               const cols = {};
               for (const r of svg.querySelectorAll('rect:not(.tc-bg)'))
                 cols[r.getAttribute('x')] = (cols[r.getAttribute('x')] || 0) +
                   Number(r.getAttribute('height'));
               return [svg.id, svg.getAttribute('aria-label'), Math.max(...Object.values(cols))];
-            });""")
+            });"""
+        charts = b.script(tallest_columns)
         peaks = {cid: int(re.search(r"at most (\d+) in the minute", label).group(1))
                  for cid, label, _ in charts}
         top = max(peaks.values())
@@ -648,6 +649,22 @@ class RegistryBrowserTest(h.ServerTestCase):
                                    msg="%s: %s" % (cid, label))
             self.assertIn("a full column is %d requests in a minute" % top, label)
         b.wait_for("#history-api-charts-scale", "a full column is %d requests" % top)
+        # asked for (a toggle button, by keyboard), each on its own scale, and said so
+        toggle = "#history-api-charts-scale-toggle"
+        self.assertEqual(b.script("return document.querySelector(arguments[0])"
+                                  ".getAttribute('aria-pressed')", toggle), "false")
+        b.script("document.querySelector(arguments[0]).focus()", toggle)
+        b.keys("\ue007")  # Enter
+        b.wait_for("#history-api-charts-scale", "Each chart on its own scale")
+        self.assertEqual(b.script("return document.activeElement.id"), toggle[1:])
+        self.assertEqual(b.script("return document.activeElement.getAttribute('aria-pressed')"),
+                         "true")
+        for cid, label, tallest in b.script(tallest_columns):
+            self.assertAlmostEqual(tallest, 100, delta=0.01, msg=label)
+            self.assertRegex(label, r"On its own scale: a full column is %d requests? in a "
+                                    r"minute\.$" % peaks[cid])
+        b.keys("\ue007")
+        b.wait_for("#history-api-charts-scale", "One scale for every API")
         b.script("document.querySelector('#history-api-charts')"
                  ".scrollIntoView({block: 'center'})")
         b.screenshot("registry-api-charts.png")
