@@ -134,31 +134,25 @@ enum berth_err s3_delete_object(struct s3_store *s, const char *key)
     return rc;
 }
 
+/* XML's five special characters and their entities: escaped in what berth
+ * sends, unescaped in what S3 answers. */
+static const struct {
+    const char *ent;
+    char c;
+} xml_entities[] = {
+    {"&amp;", '&'}, {"&lt;", '<'}, {"&gt;", '>'}, {"&quot;", '"'}, {"&apos;", '\''}};
+#define XML_ENTITY_COUNT (sizeof(xml_entities) / sizeof(xml_entities[0]))
+
 /* Append text to b with XML's five special characters escaped. */
 static enum berth_err xml_escaped(struct buf *b, const char *text)
 {
     enum berth_err rc = BERTH_OK;
     for (const char *p = text; *p != '\0' && rc == BERTH_OK; p++) {
-        switch (*p) {
-        case '&':
-            rc = buf_printf(b, "&amp;");
-            break;
-        case '<':
-            rc = buf_printf(b, "&lt;");
-            break;
-        case '>':
-            rc = buf_printf(b, "&gt;");
-            break;
-        case '"':
-            rc = buf_printf(b, "&quot;");
-            break;
-        case '\'':
-            rc = buf_printf(b, "&apos;");
-            break;
-        default:
-            rc = buf_printf(b, "%c", *p);
-            break;
+        const char *ent = NULL;
+        for (size_t i = 0; i < XML_ENTITY_COUNT && ent == NULL; i++) {
+            ent = xml_entities[i].c == *p ? xml_entities[i].ent : NULL;
         }
+        rc = ent != NULL ? buf_printf(b, "%s", ent) : buf_printf(b, "%c", *p);
     }
     return rc;
 }
@@ -302,16 +296,11 @@ static bool xml_next(const char **from, const char *tag, char *out, size_t cap)
     }
     size_t o = 0;
     for (const char *p = a; p < b && o + 1 < cap;) {
-        static const struct {
-            const char *ent;
-            char c;
-        } ents[] = {
-            {"&amp;", '&'}, {"&lt;", '<'}, {"&gt;", '>'}, {"&quot;", '"'}, {"&apos;", '\''}};
         bool done = false;
-        for (size_t i = 0; i < sizeof(ents) / sizeof(ents[0]) && !done; i++) {
-            size_t n = strlen(ents[i].ent);
-            if ((size_t)(b - p) >= n && strncmp(p, ents[i].ent, n) == 0) {
-                out[o++] = ents[i].c;
+        for (size_t i = 0; i < XML_ENTITY_COUNT && !done; i++) {
+            size_t n = strlen(xml_entities[i].ent);
+            if ((size_t)(b - p) >= n && strncmp(p, xml_entities[i].ent, n) == 0) {
+                out[o++] = xml_entities[i].c;
                 p += n;
                 done = true;
             }
