@@ -319,13 +319,16 @@ class ArchiveHeldRestoreTest(TierMixin, e.ModernEcrTestCase):
     def setUpClass(cls):
         cls.hold_dir = tempfile.mkdtemp(prefix="berth-hold-")
         cls.hold = os.path.join(cls.hold_dir, "hold")
-        cls.server_env = {"BERTH_TEST_HOLD_RESTORE": cls.hold}
+        cls.sign_hold = os.path.join(cls.hold_dir, "sign-hold")
+        cls.server_env = {"BERTH_TEST_HOLD_RESTORE": cls.hold,
+                          "BERTH_TEST_HOLD_SIGNING": cls.sign_hold}
         super().setUpClass()
         cls.addClassCleanup(shutil.rmtree, cls.hold_dir, True)
 
     def tearDown(self):
-        if os.path.exists(self.hold):
-            os.unlink(self.hold)
+        for hold in (self.hold, self.sign_hold):
+            if os.path.exists(hold):
+                os.unlink(hold)
 
     def statuses(self, repo, *digests):
         details = self.ecr.describe_images(repositoryName=repo,
@@ -462,6 +465,94 @@ class ArchiveHeldRestoreTest(TierMixin, e.ModernEcrTestCase):
         out = self.scan_findings(repo, image.digest)
         self.assertEqual(out["imageScanStatus"]["status"], "LIMIT_EXCEEDED", out)
         self.assertNotIn("imageScanFindings", out)
+        self.assertEqual(self.scans_recorded(repo, image.digest), 1)
+
+
+    def test_pull_through_restores_within_the_quota(self):
+        """The pull-through cache storing a manifest it holds archived (another upstream tag
+        names it) restores it, as a push does: the rescan counts against scan.quota_seconds
+        (a day), so the image scanned on its first pull minutes ago is LIMIT_EXCEEDED."""
+        self.import_osv()
+        up = h.Server()
+        self.addCleanup(up.cleanup)
+        up.start()
+        image = s.debian_image("gzip", "ptc-" + uuid.uuid4().hex)
+        ur = up.registry()
+        ur.push_image("lib/app", image, tag="v1")
+        self.assertStatus(ur.put_manifest("lib/app", "v2", image.manifest, image.media_type),
+                          201)
+        prefix = "ptc-" + uuid.uuid4().hex[:8]
+        self.ecr.create_pull_through_cache_rule(ecrRepositoryPrefix=prefix,
+                                                upstreamRegistryUrl=up.base_url)
+        self.addCleanup(self.ecr.delete_pull_through_cache_rule, ecrRepositoryPrefix=prefix)
+        repo = prefix + "/lib/app"
+        self.addCleanup(self.ecr.delete_repository, repositoryName=repo, force=True)
+        resp = self.reg.get_manifest(repo, "v1")
+        self.assertStatus(resp, 200)
+        self.assertEqual(resp.body, image.manifest)
+        self.assertServed(repo, image)
+        # scanned once its blobs are cached (a scan counts against the quota), and
+        # scan-on-push for the restore
+        self.ecr.start_image_scan(repositoryName=repo, imageId={"imageDigest": image.digest})
+        out = s.wait_scan(self.ecr, repo, {"imageDigest": image.digest})
+        self.assertEqual(s.findings_of(out), s.DEBIAN_FINDINGS, out)
+        self.ecr.put_registry_scanning_configuration(scanType="BASIC", rules=[
+            {"scanFrequency": "SCAN_ON_PUSH",
+             "repositoryFilters": [{"filter": prefix + "/*", "filterType": "WILDCARD"}]}])
+        self.addCleanup(self.ecr.put_registry_scanning_configuration, scanType="BASIC",
+                        rules=[])
+        self.archive(repo, image.digest)
+        self.wait_archived(image.config_digest)
+        self.assertStatus(self.reg.get_manifest(repo, "v1"), 404)
+        # v2 is not cached: fetched from the upstream, it is the archived image, restored
+        # (ACTIVATING until its blobs are back from the archive tier)
+        self.reg.get_manifest(repo, "v2")
+        self.assertIn("event=pull_through_manifest repo=%s " % repo, self.server.log_text())
+        self.wait_active(repo, image.digest)
+        out = self.scan_findings(repo, image.digest)
+        self.assertEqual(out["imageScanStatus"]["status"], "LIMIT_EXCEEDED", out)
+        self.assertNotIn("imageScanFindings", out)
+        self.assertEqual(self.scans_recorded(repo, image.digest), 1)
+        self.assertEqual(self.reg.get_manifest(repo, "v2").body, image.manifest)
+        self.assertServed(repo, image)
+
+    def test_signing_never_restores(self):
+        """Managed signing pushes only its signature manifests (an empty config: never
+        scanned), never the image it signs: an image archived while its signature waits is
+        signed and stays ARCHIVED, its scan IMAGE_ARCHIVED, not scanned again; its restore
+        is then the one that decides the rescan (within the quota: LIMIT_EXCEEDED)."""
+        self.import_osv()
+        repo = self.scan_repo(True)
+        arn = "arn:aws:signer:%s:%s:/signing-profiles/tier" % (e.REGION, e.REGISTRY_ID)
+        self.ecr.put_signing_configuration(signingConfiguration={"rules": [
+            {"signingProfileArn": arn,
+             "repositoryFilters": [{"filter": repo, "filterType": "WILDCARD_MATCH"}]}]})
+        self.addCleanup(self.ecr.delete_signing_configuration)
+        open(self.sign_hold, "w").close()
+        image = s.debian_image("gzip", "signed-" + uuid.uuid4().hex)
+        self.push(repo, image, tag="v1")
+        out = s.wait_scan(self.ecr, repo, {"imageDigest": image.digest})
+        self.assertEqual(s.findings_of(out), s.DEBIAN_FINDINGS)
+        h.wait_until(lambda: "event=test_hold point=signing" in self.server.log_text(), 30,
+                     what="the signing job to reach its hold")
+        self.archive(repo, image.digest)
+        self.wait_archived(image.config_digest)
+        os.unlink(self.sign_hold)
+
+        def signed():
+            got = self.ecr.describe_image_signing_status(
+                repositoryName=repo, imageId={"imageDigest": image.digest})["signingStatuses"]
+            return got if got and got[0]["status"] != "IN_PROGRESS" else None
+        self.assertEqual(h.wait_until(signed, 60, what="the signature")[0]["status"], "COMPLETE")
+        self.assertEqual(self.status(repo, image.digest), "ARCHIVED")
+        self.assertEqual(self.where(image.config_digest), (False, True))
+        out = self.scan_findings(repo, image.digest)
+        self.assertEqual(out["imageScanStatus"]["status"], "IMAGE_ARCHIVED", out)
+        self.assertEqual(self.scans_recorded(repo, image.digest), 1)
+        self.restore(repo, image.digest)
+        self.wait_active(repo, image.digest)
+        out = self.scan_findings(repo, image.digest)
+        self.assertEqual(out["imageScanStatus"]["status"], "LIMIT_EXCEEDED", out)
         self.assertEqual(self.scans_recorded(repo, image.digest), 1)
 
 
