@@ -14,6 +14,7 @@
     "CASE WHEN b.touched_at >= ?3 THEN 0 "                                                         \
     "WHEN EXISTS (SELECT 1 FROM manifests m WHERE m.blob_id = b.id) THEN 0 "                       \
     "WHEN EXISTS (SELECT 1 FROM manifest_refs r WHERE r.digest = b.digest) THEN 0 "                \
+    "WHEN EXISTS (SELECT 1 FROM vulndb_shared v WHERE v.digest = b.digest) THEN 0 "                \
     "ELSE 1 END"
 
 enum berth_err meta_gc_blob_scan(struct meta *m, int64_t after, int64_t limit, int64_t cutoff,

@@ -370,6 +370,19 @@ static const char *const migrations[] = {
     "ALTER TABLE replication_queue ADD COLUMN claimed_until INTEGER NOT NULL DEFAULT 0;"
     "CREATE INDEX replication_queue_claimed ON replication_queue(region, registry_id) "
     "WHERE claimed_until > 0;",
+    /* 24: the shared vulnerability database (meta_vulndb.h): its current
+     * generation, one row, naming the blob that holds the database file
+     * (kept by the garbage collector while it is current), with what it
+     * holds and when it was imported and published. */
+    "CREATE TABLE vulndb_shared ("
+    "  id INTEGER PRIMARY KEY CHECK (id = 1),"
+    "  generation INTEGER NOT NULL,"
+    "  digest TEXT NOT NULL,"
+    "  size INTEGER NOT NULL,"
+    "  records INTEGER NOT NULL,"
+    "  imported_at INTEGER NOT NULL,"
+    "  published_at INTEGER NOT NULL"
+    ");",
 };
 
 /* The same migrations in PostgreSQL's dialect, entry for entry: rowid
@@ -673,6 +686,16 @@ static const char *const pg_migrations[] = {
     "ALTER TABLE replication_queue ADD COLUMN claimed_until BIGINT NOT NULL DEFAULT 0;"
     "CREATE INDEX replication_queue_claimed ON replication_queue(region, registry_id) "
     "WHERE claimed_until > 0;",
+    /* 24 */
+    "CREATE TABLE vulndb_shared ("
+    "  id BIGINT PRIMARY KEY CHECK (id = 1),"
+    "  generation BIGINT NOT NULL,"
+    "  digest TEXT COLLATE \"C\" NOT NULL,"
+    "  size BIGINT NOT NULL,"
+    "  records BIGINT NOT NULL,"
+    "  imported_at BIGINT NOT NULL,"
+    "  published_at BIGINT NOT NULL"
+    ");",
 };
 
 #define NMIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))

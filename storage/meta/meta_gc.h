@@ -7,8 +7,9 @@
  *
  * A blob is garbage under a cutoff time when its touched_at is before the
  * cutoff, no manifest row has it as its own content (manifests.blob_id),
- * and no manifest reference of any kind names its digest
- * (manifest_refs.digest). Links to repositories (repo_blobs) do not keep a
+ * no manifest reference of any kind names its digest
+ * (manifest_refs.digest), and it is not the current shared vulnerability
+ * database (vulndb_shared.digest, meta_vulndb.h). Links to repositories (repo_blobs) do not keep a
  * blob: they are removed with it.
  */
 #ifndef BERTH_META_GC_H
