@@ -117,6 +117,7 @@ struct berth_config {
     int64_t scan_hook_max_output_bytes;
     int64_t scan_max_image_bytes;
     int64_t scan_quota_seconds;
+    int64_t scan_vulndb_poll_seconds;
 
     char *pull_through_secrets_key;      /* 64 hex digits, or "" for the key file */
     char *pull_through_secrets_key_file; /* "" = <root>/secrets.key */

@@ -14,6 +14,7 @@
 #include "storage/spec/manifest.h"
 #include "storage/meta/meta_scan.h"
 #include "scan/engine/scan_builtin.h"
+#include "scan/engine/scan_dbsync.h"
 #include "storage/store/store.h"
 #include "common/str.h"
 #include "common/timeutil.h"
@@ -185,9 +186,14 @@ static enum berth_err run_hook(struct store *st, const struct scan_engine *eng, 
     return BERTH_OK;
 }
 
-static enum berth_err run_builtin(const struct scan_engine *eng, const struct manifest_info *info,
-                                  const struct image_files *files, struct scan_outcome *out)
+static enum berth_err run_builtin(struct store *st, const struct scan_engine *eng,
+                                  const struct manifest_info *info, const struct image_files *files,
+                                  struct scan_outcome *out)
 {
+    if (eng->vulndb_shared) {
+        /* a failure keeps the copy there is (logged by scan_dbsync_update) */
+        (void)scan_dbsync_update(st, eng->root, NULL);
+    }
     struct scan_layer *layers =
         calloc(files->layer_count ? files->layer_count : 1, sizeof(*layers));
     if (layers == NULL) {
@@ -293,7 +299,7 @@ enum berth_err scan_run_image(struct store *st, const struct scan_engine *eng, c
     if (eng->hook != NULL && eng->hook[0] != '\0') {
         rc = run_hook(st, eng, repo, mf, info, &files, len, out);
     } else {
-        rc = run_builtin(eng, info, &files, out);
+        rc = run_builtin(st, eng, info, &files, out);
     }
 done:
     if (rc == BERTH_OK && out->completed_at_ms == 0) {

@@ -46,6 +46,10 @@ struct scan_engine {
      * which the caller renews; NULL claims them for this node alone. */
     const char *lease_holder;
     int64_t lease_ttl_ms;
+    /* Replicas sharing the database and blob store: before the built-in
+     * scanner opens the vulnerability database, the local copy is brought
+     * to the shared generation (scan_dbsync_update). */
+    bool vulndb_shared;
 };
 
 /* How a scan ended. */

@@ -177,6 +177,38 @@ fail:
     return rc;
 }
 
+enum berth_err vdb_seal(const char *path, char *err, size_t cap)
+{
+    sqlite3 *conn = NULL;
+    sqlite3_stmt *st = NULL;
+    enum berth_err rc = BERTH_EDB;
+    if (sqlite3_open_v2(path, &conn, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL) !=
+        SQLITE_OK) {
+        say(err, cap, "cannot open %s: %s", path, conn ? sqlite3_errmsg(conn) : "no memory");
+        goto out;
+    }
+    sqlite3_busy_timeout(conn, 5000);
+    if (sqlite3_prepare_v2(conn, "PRAGMA journal_mode=DELETE", -1, &st, NULL) != SQLITE_OK ||
+        sqlite3_step(st) != SQLITE_ROW) {
+        int code = sqlite3_errcode(conn) & 0xff;
+        rc = code == SQLITE_BUSY || code == SQLITE_LOCKED ? BERTH_EBUSY : BERTH_EDB;
+        say(err, cap, "cannot seal %s: %s", path, sqlite3_errmsg(conn));
+        goto out;
+    }
+    const char *mode = (const char *)sqlite3_column_text(st, 0);
+    if (mode == NULL || strcmp(mode, "delete") != 0) {
+        /* SQLite answers the mode it kept when it could not change it */
+        rc = BERTH_EBUSY;
+        say(err, cap, "cannot seal %s: it stayed in journal mode %s", path, mode ? mode : "?");
+        goto out;
+    }
+    rc = BERTH_OK;
+out:
+    sqlite3_finalize(st);
+    sqlite3_close(conn);
+    return rc;
+}
+
 enum berth_err vdb_backup(const char *from_path, const char *to_path, char *err, size_t cap)
 {
     sqlite3 *from = NULL, *to = NULL;
@@ -353,7 +385,7 @@ enum berth_err vdb_counts(struct vdb *db, int64_t *records,
     }
     sqlite3_finalize(st);
     st = NULL;
-    if (rc != BERTH_OK) {
+    if (rc != BERTH_OK || fn == NULL) {
         return rc;
     }
     if (sqlite3_prepare_v2(db->conn,

@@ -385,15 +385,34 @@ static bool is_archive_name(const char *path)
     return false;
 }
 
-static enum berth_err db_path(const char *root_dir, char **out)
+static enum berth_err file_path(const char *root_dir, const char *name, char **out)
 {
-    size_t n = strlen(root_dir) + strlen(VULNDB_FILE) + 2;
+    size_t n = strlen(root_dir) + strlen(name) + 2;
     *out = malloc(n);
     if (*out == NULL) {
         return BERTH_ENOMEM;
     }
-    snprintf(*out, n, "%s/%s", root_dir, VULNDB_FILE);
+    snprintf(*out, n, "%s/%s", root_dir, name);
     return BERTH_OK;
+}
+
+/* The file an import writes: <root>/vulndb.db. */
+static enum berth_err db_path(const char *root_dir, char **out)
+{
+    return file_path(root_dir, VULNDB_FILE, out);
+}
+
+/* The file a reader opens: the shared database's local copy when there is
+ * one, else <root>/vulndb.db. */
+static enum berth_err read_path(const char *root_dir, char **out)
+{
+    enum berth_err rc = file_path(root_dir, VULNDB_SHARED_FILE, out);
+    struct stat st;
+    if (rc != BERTH_OK || stat(*out, &st) == 0) {
+        return rc;
+    }
+    free(*out);
+    return db_path(root_dir, out);
 }
 
 enum berth_err vulndb_import(const char *root_dir, const char *path,
@@ -483,7 +502,7 @@ enum berth_err vulndb_open(const char *root_dir, struct vulndb **out)
     struct vulndb *db = NULL;
     struct stat st;
     char err[256];
-    enum berth_err rc = db_path(root_dir, &dbfile);
+    enum berth_err rc = read_path(root_dir, &dbfile);
     if (rc != BERTH_OK) {
         return rc;
     }
@@ -553,13 +572,62 @@ enum berth_err vulndb_summary(const char *root_dir, struct vulndb_summary *out)
     }
     char *dbfile = NULL;
     struct stat st;
-    if (db_path(root_dir, &dbfile) == BERTH_OK && stat(dbfile, &st) == 0) {
+    if (read_path(root_dir, &dbfile) == BERTH_OK && stat(dbfile, &st) == 0) {
         out->file_bytes = (int64_t)st.st_size;
     }
     free(dbfile);
     out->updated_at_ms = db->updated_at_ms;
     rc = vdb_counts(db->vdb, &out->records, summary_ecosystem, out);
     vulndb_close(db);
+    return rc;
+}
+
+enum berth_err vulndb_seal(const char *root_dir, int64_t *records, int64_t *imported_at_ms,
+                           char *err, size_t cap)
+{
+    char *dbfile = NULL;
+    struct stat st;
+    enum berth_err rc = db_path(root_dir, &dbfile);
+    if (rc != BERTH_OK) {
+        return rc;
+    }
+    if (stat(dbfile, &st) != 0) {
+        snprintf(err, cap, "no vulnerability database at %s", dbfile);
+        free(dbfile);
+        return BERTH_ENOTFOUND;
+    }
+    rc = vdb_seal(dbfile, err, cap);
+    struct vdb *db = NULL;
+    if (rc == BERTH_OK) {
+        rc = vdb_open(dbfile, false, &db, err, cap);
+    }
+    if (rc == BERTH_OK) {
+        rc = vdb_meta_get(db, META_UPDATED_AT, imported_at_ms);
+        if (rc == BERTH_ENOTFOUND) {
+            *imported_at_ms = -1;
+            rc = BERTH_OK;
+        }
+    }
+    if (rc == BERTH_OK) {
+        rc = vdb_counts(db, records, NULL, NULL);
+    }
+    vdb_close(db);
+    free(dbfile);
+    return rc;
+}
+
+enum berth_err vulndb_check_file(const char *path, int64_t *imported_at_ms, char *err, size_t cap)
+{
+    struct vdb *db = NULL;
+    enum berth_err rc = vdb_open(path, false, &db, err, cap);
+    if (rc == BERTH_OK) {
+        rc = vdb_meta_get(db, META_UPDATED_AT, imported_at_ms);
+        if (rc == BERTH_ENOTFOUND) {
+            *imported_at_ms = -1;
+            rc = BERTH_OK;
+        }
+    }
+    vdb_close(db);
     return rc;
 }
 

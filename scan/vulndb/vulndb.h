@@ -17,6 +17,13 @@
 
 /* The file inside the data root. */
 #define VULNDB_FILE "vulndb.db"
+/* The local copy of the shared database (replicas sharing PostgreSQL and a
+ * blob store: scan/engine/scan_dbsync.h), inside the data root. When it
+ * exists, vulndb_open and vulndb_summary read it instead of VULNDB_FILE.
+ * It is never written in place: a new generation is renamed over it, and
+ * it is kept in SQLite's rollback journal mode (no -wal file that could
+ * outlive the file it belonged to). */
+#define VULNDB_SHARED_FILE "vulndb-shared.db"
 /* The schema version (PRAGMA user_version) this build reads and writes. */
 #define VULNDB_SCHEMA_VERSION 1
 /* Most .json files one import reads. */
@@ -76,9 +83,27 @@ enum vulndb_copied {
 enum berth_err vulndb_copy(const char *from_root, const char *to_root, enum vulndb_copied *what,
                            char *err, size_t cap);
 
+/*
+ * Make <root_dir>/vulndb.db (as vulndb_import left it) one self-contained
+ * file to publish: its write-ahead log folded in and the journal mode set
+ * to rollback (DELETE), so that a reader needs no -wal or -shm file beside
+ * it. *records and *imported_at_ms (-1 when unknown) say what it holds.
+ * No other connection may have it open. BERTH_ENOTFOUND, BERTH_EBUSY,
+ * BERTH_EDB, BERTH_ENOMEM; err (cap bytes) gets a reason.
+ */
+enum berth_err vulndb_seal(const char *root_dir, int64_t *records, int64_t *imported_at_ms,
+                           char *err, size_t cap);
+
+/* Check that the file at path is a vulnerability database this build
+ * reads (opened read-only, then closed); *imported_at_ms gets its import
+ * time (-1 when unknown). BERTH_ENOTFOUND (no data), BERTH_EUNSUPPORTED
+ * (a newer schema), BERTH_EDB (not a database); err gets a reason. */
+enum berth_err vulndb_check_file(const char *path, int64_t *imported_at_ms, char *err, size_t cap);
+
 struct vulndb;
 
-/* Open <root_dir>/vulndb.db read-only. BERTH_ENOTFOUND when nothing was
+/* Open <root_dir>/vulndb-shared.db, or when there is none
+ * <root_dir>/vulndb.db, read-only. BERTH_ENOTFOUND when nothing was
  * ever imported; BERTH_EUNSUPPORTED for a newer schema; BERTH_EDB. */
 enum berth_err vulndb_open(const char *root_dir, struct vulndb **out);
 void vulndb_close(struct vulndb *db);
@@ -103,7 +128,7 @@ struct vulndb_summary {
     } ecosystems[VULNDB_SUMMARY_ECOSYSTEMS];
 };
 
-/* Read the summary of <root_dir>/vulndb.db (a read-only connection of its
+/* Read the summary of the database vulndb_open opens (a read-only connection of its
  * own, closed again). BERTH_ENOTFOUND when nothing was ever imported;
  * BERTH_EUNSUPPORTED for a newer schema; BERTH_EDB, BERTH_ENOMEM.
  * Blocks for one scan of the affected rows; any thread. */

@@ -57,6 +57,11 @@ void vdb_close(struct vdb *db);
  * BERTH_ENOMEM. */
 enum berth_err vdb_backup(const char *from_path, const char *to_path, char *err, size_t cap);
 
+/* Set the file's journal mode to rollback (DELETE), folding its
+ * write-ahead log in; no other connection may have it open. err gets a
+ * reason. BERTH_EBUSY, BERTH_EDB. */
+enum berth_err vdb_seal(const char *path, char *err, size_t cap);
+
 /* BEGIN IMMEDIATE (BERTH_EBUSY when another writer holds it), COMMIT,
  * ROLLBACK. */
 enum berth_err vdb_begin(struct vdb *db);
@@ -75,7 +80,8 @@ enum berth_err vdb_meta_get(struct vdb *db, const char *key, int64_t *value);
 
 /* The number of stored records, and for each ecosystem (in name order)
  * the number of records with an affected package in it: fn is called
- * once per ecosystem; its non-OK result stops the walk and is returned. */
+ * once per ecosystem (fn NULL: records only); its non-OK result stops the
+ * walk and is returned. */
 enum berth_err vdb_counts(struct vdb *db, int64_t *records,
                           enum berth_err (*fn)(void *ctx, const char *ecosystem, int64_t records),
                           void *ctx);

@@ -223,6 +223,7 @@ int cmd_scan(struct cli *cli)
         .hook_max_output = (size_t)cfg->scan_hook_max_output_bytes,
         .max_image_bytes = (uint64_t)cfg->scan_max_image_bytes,
         .cancel = &interrupted,
+        .vulndb_shared = strcmp(cfg->meta_backend, "postgres") == 0,
     };
     rc = scan_run_image(st, &eng, repo, &mf, &o);
     if (rc == BERTH_EBUSY && atomic_load(&interrupted)) {

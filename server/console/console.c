@@ -36,6 +36,8 @@
 #include "server/console/assets.h"
 #include "common/log.h"
 #include "scan/vulndb/vulndb.h"
+#include "scan/engine/scan_dbsync.h"
+#include "storage/meta/meta_vulndb.h"
 #include "server/jobs/jobs.h"
 #include "server/metrics/metrics.h"
 #include "storage/meta/meta_activity.h"
@@ -800,7 +802,9 @@ static json_t *gc_json(struct meta *m, const struct jobs_status *js, bool attach
     return o;
 }
 
-static json_t *vulndb_json(const char *root)
+/* The local database's summary (o gets its facts), or NULL with the
+ * reason for a database that cannot be read. */
+static json_t *vulndb_local_json(const char *root, bool *present)
 {
     struct vulndb_summary *sum = malloc(sizeof(*sum));
     if (sum == NULL) {
@@ -808,6 +812,7 @@ static json_t *vulndb_json(const char *root)
     }
     enum berth_err rc = vulndb_summary(root, sum);
     json_t *o;
+    *present = rc == BERTH_OK;
     if (rc == BERTH_ENOTFOUND) {
         o = json_pack("{s:b, s:s}", "present", false, "hint", "berth vulndb import PATH");
     } else if (rc != BERTH_OK) {
@@ -829,6 +834,46 @@ static json_t *vulndb_json(const char *root)
     }
     free(sum);
     return o;
+}
+
+/* The scanner's database. Replicas sharing the database: the shared
+ * generation's records and import time (the same on every replica),
+ * whether this replica runs with it yet, and the ecosystems of the copy
+ * it has; else the local file's summary. */
+static json_t *vulndb_json(struct meta *m, const char *root)
+{
+    struct meta_vulndb cur;
+    enum berth_err rc = meta_vulndb_get(m, &cur);
+    bool present = false;
+    json_t *local = vulndb_local_json(root, &present);
+    if (rc != BERTH_OK || local == NULL) {
+        return local; /* none shared (single node), or no memory */
+    }
+    char have[DIGEST_STR_MAX];
+    bool installed = present && scan_dbsync_installed(root, have, sizeof(have)) == BERTH_OK &&
+                     strcmp(have, cur.digest) == 0;
+    json_t *shared = json_pack("{s:I, s:s, s:o, s:b}", "generation", (json_int_t)cur.generation,
+                               "digest", cur.digest, "publishedAt", ms_or_null(cur.published_at_ms),
+                               "installedHere", installed);
+    if (!installed) {
+        /* this replica has not downloaded it yet: what is known of it */
+        json_decref(local);
+        local = json_pack("{s:b, s:I, s:i, s:I, s:o}", "present", true, "fileBytes",
+                          (json_int_t)cur.size, "schemaVersion", VULNDB_SCHEMA_VERSION,
+                          "ecosystemCount", (json_int_t)0, "ecosystems", json_array());
+    }
+    if (local == NULL || shared == NULL) {
+        json_decref(local);
+        json_decref(shared);
+        return NULL;
+    }
+    json_object_set_new(local, "source",
+                        json_string("OSV records imported with berth vulndb import, shared "
+                                    "by the replicas"));
+    json_object_set_new(local, "records", json_integer((json_int_t)cur.records));
+    json_object_set_new(local, "updatedAt", ms_or_null(cur.imported_at_ms));
+    json_object_set_new(local, "shared", shared);
+    return local;
 }
 
 /* What the server runs with, never a secret: no key, DSN, password or
@@ -1110,7 +1155,7 @@ static void registry(struct request *req)
     json_t *scan = json_pack("{s:I, s:I, s:I, s:o}", "workers", (json_int_t)srv->cfg->scan_workers,
                              "waiting", (json_int_t)waiting, "running",
                              (json_int_t)(total >= waiting ? total - waiting : 0), "database",
-                             vulndb_json(srv->cfg->root));
+                             vulndb_json(m, srv->cfg->root));
     send_doc(req, 200,
              json_pack("{s:s, s:s, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:b}", "scope",
                        "registry", "version", BERTH_VERSION, "startedAt",

@@ -20,6 +20,7 @@
 #include "storage/meta/meta_scan.h"
 #include "storage/registry/scan_queue.h"
 #include "scan/engine/scan_run.h"
+#include "scan/engine/scan_dbsync.h"
 #include "server/jobs/leases.h"
 #include "server/metrics/metrics.h"
 #include "storage/store/store.h"
@@ -37,6 +38,11 @@ struct scan_workers {
     atomic_bool stop;
     pthread_t *threads;
     size_t count;
+    /* replicas: the thread keeping the shared vulnerability database's
+     * local copy current (scan_dbsync.h) */
+    pthread_t syncer;
+    bool syncing;
+    int64_t sync_interval_ms;
 };
 
 static void note_scan(void *arg, bool complete, int64_t duration_ms)
@@ -57,6 +63,23 @@ static void *worker_main(void *arg)
             scan_queue_wait(&seen, ERROR_PAUSE_MS, &w->stop);
         } else if (!ran) {
             scan_queue_wait(&seen, POLL_MS, &w->stop);
+        }
+    }
+    return NULL;
+}
+
+/* Look for a new generation of the shared vulnerability database at start
+ * and every scan.vulndb_poll_seconds, so that it is downloaded before the
+ * scans that need it (they look too, and wait for a download under way). */
+static void *syncer_main(void *arg)
+{
+    struct scan_workers *w = arg;
+    while (!atomic_load(&w->stop)) {
+        (void)scan_dbsync_update(w->st, w->engine.root, NULL); /* logs its failures */
+        uint64_t seen = scan_queue_generation();
+        int64_t until = time_now_ms() + w->sync_interval_ms;
+        while (!atomic_load(&w->stop) && time_now_ms() < until) {
+            scan_queue_wait(&seen, until - time_now_ms(), &w->stop);
         }
     }
     return NULL;
@@ -127,7 +150,9 @@ enum berth_err scan_workers_start(const struct berth_config *cfg, struct store *
         .on_recorded = note_scan,
         .lease_holder = leases_holder(leases),
         .lease_ttl_ms = leases_ttl_ms(leases),
+        .vulndb_shared = leases != NULL,
     };
+    w->sync_interval_ms = cfg->scan_vulndb_poll_seconds * 1000;
     size_t want = (size_t)cfg->scan_workers;
     w->threads = calloc(want ? want : 1, sizeof(*w->threads));
     if (w->threads == NULL) {
@@ -141,6 +166,15 @@ enum berth_err scan_workers_start(const struct berth_config *cfg, struct store *
             return BERTH_EIO;
         }
         w->count++;
+    }
+    bool builtin = cfg->scan_hook == NULL || cfg->scan_hook[0] == '\0';
+    if (w->engine.vulndb_shared && builtin && want > 0) {
+        if (pthread_create(&w->syncer, NULL, syncer_main, w) != 0) {
+            log_error("event=vulndb_syncer_start_failed");
+            scan_workers_stop(w);
+            return BERTH_EIO;
+        }
+        w->syncing = true;
     }
     log_info("event=scan_workers_started workers=%zu engine=%s waiting_jobs=%lld "
              "released_jobs=%lld",
@@ -159,6 +193,9 @@ void scan_workers_stop(struct scan_workers *w)
     scan_queue_notify();
     for (size_t i = 0; i < w->count; i++) {
         pthread_join(w->threads[i], NULL);
+    }
+    if (w->syncing) {
+        pthread_join(w->syncer, NULL);
     }
     if (w->count > 0) {
         log_info("event=scan_workers_stopped workers=%zu", w->count);

@@ -1571,7 +1571,9 @@ function registryScan(scan) {
       ["Source", db.source],
       ["Ecosystems", db.ecosystems.map((e) => e.name + " (" + e.records + ")").join(", ") + (db.ecosystemCount > db.ecosystems.length ? ", …" : ""), "vulndb-ecosystems"],
       ["Size", fmtSize(db.fileBytes) + ", schema " + db.schemaVersion],
-    ]
+    ].concat(db.shared
+      ? [["Shared generation", db.shared.generation + (db.shared.installedHere ? ", in use on this replica" : ", not yet downloaded by this replica"), "vulndb-generation"]]
+      : [])
     : [["Database", db.error ? "unreadable: " + db.error : "none imported: scans fail until one is (" + db.hint + ")", "vulndb-records"]];
   return section("Vulnerability scanning", "scanning",
     facts(dbFacts),
