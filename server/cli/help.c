@@ -48,7 +48,7 @@ static const struct command_doc commands[] = {
      "Uses the built-in scanner with the records of berth vulndb import, or scan.hook."},
     {"vulndb import PATH",
      "import OSV vulnerability records (a directory, .json, .tar.gz, .tar.zst or .zip); with "
-     "meta.backend postgres, into the database all replicas share (run it once)",
+     "PostgreSQL metadata, into the one database all replicas share (run it once)",
      NULL},
     {"export REPO[:TAG|@DIGEST]... -o FILE [--since OLD]",
      "write images (with index children and referrers) as an OCI image layout tar "
