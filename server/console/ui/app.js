@@ -144,9 +144,11 @@ class ApiError extends Error {
   }
 }
 
-// The session ended (signed out elsewhere, expired, or its cookie gone).
+// The session ended (signed out elsewhere, expired, or its cookie gone: the
+// browser drops an expired cookie itself, and without one berth answers
+// SignInRequired, MissingAuthenticationToken or, on /v2, 401).
 function sessionEnded(err) {
-  return ["UnrecognizedClientException", "SessionEnded", "MissingAuthenticationTokenException"].includes(err.type);
+  return ["UnrecognizedClientException", "SessionEnded", "MissingAuthenticationTokenException", "SignInRequired"].includes(err.type);
 }
 
 async function ecr(op, body) {
@@ -182,7 +184,7 @@ async function v2(path, accept) {
     } catch (e) {
       /* not an OCI error body */
     }
-    const type = r.status === 403 && /session/.test(msg) ? "SessionEnded" : "";
+    const type = r.status === 401 || (r.status === 403 && /session/.test(msg)) ? "SessionEnded" : "";
     throw new ApiError(msg, type, r.status);
   }
   return { text, type: r.headers.get("Content-Type"), digest: r.headers.get("Docker-Content-Digest"), link: r.headers.get("Link") };

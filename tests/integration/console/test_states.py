@@ -291,5 +291,44 @@ class ConsoleStatesTest(h.ServerTestCase):
             b.zoom(100)
 
 
+class ConsoleSessionExpiryTest(h.ServerTestCase):
+    """A session that expires while its page is open: the next action brings back the
+    sign-in form with a note saying the session ended, shows nothing of the page, and a
+    new sign-in carries on. Only the session's lifetime is involved (no restart), so it
+    holds wherever sessions are kept."""
+    server_config = {"console": {"session_ttl_seconds": 5}}
+
+    @classmethod
+    def setUpClass(cls):
+        cls.work = tempfile.mkdtemp(prefix="berth-expiry-")
+        cls.addClassCleanup(shutil.rmtree, cls.work, True)
+        super().setUpClass()
+        cls.admin = e.keys_create(cls.server, "expiry-admin")
+        cls.browser = Browser(cls.work)
+        cls.addClassCleanup(cls.browser.close)
+
+    def test_expired_session_asks_to_sign_in_again(self):
+        b = self.browser
+        b.go(self.server.base_url + "/ui/#/registry")
+        b.type(b.wait_for("#akid"), self.admin[0])
+        b.type(b.wait_for("#secret"), self.admin[1])
+        b.click(b.wait_for("#signin"))
+        b.wait_for("#registry-refresh")
+        signed_in = lambda: b.s("POST", "/execute/async", {"args": [], "script": """
+            const done = arguments[arguments.length - 1];
+            fetch("/ui/api/session").then((r) => r.json()).then((s) => done(s.signedIn));"""})
+        h.wait_until(lambda: not signed_in(), 30, interval=0.5, what="the session to expire")
+        b.click(b.wait_for("#registry-refresh"))
+        b.wait_for("#signin-error .notice", "Your session has ended")
+        b.wait_for("h1", "Sign in")
+        self.assertEqual(b.find_all("#registry-refresh"), [])
+        self.assertFalse(b.script("return !document.getElementById('who').hidden"))
+        self.assertEqual(b.accessibility(), [])
+        b.type(b.wait_for("#akid"), self.admin[0])
+        b.type(b.wait_for("#secret"), self.admin[1])
+        b.click(b.wait_for("#signin"))
+        b.wait_for("#registry-refresh")
+
+
 if __name__ == "__main__":
     unittest.main()
