@@ -4,8 +4,10 @@ an error; sign in, browse to an image pushed by skopeo, delete a tag, sign out; 
 read-only key sees no delete button. A screenshot of each main page is saved under the
 test's output directory (BERTH_TEST_OUTPUT, default <build>/test-output/console)."""
 
+import datetime
 import json
 import os
+import re
 import shutil
 import tempfile
 import time
@@ -606,6 +608,91 @@ class BrowserTest(h.ServerTestCase):
         left = [d["imageDigest"] for d in
                 ecr.describe_images(repositoryName="team/copy-del")["imageDetails"]]
         self.assertEqual(left, [kept.digest])
+        self.sign_out()
+
+    def test_9_figures_each_page_shows(self):
+        """The columns the issue lists, with the values the APIs hold: the repository list
+        (images, tags, size, last push, last pull, scan on push, tag mutability), a
+        repository's image rows (size, push and last-pull times), an image's layers (media
+        type and size of each) and its config as formatted JSON; and the page calls only
+        berth's own APIs on its own origin."""
+        b = self.browser
+        repo = "team/columns"
+        img = h.build_image(layer_count=2, layer_size=3000, compress=False)
+        reg = e.AuthRegistry(self.server.base_url, e.basic(*self.admin))
+        for tag in ("a", "b"):
+            h.expect_status(reg.push_image(repo, img, tag=tag), 201)
+        ecr = c.ecr_client(self.server, *self.admin)
+        ecr.put_image_scanning_configuration(repositoryName=repo,
+                                             imageScanningConfiguration={"scanOnPush": True})
+        ecr.put_image_tag_mutability(repositoryName=repo, imageTagMutability="IMMUTABLE")
+        h.expect_status(reg.get_manifest(repo, "a", accept=img.media_type), 200)  # a pull
+        detail = ecr.describe_images(repositoryName=repo)["imageDetails"][0]
+        self.assertIn("lastRecordedPullTime", detail)
+
+        def when(t):
+            if not isinstance(t, datetime.datetime):
+                t = datetime.datetime.fromtimestamp(t, datetime.timezone.utc)
+            return t.astimezone(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+        def size(n):
+            units, i, v = ["B", "KiB", "MiB", "GiB"], 0, float(n)
+            while v >= 1024 and i < len(units) - 1:
+                v, i = v / 1024, i + 1
+            return ("%d" % n if i == 0 else "%.1f" % v) + " " + units[i]
+
+        cells = lambda css: b.script("return [...document.querySelectorAll(arguments[0])]"
+                                     ".map((x) => x.textContent.trim())", css)
+        b.go(self.server.base_url + "/ui/")
+        self.sign_in(*self.admin)
+        b.type(b.wait_for("#repo-search"), repo)
+        b.wait_for("#page-status", "of 1")
+        self.assertEqual(cells("#repo-list thead th"), [
+            "Name ▲", "Images", "Tags", "Size", "Last push", "Last pull", "Scan on push",
+            "Tag mutability"])
+        listed = b.s("POST", "/execute/async", {"args": [repo], "script": """
+            const [repo, done] = arguments;
+            fetch("/ui/api/session").then((r) => r.json()).then((s) =>
+              fetch("/ui/api/repositories?q=" + encodeURIComponent(repo),
+                    {headers: {"X-CSRF-Token": s.csrfToken}}))
+              .then((r) => r.json()).then((d) => done(d.repositories[0]));"""})
+        self.assertEqual(listed["sizeInBytes"],
+                         sum(len(x) for x in img.blobs.values()) + len(img.manifest))
+        self.assertEqual(cells("#repo-list tbody tr:first-child > *"), [
+            repo, "1", "2", size(listed["sizeInBytes"]), when(listed["lastPushedAt"]),
+            when(listed["lastPulledAt"]), "on", "immutable"])
+        # the repository: the image's size, push and last-pull times
+        b.click(b.wait_for("#repo-list a", repo))
+        b.wait_for("td.tags", "b")
+        row = cells("tbody tr:first-child > td")
+        self.assertEqual(row[2:5], [size(detail["imageSizeInBytes"]),
+                                    when(detail["imagePushedAt"]),
+                                    when(detail["lastRecordedPullTime"])], row)
+        # the image: each layer's media type and size; the config as formatted JSON
+        b.go(self.server.base_url + "/ui/#/image/team%%2Fcolumns/%s" % img.digest)
+        b.wait_for("h2", "Layers")
+        manifest = json.loads(img.manifest)
+        layers = [r[2:] for r in b.script(
+            "return [...document.querySelectorAll('table')].find((t) => "
+            "t.querySelector('th').textContent === '#').querySelectorAll('tbody tr')"
+            ".values().map((r) => [...r.children].map((x) => x.textContent)).toArray()")]
+        self.assertEqual(layers, [[x["mediaType"], size(x["size"])] for x in manifest["layers"]])
+        config = json.loads(img.blobs[img.config_digest])
+        shown = b.script("return [...document.querySelectorAll('details')].find((d) => "
+                         "d.querySelector('summary').textContent === 'Config')"
+                         ".querySelector('pre').textContent")
+        self.assertEqual(shown, json.dumps(config, indent=2, ensure_ascii=False))
+        # every request the page made: its own files, the ECR API (POST /), /v2 reads and
+        # the console's own endpoints, all on berth's origin
+        origin = self.server.base_url
+        calls = b.script("return performance.getEntriesByType('resource').map((x) => x.name)")
+        self.assertTrue(calls)
+        allowed = re.compile(r"^/(|ui/(|app\.js|console\.css|favicon\.svg)|"
+                             r"ui/api/(session|permissions|repositories|registry|gc)(\?.*)?|"
+                             r"v2/.+/(manifests|blobs|referrers)/[^/]+(\?.*)?)$")
+        for url in calls:
+            self.assertTrue(url.startswith(origin + "/"), url)
+            self.assertRegex(url[len(origin):], allowed)
         self.sign_out()
 
     def assertAccessible(self, page):

@@ -224,6 +224,67 @@ class ConsoleTest(h.ServerTestCase):
         self.assertEqual(r.status, 401, r.describe())
         self.assertEqual(self.reg.get_manifest(self.repo_name, "v1").status, 401)  # no creds
 
+    def test_every_change_needs_the_csrf_token(self):
+        """Each state-changing ECR call the console makes, sent with the session's cookie
+        but no X-CSRF-Token (what a cross-site form or fetch could send), is refused and
+        changes nothing; with the token the same session may."""
+        repo = "console/csrf"
+        admin = ConsoleClient(self.reg)
+        admin.sign_in(*self.admin)
+        status, out = admin.ecr("CreateRepository", {"repositoryName": repo})
+        self.assertEqual(status, 200, out)
+        h.expect_status(e.AuthRegistry(self.server.base_url, e.basic(*self.admin))
+                        .push_image(repo, h.build_image(layer_count=1), tag="t"), 201)
+        arn = out["repository"]["repositoryArn"]
+        policy = json.dumps({"rules": [{"rulePriority": 1, "selection": {
+            "tagStatus": "any", "countType": "imageCountMoreThan", "countNumber": 1},
+            "action": {"type": "expire"}}]})
+        repo_policy = json.dumps({"Version": "2012-10-17", "Statement": [{
+            "Sid": "x", "Effect": "Allow", "Principal": "*", "Action": "ecr:BatchGetImage"}]})
+        changes = [
+            ("CreateRepository", {"repositoryName": "console/csrf-new"}),
+            ("DeleteRepository", {"repositoryName": repo, "force": True}),
+            ("BatchDeleteImage", {"repositoryName": repo, "imageIds": [{"imageTag": "t"}]}),
+            ("PutImageTagMutability", {"repositoryName": repo,
+                                       "imageTagMutability": "IMMUTABLE"}),
+            ("PutImageScanningConfiguration", {"repositoryName": repo,
+                                               "imageScanningConfiguration": {"scanOnPush": True}}),
+            ("TagResource", {"resourceArn": arn, "tags": [{"Key": "k", "Value": "v"}]}),
+            ("UntagResource", {"resourceArn": arn, "tagKeys": ["k"]}),
+            ("SetRepositoryPolicy", {"repositoryName": repo, "policyText": repo_policy}),
+            ("DeleteRepositoryPolicy", {"repositoryName": repo}),
+            ("PutLifecyclePolicy", {"repositoryName": repo, "lifecyclePolicyText": policy}),
+            ("DeleteLifecyclePolicy", {"repositoryName": repo}),
+            ("StartLifecyclePolicyPreview", {"repositoryName": repo,
+                                             "lifecyclePolicyText": policy}),
+            ("StartImageScan", {"repositoryName": repo, "imageId": {"imageTag": "t"}}),
+        ]
+        for op, body in changes:
+            for token in (None, "0" * 64):
+                status, out = admin.ecr(op, body, csrf=False, token=token)
+                self.assertEqual((status, error_type(out)), (400, "AccessDeniedException"),
+                                 "%s %s" % (op, out))
+                self.assertIn("CSRF", out["message"], op)
+        # nothing changed
+        status, out = admin.ecr("DescribeRepositories", {"repositoryNames": [repo]})
+        self.assertEqual(status, 200, out)
+        self.assertEqual((out["repositories"][0]["imageTagMutability"],
+                          out["repositories"][0]["imageScanningConfiguration"]["scanOnPush"]),
+                         ("MUTABLE", False))
+        status, out = admin.ecr("DescribeImages", {"repositoryName": repo})
+        self.assertEqual(out["imageDetails"][0]["imageTags"], ["t"])
+        self.assertNotIn("imageScanStatus", out["imageDetails"][0])
+        self.assertEqual(admin.ecr("ListTagsForResource", {"resourceArn": arn})[1]["tags"], [])
+        for op in ("GetRepositoryPolicy", "GetLifecyclePolicy", "GetLifecyclePolicyPreview"):
+            status, out = admin.ecr(op, {"repositoryName": repo})
+            self.assertEqual(status, 400, "%s: %s" % (op, out))
+            self.assertRegex(error_type(out), "NotFoundException$", op)
+        status, out = admin.ecr("DescribeRepositories", {"repositoryNames": ["console/csrf-new"]})
+        self.assertEqual(error_type(out), "RepositoryNotFoundException", out)
+        # the token makes the same call go through
+        status, out = admin.ecr("PutImageTagMutability", changes[3][1])
+        self.assertEqual(status, 200, out)
+
     def test_read_only_key_refused_a_delete(self):
         repo = "console/ro"
         img = h.build_image(layer_count=1)

@@ -6,6 +6,7 @@ headless Chromium: an administrator runs a garbage collection pass from it, a re
 key sees no button and a forced request is refused; axe-core finds no serious or critical
 violation."""
 
+import datetime
 import json
 import os
 import re
@@ -573,6 +574,18 @@ class RegistryBrowserTest(h.ServerTestCase):
         self.assertTrue(rows[1].startswith("small/two"), rows)
         self.assertGreater(int(b.text(b.wait_for("#vulndb-records"))), 0)
         b.wait_for("#vulndb-ecosystems", "Debian:12")
+        # the blob count and the database's last import, as the API has them
+        doc = b.s("POST", "/execute/async", {"args": [], "script": """
+            const done = arguments[arguments.length - 1];
+            fetch("/ui/api/session").then((r) => r.json()).then((s) =>
+              fetch("/ui/api/registry", {headers: {"X-CSRF-Token": s.csrfToken}}))
+              .then((r) => r.json()).then(done);"""})
+        self.assertGreater(doc["storage"]["blobs"], 0)
+        self.assertTrue(b.text(b.wait_for("#blob-total")).startswith(
+            "%d blobs, " % doc["storage"]["blobs"]))
+        imported = datetime.datetime.fromtimestamp(doc["scan"]["database"]["updatedAt"],
+                                                   datetime.timezone.utc)
+        b.wait_for("#vulndb-updated", imported.strftime("%Y-%m-%d %H:%M:%S UTC"))
         b.wait_for("#server-version", "berth ")
         b.wait_for("#job-rows td", "lifecycle")
         b.wait_for("#gc-runs-empty")

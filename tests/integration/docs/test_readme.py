@@ -8,7 +8,10 @@ Two substitutions, each checked against the Makefile so that they stay what `mak
   already there), in the background, with 127.0.0.1:<free port> for LISTEN;
 - `make image` runs the Makefile's `image` recipe (without its `build` prerequisite, which
   would reconfigure the build directory under test);
-and 127.0.0.1:5000 becomes 127.0.0.1:<that port> everywhere."""
+and 127.0.0.1:5000 becomes 127.0.0.1:<that port> everywhere. Then the issue 15's "done
+when": Chromium opens http://127.0.0.1:<port>/, lands on the console's sign-in and signs in
+with a key from `build/berth keys create` run in the checkout, and sees the pushed image and
+the registry page."""
 
 import json
 import os
@@ -20,6 +23,7 @@ import unittest
 
 import berth_harness as h
 import packaging_helpers as pk
+from browser_helpers import Browser
 
 README = os.path.join(h.REPO_ROOT, "README.md")
 MAKEFILE = os.path.join(h.REPO_ROOT, "Makefile")
@@ -140,6 +144,27 @@ class QuickStartTest(unittest.TestCase):
                               env=bare, capture_output=True, text=True, timeout=120)
         self.assertNotEqual(proc.returncode, 0)
         self.assertRegex(proc.stderr, r"401|unauthorized|authentication required")
+        # the issue's "done when": open http://127.0.0.1:5000/ and sign in with a key from
+        # `berth keys create` (made from the checkout, as the README makes its key)
+        proc = subprocess.run(["build/berth", "keys", "create", "console-user"],
+                              cwd=self.checkout, env=self.env, capture_output=True, text=True,
+                              timeout=60, stdin=subprocess.DEVNULL)
+        self.assertEqual(proc.returncode, 0, proc.stderr)
+        key = dict(ln.split("=", 1) for ln in proc.stdout.splitlines())
+        b = Browser(self.tmp)
+        try:
+            b.go(self.localize("http://127.0.0.1:5000/"))
+            b.wait_for("h1", "Sign in")
+            self.assertEqual(b.url(), self.localize("http://127.0.0.1:5000/ui/"))
+            b.type(b.wait_for("#akid"), key["AWS_ACCESS_KEY_ID"])
+            b.type(b.wait_for("#secret"), key["AWS_SECRET_ACCESS_KEY"])
+            b.click(b.wait_for("#signin"))
+            b.click(b.wait_for("#repo-list a", "team/app"))
+            b.wait_for("td.tags", "1.0")
+            b.click(b.wait_for("#nav-registry"))
+            b.wait_for("#server-version", "berth ")
+        finally:
+            b.close()
         self.assertEqual(self.server.stop(), 0)
 
 
