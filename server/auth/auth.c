@@ -587,7 +587,7 @@ enum berth_err auth_new(const struct berth_config *cfg, struct store *st, bool r
     a->cfg = cfg;
     a->store = st;
     a->required = required;
-    a->sessions = auth_sessions_new();
+    a->sessions = auth_sessions_new(st);
     if (a->sessions == NULL) {
         auth_free(a);
         return BERTH_ENOMEM;

@@ -266,6 +266,10 @@ static void session_get(struct request *req)
     struct auth_session s;
     enum auth_session_state state = auth_session_check(auth_sessions(a), http_header(req, "Cookie"),
                                                        false, NULL, time_now_ms() / 1000, &s);
+    if (state == AUTH_SESSION_UNAVAILABLE) {
+        server_failed(req, BERTH_EUNAVAILABLE, "db", "database unavailable");
+        return;
+    }
     struct auth_lookup lk;
     enum berth_err rc = auth_lookup(a, m, session_key(state, &s), NULL, &lk);
     if (rc != BERTH_OK) {
@@ -296,10 +300,10 @@ static void session_create_anonymous(struct request *req, bool enforced)
     struct auth_session s;
     enum berth_err rc = auth_session_create(auth_sessions(req->srv->auth), "", now,
                                             req->srv->cfg->console_session_ttl_seconds, token, &s);
-    if (rc == BERTH_EBUSY) {
-        fail(req, 503, "TooManySessions", "Too many console sessions: try again later.");
-    } else if (rc != BERTH_OK) {
+    if (rc == BERTH_EIO || rc == BERTH_EINVAL) {
         fail(req, 500, "ServerError", "cannot start a session");
+    } else if (rc != BERTH_OK) {
+        server_failed(req, rc, "db", "cannot start a session");
     } else {
         session_cookie(req, token, req->srv->cfg->console_session_ttl_seconds, cookie,
                        sizeof(cookie));
@@ -384,8 +388,10 @@ static void session_create(struct request *req)
         struct auth_session s;
         rc = auth_session_create(auth_sessions(a), akid, now,
                                  req->srv->cfg->console_session_ttl_seconds, token, &s);
-        if (rc != BERTH_OK) {
+        if (rc == BERTH_EIO || rc == BERTH_EINVAL) {
             fail(req, 500, "ServerError", "cannot start a session");
+        } else if (rc != BERTH_OK) {
+            server_failed(req, rc, "db", "cannot start a session");
         } else {
             log_info("event=console_signin key=%s", log_value(akid, shown, sizeof(shown)));
             session_cookie(req, token, req->srv->cfg->console_session_ttl_seconds, cookie,
@@ -416,8 +422,17 @@ static void session_delete(struct request *req)
              "The request carries no valid " AUTH_SESSION_CSRF_HEADER " header");
         return;
     }
+    if (state == AUTH_SESSION_UNAVAILABLE) {
+        server_failed(req, BERTH_EUNAVAILABLE, "db", "database unavailable");
+        return;
+    }
     if (state == AUTH_SESSION_OK) {
-        auth_session_end(auth_sessions(a), cookie);
+        /* ended on every replica: the row is gone */
+        enum berth_err rc = auth_session_end(auth_sessions(a), cookie);
+        if (rc != BERTH_OK) {
+            server_failed(req, rc, "db", "the session could not be ended");
+            return;
+        }
     }
     char clear[256];
     session_cookie(req, "", 0, clear, sizeof(clear));
@@ -446,6 +461,10 @@ static void permissions(struct request *req)
     struct auth_session s;
     enum auth_session_state state = auth_session_check(auth_sessions(a), http_header(req, "Cookie"),
                                                        false, NULL, time_now_ms() / 1000, &s);
+    if (state == AUTH_SESSION_UNAVAILABLE) {
+        server_failed(req, BERTH_EUNAVAILABLE, "db", "database unavailable");
+        return;
+    }
     struct auth_lookup lk;
     enum berth_err rc = auth_lookup(a, m, session_key(state, &s), repo, &lk);
     if (rc != BERTH_OK) {
@@ -502,6 +521,10 @@ static bool caller_begin(struct request *req, struct meta *m, bool csrf, bool an
     if (state == AUTH_SESSION_CSRF) {
         auth_wipe(&s, sizeof(s));
         csrf_refused(req);
+        return false;
+    }
+    if (state == AUTH_SESSION_UNAVAILABLE) {
+        server_failed(req, BERTH_EUNAVAILABLE, "db", "database unavailable");
         return false;
     }
     enum berth_err rc = auth_lookup(a, m, session_key(state, &s), NULL, lk);

@@ -870,6 +870,10 @@ static bool authenticate(struct ecr_call *call, const char *repo, struct auth_lo
         enum auth_session_state state = auth_session_check(
             auth_sessions(a), http_header(req, "Cookie"), true,
             http_header(req, AUTH_SESSION_CSRF_HEADER), time_now_ms() / 1000, &s);
+        if (state == AUTH_SESSION_UNAVAILABLE) {
+            ecr_server_error(call, BERTH_EUNAVAILABLE);
+            return false;
+        }
         if (state != AUTH_SESSION_NONE) {
             bool ok = authenticate_session(call, repo, lk, state, &s);
             auth_wipe(&s, sizeof(s));

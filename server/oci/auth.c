@@ -443,6 +443,11 @@ static void parse_credentials(struct request *req, enum oci_route route, struct 
             } else if (state == AUTH_SESSION_OK) {
                 c->kind = CRED_SESSION;
                 str_copy(c->akid, sizeof(c->akid), s.access_key_id);
+            } else if (state == AUTH_SESSION_UNAVAILABLE) {
+                /* the session could not be read: a server error, never
+                 * a sign-out */
+                c->kind = CRED_ERROR;
+                c->err = BERTH_EUNAVAILABLE;
             } else if (state != AUTH_SESSION_NONE) {
                 c->kind = CRED_SESSION_ENDED;
             }

@@ -7,6 +7,8 @@
 
 #include <string.h>
 
+#include "storage/meta/meta_session.h"
+
 /* Bound strings the callers hand in, so a row never holds more than the
  * readers' buffers accept. */
 static bool within(const char *s, size_t max)
@@ -106,6 +108,10 @@ enum berth_err meta_key_delete(struct meta *m, const char *access_key_id)
     rc = meta_step_done(m, st, "key_delete");
     if (rc == BERTH_OK && meta_changes(m) == 0) {
         rc = BERTH_ENOTFOUND;
+    }
+    if (rc == BERTH_OK) {
+        /* its console sessions end with it, on every replica */
+        rc = meta_session_delete_key(m, access_key_id, NULL);
     }
     if (rc != BERTH_OK) {
         goto out;

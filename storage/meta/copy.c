@@ -49,12 +49,14 @@ static const char *const known_order[] = {
 };
 
 /* Never copied: the schema's own bookkeeping, upload sessions (their
- * bytes are stages local to the server that received them) and the
+ * bytes are stages local to the server that received them), the
  * background jobs' leases (held by the source's processes: the
- * destination's replicas take their own). */
+ * destination's replicas take their own) and console sessions (signing in
+ * again on the destination is cheap; they come and go as it runs). */
 static bool skipped(const char *t)
 {
     return strcmp(t, "uploads") == 0 || strcmp(t, "leases") == 0 ||
+           strcmp(t, "console_sessions") == 0 ||
            strcmp(t, "berth_schema") == 0 || strncmp(t, "sqlite_", 7) == 0;
 }
 

@@ -383,6 +383,21 @@ static const char *const migrations[] = {
     "  imported_at INTEGER NOT NULL,"
     "  published_at INTEGER NOT NULL"
     ");",
+    /* 25: the web console's sessions, shared by every replica and kept
+     * across restarts (storage/meta/meta_session.h): the SHA-256 (hex) of
+     * the session token, never the token; the access key it stands for
+     * ("" an anonymous session); its CSRF token; when it started and
+     * expires (unix seconds). Expired rows are deleted as sessions start;
+     * a key's rows go with the key. */
+    "CREATE TABLE console_sessions ("
+    "  token_hash TEXT PRIMARY KEY,"
+    "  access_key_id TEXT NOT NULL,"
+    "  csrf TEXT NOT NULL,"
+    "  created_at INTEGER NOT NULL,"
+    "  expires_at INTEGER NOT NULL"
+    ") WITHOUT ROWID;"
+    "CREATE INDEX console_sessions_key ON console_sessions(access_key_id, expires_at);"
+    "CREATE INDEX console_sessions_expiry ON console_sessions(expires_at);",
 };
 
 /* The same migrations in PostgreSQL's dialect, entry for entry: rowid
@@ -696,6 +711,16 @@ static const char *const pg_migrations[] = {
     "  imported_at BIGINT NOT NULL,"
     "  published_at BIGINT NOT NULL"
     ");",
+    /* 25 */
+    "CREATE TABLE console_sessions ("
+    "  token_hash TEXT COLLATE \"C\" PRIMARY KEY,"
+    "  access_key_id TEXT COLLATE \"C\" NOT NULL,"
+    "  csrf TEXT NOT NULL,"
+    "  created_at BIGINT NOT NULL,"
+    "  expires_at BIGINT NOT NULL"
+    ");"
+    "CREATE INDEX console_sessions_key ON console_sessions(access_key_id, expires_at);"
+    "CREATE INDEX console_sessions_expiry ON console_sessions(expires_at);",
 };
 
 #define NMIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))

@@ -20,7 +20,7 @@ static void test_meta_basics(void)
      * replication queue, the archive tier, pending signatures, leases, the
      * garbage collection history, activity over time, shared upload state, the
      * replication queue's index of copies still tried */
-    CHECK_INT(meta_schema_version(m), 24);
+    CHECK_INT(meta_schema_version(m), 25);
     struct meta_repo r;
     CHECK_INT(meta_repo_create(m, "team/app", 1000, &r), BERTH_OK);
     CHECK_INT(meta_repo_create(m, "team/app", 1000, &r), BERTH_EEXIST);
