@@ -110,9 +110,8 @@ enum berth_err auth_session_create(struct auth_sessions *s, const char *akid, in
     struct meta *m = session_meta(s);
     rc = m == NULL ? BERTH_EUNAVAILABLE
                    : meta_session_create(m, hash, &row, now,
-                                         row.access_key_id[0] == '\0'
-                                             ? AUTH_SESSIONS_ANONYMOUS_MAX
-                                             : AUTH_SESSIONS_PER_KEY);
+                                         row.access_key_id[0] == '\0' ? AUTH_SESSIONS_ANONYMOUS_MAX
+                                                                      : AUTH_SESSIONS_PER_KEY);
     if (rc == BERTH_OK) {
         memcpy(token, fresh, sizeof(fresh));
         memset(out, 0, sizeof(*out));

@@ -24,8 +24,8 @@
 
 #define AUTH_SESSION_COOKIE "berth_session" /* the cookie's name */
 #define AUTH_SESSION_CSRF_HEADER "X-CSRF-Token"
-#define AUTH_SESSION_TOKEN_LEN 64 /* hex of 32 random bytes, both tokens */
-#define AUTH_SESSIONS_PER_KEY 256 /* live sessions of one key; the first to expire goes */
+#define AUTH_SESSION_TOKEN_LEN 64        /* hex of 32 random bytes, both tokens */
+#define AUTH_SESSIONS_PER_KEY 256        /* live sessions of one key; the first to expire goes */
 #define AUTH_SESSIONS_ANONYMOUS_MAX 4096 /* live anonymous sessions, the same way */
 
 struct auth_sessions;
@@ -38,10 +38,10 @@ struct auth_session {
 };
 
 enum auth_session_state {
-    AUTH_SESSION_NONE,    /* no session cookie in the request */
-    AUTH_SESSION_OK,      /* a live session (and its CSRF token, when asked) */
-    AUTH_SESSION_INVALID, /* a session cookie that is unknown, ended or expired */
-    AUTH_SESSION_CSRF,    /* a live session, but the CSRF token is missing or wrong */
+    AUTH_SESSION_NONE,        /* no session cookie in the request */
+    AUTH_SESSION_OK,          /* a live session (and its CSRF token, when asked) */
+    AUTH_SESSION_INVALID,     /* a session cookie that is unknown, ended or expired */
+    AUTH_SESSION_CSRF,        /* a live session, but the CSRF token is missing or wrong */
     AUTH_SESSION_UNAVAILABLE, /* the session could not be read (database unavailable) */
 };
 

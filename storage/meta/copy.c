@@ -56,8 +56,8 @@ static const char *const known_order[] = {
 static bool skipped(const char *t)
 {
     return strcmp(t, "uploads") == 0 || strcmp(t, "leases") == 0 ||
-           strcmp(t, "console_sessions") == 0 ||
-           strcmp(t, "berth_schema") == 0 || strncmp(t, "sqlite_", 7) == 0;
+           strcmp(t, "console_sessions") == 0 || strcmp(t, "berth_schema") == 0 ||
+           strncmp(t, "sqlite_", 7) == 0;
 }
 
 struct table_list {

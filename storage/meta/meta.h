@@ -676,7 +676,8 @@ enum berth_err meta_key_create(struct meta *m, const char *name, const char *pol
                                const char *secret, int64_t now);
 
 /* Delete an access key and its console sessions (meta_session.h); a
- * principal left without keys is deleted too. One write transaction. BERTH_ENOTFOUND when there is no such key. */
+ * principal left without keys is deleted too. One write transaction. BERTH_ENOTFOUND when there is
+ * no such key. */
 enum berth_err meta_key_delete(struct meta *m, const char *access_key_id);
 
 /* Every access key, ordered by principal name then creation time. cb

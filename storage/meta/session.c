@@ -143,8 +143,7 @@ enum berth_err meta_session_delete_key(struct meta *m, const char *access_key_id
     if (access_key_id == NULL) {
         return BERTH_EINVAL;
     }
-    struct meta_stmt *st =
-        meta_prepare(m, "DELETE FROM console_sessions WHERE access_key_id = ?1");
+    struct meta_stmt *st = meta_prepare(m, "DELETE FROM console_sessions WHERE access_key_id = ?1");
     if (st == NULL) {
         return BERTH_EDB;
     }

@@ -324,7 +324,7 @@ async function guarded(fn) {
   } catch (e) {
     if (nav !== navSeq) return; // left already
     if (sessionEnded(e)) {
-      signInPage("Your session has ended (it expired, was signed out elsewhere, or berth restarted). Sign in again.");
+      signInPage("Your session has ended (it expired, was signed out elsewhere, or its access key was deleted). Sign in again.");
     } else {
       const [title, message] = failure(e);
       const retry = el("button", { type: "button", id: "retry", onclick: () => route() }, "Try again");
@@ -477,7 +477,7 @@ function formDialog(title, fields, submitLabel, onsubmit) {
     } catch (e) {
       if (sessionEnded(e)) {
         d.close("cancel");
-        signInPage("Your session has ended (it expired, was signed out elsewhere, or berth restarted). Sign in again.");
+        signInPage("Your session has ended (it expired, was signed out elsewhere, or its access key was deleted). Sign in again.");
         return;
       }
       err.replaceChildren(errorBox(e.message));

@@ -21,7 +21,8 @@ NAMES = ("edge/berth:5000", "core/berth:5000")
 
 
 class ConsoleClient:
-    """A console session on one replica (sessions are each replica's own)."""
+    """A console session signed in on one replica (each replica signs in its own here;
+    sessions are shared: test_console_sessions.py)."""
 
     def __init__(self, reg):
         self.reg = reg
