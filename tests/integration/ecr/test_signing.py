@@ -177,6 +177,29 @@ class SigningCase(e.ModernEcrTestCase):
                              capture_output=True, text=True, timeout=60)
         self.assertEqual(res.returncode, 0, res.stdout + res.stderr)
         self.assertIn("Verified OK", res.stdout)
+        # and the certificate chain, by `openssl verify`: the leaf up to the last
+        # certificate of x5c (the root, self-signed) as the one trusted
+        chain = [x509.load_der_x509_certificate(base64.b64decode(c))
+                 for c in env["header"]["x5c"]]
+
+        def pem_file(name, certs):
+            path = os.path.join(work, name)
+            with open(path, "wb") as f:
+                for cert in certs:
+                    f.write(cert.public_bytes(serialization.Encoding.PEM))
+            return path
+        args = ["openssl", "verify", "-CAfile", pem_file("root.pem", chain[-1:])]
+        if len(chain) > 2:
+            args += ["-untrusted", pem_file("middle.pem", chain[1:-1])]
+        leaf_pem = pem_file("leaf.pem", chain[:1])
+        res = subprocess.run(args + [leaf_pem], capture_output=True, text=True, timeout=60)
+        self.assertEqual(res.returncode, 0, res.stdout + res.stderr)
+        self.assertEqual(res.stdout.strip(), "%s: OK" % leaf_pem)
+        # a chain without its root does not verify
+        if len(chain) > 1:
+            other = subprocess.run(["openssl", "verify", "-CAfile", leaf_pem, leaf_pem],
+                                   capture_output=True, text=True, timeout=60)
+            self.assertNotEqual(other.returncode, 0, other.stdout)
 
 
 class SigningConfigurationTest(SigningCase):

@@ -95,6 +95,14 @@ class TemplateOperationsTest(TemplateTestCase):
         self.assertEqual(t["lifecyclePolicy"], LIFECYCLE)
         self.assertEqual(t["appliedFor"], ["REPLICATION", "CREATE_ON_PUSH"])
         self.assertGreaterEqual(t["updatedAt"], t["createdAt"])
+        # and from the CLI
+        out = self.aws("update-repository-creation-template", "--prefix", "prod",
+                       "--applied-for", "PULL_THROUGH_CACHE", "--resource-tags",
+                       "Key=team,Value=web")
+        t = out["repositoryCreationTemplate"]
+        self.assertEqual(out["registryId"], e.REGISTRY_ID)
+        self.assertEqual((t["appliedFor"], t["resourceTags"], t["description"]),
+                         (["PULL_THROUGH_CACHE"], [{"Key": "team", "Value": "web"}], "changed"))
         # delete answers with the template
         out = self.aws("delete-repository-creation-template", "--prefix", "prod")
         self.assertEqual(out["repositoryCreationTemplate"]["description"], "changed")
