@@ -1892,6 +1892,12 @@ function route() {
 
 async function start() {
   document.getElementById("signout").addEventListener("click", signOut);
+  // "Skip to content" moves the focus to the page's content; followed as a link
+  // its #main would be a route (the repository list), leaving the page
+  document.querySelector("a.skip").addEventListener("click", (ev) => {
+    ev.preventDefault();
+    main().focus();
+  });
   try {
     session = await consoleApi("GET", "session");
   } catch (e) {

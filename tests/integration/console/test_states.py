@@ -288,6 +288,78 @@ class ConsoleStatesTest(h.ServerTestCase):
         finally:
             b.zoom(100)
 
+    def test_8_keyboard_only(self):
+        """From the sign-in to a lifecycle preview with keys only: Tab, Shift+Tab, typing,
+        Enter and Escape (no click, no focus() from the test past the start)."""
+        b = self.browser
+        reg = e.AuthRegistry(self.server.base_url, e.basic(*self.admin))
+        for tag in ("one", "two"):
+            h.expect_status(reg.push_image("keys/app", h.build_image(
+                layer_count=1, layer_size=1024), tag=tag), 201)
+        active = lambda: b.script(
+            "const a = document.activeElement; return a ? [a.tagName.toLowerCase(), a.id, "
+            "a.getAttribute('aria-label') || a.textContent.trim().slice(0, 60)] : null")
+        TAB, SHIFT, ENTER, ESCAPE = "\ue004", "\ue008", "\ue007", "\ue00c"
+
+        def tab_to(what, back=False, most=80):
+            for _ in range(most):
+                if what(active()):
+                    return
+                if back:
+                    b.s("POST", "/actions", {"actions": [{"type": "key", "id": "kb", "actions": [
+                        {"type": "keyDown", "value": SHIFT}, {"type": "keyDown", "value": TAB},
+                        {"type": "keyUp", "value": TAB}, {"type": "keyUp", "value": SHIFT}]}]})
+                else:
+                    b.keys(TAB)
+            self.fail("not reached by Tab: the focus is on %r" % (active(),))
+
+        b.go(self.server.base_url + "/ui/")
+        b.wait_for("#akid")
+        self.assertEqual(active()[1], "akid")  # the sign-in form takes the focus
+        b.keys(self.admin[0] + TAB + self.admin[1] + ENTER)
+        b.wait_for("#repo-list a", "keys/app")
+        self.assertEqual(active()[:1] + active()[2:], ["h1", "Repositories"])
+        # search, then the repository by its link
+        tab_to(lambda a: a[1] == "repo-search")
+        b.keys("keys/")
+        b.wait_for("#page-status", "of 1")
+        tab_to(lambda a: a[0] == "a" and a[2] == "keys/app")
+        b.keys(ENTER)
+        b.wait_for("td.tags", "two")
+        self.assertEqual(active()[:1] + active()[2:], ["h1", "keys/app"])
+        # back up from the heading past the header's links to the skip link, which shows
+        # once focused and moves the focus to the page's content, staying on this page
+        url = b.url()
+        tab_to(lambda a: a[2] == "Skip to content", back=True, most=8)
+        self.assertGreaterEqual(b.script("return document.activeElement"
+                                         ".getBoundingClientRect().left"), 0)
+        b.keys(ENTER)
+        self.assertEqual(active()[1], "main")
+        self.assertEqual(b.url(), url)
+        b.wait_for("td.tags", "two")
+        b.wait_for("h1", "keys/app")
+        # a tag's delete: the dialog takes the focus (Cancel), Escape closes it and the focus
+        # goes back to the button that opened it
+        tab_to(lambda a: a[2] == "Delete tag one")
+        b.keys(ENTER)
+        b.wait_for("dialog[open]", "Delete tag one?")
+        self.assertEqual(active()[2], "Cancel")
+        b.keys(ESCAPE)
+        b.wait_gone("dialog[open]")
+        self.assertEqual(active()[2], "Delete tag one")
+        # the lifecycle tab; the builder by keyboard writes the JSON; the preview
+        tab_to(lambda a: a[0] == "a" and a[2] == "Lifecycle", back=True)
+        b.keys(ENTER)
+        b.wait_for("#rule-builder legend", "Rule 1")
+        tab_to(lambda a: a[1] == "rule-0-count")
+        b.keys("\ue003" * 4 + "1")  # Backspace, then 1
+        self.assertEqual(json.loads(b.script(
+            "return document.getElementById('lifecycle-json').value"))["rules"][0]
+            ["selection"]["countNumber"], 1)
+        tab_to(lambda a: a[1] == "preview-lifecycle")
+        b.keys(ENTER)
+        b.wait_for("#preview p[role=status]", "would expire")
+
 
 class ConsoleSessionExpiryTest(h.ServerTestCase):
     """A session that expires while its page is open: the next action brings back the
