@@ -242,10 +242,7 @@ class SharedUploadTest(ClusterTestCase):
         self.assert_session_gone(uuid)
 
     def ecr(self, reg, op, body):
-        r = reg.request("POST", "/", headers={
-            "Content-Type": "application/x-amz-json-1.1",
-            "X-Amz-Target": "AmazonEC2ContainerRegistry_V20150921." + op,
-        }, body=json.dumps(body).encode())
+        r = reg.ecr(op, body)
         return r.status, json.loads(r.body or b"{}")
 
     def test_ecr_layer_upload_across_replicas(self):

@@ -179,6 +179,10 @@ class Response:
         return "%s%s\n  body: %r" % (self, hdrs, body)
 
 
+ECR_JSON_CT = "application/x-amz-json-1.1"
+ECR_TARGET_PREFIX = "AmazonEC2ContainerRegistry_V20150921."
+
+
 class Registry:
     """HTTP client for one registry base URL (http://127.0.0.1:PORT)."""
 
@@ -278,6 +282,15 @@ class Registry:
 
     def ping(self):
         return self.request("GET", "/v2/")
+
+    def ecr(self, op, body, timeout=REQUEST_TIMEOUT):
+        """A call of ECR's JSON API: POST / with body (a dict) as JSON and op in
+        X-Amz-Target, unsigned."""
+        data = json.dumps(body).encode()
+        return self.request("POST", "/", body=data, timeout=timeout,
+                            headers={"Content-Type": ECR_JSON_CT,
+                                     "X-Amz-Target": ECR_TARGET_PREFIX + op,
+                                     "Content-Length": str(len(data))})
 
     def get(self, path, headers=None):
         return self.request("GET", path, headers=headers)
@@ -618,23 +631,19 @@ def postgres_env(name):
     environment that puts a server's metadata in a schema of its own, named after name."""
     import pg_fixture
     dsn = pg_fixture.schema_dsn(os.environ["BERTH_TEST_PG_DSN"], os.path.basename(name))
-    return {"BERTH_META_BACKEND": "postgres", "BERTH_META_POSTGRES_DSN": dsn}
+    return pg_fixture.berth_env(dsn)
 
 
 def s3_env(name):
     """With BERTH_TEST_S3_ENDPOINT set (swift_fixture.py running the suite on S3), the
     environment that puts a server's blobs in the fixture's bucket under a key prefix of its
     own, named after name."""
-    return {
-        "BERTH_STORAGE_BACKEND": "s3",
-        "BERTH_STORAGE_S3_ENDPOINT": os.environ["BERTH_TEST_S3_ENDPOINT"],
-        "BERTH_STORAGE_S3_REGION": os.environ["BERTH_TEST_S3_REGION"],
-        "BERTH_STORAGE_S3_BUCKET": os.environ["BERTH_TEST_S3_BUCKET"],
-        "BERTH_STORAGE_S3_PREFIX": os.path.basename(name) + "/",
-        "BERTH_STORAGE_S3_PATH_STYLE": "true",
-        "AWS_ACCESS_KEY_ID": os.environ["BERTH_TEST_S3_ACCESS_KEY"],
-        "AWS_SECRET_ACCESS_KEY": os.environ["BERTH_TEST_S3_SECRET_KEY"],
-    }
+    import swift_fixture
+    env = os.environ
+    return swift_fixture.berth_env(env["BERTH_TEST_S3_ENDPOINT"], env["BERTH_TEST_S3_REGION"],
+                                   env["BERTH_TEST_S3_BUCKET"], os.path.basename(name) + "/",
+                                   env["BERTH_TEST_S3_ACCESS_KEY"],
+                                   env["BERTH_TEST_S3_SECRET_KEY"])
 
 
 class Server:
@@ -919,7 +928,36 @@ def wait_draining(remaining, stall_timeout, interval=0.2, what="work to finish")
 # Test base class
 
 
-class ServerTestCase(unittest.TestCase):
+class LogsOnFailure:
+    """A unittest.TestCase mixin (listed before TestCase): a test that fails or errs prints,
+    under its traceback, what dump_logs() shows. By default: the logs of the PostgreSQL
+    (self.pg) and S3 (self.s3) fixtures the class started, then the last server_log_lines
+    of berth's log (self.server)."""
+
+    server_log_lines = 60
+
+    def run(self, result=None):
+        if result is None:
+            return super().run(result)
+        before = len(result.failures) + len(result.errors)
+        out = super().run(result)
+        if len(result.failures) + len(result.errors) > before:
+            self.dump_logs()
+        return out
+
+    def dump_logs(self):
+        pg = getattr(self, "pg", None)
+        if pg is not None:
+            pg.dump_log()
+        s3 = getattr(self, "s3", None)
+        if s3 is not None:
+            s3.dump_logs()
+        server = getattr(self, "server", None)
+        if server is not None:
+            print("\n--- server log tail ---\n%s" % server.log_tail(self.server_log_lines))
+
+
+class ServerTestCase(LogsOnFailure, unittest.TestCase):
     """Each subclass gets its own server (started in setUpClass, stopped with SIGTERM
     and exit status 0 asserted in tearDownClass) and a Registry client in cls.reg.
     On a failing test the tail of the server log is printed."""
@@ -941,17 +979,11 @@ class ServerTestCase(unittest.TestCase):
         cls.server.stop()
         super().tearDownClass()
 
-    def run(self, result=None):
-        if result is None:
-            return super().run(result)
-        before = len(result.failures) + len(result.errors)
-        out = super().run(result)
-        if len(result.failures) + len(result.errors) > before:
-            server = getattr(type(self), "server", None)
-            if server is not None:
-                sys.stderr.write("\n--- %s: server log tail (%s) ---\n%s\n--- end of log ---\n"
-                                 % (self.id(), server.log_path, server.log_tail()))
-        return out
+    def dump_logs(self):
+        server = getattr(type(self), "server", None)
+        if server is not None:
+            sys.stderr.write("\n--- %s: server log tail (%s) ---\n%s\n--- end of log ---\n"
+                             % (self.id(), server.log_path, server.log_tail()))
 
     # -- names -------------------------------------------------------------------------------------
 

@@ -22,25 +22,17 @@ import time
 import unittest
 
 import berth_harness as h
+import pg_fixture
 from pg_fixture import PostgresServer
 from swift_fixture import SwiftServer
 
 PREFIX = "cluster/"
 
 
-class ClusterTestCase(unittest.TestCase):
+class ClusterTestCase(h.LogsOnFailure, unittest.TestCase):
     """A test class whose set-up starts self.cluster (a Cluster): a failed or erring
     test prints every replica's log tail (and the balancer's) under its traceback;
     a test class with more to show extends dump_logs."""
-
-    def run(self, result=None):
-        if result is None:
-            return super().run(result)
-        before = len(result.failures) + len(result.errors)
-        out = super().run(result)
-        if len(result.failures) + len(result.errors) > before:
-            self.dump_logs()
-        return out
 
     def dump_logs(self):
         self.cluster.dump_logs()
@@ -62,18 +54,8 @@ class Cluster:
         self.balancer = None
 
     def replica_env(self):
-        env = {
-            "BERTH_META_BACKEND": "postgres",
-            "BERTH_META_POSTGRES_DSN": self.pg.dsn,
-            "BERTH_STORAGE_BACKEND": "s3",
-            "BERTH_STORAGE_S3_ENDPOINT": self.s3.endpoint,
-            "BERTH_STORAGE_S3_REGION": self.s3.region,
-            "BERTH_STORAGE_S3_BUCKET": self.s3.bucket,
-            "BERTH_STORAGE_S3_PREFIX": PREFIX,
-            "BERTH_STORAGE_S3_PATH_STYLE": "true",
-            "AWS_ACCESS_KEY_ID": self.s3.access_key,
-            "AWS_SECRET_ACCESS_KEY": self.s3.secret_key,
-        }
+        env = pg_fixture.berth_env(self.pg.dsn)
+        env.update(self.s3.berth_env(PREFIX))
         env.update(self.env)
         return env
 

@@ -163,6 +163,11 @@ class PostgresServer:
         return False
 
 
+def berth_env(dsn):
+    """The environment of a berth whose metadata is in PostgreSQL at dsn."""
+    return {"BERTH_META_BACKEND": "postgres", "BERTH_META_POSTGRES_DSN": dsn}
+
+
 def schema_dsn(dsn, name):
     """dsn with its search path set to a schema of its own for name (created when missing),
     as tests/unit/unit_pg.h does for a unit test's data root."""

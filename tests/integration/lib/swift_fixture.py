@@ -53,6 +53,21 @@ def _tool(name):
     return path
 
 
+def berth_env(endpoint, region, bucket, prefix, access_key, secret_key):
+    """The environment of a berth whose blobs are in an S3 bucket (path-style) under a
+    key prefix, with the credentials from the environment as AWS's tools take them."""
+    return {
+        "BERTH_STORAGE_BACKEND": "s3",
+        "BERTH_STORAGE_S3_ENDPOINT": endpoint,
+        "BERTH_STORAGE_S3_REGION": region,
+        "BERTH_STORAGE_S3_BUCKET": bucket,
+        "BERTH_STORAGE_S3_PREFIX": prefix,
+        "BERTH_STORAGE_S3_PATH_STYLE": "true",
+        "AWS_ACCESS_KEY_ID": access_key,
+        "AWS_SECRET_ACCESS_KEY": secret_key,
+    }
+
+
 class SwiftServer:
     def __init__(self, bucket=BUCKET):
         self.dir = None
@@ -230,6 +245,12 @@ use = egg:swift#dlo
             if time.monotonic() > deadline:
                 raise RuntimeError("%s does not listen" % name)
             time.sleep(0.05)
+
+    def berth_env(self, prefix, endpoint=None):
+        """The environment of a berth whose blobs are in this bucket under prefix, reached
+        at endpoint (a relay in front of the fixture) or the fixture's own."""
+        return berth_env(endpoint or self.endpoint, self.region, self.bucket, prefix,
+                         self.access_key, self.secret_key)
 
     def client(self):
         """A boto3 S3 client on the fixture (path-style)."""

@@ -9,7 +9,7 @@ real PostgreSQL started by pg_fixture.py in a temporary directory."""
 import unittest
 
 import berth_harness as h
-from pg_fixture import PostgresServer
+from pg_case import PostgresTestCase
 
 LEASE = "replication:us-west-2/333333333333"
 CLAIMED = "event=lease_claimed name=%s " % LEASE
@@ -17,32 +17,16 @@ WAIT = 60
 
 
 @unittest.skipUnless(h.IS_BERTH, "berth's own backend")
-class ReplicationListenTest(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.pg = PostgresServer().start()
-        cls.addClassCleanup(cls.pg.stop)
-        cls.server = h.Server(config={
-            "log": {"level": "debug"},
-            "replication": {
-                "poll_seconds": 300,
-                # never reached: nothing is queued
-                "peers": [{"region": "us-west-2", "registry_id": "333333333333",
-                           "url": "http://127.0.0.1:9"}],
-            },
-        }, env={"BERTH_META_BACKEND": "postgres", "BERTH_META_POSTGRES_DSN": cls.pg.dsn})
-        cls.addClassCleanup(cls.server.cleanup)
-        cls.server.start()
-
-    def run(self, result=None):
-        if result is None:
-            return super().run(result)
-        before = len(result.failures) + len(result.errors)
-        out = super().run(result)
-        if len(result.failures) + len(result.errors) > before:
-            print("\n--- berth log tail ---\n%s" % self.server.log_tail(60))
-            self.pg.dump_log()
-        return out
+class ReplicationListenTest(PostgresTestCase):
+    server_config = {
+        "log": {"level": "debug"},
+        "replication": {
+            "poll_seconds": 300,
+            # never reached: nothing is queued
+            "peers": [{"region": "us-west-2", "registry_id": "333333333333",
+                       "url": "http://127.0.0.1:9"}],
+        },
+    }
 
     def claims(self):
         return self.server.log_text().count(CLAIMED)

@@ -14,17 +14,14 @@ postgres): mapped as on SQLite (docs/storage.md, "PostgreSQL metadata").
 The server is a real PostgreSQL started by pg_fixture.py.
 """
 
-import json
 import os
 import subprocess
 import time
 import unittest
 
 import berth_harness as h
-from pg_fixture import PostgresServer
+from pg_case import PostgresTestCase
 
-JSON_CT = "application/x-amz-json-1.1"
-TARGET = "AmazonEC2ContainerRegistry_V20150921."
 WAIT = 120.0
 
 RAISE_OOM = """
@@ -41,40 +38,17 @@ def psql(pg, dsn, sql):
 
 
 @unittest.skipUnless(h.IS_BERTH, "berth's own backend")
-class PostgresResourcesTest(unittest.TestCase):
+class PostgresResourcesTest(PostgresTestCase):
+    server_log_lines = 120
+
     @classmethod
-    def setUpClass(cls):
-        cls.pg = PostgresServer().start()
-        cls.addClassCleanup(cls.pg.stop)
+    def database(cls, pg):
         # A role of its own, not a superuser (a CONNECTION LIMIT binds only those),
         # owning a database of its own (berth creates its tables there).
-        cls.pg.psql("CREATE ROLE berth_app LOGIN")
-        cls.pg.psql("CREATE DATABASE berth_app OWNER berth_app")
-        cls.app_dsn = "host=%s port=%d user=berth_app dbname=berth_app" % (cls.pg.socket_dir,
-                                                                          cls.pg.port)
-        cls.admin_dsn = "host=%s port=%d user=berth dbname=berth_app" % (cls.pg.socket_dir,
-                                                                        cls.pg.port)
-        cls.server = h.Server(env={"BERTH_META_BACKEND": "postgres",
-                                   "BERTH_META_POSTGRES_DSN": cls.app_dsn})
-        cls.addClassCleanup(cls.server.cleanup)
-        cls.server.start()
-        cls.reg = h.Registry(cls.server.base_url)
-
-    def run(self, result=None):
-        if result is None:
-            return super().run(result)
-        before = len(result.failures) + len(result.errors)
-        out = super().run(result)
-        if len(result.failures) + len(result.errors) > before:
-            self.pg.dump_log()
-            print("\n--- server log tail ---\n%s" % self.server.log_tail(120))
-        return out
-
-    def ecr(self, op, body):
-        data = json.dumps(body).encode()
-        return self.reg.request("POST", "/", body=data,
-                                headers={"Content-Type": JSON_CT, "X-Amz-Target": TARGET + op,
-                                         "Content-Length": str(len(data))})
+        pg.psql("CREATE ROLE berth_app LOGIN")
+        pg.psql("CREATE DATABASE berth_app OWNER berth_app")
+        cls.admin_dsn = "host=%s port=%d user=berth dbname=berth_app" % (pg.socket_dir, pg.port)
+        return "host=%s port=%d user=berth_app dbname=berth_app" % (pg.socket_dir, pg.port)
 
     def assert_unavailable(self, resp):
         self.assertEqual(resp.status, 503, resp.describe())
@@ -85,7 +59,8 @@ class PostgresResourcesTest(unittest.TestCase):
         image = h.build_image(layer_count=1, layer_size=4096)
         for data in image.blobs.values():
             h.expect_status(self.reg.push_blob("oom/a", data), 201)
-        self.assertEqual(self.ecr("CreateRepository", {"repositoryName": "oom/ecr"}).status, 200)
+        self.assertEqual(self.reg.ecr("CreateRepository", {"repositoryName": "oom/ecr"}).status,
+                         200)
         psql(self.pg, self.admin_dsn, RAISE_OOM +
              "CREATE TRIGGER berth_test_oom BEFORE INSERT ON uploads "
              "FOR EACH ROW EXECUTE FUNCTION berth_test_oom(); "
@@ -95,7 +70,7 @@ class PostgresResourcesTest(unittest.TestCase):
             self.assert_unavailable(self.reg.start_upload("oom/a"))
             self.assert_unavailable(self.reg.put_manifest("oom/a", "v1", image.manifest,
                                                           image.media_type))
-            resp = self.ecr("InitiateLayerUpload", {"repositoryName": "oom/ecr"})
+            resp = self.reg.ecr("InitiateLayerUpload", {"repositoryName": "oom/ecr"})
             self.assertEqual(resp.json().get("__type"), "ServerException", resp.describe())
             self.assertIn(resp.status, (500, 503), resp.describe())
             # reads need no insert: served meanwhile
@@ -108,13 +83,13 @@ class PostgresResourcesTest(unittest.TestCase):
         self.assertEqual(self.reg.start_upload("oom/a").status, 202)
         h.expect_status(self.reg.put_manifest("oom/a", "v1", image.manifest, image.media_type),
                         201)
-        self.assertEqual(self.ecr("InitiateLayerUpload", {"repositoryName": "oom/ecr"}).status,
+        self.assertEqual(self.reg.ecr("InitiateLayerUpload", {"repositoryName": "oom/ecr"}).status,
                          200)
 
     def test_out_of_connection_slots_is_503(self):
         image = h.build_image(layer_count=1, layer_size=4096)
         h.expect_status(self.reg.push_image("slots/a", image, tag="v1"), 201)
-        self.assertEqual(self.ecr("CreateRepository", {"repositoryName": "slots/ecr"}).status,
+        self.assertEqual(self.reg.ecr("CreateRepository", {"repositoryName": "slots/ecr"}).status,
                          200)
         self.pg.psql("ALTER ROLE berth_app CONNECTION LIMIT 0")
         try:
@@ -128,7 +103,7 @@ class PostgresResourcesTest(unittest.TestCase):
                 self.assert_unavailable(self.reg.get_manifest("slots/a", "v1",
                                                               image.media_type))
                 self.assert_unavailable(self.reg.start_upload("slots/a"))
-            resp = self.ecr("DescribeRepositories", {"repositoryNames": ["slots/ecr"]})
+            resp = self.reg.ecr("DescribeRepositories", {"repositoryNames": ["slots/ecr"]})
             self.assertEqual(resp.status, 503, resp.describe())
             self.assertEqual(resp.json()["__type"], "ServerException")
             self.assertEqual(self.reg.request("GET", "/readyz").status, 503)

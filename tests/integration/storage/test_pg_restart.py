@@ -11,16 +11,13 @@ traffic recovers without a berth restart; every push that got its 201 pulls back
 byte for byte. The server is a real PostgreSQL started by pg_fixture.py.
 """
 
-import json
 import threading
 import time
 import unittest
 
 import berth_harness as h
-from pg_fixture import PostgresServer
+from pg_case import PostgresTestCase
 
-JSON_CT = "application/x-amz-json-1.1"
-TARGET = "AmazonEC2ContainerRegistry_V20150921."
 WORKERS = 3
 # No single request may take longer than this (a hang would).
 BOUND = 30.0
@@ -144,32 +141,11 @@ class Traffic:
 
 
 @unittest.skipUnless(h.IS_BERTH, "berth's own backend")
-class PostgresRestartTest(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.pg = PostgresServer().start()
-        cls.addClassCleanup(cls.pg.stop)
-        cls.server = h.Server(env={"BERTH_META_BACKEND": "postgres",
-                                   "BERTH_META_POSTGRES_DSN": cls.pg.dsn})
-        cls.addClassCleanup(cls.server.cleanup)
-        cls.server.start()
-        cls.reg = h.Registry(cls.server.base_url)
-
-    def run(self, result=None):
-        if result is None:
-            return super().run(result)
-        before = len(result.failures) + len(result.errors)
-        out = super().run(result)
-        if len(result.failures) + len(result.errors) > before:
-            self.pg.dump_log()
-            print("\n--- server log tail ---\n%s" % self.server.log_tail(120))
-        return out
+class PostgresRestartTest(PostgresTestCase):
+    server_log_lines = 120
 
     def ecr(self, op, body):
-        data = json.dumps(body).encode()
-        return self.reg.request("POST", "/", body=data, timeout=BOUND,
-                                headers={"Content-Type": JSON_CT, "X-Amz-Target": TARGET + op,
-                                         "Content-Length": str(len(data))})
+        return self.reg.ecr(op, body, timeout=BOUND)
 
     def wait_ready(self, status):
         deadline = time.monotonic() + WAIT

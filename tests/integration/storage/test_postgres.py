@@ -11,19 +11,14 @@ import unittest
 
 import berth_harness as h
 import clients as c
-from pg_fixture import PostgresServer
+from pg_case import PostgresTestCase
 
 
 @unittest.skipUnless(h.IS_BERTH, "berth's own backend")
-class PostgresServeTest(unittest.TestCase):
+class PostgresServeTest(PostgresTestCase):
     @classmethod
     def setUpClass(cls):
-        cls.pg = PostgresServer().start()
-        cls.addClassCleanup(cls.pg.stop)
-        cls.server = h.Server(env={"BERTH_META_BACKEND": "postgres",
-                                   "BERTH_META_POSTGRES_DSN": cls.pg.dsn})
-        cls.addClassCleanup(cls.server.cleanup)
-        cls.server.start()
+        super().setUpClass()
         cls.work = tempfile.mkdtemp(prefix="berth-pg-skopeo-")
         cls.addClassCleanup(shutil.rmtree, cls.work, True)
         cls.sk = c.Skopeo(cls.work)
@@ -33,16 +28,6 @@ class PostgresServeTest(unittest.TestCase):
                                        {"os": "linux", "architecture": "arm64"}])
         cls.layout = os.path.join(cls.work, "src")
         h.write_oci_layout(cls.layout, {"v1": cls.image, "multi": cls.index})
-
-    def run(self, result=None):
-        if result is None:
-            return super().run(result)
-        before = len(result.failures) + len(result.errors)
-        out = super().run(result)
-        if len(result.failures) + len(result.errors) > before:
-            self.pg.dump_log()
-            print("\n--- server log tail ---\n%s" % self.server.log_tail())
-        return out
 
     @property
     def host(self):

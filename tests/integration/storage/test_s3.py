@@ -19,39 +19,18 @@ PREFIX = "itest-s3/"
 
 
 @unittest.skipUnless(h.IS_BERTH, "berth's own backend")
-class S3ServeTest(unittest.TestCase):
+class S3ServeTest(h.LogsOnFailure, unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         cls.s3 = SwiftServer().start()
         cls.addClassCleanup(cls.s3.stop)
         cls.client = cls.s3.client()
-        env = {
-            "BERTH_STORAGE_BACKEND": "s3",
-            "BERTH_STORAGE_S3_ENDPOINT": cls.s3.endpoint,
-            "BERTH_STORAGE_S3_REGION": cls.s3.region,
-            "BERTH_STORAGE_S3_BUCKET": cls.s3.bucket,
-            "BERTH_STORAGE_S3_PREFIX": PREFIX,
-            "BERTH_STORAGE_S3_PATH_STYLE": "true",
-            # the credentials from the environment, as AWS's tools take them
-            "AWS_ACCESS_KEY_ID": cls.s3.access_key,
-            "AWS_SECRET_ACCESS_KEY": cls.s3.secret_key,
-        }
-        cls.server = h.Server(env=env, config={"gc": {"enabled": False}})
+        cls.server = h.Server(env=cls.s3.berth_env(PREFIX), config={"gc": {"enabled": False}})
         cls.addClassCleanup(cls.server.cleanup)
         cls.server.start()
         cls.reg = cls.server.registry()
         cls.work = tempfile.mkdtemp(prefix="berth-s3-skopeo-")
         cls.addClassCleanup(shutil.rmtree, cls.work, True)
-
-    def run(self, result=None):
-        if result is None:
-            return super().run(result)
-        before = len(result.failures) + len(result.errors)
-        out = super().run(result)
-        if len(result.failures) + len(result.errors) > before:
-            self.s3.dump_logs()
-            print("\n--- server log tail ---\n%s" % self.server.log_tail())
-        return out
 
     def keys(self, under="blobs/"):
         out = []

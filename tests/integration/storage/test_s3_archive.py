@@ -41,16 +41,7 @@ def tearDownModule():
 
 
 def s3_env(prefix, archive_bucket=None):
-    env = {
-        "BERTH_STORAGE_BACKEND": "s3",
-        "BERTH_STORAGE_S3_ENDPOINT": SWIFT.endpoint,
-        "BERTH_STORAGE_S3_REGION": SWIFT.region,
-        "BERTH_STORAGE_S3_BUCKET": SWIFT.bucket,
-        "BERTH_STORAGE_S3_PREFIX": prefix,
-        "BERTH_STORAGE_S3_PATH_STYLE": "true",
-        "AWS_ACCESS_KEY_ID": SWIFT.access_key,
-        "AWS_SECRET_ACCESS_KEY": SWIFT.secret_key,
-    }
+    env = SWIFT.berth_env(prefix)
     if archive_bucket:
         env["BERTH_STORAGE_ARCHIVE_S3_BUCKET"] = archive_bucket
         env["BERTH_STORAGE_ARCHIVE_S3_PREFIX"] = prefix

@@ -42,21 +42,14 @@ def tearDownModule():
 
 
 @unittest.skipUnless(h.IS_BERTH, "berth's S3 backend")
-class EmbeddedErrorTest(unittest.TestCase):
+class EmbeddedErrorTest(h.LogsOnFailure, unittest.TestCase):
     @classmethod
     def setUpClass(cls):
+        cls.s3 = s3
         cls.proxy = S3ErrorProxy("127.0.0.1", s3.ports["proxy"]).start()
         cls.addClassCleanup(cls.proxy.stop)
-        cls.server = h.Server(config={"gc": {"enabled": False}}, env={
-            "BERTH_STORAGE_BACKEND": "s3",
-            "BERTH_STORAGE_S3_ENDPOINT": cls.proxy.endpoint,
-            "BERTH_STORAGE_S3_REGION": s3.region,
-            "BERTH_STORAGE_S3_BUCKET": s3.bucket,
-            "BERTH_STORAGE_S3_PREFIX": PREFIX,
-            "BERTH_STORAGE_S3_PATH_STYLE": "true",
-            "AWS_ACCESS_KEY_ID": s3.access_key,
-            "AWS_SECRET_ACCESS_KEY": s3.secret_key,
-        })
+        cls.server = h.Server(config={"gc": {"enabled": False}},
+                              env=s3.berth_env(PREFIX, cls.proxy.endpoint))
         cls.addClassCleanup(cls.server.cleanup)
         cls.server.start()
         cls.reg = cls.server.registry()
@@ -65,16 +58,6 @@ class EmbeddedErrorTest(unittest.TestCase):
     def setUp(self):
         self.proxy.clear()
         self.log_mark = len(self.server.log_text())
-
-    def run(self, result=None):
-        if result is None:
-            return super().run(result)
-        before = len(result.failures) + len(result.errors)
-        out = super().run(result)
-        if len(result.failures) + len(result.errors) > before:
-            s3.dump_logs()
-            print("\n--- server log tail ---\n%s" % self.server.log_tail(60))
-        return out
 
     def in_bucket(self, digest):
         alg, hexa = digest.split(":")

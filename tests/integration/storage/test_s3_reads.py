@@ -57,19 +57,6 @@ def tearDownModule():
         s3.stop()
 
 
-def s3_env(endpoint, prefix):
-    return {
-        "BERTH_STORAGE_BACKEND": "s3",
-        "BERTH_STORAGE_S3_ENDPOINT": endpoint,
-        "BERTH_STORAGE_S3_REGION": s3.region,
-        "BERTH_STORAGE_S3_BUCKET": s3.bucket,
-        "BERTH_STORAGE_S3_PREFIX": prefix,
-        "BERTH_STORAGE_S3_PATH_STYLE": "true",
-        "AWS_ACCESS_KEY_ID": s3.access_key,
-        "AWS_SECRET_ACCESS_KEY": s3.secret_key,
-    }
-
-
 def crane_bin():
     """crane, built into <build>/tools/crane (see clients/test_crane.py)."""
     path = os.path.join(os.environ.get("BERTH_BUILD_DIR", "build"), "tools", "crane")
@@ -96,7 +83,7 @@ def wchar(pid):
 
 
 @unittest.skipUnless(h.IS_BERTH, "berth's own backend")
-class S3ReadsTest(unittest.TestCase):
+class S3ReadsTest(h.LogsOnFailure, unittest.TestCase):
     """berth on S3 through a relay that counts what goes to and from the store."""
 
     @classmethod
@@ -104,7 +91,7 @@ class S3ReadsTest(unittest.TestCase):
         cls.s3 = s3
         cls.relay = TcpRelay("127.0.0.1", s3.ports["proxy"]).start()
         cls.addClassCleanup(cls.relay.stop)
-        cls.server = h.Server(env=s3_env(cls.relay.endpoint, PREFIX),
+        cls.server = h.Server(env=s3.berth_env(PREFIX, cls.relay.endpoint),
                               config={"gc": {"enabled": False}})
         cls.addClassCleanup(cls.server.cleanup)
         cls.server.start()
@@ -112,16 +99,6 @@ class S3ReadsTest(unittest.TestCase):
         cls.big = h.random_bytes(64 * MIB + 3)
         cls.digest = cls.reg.ensure_blob(REPO, cls.big)
         cls.path = cls.reg.blob_path(REPO, cls.digest)
-
-    def run(self, result=None):
-        if result is None:
-            return super().run(result)
-        before = len(result.failures) + len(result.errors)
-        out = super().run(result)
-        if len(result.failures) + len(result.errors) > before:
-            s3.dump_logs()
-            print("\n--- server log tail ---\n%s" % self.server.log_tail())
-        return out
 
     @property
     def pid(self):
@@ -274,12 +251,13 @@ class S3ReadsTest(unittest.TestCase):
 
 
 @unittest.skipUnless(h.IS_BERTH, "berth's own backend")
-class S3RedirectTest(unittest.TestCase):
+class S3RedirectTest(h.LogsOnFailure, unittest.TestCase):
     """storage.s3.redirect: blob GETs go to the store itself."""
 
     @classmethod
     def setUpClass(cls):
-        env = s3_env(s3.endpoint, "itest-s3-redirect/")
+        cls.s3 = s3
+        env = s3.berth_env("itest-s3-redirect/")
         env["BERTH_STORAGE_S3_REDIRECT"] = "true"
         cls.server = h.Server(env=env, config={"gc": {"enabled": False}})
         cls.addClassCleanup(cls.server.cleanup)
@@ -288,16 +266,6 @@ class S3RedirectTest(unittest.TestCase):
         cls.host = "127.0.0.1:%d" % cls.server.port
         cls.work = tempfile.mkdtemp(prefix="berth-s3-redirect-")
         cls.addClassCleanup(shutil.rmtree, cls.work, True)
-
-    def run(self, result=None):
-        if result is None:
-            return super().run(result)
-        before = len(result.failures) + len(result.errors)
-        out = super().run(result)
-        if len(result.failures) + len(result.errors) > before:
-            s3.dump_logs()
-            print("\n--- server log tail ---\n%s" % self.server.log_tail())
-        return out
 
     def redirects_seen(self):
         """Blob GETs berth answered 307 (its access log)."""
@@ -416,7 +384,7 @@ class S3RedirectTest(unittest.TestCase):
 
 
 @unittest.skipUnless(h.IS_BERTH, "berth's own backend")
-class S3OutageTest(unittest.TestCase):
+class S3OutageTest(h.LogsOnFailure, unittest.TestCase):
     """The object store becomes unreachable (the relay in front of Swift is cut), then comes
     back: /readyz follows it, manifests and small blobs kept locally still answer, other
     reads and every push fail with 503 and the protocol's error, nothing is half-published,
@@ -426,25 +394,16 @@ class S3OutageTest(unittest.TestCase):
 
     @classmethod
     def setUpClass(cls):
+        cls.s3 = s3
         cls.relay = TcpRelay("127.0.0.1", s3.ports["proxy"]).start()
         cls.addClassCleanup(cls.relay.stop)
-        cls.server = h.Server(env=s3_env(cls.relay.endpoint, cls.PREFIX),
+        cls.server = h.Server(env=s3.berth_env(cls.PREFIX, cls.relay.endpoint),
                               config={"gc": {"enabled": False}})
         cls.addClassCleanup(cls.server.cleanup)
         cls.server.start()
         cls.reg = cls.server.registry()
         cls.ecr = c.ecr_client(cls.server)
         cls.client = s3.client()
-
-    def run(self, result=None):
-        if result is None:
-            return super().run(result)
-        before = len(result.failures) + len(result.errors)
-        out = super().run(result)
-        if len(result.failures) + len(result.errors) > before:
-            s3.dump_logs()
-            print("\n--- server log tail ---\n%s" % self.server.log_tail())
-        return out
 
     def ready(self):
         resp = self.reg.get("/readyz")
