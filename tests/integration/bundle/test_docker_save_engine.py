@@ -7,7 +7,6 @@ archives the test writes; this one the tool's real output."""
 
 import json
 import os
-import subprocess
 
 import berth_harness as h
 import daemons as d
@@ -18,17 +17,11 @@ dockerd = None
 def setUpModule():
     global dockerd
     dockerd = d.Dockerd(d.scratch_dir("berth-save-dockerd-"))
-    try:
-        dockerd.start()
-    except BaseException:
-        dockerd.stop()
-        raise
+    d.start_all(dockerd)
 
 
 def tearDownModule():
-    if dockerd is not None:
-        dockerd.stop()
-        subprocess.run(["rm", "-rf", dockerd.work])
+    d.remove_all(dockerd)
 
 
 class DockerSaveEngineTest(h.ServerTestCase):

@@ -12,7 +12,6 @@ import json
 import os
 import re
 import shutil
-import subprocess
 import tarfile
 import tempfile
 
@@ -37,22 +36,11 @@ def setUpModule():
     engine = d.Podman(d.scratch_dir("berth-bearer-podman-"))
     dockerd = d.Dockerd(d.scratch_dir("berth-bearer-dockerd-"))
     containerd = d.Containerd(d.scratch_dir("berth-bearer-ctrd-"))
-    try:
-        dockerd.start()
-        containerd.start()
-    except BaseException:
-        dockerd.stop()
-        containerd.stop()
-        raise
+    d.start_all(dockerd, containerd)
 
 
 def tearDownModule():
-    for daemon in (dockerd, containerd):
-        if daemon is not None:
-            daemon.stop()
-            subprocess.run(["rm", "-rf", daemon.work])
-    if engine is not None:
-        subprocess.run(["rm", "-rf", engine.work])
+    d.remove_all(dockerd, containerd, engine)
 
 
 def crane_bin():

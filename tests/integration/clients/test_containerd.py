@@ -8,7 +8,6 @@ that comes back is compared byte for byte with what went in, and the pull unpack
 # berth-suite: daemons
 
 import os
-import subprocess
 import tarfile
 
 import clients as c  # first: it cleans the environment botocore reads
@@ -22,17 +21,11 @@ containerd = None
 def setUpModule():
     global containerd
     containerd = d.Containerd(d.scratch_dir("berth-ctrd-"))
-    try:
-        containerd.start()
-    except BaseException:
-        containerd.stop()
-        raise
+    d.start_all(containerd)
 
 
 def tearDownModule():
-    if containerd is not None:
-        containerd.stop()
-        subprocess.run(["rm", "-rf", containerd.work])
+    d.remove_all(containerd)
 
 
 class ContainerdTest(h.ServerTestCase):

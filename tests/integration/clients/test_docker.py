@@ -29,17 +29,11 @@ dockerd = None
 def setUpModule():
     global dockerd
     dockerd = d.Dockerd(d.scratch_dir("berth-dockerd-"))
-    try:
-        dockerd.start()
-    except BaseException:
-        dockerd.stop()
-        raise
+    d.start_all(dockerd)
 
 
 def tearDownModule():
-    if dockerd is not None:
-        dockerd.stop()
-        subprocess.run(["rm", "-rf", dockerd.work])
+    d.remove_all(dockerd)
 
 
 class DockerMixin:

@@ -31,8 +31,7 @@ def setUpModule():
 
 
 def tearDownModule():
-    if engine is not None:
-        subprocess.run(["rm", "-rf", engine.work])
+    d.remove_all(engine)
 
 
 class PodmanTest(h.ServerTestCase):

@@ -409,6 +409,29 @@ class SavedImage:
         return tar_bytes(entries)
 
 
+def start_all(*daemons):
+    """A test module's setUpModule: each daemon started in turn; when one fails, every one
+    is stopped and the error goes on."""
+    try:
+        for daemon in daemons:
+            daemon.start()
+    except BaseException:
+        for daemon in daemons:
+            daemon.stop()
+        raise
+
+
+def remove_all(*engines):
+    """A test module's tearDownModule: each daemon stopped, and each engine's scratch
+    directory (a daemon's or a Podman's) removed; None (never made) is passed over."""
+    for engine in engines:
+        if engine is None:
+            continue
+        if isinstance(engine, Daemon):
+            engine.stop()
+        subprocess.run(["rm", "-rf", engine.work])
+
+
 def scratch_dir(prefix):
     """A temporary directory with a short path (sockets must fit in 108 bytes)."""
     return tempfile.mkdtemp(prefix=prefix, dir="/tmp")

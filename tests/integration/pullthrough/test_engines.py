@@ -13,7 +13,6 @@ the cache alone.
 
 import json
 import os
-import subprocess
 
 import clients as c  # first: it cleans the environment botocore reads
 import auth_helpers as e
@@ -29,19 +28,11 @@ def setUpModule():
     global dockerd, containerd
     dockerd = d.Dockerd(d.scratch_dir("berth-ptc-dockerd-"))
     containerd = d.Containerd(d.scratch_dir("berth-ptc-ctrd-"))
-    try:
-        dockerd.start()
-        containerd.start()
-    except BaseException:
-        tearDownModule()
-        raise
+    d.start_all(dockerd, containerd)
 
 
 def tearDownModule():
-    for daemon in (dockerd, containerd):
-        if daemon is not None:
-            daemon.stop()
-            subprocess.run(["rm", "-rf", daemon.work])
+    d.remove_all(dockerd, containerd)
 
 
 class EnginesThroughCacheTest(h.ServerTestCase):
