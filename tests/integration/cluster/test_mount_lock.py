@@ -11,24 +11,11 @@ import threading
 import unittest
 
 import berth_harness as h
-from cluster import PREFIX, Cluster, ClusterTestCase
-from s3_error_proxy import S3ErrorProxy
+from cluster import RelayedClusterTestCase
 
 
 @unittest.skipUnless(h.IS_BERTH, "berth's replicas")
-class MountLockTest(ClusterTestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.cluster = Cluster(replicas=0, config={"gc": {"enabled": False}})
-        cls.addClassCleanup(cls.cluster.stop)
-        cls.cluster.start()
-        cls.relay = S3ErrorProxy("127.0.0.1", cls.cluster.s3.ports["proxy"]).start()
-        cls.addClassCleanup(cls.relay.stop)
-        cls.cluster.env["BERTH_STORAGE_S3_ENDPOINT"] = cls.relay.endpoint
-        for _ in range(2):
-            cls.cluster.add_replica()
-        cls.regs = [r.registry() for r in cls.cluster.replicas]
-
+class MountLockTest(RelayedClusterTestCase):
     def tearDown(self):
         self.relay.release()
 
@@ -77,12 +64,9 @@ class MountLockTest(ClusterTestCase):
         img = h.build_image(layer_count=1)
         h.expect_status(self.regs[0].push_image("gone/src", img, tag="v1"), 201)
         layer = img.layer_digests[0]
-        s3 = self.cluster.s3.client()
-        keys = [o["Key"] for o in s3.list_objects_v2(
-            Bucket=self.cluster.s3.bucket, Prefix=PREFIX + "blobs/").get("Contents", [])
-            if h.digest_hex(layer) in o["Key"]]
+        keys = [k for k in self.cluster.keys("blobs/") if h.digest_hex(layer) in k]
         self.assertEqual(len(keys), 1, keys)
-        s3.delete_object(Bucket=self.cluster.s3.bucket, Key=keys[0])
+        self.cluster.s3.client().delete_object(Bucket=self.cluster.s3.bucket, Key=keys[0])
         for reg in self.regs:
             r = self.mount(reg, "gone/dst", layer, "gone/src")
             # not mounted: an upload session instead

@@ -12,8 +12,7 @@ and every blob pulls back byte for byte from both."""
 import unittest
 
 import berth_harness as h
-from cluster import PREFIX, Cluster, ClusterTestCase
-from s3_error_proxy import S3ErrorProxy
+from cluster import RelayedClusterTestCase
 
 MIB = 1024 * 1024
 
@@ -23,19 +22,7 @@ def upload_uuid(location):
 
 
 @unittest.skipUnless(h.IS_BERTH, "berth's replicas")
-class TailCacheTest(ClusterTestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.cluster = Cluster(replicas=0, config={"gc": {"enabled": False}})
-        cls.addClassCleanup(cls.cluster.stop)
-        cls.cluster.start()
-        cls.relay = S3ErrorProxy("127.0.0.1", cls.cluster.s3.ports["proxy"]).start()
-        cls.addClassCleanup(cls.relay.stop)
-        cls.cluster.env["BERTH_STORAGE_S3_ENDPOINT"] = cls.relay.endpoint
-        for _ in range(2):
-            cls.cluster.add_replica()
-        cls.regs = [r.registry() for r in cls.cluster.replicas]
-
+class TailCacheTest(RelayedClusterTestCase):
     def tail_requests(self, uuid, method):
         return self.relay.requests_matching(method, "uploads/%s/tail-" % uuid)
 
@@ -49,14 +36,35 @@ class TailCacheTest(ClusterTestCase):
                 out[line.split('"')[1]] = int(line.split()[-1])
         return out.get("memory"), out.get("bucket")
 
+    def start(self, repo, replica=0):
+        """An upload session of repo started on replica: its Location and uuid."""
+        r = self.regs[replica].start_upload(repo)
+        self.assertEqual(r.status, 202, r.body)
+        loc = r.header("Location")
+        return loc, upload_uuid(loc)
+
+    def finish(self, replica, loc, data):
+        r = self.regs[replica].finish_upload(loc, h.digest_of(data))
+        self.assertEqual(r.status, 201, r.body)
+
+    def assert_pulled(self, repo, data, replicas=(0, 1)):
+        """data pulls back byte for byte from each of replicas."""
+        for i in replicas:
+            got = self.regs[i].get_blob(repo, h.digest_of(data))
+            self.assertEqual(got.status, 200, got.body[:200])
+            self.assertTrue(got.body == data, "replica %d: the bytes differ" % i)
+
+    def assert_published(self, repo, data, uuid):
+        """data pulls back byte for byte from every replica; no object of session uuid is
+        left in the bucket."""
+        self.assert_pulled(repo, data)
+        self.assertEqual(self.cluster.keys("uploads/" + uuid), [])
+
     def push(self, repo, chunks, last):
         """POST on replica chunks[0][0], PATCH each (replica, size), PUT on replica `last`;
         pulled back from both replicas. The upload's uuid."""
         data = h.random_bytes(sum(n for _, n in chunks))
-        r = self.regs[chunks[0][0]].start_upload(repo)
-        self.assertEqual(r.status, 202, r.body)
-        loc = r.header("Location")
-        uuid = upload_uuid(loc)
+        _, uuid = self.start(repo, chunks[0][0])
         path = "/v2/%s/blobs/uploads/%s" % (repo, uuid)
         at = 0
         for i, (replica, n) in enumerate(chunks):
@@ -64,14 +72,8 @@ class TailCacheTest(ClusterTestCase):
             self.assertEqual(r.status, 202, "chunk %d on replica %d: %s" % (i, replica, r.body))
             at += n
             self.assertEqual(r.header("Range"), "0-%d" % (at - 1))
-        r = self.regs[last].finish_upload(path, h.digest_of(data))
-        self.assertEqual(r.status, 201, r.body)
-        for i, reg in enumerate(self.regs):
-            got = reg.get_blob(repo, h.digest_of(data))
-            self.assertEqual(got.status, 200, got.body[:200])
-            self.assertTrue(got.body == data, "replica %d: the bytes differ" % i)
-        self.assertEqual(self.cluster.s3.client().list_objects_v2(
-            Bucket=self.cluster.s3.bucket, Prefix=PREFIX + "uploads/" + uuid).get("KeyCount"), 0)
+        self.finish(last, path, data)
+        self.assert_published(repo, data, uuid)
         return uuid
 
     def multi_deletes(self):
@@ -117,8 +119,7 @@ class TailCacheTest(ClusterTestCase):
         """A PATCH that loses to another replica's commit (a stale Content-Range: 416)
         leaves the winner's tail in the row; the loser's next request GETs it."""
         data = h.random_bytes(11 * MIB)
-        r = self.regs[0].start_upload("tails/refused")
-        loc = r.header("Location")
+        loc, _ = self.start("tails/refused")
         r = self.regs[0].patch_chunk(loc, data[:MIB], start=0)
         self.assertEqual(r.status, 202, r.body)
         # B: a whole part and a tail of 1 MiB again, other bytes than A's cached one
@@ -128,20 +129,15 @@ class TailCacheTest(ClusterTestCase):
         self.assertEqual(r.status, 416, r.body)
         r = self.regs[0].patch_chunk(loc, data[9 * MIB:], start=9 * MIB)
         self.assertEqual(r.status, 202, r.body)
-        r = self.regs[0].finish_upload(loc, h.digest_of(data))
-        self.assertEqual(r.status, 201, r.body)
-        got = self.regs[1].get_blob("tails/refused", h.digest_of(data))
-        self.assertEqual(got.status, 200, got.body[:200])
-        self.assertTrue(got.body == data, "the bytes differ")
+        self.finish(0, loc, data)
+        self.assert_pulled("tails/refused", data, replicas=(1,))
 
     def test_dead_tails_capped_and_old_rows(self):
         """Many small chunks and no part: a state lists at most 16 dead tails, the commit
         that would list a 17th deletes them all at once. A row without dead lines (as berth
         wrote them before) continues: its replaced tails go with the session's removal."""
         data = h.random_bytes(24 * 64 * 1024)
-        r = self.regs[0].start_upload("tails/small")
-        loc = r.header("Location")
-        uuid = upload_uuid(loc)
+        loc, uuid = self.start("tails/small")
         deletes = self.multi_deletes()
         piece = 64 * 1024
         for i in range(20):
@@ -160,13 +156,9 @@ class TailCacheTest(ClusterTestCase):
         for i in range(20, 24):
             r = self.regs[1].patch_chunk(loc, data[i * piece:(i + 1) * piece], start=i * piece)
             self.assertEqual(r.status, 202, r.body)
-        r = self.regs[1].finish_upload(loc, h.digest_of(data))
-        self.assertEqual(r.status, 201, r.body)
-        got = self.regs[0].get_blob("tails/small", h.digest_of(data))
-        self.assertEqual(got.status, 200, got.body[:200])
-        self.assertTrue(got.body == data, "the bytes differ")
-        self.assertEqual(self.cluster.s3.client().list_objects_v2(
-            Bucket=self.cluster.s3.bucket, Prefix=PREFIX + "uploads/" + uuid).get("KeyCount"), 0)
+        self.finish(1, loc, data)
+        self.assert_pulled("tails/small", data, replicas=(0,))
+        self.assertEqual(self.cluster.keys("uploads/" + uuid), [])
         self.assertEqual(self.tail_requests(uuid, "DELETE"), [])
 
     def add_faulty_replica(self, faults):
@@ -185,14 +177,8 @@ class TailCacheTest(ClusterTestCase):
         self.assertEqual(r.header("Range"), "0-%d" % (at - 1))
         r = self.regs[0].patch_chunk(loc, data[at:], start=at)
         self.assertEqual(r.status, 202, r.body)
-        r = self.regs[0].finish_upload(loc, h.digest_of(data))
-        self.assertEqual(r.status, 201, r.body)
-        for i, reg in enumerate(self.regs):
-            got = reg.get_blob(repo, h.digest_of(data))
-            self.assertEqual(got.status, 200, got.body[:200])
-            self.assertTrue(got.body == data, "replica %d: the bytes differ" % i)
-        self.assertEqual(self.cluster.s3.client().list_objects_v2(
-            Bucket=self.cluster.s3.bucket, Prefix=PREFIX + "uploads/" + uuid).get("KeyCount"), 0)
+        self.finish(0, loc, data)
+        self.assert_published(repo, data, uuid)
 
     def test_lost_commit_answer_keeps_the_row_s_tail(self):
         """PostgreSQL commits a PATCH's save but its answer is lost (the fault
@@ -205,9 +191,7 @@ class TailCacheTest(ClusterTestCase):
         repo = "tails/lost"
         # a part and a tail of 1 MiB on replica 0, then 2 MiB more on the faulty one
         data = h.random_bytes(15 * MIB)
-        r = self.regs[0].start_upload(repo)
-        loc = r.header("Location")
-        uuid = upload_uuid(loc)
+        loc, uuid = self.start(repo)
         r = self.regs[0].patch_chunk(loc, data[:9 * MIB], start=0)
         self.assertEqual(r.status, 202, r.body)
         r = faulty.patch_chunk(loc, data[9 * MIB:11 * MIB], start=9 * MIB)
@@ -226,17 +210,13 @@ class TailCacheTest(ClusterTestCase):
         faulty = server.registry()
         repo = "tails/unknown"
         data = h.random_bytes(6 * MIB)
-        r = self.regs[0].start_upload(repo)
-        loc = r.header("Location")
-        uuid = upload_uuid(loc)
+        loc, uuid = self.start(repo)
         r = self.regs[0].patch_chunk(loc, data[:MIB], start=0)
         self.assertEqual(r.status, 202, r.body)
         r = faulty.patch_chunk(loc, data[MIB:3 * MIB], start=MIB)
         self.assertEqual(r.status, 503, r.body)
         # the 503 is sent after the tails were settled
-        tails = [o["Key"] for o in self.cluster.s3.client().list_objects_v2(
-            Bucket=self.cluster.s3.bucket,
-            Prefix=PREFIX + "uploads/%s/tail-" % uuid).get("Contents", [])]
+        tails = self.cluster.keys("uploads/%s/tail-" % uuid)
         self.assertEqual(len(tails), 2, tails)
         self.continue_and_check(loc, data, 3 * MIB, uuid, repo)
         log = server.log_text()

@@ -24,6 +24,7 @@ import unittest
 import berth_harness as h
 import pg_fixture
 from pg_fixture import PostgresServer
+from s3_error_proxy import S3ErrorProxy
 from swift_fixture import SwiftServer
 
 PREFIX = "cluster/"
@@ -36,6 +37,25 @@ class ClusterTestCase(h.LogsOnFailure, unittest.TestCase):
 
     def dump_logs(self):
         self.cluster.dump_logs()
+
+
+class RelayedClusterTestCase(ClusterTestCase):
+    """Two replicas (gc off) whose S3 requests go through cls.relay, an S3ErrorProxy in
+    front of Swift (lib/s3_error_proxy.py) that counts, holds or fails them; cls.regs are
+    the replicas' registries. Started in setUpClass, stopped by class cleanups."""
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.cluster = Cluster(replicas=0, config={"gc": {"enabled": False}})
+        cls.addClassCleanup(cls.cluster.stop)
+        cls.cluster.start()
+        cls.relay = S3ErrorProxy("127.0.0.1", cls.cluster.s3.ports["proxy"]).start()
+        cls.addClassCleanup(cls.relay.stop)
+        cls.cluster.env["BERTH_STORAGE_S3_ENDPOINT"] = cls.relay.endpoint
+        for _ in range(2):
+            cls.cluster.add_replica()
+        cls.regs = [r.registry() for r in cls.cluster.replicas]
 
 
 class Cluster:
@@ -84,6 +104,11 @@ class Cluster:
 
     def kill9(self, i):
         self.replicas[i].kill9()
+
+    def keys(self, under):
+        """The keys of the fixture's bucket under PREFIX + under (one listing: up to 1000)."""
+        page = self.s3.client().list_objects_v2(Bucket=self.s3.bucket, Prefix=PREFIX + under)
+        return [o["Key"] for o in page.get("Contents", [])]
 
     def psql(self, sql):
         return self.pg.psql(sql)
