@@ -37,19 +37,25 @@ def setUpModule():
     global containerd, engine
     engine = d.Podman(d.scratch_dir("berth-tls-podman-"))
     containerd = d.Containerd(d.scratch_dir("berth-tls-ctrd-"))
-    try:
-        containerd.start()
-    except BaseException:
-        containerd.stop()
-        raise
+    d.start_all(containerd)
 
 
 def tearDownModule():
-    if containerd is not None:
-        containerd.stop()
-        subprocess.run(["rm", "-rf", containerd.work])
-    if engine is not None:
-        subprocess.run(["rm", "-rf", engine.work])
+    d.remove_all(containerd, engine)
+
+
+def node_config(pki, node, key):
+    """berth's configuration for mutual TLS with pki's certificates, the client
+    certificate of CN node mapped to the access key key (id, secret), a node's identity
+    that may push under nodes/."""
+    return {
+        "tls": {"cert_file": pki.path("chain.pem"),
+                "key_file": pki.path("server.key"),
+                "client_ca_file": pki.path("root.pem"),
+                "client_principals": [{"common_name": node, "access_key_id": key[0]}]},
+        "auth": {"keys": [{"name": "node", "access_key_id": key[0],
+                           "secret_access_key": key[1],
+                           "permissions": ["push:nodes/*"]}]}}
 
 
 class MutualTlsClientsTest(h.ServerTestCase):
@@ -63,15 +69,7 @@ class MutualTlsClientsTest(h.ServerTestCase):
         cls.addClassCleanup(cls.pki.cleanup)
         # podman-node (not "client") is a node's identity: a key that may push under nodes/
         cls.pki.issue("podman-node", "root", "client", cn="podman-node")
-        cls.server_config = {
-            "tls": {"cert_file": cls.pki.path("chain.pem"),
-                    "key_file": cls.pki.path("server.key"),
-                    "client_ca_file": cls.pki.path("root.pem"),
-                    "client_principals": [{"common_name": "podman-node",
-                                           "access_key_id": cls.NODE[0]}]},
-            "auth": {"keys": [{"name": "node", "access_key_id": cls.NODE[0],
-                               "secret_access_key": cls.NODE[1],
-                               "permissions": ["push:nodes/*"]}]}}
+        cls.server_config = node_config(cls.pki, "podman-node", cls.NODE)
         super().setUpClass()
         cls.host = "127.0.0.1:%d" % cls.server.port
         cls.admin = e.keys_create(cls.server, "admin")
@@ -239,15 +237,8 @@ class DockerTlsTest(unittest.TestCase):
         # a second client certificate (CN docker-node) is a node's identity: a key that may
         # push under nodes/ (tls.client_principals); "client" (CN node-1) stays unmapped
         cls.pki.issue("docker-node", "root", "client", cn="docker-node")
-        cls.server = h.Server(listen_host="[::1]", config={
-            "tls": {"cert_file": cls.pki.path("chain.pem"),
-                    "key_file": cls.pki.path("server.key"),
-                    "client_ca_file": cls.pki.path("root.pem"),
-                    "client_principals": [{"common_name": "docker-node",
-                                           "access_key_id": cls.NODE[0]}]},
-            "auth": {"keys": [{"name": "node", "access_key_id": cls.NODE[0],
-                               "secret_access_key": cls.NODE[1],
-                               "permissions": ["push:nodes/*"]}]}})
+        cls.server = h.Server(listen_host="[::1]",
+                              config=node_config(cls.pki, "docker-node", cls.NODE))
         cls.addClassCleanup(cls.server.cleanup)
         cls.server.start()
         cls.admin = e.keys_create(cls.server, "admin")
