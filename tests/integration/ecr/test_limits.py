@@ -49,24 +49,32 @@ class TagsPerImageTest(e.EcrTestCase):
 class LayerPartsTest(e.EcrTestCase):
     server_config = {"storage": {"fsync": False}}
 
+    def part(self, repo, upload, data, i):
+        """Part i of an upload of data: its byte i alone."""
+        return self.ecr.upload_layer_part(repositoryName=repo, uploadId=upload,
+                                          partFirstByte=i, partLastByte=i,
+                                          layerPartBlob=data[i:i + 1])
+
+    def assert_1001st_refused(self, repo, upload, data):
+        """The 1,001st part (byte 1000 of data) is LimitExceededException and nothing of it
+        is written: the upload completes with the 1,000 bytes before it. Their digest."""
+        err = self.assertBotoError("LimitExceededException", "upload_layer_part",
+                                   repositoryName=repo, uploadId=upload, partFirstByte=1000,
+                                   partLastByte=1000, layerPartBlob=data[1000:])
+        self.assertIn("1000 layer parts", err["Message"])
+        digest = h.digest_of(data[:1000])
+        out = self.ecr.complete_layer_upload(repositoryName=repo, uploadId=upload,
+                                             layerDigests=[digest])
+        self.assertEqual(out["layerDigest"], digest)
+        return digest
+
     def test_thousand_parts_per_upload(self):
         repo = self.create_repo()
         upload = self.ecr.initiate_layer_upload(repositoryName=repo)["uploadId"]
         data = h.random_bytes(1001)
         for i in range(1000):
-            out = self.ecr.upload_layer_part(repositoryName=repo, uploadId=upload,
-                                             partFirstByte=i, partLastByte=i,
-                                             layerPartBlob=data[i:i + 1])
-            self.assertEqual(out["lastByteReceived"], i)
-        err = self.assertBotoError("LimitExceededException", "upload_layer_part",
-                                   repositoryName=repo, uploadId=upload, partFirstByte=1000,
-                                   partLastByte=1000, layerPartBlob=data[1000:])
-        self.assertIn("1000 layer parts", err["Message"])
-        # nothing of the refused part was written: the upload completes with 1,000 bytes
-        digest = h.digest_of(data[:1000])
-        out = self.ecr.complete_layer_upload(repositoryName=repo, uploadId=upload,
-                                             layerDigests=[digest])
-        self.assertEqual(out["layerDigest"], digest)
+            self.assertEqual(self.part(repo, upload, data, i)["lastByteReceived"], i)
+        digest = self.assert_1001st_refused(repo, upload, data)
         self.assertEqual(self.reg.get_blob(repo, digest).body, data[:1000])
 
     def test_part_count_survives_a_restart(self):
@@ -75,29 +83,16 @@ class LayerPartsTest(e.EcrTestCase):
         repo = self.create_repo()
         upload = self.ecr.initiate_layer_upload(repositoryName=repo)["uploadId"]
         data = h.random_bytes(1001)
-
-        def part(i):
-            return self.ecr.upload_layer_part(repositoryName=repo, uploadId=upload,
-                                              partFirstByte=i, partLastByte=i,
-                                              layerPartBlob=data[i:i + 1])
-
         for i in range(600):
-            part(i)
+            self.part(repo, upload, data, i)
         self.server.stop()
         self.server.start(reuse_port=True)
         cls = type(self)
         cls.reg = self.server.registry()
         cls.ecr = e.c.ecr_client(self.server, *e.c.DUMMY_KEY)
         for i in range(600, 1000):
-            self.assertEqual(part(i)["lastByteReceived"], i)
-        err = self.assertBotoError("LimitExceededException", "upload_layer_part",
-                                   repositoryName=repo, uploadId=upload, partFirstByte=1000,
-                                   partLastByte=1000, layerPartBlob=data[1000:])
-        self.assertIn("1000 layer parts", err["Message"])
-        digest = h.digest_of(data[:1000])
-        out = self.ecr.complete_layer_upload(repositoryName=repo, uploadId=upload,
-                                             layerDigests=[digest])
-        self.assertEqual(out["layerDigest"], digest)
+            self.assertEqual(self.part(repo, upload, data, i)["lastByteReceived"], i)
+        self.assert_1001st_refused(repo, upload, data)
 
 
 if __name__ == "__main__":
