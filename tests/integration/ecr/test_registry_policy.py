@@ -222,5 +222,49 @@ class RegistryPolicyTest(e.ModernEcrTestCase):
         self.assertEqual(out["failures"], [])
 
 
+
+class RegistryPolicyReplicationTest(e.ModernEcrTestCase):
+    """ecr:ReplicateImage granted by the registry policy alone: a peer's replicated push
+    (X-Berth-Replication-Source) to a missing repository creates it (auto-create off, as
+    ECR), only where the policy says and only while it says so; without the grant the push
+    is an ordinary one, which cannot create a repository."""
+    server_config = {"storage": {"auto_create_repositories": False}}
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.admin = a.keys_create(cls.server, "admin")
+        cls.peer = a.keys_create(cls.server, "peer", "push:rep/*", "push:other/*")
+        cls.ecr = c.ecr_client(cls.server, *cls.admin)
+
+    def replicated_upload(self, repo):
+        headers = dict(a.basic(*self.peer))
+        headers["X-Berth-Replication-Source"] = "us-west-2/%s" % ACCOUNT
+        return self.reg.request("POST", "/v2/%s/blobs/uploads/" % repo, headers=headers)
+
+    def repositories(self):
+        return {r["repositoryName"] for r in self.ecr.describe_repositories()["repositories"]}
+
+    def test_grants_replicate_image(self):
+        self.assertError(self.replicated_upload("rep/a"), 404, "NAME_UNKNOWN")
+        self.ecr.put_registry_policy(policyText=policy(
+            {"Sid": "replicate", "Effect": "Allow", "Principal": {"AWS": user_arn("peer")},
+             "Action": "ecr:ReplicateImage", "Resource": repo_arn("rep/*")}))
+        self.assertStatus(self.replicated_upload("rep/a"), 202)
+        self.assertIn("rep/a", self.repositories())
+        # only on the repositories it names
+        self.assertError(self.replicated_upload("other/a"), 404, "NAME_UNKNOWN")
+        # and a Deny beside it wins
+        self.ecr.put_registry_policy(policyText=policy(
+            {"Effect": "Allow", "Principal": {"AWS": user_arn("peer")},
+             "Action": "ecr:ReplicateImage", "Resource": repo_arn("*")},
+            {"Effect": "Deny", "Principal": {"AWS": user_arn("peer")},
+             "Action": "ecr:ReplicateImage", "Resource": repo_arn("other/*")}))
+        self.assertError(self.replicated_upload("other/b"), 404, "NAME_UNKNOWN")
+        self.assertStatus(self.replicated_upload("rep/b"), 202)
+        self.ecr.delete_registry_policy()
+        self.assertError(self.replicated_upload("rep/c"), 404, "NAME_UNKNOWN")
+        self.assertEqual(self.repositories(), {"rep/a", "rep/b"})
+
 if __name__ == "__main__":
     unittest.main()
