@@ -86,7 +86,8 @@ static const struct command_doc commands[] = {
      "(refused: restore them first). Copied after the metadata: the upstream secrets key "
      "file to a destination without one, the signing.profiles_dir key files into the "
      "destination's signing.profiles_dir (refused when it names none or a file differs), "
-     "<root>/vulndb.db unless the destination's is as new. Each CONFIG file is read as "
+     "the vulnerability database unless the destination's is as new (into <root>/vulndb.db, "
+     "or published as the shared one with PostgreSQL). Each CONFIG file is read as "
      "written; the BERTH_* "
      "environment does not apply to it."},
     {"secrets put NAME|ARN --username USER",

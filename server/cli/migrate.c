@@ -14,12 +14,15 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "cli_int.h"
 
 #include "common/fileio.h"
 #include "common/log.h"
 #include "common/str.h"
+#include "common/timeutil.h"
+#include "scan/engine/scan_dbsync.h"
 #include "scan/vulndb/vulndb.h"
 #include "storage/bundle/migrate.h"
 #include "storage/meta/meta.h"
@@ -306,17 +309,119 @@ out:
     return ok;
 }
 
-/* <root>/vulndb.db, the scanner's vulnerability database, unless the
- * destination's was imported as late. False (reported) to stop. */
-static bool carry_vulndb(const struct berth_config *src, const struct berth_config *dst)
+static bool shared_meta(const struct berth_config *cfg)
 {
+    return strcmp(cfg->meta_backend, "postgres") == 0;
+}
+
+/* Into the shared database of a destination on PostgreSQL: the database
+ * at <from_root>/vulndb.db, as its next generation, unless its current
+ * one was imported as late. work is a directory of its own. */
+static bool publish_vulndb(const char *from_root, struct store *dst, const char *work)
+{
+    char dst_dir[4300], file[4400], err[512] = "";
+    snprintf(dst_dir, sizeof(dst_dir), "%s/dst", work);
+    snprintf(file, sizeof(file), "%s/%s", dst_dir, VULNDB_FILE);
     enum vulndb_copied what = VULNDB_COPY_NONE;
-    char err[512] = "";
-    enum berth_err rc = vulndb_copy(src->root, dst->root, &what, err, sizeof(err));
+    enum berth_err rc = file_mkdir_p(dst_dir, 0750);
+    if (rc == BERTH_OK) {
+        rc = vulndb_copy(from_root, dst_dir, &what, err, sizeof(err));
+    }
+    if (rc != BERTH_OK || what == VULNDB_COPY_NONE) {
+        goto out;
+    }
+    int64_t records = 0, imported_at = -1;
+    rc = vulndb_seal(dst_dir, &records, &imported_at, err, sizeof(err));
+    struct meta *m;
+    struct meta_vulndb cur, next;
+    memset(&cur, 0, sizeof(cur));
+    if (rc == BERTH_OK) {
+        rc = store_meta_get(dst, &m);
+    }
+    if (rc == BERTH_OK) {
+        rc = meta_vulndb_get(m, &cur);
+        if (rc == BERTH_ENOTFOUND) {
+            memset(&cur, 0, sizeof(cur));
+            rc = BERTH_OK;
+        }
+    }
+    if (rc == BERTH_OK && cur.generation > 0 && cur.imported_at_ms >= imported_at) {
+        /* the copy of the blob table left its blob without a row: the
+         * collector would take its bytes */
+        int64_t id = 0;
+        rc = meta_begin(m);
+        if (rc == BERTH_OK) {
+            rc = meta_blob_upsert(m, cur.digest, cur.size, time_now_ms(), &id);
+            rc = rc == BERTH_OK ? meta_commit(m) : rc;
+            meta_rollback(m);
+        }
+        if (rc == BERTH_OK) {
+            fprintf(stderr, "migrate: the destination's shared vulnerability database was "
+                            "imported as late as the source's: kept\n");
+        }
+        goto out;
+    }
+    if (rc == BERTH_OK) {
+        rc = scan_dbsync_publish(dst, file, cur.generation, records, imported_at, &next, err,
+                                 sizeof(err));
+    }
+    if (rc == BERTH_OK) {
+        fprintf(stderr,
+                "migrate: the vulnerability database published as the destination's shared "
+                "generation %lld (%s)\n",
+                (long long)next.generation, next.digest);
+    }
+out:
     if (rc != BERTH_OK) {
         fprintf(stderr, "berth migrate: the vulnerability database: %s\n",
                 err[0] != '\0' ? err : berth_strerror(rc));
-        return false;
+    }
+    return rc == BERTH_OK;
+}
+
+/* The scanner's vulnerability database, unless the destination's was
+ * imported as late: a single node's <root>/vulndb.db, or the shared
+ * database of replicas on PostgreSQL (scan/engine/scan_dbsync.h), either
+ * way. False (reported) to stop. */
+static bool carry_vulndb(const struct berth_config *src, struct store *src_st,
+                         const struct berth_config *dst, struct store *dst_st)
+{
+    char work[4200], from[4300], err[512] = "";
+    snprintf(work, sizeof(work), "%s/vulndb-migrate-%ld", dst->root, (long)getpid());
+    (void)file_remove_tree(work);
+    const char *from_root = src->root;
+    enum berth_err rc = BERTH_OK;
+    bool ok = false;
+    struct meta *m;
+    struct meta_vulndb cur;
+    if (shared_meta(src) && store_meta_get(src_st, &m) == BERTH_OK &&
+        meta_vulndb_get(m, &cur) == BERTH_OK) {
+        /* the source's shared generation, downloaded */
+        snprintf(from, sizeof(from), "%s/src", work);
+        char file[4400];
+        snprintf(file, sizeof(file), "%s/%s", from, VULNDB_FILE);
+        rc = file_mkdir_p(from, 0750);
+        if (rc == BERTH_OK) {
+            rc = scan_dbsync_fetch(src_st, &cur, file, err, sizeof(err));
+        }
+        if (rc != BERTH_OK) {
+            fprintf(stderr, "berth migrate: the source's shared vulnerability database: %s\n",
+                    err[0] != '\0' ? err : berth_strerror(rc));
+            goto out;
+        }
+        from_root = from;
+    }
+    if (shared_meta(dst)) {
+        rc = file_mkdir_p(work, 0750);
+        ok = rc == BERTH_OK && publish_vulndb(from_root, dst_st, work);
+        goto out;
+    }
+    enum vulndb_copied what = VULNDB_COPY_NONE;
+    rc = vulndb_copy(from_root, dst->root, &what, err, sizeof(err));
+    if (rc != BERTH_OK) {
+        fprintf(stderr, "berth migrate: the vulnerability database: %s\n",
+                err[0] != '\0' ? err : berth_strerror(rc));
+        goto out;
     }
     if (what == VULNDB_COPY_DONE) {
         fprintf(stderr, "migrate: the vulnerability database copied to %s/%s\n", dst->root,
@@ -325,7 +430,10 @@ static bool carry_vulndb(const struct berth_config *src, const struct berth_conf
         fprintf(stderr, "migrate: the destination's vulnerability database was imported as late as "
                         "the source's: kept\n");
     }
-    return true;
+    ok = true;
+out:
+    (void)file_remove_tree(work);
+    return ok;
 }
 
 int cmd_migrate(struct cli *cli)
@@ -409,7 +517,7 @@ int cmd_migrate(struct cli *cli)
     }
     if (!carry_secrets_key(&src_cli, src, &dst_cli, true) ||
         !carry_profiles(to, &src_cli.cfg, &dst_cli.cfg, true) ||
-        !carry_vulndb(&src_cli.cfg, &dst_cli.cfg)) {
+        !carry_vulndb(&src_cli.cfg, src, &dst_cli.cfg, dst)) {
         goto out;
     }
     printf("migrate: %lld blobs (%lld copied, %lld already there, %lld bytes copied), "

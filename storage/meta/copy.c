@@ -51,13 +51,16 @@ static const char *const known_order[] = {
 /* Never copied: the schema's own bookkeeping, upload sessions (their
  * bytes are stages local to the server that received them), the
  * background jobs' leases (held by the source's processes: the
- * destination's replicas take their own) and console sessions (signing in
- * again on the destination is cheap; they come and go as it runs). */
+ * destination's replicas take their own), console sessions (signing in
+ * again on the destination is cheap; they come and go as it runs) and the
+ * shared vulnerability database's generation (berth migrate publishes the
+ * source's database into the destination's own, or writes it to a single
+ * node's file: server/cli/migrate.c). */
 static bool skipped(const char *t)
 {
     return strcmp(t, "uploads") == 0 || strcmp(t, "leases") == 0 ||
-           strcmp(t, "console_sessions") == 0 || strcmp(t, "berth_schema") == 0 ||
-           strncmp(t, "sqlite_", 7) == 0;
+           strcmp(t, "console_sessions") == 0 || strcmp(t, "vulndb_shared") == 0 ||
+           strcmp(t, "berth_schema") == 0 || strncmp(t, "sqlite_", 7) == 0;
 }
 
 struct table_list {

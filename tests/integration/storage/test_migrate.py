@@ -658,6 +658,60 @@ class MigrateTest(unittest.TestCase):
         self.assertNotIn("signing profile keys copied", err)
         self.assertEqual(sorted(os.listdir(profiles)), sorted(list(keys) + ["README"]))
 
+    def test_vulndb_shared_there_and_back(self):
+        """Into PostgreSQL, the source's vulnerability database becomes the destination's
+        shared one (docs/scale-out.md): published as generation 1 (a blob under the
+        prefix), kept on a re-run, generation 2 after the source imported more; and back
+        into a single node, the shared generation is written to <root>/vulndb.db."""
+        src_root = os.path.join(self.work, "vdb-src")
+        src_conf = self.config("vdb-src", src_root)
+        rc, out = self.gc(src_conf)
+        self.assertEqual(rc, 0, out)
+        osv = sh.write_osv(os.path.join(self.work, "vdb-osv-1"), sh.OSV_RECORDS)
+        rc, out = h.run_berth(["vulndb", "import", osv, "--config", src_conf], timeout=120)
+        self.assertEqual(rc, 0, out)
+        dsn = self.database("vdbdst")
+        dst_conf = self.config("vdb-dst", os.path.join(self.work, "vdb-dst"), prefix="vdbdst/",
+                               dsn=dsn)
+        rc, out, err = self.finish(self.migrate(src_conf, dst_conf))
+        self.assertEqual(rc, 0, err)
+        self.assertRegex(err, r"vulnerability database published as the destination's shared "
+                              r"generation 1 \(sha256:[0-9a-f]{64}\)")
+        row = self.psql(dsn, "SELECT generation, records, digest FROM vulndb_shared").split("|")
+        self.assertEqual(row[:2], ["1", str(len(sh.OSV_RECORDS))])
+        self.assertIn("vdbdst/blobs/sha256/%s/%s" % (row[2][7:9], row[2][7:]),
+                      self.blob_keys("vdbdst/"))
+
+        # again: as new, kept
+        rc, out, err = self.finish(self.migrate(src_conf, dst_conf))
+        self.assertEqual(rc, 0, err)
+        self.assertIn("shared vulnerability database was imported as late as the source's: "
+                      "kept", err)
+        self.assertEqual(self.psql(dsn, "SELECT generation FROM vulndb_shared"), "1")
+        # its blob keeps its row (the collector would take the bytes of one without)
+        self.assertEqual(self.psql(dsn, "SELECT count(*) FROM blobs WHERE digest = '%s'"
+                                   % row[2]), "1")
+
+        # the source imports more: the next run publishes generation 2
+        late = sh.write_osv(os.path.join(self.work, "vdb-osv-2"), sh.OSV_LATE)
+        rc, out = h.run_berth(["vulndb", "import", late, "--config", src_conf], timeout=120)
+        self.assertEqual(rc, 0, out)
+        rc, out, err = self.finish(self.migrate(src_conf, dst_conf))
+        self.assertEqual(rc, 0, err)
+        self.assertIn("shared generation 2", err)
+        self.assertEqual(self.psql(dsn, "SELECT generation, records FROM vulndb_shared"),
+                         "2|%d" % (len(sh.OSV_RECORDS) + len(sh.OSV_LATE)))
+
+        # back into a single node: the shared generation as <root>/vulndb.db
+        back_root = os.path.join(self.work, "vdb-back")
+        back_conf = self.config("vdb-back", back_root)
+        rc, out, err = self.finish(self.migrate(dst_conf, back_conf))
+        self.assertEqual(rc, 0, err)
+        self.assertIn("vulnerability database copied to %s/vulndb.db" % back_root, err)
+        self.assertEqual(self.vulndb_rows(back_root), self.vulndb_rows(src_root))
+        for root in (back_root, os.path.join(self.work, "vdb-dst")):
+            self.assertEqual([n for n in os.listdir(root) if n.startswith("vulndb-")], [])
+
 
 if __name__ == "__main__":
     unittest.main(verbosity=2)

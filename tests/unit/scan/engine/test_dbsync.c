@@ -66,8 +66,7 @@ static void write_record(const char *dir, const char *id, const char *package)
 /* Import dir's records into work/vulndb.db, seal it, and publish it from
  * generation expect. */
 static enum berth_err build_and_publish(struct store *st, const char *work, const char *dir,
-                                        int64_t expect, struct meta_vulndb *out,
-                                        int64_t *records)
+                                        int64_t expect, struct meta_vulndb *out, int64_t *records)
 {
     struct vulndb_import_stats stats;
     char err[512];
