@@ -53,7 +53,8 @@ class BrowserTest(h.ServerTestCase):
         skopeo.push(cls.server, {"v1": cls.image, "stable": cls.image, "v0": cls.other},
                     cls.repo_name)
         skopeo.push(cls.server, {"1.0": cls.other}, "team/empty-soon")
-        # a Debian image, scanned on push, with an SBOM and a signature referring to it
+        # a Debian image, scanned on push, with an SBOM, a signature and an in-toto
+        # attestation referring to it
         osv = sh.write_osv(os.path.join(cls.work, "osv"), sh.OSV_RECORDS)
         status, out = h.run_berth(["vulndb", "import", osv, "--root", cls.server.root])
         assert status == 0, out
@@ -66,7 +67,9 @@ class BrowserTest(h.ServerTestCase):
                                     annotations={"org.example.kind": "sbom"})
         cls.signature = h.build_artifact("application/vnd.dev.cosign.artifact.sig.v1+json",
                                          subject=cls.debian.descriptor())
-        for art in (cls.sbom, cls.signature):
+        cls.attestation = h.build_artifact("application/vnd.in-toto+json",
+                                           subject=cls.debian.descriptor())
+        for art in (cls.sbom, cls.signature, cls.attestation):
             h.expect_status(cls.reg.push_image("team/scanned", art), 201)
         sh.wait_scan(anon, "team/scanned", {"imageTag": "bookworm"})
         # images for a lifecycle policy: three "old-" tags and one to keep
@@ -511,7 +514,7 @@ class BrowserTest(h.ServerTestCase):
         rows = [b.text(x) for x in b.find_all("tbody tr")]
         self.assertIn("bookworm", rows[0])
         kinds = sorted(b.text(x) for x in b.find_all("tr.referrer .kind"))
-        self.assertEqual(kinds, ["↳ SBOM", "↳ signature"])
+        self.assertEqual(kinds, ["↳ SBOM", "↳ attestation", "↳ signature"])
         b.screenshot("repository-referrers.png")
         # the image: findings, filtered by severity
         b.click(b.wait_for('a[href$="%s"]' % self.debian.digest))
@@ -548,6 +551,7 @@ class BrowserTest(h.ServerTestCase):
         # its referrers, and the way back from one to its subject
         b.wait_for("#referrers td", "SBOM")
         b.wait_for("#referrers td", "org.example.kind: sbom")
+        b.wait_for("#referrers td", "attestation")
         b.screenshot("image-findings.png")
         b.click(b.wait_for('#referrers a[href$="%s"]' % self.sbom.digest))
         b.click(b.wait_for("#subject"))

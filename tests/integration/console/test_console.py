@@ -4,6 +4,7 @@ for a session cookie, the session on the ECR API (CSRF token required) and on /v
 only), a read-only key refused a delete, sign-out, session expiry, and anonymous access."""
 
 import base64
+import hashlib
 import http.client
 import json
 import os
@@ -153,6 +154,39 @@ class ConsoleTest(h.ServerTestCase):
         r = self.reg.request("GET", "/ui/api/session")
         self.assertEqual(r.header("Cache-Control"), "no-store")
         self.assert_secure_headers(r)
+
+    def test_assets_are_the_sources_reproducibly(self):
+        """The console the binary serves is server/console/ui byte for byte (ETag: the
+        first half of each file's SHA-256), and its generated C table depends on nothing
+        but the files' names and bytes: embed.cmake run again on a copy of them, in
+        another folder with other modification times, writes the same bytes as the
+        build did."""
+        ui = os.path.join(h.REPO_ROOT, "server", "console", "ui")
+        names = sorted(n for n in os.listdir(ui) if not n.startswith("."))
+        self.assertIn("app.js", names)
+        for name in names:
+            with open(os.path.join(ui, name), "rb") as f:
+                source = f.read()
+            r = self.reg.request("GET", "/ui/" + ("" if name == "index.html" else name))
+            self.assertEqual(r.status, 200, name)
+            self.assertEqual(r.body, source, name)
+            self.assertEqual(r.header("ETag"),
+                             '"%s"' % hashlib.sha256(source).hexdigest()[:32], name)
+        build = os.environ.get("BERTH_BUILD_DIR") or os.path.dirname(h.find_berth_bin())
+        with open(os.path.join(build, "generated", "console_assets.c"), "rb") as f:
+            built = f.read()
+        work = tempfile.mkdtemp(prefix="berth-embed-")
+        self.addCleanup(shutil.rmtree, work, True)
+        copy = os.path.join(work, "elsewhere", "ui")
+        shutil.copytree(ui, copy)
+        for name in os.listdir(copy):
+            os.utime(os.path.join(copy, name), (1000000000, 1000000000))
+        out = os.path.join(work, "again.c")
+        subprocess.run(["cmake", "-DSRC=" + copy, "-DOUT=" + out, "-P",
+                        os.path.join(h.REPO_ROOT, "server", "console", "embed.cmake")],
+                       check=True, capture_output=True, timeout=120, stdin=subprocess.DEVNULL)
+        with open(out, "rb") as f:
+            self.assertEqual(f.read(), built)
 
     def test_bad_sign_in(self):
         cl = ConsoleClient(self.reg)
