@@ -10,7 +10,7 @@ that comes back is compared byte for byte with what went in, and the pull unpack
 import os
 import tarfile
 
-import clients as c  # first: it cleans the environment botocore reads
+import clients as c  # first: it cleans the environment botocore reads  # noqa: F401
 import auth_helpers as e
 import berth_harness as h
 import daemons as d
@@ -28,16 +28,7 @@ def tearDownModule():
     d.remove_all(containerd)
 
 
-class ContainerdTest(h.ServerTestCase):
-    @classmethod
-    def setUpClass(cls):
-        super().setUpClass()
-        cls.admin = e.keys_create(cls.server, "admin")
-        cls.puller = e.keys_create(cls.server, "puller", "pull:team/*")
-        cls.admin_reg = e.AuthRegistry(cls.server.base_url, e.basic(*cls.admin))
-        cls.host = "127.0.0.1:%d" % cls.server.port
-        cls.ecr = c.ecr_client(cls.server, *cls.admin)
-
+class ContainerdTest(e.KeyedServerTestCase):
     def ctr(self, *args, **kwargs):
         return containerd.ctr(*args, **kwargs)
 

@@ -16,7 +16,7 @@ import re
 import shutil
 import tempfile
 
-import clients as c  # first: it cleans the environment botocore reads
+import clients as c  # first: it cleans the environment botocore reads  # noqa: F401
 import auth_helpers as e
 import berth_harness as h
 import daemons as d
@@ -37,15 +37,10 @@ def crane_bin():
     return path
 
 
-class CraneTest(h.ServerTestCase):
+class CraneTest(e.KeyedServerTestCase):
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
-        cls.admin = e.keys_create(cls.server, "admin")
-        cls.puller = e.keys_create(cls.server, "puller", "pull:team/*")
-        cls.admin_reg = e.AuthRegistry(cls.server.base_url, e.basic(*cls.admin))
-        cls.host = "127.0.0.1:%d" % cls.server.port
-        cls.ecr = c.ecr_client(cls.server, *cls.admin)
         cls.work = tempfile.mkdtemp(prefix="berth-crane-")
         cls.addClassCleanup(shutil.rmtree, cls.work, True)
         cls.config_dir = os.path.join(cls.work, "docker-config")

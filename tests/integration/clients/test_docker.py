@@ -81,16 +81,8 @@ class DockerMixin:
                            input=password)
 
 
-class DockerTest(DockerMixin, h.ServerTestCase):
+class DockerTest(DockerMixin, e.KeyedServerTestCase):
     """One berth with access keys; the admin's key and ECR token."""
-
-    @classmethod
-    def setUpClass(cls):
-        super().setUpClass()
-        cls.admin = e.keys_create(cls.server, "admin")
-        cls.puller = e.keys_create(cls.server, "puller", "pull:team/*")
-        cls.ecr = c.ecr_client(cls.server, *cls.admin)
-        cls.admin_reg = e.AuthRegistry(cls.server.base_url, e.basic(*cls.admin))
 
     def berth_manifest(self, repo, ref):
         resp = self.assertStatus(self.admin_reg.get_manifest(repo, ref, accept=h.DOCKER_ACCEPT),

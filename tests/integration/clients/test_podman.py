@@ -34,15 +34,10 @@ def tearDownModule():
     d.remove_all(engine)
 
 
-class PodmanTest(h.ServerTestCase):
+class PodmanTest(e.KeyedServerTestCase):
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
-        cls.admin = e.keys_create(cls.server, "admin")
-        cls.puller = e.keys_create(cls.server, "puller", "pull:team/*")
-        cls.admin_reg = e.AuthRegistry(cls.server.base_url, e.basic(*cls.admin))
-        cls.host = "127.0.0.1:%d" % cls.server.port
-        cls.ecr = c.ecr_client(cls.server, *cls.admin)
         engine.insecure(cls.host)
 
     def setUp(self):

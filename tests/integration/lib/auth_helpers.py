@@ -146,3 +146,19 @@ class AuthRegistry(h.Registry):
         merged.update(headers or {})
         return super().request(method, path, headers=merged, body=body, chunked=chunked,
                                timeout=timeout)
+
+
+class KeyedServerTestCase(h.ServerTestCase):
+    """A ServerTestCase whose berth has two access keys made by `berth keys create`:
+    cls.admin (every permission) and cls.puller (pull:team/*), each (id, secret); with
+    cls.admin_reg (a Registry that sends the admin's key as Basic), cls.ecr (boto3 signing
+    as the admin) and cls.host (127.0.0.1:port)."""
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.admin = keys_create(cls.server, "admin")
+        cls.puller = keys_create(cls.server, "puller", "pull:team/*")
+        cls.admin_reg = AuthRegistry(cls.server.base_url, basic(*cls.admin))
+        cls.host = "127.0.0.1:%d" % cls.server.port
+        cls.ecr = c.ecr_client(cls.server, *cls.admin)
