@@ -1,13 +1,16 @@
 """Console sessions kept in the metadata (docs/console.md, "Sessions"), on one node: a
 session survives a restart of berth (its cookie and CSRF token still work, on the console
 API, the ECR API and /v2), the database holds only the SHA-256 of the token, never the
-token, a sign-out and a key's deletion delete the rows, and expiry still ends a session
-after a restart. Replicas sharing sessions: cluster/test_console_sessions.py."""
+token, a sign-out and a key's deletion delete the rows, expiry still ends a session
+after a restart, and a session that cannot be read (the database out of descriptors) is
+answered 503 on every API, not signed out, and is there again once the database is. Replicas sharing sessions: cluster/test_console_sessions.py."""
 
 import hashlib
 import json
 import os
+import shutil
 import sqlite3
+import tempfile
 import time
 import unittest
 
@@ -140,6 +143,43 @@ class SessionExpiryRestartTest(h.ServerTestCase):
         # the expired row goes when the next session starts
         Console(self.server).sign_in(akid, secret)
         self.assertEqual(len(rows(self.server)), 1)
+
+
+class SessionDatabaseFaultTest(h.ServerTestCase):
+    """BERTH_TEST_FAULTS=sqlite_emfile: every database call fails as under EMFILE while
+    the flag file exists."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.work = tempfile.mkdtemp(prefix="berth-session-fault-")
+        cls.addClassCleanup(shutil.rmtree, cls.work, True)
+        cls.flag = os.path.join(cls.work, "exhausted")
+        cls.server_env = {"BERTH_TEST_FAULTS": "sqlite_emfile",
+                          "BERTH_TEST_FAULT_FILE": cls.flag, "BERTH_META_BACKEND": "sqlite"}
+        super().setUpClass()
+
+    def test_unreadable_session_is_not_a_sign_out(self):
+        akid, secret = e.keys_create(self.server, "session-fault")
+        cl = Console(self.server)
+        cl.sign_in(akid, secret)
+        open(self.flag, "w").close()
+        try:
+            r = cl.reg().request("GET", "/ui/api/session", headers={"Cookie": cl.cookie})
+            self.assertEqual(r.status, 503, r.describe())
+            self.assertEqual(r.header("Retry-After"), "1")
+            status, out = cl.ecr("DescribeRepositories")
+            self.assertGreaterEqual(status, 500, out)
+            self.assertNotIn("UnrecognizedClient", out.get("__type", ""))
+            r = cl.reg().request("GET", "/v2/_catalog", headers={"Cookie": cl.cookie})
+            self.assertEqual(r.status, 503, r.describe())
+            r = cl.reg().request("DELETE", "/ui/api/session",
+                                 headers={"Cookie": cl.cookie, "X-CSRF-Token": cl.csrf})
+            self.assertEqual(r.status, 503, r.describe())
+        finally:
+            os.unlink(self.flag)
+        self.assertTrue(cl.signed_in())
+        status, out = cl.ecr("DescribeRepositories")
+        self.assertEqual(status, 200, out)
 
 
 if __name__ == "__main__":
