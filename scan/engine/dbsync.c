@@ -4,6 +4,7 @@
  */
 #include "scan/engine/scan_dbsync.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <fcntl.h>
@@ -418,4 +419,33 @@ enum berth_err scan_dbsync_update(struct store *st, const char *root, bool *inst
     }
     pthread_mutex_unlock(&install_lock);
     return rc;
+}
+
+void scan_dbsync_cleanup(const char *root, int64_t before_ms, int64_t *removed)
+{
+    int64_t n = 0;
+    DIR *d = opendir(root);
+    struct dirent *e;
+    while (d != NULL && (e = readdir(d)) != NULL) {
+        char path[4400];
+        struct stat sb;
+        if (!(str_has_prefix(e->d_name, VULNDB_SHARED_FILE ".tmp-") ||
+              str_has_prefix(e->d_name, "vulndb-import-") ||
+              str_has_prefix(e->d_name, "vulndb-migrate-")) ||
+            snprintf(path, sizeof(path), "%s/%s", root, e->d_name) >= (int)sizeof(path) ||
+            lstat(path, &sb) != 0 || (int64_t)sb.st_mtime * 1000 >= before_ms) {
+            continue;
+        }
+        if (file_remove_tree(path) == BERTH_OK) {
+            char pv[600];
+            log_info("event=vulndb_leftover_removed path=%s", log_value(path, pv, sizeof(pv)));
+            n++;
+        }
+    }
+    if (d != NULL) {
+        closedir(d);
+    }
+    if (removed != NULL) {
+        *removed = n;
+    }
 }

@@ -78,4 +78,13 @@ enum berth_err scan_dbsync_installed(const char *root, char *out, size_t cap);
  */
 enum berth_err scan_dbsync_update(struct store *st, const char *root, bool *installed);
 
+/*
+ * Remove what a process killed in the middle left under root: downloads
+ * (<root>/vulndb-shared.db.tmp-*) and the work directories of imports and
+ * migrations (<root>/vulndb-import-*, <root>/vulndb-migrate-*) last
+ * changed before before_ms (ms since the epoch; a running one keeps
+ * writing). *removed (may be NULL) counts them. Logged.
+ */
+void scan_dbsync_cleanup(const char *root, int64_t before_ms, int64_t *removed);
+
 #endif

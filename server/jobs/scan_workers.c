@@ -134,6 +134,9 @@ enum berth_err scan_workers_start(const struct berth_config *cfg, struct store *
         return rc;
     }
     remove_stale_layouts(cfg);
+    /* what a killed download, import or migration left (a day: any running one
+     * keeps writing) */
+    scan_dbsync_cleanup(cfg->root, time_now_ms() - 86400000, NULL);
     struct scan_workers *w = calloc(1, sizeof(*w));
     if (w == NULL) {
         return BERTH_ENOMEM;

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "common/fileio.h"
+#include "common/timeutil.h"
 #include "scan/engine/scan_dbsync.h"
 #include "scan/vulndb/vulndb.h"
 #include "storage/blob/blob.h"
@@ -251,8 +252,38 @@ static void test_publish_and_install(void)
     unit_store_remove(st, root);
 }
 
+static void test_cleanup(void)
+{
+    char dir[UNIT_ROOT_MAX];
+    snprintf(dir, sizeof(dir), "%s", unit_tmpdir());
+    put(path_in(dir, "vulndb-shared.db.tmp-1-aa"), "old download");
+    put(path_in(dir, "vulndb-shared.db.tmp-2-bb"), "a download under way");
+    CHECK_INT(file_mkdir_p(path_in(dir, "vulndb-import-3/x"), 0755), BERTH_OK);
+    CHECK_INT(file_mkdir_p(path_in(dir, "vulndb-migrate-4"), 0755), BERTH_OK);
+    put(path_in(dir, "vulndb-shared.db"), "the copy in use");
+    put(path_in(dir, "vulndb.db"), "a single node's");
+    const char *old[] = {"vulndb-shared.db.tmp-1-aa", "vulndb-import-3", "vulndb-migrate-4",
+                         "vulndb-shared.db", "vulndb.db"};
+    for (size_t i = 0; i < sizeof(old) / sizeof(old[0]); i++) {
+        struct timespec ts[2] = {{.tv_sec = 1000000000}, {.tv_sec = 1000000000}};
+        CHECK_INT(utimensat(AT_FDCWD, path_in(dir, old[i]), ts, 0), 0);
+    }
+    int64_t removed = -1;
+    scan_dbsync_cleanup(dir, time_now_ms() - 3600000, &removed); /* older than an hour */
+    CHECK_INT(removed, 3);
+    CHECK(!exists(path_in(dir, "vulndb-shared.db.tmp-1-aa")));
+    CHECK(!exists(path_in(dir, "vulndb-import-3")));
+    CHECK(!exists(path_in(dir, "vulndb-migrate-4")));
+    CHECK(exists(path_in(dir, "vulndb-shared.db")));
+    CHECK(exists(path_in(dir, "vulndb.db")));
+    /* a recent one is left to the process writing it */
+    CHECK(exists(path_in(dir, "vulndb-shared.db.tmp-2-bb")));
+    CHECK_INT(file_remove_tree(dir), BERTH_OK);
+}
+
 int main(void)
 {
     RUN(test_publish_and_install);
+    RUN(test_cleanup);
     return unit_report("test_dbsync");
 }
