@@ -22,6 +22,7 @@
 #include "common/log.h"
 #include "common/timeutil.h"
 #include "server/http/http.h"
+#include "pool_int.h"
 #include "server/metrics/metrics.h"
 
 /* Bytes looked at: a request line longer than this is left to libmicrohttpd. */
@@ -220,8 +221,25 @@ static void refuse(struct acceptor *a, struct waiting *w, enum accept_verdict ve
 
 static void hand_over(struct acceptor *a, struct waiting *w)
 {
-    /* on failure (a limit) libmicrohttpd closes the socket itself */
-    MHD_add_connection(a->srv->daemon, w->fd, (const struct sockaddr *)&w->addr, w->addr_len);
+    struct server *srv = a->srv;
+    const struct sockaddr *sa = (const struct sockaddr *)&w->addr;
+    size_t worker = 0;
+    enum pool_refusal r = pool_take(srv->pool, sa, w->addr_len, &worker);
+    if (r != POOL_TAKEN) {
+        /* as libmicrohttpd did at its limits: closed at once, unanswered */
+        char remote[64];
+        remote_text(&w->addr, remote, sizeof(remote));
+        log_warn("event=connection_refused reason=%s remote=%s",
+                 r == POOL_CONNECTION_LIMIT ? "connection_limit" : "per_client_connection_limit",
+                 remote);
+        close(w->fd);
+        return;
+    }
+    /* libmicrohttpd closes the socket itself on failure; its worker
+     * thread takes the connection from a queue (MHD_USE_ITC wakes it) */
+    if (MHD_add_connection(srv->workers[worker].daemon, w->fd, sa, w->addr_len) != MHD_YES) {
+        pool_release(srv->pool, worker, sa, w->addr_len);
+    }
 }
 
 /* Look at a readable connection: true when it is done with (handed over

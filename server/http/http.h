@@ -34,6 +34,7 @@ struct stream_ctx;
 struct guard;
 struct guard_slot;
 struct jobs;
+struct pool;
 struct store;
 struct upload;
 struct request;
@@ -59,6 +60,14 @@ struct http_api {
     void (*error)(struct request *req, unsigned status, const char *code, const char *message);
 };
 
+/* One of the server's single-threaded libmicrohttpd daemons: a worker
+ * thread with the connections the listener gave it (pool.c chose it). */
+struct http_worker {
+    struct server *srv;
+    struct MHD_Daemon *daemon;
+    size_t index;
+};
+
 struct server {
     const struct berth_config *cfg;
     struct store *store;
@@ -66,14 +75,15 @@ struct server {
     struct tls *tls;                    /* TLS state (owned), NULL for plain HTTP */
     const struct http_api *const *apis; /* borrowed from server_start */
     size_t api_count;
-    struct MHD_Daemon *daemon;
-    struct guard *guard;        /* head deadline and body rate (server/http/guard.c) */
-    struct acceptor *acceptor;  /* the listening socket (server/http/accept.c) */
-    struct admit *admit;        /* large bodies sent at once (server/http/admit.c); NULL: no cap */
-    atomic_int refused_left;    /* waiting bodies refused at stop, not yet answered */
-    pthread_mutex_t streams_mu; /* guards the two below */
-    struct stream_ctx *streams; /* streamed bodies alive (httpd.c) */
-    bool streams_closed;        /* server_stop has ended them */
+    struct http_worker *workers; /* threads of them; daemon NULL once stopped */
+    struct pool *pool;           /* which worker takes a connection; the caps (pool.c) */
+    struct guard *guard;         /* head deadline and body rate (server/http/guard.c) */
+    struct acceptor *acceptor;   /* the listening socket (server/http/accept.c) */
+    struct admit *admit;         /* large bodies sent at once (server/http/admit.c); NULL: no cap */
+    atomic_int refused_left;     /* waiting bodies refused at stop, not yet answered */
+    pthread_mutex_t streams_mu;  /* guards the two below */
+    struct stream_ctx *streams;  /* streamed bodies alive (httpd.c) */
+    bool streams_closed;         /* server_stop has ended them */
     uint16_t port;
     struct sockaddr_storage probe_addr; /* the listening address (server_probe) */
     unsigned threads;
@@ -149,6 +159,8 @@ struct request {
     uint64_t held_len;          /* body length, for http_send once the body is read */
     body_done_fn on_done;
     struct admit_entry *admit;    /* its place among large bodies (owned); NULL when none */
+    size_t worker;                /* index of the worker serving the connection */
+    bool body_counted;            /* a large body counted on that worker (pool_body) */
     struct http_response *parked; /* a large body's answer waiting for a slot */
     unsigned parked_status;
     uint64_t parked_len;

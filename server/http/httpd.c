@@ -22,6 +22,7 @@
 #include <jansson.h>
 #include <microhttpd.h>
 
+#include "common/fault.h"
 #include "common/fileio.h"
 #include "common/log.h"
 #include "common/rand.h"
@@ -35,6 +36,7 @@
 #include "accept_int.h"
 #include "admit_int.h"
 #include "guard_int.h"
+#include "pool_int.h"
 
 const char *http_header(struct request *req, const char *name)
 {
@@ -355,6 +357,13 @@ static void queue_now(struct request *req, unsigned status, struct MHD_Response 
     req->responded = true;
     req->status = status;
     req->bytes_out = req->is_head ? 0 : body_len;
+    if (!req->is_head && status >= 200 && status < 300 && body_len >= ADMIT_MIN_BYTES &&
+        body_len != HTTP_LEN_UNKNOWN) {
+        /* the worker sends it from now until the request completes: new
+         * connections go elsewhere meanwhile (pool.c) */
+        req->body_counted = true;
+        pool_body(req->srv->pool, req->worker, 1);
+    }
 }
 
 static void refuse_stopping(struct request *req)
@@ -594,6 +603,11 @@ static bool consume_body(struct request *req, const char *data, size_t len)
         return true;
     }
     case BODY_UPLOAD: {
+        if (req->bytes_in == len) {
+            /* tests: a worker stuck in a write (a stalled disk); asked
+             * once per request, not per piece */
+            fault_hold("upload_write");
+        }
         enum berth_err rc = upload_write(req->upload, data, len);
         if (rc == BERTH_EUNAVAILABLE) {
             /* the object store a shared session's bytes go to */
@@ -644,6 +658,13 @@ static struct request *request_alloc(struct server *srv, struct MHD_Connection *
     }
     req->srv = srv;
     req->conn = conn;
+    const union MHD_ConnectionInfo *di = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_DAEMON);
+    for (size_t i = 0; di != NULL && i < srv->threads; i++) {
+        if (srv->workers[i].daemon == di->daemon) {
+            req->worker = i;
+        }
+    }
+    pool_request(srv->pool, req->worker, 1);
     const struct conn_ctx *c = conn_context(conn);
     req->slot = c != NULL ? c->slot : NULL;
     const char *principal = c != NULL ? tls_connection_principal(c->tls) : NULL;
@@ -789,6 +810,10 @@ static void request_free(struct request *req)
         admit_leave(req->srv->admit, req->admit);
         free(req->admit);
     }
+    if (req->body_counted) {
+        pool_body(req->srv->pool, req->worker, -1);
+    }
+    pool_request(req->srv->pool, req->worker, -1);
     auth_identity_clear(req->srv->auth, &req->ident);
     body_release(req);
     buf_fini(&req->body);
@@ -968,8 +993,17 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
                           enum MHD_ConnectionNotificationCode toe)
 {
-    struct server *srv = cls;
+    struct http_worker *w = cls;
+    struct server *srv = w->srv;
     bool started = toe == MHD_CONNECTION_NOTIFY_STARTED;
+    if (!started) {
+        /* every connection came through the listener's pool_take */
+        const union MHD_ConnectionInfo *ai =
+            MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+        /* libmicrohttpd's copy is as long as its family needs */
+        pool_release(srv->pool, w->index, ai != NULL ? ai->client_addr : NULL,
+                     ai != NULL ? (socklen_t)sizeof(struct sockaddr_storage) : 0);
+    }
     /* the guard keeps its slot here; TLS its transport */
     struct conn_ctx *c = started ? calloc(1, sizeof(*c)) : *socket_context;
     if (started) {
@@ -1126,7 +1160,33 @@ bool server_listen_is_loopback(const char *listen)
     return all;
 }
 
-static unsigned pool_size(const struct berth_config *cfg)
+/* Stop every started daemon, one after the other. */
+static void stop_workers(struct server *srv)
+{
+    for (size_t i = 0; srv->workers != NULL && i < srv->threads; i++) {
+        if (srv->workers[i].daemon != NULL) {
+            MHD_stop_daemon(srv->workers[i].daemon);
+            srv->workers[i].daemon = NULL;
+        }
+    }
+}
+
+/* server_start's failure path once the listener, guard and admission
+ * exist: stop and free all it set up, srv too. */
+static void start_undo(struct server *srv)
+{
+    acceptor_stop(srv->acceptor);
+    stop_workers(srv);
+    admit_stop(srv->admit);
+    guard_stop(srv->guard);
+    pool_free(srv->pool);
+    free(srv->workers);
+    auth_free(srv->auth);
+    tls_free(srv->tls);
+    free(srv);
+}
+
+static unsigned worker_count(const struct berth_config *cfg)
 {
     if (cfg->http_threads > 0) {
         return (unsigned)cfg->http_threads;
@@ -1264,7 +1324,7 @@ enum berth_err server_start(const struct berth_config *cfg, struct store *store,
     if (srv->tls != NULL) {
         flags |= MHD_USE_TLS;
     }
-    srv->threads = pool_size(cfg);
+    srv->threads = worker_count(cfg);
     if (guard_start(cfg, &srv->guard) != BERTH_OK) {
         log_error("event=server_error msg=\"cannot start the connection guard\"");
         acceptor_stop(srv->acceptor);
@@ -1284,54 +1344,61 @@ enum berth_err server_start(const struct berth_config *cfg, struct store *store,
         free(srv);
         return BERTH_EIO;
     }
+    srv->workers = calloc(srv->threads, sizeof(*srv->workers));
+    if (srv->workers == NULL ||
+        pool_new(srv->threads, cfg->http_connection_limit, cfg->http_per_client_connection_limit,
+                 &srv->pool) != BERTH_OK) {
+        log_error("event=server_error msg=\"cannot start the HTTP daemon\"");
+        start_undo(srv);
+        return BERTH_ENOMEM;
+    }
+    /* One single-threaded daemon per worker, not libmicrohttpd's pool: its
+     * pool puts a connection on the worker the socket's number picks, so
+     * a HEAD could wait behind a worker busy sending bodies while others
+     * idle; berth's listener picks the least busy (pool.c). The caps over
+     * all workers are pool.c's too: each daemon may hold twice the
+     * connection limit (never reached: the listener refuses first, and a
+     * closed connection leaves the pool's count before libmicrohttpd's)
+     * and no per-address cap of its own. */
     struct MHD_OptionItem opts[20];
     size_t o = 0;
     opts[o++] = (struct MHD_OptionItem){MHD_OPTION_EXTERNAL_LOGGER, (intptr_t)mhd_log, NULL};
     opts[o++] = (struct MHD_OptionItem){MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)on_completed, srv};
     opts[o++] = (struct MHD_OptionItem){MHD_OPTION_CONNECTION_LIMIT,
-                                        (intptr_t)cfg->http_connection_limit, NULL};
-    opts[o++] = (struct MHD_OptionItem){MHD_OPTION_PER_IP_CONNECTION_LIMIT,
-                                        (intptr_t)cfg->http_per_client_connection_limit, NULL};
+                                        (intptr_t)(2 * cfg->http_connection_limit), NULL};
     opts[o++] = (struct MHD_OptionItem){MHD_OPTION_CONNECTION_TIMEOUT,
                                         (intptr_t)cfg->http_timeout_seconds, NULL};
     opts[o++] = (struct MHD_OptionItem){MHD_OPTION_CONNECTION_MEMORY_LIMIT,
                                         (intptr_t)(cfg->http_memory_limit_kib * 1024), NULL};
     opts[o++] = (struct MHD_OptionItem){MHD_OPTION_UNESCAPE_CALLBACK, (intptr_t)mhd_unescape, NULL};
     opts[o++] = (struct MHD_OptionItem){MHD_OPTION_URI_LOG_CALLBACK, (intptr_t)on_uri, srv};
-    opts[o++] = (struct MHD_OptionItem){MHD_OPTION_NOTIFY_CONNECTION, (intptr_t)on_connection, srv};
+    size_t notify_at = o;
+    opts[o++] =
+        (struct MHD_OptionItem){MHD_OPTION_NOTIFY_CONNECTION, (intptr_t)on_connection, NULL};
     if (srv->tls != NULL) {
         opts[o++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_PRIORITIES, 0, (void *)TLS_PRIORITIES};
         opts[o++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_CERT_CALLBACK, 0, tls_cert_callback()};
         /* mutual TLS: no MHD_OPTION_HTTPS_MEM_TRUST; tls.c asks for the
          * client certificate and checks it against a bundle it can reload */
     }
-    if (srv->threads > 1) {
-        opts[o++] =
-            (struct MHD_OptionItem){MHD_OPTION_THREAD_POOL_SIZE, (intptr_t)srv->threads, NULL};
-    }
     opts[o++] = (struct MHD_OptionItem){MHD_OPTION_END, 0, NULL};
 
-    srv->daemon = MHD_start_daemon(flags, 0, NULL, NULL, on_request, srv, MHD_OPTION_ARRAY, opts,
-                                   MHD_OPTION_END);
-    if (srv->daemon == NULL) {
-        log_error("event=server_error msg=\"cannot start the HTTP daemon\"");
-        acceptor_stop(srv->acceptor);
-        admit_stop(srv->admit);
-        guard_stop(srv->guard);
-        auth_free(srv->auth);
-        tls_free(srv->tls);
-        free(srv);
-        return BERTH_EIO;
+    for (size_t i = 0; i < srv->threads; i++) {
+        struct http_worker *w = &srv->workers[i];
+        w->srv = srv;
+        w->index = i;
+        opts[notify_at].ptr_value = w;
+        w->daemon = MHD_start_daemon(flags, 0, NULL, NULL, on_request, srv, MHD_OPTION_ARRAY, opts,
+                                     MHD_OPTION_END);
+        if (w->daemon == NULL) {
+            log_error("event=server_error msg=\"cannot start the HTTP daemon\" worker=%zu", i);
+            start_undo(srv);
+            return BERTH_EIO;
+        }
     }
     if (acceptor_run(srv->acceptor, srv) != BERTH_OK) {
         log_error("event=server_error msg=\"cannot start the listener\"");
-        MHD_stop_daemon(srv->daemon);
-        acceptor_stop(srv->acceptor);
-        admit_stop(srv->admit);
-        guard_stop(srv->guard);
-        auth_free(srv->auth);
-        tls_free(srv->tls);
-        free(srv);
+        start_undo(srv);
         return BERTH_EIO;
     }
     srv->port = acceptor_port(srv->acceptor);
@@ -1434,9 +1501,11 @@ void server_stop(struct server *srv, int64_t drain_ms)
         log_warn("event=streams_cut count=%d msg=\"bodies still waiting for bytes at stop\"",
                  streams);
     }
-    MHD_stop_daemon(srv->daemon);
+    stop_workers(srv);
     admit_stop(srv->admit);
     guard_stop(srv->guard);
+    pool_free(srv->pool);
+    free(srv->workers);
     pthread_mutex_destroy(&srv->streams_mu);
     auth_free(srv->auth);
     tls_free(srv->tls);

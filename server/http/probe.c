@@ -21,6 +21,8 @@
 #include "common/timeutil.h"
 #include "server/http/tls.h"
 
+#include "pool_int.h"
+
 static const char PROBE_REQUEST[] = "GET /healthz HTTP/1.1\r\nHost: localhost\r\n"
                                     "User-Agent: berth-watchdog\r\nConnection: close\r\n\r\n";
 
@@ -89,13 +91,11 @@ static socklen_t probe_address(const struct server *srv, struct sockaddr_storage
     return sizeof(*in6);
 }
 
-/* Whether libmicrohttpd holds as many connections as it may: then it
- * closes a new one at once, which is an answer of sorts. */
+/* Whether the workers hold as many connections as they may: then the
+ * listener closes a new one at once, which is an answer of sorts. */
 static bool at_connection_limit(const struct server *srv)
 {
-    const union MHD_DaemonInfo *di =
-        MHD_get_daemon_info(srv->daemon, MHD_DAEMON_INFO_CURRENT_CONNECTIONS);
-    return di != NULL && (int64_t)di->num_connections >= srv->cfg->http_connection_limit;
+    return (int64_t)pool_connections(srv->pool) >= srv->cfg->http_connection_limit;
 }
 
 enum berth_err server_probe(struct server *srv, int timeout_ms, const char **why)

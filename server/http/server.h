@@ -1,7 +1,8 @@
 /*
- * The HTTP server: a libmicrohttpd daemon with an internal thread pool
- * serving the APIs it is given (the OCI /v2 API and the ECR JSON API) over
- * one store. server_start and server_stop are called from one thread.
+ * The HTTP server: http.threads single-threaded libmicrohttpd daemons, each
+ * given new connections by berth's listener (the least busy first), serving the APIs it is given
+ * (the OCI /v2 API and the ECR JSON API) over one store. server_start and server_stop are called
+ * from one thread.
  */
 #ifndef BERTH_SERVER_H
 #define BERTH_SERVER_H

@@ -211,7 +211,7 @@ class SlowlorisTest(h.ServerTestCase):
     a client from another address (127.0.0.2) is served throughout, and the server closes
     every trickler within its deadline."""
 
-    # two pool threads share the connection limit (20 each); one address may hold 10
+    # two workers, 40 connections over both; one address may hold 10 of them
     server_config = {"http": {"threads": 2, "connection_limit": 40,
                               "per_client_connection_limit": 10,
                               "head_timeout_seconds": 2, "min_body_rate_bytes": 512}}

@@ -4,8 +4,10 @@ and robustness against oversized or malformed requests."""
 import http.client
 import os
 import re
+import shutil
 import signal
 import socket
+import tempfile
 import threading
 import time
 import unittest
@@ -115,7 +117,10 @@ class SafeDefaultTest(unittest.TestCase):
 @h.berth_only("berth's worker pool")
 class WorkerPoolTest(unittest.TestCase):
     """http.threads 0 runs 4 libmicrohttpd workers per CPU (with 2 per CPU, 16 large pushes
-    on 2 CPUs left some far behind: docs/benchmarks.md, issue 16); a number runs that many."""
+    on 2 CPUs left some far behind: docs/benchmarks.md, issue 16); a number runs that many.
+    Each worker is a single-threaded libmicrohttpd daemon (its thread is "MHD-single"; the
+    listener chooses the daemon, server/http/pool.c), none is libmicrohttpd's own pool
+    ("MHD-worker")."""
 
     def workers(self, config):
         server = h.Server(config=config)
@@ -131,7 +136,8 @@ class WorkerPoolTest(unittest.TestCase):
             except OSError:
                 pass  # a short-lived thread ended meanwhile
         server.stop()
-        return names.count("MHD-worker")
+        self.assertEqual(names.count("MHD-worker"), 0, names)
+        return names.count("MHD-single")
 
     @unittest.skipUnless(os.path.isdir("/proc/self/task"), "needs /proc")
     def test_four_per_cpu_by_default(self):
@@ -140,6 +146,66 @@ class WorkerPoolTest(unittest.TestCase):
     @unittest.skipUnless(os.path.isdir("/proc/self/task"), "needs /proc")
     def test_configured_count(self):
         self.assertEqual(self.workers({"http": {"threads": 3}}), 3)
+
+
+def get_to_eof(port, timeout=60):
+    """GET /v2/ on a new connection with Connection: close; the status line, once the server
+    has closed the connection (it completes the request before it closes)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+        s.sendall(b"GET /v2/ HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        data = b""
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+    return data.split(b"\r\n", 1)[0].decode()
+
+
+@h.berth_only("berth's listener choosing the worker (server/http/pool.c)")
+class WorkerChoiceTest(unittest.TestCase):
+    """A new connection goes to the least busy worker. One worker is stuck in an upload's
+    write (held by BERTH_TEST_HOLD_UPLOAD_WRITE, as a stalled disk would hold it); every new
+    connection is answered meanwhile, by the other. libmicrohttpd's own pool placed a
+    connection by its socket's number, so about every other one waited for the stuck
+    worker (the silent connections below vary the numbers)."""
+
+    def test_a_stuck_worker_takes_no_new_connections(self):
+        tmp = tempfile.mkdtemp(prefix="berth-hold-")
+        self.addCleanup(shutil.rmtree, tmp, True)
+        hold = os.path.join(tmp, "hold")
+        server = h.Server(config={"http": {"threads": 2, "min_body_rate_bytes": 0}},
+                          env={"BERTH_TEST_HOLD_UPLOAD_WRITE": hold})
+        self.addCleanup(server.cleanup)
+        server.start()
+        self.addCleanup(lambda: os.path.exists(hold) and os.remove(hold))
+        reg = server.registry()
+        started = reg.start_upload("itest/stuck")
+        h.expect_status(started, 202)
+        data = h.random_bytes(4096)
+        with open(hold, "w"):
+            pass
+        answers = []
+        patch = threading.Thread(target=lambda: answers.append(
+            server.registry().patch_chunk(started.header("Location"), data)))
+        patch.start()
+        h.wait_until(lambda: "event=test_hold point=upload_write" in server.log_text(), 30,
+                     what="the upload's write held")
+        silent = []
+        self.addCleanup(lambda: [c.close() for c in silent])
+        for i in range(12):
+            for _ in range(i % 2):
+                # a connection that never speaks stays with the listener (not with a
+                # worker) and takes a socket number
+                silent.append(socket.create_connection(("127.0.0.1", server.port), timeout=30))
+            self.assertEqual(get_to_eof(server.port), "HTTP/1.1 200 OK", "probe %d" % i)
+        self.assertTrue(patch.is_alive(), "the write was held throughout")
+        os.remove(hold)
+        patch.join(60)
+        self.assertFalse(patch.is_alive())
+        h.expect_status(answers[0], 202)
+        h.expect_status(reg.finish_upload(answers[0].header("Location"), h.digest_of(data)),
+                        201)
 
 
 class SignalTest(unittest.TestCase):
