@@ -10,7 +10,7 @@ import os
 import unittest
 
 import berth_harness as h
-from pg_fixture import PostgresServer
+from pg_fixture import PostgresServer, berth_env
 
 MARKER = "berth.backend"
 
@@ -49,8 +49,7 @@ class BackendGuardTest(unittest.TestCase):
     def test_postgres_root_without_its_config(self):
         pg = PostgresServer().start()
         self.addCleanup(pg.stop)
-        env = {"BERTH_META_BACKEND": "postgres", "BERTH_META_POSTGRES_DSN": pg.dsn}
-        server = h.Server(env=env, config={"gc": {"enabled": False}})
+        server = h.Server(env=berth_env(pg.dsn), config={"gc": {"enabled": False}})
         self.addCleanup(server.cleanup)
         blobs = self.push_and_stop(server)
         root = server.root
@@ -91,7 +90,7 @@ class BackendGuardTest(unittest.TestCase):
 
         # with its own configuration it works, keeps every (referenced) blob, and the
         # root adopts the marker
-        rc, out = gc(root, env)
+        rc, out = gc(root, berth_env(pg.dsn))
         self.assertEqual(rc, 0, out)
         self.assertIn("gc: 0 blobs reclaimed", out)
         self.assertEqual(blob_files(root), blobs)
@@ -138,8 +137,7 @@ class BackendGuardTest(unittest.TestCase):
         self.assertEqual(blob_files(root), blobs)
         self.assertIn("meta.backend=sqlite\n", read(marker))
         # now a PostgreSQL or S3 configuration over it is refused before connecting
-        rc, out = gc(root, {"BERTH_META_BACKEND": "postgres",
-                            "BERTH_META_POSTGRES_DSN": "host=/nonexistent dbname=x"})
+        rc, out = gc(root, berth_env("host=/nonexistent dbname=x"))
         self.assertEqual(rc, 2, out)
         self.assertIn("meta.backend sqlite", out)
         self.assertIn("meta.backend postgres", out)
