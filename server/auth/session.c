@@ -126,6 +126,11 @@ enum berth_err auth_session_create(struct auth_sessions *s, const char *akid, in
     return rc;
 }
 
+bool auth_session_named(const char *cookie_header)
+{
+    return cookie_header != NULL && strstr(cookie_header, AUTH_SESSION_COOKIE "=") != NULL;
+}
+
 bool auth_session_cookie(const char *cookie_header, char out[AUTH_SESSION_TOKEN_LEN + 1])
 {
     static const char name[] = AUTH_SESSION_COOKIE "=";
@@ -162,7 +167,7 @@ enum auth_session_state auth_session_check(struct auth_sessions *s, const char *
                                            struct auth_session *out)
 {
     char token[AUTH_SESSION_TOKEN_LEN + 1], hash[META_SESSION_HASH_LEN + 1];
-    if (cookie_header == NULL || strstr(cookie_header, AUTH_SESSION_COOKIE "=") == NULL) {
+    if (!auth_session_named(cookie_header)) {
         return AUTH_SESSION_NONE;
     }
     if (!auth_session_cookie(cookie_header, token)) {

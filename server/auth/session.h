@@ -75,6 +75,11 @@ enum auth_session_state auth_session_check(struct auth_sessions *s, const char *
  * BERTH_OK (also when there was none), or the metadata's error. */
 enum berth_err auth_session_end(struct auth_sessions *s, const char *cookie_header);
 
+/* Whether a Cookie header names a session at all (a berth_session cookie,
+ * well-formed or not): when false, auth_session_check answers
+ * AUTH_SESSION_NONE. Pure: no lookup. */
+bool auth_session_named(const char *cookie_header);
+
 /* The session token in a Cookie header: true and the token in out when the
  * header holds a well-formed berth_session cookie. Pure. */
 bool auth_session_cookie(const char *cookie_header, char out[AUTH_SESSION_TOKEN_LEN + 1]);

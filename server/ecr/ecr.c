@@ -1126,18 +1126,13 @@ static bool ecr_precheck(struct request *req, char *type, size_t type_cap, char 
     if (m == NULL) {
         return true; /* ecr_run reports it */
     }
-    if (http_header(req, "Authorization") == NULL && http_header(req, "Cookie") != NULL) {
+    if (http_header(req, "Authorization") == NULL &&
+        auth_session_named(http_header(req, "Cookie"))) {
         /* a console session (or what claims to be one): ecr_run checks it
-         * and its CSRF token, and says what is wrong; until then the body
+         * (one read of the shared metadata, made once per call there) and
+         * its CSRF token, and says what is wrong; until then the body
          * counts as unauthenticated */
-        struct auth_session s;
-        enum auth_session_state state =
-            auth_session_check(auth_sessions(req->srv->auth), http_header(req, "Cookie"), false,
-                               NULL, time_now_ms() / 1000, &s);
-        auth_wipe(&s, sizeof(s));
-        if (state != AUTH_SESSION_NONE) {
-            return true;
-        }
+        return true;
     }
     struct header_list headers = {.count = 0, .overflow = false};
     http_headers_each(req, collect_header, &headers);

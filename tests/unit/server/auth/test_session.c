@@ -34,6 +34,12 @@ static void test_cookie(void)
     CHECK(!auth_session_cookie("berth_session=", tok));
     CHECK(!auth_session_cookie("", tok));
     CHECK(!auth_session_cookie(NULL, tok));
+    /* named: any berth_session cookie, well-formed or not; no lookup */
+    CHECK(auth_session_named("a=b; berth_session=zz"));
+    CHECK(auth_session_named(h));
+    CHECK(!auth_session_named("a=b"));
+    CHECK(!auth_session_named(""));
+    CHECK(!auth_session_named(NULL));
 }
 
 static void test_lifecycle(void)
