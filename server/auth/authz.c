@@ -142,19 +142,21 @@ bool authz_registry_grantable(const char *action)
     return false;
 }
 
+/* pull and push include ecr:BatchImportUpstreamImage, so that a key that
+ * may pull a pull-through cache's repository fills it; keys stored before
+ * it was added gain it by migration 26 (storage/meta/meta.c). */
 static const char *const set_pull[] = {
-    "ecr:BatchCheckLayerAvailability", "ecr:BatchGetImage",
-    "ecr:GetDownloadUrlForLayer",      "ecr:DescribeImages",
-    "ecr:DescribeImageScanFindings",   "ecr:DescribeRepositories",
-    "ecr:GetLifecyclePolicy",          "ecr:GetLifecyclePolicyPreview",
-    "ecr:GetRepositoryPolicy",         "ecr:ListImages",
-    "ecr:ListTagsForResource",
+    "ecr:BatchCheckLayerAvailability", "ecr:BatchGetImage",      "ecr:GetDownloadUrlForLayer",
+    "ecr:BatchImportUpstreamImage",    "ecr:DescribeImages",     "ecr:DescribeImageScanFindings",
+    "ecr:DescribeRepositories",        "ecr:GetLifecyclePolicy", "ecr:GetLifecyclePolicyPreview",
+    "ecr:GetRepositoryPolicy",         "ecr:ListImages",         "ecr:ListTagsForResource",
 };
 
 static const char *const set_push[] = {
     "ecr:BatchCheckLayerAvailability",
     "ecr:BatchGetImage",
     "ecr:GetDownloadUrlForLayer",
+    "ecr:BatchImportUpstreamImage",
     "ecr:DescribeImages",
     "ecr:DescribeImageScanFindings",
     "ecr:DescribeRepositories",

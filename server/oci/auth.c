@@ -786,6 +786,29 @@ enum berth_err oci_auth_may_list(struct request *req, const char *repo, bool *al
                         NULL, 0);
 }
 
+bool oci_auth_may_import(void *arg, char *err, size_t cap)
+{
+    struct oci_import_check *c = arg;
+    struct request *req = c->req;
+    if (!req->ident.enforced) {
+        return true;
+    }
+    struct meta *m = store_meta(req->srv->store);
+    bool allowed = false;
+    char denied[AUTHZ_DENIED_MESSAGE_MAX] = "";
+    enum berth_err rc =
+        m == NULL ? BERTH_EUNAVAILABLE
+                  : auth_allowed(req->srv->auth, m, &req->ident, "ecr:BatchImportUpstreamImage",
+                                 req->repo, &allowed, denied, sizeof(denied));
+    if (rc != BERTH_OK) {
+        snprintf(err, cap, "the policies could not be read (%s)", berth_strerror(rc));
+    } else if (!allowed) {
+        snprintf(err, cap, "%s", denied);
+    }
+    c->refused = rc != BERTH_OK || !allowed;
+    return !c->refused;
+}
+
 bool oci_replication_repo(struct request *req)
 {
     const char *source = http_header(req, OCI_REPLICATION_HEADER);

@@ -188,12 +188,18 @@ static void blob_get(struct request *req, const struct digest *d)
         }
         /* a repository under a pull-through cache rule fetches it, and a
          * GET is answered while it lands */
-        char err[512];
+        char err[AUTHZ_DENIED_MESSAGE_MAX];
         enum berth_err prc = BERTH_ENOTFOUND;
         struct upstream_stream *us = NULL;
         int64_t len = -1;
+        struct oci_import_check import = {req, false};
         if (s.reason == REG_REPO_UNKNOWN || s.reason == REG_BLOB_UNKNOWN) {
-            prc = upstream_stream_blob(st, req->repo, d, &us, &len, err, sizeof(err));
+            prc = upstream_stream_blob(st, req->repo, d, oci_auth_may_import, &import, &us, &len,
+                                       err, sizeof(err));
+        }
+        if (prc != BERTH_OK && import.refused) {
+            oci_error(req, 403, "DENIED", err, NULL);
+            return;
         }
         if (prc == BERTH_OK && us != NULL && !req->is_head) {
             blob_stream(req, d, us, len);

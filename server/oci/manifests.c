@@ -27,8 +27,15 @@ static void manifest_get(struct request *req)
     struct registry_status s;
     /* a repository under a pull-through cache rule: fetched or revalidated
      * first (nothing happens for other repositories) */
-    char err[512];
-    enum berth_err prc = upstream_cache_manifest(st, req->repo, req->ref, err, sizeof(err));
+    char err[AUTHZ_DENIED_MESSAGE_MAX];
+    struct oci_import_check import = {req, false};
+    enum berth_err prc = upstream_cache_manifest(st, req->repo, req->ref, oci_auth_may_import,
+                                                 &import, err, sizeof(err));
+    if (prc != BERTH_OK && import.refused) {
+        /* ECR: a pull that would import needs ecr:BatchImportUpstreamImage */
+        oci_error(req, 403, "DENIED", err, NULL);
+        return;
+    }
     if (prc != BERTH_OK && prc != BERTH_ENOTFOUND) {
         oci_upstream_failed(req, prc, err);
         return;

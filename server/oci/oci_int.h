@@ -137,6 +137,18 @@ enum berth_err oci_auth_mount_source(struct request *req, const char *from, cons
  * catalog is a server error, not a shorter list). */
 enum berth_err oci_auth_may_list(struct request *req, const char *repo, bool *allowed);
 
+/* The pull-through cache's question before it asks the upstream for
+ * req->repo (upstream_may_import_fn, arg the struct oci_import_check):
+ * whether the caller may perform ecr:BatchImportUpstreamImage on it, as ECR
+ * asks. Always true when the caller is not under enforced auth. On false,
+ * err holds AWS's denial text (or why the policies could not be read) and
+ * the check's refused is set. */
+struct oci_import_check {
+    struct request *req;
+    bool refused;
+};
+bool oci_auth_may_import(void *arg, char *err, size_t cap);
+
 /* The header another berth's replication sends with its pushes, naming
  * its region and registry id (UPSTREAM_REPLICATION_HEADER). */
 #define OCI_REPLICATION_HEADER "X-Berth-Replication-Source"

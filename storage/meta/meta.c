@@ -12,6 +12,12 @@
 
 #include "common/log.h"
 
+/* Migration 26, the same text for both dialects. */
+#define MIGRATION_26                                                                               \
+    "UPDATE principals SET policy = replace(policy, "                                              \
+    "'\"ecr:GetDownloadUrlForLayer\",\"ecr:DescribeImages\"', "                                    \
+    "'\"ecr:GetDownloadUrlForLayer\",\"ecr:BatchImportUpstreamImage\",\"ecr:DescribeImages\"');"
+
 /* Schema migrations, applied in order; the index + 1 is the version. Never
  * edit a released entry: append a new one. */
 static const char *const migrations[] = {
@@ -398,6 +404,12 @@ static const char *const migrations[] = {
     ") WITHOUT ROWID;"
     "CREATE INDEX console_sessions_key ON console_sessions(access_key_id, expires_at);"
     "CREATE INDEX console_sessions_expiry ON console_sessions(expires_at);",
+    /* 26: the pull and push permission sets gained
+     * ecr:BatchImportUpstreamImage (a pull through the cache asks for it):
+     * the identity policies `berth keys create` stored from them gain it
+     * too. Those policies are compact JSON in which only the two sets write
+     * this pair of actions side by side. */
+    MIGRATION_26,
 };
 
 /* The same migrations in PostgreSQL's dialect, entry for entry: rowid
@@ -721,6 +733,8 @@ static const char *const pg_migrations[] = {
     ");"
     "CREATE INDEX console_sessions_key ON console_sessions(access_key_id, expires_at);"
     "CREATE INDEX console_sessions_expiry ON console_sessions(expires_at);",
+    /* 26 */
+    MIGRATION_26,
 };
 
 #define NMIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))

@@ -385,7 +385,8 @@ static enum berth_err fetch_client(struct fetch *f, const struct upstream_rule *
 }
 
 enum berth_err upstream_cache_manifest(struct store *st, const char *repo, const char *reference,
-                                       char *err, size_t cap)
+                                       upstream_may_import_fn may_import, void *may_arg, char *err,
+                                       size_t cap)
 {
     struct fetch f;
     struct upstream_rule rule;
@@ -405,6 +406,10 @@ enum berth_err upstream_cache_manifest(struct store *st, const char *repo, const
         if (by_digest) {
             return BERTH_OK; /* content never changes: never upstream again */
         }
+        if (may_import != NULL && !may_import(may_arg, err, cap)) {
+            err[0] = '\0';
+            return BERTH_OK; /* the stored tag, not revalidated for this caller */
+        }
         rc = fetch_client(&f, &rule);
         if (rc == BERTH_OK) {
             rc = revalidate_tag(&f, &mf, reference);
@@ -415,6 +420,9 @@ enum berth_err upstream_cache_manifest(struct store *st, const char *repo, const
         }
         upstream_client_free(f.client);
         return rc;
+    }
+    if (may_import != NULL && !may_import(may_arg, err, cap)) {
+        return BERTH_EDENIED; /* the upstream is not asked */
     }
     char key[1400];
     snprintf(key, sizeof(key), "manifest:%s:%s", repo, reference);
@@ -661,6 +669,7 @@ static enum berth_err landing_new(struct fetch *f, const struct digest *d, struc
 }
 
 enum berth_err upstream_stream_blob(struct store *st, const char *repo, const struct digest *d,
+                                    upstream_may_import_fn may_import, void *may_arg,
                                     struct upstream_stream **out, int64_t *size, char *err,
                                     size_t cap)
 {
@@ -672,6 +681,9 @@ enum berth_err upstream_stream_blob(struct store *st, const char *repo, const st
     enum berth_err rc = fetch_open(st, repo, &f, &rule, upstream, sizeof(upstream), err, cap);
     if (rc != BERTH_OK) {
         return rc;
+    }
+    if (may_import != NULL && !may_import(may_arg, err, cap)) {
+        return BERTH_EDENIED; /* neither linked nor fetched */
     }
     struct meta_repo repo_row;
     struct meta_blob b;

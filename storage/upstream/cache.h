@@ -77,15 +77,24 @@ enum berth_err upstream_secret_client(struct meta *m, const char *url, const cha
                                       int64_t timeout_ms, struct upstream_client **out, char *err,
                                       size_t cap);
 
+/* Whether the caller may have the cache go to the upstream for it (ECR's
+ * ecr:BatchImportUpstreamImage); on false it writes why into err. Called
+ * only when a rule covers the repository and the upstream would be asked. */
+typedef bool (*upstream_may_import_fn)(void *arg, char *err, size_t cap);
+
 /* Make sure the manifest reference (tag or digest) of repo is in the store
  * as the cache rules want it (see above). BERTH_OK when the store has it
  * now, or still has it while the upstream failed; BERTH_ENOTFOUND when no
  * rule covers repo or neither the store nor the upstream has it;
  * otherwise the upstream's failure (BERTH_EIO, BERTH_EDENIED, BERTH_EBUSY,
  * BERTH_EDIGEST for content that does not match its digest) or a store
- * error, with a reason in err. */
+ * error, with a reason in err. may_import (NULL: always) is asked before
+ * the upstream is: refused, a stored tag is served without revalidation
+ * and a reference the store lacks is BERTH_EDENIED (its reason in err),
+ * the upstream never asked. */
 enum berth_err upstream_cache_manifest(struct store *st, const char *repo, const char *reference,
-                                       char *err, size_t cap);
+                                       upstream_may_import_fn may_import, void *may_arg, char *err,
+                                       size_t cap);
 
 /* A blob landing from the upstream, read while it lands. */
 struct upstream_stream;
@@ -96,9 +105,11 @@ struct upstream_stream;
  * thread of its own, or joined when a fetch of it runs already: BERTH_OK
  * with *out once the upstream answered, *size its Content-Length (-1 when
  * unknown). BERTH_ENOTFOUND when no rule covers repo or the upstream has
- * no such blob; the upstream's failure otherwise (err says why). Release
- * *out with upstream_stream_release. */
+ * no such blob; BERTH_EDENIED (nothing linked or fetched, the reason in
+ * err) when may_import (NULL: always) refuses; the upstream's failure
+ * otherwise (err says why). Release *out with upstream_stream_release. */
 enum berth_err upstream_stream_blob(struct store *st, const char *repo, const struct digest *d,
+                                    upstream_may_import_fn may_import, void *may_arg,
                                     struct upstream_stream **out, int64_t *size, char *err,
                                     size_t cap);
 

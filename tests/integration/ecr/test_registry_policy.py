@@ -11,6 +11,7 @@ import auth_helpers as a
 import berth_harness as h
 import clients as c
 import ecr_helpers as e
+import ptc_helpers as p
 
 ACCOUNT = e.REGISTRY_ID
 INVALID = ("Invalid parameter at 'PolicyText' failed to satisfy constraint: "
@@ -265,6 +266,77 @@ class RegistryPolicyReplicationTest(e.ModernEcrTestCase):
         self.ecr.delete_registry_policy()
         self.assertError(self.replicated_upload("rep/c"), 404, "NAME_UNKNOWN")
         self.assertEqual(self.repositories(), {"rep/a", "rep/b"})
+
+
+class RegistryPolicyImportTest(e.ModernEcrTestCase):
+    """ecr:BatchImportUpstreamImage, the pull-through cache's permission: a pull that makes
+    the cache go to the upstream (a manifest or blob it lacks) needs it, as in ECR, and is
+    403 DENIED with AWS's text without it, the upstream never asked; the registry policy
+    grants it (and denies it); berth's pull and push permission sets include it, so a pull
+    key fills the cache; what is cached is served without it."""
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.up = h.Server()
+        cls.addClassCleanup(cls.up.cleanup)
+        cls.up.start()
+        cls.admin = a.keys_create(cls.server, "admin")
+        cls.reader = a.keys_create(cls.server, "reader", "ecr:BatchGetImage=hub/*",
+                                   "ecr:GetDownloadUrlForLayer=hub/*")
+        cls.puller = a.keys_create(cls.server, "puller", "pull:hub/*")
+        cls.ecr = c.ecr_client(cls.server, *cls.admin)
+        cls.ecr.create_pull_through_cache_rule(ecrRepositoryPrefix="hub",
+                                               upstreamRegistryUrl=cls.up.base_url)
+
+    def registry(self, key):
+        return a.AuthRegistry(self.server.base_url, a.basic(*key))
+
+    def upstream_image(self, name):
+        img = h.build_image(layer_count=1)
+        self.assertStatus(self.up.registry().push_image(name, img, tag="v1"), 201)
+        return img
+
+    def assertImportDenied(self, resp, who, repo):
+        self.assertError(resp, 403, "DENIED")
+        self.assertIn("User: %s is not authorized to perform: ecr:BatchImportUpstreamImage on "
+                      "resource: %s" % (user_arn(who), repo_arn(repo)),
+                      resp.json()["errors"][0]["message"])
+
+    def test_import_needs_the_permission(self):
+        a_img, b_img, c_img = (self.upstream_image("lib/" + n) for n in "abc")
+        reader, puller = self.registry(self.reader), self.registry(self.puller)
+        # reader may pull but not import: refused, the upstream not asked, no repository
+        self.assertImportDenied(reader.get_manifest("hub/lib/a", "v1"), "reader", "hub/lib/a")
+        self.assertEqual(p.upstream_gets(self.up, "/lib/a/"), [])
+        self.assertNotIn("hub/lib/a", [r["repositoryName"] for r in
+                                       self.ecr.describe_repositories()["repositories"]])
+        # the registry policy grants it
+        self.ecr.put_registry_policy(policyText=policy(
+            {"Effect": "Allow", "Principal": {"AWS": user_arn("reader")},
+             "Action": "ecr:BatchImportUpstreamImage", "Resource": repo_arn("hub/*")}))
+        resp = reader.get_manifest("hub/lib/a", "v1")
+        self.assertStatus(resp, 200)
+        self.assertEqual(resp.body, a_img.manifest)
+        layer = a_img.layer_digests[0]
+        self.assertEqual(reader.get_blob("hub/lib/a", layer).body, a_img.blobs[layer])
+        # without it again, what is cached is still served; what is not, is refused
+        self.ecr.delete_registry_policy()
+        self.assertEqual(reader.get_manifest("hub/lib/a", "v1").body, a_img.manifest)
+        self.assertStatus(puller.get_manifest("hub/lib/b", "v1"), 200)  # the pull set has it
+        layer = b_img.layer_digests[0]
+        self.assertImportDenied(reader.get_blob("hub/lib/b", layer), "reader", "hub/lib/b")
+        self.assertEqual(p.upstream_gets(self.up, "/lib/b/blobs/"), [])
+        self.assertEqual(puller.get_blob("hub/lib/b", layer).body, b_img.blobs[layer])
+        # a Deny in the registry policy stops even a pull key's import
+        self.ecr.put_registry_policy(policyText=policy(
+            {"Effect": "Deny", "Principal": {"AWS": user_arn("puller")},
+             "Action": "ecr:BatchImportUpstreamImage", "Resource": repo_arn("hub/lib/c")}))
+        self.assertImportDenied(puller.get_manifest("hub/lib/c", "v1"), "puller", "hub/lib/c")
+        self.assertEqual(p.upstream_gets(self.up, "/lib/c/"), [])
+        self.assertStatus(puller.get_manifest("hub/lib/b", "v1"), 200)
+        self.ecr.delete_registry_policy()
+        self.assertEqual(puller.get_manifest("hub/lib/c", "v1").body, c_img.manifest)
 
 if __name__ == "__main__":
     unittest.main()

@@ -20,7 +20,7 @@ static void test_meta_basics(void)
      * replication queue, the archive tier, pending signatures, leases, the
      * garbage collection history, activity over time, shared upload state, the
      * replication queue's index of copies still tried */
-    CHECK_INT(meta_schema_version(m), 25);
+    CHECK_INT(meta_schema_version(m), 26);
     struct meta_repo r;
     CHECK_INT(meta_repo_create(m, "team/app", 1000, &r), BERTH_OK);
     CHECK_INT(meta_repo_create(m, "team/app", 1000, &r), BERTH_EEXIST);
@@ -265,6 +265,48 @@ static void test_schema_newer(void)
     unit_meta_remove(NULL, root);
 }
 
+static void policy_of(void *arg, const struct meta_auth_row *row)
+{
+    str_copy(arg, 2048, row->policy != NULL ? row->policy : "");
+}
+
+/* Migration 26: identity policies stored from the pull and push sets gain
+ * ecr:BatchImportUpstreamImage; another policy is left as it was. */
+static void test_migration_import_action(void)
+{
+    static const char pull_policy[] =
+        "{\"Version\":\"2012-10-17\",\"Statement\":[{\"Effect\":\"Allow\",\"Action\":["
+        "\"ecr:BatchCheckLayerAvailability\",\"ecr:BatchGetImage\",\"ecr:GetDownloadUrlForLayer\","
+        "\"ecr:DescribeImages\",\"ecr:ListImages\"],\"Resource\":\"hub/*\"}]}";
+    static const char other_policy[] =
+        "{\"Version\":\"2012-10-17\",\"Statement\":[{\"Effect\":\"Allow\",\"Action\":["
+        "\"ecr:GetDownloadUrlForLayer\"],\"Resource\":\"*\"}]}";
+    struct meta *m = unit_meta_new(root, sizeof(root));
+    CHECK_INT(meta_key_create(m, "puller", pull_policy, "pull:hub/*", true, "AKIDPULLER0000000001",
+                              "secret-one", 1),
+              BERTH_OK);
+    CHECK_INT(meta_key_create(m, "reader", other_policy, "ecr:GetDownloadUrlForLayer", true,
+                              "AKIDREADER0000000001", "secret-two", 1),
+              BERTH_OK);
+    CHECK_INT(m->drv->set_schema_version(m->conn, 25), BERTH_OK);
+    meta_close(m);
+    char db[700];
+    snprintf(db, sizeof(db), "%s/berth.db", root);
+    m = NULL;
+    CHECK_INT(unit_meta_open_db(db, &m), BERTH_OK);
+    if (m == NULL) {
+        return;
+    }
+    CHECK_INT(meta_schema_version(m), NMIGRATIONS);
+    char got[2048];
+    CHECK_INT(meta_auth_lookup(m, "AKIDPULLER0000000001", NULL, policy_of, got), BERTH_OK);
+    CHECK(strstr(got, "\"ecr:GetDownloadUrlForLayer\",\"ecr:BatchImportUpstreamImage\","
+                      "\"ecr:DescribeImages\"") != NULL);
+    CHECK_INT(meta_auth_lookup(m, "AKIDREADER0000000001", NULL, policy_of, got), BERTH_OK);
+    CHECK(strcmp(got, other_policy) == 0);
+    unit_meta_remove(m, root);
+}
+
 int main(void)
 {
     RUN(test_meta_basics);
@@ -272,5 +314,6 @@ int main(void)
     RUN(test_blob_archived_only);
     RUN(test_upload_state);
     RUN(test_schema_newer);
+    RUN(test_migration_import_action);
     return unit_report("test_meta");
 }
