@@ -11,8 +11,9 @@ no wider than the window. axe-core finds no serious or critical violation on the
 error pages. The repository list sorts from the keyboard: Enter on a column's header
 sorts by it, and the focus stays on that header for Enter again (reversing) or Tab.
 While a long action runs (the lifecycle preview job, a garbage collection pass: held by
-the server at fault_hold points while a file exists) the page says so in a status a
-screen reader announces, and shows the result once released. Each main page at 200%
+the server at fault_hold points while a file exists; applying a policy and a delete:
+their answers held back in the page) the page says so in a status a screen reader
+announces, and shows the result once released. Each main page at 200%
 zoom of a 1280 x 800 window (640 x 400 CSS pixels at 2 device pixels each): no sideways
 scrolling, no control cut off, squeezed or drawn over another, axe-core clean."""
 
@@ -191,6 +192,25 @@ class ConsoleStatesTest(h.ServerTestCase):
                 return "event=test_hold point=%s" % point in f.read()
         h.wait_until(logged, 30, interval=0.1, what="berth held at " + point)
 
+    def hold_answers(self, targets):
+        """From now on, in this page, the answers to the ECR operations matching the
+        regular expression targets wait until release_answers()."""
+        self.browser.script("""
+            const targets = new RegExp(arguments[0]);
+            const real = window.fetch;
+            window.heldAnswers = [];
+            window.fetch = (url, opts) => {
+              const op = (opts && opts.headers && opts.headers["X-Amz-Target"]) || "";
+              if (!targets.test(op)) return real(url, opts);
+              const answer = real(url, opts);
+              return new Promise((resolve) => window.heldAnswers.push(() => resolve(answer)));
+            };""", targets)
+
+    def release_answers(self):
+        h.wait_until(lambda: self.browser.script("return window.heldAnswers.length"), 30,
+                     what="an answer held")
+        self.browser.script("window.heldAnswers.splice(0).forEach((go) => go())")
+
     def test_6_progress_while_a_long_action_runs(self):
         b = self.browser
         reg = e.AuthRegistry(self.server.base_url, e.basic(*self.admin))
@@ -222,6 +242,29 @@ class ConsoleStatesTest(h.ServerTestCase):
             os.unlink(self.hold_preview)
         b.wait_for("#preview p[role=status]", "1 image would expire")
         self.assertNotIn("Computing", b.text(b.wait_for("#preview")))
+        # Apply and a delete are one ECR call each: their answers held back in the page
+        # (the request goes out, the page does not see the answer until released), the
+        # page says what it is doing meanwhile, announced the same way
+        self.hold_answers("PutLifecyclePolicy|BatchDeleteImage")
+        b.click(b.wait_for("#apply-lifecycle"))
+        b.click(b.wait_for("#confirm-delete"))
+        b.wait_for("#preview p[role=status]", "Applying…")
+        node = b.ax_node("#preview p[role=status]")
+        self.assertEqual((node["role"], node["live"]), ("status", "polite"), node)
+        self.release_answers()
+        b.wait_for("#applied", "Applied")
+        # (another repository: the policy just applied may expire slow/preview's v1)
+        h.expect_status(reg.push_image("slow/delete", h.build_image(
+            layer_count=1, layer_size=2048), tag="doomed"), 201)
+        b.go(self.server.base_url + "/ui/#/repo/slow%2Fdelete")
+        b.click(b.wait_for('button[aria-label="Delete tag doomed"]'))
+        b.click(b.wait_for("#confirm-delete"))
+        b.wait_for("#repo-status p[role=status]", "Deleting…")
+        node = b.ax_node("#repo-status p[role=status]")
+        self.assertEqual((node["role"], node["live"]), ("status", "polite"), node)
+        self.release_answers()
+        b.wait_gone('button[aria-label="Delete tag doomed"]')
+        self.assertEqual(b.find_all("#repo-status p.loading"), [])
         # a garbage collection pass held while it runs: requested, then running, then done
         b.go(self.server.base_url + "/ui/#/registry")
         start = b.wait_for("#gc-start")
