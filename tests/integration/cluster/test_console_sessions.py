@@ -4,8 +4,9 @@ balancing every request on its own (cluster.py). A session started on one replic
 known to the other and to every request through the balancer, its CSRF token included
 (a state-changing ECR call on the other replica); a sign-out on one replica ends it on the
 other at once; deleting the session's key on one replica ends its sessions on the other
-(polled, as it would be for a key); a replica restarted keeps them. PostgreSQL holds only
-the SHA-256 of each token."""
+(polled, as it would be for a key); a replica restarted keeps them; PostgreSQL stopped,
+a session is answered 503 (not signed out) and works again once it is back. PostgreSQL
+holds only the SHA-256 of each token."""
 # berth-suite: cluster
 
 import hashlib
@@ -150,6 +151,30 @@ class ConsoleSessionsTest(ClusterTestCase):
         self.assertTrue(doc["signedIn"], doc)
         status, out = cl.ecr(self.a.registry(), "DescribeRepositories")
         self.assertEqual(status, 200, out)
+
+    def test_unavailable_database_is_not_a_sign_out(self):
+        """PostgreSQL stopped: a session cannot be read, so it is answered 503 (never
+        signed out); back, the same session works on both replicas, no berth restart."""
+        cl = Console()
+        cl.sign_in(self.a.registry(), *self.admin)
+        self.cluster.pg.halt()
+        try:
+            for r in (self.a, self.b):
+                resp = r.registry().request("GET", "/ui/api/session",
+                                            headers={"Cookie": cl.cookie})
+                self.assertEqual(resp.status, 503, resp.describe())
+                status, out = cl.ecr(r.registry(), "DescribeRepositories")
+                self.assertGreaterEqual(status, 500, out)
+                self.assertNotIn("UnrecognizedClient", out.get("__type", ""))
+        finally:
+            self.cluster.pg.resume()
+        for r in (self.a, self.b):
+            h.wait_until(lambda: r.registry().request(
+                "GET", "/ui/api/session", headers={"Cookie": cl.cookie}).status == 200, WAIT,
+                what="the replica to read sessions again")
+            self.assertTrue(cl.session(r.registry())[0]["signedIn"])
+            status, out = cl.ecr(r.registry(), "DescribeRepositories")
+            self.assertEqual(status, 200, out)
 
 
 if __name__ == "__main__":
