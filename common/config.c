@@ -224,7 +224,8 @@ static const struct config_key keys[] = {
      "one scan per image per this many seconds"},
     {"scan.vulndb_poll_seconds", CONFIG_INT, OFF(scan_vulndb_poll_seconds), "10", 1, DAY,
      "replicas sharing PostgreSQL: how often each looks for a new shared vulnerability "
-     "database (scans look before they start too)"},
+     "database, in case an import's announcement was missed (scans look before they start "
+     "too)"},
     {"pull_through.secrets_key", CONFIG_STRING, OFF(pull_through_secrets_key), "", 0, 0,
      "key sealing the upstream credentials of berth secrets (64 hex digits; empty: the key "
      "file)"},

@@ -26,6 +26,7 @@
 #include "storage/store/store.h"
 #include "common/str.h"
 #include "common/timeutil.h"
+#include "common/wake.h"
 
 /* Longest sleep between looks at the queue. */
 #define POLL_MS 1000
@@ -43,6 +44,11 @@ struct scan_workers {
     pthread_t syncer;
     bool syncing;
     int64_t sync_interval_ms;
+    /* PostgreSQL: the thread listening for new generations (on a
+     * connection of its own), which wakes the syncer */
+    pthread_t listener;
+    bool listening;
+    struct wake sync_wake;
 };
 
 static void note_scan(void *arg, bool complete, int64_t duration_ms)
@@ -75,11 +81,54 @@ static void *syncer_main(void *arg)
 {
     struct scan_workers *w = arg;
     while (!atomic_load(&w->stop)) {
+        uint64_t seen = wake_generation(&w->sync_wake);
         (void)scan_dbsync_update(w->st, w->engine.root, NULL); /* logs its failures */
-        uint64_t seen = scan_queue_generation();
-        int64_t until = time_now_ms() + w->sync_interval_ms;
-        while (!atomic_load(&w->stop) && time_now_ms() < until) {
-            scan_queue_wait(&seen, until - time_now_ms(), &w->stop);
+        wake_wait(&w->sync_wake, &seen, w->sync_interval_ms, &w->stop);
+    }
+    return NULL;
+}
+
+/* An import on any replica announces its generation (META_CHANNEL_VULNDB):
+ * the syncer looks at once instead of at its next poll. The connection is
+ * this thread's alone; a lost one is listened on again once it is back,
+ * and the syncer woken then for what was missed meanwhile. */
+static void *listener_main(void *arg)
+{
+    struct scan_workers *w = arg;
+    bool listening = false;
+    bool failed = false; /* logged once per outage */
+    while (!atomic_load(&w->stop)) {
+        struct meta *m;
+        enum berth_err rc = store_meta_get(w->st, &m);
+        if (rc == BERTH_OK && !listening) {
+            rc = meta_listen(m, META_CHANNEL_VULNDB);
+            if (rc == BERTH_OK) {
+                listening = true;
+                if (failed) {
+                    log_info("event=vulndb_listening");
+                    failed = false;
+                }
+                /* what was published before the LISTEN took */
+                wake_notify(&w->sync_wake);
+            }
+        }
+        bool notified = false;
+        if (listening) {
+            /* short, so that a stop is seen soon */
+            rc = meta_wait_notify(m, 250, &notified);
+            if (rc != BERTH_OK) {
+                listening = false;
+            } else if (notified) {
+                wake_notify(&w->sync_wake);
+            }
+        }
+        if (!listening) {
+            if (!failed) {
+                log_warn("event=vulndb_listen_failed err=%s", berth_strerror(rc));
+                failed = true;
+            }
+            uint64_t seen = wake_generation(&w->sync_wake);
+            wake_wait(&w->sync_wake, &seen, 1000, &w->stop);
         }
     }
     return NULL;
@@ -143,6 +192,8 @@ enum berth_err scan_workers_start(const struct berth_config *cfg, struct store *
     }
     w->st = st;
     atomic_init(&w->stop, false);
+    pthread_mutex_init(&w->sync_wake.lock, NULL);
+    pthread_cond_init(&w->sync_wake.cond, NULL);
     w->engine = (struct scan_engine){
         .root = cfg->root,
         .hook = cfg->scan_hook,
@@ -178,6 +229,14 @@ enum berth_err scan_workers_start(const struct berth_config *cfg, struct store *
             return BERTH_EIO;
         }
         w->syncing = true;
+        if (meta_can_listen(m)) {
+            if (pthread_create(&w->listener, NULL, listener_main, w) != 0) {
+                log_error("event=vulndb_listener_start_failed");
+                scan_workers_stop(w);
+                return BERTH_EIO;
+            }
+            w->listening = true;
+        }
     }
     log_info("event=scan_workers_started workers=%zu engine=%s waiting_jobs=%lld "
              "released_jobs=%lld",
@@ -194,15 +253,21 @@ void scan_workers_stop(struct scan_workers *w)
     }
     atomic_store(&w->stop, true);
     scan_queue_notify();
+    wake_notify(&w->sync_wake);
     for (size_t i = 0; i < w->count; i++) {
         pthread_join(w->threads[i], NULL);
     }
     if (w->syncing) {
         pthread_join(w->syncer, NULL);
     }
+    if (w->listening) {
+        pthread_join(w->listener, NULL);
+    }
     if (w->count > 0) {
         log_info("event=scan_workers_stopped workers=%zu", w->count);
     }
     free(w->threads);
+    pthread_cond_destroy(&w->sync_wake.cond);
+    pthread_mutex_destroy(&w->sync_wake.lock);
     free(w);
 }

@@ -62,6 +62,9 @@ bool meta_in_transaction(const struct meta *m);
 
 /* The channel a queued replication copy is announced on. */
 #define META_CHANNEL_REPLICATION "berth_replication"
+/* The channel a new generation of the shared vulnerability database is
+ * announced on (meta_vulndb.h). */
+#define META_CHANNEL_VULNDB "berth_vulndb"
 
 /* Announce on channel (a plain identifier: [a-z_]) to every connection
  * listening on it, in any process: inside a transaction, when it commits

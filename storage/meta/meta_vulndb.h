@@ -40,7 +40,8 @@ enum berth_err meta_vulndb_get(struct meta *m, struct meta_vulndb *out);
  * generation only one publishes (the other would drop the first one's
  * records). *generation gets the new number. Call inside a write
  * transaction (meta_begin), with the blob's row (meta_blob_upsert) in the
- * same one. BERTH_ECONFLICT when another generation was published
+ * same one; its commit announces the generation on META_CHANNEL_VULNDB
+ * (PostgreSQL NOTIFY). BERTH_ECONFLICT when another generation was published
  * meanwhile; BERTH_EINVAL for a malformed digest or a negative size;
  * BERTH_EDB.
  */

@@ -73,8 +73,9 @@ enum berth_err meta_vulndb_publish(struct meta *m, const struct meta_vulndb *in,
     if (meta_changes(m) == 0) {
         return BERTH_ECONFLICT;
     }
-    if (generation != NULL) {
+    rc = meta_notify(m, META_CHANNEL_VULNDB);
+    if (rc == BERTH_OK && generation != NULL) {
         *generation = expect_generation + 1;
     }
-    return BERTH_OK;
+    return rc;
 }

@@ -3,7 +3,8 @@
 scanning"): two `berth serve` replicas sharing PostgreSQL and S3 (cluster.py).
 `berth vulndb import` on one replica publishes the database as a blob and a generation
 row; the other scans with it without an import of its own, and both give the same
-findings. A continuous-scan import rescans each image once for the cluster. A download
+findings. A new generation is announced (PostgreSQL NOTIFY): every replica installs it at
+once, with its poll an hour away. A continuous-scan import rescans each image once for the cluster. A download
 whose bytes do not match the generation's digest (the object overwritten in the bucket)
 is refused and the replica keeps scanning with the generation it has. A replica started
 after the imports, on an empty root, downloads the current generation at start and scans
@@ -114,9 +115,8 @@ class SharedVulndbTest(ClusterTestCase):
         gen, digest = self.import_on(0, s.OSV_RECORDS, "gen1")
         self.assertEqual(gen, 1)
         self.cluster.gen1 = digest
-        # nothing was imported into replica 1's root, and nothing installed there yet
+        # nothing was imported into replica 1's root
         self.assertFalse(os.path.exists(os.path.join(self.replicas[1].root, "vulndb.db")))
-        self.assertIsNone(self.installed(1))
         self.create_repo("shared/app")
         # the scan runs on either replica (the cluster's queue); each replica that scans
         # installs generation 1 first: both do by the end of this test
@@ -152,6 +152,24 @@ class SharedVulndbTest(ClusterTestCase):
         self.assertEqual(dbs[0]["updatedAt"], dbs[1]["updatedAt"])
         self.assertTrue(dbs[1]["shared"]["installedHere"], dbs[1])
 
+    def test_1b_announced_to_the_other(self):
+        """A new generation is announced (PostgreSQL NOTIFY): the other replica installs
+        it at once, with no scan to start and its poll an hour away."""
+        osv = s.write_osv(os.path.join(self.work, "gen-announced"), {
+            "DEBIAN-CVE-2098-0001.json": {
+                "id": "DEBIAN-CVE-2098-0001", "summary": "nothing installed has it",
+                "affected": [{"package": {"ecosystem": "Debian:12", "name": "nothing-here"},
+                              "ranges": [{"type": "ECOSYSTEM", "events": [
+                                  {"introduced": "0"}]}]}]}})
+        rc, out = h.run_berth(["vulndb", "import", osv], server=self.replicas[0], timeout=120)
+        self.assertEqual(rc, 0, out)
+        m = re.search(r"generation (\d+), (sha256:[0-9a-f]{64})", out)
+        for i in (0, 1):
+            h.wait_until(lambda: self.installed(i) == m.group(2), WAIT, interval=0.2,
+                         what="replica %d to install generation %s" % (i, m.group(1)))
+        self.assertIn("event=vulndb_installed generation=%s" % m.group(1),
+                      self.replicas[1].log_text())
+
     def test_2_continuous_rescans_once(self):
         self.ecr[0].put_registry_scanning_configuration(scanType="ENHANCED", rules=[{
             "scanFrequency": "CONTINUOUS_SCAN",
@@ -159,7 +177,7 @@ class SharedVulndbTest(ClusterTestCase):
         try:
             before = len(self.recorded())
             gen, digest = self.import_on(1, s.OSV_LATE, "gen2")
-            self.assertEqual(gen, 2)
+            self.assertEqual(gen, 3)
             self.cluster.gen2 = digest
             # both images of shared/app rescanned with generation 2 (the late record)
             for tag in ("v1", "v2"):
@@ -175,20 +193,26 @@ class SharedVulndbTest(ClusterTestCase):
             self.ecr[0].put_registry_scanning_configuration(scanType="BASIC", rules=[])
 
     def test_3_damaged_download_refused(self):
-        # replica 1 holds generation 2 (whichever replica ran test 2's rescans): a restart
-        # installs it at start
-        self.replicas[1].stop()
-        self.replicas[1].start(reuse_port=True)
+        # replica 1 holds test 2's generation (announced to it), and is down while the
+        # next one is published and damaged
         h.wait_until(lambda: self.installed(1) == self.cluster.gen2, WAIT, interval=0.2,
-                     what="replica 1 to install generation 2 at start")
+                     what="replica 1 to install test 2's generation")
+        self.replicas[1].stop()
         gen, digest = self.import_on(0, OSV_GEN3, "gen3")
-        self.assertEqual(gen, 3)
+        self.assertEqual(gen, 4)
         # the object in the bucket overwritten with other bytes of the same size
         key = "%sblobs/sha256/%s/%s" % (PREFIX, digest[7:9], digest[7:])
         s3 = self.cluster.s3.client()
         good = s3.get_object(Bucket=self.cluster.s3.bucket, Key=key)["Body"].read()
         bad = bytes(b ^ 0x5A for b in good[:4096]) + good[4096:]
         s3.put_object(Bucket=self.cluster.s3.bucket, Key=key, Body=bad)
+        # replica 1 starts: its download is refused, it keeps what it has
+        self.replicas[1].start(reuse_port=True)
+        refused = (r"event=vulndb_install_failed generation=4 digest=%s err=\S+ reason=.*refused"
+                   % re.escape(digest))
+        h.wait_until(lambda: re.search(refused, self.replicas[1].log_text()), WAIT,
+                     interval=0.2, what="replica 1 to refuse the damaged download")
+        self.assertEqual(self.installed(1), self.cluster.gen2)
         self.create_repo("shared/damaged")
         # replica 1 scans alone: replica 0's root holds the good copy the import cached
         # (small blobs are read from <root>/s3cache), replica 1 reads the bucket
@@ -200,12 +224,11 @@ class SharedVulndbTest(ClusterTestCase):
             self.replicas[0].start(reuse_port=True)
         self.assertEqual(resp["imageScanStatus"]["status"], "COMPLETE", resp)
         names = finding_names(resp)
-        # scanned with generation 2 (the late record), not 3
+        # scanned with test 2's generation (the late record), not the damaged one
         self.assertIn("CVE-2024-2511", names)
         self.assertNotIn("CVE-2099-0001", names)
-        self.assertRegex(self.replicas[1].log_text(), r"event=vulndb_install_failed generation=3 digest=%s "
-                               r"err=\S+ reason=.*refused" % re.escape(digest))
-        # replica 1 keeps generation 2, and nothing of the refused download
+
+        # replica 1 keeps it, and nothing of the refused download
         self.assertEqual(self.installed(1), self.cluster.gen2)
         for i in (0, 1):
             leftovers = [n for n in os.listdir(self.replicas[i].root) if ".tmp-" in n]
@@ -218,9 +241,9 @@ class SharedVulndbTest(ClusterTestCase):
         digest = self.cluster.gen3
         new = self.cluster.add_replica()
         self.replicas = self.cluster.replicas
-        h.wait_until(lambda: "event=vulndb_installed generation=3 digest=%s" % digest
+        h.wait_until(lambda: "event=vulndb_installed generation=4 digest=%s" % digest
                      in new.log_text(), WAIT, interval=0.2,
-                     what="the new replica to install generation 3 at start")
+                     what="the new replica to install generation 4 at start")
         self.assertFalse(os.path.exists(os.path.join(new.root, "vulndb.db")))
         # the new replica scans alone
         self.replicas[0].stop()
