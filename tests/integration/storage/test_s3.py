@@ -9,6 +9,7 @@ multipart parts as they arrive; a cancelled upload aborts its multipart upload."
 import os
 import shutil
 import tempfile
+import time
 import unittest
 
 import berth_harness as h
@@ -163,6 +164,42 @@ class S3ServeTest(h.LogsOnFailure, unittest.TestCase):
         self.assertEqual(r.status, 400, r.body)
         self.assertNotIn(self.blob_key(h.digest_of(other)), self.keys())
         self.assertEqual(self.open_multipart_uploads(), [])
+
+    def test_expired_sessions_abort_their_multipart_uploads(self):
+        """An abandoned upload session (storage.upload_expiry_seconds) is removed by garbage
+        collection with everything it had in the bucket: the multipart upload of its whole
+        parts is aborted and its tail object deleted; the session is gone (404). A session
+        younger than the expiry is left whole and finishes afterwards."""
+        repo = "itest/s3/expiry"
+        part = 8 * 1024 * 1024
+        old = h.random_bytes(part + 5000)  # one whole part sent, a tail after it
+        r = self.reg.start_upload(repo)
+        self.assertEqual(r.status, 202, r.body)
+        r = self.reg.patch_chunk(r.header("Location"), old, start=0)
+        self.assertEqual(r.status, 202, r.body)
+        old_loc = r.header("Location")
+        old_uuid = old_loc.rstrip("/").split("/")[-1].split("?")[0]
+        self.assertEqual(self.open_multipart_uploads(), ["uploads/" + old_uuid])
+        self.assertNotEqual(self.keys("uploads/%s/" % old_uuid), [])
+        # older than the expiry (6 s) when GC looks; the young one far younger
+        time.sleep(8)
+        young = h.random_bytes(part + 3000)
+        r = self.reg.start_upload(repo)
+        r = self.reg.patch_chunk(r.header("Location"), young, start=0)
+        self.assertEqual(r.status, 202, r.body)
+        young_loc = r.header("Location")
+        young_uuid = young_loc.rstrip("/").split("/")[-1].split("?")[0]
+        rc, out = h.run_berth(["gc"], env={"BERTH_STORAGE_UPLOAD_EXPIRY_SECONDS": "6"},
+                              server=self.server, timeout=120)
+        self.assertEqual(rc, 0, out)
+        self.assertEqual(self.open_multipart_uploads(), ["uploads/" + young_uuid], out)
+        self.assertEqual(self.keys("uploads/%s/" % old_uuid), [], out)
+        self.assertEqual(self.reg.request("GET", self.reg.resolve(old_loc)).status, 404)
+        r = self.reg.finish_upload(young_loc, h.digest_of(young))
+        self.assertEqual(r.status, 201, r.body)
+        self.assertEqual(self.reg.get_blob(repo, h.digest_of(young)).body, young)
+        self.assertEqual(self.open_multipart_uploads(), [])
+        self.assertEqual(self.keys("uploads/"), [])
 
     def test_skopeo_push_pull(self):
         sk = c.Skopeo(self.work)
