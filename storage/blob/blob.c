@@ -288,6 +288,11 @@ enum berth_err blob_shared_publish(struct blob_shared *sh, const struct digest *
     return sh->ops->shared_publish(sh, d);
 }
 
+enum berth_err blob_shared_rehash(struct blob_shared *sh, enum digest_alg alg, struct digest *out)
+{
+    return sh->ops->shared_rehash(sh, alg, out);
+}
+
 void blob_shared_close(struct blob_shared *sh)
 {
     if (sh != NULL) {

@@ -310,6 +310,15 @@ void blob_shared_saved(struct blob_shared *sh, enum blob_saved how);
  * objects stay for blob_shared_remove. BERTH_EIO, BERTH_EUNAVAILABLE. */
 enum berth_err blob_shared_publish(struct blob_shared *sh, const struct digest *d);
 
+/* The digest with another algorithm than the session hashes with (a PUT
+ * naming sha512 for a session started without saying so): the stage's
+ * bytes read back and hashed again. A stage that sent parts completes its
+ * multipart upload at the staging key first (blob_shared_publish then
+ * only copies it) and is downloaded to a temporary file under the
+ * root (s3tmp/, unlinked at once): a read of the whole blob, the cost of not naming the
+ * algorithm at the POST. BERTH_EIO, BERTH_EUNAVAILABLE, BERTH_ENOMEM. */
+enum berth_err blob_shared_rehash(struct blob_shared *sh, enum digest_alg alg, struct digest *out);
+
 /* Close a handle (NULL is fine); the stage is what was saved. */
 void blob_shared_close(struct blob_shared *sh);
 

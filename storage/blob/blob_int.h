@@ -64,6 +64,8 @@ struct blob_backend {
     enum berth_err (*shared_save)(struct blob_shared *sh, char **state);
     void (*shared_saved)(struct blob_shared *sh, enum blob_saved how);
     enum berth_err (*shared_publish)(struct blob_shared *sh, const struct digest *d);
+    enum berth_err (*shared_rehash)(struct blob_shared *sh, enum digest_alg alg,
+                                    struct digest *out);
     void (*shared_close)(struct blob_shared *sh);
     enum berth_err (*shared_remove)(struct blob_store *bs, const char *name, const char *upload_id);
     enum berth_err (*shared_sweep)(struct blob_store *bs, int64_t before_ms, blob_live_fn live,

@@ -785,6 +785,7 @@ static const struct blob_backend s3_backend = {
     .shared_save = s3_shared_save,
     .shared_saved = s3_shared_saved,
     .shared_publish = s3_shared_publish,
+    .shared_rehash = s3_shared_rehash,
     .shared_close = s3_shared_close,
     .shared_remove = s3_shared_remove,
     .id_get = s3_store_id_get,

@@ -290,6 +290,7 @@ enum berth_err s3_shared_write(struct blob_shared *sh, const void *p, size_t n);
 enum berth_err s3_shared_save(struct blob_shared *sh, char **state);
 void s3_shared_saved(struct blob_shared *sh, enum blob_saved how);
 enum berth_err s3_shared_publish(struct blob_shared *sh, const struct digest *d);
+enum berth_err s3_shared_rehash(struct blob_shared *sh, enum digest_alg alg, struct digest *out);
 void s3_shared_close(struct blob_shared *sh);
 enum berth_err s3_shared_remove(struct blob_store *bs, const char *name, const char *upload_id);
 enum berth_err s3_shared_sweep(struct blob_store *bs, int64_t before_ms, blob_live_fn live,

@@ -964,6 +964,41 @@ static enum berth_err copy_large(struct s3_store *s, const char *from, const cha
 }
 
 static enum berth_err publish_parts(struct s3_shared *sh, const char *key);
+static enum berth_err complete_parts(struct s3_shared *sh);
+
+enum berth_err s3_shared_rehash(struct blob_shared *bsh, enum digest_alg alg, struct digest *out)
+{
+    struct s3_shared *sh = shared_of(bsh);
+    struct s3_store *s = sh->s;
+    if (sh->mpu.parts == 0) {
+        return digest_buffer(alg, sh->buf_len > 0 ? sh->buf : "", sh->buf_len, out);
+    }
+    enum berth_err rc = complete_parts(sh);
+    if (rc != BERTH_OK) {
+        return rc;
+    }
+    char path[S3_PATH_MAX];
+    if (snprintf(path, sizeof(path), "%s/rehash-XXXXXX", s->tmp_dir) >= (int)sizeof(path)) {
+        return BERTH_ETOOBIG;
+    }
+    int fd = mkstemp(path);
+    if (fd < 0) {
+        log_error("event=s3_rehash_failed path=%s errno=%d", path, errno);
+        return BERTH_EIO;
+    }
+    unlink(path);
+    struct digest_ctx *ctx = digest_ctx_new(alg);
+    rc = ctx == NULL ? BERTH_ENOMEM : s3_get_object(s, sh->staging, fd);
+    if (rc == BERTH_OK) {
+        rc = digest_ctx_update_fd(ctx, fd, (off_t)(sh->sent + sh->buf_len));
+    }
+    if (rc == BERTH_OK) {
+        rc = digest_ctx_final(ctx, out);
+    }
+    digest_ctx_free(ctx);
+    close(fd);
+    return rc;
+}
 
 enum berth_err s3_shared_publish(struct blob_shared *bsh, const struct digest *d)
 {
@@ -993,20 +1028,30 @@ enum berth_err s3_shared_publish(struct blob_shared *bsh, const struct digest *d
 static enum berth_err publish_parts(struct s3_shared *sh, const char *key)
 {
     struct s3_store *s = sh->s;
-    enum berth_err rc = BERTH_OK;
     uint64_t size = sh->sent + sh->buf_len;
-    if (!sh->completed) {
-        rc = sh->buf_len > 0 ? shared_send(sh) : BERTH_OK;
-        if (rc == BERTH_OK) {
-            rc = s3_mpu_complete(s, sh->staging, &sh->mpu);
-        }
-        if (rc != BERTH_OK) {
-            return rc;
-        }
-        sh->completed = true;
+    enum berth_err rc = complete_parts(sh);
+    if (rc != BERTH_OK) {
+        return rc;
     }
     return size <= s3_copy_max(s) ? s3_copy_object(s, sh->staging, key, NULL)
                                   : copy_large(s, sh->staging, key, size);
+}
+
+/* The tail sent as the last part and the multipart upload completed at
+ * the staging key (once). */
+static enum berth_err complete_parts(struct s3_shared *sh)
+{
+    if (sh->completed) {
+        return BERTH_OK;
+    }
+    enum berth_err rc = sh->buf_len > 0 ? shared_send(sh) : BERTH_OK;
+    if (rc == BERTH_OK) {
+        rc = s3_mpu_complete(sh->s, sh->staging, &sh->mpu);
+    }
+    if (rc == BERTH_OK) {
+        sh->completed = true;
+    }
+    return rc;
 }
 
 struct remove_ctx {

@@ -605,15 +605,18 @@ static enum berth_err shared_digest(struct upload *u, const struct digest *expec
                                     struct digest *got)
 {
     struct upload_state *s = u->state;
+    enum berth_err rc;
     if (expected->alg != s->alg) {
-        /* the bytes are not here to hash again with another algorithm */
+        /* hashed again from the store: the session's state is of the other
+         * algorithm */
         log_info("event=upload_digest_algorithm uuid=%s session=%s expected=%s", s->uuid,
                  digest_alg_name(s->alg), expected->str);
-        return BERTH_EDIGEST;
+        rc = blob_shared_rehash(u->shared->stage, expected->alg, got);
+    } else {
+        struct digest_ctx *copy = digest_ctx_dup(u->shared->ctx);
+        rc = copy == NULL ? BERTH_ENOMEM : digest_ctx_final(copy, got);
+        digest_ctx_free(copy);
     }
-    struct digest_ctx *copy = digest_ctx_dup(u->shared->ctx);
-    enum berth_err rc = copy == NULL ? BERTH_ENOMEM : digest_ctx_final(copy, got);
-    digest_ctx_free(copy);
     if (rc == BERTH_OK && strcmp(got->str, expected->str) != 0) {
         log_info("event=upload_digest_mismatch uuid=%s expected=%s got=%s", s->uuid, expected->str,
                  got->str);
@@ -673,7 +676,7 @@ static enum berth_err shared_complete(struct upload *u, const struct digest *exp
         upload_release(u);
         return BERTH_EIO;
     }
-    struct digest got;
+    struct digest got = {0};
     enum berth_err rc = shared_digest(u, expected, &got);
     if (rc == BERTH_EDIGEST) {
         shared_destroy(u);

@@ -165,6 +165,48 @@ class S3ServeTest(h.LogsOnFailure, unittest.TestCase):
         self.assertNotIn(self.blob_key(h.digest_of(other)), self.keys())
         self.assertEqual(self.open_multipart_uploads(), [])
 
+    def test_sha512_without_naming_it_at_the_post(self):
+        """A session started without an algorithm hashes sha256 as its bytes arrive; a PUT
+        naming a sha512 digest (as the OCI conformance suite's pushes do) is checked by
+        hashing the bytes again from the bucket: a small blob (no part sent) and one of two
+        parts sent in chunks publish under their sha512 digests and pull back byte for byte;
+        a wrong sha512 digest is refused with nothing published or left open."""
+        repo = "itest/s3/sha512"
+        small = h.random_bytes(70001)
+        big = h.random_bytes(17 * 1024 * 1024 + 11)
+        for data in (small, big):
+            r = self.reg.start_upload(repo)
+            self.assertEqual(r.status, 202, r.body)
+            loc = r.header("Location")
+            step = 3 * 1024 * 1024
+            for start in range(0, len(data), step):
+                r = self.reg.patch_chunk(loc, data[start:start + step], start=start)
+                self.assertEqual(r.status, 202, r.body)
+                loc = r.header("Location")
+            d = h.digest_of(data, "sha512")
+            r = self.reg.finish_upload(loc, d)
+            self.assertEqual(r.status, 201, r.body)
+            self.assertEqual(r.header("Docker-Content-Digest"), d)
+            self.assertIn(self.blob_key(d), self.keys())
+            got = self.reg.get_blob(repo, d)
+            self.assertEqual((got.status, got.body), (200, data))
+        self.assertEqual(self.open_multipart_uploads(), [])
+        self.assertEqual(self.keys("uploads/"), [])
+        # a wrong one: refused, nothing under its digest or the bytes' own
+        other = h.random_bytes(9 * 1024 * 1024 + 1)
+        r = self.reg.start_upload(repo)
+        r = self.reg.patch_chunk(r.header("Location"), other, start=0)
+        self.assertEqual(r.status, 202, r.body)
+        wrong = h.digest_of(b"not these bytes", "sha512")
+        r = self.reg.finish_upload(r.header("Location"), wrong)
+        self.assertEqual(r.status, 400, r.body)
+        self.assertIn(b"DIGEST_INVALID", r.body)
+        left = self.keys()
+        self.assertNotIn(self.blob_key(wrong), left)
+        self.assertNotIn(self.blob_key(h.digest_of(other, "sha512")), left)
+        self.assertEqual(self.open_multipart_uploads(), [])
+        self.assertEqual(self.keys("uploads/"), [])
+
     def test_expired_sessions_abort_their_multipart_uploads(self):
         """An abandoned upload session (storage.upload_expiry_seconds) is removed by garbage
         collection with everything it had in the bucket: the multipart upload of its whole
