@@ -3,7 +3,7 @@ PostgreSQL and S3 (cluster.py) claim GC passes and scan jobs through leases in t
 database. GC, due every 2 s on both, runs once per interval between them, never two passes
 at once; a scan job runs on exactly one replica while that one lives; kill -9 of the
 replica running it releases the job when its lease expires, and the other replica runs it
-to completion."""
+to completion. The periodic lifecycle pass runs once per interval between them too."""
 # berth-suite: cluster
 
 import datetime
@@ -41,11 +41,12 @@ def log_time(line):
         tzinfo=datetime.timezone.utc).timestamp()
 
 
-def gc_passes(server):
-    """(start, end) in seconds of each GC pass the replica logged."""
+def gc_passes(server, event="gc_pass"):
+    """(start, end) in seconds of each GC pass (or other event with a duration_ms) the
+    replica logged."""
     out = []
     for line in server.log_text().splitlines():
-        if "event=gc_pass " in line:
+        if "event=%s " % event in line:
             end = log_time(line)
             dur = int(re.search(r"duration_ms=(\d+)", line).group(1)) / 1000.0
             out.append((end - dur, end))
@@ -67,6 +68,7 @@ class LeaseTest(ClusterTestCase):
         cls.cluster = Cluster(replicas=2, env={"PROBE_DIR": cls.runs}, config={
             "meta": {"lease_seconds": LEASE_SECONDS},
             "gc": {"interval_seconds": GC_INTERVAL},
+            "lifecycle": {"interval_seconds": GC_INTERVAL},
             "scan": {"workers": 1, "hook": hook},
         })
         cls.addClassCleanup(cls.cluster.stop)
@@ -98,6 +100,22 @@ class LeaseTest(ClusterTestCase):
                                     "two GC passes within an interval: %s" % passes)
         rows = self.cluster.psql("SELECT name, done_at > 0 FROM leases WHERE name = 'gc'")
         self.assertEqual(rows.strip(), "gc|t")
+
+    def test_1b_lifecycle_once_per_interval(self):
+        """The periodic lifecycle pass, due every 2 s on both replicas, runs once per
+        interval between them, never two at once (the lease "lifecycle")."""
+        replicas = self.cluster.replicas
+        passes_of = lambda r: gc_passes(r, "lifecycle_pass")  # noqa: E731
+        h.wait_until(lambda: sum(len(passes_of(r)) for r in replicas) >= 6, 120,
+                     interval=0.5, what="six lifecycle passes among the replicas")
+        passes = sorted(p for r in replicas for p in passes_of(r))
+        for (s0, e0), (s1, e1) in zip(passes, passes[1:]):
+            self.assertGreaterEqual(s1, e0, "two lifecycle passes at once: %s" % passes)
+            self.assertGreaterEqual(s1 - e0, GC_INTERVAL - 0.5,
+                                    "two lifecycle passes within an interval: %s" % passes)
+        rows = self.cluster.psql(
+            "SELECT name, done_at > 0 FROM leases WHERE name = 'lifecycle'")
+        self.assertEqual(rows.strip(), "lifecycle|t")
 
     def test_2_scan_job_taken_over_after_kill(self):
         replicas = self.cluster.replicas
