@@ -9,7 +9,7 @@ DATA       ?= ./berth-data
 PREFIX     ?= /usr/local
 DESTDIR    ?=
 
-.PHONY: all setup build run install image test test-fast test-asan test-postgres test-s3 test-cluster asan bench bench-cluster fuzz \
+.PHONY: all setup build run install image test test-fast test-asan test-postgres test-s3 test-cluster test-replicas asan bench bench-cluster fuzz \
 	format format-check layers clean screenshot
 
 all: build
@@ -62,10 +62,17 @@ test-s3: build
 test-cluster: build
 	ctest --test-dir $(BUILD) -L cluster --output-on-failure -j $(JOBS)
 
+# The registry (OCI) and ECR integration suites a second time with every berth they
+# start made three replicas on one PostgreSQL and one Swift bucket behind haproxy,
+# round-robin per request (tests/integration/lib/cluster_suites.py; ctest label
+# replicas). Not part of `make test` (its time budget): run it beside it.
+test-replicas: build
+	ctest --test-dir $(BUILD) -L replicas --output-on-failure -j $(JOBS)
+
 test-fast: build
 	@scripts/check-format.sh
 	@scripts/check-layers.py
-	ctest --test-dir $(BUILD) --output-on-failure -j $(JOBS)
+	ctest --test-dir $(BUILD) -LE replicas --output-on-failure -j $(JOBS)
 
 asan: setup
 	@CC=clang cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DBERTH_WERROR=ON \

@@ -43,6 +43,11 @@ LIB_DIR = os.path.dirname(os.path.abspath(__file__))
 DISTRIBUTION_BIN = os.environ.get("BERTH_DISTRIBUTION_BIN", "/usr/bin/docker-registry")
 
 START_TIMEOUT = 20.0  # seconds until GET /v2/ must answer
+# The suites a second time on the replicas' configuration (ctest label cluster-suites,
+# lib/cluster_suites.py): with PostgreSQL (BERTH_TEST_PG_DSN) and S3 (BERTH_TEST_S3_*)
+# given, each berth Server is this many replicas sharing its schema and key prefix
+# behind haproxy (round-robin per request); its port and base_url are haproxy's.
+CLUSTER_REPLICAS = int(os.environ.get("BERTH_TEST_CLUSTER_REPLICAS") or "1")
 STOP_TIMEOUT = 20.0  # seconds until SIGTERM must have ended the process
 REQUEST_TIMEOUT = 60.0
 
@@ -670,17 +675,36 @@ class Server:
         self.root = os.path.join(self.tmp, "root")
         os.makedirs(self.root)
         self.log_path = os.path.join(self.tmp, "server.log")
-        self.port = port
+        self._port = port
         self.port_given = port is not None
-        if target == "berth" and os.environ.get("BERTH_TEST_PG_DSN") and \
-                "BERTH_META_BACKEND" not in self.env:
+        pg = target == "berth" and os.environ.get("BERTH_TEST_PG_DSN") and \
+            "BERTH_META_BACKEND" not in self.env
+        s3 = target == "berth" and os.environ.get("BERTH_TEST_S3_ENDPOINT") and \
+            "BERTH_STORAGE_BACKEND" not in self.env
+        if pg:
             self.env.update(postgres_env(self.tmp))
-        if target == "berth" and os.environ.get("BERTH_TEST_S3_ENDPOINT") and \
-                "BERTH_STORAGE_BACKEND" not in self.env:
+        if s3:
             self.env.update(s3_env(self.tmp))
+        # Replicas: only for a server on the fixtures' PostgreSQL and S3 both, listening
+        # where --listen says on IPv4 loopback (a test giving its own backends, or a
+        # listen address in its configuration, tests one process).
+        self.replicas = CLUSTER_REPLICAS if (pg and s3 and listen_flag and
+                                              listen_host == "127.0.0.1" and
+                                              not self.port_given) else 1
+        self.peers = []  # the other replicas (Servers of one process each)
+        self.balancer = None  # haproxy in front of this process and the peers
         self.proc = None
         self._log = None
         self.starts = 0
+
+    @property
+    def port(self):
+        """The port clients use: this process's, or with replicas the balancer's."""
+        return self.balancer.port if self.balancer is not None else self._port
+
+    @port.setter
+    def port(self, value):
+        self._port = value
 
     @property
     def connect_host(self):
@@ -710,7 +734,7 @@ class Server:
     def _berth_command(self):
         cmd = [find_berth_bin(), "serve"]
         if self.listen_flag:
-            cmd += ["--listen", "%s:%d" % (self.listen_host, self.port)]
+            cmd += ["--listen", "%s:%d" % (self.listen_host, self._port)]
         if self.root_flag:
             cmd += ["--root", self.root]
         config = self.config_file()
@@ -758,11 +782,13 @@ class Server:
         assert self.proc is None, "server already running"
         attempts = 3
         if not self.listen_flag:
-            assert self.port, "without --listen the caller must give the port"
+            assert self._port, "without --listen the caller must give the port"
             reuse_port = True
+        if self.replicas > 1 and self._port is not None:
+            reuse_port = True  # the balancer knows the replicas by their ports
         for attempt in range(attempts):
-            if self.port is None or attempt > 0 or not (reuse_port or self.port_given):
-                self.port = free_port()
+            if self._port is None or attempt > 0 or not (reuse_port or self.port_given):
+                self._port = free_port()
             cmd = self._berth_command() if self.target == "berth" else \
                 self._distribution_command()
             env = dict(os.environ)
@@ -779,6 +805,8 @@ class Server:
                 raise AssertionError("cannot run %s: %s" % (cmd[0], exc))
             err = self._wait_ready()
             if err is None:
+                if self.replicas > 1:
+                    self._start_replicas()
                 return self
             rc = self.proc.poll()
             self._reap()
@@ -796,7 +824,7 @@ class Server:
             if rc is not None:
                 return "exited with status %d before answering GET /v2/" % rc
             try:
-                conn = http.client.HTTPConnection(self.connect_host, self.port, timeout=2)
+                conn = http.client.HTTPConnection(self.connect_host, self._port, timeout=2)
                 conn.request("GET", "/v2/", headers={"Connection": "close"})
                 conn.getresponse().read()
                 conn.close()
@@ -805,6 +833,37 @@ class Server:
                 time.sleep(0.05)
         self.proc.kill()
         return "GET /v2/ got no answer within %.0f s" % START_TIMEOUT
+
+    def _start_replicas(self):
+        """Start the other replicas with this one's configuration, environment and
+        arguments as they are now, and haproxy in front of all (kept across a stop and a
+        start, on the same port, while the replicas keep theirs)."""
+        import cluster  # imports this module
+        while len(self.peers) < self.replicas - 1:
+            peer = Server(env=self.env, root_flag=self.root_flag)
+            peer.replicas = 1
+            self.peers.append(peer)
+        for peer in self.peers:
+            peer.config = self.config
+            peer.env = dict(self.env)
+            peer.args = list(self.args)
+            if peer.proc is None:
+                peer.start(reuse_port=peer._port is not None)
+        backends = ["127.0.0.1:%d" % s._port for s in [self] + self.peers]
+        if self.balancer is not None and self.balancer.backends != backends:
+            self.balancer.stop()
+            self.balancer = None
+        if self.balancer is None:
+            self.balancer = cluster.Haproxy(backends).start()
+        for i in range(len(backends)):
+            self.balancer.wait_status("r%d" % i, "UP", timeout=START_TIMEOUT)
+
+    def _stop_peers(self, kill=False):
+        for peer in self.peers:
+            if kill:
+                peer.kill9()
+            else:
+                peer.stop()
 
     def _reap(self):
         if self.proc is not None:
@@ -818,6 +877,7 @@ class Server:
 
     def stop(self, timeout=STOP_TIMEOUT):
         """SIGTERM; the process must exit with status 0 within timeout."""
+        self._stop_peers()
         if self.proc is None:
             return 0
         proc = self.proc
@@ -836,6 +896,7 @@ class Server:
 
     def kill9(self):
         """SIGKILL, as a crash; the root is left as the process left it."""
+        self._stop_peers(kill=True)
         if self.proc is not None:
             self.proc.send_signal(signal.SIGKILL)
             self.proc.wait()
@@ -846,6 +907,11 @@ class Server:
         return self.start(reuse_port=True)
 
     def cleanup(self):
+        for peer in self.peers:
+            peer.cleanup()
+        if self.balancer is not None:
+            self.balancer.stop()
+            self.balancer = None
         self._reap()
         if os.environ.get("BERTH_TEST_KEEP") == "1":
             sys.stderr.write("kept %s (BERTH_TEST_KEEP=1)\n" % self.tmp)
@@ -853,11 +919,13 @@ class Server:
         shutil.rmtree(self.tmp, ignore_errors=True)
 
     def log_text(self):
+        """The process's log; with replicas, each replica's log after the other."""
         try:
             with open(self.log_path, "rb") as f:
-                return f.read().decode("utf-8", "replace")
+                text = f.read().decode("utf-8", "replace")
         except OSError:
-            return ""
+            text = ""
+        return text + "".join(peer.log_text() for peer in self.peers)
 
     def log_tail(self, lines=60):
         return "\n".join(self.log_text().splitlines()[-lines:])
