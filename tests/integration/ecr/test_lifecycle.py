@@ -1,3 +1,6 @@
+# berth-replicas: skip: it reads berth.db with sqlite3 and runs `berth lifecycle` outside
+# run_berth(server=...), so it is not clean on PostgreSQL (make test-postgres leaves it out
+# too); the lifecycle pass among replicas is cluster/test_leases.py's
 """Lifecycle policies through the real aws CLI: Put/Get/Delete with ECR's validation messages
 and exceptions, previews (the CLI waiter, filters, imageIds, pagination), enforcement that runs
 by itself (soon after PutLifecyclePolicy and on the interval), a new policy held back by

@@ -5,7 +5,8 @@ BERTH_TEST_CLUSTER_REPLICAS replicas (3 unless set) sharing a schema of that Pos
 and a key prefix of that bucket, behind haproxy balancing each request on its own
 (berth_harness.Server; cluster.Haproxy). The test files given run one after the other
 (each its own Python: BERTH_MODERN_PYTHON for a file that says "# berth-python: modern",
-as tests/CMakeLists.txt runs it); the exit status is 0 only if every one passed.
+as tests/CMakeLists.txt runs it; a file that says "# berth-replicas: skip: REASON" in its
+first lines is left out, the reason printed); the exit status is 0 only if every one passed.
 
     cluster_suites.py tests/integration/oci/test_blobs.py tests/integration/oci/test_tags.py
 """
@@ -34,6 +35,10 @@ def main(argv):
             run_env, python = env, sys.executable
             with open(path, errors="replace") as f:
                 head = [next(f, "") for _ in range(12)]
+            skip = [line for line in head if line.startswith("# berth-replicas: skip")]
+            if skip:  # said in the file, with its reason, and printed here
+                sys.stdout.write("=== %s: skipped (%s)\n" % (path, skip[0][2:].strip()))
+                continue
             if "# berth-python: modern\n" in head:  # as tests/CMakeLists.txt runs it
                 run_env = dict(env, BERTH_MODERN_CLIENTS="1")
                 python = os.environ.get("BERTH_MODERN_PYTHON") or "python3"
