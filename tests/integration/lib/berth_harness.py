@@ -692,6 +692,8 @@ class Server:
                                               listen_host == "127.0.0.1" and
                                               not self.port_given) else 1
         self.peers = []  # the other replicas (Servers of one process each)
+        # the balancer's port, chosen before the replicas start: their public_url
+        self.front_port = free_port() if self.replicas > 1 else None
         self.balancer = None  # haproxy in front of this process and the peers
         self.proc = None
         self._log = None
@@ -793,6 +795,7 @@ class Server:
                 self._distribution_command()
             env = dict(os.environ)
             env.update(self.env)
+            env.update(self._public_url_env())
             self._log = open(self.log_path, "ab")
             self._log.write(("\n=== start %d: %s\n" % (self.starts, " ".join(cmd))).encode())
             self._log.flush()
@@ -834,6 +837,14 @@ class Server:
         self.proc.kill()
         return "GET /v2/ got no answer within %.0f s" % START_TIMEOUT
 
+    def _public_url_env(self):
+        """With replicas, public_url is the balancer's (as docs/scale-out.md configures
+        it), unless the test sets its own."""
+        if self.replicas <= 1 or "BERTH_PUBLIC_URL" in self.env or \
+                "public_url" in (self.config or {}):
+            return {}
+        return {"BERTH_PUBLIC_URL": "http://127.0.0.1:%d" % self.front_port}
+
     def _start_replicas(self):
         """Start the other replicas with this one's configuration, environment and
         arguments as they are now, and haproxy in front of all (kept across a stop and a
@@ -845,7 +856,7 @@ class Server:
             self.peers.append(peer)
         for peer in self.peers:
             peer.config = self.config
-            peer.env = dict(self.env)
+            peer.env = dict(self.env, **self._public_url_env())
             peer.args = list(self.args)
             if peer.proc is None:
                 peer.start(reuse_port=peer._port is not None)
@@ -854,7 +865,8 @@ class Server:
             self.balancer.stop()
             self.balancer = None
         if self.balancer is None:
-            self.balancer = cluster.Haproxy(backends).start()
+            self.balancer = cluster.Haproxy(backends).start(port=self.front_port)
+            self.front_port = self.balancer.port
         for i in range(len(backends)):
             self.balancer.wait_status("r%d" % i, "UP", timeout=START_TIMEOUT)
 

@@ -217,14 +217,15 @@ backend replicas
 %(sticky)s%(servers)s""" % {"sock": self.stats_socket, "port": self.port, "inter": self.check_ms,
                              "served": SERVED_BY, "sticky": sticky, "servers": servers}
 
-    def start(self):
+    def start(self, port=None):
+        """port: the one to listen on (a free one if None or taken)."""
         if not os.access(HAPROXY_BIN, os.X_OK):
             raise AssertionError("%s is missing; scripts/setup-deps.sh installs haproxy"
                                  % HAPROXY_BIN)
         self.dir = tempfile.mkdtemp(prefix="berth-haproxy-")
         try:
             for attempt in range(3):
-                self.port = h.free_port()
+                self.port = port if port is not None and attempt == 0 else h.free_port()
                 cfg = os.path.join(self.dir, "haproxy.cfg")
                 with open(cfg, "w") as f:
                     f.write(self.config_text())
