@@ -149,8 +149,10 @@ class ScaleOutWalkThroughTest(unittest.TestCase):
         printed = re.findall(r"^(127\.0\.0\.1:\d+) (sha256:[0-9a-f]{64})$", proc.stdout, re.M)
         self.assertEqual(sorted(printed), sorted(
             ("127.0.0.1:%d" % p, self.image.digest) for p in self.ports[1:4]), out[-3000:])
-        # the ECR API through the balancer listed its tag
+        # the ECR API through the balancer listed its tag, and the repository by the
+        # balancer's address (public_url), whichever replica answered
         self.assertIn("3.20", proc.stdout.split())
+        self.assertIn("127.0.0.1:%d/library/alpine" % self.ports[4], proc.stdout.split())
         # the blobs are in the bucket under the configured prefix
         keys = [o["Key"] for o in self.s3.client().list_objects_v2(
             Bucket="berth-registry").get("Contents", [])]
