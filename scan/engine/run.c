@@ -116,6 +116,65 @@ static enum berth_err locate(struct store *st, const struct manifest_info *info,
     return rc;
 }
 
+/* One blob of the image, fetched through eng->fetch_blob when the store
+ * lacks it. *failed (and the outcome FAILED) when the fetch failed. */
+static enum berth_err fetch_one(struct store *st, const struct scan_engine *eng, const char *repo,
+                                const struct digest *d, const char *what, struct scan_outcome *out,
+                                bool *failed)
+{
+    uint64_t size = 0;
+    enum berth_err rc = blob_stat(store_blobs(st), d, &size);
+    if (rc != BERTH_ENOTFOUND) {
+        return rc;
+    }
+    char why[256] = "";
+    rc = eng->fetch_blob(eng->fetch_blob_arg, st, repo, d, why, sizeof(why));
+    if (rc == BERTH_OK) {
+        log_info("event=scan_blob_fetched repo=%s digest=%s", repo, d->str);
+        return BERTH_OK;
+    }
+    if (rc == BERTH_ENOTFOUND) {
+        return BERTH_OK; /* the engine reports the missing blob */
+    }
+    if (rc == BERTH_EBUSY && eng->cancel != NULL && atomic_load(eng->cancel)) {
+        return BERTH_EBUSY;
+    }
+    if (rc == BERTH_ENOMEM) {
+        return rc;
+    }
+    char wv[600];
+    log_warn("event=scan_blob_fetch_failed repo=%s digest=%s err=%s reason=%s", repo, d->str,
+             berth_strerror(rc), log_value(why, wv, sizeof(wv)));
+    outcome_fail(out,
+                 "UpstreamError: %s is not cached yet and cannot be fetched from the "
+                 "pull-through cache's upstream (%s)",
+                 what, why[0] ? why : berth_strerror(rc));
+    *failed = true;
+    return BERTH_OK;
+}
+
+/* Make the config and layer blobs present before an engine reads them
+ * (see fetch_blob in scan_run.h). *failed when one cannot be had. */
+static enum berth_err fetch_missing(struct store *st, const struct scan_engine *eng,
+                                    const char *repo, const struct manifest_info *info,
+                                    struct scan_outcome *out, bool *failed)
+{
+    *failed = false;
+    enum berth_err rc = BERTH_OK;
+    if (info->has_config) {
+        rc = fetch_one(st, eng, repo, &info->config.digest, "the config blob", out, failed);
+    }
+    for (size_t i = 0; rc == BERTH_OK && !*failed && i < info->ref_count; i++) {
+        if (info->refs[i].non_distributable) {
+            continue; /* never pushed, never fetched */
+        }
+        char what[64];
+        snprintf(what, sizeof(what), "layer %zu of %zu", i + 1, info->ref_count);
+        rc = fetch_one(st, eng, repo, &info->refs[i].digest, what, out, failed);
+    }
+    return rc;
+}
+
 static int first_tag(void *arg, const char *name)
 {
     str_copy(arg, NAMES_TAG_MAX + 1, name);
@@ -289,6 +348,13 @@ enum berth_err scan_run_image(struct store *st, const struct scan_engine *eng, c
     if (rc == BERTH_OK && (info->is_index || !info->has_config)) {
         outcome_fail(out, "UnsupportedImageError: not a container image manifest");
         goto done;
+    }
+    if (rc == BERTH_OK && eng->fetch_blob != NULL) {
+        bool failed = false;
+        rc = fetch_missing(st, eng, repo, info, out, &failed);
+        if (rc == BERTH_OK && failed) {
+            goto done;
+        }
     }
     if (rc == BERTH_OK) {
         rc = locate(st, info, &files);

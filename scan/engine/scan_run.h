@@ -18,6 +18,7 @@
 
 #include "common/err.h"
 #include "storage/meta/meta.h"
+#include "storage/spec/digest.h"
 #include "scan/engine/scan_hook.h"
 #include "storage/spec/scan_severity.h"
 
@@ -50,6 +51,20 @@ struct scan_engine {
      * scanner opens the vulnerability database, the local copy is brought
      * to the shared generation (scan_dbsync_update). */
     bool vulndb_shared;
+    /* Blobs of the image the store lacks (the config and the layers of an
+     * image a pull-through cache stored before its client pulled them):
+     * before either engine looks at the image, each missing one is handed
+     * to fetch_blob, which makes it present (the job runner fetches it
+     * through the cache: storage/upstream, which this folder cannot
+     * include). It returns BERTH_OK once the blob is stored,
+     * BERTH_ENOTFOUND when it cannot have it from anywhere (no cache rule
+     * covers repo, or the upstream has no such blob: the scan then reports
+     * the missing blob as it would without this), BERTH_EBUSY when
+     * cancelled, else a failure with a reason in err: the scan is then
+     * FAILED with "UpstreamError: ...". NULL: blobs are not fetched. */
+    enum berth_err (*fetch_blob)(void *arg, struct store *st, const char *repo,
+                                 const struct digest *d, char *err, size_t cap);
+    void *fetch_blob_arg;
 };
 
 /* How a scan ended. */

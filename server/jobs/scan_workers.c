@@ -24,6 +24,7 @@
 #include "server/jobs/leases.h"
 #include "server/metrics/metrics.h"
 #include "storage/store/store.h"
+#include "storage/upstream/cache.h"
 #include "common/str.h"
 #include "common/timeutil.h"
 #include "common/wake.h"
@@ -55,6 +56,37 @@ static void note_scan(void *arg, bool complete, int64_t duration_ms)
 {
     (void)arg;
     metrics_scan_result(complete, (double)duration_ms / 1e3);
+}
+
+/* The engine's fetch_blob: a blob of an image in a pull-through cache
+ * repository that the store lacks (the cache stored the manifest before
+ * its client pulled the blobs) is fetched through the cache, as a client's
+ * pull would: from the upstream, its digest verified, published. One fetch
+ * per blob runs in the process: a client pulling the same blob meanwhile
+ * joins it. A shutdown makes the fetch give up (upstream_stop). */
+static enum berth_err fetch_through_cache(void *arg, struct store *st, const char *repo,
+                                          const struct digest *d, char *err, size_t cap)
+{
+    struct scan_workers *w = arg;
+    struct upstream_stream *s = NULL;
+    int64_t size = -1;
+    enum berth_err rc = upstream_stream_blob(st, repo, d, NULL, NULL, &s, &size, err, cap);
+    if (rc == BERTH_OK && s != NULL) {
+        rc = upstream_stream_wait(s, err, cap);
+    }
+    upstream_stream_release(s);
+    if (rc != BERTH_OK && upstream_stopping()) {
+        /* the process is stopping (the cache's fetches stop first): not
+         * the upstream's failure; once the workers are told to stop too,
+         * the job goes back to the queue */
+        while (!atomic_load(&w->stop)) {
+            time_sleep_ms(50);
+        }
+    }
+    if (rc != BERTH_OK && atomic_load(&w->stop)) {
+        return BERTH_EBUSY;
+    }
+    return rc;
 }
 
 static void *worker_main(void *arg)
@@ -205,6 +237,8 @@ enum berth_err scan_workers_start(const struct berth_config *cfg, struct store *
         .lease_holder = leases_holder(leases),
         .lease_ttl_ms = leases_ttl_ms(leases),
         .vulndb_shared = leases != NULL,
+        .fetch_blob = fetch_through_cache,
+        .fetch_blob_arg = w,
     };
     w->sync_interval_ms = cfg->scan_vulndb_poll_seconds * 1000;
     size_t want = (size_t)cfg->scan_workers;

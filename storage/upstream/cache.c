@@ -852,6 +852,14 @@ void upstream_stream_release(struct upstream_stream *r)
     stream_put(l);
 }
 
+bool upstream_stopping(void)
+{
+    pthread_mutex_lock(&g_mu);
+    bool stopping = g_stopping;
+    pthread_mutex_unlock(&g_mu);
+    return stopping;
+}
+
 void upstream_stop(int64_t timeout_ms)
 {
     int64_t deadline = time_now_ms() + timeout_ms;

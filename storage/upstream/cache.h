@@ -136,6 +136,10 @@ enum berth_err upstream_stream_wait(struct upstream_stream *s, char *err, size_t
  * stages removed, nothing published), waiting up to timeout_ms for them. */
 void upstream_stop(int64_t timeout_ms);
 
+/* Whether upstream_stop was called (fetches failing now are the stop's
+ * doing, not the upstream's). */
+bool upstream_stopping(void);
+
 /* Drop a reference from upstream_stream_blob (NULL is fine). */
 void upstream_stream_release(struct upstream_stream *s);
 
