@@ -18,6 +18,7 @@ import berth_harness as h
 import ecr_helpers as e
 import ptc_helpers as p
 import scan_helpers as s
+import test_cache as tc
 
 assert c
 
@@ -71,7 +72,7 @@ class ManifestOnlyUpstream:
         self.httpd.server_close()
 
 
-class PullThroughScanTest(e.EcrTestCase):
+class ScanCacheTestCase(e.EcrTestCase):
     server_config = {"storage": {"auto_create_repositories": False},
                      "pull_through": {"timeout_seconds": 10}}
 
@@ -97,6 +98,8 @@ class PullThroughScanTest(e.EcrTestCase):
                         rules=[])
         return prefix
 
+
+class PullThroughScanTest(ScanCacheTestCase):
     def test_scan_fetches_the_blobs_through_the_cache(self):
         up = h.Server()
         self.addCleanup(up.cleanup)
@@ -149,6 +152,37 @@ class PullThroughScanTest(e.EcrTestCase):
         self.assertEqual(self.server.log_text().count(
             "event=scan_recorded repo=%s digest=%s" % (repo, image.digest)), 1)
         self.assertEqual(fake.blob_gets, gets)
+
+
+class StopDuringScanFetchTest(ScanCacheTestCase):
+    server_config = {"storage": {"auto_create_repositories": False},
+                     "pull_through": {"timeout_seconds": 10}, "http": {"drain_seconds": 1}}
+
+    def test_sigterm_while_the_scan_fetches_puts_the_job_back(self):
+        """A stop while the scan waits for a blob from the upstream is not the upstream's
+        failure: the scan is cancelled (its job back in the queue, nothing recorded) and
+        runs after the next start."""
+        image = s.debian_image("gzip", "ptc-stop-" + uuid.uuid4().hex)
+        layer = image.layer_digests[0]
+        fake = tc.FakeUpstream(image)
+        self.addCleanup(fake.close)
+        self.addCleanup(fake.release.set)
+        fake.hold_blob = layer  # half of it, then nothing until released
+        repo = self.cache("http://127.0.0.1:%d" % fake.port) + "/lib/app"
+        self.assertStatus(self.reg.get_manifest(repo, "v1"), 200)
+        # the config, then the layer, which the upstream holds
+        h.wait_until(lambda: fake.blob_gets >= 2, 30, what="the scan fetching the layer")
+        self.assertEqual(self.server.stop(timeout=60), 0)
+        log = self.server.log_text()
+        self.assertIn("event=scan_cancelled repo=%s digest=%s" % (repo, image.digest), log)
+        self.assertNotIn("event=scan_recorded repo=%s " % repo, log)
+        self.assertNotIn("UpstreamError", log)
+        fake.release.set()
+        self.server.start(reuse_port=True)
+        out = s.wait_scan(self.ecr, repo, {"imageDigest": image.digest}, timeout=60)
+        self.assertEqual(out["imageScanStatus"]["status"], "COMPLETE", out)
+        self.assertEqual(s.findings_of(out), s.DEBIAN_FINDINGS, out)
+        self.ecr.delete_repository(repositoryName=repo, force=True)
 
 
 if __name__ == "__main__":
