@@ -857,6 +857,10 @@ class Server:
         for peer in self.peers:
             peer.config = self.config
             peer.env = dict(self.env, **self._public_url_env())
+            # one upstream secrets key for all (docs/scale-out.md): this replica's file
+            if "BERTH_PULL_THROUGH_SECRETS_KEY" not in self.env:
+                peer.env.setdefault("BERTH_PULL_THROUGH_SECRETS_KEY_FILE",
+                                    os.path.join(self.root, "secrets.key"))
             peer.args = list(self.args)
             if peer.proc is None:
                 peer.start(reuse_port=peer._port is not None)
