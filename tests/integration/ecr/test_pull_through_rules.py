@@ -178,6 +178,9 @@ class PullThroughRuleTest(e.ModernEcrTestCase):
         self.assertIn("does not exist", out["failure"])
 
     def test_secrets_are_sealed_and_never_shown(self):
+        if self.server.replicas > 1:
+            self.skipTest("reads the sealed row from berth.db with sqlite3 (the replicas' "
+                          "metadata is in PostgreSQL)")
         arn = self.put_secret("sealed", user="robot")
         key_file = os.path.join(self.server.root, "secrets.key")
         self.assertEqual(stat.S_IMODE(os.stat(key_file).st_mode), 0o600)
