@@ -1,6 +1,8 @@
 /* String helpers with explicit limits. */
 #include "common/str.h"
 
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -207,4 +209,15 @@ size_t str_utf8_cut(const char *s, size_t max)
         n--;
     }
     return n;
+}
+
+void str_say(char *dst, size_t cap, const char *fmt, ...)
+{
+    if (dst == NULL || cap == 0) {
+        return;
+    }
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(dst, cap, fmt, ap);
+    va_end(ap);
 }

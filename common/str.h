@@ -63,4 +63,9 @@ size_t str_utf8_scrub(char *s);
  * most max + 1 bytes of s. */
 size_t str_utf8_cut(const char *s, size_t max);
 
+/* Format into an optional message buffer of cap bytes (always
+ * NUL-terminated, truncated if long): nothing when dst is NULL or cap is 0.
+ * For the "why it failed" text a caller may or may not ask for. */
+void str_say(char *dst, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
 #endif

@@ -6,7 +6,6 @@
 
 #include <dirent.h>
 #include <errno.h>
-#include <stdarg.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -28,19 +27,6 @@
 
 /* Bytes read or written at a time. */
 #define CHUNK (1u << 20)
-
-static void say(char *err, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-
-static void say(char *err, size_t cap, const char *fmt, ...)
-{
-    if (err == NULL || cap == 0) {
-        return;
-    }
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, cap, fmt, ap);
-    va_end(ap);
-}
 
 /* ---- publishing ---- */
 
@@ -100,7 +86,7 @@ enum berth_err scan_dbsync_publish(struct store *st, const char *path, int64_t e
     struct blob_store *bs = store_blobs(st);
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
-        say(err, cap, "cannot open %s: %s", path, strerror(errno));
+        str_say(err, cap, "cannot open %s: %s", path, strerror(errno));
         return berth_err_from_errno(errno);
     }
     uint8_t rnd[8];
@@ -116,7 +102,7 @@ enum berth_err scan_dbsync_publish(struct store *st, const char *path, int64_t e
     rc = blob_stage_create(bs, name);
     if (rc != BERTH_OK) {
         close(fd);
-        say(err, cap, "cannot stage the database in the blob store (%s)", berth_strerror(rc));
+        str_say(err, cap, "cannot stage the database in the blob store (%s)", berth_strerror(rc));
         return rc;
     }
     struct digest d;
@@ -127,7 +113,7 @@ enum berth_err scan_dbsync_publish(struct store *st, const char *path, int64_t e
         rc = blob_stage_prepublish(bs, name, &d);
     }
     if (rc != BERTH_OK) {
-        say(err, cap, "cannot stage the database in the blob store (%s)", berth_strerror(rc));
+        str_say(err, cap, "cannot stage the database in the blob store (%s)", berth_strerror(rc));
         (void)blob_stage_remove(bs, name);
         return rc;
     }
@@ -137,7 +123,7 @@ enum berth_err scan_dbsync_publish(struct store *st, const char *path, int64_t e
         rc = meta_begin(m);
     }
     if (rc != BERTH_OK) {
-        say(err, cap, "cannot write to the metadata database (%s)", berth_strerror(rc));
+        str_say(err, cap, "cannot write to the metadata database (%s)", berth_strerror(rc));
         (void)blob_stage_remove(bs, name);
         return rc;
     }
@@ -168,9 +154,9 @@ enum berth_err scan_dbsync_publish(struct store *st, const char *path, int64_t e
         }
         /* a published blob without its row is the collector's to remove */
         if (rc == BERTH_ECONFLICT) {
-            say(err, cap, "another import published a new generation meanwhile");
+            str_say(err, cap, "another import published a new generation meanwhile");
         } else {
-            say(err, cap, "publishing the database failed (%s)", berth_strerror(rc));
+            str_say(err, cap, "publishing the database failed (%s)", berth_strerror(rc));
         }
         return rc;
     }
@@ -246,7 +232,7 @@ enum berth_err scan_dbsync_fetch(struct store *st, const struct meta_vulndb *gen
 {
     struct digest want;
     if (digest_parse(gen->digest, &want) != BERTH_OK || gen->size < 0) {
-        say(err, cap, "the shared database's digest %s is not valid", gen->digest);
+        str_say(err, cap, "the shared database's digest %s is not valid", gen->digest);
         return BERTH_EINVAL;
     }
     uint8_t rnd[8];
@@ -265,7 +251,7 @@ enum berth_err scan_dbsync_fetch(struct store *st, const struct meta_vulndb *gen
     int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0640);
     if (fd < 0) {
         rc = berth_err_from_errno(errno);
-        say(err, cap, "cannot create %s: %s", tmp, strerror(errno));
+        str_say(err, cap, "cannot create %s: %s", tmp, strerror(errno));
         free(tmp);
         return rc;
     }
@@ -275,26 +261,27 @@ enum berth_err scan_dbsync_fetch(struct store *st, const struct meta_vulndb *gen
                      : download(store_blobs(st), &want, (uint64_t)gen->size, fd, ctx, &got);
     struct digest have;
     if (rc == BERTH_OK && got != (uint64_t)gen->size) {
-        say(err, cap, "the blob store gave %llu bytes of %s, not %lld", (unsigned long long)got,
-            want.str, (long long)gen->size);
+        str_say(err, cap, "the blob store gave %llu bytes of %s, not %lld", (unsigned long long)got,
+                want.str, (long long)gen->size);
         rc = BERTH_EIO;
     } else if (rc != BERTH_OK) {
-        say(err, cap, "cannot read %s from the blob store (%s)", want.str, berth_strerror(rc));
+        str_say(err, cap, "cannot read %s from the blob store (%s)", want.str, berth_strerror(rc));
     }
     if (rc == BERTH_OK) {
         rc = digest_ctx_final(ctx, &have);
     }
     if (rc == BERTH_OK && strcmp(have.str, want.str) != 0) {
-        say(err, cap, "the downloaded database has digest %s, not %s: refused", have.str, want.str);
+        str_say(err, cap, "the downloaded database has digest %s, not %s: refused", have.str,
+                want.str);
         rc = BERTH_EDIGEST;
     }
     digest_ctx_free(ctx);
     if (rc == BERTH_OK && fsync(fd) != 0) {
-        say(err, cap, "cannot sync %s: %s", tmp, strerror(errno));
+        str_say(err, cap, "cannot sync %s: %s", tmp, strerror(errno));
         rc = BERTH_EIO;
     }
     if (close(fd) != 0 && rc == BERTH_OK) {
-        say(err, cap, "cannot write %s: %s", tmp, strerror(errno));
+        str_say(err, cap, "cannot write %s: %s", tmp, strerror(errno));
         rc = BERTH_EIO;
     }
     int64_t imported_at = -1;
@@ -302,7 +289,7 @@ enum berth_err scan_dbsync_fetch(struct store *st, const struct meta_vulndb *gen
         rc = vulndb_check_file(tmp, &imported_at, err, cap);
     }
     if (rc == BERTH_OK && rename(tmp, path) != 0) {
-        say(err, cap, "cannot rename %s to %s: %s", tmp, path, strerror(errno));
+        str_say(err, cap, "cannot rename %s to %s: %s", tmp, path, strerror(errno));
         rc = BERTH_EIO;
     }
     if (rc == BERTH_OK) {
@@ -394,7 +381,7 @@ enum berth_err scan_dbsync_update(struct store *st, const char *root, bool *inst
         snprintf(dpath, sizeof(dpath), "%s/%s", root, SCAN_DBSYNC_DIGEST_FILE);
         rc = file_write_atomic(dpath, line, (size_t)n, 0640, true);
         if (rc != BERTH_OK) {
-            say(err, sizeof(err), "cannot write %.400s", dpath);
+            str_say(err, sizeof(err), "cannot write %.400s", dpath);
         }
     }
     if (rc == BERTH_OK) {

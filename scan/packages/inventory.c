@@ -6,7 +6,6 @@
  */
 #include "scan/packages/scan_inventory.h"
 
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,20 +31,6 @@ struct span {
     const char *p;
     size_t n;
 };
-
-static void say(char *reason, size_t cap, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void say(char *reason, size_t cap, const char *fmt, ...)
-{
-    if (cap == 0) {
-        return;
-    }
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(reason, cap, fmt, ap);
-    va_end(ap);
-}
 
 static bool is_blank(char c)
 {
@@ -425,7 +410,7 @@ static enum berth_err dpkg_flush(struct dpkg_para *p, bool status_optional, stru
     }
     p->open = false;
     if (!p->has_package) {
-        say(reason, cap, "line %zu: paragraph has no Package field", p->first_line);
+        str_say(reason, cap, "line %zu: paragraph has no Package field", p->first_line);
         return BERTH_EINVAL;
     }
     if (p->has_status) {
@@ -450,23 +435,24 @@ static enum berth_err dpkg_flush(struct dpkg_para *p, bool status_optional, stru
             }
         }
         if (nw != 3) {
-            say(reason, cap, "line %zu: Status is not \"want flag state\"", p->first_line);
+            str_say(reason, cap, "line %zu: Status is not \"want flag state\"", p->first_line);
             return BERTH_EINVAL;
         }
         if (!span_eq(w[1], "ok") || !span_eq(w[2], "installed")) {
             return BERTH_OK;
         }
     } else if (!status_optional) {
-        say(reason, cap, "line %zu: paragraph has no Status field", p->first_line);
+        str_say(reason, cap, "line %zu: paragraph has no Status field", p->first_line);
         return BERTH_EINVAL;
     }
     if (!p->has_version) {
-        say(reason, cap, "line %zu: installed package has no Version field", p->first_line);
+        str_say(reason, cap, "line %zu: installed package has no Version field", p->first_line);
         return BERTH_EINVAL;
     }
     struct span sname = {NULL, 0}, sver = {NULL, 0};
     if (p->has_source && !parse_source(p->source, &sname, &sver)) {
-        say(reason, cap, "line %zu: Source is not \"name\" or \"name (version)\"", p->first_line);
+        str_say(reason, cap, "line %zu: Source is not \"name\" or \"name (version)\"",
+                p->first_line);
         return BERTH_EINVAL;
     }
     name = span_dup(p->package);
@@ -481,9 +467,9 @@ static enum berth_err dpkg_flush(struct dpkg_para *p, bool status_optional, stru
     }
     rc = scan_pkgs_add(pkgs, name, version, arch, src, srcver);
     if (rc == BERTH_EINVAL) {
-        say(reason, cap, "line %zu: invalid package name, version or source", p->first_line);
+        str_say(reason, cap, "line %zu: invalid package name, version or source", p->first_line);
     } else if (rc == BERTH_ETOOBIG) {
-        say(reason, cap, "more than %d packages", SCAN_MAX_PACKAGES);
+        str_say(reason, cap, "more than %d packages", SCAN_MAX_PACKAGES);
     }
 out:
     free(name);
@@ -513,7 +499,7 @@ enum berth_err scan_dpkg_parse(const char *text, size_t len, bool status_optiona
         if (line.p[0] == ' ' || line.p[0] == '\t') {
             /* continuation of a multi-line field we do not use */
             if (!p.open) {
-                say(reason, cap, "line %zu: continuation line outside a paragraph", lineno);
+                str_say(reason, cap, "line %zu: continuation line outside a paragraph", lineno);
                 return BERTH_EINVAL;
             }
             continue;
@@ -525,7 +511,7 @@ enum berth_err scan_dpkg_parse(const char *text, size_t len, bool status_optiona
         struct span name = {line.p, colon ? (size_t)(colon - line.p) : 0};
         if (colon == NULL || name.n == 0 || memchr(name.p, ' ', name.n) != NULL ||
             memchr(name.p, '\t', name.n) != NULL || memchr(line.p, '\0', line.n) != NULL) {
-            say(reason, cap, "line %zu: expected \"Field: value\"", lineno);
+            str_say(reason, cap, "line %zu: expected \"Field: value\"", lineno);
             return BERTH_EINVAL;
         }
         if (!p.open) {
@@ -552,7 +538,7 @@ enum berth_err scan_dpkg_parse(const char *text, size_t len, bool status_optiona
         }
         if (slot != NULL) {
             if (*has) {
-                say(reason, cap, "line %zu: repeated %.*s field", lineno, (int)name.n, name.p);
+                str_say(reason, cap, "line %zu: repeated %.*s field", lineno, (int)name.n, name.p);
                 return BERTH_EINVAL;
             }
             *slot = value;
@@ -579,7 +565,7 @@ static enum berth_err apk_flush(struct apk_para *p, struct scan_pkgs *pkgs, char
     }
     p->open = false;
     if (!p->has_name || !p->has_version) {
-        say(reason, cap, "line %zu: package without P: or V:", p->first_line);
+        str_say(reason, cap, "line %zu: package without P: or V:", p->first_line);
         return BERTH_EINVAL;
     }
     char *name = span_dup(p->name);
@@ -590,9 +576,10 @@ static enum berth_err apk_flush(struct apk_para *p, struct scan_pkgs *pkgs, char
     if (name && version && (!p->has_arch || arch) && (!p->has_origin || origin)) {
         rc = scan_pkgs_add(pkgs, name, version, arch, origin, NULL);
         if (rc == BERTH_EINVAL) {
-            say(reason, cap, "line %zu: invalid package name, version or origin", p->first_line);
+            str_say(reason, cap, "line %zu: invalid package name, version or origin",
+                    p->first_line);
         } else if (rc == BERTH_ETOOBIG) {
-            say(reason, cap, "more than %d packages", SCAN_MAX_PACKAGES);
+            str_say(reason, cap, "more than %d packages", SCAN_MAX_PACKAGES);
         }
     }
     free(name);
@@ -619,7 +606,7 @@ enum berth_err scan_apk_parse(const char *text, size_t len, struct scan_pkgs *pk
             continue;
         }
         if (line.n < 2 || line.p[1] != ':' || memchr(line.p, '\0', line.n) != NULL) {
-            say(reason, cap, "line %zu: expected \"X:value\"", lineno);
+            str_say(reason, cap, "line %zu: expected \"X:value\"", lineno);
             return BERTH_EINVAL;
         }
         if (!p.open) {
@@ -650,7 +637,7 @@ enum berth_err scan_apk_parse(const char *text, size_t len, struct scan_pkgs *pk
         }
         if (slot != NULL) {
             if (*has) {
-                say(reason, cap, "line %zu: repeated %c: line", lineno, line.p[0]);
+                str_say(reason, cap, "line %zu: repeated %c: line", lineno, line.p[0]);
                 return BERTH_EINVAL;
             }
             *slot = value;
@@ -773,12 +760,12 @@ enum berth_err scan_inventory_collect(const struct scan_fs *fs, struct scan_os *
     }
     if (f == NULL) {
         memset(os, 0, sizeof(*os));
-        say(reason, cap, "no /etc/os-release or /usr/lib/os-release");
+        str_say(reason, cap, "no /etc/os-release or /usr/lib/os-release");
         return BERTH_EUNSUPPORTED;
     }
     if (scan_os_parse(f->data, f->len, os) != BERTH_OK) {
-        say(reason, cap, "unsupported OS (ID=%s VERSION_ID=%s)", os->id[0] ? os->id : "(none)",
-            os->version_id[0] ? os->version_id : "(none)");
+        str_say(reason, cap, "unsupported OS (ID=%s VERSION_ID=%s)", os->id[0] ? os->id : "(none)",
+                os->version_id[0] ? os->version_id : "(none)");
         return BERTH_EUNSUPPORTED;
     }
     enum berth_err rc = BERTH_OK;
@@ -790,7 +777,7 @@ enum berth_err scan_inventory_collect(const struct scan_fs *fs, struct scan_os *
             found = true;
             rc = scan_dpkg_parse(f->data, f->len, false, pkgs, why, sizeof(why));
             if (rc != BERTH_OK) {
-                say(reason, cap, "/var/lib/dpkg/status: %s", why);
+                str_say(reason, cap, "/var/lib/dpkg/status: %s", why);
                 return rc;
             }
         }
@@ -802,7 +789,7 @@ enum berth_err scan_inventory_collect(const struct scan_fs *fs, struct scan_os *
             found = true;
             rc = scan_dpkg_parse(f->data, f->len, true, pkgs, why, sizeof(why));
             if (rc != BERTH_OK) {
-                say(reason, cap, "/%s: %s", f->path, why);
+                str_say(reason, cap, "/%s: %s", f->path, why);
                 return rc;
             }
         }
@@ -814,7 +801,7 @@ enum berth_err scan_inventory_collect(const struct scan_fs *fs, struct scan_os *
             found = true;
             rc = scan_apk_parse(f->data, f->len, pkgs, why, sizeof(why));
             if (rc != BERTH_OK) {
-                say(reason, cap, "/lib/apk/db/installed: %s", why);
+                str_say(reason, cap, "/lib/apk/db/installed: %s", why);
                 return rc;
             }
         }
@@ -830,7 +817,7 @@ enum berth_err scan_inventory_collect(const struct scan_fs *fs, struct scan_os *
             found = true;
             rc = scan_rpmdb_parse(f->data, f->len, pkgs, why, sizeof(why));
             if (rc != BERTH_OK) {
-                say(reason, cap, "/%s: %s", path, why);
+                str_say(reason, cap, "/%s: %s", path, why);
                 return rc;
             }
         }
@@ -840,7 +827,7 @@ enum berth_err scan_inventory_collect(const struct scan_fs *fs, struct scan_os *
         break;
     }
     if (!found) {
-        say(reason, cap, "%s image without a package database", os->ecosystem);
+        str_say(reason, cap, "%s image without a package database", os->ecosystem);
         return BERTH_EUNSUPPORTED;
     }
     return BERTH_OK;

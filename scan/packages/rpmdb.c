@@ -8,29 +8,16 @@
  */
 #include "scan/packages/scan_inventory.h"
 
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <sqlite3.h>
 
+#include "common/str.h"
+
 /* Progress-handler calls (every 1000 VM steps) before a query is stopped. */
 #define RPMDB_MAX_PROGRESS 200000
-
-static void say(char *reason, size_t cap, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void say(char *reason, size_t cap, const char *fmt, ...)
-{
-    if (cap == 0) {
-        return;
-    }
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(reason, cap, fmt, ap);
-    va_end(ap);
-}
 
 static int progress(void *arg)
 {
@@ -48,11 +35,11 @@ enum berth_err scan_rpmdb_parse(const void *db, size_t len, struct scan_pkgs *pk
     unsigned char *copy = NULL;
     int calls = 0;
     if (len < 512 || memcmp(db, magic, sizeof(magic)) != 0) {
-        say(reason, cap, "not an SQLite database");
+        str_say(reason, cap, "not an SQLite database");
         return BERTH_EINVAL;
     }
     if (len > (size_t)INT32_MAX) {
-        say(reason, cap, "database too large");
+        str_say(reason, cap, "database too large");
         return BERTH_ETOOBIG;
     }
     copy = malloc(len);
@@ -83,14 +70,14 @@ enum berth_err scan_rpmdb_parse(const void *db, size_t len, struct scan_pkgs *pk
     sqlite3_progress_handler(conn, 1000, progress, &calls);
     if (sqlite3_deserialize(conn, "main", copy, (sqlite3_int64)len, (sqlite3_int64)len,
                             SQLITE_DESERIALIZE_READONLY) != SQLITE_OK) {
-        say(reason, cap, "cannot open the database: %s", sqlite3_errmsg(conn));
+        str_say(reason, cap, "cannot open the database: %s", sqlite3_errmsg(conn));
         rc = BERTH_EINVAL;
         goto out;
     }
     sqlite3_exec(conn, "PRAGMA cell_size_check=ON", NULL, NULL, NULL);
     if (sqlite3_prepare_v2(conn, "SELECT blob FROM Packages ORDER BY hnum", -1, &st, NULL) !=
         SQLITE_OK) {
-        say(reason, cap, "no rpm Packages table: %s", sqlite3_errmsg(conn));
+        str_say(reason, cap, "no rpm Packages table: %s", sqlite3_errmsg(conn));
         rc = BERTH_EINVAL;
         goto out;
     }
@@ -101,23 +88,23 @@ enum berth_err scan_rpmdb_parse(const void *db, size_t len, struct scan_pkgs *pk
         const void *blob = sqlite3_column_blob(st, 0);
         int n = sqlite3_column_bytes(st, 0);
         if (blob == NULL || n <= 0) {
-            say(reason, cap, "package %zu: empty header", row);
+            str_say(reason, cap, "package %zu: empty header", row);
             rc = BERTH_EINVAL;
             goto out;
         }
         rc = scan_rpm_header_parse(blob, (size_t)n, pkgs);
         if (rc == BERTH_EINVAL) {
-            say(reason, cap, "package %zu: malformed rpm header", row);
+            str_say(reason, cap, "package %zu: malformed rpm header", row);
         } else if (rc == BERTH_ETOOBIG) {
-            say(reason, cap, "more than %d packages", SCAN_MAX_PACKAGES);
+            str_say(reason, cap, "more than %d packages", SCAN_MAX_PACKAGES);
         }
         if (rc != BERTH_OK) {
             goto out;
         }
     }
     if (step != SQLITE_DONE) {
-        say(reason, cap, "reading the database: %s",
-            calls > RPMDB_MAX_PROGRESS ? "too much work" : sqlite3_errmsg(conn));
+        str_say(reason, cap, "reading the database: %s",
+                calls > RPMDB_MAX_PROGRESS ? "too much work" : sqlite3_errmsg(conn));
         rc = BERTH_EINVAL;
         goto out;
     }

@@ -4,7 +4,6 @@
  * with PRAGMA user_version, WAL mode so scans read while an import writes.
  * One connection per struct vdb; not thread-safe.
  */
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,6 +11,7 @@
 #include <sqlite3.h>
 
 #include "common/log.h"
+#include "common/str.h"
 #include "scan/vulndb/vulndb.h"
 #include "vulndb_int.h"
 
@@ -42,19 +42,6 @@ static const char schema[] =
     "CREATE INDEX IF NOT EXISTS affected_by_package ON affected(package, ecosystem);"
     "CREATE INDEX IF NOT EXISTS affected_by_vuln ON affected(osv_id);"
     "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);";
-
-static void say(char *err, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-
-static void say(char *err, size_t cap, const char *fmt, ...)
-{
-    if (err == NULL || cap == 0) {
-        return;
-    }
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, cap, fmt, ap);
-    va_end(ap);
-}
 
 static enum berth_err db_error(struct vdb *db, const char *what)
 {
@@ -112,10 +99,10 @@ enum berth_err vdb_open(const char *path, bool writable, struct vdb **out, char 
         if (!writable && db->conn != NULL &&
             (sqlite3_errcode(db->conn) & 0xff) == SQLITE_CANTOPEN) {
             rc = BERTH_ENOTFOUND;
-            say(err, cap, "no vulnerability database at %s", path);
+            str_say(err, cap, "no vulnerability database at %s", path);
         } else {
-            say(err, cap, "cannot open %s: %s", path,
-                db->conn ? sqlite3_errmsg(db->conn) : "out of memory");
+            str_say(err, cap, "cannot open %s: %s", path,
+                    db->conn ? sqlite3_errmsg(db->conn) : "out of memory");
             rc = db->conn ? BERTH_EDB : BERTH_ENOMEM;
         }
         goto fail;
@@ -124,12 +111,12 @@ enum berth_err vdb_open(const char *path, bool writable, struct vdb **out, char 
     sqlite3_extended_result_codes(db->conn, 1);
     int version = user_version(db->conn);
     if (version < 0) {
-        say(err, cap, "%s is not a vulnerability database: %s", path, sqlite3_errmsg(db->conn));
+        str_say(err, cap, "%s is not a vulnerability database: %s", path, sqlite3_errmsg(db->conn));
         goto fail;
     }
     if (version > VULNDB_SCHEMA_VERSION) {
-        say(err, cap, "%s has schema version %d; this berth reads version %d", path, version,
-            VULNDB_SCHEMA_VERSION);
+        str_say(err, cap, "%s has schema version %d; this berth reads version %d", path, version,
+                VULNDB_SCHEMA_VERSION);
         rc = BERTH_EUNSUPPORTED;
         goto fail;
     }
@@ -140,7 +127,7 @@ enum berth_err vdb_open(const char *path, bool writable, struct vdb **out, char 
                          NULL) != SQLITE_OK ||
             sqlite3_exec(db->conn, schema, NULL, NULL, NULL) != SQLITE_OK ||
             sqlite3_exec(db->conn, set_version, NULL, NULL, NULL) != SQLITE_OK) {
-            say(err, cap, "cannot set up %s: %s", path, sqlite3_errmsg(db->conn));
+            str_say(err, cap, "cannot set up %s: %s", path, sqlite3_errmsg(db->conn));
             goto fail;
         }
         if (prepare(db,
@@ -153,11 +140,11 @@ enum berth_err vdb_open(const char *path, bool writable, struct vdb **out, char 
                     &db->put_affected) != SQLITE_OK ||
             prepare(db, "DELETE FROM affected WHERE osv_id = ?1", &db->del_affected) != SQLITE_OK ||
             prepare(db, "DELETE FROM vulns WHERE osv_id = ?1", &db->del_vuln) != SQLITE_OK) {
-            say(err, cap, "cannot prepare statements: %s", sqlite3_errmsg(db->conn));
+            str_say(err, cap, "cannot prepare statements: %s", sqlite3_errmsg(db->conn));
             goto fail;
         }
     } else if (version == 0) {
-        say(err, cap, "no vulnerability data has been imported into %s", path);
+        str_say(err, cap, "no vulnerability data has been imported into %s", path);
         rc = BERTH_ENOTFOUND;
         goto fail;
     }
@@ -167,7 +154,7 @@ enum berth_err vdb_open(const char *path, bool writable, struct vdb **out, char 
                 " ON v.osv_id = a.osv_id WHERE a.package = ?1 AND a.ecosystem IN (?2, ?3)"
                 " ORDER BY a.osv_id, a.rowid",
                 &db->query) != SQLITE_OK) {
-        say(err, cap, "cannot prepare the query: %s", sqlite3_errmsg(db->conn));
+        str_say(err, cap, "cannot prepare the query: %s", sqlite3_errmsg(db->conn));
         goto fail;
     }
     *out = db;
@@ -184,7 +171,7 @@ enum berth_err vdb_seal(const char *path, char *err, size_t cap)
     enum berth_err rc = BERTH_EDB;
     if (sqlite3_open_v2(path, &conn, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL) !=
         SQLITE_OK) {
-        say(err, cap, "cannot open %s: %s", path, conn ? sqlite3_errmsg(conn) : "no memory");
+        str_say(err, cap, "cannot open %s: %s", path, conn ? sqlite3_errmsg(conn) : "no memory");
         goto out;
     }
     sqlite3_busy_timeout(conn, 5000);
@@ -192,14 +179,14 @@ enum berth_err vdb_seal(const char *path, char *err, size_t cap)
         sqlite3_step(st) != SQLITE_ROW) {
         int code = sqlite3_errcode(conn) & 0xff;
         rc = code == SQLITE_BUSY || code == SQLITE_LOCKED ? BERTH_EBUSY : BERTH_EDB;
-        say(err, cap, "cannot seal %s: %s", path, sqlite3_errmsg(conn));
+        str_say(err, cap, "cannot seal %s: %s", path, sqlite3_errmsg(conn));
         goto out;
     }
     const char *mode = (const char *)sqlite3_column_text(st, 0);
     if (mode == NULL || strcmp(mode, "delete") != 0) {
         /* SQLite answers the mode it kept when it could not change it */
         rc = BERTH_EBUSY;
-        say(err, cap, "cannot seal %s: it stayed in journal mode %s", path, mode ? mode : "?");
+        str_say(err, cap, "cannot seal %s: it stayed in journal mode %s", path, mode ? mode : "?");
         goto out;
     }
     rc = BERTH_OK;
@@ -215,27 +202,28 @@ enum berth_err vdb_backup(const char *from_path, const char *to_path, char *err,
     enum berth_err rc = BERTH_EDB;
     if (sqlite3_open_v2(from_path, &from, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, NULL) !=
         SQLITE_OK) {
-        say(err, cap, "cannot open %s: %s", from_path, from ? sqlite3_errmsg(from) : "no memory");
+        str_say(err, cap, "cannot open %s: %s", from_path,
+                from ? sqlite3_errmsg(from) : "no memory");
         goto out;
     }
     if (sqlite3_open_v2(to_path, &to,
                         SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
                         NULL) != SQLITE_OK) {
-        say(err, cap, "cannot open %s: %s", to_path, to ? sqlite3_errmsg(to) : "no memory");
+        str_say(err, cap, "cannot open %s: %s", to_path, to ? sqlite3_errmsg(to) : "no memory");
         goto out;
     }
     sqlite3_busy_timeout(from, 5000);
     sqlite3_busy_timeout(to, 5000);
     sqlite3_backup *b = sqlite3_backup_init(to, "main", from, "main");
     if (b == NULL) {
-        say(err, cap, "cannot copy %s into %s: %s", from_path, to_path, sqlite3_errmsg(to));
+        str_say(err, cap, "cannot copy %s into %s: %s", from_path, to_path, sqlite3_errmsg(to));
         goto out;
     }
     int step = sqlite3_backup_step(b, -1);
     int fin = sqlite3_backup_finish(b);
     if (step != SQLITE_DONE || fin != SQLITE_OK) {
         int code = step != SQLITE_DONE ? step : fin;
-        say(err, cap, "cannot copy %s into %s: %s", from_path, to_path, sqlite3_errstr(code));
+        str_say(err, cap, "cannot copy %s into %s: %s", from_path, to_path, sqlite3_errstr(code));
         rc = (code & 0xff) == SQLITE_BUSY || (code & 0xff) == SQLITE_LOCKED ? BERTH_EBUSY
              : (code & 0xff) == SQLITE_NOMEM                                ? BERTH_ENOMEM
                                                                             : BERTH_EDB;

@@ -118,6 +118,16 @@ static void test_copy_and_ct(void)
     CHECK(!str_ct_equal("abc", 3, "ab", 2));
 }
 
+static void test_say(void)
+{
+    char why[8] = "old";
+    str_say(why, sizeof(why), "layer %d of %s", 1, "2");
+    CHECK_STR(why, "layer 1");
+    str_say(why, 0, "%s", "untouched");
+    CHECK_STR(why, "layer 1");
+    str_say(NULL, 64, "%s", "nowhere");
+}
+
 static void test_hex_value(void)
 {
     CHECK_INT(str_hex_value('0'), 0);
@@ -337,6 +347,7 @@ int main(void)
     RUN(test_glob_flags);
     RUN(test_utf8_scrub);
     RUN(test_copy_and_ct);
+    RUN(test_say);
     RUN(test_hex_value);
     RUN(test_base64);
     RUN(test_base64url);
