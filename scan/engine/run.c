@@ -13,6 +13,7 @@
 #include "common/log.h"
 #include "storage/spec/manifest.h"
 #include "storage/meta/meta_scan.h"
+#include "storage/registry/scan_queue.h"
 #include "scan/engine/scan_builtin.h"
 #include "scan/engine/scan_dbsync.h"
 #include "storage/store/store.h"
@@ -146,8 +147,8 @@ static enum berth_err fetch_one(struct store *st, const struct scan_engine *eng,
     log_warn("event=scan_blob_fetch_failed repo=%s digest=%s err=%s reason=%s", repo, d->str,
              berth_strerror(rc), log_value(why, wv, sizeof(wv)));
     outcome_fail(out,
-                 "UpstreamError: %s is not cached yet and cannot be fetched from the "
-                 "pull-through cache's upstream (%s)",
+                 SCAN_QUEUE_UPSTREAM_PREFIX " %s is not cached yet and cannot be fetched from the "
+                                            "pull-through cache's upstream (%s)",
                  what, why[0] ? why : berth_strerror(rc));
     *failed = true;
     return BERTH_OK;

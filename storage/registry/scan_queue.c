@@ -158,7 +158,11 @@ enum berth_err scan_queue_request(struct store *st, const char *repo, const char
         goto out;
     }
     rc = meta_scan_get(m, mf->id, &scan);
-    if (rc == BERTH_OK && quota_ms > 0 && scan.requested_at > 0 &&
+    /* a scan that could not fetch the image's blobs did not scan it */
+    bool unscanned = rc == BERTH_OK && scan.status == META_SCAN_FAILED &&
+                     strncmp(scan.description, SCAN_QUEUE_UPSTREAM_PREFIX,
+                             strlen(SCAN_QUEUE_UPSTREAM_PREFIX)) == 0;
+    if (rc == BERTH_OK && !unscanned && quota_ms > 0 && scan.requested_at > 0 &&
         now - scan.requested_at < quota_ms) {
         rc = refuse(why, SCAN_REQ_QUOTA, BERTH_EBUSY);
         goto out;

@@ -58,7 +58,8 @@ enum scan_request_reason {
  * StartImageScan: in one write transaction, find the image of repo by tag
  * and/or digest (both given: they must name the same image), check that
  * it is a container image and that no scan was requested for it within
- * quota_ms (0: no quota), and queue a scan. *mf receives the image.
+ * quota_ms (0: no quota; an image whose last scan failed with
+ * SCAN_QUEUE_UPSTREAM_PREFIX is not held to it), and queue a scan. *mf receives the image.
  * Returns BERTH_OK, or the error with *why saying which rule failed
  * (BERTH_ENOTFOUND, BERTH_EUNSUPPORTED, BERTH_EBUSY for the quota, or the
  * database error with SCAN_REQ_INTERNAL). Notifies workers itself.
@@ -66,6 +67,13 @@ enum scan_request_reason {
 enum berth_err scan_queue_request(struct store *st, const char *repo, const char *tag,
                                   const char *digest, int64_t quota_ms, struct meta_manifest *mf,
                                   enum scan_request_reason *why);
+
+/* A scan that failed with a description starting with this never looked
+ * at the image: blobs of an image a pull-through cache stored could not be
+ * fetched from its upstream (scan/engine). StartImageScan of such an image
+ * is not held to the quota (scan_queue_request), so that it can be scanned
+ * again once the upstream is back. */
+#define SCAN_QUEUE_UPSTREAM_PREFIX "UpstreamError:"
 
 /* Scans that failed with a description starting with this are retried
  * after an import: they found no usable vulnerability database. */

@@ -26,10 +26,11 @@ assert c
 class ManifestOnlyUpstream:
     """An upstream that answers /v2/ and the manifest of one image, and closes the
     connection without an answer on every blob request (as an upstream gone after the
-    manifest's fetch)."""
+    manifest's fetch); once serve_blobs is set, it serves them."""
 
     def __init__(self, image):
         self.blob_gets = 0
+        self.serve_blobs = False
         fake = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -46,6 +47,9 @@ class ManifestOnlyUpstream:
                     return self.send(200, image.manifest, image.media_type)
                 if "/blobs/" in self.path:
                     fake.blob_gets += 1
+                    for d, data in image.blobs.items():
+                        if fake.serve_blobs and self.path.endswith("/blobs/" + d):
+                            return self.send(200, data, "application/octet-stream")
                     self.close_connection = True
                     return None
                 return self.send(404, b'{"errors":[{"code":"MANIFEST_UNKNOWN"}]}',
@@ -152,6 +156,18 @@ class PullThroughScanTest(ScanCacheTestCase):
         self.assertEqual(self.server.log_text().count(
             "event=scan_recorded repo=%s digest=%s" % (repo, image.digest)), 1)
         self.assertEqual(fake.blob_gets, gets)
+        # the retry: the failed scan did not look at the image, so StartImageScan is not
+        # held to scan.quota_seconds (a day; the scan on push counted); with the upstream
+        # back, the scan fetches the blobs and completes
+        fake.serve_blobs = True
+        self.ecr.start_image_scan(repositoryName=repo, imageId={"imageDigest": image.digest})
+        out = s.wait_scan(self.ecr, repo, {"imageDigest": image.digest}, timeout=60)
+        self.assertEqual(out["imageScanStatus"]["status"], "COMPLETE", out)
+        self.assertEqual(s.findings_of(out), s.DEBIAN_FINDINGS, out)
+        # a scan that did look at the image counts as before
+        with self.assertRaises(self.ecr.exceptions.LimitExceededException):
+            self.ecr.start_image_scan(repositoryName=repo,
+                                      imageId={"imageDigest": image.digest})
 
 
 class StopDuringScanFetchTest(ScanCacheTestCase):
