@@ -13,6 +13,7 @@
 #include "common/log.h"
 #include "common/timeutil.h"
 #include "server/jobs/leases.h"
+#include "server/jobs/listen.h"
 #include "server/metrics/metrics.h"
 #include "storage/meta/meta_lease.h"
 #include "storage/registry/replication.h"
@@ -224,64 +225,47 @@ static void *thread_main(void *arg)
     return NULL;
 }
 
+static void repl_wake(void *arg)
+{
+    (void)arg;
+    registry_repl_notify();
+}
+
+/* a second, or a stop (or a push of this process: tried again sooner) */
+static void repl_pause(void *arg)
+{
+    struct replication_job *j = arg;
+    uint64_t seen = registry_repl_generation();
+    registry_repl_wait(&seen, 1000, &j->stop);
+}
+
+static void repl_first_tried(void *arg)
+{
+    struct replication_job *j = arg;
+    pthread_mutex_lock(&j->lock);
+    j->listen_tried = true;
+    pthread_cond_broadcast(&j->cond);
+    pthread_mutex_unlock(&j->lock);
+}
+
 /* On PostgreSQL: a push through another replica queued a copy; its
  * announcement (registry_repl_on_push) wakes this process's threads as a
  * push of its own would: the one holding a peer's queue looks at it again
  * before it lets it go, a refused one tries again. The connection is this
  * thread's alone. The first LISTEN is made before the peer threads start
- * (replication_job_start waits for it), so nothing queued after their
- * first look goes unheard; a lost connection is listened on again once it
- * is back, and the threads are woken then for what was missed meanwhile. */
+ * (replication_job_start waits for the first attempt), so nothing queued
+ * after their first look goes unheard while the database answers. */
 static void *listener_main(void *arg)
 {
     struct replication_job *j = arg;
-    bool listening = false;
-    bool first = true;
-    bool failed = false; /* logged once per outage */
-    while (!atomic_load(&j->stop)) {
-        struct meta *m;
-        enum berth_err rc = store_meta_get(j->st, &m);
-        if (rc == BERTH_OK && !listening) {
-            rc = meta_listen(m, META_CHANNEL_REPLICATION);
-            if (rc == BERTH_OK) {
-                listening = true;
-                if (failed) {
-                    log_info("event=replication_listening");
-                    failed = false;
-                }
-                if (!first) {
-                    registry_repl_notify();
-                }
-            }
-            if (first) {
-                first = false;
-                pthread_mutex_lock(&j->lock);
-                j->listen_tried = true;
-                pthread_cond_broadcast(&j->cond);
-                pthread_mutex_unlock(&j->lock);
-            }
-        }
-        bool notified = false;
-        if (listening) {
-            /* short, so that a stop is seen soon */
-            rc = meta_wait_notify(m, 250, &notified);
-            if (rc != BERTH_OK) {
-                listening = false;
-            } else if (notified) {
-                registry_repl_notify();
-            }
-        }
-        if (!listening) {
-            if (!failed) {
-                log_warn("event=replication_listen_failed err=%s", berth_strerror(rc));
-                failed = true;
-            }
-            /* a second, or a stop (or a push of this process: tried
-             * again sooner) */
-            uint64_t seen = registry_repl_generation();
-            registry_repl_wait(&seen, 1000, &j->stop);
-        }
-    }
+    jobs_listen(&(struct jobs_listener){.st = j->st,
+                                        .channel = META_CHANNEL_REPLICATION,
+                                        .what = "replication",
+                                        .stop = &j->stop,
+                                        .arg = j,
+                                        .wake = repl_wake,
+                                        .pause = repl_pause,
+                                        .first_tried = repl_first_tried});
     return NULL;
 }
 

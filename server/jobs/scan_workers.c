@@ -22,6 +22,7 @@
 #include "scan/engine/scan_run.h"
 #include "scan/engine/scan_dbsync.h"
 #include "server/jobs/leases.h"
+#include "server/jobs/listen.h"
 #include "server/metrics/metrics.h"
 #include "storage/store/store.h"
 #include "storage/upstream/cache.h"
@@ -121,48 +122,30 @@ static void *syncer_main(void *arg)
 }
 
 /* An import on any replica announces its generation (META_CHANNEL_VULNDB):
- * the syncer looks at once instead of at its next poll. The connection is
- * this thread's alone; a lost one is listened on again once it is back,
- * and the syncer woken then for what was missed meanwhile. */
+ * the syncer looks at once instead of at its next poll. */
+static void sync_wake(void *arg)
+{
+    struct scan_workers *w = arg;
+    wake_notify(&w->sync_wake);
+}
+
+static void sync_pause(void *arg)
+{
+    struct scan_workers *w = arg;
+    uint64_t seen = wake_generation(&w->sync_wake);
+    wake_wait(&w->sync_wake, &seen, 1000, &w->stop);
+}
+
 static void *listener_main(void *arg)
 {
     struct scan_workers *w = arg;
-    bool listening = false;
-    bool failed = false; /* logged once per outage */
-    while (!atomic_load(&w->stop)) {
-        struct meta *m;
-        enum berth_err rc = store_meta_get(w->st, &m);
-        if (rc == BERTH_OK && !listening) {
-            rc = meta_listen(m, META_CHANNEL_VULNDB);
-            if (rc == BERTH_OK) {
-                listening = true;
-                if (failed) {
-                    log_info("event=vulndb_listening");
-                    failed = false;
-                }
-                /* what was published before the LISTEN took */
-                wake_notify(&w->sync_wake);
-            }
-        }
-        bool notified = false;
-        if (listening) {
-            /* short, so that a stop is seen soon */
-            rc = meta_wait_notify(m, 250, &notified);
-            if (rc != BERTH_OK) {
-                listening = false;
-            } else if (notified) {
-                wake_notify(&w->sync_wake);
-            }
-        }
-        if (!listening) {
-            if (!failed) {
-                log_warn("event=vulndb_listen_failed err=%s", berth_strerror(rc));
-                failed = true;
-            }
-            uint64_t seen = wake_generation(&w->sync_wake);
-            wake_wait(&w->sync_wake, &seen, 1000, &w->stop);
-        }
-    }
+    jobs_listen(&(struct jobs_listener){.st = w->st,
+                                        .channel = META_CHANNEL_VULNDB,
+                                        .what = "vulndb",
+                                        .stop = &w->stop,
+                                        .arg = w,
+                                        .wake = sync_wake,
+                                        .pause = sync_pause});
     return NULL;
 }
 
