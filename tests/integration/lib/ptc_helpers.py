@@ -3,11 +3,29 @@ root and config, and the access-log lines of an upstream."""
 
 import os
 import re
+import socketserver
 import subprocess
+import threading
 
 import berth_harness as h
 
 SECRET_PREFIX = "ecr-pullthroughcache/"
+
+
+class LoopbackServer:
+    """A stand-in upstream or token server: serve(Handler) answers on 127.0.0.1 at a free
+    port (self.port), a thread per connection, until close()."""
+
+    def serve(self, handler):
+        self.httpd = socketserver.ThreadingTCPServer(("127.0.0.1", 0), handler)
+        self.httpd.daemon_threads = True
+        self.port = self.httpd.server_address[1]
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
 
 
 def secret_arn(name, region="us-east-1", account="000000000000"):

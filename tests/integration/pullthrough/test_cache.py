@@ -12,7 +12,6 @@ import http.server
 import json
 import os
 import shutil
-import socketserver
 import subprocess
 import tempfile
 import threading
@@ -288,7 +287,7 @@ class DistributionUpstreamTest(CacheTestCase):
             self.assertRegex(line, r"useragent=berth-pull-through/\d+\.\d+\.\d+ ")
 
 
-class FakeUpstream:
+class FakeUpstream(p.LoopbackServer):
     """A minimal upstream serving one image from memory; bad_blob makes it send other
     bytes for one blob, cut_blob only half of it (then closing the connection)."""
 
@@ -346,15 +345,7 @@ class FakeUpstream:
                 self.end_headers()
                 self.wfile.write(body)
 
-        self.httpd = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        self.port = self.httpd.server_address[1]
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-        self.thread.start()
-
-    def close(self):
-        self.httpd.shutdown()
-        self.httpd.server_close()
+        self.serve(Handler)
 
 
 class StreamingTest(CacheTestCase):

@@ -9,8 +9,6 @@ import datetime
 import http.server
 import json
 import os
-import socketserver
-import threading
 import time
 import uuid
 
@@ -34,7 +32,7 @@ def b64url(data):
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
 
-class TokenIssuer:
+class TokenIssuer(p.LoopbackServer):
     """GET /token?service=&scope=repository:NAME:ACTIONS with Basic USER:PASSWORD gives a
     JWT granting what was asked; anything else is 401."""
 
@@ -80,10 +78,7 @@ class TokenIssuer:
                 self.end_headers()
                 self.wfile.write(body)
 
-        self.httpd = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        self.port = self.httpd.server_address[1]
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+        self.serve(Handler)
 
     def token(self, access):
         der = self.cert.public_bytes(serialization.Encoding.DER)
@@ -96,10 +91,6 @@ class TokenIssuer:
         r, s = decode_dss_signature(self.key.sign(signing.encode(),
                                                   ec.ECDSA(hashes.SHA256())))
         return signing + "." + b64url(r.to_bytes(32, "big") + s.to_bytes(32, "big"))
-
-    def close(self):
-        self.httpd.shutdown()
-        self.httpd.server_close()
 
 
 class TokenDistribution(h.Server):

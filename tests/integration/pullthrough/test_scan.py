@@ -6,10 +6,8 @@ the upstream cannot give a blob, the scan is FAILED with an UpstreamError descri
 
 import os
 import shutil
-import socketserver
 import http.server
 import tempfile
-import threading
 import uuid
 
 import clients as c  # first: it cleans the environment botocore reads
@@ -23,7 +21,7 @@ import test_cache as tc
 assert c
 
 
-class ManifestOnlyUpstream:
+class ManifestOnlyUpstream(p.LoopbackServer):
     """An upstream that answers /v2/ and the manifest of one image, and closes the
     connection without an answer on every blob request (as an upstream gone after the
     manifest's fetch); once serve_blobs is set, it serves them."""
@@ -65,15 +63,7 @@ class ManifestOnlyUpstream:
                 if self.command != "HEAD":
                     self.wfile.write(body)
 
-        self.httpd = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        self.port = self.httpd.server_address[1]
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-        self.thread.start()
-
-    def close(self):
-        self.httpd.shutdown()
-        self.httpd.server_close()
+        self.serve(Handler)
 
 
 class ScanCacheTestCase(e.EcrTestCase):
