@@ -1,6 +1,6 @@
 /*
  * The libmicrohttpd daemon: start-up and drain, the access-handler state
- * machine (first call, body calls, final call), response helpers, the
+ * machine (first call, body calls, final call), the
  * completion callback that writes the access log and frees the request.
  * Handlers run on pool threads; see server/http/http.h.
  */
@@ -37,6 +37,7 @@
 #include "admit_int.h"
 #include "guard_int.h"
 #include "pool_int.h"
+#include "response_int.h"
 
 const char *http_header(struct request *req, const char *name)
 {
@@ -64,18 +65,6 @@ bool http_has_body(struct request *req)
     return te != NULL && strstr(te, "chunked") != NULL;
 }
 
-/* struct http_response is libmicrohttpd's response under a name of this
- * layer: handlers never see the library. */
-static struct http_response *wrap(struct MHD_Response *r)
-{
-    return (struct http_response *)(void *)r;
-}
-
-static struct MHD_Response *unwrap(struct http_response *r)
-{
-    return (struct MHD_Response *)(void *)r;
-}
-
 struct value_walk {
     http_value_fn fn;
     void *arg;
@@ -99,205 +88,6 @@ void http_query_each(struct request *req, http_value_fn fn, void *arg)
 {
     struct value_walk w = {fn, arg};
     MHD_get_connection_values(req->conn, MHD_GET_ARGUMENT_KIND, each_value, &w);
-}
-
-struct http_response *http_resp_bytes(const void *data, size_t len)
-{
-    return wrap(MHD_create_response_from_buffer(len, (void *)data, MHD_RESPMEM_MUST_COPY));
-}
-
-struct http_response *http_resp_empty(void)
-{
-    return wrap(MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT));
-}
-
-static ssize_t never_read(void *cls, uint64_t pos, char *buf, size_t max)
-{
-    (void)cls;
-    (void)pos;
-    (void)buf;
-    (void)max;
-    return MHD_CONTENT_READER_END_WITH_ERROR;
-}
-
-struct http_response *http_resp_head(uint64_t len)
-{
-    return wrap(MHD_create_response_from_callback(len, 4096, never_read, NULL, NULL));
-}
-
-/* Under TLS libmicrohttpd cannot sendfile a file response: it reads the
- * file in 4 KiB blocks, each becoming one small TLS record, one send and one
- * turn of the event loop (a 100 MiB pull ran at a third of distribution's
- * speed). With TLS on, file bodies are read by berth instead, in blocks of
- * FILE_TLS_BLOCK (the response's own buffer, not the connection pool), so
- * GnuTLS sends full 16 KiB records back to back. Set once by server_start. */
-#define FILE_TLS_BLOCK (256 * 1024)
-static atomic_bool file_via_reader;
-
-struct file_reader {
-    int fd;
-    uint64_t offset;
-};
-
-static ssize_t file_read(void *cls, uint64_t pos, char *buf, size_t max)
-{
-    const struct file_reader *r = cls;
-    ssize_t n;
-    do {
-        n = pread(r->fd, buf, max, (off_t)(r->offset + pos));
-    } while (n < 0 && errno == EINTR);
-    return n > 0 ? n : MHD_CONTENT_READER_END_WITH_ERROR; /* the length is known: 0 is short */
-}
-
-static void file_free(void *cls)
-{
-    struct file_reader *r = cls;
-    close(r->fd);
-    free(r);
-}
-
-struct http_response *http_resp_fd(int fd, uint64_t offset, uint64_t len)
-{
-    if (!atomic_load(&file_via_reader)) {
-        return wrap(MHD_create_response_from_fd_at_offset64(len, fd, offset));
-    }
-    struct file_reader *r = malloc(sizeof(*r));
-    if (r == NULL) {
-        return NULL;
-    }
-    r->fd = fd;
-    r->offset = offset;
-    size_t block = len < FILE_TLS_BLOCK ? (len > 0 ? (size_t)len : 1) : FILE_TLS_BLOCK;
-    struct MHD_Response *resp =
-        MHD_create_response_from_callback(len, block, file_read, r, file_free);
-    if (resp == NULL) {
-        free(r); /* the caller keeps fd */
-        return NULL;
-    }
-    return wrap(resp);
-}
-
-/* A streamed body. A read that has nothing yet suspends the connection
- * until the producer's wake; mu orders the two, whichever comes first.
- * Every stream is on its server's list (streams_mu, taken before mu), so
- * that server_stop can wake the sleeping ones: libmicrohttpd 0.9.75 aborts
- * the process when it is stopped with a connection suspended. */
-struct stream_ctx {
-    http_read_fn read;
-    void (*done)(void *arg);
-    void *arg;
-    struct MHD_Connection *conn;
-    struct server *srv;
-    struct stream_ctx *prev, *next; /* srv->streams, under srv->streams_mu */
-    pthread_mutex_t mu;
-    bool suspended; /* the connection sleeps until stream_wake */
-    bool woken;     /* a wake came before the connection slept */
-    bool aborted;   /* the server stops: end the body with an error */
-};
-
-static void stream_wake(void *wake_arg)
-{
-    struct stream_ctx *c = wake_arg;
-    pthread_mutex_lock(&c->mu);
-    if (c->suspended) {
-        c->suspended = false;
-        MHD_resume_connection(c->conn);
-    } else {
-        c->woken = true;
-    }
-    pthread_mutex_unlock(&c->mu);
-}
-
-static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max)
-{
-    struct stream_ctx *c = cls;
-    pthread_mutex_lock(&c->mu);
-    bool aborted = c->aborted;
-    pthread_mutex_unlock(&c->mu);
-    if (aborted) {
-        return MHD_CONTENT_READER_END_WITH_ERROR;
-    }
-    long long n = c->read(c->arg, pos, buf, max, stream_wake, c);
-    if (n == HTTP_READ_WAIT) {
-        pthread_mutex_lock(&c->mu);
-        if (c->aborted) {
-            pthread_mutex_unlock(&c->mu);
-            return MHD_CONTENT_READER_END_WITH_ERROR; /* never sleep once stopping */
-        }
-        if (c->woken) {
-            c->woken = false; /* progress already: read again at once */
-        } else {
-            c->suspended = true;
-            MHD_suspend_connection(c->conn);
-        }
-        pthread_mutex_unlock(&c->mu);
-        return 0;
-    }
-    if (n < 0) {
-        return MHD_CONTENT_READER_END_WITH_ERROR;
-    }
-    if (n == 0) {
-        return MHD_CONTENT_READER_END_OF_STREAM;
-    }
-    return (ssize_t)n;
-}
-
-static void stream_free(void *cls)
-{
-    struct stream_ctx *c = cls;
-    struct server *srv = c->srv;
-    pthread_mutex_lock(&srv->streams_mu);
-    if (c->prev != NULL) {
-        c->prev->next = c->next;
-    } else {
-        srv->streams = c->next;
-    }
-    if (c->next != NULL) {
-        c->next->prev = c->prev;
-    }
-    pthread_mutex_unlock(&srv->streams_mu);
-    c->done(c->arg);
-    pthread_mutex_destroy(&c->mu);
-    free(c);
-}
-
-struct http_response *http_resp_stream(struct request *req, uint64_t len, http_read_fn read,
-                                       void (*done)(void *arg), void *arg)
-{
-    struct stream_ctx *c = calloc(1, sizeof(*c));
-    if (c == NULL) {
-        return NULL;
-    }
-    c->read = read;
-    c->done = done;
-    c->arg = arg;
-    c->conn = req->conn;
-    c->srv = req->srv;
-    pthread_mutex_init(&c->mu, NULL);
-    struct MHD_Response *r = MHD_create_response_from_callback(
-        len == HTTP_LEN_UNKNOWN ? MHD_SIZE_UNKNOWN : len, 64 * 1024, stream_read, c, stream_free);
-    if (r == NULL) {
-        pthread_mutex_destroy(&c->mu);
-        free(c);
-        return NULL;
-    }
-    struct server *srv = req->srv;
-    pthread_mutex_lock(&srv->streams_mu);
-    c->aborted = srv->streams_closed;
-    c->next = srv->streams;
-    if (c->next != NULL) {
-        c->next->prev = c;
-    }
-    srv->streams = c;
-    pthread_mutex_unlock(&srv->streams_mu);
-    return wrap(r);
-}
-
-void http_add(struct http_response *resp, const char *name, const char *value)
-{
-    if (resp != NULL && value != NULL) {
-        MHD_add_response_header(unwrap(resp), name, value);
-    }
 }
 
 static void body_release(struct request *req);
@@ -402,7 +192,7 @@ static bool take_slot(struct request *req, unsigned status, struct MHD_Response 
     case ADMIT_GO:
         return true;
     case ADMIT_QUEUED:
-        req->parked = wrap(resp);
+        req->parked = http_wrap_response(resp);
         req->parked_status = status;
         req->parked_len = body_len;
         return false;
@@ -422,7 +212,7 @@ static void answer_parked(struct request *req)
     if (st == ADMIT_WAITING) {
         return; /* not its turn yet (a spurious call) */
     }
-    struct MHD_Response *resp = unwrap(req->parked);
+    struct MHD_Response *resp = http_mhd_response(req->parked);
     req->parked = NULL;
     if (st == ADMIT_REFUSED) {
         MHD_destroy_response(resp);
@@ -436,7 +226,7 @@ static void answer_parked(struct request *req)
 void http_send(struct request *req, unsigned status, struct http_response *response,
                uint64_t body_len)
 {
-    struct MHD_Response *resp = unwrap(response);
+    struct MHD_Response *resp = http_mhd_response(response);
     if (req->responded || req->held != NULL || req->parked != NULL) {
         if (resp) {
             MHD_destroy_response(resp);
@@ -797,11 +587,11 @@ static void request_free(struct request *req)
         upload_release(req->upload);
     }
     if (req->held != NULL) {
-        MHD_destroy_response(unwrap(req->held));
+        MHD_destroy_response(http_mhd_response(req->held));
     }
     if (req->parked != NULL) {
         /* resumed, then closed (the server stopping) before it answered */
-        MHD_destroy_response(unwrap(req->parked));
+        MHD_destroy_response(http_mhd_response(req->parked));
         if (admit_state(req->srv->admit, req->admit) == ADMIT_REFUSED) {
             atomic_fetch_sub(&req->srv->refused_left, 1);
         }
@@ -1264,7 +1054,7 @@ enum berth_err server_start(const struct berth_config *cfg, struct store *store,
     srv->id_prefix = prefix;
     if (tls_configured(cfg)) {
         char err[512];
-        atomic_store(&file_via_reader, true);
+        http_resp_files_by_reader();
         enum berth_err trc = tls_new(cfg, &srv->tls, err, sizeof(err));
         if (trc != BERTH_OK) {
             char v[600];
@@ -1435,28 +1225,6 @@ void server_attach_jobs(struct server *srv, struct jobs *jobs)
     atomic_store(&srv->jobs, jobs);
 }
 
-/* End every streamed body: the sleeping ones are woken to fail (the
- * client sees a cut body), later reads fail at once. Returns how many were
- * asleep. */
-static int streams_abort(struct server *srv)
-{
-    int woken = 0;
-    pthread_mutex_lock(&srv->streams_mu);
-    srv->streams_closed = true;
-    for (struct stream_ctx *c = srv->streams; c != NULL; c = c->next) {
-        pthread_mutex_lock(&c->mu);
-        c->aborted = true;
-        if (c->suspended) {
-            c->suspended = false;
-            MHD_resume_connection(c->conn);
-            woken++;
-        }
-        pthread_mutex_unlock(&c->mu);
-    }
-    pthread_mutex_unlock(&srv->streams_mu);
-    return woken;
-}
-
 /* How long bodies refused at stop have to send their 503. */
 #define STOP_REFUSE_MS 2000
 
@@ -1496,7 +1264,7 @@ void server_stop(struct server *srv, int64_t drain_ms)
                      atomic_load(&srv->refused_left));
         }
     }
-    int streams = streams_abort(srv);
+    int streams = http_streams_abort(srv);
     if (streams > 0) {
         log_warn("event=streams_cut count=%d msg=\"bodies still waiting for bytes at stop\"",
                  streams);
