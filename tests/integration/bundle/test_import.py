@@ -6,7 +6,6 @@ pulled through /v2 at once."""
 
 import gzip
 import io
-import json
 import os
 import shutil
 import subprocess

@@ -14,7 +14,6 @@ others, PUT on yet another)."""
 # berth-suite: cluster
 # berth-python: modern
 
-import json
 import os
 import shutil
 import tempfile

@@ -8,7 +8,6 @@ a push restoring an archived image, indexes archived with their children."""
 
 import json
 import time
-import unittest
 
 import berth_harness as h
 import ecr_helpers as e

@@ -2,7 +2,6 @@
 CompleteLayerUpload) against the real berth, with /usr/bin/aws, boto3 and raw requests; the
 upload sessions are the ones /v2 uses."""
 
-import json
 import os
 
 import berth_harness as h

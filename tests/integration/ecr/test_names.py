@@ -3,7 +3,6 @@
 '_', '__' and runs of '-' separate the lower-case alphanumeric parts of a component),
 through boto3 1.43, AWS CLI v1 and /v2, and the model's pattern in the messages."""
 
-import unittest
 
 import berth_harness as h
 import ecr_helpers as e

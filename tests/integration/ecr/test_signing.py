@@ -18,7 +18,6 @@ import os
 import shutil
 import subprocess
 import tempfile
-import unittest
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization

@@ -10,11 +10,9 @@ bound tighter than the generous timeouts of a busy machine.
 """
 
 import hashlib
-import json
 import os
 import socket
 import threading
-import time
 import unittest
 
 import berth_harness as h

@@ -26,7 +26,6 @@ import subprocess
 import tempfile
 import threading
 import unittest
-import urllib.request
 import base64
 
 import yaml

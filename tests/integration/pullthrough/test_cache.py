@@ -11,12 +11,10 @@ import http.client
 import http.server
 import json
 import os
-import shutil
 import subprocess
 import tempfile
 import threading
 import time
-import unittest
 
 import clients as c  # first: it cleans the environment botocore reads
 
