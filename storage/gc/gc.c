@@ -18,6 +18,7 @@
 #include "storage/store/store.h"
 #include "storage/store/tier.h"
 #include "common/log.h"
+#include "common/str.h"
 #include "storage/meta/meta.h"
 #include "storage/meta/meta_gc.h"
 #include "common/timeutil.h"
@@ -30,6 +31,9 @@
 /* A batch stops taking more blobs once it has held the write lock this
  * long, so that pushes wait at most a few milliseconds for it. */
 #define GC_BATCH_BUDGET_US 2000
+/* Tests raise the budget (BERTH_TEST_GC_BATCH_BUDGET_US) to see batches of
+ * several blobs whatever the machine's load. */
+#define GC_BATCH_BUDGET_ENV "BERTH_TEST_GC_BATCH_BUDGET_US"
 /* Orphan files checked and removed per write transaction. */
 #define GC_ORPHAN_BATCH 256
 
@@ -50,7 +54,8 @@ struct gc {
     struct blob_store *blobs;
     struct meta *m;
     const struct gc_options *opt;
-    int64_t cutoff; /* ms: blobs touched and files modified before this may go */
+    int64_t cutoff;    /* ms: blobs touched and files modified before this may go */
+    int64_t budget_us; /* GC_BATCH_BUDGET_US unless a test raised it */
     struct gc_stats stats;
     struct write_pace pace;
     int64_t last_hold_us; /* of the last write transaction */
@@ -199,7 +204,7 @@ static enum berth_err delete_batch(struct gc *g, const struct meta_gc_blob *c, s
     int64_t blobs = 0, bytes = 0;
     size_t i = 0;
     for (; rc == BERTH_OK && i < n && i < GC_BATCH_MAX; i++) {
-        if (i > 0 && txn_elapsed_us(g) > GC_BATCH_BUDGET_US) {
+        if (i > 0 && txn_elapsed_us(g) > g->budget_us) {
             break;
         }
         bool deleted = false;
@@ -307,7 +312,7 @@ static enum berth_err flush_orphans(struct gc *g)
             break;
         }
         for (size_t first = i; rc == BERTH_OK && i < g->orphan_count; i++) {
-            if (i > first && txn_elapsed_us(g) > GC_BATCH_BUDGET_US) {
+            if (i > first && txn_elapsed_us(g) > g->budget_us) {
                 break;
             }
             struct orphan *o = &g->orphans[i];
@@ -493,6 +498,12 @@ enum berth_err gc_run(struct store *st, const struct gc_options *opt, struct gc_
     int64_t started = time_mono_ns();
     int64_t now = time_now_ms();
     g->cutoff = now - opt->grace_ms;
+    g->budget_us = GC_BATCH_BUDGET_US;
+    const char *budget = getenv(GC_BATCH_BUDGET_ENV);
+    uint64_t v = 0;
+    if (budget != NULL && str_parse_u64(budget, INT64_MAX, &v) == BERTH_OK) {
+        g->budget_us = (int64_t)v;
+    }
     enum berth_err rc = g->m == NULL ? BERTH_EUNAVAILABLE : BERTH_OK;
     const char *step = "open";
     if (rc == BERTH_OK) {
