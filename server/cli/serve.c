@@ -7,6 +7,7 @@
  * reports READY=1 once it serves, RELOADING=1 around a reload, STOPPING=1 when it drains and,
  * when the unit sets WatchdogSec, WATCHDOG=1 every half interval while the server answers.
  */
+#include <errno.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdbool.h>
@@ -192,6 +193,67 @@ static void reload(const struct cli *cli, struct server *srv)
         log_info("event=sighup_ignored msg=\"no TLS certificate to reload\"");
     }
     config_fini(&fresh);
+}
+
+/* The stop of the background threads (jobs, scan workers, leases) once
+ * the HTTP server has stopped: when it has not ended STOP_GRACE_MS later,
+ * a thread waits on a database that does not answer, and meta_stopping
+ * cuts the database connections so that it ends (with an error) and the
+ * process exits rather than wait for SIGKILL. */
+#define STOP_GRACE_MS 2000
+
+struct stop_watch {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    bool done;
+    bool running;
+    pthread_t thread;
+};
+
+static void *stop_watch_main(void *arg)
+{
+    struct stop_watch *sw = arg;
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += STOP_GRACE_MS / 1000;
+    until.tv_nsec += (long)(STOP_GRACE_MS % 1000) * 1000000L;
+    if (until.tv_nsec >= 1000000000L) {
+        until.tv_sec++;
+        until.tv_nsec -= 1000000000L;
+    }
+    pthread_mutex_lock(&sw->mu);
+    int rc = 0;
+    while (!sw->done && rc != ETIMEDOUT) {
+        rc = pthread_cond_timedwait(&sw->cv, &sw->mu, &until);
+    }
+    bool late = !sw->done;
+    pthread_mutex_unlock(&sw->mu);
+    if (late) {
+        log_warn("event=stop_slow waited_ms=%d action=cut_db_connections", STOP_GRACE_MS);
+        meta_stopping();
+    }
+    return NULL;
+}
+
+static void stop_watch_start(struct stop_watch *sw)
+{
+    pthread_mutex_init(&sw->mu, NULL);
+    pthread_cond_init(&sw->cv, NULL);
+    sw->done = false;
+    sw->running = pthread_create(&sw->thread, NULL, stop_watch_main, sw) == 0;
+}
+
+static void stop_watch_end(struct stop_watch *sw)
+{
+    pthread_mutex_lock(&sw->mu);
+    sw->done = true;
+    pthread_cond_signal(&sw->cv);
+    pthread_mutex_unlock(&sw->mu);
+    if (sw->running) {
+        pthread_join(sw->thread, NULL);
+    }
+    pthread_cond_destroy(&sw->cv);
+    pthread_mutex_destroy(&sw->mu);
 }
 
 int cmd_serve(struct cli *cli)
@@ -385,11 +447,14 @@ int cmd_serve(struct cli *cli)
     log_info("event=server_stopping signal=%s", sig == SIGINT ? "SIGINT" : "SIGTERM");
     server_stop(srv, cfg->http_drain_seconds * 1000);
     upstream_stop(cfg->http_drain_seconds * 1000);
+    struct stop_watch sw;
+    stop_watch_start(&sw);
     /* after the server: no request can queue a scan or wake a job any more */
     replication_job_stop(repl);
     jobs_stop(jobs);
     scan_workers_stop(scans);
     leases_stop(leases);
+    stop_watch_end(&sw);
     store_close(st);
     log_info("event=server_stopped");
     return 0;

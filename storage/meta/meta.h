@@ -429,6 +429,14 @@ enum berth_err meta_ping(struct meta *m);
  * PostgreSQL (the server decides). */
 bool meta_durability_lost(struct meta *m);
 
+/* The process is stopping and its stop takes too long (a database that
+ * does not answer): every open PostgreSQL connection's socket is shut down,
+ * so that a thread waiting on it gets an error at once, and from now on a
+ * connection attempt gives up after a second. Nothing for SQLite.
+ * Thread-safe; `berth serve` calls it when jobs and leases have not stopped
+ * a few seconds after the HTTP server. */
+void meta_stopping(void);
+
 /* Fault injection for tests: while on, every sync of a SQLite write-ahead
  * log fails as a disk error would. `berth serve` turns it on, once the
  * store is open, when the variable BERTH_TEST_FAULTS names "wal_sync".

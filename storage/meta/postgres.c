@@ -35,13 +35,17 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include <libpq-fe.h>
 
 #include "common/log.h"
+#include "common/timeutil.h"
 
 /* The advisory lock key of the single writer ("berth" in ASCII). */
 #define PG_WRITE_LOCK "SELECT pg_advisory_xact_lock(435778860136)"
@@ -64,7 +68,79 @@ struct meta_conn {
     bool oom;  /* the last failure was libpq (this process) out of memory */
     char sqlstate[6];
     char msg[512];
+    bool live; /* on the live list (meta_stopping cuts its socket) */
+    struct meta_conn *live_prev, *live_next;
 };
+
+/* The open connections, for meta_stopping; and when it ran (monotonic ms,
+ * 0 before): from then on a connection attempt gives up after
+ * STOPPING_CONNECT_MS, so that a stop never waits on a server that does not
+ * answer. */
+static pthread_mutex_t live_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct meta_conn *live_head;
+static _Atomic int64_t stopping_at;
+#define STOPPING_CONNECT_MS 1000
+
+static int64_t mono_ms(void)
+{
+    return time_mono_ns() / 1000000;
+}
+
+static void live_add(struct meta_conn *c)
+{
+    pthread_mutex_lock(&live_mu);
+    c->live_prev = NULL;
+    c->live_next = live_head;
+    if (live_head != NULL) {
+        live_head->live_prev = c;
+    }
+    live_head = c;
+    c->live = true;
+    pthread_mutex_unlock(&live_mu);
+}
+
+static void live_remove(struct meta_conn *c)
+{
+    pthread_mutex_lock(&live_mu);
+    if (c->live) {
+        if (c->live_prev != NULL) {
+            c->live_prev->live_next = c->live_next;
+        } else {
+            live_head = c->live_next;
+        }
+        if (c->live_next != NULL) {
+            c->live_next->live_prev = c->live_prev;
+        }
+        c->live = false;
+    }
+    pthread_mutex_unlock(&live_mu);
+}
+
+void meta_stopping(void)
+{
+    int64_t zero = 0;
+    atomic_compare_exchange_strong(&stopping_at, &zero, mono_ms());
+    pthread_mutex_lock(&live_mu);
+    int cut = 0;
+    for (struct meta_conn *c = live_head; c != NULL; c = c->live_next) {
+        int fd = PQsocket(c->pg);
+        if (fd >= 0 && shutdown(fd, SHUT_RDWR) == 0) {
+            cut++;
+        }
+    }
+    pthread_mutex_unlock(&live_mu);
+    if (cut > 0) {
+        log_warn("event=db_connections_cut backend=postgres connections=%d", cut);
+    }
+}
+
+/* Whether a connection attempt begun now must give up: the process is
+ * stopping and has waited STOPPING_CONNECT_MS since. */
+static bool stopping_expired(void)
+{
+    int64_t at = atomic_load(&stopping_at);
+    return at != 0 && mono_ms() - at >= STOPPING_CONNECT_MS;
+}
 
 struct pg_param {
     bool set;
@@ -190,6 +266,7 @@ static void quiet_notices(void *arg, const char *message)
 static void pg_close(struct meta_conn *c)
 {
     if (c != NULL) {
+        live_remove(c);
         PQfinish(c->pg);
         free(c);
     }
@@ -207,6 +284,8 @@ static enum berth_err set_up_session(struct meta_conn *c)
     return rc;
 }
 
+static bool poll_connect(PGconn *pg, bool reset);
+
 /* After a failure outside a transaction: when it was the connection that
  * failed (a server restart, a dropped link), connect again, so that the
  * caller can run what failed once more: nothing of it ran. */
@@ -215,8 +294,12 @@ static bool reconnected(struct meta_conn *c)
     if (PQstatus(c->pg) != CONNECTION_BAD) {
         return false;
     }
-    PQreset(c->pg);
-    if (PQstatus(c->pg) != CONNECTION_OK || set_up_session(c) != BERTH_OK) {
+    if (stopping_expired()) {
+        return false;
+    }
+    /* PQreset's, bounded as a connection attempt is (poll_connect) */
+    if (!PQresetStart(c->pg) || !poll_connect(c->pg, true) || PQstatus(c->pg) != CONNECTION_OK ||
+        set_up_session(c) != BERTH_OK) {
         return false;
     }
     log_warn("event=db_reconnected backend=postgres");
@@ -247,6 +330,34 @@ static int connect_timeout_ms(PGconn *pg)
     return ms;
 }
 
+/* Drive a connection attempt (PQconnectStart's, or PQresetStart's when
+ * reset) to its end: true when it connected. It gives up after the
+ * connection string's connect_timeout, and once the process is stopping
+ * (meta_stopping) after STOPPING_CONNECT_MS, so that a server that does not
+ * answer (a host gone, a hung server) cannot hold a stop. */
+static bool poll_connect(PGconn *pg, bool reset)
+{
+    int timeout = connect_timeout_ms(pg);
+    int64_t deadline = timeout < 0 ? -1 : mono_ms() + timeout;
+    PostgresPollingStatusType st = PGRES_POLLING_WRITING;
+    while (st != PGRES_POLLING_OK && st != PGRES_POLLING_FAILED) {
+        if (stopping_expired() || (deadline >= 0 && mono_ms() >= deadline)) {
+            return false; /* the caller sees no CONNECTION_OK */
+        }
+        struct pollfd pfd = {.fd = PQsocket(pg),
+                             .events = st == PGRES_POLLING_READING ? POLLIN : POLLOUT};
+        int r = poll(&pfd, 1, 100); /* short: the stop and the deadline are checked */
+        if (r < 0 && errno != EINTR) {
+            return false;
+        }
+        if (r <= 0) {
+            continue;
+        }
+        st = reset ? PQresetPoll(pg) : PQconnectPoll(pg);
+    }
+    return st == PGRES_POLLING_OK;
+}
+
 /* Connect as PQconnectdb does, with the connection's error messages
  * verbose while it is made, so that a server's refusal says its SQLSTATE
  * ("FATAL:  53300: sorry, too many clients already"); NULL when libpq is
@@ -258,20 +369,7 @@ static PGconn *connect_verbose(const char *dsn)
         return pg;
     }
     PQsetErrorVerbosity(pg, PQERRORS_VERBOSE);
-    int timeout = connect_timeout_ms(pg);
-    PostgresPollingStatusType st = PGRES_POLLING_WRITING;
-    while (st != PGRES_POLLING_OK && st != PGRES_POLLING_FAILED) {
-        struct pollfd pfd = {.fd = PQsocket(pg),
-                             .events = st == PGRES_POLLING_READING ? POLLIN : POLLOUT};
-        int r = poll(&pfd, 1, timeout);
-        if (r < 0 && errno == EINTR) {
-            continue;
-        }
-        if (r <= 0) {
-            break; /* timed out (or poll failed): the caller sees no CONNECTION_OK */
-        }
-        st = PQconnectPoll(pg);
-    }
+    poll_connect(pg, false);
     PQsetErrorVerbosity(pg, PQERRORS_DEFAULT);
     return pg;
 }
@@ -346,6 +444,7 @@ static enum berth_err pg_open(const char *dsn, bool sync_full, struct meta_conn 
         return rc;
     }
     c->sync_full = sync_full;
+    live_add(c);
     enum berth_err rc = set_up_session(c);
     if (rc != BERTH_OK) {
         pg_close(c);
