@@ -397,11 +397,17 @@ class RobustnessTest(h.ServerTestCase):
             def retry_accepted():
                 got = self.reg.get(target)
                 self.assertStatus(got, 204)
-                offset = int(got.header("Range").split("-")[1]) + 1
-                answers.append(self.reg.request(
-                    "PATCH", target, body=b"y" * 10,
-                    headers={"Content-Type": "application/octet-stream",
-                             "Content-Range": "%d-%d" % (offset, offset + 9)}))
+                last = int(got.header("Range").split("-")[1])
+                # "0-0" is both an empty session and one holding a byte:
+                # the dropped PATCH may have stored nothing (a slow server
+                # sees the close before it reads the body)
+                for offset in ([last + 1] if last > 0 else [0, 1]):
+                    answers.append(self.reg.request(
+                        "PATCH", target, body=b"y" * 10,
+                        headers={"Content-Type": "application/octet-stream",
+                                 "Content-Range": "%d-%d" % (offset, offset + 9)}))
+                    if answers[-1].status != 416:
+                        break
                 return answers[-1].status == 202
             # the defect held the session until the body-rate check (30 s) or the idle
             # timeout (300 s); 15 s tells the two apart on a loaded machine too
