@@ -59,6 +59,9 @@ static const struct config_key keys[] = {
      3600,
      "add the request counters' growth to the database's activity history this often "
      "(the console's charts; 0: never)"},
+    {"metrics.repository_series", CONFIG_INT, OFF(metrics_repository_series), "0", 0, 1000,
+     "count pushes and pulls by repository for the first this many repositories (later ones "
+     "under repository=\"_other\"; 0: no per-repository series)"},
     {"http.threads", CONFIG_INT, OFF(http_threads), "0", 0, 1024, "worker threads (0 = 4 per CPU)"},
     {"http.connection_limit", CONFIG_INT, OFF(http_connection_limit), "1024", 1, 1000000,
      "maximum concurrent connections"},

@@ -38,6 +38,7 @@ struct berth_config {
     bool metrics_enabled;                    /* serve GET /metrics */
     bool metrics_require_auth;               /* /metrics asks for an access key */
     int64_t metrics_activity_sample_seconds; /* activity history samples; 0: none */
+    int64_t metrics_repository_series;       /* repositories with push/pull series; 0: none */
 
     int64_t http_threads;
     int64_t http_connection_limit;

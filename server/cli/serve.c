@@ -286,6 +286,7 @@ int cmd_serve(struct cli *cli)
     signal(SIGPIPE, SIG_IGN);
 
     metrics_init();
+    metrics_repository_series((unsigned)cfg->metrics_repository_series);
     /* Fault injection for the test suite: BERTH_TEST_FAULTS lists faults
      * (comma-separated, common/fault.h). "hmac" makes every HMAC fail as an
      * OpenSSL failure would (tests/integration/auth/test_mac_failure.py),

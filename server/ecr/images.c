@@ -14,6 +14,7 @@
 #include "common/log.h"
 #include "storage/spec/manifest.h"
 #include "storage/spec/names.h"
+#include "server/metrics/metrics.h"
 #include "storage/registry/archive.h"
 #include "storage/store/store.h"
 #include "common/str.h"
@@ -758,6 +759,7 @@ static void batch_get_image(struct ecr_call *call)
         }
         registry_manifest_note_pull(st, &mf,
                                     call->ident.anonymous ? NULL : call->ident.principal_arn);
+        metrics_repository_pull(name);
     }
     json_object_set_new(call->out, "images", images);
     json_object_set_new(call->out, "failures", failures);
@@ -933,6 +935,7 @@ static void put_image(struct ecr_call *call)
         return;
     }
     log_info("event=image_put repo=%s digest=%s created=%d", name, res.digest.str, res.created);
+    metrics_repository_push(name);
     json_t *img = image_json(call, name, res.digest.str, tag, manifest, len, res.media_type);
     if (img == NULL) {
         ecr_server_error(call, BERTH_ENOMEM);

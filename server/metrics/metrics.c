@@ -8,6 +8,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
 #include <unistd.h>
@@ -109,6 +110,19 @@ static struct {
     uint64_t retrying;
     uint64_t failed;
 } repl;
+
+/* berth_repository_{pushes,pulls}_total{repository}: repo_limit named rows
+ * in the order first seen, then the "_other" row (repo_other). */
+struct repo_series {
+    char *name;
+    uint64_t pushes;
+    uint64_t pulls;
+};
+static const char *const OTHER_REPOSITORY = "_other";
+static struct repo_series *repos;
+static size_t repo_count;
+static size_t repo_limit;
+static struct repo_series repo_other;
 
 static atomic_llong open_connections;
 static atomic_llong bodies_sending;
@@ -363,9 +377,72 @@ void metrics_replication_copies(uint64_t complete, uint64_t retrying, uint64_t f
     pthread_mutex_unlock(&mu);
 }
 
+void metrics_repository_series(unsigned n)
+{
+    if (n > METRICS_REPOSITORIES_MAX) {
+        n = METRICS_REPOSITORIES_MAX;
+    }
+    pthread_mutex_lock(&mu);
+    for (size_t i = 0; i < repo_count; i++) {
+        free(repos[i].name);
+    }
+    free(repos);
+    repos = n > 0 ? calloc(n, sizeof(*repos)) : NULL;
+    repo_limit = repos != NULL ? n : 0;
+    repo_count = 0;
+    memset(&repo_other, 0, sizeof(repo_other));
+    pthread_mutex_unlock(&mu);
+}
+
+/* Under mu: repo's row, added while there is room; "_other" past the
+ * limit (or when its name cannot be copied); NULL when off. */
+static struct repo_series *repo_get(const char *repo)
+{
+    if (repo_limit == 0 || repo == NULL) {
+        return NULL;
+    }
+    for (size_t i = 0; i < repo_count; i++) {
+        if (strcmp(repos[i].name, repo) == 0) {
+            return &repos[i];
+        }
+    }
+    if (repo_count < repo_limit) {
+        char *name = strdup(repo);
+        if (name != NULL) {
+            repos[repo_count] = (struct repo_series){.name = name};
+            return &repos[repo_count++];
+        }
+    }
+    return &repo_other;
+}
+
+void metrics_repository_push(const char *repo)
+{
+    pthread_mutex_lock(&mu);
+    struct repo_series *r = repo_get(repo);
+    if (r != NULL) {
+        r->pushes++;
+    }
+    pthread_mutex_unlock(&mu);
+}
+
+void metrics_repository_pull(const char *repo)
+{
+    pthread_mutex_lock(&mu);
+    struct repo_series *r = repo_get(repo);
+    if (r != NULL) {
+        r->pulls++;
+    }
+    pthread_mutex_unlock(&mu);
+}
+
 void metrics_reset(void)
 {
     pthread_mutex_lock(&mu);
+    for (size_t i = 0; i < repo_count; i++) {
+        repos[i].pushes = repos[i].pulls = 0;
+    }
+    memset(&repo_other, 0, sizeof(repo_other));
     req_count = 0;
     route_count = 0;
     auth_fail_count = 0;
@@ -799,12 +876,47 @@ static enum berth_err render_process(struct buf *out)
     return rc;
 }
 
+/* Under mu: one family of the per-repository counters (pushes when push). */
+static enum berth_err render_repo_family(struct buf *out, bool push)
+{
+    const char *name = push ? "berth_repository_pushes_total" : "berth_repository_pulls_total";
+    enum berth_err rc = header(out, name, "counter",
+                               push ? "Images pushed (manifests stored by clients), by repository"
+                                    : "Images pulled (manifests read by clients), by repository");
+    for (size_t i = 0; i <= repo_count && rc == BERTH_OK; i++) {
+        const struct repo_series *r = i < repo_count ? &repos[i] : &repo_other;
+        rc = buf_printf(out, "%s{repository=\"", name);
+        if (rc == BERTH_OK) {
+            rc = put_label(out, i < repo_count ? r->name : OTHER_REPOSITORY);
+        }
+        if (rc == BERTH_OK) {
+            rc = buf_printf(out, "\"} %llu\n", (unsigned long long)(push ? r->pushes : r->pulls));
+        }
+    }
+    return rc;
+}
+
+static enum berth_err render_repositories(struct buf *out)
+{
+    if (repo_limit == 0) {
+        return BERTH_OK;
+    }
+    enum berth_err rc = render_repo_family(out, true);
+    if (rc == BERTH_OK) {
+        rc = render_repo_family(out, false);
+    }
+    return rc;
+}
+
 enum berth_err metrics_render(struct buf *out, const struct metrics_gauges *g)
 {
     pthread_mutex_lock(&mu);
     enum berth_err rc = render_http(out);
     if (rc == BERTH_OK) {
         rc = render_auth_jobs(out);
+    }
+    if (rc == BERTH_OK) {
+        rc = render_repositories(out);
     }
     pthread_mutex_unlock(&mu);
     if (rc == BERTH_OK && g != NULL) {

@@ -4,8 +4,10 @@
  * happen, rendered on demand with the gauges the caller measures at
  * scrape time (what is stored, the scan queue). Every label has a bounded
  * set of values: APIs, route templates and reasons are static strings
- * from the code, methods and statuses are folded into fixed sets, and a
- * series table that fills up folds new series into route="other".
+ * from the code, methods and statuses are folded into fixed sets, a
+ * series table that fills up folds new series into route="other", and
+ * repository names appear only for the first metrics.repository_series
+ * repositories (opt-in).
  * Thread-safe: any thread may record; recording never blocks for long
  * (one short mutex for labelled series, atomics elsewhere).
  */
@@ -60,6 +62,21 @@ void metrics_scan_result(bool complete, double seconds);
 /* Replication copies recorded by one run: done, to be tried again, failed
  * for good. */
 void metrics_replication_copies(uint64_t complete, uint64_t retrying, uint64_t failed);
+
+/* Pushes and pulls by repository (berth_repository_pushes_total and
+ * berth_repository_pulls_total, label repository), opt-in and bounded: the
+ * first n repositories pushed or pulled since the start get series of
+ * their own, every later one counts under repository="_other" (no
+ * repository name starts with '_'). 0, the default, records and renders
+ * none. n is capped at METRICS_REPOSITORIES_MAX. Call before serving. */
+#define METRICS_REPOSITORIES_MAX 1000
+void metrics_repository_series(unsigned n);
+
+/* An image pushed to repo (a manifest stored by a client: /v2 manifest
+ * PUT, ECR PutImage) or pulled from it (its manifest read by a client:
+ * /v2 manifest GET, an image of ECR BatchGetImage). */
+void metrics_repository_push(const char *repo);
+void metrics_repository_pull(const char *repo);
 
 /* What the caller measured at scrape time; a field below 0 is left out. */
 struct metrics_gauges {

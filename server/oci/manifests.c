@@ -15,6 +15,7 @@
 #include "common/str.h"
 #include "common/timeutil.h"
 #include "storage/registry/archive.h"
+#include "server/metrics/metrics.h"
 #include "storage/upstream/cache.h"
 
 /* Most ?tag= parameters accepted on one PUT. */
@@ -68,6 +69,7 @@ static void manifest_get(struct request *req)
         if (!req->ident.console) { /* looking at an image in the console is no pull */
             registry_manifest_note_pull(st, &mf,
                                         req->ident.anonymous ? NULL : req->ident.principal_arn);
+            metrics_repository_pull(req->repo);
         }
     }
     http_add(resp, "Content-Type", mf.media_type);
@@ -143,6 +145,7 @@ static void manifest_put_done(struct request *req)
             http_add(resp, "OCI-Tag", tp.tags[i]);
         }
     }
+    metrics_repository_push(req->repo);
     http_send(req, 201, resp, 0);
 }
 

@@ -212,10 +212,15 @@ class MetricsTest(OpsCase):
         repo = self.repo()
         img = h.build_image(layer_count=2, layer_size=2048)
         self.push_image_ok(repo, img, tag="v1")
+        self.assertStatus(self.reg.get_manifest(repo, "v1"), 200)
         self.assertStatus(self.reg.get_blob(repo, img.layer_digests[0]), 200)
         self.assertStatus(self.reg.get_manifest(repo, "nope"), 404)
         self.get("/v2/", {"Authorization": "Basic Zm9vOmJhcg=="})
-        self.promtool_check(self.scrape())
+        text = self.scrape()
+        self.promtool_check(text)
+        # no repository names unless metrics.repository_series asks for them
+        self.assertNotIn("berth_repository_", text)
+        self.assertNotIn(repo, text)
 
     def test_requests_bytes_and_store_follow_the_traffic(self):
         before = parse_metrics(self.scrape())
@@ -309,6 +314,48 @@ class MetricsTest(OpsCase):
         self.assertEqual(value(m, "berth_scan_duration_seconds_count") -
                          value(before, "berth_scan_duration_seconds_count"), 1)
         self.assertIn(("berth_scan_queue_jobs", (("state", "waiting"),)), m)
+
+
+@h.berth_only("berth's metrics")
+class RepositoryMetricsTest(OpsCase):
+    """metrics.repository_series: pushes and pulls by repository for the first N
+    repositories, the rest under repository="_other"; off by default (MetricsTest's server
+    has none)."""
+    server_config = {"metrics": {"repository_series": 2}}
+
+    def test_pushes_and_pulls_by_repository_bounded(self):
+        first, second, third = self.repo("-a"), self.repo("-b"), self.repo("-c")
+        img = h.build_image(layer_count=1, layer_size=1024)
+        self.push_image_ok(first, img, tag="v1")
+        # ECR's PutImage of the same manifest under another tag is a push too
+        resp = self.reg.ecr("PutImage", {"repositoryName": first, "imageTag": "v2",
+                                         "imageManifest": img.manifest.decode()})
+        self.assertStatus(resp, 200)
+        for _ in range(2):
+            self.assertStatus(self.reg.get_manifest(first, "v1"), 200)
+        self.assertStatus(self.reg.get_manifest(first, "v1", method="HEAD"), 200)  # no pull
+        self.assertStatus(self.reg.get_manifest(first, "missing"), 404)  # no pull
+        resp = self.reg.ecr("BatchGetImage", {"repositoryName": first,
+                                              "imageIds": [{"imageTag": "v1"}]})
+        self.assertStatus(resp, 200)
+        self.push_image_ok(second, img, tag="v1")
+        self.assertStatus(self.reg.get_manifest(second, img.digest), 200)
+        self.push_image_ok(third, img, tag="v1")
+        self.assertStatus(self.reg.get_manifest(third, "v1"), 200)
+        self.assertStatus(self.reg.get_manifest(third, "v1"), 200)
+        text = self.scrape()
+        self.promtool_check(text)
+        m = parse_metrics(text)
+        self.assertEqual(value(m, "berth_repository_pushes_total", repository=first), 2)
+        self.assertEqual(value(m, "berth_repository_pulls_total", repository=first), 3)
+        self.assertEqual(value(m, "berth_repository_pushes_total", repository=second), 1)
+        self.assertEqual(value(m, "berth_repository_pulls_total", repository=second), 1)
+        self.assertEqual(value(m, "berth_repository_pushes_total", repository="_other"), 1)
+        self.assertEqual(value(m, "berth_repository_pulls_total", repository="_other"), 2)
+        self.assertNotIn(third, text)
+        # N + 1 series per family, whatever else is pushed
+        for name in ("berth_repository_pushes_total", "berth_repository_pulls_total"):
+            self.assertEqual(len([k for k in m if k[0] == name]), 3, name)
 
 
 class PrometheusServer:

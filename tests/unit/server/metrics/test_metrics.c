@@ -202,6 +202,61 @@ static void test_summary(void)
     CHECK_INT(s.scans_failed, 1);
 }
 
+/* Pushes and pulls by repository: none unless asked for, then the first n
+ * repositories by name and the rest under "_other". */
+static void test_repositories(void)
+{
+    metrics_repository_series(0);
+    metrics_reset();
+    metrics_repository_push("app");
+    metrics_repository_pull("app");
+    char *t = render(NULL);
+    CHECK(strstr(t, "berth_repository_") == NULL);
+    free(t);
+
+    metrics_repository_series(2);
+    metrics_repository_push("team/app");
+    metrics_repository_pull("team/app");
+    metrics_repository_pull("team/app");
+    metrics_repository_pull("lib");
+    metrics_repository_push("third");
+    metrics_repository_push("fourth");
+    metrics_repository_pull("fourth");
+    t = render(NULL);
+    CHECK(has_line(t, "# TYPE berth_repository_pushes_total counter"));
+    CHECK(has_line(t, "# TYPE berth_repository_pulls_total counter"));
+    CHECK(has_line(t, "berth_repository_pushes_total{repository=\"team/app\"} 1"));
+    CHECK(has_line(t, "berth_repository_pulls_total{repository=\"team/app\"} 2"));
+    CHECK(has_line(t, "berth_repository_pushes_total{repository=\"lib\"} 0"));
+    CHECK(has_line(t, "berth_repository_pulls_total{repository=\"lib\"} 1"));
+    CHECK(has_line(t, "berth_repository_pushes_total{repository=\"_other\"} 2"));
+    CHECK(has_line(t, "berth_repository_pulls_total{repository=\"_other\"} 1"));
+    CHECK(strstr(t, "third") == NULL);
+    CHECK(strstr(t, "fourth") == NULL);
+    free(t);
+
+    /* a reset keeps the rows, at 0 */
+    metrics_reset();
+    t = render(NULL);
+    CHECK(has_line(t, "berth_repository_pulls_total{repository=\"team/app\"} 0"));
+    CHECK(has_line(t, "berth_repository_pushes_total{repository=\"_other\"} 0"));
+    free(t);
+
+    /* the limit is capped */
+    metrics_repository_series(METRICS_REPOSITORIES_MAX + 5);
+    static char names[METRICS_REPOSITORIES_MAX + 5][16];
+    for (int i = 0; i < METRICS_REPOSITORIES_MAX + 5; i++) {
+        snprintf(names[i], sizeof(names[i]), "r%d", i);
+        metrics_repository_pull(names[i]);
+    }
+    t = render(NULL);
+    CHECK(has_line(t, "berth_repository_pulls_total{repository=\"r999\"} 1"));
+    CHECK(strstr(t, "repository=\"r1000\"") == NULL);
+    CHECK(has_line(t, "berth_repository_pulls_total{repository=\"_other\"} 5"));
+    free(t);
+    metrics_repository_series(0);
+}
+
 int main(void)
 {
     RUN(test_requests);
@@ -209,5 +264,6 @@ int main(void)
     RUN(test_jobs_and_gauges);
     RUN(test_reasons_bounded);
     RUN(test_summary);
+    RUN(test_repositories);
     return unit_report("test_metrics");
 }
