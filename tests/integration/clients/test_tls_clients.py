@@ -2,8 +2,8 @@
 for mutual TLS, tls.client_ca_file), with the certificates of lib/tls_helpers.py: the
 server's chain is trusted through ctr's hosts.toml (`--hosts-dir`) and podman's
 `--cert-dir`, each of which also gives the client certificate; an unrelated CA is refused
-with the x509 error the user sees, and a client without a certificate reads "tls:
-certificate required".
+with the x509 error the user sees, as is an expired certificate, and a client without a
+certificate reads "tls: certificate required".
 
 podman and docker also push and pull with no login when tls.client_principals maps their
 client certificate to an access key.
@@ -222,6 +222,50 @@ class MutualTlsClientsTest(h.ServerTestCase):
         self.assertIn("remote error: tls: certificate required", result.err)
 
 
+class ExpiredCertificateClientsTest(h.ServerTestCase):
+    """berth serving an expired certificate (issued by the test root): ctr and podman, both
+    trusting the root, refuse it with Go's x509 message (curl, skopeo and the AWS CLI:
+    tls/test_tls.py; docker: DockerTlsTest)."""
+
+    EXPIRED = "x509: certificate has expired or is not yet valid"
+
+    @classmethod
+    def setUpClass(cls):
+        cls.pki = t.Pki()
+        cls.addClassCleanup(cls.pki.cleanup)
+        cls.server_config = {"tls": {"cert_file": cls.pki.path("expired.pem"),
+                                     "key_file": cls.pki.path("server.key")}}
+        super().setUpClass()
+        cls.host = "127.0.0.1:%d" % cls.server.port
+
+    def test_ctr_refuses_an_expired_certificate(self):
+        root = os.path.join(containerd.work, "hosts-expired")
+        os.makedirs(os.path.join(root, self.host), exist_ok=True)
+        with open(os.path.join(root, self.host, "hosts.toml"), "w") as f:
+            f.write('server = "https://%s"\n[host."https://%s"]\n'
+                    '  capabilities = ["pull", "resolve", "push"]\n  ca = "%s"\n'
+                    % (self.host, self.host, self.pki.path("root.pem")))
+        result = containerd.ctr("images", "pull", "--hosts-dir", root,
+                                "%s/team/expired:v1" % self.host, check=False)
+        self.assertNotEqual(result.rc, 0)
+        self.assertIn(self.EXPIRED, result.err)
+
+    def test_podman_refuses_an_expired_certificate(self):
+        with open(engine.auth_file, "w") as f:
+            json.dump({"auths": {}}, f)  # no stored login (podman login writes here)
+        certs = os.path.join(engine.work, "certs-expired")
+        shutil.rmtree(certs, ignore_errors=True)
+        shutil.copytree(self.pki.cert_dir("podman-expired"), certs)
+        result = engine.podman("pull", "--cert-dir", certs, "%s/team/expired:v1" % self.host,
+                               check=False)
+        self.assertNotEqual(result.rc, 0)
+        self.assertIn(self.EXPIRED, result.err)
+        result = engine.podman("login", "--cert-dir", certs, "--username", "x",
+                               "--password-stdin", self.host, input="y", check=False)
+        self.assertNotEqual(result.rc, 0)
+        self.assertIn(self.EXPIRED, result.err)
+
+
 class DockerTlsTest(unittest.TestCase):
     """berth on https://[::1]:PORT with mutual TLS; dockerd reaches it as
     registry.berth.test:PORT and trusts it through certs.d."""
@@ -285,6 +329,24 @@ class DockerTlsTest(unittest.TestCase):
         self.assertNotEqual(result.rc, 0)
         self.assertIn("denied", result.err)
         self.dockerd.docker("rmi", ref, other)
+
+    def test_docker_refuses_an_expired_certificate(self):
+        expired = h.Server(listen_host="[::1]", config={
+            "tls": {"cert_file": self.pki.path("expired.pem"),
+                    "key_file": self.pki.path("server.key")}})
+        self.addCleanup(expired.cleanup)
+        expired.start()
+        self.addCleanup(expired.stop)
+        host = "%s:%d" % (self.NAME, expired.port)
+        certs = self.dockerd.certs_dir(host)
+        shutil.copy(self.pki.path("root.pem"), os.path.join(certs, "ca.crt"))
+        result = self.dockerd.docker("login", "--username", "x", "--password-stdin", host,
+                                     input="y", check=False)
+        self.assertNotEqual(result.rc, 0)
+        self.assertIn("x509: certificate has expired or is not yet valid", result.err)
+        result = self.dockerd.docker("pull", "%s/team/expired:v1" % host, check=False)
+        self.assertNotEqual(result.rc, 0)
+        self.assertIn("x509: certificate has expired or is not yet valid", result.err)
 
     def test_docker_with_certs_d(self):
         certs = self.dockerd.certs_dir(self.host)

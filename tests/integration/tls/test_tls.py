@@ -186,6 +186,75 @@ class TlsTest(TlsCase):
             self.assertEqual(proc.returncode, 0, proc.stderr)
             self.assertEqual(proc.stdout, want, extra)
 
+    def test_sighup_keeps_connections_and_transfers_open(self):
+        """A reload swaps the pair for new handshakes only: a pull in flight goes on to its
+        last byte, and its keep-alive connection, made with the old certificate, takes
+        another request; the process is the same."""
+        data = os.urandom(32 << 20)  # far more than loopback's socket buffers hold
+        digest = h.digest_of(data)
+        body = os.path.join(self.work, "inflight.bin")
+        with open(body, "wb") as f:
+            f.write(data)
+        rc, out, err = self.curl("/v2/tls/inflight/blobs/uploads/?digest=" + digest,
+                                 extra=["-X", "POST", "--data-binary", "@" + body,
+                                        "-H", "Content-Type: application/octet-stream"])
+        self.assertEqual((rc, out.rsplit("\n", 1)[1]), (0, "201"), err)
+        original = self.pki.path("chain-original.pem")
+        shutil.copy(self.pki.path("chain.pem"), original)
+
+        def restore():
+            shutil.copy(original, self.pki.path("chain.pem"))
+            before = self.server.log_text().count("event=tls_reloaded")
+            self.server.proc.send_signal(signal.SIGHUP)
+            h.wait_until(lambda: self.server.log_text().count("event=tls_reloaded") > before,
+                         30, what="the reload back")
+        self.addCleanup(restore)
+
+        ctx = ssl.create_default_context(cafile=self.pki.path("root.pem"))
+        conn = http.client.HTTPSConnection("localhost", self.server.port, context=ctx,
+                                           timeout=60)
+        self.addCleanup(conn.close)
+        path = "/v2/tls/inflight/blobs/" + digest
+        conn.request("GET", path)
+        pull = conn.getresponse()
+        self.assertEqual(pull.status, 200)
+        got = pull.read(1 << 20)
+        with open(self.pki.path("server.pem")) as f:
+            old_cert = ssl.PEM_cert_to_DER_cert(f.read())
+        self.assertEqual(conn.sock.getpeercert(binary_form=True), old_cert)
+        pid = self.server.proc.pid
+
+        shutil.copy(self.pki.path("chain2.pem"), self.pki.path("chain.pem"))
+        before = self.server.log_text().count("event=tls_reloaded")
+        self.server.proc.send_signal(signal.SIGHUP)
+        h.wait_until(lambda: self.server.log_text().count("event=tls_reloaded") > before, 30,
+                     what="the reload")
+        # the pull was still under way when the reload happened: its access line (written
+        # when a response ends) is not there yet
+        done = "method=GET path=%s status=200" % path
+        self.assertNotIn(done, self.server.log_text())
+        got += pull.read()
+        self.assertEqual(len(got), len(data))
+        self.assertTrue(got == data, "the pull's bytes differ")
+        # the same connection, on the old certificate, takes the next request
+        conn.request("GET", "/v2/")
+        again = conn.getresponse()
+        again.read()
+        self.assertEqual(again.status, 200)
+        self.assertEqual(conn.sock.getpeercert(binary_form=True), old_cert)
+        h.wait_until(lambda: done in self.server.log_text(), 20, what="the pull's access line")
+        # a new connection gets the new certificate, from the same process
+        with open(self.pki.path("server2.pem")) as f:
+            new_cert = ssl.PEM_cert_to_DER_cert(f.read())
+        fresh = http.client.HTTPSConnection("localhost", self.server.port, context=ctx,
+                                            timeout=30)
+        self.addCleanup(fresh.close)
+        fresh.request("GET", "/v2/")
+        fresh.getresponse().read()
+        self.assertEqual(fresh.sock.getpeercert(binary_form=True), new_cert)
+        self.assertIsNone(self.server.proc.poll())
+        self.assertEqual(self.server.proc.pid, pid)
+
     def test_sighup_reloads_the_certificate(self):
         def served():
             ctx = ssl.create_default_context(cafile=self.pki.path("root.pem"))
