@@ -207,8 +207,50 @@ bool ecr_digest_syntax_ok(const char *s);
 
 /* Whether s matches the pattern of a template's prefix and a pull-through
  * cache rule's ecrRepositoryPrefix: "ROOT", or a repository namespace with
- * at most one trailing '/'. Pure. In templates.c. */
+ * at most one trailing '/' (ECR_PREFIX_PATTERN). Pure. In templates.c. */
 bool ecr_prefix_pattern_ok(const char *s);
+
+/* That pattern as ECR's validation messages quote it. */
+#define ECR_PREFIX_PATTERN                                                                         \
+    "^([a-z0-9]+((\\.|_|__|-+)[a-z0-9]+)*(\\/[a-z0-9]+((\\.|_|__|-+)[a-z0-9]+)*)*\\/?|ROOT)$"
+
+/* ---- stored documents (documents.c); each blocks on the database ---- */
+
+/* Registry setting key (a META_*_SETTING) as stored: true with *text the
+ * text (the caller frees it; NULL when never set), false after failing the
+ * call (ServerException). take: read and remove it (meta_setting_take). */
+bool ecr_setting_read(struct ecr_call *call, const char *key, bool take, char **text);
+
+/* Store text as registry setting key; false after failing the call. */
+bool ecr_setting_write(struct ecr_call *call, const char *key, const char *text);
+
+/* Store {"rules": rules} as registry setting key (takes ownership of
+ * rules): the text stored (the caller frees it), or NULL after failing the
+ * call. */
+char *ecr_setting_write_rules(struct ecr_call *call, const char *key, json_t *rules);
+
+/* A stored prefix-keyed document (a template, a pull-through cache rule)
+ * as its ECR structure: its prefix under prefix_key, the body's members,
+ * registryId when registry is not NULL, createdAt and updatedAt. A new
+ * reference; NULL when out of memory or the body is not a JSON object. */
+json_t *ecr_prefix_doc_json(const struct meta_prefix_doc *d, const char *prefix_key,
+                            const char *registry);
+
+/* What the errors of creating one kind of prefix-keyed document say. */
+struct ecr_prefix_kind {
+    const char *exists_type; /* "TemplateAlreadyExistsException" */
+    const char *one;         /* "The repository creation template" */
+    const char *many;        /* "repository creation templates" */
+    int max;                 /* how many a registry may hold */
+};
+
+/* Whether meta's create of the document of prefix returned BERTH_OK;
+ * otherwise false after failing the call: kind->exists_type ("<one> with
+ * prefix '<prefix>' already exists in the registry with id '<id>'") for
+ * BERTH_EEXIST, LimitExceededException ("... already has the maximum of
+ * <max> <many>") for BERTH_ETOOBIG, ServerException for the rest. */
+bool ecr_prefix_doc_created(struct ecr_call *call, enum berth_err rc, const char *prefix,
+                            const struct ecr_prefix_kind *kind);
 
 /* ---- response helpers ---- */
 

@@ -26,11 +26,13 @@
 #define CREDENTIAL_MIN 50
 #define CREDENTIAL_MAX 612
 
-#define PREFIX_PATTERN                                                                             \
-    "^([a-z0-9]+((\\.|_|__|-+)[a-z0-9]+)*(\\/[a-z0-9]+((\\.|_|__|-+)[a-z0-9]+)*)*\\/?|ROOT)$"
 #define CREDENTIAL_PATTERN                                                                         \
     "^arn:aws(-\\w+)*:secretsmanager:[a-zA-Z0-9-:]+:secret:ecr\\-pullthroughcache\\/"              \
     "[a-zA-Z0-9\\/_+=.@-]+$"
+
+static const struct ecr_prefix_kind rule_kind = {"PullThroughCacheRuleAlreadyExistsException",
+                                                 "A pull through cache rule",
+                                                 "pull through cache rules", RULES_MAX};
 
 static const char *const upstream_registries[] = {"ecr",
                                                   "ecr-public",
@@ -101,7 +103,7 @@ static bool prefix_member(struct ecr_call *call, json_t *obj, const char *key, e
         return false;
     }
     if (*out != NULL && !ecr_prefix_pattern_ok(*out)) {
-        return ecr_invalid(call, key, "must satisfy regular expression '" PREFIX_PATTERN "'");
+        return ecr_invalid(call, key, "must satisfy regular expression '" ECR_PREFIX_PATTERN "'");
     }
     return true;
 }
@@ -152,23 +154,7 @@ static bool rule_not_found(struct ecr_call *call, const char *prefix)
 /* The PullThroughCacheRule structure for a stored rule. */
 static json_t *rule_json(struct ecr_call *call, const struct meta_prefix_doc *r)
 {
-    json_t *doc = json_loads(r->body, 0, NULL);
-    if (!json_is_object(doc)) {
-        json_decref(doc);
-        return NULL;
-    }
-    json_t *out = json_object();
-    if (out == NULL ||
-        json_object_set_new(out, "ecrRepositoryPrefix", json_string(r->prefix)) != 0 ||
-        json_object_update(out, doc) != 0 ||
-        json_object_set_new(out, "registryId", json_string(ecr_registry(call))) != 0 ||
-        json_object_set_new(out, "createdAt", ecr_time(r->created_at)) != 0 ||
-        json_object_set_new(out, "updatedAt", ecr_time(r->updated_at)) != 0) {
-        json_decref(out);
-        out = NULL;
-    }
-    json_decref(doc);
-    return out;
+    return ecr_prefix_doc_json(r, "ecrRepositoryPrefix", ecr_registry(call));
 }
 
 struct one_ctx {
@@ -259,22 +245,7 @@ static void create_rule(struct ecr_call *call)
     }
     enum berth_err rc = meta_ptc_rule_create(m, prefix, body, time_now_ms(), RULES_MAX);
     free(body);
-    if (rc == BERTH_EEXIST) {
-        ecr_fail(call, "PullThroughCacheRuleAlreadyExistsException",
-                 "A pull through cache rule with prefix '%s' already exists in the registry with "
-                 "id '%s'",
-                 prefix, ecr_registry(call));
-        return;
-    }
-    if (rc == BERTH_ETOOBIG) {
-        ecr_fail(call, "LimitExceededException",
-                 "The registry with id '%s' already has the maximum of %d pull through cache "
-                 "rules",
-                 ecr_registry(call), RULES_MAX);
-        return;
-    }
-    if (rc != BERTH_OK) {
-        ecr_server_error(call, rc);
+    if (!ecr_prefix_doc_created(call, rc, prefix, &rule_kind)) {
         return;
     }
     log_info("event=pull_through_rule_created prefix=%s upstream=%s", prefix, base);
@@ -483,7 +454,7 @@ static void describe_rules(struct ecr_call *call)
         if (len < 2 || len > META_PTC_PREFIX_MAX || !ecr_prefix_pattern_ok(p)) {
             ecr_invalid(call, "ecrRepositoryPrefixes",
                         "each must be 2 to 30 characters and satisfy regular expression "
-                        "'" PREFIX_PATTERN "'");
+                        "'" ECR_PREFIX_PATTERN "'");
             return;
         }
     }

@@ -11,8 +11,6 @@
 #include <string.h>
 
 #include "common/log.h"
-#include "common/timeutil.h"
-#include "storage/meta/meta_scan.h"
 
 static bool policy_not_found(struct ecr_call *call)
 {
@@ -39,13 +37,7 @@ static void put_registry_policy(struct ecr_call *call)
     if (!ecr_valid_policy(call, text, AUTHZ_REGISTRY_POLICY)) {
         return;
     }
-    struct meta *m = ecr_meta(call);
-    if (m == NULL) {
-        return;
-    }
-    enum berth_err rc = meta_setting_set(m, META_REGISTRY_POLICY_SETTING, text, time_now_ms());
-    if (rc != BERTH_OK) {
-        ecr_server_error(call, rc);
+    if (!ecr_setting_write(call, META_REGISTRY_POLICY_SETTING, text)) {
         return;
     }
     log_info("event=registry_policy_set");
@@ -54,15 +46,11 @@ static void put_registry_policy(struct ecr_call *call)
 
 static void get_registry_policy(struct ecr_call *call)
 {
-    struct meta *m = ecr_meta(call);
-    if (m == NULL) {
+    char *text = NULL;
+    if (!ecr_setting_read(call, META_REGISTRY_POLICY_SETTING, false, &text)) {
         return;
     }
-    char *text = NULL;
-    enum berth_err rc = meta_setting_get(m, META_REGISTRY_POLICY_SETTING, &text);
-    if (rc != BERTH_OK) {
-        ecr_server_error(call, rc);
-    } else if (text == NULL) {
+    if (text == NULL) {
         policy_not_found(call);
     } else {
         echo(call, text);
@@ -72,16 +60,12 @@ static void get_registry_policy(struct ecr_call *call)
 
 static void delete_registry_policy(struct ecr_call *call)
 {
-    struct meta *m = ecr_meta(call);
-    if (m == NULL) {
+    char *text = NULL;
+    if (!ecr_setting_read(call, META_REGISTRY_POLICY_SETTING, true, &text)) {
         return;
     }
-    char *text = NULL;
-    enum berth_err rc = meta_setting_take(m, META_REGISTRY_POLICY_SETTING, &text);
-    if (rc == BERTH_OK && text == NULL) {
+    if (text == NULL) {
         policy_not_found(call);
-    } else if (rc != BERTH_OK) {
-        ecr_server_error(call, rc);
     } else {
         log_info("event=registry_policy_deleted");
         echo(call, text);

@@ -12,8 +12,6 @@
 #include <string.h>
 
 #include "common/log.h"
-#include "common/timeutil.h"
-#include "storage/meta/meta_scan.h"
 
 #define RULES_MAX 10
 #define DESTINATIONS_MAX 100
@@ -254,39 +252,20 @@ static void put_replication_configuration(struct ecr_call *call)
                     UNIQUE_DESTINATIONS_MAX);
         return;
     }
-    json_t *stored = json_pack("{s:o}", "rules", copy);
-    char *text = stored ? json_dumps(stored, JSON_COMPACT) : NULL;
-    json_decref(stored);
+    char *text = ecr_setting_write_rules(call, META_REPLICATION_CONFIG_SETTING, copy);
     if (text == NULL) {
-        ecr_server_error(call, BERTH_ENOMEM);
         return;
     }
-    struct meta *m = ecr_meta(call);
-    if (m == NULL) {
-        free(text);
-        return;
-    }
-    enum berth_err rc = meta_setting_set(m, META_REPLICATION_CONFIG_SETTING, text, time_now_ms());
-    if (rc != BERTH_OK) {
-        ecr_server_error(call, rc);
-    } else {
-        log_info("event=replication_configuration_set rules=%zu destinations=%zu",
-                 json_array_size(rules), destinations);
-        answer(call, text);
-    }
+    log_info("event=replication_configuration_set rules=%zu destinations=%zu",
+             json_array_size(rules), destinations);
+    answer(call, text);
     free(text);
 }
 
 static void describe_registry(struct ecr_call *call)
 {
-    struct meta *m = ecr_meta(call);
-    if (m == NULL) {
-        return;
-    }
     char *text = NULL;
-    enum berth_err rc = meta_setting_get(m, META_REPLICATION_CONFIG_SETTING, &text);
-    if (rc != BERTH_OK) {
-        ecr_server_error(call, rc);
+    if (!ecr_setting_read(call, META_REPLICATION_CONFIG_SETTING, false, &text)) {
         return;
     }
     if (json_object_set_new(call->out, "registryId", json_string(ecr_registry(call))) != 0) {

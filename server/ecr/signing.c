@@ -12,8 +12,6 @@
 
 #include "common/log.h"
 #include "common/str.h"
-#include "common/timeutil.h"
-#include "storage/meta/meta_scan.h"
 
 #define RULES_MAX 10
 #define FILTERS_MAX 100
@@ -203,39 +201,22 @@ static void put_signing_configuration(struct ecr_call *call)
             return;
         }
     }
-    json_t *stored = json_pack("{s:o}", "rules", copy);
-    char *text = stored ? json_dumps(stored, JSON_COMPACT) : NULL;
-    json_decref(stored);
-    struct meta *m = text ? ecr_meta(call) : NULL;
+    char *text = ecr_setting_write_rules(call, META_SIGNING_CONFIG_SETTING, copy);
     if (text == NULL) {
-        ecr_server_error(call, BERTH_ENOMEM);
         return;
     }
-    if (m == NULL) {
-        free(text);
-        return;
-    }
-    enum berth_err rc = meta_setting_set(m, META_SIGNING_CONFIG_SETTING, text, time_now_ms());
-    if (rc != BERTH_OK) {
-        ecr_server_error(call, rc);
-    } else {
-        log_info("event=signing_configuration_set rules=%zu", json_array_size(rules));
-        answer(call, text, false);
-    }
+    log_info("event=signing_configuration_set rules=%zu", json_array_size(rules));
+    answer(call, text, false);
     free(text);
 }
 
 static void get_signing_configuration(struct ecr_call *call)
 {
-    struct meta *m = ecr_meta(call);
-    if (m == NULL) {
+    char *text = NULL;
+    if (!ecr_setting_read(call, META_SIGNING_CONFIG_SETTING, false, &text)) {
         return;
     }
-    char *text = NULL;
-    enum berth_err rc = meta_setting_get(m, META_SIGNING_CONFIG_SETTING, &text);
-    if (rc != BERTH_OK) {
-        ecr_server_error(call, rc);
-    } else if (text == NULL) {
+    if (text == NULL) {
         not_found(call);
     } else {
         answer(call, text, true);
@@ -245,16 +226,12 @@ static void get_signing_configuration(struct ecr_call *call)
 
 static void delete_signing_configuration(struct ecr_call *call)
 {
-    struct meta *m = ecr_meta(call);
-    if (m == NULL) {
+    char *text = NULL;
+    if (!ecr_setting_read(call, META_SIGNING_CONFIG_SETTING, true, &text)) {
         return;
     }
-    char *text = NULL;
-    enum berth_err rc = meta_setting_take(m, META_SIGNING_CONFIG_SETTING, &text);
-    if (rc == BERTH_OK && text == NULL) {
+    if (text == NULL) {
         not_found(call);
-    } else if (rc != BERTH_OK) {
-        ecr_server_error(call, rc);
     } else {
         log_info("event=signing_configuration_deleted");
         answer(call, text, true);

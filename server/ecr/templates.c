@@ -25,11 +25,12 @@
 #define ROLE_ARN_MAX 2048
 #define KMS_KEY_MAX 2048
 
-#define PREFIX_PATTERN                                                                             \
-    "^([a-z0-9]+((\\.|_|__|-+)[a-z0-9]+)*(\\/[a-z0-9]+((\\.|_|__|-+)[a-z0-9]+)*)*\\/?|ROOT)$"
-
 static const char *const applied_for_values[] = {"REPLICATION", "PULL_THROUGH_CACHE",
                                                  "CREATE_ON_PUSH", NULL};
+static const struct ecr_prefix_kind template_kind = {
+    "TemplateAlreadyExistsException", "The repository creation template",
+    "repository creation templates", TEMPLATES_MAX};
+
 static const char *const enc_types[] = {"AES256", "KMS", "KMS_DSSE", NULL};
 
 static bool is_alnum_lower(char c)
@@ -107,7 +108,7 @@ static bool prefix_value(struct ecr_call *call, json_t *v, const char *field)
         return ecr_invalid(call, field, "Member must have length less than or equal to 256");
     }
     if (!ecr_prefix_pattern_ok(s)) {
-        return ecr_invalid(call, field, "must satisfy regular expression '" PREFIX_PATTERN "'");
+        return ecr_invalid(call, field, "must satisfy regular expression '" ECR_PREFIX_PATTERN "'");
     }
     return true;
 }
@@ -299,21 +300,7 @@ static bool read_members(struct ecr_call *call, json_t *doc, bool need_applied_f
 /* The RepositoryCreationTemplate structure for a stored template. */
 static json_t *template_json(const struct meta_prefix_doc *t)
 {
-    json_t *doc = json_loads(t->body, 0, NULL);
-    if (!json_is_object(doc)) {
-        json_decref(doc);
-        return NULL;
-    }
-    json_t *out = json_object();
-    if (out == NULL || json_object_set_new(out, "prefix", json_string(t->prefix)) != 0 ||
-        json_object_update(out, doc) != 0 ||
-        json_object_set_new(out, "createdAt", ecr_time(t->created_at)) != 0 ||
-        json_object_set_new(out, "updatedAt", ecr_time(t->updated_at)) != 0) {
-        json_decref(out);
-        out = NULL;
-    }
-    json_decref(doc);
-    return out;
+    return ecr_prefix_doc_json(t, "prefix", NULL);
 }
 
 struct one_ctx {
@@ -383,22 +370,7 @@ static void create_template(struct ecr_call *call)
     }
     enum berth_err rc = meta_template_create(m, prefix, body, time_now_ms(), TEMPLATES_MAX);
     free(body);
-    if (rc == BERTH_EEXIST) {
-        ecr_fail(call, "TemplateAlreadyExistsException",
-                 "The repository creation template with prefix '%s' already exists in the "
-                 "registry with id '%s'",
-                 prefix, ecr_registry(call));
-        return;
-    }
-    if (rc == BERTH_ETOOBIG) {
-        ecr_fail(call, "LimitExceededException",
-                 "The registry with id '%s' already has the maximum of %d repository creation "
-                 "templates",
-                 ecr_registry(call), TEMPLATES_MAX);
-        return;
-    }
-    if (rc != BERTH_OK) {
-        ecr_server_error(call, rc);
+    if (!ecr_prefix_doc_created(call, rc, prefix, &template_kind)) {
         return;
     }
     log_info("event=creation_template_created prefix=%s", prefix);
