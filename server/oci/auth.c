@@ -334,8 +334,9 @@ enum oci_login oci_auth_login(struct request *req, struct meta *m, const char *u
     bool named = c.kind == CRED_TOKEN || c.kind == CRED_KEY;
     if (c.kind == CRED_ERROR) {
         log_error("event=token_check_failed err=%s", berth_strerror(c.err));
+        enum berth_err err = c.err;
         auth_wipe(&c, sizeof(c));
-        return OCI_LOGIN_ERROR;
+        return oci_err_transient(err) ? OCI_LOGIN_RETRY : OCI_LOGIN_ERROR;
     }
     if (c.kind == CRED_EXPIRED) {
         *why = "token_expired";
@@ -348,9 +349,11 @@ enum oci_login oci_auth_login(struct request *req, struct meta *m, const char *u
         return OCI_LOGIN_BAD;
     }
     struct auth_lookup lk;
-    if (auth_lookup(a, m, named ? c.akid : NULL, NULL, &lk) != BERTH_OK) {
+    enum berth_err rc = auth_lookup(a, m, named ? c.akid : NULL, NULL, &lk);
+    if (rc != BERTH_OK) {
+        log_error("event=auth_lookup_failed err=%s endpoint=token", berth_strerror(rc));
         auth_wipe(&c, sizeof(c));
-        return OCI_LOGIN_ERROR;
+        return oci_err_transient(rc) ? OCI_LOGIN_RETRY : OCI_LOGIN_ERROR;
     }
     if (!named) {
         out = OCI_LOGIN_ANONYMOUS;

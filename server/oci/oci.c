@@ -71,12 +71,15 @@ static const struct {
     [REG_TAG_LIMIT] = {403, "DENIED"},
 };
 
+bool oci_err_transient(enum berth_err rc)
+{
+    return rc == BERTH_ENOFD || rc == BERTH_ENOMEM || rc == BERTH_EBUSY || rc == BERTH_EUNAVAILABLE;
+}
+
 void oci_server_error(struct request *req, enum berth_err rc, const char *event)
 {
-    bool transient =
-        rc == BERTH_ENOFD || rc == BERTH_ENOMEM || rc == BERTH_EBUSY || rc == BERTH_EUNAVAILABLE;
     log_error("event=%s err=%s", event, berth_strerror(rc));
-    if (!transient) {
+    if (!oci_err_transient(rc)) {
         oci_error(req, 500, "UNKNOWN", "internal error", NULL);
         return;
     }

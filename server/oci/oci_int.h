@@ -22,10 +22,16 @@ void oci_send_doc(struct request *req, unsigned status, json_t *doc, const char 
 /* Answer with the OCI error the one reason table maps s to. */
 void oci_fail(struct request *req, const struct registry_status *s);
 
+/* Whether a failure on this side is for now (retry later, 503): a
+ * resource ran out (BERTH_ENOFD, BERTH_ENOMEM, BERTH_EBUSY) or the storage
+ * is unavailable (BERTH_EUNAVAILABLE: the database down or restarting).
+ * In oci.c. */
+bool oci_err_transient(enum berth_err rc);
+
 /* Answer a request that could not be served because something failed on
  * this side (rc is not "not found" or "denied"): 503 UNAVAILABLE with
- * Retry-After when a resource ran out for now (BERTH_ENOFD, BERTH_ENOMEM,
- * BERTH_EBUSY), else 500 UNKNOWN. Logs event=<event> err=<rc>. In oci.c. */
+ * Retry-After when oci_err_transient(rc), else 500 UNKNOWN. Logs
+ * event=<event> err=<rc>. In oci.c. */
 void oci_server_error(struct request *req, enum berth_err rc, const char *event);
 
 /* Answer a pull-through cache fetch that failed with rc (the reason in
@@ -106,6 +112,7 @@ enum oci_login {
     OCI_LOGIN_BAD,       /* malformed, unknown or wrong credentials */
     OCI_LOGIN_EXPIRED,   /* an authentic login token past its expiry */
     OCI_LOGIN_ERROR,     /* the database failed */
+    OCI_LOGIN_RETRY,     /* the database unavailable, a resource out: for now */
 };
 
 /* Authenticate the token endpoint's caller: user and password from a

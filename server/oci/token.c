@@ -55,6 +55,18 @@ static void token_fail(struct request *req, unsigned status, const char *oauth_e
                                  : NULL);
 }
 
+/* Answer a token request that failed on this side with rc: 503 (retry
+ * later) when it is for now (oci_err_transient: the database down or
+ * restarting, a resource out), else 500. */
+static void token_server_error(struct request *req, enum berth_err rc, const char *message)
+{
+    if (oci_err_transient(rc)) {
+        token_fail(req, 503, "temporarily_unavailable", "database unavailable; retry later");
+    } else {
+        token_fail(req, 500, "server_error", message);
+    }
+}
+
 /* The actions identity id may take on each requested resource, into
  * granted (zeroed by the caller). BERTH_OK or BERTH_EDB/BERTH_ENOMEM. */
 static enum berth_err grant(struct request *req, struct meta *m, const struct auth_identity *id,
@@ -120,9 +132,10 @@ static void issue(struct request *req, struct meta *m, const struct auth_identit
         http_send(req, 500, NULL, 0);
         goto out;
     }
-    if (grant(req, m, id, want, granted) != BERTH_OK) {
-        log_error("event=token_grant_failed");
-        token_fail(req, 500, "server_error", "authorization failed");
+    enum berth_err rc = grant(req, m, id, want, granted);
+    if (rc != BERTH_OK) {
+        log_error("event=token_grant_failed err=%s", berth_strerror(rc));
+        token_server_error(req, rc, "authorization failed");
         goto out;
     }
     int64_t now = time_now_ms() / 1000;
@@ -233,8 +246,9 @@ static void token_get(struct request *req, struct meta *m)
     const char *why = NULL;
     enum oci_login result =
         id != NULL ? oci_auth_login(req, m, NULL, NULL, id, &why) : OCI_LOGIN_ERROR;
-    if (result == OCI_LOGIN_ERROR) {
-        token_fail(req, 500, "server_error", "authorization failed");
+    if (result == OCI_LOGIN_ERROR || result == OCI_LOGIN_RETRY) {
+        token_server_error(req, result == OCI_LOGIN_RETRY ? BERTH_EUNAVAILABLE : BERTH_EDB,
+                           "authorization failed");
     } else if (result == OCI_LOGIN_BAD || result == OCI_LOGIN_EXPIRED) {
         login_refused(req, result, why);
     } else {
@@ -357,8 +371,9 @@ static void token_post_done(struct request *req)
             goto out;
         }
         enum oci_login result = oci_auth_login(req, m, f.username, f.password, id, &why);
-        if (result == OCI_LOGIN_ERROR) {
-            token_fail(req, 500, "server_error", "authorization failed");
+        if (result == OCI_LOGIN_ERROR || result == OCI_LOGIN_RETRY) {
+            token_server_error(req, result == OCI_LOGIN_RETRY ? BERTH_EUNAVAILABLE : BERTH_EDB,
+                               "authorization failed");
         } else if (result != OCI_LOGIN_OK) {
             login_refused(req, result, why);
         } else {
@@ -388,8 +403,10 @@ static void token_post_done(struct request *req)
             goto out;
         }
         struct auth_lookup lk;
-        if (auth_lookup(req->srv->auth, m, rt.principal, NULL, &lk) != BERTH_OK) {
-            token_fail(req, 500, "server_error", "authorization failed");
+        rc = auth_lookup(req->srv->auth, m, rt.principal, NULL, &lk);
+        if (rc != BERTH_OK) {
+            log_error("event=auth_lookup_failed err=%s endpoint=token", berth_strerror(rc));
+            token_server_error(req, rc, "authorization failed");
         } else {
             if (!lk.key_found) {
                 login_refused(req, OCI_LOGIN_BAD, "unknown_key");

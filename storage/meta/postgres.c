@@ -64,8 +64,10 @@ struct meta_conn {
     bool write_locked; /* this transaction holds the write lock */
     int64_t changes;
     int64_t last_id;
-    bool lost; /* the last failure was the server connection's */
-    bool oom;  /* the last failure was libpq (this process) out of memory */
+    bool lost;   /* the last failure was the server connection's */
+    bool broken; /* the link failed (lost) since it was made: make it again
+                  * before the next BEGIN or lone statement (reconnected) */
+    bool oom;    /* the last failure was libpq (this process) out of memory */
     char sqlstate[6];
     char msg[512];
     bool live; /* on the live list (meta_stopping cuts its socket) */
@@ -177,26 +179,48 @@ static void set_error(struct meta_conn *c, const PGresult *res)
 {
     const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
     snprintf(c->sqlstate, sizeof(c->sqlstate), "%s", state ? state : "");
-    /* class 08 is a connection exception; 57P01-57P03 an administrator's
-     * shutdown, a crash shutdown, a server not accepting connections yet */
-    c->lost = PQstatus(c->pg) == CONNECTION_BAD || strncmp(c->sqlstate, "08", 2) == 0 ||
-              strcmp(c->sqlstate, "57P01") == 0 || strcmp(c->sqlstate, "57P02") == 0 ||
-              strcmp(c->sqlstate, "57P03") == 0;
     const char *msg = res ? PQresultErrorMessage(res) : NULL;
     if (msg == NULL || *msg == '\0') {
         msg = PQerrorMessage(c->pg);
     }
     snprintf(c->msg, sizeof(c->msg), "%s", msg ? msg : "?");
-    /* libpq's own failures carry no SQLSTATE: no result at all (PQexec's
-     * out-of-memory answer) or its "out of memory" result */
-    c->oom = !c->lost && c->sqlstate[0] == '\0' &&
-             (res == NULL || strncmp(c->msg, "out of memory", 13) == 0);
+    bool says_oom = strncmp(c->msg, "out of memory", 13) == 0;
+    /* The server's errors carry a SQLSTATE: class 08 is a connection
+     * exception; 57P01-57P03 an administrator's shutdown, a crash shutdown,
+     * a server not accepting connections yet. A failure libpq itself
+     * reports carries none: a result without one that is not libpq out of
+     * memory is the link failing ("server closed the connection
+     * unexpectedly", "could not send data", a protocol out of step). The
+     * connection's status does not say so at once: a query whose send
+     * failed (EPIPE, ECONNRESET: the server's end was gone, as after
+     * pg_ctl stop -m immediate) comes back with such a result while the
+     * status stays CONNECTION_OK until a later call reads the end of the
+     * stream; that query failed as a database error (a 500) before. */
+    c->lost = PQstatus(c->pg) != CONNECTION_OK || strncmp(c->sqlstate, "08", 2) == 0 ||
+              strcmp(c->sqlstate, "57P01") == 0 || strcmp(c->sqlstate, "57P02") == 0 ||
+              strcmp(c->sqlstate, "57P03") == 0 ||
+              (res != NULL && c->sqlstate[0] == '\0' && !says_oom);
+    /* no result at all is PQexec's out-of-memory answer, on a connection
+     * that is still up */
+    c->oom = !c->lost && c->sqlstate[0] == '\0' && (res == NULL || says_oom);
+    if (c->lost) {
+        c->broken = true;
+    }
     /* One line in the log. */
     for (char *p = c->msg; *p; p++) {
         if (*p == '\n' || *p == '"') {
             *p = *p == '"' ? '\'' : ' ';
         }
     }
+}
+
+/* Record that the connection is gone, with its own error message (none
+ * of a statement's). */
+static void set_lost(struct meta_conn *c)
+{
+    set_error(c, NULL);
+    c->lost = c->broken = true;
+    c->oom = false;
 }
 
 /* What a statement's SQLSTATE means. Serialization failures, deadlocks and
@@ -287,29 +311,37 @@ static enum berth_err set_up_session(struct meta_conn *c)
 static bool poll_connect(PGconn *pg, bool reset);
 
 /* After a failure outside a transaction: when it was the connection that
- * failed (a server restart, a dropped link), connect again, so that the
- * caller can run what failed once more: nothing of it ran. */
+ * failed (a server restart, a dropped link: c->broken), connect again, so
+ * that the caller can run what failed once more: nothing of it ran. When
+ * the connection cannot be made again, false with the reason recorded
+ * (lost, for pg_error). */
 static bool reconnected(struct meta_conn *c)
 {
-    if (PQstatus(c->pg) != CONNECTION_BAD) {
-        return false;
-    }
-    if (stopping_expired()) {
+    if (PQstatus(c->pg) == CONNECTION_OK && !c->broken) {
         return false;
     }
     /* PQreset's, bounded as a connection attempt is (poll_connect) */
-    if (!PQresetStart(c->pg) || !poll_connect(c->pg, true) || PQstatus(c->pg) != CONNECTION_OK ||
-        set_up_session(c) != BERTH_OK) {
+    if (stopping_expired() || !PQresetStart(c->pg) || !poll_connect(c->pg, true) ||
+        PQstatus(c->pg) != CONNECTION_OK) {
+        set_lost(c);
         return false;
     }
+    if (set_up_session(c) != BERTH_OK) {
+        return false;
+    }
+    c->broken = false;
     log_warn("event=db_reconnected backend=postgres");
     return true;
 }
 
-/* BEGIN, on a new connection if the old one was lost. */
+/* BEGIN, on a new connection if the old one was lost (at once when that
+ * is known: nothing can run on it). */
 static bool begin(struct meta_conn *c, const char *sql)
 {
-    return run(c, sql) || (reconnected(c) && run(c, sql));
+    if (c->broken) {
+        return reconnected(c) && run(c, sql);
+    }
+    return run(c, sql) || (c->lost && reconnected(c) && run(c, sql));
 }
 
 /* The connect_timeout of the connection string in milliseconds (libpq
@@ -536,8 +568,7 @@ static enum berth_err pg_listen(struct meta_conn *c, const char *channel)
 {
     char sql[96];
     snprintf(sql, sizeof(sql), "LISTEN %s", channel);
-    if (PQstatus(c->pg) == CONNECTION_BAD && !reconnected(c)) {
-        set_error(c, NULL);
+    if ((PQstatus(c->pg) != CONNECTION_OK || c->broken) && !reconnected(c)) {
         return pg_error(c, "listen");
     }
     if (!run(c, sql) && !(reconnected(c) && run(c, sql))) {
@@ -562,8 +593,7 @@ static enum berth_err pg_wait_notify(struct meta_conn *c, int64_t timeout_ms, bo
 {
     *notified = false;
     if (PQconsumeInput(c->pg) == 0) {
-        set_error(c, NULL);
-        c->lost = true;
+        set_lost(c);
         return pg_error(c, "wait_notify");
     }
     if (take_notifies(c)) {
@@ -572,8 +602,7 @@ static enum berth_err pg_wait_notify(struct meta_conn *c, int64_t timeout_ms, bo
     }
     int fd = PQsocket(c->pg);
     if (fd < 0) {
-        set_error(c, NULL);
-        c->lost = true;
+        set_lost(c);
         return pg_error(c, "wait_notify");
     }
     struct pollfd pfd = {.fd = fd, .events = POLLIN};
@@ -583,15 +612,13 @@ static enum berth_err pg_wait_notify(struct meta_conn *c, int64_t timeout_ms, bo
     }
     if (r > 0) {
         if (PQconsumeInput(c->pg) == 0) {
-            set_error(c, NULL);
-            c->lost = true;
+            set_lost(c);
             return pg_error(c, "wait_notify");
         }
         *notified = take_notifies(c);
     }
     if (PQstatus(c->pg) == CONNECTION_BAD) {
-        set_error(c, NULL);
-        c->lost = true;
+        set_lost(c);
         return pg_error(c, "wait_notify");
     }
     return BERTH_OK;
@@ -795,18 +822,28 @@ static bool execute(struct pg_stmt *s)
             return false;
         }
     }
+    /* A lone read runs on a new connection if the old one was lost: at
+     * once when that is known, else after it failed there. */
     bool lone_read = !s->is_write && !c->in_txn;
+    if (lone_read && c->broken && !reconnected(c)) {
+        return false;
+    }
     PGresult *res = PQexecParams(c->pg, s->sql, n, types, values, lengths, formats, 0);
     ExecStatusType status = PQresultStatus(res);
     bool ok = status == PGRES_COMMAND_OK || status == PGRES_TUPLES_OK;
-    if (!ok && lone_read && reconnected(c)) {
-        PQclear(res);
-        res = PQexecParams(c->pg, s->sql, n, types, values, lengths, formats, 0);
-        status = PQresultStatus(res);
-        ok = status == PGRES_COMMAND_OK || status == PGRES_TUPLES_OK;
-    }
     if (!ok) {
         set_error(c, res);
+        if (lone_read && c->lost && reconnected(c)) {
+            PQclear(res);
+            res = PQexecParams(c->pg, s->sql, n, types, values, lengths, formats, 0);
+            status = PQresultStatus(res);
+            ok = status == PGRES_COMMAND_OK || status == PGRES_TUPLES_OK;
+            if (!ok) {
+                set_error(c, res);
+            }
+        }
+    }
+    if (!ok) {
         PQclear(res);
         if (own_txn) {
             PQclear(PQexec(c->pg, "ROLLBACK"));
