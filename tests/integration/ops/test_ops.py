@@ -206,7 +206,7 @@ class MetricsTest(OpsCase):
     # passes every second, but with a grace period: with none, a pass between a push's blobs
     # and its manifest collects the blobs (MANIFEST_BLOB_UNKNOWN on a loaded machine)
     server_config = {"gc": {"interval_seconds": 1, "grace_seconds": 600},
-                     "lifecycle": {"interval_seconds": 1}}
+                     "lifecycle": {"interval_seconds": 1, "new_policy_delay_seconds": 0}}
 
     def test_promtool_accepts_the_metrics(self):
         repo = self.repo()
@@ -295,6 +295,34 @@ class MetricsTest(OpsCase):
         m = h.wait_until(passes, 120, interval=0.5, what="a GC pass and a lifecycle run")
         self.assertGreaterEqual(value(m, "berth_gc_duration_seconds_count"), 1)
         self.assertIn(("berth_gc_freed_bytes_total", ()), m)
+
+    def test_lifecycle_evaluations_and_deletions_are_counted(self):
+        before = parse_metrics(self.scrape())
+        repo = self.repo()
+        for tag in ("v1", "v2", "v3"):
+            self.push_image_ok(repo, h.build_image(layer_count=1, layer_size=512), tag=tag)
+        policy = json.dumps({"rules": [{
+            "rulePriority": 1, "description": "keep the newest image only",
+            "action": {"type": "expire"},
+            "selection": {"tagStatus": "any", "countType": "imageCountMoreThan",
+                          "countNumber": 1}}]})
+        self.assertStatus(self.reg.ecr("PutLifecyclePolicy", {
+            "repositoryName": repo, "lifecyclePolicyText": policy}), 200)
+
+        def expired():
+            m = parse_metrics(self.scrape())
+            grew = value(m, "berth_lifecycle_expired_images_total") - \
+                value(before, "berth_lifecycle_expired_images_total")
+            return m if grew >= 2 else None
+        m = h.wait_until(expired, 120, interval=0.5, what="the lifecycle run expiring two images")
+        self.assertEqual(value(m, "berth_lifecycle_expired_images_total") -
+                         value(before, "berth_lifecycle_expired_images_total"), 2)
+        self.assertGreaterEqual(value(m, "berth_lifecycle_evaluated_images_total") -
+                                value(before, "berth_lifecycle_evaluated_images_total"), 3)
+        self.assertGreaterEqual(value(m, "berth_lifecycle_evaluated_repositories_total") -
+                                value(before, "berth_lifecycle_evaluated_repositories_total"), 1)
+        resp = self.reg.ecr("DescribeImages", {"repositoryName": repo})
+        self.assertEqual(len(resp.json()["imageDetails"]), 1)
 
     def test_scans_are_counted(self):
         repo = self.repo()
