@@ -236,6 +236,57 @@ static bool anonymous_allowed(const struct request *req, bool enforced)
     return enforced && req->srv->cfg->anonymous;
 }
 
+static void csrf_refused(struct request *req)
+{
+    fail(req, 403, "InvalidCsrfToken",
+         "The request carries no valid " AUTH_SESSION_CSRF_HEADER " header");
+}
+
+/* The caller's session, from the request's Cookie (its CSRF token checked
+ * when csrf is set), and the lookup of the key it stands for with repo's
+ * policy (NULL: none). On true, *s, *state and *lk are filled (wipe *s
+ * with auth_wipe, release *lk with auth_lookup_fini); on false nothing is
+ * left to wipe or release and the request was answered: 403 for a wrong
+ * CSRF token, 503 when the sessions cannot be read, 5xx when the lookup
+ * failed. */
+static bool session_lookup(struct request *req, struct meta *m, bool csrf, const char *repo,
+                           struct auth_session *s, enum auth_session_state *state,
+                           struct auth_lookup *lk)
+{
+    struct auth *a = req->srv->auth;
+    *state =
+        auth_session_check(auth_sessions(a), http_header(req, "Cookie"), csrf,
+                           http_header(req, AUTH_SESSION_CSRF_HEADER), time_now_ms() / 1000, s);
+    if (*state == AUTH_SESSION_CSRF) {
+        auth_wipe(s, sizeof(*s));
+        csrf_refused(req);
+        return false;
+    }
+    if (*state == AUTH_SESSION_UNAVAILABLE) {
+        server_failed(req, BERTH_EUNAVAILABLE, "db", "database unavailable");
+        return false;
+    }
+    enum berth_err rc = auth_lookup(a, m, session_key(*state, s), repo, lk);
+    if (rc != BERTH_OK) {
+        auth_wipe(s, sizeof(*s));
+        server_failed(req, rc, "auth", "authorization could not be checked");
+        return false;
+    }
+    return true;
+}
+
+/* The identity a lookup gives a caller: its key's, or anonymous (release
+ * it with auth_identity_clear). */
+static void lookup_identity(struct auth_lookup *lk, struct auth_identity *id)
+{
+    memset(id, 0, sizeof(*id));
+    id->anonymous = true;
+    if (lk->key_found) {
+        auth_lookup_take_identity(lk, id);
+    }
+    id->enforced = lk->enforced;
+}
+
 /* The session document: signed in or not (or browsing anonymously, as
  * "anonymous": true allows), and whether the server needs a sign-in. */
 static json_t *session_doc(bool enforced, bool anonymous_ok, const struct auth_session *s,
@@ -264,17 +315,9 @@ static void session_get(struct request *req)
         return;
     }
     struct auth_session s;
-    enum auth_session_state state = auth_session_check(auth_sessions(a), http_header(req, "Cookie"),
-                                                       false, NULL, time_now_ms() / 1000, &s);
-    if (state == AUTH_SESSION_UNAVAILABLE) {
-        server_failed(req, BERTH_EUNAVAILABLE, "db", "database unavailable");
-        return;
-    }
+    enum auth_session_state state;
     struct auth_lookup lk;
-    enum berth_err rc = auth_lookup(a, m, session_key(state, &s), NULL, &lk);
-    if (rc != BERTH_OK) {
-        auth_wipe(&s, sizeof(s));
-        server_failed(req, rc, "auth", "authorization could not be checked");
+    if (!session_lookup(req, m, false, NULL, &s, &state, &lk)) {
         return;
     }
     bool anonymous_ok = anonymous_allowed(req, lk.enforced);
@@ -459,27 +502,14 @@ static void permissions(struct request *req)
         return;
     }
     struct auth_session s;
-    enum auth_session_state state = auth_session_check(auth_sessions(a), http_header(req, "Cookie"),
-                                                       false, NULL, time_now_ms() / 1000, &s);
-    if (state == AUTH_SESSION_UNAVAILABLE) {
-        server_failed(req, BERTH_EUNAVAILABLE, "db", "database unavailable");
-        return;
-    }
+    enum auth_session_state state;
     struct auth_lookup lk;
-    enum berth_err rc = auth_lookup(a, m, session_key(state, &s), repo, &lk);
-    if (rc != BERTH_OK) {
-        auth_wipe(&s, sizeof(s));
-        server_failed(req, rc, "auth", "authorization could not be checked");
+    if (!session_lookup(req, m, false, repo, &s, &state, &lk)) {
         return;
     }
     auth_wipe(&s, sizeof(s));
     struct auth_identity id;
-    memset(&id, 0, sizeof(id));
-    id.anonymous = true;
-    if (lk.key_found) {
-        auth_lookup_take_identity(&lk, &id);
-    }
-    id.enforced = lk.enforced;
+    lookup_identity(&lk, &id);
     json_t *actions = json_object();
     const char *const *list = repo != NULL ? REPO_ACTIONS : REGISTRY_ACTIONS;
     size_t n = repo != NULL ? sizeof(REPO_ACTIONS) / sizeof(REPO_ACTIONS[0])
@@ -498,12 +528,6 @@ static void permissions(struct request *req)
 
 /* ---- the caller ---- */
 
-static void csrf_refused(struct request *req)
-{
-    fail(req, 403, "InvalidCsrfToken",
-         "The request carries no valid " AUTH_SESSION_CSRF_HEADER " header");
-}
-
 /* Who calls a console endpoint: the session's key (its CSRF token checked
  * when csrf is set), or anonymous. Once keys exist, an anonymous caller
  * (no session, or an anonymous one) is answered 401 unless anonymous_ok
@@ -515,22 +539,8 @@ static bool caller_begin(struct request *req, struct meta *m, bool csrf, bool an
 {
     struct auth *a = req->srv->auth;
     struct auth_session s;
-    enum auth_session_state state =
-        auth_session_check(auth_sessions(a), http_header(req, "Cookie"), csrf,
-                           http_header(req, AUTH_SESSION_CSRF_HEADER), time_now_ms() / 1000, &s);
-    if (state == AUTH_SESSION_CSRF) {
-        auth_wipe(&s, sizeof(s));
-        csrf_refused(req);
-        return false;
-    }
-    if (state == AUTH_SESSION_UNAVAILABLE) {
-        server_failed(req, BERTH_EUNAVAILABLE, "db", "database unavailable");
-        return false;
-    }
-    enum berth_err rc = auth_lookup(a, m, session_key(state, &s), NULL, lk);
-    if (rc != BERTH_OK) {
-        auth_wipe(&s, sizeof(s));
-        server_failed(req, rc, "auth", "authorization could not be checked");
+    enum auth_session_state state;
+    if (!session_lookup(req, m, csrf, NULL, &s, &state, lk)) {
         return false;
     }
     bool anonymous_session = state == AUTH_SESSION_OK && s.access_key_id[0] == '\0';
@@ -546,12 +556,7 @@ static bool caller_begin(struct request *req, struct meta *m, bool csrf, bool an
         fail(req, 401, "SignInRequired", "Sign in with an access key to see this.");
         return false;
     }
-    memset(id, 0, sizeof(*id));
-    id->anonymous = true;
-    if (lk->key_found) {
-        auth_lookup_take_identity(lk, id);
-    }
-    id->enforced = lk->enforced;
+    lookup_identity(lk, id);
     return true;
 }
 
