@@ -1,6 +1,7 @@
 """Helpers of the pull-through cache tests: `berth secrets` run against a test server's
 root and config, and the access-log lines of an upstream."""
 
+import http.server
 import os
 import re
 import socketserver
@@ -26,6 +27,25 @@ class LoopbackServer:
     def close(self):
         self.httpd.shutdown()
         self.httpd.server_close()
+
+
+class QuietHandler(http.server.BaseHTTPRequestHandler):
+    """The request handler of a stand-in server (LoopbackServer): logs nothing on stderr;
+    send() gives a whole answer."""
+
+    def log_message(self, *args):
+        pass
+
+    def send(self, status, body=b"", ctype="application/json"):
+        """Answer status with body: Content-Type ctype (None: no such header), Content-Length,
+        and the body unless the request was a HEAD."""
+        self.send_response(status)
+        if ctype is not None:
+            self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
 
 
 def secret_arn(name, region="us-east-1", account="000000000000"):

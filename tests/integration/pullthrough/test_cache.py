@@ -298,11 +298,8 @@ class FakeUpstream(p.LoopbackServer):
         self.blob_gets = 0
         fake = self
 
-        class Handler(http.server.BaseHTTPRequestHandler):
+        class Handler(p.QuietHandler):
             protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args):
-                pass
 
             def do_GET(self):
                 path = self.path
@@ -315,33 +312,26 @@ class FakeUpstream(p.LoopbackServer):
                     if path.endswith("/blobs/" + d):
                         fake.blob_gets += 1
                         if d == fake.hold_blob:
-                            self.send_response(200)
-                            self.send_header("Content-Length", str(len(data)))
-                            self.end_headers()
-                            self.wfile.write(data[:len(data) // 2])
-                            self.wfile.flush()
+                            self.send_half(data)
                             fake.release.wait(60)
                             self.wfile.write(data[len(data) // 2:])
                             return None
                         if d == fake.bad_blob:
                             data = bytes(len(data))
                         if d == fake.cut_blob:
-                            self.send_response(200)
-                            self.send_header("Content-Length", str(len(data)))
-                            self.end_headers()
-                            self.wfile.write(data[:len(data) // 2])
-                            self.wfile.flush()
+                            self.send_half(data)
                             self.close_connection = True
                             return None
                         return self.send(200, data, "application/octet-stream")
                 return self.send(404, b'{"errors":[{"code":"MANIFEST_UNKNOWN"}]}')
 
-            def send(self, status, body, ctype="application/json"):
-                self.send_response(status)
-                self.send_header("Content-Type", ctype)
-                self.send_header("Content-Length", str(len(body)))
+            def send_half(self, data):
+                """200 announcing all of data, and its first half sent."""
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
-                self.wfile.write(body)
+                self.wfile.write(data[:len(data) // 2])
+                self.wfile.flush()
 
         self.serve(Handler)
 

@@ -6,7 +6,6 @@ rule's secret."""
 
 import base64
 import datetime
-import http.server
 import json
 import os
 import time
@@ -52,31 +51,20 @@ class TokenIssuer(p.LoopbackServer):
         self.requests = []
         issuer = self
 
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def log_message(self, *args):
-                pass
-
+        class Handler(p.QuietHandler):
             def do_GET(self):
                 issuer.requests.append(self.path)
                 want = "Basic " + base64.b64encode(("%s:%s" % (USER, PASSWORD)).encode()).decode()
                 if self.headers.get("Authorization") != want:
-                    self.send_response(401)
-                    self.send_header("Content-Length", "0")
-                    self.end_headers()
-                    return
+                    return self.send(401, ctype=None)
                 from urllib.parse import urlparse, parse_qs
                 q = parse_qs(urlparse(self.path).query)
                 access = []
                 for scope in q.get("scope", []):
                     kind, name, actions = scope.split(":")
                     access.append({"type": kind, "name": name, "actions": actions.split(",")})
-                body = json.dumps({"token": issuer.token(access),
-                                   "expires_in": 300}).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
+                return self.send(200, json.dumps({"token": issuer.token(access),
+                                                  "expires_in": 300}).encode())
 
         self.serve(Handler)
 

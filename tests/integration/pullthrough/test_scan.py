@@ -6,7 +6,6 @@ the upstream cannot give a blob, the scan is FAILED with an UpstreamError descri
 
 import os
 import shutil
-import http.server
 import tempfile
 import uuid
 
@@ -31,11 +30,8 @@ class ManifestOnlyUpstream(p.LoopbackServer):
         self.serve_blobs = False
         fake = self
 
-        class Handler(http.server.BaseHTTPRequestHandler):
+        class Handler(p.QuietHandler):
             protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args):
-                pass
 
             def do_GET(self):
                 if self.path == "/v2/":
@@ -54,14 +50,6 @@ class ManifestOnlyUpstream(p.LoopbackServer):
                                  "application/json")
 
             do_HEAD = do_GET
-
-            def send(self, status, body, ctype):
-                self.send_response(status)
-                self.send_header("Content-Type", ctype)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                if self.command != "HEAD":
-                    self.wfile.write(body)
 
         self.serve(Handler)
 
