@@ -33,6 +33,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <poll.h>
 #include <pthread.h>
@@ -41,6 +42,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include <libpq-fe.h>
 
@@ -70,7 +72,14 @@ struct meta_conn {
     bool oom;    /* the last failure was libpq (this process) out of memory */
     char sqlstate[6];
     char msg[512];
-    bool live; /* on the live list (meta_stopping cuts its socket) */
+    /* Guarded by live_mu: on the live list, and cut_fd, a duplicate of the
+     * connection's socket that this struct owns (-1: none), made when the
+     * connection is made and closed before it is finished or reset: what
+     * meta_stopping shuts down. Never libpq's own descriptor, which libpq
+     * closes by itself when it sees the link fail; its number may then be
+     * another thread's file or socket. */
+    bool live;
+    int cut_fd;
     struct meta_conn *live_prev, *live_next;
 };
 
@@ -88,22 +97,51 @@ static int64_t mono_ms(void)
     return time_mono_ns() / 1000000;
 }
 
+/* Close c's cut_fd; live_mu held. */
+static void drop_cut_fd(struct meta_conn *c)
+{
+    if (c->cut_fd >= 0) {
+        close(c->cut_fd);
+        c->cut_fd = -1;
+    }
+}
+
+/* Put a connection just made (or made again) on the live list with a
+ * duplicate of its socket. Without a descriptor left for the duplicate it
+ * stays usable but cannot be cut at a stop (the statement deadline still
+ * bounds its waits). */
 static void live_add(struct meta_conn *c)
 {
+    int fd = PQsocket(c->pg);
+    int dup = fd >= 0 ? fcntl(fd, F_DUPFD_CLOEXEC, 0) : -1;
     pthread_mutex_lock(&live_mu);
-    c->live_prev = NULL;
-    c->live_next = live_head;
-    if (live_head != NULL) {
-        live_head->live_prev = c;
+    drop_cut_fd(c);
+    c->cut_fd = dup;
+    if (!c->live) {
+        c->live_prev = NULL;
+        c->live_next = live_head;
+        if (live_head != NULL) {
+            live_head->live_prev = c;
+        }
+        live_head = c;
+        c->live = true;
     }
-    live_head = c;
-    c->live = true;
+    pthread_mutex_unlock(&live_mu);
+}
+
+/* Before the connection's socket is closed (PQresetStart): nothing of it
+ * may be cut from now on. */
+static void live_forget_socket(struct meta_conn *c)
+{
+    pthread_mutex_lock(&live_mu);
+    drop_cut_fd(c);
     pthread_mutex_unlock(&live_mu);
 }
 
 static void live_remove(struct meta_conn *c)
 {
     pthread_mutex_lock(&live_mu);
+    drop_cut_fd(c);
     if (c->live) {
         if (c->live_prev != NULL) {
             c->live_prev->live_next = c->live_next;
@@ -125,8 +163,9 @@ void meta_stopping(void)
     pthread_mutex_lock(&live_mu);
     int cut = 0;
     for (struct meta_conn *c = live_head; c != NULL; c = c->live_next) {
-        int fd = PQsocket(c->pg);
-        if (fd >= 0 && shutdown(fd, SHUT_RDWR) == 0) {
+        /* the duplicate shares the socket: shutting it down ends the
+         * link under libpq's descriptor too, whatever the owner does */
+        if (c->cut_fd >= 0 && shutdown(c->cut_fd, SHUT_RDWR) == 0) {
             cut++;
         }
     }
@@ -320,12 +359,15 @@ static bool reconnected(struct meta_conn *c)
     if (PQstatus(c->pg) == CONNECTION_OK && !c->broken) {
         return false;
     }
-    /* PQreset's, bounded as a connection attempt is (poll_connect) */
+    /* PQreset's, bounded as a connection attempt is (poll_connect); the
+     * old socket is closed by PQresetStart */
+    live_forget_socket(c);
     if (stopping_expired() || !PQresetStart(c->pg) || !poll_connect(c->pg, true) ||
         PQstatus(c->pg) != CONNECTION_OK) {
         set_lost(c);
         return false;
     }
+    live_add(c);
     if (set_up_session(c) != BERTH_OK) {
         return false;
     }
@@ -460,6 +502,7 @@ static enum berth_err pg_open(const char *dsn, bool sync_full, struct meta_conn 
     if (c == NULL) {
         return BERTH_ENOMEM;
     }
+    c->cut_fd = -1;
     c->pg = connect_verbose(dsn);
     if (c->pg == NULL || PQstatus(c->pg) != CONNECTION_OK) {
         snprintf(c->msg, sizeof(c->msg), "%s", c->pg ? PQerrorMessage(c->pg) : "out of memory");
