@@ -17,6 +17,7 @@ import clients as c
 from swift_fixture import SwiftServer
 
 PREFIX = "itest-s3/"
+EXPIRY_SECONDS = 15  # storage.upload_expiry_seconds in test_expired_sessions_abort_...(below)
 
 
 @unittest.skipUnless(h.IS_BERTH, "berth's own backend")
@@ -223,15 +224,17 @@ class S3ServeTest(h.LogsOnFailure, unittest.TestCase):
         old_uuid = old_loc.rstrip("/").split("/")[-1].split("?")[0]
         self.assertEqual(self.open_multipart_uploads(), ["uploads/" + old_uuid])
         self.assertNotEqual(self.keys("uploads/%s/" % old_uuid), [])
-        # older than the expiry (6 s) when GC looks; the young one far younger
-        time.sleep(8)
+        # older than the expiry (15 s) when GC looks; the young one younger by the expiry:
+        # its 8 MiB part and berth gc's start may take seconds on a busy machine (ASan, a
+        # loaded Swift), which a 6 s expiry left too little room for
+        time.sleep(EXPIRY_SECONDS + 2)
         young = h.random_bytes(part + 3000)
         r = self.reg.start_upload(repo)
         r = self.reg.patch_chunk(r.header("Location"), young, start=0)
         self.assertEqual(r.status, 202, r.body)
         young_loc = r.header("Location")
         young_uuid = young_loc.rstrip("/").split("/")[-1].split("?")[0]
-        rc, out = h.run_berth(["gc"], env={"BERTH_STORAGE_UPLOAD_EXPIRY_SECONDS": "6"},
+        rc, out = h.run_berth(["gc"], env={"BERTH_STORAGE_UPLOAD_EXPIRY_SECONDS": str(EXPIRY_SECONDS)},
                               server=self.server, timeout=120)
         self.assertEqual(rc, 0, out)
         self.assertEqual(self.open_multipart_uploads(), ["uploads/" + young_uuid], out)
