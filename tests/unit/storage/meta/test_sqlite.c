@@ -20,6 +20,17 @@
 static char root[512];
 static char db_path[600];
 
+/* A new database: root a new temporary directory, db_path its berth.db,
+ * opened with sync_full. NULL after a failed check when it cannot be. */
+static struct meta *open_new(bool sync_full)
+{
+    snprintf(root, sizeof(root), "%s", unit_tmpdir());
+    snprintf(db_path, sizeof(db_path), "%s/berth.db", root);
+    struct meta *m = NULL;
+    CHECK_INT(meta_open(db_path, sync_full, &m), BERTH_OK);
+    return m;
+}
+
 static void sleep_ms(int ms)
 {
     struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L};
@@ -78,10 +89,7 @@ static void *write_once(void *arg)
  * and single write statements alike, and all get in once it is free. */
 static void test_writers_queue_in_order(void)
 {
-    snprintf(root, sizeof(root), "%s", unit_tmpdir());
-    snprintf(db_path, sizeof(db_path), "%s/berth.db", root);
-    struct meta *holder = NULL;
-    CHECK_INT(meta_open(db_path, true, &holder), BERTH_OK);
+    struct meta *holder = open_new(true);
     if (holder == NULL) {
         return;
     }
@@ -117,10 +125,7 @@ static void test_writers_queue_in_order(void)
  * connection each let the next writer in. */
 static void test_queue_released_on_every_end(void)
 {
-    snprintf(root, sizeof(root), "%s", unit_tmpdir());
-    snprintf(db_path, sizeof(db_path), "%s/berth.db", root);
-    struct meta *a = NULL, *b = NULL;
-    CHECK_INT(meta_open(db_path, true, &a), BERTH_OK);
+    struct meta *a = open_new(true), *b = NULL;
     CHECK_INT(meta_open(db_path, true, &b), BERTH_OK);
     if (a == NULL || b == NULL) {
         return;
@@ -223,9 +228,7 @@ static void *commit_once(void *arg)
  * more sync between them, and none returns before it. */
 static void test_group_commit_one_sync_for_those_waiting(void)
 {
-    snprintf(root, sizeof(root), "%s", unit_tmpdir());
-    snprintf(db_path, sizeof(db_path), "%s/berth.db", root);
-    CHECK_INT(meta_open(db_path, true, &group_watch), BERTH_OK);
+    group_watch = open_new(true);
     if (group_watch == NULL) {
         return;
     }
@@ -280,10 +283,7 @@ static int fail_sync(void)
  * dropped what it could not write); reads go on. */
 static void test_failed_sync_is_final(void)
 {
-    snprintf(root, sizeof(root), "%s", unit_tmpdir());
-    snprintf(db_path, sizeof(db_path), "%s/berth.db", root);
-    struct meta *m = NULL;
-    CHECK_INT(meta_open(db_path, true, &m), BERTH_OK);
+    struct meta *m = open_new(true);
     if (m == NULL) {
         return;
     }
@@ -311,10 +311,7 @@ static void test_failed_sync_is_final(void)
  * hook; without sync_full there is no sync to fail. */
 static void test_wal_sync_fault(void)
 {
-    snprintf(root, sizeof(root), "%s", unit_tmpdir());
-    snprintf(db_path, sizeof(db_path), "%s/berth.db", root);
-    struct meta *m = NULL;
-    CHECK_INT(meta_open(db_path, true, &m), BERTH_OK);
+    struct meta *m = open_new(true);
     if (m == NULL) {
         return;
     }
@@ -326,9 +323,7 @@ static void test_wal_sync_fault(void)
     meta_close(m);
     file_remove_tree(root);
 
-    snprintf(root, sizeof(root), "%s", unit_tmpdir());
-    snprintf(db_path, sizeof(db_path), "%s/berth.db", root);
-    CHECK_INT(meta_open(db_path, false, &m), BERTH_OK);
+    m = open_new(false);
     if (m == NULL) {
         return;
     }
@@ -345,10 +340,7 @@ static void test_wal_sync_fault(void)
  * a failed sync it fails like every write. */
 static void test_upload_insert_does_not_wait(void)
 {
-    snprintf(root, sizeof(root), "%s", unit_tmpdir());
-    snprintf(db_path, sizeof(db_path), "%s/berth.db", root);
-    struct meta *m = NULL;
-    CHECK_INT(meta_open(db_path, true, &m), BERTH_OK);
+    struct meta *m = open_new(true);
     if (m == NULL) {
         return;
     }
@@ -383,10 +375,7 @@ static void test_upload_insert_does_not_wait(void)
  * and so does the next write after it. In a transaction the commit syncs. */
 static void test_repo_ensure_does_not_wait(void)
 {
-    snprintf(root, sizeof(root), "%s", unit_tmpdir());
-    snprintf(db_path, sizeof(db_path), "%s/berth.db", root);
-    struct meta *m = NULL;
-    CHECK_INT(meta_open(db_path, true, &m), BERTH_OK);
+    struct meta *m = open_new(true);
     if (m == NULL) {
         return;
     }
@@ -423,10 +412,7 @@ static void test_repo_ensure_does_not_wait(void)
 /* Without sync_full nothing is synced per commit. */
 static void test_no_group_sync_without_sync_full(void)
 {
-    snprintf(root, sizeof(root), "%s", unit_tmpdir());
-    snprintf(db_path, sizeof(db_path), "%s/berth.db", root);
-    struct meta *m = NULL;
-    CHECK_INT(meta_open(db_path, false, &m), BERTH_OK);
+    struct meta *m = open_new(false);
     if (m == NULL) {
         return;
     }
@@ -447,11 +433,8 @@ static void test_no_group_sync_without_sync_full(void)
  * statements the same way, or as out of memory, while its file exists. */
 static void test_no_descriptor_is_enofd(void)
 {
-    snprintf(root, sizeof(root), "%s", unit_tmpdir());
-    snprintf(db_path, sizeof(db_path), "%s/berth.db", root);
-    struct meta *m = NULL;
+    struct meta *m = open_new(true);
     struct meta_repo r;
-    CHECK_INT(meta_open(db_path, true, &m), BERTH_OK);
     if (m == NULL) {
         return;
     }

@@ -46,6 +46,16 @@ static void add(struct treq *t, const char *name, const char *value)
     t->r.header_count++;
 }
 
+/* The headers the captured ECR calls below sign, in this order (h[0..3]):
+ * Content-Type, X-Amz-Target, Host, X-Amz-Date. */
+static void add_json_headers(struct treq *t)
+{
+    add(t, "Content-Type", "application/x-amz-json-1.1");
+    add(t, "X-Amz-Target", TARGET);
+    add(t, "Host", "127.0.0.1:18765");
+    add(t, "X-Amz-Date", "20261126T095037Z");
+}
+
 /* The captured CreateRepository request of the reference, minus auth. */
 static void vector_request(struct treq *t)
 {
@@ -328,10 +338,7 @@ static void test_botocore_cases(void)
 
     /* Session credentials: the token header is signed and reported. */
     treq_init(&t, "/", NULL, BODY);
-    add(&t, "Content-Type", "application/x-amz-json-1.1");
-    add(&t, "X-Amz-Target", TARGET);
-    add(&t, "Host", "127.0.0.1:18765");
-    add(&t, "X-Amz-Date", "20261126T095037Z");
+    add_json_headers(&t);
     add(&t, "X-Amz-Security-Token", "FQoGZXIvYXdzEXAMPLETOKEN+/=");
     add(&t, "Authorization",
         "AWS4-HMAC-SHA256 Credential=" SCOPE
@@ -365,10 +372,7 @@ static void test_botocore_cases(void)
 
     /* A query string, sorted by key then value. */
     treq_init(&t, "/", "b=x%2Fy&a=1&c=&a=0", "{}");
-    add(&t, "Content-Type", "application/x-amz-json-1.1");
-    add(&t, "X-Amz-Target", TARGET);
-    add(&t, "Host", "127.0.0.1:18765");
-    add(&t, "X-Amz-Date", "20261126T095037Z");
+    add_json_headers(&t);
     add(&t, "Authorization",
         "AWS4-HMAC-SHA256 Credential=" SCOPE
         ", SignedHeaders=content-type;host;x-amz-date;x-amz-target, "
@@ -383,10 +387,7 @@ static void test_botocore_cases(void)
 
     /* Header values are trimmed and inner whitespace runs collapsed. */
     treq_init(&t, "/", NULL, "");
-    add(&t, "Content-Type", "application/x-amz-json-1.1");
-    add(&t, "X-Amz-Target", TARGET);
-    add(&t, "Host", "127.0.0.1:18765");
-    add(&t, "X-Amz-Date", "20261126T095037Z");
+    add_json_headers(&t);
     add(&t, "X-Custom", "  a   b \t c  ");
     add(&t, "Authorization",
         "AWS4-HMAC-SHA256 Credential=" SCOPE
@@ -415,10 +416,7 @@ static void test_botocore_cases(void)
     /* Dot segments and empty segments removed, the encoded path encoded
      * again ("/a/./b/../c//d%20e/" -> "/a/c/d%2520e/"). */
     treq_init(&t, "/a/./b/../c//d%20e/", NULL, "{}");
-    add(&t, "Content-Type", "application/x-amz-json-1.1");
-    add(&t, "X-Amz-Target", TARGET);
-    add(&t, "Host", "127.0.0.1:18765");
-    add(&t, "X-Amz-Date", "20261126T095037Z");
+    add_json_headers(&t);
     add(&t, "Authorization",
         "AWS4-HMAC-SHA256 Credential=" SCOPE
         ", SignedHeaders=content-type;host;x-amz-date;x-amz-target, "
