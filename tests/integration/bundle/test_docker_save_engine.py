@@ -28,10 +28,7 @@ class DockerSaveEngineTest(h.ServerTestCase):
     def test_import_of_docker_save_into_a_running_server(self):
         dockerd.reset_client_config()
         image = d.SavedImage("itest/saved/app:v1", layer_count=2)
-        load = os.path.join(dockerd.work, "load.tar")
-        with open(load, "wb") as f:
-            f.write(image.archive())
-        dockerd.docker("load", "-i", load)
+        dockerd.load(image)
         saved = os.path.join(dockerd.work, "saved.tar")
         dockerd.docker("save", "-o", saved, image.tag)
         rc, out = h.run_berth(["import", saved], server=self.server, timeout=120)
@@ -44,9 +41,7 @@ class DockerSaveEngineTest(h.ServerTestCase):
         ref = "127.0.0.1:%d/itest/saved/app:v1" % self.server.port
         dockerd.docker("rmi", "--force", image.tag)
         dockerd.docker("pull", ref)
-        inspected = json.loads(dockerd.docker("image", "inspect", ref).out)[0]
-        self.assertEqual(inspected["Id"], image.image_id)
-        self.assertEqual(inspected["RootFS"]["Layers"], image.diff_ids)
+        self.assertEqual(dockerd.image_ids(ref), (image.image_id, image.diff_ids))
 
 
 if __name__ == "__main__":

@@ -12,7 +12,6 @@ import json
 import os
 import re
 import shutil
-import tarfile
 import tempfile
 
 import clients as c  # first: it cleans the environment botocore reads
@@ -189,18 +188,13 @@ class BearerClientsTest(h.ServerTestCase):
         return dockerd.docker(*args, **kwargs)
 
     def load(self, image):
-        path = os.path.join(dockerd.work, "load.tar")
-        with open(path, "wb") as f:
-            f.write(image.archive())
-        self.assertIn("Loaded image: " + image.tag, self.docker("load", "-i", path).out)
+        self.assertIn("Loaded image: " + image.tag, dockerd.load(image).out)
 
     def forget(self, *refs):
         self.docker("rmi", "--force", *refs)
 
     def assertPulled(self, ref, image):
-        doc = json.loads(self.docker("image", "inspect", ref).out)[0]
-        self.assertEqual(doc["Id"], image.image_id)
-        self.assertEqual(doc["RootFS"]["Layers"], image.diff_ids)
+        self.assertEqual(dockerd.image_ids(ref), (image.image_id, image.diff_ids))
 
     def test_docker_login_push_pull_and_anonymous_public_pull(self):
         before = self.tokens_issued(self.admin[0])
@@ -273,20 +267,9 @@ class BearerClientsTest(h.ServerTestCase):
     def ctr(self, *args, **kwargs):
         return containerd.ctr(*args, **kwargs)
 
-    def ctr_import(self, repo, tag, image):
-        layout = os.path.join(containerd.work, "layout-" + tag)
-        h.write_oci_layout(layout, {tag: image})
-        path = layout + ".tar"
-        with tarfile.open(path, "w") as tar:
-            for name in sorted(os.listdir(layout)):
-                tar.add(os.path.join(layout, name), arcname=name)
-        self.ctr("images", "import", "--no-unpack", "--base-name", "%s/%s" % (self.host, repo),
-                 path)
-        return "%s/%s:%s" % (self.host, repo, tag)
-
     def test_ctr_push_pull_and_anonymous(self):
         image = h.build_image(layer_count=2, layer_size=16 * 1024)
-        ref = self.ctr_import("team/ctr", "v1", image)
+        ref = containerd.import_image(self.host, "team/ctr", "v1", image)
         before = self.tokens_issued(self.admin[0])
         self.ctr("images", "push", "--plain-http", "--user", "%s:%s" % self.admin, ref)
         self.assertTokensIssued(self.admin[0], before)

@@ -7,8 +7,6 @@ that comes back is compared byte for byte with what went in, and the pull unpack
 """
 # berth-suite: daemons
 
-import os
-import tarfile
 
 import clients as c  # first: it cleans the environment botocore reads  # noqa: F401
 import auth_helpers as e
@@ -36,16 +34,8 @@ class ContainerdTest(e.KeyedServerTestCase):
         return "%s:%s" % key
 
     def import_image(self, repo, tag, image, *extra):
-        """Write an OCI layout tar of image as tag and import it as HOST/repo:tag."""
-        layout = os.path.join(containerd.work, "layout-" + tag)
-        h.write_oci_layout(layout, {tag: image})
-        path = layout + ".tar"
-        with tarfile.open(path, "w") as tar:
-            for name in sorted(os.listdir(layout)):
-                tar.add(os.path.join(layout, name), arcname=name)
-        self.ctr("images", "import", "--no-unpack", "--base-name",
-                 "%s/%s" % (self.host, repo), *extra, path)
-        return "%s/%s:%s" % (self.host, repo, tag)
+        """Import image into containerd as HOST/repo:tag; returns that reference."""
+        return containerd.import_image(self.host, repo, tag, image, *extra)
 
     def forget(self, ref):
         """Remove the image and, by a synchronous GC, its content from containerd."""

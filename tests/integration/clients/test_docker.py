@@ -11,7 +11,6 @@ image ID (the config's digest) and the layers' diff IDs, which dockerd verifies 
 
 import base64
 import json
-import os
 import re
 import subprocess
 
@@ -49,11 +48,7 @@ class DockerMixin:
         return dockerd.docker(*args, **kwargs)
 
     def load(self, image):
-        path = os.path.join(dockerd.work, "load.tar")
-        with open(path, "wb") as f:
-            f.write(image.archive())
-        out = self.docker("load", "-i", path).out
-        self.assertIn("Loaded image: " + image.tag, out)
+        self.assertIn("Loaded image: " + image.tag, dockerd.load(image).out)
 
     def push(self, image, ref):
         """docker load + tag + push; returns the manifest digest docker printed."""
@@ -72,9 +67,7 @@ class DockerMixin:
 
     def assertPulled(self, ref, image):
         """ref is in dockerd with image's config (image ID) and layers (diff IDs)."""
-        doc = json.loads(self.docker("image", "inspect", ref).out)[0]
-        self.assertEqual(doc["Id"], image.image_id)
-        self.assertEqual(doc["RootFS"]["Layers"], image.diff_ids)
+        self.assertEqual(dockerd.image_ids(ref), (image.image_id, image.diff_ids))
 
     def login(self, user, password):
         return self.docker("login", "--username", user, "--password-stdin", self.host,

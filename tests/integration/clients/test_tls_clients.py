@@ -20,7 +20,6 @@ import os
 import re
 import shutil
 import subprocess
-import tarfile
 import unittest
 
 import clients as c  # first: it cleans the environment botocore reads  # noqa: F401
@@ -112,19 +111,9 @@ class MutualTlsClientsTest(h.ServerTestCase):
             f.write("\n".join(lines) + "\n")
         return root
 
-    def ctr_import(self, repo, image):
-        layout = os.path.join(containerd.work, "layout-" + repo.replace("/", "-"))
-        h.write_oci_layout(layout, {"v1": image})
-        with tarfile.open(layout + ".tar", "w") as tar:
-            for name in sorted(os.listdir(layout)):
-                tar.add(os.path.join(layout, name), arcname=name)
-        containerd.ctr("images", "import", "--no-unpack", "--base-name",
-                       "%s/%s" % (self.host, repo), layout + ".tar")
-        return "%s/%s:v1" % (self.host, repo)
-
     def test_ctr_with_hosts_toml(self):
         image = h.build_image(layer_count=2, layer_size=64 * 1024)
-        ref = self.ctr_import("team/ctr", image)
+        ref = containerd.import_image(self.host, "team/ctr", "v1", image)
         user = "%s:%s" % self.admin
         good = self.hosts_dir("good", "root", "client")
         containerd.ctr("images", "push", "--hosts-dir", good, "--user", user, ref)

@@ -230,6 +230,20 @@ class Dockerd(Daemon):
         with open(os.path.join(self.client_config, "config.json")) as f:
             return json.load(f).get("auths", {})
 
+    def load(self, image):
+        """`docker load` of a SavedImage's archive (written to work/load.tar); returns the
+        Result ("Loaded image: <tag>" in its out)."""
+        path = os.path.join(self.work, "load.tar")
+        with open(path, "wb") as f:
+            f.write(image.archive())
+        return self.docker("load", "-i", path)
+
+    def image_ids(self, ref):
+        """The image ID (the config's digest) and the layers' diff IDs dockerd holds for ref,
+        as a SavedImage's (image_id, diff_ids)."""
+        doc = json.loads(self.docker("image", "inspect", ref).out)[0]
+        return doc["Id"], doc["RootFS"]["Layers"]
+
 
 # ---------------------------------------------------------------------------------------------
 # containerd
@@ -277,6 +291,19 @@ class Containerd(Daemon):
         return run_client([require(CTR_BIN), "--address", self.socket, "--namespace", "berth-test"]
                           + [str(a) for a in args], env, check=check, timeout=timeout,
                           daemon=self)
+
+    def import_image(self, host, repo, tag, image, *extra):
+        """Write image as an OCI layout tar (tag its name) and `ctr images import` it as
+        host/repo:tag (extra: more import options); returns that reference."""
+        layout = os.path.join(self.work, "layout-" + tag)
+        h.write_oci_layout(layout, {tag: image})
+        path = layout + ".tar"
+        with tarfile.open(path, "w") as tar:
+            for name in sorted(os.listdir(layout)):
+                tar.add(os.path.join(layout, name), arcname=name)
+        self.ctr("images", "import", "--no-unpack", "--base-name", "%s/%s" % (host, repo),
+                 *extra, path)
+        return "%s/%s:%s" % (host, repo, tag)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -12,7 +12,6 @@ the cache alone.
 # berth-suite: daemons
 
 import json
-import os
 
 import clients as c  # first: it cleans the environment botocore reads
 import auth_helpers as e
@@ -65,10 +64,7 @@ class EnginesThroughCacheTest(h.ServerTestCase):
     def test_docker_pulls_through_the_cache(self):
         dockerd.reset_client_config()
         image = d.SavedImage("itest/ptc/app:v1")
-        path = os.path.join(dockerd.work, "ptc-load.tar")
-        with open(path, "wb") as f:
-            f.write(image.archive())
-        dockerd.docker("load", "-i", path)
+        dockerd.load(image)
         upstream_ref = "%s/lib/app:v1" % self.up_host
         dockerd.docker("tag", image.tag, upstream_ref)
         dockerd.docker("push", upstream_ref)
@@ -79,9 +75,7 @@ class EnginesThroughCacheTest(h.ServerTestCase):
         ref = "%s/dock/lib/app:v1" % self.host
         for _ in range(2):
             dockerd.docker("pull", ref)
-            doc = json.loads(dockerd.docker("image", "inspect", ref).out)[0]
-            self.assertEqual(doc["Id"], image.image_id)
-            self.assertEqual(doc["RootFS"]["Layers"], image.diff_ids)
+            self.assertEqual(dockerd.image_ids(ref), (image.image_id, image.diff_ids))
             dockerd.docker("rmi", "--force", ref)
         manifest = json.loads(h.expect_status(self.up.registry().get_manifest(
             "lib/app", "v1", accept=h.DOCKER_ACCEPT), 200).body)
