@@ -88,11 +88,7 @@ class BlobMountingTest(e.ModernEcrTestCase):
     def test_setting_survives_a_restart(self):
         self.ecr.put_account_setting(name="BLOB_MOUNTING", value="DISABLED")
         self.addCleanup(self.ecr.put_account_setting, name="BLOB_MOUNTING", value="ENABLED")
-        self.server.stop()
-        self.server.start(reuse_port=True)
-        cls = type(self)
-        cls.reg = self.server.registry()
-        cls.ecr = e.c.ecr_client(self.server, *e.c.DUMMY_KEY)
+        self.restart_server()
         self.assertEqual(self.ecr.get_account_setting(name="BLOB_MOUNTING")["value"], "DISABLED")
         source, target = self.repo("-src"), self.repo("-dst")
         digest = self.reg.ensure_blob(source, h.random_bytes(300))

@@ -85,11 +85,7 @@ class LayerPartsTest(e.EcrTestCase):
         data = h.random_bytes(1001)
         for i in range(600):
             self.part(repo, upload, data, i)
-        self.server.stop()
-        self.server.start(reuse_port=True)
-        cls = type(self)
-        cls.reg = self.server.registry()
-        cls.ecr = e.c.ecr_client(self.server, *e.c.DUMMY_KEY)
+        self.restart_server()
         for i in range(600, 1000):
             self.assertEqual(self.part(repo, upload, data, i)["lastByteReceived"], i)
         self.assert_1001st_refused(repo, upload, data)

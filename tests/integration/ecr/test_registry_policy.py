@@ -89,11 +89,8 @@ class RegistryPolicyTest(e.ModernEcrTestCase):
         text = policy({"Effect": "Allow", "Principal": {"AWS": user_arn("outsider")},
                        "Action": "ecr:CreateRepository", "Resource": repo_arn("kept/*")})
         self.ecr.put_registry_policy(policyText=text)
-        self.server.stop()
-        self.server.start(reuse_port=True)
+        self.restart_server(self.admin)
         cls = type(self)
-        cls.reg = self.server.registry()
-        cls.ecr = c.ecr_client(self.server, *self.admin)
         cls.outsider_ecr = c.ecr_client(self.server, *self.outsider)
         cls.reader_ecr = c.ecr_client(self.server, *self.reader)
         self.assertEqual(self.ecr.get_registry_policy()["policyText"], text)

@@ -43,6 +43,15 @@ class EcrTestCase(h.ServerTestCase):
         cls.endpoint = cls.server.base_url
         cls.ecr = c.ecr_client(cls.server, *c.DUMMY_KEY)
 
+    def restart_server(self, key=c.DUMMY_KEY):
+        """Stop the class's server and start it again on its port, with new clients in
+        cls.reg and cls.ecr (signing with key)."""
+        self.server.stop()
+        self.server.start(reuse_port=True)
+        cls = type(self)
+        cls.reg = self.server.registry()
+        cls.ecr = c.ecr_client(self.server, *key)
+
     # -- clients ------------------------------------------------------------------------------
 
     def aws(self, *args, check=True):
