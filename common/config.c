@@ -173,6 +173,11 @@ static const struct config_key keys[] = {
      "metadata database: sqlite (<root>/berth.db) or postgres"},
     {"meta.postgres.dsn", CONFIG_STRING, OFF(meta_postgres_dsn), "", 0, 0,
      "libpq connection string of the postgres backend (e.g. host=... dbname=...)"},
+    {"meta.postgres.query_timeout_ms", CONFIG_INT, OFF(meta_postgres_query_timeout_ms), "30000", 0,
+     3600000,
+     "the longest a PostgreSQL statement (and a connection attempt without connect_timeout) "
+     "waits for the server: then the request gets 503 and the connection is made again; "
+     "keep it above lock_timeout (10 s); 0: no bound"},
     {"meta.lease_seconds", CONFIG_INT, OFF(meta_lease_seconds), "30", 2, 3600,
      "with meta.backend postgres (replicas), background jobs are claimed under leases this long: "
      "the jobs of a replica that dies are taken over this long after"},

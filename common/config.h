@@ -86,6 +86,7 @@ struct berth_config {
 
     char *meta_backend;      /* "sqlite" or "postgres" */
     char *meta_postgres_dsn; /* libpq connection string when postgres */
+    int64_t meta_postgres_query_timeout_ms;
     int64_t meta_lease_seconds;
 
     char *registry_id;     /* 12 digits, the ECR account id */

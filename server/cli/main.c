@@ -10,6 +10,7 @@
 #include "cli_int.h"
 
 #include "common/log.h"
+#include "storage/meta/meta.h"
 
 /* Take "--name VALUE" or "--name=VALUE" at argv[*i]; true when matched. */
 static bool take_flag(int argc, char **argv, int *i, const char *name, const char **out,
@@ -84,6 +85,7 @@ int cli_open_store_status(void)
 struct store *cli_open_store(const struct cli *cli)
 {
     const struct berth_config *cfg = &cli->cfg;
+    meta_postgres_query_timeout(cfg->meta_postgres_query_timeout_ms);
     struct store_options opt = {
         .root = cfg->root,
         .fsync = cfg->storage_fsync,

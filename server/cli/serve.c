@@ -195,11 +195,14 @@ static void reload(const struct cli *cli, struct server *srv)
     config_fini(&fresh);
 }
 
-/* The stop of the background threads (jobs, scan workers, leases) once
- * the HTTP server has stopped: when it has not ended STOP_GRACE_MS later,
- * a thread waits on a database that does not answer, and meta_stopping
- * cuts the database connections so that it ends (with an error) and the
- * process exits rather than wait for SIGKILL. */
+/* A stage of the stop that may wait on the database: the HTTP server's
+ * (requests in a statement: it waits http.drain_seconds for them, then
+ * joins their threads) and the background threads' (jobs, scan workers,
+ * leases) once the HTTP server has stopped. When it has not ended
+ * STOP_GRACE_MS after its own deadline, a thread waits on a database that
+ * does not answer, and meta_stopping cuts the database connections so
+ * that it ends (with an error: a request gets its 503) and the process
+ * exits rather than wait for SIGKILL. */
 #define STOP_GRACE_MS 2000
 
 struct stop_watch {
@@ -207,6 +210,8 @@ struct stop_watch {
     pthread_cond_t cv;
     bool done;
     bool running;
+    int64_t wait_ms; /* the stage's own deadline plus STOP_GRACE_MS */
+    const char *stage;
     pthread_t thread;
 };
 
@@ -215,8 +220,8 @@ static void *stop_watch_main(void *arg)
     struct stop_watch *sw = arg;
     struct timespec until;
     clock_gettime(CLOCK_REALTIME, &until);
-    until.tv_sec += STOP_GRACE_MS / 1000;
-    until.tv_nsec += (long)(STOP_GRACE_MS % 1000) * 1000000L;
+    until.tv_sec += (time_t)(sw->wait_ms / 1000);
+    until.tv_nsec += (long)(sw->wait_ms % 1000) * 1000000L;
     if (until.tv_nsec >= 1000000000L) {
         until.tv_sec++;
         until.tv_nsec -= 1000000000L;
@@ -229,17 +234,20 @@ static void *stop_watch_main(void *arg)
     bool late = !sw->done;
     pthread_mutex_unlock(&sw->mu);
     if (late) {
-        log_warn("event=stop_slow waited_ms=%d action=cut_db_connections", STOP_GRACE_MS);
+        log_warn("event=stop_slow stage=%s waited_ms=%lld action=cut_db_connections", sw->stage,
+                 (long long)sw->wait_ms);
         meta_stopping();
     }
     return NULL;
 }
 
-static void stop_watch_start(struct stop_watch *sw)
+static void stop_watch_start(struct stop_watch *sw, const char *stage, int64_t deadline_ms)
 {
     pthread_mutex_init(&sw->mu, NULL);
     pthread_cond_init(&sw->cv, NULL);
     sw->done = false;
+    sw->stage = stage;
+    sw->wait_ms = deadline_ms + STOP_GRACE_MS;
     sw->running = pthread_create(&sw->thread, NULL, stop_watch_main, sw) == 0;
 }
 
@@ -446,10 +454,13 @@ int cmd_serve(struct cli *cli)
     watchdog_stop(wd); /* systemd stops watching once told STOPPING=1 */
     notify("STOPPING=1");
     log_info("event=server_stopping signal=%s", sig == SIGINT ? "SIGINT" : "SIGTERM");
+    struct stop_watch http_sw;
+    stop_watch_start(&http_sw, "http", cfg->http_drain_seconds * 1000);
     server_stop(srv, cfg->http_drain_seconds * 1000);
+    stop_watch_end(&http_sw);
     upstream_stop(cfg->http_drain_seconds * 1000);
     struct stop_watch sw;
-    stop_watch_start(&sw);
+    stop_watch_start(&sw, "jobs", 0);
     /* after the server: no request can queue a scan or wake a job any more */
     replication_job_stop(repl);
     jobs_stop(jobs);

@@ -437,6 +437,19 @@ bool meta_durability_lost(struct meta *m);
  * a few seconds after the HTTP server. */
 void meta_stopping(void);
 
+/* meta.postgres.query_timeout_ms's default. */
+#define META_PG_QUERY_TIMEOUT_DEFAULT_MS 30000
+
+/* Bound every PostgreSQL statement's wait for the server's answer to ms
+ * (0: no bound; a migration's statements never are), and a connection
+ * attempt whose connection string gives no connect_timeout: a statement
+ * that waits longer fails with BERTH_EUNAVAILABLE (event=db_query_timeout)
+ * and its connection is dropped, so that a server that does not answer
+ * (hung, its network black-holed) costs a request a 503, not its thread.
+ * Process-wide; call before connections are opened (cli_open_store does).
+ * Nothing for SQLite. */
+void meta_postgres_query_timeout(int64_t ms);
+
 /* Fault injection for tests: while on, every sync of a SQLite write-ahead
  * log fails as a disk error would. `berth serve` turns it on, once the
  * store is open, when the variable BERTH_TEST_FAULTS names "wal_sync".

@@ -22,6 +22,15 @@
  *   resources (53000, its own EMFILE/ENFILE) BERTH_EUNAVAILABLE: all
  *   answered 503 with Retry-After on /v2. A refused connection's SQLSTATE
  *   is read from its message, made verbose while connecting.
+ * - A server that does not answer (hung, SIGSTOPped, its network
+ *   black-holed) cannot hold a request: every statement's wait for its
+ *   answer is bounded by meta.postgres.query_timeout_ms (the connection is
+ *   then dropped, so the server ends the statement when it notices, and
+ *   the request gets BERTH_EUNAVAILABLE), a connection attempt by the
+ *   connection string's connect_timeout or else that bound, and berth's
+ *   connections have TCP keepalives unless the connection string says
+ *   otherwise. Sockets are non-blocking; the waits poll in 100 ms slices
+ *   so that a stop (meta_stopping) ends them too.
  * - A failed statement leaves its transaction usable: writes inside a
  *   transaction run under a savepoint that a failure rolls back to.
  * - Statements use ?N parameters, rewritten to $N; parameters are typed by
@@ -70,6 +79,9 @@ struct meta_conn {
     bool broken; /* the link failed (lost) since it was made: make it again
                   * before the next BEGIN or lone statement (reconnected) */
     bool oom;    /* the last failure was libpq (this process) out of memory */
+    /* how the last statement's wait ended when it returned no result */
+    enum { EXEC_DONE, EXEC_TIMED_OUT, EXEC_LINK_FAILED } exec_end;
+    bool unbounded; /* a migration's statement: no deadline */
     char sqlstate[6];
     char msg[512];
     /* Guarded by live_mu: on the live list, and cut_fd, a duplicate of the
@@ -91,6 +103,16 @@ static pthread_mutex_t live_mu = PTHREAD_MUTEX_INITIALIZER;
 static struct meta_conn *live_head;
 static _Atomic int64_t stopping_at;
 #define STOPPING_CONNECT_MS 1000
+
+/* meta.postgres.query_timeout_ms: the longest a statement waits for the
+ * server's answer, and a connection attempt when the connection string
+ * gives no connect_timeout; 0: no bound. */
+static _Atomic int64_t query_timeout_ms = META_PG_QUERY_TIMEOUT_DEFAULT_MS;
+
+void meta_postgres_query_timeout(int64_t ms)
+{
+    atomic_store(&query_timeout_ms, ms < 0 ? 0 : ms);
+}
 
 static int64_t mono_ms(void)
 {
@@ -216,6 +238,29 @@ static struct pg_stmt *ps(struct meta_stmt *st)
 
 static void set_error(struct meta_conn *c, const PGresult *res)
 {
+    if (res == NULL && c->exec_end != EXEC_DONE) {
+        /* exec_bounded gave up: no answer within the bound, or the link
+         * failed while it waited */
+        c->sqlstate[0] = '\0';
+        if (c->exec_end == EXEC_TIMED_OUT) {
+            snprintf(c->msg, sizeof(c->msg),
+                     "no answer from the server within %" PRId64
+                     " ms (meta.postgres.query_timeout_ms), or the process is stopping",
+                     atomic_load(&query_timeout_ms));
+        } else {
+            const char *m = PQerrorMessage(c->pg);
+            snprintf(c->msg, sizeof(c->msg), "%s",
+                     m != NULL && *m != '\0' ? m : "the connection failed");
+            for (char *p = c->msg; *p; p++) {
+                if (*p == '\n' || *p == '"') {
+                    *p = *p == '"' ? '\'' : ' ';
+                }
+            }
+        }
+        c->lost = c->broken = true;
+        c->oom = false;
+        return;
+    }
     const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
     snprintf(c->sqlstate, sizeof(c->sqlstate), "%s", state ? state : "");
     const char *msg = res ? PQresultErrorMessage(res) : NULL;
@@ -299,10 +344,110 @@ static bool pg_is_unique_violation(struct meta_conn *c)
     return strcmp(c->sqlstate, "23505") == 0;
 }
 
+/* Whether a wait must end: past deadline (monotonic ms; -1: none), or
+ * the process stopping (meta_stopping, STOPPING_CONNECT_MS ago). */
+static bool wait_over(int64_t deadline)
+{
+    return stopping_expired() || (deadline >= 0 && mono_ms() >= deadline);
+}
+
+/* Poll the connection's socket for events for at most 100 ms (less when
+ * the deadline is nearer): >0 ready, 0 not yet, <0 failed. */
+static int poll_slice(PGconn *pg, short events, int64_t deadline)
+{
+    int slice = 100; /* short: the stop is checked between slices */
+    if (deadline >= 0) {
+        int64_t left = deadline - mono_ms();
+        slice = left < 0 ? 0 : left < slice ? (int)left : slice;
+    }
+    struct pollfd pfd = {.fd = PQsocket(pg), .events = events};
+    if (pfd.fd < 0) {
+        return -1;
+    }
+    int r = poll(&pfd, 1, slice);
+    return r < 0 && errno == EINTR ? 0 : r;
+}
+
+/* Send what libpq holds and read until a result can be taken without
+ * blocking (PQisBusy false). */
+static int await_result(struct meta_conn *c, int64_t deadline)
+{
+    for (;;) {
+        int f = PQflush(c->pg);
+        if (f < 0) {
+            return EXEC_LINK_FAILED;
+        }
+        if (f == 0 && !PQisBusy(c->pg)) {
+            return EXEC_DONE;
+        }
+        if (wait_over(deadline)) {
+            return EXEC_TIMED_OUT;
+        }
+        int r = poll_slice(c->pg, (short)(POLLIN | (f == 1 ? POLLOUT : 0)), deadline);
+        if (r < 0 || (r > 0 && PQconsumeInput(c->pg) == 0)) {
+            return EXEC_LINK_FAILED;
+        }
+    }
+}
+
+/* PQexec (nparams < 0) or PQexecParams with the wait for the answer
+ * bounded by meta.postgres.query_timeout_ms (none for a migration's
+ * statement) and by a stop: the result as PQexec gives it (the last, or
+ * the first error), or NULL with c->exec_end saying why (set_error reads
+ * it). A statement that timed out leaves its connection dropped (its
+ * socket shut down: the server ends the statement when it notices, the
+ * caller's transaction is rolled back) and broken, to be made again. */
+static PGresult *exec_bounded(struct meta_conn *c, const char *sql, int nparams, const Oid *types,
+                              const char *const *values, const int *lengths, const int *formats)
+{
+    c->exec_end = EXEC_DONE;
+    int sent = nparams < 0
+                   ? PQsendQuery(c->pg, sql)
+                   : PQsendQueryParams(c->pg, sql, nparams, types, values, lengths, formats, 0);
+    if (!sent) {
+        if (PQstatus(c->pg) != CONNECTION_OK) {
+            c->exec_end = EXEC_LINK_FAILED;
+        }
+        return NULL; /* else libpq out of memory */
+    }
+    int64_t t = atomic_load(&query_timeout_ms);
+    int64_t deadline = t > 0 && !c->unbounded ? mono_ms() + t : -1;
+    PGresult *last = NULL;
+    for (;;) {
+        int end = await_result(c, deadline);
+        if (end != EXEC_DONE) {
+            PQclear(last);
+            c->exec_end = end;
+            if (end == EXEC_TIMED_OUT) {
+                log_warn("event=db_query_timeout backend=postgres timeout_ms=%" PRId64
+                         " stopping=%d",
+                         t, stopping_expired() ? 1 : 0);
+                live_forget_socket(c);
+                shutdown(PQsocket(c->pg), SHUT_RDWR);
+            }
+            c->broken = true;
+            return NULL;
+        }
+        PGresult *r = PQgetResult(c->pg);
+        if (r == NULL) {
+            return last;
+        }
+        if (last != NULL && PQresultStatus(last) == PGRES_FATAL_ERROR) {
+            PQclear(r); /* PQexec's answer is the error */
+        } else {
+            PQclear(last);
+            last = r;
+        }
+        if (PQstatus(c->pg) == CONNECTION_BAD) {
+            return last;
+        }
+    }
+}
+
 /* Run a statement without parameters; on failure the reason is kept. */
 static bool run(struct meta_conn *c, const char *sql)
 {
-    PGresult *res = PQexec(c->pg, sql);
+    PGresult *res = exec_bounded(c, sql, -1, NULL, NULL, NULL, NULL);
     ExecStatusType s = PQresultStatus(res);
     bool ok = s == PGRES_COMMAND_OK || s == PGRES_TUPLES_OK;
     if (!ok) {
@@ -314,7 +459,11 @@ static bool run(struct meta_conn *c, const char *sql)
 
 static enum berth_err pg_exec(struct meta_conn *c, const char *sql, const char *what)
 {
-    if (!run(c, sql)) {
+    /* a migration may rewrite a large table: it is not bounded */
+    c->unbounded = strcmp(what, "migrate") == 0;
+    bool ok = run(c, sql);
+    c->unbounded = false;
+    if (!ok) {
         return pg_error(c, what);
     }
     return BERTH_OK;
@@ -344,6 +493,11 @@ static enum berth_err set_up_session(struct meta_conn *c)
     if (rc == BERTH_OK) {
         rc = pg_exec(c, "SET lock_timeout = '10s'; SET client_min_messages = warning", "open");
     }
+    if (rc == BERTH_OK && PQserverVersion(c->pg) >= 140000) {
+        /* a statement whose connection berth dropped (query_timeout_ms)
+         * ends within seconds, not when it would next send */
+        rc = pg_exec(c, "SET client_connection_check_interval = '5s'", "open");
+    }
     return rc;
 }
 
@@ -368,10 +522,11 @@ static bool reconnected(struct meta_conn *c)
         return false;
     }
     live_add(c);
-    if (set_up_session(c) != BERTH_OK) {
+    c->broken = false;
+    if (PQsetnonblocking(c->pg, 1) != 0 || set_up_session(c) != BERTH_OK) {
+        c->broken = true;
         return false;
     }
-    c->broken = false;
     log_warn("event=db_reconnected backend=postgres");
     return true;
 }
@@ -383,7 +538,9 @@ static bool begin(struct meta_conn *c, const char *sql)
     if (c->broken) {
         return reconnected(c) && run(c, sql);
     }
-    return run(c, sql) || (c->lost && reconnected(c) && run(c, sql));
+    /* not again after a timeout: the server does not answer */
+    return run(c, sql) ||
+           (c->lost && c->exec_end != EXEC_TIMED_OUT && reconnected(c) && run(c, sql));
 }
 
 /* The connect_timeout of the connection string in milliseconds (libpq
@@ -411,25 +568,61 @@ static int connect_timeout_ms(PGconn *pg)
  * answer (a host gone, a hung server) cannot hold a stop. */
 static bool poll_connect(PGconn *pg, bool reset)
 {
-    int timeout = connect_timeout_ms(pg);
+    int64_t timeout = connect_timeout_ms(pg);
+    if (timeout < 0 && atomic_load(&query_timeout_ms) > 0) {
+        timeout = atomic_load(&query_timeout_ms);
+    }
     int64_t deadline = timeout < 0 ? -1 : mono_ms() + timeout;
     PostgresPollingStatusType st = PGRES_POLLING_WRITING;
     while (st != PGRES_POLLING_OK && st != PGRES_POLLING_FAILED) {
-        if (stopping_expired() || (deadline >= 0 && mono_ms() >= deadline)) {
+        if (wait_over(deadline)) {
             return false; /* the caller sees no CONNECTION_OK */
         }
-        struct pollfd pfd = {.fd = PQsocket(pg),
-                             .events = st == PGRES_POLLING_READING ? POLLIN : POLLOUT};
-        int r = poll(&pfd, 1, 100); /* short: the stop and the deadline are checked */
-        if (r < 0 && errno != EINTR) {
+        int r = poll_slice(pg, st == PGRES_POLLING_READING ? POLLIN : POLLOUT, deadline);
+        if (r < 0) {
             return false;
         }
-        if (r <= 0) {
+        if (r == 0) {
             continue;
         }
         st = reset ? PQresetPoll(pg) : PQconnectPoll(pg);
     }
     return st == PGRES_POLLING_OK;
+}
+
+/* TCP keepalives on berth's connections unless the connection string sets
+ * them: a peer gone (a host down, a network black-holed) is found on an
+ * idle connection too, and data unacknowledged for a minute ends the link
+ * (tcp_user_timeout). Nothing on a Unix socket. */
+static const char *const keepalive_keys[] = {"keepalives", "keepalives_idle", "keepalives_interval",
+                                             "keepalives_count", "tcp_user_timeout"};
+static const char *const keepalive_values[] = {"1", "30", "10", "3", "60000"};
+#define NKEEPALIVE (sizeof(keepalive_keys) / sizeof(keepalive_keys[0]))
+
+/* PQconnectStart(dsn) with the keepalive settings dsn does not give. */
+static PGconn *connect_start(const char *dsn)
+{
+    const char *keys[NKEEPALIVE + 2], *values[NKEEPALIVE + 2];
+    size_t n = 0;
+    keys[n] = "dbname"; /* expanded: dsn as a connection string or URI */
+    values[n++] = dsn;
+    PQconninfoOption *opts = PQconninfoParse(dsn, NULL);
+    for (size_t i = 0; opts != NULL && i < NKEEPALIVE; i++) {
+        bool given = false;
+        for (PQconninfoOption *o = opts; o->keyword != NULL; o++) {
+            given = given || (strcmp(o->keyword, keepalive_keys[i]) == 0 && o->val != NULL &&
+                              *o->val != '\0');
+        }
+        if (!given) {
+            keys[n] = keepalive_keys[i];
+            values[n++] = keepalive_values[i];
+        }
+    }
+    keys[n] = NULL;
+    values[n] = NULL;
+    PGconn *pg = PQconnectStartParams(keys, values, 1);
+    PQconninfoFree(opts);
+    return pg;
 }
 
 /* Connect as PQconnectdb does, with the connection's error messages
@@ -438,7 +631,7 @@ static bool poll_connect(PGconn *pg, bool reset)
  * out of memory. The caller checks PQstatus. */
 static PGconn *connect_verbose(const char *dsn)
 {
-    PGconn *pg = PQconnectStart(dsn);
+    PGconn *pg = connect_start(dsn);
     if (pg == NULL || PQstatus(pg) == CONNECTION_BAD) {
         return pg;
     }
@@ -505,7 +698,9 @@ static enum berth_err pg_open(const char *dsn, bool sync_full, struct meta_conn 
     c->cut_fd = -1;
     c->pg = connect_verbose(dsn);
     if (c->pg == NULL || PQstatus(c->pg) != CONNECTION_OK) {
-        snprintf(c->msg, sizeof(c->msg), "%s", c->pg ? PQerrorMessage(c->pg) : "out of memory");
+        const char *why = c->pg ? PQerrorMessage(c->pg) : "out of memory";
+        snprintf(c->msg, sizeof(c->msg), "%s",
+                 *why != '\0' ? why : "no answer from the server within the connection's bound");
         connect_state(c->msg, c->sqlstate);
         enum berth_err rc = c->pg == NULL ? BERTH_ENOMEM : connect_err(c->msg, c->sqlstate);
         for (char *p = c->msg; *p; p++) {
@@ -520,6 +715,10 @@ static enum berth_err pg_open(const char *dsn, bool sync_full, struct meta_conn 
     }
     c->sync_full = sync_full;
     live_add(c);
+    if (PQsetnonblocking(c->pg, 1) != 0) {
+        pg_close(c);
+        return BERTH_ENOMEM;
+    }
     enum berth_err rc = set_up_session(c);
     if (rc != BERTH_OK) {
         pg_close(c);
@@ -563,9 +762,9 @@ static enum berth_err pg_commit(struct meta_conn *c)
 
 static void pg_rollback(struct meta_conn *c)
 {
-    if (PQtransactionStatus(c->pg) != PQTRANS_IDLE) {
-        PGresult *res = PQexec(c->pg, "ROLLBACK");
-        PQclear(res);
+    /* a broken connection's transaction ended with it */
+    if (!c->broken && PQtransactionStatus(c->pg) != PQTRANS_IDLE) {
+        PQclear(exec_bounded(c, "ROLLBACK", -1, NULL, NULL, NULL, NULL));
     }
     c->in_txn = false;
     c->write_locked = false;
@@ -574,7 +773,7 @@ static void pg_rollback(struct meta_conn *c)
 /* The single-column, single-row integer answer of sql; -1 on error. */
 static int64_t query_int(struct meta_conn *c, const char *sql)
 {
-    PGresult *res = PQexec(c->pg, sql);
+    PGresult *res = exec_bounded(c, sql, -1, NULL, NULL, NULL, NULL);
     int64_t v = -1;
     if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1 && PQnfields(res) == 1) {
         v = PQgetisnull(res, 0, 0) ? 0 : strtoll(PQgetvalue(res, 0, 0), NULL, 10);
@@ -849,7 +1048,7 @@ static bool execute(struct pg_stmt *s)
             return false;
         }
         if (!run(c, PG_WRITE_LOCK)) {
-            PQclear(PQexec(c->pg, "ROLLBACK"));
+            PQclear(exec_bounded(c, "ROLLBACK", -1, NULL, NULL, NULL, NULL));
             return false;
         }
     } else if (savepoint) {
@@ -871,14 +1070,15 @@ static bool execute(struct pg_stmt *s)
     if (lone_read && c->broken && !reconnected(c)) {
         return false;
     }
-    PGresult *res = PQexecParams(c->pg, s->sql, n, types, values, lengths, formats, 0);
+    PGresult *res = exec_bounded(c, s->sql, n, types, values, lengths, formats);
     ExecStatusType status = PQresultStatus(res);
     bool ok = status == PGRES_COMMAND_OK || status == PGRES_TUPLES_OK;
     if (!ok) {
         set_error(c, res);
-        if (lone_read && c->lost && reconnected(c)) {
+        /* again on a new connection, unless the server did not answer */
+        if (lone_read && c->lost && c->exec_end != EXEC_TIMED_OUT && reconnected(c)) {
             PQclear(res);
-            res = PQexecParams(c->pg, s->sql, n, types, values, lengths, formats, 0);
+            res = exec_bounded(c, s->sql, n, types, values, lengths, formats);
             status = PQresultStatus(res);
             ok = status == PGRES_COMMAND_OK || status == PGRES_TUPLES_OK;
             if (!ok) {
@@ -888,11 +1088,14 @@ static bool execute(struct pg_stmt *s)
     }
     if (!ok) {
         PQclear(res);
-        if (own_txn) {
-            PQclear(PQexec(c->pg, "ROLLBACK"));
+        if (c->broken) {
+            /* nothing to roll back on: the transaction ended with the link */
+        } else if (own_txn) {
+            PQclear(exec_bounded(c, "ROLLBACK", -1, NULL, NULL, NULL, NULL));
         } else if (savepoint) {
-            PQclear(PQexec(c->pg, "ROLLBACK TO SAVEPOINT berth_stmt"));
-            PQclear(PQexec(c->pg, "RELEASE SAVEPOINT berth_stmt"));
+            PQclear(
+                exec_bounded(c, "ROLLBACK TO SAVEPOINT berth_stmt", -1, NULL, NULL, NULL, NULL));
+            PQclear(exec_bounded(c, "RELEASE SAVEPOINT berth_stmt", -1, NULL, NULL, NULL, NULL));
         }
         return false;
     }

@@ -5,7 +5,9 @@
  * transaction), a lock wait that times out reported as BERTH_EBUSY, a
  * dropped connection made again, and resources running out mapped as
  * SQLite's are (server out of memory ENOMEM, out of connection slots
- * EUNAVAILABLE, this process out of descriptors ENOFD).
+ * EUNAVAILABLE, this process out of descriptors ENOFD), and a statement
+ * the server does not answer within meta.postgres.query_timeout_ms given up
+ * as EUNAVAILABLE.
  * Runs on the PostgreSQL pass (ctest label postgres, BERTH_TEST_PG_DSN);
  * the SQLite pass has nothing to test here and says so. */
 #include "unit.h"
@@ -14,6 +16,7 @@
 
 #include <pthread.h>
 
+#include "common/timeutil.h"
 #include "storage/meta/meta_int.h"
 
 static char root[600];
@@ -239,6 +242,37 @@ static void test_lost_in_transaction(void)
     unit_meta_remove(m, root);
 }
 
+/* A statement the server does not answer within the bound
+ * (meta.postgres.query_timeout_ms) fails with BERTH_EUNAVAILABLE when the
+ * bound has passed, not when the statement would end, alone or inside a
+ * transaction; the connection is made again for the next statement. */
+static void test_query_timeout(void)
+{
+    struct meta *m = unit_meta_new(root, sizeof(root));
+    struct meta_repo r;
+    CHECK_INT(meta_repo_create(m, "kept", 1000, &r), BERTH_OK);
+    meta_postgres_query_timeout(300);
+    int64_t t0 = time_mono_ns();
+    CHECK_INT(m->drv->exec(m->conn, "SELECT pg_sleep(60)", "test"), BERTH_EUNAVAILABLE);
+    /* far below the minute the statement sleeps, whatever the load */
+    CHECK((time_mono_ns() - t0) / 1000000 < 30000);
+    CHECK_INT(meta_repo_get(m, "kept", &r), BERTH_OK);
+
+    CHECK_INT(meta_begin(m), BERTH_OK);
+    CHECK_INT(meta_repo_create(m, "half", 1000, &r), BERTH_OK);
+    struct meta_stmt *st = meta_prepare(m, "SELECT pg_sleep(60)");
+    t0 = time_mono_ns();
+    CHECK_INT(meta_step(st), META_STEP_ERROR);
+    CHECK_INT(meta_fail(m, "test"), BERTH_EUNAVAILABLE);
+    CHECK((time_mono_ns() - t0) / 1000000 < 30000);
+    meta_done(st);
+    meta_rollback(m);
+    meta_postgres_query_timeout(META_PG_QUERY_TIMEOUT_DEFAULT_MS);
+    CHECK_INT(meta_repo_get(m, "half", &r), BERTH_ENOTFOUND);
+    CHECK_INT(meta_repo_get(m, "kept", &r), BERTH_OK);
+    unit_meta_remove(m, root);
+}
+
 /* The server running out, as a statement meets it: a plpgsql function
  * raises the SQLSTATE the server's own failure would carry (the real
  * server, the real error message), in a lone read, in a lone write, and
@@ -348,5 +382,6 @@ int main(void)
     RUN(test_lost_in_transaction);
     RUN(test_server_out_of_resources);
     RUN(test_connect_out_of_resources);
+    RUN(test_query_timeout);
     return unit_report("test_meta_postgres");
 }
