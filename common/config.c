@@ -89,6 +89,11 @@ static const struct config_key keys[] = {
      "(bodies still waiting for a slot are answered 503)"},
     {"http.memory_limit_kib", CONFIG_INT, OFF(http_memory_limit_kib), "32", 32, 65536,
      "per-connection buffer for headers and body reads"},
+    {"http.upload_memory_limit_kib", CONFIG_INT, OFF(http_upload_memory_limit_kib), "256", 0, 65536,
+     "per-connection buffer of the upload lane (connections whose first request is a blob "
+     "push), which reads bodies in pieces of half of it (0: no lane)"},
+    {"http.upload_connection_limit", CONFIG_INT, OFF(http_upload_connection_limit), "32", 0,
+     1000000, "connections the upload lane holds at once; more go to the other workers"},
     {"http.unauthenticated_body_max_mib", CONFIG_INT, OFF(http_unauthenticated_body_max_mib), "256",
      1, 1 << 20,
      "memory all request bodies of callers not yet authenticated may hold at once (429 above)"},

@@ -44,6 +44,8 @@ struct berth_config {
     int64_t http_connection_limit;
     int64_t http_timeout_seconds;
     int64_t http_memory_limit_kib;
+    int64_t http_upload_memory_limit_kib;
+    int64_t http_upload_connection_limit;
     int64_t http_unauthenticated_body_max_mib;
     int64_t http_head_timeout_seconds;
     int64_t http_min_body_rate_bytes;

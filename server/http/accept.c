@@ -117,6 +117,49 @@ enum accept_verdict accept_screen(const unsigned char *p, size_t n)
     return ACCEPT_GARBAGE;
 }
 
+/* The first n bytes of p start with s. */
+static bool starts(const unsigned char *p, size_t n, const char *s)
+{
+    size_t len = strlen(s);
+    return n >= len && memcmp(p, s, len) == 0;
+}
+
+/* s occurs in p[0..n). */
+static bool contains(const unsigned char *p, size_t n, const char *s)
+{
+    size_t len = strlen(s);
+    for (size_t i = 0; i + len <= n; i++) {
+        if (memcmp(p + i, s, len) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
+bool accept_upload(const unsigned char *p, size_t n)
+{
+    size_t i = 0;
+    while (i < n && (p[i] == '\r' || p[i] == '\n')) {
+        i++;
+    }
+    p += i;
+    n -= i;
+    bool head = starts(p, n, "HEAD ");
+    size_t m = head                     ? 5
+               : starts(p, n, "POST ")  ? 5
+               : starts(p, n, "PUT ")   ? 4
+               : starts(p, n, "PATCH ") ? 6
+                                        : 0;
+    if (m == 0 || !starts(p + m, n - m, "/v2/")) {
+        return false;
+    }
+    size_t end = m; /* the target ends at the first space or control byte */
+    while (end < n && p[end] > 0x20 && p[end] < 0x7f) {
+        end++;
+    }
+    return contains(p + m, end - m, head ? "/blobs/" : "/blobs/uploads/");
+}
+
 enum berth_err acceptor_listen(const struct sockaddr *addr, socklen_t len, struct acceptor **out)
 {
     struct acceptor *a = calloc(1, sizeof(*a));
@@ -219,12 +262,12 @@ static void refuse(struct acceptor *a, struct waiting *w, enum accept_verdict ve
     }
 }
 
-static void hand_over(struct acceptor *a, struct waiting *w)
+static void hand_over(struct acceptor *a, struct waiting *w, bool upload)
 {
     struct server *srv = a->srv;
     const struct sockaddr *sa = (const struct sockaddr *)&w->addr;
     size_t worker = 0;
-    enum pool_refusal r = pool_take(srv->pool, sa, w->addr_len, &worker);
+    enum pool_refusal r = pool_take_for(srv->pool, sa, w->addr_len, upload, &worker);
     if (r != POOL_TAKEN) {
         /* as libmicrohttpd did at its limits: closed at once, unanswered */
         char remote[64];
@@ -260,7 +303,8 @@ static bool screen(struct acceptor *a, struct waiting *w)
      * them) and answers everything else; a plain port the reverse */
     bool wanted = a->srv->tls != NULL ? v == ACCEPT_TLS : v == ACCEPT_HTTP;
     if (wanted) {
-        hand_over(a, w);
+        /* TLS hides the request line: its connections take the others */
+        hand_over(a, w, v == ACCEPT_HTTP && accept_upload(buf, (size_t)n));
     } else {
         refuse(a, w, v);
     }
@@ -306,7 +350,7 @@ static void accept_new(struct acceptor *a)
             size_t cap = a->cap ? a->cap * 2 : 64;
             struct waiting *grown = realloc(a->waiting, cap * sizeof(*grown));
             if (grown == NULL) {
-                hand_over(a, &w); /* unscreened rather than refused */
+                hand_over(a, &w, false); /* unscreened rather than refused */
                 continue;
             }
             a->waiting = grown;

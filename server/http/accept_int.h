@@ -19,6 +19,7 @@
 #ifndef BERTH_SERVER_HTTP_ACCEPT_INT_H
 #define BERTH_SERVER_HTTP_ACCEPT_INT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/socket.h>
@@ -49,5 +50,14 @@ enum accept_verdict {
     ACCEPT_GARBAGE, /* cannot be an HTTP request line */
 };
 enum accept_verdict accept_screen(const unsigned char *p, size_t n);
+
+/* Whether the first request line of a connection (an ACCEPT_HTTP prefix)
+ * belongs to a blob push, so the connection goes to the upload lane
+ * (pool_lane): POST, PUT or PATCH of /v2/.../blobs/uploads/..., or a HEAD
+ * of /v2/.../blobs/... (a client asking whether a layer is there before
+ * pushing it). libmicrohttpd 0.9.75's per-connection buffer is one size
+ * per daemon and fixed at the connection's start; pushes read their
+ * bodies in pieces of half of it. Pure; for tests. */
+bool accept_upload(const unsigned char *p, size_t n);
 
 #endif

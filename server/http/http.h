@@ -86,7 +86,8 @@ struct server {
     bool streams_closed;         /* server_stop has ended them */
     uint16_t port;
     struct sockaddr_storage probe_addr; /* the listening address (server_probe) */
-    unsigned threads;
+    unsigned threads;                   /* workers[] in all, the upload lane's included */
+    unsigned lane_first;                /* workers [lane_first, threads) are the upload lane */
     char public_url[512];
     uint32_t id_prefix;
     atomic_uint_fast64_t id_counter;
@@ -132,6 +133,8 @@ struct request {
     unsigned status;
     uint64_t bytes_out;
     uint64_t bytes_in;
+    uint64_t body_reads;    /* pieces libmicrohttpd handed the body over in */
+    uint64_t body_read_max; /* the largest */
 
     /* routing results */
     char repo[NAMES_REPO_MAX + 1];

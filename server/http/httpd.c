@@ -674,6 +674,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     log_set_request_id(req->id);
     enum MHD_Result result = MHD_YES;
     if (*upload_data_size > 0) {
+        req->body_reads++;
+        if (*upload_data_size > req->body_read_max) {
+            req->body_read_max = *upload_data_size;
+        }
         if (!consume_body(req, upload_data, *upload_data_size)) {
             result = MHD_NO;
         }
@@ -764,13 +768,20 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
             }
         }
         double ms = secs * 1e3;
+        /* how the body came: pieces and the largest (the read buffer's
+         * size bounds it: server_start's upload lane) */
+        char reads[64] = "";
+        if (req->body_reads > 0) {
+            snprintf(reads, sizeof(reads), " body_reads=%llu body_read_max=%llu",
+                     (unsigned long long)req->body_reads, (unsigned long long)req->body_read_max);
+        }
         log_set_request_id(req->id);
         log_msg(access_level,
                 "event=access method=%s path=%s status=%u bytes=%llu bytes_in=%llu "
-                "duration_ms=%.3f remote=%s term=%s%s",
+                "duration_ms=%.3f remote=%s term=%s%s%s",
                 req->method, log_value(req->path, path, sizeof(path)), req->status,
                 (unsigned long long)req->bytes_out, (unsigned long long)req->bytes_in, ms, remote,
-                termination_name(toe), req->log_extra);
+                termination_name(toe), reads, req->log_extra);
         log_set_request_id(NULL);
     }
     request_free(req);
@@ -1114,7 +1125,21 @@ enum berth_err server_start(const struct berth_config *cfg, struct store *store,
     if (srv->tls != NULL) {
         flags |= MHD_USE_TLS;
     }
-    srv->threads = worker_count(cfg);
+    /* The upload lane: as many daemons again, whose connections get
+     * http.upload_memory_limit_kib each. libmicrohttpd 0.9.75 fixes a
+     * connection's buffer at its start, per daemon, reads a body in pieces
+     * of about half of it (16 KiB at the default 32 KiB: three syscalls per
+     * 16 KiB of a 100 MiB push), and clears all of it between requests, so
+     * every keep-alive connection keeps it resident: the pull storm's 1,000
+     * connections must stay at 32 KiB. The listener sends a connection
+     * whose first request is a blob push here while the lane holds fewer
+     * than http.upload_connection_limit (accept.c): its memory is bounded
+     * by their product whoever the clients are (docs/benchmarks.md). */
+    unsigned normal = worker_count(cfg);
+    bool lane = cfg->http_upload_memory_limit_kib > cfg->http_memory_limit_kib &&
+                cfg->http_upload_connection_limit > 0;
+    srv->lane_first = normal;
+    srv->threads = lane ? 2 * normal : normal;
     if (guard_start(cfg, &srv->guard) != BERTH_OK) {
         log_error("event=server_error msg=\"cannot start the connection guard\"");
         acceptor_stop(srv->acceptor);
@@ -1142,6 +1167,7 @@ enum berth_err server_start(const struct berth_config *cfg, struct store *store,
         start_undo(srv);
         return BERTH_ENOMEM;
     }
+    pool_lane(srv->pool, srv->lane_first, cfg->http_upload_connection_limit);
     /* One single-threaded daemon per worker, not libmicrohttpd's pool: its
      * pool puts a connection on the worker the socket's number picks, so
      * a HEAD could wait behind a worker busy sending bodies while others
@@ -1158,8 +1184,8 @@ enum berth_err server_start(const struct berth_config *cfg, struct store *store,
                                         (intptr_t)(2 * cfg->http_connection_limit), NULL};
     opts[o++] = (struct MHD_OptionItem){MHD_OPTION_CONNECTION_TIMEOUT,
                                         (intptr_t)cfg->http_timeout_seconds, NULL};
-    opts[o++] = (struct MHD_OptionItem){MHD_OPTION_CONNECTION_MEMORY_LIMIT,
-                                        (intptr_t)(cfg->http_memory_limit_kib * 1024), NULL};
+    size_t memory_at = o; /* per worker, below */
+    opts[o++] = (struct MHD_OptionItem){MHD_OPTION_CONNECTION_MEMORY_LIMIT, 0, NULL};
     opts[o++] = (struct MHD_OptionItem){MHD_OPTION_UNESCAPE_CALLBACK, (intptr_t)mhd_unescape, NULL};
     opts[o++] = (struct MHD_OptionItem){MHD_OPTION_URI_LOG_CALLBACK, (intptr_t)on_uri, srv};
     size_t notify_at = o;
@@ -1178,6 +1204,10 @@ enum berth_err server_start(const struct berth_config *cfg, struct store *store,
         w->srv = srv;
         w->index = i;
         opts[notify_at].ptr_value = w;
+        opts[memory_at].value =
+            (intptr_t)((i < srv->lane_first ? cfg->http_memory_limit_kib
+                                            : cfg->http_upload_memory_limit_kib) *
+                       1024);
         w->daemon = MHD_start_daemon(flags, 0, NULL, NULL, on_request, srv, MHD_OPTION_ARRAY, opts,
                                      MHD_OPTION_END);
         if (w->daemon == NULL) {

@@ -33,6 +33,9 @@ struct worker_load {
 
 struct pool {
     size_t count;
+    size_t lane_first;  /* workers [lane_first, count) are the upload lane */
+    int64_t lane_limit; /* connections the lane may hold */
+    atomic_size_t lane_total;
     int64_t conn_limit;
     int64_t per_addr_limit;
     struct worker_load *workers;
@@ -79,6 +82,7 @@ enum berth_err pool_new(size_t count, int64_t conn_limit, int64_t per_addr_limit
         return BERTH_ENOMEM;
     }
     p->count = count;
+    p->lane_first = count;
     p->conn_limit = conn_limit;
     p->per_addr_limit = per_addr_limit;
     *out = p;
@@ -193,8 +197,22 @@ struct pool_load pool_load_of(const struct pool *p, size_t i)
                               .conns = atomic_load_explicit(&w->conns, memory_order_relaxed)};
 }
 
+void pool_lane(struct pool *p, size_t first, int64_t limit)
+{
+    if (first > 0 && first < p->count && limit > 0) {
+        p->lane_first = first;
+        p->lane_limit = limit;
+    }
+}
+
 enum pool_refusal pool_take(struct pool *p, const struct sockaddr *addr, socklen_t addr_len,
                             size_t *worker)
+{
+    return pool_take_for(p, addr, addr_len, false, worker);
+}
+
+enum pool_refusal pool_take_for(struct pool *p, const struct sockaddr *addr, socklen_t addr_len,
+                                bool upload, size_t *worker)
 {
     if ((int64_t)atomic_load(&p->total) >= p->conn_limit) {
         return POOL_CONNECTION_LIMIT;
@@ -202,12 +220,21 @@ enum pool_refusal pool_take(struct pool *p, const struct sockaddr *addr, socklen
     if (!addr_take(p, addr, addr_len)) {
         return POOL_CLIENT_LIMIT;
     }
-    for (size_t i = 0; i < p->count; i++) {
-        p->scratch[i] = pool_load_of(p, i);
+    /* the lane while it has room (only the listener's thread adds to it),
+     * else the others */
+    bool lane =
+        upload && p->lane_first < p->count && (int64_t)atomic_load(&p->lane_total) < p->lane_limit;
+    size_t first = lane ? p->lane_first : 0;
+    size_t n = lane ? p->count - p->lane_first : p->lane_first;
+    for (size_t i = 0; i < n; i++) {
+        p->scratch[i] = pool_load_of(p, first + i);
     }
-    size_t w = pool_choose(p->scratch, p->count, p->next_start++);
+    size_t w = first + pool_choose(p->scratch, n, p->next_start++);
     atomic_fetch_add(&p->workers[w].conns, 1);
     atomic_fetch_add(&p->total, 1);
+    if (lane) {
+        atomic_fetch_add(&p->lane_total, 1);
+    }
     *worker = w;
     return POOL_TAKEN;
 }
@@ -216,6 +243,9 @@ void pool_release(struct pool *p, size_t worker, const struct sockaddr *addr, so
 {
     atomic_fetch_sub(&p->workers[worker].conns, 1);
     atomic_fetch_sub(&p->total, 1);
+    if (worker >= p->lane_first) {
+        atomic_fetch_sub(&p->lane_total, 1);
+    }
     addr_release(p, addr, addr_len);
 }
 
@@ -241,4 +271,9 @@ void pool_request(struct pool *p, size_t worker, int delta)
 size_t pool_connections(const struct pool *p)
 {
     return atomic_load(&p->total);
+}
+
+size_t pool_lane_connections(const struct pool *p)
+{
+    return atomic_load(&p->lane_total);
 }

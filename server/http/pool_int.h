@@ -20,6 +20,7 @@
 #ifndef BERTH_SERVER_HTTP_POOL_INT_H
 #define BERTH_SERVER_HTTP_POOL_INT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/socket.h>
@@ -72,6 +73,19 @@ enum pool_refusal {
 enum pool_refusal pool_take(struct pool *p, const struct sockaddr *addr, socklen_t addr_len,
                             size_t *worker);
 
+/* The upload lane: workers [first, count) are daemons with a larger
+ * per-connection buffer (http.upload_memory_limit_kib), for connections
+ * whose first request starts or continues a blob upload, at most limit
+ * of them at once. Called once, before any pool_take; without it (or
+ * with first 0 or >= count, or limit <= 0) there is no lane and every
+ * worker takes any connection. */
+void pool_lane(struct pool *p, size_t first, int64_t limit);
+
+/* pool_take, on the upload lane when upload is true and the lane has
+ * room (else on the other workers), never on the lane when false. */
+enum pool_refusal pool_take_for(struct pool *p, const struct sockaddr *addr, socklen_t addr_len,
+                                bool upload, size_t *worker);
+
 /* The connection pool_take placed on worker ended (or was never
  * started). */
 void pool_release(struct pool *p, size_t worker, const struct sockaddr *addr, socklen_t addr_len);
@@ -84,6 +98,9 @@ void pool_request(struct pool *p, size_t worker, int delta);
 
 /* Connections counted in all. */
 size_t pool_connections(const struct pool *p);
+
+/* Connections on the upload lane. */
+size_t pool_lane_connections(const struct pool *p);
 
 /* Worker i's load now. */
 struct pool_load pool_load_of(const struct pool *p, size_t i);

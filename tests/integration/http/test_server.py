@@ -117,7 +117,8 @@ class SafeDefaultTest(unittest.TestCase):
 @h.berth_only("berth's worker pool")
 class WorkerPoolTest(unittest.TestCase):
     """http.threads 0 runs 4 libmicrohttpd workers per CPU (with 2 per CPU, 16 large pushes
-    on 2 CPUs left some far behind: docs/benchmarks.md, issue 16); a number runs that many.
+    on 2 CPUs left some far behind: docs/benchmarks.md, issue 16); a number runs that many,
+    and as many again for the upload lane (http.upload_memory_limit_kib; 0: none).
     Each worker is a single-threaded libmicrohttpd daemon (its thread is "MHD-single"; the
     listener chooses the daemon, server/http/pool.c), none is libmicrohttpd's own pool
     ("MHD-worker")."""
@@ -141,11 +142,12 @@ class WorkerPoolTest(unittest.TestCase):
 
     @unittest.skipUnless(os.path.isdir("/proc/self/task"), "needs /proc")
     def test_four_per_cpu_by_default(self):
-        self.assertEqual(self.workers({}), 4 * os.sysconf("SC_NPROCESSORS_ONLN"))
+        self.assertEqual(self.workers({}), 2 * 4 * os.sysconf("SC_NPROCESSORS_ONLN"))
 
     @unittest.skipUnless(os.path.isdir("/proc/self/task"), "needs /proc")
     def test_configured_count(self):
-        self.assertEqual(self.workers({"http": {"threads": 3}}), 3)
+        self.assertEqual(self.workers({"http": {"threads": 3}}), 2 * 3)
+        self.assertEqual(self.workers({"http": {"threads": 3, "upload_memory_limit_kib": 0}}), 3)
 
 
 def get_to_eof(port, timeout=60):

@@ -164,6 +164,47 @@ static void test_release_forgets_the_address(void)
     pool_free(p);
 }
 
+/* The upload lane: workers [2, 4) take upload connections while fewer
+ * than the lane's limit are there, then the others take them; other
+ * connections never go to the lane. */
+static void test_lane(void)
+{
+    struct pool *p = NULL;
+    CHECK_INT(pool_new(4, 100, 0, &p), BERTH_OK);
+    pool_lane(p, 2, 3);
+    struct sockaddr_in a = v4("192.0.2.9");
+    size_t w, lane[3];
+    for (int i = 0; i < 3; i++) {
+        CHECK_INT(pool_take_for(p, SA(a), true, &lane[i]), POOL_TAKEN);
+        CHECK(lane[i] >= 2);
+    }
+    CHECK_INT(pool_lane_connections(p), 3);
+    CHECK_INT(pool_take_for(p, SA(a), true, &w), POOL_TAKEN); /* the lane is full */
+    CHECK(w < 2);
+    for (int i = 0; i < 8; i++) {
+        CHECK_INT(pool_take(p, SA(a), &w), POOL_TAKEN);
+        CHECK(w < 2);
+    }
+    pool_release(p, lane[0], SA(a));
+    CHECK_INT(pool_lane_connections(p), 2);
+    CHECK_INT(pool_take_for(p, SA(a), true, &w), POOL_TAKEN); /* room again */
+    CHECK(w >= 2);
+    CHECK_INT(pool_connections(p), 12);
+    pool_free(p);
+
+    /* no lane: an upload takes any worker */
+    CHECK_INT(pool_new(2, 100, 0, &p), BERTH_OK);
+    pool_lane(p, 2, 3); /* first == count: ignored */
+    bool seen[2] = {false, false};
+    for (int i = 0; i < 4; i++) {
+        CHECK_INT(pool_take_for(p, SA(a), true, &w), POOL_TAKEN);
+        seen[w] = true;
+    }
+    CHECK(seen[0] && seen[1]);
+    CHECK_INT(pool_lane_connections(p), 0);
+    pool_free(p);
+}
+
 int main(void)
 {
     RUN(test_score);
@@ -172,5 +213,6 @@ int main(void)
     RUN(test_take_spreads_and_avoids_busy);
     RUN(test_caps);
     RUN(test_release_forgets_the_address);
+    RUN(test_lane);
     return unit_report("test_pool");
 }
