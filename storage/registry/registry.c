@@ -988,8 +988,25 @@ void registry_manifest_note_pull(struct store *st, const struct meta_manifest *m
     meta_manifest_note_pull(m, mf->id, now, NOTE_PULL_INTERVAL_MS);
 }
 
-enum berth_err registry_manifest_delete(struct store *st, const char *repo, const char *reference,
-                                        bool refuse_if_referenced, struct registry_status *s)
+/* A delete is how space is freed (garbage collection removes what it
+ * leaves unreferenced), yet the database needs room to write it: on a full
+ * disk a delete that failed in the database is tried once more after the
+ * space reserve (store.c) is given up. Garbage collection takes the reserve
+ * again once it has freed space. */
+static bool room_to_delete(struct store *st)
+{
+    uint64_t avail = 0;
+    if (!store_disk_full(st, &avail) || !store_reserve_release(st)) {
+        return false;
+    }
+    log_error("event=disk_full avail_bytes=%llu reserve_released=1 step=delete msg=\"the data "
+              "disk is full: the space reserve is released so that deletes can be written\"",
+              (unsigned long long)avail);
+    return true;
+}
+
+static enum berth_err manifest_delete(struct store *st, const char *repo, const char *reference,
+                                      bool refuse_if_referenced, struct registry_status *s)
 {
     struct meta *m;
     enum berth_err rc = begin_write(st, &m, s);
@@ -1027,6 +1044,17 @@ enum berth_err registry_manifest_delete(struct store *st, const char *repo, cons
     }
 out:
     return end_write(m, rc, s);
+}
+
+enum berth_err registry_manifest_delete(struct store *st, const char *repo, const char *reference,
+                                        bool refuse_if_referenced, struct registry_status *s)
+{
+    enum berth_err rc = manifest_delete(st, repo, reference, refuse_if_referenced, s);
+    if (rc == BERTH_EDB && room_to_delete(st)) {
+        *s = (struct registry_status){0};
+        rc = manifest_delete(st, repo, reference, refuse_if_referenced, s);
+    }
+    return rc;
 }
 
 /* Tag names collected inside a transaction, reported after it commits. */
@@ -1200,7 +1228,12 @@ enum berth_err registry_image_delete(struct store *st, const char *repo, const c
                                      const struct digest *digest, registry_removed_cb cb, void *arg,
                                      struct registry_status *s)
 {
-    return image_delete(st, repo, tag, digest, NULL, cb, arg, NULL, s);
+    enum berth_err rc = image_delete(st, repo, tag, digest, NULL, cb, arg, NULL, s);
+    if (rc == BERTH_EDB && room_to_delete(st)) {
+        *s = (struct registry_status){0};
+        rc = image_delete(st, repo, tag, digest, NULL, cb, arg, NULL, s);
+    }
+    return rc;
 }
 
 enum berth_err registry_image_delete_unchanged(struct store *st, const char *repo,
