@@ -48,6 +48,7 @@ class PostgresServer:
         self.dir = None
         self.port = None
         self.started = False
+        self._log_tail = ""  # the log's end, kept when stop() removes the directory
 
     def _as_server_user(self, argv):
         if os.geteuid() != 0:
@@ -128,12 +129,17 @@ class PostgresServer:
                    os.path.join(self.dir, "server.log"), "-m", "fast", "-w", "-t", "300",
                    "-o", self._opts, "restart"])
 
-    def dump_log(self):
+    def _read_log_tail(self):
         try:
             with open(os.path.join(self.dir, "server.log"), errors="replace") as f:
-                sys.stderr.write(f.read()[-4000:])
+                return f.read()[-4000:]
         except OSError:
-            pass
+            return ""
+
+    def dump_log(self):
+        # A test whose cleanups stopped the server before its failure is reported
+        # (addCleanup(pg.stop) runs before LogsOnFailure dumps) still gets the log.
+        sys.stderr.write(self._read_log_tail() if self.dir is not None else self._log_tail)
 
     def psql(self, sql):
         """Run SQL through psql as the superuser; returns its output."""
@@ -152,6 +158,7 @@ class PostgresServer:
             except subprocess.CalledProcessError as e:
                 sys.stderr.write("pg_fixture: stop: %s\n" % e)
             self.started = False
+        self._log_tail = self._read_log_tail()
         shutil.rmtree(self.dir, ignore_errors=True)
         self.dir = None
 
