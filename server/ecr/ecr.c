@@ -481,6 +481,20 @@ json_t *ecr_next_token(const char *last)
     return token;
 }
 
+int ecr_json_list_add(struct ecr_json_list *l, json_t *item)
+{
+    if (item == NULL || json_array_append_new(l->list, item) != 0) {
+        l->out_of_memory = true;
+        return 1;
+    }
+    return 0;
+}
+
+enum berth_err ecr_json_list_rc(const struct ecr_json_list *l, enum berth_err rc)
+{
+    return rc == BERTH_OK && l->out_of_memory ? BERTH_ENOMEM : rc;
+}
+
 bool ecr_pagination(struct ecr_call *call, int64_t max, int64_t *limit, char *after,
                     size_t after_cap)
 {

@@ -185,6 +185,21 @@ bool ecr_pagination(struct ecr_call *call, int64_t max, int64_t *limit, char *af
 /* An opaque, advancing token for the position after `last`. */
 json_t *ecr_next_token(const char *last);
 
+/* A JSON array a metadata listing's callback fills (list borrowed), and
+ * whether an item could not be made or added. */
+struct ecr_json_list {
+    json_t *list;
+    bool out_of_memory;
+};
+
+/* Append item (takes ownership; NULL: making it ran out of memory) to
+ * l->list: 0, or 1 (stop the listing) after setting l->out_of_memory. */
+int ecr_json_list_add(struct ecr_json_list *l, json_t *item);
+
+/* What a listing into l that returned rc comes to: BERTH_ENOMEM when it
+ * returned BERTH_OK but an item could not be added, else rc. */
+enum berth_err ecr_json_list_rc(const struct ecr_json_list *l, enum berth_err rc);
+
 /* A single imageId as given (StartImageScan, UpdateImageStorageClass, ...):
  * the tag and the digest text (NULL when absent). Borrowed from call->in. */
 struct ecr_image_id {

@@ -197,19 +197,9 @@ static bool add_image_failure(struct ecr_call *call, json_t *failures, const str
 
 /* ---- ImageDetail ---- */
 
-struct tag_array {
-    json_t *list;
-    bool out_of_memory;
-};
-
 static int append_tag(void *arg, const char *name)
 {
-    struct tag_array *t = arg;
-    if (json_array_append_new(t->list, json_string(name)) != 0) {
-        t->out_of_memory = true;
-        return 1;
-    }
-    return 0;
+    return ecr_json_list_add(arg, json_string(name));
 }
 
 /* The ImageDetail of a manifest of the repository. */
@@ -217,7 +207,7 @@ static enum berth_err image_detail(struct ecr_call *call, struct meta *m, const 
                                    const struct meta_manifest *mf, json_t **out)
 {
     json_t *d = json_object();
-    struct tag_array tags = {.list = json_array()};
+    struct ecr_json_list tags = {.list = json_array()};
     if (d == NULL || tags.list == NULL) {
         json_decref(d);
         json_decref(tags.list);
@@ -228,9 +218,7 @@ static enum berth_err image_detail(struct ecr_call *call, struct meta *m, const 
     put(d, "repositoryName", json_string(repo), &ok);
     put(d, "imageDigest", json_string(mf->digest), &ok);
     enum berth_err rc = meta_manifest_tags(m, mf->id, append_tag, &tags);
-    if (rc == BERTH_OK && tags.out_of_memory) {
-        rc = BERTH_ENOMEM;
-    }
+    rc = ecr_json_list_rc(&tags, rc);
     if (json_array_size(tags.list) > 0) {
         put(d, "imageTags", tags.list, &ok);
     } else {

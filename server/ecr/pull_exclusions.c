@@ -155,17 +155,15 @@ static void deregister_exclusion(struct ecr_call *call)
 }
 
 struct list_ctx {
-    json_t *arns;
+    struct ecr_json_list arns;
     char last[META_PRINCIPAL_ARN_MAX + 1];
-    bool failed;
 };
 
 static int list_row(void *arg, const char *arn, int64_t created_at)
 {
     (void)created_at;
     struct list_ctx *c = arg;
-    if (json_array_append_new(c->arns, json_string(arn)) != 0) {
-        c->failed = true;
+    if (ecr_json_list_add(&c->arns, json_string(arn)) != 0) {
         return 1;
     }
     str_copy(c->last, sizeof(c->last), arn);
@@ -186,22 +184,20 @@ static void list_exclusions(struct ecr_call *call)
     if (m == NULL) {
         return;
     }
-    struct list_ctx c = {.arns = json_array(), .last = "", .failed = false};
-    if (c.arns == NULL) {
+    struct list_ctx c = {.arns = {json_array(), false}, .last = ""};
+    if (c.arns.list == NULL) {
         ecr_server_error(call, BERTH_ENOMEM);
         return;
     }
     bool more = false;
     enum berth_err rc = meta_pull_exclusion_list(m, after, limit, list_row, &c, &more);
-    if (rc == BERTH_OK && c.failed) {
-        rc = BERTH_ENOMEM;
-    }
+    rc = ecr_json_list_rc(&c.arns, rc);
     if (rc != BERTH_OK) {
-        json_decref(c.arns);
+        json_decref(c.arns.list);
         ecr_server_error(call, rc);
         return;
     }
-    json_object_set_new(call->out, "pullTimeUpdateExclusions", c.arns);
+    json_object_set_new(call->out, "pullTimeUpdateExclusions", c.arns.list);
     if (more) {
         json_object_set_new(call->out, "nextToken", ecr_next_token(c.last));
     }

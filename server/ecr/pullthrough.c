@@ -414,17 +414,14 @@ static void validate_rule(struct ecr_call *call)
 
 struct list_ctx {
     struct ecr_call *call;
-    json_t *list;
+    struct ecr_json_list rules;
     char last[META_PTC_PREFIX_MAX + 1];
-    bool failed;
 };
 
 static int list_row(void *arg, const struct meta_prefix_doc *r)
 {
     struct list_ctx *c = arg;
-    json_t *j = rule_json(c->call, r);
-    if (j == NULL || json_array_append_new(c->list, j) != 0) {
-        c->failed = true;
+    if (ecr_json_list_add(&c->rules, rule_json(c->call, r)) != 0) {
         return 1;
     }
     str_copy(c->last, sizeof(c->last), r->prefix);
@@ -465,8 +462,8 @@ static void describe_rules(struct ecr_call *call)
     if (m == NULL) {
         return;
     }
-    struct list_ctx c = {.call = call, .list = json_array(), .last = "", .failed = false};
-    if (c.list == NULL) {
+    struct list_ctx c = {.call = call, .rules = {json_array(), false}, .last = ""};
+    if (c.rules.list == NULL) {
         ecr_server_error(call, BERTH_ENOMEM);
         return;
     }
@@ -487,22 +484,20 @@ static void describe_rules(struct ecr_call *call)
                 }
                 break;
             }
-            json_array_append_new(c.list, one.json);
+            json_array_append_new(c.rules.list, one.json);
         }
     } else {
         rc = meta_ptc_rule_list(m, after, limit, list_row, &c, &more);
-        if (rc == BERTH_OK && c.failed) {
-            rc = BERTH_ENOMEM;
-        }
+        rc = ecr_json_list_rc(&c.rules, rc);
     }
     if (rc != BERTH_OK) {
-        json_decref(c.list);
+        json_decref(c.rules.list);
         if (rc != BERTH_ENOTFOUND) {
             ecr_server_error(call, rc);
         }
         return;
     }
-    json_object_set_new(call->out, "pullThroughCacheRules", c.list);
+    json_object_set_new(call->out, "pullThroughCacheRules", c.rules.list);
     if (more) {
         json_object_set_new(call->out, "nextToken", ecr_next_token(c.last));
     }

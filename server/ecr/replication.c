@@ -282,16 +282,10 @@ static void describe_registry(struct ecr_call *call)
     free(text);
 }
 
-struct status_list {
-    json_t *list;
-    bool out_of_memory;
-};
-
 /* One destination's status as ECR's ImageReplicationStatus: failureCode
  * only when the copy failed for good. */
 static int add_status(void *arg, const struct meta_repl_status *st)
 {
-    struct status_list *l = arg;
     json_t *o = json_pack("{s:s, s:s, s:s}", "region", st->region, "registryId", st->registry_id,
                           "status", st->status);
     if (o != NULL && strcmp(st->status, "FAILED") == 0 && st->failure_code != NULL &&
@@ -299,18 +293,14 @@ static int add_status(void *arg, const struct meta_repl_status *st)
         json_decref(o);
         o = NULL;
     }
-    if (o == NULL || json_array_append_new(l->list, o) != 0) {
-        l->out_of_memory = true;
-        return 1;
-    }
-    return 0;
+    return ecr_json_list_add(arg, o);
 }
 
 static enum berth_err read_statuses(struct meta *m, int64_t manifest_id, json_t *list)
 {
-    struct status_list l = {.list = list};
+    struct ecr_json_list l = {.list = list};
     enum berth_err rc = meta_repl_status_list(m, manifest_id, add_status, &l);
-    return rc == BERTH_OK && l.out_of_memory ? BERTH_ENOMEM : rc;
+    return ecr_json_list_rc(&l, rc);
 }
 
 static void describe_image_replication_status(struct ecr_call *call)

@@ -239,14 +239,8 @@ static void delete_signing_configuration(struct ecr_call *call)
     free(text);
 }
 
-struct status_list {
-    json_t *list;
-    bool out_of_memory;
-};
-
 static int add_status(void *arg, const struct meta_signing_status *st)
 {
-    struct status_list *l = arg;
     json_t *o = json_pack("{s:s, s:s}", "signingProfileArn", st->profile_arn, "status", st->status);
     if (o != NULL && st->failure_code != NULL &&
         json_object_set_new(o, "failureCode", json_string(st->failure_code)) != 0) {
@@ -258,18 +252,14 @@ static int add_status(void *arg, const struct meta_signing_status *st)
         json_decref(o);
         o = NULL;
     }
-    if (o == NULL || json_array_append_new(l->list, o) != 0) {
-        l->out_of_memory = true;
-        return 1;
-    }
-    return 0;
+    return ecr_json_list_add(arg, o);
 }
 
 static enum berth_err read_statuses(struct meta *m, int64_t manifest_id, json_t *list)
 {
-    struct status_list l = {.list = list};
+    struct ecr_json_list l = {.list = list};
     enum berth_err rc = meta_signing_status_list(m, manifest_id, add_status, &l);
-    return rc == BERTH_OK && l.out_of_memory ? BERTH_ENOMEM : rc;
+    return ecr_json_list_rc(&l, rc);
 }
 
 static void describe_image_signing_status(struct ecr_call *call)

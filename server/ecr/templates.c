@@ -481,10 +481,9 @@ static void delete_template(struct ecr_call *call)
 }
 
 struct list_ctx {
-    json_t *list;
+    struct ecr_json_list templates;
     json_t *only; /* prefixes asked for, or NULL */
     char last[META_TEMPLATE_PREFIX_MAX + 1];
-    bool failed;
 };
 
 static int list_row(void *arg, const struct meta_prefix_doc *t)
@@ -502,9 +501,7 @@ static int list_row(void *arg, const struct meta_prefix_doc *t)
             return 0;
         }
     }
-    json_t *j = template_json(t);
-    if (j == NULL || json_array_append_new(c->list, j) != 0) {
-        c->failed = true;
+    if (ecr_json_list_add(&c->templates, template_json(t)) != 0) {
         return 1;
     }
     str_copy(c->last, sizeof(c->last), t->prefix);
@@ -534,12 +531,11 @@ static void describe_templates(struct ecr_call *call)
     if (m == NULL) {
         return;
     }
-    struct list_ctx c = {.list = json_array(),
+    struct list_ctx c = {.templates = {json_array(), false},
                          .only =
                              prefixes != NULL && json_array_size(prefixes) > 0 ? prefixes : NULL,
-                         .last = "",
-                         .failed = false};
-    if (c.list == NULL) {
+                         .last = ""};
+    if (c.templates.list == NULL) {
         ecr_server_error(call, BERTH_ENOMEM);
         return;
     }
@@ -547,16 +543,14 @@ static void describe_templates(struct ecr_call *call)
     /* With prefixes, every one asked for fits one page (at most 100). */
     enum berth_err rc =
         meta_template_list(m, after, c.only != NULL ? -1 : limit, list_row, &c, &more);
-    if (rc == BERTH_OK && c.failed) {
-        rc = BERTH_ENOMEM;
-    }
+    rc = ecr_json_list_rc(&c.templates, rc);
     if (rc != BERTH_OK) {
-        json_decref(c.list);
+        json_decref(c.templates.list);
         ecr_server_error(call, rc);
         return;
     }
     json_object_set_new(call->out, "registryId", json_string(ecr_registry(call)));
-    json_object_set_new(call->out, "repositoryCreationTemplates", c.list);
+    json_object_set_new(call->out, "repositoryCreationTemplates", c.templates.list);
     if (more) {
         json_object_set_new(call->out, "nextToken", ecr_next_token(c.last));
     }
