@@ -68,6 +68,15 @@ bool ecr_invalid(struct ecr_call *call, const char *field, const char *fmt, ...)
                     "Invalid parameter at '%s' failed to satisfy constraint: '%s'", field, detail);
 }
 
+void ecr_fail_repo_step(struct ecr_call *call, const char *name, enum berth_err rc)
+{
+    if (rc == BERTH_ENOTFOUND) {
+        ecr_repo_not_found(call, name);
+    } else {
+        ecr_server_error(call, rc);
+    }
+}
+
 void ecr_server_error(struct ecr_call *call, enum berth_err rc)
 {
     log_error("event=ecr_server_error op=%s err=%s", call->op, berth_strerror(rc));

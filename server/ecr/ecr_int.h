@@ -104,6 +104,11 @@ bool ecr_invalid(struct ecr_call *call, const char *field, const char *fmt, ...)
  * Returns false, as ecr_fail. */
 bool ecr_repo_not_found(struct ecr_call *call, const char *name);
 
+/* Fail a call on repository name whose metadata step returned rc (not
+ * BERTH_OK): RepositoryNotFoundException when the repository is gone
+ * (BERTH_ENOTFOUND), a ServerException for the rest. */
+void ecr_fail_repo_step(struct ecr_call *call, const char *name, enum berth_err rc);
+
 /* Map a registry status to the ECR exception an operation reports: the
  * one table from registry reasons to ECR errors. Client conditions are
  * 400s; REG_INTERNAL is a ServerException with its message logged. */

@@ -102,12 +102,8 @@ static void put_lifecycle_policy(struct ecr_call *call)
     if (rc != BERTH_OK) {
         meta_rollback(m);
     }
-    if (rc == BERTH_ENOTFOUND) {
-        ecr_repo_not_found(call, name);
-        return;
-    }
     if (rc != BERTH_OK) {
-        ecr_server_error(call, rc);
+        ecr_fail_repo_step(call, name, rc);
         return;
     }
     log_info("event=lifecycle_policy_put repo=%s chars=%zu changed=%d", name, strlen(text),
@@ -147,11 +143,7 @@ static void get_or_delete(struct ecr_call *call, bool delete)
     if (rc != BERTH_OK) {
         meta_rollback(m);
         free(text);
-        if (rc == BERTH_ENOTFOUND) {
-            ecr_repo_not_found(call, name);
-        } else {
-            ecr_server_error(call, rc);
-        }
+        ecr_fail_repo_step(call, name, rc);
         return;
     }
     if (text == NULL) {

@@ -54,12 +54,8 @@ static void set_repository_policy(struct ecr_call *call)
     struct meta *m = store_meta(call->req->srv->store);
     enum berth_err rc =
         m != NULL ? meta_repo_set_text(m, repo.id, META_REPO_POLICY, text) : BERTH_EUNAVAILABLE;
-    if (rc == BERTH_ENOTFOUND) {
-        ecr_repo_not_found(call, name);
-        return;
-    }
     if (rc != BERTH_OK) {
-        ecr_server_error(call, rc);
+        ecr_fail_repo_step(call, name, rc);
         return;
     }
     log_info("event=repository_policy_set repo=%s", name);

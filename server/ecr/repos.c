@@ -308,11 +308,7 @@ static void delete_repository(struct ecr_call *call)
     if (rc != BERTH_OK) {
         meta_rollback(m);
         json_decref(r);
-        if (rc == BERTH_ENOTFOUND) {
-            ecr_repo_not_found(call, name);
-        } else {
-            ecr_server_error(call, rc);
-        }
+        ecr_fail_repo_step(call, name, rc);
         return;
     }
     log_info("event=repository_deleted repo=%s images=%lld", name, (long long)images);

@@ -152,11 +152,7 @@ static void update_tags(struct ecr_call *call, const struct meta_repo *repo, tag
     json_decref(tags);
     if (rc != BERTH_OK) {
         meta_rollback(m);
-        if (rc == BERTH_ENOTFOUND) {
-            ecr_repo_not_found(call, repo->name);
-        } else {
-            ecr_server_error(call, rc);
-        }
+        ecr_fail_repo_step(call, repo->name, rc);
     }
 }
 
@@ -310,11 +306,7 @@ static void put_image_tag_mutability(struct ecr_call *call)
     free(text);
     if (rc != BERTH_OK) {
         meta_rollback(m);
-        if (rc == BERTH_ENOTFOUND) {
-            ecr_repo_not_found(call, name);
-        } else {
-            ecr_server_error(call, rc);
-        }
+        ecr_fail_repo_step(call, name, rc);
         return;
     }
     log_info("event=repository_mutability repo=%s mutability=%s", name, mutability);
@@ -347,11 +339,7 @@ static void put_image_scanning_configuration(struct ecr_call *call)
     }
     enum berth_err rc = meta_repo_set_scan_on_push(m, repo.id, scan_on_push);
     if (rc != BERTH_OK) {
-        if (rc == BERTH_ENOTFOUND) {
-            ecr_repo_not_found(call, name);
-        } else {
-            ecr_server_error(call, rc);
-        }
+        ecr_fail_repo_step(call, name, rc);
         return;
     }
     log_info("event=repository_scan_on_push repo=%s scan_on_push=%d", name, scan_on_push);
