@@ -65,6 +65,14 @@ class TlsCase(unittest.TestCase):
         self.assertEqual(out.rsplit("\n", 1)[1], "200", out)
         return out
 
+    def sighup(self, event="event=tls_reloaded"):
+        """SIGHUP, then wait for one more event line than before it (earlier reloads of the
+        same server already wrote some)."""
+        before = self.server.log_text().count(event)
+        self.server.proc.send_signal(signal.SIGHUP)
+        h.wait_until(lambda: self.server.log_text().count(event) > before, 30,
+                     what="the reload (%s)" % event)
+
     def s_client(self, *args):
         proc = subprocess.run([OPENSSL, "s_client", "-connect", "127.0.0.1:%d" % self.server.port,
                                "-CAfile", self.pki.path("root.pem")] + list(args),
@@ -205,10 +213,7 @@ class TlsTest(TlsCase):
 
         def restore():
             shutil.copy(original, self.pki.path("chain.pem"))
-            before = self.server.log_text().count("event=tls_reloaded")
-            self.server.proc.send_signal(signal.SIGHUP)
-            h.wait_until(lambda: self.server.log_text().count("event=tls_reloaded") > before,
-                         30, what="the reload back")
+            self.sighup()
         self.addCleanup(restore)
 
         ctx = ssl.create_default_context(cafile=self.pki.path("root.pem"))
@@ -230,10 +235,7 @@ class TlsTest(TlsCase):
         pid = self.server.proc.pid
 
         shutil.copy(self.pki.path("chain2.pem"), self.pki.path("chain.pem"))
-        before = self.server.log_text().count("event=tls_reloaded")
-        self.server.proc.send_signal(signal.SIGHUP)
-        h.wait_until(lambda: self.server.log_text().count("event=tls_reloaded") > before, 30,
-                     what="the reload")
+        self.sighup()
         # the pull was still under way when the reload happened: its access line (written
         # when a response ends) is not there yet
         done = "method=GET path=%s status=200" % path
@@ -273,17 +275,13 @@ class TlsTest(TlsCase):
                 return ssl.PEM_cert_to_DER_cert(f.read())
         self.assertEqual(served(), der("server.pem"))
         shutil.copy(self.pki.path("chain2.pem"), self.pki.path("chain.pem"))
-        self.server.proc.send_signal(signal.SIGHUP)
-        h.wait_until(lambda: "event=tls_reloaded" in self.server.log_text(), 20,
-                     what="the reload")
+        self.sighup()
         self.assertEqual(served(), der("server2.pem"))
         self.assertCurlOk("/v2/")
         # a broken file leaves the served pair in place
         with open(self.pki.path("chain.pem"), "w") as f:
             f.write("not a certificate\n")
-        self.server.proc.send_signal(signal.SIGHUP)
-        h.wait_until(lambda: "event=tls_reload_failed" in self.server.log_text(), 20,
-                     what="the failed reload")
+        self.sighup("event=tls_reload_failed")
         self.assertEqual(served(), der("server2.pem"))
         shutil.copy(self.pki.path("chain2.pem"), self.pki.path("chain.pem"))
 
