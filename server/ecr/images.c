@@ -117,6 +117,28 @@ static bool parse_image_id(struct ecr_call *call, json_t *item, struct image_id 
     return true;
 }
 
+/* Every ImageIdentifier of ids (an array of at least one), parsed into a
+ * new array the caller frees; NULL after failing the call (out of memory,
+ * or as parse_image_id). */
+static struct image_id *parse_image_ids(struct ecr_call *call, json_t *ids)
+{
+    struct image_id *parsed = calloc(json_array_size(ids), sizeof(*parsed));
+    if (parsed == NULL) {
+        ecr_server_error(call, BERTH_ENOMEM);
+        return NULL;
+    }
+    size_t i;
+    json_t *v;
+    json_array_foreach(ids, i, v)
+    {
+        if (!parse_image_id(call, v, &parsed[i])) {
+            free(parsed);
+            return NULL;
+        }
+    }
+    return parsed;
+}
+
 /* A copy of the members the caller gave, for echoing (NULL: no memory). */
 static json_t *echo_id(const struct image_id *id)
 {
@@ -664,17 +686,9 @@ static void batch_get_image(struct ecr_call *call)
             return;
         }
     }
-    struct image_id *parsed = calloc(json_array_size(ids), sizeof(*parsed));
+    struct image_id *parsed = parse_image_ids(call, ids);
     if (parsed == NULL) {
-        ecr_server_error(call, BERTH_ENOMEM);
         return;
-    }
-    json_array_foreach(ids, i, v)
-    {
-        if (!parse_image_id(call, v, &parsed[i])) {
-            free(parsed);
-            return;
-        }
     }
     struct store *st = call->req->srv->store;
     const size_t limit = store_options(st)->manifest_max > BATCH_GET_MAX_BYTES
@@ -782,20 +796,11 @@ static void batch_delete_image(struct ecr_call *call)
         !ecr_array(call, call->in, "imageIds", ECR_REQUIRED, 1, 100, &ids)) {
         return;
     }
-    struct image_id *parsed = calloc(json_array_size(ids), sizeof(*parsed));
+    struct image_id *parsed = parse_image_ids(call, ids);
     if (parsed == NULL) {
-        ecr_server_error(call, BERTH_ENOMEM);
         return;
     }
     size_t i;
-    json_t *v;
-    json_array_foreach(ids, i, v)
-    {
-        if (!parse_image_id(call, v, &parsed[i])) {
-            free(parsed);
-            return;
-        }
-    }
     struct store *st = call->req->srv->store;
     struct meta_repo repo;
     struct removed_ctx removed = {.list = json_array()};
