@@ -103,11 +103,12 @@ def inner():
     return 0
 
 
-def inner_online():
-    """In the namespace: on a full disk a running server still deletes images (the database
-    needs room for the delete: the space reserve is given up for it; before, the DELETE was
-    500 internal error (EDB), so nothing became garbage), its own GC pass (every second)
-    frees their layers, says the disk was full, and takes the reserve again."""
+def inner_online(via):
+    """In the namespace: on a full disk a running server still deletes images, through /v2
+    or (via "ecr") BatchDeleteImage (the database needs room for the delete: the space
+    reserve is given up for it; before, the DELETE was 500 internal error (EDB) and
+    BatchDeleteImage a ServerException, so nothing became garbage), its own GC pass (every
+    second) frees their layers, says the disk was full, and takes the reserve again."""
     server = h.Server(config={"gc": {"enabled": True, "interval_seconds": 1,
                                      "grace_seconds": 0}})
     try:
@@ -127,8 +128,17 @@ def inner_online():
         print("filled %d bytes, %d available" % (filled, before))
         assert before < (1 << 20), before
         assert os.path.getsize(reserve) == 8 << 20
+        ecr = None
+        if via == "ecr":
+            import clients as c
+            ecr = c.ecr_client(server)
         for i, img in enumerate(pushed):
             digest = h.digest_of(img.manifest)
+            if ecr is not None:
+                out = ecr.batch_delete_image(repositoryName="full/x%d" % i,
+                                             imageIds=[{"imageDigest": digest}])
+                assert out["failures"] == [] and len(out["imageIds"]) == 1, (i, out)
+                continue
             resp = reg.delete(reg.manifest_path("full/x%d" % i, digest))
             assert resp.status == 202, (i, resp.status, resp.body[:300])
         assert "event=disk_full" in server.log_text(), "the log does not say the disk is full"
@@ -243,12 +253,17 @@ class DiskFullTest(unittest.TestCase):
     def test_running_server_deletes_and_collects_on_a_full_disk(self):
         run_inner(self, "--inner-online")
 
+    def test_batch_delete_image_on_a_full_disk(self):
+        run_inner(self, "--inner-online-ecr")
+
 
 if __name__ == "__main__":
     if sys.argv[1:] == ["--inner"]:
         sys.exit(inner())
     if sys.argv[1:] == ["--inner-online"]:
-        sys.exit(inner_online())
+        sys.exit(inner_online("v2"))
+    if sys.argv[1:] == ["--inner-online-ecr"]:
+        sys.exit(inner_online("ecr"))
     if sys.argv[1:] == ["--inner-readyz"]:
         sys.exit(inner_readyz())
     unittest.main()
