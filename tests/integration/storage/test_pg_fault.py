@@ -21,12 +21,12 @@ The server is a real PostgreSQL started by pg_fixture.py.
 import json
 import os
 import urllib.parse
-import threading
 import time
 import unittest
 
 import auth_helpers as e
 import berth_harness as h
+import pg_traffic
 from pg_case import PostgresTestCase
 
 WORKERS = 3
@@ -37,98 +37,30 @@ WAIT = 180.0
 REPO = "fault/app"
 
 
-class Traffic:
-    """Workers sending authenticated requests; every answer is recorded and checked."""
+class Traffic(pg_traffic.Traffic):
+    """Authenticated manifest GETs, tags lists, token requests and signed ECR calls."""
+    kinds = ("manifest", "tags", "token", "ecr")
 
     def __init__(self, test):
+        super().__init__(test.server, WORKERS, BOUND, WAIT)
         self.test = test
-        self.server = test.server
-        self.cond = threading.Condition()
-        self.stop = threading.Event()
-        self.records = []  # (worker, start, end, what, status, clean)
-        self.bad = []      # anything but a 200 or a clean 503
-        self.threads = [threading.Thread(target=self.run, args=(i,), daemon=True)
-                        for i in range(WORKERS)]
 
-    def start(self):
-        for t in self.threads:
-            t.start()
+    def registry(self):
+        return e.AuthRegistry(self.server.base_url, e.basic(*self.test.admin))
 
-    def finish(self):
-        self.stop.set()
-        for t in self.threads:
-            t.join(BOUND * 4)
-            if t.is_alive():
-                self.bad.append("a worker did not finish: a request hangs")
-
-    def clean_503(self, what, resp):
-        if resp.status != 503:
-            return False
-        if what == "ecr":
-            try:
-                return resp.json().get("__type") == "ServerException"
-            except ValueError:
-                return False
-        try:
-            codes = resp.error_codes()
-        except AssertionError:
-            return False
-        return codes == ["UNAVAILABLE"] and bool(resp.header("Retry-After"))
-
-    def one(self, worker, reg, what):
-        t0 = time.monotonic()
-        try:
-            if what == "manifest":
-                resp = reg.get_manifest(REPO, "v1", self.test.image.media_type)
-            elif what == "tags":
-                resp = reg.tags(REPO)
-            elif what == "token":
-                query = urllib.parse.urlencode({"service": "127.0.0.1:%d" % self.server.port,
-                                                "scope": "repository:%s:pull" % REPO})
-                resp = reg.request("GET", "/v2/token?" + query, timeout=BOUND)
-            else:
-                body = json.dumps({"repositoryNames": [REPO]}).encode()
-                headers = e.sigv4_headers(self.server.base_url + "/", body, *self.test.admin,
-                                          "DescribeRepositories")
-                resp = reg.request("POST", "/", headers=headers, body=body, timeout=BOUND)
-        except Exception as exc:  # a timeout, a reset: never acceptable
-            with self.cond:
-                self.bad.append("worker %d %s raised %r" % (worker, what, exc))
-                self.cond.notify_all()
-            return
-        t1 = time.monotonic()
-        clean = self.clean_503(what, resp)
-        with self.cond:
-            self.records.append((worker, t0, t1, what, resp.status, clean))
-            if resp.status != 200 and not clean:
-                self.bad.append("worker %d %s -> %d %r" % (worker, what, resp.status,
-                                                          resp.body[:300]))
-            if t1 - t0 > BOUND:
-                self.bad.append("worker %d %s took %.1f s" % (worker, what, t1 - t0))
-            self.cond.notify_all()
-
-    def run(self, worker):
-        reg = e.AuthRegistry(self.server.base_url, e.basic(*self.test.admin))
-        kinds = ("manifest", "tags", "token", "ecr")
-        n = worker
-        while not self.stop.is_set():
-            self.one(worker, reg, kinds[n % len(kinds)])
-            n += 1
-
-    def count(self, pred):
-        return sum(1 for r in self.records if pred(r))
-
-    def wait_for(self, what, pred):
-        with self.cond:
-            # a wrong answer ends the wait at once
-            if not self.cond.wait_for(lambda: self.bad or pred(), WAIT) or self.bad:
-                raise AssertionError("timed out waiting for %s (%d answers, bad %r)"
-                                     % (what, len(self.records), self.bad[:5]))
-
-    def served_after(self, t, status=200):
-        """Whether every worker got a status (default 200) for a request begun after t."""
-        return all(self.count(lambda r, w=w: r[0] == w and r[1] > t and r[4] == status) > 0
-                   for w in range(WORKERS))
+    def request(self, reg, kind):
+        if kind == "manifest":
+            return reg.get_manifest(REPO, "v1", self.test.image.media_type)
+        if kind == "tags":
+            return reg.tags(REPO)
+        if kind == "token":
+            query = urllib.parse.urlencode({"service": "127.0.0.1:%d" % self.server.port,
+                                            "scope": "repository:%s:pull" % REPO})
+            return reg.request("GET", "/v2/token?" + query, timeout=BOUND)
+        body = json.dumps({"repositoryNames": [REPO]}).encode()
+        headers = e.sigv4_headers(self.server.base_url + "/", body, *self.test.admin,
+                                  "DescribeRepositories")
+        return reg.request("POST", "/", headers=headers, body=body, timeout=BOUND)
 
 
 @unittest.skipUnless(h.IS_BERTH, "berth's own backend")

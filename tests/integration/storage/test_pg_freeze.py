@@ -16,7 +16,6 @@ The server is a real PostgreSQL started by pg_fixture.py.
 """
 
 import json
-import os
 import signal
 import subprocess
 import threading
@@ -24,6 +23,7 @@ import time
 import unittest
 
 import berth_harness as h
+import pg_traffic
 from pg_case import PostgresTestCase
 
 WORKERS = 3
@@ -38,105 +38,23 @@ STOP_BOUND = 30.0
 REPO = "freeze/app"
 
 
-def _children(pid):
-    """The pids whose parent is pid (from /proc)."""
-    kids = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open("/proc/%s/stat" % entry) as f:
-                stat = f.read()
-        except OSError:
-            continue
-        fields = stat[stat.rindex(")") + 2:].split()
-        if int(fields[1]) == pid:
-            kids.append(int(entry))
-    return kids
-
-
-class Traffic:
-    """Workers sending requests without pause; every answer is recorded and checked."""
+class Traffic(pg_traffic.Traffic):
+    """Anonymous manifest GETs, tags lists and ECR calls."""
+    kinds = ("manifest", "tags", "ecr")
 
     def __init__(self, test):
+        super().__init__(test.server, WORKERS, REQUEST_BOUND, WAIT)
         self.test = test
-        self.server = test.server
-        self.cond = threading.Condition()
-        self.stop = threading.Event()
-        self.records = []  # (worker, start, end, what, status, clean)
-        self.bad = []      # anything but a 200 or a clean 503, or a request too slow
-        self.threads = [threading.Thread(target=self.run, args=(i,), daemon=True)
-                        for i in range(WORKERS)]
 
-    def start(self):
-        for t in self.threads:
-            t.start()
+    def registry(self):
+        return h.Registry(self.server.base_url)
 
-    def finish(self):
-        self.stop.set()
-        for t in self.threads:
-            t.join(h.REQUEST_TIMEOUT * 2)
-            if t.is_alive():
-                self.bad.append("a worker did not finish: a request hangs")
-
-    @staticmethod
-    def clean_503(what, resp):
-        if resp.status != 503:
-            return False
-        if what == "ecr":
-            try:
-                return resp.json().get("__type") == "ServerException"
-            except ValueError:
-                return False
-        try:
-            codes = resp.error_codes()
-        except AssertionError:
-            return False
-        return codes == ["UNAVAILABLE"] and bool(resp.header("Retry-After"))
-
-    def one(self, worker, reg, what):
-        t0 = time.monotonic()
-        try:
-            if what == "manifest":
-                resp = reg.get_manifest(REPO, "v1", self.test.image.media_type)
-            elif what == "tags":
-                resp = reg.tags(REPO)
-            else:
-                resp = reg.ecr("DescribeRepositories", {"repositoryNames": [REPO]})
-        except Exception as exc:  # a timeout (a request that hangs), a reset
-            with self.cond:
-                self.bad.append("worker %d %s raised %r after %.1f s"
-                                % (worker, what, exc, time.monotonic() - t0))
-                self.cond.notify_all()
-            return
-        t1 = time.monotonic()
-        clean = self.clean_503(what, resp)
-        with self.cond:
-            self.records.append((worker, t0, t1, what, resp.status, clean))
-            if resp.status != 200 and not clean:
-                self.bad.append("worker %d %s -> %d %r" % (worker, what, resp.status,
-                                                          resp.body[:300]))
-            if t1 - t0 > REQUEST_BOUND:
-                self.bad.append("worker %d %s took %.1f s" % (worker, what, t1 - t0))
-            self.cond.notify_all()
-
-    def run(self, worker):
-        reg = h.Registry(self.server.base_url)
-        kinds = ("manifest", "tags", "ecr")
-        n = worker
-        while not self.stop.is_set():
-            self.one(worker, reg, kinds[n % len(kinds)])
-            n += 1
-
-    def wait_for(self, what, pred):
-        with self.cond:
-            # a wrong answer ends the wait at once
-            if not self.cond.wait_for(lambda: self.bad or pred(), WAIT) or self.bad:
-                raise AssertionError("timed out waiting for %s (%d answers, bad %r)"
-                                     % (what, len(self.records), self.bad[:5]))
-
-    def each_worker(self, pred):
-        return all(any(r[0] == w and pred(r) for r in self.records) for w in range(WORKERS))
+    def request(self, reg, kind):
+        if kind == "manifest":
+            return reg.get_manifest(REPO, "v1", self.test.image.media_type)
+        if kind == "tags":
+            return reg.tags(REPO)
+        return reg.ecr("DescribeRepositories", {"repositoryNames": [REPO]})
 
 
 class FrozenCase(PostgresTestCase):
@@ -158,18 +76,10 @@ class FrozenCase(PostgresTestCase):
                                       {"repositoryNames": [REPO]}).status, 200)
 
     def freeze(self):
-        with open(os.path.join(self.pg.data_dir, "postmaster.pid")) as f:
-            pm = int(f.readline())
-        self.frozen = [pm] + _children(pm)
-        for pid in self.frozen:
-            os.kill(pid, signal.SIGSTOP)
+        self.frozen = pg_traffic.freeze(self.pg)
 
     def thaw(self):
-        for pid in self.frozen:
-            try:
-                os.kill(pid, signal.SIGCONT)
-            except ProcessLookupError:
-                pass
+        pg_traffic.thaw(self.frozen)
         self.frozen = []
 
 

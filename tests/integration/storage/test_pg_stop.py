@@ -21,27 +21,10 @@ import time
 import unittest
 
 import berth_harness as h
+import pg_traffic
 from pg_fixture import PostgresServer, berth_env
 
 STOP_BOUND = 20.0
-
-
-def _children(pid):
-    """The pids whose parent is pid (from /proc)."""
-    kids = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open("/proc/%s/stat" % entry) as f:
-                stat = f.read()
-        except OSError:
-            continue
-        # the fields after the command's ")": state, ppid, ...
-        fields = stat[stat.rindex(")") + 2:].split()
-        if int(fields[1]) == pid:
-            kids.append(int(entry))
-    return kids
 
 
 @unittest.skipUnless(h.IS_BERTH, "berth's own backend")
@@ -58,16 +41,8 @@ class StopWithoutDatabaseTest(h.LogsOnFailure, unittest.TestCase):
         h.expect_status(self.reg.push_image("stop/app", h.build_image(), tag="v1"), 201)
 
     def thaw(self):
-        for pid in self.frozen:
-            try:
-                os.kill(pid, signal.SIGCONT)
-            except ProcessLookupError:
-                pass
+        pg_traffic.thaw(self.frozen)
         self.frozen = []
-
-    def postmaster(self):
-        with open(os.path.join(self.pg.data_dir, "postmaster.pid")) as f:
-            return int(f.readline())
 
     def sigterm_and_time(self):
         proc = self.server.proc
@@ -96,10 +71,7 @@ class StopWithoutDatabaseTest(h.LogsOnFailure, unittest.TestCase):
         self.sigterm_and_time()
 
     def test_stop_with_database_not_answering(self):
-        pm = self.postmaster()
-        self.frozen = [pm] + _children(pm)
-        for pid in self.frozen:
-            os.kill(pid, signal.SIGSTOP)
+        self.frozen = pg_traffic.freeze(self.pg)
         took, log = self.sigterm_and_time()
         self.assertIn("event=stop_slow", log)
         self.assertIn("event=db_connections_cut backend=postgres", log)
