@@ -20,14 +20,6 @@ BIG = 27 << 20  # under ECR_BODY_MAX (28 MiB): the size the attack used
 SOCKET_TIMEOUT = 120
 
 
-def vm_rss_kib(pid):
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    raise AssertionError("no VmRSS for %d" % pid)
-
-
 def held_back(port, headers, length, chunk=1 << 20):
     """Open a connection, send a POST / head announcing length bytes and all of the body
     but its last byte; return the socket (the caller closes it)."""
@@ -114,7 +106,7 @@ class PreAuthMemoryTest(h.ServerTestCase):
     def test_held_back_bodies_keep_memory_bounded(self):
         pid = self.server.proc.pid
         self.assertServed()
-        before = vm_rss_kib(pid)
+        before = h.proc_number(pid)
         # 12 connections that hold back the last byte of a 27 MiB PutImage: without a
         # signature, with a malformed one, with an unknown key
         kinds = [None, "AWS4-HMAC-SHA256 nonsense", fake_authorization("AKIANOSUCHKEY0000000")]
@@ -126,7 +118,7 @@ class PreAuthMemoryTest(h.ServerTestCase):
         # the budget (16 MiB) and no further
         socks += self.hold(put_image_headers(fake_authorization(self.admin[0])), 6 << 20, 6)
         self.assertServed()
-        grown = vm_rss_kib(pid) - before
+        grown = h.proc_number(pid) - before
         self.assertLess(grown, 96 << 10, "berth's RSS grew by %d KiB" % grown)
 
         # the budget is full: a correctly signed large body is refused with an error botocore
@@ -208,7 +200,7 @@ class PreAuthManifestTest(h.ServerTestCase):
         pid = self.server.proc.pid
         auth = e.basic(*self.admin)
         self.assertEqual(self.reg.request("GET", "/v2/", headers=auth).status, 200)
-        before = vm_rss_kib(pid)
+        before = h.proc_number(pid)
         # 24 connections that hold back the last byte of a 3 MiB manifest: 72 MiB if berth
         # buffered them
         for i in range(24):
@@ -219,7 +211,7 @@ class PreAuthManifestTest(h.ServerTestCase):
         h.wait_until(lambda: unread_bytes(self.server.port) == 0, 60,
                      what="berth to read the held-back bodies")
         self.assertEqual(self.reg.request("GET", "/v2/", headers=auth).status, 200)
-        grown = vm_rss_kib(pid) - before
+        grown = h.proc_number(pid) - before
         self.assertLess(grown, 24 << 10, "berth's RSS grew by %d KiB" % grown)
         # a client that sends its body first and then reads gets the 401
         answers = send_body_then_read(self.server.port, "PUT", "/v2/hostile/m/manifests/v1",
@@ -449,29 +441,6 @@ class NotHttpTest(h.ServerTestCase):
         self.assertTrue(got.startswith(b"HTTP/1.1 200 OK\r\n"), got)
 
 
-def read_response(s):
-    """One HTTP/1.1 response from s: (status, headers dict with lower-case names, body)."""
-    got = b""
-    while b"\r\n\r\n" not in got:
-        chunk = s.recv(65536)
-        if not chunk:
-            raise AssertionError("connection closed before a response: %r" % got)
-        got += chunk
-    head, _, body = got.partition(b"\r\n\r\n")
-    lines = head.decode("latin-1").split("\r\n")
-    headers = {}
-    for line in lines[1:]:
-        k, _, v = line.partition(":")
-        headers[k.strip().lower()] = v.strip()
-    length = int(headers.get("content-length", "0"))
-    while len(body) < length:
-        chunk = s.recv(65536)
-        if not chunk:
-            break
-        body += chunk
-    return int(lines[0].split()[1]), headers, body[:length]
-
-
 def send_body_then_read(port, method, target, length, headers=(), chunked=False, then=None):
     """A client as docker's or requests': send the head and the whole body (length bytes,
     in 1 MiB writes, chunked if asked) before reading anything, then read the answer. With
@@ -492,10 +461,10 @@ def send_body_then_read(port, method, target, length, headers=(), chunked=False,
             left -= n
         if chunked:
             s.sendall(b"0\r\n\r\n")
-        answers = [read_response(s)]
+        answers = [h.read_raw_response(s)]
         if then is not None:
             s.sendall(then)
-            answers.append(read_response(s))
+            answers.append(h.read_raw_response(s))
         return answers
     finally:
         s.close()
@@ -545,7 +514,7 @@ class EarlyAnswerTest(h.ServerTestCase):
         try:
             s.sendall(b"POST /v2/early/a/blobs/uploads/?digest=sha256:nothex HTTP/1.1\r\n"
                       b"Host: x\r\nContent-Length: %d\r\n\r\n" % (100 << 20))
-            self.assertOciError(read_response(s), 400, "DIGEST_INVALID")
+            self.assertOciError(h.read_raw_response(s), 400, "DIGEST_INVALID")
             self.assertEqual(s.recv(1), b"")
         finally:
             s.close()
@@ -584,7 +553,7 @@ class NulHeaderTest(h.ServerTestCase):
             answers = []
             for req in requests:
                 s.sendall(req)
-                answers.append(read_response(s))
+                answers.append(h.read_raw_response(s))
             return answers
         finally:
             s.close()

@@ -48,14 +48,6 @@ def storm_bin():
     return os.path.join(build, "bench", "berth-storm")
 
 
-def vm_kib(pid, field):
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    raise AssertionError("no %s in /proc/%d/status" % (field, pid))
-
-
 def metrics(server):
     out = {}
     for line in server.registry().get("/metrics").body.decode().splitlines():
@@ -85,7 +77,7 @@ class PullStormTest(unittest.TestCase):
 
     def test_storm(self):
         pid = self.server.proc.pid
-        before_kib = vm_kib(pid, "VmRSS")
+        before_kib = h.proc_number(pid)
         report = os.path.join(self.server.tmp, "storm.json")
         proc = subprocess.run(
             [storm_bin(), "-c", str(CLIENTS), "--waves", str(WAVES), "--probe-ms", "20",

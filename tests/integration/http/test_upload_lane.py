@@ -32,41 +32,11 @@ BODY = 4 * MIB
 NORMAL_BUFFER = 32 * 1024  # http.memory_limit_kib: no piece can be larger
 
 
-def vm_rss_kib(pid):
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    raise AssertionError("no VmRSS for %d" % pid)
-
-
-def read_response(sock):
-    """One response (no body or a Content-Length one): (status line, headers dict)."""
-    data = b""
-    while b"\r\n\r\n" not in data:
-        chunk = sock.recv(65536)
-        if not chunk:
-            raise AssertionError("closed before a response: %r" % data)
-        data += chunk
-    head, rest = data.split(b"\r\n\r\n", 1)
-    lines = head.decode("latin-1").split("\r\n")
-    headers = {}
-    for line in lines[1:]:
-        k, v = line.split(":", 1)
-        headers[k.strip().lower()] = v.strip()
-    left = int(headers.get("content-length", "0")) - len(rest)
-    while left > 0:
-        chunk = sock.recv(min(left, 65536))
-        if not chunk:
-            raise AssertionError("closed in a response body")
-        left -= len(chunk)
-    return lines[0], headers
-
-
 def request(sock, method, target, port, body=b""):
     sock.sendall(("%s %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nContent-Length: %d\r\n\r\n"
                   % (method, target, port, len(body))).encode() + body)
-    return read_response(sock)
+    status, headers, _ = h.read_raw_response(sock)
+    return status, headers
 
 
 def access_line(server, method, path_part):
@@ -94,9 +64,9 @@ class UploadLaneTest(unittest.TestCase):
         s.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 2 * MIB)
         if first is not None:
             status, _ = request(s, "GET", first, port)
-            self.assertIn(" 200 ", status)
+            self.assertEqual(status, 200)
         status, headers = request(s, "POST", "/v2/%s/blobs/uploads/" % repo, port)
-        self.assertIn(" 202 ", status)
+        self.assertEqual(status, 202)
         location = headers["location"]
         if location.startswith("http"):
             location = "/" + location.split("/", 3)[3]
@@ -127,8 +97,8 @@ class UploadLaneTest(unittest.TestCase):
         sender.join(120)
         self.assertFalse(sender.is_alive())
         self.assertEqual(errors, [])
-        status, _ = read_response(s)
-        self.assertIn(" 201 ", status)
+        status, _, _ = h.read_raw_response(s)
+        self.assertEqual(status, 201)
         h.wait_until(lambda: access_line(server, "PUT", repo) is not None, 30,
                      what="the PUT's access line")
         return access_line(server, "PUT", repo)
@@ -166,7 +136,7 @@ class UploadLaneTest(unittest.TestCase):
                 request(s, "GET", first, port)
             request(s, "POST", "/v2/itest/warm/blobs/uploads/", port)
             s.close()
-        before = vm_rss_kib(pid)
+        before = h.proc_number(pid)
         conns = []
         self.addCleanup(lambda: [c.close() for c in conns])
         for i in range(150):
@@ -175,8 +145,8 @@ class UploadLaneTest(unittest.TestCase):
             # a finished request: libmicrohttpd clears the connection's whole buffer for
             # the next one, so all of it is resident from here on
             status, _ = request(s, "POST", "/v2/itest/many%d/blobs/uploads/" % i, port)
-            self.assertIn(" 202 ", status)
-        grown = vm_rss_kib(pid) - before
+            self.assertEqual(status, 202)
+        grown = h.proc_number(pid) - before
         # 32 x 256 KiB on the lane (8 MiB) and 118 x (32 KiB + bookkeeping) elsewhere;
         # without the lane's cap 150 x 256 KiB = 37.5 MiB
         self.assertLess(grown, 20 * 1024, "grew %d KiB for 150 connections" % grown)

@@ -975,6 +975,40 @@ def run_berth(args, env=None, timeout=20, server=None, split=False):
     return proc.returncode, out + err
 
 
+def proc_number(pid, field="VmRSS", name="status"):
+    """N of the "Field: N" line of /proc/<pid>/<name>: VmRSS and VmHWM of status in KiB,
+    wchar of io in bytes."""
+    with open("/proc/%d/%s" % (pid, name)) as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    raise AssertionError("no %s in /proc/%d/%s" % (field, pid, name))
+
+
+def read_raw_response(sock):
+    """One HTTP/1.1 response read from a raw socket (no body, or a Content-Length one):
+    (status, headers dict with lower-case names, body)."""
+    got = b""
+    while b"\r\n\r\n" not in got:
+        chunk = sock.recv(65536)
+        if not chunk:
+            raise AssertionError("connection closed before a response: %r" % got)
+        got += chunk
+    head, _, body = got.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    headers = {}
+    for line in lines[1:]:
+        k, _, v = line.partition(":")
+        headers[k.strip().lower()] = v.strip()
+    length = int(headers.get("content-length", "0"))
+    while len(body) < length:
+        chunk = sock.recv(min(length - len(body), 65536))
+        if not chunk:
+            break  # closed early: the caller sees the short body
+        body += chunk
+    return int(lines[0].split()[1]), headers, body[:length]
+
+
 def wait_until(predicate, timeout, interval=0.05, what="condition", check=True):
     """Call predicate every interval seconds until it returns something true, and return
     that. After timeout seconds: an AssertionError naming what, or with check=False the

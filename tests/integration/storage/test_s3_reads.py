@@ -65,21 +65,13 @@ def crane_bin():
     return path
 
 
-def proc_field(pid, name, field):
-    with open("/proc/%d/%s" % (pid, name)) as f:
-        for line in f:
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    raise AssertionError("no %s in /proc/%d/%s" % (field, pid, name))
-
-
 def rss_kib(pid):
-    return proc_field(pid, "status", "VmRSS")
+    return h.proc_number(pid)
 
 
 def wchar(pid):
     """Bytes the process passed to write(2) and the like (files, pipes; not send(2))."""
-    return proc_field(pid, "io", "wchar")
+    return h.proc_number(pid, "wchar", "io")
 
 
 @unittest.skipUnless(h.IS_BERTH, "berth's own backend")
