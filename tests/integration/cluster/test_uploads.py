@@ -172,8 +172,13 @@ class SharedUploadTest(ClusterTestCase):
         def parts_sent():
             n = 0
             for up in self.open_uploads(uuid):
-                got = self.s3.list_parts(Bucket=self.cluster.s3.bucket, Key=up["Key"],
-                                         UploadId=up["UploadId"])
+                try:
+                    got = self.s3.list_parts(Bucket=self.cluster.s3.bucket, Key=up["Key"],
+                                             UploadId=up["UploadId"])
+                except self.s3.exceptions.NoSuchUpload:
+                    # listed, then aborted: the replica that started a second one
+                    # gave it up to adopt the first's
+                    continue
                 n += len(got.get("Parts", []))
             return n
 
