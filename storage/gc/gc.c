@@ -409,6 +409,20 @@ static enum berth_err sweep_shared(struct gc *g, int64_t now)
 /* ---- the pass ---- */
 
 /* The steps of a pass; *step names the one that failed. */
+/* Take the space reserve again (after a full disk gave it up) only when
+ * that leaves as much room free: a delete running beside this pass, which
+ * gave the reserve up to be written, must not find the disk full again
+ * under it, with no reserve left to give. */
+static bool reserve_retake(struct store *st)
+{
+    uint64_t avail = 0;
+    if (store_reserve_held(st)) {
+        return true;
+    }
+    store_disk_full(st, &avail);
+    return avail >= 2 * (uint64_t)STORE_RESERVE_BYTES && store_reserve_take(st);
+}
+
 static enum berth_err pass(struct gc *g, int64_t now, const char **step)
 {
     const struct gc_options *opt = g->opt;
@@ -522,7 +536,7 @@ enum berth_err gc_run(struct store *st, const struct gc_options *opt, struct gc_
             rc = pass(g, now, &step);
         }
     }
-    if (!opt->dry_run && g->m != NULL && !store_reserve_take(st)) {
+    if (!opt->dry_run && g->m != NULL && !reserve_retake(st)) {
         log_warn("event=disk_reserve_missing msg=\"no room to set space aside for garbage "
                  "collection on a full disk\"");
     }
