@@ -121,7 +121,7 @@ struct repo_series {
 static const char *const OTHER_REPOSITORY = "_other";
 static struct repo_series *repos;
 static size_t repo_count;
-static size_t repo_limit;
+static atomic_size_t repo_limit; /* written under mu, read without it */
 static struct repo_series repo_other;
 
 static atomic_llong open_connections;
@@ -388,7 +388,7 @@ void metrics_repository_series(unsigned n)
     }
     free(repos);
     repos = n > 0 ? calloc(n, sizeof(*repos)) : NULL;
-    repo_limit = repos != NULL ? n : 0;
+    atomic_store(&repo_limit, repos != NULL ? n : 0);
     repo_count = 0;
     memset(&repo_other, 0, sizeof(repo_other));
     pthread_mutex_unlock(&mu);
@@ -416,24 +416,28 @@ static struct repo_series *repo_get(const char *repo)
     return &repo_other;
 }
 
-void metrics_repository_push(const char *repo)
+/* Off (the default) costs one atomic load: no lock on every manifest. */
+static void repository_count(const char *repo, bool push)
 {
+    if (atomic_load_explicit(&repo_limit, memory_order_relaxed) == 0) {
+        return;
+    }
     pthread_mutex_lock(&mu);
     struct repo_series *r = repo_get(repo);
     if (r != NULL) {
-        r->pushes++;
+        *(push ? &r->pushes : &r->pulls) += 1;
     }
     pthread_mutex_unlock(&mu);
 }
 
+void metrics_repository_push(const char *repo)
+{
+    repository_count(repo, true);
+}
+
 void metrics_repository_pull(const char *repo)
 {
-    pthread_mutex_lock(&mu);
-    struct repo_series *r = repo_get(repo);
-    if (r != NULL) {
-        r->pulls++;
-    }
-    pthread_mutex_unlock(&mu);
+    repository_count(repo, false);
 }
 
 void metrics_reset(void)
