@@ -1,7 +1,8 @@
 /* Unit tests for storage/lifecycle/run.c over a real store: enforcement
  * deletes what the policy selects (and only that), dry runs change nothing,
  * indexes keep their children, lastEvaluatedAt, every repository at once,
- * previews stored and replaced, and images that changed since the snapshot
+ * previews stored and replaced, the archive rules over the recorded pull and
+ * archive times, and images that changed since the snapshot
  * (even in the instant before their delete) are left for the next run.
  * Includes the .c to reach delete_item() and to hook its registry call. */
 #include "unit.h"
@@ -447,6 +448,79 @@ static void test_new_policy_delay(void)
     unit_store_remove(st, root);
 }
 
+/* The archive rules read the store's times: sinceImagePulled the recorded
+ * pull (else the push), sinceImageTransitioned the archive time; an
+ * archived image is only in the archive class's rules. Enforced, the
+ * transition archives the image in the store. */
+static const char *const POLICY_ARCHIVE =
+    "{\"rules\":[{\"rulePriority\":1,\"selection\":{\"tagStatus\":\"any\",\"countType\":"
+    "\"sinceImagePulled\",\"countUnit\":\"days\",\"countNumber\":30},\"action\":{\"type\":"
+    "\"transition\",\"targetStorageClass\":\"archive\"}},"
+    "{\"rulePriority\":2,\"selection\":{\"tagStatus\":\"any\",\"storageClass\":\"archive\","
+    "\"countType\":\"sinceImageTransitioned\",\"countUnit\":\"days\",\"countNumber\":90},"
+    "\"action\":{\"type\":\"expire\"}}]}";
+
+static void test_pull_and_archive_times(void)
+{
+    struct store *st = unit_store_new(root, sizeof(root));
+    const char *t0[] = {"never-pulled"}, *t1[] = {"pulled"}, *t2[] = {"archived"};
+    struct digest never = push_image(st, "app", 0, t0, 1);
+    struct digest pulled = push_image(st, "app", 1, t1, 1);
+    struct digest arch = push_image(st, "app", 2, t2, 1);
+    const int64_t now = time_now_ms();
+    struct meta_manifest mf;
+    struct registry_status s;
+    /* a pull recorded 20 days from now; the third image archived now */
+    CHECK_INT(registry_manifest_get(st, "app", pulled.str, &mf, &s), BERTH_OK);
+    CHECK_INT(meta_manifest_note_pull(store_meta(st), mf.id, now + 20 * DAY_MS, 0), BERTH_OK);
+    CHECK_INT(registry_image_set_storage_class(st, "app", NULL, &arch, META_STORAGE_ARCHIVE, 0, 0,
+                                               &mf, &s),
+              BERTH_OK);
+    set_policy(st, "app", POLICY_ARCHIVE);
+    struct meta_repo r = repo_of(st, "app");
+    struct lifecycle_run_options opt = {.dry_run = true, .now_ms = now + 40 * DAY_MS};
+    struct lifecycle_run_result *res = NULL;
+    char msg[LIFECYCLE_MSG_CAP];
+
+    /* 40 days on: pushed 40 days ago and never pulled is archived; pulled
+     * 20 days ago stays; archived 40 days ago is not yet expired */
+    CHECK_INT(lifecycle_run_repo(st, r.id, &opt, &res, msg, sizeof(msg)), BERTH_OK);
+    CHECK_INT(res->image_count, 3);
+    CHECK_INT(res->item_count, 1);
+    if (res->item_count == 1) {
+        CHECK_STR(res->items[0].digest, never.str);
+        CHECK(res->items[0].transition);
+        CHECK(!res->items[0].is_archived);
+        CHECK_INT(res->items[0].rule_priority, 1);
+    }
+    lifecycle_run_result_free(res);
+
+    /* 100 days on, enforced: the pulled one too is archived, the archived one expires */
+    opt.dry_run = false;
+    opt.now_ms = now + 100 * DAY_MS;
+    CHECK_INT(lifecycle_run_repo(st, r.id, &opt, &res, msg, sizeof(msg)), BERTH_OK);
+    CHECK_INT(res->item_count, 3);
+    if (res->item_count == 3) {
+        CHECK_STR(res->items[0].digest, never.str);
+        CHECK_INT(res->items[0].fate, LIFECYCLE_ARCHIVED);
+        CHECK_STR(res->items[1].digest, pulled.str);
+        CHECK_INT(res->items[1].fate, LIFECYCLE_ARCHIVED);
+        CHECK_STR(res->items[2].digest, arch.str);
+        CHECK(res->items[2].is_archived && !res->items[2].transition);
+        CHECK_INT(res->items[2].rule_priority, 2);
+        CHECK_INT(res->items[2].fate, LIFECYCLE_EXPIRED);
+    }
+    CHECK_INT(res->archived, 2);
+    CHECK_INT(res->expired, 1);
+    lifecycle_run_result_free(res);
+    CHECK(!exists(st, "app", &arch));
+    CHECK_INT(registry_manifest_get(st, "app", never.str, &mf, &s), BERTH_OK);
+    CHECK_INT(mf.storage_class, META_STORAGE_ARCHIVE);
+    CHECK_INT(registry_manifest_get(st, "app", pulled.str, &mf, &s), BERTH_OK);
+    CHECK_INT(mf.storage_class, META_STORAGE_ARCHIVE);
+    unit_store_remove(st, root);
+}
+
 struct collected {
     int n;
     char first_tags[256];
@@ -567,6 +641,7 @@ int main(void)
     RUN(test_retagged_before_delete);
     RUN(test_run_all);
     RUN(test_new_policy_delay);
+    RUN(test_pull_and_archive_times);
     RUN(test_preview);
     RUN(test_no_connection_is_unavailable);
     return unit_report("test_lifecycle_run");
