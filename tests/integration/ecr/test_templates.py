@@ -19,6 +19,8 @@ LIFECYCLE = json.dumps({"rules": [{"rulePriority": 1, "selection": {
 REPO_POLICY = json.dumps({"Version": "2012-10-17", "Statement": [
     {"Sid": "pull", "Effect": "Allow", "Principal": "*",
      "Action": ["ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"]}]})
+KMS = {"encryptionType": "KMS",
+       "kmsKey": "arn:aws:kms:us-east-1:%s:key/0b5c1f2e-team" % e.REGISTRY_ID}
 PREFIX_RE = ("must satisfy regular expression '^([a-z0-9]+((\\.|_|__|-+)[a-z0-9]+)*"
              "(\\/[a-z0-9]+((\\.|_|__|-+)[a-z0-9]+)*)*\\/?|ROOT)$'")
 
@@ -192,7 +194,7 @@ class CreateOnPushTest(TemplateTestCase):
             prefix="prod/team/", appliedFor=["CREATE_ON_PUSH"],
             imageTagMutability="IMMUTABLE_WITH_EXCLUSION",
             imageTagMutabilityExclusionFilters=[{"filterType": "WILDCARD", "filter": "dev-*"}],
-            resourceTags=[{"Key": "env", "Value": "team"}])
+            resourceTags=[{"Key": "env", "Value": "team"}], encryptionConfiguration=KMS)
         # a template for other uses does not create on push
         self.ecr.create_repository_creation_template(prefix="mirror",
                                                      appliedFor=["PULL_THROUGH_CACHE"])
@@ -204,6 +206,9 @@ class CreateOnPushTest(TemplateTestCase):
         self.push_image_ok("prod/team/app", img, tag="dev-1")
         r = self.repo_detail("prod/team/app")
         self.assertEqual(r["imageTagMutability"], "IMMUTABLE_WITH_EXCLUSION")
+        self.assertEqual(r["imageTagMutabilityExclusionFilters"],
+                         [{"filterType": "WILDCARD", "filter": "dev-*"}])
+        self.assertEqual(r["encryptionConfiguration"], KMS)
         tags = self.ecr.list_tags_for_resource(resourceArn=r["repositoryArn"])["tags"]
         self.assertEqual(tags, [{"Key": "env", "Value": "team"}])
         self.assertStatus(self.reg.get_manifest("prod/team/app", "dev-1"), 200)
@@ -212,6 +217,7 @@ class CreateOnPushTest(TemplateTestCase):
         self.push_image_ok("prod/web", img, tag="v1")
         r = self.repo_detail("prod/web")
         self.assertEqual(r["imageTagMutability"], "IMMUTABLE")
+        self.assertEqual(r["encryptionConfiguration"], {"encryptionType": "AES256"})
         self.assertEqual(self.ecr.get_repository_policy(repositoryName="prod/web")
                          ["policyText"], REPO_POLICY)
         self.assertEqual(self.ecr.get_lifecycle_policy(repositoryName="prod/web")
