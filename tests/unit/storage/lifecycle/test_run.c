@@ -451,7 +451,9 @@ static void test_new_policy_delay(void)
 /* The archive rules read the store's times: sinceImagePulled the recorded
  * pull (else the push), sinceImageTransitioned the archive time; an
  * archived image is only in the archive class's rules. Enforced, the
- * transition archives the image in the store. */
+ * transition archives the image in the store; a preview stores each
+ * result's action and storage class (GetLifecyclePolicyPreview's TRANSITION
+ * and storageClass ARCHIVE). */
 static const char *const POLICY_ARCHIVE =
     "{\"rules\":[{\"rulePriority\":1,\"selection\":{\"tagStatus\":\"any\",\"countType\":"
     "\"sinceImagePulled\",\"countUnit\":\"days\",\"countNumber\":30},\"action\":{\"type\":"
@@ -459,6 +461,25 @@ static const char *const POLICY_ARCHIVE =
     "{\"rulePriority\":2,\"selection\":{\"tagStatus\":\"any\",\"storageClass\":\"archive\","
     "\"countType\":\"sinceImageTransitioned\",\"countUnit\":\"days\",\"countNumber\":90},"
     "\"action\":{\"type\":\"expire\"}}]}";
+
+struct stored_results {
+    int n;
+    char rows[256]; /* "<first tag>:<rule>:<T|E>:<A|S> " per result */
+};
+
+static int stored_result(void *arg, const struct meta_preview_result *r)
+{
+    struct stored_results *c = arg;
+    char tag[64] = "-";
+    if (r->tags_json != NULL) {
+        sscanf(r->tags_json, "[\"%63[^\"]", tag);
+    }
+    size_t o = strlen(c->rows);
+    snprintf(c->rows + o, sizeof(c->rows) - o, "%s:%d:%c:%c ", tag, r->rule_priority,
+             r->transition ? 'T' : 'E', r->is_archived ? 'A' : 'S');
+    c->n++;
+    return 0;
+}
 
 static void test_pull_and_archive_times(void)
 {
@@ -495,9 +516,26 @@ static void test_pull_and_archive_times(void)
     }
     lifecycle_run_result_free(res);
 
-    /* 100 days on, enforced: the pulled one too is archived, the archived one expires */
-    opt.dry_run = false;
+    /* 100 days on, previewed: the pulled one too is to be archived, the
+     * archived one expires; the stored results keep action and class */
     opt.now_ms = now + 100 * DAY_MS;
+    CHECK_INT(lifecycle_run_repo(st, r.id, &opt, &res, msg, sizeof(msg)), BERTH_OK);
+    struct meta *m = store_meta(st);
+    CHECK_INT(meta_preview_start(m, r.id, POLICY_ARCHIVE, now), BERTH_OK);
+    CHECK_INT(store_results(m, res), BERTH_OK);
+    lifecycle_run_result_free(res);
+    struct meta_preview pv;
+    CHECK_INT(meta_preview_get(m, r.id, &pv, NULL), BERTH_OK);
+    CHECK_INT(pv.status, META_PREVIEW_COMPLETE);
+    CHECK_INT(pv.expiring_count, 1);
+    CHECK_INT(pv.transitioning_count, 2);
+    struct stored_results got = {0};
+    CHECK_INT(meta_preview_results(m, r.id, -1, stored_result, &got), BERTH_OK);
+    CHECK_INT(got.n, 3);
+    CHECK_STR(got.rows, "never-pulled:1:T:S pulled:1:T:S archived:2:E:A ");
+
+    /* enforced: the two are archived, the archived one expires */
+    opt.dry_run = false;
     CHECK_INT(lifecycle_run_repo(st, r.id, &opt, &res, msg, sizeof(msg)), BERTH_OK);
     CHECK_INT(res->item_count, 3);
     if (res->item_count == 3) {
