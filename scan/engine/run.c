@@ -9,6 +9,7 @@
 
 #include "storage/blob/blob.h"
 #include "storage/spec/digest.h"
+#include "common/fault.h"
 #include "common/fileio.h"
 #include "common/log.h"
 #include "storage/spec/manifest.h"
@@ -507,6 +508,7 @@ enum berth_err scan_run_next(struct store *st, const struct scan_engine *eng, bo
                      (long long)(job.attempts - 1));
         rc = o.findings ? BERTH_OK : BERTH_ENOMEM;
     } else {
+        fault_hold("scan"); /* tests: the scan stays IN_PROGRESS while held */
         rc = scan_run_image(st, eng, job.repo, &mf, &o);
     }
     if (rc == BERTH_EBUSY && eng->cancel != NULL && atomic_load(eng->cancel)) {

@@ -1322,12 +1322,18 @@ async function findingsSection(repo, digest, mayScan) {
       body.replaceChildren(errorBox("The scan did not start: " + e.message));
       return;
     }
-    body.replaceChildren(el("p", { class: "loading", role: "status", text: "Scanning…" }));
+    body.replaceChildren(scanning());
     await loadFindings(true);
   }) }, label) : null;
-  const loadFindings = async (wait) => {
+  const scanning = () => el("p", { class: "loading", role: "status", text: "Scanning…" });
+  // The findings once the scan is done. A scan running as the page opens (scan on
+  // push, or one started elsewhere) says so and is followed from there without holding
+  // the page back (follow false); a followed scan is polled for as long as the page shows.
+  const loadFindings = async (follow) => {
+    const nav = navSeq;
     let out;
     for (let i = 0; ; i++) {
+      if (nav !== navSeq) return; // left the page
       try {
         out = await ecr("DescribeImageScanFindings", { repositoryName: repo, imageId: { imageDigest: digest }, maxResults: 1000 });
       } catch (e) {
@@ -1339,9 +1345,15 @@ async function findingsSection(repo, digest, mayScan) {
         body.replaceChildren(errorBox(e.message));
         return;
       }
-      if (!wait || out.imageScanStatus.status !== "IN_PROGRESS" || i > 120) break;
-      await new Promise((r) => setTimeout(r, 500));
+      if (out.imageScanStatus.status !== "IN_PROGRESS") break;
+      if (!follow) {
+        body.replaceChildren(scanning());
+        guarded(() => loadFindings(true));
+        return;
+      }
+      await new Promise((r) => setTimeout(r, i < 120 ? 500 : 2000));
     }
+    if (nav !== navSeq) return;
     let findings = pageFindings(out);
     let token = out.nextToken;
     while (token) {

@@ -12,8 +12,9 @@ error pages. The repository list sorts from the keyboard: Enter on a column's he
 sorts by it, and the focus stays on that header for Enter again (reversing) or Tab.
 While a long action runs (the lifecycle preview job, a garbage collection pass: held by
 the server at fault_hold points while a file exists; applying a policy and a delete:
-their answers held back in the page) the page says so in a status a screen reader
-announces, and shows the result once released. Each main page at 200%
+their answers held back in the page; a scan started from the image page, held by the
+server, also followed by the image page opened again meanwhile) the page says so in a
+status a screen reader announces, and shows the result once released. Each main page at 200%
 zoom of a 1280 x 800 window (640 x 400 CSS pixels at 2 device pixels each): no sideways
 scrolling, no control cut off, squeezed or drawn over another, axe-core clean."""
 
@@ -26,6 +27,7 @@ import unittest
 import clients as c  # first: it cleans the environment botocore reads
 import berth_harness as h
 import auth_helpers as e
+import scan_helpers as sh
 from browser_helpers import Browser
 
 REPO = "team/app"
@@ -46,10 +48,12 @@ class ConsoleStatesTest(h.ServerTestCase):
         # long actions held while these files exist (common/fault.h's fault_hold)
         cls.hold_preview = os.path.join(cls.work, "hold-preview")
         cls.hold_gc = os.path.join(cls.work, "hold-gc")
+        cls.hold_scan = os.path.join(cls.work, "hold-scan")
         cls.server_env = {"BERTH_TEST_FAULTS": "sqlite_emfile",
                           "BERTH_TEST_FAULT_FILE": cls.flag, "BERTH_META_BACKEND": "sqlite",
                           "BERTH_TEST_HOLD_LIFECYCLE_PREVIEW": cls.hold_preview,
-                          "BERTH_TEST_HOLD_GC": cls.hold_gc}
+                          "BERTH_TEST_HOLD_GC": cls.hold_gc,
+                          "BERTH_TEST_HOLD_SCAN": cls.hold_scan}
         super().setUpClass()
         cls.admin = e.keys_create(cls.server, "states-admin")
         cls.browser = Browser(cls.work)
@@ -282,6 +286,42 @@ class ConsoleStatesTest(h.ServerTestCase):
             os.unlink(self.hold_gc)
         b.wait_for("#registry-flash", "Garbage collection finished")
         self.assertEqual(b.find_all("#gc-status p.loading"), [])
+
+    def test_6b_progress_while_a_scan_runs(self):
+        """A scan started from the image page, held by the server (BERTH_TEST_HOLD_SCAN:
+        fault_hold in scan/engine/run.c) after a worker claimed it: "Scanning…" in a
+        polite status while it runs; the page opened again meanwhile says the same and
+        follows the scan; released, the findings show without a reload."""
+        b = self.browser
+        osv = sh.write_osv(os.path.join(self.work, "osv"), sh.OSV_RECORDS)
+        status, out = h.run_berth(["vulndb", "import", osv], server=self.server)
+        self.assertEqual(status, 0, out)
+        debian = sh.debian_image()
+        h.expect_status(e.AuthRegistry(self.server.base_url, e.basic(*self.admin))
+                        .push_image("slow/scan", debian, tag="bookworm"), 201)
+        url = self.server.base_url + "/ui/#/image/slow%2Fscan/" + debian.digest
+        self.sign_in(url[len(self.server.base_url + "/ui/"):])
+        b.wait_for("#findings p", "has not been scanned")
+        open(self.hold_scan, "w").close()
+        try:
+            b.click(b.wait_for("#start-scan"))
+            self.held("scan")
+            b.wait_for("#findings p[role=status]", "Scanning…")
+            node = b.ax_node("#findings p[role=status]")
+            self.assertEqual((node["role"], node["live"]), ("status", "polite"), node)
+            b.screenshot("progress-scan.png")
+            # opened while the scan runs: not "Scan in progress" and a button for another
+            b.go("about:blank")
+            b.go(url)
+            b.wait_for("h2", "Layers")
+            b.wait_for("#findings p[role=status]", "Scanning…")
+            self.assertEqual(b.find_all("#start-scan"), [])
+            self.assertEqual(b.accessibility(), [])
+        finally:
+            os.unlink(self.hold_scan)
+        b.wait_for("#scan-status", "complete")
+        b.wait_for("tr.finding", "CVE-2023-5363")
+        self.assertEqual(b.find_all("#findings p.loading"), [])
 
     def test_7_zoom_200(self):
         """Each main page as Chromium draws it zoomed to 200% in a 1280 x 800 window (a
