@@ -586,7 +586,21 @@ class RegistryBrowserTest(h.ServerTestCase):
         imported = datetime.datetime.fromtimestamp(doc["scan"]["database"]["updatedAt"],
                                                    datetime.timezone.utc)
         b.wait_for("#vulndb-updated", imported.strftime("%Y-%m-%d %H:%M:%S UTC"))
-        b.wait_for("#server-version", "berth ")
+        b.wait_for("#server-version", "berth " + doc["version"])
+        # the configuration summary as the API has it (never a secret: see below)
+        shown = dict(b.script("const dl = document.querySelector('#server dl');"
+                              "return [...dl.querySelectorAll('dt')].map((dt) => "
+                              "[dt.textContent, dt.nextElementSibling.textContent]);"))
+        cfg = doc["config"]
+        self.assertEqual({k: shown.get(k) for k in ("Listen", "Replica name", "Public URL",
+                                                    "TLS", "Data root", "Storage", "Metadata",
+                                                    "Auth", "Scan")},
+                         {"Listen": cfg["listen"], "Replica name": cfg["replicaName"],
+                          "Public URL": cfg["publicUrl"], "TLS": "no", "Data root": cfg["root"],
+                          "Storage": "filesystem", "Metadata": cfg["metadataBackend"],
+                          "Auth": "basic" + (", required" if cfg["authRequired"] else ""),
+                          "Scan": "%d workers, built-in scanner"
+                          % cfg["scanWorkers"]}, shown)
         b.wait_for("#job-rows td", "lifecycle")
         b.wait_for("#gc-runs-empty")
         b.wait_for("#archive-images", "0")
