@@ -353,8 +353,7 @@ int cmd_serve(struct cli *cli)
         .tag_ttl_ms = cfg->pull_through_tag_ttl_seconds * 1000,
         .timeout_ms = cfg->pull_through_timeout_seconds * 1000,
     };
-    if (upstream_client_global_init() != BERTH_OK ||
-        !cli_upstream_key(cli, true, uopt.key, &uopt.has_key)) {
+    if (!cli_upstream_key(cli, true, uopt.key, &uopt.has_key)) {
         fprintf(stderr, "berth: cannot set up the pull-through cache\n");
         store_close(st);
         return 1;

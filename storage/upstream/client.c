@@ -2,6 +2,7 @@
 #include "storage/upstream/client.h"
 
 #include <ctype.h>
+#include <pthread.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -15,6 +16,7 @@
 
 #include "common/base64.h"
 #include "common/buf.h"
+#include "common/log.h"
 #include "common/str.h"
 
 /* Largest token response and error body read. */
@@ -38,9 +40,18 @@ struct upstream_client {
     const atomic_bool *cancel; /* a transfer under way stops when set, or NULL */
 };
 
+static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
+static CURLcode curl_init_rc = CURLE_OK;
+
+static void curl_init(void)
+{
+    curl_init_rc = curl_global_init(CURL_GLOBAL_DEFAULT);
+}
+
 enum berth_err upstream_client_global_init(void)
 {
-    return curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK ? BERTH_OK : BERTH_EIO;
+    pthread_once(&curl_once, curl_init);
+    return curl_init_rc == CURLE_OK ? BERTH_OK : BERTH_EIO;
 }
 
 static bool host_char(char c)
@@ -99,6 +110,10 @@ bool upstream_url_normalize(const char *url, char *out, size_t cap)
 struct upstream_client *upstream_client_new(const char *base_url, const char *username,
                                             const char *password, int64_t timeout_ms)
 {
+    if (upstream_client_global_init() != BERTH_OK) {
+        log_error("event=upstream_error msg=\"libcurl cannot be initialised\"");
+        return NULL;
+    }
     struct upstream_client *c = calloc(1, sizeof(*c));
     if (c == NULL) {
         return NULL;
