@@ -408,7 +408,6 @@ static enum berth_err sweep_shared(struct gc *g, int64_t now)
 
 /* ---- the pass ---- */
 
-/* The steps of a pass; *step names the one that failed. */
 /* Take the space reserve again (after a full disk gave it up) only when
  * that leaves as much room free: a delete running beside this pass, which
  * gave the reserve up to be written, must not find the disk full again
@@ -423,6 +422,7 @@ static bool reserve_retake(struct store *st)
     return avail >= 2 * (uint64_t)STORE_RESERVE_BYTES && store_reserve_take(st);
 }
 
+/* The steps of a pass; *step names the one that failed. */
 static enum berth_err pass(struct gc *g, int64_t now, const char **step)
 {
     const struct gc_options *opt = g->opt;
