@@ -58,6 +58,7 @@
 #define STORM_REQ_MAX 1024
 #define STORM_CHUNK (256 * 1024)
 #define STORM_ERRORS_SHOWN 10
+#define STORM_SLOW_SHOWN 10 /* slow probes listed on stdout (all in the JSON) */
 
 enum cstate { C_IDLE, C_CONNECTING, C_SENDING, C_HEAD, C_BODY, C_DONE };
 
@@ -113,6 +114,7 @@ struct probe {
     atomic_bool stop;
     uint64_t *lat;  /* connect to the answer's head */
     uint64_t *conn; /* connect alone (the kernel's part and the listen backlog) */
+    int64_t *start; /* when each began (now_ns) */
     size_t count, cap;
     uint64_t failed;
     char first_error[200];
@@ -653,14 +655,19 @@ static void probe_once(struct probe *p)
             p->lat = lat;
         }
         uint64_t *conn = lat ? realloc(p->conn, cap * sizeof(*conn)) : NULL;
-        if (conn == NULL) {
+        if (conn != NULL) {
+            p->conn = conn;
+        }
+        int64_t *start = conn ? realloc(p->start, cap * sizeof(*start)) : NULL;
+        if (start == NULL) {
             probe_fail(p, "memory", ENOMEM);
             return;
         }
-        p->conn = conn;
+        p->start = start;
         p->cap = cap;
     }
     p->conn[p->count] = (uint64_t)(tc - t0);
+    p->start[p->count] = t0;
     p->lat[p->count++] = (uint64_t)(t1 - t0);
 }
 
@@ -926,8 +933,10 @@ int main(int argc, char **argv)
     getrusage(RUSAGE_SELF, &ru0);
     int64_t t0 = now_ns();
     struct wave_result *waves = calloc(s.waves, sizeof(*waves));
-    bool engine_ok = waves != NULL;
+    int64_t *wave_t0 = calloc(s.waves, sizeof(*wave_t0)); /* read after the probe's join */
+    bool engine_ok = waves != NULL && wave_t0 != NULL;
     for (size_t w = 0; engine_ok && w < s.waves; w++) {
+        wave_t0[w] = now_ns();
         engine_ok = run_wave(&s, w, &waves[w]);
     }
     double seconds = (double)(now_ns() - t0) / 1e9;
@@ -944,6 +953,28 @@ int main(int argc, char **argv)
     long server_rss = pid > 0 ? peak_rss_kib(pid) : -1;
 
     size_t total = s.clients * s.waves;
+    /* when the slow probes were, by wave: how long after its start (in
+     * time order, before the latencies are sorted) */
+    json_t *jslow = json_array();
+    char slow_text[STORM_SLOW_SHOWN * 40] = "";
+    size_t slow_shown = 0, slow_len = 0;
+    for (size_t i = 0; i < p.count && jslow != NULL; i++) {
+        if (p.lat[i] <= 50 * 1000000ULL) {
+            continue;
+        }
+        size_t w = 0;
+        while (w + 1 < s.waves && wave_t0[w + 1] <= p.start[i]) {
+            w++;
+        }
+        double after_ms = (double)(p.start[i] - wave_t0[w]) / 1e6, ms = (double)p.lat[i] / 1e6;
+        json_array_append_new(jslow, json_pack("{s:I,s:f,s:f}", "wave", (json_int_t)w + 1,
+                                               "after_ms", after_ms, "ms", ms));
+        if (slow_shown++ < STORM_SLOW_SHOWN) {
+            int n = snprintf(slow_text + slow_len, sizeof(slow_text) - slow_len,
+                             " %.1f ms at wave %zu +%.0f ms;", ms, w + 1, after_ms);
+            slow_len += n > 0 ? (size_t)n : 0;
+        }
+    }
     qsort(s.lat, s.lat_count, sizeof(*s.lat), cmp_u64);
     qsort(p.lat, p.count, sizeof(*p.lat), cmp_u64);
     qsort(p.conn, p.count, sizeof(*p.conn), cmp_u64);
@@ -968,6 +999,10 @@ int main(int argc, char **argv)
            pct_ms(p.lat, p.count, 99), pct_ms(p.lat, p.count, 100), probe_slow, quiet_ms);
     printf("probe connect p50 %.1f ms p99 %.1f ms max %.1f ms\n", pct_ms(p.conn, p.count, 50),
            pct_ms(p.conn, p.count, 99), pct_ms(p.conn, p.count, 100));
+    if (slow_shown > 0) {
+        printf("probe HEADs over 50 ms, when (time after their wave's start):%s%s\n", slow_text,
+               slow_shown > STORM_SLOW_SHOWN ? " ..." : "");
+    }
     if (p.first_error[0] != '\0') {
         printf("probe first error: %s\n", p.first_error);
     }
@@ -1025,6 +1060,7 @@ int main(int argc, char **argv)
                                       pct_ms(s.lat, s.lat_count, 99), "max_ms",
                                       pct_ms(s.lat, s.lat_count, 100), "seconds", seconds));
         json_object_set_new(doc, "wave_results", jw);
+        json_object_set_new(doc, "probe_slow", json_incref(jslow));
         json_object_set_new(doc, "failures", jf);
         json_object_set_new(doc, "http_requests", json_integer((json_int_t)s.requests));
         json_object_set_new(doc, "reconnects", json_integer((json_int_t)s.reconnects));
@@ -1052,10 +1088,13 @@ int main(int argc, char **argv)
     }
     json_decref(jstatus);
     json_decref(jpstatus);
+    json_decref(jslow);
     bool ok = failed == 0 && p.failed == 0;
     free(waves);
+    free(wave_t0);
     free(p.lat);
     free(p.conn);
+    free(p.start);
     free(s.lat);
     free(s.conns);
     free(s.scratch);
