@@ -970,9 +970,11 @@ int main(int argc, char **argv)
         json_array_append_new(jslow, json_pack("{s:I,s:f,s:f}", "wave", (json_int_t)w + 1,
                                                "after_ms", after_ms, "ms", ms));
         if (slow_shown++ < STORM_SLOW_SHOWN) {
-            int n = snprintf(slow_text + slow_len, sizeof(slow_text) - slow_len,
-                             " %.1f ms at wave %zu +%.0f ms;", ms, w + 1, after_ms);
-            slow_len += n > 0 ? (size_t)n : 0;
+            size_t room = sizeof(slow_text) - slow_len;
+            int n = snprintf(slow_text + slow_len, room, " %.1f ms at wave %zu +%.0f ms;", ms,
+                             w + 1, after_ms);
+            /* a cut entry ends the list */
+            slow_len = n > 0 && (size_t)n < room ? slow_len + (size_t)n : sizeof(slow_text) - 1;
         }
     }
     qsort(s.lat, s.lat_count, sizeof(*s.lat), cmp_u64);
