@@ -58,7 +58,8 @@
 #define STORM_REQ_MAX 1024
 #define STORM_CHUNK (256 * 1024)
 #define STORM_ERRORS_SHOWN 10
-#define STORM_SLOW_SHOWN 10 /* slow probes listed on stdout (all in the JSON) */
+#define STORM_SLOW_SHOWN 10                    /* slow probes listed on stdout (all in the JSON) */
+#define STORM_PROBE_BOUND_NS (50 * 1000000ULL) /* the bound on a HEAD */
 
 enum cstate { C_IDLE, C_CONNECTING, C_SENDING, C_HEAD, C_BODY, C_DONE };
 
@@ -957,9 +958,9 @@ int main(int argc, char **argv)
      * time order, before the latencies are sorted) */
     json_t *jslow = json_array();
     char slow_text[STORM_SLOW_SHOWN * 40] = "";
-    size_t slow_shown = 0, slow_len = 0;
-    for (size_t i = 0; i < p.count && jslow != NULL; i++) {
-        if (p.lat[i] <= 50 * 1000000ULL) {
+    size_t probe_slow = 0, slow_len = 0;
+    for (size_t i = 0; i < p.count; i++) {
+        if (p.lat[i] <= STORM_PROBE_BOUND_NS) {
             continue;
         }
         size_t w = 0;
@@ -969,7 +970,7 @@ int main(int argc, char **argv)
         double after_ms = (double)(p.start[i] - wave_t0[w]) / 1e6, ms = (double)p.lat[i] / 1e6;
         json_array_append_new(jslow, json_pack("{s:I,s:f,s:f}", "wave", (json_int_t)w + 1,
                                                "after_ms", after_ms, "ms", ms));
-        if (slow_shown++ < STORM_SLOW_SHOWN) {
+        if (probe_slow++ < STORM_SLOW_SHOWN) {
             size_t room = sizeof(slow_text) - slow_len;
             int n = snprintf(slow_text + slow_len, room, " %.1f ms at wave %zu +%.0f ms;", ms,
                              w + 1, after_ms);
@@ -980,10 +981,6 @@ int main(int argc, char **argv)
     qsort(s.lat, s.lat_count, sizeof(*s.lat), cmp_u64);
     qsort(p.lat, p.count, sizeof(*p.lat), cmp_u64);
     qsort(p.conn, p.count, sizeof(*p.conn), cmp_u64);
-    size_t probe_slow = 0;
-    for (size_t i = 0; i < p.count; i++) {
-        probe_slow += p.lat[i] > 50 * 1000000ULL;
-    }
     size_t failed = total - s.lat_count;
     double rate = 100.0 * (double)s.lat_count / (double)total;
     double mb = (double)s.lat_count * (double)s.img.layer_size / 1e6;
@@ -1001,9 +998,9 @@ int main(int argc, char **argv)
            pct_ms(p.lat, p.count, 99), pct_ms(p.lat, p.count, 100), probe_slow, quiet_ms);
     printf("probe connect p50 %.1f ms p99 %.1f ms max %.1f ms\n", pct_ms(p.conn, p.count, 50),
            pct_ms(p.conn, p.count, 99), pct_ms(p.conn, p.count, 100));
-    if (slow_shown > 0) {
+    if (probe_slow > 0) {
         printf("probe HEADs over 50 ms, when (time after their wave's start):%s%s\n", slow_text,
-               slow_shown > STORM_SLOW_SHOWN ? " ..." : "");
+               probe_slow > STORM_SLOW_SHOWN ? " ..." : "");
     }
     if (p.first_error[0] != '\0') {
         printf("probe first error: %s\n", p.first_error);

@@ -107,6 +107,12 @@ class PullStormTest(unittest.TestCase):
         self.assertEqual(probe["failed"], 0, out)
         self.assertGreaterEqual(probe["ok"], 10, out)
         self.assertLess(probe["max_ms"], 2000, out)
+        # each HEAD over the 50 ms is listed with its wave and when in it
+        slow = r["probe_slow"]
+        self.assertEqual(len(slow), probe["over_50ms"], out)
+        for e in slow:
+            self.assertIn(e["wave"], range(1, WAVES + 1), out)
+            self.assertGreater(e["ms"], 50, out)
 
         # the layers took turns, and every turn came
         m = metrics(self.server)
