@@ -1,5 +1,6 @@
 """Blob uploads (end-4a/b/c, end-5, end-6, end-11, end-13, end-14) in every mode."""
 
+import select
 import socket
 import re
 import time
@@ -387,15 +388,35 @@ class UploadSessionTest(h.ServerTestCase):
         target = self.reg.resolve(loc)
         head = ("PATCH %s HTTP/1.1\r\nHost: x\r\nContent-Type: application/octet-stream\r\n"
                 "Content-Range: 0-999\r\nContent-Length: 1000\r\n\r\n" % target).encode()
-        with socket.create_connection(("127.0.0.1", self.server.port), timeout=10) as sock:
+        def stream():
+            sock = socket.create_connection(("127.0.0.1", self.server.port), timeout=10)
             sock.sendall(head + b"a" * 100)
+            return sock
+        sock = stream()
+        try:
             # an out-of-order chunk is refused (416) without writing while the session is
-            # free, so it can probe for the moment the streaming request holds it
+            # free, so it can probe for the moment the streaming request holds it. A probe
+            # holds the session for the moment it takes to refuse it: a streaming request
+            # that arrives then is itself answered 409 (as it should be) and is sent again
+            # on a new connection
             deadline = time.monotonic() + 10
+            restarts = 0
             while True:
                 probe = self.reg.patch_chunk(loc, b"b" * 10, 500)
-                if probe.status != 416 or time.monotonic() > deadline:
+                if probe.status != 416:
                     break
+                answered = select.select([sock], [], [], 0)[0]
+                self.assertTrue(answered or time.monotonic() < deadline,
+                                "the streaming PATCH has not held the session in 10 s")
+                if answered:
+                    early = sock.recv(4096)
+                    self.assertIn(b" 409 ", early.split(b"\r\n", 1)[0],
+                                  "the streaming PATCH was answered before its body: %r" % early)
+                    restarts += 1
+                    self.assertLess(restarts, 20)
+                    sock.close()
+                    sock = stream()
+                    continue
                 time.sleep(0.02)
             self.assertError(probe, 409, "BLOB_UPLOAD_INVALID")
             self.assertError(self.reg.patch_chunk(loc, b"c" * 10, 0), 409, "BLOB_UPLOAD_INVALID")
@@ -405,6 +426,8 @@ class UploadSessionTest(h.ServerTestCase):
             self.assertStatus(self.reg.get(target), 204)
             sock.sendall(b"a" * 900)
             self.assertIn(b" 202 ", sock.recv(4096).split(b"\r\n", 1)[0])
+        finally:
+            sock.close()
         resp = self.assertStatus(self.reg.get(target), 204)
         self.assertRangeHeader(resp, 999)
         resp = self.reg.finish_upload(loc, h.digest_of(b"a" * 1000))
