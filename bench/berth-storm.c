@@ -105,6 +105,13 @@ struct storm {
     uint64_t statuses[1000];                /* the storm's answers by status */
 };
 
+/* One probe HEAD that was answered 200. */
+struct probe_sample {
+    int64_t start; /* when it began (now_ns) */
+    uint64_t conn; /* connect alone (the kernel's part and the listen backlog) */
+    uint64_t lat;  /* connect to the answer's head */
+};
+
 struct probe {
     struct sockaddr_in server;
     struct in_addr src;
@@ -113,9 +120,7 @@ struct probe {
     size_t req_len;
     long interval_ms;
     atomic_bool stop;
-    uint64_t *lat;  /* connect to the answer's head */
-    uint64_t *conn; /* connect alone (the kernel's part and the listen backlog) */
-    int64_t *start; /* when each began (now_ns) */
+    struct probe_sample *samples;
     size_t count, cap;
     uint64_t failed;
     char first_error[200];
@@ -651,25 +656,16 @@ static void probe_once(struct probe *p)
     }
     if (p->count == p->cap) {
         size_t cap = p->cap ? p->cap * 2 : 4096;
-        uint64_t *lat = realloc(p->lat, cap * sizeof(*lat));
-        if (lat != NULL) {
-            p->lat = lat;
-        }
-        uint64_t *conn = lat ? realloc(p->conn, cap * sizeof(*conn)) : NULL;
-        if (conn != NULL) {
-            p->conn = conn;
-        }
-        int64_t *start = conn ? realloc(p->start, cap * sizeof(*start)) : NULL;
-        if (start == NULL) {
+        struct probe_sample *grown = realloc(p->samples, cap * sizeof(*grown));
+        if (grown == NULL) {
             probe_fail(p, "memory", ENOMEM);
             return;
         }
-        p->start = start;
+        p->samples = grown;
         p->cap = cap;
     }
-    p->conn[p->count] = (uint64_t)(tc - t0);
-    p->start[p->count] = t0;
-    p->lat[p->count++] = (uint64_t)(t1 - t0);
+    p->samples[p->count++] =
+        (struct probe_sample){.start = t0, .conn = (uint64_t)(tc - t0), .lat = (uint64_t)(t1 - t0)};
 }
 
 static void *probe_main(void *arg)
@@ -920,7 +916,7 @@ int main(int argc, char **argv)
     atomic_init(&p.stop, false);
     /* one probe before the storm: the quiet baseline */
     probe_once(&p);
-    double quiet_ms = p.count == 1 ? (double)p.lat[0] / 1e6 : -1;
+    double quiet_ms = p.count == 1 ? (double)p.samples[0].lat / 1e6 : -1;
     p.count = 0;
     p.failed = 0;
     p.first_error[0] = '\0';
@@ -960,27 +956,40 @@ int main(int argc, char **argv)
     char slow_text[STORM_SLOW_SHOWN * 40] = "";
     size_t probe_slow = 0, slow_len = 0;
     for (size_t i = 0; i < p.count; i++) {
-        if (p.lat[i] <= STORM_PROBE_BOUND_NS) {
+        const struct probe_sample *ps = &p.samples[i];
+        if (ps->lat <= STORM_PROBE_BOUND_NS) {
             continue;
         }
         size_t w = 0;
-        while (w + 1 < s.waves && wave_t0[w + 1] <= p.start[i]) {
+        while (w + 1 < s.waves && wave_t0[w + 1] <= ps->start) {
             w++;
         }
-        double after_ms = (double)(p.start[i] - wave_t0[w]) / 1e6, ms = (double)p.lat[i] / 1e6;
+        /* negative: sent before wave 1 began */
+        double after_ms = (double)(ps->start - wave_t0[w]) / 1e6, ms = (double)ps->lat / 1e6;
         json_array_append_new(jslow, json_pack("{s:I,s:f,s:f}", "wave", (json_int_t)w + 1,
                                                "after_ms", after_ms, "ms", ms));
         if (probe_slow++ < STORM_SLOW_SHOWN) {
             size_t room = sizeof(slow_text) - slow_len;
-            int n = snprintf(slow_text + slow_len, room, " %.1f ms at wave %zu +%.0f ms;", ms,
+            int n = snprintf(slow_text + slow_len, room, " %.1f ms at wave %zu %+.0f ms;", ms,
                              w + 1, after_ms);
             /* a cut entry ends the list */
             slow_len = n > 0 && (size_t)n < room ? slow_len + (size_t)n : sizeof(slow_text) - 1;
         }
     }
     qsort(s.lat, s.lat_count, sizeof(*s.lat), cmp_u64);
-    qsort(p.lat, p.count, sizeof(*p.lat), cmp_u64);
-    qsort(p.conn, p.count, sizeof(*p.conn), cmp_u64);
+    /* each sorted on its own for its percentiles */
+    uint64_t *probe_lat = calloc(p.count + 1, sizeof(*probe_lat));
+    uint64_t *probe_conn = calloc(p.count + 1, sizeof(*probe_conn));
+    if (probe_lat == NULL || probe_conn == NULL) {
+        fprintf(stderr, "berth-storm: out of memory\n");
+        return 1;
+    }
+    for (size_t i = 0; i < p.count; i++) {
+        probe_lat[i] = p.samples[i].lat;
+        probe_conn[i] = p.samples[i].conn;
+    }
+    qsort(probe_lat, p.count, sizeof(*probe_lat), cmp_u64);
+    qsort(probe_conn, p.count, sizeof(*probe_conn), cmp_u64);
     size_t failed = total - s.lat_count;
     double rate = 100.0 * (double)s.lat_count / (double)total;
     double mb = (double)s.lat_count * (double)s.img.layer_size / 1e6;
@@ -994,10 +1003,10 @@ int main(int argc, char **argv)
            pct_ms(s.lat, s.lat_count, 100));
     printf("probe HEADs %zu ok, %llu failed; p50 %.1f ms p99 %.1f ms max %.1f ms; over 50 ms: "
            "%zu (quiet: %.1f ms)\n",
-           p.count, (unsigned long long)p.failed, pct_ms(p.lat, p.count, 50),
-           pct_ms(p.lat, p.count, 99), pct_ms(p.lat, p.count, 100), probe_slow, quiet_ms);
-    printf("probe connect p50 %.1f ms p99 %.1f ms max %.1f ms\n", pct_ms(p.conn, p.count, 50),
-           pct_ms(p.conn, p.count, 99), pct_ms(p.conn, p.count, 100));
+           p.count, (unsigned long long)p.failed, pct_ms(probe_lat, p.count, 50),
+           pct_ms(probe_lat, p.count, 99), pct_ms(probe_lat, p.count, 100), probe_slow, quiet_ms);
+    printf("probe connect p50 %.1f ms p99 %.1f ms max %.1f ms\n", pct_ms(probe_conn, p.count, 50),
+           pct_ms(probe_conn, p.count, 99), pct_ms(probe_conn, p.count, 100));
     if (probe_slow > 0) {
         printf("probe HEADs over 50 ms, when (time after their wave's start):%s%s\n", slow_text,
                probe_slow > STORM_SLOW_SHOWN ? " ..." : "");
@@ -1066,14 +1075,14 @@ int main(int argc, char **argv)
         json_object_set_new(
             doc, "probe",
             json_pack("{s:I,s:I,s:f,s:f,s:f,s:I,s:f,s:s}", "ok", (json_int_t)p.count, "failed",
-                      (json_int_t)p.failed, "p50_ms", pct_ms(p.lat, p.count, 50), "p99_ms",
-                      pct_ms(p.lat, p.count, 99), "max_ms", pct_ms(p.lat, p.count, 100),
+                      (json_int_t)p.failed, "p50_ms", pct_ms(probe_lat, p.count, 50), "p99_ms",
+                      pct_ms(probe_lat, p.count, 99), "max_ms", pct_ms(probe_lat, p.count, 100),
                       "over_50ms", (json_int_t)probe_slow, "quiet_ms", quiet_ms, "first_error",
                       p.first_error));
         json_object_set_new(doc, "probe_connect",
-                            json_pack("{s:f,s:f,s:f}", "p50_ms", pct_ms(p.conn, p.count, 50),
-                                      "p99_ms", pct_ms(p.conn, p.count, 99), "max_ms",
-                                      pct_ms(p.conn, p.count, 100)));
+                            json_pack("{s:f,s:f,s:f}", "p50_ms", pct_ms(probe_conn, p.count, 50),
+                                      "p99_ms", pct_ms(probe_conn, p.count, 99), "max_ms",
+                                      pct_ms(probe_conn, p.count, 100)));
         json_object_set_new(doc, "server_peak_rss_kib", json_integer(server_rss));
         json_object_set_new(doc, "statuses", json_incref(jstatus));
         json_object_set_new(doc, "probe_statuses", json_incref(jpstatus));
@@ -1091,9 +1100,9 @@ int main(int argc, char **argv)
     bool ok = failed == 0 && p.failed == 0;
     free(waves);
     free(wave_t0);
-    free(p.lat);
-    free(p.conn);
-    free(p.start);
+    free(p.samples);
+    free(probe_lat);
+    free(probe_conn);
     free(s.lat);
     free(s.conns);
     free(s.scratch);
