@@ -291,6 +291,7 @@ static void run_lifecycle(struct job *jb, bool periodic)
         pthread_mutex_unlock(&js->lock);
         return;
     }
+    fault_hold("lifecycle"); /* tests: the run waits (a full disk made under it) */
     struct lifecycle_run_options opt = {.dry_run = false,
                                         .cancel = &jb->cancel,
                                         .new_policy_delay_ms =

@@ -1242,7 +1242,13 @@ enum berth_err registry_image_delete_unchanged(struct store *st, const char *rep
                                                registry_removed_cb cb, void *arg, bool *changed,
                                                struct registry_status *s)
 {
-    return image_delete(st, repo, NULL, digest, seen, cb, arg, changed, s);
+    /* lifecycle's deletes: on a full disk too (room_to_delete) */
+    enum berth_err rc = image_delete(st, repo, NULL, digest, seen, cb, arg, changed, s);
+    if (rc == BERTH_EDB && room_to_delete(st)) {
+        *s = (struct registry_status){0};
+        rc = image_delete(st, repo, NULL, digest, seen, cb, arg, changed, s);
+    }
+    return rc;
 }
 
 enum berth_err registry_tags(struct store *st, const char *repo, const char *last, int64_t n,

@@ -210,6 +210,61 @@ def monolithic_post(port, repo, length):
         s.close()
 
 
+def inner_lifecycle():
+    """In the namespace: on a full disk the running server's lifecycle job still expires
+    images (its deletes give up the space reserve as a DELETE's do; before, each failed on
+    the full database, run after run, and nothing expired) and its GC pass frees their
+    layers. (`berth lifecycle run` gives the reserve up when it opens the store.)"""
+    server = h.Server(config={
+        "gc": {"enabled": True, "interval_seconds": 1, "grace_seconds": 0},
+        "lifecycle": {"interval_seconds": 1, "new_policy_delay_seconds": 0}})
+    hold_gc = os.path.join(server.tmp, "hold-gc")
+    hold_lifecycle = os.path.join(server.tmp, "hold-lifecycle")
+    server.env["BERTH_TEST_HOLD_GC"] = hold_gc
+    server.env["BERTH_TEST_HOLD_LIFECYCLE"] = hold_lifecycle
+    open(hold_gc, "w").close()
+    open(hold_lifecycle, "w").close()
+    try:
+        os.makedirs(server.root, exist_ok=True)
+        subprocess.run(["mount", "-t", "tmpfs", "-o", "size=%dm" % TMPFS_MIB, "tmpfs",
+                        server.root], check=True)
+        server.start()
+        reg = server.registry()
+        repo = "full/lc"
+        for i in range(5):
+            img = h.build_image(layer_count=1, layer_size=LAYER)
+            h.expect_status(reg.push_image(repo, img, tag="v%d" % i), 201)
+        import clients as c
+        ecr = c.ecr_client(server)
+        ecr.put_lifecycle_policy(repositoryName=repo, lifecyclePolicyText=json.dumps({
+            "rules": [{"rulePriority": 1, "selection": {
+                "tagStatus": "any", "countType": "imageCountMoreThan", "countNumber": 1},
+                "action": {"type": "expire"}}]}))
+        # the job's run waits while the disk is filled under it: its deletes must need
+        # new room for the database
+        h.wait_until(lambda: "event=test_hold point=lifecycle" in server.log_text(), 60,
+                     what="the lifecycle job to reach its hold")
+        truncate_wal(os.path.join(server.root, "berth.db"))
+        filled = fill(os.path.join(server.root, "filler"))
+        before = avail(server.root)
+        print("filled %d bytes, %d available" % (filled, before))
+        assert before < (1 << 20), before
+        os.unlink(hold_lifecycle)
+        h.wait_until(lambda: len(ecr.describe_images(repositoryName=repo)["imageDetails"])
+                     == 1, 120, what="the lifecycle job to expire four of the five images")
+        assert "event=disk_full" in server.log_text(), "the log does not say the disk is full"
+        os.unlink(hold_gc)
+        h.wait_until(lambda: avail(server.root) - before >= 4 * LAYER - (8 << 20), 120,
+                     what="the server's GC to free the expired layers")
+        print("freed %d bytes" % (avail(server.root) - before))
+        server.stop()
+    finally:
+        server._reap()
+        subprocess.run(["umount", server.root], capture_output=True)
+        server.cleanup()
+    return 0
+
+
 def readyz(reg):
     resp = reg.get("/readyz")
     return resp.status, resp.body.decode()
@@ -279,6 +334,9 @@ class DiskFullTest(unittest.TestCase):
     def test_batch_delete_image_on_a_full_disk(self):
         run_inner(self, "--inner-online-ecr")
 
+    def test_lifecycle_expires_on_a_full_disk(self):
+        run_inner(self, "--inner-lifecycle")
+
 
 if __name__ == "__main__":
     if sys.argv[1:] == ["--inner"]:
@@ -287,6 +345,8 @@ if __name__ == "__main__":
         sys.exit(inner_online("v2"))
     if sys.argv[1:] == ["--inner-online-ecr"]:
         sys.exit(inner_online("ecr"))
+    if sys.argv[1:] == ["--inner-lifecycle"]:
+        sys.exit(inner_lifecycle())
     if sys.argv[1:] == ["--inner-readyz"]:
         sys.exit(inner_readyz())
     unittest.main()
