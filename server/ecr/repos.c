@@ -264,6 +264,30 @@ static void describe_repositories(struct ecr_call *call)
     }
 }
 
+/* One try at deleting a repository's row (and with it, by cascade, its
+ * images and tags): BERTH_ECONFLICT when it holds images and force is not
+ * set. Nothing changes on failure. */
+static enum berth_err repo_delete(struct meta *m, int64_t repo_id, bool force, int64_t *images)
+{
+    enum berth_err rc = meta_begin(m);
+    if (rc == BERTH_OK) {
+        rc = meta_repo_image_count(m, repo_id, images);
+    }
+    if (rc == BERTH_OK && *images > 0 && !force) {
+        rc = BERTH_ECONFLICT;
+    }
+    if (rc == BERTH_OK) {
+        rc = meta_repo_delete(m, repo_id);
+    }
+    if (rc == BERTH_OK) {
+        rc = meta_commit(m);
+    }
+    if (rc != BERTH_OK) {
+        meta_rollback(m);
+    }
+    return rc;
+}
+
 static void delete_repository(struct ecr_call *call)
 {
     const char *name;
@@ -285,13 +309,13 @@ static void delete_repository(struct ecr_call *call)
         ecr_server_error(call, BERTH_ENOMEM);
         return;
     }
-    enum berth_err rc = meta_begin(m);
     int64_t images = 0;
-    if (rc == BERTH_OK) {
-        rc = meta_repo_image_count(m, repo.id, &images);
+    enum berth_err rc = repo_delete(m, repo.id, force, &images);
+    if (rc == BERTH_EDB && store_reserve_release_to_delete(call->req->srv->store)) {
+        /* a full disk: deleting a repository is how space is made */
+        rc = repo_delete(m, repo.id, force, &images);
     }
-    if (rc == BERTH_OK && images > 0 && !force) {
-        meta_rollback(m);
+    if (rc == BERTH_ECONFLICT) {
         json_decref(r);
         ecr_fail(call, "RepositoryNotEmptyException",
                  "The repository with name '%s' in registry with id '%s' cannot be deleted "
@@ -299,14 +323,7 @@ static void delete_repository(struct ecr_call *call)
                  name, ecr_registry(call));
         return;
     }
-    if (rc == BERTH_OK) {
-        rc = meta_repo_delete(m, repo.id);
-    }
-    if (rc == BERTH_OK) {
-        rc = meta_commit(m);
-    }
     if (rc != BERTH_OK) {
-        meta_rollback(m);
         json_decref(r);
         ecr_fail_repo_step(call, name, rc);
         return;

@@ -988,23 +988,6 @@ void registry_manifest_note_pull(struct store *st, const struct meta_manifest *m
     meta_manifest_note_pull(m, mf->id, now, NOTE_PULL_INTERVAL_MS);
 }
 
-/* A delete is how space is freed (garbage collection removes what it
- * leaves unreferenced), yet the database needs room to write it: on a full
- * disk a delete that failed in the database is tried once more after the
- * space reserve (store.c) is given up. Garbage collection takes the reserve
- * again once it has freed space. */
-static bool room_to_delete(struct store *st)
-{
-    uint64_t avail = 0;
-    if (!store_disk_full(st, &avail) || !store_reserve_release(st)) {
-        return false;
-    }
-    log_error("event=disk_full avail_bytes=%llu reserve_released=1 step=delete msg=\"the data "
-              "disk is full: the space reserve is released so that deletes can be written\"",
-              (unsigned long long)avail);
-    return true;
-}
-
 static enum berth_err manifest_delete(struct store *st, const char *repo, const char *reference,
                                       bool refuse_if_referenced, struct registry_status *s)
 {
@@ -1050,7 +1033,7 @@ enum berth_err registry_manifest_delete(struct store *st, const char *repo, cons
                                         bool refuse_if_referenced, struct registry_status *s)
 {
     enum berth_err rc = manifest_delete(st, repo, reference, refuse_if_referenced, s);
-    if (rc == BERTH_EDB && room_to_delete(st)) {
+    if (rc == BERTH_EDB && store_reserve_release_to_delete(st)) {
         *s = (struct registry_status){0};
         rc = manifest_delete(st, repo, reference, refuse_if_referenced, s);
     }
@@ -1229,7 +1212,7 @@ enum berth_err registry_image_delete(struct store *st, const char *repo, const c
                                      struct registry_status *s)
 {
     enum berth_err rc = image_delete(st, repo, tag, digest, NULL, cb, arg, NULL, s);
-    if (rc == BERTH_EDB && room_to_delete(st)) {
+    if (rc == BERTH_EDB && store_reserve_release_to_delete(st)) {
         *s = (struct registry_status){0};
         rc = image_delete(st, repo, tag, digest, NULL, cb, arg, NULL, s);
     }
@@ -1242,9 +1225,9 @@ enum berth_err registry_image_delete_unchanged(struct store *st, const char *rep
                                                registry_removed_cb cb, void *arg, bool *changed,
                                                struct registry_status *s)
 {
-    /* lifecycle's deletes: on a full disk too (room_to_delete) */
+    /* lifecycle's deletes: on a full disk too */
     enum berth_err rc = image_delete(st, repo, NULL, digest, seen, cb, arg, changed, s);
-    if (rc == BERTH_EDB && room_to_delete(st)) {
+    if (rc == BERTH_EDB && store_reserve_release_to_delete(st)) {
         *s = (struct registry_status){0};
         rc = image_delete(st, repo, NULL, digest, seen, cb, arg, changed, s);
     }

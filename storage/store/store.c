@@ -420,3 +420,15 @@ bool store_disk_full(struct store *st, uint64_t *avail)
     }
     return bytes < (1u << 20);
 }
+
+bool store_reserve_release_to_delete(struct store *st)
+{
+    uint64_t avail = 0;
+    if (!store_disk_full(st, &avail) || !store_reserve_release(st)) {
+        return false;
+    }
+    log_error("event=disk_full avail_bytes=%llu reserve_released=1 step=delete msg=\"the data "
+              "disk is full: the space reserve is released so that deletes can be written\"",
+              (unsigned long long)avail);
+    return true;
+}

@@ -161,4 +161,10 @@ bool store_reserve_held(struct store *st);
  * *avail (optional) receives the bytes available. */
 bool store_disk_full(struct store *st, uint64_t *avail);
 
+/* A delete failed in the database: when the disk is full, release the
+ * reserve (and log it) so that the delete can be tried once more. True
+ * when it was released. Deleting images and repositories is how an
+ * operator makes garbage for a pass to free. */
+bool store_reserve_release_to_delete(struct store *st);
+
 #endif

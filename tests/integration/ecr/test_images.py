@@ -370,6 +370,34 @@ class BatchDeleteImageTest(e.EcrTestCase):
         self.assertStatus(self.reg.get_manifest(repo, b.digest), 404)
 
 
+class DeleteRepositoryTest(e.EcrTestCase):
+    def test_not_empty_without_force(self):
+        # ECR refuses to delete a repository that holds images unless force is set; the
+        # refusal changes nothing; with force the repository and its images are gone
+        repo = self.create_repo()
+        img = h.build_image(layer_count=1)
+        self.push(repo, img, "v1")
+        err = self.assertBotoError("RepositoryNotEmptyException", "delete_repository",
+                                   repositoryName=repo)
+        self.assertIn("still contains images", err["Message"])
+        self.assertCliError("RepositoryNotEmptyException", "delete-repository",
+                            "--repository-name", repo)
+        ids = self.ecr.list_images(repositoryName=repo)["imageIds"]
+        self.assertEqual(ids, [{"imageDigest": img.digest, "imageTag": "v1"}])
+        out = self.ecr.delete_repository(repositoryName=repo, force=True)
+        self.assertEqual(out["repository"]["repositoryName"], repo)
+        self.assertBotoError("RepositoryNotFoundException", "describe_repositories",
+                             repositoryNames=[repo])
+        self.assertEqual(self.reg.get(self.reg.manifest_path(repo, "v1")).status, 404)
+
+    def test_empty_without_force(self):
+        repo = self.create_repo()
+        out = self.ecr.delete_repository(repositoryName=repo)
+        self.assertEqual(out["repository"]["repositoryName"], repo)
+        self.assertBotoError("RepositoryNotFoundException", "delete_repository",
+                             repositoryName=repo)
+
+
 class PutImageTest(e.EcrTestCase):
     def push_blobs(self, repo, image):
         for data in image.blobs.values():

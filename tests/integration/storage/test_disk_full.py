@@ -119,7 +119,8 @@ def inner():
 
 def inner_online(via):
     """In the namespace: on a full disk a running server still deletes images, through /v2
-    or (via "ecr") BatchDeleteImage (the database needs room for the delete: the space
+    or (via "ecr") BatchDeleteImage or (via "ecr-repository") DeleteRepository with force
+    (the database needs room for the delete: the space
     reserve is given up for it; before, the DELETE was 500 internal error (EDB) and
     BatchDeleteImage a ServerException, so nothing became garbage), its own GC pass (every
     second) frees their layers, says the disk was full, and takes the reserve again."""
@@ -152,9 +153,14 @@ def inner_online(via):
         assert before < (1 << 20), before
         assert os.path.getsize(reserve) == 8 << 20
         ecr = None
-        if via == "ecr":
+        if via != "v2":
             import clients as c
             ecr = c.ecr_client(server)
+        if via == "ecr-repository":
+            for i in range(len(pushed)):
+                out = ecr.delete_repository(repositoryName="full/x%d" % i, force=True)
+                assert out["repository"]["repositoryName"] == "full/x%d" % i, (i, out)
+            pushed = []
         for i, img in enumerate(pushed):
             digest = h.digest_of(img.manifest)
             if ecr is not None:
@@ -334,6 +340,9 @@ class DiskFullTest(unittest.TestCase):
     def test_batch_delete_image_on_a_full_disk(self):
         run_inner(self, "--inner-online-ecr")
 
+    def test_delete_repository_on_a_full_disk(self):
+        run_inner(self, "--inner-online-ecr-repository")
+
     def test_lifecycle_expires_on_a_full_disk(self):
         run_inner(self, "--inner-lifecycle")
 
@@ -345,6 +354,8 @@ if __name__ == "__main__":
         sys.exit(inner_online("v2"))
     if sys.argv[1:] == ["--inner-online-ecr"]:
         sys.exit(inner_online("ecr"))
+    if sys.argv[1:] == ["--inner-online-ecr-repository"]:
+        sys.exit(inner_online("ecr-repository"))
     if sys.argv[1:] == ["--inner-lifecycle"]:
         sys.exit(inner_lifecycle())
     if sys.argv[1:] == ["--inner-readyz"]:
