@@ -6,6 +6,7 @@ say in the log that the disk is full; a running server deletes images on the ful
 its own GC pass frees their layers; and /readyz, served from that disk, says when it is
 full."""
 
+import contextlib
 import errno
 import hashlib
 import json
@@ -73,28 +74,62 @@ def fill(path):
     return written
 
 
-def inner():
-    """In the namespace: the scenario itself. Exits 0 on success."""
-    server = h.Server(config={"gc": {"enabled": False, "grace_seconds": 0}})
+@contextlib.contextmanager
+def server_on_tmpfs(config, holds=()):
+    """In the namespace: a started berth whose data root is a TMPFS_MIB tmpfs. Each name in
+    holds is a background job that waits (fault_hold) while its file exists; yields the
+    server and {name: that file}. Stopped, unmounted and cleaned up after."""
+    server = h.Server(config=config)
+    paths = {}
+    for name in holds:
+        paths[name] = os.path.join(server.tmp, "hold-" + name)
+        server.env["BERTH_TEST_HOLD_" + name.upper()] = paths[name]
+        open(paths[name], "w").close()
     try:
         os.makedirs(server.root, exist_ok=True)
         subprocess.run(["mount", "-t", "tmpfs", "-o", "size=%dm" % TMPFS_MIB, "tmpfs",
                         server.root], check=True)
         server.start()
-        reg = server.registry()
-        pushed = []
-        for i in range(5):
-            img = h.build_image(layer_count=1, layer_size=LAYER)
-            h.expect_status(reg.push_image("full/x%d" % i, img, tag="v1"), 201)
-            pushed.append(img)
-        for i, img in enumerate(pushed):
-            digest = h.digest_of(img.manifest)
-            h.expect_status(reg.delete(reg.manifest_path("full/x%d" % i, digest)), 202)
+        yield server, paths
         server.stop()
-        filled = fill(os.path.join(server.root, "filler"))
-        before = avail(server.root)
-        print("filled %d bytes, %d available" % (filled, before))
-        assert before < (1 << 20), before
+    finally:
+        server._reap()
+        subprocess.run(["umount", server.root], capture_output=True)
+        server.cleanup()
+
+
+def push_images(reg, names):
+    """One image with one LAYER-sized layer per (repository, tag); returns the images."""
+    pushed = []
+    for repo, tag in names:
+        img = h.build_image(layer_count=1, layer_size=LAYER)
+        h.expect_status(reg.push_image(repo, img, tag=tag), 201)
+        pushed.append(img)
+    return pushed
+
+
+def fill_disk(server):
+    """Fill the data disk to its last byte; return what is still available (under 1 MiB)."""
+    filled = fill(os.path.join(server.root, "filler"))
+    before = avail(server.root)
+    print("filled %d bytes, %d available" % (filled, before))
+    assert before < (1 << 20), before
+    return before
+
+
+FIVE = [("full/x%d" % i, "v1") for i in range(5)]
+
+
+def inner():
+    """In the namespace: `berth gc` on a full disk frees the layers of deleted images."""
+    with server_on_tmpfs({"gc": {"enabled": False, "grace_seconds": 0}}) as (server, _):
+        reg = server.registry()
+        pushed = push_images(reg, FIVE)
+        for (repo, _tag), img in zip(FIVE, pushed):
+            digest = h.digest_of(img.manifest)
+            h.expect_status(reg.delete(reg.manifest_path(repo, digest)), 202)
+        server.stop()
+        before = fill_disk(server)
         rc, out = h.run_berth(["gc"], server=server, timeout=120)
         print(out)
         assert rc == 0, "berth gc failed on a full disk (%d)" % rc
@@ -109,67 +144,45 @@ def inner():
         reg = server.registry()
         h.expect_status(reg.push_image("full/after", h.build_image(layer_count=1), tag="v1"),
                         201)
-        server.stop()
-    finally:
-        server._reap()
-        subprocess.run(["umount", server.root], capture_output=True)
-        server.cleanup()
     return 0
 
 
 def inner_online(via):
     """In the namespace: on a full disk a running server still deletes images, through /v2
     or (via "ecr") BatchDeleteImage or (via "ecr-repository") DeleteRepository with force
-    (the database needs room for the delete: the space
-    reserve is given up for it; before, the DELETE was 500 internal error (EDB) and
-    BatchDeleteImage a ServerException, so nothing became garbage), its own GC pass (every
-    second) frees their layers, says the disk was full, and takes the reserve again."""
-    server = h.Server(config={"gc": {"enabled": True, "interval_seconds": 1,
-                                     "grace_seconds": 0}})
+    (the database needs room for the delete: the space reserve is given up for it; before,
+    the DELETE was 500 internal error (EDB) and the ECR calls a ServerException, so nothing
+    became garbage), its own GC pass (every second) frees their layers, says the disk was
+    full, and takes the reserve again."""
     # With no grace, a pass between a layer's upload and its manifest collects the layer
     # (the manifest PUT is then 400 MANIFEST_BLOB_UNKNOWN: seen beside stress-ng): the
     # server's passes wait (jobs.c fault_hold "gc") until the five images are pushed.
-    hold_gc = os.path.join(server.tmp, "hold-gc")
-    server.env["BERTH_TEST_HOLD_GC"] = hold_gc
-    open(hold_gc, "w").close()
-    try:
-        os.makedirs(server.root, exist_ok=True)
-        subprocess.run(["mount", "-t", "tmpfs", "-o", "size=%dm" % TMPFS_MIB, "tmpfs",
-                        server.root], check=True)
-        server.start()
+    config = {"gc": {"enabled": True, "interval_seconds": 1, "grace_seconds": 0}}
+    with server_on_tmpfs(config, holds=["gc"]) as (server, holds):
         reg = server.registry()
         reserve = os.path.join(server.root, "reserve")
-        pushed = []
-        for i in range(5):
-            img = h.build_image(layer_count=1, layer_size=LAYER)
-            h.expect_status(reg.push_image("full/x%d" % i, img, tag="v1"), 201)
-            pushed.append(img)
-        os.unlink(hold_gc)
+        pushed = push_images(reg, FIVE)
+        os.unlink(holds["gc"])
         # the deletes below must need new room for the database
         truncate_wal(os.path.join(server.root, "berth.db"))
-        filled = fill(os.path.join(server.root, "filler"))
-        before = avail(server.root)
-        print("filled %d bytes, %d available" % (filled, before))
-        assert before < (1 << 20), before
+        before = fill_disk(server)
         assert os.path.getsize(reserve) == 8 << 20
         ecr = None
         if via != "v2":
             import clients as c
             ecr = c.ecr_client(server)
-        if via == "ecr-repository":
-            for i in range(len(pushed)):
-                out = ecr.delete_repository(repositoryName="full/x%d" % i, force=True)
-                assert out["repository"]["repositoryName"] == "full/x%d" % i, (i, out)
-            pushed = []
-        for i, img in enumerate(pushed):
+        for (repo, _tag), img in zip(FIVE, pushed):
             digest = h.digest_of(img.manifest)
-            if ecr is not None:
-                out = ecr.batch_delete_image(repositoryName="full/x%d" % i,
+            if via == "ecr-repository":
+                out = ecr.delete_repository(repositoryName=repo, force=True)
+                assert out["repository"]["repositoryName"] == repo, (repo, out)
+            elif via == "ecr":
+                out = ecr.batch_delete_image(repositoryName=repo,
                                              imageIds=[{"imageDigest": digest}])
-                assert out["failures"] == [] and len(out["imageIds"]) == 1, (i, out)
-                continue
-            resp = reg.delete(reg.manifest_path("full/x%d" % i, digest))
-            assert resp.status == 202, (i, resp.status, resp.body[:300])
+                assert out["failures"] == [] and len(out["imageIds"]) == 1, (repo, out)
+            else:
+                resp = reg.delete(reg.manifest_path(repo, digest))
+                assert resp.status == 202, (repo, resp.status, resp.body[:300])
         assert "event=disk_full" in server.log_text(), "the log does not say the disk is full"
         # the five layers are freed by the server's own pass (the reserve, released for the
         # deletes, is taken again out of what they freed)
@@ -178,11 +191,39 @@ def inner_online(via):
         h.wait_until(lambda: os.path.exists(reserve) and os.path.getsize(reserve) == 8 << 20,
                      120, what="GC to take the space reserve again")
         print("freed %d bytes" % (avail(server.root) - before))
-        server.stop()
-    finally:
-        server._reap()
-        subprocess.run(["umount", server.root], capture_output=True)
-        server.cleanup()
+    return 0
+
+
+def inner_lifecycle():
+    """In the namespace: on a full disk the running server's lifecycle job still expires
+    images (its deletes give up the space reserve as a DELETE's do; before, each failed on
+    the full database, run after run, and nothing expired) and its GC pass frees their
+    layers. (`berth lifecycle run` gives the reserve up when it opens the store.)"""
+    config = {"gc": {"enabled": True, "interval_seconds": 1, "grace_seconds": 0},
+              "lifecycle": {"interval_seconds": 1, "new_policy_delay_seconds": 0}}
+    with server_on_tmpfs(config, holds=["gc", "lifecycle"]) as (server, holds):
+        repo = "full/lc"
+        push_images(server.registry(), [(repo, "v%d" % i) for i in range(5)])
+        import clients as c
+        ecr = c.ecr_client(server)
+        ecr.put_lifecycle_policy(repositoryName=repo, lifecyclePolicyText=json.dumps({
+            "rules": [{"rulePriority": 1, "selection": {
+                "tagStatus": "any", "countType": "imageCountMoreThan", "countNumber": 1},
+                "action": {"type": "expire"}}]}))
+        # the job's run waits while the disk is filled under it: its deletes must need
+        # new room for the database
+        h.wait_until(lambda: "event=test_hold point=lifecycle" in server.log_text(), 60,
+                     what="the lifecycle job to reach its hold")
+        truncate_wal(os.path.join(server.root, "berth.db"))
+        before = fill_disk(server)
+        os.unlink(holds["lifecycle"])
+        h.wait_until(lambda: len(ecr.describe_images(repositoryName=repo)["imageDetails"])
+                     == 1, 120, what="the lifecycle job to expire four of the five images")
+        assert "event=disk_full" in server.log_text(), "the log does not say the disk is full"
+        os.unlink(holds["gc"])
+        h.wait_until(lambda: avail(server.root) - before >= 4 * LAYER - (8 << 20), 120,
+                     what="the server's GC to free the expired layers")
+        print("freed %d bytes" % (avail(server.root) - before))
     return 0
 
 
@@ -216,61 +257,6 @@ def monolithic_post(port, repo, length):
         s.close()
 
 
-def inner_lifecycle():
-    """In the namespace: on a full disk the running server's lifecycle job still expires
-    images (its deletes give up the space reserve as a DELETE's do; before, each failed on
-    the full database, run after run, and nothing expired) and its GC pass frees their
-    layers. (`berth lifecycle run` gives the reserve up when it opens the store.)"""
-    server = h.Server(config={
-        "gc": {"enabled": True, "interval_seconds": 1, "grace_seconds": 0},
-        "lifecycle": {"interval_seconds": 1, "new_policy_delay_seconds": 0}})
-    hold_gc = os.path.join(server.tmp, "hold-gc")
-    hold_lifecycle = os.path.join(server.tmp, "hold-lifecycle")
-    server.env["BERTH_TEST_HOLD_GC"] = hold_gc
-    server.env["BERTH_TEST_HOLD_LIFECYCLE"] = hold_lifecycle
-    open(hold_gc, "w").close()
-    open(hold_lifecycle, "w").close()
-    try:
-        os.makedirs(server.root, exist_ok=True)
-        subprocess.run(["mount", "-t", "tmpfs", "-o", "size=%dm" % TMPFS_MIB, "tmpfs",
-                        server.root], check=True)
-        server.start()
-        reg = server.registry()
-        repo = "full/lc"
-        for i in range(5):
-            img = h.build_image(layer_count=1, layer_size=LAYER)
-            h.expect_status(reg.push_image(repo, img, tag="v%d" % i), 201)
-        import clients as c
-        ecr = c.ecr_client(server)
-        ecr.put_lifecycle_policy(repositoryName=repo, lifecyclePolicyText=json.dumps({
-            "rules": [{"rulePriority": 1, "selection": {
-                "tagStatus": "any", "countType": "imageCountMoreThan", "countNumber": 1},
-                "action": {"type": "expire"}}]}))
-        # the job's run waits while the disk is filled under it: its deletes must need
-        # new room for the database
-        h.wait_until(lambda: "event=test_hold point=lifecycle" in server.log_text(), 60,
-                     what="the lifecycle job to reach its hold")
-        truncate_wal(os.path.join(server.root, "berth.db"))
-        filled = fill(os.path.join(server.root, "filler"))
-        before = avail(server.root)
-        print("filled %d bytes, %d available" % (filled, before))
-        assert before < (1 << 20), before
-        os.unlink(hold_lifecycle)
-        h.wait_until(lambda: len(ecr.describe_images(repositoryName=repo)["imageDetails"])
-                     == 1, 120, what="the lifecycle job to expire four of the five images")
-        assert "event=disk_full" in server.log_text(), "the log does not say the disk is full"
-        os.unlink(hold_gc)
-        h.wait_until(lambda: avail(server.root) - before >= 4 * LAYER - (8 << 20), 120,
-                     what="the server's GC to free the expired layers")
-        print("freed %d bytes" % (avail(server.root) - before))
-        server.stop()
-    finally:
-        server._reap()
-        subprocess.run(["umount", server.root], capture_output=True)
-        server.cleanup()
-    return 0
-
-
 def readyz(reg):
     resp = reg.get("/readyz")
     return resp.status, resp.body.decode()
@@ -279,19 +265,14 @@ def readyz(reg):
 def inner_readyz():
     """In the namespace: /readyz says the disk is full while the server runs on it, even
     with storage.min_free_bytes at 0, and the log says so too."""
-    server = h.Server(config={"gc": {"enabled": False}, "storage": {"min_free_bytes": 0}})
-    try:
-        os.makedirs(server.root, exist_ok=True)
-        subprocess.run(["mount", "-t", "tmpfs", "-o", "size=%dm" % TMPFS_MIB, "tmpfs",
-                        server.root], check=True)
-        server.start()
+    config = {"gc": {"enabled": False}, "storage": {"min_free_bytes": 0}}
+    with server_on_tmpfs(config) as (server, _):
         reg = server.registry()
         status, text = readyz(reg)
         print(text)
         assert status == 200, text
         assert "disk reserve: held" in text.splitlines(), text
-        filler = os.path.join(server.root, "filler")
-        fill(filler)
+        fill(os.path.join(server.root, "filler"))
         status, text = readyz(reg)
         print(text)
         assert status == 503, text
@@ -306,14 +287,9 @@ def inner_readyz():
         status, body = monolithic_post(server.port, "full/push", 24 << 20)
         print(status, body)
         assert status >= 400 and json.loads(body)["errors"], (status, body)
-        os.unlink(filler)
+        os.unlink(os.path.join(server.root, "filler"))
         status, text = readyz(reg)
         assert status == 200, text
-        server.stop()
-    finally:
-        server._reap()
-        subprocess.run(["umount", server.root], capture_output=True)
-        server.cleanup()
     return 0
 
 
