@@ -253,14 +253,17 @@ use = egg:swift#dlo
                          self.access_key, self.secret_key)
 
     def client(self):
-        """A boto3 S3 client on the fixture (path-style)."""
+        """A boto3 S3 client on the fixture (path-style): the tests' own look at the bucket,
+        so Swift's transient 500s (s3api's InternalError "Please try again", seen on a
+        ListObjectsV2 on the busy CI machine) are retried, as any S3 client would."""
         import boto3
         from botocore.config import Config
         return boto3.client("s3", endpoint_url=self.endpoint, region_name=self.region,
                             aws_access_key_id=self.access_key,
                             aws_secret_access_key=self.secret_key,
                             config=Config(s3={"addressing_style": "path"},
-                                          retries={"max_attempts": 1}))
+                                          retries={"mode": "standard",
+                                                   "total_max_attempts": 5}))
 
     def _create_bucket(self):
         self.client().create_bucket(Bucket=self.bucket)
