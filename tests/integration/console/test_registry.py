@@ -269,12 +269,12 @@ class RegistryApiTest(h.ServerTestCase):
         def counted():
             act = registry(self.adm).json()["activity"]
             apis = {r["api"]: r for r in act["requests"]}
+            # and this page's own calls (the one that asks is counted after its answer)
             ok = apis.get("oci", {}).get("2xx", 0) >= 3 * 3 and \
-                apis["oci"]["bytesIn"] >= want
+                apis["oci"]["bytesIn"] >= want and apis.get("console", {}).get("2xx", 0) > 0
             return (act, apis) if ok else None
         act, apis = h.wait_until(counted, 30, interval=0.1, what="the pushes counted")
         self.assertLessEqual(act["since"], time.time() + 1)
-        self.assertGreater(apis["console"]["2xx"], 0)
         before = apis["console"]["4xx"]
         registry(ConsoleClient(self.reg), 401)
 
