@@ -1118,10 +1118,11 @@ static bool same_image(const struct meta_manifest *mf, const struct tag_names *t
 
 /* registry_image_delete, and with seen (digest only) its precondition:
  * *changed says the image was not as seen and nothing changed. */
-static enum berth_err image_delete(struct store *st, const char *repo, const char *tag,
-                                   const struct digest *digest,
-                                   const struct registry_image_seen *seen, registry_removed_cb cb,
-                                   void *arg, bool *changed, struct registry_status *s)
+static enum berth_err image_delete_once(struct store *st, const char *repo, const char *tag,
+                                        const struct digest *digest,
+                                        const struct registry_image_seen *seen,
+                                        registry_removed_cb cb, void *arg, bool *changed,
+                                        struct registry_status *s)
 {
     assert(tag != NULL || digest != NULL);
     assert(seen == NULL || (tag == NULL && changed != NULL));
@@ -1207,16 +1208,27 @@ out:
     return rc;
 }
 
+/* image_delete_once, and on a full disk once more after the space reserve is
+ * given up: deleting images (by hand, by BatchDeleteImage, by a lifecycle
+ * policy) is how space is made. */
+static enum berth_err image_delete(struct store *st, const char *repo, const char *tag,
+                                   const struct digest *digest,
+                                   const struct registry_image_seen *seen, registry_removed_cb cb,
+                                   void *arg, bool *changed, struct registry_status *s)
+{
+    enum berth_err rc = image_delete_once(st, repo, tag, digest, seen, cb, arg, changed, s);
+    if (rc == BERTH_EDB && store_reserve_release_to_delete(st)) {
+        *s = (struct registry_status){0};
+        rc = image_delete_once(st, repo, tag, digest, seen, cb, arg, changed, s);
+    }
+    return rc;
+}
+
 enum berth_err registry_image_delete(struct store *st, const char *repo, const char *tag,
                                      const struct digest *digest, registry_removed_cb cb, void *arg,
                                      struct registry_status *s)
 {
-    enum berth_err rc = image_delete(st, repo, tag, digest, NULL, cb, arg, NULL, s);
-    if (rc == BERTH_EDB && store_reserve_release_to_delete(st)) {
-        *s = (struct registry_status){0};
-        rc = image_delete(st, repo, tag, digest, NULL, cb, arg, NULL, s);
-    }
-    return rc;
+    return image_delete(st, repo, tag, digest, NULL, cb, arg, NULL, s);
 }
 
 enum berth_err registry_image_delete_unchanged(struct store *st, const char *repo,
@@ -1225,13 +1237,7 @@ enum berth_err registry_image_delete_unchanged(struct store *st, const char *rep
                                                registry_removed_cb cb, void *arg, bool *changed,
                                                struct registry_status *s)
 {
-    /* lifecycle's deletes: on a full disk too */
-    enum berth_err rc = image_delete(st, repo, NULL, digest, seen, cb, arg, changed, s);
-    if (rc == BERTH_EDB && store_reserve_release_to_delete(st)) {
-        *s = (struct registry_status){0};
-        rc = image_delete(st, repo, NULL, digest, seen, cb, arg, changed, s);
-    }
-    return rc;
+    return image_delete(st, repo, NULL, digest, seen, cb, arg, changed, s);
 }
 
 enum berth_err registry_tags(struct store *st, const char *repo, const char *last, int64_t n,
