@@ -265,16 +265,20 @@ static void describe_repositories(struct ecr_call *call)
 }
 
 /* One try at deleting a repository's row (and with it, by cascade, its
- * images and tags): BERTH_ECONFLICT when it holds images and force is not
- * set. Nothing changes on failure. */
-static enum berth_err repo_delete(struct meta *m, int64_t repo_id, bool force, int64_t *images)
+ * images and tags). *not_empty is set, and nothing deleted, when it holds
+ * images and force is not set. Nothing changes on failure. */
+static enum berth_err repo_delete(struct meta *m, int64_t repo_id, bool force, int64_t *images,
+                                  bool *not_empty)
 {
+    *not_empty = false;
     enum berth_err rc = meta_begin(m);
     if (rc == BERTH_OK) {
         rc = meta_repo_image_count(m, repo_id, images);
     }
     if (rc == BERTH_OK && *images > 0 && !force) {
-        rc = BERTH_ECONFLICT;
+        *not_empty = true;
+        meta_rollback(m);
+        return BERTH_OK;
     }
     if (rc == BERTH_OK) {
         rc = meta_repo_delete(m, repo_id);
@@ -310,12 +314,13 @@ static void delete_repository(struct ecr_call *call)
         return;
     }
     int64_t images = 0;
-    enum berth_err rc = repo_delete(m, repo.id, force, &images);
+    bool not_empty;
+    enum berth_err rc = repo_delete(m, repo.id, force, &images, &not_empty);
     if (rc == BERTH_EDB && store_reserve_release_to_delete(call->req->srv->store)) {
         /* a full disk: deleting a repository is how space is made */
-        rc = repo_delete(m, repo.id, force, &images);
+        rc = repo_delete(m, repo.id, force, &images, &not_empty);
     }
-    if (rc == BERTH_ECONFLICT) {
+    if (rc == BERTH_OK && not_empty) {
         json_decref(r);
         ecr_fail(call, "RepositoryNotEmptyException",
                  "The repository with name '%s' in registry with id '%s' cannot be deleted "
