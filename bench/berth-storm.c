@@ -13,7 +13,10 @@
  *
  * Meanwhile another thread, from another address (127.2.0.1), sends a HEAD
  * of the manifest on a new connection every --probe-ms and times it: what
- * any other client of the registry sees during the storm.
+ * any other client of the registry sees during the storm. With
+ * --probe-keepalive it sends them all on one connection, opened before the
+ * storm (a new one only when the server closes it), as a client that keeps
+ * its connections (Go's, containerd's) does.
  *
  * One thread drives every storm connection with epoll; its memory is the
  * expected layer plus a few KiB per client. With --pid, the server's peak
@@ -108,7 +111,7 @@ struct storm {
 /* One probe HEAD that was answered 200. */
 struct probe_sample {
     int64_t start; /* when it began (now_ns) */
-    uint64_t conn; /* connect alone (the kernel's part and the listen backlog) */
+    uint64_t conn; /* connect alone (the kernel's part and the listen backlog); 0 on a kept one */
     uint64_t lat;  /* connect to the answer's head */
 };
 
@@ -116,6 +119,10 @@ struct probe {
     struct sockaddr_in server;
     struct in_addr src;
     bool bind_src;
+    bool keepalive; /* one connection for every HEAD (fd), not one each */
+    int fd;         /* the kept connection, or -1 */
+    bool opened;    /* a connection was opened before */
+    uint64_t reconnects;
     char req[STORM_REQ_MAX];
     size_t req_len;
     long interval_ms;
@@ -594,13 +601,13 @@ static void probe_fail(struct probe *p, const char *what, int err)
     }
 }
 
-static void probe_once(struct probe *p)
+/* A new connection to the server from the probe's address, or -1. */
+static int probe_connect(struct probe *p)
 {
-    int64_t t0 = now_ns();
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0) {
         probe_fail(p, "socket", errno);
-        return;
+        return -1;
     }
     struct timeval tv = {.tv_sec = 30};
     setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
@@ -610,18 +617,45 @@ static void probe_once(struct probe *p)
         if (bind(fd, (struct sockaddr *)&a, sizeof(a)) != 0) {
             probe_fail(p, "bind", errno);
             close(fd);
-            return;
+            return -1;
         }
     }
     if (connect(fd, (struct sockaddr *)&p->server, sizeof(p->server)) != 0) {
         probe_fail(p, "connect", errno);
         close(fd);
-        return;
+        return -1;
+    }
+    return fd;
+}
+
+/* The probe's connection is done with: closed, unless it is kept. */
+static void probe_done(struct probe *p, int fd, bool ok)
+{
+    if (p->keepalive && ok) {
+        p->fd = fd;
+    } else {
+        close(fd);
+        p->fd = -1;
+    }
+}
+
+static void probe_once(struct probe *p)
+{
+    int64_t t0 = now_ns();
+    int fd = p->fd;
+    if (fd < 0) {
+        /* a kept connection that ended is opened again, timed */
+        p->reconnects += p->keepalive && p->opened;
+        fd = probe_connect(p);
+        if (fd < 0) {
+            return;
+        }
+        p->opened = true;
     }
     int64_t tc = now_ns();
     if (send(fd, p->req, p->req_len, MSG_NOSIGNAL) != (ssize_t)p->req_len) {
         probe_fail(p, "send", errno);
-        close(fd);
+        probe_done(p, fd, false);
         return;
     }
     char buf[STORM_HEAD_MAX];
@@ -630,7 +664,7 @@ static void probe_once(struct probe *p)
         ssize_t n = recv(fd, buf + len, sizeof(buf) - 1 - len, 0);
         if (n <= 0) {
             probe_fail(p, n == 0 ? "closed before the answer" : "recv", n == 0 ? 0 : errno);
-            close(fd);
+            probe_done(p, fd, false);
             return;
         }
         len += (size_t)n;
@@ -640,12 +674,16 @@ static void probe_once(struct probe *p)
         }
         if (len >= sizeof(buf) - 1) {
             probe_fail(p, "head too long", 0);
-            close(fd);
+            probe_done(p, fd, false);
             return;
         }
     }
     int64_t t1 = now_ns();
-    close(fd);
+    /* a HEAD's answer is its head: anything after it, or a close
+     * announced, ends the kept connection */
+    probe_done(p, fd,
+               (size_t)(strstr(buf, "\r\n\r\n") + 4 - buf) == len &&
+                   strcasestr(buf, "\r\nConnection: close") == NULL);
     if (len >= 12 && strncmp(buf, "HTTP/1.", 7) == 0 && isdigit((unsigned char)buf[9]) &&
         isdigit((unsigned char)buf[10]) && isdigit((unsigned char)buf[11])) {
         p->statuses[(buf[9] - '0') * 100 + (buf[10] - '0') * 10 + (buf[11] - '0')]++;
@@ -747,6 +785,8 @@ static void usage(FILE *f)
                "                        per client; 0: let the kernel choose, i.e. 127.0.0.1)\n"
                "      --probe-ms N      a HEAD from 127.2.0.1 every N ms during the storm "
                "(default 20)\n"
+               "      --probe-keepalive send the probe's HEADs on one kept connection, opened\n"
+               "                        before the storm, instead of a new one each\n"
                "      --timeout S       a wave not done after S seconds fails (default 600)\n"
                "      --pid PID         report this process's peak RSS (VmHWM) at the end\n"
                "      --json-file F     write the report as JSON to F\n"
@@ -762,6 +802,7 @@ int main(int argc, char **argv)
                                           {"layer-mib", required_argument, NULL, 'L'},
                                           {"addresses", required_argument, NULL, 'A'},
                                           {"probe-ms", required_argument, NULL, 'P'},
+                                          {"probe-keepalive", no_argument, NULL, 'K'},
                                           {"timeout", required_argument, NULL, 'T'},
                                           {"pid", required_argument, NULL, 'p'},
                                           {"json-file", required_argument, NULL, 'j'},
@@ -775,10 +816,11 @@ int main(int argc, char **argv)
     long addresses = -1;
     const char *json_file = NULL;
     const char *basic = NULL;
+    bool probe_keepalive = false;
     int opt;
     while ((opt = getopt_long(argc, argv, "c:h", longs, NULL)) != -1) {
         uint64_t v = 0;
-        bool num = opt != 'j' && opt != 'B' && opt != 'h' && opt != '?';
+        bool num = opt != 'j' && opt != 'B' && opt != 'K' && opt != 'h' && opt != '?';
         if (num && str_parse_u64(optarg, 1000000000, &v) != BERTH_OK) {
             fprintf(stderr, "berth-storm: not a number: '%s'\n", optarg);
             return 2;
@@ -798,6 +840,9 @@ int main(int argc, char **argv)
             break;
         case 'P':
             probe_ms = (long)v;
+            break;
+        case 'K':
+            probe_keepalive = true;
             break;
         case 'T':
             s.timeout_s = (long)v;
@@ -905,13 +950,18 @@ int main(int argc, char **argv)
     }
     bench_data_fill(s.img.layer_seed, 0, s.layer, s.img.layer_size);
 
-    struct probe p = {.server = s.server, .interval_ms = probe_ms, .bind_src = s.addresses > 0};
+    struct probe p = {.server = s.server,
+                      .interval_ms = probe_ms,
+                      .bind_src = s.addresses > 0,
+                      .keepalive = probe_keepalive,
+                      .fd = -1};
     p.src.s_addr = htonl((127u << 24) | (2u << 16) | 1u);
     int rn = snprintf(p.req, sizeof(p.req),
                       "HEAD /v2/%s/manifests/%s HTTP/1.1\r\nHost: %s\r\nUser-Agent: "
                       "berth-storm-probe\r\nAccept: application/vnd.oci.image.manifest.v1+json\r\n"
-                      "%sConnection: close\r\n\r\n",
-                      s.img.repo, s.img.tag, s.hostport, s.authorization);
+                      "%s%s\r\n",
+                      s.img.repo, s.img.tag, s.hostport, s.authorization,
+                      probe_keepalive ? "" : "Connection: close\r\n");
     p.req_len = (size_t)rn;
     atomic_init(&p.stop, false);
     /* one probe before the storm: the quiet baseline */
@@ -939,6 +989,9 @@ int main(int argc, char **argv)
     double seconds = (double)(now_ns() - t0) / 1e9;
     atomic_store(&p.stop, true);
     pthread_join(probe_thread, NULL);
+    if (p.fd >= 0) {
+        close(p.fd);
+    }
     getrusage(RUSAGE_SELF, &ru1);
     if (!engine_ok) {
         return 1;
@@ -1002,9 +1055,13 @@ int main(int argc, char **argv)
            pct_ms(s.lat, s.lat_count, 50), pct_ms(s.lat, s.lat_count, 99),
            pct_ms(s.lat, s.lat_count, 100));
     printf("probe HEADs %zu ok, %llu failed; p50 %.1f ms p99 %.1f ms max %.1f ms; over 50 ms: "
-           "%zu (quiet: %.1f ms)\n",
+           "%zu (quiet: %.1f ms)",
            p.count, (unsigned long long)p.failed, pct_ms(probe_lat, p.count, 50),
            pct_ms(probe_lat, p.count, 99), pct_ms(probe_lat, p.count, 100), probe_slow, quiet_ms);
+    if (p.keepalive) {
+        printf("; on one kept connection, reopened %llu times", (unsigned long long)p.reconnects);
+    }
+    printf("\n");
     printf("probe connect p50 %.1f ms p99 %.1f ms max %.1f ms\n", pct_ms(probe_conn, p.count, 50),
            pct_ms(probe_conn, p.count, 99), pct_ms(probe_conn, p.count, 100));
     if (probe_slow > 0) {
@@ -1074,11 +1131,12 @@ int main(int argc, char **argv)
         json_object_set_new(doc, "reconnects", json_integer((json_int_t)s.reconnects));
         json_object_set_new(
             doc, "probe",
-            json_pack("{s:I,s:I,s:f,s:f,s:f,s:I,s:f,s:s}", "ok", (json_int_t)p.count, "failed",
-                      (json_int_t)p.failed, "p50_ms", pct_ms(probe_lat, p.count, 50), "p99_ms",
-                      pct_ms(probe_lat, p.count, 99), "max_ms", pct_ms(probe_lat, p.count, 100),
-                      "over_50ms", (json_int_t)probe_slow, "quiet_ms", quiet_ms, "first_error",
-                      p.first_error));
+            json_pack("{s:I,s:I,s:f,s:f,s:f,s:I,s:f,s:s,s:b,s:I}", "ok", (json_int_t)p.count,
+                      "failed", (json_int_t)p.failed, "p50_ms", pct_ms(probe_lat, p.count, 50),
+                      "p99_ms", pct_ms(probe_lat, p.count, 99), "max_ms",
+                      pct_ms(probe_lat, p.count, 100), "over_50ms", (json_int_t)probe_slow,
+                      "quiet_ms", quiet_ms, "first_error", p.first_error, "keepalive",
+                      (int)p.keepalive, "reconnects", (json_int_t)p.reconnects));
         json_object_set_new(doc, "probe_connect",
                             json_pack("{s:f,s:f,s:f}", "p50_ms", pct_ms(probe_conn, p.count, 50),
                                       "p99_ms", pct_ms(probe_conn, p.count, 99), "max_ms",

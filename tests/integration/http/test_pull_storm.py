@@ -126,6 +126,38 @@ class PullStormTest(unittest.TestCase):
         self.server.stop()
 
 
+class KeptConnectionProbeTest(unittest.TestCase):
+    """berth-storm --probe-keepalive: the other client keeps one connection, opened before the
+    storm, for all its HEADs, as Go's and containerd's clients keep theirs. berth answers
+    them all on it (never closing it under the storm: reconnects 0), and the report says
+    which probe ran (docs/benchmarks.md compares the two during a full storm)."""
+
+    def test_heads_on_one_connection(self):
+        if not os.access(storm_bin(), os.X_OK):
+            self.fail("%s not built" % storm_bin())
+        server = h.Server()
+        self.addCleanup(server.cleanup)
+        server.start()
+        report = os.path.join(server.tmp, "kept.json")
+        proc = subprocess.run(
+            [storm_bin(), "-c", "40", "--waves", "3", "--layer-mib", "2", "--probe-ms", "5",
+             "--probe-keepalive", "--timeout", "300", "--json-file", report, server.base_url],
+            capture_output=True, text=True, timeout=600)
+        out = proc.stdout + proc.stderr
+        self.assertEqual(proc.returncode, 0, out)
+        with open(report) as f:
+            r = json.load(f)
+        self.assertEqual(r["pulls"]["ok"], 120, out)
+        probe = r["probe"]
+        self.assertTrue(probe["keepalive"], out)
+        self.assertEqual(probe["failed"], 0, out)
+        self.assertGreaterEqual(probe["ok"], 1, out)
+        self.assertEqual(probe["reconnects"], 0, out)
+        # the baseline HEAD before the storm and every one during it, all 200
+        self.assertEqual(r["probe_statuses"], {"200": probe["ok"] + 1}, out)
+        self.assertIn("on one kept connection, reopened 0 times", proc.stdout)
+
+
 class AuthenticatedStormTest(unittest.TestCase):
     """berth-storm --basic: with an access key, auth is enforced, and every request of the
     storm (the setup push, the pulls, the probe) carries the key as HTTP Basic credentials,
