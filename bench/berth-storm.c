@@ -111,7 +111,7 @@ struct storm {
 /* One probe HEAD that was answered 200. */
 struct probe_sample {
     int64_t start; /* when it began (now_ns) */
-    uint64_t conn; /* connect alone (the kernel's part and the listen backlog); 0 on a kept one */
+    uint64_t conn; /* connect alone (the kernel's part and the listen backlog); ~0 when kept */
     uint64_t lat;  /* connect to the answer's head */
 };
 
