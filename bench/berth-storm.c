@@ -658,37 +658,38 @@ static void probe_once(struct probe *p)
         probe_done(p, fd, false);
         return;
     }
-    char buf[STORM_HEAD_MAX];
-    size_t len = 0;
-    for (;;) {
-        ssize_t n = recv(fd, buf + len, sizeof(buf) - 1 - len, 0);
+    /* read and parse the answer's head as a storm connection's HEAD */
+    struct conn c = {.step = 0};
+    char *blank = NULL;
+    while (blank == NULL) {
+        if (c.head_len == sizeof(c.head)) {
+            probe_fail(p, "head too long", 0);
+            probe_done(p, fd, false);
+            return;
+        }
+        ssize_t n = recv(fd, c.head + c.head_len, sizeof(c.head) - c.head_len, 0);
         if (n <= 0) {
             probe_fail(p, n == 0 ? "closed before the answer" : "recv", n == 0 ? 0 : errno);
             probe_done(p, fd, false);
             return;
         }
-        len += (size_t)n;
-        buf[len] = '\0';
-        if (strstr(buf, "\r\n\r\n") != NULL) {
-            break;
-        }
-        if (len >= sizeof(buf) - 1) {
-            probe_fail(p, "head too long", 0);
-            probe_done(p, fd, false);
-            return;
-        }
+        c.head_len += (size_t)n;
+        blank = memmem(c.head, c.head_len, "\r\n\r\n", 4);
     }
     int64_t t1 = now_ns();
     /* a HEAD's answer is its head: anything after it, or a close
-     * announced, ends the kept connection */
-    probe_done(p, fd,
-               (size_t)(strstr(buf, "\r\n\r\n") + 4 - buf) == len &&
-                   strcasestr(buf, "\r\nConnection: close") == NULL);
-    if (len >= 12 && strncmp(buf, "HTTP/1.", 7) == 0 && isdigit((unsigned char)buf[9]) &&
-        isdigit((unsigned char)buf[10]) && isdigit((unsigned char)buf[11])) {
-        p->statuses[(buf[9] - '0') * 100 + (buf[10] - '0') * 10 + (buf[11] - '0')]++;
+     * announced (HTTP/1.0, Connection: close), ends the kept connection */
+    size_t head_end = (size_t)(blank - c.head) + 4;
+    bool extra = head_end != c.head_len;
+    c.head_len = head_end;
+    if (!parse_head(&c)) {
+        probe_fail(p, "malformed head", 0);
+        probe_done(p, fd, false);
+        return;
     }
-    if (strncmp(buf, "HTTP/1.1 200", 12) != 0 && strncmp(buf, "HTTP/1.0 200", 12) != 0) {
+    probe_done(p, fd, !extra && !c.close_after);
+    p->statuses[c.status]++;
+    if (c.status != 200) {
         probe_fail(p, "status", 0);
         return;
     }
