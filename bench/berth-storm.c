@@ -7,16 +7,18 @@
  * each client looks like another node), and pulls as docker does: HEAD
  * manifest, GET manifest, GET config, GET layer, on that keep-alive
  * connection (a new one when the server closes it). A wave starts when the
- * previous one has ended. Every response is checked (status, digest header,
- * manifest and config byte for byte, the whole layer against the bytes that
- * were pushed). There are no retries: a pull that fails counts as failed.
+ * previous one has ended and --wave-gap-ms more have passed. Every
+ * response is checked (status, digest header, manifest and config byte for
+ * byte, the whole layer against the bytes that were pushed). There are no
+ * retries: a pull that fails counts as failed.
  *
  * Meanwhile another thread, from another address (127.2.0.1), sends a HEAD
  * of the manifest on a new connection every --probe-ms and times it: what
  * any other client of the registry sees during the storm. With
  * --probe-keepalive it sends them all on one connection, opened before the
- * storm (a new one only when the server closes it), as a client that keeps
- * its connections (Go's, containerd's) does.
+ * storm, as a client that keeps its connections (Go's, containerd's) does:
+ * one the server closed while it was idle is seen closed before the next
+ * HEAD and opened again (counted as a reconnect), not sent on.
  *
  * One thread drives every storm connection with epoll; its memory is the
  * expected layer plus a few KiB per client. With --pid, the server's peak
@@ -95,6 +97,7 @@ struct storm {
     unsigned char *layer; /* the expected layer bytes */
     size_t clients, waves, addresses;
     long timeout_s;
+    long gap_ms; /* pause between waves */
     int epfd;
     struct conn *conns;
     unsigned char *scratch;
@@ -628,6 +631,18 @@ static int probe_connect(struct probe *p)
     return fd;
 }
 
+/* Whether a kept connection, idle since its last answer, is still open:
+ * the server may have closed it meanwhile (its idle timeout), and a HEAD
+ * sent on it would meet the close instead of an answer. Go's transport
+ * sees the close by reading idle connections; this looks before sending.
+ * Bytes the server sent unasked end the connection too. */
+static bool probe_alive(int fd)
+{
+    char b;
+    ssize_t n = recv(fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
+    return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
+}
+
 /* The probe's connection is done with: closed, unless it is kept. */
 static void probe_done(struct probe *p, int fd, bool ok)
 {
@@ -643,6 +658,10 @@ static void probe_once(struct probe *p)
 {
     int64_t t0 = now_ns();
     int fd = p->fd;
+    if (fd >= 0 && !probe_alive(fd)) {
+        close(fd);
+        fd = p->fd = -1;
+    }
     if (fd < 0) {
         /* a kept connection that ended is opened again, timed */
         p->reconnects += p->keepalive && p->opened;
@@ -781,6 +800,7 @@ static void usage(FILE *f)
                "\n"
                "  -c, --clients N       clients per wave, each its own connection (default 1000)\n"
                "      --waves N         waves, one after the other (default 2)\n"
+               "      --wave-gap-ms N   pause N ms between waves (default 0)\n"
                "      --layer-mib N     layer size in MiB (default 10)\n"
                "      --addresses N     distinct client source addresses 127.1.x.y (default: one\n"
                "                        per client; 0: let the kernel choose, i.e. 127.0.0.1)\n"
@@ -800,6 +820,7 @@ int main(int argc, char **argv)
 {
     static const struct option longs[] = {{"clients", required_argument, NULL, 'c'},
                                           {"waves", required_argument, NULL, 'W'},
+                                          {"wave-gap-ms", required_argument, NULL, 'G'},
                                           {"layer-mib", required_argument, NULL, 'L'},
                                           {"addresses", required_argument, NULL, 'A'},
                                           {"probe-ms", required_argument, NULL, 'P'},
@@ -832,6 +853,9 @@ int main(int argc, char **argv)
             break;
         case 'W':
             s.waves = (size_t)v;
+            break;
+        case 'G':
+            s.gap_ms = (long)v;
             break;
         case 'L':
             layer_mib = v;
@@ -869,7 +893,8 @@ int main(int argc, char **argv)
         }
     }
     if (optind != argc - 1 || s.clients < 1 || s.clients > STORM_MAX_CLIENTS || s.waves < 1 ||
-        s.waves > 100 || layer_mib < 1 || layer_mib > 1024 || probe_ms < 1 || s.timeout_s < 1) {
+        s.waves > 100 || layer_mib < 1 || layer_mib > 1024 || probe_ms < 1 || s.timeout_s < 1 ||
+        s.gap_ms > 3600000) {
         usage(stderr);
         return 2;
     }
@@ -984,6 +1009,11 @@ int main(int argc, char **argv)
     int64_t *wave_t0 = calloc(s.waves, sizeof(*wave_t0)); /* read after the probe's join */
     bool engine_ok = waves != NULL && wave_t0 != NULL;
     for (size_t w = 0; engine_ok && w < s.waves; w++) {
+        if (w > 0 && s.gap_ms > 0) {
+            struct timespec ts = {.tv_sec = s.gap_ms / 1000, .tv_nsec = s.gap_ms % 1000 * 1000000};
+            while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+            }
+        }
         wave_t0[w] = now_ns();
         engine_ok = run_wave(&s, w, &waves[w]);
     }
@@ -1116,6 +1146,7 @@ int main(int argc, char **argv)
         json_object_set_new(doc, "url", json_string(url));
         json_object_set_new(doc, "clients", json_integer((json_int_t)s.clients));
         json_object_set_new(doc, "waves", json_integer((json_int_t)s.waves));
+        json_object_set_new(doc, "wave_gap_ms", json_integer((json_int_t)s.gap_ms));
         json_object_set_new(doc, "addresses", json_integer((json_int_t)s.addresses));
         json_object_set_new(doc, "layer_bytes", json_integer((json_int_t)s.img.layer_size));
         json_object_set_new(doc, "pulls",
