@@ -329,9 +329,15 @@ typedef enum berth_err (*ecr_status_read_fn)(struct meta *m, int64_t manifest_id
 void ecr_image_statuses(struct ecr_call *call, const char *key, bool with_registry,
                         ecr_status_read_fn read);
 
-/* Validate a list of resource tags ({Key, Value}); existing is how many
- * the repository already has (TooManyTagsException past 50). */
-bool ecr_validate_resource_tags(struct ecr_call *call, json_t *tags, size_t existing);
+/* Validate a request's list of resource tags ({Key, Value}) and rewrite
+ * it in place as the map it stands for (ecr_tags_collapse), which may hold
+ * at most 50 (TooManyTagsException). */
+bool ecr_validate_resource_tags(struct ecr_call *call, json_t *tags);
+
+/* Resource tags as a map: a new array with one {Key, Value} per key, the
+ * last value given for a key in the place of its first; entries without a
+ * string Key and Value are left out. NULL when out of memory. */
+json_t *ecr_tags_collapse(json_t *tags);
 
 /* Whether text parses as a valid policy of kind (a repository or registry
  * policy); otherwise the call fails with ECR's InvalidParameterException

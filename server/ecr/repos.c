@@ -17,7 +17,40 @@
 const char *const ecr_mutability_values[] = {"MUTABLE", "IMMUTABLE", "IMMUTABLE_WITH_EXCLUSION",
                                              "MUTABLE_WITH_EXCLUSION", NULL};
 
-bool ecr_validate_resource_tags(struct ecr_call *call, json_t *tags, size_t existing)
+json_t *ecr_tags_collapse(json_t *tags)
+{
+    json_t *map = json_array();
+    size_t i;
+    json_t *t;
+    json_array_foreach(tags, i, t)
+    {
+        const char *key = json_string_value(json_object_get(t, "Key"));
+        json_t *value = json_object_get(t, "Value");
+        if (map == NULL || key == NULL || !json_is_string(value)) {
+            continue;
+        }
+        size_t j;
+        json_t *seen, *at = NULL;
+        json_array_foreach(map, j, seen)
+        {
+            if (strcmp(json_string_value(json_object_get(seen, "Key")), key) == 0) {
+                at = seen;
+                break;
+            }
+        }
+        int failed =
+            at != NULL
+                ? json_object_set(at, "Value", value)
+                : json_array_append_new(map, json_pack("{s:s, s:O}", "Key", key, "Value", value));
+        if (failed) {
+            json_decref(map);
+            map = NULL;
+        }
+    }
+    return map;
+}
+
+bool ecr_validate_resource_tags(struct ecr_call *call, json_t *tags)
 {
     size_t i;
     json_t *t;
@@ -39,10 +72,19 @@ bool ecr_validate_resource_tags(struct ecr_call *call, json_t *tags, size_t exis
                             "Tag keys starting with 'aws:' are reserved for AWS use.");
         }
     }
-    if (existing + json_array_size(tags) > 50) {
+    /* a key given twice is one tag (the last value), as TagResource
+     * merges by key: never two rows that UntagResource would half remove */
+    json_t *map = ecr_tags_collapse(tags);
+    if (map == NULL || json_array_clear(tags) != 0 || json_array_extend(tags, map) != 0) {
+        json_decref(map);
+        ecr_server_error(call, BERTH_ENOMEM);
+        return false;
+    }
+    json_decref(map);
+    if (json_array_size(tags) > 50) {
         return ecr_fail(call, "TooManyTagsException",
                         "A repository can have at most 50 tags; the request would make it %zu.",
-                        existing + json_array_size(tags));
+                        json_array_size(tags));
     }
     return true;
 }
@@ -111,7 +153,7 @@ static void create_repository(struct ecr_call *call)
     bool scan_on_push = false;
     static const char *const enc_types[] = {"AES256", "KMS", "KMS_DSSE", NULL};
     if (!ecr_repo_name(call, &name) || !ecr_array(call, in, "tags", ECR_OPTIONAL, 0, 1000, &tags) ||
-        (tags && !ecr_validate_resource_tags(call, tags, 0)) ||
+        (tags && !ecr_validate_resource_tags(call, tags)) ||
         !ecr_enum(call, in, "imageTagMutability", ECR_OPTIONAL, ecr_mutability_values,
                   &mutability) ||
         !ecr_array(call, in, "imageTagMutabilityExclusionFilters", ECR_OPTIONAL, 1, 5, &filters) ||

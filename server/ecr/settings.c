@@ -72,7 +72,8 @@ static bool arn_repo(struct ecr_call *call, struct meta_repo *out)
     return true;
 }
 
-/* The repository's resource tags as a JSON array (never NULL on success). */
+/* The repository's resource tags as a JSON array (never NULL on success),
+ * one per key also where an earlier berth stored a key twice. */
 static enum berth_err load_tags(struct meta *m, int64_t repo_id, json_t **out)
 {
     char *text = NULL;
@@ -80,12 +81,10 @@ static enum berth_err load_tags(struct meta *m, int64_t repo_id, json_t **out)
     if (rc != BERTH_OK) {
         return rc;
     }
-    json_t *tags = text ? json_loads(text, 0, NULL) : json_array();
+    json_t *stored = text ? json_loads(text, 0, NULL) : NULL;
     free(text);
-    if (tags != NULL && !json_is_array(tags)) {
-        json_decref(tags);
-        tags = json_array();
-    }
+    json_t *tags = ecr_tags_collapse(stored); /* not an array: none */
+    json_decref(stored);
     if (tags == NULL) {
         return BERTH_ENOMEM;
     }
@@ -189,7 +188,7 @@ static void tag_resource(struct ecr_call *call)
     struct meta_repo repo;
     if (!arn_repo(call, &repo) ||
         !ecr_array(call, call->in, "tags", ECR_REQUIRED, 0, 1000, &tags) ||
-        !ecr_validate_resource_tags(call, tags, 0)) {
+        !ecr_validate_resource_tags(call, tags)) {
         return;
     }
     update_tags(call, &repo, merge_tags);

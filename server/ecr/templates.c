@@ -175,7 +175,7 @@ static bool kms_key_ok(const char *s)
  * InvalidTagParameterException in ECR's model. */
 static bool template_tags_ok(struct ecr_call *call, json_t *tags)
 {
-    if (ecr_validate_resource_tags(call, tags, 0)) {
+    if (ecr_validate_resource_tags(call, tags)) {
         return true;
     }
     if (strcmp(call->type, "InvalidTagParameterException") == 0 ||

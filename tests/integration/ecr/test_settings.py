@@ -2,6 +2,10 @@
 UntagResource, ListTagsForResource, DescribeRegistry) against the real berth, with
 /usr/bin/aws, boto3 and raw requests."""
 
+import json
+import os
+import sqlite3
+
 import berth_harness as h
 import ecr_helpers as e
 
@@ -185,6 +189,65 @@ class ResourceTagsTest(e.EcrTestCase):
                                                         "tagKeys": ["k"] * 201}),
                             400, "InvalidParameterException")
         self.assertEqual(self.ecr.list_tags_for_resource(resourceArn=arn)["tags"], [])
+
+    def test_a_key_given_twice_is_one_tag(self):
+        # CreateRepository stored both {a: 1} and {a: 2}; TagResource then overwrote one,
+        # UntagResource removed one and left the other, and the 50 counted both
+        repo = self.repo()
+        self.ecr.create_repository(repositoryName=repo, tags=[
+            {"Key": "a", "Value": "1"}, {"Key": "b", "Value": "x"}, {"Key": "a", "Value": "2"}])
+        arn = self.arn(repo)
+        self.assertEqual(self.ecr.list_tags_for_resource(resourceArn=arn)["tags"],
+                         [{"Key": "a", "Value": "2"}, {"Key": "b", "Value": "x"}])
+        self.ecr.tag_resource(resourceArn=arn, tags=[{"Key": "a", "Value": "3"},
+                                                     {"Key": "a", "Value": "4"}])
+        self.assertEqual(self.ecr.list_tags_for_resource(resourceArn=arn)["tags"],
+                         [{"Key": "a", "Value": "4"}, {"Key": "b", "Value": "x"}])
+        self.ecr.untag_resource(resourceArn=arn, tagKeys=["a"])
+        self.assertEqual(self.ecr.list_tags_for_resource(resourceArn=arn)["tags"],
+                         [{"Key": "b", "Value": "x"}])
+        # 50 keys, one of them given twice, are 50 tags
+        fifty = [{"Key": "k%02d" % i, "Value": "v"} for i in range(50)]
+        other = self.repo()
+        self.ecr.create_repository(repositoryName=other, tags=fifty + [{"Key": "k07",
+                                                                         "Value": "w"}])
+        tags = self.ecr.list_tags_for_resource(resourceArn=self.arn(other))["tags"]
+        self.assertEqual(len(tags), 50)
+        self.assertEqual(tags[7], {"Key": "k07", "Value": "w"})
+        self.ecr.untag_resource(resourceArn=self.arn(other), tagKeys=["k%02d" % i
+                                                                      for i in range(50)])
+        self.ecr.tag_resource(resourceArn=self.arn(other), tags=fifty + fifty)
+        self.assertEqual(len(self.ecr.list_tags_for_resource(
+            resourceArn=self.arn(other))["tags"]), 50)
+        # members a tag does not define are not stored
+        third = self.repo()
+        resp = self.call("CreateRepository", {"repositoryName": third, "tags": [
+            {"Key": "k", "Value": "v", "Extra": {"big": "x" * 1000}}]})
+        self.assertEqual(resp.status, 200, resp.body)
+        self.assertEqual(self.ecr.list_tags_for_resource(resourceArn=self.arn(third))["tags"],
+                         [{"Key": "k", "Value": "v"}])
+
+    def test_a_key_stored_twice_reads_as_one(self):
+        # what the berth before this fix stored: read as one tag, the last value, and
+        # untagged whole
+        if self.server.replicas > 1:
+            self.skipTest("writes berth.db with sqlite3 (the replicas' metadata is in "
+                          "PostgreSQL)")
+        repo = self.create_repo()
+        conn = sqlite3.connect(os.path.join(self.server.root, "berth.db"), timeout=30)
+        try:
+            with conn:
+                conn.execute("UPDATE repositories SET resource_tags = ? WHERE name = ?",
+                             (json.dumps([{"Key": "a", "Value": "1"}, {"Key": "a", "Value": "2"},
+                                          {"Key": "b", "Value": "x"}]), repo))
+        finally:
+            conn.close()
+        arn = self.arn(repo)
+        self.assertEqual(self.ecr.list_tags_for_resource(resourceArn=arn)["tags"],
+                         [{"Key": "a", "Value": "2"}, {"Key": "b", "Value": "x"}])
+        self.ecr.untag_resource(resourceArn=arn, tagKeys=["a"])
+        self.assertEqual(self.ecr.list_tags_for_resource(resourceArn=arn)["tags"],
+                         [{"Key": "b", "Value": "x"}])
 
     def test_arns(self):
         repo = self.create_repo()

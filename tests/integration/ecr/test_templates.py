@@ -105,6 +105,13 @@ class TemplateOperationsTest(TemplateTestCase):
         self.assertEqual(out["registryId"], e.REGISTRY_ID)
         self.assertEqual((t["appliedFor"], t["resourceTags"], t["description"]),
                          (["PULL_THROUGH_CACHE"], [{"Key": "team", "Value": "web"}], "changed"))
+        # a key given twice is one tag, the last value
+        out = self.ecr.update_repository_creation_template(prefix="prod", resourceTags=[
+            {"Key": "team", "Value": "a"}, {"Key": "env", "Value": "x"},
+            {"Key": "team", "Value": "b"}])
+        t = out["repositoryCreationTemplate"]
+        self.assertEqual(t["resourceTags"], [{"Key": "team", "Value": "b"},
+                                             {"Key": "env", "Value": "x"}])
         # delete answers with the template
         out = self.aws("delete-repository-creation-template", "--prefix", "prod")
         self.assertEqual(out["repositoryCreationTemplate"]["description"], "changed")
