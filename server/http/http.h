@@ -120,13 +120,16 @@ struct request {
     char id[24];
     int64_t start_ns;
     bool is_head;
-    bool dispatch_later;        /* no body: route on the final callback */
-    const struct http_api *api; /* the API that took the request; NULL before routing */
-    const char *route;          /* route template for metrics (static string); NULL = none */
-    bool quiet;                 /* a probe: its access line is at debug level unless it failed */
-    char log_extra[200];        /* " key=value..." the API adds to the access line */
-    bool header_nul;            /* a header value held a NUL byte: refused with 400 */
-    char nul_header[64];        /* that header's name (cut) */
+    bool dispatch_later;         /* no body: route on the final callback */
+    const struct http_api *api;  /* the API that took the request; NULL before routing */
+    const char *route;           /* route template for metrics (static string); NULL = none */
+    bool quiet;                  /* a probe: its access line is at debug level unless it failed */
+    char log_extra[200];         /* " key=value..." the API adds to the access line */
+    bool header_nul;             /* a header value held a NUL byte: refused with 400 */
+    char nul_header[64];         /* that header's name (cut) */
+    const char *bad_framing;     /* why the body's length is in doubt (refused with 400,
+                                    the connection closed after it), or NULL */
+    unsigned bad_framing_status; /* 400, or 501 for a transfer coding not supported */
 
     /* response bookkeeping for the access log */
     bool responded;

@@ -107,8 +107,8 @@ static bool expects_continue(struct request *req)
 static bool answer_after_body(struct request *req)
 {
     uint64_t cl;
-    if (!req->body_expected || req->body_done) {
-        return false;
+    if (!req->body_expected || req->body_done || req->bad_framing != NULL) {
+        return false; /* (with its length in doubt, the body is not read) */
     }
     if (!req->in_head) {
         return true;
@@ -137,7 +137,7 @@ static void queue_now(struct request *req, unsigned status, struct MHD_Response 
 {
     MHD_add_response_header(resp, "Docker-Distribution-API-Version", "registry/2.0");
     MHD_add_response_header(resp, "X-Request-Id", req->id);
-    if (atomic_load(&req->srv->draining)) {
+    if (atomic_load(&req->srv->draining) || req->bad_framing != NULL) {
         MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
     }
     if (MHD_queue_response(req->conn, status, resp) != MHD_YES) {
@@ -564,6 +564,72 @@ static const char *header_with_nul(struct MHD_Connection *conn, const char *meth
     return ns.found;
 }
 
+struct framing {
+    const char *length;   /* the first Content-Length value */
+    bool lengths_differ;  /* a later Content-Length says otherwise */
+    bool transfer_coding; /* Transfer-Encoding is there */
+    bool not_chunked;     /* and its last coding is not chunked */
+    bool other_coding;    /* or it has one more than chunked */
+};
+
+/* Whether a Transfer-Encoding value ends with the chunked coding. */
+static bool ends_chunked(const char *te)
+{
+    const char *last = strrchr(te, ',');
+    last = last != NULL ? last + 1 : te;
+    last += strspn(last, " \t");
+    size_t n = strcspn(last, " \t;");
+    return n == 7 && strncasecmp(last, "chunked", 7) == 0 &&
+           last[n + strspn(last + n, " \t")] == '\0';
+}
+
+static enum MHD_Result framing_each(void *cls, enum MHD_ValueKind kind, const char *key,
+                                    const char *value)
+{
+    (void)kind;
+    struct framing *f = cls;
+    if (strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH) == 0) {
+        f->lengths_differ = f->lengths_differ ||
+                            (f->length != NULL && value != NULL && strcmp(f->length, value) != 0);
+        f->length = f->length != NULL ? f->length : value;
+    } else if (strcasecmp(key, MHD_HTTP_HEADER_TRANSFER_ENCODING) == 0) {
+        f->transfer_coding = true;
+        f->not_chunked = f->not_chunked || value == NULL || !ends_chunked(value);
+        f->other_coding = f->other_coding || value == NULL || strcasecmp(value, "chunked") != 0;
+    }
+    return MHD_YES;
+}
+
+/* Why the request's body length is in doubt, or NULL. libmicrohttpd takes
+ * the first Content-Length and reads what follows the body it gives as the
+ * next request; a proxy in front that took the last one, or the
+ * Transfer-Encoding, would have forwarded those bytes as this request's
+ * body: one request smuggled inside another. A transfer coding that does
+ * not end in chunked has no end but the connection's. RFC 9112 (6.1, 6.3)
+ * has a server refuse such a request with 400 and close the connection;
+ * chunked after another coding (which libmicrohttpd does not decode: it
+ * waited for a body it never read) is 501, also closed. */
+static const char *framing_doubt(struct MHD_Connection *conn, unsigned *status)
+{
+    *status = 400;
+    struct framing f = {0};
+    MHD_get_connection_values(conn, MHD_HEADER_KIND, framing_each, &f);
+    if (f.lengths_differ) {
+        return "the request's Content-Length headers disagree";
+    }
+    if (f.length != NULL && f.transfer_coding) {
+        return "the request has both Content-Length and Transfer-Encoding";
+    }
+    if (f.not_chunked) {
+        return "the request's Transfer-Encoding does not end in chunked";
+    }
+    if (f.other_coding) {
+        *status = 501;
+        return "the request's Transfer-Encoding is not supported: only chunked is";
+    }
+    return NULL;
+}
+
 static void request_start(struct request *req, const char *url, const char *method)
 {
     struct server *srv = req->srv;
@@ -577,6 +643,7 @@ static void request_start(struct request *req, const char *url, const char *meth
         str_copy(req->nul_header, sizeof(req->nul_header), nul);
         req->header_nul = true;
     }
+    req->bad_framing = framing_doubt(req->conn, &req->bad_framing_status);
     uint64_t n = atomic_fetch_add(&srv->id_counter, 1);
     snprintf(req->id, sizeof(req->id), "%08x%08llx", srv->id_prefix, (unsigned long long)n);
 }
@@ -630,6 +697,13 @@ static void dispatch(struct request *req)
                 send_error(req, 400, "BAD_REQUEST", message);
                 return;
             }
+            if (req->bad_framing != NULL) {
+                log_info("event=bad_header reason=framing msg=\"%s\"", req->bad_framing);
+                send_error(req, req->bad_framing_status,
+                           req->bad_framing_status == 400 ? "BAD_REQUEST" : "UNSUPPORTED",
+                           req->bad_framing);
+                return;
+            }
             req->api->dispatch(req);
             return;
         }
@@ -660,7 +734,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
          * libmicrohttpd close the connection, so requests without a body
          * are handled on the final call, keeping keep-alive. Requests with
          * a body are routed now to set up streaming (or refuse early). */
-        if (http_has_body(req)) {
+        if (http_has_body(req) || req->bad_framing != NULL) {
             log_set_request_id(req->id);
             req->in_head = true;
             dispatch(req);

@@ -611,5 +611,86 @@ class NulHeaderTest(h.ServerTestCase):
         self.assertEqual([a[0] for a in answers], [200, 200, 200])
 
 
+class FramingTest(h.ServerTestCase):
+    """A request whose body length is in doubt (Content-Length headers that disagree, both
+    Content-Length and Transfer-Encoding, a transfer coding that does not end in chunked)
+    is refused in the format of its API and the connection closed at once (RFC 9112 6.1,
+    6.3): before, libmicrohttpd took the first Content-Length and served the bytes after
+    that body as a second request (one a proxy that read the last one would have passed
+    as this request's body), and waited for a body it never read behind
+    `Transfer-Encoding: gzip`."""
+
+    SMUGGLED = b"GET /v2/ HTTP/1.1\r\nHost: x\r\n\r\n"
+
+    def refused(self, req, status=400, code="BAD_REQUEST", message=None):
+        got = exchange(self.server.port, req)  # read until berth closes the connection
+        self.assertEqual(got.count(b"HTTP/1.1 "), 1, got)  # nothing after it is served
+        head, _, body = got.partition(b"\r\n\r\n")
+        self.assertTrue(head.startswith(b"HTTP/1.1 %d " % status), got)
+        self.assertIn(b"\r\nConnection: close\r\n", head)
+        self.assertIn(b"\r\nX-Request-Id: ", head)
+        err = json.loads(body)["errors"][0]
+        self.assertEqual(err["code"], code, body)
+        if message is not None:
+            self.assertIn(message, err["message"])
+        return err
+
+    def test_content_lengths_that_disagree(self):
+        for lengths in ((b"0", b"33"), (b"2", b"33"), (b"33", b"2")):
+            with self.subTest(lengths=lengths):
+                req = (b"POST /v2/frame/a/blobs/uploads/ HTTP/1.1\r\nHost: x\r\n"
+                       b"Content-Length: %s\r\nContent-Length: %s\r\n\r\n{}"
+                       % lengths) + self.SMUGGLED
+                self.refused(req, message="Content-Length headers disagree")
+        # a PATCH to a session: nothing is appended
+        loc = self.reg.start_upload("frame/b").headers["Location"]
+        path = loc.encode()
+        req = (b"PATCH %s HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nContent-Length: 50\r\n"
+               b"\r\nhello" % path) + self.SMUGGLED
+        self.refused(req)
+        status = self.reg.request("GET", loc)
+        self.assertEqual(status.headers.get("Range"), "0-0", status.headers)
+        self.assertGreaterEqual(self.server.log_text().count("event=bad_header reason=framing"),
+                                4)
+
+    def test_the_same_length_twice_is_one(self):
+        body = b"x" * 5
+        req = (b"POST /v2/frame/c/blobs/uploads/?digest=%s HTTP/1.1\r\nHost: x\r\n"
+               b"Content-Length: 5\r\nContent-Length: 5\r\nConnection: close\r\n\r\n"
+               % h.digest_of(body).encode()) + body
+        got = exchange(self.server.port, req)
+        self.assertTrue(got.startswith(b"HTTP/1.1 201 "), got)
+
+    def test_length_and_transfer_encoding(self):
+        req = (b"POST /v2/frame/d/blobs/uploads/ HTTP/1.1\r\nHost: x\r\n"
+               b"Transfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n0\r\n\r\n"
+               + self.SMUGGLED)
+        self.refused(req, message="both Content-Length and Transfer-Encoding")
+
+    def test_transfer_codings_other_than_chunked(self):
+        # answered at once (before: no answer until the idle timeout)
+        req = (b"POST /v2/frame/e/blobs/uploads/ HTTP/1.1\r\nHost: x\r\n"
+               b"Transfer-Encoding: gzip\r\n\r\nabcde")
+        self.refused(req, message="does not end in chunked")
+        req = (b"POST /v2/frame/e/blobs/uploads/ HTTP/1.1\r\nHost: x\r\n"
+               b"Transfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n")
+        self.refused(req, status=501, code="UNSUPPORTED", message="only chunked")
+        # chunked alone, in any case, is served
+        req = (b"POST /v2/frame/e/blobs/uploads/ HTTP/1.1\r\nHost: x\r\n"
+               b"Transfer-Encoding: Chunked\r\nConnection: close\r\n\r\n0\r\n\r\n")
+        self.assertTrue(exchange(self.server.port, req).startswith(b"HTTP/1.1 202 "))
+
+    def test_ecr_error(self):
+        req = (b"POST / HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-amz-json-1.1\r\n"
+               b"X-Amz-Target: %s\r\nContent-Length: 2\r\nContent-Length: 33\r\n\r\n{}"
+               % (e.TARGET_PREFIX + "DescribeRepositories").encode()) + self.SMUGGLED
+        got = exchange(self.server.port, req)
+        self.assertEqual(got.count(b"HTTP/1.1 "), 1, got)
+        self.assertTrue(got.startswith(b"HTTP/1.1 400 "), got)
+        doc = json.loads(got.partition(b"\r\n\r\n")[2])
+        self.assertEqual(doc["__type"], "SerializationException", got)
+        self.assertIn("Content-Length headers disagree", doc["message"])
+
+
 if __name__ == "__main__":
     unittest.main()
