@@ -431,9 +431,12 @@ static bool consume_body(struct request *req, const char *data, size_t len)
 struct conn_ctx {
     struct guard_slot *slot;
     struct tls_conn *tls;
+    /* the request libmicrohttpd has not yet reported complete, or NULL:
+     * freed when the connection ends if it never will be (below) */
+    struct request *req;
 };
 
-static const struct conn_ctx *conn_context(struct MHD_Connection *conn)
+static struct conn_ctx *conn_context(struct MHD_Connection *conn)
 {
     const union MHD_ConnectionInfo *ci =
         MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
@@ -455,8 +458,11 @@ static struct request *request_alloc(struct server *srv, struct MHD_Connection *
         }
     }
     pool_request(srv->pool, req->worker, 1);
-    const struct conn_ctx *c = conn_context(conn);
+    struct conn_ctx *c = conn_context(conn);
     req->slot = c != NULL ? c->slot : NULL;
+    if (c != NULL) {
+        c->req = req;
+    }
     const char *principal = c != NULL ? tls_connection_principal(c->tls) : NULL;
     if (principal != NULL) {
         str_copy(req->cert_principal, sizeof(req->cert_principal), principal);
@@ -814,6 +820,10 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     if (req == NULL) {
         return;
     }
+    struct conn_ctx *c = conn_context(conn);
+    if (c != NULL && c->req == req) {
+        c->req = NULL;
+    }
     guard_idle(req->slot);
     if (!req->started) {
         /* libmicrohttpd gave up on the request before handing it over */
@@ -895,6 +905,20 @@ static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_
             }
         }
         return; /* unguarded: libmicrohttpd's idle timeout still applies */
+    }
+    if (!started && c->req != NULL) {
+        /* libmicrohttpd 0.9.75 ends a connection without reporting its
+         * request complete when it cannot even build its own error answer
+         * (a request whose query parameters fill the connection's memory
+         * pool): the request is freed here, or it would leak, and its
+         * worker would count it forever */
+        struct request *req = c->req;
+        c->req = NULL;
+        log_debug("event=request_abandoned started=%d", (int)req->started);
+        if (req->started) {
+            atomic_fetch_sub(&srv->inflight, 1);
+        }
+        request_free(req);
     }
     guard_notify(srv->guard, conn, (void **)&c->slot, toe);
     if (!started) {

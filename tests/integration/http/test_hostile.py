@@ -5,6 +5,7 @@ bounded (its own sockets, timeouts, a fixed number of connections) and synchroni
 answers, not on sleeps."""
 
 import json
+import os
 import socket
 import ssl
 import threading
@@ -690,6 +691,36 @@ class FramingTest(h.ServerTestCase):
         doc = json.loads(got.partition(b"\r\n\r\n")[2])
         self.assertEqual(doc["__type"], "SerializationException", got)
         self.assertIn("Content-Length headers disagree", doc["message"])
+
+
+class AbandonedRequestTest(unittest.TestCase):
+    """A request whose query parameters fill libmicrohttpd's per-connection memory pool
+    (600 here) is given up by libmicrohttpd 0.9.75 without an answer and without reporting
+    it complete: berth's request state leaked (about 6 KiB a request, from anyone, before
+    authentication) and its worker counted it forever. berth now frees it when the
+    connection ends. Checked by memory here and by LeakSanitizer at exit in the ASan pass
+    (stop() wants status 0)."""
+
+    def test_many_query_parameters_leak_nothing(self):
+        server = h.Server()
+        self.addCleanup(server.cleanup)
+        server.start()
+        req = ("GET /v2/_catalog?%s HTTP/1.1\r\nHost: x\r\n\r\n"
+               % "&".join(["a=1"] * 600)).encode()
+
+        def send(n):
+            for _ in range(n):
+                exchange(server.port, req)  # closed by libmicrohttpd (no answer is sent)
+
+        send(100)  # the allocator's arenas settle
+        before = h.proc_number(server.proc.pid)
+        send(2000)
+        grown = h.proc_number(server.proc.pid) - before
+        if "ASAN_OPTIONS" not in os.environ:  # (ASan's quarantine holds freed memory)
+            # the leak was about 12 MiB over these 2,000
+            self.assertLess(grown, 3 * 1024, "RSS grew %d KiB" % grown)
+        self.assertEqual(server.registry().ping().status, 200)
+        server.stop()
 
 
 if __name__ == "__main__":
