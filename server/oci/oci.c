@@ -480,10 +480,12 @@ static void oci_dispatch(struct request *req)
     oci_error(req, 404, "NOT_FOUND", "no such endpoint", NULL);
 }
 
+/* Every request under /v2, an X-Amz-Target header or not: the ECR API is
+ * not reached through /v2 paths (a proxy that lets only /v2 through must
+ * not pass management calls). */
 static bool oci_accepts(struct request *req)
 {
-    return strncmp(req->path, "/v2", 3) == 0 && (req->path[3] == '\0' || req->path[3] == '/') &&
-           http_header(req, "X-Amz-Target") == NULL;
+    return strncmp(req->path, "/v2", 3) == 0 && (req->path[3] == '\0' || req->path[3] == '/');
 }
 
 static void oci_api_error(struct request *req, unsigned status, const char *code,

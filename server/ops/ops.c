@@ -245,7 +245,9 @@ static const char *ops_path(struct request *req)
 
 static bool ops_accepts(struct request *req)
 {
-    return ops_path(req) != NULL && http_header(req, "X-Amz-Target") == NULL;
+    /* its paths are its own, as /v2 is the OCI API's: an X-Amz-Target
+     * header does not make them the ECR API's */
+    return ops_path(req) != NULL;
 }
 
 static void ops_dispatch(struct request *req)

@@ -693,6 +693,40 @@ class FramingTest(h.ServerTestCase):
         self.assertIn("Content-Length headers disagree", doc["message"])
 
 
+class PathsOfTheirOwnTest(h.ServerTestCase):
+    """/v2 paths are the OCI API's and the probes' paths ops's, X-Amz-Target or not: the ECR
+    API (POST / with X-Amz-Target, or under a path prefix) is not reached through them, so
+    a proxy that lets only /v2 through passes no management call. Before, `POST /v2/` with
+    `X-Amz-Target: ...DeleteRepository` deleted the repository."""
+
+    def ecr(self, path, op, body, method="POST"):
+        return self.reg.request(method, path, body=json.dumps(body).encode(), headers={
+            "Content-Type": "application/x-amz-json-1.1",
+            "X-Amz-Target": e.TARGET_PREFIX + op})
+
+    def test_ecr_calls_through_v2_paths_are_oci_requests(self):
+        repo = "paths/kept"
+        resp = self.ecr("/", "CreateRepository", {"repositoryName": repo})
+        self.assertEqual(resp.status, 200, resp.describe())
+        for path in ("/v2/", "/v2/paths/kept/manifests/x", "/v2/x"):
+            with self.subTest(path=path):
+                resp = self.ecr(path, "DeleteRepository", {"repositoryName": repo,
+                                                           "force": True})
+                self.assertGreaterEqual(resp.status, 400, resp.describe())
+                self.assertIn("errors", resp.json(), resp.describe())  # OCI's error format
+        resp = self.ecr("/", "DescribeRepositories", {"repositoryNames": [repo]})
+        self.assertEqual(resp.status, 200, resp.describe())
+        # reads are answered as OCI requests too
+        resp = self.ecr("/v2/_catalog", "ListImages", {}, method="GET")
+        self.assertEqual(resp.status, 200, resp.describe())
+        self.assertIn(repo, resp.json()["repositories"])
+        resp = self.ecr("/healthz", "ListImages", {}, method="GET")
+        self.assertEqual(resp.status, 200, resp.describe())
+        # a path prefix still reaches the ECR API
+        resp = self.ecr("/ecr/", "DescribeRepositories", {"repositoryNames": [repo]})
+        self.assertEqual(resp.status, 200, resp.describe())
+
+
 class AbandonedRequestTest(unittest.TestCase):
     """A request whose query parameters fill libmicrohttpd's per-connection memory pool
     (600 here) is given up by libmicrohttpd 0.9.75 without an answer and without reporting
