@@ -94,6 +94,11 @@ enum berth_err range_parse_content_range(const char *value, struct byte_range *o
     if (take_number(&p, &last) != 0 || *p != '\0' || last < first) {
         return BERTH_EINVAL;
     }
+    if (first == 0 && last == UINT64_MAX) {
+        /* 2^64 bytes: last - first + 1, the length every caller checks the
+         * body against, would wrap to 0 and pass an empty body */
+        return BERTH_EINVAL;
+    }
     out->first = first;
     out->last = last;
     return BERTH_OK;

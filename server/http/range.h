@@ -30,7 +30,9 @@ enum range_result {
 enum range_result range_parse(const char *header, uint64_t size, struct byte_range *out);
 
 /* Parse an upload Content-Range "<start>-<end>" (inclusive), exactly the
- * spec's ^[0-9]+-[0-9]+$. BERTH_EINVAL when malformed or end < start. */
+ * spec's ^[0-9]+-[0-9]+$. BERTH_EINVAL when malformed, end < start, or
+ * the length (end - start + 1) does not fit in 64 bits; on success
+ * out->last - out->first + 1 is the range's length, never 0. */
 enum berth_err range_parse_content_range(const char *value, struct byte_range *out);
 
 #endif

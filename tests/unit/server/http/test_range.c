@@ -60,6 +60,11 @@ static void test_content_range(void)
     CHECK_INT(range_parse_content_range("-10", &r), BERTH_EINVAL);
     CHECK_INT(range_parse_content_range("a-b", &r), BERTH_EINVAL);
     CHECK_INT(range_parse_content_range("", &r), BERTH_EINVAL);
+    /* a length of 2^64 would wrap to 0 */
+    CHECK_INT(range_parse_content_range("0-18446744073709551615", &r), BERTH_EINVAL);
+    CHECK_INT(range_parse_content_range("1-18446744073709551615", &r), BERTH_OK);
+    CHECK_INT(r.last - r.first + 1, UINT64_MAX);
+    CHECK_INT(range_parse_content_range("0-18446744073709551616", &r), BERTH_EINVAL);
 }
 
 int main(void)
