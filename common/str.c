@@ -95,6 +95,34 @@ void str_hex_encode(const uint8_t *in, size_t n, char *out)
     out[2 * n] = '\0';
 }
 
+enum berth_err str_pct_encode(char *dst, size_t cap, const char *src)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    size_t o = 0;
+    if (cap == 0) {
+        return BERTH_ETOOBIG;
+    }
+    for (const unsigned char *p = (const unsigned char *)src; *p != '\0'; p++) {
+        unsigned char c = *p;
+        bool unreserved = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
+                          (c >= '0' && c <= '9') || c == '-' || c == '.' || c == '_' || c == '~';
+        size_t need = unreserved ? 1 : 3;
+        if (cap - o <= need) {
+            dst[0] = '\0';
+            return BERTH_ETOOBIG;
+        }
+        if (unreserved) {
+            dst[o++] = (char)c;
+        } else {
+            dst[o++] = '%';
+            dst[o++] = hex[c >> 4];
+            dst[o++] = hex[c & 0xf];
+        }
+    }
+    dst[o] = '\0';
+    return BERTH_OK;
+}
+
 bool str_ct_equal(const void *a, size_t alen, const void *b, size_t blen)
 {
     if (alen != blen) {

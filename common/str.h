@@ -35,6 +35,13 @@ int str_hex_value(char c);
 /* Lower-case hex of n bytes into out (2n+1 bytes, NUL-terminated). */
 void str_hex_encode(const uint8_t *in, size_t n, char *out);
 
+/* Percent-encode src as one URL query value (RFC 3986 section 2.1) into dst
+ * (cap bytes, NUL-terminated): every byte but the unreserved ones
+ * (A-Z a-z 0-9 - . _ ~) becomes %XX, so '+', '&', '=', '/', '#' and '>'
+ * read back as themselves. BERTH_ETOOBIG when it does not fit; dst is then
+ * "" (never half an escape). */
+enum berth_err str_pct_encode(char *dst, size_t cap, const char *src);
+
 /* Constant-time equality of two byte strings of the given lengths. */
 bool str_ct_equal(const void *a, size_t alen, const void *b, size_t blen);
 

@@ -83,6 +83,23 @@ enum range_result range_parse(const char *header, uint64_t size, struct byte_ran
     return RANGE_PARTIAL;
 }
 
+bool range_if_range_holds(const char *if_range, const char *etag)
+{
+    if (if_range == NULL) {
+        return true;
+    }
+    while (*if_range == ' ' || *if_range == '\t') {
+        if_range++;
+    }
+    size_t n = strlen(if_range);
+    while (n > 0 && (if_range[n - 1] == ' ' || if_range[n - 1] == '\t')) {
+        n--;
+    }
+    /* etag is a quoted strong tag, so equal bytes mean a strong match;
+     * a weak tag or a date can never be equal */
+    return etag[0] == '"' && strlen(etag) == n && memcmp(if_range, etag, n) == 0;
+}
+
 enum berth_err range_parse_content_range(const char *value, struct byte_range *out)
 {
     const char *p = value;
@@ -92,6 +109,11 @@ enum berth_err range_parse_content_range(const char *value, struct byte_range *o
     }
     p++;
     if (take_number(&p, &last) != 0 || *p != '\0' || last < first) {
+        return BERTH_EINVAL;
+    }
+    if (first == 0 && last == UINT64_MAX) {
+        /* 2^64 bytes: last - first + 1, the length every caller checks the
+         * body against, would wrap to 0 and pass an empty body */
         return BERTH_EINVAL;
     }
     out->first = first;

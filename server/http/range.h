@@ -1,11 +1,12 @@
 /*
  * HTTP byte ranges: the Range request header on blob GET (RFC 9110 section
- * 14) and the Content-Range of OCI chunked uploads ("<start>-<end>",
+ * 14) with its If-Range condition, and the Content-Range of OCI chunked uploads ("<start>-<end>",
  * inclusive). Pure functions; thread-safe.
  */
 #ifndef BERTH_RANGE_H
 #define BERTH_RANGE_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "common/err.h"
@@ -29,8 +30,18 @@ enum range_result {
  * garbage are ignored (RANGE_NONE), as RFC 9110 allows. */
 enum range_result range_parse(const char *header, uint64_t size, struct byte_range *out);
 
+/* Whether a Range may be honoured given the request's If-Range (RFC 9110
+ * section 13.1.5; if_range NULL when absent) and etag, the quoted strong
+ * ETag the response carries. True when absent or when it is that same
+ * entity-tag, compared strongly (octet for octet, never a W/ one); false
+ * for another tag, a date (berth sends no Last-Modified for one to match)
+ * or anything else: the caller then ignores the Range and sends all. */
+bool range_if_range_holds(const char *if_range, const char *etag);
+
 /* Parse an upload Content-Range "<start>-<end>" (inclusive), exactly the
- * spec's ^[0-9]+-[0-9]+$. BERTH_EINVAL when malformed or end < start. */
+ * spec's ^[0-9]+-[0-9]+$. BERTH_EINVAL when malformed, end < start, or
+ * the length (end - start + 1) does not fit in 64 bits; on success
+ * out->last - out->first + 1 is the range's length, never 0. */
 enum berth_err range_parse_content_range(const char *value, struct byte_range *out);
 
 #endif

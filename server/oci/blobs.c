@@ -224,7 +224,11 @@ static void blob_get(struct request *req, const struct digest *d)
     uint64_t size = (uint64_t)blob.size;
     struct byte_range r = {0, size ? size - 1 : 0};
     enum range_result rr = RANGE_NONE;
-    if (!req->is_head) {
+    char etag[DIGEST_STR_MAX + 2];
+    snprintf(etag, sizeof(etag), "\"%s\"", d->str);
+    /* a client resuming with If-Range for a representation other than this
+     * one gets all of this one, not a piece of it spliced onto its own */
+    if (!req->is_head && range_if_range_holds(http_header(req, "If-Range"), etag)) {
         rr = range_parse(http_header(req, "Range"), size, &r);
     }
     char cr[96];
@@ -258,8 +262,6 @@ static void blob_get(struct request *req, const struct digest *d)
     http_add(resp, "Content-Type", "application/octet-stream");
     http_add(resp, "Docker-Content-Digest", d->str);
     http_add(resp, "Accept-Ranges", "bytes");
-    char etag[DIGEST_STR_MAX + 2];
-    snprintf(etag, sizeof(etag), "\"%s\"", d->str);
     http_add(resp, "ETag", etag);
     if (rr == RANGE_PARTIAL) {
         snprintf(cr, sizeof(cr), "bytes %llu-%llu/%llu", (unsigned long long)r.first,

@@ -183,6 +183,27 @@ static int add_name(void *arg, const char *name)
     return 0;
 }
 
+/* Room for one percent-encoded query value of a Link: a repository name,
+ * a tag, a digest or a media type, each byte at most three. */
+#define LINK_VALUE_MAX (3 * NAMES_REPO_MAX + 1)
+_Static_assert(NAMES_REPO_MAX >= NAMES_TAG_MAX && NAMES_REPO_MAX >= DIGEST_STR_MAX &&
+                   NAMES_REPO_MAX >= MANIFEST_MEDIA_TYPE_MAX,
+               "LINK_VALUE_MAX holds every value a Link carries");
+
+/* Percent-encode value for the query of a next-page Link into out
+ * (LINK_VALUE_MAX bytes): libmicrohttpd decodes the next request's query,
+ * '+' as a space, so a value sent as is (application/spdx+json) comes back
+ * as another. False after answering 500 when it does not fit, which the
+ * limits above rule out. */
+static bool link_value_encode(struct request *req, char *out, const char *value)
+{
+    if (str_pct_encode(out, LINK_VALUE_MAX, value) != BERTH_OK) {
+        oci_server_error(req, BERTH_ETOOBIG, "link_value_too_long");
+        return false;
+    }
+    return true;
+}
+
 void oci_send_doc(struct request *req, unsigned status, json_t *doc, const char *header,
                   const char *value)
 {
@@ -230,14 +251,19 @@ static void handle_tags(struct request *req)
         oci_fail(req, &s);
         return;
     }
-    json_t *doc = json_pack("{s:s, s:o}", "name", req->repo, "tags", c.array);
-    char link[NAMES_REPO_MAX * 2 + 128];
+    char link[NAMES_REPO_MAX + LINK_VALUE_MAX + 128];
     const char *link_value = NULL;
     if (more) {
+        char at[LINK_VALUE_MAX];
+        if (!link_value_encode(req, at, c.last)) {
+            json_decref(c.array);
+            return;
+        }
         snprintf(link, sizeof(link), "</v2/%s/tags/list?last=%s&n=%lld>; rel=\"next\"", req->repo,
-                 c.last, (long long)page);
+                 at, (long long)page);
         link_value = link;
     }
+    json_t *doc = json_pack("{s:s, s:o}", "name", req->repo, "tags", c.array);
     oci_send_doc(req, 200, doc, "Link", link_value);
 }
 
@@ -298,14 +324,19 @@ static void handle_catalog(struct request *req)
         oci_server_error(req, cc.rc, "auth_policy_failed");
         return;
     }
-    json_t *doc = json_pack("{s:o}", "repositories", c.array);
-    char link[NAMES_REPO_MAX + 128];
+    char link[LINK_VALUE_MAX + 128];
     const char *link_value = NULL;
     if (more) {
-        snprintf(link, sizeof(link), "</v2/_catalog?last=%s&n=%lld>; rel=\"next\"", c.last,
+        char at[LINK_VALUE_MAX];
+        if (!link_value_encode(req, at, c.last)) {
+            json_decref(c.array);
+            return;
+        }
+        snprintf(link, sizeof(link), "</v2/_catalog?last=%s&n=%lld>; rel=\"next\"", at,
                  (long long)n);
         link_value = link;
     }
+    json_t *doc = json_pack("{s:o}", "repositories", c.array);
     oci_send_doc(req, 200, doc, "Link", link_value);
 }
 
@@ -372,6 +403,19 @@ static void handle_referrers(struct request *req)
         oci_fail(req, &s);
         return;
     }
+    char link[NAMES_REPO_MAX + DIGEST_STR_MAX + 2 * LINK_VALUE_MAX + 64] = "";
+    if (c.more) {
+        /* a filter that matched is a stored artifact type, so it fits;
+         * one cut or left out would change what the next page lists */
+        char last[LINK_VALUE_MAX], at[LINK_VALUE_MAX] = "";
+        if (!link_value_encode(req, last, c.last) ||
+            (artifact_type != NULL && !link_value_encode(req, at, artifact_type))) {
+            json_decref(c.manifests);
+            return;
+        }
+        snprintf(link, sizeof(link), "</v2/%s/referrers/%s?last=%s%s%s>; rel=\"next\"", req->repo,
+                 subject.str, last, artifact_type != NULL ? "&artifactType=" : "", at);
+    }
     json_t *doc = json_pack("{s:i, s:s, s:o}", "schemaVersion", 2, "mediaType",
                             "application/vnd.oci.image.index.v1+json", "manifests", c.manifests);
     char *text = doc ? json_dumps(doc, JSON_COMPACT) : NULL;
@@ -385,13 +429,6 @@ static void handle_referrers(struct request *req)
         http_add(resp, "OCI-Filters-Applied", "artifactType");
     }
     if (c.more) {
-        char link[NAMES_REPO_MAX + 2 * DIGEST_STR_MAX + 400];
-        char at[300] = "";
-        if (artifact_type != NULL && strlen(artifact_type) < 250) {
-            snprintf(at, sizeof(at), "&artifactType=%s", artifact_type);
-        }
-        snprintf(link, sizeof(link), "</v2/%s/referrers/%s?last=%s%s>; rel=\"next\"", req->repo,
-                 subject.str, c.last, at);
         http_add(resp, "Link", link);
     }
     http_send_json(req, 200, "application/vnd.oci.image.index.v1+json", text, resp);

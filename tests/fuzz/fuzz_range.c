@@ -28,7 +28,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             abort();
         }
     }
-    if (range_parse_content_range(s, &r) == BERTH_OK && r.first > r.last) {
+    if (range_parse_content_range(s, &r) == BERTH_OK &&
+        (r.first > r.last || r.last - r.first + 1 == 0)) {
         abort();
     }
     free(s);

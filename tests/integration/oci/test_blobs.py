@@ -145,6 +145,25 @@ class BlobRangeTest(h.ServerTestCase):
         self.assertStatus(resp, 206)
         self.assertHeader(resp, "Docker-Content-Digest", self.digest)
 
+    def test_if_range(self):
+        # RFC 9110 13.1.5: the Range holds only while If-Range names this representation
+        # by its strong ETag; otherwise all of it comes back, 200.
+        etag = self.assertStatus(self.reg.head_blob(self.range_repo, self.digest), 200)
+        etag = self.assertHasHeader(etag, "ETag")
+        resp = self.reg.get_blob(self.range_repo, self.digest,
+                                 headers={"Range": "bytes=0-1", "If-Range": etag})
+        self.assertStatus(resp, 206)
+        self.assertEqual(resp.body, self.data[:2])
+        for other in ('"nope"', "W/" + etag, "Sun, 06 Nov 1994 08:49:37 GMT"):
+            for value in ("bytes=0-1", "bytes=5000-"):
+                with self.subTest(if_range=other, range=value):
+                    resp = self.reg.get_blob(self.range_repo, self.digest,
+                                             headers={"Range": value, "If-Range": other})
+                    self.assertStatus(resp, 200)
+                    self.assertEqual(resp.body, self.data)
+                    self.assertIsNone(resp.header("Content-Range"))
+                    self.assertHeader(resp, "ETag", etag)
+
 
 class BlobDeleteTest(h.ServerTestCase):
     def test_delete_then_404(self):

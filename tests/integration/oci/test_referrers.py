@@ -1,5 +1,7 @@
 """The referrers API (end-12a/b) and the OCI-Subject header."""
 
+import urllib.parse
+
 import berth_harness as h
 
 EMPTY_INDEX = {"schemaVersion": 2, "mediaType": h.MT_OCI_INDEX, "manifests": []}
@@ -91,6 +93,49 @@ class ReferrersTest(h.ServerTestCase):
         resp, doc = self.referrers(repo, subject.digest)
         self.assertEqual(len(doc["manifests"]), 3)
         self.assertFalse(resp.header_all("OCI-Filters-Applied"))
+
+    def test_filtered_pages_keep_the_filter(self):
+        # More referrers than one page (1000) of a type with a '+': the Link's
+        # artifactType must read back as the same type, or the next page is filtered
+        # by "application/spdx json" and comes back empty.
+        repo = self.repo()
+        spdx = "application/spdx+json"
+        subject = h.build_image(layer_count=1)
+        self.push_image_ok(repo, subject, tag="v1")
+        first = h.build_artifact(spdx, subject=subject.descriptor(), layer_count=0)
+        self.push_image_ok(repo, first)
+        pushed = {first.digest}
+        reg = self.server.registry(keep_alive=True)
+        try:
+            for i in range(1004):
+                art = h.build_artifact(spdx, subject=subject.descriptor(), layer_count=0,
+                                       annotations={"n": str(i)})
+                h.expect_status(reg.put_manifest(repo, art.digest, art.manifest,
+                                                 art.media_type), 201)
+                pushed.add(art.digest)
+            for params in ({"artifactType": spdx}, {}):
+                with self.subTest(params=params):
+                    target = self.reg.with_query("/v2/%s/referrers/%s" % (repo, subject.digest),
+                                                 **params)
+                    seen, pages = [], 0
+                    while target is not None and pages < 5:
+                        resp = self.assertStatus(reg.get(target), 200)
+                        pages += 1
+                        seen += [d["digest"] for d in resp.json()["manifests"]]
+                        self.assertEqual(bool(resp.header_all("OCI-Filters-Applied")),
+                                         bool(params), resp.describe())
+                        link = resp.header("Link")
+                        target = link[link.index("<") + 1:link.index(">")] if link else None
+                        if target is not None:
+                            query = dict(urllib.parse.parse_qsl(
+                                urllib.parse.urlsplit(target).query))
+                            self.assertEqual(query.get("artifactType"), params.get("artifactType"),
+                                             link)
+                    self.assertEqual(pages, 2)
+                    self.assertEqual(len(seen), len(pushed))
+                    self.assertEqual(set(seen), pushed)
+        finally:
+            reg.close()
 
     def test_index_with_subject(self):
         repo = self.repo()

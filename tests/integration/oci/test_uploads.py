@@ -257,6 +257,25 @@ class UploadSessionTest(h.ServerTestCase):
                 self.assertIn(resp.status, (400, 416), resp.describe())
         self.status(location, 0)
 
+    def test_content_range_length_overflow(self):
+        # 0-(2^64-1) is 2^64 bytes: a length that wraps to 0 must not pass for an empty
+        # body (a hostile-input pass found PATCH answered 202 and PUT publishing).
+        repo = self.repo()
+        location = self.start(repo)
+        huge = "0-18446744073709551615"
+        resp = self.reg.request("PATCH", self.reg.resolve(location), body=b"",
+                                headers={"Content-Type": h.MT_OCTET, "Content-Length": "0",
+                                         "Content-Range": huge})
+        self.assertError(resp, 400, "BLOB_UPLOAD_INVALID")
+        self.status(location, 0)
+        target = self.reg.with_query(self.reg.resolve(location), digest=h.digest_of(b""))
+        resp = self.reg.request("PUT", target, body=b"",
+                                headers={"Content-Type": h.MT_OCTET, "Content-Length": "0",
+                                         "Content-Range": huge})
+        self.assertError(resp, 400, "BLOB_UPLOAD_INVALID")
+        self.assertStatus(self.reg.head_blob(repo, h.digest_of(b"")), 404)
+        self.status(location, 0)
+
     def test_wrong_digest_publishes_nothing(self):
         data = h.random_bytes(4000)
         claimed = h.digest_of(b"something else entirely")

@@ -118,6 +118,27 @@ static void test_copy_and_ct(void)
     CHECK(!str_ct_equal("abc", 3, "ab", 2));
 }
 
+static void test_pct_encode(void)
+{
+    char out[64];
+    CHECK_INT(str_pct_encode(out, sizeof(out), "application/spdx+json"), BERTH_OK);
+    CHECK_STR(out, "application%2Fspdx%2Bjson");
+    CHECK_INT(str_pct_encode(out, sizeof(out), "Az09-._~"), BERTH_OK);
+    CHECK_STR(out, "Az09-._~");
+    CHECK_INT(str_pct_encode(out, sizeof(out), "a b&c=d#e>f%\xc3\xa9"), BERTH_OK);
+    CHECK_STR(out, "a%20b%26c%3Dd%23e%3Ef%25%C3%A9");
+    CHECK_INT(str_pct_encode(out, sizeof(out), ""), BERTH_OK);
+    CHECK_STR(out, "");
+    /* exactly full, then one byte short: never half an escape */
+    char four[4];
+    CHECK_INT(str_pct_encode(four, sizeof(four), "+"), BERTH_OK);
+    CHECK_STR(four, "%2B");
+    CHECK_INT(str_pct_encode(four, sizeof(four), "a+"), BERTH_ETOOBIG);
+    CHECK_STR(four, "");
+    CHECK_INT(str_pct_encode(four, sizeof(four), "abcd"), BERTH_ETOOBIG);
+    CHECK_STR(four, "");
+}
+
 static void test_say(void)
 {
     char why[8] = "old";
@@ -347,6 +368,7 @@ int main(void)
     RUN(test_glob_flags);
     RUN(test_utf8_scrub);
     RUN(test_copy_and_ct);
+    RUN(test_pct_encode);
     RUN(test_say);
     RUN(test_hex_value);
     RUN(test_base64);

@@ -60,6 +60,27 @@ static void test_content_range(void)
     CHECK_INT(range_parse_content_range("-10", &r), BERTH_EINVAL);
     CHECK_INT(range_parse_content_range("a-b", &r), BERTH_EINVAL);
     CHECK_INT(range_parse_content_range("", &r), BERTH_EINVAL);
+    /* a length of 2^64 would wrap to 0 */
+    CHECK_INT(range_parse_content_range("0-18446744073709551615", &r), BERTH_EINVAL);
+    CHECK_INT(range_parse_content_range("1-18446744073709551615", &r), BERTH_OK);
+    CHECK_INT(r.last - r.first + 1, UINT64_MAX);
+    CHECK_INT(range_parse_content_range("0-18446744073709551616", &r), BERTH_EINVAL);
+}
+
+static void test_if_range(void)
+{
+    const char *etag = "\"sha256:abc\"";
+    CHECK(range_if_range_holds(NULL, etag));
+    CHECK(range_if_range_holds("\"sha256:abc\"", etag));
+    CHECK(range_if_range_holds(" \"sha256:abc\"\t", etag));
+    CHECK(!range_if_range_holds("\"nope\"", etag));
+    CHECK(!range_if_range_holds("W/\"sha256:abc\"", etag)); /* weak never matches strongly */
+    CHECK(!range_if_range_holds("sha256:abc", etag));
+    CHECK(!range_if_range_holds("\"sha256:abc\"x", etag));
+    CHECK(!range_if_range_holds("\"sha256:ab\"", etag));
+    CHECK(!range_if_range_holds("", etag));
+    CHECK(!range_if_range_holds("Sun, 06 Nov 1994 08:49:37 GMT", etag)); /* no Last-Modified */
+    CHECK(!range_if_range_holds("W/\"x\"", "W/\"x\""));
 }
 
 int main(void)
@@ -67,5 +88,6 @@ int main(void)
     RUN(test_conformance_cases);
     RUN(test_edges);
     RUN(test_content_range);
+    RUN(test_if_range);
     return unit_report("test_range");
 }
