@@ -539,6 +539,49 @@ static struct auth_policy *cache_ref(struct policy_cache *c, struct auth_policy 
 
 /* ---- the auth state ---- */
 
+struct principal_clash {
+    const struct auth *a;
+    char name[AUTH_NAME_MAX + 1]; /* a config principal that has database keys, or "" */
+};
+
+static int find_clash(void *arg, const struct meta_key_info *key)
+{
+    struct principal_clash *c = arg;
+    for (size_t i = 0; i < c->a->key_count; i++) {
+        if (strcmp(c->a->keys[i].name, key->principal) == 0) {
+            str_copy(c->name, sizeof(c->name), key->principal);
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* A principal of the config file (auth.keys) must not also have keys in
+ * the database: one ARN would then carry two identity policies, and which
+ * one a request got would depend on the key it came with. `berth keys
+ * create` refuses such a name when it is given the config; one created
+ * without it is refused here, at start. */
+static enum berth_err check_principals(const struct auth *a)
+{
+    if (a->key_count == 0) {
+        return BERTH_OK;
+    }
+    struct meta *m = store_meta(a->store);
+    if (m == NULL) {
+        return BERTH_EUNAVAILABLE;
+    }
+    struct principal_clash c = {.a = a};
+    enum berth_err rc = meta_key_list(m, find_clash, &c);
+    if (rc == BERTH_OK && c.name[0] != '\0') {
+        log_error("event=auth_error msg=\"principal '%s' is in the config file (auth.keys) and "
+                  "has access keys in the database: remove it from one of them (berth keys "
+                  "list; berth keys delete ACCESS_KEY_ID)\"",
+                  c.name);
+        rc = BERTH_ECONFLICT;
+    }
+    return rc;
+}
+
 static enum berth_err load_token_key(struct auth *a)
 {
     struct meta *m = store_meta(a->store);
@@ -620,6 +663,10 @@ enum berth_err auth_new(const struct berth_config *cfg, struct store *st, bool r
         {
             a->regions[a->region_count++] = json_string_value(r);
         }
+    }
+    rc = check_principals(a);
+    if (rc != BERTH_OK) {
+        goto out;
     }
     rc = load_token_key(a);
     if (rc != BERTH_OK) {

@@ -637,6 +637,29 @@ class ConfigKeysTest(QuietMixin, h.ServerTestCase):
                 self.assertIn("auth.keys", out)
                 self.assertNotIn("s" * 40, out)
 
+    def test_a_principal_in_the_file_and_the_database_is_refused_at_start(self):
+        # `berth keys create` without --config cannot see the file's principals: the
+        # database got an admin key for cfg-reader, and the server started with the one ARN
+        # under two identity policies (the reader's and admin), whichever key came
+        self.server.stop()
+        rc, out, err = h.run_berth(["keys", "create", "cfg-reader", "--root",
+                                    self.server.root], split=True)
+        self.assertEqual(rc, 0, err)
+        akid = out.splitlines()[0].split("=", 1)[1]
+        rc, out = h.run_berth(["serve", "--listen", "127.0.0.1:%d" % h.free_port(),
+                               "--root", self.server.root, "--config",
+                               self.server.config_file()], timeout=20)
+        self.assertNotEqual(rc, 0, out)
+        self.assertIn("principal 'cfg-reader' is in the config file (auth.keys) and has "
+                      "access keys in the database", out)
+        rc, out = h.run_berth(["keys", "delete", akid], server=self.server)
+        self.assertEqual(rc, 0, out)
+        self.server.start(reuse_port=True)
+        reader = c.ecr_client(self.server, *self.READER)
+        with self.assertRaises(ClientError) as cm:
+            reader.create_repository(repositoryName="cfg/denied")
+        self.assertEqual(e.error_code(cm.exception), "AccessDeniedException")
+
 
 @h.berth_only("berth's safe default")
 class SafeDefaultWithKeysTest(QuietMixin, unittest.TestCase):
