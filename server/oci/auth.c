@@ -144,6 +144,8 @@ struct cred {
     const char *why;                     /* for the log when invalid */
     enum berth_err err;                  /* CRED_ERROR: why the check failed */
     char scope[AUTHTOKEN_SCOPE_MAX + 1]; /* CRED_BEARER: what the token grants */
+    bool browser; /* CRED_NONE from an anonymous console session: a browser, which a
+                     Basic challenge would make prompt for a password */
 };
 
 bool oci_auth_is_bearer(const struct request *req)
@@ -442,6 +444,8 @@ static void parse_credentials(struct request *req, enum oci_route route, struct 
                  * anonymous caller, as without a cookie */
                 if (!req->srv->cfg->anonymous) {
                     c->kind = CRED_SESSION_ENDED;
+                } else {
+                    c->browser = true;
                 }
             } else if (state == AUTH_SESSION_OK) {
                 c->kind = CRED_SESSION;
@@ -669,7 +673,12 @@ bool oci_authorize(struct request *req, enum oci_route route)
     if (ok) {
         goto out;
     }
-    if (req->ident.anonymous && !req->ident.bearer) {
+    if (req->ident.anonymous && !req->ident.bearer && c.browser) {
+        /* the console's anonymous visitor: a 403, as for a signed-in
+         * one, never a challenge the browser would prompt for */
+        metrics_auth_failure("denied");
+        oci_error(req, 403, "DENIED", denied, NULL);
+    } else if (req->ident.anonymous && !req->ident.bearer) {
         metrics_auth_failure("missing_credentials");
         oci_auth_challenge(req, "authentication required", scope, NULL);
     } else {
