@@ -371,6 +371,9 @@ enum oci_login oci_auth_login(struct request *req, struct meta *m, const char *u
     id->anonymous = true;
     if (out == OCI_LOGIN_OK) {
         auth_lookup_take_identity(&lk, id);
+    } else if (named) {
+        /* the key a refused login named, for the log (as on /v2) */
+        str_copy(id->access_key_id, sizeof(id->access_key_id), c.akid);
     }
     auth_lookup_fini(a, &lk);
     auth_wipe(&c, sizeof(c));

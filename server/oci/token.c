@@ -198,11 +198,15 @@ static bool service_ok(struct request *req, const char *service)
     return false;
 }
 
-/* Refuse a login the way the token endpoint does (401). */
-static void login_refused(struct request *req, enum oci_login result, const char *why)
+/* Refuse a login the way the token endpoint does (401); akid is the key
+ * it named ("" or NULL when none), logged as /v2 logs a refusal. */
+static void login_refused(struct request *req, enum oci_login result, const char *why,
+                          const char *akid)
 {
     metrics_auth_failure(why != NULL ? why : "invalid_credentials");
-    log_info("event=auth_refused reason=%s endpoint=token", why != NULL ? why : "-");
+    char shown[AUTH_AKID_MAX + 8];
+    log_info("event=auth_refused reason=%s key=%s endpoint=token", why != NULL ? why : "-",
+             log_value(akid != NULL && akid[0] != '\0' ? akid : "-", shown, sizeof(shown)));
     if (result == OCI_LOGIN_EXPIRED) {
         token_fail(req, 401, "invalid_grant", AUTHTOKEN_EXPIRED_MESSAGE);
     } else {
@@ -250,7 +254,7 @@ static void token_get(struct request *req, struct meta *m)
         token_server_error(req, result == OCI_LOGIN_RETRY ? BERTH_EUNAVAILABLE : BERTH_EDB,
                            "authorization failed");
     } else if (result == OCI_LOGIN_BAD || result == OCI_LOGIN_EXPIRED) {
-        login_refused(req, result, why);
+        login_refused(req, result, why, id->access_key_id);
     } else {
         issue(req, m, id, id->access_key_id, want, NULL, make_refresh);
     }
@@ -375,7 +379,7 @@ static void token_post_done(struct request *req)
             token_server_error(req, result == OCI_LOGIN_RETRY ? BERTH_EUNAVAILABLE : BERTH_EDB,
                                "authorization failed");
         } else if (result != OCI_LOGIN_OK) {
-            login_refused(req, result, why);
+            login_refused(req, result, why, id->access_key_id);
         } else {
             bool offline = f.access_type != NULL && strcmp(f.access_type, "offline") == 0;
             issue(req, m, id, id->access_key_id, want, NULL, offline);
@@ -409,7 +413,7 @@ static void token_post_done(struct request *req)
             token_server_error(req, rc, "authorization failed");
         } else {
             if (!lk.key_found) {
-                login_refused(req, OCI_LOGIN_BAD, "unknown_key");
+                login_refused(req, OCI_LOGIN_BAD, "unknown_key", rt.principal);
             } else {
                 auth_lookup_take_identity(&lk, id);
                 issue(req, m, id, id->access_key_id, want, f.refresh_token, false);

@@ -262,6 +262,16 @@ class BearerTest(h.ServerTestCase):
                 self.assertEqual(resp.json()["error"], "invalid_grant")
                 scheme, params = parse_challenge(resp.header("WWW-Authenticate"))
                 self.assertEqual((scheme, params["realm"]), ("Basic", self.realm))
+        # the log names the key each refusal came with, as /v2's refusals do (the form
+        # login too), so guessing through the token endpoint can be traced to a key
+        self.token_post({"grant_type": "password", "username": self.admin[0],
+                         "password": "wrong", "client_id": "x", "service": self.service},
+                        expect=401)
+        log = self.server.log_text()
+        self.assertGreaterEqual(log.count("event=auth_refused reason=bad_secret key=%s "
+                                          "endpoint=token" % self.admin[0]), 2, log[-3000:])
+        self.assertIn("event=auth_refused reason=unknown_key key=AKIANOSUCHKEY0000000 "
+                      "endpoint=token", log)
 
     def test_service_must_be_ours(self):
         resp = self.reg.request("GET", "/v2/token?service=registry.docker.io")
