@@ -487,60 +487,22 @@ static void session_body_done(struct request *req)
     session_create(req);
 }
 
-/* What the session's key (or an anonymous caller) may do on a repository,
- * by its identity policy and the repository's policy as they are now. */
-static void permissions(struct request *req)
-{
-    struct auth *a = req->srv->auth;
-    const char *repo = http_query(req, "repository");
-    if (repo != NULL && !names_repo_valid(repo)) {
-        fail(req, 400, "BadRequest", "repository must name a repository");
-        return;
-    }
-    struct meta *m = meta_or_fail(req);
-    if (m == NULL) {
-        return;
-    }
-    struct auth_session s;
-    enum auth_session_state state;
-    struct auth_lookup lk;
-    if (!session_lookup(req, m, false, repo, &s, &state, &lk)) {
-        return;
-    }
-    auth_wipe(&s, sizeof(s));
-    struct auth_identity id;
-    lookup_identity(&lk, &id);
-    json_t *actions = json_object();
-    const char *const *list = repo != NULL ? REPO_ACTIONS : REGISTRY_ACTIONS;
-    size_t n = repo != NULL ? sizeof(REPO_ACTIONS) / sizeof(REPO_ACTIONS[0])
-                            : sizeof(REGISTRY_ACTIONS) / sizeof(REGISTRY_ACTIONS[0]);
-    for (size_t i = 0; i < n; i++) {
-        bool ok = auth_decide(a, &id, lk.repo_policy, lk.registry_policy, list[i], repo, NULL, 0);
-        json_object_set_new(actions, list[i], json_boolean(ok));
-    }
-    auth_identity_clear(a, &id);
-    auth_lookup_fini(a, &lk);
-    send_doc(
-        req, 200,
-        json_pack("{s:o?, s:o}", "repository", repo ? json_string(repo) : NULL, "actions", actions),
-        NULL);
-}
-
 /* ---- the caller ---- */
 
 /* Who calls a console endpoint: the session's key (its CSRF token checked
  * when csrf is set), or anonymous. Once keys exist, an anonymous caller
  * (no session, or an anonymous one) is answered 401 unless anonymous_ok
- * and the server allows anonymous browsing ("anonymous": true). On true,
- * *lk and *id are filled (release both: auth_identity_clear,
- * auth_lookup_fini); on false the request was answered. */
+ * and the server allows anonymous browsing ("anonymous": true). repo, when
+ * not NULL, is the repository whose policy *lk carries. On true, *lk and
+ * *id are filled (release both: auth_identity_clear, auth_lookup_fini); on
+ * false the request was answered. */
 static bool caller_begin(struct request *req, struct meta *m, bool csrf, bool anonymous_ok,
-                         struct auth_lookup *lk, struct auth_identity *id)
+                         const char *repo, struct auth_lookup *lk, struct auth_identity *id)
 {
     struct auth *a = req->srv->auth;
     struct auth_session s;
     enum auth_session_state state;
-    if (!session_lookup(req, m, csrf, NULL, &s, &state, lk)) {
+    if (!session_lookup(req, m, csrf, repo, &s, &state, lk)) {
         return false;
     }
     bool anonymous_session = state == AUTH_SESSION_OK && s.access_key_id[0] == '\0';
@@ -558,6 +520,42 @@ static bool caller_begin(struct request *req, struct meta *m, bool csrf, bool an
     }
     lookup_identity(lk, id);
     return true;
+}
+
+/* What the session's key (or an anonymous caller, where anonymous browsing
+ * is allowed) may do on a repository, by its identity policy and the
+ * repository's policy as they are now. */
+static void permissions(struct request *req)
+{
+    struct auth *a = req->srv->auth;
+    const char *repo = http_query(req, "repository");
+    if (repo != NULL && !names_repo_valid(repo)) {
+        fail(req, 400, "BadRequest", "repository must name a repository");
+        return;
+    }
+    struct meta *m = meta_or_fail(req);
+    if (m == NULL) {
+        return;
+    }
+    struct auth_lookup lk;
+    struct auth_identity id;
+    if (!caller_begin(req, m, false, true, repo, &lk, &id)) {
+        return;
+    }
+    json_t *actions = json_object();
+    const char *const *list = repo != NULL ? REPO_ACTIONS : REGISTRY_ACTIONS;
+    size_t n = repo != NULL ? sizeof(REPO_ACTIONS) / sizeof(REPO_ACTIONS[0])
+                            : sizeof(REGISTRY_ACTIONS) / sizeof(REGISTRY_ACTIONS[0]);
+    for (size_t i = 0; i < n; i++) {
+        bool ok = auth_decide(a, &id, lk.repo_policy, lk.registry_policy, list[i], repo, NULL, 0);
+        json_object_set_new(actions, list[i], json_boolean(ok));
+    }
+    auth_identity_clear(a, &id);
+    auth_lookup_fini(a, &lk);
+    send_doc(
+        req, 200,
+        json_pack("{s:o?, s:o}", "repository", repo ? json_string(repo) : NULL, "actions", actions),
+        NULL);
 }
 
 /* What an anonymous caller must be allowed for a repository to be listed:
@@ -734,7 +732,7 @@ static void repositories(struct request *req)
     }
     struct auth_lookup lk;
     struct auth_identity id;
-    if (!caller_begin(req, m, true, true, &lk, &id)) {
+    if (!caller_begin(req, m, true, true, NULL, &lk, &id)) {
         return;
     }
 
@@ -1118,7 +1116,7 @@ static void registry(struct request *req)
     }
     struct auth_lookup lk;
     struct auth_identity id;
-    if (!caller_begin(req, m, true, false, &lk, &id)) {
+    if (!caller_begin(req, m, true, false, NULL, &lk, &id)) {
         return;
     }
     bool wide = registry_reader(a, &id, lk.registry_policy);
@@ -1205,7 +1203,7 @@ static void gc_start(struct request *req)
     }
     struct auth_lookup lk;
     struct auth_identity id;
-    if (!caller_begin(req, m, true, false, &lk, &id)) {
+    if (!caller_begin(req, m, true, false, NULL, &lk, &id)) {
         return;
     }
     bool admin = registry_admin(a, &id, lk.registry_policy);

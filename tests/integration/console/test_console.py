@@ -473,13 +473,17 @@ class ConsoleTest(h.ServerTestCase):
                                           "anonymousAllowed": False, "anonymous": False})
         status, out = anon.ecr("DescribeRepositories")
         self.assertNotEqual(status, 200, out)
-        perms = anon.get("/ui/api/permissions?repository=" + self.repo_name).json()["actions"]
-        self.assertFalse(any(perms.values()))
+        # the permissions too, as every other console endpoint (it answered the anonymous
+        # caller's decisions before)
+        r = anon.get("/ui/api/permissions?repository=" + self.repo_name)
+        self.assertEqual((r.status, r.json()["error"]), (401, "SignInRequired"), r.describe())
         # a forged cookie is no session
         anon.cookie = "berth_session=" + "ab" * 32
         anon.csrf = "cd" * 32
         status, out = anon.ecr("DescribeRepositories")
         self.assertEqual(error_type(out), "UnrecognizedClientException", out)
+        r = anon.get("/ui/api/permissions?repository=" + self.repo_name)
+        self.assertEqual((r.status, r.json()["error"]), (401, "SessionEnded"), r.describe())
 
 
 class ConsoleTlsTest(unittest.TestCase):
