@@ -33,8 +33,11 @@ void digest_set_fini(struct digest_set *s);
 
 struct bundle_writer {
     struct archive *a;
-    int fd; /* the temporary file, or -1 */
-    char tmp[4096];
+    int fd; /* the temporary file (or the stream), or -1 */
+    char tmp[4096];    /* the temporary file's name, made unique when created */
+    bool tmp_made;     /* it exists: removed unless renamed */
+    char target[4096]; /* the file the bundle replaces: path, or a symbolic link's file */
+    bool stream;       /* path is a FIFO, a pipe or a device: written as it is */
     const char *path;
     struct digest_set done;  /* blobs and manifests handled (written or left out) */
     struct digest_set since; /* what the previous bundle holds */

@@ -1,5 +1,6 @@
 /* The bundle writer (export and mirror) and the previous bundle of a
  * delta; see bundle_int.h. */
+#define _GNU_SOURCE /* mkostemp */
 #include "storage/bundle/bundle_int.h"
 
 #include <archive.h>
@@ -298,6 +299,84 @@ static void free_all(struct bundle_writer *w)
     digest_set_fini(&w->since);
 }
 
+/* Where the bundle goes. A regular file (or none yet) is replaced whole: the
+ * bundle is written to a temporary file beside it, made with O_EXCL under a
+ * random name (a name known in advance could be a planted symbolic link),
+ * and renamed over it when complete. Through a symbolic link, the file it
+ * names is replaced and the link kept. A FIFO, a pipe (/dev/stdout) or a
+ * device is written as it is: renaming over one would remove it. */
+static enum berth_err choose_target(struct bundle_writer *w)
+{
+    struct stat st, lst;
+    bool exists = stat(w->path, &st) == 0;
+    if (exists && S_ISDIR(st.st_mode)) {
+        return bundle_writer_fail(w, BERTH_EINVAL, "%s: is a directory", w->path);
+    }
+    if (exists && !S_ISREG(st.st_mode)) {
+        w->stream = true;
+        return str_copy(w->target, sizeof(w->target), w->path) == BERTH_OK
+                   ? BERTH_OK
+                   : bundle_writer_fail(w, BERTH_EINVAL, "%s: path too long", w->path);
+    }
+    if (lstat(w->path, &lst) == 0 && S_ISLNK(lst.st_mode)) {
+        char *real = exists ? realpath(w->path, NULL) : NULL;
+        if (real == NULL) {
+            return bundle_writer_fail(w, BERTH_EINVAL, "%s: a symbolic link to no file",
+                                      w->path);
+        }
+        enum berth_err rc = str_copy(w->target, sizeof(w->target), real);
+        free(real);
+        if (rc != BERTH_OK) {
+            return bundle_writer_fail(w, BERTH_EINVAL, "%s: path too long", w->path);
+        }
+    } else if (str_copy(w->target, sizeof(w->target), w->path) != BERTH_OK) {
+        return bundle_writer_fail(w, BERTH_EINVAL, "%s: path too long", w->path);
+    }
+    if ((size_t)snprintf(w->tmp, sizeof(w->tmp), "%s.tmp-XXXXXX", w->target) >= sizeof(w->tmp)) {
+        return bundle_writer_fail(w, BERTH_EINVAL, "%s: path too long", w->path);
+    }
+    return BERTH_OK;
+}
+
+/* The process's umask, read without changing it (umask(2) sets it, and
+ * other threads create files meanwhile); 022 when it cannot be read. */
+static mode_t current_umask(void)
+{
+    mode_t mask = 022;
+    FILE *f = fopen("/proc/self/status", "re");
+    char line[128];
+    while (f != NULL && fgets(line, sizeof(line), f) != NULL) {
+        if (strncmp(line, "Umask:", 6) == 0) {
+            mask = (mode_t)strtoul(line + 6, NULL, 8) & 0777;
+            break;
+        }
+    }
+    if (f != NULL) {
+        fclose(f);
+    }
+    return mask;
+}
+
+/* Open the temporary file (or the stream) the archive is written to. */
+static enum berth_err open_output(struct bundle_writer *w)
+{
+    if (w->stream) {
+        w->fd = open(w->target, O_WRONLY | O_CLOEXEC);
+        return w->fd >= 0 ? BERTH_OK
+                          : bundle_writer_fail(w, BERTH_EIO, "%s: %s", w->path, strerror(errno));
+    }
+    w->fd = mkostemp(w->tmp, O_CLOEXEC);
+    if (w->fd < 0) {
+        return bundle_writer_fail(w, BERTH_EIO, "%s: %s", w->tmp, strerror(errno));
+    }
+    w->tmp_made = true;
+    /* as open(2) with 0644 would have made it; mkostemp makes 0600 */
+    if (fchmod(w->fd, 0644 & ~current_umask()) != 0) {
+        return bundle_writer_fail(w, BERTH_EIO, "%s: %s", w->tmp, strerror(errno));
+    }
+    return BERTH_OK;
+}
+
 enum berth_err bundle_writer_prepare(struct bundle_writer *w, const char *path, const char *since,
                                      bundle_progress_fn progress, void *progress_arg, char *why,
                                      size_t why_cap)
@@ -310,11 +389,11 @@ enum berth_err bundle_writer_prepare(struct bundle_writer *w, const char *path, 
     w->why = why;
     w->why_cap = why_cap;
     why[0] = '\0';
-    if ((size_t)snprintf(w->tmp, sizeof(w->tmp), "%s.tmp-%ld", path, (long)getpid()) >=
-        sizeof(w->tmp)) {
-        return bundle_writer_fail(w, BERTH_EINVAL, "%s: path too long", path);
+    enum berth_err rc = choose_target(w);
+    if (rc != BERTH_OK) {
+        return rc;
     }
-    enum berth_err rc = since != NULL ? read_since(w, since) : BERTH_OK;
+    rc = since != NULL ? read_since(w, since) : BERTH_OK;
     if (rc != BERTH_OK) {
         free_all(w);
         return rc;
@@ -337,8 +416,8 @@ enum berth_err bundle_writer_start(struct bundle_writer *w, bool zstd)
                (zstd && archive_write_add_filter_zstd(w->a) != ARCHIVE_OK)) {
         rc =
             bundle_writer_fail(w, BERTH_EUNSUPPORTED, "libarchive: %s", archive_error_string(w->a));
-    } else if ((w->fd = open(w->tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644)) < 0) {
-        rc = bundle_writer_fail(w, BERTH_EIO, "%s: %s", w->tmp, strerror(errno));
+    } else if ((rc = open_output(w)) != BERTH_OK) {
+        /* (named by open_output) */
     } else if (archive_write_open_fd(w->a, w->fd) != ARCHIVE_OK) {
         rc = bundle_writer_fail(w, BERTH_EIO, "%s: %s", w->tmp, archive_error_string(w->a));
     }
@@ -466,12 +545,12 @@ enum berth_err bundle_writer_entry(struct bundle_writer *w, json_t *desc)
     return BERTH_OK;
 }
 
-/* fsync the directory holding w->path, so that the rename is durable; on
+/* fsync the directory holding w->target, so that the rename is durable; on
  * failure the bundle is removed again (it was reported as not written). */
 static enum berth_err sync_parent(struct bundle_writer *w)
 {
     char dir[sizeof(w->tmp)];
-    str_copy(dir, sizeof(dir), w->path);
+    str_copy(dir, sizeof(dir), w->target);
     char *slash = strrchr(dir, '/');
     if (slash == NULL) {
         str_copy(dir, sizeof(dir), ".");
@@ -485,7 +564,7 @@ static enum berth_err sync_parent(struct bundle_writer *w)
         close(fd);
     }
     if (!ok) {
-        unlink(w->path);
+        unlink(w->target);
         return bundle_writer_fail(w, BERTH_EIO, "%s: fsync: %s", dir, strerror(saved));
     }
     return BERTH_OK;
@@ -503,8 +582,9 @@ enum berth_err bundle_writer_finish(struct bundle_writer *w)
     if (archive_write_close(w->a) != ARCHIVE_OK && rc == BERTH_OK) {
         rc = bundle_writer_fail(w, BERTH_EIO, "%s: %s", w->tmp, archive_error_string(w->a));
     }
-    /* durable before it is reported: the file's bytes, then its name */
-    if (rc == BERTH_OK && bundle_writer_fsync(w->fd) != 0) {
+    /* durable before it is reported: the file's bytes, then its name (a
+     * stream has neither to make durable) */
+    if (rc == BERTH_OK && !w->stream && bundle_writer_fsync(w->fd) != 0) {
         rc = bundle_writer_fail(w, BERTH_EIO, "%s: fsync: %s", w->tmp, strerror(errno));
     }
     if (rc == BERTH_OK) {
@@ -514,11 +594,13 @@ enum berth_err bundle_writer_finish(struct bundle_writer *w)
             rc = bundle_writer_fail(w, BERTH_EIO, "%s: %s", w->tmp, strerror(errno));
         }
     }
-    if (rc == BERTH_OK && rename(w->tmp, w->path) != 0) {
-        rc = bundle_writer_fail(w, BERTH_EIO, "%s: %s", w->path, strerror(errno));
-    }
-    if (rc == BERTH_OK) {
-        rc = sync_parent(w);
+    if (rc == BERTH_OK && !w->stream) {
+        if (rename(w->tmp, w->target) != 0) {
+            rc = bundle_writer_fail(w, BERTH_EIO, "%s: %s", w->path, strerror(errno));
+        } else {
+            w->tmp_made = false;
+            rc = sync_parent(w);
+        }
     }
     if (rc != BERTH_OK) {
         bundle_writer_abort(w);
@@ -532,7 +614,10 @@ enum berth_err bundle_writer_finish(struct bundle_writer *w)
 void bundle_writer_abort(struct bundle_writer *w)
 {
     free_all(w);
-    unlink(w->tmp);
+    if (w->tmp_made) {
+        unlink(w->tmp);
+        w->tmp_made = false;
+    }
     if (w->why[0] == '\0') {
         snprintf(w->why, w->why_cap, "the bundle could not be written");
     }

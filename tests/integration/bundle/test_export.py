@@ -3,6 +3,8 @@ OCI image layout in a tar or tar.zst, read back by Python and by skopeo; errors 
 file behind."""
 
 import os
+import stat
+import threading
 import unittest
 
 import berth_harness as h
@@ -92,6 +94,45 @@ class ExportTest(unittest.TestCase):
         self.assertEqual(self.export("itest/app:v1")[0], 2)
         self.assertEqual(self.export("-o", path)[0], 2)
         self.assertEqual([n for n in os.listdir(self.server.tmp) if n.startswith("bad")], [])
+
+    def test_links_fifos_and_devices_are_written_through(self):
+        # a symbolic link: the file it names gets the bundle and the link stays (before:
+        # the link was renamed over, its file never written)
+        target = os.path.join(self.server.tmp, "real.tar")
+        with open(target, "wb") as f:
+            f.write(b"old")
+        link = os.path.join(self.server.tmp, "link.tar")
+        os.symlink(target, link)
+        rc, out = self.export("itest/app:v1", "itest/app:multi", "-o", link)
+        self.assertEqual(rc, 0, out)
+        self.assertTrue(os.path.islink(link))
+        self.assertEqual(os.readlink(link), target)
+        self.check_bundle(target)
+        os.unlink(target)
+        rc, out = self.export("itest/app:v1", "-o", link)  # a link to nothing
+        self.assertEqual(rc, 1, out)
+        self.assertIn("a symbolic link to no file", out)
+        self.assertFalse(os.path.exists(target))
+        # a FIFO (as a device or /dev/stdout's pipe): read from, and still a FIFO after
+        fifo = os.path.join(self.server.tmp, "pipe")
+        os.mkfifo(fifo)
+        got = []
+        reader = threading.Thread(target=lambda: got.append(open(fifo, "rb").read()),
+                                  daemon=True)
+        reader.start()
+        rc, out = self.export("itest/app:v1", "itest/app:multi", "-o", fifo)
+        reader.join(60)
+        self.assertEqual(rc, 0, out)
+        self.assertTrue(stat.S_ISFIFO(os.lstat(fifo).st_mode))
+        copy = os.path.join(self.server.tmp, "from-fifo.tar")
+        with open(copy, "wb") as f:
+            f.write(got[0])
+        self.check_bundle(copy)
+        # a directory is refused
+        rc, out = self.export("itest/app:v1", "-o", self.server.tmp)
+        self.assertEqual(rc, 1, out)
+        self.assertIn("is a directory", out)
+        self.assertEqual([n for n in os.listdir(self.server.tmp) if ".tmp-" in n], [])
 
 
 if __name__ == "__main__":
