@@ -521,7 +521,9 @@ static enum berth_err read_file_entry(struct importer *im, const char *rel)
     if ((size_t)snprintf(full, sizeof(full), "%s/%s", im->path, rel) >= sizeof(full)) {
         return fail(im, BERTH_EINVAL, "%s: path too long", rel);
     }
-    int fd = open(full, O_RDONLY | O_CLOEXEC);
+    /* O_NONBLOCK: a FIFO in the layout must not block the open (a
+     * regular file's reads ignore the flag) */
+    int fd = open(full, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
     if (fd < 0) {
         if (errno == ENOENT) {
             return BERTH_OK;
@@ -535,6 +537,8 @@ static enum berth_err read_file_entry(struct importer *im, const char *rel)
     } else if (S_ISREG(sb.st_mode)) {
         struct reader r = {.a = NULL, .fd = fd};
         rc = take_entry(im, rel, (int64_t)sb.st_size, &r);
+    } else if (!S_ISDIR(sb.st_mode)) {
+        rc = fail(im, BERTH_EINVAL, "%s: not a regular file", rel);
     }
     file_close(fd);
     return rc;

@@ -164,6 +164,20 @@ class ImportTest(unittest.TestCase):
         self.assertIn(entry + ": the content does not match its digest", out)
         self.assert_nothing_published()
 
+    def test_a_fifo_in_a_layout_directory_is_refused(self):
+        # the open of a FIFO blocked: the import hung until killed
+        path, images = self.make_export("bundle.tar")
+        layout = os.path.join(self.work, "layout")
+        with tarfile.open(path) as tar:
+            tar.extractall(layout)
+        entry = "blobs/sha256/" + images["v1"].config_digest.split(":")[1]
+        os.unlink(os.path.join(layout, entry))
+        os.mkfifo(os.path.join(layout, entry))
+        rc, out = h.run_berth(["import", layout], server=self.dest, timeout=30)
+        self.assertEqual(rc, 1, out)
+        self.assertIn(entry + ": not a regular file", out)
+        self.assert_nothing_published()
+
     def test_missing_blob_is_refused(self):
         path, images = self.make_export("bundle.tar")
         config = images["v1"].config_digest
