@@ -33,7 +33,7 @@ void digest_set_fini(struct digest_set *s);
 
 struct bundle_writer {
     struct archive *a;
-    int fd; /* the temporary file (or the stream), or -1 */
+    int fd;            /* the temporary file (or the stream), or -1 */
     char tmp[4096];    /* the temporary file's name, made unique when created */
     bool tmp_made;     /* it exists: removed unless renamed */
     char target[4096]; /* the file the bundle replaces: path, or a symbolic link's file */

@@ -321,8 +321,7 @@ static enum berth_err choose_target(struct bundle_writer *w)
     if (lstat(w->path, &lst) == 0 && S_ISLNK(lst.st_mode)) {
         char *real = exists ? realpath(w->path, NULL) : NULL;
         if (real == NULL) {
-            return bundle_writer_fail(w, BERTH_EINVAL, "%s: a symbolic link to no file",
-                                      w->path);
+            return bundle_writer_fail(w, BERTH_EINVAL, "%s: a symbolic link to no file", w->path);
         }
         enum berth_err rc = str_copy(w->target, sizeof(w->target), real);
         free(real);
