@@ -1179,15 +1179,45 @@ static enum berth_err publish_manifest(struct importer *im, const struct step *s
     return BERTH_OK;
 }
 
+/* Tags the bundle would move that the store keeps immutable: refused
+ * before anything is published, so that a refused import changes nothing
+ * (the publishing checks again, for a change made meanwhile). */
+static enum berth_err check_tags(struct importer *im)
+{
+    for (size_t i = 0; i < im->step_count; i++) {
+        const struct step *s = &im->steps[i];
+        if (s->kind != STEP_MANIFEST || s->tag == NULL) {
+            continue;
+        }
+        struct registry_status st;
+        enum berth_err rc = registry_tag_check(im->st, im->repos[s->repo], s->tag, s->d.str, &st);
+        if (rc != BERTH_OK) {
+            return fail(im, rc, "%s:%s: %s Nothing was imported.", im->repos[s->repo], s->tag,
+                        st.message);
+        }
+    }
+    return BERTH_OK;
+}
+
 static enum berth_err publish(struct importer *im)
 {
-    enum berth_err rc = BERTH_OK;
+    enum berth_err rc = check_tags(im);
+    size_t published = 0; /* manifests */
     for (size_t i = 0; i < im->step_count && rc == BERTH_OK; i++) {
         const struct step *s = &im->steps[i];
         rc = s->kind == STEP_BLOB ? publish_blob(im, s) : publish_manifest(im, s);
         if (rc == BERTH_OK) {
+            published += s->kind == STEP_MANIFEST;
             fault_point("import-step-published");
         }
+    }
+    size_t len = strlen(im->why);
+    if (rc != BERTH_OK && published > 0 && len < im->why_cap) {
+        /* steps publish one by one: say what is in already */
+        snprintf(im->why + len, im->why_cap - len,
+                 " (%zu manifests of the bundle were imported before it; importing it again "
+                 "once the cause is gone completes it)",
+                 published);
     }
     return rc;
 }

@@ -536,6 +536,44 @@ bool registry_tag_is_immutable(enum meta_mutability mu, const char *filters_json
     return immutable;
 }
 
+enum berth_err registry_tag_check(struct store *st, const char *repo, const char *tag,
+                                  const char *digest, struct registry_status *s)
+{
+    clear_status(s);
+    struct meta *m = store_meta(st);
+    if (m == NULL) {
+        return internal(s, BERTH_EUNAVAILABLE);
+    }
+    struct meta_repo r;
+    enum berth_err rc = meta_repo_get(m, repo, &r);
+    if (rc == BERTH_ENOTFOUND || (rc == BERTH_OK && r.mutability == META_MUTABLE)) {
+        return BERTH_OK;
+    }
+    struct meta_manifest mf;
+    if (rc == BERTH_OK) {
+        rc = meta_manifest_get_by_tag(m, r.id, tag, &mf);
+        if (rc == BERTH_ENOTFOUND || (rc == BERTH_OK && strcmp(mf.digest, digest) == 0)) {
+            return BERTH_OK;
+        }
+    }
+    char *filters = NULL;
+    if (rc == BERTH_OK && has_filters(r.mutability)) {
+        rc = meta_repo_get_text(m, r.id, META_REPO_MUTABILITY_FILTERS, &filters);
+    }
+    if (rc != BERTH_OK) {
+        return internal(s, rc);
+    }
+    bool immutable = registry_tag_is_immutable(r.mutability, filters, tag);
+    free(filters);
+    if (immutable) {
+        return registry_fail(s, REG_TAG_IMMUTABLE, BERTH_EDENIED,
+                             "The image tag '%s' already exists in the '%s' repository and "
+                             "cannot be overwritten because the tag is immutable.",
+                             tag, repo);
+    }
+    return BERTH_OK;
+}
+
 /* Inside the write transaction: every reference must be present, unless
  * sparse manifests are allowed (storage.sparse_manifests): then nothing is
  * looked up, and what is missing may come later or never. */

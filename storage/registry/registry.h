@@ -236,6 +236,14 @@ enum berth_err registry_referrers(struct store *st, const char *repo, const stru
  * filters_json is the repository's exclusion filter list (may be NULL). */
 bool registry_tag_is_immutable(enum meta_mutability mu, const char *filters_json, const char *tag);
 
+/* Whether pointing tag at the manifest digest would be refused because
+ * the tag is immutable and points elsewhere (REG_TAG_IMMUTABLE,
+ * BERTH_EDENIED): BERTH_OK when it would not be, also when the repository
+ * or the tag does not exist yet. Read outside any transaction, for a check
+ * before a batch of changes (berth import); the change checks again. */
+enum berth_err registry_tag_check(struct store *st, const char *repo, const char *tag,
+                                  const char *digest, struct registry_status *s);
+
 /* The image an image identifier names in repo (looked up by the caller):
  * by tag, by digest, or by both, which must then name the same image. On
  * this thread's metadata connection, so inside the caller's transaction

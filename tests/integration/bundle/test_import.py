@@ -233,6 +233,32 @@ class ImportTest(unittest.TestCase):
         h.expect_status(reg.push_image("other/repo", h.build_image(), tag="after"), 201)
         self.dest.stop()
 
+    def test_an_immutable_tag_refuses_the_import_before_anything_is_published(self):
+        # the bundle holds v1, then multi; the store keeps tags immutable and multi points
+        # at another image: before, v1 was published and then the import was "refused"
+        path, images = self.make_export()
+        self.dest.start()
+        reg = self.dest.registry()
+        ecr = clients.ecr_client(self.dest, *clients.DUMMY_KEY)
+        ecr.create_repository(repositoryName="itest/app", imageTagMutability="IMMUTABLE")
+        other = h.build_image()
+        h.expect_status(reg.push_image("itest/app", other, tag="multi"), 201)
+        rc, out = berth_import(self.dest, path)
+        self.assertEqual(rc, 1, out)
+        self.assertIn("itest/app:multi: The image tag 'multi' already exists", out)
+        self.assertIn("Nothing was imported.", out)
+        self.assertEqual(h.expect_status(reg.tags("itest/app"), 200).json()["tags"], ["multi"])
+        h.expect_status(reg.get_manifest("itest/app", images["v1"].digest,
+                                         accept=images["v1"].media_type), 404)
+        resp = h.expect_status(reg.get_manifest("itest/app", "multi"), 200)
+        self.assertEqual(resp.header("Docker-Content-Digest"), other.digest)
+        # with the tag free, the same bundle imports whole
+        ecr.batch_delete_image(repositoryName="itest/app", imageIds=[{"imageTag": "multi"}])
+        rc, out = berth_import(self.dest, path)
+        self.assertEqual(rc, 0, out)
+        self.assert_has_sample(reg, "itest/app", images)
+        self.dest.stop()
+
     def test_killed_import_runs_again(self):
         path, images = self.make_export()
         rc, out = h.run_berth(["import", path], server=self.dest, timeout=120,
