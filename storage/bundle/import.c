@@ -761,8 +761,9 @@ static bool split_ref_name(const char *ref, char *repo, size_t repo_cap, const c
     const char *start = ref;
     const char *first = strchr(ref, '/');
     size_t host_len = first ? (size_t)(first - ref) : 0;
-    /* a registry host in front ("localhost:5000/", "example.com/") goes */
-    if (first != NULL && first < colon &&
+    /* a registry host in front ("localhost:5000/", "example.com/") goes; a
+     * host name never starts with a dot ("../team/app" is no host's) */
+    if (first != NULL && first < colon && ref[0] != '.' &&
         (memchr(ref, '.', host_len) != NULL || memchr(ref, ':', host_len) != NULL ||
          (host_len == strlen("localhost") && strncmp(ref, "localhost", host_len) == 0))) {
         start = first + 1;

@@ -131,6 +131,26 @@ class ImportTest(unittest.TestCase):
             h.expect_status(reg.get_manifest("from/skopeo", child.digest,
                                              accept=child.media_type), 200)
 
+    def test_ref_names_with_a_host_in_front(self):
+        # a registry host in front goes; "../" is no host's (it was dropped as one, and
+        # "../team/app:v1" was imported into team/app)
+        images = bh.sample_images()
+        for ref, repo in (("registry.example.com:5000/team/app:v1", "team/app"),
+                          ("localhost/team/app:v1", "team/app"),
+                          ("../team/app:v1", None), ("./team/app:v1", None)):
+            with self.subTest(ref=ref):
+                layout = os.path.join(self.work, "layout-%d" % len(os.listdir(self.work)))
+                h.write_oci_layout(layout, {ref: images["v1"]})
+                rc, out = berth_import(self.dest, layout)
+                if repo is None:
+                    self.assertEqual(rc, 1, out)
+                    self.assertIn("is not a repository name", out)
+                else:
+                    self.assertEqual(rc, 0, out)
+        self.dest.start()
+        cat = h.expect_status(self.dest.registry().catalog(), 200).json()
+        self.assertEqual(cat["repositories"], ["team/app"])
+
     def test_truncated_bundle_is_refused(self):
         # layers of 2 MiB of random bytes, so that the cut falls inside a blob entry
         for name in ("bundle.tar", "bundle.tar.zst"):
