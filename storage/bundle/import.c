@@ -434,23 +434,35 @@ static enum berth_err take_entry(struct importer *im, const char *name, int64_t 
         if (rc != BERTH_OK) {
             return rc;
         }
-        bool ok = strstr(text, "imageLayoutVersion") != NULL;
+        json_t *doc = json_loadb(text, len, JSON_REJECT_DUPLICATES, NULL);
         free(text);
-        if (!ok) {
-            return fail(im, BERTH_EINVAL, "oci-layout: no imageLayoutVersion");
-        }
-        im->has_layout = true;
-        return BERTH_OK;
+        const char *version = json_string_value(json_object_get(doc, "imageLayoutVersion"));
+        /* the spec's layout is 1.0.0; a later 1.x reads the same */
+        bool ok = version != NULL && (strcmp(version, "1") == 0 || str_has_prefix(version, "1."));
+        rc = version == NULL  ? fail(im, BERTH_EINVAL, "oci-layout: no imageLayoutVersion")
+             : !ok            ? fail(im, BERTH_EUNSUPPORTED,
+                                     "oci-layout: imageLayoutVersion '%.40s' is not one this berth "
+                                                "reads (1.0.0)",
+                                     version)
+             : im->has_layout ? fail(im, BERTH_EINVAL, "oci-layout: more than one in the bundle")
+                              : BERTH_OK;
+        json_decref(doc);
+        im->has_layout = rc == BERTH_OK;
+        return rc;
     }
+    /* a second copy of index.json or manifest.json: which one is meant is
+     * a guess (tar extraction keeps the last, a reader may take the first) */
     if (strcmp(name, "index.json") == 0) {
-        free(im->index_json);
-        im->index_json = NULL;
+        if (im->index_json != NULL) {
+            return fail(im, BERTH_EINVAL, "index.json: more than one in the bundle");
+        }
         return read_small(im, name, r, store_options(im->st)->manifest_max, &im->index_json,
                           &im->index_len);
     }
     if (strcmp(name, "manifest.json") == 0) {
-        free(im->docker_manifest);
-        im->docker_manifest = NULL;
+        if (im->docker_manifest != NULL) {
+            return fail(im, BERTH_EINVAL, "manifest.json: more than one in the bundle");
+        }
         return read_small(im, name, r, store_options(im->st)->manifest_max, &im->docker_manifest,
                           &im->docker_manifest_len);
     }

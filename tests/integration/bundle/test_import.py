@@ -151,6 +151,32 @@ class ImportTest(unittest.TestCase):
         cat = h.expect_status(self.dest.registry().catalog(), 200).json()
         self.assertEqual(cat["repositories"], ["team/app"])
 
+    def test_a_second_index_or_an_unknown_layout_version_is_refused(self):
+        # a tar with index.json twice (tar -r): the second silently won before
+        path, images = self.make_export("bundle.tar")
+        with tarfile.open(path, "a") as tar:
+            data = b'{"schemaVersion":2,"manifests":[]}'
+            info = tarfile.TarInfo("index.json")
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+        rc, out = berth_import(self.dest, path)
+        self.assertEqual(rc, 1, out)
+        self.assertIn("index.json: more than one in the bundle", out)
+        # a layout version this berth does not read (any text naming one passed before)
+        layout = os.path.join(self.work, "layout")
+        h.write_oci_layout(layout, {"itest/app:v1": images["v1"]})
+        with open(os.path.join(layout, "oci-layout"), "w") as f:
+            f.write('{"imageLayoutVersion":"9.9.0"}')
+        rc, out = berth_import(self.dest, layout)
+        self.assertEqual(rc, 1, out)
+        self.assertIn("imageLayoutVersion '9.9.0' is not one this berth reads", out)
+        with open(os.path.join(layout, "oci-layout"), "w") as f:
+            f.write('{"note":"imageLayoutVersion"}')
+        rc, out = berth_import(self.dest, layout)
+        self.assertEqual(rc, 1, out)
+        self.assertIn("oci-layout: no imageLayoutVersion", out)
+        self.assert_nothing_published()
+
     def test_truncated_bundle_is_refused(self):
         # layers of 2 MiB of random bytes, so that the cut falls inside a blob entry
         for name in ("bundle.tar", "bundle.tar.zst"):
