@@ -89,11 +89,13 @@ bool upstream_url_normalize(const char *url, char *out, size_t cap)
     }
     if (*p == ':') {
         const char *port = ++p;
-        while (isdigit((unsigned char)*p)) {
+        unsigned long n = 0;
+        while (isdigit((unsigned char)*p) && n <= 65535) {
+            n = n * 10 + (unsigned long)(*p - '0');
             p++;
         }
-        if (p == port || p - port > 5) {
-            return false;
+        if (p == port || n == 0 || n > 65535) {
+            return false; /* a TCP port is 1 to 65535 */
         }
     }
     size_t host_len = (size_t)(p - host);

@@ -16,9 +16,11 @@ static void test_url(void)
     CHECK_STR(out, "http://127.0.0.1:8080");
     CHECK(upstream_url_normalize("https://[::1]:443/", out, sizeof(out)));
     CHECK_STR(out, "https://[::1]:443");
+    CHECK(upstream_url_normalize("registry.example:65535", out, sizeof(out)));
     const char *bad[] = {
-        "",         "http://",     "ftp://x", "https://x/path",   "host name",     "x:",
-        "x:123456", "https://x?q", "[::1",    "http://user@host", "https://x:80/a"};
+        "",         "http://",     "ftp://x", "https://x/path",   "host name",      "x:",
+        "x:123456", "https://x?q", "[::1",    "http://user@host", "https://x:80/a", "x:99999",
+        "x:65536",  "x:0"}; /* a port is 1 to 65535 */
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         CHECK(!upstream_url_normalize(bad[i], out, sizeof(out)));
     }
