@@ -345,7 +345,14 @@ static enum berth_err read_item(struct importer *im, const char *name,
             rc = blob_stage_write(stage, off, im->buf, (size_t)got);
         }
         if (rc != BERTH_OK) {
-            fail(im, rc, "%s: staging failed (%s)", name, berth_strerror(rc));
+            uint64_t avail = 0;
+            if (rc == BERTH_EIO && store_disk_full(im->st, &avail)) {
+                /* the usual cause, named: EIO says nothing of it */
+                fail(im, rc, "%s: staging failed: the data disk is full (%llu bytes free)", name,
+                     (unsigned long long)avail);
+            } else {
+                fail(im, rc, "%s: staging failed (%s)", name, berth_strerror(rc));
+            }
             break;
         }
         if (it->json != NULL) {

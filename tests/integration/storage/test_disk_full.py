@@ -293,6 +293,25 @@ def inner_readyz():
     return 0
 
 
+def inner_import():
+    """In the namespace: `berth import` on a full disk names the cause (it said only
+    'staging failed (EIO)')."""
+    with server_on_tmpfs({}) as (server, _):
+        # larger than the space reserve the import's store open gives up on a full disk
+        img = h.build_image(layer_count=1, layer_size=12 << 20)
+        layout = os.path.join(server.tmp, "layout")  # beside the tmpfs, not on it
+        h.write_oci_layout(layout, {"full/imported:v1": img})
+        fill_disk(server)
+        rc, out = h.run_berth(["import", layout], server=server, timeout=120)
+        assert rc == 1, out
+        assert "staging failed: the data disk is full" in out, out
+        os.unlink(os.path.join(server.root, "filler"))
+        rc, out = h.run_berth(["import", layout], server=server, timeout=120)
+        assert rc == 0, out
+        h.expect_status(server.registry().get_manifest("full/imported", "v1"), 200)
+    return 0
+
+
 def run_inner(test, which):
     if not can_mount_tmpfs():
         test.skipTest("cannot mount a tmpfs in a user namespace here (unshare -rm)")
@@ -322,6 +341,9 @@ class DiskFullTest(unittest.TestCase):
     def test_lifecycle_expires_on_a_full_disk(self):
         run_inner(self, "--inner-lifecycle")
 
+    def test_import_names_a_full_disk(self):
+        run_inner(self, "--inner-import")
+
 
 if __name__ == "__main__":
     if sys.argv[1:] == ["--inner"]:
@@ -336,4 +358,6 @@ if __name__ == "__main__":
         sys.exit(inner_lifecycle())
     if sys.argv[1:] == ["--inner-readyz"]:
         sys.exit(inner_readyz())
+    if sys.argv[1:] == ["--inner-import"]:
+        sys.exit(inner_import())
     unittest.main()
