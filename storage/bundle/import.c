@@ -54,6 +54,7 @@ struct item {
     char stage[BLOB_STAGE_NAME_MAX + 1]; /* "" when the store had it, or once published */
     char *json;                          /* the bytes when they may be a manifest, else NULL */
     size_t json_len;
+    bool over_budget; /* not kept: the import's KEPT_MAX was reached */
 };
 
 /* A file of a docker save archive: its name and what it hashes to. */
@@ -305,6 +306,8 @@ static enum berth_err read_item(struct importer *im, const char *name,
         if (it->json == NULL) {
             return BERTH_ENOMEM;
         }
+    } else if (size >= 0 && (size_t)size <= manifest_max) {
+        it->over_budget = true;
     }
     enum berth_err rc = BERTH_OK;
     struct blob_stage *stage = NULL;
@@ -714,6 +717,17 @@ static enum berth_err plan_manifest(struct importer *im, size_t repo, const stru
             return BERTH_OK; /* a child a sparse index goes without */
         }
         return fail(im, BERTH_ENOTFOUND, "%s: missing from the bundle (named by %s)", name, owner);
+    } else if (it->size >= 0 && (size_t)it->size > store_options(im->st)->manifest_max) {
+        /* (its bytes were not kept) */
+        return fail(im, BERTH_ETOOBIG,
+                    "%s: a manifest of %lld bytes, over storage.manifest_max_bytes (%zu) "
+                    "(named by %s)",
+                    name, (long long)it->size, store_options(im->st)->manifest_max, owner);
+    } else if (it->over_budget) {
+        return fail(im, BERTH_ETOOBIG,
+                    "%s: the bundle's manifests and configs are over the %zu MiB an import "
+                    "holds in memory; import it in parts (named by %s)",
+                    name, KEPT_MAX >> 20, owner);
     } else {
         return fail(im, BERTH_EINVAL, "%s: not a manifest (named by %s)", name, owner);
     }

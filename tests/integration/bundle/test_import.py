@@ -177,6 +177,19 @@ class ImportTest(unittest.TestCase):
         self.assertIn("oci-layout: no imageLayoutVersion", out)
         self.assert_nothing_published()
 
+    def test_a_manifest_over_the_limit_is_named_as_such(self):
+        # it was refused as "not a manifest"
+        dest = h.Server(config={"storage": {"manifest_max_bytes": 1024}})
+        self.addCleanup(dest.cleanup)
+        img = h.build_image(layer_count=12, layer_size=64)
+        self.assertGreater(len(img.manifest), 1024)
+        layout = os.path.join(self.work, "layout")
+        h.write_oci_layout(layout, {"itest/big:v1": img})
+        rc, out = berth_import(dest, layout)
+        self.assertEqual(rc, 1, out)
+        self.assertIn("a manifest of %d bytes, over storage.manifest_max_bytes (1024)"
+                      % len(img.manifest), out)
+
     def test_truncated_bundle_is_refused(self):
         # layers of 2 MiB of random bytes, so that the cut falls inside a blob entry
         for name in ("bundle.tar", "bundle.tar.zst"):
