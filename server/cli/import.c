@@ -32,6 +32,11 @@ static void summary(const char *path, const struct bundle_import_stats *s)
 {
     printf("import: %s: %lld images in %lld repositories, %lld blobs verified; ", path,
            (long long)s->images, (long long)s->repos, (long long)s->blobs_read);
+    if (s->images == 0) {
+        /* its blobs, if any, are not published: nothing names them */
+        printf("nothing imported: the bundle names no image\n");
+        return;
+    }
     if (s->manifests_new == 0 && s->blobs_new == 0 && s->blobs_linked == 0 && s->tags_set == 0) {
         printf("nothing new (the store had all of it)\n");
         return;

@@ -177,6 +177,22 @@ class ImportTest(unittest.TestCase):
         self.assertIn("oci-layout: no imageLayoutVersion", out)
         self.assert_nothing_published()
 
+    def test_a_bundle_that_names_no_image(self):
+        # its blobs are verified but not published; it said "nothing new (the store had all
+        # of it)" of blobs the store had never seen
+        path, images = self.make_export("bundle.tar")
+        layout = os.path.join(self.work, "layout")
+        with tarfile.open(path) as tar:
+            tar.extractall(layout)
+        with open(os.path.join(layout, "index.json"), "w") as f:
+            f.write('{"schemaVersion":2,"manifests":[]}')
+        rc, out = berth_import(self.dest, layout)
+        self.assertEqual(rc, 0, out)
+        self.assertIn("0 images in 0 repositories", out)
+        self.assertIn("nothing imported: the bundle names no image", out)
+        self.assertNotIn(NOTHING_NEW, out)
+        self.assert_nothing_published()
+
     def test_a_manifest_over_the_limit_is_named_as_such(self):
         # it was refused as "not a manifest"
         dest = h.Server(config={"storage": {"manifest_max_bytes": 1024}})
