@@ -388,16 +388,17 @@ static enum berth_err apply_object(struct berth_config *cfg, json_t *obj, const 
             return BERTH_EINVAL;
         }
         const struct config_key *k = find_key(path);
+        /* a section: any key lives under it */
+        size_t plen = strlen(path);
+        bool is_section = false;
+        for (size_t i = 0; k == NULL && i < NKEYS && !is_section; i++) {
+            is_section = strncmp(keys[i].path, path, plen) == 0 && keys[i].path[plen] == '.';
+        }
+        if (is_section && !json_is_object(val)) {
+            snprintf(err, cap, "config: %s: %s must be an object (a section of keys)", file, path);
+            return BERTH_EINVAL;
+        }
         if (k == NULL && json_is_object(val)) {
-            /* a section: recurse if any key lives under it */
-            size_t plen = strlen(path);
-            bool is_section = false;
-            for (size_t i = 0; i < NKEYS; i++) {
-                if (strncmp(keys[i].path, path, plen) == 0 && keys[i].path[plen] == '.') {
-                    is_section = true;
-                    break;
-                }
-            }
             if (is_section) {
                 enum berth_err rc = apply_object(cfg, val, path, file, err, cap);
                 if (rc != BERTH_OK) {

@@ -7,6 +7,8 @@
 
 #include "common/config.c"
 
+#include <unistd.h>
+
 #include "common/fileio.h"
 
 #define DOC_MAX (1u << 20)
@@ -277,9 +279,42 @@ static void test_every_key_is_documented(void)
     json_decref(example);
 }
 
+/* A config file's errors name what is wrong: a section given as a value
+ * is not an unknown key. */
+static void test_file_errors(void)
+{
+    static const struct {
+        const char *json;
+        const char *message;
+    } cases[] = {
+        {"{\"storage\":5}", "storage must be an object (a section of keys)"},
+        {"{\"storage\":{\"bogus\":1}}", "unknown key 'storage.bogus'"},
+        {"{\"nope\":1}", "unknown key 'nope'"},
+        {"{\"listen\":{}}", "listen must be a string"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char path[] = "/tmp/berth-test-config-XXXXXX";
+        int fd = mkstemp(path);
+        CHECK(fd >= 0);
+        CHECK(write(fd, cases[i].json, strlen(cases[i].json)) == (ssize_t)strlen(cases[i].json));
+        close(fd);
+        struct berth_config cfg;
+        char err[512] = "";
+        CHECK_INT(config_init(&cfg), BERTH_OK);
+        CHECK_INT(config_load_file(&cfg, path, err, sizeof(err)), BERTH_EINVAL);
+        if (strstr(err, cases[i].message) == NULL) {
+            fprintf(stderr, "%s: got '%s'\n", cases[i].json, err);
+        }
+        CHECK(strstr(err, cases[i].message) != NULL);
+        config_fini(&cfg);
+        unlink(path);
+    }
+}
+
 int main(void)
 {
     RUN(test_example_config_loads);
+    RUN(test_file_errors);
     RUN(test_every_key_is_documented);
     RUN(test_meta_backend);
     RUN(test_storage_backend);
