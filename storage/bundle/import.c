@@ -166,6 +166,13 @@ static struct item *find_item(struct importer *im, const char *digest)
 
 static enum berth_err add_loose(struct importer *im, const char *name, const struct digest *d)
 {
+    for (size_t i = 0; i < im->loose_count; i++) {
+        /* which copy is meant is a guess (tar extraction keeps the last) */
+        if (strcmp(im->loose[i].name, name) == 0 && strcmp(im->loose[i].d.str, d->str) != 0) {
+            return fail(im, BERTH_EINVAL, "%s: more than one in the bundle, with other bytes",
+                        name);
+        }
+    }
     void *p = realloc(im->loose, (im->loose_count + 1) * sizeof(*im->loose));
     if (p == NULL) {
         return BERTH_ENOMEM;

@@ -129,6 +129,21 @@ class DockerSaveTest(unittest.TestCase):
         self.assertEqual(h.expect_status(self.dest.registry().catalog(), 200).json()
                          ["repositories"], [])
 
+    def test_a_layer_name_twice_with_other_bytes_is_refused(self):
+        # the first copy won (tar extraction keeps the last): which is meant is a guess
+        path = os.path.join(self.work, "dup.tar")
+        _, layers, names = docker_save(path, ["team/tool:1.0"])
+        with tarfile.open(path, "a") as tar:
+            data = h.make_layer({"other.bin": b"x" * 100}, compress=False)[0]
+            info = tarfile.TarInfo(names[sha256(layers[0])])
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+        rc, out = self.berth_import(path)
+        self.assertEqual(rc, 1, out)
+        self.assertIn(names[sha256(layers[0])] + ": more than one in the bundle, with other "
+                      "bytes", out)
+        self.assertEqual(lg.blob_files(self.dest.root), {})
+
     def test_docker_25_archive_uses_its_oci_layout(self):
         image = h.build_image(layer_count=1)
         layout = os.path.join(self.work, "layout")
