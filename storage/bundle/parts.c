@@ -25,9 +25,10 @@ void bundle_parts_init(struct bundle_parts *p)
     p->lock_fd = -1;
 }
 
-/* The temporary bundles (<out>.tmp-<pid>) of runs killed while writing
- * it, removed: a run writes one only while holding the lock this run now
- * holds, so one whose process is gone is nobody's. */
+/* The temporary bundles (<out>.tmp-<pid>-<random>, or <out>.tmp-<pid> from
+ * an earlier berth) of runs killed while writing it, removed: a run writes
+ * one only while holding the lock this run now holds, so one whose process
+ * is gone is nobody's. */
 static void remove_stale_tmp(const char *out)
 {
     char dir[4096];
@@ -53,7 +54,8 @@ static void remove_stale_tmp(const char *out)
         const char *digits = e->d_name + strlen(prefix);
         char *end = NULL;
         long pid = strtol(digits, &end, 10);
-        if (end == digits || *end != '\0' || pid <= 0 || pid == (long)getpid()) {
+        bool suffix_ok = *end == '\0' || (*end == '-' && strlen(end + 1) == 6);
+        if (end == digits || !suffix_ok || pid <= 0 || pid == (long)getpid()) {
             continue;
         }
         bool gone = kill((pid_t)pid, 0) != 0 && errno == ESRCH;

@@ -301,7 +301,8 @@ static void free_all(struct bundle_writer *w)
 
 /* Where the bundle goes. A regular file (or none yet) is replaced whole: the
  * bundle is written to a temporary file beside it, made with O_EXCL under a
- * random name (a name known in advance could be a planted symbolic link),
+ * name with a random part (a name known in advance could be a planted
+ * symbolic link),
  * and renamed over it when complete. Through a symbolic link, the file it
  * names is replaced and the link kept. A FIFO, a pipe (/dev/stdout) or a
  * device is written as it is: renaming over one would remove it. */
@@ -331,7 +332,10 @@ static enum berth_err choose_target(struct bundle_writer *w)
     } else if (str_copy(w->target, sizeof(w->target), w->path) != BERTH_OK) {
         return bundle_writer_fail(w, BERTH_EINVAL, "%s: path too long", w->path);
     }
-    if ((size_t)snprintf(w->tmp, sizeof(w->tmp), "%s.tmp-XXXXXX", w->target) >= sizeof(w->tmp)) {
+    /* <target>.tmp-<pid>-<random>: the pid lets a later run (berth mirror's
+     * resume) tell a dead run's file from a live one's */
+    if ((size_t)snprintf(w->tmp, sizeof(w->tmp), "%s.tmp-%ld-XXXXXX", w->target, (long)getpid()) >=
+        sizeof(w->tmp)) {
         return bundle_writer_fail(w, BERTH_EINVAL, "%s: path too long", w->path);
     }
     return BERTH_OK;
