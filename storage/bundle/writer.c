@@ -302,10 +302,10 @@ static void free_all(struct bundle_writer *w)
 /* Where the bundle goes. A regular file (or none yet) is replaced whole: the
  * bundle is written to a temporary file beside it, made with O_EXCL under a
  * name with a random part (a name known in advance could be a planted
- * symbolic link),
- * and renamed over it when complete. Through a symbolic link, the file it
- * names is replaced and the link kept. A FIFO, a pipe (/dev/stdout) or a
- * device is written as it is: renaming over one would remove it. */
+ * symbolic link), and renamed over it when complete. Through a symbolic
+ * link, the file it names is replaced and the link kept. A FIFO, a pipe
+ * (/dev/stdout) or a device is written as it is: renaming over one would
+ * remove it. */
 static enum berth_err choose_target(struct bundle_writer *w)
 {
     struct stat st, lst;
