@@ -74,7 +74,6 @@ static int recording_fsync(int fd)
 static enum berth_err write_one(const char *dir, const char *name, char *why, size_t cap)
 {
     snprintf(watch_path, sizeof(watch_path), "%s/%s", dir, name);
-    snprintf(watch_tmp, sizeof(watch_tmp), "%s.tmp-%ld", watch_path, (long)getpid());
     seen_count = 0;
     struct bundle_writer w;
     enum berth_err rc = bundle_writer_open(&w, watch_path, false, NULL, NULL, NULL, why, cap);
@@ -82,6 +81,12 @@ static enum berth_err write_one(const char *dir, const char *name, char *why, si
     if (rc != BERTH_OK) {
         return rc;
     }
+    /* the temporary file's name: <path>.tmp-<pid>-<random>, made by now */
+    char prefix[sizeof(watch_tmp)];
+    snprintf(prefix, sizeof(prefix), "%s.tmp-%ld-", watch_path, (long)getpid());
+    CHECK(strncmp(w.tmp, prefix, strlen(prefix)) == 0 && strlen(w.tmp) == strlen(prefix) + 6);
+    CHECK(access(w.tmp, F_OK) == 0);
+    snprintf(watch_tmp, sizeof(watch_tmp), "%s", w.tmp);
     static const char body[] = "{\"schemaVersion\":2}";
     struct digest d;
     CHECK_INT(digest_buffer(DIGEST_SHA256, body, sizeof(body) - 1, &d), BERTH_OK);
