@@ -454,15 +454,16 @@ static enum berth_err take_entry(struct importer *im, const char *name, int64_t 
         json_t *doc = json_loadb(text, len, JSON_REJECT_DUPLICATES, NULL);
         free(text);
         const char *version = json_string_value(json_object_get(doc, "imageLayoutVersion"));
-        /* the spec's layout is 1.0.0; a later 1.x reads the same */
-        bool ok = version != NULL && (strcmp(version, "1") == 0 || str_has_prefix(version, "1."));
-        rc = version == NULL  ? fail(im, BERTH_EINVAL, "oci-layout: no imageLayoutVersion")
-             : !ok            ? fail(im, BERTH_EUNSUPPORTED,
-                                     "oci-layout: imageLayoutVersion '%.40s' is not one this berth "
-                                                "reads (1.0.0)",
-                                     version)
-             : im->has_layout ? fail(im, BERTH_EINVAL, "oci-layout: more than one in the bundle")
-                              : BERTH_OK;
+        if (version == NULL) {
+            rc = fail(im, BERTH_EINVAL, "oci-layout: no imageLayoutVersion");
+        } else if (strcmp(version, "1") != 0 && !str_has_prefix(version, "1.")) {
+            /* the spec's layout is 1.0.0; a later 1.x reads the same */
+            rc = fail(im, BERTH_EUNSUPPORTED,
+                      "oci-layout: imageLayoutVersion '%.40s' is not one this berth reads (1.0.0)",
+                      version);
+        } else if (im->has_layout) {
+            rc = fail(im, BERTH_EINVAL, "oci-layout: more than one in the bundle");
+        }
         json_decref(doc);
         im->has_layout = rc == BERTH_OK;
         return rc;
