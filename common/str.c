@@ -95,6 +95,12 @@ void str_hex_encode(const uint8_t *in, size_t n, char *out)
     out[2 * n] = '\0';
 }
 
+bool str_url_unreserved(unsigned char c)
+{
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
+           c == '.' || c == '_' || c == '~';
+}
+
 enum berth_err str_pct_encode(char *dst, size_t cap, const char *src)
 {
     static const char hex[] = "0123456789ABCDEF";
@@ -104,8 +110,7 @@ enum berth_err str_pct_encode(char *dst, size_t cap, const char *src)
     }
     for (const unsigned char *p = (const unsigned char *)src; *p != '\0'; p++) {
         unsigned char c = *p;
-        bool unreserved = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
-                          (c >= '0' && c <= '9') || c == '-' || c == '.' || c == '_' || c == '~';
+        bool unreserved = str_url_unreserved(c);
         size_t need = unreserved ? 1 : 3;
         if (cap - o <= need) {
             dst[0] = '\0';

@@ -35,6 +35,10 @@ int str_hex_value(char c);
 /* Lower-case hex of n bytes into out (2n+1 bytes, NUL-terminated). */
 void str_hex_encode(const uint8_t *in, size_t n, char *out);
 
+/* RFC 3986's unreserved bytes (A-Z a-z 0-9 - . _ ~): what percent-encoding
+ * leaves as it is. */
+bool str_url_unreserved(unsigned char c);
+
 /* Percent-encode src as one URL query value (RFC 3986 section 2.1) into dst
  * (cap bytes, NUL-terminated): every byte but the unreserved ones
  * (A-Z a-z 0-9 - . _ ~) becomes %XX, so '+', '&', '=', '/', '#' and '>'

@@ -33,19 +33,13 @@ static void curl_init(void)
     curl_init_rc = curl_global_init(CURL_GLOBAL_DEFAULT);
 }
 
-static bool is_unreserved(unsigned char c)
-{
-    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
-           c == '_' || c == '.' || c == '~';
-}
-
 /* Percent-encode a key for the path (keeping '/'). */
 enum berth_err s3_encode_key(struct buf *out, const char *key)
 {
     static const char hex[] = "0123456789ABCDEF";
     enum berth_err rc = BERTH_OK;
     for (const unsigned char *p = (const unsigned char *)key; *p && rc == BERTH_OK; p++) {
-        if (is_unreserved(*p) || *p == '/') {
+        if (str_url_unreserved(*p) || *p == '/') {
             rc = buf_append(out, p, 1);
         } else {
             char e[3] = {'%', hex[*p >> 4], hex[*p & 15]};
@@ -61,7 +55,7 @@ void s3_encode_value(const char *v, char *out, size_t cap)
     static const char hex[] = "0123456789ABCDEF";
     size_t o = 0;
     for (const unsigned char *p = (const unsigned char *)v; *p && o + 4 < cap; p++) {
-        if (is_unreserved(*p)) {
+        if (str_url_unreserved(*p)) {
             out[o++] = (char)*p;
         } else {
             out[o++] = '%';

@@ -89,12 +89,6 @@ static bool is_hex(char c)
     return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
 }
 
-static bool is_unreserved(unsigned char c)
-{
-    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
-           c == '_' || c == '.' || c == '~';
-}
-
 /* A character allowed in an HTTP header name (RFC 9110 tchar). */
 static bool is_tchar(char c)
 {
@@ -321,7 +315,7 @@ static enum berth_err encode(struct buf *out, const char *s, size_t n, bool keep
     enum berth_err rc = BERTH_OK;
     for (size_t i = 0; i < n && rc == BERTH_OK; i++) {
         unsigned char c = (unsigned char)s[i];
-        if (is_unreserved(c) || (keep_slash && c == '/')) {
+        if (str_url_unreserved(c) || (keep_slash && c == '/')) {
             rc = buf_append(out, &s[i], 1);
         } else {
             char e[3] = {'%', hex[c >> 4], hex[c & 15]};
@@ -423,7 +417,7 @@ static char *reencode(char *dst, const char *s, size_t n)
             c = (unsigned char)(str_hex_value(s[i + 1]) * 16 + str_hex_value(s[i + 2]));
             i += 2;
         }
-        if (is_unreserved(c)) {
+        if (str_url_unreserved(c)) {
             dst[o++] = (char)c;
         } else {
             dst[o++] = '%';
