@@ -94,6 +94,35 @@ static enum berth_err parse_endpoint(struct s3_store *s, const char *endpoint, c
     return BERTH_OK;
 }
 
+/* Tries of the bucket check at open, and the wait before the second. */
+#define OPEN_CHECK_TRIES 3
+#define OPEN_CHECK_WAIT_MS 250
+
+/*
+ * The bucket must answer (and the credentials be good) before anything is
+ * served. A store failing for now (no answer, 5xx, 429) is asked again a
+ * couple of times, and so is a 400: the answer to a HEAD has no body to
+ * say why, and Swift's s3api was seen answering one 400 among thousands
+ * of 200s on a busy machine. 403 and 404 (wrong credentials, no such
+ * bucket) are final at once.
+ */
+static enum berth_err bucket_check(struct s3_store *s)
+{
+    int64_t wait_ms = OPEN_CHECK_WAIT_MS;
+    for (int attempt = 1;; attempt++) {
+        long status;
+        enum berth_err rc = s3_head_bucket(s, &status);
+        bool again = rc == BERTH_EUNAVAILABLE || status == 0 || status == 400;
+        if (rc == BERTH_OK || !again || attempt == OPEN_CHECK_TRIES) {
+            return rc;
+        }
+        log_warn("event=s3_retry op=head_bucket bucket=%s status=%ld attempt=%d wait_ms=%lld",
+                 s->bucket, status, attempt, (long long)wait_ms);
+        time_sleep_ms(wait_ms);
+        wait_ms *= 2;
+    }
+}
+
 enum berth_err blob_s3_open(const struct blob_store_options *opt, struct blob_store **out)
 {
     const struct blob_s3_options *o = &opt->s3;
@@ -166,9 +195,7 @@ enum berth_err blob_s3_open(const struct blob_store_options *opt, struct blob_st
         rc = s3_pump_start(s);
     }
     if (rc == BERTH_OK) {
-        /* The bucket must answer (and the credentials be good) before
-         * anything is served. */
-        rc = s3_head_bucket(s);
+        rc = bucket_check(s);
     }
 out:
     if (rc != BERTH_OK) {
@@ -189,11 +216,12 @@ out:
 static enum berth_err s3_ping(struct blob_store *bs)
 {
     struct s3_store *s = s3_of(bs);
+    long status;
     /* one probe at a time; the others wait for it and share its answer */
     pthread_mutex_lock(&s->ping_mu);
     int64_t now = time_mono_ns();
     if (s->ping_at_ns == 0 || now - s->ping_at_ns > (int64_t)BLOB_PING_CACHE_MS * 1000000) {
-        s->ping_rc = s3_head_bucket(s);
+        s->ping_rc = s3_head_bucket(s, &status);
         s->ping_at_ns = time_mono_ns();
     }
     enum berth_err rc = s->ping_rc;

@@ -199,8 +199,9 @@ enum berth_err s3_copy_object(struct s3_store *s, const char *from, const char *
                               const char *removal);
 /* GET key into fd (from its current offset). */
 enum berth_err s3_get_object(struct s3_store *s, const char *key, int fd);
-/* HEAD the bucket: BERTH_OK when it answers 200 (logged otherwise). */
-enum berth_err s3_head_bucket(struct s3_store *s);
+/* HEAD the bucket: BERTH_OK when it answers 200 (logged otherwise); *status
+ * is the answer's status, 0 when none came. */
+enum berth_err s3_head_bucket(struct s3_store *s, long *status);
 
 enum berth_err s3_mpu_create(struct s3_store *s, const char *key, char *upload_id, size_t cap);
 enum berth_err s3_mpu_upload_part(struct s3_store *s, const char *key, const char *upload_id,

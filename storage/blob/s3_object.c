@@ -672,11 +672,12 @@ enum berth_err s3_store_id_put(struct blob_store *bs, const char *id)
     return s3_put_object(s, key, text, (size_t)n);
 }
 
-enum berth_err s3_head_bucket(struct s3_store *s)
+enum berth_err s3_head_bucket(struct s3_store *s, long *status)
 {
     struct s3_req req = {.method = "HEAD", .key = NULL, .out_fd = -1};
     struct s3_resp r;
     enum berth_err rc = s3_do(s, &req, &r);
+    *status = rc == BERTH_OK ? r.status : 0;
     if (rc == BERTH_OK && r.status != 200) {
         log_error("event=s3_error op=head_bucket bucket=%s status=%ld", s->bucket, r.status);
         rc = s3_status_err(r.status);

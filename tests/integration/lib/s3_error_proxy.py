@@ -7,6 +7,7 @@ client signed it).
     proxy = S3ErrorProxy("127.0.0.1", swift_port).start()
     proxy.fail("complete", "InternalError", times=2)   # the next two completes
     proxy.fail("copy", "AccessDenied")                 # every copy from now on
+    proxy.fail("head_bucket", 400, times=2)            # a bare status (an int) instead
     proxy.clear()                                      # counters too
     proxy.seen["complete"], proxy.answered["copy"]     # counters
     proxy.requests_matching("GET", "/tail-")           # every request seen: (method, target)
@@ -15,13 +16,15 @@ client signed it).
     proxy.wait_held("HEAD", "/blobs/", timeout=30)     # True once one is waiting
     proxy.release()
 
-Kinds: "complete" (POST ...?uploadId=...), "copy" (PUT with x-amz-copy-source). A request
-the relay answers is never sent to the store: the store did nothing."""
+Kinds: "complete" (POST ...?uploadId=...), "copy" (PUT with x-amz-copy-source),
+"head_bucket" (HEAD of the bucket itself, path-style). A code that is an int is answered as
+that status with no body, as a HEAD's error is. A request the relay answers is never sent to
+the store: the store did nothing."""
 
 import socket
 import threading
 
-KINDS = ("complete", "copy")
+KINDS = ("complete", "copy", "head_bucket")
 
 
 def _kind(method, target, headers):
@@ -29,6 +32,8 @@ def _kind(method, target, headers):
         return "complete"
     if method == "PUT" and "x-amz-copy-source" in headers:
         return "copy"
+    if method == "HEAD" and "/" not in target.split("?")[0].strip("/"):
+        return "head_bucket"
     return None
 
 
@@ -208,6 +213,10 @@ class S3ErrorProxy:
                     if not data:
                         return
                     got += len(data)
+                if isinstance(code, int):
+                    client.sendall(b"HTTP/1.1 %d Refused\r\nContent-Length: 0\r\n"
+                                   b"Connection: close\r\n\r\n" % code)
+                    return
                 body = ("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n\n<Error><Code>%s</Code>"
                         "<Message>injected by the test relay</Message>"
                         "<RequestId>test</RequestId></Error>" % code).encode()

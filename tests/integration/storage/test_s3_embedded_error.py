@@ -10,7 +10,10 @@ chosen requests that way itself (s3_error_proxy.py; the store never sees them):
   HEAD 404);
 - another code (AccessDenied) is an error of the request: not retried, the push fails,
   nothing published;
-- all works again once the store answers properly.
+- all works again once the store answers properly;
+- the bucket check at store open (a HEAD of the bucket) is asked again after a bodiless 400
+  or a 503 (Swift's s3api once answered `berth gc`'s check 400 on the busy CI machine), and
+  fails at once on 403.
 
 Swift start-up is slow under ASan's build of the rest: gcc pass only.
 # berth-suite: no-sanitizer
@@ -146,6 +149,55 @@ class EmbeddedErrorTest(h.LogsOnFailure, unittest.TestCase):
         self.proxy.clear()
         h.expect_status(self.reg.push_blob(REPO, data, mode="chunked", chunk_size=3 * MIB), 201)
         self.assertPublished(data)
+
+
+@unittest.skipUnless(h.IS_BERTH, "berth's S3 backend")
+class BucketCheckTest(h.LogsOnFailure, unittest.TestCase):
+    """`berth gc` opens the store as the server does: its bucket check is what is tried."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.proxy = S3ErrorProxy("127.0.0.1", s3.ports["proxy"]).start()
+        cls.addClassCleanup(cls.proxy.stop)
+        cls.server = h.Server(config={"gc": {"enabled": False}},
+                              env=s3.berth_env("itest-s3-bucket-check/", cls.proxy.endpoint))
+        cls.addClassCleanup(cls.server.cleanup)
+        cls.server.start()
+        cls.server.stop()  # made the store; its own checks would take the answers
+
+    def setUp(self):
+        self.proxy.clear()
+
+    def gc(self):
+        """`berth gc`'s exit status and output, and how many bucket checks the relay
+        refused."""
+        rc, out = h.run_berth(["gc"], server=self.server, timeout=60)
+        return rc, out, self.proxy.counts()[1]["head_bucket"]
+
+    def test_passing_refusals_are_asked_again(self):
+        for status in (400, 503):
+            self.proxy.clear()
+            self.proxy.fail("head_bucket", status, times=2)
+            rc, out, refused = self.gc()
+            self.assertEqual(rc, 0, out)
+            self.assertEqual(refused, 2, out)
+            self.assertEqual(out.count("event=s3_retry op=head_bucket"), 2, out)
+            self.assertIn("status=%d" % status, out)
+
+    def test_a_lasting_400_fails_after_three(self):
+        self.proxy.fail("head_bucket", 400)
+        rc, out, refused = self.gc()
+        self.assertNotEqual(rc, 0, out)
+        self.assertEqual(refused, 3, out)
+        self.assertIn("cannot open the data directory", out)
+
+    def test_forbidden_is_final(self):
+        self.proxy.fail("head_bucket", 403)
+        rc, out, refused = self.gc()
+        self.assertNotEqual(rc, 0, out)
+        self.assertEqual(refused, 1, out)
+        self.assertIn("event=s3_error op=head_bucket", out)
+        self.assertNotIn("s3_retry", out)
 
 
 if __name__ == "__main__":
