@@ -25,8 +25,11 @@
 #include "pool_int.h"
 #include "server/metrics/metrics.h"
 
-/* Bytes looked at: a request line longer than this is left to libmicrohttpd. */
-#define PEEK_MAX 4096
+/* Room a connection's buffer keeps for the answer: a longer request head
+ * is answered 431 by the listener (accept_head_check). */
+#define ANSWER_ROOM 4096
+/* The most of a head the listener looks at. */
+#define HEAD_PEEK_MAX ((size_t)1 << 20)
 /* How often the thread wakes with nothing to do (to expire waiting
  * connections and see a stop). */
 #define TICK_MS 250
@@ -47,6 +50,8 @@ struct acceptor {
     bool running;
     struct waiting *waiting;
     size_t count, cap;
+    unsigned char *peek; /* head_limit + 1 bytes, for screen */
+    size_t head_limit;
 };
 
 static bool is_tchar(unsigned char c)
@@ -160,6 +165,76 @@ bool accept_upload(const unsigned char *p, size_t n)
     return contains(p + m, end - m, head ? "/blobs/" : "/blobs/uploads/");
 }
 
+/* p[0..n) equals s, ignoring ASCII case. */
+static bool same_name(const unsigned char *p, size_t n, const char *s)
+{
+    if (n != strlen(s)) {
+        return false;
+    }
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = p[i] >= 'A' && p[i] <= 'Z' ? (unsigned char)(p[i] + 32) : p[i];
+        if (c != (unsigned char)s[i]) {
+            return false;
+        }
+    }
+    return true;
+}
+
+/* A Content-Length value (after the colon) that libmicrohttpd 0.9.75
+ * reads as a length and berth takes: spaces or tabs, then 1 to 18
+ * digits and nothing after them (libmicrohttpd refuses a space after the
+ * digits too). */
+static bool length_value(const unsigned char *p, size_t n)
+{
+    while (n > 0 && (p[0] == ' ' || p[0] == '\t')) {
+        p++;
+        n--;
+    }
+    if (n == 0 || n > 18) {
+        return false;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (p[i] < '0' || p[i] > '9') {
+            return false;
+        }
+    }
+    return true;
+}
+
+unsigned accept_head_check(const unsigned char *p, size_t n, size_t limit, const char **message)
+{
+    size_t start = 0;
+    while (start < n && (p[start] == '\r' || p[start] == '\n')) {
+        start++;
+    }
+    *message = "the request head is larger than this server takes";
+    size_t line = start;
+    for (bool first = true;; first = false) {
+        const unsigned char *lf = memchr(p + line, '\n', n - line);
+        if (lf == NULL) {
+            return n - start > limit ? 431 : 0; /* the rest is still to come */
+        }
+        size_t end = (size_t)(lf - p);
+        size_t len = end - line;
+        if (len > 0 && p[end - 1] == '\r') {
+            len--;
+        }
+        if (end + 1 - start > limit) {
+            return 431;
+        }
+        if (len == 0 && !first) {
+            return 0; /* the whole head is here */
+        }
+        const unsigned char *colon = first ? NULL : memchr(p + line, ':', len);
+        if (colon != NULL && same_name(p + line, (size_t)(colon - (p + line)), "content-length") &&
+            !length_value(colon + 1, len - (size_t)(colon + 1 - (p + line)))) {
+            *message = "the request's Content-Length is not a length";
+            return 400;
+        }
+        line = end + 1;
+    }
+}
+
 enum berth_err acceptor_listen(const struct sockaddr *addr, socklen_t len, struct acceptor **out)
 {
     struct acceptor *a = calloc(1, sizeof(*a));
@@ -220,17 +295,45 @@ static size_t drain(int fd)
     return total;
 }
 
+/* Send resp (len bytes) on w's connection, close it and log the answer
+ * (request id id, status, term). */
+static void answer_close(struct acceptor *a, struct waiting *w, const char *id, const char *resp,
+                         size_t len, unsigned status, const char *term)
+{
+    /* read what was sent first: closing with unread data would reset
+     * the connection and could lose the answer */
+    size_t in = drain(w->fd);
+    ssize_t sent = send(w->fd, resp, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+    shutdown(w->fd, SHUT_WR);
+    in += drain(w->fd);
+    close(w->fd);
+    if (a->srv->cfg->log_access) {
+        char remote[64];
+        remote_text(&w->addr, remote, sizeof(remote));
+        double ms = (double)(time_mono_ns() - w->since_ns) / 1e6;
+        log_set_request_id(id);
+        log_info("event=access method=- path=- status=%u bytes=%zu bytes_in=%zu "
+                 "duration_ms=%.3f remote=%s term=%s",
+                 status, sent > 0 ? (size_t)sent : (size_t)0, in, ms, remote, term);
+        log_set_request_id(NULL);
+    }
+}
+
+static void next_id(struct server *srv, char *id, size_t cap)
+{
+    uint64_t seq = atomic_fetch_add(&srv->id_counter, 1);
+    snprintf(id, cap, "%08x%08llx", srv->id_prefix, (unsigned long long)seq);
+}
+
 /* Answer a connection that is not speaking what this port speaks, log
  * it, close it. */
 static void refuse(struct acceptor *a, struct waiting *w, enum accept_verdict verdict)
 {
-    struct server *srv = a->srv;
     char id[24];
-    uint64_t seq = atomic_fetch_add(&srv->id_counter, 1);
-    snprintf(id, sizeof(id), "%08x%08llx", srv->id_prefix, (unsigned long long)seq);
+    next_id(a->srv, id, sizeof(id));
     bool tls = verdict == ACCEPT_TLS;
     /* on the TLS port the refused connection is one that is not TLS */
-    bool plain_on_tls = srv->tls != NULL;
+    bool plain_on_tls = a->srv->tls != NULL;
     const char *body = plain_on_tls ? "This port speaks HTTPS: the request was plain HTTP. Use an "
                                       "https URL.\n"
                        : tls        ? "Client sent an HTTP request to an HTTPS server.\n"
@@ -240,26 +343,76 @@ static void refuse(struct acceptor *a, struct waiting *w, enum accept_verdict ve
                        "%s 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\n"
                        "Content-Length: %zu\r\nConnection: close\r\nX-Request-Id: %s\r\n\r\n%s",
                        tls ? "HTTP/1.0" : "HTTP/1.1", strlen(body), id, body);
-    /* read what was sent first: closing with unread data would reset
-     * the connection and could lose the answer */
-    size_t in = drain(w->fd);
-    ssize_t sent = send(w->fd, resp, (size_t)len, MSG_NOSIGNAL | MSG_DONTWAIT);
-    shutdown(w->fd, SHUT_WR);
-    in += drain(w->fd);
-    close(w->fd);
-    if (srv->cfg->log_access) {
-        char remote[64];
-        remote_text(&w->addr, remote, sizeof(remote));
-        double ms = (double)(time_mono_ns() - w->since_ns) / 1e6;
-        log_set_request_id(id);
-        log_info("event=access method=- path=- status=400 bytes=%zu bytes_in=%zu "
-                 "duration_ms=%.3f remote=%s term=%s",
-                 sent > 0 ? (size_t)sent : (size_t)0, in, ms, remote,
+    answer_close(a, w, id, resp, (size_t)len, 400,
                  plain_on_tls ? "plain_http_on_tls_port"
                  : tls        ? "tls_handshake"
                               : "bad_request_line");
-        log_set_request_id(NULL);
+}
+
+/* The request line's target (p[0..n) an ACCEPT_HTTP prefix) starts with
+ * s. */
+static bool target_starts(const unsigned char *p, size_t n, const char *s)
+{
+    size_t i = 0;
+    while (i < n && (p[i] == '\r' || p[i] == '\n')) {
+        i++;
     }
+    while (i < n && p[i] != ' ') {
+        i++;
+    }
+    return i < n && starts(p + i + 1, n - i - 1, s);
+}
+
+/* A header line named name (lower case) is among the complete lines of
+ * p[0..n) after the request line. */
+static bool has_header(const unsigned char *p, size_t n, const char *name)
+{
+    const unsigned char *lf = memchr(p, '\n', n);
+    while (lf != NULL) {
+        size_t line = (size_t)(lf + 1 - p);
+        lf = memchr(p + line, '\n', n - line);
+        const unsigned char *colon = memchr(p + line, ':', n - line);
+        if (lf != NULL && colon != NULL && colon < lf &&
+            same_name(p + line, (size_t)(colon - (p + line)), name)) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* Answer what accept_head_check found in the head p[0..n) in the format
+ * of the API the request is for (a header line the listener has not seen
+ * is not looked for), log it, close the connection. */
+static void refuse_head(struct acceptor *a, struct waiting *w, const unsigned char *p, size_t n,
+                        unsigned status, const char *message)
+{
+    char id[24];
+    next_id(a->srv, id, sizeof(id));
+    const char *reason = status == 431 ? "Request Header Fields Too Large" : "Bad Request";
+    char body[256];
+    const char *type = "text/plain; charset=utf-8";
+    const char *extra = "";
+    if (target_starts(p, n, "/v2")) {
+        snprintf(body, sizeof(body), "{\"errors\":[{\"code\":\"BAD_REQUEST\",\"message\":\"%s\"}]}",
+                 message);
+        type = "application/json";
+        extra = "Docker-Distribution-API-Version: registry/2.0\r\n";
+    } else if (has_header(p, n, "x-amz-target")) {
+        snprintf(body, sizeof(body), "{\"__type\":\"SerializationException\",\"message\":\"%s\"}",
+                 message);
+        type = "application/x-amz-json-1.1";
+    } else {
+        snprintf(body, sizeof(body), "%s\n", message);
+    }
+    char resp[768];
+    int len = snprintf(resp, sizeof(resp),
+                       "HTTP/1.1 %u %s\r\nContent-Type: %s\r\n%sContent-Length: %zu\r\n"
+                       "Connection: close\r\nX-Request-Id: %s\r\n\r\n%s",
+                       status, reason, type, extra, strlen(body), id, body);
+    log_info("event=bad_header reason=%s msg=\"%s\"",
+             status == 431 ? "head_too_large" : "content_length", message);
+    answer_close(a, w, id, resp, (size_t)len, status,
+                 status == 431 ? "head_too_large" : "bad_content_length");
 }
 
 static void hand_over(struct acceptor *a, struct waiting *w, bool upload)
@@ -289,8 +442,8 @@ static void hand_over(struct acceptor *a, struct waiting *w, bool upload)
  * or answered), false to keep waiting. */
 static bool screen(struct acceptor *a, struct waiting *w)
 {
-    unsigned char buf[PEEK_MAX];
-    ssize_t n = recv(w->fd, buf, sizeof(buf), MSG_PEEK | MSG_DONTWAIT);
+    unsigned char *buf = a->peek;
+    ssize_t n = recv(w->fd, buf, a->head_limit + 1, MSG_PEEK | MSG_DONTWAIT);
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
         return false;
     }
@@ -302,7 +455,14 @@ static bool screen(struct acceptor *a, struct waiting *w)
     /* a TLS port takes TLS handshakes (libmicrohttpd's GnuTLS answers
      * them) and answers everything else; a plain port the reverse */
     bool wanted = a->srv->tls != NULL ? v == ACCEPT_TLS : v == ACCEPT_HTTP;
-    if (wanted) {
+    const char *message = NULL;
+    unsigned status = 0;
+    if (wanted && v == ACCEPT_HTTP) {
+        status = accept_head_check(buf, (size_t)n, a->head_limit, &message);
+    }
+    if (status != 0) {
+        refuse_head(a, w, buf, (size_t)n, status, message);
+    } else if (wanted) {
         /* TLS hides the request line: its connections take the others */
         hand_over(a, w, v == ACCEPT_HTTP && accept_upload(buf, (size_t)n));
     } else {
@@ -427,7 +587,11 @@ static void *run(void *arg)
 enum berth_err acceptor_run(struct acceptor *a, struct server *srv)
 {
     a->srv = srv;
-    if (pthread_create(&a->thread, NULL, run, a) != 0) {
+    /* the regular connections' buffer, less room for the answer */
+    size_t pool = (size_t)srv->cfg->http_memory_limit_kib * 1024;
+    a->head_limit = pool > HEAD_PEEK_MAX ? HEAD_PEEK_MAX : pool - ANSWER_ROOM;
+    a->peek = malloc(a->head_limit + 1);
+    if (a->peek == NULL || pthread_create(&a->thread, NULL, run, a) != 0) {
         return BERTH_EIO;
     }
     a->running = true;
@@ -449,6 +613,7 @@ void acceptor_stop(struct acceptor *a)
         metrics_connection_delta(-1);
     }
     free(a->waiting);
+    free(a->peek);
     if (a->listen_fd >= 0) {
         close(a->listen_fd);
     }

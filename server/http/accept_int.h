@@ -9,8 +9,11 @@
  * other request line that cannot be HTTP is answered 400. On a TLS port
  * (tls.cert_file) it is the reverse: a TLS record goes to libmicrohttpd,
  * anything else gets a 400 in plain HTTP that says the port speaks HTTPS.
- * Each such answer has a request id and an access-log line. Private to
- * server/http.
+ * Each such answer has a request id and an access-log line. The first
+ * request's head, as far as it is in, is also checked for what
+ * libmicrohttpd would answer with a page of its own (accept_head_check):
+ * those are answered here in the API's format (OCI error JSON on /v2, an
+ * ECR `__type` error with X-Amz-Target). Private to server/http.
  *
  * Threading: one thread accepts and screens; a connection whose first
  * bytes are still to come waits in its poll set (at most
@@ -59,5 +62,16 @@ enum accept_verdict accept_screen(const unsigned char *p, size_t n);
  * per daemon and fixed at the connection's start; pushes read their
  * bodies in pieces of half of it. Pure; for tests. */
 bool accept_upload(const unsigned char *p, size_t n);
+
+/* What the listener can tell from the part of a request head it has
+ * (p[0..n), an ACCEPT_HTTP prefix) before libmicrohttpd 0.9.75 sees it,
+ * whose own answers to these are HTML pages (a Content-Length it cannot
+ * read: its header block twice; a head that fills the connection's
+ * buffer: 431, or nothing at all when the head fits but the answer does
+ * not): 0 when nothing is wrong (or not yet known), 400 with *message
+ * for a Content-Length header that is not a number of at most 18 digits,
+ * 431 for a head (whole, or the part seen) longer than limit bytes. Pure;
+ * for tests. */
+unsigned accept_head_check(const unsigned char *p, size_t n, size_t limit, const char **message);
 
 #endif

@@ -6,6 +6,7 @@ answers, not on sleeps."""
 
 import json
 import os
+import re
 import socket
 import ssl
 import threading
@@ -691,6 +692,66 @@ class FramingTest(h.ServerTestCase):
         doc = json.loads(got.partition(b"\r\n\r\n")[2])
         self.assertEqual(doc["__type"], "SerializationException", got)
         self.assertIn("Content-Length headers disagree", doc["message"])
+
+
+@h.berth_only("berth's listener answers what libmicrohttpd would answer with HTML")
+class HeadCheckTest(h.ServerTestCase):
+    """libmicrohttpd 0.9.75 answers a Content-Length it cannot read with an HTML page whose
+    header block it sends twice (a malformed answer: a client reads the second block as the
+    body), a head that fills the connection's buffer with an HTML 431, and a head that fits
+    but leaves no room for the answer with nothing at all. berth's listener sees a
+    connection's first head before libmicrohttpd does and answers these itself, once, in
+    the API's format, with a request id and an access-log line."""
+
+    def answer(self, req):
+        got = exchange(self.server.port, req)
+        self.assertEqual(got.count(b"HTTP/1.1 "), 1, got[:600])  # one answer, one head
+        head, _, body = got.partition(b"\r\n\r\n")
+        self.assertIn(b"\r\nConnection: close\r\n", head)
+        self.assertIn(b"\r\nX-Request-Id: ", head)
+        self.assertNotIn(b"<html>", got)
+        length = int(re.search(rb"\r\nContent-Length: (\d+)", head).group(1))
+        self.assertEqual(length, len(body), got[:600])
+        return int(head.split(b" ")[1]), head, body
+
+    def test_content_length_that_is_not_a_length(self):
+        for value in (b"-1", b"1x", b"13 ", b"99999999999999999999999"):
+            with self.subTest(value=value):
+                status, head, body = self.answer(
+                    b"PUT /v2/hc/a/manifests/x HTTP/1.1\r\nHost: x\r\nContent-Length: %s\r\n"
+                    b"\r\n{}" % value)
+                self.assertEqual(status, 400)
+                self.assertIn(b"\r\nContent-Type: application/json\r\n", head)
+                err = json.loads(body)["errors"][0]
+                self.assertEqual(err["code"], "BAD_REQUEST")
+                self.assertIn("Content-Length", err["message"])
+        status, head, body = self.answer(
+            b"POST / HTTP/1.1\r\nHost: x\r\nX-Amz-Target: %s\r\nContent-Length: -1\r\n\r\n{}"
+            % (e.TARGET_PREFIX + "DescribeRepositories").encode())
+        self.assertEqual(status, 400)
+        self.assertEqual(json.loads(body)["__type"], "SerializationException", body)
+        h.wait_until(lambda: self.server.log_text().count("term=bad_content_length") >= 5, 30,
+                     what="five bad_content_length access lines")
+        # a length that is one is served as before
+        self.assertEqual(self.reg.ping().status, 200)
+
+    def test_heads_too_large(self):
+        # 29 KiB: over the listener's bound (32 KiB buffer less 4 KiB for the answer);
+        # 32,500 bytes: libmicrohttpd took it and answered nothing; 40 KiB: its HTML 431
+        for size in (29 << 10, 32500, 40 << 10):
+            with self.subTest(size=size):
+                status, head, body = self.answer(
+                    b"GET /v2/ HTTP/1.1\r\nHost: x\r\nX-Big: %s\r\n\r\n" % (b"a" * size))
+                self.assertEqual(status, 431)
+                self.assertEqual(json.loads(body)["errors"][0]["code"], "BAD_REQUEST")
+        status, _, body = self.answer(b"GET /v2/%s HTTP/1.1\r\nHost: x\r\n\r\n" % (b"a" * 40000))
+        self.assertEqual(status, 431)
+        h.wait_until(lambda: self.server.log_text().count("term=head_too_large") >= 4, 30,
+                     what="four head_too_large access lines")
+        # a 24 KiB header is still taken
+        got = exchange(self.server.port, b"GET /v2/ HTTP/1.1\r\nHost: x\r\nX-Big: %s\r\n"
+                       b"Connection: close\r\n\r\n" % (b"a" * (24 << 10)))
+        self.assertTrue(got.startswith(b"HTTP/1.1 200 OK\r\n"), got[:300])
 
 
 class PathsOfTheirOwnTest(h.ServerTestCase):
