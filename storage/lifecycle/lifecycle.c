@@ -94,6 +94,9 @@ static enum berth_err check_images(const struct lifecycle_image *images, size_t 
                 return BERTH_EINVAL;
             }
         }
+        if (img->has_subject && img->subject >= count) {
+            return BERTH_EINVAL;
+        }
         if (img->parent_count > SIZE_MAX / 2 - total) {
             return BERTH_ETOOBIG;
         }
@@ -213,6 +216,75 @@ out:
     return rc;
 }
 
+/* A referrer that goes with its subject: untagged and listed by no index. */
+static bool follows_subject(const struct lifecycle_image *img)
+{
+    return img->has_subject && img->tag_count == 0 && img->parent_count == 0;
+}
+
+/* Expire, by its subject's rule, every referrer (follows_subject) of an
+ * image the policy deletes, transitively; mark them in followed. Returns
+ * how many, or (size_t)-1 without memory. */
+static size_t expire_referrers(const struct lifecycle_image *images, size_t count, int *expired_by,
+                               const unsigned char *transition, unsigned char *followed)
+{
+    size_t n = 0, *off = NULL, *refs = NULL, *stack = NULL;
+    size_t total = 0;
+    for (size_t i = 0; i < count; i++) {
+        total += follows_subject(&images[i]);
+    }
+    if (total == 0) {
+        return 0;
+    }
+    off = calloc(count + 1, sizeof(*off));
+    refs = malloc(total * sizeof(*refs));
+    stack = malloc(count * sizeof(*stack));
+    if (off == NULL || refs == NULL || stack == NULL) {
+        n = (size_t)-1;
+        goto out;
+    }
+    /* referrers of s are refs[off[s] .. off[s + 1]) */
+    for (size_t i = 0; i < count; i++) {
+        if (follows_subject(&images[i])) {
+            off[images[i].subject]++;
+        }
+    }
+    size_t running = 0;
+    for (size_t s = 0; s < count; s++) {
+        running += off[s];
+        off[s] = running;
+    }
+    off[count] = running;
+    for (size_t i = 0; i < count; i++) {
+        if (follows_subject(&images[i])) {
+            refs[--off[images[i].subject]] = i;
+        }
+    }
+    size_t top = 0;
+    for (size_t i = 0; i < count; i++) {
+        if (expired_by[i] != 0 && !transition[i]) {
+            stack[top++] = i; /* deleted, not moved to the archive */
+        }
+    }
+    while (top > 0) {
+        size_t s = stack[--top];
+        for (size_t k = off[s]; k < off[s + 1]; k++) {
+            size_t r = refs[k];
+            if (expired_by[r] == 0) {
+                expired_by[r] = expired_by[s];
+                followed[r] = 1;
+                stack[top++] = r;
+                n++;
+            }
+        }
+    }
+out:
+    free(stack);
+    free(refs);
+    free(off);
+    return n;
+}
+
 enum berth_err lifecycle_evaluate(const struct lifecycle_policy *p,
                                   const struct lifecycle_image *images, size_t count,
                                   int64_t now_ms, struct lifecycle_expiration **out,
@@ -221,7 +293,7 @@ enum berth_err lifecycle_evaluate(const struct lifecycle_policy *p,
     enum berth_err rc = BERTH_OK;
     struct age_key *order = NULL;
     unsigned char *flags = NULL;
-    int *expired_by = NULL;
+    int *expired_by = NULL, *by_rule = NULL;
     unsigned char *transition = NULL;
     struct lifecycle_expiration *result = NULL;
     size_t edges = 0, n_expired = 0;
@@ -246,8 +318,10 @@ enum berth_err lifecycle_evaluate(const struct lifecycle_policy *p,
     order = malloc(count * sizeof(*order));
     flags = calloc(count, 1);
     expired_by = calloc(count, sizeof(*expired_by));
+    by_rule = calloc(count, sizeof(*by_rule));
     transition = calloc(count, 1);
-    if (order == NULL || flags == NULL || expired_by == NULL || transition == NULL) {
+    if (order == NULL || flags == NULL || expired_by == NULL || by_rule == NULL ||
+        transition == NULL) {
         rc = BERTH_ENOMEM;
         goto out;
     }
@@ -262,6 +336,27 @@ enum berth_err lifecycle_evaluate(const struct lifecycle_policy *p,
         apply_rule(&p->rules[r], images, order, count, now_ms, flags, expired_by, transition);
     }
     if (edges > 0) {
+        memcpy(by_rule, expired_by, count * sizeof(*by_rule));
+        memset(flags, 0, count);
+        rc = keep_referenced(images, count, edges, flags, expired_by);
+        if (rc != BERTH_OK) {
+            goto out;
+        }
+    }
+    memset(flags, 0, count);
+    size_t followed = expire_referrers(images, count, expired_by, transition, flags);
+    if (followed == (size_t)-1) {
+        rc = BERTH_ENOMEM;
+        goto out;
+    }
+    if (followed > 0 && edges > 0) {
+        /* an index among the referrers gone: what it alone kept is the
+         * rules' again (no index lists a referrer that follows) */
+        for (size_t i = 0; i < count; i++) {
+            if (!flags[i]) {
+                expired_by[i] = by_rule[i];
+            }
+        }
         memset(flags, 0, count);
         rc = keep_referenced(images, count, edges, flags, expired_by);
         if (rc != BERTH_OK) {
@@ -294,6 +389,7 @@ enum berth_err lifecycle_evaluate(const struct lifecycle_policy *p,
 out:
     free(result);
     free(transition);
+    free(by_rule);
     free(expired_by);
     free(flags);
     free(order);

@@ -95,6 +95,8 @@ struct lifecycle_image {
     int64_t pulled_at_ms;    /* last recorded pull, 0 = never (then the push time counts) */
     int64_t archived_at_ms;  /* when it entered the archive class (archived images) */
     bool is_archived;        /* in the archive storage class (else standard) */
+    bool has_subject;        /* an OCI 1.1 referrer (signature, SBOM, ...) of */
+    size_t subject;          /* images[subject], in the same repository */
 };
 
 /* One image the policy expires, and the rule that selected it. */
@@ -126,13 +128,20 @@ struct lifecycle_expiration {
  * image stays claimed by its rule; no other image is expired in its place.
  * Parent cycles are tolerated.
  *
+ * Last, referrers go with their subject, as ECR's lifecycle removes them
+ * (reference/ecr-api.md, 2024-06): an untagged image that no index lists
+ * and whose subject is expired is expired too, by the subject's rule,
+ * transitively (a signature of an SBOM of the image). A referrer with a
+ * tag of its own, or listed by an index, is an image in its own right and
+ * only rules expire it.
+ *
  * On success *out is a malloc'd array of *out_count expirations in
  * ascending image order (NULL when none); the caller frees it with free().
  * Deleting them is the caller's business: delete indexes before the
  * images they reference if the store refuses to orphan references.
  *
  * p, out and out_count must not be NULL. Returns BERTH_OK; BERTH_EINVAL
- * when a parent index is >= count, a tag is NULL, or an array pointer is
+ * when a parent or subject index is >= count, a tag is NULL, or an array pointer is
  * NULL with a non-zero count; BERTH_ETOOBIG when count >
  * LIFECYCLE_IMAGES_MAX (or the parent references number over SIZE_MAX / 2);
  * BERTH_ENOMEM. *out and *out_count are written only on success. O(n log n + rules * n * match

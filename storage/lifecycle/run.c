@@ -63,7 +63,9 @@ struct snap_image {
     size_t tag_count;
     size_t parent_first; /* into parents */
     size_t parent_count;
-    bool is_parent; /* lists other images of the repository */
+    bool is_parent;   /* lists other images of the repository */
+    bool has_subject; /* an OCI 1.1 referrer of img[subject] */
+    size_t subject;
 };
 
 struct edge {
@@ -229,6 +231,19 @@ static int load_edge(void *arg, int64_t parent_id, int64_t child_id)
     return 0;
 }
 
+static int load_subject(void *arg, int64_t subject_id, int64_t referrer_id)
+{
+    struct lifecycle_snapshot *s = arg;
+    size_t subj, r;
+    if (!find_image(s, subject_id, &subj) || !find_image(s, referrer_id, &r)) {
+        s->bad = true;
+        return 1;
+    }
+    s->img[r].has_subject = true;
+    s->img[r].subject = subj;
+    return 0;
+}
+
 /* After loading: per-image parent lists and resolved tag pointers. */
 static enum berth_err snapshot_finish(struct lifecycle_snapshot *s)
 {
@@ -279,6 +294,9 @@ static enum berth_err snapshot_load(struct meta *m, int64_t repo_id,
         }
         if (rc == BERTH_OK && !s->oom && !s->bad && s->count <= LIFECYCLE_IMAGES_MAX) {
             rc = meta_lifecycle_children(m, repo_id, load_edge, s);
+        }
+        if (rc == BERTH_OK && !s->oom && !s->bad && s->count <= LIFECYCLE_IMAGES_MAX) {
+            rc = meta_lifecycle_referrers(m, repo_id, load_subject, s);
         }
         meta_rollback(m); /* ends the read transaction */
     }
@@ -617,6 +635,8 @@ enum berth_err lifecycle_run_repo(struct store *st, int64_t repo_id,
         images[i].pulled_at_ms = si->pulled_at;
         images[i].archived_at_ms = si->archived_at;
         images[i].is_archived = si->is_archived;
+        images[i].has_subject = si->has_subject;
+        images[i].subject = si->subject;
     }
     int64_t t1 = time_mono_ns();
     r->load_us = (t1 - t0) / 1000;

@@ -96,6 +96,21 @@ enum berth_err meta_lifecycle_children(struct meta *m, int64_t repo_id, meta_lc_
     return meta_page(m, st, -1, edge_row, &c, NULL, "lifecycle_children");
 }
 
+enum berth_err meta_lifecycle_referrers(struct meta *m, int64_t repo_id, meta_lc_edge_cb cb,
+                                        void *arg)
+{
+    struct meta_stmt *st =
+        meta_prepare(m, "SELECT s.id, r.id FROM manifests r "
+                        "JOIN manifests s ON s.repo_id = r.repo_id AND s.digest = r.subject "
+                        "WHERE r.repo_id = ?1 AND r.subject IS NOT NULL");
+    if (st == NULL) {
+        return BERTH_EDB;
+    }
+    meta_bind_int64(st, 1, repo_id);
+    struct edge_ctx c = {cb, arg};
+    return meta_page(m, st, -1, edge_row, &c, NULL, "lifecycle_referrers");
+}
+
 struct repo_ctx {
     meta_lc_repo_cb cb;
     void *arg;

@@ -1,7 +1,7 @@
 /*
  * Metadata queries of lifecycle enforcement and previews
- * (storage/lifecycle/run.c): a repository's images, tags and index
- * children as three indexed scans, the repositories that have a policy,
+ * (storage/lifecycle/run.c): a repository's images, tags, index
+ * children and referrers as four indexed scans, the repositories that have a policy,
  * and the stored previews (StartLifecyclePolicyPreview /
  * GetLifecyclePolicyPreview). Same rules as meta.h: a struct meta is used
  * by one thread at a time; every call may block on the database; strings
@@ -43,6 +43,12 @@ enum berth_err meta_lifecycle_tags(struct meta *m, int64_t repo_id, meta_lc_tag_
 typedef int (*meta_lc_edge_cb)(void *arg, int64_t parent_id, int64_t child_id);
 enum berth_err meta_lifecycle_children(struct meta *m, int64_t repo_id, meta_lc_edge_cb cb,
                                        void *arg);
+
+/* Each (subject, referrer) pair where a manifest of the repository names
+ * another of the same repository as its OCI 1.1 subject, in no
+ * particular order (the edge callback's parent is the subject). */
+enum berth_err meta_lifecycle_referrers(struct meta *m, int64_t repo_id, meta_lc_edge_cb cb,
+                                        void *arg);
 
 /* Repositories that have a lifecycle policy, id > after, in id order, at
  * most limit. */

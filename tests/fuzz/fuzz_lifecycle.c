@@ -18,9 +18,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     static const char *const t2[] = {"beta-2"};
     static const size_t parents[] = {0};
     const struct lifecycle_image images[] = {
-        {"sha256:a", 1000, t1, 2, NULL, 0, 1500, 0, false},
-        {"sha256:b", 2000, t2, 1, parents, 1, 0, 0, false},
-        {"sha256:c", 3000, NULL, 0, NULL, 0, 0, 2500, true},
+        {"sha256:a", 1000, t1, 2, NULL, 0, 1500, 0, false, false, 0},
+        {"sha256:b", 2000, t2, 1, parents, 1, 0, 0, false, false, 0},
+        {"sha256:c", 3000, NULL, 0, NULL, 0, 0, 2500, true, true, 0},
     };
     struct lifecycle_expiration *out = NULL;
     size_t n = 0;

@@ -394,6 +394,37 @@ class LifecycleEnforcementTest(h.ServerTestCase):
         self.assertEqual(lg.image_digests(self.server, self.reg, repo, everything), want)
         self.assertManifest(repo, "multi", index)
 
+    def test_referrers_go_with_their_subject(self):
+        """ECR's lifecycle removes an image's referrers (signatures, SBOMs) with it
+        (reference/ecr-api.md, 2024-06): untagged ones, transitively. A referrer with a tag
+        of its own stays, and so do the kept image's."""
+        repo = self.repo()
+        old, new = push_r_images(self, self.reg, repo, count=2)
+        sig = h.build_artifact("application/vnd.example.signature.v1", subject=old.descriptor())
+        sbom = h.build_artifact("application/vnd.example.sbom.v1+json", subject=old.descriptor())
+        sbom_sig = h.build_artifact("application/vnd.example.signature.v1",
+                                    subject=sbom.descriptor())
+        tagged = h.build_artifact("application/vnd.example.signature.v1",
+                                  subject=old.descriptor())
+        new_sig = h.build_artifact("application/vnd.example.signature.v1",
+                                   subject=new.descriptor())
+        for art in (sig, sbom, sbom_sig, new_sig):
+            lg.push_image_retry(self.reg, repo, art)
+        lg.push_image_retry(self.reg, repo, tagged, tag="old-signature")
+        everything = [i.digest for i in (old, new, sig, sbom, sbom_sig, tagged, new_sig)]
+        lg.aws_ok(self, self.server, "put-lifecycle-policy", "--repository-name", repo,
+                  "--lifecycle-policy-text", KEEP_ONE_R)
+        want = {new.digest, new_sig.digest, tagged.digest}
+        h.wait_until(lambda: lg.image_digests(self.server, self.reg, repo, everything) == want,
+                     20, interval=0.2, what="r0 and its untagged referrers to go")
+        resp = self.reg.referrers(repo, old.digest)
+        self.assertEqual(resp.status, 200, resp.describe())
+        self.assertEqual([m["digest"] for m in json.loads(resp.body)["manifests"]],
+                         [tagged.digest])
+        log = self.server.log_text()
+        self.assertIn("event=lifecycle_run repo=%s dry_run=0 images=7 selected=4 expired=4"
+                      % repo, log)
+
 
 KEEP_ONE_R = pad(lg.policy({"rulePriority": 1, "selection": {
     "tagStatus": "tagged", "tagPrefixList": ["r"], "countType": "imageCountMoreThan",

@@ -105,10 +105,18 @@ static size_t spec_index(const struct spec *specs, size_t n, const char *name)
     abort();
 }
 
-/* Parse policy (padded) and evaluate it over specs at NOW_MS. Returns the
- * expirations as "A:1 B:2" in image order, "" for none, or "ERR <msg>".
- * Static storage, overwritten by the next call. */
-static const char *run(const char *policy, const struct spec *specs, size_t n)
+/* A referrer and its subject, by spec name. */
+struct subject_of {
+    const char *referrer;
+    const char *subject;
+};
+
+/* Parse policy (padded) and evaluate it over specs at NOW_MS, with the
+ * referrers' subjects. Returns the expirations as "A:1 B:2" in image
+ * order, "" for none, or "ERR <msg>". Static storage, overwritten by the
+ * next call. */
+static const char *run_referrers(const char *policy, const struct spec *specs, size_t n,
+                                 const struct subject_of *subjects, size_t nsubjects)
 {
     static char out[4096];
     char msg[LIFECYCLE_MSG_CAP];
@@ -146,6 +154,11 @@ static const char *run(const char *policy, const struct spec *specs, size_t n)
             .parent_count = nparents,
         };
     }
+    for (size_t k = 0; k < nsubjects; k++) {
+        struct lifecycle_image *r = &images[spec_index(specs, n, subjects[k].referrer)];
+        r->has_subject = true;
+        r->subject = spec_index(specs, n, subjects[k].subject);
+    }
     struct lifecycle_expiration *exp = NULL;
     size_t count = 0;
     enum berth_err rc = lifecycle_evaluate(p, images, n, NOW_MS, &exp, &count);
@@ -160,6 +173,11 @@ static const char *run(const char *policy, const struct spec *specs, size_t n)
     free(exp);
     lifecycle_policy_free(p);
     return out;
+}
+
+static const char *run(const char *policy, const struct spec *specs, size_t n)
+{
+    return run_referrers(policy, specs, n, NULL, 0);
 }
 
 /* ---- AWS documentation examples (fixtures) ------------------------------ */
@@ -632,6 +650,82 @@ static void test_index_keeps_children(void)
     CHECK_STR(run(untagged_age, kept_cycle, 3), "");
 }
 
+/* Referrers (OCI 1.1 subject) go with their subject when it is deleted, as
+ * ECR's lifecycle removes them: untagged ones no index lists, transitively,
+ * by the subject's rule. */
+static void test_referrers_follow_their_subject(void)
+{
+    static const struct spec imgs[] = {
+        {"V1", 5, {"v1"}, {0}, 0},         {"V2", 1, {"v2"}, {0}, 0},
+        {"SIG1", 4, {0}, {0}, 0},          {"SBOM1", 4, {0}, {0}, 0},
+        {"SIGSBOM1", 3, {0}, {0}, 0},      {"SIG2", 0.5, {0}, {0}, 0},
+        {"TAGGEDSIG", 4, {"sig"}, {0}, 0}, {"IDX", 2, {"idx"}, {0}, 0},
+        {"LISTED", 4, {0}, {"IDX"}, 0},
+    };
+    static const struct subject_of subjects[] = {
+        {"SIG1", "V1"}, {"SBOM1", "V1"},     {"SIGSBOM1", "SBOM1"},
+        {"SIG2", "V2"}, {"TAGGEDSIG", "V1"}, {"LISTED", "V1"},
+    };
+    /* keep one v* image: V1 goes, with its signature, its SBOM and the
+     * SBOM's signature; the tagged signature and the one an index lists stay */
+    const char *keep_one = "{\"rules\":[" TAGGED_COUNT(1, "tagPrefixList", "[\"v\"]", 1) "]}";
+    CHECK_STR(run_referrers(keep_one, imgs, 9, subjects, 6), "V1:1 SIG1:1 SBOM1:1 SIGSBOM1:1");
+    /* without subjects, only V1 */
+    CHECK_STR(run(keep_one, imgs, 9), "V1:1");
+    /* a referrer a rule of its own expires keeps that rule's priority (SIG1,
+     * SBOM1), and one that follows takes its subject's (SIGSBOM1, 3 days old,
+     * follows SBOM1); V2's young signature stays with V2 */
+    const char *both = "{\"rules\":[" TAGGED_COUNT(
+        1, "tagPrefixList", "[\"v\"]",
+        1) ",{\"rulePriority\":2,\"selection\":{\"tagStatus\":\"untagged\","
+           "\"countType\":\"sinceImagePushed\",\"countUnit\":\"days\","
+           "\"countNumber\":3},\"action\":{\"type\":\"expire\"}}]}";
+    CHECK_STR(run_referrers(both, imgs, 9, subjects, 6), "V1:1 SIG1:2 SBOM1:2 SIGSBOM1:2");
+    /* an image archived (a transition) keeps its referrers */
+    const char *archive = "{\"rules\":[{\"rulePriority\":1,\"selection\":{\"tagStatus\":"
+                          "\"tagged\",\"tagPrefixList\":[\"v1\"],\"countType\":"
+                          "\"sinceImagePushed\",\"countUnit\":\"days\",\"countNumber\":1},"
+                          "\"action\":{\"type\":\"transition\",\"targetStorageClass\":"
+                          "\"archive\"}}]}";
+    CHECK_STR(run_referrers(archive, imgs, 9, subjects, 6), "V1:1");
+    /* a subject out of range is refused; a referrer of itself does not hang */
+    static const struct spec self[] = {{"S", 9, {0}, {0}, 0}, {"T", 9, {"t"}, {0}, 0}};
+    static const struct subject_of loop[] = {{"S", "S"}};
+    const char *untagged = "{\"rules\":[{\"rulePriority\":1,\"selection\":{\"tagStatus\":"
+                           "\"untagged\",\"countType\":\"sinceImagePushed\",\"countUnit\":"
+                           "\"days\",\"countNumber\":1},\"action\":{\"type\":\"expire\"}}]}";
+    CHECK_STR(run_referrers(untagged, self, 2, loop, 1), "S:1");
+}
+
+/* An index among the referrers that goes with its subject no longer keeps
+ * what only it listed. */
+static void test_referrer_index_releases_its_children(void)
+{
+    static const struct spec imgs[] = {
+        {"V1", 5, {"v1"}, {0}, 0},
+        {"V2", 1, {"v2"}, {0}, 0},
+        {"SIGIDX", 1, {0}, {0}, 0},
+        {"SIGPART", 4, {0}, {"SIGIDX"}, 0},
+    };
+    static const struct subject_of subjects[] = {{"SIGIDX", "V1"}};
+    const char *policy = "{\"rules\":[" TAGGED_COUNT(
+        1, "tagPrefixList", "[\"v\"]",
+        1) ",{\"rulePriority\":2,\"selection\":{\"tagStatus\":\"untagged\","
+           "\"countType\":\"sinceImagePushed\",\"countUnit\":\"days\","
+           "\"countNumber\":30},\"action\":{\"type\":\"expire\"}}]}";
+    /* rule 2 selects nothing (too young); SIGPART stays, listed by nothing left */
+    CHECK_STR(run_referrers(policy, imgs, 4, subjects, 1), "V1:1 SIGIDX:1");
+    const char *young = "{\"rules\":[" TAGGED_COUNT(
+        1, "tagPrefixList", "[\"v\"]",
+        1) ",{\"rulePriority\":2,\"selection\":{\"tagStatus\":\"untagged\","
+           "\"countType\":\"sinceImagePushed\",\"countUnit\":\"days\","
+           "\"countNumber\":3},\"action\":{\"type\":\"expire\"}}]}";
+    /* rule 2 selects SIGPART (4 days old), which the young SIGIDX kept; with
+     * SIGIDX gone after V1, SIGPART is the rule's again */
+    CHECK_STR(run_referrers(young, imgs, 4, subjects, 1), "V1:1 SIGIDX:1 SIGPART:2");
+    CHECK_STR(run(young, imgs, 4), "V1:1");
+}
+
 /* Storage classes: a transition rule archives standard images by last pull
  * (push time when never pulled), an archive rule expires images archived
  * long enough, and neither class's rules see the other's images; "any"
@@ -654,18 +748,20 @@ static void test_storage_classes(void)
     }
     struct lifecycle_image imgs[] = {
         /* pushed long ago, pulled yesterday: stays */
-        {"sha256:a", NOW_MS - 100 * DAY_MS, NULL, 0, NULL, 0, NOW_MS - DAY_MS, 0, false},
+        {"sha256:a", NOW_MS - 100 * DAY_MS, NULL, 0, NULL, 0, NOW_MS - DAY_MS, 0, false, false, 0},
         /* pushed long ago, pulled 31 days ago: archived */
-        {"sha256:b", NOW_MS - 100 * DAY_MS, NULL, 0, NULL, 0, NOW_MS - 31 * DAY_MS, 0, false},
+        {"sha256:b", NOW_MS - 100 * DAY_MS, NULL, 0, NULL, 0, NOW_MS - 31 * DAY_MS, 0, false, false,
+         0},
         /* never pulled, pushed 40 days ago: archived */
-        {"sha256:c", NOW_MS - 40 * DAY_MS, NULL, 0, NULL, 0, 0, 0, false},
+        {"sha256:c", NOW_MS - 40 * DAY_MS, NULL, 0, NULL, 0, 0, 0, false, false, 0},
         /* never pulled, pushed 10 days ago: stays */
-        {"sha256:d", NOW_MS - 10 * DAY_MS, NULL, 0, NULL, 0, 0, 0, false},
+        {"sha256:d", NOW_MS - 10 * DAY_MS, NULL, 0, NULL, 0, 0, 0, false, false, 0},
         /* archived 91 days ago: expired */
-        {"sha256:e", NOW_MS - 200 * DAY_MS, NULL, 0, NULL, 0, 0, NOW_MS - 91 * DAY_MS, true},
+        {"sha256:e", NOW_MS - 200 * DAY_MS, NULL, 0, NULL, 0, 0, NOW_MS - 91 * DAY_MS, true, false,
+         0},
         /* archived 10 days ago (old pull): stays archived, not archived again */
         {"sha256:f", NOW_MS - 200 * DAY_MS, NULL, 0, NULL, 0, NOW_MS - 150 * DAY_MS,
-         NOW_MS - 10 * DAY_MS, true},
+         NOW_MS - 10 * DAY_MS, true, false, 0},
     };
     struct lifecycle_expiration *exp = NULL;
     size_t n = 0;
@@ -723,8 +819,8 @@ static void test_evaluate_inputs(void)
     const char *tag[] = {"a"};
     size_t bad_parent[] = {5};
     struct lifecycle_image imgs[2] = {
-        {"sha256:1", NOW_MS - 10, tag, 1, NULL, 0, 0, 0, false},
-        {"sha256:2", NOW_MS - 20, NULL, 0, bad_parent, 1, 0, 0, false},
+        {"sha256:1", NOW_MS - 10, tag, 1, NULL, 0, 0, 0, false, false, 0},
+        {"sha256:2", NOW_MS - 20, NULL, 0, bad_parent, 1, 0, 0, false, false, 0},
     };
     static struct lifecycle_expiration sentinel;
     struct lifecycle_expiration *exp = &sentinel;
@@ -1356,6 +1452,8 @@ int main(void)
     RUN(test_count_after_earlier_rules);
     RUN(test_age_boundaries);
     RUN(test_index_keeps_children);
+    RUN(test_referrers_follow_their_subject);
+    RUN(test_referrer_index_releases_its_children);
     RUN(test_storage_classes);
     RUN(test_evaluate_inputs);
     RUN(test_valid_policies);
