@@ -608,6 +608,10 @@ static enum berth_err read_manifest(struct store *st, const struct meta_manifest
     enum berth_err rc = digest_parse(mf->digest, &d);
     if (rc == BERTH_OK) {
         rc = blob_read_all(store_blobs(st), &d, (size_t)mf->size, &buf, &len);
+        if (rc == BERTH_ENOTFOUND && store_settle_trash(st)) {
+            /* moved aside by a removal that never committed */
+            rc = blob_read_all(store_blobs(st), &d, (size_t)mf->size, &buf, &len);
+        }
     }
     if (rc == BERTH_ETOOBIG || (rc == BERTH_OK && len != (size_t)mf->size)) {
         rc = BERTH_EIO;

@@ -133,7 +133,12 @@ enum berth_err oci_blob_body(struct request *req, const struct digest *d, uint64
                              uint64_t offset, uint64_t len, struct http_response **out)
 {
     struct blob_read br;
-    enum berth_err rc = blob_read_range(store_blobs(req->srv->store), d, size, offset, len, &br);
+    struct store *st = req->srv->store;
+    enum berth_err rc = blob_read_range(store_blobs(st), d, size, offset, len, &br);
+    if (rc == BERTH_ENOTFOUND && store_settle_trash(st)) {
+        /* moved aside by a removal that never committed (a killed pass) */
+        rc = blob_read_range(store_blobs(st), d, size, offset, len, &br);
+    }
     if (rc != BERTH_OK) {
         if (rc == BERTH_ENOTFOUND) {
             log_error("event=blob_file_missing digest=%s", d->str);

@@ -368,6 +368,27 @@ enum berth_err store_recover_trash(struct store *st, int64_t *restored, int64_t 
     return rc;
 }
 
+bool store_settle_trash(struct store *st)
+{
+    struct meta *m;
+    if (store_meta_get(st, &m) != BERTH_OK || meta_begin(m) != BERTH_OK) {
+        return false;
+    }
+    int64_t restored = 0, deleted = 0;
+    if (store_recover_trash(st, &restored, &deleted) == BERTH_OK && meta_commit(m) == BERTH_OK) {
+        if (restored > 0 || deleted > 0) {
+            log_warn("event=trash_settled restored=%lld deleted=%lld msg=\"blobs a removal "
+                     "that never committed had moved aside\"",
+                     (long long)restored, (long long)deleted);
+        }
+        return restored > 0;
+    }
+    meta_rollback(m);
+    log_error("event=store_error op=settle_trash msg=\"repaired at the next start-up or garbage "
+              "collection\"");
+    return false;
+}
+
 /* ---- the space reserve ---- */
 
 bool store_reserve_take(struct store *st)

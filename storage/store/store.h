@@ -110,6 +110,14 @@ struct blob_store *store_archive(struct store *st);
  * (optional) receive the counts. */
 enum berth_err store_recover_trash(struct store *st, int64_t *restored, int64_t *deleted);
 
+/* store_recover_trash in a write transaction of its own, for a reader that
+ * found a blob file missing while its row exists: a `berth gc` killed
+ * beside the server between moving garbage aside and its commit leaves
+ * the rows and the files in trash/ (the server's own pass, or a restart,
+ * would put them back later). True when a file was put back, so the read
+ * is worth trying again; failures are logged. */
+bool store_settle_trash(struct store *st);
+
 /* ---- the backend marker ----
  * <root>/berth.backend records the metadata backend (meta.backend) and
  * the blob backend (storage.backend) the root belongs to, so that a

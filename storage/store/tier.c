@@ -84,21 +84,6 @@ static enum berth_err pread_some(int fd, void *p, size_t n, uint64_t off, size_t
     }
 }
 
-/* Put back what a failed transaction moved aside (its rows are back). */
-static void settle_trash(struct store *st, struct meta *m)
-{
-    if (meta_begin(m) != BERTH_OK) {
-        return;
-    }
-    int64_t restored = 0, deleted = 0;
-    if (store_recover_trash(st, &restored, &deleted) == BERTH_OK && meta_commit(m) == BERTH_OK) {
-        return;
-    }
-    meta_rollback(m);
-    log_error("event=archive_error op=settle_trash msg=\"repaired at the next start-up or garbage "
-              "collection\"");
-}
-
 /* ---- archive ---- */
 
 /* Write the blob's bytes from fd (size bytes, hashing them) into the stage
@@ -302,7 +287,7 @@ static enum berth_err archive_blob(struct store *st, struct meta *m, const struc
     if (rc != BERTH_OK) {
         log_error("event=archive_error op=move digest=%s err=%s", d.str, berth_strerror(rc));
         if (removed) {
-            settle_trash(st, m);
+            (void)store_settle_trash(st);
         }
         return rc;
     }

@@ -100,6 +100,37 @@ class GcCommandTest(unittest.TestCase):
         self.assertFalse(os.path.exists(path))
         self.server.stop()
 
+    def test_blobs_a_killed_pass_moved_aside_are_served(self):
+        """A `berth gc` killed beside the server between moving garbage to trash/ and its
+        commit leaves the rows and the files in trash/. Before, the server answered such a
+        blob's GET 404 (its HEAD 200, and a manifest naming it was taken) until its own
+        pass or a restart; now a read that misses the file puts the trash back first."""
+        root = self.server.root
+        repo = "itest/gc-trash"
+        img = lg.distinct_image(layer_size=4096)
+        h.expect_status(self.reg.push_image(repo, img, tag="t"), 201)
+        layer = img.obj["layers"][0]["digest"]
+
+        def move_aside(digest):
+            files = lg.blob_files(root)
+            alg, hexpart = digest.split(":")
+            os.rename(files[digest], os.path.join(root, "trash", "%s-%s" % (alg, hexpart)))
+
+        move_aside(layer)
+        self.assertEqual(self.reg.head_blob(repo, layer).status, 200)
+        resp = self.reg.get_blob(repo, layer)
+        self.assertEqual(resp.status, 200, resp.describe())
+        self.assertEqual(resp.body, img.blobs[layer])
+        self.assertEqual(lg.trash_files(root), [])
+        move_aside(img.digest)
+        resp = self.reg.get_manifest(repo, "t")
+        self.assertEqual(resp.status, 200, resp.describe())
+        self.assertEqual(resp.body, img.manifest)
+        log = self.server.log_text()
+        self.assertEqual(log.count("event=trash_settled restored=1 deleted=0"), 2, log[-3000:])
+        self.assertNotIn("blob_file_missing", log)
+        self.server.stop()
+
 
 def make_garbage(root, count, repo_id):
     """count unreferenced blobs, as abandoned uploads leave them: a file under blobs/ and a
