@@ -5,7 +5,6 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,54 +22,6 @@ void bundle_parts_init(struct bundle_parts *p)
 {
     memset(p, 0, sizeof(*p));
     p->lock_fd = -1;
-}
-
-/* The temporary bundles (<out>.tmp-<pid>-<random>, or <out>.tmp-<pid> from
- * an earlier berth) of runs killed while writing it, removed: a run writes
- * one only while holding the lock this run now holds, so one whose process
- * is gone is nobody's. */
-static void remove_stale_tmp(const char *out)
-{
-    char dir[4096];
-    str_copy(dir, sizeof(dir), out);
-    char *slash = strrchr(dir, '/');
-    const char *base = out;
-    if (slash == NULL) {
-        str_copy(dir, sizeof(dir), ".");
-    } else {
-        base = out + (slash - dir) + 1;
-        slash[slash == dir ? 1 : 0] = '\0';
-    }
-    char prefix[1024];
-    if ((size_t)snprintf(prefix, sizeof(prefix), "%s.tmp-", base) >= sizeof(prefix)) {
-        return;
-    }
-    DIR *d = opendir(dir);
-    struct dirent *e;
-    while (d != NULL && (e = readdir(d)) != NULL) {
-        if (!str_has_prefix(e->d_name, prefix)) {
-            continue;
-        }
-        const char *digits = e->d_name + strlen(prefix);
-        char *end = NULL;
-        long pid = strtol(digits, &end, 10);
-        bool suffix_ok = *end == '\0' || (*end == '-' && strlen(end + 1) == 6);
-        if (end == digits || !suffix_ok || pid <= 0 || pid == (long)getpid()) {
-            continue;
-        }
-        bool gone = kill((pid_t)pid, 0) != 0 && errno == ESRCH;
-        char path[8192];
-        if (!gone ||
-            (size_t)snprintf(path, sizeof(path), "%s/%s", dir, e->d_name) >= sizeof(path)) {
-            continue;
-        }
-        if (unlink(path) == 0) {
-            log_info("event=mirror_stale_removed path=%s", path);
-        }
-    }
-    if (d != NULL) {
-        closedir(d);
-    }
 }
 
 enum berth_err bundle_parts_open(struct bundle_parts *p, const char *out, char *why, size_t why_cap)
@@ -95,7 +46,6 @@ enum berth_err bundle_parts_open(struct bundle_parts *p, const char *out, char *
         return BERTH_EBUSY;
     }
     p->is_locked = true;
-    remove_stale_tmp(out);
     DIR *dir = opendir(p->dir);
     struct dirent *e;
     while (dir != NULL && (e = readdir(dir)) != NULL) {

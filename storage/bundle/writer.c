@@ -8,6 +8,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,6 +17,7 @@
 #include <unistd.h>
 
 #include "common/fileio.h"
+#include "common/log.h"
 #include "common/str.h"
 #include "common/timeutil.h"
 #include "storage/spec/manifest.h"
@@ -360,6 +362,55 @@ static mode_t current_umask(void)
     return mask;
 }
 
+/* The temporary files of runs killed while writing w's target
+ * (<target>.tmp-<pid>-<random>, or <target>.tmp-<pid> from an earlier
+ * berth) removed: a file whose process is gone is nobody's. A live run's
+ * file (another export to the same path) is left alone. */
+static void remove_stale_tmp(const struct bundle_writer *w)
+{
+    const char *target = w->target;
+    char dir[sizeof(w->target)];
+    str_copy(dir, sizeof(dir), target);
+    char *slash = strrchr(dir, '/');
+    const char *base = target;
+    if (slash == NULL) {
+        str_copy(dir, sizeof(dir), ".");
+    } else {
+        base = target + (slash - dir) + 1;
+        slash[slash == dir ? 1 : 0] = '\0';
+    }
+    char prefix[1024];
+    if ((size_t)snprintf(prefix, sizeof(prefix), "%s.tmp-", base) >= sizeof(prefix)) {
+        return;
+    }
+    DIR *d = opendir(dir);
+    struct dirent *e;
+    while (d != NULL && (e = readdir(d)) != NULL) {
+        if (!str_has_prefix(e->d_name, prefix)) {
+            continue;
+        }
+        const char *digits = e->d_name + strlen(prefix);
+        char *end = NULL;
+        long pid = strtol(digits, &end, 10);
+        bool suffix_ok = *end == '\0' || (*end == '-' && strlen(end + 1) == 6);
+        if (end == digits || !suffix_ok || pid <= 0 || pid == (long)getpid()) {
+            continue;
+        }
+        bool gone = kill((pid_t)pid, 0) != 0 && errno == ESRCH;
+        char path[sizeof(dir) + 256];
+        if (!gone ||
+            (size_t)snprintf(path, sizeof(path), "%s/%s", dir, e->d_name) >= sizeof(path)) {
+            continue;
+        }
+        if (unlink(path) == 0) {
+            log_info("event=bundle_stale_removed path=%s", path);
+        }
+    }
+    if (d != NULL) {
+        closedir(d);
+    }
+}
+
 /* Open the temporary file (or the stream) the archive is written to. */
 static enum berth_err open_output(struct bundle_writer *w)
 {
@@ -368,6 +419,7 @@ static enum berth_err open_output(struct bundle_writer *w)
         return w->fd >= 0 ? BERTH_OK
                           : bundle_writer_fail(w, BERTH_EIO, "%s: %s", w->path, strerror(errno));
     }
+    remove_stale_tmp(w);
     w->fd = mkostemp(w->tmp, O_CLOEXEC);
     if (w->fd < 0) {
         return bundle_writer_fail(w, BERTH_EIO, "%s: %s", w->tmp, strerror(errno));

@@ -4,6 +4,7 @@ file behind."""
 
 import os
 import stat
+import subprocess
 import threading
 import unittest
 
@@ -94,6 +95,29 @@ class ExportTest(unittest.TestCase):
         self.assertEqual(self.export("itest/app:v1")[0], 2)
         self.assertEqual(self.export("-o", path)[0], 2)
         self.assertEqual([n for n in os.listdir(self.server.tmp) if n.startswith("bad")], [])
+
+    def test_a_killed_runs_temporary_file_is_removed(self):
+        """An export killed while writing leaves <out>.tmp-<pid>-<random> beside the file it
+        replaces; the next export to it removes those whose process is gone (before, only
+        berth mirror did, and beside -o rather than a link's file), and leaves a live one's."""
+        with subprocess.Popen(["true"]) as dead:
+            dead.wait()  # a pid whose process is gone
+        real = os.path.join(self.server.tmp, "real.tar")
+        with open(real, "wb") as f:
+            f.write(b"the bundle before")
+        link = os.path.join(self.server.tmp, "link.tar")
+        os.symlink(real, link)
+        stale = [real + ".tmp-%d-a1B2c3" % dead.pid, real + ".tmp-%d" % dead.pid]
+        live = real + ".tmp-%d-z9Y8x7" % os.getpid()
+        for name in stale + [live]:
+            with open(name, "wb") as f:
+                f.write(b"half a bundle")
+        rc, out = self.export("itest/app:v1", "itest/app:multi", "-o", link)
+        self.assertEqual(rc, 0, out)
+        self.check_bundle(real)
+        self.assertEqual(out.count("event=bundle_stale_removed"), 2, out)
+        self.assertEqual(sorted(n for n in os.listdir(self.server.tmp) if ".tmp-" in n),
+                         [os.path.basename(live)])
 
     def test_links_fifos_and_devices_are_written_through(self):
         # a symbolic link: the file it names gets the bundle and the link stays (before:

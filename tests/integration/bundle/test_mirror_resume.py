@@ -292,7 +292,7 @@ class MirrorResumeTest(unittest.TestCase):
                           for i in (self.small, self.big)})
         mark = len(self.src.log_text())
         out = self.mirror(host, out_path)
-        self.assertIn("event=mirror_stale_removed", out)
+        self.assertIn("event=bundle_stale_removed", out)
         self.check_bundle(out_path, reference)
         self.assertEqual([n for n in os.listdir(self.work) if ".tmp-" in n], [])
         # every blob and manifest was complete in the parts: none asked for again, only
