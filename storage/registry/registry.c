@@ -96,10 +96,10 @@ static enum berth_err internal(struct registry_status *s, enum berth_err rc)
     return registry_fail(s, REG_INTERNAL, rc, "internal error (%s)", berth_strerror(rc));
 }
 
-/* With automatic creation off, a push to a missing repository creates it
- * when a CREATE_ON_PUSH creation template covers the name, with the
- * template's settings, in one transaction (the caller's, or its own).
- * BERTH_ENOTFOUND when no template applies. */
+/* A push to a missing repository creates it when a CREATE_ON_PUSH
+ * creation template covers the name, with the template's settings, in one
+ * transaction (the caller's, or its own). BERTH_ENOTFOUND when no
+ * template applies. */
 static enum berth_err create_from_template(struct meta *m, const char *name, struct meta_repo *out)
 {
     char *body = NULL;
@@ -205,13 +205,13 @@ enum berth_err registry_repo_for_replication(struct store *st, const char *name,
 static enum berth_err find_repo(struct store *st, struct meta *m, const char *name, bool create,
                                 struct meta_repo *out, struct registry_status *s)
 {
-    enum berth_err rc;
-    if (create && store_options(st)->auto_create) {
-        rc = meta_repo_ensure(m, name, time_now_ms(), out);
-    } else {
-        rc = meta_repo_get(m, name, out);
-        if (rc == BERTH_ENOTFOUND && create) {
-            rc = create_from_template(m, name, out);
+    enum berth_err rc = meta_repo_get(m, name, out);
+    if (rc == BERTH_ENOTFOUND && create) {
+        /* a template that covers the name is asked for, automatic
+         * creation or not; without one, automatic creation decides */
+        rc = create_from_template(m, name, out);
+        if (rc == BERTH_ENOTFOUND && store_options(st)->auto_create) {
+            rc = meta_repo_ensure(m, name, time_now_ms(), out);
         }
     }
     if (rc == BERTH_ENOTFOUND) {

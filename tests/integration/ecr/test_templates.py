@@ -1,9 +1,10 @@
 # berth-python: modern
 """ECR repository creation templates (Create/Describe/Update/DeleteRepositoryCreationTemplate)
 against the real berth with the machine image's boto3 and AWS CLI v1: ECR's members and
-errors, the longest prefix winning, and CREATE_ON_PUSH: with automatic creation off, a /v2
-push to a missing repository that a template covers creates it with the template's settings,
-and without one it stays NAME_UNKNOWN."""
+errors, the longest prefix winning, and CREATE_ON_PUSH: a /v2 push to a missing repository
+that a template covers creates it with the template's settings, and without one it stays
+NAME_UNKNOWN with automatic creation off (ECR's behaviour) or is created with ECR's defaults
+with it on."""
 
 import json
 import os
@@ -259,6 +260,31 @@ class CreateOnPushTest(TemplateTestCase):
         self.ecr.update_repository_creation_template(prefix="prod",
                                                      imageTagMutability="MUTABLE")
         self.assertEqual(self.repo_detail("prod/web")["imageTagMutability"], "IMMUTABLE")
+
+
+class CreateOnPushWithAutoCreateTest(TemplateTestCase):
+    """storage.auto_create_repositories on (berth's default): a push to a missing repository
+    a CREATE_ON_PUSH template covers gets the template's settings too (before, automatic
+    creation won and the template was ignored); one no template covers is created with
+    ECR's defaults, as before."""
+
+    server_config = {}
+
+    def test_template_applies_before_automatic_creation(self):
+        img = h.build_image(layer_count=1)
+        self.ecr.create_repository_creation_template(
+            prefix="prod", appliedFor=["CREATE_ON_PUSH"], imageTagMutability="IMMUTABLE",
+            lifecyclePolicy=LIFECYCLE)
+        self.push_image_ok("prod/app", img, tag="v1")
+        (r,) = self.ecr.describe_repositories(repositoryNames=["prod/app"])["repositories"]
+        self.assertEqual(r["imageTagMutability"], "IMMUTABLE")
+        self.assertEqual(self.ecr.get_lifecycle_policy(repositoryName="prod/app")
+                         ["lifecyclePolicyText"], LIFECYCLE)
+        self.push_image_ok("dev/app", img, tag="v1")
+        (r,) = self.ecr.describe_repositories(repositoryNames=["dev/app"])["repositories"]
+        self.assertEqual(r["imageTagMutability"], "MUTABLE")
+        self.assertRaises(self.ecr.exceptions.LifecyclePolicyNotFoundException,
+                          self.ecr.get_lifecycle_policy, repositoryName="dev/app")
 
 
 if __name__ == "__main__":
