@@ -1266,6 +1266,11 @@ bool ecr_image_id_parse(struct ecr_call *call, struct ecr_image_id *out)
     if (out->tag == NULL && out->digest_text == NULL) {
         return ecr_invalid(call, "imageId", "Either imageDigest or imageTag must be given");
     }
+    if (out->tag != NULL && !names_tag_valid(out->tag)) {
+        /* as DescribeImages answers the same tag */
+        return ecr_invalid(call, "imageId.imageTag",
+                           "must satisfy regular expression '" NAMES_TAG_REGEX "'");
+    }
     return true;
 }
 

@@ -112,7 +112,7 @@ static bool parse_image_id(struct ecr_call *call, json_t *item, struct image_id 
         out->failure_code = "InvalidImageTag";
         str_copy(out->failure_reason, sizeof(out->failure_reason),
                  "Invalid request parameters: image tag should satisfy the regex "
-                 "'[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}'");
+                 "'" NAMES_TAG_REGEX "'");
     }
     return true;
 }

@@ -746,7 +746,9 @@ enum berth_err registry_manifest_put(struct store *st, const struct registry_put
     }
     for (size_t i = 0; i < in->tag_count; i++) {
         if (!names_tag_valid(in->tags[i])) {
-            return registry_fail(s, REG_TAG_INVALID, BERTH_EINVAL, "invalid tag");
+            return registry_fail(s, REG_TAG_INVALID, BERTH_EINVAL,
+                                 "invalid tag: must satisfy regular expression '" NAMES_TAG_REGEX
+                                 "'");
         }
     }
     struct digest d;

@@ -23,7 +23,10 @@ bool names_repo_valid(const char *name);
 /* Same over exactly len bytes (not necessarily NUL-terminated). */
 bool names_repo_valid_n(const char *name, size_t len);
 
-/* True when tag matches [a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}. */
+/* The OCI tag grammar, as messages quote it. */
+#define NAMES_TAG_REGEX "[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}"
+
+/* True when tag matches NAMES_TAG_REGEX. */
 bool names_tag_valid(const char *tag);
 
 #endif

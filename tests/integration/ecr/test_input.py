@@ -112,6 +112,28 @@ class BadInputTest(e.EcrTestCase):
         ]
         for op, body in cases:
             self.expect(op, body, "InvalidParameterException")
+
+    def test_tags_outside_the_oci_grammar(self):
+        """ECR's model takes any tag of 1..300 characters; berth keeps to the OCI grammar (a
+        tag /v2 clients can pull). Every operation refuses such a tag alike, naming the rule:
+        before, PutImage said only 'invalid tag' and the single-imageId operations answered
+        ImageNotFoundException where DescribeImages answered InvalidParameterException."""
+        repo = self.repo_name
+        rule = "[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}"
+        for tag in ("bad tag", "t" * 129):
+            cases = [
+                ("PutImage", {"repositoryName": repo, "imageManifest": self.img.manifest.decode(),
+                              "imageTag": tag}),
+                ("DescribeImages", {"repositoryName": repo, "imageIds": [{"imageTag": tag}]}),
+                ("StartImageScan", {"repositoryName": repo, "imageId": {"imageTag": tag}}),
+                ("DescribeImageScanFindings", {"repositoryName": repo,
+                                               "imageId": {"imageTag": tag}}),
+            ]
+            for op, body in cases:
+                resp = self.call(op, body)
+                with self.subTest(op=op, tag=tag[:20]):
+                    self.assertAwsError(resp, 400, "InvalidParameterException")
+                    self.assertIn(rule, resp.json()["message"])
         resp = self.call("ListImages", {})
         self.assertEqual(resp.json()["message"], "Invalid parameter at 'repositoryName' failed "
                                                  "to satisfy constraint: 'Member must not be "
