@@ -397,7 +397,10 @@ enum berth_err upstream_cache_manifest(struct store *st, const char *repo, const
         return rc;
     }
     bool by_digest = is_digest_ref(reference);
-    if (!by_digest && !names_tag_valid(reference)) {
+    struct digest want;
+    if (by_digest ? digest_parse(reference, &want) != BERTH_OK : !names_tag_valid(reference)) {
+        /* nothing berth could store under it: the upstream is not asked
+         * (the reference goes into its URL) */
         return BERTH_ENOTFOUND;
     }
     struct meta_manifest mf;
@@ -668,6 +671,56 @@ static enum berth_err landing_new(struct fetch *f, const struct digest *d, struc
     return BERTH_OK;
 }
 
+/* The fetch of d from the upstream at url under way, or NULL. A fetch
+ * from another upstream is not joined: its bytes are another registry's
+ * word, and a slow or hostile one must not hold this rule's pulls. Under
+ * g_mu. */
+static struct landing *find_landing(const struct digest *d, const char *url)
+{
+    struct landing *l = g_landings;
+    while (l != NULL && (strcmp(l->d.str, d->str) != 0 || strcmp(l->url, url) != 0)) {
+        l = l->next;
+    }
+    return l;
+}
+
+/*
+ * A blob the store holds for other repositories is linked into f's
+ * repository only when the upstream has it too: a name under the rule's
+ * prefix must not read a blob of a repository the caller may not pull
+ * (the upstream is asked with a HEAD; its copy is the same bytes, by
+ * digest). BERTH_OK when linked; BERTH_ENOTFOUND when it is to be
+ * fetched (not stored, or the upstream did not say it has it); another
+ * error from making the client. f->client may be set either way.
+ */
+static enum berth_err link_if_upstream_has(struct fetch *f, const struct upstream_rule *rule,
+                                           const struct digest *d)
+{
+    struct meta *m = store_meta(f->st);
+    struct meta_blob mb;
+    if (m == NULL || meta_blob_get_visible(m, d->str, &mb) != BERTH_OK) {
+        return BERTH_ENOTFOUND;
+    }
+    enum berth_err rc = fetch_client(f, rule);
+    if (rc != BERTH_OK) {
+        return rc;
+    }
+    bool exists = false;
+    char why[256];
+    if (upstream_blob_exists(f->client, f->upstream, d->str, &exists, why, sizeof(why)) !=
+            BERTH_OK ||
+        !exists) {
+        return BERTH_ENOTFOUND; /* the fetch says what the upstream says */
+    }
+    struct meta_blob b;
+    struct registry_status s;
+    if (registry_blob_mount(f->st, f->repo, d, NULL, &b, &s) != BERTH_OK) {
+        return BERTH_ENOTFOUND;
+    }
+    log_info("event=pull_through_linked repo=%s digest=%s upstream=%s", f->repo, d->str, f->url);
+    return BERTH_OK;
+}
+
 enum berth_err upstream_stream_blob(struct store *st, const char *repo, const struct digest *d,
                                     upstream_may_import_fn may_import, void *may_arg,
                                     struct upstream_stream **out, int64_t *size, char *err,
@@ -693,20 +746,25 @@ enum berth_err upstream_stream_blob(struct store *st, const char *repo, const st
         snprintf(err, cap, "%s", s.message);
         return rc;
     }
-    /* stored meanwhile, or in another repository: linked, nothing fetched */
-    if (registry_blob_stat(st, repo, d, &b, &s) == BERTH_OK ||
-        registry_blob_mount(st, repo, d, NULL, &b, &s) == BERTH_OK) {
+    /* stored meanwhile: nothing fetched */
+    if (registry_blob_stat(st, repo, d, &b, &s) == BERTH_OK) {
         return BERTH_OK;
     }
-    struct landing *l = NULL;
-    pthread_mutex_lock(&g_mu);
-    for (l = g_landings; l != NULL && strcmp(l->d.str, d->str) != 0; l = l->next) {
+    rc = link_if_upstream_has(&f, &rule, d);
+    if (rc != BERTH_ENOTFOUND) {
+        upstream_client_free(f.client);
+        return rc;
     }
+    rc = BERTH_OK;
+    pthread_mutex_lock(&g_mu);
+    struct landing *l = find_landing(d, f.url);
     if (l != NULL) {
         l->refs++; /* join the fetch under way */
     }
     pthread_mutex_unlock(&g_mu);
-    if (l == NULL) {
+    if (l != NULL) {
+        upstream_client_free(f.client);
+    } else {
         rc = fetch_client(&f, &rule);
         if (rc == BERTH_OK) {
             rc = landing_new(&f, d, &l);
@@ -716,10 +774,7 @@ enum berth_err upstream_stream_blob(struct store *st, const char *repo, const st
             return rc;
         }
         pthread_mutex_lock(&g_mu);
-        struct landing *other = g_landings;
-        while (other != NULL && strcmp(other->d.str, d->str) != 0) {
-            other = other->next;
-        }
+        struct landing *other = find_landing(d, f.url);
         if (other != NULL) { /* another request started it first: join that one */
             other->refs++;
             pthread_mutex_unlock(&g_mu);

@@ -145,6 +145,19 @@ class PullThroughBerthTest(CacheTestCase):
         self.pull("hub/lib/app", old.digest)
         self.assertEqual(len(p.upstream_gets(up, "/manifests/")), before)
 
+    def test_references_that_name_nothing_do_not_go_upstream(self):
+        """A digest reference berth could not store is not sent upstream (it goes into the
+        upstream's URL): before, `sha256:..%2f..%2fother%2fapp%2fmanifests%2fv1%3f` reached
+        the upstream as a path of the client's making, with berth's credentials."""
+        up = start_upstream(self)
+        self.rule("hub", up.base_url)
+        for ref in ("sha256:..%2f..%2fother%2fapp%2fmanifests%2fv1%3f", "sha256:1234",
+                    "x:y%3fa=b%23"):
+            with self.subTest(ref=ref):
+                resp = self.reg.get("/v2/hub/lib/app/manifests/" + ref)
+                self.assertIn(resp.status, (400, 404), resp.describe())
+        self.assertNotIn("/manifests/", up.log_text())
+
     def test_concurrent_first_pulls_fetch_each_blob_once(self):
         up = start_upstream(self)
         img = h.build_image(layer_count=3, layer_size=3 << 20)
@@ -380,6 +393,38 @@ class StreamingTest(CacheTestCase):
         self.assertEqual(resp.body, data[:10])
         self.assertEqual(fake.blob_gets, 1)
 
+    def test_a_fetch_from_another_upstream_is_not_joined(self):
+        """Two rules whose upstreams both serve a blob: a pull under the second while a
+        fetch from the first is held gets the second upstream's copy at once. Before, the
+        fetches were keyed by digest alone, so the second pull joined the first (a slow or
+        hostile upstream held every rule's pull of a shared layer, and its bytes went to
+        their clients)."""
+        img = h.build_image(layer_count=1, layer_size=1 << 20, compress=False)
+        layer = img.layer_digests[0]
+        data = img.blobs[layer]
+        slow = FakeUpstream(img)
+        self.addCleanup(slow.close)
+        self.addCleanup(slow.release.set)
+        slow.hold_blob = layer
+        good = FakeUpstream(img)
+        self.addCleanup(good.close)
+        self.rule("slow", "http://127.0.0.1:%d" % slow.port)
+        self.rule("good", "http://127.0.0.1:%d" % good.port)
+        conn = http.client.HTTPConnection("127.0.0.1", self.server.port, timeout=60)
+        self.addCleanup(conn.close)
+        conn.request("GET", "/v2/slow/app/blobs/" + layer)
+        held = conn.getresponse()
+        self.assertEqual(held.status, 200)
+        quarter = len(data) // 4  # of the half sent (berth keeps a little back)
+        self.assertEqual(held.read(quarter), data[:quarter])
+        resp = self.reg.get_blob("good/app", layer)
+        self.assertStatus(resp, 200)
+        self.assertEqual(resp.body, data)
+        self.assertEqual(good.blob_gets, 1)
+        self.assertFalse(slow.release.is_set())
+        slow.release.set()
+        self.assertEqual(held.read(), data[quarter:])
+
 
 class CrashDuringFetchTest(CacheTestCase):
     def test_kill_during_a_fetch_publishes_nothing(self):
@@ -437,6 +482,39 @@ class DownstreamAuthTest(CacheTestCase):
         resp = get(puller, "/v2/hub/lib/app/blobs/" + img.layer_digests[0])
         self.assertStatus(resp, 200)
         self.assertEqual(h.digest_of(resp.body), img.layer_digests[0])
+
+    def test_blobs_of_other_repositories_only_with_the_upstreams_word(self):
+        """A blob the store holds for another repository is linked under the rule's prefix
+        only when the upstream has it too. Before, any name under the prefix linked any
+        blob the store held: a key limited to pull:hub/* read private/app's layer by its
+        digest (403 under private/app, 200 under hub/...)."""
+        up = start_upstream(self)
+        img = h.build_image(layer_count=1)
+        up.registry().push_image("lib/app", img, tag="v1")
+        self.rule("hub", up.base_url)
+        secret = h.random_bytes(8192)
+        self.ok("CreateRepository", {"repositoryName": "private/app"})
+        self.reg.ensure_blob("private/app", secret)
+        self.ok("CreateRepository", {"repositoryName": "mine/app"})
+        h.expect_status(self.reg.push_image("mine/app", img, tag="v1"), 201)
+        puller = a.keys_create(self.server, "puller", "pull:hub/*")
+        self.addCleanup(a.keys_delete, self.server, puller[0])
+
+        def get(path):
+            return self.reg.request("GET", path, headers={
+                "Authorization": "Basic " + e.b64(("%s:%s" % puller).encode())})
+        self.assertIn(get("/v2/private/app/blobs/" + h.digest_of(secret)).status, (401, 403))
+        resp = get("/v2/hub/lib/app/blobs/" + h.digest_of(secret))
+        self.assertStatus(resp, 404)
+        self.assertNotEqual(resp.body, secret)
+        # a blob the upstream has is linked from the store (a HEAD upstream, no download)
+        layer = img.layer_digests[0]
+        resp = get("/v2/hub/lib/app/blobs/" + layer)
+        self.assertStatus(resp, 200)
+        self.assertEqual(h.digest_of(resp.body), layer)
+        self.assertEqual(p.upstream_gets(up, "/blobs/" + layer), [])
+        self.assertIn("event=pull_through_linked repo=hub/lib/app digest=" + layer,
+                      self.server.log_text())
 
 
 class FailedFetchTest(CacheTestCase):
