@@ -507,6 +507,12 @@ static bool caller_begin(struct request *req, struct meta *m, bool csrf, bool an
     }
     bool anonymous_session = state == AUTH_SESSION_OK && s.access_key_id[0] == '\0';
     auth_wipe(&s, sizeof(s));
+    if (!lk->enforced && !http_host_open_ok(req)) {
+        auth_lookup_fini(a, lk);
+        log_info("event=auth_refused reason=open_mode_host");
+        fail(req, 403, "AccessDenied", HTTP_OPEN_HOST_MESSAGE);
+        return false;
+    }
     bool allowed = anonymous_allowed(req, lk->enforced);
     if (lk->enforced && (state == AUTH_SESSION_INVALID || (anonymous_session && !allowed))) {
         auth_lookup_fini(a, lk);

@@ -833,6 +833,17 @@ static const char *scoped_repo(json_t *in, enum ecr_scope scope)
     return names_repo_valid(arn.name) ? arn.name : NULL;
 }
 
+/* The open mode (no access key yet) serves only local-looking Hosts
+ * (http_host_open_ok); false after failing the call. */
+static bool open_host_ok(struct ecr_call *call)
+{
+    if (http_host_open_ok(call->req)) {
+        return true;
+    }
+    log_info("event=auth_refused reason=open_mode_host");
+    return ecr_fail(call, "AccessDeniedException", HTTP_OPEN_HOST_MESSAGE);
+}
+
 /* A call from the web console (server/console): no Authorization header
  * but a session cookie. The session stands for its access key, whose
  * policy applies as it is now (an anonymous session, allowed by
@@ -855,7 +866,7 @@ static bool authenticate_session(struct ecr_call *call, const char *repo, struct
     }
     call->ident.enforced = lk->enforced;
     if (!lk->enforced) {
-        return true;
+        return open_host_ok(call);
     }
     if (state == AUTH_SESSION_CSRF) {
         log_info("event=auth_refused reason=csrf");
@@ -942,7 +953,7 @@ static bool authenticate(struct ecr_call *call, const char *repo, struct auth_lo
     call->ident.enforced = lk->enforced;
     if (!lk->enforced) {
         /* No credentials configured: the loopback-only anonymous mode. */
-        ok = true;
+        ok = open_host_ok(call);
         goto out;
     }
     if (headers.overflow || path == NULL) {

@@ -192,6 +192,18 @@ size_t http_unescape(char *s, bool is_path);
 const char *http_header(struct request *req, const char *name);
 const char *http_query(struct request *req, const char *name);
 
+/* Whether the request's Host may be served while no access key exists
+ * (the loopback-only open mode): an IP address, a name of one label
+ * (localhost, the machine's name), a name under .localhost, or
+ * public_url's host; no Host at all. A domain name other than
+ * those is how a web page rebinds its own name to 127.0.0.1 to reach a
+ * local registry (DNS rebinding), so the open mode refuses it. */
+bool http_host_open_ok(struct request *req);
+#define HTTP_OPEN_HOST_MESSAGE                                                                     \
+    "no access key exists yet, and then berth answers only requests addressed to localhost, an "   \
+    "IP address or public_url's host (a page on another domain could otherwise reach it "          \
+    "through DNS rebinding): create a key (berth keys create) or set public_url"
+
 /* Call fn for each request header / query argument in the order received
  * (key and value borrowed for the request's life; value may be NULL for a
  * query key without '='), until fn returns false. */

@@ -49,6 +49,51 @@ const char *http_query(struct request *req, const char *name)
     return MHD_lookup_connection_value(req->conn, MHD_GET_ARGUMENT_KIND, name);
 }
 
+/* host[:port] (or [v6][:port]) without the port, lower case, into out:
+ * false when it does not fit. */
+static bool host_name(const char *host, char *out, size_t cap)
+{
+    size_t n = 0;
+    const char *end = host[0] == '[' ? strchr(host, ']') : strchr(host, ':');
+    size_t len = end == NULL ? strlen(host) : (size_t)(end - host) + (host[0] == '[' ? 1 : 0);
+    if (len >= cap) {
+        return false;
+    }
+    for (; n < len; n++) {
+        out[n] = (char)(host[n] >= 'A' && host[n] <= 'Z' ? host[n] + 32 : host[n]);
+    }
+    out[n] = '\0';
+    return true;
+}
+
+bool http_host_open_ok(struct request *req)
+{
+    const char *host = http_header(req, "Host");
+    char name[256], own[256];
+    if (host == NULL || host[0] == '\0' || host[0] == '[') {
+        return true; /* none (HTTP/1.0), or an IPv6 address */
+    }
+    if (!host_name(host, name, sizeof(name))) {
+        return false;
+    }
+    struct in_addr v4;
+    if (strchr(name, '.') == NULL || inet_pton(AF_INET, name, &v4) == 1 ||
+        str_has_suffix(name, ".localhost")) {
+        return true;
+    }
+    const char *url = req->srv->public_url;
+    const char *at = strstr(url, "://");
+    at = at != NULL ? at + 3 : url;
+    char authority[256];
+    size_t alen = strcspn(at, "/");
+    if (alen >= sizeof(authority)) {
+        return false;
+    }
+    memcpy(authority, at, alen);
+    authority[alen] = '\0';
+    return host_name(authority, own, sizeof(own)) && strcmp(name, own) == 0;
+}
+
 bool http_content_length(struct request *req, uint64_t *out)
 {
     const char *cl = http_header(req, MHD_HTTP_HEADER_CONTENT_LENGTH);

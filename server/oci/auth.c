@@ -581,7 +581,12 @@ bool oci_authorize(struct request *req, enum oci_route route)
     bool ok = false;
     req->ident.enforced = lk.enforced;
     if (!lk.enforced) {
-        ok = true; /* no credentials configured: the loopback-only anonymous mode */
+        /* no credentials configured: the loopback-only anonymous mode */
+        ok = http_host_open_ok(req);
+        if (!ok) {
+            log_refusal(req, "open_mode_host");
+            oci_error(req, 403, "DENIED", HTTP_OPEN_HOST_MESSAGE, NULL);
+        }
         goto out;
     }
     switch (c.kind) {

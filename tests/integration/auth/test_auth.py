@@ -694,6 +694,55 @@ class SafeDefaultWithKeysTest(QuietMixin, unittest.TestCase):
         server.stop()
 
 
+class OpenModeHostTest(QuietMixin, h.ServerTestCase):
+    """Until a key exists a loopback berth lets anyone in. A web page whose own name its
+    DNS rebinds to 127.0.0.1 is "anyone" too, to a browser: before, such a page created
+    repositories and wrote a registry policy granting ecr:* to everyone, which stayed after
+    the first key was made (an anonymous push backdoor). The open mode now serves only
+    requests addressed to an IP address, a one-label name (localhost), *.localhost or
+    public_url's host."""
+
+    EVIL = "rebind.attacker.example"
+
+    def host(self, name):
+        return "%s:%d" % (name, self.server.port)
+
+    def test_foreign_hosts_are_refused_until_a_key_exists(self):
+        evil = {"Host": self.host(self.EVIL),
+                "Origin": "http://" + self.host(self.EVIL)}
+        resp = self.reg.request("GET", "/v2/_catalog", headers=evil)
+        self.assertEqual(resp.status, 403, resp.describe())
+        self.assertEqual(resp.json()["errors"][0]["code"], "DENIED")
+        self.assertIn("DNS rebinding", resp.json()["errors"][0]["message"])
+        ecr = dict(evil, **{"Content-Type": "application/x-amz-json-1.1",
+                            "X-Amz-Target": "AmazonEC2ContainerRegistry_V20150921.CreateRepository"})
+        resp = self.reg.request("POST", "/", headers=ecr, body=b'{"repositoryName":"rebound"}')
+        self.assertEqual(resp.status, 400, resp.describe())
+        self.assertEqual(resp.json()["__type"], "AccessDeniedException")
+        resp = self.reg.request("GET", "/ui/api/repositories", headers=evil)
+        self.assertEqual(resp.status, 403, resp.describe())
+        # nothing was created; local names are served as before
+        for name in ("127.0.0.1", "localhost", "LOCALHOST", "box", "app.localhost", "[::1]"):
+            with self.subTest(host=name):
+                resp = self.reg.request("GET", "/v2/_catalog",
+                                        headers={"Host": self.host(name)})
+                self.assertEqual(resp.status, 200, resp.describe())
+                self.assertEqual(resp.json()["repositories"], [])
+        self.assertEqual(self.reg.request("GET", "/v2/", headers={"Host": "10.1.2.3"}).status,
+                         200)
+        self.assertIn("reason=open_mode_host", self.server.log_text())
+
+
+class OpenModePublicUrlTest(QuietMixin, h.ServerTestCase):
+    server_config = {"public_url": "http://registry.example.org:5000"}
+
+    def test_the_public_url_host_is_served(self):
+        ok = self.reg.request("GET", "/v2/", headers={"Host": "Registry.Example.Org:5000"})
+        self.assertEqual(ok.status, 200, ok.describe())
+        bad = self.reg.request("GET", "/v2/", headers={"Host": "registry.example.org.evil.test"})
+        self.assertEqual(bad.status, 403, bad.describe())
+
+
 class SignerTest(unittest.TestCase):
     """The test signer reproduces the reference's verified SigV4 vector."""
 
