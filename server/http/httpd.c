@@ -182,6 +182,15 @@ static void queue_now(struct request *req, unsigned status, struct MHD_Response 
 {
     MHD_add_response_header(resp, "Docker-Distribution-API-Version", "registry/2.0");
     MHD_add_response_header(resp, "X-Request-Id", req->id);
+    if (MHD_get_response_header(resp, "X-Content-Type-Options") == NULL) {
+        /* a manifest or blob is never to be read as a page */
+        MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
+    }
+    if (req->ident.console && MHD_get_response_header(resp, "Cache-Control") == NULL) {
+        /* read with the console's session: not kept by the browser after
+         * it signs out */
+        MHD_add_response_header(resp, "Cache-Control", "no-store");
+    }
     if (atomic_load(&req->srv->draining) || req->bad_framing != NULL) {
         MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
     }

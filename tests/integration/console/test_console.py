@@ -244,13 +244,21 @@ class ConsoleTest(h.ServerTestCase):
         # /v2 reads with the session; the cookie never authorizes a change there
         path = "/v2/%s/manifests/v1" % self.repo_name
         accept = {"Accept": h.MT_OCI_MANIFEST}
-        self.assertEqual(cl.get(path, accept).status, 200)
+        r = cl.get(path, accept)
+        self.assertEqual(r.status, 200)
+        # what the session read is not kept by the browser after it signs out (before: no
+        # Cache-Control, and an ETag, on /v2 answers to the cookie); never sniffed
+        for got in (r, cl.get("/v2/%s/tags/list" % self.repo_name)):
+            self.assertEqual(got.header("Cache-Control"), "no-store", got.describe())
+            self.assertEqual(got.header("X-Content-Type-Options"), "nosniff")
         # looking at an image in the console is not a pull
         status, out = cl.ecr("DescribeImages", {"repositoryName": self.repo_name})
         self.assertNotIn("lastRecordedPullTime", out["imageDetails"][0])
         basic = "Basic " + base64.b64encode(("%s:%s" % self.admin).encode()).decode()
         r = self.reg.request("GET", path, headers=dict(accept, Authorization=basic))
         self.assertEqual(r.status, 200)
+        self.assertIsNone(r.header("Cache-Control"))  # a client's pull: cacheable as before
+        self.assertEqual(r.header("X-Content-Type-Options"), "nosniff")
         status, out = cl.ecr("DescribeImages", {"repositoryName": self.repo_name})
         self.assertIn("lastRecordedPullTime", out["imageDetails"][0])
         self.assertEqual(self.reg.request("GET", path, headers=accept).status, 401)
