@@ -1873,6 +1873,20 @@ async function registryPage(flash) {
 
 // ---- routing ----
 
+// The OCI repository name grammar (as the server's): a name from the URL's
+// fragment goes into /v2 paths, so "..%2F" in it must not reach them.
+const REPO_NAME = /^[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*(\/[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*)*$/;
+
+function repoFrom(part) {
+  let name;
+  try {
+    name = decodeURIComponent(part);
+  } catch (e) {
+    return null;
+  }
+  return REPO_NAME.test(name) && name.length <= 256 ? name : null;
+}
+
 function route() {
   navSeq++;
   if (!session || (session.authEnforced && !session.signedIn && !session.anonymous)) {
@@ -1882,20 +1896,20 @@ function route() {
   for (const d of document.querySelectorAll("dialog")) d.remove();
   const h = location.hash.replace(/^#\/?/, "");
   let m;
-  if ((m = h.match(/^image\/([^/]+)\/(sha256:[0-9a-f]{64})$/))) {
-    const repo = decodeURIComponent(m[1]);
+  if ((m = h.match(/^image\/([^/]+)\/(sha256:[0-9a-f]{64})$/)) && repoFrom(m[1])) {
+    const repo = repoFrom(m[1]);
     const digest = m[2];
     guarded(() => imagePage(repo, digest));
-  } else if ((m = h.match(/^repo\/([^/]+)\/settings$/))) {
-    const repo = decodeURIComponent(m[1]);
+  } else if ((m = h.match(/^repo\/([^/]+)\/settings$/)) && repoFrom(m[1])) {
+    const repo = repoFrom(m[1]);
     guarded(() => settingsPage(repo));
-  } else if ((m = h.match(/^repo\/([^/]+)\/lifecycle$/))) {
-    const repo = decodeURIComponent(m[1]);
+  } else if ((m = h.match(/^repo\/([^/]+)\/lifecycle$/)) && repoFrom(m[1])) {
+    const repo = repoFrom(m[1]);
     guarded(() => lifecyclePage(repo));
   } else if (h === "registry") {
     guarded(() => registryPage());
-  } else if ((m = h.match(/^repo\/([^/]+)$/))) {
-    const repo = decodeURIComponent(m[1]);
+  } else if ((m = h.match(/^repo\/([^/]+)$/)) && repoFrom(m[1])) {
+    const repo = repoFrom(m[1]);
     guarded(() => repositoryPage(repo));
   } else {
     guarded(repositoriesPage);

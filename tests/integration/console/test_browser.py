@@ -615,6 +615,24 @@ class BrowserTest(h.ServerTestCase):
         self.assertEqual(left, [kept.digest])
         self.sign_out()
 
+    def test_8b_a_name_from_the_address_is_checked(self):
+        """The console puts the repository name of its address (#/image/<name>/<digest>)
+        into /v2 paths. A name outside the repository grammar now shows the repository
+        list; before, ..%2F in it made a link's page send any same-origin GET with the
+        session (here GET /v2/_catalog)."""
+        b = self.browser
+        b.go(self.server.base_url + "/ui/")
+        self.sign_in(*self.admin)
+        b.wait_for("h1", "Repositories")
+        mark = len(self.server.log_text())
+        b.go(self.server.base_url + "/ui/#/image/..%2F..%2Fv2%2F_catalog%3Fx%3D/sha256:"
+             + "0" * 64)
+        b.wait_for("#repo-list a", self.repo_name)
+        b.go(self.repo_url(self.repo_name))  # a real name still routes
+        b.wait_for("h1", self.repo_name)
+        self.assertNotIn("path=/v2/_catalog", self.server.log_text()[mark:])
+        self.sign_out()
+
     def test_9_figures_each_page_shows(self):
         """The columns the issue lists, with the values the APIs hold: the repository list
         (images, tags, size, last push, last pull, scan on push, tag mutability), a
