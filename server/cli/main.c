@@ -92,6 +92,7 @@ struct store *cli_open_store(const struct cli *cli)
         .auto_create = cfg->storage_auto_create,
         .upload_expiry_ms = cfg->storage_upload_expiry_seconds * 1000,
         .manifest_max = (size_t)cfg->storage_manifest_max_bytes,
+        .min_free_bytes = (uint64_t)cfg->storage_min_free_bytes,
         .sparse_manifests = cfg->storage_sparse_manifests,
         .meta_backend = cfg->meta_backend,
         .meta_target = cfg->meta_postgres_dsn,

@@ -26,6 +26,9 @@ struct store_options {
     bool auto_create;         /* create repositories on first push */
     int64_t upload_expiry_ms; /* sessions idle longer than this may be removed */
     size_t manifest_max;      /* bytes */
+    /* storage.min_free_bytes: what a blob fetched from an upstream (the
+     * pull-through cache) leaves free on the data disk at least */
+    uint64_t min_free_bytes;
     /* accept manifests whose references are not in the repository
      * (storage.sparse_manifests) */
     bool sparse_manifests;

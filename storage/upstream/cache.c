@@ -482,9 +482,14 @@ struct landing {
     struct blob_stage *writer;
     struct digest_ctx *hash;
     char err[512];
+    char stop[256]; /* why on_piece stopped the fetch, "" when it did not */
 };
 
 static struct landing *g_landings;
+
+/* A fetch looks at the data disk's free space each time it has written
+ * this much more. */
+#define FREE_CHECK_BYTES ((uint64_t)8 << 20)
 
 /* One request reading a landing blob, with how to wake it. */
 struct upstream_stream {
@@ -546,6 +551,17 @@ static enum berth_err on_piece(void *arg, const void *p, size_t n)
     if (l->size >= 0 && at + n > (uint64_t)l->size) {
         return BERTH_EDIGEST; /* longer than it said */
     }
+    uint64_t avail = 0;
+    if ((at + n) / FREE_CHECK_BYTES != at / FREE_CHECK_BYTES &&
+        (store_disk_full(l->st, &avail) || avail < store_options(l->st)->min_free_bytes)) {
+        /* an upstream's blob (or an endless body) does not take the
+         * disk's last space from pushes and the database */
+        snprintf(l->stop, sizeof(l->stop),
+                 "the data disk has under storage.min_free_bytes free (%llu bytes) after %llu "
+                 "bytes of the upstream's blob",
+                 (unsigned long long)avail, (unsigned long long)(at + n));
+        return BERTH_EUNAVAILABLE;
+    }
     enum berth_err rc = blob_stage_write(l->writer, at, p, n);
     if (rc == BERTH_OK) {
         rc = digest_ctx_update(l->hash, p, n);
@@ -587,6 +603,9 @@ static void *land_thread(void *arg)
     int64_t started = time_now_ms();
     enum berth_err rc = upstream_get_blob(l->client, l->upstream, l->d.str, on_length, on_piece, l,
                                           l->err, sizeof(l->err));
+    if (rc != BERTH_OK && l->stop[0] != '\0') {
+        str_copy(l->err, sizeof(l->err), l->stop);
+    }
     struct digest got;
     if (rc == BERTH_OK) {
         rc = digest_ctx_final(l->hash, &got);

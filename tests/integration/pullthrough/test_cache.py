@@ -563,5 +563,31 @@ class FailedFetchTest(CacheTestCase):
         self.assertEqual(resp.header("Docker-Content-Digest"), img.digest)
 
 
+class DiskSpaceFetchTest(FailedFetchTest):
+    """A fetch does not take the data disk below storage.min_free_bytes: an upstream's
+    blob (an endless chunked body, a huge Content-Length) ended only when the disk was
+    full. Here the bound is beyond any disk, so the fetch stops at its first check (8 MiB)."""
+
+    server_config = {"storage": {"auto_create_repositories": False,
+                                 "min_free_bytes": 1 << 60}}
+
+    def test_bad_and_cut_blobs_publish_nothing(self):
+        pass  # FailedFetchTest's, not run again here
+
+    def test_fetch_stops_at_the_free_space_bound(self):
+        img = h.build_image(layer_count=1, layer_size=9 << 20, compress=False)
+        fake = FakeUpstream(img)
+        self.addCleanup(fake.close)
+        self.rule("fake", "http://127.0.0.1:%d" % fake.port)
+        layer = img.layer_digests[0]
+        self.assertStatus(self.reg.get_manifest("fake/app", "v1"), 200)
+        status, body, whole = self.get_blob_body("fake/app", layer)
+        self.assertFalse(whole and status == 200)
+        self.assertLess(len(body), 9 << 20)
+        h.wait_until(lambda: self.leftovers() == [], 20, what="the stage removed")
+        h.wait_until(lambda: "under storage.min_free_bytes free" in self.server.log_text(), 20,
+                     what="the reason in the log")
+
+
 if __name__ == "__main__":
     h.main()
