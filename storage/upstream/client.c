@@ -1,6 +1,7 @@
 /* The upstream registry client over libcurl; see client.h. */
 #include "storage/upstream/client.h"
 
+#include <arpa/inet.h>
 #include <ctype.h>
 #include <pthread.h>
 #include <errno.h>
@@ -38,6 +39,7 @@ struct upstream_client {
     char *ca_file;             /* PEM CA certificates trusted instead of the system's, or NULL */
     char user_agent[64];       /* "berth-<role>/<version>" */
     const atomic_bool *cancel; /* a transfer under way stops when set, or NULL */
+    int base_kind;             /* enum addr_kind of the upstream's own address, -1 unknown */
 };
 
 static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
@@ -121,6 +123,7 @@ struct upstream_client *upstream_client_new(const char *base_url, const char *us
         return NULL;
     }
     str_copy(c->base, sizeof(c->base), base_url);
+    c->base_kind = -1;
     upstream_client_set_role(c, "pull-through");
     c->timeout_ms = timeout_ms > 0 ? timeout_ms : 30000;
     if (username != NULL && password != NULL) {
@@ -313,6 +316,8 @@ struct xfer {
     int fd;
     uint64_t body_len;
     uint64_t body_pos;
+    struct upstream_client *client; /* for on_prereq */
+    char refused[2200];             /* what on_prereq refused, "" when nothing */
 };
 
 /* "Name: value" into out when the header line is name (case-insensitive). */
@@ -435,6 +440,90 @@ static size_t on_body(char *p, size_t size, size_t nmemb, void *arg)
     return n;
 }
 
+/* Where a connection goes, from the most open to the most inward. */
+enum addr_kind { ADDR_PUBLIC, ADDR_PRIVATE, ADDR_LINK_LOCAL, ADDR_LOOPBACK };
+
+static enum addr_kind v4_kind(const unsigned char *a)
+{
+    if (a[0] == 127 || a[0] == 0) {
+        return ADDR_LOOPBACK;
+    }
+    if (a[0] == 169 && a[1] == 254) {
+        return ADDR_LINK_LOCAL; /* cloud metadata services live here */
+    }
+    if (a[0] == 10 || (a[0] == 172 && (a[1] & 0xf0) == 16) || (a[0] == 192 && a[1] == 168) ||
+        (a[0] == 100 && (a[1] & 0xc0) == 64)) {
+        return ADDR_PRIVATE;
+    }
+    return ADDR_PUBLIC;
+}
+
+/* The kind of a numeric address as libcurl reports it. */
+static enum addr_kind addr_kind(const char *ip)
+{
+    unsigned char a[16];
+    if (inet_pton(AF_INET, ip, a) == 1) {
+        return v4_kind(a);
+    }
+    if (inet_pton(AF_INET6, ip, a) != 1) {
+        return ADDR_LOOPBACK; /* unreadable: the strictest */
+    }
+    static const unsigned char mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+    static const unsigned char zero[15] = {0};
+    if (memcmp(a, mapped, 12) == 0) {
+        return v4_kind(a + 12);
+    }
+    if (memcmp(a, zero, 15) == 0 && (a[15] == 0 || a[15] == 1)) {
+        return ADDR_LOOPBACK; /* :: and ::1 */
+    }
+    if (a[0] == 0xfe && (a[1] & 0xc0) == 0x80) {
+        return ADDR_LINK_LOCAL;
+    }
+    if ((a[0] & 0xfe) == 0xfc) {
+        return ADDR_PRIVATE;
+    }
+    return ADDR_PUBLIC;
+}
+
+/* url is at the upstream's own origin (c->base). */
+static bool same_origin(const struct upstream_client *c, const char *url)
+{
+    size_t n = strlen(c->base);
+    return strncmp(url, c->base, n) == 0 && (url[n] == '\0' || url[n] == '/' || url[n] == '?');
+}
+
+/* Before each request is sent (redirects too): the upstream itself may be
+ * anywhere its rule says; a redirect or a token realm elsewhere may not
+ * lead further inward than the upstream is (an upstream on the internet
+ * does not send berth to 127.0.0.1, a private network or the cloud's
+ * metadata address: server-side request forgery). */
+static int on_prereq(void *arg, char *ip, char *local_ip, int port, int local_port)
+{
+    (void)local_ip;
+    (void)port;
+    (void)local_port;
+    struct xfer *x = arg;
+    struct upstream_client *c = x->client;
+    char *url = NULL;
+    curl_easy_getinfo(x->curl, CURLINFO_EFFECTIVE_URL, &url);
+    enum addr_kind kind = addr_kind(ip);
+    if (url != NULL && same_origin(c, url)) {
+        const char *test = getenv("BERTH_TEST_UPSTREAM_PUBLIC");
+        c->base_kind = test != NULL && strcmp(test, "1") == 0 ? ADDR_PUBLIC : (int)kind;
+        return CURL_PREREQFUNC_OK;
+    }
+    int allowed = c->base_kind < 0 ? ADDR_PUBLIC : c->base_kind;
+    if (c->base_kind == ADDR_LINK_LOCAL) {
+        allowed = ADDR_LINK_LOCAL;
+    }
+    if ((int)kind > allowed) {
+        snprintf(x->refused, sizeof(x->refused), "%s (%s) is further inward than the upstream",
+                 url != NULL ? url : "-", ip);
+        return CURL_PREREQFUNC_ABORT;
+    }
+    return CURL_PREREQFUNC_OK;
+}
+
 /* Run one request of url; *code is the final HTTP status. auth is a whole
  * header line or NULL; accept likewise. BERTH_EIO with err on a transport
  * failure. */
@@ -513,6 +602,10 @@ static enum berth_err perform(struct upstream_client *c, const char *url, bool h
     curl_easy_setopt(curl, CURLOPT_HEADERDATA, x);
     curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, on_body);
     curl_easy_setopt(curl, CURLOPT_WRITEDATA, x);
+    x->client = c;
+    x->refused[0] = '\0';
+    curl_easy_setopt(curl, CURLOPT_PREREQFUNCTION, on_prereq);
+    curl_easy_setopt(curl, CURLOPT_PREREQDATA, x);
     CURLcode cc = curl_easy_perform(curl);
     *code = 0;
     curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, code);
@@ -528,6 +621,11 @@ static enum berth_err perform(struct upstream_client *c, const char *url, bool h
         snprintf(err, cap, "the upstream's answer is too large");
         return BERTH_ETOOBIG;
     }
+    if (x->refused[0] != '\0') {
+        log_warn("event=upstream_refused reason=inward_address target=\"%s\"", x->refused);
+        snprintf(err, cap, "the upstream sent berth to %s", x->refused);
+        return BERTH_EDENIED;
+    }
     if (cc != CURLE_OK) {
         snprintf(err, cap, "%s", curl_easy_strerror(cc));
         return BERTH_EIO;
@@ -540,6 +638,13 @@ static enum berth_err perform(struct upstream_client *c, const char *url, bool h
 static enum berth_err fetch_token(struct upstream_client *c, const struct upstream_challenge *ch,
                                   const char *repo, char *err, size_t cap)
 {
+    if (strncmp(c->base, "https://", 8) == 0 && strncmp(ch->realm, "https://", 8) != 0) {
+        /* the credentials would go in the clear where the upstream is TLS */
+        snprintf(err, cap, "the upstream's token realm %.200s is not https, as the upstream is",
+                 ch->realm);
+        log_warn("event=upstream_refused reason=realm_not_https realm=\"%.200s\"", ch->realm);
+        return BERTH_EDENIED;
+    }
     struct buf url;
     buf_init(&url, 4096);
     struct xfer x;

@@ -589,5 +589,43 @@ class DiskSpaceFetchTest(FailedFetchTest):
                      what="the reason in the log")
 
 
+class RedirectInwardTest(CacheTestCase):
+    """An upstream may redirect (a CDN for blobs) but not further inward than it is: one on
+    the internet does not send berth to 127.0.0.1, a private network or the cloud's
+    metadata address. Before, a hostile upstream's 307 made berth copy an internal
+    registry's image and serve it (server-side request forgery). The test upstream is on
+    127.0.0.1; BERTH_TEST_UPSTREAM_PUBLIC makes berth take it for an internet host."""
+
+    server_env = {"BERTH_TEST_UPSTREAM_PUBLIC": "1"}
+
+    def test_a_redirect_to_loopback_is_refused(self):
+        internal = start_upstream(self)
+        img = h.build_image(layer_count=1)
+        internal.registry().push_image("internal/secret", img, tag="v1")
+        layer = img.layer_digests[0]
+        target = "%s/v2/internal/secret/blobs/%s" % (internal.base_url, layer)
+
+        class Redirecting(p.QuietHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_GET(self):
+                if self.path == "/v2/":
+                    return self.send(200, b"{}")
+                self.send_response(307)
+                self.send_header("Location", target)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return None
+
+        evil = p.LoopbackServer()
+        evil.serve(Redirecting)
+        self.addCleanup(evil.close)
+        self.rule("evil", "http://127.0.0.1:%d" % evil.port)
+        resp = self.reg.get_blob("evil/app", layer)
+        self.assertNotEqual(resp.status, 200, resp.describe())
+        self.assertEqual(p.upstream_gets(internal, "/blobs/"), [])
+        self.assertIn("event=upstream_refused reason=inward_address", self.server.log_text())
+
+
 if __name__ == "__main__":
     h.main()
