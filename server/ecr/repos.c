@@ -165,6 +165,13 @@ static void create_repository(struct ecr_call *call)
         (enc && !ecr_string(call, enc, "kmsKey", ECR_OPTIONAL, 1, 2048, &kms_key))) {
         return;
     }
+    if (enc != NULL && kms_key != NULL && strcmp(enc_type, "AES256") == 0) {
+        /* as creation templates answer it: a key AES256 would never use */
+        ecr_fail(call, "InvalidParameterException",
+                 "Invalid parameter: kmsKey can only be specified when encryptionType is KMS or "
+                 "KMS_DSSE");
+        return;
+    }
     struct meta *m = ecr_meta(call);
     if (m == NULL) {
         return;

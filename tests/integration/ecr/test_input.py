@@ -176,6 +176,10 @@ class BadInputTest(e.EcrTestCase):
                                                "imageScanningConfiguration": {}}),
             ("ListTagsForResource", {"resourceArn": "a" * 1025}),
             ("TagResource", {"resourceArn": "", "tags": []}),
+            # a KMS key AES256 would never use (before: accepted, stored and shown)
+            ("CreateRepository", {"repositoryName": "itest/kms-aes",
+                                  "encryptionConfiguration": {"encryptionType": "AES256",
+                                                              "kmsKey": "k"}}),
         ]
         for op, body in cases:
             self.expect(op, body, "InvalidParameterException")
