@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "server/auth/auth.h"
 #include "cli_int.h"
@@ -349,9 +350,13 @@ int cmd_serve(struct cli *cli)
     }
     /* The pull-through cache: its options, and the key that opens the
      * upstream credentials (created on first start). */
+    /* half of the regular workers may wait for upstreams at once */
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    long workers = cfg->http_threads > 0 ? (long)cfg->http_threads : 4 * (cpus > 0 ? cpus : 1);
     struct upstream_options uopt = {
         .tag_ttl_ms = cfg->pull_through_tag_ttl_seconds * 1000,
         .timeout_ms = cfg->pull_through_timeout_seconds * 1000,
+        .max_waiting = (int)(workers / 2 > 0 ? workers / 2 : 1),
     };
     if (!cli_upstream_key(cli, true, uopt.key, &uopt.has_key)) {
         fprintf(stderr, "berth: cannot set up the pull-through cache\n");

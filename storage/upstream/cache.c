@@ -2,6 +2,7 @@
 #include "storage/upstream/cache.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -50,6 +51,30 @@ static bool held(const char *key)
 /* Take key: true when the caller now holds it (release it when done);
  * false after waiting for another holder to finish (the caller looks
  * again at what that one stored). */
+/* Requests waiting for an upstream on their worker thread now. */
+static atomic_int g_waiting;
+
+/* Take a waiting place (g_opt.max_waiting); false, with err, when none is
+ * left: a slow or silent upstream holds at most that many workers, and
+ * the server keeps answering everyone else. */
+static bool wait_enter(char *err, size_t cap)
+{
+    int now = atomic_fetch_add(&g_waiting, 1);
+    if (g_opt.max_waiting > 0 && now >= g_opt.max_waiting) {
+        atomic_fetch_sub(&g_waiting, 1);
+        snprintf(err, cap, "%d requests are waiting for upstream registries already; retry",
+                 g_opt.max_waiting);
+        log_warn("event=pull_through_busy waiting=%d", now);
+        return false;
+    }
+    return true;
+}
+
+static void wait_leave(void)
+{
+    atomic_fetch_sub(&g_waiting, 1);
+}
+
 static bool claim(const char *key)
 {
     bool waited = false;
@@ -413,10 +438,16 @@ enum berth_err upstream_cache_manifest(struct store *st, const char *repo, const
             err[0] = '\0';
             return BERTH_OK; /* the stored tag, not revalidated for this caller */
         }
+        if (!wait_enter(err, cap)) {
+            err[0] = '\0';
+            return BERTH_OK; /* the stored tag, not asked again while upstreams are slow */
+        }
         rc = fetch_client(&f, &rule);
         if (rc == BERTH_OK) {
             rc = revalidate_tag(&f, &mf, reference);
+            wait_leave();
         } else {
+            wait_leave();
             log_warn("event=pull_through_stale repo=%s tag=%s reason=\"%s\" serving=cached", repo,
                      reference, err);
             rc = BERTH_OK;
@@ -429,6 +460,9 @@ enum berth_err upstream_cache_manifest(struct store *st, const char *repo, const
     }
     char key[1400];
     snprintf(key, sizeof(key), "manifest:%s:%s", repo, reference);
+    if (!wait_enter(err, cap)) {
+        return BERTH_EBUSY;
+    }
     for (;;) {
         bool mine = claim(key);
         /* another request may have fetched it meanwhile */
@@ -436,6 +470,7 @@ enum berth_err upstream_cache_manifest(struct store *st, const char *repo, const
             if (mine) {
                 release(key);
             }
+            wait_leave();
             return BERTH_OK;
         }
         if (mine) {
@@ -447,6 +482,7 @@ enum berth_err upstream_cache_manifest(struct store *st, const char *repo, const
         rc = fetch_manifest(&f, reference);
     }
     release(key);
+    wait_leave();
     upstream_client_free(f.client);
     if (rc != BERTH_OK && rc != BERTH_ENOTFOUND) {
         log_warn("event=pull_through_failed repo=%s reference=%s upstream=%s/%s reason=\"%s\"",
@@ -769,8 +805,13 @@ enum berth_err upstream_stream_blob(struct store *st, const char *repo, const st
     if (registry_blob_stat(st, repo, d, &b, &s) == BERTH_OK) {
         return BERTH_OK;
     }
+    /* until the upstream's first answer, this worker waits for it */
+    if (!wait_enter(err, cap)) {
+        return BERTH_EBUSY;
+    }
     rc = link_if_upstream_has(&f, &rule, d);
     if (rc != BERTH_ENOTFOUND) {
+        wait_leave();
         upstream_client_free(f.client);
         return rc;
     }
@@ -790,6 +831,7 @@ enum berth_err upstream_stream_blob(struct store *st, const char *repo, const st
         }
         upstream_client_free(f.client);
         if (rc != BERTH_OK) {
+            wait_leave();
             return rc;
         }
         pthread_mutex_lock(&g_mu);
@@ -837,6 +879,7 @@ enum berth_err upstream_stream_blob(struct store *st, const char *repo, const st
         rc = l->result;
     }
     pthread_mutex_unlock(&g_mu);
+    wait_leave();
     struct upstream_stream *r = failed ? NULL : calloc(1, sizeof(*r));
     if (!failed && r == NULL) {
         rc = BERTH_ENOMEM;
@@ -896,6 +939,9 @@ long long upstream_stream_read(struct upstream_stream *r, uint64_t pos, char *bu
 enum berth_err upstream_stream_wait(struct upstream_stream *r, char *err, size_t cap)
 {
     struct landing *l = r->l;
+    if (!wait_enter(err, cap)) {
+        return BERTH_EBUSY;
+    }
     pthread_mutex_lock(&g_mu);
     while (!l->done) {
         pthread_cond_wait(&g_cv, &g_mu);
@@ -905,6 +951,7 @@ enum berth_err upstream_stream_wait(struct upstream_stream *r, char *err, size_t
         str_copy(err, cap, l->err);
     }
     pthread_mutex_unlock(&g_mu);
+    wait_leave();
     return rc;
 }
 

@@ -39,6 +39,11 @@ struct upstream_options {
     uint8_t key[SEAL_KEY_LEN];
     int64_t tag_ttl_ms; /* a cached tag is checked upstream when older */
     int64_t timeout_ms; /* per upstream request (blobs: while stalled) */
+    /* At most this many requests wait for an upstream at once (a worker
+     * thread each: a manifest fetch, a blob's first answer, a HEAD of a
+     * blob still landing); the others get BERTH_EBUSY (429) at once, and
+     * a cached tag is served without asking again. 0: no bound. */
+    int max_waiting;
 };
 
 /* Set the process's options (copied). Call before serving. */

@@ -627,5 +627,55 @@ class RedirectInwardTest(CacheTestCase):
         self.assertIn("event=upstream_refused reason=inward_address", self.server.log_text())
 
 
+class SlowUpstreamBoundTest(CacheTestCase):
+    """A request waiting for an upstream holds its worker thread; at most half of the
+    regular workers wait at once (here 2 workers: one), the others are answered 429 at
+    once and the server keeps serving everyone. Before, 16 pulls from an upstream that
+    never finished its answer held every worker for 30 s and more: nothing else was
+    answered."""
+
+    server_config = {"storage": {"auto_create_repositories": False}, "http": {"threads": 2}}
+
+    def test_waiting_requests_are_bounded(self):
+        img = h.build_image(layer_count=1)
+        asked = threading.Event()
+        release = threading.Event()
+        self.addCleanup(release.set)
+
+        class Holding(p.QuietHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_GET(self):
+                if self.path == "/v2/":
+                    return self.send(200, b"{}")
+                if "/manifests/" in self.path:
+                    asked.set()
+                    release.wait(60)
+                    return self.send(200, img.manifest, img.media_type)
+                return self.send(404, b"{}")
+
+        fake = p.LoopbackServer()
+        fake.serve(Holding)
+        self.addCleanup(fake.close)
+        self.rule("hold", "http://127.0.0.1:%d" % fake.port)
+        got = {}
+
+        def first():
+            got["first"] = h.Registry(self.server.base_url).get_manifest("hold/a", "v1")
+
+        t = threading.Thread(target=first)
+        t.start()
+        self.addCleanup(t.join, 60)
+        self.assertTrue(asked.wait(30))
+        second = self.reg.get_manifest("hold/b", "v1")
+        self.assertStatus(second, 429)
+        self.assertEqual(second.json()["errors"][0]["code"], "TOOMANYREQUESTS")
+        self.assertStatus(self.reg.ping(), 200)
+        self.assertIn("event=pull_through_busy", self.server.log_text())
+        release.set()
+        t.join(60)
+        self.assertStatus(got["first"], 200)
+
+
 if __name__ == "__main__":
     h.main()
