@@ -726,6 +726,19 @@ static enum berth_err landing_new(struct fetch *f, const struct digest *d, struc
     return BERTH_OK;
 }
 
+/* Fetches under way at most, in all. */
+#define LANDINGS_MAX 128
+
+/* How many fetches are under way. Under g_mu. */
+static int landing_count(void)
+{
+    int n = 0;
+    for (const struct landing *l = g_landings; l != NULL; l = l->next) {
+        n++;
+    }
+    return n;
+}
+
 /* The fetch of d from the upstream at url under way, or NULL. A fetch
  * from another upstream is not joined: its bytes are another registry's
  * word, and a slow or hostile one must not hold this rule's pulls. Under
@@ -847,6 +860,22 @@ enum berth_err upstream_stream_blob(struct store *st, const char *repo, const st
             l->refs = 1;
             stream_put(l);
             l = other;
+        } else if (landing_count() >= LANDINGS_MAX) {
+            /* each is a thread, a connection and a stage; a fetch goes on
+             * after its clients leave, so clients cannot bound them */
+            pthread_mutex_unlock(&g_mu);
+            blob_stage_close(l->writer);
+            l->writer = NULL;
+            blob_stage_close(l->reader);
+            l->reader = NULL;
+            blob_stage_remove(store_blobs(st), l->stage);
+            l->refs = 1;
+            stream_put(l);
+            wait_leave();
+            snprintf(err, cap, "%d blobs are being fetched from upstreams already; retry",
+                     LANDINGS_MAX);
+            log_warn("event=pull_through_busy fetches=%d", LANDINGS_MAX);
+            return BERTH_EBUSY;
         } else {
             l->refs = 2; /* the thread's and the caller's */
             l->next = g_landings;

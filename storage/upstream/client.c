@@ -579,9 +579,10 @@ static enum berth_err perform(struct upstream_client *c, const char *url, bool h
     if (bounded) {
         curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, (long)c->timeout_ms);
     } else {
-        /* a large blob may take long: give up only when it stalls */
+        /* a large blob may take long: give up only when it stalls (under
+         * 1 KiB/s for the timeout: a trickle would hold a fetch for days) */
         long secs = (long)(c->timeout_ms / 1000 > 0 ? c->timeout_ms / 1000 : 1);
-        curl_easy_setopt(curl, CURLOPT_LOW_SPEED_LIMIT, 1L);
+        curl_easy_setopt(curl, CURLOPT_LOW_SPEED_LIMIT, 1024L);
         curl_easy_setopt(curl, CURLOPT_LOW_SPEED_TIME, secs);
     }
     if (head) {

@@ -677,5 +677,65 @@ class SlowUpstreamBoundTest(CacheTestCase):
         self.assertStatus(got["first"], 200)
 
 
+class TrickleBoundTest(CacheTestCase):
+    """A fetch goes on after its clients leave (to cache the blob), so clients do not bound
+    the fetches: an upstream that trickles gets at most 128 under way (a thread, a
+    connection and a stage each), the next pull is answered 429, and a fetch slower than
+    1 KiB/s for pull_through.timeout_seconds ends. Before, 4,000 one-byte-a-second fetches
+    took 4,018 threads and every descriptor, and lasted as long as the upstream trickled."""
+
+    server_config = {"storage": {"auto_create_repositories": False},
+                     "pull_through": {"timeout_seconds": 30}}
+
+    def test_fetches_are_bounded_and_trickles_end(self):
+        stop = threading.Event()
+        self.addCleanup(stop.set)
+
+        class Trickling(p.QuietHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_HEAD(self):
+                return self.send(404, b"")
+
+            def do_GET(self):
+                if self.path == "/v2/":
+                    return self.send(200, b"{}")
+                self.send_response(200)
+                self.send_header("Content-Length", str(1 << 20))
+                self.end_headers()
+                try:
+                    self.wfile.write(b"x")
+                    self.wfile.flush()
+                    while not stop.wait(1):
+                        self.wfile.write(b"x")
+                        self.wfile.flush()
+                except OSError:
+                    pass
+                self.close_connection = True
+                return None
+
+        fake = p.LoopbackServer()
+        fake.serve(Trickling)
+        self.addCleanup(fake.close)
+        self.rule("drip", "http://127.0.0.1:%d" % fake.port)
+
+        def start(i):
+            conn = http.client.HTTPConnection("127.0.0.1", self.server.port, timeout=30)
+            try:
+                conn.request("GET", "/v2/drip/app/blobs/sha256:%064x" % (i + 1))
+                return conn.getresponse().status
+            finally:
+                conn.close()  # the client leaves; the fetch goes on
+
+        statuses = [start(i) for i in range(128)]
+        self.assertEqual(set(statuses), {200}, statuses)
+        self.assertEqual(start(128), 429)
+        self.assertIn("event=pull_through_busy fetches=128", self.server.log_text())
+        # under 1 KiB/s for 30 s: the fetches end, and new ones start again
+        h.wait_until(lambda: self.server.log_text().count("event=pull_through_failed") >= 128,
+                     60, what="the trickling fetches to end")
+        self.assertEqual(start(1000), 200)
+
+
 if __name__ == "__main__":
     h.main()
