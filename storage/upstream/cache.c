@@ -726,6 +726,18 @@ static enum berth_err landing_new(struct fetch *f, const struct digest *d, struc
     return BERTH_OK;
 }
 
+/* Drop a landing never started (its stage removed). */
+static void landing_discard(struct landing *l)
+{
+    blob_stage_close(l->writer);
+    l->writer = NULL;
+    blob_stage_close(l->reader);
+    l->reader = NULL;
+    blob_stage_remove(store_blobs(l->st), l->stage);
+    l->refs = 1;
+    stream_put(l);
+}
+
 /* Fetches under way at most, in all. */
 #define LANDINGS_MAX 128
 
@@ -852,25 +864,13 @@ enum berth_err upstream_stream_blob(struct store *st, const char *repo, const st
         if (other != NULL) { /* another request started it first: join that one */
             other->refs++;
             pthread_mutex_unlock(&g_mu);
-            blob_stage_close(l->writer);
-            l->writer = NULL;
-            blob_stage_close(l->reader);
-            l->reader = NULL;
-            blob_stage_remove(store_blobs(st), l->stage);
-            l->refs = 1;
-            stream_put(l);
+            landing_discard(l);
             l = other;
         } else if (landing_count() >= LANDINGS_MAX) {
             /* each is a thread, a connection and a stage; a fetch goes on
              * after its clients leave, so clients cannot bound them */
             pthread_mutex_unlock(&g_mu);
-            blob_stage_close(l->writer);
-            l->writer = NULL;
-            blob_stage_close(l->reader);
-            l->reader = NULL;
-            blob_stage_remove(store_blobs(st), l->stage);
-            l->refs = 1;
-            stream_put(l);
+            landing_discard(l);
             wait_leave();
             snprintf(err, cap, "%d blobs are being fetched from upstreams already; retry",
                      LANDINGS_MAX);
