@@ -278,6 +278,12 @@ void http_send_json(struct request *req, unsigned status, const char *content_ty
  * HTTP_DISCARD_MAX for the bounds). */
 void http_defer_error(struct request *req, unsigned status, const char *code, const char *message);
 
+/* The request's worker thread is about to wait (true) for something
+ * outside berth (an upstream registry), or is done waiting (false): while
+ * it waits, the listener gives new connections to other workers as it
+ * does while one sends a large body. Calls pair up. */
+void http_worker_waits(struct request *req, bool waiting);
+
 /* Buffer the request body into req->body, at most max bytes (413
  * SIZE_INVALID above). With unverified (the caller is not authenticated
  * yet: a SigV4 signature covers the body, or the caller is anonymous), the

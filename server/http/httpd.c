@@ -66,6 +66,11 @@ static bool host_name(const char *host, char *out, size_t cap)
     return true;
 }
 
+void http_worker_waits(struct request *req, bool waiting)
+{
+    pool_body(req->srv->pool, req->worker, waiting ? 1 : -1);
+}
+
 bool http_host_open_ok(struct request *req)
 {
     const char *host = http_header(req, "Host");
