@@ -71,9 +71,9 @@ static enum berth_err fetch_through_cache(void *arg, struct store *st, const cha
     struct scan_workers *w = arg;
     struct upstream_stream *s = NULL;
     int64_t size = -1;
-    enum berth_err rc = upstream_stream_blob(st, repo, d, NULL, NULL, &s, &size, err, cap);
+    enum berth_err rc = upstream_stream_blob(st, repo, d, NULL, &s, &size, err, cap);
     if (rc == BERTH_OK && s != NULL) {
-        rc = upstream_stream_wait(s, err, cap);
+        rc = upstream_stream_wait(s, NULL, err, cap);
     }
     upstream_stream_release(s);
     if (rc != BERTH_OK && upstream_stopping()) {

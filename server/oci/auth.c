@@ -22,6 +22,7 @@
 #include "common/str.h"
 #include "common/timeutil.h"
 #include "server/metrics/metrics.h"
+#include "storage/upstream/cache.h"
 
 /* Longest Basic credential: "AWS:" + a token, or a key id and a secret. */
 #define BASIC_B64_MAX AUTHTOKEN_BASIC_MAX_LEN
@@ -827,6 +828,17 @@ bool oci_auth_may_import(void *arg, char *err, size_t cap)
     }
     c->refused = rc != BERTH_OK || !allowed;
     return !c->refused;
+}
+
+static void worker_waits(void *arg, bool waiting)
+{
+    struct oci_import_check *c = arg;
+    http_worker_waits(c->req, waiting);
+}
+
+struct upstream_caller oci_upstream_caller(struct oci_import_check *check)
+{
+    return (struct upstream_caller){oci_auth_may_import, worker_waits, check};
 }
 
 bool oci_replication_repo(struct request *req)

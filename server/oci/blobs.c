@@ -198,11 +198,9 @@ static void blob_get(struct request *req, const struct digest *d)
         struct upstream_stream *us = NULL;
         int64_t len = -1;
         struct oci_import_check import = {req, false};
+        struct upstream_caller caller = oci_upstream_caller(&import);
         if (s.reason == REG_REPO_UNKNOWN || s.reason == REG_BLOB_UNKNOWN) {
-            http_worker_waits(req, true);
-            prc = upstream_stream_blob(st, req->repo, d, oci_auth_may_import, &import, &us, &len,
-                                       err, sizeof(err));
-            http_worker_waits(req, false);
+            prc = upstream_stream_blob(st, req->repo, d, &caller, &us, &len, err, sizeof(err));
         }
         if (prc != BERTH_OK && import.refused) {
             oci_error(req, 403, "DENIED", err, NULL);
@@ -213,9 +211,7 @@ static void blob_get(struct request *req, const struct digest *d)
             return;
         }
         if (prc == BERTH_OK && us != NULL) {
-            http_worker_waits(req, true);
-            prc = upstream_stream_wait(us, err, sizeof(err));
-            http_worker_waits(req, false);
+            prc = upstream_stream_wait(us, &caller, err, sizeof(err));
             upstream_stream_release(us);
         }
         if (prc != BERTH_OK && prc != BERTH_ENOTFOUND) {

@@ -30,10 +30,9 @@ static void manifest_get(struct request *req)
      * first (nothing happens for other repositories) */
     char err[AUTHZ_DENIED_MESSAGE_MAX];
     struct oci_import_check import = {req, false};
-    http_worker_waits(req, true);
-    enum berth_err prc = upstream_cache_manifest(st, req->repo, req->ref, oci_auth_may_import,
-                                                 &import, err, sizeof(err));
-    http_worker_waits(req, false);
+    struct upstream_caller caller = oci_upstream_caller(&import);
+    enum berth_err prc =
+        upstream_cache_manifest(st, req->repo, req->ref, &caller, err, sizeof(err));
     if (prc != BERTH_OK && import.refused) {
         /* ECR: a pull that would import needs ecr:BatchImportUpstreamImage */
         oci_error(req, 403, "DENIED", err, NULL);

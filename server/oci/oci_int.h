@@ -156,6 +156,12 @@ struct oci_import_check {
 };
 bool oci_auth_may_import(void *arg, char *err, size_t cap);
 
+/* The pull-through cache's caller for a request (arg the struct
+ * oci_import_check): oci_auth_may_import, and its worker thread marked as
+ * waiting (http_worker_waits) while the cache waits for an upstream. */
+struct upstream_caller;
+struct upstream_caller oci_upstream_caller(struct oci_import_check *check);
+
 /* The header another berth's replication sends with its pushes, naming
  * its region and registry id (UPSTREAM_REPLICATION_HEADER). */
 #define OCI_REPLICATION_HEADER "X-Berth-Replication-Source"

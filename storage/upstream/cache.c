@@ -54,11 +54,15 @@ static bool held(const char *key)
 /* Requests waiting for an upstream on their worker thread now. */
 static atomic_int g_waiting;
 
-/* Take a waiting place (g_opt.max_waiting); false, with err, when none is
+/* A worker thread's caller (upstream_caller.waits) takes a waiting place
+ * (g_opt.max_waiting) and is told it waits; false, with err, when none is
  * left: a slow or silent upstream holds at most that many workers, and
- * the server keeps answering everyone else. */
-static bool wait_enter(char *err, size_t cap)
+ * the server keeps answering everyone else. Other callers always wait. */
+static bool wait_enter(const struct upstream_caller *caller, char *err, size_t cap)
 {
+    if (caller == NULL || caller->waits == NULL) {
+        return true;
+    }
     int now = atomic_fetch_add(&g_waiting, 1);
     if (g_opt.max_waiting > 0 && now >= g_opt.max_waiting) {
         atomic_fetch_sub(&g_waiting, 1);
@@ -67,12 +71,23 @@ static bool wait_enter(char *err, size_t cap)
         log_warn("event=pull_through_busy waiting=%d", now);
         return false;
     }
+    caller->waits(caller->arg, true);
     return true;
 }
 
-static void wait_leave(void)
+static void wait_leave(const struct upstream_caller *caller)
 {
-    atomic_fetch_sub(&g_waiting, 1);
+    if (caller != NULL && caller->waits != NULL) {
+        caller->waits(caller->arg, false);
+        atomic_fetch_sub(&g_waiting, 1);
+    }
+}
+
+/* The caller's may_import (none: allowed). */
+static bool may_import(const struct upstream_caller *caller, char *err, size_t cap)
+{
+    return caller == NULL || caller->may_import == NULL ||
+           caller->may_import(caller->arg, err, cap);
 }
 
 static bool claim(const char *key)
@@ -410,8 +425,7 @@ static enum berth_err fetch_client(struct fetch *f, const struct upstream_rule *
 }
 
 enum berth_err upstream_cache_manifest(struct store *st, const char *repo, const char *reference,
-                                       upstream_may_import_fn may_import, void *may_arg, char *err,
-                                       size_t cap)
+                                       const struct upstream_caller *caller, char *err, size_t cap)
 {
     struct fetch f;
     struct upstream_rule rule;
@@ -434,20 +448,20 @@ enum berth_err upstream_cache_manifest(struct store *st, const char *repo, const
         if (by_digest) {
             return BERTH_OK; /* content never changes: never upstream again */
         }
-        if (may_import != NULL && !may_import(may_arg, err, cap)) {
+        if (!may_import(caller, err, cap)) {
             err[0] = '\0';
             return BERTH_OK; /* the stored tag, not revalidated for this caller */
         }
-        if (!wait_enter(err, cap)) {
+        if (!wait_enter(caller, err, cap)) {
             err[0] = '\0';
             return BERTH_OK; /* the stored tag, not asked again while upstreams are slow */
         }
         rc = fetch_client(&f, &rule);
         if (rc == BERTH_OK) {
             rc = revalidate_tag(&f, &mf, reference);
-            wait_leave();
+            wait_leave(caller);
         } else {
-            wait_leave();
+            wait_leave(caller);
             log_warn("event=pull_through_stale repo=%s tag=%s reason=\"%s\" serving=cached", repo,
                      reference, err);
             rc = BERTH_OK;
@@ -455,12 +469,12 @@ enum berth_err upstream_cache_manifest(struct store *st, const char *repo, const
         upstream_client_free(f.client);
         return rc;
     }
-    if (may_import != NULL && !may_import(may_arg, err, cap)) {
+    if (!may_import(caller, err, cap)) {
         return BERTH_EDENIED; /* the upstream is not asked */
     }
     char key[1400];
     snprintf(key, sizeof(key), "manifest:%s:%s", repo, reference);
-    if (!wait_enter(err, cap)) {
+    if (!wait_enter(caller, err, cap)) {
         return BERTH_EBUSY;
     }
     for (;;) {
@@ -470,7 +484,7 @@ enum berth_err upstream_cache_manifest(struct store *st, const char *repo, const
             if (mine) {
                 release(key);
             }
-            wait_leave();
+            wait_leave(caller);
             return BERTH_OK;
         }
         if (mine) {
@@ -482,7 +496,7 @@ enum berth_err upstream_cache_manifest(struct store *st, const char *repo, const
         rc = fetch_manifest(&f, reference);
     }
     release(key);
-    wait_leave();
+    wait_leave(caller);
     upstream_client_free(f.client);
     if (rc != BERTH_OK && rc != BERTH_ENOTFOUND) {
         log_warn("event=pull_through_failed repo=%s reference=%s upstream=%s/%s reason=\"%s\"",
@@ -802,7 +816,7 @@ static enum berth_err link_if_upstream_has(struct fetch *f, const struct upstrea
 }
 
 enum berth_err upstream_stream_blob(struct store *st, const char *repo, const struct digest *d,
-                                    upstream_may_import_fn may_import, void *may_arg,
+                                    const struct upstream_caller *caller,
                                     struct upstream_stream **out, int64_t *size, char *err,
                                     size_t cap)
 {
@@ -815,7 +829,7 @@ enum berth_err upstream_stream_blob(struct store *st, const char *repo, const st
     if (rc != BERTH_OK) {
         return rc;
     }
-    if (may_import != NULL && !may_import(may_arg, err, cap)) {
+    if (!may_import(caller, err, cap)) {
         return BERTH_EDENIED; /* neither linked nor fetched */
     }
     struct meta_repo repo_row;
@@ -831,12 +845,12 @@ enum berth_err upstream_stream_blob(struct store *st, const char *repo, const st
         return BERTH_OK;
     }
     /* until the upstream's first answer, this worker waits for it */
-    if (!wait_enter(err, cap)) {
+    if (!wait_enter(caller, err, cap)) {
         return BERTH_EBUSY;
     }
     rc = link_if_upstream_has(&f, &rule, d);
     if (rc != BERTH_ENOTFOUND) {
-        wait_leave();
+        wait_leave(caller);
         upstream_client_free(f.client);
         return rc;
     }
@@ -856,7 +870,7 @@ enum berth_err upstream_stream_blob(struct store *st, const char *repo, const st
         }
         upstream_client_free(f.client);
         if (rc != BERTH_OK) {
-            wait_leave();
+            wait_leave(caller);
             return rc;
         }
         pthread_mutex_lock(&g_mu);
@@ -871,7 +885,7 @@ enum berth_err upstream_stream_blob(struct store *st, const char *repo, const st
              * after its clients leave, so clients cannot bound them */
             pthread_mutex_unlock(&g_mu);
             landing_discard(l);
-            wait_leave();
+            wait_leave(caller);
             snprintf(err, cap, "%d blobs are being fetched from upstreams already; retry",
                      LANDINGS_MAX);
             log_warn("event=pull_through_busy fetches=%d", LANDINGS_MAX);
@@ -908,7 +922,7 @@ enum berth_err upstream_stream_blob(struct store *st, const char *repo, const st
         rc = l->result;
     }
     pthread_mutex_unlock(&g_mu);
-    wait_leave();
+    wait_leave(caller);
     struct upstream_stream *r = failed ? NULL : calloc(1, sizeof(*r));
     if (!failed && r == NULL) {
         rc = BERTH_ENOMEM;
@@ -965,10 +979,11 @@ long long upstream_stream_read(struct upstream_stream *r, uint64_t pos, char *bu
     return (long long)got;
 }
 
-enum berth_err upstream_stream_wait(struct upstream_stream *r, char *err, size_t cap)
+enum berth_err upstream_stream_wait(struct upstream_stream *r, const struct upstream_caller *caller,
+                                    char *err, size_t cap)
 {
     struct landing *l = r->l;
-    if (!wait_enter(err, cap)) {
+    if (!wait_enter(caller, err, cap)) {
         return BERTH_EBUSY;
     }
     pthread_mutex_lock(&g_mu);
@@ -980,7 +995,7 @@ enum berth_err upstream_stream_wait(struct upstream_stream *r, char *err, size_t
         str_copy(err, cap, l->err);
     }
     pthread_mutex_unlock(&g_mu);
-    wait_leave();
+    wait_leave(caller);
     return rc;
 }
 

@@ -87,19 +87,29 @@ enum berth_err upstream_secret_client(struct meta *m, const char *url, const cha
  * only when a rule covers the repository and the upstream would be asked. */
 typedef bool (*upstream_may_import_fn)(void *arg, char *err, size_t cap);
 
+/* Who asks the cache (NULL: a background job, which may always import and
+ * waits unbounded on a thread of its own). */
+struct upstream_caller {
+    upstream_may_import_fn may_import; /* NULL: always */
+    /* A request on an HTTP worker thread: told when the thread starts
+     * (true) and stops (false) waiting for an upstream. Such waits are
+     * bounded (upstream_options.max_waiting); NULL: not one. */
+    void (*waits)(void *arg, bool waiting);
+    void *arg;
+};
+
 /* Make sure the manifest reference (tag or digest) of repo is in the store
  * as the cache rules want it (see above). BERTH_OK when the store has it
  * now, or still has it while the upstream failed; BERTH_ENOTFOUND when no
  * rule covers repo or neither the store nor the upstream has it;
  * otherwise the upstream's failure (BERTH_EIO, BERTH_EDENIED, BERTH_EBUSY,
  * BERTH_EDIGEST for content that does not match its digest) or a store
- * error, with a reason in err. may_import (NULL: always) is asked before
+ * error, with a reason in err. caller's may_import is asked before
  * the upstream is: refused, a stored tag is served without revalidation
  * and a reference the store lacks is BERTH_EDENIED (its reason in err),
  * the upstream never asked. */
 enum berth_err upstream_cache_manifest(struct store *st, const char *repo, const char *reference,
-                                       upstream_may_import_fn may_import, void *may_arg, char *err,
-                                       size_t cap);
+                                       const struct upstream_caller *caller, char *err, size_t cap);
 
 /* A blob landing from the upstream, read while it lands. */
 struct upstream_stream;
@@ -111,10 +121,10 @@ struct upstream_stream;
  * with *out once the upstream answered, *size its Content-Length (-1 when
  * unknown). BERTH_ENOTFOUND when no rule covers repo or the upstream has
  * no such blob; BERTH_EDENIED (nothing linked or fetched, the reason in
- * err) when may_import (NULL: always) refuses; the upstream's failure
+ * err) when caller's may_import refuses; the upstream's failure
  * otherwise (err says why). Release *out with upstream_stream_release. */
 enum berth_err upstream_stream_blob(struct store *st, const char *repo, const struct digest *d,
-                                    upstream_may_import_fn may_import, void *may_arg,
+                                    const struct upstream_caller *caller,
                                     struct upstream_stream **out, int64_t *size, char *err,
                                     size_t cap);
 
@@ -135,7 +145,8 @@ long long upstream_stream_read(struct upstream_stream *s, uint64_t pos, char *bu
 
 /* Wait until the fetch ended: BERTH_OK when the blob is published, or why
  * not (err). */
-enum berth_err upstream_stream_wait(struct upstream_stream *s, char *err, size_t cap);
+enum berth_err upstream_stream_wait(struct upstream_stream *s, const struct upstream_caller *caller,
+                                    char *err, size_t cap);
 
 /* At shutdown, before the store closes: fetches under way give up (their
  * stages removed, nothing published), waiting up to timeout_ms for them. */
