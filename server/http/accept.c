@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include <microhttpd.h>
@@ -168,16 +169,7 @@ bool accept_upload(const unsigned char *p, size_t n)
 /* p[0..n) equals s, ignoring ASCII case. */
 static bool same_name(const unsigned char *p, size_t n, const char *s)
 {
-    if (n != strlen(s)) {
-        return false;
-    }
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = p[i] >= 'A' && p[i] <= 'Z' ? (unsigned char)(p[i] + 32) : p[i];
-        if (c != (unsigned char)s[i]) {
-            return false;
-        }
-    }
-    return true;
+    return n == strlen(s) && strncasecmp((const char *)p, s, n) == 0;
 }
 
 /* A Content-Length value (after the colon) that libmicrohttpd 0.9.75

@@ -156,6 +156,20 @@ static void apply_rule(const struct lc_rule *r, const struct lifecycle_image *im
     }
 }
 
+/* Lists in compressed form: off[0..count) holds how many items each list
+ * has; made into where each list ends (off[count] the total), so that
+ * filling item x of list p at --off[p] leaves list p at off[p] ..
+ * off[p + 1]. */
+static void counts_to_ends(size_t *off, size_t count)
+{
+    size_t running = 0;
+    for (size_t p = 0; p < count; p++) {
+        running += off[p];
+        off[p] = running;
+    }
+    off[count] = running;
+}
+
 /* Un-expire every image reachable from a kept image through parent links
  * (a kept index keeps its children, transitively). kept is scratch space of
  * count bytes, zeroed. */
@@ -179,12 +193,7 @@ static enum berth_err keep_referenced(const struct lifecycle_image *images, size
             off[images[i].parents[k]]++;
         }
     }
-    size_t running = 0;
-    for (size_t p = 0; p < count; p++) {
-        running += off[p];
-        off[p] = running;
-    }
-    off[count] = running;
+    counts_to_ends(off, count);
     for (size_t i = 0; i < count; i++) {
         for (size_t k = 0; k < images[i].parent_count; k++) {
             children[--off[images[i].parents[k]]] = i;
@@ -249,12 +258,7 @@ static size_t expire_referrers(const struct lifecycle_image *images, size_t coun
             off[images[i].subject]++;
         }
     }
-    size_t running = 0;
-    for (size_t s = 0; s < count; s++) {
-        running += off[s];
-        off[s] = running;
-    }
-    off[count] = running;
+    counts_to_ends(off, count);
     for (size_t i = 0; i < count; i++) {
         if (follows_subject(&images[i])) {
             refs[--off[images[i].subject]] = i;
